@@ -1,0 +1,65 @@
+"""magcfg: a declarative GitOps configuration compiler for the MagFlock platform.
+
+The public Python API is what this module exports; everything else is private and may
+change. The runtime kernel lives in ``magcfg.runtime`` and imports none of this.
+
+    >>> import magcfg
+    >>> project = magcfg.load_project("magcfg.yaml")
+    >>> result = magcfg.build(project)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Artifact",
+    "BuildError",
+    "BuildResult",
+    "Diagnostic",
+    "Explanation",
+    "LayerStack",
+    "MagcfgError",
+    "Project",
+    "Provenance",
+    "__version__",
+    "build",
+    "compile_environment",
+    "explain",
+    "load_project",
+]
+
+if TYPE_CHECKING:
+    from .build import Artifact, BuildResult, build, compile_environment
+    from .errors import BuildError, Diagnostic, MagcfgError
+    from .explain import Explanation, explain
+    from .merge import LayerStack, Provenance
+    from .project import Project, load_project
+
+_LAZY = {
+    "Artifact": "build",
+    "BuildResult": "build",
+    "build": "build",
+    "compile_environment": "build",
+    "BuildError": "errors",
+    "Diagnostic": "errors",
+    "MagcfgError": "errors",
+    "Explanation": "explain",
+    "explain": "explain",
+    "LayerStack": "merge",
+    "Provenance": "merge",
+    "Project": "project",
+    "load_project": "project",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import magcfg.runtime` must not pay for the compiler's imports.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'magcfg' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -1,0 +1,3 @@
+from magcfg.cli import run
+
+run()
