@@ -118,8 +118,8 @@ def explain(
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
     try:
-        app(args=argv, prog_name="magcfg", standalone_mode=False)
-        code = 0
+        result = app(args=argv, prog_name="magcfg", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
     except SystemExit as exc:  # click's usage errors in non-standalone mode
