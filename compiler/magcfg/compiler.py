@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .cache import BuildCache
-from .emit import CONFIG, MANIFEST, SIGNATURE, config_bytes, fragment_bytes, inputs_digest
-from .emit import manifest_bytes, stale_files, write_files
+from .emit import (
+    CONFIG,
+    MANIFEST,
+    SIGNATURE,
+    config_bytes,
+    fragment_bytes,
+    inputs_digest,
+    manifest_bytes,
+    stale_files,
+    write_files,
+)
 from .errors import BuildError, Diagnostic
 from .load import FileSource, LoadFailed, ParsedFile, parse_layer
 from .merge import ABSENT, Layer, LayerStack, Source
@@ -155,7 +163,8 @@ class Compiler:
         if errors:
             raise BuildError(sorted(set(errors)))
         self.cache.flush()
-        index = self.schema().index if self.schema() is not None else None
+        schema = self.schema()
+        index = schema.index if schema is not None else None
         merge_key = index.merge_key if index is not None else None
         stacks = {}
         for env, layers in listing.items():
@@ -251,7 +260,7 @@ class Compiler:
         context = CompileContext(self.project, env, stack, schema, config)
         for emitter in ARTIFACT_EMITTERS:
             files.update(emitter(context))
-        hot, restart = schema.index.reload_switches() if schema else ([], [])
+        hot, restart = schema.index.reload_partition() if schema else ([], [])
         inputs = [(self.project.file, self.project.digest)]
         inputs += [(f.path, f.digest) for f in stack.files()]
         manifest = manifest_bytes(

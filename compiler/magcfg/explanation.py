@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .build import Compiler
 from .cache import BuildCache
+from .compiler import Compiler
 from .errors import UsageError
 from .load import UNSET
 from .merge import ABSENT, Provenance
 from .project import Project
 from .redact import Redactor
+
 
 @dataclass(frozen=True)
 class Explanation:
