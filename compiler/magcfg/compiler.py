@@ -31,13 +31,34 @@ from .errors import BuildError, Diagnostic
 from .load import FileSource, LoadFailed, ParsedFile, parse_layer
 from .merge import ABSENT, Layer, LayerStack, Source
 from .project import Project
+from .redact import Redactor
 from .schema import Schema, load_schema
 from .validate import Validator
 
-# Later stages add emitters here: each gets the compile context of one environment
-# and returns extra files for generated/<env>/ (covered by the manifest).
+# Extension points of the pipeline, one list per kind. Each feature module adds its
+# function in _extensions() below (explicitly, not by import side effects).
+#  - document checks run on each merged, schema-valid environment (CUE, secret rules);
+#  - artifact emitters return extra files for generated/<env>/, covered by the manifest;
+#  - delivery emitters run after the manifest and may read it (ConfigMap); their files
+#    are not listed in the manifest.
+DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
 ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
-ARTIFACT_EMITTERS: list[ArtifactEmitter] = []
+DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Extensions:
+    document_checks: tuple[DocumentCheck, ...] = ()
+    artifact_emitters: tuple[ArtifactEmitter, ...] = ()
+    delivery_emitters: tuple[DeliveryEmitter, ...] = ()
+
+
+def _extensions() -> Extensions:
+    checks: list[DocumentCheck] = []
+    artifacts: list[ArtifactEmitter] = []
+    delivery: list[DeliveryEmitter] = []
+    # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
 @dataclass
@@ -49,6 +70,7 @@ class CompileContext:
     stack: LayerStack
     schema: Schema | None
     config_json: bytes
+    redactor: Redactor
     _config: dict[str, Any] | None = None
 
     @property
@@ -126,6 +148,11 @@ class Compiler:
                                              code="schema")]) from None
             self._schema = load_schema(path, raw)
         return self._schema
+
+    def redactor(self) -> Redactor:
+        """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
+        schema = self.schema()
+        return Redactor(schema.index if schema else None, self.project.settings.get("redact") or ())
 
     def validator(self) -> Validator | None:
         schema = self.schema()
@@ -257,8 +284,13 @@ class Compiler:
             if doc_errors:
                 return None, diagnostics + doc_errors
         files = {CONFIG: config}
-        context = CompileContext(self.project, env, stack, schema, config)
-        for emitter in ARTIFACT_EMITTERS:
+        context = CompileContext(self.project, env, stack, schema, config, self.redactor())
+        extensions = _extensions()
+        check_errors = [d for check in extensions.document_checks for d in check(context)]
+        diagnostics.extend(check_errors)
+        if any(d.severity == "error" for d in check_errors):
+            return None, diagnostics
+        for emitter in extensions.artifact_emitters:
             files.update(emitter(context))
         hot, restart = schema.index.reload_partition() if schema else ([], [])
         inputs = [(self.project.file, self.project.digest)]
@@ -270,6 +302,8 @@ class Compiler:
             hot_keys=hot, restart_keys=restart, previous=previous_manifest,
             manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
         files[MANIFEST] = manifest
+        for delivery in extensions.delivery_emitters:
+            files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack), diagnostics
 
