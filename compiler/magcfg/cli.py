@@ -110,6 +110,76 @@ def explain(
 
 # ---------------------------------------------------------------- diff / promote (issue 5)
 
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="Output format: text, json or markdown.")]
+
+
+def _use_color(mode: str) -> bool:
+    if mode not in ("auto", "always", "never"):
+        from .errors import UsageError
+
+        raise UsageError(f"--color must be auto, always or never, not {mode!r}")
+    if mode == "auto":
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return mode == "always"
+
+
+@app.command()
+def diff(
+    old: Annotated[str | None, typer.Argument(help="Environment on the old side.",
+                                              show_default=False)] = None,
+    new: Annotated[str | None, typer.Argument(help="Environment on the new side.",
+                                              show_default=False)] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="With --against: the "
+                                            "environment to compare.", show_default=False)] = None,
+    against: Annotated[str | None, typer.Option("--against", help="Git ref (commit, branch, "
+                                                "tag) to compare the working tree with.",
+                                                show_default=False)] = None,
+    output_format: FormatOption = "text",
+    color: Annotated[str, typer.Option("--color", help="auto (on a terminal), always or "
+                                       "never.")] = "auto",
+    project: ProjectOption = None,
+) -> None:
+    """Show what differs between two environments (A B), or between an environment at a
+    git ref and the working tree (--env E --against REF). Secrets are redacted; each
+    change names the file:line that set it. Exit 0 identical, 1 different, 2 usage."""
+    from .errors import UsageError
+
+    try:
+        if output_format not in ("text", "json", "markdown"):
+            raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
+        use_color = _use_color(color)
+        if against is not None:
+            if new is not None or (old is not None and env is not None):
+                raise UsageError("give either two environments or --env E --against REF")
+            env = env or old
+            if env is None:
+                raise UsageError("--against needs --env E")
+        elif env is not None:
+            raise UsageError("--env needs --against REF (or give two environments: A B)")
+        elif old is None or new is None:
+            raise UsageError("give two environments (magcfg diff A B) or --env E --against REF")
+        from . import diff as diffs
+        from .project import load_project
+
+        proj = load_project(project)
+        if against is not None:
+            assert env is not None
+            result = diffs.diff_against(proj, env, against)
+        else:
+            assert old is not None and new is not None
+            result = diffs.diff_environments(proj, old, new)
+    except MagcfgError as exc:
+        _fail(exc)
+    if output_format == "json":
+        sys.stdout.write(diffs.format_json(result))
+    elif output_format == "markdown":
+        sys.stdout.write(diffs.format_markdown(result))
+    else:
+        sys.stdout.write(diffs.format_text(result, color=use_color))
+    raise typer.Exit(0 if result.identical else 1)
+
+
 # ---------------------------------------------------------------- lint (issue 7)
 
 # ---------------------------------------------------------------- watch (issue 8)
