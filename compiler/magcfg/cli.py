@@ -180,6 +180,62 @@ def diff(
     raise typer.Exit(0 if result.identical else 1)
 
 
+@app.command()
+def promote(
+    from_env: Annotated[str, typer.Argument(metavar="FROM", help="Environment to copy from.")],
+    to_env: Annotated[str, typer.Argument(metavar="TO", help="Environment to write into.")],
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", "-k", help="Only keys matching this dotted glob (repeatable; * one "
+        "segment, ** any; a key covers its children).", show_default=False)] = None,
+    include_secrets: Annotated[bool, typer.Option(
+        "--include-secrets", help="Also promote secret references (never values).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show the plan and the "
+                                          "diff of TO; change nothing.")] = False,
+    branch: Annotated[str | None, typer.Option("--branch", "-b", help="Branch to create "
+                                               "(default: promote/FROM-to-TO-<digest>).",
+                                               show_default=False)] = None,
+    pr_body_file: Annotated[Path | None, typer.Option(
+        "--pr-body", help="Write the pull-request body (Markdown) to this file instead of "
+        "stdout.", show_default=False)] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Copy the values FROM's environment layers set differently into TO's layer files
+    (keeping comments and order), rebuild TO, and commit on a new branch with a PR body.
+    Secret references and allow-listed differences are never copied."""
+    from . import promote as promotion
+    from .project import load_project
+
+    try:
+        proj = load_project(project)
+        plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
+        words = ["magcfg promote", from_env, to_env, *(f"--key '{k}'" for k in key or ())]
+        if include_secrets:
+            words.append("--include-secrets")
+        plan.command = " ".join(words)
+        if dry_run:
+            sys.stdout.write(promotion.format_plan(plan))
+            if not plan.diff.identical:
+                from .diff import format_text
+
+                sys.stdout.write("\n" + format_text(plan.diff, color=_use_color("auto")))
+            return
+        if plan.empty:
+            sys.stdout.write(promotion.format_plan(plan))
+            _stderr("nothing to promote: no branch or commit created")
+            return
+        done = promotion.apply_promotion(proj, plan, branch)
+        body = promotion.pr_body(proj, plan, done)
+    except MagcfgError as exc:
+        _fail(exc)
+    if pr_body_file is not None:
+        promotion.write_text(pr_body_file, body)
+        _stderr(f"wrote the PR body to {pr_body_file}")
+    else:
+        sys.stdout.write(body)
+    _stderr(f"promoted {len(plan.edits)} value(s) {from_env} -> {to_env} on branch "
+            f"{done.branch} (commit {done.commit[:10]}); now on that branch")
+
+
 # ---------------------------------------------------------------- lint (issue 7)
 
 # ---------------------------------------------------------------- watch (issue 8)

@@ -202,9 +202,12 @@ class Side:
     environment: str
     ref: str | None = None
     commit: str | None = None
+    name: str | None = None
 
     @property
     def label(self) -> str:
+        if self.name is not None:
+            return self.name
         if self.ref is None:
             return self.environment
         return f"{self.environment}@{self.ref}"
@@ -418,7 +421,8 @@ def format_json(d: ConfigDiff) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def _md_code(text: str) -> str:
+def md_code(text: str) -> str:
+    """``text`` as inline code inside a Markdown table cell."""
     text = text.replace("|", "\\|").replace("\n", " ")
     ticks = "``" if "`" in text else "`"
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -427,30 +431,30 @@ def _md_code(text: str) -> str:
 
 def markdown_table(d: ConfigDiff) -> list[str]:
     """The change table (also used inside promotion PR bodies)."""
-    lines = [f"| | Key | {_md_code(d.old.label)} | {_md_code(d.new.label)} | Reload "
-             f"| Set in {_md_code(d.old.label)} | Set in {_md_code(d.new.label)} |",
+    lines = [f"| | Key | {md_code(d.old.label)} | {md_code(d.new.label)} | Reload "
+             f"| Set in {md_code(d.old.label)} | Set in {md_code(d.new.label)} |",
              "|:-:|---|---|---|---|---|---|"]
     for c in d.changes:
-        old = _md_code(show(c.old)) if c.kind != "added" else "—"
-        new = _md_code(show(c.new)) if c.kind != "removed" else "—"
+        old = md_code(show(c.old)) if c.kind != "added" else "—"
+        new = md_code(show(c.new)) if c.kind != "removed" else "—"
         reload = "**restart**" if c.restart else c.reload
-        src_old = _md_code(c.old_source.where()) if c.old_source else ""
-        src_new = _md_code(c.new_source.where()) if c.new_source else ""
-        lines.append(f"| {_STYLE[c.kind]} | {_md_code(c.key)} | {old} | {new} | {reload} "
+        src_old = md_code(c.old_source.where()) if c.old_source else ""
+        src_new = md_code(c.new_source.where()) if c.new_source else ""
+        lines.append(f"| {_STYLE[c.kind]} | {md_code(c.key)} | {old} | {new} | {reload} "
                      f"| {src_old} | {src_new} |")
     return lines
 
 
 def format_markdown(d: ConfigDiff) -> str:
     """A PR comment: summary, restart-only warning, and the change table."""
-    title = f"### Config diff: {_md_code(d.old.label)} → {_md_code(d.new.label)}"
+    title = f"### Config diff: {md_code(d.old.label)} → {md_code(d.new.label)}"
     if d.identical:
         return f"{title}\n\nNo differences.\n"
     lines = [title, "", f"**{summary_line(d)}**", ""]
     restart = [c for c in d.changes if c.restart]
     if restart:
         lines += [f"> [!WARNING]\n> {len(restart)} change(s) take effect only after a restart: "
-                  + ", ".join(_md_code(c.key) for c in restart[:20])
+                  + ", ".join(md_code(c.key) for c in restart[:20])
                   + (", …" if len(restart) > 20 else ""), ""]
     lines += markdown_table(d)
     return "\n".join(lines) + "\n"
