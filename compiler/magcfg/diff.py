@@ -62,7 +62,7 @@ def flatten(doc: Any, prefix: KeyPath = ()) -> dict[KeyPath, Any]:
     stack: list[tuple[KeyPath, Any]] = [(prefix, doc)]
     while stack:
         path, node = stack.pop()
-        if type(node) is dict and node:
+        if type(node) is dict and (node or not path):
             for k, v in node.items():
                 stack.append(((*path, k), v))
         else:
@@ -118,6 +118,11 @@ def compare_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange
                     break
                 keypath.append(step)
             paths.add(tuple(keypath))
+    # An empty map is a leaf: a key added into it also removes that leaf.
+    for path in list(paths):
+        for n in range(1, len(path)):
+            if _get(old, path[:n]) == {} or _get(new, path[:n]) == {}:
+                paths.add(path[:n])
     out: list[RawChange] = []
     for path in paths:
         va, vb = _get(old, path), _get(new, path)
