@@ -70,11 +70,11 @@ def _styled(value: Any, like: Any = None) -> Any:
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
     if isinstance(value, str):
-        cls = type(like) if isinstance(like, str) and type(like) is not str else \
-            DoubleQuotedScalarString
-        if cls is not DoubleQuotedScalarString and not _plain_safe(value):
-            cls = DoubleQuotedScalarString
-        return cls(value)
+        if isinstance(like, str) and type(like) is not str:  # a quoted or block style
+            return type(like)(value)
+        if isinstance(like, str) and _plain_safe(value):  # plain stays plain when safe
+            return value
+        return DoubleQuotedScalarString(value)
     if isinstance(value, list):
         seq = CommentedSeq(_styled(v) for v in value)
         if isinstance(like, CommentedSeq) and like.fa.flow_style():
