@@ -94,18 +94,18 @@ def test_promote_glob_keeps_comments_and_formatting(repo: Project) -> None:
 def test_promotion_equals_hand_made_tree(repo: Project) -> None:
     expected = {rel: text.encode() for rel, text in FILES.items()}
     expected["layers/environments/staging/db.yaml"] = (
-        "# Staging: shared cluster.\n"
-        "db:\n"
-        "  host: \"db.staging.internal\"\n"
-        "  pool:\n"
-        "    max: 20\n"
-        "    min: 2\n"
-        "  tls:\n"
-        "    mode: \"verify-full\"\n"
-        "    ca: \"/etc/ca.pem\"\n"
-        "    ca_check: true\n"
-        "\n"
-        "# Trailing notes stay put.\n").encode()
+        b"# Staging: shared cluster.\n"
+        b"db:\n"
+        b"  host: \"db.staging.internal\"\n"
+        b"  pool:\n"
+        b"    max: 20\n"
+        b"    min: 2\n"
+        b"  tls:\n"
+        b"    mode: \"verify-full\"\n"
+        b"    ca: \"/etc/ca.pem\"\n"
+        b"    ca_check: true\n"
+        b"\n"
+        b"# Trailing notes stay put.\n")
     expected["layers/environments/staging/logging.yaml"] = b"logging:\n  level: \"debug\"\n"
     result = repo.run("promote", "dev", "staging", "--branch", "promote/dev-staging")
     assert result.returncode == 0, result.stderr
