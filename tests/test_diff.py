@@ -289,3 +289,58 @@ def test_canaries_are_really_in_the_layers(repo: Project) -> None:
     # The redaction tests mean something only if the canaries are there to leak.
     text = "".join(b.decode() for b in tree(repo.root).values())
     assert all(c in text for c in CANARIES)
+
+
+# ------------------------------------------------------------------ key lines
+
+
+def _keypaths(data: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [prefix]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _keypaths(v, (*prefix, k))
+        out.append((*prefix, "no_such_key"))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _keypaths(v, (*prefix, str(i)))
+    return out
+
+
+_ODD_YAML = [
+    "a:\n  b: [1, {c: 2}]\n  d: {e: {f: 3}}\n",
+    "# c\n\n---\na:\n  - x: 1\n    y:\n      - 2\n      - 3\n  - z\n",
+    "a: &x\n  b: 1\nc: *x\n",
+    "a:\n  ? b\n  : 1\n  'q': |\n    text\n  \"w\": >-\n    t\n",
+    "a: 1\n",
+]
+
+
+def test_key_lines_match_locate() -> None:
+    from magcfg.keylines import KeyLines
+    from magcfg.load import FileSource, locate, parse_layer
+
+    root = Path(__file__).resolve().parents[1]
+    source = FileSource(root)
+    lines = KeyLines(source)
+    files = sorted(p.relative_to(root).as_posix() for p in (root / "layers").rglob("*.yaml"))
+    assert len(files) > 50
+    checked = 0
+    for rel in files:
+        raw = source.read(rel)
+        data, _ = parse_layer(rel, raw)
+        for keypath in _keypaths(data):
+            assert lines.line(rel, keypath) == locate(rel, raw, keypath), (rel, keypath)
+            checked += 1
+    assert checked > 500
+
+    class Texts:
+        def read(self, path: str) -> bytes:
+            return _ODD_YAML[int(path)].encode()
+
+    odd = KeyLines(Texts())
+    import yaml
+
+    for i, text in enumerate(_ODD_YAML):
+        data = yaml.safe_load(text.split("---")[-1])
+        for keypath in _keypaths(data):
+            assert odd.line(str(i), keypath) == locate(str(i), text.encode(), keypath), (i, keypath)

@@ -42,7 +42,10 @@ from typing import Any, Literal
 from .cache import BuildCache
 from .compiler import Compiler
 from .errors import BuildError, Diagnostic
-from .merge import Layer, LayerStack
+from .keylines import KeyLines
+from .load import ParsedFile
+from .merge import LayerStack
+from .merge import _lookup as lookup
 from .project import Project
 from .redact import REDACTED, Redactor
 from .schema import SchemaIndex
@@ -244,45 +247,39 @@ class ConfigDiff:
 
 
 class _Origins:
-    """Provenance of key paths in one stack, looking only at the files that set the
-    top-level key, and reading each file once."""
+    """Where the value in effect at a key path was set in one stack: the last file that
+    sets it (the same answer as ``LayerStack.provenance(...)[-1]``), looking only at the
+    files that set the top-level key and indexing each file's key lines once."""
 
-    def __init__(self, stack: LayerStack) -> None:
+    def __init__(self, stack: LayerStack, lines: KeyLines | None = None) -> None:
         self.stack = stack
-        self.source = _MemoSource(stack.source)
-        self._views: dict[str, LayerStack] = {}
+        self.lines = lines or KeyLines(stack.source)
+        self._by_top: dict[str, list[tuple[str, ParsedFile]]] = {}
 
     def of(self, keypath: KeyPath) -> Origin | None:
-        top = keypath[0]
-        view = self._views.get(top)
-        if view is None:
-            layers = [Layer(layer.name, layer.directory,
-                            tuple(f for f in layer.files if top in f.keys))
-                      for layer in self.stack.layers]
-            view = self._views[top] = LayerStack(self.stack.env, layers, self.source)
-        chain = view.provenance(keypath)
-        if not chain:
+        files = self._by_top.get(keypath[0])
+        if files is None:
+            files = self._by_top[keypath[0]] = [
+                (layer.name, f) for layer in self.stack.layers for f in layer.files
+                if keypath[0] in f.keys]
+        last: tuple[str, int, str] | None = None
+        for layer_name, f in files:
+            found = lookup(f.data, keypath)
+            if found is not None:
+                last = (f.path, found[0], layer_name)
+        if last is None:
             return None
-        last = chain[-1]
-        return Origin(last.file, last.line, last.layer)
-
-
-class _MemoSource:
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self._bytes: dict[str, bytes] = {}
-
-    def read(self, path: str) -> bytes:
-        data = self._bytes.get(path)
-        if data is None:
-            data = self._bytes[path] = self.source.read(path)
-        return data
+        path, depth, layer_name = last
+        return Origin(path, self.lines.line(path, keypath[:depth]), layer_name)
 
 
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
              redactor: Redactor, index: SchemaIndex | None) -> tuple[Change, ...]:
     """Redact, locate and classify raw changes."""
-    old_origins, new_origins = _Origins(old_stack), _Origins(new_stack)
+    old_origins = _Origins(old_stack)
+    # The same files (both environments of one tree) are indexed once.
+    shared = old_origins.lines if new_stack.source is old_stack.source else None
+    new_origins = _Origins(new_stack, shared)
     out = []
     for kind, keypath, va, vb in raw:
         shown_old = None if va is _MISSING else redactor.value(keypath, va)
