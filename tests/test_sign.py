@@ -36,44 +36,9 @@ from magcfg.sign import (
     verify_files,
     verify_manifest,
 )
+from signing_fixtures import LISTED, make_artifact
 
 OPENSSL = "/usr/bin/openssl"
-LISTED = ("config.json", "externalsecret.yaml", "vault-policy.hcl")
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def make_artifact(directory: Path, env: str = "production", version: int = 7,
-                  config: dict[str, object] | None = None) -> Path:
-    """An artifact directory in the format of docs/artifact.md."""
-    directory.mkdir(parents=True, exist_ok=True)
-    members = {
-        "config.json": (json.dumps(config or {"kernel": {"port": 8080},
-                                              "magds": {"password": "vault://secret/k3s/magds#pw"}},
-                                   indent=2, sort_keys=True) + "\n").encode(),
-        "externalsecret.yaml": b"apiVersion: external-secrets.io/v1\nkind: ExternalSecret\n",
-        "vault-policy.hcl": b'path "secret/data/k3s/magds" {\n  capabilities = ["read"]\n}\n',
-    }
-    for name, data in members.items():
-        (directory / name).write_bytes(data)
-    manifest = {
-        "compiler": {"name": "magcfg", "version": "0.1.0"},
-        "config_digest": _digest(members["config.json"]),
-        "environment": env,
-        "files": {name: _digest(data) for name, data in sorted(members.items())},
-        "format": 1,
-        "hot_keys": [],
-        "inputs": {"digest": _digest(b"inputs"), "files": 3},
-        "reload_default": "restart",
-        "restart_keys": [],
-        "schema": {"digest": _digest(b"schema"), "path": "schemas/magflock.schema.json"},
-        "version": version,
-    }
-    (directory / MANIFEST_NAME).write_bytes(
-        (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    return directory
 
 
 @pytest.fixture
@@ -200,7 +165,7 @@ def test_signed_manifest_with_unsafe_file_name(tmp_path: Path, key: Ed25519Priva
     env_dir = make_artifact(tmp_path / "generated" / "dev")
     (tmp_path / "generated" / "outside").write_bytes(b"x")
     manifest = json.loads((env_dir / MANIFEST_NAME).read_bytes())
-    manifest["files"]["../outside"] = _digest(b"x")
+    manifest["files"]["../outside"] = "sha256:" + hashlib.sha256(b"x").hexdigest()
     data = json.dumps(manifest).encode()
     (env_dir / MANIFEST_NAME).write_bytes(data)
     (env_dir / SIGNATURE_NAME).write_bytes(sign_manifest(data, key))
@@ -216,7 +181,7 @@ def test_verify_files_in_memory(artifact: Path, key: Ed25519PrivateKey) -> None:
     assert verify_files(manifest, sig, files, [key.public_key()]).key_id == \
         key_id(key.public_key())
     files["config.json"] = b"{}\n"
-    with pytest.raises(VerificationError, match="config.json"):
+    with pytest.raises(VerificationError, match=r"config\.json"):
         verify_files(manifest, sig, files, [key.public_key()])
 
 
@@ -247,7 +212,7 @@ def test_rotation_two_trusted_keys(tmp_path: Path) -> None:
     assert verify_artifact(a, trusted).key_id == key_id(old.public_key())
     assert verify_artifact(b, trusted).key_id == key_id(new.public_key())
     # Once the old key is retired, its artifacts are refused.
-    with pytest.raises(VerificationError, match="bad_signature|does not match"):
+    with pytest.raises(VerificationError, match="does not match the manifest"):
         verify_artifact(a, [new.public_key()])
 
 
