@@ -233,7 +233,6 @@ def verify(
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
     try:
-        # In non-standalone mode click returns typer.Exit's code instead of raising it.
         result = app(args=argv, prog_name="magcfg", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
