@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .cache import BuildCache
-from .emit import CONFIG, MANIFEST, SIGNATURE, config_bytes, fragment_bytes, inputs_digest
+from .delivery import delivery_outputs
+from .emit import CONFIG, MANIFEST, config_bytes, fragment_bytes, inputs_digest
 from .emit import manifest_bytes, stale_files, write_files
 from .errors import BuildError, Diagnostic
 from .load import FileSource, LoadFailed, ParsedFile, parse_layer
@@ -328,9 +329,10 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
             base = f"{project.output}/{env}"
             for name, data in artifact.files.items():
                 outputs[f"{base}/{name}"] = data
-            if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
-                # A new manifest invalidates its old signature.
-                outputs[f"{base}/{SIGNATURE}"] = None
+            # Signature, attestation and configmap.yaml (issue 4, delivery.py).
+            extra, notes = delivery_outputs(root, base, env, artifact.files)
+            outputs.update(extra)
+            warnings.extend(notes)
         result = BuildResult(chosen, artifacts, sorted(set(warnings)))
         if check:
             result.stale = stale_files(root, outputs)
