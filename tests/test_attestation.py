@@ -27,7 +27,7 @@ from magcfg.sign import (
     sign_artifact,
     verify_artifact,
 )
-from signing_fixtures import LISTED, make_artifact
+from tests.signing_fixtures import LISTED, make_artifact
 
 
 def _members(env_dir: Path) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ from magcfg.sign import (
     sign_artifact,
     verify_artifact,
 )
-from signing_fixtures import LISTED, make_artifact
+from tests.signing_fixtures import LISTED, make_artifact
 
 # Recent Kubernetes minor with a schema bundled in kubernetes-validate (strict: no unknown
 # fields allowed).

@@ -36,7 +36,7 @@ from magcfg.sign import (
     verify_files,
     verify_manifest,
 )
-from signing_fixtures import LISTED, make_artifact
+from tests.signing_fixtures import LISTED, make_artifact
 
 OPENSSL = "/usr/bin/openssl"
 

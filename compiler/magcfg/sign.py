@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -48,8 +48,10 @@ __all__ = [
     "KeyLoadError",
     "SignedArtifact",
     "SigningError",
+    "SuccessionError",
     "VerificationError",
     "VerifiedArtifact",
+    "check_succession",
     "generate_key_pair",
     "key_id",
     "load_private_key",
@@ -535,3 +537,50 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
     version = manifest.get("version")
     return SignedArtifact(key_id(private_key.public_key()),
                           version if isinstance(version, int) else None, tuple(written))
+
+
+# ---------------------------------------------------------------- version succession
+
+class SuccessionError(VerificationError):
+    """A verified candidate may not replace the running artifact (docs/versioning.md).
+
+    ``reason`` is ``rollback_refused`` (older version), ``version_conflict`` (same version,
+    different config) or ``environment_mismatch``.
+    """
+
+
+def check_succession(running: Mapping[str, Any], candidate: Mapping[str, Any], *,
+                     allow_rollback: bool = False, file: str = MANIFEST_NAME) -> str:
+    """Decide whether the manifest ``candidate`` may replace ``running``.
+
+    Both manifests must already be verified. Returns ``"newer"`` (apply it) or
+    ``"same"`` (same version and config digest: nothing to do). Raises
+    :class:`SuccessionError` for an older version (a rollback attack, unless
+    ``allow_rollback``), for a different config claiming the running version, or for
+    another environment's artifact.
+    """
+    if running.get("environment") != candidate.get("environment"):
+        raise SuccessionError(file, f"is for environment {candidate.get('environment')!r}, "
+                              f"not {running.get('environment')!r}", "environment_mismatch")
+    old, new = running.get("version"), candidate.get("version")
+    if not _is_version(old) or not _is_version(new):
+        raise VerificationError(file, "has no valid version (a positive integer)",
+                                "malformed_manifest")
+    if new > old:
+        return "newer"
+    if new == old:
+        if candidate.get("config_digest") != running.get("config_digest"):
+            raise SuccessionError(file, f"claims version {new}, which is running with a "
+                                  "different config_digest: two builds of one version "
+                                  "(rebuild after merging) or a forged artifact",
+                                  "version_conflict")
+        return "same"
+    if allow_rollback:
+        return "newer"
+    raise SuccessionError(file, f"version {new} is older than the running version {old}: "
+                          "refused as a rollback (allow rollbacks explicitly to go back)",
+                          "rollback_refused")
+
+
+def _is_version(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
