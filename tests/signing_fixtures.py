@@ -76,6 +76,7 @@ MINI_SCHEMA = {
 }
 
 MINI_FILES = {
+    ".gitignore": ".magcfg-cache/\n",
     "magcfg.yaml": (
         "version: 1\n"
         "environments: [dev, prod]\n"
