@@ -16,8 +16,9 @@ import json
 import re
 from collections.abc import Mapping
 
+from .emit import MANIFEST as MANIFEST_NAME
+from .emit import SIGNATURE as SIGNATURE_NAME
 from .errors import Diagnostic, MagcfgError
-from .sign import MANIFEST_NAME, SIGNATURE_NAME
 
 __all__ = ["CONFIGMAP_NAME", "MAX_CONFIGMAP_BYTES", "configmap_files", "render_configmap"]
 

@@ -142,7 +142,7 @@ def _parse_fast(text: str) -> dict[str, Any] | None:
             alias_limits=_alias_limits(),
             duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error,
         )
-    except Exception:  # noqa: BLE001 - every parse problem is re-read by the reference path
+    except Exception:
         return None
     if data is None:
         return {}
@@ -164,11 +164,12 @@ def _fast_tree_ok(node: dict[str, Any] | list[Any], depth: int) -> bool:
     scan. Any doubt sends the file to the reference path."""
     if depth > MAX_DEPTH:
         return False
-    values = node.values() if type(node) is dict else node
+    values: Any = node.values() if type(node) is dict else node
     if type(node) is dict:
         for k in node:
             if type(k) is not str:
                 return False
+    v: Any
     for v in values:
         t = type(v)
         if t is dict or t is list:
@@ -256,8 +257,9 @@ def _check_depth(path: str, text: str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
+                    mark: Any = event.start_mark
                     raise LoadFailed([Diagnostic(
-                        path, event.start_mark.line + 1, None,
+                        path, mark.line + 1, None,
                         f"nesting deeper than {MAX_DEPTH} levels", code="depth")])
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
@@ -417,7 +419,8 @@ def _retag(node: Any) -> Any:
         return yaml.SequenceNode("tag:yaml.org,2002:seq", node.value, node.start_mark,
                                  node.end_mark, node.flow_style)
     assert _LOADER is not None
-    resolved = _LOADER.resolve(_LOADER, yaml.ScalarNode, node.value, (True, False))
+    resolver: Any = _LOADER
+    resolved = resolver.resolve(resolver, yaml.ScalarNode, node.value, (True, False))
     return yaml.ScalarNode(resolved, node.value, node.start_mark, node.end_mark, node.style)
 
 
@@ -462,7 +465,7 @@ def locate(path: str, raw: bytes, keypath: tuple[str, ...]) -> int | None:
     node = _composed(path, text)
     if node is None:
         return None
-    line = node.start_mark.line + 1
+    line: int = node.start_mark.line + 1
     for part in keypath:
         if isinstance(node, yaml.MappingNode):
             for knode, vnode in node.value:

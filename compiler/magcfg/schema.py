@@ -178,25 +178,41 @@ class SchemaIndex:
 
         return sorted(p for p in walk(self._root) if p)
 
-    def reload_switches(self) -> tuple[list[str], list[str]]:
-        """(hot, restart): the paths where the reload policy changes from the inherited one."""
-        memo: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    def reload_partition(self) -> tuple[list[str], list[str]]:
+        """(hot, restart): the largest subtrees whose keys are all hot, or all restart.
 
-        def walk(node: _Node, inherited: ReloadPolicy) -> list[tuple[str, str]]:
+        Every key of the schema lies in exactly one listed subtree, so the policy of a
+        key is the one of the longest listed prefix of its path (``*`` matches any
+        segment). This is what manifest.json carries as ``hot_keys``/``restart_keys``.
+        """
+        uniform: dict[tuple[int, str], str | None] = {}
+
+        def policy_of(node: _Node, inherited: ReloadPolicy) -> str | None:
             key = (id(node), inherited)
-            if key not in memo:
-                policy = node.reload or inherited
-                out = [("", policy)] if policy != inherited else []
-                for k, child in node.children.items():
-                    out.extend((f"{k}.{rest}" if rest else k, p) for rest, p in walk(child, policy))
-                memo[key] = out
-            return memo[key]
+            if key not in uniform:
+                uniform[key] = "?"  # cycle guard: a recursive shape counts as mixed
+                own = node.reload or inherited
+                kids = {policy_of(c, own) for c in node.children.values()}
+                uniform[key] = own if kids <= {own} else None
+            result = uniform[key]
+            return None if result == "?" else result
+
+        hot: list[str] = []
+        restart: list[str] = []
+
+        def collect(node: _Node, path: str, inherited: ReloadPolicy, depth: int) -> None:
+            own = node.reload or inherited
+            p = policy_of(node, inherited)
+            if p is not None or depth > 32:
+                (hot if (p or own) == "hot" else restart).append(path)
+                return
+            for k, child in node.children.items():
+                collect(child, f"{path}.{k}" if path else k, own, depth + 1)
 
         default = self._root.reload or DEFAULT_RELOAD
-        found = [(path, p) for k, child in self._root.children.items()
-                 for path, p in ((f"{k}.{r}" if r else k, p) for r, p in walk(child, default))]
-        return (sorted(path for path, p in found if p == "hot"),
-                sorted(path for path, p in found if p == "restart"))
+        for k, child in self._root.children.items():
+            collect(child, k, default, 1)
+        return sorted(hot), sorted(restart)
 
     def entries(self) -> list[SchemaEntry]:
         """Every key of the schema, depth first in sorted order (for ``magcfg docs``)."""

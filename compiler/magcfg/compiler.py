@@ -10,27 +10,61 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .cache import BuildCache
-from .delivery import delivery_outputs
-from .emit import CONFIG, MANIFEST, config_bytes, fragment_bytes, inputs_digest
-from .emit import manifest_bytes, stale_files, write_files
+from .configmap import CONFIGMAP_NAME as CONFIGMAP
+from .delivery import STALE_WHEN_MANIFEST_CHANGES
+from .emit import (
+    CONFIG,
+    MANIFEST,
+    SIGNATURE,
+    config_bytes,
+    fragment_bytes,
+    inputs_digest,
+    manifest_bytes,
+    stale_files,
+    write_files,
+)
 from .errors import BuildError, Diagnostic
 from .load import FileSource, LoadFailed, ParsedFile, parse_layer
 from .merge import ABSENT, Layer, LayerStack, Source
 from .project import Project
+from .redact import Redactor
 from .schema import Schema, load_schema
 from .validate import Validator
 
-# Later stages add emitters here: each gets the compile context of one environment
-# and returns extra files for generated/<env>/ (covered by the manifest).
+# Extension points of the pipeline, one list per kind. Each feature module adds its
+# function in _extensions() below (explicitly, not by import side effects).
+#  - document checks run on each merged, schema-valid environment (CUE, secret rules);
+#  - artifact emitters return extra files for generated/<env>/, covered by the manifest;
+#  - delivery emitters run after the manifest and may read it (ConfigMap); their files
+#    are not listed in the manifest.
+DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
 ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
-ARTIFACT_EMITTERS: list[ArtifactEmitter] = []
+DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Extensions:
+    document_checks: tuple[DocumentCheck, ...] = ()
+    artifact_emitters: tuple[ArtifactEmitter, ...] = ()
+    delivery_emitters: tuple[DeliveryEmitter, ...] = ()
+
+
+def _extensions() -> Extensions:
+    checks: list[DocumentCheck] = []
+    artifacts: list[ArtifactEmitter] = []
+    delivery: list[DeliveryEmitter] = []
+    # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    from .delivery import configmap_emitter, configmap_size_check
+
+    checks.append(configmap_size_check)
+    delivery.append(configmap_emitter)
+    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
 @dataclass
@@ -42,6 +76,7 @@ class CompileContext:
     stack: LayerStack
     schema: Schema | None
     config_json: bytes
+    redactor: Redactor
     _config: dict[str, Any] | None = None
 
     @property
@@ -120,6 +155,11 @@ class Compiler:
             self._schema = load_schema(path, raw)
         return self._schema
 
+    def redactor(self) -> Redactor:
+        """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
+        schema = self.schema()
+        return Redactor(schema.index if schema else None, self.project.settings.get("redact") or ())
+
     def validator(self) -> Validator | None:
         schema = self.schema()
         if self._validator is None and schema is not None:
@@ -156,7 +196,8 @@ class Compiler:
         if errors:
             raise BuildError(sorted(set(errors)))
         self.cache.flush()
-        index = self.schema().index if self.schema() is not None else None
+        schema = self.schema()
+        index = schema.index if schema is not None else None
         merge_key = index.merge_key if index is not None else None
         stacks = {}
         for env, layers in listing.items():
@@ -249,10 +290,15 @@ class Compiler:
             if doc_errors:
                 return None, diagnostics + doc_errors
         files = {CONFIG: config}
-        context = CompileContext(self.project, env, stack, schema, config)
-        for emitter in ARTIFACT_EMITTERS:
+        context = CompileContext(self.project, env, stack, schema, config, self.redactor())
+        extensions = _extensions()
+        check_errors = [d for check in extensions.document_checks for d in check(context)]
+        diagnostics.extend(check_errors)
+        if any(d.severity == "error" for d in check_errors):
+            return None, diagnostics
+        for emitter in extensions.artifact_emitters:
             files.update(emitter(context))
-        hot, restart = schema.index.reload_switches() if schema else ([], [])
+        hot, restart = schema.index.reload_partition() if schema else ([], [])
         inputs = [(self.project.file, self.project.digest)]
         inputs += [(f.path, f.digest) for f in stack.files()]
         manifest = manifest_bytes(
@@ -262,6 +308,8 @@ class Compiler:
             hot_keys=hot, restart_keys=restart, previous=previous_manifest,
             manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
         files[MANIFEST] = manifest
+        for delivery in extensions.delivery_emitters:
+            files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack), diagnostics
 
@@ -329,10 +377,12 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
             base = f"{project.output}/{env}"
             for name, data in artifact.files.items():
                 outputs[f"{base}/{name}"] = data
-            # Signature, attestation and configmap.yaml (issue 4, delivery.py).
-            extra, notes = delivery_outputs(root, base, env, artifact.files)
-            outputs.update(extra)
-            warnings.extend(notes)
+            if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
+                # A new manifest invalidates its old signature (and attestation, issue 4).
+                for name in (SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES):
+                    outputs[f"{base}/{name}"] = None
+            if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
+                outputs[f"{base}/{CONFIGMAP}"] = None
         result = BuildResult(chosen, artifacts, sorted(set(warnings)))
         if check:
             result.stale = stale_files(root, outputs)
