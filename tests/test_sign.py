@@ -377,3 +377,18 @@ def test_signature_text_may_be_wrapped(artifact: Path, key: Ed25519PrivateKey) -
     wrapped = text[:40] + "\n" + text[40:] + "\r\n"
     manifest = (artifact / MANIFEST_NAME).read_bytes()
     assert verify_manifest(manifest, wrapped, [key.public_key()]) == key_id(key.public_key())
+
+
+def test_runtime_side_imports_nothing_heavy() -> None:
+    """magcfg.sign and magcfg.attestation are used by the runtime kernel."""
+    import sys
+
+    code = ("import sys, magcfg.sign, magcfg.attestation\n"
+            "from magcfg.sign import Ed25519PrivateKey, sign_manifest\n"
+            "sign_manifest(b'x', Ed25519PrivateKey.generate())\n"
+            "heavy = {'typer', 'click', 'yaml', 'jsonschema', 'jsonschema_rs', 'orjson',\n"
+            "         'deepdiff', 'git', 'ruamel', 'yaml_rs'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ})
+    assert done.stdout.strip() == "[]"

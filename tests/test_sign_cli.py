@@ -228,3 +228,28 @@ def test_built_and_signed_configmaps_are_valid_kubernetes(project: Path, keys: P
             manifest = json.loads((project / "generated" / env / "manifest.json").read_bytes())
             assert set(doc["data"]) - {"manifest.json", "manifest.json.sig"} == \
                 set(manifest["files"])
+
+
+def test_too_large_for_a_configmap_is_a_warning_and_no_file(project: Path, keys: Path) -> None:
+    assert (project / "generated/prod/configmap.yaml").is_file()
+    (project / "layers/environments/prod/magds.yaml").write_text(
+        "magds:\n  host: " + "h" * (1024 * 1024) + "\n")
+    done = run_magcfg(project, "build")
+    assert done.returncode == 0, done.stderr
+    assert "generated/prod/configmap.yaml: warning: not written: config.json is" in done.stderr
+    assert not (project / "generated/prod/configmap.yaml").exists()
+    assert (project / "generated/dev/configmap.yaml").is_file()
+    assert run_magcfg(project, "build", "--check").returncode == 0
+    signed = run_magcfg(project, "sign", "--key", str(keys / "magcfg.key"))
+    assert signed.returncode == 0, signed.stderr
+    assert not (project / "generated/prod/configmap.yaml").exists()
+    assert run_magcfg(project, "verify", "-k", str(keys / "magcfg.pub")).returncode == 0
+    assert run_magcfg(project, "build", "--check").returncode == 0
+
+
+def test_file_names_agree_across_modules() -> None:
+    from magcfg import delivery, emit, sign
+
+    assert sign.MANIFEST_NAME == emit.MANIFEST
+    assert sign.SIGNATURE_NAME == emit.SIGNATURE
+    assert sign.ATTESTATION_NAME == delivery.ATTESTATION_NAME

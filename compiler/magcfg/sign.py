@@ -500,9 +500,11 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
     Refuses (naming the file) if a file the manifest lists is missing or differs from
     its digest: only what the build produced gets signed. Writes ``manifest.json.sig``,
     the DSSE attestation (unless ``attestation`` is false) and ``configmap.yaml`` with
-    the new signature, each atomically and only if its bytes change.
+    the new signature (unless the artifact is too large for a ConfigMap), each
+    atomically and only if its bytes change.
     """
     from .configmap import CONFIGMAP_NAME, configmap_files, render_configmap
+    from .delivery import fits_configmap
 
     directory = Path(env_dir)
     prefix = (display if display is not None else directory.as_posix()).rstrip("/") + "/"
@@ -525,8 +527,9 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
         from .attestation import sign_attestation
 
         outputs[ATTESTATION_NAME] = sign_attestation(manifest_bytes, checked, private_key)
-    members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
-    outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
+    if fits_configmap(checked.get("config.json", b"")):
+        members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
+        outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
 
     written: list[str] = []
     for name, data in outputs.items():
