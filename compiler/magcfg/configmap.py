@@ -145,7 +145,7 @@ def _value(text: str) -> str:
         first != ""
         and not _NOT_BLOCK_SAFE.search(text)
         and not text.endswith("\n\n")
-        and not any(line.endswith((" ", "\t")) or line.startswith("\t") for line in body)
+        and not _loose_whitespace(text)
     )
     if not block_ok:
         return _scalar(text)
@@ -156,3 +156,11 @@ def _value(text: str) -> str:
     pad = "    "
     rendered = "\n".join(pad + line if line else "" for line in body)
     return f"|{indicator}{chomp}\n{rendered}"
+
+
+def _loose_whitespace(text: str) -> bool:
+    # Trailing blanks (invisible, and stripped by editors) and leading tabs (not
+    # indentation in YAML) are carried in a quoted string instead. Substring tests: a
+    # multi-line regex is several times slower on large configs.
+    return (" \n" in text or "\t\n" in text or "\n\t" in text
+            or text.startswith("\t") or text.endswith((" ", "\t")))
