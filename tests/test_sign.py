@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from magcfg.errors import MagcfgError
 from magcfg.sign import (
@@ -392,3 +394,19 @@ def test_runtime_side_imports_nothing_heavy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**os.environ})
     assert done.stdout.strip() == "[]"
+
+
+_PROPERTY_KEY = Ed25519PrivateKey.generate()
+
+
+@given(st.binary(min_size=1, max_size=512), st.data())
+def test_any_bit_flip_in_the_manifest_is_refused(manifest: bytes, data: st.DataObject) -> None:
+    public = _PROPERTY_KEY.public_key()
+    sig = sign_manifest(manifest, _PROPERTY_KEY)
+    assert verify_manifest(manifest, sig, [public]) == key_id(public)
+    index = data.draw(st.integers(0, len(manifest) - 1))
+    bit = data.draw(st.integers(0, 7))
+    flipped = bytearray(manifest)
+    flipped[index] ^= 1 << bit
+    with pytest.raises(VerificationError):
+        verify_manifest(bytes(flipped), sig, [public])

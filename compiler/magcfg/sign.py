@@ -77,7 +77,7 @@ SIGNING_KEY_ENV = "MAGCFG_SIGNING_KEY"
 
 SIGNATURE_LENGTH = 64
 KEY_ID_LENGTH = 16
-_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class SigningError(MagcfgError):
@@ -380,7 +380,7 @@ def parse_manifest(manifest_bytes: bytes, file: str = MANIFEST_NAME) -> dict[str
         if not _safe_name(name):
             raise VerificationError(file, f"lists an unsafe file name {name!r}",
                                     "malformed_manifest")
-        if not isinstance(digest, str) or not _DIGEST.match(digest):
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
             raise VerificationError(file, f"digest of {name!r} is not 'sha256:<64 hex>'",
                                     "malformed_manifest")
     return manifest
