@@ -35,7 +35,7 @@ def _value(kind: str, rnd: random.Random, svc: int, i: int) -> Any:
     if kind == "int":
         return rnd.randrange(1, 100_000)
     if kind == "str":
-        return f"value-{svc:03d}-{i:04d}-{rnd.randrange(16**16):016x}-{rnd.randrange(16**12):012x}"
+        return f"value-{svc:03d}-{i:04d}-{rnd.randrange(16**16):016x}-{rnd.randrange(16**16):016x}-{rnd.randrange(16**16):016x}"
     if kind == "bool":
         return rnd.random() < 0.5
     if kind == "float":

@@ -6,8 +6,6 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path
@@ -55,6 +53,9 @@ def build(
                                         "files if generated/ does not match the layers.")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    timings: Annotated[bool, typer.Option("--timings", help="Print seconds per stage "
+                                          "(load, merge, validate, emit, write) as JSON on stderr.")
+                       ] = False,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
     from .compiler import build as run_build
@@ -67,6 +68,10 @@ def build(
         _fail(exc)
     for d in result.warnings:
         _stderr(d.format())
+    if timings and result.timings is not None:
+        import json
+
+        _stderr("timings: " + json.dumps({k: round(v, 4) for k, v in result.timings.seconds.items()}))
     if check:
         if result.stale:
             for name in result.stale:
