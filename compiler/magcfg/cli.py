@@ -109,6 +109,40 @@ def explain(
 
 # ---------------------------------------------------------------- docs (core)
 
+@app.command()
+def docs(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if --out is not up to date.")
+                     ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Render a Markdown reference of every configuration key from the schema."""
+    from .compiler import Compiler
+    from .project import load_project
+    from .reference import render_reference
+
+    try:
+        proj = load_project(project)
+        schema = Compiler(proj).schema()
+    except MagcfgError as exc:
+        _fail(exc)
+    if schema is None:
+        _stderr("error: the project names no JSON Schema")
+        raise typer.Exit(1)
+    text = render_reference(schema.index)
+    if out is None:
+        print(text, end="")
+        return
+    current = out.read_text(encoding="utf-8") if out.exists() else None
+    if check:
+        if current != text:
+            _stderr(f"stale: {out} (run `magcfg docs --out {out}`)")
+            raise typer.Exit(1)
+        return
+    if current != text:
+        out.write_text(text, encoding="utf-8")
+
 # ---------------------------------------------------------------- secrets: check-env (issue 3)
 
 # ---------------------------------------------------------------- keys / sign / verify (issue 4)
