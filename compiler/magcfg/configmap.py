@@ -175,7 +175,9 @@ def _printable(text: str) -> bool:
 
 def _loose_whitespace(text: str) -> bool:
     # Trailing blanks (invisible, and stripped by editors) and leading tabs (not
-    # indentation in YAML) are carried in a quoted string instead. Substring tests: a
-    # multi-line regex is several times slower on large configs.
-    return (" \n" in text or "\t\n" in text or "\n\t" in text
-            or text.startswith("\t") or text.endswith((" ", "\t")))
+    # indentation in YAML) are carried in a quoted string instead. Substring tests, and
+    # the tab cases only when there is a tab: several times faster than a regex.
+    if " \n" in text or text.endswith(" "):
+        return True
+    return "\t" in text and ("\t\n" in text or "\n\t" in text
+                              or text.startswith("\t") or text.endswith("\t"))
