@@ -253,3 +253,13 @@ def test_file_names_agree_across_modules() -> None:
     assert sign.MANIFEST_NAME == emit.MANIFEST
     assert sign.SIGNATURE_NAME == emit.SIGNATURE
     assert sign.ATTESTATION_NAME == delivery.ATTESTATION_NAME
+
+
+def test_sign_warns_about_a_readable_private_key(project: Path, keys: Path) -> None:
+    key = keys / "magcfg.key"
+    quiet = run_magcfg(project, "sign", "-q", "--key", str(key))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    key.chmod(0o644)
+    loud = run_magcfg(project, "sign", "-q", "--key", str(key))
+    assert loud.returncode == 0
+    assert f"{key}: warning: private key is readable by group or others" in loud.stderr

@@ -198,6 +198,9 @@ def sign(
     try:
         if key is not None:
             private_key = load_private_key(key)
+            if key.stat().st_mode & 0o077:
+                _stderr(f"{key}: warning: private key is readable by group or others "
+                        f"(chmod 600 {key})")
         elif os.environ.get(SIGNING_KEY_ENV):
             private_key = private_key_from_env()
         else:
