@@ -63,7 +63,8 @@ def test_promote_one_key(repo: Project) -> None:
     assert branch.startswith("promote/staging-to-production-")
     assert git(repo.root, "status", "--porcelain") == ""
     changed = git(repo.root, "diff", "--name-only", "main", "HEAD").split()
-    assert changed == ["generated/production/config.json", "generated/production/manifest.json",
+    assert changed == ["generated/production/config.json", "generated/production/configmap.yaml",
+                       "generated/production/manifest.json",
                        "layers/environments/production/db.yaml"]
     config = json.loads((repo.root / "generated/production/config.json").read_text())
     assert config["db"]["pool"] == {"max": 15, "min": 1}

@@ -297,9 +297,12 @@ def diff(
                                        "never.")] = "auto",
     project: ProjectOption = None,
 ) -> None:
-    """Show what differs between two environments (A B), or between an environment at a
-    git ref and the working tree (--env E --against REF). Secrets are redacted; each
-    change names the file:line that set it. Exit 0 identical, 1 different, 2 usage."""
+    """Compare two environments (A B) or one at a git ref with the working tree.
+
+    `magcfg diff A B` or `magcfg diff --env E --against REF`. Secrets are redacted (a
+    changed reference shows as changed), restart-only keys are flagged, and each change
+    names the file:line that set it. Exit 0 identical, 1 different, 2 usage error.
+    """
     from .errors import UsageError
 
     try:
@@ -356,9 +359,13 @@ def promote(
         "stdout.", show_default=False)] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Copy the values FROM's environment layers set differently into TO's layer files
-    (keeping comments and order), rebuild TO, and commit on a new branch with a PR body.
-    Secret references and allow-listed differences are never copied."""
+    """Copy FROM's per-environment values into TO's layer files, on a new branch.
+
+    Writes the values FROM's environment layers set differently into TO's layer files
+    (keeping comments and order), checks that TO still compiles, rebuilds TO, commits on
+    a new branch and prints a pull-request body. Secret references and the project's
+    promote.allow_differences are never copied.
+    """
     from . import promote as promotion
     from .project import load_project
 
