@@ -190,6 +190,19 @@ def test_refuses_uncommitted_target(repo: Project) -> None:
     assert _state(repo) == state
 
 
+def test_refuses_uncommitted_input(repo: Project) -> None:
+    # The rebuild reads the base layer: committing it dirty would commit an artifact
+    # that the committed layers do not build.
+    base = repo.root / "layers/base/db.yaml"
+    base.write_text(base.read_text().replace("port: 5432", "port: 5433"))
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "--key", "db.pool.max")
+    assert result.returncode == 1
+    assert "uncommitted changes in files the promotion reads or writes" in result.stderr
+    assert "layers/base/db.yaml" in result.stderr
+    assert _state(repo) == state
+
+
 def test_refuses_existing_branch(repo: Project) -> None:
     git(repo.root, "branch", "promote/taken")
     state = _state(repo)
@@ -265,3 +278,24 @@ def test_editor_refuses_reformatting() -> None:
 def test_canaries_present_in_layers(repo: Project) -> None:
     text = "".join(b.decode() for b in tree(repo.root).values())
     assert all(c in text for c in CANARIES)
+
+
+def test_failed_commit_restores_everything(repo: Project) -> None:
+    # A real pre-commit hook refuses the commit after files were written and rebuilt.
+    unrelated = repo.root / "NOTES.md"
+    unrelated.write_text("notes\n")
+    git(repo.root, "add", "NOTES.md")
+    git(repo.root, "commit", "-qm", "notes")
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho 'hook: no commits today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    unrelated.write_text("notes\nwork in progress\n")
+    state = _state(repo)
+    result = repo.run("promote", "dev", "staging")
+    assert result.returncode != 0
+    assert result.returncode == 1
+    assert "error: git failed (git commit): hook: no commits today; nothing was changed" in \
+        result.stderr
+    assert "Traceback" not in result.stderr
+    assert _state(repo) == state  # files, branches, HEAD, and the unrelated edit
+    assert not (repo.root / "layers/environments/staging/logging.yaml").exists()

@@ -367,24 +367,36 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
     root = project.root
     generated = f"{project.output}/{plan.to_env}"
     paths = [str(root / p) for p in sorted(plan.texts)] + [str(root / generated)]
-    dirty = repo.git.status("--porcelain", "--untracked-files=all", "--", *paths)
+    # The commit must hold exactly what the committed inputs build: no uncommitted
+    # change in what the promotion writes, nor in anything the rebuild of TO reads.
+    inputs = [project.file, project.json_schema, project.cue_schema,
+              *(spec.directory(plan.to_env) for spec in project.layers)]
+    watched = paths + [str(root / p) for p in inputs if p]
+    dirty = repo.git.status("--porcelain", "--untracked-files=all", "--", *watched)
     if dirty:
-        raise BuildError(f"uncommitted changes in files the promotion writes:\n{dirty}\n"
-                         "commit or stash them first")
+        raise BuildError(f"uncommitted changes in files the promotion reads or writes:\n"
+                         f"{dirty}\ncommit or stash them first")
     original = repo.head.ref.name if not repo.head.is_detached else repo.head.commit.hexsha
-    repo.git.checkout("-b", branch)
+    repo.git.checkout("-q", "-b", branch)
     try:
         write_files(root, dict(plan.texts))
         build(project, envs=[plan.to_env])
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
-    except BaseException:
-        repo.git.reset("-q", "--hard", "HEAD")
-        for rel in plan.texts:
-            if (root / rel).exists() and not repo.git.ls_files("--", str(root / rel)):
-                (root / rel).unlink()
+    except BaseException as exc:
+        # Restore only what the promotion wrote (those paths were clean before it).
+        repo.git.reset("-q", "HEAD", "--", *paths)
+        in_head = repo.git.ls_tree("-r", "--name-only", "HEAD", "--", *paths).splitlines()
+        if in_head:
+            repo.git.checkout("HEAD", "--", *in_head)
+        repo.git.clean("-q", "-f", "--", *paths)
         repo.git.checkout("-q", original)
         repo.git.branch("-q", "-D", branch)
+        if isinstance(exc, git.GitCommandError):
+            detail = str(exc.stderr or "").strip()
+            detail = detail.removeprefix("stderr:").strip().strip("'").strip()
+            raise BuildError(f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}; "
+                             "nothing was changed") from None
         raise
     files = tuple(sorted([*plan.texts, generated]))
     return Promotion(plan, branch, repo.head.commit.hexsha, files)
@@ -393,29 +405,54 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
 # ------------------------------------------------------------------ reports
 
 
-def _blame(project: Project, origin: Origin) -> str:
-    """Who set a line: ``commit abc1234 by Name: subject`` (from git blame)."""
+def _blame(project: Project, origins: list[Origin]) -> dict[Origin, str]:
+    """Who set each line: ``commit abc1234 by Name: subject``, from one ``git blame`` per
+    file."""
     import git
 
     from .gitsource import open_repo
 
-    if origin.line is None:
-        return "(line unknown)"
+    out: dict[Origin, str] = {o: "(line unknown)" for o in origins if o.line is None}
+    by_file: dict[str, list[Origin]] = {}
+    for o in origins:
+        if o.line is not None:
+            by_file.setdefault(o.file, []).append(o)
     try:
         repo = open_repo(project.root)
-        out = repo.git.blame("--porcelain", "-L", f"{origin.line},{origin.line}", "--",
-                             str(project.root / origin.file))
-    except (git.GitCommandError, UsageError):
-        return "(not in git)"
-    fields: dict[str, str] = {}
-    lines = out.splitlines()
-    sha = lines[0].split()[0] if lines else ""
-    for line in lines[1:]:
-        name, _, rest = line.partition(" ")
-        fields.setdefault(name, rest)
-    if set(sha) == {"0"}:
-        return "not committed yet"
-    return f"commit {sha[:10]} by {fields.get('author', '?')}: {fields.get('summary', '')}"
+    except UsageError:
+        return {**out, **{o: "(not in git)" for o in origins if o not in out}}
+    for file, located in sorted(by_file.items()):
+        ranges = [a for o in located for a in ("-L", f"{o.line},{o.line}")]
+        try:
+            text = repo.git.blame("--porcelain", *ranges, "--", str(project.root / file))
+        except git.GitCommandError:
+            out.update({o: "(not in git)" for o in located})
+            continue
+        commits: dict[str, dict[str, str]] = {}
+        line_commit: dict[int, str] = {}
+        current = ""
+        for row in text.splitlines():
+            if row.startswith("\t"):
+                continue
+            head = row.split(" ")
+            if len(head) >= 3 and len(head[0]) == 40 and head[2].isdigit():
+                current = head[0]
+                line_commit[int(head[2])] = current
+                commits.setdefault(current, {})
+                continue
+            name, _, rest = row.partition(" ")
+            commits.setdefault(current, {}).setdefault(name, rest)
+        for o in located:
+            sha = line_commit.get(o.line or 0, "")
+            fields = commits.get(sha, {})
+            if not sha:
+                out[o] = "(unknown)"
+            elif set(sha) == {"0"}:
+                out[o] = "not committed yet"
+            else:
+                out[o] = (f"commit {sha[:10]} by {fields.get('author', '?')}: "
+                          f"{fields.get('summary', '')}")
+    return out
 
 
 def format_plan(plan: Plan) -> str:
@@ -469,8 +506,9 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines.append("None: every change is hot-reloadable.")
     lines += ["", "### Where each value comes from", "",
               f"| Key | Value | Set in `{f}` | By |", "|---|---|---|---|"]
+    who = _blame(project, [e.source for e in plan.edits])
     for e in plan.edits:
-        by = _blame(project, e.source).replace("|", "\\|")
+        by = who[e.source].replace("|", "\\|")
         lines.append(f"| {md_code(e.key)} | {md_code(show(e.shown))} "
                      f"| {md_code(e.source.where())} | {by} |")
     if plan.skipped:
