@@ -96,7 +96,7 @@ def promote_bench(root: Path, env: dict[str, str]) -> None:
     """Promote 100 keys staging -> production in a git copy of the repository."""
     from magcfg.diff import flatten
     from magcfg.load import iter_leaves
-    from magcfg.promote import apply_promotion, plan_promotion
+    from magcfg.promote import apply_promotion, plan_promotion, pr_body
 
     with tempfile.TemporaryDirectory(prefix="magcfg-promote-bench-") as tmp:
         repo = Path(tmp) / "repo"
@@ -128,6 +128,9 @@ def promote_bench(root: Path, env: dict[str, str]) -> None:
         ms, done = timed(lambda: apply_promotion(project, plan, "promote/bench"))
         print(f"promote 100 keys: write + rebuild production + branch + commit: {ms:,.0f} ms "
               f"(commit {done.commit[:10]})")
+        ms, body = timed(lambda: pr_body(project, plan, done))
+        print(f"promote 100 keys: PR body (git blame per file): {ms:,.0f} ms "
+              f"({len(body):,} bytes)")
 
 
 if __name__ == "__main__":

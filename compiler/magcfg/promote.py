@@ -350,6 +350,18 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
     files, the branch and HEAD are restored."""
     import git
 
+    try:
+        return _apply(project, plan, branch)
+    except git.GitCommandError as exc:
+        detail = str(exc.stderr or "").strip()
+        detail = detail.removeprefix("stderr:").strip().strip("'").strip()
+        raise BuildError(f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}; "
+                         "nothing was changed") from None
+
+
+def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
+    import git
+
     from .compiler import build
     from .emit import write_files
     from .gitsource import open_repo
@@ -383,7 +395,7 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
         build(project, envs=[plan.to_env])
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
-    except BaseException as exc:
+    except BaseException:
         # Restore only what the promotion wrote (those paths were clean before it).
         repo.git.reset("-q", "HEAD", "--", *paths)
         in_head = repo.git.ls_tree("-r", "--name-only", "HEAD", "--", *paths).splitlines()
@@ -392,11 +404,6 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
         repo.git.clean("-q", "-f", "--", *paths)
         repo.git.checkout("-q", original)
         repo.git.branch("-q", "-D", branch)
-        if isinstance(exc, git.GitCommandError):
-            detail = str(exc.stderr or "").strip()
-            detail = detail.removeprefix("stderr:").strip().strip("'").strip()
-            raise BuildError(f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}; "
-                             "nothing was changed") from None
         raise
     files = tuple(sorted([*plan.texts, generated]))
     return Promotion(plan, branch, repo.head.commit.hexsha, files)

@@ -179,9 +179,16 @@ def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> 
     appended to their map). Raises ``EditRefused`` if the result would change lines
     other than the replaced values."""
     from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import YAMLError
 
     y = _yaml(text)
-    doc = y.load(text) if text.strip() else None
+    try:
+        doc = y.load(text) if text.strip() else None
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise EditRefused([Diagnostic(path, mark.line + 1 if mark else None, None,
+                                      "the round-trip editor cannot read this file; "
+                                      "make the change by hand", code="promote")]) from None
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, CommentedMap):
