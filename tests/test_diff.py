@@ -344,3 +344,33 @@ def test_key_lines_match_locate() -> None:
         data = yaml.safe_load(text.split("---")[-1])
         for keypath in _keypaths(data):
             assert odd.line(str(i), keypath) == locate(str(i), text.encode(), keypath), (i, keypath)
+
+
+def test_colour_on_a_terminal(repo: Project) -> None:
+    import os
+    import subprocess
+
+    from .conftest import MAGCFG
+
+    def on_tty(extra: dict[str, str]) -> str:
+        leader, follower = os.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        proc = subprocess.run([str(MAGCFG), "diff", "staging", "production"], cwd=repo.root,
+                              stdout=follower, stderr=subprocess.PIPE, env={**env, **extra},
+                              timeout=60)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(leader)
+        assert proc.returncode == 1
+        return b"".join(chunks).decode()
+
+    assert "\x1b[33m~ db.host" in on_tty({})
+    assert "\x1b[" not in on_tty({"NO_COLOR": "1"})

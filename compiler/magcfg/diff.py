@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from .cache import BuildCache
 from .compiler import Compiler
+from .emit import json_bytes
 from .errors import BuildError, Diagnostic
 from .keylines import KeyLines
 from .load import ParsedFile
@@ -420,7 +421,7 @@ def format_json(d: ConfigDiff) -> str:
         "removed": [c.as_json() for c in d.of_kind("removed")],
         "summary": d.summary(),
     }
-    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    return json_bytes(doc).decode("utf-8")
 
 
 def md_code(text: str) -> str:
