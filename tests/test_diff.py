@@ -374,3 +374,32 @@ def test_colour_on_a_terminal(repo: Project) -> None:
 
     assert "\x1b[33m~ db.host" in on_tty({})
     assert "\x1b[" not in on_tty({"NO_COLOR": "1"})
+
+
+def test_against_ref_follows_symlinks_inside_the_repo(repo: Project) -> None:
+    import os
+
+    shared = repo.root / "shared"
+    shared.mkdir()
+    (shared / "logging.yaml").write_text("logging:\n  level: \"error\"\n")
+    (shared / "extra").mkdir()
+    (shared / "extra" / "pool.yaml").write_text("db:\n  port: 6000\n")
+    staging = repo.root / "layers/environments/staging"
+    os.symlink("../../../shared/logging.yaml", staging / "logging.yaml")
+    os.symlink("../../../shared/extra", staging / "extra")
+    os.symlink("/etc", repo.root / "layers/environments/production/outside")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "symlinked layers")
+    # Working tree back to no symlinks: the ref side must read them from git objects.
+    git(repo.root, "rm", "-q", "layers/environments/staging/logging.yaml",
+        "layers/environments/staging/extra", "layers/environments/production/outside")
+    result = repo.run("diff", "-e", "staging", "--against", "HEAD", "-f", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert [(c["key"], c["old"], c["new"]) for c in doc["changed"]] == [
+        ("db.port", 6000, 5432), ("logging.level", "error", "info")]
+    assert doc["changed"][0]["old_source"]["file"] == "layers/environments/staging/extra/pool.yaml"
+    outside = repo.run("diff", "-e", "production", "--against", "HEAD")
+    assert outside.returncode == 1
+    assert "layers/environments/production/outside: error: symlink leads outside the " \
+        "repository" in outside.stderr

@@ -57,25 +57,33 @@ class GitSource:
         return posixpath.normpath(posixpath.join(self.prefix, path)) if self.prefix else \
             posixpath.normpath(path)
 
-    def _object(self, full: str) -> Any:
-        if full in ("", "."):
-            return self.tree
-        try:
-            return self.tree / full
-        except KeyError:
-            return None
-
     def _resolve(self, full: str) -> Any:
-        """The blob or tree at ``full``, following symlinks that stay in the repository."""
-        for _ in range(_MAX_LINK_HOPS):
-            obj = self._object(full)
-            if obj is None or obj.type != "blob" or obj.mode != _SYMLINK_MODE:
-                return obj
-            target = obj.data_stream.read().decode("utf-8", "surrogateescape")
-            full = posixpath.normpath(posixpath.join(posixpath.dirname(full), target))
-            if full.startswith("../") or full == ".." or posixpath.isabs(full):
+        """The blob or tree at ``full``, following symlinks (in any component) that stay
+        inside the repository; ``None`` if absent or leading outside."""
+        parts = [p for p in full.split("/") if p and p != "."]
+        obj, done, i, hops = self.tree, [], 0, 0
+        while i < len(parts):
+            if obj.type != "tree":
                 return None
-        return None
+            try:
+                child = obj[parts[i]]
+            except KeyError:
+                return None
+            if child.type == "blob" and child.mode == _SYMLINK_MODE:
+                hops += 1
+                if hops > _MAX_LINK_HOPS:
+                    return None
+                target = child.data_stream.read().decode("utf-8", "surrogateescape")
+                joined = posixpath.normpath(posixpath.join("/".join(done), target))
+                if posixpath.isabs(target) or joined == ".." or joined.startswith("../"):
+                    return None
+                parts = [p for p in joined.split("/") if p and p != "."] + parts[i + 1:]
+                obj, done, i = self.tree, [], 0
+                continue
+            done.append(parts[i])
+            obj = child
+            i += 1
+        return obj
 
     def read(self, path: str) -> bytes:
         """The bytes of ``path`` at the commit; ``FileNotFoundError`` if it is absent."""
@@ -91,7 +99,7 @@ class GitSource:
         them; symlinks leading outside the repository are reported, not followed."""
         files: list[str] = []
         problems: list[Diagnostic] = []
-        base = self._object(self._full(directory))
+        base = self._resolve(self._full(directory))
         if base is None or base.type != "tree":
             return files, problems
         stack = [(base, directory.strip("/"))]
