@@ -61,7 +61,8 @@ class GitSource:
         """The blob or tree at ``full``, following symlinks (in any component) that stay
         inside the repository; ``None`` if absent or leading outside."""
         parts = [p for p in full.split("/") if p and p != "."]
-        obj, done, i, hops = self.tree, [], 0, 0
+        done: list[str] = []
+        obj, i, hops = self.tree, 0, 0
         while i < len(parts):
             if obj.type != "tree":
                 return None
