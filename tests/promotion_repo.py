@@ -160,8 +160,10 @@ def make_repo(root: Path) -> Project:
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Dana Dev")
     git(root, "config", "user.email", "dana@example.com")
-    build = project.run("build", "-q")
-    assert build.returncode == 0, build.stderr
+    from magcfg.compiler import build
+    from magcfg.project import load_project
+
+    build(load_project(root / "magcfg.yaml"))
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "Initial config")
     return project
