@@ -1,0 +1,345 @@
+"""MAG002: hardcoded secrets in committed files.
+
+Two detectors:
+
+* our own key rule: a secret-like key (password, secret, token, api_key, private_key, ...)
+  assigned a literal in YAML, JSON, env files, shell/Dockerfiles, TOML/INI, Python, JS/TS
+  and Go; unquoted ``KEY=value`` included, which detect-secrets' keyword plugin misses
+  outside a few file types. References (``vault://``, ``env://``, ``${VAR}``,
+  ``secretKeyRef``/``valueFrom``, templating) are never findings;
+* detect-secrets' maintained token-format plugins (AWS, GitHub, GitLab, Slack, Stripe,
+  private keys, JWTs, basic-auth URLs, ...) and its high-entropy string plugins, run only on
+  lines a combined pre-filter selects, so a clean file costs a few regex scans.
+
+Findings show ``<redacted>`` where the value would be: the value is never printed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .context import LintContext, finding
+from .findings import REDACTED, Finding
+from .walk import SourceFile
+
+RULE = "MAG002"
+FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`, "
+       "`${VAR}` or a `secretKeyRef`), then rotate the exposed secret")
+
+# Cheap whole-file and per-line gate for the key rule.
+_WORDS = re.compile(r"pass|pwd|secret|token|api.?key|private.?key|credential", re.IGNORECASE)
+_SECRET_TOKENS = frozenset({
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
+    "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
+    "pass"})
+_SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("signing", "key"),
+                           ("encryption", "key"), ("master", "key")})
+# A key ending in one of these names where a secret is, not the secret itself.
+_NOT_SECRET_LAST = frozenset({
+    "file", "files", "path", "dir", "name", "names", "ref", "reference", "url", "uri",
+    "endpoint", "env", "var", "variable", "type", "length", "len", "ttl", "expiry", "expires",
+    "expiration", "policy", "mode", "enabled", "enable", "disabled", "required", "header",
+    "field", "id", "hash", "count", "size", "format", "provider", "store", "source", "prefix",
+    "suffix", "label", "lifetime", "timeout", "rotation", "version", "class", "kind",
+    "backend", "method", "template", "pattern", "regex", "placeholder", "hint",
+    "description", "help", "title", "message", "error", "min", "max", "tokens", "secrets",
+    "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
+    "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator"})
+_NOT_SECRET_FIRST = frozenset({
+    "existing", "max", "min", "num", "use", "enable", "require", "has", "is", "no", "show",
+    "automount", "generate", "rotate", "allow", "reset", "forgot", "validate", "verify",
+    "hash", "hashed", "check", "on", "get", "set", "new", "old", "confirm", "create"})
+_NAMES_A_KEY = frozenset({"password", "passwd", "pwd", "passphrase", "token", "credential",
+                          "credentials"})
+_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def key_is_secret(key: str) -> bool:
+    """Whether a key name says its value is a secret (``DB_PASSWORD``, ``apiKey``, ...)."""
+    tokens = [t.lower() for t in _SPLIT.split(key) if t]
+    if not tokens or tokens[-1] in _NOT_SECRET_LAST or tokens[0] in _NOT_SECRET_FIRST:
+        return False
+    if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
+        return False  # `passwordKey: db-password` names the key of a k8s Secret
+    if any(t in _SECRET_TOKENS for t in tokens):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in zip(tokens, tokens[1:], strict=False))
+
+
+_REFERENCE = re.compile(
+    r"^(?:vault|env|ref|secretref|awssm|gcpsm|azkv|op|sops)://"  # secret references
+    r"|\$\{|\$\(|\{\{|\{%|%\(|#\{|<%"                            # substitution, templates
+    r"|^\$[A-Za-z_]"                                              # $VAR
+    r"|^!",                                                       # YAML tags (!unset, !vault)
+    re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$")
+_NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
+                         "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
+                         "undefined"})
+
+
+def is_literal(value: str) -> bool:
+    """Whether an assigned value is a literal secret (not a reference or placeholder)."""
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'`":
+        v = v[1:-1].strip()
+    if not v or v.lower() in _NOT_VALUES:
+        return False
+    if _REFERENCE.search(v) or _PLACEHOLDER.match(v):
+        return False
+    return not v.startswith(("&", "*"))  # YAML anchors/aliases point elsewhere
+
+
+# --- assignment shapes, by file kind --------------------------------------------------------
+
+_YAML_KV = re.compile(r"""^\s*(?:-\s+)?(["']?)([A-Za-z_][\w.-]*)\1\s*:(?:\s+|$)(.*)$""")
+_YAML_LIST_ENV = re.compile(r"^\s*-\s+([\"']?)([A-Za-z_][\w.]*)=(.*?)\1\s*$")
+_YAML_NAME = re.compile(r"""^(\s*)-\s+name:\s*["']?([A-Za-z_][\w.-]*)["']?\s*$""")
+_YAML_VALUE = re.compile(r"^(\s*)(value|valueFrom):(.*)$")
+_JSON_KV = re.compile(r'"([A-Za-z_][\w.-]*)"\s*:\s*("(?:[^"\\]|\\.)*")')
+_ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*(.*?)\s*$")
+_DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s+([A-Za-z_][\w.]*)\s+([^=\s][^=]*?)\s*$")
+_INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*(.*?)\s*$""")
+_CODE_KV = re.compile(
+    r"""(?:^|[\s,({\[;])["'`]?([A-Za-z_$][\w$.-]*)["'`]?"""
+    r"""\s*(?::\s*[A-Za-z_][\w\[\], .|]*)?\s*(?::=|(?<![=!<>:])=(?!=)|:)\s*"""
+    r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`\n]*`)""")
+
+_CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
+             ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift", ".scala")
+_INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
+_SHELL_EXT = (".sh", ".bash", ".zsh")
+_EXAMPLE = re.compile(r"(?:^|[.-])(?:example|sample|template|tpl|dist)(?:$|[.-])", re.IGNORECASE)
+_LOCK_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "go.sum",
+                         "poetry.lock", "Cargo.lock", "Pipfile.lock", "composer.lock",
+                         "uv.lock", "Gemfile.lock"})
+
+
+def _kind(name: str) -> str | None:
+    lower = name.lower()
+    if lower.endswith((".yaml", ".yml")):
+        return "yaml"
+    if lower.endswith(".json"):
+        return "json"
+    if name == ".env" or name.startswith(".env.") or lower.endswith(".env"):
+        return "env"
+    if lower.endswith(_CODE_EXT):
+        return "code"
+    if lower.endswith(_INI_EXT):
+        return "ini"
+    if lower.endswith(_SHELL_EXT) or name.startswith(("Dockerfile", "Containerfile")) \
+            or lower.endswith((".dockerfile", ".envrc")):
+        return "shell"
+    return None
+
+
+@dataclass(frozen=True)
+class _Hit:
+    column: int
+    message: str
+    priority: int  # lower wins when several detectors hit one line
+
+
+def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, _Hit]]:
+    lines = src.lines
+    for number, line in enumerate(lines, 1):
+        if not _WORDS.search(line):
+            continue
+        stripped = line.lstrip()
+        if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
+            continue
+        for key, value, col in _assignments(line, kind):
+            if key_is_secret(key) and is_literal(value) and not _self_named(key, value, kind):
+                yield number, _Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
+        if kind == "yaml":
+            m = _YAML_NAME.match(line)
+            if m and key_is_secret(m.group(2)):
+                hit = _k8s_env_value(lines, number, len(m.group(1)))
+                if hit is not None:
+                    vnum, vcol = hit
+                    yield vnum, _Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
+                                           f"({REDACTED}) instead of valueFrom.secretKeyRef", 1)
+
+
+def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
+    if kind == "yaml":
+        m = _YAML_LIST_ENV.match(line)
+        if m:
+            yield m.group(2), m.group(3), m.start(3) + 1
+            return
+        m = _YAML_KV.match(line)
+        if m:
+            value = _strip_yaml_comment(m.group(3))
+            yield m.group(2), value, m.start(3) + 1
+        return
+    if kind == "json":
+        for m in _JSON_KV.finditer(line):
+            yield m.group(1), m.group(2), m.start(2) + 1
+        return
+    if kind in ("env", "shell"):
+        m = _ENV_KV.match(line) or _DOCKER_ENV_SPACE.match(line)
+        if m:
+            value = m.group(2)
+            if kind == "shell" or " #" in value:
+                value = _strip_yaml_comment(value)
+            yield m.group(1), value, m.start(2) + 1
+        return
+    if kind == "ini":
+        m = _INI_KV.match(line)
+        if m:
+            yield m.group(1), _strip_yaml_comment(m.group(2)), m.start(2) + 1
+        return
+    for m in _CODE_KV.finditer(line):
+        yield m.group(1).rsplit(".", 1)[-1], m.group(2), m.start(2) + 1
+
+
+def _strip_yaml_comment(value: str) -> str:
+    v = value.strip()
+    if v[:1] in ("'", '"'):
+        end = v.find(v[0], 1)
+        return v[:end + 1] if end > 0 else v
+    i = v.find(" #")
+    return (v[:i] if i >= 0 else v).strip()
+
+
+def _self_named(key: str, value: str, kind: str) -> bool:
+    # In code, `PASSWORD_FIELD = "password"`-style constants name a field, not a secret.
+    if kind != "code":
+        return False
+    v = value.strip("\"'`")
+    return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v)
+
+
+def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int] | None:
+    """For ``- name: SECRET_VAR``, the line and column of a literal ``value:`` sibling."""
+    for i in range(number, min(number + 4, len(lines))):
+        line = lines[i]
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _YAML_VALUE.match(line)
+        if m is None or len(m.group(1)) <= indent:
+            return None
+        if m.group(2) == "valueFrom":
+            return None
+        value = _strip_yaml_comment(m.group(3))
+        return (i + 1, m.start(3) + 2) if is_literal(value) else None
+    return None
+
+
+# --- detect-secrets plugins ----------------------------------------------------------------
+
+_SKIPPED_PLUGINS = frozenset({"KeywordDetector", "IPPublicDetector"})
+
+
+@lru_cache(maxsize=1)
+def _format_plugins() -> tuple[list[Any], re.Pattern[str] | None, list[re.Pattern[str]]]:
+    """The token-format plugins and one combined pre-filter per regex flag set."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import detect_secrets.plugins as pkg
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    plugins: list[Any] = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for _, cls in sorted(inspect.getmembers(module, inspect.isclass)):
+            if (issubclass(cls, RegexBasedDetector) and not inspect.isabstract(cls)
+                    and cls.__module__ == module.__name__
+                    and cls.__name__ not in _SKIPPED_PLUGINS):
+                plugins.append(cls())
+    by_flags: dict[int, list[str]] = {}
+    for plugin in plugins:
+        for regex in plugin.denylist:
+            by_flags.setdefault(regex.flags, []).append(regex.pattern)
+    gates = [re.compile("|".join(f"(?:{p})" for p in pats), flags)
+             for flags, pats in sorted(by_flags.items())]
+    return plugins, None, gates
+
+
+@lru_cache(maxsize=1)
+def _entropy_plugins() -> tuple[Any, Any]:
+    from detect_secrets.plugins.high_entropy_strings import (
+        Base64HighEntropyString,
+        HexHighEntropyString,
+    )
+
+    return Base64HighEntropyString(), HexHighEntropyString()
+
+
+_QUOTED_LONG = re.compile(r"""(["'])([A-Za-z0-9+/=_\\-]{20,})\1""")
+_DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|etag|commit|"
+                             r"rev|revision|fingerprint|uuid|nonce_hash)\W*$", re.IGNORECASE)
+_CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|cookie|session|"
+                             r"credential|bearer", re.IGNORECASE)
+
+
+def _format_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
+    plugins, _, gates = _format_plugins()
+    if not any(g.search(src.text) for g in gates):
+        return
+    for number, line in enumerate(src.lines, 1):
+        if not any(g.search(line) for g in gates):
+            continue
+        for plugin in plugins:
+            for secret in plugin.analyze_string(line):
+                if not secret or not is_literal(str(secret)):
+                    continue
+                col = line.find(str(secret)) + 1
+                yield number, _Hit(max(col, 1), f"{plugin.secret_type} in a committed file "
+                                                f"({REDACTED})", 0)
+
+
+def _entropy_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
+    if src.name in _LOCK_FILES or src.name.endswith((".lock", ".min.js", ".svg", ".map")):
+        return
+    if not _QUOTED_LONG.search(src.text):
+        return
+    b64, hexa = _entropy_plugins()
+    for number, line in enumerate(src.lines, 1):
+        for m in _QUOTED_LONG.finditer(line):
+            value = m.group(2)
+            before = line[:m.start()]
+            if _DIGEST_CONTEXT.search(before) or "data:" in before[-12:]:
+                continue
+            if re.fullmatch(r"[0-9a-fA-F]+", value):
+                # Hex strings are mostly digests and ids: only under a credential-like key.
+                if (hexa.calculate_shannon_entropy(value) > hexa.entropy_limit
+                        and _CREDENTIAL_KEY.search(before)):
+                    yield number, _Hit(m.start(2) + 1,
+                                       f"high-entropy hex string under a credential-like key "
+                                       f"({REDACTED})", 2)
+            elif (b64.calculate_shannon_entropy(value) > b64.entropy_limit
+                  and re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)):
+                yield number, _Hit(m.start(2) + 1,
+                                   f"high-entropy string that looks like a secret ({REDACTED})",
+                                   2)
+
+
+def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
+    """Yield at most one MAG002 finding per line (the most specific detector wins)."""
+    kind = _kind(src.name)
+    hits: dict[int, _Hit] = {}
+
+    def keep(number: int, hit: _Hit) -> None:
+        old = hits.get(number)
+        if old is None or (hit.priority, hit.column) < (old.priority, old.column):
+            hits[number] = hit
+
+    for number, hit in _format_hits(src):
+        keep(number, hit)
+    if kind is not None:
+        example = bool(_EXAMPLE.search(src.name))
+        if not example and _WORDS.search(src.text):
+            for number, hit in _key_hits(src, kind):
+                keep(number, hit)
+        for number, hit in _entropy_hits(src):
+            keep(number, hit)
+    for number in sorted(hits):
+        hit = hits[number]
+        yield finding(src, number, hit.column, RULE, hit.message, FIX)
