@@ -58,7 +58,8 @@ def render_sarif(findings: Sequence[Finding]) -> str:
         "name": RULES[rid].name,
         "shortDescription": {"text": RULES[rid].summary},
         "defaultConfiguration": {"level": _SARIF_LEVEL[RULES[rid].severity]},
-        "helpUri": f"docs/lint.md#{rid.lower()}",
+        "help": {"text": f"{RULES[rid].summary} See docs/lint.md ({rid}); suppress one line "
+                         f"with `magcfg: ignore[{rid}] reason: <why>`."},
     } for rid in rule_ids]
     results = [{
         "ruleId": f.rule,

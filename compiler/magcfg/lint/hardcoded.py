@@ -16,6 +16,7 @@ Findings show ``<redacted>`` where the value would be: the value is never printe
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def key_is_secret(key: str) -> bool:
         return False  # `passwordKey: db-password` names the key of a k8s Secret
     if any(t in _SECRET_TOKENS for t in tokens):
         return True
-    return any(pair in _SECRET_PAIRS for pair in zip(tokens, tokens[1:], strict=False))
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(tokens))
 
 
 _REFERENCE = re.compile(
