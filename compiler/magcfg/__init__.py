@@ -32,22 +32,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .build import Artifact, BuildResult, build, compile_environment
+    from .compiler import Artifact, BuildResult, build, compile_environment
     from .errors import BuildError, Diagnostic, MagcfgError
-    from .explain import Explanation, explain
+    from .explanation import Explanation, explain
     from .merge import LayerStack, Provenance
     from .project import Project, load_project
 
 _LAZY = {
-    "Artifact": "build",
-    "BuildResult": "build",
-    "build": "build",
-    "compile_environment": "build",
+    "Artifact": "compiler",
+    "BuildResult": "compiler",
+    "build": "compiler",
+    "compile_environment": "compiler",
     "BuildError": "errors",
     "Diagnostic": "errors",
     "MagcfgError": "errors",
-    "Explanation": "explain",
-    "explain": "explain",
+    "Explanation": "explanation",
+    "explain": "explanation",
     "LayerStack": "merge",
     "Provenance": "merge",
     "Project": "project",

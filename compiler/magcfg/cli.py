@@ -57,7 +57,7 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
-    from .build import build as run_build
+    from .compiler import build as run_build
     from .project import load_project
 
     try:
@@ -90,8 +90,8 @@ def explain(
     project: ProjectOption = None,
 ) -> None:
     """Print KEY's value and every layer that set it, as file:line, lowest first."""
-    from .explain import explain as run_explain
-    from .explain import format_explanation
+    from .explanation import explain as run_explain
+    from .explanation import format_explanation
     from .project import load_project
 
     try:
@@ -148,27 +148,14 @@ def lint(
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
     try:
-        app(args=argv, prog_name="magcfg", standalone_mode=False)
+        app(args=argv, prog_name="magcfg", standalone_mode=True)
         code = 0
-    except typer.Exit as exc:
-        code = exc.exit_code
-    except SystemExit as exc:  # click's usage errors in non-standalone mode
-        code = exc.code if isinstance(exc.code, int) else 2
+    except SystemExit as exc:  # click's standalone mode: usage errors are 2
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MagcfgError as exc:
         print(exc.format(), file=sys.stderr)
         code = exc.exit_code
-    except _click_exceptions() as exc:
-        exc.show()
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
     return code
-
-
-def _click_exceptions() -> tuple[type[BaseException], ...]:
-    import click
-
-    return (click.exceptions.UsageError, click.exceptions.ClickException)
 
 
 def run() -> NoReturn:

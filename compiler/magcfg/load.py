@@ -24,10 +24,11 @@ float | bool | None``. The two layer markers are tuples, which YAML never produc
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic
@@ -68,13 +69,32 @@ _NEEDS_REFERENCE = re.compile(
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-@dataclass(frozen=True)
 class ParsedFile:
-    """One layer file after strict loading. ``data`` is its top-level mapping."""
+    """One layer file after strict loading. ``data`` is its top-level mapping, which
+    may be loaded on first use (from the parse cache): a rebuild that reuses a
+    fragment never needs the data of the files behind it, only their ``keys``."""
 
-    path: str
-    digest: str
-    data: dict[str, Any]
+    __slots__ = ("_data", "_loader", "digest", "has_markers", "keys", "path")
+
+    def __init__(self, path: str, digest: str, keys: tuple[str, ...], has_markers: bool,
+                 data: dict[str, Any] | None = None,
+                 loader: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.path = path
+        self.digest = digest
+        self.keys = frozenset(keys)
+        self.has_markers = has_markers
+        self._data = data
+        self._loader = loader
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._loader is not None
+            self._data = self._loader()
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"ParsedFile({self.path!r})"
 
 
 class LoadFailed(Exception):
@@ -99,13 +119,15 @@ def decode_text(path: str, raw: bytes) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def parse_layer(path: str, raw: bytes) -> dict[str, Any]:
-    """Parse one layer file strictly. Raises ``LoadFailed`` with located diagnostics."""
+def parse_layer(path: str, raw: bytes) -> tuple[dict[str, Any], bool]:
+    """Parse one layer file strictly: ``(data, has_markers)``.
+
+    Raises ``LoadFailed`` with located diagnostics."""
     text = decode_text(path, raw)
     if _NEEDS_REFERENCE.search(text) is None:
         data = _parse_fast(text)
         if data is not None:
-            return data
+            return data, False
     return parse_reference(path, text)
 
 
@@ -120,7 +142,7 @@ def _parse_fast(text: str) -> dict[str, Any] | None:
             alias_limits=_alias_limits(),
             duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error,
         )
-    except Exception:  # noqa: BLE001 - every parse problem is re-read by the reference path
+    except Exception:
         return None
     if data is None:
         return {}
@@ -142,11 +164,12 @@ def _fast_tree_ok(node: dict[str, Any] | list[Any], depth: int) -> bool:
     scan. Any doubt sends the file to the reference path."""
     if depth > MAX_DEPTH:
         return False
-    values = node.values() if type(node) is dict else node
+    values: Any = node.values() if type(node) is dict else node
     if type(node) is dict:
         for k in node:
             if type(k) is not str:
                 return False
+    v: Any
     for v in values:
         t = type(v)
         if t is dict or t is list:
@@ -234,8 +257,9 @@ def _check_depth(path: str, text: str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
+                    mark: Any = event.start_mark
                     raise LoadFailed([Diagnostic(
-                        path, event.start_mark.line + 1, None,
+                        path, mark.line + 1, None,
                         f"nesting deeper than {MAX_DEPTH} levels", code="depth")])
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
@@ -256,14 +280,14 @@ def _tab_indented_line(text: str) -> int | None:
     return None if m is None else text.count("\n", 0, m.start()) + 1
 
 
-def parse_reference(path: str, text: str) -> dict[str, Any]:
+def parse_reference(path: str, text: str) -> tuple[dict[str, Any], bool]:
     """The reference parser: every strictness rule, every error located."""
     node = compose(path, text)
     if node is None:
-        return {}
+        return {}, False
     builder = _Builder(path)
     if node.tag == "tag:yaml.org,2002:null":
-        return {}
+        return {}, False
     if type(node).__name__ != "MappingNode":
         raise LoadFailed([Diagnostic(path, node.start_mark.line + 1, None,
                                      "the top level of a layer file must be a mapping",
@@ -272,7 +296,7 @@ def parse_reference(path: str, text: str) -> dict[str, Any]:
     if builder.errors:
         raise LoadFailed(builder.errors)
     assert isinstance(data, dict)
-    return data
+    return data, builder.markers
 
 
 class _Builder:
@@ -283,6 +307,7 @@ class _Builder:
         self.errors: list[Diagnostic] = []
         self.expanded = 0
         self.seen: set[int] = set()
+        self.markers = False
 
     def error(self, node: Any, keypath: tuple[str, ...], message: str, code: str) -> None:
         key = ".".join(keypath) or None
@@ -302,6 +327,8 @@ class _Builder:
                     code="alias")])
         self.seen.add(id(node))
         tag = node.tag
+        if tag in ("!unset", REPLACE_TAG):
+            self.markers = True
         if tag == "!unset":
             if not (isinstance(node, yaml.ScalarNode) and node.value == ""):
                 self.error(node, keypath, "!unset takes no value", "marker")
@@ -324,7 +351,7 @@ class _Builder:
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             if knode.tag == "tag:yaml.org,2002:merge" or (
-                getattr(knode, "value", None) == "<<" and knode.style is None
+                getattr(knode, "value", None) == "<<" and not knode.style
             ):
                 self.error(knode, keypath, "merge keys (<<) are not supported: "
                            "write the values, or put shared values in a lower layer", "merge-key")
@@ -343,12 +370,14 @@ class _Builder:
         return out
 
     def _scalar(self, node: Any, keypath: tuple[str, ...]) -> Any:
-        tag, value, plain = node.tag, node.value, node.style is None
+        tag, value, plain = node.tag, node.value, not node.style
         if tag == "tag:yaml.org,2002:str":
             if plain and _AMBIGUOUS_PLAIN.fullmatch(value):
+                fix = ("quote it" if value[0].isdigit() or value[0] in "+-"
+                       else "write true/false, or quote it if it is text")
                 self.error(node, keypath,
-                           f"{value!r} means different things in YAML 1.1 and 1.2: "
-                           "write true/false, or quote it if it is text", "ambiguous")
+                           f"{value!r} means different things in YAML 1.1 and 1.2: {fix}",
+                           "ambiguous")
             return value
         if tag == "tag:yaml.org,2002:null":
             return None
@@ -390,7 +419,8 @@ def _retag(node: Any) -> Any:
         return yaml.SequenceNode("tag:yaml.org,2002:seq", node.value, node.start_mark,
                                  node.end_mark, node.flow_style)
     assert _LOADER is not None
-    resolved = _LOADER.resolve(_LOADER, yaml.ScalarNode, node.value, (True, False))
+    resolver: Any = _LOADER
+    resolved = resolver.resolve(resolver, yaml.ScalarNode, node.value, (True, False))
     return yaml.ScalarNode(resolved, node.value, node.start_mark, node.end_mark, node.style)
 
 
@@ -435,7 +465,7 @@ def locate(path: str, raw: bytes, keypath: tuple[str, ...]) -> int | None:
     node = _composed(path, text)
     if node is None:
         return None
-    line = node.start_mark.line + 1
+    line: int = node.start_mark.line + 1
     for part in keypath:
         if isinstance(node, yaml.MappingNode):
             for knode, vnode in node.value:
@@ -464,3 +494,58 @@ def iter_leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple
 
 def is_json_scalar(value: object) -> bool:
     return isinstance(value, _JSON_SCALARS)
+
+
+# --------------------------------------------------------------------------- sources
+
+LAYER_SUFFIXES = (".yaml", ".yml")
+
+
+class FileSource:
+    """Layer files on disk below ``root``. Symlinks are followed only inside ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def read(self, path: str) -> bytes:
+        return (self.root / path).read_bytes()
+
+    def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
+                   ) -> tuple[list[str], list[Diagnostic]]:
+        """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
+        entries skipped). A missing directory is an empty layer."""
+        base = self.root / directory
+        files: list[str] = []
+        problems: list[Diagnostic] = []
+        if not base.exists() and not base.is_symlink():
+            return files, problems
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for d in list(dirnames):
+                full = Path(dirpath) / d
+                if full.is_symlink() and not self._inside(full):
+                    rel = full.relative_to(self.root).as_posix()
+                    problems.append(Diagnostic(rel, None, None,
+                                               "symlink leads outside the repository",
+                                               code="symlink"))
+                    dirnames.remove(d)
+            for name in filenames:
+                if name.startswith(".") or not name.endswith(suffixes):
+                    continue
+                full = Path(dirpath) / name
+                rel = full.relative_to(self.root).as_posix()
+                if full.is_symlink() and not self._inside(full):
+                    problems.append(Diagnostic(rel, None, None,
+                                               "symlink leads outside the repository",
+                                               code="symlink"))
+                    continue
+                files.append(rel)
+        files.sort(key=lambda p: p.encode("utf-8"))
+        return files, problems
+
+    def _inside(self, path: Path) -> bool:
+        try:
+            path.resolve().relative_to(self.root)
+        except ValueError:
+            return False
+        return True

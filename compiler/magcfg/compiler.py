@@ -1,0 +1,348 @@
+"""The build pipeline: load -> merge -> validate -> (redact) -> emit, for every environment.
+
+All errors of a build are collected (every file, every environment) before it fails,
+and a failed build writes nothing. The unit of work and of caching is a *fragment*: one
+top-level key of one environment. A fragment whose inputs are unchanged is reused
+from the cache without loading, merging, validating or serializing anything.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import BuildCache
+from .emit import (
+    CONFIG,
+    MANIFEST,
+    SIGNATURE,
+    config_bytes,
+    fragment_bytes,
+    inputs_digest,
+    manifest_bytes,
+    stale_files,
+    write_files,
+)
+from .errors import BuildError, Diagnostic
+from .load import FileSource, LoadFailed, ParsedFile, parse_layer
+from .merge import ABSENT, Layer, LayerStack, Source
+from .project import Project
+from .schema import Schema, load_schema
+from .validate import Validator
+
+# Later stages add emitters here: each gets the compile context of one environment
+# and returns extra files for generated/<env>/ (covered by the manifest).
+ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
+ARTIFACT_EMITTERS: list[ArtifactEmitter] = []
+
+
+@dataclass
+class CompileContext:
+    """What an emitter may read about the environment being compiled."""
+
+    project: Project
+    env: str
+    stack: LayerStack
+    schema: Schema | None
+    config_json: bytes
+    _config: dict[str, Any] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            import orjson
+
+            self._config = orjson.loads(self.config_json)
+        return self._config
+
+
+@dataclass
+class Artifact:
+    """The compiled files of one environment (names relative to generated/<env>/)."""
+
+    env: str
+    files: dict[str, bytes]
+    warnings: list[Diagnostic]
+    stack: LayerStack
+
+    @property
+    def config(self) -> dict[str, Any]:
+        import orjson
+
+        result: dict[str, Any] = orjson.loads(self.files[CONFIG])
+        return result
+
+
+@dataclass
+class BuildResult:
+    environments: tuple[str, ...]
+    artifacts: dict[str, Artifact]
+    warnings: list[Diagnostic] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # The cyclic GC re-scans the millions of young containers a large build allocates
+    # (20-45% of the build's time, docs/performance.md); none of them form cycles.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Compiler:
+    """Loads and compiles environments of one project, sharing parsed files and cache."""
+
+    def __init__(self, project: Project, source: Source | None = None,
+                 cache: BuildCache | None = None) -> None:
+        self.project = project
+        self.source: Any = source or FileSource(project.root)
+        if cache is None:
+            cache = BuildCache(project.root / project.cache_dir)
+        self.cache = cache
+        self._parsed: dict[str, ParsedFile] = {}
+        self._schema: Schema | None = None
+        self._validator: Validator | None = None
+
+    # -- schema -----------------------------------------------------------------------
+
+    def schema(self) -> Schema | None:
+        if self._schema is None and self.project.json_schema:
+            path = self.project.json_schema
+            try:
+                raw = self.source.read(path)
+            except OSError as exc:
+                raise BuildError([Diagnostic(self.project.file, None, "schema.json",
+                                             f"cannot read schema {path}: {exc.strerror}",
+                                             code="schema")]) from None
+            self._schema = load_schema(path, raw)
+        return self._schema
+
+    def validator(self) -> Validator | None:
+        schema = self.schema()
+        if self._validator is None and schema is not None:
+            self._validator = Validator(schema)
+        return self._validator
+
+    # -- load -------------------------------------------------------------------------
+
+    def layer_files(self, env: str) -> tuple[list[tuple[str, list[str]]], list[Diagnostic]]:
+        out, problems = [], []
+        for spec in self.project.layers:
+            files, found = self.source.list_layer(spec.directory(env))
+            out.append((spec.name, files))
+            problems.extend(found)
+        return out, problems
+
+    def load_stack(self, env: str) -> LayerStack:
+        """The environment's LayerStack; raises BuildError with every load error."""
+        stacks = self.load_stacks([env])
+        return stacks[env]
+
+    def load_stacks(self, envs: Iterable[str]) -> dict[str, LayerStack]:
+        listing: dict[str, list[tuple[str, list[str]]]] = {}
+        errors: list[Diagnostic] = []
+        for env in envs:
+            listing[env], problems = self.layer_files(env)
+            errors.extend(problems)
+        wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
+        for path in wanted:
+            try:
+                self._load_file(path)
+            except LoadFailed as exc:
+                errors.extend(exc.diagnostics)
+        if errors:
+            raise BuildError(sorted(set(errors)))
+        self.cache.flush()
+        schema = self.schema()
+        index = schema.index if schema is not None else None
+        merge_key = index.merge_key if index is not None else None
+        stacks = {}
+        for env, layers in listing.items():
+            stack_layers = [
+                Layer(name, self.project.layers[i].directory(env),
+                      tuple(self._parsed[p] for p in files))
+                for i, (name, files) in enumerate(layers)
+            ]
+            stacks[env] = LayerStack(env, stack_layers, self.source, merge_key)
+        return stacks
+
+    def _load_file(self, path: str) -> ParsedFile:
+        if path in self._parsed:
+            return self._parsed[path]
+        raw = self.source.read(path)
+        digest = hashlib.sha256(raw).hexdigest()
+        known = self.cache.index().get(digest)
+        parsed: ParsedFile | None = None
+        if known is not None:
+            keys, markers = known
+            parsed = ParsedFile(path, digest, keys, markers,
+                                loader=lambda: self._cached_data(path, digest, raw))
+        else:
+            data, markers = parse_layer(path, raw)
+            self.cache.put_parsed(digest, data, markers)
+            parsed = ParsedFile(path, digest, tuple(data), markers, data=data)
+        self._parsed[path] = parsed
+        return parsed
+
+    def _cached_data(self, path: str, digest: str, raw: bytes) -> dict[str, Any]:
+        entry = self.cache.parsed(digest)
+        if entry is None:  # evicted or corrupt: parse again
+            data, markers = parse_layer(path, raw)
+            self.cache.put_parsed(digest, data, markers)
+            return data
+        return entry[0]
+
+    # -- compile ----------------------------------------------------------------------
+
+    def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+                ) -> tuple[Artifact | None, list[Diagnostic]]:
+        """Merge, validate and emit one environment. Returns (artifact, diagnostics);
+        the artifact is None when there are errors."""
+        schema = self.schema()
+        validator = self.validator()
+        schema_digest = schema.digest if schema else ""
+        diagnostics: list[Diagnostic] = []
+        fragments: list[bytes] = []
+        present: dict[str, Any] = {}
+        failed = False
+        layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
+        for key in stack.top_keys():
+            contributors = stack.contributors(key)
+            fkey = self.cache.fragment_key(
+                "fragment", schema_digest, key,
+                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}" for f in contributors))
+            cached = self.cache.fragment(fkey)
+            if (isinstance(cached, tuple) and len(cached) == 3 and isinstance(cached[0], bytes)):
+                data, warnings, absent = cached
+                diagnostics.extend(Diagnostic(*w) for w in warnings)
+                if not absent:
+                    fragments.append(data)
+                    present[key] = True
+                continue
+            value, diags = stack.merge_top(key)
+            errors = [d for d in diags if d.severity == "error"]
+            if not errors and value is not ABSENT and validator is not None:
+                errors = self._locate(stack, validator.check_fragment(key, value))
+                diags = diags + errors
+            diagnostics.extend(diags)
+            if errors:
+                failed = True
+                continue
+            data = fragment_bytes(key, value) if value is not ABSENT else b""
+            warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code) for d in diags]
+            self.cache.put_fragment(fkey, (data, warnings, value is ABSENT))
+            if value is not ABSENT:
+                fragments.append(data)
+                present[key] = value
+        if failed:
+            return None, diagnostics
+        config = config_bytes(fragments)
+        if validator is not None:
+            document = present
+            if not validator.fragment_safe:
+                import orjson
+
+                document = orjson.loads(config)
+            doc_errors = self._locate(stack, validator.check_document(document))
+            if doc_errors:
+                return None, diagnostics + doc_errors
+        files = {CONFIG: config}
+        context = CompileContext(self.project, env, stack, schema, config)
+        for emitter in ARTIFACT_EMITTERS:
+            files.update(emitter(context))
+        hot, restart = schema.index.reload_partition() if schema else ([], [])
+        inputs = [(self.project.file, self.project.digest)]
+        inputs += [(f.path, f.digest) for f in stack.files()]
+        manifest = manifest_bytes(
+            env=env, files=files, inputs_digest=inputs_digest(inputs),
+            input_count=len(inputs), schema_path=schema.path if schema else None,
+            schema_digest=f"sha256:{schema.digest}" if schema else None,
+            hot_keys=hot, restart_keys=restart, previous=previous_manifest,
+            manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
+        files[MANIFEST] = manifest
+        return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
+                        stack), diagnostics
+
+    def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
+        out = []
+        for v in violations:
+            chain = stack.provenance(v.keypath)
+            keypath = v.keypath
+            while not chain and keypath:  # not set anywhere: point at the nearest parent
+                keypath = keypath[:-1]
+                chain = stack.provenance(keypath)
+            if chain:
+                where = chain[-1]
+                out.append(Diagnostic(where.file, where.line, ".".join(v.keypath) or None,
+                                      v.message, code=v.code))
+            else:
+                out.append(Diagnostic(self.project.file, None, ".".join(v.keypath) or None,
+                                      f"{v.message} (environment {stack.env})", code=v.code))
+        return out
+
+
+def compile_environment(project: Project, env: str, source: Source | None = None) -> Artifact:
+    """Compile one environment in memory (no files written, no cache written)."""
+    compiler = Compiler(project, source, BuildCache(None))
+    stack = compiler.load_stack(env)
+    previous = _read_previous(project, env)
+    artifact, diagnostics = compiler.compile(env, stack, previous)
+    if artifact is None:
+        raise BuildError([d for d in diagnostics if d.severity == "error"])
+    return artifact
+
+
+def _read_previous(project: Project, env: str) -> bytes | None:
+    try:
+        return (project.root / project.output / env / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def build(project: Project, envs: list[str] | None = None, check: bool = False,
+          cache: BuildCache | None = None) -> BuildResult:
+    """Compile the environments (default: all) into ``project.output``.
+
+    With ``check``, write nothing and report in ``stale`` the files that differ.
+    Raises ``BuildError`` with every error of every environment; then nothing is written.
+    """
+    chosen = project.check_envs(envs)
+    with _gc_paused():
+        compiler = Compiler(project, cache=cache)
+        stacks = compiler.load_stacks(chosen)
+        artifacts: dict[str, Artifact] = {}
+        errors: list[Diagnostic] = []
+        warnings: list[Diagnostic] = []
+        for env in chosen:
+            artifact, diagnostics = compiler.compile(env, stacks[env], _read_previous(project, env))
+            errors.extend(d for d in diagnostics if d.severity == "error")
+            warnings.extend(d for d in diagnostics if d.severity == "warning")
+            if artifact is not None:
+                artifacts[env] = artifact
+        if errors:
+            raise BuildError(sorted(set(errors)))
+        outputs: dict[str, bytes | None] = {}
+        root = project.root
+        for env, artifact in artifacts.items():
+            base = f"{project.output}/{env}"
+            for name, data in artifact.files.items():
+                outputs[f"{base}/{name}"] = data
+            if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
+                # A new manifest invalidates its old signature.
+                outputs[f"{base}/{SIGNATURE}"] = None
+        result = BuildResult(chosen, artifacts, sorted(set(warnings)))
+        if check:
+            result.stale = stale_files(root, outputs)
+        else:
+            result.written = write_files(root, outputs)
+    return result

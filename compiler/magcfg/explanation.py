@@ -1,0 +1,84 @@
+"""``magcfg explain``: a key's value and every layer that set it, lowest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import BuildCache
+from .compiler import Compiler
+from .errors import UsageError
+from .load import UNSET
+from .merge import ABSENT, Provenance
+from .project import Project
+from .redact import Redactor
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The effective value (redacted) and its provenance chain (values redacted)."""
+
+    env: str
+    key: str
+    value: Any
+    present: bool
+    chain: tuple[Provenance, ...]
+    reload: str
+    secret: bool
+
+
+def explain(project: Project, env: str, key: str) -> Explanation:
+    """Explain ``key`` (dotted) in ``env``. Unknown keys are a usage error."""
+    env = project.check_envs([env])[0]
+    keypath = tuple(p for p in key.split(".") if p)
+    if not keypath:
+        raise UsageError("give a dotted key, e.g. magds.port")
+    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    stack = compiler.load_stack(env)
+    schema = compiler.schema()
+    redactor = Redactor(schema.index if schema else None,
+                        project.settings.get("redact") or ())
+    value, _ = stack.merge_top(keypath[0])
+    for part in keypath[1:]:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            value = ABSENT
+            break
+    chain = stack.provenance(keypath)
+    if value is ABSENT and not chain:
+        import difflib
+
+        known = schema.index.known_keys(keypath[:-1]) if schema else []
+        hint = difflib.get_close_matches(keypath[-1], known, n=1)
+        extra = f" (did you mean {'.'.join((*keypath[:-1], hint[0]))!r}?)" if hint else ""
+        raise UsageError(f"no layer of {env} sets {key!r}{extra}")
+    secret = redactor.is_secret(keypath)
+    shown = tuple(
+        Provenance(p.file, p.line, p.layer,
+                   p.value if p.value == UNSET else redactor.value(keypath, p.value))
+        for p in chain)
+    return Explanation(
+        env=env, key=key,
+        value=None if value is ABSENT else redactor.value(keypath, value),
+        present=value is not ABSENT, chain=shown,
+        reload=schema.index.reload_policy(keypath) if schema else "restart",
+        secret=secret)
+
+
+def format_explanation(e: Explanation) -> str:
+    import json
+
+    def show(v: Any) -> str:
+        if v == UNSET:
+            return "!unset"
+        return json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+    lines = [f"{e.key} = {show(e.value) if e.present else '(not set)'}"
+             f"    [{e.env}; reload: {e.reload}{'; secret' if e.secret else ''}]"]
+    for i, p in enumerate(e.chain):
+        mark = "=>" if i == len(e.chain) - 1 and e.present else "  "
+        lines.append(f"  {mark} {p.where()}  ({p.layer})  {show(p.value)}")
+    return "\n".join(lines)

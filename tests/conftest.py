@@ -1,0 +1,125 @@
+"""Shared fixtures: small real projects in temp dirs, the console script, canaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MAGCFG = Path(sys.executable).with_name("magcfg")
+
+MINI_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["magds"],
+    "properties": {
+        "magds": {
+            "type": "object", "additionalProperties": False, "description": "MagDS",
+            "properties": {
+                "host": {"type": "string", "description": "host"},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535,
+                         "description": "port"},
+                "pool": {"type": "object", "description": "pool",
+                         "additionalProperties": False,
+                         "properties": {"min": {"type": "integer", "description": "min"},
+                                        "max": {"type": "integer", "description": "max"}}},
+                "password": {"type": "string", "pattern": "^(vault|env)://",
+                             "x-magcfg-secret": True, "description": "secret"},
+                "tags": {"type": "array", "items": {"type": "string"}, "description": "tags"},
+            },
+        },
+        "logging": {
+            "type": "object", "x-magcfg-reload": "hot", "additionalProperties": False,
+            "description": "logging",
+            "properties": {"level": {"type": "string",
+                                     "enum": ["debug", "info", "warn", "error"],
+                                     "description": "level"}},
+        },
+    },
+}
+
+MINI_PROJECT = """\
+version: 1
+environments: [dev, prod]
+layers:
+  - name: base
+    path: layers/base
+  - name: environment
+    path: "layers/environments/{env}"
+schema:
+  json: schemas/schema.json
+output: generated
+"""
+
+MINI_BASE = {
+    "layers/base/magds.yaml": "magds:\n  host: db\n  port: 5433\n  pool:\n    min: 1\n    max: 5\n",
+    "layers/base/logging.yaml": "logging:\n  level: info\n",
+    "layers/environments/dev/magds.yaml": "magds:\n  host: localhost\n",
+    "layers/environments/prod/logging.yaml": "logging:\n  level: warn\n",
+}
+
+
+class Project:
+    """A real project directory for a test."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, rel: str, content: str | bytes) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the real console script in the project directory."""
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run([str(MAGCFG), *args], cwd=self.root, capture_output=True,
+                              text=True, env=full_env, timeout=120)
+
+    def snapshot_tree(self, rel: str = "generated") -> dict[str, str]:
+        """sha256 of every file under ``rel`` (to prove a failed build wrote nothing)."""
+        base = self.root / rel
+        if not base.exists():
+            return {}
+        return {p.relative_to(base).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def mini(tmp_path: Path) -> Project:
+    """A small valid project (two environments) with a JSON Schema."""
+    project = Project(tmp_path / "proj")
+    project.write("magcfg.yaml", MINI_PROJECT)
+    project.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+    for rel, text in MINI_BASE.items():
+        project.write(rel, text)
+    return project
+
+
+@pytest.fixture
+def bundled(tmp_path: Path) -> Project:
+    """A copy of the repository's own MagFlock project (layers, schemas, generated)."""
+    root = tmp_path / "bundled"
+    root.mkdir()
+    for name in ("magcfg.yaml",):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("layers", "schemas", "generated"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, root / name)
+    return Project(root)
+
+
+MakeProject = Callable[[dict[str, str | bytes]], Project]

@@ -1,0 +1,190 @@
+"""The corpus of malformed inputs: each gives one exact, located error and leaves
+generated/ byte-for-byte as it was."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import magcfg
+from magcfg.errors import BuildError
+
+from .conftest import Project
+
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+DEEP = "magds:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(80)) + "  " * 81 + "x: 1\n"
+
+# (name, file written, content, expected file, line, key, message fragment)
+CASES: list[tuple[str, str, str | bytes, str, int | None, str | None, str]] = [
+    ("duplicate-key", "layers/base/magds.yaml", "magds:\n  host: a\n  host: b\n",
+     "layers/base/magds.yaml", 3, "magds.host", "duplicate key 'host'"),
+    ("syntax", "layers/base/magds.yaml", "magds:\n  host: [a, b\n  port: 1\n",
+     "layers/base/magds.yaml", 3, None, "YAML syntax error"),
+    ("tab", "layers/base/magds.yaml", "magds:\n\thost: a\n",
+     "layers/base/magds.yaml", 2, None, "tab character in indentation"),
+    ("utf8", "layers/base/magds.yaml", b"magds:\n  host: caf\xe9\n",
+     "layers/base/magds.yaml", 2, None, "invalid UTF-8"),
+    ("top-list", "layers/base/extra.yaml", "- a\n- b\n",
+     "layers/base/extra.yaml", 1, None, "top level of a layer file must be a mapping"),
+    ("top-scalar", "layers/base/extra.yaml", "just text\n",
+     "layers/base/extra.yaml", 1, None, "top level of a layer file must be a mapping"),
+    ("alias-bomb", "layers/base/extra.yaml", BOMB,
+     "layers/base/extra.yaml", 2, "d.2.1", "aliases expand to more than 10000 nodes"),
+    ("deep", "layers/base/extra.yaml", DEEP,
+     "layers/base/extra.yaml", 65, None, "nesting deeper than 64"),
+    ("yaml11-bool", "layers/environments/dev/logging.yaml", "logging:\n  level: off\n",
+     "layers/environments/dev/logging.yaml", 2, "logging.level", "YAML 1.1 and 1.2"),
+    ("octal", "layers/environments/dev/magds.yaml", "magds:\n  port: 05433\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.port", "octal in YAML 1.1"),
+    ("sexagesimal", "layers/environments/dev/magds.yaml", "magds:\n  host: 1:30\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.host", "YAML 1.1 and 1.2"),
+    ("merge-key", "layers/environments/dev/magds.yaml",
+     "magds:\n  <<: {host: x}\n  port: 1\n",
+     "layers/environments/dev/magds.yaml", 2, "magds", "merge keys (<<)"),
+    ("int-key", "layers/environments/dev/magds.yaml", "magds:\n  8080: x\n",
+     "layers/environments/dev/magds.yaml", 2, "magds", "keys must be strings"),
+    ("nan", "layers/environments/dev/magds.yaml", "magds:\n  port: .nan\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.port", "not representable in JSON"),
+    ("unknown-tag", "layers/environments/dev/magds.yaml", "magds:\n  port: !!binary aGk=\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.port", "unsupported tag"),
+    ("unset-with-value", "layers/environments/dev/magds.yaml", "magds:\n  port: !unset 5\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.port", "!unset takes no value"),
+    ("two-documents", "layers/environments/dev/magds.yaml", "magds: {}\n---\nmagds: {}\n",
+     "layers/environments/dev/magds.yaml", 2, None, "expected a single document"),
+    ("type-change", "layers/environments/dev/magds.yaml", "magds:\n  pool: 5\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.pool", "type change"),
+    ("same-layer-conflict", "layers/base/magds2.yaml", "magds:\n  port: 1\n",
+     "layers/base/magds2.yaml", 2, "magds.port", "set twice in layer 'base'"),
+    ("schema-type", "layers/environments/dev/magds.yaml", "magds:\n  host: h\n  port: abc\n",
+     "layers/environments/dev/magds.yaml", 3, "magds.port", 'is not of type "integer"'),
+    ("schema-unknown-key", "layers/environments/dev/magds.yaml", "magds:\n  host: h\n  prot: 1\n",
+     "layers/environments/dev/magds.yaml", 3, "magds.prot", "did you mean 'port'?"),
+    ("schema-range", "layers/environments/dev/magds.yaml", "magds:\n  host: h\n  port: 70000\n",
+     "layers/environments/dev/magds.yaml", 3, "magds.port", "maximum of 65535"),
+    ("schema-enum", "layers/environments/dev/logging.yaml", "logging:\n  level: verbose\n",
+     "layers/environments/dev/logging.yaml", 2, "logging.level", "verbose"),
+    ("schema-unknown-top", "layers/environments/dev/extra.yaml", "magdss:\n  host: h\n",
+     "layers/environments/dev/extra.yaml", 1, "magdss", "did you mean 'magds'?"),
+    ("list-over-map", "layers/environments/dev/magds.yaml", "magds:\n  pool: [1, 2]\n",
+     "layers/environments/dev/magds.yaml", 2, "magds.pool", "type change"),
+]
+
+
+def _first_build(project: Project) -> dict[str, str]:
+    magcfg.build(magcfg.load_project(project.root / "magcfg.yaml"))
+    return project.snapshot_tree()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_located_and_writes_nothing(mini: Project, case: tuple) -> None:  # type: ignore[type-arg]
+    _name, rel, content, file, line, key, fragment = case
+    before = _first_build(mini)
+    mini.write(rel, content)
+    with pytest.raises(BuildError) as info:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    errors = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert any(d.file == file and d.line == line and d.key == key and fragment in d.message
+               for d in errors), [d.format() for d in errors]
+    assert mini.snapshot_tree() == before
+
+
+def test_cli_reports_without_traceback_and_exit_1(mini: Project) -> None:
+    before = _first_build(mini)
+    mini.write("layers/base/magds.yaml", "magds:\n  host: a\n  host: b\n")
+    result = mini.run("build")
+    assert result.returncode == 1
+    assert "layers/base/magds.yaml:3: error: duplicate key 'host' [magds.host]" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert mini.snapshot_tree() == before
+
+
+def test_all_errors_of_a_build_are_collected(mini: Project) -> None:
+    mini.write("layers/base/a.yaml", "a:\n\tb: 1\n")
+    mini.write("layers/base/b.yaml", "b: [1\n")
+    mini.write("layers/environments/prod/c.yaml", "c: yes\n")
+    with pytest.raises(BuildError) as info:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    files = {d.file for d in info.value.diagnostics}
+    assert files == {"layers/base/a.yaml", "layers/base/b.yaml",
+                     "layers/environments/prod/c.yaml"}
+
+
+def test_schema_errors_of_every_environment_are_collected(mini: Project) -> None:
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  port: x\n")
+    mini.write("layers/environments/prod/logging.yaml", "logging:\n  level: loud\n")
+    with pytest.raises(BuildError) as info:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    keys = sorted(d.key or "" for d in info.value.diagnostics)
+    assert keys == ["logging.level", "magds.port"]
+
+
+def test_symlink_leaving_the_repo(mini: Project, tmp_path: Path) -> None:
+    before = _first_build(mini)
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("magds:\n  host: evil\n")
+    os.symlink(outside, mini.root / "layers/base/link.yaml")
+    with pytest.raises(BuildError) as info:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    assert [(d.file, d.message) for d in info.value.diagnostics] == [
+        ("layers/base/link.yaml", "symlink leads outside the repository")]
+    assert mini.snapshot_tree() == before
+
+
+def test_symlink_inside_the_repo_is_fine(mini: Project) -> None:
+    mini.write("shared/logging.yaml", "logging:\n  level: error\n")
+    os.symlink(mini.root / "shared/logging.yaml", mini.root / "layers/environments/dev/logging.yaml")
+    result = magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    assert result.artifacts["dev"].config["logging"]["level"] == "error"
+
+
+def test_missing_required_key(mini: Project) -> None:
+    (mini.root / "layers/base/magds.yaml").unlink()
+    (mini.root / "layers/environments/dev/magds.yaml").unlink()
+    with pytest.raises(BuildError) as info:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    assert any("required key 'magds' is missing" in d.message for d in info.value.diagnostics)
+
+
+def test_secret_literal_is_never_echoed(mini: Project) -> None:
+    canary = "CANARY-s3cr3t-9f8e7d"
+    mini.write("layers/environments/prod/magds.yaml", f"magds:\n  password: {canary}\n")
+    result = mini.run("build")
+    assert result.returncode == 1
+    assert "layers/environments/prod/magds.yaml:2" in result.stderr
+    assert "magds.password" in result.stderr
+    assert canary not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("environments: [dev]\nlayers: []\nschema: {json: s.json}\n", "layers must be a non-empty"),
+    ("environments: [dev]\nlayers:\n  - {name: b, path: l}\nschema: {json: s.json}\nlayres: 1\n",
+     "unknown section 'layres' (did you mean 'layers'?)"),
+    ("environments: [Dev!]\nlayers:\n  - {name: b, path: l}\nschema: {json: s.json}\n",
+     "environment name"),
+    ("environments: [dev]\nlayers:\n  - {name: b, path: ../x}\nschema: {json: s.json}\n",
+     "inside the project"),
+])
+def test_bad_project_file(tmp_path: Path, content: str, fragment: str) -> None:
+    project = Project(tmp_path)
+    project.write("magcfg.yaml", content)
+    result = project.run("build")
+    assert result.returncode == 1, result.stderr
+    assert "magcfg.yaml" in result.stderr and fragment in result.stderr
+
+
+def test_bad_schema_file(mini: Project) -> None:
+    mini.write("schemas/schema.json", '{"type": "object",\n "properties": {,}}\n')
+    result = mini.run("build")
+    assert result.returncode == 1
+    assert "schemas/schema.json:2: error: invalid JSON" in result.stderr
+
+
+def test_schema_that_is_not_a_schema(mini: Project) -> None:
+    mini.write("schemas/schema.json", '{"type": "objekt"}\n')
+    result = mini.run("build")
+    assert result.returncode == 1
+    assert "not a valid JSON Schema" in result.stderr

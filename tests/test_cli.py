@@ -1,0 +1,64 @@
+"""The console script: help, exit codes, explain, human output."""
+
+from __future__ import annotations
+
+from .conftest import Project
+
+
+def test_help_lists_commands(mini: Project) -> None:
+    result = mini.run("--help")
+    assert result.returncode == 0
+    for command in ("build", "explain"):
+        assert command in result.stdout
+
+
+def test_no_arguments_shows_help(mini: Project) -> None:
+    result = mini.run()
+    assert "Usage" in result.stdout + result.stderr
+
+
+def test_unknown_option_is_usage_error(mini: Project) -> None:
+    result = mini.run("build", "--frobnicate")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_build_human_output(mini: Project, snapshot) -> None:  # type: ignore[no-untyped-def]
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  port: 5433\n")
+    result = mini.run("build")
+    assert result.returncode == 0
+    assert result.stderr == snapshot
+
+
+def test_explain(mini: Project, snapshot) -> None:  # type: ignore[no-untyped-def]
+    assert mini.run("build").returncode == 0
+    result = mini.run("explain", "magds.host", "--env", "dev")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == snapshot
+    lines = result.stdout.splitlines()
+    assert "layers/base/magds.yaml:2" in lines[1]
+    assert lines[2].lstrip().startswith("=> layers/environments/dev/magds.yaml:2")
+
+
+def test_explain_unset_and_map(mini: Project) -> None:
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n  pool: !unset\n")
+    result = mini.run("explain", "magds.pool.min", "--env", "dev")
+    assert result.returncode == 0, result.stderr
+    assert "(not set)" in result.stdout
+    assert "layers/environments/dev/magds.yaml:3  (environment)  !unset" in result.stdout
+
+
+def test_explain_redacts_secrets(mini: Project) -> None:
+    ref = "vault://secret/k3s/magds#CANARY_db_password"
+    mini.write("layers/environments/prod/magds.yaml", f"magds:\n  password: \"{ref}\"\n")
+    result = mini.run("explain", "magds.password", "--env", "prod")
+    assert result.returncode == 0, result.stderr
+    assert "<redacted>" in result.stdout and "CANARY" not in result.stdout
+    whole = mini.run("explain", "magds", "--env", "prod")
+    assert "CANARY" not in whole.stdout and "<redacted>" in whole.stdout
+
+
+def test_explain_unknown_key(mini: Project) -> None:
+    result = mini.run("explain", "magds.hots", "--env", "dev")
+    assert result.returncode == 2
+    assert "did you mean 'magds.host'?" in result.stderr

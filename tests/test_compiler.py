@@ -1,0 +1,152 @@
+"""The build pipeline end to end: output format, determinism, --check, cache, versions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import magcfg
+from magcfg.cache import BuildCache
+
+from .conftest import REPO, Project
+
+
+def load(project: Project) -> magcfg.Project:
+    return magcfg.load_project(project.root / "magcfg.yaml")
+
+
+def test_config_json_format(mini: Project) -> None:
+    magcfg.build(load(mini))
+    raw = (mini.root / "generated/dev/config.json").read_bytes()
+    data = json.loads(raw)
+    assert raw == (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    assert data == {"logging": {"level": "info"},
+                    "magds": {"host": "localhost", "port": 5433, "pool": {"max": 5, "min": 1}}}
+
+
+def test_manifest_fields(mini: Project) -> None:
+    magcfg.build(load(mini))
+    out = mini.root / "generated/prod"
+    manifest = json.loads((out / "manifest.json").read_bytes())
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256((out / "config.json").read_bytes()).hexdigest()
+    assert manifest["files"] == {"config.json": digest}
+    assert manifest["config_digest"] == digest
+    assert manifest["environment"] == "prod"
+    assert manifest["version"] == 1
+    assert manifest["compiler"] == {"name": "magcfg", "version": magcfg.__version__}
+    assert manifest["hot_keys"] == ["logging"]
+    assert manifest["restart_keys"] == ["magds"]
+    assert manifest["schema"]["path"] == "schemas/schema.json"
+    assert manifest["inputs"]["files"] == 4  # project file + 3 layer files of prod
+
+
+def test_same_tree_same_bytes_anywhere(mini: Project, tmp_path: Path) -> None:
+    magcfg.build(load(mini))
+    first = mini.snapshot_tree()
+    other = Project(tmp_path / "elsewhere" / "deeper")
+    shutil.copytree(mini.root, other.root, ignore=shutil.ignore_patterns("generated", ".magcfg-cache"))
+    result = other.run("build", env={"TZ": "Pacific/Kiritimati", "LC_ALL": "C", "LANG": "C",
+                                     "SOURCE_DATE_EPOCH": "1", "HOSTNAME": "other"})
+    assert result.returncode == 0, result.stderr
+    assert other.snapshot_tree() == first
+    # and again, unchanged: nothing rewritten
+    again = magcfg.build(load(mini))
+    assert again.written == []
+    assert mini.snapshot_tree() == first
+
+
+def test_check_reports_stale_files_and_writes_nothing(mini: Project) -> None:
+    assert mini.run("build").returncode == 0
+    assert mini.run("build", "--check").returncode == 0
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    before = mini.snapshot_tree()
+    result = mini.run("build", "--check")
+    assert result.returncode == 1
+    assert "stale: generated/dev/config.json" in result.stderr
+    assert "stale: generated/dev/manifest.json" in result.stderr
+    assert "generated/prod" not in result.stderr
+    assert mini.snapshot_tree() == before
+
+
+def test_check_on_missing_output(mini: Project) -> None:
+    result = mini.run("build", "--check")
+    assert result.returncode == 1
+    assert not (mini.root / "generated").exists()
+
+
+def test_incremental_build_equals_cold_build(mini: Project, tmp_path: Path) -> None:
+    magcfg.build(load(mini))  # warms the cache
+    mini.write("layers/base/magds.yaml",
+               "magds:\n  host: db2\n  port: 6000\n  pool:\n    min: 2\n    max: 5\n")
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  pool:\n    max: 9\n")
+    warm = magcfg.build(load(mini))
+    cold = magcfg.build(load(mini), check=True, cache=BuildCache(None))
+    assert cold.stale == []
+    assert warm.artifacts["prod"].config["magds"] == {"host": "db2", "port": 6000,
+                                                      "pool": {"max": 9, "min": 2}}
+
+
+def test_corrupt_cache_is_a_miss(mini: Project) -> None:
+    magcfg.build(load(mini))
+    before = mini.snapshot_tree()
+    for entry in (mini.root / ".magcfg-cache").rglob("*"):
+        if entry.is_file():
+            entry.write_bytes(b"garbage")
+    shutil.rmtree(mini.root / "generated")
+    magcfg.build(load(mini))
+    assert mini.snapshot_tree() == before
+
+
+def test_version_is_monotonic_and_deterministic(mini: Project) -> None:
+    def version(env: str) -> int:
+        return int(json.loads((mini.root / f"generated/{env}/manifest.json").read_bytes())["version"])
+
+    magcfg.build(load(mini))
+    assert (version("dev"), version("prod")) == (1, 1)
+    magcfg.build(load(mini))
+    assert (version("dev"), version("prod")) == (1, 1)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: other\n")
+    magcfg.build(load(mini))
+    assert (version("dev"), version("prod")) == (2, 1)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n")
+    magcfg.build(load(mini))
+    assert version("dev") == 3  # back to old content is still a new version
+
+
+def test_new_manifest_drops_stale_signature(mini: Project) -> None:
+    magcfg.build(load(mini))
+    sig = mini.root / "generated/dev/manifest.json.sig"
+    sig.write_text("c2lnbmF0dXJl\n")
+    magcfg.build(load(mini))
+    assert sig.exists()  # manifest unchanged: the signature still belongs to it
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: other\n")
+    magcfg.build(load(mini))
+    assert not sig.exists()
+
+
+def test_only_chosen_environments(mini: Project) -> None:
+    result = mini.run("build", "--env", "prod")
+    assert result.returncode == 0
+    assert (mini.root / "generated/prod/config.json").exists()
+    assert not (mini.root / "generated/dev").exists()
+    bad = mini.run("build", "--env", "prd")
+    assert bad.returncode == 2
+    assert "unknown environment 'prd' (did you mean 'prod'?)" in bad.stderr
+
+
+def test_bundled_build_is_up_to_date_in_the_repo() -> None:
+    """generated/ in the repository matches its layers (what CI's build --check enforces)."""
+    result = magcfg.build(magcfg.load_project(REPO / "magcfg.yaml"), check=True,
+                          cache=BuildCache(None))
+    assert result.stale == []
+
+
+def test_bundled_compiled_config(bundled: Project, snapshot) -> None:  # type: ignore[no-untyped-def]
+    result = magcfg.build(magcfg.load_project(bundled.root / "magcfg.yaml"),
+                          cache=BuildCache(None))
+    assert result.warnings == []
+    for env in ("dev", "staging", "production"):
+        assert result.artifacts[env].config == snapshot(name=env)

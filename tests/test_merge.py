@@ -1,0 +1,175 @@
+"""Merge semantics, property-based (hypothesis) and by example."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from magcfg.load import UNSET, ParsedFile
+from magcfg.merge import ABSENT, Layer, LayerStack
+
+keys = st.sampled_from(["a", "b", "c", "d"])
+scalars = st.one_of(st.integers(-5, 5), st.booleans(), st.text("xyz", max_size=3), st.none())
+trees = st.recursive(
+    scalars | st.lists(scalars, max_size=3),
+    lambda children: st.dictionaries(keys, children, max_size=4),
+    max_leaves=12,
+)
+top = st.dictionaries(keys, trees, max_size=4)
+
+
+class _NoSource:
+    def read(self, path: str) -> bytes:
+        return b""
+
+
+def stack_of(*layers: dict[str, Any]) -> LayerStack:
+    built = []
+    for i, data in enumerate(layers):
+        marker = any(v == UNSET for v in _walk(data))
+        built.append(Layer(f"l{i}", f"l{i}", (ParsedFile(f"l{i}/f.yaml", str(i), tuple(data),
+                                                          marker, data=data),)))
+    return LayerStack("env", built, _NoSource())
+
+
+def _walk(data: Any) -> list[Any]:
+    if isinstance(data, dict):
+        return [x for v in data.values() for x in [v, *_walk(v)]]
+    return []
+
+
+def merged(*layers: dict[str, Any]) -> dict[str, Any]:
+    out, _ = stack_of(*layers).merge()
+    return out
+
+
+def leaves(data: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    if isinstance(data, dict) and data:
+        out: dict[tuple[str, ...], Any] = {}
+        for k, v in data.items():
+            out.update(leaves(v, (*prefix, k)))
+        return out
+    return {prefix: data}
+
+
+@settings(max_examples=200, deadline=None)
+@given(top)
+def test_single_layer_is_itself(a: dict[str, Any]) -> None:
+    assert merged(a) == a
+
+
+@settings(max_examples=200, deadline=None)
+@given(top)
+def test_an_empty_layer_changes_nothing(a: dict[str, Any]) -> None:
+    assert merged(a, {}) == a
+    assert merged({}, a) == a
+
+
+@settings(max_examples=300, deadline=None)
+@given(top, top)
+def test_last_layer_wins_on_every_leaf_it_sets(a: dict[str, Any], b: dict[str, Any]) -> None:
+    stack = stack_of(a, b)
+    out, diags = stack.merge()
+    if any(d.severity == "error" for d in diags):
+        return  # a kind change (map vs scalar) is refused; tested below
+    flat = leaves(out)
+    for path, value in leaves(b).items():
+        if path and not (isinstance(value, dict) and not value):
+            assert flat[path] == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(top, top)
+def test_keys_only_below_survive(a: dict[str, Any], b: dict[str, Any]) -> None:
+    out, diags = stack_of(a, b).merge()
+    if any(d.severity == "error" for d in diags):
+        return
+    flat = leaves(out)
+    for path, value in leaves(a).items():
+        covered = any(path[: len(p)] == p for p in leaves(b)) or any(
+            p[: len(path)] == path for p in leaves(b))
+        if path and not covered:
+            assert flat[path] == value
+
+
+@settings(max_examples=200, deadline=None)
+@given(top, st.data())
+def test_unset_removes(a: dict[str, Any], data: st.DataObject) -> None:
+    if not a:
+        return
+    key = data.draw(st.sampled_from(sorted(a)))
+    out = merged(a, {key: UNSET})
+    assert key not in out
+    assert {k: v for k, v in out.items()} == {k: v for k, v in a.items() if k != key}
+
+
+@settings(max_examples=200, deadline=None)
+@given(top, top)
+def test_provenance_points_at_the_winning_layer(a: dict[str, Any], b: dict[str, Any]) -> None:
+    stack = stack_of(a, b)
+    out, diags = stack.merge()
+    if any(d.severity == "error" for d in diags):
+        return
+    for path, value in leaves(out).items():
+        if not path:
+            continue
+        chain = stack.provenance(path)
+        assert chain, path
+        winner = chain[-1]
+        expected = "l1" if _under_leaf(path, b) else "l0"
+        assert winner.layer == expected, (path, chain)
+        assert winner.file == f"{expected}/f.yaml"
+        if not isinstance(value, dict):
+            assert winner.value == value
+
+
+def _under_leaf(path: tuple[str, ...], tree: dict[str, Any]) -> bool:
+    node: Any = tree
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_type_change_is_an_error_unless_replaced() -> None:
+    out, diags = stack_of({"a": {"x": 1}}, {"a": 5}).merge()
+    assert [d.code for d in diags] == ["type-change"]
+    out, diags = stack_of({"a": {"x": 1}}, {"a": ("!replace", 5)}).merge()
+    assert out == {"a": 5} and diags == []
+
+
+def test_replace_does_not_merge_maps() -> None:
+    out, _ = stack_of({"a": {"x": 1, "y": 2}}, {"a": ("!replace", {"z": 3})}).merge()
+    assert out == {"a": {"z": 3}}
+
+
+def test_lists_replace() -> None:
+    out, _ = stack_of({"a": [1, 2, 3]}, {"a": [4]}).merge()
+    assert out == {"a": [4]}
+
+
+def test_redundant_override_is_a_warning() -> None:
+    _, diags = stack_of({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}).merge()
+    assert [(d.severity, d.key, d.code) for d in diags] == [("warning", "a.x", "redundant")]
+
+
+def test_keyed_list_merge() -> None:
+    stack = stack_of({"a": [{"name": "x", "v": 1}, {"name": "y", "v": 2}]},
+                     {"a": [{"name": "y", "v": 3}, {"name": "z", "v": 4}]})
+    stack._merge_key = lambda path: "name" if path == ("a",) else None  # schema's choice
+    out, _ = stack.merge()
+    assert out == {"a": [{"name": "x", "v": 1}, {"name": "y", "v": 3}, {"name": "z", "v": 4}]}
+
+
+def test_unset_of_nothing_warns() -> None:
+    out, diags = stack_of({"a": 1}, {"b": UNSET}).merge()
+    assert out == {"a": 1}
+    assert [d.code for d in diags] == ["unset-nothing"]
+
+
+def test_absent_is_not_none() -> None:
+    value, _ = stack_of({"a": None}).merge_top("a")
+    assert value is None and value is not ABSENT
