@@ -127,6 +127,9 @@ def lint(
         "--write-baseline", help="Record the current findings as accepted in the --baseline "
         "file (default: .magcfg-lint-baseline.json at the repository root) and exit 0.")
     ] = False,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", "-x", help="Skip files matching this glob (repeatable; adds to the "
+        "project file's lint.exclude).", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the report to this file instead of stdout.",
         show_default=False)] = None,
@@ -136,7 +139,7 @@ def lint(
     from .lint.cli import run_lint
 
     code = run_lint(paths or [], fmt=fmt, baseline=baseline, write_baseline=write_baseline,
-                    output=output, project=project)
+                    output=output, project=project, exclude=exclude or [])
     if code:
         # SystemExit, not typer.Exit: main() runs click with standalone_mode=False, where
         # click turns typer.Exit into a return value and the code would be lost.

@@ -83,7 +83,7 @@ db:
   passwordFile: /run/secrets/db
   existingSecret: db-credentials
   passwordKey: db-password
-  user_password: "" 
+  user_password: ""
 api:
   token: "CANARYtok4412" «MAG002»
   tokenUrl: https://auth.example.com/token

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import MagcfgError, UsageError
@@ -14,17 +15,17 @@ from .formats import FORMATS, render
 
 def run_lint(paths: list[Path], *, fmt: str, baseline: Path | None,
              write_baseline: bool, output: Path | None,
-             project: Path | None) -> int:
+             project: Path | None, exclude: list[str] | None = None) -> int:
     """Run the lint command; returns the exit code (0 clean, 1 findings, 2 usage error)."""
     try:
-        return _run(paths, fmt, baseline, write_baseline, output, project)
+        return _run(paths, fmt, baseline, write_baseline, output, project, exclude or [])
     except MagcfgError as exc:
         print(exc.format(), file=sys.stderr)
         return exc.exit_code
 
 
 def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: bool,
-         output: Path | None, project: Path | None) -> int:
+         output: Path | None, project: Path | None, exclude: list[str]) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     for p in paths:
@@ -34,6 +35,8 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         raise UsageError(f"{project}: project file not found")
     root = find_root(paths[0] if paths else Path.cwd())
     config = load_config(root, project)
+    if exclude:
+        config = replace(config, exclude=(*config.exclude, *exclude))
     if write_baseline:
         target = baseline if baseline is not None else root / DEFAULT_BASELINE
         result = lint(root, paths, config=config, baseline=None)

@@ -70,7 +70,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
         if wanted is not None and path not in wanted:
             continue
         checked += 1
-        file_findings = [f for check in checks for f in check(src, ctx)]
+        file_findings = _without_overlaps([f for check in checks for f in check(src, ctx)])
         sup = suppress.parse(src)
         for f in file_findings:
             if sup.covers(f):
@@ -85,6 +85,13 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
         new, matched = found, 0
     return LintResult(findings=new, all_findings=found, files=checked, suppressed=suppressed,
                       baselined=matched)
+
+
+def _without_overlaps(findings: list[Finding]) -> list[Finding]:
+    # A literal secret in a layer is MAG006 (the schema says so); the generic MAG002 on the
+    # same line would report it twice.
+    layer_lines = {f.line for f in findings if f.rule == layer_secrets.RULE}
+    return [f for f in findings if not (f.rule == hardcoded.RULE and f.line in layer_lines)]
 
 
 def _rel(root: Path, path: Path) -> str:

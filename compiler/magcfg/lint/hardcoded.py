@@ -50,7 +50,11 @@ _NOT_SECRET_LAST = frozenset({
     "description", "help", "title", "message", "error", "min", "max", "tokens", "secrets",
     "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
     "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator"})
-_NOT_SECRET_FIRST = frozenset({
+# Anywhere in a key, these make it a setting about a secret (`access_token_ttl_seconds`).
+_NOT_SECRET_ANY = frozenset({"ttl", "timeout", "expiry", "expires", "lifetime", "interval",
+                             "seconds", "secs", "ms", "minutes", "hours", "days", "length",
+                             "count", "limit", "retries", "enabled", "rotation"})
+_NOT_SECRET_FIRST = frozenset({"from",
     "existing", "max", "min", "num", "use", "enable", "require", "has", "is", "no", "show",
     "automount", "generate", "rotate", "allow", "reset", "forgot", "validate", "verify",
     "hash", "hashed", "check", "on", "get", "set", "new", "old", "confirm", "create"})
@@ -63,6 +67,8 @@ def key_is_secret(key: str) -> bool:
     """Whether a key name says its value is a secret (``DB_PASSWORD``, ``apiKey``, ...)."""
     tokens = [t.lower() for t in _SPLIT.split(key) if t]
     if not tokens or tokens[-1] in _NOT_SECRET_LAST or tokens[0] in _NOT_SECRET_FIRST:
+        return False
+    if any(t in _NOT_SECRET_ANY for t in tokens):
         return False
     if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
         return False  # `passwordKey: db-password` names the key of a k8s Secret
