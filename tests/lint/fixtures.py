@@ -281,3 +281,74 @@ path "sys/leases/*" {
 """,
     "terraform/main.tf": 'resource "x" "y" {\n  path = "secret/data/k3s/magds/*"\n}\n',
 }
+
+LAYER_SCHEMA = """\
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "$defs": {
+    "secret_ref": {"type": "string", "x-magcfg-secret": true,
+                   "pattern": "^(vault://|env://)"}
+  },
+  "properties": {
+    "db": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "host": {"type": "string"},
+        "password": {"$ref": "#/$defs/secret_ref"},
+        "password_min_length": {"type": "integer"},
+        "replica_password": {"$ref": "#/$defs/secret_ref"}
+      }
+    },
+    "api_keys": {
+      "type": "object",
+      "additionalProperties": {"$ref": "#/$defs/secret_ref"}
+    },
+    "notes": {"type": "string"}
+  }
+}
+"""
+
+LAYER_SECRETS = {
+    "magcfg.yaml": """\
+version: 1
+environments: [dev, prod]
+layers:
+  - name: base
+    path: layers/base
+  - name: env
+    path: "layers/env/{env}"
+schema:
+  json: schemas/app.schema.json
+output: generated
+""",
+    "schemas/app.schema.json": LAYER_SCHEMA,
+    "layers/base/db.yaml": """\
+db:
+  host: db.internal
+  password: "vault://secret/k3s/app#db_password"
+  password_min_length: 12
+  replica_password: env://REPLICA_PASSWORD
+notes: "the password lives in vault"
+""",
+    "layers/env/dev/db.yaml": """\
+db:
+  password: CANARYlayer1 «MAG006»
+  replica_password: !unset
+api_keys:
+  github: "vault://secret/k3s/app#github"
+  stripe: "CANARYlayer2" «MAG006»
+  broken: "vault://no-key-part" «MAG006»
+  numeric: 123456 «MAG006»
+""",
+    "layers/env/prod/db.yaml": """\
+db:
+  password: !unset
+api_keys:
+  stripe: env://STRIPE_KEY
+""",
+    # Not a layer directory: the compiler never reads it, so MAG006 does not apply.
+    "examples/db.yaml": "db:\n  host: x\n",
+}

@@ -21,6 +21,7 @@ FIXTURES: dict[str, Mapping[str, str]] = {
     "MAG003": fx.ENVFILES,
     "MAG004": fx.VAULT_CLIENTS,
     "MAG005": fx.VAULT_POLICY,
+    "MAG006": fx.LAYER_SECRETS,
 }
 
 
@@ -161,3 +162,34 @@ def test_references_and_placeholders_are_not_literals(value: str) -> None:
     from magcfg.lint.hardcoded import is_literal
 
     assert not is_literal(value)
+
+
+def test_layer_rule_agrees_with_the_compiler(make_repo: MakeRepo) -> None:
+    # What MAG006 flags, `magcfg build` refuses; after fixing those values the build passes.
+    from .conftest import run_cli
+
+    repo = make_repo(fx.LAYER_SECRETS)
+    build = run_cli(repo.root, "build", "--check")
+    assert build.returncode == 1 and "CANARY" not in build.stderr
+    dev = repo.root / "layers/env/dev/db.yaml"
+    fixed = (dev.read_text().replace("CANARYlayer1", "env://DB_PASSWORD")
+             .replace('"CANARYlayer2"', "env://STRIPE").replace('"vault://no-key-part"',
+                                                               "env://BROKEN")
+             .replace("123456", "env://NUMERIC"))
+    dev.write_text(fixed)
+    assert [f for f in lint(repo.root).findings if f.rule == "MAG006"] == []
+    build = run_cli(repo.root, "build")
+    assert build.returncode == 0, build.stderr
+
+
+def test_secrets_parse_reference() -> None:
+    from magcfg.secrets import SecretRef, parse_reference
+
+    assert parse_reference("vault://secret/k3s/magds#db_password") == SecretRef(
+        "vault", mount="secret", path="k3s/magds", key="db_password")
+    assert parse_reference("env://DB_PASSWORD") == SecretRef("env", var="DB_PASSWORD")
+    assert str(parse_reference("vault://secret/k3s/magds#db_password")) == \
+        "vault://secret/k3s/magds#db_password"
+    for bad in ("vault://secret#k", "vault://secret/k3s/magds", "env://lower", "hunter2",
+                "vault://Secret/x#k", " env://X"):
+        assert parse_reference(bad) is None, bad

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, UsageError
 from .findings import Finding
 
 FORMAT = 1
@@ -62,17 +62,17 @@ def load(path: Path) -> Counter[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read baseline file {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise UsageError([Diagnostic(str(path), exc.lineno, None,
+        raise BuildError([Diagnostic(str(path), exc.lineno, None,
                                      f"baseline is not valid JSON: {exc.msg}")]) from None
     entries = doc.get("findings") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or doc.get("format") != FORMAT:
-        raise UsageError([Diagnostic(str(path), None, None,
+        raise BuildError([Diagnostic(str(path), None, None,
                                      f"not a magcfg lint baseline (format {FORMAT})")])
     accepted: Counter[str] = Counter()
     for i, entry in enumerate(entries):
         if not (isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str)
                 and isinstance(entry.get("count", 1), int)):
-            raise UsageError([Diagnostic(str(path), None, f"findings[{i}]",
+            raise BuildError([Diagnostic(str(path), None, f"findings[{i}]",
                                          "entry needs a fingerprint and an integer count")])
         accepted[entry["fingerprint"]] += entry.get("count", 1)
     return accepted

@@ -6,11 +6,13 @@ too). Only the keys lint needs are read here, leniently typed but strictly check
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, UsageError
+from .findings import RULES
 
 PROJECT_FILES = ("magcfg.yaml", "magcfg.yml")
 DEFAULT_DEPLOY_PATHS = ("deploy", "k8s", "kubernetes", "docker", "helm", "charts", "manifests")
@@ -63,21 +65,36 @@ def load_config(root: Path, project_file: Path | None = None) -> LintConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise UsageError([Diagnostic(str(path), line, None,
-                                     f"project file is not valid YAML: {exc}")]) from None
+        raise BuildError([Diagnostic(str(path), line, None,
+                                     "project file is not valid YAML: "
+                                     f"{getattr(exc, 'problem', None) or exc}")]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UsageError([Diagnostic(str(path), 1, None, "project file must be a mapping")])
+        raise BuildError([Diagnostic(str(path), 1, None, "project file must be a mapping")])
     rel = _rel(root, path)
+    try:
+        return _config(data, rel)
+    except _Bad as exc:
+        from ..load import locate
+
+        line = locate(rel, path.read_bytes(), tuple(re.split(r"[.\[\]]+", exc.key.strip("]"))))
+        raise BuildError([Diagnostic(rel, line, exc.key, exc.message)]) from None
+
+
+def _config(data: dict[str, Any], rel: str) -> LintConfig:
     lint = _mapping(data.get("lint"), rel, "lint")
     secrets = _mapping(data.get("secrets"), rel, "secrets")
     deploy = _strings(lint.get("deploy_paths"), rel, "lint.deploy_paths")
+    disable = _strings(lint.get("disable"), rel, "lint.disable") or []
+    unknown = [r for r in disable if r not in RULES]
+    if unknown:
+        raise _Bad("lint.disable", f"unknown rule {unknown[0]!r} (known: {', '.join(RULES)})")
     return LintConfig(
         deploy_paths=tuple(p.strip("/") for p in deploy) if deploy is not None
         else DEFAULT_DEPLOY_PATHS,
         exclude=tuple(_strings(lint.get("exclude"), rel, "lint.exclude") or ()),
-        disable=tuple(_strings(lint.get("disable"), rel, "lint.disable") or ()),
+        disable=tuple(disable),
         direct_vault=_direct_vault(secrets.get("direct_vault"), rel),
         layer_dirs=tuple(_layer_dirs(data.get("layers"), rel)),
         environments=tuple(_strings(data.get("environments"), rel, "environments") or ()),
@@ -93,8 +110,14 @@ def _rel(root: Path, path: Path) -> str:
         return str(path)
 
 
-def _bad(rel: str, key: str, message: str) -> UsageError:
-    return UsageError([Diagnostic(rel, None, key, message)])
+class _Bad(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+
+
+def _bad(rel: str, key: str, message: str) -> _Bad:
+    return _Bad(key, message)
 
 
 def _mapping(value: Any, rel: str, key: str) -> dict[str, Any]:
