@@ -16,6 +16,7 @@ Findings show ``<redacted>`` where the value would be: the value is never printe
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Iterator
@@ -239,12 +240,42 @@ def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int
 
 # --- detect-secrets plugins ----------------------------------------------------------------
 
-_SKIPPED_PLUGINS = frozenset({"KeywordDetector", "IPPublicDetector"})
+# KeywordDetector: our key rule replaces it (and sees unquoted KEY=value). IPPublicDetector:
+# an address is not a secret. The IBM Cloud / COS, SoftLayer and Cloudant detectors are
+# keyword-context regexes that cost 5x the rest of the scan together on a 10,000-file repo
+# (benchmarks/lint_bench.py); the key rule covers keyword assignments.
+_SKIPPED_PLUGINS = frozenset({"KeywordDetector", "IPPublicDetector", "IbmCloudIamDetector",
+                              "IbmCosHmacDetector", "SoftlayerDetector", "CloudantDetector"})
+
+
+# Substrings at least one of which a plugin's patterns need (case as the patterns have it):
+# a file without any of them skips the plugin's regexes, which is most files for most
+# plugins. A plugin missing here (a new detect-secrets version) always runs.
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "ArtifactoryDetector": ("AKC", "AP"),
+    "AWSKeyDetector": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T", "aws", "AWS", "Aws"),
+    "AzureStorageKeyDetector": ("AccountKey=",),
+    "BasicAuthDetector": ("://",),
+    "GitHubTokenDetector": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "GitLabTokenDetector": ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "GR1348941",
+                            "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-"),
+    "JwtTokenDetector": ("eyJ",),
+    "MailchimpDetector": ("-us",),
+    "NpmDetector": (":_authToken=",),
+    "OpenAIDetector": ("T3BlbkFJ",),
+    "PrivateKeyDetector": ("PRIVATE KEY", "PuTTY-User-Key-File"),
+    "PypiTokenDetector": ("pypi-",),
+    "SendGridDetector": ("SG.",),
+    "SlackDetector": ("xox", "XOX", "hooks.slack.com", "HOOKS.SLACK.COM"),
+    "SquareOAuthDetector": ("sq0csp-",),
+    "StripeDetector": ("k_live_",),
+    "TwilioKeyDetector": ("AC", "SK"),
+}
 
 
 @lru_cache(maxsize=1)
-def _format_plugins() -> tuple[list[Any], re.Pattern[str] | None, list[re.Pattern[str]]]:
-    """The token-format plugins and one combined pre-filter per regex flag set."""
+def _format_plugins() -> list[tuple[Any, tuple[str, ...] | None]]:
+    """detect-secrets' token-format plugins (sorted by name), each with its triggers."""
     import importlib
     import inspect
     import pkgutil
@@ -252,21 +283,15 @@ def _format_plugins() -> tuple[list[Any], re.Pattern[str] | None, list[re.Patter
     import detect_secrets.plugins as pkg
     from detect_secrets.plugins.base import RegexBasedDetector
 
-    plugins: list[Any] = []
+    plugins: list[tuple[Any, tuple[str, ...] | None]] = []
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{pkg.__name__}.{info.name}")
         for _, cls in sorted(inspect.getmembers(module, inspect.isclass)):
             if (issubclass(cls, RegexBasedDetector) and not inspect.isabstract(cls)
                     and cls.__module__ == module.__name__
                     and cls.__name__ not in _SKIPPED_PLUGINS):
-                plugins.append(cls())
-    by_flags: dict[int, list[str]] = {}
-    for plugin in plugins:
-        for regex in plugin.denylist:
-            by_flags.setdefault(regex.flags, []).append(regex.pattern)
-    gates = [re.compile("|".join(f"(?:{p})" for p in pats), flags)
-             for flags, pats in sorted(by_flags.items())]
-    return plugins, None, gates
+                plugins.append((cls(), _TRIGGERS.get(cls.__name__)))
+    return plugins
 
 
 @lru_cache(maxsize=1)
@@ -287,13 +312,20 @@ _CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|co
 
 
 def _format_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
-    plugins, _, gates = _format_plugins()
-    if not any(g.search(src.text) for g in gates):
-        return
-    for number, line in enumerate(src.lines, 1):
-        if not any(g.search(line) for g in gates):
+    text = src.text
+    line_starts: list[int] | None = None
+    for plugin, triggers in _format_plugins():
+        if triggers is not None and not any(t in text for t in triggers):
             continue
-        for plugin in plugins:
+        numbers: set[int] = set()
+        for regex in plugin.denylist:
+            for m in regex.finditer(text):
+                if line_starts is None:
+                    line_starts = [0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")]
+                numbers.add(bisect.bisect_right(line_starts, m.start()))
+        # The plugin itself decides on each candidate line (its own group logic).
+        for number in sorted(numbers):
+            line = src.lines[number - 1] if number <= len(src.lines) else ""
             for secret in plugin.analyze_string(line):
                 if not secret or not is_literal(str(secret)):
                     continue
