@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -176,7 +177,7 @@ SEEDED = {
     "config/bad/prod.env": "API_TOKEN=BENCHcanary-tok-2\n",  # magcfg: ignore[MAG002] reason: seeded
     "policies/bad/wild.hcl": 'path "secret/data/k3s/bad/*" { capabilities = ["read"] }\n',
     "src/bad/vault.py": "import hvac\n",
-    "docs/bad/leak.md": "token ghp_" + "BENCH0abcdefghijklmnopqrstuvwxyz0123\n",
+    "docs/bad/leak.md": "token ghp_BENCH0" + string.ascii_lowercase + "0123\n",
 }
 
 

@@ -334,6 +334,18 @@ def _format_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
                                                 f"({REDACTED})", 0)
 
 
+def _looks_generated(value: str, line: str) -> bool:
+    # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, `..._id = ...`.
+    from detect_secrets.filters.heuristic import (
+        is_likely_id_string,
+        is_potential_uuid,
+        is_sequential_string,
+    )
+
+    return (is_sequential_string(value) or is_potential_uuid(value)
+            or is_likely_id_string(value, line))
+
+
 def _entropy_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
     if src.name in _LOCK_FILES or src.name.endswith((".lock", ".min.js", ".svg", ".map")):
         return
@@ -354,7 +366,8 @@ def _entropy_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
                                        f"high-entropy hex string under a credential-like key "
                                        f"({REDACTED})", 2)
             elif (b64.calculate_shannon_entropy(value) > b64.entropy_limit
-                  and re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)):
+                  and re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)
+                  and not _looks_generated(value, line)):
                 yield number, _Hit(m.start(2) + 1,
                                    f"high-entropy string that looks like a secret ({REDACTED})",
                                    2)
