@@ -36,8 +36,6 @@ class LintConfig:
     exclude: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     direct_vault: tuple[DirectVault, ...] = ()
-    layer_dirs: tuple[str, ...] = ()
-    environments: tuple[str, ...] = ()
     project_file: str | None = None
     raw_project: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -96,8 +94,6 @@ def _config(data: dict[str, Any], rel: str) -> LintConfig:
         exclude=tuple(_strings(lint.get("exclude"), rel, "lint.exclude") or ()),
         disable=tuple(disable),
         direct_vault=_direct_vault(secrets.get("direct_vault"), rel),
-        layer_dirs=tuple(_layer_dirs(data.get("layers"), rel)),
-        environments=tuple(_strings(data.get("environments"), rel, "environments") or ()),
         project_file=rel,
         raw_project=data,
     )
@@ -153,15 +149,3 @@ def _direct_vault(value: Any, rel: str) -> tuple[DirectVault, ...]:
         path = item.get("path", "")
         out.append(DirectVault(item["app"], str(path), justification.strip()))
     return tuple(out)
-
-
-def _layer_dirs(value: Any, rel: str) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    dirs = []
-    for i, item in enumerate(value):
-        path = item.get("path") if isinstance(item, dict) else item
-        if not isinstance(path, str) or not path:
-            raise _bad(rel, f"layers[{i}].path", "must be a non-empty string")
-        dirs.append(path.strip("/"))
-    return dirs
