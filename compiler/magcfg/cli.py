@@ -6,8 +6,6 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path
@@ -55,6 +53,9 @@ def build(
                                         "files if generated/ does not match the layers.")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    timings: Annotated[bool, typer.Option("--timings", help="Print seconds per stage "
+                                          "(load, merge, validate, emit, write) as JSON on stderr.")
+                       ] = False,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
     from .compiler import build as run_build
@@ -67,6 +68,10 @@ def build(
         _fail(exc)
     for d in result.warnings:
         _stderr(d.format())
+    if timings and result.timings is not None:
+        import json
+
+        _stderr("timings: " + json.dumps({k: round(v, 4) for k, v in result.timings.seconds.items()}))
     if check:
         if result.stale:
             for name in result.stale:
@@ -103,6 +108,40 @@ def explain(
 
 
 # ---------------------------------------------------------------- docs (core)
+
+@app.command()
+def docs(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if --out is not up to date.")
+                     ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Render a Markdown reference of every configuration key from the schema."""
+    from .compiler import Compiler
+    from .project import load_project
+    from .reference import render_reference
+
+    try:
+        proj = load_project(project)
+        schema = Compiler(proj).schema()
+    except MagcfgError as exc:
+        _fail(exc)
+    if schema is None:
+        _stderr("error: the project names no JSON Schema")
+        raise typer.Exit(1)
+    text = render_reference(schema.index)
+    if out is None:
+        print(text, end="")
+        return
+    current = out.read_text(encoding="utf-8") if out.exists() else None
+    if check:
+        if current != text:
+            _stderr(f"stale: {out} (run `magcfg docs --out {out}`)")
+            raise typer.Exit(1)
+        return
+    if current != text:
+        out.write_text(text, encoding="utf-8")
 
 # ---------------------------------------------------------------- secrets: check-env (issue 3)
 

@@ -11,7 +11,6 @@ from .errors import UsageError
 from .load import UNSET
 from .merge import ABSENT, Provenance
 from .project import Project
-from .redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,7 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
     stack = compiler.load_stack(env)
     schema = compiler.schema()
-    redactor = Redactor(schema.index if schema else None,
-                        project.settings.get("redact") or ())
+    redactor = compiler.redactor()
     value, _ = stack.merge_top(keypath[0])
     for part in keypath[1:]:
         if isinstance(value, dict) and part in value:
