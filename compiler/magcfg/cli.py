@@ -180,9 +180,7 @@ def lint(
     code = run_lint(paths or [], fmt=fmt, baseline=baseline, write_baseline=write_baseline,
                     output=output, project=project, exclude=exclude or [])
     if code:
-        # SystemExit, not typer.Exit: main() runs click with standalone_mode=False, where
-        # click turns typer.Exit into a return value and the code would be lost.
-        raise SystemExit(code)
+        raise typer.Exit(code)
 
 # ---------------------------------------------------------------- watch (issue 8)
 
