@@ -193,3 +193,39 @@ def test_secrets_parse_reference() -> None:
     for bad in ("vault://secret#k", "vault://secret/k3s/magds", "env://lower", "hunter2",
                 "vault://Secret/x#k", " env://X"):
         assert parse_reference(bad) is None, bad
+
+
+def test_suppression_works_in_every_comment_syntax(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "a.go": 'var token = "CANARYg1" // magcfg: ignore[MAG002] reason: test double\n',
+        "b.hcl": 'path "secret/data/x/*" { capabilities = ["read"] } '
+                 "# magcfg: ignore[MAG005] reason: legacy path, removal tracked\n",
+        "c.ts": "const apiKey = 'CANARYt1'; /* magcfg: ignore[MAG002] reason: demo key */\n",
+        "d.yaml": "password: CANARYy1  # magcfg: ignore[mag002] reason: lower-case id\n",
+    })
+    result = lint(repo.root)
+    assert result.findings == [] and result.suppressed == 4
+
+
+def test_env_file_inline_safe_default(make_repo: MakeRepo) -> None:
+    repo = make_repo({"config/app.env": "A=${A:-1} # safe-default: harmless\nB=${B:-2}\n"})
+    assert [(f.line, f.rule) for f in lint(repo.root).findings] == [(2, "MAG001")]
+
+
+def test_vault_client_in_nested_app_uses_the_nearest_app_dir(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "README.md": "# mono\n\n## Secrets architecture\n\nDirect-Vault because reasons.\n",
+        "apps/api/pyproject.toml": '[project]\nname = "api"\n',
+        "apps/api/src/api/vault.py": "import hvac\n",
+        "tools/rotate.py": "import hvac\n",
+    })
+    found = lint(repo.root).findings
+    # The root README declares Direct-Vault for the root app only; `api` has its own dir.
+    assert [(f.file, f.rule) for f in found] == [("apps/api/src/api/vault.py", "MAG004")]
+    assert "app `api`" in found[0].message
+
+
+def test_findings_never_contain_the_value(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.HARDCODED)
+    for f in lint(repo.root).findings:
+        assert "CANARY" not in f.message + f.fix
