@@ -159,7 +159,7 @@ def test_not_secret_keys(key: str) -> None:
                                    "$DB_PASS", "{{ .Values.x }}", "<your-token>", '""', "null",
                                    "xxxxxx", "!unset", "'{{ secret }}'"])
 def test_references_and_placeholders_are_not_literals(value: str) -> None:
-    from magcfg.lint.hardcoded import is_literal
+    from magcfg.lint.literals import is_literal
 
     assert not is_literal(value)
 

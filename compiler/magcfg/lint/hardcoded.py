@@ -7,25 +7,22 @@ Two detectors:
   and Go; unquoted ``KEY=value`` included, which detect-secrets' keyword plugin misses
   outside a few file types. References (``vault://``, ``env://``, ``${VAR}``,
   ``secretKeyRef``/``valueFrom``, templating) are never findings;
-* detect-secrets' maintained token-format plugins (AWS, GitHub, GitLab, Slack, Stripe,
-  private keys, JWTs, basic-auth URLs, ...) and its high-entropy string plugins, run only on
-  lines a combined pre-filter selects, so a clean file costs a few regex scans.
+* detect-secrets' maintained token-format plugins and its high-entropy measure
+  (``token_formats``), gated so a clean file costs a few substring checks.
 
 Findings show ``<redacted>`` where the value would be: the value is never printed.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
+from .literals import is_literal
+from .token_formats import Hit, entropy_hits, format_hits
 from .walk import SourceFile
 
 RULE = "MAG002"
@@ -78,30 +75,6 @@ def key_is_secret(key: str) -> bool:
     return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(tokens))
 
 
-_REFERENCE = re.compile(
-    r"^(?:vault|env|ref|secretref|awssm|gcpsm|azkv|op|sops)://"  # secret references
-    r"|\$\{|\$\(|\{\{|\{%|%\(|#\{|<%"                            # substitution, templates
-    r"|^\$[A-Za-z_]"                                              # $VAR
-    r"|^!",                                                       # YAML tags (!unset, !vault)
-    re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$")
-_NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
-                         "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
-                         "undefined"})
-
-
-def is_literal(value: str) -> bool:
-    """Whether an assigned value is a literal secret (not a reference or placeholder)."""
-    v = value.strip()
-    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'`":
-        v = v[1:-1].strip()
-    if not v or v.lower() in _NOT_VALUES:
-        return False
-    if _REFERENCE.search(v) or _PLACEHOLDER.match(v):
-        return False
-    return not v.startswith(("&", "*"))  # YAML anchors/aliases point elsewhere
-
-
 # --- assignment shapes, by file kind --------------------------------------------------------
 
 _YAML_KV = re.compile(r"""^\s*(?:-\s+)?(["']?)([A-Za-z_][\w.-]*)\1\s*:(?:\s+|$)(.*)$""")
@@ -122,11 +95,6 @@ _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts"
 _INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
 _SHELL_EXT = (".sh", ".bash", ".zsh")
 _EXAMPLE = re.compile(r"(?:^|[.-])(?:example|sample|template|tpl|dist)(?:$|[.-])", re.IGNORECASE)
-_LOCK_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "go.sum",
-                         "poetry.lock", "Cargo.lock", "Pipfile.lock", "composer.lock",
-                         "uv.lock", "Gemfile.lock"})
-
-
 def _kind(name: str) -> str | None:
     lower = name.lower()
     if lower.endswith((".yaml", ".yml")):
@@ -145,14 +113,7 @@ def _kind(name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Hit:
-    column: int
-    message: str
-    priority: int  # lower wins when several detectors hit one line
-
-
-def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, _Hit]]:
+def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     lines = src.lines
     for number, line in enumerate(lines, 1):
         if not _WORDS.search(line):
@@ -162,14 +123,14 @@ def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, _Hit]]:
             continue
         for key, value, col in _assignments(line, kind):
             if key_is_secret(key) and is_literal(value) and not _self_named(key, value, kind):
-                yield number, _Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
+                yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
         if kind == "yaml":
             m = _YAML_NAME.match(line)
             if m and key_is_secret(m.group(2)):
                 hit = _k8s_env_value(lines, number, len(m.group(1)))
                 if hit is not None:
                     vnum, vcol = hit
-                    yield vnum, _Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
+                    yield vnum, Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
                                            f"({REDACTED}) instead of valueFrom.secretKeyRef", 1)
 
 
@@ -238,159 +199,24 @@ def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int
     return None
 
 
-# --- detect-secrets plugins ----------------------------------------------------------------
-
-# KeywordDetector: our key rule replaces it (and sees unquoted KEY=value). IPPublicDetector:
-# an address is not a secret. The IBM Cloud / COS, SoftLayer and Cloudant detectors are
-# keyword-context regexes that cost 5x the rest of the scan together on a 10,000-file repo
-# (benchmarks/lint_bench.py); the key rule covers keyword assignments.
-_SKIPPED_PLUGINS = frozenset({"KeywordDetector", "IPPublicDetector", "IbmCloudIamDetector",
-                              "IbmCosHmacDetector", "SoftlayerDetector", "CloudantDetector"})
-
-
-# Substrings at least one of which a plugin's patterns need (case as the patterns have it):
-# a file without any of them skips the plugin's regexes, which is most files for most
-# plugins. A plugin missing here (a new detect-secrets version) always runs.
-_TRIGGERS: dict[str, tuple[str, ...]] = {
-    "ArtifactoryDetector": ("AKC", "AP"),
-    "AWSKeyDetector": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T", "aws", "AWS", "Aws"),
-    "AzureStorageKeyDetector": ("AccountKey=",),
-    "BasicAuthDetector": ("://",),
-    "GitHubTokenDetector": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-    "GitLabTokenDetector": ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "GR1348941",
-                            "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-"),
-    "JwtTokenDetector": ("eyJ",),
-    "MailchimpDetector": ("-us",),
-    "NpmDetector": (":_authToken=",),
-    "OpenAIDetector": ("T3BlbkFJ",),
-    "PrivateKeyDetector": ("PRIVATE KEY", "PuTTY-User-Key-File"),
-    "PypiTokenDetector": ("pypi-",),
-    "SendGridDetector": ("SG.",),
-    "SlackDetector": ("xox", "XOX", "hooks.slack.com", "HOOKS.SLACK.COM"),
-    "SquareOAuthDetector": ("sq0csp-",),
-    "StripeDetector": ("k_live_",),
-    "TwilioKeyDetector": ("AC", "SK"),
-}
-
-
-@lru_cache(maxsize=1)
-def _format_plugins() -> list[tuple[Any, tuple[str, ...] | None]]:
-    """detect-secrets' token-format plugins (sorted by name), each with its triggers."""
-    import importlib
-    import inspect
-    import pkgutil
-
-    import detect_secrets.plugins as pkg
-    from detect_secrets.plugins.base import RegexBasedDetector
-
-    plugins: list[tuple[Any, tuple[str, ...] | None]] = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
-        for _, cls in sorted(inspect.getmembers(module, inspect.isclass)):
-            if (issubclass(cls, RegexBasedDetector) and not inspect.isabstract(cls)
-                    and cls.__module__ == module.__name__
-                    and cls.__name__ not in _SKIPPED_PLUGINS):
-                plugins.append((cls(), _TRIGGERS.get(cls.__name__)))
-    return plugins
-
-
-@lru_cache(maxsize=1)
-def _entropy_plugins() -> tuple[Any, Any]:
-    from detect_secrets.plugins.high_entropy_strings import (
-        Base64HighEntropyString,
-        HexHighEntropyString,
-    )
-
-    return Base64HighEntropyString(), HexHighEntropyString()
-
-
-_QUOTED_LONG = re.compile(r"""(["'])([A-Za-z0-9+/=_\\-]{20,})\1""")
-_DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|etag|commit|"
-                             r"rev|revision|fingerprint|uuid|nonce_hash)\W*$", re.IGNORECASE)
-_CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|cookie|session|"
-                             r"credential|bearer", re.IGNORECASE)
-
-
-def _format_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
-    text = src.text
-    line_starts: list[int] | None = None
-    for plugin, triggers in _format_plugins():
-        if triggers is not None and not any(t in text for t in triggers):
-            continue
-        numbers: set[int] = set()
-        for regex in plugin.denylist:
-            for m in regex.finditer(text):
-                if line_starts is None:
-                    line_starts = [0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")]
-                numbers.add(bisect.bisect_right(line_starts, m.start()))
-        # The plugin itself decides on each candidate line (its own group logic).
-        for number in sorted(numbers):
-            line = src.lines[number - 1] if number <= len(src.lines) else ""
-            for secret in plugin.analyze_string(line):
-                if not secret or not is_literal(str(secret)):
-                    continue
-                col = line.find(str(secret)) + 1
-                yield number, _Hit(max(col, 1), f"{plugin.secret_type} in a committed file "
-                                                f"({REDACTED})", 0)
-
-
-def _looks_generated(value: str, line: str) -> bool:
-    # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, `..._id = ...`.
-    from detect_secrets.filters.heuristic import (
-        is_likely_id_string,
-        is_potential_uuid,
-        is_sequential_string,
-    )
-
-    return (is_sequential_string(value) or is_potential_uuid(value)
-            or is_likely_id_string(value, line))
-
-
-def _entropy_hits(src: SourceFile) -> Iterator[tuple[int, _Hit]]:
-    if src.name in _LOCK_FILES or src.name.endswith((".lock", ".min.js", ".svg", ".map")):
-        return
-    if not _QUOTED_LONG.search(src.text):
-        return
-    b64, hexa = _entropy_plugins()
-    for number, line in enumerate(src.lines, 1):
-        for m in _QUOTED_LONG.finditer(line):
-            value = m.group(2)
-            before = line[:m.start()]
-            if _DIGEST_CONTEXT.search(before) or "data:" in before[-12:]:
-                continue
-            if re.fullmatch(r"[0-9a-fA-F]+", value):
-                # Hex strings are mostly digests and ids: only under a credential-like key.
-                if (hexa.calculate_shannon_entropy(value) > hexa.entropy_limit
-                        and _CREDENTIAL_KEY.search(before)):
-                    yield number, _Hit(m.start(2) + 1,
-                                       f"high-entropy hex string under a credential-like key "
-                                       f"({REDACTED})", 2)
-            elif (b64.calculate_shannon_entropy(value) > b64.entropy_limit
-                  and re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)
-                  and not _looks_generated(value, line)):
-                yield number, _Hit(m.start(2) + 1,
-                                   f"high-entropy string that looks like a secret ({REDACTED})",
-                                   2)
-
-
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     """Yield at most one MAG002 finding per line (the most specific detector wins)."""
     kind = _kind(src.name)
-    hits: dict[int, _Hit] = {}
+    hits: dict[int, Hit] = {}
 
-    def keep(number: int, hit: _Hit) -> None:
+    def keep(number: int, hit: Hit) -> None:
         old = hits.get(number)
         if old is None or (hit.priority, hit.column) < (old.priority, old.column):
             hits[number] = hit
 
-    for number, hit in _format_hits(src):
+    for number, hit in format_hits(src):
         keep(number, hit)
     if kind is not None:
         example = bool(_EXAMPLE.search(src.name))
         if not example and _WORDS.search(src.text):
             for number, hit in _key_hits(src, kind):
                 keep(number, hit)
-        for number, hit in _entropy_hits(src):
+        for number, hit in entropy_hits(src):
             keep(number, hit)
     for number in sorted(hits):
         hit = hits[number]
