@@ -180,6 +180,8 @@ SEEDED = {
     "docs/bad/leak.md": "token ghp_BENCH0" + string.ascii_lowercase + "0123\n",
 }
 
+SECRET_SEEDS = ("services/bad/settings.py", "config/bad/prod.env", "docs/bad/leak.md")
+
 
 def generate(root: Path, n: int) -> None:
     rng = random.Random(7)
@@ -240,11 +242,17 @@ def main() -> int:
 
         found = json.loads(lint.stdout)["findings"]
         rules = sorted({f["rule"] for f in found})
+        seeded = sum(1 for f in found if f["file"] in SEEDED)
         print(f"magcfg lint (6 rules):          {lint_s:6.2f} s   exit {lint.returncode}, "
-              f"{len(found)} findings ({', '.join(rules)})")
+              f"{len(found)} findings ({', '.join(rules)}): {seeded} of {len(SEEDED)} seeded "
+              f"problems found, {len(found) - seeded} elsewhere")
         ds_s, ds = timed([sys.executable, "-m", "detect_secrets", "scan"], root, args.runs)
-        ds_found = sum(len(v) for v in json.loads(ds.stdout)["results"].values())
-        print(f"detect-secrets scan (secrets):  {ds_s:6.2f} s   {ds_found} findings")
+        results = json.loads(ds.stdout)["results"]
+        ds_found = sum(len(v) for v in results.values())
+        ds_seeded = sum(1 for f in SECRET_SEEDS if results.get(f))
+        print(f"detect-secrets scan (secrets):  {ds_s:6.2f} s   {ds_found} findings: "
+              f"{ds_seeded} of {len(SECRET_SEEDS)} seeded secrets found, "
+              f"{ds_found - ds_seeded} elsewhere")
         print(f"ratio detect-secrets / magcfg lint: {ds_s / lint_s:.1f}x")
     finally:
         if args.keep is None:

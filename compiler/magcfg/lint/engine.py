@@ -53,6 +53,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
          baseline: Path | None = None) -> LintResult:
     """Lint the repository at ``root`` (narrowed to ``paths`` if given)."""
     config = config if config is not None else load_config(root)
+    accepted = baseline_mod.load(baseline) if baseline is not None else None
     in_git = git_root(root) is not None
     names = list_files(root, ())
     skip = {DEFAULT_BASELINE} | ({_rel(root, baseline)} if baseline is not None else set())
@@ -79,8 +80,8 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
                 found.append(f)
         found.extend(sup.invalid)
     found = sorted(set(found))
-    if baseline is not None:
-        new, matched = baseline_mod.new_findings(found, baseline_mod.load(baseline))
+    if accepted is not None:
+        new, matched = baseline_mod.new_findings(found, accepted)
     else:
         new, matched = found, 0
     return LintResult(findings=new, all_findings=found, files=checked, suppressed=suppressed,

@@ -21,8 +21,8 @@ _FALLBACK = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-=])[^}]*\}")
 _SAFE_DEFAULT = re.compile(r"#\s*safe-default:[ \t]*(\S?)")
 _COMPOSE = re.compile(r"(?:docker-)?compose(?:[.-][\w.-]+)?\.ya?ml")
 _HELM_VALUES = re.compile(r"values(?:[.-][\w.-]+)?\.ya?ml")
-_K8S = re.compile(r"^apiVersion:\s*\S+.*^kind:\s*\S+|^kind:\s*\S+.*^apiVersion:\s*\S+",
-                  re.MULTILINE | re.DOTALL)
+_API_VERSION = re.compile(r"^apiVersion:\s*\S", re.MULTILINE)
+_KIND = re.compile(r"^kind:\s*\S", re.MULTILINE)
 _FLUX_API = "kustomize.toolkit.fluxcd.io"
 
 
@@ -40,7 +40,9 @@ def is_target(src: SourceFile) -> bool:
         return False
     if _COMPOSE.fullmatch(name) or _HELM_VALUES.fullmatch(name):
         return True
-    return "apiVersion" in src.text and _K8S.search(src.text) is not None
+    text = src.text
+    return ("apiVersion" in text and _API_VERSION.search(text) is not None
+            and _KIND.search(text) is not None)
 
 
 def flux_contexts(files: dict[str, SourceFile]) -> tuple[frozenset[str], tuple[str, ...]]:
