@@ -95,6 +95,8 @@ _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts"
 _INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
 _SHELL_EXT = (".sh", ".bash", ".zsh")
 _EXAMPLE = re.compile(r"(?:^|[.-])(?:example|sample|template|tpl|dist)(?:$|[.-])", re.IGNORECASE)
+
+
 def _kind(name: str) -> str | None:
     lower = name.lower()
     if lower.endswith((".yaml", ".yml")):
@@ -194,8 +196,10 @@ def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int
             return None
         if m.group(2) == "valueFrom":
             return None
-        value = _strip_yaml_comment(m.group(3))
-        return (i + 1, m.start(3) + 2) if is_literal(value) else None
+        raw = m.group(3)
+        value = _strip_yaml_comment(raw)
+        column = m.start(3) + 1 + len(raw) - len(raw.lstrip())
+        return (i + 1, column) if is_literal(value) else None
     return None
 
 

@@ -10,7 +10,8 @@ _REFERENCE = re.compile(
     r"|^\$[A-Za-z_]"                                              # $VAR
     r"|^!",                                                       # YAML tags (!unset, !vault)
     re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$")
+# <your-token>, xxxx / ****, [redacted], ..., and a bare format specifier (%s, {}, {0}).
+_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%[sdr]$|^\{\d*\}$")
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
                          "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
                          "undefined"})
