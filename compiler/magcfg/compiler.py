@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import BuildCache
+from .configmap import CONFIGMAP_NAME as CONFIGMAP
+from .delivery import STALE_WHEN_MANIFEST_CHANGES
 from .emit import (
     CONFIG,
     MANIFEST,
@@ -59,6 +61,10 @@ def _extensions() -> Extensions:
     artifacts: list[ArtifactEmitter] = []
     delivery: list[DeliveryEmitter] = []
     # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    from .delivery import configmap_emitter, configmap_size_check
+
+    checks.append(configmap_size_check)
+    delivery.append(configmap_emitter)
     return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
@@ -408,8 +414,11 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
         for name, data in artifact.files.items():
             outputs[f"{base}/{name}"] = data
         if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
-            # A new manifest invalidates its old signature.
-            outputs[f"{base}/{SIGNATURE}"] = None
+            # A new manifest invalidates its old signature (and attestation, issue 4).
+            for name in (SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES):
+                outputs[f"{base}/{name}"] = None
+        if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
+            outputs[f"{base}/{CONFIGMAP}"] = None
     result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
     with compiler.timings.stage("write"):
         if check:
