@@ -80,7 +80,9 @@ def test_pull_requests_run_lint_build_check_tests_and_the_diff_artifact() -> Non
 
 def test_push_to_main_signs_with_the_key_from_a_ci_secret() -> None:
     sign = step("sign")
-    assert sign["when"] == [{"event": "push", "branch": "main"}]
+    (cond,) = sign["when"]
+    assert (cond["event"], cond["branch"]) == ("push", "main")
+    assert "generated/**" in cond["path"]["include"]
     assert sign["environment"]["MAGCFG_SIGNING_KEY"] == {"from_secret": "MAGCFG_SIGNING_KEY"}
     script = "\n".join(sign["commands"])
     assert "magcfg sign --env" in script
