@@ -229,3 +229,37 @@ def test_findings_never_contain_the_value(make_repo: MakeRepo) -> None:
     repo = make_repo(fx.HARDCODED)
     for f in lint(repo.root).findings:
         assert "CANARY" not in f.message + f.fix
+
+
+def test_messages_do_not_depend_on_the_checkout_directory(make_repo: MakeRepo) -> None:
+    files = {"tool.py": "import hvac\n", "svc/package.json": '{"name": "svc"}\n',
+             "svc/i.js": "require('node-vault')\n"}
+    a, b = make_repo(files), make_repo(files)
+    fa, fb = lint(a.root).findings, lint(b.root).findings
+    assert fa == fb and len(fa) == 2
+    assert "`(repository root)`" in fa[1].message and a.root.name not in fa[1].message + fa[1].fix
+    assert "path: svc" in fa[0].fix
+
+
+def test_direct_vault_declared_by_path(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "magcfg.yaml": "secrets:\n  direct_vault:\n"
+                       "    - {app: backup-tools, path: ops/backup, justification: restores}\n"
+                       "    - {app: root-tools, path: ., justification: rotation script}\n",
+        "ops/backup/tool/go.mod": "module x/tool\n",
+        "ops/backup/tool/main.go": 'import "github.com/hashicorp/vault/api"\n',
+        "rotate.py": "import hvac\n",
+        "other/package.json": '{"name": "other"}\n',
+        "other/x.js": "import v from 'node-vault'\n",
+    })
+    assert [f.file for f in lint(repo.root).findings] == ["other/x.js"]
+
+
+def test_direct_vault_without_justification_is_a_project_file_error(make_repo: MakeRepo
+                                                                     ) -> None:
+    from magcfg.errors import MagcfgError
+
+    repo = make_repo({"magcfg.yaml": "secrets:\n  direct_vault:\n    - app: a\n"})
+    with pytest.raises(MagcfgError) as err:
+        lint(repo.root)
+    assert "justification" in err.value.format() and "magcfg.yaml:3" in err.value.format()

@@ -47,6 +47,7 @@ class App:
     dir: str
     names: frozenset[str]
     declared: bool
+    label: str
 
 
 def client_imports(src: SourceFile) -> list[tuple[int, int, str]]:
@@ -111,13 +112,17 @@ def app_of(path: str, ctx: LintContext) -> App:
 
 
 def _describe(d: str, prefix: str, ctx: LintContext) -> App:
+    # The root app is also known by the checkout's directory name, but messages never show
+    # it: output must not depend on where the repository is checked out.
     names = {d.rsplit("/", 1)[-1] if d else ctx.root.resolve().name}
+    shown: set[str] = {d.rsplit("/", 1)[-1]} if d else set()
     pkg = ctx.files.get(prefix + "package.json")
     if pkg is not None:
         try:
             data = json.loads(pkg.text)
             if isinstance(data, dict) and isinstance(data.get("name"), str):
                 names.add(data["name"])
+                shown.add(data["name"])
         except ValueError:
             pass
     gomod = ctx.files.get(prefix + "go.mod")
@@ -125,19 +130,28 @@ def _describe(d: str, prefix: str, ctx: LintContext) -> App:
         m = re.search(r"^module\s+(\S+)", gomod.text, re.MULTILINE)
         if m:
             names.add(m.group(1).rsplit("/", 1)[-1])
+            shown.add(m.group(1).rsplit("/", 1)[-1])
     pyproject = ctx.files.get(prefix + "pyproject.toml")
     if pyproject is not None:
         m = re.search(r'^name\s*=\s*"([^"]+)"', pyproject.text, re.MULTILINE)
         if m:
             names.add(m.group(1))
-    declared = any(
-        dv.app in names or (dv.path and (d == dv.path.strip("/")
-                                         or d.startswith(dv.path.strip("/") + "/")))
-        for dv in ctx.config.direct_vault)
+            shown.add(m.group(1))
+    declared = any(dv.app in names or _covers(dv.path, d) for dv in ctx.config.direct_vault)
     readme = ctx.files.get(prefix + "README.md")
     if not declared and readme is not None:
         declared = readme_declares_direct_vault(readme.text)
-    return App(d, frozenset(names), declared)
+    label = sorted(shown)[0] if shown else "(repository root)"
+    return App(d, frozenset(names), declared, label)
+
+
+def _covers(declared_path: str, app_dir: str) -> bool:
+    p = declared_path.strip("/")
+    if not declared_path:
+        return False
+    if p in ("", "."):
+        return app_dir == ""
+    return app_dir == p or app_dir.startswith(p + "/")
 
 
 def readme_declares_direct_vault(text: str) -> bool:
@@ -161,12 +175,12 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     app = app_of(src.path, ctx)
     if app.declared:
         return
-    name = sorted(app.names)[0]
+    app_name = app.label if app.dir or app.label != "(repository root)" else "<app>"
     for number, col, client in hits:
         yield finding(
             src, number, col, RULE,
-            f"{client} Vault client in app `{name}`, which has not declared Direct-Vault",
+            f"{client} Vault client in app `{app.label}`, which has not declared Direct-Vault",
             "read secrets from the environment (ExternalSecret + secretKeyRef); if the app "
-            f"must read Vault itself, declare it: `secrets.direct_vault: [{{app: {name}, "
-            'path: ..., justification: "..."}]` in magcfg.yaml, or a "Secrets architecture" '
-            "section in its README naming Direct-Vault and the reason")
+            f"must read Vault itself, declare it: `secrets.direct_vault: [{{app: {app_name}, "
+            f'path: {app.dir or "."}, justification: "..."}}]` in magcfg.yaml, or a "Secrets '
+            'architecture" section in its README naming Direct-Vault and the reason')
