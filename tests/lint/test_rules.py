@@ -263,3 +263,9 @@ def test_direct_vault_without_justification_is_a_project_file_error(make_repo: M
     with pytest.raises(MagcfgError) as err:
         lint(repo.root)
     assert "justification" in err.value.format() and "magcfg.yaml:3" in err.value.format()
+
+
+def test_unparseable_python_still_shows_its_vault_import(make_repo: MakeRepo) -> None:
+    repo = make_repo({"legacy.py": "import hvac\nprint 'python 2'\n",
+                      "ok.py": "text = '''\nimport hvac\n'''\n"})
+    assert [(f.file, f.line) for f in lint(repo.root).findings] == [("legacy.py", 1)]

@@ -28,6 +28,7 @@ from .walk import SourceFile
 
 RULE = "MAG004"
 _PY_MODULES = frozenset({"hvac", "async_hvac"})
+_PY_IMPORT_LINE = re.compile(r"^\s*((?:import|from)\s+(hvac|async_hvac))\b")
 _JS_EXT = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
 _JS_VAULT = re.compile(
     r"""(?:\brequire\s*\(\s*|\bimport\s*\(\s*|\bfrom\s+|\bimport\s+)(["'])node-vault\1""")
@@ -73,7 +74,11 @@ def _python_imports(text: str) -> list[tuple[int, int, str]]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return []
+        # Not parseable (Python 2, a template, a work in progress): import statements at
+        # the start of a line are still imports.
+        return [(n, m.start(1) + 1, m.group(2))
+                for n, line in enumerate(text.splitlines(), 1)
+                if (m := _PY_IMPORT_LINE.match(line)) is not None]
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
