@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import LintConfig
 from .findings import RULES, Finding
@@ -22,7 +23,8 @@ class LintContext:
     in_git: bool
     flux_files: frozenset[str] = frozenset()
     flux_dirs: tuple[str, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict)
+    caches: dict[str, Any] = field(default_factory=dict)
+    """Per-run memo of the rule families (apps by directory, the layer set)."""
 
     def in_flux_substitution(self, path: str) -> bool:
         """Whether Flux post-build substitution processes this file (so `:?` is not

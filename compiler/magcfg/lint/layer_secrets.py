@@ -27,11 +27,11 @@ class _Layers:
 
 
 def _layers(ctx: LintContext) -> _Layers:
-    cached = ctx.extra.get("layers")
+    cached = ctx.caches.get("layers")
     if isinstance(cached, _Layers):
         return cached
     result = _load_layers(ctx)
-    ctx.extra["layers"] = result
+    ctx.caches["layers"] = result
     return result
 
 

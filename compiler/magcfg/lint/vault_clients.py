@@ -102,7 +102,7 @@ def _line_matches(src: SourceFile, pattern: re.Pattern[str],
 
 def app_of(path: str, ctx: LintContext) -> App:
     """The app owning ``path`` and whether it declared Direct-Vault (cached per directory)."""
-    cache: dict[str, App] = ctx.extra.setdefault("apps", {})  # type: ignore[assignment]
+    cache: dict[str, App] = ctx.caches.setdefault("apps", {})
     parts = path.split("/")[:-1]
     for depth in range(len(parts), -1, -1):
         d = "/".join(parts[:depth])
