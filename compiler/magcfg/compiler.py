@@ -58,6 +58,11 @@ def _extensions() -> Extensions:
     artifacts: list[ArtifactEmitter] = []
     delivery: list[DeliveryEmitter] = []
     # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    from .secret_check import check_secrets
+    from .secret_manifests import emit_secret_manifests
+
+    checks.append(check_secrets)
+    artifacts.append(emit_secret_manifests)
     return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
