@@ -157,12 +157,16 @@ class Compiler:
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
         schema = self.schema()
-        return Redactor(schema.index if schema else None, self.project.settings.get("redact") or ())
+        patterns = self.project.settings.get("redact") or ()
+        if not isinstance(patterns, list):  # reported by the secrets check
+            patterns = ()
+        return Redactor(schema.index if schema else None,
+                        [p for p in patterns if isinstance(p, str) and p])
 
     def validator(self) -> Validator | None:
         schema = self.schema()
         if self._validator is None and schema is not None:
-            self._validator = Validator(schema)
+            self._validator = Validator(schema, self.redactor())
         return self._validator
 
     # -- load -------------------------------------------------------------------------
@@ -193,7 +197,7 @@ class Compiler:
             except LoadFailed as exc:
                 errors.extend(exc.diagnostics)
         if errors:
-            raise BuildError(sorted(set(errors)))
+            raise BuildError(sorted(set(self._redacted(errors))))
         self.cache.flush()
         schema = self.schema()
         index = schema.index if schema is not None else None
@@ -239,7 +243,16 @@ class Compiler:
     def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         """Merge, validate and emit one environment. Returns (artifact, diagnostics);
-        the artifact is None when there are errors."""
+        the artifact is None when there are errors. No diagnostic quotes a secret."""
+        artifact, diagnostics = self._compile(env, stack, previous_manifest)
+        if diagnostics:
+            diagnostics = self._redacted(diagnostics)
+            if artifact is not None:
+                artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
+        return artifact, diagnostics
+
+    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
         validator = self.validator()
         schema_digest = schema.digest if schema else ""
@@ -311,6 +324,15 @@ class Compiler:
             files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack), diagnostics
+
+    def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Diagnostics with quoted values of secret keys masked (the load stage quotes
+        scalars before anyone knows which keys are secret)."""
+        try:
+            redactor = self.redactor()
+        except BuildError:  # an unreadable schema is reported on its own
+            redactor = Redactor(None, self.project.settings.get("redact") or ())
+        return [redactor.diagnostic(d) for d in diagnostics]
 
     def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
         out = []
