@@ -103,7 +103,8 @@ class Redactor:
         """``d`` with any value it quotes masked when its key is secret. Messages of
         earlier stages quote the offending scalar (``'0755' is octal in YAML 1.1 ...``);
         the key's own name may stay."""
-        if not d.key:
+        if not d.key or d.code.startswith("secret-"):
+            # The secret check's messages quote parts of well-formed references only.
             return d
         keypath = tuple(d.key.split("."))
         if not self.is_secret(keypath):
