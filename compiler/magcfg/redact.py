@@ -21,6 +21,10 @@ from .schema import SchemaIndex
 REDACTED = "<redacted>"
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
 
+# Codes of stages that mask values themselves: the schema validator (masked messages) and
+# the secret check (it quotes parts of well-formed references only).
+_SELF_MASKED = ("schema-", "secret-")
+
 
 @dataclass(frozen=True)
 class Change:
@@ -103,8 +107,7 @@ class Redactor:
         """``d`` with any value it quotes masked when its key is secret. Messages of
         earlier stages quote the offending scalar (``'0755' is octal in YAML 1.1 ...``);
         the key's own name may stay."""
-        if not d.key or d.code.startswith("secret-"):
-            # The secret check's messages quote parts of well-formed references only.
+        if not d.key or d.code.startswith(_SELF_MASKED):
             return d
         keypath = tuple(d.key.split("."))
         if not self.is_secret(keypath):

@@ -113,8 +113,27 @@ class Validator:
                                            "required"))
                 continue
             secret = self.redactor.contains_secret(keypath, error.instance)
-            message = masked_errors[i].message if secret and i < len(masked_errors) else error.message
+            message = error.message
+            if secret:
+                message = _secret_message(kind, name, masked_errors[i].message
+                                          if i < len(masked_errors) else MASK,
+                                          index.is_secret(keypath))
             if len(message) > _MAX_MESSAGE:
                 message = message[:_MAX_MESSAGE] + "..."
             out.append(SchemaViolation(keypath, f"{message} (schema: {name})", f"schema-{name}"))
         return out
+
+
+def _secret_message(kind: Any, name: str, masked: str, reference: bool) -> str:
+    """A message about a secret's value that shows the rule but never the value (the
+    engine's mask also hides the schema's side: ``<redacted> is not of type <redacted>``)."""
+    if name == "type":
+        types = getattr(kind, "types", None) or []
+        message = f"{MASK} is not of type {' or '.join(str(t) for t in types)}"
+    elif name == "pattern":
+        message = f"{MASK} does not match {getattr(kind, 'pattern', '?')!r}"
+    else:
+        return masked
+    if reference:
+        message += " (a secret key holds a reference: vault://<mount>/<path>#<key> or env://VAR)"
+    return message
