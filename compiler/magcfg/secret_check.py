@@ -94,7 +94,7 @@ def _reference_problems(ref: SecretRef, keypath: tuple[str, ...],
         out.append(f"the Vault path must be <prefix><app>[/...] with a prefix of "
                    f"secrets.vault.path_prefixes ({shown})")
     elif owner[1] != keypath[0]:
-        out.append(f"the reference reads app {owner[1]!r}'s Vault path from a key of "
+        out.append(f"the reference reads the Vault path of app {owner[1]!r} from a key of "
                    f"{keypath[0]!r}: an app reads only {owner[0]}{keypath[0]} and below")
     if ref.direct and keypath[0] not in settings.direct_vault:
         out.append(f"vault+direct:// needs the project file to opt {keypath[0]!r} in to "
