@@ -143,7 +143,7 @@ def test_reference_in_a_plain_key(sp: Project) -> None:
     ("vault://secret/apps/magws#k", "path must be <prefix><app>"),
     ("vault://secret/k3s/#k", "malformed vault:// reference"),
     ("vault://secret/k3s#k", "path must be <prefix><app>"),
-    ("vault://secret/k3s/magds#db_password", "reads app 'magds'"),
+    ("vault://secret/k3s/magds#db_password", "Vault path of app 'magds' from a key of 'magws'"),
     ("vault://other/k3s/magws#k", "through store 'vault-backend'"),
     ("vault+direct://secret/k3s/magws#k", "opt 'magws' in to Direct-Vault"),
 ])
