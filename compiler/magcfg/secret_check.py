@@ -2,10 +2,10 @@
 
 * A key the schema marks ``x-magcfg-secret`` holds a reference (or null), never a
   literal; any other key never holds a reference.
-* References are well-formed, name an allowed mount and an allowed path prefix, and the
-  app segment after the prefix is the top-level key that uses it: an app reads only its
-  own Vault path (``secret/data/k3s/<app>`` and below), so its policy grant and its
-  Kubernetes Secret stay its own.
+* References are well-formed and name an allowed mount; when the project names path
+  prefixes, the path is ``<prefix><app>[/...]`` and the app segment is the top-level key
+  that uses it: an app reads only its own Vault path (``secret/data/k3s/<app>`` and
+  below), so its policy grant and its Kubernetes Secret stay its own.
 * ``vault+direct://`` needs the app's Direct-Vault opt-in (with justification) in the
   project file; External Secrets references use the store's mount.
 * Two secret keys never map to the same env var name.
@@ -16,65 +16,146 @@ Every problem names the file and line that set the key (its provenance).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import Diagnostic
+from .schema import WILDCARD
 from .secret_settings import SecretSettings, load_secret_settings
-from .secrets import SecretRef, env_var_name, looks_like_reference, parse_reference, syntax_problem
+from .secrets import (
+    SCHEMES,
+    SecretRef,
+    env_var_name,
+    looks_like_reference,
+    parse_reference,
+    syntax_problem,
+)
 
 if TYPE_CHECKING:
     from .compiler import CompileContext
 
 
+@dataclass
+class SecretScan:
+    """Where an environment's config holds secrets: every leaf under a secret key, and
+    every reference-looking string anywhere else (each one an error)."""
+
+    secret_leaves: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)
+    stray: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+
+    def references(self) -> list[tuple[tuple[str, ...], SecretRef]]:
+        out = []
+        for keypath, value in self.secret_leaves:
+            ref = parse_reference(value) if isinstance(value, str) else None
+            if ref is not None:
+                out.append((keypath, ref))
+        return out
+
+
+_MARKERS = tuple(f'"{scheme}'.encode() for scheme in SCHEMES)
+_SECRET_PATTERNS: dict[str, list[tuple[str, ...]]] = {}
+
+
+def scan(context: CompileContext) -> SecretScan:
+    """Find the secret leaves by the schema's secret paths (a few lookups), not by a walk
+    of every key: the large benchmark repo has a million leaves and a few hundred
+    secrets. Strays are looked for only when the config's bytes hold more
+    reference-looking strings than the secret keys do."""
+    out = SecretScan()
+    schema = context.schema
+    if schema is None:  # no JSON Schema: every reference-looking string is taken as a secret
+        _walk(context.config, (), lambda k, v: out.secret_leaves.append((k, v)) if _looks(v) else None)
+        return out
+    index = schema.index
+    patterns = _SECRET_PATTERNS.get(schema.digest)
+    if patterns is None:
+        patterns = [tuple(p.split(".")) for p in index.secret_paths()]
+        _SECRET_PATTERNS[schema.digest] = patterns
+    seen: set[tuple[str, ...]] = set()
+    for pattern in patterns:
+        for keypath, value in _matches(context.config, pattern, ()):
+            if keypath not in seen and index.is_secret(keypath):
+                seen.add(keypath)
+                _walk(value, keypath, lambda k, v: out.secret_leaves.append((k, v)))
+    out.secret_leaves.sort(key=lambda item: item[0])
+    expected = sum(1 for _, v in out.secret_leaves if _looks(v))
+    if sum(context.config_json.count(m) for m in _MARKERS) > expected:
+        def stray(keypath: tuple[str, ...], value: Any) -> None:
+            if _looks(value) and not index.is_secret(keypath):
+                out.stray.append((keypath, value))
+
+        _walk(context.config, (), stray)
+    return out
+
+
+def _looks(value: Any) -> bool:
+    return isinstance(value, str) and looks_like_reference(value)
+
+
+def _walk(value: Any, keypath: tuple[str, ...],
+          visit: Callable[[tuple[str, ...], Any], None]) -> None:
+    if isinstance(value, dict):
+        for k in sorted(value):
+            _walk(value[k], (*keypath, k), visit)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _walk(item, (*keypath, str(i)), visit)
+    else:
+        visit(keypath, value)
+
+
+def _matches(value: Any, pattern: tuple[str, ...], keypath: tuple[str, ...]
+             ) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if not pattern:
+        yield keypath, value
+        return
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(value, dict):
+        if head == WILDCARD:
+            for k in sorted(value):
+                yield from _matches(value[k], rest, (*keypath, k))
+        elif head in value:
+            yield from _matches(value[head], rest, (*keypath, head))
+    elif isinstance(value, list) and head == WILDCARD:
+        for i, item in enumerate(value):
+            yield from _matches(item, rest, (*keypath, str(i)))
+
+
 def check_secrets(context: CompileContext) -> list[Diagnostic]:
     """Document check (compiler extension point): every secret rule, located."""
     settings, errors = load_secret_settings(context.project)
-    index = context.schema.index if context.schema is not None else None
     found: list[tuple[tuple[str, ...], str, str]] = []  # (keypath, message, code)
     env_vars: dict[str, tuple[str, ...]] = {}
-
-    def leaf(keypath: tuple[str, ...], value: Any, secret: bool) -> None:
-        dotted = ".".join(keypath)
+    result = scan(context)
+    candidates = [(k, v, True) for k, v in result.secret_leaves] + [
+        (k, v, False) for k, v in result.stray]
+    for keypath, value, secret in sorted(candidates, key=lambda c: c[0]):
         if secret:
             if value is None:
-                return
-            if not isinstance(value, str) or not looks_like_reference(value):
+                continue
+            if not _looks(value):
                 found.append((keypath, "a secret key holds a literal value: write a reference "
                               "instead (vault://<mount>/<path>#<key> or env://VAR); the value "
                               "is not shown", "secret-literal"))
-                return
-        elif not isinstance(value, str) or not looks_like_reference(value):
-            return
+                continue
         ref = parse_reference(value)
         if ref is None:
             found.append((keypath, syntax_problem(value), "secret-syntax"))
-            return
-        if index is not None and not secret:
+            continue
+        if not secret:
             found.append((keypath, f"a {ref.scheme}:// secret reference in a key the schema does "
                           "not mark x-magcfg-secret: mark the key secret in the schema, or put "
                           "a plain value here", "secret-misplaced"))
-            return
+            continue
         for message in _reference_problems(ref, keypath, settings):
             found.append((keypath, message, "secret-reference"))
         if ref.scheme == "vault":
             name = env_var_name(keypath)
             other = env_vars.setdefault(name, keypath)
             if other != keypath:
-                found.append((keypath, f"keys {'.'.join(other)} and {dotted} both map to the "
-                              f"env var {name}: rename one", "secret-env-clash"))
-
-    def walk(value: Any, keypath: tuple[str, ...], secret: bool) -> None:
-        secret = secret or (index is not None and bool(keypath) and index.is_secret(keypath))
-        if isinstance(value, dict):
-            for k in sorted(value):
-                walk(value[k], (*keypath, k), secret)
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                walk(item, (*keypath, str(i)), secret)
-        else:
-            leaf(keypath, value, secret)
-
-    walk(context.config, (), False)
+                found.append((keypath, f"keys {'.'.join(other)} and {'.'.join(keypath)} both map "
+                              f"to the env var {name}: rename one", "secret-env-clash"))
     for keypath, message, code in found:
         errors.append(_located(context, keypath, message, code))
     return errors
@@ -89,7 +170,9 @@ def _reference_problems(ref: SecretRef, keypath: tuple[str, ...],
         out.append(f"Vault mount {ref.mount!r} is not allowed here (secrets.vault.mounts: "
                    f"{', '.join(settings.mounts)})")
     owner = settings.app_of(ref.path)
-    if owner is None:
+    if settings.path_prefixes is None:
+        pass  # the project does not say how its Vault paths are laid out
+    elif owner is None:
         shown = ", ".join(repr(p) for p in settings.path_prefixes)
         out.append(f"the Vault path must be <prefix><app>[/...] with a prefix of "
                    f"secrets.vault.path_prefixes ({shown})")

@@ -8,6 +8,7 @@
 * ``vault-policy.hcl``: ``read`` on ``<mount>/data/<prefix><app>`` and
   ``<mount>/data/<prefix><app>/*`` for every app External Secrets reads (never the
   ``<app>*`` glob, which would also grant ``<app>-other``): the policy of the store's role.
+  A project without ``path_prefixes`` gets the referenced paths themselves (and ``/*``).
 * ``vault-policy-direct-<app>.hcl``: the same for each Direct-Vault app, for the app's
   own Vault role (least privilege: the store's role does not get it, nor the reverse).
 
@@ -18,11 +19,14 @@ Everything is sorted, so the bytes depend only on the config and the project fil
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .secret_check import scan
 from .secret_settings import SecretSettings, load_secret_settings
-from .secrets import SecretRef, env_var_name, references
+from .secrets import SecretRef, env_var_name
 
 if TYPE_CHECKING:
     from .compiler import CompileContext
@@ -35,7 +39,7 @@ ESO_API_VERSION = "external-secrets.io/v1"
 def emit_secret_manifests(context: CompileContext) -> dict[str, bytes]:
     """Artifact emitter (compiler extension point)."""
     settings, _ = load_secret_settings(context.project)  # errors were reported by the check
-    refs = list(references(context.config))
+    refs = scan(context).references()
     if not refs and "secrets" not in context.project.settings:
         return {}  # a project that does not use secrets gets no secret files
     eso = [(k, r) for k, r in refs if r.scheme == "vault"]
@@ -63,37 +67,46 @@ def external_secret_yaml(env: str, refs: list[tuple[tuple[str, ...], SecretRef]]
     if not refs:
         return (header + f"# {env} has no vault:// references: nothing for External Secrets "
                 "to deliver.\n").encode()
-    import yaml
-
     by_app: dict[str, list[tuple[tuple[str, ...], SecretRef]]] = defaultdict(list)
     for keypath, ref in refs:
         by_app[keypath[0]].append((keypath, ref))
-    docs = []
+    out = [header.rstrip("\n")]
     for app, items in sorted(by_app.items()):
         name = settings.resource_name(app)
-        metadata: dict[str, Any] = {"name": name}
+        out += ["---", f"apiVersion: {ESO_API_VERSION}", "kind: ExternalSecret", "metadata:",
+                f"  name: {_scalar(name)}"]
         if settings.namespace:
-            metadata["namespace"] = settings.namespace
-        metadata["labels"] = {"app.kubernetes.io/managed-by": "magcfg",
-                              "app.kubernetes.io/name": app.replace("_", "-").lower()}
-        metadata["annotations"] = {"magcfg/environment": env}
-        data = [{"secretKey": env_var_name(keypath),
-                 "remoteRef": {"key": ref.path, "property": ref.key}}
-                for keypath, ref in sorted(items, key=lambda item: env_var_name(item[0]))]
-        docs.append({
-            "apiVersion": ESO_API_VERSION,
-            "kind": "ExternalSecret",
-            "metadata": metadata,
-            "spec": {
-                "refreshInterval": settings.refresh_interval,
-                "secretStoreRef": {"kind": settings.store_kind, "name": settings.store_name},
-                "target": {"name": name, "creationPolicy": "Owner"},
-                "data": data,
-            },
-        })
-    body = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False,
-                              explicit_start=True, width=1000, allow_unicode=True)
-    return (header + body).encode("utf-8")
+            out.append(f"  namespace: {_scalar(settings.namespace)}")
+        out += ["  labels:", "    app.kubernetes.io/managed-by: magcfg",
+                f"    app.kubernetes.io/name: {_scalar(app.replace('_', '-').lower())}",
+                "  annotations:", f"    magcfg/environment: {_scalar(env)}",
+                "spec:", f"  refreshInterval: {_duration(settings.refresh_interval)}",
+                "  secretStoreRef:", f"    kind: {settings.store_kind}",
+                f"    name: {_scalar(settings.store_name)}",
+                "  target:", f"    name: {_scalar(name)}", "    creationPolicy: Owner",
+                "  data:"]
+        for keypath, ref in sorted(items, key=lambda item: env_var_name(item[0])):
+            out += [f"  - secretKey: {_scalar(env_var_name(keypath))}", "    remoteRef:",
+                    f"      key: {_scalar(ref.path)}", f"      property: {_scalar(ref.key)}"]
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9._/-]*")
+_GO_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|ms|s|m|h))+")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _duration(text: str) -> str:
+    # "1h30m" is no YAML number, bool or null: plain, as ESO's own examples write it.
+    return text if _GO_DURATION.fullmatch(text) else _scalar(text)
+
+
+def _scalar(text: str) -> str:
+    """A YAML scalar for ``text``: plain when no YAML 1.1 or 1.2 reader could take it for
+    anything but that string, else a JSON string (YAML is a superset of JSON)."""
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def vault_policy_hcl(env: str, refs: list[tuple[tuple[str, ...], SecretRef]],
@@ -102,12 +115,13 @@ def vault_policy_hcl(env: str, refs: list[tuple[tuple[str, ...], SecretRef]],
              "# its references name (docs/secrets.md). Do not edit: run `magcfg build`.",
              f"# For {holder}."]
     paths: dict[str, set[str]] = defaultdict(set)
-    for _keypath, ref in refs:
+    for keypath, ref in refs:
         owner = settings.app_of(ref.path)
-        if owner is None:  # refused by the check; never reached in a successful build
-            continue
-        prefix, app = owner
-        paths[app].add(f"{ref.mount}/data/{prefix}{app}")
+        if owner is not None:
+            prefix, app = owner
+            paths[app].add(f"{ref.mount}/data/{prefix}{app}")
+        else:  # no path prefixes in the project: grant the referenced path itself
+            paths[keypath[0]].add(ref.kv_data_path)
     if not paths:
         lines.append(f"# {env} has no such references: this policy grants nothing.")
     for app in sorted(paths):

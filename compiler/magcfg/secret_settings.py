@@ -13,8 +13,10 @@ secrets:
     - {app: magbackup, justification: "..."}
 redact: ["magds.connection.user", "**.token"]
 ```
-Every section and key is optional; the defaults are the values shown except
-``path_prefixes: [""]`` and no namespace, no Direct-Vault app, no globs.
+Every section and key is optional; the defaults are the values shown except no
+``path_prefixes`` (then paths are not checked against prefixes and apps, and policies
+grant each referenced path itself), ``target_name: "{app}-secrets"``, no namespace, no
+Direct-Vault app, no globs.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class SecretSettings:
     """What the project file says about secrets (defaults filled in)."""
 
     mounts: tuple[str, ...] = ("secret",)
-    path_prefixes: tuple[str, ...] = ("",)
+    path_prefixes: tuple[str, ...] | None = None
     store_kind: str = "ClusterSecretStore"
     store_name: str = "vault-backend"
     store_mount: str = "secret"
@@ -55,8 +57,9 @@ class SecretSettings:
 
     def app_of(self, path: str) -> tuple[str, str] | None:
         """(prefix, app) of a Vault path: the longest allowed prefix it starts with and
-        the one segment after it. None when no prefix fits or no app segment follows."""
-        for prefix in sorted(self.path_prefixes, key=len, reverse=True):
+        the one segment after it. None when no prefix fits or no app segment follows, or
+        when the project names no prefixes."""
+        for prefix in sorted(self.path_prefixes or (), key=len, reverse=True):
             if path.startswith(prefix):
                 app = path[len(prefix):].split("/", 1)[0]
                 return (prefix, app) if app else None
