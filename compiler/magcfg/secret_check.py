@@ -24,7 +24,6 @@ from .errors import Diagnostic
 from .schema import WILDCARD
 from .secret_settings import SecretSettings, load_secret_settings
 from .secrets import (
-    SCHEMES,
     SecretRef,
     env_var_name,
     looks_like_reference,
@@ -53,15 +52,27 @@ class SecretScan:
         return out
 
 
-_MARKERS = tuple(f'"{scheme}'.encode() for scheme in SCHEMES)
+# '"vault' also counts "vault+direct://" (and, rarely, other strings: then the slow path).
+_MARKERS = (b'"vault', b'"env://')
 _SECRET_PATTERNS: dict[str, list[tuple[str, ...]]] = {}
+_last: tuple[CompileContext, SecretScan] | None = None
 
 
 def scan(context: CompileContext) -> SecretScan:
     """Find the secret leaves by the schema's secret paths (a few lookups), not by a walk
     of every key: the large benchmark repo has a million leaves and a few hundred
     secrets. Strays are looked for only when the config's bytes hold more
-    reference-looking strings than the secret keys do."""
+    reference-looking strings than the secret keys do. The check and the emitter of one
+    environment share one scan."""
+    global _last
+    if _last is not None and _last[0] is context:
+        return _last[1]
+    out = _scan(context)
+    _last = (context, out)
+    return out
+
+
+def _scan(context: CompileContext) -> SecretScan:
     out = SecretScan()
     schema = context.schema
     if schema is None:  # no JSON Schema: every reference-looking string is taken as a secret
