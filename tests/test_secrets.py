@@ -371,3 +371,13 @@ def test_load_errors_on_secret_keys_do_not_echo(sp: Project, value: str, code: s
     d = next(e for e in errors if e.key == "magws.app_secret")
     assert d.code == code and d.line == 2
     assert value not in d.message and REDACTED in d.message
+
+
+def test_names_kubernetes_cannot_take_are_refused(tmp_path: Path) -> None:
+    long_name = PROJECT.replace('target_name: "{app}-secrets"', f'target_name: "{"x" * 250}-{{app}}"')
+    d = next(e for e in build_errors(make(tmp_path / "a", long_name)) if e.key == "magws.app_secret")
+    assert "not a Kubernetes object name" in d.message and d.line == 2
+    bad_app = PROJECT.replace("redact:", "  direct_vault:\n    - app: ../etc\n"
+                              "      justification: a justification long enough\nredact:")
+    errors = build_errors(make(tmp_path / "b", bad_app))
+    assert any(e.key == "secrets.direct_vault.0.app" and e.file == "magcfg.yaml" for e in errors)

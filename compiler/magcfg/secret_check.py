@@ -16,6 +16,7 @@ Every problem names the file and line that set the key (its provenance).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,7 @@ class SecretScan:
 # '"vault' also counts "vault+direct://" (and, rarely, other strings: then the slow path).
 _MARKERS = (b'"vault', b'"env://')
 _SECRET_PATTERNS: dict[str, list[tuple[str, ...]]] = {}
-_last: tuple[CompileContext, SecretScan] | None = None
+_last: tuple[weakref.ref[CompileContext], SecretScan] | None = None
 
 
 def scan(context: CompileContext) -> SecretScan:
@@ -65,10 +66,10 @@ def scan(context: CompileContext) -> SecretScan:
     reference-looking strings than the secret keys do. The check and the emitter of one
     environment share one scan."""
     global _last
-    if _last is not None and _last[0] is context:
+    if _last is not None and _last[0]() is context:
         return _last[1]
     out = _scan(context)
-    _last = (context, out)
+    _last = (weakref.ref(context), out)
     return out
 
 
@@ -162,6 +163,9 @@ def check_secrets(context: CompileContext) -> list[Diagnostic]:
         for message in _reference_problems(ref, keypath, settings):
             found.append((keypath, message, "secret-reference"))
         if ref.scheme == "vault":
+            problem = settings.kubernetes_name_problem(keypath[0])
+            if problem is not None:
+                found.append((keypath, problem, "secret-reference"))
             name = env_var_name(keypath)
             other = env_vars.setdefault(name, keypath)
             if other != keypath:

@@ -25,7 +25,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from .secret_check import scan
-from .secret_settings import SecretSettings, load_secret_settings
+from .secret_settings import SecretSettings, label_value, load_secret_settings
 from .secrets import SecretRef, env_var_name
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def external_secret_yaml(env: str, refs: list[tuple[tuple[str, ...], SecretRef]]
         if settings.namespace:
             out.append(f"  namespace: {_scalar(settings.namespace)}")
         out += ["  labels:", "    app.kubernetes.io/managed-by: magcfg",
-                f"    app.kubernetes.io/name: {_scalar(app.replace('_', '-').lower())}",
+                f"    app.kubernetes.io/name: {_scalar(label_value(app))}",
                 "  annotations:", f"    magcfg/environment: {_scalar(env)}",
                 "spec:", f"  refreshInterval: {_duration(settings.refresh_interval)}",
                 "  secretStoreRef:", f"    kind: {settings.store_kind}",

@@ -37,6 +37,8 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # Go's time.ParseDuration units, as ESO reads refreshInterval.
 _DURATION = re.compile(r"0|(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+")
 _STORE_KINDS = ("ClusterSecretStore", "SecretStore")
+_APP = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _SECTION_KEYS = ("direct_vault", "namespace", "refresh_interval", "store", "target_name", "vault")
 
 
@@ -66,7 +68,23 @@ class SecretSettings:
         return None
 
     def resource_name(self, app: str) -> str:
-        return self.target_name.replace("{app}", app.replace("_", "-").lower())
+        """The ExternalSecret's and its Secret's name for ``app`` (a top-level key)."""
+        return self.target_name.replace("{app}", label_value(app))
+
+    def kubernetes_name_problem(self, app: str) -> str | None:
+        """Why ``app`` cannot name its ExternalSecret, Secret or label, or None."""
+        name, label = self.resource_name(app), label_value(app)
+        if not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
+            return (f"the ExternalSecret name {name!r} made from secrets.target_name is not a "
+                    "Kubernetes object name (lower-case a-z, 0-9, '-', '.')")
+        if not _LABEL_VALUE.fullmatch(label) or len(label) > 63:
+            return f"{label!r} is not a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)"
+        return None
+
+
+def label_value(app: str) -> str:
+    """``app`` as Kubernetes names it: lower case, ``_`` as ``-``."""
+    return app.replace("_", "-").lower()
 
 
 def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnostic]]:
@@ -152,8 +170,8 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
             err(("secrets", "store", "mount"), "store mount must be one of secrets.vault.mounts")
         else:
             out["store_mount"] = mount
-    if "store" not in section or "mount" not in (store if isinstance(store, dict) else {}):
-        out.setdefault("store_mount", out.get("mounts", SecretSettings.mounts)[0])
+    # A store that is missing or invalid still needs a mount that is allowed.
+    out.setdefault("store_mount", out.get("mounts", SecretSettings.mounts)[0])
 
     interval = section.get("refresh_interval", "1h")
     if not isinstance(interval, str) or not _DURATION.fullmatch(interval):
@@ -193,6 +211,9 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
                 err((*where, "justification"),
                     f"Direct-Vault for app {entry['app']!r} needs a written justification "
                     "(why External Secrets delivery does not fit)")
+                continue
+            if not _APP.fullmatch(entry["app"]):
+                err((*where, "app"), "app is a top-level key name of [A-Za-z0-9_.-], not starting with '.'")
                 continue
             if entry["app"] in apps:
                 err(where, f"app {entry['app']!r} is listed twice")
