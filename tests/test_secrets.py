@@ -381,3 +381,15 @@ def test_names_kubernetes_cannot_take_are_refused(tmp_path: Path) -> None:
                               "      justification: a justification long enough\nredact:")
     errors = build_errors(make(tmp_path / "b", bad_app))
     assert any(e.key == "secrets.direct_vault.0.app" and e.file == "magcfg.yaml" for e in errors)
+
+
+def test_without_a_json_schema_references_are_still_checked(tmp_path: Path) -> None:
+    """A CUE-only project: magcfg cannot tell secret keys, but every reference it finds is
+    checked and delivered."""
+    p = make(tmp_path / "cue", PROJECT.replace("  json: schemas/schema.json", "  cue: schemas/schema.cue"))
+    p.write("schemas/schema.cue", "magds: {...}\nmagws: {...}\n")
+    result = magcfg.build(magcfg.load_project(p.root / "magcfg.yaml"), cache=BuildCache(None))
+    assert b"MAGCFG_MAGWS_APP_SECRET" in result.artifacts["prod"].files["externalsecret.yaml"]
+    p.write("layers/secrets/prod/magws.yaml", 'magws:\n  app_secret: "vault://kv/k3s/magws#x"\n')
+    d = one_error(p)
+    assert (d.line, d.key) == (2, "magws.app_secret") and "mount 'kv'" in d.message
