@@ -25,6 +25,7 @@ from .errors import Diagnostic
 from .schema import WILDCARD
 from .secret_settings import SecretSettings, load_secret_settings
 from .secrets import (
+    SCHEMES,
     SecretRef,
     env_var_name,
     looks_like_reference,
@@ -53,8 +54,8 @@ class SecretScan:
         return out
 
 
-# '"vault' also counts "vault+direct://" (and, rarely, other strings: then the slow path).
-_MARKERS = (b'"vault', b'"env://')
+# How each scheme starts a JSON string in config.json (orjson does not escape "/").
+_MARKERS = tuple(f'"{scheme}'.encode() for scheme in SCHEMES)
 _SECRET_PATTERNS: dict[str, list[tuple[str, ...]]] = {}
 _last: tuple[weakref.ref[CompileContext], SecretScan] | None = None
 

@@ -218,6 +218,6 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
             if entry["app"] in apps:
                 err(where, f"app {entry['app']!r} is listed twice")
                 continue
-            apps[entry["app"]] = justification.strip()
+            apps[entry["app"]] = " ".join(justification.split())  # one line: it goes into comments
     out["direct_vault"] = apps
     return SecretSettings(**out), errors
