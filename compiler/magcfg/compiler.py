@@ -65,6 +65,11 @@ def _extensions() -> Extensions:
 
     checks.append(configmap_size_check)
     delivery.append(configmap_emitter)
+    from .secret_check import check_secrets
+    from .secret_manifests import emit_secret_manifests
+
+    checks.append(check_secrets)
+    artifacts.append(emit_secret_manifests)
     return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
@@ -178,12 +183,16 @@ class Compiler:
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
         schema = self.schema()
-        return Redactor(schema.index if schema else None, self.project.settings.get("redact") or ())
+        patterns = self.project.settings.get("redact") or ()
+        if not isinstance(patterns, list):  # reported by the secrets check
+            patterns = ()
+        return Redactor(schema.index if schema else None,
+                        [p for p in patterns if isinstance(p, str) and p])
 
     def validator(self) -> Validator | None:
         schema = self.schema()
         if self._validator is None and schema is not None:
-            self._validator = Validator(schema)
+            self._validator = Validator(schema, self.redactor())
         return self._validator
 
     # -- load -------------------------------------------------------------------------
@@ -215,7 +224,7 @@ class Compiler:
                 except LoadFailed as exc:
                     errors.extend(exc.diagnostics)
         if errors:
-            raise BuildError(sorted(set(errors)))
+            raise BuildError(sorted(set(self._redacted(errors))))
         schema = self.schema()
         index = schema.index if schema is not None else None
         merge_key = index.merge_key if index is not None else None
@@ -260,7 +269,16 @@ class Compiler:
     def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         """Merge, validate and emit one environment. Returns (artifact, diagnostics);
-        the artifact is None when there are errors."""
+        the artifact is None when there are errors. No diagnostic quotes a secret."""
+        artifact, diagnostics = self._compile(env, stack, previous_manifest)
+        if diagnostics:
+            diagnostics = self._redacted(diagnostics)
+            if artifact is not None:
+                artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
+        return artifact, diagnostics
+
+    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
         validator = self.validator()
         schema_digest = schema.digest if schema else ""
@@ -334,6 +352,15 @@ class Compiler:
                 files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack), diagnostics
+
+    def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Diagnostics with quoted values of secret keys masked (the load stage quotes
+        scalars before anyone knows which keys are secret)."""
+        try:
+            redactor = self.redactor()
+        except BuildError:  # an unreadable schema is reported on its own
+            redactor = Redactor(None, self.project.settings.get("redact") or ())
+        return [redactor.diagnostic(d) for d in diagnostics]
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         if self._reload is None:
