@@ -208,7 +208,8 @@ def test_changed_secret_reference_is_shown_changed_but_redacted(repo: Project) -
 
 
 def test_secret_against_ref_redacted(repo: Project) -> None:
-    repo.write("layers/secrets/dev/db.yaml", "db:\n  password: \"env://CANARY_prod_c0de\"\n")
+    repo.write("layers/secrets/dev/db.yaml",
+               "db:\n  password: \"vault://secret/k3s/other#CANARY_prod_c0de\"\n")
     result = repo.run("diff", "-e", "dev", "--against", "HEAD", "-f", "json")
     assert no_canary(result.stdout, result.stderr)
     doc = json.loads(result.stdout)
