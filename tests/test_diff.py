@@ -258,6 +258,12 @@ def test_json_types_are_distinct() -> None:
                                                ("changed", ("c",))]
 
 
+def test_bool_and_int_differ_inside_lists() -> None:
+    old, new = {"r": [None, True]}, {"r": [None, 1]}
+    assert compare(old, new) == compare_deepdiff(old, new) == [
+        ("changed", ("r",), [None, True], [None, 1])]
+
+
 def test_map_replaced_by_scalar_counts_leaf_by_leaf() -> None:
     changes = compare({"a": {"x": 1, "y": 2}}, {"a": 3})
     assert [(c[0], c[1]) for c in changes] == [("added", ("a",)), ("removed", ("a", "x")),
@@ -280,7 +286,7 @@ _values = st.recursive(
 _docs = st.dictionaries(st.sampled_from("pqrs"), _values, max_size=4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(_docs, _docs)
 def test_flat_engine_matches_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> None:
     assert compare(old, new) == compare_deepdiff(old, new)

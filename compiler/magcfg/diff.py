@@ -111,7 +111,10 @@ def compare_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange
     """The same result as ``compare``, computed with DeepDiff (the reference engine)."""
     from deepdiff import DeepDiff
 
-    tree = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0)
+    # zip_ordered_iterables: by default DeepDiff aligns list items by hash, and
+    # hash(True) == hash(1), so [true] -> [1] would go unreported.
+    tree = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0,
+                    zip_ordered_iterables=True)
     paths: set[KeyPath] = set()
     for items in tree.values():
         for item in items:
