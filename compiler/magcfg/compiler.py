@@ -83,7 +83,29 @@ class CompileContext:
     schema: Schema | None
     config_json: bytes
     redactor: Redactor
+    fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    cache: BuildCache | None = None
     _config: dict[str, Any] | None = None
+
+    def top(self, key: str) -> Any:
+        """One top-level value, parsed from its fragment alone (cheaper than ``config``)."""
+        import orjson
+
+        if self._config is not None:
+            return self._config[key]
+        return orjson.loads(b"{" + self.fragments[key][1] + b"}")[key]
+
+    def memo(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """A per-fragment result cached with the fragment: ``compute`` runs only when the
+        top-level ``key``'s inputs changed. Results must be marshal-able."""
+        if self.cache is None or key not in self.fragments:
+            return compute()
+        name = f"{kind}:{self.fragments[key][0]}"
+        found = self.cache.fragment(name)
+        if found is None:
+            found = compute()
+            self.cache.put_fragment(name, found)
+        return found
 
     @property
     def config(self) -> dict[str, Any]:
@@ -284,6 +306,7 @@ class Compiler:
         schema_digest = schema.digest if schema else ""
         diagnostics: list[Diagnostic] = []
         fragments: list[bytes] = []
+        by_key: dict[str, tuple[str, bytes]] = {}
         present: dict[str, Any] = {}
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
@@ -299,6 +322,7 @@ class Compiler:
                 if not absent:
                     fragments.append(data)
                     present[key] = True
+                    by_key[key] = (fkey, data)
                 continue
             with self.timings.stage("merge"):
                 value, diags = stack.merge_top(key)
@@ -318,12 +342,14 @@ class Compiler:
             if value is not ABSENT:
                 fragments.append(data)
                 present[key] = value
+                by_key[key] = (fkey, data)
         if failed:
             return None, diagnostics
         with self.timings.stage("emit"):
             config = config_bytes(fragments)
         files = {CONFIG: config}
-        context = CompileContext(self.project, env, stack, schema, config, self.redactor())
+        context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
+                                 by_key, self.cache)
         extensions = _extensions()
         with self.timings.stage("validate"):
             if validator is not None:

@@ -16,6 +16,7 @@ Every problem names the file and line that set the key (its provenance).
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,21 +86,43 @@ def _scan(context: CompileContext) -> SecretScan:
     if patterns is None:
         patterns = [tuple(p.split(".")) for p in index.secret_paths()]
         _SECRET_PATTERNS[schema.digest] = patterns
+    keys = sorted(context.fragments) if context.fragments else sorted(context.config)
+    for key in keys:
+        # Per top-level key, cached with its fragment: a rebuild scans only what changed.
+        leaves, stray = context.memo("secret-scan", key,
+                                     functools.partial(_scan_top, context, key, patterns))
+        out.secret_leaves.extend((tuple(k), v) for k, v in leaves)
+        out.stray.extend((tuple(k), v) for k, v in stray)
+    out.secret_leaves.sort(key=lambda item: item[0])
+    return out
+
+
+def _scan_top(context: CompileContext, key: str, patterns: list[tuple[str, ...]]
+              ) -> tuple[list[tuple[tuple[str, ...], Any]], list[tuple[tuple[str, ...], Any]]]:
+    assert context.schema is not None
+    index = context.schema.index
+    mine = [p for p in patterns if p and p[0] in (key, WILDCARD)]
+    leaves: list[tuple[tuple[str, ...], Any]] = []
+    stray: list[tuple[tuple[str, ...], Any]] = []
+    raw = context.fragments[key][1] if key in context.fragments else None
+    markers = sum(raw.count(m) for m in _MARKERS) if raw is not None else None
+    if not mine and markers == 0:
+        return leaves, stray
+    value = context.top(key)
     seen: set[tuple[str, ...]] = set()
-    for pattern in patterns:
-        for keypath, value in _matches(context.config, pattern, ()):
+    for pattern in mine:
+        for keypath, found in _matches(value, pattern[1:], (key,)):
             if keypath not in seen and index.is_secret(keypath):
                 seen.add(keypath)
-                _walk(value, keypath, lambda k, v: out.secret_leaves.append((k, v)))
-    out.secret_leaves.sort(key=lambda item: item[0])
-    expected = sum(1 for _, v in out.secret_leaves if _looks(v))
-    if sum(context.config_json.count(m) for m in _MARKERS) > expected:
-        def stray(keypath: tuple[str, ...], value: Any) -> None:
-            if _looks(value) and not index.is_secret(keypath):
-                out.stray.append((keypath, value))
+                _walk(found, keypath, lambda k, v: leaves.append((k, v)))
+    expected = sum(1 for _, v in leaves if _looks(v))
+    if markers is None or markers > expected:
+        def visit(keypath: tuple[str, ...], item: Any) -> None:
+            if _looks(item) and not index.is_secret(keypath):
+                stray.append((keypath, item))
 
-        _walk(context.config, (), stray)
-    return out
+        _walk(value, (key,), visit)
+    return leaves, stray
 
 
 def _looks(value: Any) -> bool:
