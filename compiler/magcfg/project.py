@@ -61,7 +61,8 @@ class Project:
             return self.environments
         unknown = [e for e in envs if e not in self.environments]
         if unknown:
-            hint = difflib.get_close_matches(unknown[0], self.environments, n=1)
+            prefixed = [e for e in self.environments if e.startswith(unknown[0])]
+            hint = prefixed[:1] or difflib.get_close_matches(unknown[0], self.environments, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise UsageError(f"unknown environment {unknown[0]!r}{extra}; "
                              f"known: {', '.join(self.environments)}")
