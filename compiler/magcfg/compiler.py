@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import BuildCache
 from .emit import (
@@ -35,15 +35,21 @@ from .redact import Redactor
 from .schema import Schema, load_schema
 from .validate import Validator
 
+if TYPE_CHECKING:
+    from .cue_schema import CueSchema
+
 # Extension points of the pipeline, one list per kind. Each feature module adds its
 # function in _extensions() below (explicitly, not by import side effects).
 #  - document checks run on each merged, schema-valid environment (CUE, secret rules);
 #  - artifact emitters return extra files for generated/<env>/, covered by the manifest;
 #  - delivery emitters run after the manifest and may read it (ConfigMap); their files
-#    are not listed in the manifest.
+#    are not listed in the manifest;
+#  - build checks run once per build on every environment that compiled, so a check
+#    backed by an external process (CUE) starts it once, not once per environment.
 DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
 ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
 DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
+BuildCheck = Callable[["Compiler", Sequence["CompileContext"]], list[Diagnostic]]
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,18 @@ class Extensions:
     document_checks: tuple[DocumentCheck, ...] = ()
     artifact_emitters: tuple[ArtifactEmitter, ...] = ()
     delivery_emitters: tuple[DeliveryEmitter, ...] = ()
+    build_checks: tuple[BuildCheck, ...] = ()
 
 
 def _extensions() -> Extensions:
+    from .cue_schema import check_environments
+
     checks: list[DocumentCheck] = []
     artifacts: list[ArtifactEmitter] = []
     delivery: list[DeliveryEmitter] = []
+    build_checks: list[BuildCheck] = [check_environments]
     # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
-    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
+    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery), tuple(build_checks))
 
 
 @dataclass
@@ -90,6 +100,7 @@ class Artifact:
     files: dict[str, bytes]
     warnings: list[Diagnostic]
     stack: LayerStack
+    context: CompileContext | None = field(default=None, repr=False, compare=False)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -134,6 +145,7 @@ class Compiler:
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
         self._validator: Validator | None = None
+        self._cue_schema: CueSchema | None = None
 
     # -- schema -----------------------------------------------------------------------
 
@@ -148,6 +160,20 @@ class Compiler:
                                              code="schema")]) from None
             self._schema = load_schema(path, raw)
         return self._schema
+
+    def cue_schema(self) -> CueSchema | None:
+        """The project's CUE schema (read once per compiler), or None."""
+        if self._cue_schema is None and self.project.cue_schema:
+            from .cue_schema import load_cue_schema
+
+            self._cue_schema = load_cue_schema(self)
+        return self._cue_schema
+
+    def _cue_manifest(self) -> dict[str, str] | None:
+        cue = self.cue_schema()
+        if cue is None:
+            return None
+        return {"definition": cue.definition, "digest": f"sha256:{cue.digest}", "path": cue.path}
 
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
@@ -299,13 +325,20 @@ class Compiler:
             env=env, files=files, inputs_digest=inputs_digest(inputs),
             input_count=len(inputs), schema_path=schema.path if schema else None,
             schema_digest=f"sha256:{schema.digest}" if schema else None,
+            cue_schema=self._cue_manifest(),
             hot_keys=hot, restart_keys=restart, previous=previous_manifest,
             manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
         files[MANIFEST] = manifest
         for delivery in extensions.delivery_emitters:
             files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
-                        stack), diagnostics
+                        stack, context), diagnostics
+
+    def build_checks(self, artifacts: list[Artifact]) -> list[Diagnostic]:
+        """Errors of the build checks (e.g. CUE) over the compiled environments."""
+        contexts = [a.context for a in artifacts if a.context is not None]
+        return [d for check in _extensions().build_checks for d in check(self, contexts)
+                if d.severity == "error"]
 
     def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
         out = []
@@ -333,6 +366,9 @@ def compile_environment(project: Project, env: str, source: Source | None = None
     artifact, diagnostics = compiler.compile(env, stack, previous)
     if artifact is None:
         raise BuildError([d for d in diagnostics if d.severity == "error"])
+    errors = compiler.build_checks([artifact])
+    if errors:
+        raise BuildError(errors)
     return artifact
 
 
@@ -363,6 +399,7 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
             warnings.extend(d for d in diagnostics if d.severity == "warning")
             if artifact is not None:
                 artifacts[env] = artifact
+        errors.extend(compiler.build_checks(list(artifacts.values())))
         if errors:
             raise BuildError(sorted(set(errors)))
         outputs: dict[str, bytes | None] = {}
