@@ -208,7 +208,17 @@ class Compiler:
             listing[env], problems = self.layer_files(env)
             errors.extend(problems)
         wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
+        cue_files = [p for p in wanted if p.endswith(".cue") and p not in self._parsed]
+        if cue_files:
+            from .cue_layers import load_cue_layers
+
+            try:
+                self._parsed.update(load_cue_layers(self, cue_files))
+            except BuildError as exc:
+                errors.extend(exc.diagnostics)
         for path in wanted:
+            if path.endswith(".cue"):
+                continue
             try:
                 self._load_file(path)
             except LoadFailed as exc:
