@@ -164,7 +164,8 @@ def parse_errors(stderr: str) -> list[CueError]:
 
     def flush() -> None:
         if started:
-            text = message[:-1] if positions and message.endswith(":") else message
+            # cue ends a header with ":" when positions or sub-errors follow.
+            text = message[:-1] if message.endswith(":") else message
             errors.append(CueError(path, text.strip(), tuple(positions)))
 
     for line in stderr.splitlines():

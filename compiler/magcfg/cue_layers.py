@@ -67,7 +67,40 @@ def load_cue_layers(compiler: Compiler, paths: list[str]) -> dict[str, ParsedFil
 
 
 def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    """One ``cue export`` for all ``files`` (path -> bytes): the data of each."""
+    """One ``cue export`` for all ``files`` (path -> bytes): the data of each.
+
+    cue stops at the first instance that fails, so on errors the files it did not get
+    to are exported again (without the failed ones) until every error is known: one
+    process when all is well, one more per failing file otherwise."""
+    order = list(files)
+    diagnostics: list[Diagnostic] = []
+    remaining = order
+    while remaining:
+        documents, failed = _export_once(cue, {p: files[p] for p in remaining})
+        if not failed:
+            break
+        diagnostics.extend(failed)
+        blamed = {d.file for d in failed}
+        if not blamed & set(remaining):
+            break
+        remaining = [p for p in remaining if p not in blamed]
+    if diagnostics:
+        raise BuildError(diagnostics)
+    out: dict[str, dict[str, Any]] = {}
+    problems = []
+    for path, data in zip(order, documents, strict=True):
+        if not isinstance(data, dict):
+            problems.append(Diagnostic(path, None, None,
+                                       "a .cue layer must evaluate to a struct (the top level "
+                                       f"is {type(data).__name__})", code="toplevel"))
+            continue
+        out[path] = data
+    if problems:
+        raise BuildError(problems)
+    return out
+
+
+def _export_once(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], list[Diagnostic]]:
     order = list(files)
     instance = {}  # "iN/name.cue" -> project path
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
@@ -84,25 +117,14 @@ def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]
             instance[f"i{i}/{name}"] = path
         done = cue.run(["export", "--out", "json", *(f"./i{i}" for i in range(len(order)))], base)
     if done.returncode != 0:
-        raise BuildError(_diagnostics(merge_disjunctions(parse_errors(done.stderr)),
-                                      instance, order, done.stderr))
+        return [], _diagnostics(merge_disjunctions(parse_errors(done.stderr)), instance, order,
+                                done.stderr)
     documents = _json_stream(done.stdout)
     if len(documents) != len(order):
-        raise BuildError([Diagnostic(order[0], None, None,
-                                     f"cue export printed {len(documents)} documents for "
-                                     f"{len(order)} .cue files", code="cue")])
-    out: dict[str, dict[str, Any]] = {}
-    problems = []
-    for path, data in zip(order, documents, strict=True):
-        if not isinstance(data, dict):
-            problems.append(Diagnostic(path, None, None,
-                                       "a .cue layer must evaluate to a struct (the top level "
-                                       f"is {type(data).__name__})", code="toplevel"))
-            continue
-        out[path] = data
-    if problems:
-        raise BuildError(problems)
-    return out
+        return [], [Diagnostic(order[0], None, None,
+                               f"cue export printed {len(documents)} documents for "
+                               f"{len(order)} .cue files", code="cue")]
+    return documents, []
 
 
 def _json_stream(text: str) -> list[Any]:

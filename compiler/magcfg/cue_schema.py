@@ -127,13 +127,18 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
     does not exist) raise BuildError located in the schema file."""
     name = PurePosixPath(schema.path).name
     package = schema.package
-    wrapper = (f"package {package}\n" if package else "") + \
-        f"{_WRAPPER_DEFINITION}: [string]: {schema.definition}\n"
+    raw = schema.raw
+    if package is None:
+        # The wrapper must share the schema's package; on the first line, so that
+        # cue's line numbers stay those of the real file.
+        package = "magcfgschema"
+        raw = f"package {package}, ".encode() + raw
+    wrapper = f"package {package}\n{_WRAPPER_DEFINITION}: [string]: {schema.definition}\n"
     data = b"{" + b",".join(json.dumps(env).encode() + b":" + config
                             for env, config in configs.items()) + b"}"
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
         base = Path(tmp)
-        (base / name).write_bytes(schema.raw)
+        (base / name).write_bytes(raw)
         (base / _WRAPPER_FILE).write_text(wrapper, encoding="utf-8")
         (base / _DATA_FILE).write_bytes(data)
         done = cue.run(["vet", "-c", "-d", _WRAPPER_DEFINITION, name, _WRAPPER_FILE,
