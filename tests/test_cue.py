@@ -331,12 +331,16 @@ magds: {
 
 def test_cue_layer_is_merged_with_provenance(app: Project) -> None:
     app.write("layers/environments/prod/magds.cue", CUE_LAYER)
-    app.write("layers/environments/dev/tags.cue", "package dev\n\nlogging: level: \"debug\"\n")
+    # A *_test.cue name, which cue itself would skip when loading a package.
+    app.write("layers/environments/dev/logging_test.cue",
+              "// dev logging\npackage dev\n\nlogging: level: \"debug\"\n")
     assert app.run("build").returncode == 0
     prod = json.loads((app.root / "generated/prod/config.json").read_text())
     assert prod["magds"] == {"host": "db-prod", "port": 5433, "pool": {"max": 20, "min": 4}}
     dev = json.loads((app.root / "generated/dev/config.json").read_text())
     assert dev["logging"] == {"level": "debug"}
+    out = app.run("explain", "logging.level", "--env", "dev")
+    assert "=> layers/environments/dev/logging_test.cue:4  (environment)" in out.stdout
     out = app.run("explain", "magds.pool.max", "--env", "prod")
     assert out.returncode == 0
     assert "layers/base/magds.yaml:6  (base)  5" in out.stdout
