@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import BuildCache
