@@ -211,6 +211,21 @@ def test_one_cue_process_per_build_and_none_when_cached(app: Project, tmp_path: 
         del os.environ["MAGCFG_CUE"]
 
 
+def test_large_environments_get_a_process_each(app: Project, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import magcfg.cue_schema
+
+    monkeypatch.setattr(magcfg.cue_schema, "MAX_BATCH_BYTES", 10)
+    shim, log = _counting_cue(tmp_path / "shim")
+    monkeypatch.setenv("MAGCFG_CUE", str(shim))
+    app.write("layers/environments/prod/magds.yaml", "magds:\n  pool:\n    max: 0\n")
+    app.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n  port: 0\n")
+    with pytest.raises(BuildError) as caught:
+        _build(app)
+    assert _calls(log) == ["version", "vet", "vet"]
+    assert {d.key for d in caught.value.diagnostics} == {"magds.pool.max", "magds.port"}
+
+
 def test_both_schemas_json_first(mini: Project) -> None:
     mini.write("schemas/pool.cue", "#Config: {\n\tmagds: pool: {\n\t\tmin: int\n"
                "\t\tmax: >=min | error(\"pool.max must not be below pool.min\")\n"

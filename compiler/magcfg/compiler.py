@@ -82,6 +82,15 @@ class CompileContext:
     config_json: bytes
     redactor: Redactor
     _config: dict[str, Any] | None = None
+    _config_sha256: str | None = None
+
+    @property
+    def config_sha256(self) -> str:
+        """Hex sha256 of ``config_json`` (the manifest's, once it is made: hashing a
+        large config twice costs tens of milliseconds)."""
+        if self._config_sha256 is None:
+            self._config_sha256 = hashlib.sha256(self.config_json).hexdigest()
+        return self._config_sha256
 
     @property
     def config(self) -> dict[str, Any]:
@@ -339,6 +348,7 @@ class Compiler:
             hot_keys=hot, restart_keys=restart, previous=previous_manifest,
             manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
         files[MANIFEST] = manifest
+        context._config_sha256 = _config_digest(manifest)
         for delivery in extensions.delivery_emitters:
             files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
@@ -366,6 +376,13 @@ class Compiler:
                 out.append(Diagnostic(self.project.file, None, ".".join(v.keypath) or None,
                                       f"{v.message} (environment {stack.env})", code=v.code))
         return out
+
+
+def _config_digest(manifest: bytes) -> str | None:
+    import orjson
+
+    digest = orjson.loads(manifest).get("config_digest")
+    return digest.removeprefix("sha256:") if isinstance(digest, str) else None
 
 
 def compile_environment(project: Project, env: str, source: Source | None = None) -> Artifact:
