@@ -47,11 +47,17 @@ class CueBinary:
         try:
             return subprocess.run([self.path, *args], cwd=cwd, capture_output=True,
                                   text=True, encoding="utf-8", errors="replace",
-                                  timeout=TIMEOUT_SECONDS, check=False)
+                                  timeout=TIMEOUT_SECONDS, check=False, env=hermetic_env())
         except subprocess.TimeoutExpired:
             raise BuildError(f"cue {args[0]} did not finish within {TIMEOUT_SECONDS} s") from None
         except OSError as exc:
             raise BuildError(f"cannot run {self.path}: {exc.strerror}") from None
+
+
+def hermetic_env() -> dict[str, str]:
+    """The environment for ``cue``: ours without ``CUE_*`` variables, which change how
+    cue evaluates (CUE_EXPERIMENT, ...); builds must not depend on the caller's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CUE_")}
 
 
 def find_cue(needed_by: str, root: Path | None = None,
@@ -112,7 +118,8 @@ def _version_of(path: str, cache: BuildCache | None) -> str | None:
             return known
     try:
         done = subprocess.run([path, "version"], capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=30, check=False)
+                              encoding="utf-8", errors="replace", timeout=30, check=False,
+                              env=hermetic_env())
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = (done.stdout.strip().splitlines() or [""])[0]
