@@ -194,7 +194,12 @@ def test_unknown_definition_is_a_clear_error(app: Project) -> None:
     app.write("magcfg.yaml", PROJECT.replace('"#Config"', '"Config"'))
     result = app.run("build")
     assert result.returncode == 1
-    assert "magcfg.yaml: error: cue_definition must name a definition" in result.stderr
+    assert ("magcfg.yaml:10: error: cue_definition must name a CUE definition like '#Config', "
+            "not 'Config' [schema.cue_definition]") in result.stderr
+    app.write("magcfg.yaml", PROJECT.replace("  cue: schemas/app.cue\n", "  json: s.json\n"))
+    result = app.run("build")
+    assert result.returncode == 1
+    assert "magcfg.yaml:10: error: cue_definition needs schema.cue" in result.stderr
 
 
 def test_one_cue_process_per_build_and_none_when_cached(app: Project, tmp_path: Path) -> None:
