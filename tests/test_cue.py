@@ -470,3 +470,69 @@ def test_parse_errors_of_real_cue_output(tmp_path: Path) -> None:
     assert [e.path for e in merged].count(("c",)) == 1
     assert all(e.positions for e in merged)
     assert split_path('a."b.c".0') == ("a", "b.c", "0")
+
+
+# --------------------------------------------------------------------------- bundled rules
+
+# (file to edit, text, replacement, file and line text the error must point at, message)
+BUNDLED_RULES = [
+    ("layers/environments/production/logging.yaml", 'level: "warn"', 'level: "debug"',
+     "layers/environments/production/logging.yaml", 'level: "debug"',
+     "production must not log at debug level"),
+    ("layers/base/components.yaml", "    - magauth\n", "",
+     "layers/base/boot.yaml", "- magauth", "not in components.enabled"),
+    ("layers/base/boot.yaml", "total_timeout_seconds: 300", "total_timeout_seconds: 50",
+     "layers/base/boot.yaml", "total_timeout_seconds: 50",
+     "must allow boot.order to start one by one (2 x 30 s)"),
+    ("layers/base/health.yaml", "retries: 2", "retries: 7",
+     "layers/base/health.yaml", "interval_seconds: 30",
+     "at least timeout_seconds x (retries + 1) = 40"),
+    ("layers/base/recovery.yaml", "initial_seconds: 1", "initial_seconds: 20",
+     "layers/base/recovery.yaml", "initial_seconds: 20",
+     "initial_seconds must not exceed max_seconds (10)"),
+    ("layers/environments/staging/magds.yaml", "max_size: 20", "max_size: 1",
+     "layers/environments/staging/magds.yaml", "max_size: 1",
+     "max_size must not be below min_size (2)"),
+    ("layers/base/magauth.yaml", "refresh_token_ttl_seconds: 604800",
+     "refresh_token_ttl_seconds: 3600", "layers/base/magauth.yaml",
+     "refresh_token_ttl_seconds: 3600", "refresh tokens must outlive access tokens"),
+    ("layers/base/events.yaml", "high: 75", "high: 100", "layers/base/events.yaml",
+     "high: 100", "high must be below critical"),
+    ("layers/environments/staging/maggate.yaml", '"https://app.staging', '"http://app.staging',
+     "layers/environments/staging/maggate.yaml", '"http://app.staging',
+     "CORS origins must be https:// outside dev"),
+    ("layers/environments/production/magds.yaml", 'sslmode: "verify-full"', 'sslmode: "require"',
+     "layers/environments/production/magds.yaml", 'sslmode: "require"',
+     "production must verify the MagDS server certificate"),
+    ("layers/environments/production/magbackup.yaml", "retention_days: 30", "retention_days: 14",
+     "layers/environments/production/magbackup.yaml", "retention_days: 14",
+     "between 30 and 3650 days in production"),
+    ("layers/base/magbackup.yaml", "level: 6", "level: 15", "layers/base/magbackup.yaml",
+     "level: 15", None),  # valid for zstd (1-22)
+    ("layers/base/magbackup.yaml", 'algorithm: "zstd"', 'algorithm: "gzip"',
+     "layers/base/magbackup.yaml", "level: 6", None),  # valid for gzip (1-9)
+    ("layers/base/magbackup.yaml", 'algorithm: "zstd"\n    level: 6',
+     'algorithm: "gzip"\n    level: 12', "layers/base/magbackup.yaml", "level: 12",
+     "compression level 12 is not valid for gzip"),
+    ("layers/environments/dev/magbackup.yaml", "retention_days: 2", "retention_days: 8",
+     "layers/environments/dev/magbackup.yaml", "retention_days: 8",
+     "between 1 and 7 days in dev"),
+]
+
+
+@pytest.mark.parametrize("case", BUNDLED_RULES, ids=lambda c: f"{c[0].split('/')[-1]}:{c[2][:20]}")
+def test_bundled_cue_rules(bundled: Project, case: tuple[str, str, str, str, str, str | None]
+                           ) -> None:
+    edit, old, new, where, line_text, message = case
+    path = bundled.root / edit
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    if message is None:  # a valid edit: lz4 accepts level 6
+        _build(bundled)
+        return
+    with pytest.raises(BuildError) as caught:
+        _build(bundled)
+    lines = (bundled.root / where).read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if line_text in text)
+    got = [(d.file, d.line) for d in caught.value.diagnostics if message in d.message]
+    assert got and got[0] == (where, line), caught.value.format()
