@@ -95,6 +95,7 @@ class CompileContext:
     redactor: Redactor
     fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     cache: BuildCache | None = None
+    merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
     _config: dict[str, Any] | None = None
     _config_sha256: str | None = None
 
@@ -112,6 +113,8 @@ class CompileContext:
 
         if self._config is not None:
             return self._config[key]
+        if key in self.merged:
+            return self.merged[key]
         return orjson.loads(b"{" + self.fragments[key][1] + b"}")[key]
 
     def memo(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
@@ -394,7 +397,8 @@ class Compiler:
             config = config_bytes(fragments)
         files = {CONFIG: config}
         context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
-                                 by_key, self.cache)
+                                 by_key, self.cache,
+                                 {k: v for k, v in present.items() if v is not True})
         extensions = _extensions()
         with self.timings.stage("validate"):
             if validator is not None:

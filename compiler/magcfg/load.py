@@ -506,35 +506,38 @@ class FileSource:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._root = str(self.root)
 
     def read(self, path: str) -> bytes:
-        return (self.root / path).read_bytes()
+        with open(os.path.join(self._root, path), "rb") as fh:
+            return fh.read()
 
     def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
                    ) -> tuple[list[str], list[Diagnostic]]:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
         entries skipped). A missing directory is an empty layer."""
-        base = self.root / directory
+        # Plain strings and os.walk, not pathlib: 1,000 files cost ~30 ms in Path objects.
+        base = os.path.join(self._root, directory)
         files: list[str] = []
         problems: list[Diagnostic] = []
-        if not base.exists() and not base.is_symlink():
+        if not os.path.lexists(base):
             return files, problems
+        cut = len(self._root) + 1
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for d in list(dirnames):
-                full = Path(dirpath) / d
-                if full.is_symlink() and not self._inside(full):
-                    rel = full.relative_to(self.root).as_posix()
-                    problems.append(Diagnostic(rel, None, None,
+                full = os.path.join(dirpath, d)
+                if os.path.islink(full) and not self._inside(Path(full)):
+                    problems.append(Diagnostic(full[cut:].replace(os.sep, "/"), None, None,
                                                "symlink leads outside the repository",
                                                code="symlink"))
                     dirnames.remove(d)
             for name in filenames:
                 if name.startswith(".") or not name.endswith(suffixes):
                     continue
-                full = Path(dirpath) / name
-                rel = full.relative_to(self.root).as_posix()
-                if full.is_symlink() and not self._inside(full):
+                full = os.path.join(dirpath, name)
+                rel = full[cut:].replace(os.sep, "/")
+                if os.path.islink(full) and not self._inside(Path(full)):
                     problems.append(Diagnostic(rel, None, None,
                                                "symlink leads outside the repository",
                                                code="symlink"))

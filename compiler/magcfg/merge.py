@@ -84,19 +84,27 @@ class LayerStack:
         self.layers = tuple(layers)
         self.source = source
         self._merge_key = merge_key or (lambda _path: None)
+        self._by_key: dict[str, list[tuple[Layer, ParsedFile]]] | None = None
+
+    def _index(self) -> dict[str, list[tuple[Layer, ParsedFile]]]:
+        """top-level key -> (layer, file) that set it, in merge order (built once)."""
+        if self._by_key is None:
+            by_key: dict[str, list[tuple[Layer, ParsedFile]]] = {}
+            for layer in self.layers:
+                for f in layer.files:
+                    for key in f.keys:
+                        by_key.setdefault(key, []).append((layer, f))
+            self._by_key = by_key
+        return self._by_key
 
     # -- merging -------------------------------------------------------------------------
 
     def top_keys(self) -> list[str]:
-        keys: set[str] = set()
-        for layer in self.layers:
-            for f in layer.files:
-                keys.update(f.keys)
-        return sorted(keys)
+        return sorted(self._index())
 
     def contributors(self, key: str) -> list[ParsedFile]:
         """Files that set anything under the top-level ``key``, in merge order."""
-        return [f for layer in self.layers for f in layer.files if key in f.keys]
+        return [f for _, f in self._index().get(key, ())]
 
     def merge(self) -> tuple[dict[str, Any], list[Diagnostic]]:
         """The merged document and the merge's diagnostics (errors and warnings)."""
@@ -113,8 +121,9 @@ class LayerStack:
         """Merge only the top-level ``key`` (the unit of the build's fragment cache)."""
         ctx = _Context(self._merge_key)
         value: Any = ABSENT
+        entries = self._index().get(key, [])
         for layer in self.layers:
-            parts = [f for f in layer.files if key in f.keys]
+            parts = [f for owner, f in entries if owner is layer]
             if not parts:
                 continue
             ctx.layer = layer

@@ -17,6 +17,7 @@ Every problem names the file and line that set the key (its provenance).
 from __future__ import annotations
 
 import functools
+import re
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,7 +58,21 @@ class SecretScan:
 
 # How each scheme starts a JSON string in config.json (orjson does not escape "/").
 _MARKERS = tuple(f'"{scheme}'.encode() for scheme in SCHEMES)
+_MARKER_RE = re.compile(b"|".join(re.escape(m) for m in _MARKERS))
 _SECRET_PATTERNS: dict[str, list[tuple[str, ...]]] = {}
+_HEADS: dict[int, dict[str, list[tuple[str, ...]]]] = {}
+
+
+def _by_head(patterns: list[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
+    """Secret path patterns grouped by their first segment (built once per schema)."""
+    heads = _HEADS.get(id(patterns))
+    if heads is None:
+        heads = {}
+        for p in patterns:
+            if p:
+                heads.setdefault(p[0], []).append(p)
+        _HEADS[id(patterns)] = heads
+    return heads
 _last: tuple[weakref.ref[CompileContext], SecretScan] | None = None
 
 
@@ -101,11 +116,11 @@ def _scan_top(context: CompileContext, key: str, patterns: list[tuple[str, ...]]
               ) -> tuple[list[tuple[tuple[str, ...], Any]], list[tuple[tuple[str, ...], Any]]]:
     assert context.schema is not None
     index = context.schema.index
-    mine = [p for p in patterns if p and p[0] in (key, WILDCARD)]
+    mine = _by_head(patterns).get(key, []) + _by_head(patterns).get(WILDCARD, [])
     leaves: list[tuple[tuple[str, ...], Any]] = []
     stray: list[tuple[tuple[str, ...], Any]] = []
     raw = context.fragments[key][1] if key in context.fragments else None
-    markers = sum(raw.count(m) for m in _MARKERS) if raw is not None else None
+    markers = len(_MARKER_RE.findall(raw)) if raw is not None else None
     if not mine and markers == 0:
         return leaves, stray
     value = context.top(key)
