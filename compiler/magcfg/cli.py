@@ -108,6 +108,121 @@ def explain(
 
 # ---------------------------------------------------------------- keys / sign / verify (issue 4)
 
+keys_app = typer.Typer(name="keys", help="Manage Ed25519 signing keys.", no_args_is_help=True)
+app.add_typer(keys_app)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the key pair "
+                                      "(created with mode 0700 if missing).")],
+    name: Annotated[str, typer.Option("--name", help="File name stem: NAME.key (private, "
+                                      "mode 0600) and NAME.pub.")] = "magcfg",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key pair.")]
+    = False,
+) -> None:
+    """Write a new Ed25519 key pair (PKCS#8 / SPKI PEM) and print the public key's id."""
+    from .sign import generate_key_pair
+
+    try:
+        pair = generate_key_pair(out, name, overwrite=force)
+    except MagcfgError as exc:
+        _fail(exc)
+    _stderr(f"wrote {pair.private_key_path} (private: keep it in a secret store, "
+            "never commit it)")
+    _stderr(f"wrote {pair.public_key_path} (public: list it under signing.public_keys)")
+    print(pair.key_id)
+
+
+@app.command()
+def sign(
+    env: EnvsOption = None,
+    key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key PEM file "
+                                             "(default: the PEM in $MAGCFG_SIGNING_KEY).",
+                                             show_default=False)] = None,
+    attestation: Annotated[bool, typer.Option("--attestation/--no-attestation",
+                                              help="Also write attestation.dsse.json "
+                                              "(in-toto SLSA provenance).")] = True,
+    project: ProjectOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+) -> None:
+    """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
+    from .errors import UsageError
+    from .project import load_project
+    from .sign import (
+        SIGNING_KEY_ENV,
+        load_private_key,
+        private_key_from_env,
+        sign_artifact,
+    )
+
+    try:
+        if key is not None:
+            private_key = load_private_key(key)
+        elif os.environ.get(SIGNING_KEY_ENV):
+            private_key = private_key_from_env()
+        else:
+            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+        proj = load_project(project)
+        envs = proj.check_envs(env)
+        results = [(e, sign_artifact(proj.path(proj.output) / e, e, private_key,
+                                     display=f"{proj.output}/{e}", attestation=attestation))
+                   for e in envs]
+    except MagcfgError as exc:
+        _fail(exc)
+    if not quiet:
+        for e, result in results:
+            for name in result.written:
+                _stderr(f"wrote {name}")
+            _stderr(f"signed {proj.output}/{e} (version {result.version}) "
+                    f"with key {result.key_id}")
+
+
+@app.command()
+def verify(
+    env: EnvsOption = None,
+    public_key: Annotated[list[Path] | None, typer.Option(
+        "--public-key", "-k", help="Trusted public key PEM (repeatable; default: the "
+        "project file's signing.public_keys).", show_default=False)] = None,
+    project: ProjectOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+) -> None:
+    """Check each artifact's signature and the sha256 of every file its manifest lists.
+
+    Exit 1 naming the file on any mismatch, a missing signature or an untrusted signer.
+    """
+    from .errors import UsageError
+    from .project import load_project
+    from .sign import load_public_key, verify_artifact
+    from .trust import project_public_keys
+
+    try:
+        proj = load_project(project)
+        envs = proj.check_envs(env)
+        keys = ([load_public_key(p) for p in public_key] if public_key
+                else project_public_keys(proj))
+        if not keys:
+            raise UsageError("no trusted public key: pass --public-key FILE or list "
+                             "signing.public_keys in the project file")
+    except MagcfgError as exc:
+        _fail(exc)
+    failed = False
+    for e in envs:
+        display = f"{proj.output}/{e}"
+        try:
+            result = verify_artifact(proj.path(proj.output) / e, keys, display=display)
+        except MagcfgError as exc:
+            print(exc.format(), file=sys.stderr)
+            failed = True
+            continue
+        if not quiet:
+            extra = ", attestation ok" if result.attestation_checked else ""
+            _stderr(f"verified {display}: version {result.version}, "
+                    f"{len(result.files)} file(s), key {result.key_id}{extra}")
+    if failed:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- diff / promote (issue 5)
 
 # ---------------------------------------------------------------- lint (issue 7)
@@ -125,7 +240,21 @@ def main(argv: list[str] | None = None) -> int:
     except MagcfgError as exc:
         print(exc.format(), file=sys.stderr)
         code = exc.exit_code
+    except _click_exceptions() as exc:
+        exc.show()  # type: ignore[attr-defined]
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
     return code
+
+
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    # Recent typer raises the exceptions of its own vendored copy of click.
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions  # type: ignore[no-redef]
+    return (exceptions.UsageError, exceptions.ClickException)
 
 
 def run() -> NoReturn:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import BuildCache
+from .delivery import delivery_outputs
 from .emit import (
     CONFIG,
     MANIFEST,
-    SIGNATURE,
     config_bytes,
     fragment_bytes,
     inputs_digest,
@@ -371,9 +371,10 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
             base = f"{project.output}/{env}"
             for name, data in artifact.files.items():
                 outputs[f"{base}/{name}"] = data
-            if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
-                # A new manifest invalidates its old signature.
-                outputs[f"{base}/{SIGNATURE}"] = None
+            # Signature, attestation and configmap.yaml (issue 4, delivery.py).
+            extra, notes = delivery_outputs(root, base, env, artifact.files)
+            outputs.update(extra)
+            warnings.extend(notes)
         result = BuildResult(chosen, artifacts, sorted(set(warnings)))
         if check:
             result.stale = stale_files(root, outputs)

@@ -1,0 +1,154 @@
+"""The monotonic artifact version (docs/versioning.md), through real builds in real git repos."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magcfg.sign import SuccessionError, VerificationError, check_succession
+from tests.signing_fixtures import make_project, run_magcfg
+
+
+def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com",
+                           "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
+                           *args], cwd=root, capture_output=True, text=True, check=check)
+
+
+def build(root: Path) -> None:
+    done = run_magcfg(root, "build", "-q")
+    assert done.returncode == 0, done.stderr
+
+
+def manifest(root: Path, env: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / "generated" / env / "manifest.json").read_bytes())
+    return data
+
+
+def versions(root: Path) -> dict[str, int]:
+    return {env: manifest(root, env)["version"] for env in ("dev", "prod")}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = make_project(tmp_path / "repo")
+    git(root, "init", "-q")
+    build(root)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "first build")
+    return root
+
+
+def test_version_follows_changes_and_never_goes_down(repo: Path) -> None:
+    assert versions(repo) == {"dev": 1, "prod": 1}
+    first = {env: (repo / "generated" / env / "manifest.json").read_bytes()
+             for env in ("dev", "prod")}
+    build(repo)
+    assert {env: (repo / "generated" / env / "manifest.json").read_bytes()
+            for env in ("dev", "prod")} == first
+
+    layer = repo / "layers/environments/prod/logging.yaml"
+    original = layer.read_text()
+    layer.write_text("logging:\n  level: error\n")
+    build(repo)
+    assert versions(repo) == {"dev": 1, "prod": 2}
+
+    # A comment changes the inputs but not the artifact's files: same version, but a new
+    # manifest (inputs digest) that needs signing again.
+    base = repo / "layers/base/magds.yaml"
+    base.write_text("# the database\n" + base.read_text())
+    before = manifest(repo, "dev")
+    build(repo)
+    after = manifest(repo, "dev")
+    assert versions(repo) == {"dev": 1, "prod": 2}
+    assert after["inputs"]["digest"] != before["inputs"]["digest"]
+    assert after["config_digest"] == before["config_digest"]
+
+    # Going back to the first config is a new version, not the old one.
+    layer.write_text(original)
+    build(repo)
+    assert versions(repo) == {"dev": 1, "prod": 3}
+    assert manifest(repo, "prod")["config_digest"] == json.loads(first["prod"])["config_digest"]
+
+
+def test_same_tree_same_version_anywhere(repo: Path, tmp_path: Path) -> None:
+    (repo / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: dev-db\n")
+    build(repo)
+    git(repo, "commit", "-qam", "dev: own database")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    check = run_magcfg(clone, "build", "--check")
+    assert check.returncode == 0, check.stderr
+    build(clone)
+    assert versions(clone) == versions(repo) == {"dev": 2, "prod": 1}
+    assert git(clone, "status", "--porcelain").stdout == ""
+
+
+def test_merge_of_two_bumps_conflicts_and_is_resolved_by_rebuilding(repo: Path) -> None:
+    git(repo, "checkout", "-qb", "a")
+    (repo / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: a-db\n")
+    build(repo)
+    git(repo, "commit", "-qam", "a")
+    a_manifest = manifest(repo, "dev")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "checkout", "-qb", "b")
+    (repo / "layers/base/logging.yaml").write_text("logging:\n  level: debug\n")
+    build(repo)
+    git(repo, "commit", "-qam", "b")
+    b_manifest = manifest(repo, "dev")
+    assert a_manifest["version"] == b_manifest["version"] == 2
+
+    # Both claim version 2 with different configs: a runtime running one refuses the other.
+    with pytest.raises(SuccessionError) as info:
+        check_succession(a_manifest, b_manifest)
+    assert info.value.reason == "version_conflict"
+
+    git(repo, "checkout", "-q", "a")
+    merged = git(repo, "merge", "-q", "b", check=False)
+    assert merged.returncode != 0
+    conflicted = git(repo, "diff", "--name-only", "--diff-filter=U").stdout.split()
+    assert "generated/dev/manifest.json" in conflicted
+    assert not any(path.startswith("layers/") for path in conflicted)
+
+    # The conflicted manifest cannot be read: the build says how to resolve.
+    failed = run_magcfg(repo, "build")
+    assert failed.returncode == 1
+    assert "generated/dev/manifest.json" in failed.stderr
+    assert "restore it from git" in failed.stderr
+
+    git(repo, "checkout", "--ours", "--", "generated/")
+    build(repo)
+    resolved = manifest(repo, "dev")
+    assert resolved["version"] == 3
+    assert resolved["version"] > max(a_manifest["version"], b_manifest["version"])
+    assert check_succession(a_manifest, resolved) == "newer"
+    assert check_succession(b_manifest, resolved) == "newer"
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "merge b")
+    assert run_magcfg(repo, "build", "--check").returncode == 0
+
+
+def _m(version: object, digest: str = "sha256:aa", env: str = "prod") -> dict[str, object]:
+    return {"environment": env, "version": version, "config_digest": digest}
+
+
+def test_check_succession() -> None:
+    assert check_succession(_m(3), _m(4, "sha256:bb")) == "newer"
+    assert check_succession(_m(3), _m(3)) == "same"
+    with pytest.raises(SuccessionError, match="older than the running version 3") as info:
+        check_succession(_m(3), _m(2, "sha256:bb"))
+    assert info.value.reason == "rollback_refused"
+    assert check_succession(_m(3), _m(2), allow_rollback=True) == "newer"
+    with pytest.raises(SuccessionError) as info:
+        check_succession(_m(3), _m(3, "sha256:bb"))
+    assert info.value.reason == "version_conflict"
+    with pytest.raises(SuccessionError) as info:
+        check_succession(_m(3), _m(4, env="dev"))
+    assert info.value.reason == "environment_mismatch"
+    for bad in (True, 0, "4", None, 2.5):
+        with pytest.raises(VerificationError, match="no valid version"):
+            check_succession(_m(3), _m(bad))
