@@ -1,0 +1,171 @@
+"""What changed between two configs, which of it may be applied live, and what is secret.
+
+The reload policy comes from the signed manifest (docs/artifact.md): the policy of a key
+is the one of the longest prefix listed in ``hot_keys`` or ``restart_keys`` (``*``
+matches any one segment); a key under neither gets ``reload_default``.
+
+The runtime has no schema, so a key counts as secret when the manifest lists it in
+``secret_keys`` (the schema's ``x-magcfg-secret`` keys and the project's ``redact``
+globs, written by the compiler), when either side of a change is a secret reference
+(``vault://``, ``env://``), or when its last segment names a credential (``password``,
+``token``, ...). Events and logs show *that* such a key changed, never its values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .snapshot import MISSING
+
+REDACTED = "<redacted>"
+SECRET_REFERENCE = re.compile(r"^(?:vault|env|file|k8s|aws-sm|gcp-sm)://", re.IGNORECASE)
+_CREDENTIAL_NAME = re.compile(
+    r"(?:^|[_-])(?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key|"
+    r"credentials?|client[_-]secret)$", re.IGNORECASE)
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    # The same glob dialect as the compiler's redactor: '*' within one segment, '**' any
+    # number of segments; a match covers the key and everything under it.
+    parts = []
+    for segment in glob.split("."):
+        if segment == "**":
+            parts.append(r"(?:[^.]+\.)*[^.]+")
+        else:
+            parts.append("[^.]*".join(re.escape(s) for s in segment.split("*")))
+    return re.compile(r"\.".join(parts) + r"(?:\..*)?")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed leaf (or a whole subtree added/removed), by dotted path."""
+
+    key: str
+    old: Any
+    new: Any
+
+    def redacted(self, policy: ReloadPolicy) -> dict[str, Any]:
+        """The change as event data; values of secret keys are replaced by ``<redacted>``."""
+        secret = policy.is_secret(self.key, self.old, self.new)
+        out: dict[str, Any] = {"key": self.key, "policy": policy.policy_of(self.key)}
+        for side, value in (("old", self.old), ("new", self.new)):
+            if value is MISSING:
+                continue
+            out[side] = REDACTED if secret else _redact_tree(policy, self.key, value)
+        return out
+
+
+def _redact_tree(policy: ReloadPolicy, path: str, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _redact_tree(policy, f"{path}.{k}", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_tree(policy, f"{path}.{i}", v) for i, v in enumerate(value)]
+    if policy.is_secret(path, value, MISSING):
+        return REDACTED
+    return value
+
+
+class ReloadPolicy:
+    """The reload and redaction rules one signed manifest carries."""
+
+    def __init__(self, manifest: Mapping[str, Any]) -> None:
+        self.default = "hot" if manifest.get("reload_default") == "hot" else "restart"
+        rules: list[tuple[tuple[str, ...], str]] = []
+        for name, policy in (("hot_keys", "hot"), ("restart_keys", "restart")):
+            for prefix in _strings(manifest.get(name)):
+                rules.append((tuple(prefix.split(".")), policy))
+        # Longest prefix first, so the first match is the most specific rule.
+        self._rules = sorted(rules, key=lambda r: -len(r[0]))
+        self._secret = [_pattern(g) for g in _strings(manifest.get("secret_keys"))]
+
+    def policy_of(self, key: str) -> str:
+        """``hot`` or ``restart`` for the dotted ``key``."""
+        parts = key.split(".")
+        for prefix, policy in self._rules:
+            if len(prefix) <= len(parts) and all(
+                    p == "*" or p == k for p, k in zip(prefix, parts, strict=False)):
+                return policy
+        return self.default
+
+    def has_restart_below(self, key: str) -> bool:
+        """Whether a restart rule lies strictly beneath the dotted ``key``."""
+        parts = key.split(".")
+        return any(policy == "restart" and len(prefix) > len(parts) and all(
+            p == "*" or p == k for p, k in zip(prefix, parts, strict=False))
+            for prefix, policy in self._rules)
+
+    def is_secret(self, key: str, *values: Any) -> bool:
+        """Whether the value of ``key`` must never be shown (see the module docstring)."""
+        if any(isinstance(v, str) and SECRET_REFERENCE.match(v) for v in values):
+            return True
+        if _CREDENTIAL_NAME.search(key.rsplit(".", 1)[-1]):
+            return True
+        return any(p.fullmatch(key) for p in self._secret)
+
+    def secret_values(self, config: Mapping[str, Any]) -> set[str]:
+        """Every string value held under a secret key (to mask them in error texts)."""
+        out: set[str] = set()
+
+        def walk(path: str, value: Any, secret: bool) -> None:
+            if isinstance(value, Mapping):
+                for k, v in value.items():
+                    p = f"{path}.{k}" if path else str(k)
+                    walk(p, v, secret or self.is_secret(p))
+            elif isinstance(value, (list, tuple)):
+                for i, v in enumerate(value):
+                    walk(f"{path}.{i}", v, secret)
+            elif isinstance(value, str) and value and (secret or self.is_secret(path, value)):
+                out.add(value)
+
+        walk("", config, False)
+        return out
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, (list, tuple)) else []
+
+
+def changes(old: Any, new: Any, path: str = "") -> list[Change]:
+    """Changed leaves between two configs, in sorted key order.
+
+    Equal subtrees are skipped by one ``==`` (C speed), so a small change in a large
+    config costs little. A list counts as one value (lists replace when merging).
+    """
+    out: list[Change] = []
+    _diff(old, new, path, out)
+    return out
+
+
+def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        if old == new:
+            return
+        for key in sorted(set(old) | set(new)):
+            child = f"{path}.{key}" if path else str(key)
+            a, b = old.get(key, MISSING), new.get(key, MISSING)
+            if a is MISSING or b is MISSING:
+                out.append(Change(child, a, b))
+            else:
+                _diff(a, b, child, out)
+        return
+    if old != new or type(old) is not type(new):
+        out.append(Change(path, old, new))
+
+
+def restart_keys(changed: Iterable[Change], policy: ReloadPolicy) -> list[str]:
+    """The changed keys that may not be applied live.
+
+    A whole subtree added or removed is hot only if the policy of its root is hot and no
+    listed restart rule lies beneath it.
+    """
+    out = []
+    for change in changed:
+        if policy.policy_of(change.key) == "restart" or (
+                (change.old is MISSING or change.new is MISSING
+                 or isinstance(change.old, Mapping) or isinstance(change.new, Mapping))
+                and policy.has_restart_below(change.key)):
+            out.append(change.key)
+    return out
