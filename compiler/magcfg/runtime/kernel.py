@@ -221,6 +221,11 @@ class Kernel:
             if self._current is not None:
                 return self
             started = time.perf_counter()
+            try:
+                self._load_schema()
+            except OSError as exc:
+                raise KernelStartError(f"{self._schema_path}: cannot read the schema: "
+                                       f"{exc.strerror}") from None
             saved = self._load_saved()
             raw = read_artifact(self.artifact_dir)
             self._last_stat = self._stat(raw)
