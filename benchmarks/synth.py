@@ -35,7 +35,8 @@ def _value(kind: str, rnd: random.Random, svc: int, i: int) -> Any:
     if kind == "int":
         return rnd.randrange(1, 100_000)
     if kind == "str":
-        return f"value-{svc:03d}-{i:04d}-{rnd.randrange(16**16):016x}-{rnd.randrange(16**12):012x}"
+        noise = "-".join(f"{rnd.randrange(16**16):016x}" for _ in range(3))
+        return f"value-{svc:03d}-{i:04d}-{noise}"
     if kind == "bool":
         return rnd.random() < 0.5
     if kind == "float":
@@ -56,7 +57,9 @@ def _yaml_scalar(v: Any) -> str:
 def _dump(tree: dict[str, Any], indent: int = 0) -> str:
     lines = []
     for k, v in tree.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and not v:
+            lines.append(" " * indent + f"{k}: {{}}")
+        elif isinstance(v, dict):
             lines.append(" " * indent + f"{k}:")
             lines.append(_dump(v, indent + 2))
         else:

@@ -62,3 +62,21 @@ def test_explain_unknown_key(mini: Project) -> None:
     result = mini.run("explain", "magds.hots", "--env", "dev")
     assert result.returncode == 2
     assert "did you mean 'magds.host'?" in result.stderr
+
+
+def test_docs_reference_is_up_to_date() -> None:
+    """docs/config-reference.md is what `magcfg docs` renders from the bundled schema."""
+    import subprocess
+
+    from .conftest import MAGCFG, REPO
+
+    result = subprocess.run([str(MAGCFG), "docs", "--check", "--out", "docs/config-reference.md"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docs_lists_every_key_with_policy(mini: Project) -> None:
+    result = mini.run("docs")
+    assert result.returncode == 0
+    assert "| `logging.level` | string | hot |" in result.stdout
+    assert "| `magds.password` | string | restart | yes |" in result.stdout

@@ -150,3 +150,22 @@ def test_refusals(env: str, files: dict[str, bytes], message: str) -> None:
     with pytest.raises(MagcfgError, match=message) as info:
         render_configmap(env, files)
     assert "configmap.yaml" in info.value.format()
+
+
+def test_verify_follows_the_kubelet_symlink_layout(tmp_path: Path) -> None:
+    """A ConfigMap volume: files are symlinks into ..data, itself a symlink to a
+    timestamped directory that the kubelet swaps atomically."""
+    key = Ed25519PrivateKey.generate()
+    env_dir = make_artifact(tmp_path / "generated" / "production")
+    sign_artifact(env_dir, "production", key)
+    data = _load((env_dir / "configmap.yaml").read_bytes())["data"]
+    mount = tmp_path / "volume"
+    real = mount / "..2026_11_22_14_00_00.000000001"
+    real.mkdir(parents=True)
+    for name, text in data.items():
+        (real / name).write_text(text, encoding="utf-8", newline="")
+    (mount / "..data").symlink_to(real.name)
+    for name in data:
+        (mount / name).symlink_to(f"..data/{name}")
+    assert verify_artifact(mount, [key.public_key()]).files["config.json"] == \
+        (env_dir / "config.json").read_bytes()

@@ -47,7 +47,10 @@ def test_fast_and_reference_agree(doc: dict[str, Any]) -> None:
     text = dump(doc)
     fast = _parse_fast(text)
     reference, _ = parse_reference("t.yaml", text)
-    assert fast == reference == doc
+    assert reference == doc
+    assert parse_layer("t.yaml", text.encode())[0] == doc
+    if fast is not None:  # None: the fast path declined (a YAML 1.1 look-alike word)
+        assert fast == doc
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "layers").rglob("*.yaml")),

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from magcfg.errors import MagcfgError
 from magcfg.sign import (
@@ -377,3 +379,34 @@ def test_signature_text_may_be_wrapped(artifact: Path, key: Ed25519PrivateKey) -
     wrapped = text[:40] + "\n" + text[40:] + "\r\n"
     manifest = (artifact / MANIFEST_NAME).read_bytes()
     assert verify_manifest(manifest, wrapped, [key.public_key()]) == key_id(key.public_key())
+
+
+def test_runtime_side_imports_nothing_heavy() -> None:
+    """magcfg.sign and magcfg.attestation are used by the runtime kernel."""
+    import sys
+
+    code = ("import sys, magcfg.sign, magcfg.attestation\n"
+            "from magcfg.sign import Ed25519PrivateKey, sign_manifest\n"
+            "sign_manifest(b'x', Ed25519PrivateKey.generate())\n"
+            "heavy = {'typer', 'click', 'yaml', 'jsonschema', 'jsonschema_rs', 'orjson',\n"
+            "         'deepdiff', 'git', 'ruamel', 'yaml_rs'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ})
+    assert done.stdout.strip() == "[]"
+
+
+_PROPERTY_KEY = Ed25519PrivateKey.generate()
+
+
+@given(st.binary(min_size=1, max_size=512), st.data())
+def test_any_bit_flip_in_the_manifest_is_refused(manifest: bytes, data: st.DataObject) -> None:
+    public = _PROPERTY_KEY.public_key()
+    sig = sign_manifest(manifest, _PROPERTY_KEY)
+    assert verify_manifest(manifest, sig, [public]) == key_id(public)
+    index = data.draw(st.integers(0, len(manifest) - 1))
+    bit = data.draw(st.integers(0, 7))
+    flipped = bytearray(manifest)
+    flipped[index] ^= 1 << bit
+    with pytest.raises(VerificationError):
+        verify_manifest(bytes(flipped), sig, [public])

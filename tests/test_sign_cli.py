@@ -13,7 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.signing_fixtures import make_project, run_magcfg
+from magcfg.sign import generate_key_pair
+from tests.signing_fixtures import build_in_process, make_project, run_magcfg
 
 OPENSSL = "/usr/bin/openssl"
 ENVS = ("dev", "prod")
@@ -22,16 +23,14 @@ ENVS = ("dev", "prod")
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = make_project(tmp_path / "repo")
-    done = run_magcfg(root, "build")
-    assert done.returncode == 0, done.stderr
+    build_in_process(root)
     return root
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Path:
     out = tmp_path / "keys"
-    done = run_magcfg(tmp_path, "keys", "generate", "--out", str(out))
-    assert done.returncode == 0, done.stderr
+    generate_key_pair(out)
     return out
 
 
@@ -157,13 +156,11 @@ def test_rotation_with_keys_from_the_project_file(tmp_path: Path) -> None:
     root = make_project(tmp_path / "repo", "signing:\n  public_keys:\n"
                         "    - keys/old.pub\n    - keys/new.pub\n")
     for name in ("old", "new"):
-        done = run_magcfg(root, "keys", "generate", "--out", str(tmp_path / "secret"),
-                          "--name", name)
-        assert done.returncode == 0, done.stderr
+        generate_key_pair(tmp_path / "secret", name)
         (root / "keys").mkdir(exist_ok=True)
         (root / "keys" / f"{name}.pub").write_bytes(
             (tmp_path / "secret" / f"{name}.pub").read_bytes())
-    assert run_magcfg(root, "build").returncode == 0
+    build_in_process(root)
     assert run_magcfg(root, "sign", "-e", "dev", "--key",
                       str(tmp_path / "secret" / "old.key")).returncode == 0
     assert run_magcfg(root, "sign", "-e", "prod", "--key",
@@ -228,3 +225,37 @@ def test_built_and_signed_configmaps_are_valid_kubernetes(project: Path, keys: P
             manifest = json.loads((project / "generated" / env / "manifest.json").read_bytes())
             assert set(doc["data"]) - {"manifest.json", "manifest.json.sig"} == \
                 set(manifest["files"])
+
+
+def test_too_large_for_a_configmap_is_a_warning_and_no_file(project: Path, keys: Path) -> None:
+    assert (project / "generated/prod/configmap.yaml").is_file()
+    (project / "layers/environments/prod/magds.yaml").write_text(
+        "magds:\n  host: " + "h" * (1024 * 1024) + "\n")
+    done = run_magcfg(project, "build")
+    assert done.returncode == 0, done.stderr
+    assert "generated/prod/configmap.yaml: warning: not written: config.json is" in done.stderr
+    assert not (project / "generated/prod/configmap.yaml").exists()
+    assert (project / "generated/dev/configmap.yaml").is_file()
+    signed = run_magcfg(project, "sign", "--key", str(keys / "magcfg.key"))
+    assert signed.returncode == 0, signed.stderr
+    assert not (project / "generated/prod/configmap.yaml").exists()
+    assert run_magcfg(project, "verify", "-k", str(keys / "magcfg.pub")).returncode == 0
+    assert run_magcfg(project, "build", "--check").returncode == 0
+
+
+def test_file_names_agree_across_modules() -> None:
+    from magcfg import delivery, emit, sign
+
+    assert sign.MANIFEST_NAME == emit.MANIFEST
+    assert sign.SIGNATURE_NAME == emit.SIGNATURE
+    assert sign.ATTESTATION_NAME == delivery.ATTESTATION_NAME
+
+
+def test_sign_warns_about_a_readable_private_key(project: Path, keys: Path) -> None:
+    key = keys / "magcfg.key"
+    quiet = run_magcfg(project, "sign", "-q", "--key", str(key))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    key.chmod(0o644)
+    loud = run_magcfg(project, "sign", "-q", "--key", str(key))
+    assert loud.returncode == 0
+    assert f"{key}: warning: private key is readable by group or others" in loud.stderr

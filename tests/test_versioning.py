@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from magcfg.sign import SuccessionError, VerificationError, check_succession
-from tests.signing_fixtures import make_project, run_magcfg
+from tests.signing_fixtures import build_in_process, make_project, run_magcfg
 
 
 def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -20,8 +20,7 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def build(root: Path) -> None:
-    done = run_magcfg(root, "build", "-q")
-    assert done.returncode == 0, done.stderr
+    build_in_process(root)
 
 
 def manifest(root: Path, env: str) -> dict[str, Any]:

@@ -70,7 +70,9 @@ def build_statement(manifest_bytes: bytes, files: Mapping[str, bytes]) -> bytes:
     """
     manifest = json.loads(manifest_bytes)
     subjects = {MANIFEST_NAME: manifest_bytes, **files}
-    compiler = manifest.get("compiler", {})
+    compiler = manifest.get("compiler")
+    if not isinstance(compiler, dict):
+        compiler = {}
     dependencies: list[dict[str, Any]] = []
     inputs = manifest.get("inputs", {})
     if isinstance(inputs, dict) and _hex(inputs.get("digest")):

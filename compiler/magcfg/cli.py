@@ -6,8 +6,6 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path
@@ -55,6 +53,9 @@ def build(
                                         "files if generated/ does not match the layers.")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    timings: Annotated[bool, typer.Option("--timings", help="Print seconds per stage "
+                                          "(load, merge, validate, emit, write) as JSON on stderr.")
+                       ] = False,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
     from .compiler import build as run_build
@@ -67,6 +68,10 @@ def build(
         _fail(exc)
     for d in result.warnings:
         _stderr(d.format())
+    if timings and result.timings is not None:
+        import json
+
+        _stderr("timings: " + json.dumps({k: round(v, 4) for k, v in result.timings.seconds.items()}))
     if check:
         if result.stale:
             for name in result.stale:
@@ -103,6 +108,40 @@ def explain(
 
 
 # ---------------------------------------------------------------- docs (core)
+
+@app.command()
+def docs(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if --out is not up to date.")
+                     ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Render a Markdown reference of every configuration key from the schema."""
+    from .compiler import Compiler
+    from .project import load_project
+    from .reference import render_reference
+
+    try:
+        proj = load_project(project)
+        schema = Compiler(proj).schema()
+    except MagcfgError as exc:
+        _fail(exc)
+    if schema is None:
+        _stderr("error: the project names no JSON Schema")
+        raise typer.Exit(1)
+    text = render_reference(schema.index)
+    if out is None:
+        print(text, end="")
+        return
+    current = out.read_text(encoding="utf-8") if out.exists() else None
+    if check:
+        if current != text:
+            _stderr(f"stale: {out} (run `magcfg docs --out {out}`)")
+            raise typer.Exit(1)
+        return
+    if current != text:
+        out.write_text(text, encoding="utf-8")
 
 # ---------------------------------------------------------------- secrets: check-env (issue 3)
 
@@ -159,6 +198,9 @@ def sign(
     try:
         if key is not None:
             private_key = load_private_key(key)
+            if key.stat().st_mode & 0o077:
+                _stderr(f"{key}: warning: private key is readable by group or others "
+                        f"(chmod 600 {key})")
         elif os.environ.get(SIGNING_KEY_ENV):
             private_key = private_key_from_env()
         else:
@@ -287,21 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     except MagcfgError as exc:
         print(exc.format(), file=sys.stderr)
         code = exc.exit_code
-    except _click_exceptions() as exc:
-        exc.show()  # type: ignore[attr-defined]
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
     return code
-
-
-def _click_exceptions() -> tuple[type[BaseException], ...]:
-    # Recent typer raises the exceptions of its own vendored copy of click.
-    try:
-        from typer._click import exceptions
-    except ImportError:
-        from click import exceptions  # type: ignore[no-redef]
-    return (exceptions.UsageError, exceptions.ClickException)
 
 
 def run() -> NoReturn:

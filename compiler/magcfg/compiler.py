@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import BuildCache
-from .delivery import delivery_outputs
+from .configmap import CONFIGMAP_NAME as CONFIGMAP
+from .delivery import STALE_WHEN_MANIFEST_CHANGES
 from .emit import (
     CONFIG,
     MANIFEST,
+    SIGNATURE,
     config_bytes,
     fragment_bytes,
     inputs_digest,
@@ -58,6 +61,10 @@ def _extensions() -> Extensions:
     artifacts: list[ArtifactEmitter] = []
     delivery: list[DeliveryEmitter] = []
     # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    from .delivery import configmap_emitter, configmap_size_check
+
+    checks.append(configmap_size_check)
+    delivery.append(configmap_emitter)
     return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
@@ -106,6 +113,23 @@ class BuildResult:
     warnings: list[Diagnostic] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    timings: Timings | None = None
+
+
+class Timings:
+    """Seconds spent per stage (load, merge, validate, emit), summed over environments."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"load": 0.0, "merge": 0.0, "validate": 0.0,
+                                          "emit": 0.0}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @contextmanager
@@ -134,6 +158,8 @@ class Compiler:
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
         self._validator: Validator | None = None
+        self.timings = Timings()
+        self._reload: tuple[list[str], list[str]] | None = None
 
     # -- schema -----------------------------------------------------------------------
 
@@ -182,14 +208,14 @@ class Compiler:
             listing[env], problems = self.layer_files(env)
             errors.extend(problems)
         wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
-        for path in wanted:
-            try:
-                self._load_file(path)
-            except LoadFailed as exc:
-                errors.extend(exc.diagnostics)
+        with self.timings.stage("load"):
+            for path in wanted:
+                try:
+                    self._load_file(path)
+                except LoadFailed as exc:
+                    errors.extend(exc.diagnostics)
         if errors:
             raise BuildError(sorted(set(errors)))
-        self.cache.flush()
         schema = self.schema()
         index = schema.index if schema is not None else None
         merge_key = index.merge_key if index is not None else None
@@ -256,16 +282,19 @@ class Compiler:
                     fragments.append(data)
                     present[key] = True
                 continue
-            value, diags = stack.merge_top(key)
+            with self.timings.stage("merge"):
+                value, diags = stack.merge_top(key)
             errors = [d for d in diags if d.severity == "error"]
             if not errors and value is not ABSENT and validator is not None:
-                errors = self._locate(stack, validator.check_fragment(key, value))
+                with self.timings.stage("validate"):
+                    errors = self._locate(stack, validator.check_fragment(key, value))
                 diags = diags + errors
             diagnostics.extend(diags)
             if errors:
                 failed = True
                 continue
-            data = fragment_bytes(key, value) if value is not ABSENT else b""
+            with self.timings.stage("emit"):
+                data = fragment_bytes(key, value) if value is not ABSENT else b""
             warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code) for d in diags]
             self.cache.put_fragment(fkey, (data, warnings, value is ABSENT))
             if value is not ABSENT:
@@ -273,39 +302,44 @@ class Compiler:
                 present[key] = value
         if failed:
             return None, diagnostics
-        config = config_bytes(fragments)
-        if validator is not None:
-            document = present
-            if not validator.fragment_safe:
-                import orjson
-
-                document = orjson.loads(config)
-            doc_errors = self._locate(stack, validator.check_document(document))
-            if doc_errors:
-                return None, diagnostics + doc_errors
+        with self.timings.stage("emit"):
+            config = config_bytes(fragments)
         files = {CONFIG: config}
         context = CompileContext(self.project, env, stack, schema, config, self.redactor())
         extensions = _extensions()
-        check_errors = [d for check in extensions.document_checks for d in check(context)]
+        with self.timings.stage("validate"):
+            if validator is not None:
+                document = present if validator.fragment_safe else context.config
+                doc_errors = self._locate(stack, validator.check_document(document))
+                if doc_errors:
+                    return None, diagnostics + doc_errors
+            check_errors = [d for check in extensions.document_checks for d in check(context)]
         diagnostics.extend(check_errors)
         if any(d.severity == "error" for d in check_errors):
             return None, diagnostics
-        for emitter in extensions.artifact_emitters:
-            files.update(emitter(context))
-        hot, restart = schema.index.reload_partition() if schema else ([], [])
-        inputs = [(self.project.file, self.project.digest)]
-        inputs += [(f.path, f.digest) for f in stack.files()]
-        manifest = manifest_bytes(
-            env=env, files=files, inputs_digest=inputs_digest(inputs),
-            input_count=len(inputs), schema_path=schema.path if schema else None,
-            schema_digest=f"sha256:{schema.digest}" if schema else None,
-            hot_keys=hot, restart_keys=restart, previous=previous_manifest,
-            manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
-        files[MANIFEST] = manifest
-        for delivery in extensions.delivery_emitters:
-            files.update(delivery(context, files))
+        with self.timings.stage("emit"):
+            for emitter in extensions.artifact_emitters:
+                files.update(emitter(context))
+            hot, restart = self.reload_partition()
+            inputs = [(self.project.file, self.project.digest)]
+            inputs += [(f.path, f.digest) for f in stack.files()]
+            manifest = manifest_bytes(
+                env=env, files=files, inputs_digest=inputs_digest(inputs),
+                input_count=len(inputs), schema_path=schema.path if schema else None,
+                schema_digest=f"sha256:{schema.digest}" if schema else None,
+                hot_keys=hot, restart_keys=restart, previous=previous_manifest,
+                manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
+            files[MANIFEST] = manifest
+            for delivery in extensions.delivery_emitters:
+                files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack), diagnostics
+
+    def reload_partition(self) -> tuple[list[str], list[str]]:
+        if self._reload is None:
+            schema = self.schema()
+            self._reload = schema.index.reload_partition() if schema else ([], [])
+        return self._reload
 
     def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
         out = []
@@ -351,31 +385,42 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
     Raises ``BuildError`` with every error of every environment; then nothing is written.
     """
     chosen = project.check_envs(envs)
+    compiler = Compiler(project, cache=cache)
     with _gc_paused():
-        compiler = Compiler(project, cache=cache)
-        stacks = compiler.load_stacks(chosen)
-        artifacts: dict[str, Artifact] = {}
-        errors: list[Diagnostic] = []
-        warnings: list[Diagnostic] = []
-        for env in chosen:
-            artifact, diagnostics = compiler.compile(env, stacks[env], _read_previous(project, env))
-            errors.extend(d for d in diagnostics if d.severity == "error")
-            warnings.extend(d for d in diagnostics if d.severity == "warning")
-            if artifact is not None:
-                artifacts[env] = artifact
-        if errors:
-            raise BuildError(sorted(set(errors)))
-        outputs: dict[str, bytes | None] = {}
-        root = project.root
-        for env, artifact in artifacts.items():
-            base = f"{project.output}/{env}"
-            for name, data in artifact.files.items():
-                outputs[f"{base}/{name}"] = data
-            # Signature, attestation and configmap.yaml (issue 4, delivery.py).
-            extra, notes = delivery_outputs(root, base, env, artifact.files)
-            outputs.update(extra)
-            warnings.extend(notes)
-        result = BuildResult(chosen, artifacts, sorted(set(warnings)))
+        try:
+            return _build(compiler, chosen, check)
+        finally:
+            compiler.cache.flush()
+
+
+def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildResult:
+    project = compiler.project
+    stacks = compiler.load_stacks(chosen)
+    artifacts: dict[str, Artifact] = {}
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    for env in chosen:
+        artifact, diagnostics = compiler.compile(env, stacks[env], _read_previous(project, env))
+        errors.extend(d for d in diagnostics if d.severity == "error")
+        warnings.extend(d for d in diagnostics if d.severity == "warning")
+        if artifact is not None:
+            artifacts[env] = artifact
+    if errors:
+        raise BuildError(sorted(set(errors)))
+    outputs: dict[str, bytes | None] = {}
+    root = project.root
+    for env, artifact in artifacts.items():
+        base = f"{project.output}/{env}"
+        for name, data in artifact.files.items():
+            outputs[f"{base}/{name}"] = data
+        if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
+            # A new manifest invalidates its old signature (and attestation, issue 4).
+            for name in (SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES):
+                outputs[f"{base}/{name}"] = None
+        if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
+            outputs[f"{base}/{CONFIGMAP}"] = None
+    result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
+    with compiler.timings.stage("write"):
         if check:
             result.stale = stale_files(root, outputs)
         else:

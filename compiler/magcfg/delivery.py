@@ -1,57 +1,74 @@
-"""What a build writes beside the manifest for signing and GitOps delivery.
+"""The build's side of signing and GitOps delivery: ``configmap.yaml`` (issue 4).
 
-``build`` never holds the private key, but it must keep ``generated/<env>/`` coherent
-with what ``sign`` wrote before:
+``build`` never holds the private key, but it keeps ``generated/<env>/`` coherent with
+what ``sign`` wrote before:
 
-* if the build leaves ``manifest.json``'s bytes unchanged, the existing signature and
-  attestation still hold: ``configmap.yaml`` carries the existing ``manifest.json.sig``,
-  byte for byte as ``sign`` rendered it, so ``build --check`` stays clean after ``sign``;
-* if the manifest changes, the old signature and attestation no longer match and are
-  deleted (the artifact is unsigned until ``sign`` runs again), and ``configmap.yaml``
-  carries no signature.
+* if the build leaves ``manifest.json``'s bytes unchanged, the existing signature still
+  holds: ``configmap.yaml`` carries the existing ``manifest.json.sig`` exactly as
+  ``sign`` rendered it, so ``build --check`` stays clean after ``sign``;
+* if the manifest changes, the compiler deletes the old signature and attestation
+  (:data:`STALE_WHEN_MANIFEST_CHANGES`) and ``configmap.yaml`` carries no signature
+  until ``sign`` runs again.
+
+An artifact too large for a ConfigMap (Kubernetes' 1 MiB) gets a warning and no
+``configmap.yaml``, rather than a file the cluster would refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .configmap import CONFIGMAP_NAME, MAX_CONFIGMAP_BYTES, configmap_files, render_configmap
+from .emit import MANIFEST as MANIFEST_NAME
+from .emit import SIGNATURE as SIGNATURE_NAME
 from .errors import Diagnostic
-from .sign import ATTESTATION_NAME, MANIFEST_NAME, SIGNATURE_NAME
 
-__all__ = ["delivery_outputs"]
+if TYPE_CHECKING:
+    from .compiler import CompileContext
+
+__all__ = ["STALE_WHEN_MANIFEST_CHANGES", "configmap_emitter", "configmap_size_check",
+           "fits_configmap"]
+
+ATTESTATION_NAME = "attestation.dsse.json"
+STALE_WHEN_MANIFEST_CHANGES = (SIGNATURE_NAME, ATTESTATION_NAME)
+"""Files of generated/<env>/ made by ``sign`` over the manifest's bytes (this module
+does not import :mod:`magcfg.sign`, so a build does not load ``cryptography``)."""
+
+_RESERVED = 64 * 1024
+# Room kept in the ConfigMap for the manifest, the signature and the other emitted
+# files, so that whether configmap.yaml is written depends on config.json alone and the
+# warning (issued before the manifest exists) always agrees with the emitter.
 
 
-def delivery_outputs(root: Path, base: str, env: str, files: Mapping[str, bytes]
-                     ) -> tuple[dict[str, bytes | None], list[Diagnostic]]:
-    """Outputs (path relative to ``root`` -> bytes, or ``None`` to delete) for the built
-    artifact ``files`` of ``env`` in directory ``base``, and warnings.
+def fits_configmap(config_json: bytes) -> bool:
+    """Whether an artifact with this ``config.json`` is delivered as a ConfigMap."""
+    return len(config_json) <= MAX_CONFIGMAP_BYTES - _RESERVED
 
-    ``files`` holds ``manifest.json`` and every file it lists, as the build emits them.
-    """
-    directory = root / base
-    outputs: dict[str, bytes | None] = {}
+
+def configmap_size_check(context: CompileContext) -> list[Diagnostic]:
+    """Document check: warn when the environment is too large for a ConfigMap."""
+    if fits_configmap(context.config_json):
+        return []
+    base = f"{context.project.output}/{context.env}"
+    return [Diagnostic(
+        f"{base}/{CONFIGMAP_NAME}", None, None,
+        f"not written: config.json is {len(context.config_json)} bytes and a Kubernetes "
+        f"ConfigMap holds at most {MAX_CONFIGMAP_BYTES} with the manifest; deliver "
+        f"{base}/ another way", severity="warning", code="configmap_too_large")]
+
+
+def configmap_emitter(context: CompileContext, files: dict[str, bytes]) -> dict[str, bytes]:
+    """Delivery emitter: ``configmap.yaml`` for the built ``files`` (manifest included)."""
+    if not fits_configmap(context.config_json):
+        return {}
     members = dict(files)
+    directory = context.project.root / context.project.output / context.env
     if _read(directory / MANIFEST_NAME) == files[MANIFEST_NAME]:
         signature = _read(directory / SIGNATURE_NAME)
         if signature is not None:
             members[SIGNATURE_NAME] = signature
-    else:
-        outputs[f"{base}/{SIGNATURE_NAME}"] = None
-        outputs[f"{base}/{ATTESTATION_NAME}"] = None
-    carried = configmap_files(members)
-    size = sum(len(name) + len(data) for name, data in carried.items())
-    if size > MAX_CONFIGMAP_BYTES:
-        # Too large for Kubernetes: leave no stale ConfigMap behind, and say so.
-        outputs[f"{base}/{CONFIGMAP_NAME}"] = None
-        return outputs, [Diagnostic(
-            f"{base}/{CONFIGMAP_NAME}", None, None,
-            f"not written: the artifact is {size} bytes and a Kubernetes ConfigMap holds "
-            f"at most {MAX_CONFIGMAP_BYTES}; deliver {base}/ another way",
-            severity="warning", code="configmap_too_large")]
-    outputs[f"{base}/{CONFIGMAP_NAME}"] = render_configmap(env, carried)
-    return outputs, []
+    return {CONFIGMAP_NAME: render_configmap(context.env, configmap_files(members))}
 
 
 def _read(path: Path) -> bytes | None:

@@ -49,23 +49,15 @@ _AMBIGUOUS_PLAIN = re.compile(
     r"(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
     r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)"
 )
-# Anything in the text that the fast parser might read differently from the reference
-# path, or that needs a precise check: tags, tabs, merge keys, leading-zero numbers,
-# YAML 1.1 words, sexagesimals, .nan/.inf, deep indentation or flow nesting.
-_NEEDS_REFERENCE = re.compile(
-    r"\t"
-    r"|(?:^|[\s,\[{])(?:"
-    r"!\S"
-    r"|<<\s*:"
-    r"|[-+]?0[0-9_]"
-    r"|[-+]?[0-9][0-9_]*:[0-5]?[0-9]"
-    r"|(?:[yYnN]|[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF)\s*(?:$|[:,\]}#])"
-    r"|[-+]?\.(?:nan|NaN|NAN|inf|Inf|INF)\b"
-    r")"
-    r"|^ {60,}\S"
-    r"|(?:[\[{]\s*){16}",
-    re.MULTILINE,
-)
+# What the fast path cannot judge from the parsed data alone: tags and merge keys
+# (yaml-rs drops tags), tabs (to word the error), and leading-zero numbers (yaml-rs
+# reads 0755 as 755). Cheap substring checks first; one bytes regex for the numbers.
+# YAML 1.1 words, sexagesimals, .nan/.inf, key types and depth are checked on the
+# parsed data (_fast_tree_ok). Anything suspicious goes to the reference path.
+_SUSPECT_LITERALS = (b"\t", b"!", b"<<")
+_LEADING_ZERO_NUMBER = re.compile(rb"[ \[,{][-+]?0[0-9_]")
+_YAML11_WORDS = frozenset(
+    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"])
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -124,7 +116,7 @@ def parse_layer(path: str, raw: bytes) -> tuple[dict[str, Any], bool]:
 
     Raises ``LoadFailed`` with located diagnostics."""
     text = decode_text(path, raw)
-    if _NEEDS_REFERENCE.search(text) is None:
+    if not any(s in raw for s in _SUSPECT_LITERALS) and not _LEADING_ZERO_NUMBER.search(raw):
         data = _parse_fast(text)
         if data is not None:
             return data, False
@@ -159,9 +151,9 @@ def _alias_limits() -> Any:
 
 
 def _fast_tree_ok(node: dict[str, Any] | list[Any], depth: int) -> bool:
-    """Cheap re-check of what the text scan cannot see: key types, depth, YAML 1.1 words
-    in quoted-looking positions are harmless here because quoted text never matched the
-    scan. Any doubt sends the file to the reference path."""
+    """What the text checks cannot see: key types, depth, non-finite floats, and plain
+    YAML 1.1 look-alikes (a quoted "no" also lands here and is then accepted by the
+    reference path, which knows the quoting)."""
     if depth > MAX_DEPTH:
         return False
     values: Any = node.values() if type(node) is dict else node
@@ -172,7 +164,10 @@ def _fast_tree_ok(node: dict[str, Any] | list[Any], depth: int) -> bool:
     v: Any
     for v in values:
         t = type(v)
-        if t is dict or t is list:
+        if t is str:
+            if v in _YAML11_WORDS or (":" in v and _AMBIGUOUS_PLAIN.fullmatch(v)):
+                return False
+        elif t is dict or t is list:
             if not _fast_tree_ok(v, depth + 1):
                 return False
         elif t is float and not math.isfinite(v):

@@ -92,7 +92,13 @@ class SchemaIndex:
                 rest = {k: v for k, v in schema.items() if k != "$ref"}
                 if not rest:
                     return shared
-                return _combine(shared, self._build(rest, seen))
+                local = self._build(rest, seen)
+                node = _combine(shared, local)
+                # Words next to the $ref describe this use of the shape: they win.
+                node.description = local.description or shared.description
+                if local.has_default:
+                    node.default, node.has_default = local.default, True
+                return node
         node = _Node()
         if schema.get("x-magcfg-secret") is True:
             node.secret = True

@@ -77,7 +77,7 @@ SIGNING_KEY_ENV = "MAGCFG_SIGNING_KEY"
 
 SIGNATURE_LENGTH = 64
 KEY_ID_LENGTH = 16
-_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class SigningError(MagcfgError):
@@ -380,7 +380,7 @@ def parse_manifest(manifest_bytes: bytes, file: str = MANIFEST_NAME) -> dict[str
         if not _safe_name(name):
             raise VerificationError(file, f"lists an unsafe file name {name!r}",
                                     "malformed_manifest")
-        if not isinstance(digest, str) or not _DIGEST.match(digest):
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
             raise VerificationError(file, f"digest of {name!r} is not 'sha256:<64 hex>'",
                                     "malformed_manifest")
     return manifest
@@ -500,9 +500,11 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
     Refuses (naming the file) if a file the manifest lists is missing or differs from
     its digest: only what the build produced gets signed. Writes ``manifest.json.sig``,
     the DSSE attestation (unless ``attestation`` is false) and ``configmap.yaml`` with
-    the new signature, each atomically and only if its bytes change.
+    the new signature (unless the artifact is too large for a ConfigMap), each
+    atomically and only if its bytes change.
     """
     from .configmap import CONFIGMAP_NAME, configmap_files, render_configmap
+    from .delivery import fits_configmap
 
     directory = Path(env_dir)
     prefix = (display if display is not None else directory.as_posix()).rstrip("/") + "/"
@@ -525,8 +527,9 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
         from .attestation import sign_attestation
 
         outputs[ATTESTATION_NAME] = sign_attestation(manifest_bytes, checked, private_key)
-    members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
-    outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
+    if fits_configmap(checked.get("config.json", b"")):
+        members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
+        outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
 
     written: list[str] = []
     for name, data in outputs.items():

@@ -61,31 +61,43 @@ class Validator:
             k.startswith("x-") for k in set(document) - _FRAGMENT_SAFE_ROOT)
         self.required: tuple[str, ...] = tuple(document.get("required") or ())
         relaxed = {k: v for k, v in document.items() if k != "required"}
-        try:
-            self._fragment = jsonschema_rs.validator_for(relaxed)
-            self._masked = jsonschema_rs.validator_for(relaxed, mask=MASK)
-            self._whole = jsonschema_rs.validator_for(document)
-            self._whole_masked = jsonschema_rs.validator_for(document, mask=MASK)
-        except (jsonschema_rs.ValidationError, ValueError) as exc:
-            raise BuildError([Diagnostic(schema.path, None, None,
-                                         f"schema cannot be compiled: {exc}",
-                                         code="schema")]) from None
+        self._relaxed = relaxed
+        self._compiled: dict[tuple[bool, bool], Any] = {}
+        self._fragment = self._validator(whole=False, masked=False)
+
+    def _validator(self, *, whole: bool, masked: bool) -> Any:
+        """Compiled on first use: most builds need only the fragment validator."""
+        import jsonschema_rs
+
+        key = (whole, masked)
+        if key not in self._compiled:
+            document = self.schema.document if whole else self._relaxed
+            try:
+                self._compiled[key] = (jsonschema_rs.validator_for(document, mask=MASK) if masked
+                                       else jsonschema_rs.validator_for(document))
+            except (jsonschema_rs.ValidationError, ValueError) as exc:
+                raise BuildError([Diagnostic(self.schema.path, None, None,
+                                             f"schema cannot be compiled: {exc}",
+                                             code="schema")]) from None
+        return self._compiled[key]
 
     def check_fragment(self, key: str, value: Any) -> list[SchemaViolation]:
         """Violations of the top-level ``key``'s value (fragment validation)."""
         instance = {key: value}
         if self._fragment.is_valid(instance):
             return []
-        return self._violations(instance, self._fragment, self._masked)
+        return self._violations(instance, self._fragment,
+                                self._validator(whole=False, masked=True))
 
     def check_document(self, document: dict[str, Any]) -> list[SchemaViolation]:
         """Violations of the whole document (what fragment checks cannot see)."""
         if self.fragment_safe:
             return [SchemaViolation((), f"required key {name!r} is missing", "required")
                     for name in self.required if name not in document]
-        if self._whole.is_valid(document):
+        whole = self._validator(whole=True, masked=False)
+        if whole.is_valid(document):
             return []
-        return self._violations(document, self._whole, self._whole_masked)
+        return self._violations(document, whole, self._validator(whole=True, masked=True))
 
     def _violations(self, instance: Any, plain: Any, masked: Any) -> list[SchemaViolation]:
         index = self.schema.index
