@@ -64,6 +64,7 @@ def manifest_bytes(
     hot_keys: list[str],
     restart_keys: list[str],
     previous: bytes | None,
+    secret_keys: list[str] | None = None,
     manifest_path: str,
 ) -> bytes:
     """manifest.json (docs/artifact.md). ``version`` is the previous manifest's version if
@@ -95,6 +96,9 @@ def manifest_bytes(
         "schema": {"digest": schema_digest, "path": schema_path},
         "version": version,
     }
+    if secret_keys:
+        # For the runtime, which has no schema: whose values events and logs must hide.
+        manifest["secret_keys"] = secret_keys
     return json_bytes(manifest)
 
 
