@@ -110,7 +110,7 @@ class Kernel:
                  validators: Iterable[Validator] = (),
                  allow_rollback: bool = False,
                  watch: bool = True,
-                 debounce: float = 0.02,
+                 debounce: float = 0.01,
                  poll_interval: float = 5.0,
                  use_inotify: bool = True,
                  audit_log: str | os.PathLike[str] | None = None,

@@ -93,7 +93,7 @@ class DirectoryWatcher:
     """
 
     def __init__(self, directory: Path, on_change: Callable[[str], None], *,
-                 debounce: float = 0.02, max_delay: float = 0.5,
+                 debounce: float = 0.01, max_delay: float = 0.5,
                  poll_interval: float = 5.0, use_inotify: bool = True) -> None:
         self.directory = directory
         self.on_change = on_change
