@@ -199,6 +199,44 @@ def large_config(large: Path | None, tmp: Path) -> Path:
     return sorted((large / "generated").glob("*/config.json"))[-1]
 
 
+def bench_large_reload(tmp: Path, key: Ed25519PrivateKey, config_path: Path) -> None:
+    """Whole-pipeline cost for a 10 MB config: one key changed per version."""
+    config = json.loads(config_path.read_bytes())
+    manifest = json.loads((config_path.parent / "manifest.json").read_bytes())
+    service = sorted(config)[0]
+    hot = next(k for k in manifest["hot_keys"] if k.startswith(service + "."))
+    writer = KubeletSwap(tmp / "large-reload")
+
+    def payload(i: int) -> dict[str, bytes]:
+        node = config
+        for part in hot.split("."):
+            node = node[part]
+        node["bench_counter"] = i  # type: ignore[index]
+        body = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+        files = _artifact(body, i, key)
+        m = json.loads(files["manifest.json"])
+        m.update(hot_keys=manifest["hot_keys"], restart_keys=manifest["restart_keys"])
+        mb = (json.dumps(m, indent=2, sort_keys=True) + "\n").encode()
+        return {"config.json": body, "manifest.json": mb,
+                "manifest.json.sig": sign_manifest(mb, key)}
+
+    writer.write(payload(1))
+    kernel = Kernel(tmp / "large-reload", [key.public_key()], watch=False)
+    started = time.perf_counter()
+    kernel.start()
+    boot = (time.perf_counter() - started) * 1000
+    durations = []
+    for i in range(2, 12):
+        writer.write(payload(i))
+        result = kernel.reload()
+        assert result.status == "applied", result
+        durations.append(result.event["data"]["duration_ms"])  # type: ignore[index]
+    kernel.stop()
+    print(f"  large config ({config_path.stat().st_size / 1e6:.1f} MB), one hot key changed: "
+          f"start {boot:.0f} ms, reload median {statistics.median(durations):.0f} ms "
+          f"(read, verify, parse, freeze, diff; n={len(durations)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--large", type=Path, help="a synth.py repository (built or not); "
@@ -216,9 +254,11 @@ def main() -> None:
               f"{args.changes} changes)")
         bench_latency(tmp, key, args.changes, inotify=True)
         bench_latency(tmp, key, min(args.changes, 100), inotify=False)
+        large = large_config(args.large, tmp)
+        bench_large_reload(tmp, key, large)
         print("\n## memory per snapshot (tracemalloc)")
         bench_memory("bundled", ROOT / "generated/production/config.json")
-        bench_memory("large", large_config(args.large, tmp))
+        bench_memory("large", large)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from .events import (
     make_event,
 )
 from .policy import REDACTED, Change, ReloadPolicy, changes, restart_keys
-from .snapshot import MISSING, Snapshot, freeze
+from .snapshot import MISSING, Snapshot, freeze, gc_paused
 from .source import RawArtifact, read_artifact, stat_signature
 from .state import StateCorrupt, load_state, save_state
 
@@ -146,9 +146,10 @@ class Kernel:
         self._current: Snapshot | None = None
         self._pending: Snapshot | None = None
         self._highest = 0
-        self._last_fingerprint: str | None = None
+        self._last_raw: RawArtifact | None = None
         self._last_stat: tuple[object, ...] | None = None
         self._watcher: DirectoryWatcher | None = None
+        self._stopped = False
         self.last_error: Event | None = None
         """The last ``config.reload_failed`` event (``None`` after a successful reload)."""
         self.booted_from: str | None = None
@@ -218,6 +219,8 @@ class Kernel:
         Raises :class:`KernelStartError` if there is nothing trustworthy to serve.
         """
         with self._lock:
+            if self._stopped:
+                raise RuntimeError("a stopped Kernel cannot be started again; create a new one")
             if self._current is not None:
                 return self
             started = time.perf_counter()
@@ -232,7 +235,7 @@ class Kernel:
             try:
                 snapshot = self._candidate(raw, saved, boot=True)
             except _Refused as refused:
-                self._last_fingerprint = raw.fingerprint
+                self._last_raw = raw
                 if saved is None:
                     self._publish_final(self._failed_event(refused, None, "start", started))
                     raise KernelStartError(
@@ -247,7 +250,7 @@ class Kernel:
             else:
                 assert snapshot is not None  # at boot "same" still yields the snapshot
                 self._install(snapshot)
-                self._last_fingerprint = raw.fingerprint
+                self._last_raw = raw
                 self.booted_from = "artifact"
                 self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
@@ -260,7 +263,8 @@ class Kernel:
         return self
 
     def stop(self) -> None:
-        """Stop watching (the served config stays readable)."""
+        """Stop watching and close the audit log (the served config stays readable)."""
+        self._stopped = True
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
@@ -296,9 +300,9 @@ class Kernel:
             started = time.perf_counter()
             raw = read_artifact(self.artifact_dir)
             self._last_stat = self._stat(raw)
-            if not force and raw.fingerprint == self._last_fingerprint:
+            if not force and raw.same_content(self._last_raw):
                 return ReloadResult("unchanged", current.version)
-            self._last_fingerprint = raw.fingerprint
+            self._last_raw = raw
             try:
                 candidate = self._candidate(raw, current, boot=False)
                 if candidate is None:
@@ -351,7 +355,9 @@ class Kernel:
             raise _Refused("verify", "missing_file",
                            f"{prefix}{config_name} is not listed in the manifest", version)
         try:
-            config = _parse_json(data)
+            with gc_paused():
+                config = _parse_json(data)
+                frozen = freeze(config)
         except ValueError as exc:
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not valid JSON "
                            f"({type(exc).__name__})", version) from None
@@ -360,7 +366,7 @@ class Kernel:
                            version)
         policy = self._policy_for(manifest)
         self._validate(config, policy, version, prefix + config_name)
-        return Snapshot(freeze(config), freeze(manifest), raw.manifest_bytes,
+        return Snapshot(frozen, freeze(manifest), raw.manifest_bytes,
                         raw.signature, freeze_bytes(verified.files), verified.key_id)
 
     def _policy_for(self, manifest: Mapping[str, Any]) -> ReloadPolicy:
@@ -392,26 +398,28 @@ class Kernel:
 
     def _validate(self, config: dict[str, Any], policy: ReloadPolicy, version: int,
                   file: str) -> None:
-        secrets = policy.secret_values(config)
+        # Secret values are collected (a walk of the whole config) only to mask an error.
         if self._schema_check is not None:
             problems = self._schema_check(config)
             if problems:
                 shown = "; ".join(problems[:5]) + (
                     f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-                raise _Refused("validate", "invalid", _mask(f"{file}: {shown}", secrets),
-                               version)
+                raise _Refused("validate", "invalid", _mask(
+                    f"{file}: {shown}", policy.secret_values(config)), version)
         for check in self.validators:
             try:
                 check(config)
             except Exception as exc:
                 raise _Refused("validate", "invalid", _mask(
-                    f"{file}: {getattr(check, '__name__', 'validator')}: {exc}", secrets),
-                    version) from None
+                    f"{file}: {getattr(check, '__name__', 'validator')}: {exc}",
+                    policy.secret_values(config)), version) from None
 
     def _apply(self, current: Snapshot, candidate: Snapshot, trigger: str,
                started: float) -> ReloadResult:
         policy = self._policy_for(candidate.manifest)
-        changed = changes(current.config, candidate.config)
+        # Same config.json bytes (a version bump of other files): nothing to compare.
+        changed = [] if candidate.config_digest == current.config_digest else changes(
+            current.config, candidate.config)
         blocked = restart_keys(changed, policy)
         if blocked:
             self._pending = candidate
@@ -474,7 +482,9 @@ class Kernel:
                 return None
             verified = verify_files(saved.manifest_bytes, saved.signature, saved.files,
                                     self.public_keys, prefix=f"{saved.path}:")
-            config = _parse_json(verified.files["config.json"])
+            with gc_paused():
+                config = _parse_json(verified.files["config.json"])
+                frozen = freeze(config)
             if not isinstance(config, dict):
                 raise StateCorrupt(f"{saved.path}: the saved config is not a JSON object")
         except StateCorrupt as exc:
@@ -489,7 +499,7 @@ class Kernel:
                                 f"({type(exc).__name__})")
             return None
         self._highest = max(saved.highest_version, verified.version or 0)
-        return Snapshot(freeze(config), freeze(verified.manifest), saved.manifest_bytes,
+        return Snapshot(frozen, freeze(verified.manifest), saved.manifest_bytes,
                         saved.signature, freeze_bytes(verified.files), verified.key_id,
                         source="last_known_good")
 

@@ -73,29 +73,54 @@ class ReloadPolicy:
 
     def __init__(self, manifest: Mapping[str, Any]) -> None:
         self.default = "hot" if manifest.get("reload_default") == "hot" else "restart"
-        rules: list[tuple[tuple[str, ...], str]] = []
+        # Large manifests list thousands of subtrees: exact prefixes go in a dict (one
+        # lookup per prefix length), only the rare wildcard rules are scanned.
+        self._exact: dict[tuple[str, ...], str] = {}
+        wild: list[tuple[tuple[str, ...], str]] = []
         for name, policy in (("hot_keys", "hot"), ("restart_keys", "restart")):
             for prefix in _strings(manifest.get(name)):
-                rules.append((tuple(prefix.split(".")), policy))
-        # Longest prefix first, so the first match is the most specific rule.
-        self._rules = sorted(rules, key=lambda r: -len(r[0]))
-        self._secret = [_pattern(g) for g in _strings(manifest.get("secret_keys"))]
+                parts = tuple(prefix.split("."))
+                if "*" in parts:
+                    wild.append((parts, policy))
+                else:
+                    self._exact[parts] = policy
+        self._wild = sorted(wild, key=lambda r: -len(r[0]))
+        self._restart_prefixes = {p[:i] for p, pol in (*self._exact.items(), *wild)
+                                  if pol == "restart" for i in range(1, len(p))}
+        self._restart_wild = [p for p, pol in wild if pol == "restart"]
+        self._secret_exact: set[tuple[str, ...]] = set()
+        self._secret: list[re.Pattern[str]] = []
+        for glob in _strings(manifest.get("secret_keys")):
+            if "*" in glob:
+                self._secret.append(_pattern(glob))
+            else:
+                self._secret_exact.add(tuple(glob.split(".")))
 
     def policy_of(self, key: str) -> str:
         """``hot`` or ``restart`` for the dotted ``key``."""
-        parts = key.split(".")
-        for prefix, policy in self._rules:
+        parts = tuple(key.split("."))
+        best, policy = 0, self.default
+        for n in range(len(parts), 0, -1):
+            found = self._exact.get(parts[:n])
+            if found is not None:
+                best, policy = n, found
+                break
+        for prefix, rule in self._wild:
+            if len(prefix) <= best:
+                break
             if len(prefix) <= len(parts) and all(
                     p == "*" or p == k for p, k in zip(prefix, parts, strict=False)):
-                return policy
-        return self.default
+                return rule
+        return policy
 
     def has_restart_below(self, key: str) -> bool:
         """Whether a restart rule lies strictly beneath the dotted ``key``."""
-        parts = key.split(".")
-        return any(policy == "restart" and len(prefix) > len(parts) and all(
+        parts = tuple(key.split("."))
+        if parts in self._restart_prefixes:
+            return True
+        return any(len(prefix) > len(parts) and all(
             p == "*" or p == k for p, k in zip(prefix, parts, strict=False))
-            for prefix, policy in self._rules)
+            for prefix in self._restart_wild)
 
     def is_secret(self, key: str, *values: Any) -> bool:
         """Whether the value of ``key`` must never be shown (see the module docstring)."""
@@ -103,6 +128,10 @@ class ReloadPolicy:
             return True
         if _CREDENTIAL_NAME.search(key.rsplit(".", 1)[-1]):
             return True
+        if self._secret_exact:
+            parts = tuple(key.split("."))
+            if any(parts[:n] in self._secret_exact for n in range(1, len(parts) + 1)):
+                return True
         return any(p.fullmatch(key) for p in self._secret)
 
     def secret_values(self, config: Mapping[str, Any]) -> set[str]:
@@ -132,16 +161,30 @@ def changes(old: Any, new: Any, path: str = "") -> list[Change]:
     """Changed leaves between two configs, in sorted key order.
 
     Equal subtrees are skipped by one ``==`` (C speed), so a small change in a large
-    config costs little. A list counts as one value (lists replace when merging).
+    config costs little. ``==`` holds between ``1``, ``1.0`` and ``True``, so if it finds
+    nothing a strict walk (types too) makes sure. A list counts as one value (lists
+    replace when merging).
     """
     out: list[Change] = []
-    _diff(old, new, path, out)
+    _diff(old, new, path, out, strict=False)
+    if not out:
+        _diff(old, new, path, out, strict=True)
     return out
 
 
-def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, Mapping):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _diff(old: Any, new: Any, path: str, out: list[Change], strict: bool) -> None:
     if isinstance(old, Mapping) and isinstance(new, Mapping):
-        if old == new:
+        if not strict and old == new:
             return
         for key in sorted(set(old) | set(new)):
             child = f"{path}.{key}" if path else str(key)
@@ -149,9 +192,9 @@ def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
             if a is MISSING or b is MISSING:
                 out.append(Change(child, a, b))
             else:
-                _diff(a, b, child, out)
+                _diff(a, b, child, out, strict)
         return
-    if old != new or type(old) is not type(new):
+    if not _same(old, new):
         out.append(Change(path, old, new))
 
 

@@ -12,7 +12,9 @@ bounded so arbitrary keys cannot grow it without limit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -21,15 +23,35 @@ MISSING: Any = object()
 """Returned by :meth:`Snapshot.lookup` for a path that is not in the config."""
 
 _MEMO_LIMIT = 65536
+_CONTAINERS = (dict, list)
 
 
 def freeze(value: Any) -> Any:
     """A deeply immutable copy of parsed JSON: dicts as read-only mappings, lists as tuples."""
-    if isinstance(value, dict):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(freeze(v) for v in value)
+    kind = type(value)
+    if kind is dict:
+        # Scalars (most values) are taken as they are, without a call per value.
+        return MappingProxyType({k: freeze(v) if type(v) in _CONTAINERS else v
+                                 for k, v in value.items()})
+    if kind is list:
+        return tuple([freeze(v) if type(v) in _CONTAINERS else v for v in value])
     return value
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a large config is parsed and frozen.
+
+    That is millions of new containers, none of them in a cycle. Without the pause the
+    collector re-scans them, and the whole heap of the service, several times per reload.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def thaw(value: Any) -> Any:

@@ -10,7 +10,6 @@ change).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,11 @@ class RawArtifact:
     manifest_bytes: bytes | None
     signature: bytes | None
     files: dict[str, bytes | None]
-    fingerprint: str
+
+    def same_content(self, other: RawArtifact | None) -> bool:
+        """Byte-for-byte the same manifest, signature and files (a memcmp, no hashing)."""
+        return other is not None and (self.manifest_bytes, self.signature, self.files) == (
+            other.manifest_bytes, other.signature, other.files)
 
 
 def resolve_root(directory: Path) -> Path:
@@ -62,10 +65,7 @@ def read_artifact(directory: Path) -> RawArtifact:
         except VerificationError:
             names = []
         files = {name: _read(root / name) for name in names}
-    h = hashlib.sha256()
-    for part in (manifest, signature, *files.values()):
-        h.update(b"-" if part is None else hashlib.sha256(part).digest())
-    return RawArtifact(root, manifest, signature, files, h.hexdigest())
+    return RawArtifact(root, manifest, signature, files)
 
 
 def stat_signature(directory: Path, names: tuple[str, ...]) -> tuple[object, ...]:
