@@ -541,3 +541,15 @@ def test_runtime_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
     assert out.stdout.strip() == "[]"
+
+
+def test_one_registry_per_kernel_and_no_restart_after_stop(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(watch=False, metrics=registry)
+    with pytest.raises(RuntimeError, match="its own registry"):
+        rig.kernel(watch=False, metrics=registry)
+    kernel.stop()
+    assert kernel.get("logging.level") == "info"  # still readable after stop
+    with pytest.raises(RuntimeError, match="cannot be started again"):
+        kernel.start()

@@ -295,3 +295,27 @@ def test_nothing_to_serve_is_a_clear_error(setup: Setup) -> None:
     assert "bad_signature" in result.stderr and "no last known-good" in result.stderr
     assert json.loads(result.stdout)["data"]["reason"] == "bad_signature"
     assert not setup.out.exists()
+
+
+def test_unreadable_key_and_unwritable_out_are_clear_errors(setup: Setup) -> None:
+    setup.write(1)
+    base = [sys.executable, "-m", "magcfg", "watch", "--artifact", str(setup.art)]
+    missing = subprocess.run([*base, "--public-key", str(setup.root / "nope.pub"), "--out",
+                              str(setup.out)], env=ENV, capture_output=True, text=True,
+                             timeout=30)
+    assert missing.returncode == 1 and "nope.pub" in missing.stderr
+    assert "key file not found" in missing.stderr and "Traceback" not in missing.stderr
+    blocker = setup.root / "a-file"
+    blocker.write_text("not a directory\n")
+    blocked = subprocess.run([*base, "--public-key", str(setup.pub), "--out", str(blocker)],
+                             env=ENV, capture_output=True, text=True, timeout=30)
+    assert blocked.returncode == 1 and f"cannot publish into {blocker}" in blocked.stderr
+    assert "Traceback" not in blocked.stderr and blocker.read_text() == "not a directory\n"
+
+
+def test_help_lists_the_options() -> None:
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--help"], env=ENV,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    for option in ("--artifact", "--public-key", "--out", "--exec", "--signal", "--state-dir"):
+        assert option in result.stdout

@@ -33,25 +33,29 @@ class KernelMetrics:
         if registry is None:
             registry = prom.REGISTRY
         self.registry = registry
-        self.successful = prom.Gauge(
-            "magcfg_config_last_reload_successful",
-            "Whether the last configuration reload attempt was applied.", registry=registry)
-        self.success_time = prom.Gauge(
-            "magcfg_config_last_reload_success_timestamp_seconds",
-            "Timestamp of the last applied configuration.", registry=registry)
-        self.reloads = prom.Counter(
-            "magcfg_config_reloads", "Reload attempts on a changed artifact.",
-            registry=registry)
-        self.failed = prom.Counter(
-            "magcfg_config_reloads_failed", "Refused reload attempts, by pipeline stage.",
-            ["stage"], registry=registry)
-        self.rollbacks = prom.Counter(
-            "magcfg_config_rollbacks",
-            "Snapshots restored because a subscriber rejected the new config.",
-            registry=registry)
-        self.info = prom.Gauge(
-            "magcfg_config_info", "The configuration being served.", ["env", "version"],
-            registry=registry)
+        try:
+            self.successful = prom.Gauge(
+                "magcfg_config_last_reload_successful",
+                "Whether the last configuration reload attempt was applied.", registry=registry)
+            self.success_time = prom.Gauge(
+                "magcfg_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last applied configuration.", registry=registry)
+            self.reloads = prom.Counter(
+                "magcfg_config_reloads", "Reload attempts on a changed artifact.",
+                registry=registry)
+            self.failed = prom.Counter(
+                "magcfg_config_reloads_failed", "Refused reload attempts, by pipeline stage.",
+                ["stage"], registry=registry)
+            self.rollbacks = prom.Counter(
+                "magcfg_config_rollbacks",
+                "Snapshots restored because a subscriber rejected the new config.",
+                registry=registry)
+            self.info = prom.Gauge(
+                "magcfg_config_info", "The configuration being served.", ["env", "version"],
+                registry=registry)
+        except ValueError as exc:  # the names are registered already
+            raise RuntimeError(f"{exc}: each Kernel with metrics needs its own registry "
+                               "(metrics=prometheus_client.CollectorRegistry())") from None
         for stage in STAGES:
             self.failed.labels(stage=stage)
         self._info_labels: tuple[str, str] | None = None

@@ -66,6 +66,7 @@ class Sidecar:
         self.stdout = stdout if stdout is not None else sys.stdout
         self._print_lock = threading.Lock()
         self._changed = False
+        self.start_error: str | None = None
         self.kernel = Kernel(options.artifact, [*options.public_keys], options.state_dir,
                              schema=options.schema, allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
@@ -85,7 +86,7 @@ class Sidecar:
             if event["type"] == RELOADED:
                 raise ConfigRejected(f"cannot publish into {self.options.out}: "
                                      f"{exc.strerror}") from None
-            self._stderr(f"magcfg watch: cannot publish into {self.options.out}: {exc.strerror}")
+            self.start_error = f"cannot publish into {self.options.out}: {exc.strerror}"
 
     def _print_and_notify(self, event: Event) -> None:
         self.emit(event)
@@ -135,6 +136,10 @@ class Sidecar:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
         self.kernel.start()
+        if self.start_error is not None:
+            self.kernel.stop()
+            self._stderr(f"error: {self.start_error}")
+            return 1
         try:
             while not stop.wait(1.0):
                 pass
