@@ -269,6 +269,37 @@ def verify(
 
 # ---------------------------------------------------------------- lint (issue 7)
 
+@app.command()
+def lint(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or directories to lint (default: the whole repository).",
+        show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f",
+                                     help="Output format: text, json or sarif.")] = "text",
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", "-b", help="Fail only on findings not in this baseline file (with "
+        "--write-baseline: the file to write).",
+        show_default=False)] = None,
+    write_baseline: Annotated[bool, typer.Option(
+        "--write-baseline", help="Record the current findings as accepted in the --baseline "
+        "file (default: .magcfg-lint-baseline.json at the repository root) and exit 0.")
+    ] = False,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", "-x", help="Skip files matching this glob (repeatable; adds to the "
+        "project file's lint.exclude).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the report to this file instead of stdout.",
+        show_default=False)] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Check the repository for the secrets rules (MAG001-MAG006); exit 1 on findings."""
+    from .lint.cli import run_lint
+
+    code = run_lint(paths or [], fmt=fmt, baseline=baseline, write_baseline=write_baseline,
+                    output=output, project=project, exclude=exclude or [])
+    if code:
+        raise typer.Exit(code)
+
 # ---------------------------------------------------------------- watch (issue 8)
 
 

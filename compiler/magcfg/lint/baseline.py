@@ -1,0 +1,94 @@
+"""The baseline: findings an existing repository accepts for now, so only new ones fail.
+
+A finding's fingerprint is a digest of its rule, its file and a digest of its
+whitespace-normalised source line: it survives the line moving (code added above it,
+re-indentation) and holds neither the line nor any secret in it. Identical lines in one
+file are counted, so a second copy of an accepted secret is still a new finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import BuildError, Diagnostic, UsageError
+from .findings import Finding
+
+FORMAT = 1
+
+
+def fingerprint(f: Finding) -> str:
+    """The stable identity of a finding across line moves."""
+    basis = f"{f.rule}\0{f.file}\0{f.line_hash}".encode()
+    return hashlib.sha256(basis).hexdigest()[:32]
+
+
+def render(findings: Iterable[Finding]) -> str:
+    """The baseline file's text for ``findings`` (deterministic)."""
+    counts: Counter[tuple[str, str, str]] = Counter(
+        (f.file, f.rule, fingerprint(f)) for f in findings)
+    entries = [{"file": file, "rule": rule, "fingerprint": fp, "count": n}
+               for (file, rule, fp), n in sorted(counts.items())]
+    doc = {"format": FORMAT, "tool": "magcfg lint", "findings": entries}
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def write(path: Path, findings: Iterable[Finding]) -> None:
+    """Write the baseline atomically."""
+    text = render(findings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".magcfg-baseline-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> Counter[str]:
+    """The accepted fingerprints (with counts) of a baseline file."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"baseline file {path} does not exist "
+                         "(create it with `magcfg lint --write-baseline`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read baseline file {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BuildError([Diagnostic(str(path), exc.lineno, None,
+                                     f"baseline is not valid JSON: {exc.msg}")]) from None
+    entries = doc.get("findings") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or doc.get("format") != FORMAT:
+        raise BuildError([Diagnostic(str(path), None, None,
+                                     f"not a magcfg lint baseline (format {FORMAT})")])
+    accepted: Counter[str] = Counter()
+    for i, entry in enumerate(entries):
+        if not (isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str)
+                and isinstance(entry.get("count", 1), int)):
+            raise BuildError([Diagnostic(str(path), None, f"findings[{i}]",
+                                         "entry needs a fingerprint and an integer count")])
+        accepted[entry["fingerprint"]] += entry.get("count", 1)
+    return accepted
+
+
+def new_findings(findings: Iterable[Finding], accepted: Counter[str]) -> tuple[list[Finding],
+                                                                              int]:
+    """The findings the baseline does not account for, and how many it did."""
+    left = Counter(accepted)
+    new: list[Finding] = []
+    matched = 0
+    for f in findings:
+        fp = fingerprint(f)
+        if left[fp] > 0:
+            left[fp] -= 1
+            matched += 1
+        else:
+            new.append(f)
+    return new, matched

@@ -1,0 +1,57 @@
+"""The body of ``magcfg lint``: argument checks, the run, and where the report goes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import MagcfgError, UsageError
+from . import baseline as baseline_mod
+from .config import DEFAULT_BASELINE, load_config
+from .engine import find_root, lint
+from .formats import FORMATS, render
+
+
+def run_lint(paths: list[Path], *, fmt: str, baseline: Path | None,
+             write_baseline: bool, output: Path | None,
+             project: Path | None, exclude: list[str] | None = None) -> int:
+    """Run the lint command; returns the exit code (0 clean, 1 findings, 2 usage error)."""
+    try:
+        return _run(paths, fmt, baseline, write_baseline, output, project, exclude or [])
+    except MagcfgError as exc:
+        print(exc.format(), file=sys.stderr)
+        return exc.exit_code
+
+
+def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: bool,
+         output: Path | None, project: Path | None, exclude: list[str]) -> int:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    for p in paths:
+        if not p.exists():
+            raise UsageError(f"{p}: no such file or directory")
+    if project is not None and not project.is_file():
+        raise UsageError(f"{project}: project file not found")
+    root = find_root(paths[0] if paths else Path.cwd())
+    config = load_config(root, project)
+    if exclude:
+        config = replace(config, exclude=(*config.exclude, *exclude))
+    if write_baseline:
+        target = baseline if baseline is not None else root / DEFAULT_BASELINE
+        result = lint(root, paths, config=config, baseline=None)
+        baseline_mod.write(target, result.all_findings)
+        print(f"magcfg lint: wrote {len(result.all_findings)} finding(s) to {target}",
+              file=sys.stderr)
+        return 0
+    result = lint(root, paths, config=config, baseline=baseline)
+    report = render(result.findings, fmt, result.summary)
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+    else:
+        sys.stdout.write(report)
+    s = result.summary
+    extra = "".join(f", {s[k]} {k}" for k in ("suppressed", "baselined") if s[k])
+    print(f"magcfg lint: {s['findings']} finding(s) in {s['files']} file(s){extra}",
+          file=sys.stderr)
+    return 1 if result.findings else 0

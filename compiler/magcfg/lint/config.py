@@ -1,0 +1,151 @@
+"""Lint settings: defaults, overridden by the ``lint:`` section of the magcfg project file.
+
+The project file is optional: ``magcfg lint`` runs on any repository (users' app repos
+too). Only the keys lint needs are read here, leniently typed but strictly checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BuildError, Diagnostic, UsageError
+from .findings import RULES
+
+PROJECT_FILES = ("magcfg.yaml", "magcfg.yml")
+DEFAULT_DEPLOY_PATHS = ("deploy", "k8s", "kubernetes", "docker", "helm", "charts", "manifests")
+DEFAULT_BASELINE = ".magcfg-lint-baseline.json"
+
+
+@dataclass(frozen=True)
+class DirectVault:
+    """An app allowed to read Vault directly, with the reason recorded in the project file."""
+
+    app: str
+    path: str
+    justification: str
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    """Everything a lint run may be configured with."""
+
+    deploy_paths: tuple[str, ...] = DEFAULT_DEPLOY_PATHS
+    exclude: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+    direct_vault: tuple[DirectVault, ...] = ()
+    project_file: str | None = None
+    raw_project: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def find_project_file(root: Path) -> Path | None:
+    """The magcfg project file at the lint root, if there is one."""
+    for name in PROJECT_FILES:
+        candidate = root / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(root: Path, project_file: Path | None = None) -> LintConfig:
+    """Read lint settings from ``project_file`` (default: magcfg.yaml at ``root``)."""
+    import yaml
+
+    path = project_file or find_project_file(root)
+    if path is None:
+        return LintConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read project file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise BuildError([Diagnostic(str(path), line, None,
+                                     "project file is not valid YAML: "
+                                     f"{getattr(exc, 'problem', None) or exc}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BuildError([Diagnostic(str(path), 1, None, "project file must be a mapping")])
+    rel = _rel(root, path)
+    try:
+        return _config(data, rel)
+    except _Bad as exc:
+        from ..load import locate
+
+        line = locate(rel, path.read_bytes(), tuple(re.split(r"[.\[\]]+", exc.key.strip("]"))))
+        raise BuildError([Diagnostic(rel, line, exc.key, exc.message)]) from None
+
+
+def _config(data: dict[str, Any], rel: str) -> LintConfig:
+    lint = _mapping(data.get("lint"), rel, "lint")
+    secrets = _mapping(data.get("secrets"), rel, "secrets")
+    deploy = _strings(lint.get("deploy_paths"), rel, "lint.deploy_paths")
+    disable = _strings(lint.get("disable"), rel, "lint.disable") or []
+    unknown = [r for r in disable if r not in RULES]
+    if unknown:
+        raise _Bad("lint.disable", f"unknown rule {unknown[0]!r} (known: {', '.join(RULES)})")
+    return LintConfig(
+        deploy_paths=tuple(p.strip("/") for p in deploy) if deploy is not None
+        else DEFAULT_DEPLOY_PATHS,
+        exclude=tuple(_strings(lint.get("exclude"), rel, "lint.exclude") or ()),
+        disable=tuple(disable),
+        direct_vault=_direct_vault(secrets.get("direct_vault"), rel),
+        project_file=rel,
+        raw_project=data,
+    )
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class _Bad(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+
+
+def _bad(rel: str, key: str, message: str) -> _Bad:
+    return _Bad(key, message)
+
+
+def _mapping(value: Any, rel: str, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(rel, key, "must be a mapping")
+    return value
+
+
+def _strings(value: Any, rel: str, key: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _bad(rel, key, "must be a list of non-empty strings")
+    return list(value)
+
+
+def _direct_vault(value: Any, rel: str) -> tuple[DirectVault, ...]:
+    if value is None:
+        return ()
+    key = "secrets.direct_vault"
+    if not isinstance(value, list):
+        raise _bad(rel, key, "must be a list of {app, path, justification}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("app"), str):
+            raise _bad(rel, f"{key}[{i}]", "needs an `app` name")
+        justification = item.get("justification")
+        if not isinstance(justification, str) or not justification.strip():
+            raise _bad(rel, f"{key}[{i}].justification",
+                       f"Direct-Vault for app {item['app']!r} needs a justification")
+        path = item.get("path", "")
+        out.append(DirectVault(item["app"], str(path), justification.strip()))
+    return tuple(out)

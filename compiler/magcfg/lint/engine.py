@@ -1,0 +1,107 @@
+"""One lint run: walk, read each file once, run every rule family, then apply inline
+suppressions and the baseline."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import baseline as baseline_mod
+from . import envfiles, fallbacks, hardcoded, layer_secrets, suppress, vault_clients, vault_policy
+from .config import DEFAULT_BASELINE, LintConfig, load_config
+from .context import LintContext
+from .findings import Finding
+from .walk import SourceFile, git_root, list_files, read_files
+
+Check = Callable[[SourceFile, LintContext], Iterator[Finding]]
+CHECKS: dict[str, Check] = {
+    fallbacks.RULE: fallbacks.check,
+    hardcoded.RULE: hardcoded.check,
+    envfiles.RULE: envfiles.check,
+    vault_clients.RULE: vault_clients.check,
+    vault_policy.RULE: vault_policy.check,
+    layer_secrets.RULE: layer_secrets.check,
+}
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """What a lint run found. ``findings`` are the ones that fail the run (not suppressed,
+    not in the baseline); ``all_findings`` includes baselined ones (for --write-baseline)."""
+
+    findings: list[Finding]
+    all_findings: list[Finding]
+    files: int
+    suppressed: int
+    baselined: int
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"files": self.files, "findings": len(self.findings),
+                "suppressed": self.suppressed, "baselined": self.baselined}
+
+
+def find_root(start: Path) -> Path:
+    """The lint root: the git work tree containing ``start``, else ``start`` itself."""
+    start = start if start.is_dir() else start.parent
+    return git_root(start) or start.resolve()
+
+
+def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = None,
+         baseline: Path | None = None) -> LintResult:
+    """Lint the repository at ``root`` (narrowed to ``paths`` if given)."""
+    config = config if config is not None else load_config(root)
+    accepted = baseline_mod.load(baseline) if baseline is not None else None
+    in_git = git_root(root) is not None
+    names = list_files(root, ())
+    skip = {DEFAULT_BASELINE} | ({_rel(root, baseline)} if baseline is not None else set())
+    names = [n for n in names if n not in skip and not _excluded(n, config.exclude)]
+    files = {src.path: src for src in read_files(root, names)}
+    flux_files, flux_dirs = fallbacks.flux_contexts(files)
+    ctx = LintContext(root=root, config=config, files=files, in_git=in_git,
+                      flux_files=flux_files, flux_dirs=flux_dirs)
+    wanted = set(list_files(root, paths)) if paths else None
+    checks = [c for rule, c in CHECKS.items() if rule not in config.disable]
+    found: list[Finding] = []
+    suppressed = 0
+    checked = 0
+    for path, src in files.items():
+        if wanted is not None and path not in wanted:
+            continue
+        checked += 1
+        file_findings = _without_overlaps([f for check in checks for f in check(src, ctx)])
+        sup = suppress.parse(src)
+        for f in file_findings:
+            if sup.covers(f):
+                suppressed += 1
+            else:
+                found.append(f)
+        found.extend(sup.invalid)
+    found = sorted(set(found))
+    if accepted is not None:
+        new, matched = baseline_mod.new_findings(found, accepted)
+    else:
+        new, matched = found, 0
+    return LintResult(findings=new, all_findings=found, files=checked, suppressed=suppressed,
+                      baselined=matched)
+
+
+def _without_overlaps(findings: list[Finding]) -> list[Finding]:
+    # A literal secret in a layer is MAG006 (the schema says so); the generic MAG002 on the
+    # same line would report it twice.
+    layer_lines = {f.line for f in findings if f.rule == layer_secrets.RULE}
+    return [f for f in findings if not (f.rule == hardcoded.RULE and f.line in layer_lines)]
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _excluded(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip("/") + "/")
+               for p in patterns)

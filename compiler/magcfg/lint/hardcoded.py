@@ -1,0 +1,227 @@
+"""MAG002: hardcoded secrets in committed files.
+
+Two detectors:
+
+* our own key rule: a secret-like key (password, secret, token, api_key, private_key, ...)
+  assigned a literal in YAML, JSON, env files, shell/Dockerfiles, TOML/INI, Python, JS/TS
+  and Go; unquoted ``KEY=value`` included, which detect-secrets' keyword plugin misses
+  outside a few file types. References (``vault://``, ``env://``, ``${VAR}``,
+  ``secretKeyRef``/``valueFrom``, templating) are never findings;
+* detect-secrets' maintained token-format plugins and its high-entropy measure
+  (``token_formats``), gated so a clean file costs a few substring checks.
+
+Findings show ``<redacted>`` where the value would be: the value is never printed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+
+from .context import LintContext, finding
+from .findings import REDACTED, Finding
+from .literals import is_literal
+from .token_formats import Hit, entropy_hits, format_hits
+from .walk import SourceFile
+
+RULE = "MAG002"
+FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`, "
+       "`${VAR}` or a `secretKeyRef`), then rotate the exposed secret")
+
+# Cheap whole-file and per-line gate for the key rule.
+_WORDS = re.compile(r"pass|pwd|secret|token|api.?key|private.?key|credential", re.IGNORECASE)
+_SECRET_TOKENS = frozenset({
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
+    "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
+    "pass"})
+_SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("signing", "key"),
+                           ("encryption", "key"), ("master", "key")})
+# A key ending in one of these names where a secret is, not the secret itself.
+_NOT_SECRET_LAST = frozenset({
+    "file", "files", "path", "dir", "name", "names", "ref", "reference", "url", "uri",
+    "endpoint", "env", "var", "variable", "type", "length", "len", "ttl", "expiry", "expires",
+    "expiration", "policy", "mode", "enabled", "enable", "disabled", "required", "header",
+    "field", "id", "hash", "count", "size", "format", "provider", "store", "source", "prefix",
+    "suffix", "label", "lifetime", "timeout", "rotation", "version", "class", "kind",
+    "backend", "method", "template", "pattern", "regex", "placeholder", "hint",
+    "description", "help", "title", "message", "error", "min", "max", "tokens", "secrets",
+    "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
+    "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator"})
+# Anywhere in a key, these make it a setting about a secret (`access_token_ttl_seconds`).
+_NOT_SECRET_ANY = frozenset({"ttl", "timeout", "expiry", "expires", "lifetime", "interval",
+                             "seconds", "secs", "ms", "minutes", "hours", "days", "length",
+                             "count", "limit", "retries", "enabled", "rotation"})
+_NOT_SECRET_FIRST = frozenset({"from",
+    "existing", "max", "min", "num", "use", "enable", "require", "has", "is", "no", "show",
+    "automount", "generate", "rotate", "allow", "reset", "forgot", "validate", "verify",
+    "hash", "hashed", "check", "on", "get", "set", "new", "old", "confirm", "create"})
+_NAMES_A_KEY = frozenset({"password", "passwd", "pwd", "passphrase", "token", "credential",
+                          "credentials"})
+_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def key_is_secret(key: str) -> bool:
+    """Whether a key name says its value is a secret (``DB_PASSWORD``, ``apiKey``, ...)."""
+    tokens = [t.lower() for t in _SPLIT.split(key) if t]
+    if not tokens or tokens[-1] in _NOT_SECRET_LAST or tokens[0] in _NOT_SECRET_FIRST:
+        return False
+    if any(t in _NOT_SECRET_ANY for t in tokens):
+        return False
+    if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
+        return False  # `passwordKey: db-password` names the key of a k8s Secret
+    if any(t in _SECRET_TOKENS for t in tokens):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(tokens))
+
+
+# --- assignment shapes, by file kind --------------------------------------------------------
+
+_YAML_KV = re.compile(r"""^\s*(?:-\s+)?(["']?)([A-Za-z_][\w.-]*)\1\s*:(?:\s+|$)(.*)$""")
+_YAML_LIST_ENV = re.compile(r"^\s*-\s+([\"']?)([A-Za-z_][\w.]*)=(.*?)\1\s*$")
+_YAML_NAME = re.compile(r"""^(\s*)-\s+name:\s*["']?([A-Za-z_][\w.-]*)["']?\s*$""")
+_YAML_VALUE = re.compile(r"^(\s*)(value|valueFrom):(.*)$")
+_JSON_KV = re.compile(r'"([A-Za-z_][\w.-]*)"\s*:\s*("(?:[^"\\]|\\.)*")')
+_ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*(.*?)\s*$")
+_DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s+([A-Za-z_][\w.]*)\s+([^=\s][^=]*?)\s*$")
+_INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*(.*?)\s*$""")
+_CODE_KV = re.compile(
+    r"""(?:^|[\s,({\[;])["'`]?([A-Za-z_$][\w$.-]*)["'`]?"""
+    r"""\s*(?::\s*[A-Za-z_][\w\[\], .|]*)?\s*(?::=|(?<![=!<>:])=(?!=)|:)\s*"""
+    r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`\n]*`)""")
+
+_CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
+             ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift", ".scala")
+_INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
+_SHELL_EXT = (".sh", ".bash", ".zsh")
+_EXAMPLE = re.compile(r"(?:^|[.-])(?:example|sample|template|tpl|dist)(?:$|[.-])", re.IGNORECASE)
+
+
+def _kind(name: str) -> str | None:
+    lower = name.lower()
+    if lower.endswith((".yaml", ".yml")):
+        return "yaml"
+    if lower.endswith(".json"):
+        return "json"
+    if name == ".env" or name.startswith(".env.") or lower.endswith(".env"):
+        return "env"
+    if lower.endswith(_CODE_EXT):
+        return "code"
+    if lower.endswith(_INI_EXT):
+        return "ini"
+    if lower.endswith(_SHELL_EXT) or name.startswith(("Dockerfile", "Containerfile")) \
+            or lower.endswith((".dockerfile", ".envrc")):
+        return "shell"
+    return None
+
+
+def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
+    lines = src.lines
+    for number, line in enumerate(lines, 1):
+        if not _WORDS.search(line):
+            continue
+        stripped = line.lstrip()
+        if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
+            continue
+        for key, value, col in _assignments(line, kind):
+            if key_is_secret(key) and is_literal(value) and not _self_named(key, value, kind):
+                yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
+        if kind == "yaml":
+            m = _YAML_NAME.match(line)
+            if m and key_is_secret(m.group(2)):
+                hit = _k8s_env_value(lines, number, len(m.group(1)))
+                if hit is not None:
+                    vnum, vcol = hit
+                    yield vnum, Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
+                                           f"({REDACTED}) instead of valueFrom.secretKeyRef", 1)
+
+
+def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
+    if kind == "yaml":
+        m = _YAML_LIST_ENV.match(line)
+        if m:
+            yield m.group(2), m.group(3), m.start(3) + 1
+            return
+        m = _YAML_KV.match(line)
+        if m:
+            value = _strip_yaml_comment(m.group(3))
+            yield m.group(2), value, m.start(3) + 1
+        return
+    if kind == "json":
+        for m in _JSON_KV.finditer(line):
+            yield m.group(1), m.group(2), m.start(2) + 1
+        return
+    if kind in ("env", "shell"):
+        m = _ENV_KV.match(line) or _DOCKER_ENV_SPACE.match(line)
+        if m:
+            value = m.group(2)
+            if kind == "shell" or " #" in value:
+                value = _strip_yaml_comment(value)
+            yield m.group(1), value, m.start(2) + 1
+        return
+    if kind == "ini":
+        m = _INI_KV.match(line)
+        if m:
+            yield m.group(1), _strip_yaml_comment(m.group(2)), m.start(2) + 1
+        return
+    for m in _CODE_KV.finditer(line):
+        yield m.group(1).rsplit(".", 1)[-1], m.group(2), m.start(2) + 1
+
+
+def _strip_yaml_comment(value: str) -> str:
+    v = value.strip()
+    if v[:1] in ("'", '"'):
+        end = v.find(v[0], 1)
+        return v[:end + 1] if end > 0 else v
+    i = v.find(" #")
+    return (v[:i] if i >= 0 else v).strip()
+
+
+def _self_named(key: str, value: str, kind: str) -> bool:
+    # In code, `PASSWORD_FIELD = "password"`-style constants name a field, not a secret.
+    if kind != "code":
+        return False
+    v = value.strip("\"'`")
+    return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v)
+
+
+def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int] | None:
+    """For ``- name: SECRET_VAR``, the line and column of a literal ``value:`` sibling."""
+    for i in range(number, min(number + 4, len(lines))):
+        line = lines[i]
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _YAML_VALUE.match(line)
+        if m is None or len(m.group(1)) <= indent:
+            return None
+        if m.group(2) == "valueFrom":
+            return None
+        raw = m.group(3)
+        value = _strip_yaml_comment(raw)
+        column = m.start(3) + 1 + len(raw) - len(raw.lstrip())
+        return (i + 1, column) if is_literal(value) else None
+    return None
+
+
+def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
+    """Yield at most one MAG002 finding per line (the most specific detector wins)."""
+    kind = _kind(src.name)
+    hits: dict[int, Hit] = {}
+
+    def keep(number: int, hit: Hit) -> None:
+        old = hits.get(number)
+        if old is None or (hit.priority, hit.column) < (old.priority, old.column):
+            hits[number] = hit
+
+    for number, hit in format_hits(src):
+        keep(number, hit)
+    if kind is not None:
+        example = bool(_EXAMPLE.search(src.name))
+        if not example and _WORDS.search(src.text):
+            for number, hit in _key_hits(src, kind):
+                keep(number, hit)
+        for number, hit in entropy_hits(src):
+            keep(number, hit)
+    for number in sorted(hits):
+        hit = hits[number]
+        yield finding(src, number, hit.column, RULE, hit.message, FIX)

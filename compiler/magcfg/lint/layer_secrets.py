@@ -1,0 +1,104 @@
+"""MAG006: a literal value for a secret key in a magcfg layer.
+
+Uses the compiler's own pieces: the project file (``magcfg.project``), the strict layer
+loader (``magcfg.load``), the schema index that knows which dotted keys are
+``x-magcfg-secret`` (``magcfg.schema``) and the reference grammar (``magcfg.secrets``).
+So lint flags exactly the values a build would refuse as non-references, but in every layer
+file at once, with its line, before anyone runs a build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .context import LintContext, finding
+from .findings import REDACTED, Finding
+from .walk import SourceFile
+
+RULE = "MAG006"
+
+
+@dataclass(frozen=True)
+class _Layers:
+    files: frozenset[str]
+    index: Any  # magcfg.schema.SchemaIndex, or None when there is no JSON schema
+
+
+def _layers(ctx: LintContext) -> _Layers:
+    cached = ctx.caches.get("layers")
+    if isinstance(cached, _Layers):
+        return cached
+    result = _load_layers(ctx)
+    ctx.caches["layers"] = result
+    return result
+
+
+def _load_layers(ctx: LintContext) -> _Layers:
+    empty = _Layers(frozenset(), None)
+    cfg = ctx.config
+    if cfg.project_file is None or not cfg.raw_project.get("layers"):
+        return empty  # not a magcfg layer repository
+    from ..load import FileSource
+    from ..project import load_project
+    from ..schema import load_schema
+
+    project = load_project(ctx.root / cfg.project_file)
+    if project.json_schema is None:
+        return empty
+    schema = load_schema(project.json_schema, project.path(project.json_schema).read_bytes())
+    source = FileSource(project.root)
+    files: set[str] = set()
+    for env in project.environments:
+        for layer in project.layers:
+            names, _ = source.list_layer(layer.directory(env))
+            files.update(names)
+    return _Layers(frozenset(files), schema.index)
+
+
+def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
+    """Yield a finding for each secret key of a layer file that holds no reference."""
+    if not src.name.endswith((".yaml", ".yml")):
+        return
+    layers = _layers(ctx)
+    if src.path not in layers.files or layers.index is None:
+        return
+    from ..load import LoadFailed, iter_leaves, locate, parse_layer
+    from ..secrets import looks_like_reference, parse_reference
+
+    raw = src.text.encode("utf-8")
+    try:
+        data, _ = parse_layer(src.path, raw)
+    except LoadFailed:
+        return  # `magcfg build` reports load errors with their own file:line
+    for keypath, value in iter_leaves(data):
+        if value is None or isinstance(value, tuple) or not keypath:
+            continue  # null, or a layer marker (!unset, !replace)
+        if not layers.index.is_secret(keypath):
+            continue
+        if isinstance(value, str) and parse_reference(value) is not None:
+            continue
+        key = ".".join(keypath)
+        line = locate(src.path, raw, keypath) or 1
+        column = _value_column(src, line, keypath[-1])
+        if isinstance(value, str) and looks_like_reference(value):
+            message = f"`{key}` holds a malformed secret reference ({REDACTED})"
+        else:
+            message = f"`{key}` is marked x-magcfg-secret but holds a literal value ({REDACTED})"
+        yield finding(src, line, column, RULE, message,
+                      "replace the value with a reference: `vault://<mount>/<path>#<key>` "
+                      "(e.g. vault://secret/k3s/<app>#<key>) or `env://VAR`; then rotate the "
+                      "exposed secret")
+
+
+def _value_column(src: SourceFile, line: int, key: str) -> int:
+    text = src.lines[line - 1] if 0 < line <= len(src.lines) else ""
+    at = text.find(key)
+    if at < 0:
+        return 1
+    colon = text.find(":", at + len(key))
+    if colon < 0:
+        return at + 1
+    rest = text[colon + 1:]
+    return colon + 2 + (len(rest) - len(rest.lstrip()))

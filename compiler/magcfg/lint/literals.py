@@ -1,0 +1,29 @@
+"""What counts as a literal value, as opposed to a reference, template or placeholder."""
+
+from __future__ import annotations
+
+import re
+
+_REFERENCE = re.compile(
+    r"^(?:vault|env|ref|secretref|awssm|gcpsm|azkv|op|sops)://"  # secret references
+    r"|\$\{|\$\(|\{\{|\{%|%\(|#\{|<%"                            # substitution, templates
+    r"|^\$[A-Za-z_]"                                              # $VAR
+    r"|^!",                                                       # YAML tags (!unset, !vault)
+    re.IGNORECASE)
+# <your-token>, xxxx / ****, [redacted], ..., and a bare format specifier (%s, {}, {0}).
+_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%[sdr]$|^\{\d*\}$")
+_NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
+                         "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
+                         "undefined"})
+
+
+def is_literal(value: str) -> bool:
+    """Whether an assigned value is a literal secret (not a reference or placeholder)."""
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'`":
+        v = v[1:-1].strip()
+    if not v or v.lower() in _NOT_VALUES:
+        return False
+    if _REFERENCE.search(v) or _PLACEHOLDER.match(v):
+        return False
+    return not v.startswith(("&", "*"))  # YAML anchors/aliases point elsewhere

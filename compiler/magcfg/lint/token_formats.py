@@ -1,0 +1,170 @@
+"""The MAG002 detectors borrowed from detect-secrets: its token-format plugins (AWS,
+GitHub, GitLab, Slack, Stripe, private keys, JWTs, basic-auth URLs, ...) and its
+high-entropy string measure with its false-positive heuristics.
+
+Each plugin's regexes run on the whole text only when the text contains one of the
+plugin's trigger substrings, and the plugin itself then decides on the matching lines.
+That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .findings import REDACTED
+from .literals import is_literal
+from .walk import SourceFile
+
+_LOCK_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "go.sum",
+                         "poetry.lock", "Cargo.lock", "Pipfile.lock", "composer.lock",
+                         "uv.lock", "Gemfile.lock"})
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A candidate MAG002 finding on one line."""
+
+    column: int
+    message: str
+    priority: int  # lower wins when several detectors hit one line
+
+
+# KeywordDetector: our key rule replaces it (and sees unquoted KEY=value). IPPublicDetector:
+# an address is not a secret. The IBM Cloud / COS, SoftLayer and Cloudant detectors are
+# keyword-context regexes that cost 5x the rest of the scan together on a 10,000-file repo
+# (benchmarks/lint_bench.py); the key rule covers keyword assignments.
+_SKIPPED_PLUGINS = frozenset({"KeywordDetector", "IPPublicDetector", "IbmCloudIamDetector",
+                              "IbmCosHmacDetector", "SoftlayerDetector", "CloudantDetector"})
+
+
+# Substrings at least one of which a plugin's patterns need (case as the patterns have it):
+# a file without any of them skips the plugin's regexes, which is most files for most
+# plugins. A plugin missing here (a new detect-secrets version) always runs.
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "ArtifactoryDetector": ("AKC", "AP"),
+    "AWSKeyDetector": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T", "aws", "AWS", "Aws"),
+    "AzureStorageKeyDetector": ("AccountKey=",),
+    "BasicAuthDetector": ("://",),
+    "GitHubTokenDetector": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "GitLabTokenDetector": ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "GR1348941",
+                            "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-"),
+    "JwtTokenDetector": ("eyJ",),
+    "MailchimpDetector": ("-us",),
+    "NpmDetector": (":_authToken=",),
+    "OpenAIDetector": ("T3BlbkFJ",),
+    "PrivateKeyDetector": ("PRIVATE KEY", "PuTTY-User-Key-File"),
+    "PypiTokenDetector": ("pypi-",),
+    "SendGridDetector": ("SG.",),
+    "SlackDetector": ("xox", "XOX", "hooks.slack.com", "HOOKS.SLACK.COM"),
+    "SquareOAuthDetector": ("sq0csp-",),
+    "StripeDetector": ("k_live_",),
+    "TwilioKeyDetector": ("AC", "SK"),
+}
+
+
+@lru_cache(maxsize=1)
+def _format_plugins() -> list[tuple[Any, tuple[str, ...] | None]]:
+    """detect-secrets' token-format plugins (sorted by name), each with its triggers."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import detect_secrets.plugins as pkg
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    plugins: list[tuple[Any, tuple[str, ...] | None]] = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for _, cls in sorted(inspect.getmembers(module, inspect.isclass)):
+            if (issubclass(cls, RegexBasedDetector) and not inspect.isabstract(cls)
+                    and cls.__module__ == module.__name__
+                    and cls.__name__ not in _SKIPPED_PLUGINS):
+                plugins.append((cls(), _TRIGGERS.get(cls.__name__)))
+    return plugins
+
+
+@lru_cache(maxsize=1)
+def _entropy_plugins() -> tuple[Any, Any]:
+    from detect_secrets.plugins.high_entropy_strings import (
+        Base64HighEntropyString,
+        HexHighEntropyString,
+    )
+
+    return Base64HighEntropyString(), HexHighEntropyString()
+
+
+_QUOTED_LONG = re.compile(r"""(["'])([A-Za-z0-9+/=_\\-]{20,})\1""")
+_DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|etag|commit|"
+                             r"rev|revision|fingerprint|uuid|nonce_hash)\W*$", re.IGNORECASE)
+_CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|cookie|session|"
+                             r"credential|bearer", re.IGNORECASE)
+
+
+_NEWLINE = re.compile("\n")
+
+
+def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    text = src.text
+    line_starts: list[int] | None = None
+    for plugin, triggers in _format_plugins():
+        if triggers is not None and not any(t in text for t in triggers):
+            continue
+        numbers: set[int] = set()
+        for regex in plugin.denylist:
+            for m in regex.finditer(text):
+                if line_starts is None:
+                    line_starts = [0, *(n.end() for n in _NEWLINE.finditer(text))]
+                numbers.add(bisect.bisect_right(line_starts, m.start()))
+        # The plugin itself decides on each candidate line (its own group logic).
+        for number in sorted(numbers):
+            line = src.lines[number - 1] if number <= len(src.lines) else ""
+            for secret in plugin.analyze_string(line):
+                if not secret or not is_literal(str(secret)):
+                    continue
+                col = line.find(str(secret)) + 1
+                yield number, Hit(max(col, 1), f"{plugin.secret_type} in a committed file "
+                                                f"({REDACTED})", 0)
+
+
+def _looks_generated(value: str, line: str) -> bool:
+    # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, `..._id = ...`.
+    from detect_secrets.filters.heuristic import (
+        is_likely_id_string,
+        is_potential_uuid,
+        is_sequential_string,
+    )
+
+    return (is_sequential_string(value) or is_potential_uuid(value)
+            or is_likely_id_string(value, line))
+
+
+def entropy_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    if src.name in _LOCK_FILES or src.name.endswith((".lock", ".min.js", ".svg", ".map")):
+        return
+    if not _QUOTED_LONG.search(src.text):
+        return
+    b64, hexa = _entropy_plugins()
+    for number, line in enumerate(src.lines, 1):
+        for m in _QUOTED_LONG.finditer(line):
+            value = m.group(2)
+            before = line[:m.start()]
+            if _DIGEST_CONTEXT.search(before) or "data:" in before[-12:]:
+                continue
+            if re.fullmatch(r"[0-9a-fA-F]+", value):
+                # Hex strings are mostly digests and ids: only under a credential-like key.
+                if (hexa.calculate_shannon_entropy(value) > hexa.entropy_limit
+                        and _CREDENTIAL_KEY.search(before)):
+                    yield number, Hit(m.start(2) + 1,
+                                       f"high-entropy hex string under a credential-like key "
+                                       f"({REDACTED})", 2)
+            elif (b64.calculate_shannon_entropy(value) > b64.entropy_limit
+                  and re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)
+                  and not _looks_generated(value, line)):
+                yield number, Hit(m.start(2) + 1,
+                                   f"high-entropy string that looks like a secret ({REDACTED})",
+                                   2)

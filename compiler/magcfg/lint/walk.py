@@ -1,0 +1,107 @@
+"""The file walker: which files a lint run reads, each read once, binaries skipped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Directories never worth linting when walking a tree outside git.
+_SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__",
+                        ".mypy_cache", ".ruff_cache", ".pytest_cache", ".tox", ".tools"})
+_BINARY_SNIFF = 8192
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Larger files are skipped: generated blobs and data dumps, not configuration."""
+
+
+@dataclass
+class SourceFile:
+    """A text file to lint. ``path`` is relative to the lint root, ``/``-separated."""
+
+    path: str
+    text: str
+    _lines: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def lines(self) -> list[str]:
+        """The file's lines without line endings (computed once, on first use)."""
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def git_root(start: Path) -> Path | None:
+    """The top of the git work tree containing ``start``, or None outside git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
+                             capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    if out.returncode != 0:
+        return None
+    return Path(out.stdout.strip())
+
+
+def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
+    """Relative paths of the files to lint under ``root``, sorted.
+
+    In a git work tree: tracked files plus untracked files that are not ignored. Outside
+    git: every regular file, minus VCS and tool directories. ``paths`` (absolute or relative
+    to the current directory) narrow the set to those files and directories.
+    """
+    if git_root(root) is not None:
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
+                             cwd=root, capture_output=True, check=True)
+        names = sorted({n for n in out.stdout.decode("utf-8", "surrogateescape").split("\0")
+                        if n})
+    else:
+        names = sorted(_walk_tree(root))
+    if paths:
+        prefixes = [_relative(root, p) for p in paths]
+        names = [n for n in names if any(_under(n, pre) for pre in prefixes)]
+    return names
+
+
+def _relative(root: Path, p: Path) -> str:
+    rel = os.path.relpath(p.resolve(), root.resolve())
+    return "" if rel == "." else rel.replace(os.sep, "/")
+
+
+def _under(name: str, prefix: str) -> bool:
+    return not prefix or name == prefix or name.startswith(prefix + "/")
+
+
+def _walk_tree(root: Path) -> Iterator[str]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        rel = os.path.relpath(dirpath, root)
+        for f in filenames:
+            name = f if rel == "." else os.path.join(rel, f)
+            yield name.replace(os.sep, "/")
+
+
+def read_files(root: Path, names: Sequence[str]) -> Iterator[SourceFile]:
+    """Read each file once; skip binaries (NUL bytes or not UTF-8), symlinks, huge files."""
+    for name in names:
+        full = root / name
+        try:
+            if full.is_symlink() or not full.is_file():
+                continue
+            if full.stat().st_size > MAX_FILE_BYTES:
+                continue
+            data = full.read_bytes()
+        except OSError:
+            continue
+        if b"\0" in data[:_BINARY_SNIFF]:
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        yield SourceFile(name, text)

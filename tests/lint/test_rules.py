@@ -1,0 +1,271 @@
+"""Each rule on its fixture repository: every marked line found, nothing else found.
+
+Precision and recall are counted per rule and over all fixtures, and must be 100%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from magcfg.lint import lint
+
+from . import fixtures as fx
+from .conftest import Fixture, MakeRepo
+
+FIXTURES: dict[str, Mapping[str, str]] = {
+    "MAG001": fx.FALLBACKS,
+    "MAG002": fx.HARDCODED,
+    "MAG003": fx.ENVFILES,
+    "MAG004": fx.VAULT_CLIENTS,
+    "MAG005": fx.VAULT_POLICY,
+    "MAG006": fx.LAYER_SECRETS,
+}
+
+
+def found_set(root: Path) -> set[tuple[str, int, str]]:
+    return {(f.file, f.line, f.rule) for f in lint(root).findings}
+
+
+def score(expected: set[tuple[str, int, str]],
+          found: set[tuple[str, int, str]]) -> tuple[int, int, int]:
+    tp = len(expected & found)
+    return tp, len(found - expected), len(expected - found)
+
+
+def build(make_repo: MakeRepo, rule: str) -> Fixture:
+    untracked = fx.ENVFILES_IGNORED if rule == "MAG003" else None
+    return make_repo(FIXTURES[rule], untracked=untracked)
+
+
+@pytest.mark.parametrize("rule", sorted(FIXTURES))
+def test_fixture_precision_and_recall(make_repo: MakeRepo, rule: str) -> None:
+    repo = build(make_repo, rule)
+    found = found_set(repo.root)
+    tp, fp, fn = score(repo.expected, found)
+    assert tp > 0 and sum(1 for e in repo.expected if e[2] == rule) >= 2
+    assert found - repo.expected == set(), f"false positives: {sorted(found - repo.expected)}"
+    assert repo.expected - found == set(), f"missed: {sorted(repo.expected - found)}"
+    assert (tp / (tp + fp), tp / (tp + fn)) == (1.0, 1.0)
+
+
+def test_overall_precision_and_recall(make_repo: MakeRepo, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    totals = [0, 0, 0]
+    per_rule = []
+    for rule in sorted(FIXTURES):
+        repo = build(make_repo, rule)
+        tp, fp, fn = score(repo.expected, found_set(repo.root))
+        per_rule.append(f"{rule}: tp={tp} fp={fp} fn={fn}")
+        totals = [totals[0] + tp, totals[1] + fp, totals[2] + fn]
+    tp, fp, fn = totals
+    with capsys.disabled():
+        print(f"\nlint fixtures: {'; '.join(per_rule)}; precision={tp / (tp + fp):.3f} "
+              f"recall={tp / (tp + fn):.3f} over {tp + fn} expected findings")
+    assert fp == 0 and fn == 0 and tp >= 40
+
+
+def test_flux_contexts_say_that_colon_question_is_unsupported(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.FALLBACKS)
+    for f in lint(repo.root).findings:
+        if f.file in fx.FLUX_FILES:
+            assert "does not support" in f.fix and "StrictPostBuildSubstitutions" in f.fix
+        else:
+            assert ":?" in f.fix and "does not support" not in f.fix
+
+
+def test_safe_default_without_reason_is_reported_as_such(make_repo: MakeRepo) -> None:
+    repo = make_repo({"compose.yaml": "x: ${A:-1}  # safe-default:\n"})
+    (f,) = lint(repo.root).findings
+    assert "needs a reason" in f.message
+
+
+def test_root_env_not_ignored_is_a_finding_tracked_or_not(make_repo: MakeRepo) -> None:
+    repo = make_repo({"README.md": "x\n"}, untracked={".env": "X=1\n"})
+    assert {(f.file, f.rule) for f in lint(repo.root).findings} == {(".env", "MAG003")}
+    assert "not git-ignored" in lint(repo.root).findings[0].message
+    tracked = make_repo({".env": "X=1\n"})
+    assert [f.rule for f in lint(tracked.root).findings] == ["MAG003"]
+
+
+def test_deploy_paths_come_from_the_project_file(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "magcfg.yaml": "lint:\n  deploy_paths: [ops/deploy]\n",
+        "ops/deploy/.env": "X=1\n",
+        ".gitignore": "k8s/.env\n",
+        "k8s/.env": "X=1\n",
+    })
+    found = lint(repo.root).findings
+    assert [(f.file, f.rule) for f in found] == [("ops/deploy/.env", "MAG003")]
+    assert "deploy path `ops/deploy/`" in found[0].message
+
+
+def test_outside_git_walks_the_tree_without_ignore_semantics(make_repo: MakeRepo) -> None:
+    repo = make_repo({".env": "X=1\n", "k8s/.env": "X=1\n", ".git-like/x": "y\n"},
+                     git_init=False)
+    assert {(f.file, f.rule) for f in lint(repo.root).findings} == {("k8s/.env", "MAG003")}
+
+
+def test_binary_and_non_utf8_files_are_skipped(make_repo: MakeRepo) -> None:
+    repo = make_repo({"README.md": "x\n"})
+    (repo.root / "blob.bin").write_bytes(b"\0\x01password = 'CANARYbin1'\n")
+    (repo.root / "latin1.py").write_bytes("password = 'CANARYl\xe91'\n".encode("latin-1"))
+    (repo.root / "ok.py").write_text("password = 'CANARYok1'\n")
+    assert [f.file for f in lint(repo.root).findings] == ["ok.py"]
+
+
+def test_ignored_files_are_not_read_and_untracked_ones_are(make_repo: MakeRepo) -> None:
+    repo = make_repo({".gitignore": "secret.env\n"},
+                     untracked={"secret.env": "DB_PASSWORD=CANARYx1\n",
+                                "new.env": "DB_PASSWORD=CANARYx2\n"})
+    assert [f.file for f in lint(repo.root).findings] == ["new.env"]
+
+
+def test_paths_narrow_the_files_checked(make_repo: MakeRepo) -> None:
+    repo = make_repo({"a/x.py": "password = 'CANARYa'\n", "b/y.py": "password = 'CANARYb'\n"})
+    result = lint(repo.root, [repo.root / "b"])
+    assert [f.file for f in result.findings] == ["b/y.py"] and result.files == 1
+
+
+def test_project_file_disables_and_excludes(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "magcfg.yaml": "lint:\n  disable: [MAG005]\n  exclude: ['vendor/**']\n",
+        "p.hcl": 'path "secret/data/a/*" { capabilities = ["read"] }\n',
+        "vendor/lib/x.py": "password = 'CANARYv'\n",
+    })
+    assert lint(repo.root).findings == []
+
+
+@pytest.mark.parametrize("key", ["DB_PASSWORD", "apiKey", "client_secret", "private_key",
+                                 "GITHUB_TOKEN", "passwd", "SECRET_KEY", "authToken"])
+def test_secret_like_keys(key: str) -> None:
+    from magcfg.lint.hardcoded import key_is_secret
+
+    assert key_is_secret(key)
+
+
+@pytest.mark.parametrize("key", ["passwordFile", "secretKeyRef", "secretName", "tokenUrl",
+                                 "existingSecret", "max_tokens", "passwordKey", "username",
+                                 "automountServiceAccountToken", "token_ttl", "secrets"])
+def test_not_secret_keys(key: str) -> None:
+    from magcfg.lint.hardcoded import key_is_secret
+
+    assert not key_is_secret(key)
+
+
+@pytest.mark.parametrize("value", ["vault://secret/k3s/a#b", "env://DB_PASSWORD", "${DB_PASS}",
+                                   "$DB_PASS", "{{ .Values.x }}", "<your-token>", '""', "null",
+                                   "xxxxxx", "!unset", "'{{ secret }}'"])
+def test_references_and_placeholders_are_not_literals(value: str) -> None:
+    from magcfg.lint.literals import is_literal
+
+    assert not is_literal(value)
+
+
+def test_layer_rule_agrees_with_the_compiler(make_repo: MakeRepo) -> None:
+    # What MAG006 flags, `magcfg build` refuses; after fixing those values the build passes.
+    from .conftest import run_cli
+
+    repo = make_repo(fx.LAYER_SECRETS)
+    build = run_cli(repo.root, "build", "--check")
+    assert build.returncode == 1 and "CANARY" not in build.stderr
+    dev = repo.root / "layers/env/dev/db.yaml"
+    fixed = (dev.read_text().replace("CANARYlayer1", "env://DB_PASSWORD")
+             .replace('"CANARYlayer2"', "env://STRIPE").replace('"vault://no-key-part"',
+                                                               "env://BROKEN")
+             .replace("123456", "env://NUMERIC"))
+    dev.write_text(fixed)
+    assert [f for f in lint(repo.root).findings if f.rule == "MAG006"] == []
+    build = run_cli(repo.root, "build")
+    assert build.returncode == 0, build.stderr
+
+
+def test_secrets_parse_reference() -> None:
+    from magcfg.secrets import SecretRef, parse_reference
+
+    assert parse_reference("vault://secret/k3s/magds#db_password") == SecretRef(
+        "vault", mount="secret", path="k3s/magds", key="db_password")
+    assert parse_reference("env://DB_PASSWORD") == SecretRef("env", var="DB_PASSWORD")
+    assert str(parse_reference("vault://secret/k3s/magds#db_password")) == \
+        "vault://secret/k3s/magds#db_password"
+    for bad in ("vault://secret#k", "vault://secret/k3s/magds", "env://lower", "hunter2",
+                "vault://Secret/x#k", " env://X"):
+        assert parse_reference(bad) is None, bad
+
+
+def test_suppression_works_in_every_comment_syntax(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "a.go": 'var token = "CANARYg1" // magcfg: ignore[MAG002] reason: test double\n',
+        "b.hcl": 'path "secret/data/x/*" { capabilities = ["read"] } '
+                 "# magcfg: ignore[MAG005] reason: legacy path, removal tracked\n",
+        "c.ts": "const apiKey = 'CANARYt1'; /* magcfg: ignore[MAG002] reason: demo key */\n",
+        "d.yaml": "password: CANARYy1  # magcfg: ignore[mag002] reason: lower-case id\n",
+    })
+    result = lint(repo.root)
+    assert result.findings == [] and result.suppressed == 4
+
+
+def test_env_file_inline_safe_default(make_repo: MakeRepo) -> None:
+    repo = make_repo({"config/app.env": "A=${A:-1} # safe-default: harmless\nB=${B:-2}\n"})
+    assert [(f.line, f.rule) for f in lint(repo.root).findings] == [(2, "MAG001")]
+
+
+def test_vault_client_in_nested_app_uses_the_nearest_app_dir(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "README.md": "# mono\n\n## Secrets architecture\n\nDirect-Vault because reasons.\n",
+        "apps/api/pyproject.toml": '[project]\nname = "api"\n',
+        "apps/api/src/api/vault.py": "import hvac\n",
+        "tools/rotate.py": "import hvac\n",
+    })
+    found = lint(repo.root).findings
+    # The root README declares Direct-Vault for the root app only; `api` has its own dir.
+    assert [(f.file, f.rule) for f in found] == [("apps/api/src/api/vault.py", "MAG004")]
+    assert "app `api`" in found[0].message
+
+
+def test_findings_never_contain_the_value(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.HARDCODED)
+    for f in lint(repo.root).findings:
+        assert "CANARY" not in f.message + f.fix
+
+
+def test_messages_do_not_depend_on_the_checkout_directory(make_repo: MakeRepo) -> None:
+    files = {"tool.py": "import hvac\n", "svc/package.json": '{"name": "svc"}\n',
+             "svc/i.js": "require('node-vault')\n"}
+    a, b = make_repo(files), make_repo(files)
+    fa, fb = lint(a.root).findings, lint(b.root).findings
+    assert fa == fb and len(fa) == 2
+    assert "`(repository root)`" in fa[1].message and a.root.name not in fa[1].message + fa[1].fix
+    assert "path: svc" in fa[0].fix
+
+
+def test_direct_vault_declared_by_path(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "magcfg.yaml": "secrets:\n  direct_vault:\n"
+                       "    - {app: backup-tools, path: ops/backup, justification: restores}\n"
+                       "    - {app: root-tools, path: ., justification: rotation script}\n",
+        "ops/backup/tool/go.mod": "module x/tool\n",
+        "ops/backup/tool/main.go": 'import "github.com/hashicorp/vault/api"\n',
+        "rotate.py": "import hvac\n",
+        "other/package.json": '{"name": "other"}\n',
+        "other/x.js": "import v from 'node-vault'\n",
+    })
+    assert [f.file for f in lint(repo.root).findings] == ["other/x.js"]
+
+
+def test_direct_vault_without_justification_is_a_project_file_error(make_repo: MakeRepo
+                                                                     ) -> None:
+    from magcfg.errors import MagcfgError
+
+    repo = make_repo({"magcfg.yaml": "secrets:\n  direct_vault:\n    - app: a\n"})
+    with pytest.raises(MagcfgError) as err:
+        lint(repo.root)
+    assert "justification" in err.value.format() and "magcfg.yaml:3" in err.value.format()
+
+
+def test_unparseable_python_still_shows_its_vault_import(make_repo: MakeRepo) -> None:
+    repo = make_repo({"legacy.py": "import hvac\nprint 'python 2'\n",
+                      "ok.py": "text = '''\nimport hvac\n'''\n"})
+    assert [(f.file, f.line) for f in lint(repo.root).findings] == [("legacy.py", 1)]
