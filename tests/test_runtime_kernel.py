@@ -553,3 +553,16 @@ def test_one_registry_per_kernel_and_no_restart_after_stop(rig: Rig) -> None:
     assert kernel.get("logging.level") == "info"  # still readable after stop
     with pytest.raises(RuntimeError, match="cannot be started again"):
         kernel.start()
+
+
+def test_only_real_content_changes_are_acted_on(rig: Rig) -> None:
+    files = rig.write(1)
+    kernel = rig.kernel()
+    before = len(rig.events)
+    rig.writer.write(files)  # a new ..data target with the same bytes
+    for name in files:
+        os.utime(rig.art / name)
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOADED)))
+    assert [e["type"] for e in rig.events[before:]] == [RELOADED]
+    assert kernel.version == 2
