@@ -230,8 +230,8 @@ class Kernel:
                 raise KernelStartError(f"{self._schema_path}: cannot read the schema: "
                                        f"{exc.strerror}") from None
             saved = self._load_saved()
+            self._last_stat = stat_signature(self.artifact_dir, ("config.json",))
             raw = read_artifact(self.artifact_dir)
-            self._last_stat = self._stat(raw)
             try:
                 snapshot = self._candidate(raw, saved, boot=True)
             except _Refused as refused:
@@ -260,6 +260,8 @@ class Kernel:
                 self._watcher = DirectoryWatcher(self.artifact_dir, self._on_change,
                                                  **self._watcher_options)  # type: ignore[arg-type]
                 self._watcher.start()
+                # Anything that changed between the read above and the first watch.
+                self._on_change("poll")
         return self
 
     def stop(self) -> None:
@@ -286,20 +288,21 @@ class Kernel:
     def _on_change(self, trigger: str) -> None:
         if trigger == "poll":
             with self._lock:
-                names = tuple(self._current.files) if self._current else ()
-                if stat_signature(self.artifact_dir, names) == self._last_stat:
+                if stat_signature(self.artifact_dir, self._names()) == self._last_stat:
                     return
         self._attempt(trigger)
 
-    def _stat(self, raw: RawArtifact) -> tuple[object, ...]:
-        return stat_signature(self.artifact_dir, tuple(sorted(raw.files)))
+    def _names(self) -> tuple[str, ...]:
+        # The files of the last read; stat data is taken *before* each read, so a change
+        # during the read still differs at the next poll.
+        return tuple(sorted(self._last_raw.files)) if self._last_raw else ("config.json",)
 
     def _attempt(self, trigger: str, force: bool = False) -> ReloadResult:
         with self._lock:
             current = self.snapshot
             started = time.perf_counter()
+            self._last_stat = stat_signature(self.artifact_dir, self._names())
             raw = read_artifact(self.artifact_dir)
-            self._last_stat = self._stat(raw)
             if not force and raw.same_content(self._last_raw):
                 return ReloadResult("unchanged", current.version)
             self._last_raw = raw
