@@ -566,3 +566,13 @@ def test_only_real_content_changes_are_acted_on(rig: Rig) -> None:
     assert wait_for(lambda: bool(rig.of_type(RELOADED)))
     assert [e["type"] for e in rig.events[before:]] == [RELOADED]
     assert kernel.version == 2
+
+
+def test_a_subscriber_may_stop_the_kernel(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel()
+    kernel.subscribe(RELOADED, lambda e: kernel.stop())
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOADED)))
+    assert wait_for(lambda: kernel.status()["watch"] is None)
+    assert kernel.version == 2 and kernel.get("logging.level") == "debug"

@@ -146,10 +146,15 @@ class DirectoryWatcher:
             ready, _, _ = select.select(fds, [], [], max(timeout, 0.0))
         except InterruptedError:
             return self._stopping, False
+        except (OSError, ValueError):  # fds closed by stop() called from a callback
+            return True, False
         if self._stop_r in ready or self._stopping:
             return True, False
-        events = self._inotify is not None and self._inotify.fd in ready \
-            and self._inotify.drain()
+        inotify = self._inotify
+        try:
+            events = inotify is not None and inotify.fd in ready and inotify.drain()
+        except OSError:
+            return True, False
         return False, bool(events)
 
     def _run(self) -> None:
