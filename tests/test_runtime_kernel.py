@@ -105,7 +105,7 @@ def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
                  ["sign", "-e", "production", "-k", "keys/magcfg.key"]):
         subprocess.run(cli + args, cwd=tmp_path, env=env, check=True, capture_output=True)
     expected = json.loads((tmp_path / "generated/production/config.json").read_text())
-    with Kernel(tmp_path / "generated/production", [tmp_path / "keys/magcfg.pub"],
+    with Kernel(tmp_path / "generated/production", str(tmp_path / "keys/magcfg.pub"),
                 schema=tmp_path / "schemas/magflock.schema.json", watch=False) as kernel:
         assert kernel.version == 1 and kernel.booted_from == "artifact"
         assert kernel.get("maggate.port") == expected["maggate"]["port"]
@@ -314,6 +314,7 @@ def test_failing_subscriber_breaks_nothing(rig: Rig, caplog: pytest.LogCaptureFi
     rig.write(3, hot_change(3, "warn"))
     assert wait_for(lambda: seen == [2, 3])
     assert CANARY not in caplog.text and "RuntimeError" in caplog.text
+    assert kernel.status()["subscriber_failures"] == 2
 
 
 def test_rejecting_subscriber_rolls_back(rig: Rig) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from magcfg.runtime.policy import REDACTED, ReloadPolicy, changes, restart_keys
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from magcfg.runtime.policy import REDACTED, ReloadPolicy, _same, changes, restart_keys
 from magcfg.runtime.snapshot import MISSING, freeze, thaw
 
 POLICY = ReloadPolicy({
@@ -81,3 +85,22 @@ def test_freeze_and_thaw_round_trip() -> None:
 def test_type_changes_inside_lists_count() -> None:
     assert [c.key for c in changes(freeze({"a": {"l": [1, 2]}}),
                                    freeze({"a": {"l": [True, 2.0]}}))] == ["a.l"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5])
+    | st.sampled_from(["a", "b", "vault://s/p#k"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["x", "y", "z"]), inner, max_size=3),
+    max_leaves=12)
+documents = st.dictionaries(st.sampled_from(["a", "b", "c"]), json_values, max_size=3)
+
+
+@settings(deadline=None, max_examples=300)
+@given(documents, documents)
+def test_changes_are_empty_exactly_when_documents_are_the_same(old: Any, new: Any) -> None:
+    changed = changes(freeze(old), freeze(new))
+    assert (changed == []) == _same(old, new)
+    for change in changed:  # every reported path really differs
+        assert not _same(thaw(change.old) if change.old is not MISSING else MISSING,
+                         thaw(change.new) if change.new is not MISSING else MISSING)

@@ -104,7 +104,8 @@ class Kernel:
     """
 
     def __init__(self, artifact_dir: str | os.PathLike[str],
-                 public_keys: Sequence[Ed25519PublicKey | str | os.PathLike[str]],
+                 public_keys: Sequence[Ed25519PublicKey | str | os.PathLike[str]]
+                 | Ed25519PublicKey | str | os.PathLike[str],
                  state_dir: str | os.PathLike[str] | None = None, *,
                  schema: str | os.PathLike[str] | None = None,
                  validators: Iterable[Validator] = (),
@@ -117,6 +118,8 @@ class Kernel:
                  metrics: Any = None,
                  source: str = "magcfg/runtime") -> None:
         self.artifact_dir = Path(artifact_dir)
+        if isinstance(public_keys, (str, os.PathLike, Ed25519PublicKey)):
+            public_keys = [public_keys]  # one key given bare: not a sequence of characters
         self.public_keys = [k if isinstance(k, Ed25519PublicKey) else load_public_key(k)
                             for k in public_keys]
         if not self.public_keys:
@@ -209,6 +212,7 @@ class Kernel:
             "pending_version": self._pending.version if self._pending else None,
             "last_error": self.last_error["data"] if self.last_error else None,
             "watch": self._watcher.mode if self._watcher else None,
+            "subscriber_failures": self._bus.failures,
         }
 
     # ---------------------------------------------------------------- lifecycle
