@@ -116,6 +116,14 @@ def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
             kernel.config["maggate"]["port"] = 1  # type: ignore[index]
         assert isinstance(kernel.get("boot.order"), tuple)
         assert kernel.reload().status == "unchanged"
+    # GitOps delivery: the ConfigMap's data, mounted by the kubelet, verifies byte for byte.
+    import yaml
+
+    configmap = yaml.safe_load((tmp_path / "generated/production/configmap.yaml").read_text())
+    volume = tmp_path / "volume"
+    KubeletWriter(volume).write({n: v.encode() for n, v in configmap["data"].items()})
+    with Kernel(volume, str(tmp_path / "keys/magcfg.pub"), watch=False) as mounted:
+        assert mounted.version == 1 and dict(mounted.config) == dict(kernel.config)
 
 
 def test_hot_change_through_the_kubelet_swap_is_applied_with_an_event(rig: Rig) -> None:
