@@ -145,6 +145,48 @@ def docs(
 
 # ---------------------------------------------------------------- secrets: check-env (issue 3)
 
+
+@app.command("check-env")
+def check_env(
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment the service runs as.")],
+    artifact: Annotated[Path | None, typer.Option(
+        "--artifact", "-a", envvar="MAGCFG_ARTIFACT", show_default=False,
+        help="Directory with config.json and manifest.json (default: generated/<env>/ of "
+             "the project).")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f",
+                                               help="text or json.")] = "text",
+    project: ProjectOption = None,
+) -> None:
+    """Container entrypoint check: exit 1 listing the env vars of secrets that are missing
+    or empty (names only, never values)."""
+    from .check_env import check_env as run_check
+
+    if output_format not in ("text", "json"):
+        _stderr(f"error: unknown format {output_format!r} (text or json)")
+        raise typer.Exit(2)
+    try:
+        if artifact is None:
+            from .project import load_project
+
+            proj = load_project(project)
+            proj.check_envs([env])
+            artifact = proj.root / proj.output / env
+        result = run_check(artifact, env=env)
+    except MagcfgError as exc:
+        _fail(exc)
+    if output_format == "json":
+        import json
+
+        print(json.dumps(result.as_json(), indent=2, sort_keys=True))
+    elif result.ok:
+        _stderr(f"check-env: {env}: all {len(result.required)} secret(s) resolvable")
+    else:
+        _stderr(f"check-env: {env}: {len(result.missing_names)} secret env var(s) missing or empty:")
+        for r in result.missing:
+            _stderr(f"  {r.name}  (for {r.key}, {r.scheme}://)")
+    if not result.ok:
+        raise typer.Exit(1)
+
 # ---------------------------------------------------------------- keys / sign / verify (issue 4)
 
 keys_app = typer.Typer(name="keys", help="Manage Ed25519 signing keys.", no_args_is_help=True)

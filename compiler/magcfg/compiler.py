@@ -65,6 +65,11 @@ def _extensions() -> Extensions:
 
     checks.append(configmap_size_check)
     delivery.append(configmap_emitter)
+    from .secret_check import check_secrets
+    from .secret_manifests import emit_secret_manifests
+
+    checks.append(check_secrets)
+    artifacts.append(emit_secret_manifests)
     return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
 
 
@@ -78,7 +83,29 @@ class CompileContext:
     schema: Schema | None
     config_json: bytes
     redactor: Redactor
+    fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    cache: BuildCache | None = None
     _config: dict[str, Any] | None = None
+
+    def top(self, key: str) -> Any:
+        """One top-level value, parsed from its fragment alone (cheaper than ``config``)."""
+        import orjson
+
+        if self._config is not None:
+            return self._config[key]
+        return orjson.loads(b"{" + self.fragments[key][1] + b"}")[key]
+
+    def memo(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """A per-fragment result cached with the fragment: ``compute`` runs only when the
+        top-level ``key``'s inputs changed. Results must be marshal-able."""
+        if self.cache is None or key not in self.fragments:
+            return compute()
+        name = f"{kind}:{self.fragments[key][0]}"
+        found = self.cache.fragment(name)
+        if found is None:
+            found = compute()
+            self.cache.put_fragment(name, found)
+        return found
 
     @property
     def config(self) -> dict[str, Any]:
@@ -179,12 +206,16 @@ class Compiler:
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
         schema = self.schema()
-        return Redactor(schema.index if schema else None, self.project.settings.get("redact") or ())
+        patterns = self.project.settings.get("redact") or ()
+        if not isinstance(patterns, list):  # reported by the secrets check
+            patterns = ()
+        return Redactor(schema.index if schema else None,
+                        [p for p in patterns if isinstance(p, str) and p])
 
     def validator(self) -> Validator | None:
         schema = self.schema()
         if self._validator is None and schema is not None:
-            self._validator = Validator(schema)
+            self._validator = Validator(schema, self.redactor())
         return self._validator
 
     # -- load -------------------------------------------------------------------------
@@ -216,7 +247,7 @@ class Compiler:
                 except LoadFailed as exc:
                     errors.extend(exc.diagnostics)
         if errors:
-            raise BuildError(sorted(set(errors)))
+            raise BuildError(sorted(set(self._redacted(errors))))
         schema = self.schema()
         index = schema.index if schema is not None else None
         merge_key = index.merge_key if index is not None else None
@@ -261,12 +292,22 @@ class Compiler:
     def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         """Merge, validate and emit one environment. Returns (artifact, diagnostics);
-        the artifact is None when there are errors."""
+        the artifact is None when there are errors. No diagnostic quotes a secret."""
+        artifact, diagnostics = self._compile(env, stack, previous_manifest)
+        if diagnostics:
+            diagnostics = self._redacted(diagnostics)
+            if artifact is not None:
+                artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
+        return artifact, diagnostics
+
+    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
         validator = self.validator()
         schema_digest = schema.digest if schema else ""
         diagnostics: list[Diagnostic] = []
         fragments: list[bytes] = []
+        by_key: dict[str, tuple[str, bytes]] = {}
         present: dict[str, Any] = {}
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
@@ -282,6 +323,7 @@ class Compiler:
                 if not absent:
                     fragments.append(data)
                     present[key] = True
+                    by_key[key] = (fkey, data)
                 continue
             with self.timings.stage("merge"):
                 value, diags = stack.merge_top(key)
@@ -301,12 +343,14 @@ class Compiler:
             if value is not ABSENT:
                 fragments.append(data)
                 present[key] = value
+                by_key[key] = (fkey, data)
         if failed:
             return None, diagnostics
         with self.timings.stage("emit"):
             config = config_bytes(fragments)
         files = {CONFIG: config}
-        context = CompileContext(self.project, env, stack, schema, config, self.redactor())
+        context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
+                                 by_key, self.cache)
         extensions = _extensions()
         with self.timings.stage("validate"):
             if validator is not None:
@@ -336,6 +380,15 @@ class Compiler:
                 files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack), diagnostics
+
+    def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Diagnostics with quoted values of secret keys masked (the load stage quotes
+        scalars before anyone knows which keys are secret)."""
+        try:
+            redactor = self.redactor()
+        except BuildError:  # an unreadable schema is reported on its own
+            redactor = Redactor(None, self.project.settings.get("redact") or ())
+        return [redactor.diagnostic(d) for d in diagnostics]
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         if self._reload is None:

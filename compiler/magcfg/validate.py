@@ -12,8 +12,9 @@ the root schema uses keywords that relate top-level keys to each other, fragment
 validation would not be equivalent, and the whole document is validated instead
 (``Validator.fragment_safe``).
 
-Messages never show a secret's value: instance values are masked in every message of
-a key that the schema marks ``x-magcfg-secret``.
+Messages never show a secret's value: instance values are masked in every message about
+a key the redactor calls secret (``x-magcfg-secret`` or a ``redact:`` glob) or about a
+map or list that holds one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BuildError, Diagnostic
+from .redact import Redactor
 from .schema import Schema
 
 _FRAGMENT_SAFE_ROOT = frozenset({
@@ -45,10 +47,11 @@ class SchemaViolation:
 class Validator:
     """A compiled validator for one schema, reused for every environment of a build."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, redactor: Redactor | None = None) -> None:
         import jsonschema_rs
 
         self.schema = schema
+        self.redactor = redactor or Redactor(schema.index)
         document = schema.document
         try:
             jsonschema_rs.meta.validate(document)
@@ -121,9 +124,28 @@ class Validator:
                 out.append(SchemaViolation(keypath, f"required key {prop!r} is missing",
                                            "required"))
                 continue
-            secret = index.is_secret(keypath)
-            message = masked_errors[i].message if secret and i < len(masked_errors) else error.message
+            secret = self.redactor.contains_secret(keypath, error.instance)
+            message = error.message
+            if secret:
+                message = _secret_message(kind, name, masked_errors[i].message
+                                          if i < len(masked_errors) else MASK,
+                                          index.is_secret(keypath))
             if len(message) > _MAX_MESSAGE:
                 message = message[:_MAX_MESSAGE] + "..."
             out.append(SchemaViolation(keypath, f"{message} (schema: {name})", f"schema-{name}"))
         return out
+
+
+def _secret_message(kind: Any, name: str, masked: str, reference: bool) -> str:
+    """A message about a secret's value that shows the rule but never the value (the
+    engine's mask also hides the schema's side: ``<redacted> is not of type <redacted>``)."""
+    if name == "type":
+        types = getattr(kind, "types", None) or []
+        message = f"{MASK} is not of type {' or '.join(str(t) for t in types)}"
+    elif name == "pattern":
+        message = f"{MASK} does not match {getattr(kind, 'pattern', '?')!r}"
+    else:
+        return masked
+    if reference:
+        message += " (a secret key holds a reference: vault://<mount>/<path>#<key> or env://VAR)"
+    return message

@@ -83,6 +83,8 @@ db:
   passwordFile: /run/secrets/db
   existingSecret: db-credentials
   passwordKey: db-password
+  secretKey: MAGCFG_DB_PASSWORD
+  secret_key: Zx9kQ2pLm8vR4tW7yB1nC6dF3gH5jK0s «MAG002»
   user_password: ""
 api:
   token: "CANARYtok4412" «MAG002»

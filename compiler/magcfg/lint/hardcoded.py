@@ -177,11 +177,23 @@ def _strip_yaml_comment(value: str) -> str:
     return (v[:i] if i >= 0 else v).strip()
 
 
+_NAME_OF_A_KEY = re.compile(r"[A-Z][A-Z0-9_]*|[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*")
+_FILE_NAME = re.compile(r"[\w.-]+\.(?:ya?ml|json|hcl|txt|md|toml|cfg|conf|ini|env\.example)")
+
+
 def _self_named(key: str, value: str, kind: str) -> bool:
-    # In code, `PASSWORD_FIELD = "password"`-style constants name a field, not a secret.
+    v = value.strip("\"'`")
+    # `secretKey: MAGCFG_DB_PASSWORD` (External Secrets, Helm charts) names the key of a
+    # Kubernetes Secret: an env-var-like or kebab-case name, not key material.
+    tokens = [t.lower() for t in _SPLIT.split(key) if t]
+    if tokens and tokens[-1] == "key" and _NAME_OF_A_KEY.fullmatch(v):
+        return True
     if kind != "code":
         return False
-    v = value.strip("\"'`")
+    # In code, `PASSWORD_FIELD = "password"`-style constants name a field, and
+    # `EXTERNAL_SECRET = "externalsecret.yaml"` a file, not a secret.
+    if _FILE_NAME.fullmatch(v):
+        return True
     return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v)
 
 
