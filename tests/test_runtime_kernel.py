@@ -453,9 +453,16 @@ def test_audit_log_has_one_line_per_attempt(rig: Rig) -> None:
 # ---------------------------------------------------------------- secrets
 
 def test_canary_secrets_never_appear_in_events_or_logs(rig: Rig,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+                                                       caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The value the Deployment injects for magds.password (External Secrets delivery).
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", CANARY + "-env")
     rig.write(1)
     kernel = rig.kernel(watch=False)
+    assert kernel.secret("magds.password") == CANARY + "-env"
+    assert kernel.check_env().ok
+    with pytest.raises(KeyError, match="not hold a secret reference"):
+        kernel.secret("magds.host")
     leaking = base_config(2)
     # A literal where a secret belongs (schema-marked key), a credential-named key and a
     # secret reference: all three change, none may be shown.
@@ -585,3 +592,12 @@ def test_a_subscriber_may_stop_the_kernel(rig: Rig) -> None:
     assert wait_for(lambda: bool(rig.of_type(RELOADED)))
     assert wait_for(lambda: kernel.status()["watch"] is None)
     assert kernel.version == 2 and kernel.get("logging.level") == "debug"
+
+
+def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAGCFG_MAGDS_PASSWORD", raising=False)
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    assert kernel.secret("magds.password") is None
+    check = kernel.check_env()
+    assert not check.ok and check.missing_names == ["MAGCFG_MAGDS_PASSWORD"]

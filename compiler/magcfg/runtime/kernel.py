@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MagcfgError
+from ..redact import Redactor
 from ..sign import (
     Ed25519PublicKey,
     SuccessionError,
@@ -42,12 +43,13 @@ from .events import (
     Subscriber,
     make_event,
 )
-from .policy import REDACTED, Change, ReloadPolicy, changes, restart_keys
+from .policy import Change, ReloadPolicy, changes, restart_keys
 from .snapshot import MISSING, Snapshot, freeze, gc_paused
 from .source import RawArtifact, read_artifact, stat_signature
 from .state import StateCorrupt, load_state, save_state
 
 if TYPE_CHECKING:
+    from ..check_env import EnvCheck
     from .metrics import KernelMetrics
     from .watcher import DirectoryWatcher
 
@@ -194,6 +196,31 @@ class Kernel:
             if value is MISSING:
                 return default
         return value
+
+    def secret(self, path: str, environ: Mapping[str, str] | None = None) -> str | None:
+        """The value of the secret that the reference at ``path`` names, read where the
+        platform delivers it (docs/secrets.md): the env var ``env_var_name(path)`` that
+        the Deployment injects for ``vault://``, the named variable for ``env://``.
+        ``None`` if it is not delivered (or is ``vault+direct://``, which the app reads
+        from Vault itself). The value is never stored, logged or put in an event."""
+        from ..check_env import resolve
+        from ..secrets import parse_reference
+
+        value = self.get(path)
+        ref = parse_reference(value) if isinstance(value, str) else None
+        if ref is None:
+            raise KeyError(f"{path} does not hold a secret reference")
+        return resolve(tuple(path.split(".")), ref, os.environ if environ is None else environ)
+
+    def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
+        """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
+        whether every secret it references is delivered (names only, never values)."""
+        from ..check_env import check_config
+        from .snapshot import thaw
+
+        snapshot = self.snapshot
+        return check_config(snapshot.environment, thaw(snapshot.config),
+                            os.environ if environ is None else environ)
 
     def subscribe(self, event_type: str, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` on every event of ``event_type`` (``config.loaded``,
@@ -574,10 +601,7 @@ def _message(exc: MagcfgError) -> str:
 
 
 def _mask(text: str, secrets: Iterable[str]) -> str:
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if value:
-            text = text.replace(value, REDACTED)
-    return text
+    return Redactor().text(text, secrets)
 
 
 def _ms(started: float) -> float:

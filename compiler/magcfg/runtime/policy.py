@@ -18,25 +18,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..redact import REDACTED, Redactor
+from ..secrets import looks_like_reference
 from .snapshot import MISSING
 
-REDACTED = "<redacted>"
-SECRET_REFERENCE = re.compile(r"^(?:vault|env|file|k8s|aws-sm|gcp-sm)://", re.IGNORECASE)
+__all__ = ["REDACTED", "Change", "ReloadPolicy", "changes", "restart_keys"]
+
 _CREDENTIAL_NAME = re.compile(
     r"(?:^|[_-])(?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key|"
     r"credentials?|client[_-]secret)$", re.IGNORECASE)
-
-
-def _pattern(glob: str) -> re.Pattern[str]:
-    # The same glob dialect as the compiler's redactor: '*' within one segment, '**' any
-    # number of segments; a match covers the key and everything under it.
-    parts = []
-    for segment in glob.split("."):
-        if segment == "**":
-            parts.append(r"(?:[^.]+\.)*[^.]+")
-        else:
-            parts.append("[^.]*".join(re.escape(s) for s in segment.split("*")))
-    return re.compile(r"\.".join(parts) + r"(?:\..*)?")
 
 
 @dataclass(frozen=True)
@@ -88,13 +78,11 @@ class ReloadPolicy:
         self._restart_prefixes = {p[:i] for p, pol in (*self._exact.items(), *wild)
                                   if pol == "restart" for i in range(1, len(p))}
         self._restart_wild = [p for p, pol in wild if pol == "restart"]
-        self._secret_exact: set[tuple[str, ...]] = set()
-        self._secret: list[re.Pattern[str]] = []
-        for glob in _strings(manifest.get("secret_keys")):
-            if "*" in glob:
-                self._secret.append(_pattern(glob))
-            else:
-                self._secret_exact.add(tuple(glob.split(".")))
+        # Plain paths in a set (a large schema lists hundreds); globs go to the compiler's
+        # redactor, so both read the `*`/`**` dialect the same way.
+        globs = _strings(manifest.get("secret_keys"))
+        self._secret_exact = {tuple(g.split(".")) for g in globs if "*" not in g}
+        self._redactor = Redactor(None, [g for g in globs if "*" in g])
 
     def policy_of(self, key: str) -> str:
         """``hot`` or ``restart`` for the dotted ``key``."""
@@ -124,15 +112,14 @@ class ReloadPolicy:
 
     def is_secret(self, key: str, *values: Any) -> bool:
         """Whether the value of ``key`` must never be shown (see the module docstring)."""
-        if any(isinstance(v, str) and SECRET_REFERENCE.match(v) for v in values):
+        if any(isinstance(v, str) and looks_like_reference(v) for v in values):
             return True
         if _CREDENTIAL_NAME.search(key.rsplit(".", 1)[-1]):
             return True
-        if self._secret_exact:
-            parts = tuple(key.split("."))
-            if any(parts[:n] in self._secret_exact for n in range(1, len(parts) + 1)):
-                return True
-        return any(p.fullmatch(key) for p in self._secret)
+        parts = tuple(key.split("."))
+        if any(parts[:n] in self._secret_exact for n in range(1, len(parts) + 1)):
+            return True
+        return bool(self._redactor.patterns) and self._redactor.is_secret(parts)
 
     def secret_values(self, config: Mapping[str, Any]) -> set[str]:
         """Every string value held under a secret key (to mask them in error texts)."""
