@@ -319,3 +319,29 @@ def test_help_lists_the_options() -> None:
     assert result.returncode == 0
     for option in ("--artifact", "--public-key", "--out", "--exec", "--signal", "--state-dir"):
         assert option in result.stdout
+
+
+def test_metrics_endpoint(setup: Setup) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    setup.write(1)
+    sidecar = setup.start("--metrics-port", str(port))
+    assert wait_for(lambda: setup.published_version() == 1)
+    setup.write(2, key=Ed25519PrivateKey.generate())
+    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    text = scrape()
+    assert "magcfg_config_last_reload_successful 0.0" in text
+    assert 'magcfg_config_reloads_failed_total{stage="verify"} 1.0' in text
+    assert 'magcfg_config_info{env="production",version="1"} 1.0' in text
+    assert "magcfg_config_last_reload_success_timestamp_seconds" in text
+    assert "magcfg_config_rollbacks_total 0.0" in text and "magcfg_config_reloads_total 2.0" in text
+    assert sidecar.terminate() == 0

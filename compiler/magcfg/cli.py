@@ -369,6 +369,10 @@ def watch(
                                                  "older than the running one.")] = False,
     poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between "
                                                  "fallback polls.", min=0.05)] = 5.0,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus "
+                                                     "metrics on this port (needs "
+                                                     "magcfg[metrics]).", min=1, max=65535,
+                                                     show_default=False)] = None,
 ) -> None:
     """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
     from .errors import UsageError
@@ -382,12 +386,14 @@ def watch(
     except ValueError as exc:
         _fail(UsageError(str(exc)))
     options = SidecarOptions(artifact, list(public_key), out, exec_command, target, state_dir,
-                             schema, allow_rollback, poll_interval, audit_log)
+                             schema, allow_rollback, poll_interval, audit_log, metrics_port)
     try:
         sidecar = Sidecar(options)
         code = sidecar.run()
     except (KernelStartError, MagcfgError) as exc:
         _fail(exc)
+    except RuntimeError as exc:  # optional packages missing
+        _fail(MagcfgError(str(exc)))
     raise typer.Exit(code)
 
 

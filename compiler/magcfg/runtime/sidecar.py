@@ -55,6 +55,7 @@ class SidecarOptions:
     allow_rollback: bool = False
     poll_interval: float = 5.0
     audit_log: Path | None = None
+    metrics_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,10 +68,18 @@ class Sidecar:
         self._print_lock = threading.Lock()
         self._changed = False
         self.start_error: str | None = None
+        registry = None
+        if options.metrics_port is not None:
+            try:
+                from prometheus_client import CollectorRegistry
+            except ImportError:
+                raise RuntimeError("--metrics-port needs the prometheus-client package: "
+                                   "pip install 'magcfg[metrics]'") from None
+            registry = CollectorRegistry()
         self.kernel = Kernel(options.artifact, [*options.public_keys], options.state_dir,
                              schema=options.schema, allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
-                             source="magcfg/watch", **options.extra)
+                             metrics=registry, source="magcfg/watch", **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
         self.kernel.subscribe(RELOADED, self._publish)
         self.kernel.subscribe("*", self._print_and_notify)
@@ -135,6 +144,16 @@ class Sidecar:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
+        if self.options.metrics_port is not None and self.kernel.metrics is not None:
+            from prometheus_client import start_http_server
+
+            try:
+                start_http_server(self.options.metrics_port,
+                                  registry=self.kernel.metrics.registry)
+            except OSError as exc:
+                self._stderr(f"error: --metrics-port {self.options.metrics_port}: "
+                             f"{exc.strerror}")
+                return 1
         self.kernel.start()
         if self.start_error is not None:
             self.kernel.stop()
