@@ -345,3 +345,15 @@ def test_metrics_endpoint(setup: Setup) -> None:
     assert "magcfg_config_last_reload_success_timestamp_seconds" in text
     assert "magcfg_config_rollbacks_total 0.0" in text and "magcfg_config_reloads_total 2.0" in text
     assert sidecar.terminate() == 0
+
+
+def test_the_documented_deployment_is_valid_kubernetes() -> None:
+    import kubernetes_validate
+    import yaml
+
+    text = (REPO / "docs/runtime.md").read_text()
+    block = text.split("```yaml\napiVersion: apps/v1\n", 1)[1].split("```", 1)[0]
+    doc = yaml.safe_load("apiVersion: apps/v1\n" + block)
+    assert kubernetes_validate.validate(doc, "1.37", strict=True) == "1.37"
+    sidecar = doc["spec"]["template"]["spec"]["initContainers"][0]
+    assert sidecar["restartPolicy"] == "Always" and sidecar["args"][0] == "watch"
