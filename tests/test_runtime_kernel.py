@@ -601,3 +601,16 @@ def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.
     assert kernel.secret("magds.password") is None
     check = kernel.check_env()
     assert not check.ok and check.missing_names == ["MAGCFG_MAGDS_PASSWORD"]
+
+
+def test_a_replaced_artifact_directory_is_found_again(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(poll_interval=0.05)
+    old = rig.art.rename(rig.root / "old-volume")
+    assert wait_for(lambda: kernel.status()["last_error"] is not None)
+    assert kernel.status()["last_error"]["reason"] == "missing_file" and kernel.version == 1
+    fresh = KubeletWriter(rig.root / "staging-volume")
+    fresh.write(artifact_files(hot_change(2), 2, rig.key))
+    (rig.root / "staging-volume").rename(rig.art)
+    assert wait_for(lambda: kernel.version == 2)
+    assert old.exists()
