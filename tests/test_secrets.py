@@ -387,7 +387,7 @@ def test_without_a_json_schema_references_are_still_checked(tmp_path: Path) -> N
     """A CUE-only project: magcfg cannot tell secret keys, but every reference it finds is
     checked and delivered."""
     p = make(tmp_path / "cue", PROJECT.replace("  json: schemas/schema.json", "  cue: schemas/schema.cue"))
-    p.write("schemas/schema.cue", "magds: {...}\nmagws: {...}\n")
+    p.write("schemas/schema.cue", "#Config: {\n\tmagds: {...}\n\tmagws: {...}\n\t...\n}\n")
     result = magcfg.build(magcfg.load_project(p.root / "magcfg.yaml"), cache=BuildCache(None))
     assert b"MAGCFG_MAGWS_APP_SECRET" in result.artifacts["prod"].files["externalsecret.yaml"]
     p.write("layers/secrets/prod/magws.yaml", 'magws:\n  app_secret: "vault://kv/k3s/magws#x"\n')

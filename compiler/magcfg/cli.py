@@ -309,6 +309,139 @@ def verify(
 
 # ---------------------------------------------------------------- diff / promote (issue 5)
 
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="Output format: text, json or markdown.")]
+
+
+def _use_color(mode: str) -> bool:
+    if mode not in ("auto", "always", "never"):
+        from .errors import UsageError
+
+        raise UsageError(f"--color must be auto, always or never, not {mode!r}")
+    if mode == "auto":
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return mode == "always"
+
+
+@app.command()
+def diff(
+    old: Annotated[str | None, typer.Argument(help="Environment on the old side.",
+                                              show_default=False)] = None,
+    new: Annotated[str | None, typer.Argument(help="Environment on the new side.",
+                                              show_default=False)] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="With --against: the "
+                                            "environment to compare.", show_default=False)] = None,
+    against: Annotated[str | None, typer.Option("--against", help="Git ref (commit, branch, "
+                                                "tag) to compare the working tree with.",
+                                                show_default=False)] = None,
+    output_format: FormatOption = "text",
+    color: Annotated[str, typer.Option("--color", help="auto (on a terminal), always or "
+                                       "never.")] = "auto",
+    project: ProjectOption = None,
+) -> None:
+    """Compare two environments (A B) or one at a git ref with the working tree.
+
+    `magcfg diff A B` or `magcfg diff --env E --against REF`. Secrets are redacted (a
+    changed reference shows as changed), restart-only keys are flagged, and each change
+    names the file:line that set it. Exit 0 identical, 1 different, 2 usage error.
+    """
+    from .errors import UsageError
+
+    try:
+        if output_format not in ("text", "json", "markdown"):
+            raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
+        use_color = _use_color(color)
+        if against is not None:
+            if new is not None or (old is not None and env is not None):
+                raise UsageError("give either two environments or --env E --against REF")
+            env = env or old
+            if env is None:
+                raise UsageError("--against needs --env E")
+        elif env is not None:
+            raise UsageError("--env needs --against REF (or give two environments: A B)")
+        elif old is None or new is None:
+            raise UsageError("give two environments (magcfg diff A B) or --env E --against REF")
+        from . import diff as diffs
+        from .project import load_project
+
+        proj = load_project(project)
+        if against is not None:
+            assert env is not None
+            result = diffs.diff_against(proj, env, against)
+        else:
+            assert old is not None and new is not None
+            result = diffs.diff_environments(proj, old, new)
+    except MagcfgError as exc:
+        _fail(exc)
+    if output_format == "json":
+        sys.stdout.write(diffs.format_json(result))
+    elif output_format == "markdown":
+        sys.stdout.write(diffs.format_markdown(result))
+    else:
+        sys.stdout.write(diffs.format_text(result, color=use_color))
+    raise typer.Exit(0 if result.identical else 1)
+
+
+@app.command()
+def promote(
+    from_env: Annotated[str, typer.Argument(metavar="FROM", help="Environment to copy from.")],
+    to_env: Annotated[str, typer.Argument(metavar="TO", help="Environment to write into.")],
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", "-k", help="Only keys matching this dotted glob (repeatable; * one "
+        "segment, ** any; a key covers its children).", show_default=False)] = None,
+    include_secrets: Annotated[bool, typer.Option(
+        "--include-secrets", help="Also promote secret references (never values).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show the plan and the "
+                                          "diff of TO; change nothing.")] = False,
+    branch: Annotated[str | None, typer.Option("--branch", "-b", help="Branch to create "
+                                               "(default: promote/FROM-to-TO-<digest>).",
+                                               show_default=False)] = None,
+    pr_body_file: Annotated[Path | None, typer.Option(
+        "--pr-body", help="Write the pull-request body (Markdown) to this file instead of "
+        "stdout.", show_default=False)] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Copy FROM's per-environment values into TO's layer files, on a new branch.
+
+    Writes the values FROM's environment layers set differently into TO's layer files
+    (keeping comments and order), checks that TO still compiles, rebuilds TO, commits on
+    a new branch and prints a pull-request body. Secret references and the project's
+    promote.allow_differences are never copied.
+    """
+    from . import promote as promotion
+    from .project import load_project
+
+    try:
+        proj = load_project(project)
+        plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
+        words = ["magcfg promote", from_env, to_env, *(f"--key '{k}'" for k in key or ())]
+        if include_secrets:
+            words.append("--include-secrets")
+        plan.command = " ".join(words)
+        if dry_run:
+            sys.stdout.write(promotion.format_plan(plan))
+            if not plan.diff.identical:
+                from .diff import format_text
+
+                sys.stdout.write("\n" + format_text(plan.diff, color=_use_color("auto")))
+            return
+        if plan.empty:
+            sys.stdout.write(promotion.format_plan(plan))
+            _stderr("nothing to promote: no branch or commit created")
+            return
+        done = promotion.apply_promotion(proj, plan, branch)
+        body = promotion.pr_body(proj, plan, done)
+    except MagcfgError as exc:
+        _fail(exc)
+    if pr_body_file is not None:
+        promotion.write_text(pr_body_file, body)
+        _stderr(f"wrote the PR body to {pr_body_file}")
+    else:
+        sys.stdout.write(body)
+    _stderr(f"promoted {len(plan.edits)} value(s) {from_env} -> {to_env} on branch "
+            f"{done.branch} (commit {done.commit[:10]}); now on that branch")
+
+
 # ---------------------------------------------------------------- lint (issue 7)
 
 @app.command()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import BuildCache
 from .configmap import CONFIGMAP_NAME as CONFIGMAP
@@ -38,15 +38,21 @@ from .redact import Redactor
 from .schema import Schema, load_schema
 from .validate import Validator
 
+if TYPE_CHECKING:
+    from .cue_schema import CueSchema
+
 # Extension points of the pipeline, one list per kind. Each feature module adds its
 # function in _extensions() below (explicitly, not by import side effects).
 #  - document checks run on each merged, schema-valid environment (CUE, secret rules);
 #  - artifact emitters return extra files for generated/<env>/, covered by the manifest;
 #  - delivery emitters run after the manifest and may read it (ConfigMap); their files
-#    are not listed in the manifest.
+#    are not listed in the manifest;
+#  - build checks run once per build on every environment that compiled, so a check
+#    backed by an external process (CUE) starts it once, not once per environment.
 DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
 ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
 DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
+BuildCheck = Callable[["Compiler", Sequence["CompileContext"]], list[Diagnostic]]
 
 
 @dataclass(frozen=True)
@@ -54,13 +60,16 @@ class Extensions:
     document_checks: tuple[DocumentCheck, ...] = ()
     artifact_emitters: tuple[ArtifactEmitter, ...] = ()
     delivery_emitters: tuple[DeliveryEmitter, ...] = ()
+    build_checks: tuple[BuildCheck, ...] = ()
 
 
 def _extensions() -> Extensions:
     checks: list[DocumentCheck] = []
     artifacts: list[ArtifactEmitter] = []
     delivery: list[DeliveryEmitter] = []
+    build_checks: list[BuildCheck] = []
     # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    from .cue_schema import check_environments
     from .delivery import configmap_emitter, configmap_size_check
 
     checks.append(configmap_size_check)
@@ -70,7 +79,8 @@ def _extensions() -> Extensions:
 
     checks.append(check_secrets)
     artifacts.append(emit_secret_manifests)
-    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery))
+    build_checks.append(check_environments)
+    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery), tuple(build_checks))
 
 
 @dataclass
@@ -86,6 +96,15 @@ class CompileContext:
     fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     cache: BuildCache | None = None
     _config: dict[str, Any] | None = None
+    _config_sha256: str | None = None
+
+    @property
+    def config_sha256(self) -> str:
+        """Hex sha256 of ``config_json`` (the manifest's, once it is made: hashing a
+        large config twice costs tens of milliseconds)."""
+        if self._config_sha256 is None:
+            self._config_sha256 = hashlib.sha256(self.config_json).hexdigest()
+        return self._config_sha256
 
     def top(self, key: str) -> Any:
         """One top-level value, parsed from its fragment alone (cheaper than ``config``)."""
@@ -124,6 +143,7 @@ class Artifact:
     files: dict[str, bytes]
     warnings: list[Diagnostic]
     stack: LayerStack
+    context: CompileContext | None = field(default=None, repr=False, compare=False)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -188,6 +208,7 @@ class Compiler:
         self.timings = Timings()
         self._reload: tuple[list[str], list[str]] | None = None
         self._secret_keys: list[str] | None = None
+        self._cue_schema: CueSchema | None = None
 
     # -- schema -----------------------------------------------------------------------
 
@@ -202,6 +223,20 @@ class Compiler:
                                              code="schema")]) from None
             self._schema = load_schema(path, raw)
         return self._schema
+
+    def cue_schema(self) -> CueSchema | None:
+        """The project's CUE schema (read once per compiler), or None."""
+        if self._cue_schema is None and self.project.cue_schema:
+            from .cue_schema import load_cue_schema
+
+            self._cue_schema = load_cue_schema(self)
+        return self._cue_schema
+
+    def _cue_manifest(self) -> dict[str, str] | None:
+        cue = self.cue_schema()
+        if cue is None:
+            return None
+        return {"definition": cue.definition, "digest": f"sha256:{cue.digest}", "path": cue.path}
 
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
@@ -241,7 +276,17 @@ class Compiler:
             errors.extend(problems)
         wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
         with self.timings.stage("load"):
+            cue_files = [p for p in wanted if p.endswith(".cue") and p not in self._parsed]
+            if cue_files:
+                from .cue_layers import load_cue_layers
+
+                try:
+                    self._parsed.update(load_cue_layers(self, cue_files))
+                except BuildError as exc:
+                    errors.extend(exc.diagnostics)
             for path in wanted:
+                if path.endswith(".cue"):
+                    continue
                 try:
                     self._load_file(path)
                 except LoadFailed as exc:
@@ -372,14 +417,23 @@ class Compiler:
                 env=env, files=files, inputs_digest=inputs_digest(inputs),
                 input_count=len(inputs), schema_path=schema.path if schema else None,
                 schema_digest=f"sha256:{schema.digest}" if schema else None,
+                cue_schema=self._cue_manifest(),
                 hot_keys=hot, restart_keys=restart, previous=previous_manifest,
                 secret_keys=self.secret_keys(),
                 manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
             files[MANIFEST] = manifest
+            context._config_sha256 = _config_digest(manifest)
             for delivery in extensions.delivery_emitters:
                 files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
-                        stack), diagnostics
+                        stack, context), diagnostics
+
+    def build_checks(self, artifacts: list[Artifact]) -> list[Diagnostic]:
+        """Errors of the build checks (e.g. CUE) over the compiled environments."""
+        contexts = [a.context for a in artifacts if a.context is not None]
+        with self.timings.stage("build_checks"):
+            return [d for check in _extensions().build_checks for d in check(self, contexts)
+                    if d.severity == "error"]
 
     def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         """Diagnostics with quoted values of secret keys masked (the load stage quotes
@@ -401,7 +455,7 @@ class Compiler:
         if self._secret_keys is None:
             schema = self.schema()
             self._secret_keys = sorted({*(schema.index.secret_paths() if schema else ()),
-                                        *(self.project.settings.get("redact") or ())})
+                                        *self.redactor().patterns})
         return self._secret_keys
 
     def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
@@ -422,6 +476,13 @@ class Compiler:
         return out
 
 
+def _config_digest(manifest: bytes) -> str | None:
+    import orjson
+
+    digest = orjson.loads(manifest).get("config_digest")
+    return digest.removeprefix("sha256:") if isinstance(digest, str) else None
+
+
 def compile_environment(project: Project, env: str, source: Source | None = None) -> Artifact:
     """Compile one environment in memory (no files written, no cache written)."""
     compiler = Compiler(project, source, BuildCache(None))
@@ -430,6 +491,9 @@ def compile_environment(project: Project, env: str, source: Source | None = None
     artifact, diagnostics = compiler.compile(env, stack, previous)
     if artifact is None:
         raise BuildError([d for d in diagnostics if d.severity == "error"])
+    errors = compiler.build_checks([artifact])
+    if errors:
+        raise BuildError(errors)
     return artifact
 
 
@@ -468,6 +532,7 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
         warnings.extend(d for d in diagnostics if d.severity == "warning")
         if artifact is not None:
             artifacts[env] = artifact
+    errors.extend(compiler.build_checks(list(artifacts.values())))
     if errors:
         raise BuildError(sorted(set(errors)))
     outputs: dict[str, bytes | None] = {}

@@ -61,6 +61,7 @@ def manifest_bytes(
     input_count: int,
     schema_path: str | None,
     schema_digest: str | None,
+    cue_schema: Mapping[str, str] | None = None,
     hot_keys: list[str],
     restart_keys: list[str],
     previous: bytes | None,
@@ -83,6 +84,9 @@ def manifest_bytes(
                 "cannot read the previous version from this manifest; restore it from git "
                 "(the version must never go down)", code="manifest")]) from None
         version = old_version if old.get("files") == file_digests else old_version + 1
+    schema: dict[str, Any] = {"digest": schema_digest, "path": schema_path}
+    if cue_schema is not None:
+        schema["cue"] = dict(cue_schema)
     manifest = {
         "compiler": {"name": "magcfg", "version": __version__},
         "config_digest": file_digests.get(CONFIG),
@@ -93,7 +97,7 @@ def manifest_bytes(
         "inputs": {"digest": inputs_digest, "files": input_count},
         "reload_default": "restart",
         "restart_keys": restart_keys,
-        "schema": {"digest": schema_digest, "path": schema_path},
+        "schema": schema,
         "version": version,
     }
     if secret_keys:

@@ -457,6 +457,10 @@ def locate(path: str, raw: bytes, keypath: tuple[str, ...]) -> int | None:
         text = decode_text(path, raw)
     except LoadFailed:
         return None
+    if path.endswith(".cue"):
+        from .cue_layers import locate_cue
+
+        return locate_cue(text, keypath)
     node = _composed(path, text)
     if node is None:
         return None
@@ -493,7 +497,8 @@ def is_json_scalar(value: object) -> bool:
 
 # --------------------------------------------------------------------------- sources
 
-LAYER_SUFFIXES = (".yaml", ".yml")
+LAYER_SUFFIXES = (".yaml", ".yml", ".cue")
+"""Layer files: YAML, and CUE (evaluated by ``cue export``, see cue_layers.py)."""
 
 
 class FileSource:

@@ -61,7 +61,8 @@ class Project:
             return self.environments
         unknown = [e for e in envs if e not in self.environments]
         if unknown:
-            hint = difflib.get_close_matches(unknown[0], self.environments, n=1)
+            prefixed = [e for e in self.environments if e.startswith(unknown[0])]
+            hint = prefixed[:1] or difflib.get_close_matches(unknown[0], self.environments, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise UsageError(f"unknown environment {unknown[0]!r}{extra}; "
                              f"known: {', '.join(self.environments)}")
@@ -142,6 +143,13 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
                 err(("schema", key), "schema paths are strings inside the project")
         if json_schema is None and cue_schema is None:
             err(("schema",), "name a schema: schema.json and/or schema.cue")
+        definition = schema.get("cue_definition")
+        if definition is not None and cue_schema is None:
+            err(("schema", "cue_definition"), "cue_definition needs schema.cue")
+        elif definition is not None and (not isinstance(definition, str)
+                                         or not re.fullmatch(r"#[A-Za-z_][A-Za-z0-9_]*", definition)):
+            err(("schema", "cue_definition"),
+                f"cue_definition must name a CUE definition like '#Config', not {definition!r}")
 
     output = data.get("output", "generated")
     if not isinstance(output, str) or not _inside(root, output) or output.strip("/") in ("", "."):

@@ -1,0 +1,137 @@
+"""Benchmark ``magcfg diff`` and ``magcfg promote`` on the large synthetic repository.
+
+    python benchmarks/diff_bench.py [DIR]        # DIR default /tmp/large (generated if absent)
+
+Prints, in one run: the comparison of two compiled environments by the flat engine and by
+DeepDiff (same changes, checked) with their ratio; the cost of describing the changes
+(provenance, redaction, reload policy) and of each output format; the whole ``magcfg diff``
+process; and a promotion of 100 keys (plan with in-memory validation, then write +
+rebuild + commit) in a git copy of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "compiler"))
+
+from magcfg.cache import BuildCache  # noqa: E402
+from magcfg.compiler import Compiler  # noqa: E402
+from magcfg.diff import (  # noqa: E402
+    ConfigDiff,
+    Side,
+    compare,
+    compare_deepdiff,
+    describe,
+    format_json,
+    format_markdown,
+    format_text,
+)
+from magcfg.project import load_project  # noqa: E402
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000, result
+
+
+def main() -> int:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/large")
+    if not (root / "magcfg.yaml").exists():
+        subprocess.run([sys.executable, str(HERE / "synth.py"), str(root)], check=True)
+    project = load_project(root / "magcfg.yaml")
+    compiler = Compiler(project, cache=BuildCache(None))
+    ms, stacks = timed(lambda: compiler.load_stacks(["staging", "production"]))
+    print(f"load both environments: {ms:,.0f} ms")
+    docs = {}
+    for env in ("staging", "production"):
+        ms, artifact = timed(lambda env=env: compiler.compile(env, stacks[env], None)[0])
+        docs[env] = artifact.config
+        print(f"compile {env}: {ms:,.0f} ms")
+    old, new = docs["staging"], docs["production"]
+
+    flat_ms, flat = timed(lambda: compare(old, new), repeat=3)
+    deep_ms, deep = timed(lambda: compare_deepdiff(old, new), repeat=1)
+    assert flat == deep, "engines disagree"
+    print(f"compare, flat engine:     {flat_ms:,.0f} ms ({len(flat):,} changed leaves)")
+    print(f"compare, DeepDiff engine: {deep_ms:,.0f} ms (same {len(deep):,} changes)")
+    print(f"ratio DeepDiff / flat:    {deep_ms / flat_ms:.1f}x")
+
+    schema = compiler.schema()
+    ms, changes = timed(lambda: describe(flat, stacks["staging"], stacks["production"],
+                                         compiler.redactor(), schema.index if schema else None))
+    print(f"describe (provenance, redaction, reload) of {len(changes):,} changes: {ms:,.0f} ms")
+    result = ConfigDiff(Side("staging"), Side("production"), changes)
+    for name, fmt in (("text", lambda: format_text(result)), ("json", lambda: format_json(result)),
+                      ("markdown", lambda: format_markdown(result))):
+        ms, out = timed(fmt)
+        print(f"format {name}: {ms:,.0f} ms ({len(out) / 1e6:.1f} MB)")
+
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "compiler")}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "magcfg", "diff", "staging", "production",
+                           "-f", "json"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    print(f"whole process `magcfg diff staging production -f json` (cache warm or cold as "
+          f"found): {(time.perf_counter() - start) * 1000:,.0f} ms, exit {done.returncode}")
+
+    promote_bench(root, env)
+    return 0
+
+
+def promote_bench(root: Path, env: dict[str, str]) -> None:
+    """Promote 100 keys staging -> production in a git copy of the repository."""
+    from magcfg.diff import flatten
+    from magcfg.load import iter_leaves
+    from magcfg.promote import apply_promotion, plan_promotion, pr_body
+
+    with tempfile.TemporaryDirectory(prefix="magcfg-promote-bench-") as tmp:
+        repo = Path(tmp) / "repo"
+        shutil.copytree(root, repo, ignore=shutil.ignore_patterns(".magcfg-cache", ".git"))
+        (repo / ".gitignore").write_text(".magcfg-cache/\n")
+        git_env = {**env, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.com",
+                   "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.com"}
+        subprocess.run([sys.executable, "-m", "magcfg", "build", "-q"], cwd=repo, env=env,
+                       check=True)
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
+            subprocess.run(["git", *args], cwd=repo, env=git_env, check=True)
+        os.environ.update({k: v for k, v in git_env.items() if k.startswith("GIT_")})
+        project = load_project(repo / "magcfg.yaml")
+        compiler = Compiler(project, cache=BuildCache(None))
+        stacks = compiler.load_stacks(["staging", "production"])
+        production = flatten(compiler.compile("production", stacks["production"], None)[0].config)
+        keys: list[str] = []
+        for layer in stacks["staging"].layers[1:2]:
+            for f in layer.files:
+                for keypath, value in iter_leaves(f.data):
+                    if production.get(keypath) != value and keypath[-1] != "level":
+                        keys.append(".".join(keypath))
+                if len(keys) >= 100:
+                    break
+        keys = keys[:100]
+        ms, plan = timed(lambda: plan_promotion(project, "staging", "production", keys))
+        print(f"promote 100 keys: plan + in-memory validation of production: {ms:,.0f} ms "
+              f"({len(plan.edits)} edits in {len(plan.texts)} files)")
+        ms, done = timed(lambda: apply_promotion(project, plan, "promote/bench"))
+        print(f"promote 100 keys: write + rebuild production + branch + commit: {ms:,.0f} ms "
+              f"(commit {done.commit[:10]})")
+        ms, body = timed(lambda: pr_body(project, plan, done))
+        print(f"promote 100 keys: PR body (git blame per file): {ms:,.0f} ms "
+              f"({len(body):,} bytes)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

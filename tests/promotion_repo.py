@@ -1,0 +1,180 @@
+"""A real git repository holding a small three-environment project, for diff and promote.
+
+Secret references carry canary strings: no output may ever contain them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from .conftest import Project
+
+CANARIES = ("CANARY_dev_7f3a", "CANARY_staging_91b2", "CANARY_prod_c0de")
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["app", "db"],
+    "properties": {
+        "app": {
+            "type": "object", "additionalProperties": False, "description": "app",
+            "properties": {
+                "name": {"type": "string", "description": "name"},
+                "environment": {"type": "string", "enum": ["dev", "staging", "production"],
+                                "description": "env"},
+                "debug": {"type": "boolean", "description": "debug"},
+            },
+        },
+        "db": {
+            "type": "object", "additionalProperties": False, "description": "db",
+            "properties": {
+                "host": {"type": "string", "description": "host"},
+                "port": {"type": "integer", "description": "port"},
+                "password": {"type": "string", "pattern": "^(vault|env)://",
+                             "x-magcfg-secret": True, "description": "secret"},
+                "pool": {"type": "object", "additionalProperties": False,
+                         "x-magcfg-reload": "hot", "description": "pool",
+                         "properties": {"min": {"type": "integer", "description": "min"},
+                                        "max": {"type": "integer", "description": "max"}}},
+                "tls": {"type": "object", "additionalProperties": False, "description": "tls",
+                        "dependentRequired": {"ca": ["ca_check"]},
+                        "properties": {"mode": {"type": "string", "description": "mode"},
+                                       "ca": {"type": "string", "description": "ca"},
+                                       "ca_check": {"type": "boolean", "description": "c"}}},
+                "replicas": {"type": "array", "items": {"type": "string"},
+                             "description": "replicas"},
+            },
+        },
+        "logging": {
+            "type": "object", "x-magcfg-reload": "hot", "additionalProperties": False,
+            "description": "logging",
+            "properties": {"level": {"type": "string",
+                                     "enum": ["debug", "info", "warn", "error"],
+                                     "description": "level"}},
+        },
+    },
+}
+
+PROJECT = """\
+version: 1
+environments: [dev, staging, production]
+layers:
+  - name: base
+    path: layers/base
+  - name: environment
+    path: "layers/environments/{env}"
+  - name: secrets
+    path: "layers/secrets/{env}"
+schema:
+  json: schemas/schema.json
+output: generated
+promote:
+  allow_differences:
+    "*": [app.environment]
+    dev: [app.debug]
+"""
+
+FILES = {
+    "layers/base/app.yaml": "# The application itself.\napp:\n  name: \"shop\"\n  debug: false\n",
+    "layers/base/db.yaml": (
+        "# Database connection defaults.\n"
+        "db:\n"
+        "  host: \"db.internal\"\n"
+        "  port: 5432\n"
+        "  pool:\n"
+        "    min: 1\n"
+        "    max: 10\n"
+        "  tls:\n"
+        "    mode: \"require\"\n"
+        "  replicas:\n"
+        "    - \"r1.internal\"\n"
+    ),
+    "layers/base/logging.yaml": "logging:\n  level: \"info\"\n",
+    "layers/environments/dev/app.yaml": "# Dev: laptops.\napp:\n  environment: \"dev\"\n  debug: true\n",
+    "layers/environments/dev/db.yaml": (
+        "db:\n"
+        "  # Bigger pool for the new batch job.\n"
+        "  pool:\n"
+        "    max: 20   # measured on the load test\n"
+        "    min: 2\n"
+        "  tls:\n"
+        "    mode: \"verify-full\"\n"
+        "    ca: \"/etc/ca.pem\"\n"
+        "    ca_check: true\n"
+    ),
+    "layers/environments/dev/logging.yaml": "logging:\n  level: \"debug\"\n",
+    "layers/environments/staging/app.yaml": "app:\n  environment: \"staging\"\n",
+    "layers/environments/staging/db.yaml": (
+        "# Staging: shared cluster.\n"
+        "db:\n"
+        "  host: \"db.staging.internal\"\n"
+        "  pool:\n"
+        "    max: 15\n"
+        "\n"
+        "# Trailing notes stay put.\n"
+    ),
+    "layers/environments/production/app.yaml": "app:\n  environment: \"production\"\n",
+    "layers/environments/production/db.yaml": (
+        "# Production database.\n"
+        "db:\n"
+        "  host: \"db.prod.internal\"   # primary\n"
+        "  pool:\n"
+        "    # Sized for peak traffic.\n"
+        "    max: 50\n"
+        "  replicas: [\"r1.prod\", \"r2.prod\"]\n"
+        "# Logging is in logging.yaml.\n"
+    ),
+    "layers/secrets/dev/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#CANARY_dev_7f3a\"\n",
+    "layers/secrets/staging/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#CANARY_staging_91b2\"\n",
+    "layers/secrets/production/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#CANARY_prod_c0de\"\n",
+}
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Dana Dev", "GIT_AUTHOR_EMAIL": "dana@example.com",
+    "GIT_COMMITTER_NAME": "Dana Dev", "GIT_COMMITTER_EMAIL": "dana@example.com",
+    "GIT_AUTHOR_DATE": "2026-01-02T03:04:05Z", "GIT_COMMITTER_DATE": "2026-01-02T03:04:05Z",
+    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(root: Path, *args: str) -> str:
+    """Run real git in ``root``; returns stdout."""
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env=env,
+                          check=True, timeout=60)
+    return done.stdout
+
+
+def make_repo(root: Path) -> Project:
+    """The project, built, committed on ``main`` in a fresh repository."""
+    project = Project(root)
+    project.write("magcfg.yaml", PROJECT)
+    project.write(".gitignore", ".magcfg-cache/\n")
+    project.write("schemas/schema.json", json.dumps(SCHEMA, indent=2) + "\n")
+    for rel, text in FILES.items():
+        project.write(rel, text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Dana Dev")
+    git(root, "config", "user.email", "dana@example.com")
+    from magcfg.compiler import build
+    from magcfg.project import load_project
+
+    build(load_project(root / "magcfg.yaml"))
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "Initial config")
+    return project
+
+
+def tree(root: Path, under: str = "layers") -> dict[str, bytes]:
+    """Every file under ``under`` with its bytes."""
+    base = root / under
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+def no_canary(*texts: str) -> bool:
+    return not any(c in t for c in CANARIES for t in texts)

@@ -1,0 +1,538 @@
+"""CUE through the real ``cue`` CLI: schemas (cue vet), layers (cue export), the binary
+look-up and version check. Nothing here mocks cue: every check runs the pinned binary
+(./scripts/dev test puts .tools/bin on PATH). The only stand-ins are a counting shim
+that execs the real cue (to count processes) and scripts that print an old or foreign
+version (to test our version check, not cue's work)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+import magcfg
+from magcfg.cache import BuildCache
+from magcfg.cue import MIN_CUE_VERSION, find_cue, merge_disjunctions, parse_errors, split_path
+from magcfg.cue_layers import locate_cue
+from magcfg.errors import BuildError
+
+from .conftest import REPO, Project
+
+# Found the way magcfg finds it: PATH (./scripts/dev test puts .tools/bin first), else
+# the repository's .tools/bin. Missing cue fails the suite loudly; it never skips.
+REAL_CUE = shutil.which("cue") or shutil.which("cue", path=str(REPO / ".tools/bin"))
+assert REAL_CUE is not None, "cue not found: run the tests with ./scripts/dev test"
+
+SCHEMA = """\
+package app
+
+// An app's config.
+#Config: {
+	env: "dev" | "prod"
+	magds: {
+		host: string
+		port: int & >0 & <65536
+		pool: {
+			min: int
+			max: >=min | error("pool.max must not be below pool.min")
+		}
+		password?: string
+	}
+	if env == "prod" {
+		magds: host: !="localhost" | error("prod must not use localhost")
+	}
+	logging?: level: "debug" | "info" | "warn"
+}
+"""
+
+PROJECT = """\
+version: 1
+environments: [dev, prod]
+layers:
+  - name: base
+    path: layers/base
+  - name: environment
+    path: "layers/environments/{env}"
+schema:
+  cue: schemas/app.cue
+  cue_definition: "#Config"
+output: generated
+redact: ["magds.password"]
+"""
+
+BASE = {
+    "layers/base/magds.yaml": "magds:\n  host: db\n  port: 5433\n  pool:\n    min: 1\n    max: 5\n",
+    "layers/environments/dev/env.yaml": "env: dev\n",
+    "layers/environments/dev/magds.yaml": "magds:\n  host: localhost\n",
+    "layers/environments/prod/env.yaml": "env: prod\n",
+    "layers/environments/prod/logging.yaml": "logging:\n  level: warn\n",
+}
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Project:
+    """A valid project whose only schema is CUE."""
+    project = Project(tmp_path / "app")
+    project.write("magcfg.yaml", PROJECT)
+    project.write("schemas/app.cue", SCHEMA)
+    for rel, text in BASE.items():
+        project.write(rel, text)
+    return project
+
+
+def _script(directory: Path, name: str, body: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def _counting_cue(directory: Path) -> tuple[Path, Path]:
+    """A shim that logs each call's subcommand and execs the real cue."""
+    log = directory / "calls.log"
+    shim = _script(directory, "cue", f'echo "$1" >> "{log}"\nexec "{REAL_CUE}" "$@"\n')
+    return shim, log
+
+
+def _calls(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def _build(project: Project) -> magcfg.BuildResult:
+    return magcfg.build(magcfg.load_project(project.root / "magcfg.yaml"))
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def test_good_cue_schema_builds_and_is_in_the_manifest(app: Project) -> None:
+    result = app.run("build")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((app.root / "generated/prod/manifest.json").read_text())
+    digest = "sha256:" + __import__("hashlib").sha256(SCHEMA.encode()).hexdigest()
+    assert manifest["schema"] == {"cue": {"definition": "#Config", "digest": digest,
+                                          "path": "schemas/app.cue"},
+                                  "digest": None, "path": None}
+    config = json.loads((app.root / "generated/dev/config.json").read_text())
+    assert config["magds"]["host"] == "localhost"
+
+
+def test_violation_is_mapped_to_the_layer_file_line_and_key(app: Project) -> None:
+    app.write("layers/environments/prod/magds.yaml", "magds:\n  pool:\n    max: 0\n")
+    before = app.snapshot_tree()
+    result = app.run("build")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "layers/environments/prod/magds.yaml:3: error: pool.max must not be below pool.min "
+        "(CUE: schemas/app.cue:11) [magds.pool.max]")
+    assert "Traceback" not in result.stderr
+    assert app.snapshot_tree() == before
+
+
+def test_environment_rule_and_errors_of_every_environment_in_one_build(app: Project) -> None:
+    app.write("layers/base/magds.yaml",
+              "magds:\n  host: localhost\n  port: 70000\n  pool:\n    min: 1\n    max: 5\n")
+    with pytest.raises(BuildError) as caught:
+        _build(app)
+    got = [(d.file, d.line, d.key, d.message.split(" (CUE:")[0]) for d in caught.value.diagnostics]
+    assert ("layers/base/magds.yaml", 2, "magds.host", "prod must not use localhost") in got
+    # The port rule fails in both environments, from the same base line: one diagnostic.
+    port = [g for g in got if g[2] == "magds.port"]
+    assert len(port) == 1 and port[0][:2] == ("layers/base/magds.yaml", 3)
+    assert "70000" in port[0][3]
+
+
+def test_missing_required_key_points_at_its_parent(app: Project) -> None:
+    app.write("layers/base/magds.yaml", "magds:\n  host: db\n  pool:\n    min: 1\n    max: 5\n")
+    with pytest.raises(BuildError) as caught:
+        _build(app)
+    d = caught.value.diagnostics[0]
+    assert (d.file, d.line, d.key) == ("layers/base/magds.yaml", 1, "magds.port")
+    assert "required by the CUE schema but not set" in d.message
+
+
+def test_closed_definition_rejects_unknown_keys(app: Project) -> None:
+    app.write("layers/environments/dev/extra.yaml", "magds:\n  hots: x\n")
+    with pytest.raises(BuildError) as caught:
+        _build(app)
+    d = caught.value.diagnostics[0]
+    assert (d.file, d.line, d.key) == ("layers/environments/dev/extra.yaml", 2, "magds.hots")
+    assert "field not allowed" in d.message
+
+
+def test_secret_values_never_appear_in_cue_errors(app: Project) -> None:
+    canary = "canary-Zq8vX-not-a-ref"
+    app.write("schemas/app.cue", SCHEMA.replace("password?: string",
+                                                'password?: =~"^vault://"'))
+    app.write("layers/environments/dev/secret.yaml", f"magds:\n  password: {canary}\n")
+    result = app.run("build")
+    assert result.returncode == 1
+    assert "layers/environments/dev/secret.yaml:2: error:" in result.stderr
+    assert "<redacted>" in result.stderr
+    assert canary not in result.stderr + result.stdout
+
+
+def test_broken_schema_is_located_in_the_schema_file(app: Project) -> None:
+    app.write("schemas/app.cue", "package app\n\n#Config: {\n\tenv: string\n")
+    result = app.run("build")
+    assert result.returncode == 1
+    assert result.stderr.startswith("schemas/app.cue:4: error: CUE schema error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_definition_is_a_clear_error(app: Project) -> None:
+    app.write("magcfg.yaml", PROJECT.replace('"#Config"', '"#Settings"'))
+    result = app.run("build")
+    assert result.returncode == 1
+    assert "definition #Settings not found in this CUE schema" in result.stderr
+    app.write("magcfg.yaml", PROJECT.replace('"#Config"', '"Config"'))
+    result = app.run("build")
+    assert result.returncode == 1
+    assert ("magcfg.yaml:10: error: cue_definition must name a CUE definition like '#Config', "
+            "not 'Config' [schema.cue_definition]") in result.stderr
+    app.write("magcfg.yaml", PROJECT.replace("  cue: schemas/app.cue\n", "  json: s.json\n"))
+    result = app.run("build")
+    assert result.returncode == 1
+    assert "magcfg.yaml:10: error: cue_definition needs schema.cue" in result.stderr
+
+
+def test_one_cue_process_per_build_and_none_when_cached(app: Project, tmp_path: Path) -> None:
+    shim, log = _counting_cue(tmp_path / "shim")
+    os.environ["MAGCFG_CUE"] = str(shim)
+    try:
+        _build(app)
+        assert _calls(log) == ["version", "vet"]  # two environments, one vet
+        log.unlink()
+        result = _build(app)
+        assert _calls(log) == [] and result.written == []  # verdicts and version cached
+        app.write("layers/environments/prod/logging.yaml", "logging:\n  level: info\n")
+        _build(app)
+        assert _calls(log) == ["vet"]  # only prod changed: one vet, of prod only
+    finally:
+        del os.environ["MAGCFG_CUE"]
+
+
+def test_large_environments_get_a_process_each(app: Project, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import magcfg.cue_schema
+
+    monkeypatch.setattr(magcfg.cue_schema, "MAX_BATCH_BYTES", 10)
+    shim, log = _counting_cue(tmp_path / "shim")
+    monkeypatch.setenv("MAGCFG_CUE", str(shim))
+    app.write("layers/environments/prod/magds.yaml", "magds:\n  pool:\n    max: 0\n")
+    app.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n  port: 0\n")
+    with pytest.raises(BuildError) as caught:
+        _build(app)
+    assert _calls(log) == ["version", "vet", "vet"]
+    assert {d.key for d in caught.value.diagnostics} == {"magds.pool.max", "magds.port"}
+
+
+def test_both_schemas_json_first(mini: Project) -> None:
+    mini.write("schemas/pool.cue", "#Config: {\n\tmagds: pool: {\n\t\tmin: int\n"
+               "\t\tmax: >=min | error(\"pool.max must not be below pool.min\")\n"
+               "\t\t...\n\t}\n\tmagds: {...}\n\t...\n}\n")
+    text = (mini.root / "magcfg.yaml").read_text()
+    mini.write("magcfg.yaml", text.replace("  json: schemas/schema.json\n",
+                                           "  json: schemas/schema.json\n"
+                                           "  cue: schemas/pool.cue\n"))
+    assert mini.run("build").returncode == 0
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  pool:\n    min: 9\n")
+    result = mini.run("build")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "layers/base/magds.yaml:6: error: pool.max must not be below pool.min "
+        "(CUE: schemas/pool.cue:4) [magds.pool.max]")
+    # A JSON Schema error stops that environment before CUE sees it.
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  port: high\n")
+    result = mini.run("build")
+    assert result.returncode == 1
+    assert "CUE" not in result.stderr and "[magds.port]" in result.stderr
+
+
+def test_bundled_cue_schema_catches_production_debug(bundled: Project) -> None:
+    project = magcfg.load_project(bundled.root / "magcfg.yaml")
+    assert (project.json_schema, project.cue_schema) == ("schemas/magflock.schema.json",
+                                                          "schemas/magflock.cue")
+    kernel = bundled.root / "layers/environments/production/kernel.yaml"
+    kernel.write_text(kernel.read_text() + "  debug: true\n")
+    backup = bundled.root / "layers/environments/dev/magbackup.yaml"
+    backup.write_text(backup.read_text().replace("retention_days: 2", "retention_days: 60"))
+    before = bundled.snapshot_tree()
+    result = bundled.run("build")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("layers/environments/dev/magbackup.yaml:3: error: "
+                               "magbackup.retention_days must be between 1 and 7 days in dev")
+    assert lines[1].startswith("layers/environments/production/kernel.yaml:4: error: "
+                               "production must not enable kernel.debug (CUE: schemas/magflock.cue:")
+    assert len(lines) == 2
+    assert bundled.snapshot_tree() == before
+
+
+# --------------------------------------------------------------------------- binary
+
+
+def test_missing_cue_binary_is_a_clear_error(app: Project, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    before = app.snapshot_tree()
+    result = app.run("build", env={"PATH": str(empty), "MAGCFG_CUE": ""})
+    assert result.returncode == 1
+    assert result.stderr.startswith("schemas/app.cue: error: this file needs the cue CLI "
+                                    "(v0.14.1 or newer), but the `cue` command was not found on PATH")
+    assert "./scripts/dev setup" in result.stderr
+    assert "go install cuelang.org/go/cmd/cue@v0.14.1" in result.stderr
+    result = app.run("build", env={"MAGCFG_CUE": str(tmp_path / "nowhere/cue")})
+    assert result.returncode == 1
+    assert f"MAGCFG_CUE={tmp_path / 'nowhere/cue'} is not an executable file" in result.stderr
+    assert app.snapshot_tree() == before
+
+
+def test_project_local_tools_bin_is_found(app: Project, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    (app.root / ".tools/bin").mkdir(parents=True)
+    os.symlink(REAL_CUE, app.root / ".tools/bin/cue")
+    result = app.run("build", env={"PATH": str(empty), "MAGCFG_CUE": ""})
+    assert result.returncode == 0, result.stderr
+
+
+def test_old_cue_version_is_refused(app: Project, tmp_path: Path) -> None:
+    old = _script(tmp_path / "old", "cue", 'echo "cue version v0.4.3"\necho\n')
+    result = app.run("build", env={"MAGCFG_CUE": str(old)})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"schemas/app.cue: error: cue v0.4.3 at {old} is too old: "
+                                    "magcfg needs cue v0.14.1 or newer")
+    assert "./scripts/dev setup" in result.stderr
+    foreign = _script(tmp_path / "foreign", "cue", 'echo "something else"\n')
+    result = app.run("build", env={"MAGCFG_CUE": str(foreign)})
+    assert result.returncode == 1
+    assert "does not answer `cue version` like cue does" in result.stderr
+
+
+def test_real_cue_passes_the_version_check() -> None:
+    cue = find_cue("x.cue", None, BuildCache(None))
+    assert cue.version == "v{}.{}.{}".format(*MIN_CUE_VERSION)
+
+
+def test_min_version_is_the_one_scripts_dev_installs() -> None:
+    text = (REPO / "scripts/dev").read_text()
+    pinned = re.search(r'^CUE_VERSION="v(\d+)\.(\d+)\.(\d+)"', text, re.MULTILINE)
+    assert pinned is not None
+    assert tuple(int(x) for x in pinned.groups()) == MIN_CUE_VERSION
+
+
+def test_no_cue_needed_without_cue_files(mini: Project, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    result = mini.run("build", env={"PATH": str(empty), "MAGCFG_CUE": ""})
+    assert result.returncode == 0, result.stderr
+
+
+# --------------------------------------------------------------------------- layers
+
+CUE_LAYER = """\
+// Production MagDS in CUE: computed values, standard library.
+import "strings"
+
+magds: {
+	host: strings.ToLower("DB-PROD")
+	pool: {
+		min: 4
+		max: min * 5
+	}
+}
+"""
+
+
+def test_cue_layer_is_merged_with_provenance(app: Project) -> None:
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER)
+    # A *_test.cue name, which cue itself would skip when loading a package.
+    app.write("layers/environments/dev/logging_test.cue",
+              "// dev logging\npackage dev\n\nlogging: level: \"debug\"\n")
+    assert app.run("build").returncode == 0
+    prod = json.loads((app.root / "generated/prod/config.json").read_text())
+    assert prod["magds"] == {"host": "db-prod", "port": 5433, "pool": {"max": 20, "min": 4}}
+    dev = json.loads((app.root / "generated/dev/config.json").read_text())
+    assert dev["logging"] == {"level": "debug"}
+    out = app.run("explain", "logging.level", "--env", "dev")
+    assert "=> layers/environments/dev/logging_test.cue:4  (environment)" in out.stdout
+    out = app.run("explain", "magds.pool.max", "--env", "prod")
+    assert out.returncode == 0
+    assert "layers/base/magds.yaml:6  (base)  5" in out.stdout
+    assert "=> layers/environments/prod/magds.cue:8  (environment)  20" in out.stdout
+    manifest = json.loads((app.root / "generated/prod/manifest.json").read_text())
+    assert manifest["inputs"]["files"] == 5  # project file + 3 YAML + 1 .cue
+
+
+def test_cue_layers_are_exported_by_one_process_and_cached(app: Project, tmp_path: Path) -> None:
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER)
+    app.write("layers/environments/dev/a.cue", "logging: level: \"debug\"\n")
+    app.write("layers/environments/dev/b.cue", "package x\nmagds: port: 6000\n")
+    shim, log = _counting_cue(tmp_path / "shim")
+    os.environ["MAGCFG_CUE"] = str(shim)
+    try:
+        _build(app)
+        assert _calls(log) == ["version", "export", "vet"]
+        log.unlink()
+        _build(app)
+        assert _calls(log) == []
+    finally:
+        del os.environ["MAGCFG_CUE"]
+
+
+def test_cue_layer_errors_are_located(app: Project) -> None:
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER.replace("min: 4", "min: 4 & string"))
+    app.write("layers/environments/dev/bad.cue", "package dev\n\nx: int\n")
+    before = app.snapshot_tree()
+    result = app.run("build")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("layers/environments/dev/bad.cue:3: error: cue export: ")
+    assert "incomplete value int [x]" in lines[0]
+    assert lines[1].startswith("layers/environments/prod/magds.cue:7: error: cue export: "
+                               "conflicting values 4 and string")
+    assert app.snapshot_tree() == before
+
+
+def test_cue_layer_must_be_a_struct(app: Project) -> None:
+    app.write("layers/environments/dev/list.cue", "[1, 2]\n")
+    result = app.run("build")
+    assert result.returncode == 1
+    assert "layers/environments/dev/list.cue: error: a .cue layer must evaluate to a struct" \
+        in result.stderr
+
+
+def test_cue_layer_and_schema_violation_points_into_the_cue_file(app: Project) -> None:
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER.replace("max: min * 5", "max: min - 1"))
+    result = app.run("build")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "layers/environments/prod/magds.cue:8: error: pool.max must not be below pool.min "
+        "(CUE: schemas/app.cue:11) [magds.pool.max]")
+
+
+def test_cue_layer_without_cue_binary(app: Project, tmp_path: Path) -> None:
+    app.write("magcfg.yaml", PROJECT.replace("schema:\n  cue: schemas/app.cue\n"
+                                             "  cue_definition: \"#Config\"\n",
+                                             "schema:\n  json: schemas/s.json\n"))
+    app.write("schemas/s.json", '{"type": "object"}')
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    result = app.run("build", env={"PATH": str(empty), "MAGCFG_CUE": ""})
+    assert result.returncode == 1
+    assert result.stderr.startswith("layers/environments/prod/magds.cue: error: this file needs "
+                                    "the cue CLI")
+
+
+def test_build_with_cue_is_deterministic(app: Project, tmp_path: Path) -> None:
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER)
+    # The caller's CUE_* variables do not reach cue (this one would make it fail).
+    assert app.run("build", env={"CUE_EXPERIMENT": "bogus"}).returncode == 0
+    other = Project(tmp_path / "elsewhere" / "copy")
+    shutil.copytree(app.root, other.root, ignore=shutil.ignore_patterns("generated", ".magcfg-cache"))
+    assert other.run("build").returncode == 0
+    assert other.snapshot_tree() == app.snapshot_tree()
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_locate_cue() -> None:
+    text = ('// magds: not here\nmagds: {\n\t"odd-key": 1\n\tpool: {\n\t\tmin: 4\n'
+            '\t\tmax: min * 5 // max: not this\n\t}\n}\nother: a: b: 3\n')
+    assert locate_cue(text, ("magds",)) == 2
+    assert locate_cue(text, ("magds", "odd-key")) == 3
+    assert locate_cue(text, ("magds", "pool", "max")) == 6
+    assert locate_cue(text, ("other", "a", "b")) == 9
+    assert locate_cue(text, ("magds", "missing")) == 2
+    assert locate_cue(text, ("absent",)) is None
+
+
+def test_parse_errors_of_real_cue_output(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "s.cue").write_text('#C: {"a-b": [...int], c: 1 | 2}\n')
+    (tmp_path / "d.json").write_text('{"a-b": [1, "x"], "c": 3}\n')
+    done = subprocess.run([REAL_CUE, "vet", "-d", "#C", "s.cue", "d.json"], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+    errors = parse_errors(done.stderr)
+    paths = {e.path for e in errors}
+    assert ("a-b", "1") in paths and ("c",) in paths
+    merged = merge_disjunctions(errors)
+    assert [e.path for e in merged].count(("c",)) == 1
+    assert all(e.positions for e in merged)
+    assert split_path('a."b.c".0') == ("a", "b.c", "0")
+
+
+# --------------------------------------------------------------------------- bundled rules
+
+# (file to edit, text, replacement, file and line text the error must point at, message)
+BUNDLED_RULES = [
+    ("layers/environments/production/logging.yaml", 'level: "warn"', 'level: "debug"',
+     "layers/environments/production/logging.yaml", 'level: "debug"',
+     "production must not log at debug level"),
+    ("layers/base/components.yaml", "    - magauth\n", "",
+     "layers/base/boot.yaml", "- magauth", "not in components.enabled"),
+    ("layers/base/boot.yaml", "total_timeout_seconds: 300", "total_timeout_seconds: 50",
+     "layers/base/boot.yaml", "total_timeout_seconds: 50",
+     "must allow boot.order to start one by one (2 x 30 s)"),
+    ("layers/base/health.yaml", "retries: 2", "retries: 7",
+     "layers/base/health.yaml", "interval_seconds: 30",
+     "at least timeout_seconds x (retries + 1) = 40"),
+    ("layers/base/recovery.yaml", "initial_seconds: 1", "initial_seconds: 20",
+     "layers/base/recovery.yaml", "initial_seconds: 20",
+     "initial_seconds must not exceed max_seconds (10)"),
+    ("layers/environments/staging/magds.yaml", "max_size: 20", "max_size: 1",
+     "layers/environments/staging/magds.yaml", "max_size: 1",
+     "max_size must not be below min_size (2)"),
+    ("layers/base/magauth.yaml", "refresh_token_ttl_seconds: 604800",
+     "refresh_token_ttl_seconds: 3600", "layers/base/magauth.yaml",
+     "refresh_token_ttl_seconds: 3600", "refresh tokens must outlive access tokens"),
+    ("layers/base/events.yaml", "high: 75", "high: 100", "layers/base/events.yaml",
+     "high: 100", "high must be below critical"),
+    ("layers/environments/staging/maggate.yaml", '"https://app.staging', '"http://app.staging',
+     "layers/environments/staging/maggate.yaml", '"http://app.staging',
+     "CORS origins must be https:// outside dev"),
+    ("layers/environments/production/magds.yaml", 'sslmode: "verify-full"', 'sslmode: "require"',
+     "layers/environments/production/magds.yaml", 'sslmode: "require"',
+     "production must verify the MagDS server certificate"),
+    ("layers/environments/production/magbackup.yaml", "retention_days: 30", "retention_days: 14",
+     "layers/environments/production/magbackup.yaml", "retention_days: 14",
+     "between 30 and 3650 days in production"),
+    ("layers/base/magbackup.yaml", "level: 6", "level: 15", "layers/base/magbackup.yaml",
+     "level: 15", None),  # valid for zstd (1-22)
+    ("layers/base/magbackup.yaml", 'algorithm: "zstd"', 'algorithm: "gzip"',
+     "layers/base/magbackup.yaml", "level: 6", None),  # valid for gzip (1-9)
+    ("layers/base/magbackup.yaml", 'algorithm: "zstd"\n    level: 6',
+     'algorithm: "gzip"\n    level: 12', "layers/base/magbackup.yaml", "level: 12",
+     "compression level 12 is not valid for gzip"),
+    ("layers/environments/dev/magbackup.yaml", "retention_days: 2", "retention_days: 8",
+     "layers/environments/dev/magbackup.yaml", "retention_days: 8",
+     "between 1 and 7 days in dev"),
+]
+
+
+@pytest.mark.parametrize("case", BUNDLED_RULES, ids=lambda c: f"{c[0].split('/')[-1]}:{c[2][:20]}")
+def test_bundled_cue_rules(bundled: Project, case: tuple[str, str, str, str, str, str | None]
+                           ) -> None:
+    edit, old, new, where, line_text, message = case
+    path = bundled.root / edit
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    if message is None:  # a valid edit: lz4 accepts level 6
+        _build(bundled)
+        return
+    with pytest.raises(BuildError) as caught:
+        _build(bundled)
+    lines = (bundled.root / where).read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if line_text in text)
+    got = [(d.file, d.line) for d in caught.value.diagnostics if message in d.message]
+    assert got and got[0] == (where, line), caught.value.format()

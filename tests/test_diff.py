@@ -1,0 +1,412 @@
+"""``magcfg diff``: two environments, an environment at a git ref, formats, redaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from magcfg.diff import compare, compare_deepdiff, flatten
+
+from .conftest import Project
+from .promotion_repo import CANARIES, git, make_repo, no_canary, tree
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Project:
+    return make_repo(tmp_path / "shop")
+
+
+# ------------------------------------------------------------------ two environments
+
+
+def test_two_environments_json_shape(repo: Project) -> None:
+    result = repo.run("diff", "staging", "production", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"added", "changed", "format", "identical", "new", "old", "removed",
+                        "summary"}
+    assert doc["format"] == 1 and doc["identical"] is False
+    assert doc["old"]["label"] == "staging" and doc["new"]["label"] == "production"
+    changed = {c["key"]: c for c in doc["changed"]}
+    pool = changed["db.pool.max"]
+    assert pool == {
+        "key": "db.pool.max", "old": 15, "new": 50, "secret": False, "reload": "hot",
+        "old_source": {"file": "layers/environments/staging/db.yaml", "line": 5,
+                       "layer": "environment"},
+        "new_source": {"file": "layers/environments/production/db.yaml", "line": 6,
+                       "layer": "environment"},
+    }
+    assert changed["db.host"]["reload"] == "restart"
+    assert changed["db.replicas"]["old"] == ["r1.internal"]
+    assert changed["db.replicas"]["old_source"]["layer"] == "base"
+    assert doc["summary"] == {"added": 0, "changed": len(doc["changed"]), "removed": 0,
+                              "restart": sum(c["reload"] == "restart" for c in doc["changed"])}
+
+
+def test_added_and_removed_keys(repo: Project) -> None:
+    doc = json.loads(repo.run("diff", "dev", "staging", "-f", "json").stdout)
+    removed = {c["key"]: c for c in doc["removed"]}
+    assert set(removed) == {"db.tls.ca", "db.tls.ca_check"}
+    assert removed["db.tls.ca"]["new"] is None and removed["db.tls.ca"]["new_source"] is None
+    assert removed["db.tls.ca"]["old_source"]["file"] == "layers/environments/dev/db.yaml"
+    back = json.loads(repo.run("diff", "staging", "dev", "-f", "json").stdout)
+    assert {c["key"] for c in back["added"]} == set(removed)
+
+
+def test_identical_exits_zero(repo: Project) -> None:
+    result = repo.run("diff", "staging", "staging")
+    assert result.returncode == 0
+    assert result.stdout == "staging and staging are identical\n"
+    doc = json.loads(repo.run("diff", "dev", "dev", "-f", "json").stdout)
+    assert doc["identical"] is True and doc["changed"] == doc["added"] == doc["removed"] == []
+
+
+@pytest.mark.parametrize("args", [
+    ("diff",),
+    ("diff", "dev"),
+    ("diff", "dev", "staging", "--against", "HEAD"),
+    ("diff", "--env", "dev"),
+    ("diff", "dev", "staging", "--format", "yaml"),
+    ("diff", "dev", "staging", "--color", "sometimes"),
+    ("diff", "dev", "prod"),
+    ("diff", "--against", "HEAD"),
+])
+def test_usage_errors_exit_two(repo: Project, args: tuple[str, ...]) -> None:
+    result = repo.run(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_environment_lists_known(repo: Project) -> None:
+    result = repo.run("diff", "dev", "prod")
+    assert "unknown environment 'prod'; known: dev, staging, production" in result.stderr
+
+
+def test_invalid_layer_is_a_located_error(repo: Project) -> None:
+    repo.write("layers/environments/staging/db.yaml", "db:\n  port: \"x\"\n")
+    result = repo.run("diff", "dev", "staging")
+    assert result.returncode == 1
+    assert "layers/environments/staging/db.yaml:2" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ against a git ref
+
+
+def _worktree(root: Path) -> dict[str, bytes]:
+    """Every file outside .git and the build cache."""
+    return {k: v for k, v in tree(root, ".").items()
+            if not k.startswith((".git/", ".magcfg-cache/"))}
+
+
+def test_against_ref_uses_git_objects_and_leaves_worktree(repo: Project) -> None:
+    git(repo.root, "checkout", "-q", "-b", "feature")
+    repo.write("layers/environments/dev/db.yaml",
+               (repo.root / "layers/environments/dev/db.yaml").read_text()
+               .replace("max: 20", "max: 30"))
+    git(repo.root, "commit", "-qam", "Dev: pool 30")
+    repo.write("layers/environments/dev/logging.yaml", "logging:\n  level: \"warn\"\n")
+    (repo.root / "layers/environments/dev/app.yaml").unlink()
+    repo.write("layers/environments/dev/app.yaml", "app:\n  environment: \"dev\"\n")
+    before_files = _worktree(repo.root)
+    before_status = git(repo.root, "status", "--porcelain")
+    head = git(repo.root, "rev-parse", "HEAD")
+
+    result = repo.run("diff", "--env", "dev", "--against", "main", "-f", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["old"]["ref"] == "main" and doc["old"]["label"] == "dev@main"
+    assert doc["old"]["commit"] == git(repo.root, "rev-parse", "main").strip()
+    changed = {c["key"]: c for c in doc["changed"]}
+    assert changed["db.pool.max"]["old"] == 20 and changed["db.pool.max"]["new"] == 30
+    assert changed["logging.level"]["new"] == "warn"
+    assert changed["logging.level"]["reload"] == "hot"
+    # app.debug: true at main (dev layer), false now (base).
+    assert changed["app.debug"]["old_source"]["file"] == "layers/environments/dev/app.yaml"
+    assert changed["app.debug"]["new_source"]["file"] == "layers/base/app.yaml"
+    # Against HEAD only the uncommitted edits show.
+    doc = json.loads(repo.run("diff", "-e", "dev", "--against", "HEAD", "-f", "json").stdout)
+    assert {c["key"] for c in doc["changed"]} == {"app.debug", "logging.level"}
+    # Nothing in the working tree, the index or HEAD moved.
+    assert _worktree(repo.root) == before_files
+    assert git(repo.root, "status", "--porcelain") == before_status
+    assert git(repo.root, "rev-parse", "HEAD") == head
+
+
+def test_against_ref_sees_files_added_since(repo: Project) -> None:
+    repo.write("layers/environments/staging/logging.yaml", "logging:\n  level: \"error\"\n")
+    doc = json.loads(repo.run("diff", "-e", "staging", "--against", "HEAD", "-f", "json").stdout)
+    assert [(c["key"], c["old"], c["new"]) for c in doc["changed"]] == [
+        ("logging.level", "info", "error")]
+    assert doc["changed"][0]["new_source"]["file"] == "layers/environments/staging/logging.yaml"
+
+
+def test_against_identical_ref_exits_zero(repo: Project) -> None:
+    result = repo.run("diff", "--env", "production", "--against", "HEAD")
+    assert result.returncode == 0
+    assert result.stdout == "production@HEAD and production are identical\n"
+
+
+def test_against_unknown_ref_is_usage_error(repo: Project) -> None:
+    result = repo.run("diff", "--env", "dev", "--against", "no-such-branch")
+    assert result.returncode == 2
+    assert "unknown git ref 'no-such-branch'" in result.stderr
+
+
+def test_against_outside_git_is_usage_error(tmp_path: Path, mini: Project) -> None:
+    result = mini.run("diff", "--env", "dev", "--against", "HEAD")
+    assert result.returncode == 2
+    assert "not inside a git repository" in result.stderr
+
+
+def test_against_invalid_ref_names_ref(repo: Project) -> None:
+    repo.write("layers/environments/dev/db.yaml", "db:\n  port: \"x\"\n")
+    git(repo.root, "commit", "-qam", "broken")
+    git(repo.root, "checkout", "-q", "HEAD~1", "--", "layers")
+    result = repo.run("diff", "-e", "dev", "--against", "HEAD")
+    assert result.returncode == 1
+    assert "layers/environments/dev/db.yaml:2" in result.stderr and "(at HEAD)" in result.stderr
+
+
+def test_against_ref_in_subdirectory_project(tmp_path: Path) -> None:
+    outer = tmp_path / "mono"
+    project = make_repo(outer / "config")
+    # Re-home the repository one level up: the project is now in a sub-directory.
+    (project.root / ".git").rename(outer / ".git")
+    git(outer, "add", "-A")
+    git(outer, "commit", "-qm", "move into config/")
+    project.write("layers/environments/dev/logging.yaml", "logging:\n  level: \"error\"\n")
+    doc = json.loads(project.run("diff", "-e", "dev", "--against", "HEAD", "-f", "json").stdout)
+    assert [(c["key"], c["old"], c["new"]) for c in doc["changed"]] == [
+        ("logging.level", "debug", "error")]
+
+
+# ------------------------------------------------------------------ redaction
+
+
+def test_changed_secret_reference_is_shown_changed_but_redacted(repo: Project) -> None:
+    outputs = []
+    for fmt in ("text", "json", "markdown"):
+        result = repo.run("diff", "staging", "production", "-f", fmt, "--color", "always")
+        assert result.returncode == 1
+        outputs += [result.stdout, result.stderr]
+    doc = json.loads(outputs[2])
+    password = next(c for c in doc["changed"] if c["key"] == "db.password")
+    assert password["old"] == password["new"] == "<redacted>"
+    assert password["secret"] is True
+    assert password["new_source"]["file"] == "layers/secrets/production/db.yaml"
+    assert "~ db.password" in outputs[0] and "secret" in outputs[0]
+    assert "`db.password`" in outputs[4]
+    assert no_canary(*outputs)
+    assert "vault://" not in "".join(outputs)
+
+
+def test_secret_against_ref_redacted(repo: Project) -> None:
+    repo.write("layers/secrets/dev/db.yaml",
+               "db:\n  password: \"vault://secret/k3s/other#CANARY_prod_c0de\"\n")
+    result = repo.run("diff", "-e", "dev", "--against", "HEAD", "-f", "json")
+    assert no_canary(result.stdout, result.stderr)
+    doc = json.loads(result.stdout)
+    assert [c["key"] for c in doc["changed"]] == ["db.password"]
+
+
+# ------------------------------------------------------------------ text and markdown
+
+
+def test_text_plain_when_piped_colour_when_asked(repo: Project) -> None:
+    piped = repo.run("diff", "staging", "production")
+    assert "\x1b[" not in piped.stdout
+    coloured = repo.run("diff", "staging", "production", "--color", "always")
+    assert "\x1b[33m~ db.host" in coloured.stdout
+    assert repo.run("diff", "staging", "production", "--color", "never").stdout == piped.stdout
+
+
+def test_output_is_deterministic(repo: Project) -> None:
+    for fmt in ("text", "json", "markdown"):
+        first = repo.run("diff", "dev", "production", "-f", fmt).stdout
+        assert repo.run("diff", "dev", "production", "-f", fmt).stdout == first
+
+
+def test_text_snapshot(repo: Project, snapshot: Any) -> None:
+    assert repo.run("diff", "staging", "production").stdout == snapshot
+
+
+def test_markdown_snapshot(repo: Project, snapshot: Any) -> None:
+    assert repo.run("diff", "dev", "staging", "-f", "markdown").stdout == snapshot
+
+
+def test_bundled_snapshot(bundled: Project, snapshot: Any) -> None:
+    text = bundled.run("diff", "staging", "production")
+    markdown = bundled.run("diff", "staging", "production", "-f", "markdown")
+    assert text.returncode == markdown.returncode == 1
+    assert (text.stdout, markdown.stdout) == snapshot
+
+
+# ------------------------------------------------------------------ the engines
+
+
+def test_json_types_are_distinct() -> None:
+    changes = compare({"a": 1, "b": True, "c": [1], "d": {}}, {"a": 1.0, "b": 1, "c": [1.0],
+                                                             "d": {}})
+    assert [(c[0], c[1]) for c in changes] == [("changed", ("a",)), ("changed", ("b",)),
+                                               ("changed", ("c",))]
+
+
+def test_bool_and_int_differ_inside_lists() -> None:
+    old, new = {"r": [None, True]}, {"r": [None, 1]}
+    assert compare(old, new) == compare_deepdiff(old, new) == [
+        ("changed", ("r",), [None, True], [None, 1])]
+
+
+def test_map_replaced_by_scalar_counts_leaf_by_leaf() -> None:
+    changes = compare({"a": {"x": 1, "y": 2}}, {"a": 3})
+    assert [(c[0], c[1]) for c in changes] == [("added", ("a",)), ("removed", ("a", "x")),
+                                               ("removed", ("a", "y"))]
+    assert compare_deepdiff({"a": {"x": 1, "y": 2}}, {"a": 3}) == changes
+
+
+def test_flatten_keeps_empty_maps_and_lists() -> None:
+    assert flatten({"a": {}, "b": [1], "c": {"d": None}}) == {
+        ("a",): {}, ("b",): [1], ("c", "d"): None}
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1.0]),
+                     st.sampled_from(["x", "y", ""]))
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from("abcd"), inner, max_size=4)),
+    max_leaves=12)
+_docs = st.dictionaries(st.sampled_from("pqrs"), _values, max_size=4)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_docs, _docs)
+def test_flat_engine_matches_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> None:
+    assert compare(old, new) == compare_deepdiff(old, new)
+
+
+def test_canaries_are_really_in_the_layers(repo: Project) -> None:
+    # The redaction tests mean something only if the canaries are there to leak.
+    text = "".join(b.decode() for b in tree(repo.root).values())
+    assert all(c in text for c in CANARIES)
+
+
+# ------------------------------------------------------------------ key lines
+
+
+def _keypaths(data: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [prefix]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _keypaths(v, (*prefix, k))
+        out.append((*prefix, "no_such_key"))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _keypaths(v, (*prefix, str(i)))
+    return out
+
+
+_ODD_YAML = [
+    "a:\n  b: [1, {c: 2}]\n  d: {e: {f: 3}}\n",
+    "# c\n\n---\na:\n  - x: 1\n    y:\n      - 2\n      - 3\n  - z\n",
+    "a: &x\n  b: 1\nc: *x\n",
+    "a:\n  ? b\n  : 1\n  'q': |\n    text\n  \"w\": >-\n    t\n",
+    "a: 1\n",
+]
+
+
+def test_key_lines_match_locate() -> None:
+    from magcfg.keylines import KeyLines
+    from magcfg.load import FileSource, locate, parse_layer
+
+    root = Path(__file__).resolve().parents[1]
+    source = FileSource(root)
+    lines = KeyLines(source)
+    files = sorted(p.relative_to(root).as_posix() for p in (root / "layers").rglob("*.yaml"))
+    assert len(files) > 50
+    checked = 0
+    for rel in files:
+        raw = source.read(rel)
+        data, _ = parse_layer(rel, raw)
+        for keypath in _keypaths(data):
+            assert lines.line(rel, keypath) == locate(rel, raw, keypath), (rel, keypath)
+            checked += 1
+    assert checked > 500
+
+    class Texts:
+        def read(self, path: str) -> bytes:
+            return _ODD_YAML[int(path)].encode()
+
+    odd = KeyLines(Texts())
+    import yaml
+
+    for i, text in enumerate(_ODD_YAML):
+        data = yaml.safe_load(text.split("---")[-1])
+        for keypath in _keypaths(data):
+            assert odd.line(str(i), keypath) == locate(str(i), text.encode(), keypath), (i, keypath)
+
+
+def test_colour_on_a_terminal(repo: Project) -> None:
+    import os
+    import subprocess
+
+    from .conftest import MAGCFG
+
+    def on_tty(extra: dict[str, str]) -> str:
+        leader, follower = os.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        proc = subprocess.run([str(MAGCFG), "diff", "staging", "production"], cwd=repo.root,
+                              stdout=follower, stderr=subprocess.PIPE, env={**env, **extra},
+                              timeout=60)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(leader)
+        assert proc.returncode == 1
+        return b"".join(chunks).decode()
+
+    assert "\x1b[33m~ db.host" in on_tty({})
+    assert "\x1b[" not in on_tty({"NO_COLOR": "1"})
+
+
+def test_against_ref_follows_symlinks_inside_the_repo(repo: Project) -> None:
+    import os
+
+    shared = repo.root / "shared"
+    shared.mkdir()
+    (shared / "logging.yaml").write_text("logging:\n  level: \"error\"\n")
+    (shared / "extra").mkdir()
+    (shared / "extra" / "pool.yaml").write_text("db:\n  port: 6000\n")
+    staging = repo.root / "layers/environments/staging"
+    os.symlink("../../../shared/logging.yaml", staging / "logging.yaml")
+    os.symlink("../../../shared/extra", staging / "extra")
+    os.symlink("/etc", repo.root / "layers/environments/production/outside")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "symlinked layers")
+    # Working tree back to no symlinks: the ref side must read them from git objects.
+    git(repo.root, "rm", "-q", "layers/environments/staging/logging.yaml",
+        "layers/environments/staging/extra", "layers/environments/production/outside")
+    result = repo.run("diff", "-e", "staging", "--against", "HEAD", "-f", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert [(c["key"], c["old"], c["new"]) for c in doc["changed"]] == [
+        ("db.port", 6000, 5432), ("logging.level", "error", "info")]
+    assert doc["changed"][0]["old_source"]["file"] == "layers/environments/staging/extra/pool.yaml"
+    outside = repo.run("diff", "-e", "production", "--against", "HEAD")
+    assert outside.returncode == 1
+    assert "layers/environments/production/outside: error: symlink leads outside the " \
+        "repository" in outside.stderr

@@ -1,0 +1,301 @@
+"""``magcfg promote``: minimal edits, refusals, git branch and commit, PR body."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+import pytest
+
+from magcfg.yamledit import EditRefused, set_values
+
+from .conftest import Project
+from .promotion_repo import CANARIES, FILES, git, make_repo, no_canary, tree
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Project:
+    return make_repo(tmp_path / "shop")
+
+
+def _state(repo: Project) -> tuple[dict[str, bytes], str, str, str]:
+    """Everything a refused promotion must leave as it was."""
+    files = {k: v for k, v in tree(repo.root, ".").items()
+             if not k.startswith((".git/", ".magcfg-cache/"))}
+    return (files, git(repo.root, "branch", "--list"), git(repo.root, "rev-parse", "HEAD"),
+            git(repo.root, "status", "--porcelain"))
+
+
+def _only_replaced(before: str, after: str, replaced: dict[int, str]) -> list[str]:
+    """Assert ``after`` is ``before`` with the given 1-based lines replaced and some lines
+    inserted; returns the inserted lines."""
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    inserted: list[str] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "insert":
+            inserted += new[j1:j2]
+            continue
+        assert tag == "replace", (tag, old[i1:i2])
+        for k, i in enumerate(range(i1, i2)):
+            assert i + 1 in replaced, f"line {i + 1} changed: {old[i]!r}"
+            assert new[j1 + k] == replaced[i + 1]
+        inserted += new[j1 + (i2 - i1):j2]
+    return inserted
+
+
+# ------------------------------------------------------------------ promoting
+
+
+def test_promote_one_key(repo: Project) -> None:
+    before = (repo.root / "layers/environments/production/db.yaml").read_text()
+    pr = repo.root.parent / "pr.md"
+    result = repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                      "--pr-body", str(pr))
+    assert result.returncode == 0, result.stderr
+    after = (repo.root / "layers/environments/production/db.yaml").read_text()
+    assert _only_replaced(before, after, {6: "    max: 15\n"}) == []
+    # A new branch with one commit holding the layer file and the rebuilt artifact.
+    branch = git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    assert branch.startswith("promote/staging-to-production-")
+    assert git(repo.root, "status", "--porcelain") == ""
+    changed = git(repo.root, "diff", "--name-only", "main", "HEAD").split()
+    assert changed == ["generated/production/config.json", "generated/production/configmap.yaml",
+                       "generated/production/manifest.json",
+                       "layers/environments/production/db.yaml"]
+    config = json.loads((repo.root / "generated/production/config.json").read_text())
+    assert config["db"]["pool"] == {"max": 15, "min": 1}
+    message = git(repo.root, "log", "-1", "--format=%B")
+    assert message.startswith("Promote staging -> production: db.pool.max\n")
+    assert "db.pool.max: 50 -> 15" in message
+    assert repo.run("build", "--check").returncode == 0
+    body = pr.read_text()
+    assert body.startswith("## Promote `staging` → `production`\n")
+    for part in ("### Summary", "### Semantic diff", "### Restart-only changes",
+                 "### Where each value comes from", "| ~ | `db.pool.max` | `50` | `15` | hot |",
+                 "None: every change is hot-reloadable.",
+                 "`layers/environments/staging/db.yaml:5`", "by Dana Dev: Initial config"):
+        assert part in body, part
+    assert result.stdout == ""
+
+
+def test_promote_glob_keeps_comments_and_formatting(repo: Project) -> None:
+    before = (repo.root / "layers/environments/production/db.yaml").read_text()
+    result = repo.run("promote", "dev", "production", "--key", "db.pool.*")
+    assert result.returncode == 0, result.stderr
+    after = (repo.root / "layers/environments/production/db.yaml").read_text()
+    assert _only_replaced(before, after, {6: "    max: 20\n"}) == ["    min: 2\n"]
+    assert after.index("    min: 2\n") == after.index("    max: 20\n") + len("    max: 20\n")
+    assert "## Promote `dev` → `production`" in result.stdout  # PR body on stdout
+
+
+def test_promotion_equals_hand_made_tree(repo: Project) -> None:
+    expected = {rel: text.encode() for rel, text in FILES.items()}
+    expected["layers/environments/staging/db.yaml"] = (
+        b"# Staging: shared cluster.\n"
+        b"db:\n"
+        b"  host: \"db.staging.internal\"\n"
+        b"  pool:\n"
+        b"    max: 20\n"
+        b"    min: 2\n"
+        b"  tls:\n"
+        b"    mode: \"verify-full\"\n"
+        b"    ca: \"/etc/ca.pem\"\n"
+        b"    ca_check: true\n"
+        b"\n"
+        b"# Trailing notes stay put.\n")
+    expected["layers/environments/staging/logging.yaml"] = b"logging:\n  level: \"debug\"\n"
+    result = repo.run("promote", "dev", "staging", "--branch", "promote/dev-staging")
+    assert result.returncode == 0, result.stderr
+    assert tree(repo.root) == expected
+    assert git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "promote/dev-staging"
+    body = result.stdout
+    assert "- `layers/environments/staging/logging.yaml`" in body
+    assert "`app.debug`: intended difference (promote.allow_differences dev: app.debug)" in body
+    assert "`app.environment`: intended difference" in body
+    assert "`db.password`: secret reference" in body
+    assert "- `db.tls.mode`" in body  # restart-only section
+    assert no_canary(result.stdout, result.stderr)
+
+
+def test_dry_run_changes_nothing(repo: Project) -> None:
+    state = _state(repo)
+    result = repo.run("promote", "dev", "staging", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert _state(repo) == state
+    assert result.stdout.startswith("promote dev -> staging: 6 value(s) to write, 3 skipped\n")
+    assert "  logging.level = \"debug\"\n" in result.stdout
+    assert ("into layers/environments/staging/logging.yaml (new file); replaces \"info\" set in "
+            "layers/base/logging.yaml:2") in result.stdout
+    assert "--- staging\n+++ staging (promoted)\n" in result.stdout
+    assert no_canary(result.stdout, result.stderr)
+
+
+def test_same_plan_same_output(repo: Project) -> None:
+    first = repo.run("promote", "dev", "production", "-n").stdout
+    assert repo.run("promote", "dev", "production", "-n").stdout == first
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_refuses_to_make_target_invalid(repo: Project) -> None:
+    state = _state(repo)
+    # dev sets db.tls.ca together with ca_check; promoting ca alone breaks the schema.
+    result = repo.run("promote", "dev", "production", "--key", "db.tls.ca")
+    assert result.returncode == 1
+    assert "would make production invalid; nothing was written" in result.stderr
+    assert "layers/environments/production/db.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _state(repo) == state
+
+
+def test_secrets_not_promoted_unless_asked(repo: Project) -> None:
+    result = repo.run("promote", "dev", "staging", "--key", "db.password")
+    assert result.returncode == 0
+    assert "db.password: secret reference (use --include-secrets" in result.stdout
+    assert "nothing to promote" in result.stderr
+    assert git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+
+    asked = repo.run("promote", "dev", "staging", "--key", "db.password", "--include-secrets")
+    assert asked.returncode == 0, asked.stderr
+    assert (repo.root / "layers/secrets/staging/db.yaml").read_text() == FILES[
+        "layers/secrets/dev/db.yaml"]
+    assert "| `db.password` | `<redacted>` |" in asked.stdout
+    message = git(repo.root, "log", "-1", "--format=%B")
+    assert "db.password: <redacted> -> <redacted>" in message
+    assert no_canary(result.stdout, result.stderr, asked.stdout, asked.stderr, message)
+
+
+def test_allow_listed_difference_is_skipped(repo: Project) -> None:
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "--key", "app.*")
+    assert result.returncode == 0
+    assert ("app.environment: intended difference (promote.allow_differences *: "
+            "app.environment)") in result.stdout
+    assert _state(repo) == state
+
+
+def test_refuses_uncommitted_target(repo: Project) -> None:
+    target = repo.root / "layers/environments/production/db.yaml"
+    target.write_text(target.read_text() + "# local note\n")
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "--key", "db.pool.max")
+    assert result.returncode == 1
+    assert "uncommitted changes" in result.stderr
+    assert "layers/environments/production/db.yaml" in result.stderr
+    assert _state(repo) == state
+
+
+def test_refuses_uncommitted_input(repo: Project) -> None:
+    # The rebuild reads the base layer: committing it dirty would commit an artifact
+    # that the committed layers do not build.
+    base = repo.root / "layers/base/db.yaml"
+    base.write_text(base.read_text().replace("port: 5432", "port: 5433"))
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "--key", "db.pool.max")
+    assert result.returncode == 1
+    assert "uncommitted changes in files the promotion reads or writes" in result.stderr
+    assert "layers/base/db.yaml" in result.stderr
+    assert _state(repo) == state
+
+
+def test_refuses_existing_branch(repo: Project) -> None:
+    git(repo.root, "branch", "promote/taken")
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "-k", "db.pool.max", "-b",
+                      "promote/taken")
+    assert result.returncode == 1
+    assert "branch 'promote/taken' already exists" in result.stderr
+    assert _state(repo) == state
+
+
+def test_refuses_file_it_would_reformat(repo: Project) -> None:
+    # Another map of the file is indented by 4: ruamel would re-indent it.
+    repo.write("layers/environments/production/db.yaml",
+               "db:\n  pool:\n    max: 50\nlogging:\n    level: \"warn\"\n")
+    git(repo.root, "commit", "-qam", "mixed indentation")
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "--key", "db.pool.max")
+    assert result.returncode == 1, result.stderr
+    assert ("layers/environments/production/db.yaml:5: error: editing this file would "
+            "reformat lines other than the promoted values") in result.stderr
+    assert _state(repo) == state
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("promote", "dev", "staging", "--key", "nope.*"),
+     "--key 'nope.*' matches no key that dev's per-environment layers set"),
+    (("promote", "dev", "dev"), "FROM and TO are the same environment"),
+    (("promote", "dev", "qa"), "unknown environment 'qa'"),
+    (("promote", "dev", "staging", "-b", "bad..name"), "'bad..name' is not a valid branch name"),
+])
+def test_usage_errors(repo: Project, args: tuple[str, ...], message: str) -> None:
+    state = _state(repo)
+    result = repo.run(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert _state(repo) == state
+
+
+def test_bad_allow_list_names_project_line(repo: Project) -> None:
+    text = (repo.root / "magcfg.yaml").read_text().replace("dev: [app.debug]", "qa: [app.debug]")
+    repo.write("magcfg.yaml", text)
+    result = repo.run("promote", "dev", "staging", "-n")
+    assert result.returncode == 1
+    assert "magcfg.yaml:16: error: unknown environment 'qa'" in result.stderr
+
+
+# ------------------------------------------------------------------ the YAML editor
+
+
+def test_appended_key_goes_above_the_next_keys_comment() -> None:
+    text = ("events:\n  workers: 8  # eight\n# Production: the cluster.\nkernel:\n  x: 1\n")
+    out = set_values("f.yaml", text, [(("events", "sync"), True)])
+    assert out == ("events:\n  workers: 8  # eight\n  sync: true\n"
+                   "# Production: the cluster.\nkernel:\n  x: 1\n")
+
+
+def test_editor_quotes_yaml11_lookalikes_and_keeps_styles() -> None:
+    out = set_values("f.yaml", "a:\n  b: 'x'\n  l: [1, 2]\n",
+                     [(("a", "b"), "no"), (("a", "l"), [3]), (("a", "c"), "on")])
+    assert out == "a:\n  b: 'no'\n  l: [3]\n  c: \"on\"\n"
+    out = set_values("f.yaml", "a:\n  b: plain\n", [(("a", "b"), "still-plain")])
+    assert out == "a:\n  b: still-plain\n"
+    out = set_values("f.yaml", "a:\n  b: plain\n", [(("a", "b"), "off")])
+    assert out == "a:\n  b: \"off\"\n"
+
+
+def test_editor_refuses_reformatting() -> None:
+    with pytest.raises(EditRefused) as caught:
+        set_values("f.yaml", "a:\n  b: 1\nz:\n    y: 2\n", [(("a", "b"), 9)])
+    assert "f.yaml:4" in str(caught.value)
+
+
+def test_canaries_present_in_layers(repo: Project) -> None:
+    text = "".join(b.decode() for b in tree(repo.root).values())
+    assert all(c in text for c in CANARIES)
+
+
+def test_failed_commit_restores_everything(repo: Project) -> None:
+    # A real pre-commit hook refuses the commit after files were written and rebuilt.
+    unrelated = repo.root / "NOTES.md"
+    unrelated.write_text("notes\n")
+    git(repo.root, "add", "NOTES.md")
+    git(repo.root, "commit", "-qm", "notes")
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho 'hook: no commits today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    unrelated.write_text("notes\nwork in progress\n")
+    state = _state(repo)
+    result = repo.run("promote", "dev", "staging")
+    assert result.returncode != 0
+    assert result.returncode == 1
+    assert "error: git failed (git commit): hook: no commits today; nothing was changed" in \
+        result.stderr
+    assert "Traceback" not in result.stderr
+    assert _state(repo) == state  # files, branches, HEAD, and the unrelated edit
+    assert not (repo.root / "layers/environments/staging/logging.yaml").exists()
