@@ -478,6 +478,59 @@ def lint(
 # ---------------------------------------------------------------- watch (issue 8)
 
 
+@app.command()
+def watch(
+    artifact: Annotated[Path, typer.Option("--artifact", "-a", help="Artifact directory to "
+                                           "watch (generated/<env>/ or a ConfigMap volume).")],
+    public_key: Annotated[list[Path], typer.Option("--public-key", "-k", help="Trusted Ed25519 "
+                                                   "public key (PEM; repeat during a rotation).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to publish the verified "
+                                      "config into (..data symlink swap).")],
+    exec_command: Annotated[str | None, typer.Option("--exec", help="Command to run after each "
+                                                     "publish (split like a shell, not run by "
+                                                     "one).", show_default=False)] = None,
+    signal_target: Annotated[str | None, typer.Option("--signal", help="PID:SIG to signal after "
+                                                      "each publish, e.g. 1:HUP.",
+                                                      show_default=False)] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Where to keep the last "
+                                                   "known-good config.", show_default=False)] = None,
+    schema: Annotated[Path | None, typer.Option("--schema", help="JSON Schema to validate each "
+                                                "config against.", show_default=False)] = None,
+    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="JSON-lines audit log "
+                                                   "file.", show_default=False)] = None,
+    allow_rollback: Annotated[bool, typer.Option("--allow-rollback", help="Accept versions "
+                                                 "older than the running one.")] = False,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between "
+                                                 "fallback polls.", min=0.05)] = 5.0,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus "
+                                                     "metrics on this port (needs "
+                                                     "magcfg[metrics]).", min=1, max=65535,
+                                                     show_default=False)] = None,
+) -> None:
+    """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
+    from .errors import UsageError
+    from .runtime.kernel import KernelStartError
+    from .runtime.sidecar import Sidecar, SidecarOptions, parse_signal
+
+    if exec_command and signal_target:
+        _fail(UsageError("--exec and --signal are exclusive: give one"))
+    try:
+        target = parse_signal(signal_target) if signal_target else None
+    except ValueError as exc:
+        _fail(UsageError(str(exc)))
+    options = SidecarOptions(artifact, list(public_key), out, exec_command, target, state_dir,
+                             schema, allow_rollback, poll_interval, audit_log, metrics_port)
+    try:
+        sidecar = Sidecar(options)
+        code = sidecar.run()
+    except (KernelStartError, MagcfgError) as exc:
+        _fail(exc)
+    except RuntimeError as exc:  # optional packages missing
+        _fail(MagcfgError(str(exc)))
+    raise typer.Exit(code)
+
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
     try:

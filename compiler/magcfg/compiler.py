@@ -210,6 +210,7 @@ class Compiler:
         self._validator: Validator | None = None
         self.timings = Timings()
         self._reload: tuple[list[str], list[str]] | None = None
+        self._secret_keys: list[str] | None = None
         self._cue_schema: CueSchema | None = None
 
     # -- schema -----------------------------------------------------------------------
@@ -422,6 +423,7 @@ class Compiler:
                 schema_digest=f"sha256:{schema.digest}" if schema else None,
                 cue_schema=self._cue_manifest(),
                 hot_keys=hot, restart_keys=restart, previous=previous_manifest,
+                secret_keys=self.secret_keys(),
                 manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
             files[MANIFEST] = manifest
             context._config_sha256 = _config_digest(manifest)
@@ -451,6 +453,14 @@ class Compiler:
             schema = self.schema()
             self._reload = schema.index.reload_partition() if schema else ([], [])
         return self._reload
+
+    def secret_keys(self) -> list[str]:
+        """Secret key globs for manifest.json: schema secrets and the ``redact`` globs."""
+        if self._secret_keys is None:
+            schema = self.schema()
+            self._secret_keys = sorted({*(schema.index.secret_paths() if schema else ()),
+                                        *self.redactor().patterns})
+        return self._secret_keys
 
     def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
         out = []

@@ -69,6 +69,7 @@ def manifest_bytes(
     hot_keys: list[str],
     restart_keys: list[str],
     previous: bytes | None,
+    secret_keys: list[str] | None = None,
     manifest_path: str,
 ) -> bytes:
     """manifest.json (docs/artifact.md). ``version`` is the previous manifest's version if
@@ -103,6 +104,9 @@ def manifest_bytes(
         "schema": schema,
         "version": version,
     }
+    if secret_keys:
+        # For the runtime, which has no schema: whose values events and logs must hide.
+        manifest["secret_keys"] = secret_keys
     return json_bytes(manifest)
 
 

@@ -1,0 +1,46 @@
+"""magcfg's runtime kernel: serve a signed, verified config and swap in new ones safely.
+
+    from magcfg.runtime import Kernel
+
+    with Kernel("/etc/magflock", public_keys=["/etc/magcfg/magcfg.pub"],
+                state_dir="/var/lib/magflock/config") as kernel:
+        port = kernel.get("maggate.port", 8080)
+        kernel.subscribe("config.reloaded", on_reload)
+
+This package imports only the standard library, ``cryptography`` (signatures) and, if
+present, ``orjson``; schema validation (jsonschema-rs) and metrics (prometheus-client)
+are imported only when asked for. See docs/runtime.md.
+"""
+
+from __future__ import annotations
+
+from .events import (
+    LOADED,
+    PUBLISHED,
+    RELOAD_FAILED,
+    RELOADED,
+    STATE_CORRUPT,
+    ConfigRejected,
+    Event,
+    make_event,
+)
+from .kernel import Kernel, KernelStartError, ReloadResult, Validator
+from .snapshot import Snapshot, freeze, thaw
+
+__all__ = [
+    "LOADED",
+    "PUBLISHED",
+    "RELOADED",
+    "RELOAD_FAILED",
+    "STATE_CORRUPT",
+    "ConfigRejected",
+    "Event",
+    "Kernel",
+    "KernelStartError",
+    "ReloadResult",
+    "Snapshot",
+    "Validator",
+    "freeze",
+    "make_event",
+    "thaw",
+]

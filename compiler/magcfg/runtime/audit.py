@@ -1,0 +1,38 @@
+"""The JSON-lines audit log: one line per reload attempt, the final event of each.
+
+Events are already redacted when they are built, so the log holds versions, stages,
+reasons, changed key paths and non-secret values only. Lines are appended with
+``O_APPEND`` and flushed one by one, so concurrent writers and a crash leave whole lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from .events import Event
+
+
+class AuditLog:
+    """Appends events as JSON lines to ``path`` (parents created)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+
+    def write(self, event: Event) -> None:
+        line = (json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+                + "\n").encode()
+        with self._lock:
+            if self._fd >= 0:
+                os.write(self._fd, line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

@@ -1,0 +1,114 @@
+"""CloudEvents-style events on an in-process bus.
+
+Every event is a plain JSON-serializable dict in the CloudEvents 1.0 structured form::
+
+    {"specversion": "1.0", "id": "...", "source": "magcfg/runtime", "type": "config.reloaded",
+     "subject": "production", "time": "2026-11-22T14:00:00.123456Z",
+     "datacontenttype": "application/json", "data": {...}}
+
+Subscribers run synchronously on the thread that reloads, in subscription order. A
+subscriber that raises never stops the kernel or the other subscribers; only
+:class:`ConfigRejected`, raised from a ``config.reloaded`` subscriber, has a meaning
+(the kernel restores the previous snapshot).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+LOADED = "config.loaded"
+RELOADED = "config.reloaded"
+RELOAD_FAILED = "config.reload_failed"
+STATE_CORRUPT = "config.state_corrupt"
+PUBLISHED = "config.published"
+ALL = "*"
+EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, PUBLISHED)
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], Any]
+
+log = logging.getLogger("magcfg.runtime")
+
+
+class ConfigRejected(Exception):
+    """Raised by a ``config.reloaded`` subscriber that cannot accept the new config.
+
+    The kernel restores the previous snapshot and publishes ``config.reload_failed``
+    with reason ``subscriber_rejected`` and this exception's message (which must not
+    contain secret values).
+    """
+
+
+def make_event(event_type: str, subject: str, data: dict[str, Any],
+               source: str = "magcfg/runtime") -> Event:
+    """A CloudEvents 1.0 structured event with a fresh id and the current UTC time."""
+    # time and os.urandom rather than datetime and uuid: those two imports would cost
+    # more than the rest of the event bus.
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    return {
+        "specversion": "1.0",
+        "id": os.urandom(16).hex(),
+        "source": source,
+        "type": event_type,
+        "subject": subject,
+        "time": stamp,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+class EventBus:
+    """Subscribers by event type (``*`` for all); publishing isolates their failures."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, list[Subscriber]] = {}
+        self.failures = 0
+
+    def subscribe(self, event_type: str, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of ``event_type``; returns an
+        unsubscribe function."""
+        if event_type != ALL and event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}; "
+                             f"one of {', '.join((*EVENT_TYPES, ALL))}")
+        with self._lock:
+            self._subscribers.setdefault(event_type, []).append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                callbacks = self._subscribers.get(event_type, [])
+                if callback in callbacks:
+                    callbacks.remove(callback)
+
+        return unsubscribe
+
+    def subscribers(self, event_type: str) -> list[Subscriber]:
+        with self._lock:
+            return [*self._subscribers.get(event_type, ()), *self._subscribers.get(ALL, ())]
+
+    def publish(self, event: Event, *, rejectable: bool = False) -> ConfigRejected | None:
+        """Deliver ``event``. With ``rejectable``, the first :class:`ConfigRejected` stops
+        delivery and is returned; any other exception is logged and counted."""
+        for callback in self.subscribers(event["type"]):
+            try:
+                callback(event)
+            except ConfigRejected as exc:
+                if rejectable:
+                    return exc
+                self._failed(callback, event, exc)
+            except Exception as exc:
+                self._failed(callback, event, exc)
+        return None
+
+    def _failed(self, callback: Subscriber, event: Event, exc: BaseException) -> None:
+        self.failures += 1
+        # The exception type only: its message may quote config values.
+        log.error("magcfg subscriber %s failed on %s: %s",
+                  getattr(callback, "__qualname__", repr(callback)), event["type"],
+                  type(exc).__name__)

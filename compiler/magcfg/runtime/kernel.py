@@ -1,0 +1,615 @@
+"""The runtime kernel: serve a verified config, swap in new ones atomically, or keep the
+last known-good one and say why.
+
+Pipeline, on start and on every change of the artifact directory::
+
+    read -> verify (signature, digests) -> version (no rollback, no conflict)
+         -> parse -> validate -> reload policy -> snapshot -> swap -> subscribers
+
+A failure before the swap leaves the served snapshot untouched. A ``config.reloaded``
+subscriber that raises :class:`ConfigRejected` gets the previous snapshot restored.
+A change to a ``restart`` key is not applied: it becomes :attr:`Kernel.pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MagcfgError
+from ..redact import Redactor
+from ..sign import (
+    Ed25519PublicKey,
+    SuccessionError,
+    VerificationError,
+    check_succession,
+    load_public_key,
+    verify_files,
+)
+from .audit import AuditLog
+from .events import (
+    LOADED,
+    RELOAD_FAILED,
+    RELOADED,
+    STATE_CORRUPT,
+    Event,
+    EventBus,
+    Subscriber,
+    make_event,
+)
+from .policy import Change, ReloadPolicy, changes, restart_keys
+from .snapshot import MISSING, Snapshot, freeze, gc_paused
+from .source import RawArtifact, read_artifact, stat_signature
+from .state import StateCorrupt, load_state, save_state
+
+if TYPE_CHECKING:
+    from ..check_env import EnvCheck
+    from .metrics import KernelMetrics
+    from .watcher import DirectoryWatcher
+
+Validator = Callable[[Mapping[str, Any]], None]
+"""A user check of a candidate config: raise (any exception) to refuse it."""
+
+log = logging.getLogger("magcfg.runtime")
+_MAX_CHANGES = 1000
+
+
+class KernelStartError(MagcfgError):
+    """Neither the artifact nor a last known-good state could be loaded."""
+
+
+class _Refused(Exception):
+    def __init__(self, stage: str, reason: str, error: str, version: int | None = None,
+                 **extra: Any) -> None:
+        super().__init__(error)
+        self.stage, self.reason, self.error, self.version = stage, reason, error, version
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What one reload attempt did: ``applied``, ``unchanged`` or ``refused``."""
+
+    status: str
+    version: int
+    reason: str | None = None
+    event: Event | None = None
+
+
+def _parse_json(data: bytes) -> Any:
+    try:
+        import orjson
+    except ImportError:  # orjson is a dependency of magcfg, but the runtime does not need it
+        import json
+
+        return json.loads(data.decode("utf-8"))
+    return orjson.loads(data)
+
+
+class Kernel:
+    """Serves the config of one artifact directory (``generated/<env>/`` or a ConfigMap
+    volume) to the process.
+
+    ``public_keys``: trusted Ed25519 public keys (objects or PEM file paths; several
+    during a rotation). ``state_dir``: where the last known-good is kept (recommended).
+    ``schema``: a JSON Schema file to validate candidates with (imports jsonschema-rs).
+    ``validators``: callables that raise to refuse a candidate. ``allow_rollback``:
+    accept versions older than the running one. ``watch``: watch the directory after
+    :meth:`start` (else call :meth:`reload`). ``audit_log``: a JSON-lines file.
+    ``metrics``: ``True`` for the default Prometheus registry, or a registry.
+    """
+
+    def __init__(self, artifact_dir: str | os.PathLike[str],
+                 public_keys: Sequence[Ed25519PublicKey | str | os.PathLike[str]]
+                 | Ed25519PublicKey | str | os.PathLike[str],
+                 state_dir: str | os.PathLike[str] | None = None, *,
+                 schema: str | os.PathLike[str] | None = None,
+                 validators: Iterable[Validator] = (),
+                 allow_rollback: bool = False,
+                 watch: bool = True,
+                 debounce: float = 0.01,
+                 poll_interval: float = 5.0,
+                 use_inotify: bool = True,
+                 audit_log: str | os.PathLike[str] | None = None,
+                 metrics: Any = None,
+                 source: str = "magcfg/runtime") -> None:
+        self.artifact_dir = Path(artifact_dir)
+        if isinstance(public_keys, (str, os.PathLike, Ed25519PublicKey)):
+            public_keys = [public_keys]  # one key given bare: not a sequence of characters
+        self.public_keys = [k if isinstance(k, Ed25519PublicKey) else load_public_key(k)
+                            for k in public_keys]
+        if not self.public_keys:
+            raise ValueError("Kernel needs at least one trusted public key")
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.allow_rollback = allow_rollback
+        self.validators = list(validators)
+        self.source = source
+        self._schema_path = Path(schema) if schema is not None else None
+        self._schema_check: Callable[[Mapping[str, Any]], list[str]] | None = None
+        self._schema_secrets: list[str] = []
+        self._watch = watch
+        self._watcher_options = {"debounce": debounce, "poll_interval": poll_interval,
+                                 "use_inotify": use_inotify}
+        self._bus = EventBus()
+        self._sinks: list[Callable[[Event], None]] = []
+        self._audit = AuditLog(audit_log) if audit_log is not None else None
+        if self._audit is not None:
+            self._sinks.append(self._audit.write)
+        self.metrics: KernelMetrics | None = None
+        if metrics is not None and metrics is not False:
+            from .metrics import KernelMetrics
+
+            self.metrics = KernelMetrics(None if metrics is True else metrics)
+            self._sinks.append(self.metrics.observe)
+        self._lock = threading.RLock()
+        self._current: Snapshot | None = None
+        self._pending: Snapshot | None = None
+        self._highest = 0
+        self._last_raw: RawArtifact | None = None
+        self._last_stat: tuple[object, ...] | None = None
+        self._watcher: DirectoryWatcher | None = None
+        self._stopped = False
+        self.last_error: Event | None = None
+        """The last ``config.reload_failed`` event (``None`` after a successful reload)."""
+        self.booted_from: str | None = None
+        """``artifact`` or ``last_known_good``: what :meth:`start` served first."""
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The snapshot being served (raises before :meth:`start`)."""
+        current = self._current
+        if current is None:
+            raise RuntimeError("the kernel is not started")
+        return current
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The served config: an immutable mapping (maps read-only, lists as tuples)."""
+        return self.snapshot.config
+
+    @property
+    def version(self) -> int:
+        """The served config's manifest version."""
+        return self.snapshot.version
+
+    @property
+    def pending(self) -> Snapshot | None:
+        """A verified newer config that changes ``restart`` keys and waits for a restart."""
+        return self._pending
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """The value at the dotted ``path`` of the served config, or ``default``."""
+        current = self._current
+        if current is None:
+            raise RuntimeError("the kernel is not started")
+        value = current._memo.get(path, MISSING)
+        if value is MISSING:
+            value = current.lookup(path)
+            if value is MISSING:
+                return default
+        return value
+
+    def secret(self, path: str, environ: Mapping[str, str] | None = None) -> str | None:
+        """The value of the secret that the reference at ``path`` names, read where the
+        platform delivers it (docs/secrets.md): the env var ``env_var_name(path)`` that
+        the Deployment injects for ``vault://``, the named variable for ``env://``.
+        ``None`` if it is not delivered (or is ``vault+direct://``, which the app reads
+        from Vault itself). The value is never stored, logged or put in an event."""
+        from ..check_env import resolve
+        from ..secrets import parse_reference
+
+        value = self.get(path)
+        ref = parse_reference(value) if isinstance(value, str) else None
+        if ref is None:
+            raise KeyError(f"{path} does not hold a secret reference")
+        return resolve(tuple(path.split(".")), ref, os.environ if environ is None else environ)
+
+    def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
+        """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
+        whether every secret it references is delivered (names only, never values)."""
+        from ..check_env import check_config
+        from .snapshot import thaw
+
+        snapshot = self.snapshot
+        return check_config(snapshot.environment, thaw(snapshot.config),
+                            os.environ if environ is None else environ)
+
+    def subscribe(self, event_type: str, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` on every event of ``event_type`` (``config.loaded``,
+        ``config.reloaded``, ``config.reload_failed``, ``config.state_corrupt``, ``*``).
+        Returns a function that unsubscribes."""
+        return self._bus.subscribe(event_type, callback)
+
+    def status(self) -> dict[str, Any]:
+        """A small JSON-able summary for health endpoints."""
+        current = self._current
+        return {
+            "version": current.version if current else None,
+            "environment": current.environment if current else None,
+            "source": current.source if current else None,
+            "booted_from": self.booted_from,
+            "pending_version": self._pending.version if self._pending else None,
+            "last_error": self.last_error["data"] if self.last_error else None,
+            "watch": self._watcher.mode if self._watcher else None,
+            "subscriber_failures": self._bus.failures,
+        }
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> Kernel:
+        """Load the artifact (or the last known-good), then watch for changes.
+
+        Raises :class:`KernelStartError` if there is nothing trustworthy to serve.
+        """
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("a stopped Kernel cannot be started again; create a new one")
+            if self._current is not None:
+                return self
+            started = time.perf_counter()
+            try:
+                self._load_schema()
+            except OSError as exc:
+                raise KernelStartError(f"{self._schema_path}: cannot read the schema: "
+                                       f"{exc.strerror}") from None
+            saved = self._load_saved()
+            self._last_stat = stat_signature(self.artifact_dir, ("config.json",))
+            raw = read_artifact(self.artifact_dir)
+            try:
+                snapshot = self._candidate(raw, saved, boot=True)
+            except _Refused as refused:
+                self._last_raw = raw
+                if saved is None:
+                    self._publish_final(self._failed_event(refused, None, "start", started))
+                    raise KernelStartError(
+                        f"{self.artifact_dir}: cannot load the config ({refused.reason}: "
+                        f"{refused.error}) and there is no last known-good state"
+                        + (f" in {self.state_dir}" if self.state_dir else
+                           " (no state_dir given)")) from None
+                self._install(saved)
+                self.booted_from = "last_known_good"
+                self._publish_final(self._failed_event(refused, saved.version, "start", started))
+                self._publish_final(self._loaded_event(saved, started, refused))
+            else:
+                assert snapshot is not None  # at boot "same" still yields the snapshot
+                self._install(snapshot)
+                self._last_raw = raw
+                self.booted_from = "artifact"
+                self._persist(snapshot)
+                self._publish_final(self._loaded_event(snapshot, started, None))
+            if self._watch:
+                from .watcher import DirectoryWatcher
+
+                self._watcher = DirectoryWatcher(self.artifact_dir, self._on_change,
+                                                 **self._watcher_options)  # type: ignore[arg-type]
+                self._watcher.start()
+                # Anything that changed between the read above and the first watch.
+                self._on_change("poll")
+        return self
+
+    def stop(self) -> None:
+        """Stop watching and close the audit log (the served config stays readable)."""
+        self._stopped = True
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+        if self._audit is not None:
+            self._audit.close()
+
+    def __enter__(self) -> Kernel:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reload(self) -> ReloadResult:
+        """Check the artifact now and apply it if it is a valid newer config."""
+        return self._attempt("explicit", force=True)
+
+    # ---------------------------------------------------------------- pipeline
+
+    def _on_change(self, trigger: str) -> None:
+        if trigger == "poll":
+            with self._lock:
+                if stat_signature(self.artifact_dir, self._names()) == self._last_stat:
+                    return
+        self._attempt(trigger)
+
+    def _names(self) -> tuple[str, ...]:
+        # The files of the last read; stat data is taken *before* each read, so a change
+        # during the read still differs at the next poll.
+        return tuple(sorted(self._last_raw.files)) if self._last_raw else ("config.json",)
+
+    def _attempt(self, trigger: str, force: bool = False) -> ReloadResult:
+        with self._lock:
+            current = self.snapshot
+            started = time.perf_counter()
+            self._last_stat = stat_signature(self.artifact_dir, self._names())
+            raw = read_artifact(self.artifact_dir)
+            if not force and raw.same_content(self._last_raw):
+                return ReloadResult("unchanged", current.version)
+            self._last_raw = raw
+            try:
+                candidate = self._candidate(raw, current, boot=False)
+                if candidate is None:
+                    return ReloadResult("unchanged", current.version)
+                return self._apply(current, candidate, trigger, started)
+            except _Refused as refused:
+                event = self._failed_event(refused, current.version, trigger, started)
+                self._publish_final(event)
+                return ReloadResult("refused", current.version, refused.reason, event)
+
+    def _candidate(self, raw: RawArtifact, running: Snapshot | None,
+                   boot: bool) -> Snapshot | None:
+        """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
+        running config already."""
+        if raw.manifest_bytes is None:
+            raise _Refused("read", "missing_file",
+                           f"{self.artifact_dir}/manifest.json not found")
+        if raw.signature is None:
+            raise _Refused("read", "unsigned", f"{self.artifact_dir}/manifest.json.sig not "
+                           "found: the artifact is not signed")
+        prefix = f"{self.artifact_dir}/"
+        try:
+            verified = verify_files(raw.manifest_bytes, raw.signature, raw.files,
+                                    self.public_keys, prefix=prefix)
+        except VerificationError as exc:
+            raise _Refused("verify", exc.reason, _message(exc)) from None
+        manifest = verified.manifest
+        version = verified.version
+        if version is None or version < 1:
+            raise _Refused("verify", "malformed_manifest",
+                           f"{prefix}manifest.json has no valid version")
+        if running is not None:
+            try:
+                verdict = check_succession(running.manifest, manifest,
+                                           allow_rollback=self.allow_rollback,
+                                           file=prefix + "manifest.json")
+            except SuccessionError as exc:
+                raise _Refused("version", exc.reason, _message(exc), version) from None
+            except VerificationError as exc:
+                raise _Refused("verify", exc.reason, _message(exc), version) from None
+            if verdict == "same" and not boot:
+                return None
+        if not self.allow_rollback and version < self._highest:
+            raise _Refused("version", "rollback_refused",
+                           f"version {version} is older than version {self._highest}, the "
+                           "highest ever accepted here: refused as a rollback", version)
+        config_name = "config.json"
+        data = verified.files.get(config_name)
+        if data is None:
+            raise _Refused("verify", "missing_file",
+                           f"{prefix}{config_name} is not listed in the manifest", version)
+        try:
+            with gc_paused():
+                config = _parse_json(data)
+                frozen = freeze(config)
+        except ValueError as exc:
+            raise _Refused("parse", "invalid", f"{prefix}{config_name}: not valid JSON "
+                           f"({type(exc).__name__})", version) from None
+        if not isinstance(config, dict):
+            raise _Refused("parse", "invalid", f"{prefix}{config_name}: not a JSON object",
+                           version)
+        policy = self._policy_for(manifest)
+        self._validate(config, policy, version, prefix + config_name)
+        return Snapshot(frozen, freeze(manifest), raw.manifest_bytes,
+                        raw.signature, freeze_bytes(verified.files), verified.key_id)
+
+    def _policy_for(self, manifest: Mapping[str, Any]) -> ReloadPolicy:
+        self._load_schema()
+        if self._schema_secrets:
+            manifest = {**manifest, "secret_keys": [*manifest.get("secret_keys", ()),
+                                                    *self._schema_secrets]}
+        return ReloadPolicy(manifest)
+
+    def _load_schema(self) -> None:
+        if self._schema_path is None or self._schema_check is not None:
+            return
+        from ..schema import load_schema
+        from ..validate import Validator as SchemaValidator
+
+        schema = load_schema(str(self._schema_path), self._schema_path.read_bytes())
+        validator = SchemaValidator(schema)
+        self._schema_secrets = schema.index.secret_paths()
+
+        def check(config: Mapping[str, Any]) -> list[str]:
+            document = dict(config)
+            found = validator.check_document(document)
+            if validator.fragment_safe:
+                for key, value in document.items():
+                    found.extend(validator.check_fragment(key, value))
+            return [f"{'.'.join(v.keypath) or '(root)'}: {v.message}" for v in found]
+
+        self._schema_check = check
+
+    def _validate(self, config: dict[str, Any], policy: ReloadPolicy, version: int,
+                  file: str) -> None:
+        # Secret values are collected (a walk of the whole config) only to mask an error.
+        if self._schema_check is not None:
+            problems = self._schema_check(config)
+            if problems:
+                shown = "; ".join(problems[:5]) + (
+                    f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+                raise _Refused("validate", "invalid", _mask(
+                    f"{file}: {shown}", policy.secret_values(config)), version)
+        for check in self.validators:
+            try:
+                check(config)
+            except Exception as exc:
+                raise _Refused("validate", "invalid", _mask(
+                    f"{file}: {getattr(check, '__name__', 'validator')}: {exc}",
+                    policy.secret_values(config)), version) from None
+
+    def _apply(self, current: Snapshot, candidate: Snapshot, trigger: str,
+               started: float) -> ReloadResult:
+        policy = self._policy_for(candidate.manifest)
+        # Same config.json bytes (a version bump of other files): nothing to compare.
+        changed = [] if candidate.config_digest == current.config_digest else changes(
+            current.config, candidate.config)
+        blocked = restart_keys(changed, policy)
+        if blocked:
+            self._pending = candidate
+            raise _Refused("policy", "restart_required",
+                           f"{len(blocked)} changed key(s) take effect only after a restart: "
+                           + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""),
+                           candidate.version, restart_keys=blocked,
+                           changes=_change_data(changed, policy))
+        self._install(candidate)
+        event = make_event(RELOADED, candidate.environment, {
+            "previous_version": current.version,
+            "version": candidate.version,
+            "environment": candidate.environment,
+            "key_id": candidate.key_id,
+            "trigger": trigger,
+            "changed_keys": [c.key for c in changed[:_MAX_CHANGES]],
+            "changes": _change_data(changed, policy),
+            "changes_truncated": max(0, len(changed) - _MAX_CHANGES),
+            "duration_ms": _ms(started),
+        }, self.source)
+        rejected = self._bus.publish(event, rejectable=True)
+        if rejected is not None:
+            self._install(current)
+            secrets = policy.secret_values(candidate.config) | policy.secret_values(
+                current.config)
+            raise _Refused("subscriber", "subscriber_rejected",
+                           _mask(f"a subscriber rejected version {candidate.version}: "
+                                 f"{rejected}", secrets),
+                           candidate.version, rolled_back=True)
+        self._pending = None
+        self.last_error = None
+        self._persist(candidate)
+        for sink in self._sinks:
+            _safe(sink, event)
+        return ReloadResult("applied", candidate.version, None, event)
+
+    # ---------------------------------------------------------------- state
+
+    def _install(self, snapshot: Snapshot) -> None:
+        # The swap: one reference assignment, atomic for every reader.
+        self._current = snapshot
+        self._highest = max(self._highest, snapshot.version)
+
+    def _persist(self, snapshot: Snapshot) -> None:
+        if self.state_dir is None:
+            return
+        try:
+            save_state(self.state_dir, snapshot.manifest_bytes, snapshot.signature,
+                       dict(snapshot.files), snapshot.version, self._highest)
+        except OSError as exc:
+            log.error("magcfg: cannot save the last known-good state in %s: %s",
+                      self.state_dir, exc.strerror)
+
+    def _load_saved(self) -> Snapshot | None:
+        if self.state_dir is None:
+            return None
+        try:
+            saved = load_state(self.state_dir)
+            if saved is None:
+                return None
+            verified = verify_files(saved.manifest_bytes, saved.signature, saved.files,
+                                    self.public_keys, prefix=f"{saved.path}:")
+            with gc_paused():
+                config = _parse_json(verified.files["config.json"])
+                frozen = freeze(config)
+            if not isinstance(config, dict):
+                raise StateCorrupt(f"{saved.path}: the saved config is not a JSON object")
+        except StateCorrupt as exc:
+            self._state_corrupt(str(exc))
+            return None
+        except VerificationError as exc:
+            self._state_corrupt(f"{self.state_dir}: the saved artifact fails verification "
+                                f"({exc.reason}): {_message(exc)}")
+            return None
+        except (KeyError, ValueError) as exc:
+            self._state_corrupt(f"{self.state_dir}: the saved artifact is unusable "
+                                f"({type(exc).__name__})")
+            return None
+        self._highest = max(saved.highest_version, verified.version or 0)
+        return Snapshot(frozen, freeze(verified.manifest), saved.manifest_bytes,
+                        saved.signature, freeze_bytes(verified.files), verified.key_id,
+                        source="last_known_good")
+
+    def _state_corrupt(self, error: str) -> None:
+        log.error("magcfg: last known-good state not trusted: %s", error)
+        event = make_event(STATE_CORRUPT, "", {"state_dir": str(self.state_dir),
+                                               "error": error}, self.source)
+        self._publish_final(event)
+
+    # ---------------------------------------------------------------- events
+
+    def _failed_event(self, refused: _Refused, active: int | None, trigger: str,
+                      started: float) -> Event:
+        current = self._current
+        data: dict[str, Any] = {
+            "stage": refused.stage,
+            "reason": refused.reason,
+            "error": refused.error,
+            "attempted_version": refused.version,
+            "active_version": active,
+            "trigger": trigger,
+            "duration_ms": _ms(started),
+            "rolled_back": bool(refused.extra.get("rolled_back", False)),
+        }
+        for key in ("restart_keys", "changes"):
+            if key in refused.extra:
+                data[key] = refused.extra[key]
+        subject = current.environment if current is not None else ""
+        return make_event(RELOAD_FAILED, subject, data, self.source)
+
+    def _loaded_event(self, snapshot: Snapshot, started: float,
+                      refused: _Refused | None) -> Event:
+        data: dict[str, Any] = {
+            "version": snapshot.version,
+            "environment": snapshot.environment,
+            "key_id": snapshot.key_id,
+            "source": snapshot.source,
+            "duration_ms": _ms(started),
+        }
+        if refused is not None:
+            data["reason"] = refused.reason
+            data["error"] = refused.error
+        return make_event(LOADED, snapshot.environment, data, self.source)
+
+    def _publish_final(self, event: Event) -> None:
+        if event["type"] == RELOAD_FAILED:
+            self.last_error = event
+        self._bus.publish(event)
+        for sink in self._sinks:
+            _safe(sink, event)
+
+
+def freeze_bytes(files: Mapping[str, bytes]) -> Mapping[str, bytes]:
+    from types import MappingProxyType
+
+    return MappingProxyType(dict(files))
+
+
+def _change_data(changed: list[Change], policy: ReloadPolicy) -> list[dict[str, Any]]:
+    return [c.redacted(policy) for c in changed[:_MAX_CHANGES]]
+
+
+def _message(exc: MagcfgError) -> str:
+    return "; ".join(d.format() for d in exc.diagnostics)
+
+
+def _mask(text: str, secrets: Iterable[str]) -> str:
+    return Redactor().text(text, secrets)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _safe(sink: Callable[[Event], None], event: Event) -> None:
+    try:
+        sink(event)
+    except Exception as exc:
+        log.error("magcfg: event sink failed: %s", type(exc).__name__)

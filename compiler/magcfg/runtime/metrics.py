@@ -1,0 +1,86 @@
+"""Prometheus metrics of the kernel (optional: ``pip install magcfg[metrics]``).
+
+Names mirror Prometheus's own ``prometheus_config_last_reload_successful``:
+
+- ``magcfg_config_last_reload_successful`` 1 if the last attempt was applied, else 0
+- ``magcfg_config_last_reload_success_timestamp_seconds`` when a config was last applied
+- ``magcfg_config_reloads_total`` attempts on a changed artifact (applied or not)
+- ``magcfg_config_reloads_failed_total{stage}`` refused attempts by pipeline stage
+- ``magcfg_config_rollbacks_total`` snapshots restored after a subscriber rejected one
+- ``magcfg_config_info{env,version}`` 1 for the config being served
+
+Labels carry the environment and version only, never values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import LOADED, RELOAD_FAILED, RELOADED, Event
+
+STAGES = ("read", "verify", "version", "parse", "validate", "policy", "subscriber")
+
+
+class KernelMetrics:
+    """Keeps the metrics above up to date from the kernel's final events."""
+
+    def __init__(self, registry: Any = None) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError:
+            raise RuntimeError("metrics need the prometheus-client package: "
+                               "pip install 'magcfg[metrics]'") from None
+        if registry is None:
+            registry = prom.REGISTRY
+        self.registry = registry
+        try:
+            self.successful = prom.Gauge(
+                "magcfg_config_last_reload_successful",
+                "Whether the last configuration reload attempt was applied.", registry=registry)
+            self.success_time = prom.Gauge(
+                "magcfg_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last applied configuration.", registry=registry)
+            self.reloads = prom.Counter(
+                "magcfg_config_reloads", "Reload attempts on a changed artifact.",
+                registry=registry)
+            self.failed = prom.Counter(
+                "magcfg_config_reloads_failed", "Refused reload attempts, by pipeline stage.",
+                ["stage"], registry=registry)
+            self.rollbacks = prom.Counter(
+                "magcfg_config_rollbacks",
+                "Snapshots restored because a subscriber rejected the new config.",
+                registry=registry)
+            self.info = prom.Gauge(
+                "magcfg_config_info", "The configuration being served.", ["env", "version"],
+                registry=registry)
+        except ValueError as exc:  # the names are registered already
+            raise RuntimeError(f"{exc}: each Kernel with metrics needs its own registry "
+                               "(metrics=prometheus_client.CollectorRegistry())") from None
+        for stage in STAGES:
+            self.failed.labels(stage=stage)
+        self._info_labels: tuple[str, str] | None = None
+
+    def observe(self, event: Event) -> None:
+        data = event["data"]
+        kind = event["type"]
+        if kind in (LOADED, RELOADED):
+            self.reloads.inc()
+            self.successful.set(1)
+            self.success_time.set_to_current_time()
+            self._serve(event["subject"], data["version"])
+        elif kind == RELOAD_FAILED:
+            self.reloads.inc()
+            self.successful.set(0)
+            self.failed.labels(stage=data["stage"]).inc()
+            if data.get("rolled_back"):
+                self.rollbacks.inc()
+            if data.get("active_version") is not None:
+                self._serve(event["subject"], data["active_version"])
+
+    def _serve(self, env: str, version: int) -> None:
+        labels = (env, str(version))
+        if labels != self._info_labels:
+            if self._info_labels is not None:
+                self.info.remove(*self._info_labels)
+            self.info.labels(*labels).set(1)
+            self._info_labels = labels

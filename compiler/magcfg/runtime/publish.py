@@ -1,0 +1,113 @@
+"""Publishing verified files into a directory the way the kubelet updates a ConfigMap volume.
+
+Layout of the output directory (what applications and their file watchers already know)::
+
+    out/..2026_11_22_14_00_00.123456_ab12cd/   the files of one version
+    out/..data -> ..2026_11_22_14_00_00.123456_ab12cd
+    out/config.json -> ..data/config.json      (one link per file)
+
+A new version is written into a fresh hidden directory (each file and the directory
+fsynced), then a ``..data_tmp`` symlink to it is renamed over ``..data`` (one atomic
+rename), then the old directory is removed. A reader that opens ``out/config.json``
+sees the old version or the new one, whole. A publisher killed at any point leaves
+``..data`` pointing at a complete version; :func:`recover` removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+DATA_LINK = "..data"
+TMP_LINK = "..data_tmp"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def current_target(out_dir: Path) -> Path | None:
+    """The version directory ``..data`` points at, if any."""
+    link = out_dir / DATA_LINK
+    if not link.is_symlink():
+        return None
+    return out_dir / os.readlink(link)
+
+
+def recover(out_dir: Path) -> list[str]:
+    """Remove what an interrupted publish left behind; returns the names removed."""
+    removed: list[str] = []
+    if not out_dir.is_dir():
+        return removed
+    target = current_target(out_dir)
+    for entry in out_dir.iterdir():
+        if entry.name == TMP_LINK:
+            entry.unlink()
+            removed.append(entry.name)
+        elif (entry.name.startswith("..") and entry.name != DATA_LINK and entry.is_dir()
+              and not entry.is_symlink() and (target is None or entry.name != target.name)):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return sorted(removed)
+
+
+def published_bytes(out_dir: Path, name: str) -> bytes | None:
+    """The bytes of ``name`` in the published version, or ``None``."""
+    target = current_target(out_dir)
+    if target is None:
+        return None
+    try:
+        return (target / name).read_bytes()
+    except OSError:
+        return None
+
+
+def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
+    """Publish ``files`` (name -> bytes) atomically; False if they are already published."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    recover(out_dir)
+    old = current_target(out_dir)
+    if old is not None and all(published_bytes(out_dir, n) == d for n, d in files.items()) \
+            and {p.name for p in old.iterdir()} == set(files):
+        return False
+    stamp = time.strftime("..%Y_%m_%d_%H_%M_%S", time.gmtime())
+    new = Path(tempfile.mkdtemp(prefix=f"{stamp}.", dir=out_dir))
+    os.chmod(new, 0o755)
+    for name, data in sorted(files.items()):
+        path = new / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(new)
+    tmp = out_dir / TMP_LINK
+    os.symlink(new.name, tmp)
+    os.replace(tmp, out_dir / DATA_LINK)
+    _fsync_dir(out_dir)
+    top = {name.split("/", 1)[0] for name in files}
+    for name in sorted(top):
+        visible = out_dir / name
+        if not visible.is_symlink():
+            link_tmp = out_dir / f"..{name}.link"
+            if link_tmp.is_symlink():
+                link_tmp.unlink()
+            os.symlink(f"{DATA_LINK}/{name}", link_tmp)
+            os.replace(link_tmp, visible)
+    for entry in out_dir.iterdir():
+        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in top:
+            entry.unlink()
+    if old is not None and old.name != new.name:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(out_dir)
+    return True

@@ -1,0 +1,107 @@
+"""Last known-good: the newest accepted artifact, persisted so a restart can boot from it.
+
+One file, ``<state_dir>/last-known-good.json``, holds the exact verified bytes (manifest,
+signature, every listed file), the highest version ever accepted (rollback protection
+across restarts) and a sha256 checksum over the rest. It is written atomically (temp
+file, fsync, rename, fsync of the directory), so a crash leaves the old or the new
+state, never a mix. On load the checksum detects corruption, and the kernel verifies
+the signature again: the state file is never trusted on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "last-known-good.json"
+STATE_FORMAT = 1
+
+
+class StateCorrupt(Exception):
+    """The state file exists but cannot be trusted; the message says why."""
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """What :func:`load_state` read back."""
+
+    manifest_bytes: bytes
+    signature: bytes
+    files: dict[str, bytes]
+    highest_version: int
+    path: Path
+
+
+def _checksum(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def save_state(state_dir: Path, manifest_bytes: bytes, signature: bytes,
+               files: dict[str, bytes], version: int, highest_version: int) -> Path:
+    """Persist an accepted artifact atomically; returns the state file's path."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    body: dict[str, Any] = {
+        "format": STATE_FORMAT,
+        "version": version,
+        "highest_version": max(version, highest_version),
+        "manifest": base64.b64encode(manifest_bytes).decode(),
+        "signature": base64.b64encode(signature).decode(),
+        "files": {n: base64.b64encode(d).decode() for n, d in sorted(files.items())},
+    }
+    body["checksum"] = _checksum(body)
+    data = (json.dumps(body, sort_keys=True, indent=1) + "\n").encode()
+    path = state_dir / STATE_FILE
+    tmp = state_dir / f".{STATE_FILE}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_state(state_dir: Path) -> SavedState | None:
+    """The saved state, ``None`` if there is none; :class:`StateCorrupt` if unusable."""
+    path = state_dir / STATE_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateCorrupt(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        body = json.loads(raw.decode("utf-8"))
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+        expected = body.pop("checksum", None)
+        if expected != _checksum(body):
+            raise StateCorrupt(f"{path}: checksum mismatch (the file was damaged or edited)")
+        if body.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown format {body.get('format')!r}")
+        files = {str(n): base64.b64decode(d, validate=True) for n, d in body["files"].items()}
+        highest = body["highest_version"]
+        if not isinstance(highest, int) or isinstance(highest, bool):
+            raise ValueError("highest_version is not an integer")
+        return SavedState(base64.b64decode(body["manifest"], validate=True),
+                          base64.b64decode(body["signature"], validate=True),
+                          files, highest, path)
+    except StateCorrupt:
+        raise
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
+            binascii.Error) as exc:
+        raise StateCorrupt(f"{path}: unreadable state ({type(exc).__name__}: "
+                           f"{str(exc)[:80]})") from None

@@ -1,0 +1,190 @@
+"""Watching the artifact directory: inotify (Linux, via ctypes) with a slow poll fallback.
+
+The directory is watched, never the files: a watch on a file goes deaf when the
+kubelet swaps the ConfigMap's ``..data`` symlink or an editor renames a new file over
+the old one. Every event only says "look again": after a quiet period (debounce, with
+an upper bound so a steady stream of writes cannot starve it) the callback re-reads and
+hashes the artifact and acts only if its content changed. The slow poll runs whether or
+not inotify works, and catches what events cannot (a directory that was replaced, a
+network filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+_IN_MODIFY = 0x002
+_IN_ATTRIB = 0x004
+_IN_CLOSE_WRITE = 0x008
+_IN_MOVED_FROM = 0x040
+_IN_MOVED_TO = 0x080
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_NONBLOCK = 0o4000
+_IN_CLOEXEC = 0o2000000
+_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO
+         | _IN_CREATE | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF)
+
+
+class _Inotify:
+    """A minimal inotify binding: one fd, watches added by path, events only drained."""
+
+    def __init__(self) -> None:
+        # The process's own symbols include libc's; ctypes.util.find_library would spawn
+        # tools and cost more import time than the rest of the runtime.
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._add.restype = ctypes.c_int
+        init = libc.inotify_init1
+        init.argtypes = [ctypes.c_int]
+        init.restype = ctypes.c_int
+        fd = init(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        self.fd = fd
+
+    def add(self, path: Path) -> bool:
+        return bool(self._add(self.fd, os.fsencode(path), _MASK) >= 0)
+
+    def drain(self) -> bool:
+        """Read all pending events; True if there were any."""
+        seen = False
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return seen
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            if not data:
+                return seen
+            seen = True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def inotify_available() -> bool:
+    """Whether this platform offers inotify through libc."""
+    try:
+        _Inotify().close()
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+class DirectoryWatcher:
+    """Calls ``on_change(trigger)`` after changes in ``directory`` settle, on its own thread.
+
+    ``trigger`` is ``"watch"`` after filesystem events and ``"poll"`` on the slow poll.
+    """
+
+    def __init__(self, directory: Path, on_change: Callable[[str], None], *,
+                 debounce: float = 0.01, max_delay: float = 0.5,
+                 poll_interval: float = 5.0, use_inotify: bool = True) -> None:
+        self.directory = directory
+        self.on_change = on_change
+        self.debounce = debounce
+        self.max_delay = max_delay
+        self.poll_interval = poll_interval
+        self._inotify: _Inotify | None = None
+        if use_inotify:
+            try:
+                self._inotify = _Inotify()
+            except (OSError, AttributeError):
+                self._inotify = None
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    @property
+    def mode(self) -> str:
+        """``inotify`` or ``poll``: how changes are noticed."""
+        return "inotify" if self._inotify is not None else "poll"
+
+    def start(self) -> None:
+        self._watch()
+        self._thread = threading.Thread(target=self._run, name="magcfg-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        for fd in (self._stop_r, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+
+    def _watch(self) -> None:
+        # The directory sees the ..data swap and rename-writes. A directory that is itself
+        # replaced is caught by the poll, which re-adds the watch on the new inode.
+        if self._inotify is not None:
+            self._inotify.add(self.directory)
+
+    def _wait(self, timeout: float) -> tuple[bool, bool]:
+        """(stop requested, filesystem events seen) after waiting at most ``timeout``."""
+        fds = [self._stop_r] + ([self._inotify.fd] if self._inotify is not None else [])
+        try:
+            ready, _, _ = select.select(fds, [], [], max(timeout, 0.0))
+        except InterruptedError:
+            return self._stopping, False
+        except (OSError, ValueError):  # fds closed by stop() called from a callback
+            return True, False
+        if self._stop_r in ready or self._stopping:
+            return True, False
+        inotify = self._inotify
+        try:
+            events = inotify is not None and inotify.fd in ready and inotify.drain()
+        except OSError:
+            return True, False
+        return False, bool(events)
+
+    def _run(self) -> None:
+        next_poll = time.monotonic() + self.poll_interval
+        while not self._stopping:
+            stop, events = self._wait(next_poll - time.monotonic())
+            if stop:
+                return
+            if events:
+                # Debounce: wait until quiet for `debounce`, but at most `max_delay`.
+                deadline = time.monotonic() + self.max_delay
+                while True:
+                    stop, more = self._wait(min(self.debounce, deadline - time.monotonic()))
+                    if stop:
+                        return
+                    if not more or time.monotonic() >= deadline:
+                        break
+                # Re-adding is idempotent for the same inode and picks up a directory
+                # that was replaced (its old watch died with it).
+                self._watch()
+                self._fire("watch")
+            elif time.monotonic() >= next_poll:
+                self._watch()
+                self._fire("poll")
+                next_poll = time.monotonic() + self.poll_interval
+
+    def _fire(self, trigger: str) -> None:
+        try:
+            self.on_change(trigger)
+        except Exception:  # the kernel reports its own failures; the watcher must live on
+            import logging
+
+            logging.getLogger("magcfg.runtime").exception("magcfg watcher callback failed")

@@ -1,0 +1,616 @@
+"""The runtime kernel in process: pipeline, faults, events, state, metrics, concurrency.
+
+Everything is real: signed artifacts on disk, inotify, threads, the state file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from magcfg.runtime import (
+    LOADED,
+    RELOAD_FAILED,
+    RELOADED,
+    STATE_CORRUPT,
+    ConfigRejected,
+    Kernel,
+    KernelStartError,
+)
+from magcfg.runtime.state import STATE_FILE
+from magcfg.sign import Ed25519PrivateKey
+
+from .runtime_fixtures import (
+    KubeletWriter,
+    artifact_files,
+    base_config,
+    inplace_write,
+    rename_write,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CANARY = "CANARY-7d1f0e-do-not-leak"
+
+
+class Rig:
+    """An artifact directory fed by the kubelet writer, a key, a state dir and kernels."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.key = Ed25519PrivateKey.generate()
+        self.art = root / "artifact"
+        self.state = root / "state"
+        self.audit = root / "audit.jsonl"
+        self.writer = KubeletWriter(self.art)
+        self.kernels: list[Kernel] = []
+        self.events: list[dict[str, Any]] = []
+
+    def write(self, version: int, config: dict[str, Any] | None = None,
+              key: Ed25519PrivateKey | None = None, **kw: Any) -> dict[str, bytes]:
+        files = artifact_files(config or base_config(version), version, key or self.key, **kw)
+        self.writer.write(files)
+        return files
+
+    def kernel(self, start: bool = True, **kw: Any) -> Kernel:
+        kw.setdefault("audit_log", self.audit)
+        kw.setdefault("poll_interval", 0.2)
+        kernel = Kernel(self.art, [self.key.public_key()], self.state, **kw)
+        kernel.subscribe("*", self.events.append)
+        self.kernels.append(kernel)
+        return kernel.start() if start else kernel
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    def everything_said(self) -> str:
+        audit = self.audit.read_text() if self.audit.exists() else ""
+        return json.dumps(self.events) + audit
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    for k in r.kernels:
+        k.stop()
+
+
+def hot_change(version: int, level: str = "debug") -> dict[str, Any]:
+    config = base_config(version)
+    config["logging"]["level"] = level
+    return config
+
+
+# ---------------------------------------------------------------- loading and API
+
+def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
+    # The bundled project, built and signed by the real CLI.
+    for name in ("layers", "schemas"):
+        subprocess.run(["cp", "-r", str(REPO / name), str(tmp_path / name)], check=True)
+    (tmp_path / "magcfg.yaml").write_bytes((REPO / "magcfg.yaml").read_bytes())
+    cli = [sys.executable, "-m", "magcfg"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    for args in (["build", "-q"], ["keys", "generate", "--out", "keys"],
+                 ["sign", "-e", "production", "-k", "keys/magcfg.key"]):
+        subprocess.run(cli + args, cwd=tmp_path, env=env, check=True, capture_output=True)
+    expected = json.loads((tmp_path / "generated/production/config.json").read_text())
+    with Kernel(tmp_path / "generated/production", str(tmp_path / "keys/magcfg.pub"),
+                schema=tmp_path / "schemas/magflock.schema.json", watch=False) as kernel:
+        assert kernel.version == 1 and kernel.booted_from == "artifact"
+        assert kernel.get("maggate.port") == expected["maggate"]["port"]
+        assert kernel.get("boot.order.0") == expected["boot"]["order"][0]
+        assert kernel.get("no.such.key", "fallback") == "fallback"
+        assert kernel.config["kernel"] == kernel.get("kernel")
+        with pytest.raises(TypeError):
+            kernel.config["maggate"]["port"] = 1  # type: ignore[index]
+        assert isinstance(kernel.get("boot.order"), tuple)
+        assert kernel.reload().status == "unchanged"
+    # GitOps delivery: the ConfigMap's data, mounted by the kubelet, verifies byte for byte.
+    import yaml
+
+    configmap = yaml.safe_load((tmp_path / "generated/production/configmap.yaml").read_text())
+    volume = tmp_path / "volume"
+    KubeletWriter(volume).write({n: v.encode() for n, v in configmap["data"].items()})
+    with Kernel(volume, str(tmp_path / "keys/magcfg.pub"), watch=False) as mounted:
+        assert mounted.version == 1 and dict(mounted.config) == dict(kernel.config)
+
+
+def test_hot_change_through_the_kubelet_swap_is_applied_with_an_event(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel()
+    assert rig.of_type(LOADED)[0]["data"]["source"] == "artifact"
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOADED)))
+    assert kernel.version == 2 and kernel.get("logging.level") == "debug"
+    event = rig.of_type(RELOADED)[-1]
+    assert event["specversion"] == "1.0" and event["subject"] == "production"
+    data = event["data"]
+    assert (data["previous_version"], data["version"]) == (1, 2)
+    assert data["changed_keys"] == ["features.counter", "logging.level"]
+    assert {"key": "logging.level", "policy": "hot", "old": "info", "new": "debug"} in data["changes"]
+    assert data["duration_ms"] >= 0 and data["trigger"] == "watch"
+    # Persisted once every subscriber accepted it.
+    assert wait_for(lambda: json.loads((rig.state / STATE_FILE).read_text())["version"] == 2)
+    assert json.loads((rig.state / STATE_FILE).read_text())["highest_version"] == 2
+
+
+def test_editor_rename_writes_are_picked_up(rig: Rig) -> None:
+    rename_write(rig.art / "plain", artifact_files(base_config(1), 1, rig.key))
+    kernel = Kernel(rig.art / "plain", [rig.key.public_key()], poll_interval=0.2)
+    rig.kernels.append(kernel.start())
+    rename_write(rig.art / "plain", artifact_files(hot_change(2), 2, rig.key))
+    assert wait_for(lambda: kernel.version == 2)
+    assert kernel.get("logging.level") == "debug"
+
+
+def test_inplace_partial_writes_end_on_the_whole_new_version(rig: Rig) -> None:
+    plain = rig.art / "plain"
+    inplace_write(plain, artifact_files(base_config(1), 1, rig.key))
+    kernel = Kernel(plain, [rig.key.public_key()], poll_interval=0.2, debounce=0.001)
+    failures: list[dict[str, Any]] = []
+    kernel.subscribe(RELOAD_FAILED, failures.append)
+    rig.kernels.append(kernel.start())
+    inplace_write(plain, artifact_files(hot_change(2), 2, rig.key), chunk=5, pause=0.0005)
+    assert wait_for(lambda: kernel.version == 2)
+    assert kernel.get("logging.level") == "debug"
+    # Torn intermediate states may have been seen and refused, never served.
+    assert {f["data"]["reason"] for f in failures} <= {"digest_mismatch", "bad_signature",
+                                                      "missing_file", "malformed_manifest"}
+
+
+def test_poll_fallback_without_inotify(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(use_inotify=False, poll_interval=0.05)
+    assert kernel.status()["watch"] == "poll"
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: kernel.version == 2)
+
+
+# ---------------------------------------------------------------- refused artifacts
+
+def _refusal(rig: Rig, kernel: Kernel) -> dict[str, Any]:
+    result = kernel.reload()
+    assert result.status == "refused" and result.event is not None
+    assert kernel.version == 1 and kernel.get("logging.level") == "info"
+    return result.event["data"]
+
+
+def test_truncated_config_is_refused_and_the_old_config_kept(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    files = artifact_files(hot_change(2), 2, rig.key)
+    files["config.json"] = files["config.json"][: len(files["config.json"]) // 2]
+    rig.writer.write(files)
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("verify", "digest_mismatch")
+    assert data["active_version"] == 1 and "config.json" in data["error"]
+
+
+def test_truncated_manifest_fails_the_signature(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    files = artifact_files(hot_change(2), 2, rig.key)
+    files["manifest.json"] = files["manifest.json"][:40]
+    rig.writer.write(files)
+    assert _refusal(rig, kernel)["reason"] == "bad_signature"
+
+
+def test_tampered_config_and_manifest_are_refused(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    files = artifact_files(hot_change(2), 2, rig.key)
+    files["config.json"] = files["config.json"].replace(b'"debug"', b'"error"')
+    rig.writer.write(files)
+    assert _refusal(rig, kernel)["reason"] == "digest_mismatch"
+    files = artifact_files(hot_change(2), 2, rig.key)
+    files["manifest.json"] = files["manifest.json"].replace(b'"version": 2', b'"version": 9')
+    rig.writer.write(files)
+    assert _refusal(rig, kernel)["reason"] == "bad_signature"
+
+
+def test_wrong_key_and_unsigned_are_refused(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    rig.write(2, hot_change(2), key=Ed25519PrivateKey.generate())
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("verify", "bad_signature")
+    rig.writer.write(artifact_files(hot_change(3), 3, None))
+    assert _refusal(rig, kernel)["reason"] == "unsigned"
+
+
+def test_older_version_is_refused_unless_rollback_is_allowed(rig: Rig) -> None:
+    rig.write(5)
+    kernel = rig.kernel(watch=False)
+    rig.write(4, hot_change(4))
+    result = kernel.reload()
+    assert result.reason == "rollback_refused" and kernel.version == 5
+    assert result.event is not None and result.event["data"]["stage"] == "version"
+    lenient = rig.kernel(watch=False, allow_rollback=True, audit_log=None)
+    assert lenient.version == 4 and lenient.get("logging.level") == "debug"
+
+
+def test_same_version_with_other_content_is_refused(rig: Rig) -> None:
+    rig.write(3)
+    kernel = rig.kernel(watch=False)
+    rig.write(3, hot_change(3))
+    result = kernel.reload()
+    assert result.reason == "version_conflict" and kernel.get("logging.level") == "info"
+
+
+def test_schema_invalid_config_is_refused_without_quoting_secrets(rig: Rig) -> None:
+    schema = rig.root / "schema.json"
+    schema.write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "magds": {"type": "object", "properties": {
+                "port": {"type": "integer", "maximum": 65535},
+                "password": {"type": "string", "pattern": "^(vault|env)://",
+                             "x-magcfg-secret": True}}},
+            "logging": {"type": "object", "properties": {
+                "level": {"enum": ["debug", "info", "warn", "error"]}}},
+        },
+    }))
+    rig.write(1)
+    kernel = rig.kernel(watch=False, schema=schema)
+    bad = hot_change(2, level="loud")
+    bad["magds"]["password"] = CANARY
+    rig.write(2, bad)
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("validate", "invalid")
+    assert "logging.level" in data["error"] and "magds.password" in data["error"]
+    assert CANARY not in rig.everything_said()
+
+
+def test_user_validator_refuses(rig: Rig) -> None:
+    def no_debug(config: Any) -> None:
+        if config["logging"]["level"] == "debug":
+            raise ValueError("debug logging is not allowed in production")
+
+    rig.write(1)
+    kernel = rig.kernel(watch=False, validators=[no_debug])
+    rig.write(2, hot_change(2))
+    data = _refusal(rig, kernel)
+    assert data["reason"] == "invalid" and "not allowed" in data["error"]
+
+
+def test_restart_only_change_is_pending_not_applied(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel()
+    config = hot_change(2)
+    config["magds"]["port"] = 6543
+    rig.write(2, config)
+    assert wait_for(lambda: kernel.pending is not None)
+    assert kernel.version == 1 and kernel.get("magds.port") == 5432
+    assert kernel.get("logging.level") == "info"  # hot keys of that version wait too
+    assert kernel.pending is not None and kernel.pending.get("magds.port") == 6543
+    data = rig.of_type(RELOAD_FAILED)[-1]["data"]
+    assert (data["stage"], data["reason"]) == ("policy", "restart_required")
+    assert data["restart_keys"] == ["magds.port"] and data["attempted_version"] == 2
+    # A restart boots the pending version.
+    kernel.stop()
+    restarted = rig.kernel()
+    assert restarted.version == 2 and restarted.get("magds.port") == 6543
+
+
+# ---------------------------------------------------------------- subscribers
+
+def test_failing_subscriber_breaks_nothing(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    rig.write(1)
+    kernel = rig.kernel()
+    seen: list[int] = []
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError(f"boom {CANARY}")
+
+    kernel.subscribe(RELOADED, broken)
+    kernel.subscribe(RELOADED, lambda e: seen.append(e["data"]["version"]))
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: seen == [2])
+    assert kernel.version == 2
+    rig.write(3, hot_change(3, "warn"))
+    assert wait_for(lambda: seen == [2, 3])
+    assert CANARY not in caplog.text and "RuntimeError" in caplog.text
+    assert kernel.status()["subscriber_failures"] == 2
+
+
+def test_rejecting_subscriber_rolls_back(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(metrics=registry)
+    observed: list[str] = []
+
+    def picky(event: dict[str, Any]) -> None:
+        observed.append(kernel.get("logging.level"))  # the new snapshot is live here
+        if kernel.get("logging.level") == "debug":
+            raise ConfigRejected(f"pool cannot switch to debug ({CANARY})")
+
+    kernel.subscribe(RELOADED, picky)
+    later: list[int] = []
+    kernel.subscribe(RELOADED, lambda e: later.append(e["data"]["version"]))
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOAD_FAILED)))
+    assert kernel.version == 1 and kernel.get("logging.level") == "info"
+    data = rig.of_type(RELOAD_FAILED)[-1]["data"]
+    assert (data["stage"], data["reason"], data["rolled_back"]) == (
+        "subscriber", "subscriber_rejected", True)
+    assert observed == ["debug"] and later == []
+    assert registry.get_sample_value("magcfg_config_rollbacks_total") == 1
+    state = json.loads((rig.state / STATE_FILE).read_text())
+    assert state["version"] == 1
+    rig.write(3, hot_change(3, "warn"))
+    assert wait_for(lambda: later == [3])
+    assert kernel.version == 3
+
+
+# ---------------------------------------------------------------- last known-good
+
+def test_bad_deploy_after_restart_boots_from_last_known_good(rig: Rig) -> None:
+    rig.write(1)
+    rig.kernel(watch=False).stop()
+    rig.write(2, hot_change(2), key=Ed25519PrivateKey.generate())  # a bad deploy
+    kernel = rig.kernel(watch=False)
+    assert kernel.booted_from == "last_known_good" and kernel.version == 1
+    loaded = rig.of_type(LOADED)[-1]["data"]
+    assert loaded["source"] == "last_known_good" and loaded["reason"] == "bad_signature"
+    assert rig.of_type(RELOAD_FAILED)[-1]["data"]["active_version"] == 1
+
+
+def test_rollback_is_refused_across_restarts(rig: Rig) -> None:
+    rig.write(3)
+    rig.kernel(watch=False).stop()
+    rig.write(2, hot_change(2))
+    kernel = rig.kernel(watch=False)
+    assert kernel.version == 3 and kernel.booted_from == "last_known_good"
+    assert rig.of_type(RELOAD_FAILED)[-1]["data"]["reason"] == "rollback_refused"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "resign"])
+def test_corrupted_state_is_detected_and_never_trusted(rig: Rig, damage: str) -> None:
+    rig.write(1)
+    rig.kernel(watch=False).stop()
+    path = rig.state / STATE_FILE
+    raw = path.read_bytes()
+    if damage == "flip":
+        body = json.loads(raw)
+        body["highest_version"] = 99
+        path.write_text(json.dumps(body))
+    elif damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\xff" * 10)
+    else:  # consistent checksum, but signed by a key nobody trusts
+        from magcfg.runtime.state import save_state
+
+        forged = artifact_files(base_config(7), 7, Ed25519PrivateKey.generate())
+        save_state(rig.state, forged["manifest.json"], forged["manifest.json.sig"],
+                   {"config.json": forged["config.json"]}, 7, 7)
+    kernel = rig.kernel(watch=False)
+    assert kernel.booted_from == "artifact" and kernel.version == 1
+    corrupt = rig.of_type(STATE_CORRUPT)
+    assert len(corrupt) == 1 and str(rig.state) in corrupt[0]["data"]["error"]
+    kernel.stop()
+    # With a bad artifact and an untrusted state there is nothing to serve.
+    path.write_bytes(b"{}")
+    rig.write(2, hot_change(2), key=Ed25519PrivateKey.generate())
+    with pytest.raises(KernelStartError, match="bad_signature"):
+        rig.kernel(watch=False)
+
+
+def test_no_artifact_and_no_state_fails_to_start(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    with pytest.raises(KernelStartError, match=r"manifest\.json not found"):
+        Kernel(tmp_path / "missing", [key.public_key()], tmp_path / "state").start()
+
+
+# ---------------------------------------------------------------- metrics and audit
+
+def test_metrics_names_and_values(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(watch=False, metrics=registry)
+    value = registry.get_sample_value
+    assert value("magcfg_config_last_reload_successful") == 1
+    assert value("magcfg_config_info", {"env": "production", "version": "1"}) == 1
+    assert (value("magcfg_config_last_reload_success_timestamp_seconds") or 0) > 0
+    rig.write(2, hot_change(2), key=Ed25519PrivateKey.generate())
+    kernel.reload()
+    assert value("magcfg_config_last_reload_successful") == 0
+    assert value("magcfg_config_reloads_failed_total", {"stage": "verify"}) == 1
+    rig.write(3, hot_change(3))
+    kernel.reload()
+    assert value("magcfg_config_reloads_total") == 3
+    assert value("magcfg_config_info", {"env": "production", "version": "3"}) == 1
+    assert value("magcfg_config_info", {"env": "production", "version": "1"}) is None
+    assert value("magcfg_config_rollbacks_total") == 0
+
+
+def test_audit_log_has_one_line_per_attempt(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    rig.write(2, hot_change(2))
+    kernel.reload()
+    rig.write(3, hot_change(3), key=Ed25519PrivateKey.generate())
+    kernel.reload()
+    assert kernel.reload().status == "refused"  # an explicit reload retries and logs again
+    lines = [json.loads(line) for line in rig.audit.read_text().splitlines()]
+    assert [(e["type"], e["data"].get("version", e["data"].get("attempted_version")))
+            for e in lines] == [(LOADED, 1), (RELOADED, 2), (RELOAD_FAILED, None),
+                                (RELOAD_FAILED, None)]  # an unverified version is not reported
+
+
+# ---------------------------------------------------------------- secrets
+
+def test_canary_secrets_never_appear_in_events_or_logs(rig: Rig,
+                                                       caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The value the Deployment injects for magds.password (External Secrets delivery).
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", CANARY + "-env")
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    assert kernel.secret("magds.password") == CANARY + "-env"
+    assert kernel.check_env().ok
+    with pytest.raises(KeyError, match="not hold a secret reference"):
+        kernel.secret("magds.host")
+    leaking = base_config(2)
+    # A literal where a secret belongs (schema-marked key), a credential-named key and a
+    # secret reference: all three change, none may be shown.
+    leaking["magds"]["password"] = CANARY
+    leaking["features"]["api_token"] = CANARY + "-2"
+    leaking["features"]["upstream"] = f"vault://secret/k3s/magds#{CANARY}-3"
+    rig.write(2, leaking, extra_manifest={"hot_keys": ["features", "magds"],
+                                          "restart_keys": []})
+    result = kernel.reload()
+    assert result.status == "applied"
+    changes = {c["key"]: c for c in result.event["data"]["changes"]}  # type: ignore[index]
+    assert changes["magds.password"]["new"] == "<redacted>"
+    assert changes["features.api_token"]["new"] == "<redacted>"
+    assert changes["features.upstream"]["new"] == "<redacted>"
+    leaking["magds"]["port"] = "not-a-port"
+
+    def reject(event: dict[str, Any]) -> None:
+        raise ConfigRejected(f"cannot use {kernel.get('magds.password')}")
+
+    kernel.subscribe(RELOADED, reject)
+    leaking["features"]["counter"] = 3
+    rig.write(3, leaking, extra_manifest={"hot_keys": ["features", "magds"],
+                                          "restart_keys": []})
+    assert kernel.reload().reason == "subscriber_rejected"
+    said = rig.everything_said() + caplog.text
+    assert CANARY not in said and "<redacted>" in said
+
+
+# ---------------------------------------------------------------- load
+
+def test_a_thousand_rapid_updates_end_on_the_newest(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(audit_log=None)
+    for version in range(2, 1001):
+        rig.write(version, hot_change(version, "debug" if version % 2 else "info"))
+    # The swap comes before the subscribers: wait for the event, then look.
+    assert wait_for(lambda: [e["data"]["version"] for e in rig.of_type(RELOADED)][-1:] == [1000],
+                    timeout=60)
+    assert kernel.version == 1000 and kernel.get("features.counter") == 1000
+    assert kernel.status()["last_error"] is None
+    # Debouncing applied fewer than 999 versions, and never went backwards.
+    applied = [e["data"]["version"] for e in rig.of_type(RELOADED)]
+    assert applied == sorted(applied) and len(applied) <= 999
+
+
+def test_readers_never_see_a_torn_or_mixed_snapshot(rig: Rig) -> None:
+    def consistent(version: int) -> dict[str, Any]:
+        config = hot_change(version, "debug" if version % 2 else "info")
+        config["maggate"]["rate_limits"]["per_second"] = version  # hot, tied to the version
+        return config
+
+    rig.write(1, consistent(1))
+    kernel = rig.kernel(audit_log=None, debounce=0.0)
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            snap = kernel.snapshot
+            config = snap.config
+            counter = config["features"]["counter"]
+            if not (counter == config["maggate"]["rate_limits"]["per_second"]
+                    == snap.version == snap.get("features.counter")):
+                problems.append(f"mixed snapshot at {snap.version}")
+            level = kernel.get("logging.level")
+            if level not in ("debug", "info"):
+                problems.append(f"torn value {level!r}")
+            reads[0] += 1
+            if reads[0] % 200 == 0:
+                time.sleep(0)  # let the writer and the watcher have the GIL now and then
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for version in range(2, 121):
+            rig.write(version, consistent(version))
+        assert wait_for(lambda: kernel.version == 120, timeout=30)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert problems == [] and reads[0] > 0
+    assert wait_for(lambda: len(rig.of_type(RELOADED)) >= 1)
+
+
+def test_runtime_imports_nothing_heavy() -> None:
+    code = ("import sys, magcfg.runtime; heavy = {'typer', 'deepdiff', 'git', 'jsonschema', "
+            "'jsonschema_rs', 'yaml', 'ruamel', 'prometheus_client', 'click'}; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
+    assert out.stdout.strip() == "[]"
+
+
+def test_one_registry_per_kernel_and_no_restart_after_stop(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(watch=False, metrics=registry)
+    with pytest.raises(RuntimeError, match="its own registry"):
+        rig.kernel(watch=False, metrics=registry)
+    kernel.stop()
+    assert kernel.get("logging.level") == "info"  # still readable after stop
+    with pytest.raises(RuntimeError, match="cannot be started again"):
+        kernel.start()
+
+
+def test_only_real_content_changes_are_acted_on(rig: Rig) -> None:
+    files = rig.write(1)
+    kernel = rig.kernel()
+    before = len(rig.events)
+    rig.writer.write(files)  # a new ..data target with the same bytes
+    for name in files:
+        os.utime(rig.art / name)
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOADED)))
+    assert [e["type"] for e in rig.events[before:]] == [RELOADED]
+    assert kernel.version == 2
+
+
+def test_a_subscriber_may_stop_the_kernel(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel()
+    kernel.subscribe(RELOADED, lambda e: kernel.stop())
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOADED)))
+    assert wait_for(lambda: kernel.status()["watch"] is None)
+    assert kernel.version == 2 and kernel.get("logging.level") == "debug"
+
+
+def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAGCFG_MAGDS_PASSWORD", raising=False)
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    assert kernel.secret("magds.password") is None
+    check = kernel.check_env()
+    assert not check.ok and check.missing_names == ["MAGCFG_MAGDS_PASSWORD"]
+
+
+def test_a_replaced_artifact_directory_is_found_again(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(poll_interval=0.05)
+    old = rig.art.rename(rig.root / "old-volume")
+    assert wait_for(lambda: kernel.status()["last_error"] is not None)
+    assert kernel.status()["last_error"]["reason"] == "missing_file" and kernel.version == 1
+    fresh = KubeletWriter(rig.root / "staging-volume")
+    fresh.write(artifact_files(hot_change(2), 2, rig.key))
+    (rig.root / "staging-volume").rename(rig.art)
+    assert wait_for(lambda: kernel.version == 2)
+    assert old.exists()

@@ -1,0 +1,359 @@
+"""`magcfg watch` as a real process: publishing, notification, kill -9 mid-swap, recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
+from magcfg.sign import Ed25519PrivateKey, public_key_pem, verify_files
+
+from .runtime_fixtures import KubeletWriter, artifact_files, base_config, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+CANARY = "CANARY-sidecar-5b2a91"
+
+
+class Sidecar:
+    """One `magcfg watch` process; its stdout events are collected by a thread."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "magcfg", "watch", *args],
+                                     cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.stderr = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        out = [json.loads(line) for line in list(self.lines)]
+        return [e for e in out if kind is None or e["type"] == kind]
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._reader.join(5)
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(10)
+        self._reader.join(5)
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+        return code
+
+
+class Setup:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.key = Ed25519PrivateKey.generate()
+        self.pub = root / "magcfg.pub"
+        self.pub.write_bytes(public_key_pem(self.key.public_key()))
+        self.art = root / "volume"
+        self.out = root / "out"
+        self.state = root / "state"
+        self.writer = KubeletWriter(self.art)
+        self.sidecars: list[Sidecar] = []
+
+    def write(self, version: int, config: dict[str, Any] | None = None,
+              key: Ed25519PrivateKey | None = None) -> None:
+        if config is None:
+            config = base_config(version)
+            config["logging"]["level"] = ["info", "debug"][version % 2]
+        self.writer.write(artifact_files(config, version, key or self.key))
+
+    def start(self, *extra: str) -> Sidecar:
+        sidecar = Sidecar(["--artifact", str(self.art), "--public-key", str(self.pub),
+                           "--out", str(self.out), "--state-dir", str(self.state),
+                           "--poll-interval", "0.2", *extra], self.root)
+        self.sidecars.append(sidecar)
+        return sidecar
+
+    def published_version(self) -> int | None:
+        try:
+            return int(json.loads((self.out / "manifest.json").read_bytes())["version"])
+        except (OSError, ValueError):
+            return None
+
+    def check_published(self) -> int:
+        """The published version, after checking it is whole and verifies."""
+        target = current_target(self.out)
+        assert target is not None
+        files = {p.name: p.read_bytes() for p in target.iterdir()}
+        verified = verify_files(files.pop("manifest.json"), files.pop("manifest.json.sig"),
+                                files, [self.key.public_key()])
+        assert verified.version is not None
+        return verified.version
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    s = Setup(tmp_path)
+    yield s
+    for sidecar in s.sidecars:
+        if sidecar.proc.poll() is None:
+            sidecar.kill9()
+
+
+def test_publishes_with_the_data_swap_and_runs_the_command(setup: Setup) -> None:
+    setup.write(1)
+    sidecar = setup.start("--exec", "sh -c 'echo $MAGCFG_VERSION >> notified'")
+    assert wait_for(lambda: setup.published_version() == 1)
+    assert (setup.out / "config.json").is_symlink()
+    assert os.readlink(setup.out / "config.json") == f"{DATA_LINK}/config.json"
+    assert json.loads((setup.out / "config.json").read_text())["logging"]["level"] == "debug"
+    setup.write(2)
+    assert wait_for(lambda: setup.published_version() == 2)
+    assert wait_for(lambda: (setup.root / "notified").exists()
+                    and (setup.root / "notified").read_text().split() == ["1", "2"])
+    assert setup.check_published() == 2
+    assert sidecar.terminate() == 0
+    kinds = [e["type"] for e in sidecar.events()]
+    assert kinds == ["config.loaded", "config.published", "config.reloaded", "config.published"]
+    published = sidecar.events("config.published")[-1]["data"]
+    assert published["version"] == 2 and published["exec"] == {"ok": True, "exit_code": 0}
+    assert sorted(p.name for p in setup.out.iterdir() if p.name.startswith("..")) == sorted([
+        DATA_LINK, current_target(setup.out).name])  # type: ignore[union-attr]
+
+
+def test_signals_the_application(setup: Setup) -> None:
+    marker = setup.root / "hups"
+    app = subprocess.Popen([sys.executable, "-c",
+                            "import signal, sys, time\n"
+                            "signal.signal(signal.SIGHUP, lambda *a: open(sys.argv[1], 'a')"
+                            ".write('hup\\n'))\n"
+                            "print('ready', flush=True)\n"
+                            "time.sleep(60)\n", str(marker)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout is not None and app.stdout.readline().strip() == "ready"
+        setup.write(1)
+        sidecar = setup.start("--signal", f"{app.pid}:HUP")
+        assert wait_for(lambda: marker.exists() and marker.read_text().count("hup") == 1)
+        setup.write(2)
+        assert wait_for(lambda: marker.exists() and marker.read_text().count("hup") == 2)
+        assert sidecar.terminate() == 0
+        assert sidecar.events("config.published")[-1]["data"]["signal"] == {
+            "ok": True, "pid": app.pid, "signal": "SIGHUP"}
+    finally:
+        app.kill()
+        app.wait()
+
+
+def test_bad_deploys_are_refused_and_never_published(setup: Setup) -> None:
+    setup.write(1)
+    sidecar = setup.start()
+    assert wait_for(lambda: setup.published_version() == 1)
+    setup.write(2, key=Ed25519PrivateKey.generate())
+    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+    setup.write(3, {**base_config(3), "magds": {**base_config(3)["magds"], "port": 1}})
+    assert wait_for(lambda: len(sidecar.events("config.reload_failed")) == 2)
+    assert setup.check_published() == 1
+    reasons = [e["data"]["reason"] for e in sidecar.events("config.reload_failed")]
+    assert reasons == ["bad_signature", "restart_required"]
+    sidecar.terminate()
+    # A restarted sidecar (a pod restart) boots the pending restart-only version.
+    again = setup.start()
+    assert wait_for(lambda: setup.published_version() == 3)
+    again.terminate()
+
+
+def test_restart_after_a_bad_deploy_serves_the_last_known_good(setup: Setup) -> None:
+    setup.write(1)
+    first = setup.start()
+    assert wait_for(lambda: setup.published_version() == 1)
+    first.terminate()
+    setup.write(2, key=Ed25519PrivateKey.generate())
+    second = setup.start()
+    assert wait_for(lambda: bool(second.events("config.loaded")))
+    loaded = second.events("config.loaded")[0]["data"]
+    assert loaded["source"] == "last_known_good" and loaded["reason"] == "bad_signature"
+    assert second.terminate() == 0
+    assert setup.check_published() == 1
+
+
+def test_kill_9_mid_swap_then_restart(setup: Setup) -> None:
+    setup.write(1)
+    setup.start()
+    assert wait_for(lambda: setup.published_version() == 1)
+    rng = random.Random(8)
+    stop = threading.Event()
+    torn: list[str] = []
+    last = [1]
+
+    def writer() -> None:
+        version = 2
+        while not stop.is_set():
+            setup.write(version)
+            last[0] = version
+            version += 1
+
+    def reader() -> None:
+        # What an application does: open the files through the visible links.
+        while not stop.is_set():
+            try:
+                manifest = json.loads((setup.out / "manifest.json").read_bytes())
+                config = (setup.out / "config.json").read_bytes()
+                again = json.loads((setup.out / "manifest.json").read_bytes())
+            except (OSError, ValueError) as exc:
+                torn.append(f"read failed: {exc!r}")
+                continue
+            from magcfg.sign import sha256_digest
+
+            # Between two reads of the same version the config must match its manifest.
+            if manifest == again and sha256_digest(config) != manifest["config_digest"]:
+                torn.append(f"torn at version {manifest['version']}")
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(6):
+            threading.Event().wait(rng.uniform(0.05, 0.4))
+            setup.sidecars[-1].kill9()
+            setup.check_published()  # whole and verified, whatever the moment of the kill
+            setup.start()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert torn == []
+    assert wait_for(lambda: setup.published_version() == last[0], timeout=20)
+    assert setup.check_published() == last[0]
+    assert setup.sidecars[-1].terminate() == 0
+    leftovers = sorted(p.name for p in setup.out.iterdir() if p.name.startswith(".."))
+    assert leftovers == sorted([DATA_LINK, current_target(setup.out).name])  # type: ignore[union-attr]
+
+
+def test_leftovers_of_an_interrupted_publish_are_cleaned(setup: Setup) -> None:
+    old = artifact_files(base_config(1), 1, setup.key)
+    publish(setup.out, old)
+    half = setup.out / "..2026_01_01_00_00_00.half"
+    half.mkdir()
+    (half / "config.json").write_bytes(b'{"trunc')
+    os.symlink(half.name, setup.out / TMP_LINK)
+    setup.write(2)
+    sidecar = setup.start()
+    assert wait_for(lambda: setup.published_version() == 2)
+    assert not half.exists() and not (setup.out / TMP_LINK).is_symlink()
+    assert sidecar.terminate() == 0
+
+
+def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:
+    setup.write(1)
+    sidecar = setup.start()
+    assert wait_for(lambda: setup.published_version() == 1)
+    config = base_config(2)
+    config["logging"]["level"] = "debug"
+    config["features"]["api_token"] = CANARY
+    setup.write(2, config)
+    assert wait_for(lambda: setup.published_version() == 2)
+    assert sidecar.terminate() == 0
+    said = "".join(sidecar.lines) + sidecar.stderr
+    assert CANARY not in said and "<redacted>" in said
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--exec", "true", "--signal", "1:HUP"], 2, "--exec and --signal are exclusive"),
+    (["--signal", "1:NOPE"], 2, "unknown signal"),
+    (["--signal", "abc"], 2, "expected PID:SIGNAL"),
+])
+def test_usage_errors(setup: Setup, args: list[str], code: int, message: str) -> None:
+    setup.write(1)
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                             str(setup.art), "--public-key", str(setup.pub), "--out",
+                             str(setup.out), *args], env=ENV, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == code and message in result.stderr
+    assert "Traceback" not in result.stderr and not setup.out.exists()
+
+
+def test_nothing_to_serve_is_a_clear_error(setup: Setup) -> None:
+    setup.write(1, key=Ed25519PrivateKey.generate())
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                             str(setup.art), "--public-key", str(setup.pub), "--out",
+                             str(setup.out)], env=ENV, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "bad_signature" in result.stderr and "no last known-good" in result.stderr
+    assert json.loads(result.stdout)["data"]["reason"] == "bad_signature"
+    assert not setup.out.exists()
+
+
+def test_unreadable_key_and_unwritable_out_are_clear_errors(setup: Setup) -> None:
+    setup.write(1)
+    base = [sys.executable, "-m", "magcfg", "watch", "--artifact", str(setup.art)]
+    missing = subprocess.run([*base, "--public-key", str(setup.root / "nope.pub"), "--out",
+                              str(setup.out)], env=ENV, capture_output=True, text=True,
+                             timeout=30)
+    assert missing.returncode == 1 and "nope.pub" in missing.stderr
+    assert "key file not found" in missing.stderr and "Traceback" not in missing.stderr
+    blocker = setup.root / "a-file"
+    blocker.write_text("not a directory\n")
+    blocked = subprocess.run([*base, "--public-key", str(setup.pub), "--out", str(blocker)],
+                             env=ENV, capture_output=True, text=True, timeout=30)
+    assert blocked.returncode == 1 and f"cannot publish into {blocker}" in blocked.stderr
+    assert "Traceback" not in blocked.stderr and blocker.read_text() == "not a directory\n"
+
+
+def test_help_lists_the_options() -> None:
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--help"], env=ENV,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    for option in ("--artifact", "--public-key", "--out", "--exec", "--signal", "--state-dir"):
+        assert option in result.stdout
+
+
+def test_metrics_endpoint(setup: Setup) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    setup.write(1)
+    sidecar = setup.start("--metrics-port", str(port))
+    assert wait_for(lambda: setup.published_version() == 1)
+    setup.write(2, key=Ed25519PrivateKey.generate())
+    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    text = scrape()
+    assert "magcfg_config_last_reload_successful 0.0" in text
+    assert 'magcfg_config_reloads_failed_total{stage="verify"} 1.0' in text
+    assert 'magcfg_config_info{env="production",version="1"} 1.0' in text
+    assert "magcfg_config_last_reload_success_timestamp_seconds" in text
+    assert "magcfg_config_rollbacks_total 0.0" in text and "magcfg_config_reloads_total 2.0" in text
+    assert sidecar.terminate() == 0
+
+
+def test_the_documented_deployment_is_valid_kubernetes() -> None:
+    import kubernetes_validate
+    import yaml
+
+    text = (REPO / "docs/runtime.md").read_text()
+    block = text.split("```yaml\napiVersion: apps/v1\n", 1)[1].split("```", 1)[0]
+    doc = yaml.safe_load("apiVersion: apps/v1\n" + block)
+    assert kubernetes_validate.validate(doc, "1.37", strict=True) == "1.37"
+    sidecar = doc["spec"]["template"]["spec"]["initContainers"][0]
+    assert sidecar["restartPolicy"] == "Always" and sidecar["args"][0] == "watch"
