@@ -85,7 +85,8 @@ def test_usage_errors_exit_two(repo: Project, args: tuple[str, ...]) -> None:
 
 def test_unknown_environment_lists_known(repo: Project) -> None:
     result = repo.run("diff", "dev", "prod")
-    assert "unknown environment 'prod' (did you mean 'production'?); known: dev, staging, production" in result.stderr
+    assert ("unknown environment 'prod' (did you mean 'production'?); "
+            "known: dev, staging, production") in result.stderr
 
 
 def test_invalid_layer_is_a_located_error(repo: Project) -> None:
