@@ -35,7 +35,7 @@ def _value(kind: str, rnd: random.Random, svc: int, i: int) -> Any:
     if kind == "int":
         return rnd.randrange(1, 100_000)
     if kind == "str":
-        noise = "-".join(f"{rnd.randrange(16**16):016x}" for _ in range(3))
+        noise = "-".join(f"{rnd.randrange(16**16):016x}" for _ in range(5))
         return f"value-{svc:03d}-{i:04d}-{noise}"
     if kind == "bool":
         return rnd.random() < 0.5
