@@ -8,7 +8,6 @@ from the cache without loading, merging, validating or serializing anything.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,12 +30,13 @@ from .emit import (
     write_files,
 )
 from .errors import BuildError, Diagnostic
+from .heap import gc_paused
 from .load import FileSource, LoadFailed, ParsedFile, parse_layer
 from .merge import ABSENT, Layer, LayerStack, Source
 from .project import Project
 from .redact import Redactor
 from .schema import Schema, load_schema
-from .validate import Validator
+from .validate import SchemaViolation, Validator
 
 if TYPE_CHECKING:
     from .cue_schema import CueSchema
@@ -96,6 +96,7 @@ class CompileContext:
     fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     cache: BuildCache | None = None
     merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
+    schema_summary: dict[str, Any] | None = None  # Compiler.schema_summary()
     _config: dict[str, Any] | None = None
     _config_sha256: str | None = None
 
@@ -182,19 +183,6 @@ class Timings:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    # The cyclic GC re-scans the millions of young containers a large build allocates
-    # (20-45% of the build's time, docs/performance.md); none of them form cycles.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class Compiler:
     """Loads and compiles environments of one project, sharing parsed files and cache."""
 
@@ -209,7 +197,7 @@ class Compiler:
         self._schema: Schema | None = None
         self._validator: Validator | None = None
         self.timings = Timings()
-        self._reload: tuple[list[str], list[str]] | None = None
+        self._summary: dict[str, Any] | None = None
         self._secret_keys: list[str] | None = None
         self._cue_schema: CueSchema | None = None
 
@@ -351,7 +339,6 @@ class Compiler:
     def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
                  ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
-        validator = self.validator()
         schema_digest = schema.digest if schema else ""
         diagnostics: list[Diagnostic] = []
         fragments: list[bytes] = []
@@ -376,6 +363,7 @@ class Compiler:
             with self.timings.stage("merge"):
                 value, diags = stack.merge_top(key)
             errors = [d for d in diags if d.severity == "error"]
+            validator = self.validator() if schema is not None else None
             if not errors and value is not ABSENT and validator is not None:
                 with self.timings.stage("validate"):
                     errors = self._locate(stack, validator.check_fragment(key, value))
@@ -397,14 +385,23 @@ class Compiler:
         with self.timings.stage("emit"):
             config = config_bytes(fragments)
         files = {CONFIG: config}
+        summary = self.schema_summary()
         context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
                                  by_key, self.cache,
-                                 {k: v for k, v in present.items() if v is not True})
+                                 {k: v for k, v in present.items() if v is not True},
+                                 schema_summary=summary)
         extensions = _extensions()
         with self.timings.stage("validate"):
-            if validator is not None:
-                document = present if validator.fragment_safe else context.config
-                doc_errors = self._locate(stack, validator.check_document(document))
+            if summary is not None:
+                if summary["fragment_safe"]:
+                    violations = [SchemaViolation((), f"required key {name!r} is missing",
+                                                  "required")
+                                  for name in summary["required"] if name not in present]
+                else:
+                    validator = self.validator()
+                    assert validator is not None
+                    violations = validator.check_document(context.config)
+                doc_errors = self._locate(stack, violations)
                 if doc_errors:
                     return None, diagnostics + doc_errors
             check_errors = [d for check in extensions.document_checks for d in check(context)]
@@ -448,17 +445,37 @@ class Compiler:
             redactor = Redactor(None, self.project.settings.get("redact") or ())
         return [redactor.diagnostic(d) for d in diagnostics]
 
+    def schema_summary(self) -> dict[str, Any] | None:
+        """What every build needs from the JSON Schema, cached by the schema's digest:
+        a rebuild whose fragments all hit the cache never parses, meta-validates,
+        compiles or walks the schema. Computing it meta-validates the schema, so that is
+        done once per schema digest."""
+        schema = self.schema()
+        if schema is None:
+            return None
+        if self._summary is None:
+            name = f"schema-summary:{schema.digest}"
+            found = self.cache.fragment(name)
+            if not (isinstance(found, dict) and found.get("format") == 1):
+                validator = self.validator()
+                assert validator is not None
+                hot, restart = schema.index.reload_partition()
+                found = {"format": 1, "fragment_safe": validator.fragment_safe,
+                         "required": list(validator.required), "hot": hot,
+                         "restart": restart, "secret_paths": schema.index.secret_paths()}
+                self.cache.put_fragment(name, found)
+            self._summary = found
+        return self._summary
+
     def reload_partition(self) -> tuple[list[str], list[str]]:
-        if self._reload is None:
-            schema = self.schema()
-            self._reload = schema.index.reload_partition() if schema else ([], [])
-        return self._reload
+        summary = self.schema_summary()
+        return (list(summary["hot"]), list(summary["restart"])) if summary else ([], [])
 
     def secret_keys(self) -> list[str]:
         """Secret key globs for manifest.json: schema secrets and the ``redact`` globs."""
         if self._secret_keys is None:
-            schema = self.schema()
-            self._secret_keys = sorted({*(schema.index.secret_paths() if schema else ()),
+            summary = self.schema_summary()
+            self._secret_keys = sorted({*(summary["secret_paths"] if summary else ()),
                                         *self.redactor().patterns})
         return self._secret_keys
 
@@ -517,7 +534,7 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
     """
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
-    with _gc_paused():
+    with gc_paused():
         try:
             return _build(compiler, chosen, check)
         finally:

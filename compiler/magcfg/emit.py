@@ -13,7 +13,6 @@ bytes did not change are left untouched.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .durable import fsync_dir, replace_file
 from .errors import BuildError, Diagnostic
 
 MANIFEST = "manifest.json"
@@ -145,17 +145,8 @@ def write_files(root: Path, outputs: Mapping[str, bytes | None]) -> list[str]:
             dirs.add(path.parent)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_file(path, data, sync_dir=False)
         dirs.add(path.parent)
     for d in sorted(dirs):
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(d)
     return changed

@@ -1,6 +1,7 @@
-"""Glob patterns over dotted key paths, for ``promote --key`` and the promotion allow-list.
+"""Glob patterns over dotted key paths: the redaction map, ``promote --key`` and the
+promotion allow-list.
 
-The syntax is the redactor's: ``*`` matches within one segment, ``**`` any number of
+Syntax: ``*`` matches within one segment, ``**`` any number of
 segments, and a pattern also matches everything below what it names (``magds.pool``
 covers ``magds.pool.max_size``).
 """

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import Diagnostic
+from .keyglob import KeyGlobs
 from .schema import SchemaIndex
 
 REDACTED = "<redacted>"
@@ -40,29 +41,18 @@ class Change:
     removed: bool = False
 
 
-def _glob_to_regex(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for segment in pattern.split("."):
-        if segment == "**":
-            parts.append(r"(?:[^.]+\.)*[^.]+")
-        else:
-            parts.append("[^.]*".join(re.escape(s) for s in segment.split("*")))
-    return re.compile(r"\.".join(parts) + r"(?:\..*)?")
-
-
 class Redactor:
     """Decides which key paths are secret and replaces their values by ``REDACTED``."""
 
     def __init__(self, index: SchemaIndex | None = None, patterns: Iterable[str] = ()) -> None:
         self.index = index
         self.patterns = tuple(patterns)
-        self._regexes = [_glob_to_regex(p) for p in self.patterns]
+        self._globs = KeyGlobs(self.patterns)
 
     def is_secret(self, keypath: tuple[str, ...]) -> bool:
         if self.index is not None and self.index.is_secret(keypath):
             return True
-        dotted = ".".join(keypath)
-        return any(r.fullmatch(dotted) for r in self._regexes)
+        return self._globs.matches(keypath)
 
     def value(self, keypath: tuple[str, ...], value: Any) -> Any:
         """``value`` with every secret inside it (or itself) replaced by ``REDACTED``."""

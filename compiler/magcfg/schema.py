@@ -11,7 +11,7 @@ or list index (``items``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,13 +61,28 @@ class SchemaEntry:
 class SchemaIndex:
     """What the schema says about key paths."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema
+    def __init__(self, schema: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        # Built on first query: a rebuild whose fragments all come from the cache never
+        # needs to parse or walk the schema (a 26 MB schema takes ~2 s to read and walk).
+        self._source = schema
+        self._document: dict[str, Any] | None = None
+        self._tree: _Node | None = None
         # Nodes are shared between every place that $refs the same definition, so the
         # index stays as small as the schema (200 services referencing one shape cost
         # one shape, not 200).
         self._by_ref: dict[str, _Node] = {}
-        self._root = self._build(schema, ())
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = self._source if isinstance(self._source, dict) else self._source()
+        return self._document
+
+    @property
+    def _root(self) -> _Node:
+        if self._tree is None:
+            self._tree = self._build(self.schema, ())
+        return self._tree
 
     # -- construction ---------------------------------------------------------------
 
@@ -237,19 +252,30 @@ class SchemaIndex:
         return out
 
 
-@dataclass(frozen=True)
 class Schema:
-    """A loaded JSON Schema with its digest and index."""
+    """A JSON Schema file: path, bytes and digest at once; the parsed ``document`` and the
+    ``index`` on first use (syntax errors are raised, located, then)."""
 
-    path: str
-    raw: bytes
-    document: dict[str, Any]
-    digest: str
-    index: SchemaIndex
+    def __init__(self, path: str, raw: bytes) -> None:
+        self.path = path
+        self.raw = raw
+        self.digest = hashlib.sha256(raw).hexdigest()
+        self._document: dict[str, Any] | None = None
+        self.index = SchemaIndex(lambda: self.document)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = _parse_schema(self.path, self.raw)
+        return self._document
 
 
 def load_schema(path: str, raw: bytes) -> Schema:
-    """Parse a JSON Schema file; syntax errors are located."""
+    """A schema file, parsed lazily (``Schema.document`` raises located errors)."""
+    return Schema(path, raw)
+
+
+def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
     import json
 
     try:
@@ -266,8 +292,7 @@ def load_schema(path: str, raw: bytes) -> Schema:
     if not isinstance(document, dict):
         raise BuildError([Diagnostic(path, 1, None, "a schema must be a JSON object",
                                      code="schema")])
-    digest = hashlib.sha256(raw).hexdigest()
-    return Schema(path, raw, document, digest, SchemaIndex(document))
+    return document
 
 
 class _DuplicateKey(Exception):

@@ -99,7 +99,9 @@ def _scan(context: CompileContext) -> SecretScan:
     index = schema.index
     patterns = _SECRET_PATTERNS.get(schema.digest)
     if patterns is None:
-        patterns = [tuple(p.split(".")) for p in index.secret_paths()]
+        paths = (context.schema_summary["secret_paths"] if context.schema_summary
+                 else index.secret_paths())
+        patterns = [tuple(p.split(".")) for p in paths]
         _SECRET_PATTERNS[schema.digest] = patterns
     keys = sorted(context.fragments) if context.fragments else sorted(context.config)
     for key in keys:

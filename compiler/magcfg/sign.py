@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from .durable import replace_file
 from .errors import Diagnostic, MagcfgError
 
 __all__ = [
@@ -175,18 +176,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            os.fchmod(fd, mode)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        replace_file(path, data, mode)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SigningError([Diagnostic(str(path), None, None,
                                        f"cannot write: {exc.strerror}")]) from None
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MagcfgError
+from ..heap import gc_paused
 from ..redact import Redactor
 from ..sign import (
     Ed25519PublicKey,
@@ -44,7 +45,7 @@ from .events import (
     make_event,
 )
 from .policy import Change, ReloadPolicy, changes, restart_keys
-from .snapshot import MISSING, Snapshot, freeze, gc_paused
+from .snapshot import MISSING, Snapshot, freeze
 from .source import RawArtifact, read_artifact, stat_signature
 from .state import StateCorrupt, load_state, save_state
 

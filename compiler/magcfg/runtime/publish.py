@@ -22,16 +22,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..durable import fsync_dir, write_new
+
 DATA_LINK = "..data"
 TMP_LINK = "..data_tmp"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def current_target(out_dir: Path) -> Path | None:
@@ -84,17 +78,12 @@ def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
     for name, data in sorted(files.items()):
         path = new / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_dir(new)
+        write_new(path, data, 0o644)
+    fsync_dir(new)
     tmp = out_dir / TMP_LINK
     os.symlink(new.name, tmp)
     os.replace(tmp, out_dir / DATA_LINK)
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
     top = {name.split("/", 1)[0] for name in files}
     for name in sorted(top):
         visible = out_dir / name
@@ -109,5 +98,5 @@ def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
             entry.unlink()
     if old is not None and old.name != new.name:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
     return True

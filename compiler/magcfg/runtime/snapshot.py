@@ -12,9 +12,7 @@ bounded so arbitrary keys cannot grow it without limit.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -36,22 +34,6 @@ def freeze(value: Any) -> Any:
     if kind is list:
         return tuple([freeze(v) if type(v) in _CONTAINERS else v for v in value])
     return value
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a large config is parsed and frozen.
-
-    That is millions of new containers, none of them in a cycle. Without the pause the
-    collector re-scans them, and the whole heap of the service, several times per reload.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def thaw(value: Any) -> Any:

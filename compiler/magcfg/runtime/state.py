@@ -14,10 +14,11 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..durable import replace_file
 
 STATE_FILE = "last-known-good.json"
 STATE_FORMAT = 1
@@ -58,19 +59,7 @@ def save_state(state_dir: Path, manifest_bytes: bytes, signature: bytes,
     body["checksum"] = _checksum(body)
     data = (json.dumps(body, sort_keys=True, indent=1) + "\n").encode()
     path = state_dir / STATE_FILE
-    tmp = state_dir / f".{STATE_FILE}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(state_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_file(path, data, mode=0o600)
     return path
 
 
