@@ -150,3 +150,17 @@ def test_bundled_compiled_config(bundled: Project, snapshot) -> None:  # type: i
     assert result.warnings == []
     for env in ("dev", "staging", "production"):
         assert result.artifacts[env].config == snapshot(name=env)
+
+
+def test_outputs_no_longer_produced_are_removed(mini: Project) -> None:
+    magcfg.build(load(mini))
+    leftover = mini.root / "generated/dev/vault-policy-direct-old.hcl"
+    leftover.write_text("path \"secret/data/k3s/old\" {}\n")
+    sig = mini.root / "generated/dev/manifest.json.sig"
+    sig.write_text("c2ln\n")
+    result = mini.run("build", "--check")
+    assert result.returncode == 1
+    assert "stale: generated/dev/vault-policy-direct-old.hcl" in result.stderr
+    assert "manifest.json.sig" not in result.stderr  # sign's file, still valid
+    magcfg.build(load(mini))
+    assert not leftover.exists() and sig.exists()

@@ -9,10 +9,12 @@ from the cache without loading, merging, validating or serializing anything.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import BuildCache
@@ -518,6 +520,19 @@ def compile_environment(project: Project, env: str, source: Source | None = None
     return artifact
 
 
+def _files_under(directory: Path) -> list[str]:
+    """Relative paths of the files below ``directory`` (hidden temp files skipped)."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for dirpath, _dirs, names in os.walk(directory):
+        for name in names:
+            if not name.startswith("."):
+                full = os.path.join(dirpath, name)
+                out.append(os.path.relpath(full, directory).replace(os.sep, "/"))
+    return sorted(out)
+
+
 def _read_previous(project: Project, env: str) -> bytes | None:
     try:
         return (project.root / project.output / env / MANIFEST).read_bytes()
@@ -568,6 +583,13 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
                 outputs[f"{base}/{name}"] = None
         if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
             outputs[f"{base}/{CONFIGMAP}"] = None
+        # generated/<env>/ belongs to magcfg: a file the build no longer produces (an
+        # old vault-policy-direct-<app>.hcl, say) is removed, and --check reports it.
+        signed = {SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES}
+        for leftover in _files_under(root / base):
+            rel = f"{base}/{leftover}"
+            if rel not in outputs and leftover not in signed:
+                outputs[rel] = None
     result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
     with compiler.timings.stage("write"):
         if check:
