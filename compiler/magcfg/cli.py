@@ -53,6 +53,10 @@ def build(
                                         "files if generated/ does not match the layers.")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Also fail if a manifest's "
+                                              "version goes back (or changes its config "
+                                              "under the same version) relative to this "
+                                              "git ref, e.g. origin/main.")] = None,
     timings: Annotated[bool, typer.Option("--timings", help="Print seconds per stage "
                                           "(load, merge, validate, emit, write) as JSON on stderr.")
                        ] = False,
@@ -68,6 +72,17 @@ def build(
         _fail(exc)
     for d in result.warnings:
         _stderr(d.format())
+    if since is not None:
+        from .succession import check_since
+
+        try:
+            problems = check_since(proj, result, since)
+        except MagcfgError as exc:
+            _fail(exc)
+        for d in problems:
+            _stderr(d.format())
+        if problems:
+            raise typer.Exit(1)
     if timings and result.timings is not None:
         import json
 

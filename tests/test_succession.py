@@ -1,0 +1,70 @@
+"""`magcfg build --check --since REF`: the CI gate against version rollbacks."""
+
+from __future__ import annotations
+
+import subprocess
+
+from .conftest import Project
+
+
+def git(project: Project, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project.root, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def commit_all(project: Project, message: str) -> None:
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", message)
+
+
+def test_plain_revert_is_caught_and_rebuild_fixes_it(mini: Project) -> None:
+    git(mini, "init", "-q", "-b", "main")
+    git(mini, "config", "user.email", "ci@example.com")
+    git(mini, "config", "user.name", "CI")
+    (mini.root / ".gitignore").write_text(".magcfg-cache/\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v1")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v2")
+    ok = mini.run("build", "--check", "--since", "HEAD~1")
+    assert ok.returncode == 0, ok.stderr
+
+    git(mini, "revert", "--no-edit", "HEAD")  # brings back dev's manifest version 1
+    assert mini.run("build", "--check").returncode == 0  # consistent tree...
+    gate = mini.run("build", "--check", "--since", "HEAD~1")  # ...but a rollback
+    assert gate.returncode == 1
+    assert "generated/dev/manifest.json: error: version 1 after 2 at HEAD~1: rollback_refused" \
+        in gate.stderr
+    assert "generated/prod" not in gate.stderr
+
+    # The runbook's fix: keep the reverted layers, rebuild on top of the newer manifest.
+    git(mini, "checkout", "HEAD~1", "--", "generated/")
+    assert mini.run("build").returncode == 0
+    fixed = mini.run("build", "--check", "--since", "HEAD~1")
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_same_version_other_config_is_caught(mini: Project) -> None:
+    git(mini, "init", "-q", "-b", "main")
+    git(mini, "config", "user.email", "ci@example.com")
+    git(mini, "config", "user.name", "CI")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v1")
+    git(mini, "checkout", "-q", "-b", "other", "HEAD")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: a\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "other v2")
+    git(mini, "checkout", "-q", "main")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: b\n")
+    assert mini.run("build").returncode == 0
+    gate = mini.run("build", "--check", "--since", "other")
+    assert gate.returncode == 1
+    assert "version_conflict" in gate.stderr
+
+
+def test_unknown_ref_is_a_usage_error(mini: Project) -> None:
+    git(mini, "init", "-q", "-b", "main")
+    result = mini.run("build", "--check", "--since", "nope")
+    assert result.returncode == 2
+    assert "unknown git ref 'nope'" in result.stderr
