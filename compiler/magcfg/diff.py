@@ -53,7 +53,8 @@ from .schema import SchemaIndex
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
-_MISSING: Any = object()
+MISSING: Any = object()
+"""What ``value_at`` returns for a key the document does not have."""
 FORMATS = ("text", "json", "markdown")
 
 
@@ -87,7 +88,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 RawChange = tuple[Kind, KeyPath, Any, Any]
-"""(kind, key path, old value or _MISSING, new value or _MISSING), values unredacted."""
+"""(kind, key path, old value or MISSING, new value or MISSING), values unredacted."""
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange]:
@@ -95,14 +96,14 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange]:
     a, b = flatten(old), flatten(new)
     out: list[RawChange] = []
     for path, va in a.items():
-        vb = b.get(path, _MISSING)
-        if vb is _MISSING:
-            out.append(("removed", path, va, _MISSING))
+        vb = b.get(path, MISSING)
+        if vb is MISSING:
+            out.append(("removed", path, va, MISSING))
         elif not same(va, vb):
             out.append(("changed", path, va, vb))
     for path, vb in b.items():
         if path not in a:
-            out.append(("added", path, _MISSING, vb))
+            out.append(("added", path, MISSING, vb))
     out.sort(key=lambda c: c[1])
     return out
 
@@ -128,21 +129,21 @@ def compare_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange
     # An empty map is a leaf: a key added into it also removes that leaf.
     for path in list(paths):
         for n in range(1, len(path)):
-            if _get(old, path[:n]) == {} or _get(new, path[:n]) == {}:
+            if value_at(old, path[:n]) == {} or value_at(new, path[:n]) == {}:
                 paths.add(path[:n])
     out: list[RawChange] = []
     for path in paths:
-        va, vb = _get(old, path), _get(new, path)
+        va, vb = value_at(old, path), value_at(new, path)
         # A map added, removed or replaced by a scalar counts leaf by leaf.
         fa = flatten(va, path) if type(va) is dict and va else {path: va}
         fb = flatten(vb, path) if type(vb) is dict and vb else {path: vb}
         for leaf in fa.keys() | fb.keys():
-            x, y = fa.get(leaf, _MISSING), fb.get(leaf, _MISSING)
-            if x is _MISSING and y is _MISSING:
+            x, y = fa.get(leaf, MISSING), fb.get(leaf, MISSING)
+            if x is MISSING and y is MISSING:
                 continue
-            if x is _MISSING:
+            if x is MISSING:
                 out.append(("added", leaf, x, y))
-            elif y is _MISSING:
+            elif y is MISSING:
                 out.append(("removed", leaf, x, y))
             elif not same(x, y):
                 out.append(("changed", leaf, x, y))
@@ -150,11 +151,12 @@ def compare_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange
     return sorted(unique.values(), key=lambda c: c[1])
 
 
-def _get(doc: Any, path: KeyPath) -> Any:
+def value_at(doc: Any, path: KeyPath) -> Any:
+    """The value at ``path`` in nested maps, or ``MISSING``."""
     node = doc
     for part in path:
         if type(node) is not dict or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
@@ -286,16 +288,16 @@ def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
     new_origins = _Origins(new_stack, shared)
     out = []
     for kind, keypath, va, vb in raw:
-        shown_old = None if va is _MISSING else redactor.value(keypath, va)
-        shown_new = None if vb is _MISSING else redactor.value(keypath, vb)
+        shown_old = None if va is MISSING else redactor.value(keypath, va)
+        shown_new = None if vb is MISSING else redactor.value(keypath, vb)
         secret = redactor.is_secret(keypath) or _has_redaction(shown_old) or \
             _has_redaction(shown_new)
         out.append(Change(
             kind=kind, key=".".join(keypath), keypath=keypath, old=shown_old, new=shown_new,
             secret=secret,
             reload=index.reload_policy(keypath) if index is not None else "restart",
-            old_source=None if va is _MISSING else old_origins.of(keypath),
-            new_source=None if vb is _MISSING else new_origins.of(keypath)))
+            old_source=None if va is MISSING else old_origins.of(keypath),
+            new_source=None if vb is MISSING else new_origins.of(keypath)))
     return tuple(out)
 
 

@@ -34,7 +34,19 @@ from typing import Any
 
 from .cache import BuildCache
 from .compiler import Compiler
-from .diff import ConfigDiff, Origin, Side, compare, describe, markdown_table, md_code, same, show
+from .diff import (
+    MISSING,
+    ConfigDiff,
+    Origin,
+    Side,
+    compare,
+    describe,
+    markdown_table,
+    md_code,
+    same,
+    show,
+    value_at,
+)
 from .errors import BuildError, Diagnostic, UsageError
 from .keyglob import KeyGlobs
 from .load import LAYER_SUFFIXES, FileSource, iter_leaves, locate
@@ -42,7 +54,6 @@ from .merge import LayerStack
 from .project import Project
 
 KeyPath = tuple[str, ...]
-_MISSING: Any = object()
 
 
 # ------------------------------------------------------------------ project settings
@@ -162,15 +173,6 @@ class _EditedSource:
         return sorted([*files, *extra], key=lambda p: p.encode("utf-8")), problems
 
 
-def _get(doc: Any, keypath: KeyPath) -> Any:
-    node = doc
-    for part in keypath:
-        if type(node) is not dict or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def _depth(data: Any, keypath: KeyPath) -> int:
     """How many leading segments of ``keypath`` ``data`` has (as nested maps/values)."""
     node, depth = data, 0
@@ -250,22 +252,22 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     skipped.append(Skip(key, f"intended difference (promote.allow_differences "
                                              f"{intended})"))
                     continue
-                current = _get(to_before, keypath)
-                if current is not _MISSING and same(current, value):
+                current = value_at(to_before, keypath)
+                if current is not MISSING and same(current, value):
                     continue
                 target, is_new = _target(stacks[to_env], i, keypath, per_file)
                 if is_new:
                     new_files.add(target)
                 per_file.setdefault(target, []).append((keypath, value))
                 line = locate(f.path, stacks[from_env].source.read(f.path), keypath)
-                to_chain = stacks[to_env].provenance(keypath) if current is not _MISSING else []
+                to_chain = stacks[to_env].provenance(keypath) if current is not MISSING else []
                 edits.append(Edit(
                     key=key, keypath=keypath, value=value,
                     shown=redactor.value(keypath, value), secret=secret,
                     reload=index.reload_policy(keypath) if index else "restart",
                     layer=from_layer.name, target=target, new_file=target in new_files,
                     source=Origin(f.path, line, from_layer.name),
-                    replaces=None if current is _MISSING else redactor.value(keypath, current),
+                    replaces=None if current is MISSING else redactor.value(keypath, current),
                     replaces_source=(Origin(to_chain[-1].file, to_chain[-1].line,
                                             to_chain[-1].layer) if to_chain else None)))
     if globs:
