@@ -62,6 +62,9 @@ def test_explain_unknown_key(mini: Project) -> None:
     result = mini.run("explain", "magds.hots", "--env", "dev")
     assert result.returncode == 2
     assert "did you mean 'magds.host'?" in result.stderr
+    deeper = mini.run("explain", "magdss.pol.max", "--env", "dev")
+    assert deeper.returncode == 2
+    assert "did you mean 'magds.pool.max'?" in deeper.stderr
 
 
 def test_docs_reference_is_up_to_date() -> None:

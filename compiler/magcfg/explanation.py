@@ -49,9 +49,16 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     if value is ABSENT and not chain:
         import difflib
 
-        known = schema.index.known_keys(keypath[:-1]) if schema else []
-        hint = difflib.get_close_matches(keypath[-1], known, n=1)
-        extra = f" (did you mean {'.'.join((*keypath[:-1], hint[0]))!r}?)" if hint else ""
+        # Correct the path segment by segment (magds.conection.port -> ...connection.port).
+        fixed: list[str] = []
+        for part in keypath:
+            known = schema.index.known_keys(tuple(fixed)) if schema else []
+            if part in known or not known:
+                fixed.append(part)
+                continue
+            close = difflib.get_close_matches(part, known, n=1)
+            fixed.append(close[0] if close else part)
+        extra = (f" (did you mean {'.'.join(fixed)!r}?)" if tuple(fixed) != keypath else "")
         raise UsageError(f"no layer of {env} sets {key!r}{extra}")
     secret = redactor.is_secret(keypath)
     shown = tuple(
