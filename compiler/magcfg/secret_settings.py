@@ -133,22 +133,19 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
     if not isinstance(vault, dict) or set(vault) - {"mounts", "path_prefixes"}:
         err(("secrets", "vault"), "vault is a mapping with mounts and path_prefixes")
     else:
-        if "mounts" in vault:
-            mounts = strings(vault["mounts"], ("secrets", "vault", "mounts"))
-            if mounts is not None:
-                if not mounts or not all(_MOUNT.fullmatch(m) for m in mounts):
-                    err(("secrets", "vault", "mounts"),
-                        "mounts is a non-empty list of Vault mount names ([a-z0-9_-])")
-                else:
-                    out["mounts"] = tuple(mounts)
-        if "path_prefixes" in vault:
-            prefixes = strings(vault["path_prefixes"], ("secrets", "vault", "path_prefixes"))
-            if prefixes is not None:
-                if not prefixes or not all(_PREFIX.fullmatch(p) for p in prefixes):
-                    err(("secrets", "vault", "path_prefixes"),
-                        "path_prefixes is a non-empty list of paths ending in '/' (or \"\")")
-                else:
-                    out["path_prefixes"] = tuple(prefixes)
+        for name, pattern, rule in (
+                ("mounts", _MOUNT, "a non-empty list of Vault mount names ([a-z0-9_-])"),
+                ("path_prefixes", _PREFIX,
+                 "a non-empty list of paths ending in '/' (or \"\")")):
+            if name not in vault:
+                continue
+            values = strings(vault[name], ("secrets", "vault", name))
+            if values is None:
+                continue
+            if not values or not all(pattern.fullmatch(v) for v in values):
+                err(("secrets", "vault", name), f"{name} is {rule}")
+            else:
+                out[name] = tuple(values)
 
     store = section.get("store", {})
     if not isinstance(store, dict) or set(store) - {"kind", "name", "mount"}:
