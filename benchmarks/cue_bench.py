@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import magcfg
-from magcfg.cache import BuildCache
-from magcfg.cue import CueBinary, find_cue
-from magcfg.cue_layers import export
-from magcfg.cue_schema import CueSchema, vet
+from magcfg.cue.binary import CueBinary, find_cue
+from magcfg.cue.layers import export
+from magcfg.cue.schema import CueSchema, vet
+from magcfg.pipeline.cache import BuildCache
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ def bench_repo(label: str, root: Path, repeat: int) -> None:
 
 def _cue_step_ms(project: magcfg.Project, cache: Path) -> float:
     """Time spent in the CUE build check during a warm build (best of 5)."""
-    import magcfg.cue_schema as module
+    import magcfg.cue.schema as module
 
     real = module.check_environments
     spent: list[float] = []
@@ -164,7 +164,7 @@ def _build_cold(project: magcfg.Project, tmp: Path) -> None:
 def bench_layers(root: Path, repeat: int) -> None:
     """The bundled environment layers rewritten as .cue files (JSON is valid CUE)."""
     files: dict[str, bytes] = {}
-    from magcfg.load import parse_layer
+    from magcfg.syntax.strict_yaml import parse_layer
 
     for path in sorted((root / "layers").rglob("*.yaml")):
         data, _ = parse_layer(str(path), path.read_bytes())

@@ -24,9 +24,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "compiler"))
 
-from magcfg.cache import BuildCache  # noqa: E402
-from magcfg.compiler import Compiler  # noqa: E402
-from magcfg.diff import (  # noqa: E402
+from magcfg.pipeline.cache import BuildCache  # noqa: E402
+from magcfg.pipeline.compiler import Compiler  # noqa: E402
+from magcfg.project import load_project  # noqa: E402
+from magcfg.review.diff import (  # noqa: E402
     ConfigDiff,
     Side,
     compare,
@@ -36,7 +37,6 @@ from magcfg.diff import (  # noqa: E402
     format_markdown,
     format_text,
 )
-from magcfg.project import load_project  # noqa: E402
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
@@ -94,9 +94,9 @@ def main() -> int:
 
 def promote_bench(root: Path, env: dict[str, str]) -> None:
     """Promote 100 keys staging -> production in a git copy of the repository."""
-    from magcfg.diff import flatten
-    from magcfg.load import iter_leaves
-    from magcfg.promote import apply_promotion, plan_promotion, pr_body
+    from magcfg.review.diff import flatten
+    from magcfg.review.promote import apply_promotion, plan_promotion, pr_body
+    from magcfg.syntax.strict_yaml import iter_leaves
 
     with tempfile.TemporaryDirectory(prefix="magcfg-promote-bench-") as tmp:
         repo = Path(tmp) / "repo"

@@ -1,6 +1,6 @@
 """Signed artifacts and the ways they land on disk, for the runtime tests.
 
-Artifacts are made through magcfg.sign (the same code `magcfg sign` runs). Three
+Artifacts are made through magcfg.signing.signatures (the same code `magcfg sign` runs). Three
 writers put them in a watched directory the way real deliveries do:
 
 - ``KubeletWriter``: a faithful copy of the kubelet's AtomicWriter (ConfigMap volumes):
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from magcfg.sign import Ed25519PrivateKey, sign_manifest
+from magcfg.signing.signatures import Ed25519PrivateKey, sign_manifest
 
 HOT = ["features", "logging.level", "maggate.rate_limits"]
 RESTART = ["logging.format", "magds", "maggate.port"]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import magcfg
-from magcfg.sign import MANIFEST_NAME
+from magcfg.signing.signatures import MANIFEST_NAME
 
 LISTED = ("config.json", "externalsecret.yaml", "vault-policy.hcl")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from magcfg.attestation import (
+from magcfg.signing.attestation import (
     BUILD_TYPE,
     PAYLOAD_TYPE,
     PREDICATE_TYPE,
@@ -18,7 +18,7 @@ from magcfg.attestation import (
     sign_attestation,
     verify_attestation,
 )
-from magcfg.sign import (
+from magcfg.signing.signatures import (
     ATTESTATION_NAME,
     MANIFEST_NAME,
     Ed25519PrivateKey,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from magcfg.check_env import ArtifactError, check_env, resolve
-from magcfg.secrets import parse_reference
+from magcfg.secrets.check_env import ArtifactError, check_env, resolve
+from magcfg.secrets.references import parse_reference
 
 from .conftest import MAGCFG, Project
 from .secret_project import PROJECT, make
@@ -145,7 +145,7 @@ def test_python_api(built: Project) -> None:
 
 
 def test_api_imports_nothing_heavy() -> None:
-    code = ("import sys, magcfg.check_env; "
+    code = ("import sys, magcfg.secrets.check_env; "
             "heavy = {'typer', 'yaml', 'jsonschema', 'jsonschema_rs', 'deepdiff', 'git', 'orjson'}; "
             "print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import magcfg
-from magcfg.cache import BuildCache
+from magcfg.pipeline.cache import BuildCache
 
 from .conftest import REPO, Project
 

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from magcfg.configmap import configmap_files, render_configmap
+from magcfg.delivery.configmap import configmap_files, render_configmap
 from magcfg.errors import MagcfgError
-from magcfg.sign import (
+from magcfg.signing.signatures import (
     ATTESTATION_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,

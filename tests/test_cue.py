@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 import magcfg
-from magcfg.cache import BuildCache
-from magcfg.cue import MIN_CUE_VERSION, find_cue, merge_disjunctions, parse_errors, split_path
-from magcfg.cue_layers import locate_cue
+from magcfg.cue.binary import MIN_CUE_VERSION, find_cue, merge_disjunctions, parse_errors, split_path
+from magcfg.cue.layers import locate_cue
 from magcfg.errors import BuildError
+from magcfg.pipeline.cache import BuildCache
 
 from .conftest import REPO, Project
 
@@ -220,9 +220,9 @@ def test_one_cue_process_per_build_and_none_when_cached(app: Project, tmp_path: 
 
 def test_large_environments_get_a_process_each(app: Project, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import magcfg.cue_schema
+    import magcfg.cue.schema
 
-    monkeypatch.setattr(magcfg.cue_schema, "MAX_BATCH_BYTES", 10)
+    monkeypatch.setattr(magcfg.cue.schema, "MAX_BATCH_BYTES", 10)
     shim, log = _counting_cue(tmp_path / "shim")
     monkeypatch.setenv("MAGCFG_CUE", str(shim))
     app.write("layers/environments/prod/magds.yaml", "magds:\n  pool:\n    max: 0\n")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magcfg.diff import compare, compare_deepdiff, flatten
+from magcfg.review.diff import compare, compare_deepdiff, flatten
 
 from .conftest import Project
 from .promotion_repo import CANARIES, git, make_repo, no_canary, tree
@@ -324,8 +324,8 @@ _ODD_YAML = [
 
 
 def test_key_lines_match_locate() -> None:
-    from magcfg.keylines import KeyLines
-    from magcfg.load import FileSource, locate, parse_layer
+    from magcfg.syntax.keylines import KeyLines
+    from magcfg.syntax.strict_yaml import FileSource, locate, parse_layer
 
     root = Path(__file__).resolve().parents[1]
     source = FileSource(root)

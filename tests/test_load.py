@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magcfg.load import LoadFailed, _parse_fast, decode_text, locate, parse_layer, parse_reference
+from magcfg.syntax.strict_yaml import (
+    LoadFailed,
+    _parse_fast,
+    decode_text,
+    locate,
+    parse_layer,
+    parse_reference,
+)
 
 from .conftest import REPO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from magcfg.yamledit import EditRefused, set_values
+from magcfg.review.yamledit import EditRefused, set_values
 
 from .conftest import Project
 from .promotion_repo import CANARIES, FILES, git, make_repo, no_canary, tree

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
-from magcfg.sign import Ed25519PrivateKey, public_key_pem, verify_files
+from magcfg.signing.signatures import Ed25519PrivateKey, public_key_pem, verify_files
 
 from .runtime_fixtures import KubeletWriter, artifact_files, base_config, wait_for
 
@@ -215,7 +215,7 @@ def test_kill_9_mid_swap_then_restart(setup: Setup) -> None:
             except (OSError, ValueError) as exc:
                 torn.append(f"read failed: {exc!r}")
                 continue
-            from magcfg.sign import sha256_digest
+            from magcfg.signing.signatures import sha256_digest
 
             # Between two reads of the same version the config must match its manifest.
             if manifest == again and sha256_digest(config) != manifest["config_digest"]:

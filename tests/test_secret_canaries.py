@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import magcfg
-from magcfg.cache import BuildCache
-from magcfg.check_env import check_env
 from magcfg.errors import BuildError
-from magcfg.secrets import env_var_name, references
+from magcfg.pipeline.cache import BuildCache
+from magcfg.secrets.check_env import check_env
+from magcfg.secrets.references import env_var_name, references
 
 from .conftest import Project
 

@@ -15,10 +15,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import magcfg
-from magcfg.cache import BuildCache
 from magcfg.errors import BuildError, Diagnostic
-from magcfg.redact import REDACTED, Redactor
-from magcfg.secrets import SecretRef, env_var_name, looks_like_reference, parse_reference, references
+from magcfg.pipeline.cache import BuildCache
+from magcfg.secrets.redaction import REDACTED, Redactor
+from magcfg.secrets.references import (
+    SecretRef,
+    env_var_name,
+    looks_like_reference,
+    parse_reference,
+    references,
+)
 
 from .conftest import REPO, Project
 from .secret_project import PROJECT, make
@@ -320,7 +326,7 @@ def test_config_json_keeps_references(sp: Project) -> None:
 
 def test_redactor_globs_and_schema_secrets(sp: Project) -> None:
     project = magcfg.load_project(sp.root / "magcfg.yaml")
-    from magcfg.compiler import Compiler
+    from magcfg.pipeline.compiler import Compiler
 
     redactor = Compiler(project, cache=BuildCache(None)).redactor()
     assert redactor.is_secret(("magds", "password"))          # schema

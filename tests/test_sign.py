@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magcfg.errors import MagcfgError
-from magcfg.sign import (
+from magcfg.signing.signatures import (
     ATTESTATION_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -382,11 +382,11 @@ def test_signature_text_may_be_wrapped(artifact: Path, key: Ed25519PrivateKey) -
 
 
 def test_runtime_side_imports_nothing_heavy() -> None:
-    """magcfg.sign and magcfg.attestation are used by the runtime kernel."""
+    """magcfg.signing.signatures and magcfg.signing.attestation are used by the runtime kernel."""
     import sys
 
-    code = ("import sys, magcfg.sign, magcfg.attestation\n"
-            "from magcfg.sign import Ed25519PrivateKey, sign_manifest\n"
+    code = ("import sys, magcfg.signing.signatures, magcfg.signing.attestation\n"
+            "from magcfg.signing.signatures import Ed25519PrivateKey, sign_manifest\n"
             "sign_manifest(b'x', Ed25519PrivateKey.generate())\n"
             "heavy = {'typer', 'click', 'yaml', 'jsonschema', 'jsonschema_rs', 'orjson',\n"
             "         'deepdiff', 'git', 'ruamel', 'yaml_rs'}\n"

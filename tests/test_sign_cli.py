@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from magcfg.sign import generate_key_pair
+from magcfg.signing.signatures import generate_key_pair
 from tests.signing_fixtures import build_in_process, make_project, run_magcfg
 
 OPENSSL = "/usr/bin/openssl"
@@ -244,7 +244,9 @@ def test_too_large_for_a_configmap_is_a_warning_and_no_file(project: Path, keys:
 
 
 def test_file_names_agree_across_modules() -> None:
-    from magcfg import delivery, emit, sign
+    from magcfg.delivery import emitter as delivery
+    from magcfg.pipeline import emit
+    from magcfg.signing import signatures as sign
 
     assert sign.MANIFEST_NAME == emit.MANIFEST
     assert sign.SIGNATURE_NAME == emit.SIGNATURE

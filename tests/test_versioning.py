@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from magcfg.sign import SuccessionError, VerificationError, check_succession
+from magcfg.signing.signatures import SuccessionError, VerificationError, check_succession
 from tests.signing_fixtures import build_in_process, make_project, run_magcfg
 
 

@@ -32,24 +32,24 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .compiler import Artifact, BuildResult, build, compile_environment
     from .errors import BuildError, Diagnostic, MagcfgError
-    from .explanation import Explanation, explain
-    from .merge import LayerStack, Provenance
+    from .pipeline.compiler import Artifact, BuildResult, build, compile_environment
+    from .pipeline.merge import LayerStack, Provenance
     from .project import Project, load_project
+    from .review.explain import Explanation, explain
 
 _LAZY = {
-    "Artifact": "compiler",
-    "BuildResult": "compiler",
-    "build": "compiler",
-    "compile_environment": "compiler",
+    "Artifact": "pipeline.compiler",
+    "BuildResult": "pipeline.compiler",
+    "build": "pipeline.compiler",
+    "compile_environment": "pipeline.compiler",
     "BuildError": "errors",
     "Diagnostic": "errors",
     "MagcfgError": "errors",
-    "Explanation": "explanation",
-    "explain": "explanation",
-    "LayerStack": "merge",
-    "Provenance": "merge",
+    "Explanation": "review.explain",
+    "explain": "review.explain",
+    "LayerStack": "pipeline.merge",
+    "Provenance": "pipeline.merge",
     "Project": "project",
     "load_project": "project",
 }

@@ -62,7 +62,7 @@ def build(
                        ] = False,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
-    from .compiler import build as run_build
+    from .pipeline.compiler import build as run_build
     from .project import load_project
 
     try:
@@ -73,7 +73,7 @@ def build(
     for d in result.warnings:
         _stderr(d.format())
     if since is not None:
-        from .succession import check_since
+        from .review.succession import check_since
 
         try:
             problems = check_since(proj, result, since)
@@ -110,9 +110,9 @@ def explain(
     project: ProjectOption = None,
 ) -> None:
     """Print KEY's value and every layer that set it, as file:line, lowest first."""
-    from .explanation import explain as run_explain
-    from .explanation import format_explanation
     from .project import load_project
+    from .review.explain import explain as run_explain
+    from .review.explain import format_explanation
 
     try:
         proj = load_project(project)
@@ -133,9 +133,9 @@ def docs(
     project: ProjectOption = None,
 ) -> None:
     """Render a Markdown reference of every configuration key from the schema."""
-    from .compiler import Compiler
+    from .pipeline.compiler import Compiler
     from .project import load_project
-    from .reference import render_reference
+    from .schema.reference import render_reference
 
     try:
         proj = load_project(project)
@@ -174,7 +174,7 @@ def check_env(
 ) -> None:
     """Container entrypoint check: exit 1 listing the env vars of secrets that are missing
     or empty (names only, never values)."""
-    from .check_env import check_env as run_check
+    from .secrets.check_env import check_env as run_check
 
     if output_format not in ("text", "json"):
         _stderr(f"error: unknown format {output_format!r} (text or json)")
@@ -218,7 +218,7 @@ def keys_generate(
     = False,
 ) -> None:
     """Write a new Ed25519 key pair (PKCS#8 / SPKI PEM) and print the public key's id."""
-    from .sign import generate_key_pair
+    from .signing.signatures import generate_key_pair
 
     try:
         pair = generate_key_pair(out, name, overwrite=force)
@@ -245,7 +245,7 @@ def sign(
     """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
     from .errors import UsageError
     from .project import load_project
-    from .sign import (
+    from .signing.signatures import (
         SIGNING_KEY_ENV,
         load_private_key,
         private_key_from_env,
@@ -292,8 +292,8 @@ def verify(
     """
     from .errors import UsageError
     from .project import load_project
-    from .sign import load_public_key, verify_artifact
-    from .trust import project_public_keys
+    from .signing.signatures import load_public_key, verify_artifact
+    from .signing.trust import project_public_keys
 
     try:
         proj = load_project(project)
@@ -376,8 +376,8 @@ def diff(
             raise UsageError("--env needs --against REF (or give two environments: A B)")
         elif old is None or new is None:
             raise UsageError("give two environments (magcfg diff A B) or --env E --against REF")
-        from . import diff as diffs
         from .project import load_project
+        from .review import diff as diffs
 
         proj = load_project(project)
         if against is not None:
@@ -423,8 +423,8 @@ def promote(
     a new branch and prints a pull-request body. Secret references and the project's
     promote.allow_differences are never copied.
     """
-    from . import promote as promotion
     from .project import load_project
+    from .review import promote as promotion
 
     try:
         proj = load_project(project)
@@ -436,7 +436,7 @@ def promote(
         if dry_run:
             sys.stdout.write(promotion.format_plan(plan))
             if not plan.diff.identical:
-                from .diff import format_text
+                from .review.diff import format_text
 
                 sys.stdout.write("\n" + format_text(plan.diff, color=_use_color("auto")))
             return

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError, Diagnostic, UsageError
-from .load import LoadFailed, locate, parse_layer
+from .syntax.strict_yaml import LoadFailed, locate, parse_layer
 
 PROJECT_FILE_NAMES = ("magcfg.yaml", "magcfg.yml")
 KNOWN_SECTIONS = frozenset({

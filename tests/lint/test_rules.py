@@ -183,7 +183,7 @@ def test_layer_rule_agrees_with_the_compiler(make_repo: MakeRepo) -> None:
 
 
 def test_secrets_parse_reference() -> None:
-    from magcfg.secrets import SecretRef, parse_reference
+    from magcfg.secrets.references import SecretRef, parse_reference
 
     assert parse_reference("vault://secret/k3s/magds#db_password") == SecretRef(
         "vault", mount="secret", path="k3s/magds", key="db_password")

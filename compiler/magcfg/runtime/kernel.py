@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MagcfgError
 from ..heap import gc_paused
-from ..redact import Redactor
-from ..sign import (
+from ..secrets.redaction import Redactor
+from ..signing.signatures import (
     Ed25519PublicKey,
     SuccessionError,
     VerificationError,
@@ -50,7 +50,7 @@ from .source import RawArtifact, read_artifact, stat_signature
 from .state import StateCorrupt, load_state, save_state
 
 if TYPE_CHECKING:
-    from ..check_env import EnvCheck
+    from ..secrets.check_env import EnvCheck
     from .metrics import KernelMetrics
     from .watcher import DirectoryWatcher
 
@@ -204,8 +204,8 @@ class Kernel:
         the Deployment injects for ``vault://``, the named variable for ``env://``.
         ``None`` if it is not delivered (or is ``vault+direct://``, which the app reads
         from Vault itself). The value is never stored, logged or put in an event."""
-        from ..check_env import resolve
-        from ..secrets import parse_reference
+        from ..secrets.check_env import resolve
+        from ..secrets.references import parse_reference
 
         value = self.get(path)
         ref = parse_reference(value) if isinstance(value, str) else None
@@ -216,7 +216,7 @@ class Kernel:
     def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
         """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
         whether every secret it references is delivered (names only, never values)."""
-        from ..check_env import check_config
+        from ..secrets.check_env import check_config
         from .snapshot import thaw
 
         snapshot = self.snapshot
@@ -414,8 +414,8 @@ class Kernel:
     def _load_schema(self) -> None:
         if self._schema_path is None or self._schema_check is not None:
             return
-        from ..schema import load_schema
-        from ..validate import Validator as SchemaValidator
+        from ..schema.index import load_schema
+        from ..schema.validator import Validator as SchemaValidator
 
         schema = load_schema(str(self._schema_path), self._schema_path.read_bytes())
         validator = SchemaValidator(schema)

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..redact import REDACTED, Redactor
-from ..secrets import looks_like_reference
+from ..secrets.redaction import REDACTED, Redactor
+from ..secrets.references import looks_like_reference
 from .snapshot import MISSING
 
 __all__ = ["REDACTED", "Change", "ReloadPolicy", "changes", "restart_keys"]

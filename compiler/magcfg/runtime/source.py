@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sign import MANIFEST_NAME, SIGNATURE_NAME, VerificationError, parse_manifest
+from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME, VerificationError, parse_manifest
 
 DATA_LINK = "..data"
 

@@ -1,0 +1,221 @@
+"""The ``cue`` CLI as a subprocess: finding it, checking its version, reading its errors.
+
+magcfg never reimplements CUE: schemas (``cue vet``, see cue_schema.py) and layers
+(``cue export``, see cue_layers.py) are evaluated by the real binary. It is looked up
+in this order: ``$MAGCFG_CUE`` (a path), ``cue`` on ``PATH``, then the project-local
+``.tools/bin/cue`` that ``./scripts/dev setup`` installs. A project that has no ``.cue``
+file in play never needs it.
+
+``cue version`` costs a process start (~10 ms); its answer is remembered in the build
+cache per binary (path, size, mtime), so a build whose CUE verdicts are all cached
+starts no process at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BuildError, Diagnostic
+from ..pipeline.cache import BuildCache
+
+MIN_CUE_VERSION = (0, 14, 1)
+"""Oldest ``cue`` accepted. Keep in step with CUE_VERSION in scripts/dev."""
+CUE_ENV_VAR = "MAGCFG_CUE"
+_PINNED = "v{}.{}.{}".format(*MIN_CUE_VERSION)
+INSTALL_HINT = (f"install it with `./scripts/dev setup` (puts cue {_PINNED} in .tools/bin/) "
+                f"or `go install cuelang.org/go/cmd/cue@{_PINNED}`, then put it on PATH "
+                f"or point {CUE_ENV_VAR} at it")
+_VERSION = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
+TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class CueBinary:
+    """A ``cue`` executable that passed the version check."""
+
+    path: str
+    version: str
+
+    def run(self, args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        """Run ``cue ARGS`` in ``cwd``; output is text (UTF-8)."""
+        try:
+            return subprocess.run([self.path, *args], cwd=cwd, capture_output=True,
+                                  text=True, encoding="utf-8", errors="replace",
+                                  timeout=TIMEOUT_SECONDS, check=False, env=hermetic_env())
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"cue {args[0]} did not finish within {TIMEOUT_SECONDS} s") from None
+        except OSError as exc:
+            raise BuildError(f"cannot run {self.path}: {exc.strerror}") from None
+
+
+def hermetic_env() -> dict[str, str]:
+    """The environment for ``cue``: ours without ``CUE_*`` variables, which change how
+    cue evaluates (CUE_EXPERIMENT, ...); builds must not depend on the caller's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CUE_")}
+
+
+def find_cue(needed_by: str, root: Path | None = None,
+             cache: BuildCache | None = None) -> CueBinary:
+    """The ``cue`` binary to use, version-checked.
+
+    ``needed_by`` names the ``.cue`` file (or project file entry) that needs it; the
+    error for a missing or too old ``cue`` names it, says why, and how to install."""
+    configured = os.environ.get(CUE_ENV_VAR)
+    if configured:
+        path = shutil.which(configured)
+        if path is None:
+            _missing(needed_by, f"{CUE_ENV_VAR}={configured} is not an executable file")
+    else:
+        path = shutil.which("cue")
+        if path is None and root is not None:
+            local = root / ".tools" / "bin" / "cue"
+            if os.access(local, os.X_OK) and local.is_file():
+                path = str(local)
+        if path is None:
+            _missing(needed_by, "the `cue` command was not found on PATH")
+    assert path is not None
+    version = _version_of(path, cache)
+    if version is None:
+        _missing(needed_by, f"{path} does not answer `cue version` like cue does")
+    assert version is not None
+    if _parse(version) < MIN_CUE_VERSION:
+        raise BuildError([Diagnostic(
+            needed_by, None, None,
+            f"cue {version} at {path} is too old: magcfg needs cue {_PINNED} or newer; "
+            f"{INSTALL_HINT}", code="cue-version")])
+    return CueBinary(path, version)
+
+
+def _missing(needed_by: str, why: str) -> None:
+    raise BuildError([Diagnostic(needed_by, None, None,
+                                 f"this file needs the cue CLI ({_PINNED} or newer), but {why}; "
+                                 f"{INSTALL_HINT}", code="cue-missing")])
+
+
+def _parse(version: str) -> tuple[int, int, int]:
+    m = _VERSION.search(version)
+    assert m is not None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def _version_of(path: str, cache: BuildCache | None) -> str | None:
+    """``vX.Y.Z`` from ``cue version``, remembered per (path, size, mtime)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = BuildCache.fragment_key("cue-version", os.path.realpath(path), str(st.st_size),
+                                  str(st.st_mtime_ns))
+    if cache is not None:
+        known = cache.fragment(key)
+        if isinstance(known, str):
+            return known
+    try:
+        done = subprocess.run([path, "version"], capture_output=True, text=True,
+                              encoding="utf-8", errors="replace", timeout=30, check=False,
+                              env=hermetic_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    first = (done.stdout.strip().splitlines() or [""])[0]
+    m = re.match(r"cue version (\S+)", first)
+    if done.returncode != 0 or m is None or _VERSION.search(m.group(1)) is None:
+        return None
+    version = m.group(1)
+    if cache is not None:
+        cache.put_fragment(key, version)
+    return version
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class CueError:
+    """One error as ``cue`` prints it: a value path (segments, may be empty), the
+    message, and the source positions (file as printed, line, column)."""
+
+    path: tuple[str, ...]
+    message: str
+    positions: tuple[tuple[str, int, int], ...]
+
+
+_LABEL = r'(?:"(?:[^"\\]|\\.)*"|[^\s".:]+)'
+_HEADER = re.compile(rf"^({_LABEL}(?:\.{_LABEL})*): (.*)$")
+_POSITION = re.compile(r"^\s+(.+?):(\d+):(\d+)$")
+_SEGMENT = re.compile(r'"(?:[^"\\]|\\.)*"|[^.]+')
+
+
+def split_path(text: str) -> tuple[str, ...]:
+    """CUE's printed path (``a."b-c".0``) as segments (``a``, ``b-c``, ``0``)."""
+    import json
+
+    out = []
+    for token in _SEGMENT.findall(text):
+        out.append(json.loads(token) if token.startswith('"') else token)
+    return tuple(out)
+
+
+def parse_errors(stderr: str) -> list[CueError]:
+    """The errors of a failed ``cue vet`` / ``cue export``, in the order printed."""
+    errors: list[CueError] = []
+    path: tuple[str, ...] = ()
+    message = ""
+    positions: list[tuple[str, int, int]] = []
+    started = False
+
+    def flush() -> None:
+        if started:
+            # cue ends a header with ":" when positions or sub-errors follow.
+            text = message[:-1] if message.endswith(":") else message
+            errors.append(CueError(path, text.strip(), tuple(positions)))
+
+    for line in stderr.splitlines():
+        if not line.strip():
+            continue
+        pos = _POSITION.match(line)
+        if pos and line[0].isspace():
+            positions.append((pos.group(1), int(pos.group(2)), int(pos.group(3))))
+            continue
+        flush()
+        started, positions = True, []
+        m = _HEADER.match(line)
+        if m and not line[0].isspace():
+            path, message = split_path(m.group(1)), m.group(2)
+        else:
+            path, message = (), line.strip()
+    flush()
+    return errors
+
+
+def merge_disjunctions(errors: list[CueError]) -> list[CueError]:
+    """One error per path where cue printed ``N errors in empty disjunction`` and then
+    the alternatives' errors (not always next to it): a single alternative's error (an
+    ``error("...")`` rule) speaks for itself; several are joined."""
+    disjunction = re.compile(r"\d+ errors in empty disjunction")
+    headed = {e.path for e in errors if disjunction.fullmatch(e.message)}
+    out: list[CueError] = []
+    done: set[tuple[str, ...]] = set()
+    for e in errors:
+        if e.path not in headed:
+            out.append(e)
+            continue
+        if e.path in done:
+            continue
+        done.add(e.path)
+        group = [g for g in errors if g.path == e.path]
+        others = [g for g in group if not disjunction.fullmatch(g.message)]
+        positions = tuple(p for g in group for p in g.positions)
+        if not others:
+            out.append(CueError(e.path, group[0].message, positions))
+        elif len(others) == 1:
+            out.append(CueError(e.path, others[0].message, positions))
+        else:
+            details = "; ".join(dict.fromkeys(g.message for g in others))
+            out.append(CueError(e.path, f"no alternative matches ({details})", positions))
+    return out

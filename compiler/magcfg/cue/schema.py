@@ -1,0 +1,279 @@
+"""CUE schemas: ``cue vet`` of every merged environment against a CUE definition.
+
+A project names ``schema: {cue: schemas/x.cue, cue_definition: "#Config"}`` (instead
+of, or besides, ``json:``). The check runs after JSON Schema validation, on the
+environments that compiled, and costs ONE ``cue`` process per build, whatever the
+number of environments: the environments go in as one JSON document
+``{"<env>": <config>, ...}`` vetted against ``[string]: #Config`` (a two-line wrapper
+file in the schema's package), so every error path starts with the environment's name.
+A single ``cue vet`` with one data file per environment would not do: cue reports the
+errors of only one failing data file. Very large environments are vetted in separate,
+concurrent processes (MAX_BATCH_BYTES).
+
+Each error's path is mapped back to the key and to the file:line of the layer that set
+the value (``LayerStack.provenance``); the message names where the constraint lives in
+the schema. Verdicts are cached by (cue version, schema digest, definition, config
+digest): an unchanged environment is never vetted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BuildError, Diagnostic
+from ..pipeline.cache import BuildCache
+from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
+
+if TYPE_CHECKING:
+    from ..pipeline.compiler import CompileContext, Compiler
+    from ..pipeline.merge import LayerStack
+
+DEFAULT_DEFINITION = "#Config"
+_DEFINITION = re.compile(r"^#[A-Za-z_][A-Za-z0-9_]*$")
+_WRAPPER_DEFINITION = "#MagcfgEnvironments"
+_WRAPPER_FILE = "magcfg_environments.cue"
+_DATA_FILE = "magcfg_environments.json"
+_PACKAGE = re.compile(r"^\s*(?:(?://[^\n]*|@[^\n]*)?\n\s*)*package\s+([A-Za-z_#][A-Za-z0-9_]*)")
+_MAX_MESSAGE = 240
+MAX_BATCH_BYTES = 8_000_000
+"""Environments are vetted together while their configs add up to at most this. cue
+needs ~60 bytes of memory per byte of JSON (1.9 GB for the 30 MB of the large
+benchmark repo's three environments) and evaluates on one core, so big environments
+get a process each, run side by side up to one per CPU: less time and, on a machine
+with fewer CPUs than environments, less peak memory than one process for all."""
+
+
+@dataclass(frozen=True)
+class CueSchema:
+    """The project's CUE schema file and the definition every environment must satisfy."""
+
+    path: str
+    definition: str
+    raw: bytes
+    digest: str
+
+    @property
+    def package(self) -> str | None:
+        m = _PACKAGE.match(self.raw.decode("utf-8", errors="replace"))
+        return m.group(1) if m else None
+
+
+def definition_of(settings: dict[str, Any]) -> str:
+    schema = settings.get("schema")
+    value = schema.get("cue_definition") if isinstance(schema, dict) else None
+    return DEFAULT_DEFINITION if value is None else value
+
+
+def load_cue_schema(compiler: Compiler) -> CueSchema | None:
+    """The project's CUE schema, or None when it names none."""
+    project = compiler.project
+    path = project.cue_schema
+    if path is None:
+        return None
+    definition = definition_of(project.settings)
+    if not isinstance(definition, str) or not _DEFINITION.match(definition):
+        raise BuildError([Diagnostic(project.file, None, "schema.cue_definition",
+                                     f"cue_definition must name a definition like "
+                                     f"{DEFAULT_DEFINITION!r}, not {definition!r}",
+                                     code="project")])
+    try:
+        raw = compiler.source.read(path)
+    except OSError as exc:
+        raise BuildError([Diagnostic(project.file, None, "schema.cue",
+                                     f"cannot read CUE schema {path}: {exc.strerror}",
+                                     code="schema")]) from None
+    return CueSchema(path, definition, raw, hashlib.sha256(raw).hexdigest())
+
+
+@dataclass(frozen=True)
+class _Violation:
+    keypath: tuple[str, ...]
+    message: str
+
+
+def check_environments(compiler: Compiler, contexts: Sequence[CompileContext]) -> list[Diagnostic]:
+    """The build check: vet every compiled environment against the CUE schema."""
+    schema = compiler.cue_schema()
+    if schema is None or not contexts:
+        return []
+    cue = find_cue(schema.path, compiler.project.root, compiler.cache)
+    keys = {ctx.env: BuildCache.fragment_key(
+        "cue-vet", cue.version, schema.digest, schema.definition,
+        ctx.config_sha256) for ctx in contexts}
+    verdicts: dict[str, list[_Violation]] = {}
+    for ctx in contexts:
+        cached = compiler.cache.fragment(keys[ctx.env])
+        if isinstance(cached, tuple):
+            verdicts[ctx.env] = [_Violation(tuple(k), m) for k, m in cached]
+    todo = [ctx for ctx in contexts if ctx.env not in verdicts]
+    fresh = _vet_batches(cue, schema, _batches(todo))
+    for ctx in todo:
+        found = fresh.get(ctx.env, [])
+        compiler.cache.put_fragment(keys[ctx.env], tuple((v.keypath, v.message) for v in found))
+        verdicts[ctx.env] = found
+    out: list[Diagnostic] = []
+    for ctx in contexts:
+        if verdicts[ctx.env]:
+            out.extend(_locate(ctx, verdicts[ctx.env]))
+    return out
+
+
+def _vet_batches(cue: CueBinary, schema: CueSchema,
+                 batches: list[list[CompileContext]]) -> dict[str, list[_Violation]]:
+    """Run the batches, at most one per CPU at a time: cue evaluates on one core, so
+    two large environments vetted side by side take about half the time."""
+    if not batches:
+        return {}
+    if len(batches) == 1:
+        return vet(cue, schema, {ctx.env: ctx.config_json for ctx in batches[0]})
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(len(batches), os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(vet, cue, schema, {ctx.env: ctx.config_json for ctx in batch})
+                   for batch in batches]
+    fresh: dict[str, list[_Violation]] = {}
+    for future in futures:  # in batch order: the first error raised is always the same
+        fresh.update(future.result())
+    return fresh
+
+
+def _batches(contexts: list[CompileContext]) -> list[list[CompileContext]]:
+    """Environments grouped into as few ``cue vet`` runs as fit MAX_BATCH_BYTES each."""
+    batches: list[list[CompileContext]] = []
+    size = 0
+    for ctx in contexts:
+        if not batches or size + len(ctx.config_json) > MAX_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(ctx)
+        size += len(ctx.config_json)
+    return batches
+
+
+def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[str, list[_Violation]]:
+    """One ``cue vet`` for all ``configs`` (env -> config.json bytes): violations per env.
+
+    Errors that belong to no environment (the schema itself is broken, the definition
+    does not exist) raise BuildError located in the schema file."""
+    name = PurePosixPath(schema.path).name
+    package = schema.package
+    raw = schema.raw
+    if package is None:
+        # The wrapper must share the schema's package; on the first line, so that
+        # cue's line numbers stay those of the real file.
+        package = "magcfgschema"
+        raw = f"package {package}, ".encode() + raw
+    wrapper = f"package {package}\n{_WRAPPER_DEFINITION}: [string]: {schema.definition}\n"
+    data = b"{" + b",".join(json.dumps(env).encode() + b":" + config
+                            for env, config in configs.items()) + b"}"
+    with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
+        base = Path(tmp)
+        (base / name).write_bytes(raw)
+        (base / _WRAPPER_FILE).write_text(wrapper, encoding="utf-8")
+        (base / _DATA_FILE).write_bytes(data)
+        done = cue.run(["vet", "-c", "-d", _WRAPPER_DEFINITION, name, _WRAPPER_FILE,
+                        _DATA_FILE], base)
+    if done.returncode == 0:
+        return {}
+    errors = merge_disjunctions(parse_errors(done.stderr))
+    found: dict[str, list[_Violation]] = {}
+    broken: list[Diagnostic] = []
+    for e in errors:
+        if e.path and e.path[0] in configs:
+            found.setdefault(e.path[0], []).append(
+                _Violation(e.path[1:], _message(e, name, schema.path)))
+        else:
+            broken.append(_schema_error(e, name, schema))
+    if broken or not found:
+        if not broken:
+            text = done.stderr.strip() or f"cue vet exited with status {done.returncode}"
+            broken.append(Diagnostic(schema.path, None, None, f"cue vet failed: {text}",
+                                     code="cue"))
+        raise BuildError(broken)
+    return found
+
+
+def _in_schema(e: CueError, name: str) -> list[int]:
+    return [line for file, line, _ in e.positions if file in (name, f"./{name}")]
+
+
+def _message(e: CueError, name: str, schema_path: str) -> str:
+    message = e.message
+    if message.startswith("incomplete value"):
+        message = f"required by the CUE schema but not set ({message})"
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    lines = _in_schema(e, name)
+    if lines:
+        message += f" (CUE: {schema_path}:{lines[0]})"
+    return message
+
+
+def _schema_error(e: CueError, name: str, schema: CueSchema) -> Diagnostic:
+    lines = _in_schema(e, name)
+    wrapper = any(file.endswith(_WRAPPER_FILE) for file, _, _ in e.positions)
+    if not lines and wrapper and "not found" in e.message:
+        return Diagnostic(schema.path, None, None,
+                          f"definition {schema.definition} not found in this CUE schema "
+                          "(set schema.cue_definition in the project file)", code="cue-schema")
+    where = ".".join(e.path)
+    message = f"{where}: {e.message}" if where else e.message
+    return Diagnostic(schema.path, lines[0] if lines else None, None,
+                      f"CUE schema error: {message}", code="cue-schema")
+
+
+def _locate(ctx: CompileContext, violations: list[_Violation]) -> list[Diagnostic]:
+    secrets = _secret_values(ctx)
+    out = []
+    for v in violations:
+        message = ctx.redactor.text(v.message, secrets) if secrets else v.message
+        out.append(_diagnostic(ctx.stack, ctx.project.file, v.keypath, message))
+    return out
+
+
+def _diagnostic(stack: LayerStack, project_file: str, keypath: tuple[str, ...],
+                message: str) -> Diagnostic:
+    key = ".".join(keypath) or None
+    probe = keypath
+    chain = stack.provenance(probe)
+    while not chain and probe:  # not set anywhere (a missing key): its nearest parent
+        probe = probe[:-1]
+        chain = stack.provenance(probe)
+    if chain:
+        return Diagnostic(chain[-1].file, chain[-1].line, key, message, code="cue")
+    return Diagnostic(project_file, None, key, f"{message} (environment {stack.env})",
+                      code="cue")
+
+
+def _secret_values(ctx: CompileContext) -> list[str]:
+    out: list[str] = []
+
+    def walk(node: Any, keypath: tuple[str, ...]) -> None:
+        if ctx.redactor.is_secret(keypath):
+            out.extend(str(x) for x in _leaves(node))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*keypath, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*keypath, str(i)))
+
+    walk(ctx.config, ())
+    return [s for s in out if s]
+
+
+def _leaves(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [x for v in node.values() for x in _leaves(v)]
+    if isinstance(node, list):
+        return [x for v in node for x in _leaves(v)]
+    return [] if node is None else [node]

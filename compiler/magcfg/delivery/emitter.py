@@ -1,0 +1,78 @@
+"""The build's side of signing and GitOps delivery: ``configmap.yaml`` (issue 4).
+
+``build`` never holds the private key, but it keeps ``generated/<env>/`` coherent with
+what ``sign`` wrote before:
+
+* if the build leaves ``manifest.json``'s bytes unchanged, the existing signature still
+  holds: ``configmap.yaml`` carries the existing ``manifest.json.sig`` exactly as
+  ``sign`` rendered it, so ``build --check`` stays clean after ``sign``;
+* if the manifest changes, the compiler deletes the old signature and attestation
+  (:data:`STALE_WHEN_MANIFEST_CHANGES`) and ``configmap.yaml`` carries no signature
+  until ``sign`` runs again.
+
+An artifact too large for a ConfigMap (Kubernetes' 1 MiB) gets a warning and no
+``configmap.yaml``, rather than a file the cluster would refuse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import Diagnostic
+from ..pipeline.emit import MANIFEST as MANIFEST_NAME
+from ..pipeline.emit import SIGNATURE as SIGNATURE_NAME
+from .configmap import CONFIGMAP_NAME, MAX_CONFIGMAP_BYTES, configmap_files, render_configmap
+
+if TYPE_CHECKING:
+    from ..pipeline.compiler import CompileContext
+
+__all__ = ["STALE_WHEN_MANIFEST_CHANGES", "configmap_emitter", "configmap_size_check",
+           "fits_configmap"]
+
+ATTESTATION_NAME = "attestation.dsse.json"
+STALE_WHEN_MANIFEST_CHANGES = (SIGNATURE_NAME, ATTESTATION_NAME)
+"""Files of generated/<env>/ made by ``sign`` over the manifest's bytes (this module
+does not import :mod:`magcfg.sign`, so a build does not load ``cryptography``)."""
+
+_RESERVED = 64 * 1024
+# Room kept in the ConfigMap for the manifest, the signature and the other emitted
+# files, so that whether configmap.yaml is written depends on config.json alone and the
+# warning (issued before the manifest exists) always agrees with the emitter.
+
+
+def fits_configmap(config_json: bytes) -> bool:
+    """Whether an artifact with this ``config.json`` is delivered as a ConfigMap."""
+    return len(config_json) <= MAX_CONFIGMAP_BYTES - _RESERVED
+
+
+def configmap_size_check(context: CompileContext) -> list[Diagnostic]:
+    """Document check: warn when the environment is too large for a ConfigMap."""
+    if fits_configmap(context.config_json):
+        return []
+    base = f"{context.project.output}/{context.env}"
+    return [Diagnostic(
+        f"{base}/{CONFIGMAP_NAME}", None, None,
+        f"not written: config.json is {len(context.config_json)} bytes and a Kubernetes "
+        f"ConfigMap holds at most {MAX_CONFIGMAP_BYTES} with the manifest; deliver "
+        f"{base}/ another way", severity="warning", code="configmap_too_large")]
+
+
+def configmap_emitter(context: CompileContext, files: dict[str, bytes]) -> dict[str, bytes]:
+    """Delivery emitter: ``configmap.yaml`` for the built ``files`` (manifest included)."""
+    if not fits_configmap(context.config_json):
+        return {}
+    members = dict(files)
+    directory = context.project.root / context.project.output / context.env
+    if _read(directory / MANIFEST_NAME) == files[MANIFEST_NAME]:
+        signature = _read(directory / SIGNATURE_NAME)
+        if signature is not None:
+            members[SIGNATURE_NAME] = signature
+    return {CONFIGMAP_NAME: render_configmap(context.env, configmap_files(members))}
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None

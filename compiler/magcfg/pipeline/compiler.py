@@ -1,0 +1,599 @@
+"""The build pipeline: load -> merge -> validate -> (redact) -> emit, for every environment.
+
+All errors of a build are collected (every file, every environment) before it fails,
+and a failed build writes nothing. The unit of work and of caching is a *fragment*: one
+top-level key of one environment. A fragment whose inputs are unchanged is reused
+from the cache without loading, merging, validating or serializing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..delivery.configmap import CONFIGMAP_NAME as CONFIGMAP
+from ..delivery.emitter import STALE_WHEN_MANIFEST_CHANGES
+from ..errors import BuildError, Diagnostic
+from ..heap import gc_paused
+from ..project import Project
+from ..schema.index import Schema, load_schema
+from ..schema.validator import SchemaViolation, Validator
+from ..secrets.redaction import Redactor
+from ..syntax.strict_yaml import FileSource, LoadFailed, ParsedFile, parse_layer
+from .cache import BuildCache
+from .emit import (
+    CONFIG,
+    MANIFEST,
+    SIGNATURE,
+    config_bytes,
+    fragment_bytes,
+    inputs_digest,
+    manifest_bytes,
+    stale_files,
+    write_files,
+)
+from .merge import ABSENT, Layer, LayerStack, Source
+
+if TYPE_CHECKING:
+    from ..cue.schema import CueSchema
+
+# Extension points of the pipeline, one list per kind. Each feature module adds its
+# function in _extensions() below (explicitly, not by import side effects).
+#  - document checks run on each merged, schema-valid environment (CUE, secret rules);
+#  - artifact emitters return extra files for generated/<env>/, covered by the manifest;
+#  - delivery emitters run after the manifest and may read it (ConfigMap); their files
+#    are not listed in the manifest;
+#  - build checks run once per build on every environment that compiled, so a check
+#    backed by an external process (CUE) starts it once, not once per environment.
+DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
+ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
+DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
+BuildCheck = Callable[["Compiler", Sequence["CompileContext"]], list[Diagnostic]]
+
+
+@dataclass(frozen=True)
+class Extensions:
+    document_checks: tuple[DocumentCheck, ...] = ()
+    artifact_emitters: tuple[ArtifactEmitter, ...] = ()
+    delivery_emitters: tuple[DeliveryEmitter, ...] = ()
+    build_checks: tuple[BuildCheck, ...] = ()
+
+
+def _extensions() -> Extensions:
+    checks: list[DocumentCheck] = []
+    artifacts: list[ArtifactEmitter] = []
+    delivery: list[DeliveryEmitter] = []
+    build_checks: list[BuildCheck] = []
+    # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
+    from ..cue.schema import check_environments
+    from ..delivery.emitter import configmap_emitter, configmap_size_check
+
+    checks.append(configmap_size_check)
+    delivery.append(configmap_emitter)
+    from ..secrets.manifests import emit_secret_manifests
+    from ..secrets.rules import check_secrets
+
+    checks.append(check_secrets)
+    artifacts.append(emit_secret_manifests)
+    build_checks.append(check_environments)
+    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery), tuple(build_checks))
+
+
+@dataclass
+class CompileContext:
+    """What an emitter may read about the environment being compiled."""
+
+    project: Project
+    env: str
+    stack: LayerStack
+    schema: Schema | None
+    config_json: bytes
+    redactor: Redactor
+    fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    cache: BuildCache | None = None
+    merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
+    schema_summary: dict[str, Any] | None = None  # Compiler.schema_summary()
+    _config: dict[str, Any] | None = None
+    _config_sha256: str | None = None
+
+    @property
+    def config_sha256(self) -> str:
+        """Hex sha256 of ``config_json`` (the manifest's, once it is made: hashing a
+        large config twice costs tens of milliseconds)."""
+        if self._config_sha256 is None:
+            self._config_sha256 = hashlib.sha256(self.config_json).hexdigest()
+        return self._config_sha256
+
+    def top(self, key: str) -> Any:
+        """One top-level value, parsed from its fragment alone (cheaper than ``config``)."""
+        import orjson
+
+        if self._config is not None:
+            return self._config[key]
+        if key in self.merged:
+            return self.merged[key]
+        return orjson.loads(b"{" + self.fragments[key][1] + b"}")[key]
+
+    def memo(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """A per-fragment result cached with the fragment: ``compute`` runs only when the
+        top-level ``key``'s inputs changed. Results must be marshal-able."""
+        if self.cache is None or key not in self.fragments:
+            return compute()
+        name = f"{kind}:{self.fragments[key][0]}"
+        found = self.cache.fragment(name)
+        if found is None:
+            found = compute()
+            self.cache.put_fragment(name, found)
+        return found
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            import orjson
+
+            self._config = orjson.loads(self.config_json)
+        return self._config
+
+
+@dataclass
+class Artifact:
+    """The compiled files of one environment (names relative to generated/<env>/)."""
+
+    env: str
+    files: dict[str, bytes]
+    warnings: list[Diagnostic]
+    stack: LayerStack
+    context: CompileContext | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        import orjson
+
+        result: dict[str, Any] = orjson.loads(self.files[CONFIG])
+        return result
+
+
+@dataclass
+class BuildResult:
+    environments: tuple[str, ...]
+    artifacts: dict[str, Artifact]
+    warnings: list[Diagnostic] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    timings: Timings | None = None
+
+
+class Timings:
+    """Seconds spent per stage (load, merge, validate, emit), summed over environments."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"load": 0.0, "merge": 0.0, "validate": 0.0,
+                                          "emit": 0.0}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class Compiler:
+    """Loads and compiles environments of one project, sharing parsed files and cache."""
+
+    def __init__(self, project: Project, source: Source | None = None,
+                 cache: BuildCache | None = None) -> None:
+        self.project = project
+        self.source: Any = source or FileSource(project.root)
+        if cache is None:
+            cache = BuildCache(project.root / project.cache_dir)
+        self.cache = cache
+        self._parsed: dict[str, ParsedFile] = {}
+        self._schema: Schema | None = None
+        self._validator: Validator | None = None
+        self.timings = Timings()
+        self._summary: dict[str, Any] | None = None
+        self._secret_keys: list[str] | None = None
+        self._cue_schema: CueSchema | None = None
+
+    # -- schema -----------------------------------------------------------------------
+
+    def schema(self) -> Schema | None:
+        if self._schema is None and self.project.json_schema:
+            path = self.project.json_schema
+            try:
+                raw = self.source.read(path)
+            except OSError as exc:
+                raise BuildError([Diagnostic(self.project.file, None, "schema.json",
+                                             f"cannot read schema {path}: {exc.strerror}",
+                                             code="schema")]) from None
+            self._schema = load_schema(path, raw)
+        return self._schema
+
+    def cue_schema(self) -> CueSchema | None:
+        """The project's CUE schema (read once per compiler), or None."""
+        if self._cue_schema is None and self.project.cue_schema:
+            from ..cue.schema import load_cue_schema
+
+            self._cue_schema = load_cue_schema(self)
+        return self._cue_schema
+
+    def _cue_manifest(self) -> dict[str, str] | None:
+        cue = self.cue_schema()
+        if cue is None:
+            return None
+        return {"definition": cue.definition, "digest": f"sha256:{cue.digest}", "path": cue.path}
+
+    def redactor(self) -> Redactor:
+        """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
+        schema = self.schema()
+        patterns = self.project.settings.get("redact") or ()
+        if not isinstance(patterns, list):  # reported by the secrets check
+            patterns = ()
+        return Redactor(schema.index if schema else None,
+                        [p for p in patterns if isinstance(p, str) and p])
+
+    def validator(self) -> Validator | None:
+        schema = self.schema()
+        if self._validator is None and schema is not None:
+            self._validator = Validator(schema, self.redactor())
+        return self._validator
+
+    # -- load -------------------------------------------------------------------------
+
+    def layer_files(self, env: str) -> tuple[list[tuple[str, list[str]]], list[Diagnostic]]:
+        out, problems = [], []
+        for spec in self.project.layers:
+            files, found = self.source.list_layer(spec.directory(env))
+            out.append((spec.name, files))
+            problems.extend(found)
+        return out, problems
+
+    def load_stack(self, env: str) -> LayerStack:
+        """The environment's LayerStack; raises BuildError with every load error."""
+        stacks = self.load_stacks([env])
+        return stacks[env]
+
+    def load_stacks(self, envs: Iterable[str]) -> dict[str, LayerStack]:
+        listing: dict[str, list[tuple[str, list[str]]]] = {}
+        errors: list[Diagnostic] = []
+        for env in envs:
+            listing[env], problems = self.layer_files(env)
+            errors.extend(problems)
+        wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
+        with self.timings.stage("load"):
+            cue_files = [p for p in wanted if p.endswith(".cue") and p not in self._parsed]
+            if cue_files:
+                from ..cue.layers import load_cue_layers
+
+                try:
+                    self._parsed.update(load_cue_layers(self, cue_files))
+                except BuildError as exc:
+                    errors.extend(exc.diagnostics)
+            for path in wanted:
+                if path.endswith(".cue"):
+                    continue
+                try:
+                    self._load_file(path)
+                except LoadFailed as exc:
+                    errors.extend(exc.diagnostics)
+        if errors:
+            raise BuildError(sorted(set(self._redacted(errors))))
+        schema = self.schema()
+        index = schema.index if schema is not None else None
+        merge_key = index.merge_key if index is not None else None
+        stacks = {}
+        for env, layers in listing.items():
+            stack_layers = [
+                Layer(name, self.project.layers[i].directory(env),
+                      tuple(self._parsed[p] for p in files))
+                for i, (name, files) in enumerate(layers)
+            ]
+            stacks[env] = LayerStack(env, stack_layers, self.source, merge_key)
+        return stacks
+
+    def _load_file(self, path: str) -> ParsedFile:
+        if path in self._parsed:
+            return self._parsed[path]
+        raw = self.source.read(path)
+        digest = hashlib.sha256(raw).hexdigest()
+        known = self.cache.index().get(digest)
+        parsed: ParsedFile | None = None
+        if known is not None:
+            keys, markers = known
+            parsed = ParsedFile(path, digest, keys, markers,
+                                loader=lambda: self._cached_data(path, digest, raw))
+        else:
+            data, markers = parse_layer(path, raw)
+            self.cache.put_parsed(digest, data, markers)
+            parsed = ParsedFile(path, digest, tuple(data), markers, data=data)
+        self._parsed[path] = parsed
+        return parsed
+
+    def _cached_data(self, path: str, digest: str, raw: bytes) -> dict[str, Any]:
+        entry = self.cache.parsed(digest)
+        if entry is None:  # evicted or corrupt: parse again
+            data, markers = parse_layer(path, raw)
+            self.cache.put_parsed(digest, data, markers)
+            return data
+        return entry[0]
+
+    # -- compile ----------------------------------------------------------------------
+
+    def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+                ) -> tuple[Artifact | None, list[Diagnostic]]:
+        """Merge, validate and emit one environment. Returns (artifact, diagnostics);
+        the artifact is None when there are errors. No diagnostic quotes a secret."""
+        artifact, diagnostics = self._compile(env, stack, previous_manifest)
+        if diagnostics:
+            diagnostics = self._redacted(diagnostics)
+            if artifact is not None:
+                artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
+        return artifact, diagnostics
+
+    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+                 ) -> tuple[Artifact | None, list[Diagnostic]]:
+        schema = self.schema()
+        schema_digest = schema.digest if schema else ""
+        diagnostics: list[Diagnostic] = []
+        fragments: list[bytes] = []
+        by_key: dict[str, tuple[str, bytes]] = {}
+        present: dict[str, Any] = {}
+        failed = False
+        layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
+        for key in stack.top_keys():
+            contributors = stack.contributors(key)
+            fkey = self.cache.fragment_key(
+                "fragment", schema_digest, key,
+                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}" for f in contributors))
+            cached = self.cache.fragment(fkey)
+            if (isinstance(cached, tuple) and len(cached) == 3 and isinstance(cached[0], bytes)):
+                data, warnings, absent = cached
+                diagnostics.extend(Diagnostic(*w) for w in warnings)
+                if not absent:
+                    fragments.append(data)
+                    present[key] = True
+                    by_key[key] = (fkey, data)
+                continue
+            with self.timings.stage("merge"):
+                value, diags = stack.merge_top(key)
+            errors = [d for d in diags if d.severity == "error"]
+            validator = self.validator() if schema is not None else None
+            if not errors and value is not ABSENT and validator is not None:
+                with self.timings.stage("validate"):
+                    errors = self._locate(stack, validator.check_fragment(key, value))
+                diags = diags + errors
+            diagnostics.extend(diags)
+            if errors:
+                failed = True
+                continue
+            with self.timings.stage("emit"):
+                data = fragment_bytes(key, value) if value is not ABSENT else b""
+            warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code) for d in diags]
+            self.cache.put_fragment(fkey, (data, warnings, value is ABSENT))
+            if value is not ABSENT:
+                fragments.append(data)
+                present[key] = value
+                by_key[key] = (fkey, data)
+        if failed:
+            return None, diagnostics
+        with self.timings.stage("emit"):
+            config = config_bytes(fragments)
+        files = {CONFIG: config}
+        summary = self.schema_summary()
+        context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
+                                 by_key, self.cache,
+                                 {k: v for k, v in present.items() if v is not True},
+                                 schema_summary=summary)
+        extensions = _extensions()
+        with self.timings.stage("validate"):
+            if summary is not None:
+                if summary["fragment_safe"]:
+                    violations = [SchemaViolation((), f"required key {name!r} is missing",
+                                                  "required")
+                                  for name in summary["required"] if name not in present]
+                else:
+                    validator = self.validator()
+                    assert validator is not None
+                    violations = validator.check_document(context.config)
+                doc_errors = self._locate(stack, violations)
+                if doc_errors:
+                    return None, diagnostics + doc_errors
+            check_errors = [d for check in extensions.document_checks for d in check(context)]
+        diagnostics.extend(check_errors)
+        if any(d.severity == "error" for d in check_errors):
+            return None, diagnostics
+        with self.timings.stage("emit"):
+            for emitter in extensions.artifact_emitters:
+                files.update(emitter(context))
+            hot, restart = self.reload_partition()
+            inputs = [(self.project.file, self.project.digest)]
+            inputs += [(f.path, f.digest) for f in stack.files()]
+            manifest = manifest_bytes(
+                env=env, files=files, inputs_digest=inputs_digest(inputs),
+                input_count=len(inputs), schema_path=schema.path if schema else None,
+                schema_digest=f"sha256:{schema.digest}" if schema else None,
+                cue_schema=self._cue_manifest(),
+                hot_keys=hot, restart_keys=restart, previous=previous_manifest,
+                secret_keys=self.secret_keys(),
+                manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
+            files[MANIFEST] = manifest
+            context._config_sha256 = _config_digest(manifest)
+            for delivery in extensions.delivery_emitters:
+                files.update(delivery(context, files))
+        return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
+                        stack, context), diagnostics
+
+    def build_checks(self, artifacts: list[Artifact]) -> list[Diagnostic]:
+        """Errors of the build checks (e.g. CUE) over the compiled environments."""
+        contexts = [a.context for a in artifacts if a.context is not None]
+        with self.timings.stage("build_checks"):
+            return [d for check in _extensions().build_checks for d in check(self, contexts)
+                    if d.severity == "error"]
+
+    def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Diagnostics with quoted values of secret keys masked (the load stage quotes
+        scalars before anyone knows which keys are secret)."""
+        try:
+            redactor = self.redactor()
+        except BuildError:  # an unreadable schema is reported on its own
+            redactor = Redactor(None, self.project.settings.get("redact") or ())
+        return [redactor.diagnostic(d) for d in diagnostics]
+
+    def schema_summary(self) -> dict[str, Any] | None:
+        """What every build needs from the JSON Schema, cached by the schema's digest:
+        a rebuild whose fragments all hit the cache never parses, meta-validates,
+        compiles or walks the schema. Computing it meta-validates the schema, so that is
+        done once per schema digest."""
+        schema = self.schema()
+        if schema is None:
+            return None
+        if self._summary is None:
+            name = f"schema-summary:{schema.digest}"
+            found = self.cache.fragment(name)
+            if not (isinstance(found, dict) and found.get("format") == 1):
+                validator = self.validator()
+                assert validator is not None
+                hot, restart = schema.index.reload_partition()
+                found = {"format": 1, "fragment_safe": validator.fragment_safe,
+                         "required": list(validator.required), "hot": hot,
+                         "restart": restart, "secret_paths": schema.index.secret_paths()}
+                self.cache.put_fragment(name, found)
+            self._summary = found
+        return self._summary
+
+    def reload_partition(self) -> tuple[list[str], list[str]]:
+        summary = self.schema_summary()
+        return (list(summary["hot"]), list(summary["restart"])) if summary else ([], [])
+
+    def secret_keys(self) -> list[str]:
+        """Secret key globs for manifest.json: schema secrets and the ``redact`` globs."""
+        if self._secret_keys is None:
+            summary = self.schema_summary()
+            self._secret_keys = sorted({*(summary["secret_paths"] if summary else ()),
+                                        *self.redactor().patterns})
+        return self._secret_keys
+
+    def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
+        out = []
+        for v in violations:
+            chain = stack.provenance(v.keypath)
+            keypath = v.keypath
+            while not chain and keypath:  # not set anywhere: point at the nearest parent
+                keypath = keypath[:-1]
+                chain = stack.provenance(keypath)
+            if chain:
+                where = chain[-1]
+                out.append(Diagnostic(where.file, where.line, ".".join(v.keypath) or None,
+                                      v.message, code=v.code))
+            else:
+                out.append(Diagnostic(self.project.file, None, ".".join(v.keypath) or None,
+                                      f"{v.message} (environment {stack.env})", code=v.code))
+        return out
+
+
+def _config_digest(manifest: bytes) -> str | None:
+    import orjson
+
+    digest = orjson.loads(manifest).get("config_digest")
+    return digest.removeprefix("sha256:") if isinstance(digest, str) else None
+
+
+def compile_environment(project: Project, env: str, source: Source | None = None) -> Artifact:
+    """Compile one environment in memory (no files written, no cache written)."""
+    compiler = Compiler(project, source, BuildCache(None))
+    stack = compiler.load_stack(env)
+    previous = _read_previous(project, env)
+    artifact, diagnostics = compiler.compile(env, stack, previous)
+    if artifact is None:
+        raise BuildError([d for d in diagnostics if d.severity == "error"])
+    errors = compiler.build_checks([artifact])
+    if errors:
+        raise BuildError(errors)
+    return artifact
+
+
+def _files_under(directory: Path) -> list[str]:
+    """Relative paths of the files below ``directory`` (hidden temp files skipped)."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for dirpath, _dirs, names in os.walk(directory):
+        for name in names:
+            if not name.startswith("."):
+                full = os.path.join(dirpath, name)
+                out.append(os.path.relpath(full, directory).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _read_previous(project: Project, env: str) -> bytes | None:
+    try:
+        return (project.root / project.output / env / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def build(project: Project, envs: list[str] | None = None, check: bool = False,
+          cache: BuildCache | None = None) -> BuildResult:
+    """Compile the environments (default: all) into ``project.output``.
+
+    With ``check``, write nothing and report in ``stale`` the files that differ.
+    Raises ``BuildError`` with every error of every environment; then nothing is written.
+    """
+    chosen = project.check_envs(envs)
+    compiler = Compiler(project, cache=cache)
+    with gc_paused():
+        try:
+            return _build(compiler, chosen, check)
+        finally:
+            compiler.cache.flush()
+
+
+def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildResult:
+    project = compiler.project
+    stacks = compiler.load_stacks(chosen)
+    artifacts: dict[str, Artifact] = {}
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    for env in chosen:
+        artifact, diagnostics = compiler.compile(env, stacks[env], _read_previous(project, env))
+        errors.extend(d for d in diagnostics if d.severity == "error")
+        warnings.extend(d for d in diagnostics if d.severity == "warning")
+        if artifact is not None:
+            artifacts[env] = artifact
+    errors.extend(compiler.build_checks(list(artifacts.values())))
+    if errors:
+        raise BuildError(sorted(set(errors)))
+    outputs: dict[str, bytes | None] = {}
+    root = project.root
+    for env, artifact in artifacts.items():
+        base = f"{project.output}/{env}"
+        for name, data in artifact.files.items():
+            outputs[f"{base}/{name}"] = data
+        if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
+            # A new manifest invalidates its old signature (and attestation, issue 4).
+            for name in (SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES):
+                outputs[f"{base}/{name}"] = None
+        if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
+            outputs[f"{base}/{CONFIGMAP}"] = None
+        # generated/<env>/ belongs to magcfg: a file the build no longer produces (an
+        # old vault-policy-direct-<app>.hcl, say) is removed, and --check reports it.
+        signed = {SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES}
+        for leftover in _files_under(root / base):
+            rel = f"{base}/{leftover}"
+            if rel not in outputs and leftover not in signed:
+                outputs[rel] = None
+    result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
+    with compiler.timings.stage("write"):
+        if check:
+            result.stale = stale_files(root, outputs)
+        else:
+            result.written = write_files(root, outputs)
+    return result

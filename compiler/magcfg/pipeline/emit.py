@@ -1,0 +1,152 @@
+"""Stage 5, emit: deterministic bytes of the artifact, and writing them safely.
+
+``config.json`` is the merged config with sorted keys, 2-space indent, raw UTF-8 and a
+trailing newline. It is assembled from per-top-level-key fragments, each serialized by
+orjson exactly as it would appear inside the whole document, so a rebuild can reuse the
+fragments of unchanged keys; the bytes are identical to serializing the whole document.
+
+Writing: nothing is written unless the whole build succeeded; each changed file is
+replaced atomically (temp file, fsync, rename, fsync of the directory); files whose
+bytes did not change are left untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .. import __version__
+from ..durable import fsync_dir, replace_file
+from ..errors import BuildError, Diagnostic
+
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+SIGNATURE = "manifest.json.sig"
+MANIFEST_FORMAT = 1
+_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+
+
+def fragment_bytes(key: str, value: Any) -> bytes:
+    """``"key": value`` as it appears (indented) inside config.json."""
+    whole = orjson.dumps({key: value}, option=_OPTIONS)
+    return whole[2:-2]  # strip "{\n" and "\n}"
+
+
+def config_bytes(fragments: Iterable[bytes]) -> bytes:
+    """config.json from fragments given in sorted key order."""
+    pieces = [b"{\n"]
+    for fragment in fragments:
+        pieces.append(fragment)
+        pieces.append(b",\n")
+    if len(pieces) == 1:
+        return b"{}\n"
+    pieces[-1] = b"\n}\n"
+    return b"".join(pieces)  # one copy of the ~10 MB, not three
+
+
+def json_bytes(value: Any) -> bytes:
+    """Any other JSON file magcfg writes: the same canonical form as config.json."""
+    return orjson.dumps(value, option=_OPTIONS) + b"\n"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def manifest_bytes(
+    *,
+    env: str,
+    files: Mapping[str, bytes],
+    inputs_digest: str,
+    input_count: int,
+    schema_path: str | None,
+    schema_digest: str | None,
+    cue_schema: Mapping[str, str] | None = None,
+    hot_keys: list[str],
+    restart_keys: list[str],
+    previous: bytes | None,
+    secret_keys: list[str] | None = None,
+    manifest_path: str,
+) -> bytes:
+    """manifest.json (docs/artifact.md). ``version`` is the previous manifest's version if
+    the emitted files are unchanged, else one more (docs/versioning.md)."""
+    file_digests = {name: sha256(data) for name, data in sorted(files.items())}
+    version = 1
+    if previous is not None:
+        try:
+            old = orjson.loads(previous)
+            old_version = old["version"]
+            if not isinstance(old_version, int) or old_version < 1:
+                raise ValueError
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise BuildError([Diagnostic(
+                manifest_path, None, "version",
+                "cannot read the previous version from this manifest; restore it from git "
+                "(the version must never go down)", code="manifest")]) from None
+        version = old_version if old.get("files") == file_digests else old_version + 1
+    schema: dict[str, Any] = {"digest": schema_digest, "path": schema_path}
+    if cue_schema is not None:
+        schema["cue"] = dict(cue_schema)
+    manifest = {
+        "compiler": {"name": "magcfg", "version": __version__},
+        "config_digest": file_digests.get(CONFIG),
+        "environment": env,
+        "files": file_digests,
+        "format": MANIFEST_FORMAT,
+        "hot_keys": hot_keys,
+        "inputs": {"digest": inputs_digest, "files": input_count},
+        "reload_default": "restart",
+        "restart_keys": restart_keys,
+        "schema": schema,
+        "version": version,
+    }
+    if secret_keys:
+        # For the runtime, which has no schema: whose values events and logs must hide.
+        manifest["secret_keys"] = secret_keys
+    return json_bytes(manifest)
+
+
+def inputs_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """Digest over sorted (path, content digest) pairs."""
+    h = hashlib.sha256()
+    for path, digest in sorted(entries):
+        h.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def stale_files(root: Path, outputs: Mapping[str, bytes | None]) -> list[str]:
+    """Output paths whose bytes on disk differ from ``outputs`` (``None``: must not exist)."""
+    stale = []
+    for rel, data in sorted(outputs.items()):
+        path = root / rel
+        try:
+            current: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            current = None
+        if current != data:
+            stale.append(rel)
+    return stale
+
+
+def write_files(root: Path, outputs: Mapping[str, bytes | None]) -> list[str]:
+    """Write (or delete, for ``None``) every output whose bytes changed; atomically per
+    file. Returns the paths changed."""
+    changed = stale_files(root, outputs)
+    dirs: set[Path] = set()
+    for rel in changed:
+        path = root / rel
+        data = outputs[rel]
+        if data is None:
+            path.unlink(missing_ok=True)
+            dirs.add(path.parent)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_file(path, data, sync_dir=False)
+        dirs.add(path.parent)
+    for d in sorted(dirs):
+        fsync_dir(d)
+    return changed

@@ -1,0 +1,468 @@
+"""``magcfg diff``: the semantic difference between two compiled configs.
+
+Two environments of the working tree (``diff A B``), or one environment at a git ref
+against the working tree (``diff --env E --against REF``; the ref side is built from git
+objects by ``GitSource``, the working tree is never touched).
+
+The comparison is over leaves: maps are walked, while scalars and lists are compared
+whole (lists replace when layers merge, so a list is one value to a reader). Values of
+different JSON types never compare equal (``1``, ``1.0`` and ``true`` differ). Every
+change carries its reload policy and where each side's value was set (file:line and
+layer). Values are shown through the project's one ``Redactor``: a secret that changed
+is listed as changed with both sides shown as ``<redacted>``.
+
+Engine: a flatten-and-compare written for this shape of data. DeepDiff gives the same
+changes (``compare_deepdiff``, used by the tests as an oracle and by
+``benchmarks/diff_bench.py``) but is about 30x slower on large configs, so the command
+uses the flat engine.
+
+JSON output (``format_json``), format 1::
+
+    {"format": 1,
+     "old": {"label": ..., "environment": ..., "ref": ..., "commit": ...},
+     "new": {...},
+     "identical": bool,
+     "summary": {"added": n, "removed": n, "changed": n, "restart": n},
+     "added": [entry], "removed": [entry], "changed": [entry]}
+
+    entry = {"key": "magds.pool.max_size", "old": value|null, "new": value|null,
+             "secret": bool, "reload": "hot"|"restart",
+             "old_source": {"file", "line", "layer"}|null, "new_source": ...|null}
+
+``old`` is null in ``added`` entries and ``new`` is null in ``removed`` ones; secret values
+are the string ``"<redacted>"``. Lists are sorted by key path; keys within objects sorted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import BuildError, Diagnostic
+from ..pipeline.cache import BuildCache
+from ..pipeline.compiler import Compiler
+from ..pipeline.emit import json_bytes
+from ..pipeline.merge import LayerStack
+from ..pipeline.merge import _lookup as lookup
+from ..project import Project
+from ..schema.index import SchemaIndex
+from ..secrets.redaction import REDACTED, Redactor
+from ..syntax.keylines import KeyLines
+from ..syntax.strict_yaml import ParsedFile
+
+Kind = Literal["added", "removed", "changed"]
+KeyPath = tuple[str, ...]
+MISSING: Any = object()
+"""What ``value_at`` returns for a key the document does not have."""
+FORMATS = ("text", "json", "markdown")
+
+
+# ------------------------------------------------------------------ comparison engines
+
+
+def flatten(doc: Any, prefix: KeyPath = ()) -> dict[KeyPath, Any]:
+    """Every leaf of ``doc`` by key path. Leaves are scalars, lists and empty maps."""
+    out: dict[KeyPath, Any] = {}
+    stack: list[tuple[KeyPath, Any]] = [(prefix, doc)]
+    while stack:
+        path, node = stack.pop()
+        if type(node) is dict and (node or not path):
+            for k, v in node.items():
+                stack.append(((*path, k), v))
+        else:
+            out[path] = node
+    return out
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: like ``==`` but ``1``, ``1.0`` and ``True`` are all different."""
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is dict:
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if ta is list:
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+RawChange = tuple[Kind, KeyPath, Any, Any]
+"""(kind, key path, old value or MISSING, new value or MISSING), values unredacted."""
+
+
+def compare(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange]:
+    """The leaf changes from ``old`` to ``new``, sorted by key path (the flat engine)."""
+    a, b = flatten(old), flatten(new)
+    out: list[RawChange] = []
+    for path, va in a.items():
+        vb = b.get(path, MISSING)
+        if vb is MISSING:
+            out.append(("removed", path, va, MISSING))
+        elif not same(va, vb):
+            out.append(("changed", path, va, vb))
+    for path, vb in b.items():
+        if path not in a:
+            out.append(("added", path, MISSING, vb))
+    out.sort(key=lambda c: c[1])
+    return out
+
+
+def compare_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange]:
+    """The same result as ``compare``, computed with DeepDiff (the reference engine)."""
+    from deepdiff import DeepDiff
+
+    # zip_ordered_iterables: by default DeepDiff aligns list items by hash, and
+    # hash(True) == hash(1), so [true] -> [1] would go unreported.
+    tree = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0,
+                    zip_ordered_iterables=True)
+    paths: set[KeyPath] = set()
+    for items in tree.values():
+        for item in items:
+            steps = item.path(output_format="list")
+            keypath: list[str] = []
+            for step in steps:
+                if not isinstance(step, str):  # a list index: the whole list is the leaf
+                    break
+                keypath.append(step)
+            paths.add(tuple(keypath))
+    # An empty map is a leaf: a key added into it also removes that leaf.
+    for path in list(paths):
+        for n in range(1, len(path)):
+            if value_at(old, path[:n]) == {} or value_at(new, path[:n]) == {}:
+                paths.add(path[:n])
+    out: list[RawChange] = []
+    for path in paths:
+        va, vb = value_at(old, path), value_at(new, path)
+        # A map added, removed or replaced by a scalar counts leaf by leaf.
+        fa = flatten(va, path) if type(va) is dict and va else {path: va}
+        fb = flatten(vb, path) if type(vb) is dict and vb else {path: vb}
+        for leaf in fa.keys() | fb.keys():
+            x, y = fa.get(leaf, MISSING), fb.get(leaf, MISSING)
+            if x is MISSING and y is MISSING:
+                continue
+            if x is MISSING:
+                out.append(("added", leaf, x, y))
+            elif y is MISSING:
+                out.append(("removed", leaf, x, y))
+            elif not same(x, y):
+                out.append(("changed", leaf, x, y))
+    unique = {c[1]: c for c in out}
+    return sorted(unique.values(), key=lambda c: c[1])
+
+
+def value_at(doc: Any, path: KeyPath) -> Any:
+    """The value at ``path`` in nested maps, or ``MISSING``."""
+    node = doc
+    for part in path:
+        if type(node) is not dict or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+# ------------------------------------------------------------------ described changes
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value was set."""
+
+    file: str
+    line: int | None
+    layer: str
+
+    def where(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "layer": self.layer, "line": self.line}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed leaf, with values already redacted for display."""
+
+    kind: Kind
+    key: str
+    keypath: KeyPath
+    old: Any
+    new: Any
+    secret: bool
+    reload: str
+    old_source: Origin | None
+    new_source: Origin | None
+
+    @property
+    def restart(self) -> bool:
+        return self.reload == "restart"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "new": None if self.kind == "removed" else self.new,
+            "new_source": self.new_source.as_json() if self.new_source else None,
+            "old": None if self.kind == "added" else self.old,
+            "old_source": self.old_source.as_json() if self.old_source else None,
+            "reload": self.reload,
+            "secret": self.secret,
+        }
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a diff: an environment, optionally at a git ref."""
+
+    environment: str
+    ref: str | None = None
+    commit: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        if self.ref is None:
+            return self.environment
+        return f"{self.environment}@{self.ref}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"commit": self.commit, "environment": self.environment, "label": self.label,
+                "ref": self.ref}
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """The changes from ``old`` to ``new``, sorted by key path."""
+
+    old: Side
+    new: Side
+    changes: tuple[Change, ...]
+
+    @property
+    def identical(self) -> bool:
+        return not self.changes
+
+    def of_kind(self, kind: Kind) -> list[Change]:
+        return [c for c in self.changes if c.kind == kind]
+
+    def summary(self) -> dict[str, int]:
+        return {"added": len(self.of_kind("added")), "changed": len(self.of_kind("changed")),
+                "removed": len(self.of_kind("removed")),
+                "restart": sum(1 for c in self.changes if c.restart)}
+
+
+class _Origins:
+    """Where the value in effect at a key path was set in one stack: the last file that
+    sets it (the same answer as ``LayerStack.provenance(...)[-1]``), looking only at the
+    files that set the top-level key and indexing each file's key lines once."""
+
+    def __init__(self, stack: LayerStack, lines: KeyLines | None = None) -> None:
+        self.stack = stack
+        self.lines = lines or KeyLines(stack.source)
+        self._by_top: dict[str, list[tuple[str, ParsedFile]]] = {}
+
+    def of(self, keypath: KeyPath) -> Origin | None:
+        files = self._by_top.get(keypath[0])
+        if files is None:
+            files = self._by_top[keypath[0]] = [
+                (layer.name, f) for layer in self.stack.layers for f in layer.files
+                if keypath[0] in f.keys]
+        last: tuple[str, int, str] | None = None
+        for layer_name, f in files:
+            found = lookup(f.data, keypath)
+            if found is not None:
+                last = (f.path, found[0], layer_name)
+        if last is None:
+            return None
+        path, depth, layer_name = last
+        return Origin(path, self.lines.line(path, keypath[:depth]), layer_name)
+
+
+def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
+             redactor: Redactor, index: SchemaIndex | None) -> tuple[Change, ...]:
+    """Redact, locate and classify raw changes."""
+    old_origins = _Origins(old_stack)
+    # The same files (both environments of one tree) are indexed once.
+    shared = old_origins.lines if new_stack.source is old_stack.source else None
+    new_origins = _Origins(new_stack, shared)
+    out = []
+    for kind, keypath, va, vb in raw:
+        shown_old = None if va is MISSING else redactor.value(keypath, va)
+        shown_new = None if vb is MISSING else redactor.value(keypath, vb)
+        secret = redactor.is_secret(keypath) or _has_redaction(shown_old) or \
+            _has_redaction(shown_new)
+        out.append(Change(
+            kind=kind, key=".".join(keypath), keypath=keypath, old=shown_old, new=shown_new,
+            secret=secret,
+            reload=index.reload_policy(keypath) if index is not None else "restart",
+            old_source=None if va is MISSING else old_origins.of(keypath),
+            new_source=None if vb is MISSING else new_origins.of(keypath)))
+    return tuple(out)
+
+
+def _has_redaction(value: Any) -> bool:
+    if value == REDACTED and isinstance(value, str):
+        return True
+    if isinstance(value, list):
+        return any(_has_redaction(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_redaction(v) for v in value.values())
+    return False
+
+
+# ------------------------------------------------------------------ building both sides
+
+
+def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
+             ) -> dict[str, Any]:
+    artifact, diagnostics = compiler.compile(env, stack, None)
+    if artifact is None:
+        errors = [d for d in diagnostics if d.severity == "error"]
+        if where is not None:
+            errors = [Diagnostic(d.file, d.line, d.key, f"{d.message} (at {where})",
+                                 d.severity, d.code) for d in errors]
+        raise BuildError(errors)
+    return artifact.config
+
+
+def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDiff:
+    """``old_env`` against ``new_env``, both as in the working tree."""
+    project.check_envs([old_env, new_env])
+    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    stacks = compiler.load_stacks([old_env, new_env])
+    old_doc = _compile(compiler, old_env, stacks[old_env], None)
+    new_doc = _compile(compiler, new_env, stacks[new_env], None)
+    schema = compiler.schema()
+    changes = describe(compare(old_doc, new_doc), stacks[old_env], stacks[new_env],
+                       compiler.redactor(), schema.index if schema else None)
+    return ConfigDiff(Side(old_env), Side(new_env), changes)
+
+
+def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
+    """``env`` at git ``ref`` (from git objects) against ``env`` in the working tree."""
+    from .gitsource import GitSource, project_at
+
+    env = project.check_envs([env])[0]
+    source = GitSource(project.root, ref)
+    old_project = project_at(project, source)
+    old_project.check_envs([env])
+    old_compiler = Compiler(old_project, source, BuildCache(None))
+    old_stack = old_compiler.load_stack(env)
+    old_doc = _compile(old_compiler, env, old_stack, ref)
+    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    stack = compiler.load_stack(env)
+    new_doc = _compile(compiler, env, stack, None)
+    schema = compiler.schema()
+    changes = describe(compare(old_doc, new_doc), old_stack, stack, compiler.redactor(),
+                       schema.index if schema else None)
+    return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
+
+
+# ------------------------------------------------------------------ output
+
+
+def show(value: Any) -> str:
+    """A value as one line of text (JSON), with the redaction marker bare."""
+    if isinstance(value, str) and value == REDACTED:
+        return REDACTED
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_STYLE = {"added": "+", "removed": "-", "changed": "~"}
+_COLOUR = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", "dim": "\x1b[2m",
+           "bold": "\x1b[1m"}
+_RESET = "\x1b[0m"
+
+
+def summary_line(d: ConfigDiff) -> str:
+    s = d.summary()
+    text = f"{s['changed']} changed, {s['added']} added, {s['removed']} removed"
+    if s["restart"]:
+        text += f" ({s['restart']} restart-only)"
+    return text
+
+
+def format_text(d: ConfigDiff, color: bool = False) -> str:
+    """Human-readable diff; ANSI colours when ``color``."""
+
+    def paint(style: str, text: str) -> str:
+        return f"{_COLOUR[style]}{text}{_RESET}" if color else text
+
+    if d.identical:
+        return f"{d.old.label} and {d.new.label} are identical\n"
+    lines = [paint("bold", f"--- {d.old.label}"), paint("bold", f"+++ {d.new.label}"),
+             f"{summary_line(d)}", ""]
+    width = max(len(d.old.label), len(d.new.label))
+    for c in d.changes:
+        mark = _STYLE[c.kind]
+        flags = []
+        if c.restart:
+            flags.append("restart")
+        if c.secret:
+            flags.append("secret")
+        flag = f"  [{', '.join(flags)}]" if flags else ""
+        lines.append(paint(mark, f"{mark} {c.key}") + flag)
+        for sign, label, value, origin, present in (
+                ("-", d.old.label, c.old, c.old_source, c.kind != "added"),
+                ("+", d.new.label, c.new, c.new_source, c.kind != "removed")):
+            if not present:
+                continue
+            where = f"  {origin.where()} ({origin.layer})" if origin else ""
+            lines.append("    " + paint(sign, f"{sign} {label.ljust(width)}  {show(value)}")
+                         + paint("dim", where))
+    return "\n".join(lines) + "\n"
+
+
+def format_json(d: ConfigDiff) -> str:
+    """The documented, stable JSON shape (module docstring)."""
+    doc = {
+        "added": [c.as_json() for c in d.of_kind("added")],
+        "changed": [c.as_json() for c in d.of_kind("changed")],
+        "format": 1,
+        "identical": d.identical,
+        "new": d.new.as_json(),
+        "old": d.old.as_json(),
+        "removed": [c.as_json() for c in d.of_kind("removed")],
+        "summary": d.summary(),
+    }
+    return json_bytes(doc).decode("utf-8")
+
+
+def md_code(text: str) -> str:
+    """``text`` as inline code inside a Markdown table cell."""
+    text = text.replace("|", "\\|").replace("\n", " ")
+    ticks = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def markdown_table(d: ConfigDiff) -> list[str]:
+    """The change table (also used inside promotion PR bodies)."""
+    lines = [f"| | Key | {md_code(d.old.label)} | {md_code(d.new.label)} | Reload "
+             f"| Set in {md_code(d.old.label)} | Set in {md_code(d.new.label)} |",
+             "|:-:|---|---|---|---|---|---|"]
+    for c in d.changes:
+        old = md_code(show(c.old)) if c.kind != "added" else "—"
+        new = md_code(show(c.new)) if c.kind != "removed" else "—"
+        reload = "**restart**" if c.restart else c.reload
+        src_old = md_code(c.old_source.where()) if c.old_source else ""
+        src_new = md_code(c.new_source.where()) if c.new_source else ""
+        lines.append(f"| {_STYLE[c.kind]} | {md_code(c.key)} | {old} | {new} | {reload} "
+                     f"| {src_old} | {src_new} |")
+    return lines
+
+
+def format_markdown(d: ConfigDiff) -> str:
+    """A PR comment: summary, restart-only warning, and the change table."""
+    title = f"### Config diff: {md_code(d.old.label)} → {md_code(d.new.label)}"
+    if d.identical:
+        return f"{title}\n\nNo differences.\n"
+    lines = [title, "", f"**{summary_line(d)}**", ""]
+    restart = [c for c in d.changes if c.restart]
+    if restart:
+        lines += [f"> [!WARNING]\n> {len(restart)} change(s) take effect only after a restart: "
+                  + ", ".join(md_code(c.key) for c in restart[:20])
+                  + (", …" if len(restart) > 20 else ""), ""]
+    lines += markdown_table(d)
+    return "\n".join(lines) + "\n"

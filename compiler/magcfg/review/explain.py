@@ -1,0 +1,89 @@
+"""``magcfg explain``: a key's value and every layer that set it, lowest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UsageError
+from ..pipeline.cache import BuildCache
+from ..pipeline.compiler import Compiler
+from ..pipeline.merge import ABSENT, Provenance
+from ..project import Project
+from ..syntax.strict_yaml import UNSET
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The effective value (redacted) and its provenance chain (values redacted)."""
+
+    env: str
+    key: str
+    value: Any
+    present: bool
+    chain: tuple[Provenance, ...]
+    reload: str
+    secret: bool
+
+
+def explain(project: Project, env: str, key: str) -> Explanation:
+    """Explain ``key`` (dotted) in ``env``. Unknown keys are a usage error."""
+    env = project.check_envs([env])[0]
+    keypath = tuple(p for p in key.split(".") if p)
+    if not keypath:
+        raise UsageError("give a dotted key, e.g. magds.port")
+    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    stack = compiler.load_stack(env)
+    schema = compiler.schema()
+    redactor = compiler.redactor()
+    value, _ = stack.merge_top(keypath[0])
+    for part in keypath[1:]:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            value = ABSENT
+            break
+    chain = stack.provenance(keypath)
+    if value is ABSENT and not chain:
+        import difflib
+
+        # Correct the path segment by segment (magds.conection.port -> ...connection.port).
+        fixed: list[str] = []
+        for part in keypath:
+            known = schema.index.known_keys(tuple(fixed)) if schema else []
+            if part in known or not known:
+                fixed.append(part)
+                continue
+            close = difflib.get_close_matches(part, known, n=1)
+            fixed.append(close[0] if close else part)
+        extra = (f" (did you mean {'.'.join(fixed)!r}?)" if tuple(fixed) != keypath else "")
+        raise UsageError(f"no layer of {env} sets {key!r}{extra}")
+    secret = redactor.is_secret(keypath)
+    shown = tuple(
+        Provenance(p.file, p.line, p.layer,
+                   p.value if p.value == UNSET else redactor.value(keypath, p.value))
+        for p in chain)
+    return Explanation(
+        env=env, key=key,
+        value=None if value is ABSENT else redactor.value(keypath, value),
+        present=value is not ABSENT, chain=shown,
+        reload=schema.index.reload_policy(keypath) if schema else "restart",
+        secret=secret)
+
+
+def format_explanation(e: Explanation) -> str:
+    import json
+
+    def show(v: Any) -> str:
+        if v == UNSET:
+            return "!unset"
+        return json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+    lines = [f"{e.key} = {show(e.value) if e.present else '(not set)'}"
+             f"    [{e.env}; reload: {e.reload}{'; secret' if e.secret else ''}]"]
+    for i, p in enumerate(e.chain):
+        mark = "=>" if i == len(e.chain) - 1 and e.present else "  "
+        lines.append(f"  {mark} {p.where()}  ({p.layer})  {show(p.value)}")
+    return "\n".join(lines)

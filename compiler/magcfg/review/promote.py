@@ -1,0 +1,532 @@
+"""``magcfg promote FROM TO``: copy the values FROM's per-environment layers set into
+TO's layer files, as a reviewable git commit on a new branch with a PR body.
+
+What is promoted: every leaf that a per-environment layer of FROM (a layer whose path
+has ``{env}``) sets to a value that differs from TO's compiled value at that key,
+optionally narrowed by ``--key`` globs. Keys TO sets on its own and FROM leaves to the
+base are not touched: promotion copies, it never deletes. Never promoted:
+
+* secret references (a key the redactor calls secret), unless ``--include-secrets``;
+* keys on the project's allow-list of intended differences::
+
+      promote:
+        allow_differences:
+          "*": [kernel.environment, magauth.jwt.issuer]   # differ in every environment
+          production: [magds.pool]                        # differ for this one
+
+  a key listed under FROM, TO or ``"*"`` is skipped (globs as in ``--key``);
+* values written with ``!unset`` or ``!replace`` (reported: promote those by hand).
+
+Where a value goes: into TO's layer of the same name, in the file that already sets the
+key, else the one that sets its nearest parent, else ``<top-level key>.yaml``. Edits are
+minimal (``yamledit``). TO is compiled in memory from the edited texts before anything
+is written: a promotion that would make TO invalid fails and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Container
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BuildError, Diagnostic, UsageError
+from ..keyglob import KeyGlobs
+from ..pipeline.cache import BuildCache
+from ..pipeline.compiler import Compiler
+from ..pipeline.merge import LayerStack
+from ..project import Project
+from ..syntax.strict_yaml import LAYER_SUFFIXES, FileSource, iter_leaves, locate
+from .diff import (
+    MISSING,
+    ConfigDiff,
+    Origin,
+    Side,
+    compare,
+    describe,
+    markdown_table,
+    md_code,
+    same,
+    show,
+    value_at,
+)
+
+KeyPath = tuple[str, ...]
+
+
+# ------------------------------------------------------------------ project settings
+
+
+@dataclass(frozen=True)
+class PromoteSettings:
+    """The ``promote:`` section of the project file."""
+
+    allow_differences: dict[str, KeyGlobs] = field(default_factory=dict)
+
+    def intended(self, keypath: KeyPath, *envs: str) -> str | None:
+        """The allow-list entry (``env: glob``) that covers ``keypath``, if any."""
+        for scope in ("*", *envs):
+            globs = self.allow_differences.get(scope)
+            if globs is not None:
+                hit = globs.matching(keypath)
+                if hit:
+                    return f"{scope}: {hit[0]}"
+        return None
+
+
+def promote_settings(project: Project) -> PromoteSettings:
+    """Read and check the ``promote:`` section; errors name the project file's line."""
+    section = project.settings.get("promote")
+    if section is None:
+        return PromoteSettings()
+    raw = (project.root / project.file).read_bytes()
+
+    def error(keypath: KeyPath, message: str) -> BuildError:
+        return BuildError([Diagnostic(project.file, locate(project.file, raw, keypath),
+                                      ".".join(keypath), message, code="project")])
+
+    if not isinstance(section, dict):
+        raise error(("promote",), "promote must be a mapping (allow_differences)")
+    unknown = sorted(set(section) - {"allow_differences"})
+    if unknown:
+        raise error(("promote", unknown[0]), f"unknown promote setting {unknown[0]!r} "
+                    "(known: allow_differences)")
+    allow = section.get("allow_differences") or {}
+    if not isinstance(allow, dict):
+        raise error(("promote", "allow_differences"),
+                    "allow_differences maps an environment (or \"*\") to a list of key globs")
+    out: dict[str, KeyGlobs] = {}
+    for scope, globs in allow.items():
+        where = ("promote", "allow_differences", scope)
+        if scope != "*" and scope not in project.environments:
+            raise error(where, f"unknown environment {scope!r} "
+                        f"(known: {', '.join(project.environments)}, or \"*\")")
+        if not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
+            raise error(where, "give a list of dotted key globs")
+        out[scope] = KeyGlobs(globs)
+    return PromoteSettings(out)
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One value to write into TO. ``value`` is the real value (may be a secret
+    reference); ``shown`` is what output may display."""
+
+    key: str
+    keypath: KeyPath
+    value: Any
+    shown: Any
+    secret: bool
+    reload: str
+    layer: str
+    target: str
+    new_file: bool
+    source: Origin
+    replaces: Any
+    replaces_source: Origin | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    key: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    """What ``promote`` will do; computing it writes nothing."""
+
+    from_env: str
+    to_env: str
+    edits: list[Edit]
+    skipped: list[Skip]
+    texts: dict[str, bytes]
+    diff: ConfigDiff
+    command: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.edits
+
+
+class _EditedSource:
+    """The working tree with some files replaced or added (for the in-memory check)."""
+
+    def __init__(self, base: FileSource, edited: dict[str, bytes]) -> None:
+        self.base = base
+        self.edited = edited
+
+    def read(self, path: str) -> bytes:
+        data = self.edited.get(path)
+        return data if data is not None else self.base.read(path)
+
+    def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
+                   ) -> tuple[list[str], list[Diagnostic]]:
+        files, problems = self.base.list_layer(directory, suffixes)
+        prefix = directory.strip("/") + "/"
+        extra = [p for p in self.edited if p.startswith(prefix) and p not in files]
+        return sorted([*files, *extra], key=lambda p: p.encode("utf-8")), problems
+
+
+def _depth(data: Any, keypath: KeyPath) -> int:
+    """How many leading segments of ``keypath`` ``data`` has (as nested maps/values)."""
+    node, depth = data, 0
+    for part in keypath:
+        if type(node) is not dict or part not in node:
+            break
+        node = node[part]
+        depth += 1
+    return depth
+
+
+def _target(stack: LayerStack, layer_index: int, keypath: KeyPath,
+            pending: Container[str]) -> tuple[str, bool]:
+    """(file, is new) in TO's layer for ``keypath``."""
+    layer = stack.layers[layer_index]
+    best, best_depth = None, 0
+    for f in layer.files:
+        if keypath[0] not in f.keys:
+            continue
+        d = _depth(f.data, keypath)
+        if d > best_depth:
+            best, best_depth = f.path, d
+    if best is not None:
+        return best, False
+    named = f"{layer.directory}/{keypath[0]}.yaml"
+    existing = {f.path for f in layer.files}
+    return named, named not in existing and named not in pending
+
+
+def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str] | None = None,
+                   include_secrets: bool = False) -> Plan:
+    """Work out the promotion of ``from_env``'s per-environment values into ``to_env``,
+    and check (in memory) that ``to_env`` still compiles. Writes nothing."""
+    from .yamledit import set_values
+
+    project.check_envs([from_env, to_env])
+    if from_env == to_env:
+        raise UsageError("FROM and TO are the same environment")
+    settings = promote_settings(project)
+    globs = KeyGlobs(keys or ())
+    env_layers = [i for i, spec in enumerate(project.layers) if "{env}" in spec.path]
+    if not env_layers:
+        raise UsageError("the project has no per-environment layer (a path with {env})")
+    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    stacks = compiler.load_stacks([from_env, to_env])
+    to_before = _compiled(compiler, to_env, stacks[to_env])
+    _compiled(compiler, from_env, stacks[from_env])
+    redactor = compiler.redactor()
+    schema = compiler.schema()
+    index = schema.index if schema else None
+
+    edits: list[Edit] = []
+    skipped: list[Skip] = []
+    used: set[str] = set()
+    per_file: dict[str, list[tuple[KeyPath, Any]]] = {}
+    new_files: set[str] = set()
+    for i in env_layers:
+        from_layer = stacks[from_env].layers[i]
+        for f in from_layer.files:
+            for keypath, value in iter_leaves(f.data):
+                if globs:
+                    hit = globs.matching(keypath)
+                    if not hit:
+                        continue
+                    used.update(hit)
+                key = ".".join(keypath)
+                if type(value) is tuple:
+                    skipped.append(Skip(key, "set with !unset or !replace: promote it by hand"))
+                    continue
+                secret = redactor.is_secret(keypath) or redactor.value(keypath, value) != value
+                if secret and not include_secrets:
+                    skipped.append(Skip(key, "secret reference (use --include-secrets to "
+                                             "promote references)"))
+                    continue
+                intended = settings.intended(keypath, from_env, to_env)
+                if intended is not None:
+                    skipped.append(Skip(key, f"intended difference (promote.allow_differences "
+                                             f"{intended})"))
+                    continue
+                current = value_at(to_before, keypath)
+                if current is not MISSING and same(current, value):
+                    continue
+                target, is_new = _target(stacks[to_env], i, keypath, per_file)
+                if is_new:
+                    new_files.add(target)
+                per_file.setdefault(target, []).append((keypath, value))
+                line = locate(f.path, stacks[from_env].source.read(f.path), keypath)
+                to_chain = stacks[to_env].provenance(keypath) if current is not MISSING else []
+                edits.append(Edit(
+                    key=key, keypath=keypath, value=value,
+                    shown=redactor.value(keypath, value), secret=secret,
+                    reload=index.reload_policy(keypath) if index else "restart",
+                    layer=from_layer.name, target=target, new_file=target in new_files,
+                    source=Origin(f.path, line, from_layer.name),
+                    replaces=None if current is MISSING else redactor.value(keypath, current),
+                    replaces_source=(Origin(to_chain[-1].file, to_chain[-1].line,
+                                            to_chain[-1].layer) if to_chain else None)))
+    if globs:
+        unused = [p for p in globs.patterns if p not in used]
+        if unused:
+            raise UsageError(f"--key {unused[0]!r} matches no key that {from_env}'s "
+                             "per-environment layers set")
+
+    texts: dict[str, bytes] = {}
+    for target, assignments in sorted(per_file.items()):
+        before = b"" if target in new_files else compiler.source.read(target)
+        after = set_values(target, before.decode("utf-8"), assignments)
+        texts[target] = after.encode("utf-8")
+
+    to_after_stack, to_after = stacks[to_env], to_before
+    if texts:
+        checker = Compiler(project, _EditedSource(FileSource(project.root), texts),
+                           BuildCache(None))
+        to_after_stack = checker.load_stack(to_env)
+        artifact, diagnostics = checker.compile(to_env, to_after_stack, None)
+        if artifact is None:
+            raise BuildError([
+                Diagnostic(d.file, d.line, d.key,
+                           f"{d.message} (promoting {from_env} into {to_env} would make "
+                           f"{to_env} invalid; nothing was written)", d.severity, d.code)
+                for d in diagnostics if d.severity == "error"])
+        to_after = artifact.config
+    changes = describe(compare(to_before, to_after), stacks[to_env], to_after_stack,
+                       redactor, index)
+    diff = ConfigDiff(Side(to_env), Side(to_env, name=f"{to_env} (promoted)"), changes)
+    edits.sort(key=lambda e: e.keypath)
+    skipped.sort(key=lambda s: s.key)
+    return Plan(from_env, to_env, edits, skipped, texts, diff)
+
+
+def _compiled(compiler: Compiler, env: str, stack: LayerStack) -> dict[str, Any]:
+    artifact, diagnostics = compiler.compile(env, stack, None)
+    if artifact is None:
+        raise BuildError([d for d in diagnostics if d.severity == "error"])
+    return artifact.config
+
+
+# ------------------------------------------------------------------ applying it
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A promotion that was committed."""
+
+    plan: Plan
+    branch: str
+    commit: str
+    files: tuple[str, ...]
+
+
+def default_branch(plan: Plan) -> str:
+    """Deterministic: the same promotion gets the same branch name."""
+    h = hashlib.sha256()
+    for e in plan.edits:
+        h.update(f"{e.key}\0{e.target}\0".encode() + json.dumps(e.value).encode() + b"\n")
+    return f"promote/{plan.from_env}-to-{plan.to_env}-{h.hexdigest()[:8]}"
+
+
+def commit_message(plan: Plan) -> str:
+    keys = [e.key for e in plan.edits]
+    subject = f"Promote {plan.from_env} -> {plan.to_env}: "
+    listed = ", ".join(keys)
+    subject += listed if len(keys) <= 3 and len(subject + listed) <= 72 else f"{len(keys)} keys"
+    lines = [subject, "",
+             f"magcfg promote copied {len(keys)} value(s) from {plan.from_env}'s layers "
+             f"into {plan.to_env}'s:", ""]
+    for e in plan.edits:
+        old = show(e.replaces) if e.replaces_source else "(unset)"
+        flag = " [restart]" if e.reload == "restart" else ""
+        lines.append(f"  {e.key}: {old} -> {show(e.shown)}{flag}")
+        lines.append(f"    from {e.source.where()}, into {e.target}")
+    return "\n".join(lines) + "\n"
+
+
+def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> Promotion:
+    """Write the plan on a new branch, rebuild TO's artifact, commit. On any failure the
+    files, the branch and HEAD are restored."""
+    import git
+
+    try:
+        return _apply(project, plan, branch)
+    except git.GitCommandError as exc:
+        detail = str(exc.stderr or "").strip()
+        detail = detail.removeprefix("stderr:").strip().strip("'").strip()
+        raise BuildError(f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}; "
+                         "nothing was changed") from None
+
+
+def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
+    import git
+
+    from ..pipeline.compiler import build
+    from ..pipeline.emit import write_files
+    from .gitsource import open_repo
+
+    if plan.empty:
+        raise UsageError("nothing to promote")
+    repo = open_repo(project.root)
+    branch = branch or default_branch(plan)
+    try:
+        repo.git.check_ref_format("--branch", branch)
+    except git.GitCommandError:
+        raise UsageError(f"{branch!r} is not a valid branch name") from None
+    if branch in [h.name for h in repo.heads]:
+        raise BuildError(f"branch {branch!r} already exists (delete it or give --branch)")
+    root = project.root
+    generated = f"{project.output}/{plan.to_env}"
+    paths = [str(root / p) for p in sorted(plan.texts)] + [str(root / generated)]
+    # The commit must hold exactly what the committed inputs build: no uncommitted
+    # change in what the promotion writes, nor in anything the rebuild of TO reads.
+    inputs = [project.file, project.json_schema, project.cue_schema,
+              *(spec.directory(plan.to_env) for spec in project.layers)]
+    watched = paths + [str(root / p) for p in inputs if p]
+    dirty = repo.git.status("--porcelain", "--untracked-files=all", "--", *watched)
+    if dirty:
+        raise BuildError(f"uncommitted changes in files the promotion reads or writes:\n"
+                         f"{dirty}\ncommit or stash them first")
+    original = repo.head.ref.name if not repo.head.is_detached else repo.head.commit.hexsha
+    repo.git.checkout("-q", "-b", branch)
+    try:
+        write_files(root, dict(plan.texts))
+        build(project, envs=[plan.to_env])
+        repo.git.add("-A", "--", *paths)
+        repo.git.commit("-q", "-m", commit_message(plan))
+    except BaseException:
+        # Restore only what the promotion wrote (those paths were clean before it).
+        repo.git.reset("-q", "HEAD", "--", *paths)
+        in_head = repo.git.ls_tree("-r", "--name-only", "HEAD", "--", *paths).splitlines()
+        if in_head:
+            repo.git.checkout("HEAD", "--", *in_head)
+        repo.git.clean("-q", "-f", "--", *paths)
+        repo.git.checkout("-q", original)
+        repo.git.branch("-q", "-D", branch)
+        raise
+    files = tuple(sorted([*plan.texts, generated]))
+    return Promotion(plan, branch, repo.head.commit.hexsha, files)
+
+
+# ------------------------------------------------------------------ reports
+
+
+def _blame(project: Project, origins: list[Origin]) -> dict[Origin, str]:
+    """Who set each line: ``commit abc1234 by Name: subject``, from one ``git blame`` per
+    file."""
+    import git
+
+    from .gitsource import open_repo
+
+    out: dict[Origin, str] = {o: "(line unknown)" for o in origins if o.line is None}
+    by_file: dict[str, list[Origin]] = {}
+    for o in origins:
+        if o.line is not None:
+            by_file.setdefault(o.file, []).append(o)
+    try:
+        repo = open_repo(project.root)
+    except UsageError:
+        return {**out, **{o: "(not in git)" for o in origins if o not in out}}
+    for file, located in sorted(by_file.items()):
+        ranges = [a for o in located for a in ("-L", f"{o.line},{o.line}")]
+        try:
+            text = repo.git.blame("--porcelain", *ranges, "--", str(project.root / file))
+        except git.GitCommandError:
+            out.update({o: "(not in git)" for o in located})
+            continue
+        commits: dict[str, dict[str, str]] = {}
+        line_commit: dict[int, str] = {}
+        current = ""
+        for row in text.splitlines():
+            if row.startswith("\t"):
+                continue
+            head = row.split(" ")
+            if len(head) >= 3 and len(head[0]) == 40 and head[2].isdigit():
+                current = head[0]
+                line_commit[int(head[2])] = current
+                commits.setdefault(current, {})
+                continue
+            name, _, rest = row.partition(" ")
+            commits.setdefault(current, {}).setdefault(name, rest)
+        for o in located:
+            sha = line_commit.get(o.line or 0, "")
+            fields = commits.get(sha, {})
+            if not sha:
+                out[o] = "(unknown)"
+            elif set(sha) == {"0"}:
+                out[o] = "not committed yet"
+            else:
+                out[o] = (f"commit {sha[:10]} by {fields.get('author', '?')}: "
+                          f"{fields.get('summary', '')}")
+    return out
+
+
+def format_plan(plan: Plan) -> str:
+    """The plan as text (``--dry-run``)."""
+    lines = [f"promote {plan.from_env} -> {plan.to_env}: {len(plan.edits)} value(s) to write, "
+             f"{len(plan.skipped)} skipped"]
+    if plan.edits:
+        lines.append("")
+    for e in plan.edits:
+        flag = "  [restart]" if e.reload == "restart" else ""
+        lines.append(f"  {e.key} = {show(e.shown)}{flag}")
+        lines.append(f"      from {e.source.where()} ({e.source.layer})")
+        was = (f"replaces {show(e.replaces)} set in {e.replaces_source.where()}"
+               if e.replaces_source else "new key")
+        lines.append(f"      into {e.target}{' (new file)' if e.new_file else ''}; {was}")
+    if plan.skipped:
+        lines += ["", "skipped:"]
+        lines += [f"  {s.key}: {s.reason}" for s in plan.skipped]
+    if plan.texts:
+        lines += ["", "files:"]
+        lines += [f"  {p}" for p in sorted(plan.texts)]
+    return "\n".join(lines) + "\n"
+
+
+def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) -> str:
+    """Markdown PR body: summary, the semantic diff of TO, restart-only changes, and who
+    set each promoted value. Secrets appear only as ``<redacted>``."""
+    f, t = plan.from_env, plan.to_env
+    lines = [f"## Promote `{f}` → `{t}`", ""]
+    if plan.command:
+        lines += ["```", plan.command, "```", ""]
+    lines += ["### Summary", "",
+              f"{len(plan.edits)} value(s) that `{f}` sets are copied into `{t}`'s layer "
+              f"files; {len(plan.skipped)} skipped."
+              + (f" Branch `{promotion.branch}`." if promotion else ""), ""]
+    if plan.texts:
+        lines += ["Files changed:", ""] + [f"- `{p}`" for p in sorted(plan.texts)]
+        lines += [f"- `{project.output}/{t}/` (rebuilt)", ""]
+    lines += ["### Semantic diff", ""]
+    if plan.diff.identical:
+        lines += [f"`{t}`'s compiled config does not change.", ""]
+    else:
+        lines += [*markdown_table(plan.diff), ""]
+    lines += ["### Restart-only changes", ""]
+    restart = [c for c in plan.diff.changes if c.restart]
+    if restart:
+        lines += [f"These take effect only when `{t}` restarts (the runtime refuses to "
+                  "hot-apply them):", ""]
+        lines += [f"- `{c.key}`" for c in restart]
+    else:
+        lines.append("None: every change is hot-reloadable.")
+    lines += ["", "### Where each value comes from", "",
+              f"| Key | Value | Set in `{f}` | By |", "|---|---|---|---|"]
+    who = _blame(project, [e.source for e in plan.edits])
+    for e in plan.edits:
+        by = who[e.source].replace("|", "\\|")
+        lines.append(f"| {md_code(e.key)} | {md_code(show(e.shown))} "
+                     f"| {md_code(e.source.where())} | {by} |")
+    if plan.skipped:
+        lines += ["", "### Not promoted", ""]
+        lines += [f"- `{s.key}`: {s.reason}" for s in plan.skipped]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> None:
+    from ..pipeline.emit import write_files
+
+    write_files(path.parent.resolve(), {path.name: text.encode("utf-8")})

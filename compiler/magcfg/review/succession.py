@@ -1,0 +1,48 @@
+"""The version gate for CI: no environment's manifest may go back, or change its
+config under the same version, relative to a git ref (the target branch).
+
+A plain ``git revert`` of a commit that touched ``generated/`` brings back an older
+``version``, which ``build --check`` accepts (the tree is consistent) but every
+running kernel refuses as a rollback. ``magcfg build --check --since origin/main``
+catches it before it merges.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import Diagnostic
+from ..pipeline.compiler import BuildResult
+from ..pipeline.emit import MANIFEST
+from ..project import Project
+
+
+def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
+    """Compare each built environment's manifest with the one committed at ``ref``."""
+    from ..signing.signatures import SuccessionError, VerificationError, check_succession
+    from .gitsource import GitSource
+
+    source = GitSource(Path(project.root), ref)
+    problems = []
+    for env, artifact in sorted(result.artifacts.items()):
+        path = f"{project.output}/{env}/{MANIFEST}"
+        try:
+            before = json.loads(source.read(path))
+        except FileNotFoundError:
+            continue  # a new environment
+        except ValueError:
+            problems.append(Diagnostic(path, None, "version",
+                                       f"the manifest at {ref} is not JSON", code="version"))
+            continue
+        after = json.loads(artifact.files[MANIFEST])
+        try:
+            check_succession(before, after, file=path)
+        except (SuccessionError, VerificationError) as exc:
+            reason = getattr(exc, "reason", "version")
+            problems.append(Diagnostic(
+                path, None, "version",
+                f"version {after.get('version')} after {before.get('version')} at {ref}: "
+                f"{reason}; rebuild on top of {ref} (`magcfg build`) so the version only goes up",
+                code="version"))
+    return problems

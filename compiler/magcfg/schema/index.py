@@ -1,0 +1,312 @@
+"""The JSON Schema of a project and what magcfg reads from its annotations.
+
+``SchemaIndex`` walks the schema once (following local ``$ref``s) and answers the
+questions every stage asks about a key path: is it a secret (``x-magcfg-secret``),
+what is its reload policy (``x-magcfg-reload``, inherited, default ``restart``), which
+keys are known there (for "did you mean"), what does it describe (``magcfg docs``).
+A ``*`` segment stands for any map key (``additionalProperties``/``patternProperties``)
+or list index (``items``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import BuildError, Diagnostic
+
+ReloadPolicy = Literal["hot", "restart"]
+DEFAULT_RELOAD: ReloadPolicy = "restart"
+WILDCARD = "*"
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    secret: bool = False
+    reload: ReloadPolicy | None = None
+    description: str | None = None
+    types: tuple[str, ...] = ()
+    default: Any = None
+    has_default: bool = False
+    merge_key: str | None = None
+
+
+def _combine(a: _Node, b: _Node) -> _Node:
+    """A new node with what both say (for allOf/anyOf/oneOf and $ref with siblings)."""
+    out = _Node(dict(a.children), a.secret or b.secret, b.reload or a.reload,
+                a.description or b.description, a.types or b.types,
+                a.default if a.has_default else b.default, a.has_default or b.has_default,
+                a.merge_key or b.merge_key)
+    for k, child in b.children.items():
+        out.children[k] = _combine(out.children[k], child) if k in out.children else child
+    return out
+
+
+@dataclass(frozen=True)
+class SchemaEntry:
+    """One documented key of the schema (for ``magcfg docs``)."""
+
+    path: str
+    description: str | None
+    types: tuple[str, ...]
+    secret: bool
+    reload: ReloadPolicy
+    default: Any
+    has_default: bool
+
+
+class SchemaIndex:
+    """What the schema says about key paths."""
+
+    def __init__(self, schema: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        # Built on first query: a rebuild whose fragments all come from the cache never
+        # needs to parse or walk the schema (a 26 MB schema takes ~2 s to read and walk).
+        self._source = schema
+        self._document: dict[str, Any] | None = None
+        self._tree: _Node | None = None
+        # Nodes are shared between every place that $refs the same definition, so the
+        # index stays as small as the schema (200 services referencing one shape cost
+        # one shape, not 200).
+        self._by_ref: dict[str, _Node] = {}
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = self._source if isinstance(self._source, dict) else self._source()
+        return self._document
+
+    @property
+    def _root(self) -> _Node:
+        if self._tree is None:
+            self._tree = self._build(self.schema, ())
+        return self._tree
+
+    # -- construction ---------------------------------------------------------------
+
+    def _target(self, ref: str) -> Any:
+        target: Any = self.schema
+        for part in ref[1:].split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, dict) else None
+        return target
+
+    def _build(self, schema: Any, seen: tuple[str, ...]) -> _Node:
+        if not isinstance(schema, dict):
+            return _Node()
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
+            target = self._target(ref)
+            if isinstance(target, dict):
+                if ref not in self._by_ref:
+                    self._by_ref[ref] = _Node()  # placeholder breaks reference cycles
+                    self._by_ref[ref] = self._build(target, (*seen, ref))
+                shared = self._by_ref[ref]
+                rest = {k: v for k, v in schema.items() if k != "$ref"}
+                if not rest:
+                    return shared
+                local = self._build(rest, seen)
+                node = _combine(shared, local)
+                # Words next to the $ref describe this use of the shape: they win.
+                node.description = local.description or shared.description
+                if local.has_default:
+                    node.default, node.has_default = local.default, True
+                return node
+        node = _Node()
+        if schema.get("x-magcfg-secret") is True:
+            node.secret = True
+        reload = schema.get("x-magcfg-reload")
+        if reload in ("hot", "restart"):
+            node.reload = reload
+        if isinstance(schema.get("description"), str):
+            node.description = schema["description"]
+        if "default" in schema:
+            node.default, node.has_default = schema["default"], True
+        if isinstance(schema.get("x-magcfg-merge-key"), str):
+            node.merge_key = schema["x-magcfg-merge-key"]
+        t = schema.get("type")
+        if isinstance(t, str):
+            node.types = (t,)
+        elif isinstance(t, list):
+            node.types = tuple(x for x in t if isinstance(x, str))
+        for key, sub in (schema.get("properties") or {}).items():
+            node.children[key] = self._build(sub, seen)
+        wild: list[Any] = []
+        if isinstance(schema.get("additionalProperties"), dict):
+            wild.append(schema["additionalProperties"])
+        wild.extend((schema.get("patternProperties") or {}).values())
+        if isinstance(schema.get("items"), dict):
+            wild.append(schema["items"])
+        for sub in wild:
+            child = self._build(sub, seen)
+            node.children[WILDCARD] = (_combine(node.children[WILDCARD], child)
+                                       if WILDCARD in node.children else child)
+        for combinator in ("allOf", "anyOf", "oneOf"):
+            for sub in schema.get(combinator) or ():
+                node = _combine(node, self._build(sub, seen))
+        return node
+
+    # -- queries ----------------------------------------------------------------------
+
+    def _nodes(self, keypath: tuple[str, ...]) -> Iterator[_Node]:
+        """The schema nodes along ``keypath`` (stops where the schema has no entry)."""
+        node = self._root
+        yield node
+        for part in keypath:
+            nxt = node.children.get(part) or node.children.get(WILDCARD)
+            if nxt is None:
+                return
+            node = nxt
+            yield node
+
+    def known_keys(self, keypath: tuple[str, ...]) -> list[str]:
+        node = self._root
+        for part in keypath:
+            nxt = node.children.get(part) or node.children.get(WILDCARD)
+            if nxt is None:
+                return []
+            node = nxt
+        return sorted(k for k in node.children if k != WILDCARD)
+
+    def is_secret(self, keypath: tuple[str, ...]) -> bool:
+        """True when the key or one of its ancestors is marked ``x-magcfg-secret``."""
+        return any(n.secret for n in self._nodes(keypath))
+
+    def reload_policy(self, keypath: tuple[str, ...]) -> ReloadPolicy:
+        policy = DEFAULT_RELOAD
+        for n in self._nodes(keypath):
+            if n.reload is not None:
+                policy = n.reload
+        return policy
+
+    def merge_key(self, keypath: tuple[str, ...]) -> str | None:
+        """Keyed list merge: the item key the schema names for the list at ``keypath``."""
+        nodes = list(self._nodes(keypath))
+        return nodes[-1].merge_key if len(nodes) == len(keypath) + 1 else None
+
+    def secret_paths(self) -> list[str]:
+        """Dotted paths (``*`` for wildcards) of every key marked secret."""
+        memo: dict[int, list[str]] = {}
+
+        def walk(node: _Node) -> list[str]:
+            if id(node) not in memo:
+                memo[id(node)] = [""] if node.secret else [
+                    f"{k}.{rest}" if rest else k
+                    for k, child in node.children.items() for rest in walk(child)]
+            return memo[id(node)]
+
+        return sorted(p for p in walk(self._root) if p)
+
+    def reload_partition(self) -> tuple[list[str], list[str]]:
+        """(hot, restart): the largest subtrees whose keys are all hot, or all restart.
+
+        Every key of the schema lies in exactly one listed subtree, so the policy of a
+        key is the one of the longest listed prefix of its path (``*`` matches any
+        segment). This is what manifest.json carries as ``hot_keys``/``restart_keys``.
+        """
+        uniform: dict[tuple[int, str], str | None] = {}
+
+        def policy_of(node: _Node, inherited: ReloadPolicy) -> str | None:
+            key = (id(node), inherited)
+            if key not in uniform:
+                uniform[key] = "?"  # cycle guard: a recursive shape counts as mixed
+                own = node.reload or inherited
+                kids = {policy_of(c, own) for c in node.children.values()}
+                uniform[key] = own if kids <= {own} else None
+            result = uniform[key]
+            return None if result == "?" else result
+
+        hot: list[str] = []
+        restart: list[str] = []
+
+        def collect(node: _Node, path: str, inherited: ReloadPolicy, depth: int) -> None:
+            own = node.reload or inherited
+            p = policy_of(node, inherited)
+            if p is not None or depth > 32:
+                (hot if (p or own) == "hot" else restart).append(path)
+                return
+            for k, child in node.children.items():
+                collect(child, f"{path}.{k}" if path else k, own, depth + 1)
+
+        default = self._root.reload or DEFAULT_RELOAD
+        for k, child in self._root.children.items():
+            collect(child, k, default, 1)
+        return sorted(hot), sorted(restart)
+
+    def entries(self) -> list[SchemaEntry]:
+        """Every key of the schema, depth first in sorted order (for ``magcfg docs``)."""
+        out: list[SchemaEntry] = []
+
+        def walk(node: _Node, path: tuple[str, ...], policy: ReloadPolicy, secret: bool) -> None:
+            policy = node.reload or policy
+            secret = secret or node.secret
+            if path:
+                out.append(SchemaEntry(".".join(path), node.description, node.types, secret,
+                                       policy, node.default, node.has_default))
+            for k in sorted(node.children):
+                walk(node.children[k], (*path, k), policy, secret)
+
+        walk(self._root, (), self._root.reload or DEFAULT_RELOAD, False)
+        return out
+
+
+class Schema:
+    """A JSON Schema file: path, bytes and digest at once; the parsed ``document`` and the
+    ``index`` on first use (syntax errors are raised, located, then)."""
+
+    def __init__(self, path: str, raw: bytes) -> None:
+        self.path = path
+        self.raw = raw
+        self.digest = hashlib.sha256(raw).hexdigest()
+        self._document: dict[str, Any] | None = None
+        self.index = SchemaIndex(lambda: self.document)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = _parse_schema(self.path, self.raw)
+        return self._document
+
+
+def load_schema(path: str, raw: bytes) -> Schema:
+    """A schema file, parsed lazily (``Schema.document`` raises located errors)."""
+    return Schema(path, raw)
+
+
+def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
+    import json
+
+    try:
+        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates(path))
+    except UnicodeDecodeError as exc:
+        raise BuildError([Diagnostic(path, raw[: exc.start].count(b"\n") + 1, None,
+                                     "invalid UTF-8", code="schema")]) from None
+    except json.JSONDecodeError as exc:
+        raise BuildError([Diagnostic(path, exc.lineno, None, f"invalid JSON: {exc.msg}",
+                                     code="schema")]) from None
+    except _DuplicateKey as exc:
+        raise BuildError([Diagnostic(path, None, exc.key, f"duplicate key {exc.key!r}",
+                                     code="schema")]) from None
+    if not isinstance(document, dict):
+        raise BuildError([Diagnostic(path, 1, None, "a schema must be a JSON object",
+                                     code="schema")])
+    return document
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_duplicates(path: str) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise _DuplicateKey(k)
+            out[k] = v
+        return out
+
+    return hook

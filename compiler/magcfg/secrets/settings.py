@@ -1,0 +1,220 @@
+"""The project file's ``secrets:`` and ``redact:`` sections, checked and typed.
+
+```yaml
+secrets:
+  vault:
+    mounts: [secret]             # KV v2 mounts references may name
+    path_prefixes: ["k3s/"]      # a path is <prefix><app>[/<sub>...]: one app per prefix entry
+  store: {kind: ClusterSecretStore, name: vault-backend}   # + optional mount (default: first mount)
+  refresh_interval: 1h
+  target_name: "{app}-secrets"   # ExternalSecret and Kubernetes Secret name per app
+  namespace: magflock            # optional metadata.namespace of the ExternalSecrets
+  direct_vault:                  # apps allowed vault+direct:// references
+    - {app: magbackup, justification: "..."}
+redact: ["magds.connection.user", "**.token"]
+```
+Every section and key is optional; the defaults are the values shown except no
+``path_prefixes`` (then paths are not checked against prefixes and apps, and policies
+grant each referenced path itself), ``target_name: "{app}-secrets"``, no namespace, no
+Direct-Vault app, no globs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Diagnostic
+from ..project import Project
+from ..syntax.strict_yaml import locate
+
+_MOUNT = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_PREFIX = re.compile(r"(?:[A-Za-z0-9._-]+/)*")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# Go's time.ParseDuration units, as ESO reads refreshInterval.
+_DURATION = re.compile(r"0|(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+")
+_STORE_KINDS = ("ClusterSecretStore", "SecretStore")
+_APP = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_SECTION_KEYS = ("direct_vault", "namespace", "refresh_interval", "store", "target_name", "vault")
+
+
+@dataclass(frozen=True)
+class SecretSettings:
+    """What the project file says about secrets (defaults filled in)."""
+
+    mounts: tuple[str, ...] = ("secret",)
+    path_prefixes: tuple[str, ...] | None = None
+    store_kind: str = "ClusterSecretStore"
+    store_name: str = "vault-backend"
+    store_mount: str = "secret"
+    refresh_interval: str = "1h"
+    target_name: str = "{app}-secrets"
+    namespace: str | None = None
+    direct_vault: dict[str, str] = field(default_factory=dict)
+    redact: tuple[str, ...] = ()
+
+    def app_of(self, path: str) -> tuple[str, str] | None:
+        """(prefix, app) of a Vault path: the longest allowed prefix it starts with and
+        the one segment after it. None when no prefix fits or no app segment follows, or
+        when the project names no prefixes."""
+        for prefix in sorted(self.path_prefixes or (), key=len, reverse=True):
+            if path.startswith(prefix):
+                app = path[len(prefix):].split("/", 1)[0]
+                return (prefix, app) if app else None
+        return None
+
+    def resource_name(self, app: str) -> str:
+        """The ExternalSecret's and its Secret's name for ``app`` (a top-level key)."""
+        return self.target_name.replace("{app}", label_value(app))
+
+    def kubernetes_name_problem(self, app: str) -> str | None:
+        """Why ``app`` cannot name its ExternalSecret, Secret or label, or None."""
+        name, label = self.resource_name(app), label_value(app)
+        if not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
+            return (f"the ExternalSecret name {name!r} made from secrets.target_name is not a "
+                    "Kubernetes object name (lower-case a-z, 0-9, '-', '.')")
+        if not _LABEL_VALUE.fullmatch(label) or len(label) > 63:
+            return f"{label!r} is not a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)"
+        return None
+
+
+def label_value(app: str) -> str:
+    """``app`` as Kubernetes names it: lower case, ``_`` as ``-``."""
+    return app.replace("_", "-").lower()
+
+
+def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnostic]]:
+    """The typed settings and every problem of the two sections (located in the file)."""
+    raw: bytes | None = None
+    errors: list[Diagnostic] = []
+
+    def err(keypath: tuple[str, ...], message: str) -> None:
+        nonlocal raw
+        if raw is None:
+            try:
+                raw = (project.root / project.file).read_bytes()
+            except OSError:
+                raw = b""
+        errors.append(Diagnostic(project.file, locate(project.file, raw, keypath) if raw else None,
+                                 ".".join(keypath), message, code="project-secrets"))
+
+    def strings(value: Any, keypath: tuple[str, ...]) -> list[str] | None:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            err(keypath, "must be a list of strings")
+            return None
+        return list(value)
+
+    section = project.settings.get("secrets")
+    out: dict[str, Any] = {}
+    redact = project.settings.get("redact")
+    if redact is not None:
+        patterns = strings(redact, ("redact",))
+        if patterns is not None:
+            for i, p in enumerate(patterns):
+                if not p or any(not seg for seg in p.split(".")):
+                    err(("redact", str(i)), "a redact glob is a dotted key path with * or ** segments")
+            out["redact"] = tuple(patterns)
+    if section is None:
+        return SecretSettings(**out), errors
+    if not isinstance(section, dict):
+        err(("secrets",), "secrets must be a mapping")
+        return SecretSettings(**out), errors
+    for key in section:
+        if key not in _SECTION_KEYS:
+            hint = difflib.get_close_matches(str(key), _SECTION_KEYS, n=1)
+            err(("secrets", str(key)), f"unknown key {key!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(_SECTION_KEYS)}"))
+
+    vault = section.get("vault", {})
+    if not isinstance(vault, dict) or set(vault) - {"mounts", "path_prefixes"}:
+        err(("secrets", "vault"), "vault is a mapping with mounts and path_prefixes")
+    else:
+        for name, pattern, rule in (
+                ("mounts", _MOUNT, "a non-empty list of Vault mount names ([a-z0-9_-])"),
+                ("path_prefixes", _PREFIX,
+                 "a non-empty list of paths ending in '/' (or \"\")")):
+            if name not in vault:
+                continue
+            values = strings(vault[name], ("secrets", "vault", name))
+            if values is None:
+                continue
+            if not values or not all(pattern.fullmatch(v) for v in values):
+                err(("secrets", "vault", name), f"{name} is {rule}")
+            else:
+                out[name] = tuple(values)
+
+    store = section.get("store", {})
+    if not isinstance(store, dict) or set(store) - {"kind", "name", "mount"}:
+        err(("secrets", "store"), "store is a mapping with kind, name and optional mount")
+    else:
+        kind = store.get("kind", "ClusterSecretStore")
+        if kind not in _STORE_KINDS:
+            err(("secrets", "store", "kind"), f"store kind must be one of {', '.join(_STORE_KINDS)}")
+        else:
+            out["store_kind"] = kind
+        name = store.get("name", "vault-backend")
+        if not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
+            err(("secrets", "store", "name"), "store name must be a Kubernetes object name")
+        else:
+            out["store_name"] = name
+        mounts = out.get("mounts", SecretSettings.mounts)
+        mount = store.get("mount", mounts[0])
+        if mount not in mounts:
+            err(("secrets", "store", "mount"), "store mount must be one of secrets.vault.mounts")
+        else:
+            out["store_mount"] = mount
+    # A store that is missing or invalid still needs a mount that is allowed.
+    out.setdefault("store_mount", out.get("mounts", SecretSettings.mounts)[0])
+
+    interval = section.get("refresh_interval", "1h")
+    if not isinstance(interval, str) or not _DURATION.fullmatch(interval):
+        err(("secrets", "refresh_interval"), "refresh_interval is a Go duration such as 1h, 15m or 1h30m")
+    else:
+        out["refresh_interval"] = interval
+
+    template = section.get("target_name", "{app}-secrets")
+    if (not isinstance(template, str) or "{app}" not in template
+            or not _DNS_SUBDOMAIN.fullmatch(template.replace("{app}", "app"))):
+        err(("secrets", "target_name"),
+            "target_name is a Kubernetes object name containing {app}, e.g. \"{app}-secrets\"")
+    else:
+        out["target_name"] = template
+
+    namespace = section.get("namespace")
+    if namespace is not None:
+        if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
+            err(("secrets", "namespace"), "namespace must be a Kubernetes namespace name")
+        else:
+            out["namespace"] = namespace
+
+    direct = section.get("direct_vault", [])
+    apps: dict[str, str] = {}
+    if not isinstance(direct, list):
+        err(("secrets", "direct_vault"), "direct_vault is a list of {app, justification}")
+    else:
+        for i, entry in enumerate(direct):
+            where = ("secrets", "direct_vault", str(i))
+            # `path` belongs to `magcfg lint` (the app's source tree it scans for Vault clients).
+            if (not isinstance(entry, dict) or set(entry) - {"app", "justification", "path"}
+                    or not isinstance(entry.get("app"), str) or not entry["app"]):
+                err(where, "each direct_vault entry is {app, justification} (and lint's optional path)")
+                continue
+            justification = entry.get("justification")
+            if not isinstance(justification, str) or len(justification.strip()) < 10:
+                err((*where, "justification"),
+                    f"Direct-Vault for app {entry['app']!r} needs a written justification "
+                    "(why External Secrets delivery does not fit)")
+                continue
+            if not _APP.fullmatch(entry["app"]):
+                err((*where, "app"), "app is a top-level key name of [A-Za-z0-9_.-], not starting with '.'")
+                continue
+            if entry["app"] in apps:
+                err(where, f"app {entry['app']!r} is listed twice")
+                continue
+            apps[entry["app"]] = " ".join(justification.split())  # one line: it goes into comments
+    out["direct_vault"] = apps
+    return SecretSettings(**out), errors

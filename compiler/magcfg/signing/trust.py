@@ -1,0 +1,43 @@
+"""Trusted signing keys named in the project file.
+
+``signing: {public_keys: [path, ...]}`` lists the public keys ``verify`` (and the
+runtime, when given the project) accepts; list two during a key rotation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import BuildError, Diagnostic
+from .signatures import Ed25519PublicKey, load_public_key
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+__all__ = ["project_public_key_paths", "project_public_keys"]
+
+
+def project_public_key_paths(project: Project) -> list[str]:
+    """The ``signing.public_keys`` paths, relative to the project root (may be empty)."""
+    from ..syntax.strict_yaml import locate
+
+    section = project.settings.get("signing")
+    if section is None:
+        return []
+    raw = project.path(project.file).read_bytes()
+
+    def error(keypath: tuple[str, ...], message: str) -> BuildError:
+        return BuildError([Diagnostic(project.file, locate(project.file, raw, keypath),
+                                      ".".join(keypath), message, code="project")])
+
+    if not isinstance(section, dict) or set(section) - {"public_keys"}:
+        raise error(("signing",), "signing is a mapping with the key public_keys")
+    paths = section.get("public_keys", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        raise error(("signing", "public_keys"), "public_keys is a list of file paths")
+    return list(paths)
+
+
+def project_public_keys(project: Project) -> list[Ed25519PublicKey]:
+    """Load the project's trusted public keys; errors name the key file."""
+    return [load_public_key(project.path(p)) for p in project_public_key_paths(project)]
