@@ -24,8 +24,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "compiler"))
 
+from magcfg.compiler import Compiler  # noqa: E402
 from magcfg.pipeline.cache import BuildCache  # noqa: E402
-from magcfg.pipeline.compiler import Compiler  # noqa: E402
 from magcfg.project import load_project  # noqa: E402
 from magcfg.review.diff import (  # noqa: E402
     ConfigDiff,

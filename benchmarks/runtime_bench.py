@@ -1,4 +1,4 @@
-"""Benchmark of the runtime kernel (issue 8). Prints figures and ratios; asserts nothing.
+"""Benchmark of the runtime kernel. Prints figures and ratios; asserts nothing.
 
     PYTHONPATH=compiler python benchmarks/runtime_bench.py [--large DIR] [--changes 200]
 
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT / "compiler"))
 
 from magcfg.runtime import RELOADED, Kernel  # noqa: E402
 from magcfg.runtime.snapshot import Snapshot, freeze  # noqa: E402
-from magcfg.signing.signatures import Ed25519PrivateKey, sha256_digest, sign_manifest  # noqa: E402
+from magcfg.signing.keys import Ed25519PrivateKey  # noqa: E402
+from magcfg.signing.signatures import sha256_digest, sign_manifest  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "compiler")}
 
@@ -138,7 +139,7 @@ def bench_import(tmp: Path) -> None:
     service = median_wall(stdlib)
     rows = {
         "magcfg.runtime": median_wall("import magcfg.runtime") - base,
-        "magcfg.pipeline.compiler (the build stack)": median_wall("import magcfg.pipeline.compiler") - base,
+        "magcfg.compiler (the build stack)": median_wall("import magcfg.compiler") - base,
         "typer+deepdiff+git+jsonschema": median_wall(
             "import typer, deepdiff, git, jsonschema") - base,
     }

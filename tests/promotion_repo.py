@@ -160,7 +160,7 @@ def make_repo(root: Path) -> Project:
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Dana Dev")
     git(root, "config", "user.email", "dana@example.com")
-    from magcfg.pipeline.compiler import build
+    from magcfg.compiler import build
     from magcfg.project import load_project
 
     build(load_project(root / "magcfg.yaml"))

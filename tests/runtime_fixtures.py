@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from magcfg.signing.signatures import Ed25519PrivateKey, sign_manifest
+from magcfg.signing.keys import Ed25519PrivateKey
+from magcfg.signing.signatures import sign_manifest
 
 HOT = ["features", "logging.level", "maggate.rate_limits"]
 RESTART = ["logging.format", "magds", "maggate.port"]

@@ -18,15 +18,9 @@ from magcfg.signing.attestation import (
     sign_attestation,
     verify_attestation,
 )
-from magcfg.signing.signatures import (
-    ATTESTATION_NAME,
-    MANIFEST_NAME,
-    Ed25519PrivateKey,
-    VerificationError,
-    key_id,
-    sign_artifact,
-    verify_artifact,
-)
+from magcfg.signing.directory import sign_artifact, verify_artifact
+from magcfg.signing.keys import Ed25519PrivateKey, key_id
+from magcfg.signing.signatures import ATTESTATION_NAME, MANIFEST_NAME, VerificationError
 from tests.signing_fixtures import LISTED, make_artifact
 
 

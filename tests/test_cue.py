@@ -17,9 +17,9 @@ import pytest
 
 import magcfg
 from magcfg.cue.binary import MIN_CUE_VERSION, find_cue, merge_disjunctions, parse_errors, split_path
-from magcfg.cue.layers import locate_cue
 from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
+from magcfg.syntax.locate import locate_cue
 
 from .conftest import REPO, Project
 

@@ -324,8 +324,10 @@ _ODD_YAML = [
 
 
 def test_key_lines_match_locate() -> None:
+    from magcfg.pipeline.load import FileSource
     from magcfg.syntax.keylines import KeyLines
-    from magcfg.syntax.strict_yaml import FileSource, locate, parse_layer
+    from magcfg.syntax.locate import locate
+    from magcfg.syntax.strict_yaml import parse_layer
 
     root = Path(__file__).resolve().parents[1]
     source = FileSource(root)

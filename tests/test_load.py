@@ -10,14 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magcfg.syntax.strict_yaml import (
-    LoadFailed,
-    _parse_fast,
-    decode_text,
-    locate,
-    parse_layer,
-    parse_reference,
-)
+from magcfg.syntax.locate import locate
+from magcfg.syntax.strict_yaml import LoadFailed, _parse_fast, decode_text, parse_layer, parse_reference
 
 from .conftest import REPO
 

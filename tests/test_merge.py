@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from magcfg.pipeline.load import ParsedFile
 from magcfg.pipeline.merge import ABSENT, Layer, LayerStack
-from magcfg.syntax.strict_yaml import UNSET, ParsedFile
+from magcfg.syntax.strict_yaml import UNSET
 
 keys = st.sampled_from(["a", "b", "c", "d"])
 scalars = st.one_of(st.integers(-5, 5), st.booleans(), st.text("xyz", max_size=3), st.none())

@@ -28,7 +28,7 @@ from magcfg.runtime import (
     KernelStartError,
 )
 from magcfg.runtime.state import STATE_FILE
-from magcfg.signing.signatures import Ed25519PrivateKey
+from magcfg.signing.keys import Ed25519PrivateKey
 
 from .runtime_fixtures import (
     KubeletWriter,

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
-from magcfg.signing.signatures import Ed25519PrivateKey, public_key_pem, verify_files
+from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
+from magcfg.signing.signatures import verify_files
 
 from .runtime_fixtures import KubeletWriter, artifact_files, base_config, wait_for
 

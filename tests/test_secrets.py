@@ -326,7 +326,7 @@ def test_config_json_keeps_references(sp: Project) -> None:
 
 def test_redactor_globs_and_schema_secrets(sp: Project) -> None:
     project = magcfg.load_project(sp.root / "magcfg.yaml")
-    from magcfg.pipeline.compiler import Compiler
+    from magcfg.compiler import Compiler
 
     redactor = Compiler(project, cache=BuildCache(None)).redactor()
     assert redactor.is_secret(("magds", "password"))          # schema

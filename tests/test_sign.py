@@ -17,14 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magcfg.errors import MagcfgError
-from magcfg.signing.signatures import (
-    ATTESTATION_NAME,
-    MANIFEST_NAME,
-    SIGNATURE_NAME,
+from magcfg.signing.directory import sign_artifact, verify_artifact
+from magcfg.signing.keys import (
     Ed25519PrivateKey,
     KeyLoadError,
     SigningError,
-    VerificationError,
     generate_key_pair,
     key_id,
     load_private_key,
@@ -32,9 +29,13 @@ from magcfg.signing.signatures import (
     load_public_key,
     load_public_key_pem,
     private_key_from_env,
-    sign_artifact,
+)
+from magcfg.signing.signatures import (
+    ATTESTATION_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    VerificationError,
     sign_manifest,
-    verify_artifact,
     verify_files,
     verify_manifest,
 )

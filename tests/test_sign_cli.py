@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from magcfg.signing.signatures import generate_key_pair
+from magcfg.signing.keys import generate_key_pair
 from tests.signing_fixtures import build_in_process, make_project, run_magcfg
 
 OPENSSL = "/usr/bin/openssl"
@@ -74,7 +74,7 @@ def test_build_sign_verify_round_trip(project: Path, keys: Path) -> None:
     assert "verified generated/dev" in verified.stderr
     assert "attestation ok" in verified.stderr
 
-    # The rule of issue 4: `build --check` stays clean after `sign`.
+    # `build --check` stays clean after `sign`.
     check = run_magcfg(project, "build", "--check")
     assert check.returncode == 0, check.stderr
     # And re-signing changes nothing (Ed25519 is deterministic).
@@ -244,8 +244,8 @@ def test_too_large_for_a_configmap_is_a_warning_and_no_file(project: Path, keys:
 
 
 def test_file_names_agree_across_modules() -> None:
+    from magcfg import artifact as emit
     from magcfg.delivery import emitter as delivery
-    from magcfg.pipeline import emit
     from magcfg.signing import signatures as sign
 
     assert sign.MANIFEST_NAME == emit.MANIFEST

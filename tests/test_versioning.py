@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from magcfg.signing.signatures import SuccessionError, VerificationError, check_succession
+from magcfg.signing.signatures import VerificationError
+from magcfg.signing.versions import SuccessionError, check_succession
 from tests.signing_fixtures import build_in_process, make_project, run_magcfg
 
 

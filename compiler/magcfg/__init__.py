@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Artifact",
@@ -32,17 +32,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .compiler import Artifact, BuildResult, build, compile_environment
     from .errors import BuildError, Diagnostic, MagcfgError
-    from .pipeline.compiler import Artifact, BuildResult, build, compile_environment
     from .pipeline.merge import LayerStack, Provenance
     from .project import Project, load_project
     from .review.explain import Explanation, explain
 
 _LAZY = {
-    "Artifact": "pipeline.compiler",
-    "BuildResult": "pipeline.compiler",
-    "build": "pipeline.compiler",
-    "compile_environment": "pipeline.compiler",
+    "Artifact": "compiler",
+    "BuildResult": "compiler",
+    "build": "compiler",
+    "compile_environment": "compiler",
     "BuildError": "errors",
     "Diagnostic": "errors",
     "MagcfgError": "errors",

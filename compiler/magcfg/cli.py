@@ -62,7 +62,7 @@ def build(
                        ] = False,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
-    from .pipeline.compiler import build as run_build
+    from .compiler import build as run_build
     from .project import load_project
 
     try:
@@ -133,7 +133,7 @@ def docs(
     project: ProjectOption = None,
 ) -> None:
     """Render a Markdown reference of every configuration key from the schema."""
-    from .pipeline.compiler import Compiler
+    from .compiler import Compiler
     from .project import load_project
     from .schema.reference import render_reference
 
@@ -158,7 +158,7 @@ def docs(
     if current != text:
         out.write_text(text, encoding="utf-8")
 
-# ---------------------------------------------------------------- secrets: check-env (issue 3)
+# ---------------------------------------------------------------- secrets: check-env
 
 
 @app.command("check-env")
@@ -202,7 +202,7 @@ def check_env(
     if not result.ok:
         raise typer.Exit(1)
 
-# ---------------------------------------------------------------- keys / sign / verify (issue 4)
+# ---------------------------------------------------------------- keys / sign / verify
 
 keys_app = typer.Typer(name="keys", help="Manage Ed25519 signing keys.", no_args_is_help=True)
 app.add_typer(keys_app)
@@ -218,7 +218,7 @@ def keys_generate(
     = False,
 ) -> None:
     """Write a new Ed25519 key pair (PKCS#8 / SPKI PEM) and print the public key's id."""
-    from .signing.signatures import generate_key_pair
+    from .signing.keys import generate_key_pair
 
     try:
         pair = generate_key_pair(out, name, overwrite=force)
@@ -245,12 +245,8 @@ def sign(
     """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
     from .errors import UsageError
     from .project import load_project
-    from .signing.signatures import (
-        SIGNING_KEY_ENV,
-        load_private_key,
-        private_key_from_env,
-        sign_artifact,
-    )
+    from .signing.directory import sign_artifact
+    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
     try:
         if key is not None:
@@ -292,7 +288,8 @@ def verify(
     """
     from .errors import UsageError
     from .project import load_project
-    from .signing.signatures import load_public_key, verify_artifact
+    from .signing.directory import verify_artifact
+    from .signing.keys import load_public_key
     from .signing.trust import project_public_keys
 
     try:
@@ -322,7 +319,7 @@ def verify(
         raise typer.Exit(1)
 
 
-# ---------------------------------------------------------------- diff / promote (issue 5)
+# ---------------------------------------------------------------- diff / promote
 
 FormatOption = Annotated[
     str, typer.Option("--format", "-f", help="Output format: text, json or markdown.")]
@@ -457,7 +454,7 @@ def promote(
             f"{done.branch} (commit {done.commit[:10]}); now on that branch")
 
 
-# ---------------------------------------------------------------- lint (issue 7)
+# ---------------------------------------------------------------- lint
 
 @app.command()
 def lint(
@@ -490,7 +487,7 @@ def lint(
     if code:
         raise typer.Exit(code)
 
-# ---------------------------------------------------------------- watch (issue 8)
+# ---------------------------------------------------------------- watch
 
 
 @app.command()

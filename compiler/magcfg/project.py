@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError, Diagnostic, UsageError
-from .syntax.strict_yaml import LoadFailed, locate, parse_layer
+from .syntax.locate import locate
+from .syntax.strict_yaml import LoadFailed, parse_layer
 
 PROJECT_FILE_NAMES = ("magcfg.yaml", "magcfg.yml")
 KNOWN_SECTIONS = frozenset({

@@ -1,1 +1,3 @@
-"""cue."""
+"""CUE through the ``cue`` CLI: finding and version-checking the binary (``binary``),
+``.cue`` layer files (``layers``, ``cue export``) and CUE schemas (``schema``,
+``cue vet`` of every environment in one process)."""

@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
-from ..syntax.strict_yaml import ParsedFile
+from ..pipeline.load import ParsedFile
 from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
 
 if TYPE_CHECKING:
-    from ..pipeline.compiler import Compiler
+    from ..pipeline.context import Workspace
 
 CUE_SUFFIX = ".cue"
 _PACKAGE = re.compile(r"\A(?:\s|//[^\n]*)*package\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def load_cue_layers(compiler: Compiler, paths: list[str]) -> dict[str, ParsedFile]:
+def load_cue_layers(compiler: Workspace, paths: list[str]) -> dict[str, ParsedFile]:
     """ParsedFile of every ``.cue`` layer file in ``paths``; BuildError with every
     located error otherwise."""
     if not paths:
@@ -166,29 +166,3 @@ def _diagnostics(errors: list[CueError], instance: dict[str, str], order: list[s
         out.append(Diagnostic(order[0], None, None,
                               f"cue export failed: {stderr.strip()[:500]}", code="cue"))
     return out
-
-
-# --------------------------------------------------------------------------- locate
-
-_COMMENT = re.compile(r"(?:^|(?<=\s))//[^\n]*", re.MULTILINE)
-
-
-def locate_cue(text: str, keypath: tuple[str, ...]) -> int | None:
-    """Line (1-based) of the field ``keypath`` in a ``.cue`` file, or of its deepest
-    ancestor found. A textual search for each label in turn (after the previous one):
-    exact for the usual ``a: b: c: 1`` and nested-struct styles; ``None`` when even the
-    first label is not written out (a comprehension or embedding made it)."""
-    text = _COMMENT.sub(lambda m: " " * len(m.group()), text)
-    pos, line = 0, None
-    for part in keypath:
-        if part.isdigit():
-            break
-        label = re.escape(part)
-        quoted = re.escape(json.dumps(part))
-        m = re.compile(rf"(?:^|(?<=[\s{{,]))(?:{quoted}|{label})[?!]?\s*:(?!=)",
-                       re.MULTILINE).search(text, pos)
-        if m is None:
-            break
-        pos = m.end()
-        line = text.count("\n", 0, m.start()) + 1
-    return line

@@ -33,8 +33,7 @@ from ..pipeline.cache import BuildCache
 from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
 
 if TYPE_CHECKING:
-    from ..pipeline.compiler import CompileContext, Compiler
-    from ..pipeline.merge import LayerStack
+    from ..pipeline.context import CompileContext, Workspace
 
 DEFAULT_DEFINITION = "#Config"
 _DEFINITION = re.compile(r"^#[A-Za-z_][A-Za-z0-9_]*$")
@@ -72,7 +71,21 @@ def definition_of(settings: dict[str, Any]) -> str:
     return DEFAULT_DEFINITION if value is None else value
 
 
-def load_cue_schema(compiler: Compiler) -> CueSchema | None:
+def project_cue_schema(compiler: Workspace) -> CueSchema | None:
+    """The project's CUE schema, read once per compiler."""
+    found: CueSchema | None = compiler.once("cue-schema", lambda: load_cue_schema(compiler))
+    return found
+
+
+def manifest_entry(compiler: Workspace) -> tuple[str, dict[str, str]] | None:
+    """Schema entry (pipeline extension point): ``schema.cue`` of the manifest."""
+    cue = project_cue_schema(compiler)
+    if cue is None:
+        return None
+    return "cue", {"definition": cue.definition, "digest": f"sha256:{cue.digest}", "path": cue.path}
+
+
+def load_cue_schema(compiler: Workspace) -> CueSchema | None:
     """The project's CUE schema, or None when it names none."""
     project = compiler.project
     path = project.cue_schema
@@ -99,9 +112,10 @@ class _Violation:
     message: str
 
 
-def check_environments(compiler: Compiler, contexts: Sequence[CompileContext]) -> list[Diagnostic]:
-    """The build check: vet every compiled environment against the CUE schema."""
-    schema = compiler.cue_schema()
+def check_environments(compiler: Workspace, contexts: Sequence[CompileContext]) -> list[Diagnostic]:
+    """Build check (pipeline extension point): vet every compiled environment against
+    the CUE schema."""
+    schema = project_cue_schema(compiler)
     if schema is None or not contexts:
         return []
     cue = find_cue(schema.path, compiler.project.root, compiler.cache)
@@ -236,22 +250,8 @@ def _locate(ctx: CompileContext, violations: list[_Violation]) -> list[Diagnosti
     out = []
     for v in violations:
         message = ctx.redactor.text(v.message, secrets) if secrets else v.message
-        out.append(_diagnostic(ctx.stack, ctx.project.file, v.keypath, message))
+        out.append(ctx.locate(v.keypath, message, "cue"))
     return out
-
-
-def _diagnostic(stack: LayerStack, project_file: str, keypath: tuple[str, ...],
-                message: str) -> Diagnostic:
-    key = ".".join(keypath) or None
-    probe = keypath
-    chain = stack.provenance(probe)
-    while not chain and probe:  # not set anywhere (a missing key): its nearest parent
-        probe = probe[:-1]
-        chain = stack.provenance(probe)
-    if chain:
-        return Diagnostic(chain[-1].file, chain[-1].line, key, message, code="cue")
-    return Diagnostic(project_file, None, key, f"{message} (environment {stack.env})",
-                      code="cue")
 
 
 def _secret_values(ctx: CompileContext) -> list[str]:

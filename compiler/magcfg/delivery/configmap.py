@@ -16,13 +16,13 @@ import json
 import re
 from collections.abc import Mapping
 
+from ..artifact import CONFIGMAP as CONFIGMAP_NAME
+from ..artifact import MANIFEST as MANIFEST_NAME
+from ..artifact import SIGNATURE as SIGNATURE_NAME
 from ..errors import Diagnostic, MagcfgError
-from ..pipeline.emit import MANIFEST as MANIFEST_NAME
-from ..pipeline.emit import SIGNATURE as SIGNATURE_NAME
 
 __all__ = ["CONFIGMAP_NAME", "MAX_CONFIGMAP_BYTES", "configmap_files", "render_configmap"]
 
-CONFIGMAP_NAME = "configmap.yaml"
 MAX_CONFIGMAP_BYTES = 1024 * 1024
 """Kubernetes refuses ConfigMaps whose data exceeds 1 MiB."""
 

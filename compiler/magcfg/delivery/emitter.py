@@ -1,4 +1,4 @@
-"""The build's side of signing and GitOps delivery: ``configmap.yaml`` (issue 4).
+"""The build's side of signing and GitOps delivery: ``configmap.yaml``.
 
 ``build`` never holds the private key, but it keeps ``generated/<env>/`` coherent with
 what ``sign`` wrote before:
@@ -19,21 +19,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..artifact import ATTESTATION, SIGNED_FILES
+from ..artifact import MANIFEST as MANIFEST_NAME
+from ..artifact import SIGNATURE as SIGNATURE_NAME
 from ..errors import Diagnostic
-from ..pipeline.emit import MANIFEST as MANIFEST_NAME
-from ..pipeline.emit import SIGNATURE as SIGNATURE_NAME
 from .configmap import CONFIGMAP_NAME, MAX_CONFIGMAP_BYTES, configmap_files, render_configmap
 
 if TYPE_CHECKING:
-    from ..pipeline.compiler import CompileContext
+    from ..pipeline.context import CompileContext
 
 __all__ = ["STALE_WHEN_MANIFEST_CHANGES", "configmap_emitter", "configmap_size_check",
            "fits_configmap"]
 
-ATTESTATION_NAME = "attestation.dsse.json"
-STALE_WHEN_MANIFEST_CHANGES = (SIGNATURE_NAME, ATTESTATION_NAME)
-"""Files of generated/<env>/ made by ``sign`` over the manifest's bytes (this module
-does not import :mod:`magcfg.sign`, so a build does not load ``cryptography``)."""
+ATTESTATION_NAME = ATTESTATION
+STALE_WHEN_MANIFEST_CHANGES = SIGNED_FILES
 
 _RESERVED = 64 * 1024
 # Room kept in the ConfigMap for the manifest, the signature and the other emitted

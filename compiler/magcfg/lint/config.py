@@ -74,7 +74,7 @@ def load_config(root: Path, project_file: Path | None = None) -> LintConfig:
     try:
         return _config(data, rel)
     except _Bad as exc:
-        from ..syntax.strict_yaml import locate
+        from ..syntax.locate import locate
 
         line = locate(rel, path.read_bytes(), tuple(re.split(r"[.\[\]]+", exc.key.strip("]"))))
         raise BuildError([Diagnostic(rel, line, exc.key, exc.message)]) from None

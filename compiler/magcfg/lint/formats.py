@@ -49,7 +49,7 @@ def render_json(findings: Sequence[Finding], summary: dict[str, int]) -> str:
 
 
 def render_sarif(findings: Sequence[Finding]) -> str:
-    from .. import __version__
+    from ..version import __version__
 
     rule_ids = sorted(RULES)
     index = {rid: i for i, rid in enumerate(rule_ids)}

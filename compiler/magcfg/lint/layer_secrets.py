@@ -40,9 +40,9 @@ def _load_layers(ctx: LintContext) -> _Layers:
     cfg = ctx.config
     if cfg.project_file is None or not cfg.raw_project.get("layers"):
         return empty  # not a magcfg layer repository
+    from ..pipeline.load import FileSource
     from ..project import load_project
     from ..schema.index import load_schema
-    from ..syntax.strict_yaml import FileSource
 
     project = load_project(ctx.root / cfg.project_file)
     if project.json_schema is None:
@@ -65,7 +65,8 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     if src.path not in layers.files or layers.index is None:
         return
     from ..secrets.references import looks_like_reference, parse_reference
-    from ..syntax.strict_yaml import LoadFailed, iter_leaves, locate, parse_layer
+    from ..syntax.locate import locate
+    from ..syntax.strict_yaml import LoadFailed, iter_leaves, parse_layer
 
     raw = src.text.encode("utf-8")
     try:

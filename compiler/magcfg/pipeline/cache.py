@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 
 _FORMAT = 2
 _SALT = f"magcfg-{__version__}-{_FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}".encode()

@@ -19,13 +19,11 @@ from typing import Any
 
 import orjson
 
-from .. import __version__
+from ..artifact import CONFIG
 from ..durable import fsync_dir, replace_file
 from ..errors import BuildError, Diagnostic
+from ..version import __version__
 
-MANIFEST = "manifest.json"
-CONFIG = "config.json"
-SIGNATURE = "manifest.json.sig"
 MANIFEST_FORMAT = 1
 _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 
@@ -65,7 +63,7 @@ def manifest_bytes(
     input_count: int,
     schema_path: str | None,
     schema_digest: str | None,
-    cue_schema: Mapping[str, str] | None = None,
+    schemas: Mapping[str, Mapping[str, str]] | None = None,
     hot_keys: list[str],
     restart_keys: list[str],
     previous: bytes | None,
@@ -89,8 +87,8 @@ def manifest_bytes(
                 "(the version must never go down)", code="manifest")]) from None
         version = old_version if old.get("files") == file_digests else old_version + 1
     schema: dict[str, Any] = {"digest": schema_digest, "path": schema_path}
-    if cue_schema is not None:
-        schema["cue"] = dict(cue_schema)
+    for name, entry in sorted((schemas or {}).items()):
+        schema[name] = dict(entry)
     manifest = {
         "compiler": {"name": "magcfg", "version": __version__},
         "config_digest": file_digests.get(CONFIG),

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import Diagnostic, Severity
-from ..syntax.strict_yaml import REPLACE_TAG, UNSET, ParsedFile, locate
+from ..syntax.locate import locate
+from ..syntax.strict_yaml import REPLACE_TAG, UNSET
+from .load import ParsedFile
 
 
 class Source(Protocol):

@@ -39,17 +39,17 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
-from ..pipeline.compiler import Compiler
 from ..pipeline.emit import json_bytes
+from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
 from ..pipeline.merge import _lookup as lookup
 from ..project import Project
 from ..schema.index import SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
 from ..syntax.keylines import KeyLines
-from ..syntax.strict_yaml import ParsedFile
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..compiler import Compiler
 from ..errors import UsageError
 from ..pipeline.cache import BuildCache
-from ..pipeline.compiler import Compiler
 from ..pipeline.merge import ABSENT, Provenance
 from ..project import Project
 from ..syntax.strict_yaml import UNSET

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Diagnostic, UsageError
+from ..pipeline.load import LAYER_SUFFIXES
 from ..project import Project, load_project
-from ..syntax.strict_yaml import LAYER_SUFFIXES
 
 _SYMLINK_MODE = 0o120000
 _MAX_LINK_HOPS = 16

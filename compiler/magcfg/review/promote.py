@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, UsageError
 from ..keyglob import KeyGlobs
 from ..pipeline.cache import BuildCache
-from ..pipeline.compiler import Compiler
+from ..pipeline.load import LAYER_SUFFIXES, FileSource
 from ..pipeline.merge import LayerStack
 from ..project import Project
-from ..syntax.strict_yaml import LAYER_SUFFIXES, FileSource, iter_leaves, locate
+from ..syntax.locate import locate
+from ..syntax.strict_yaml import iter_leaves
 from .diff import (
     MISSING,
     ConfigDiff,
@@ -364,7 +366,7 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
 def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     import git
 
-    from ..pipeline.compiler import build
+    from ..compiler import build
     from ..pipeline.emit import write_files
     from .gitsource import open_repo
 

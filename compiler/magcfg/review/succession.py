@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..artifact import MANIFEST
+from ..compiler import BuildResult
 from ..errors import Diagnostic
-from ..pipeline.compiler import BuildResult
-from ..pipeline.emit import MANIFEST
 from ..project import Project
 
 
 def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
     """Compare each built environment's manifest with the one committed at ``ref``."""
-    from ..signing.signatures import SuccessionError, VerificationError, check_succession
+    from ..signing.signatures import VerificationError
+    from ..signing.versions import SuccessionError, check_succession
     from .gitsource import GitSource
 
     source = GitSource(Path(project.root), ref)

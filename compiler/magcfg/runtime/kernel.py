@@ -25,14 +25,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MagcfgError
 from ..heap import gc_paused
 from ..secrets.redaction import Redactor
-from ..signing.signatures import (
-    Ed25519PublicKey,
-    SuccessionError,
-    VerificationError,
-    check_succession,
-    load_public_key,
-    verify_files,
-)
+from ..signing.keys import Ed25519PublicKey, load_public_key
+from ..signing.signatures import VerificationError, verify_files
+from ..signing.versions import SuccessionError, check_succession
 from .audit import AuditLog
 from .events import (
     LOADED,
@@ -418,7 +413,7 @@ class Kernel:
         from ..schema.validator import Validator as SchemaValidator
 
         schema = load_schema(str(self._schema_path), self._schema_path.read_bytes())
-        validator = SchemaValidator(schema)
+        validator = SchemaValidator(schema, Redactor(schema.index))
         self._schema_secrets = schema.index.secret_paths()
 
         def check(config: Mapping[str, Any]) -> list[str]:

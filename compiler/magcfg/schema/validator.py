@@ -1,4 +1,4 @@
-"""Stage 3, validate: the merged config against the project's JSON Schema (2020-12).
+"""The JSON Schema validator (2020-12) of a project's merged config.
 
 Engine: jsonschema-rs (Rust). On the large benchmark repo it validates the three
 environments in ~0.4 s where the pure-Python ``jsonschema`` takes ~6 s
@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BuildError, Diagnostic
-from ..secrets.redaction import Redactor
 from .index import Schema
+
+if TYPE_CHECKING:
+    from ..secrets.redaction import Redactor
 
 _FRAGMENT_SAFE_ROOT = frozenset({
     "$schema", "$id", "$defs", "definitions", "$comment", "title", "description",
@@ -47,11 +49,11 @@ class SchemaViolation:
 class Validator:
     """A compiled validator for one schema, reused for every environment of a build."""
 
-    def __init__(self, schema: Schema, redactor: Redactor | None = None) -> None:
+    def __init__(self, schema: Schema, redactor: Redactor) -> None:
         import jsonschema_rs
 
         self.schema = schema
-        self.redactor = redactor or Redactor(schema.index)
+        self.redactor = redactor
         document = schema.document
         try:
             jsonschema_rs.meta.validate(document)

@@ -29,7 +29,7 @@ from .rules import scan
 from .settings import SecretSettings, label_value, load_secret_settings
 
 if TYPE_CHECKING:
-    from ..pipeline.compiler import CompileContext
+    from ..pipeline.context import CompileContext
 
 EXTERNAL_SECRET = "externalsecret.yaml"
 VAULT_POLICY = "vault-policy.hcl"

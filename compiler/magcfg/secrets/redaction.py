@@ -1,30 +1,22 @@
-"""Stage 4, redact: the one redactor used by every output that shows values.
+"""The one redactor: which keys are secret, and their values masked wherever shown.
 
 A key is secret when the schema marks it (or an ancestor) ``x-magcfg-secret`` or when
 its dotted path matches a glob of the project's ``redact:`` list (``fnmatch`` syntax,
 ``*`` matches within one segment, ``**`` any number of segments). Redacted values show
 as the fixed marker ``<redacted>``; callers that compare (diff, runtime events) compare
 the real values first and show *that* a secret changed without showing either side.
+Build, review commands and the runtime kernel all use this one class.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import Diagnostic
 from ..keyglob import KeyGlobs
-from ..schema.index import SchemaIndex
 
 REDACTED = "<redacted>"
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
-
-# Codes of stages that mask values themselves: the schema validator (masked messages) and
-# the secret check (it quotes parts of well-formed references only).
-_SELF_MASKED = ("schema-", "secret-")
 
 
 @dataclass(frozen=True)
@@ -41,10 +33,17 @@ class Change:
     removed: bool = False
 
 
+class SecretIndex(Protocol):
+    """What marks keys secret besides the globs: the schema's ``x-magcfg-secret`` index
+    (``magcfg.schema.index.SchemaIndex``)."""
+
+    def is_secret(self, keypath: tuple[str, ...]) -> bool: ...
+
+
 class Redactor:
     """Decides which key paths are secret and replaces their values by ``REDACTED``."""
 
-    def __init__(self, index: SchemaIndex | None = None, patterns: Iterable[str] = ()) -> None:
+    def __init__(self, index: SecretIndex | None = None, patterns: Iterable[str] = ()) -> None:
         self.index = index
         self.patterns = tuple(patterns)
         self._globs = KeyGlobs(self.patterns)
@@ -92,21 +91,6 @@ class Redactor:
                       self.contains_secret(keypath, new if removed else old)
                       or self.contains_secret(keypath, old if added else new),
                       added, removed)
-
-    def diagnostic(self, d: Diagnostic) -> Diagnostic:
-        """``d`` with any value it quotes masked when its key is secret. Messages of
-        earlier stages quote the offending scalar (``'0755' is octal in YAML 1.1 ...``);
-        the key's own name may stay."""
-        if not d.key or d.code.startswith(_SELF_MASKED):
-            return d
-        keypath = tuple(d.key.split("."))
-        if not self.is_secret(keypath):
-            return d
-        own = {repr(keypath[-1]), f'"{keypath[-1]}"'}
-        message = _QUOTED.sub(lambda m: m.group(0) if m.group(0) in own else REDACTED, d.message)
-        if d.code == "float":
-            message = REDACTED + message[message.find(" is not representable"):]
-        return d if message == d.message else dataclasses.replace(d, message=message)
 
     def text(self, text: str, values: Iterable[str]) -> str:
         """``text`` with every occurrence of the given secret strings masked (for error

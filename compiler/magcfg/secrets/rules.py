@@ -36,7 +36,7 @@ from .references import (
 from .settings import SecretSettings, load_secret_settings
 
 if TYPE_CHECKING:
-    from ..pipeline.compiler import CompileContext
+    from ..pipeline.context import CompileContext
 
 
 @dataclass
@@ -213,7 +213,7 @@ def check_secrets(context: CompileContext) -> list[Diagnostic]:
                 found.append((keypath, f"keys {'.'.join(other)} and {'.'.join(keypath)} both map "
                               f"to the env var {name}: rename one", "secret-env-clash"))
     for keypath, message, code in found:
-        errors.append(_located(context, keypath, message, code))
+        errors.append(context.locate(keypath, message, code))
     return errors
 
 
@@ -244,11 +244,3 @@ def _reference_problems(ref: SecretRef, keypath: tuple[str, ...],
     return out
 
 
-def _located(context: CompileContext, keypath: tuple[str, ...], message: str, code: str) -> Diagnostic:
-    chain = context.stack.provenance(keypath)
-    dotted = ".".join(keypath)
-    if chain:
-        where = chain[-1]
-        return Diagnostic(where.file, where.line, dotted, message, code=code)
-    return Diagnostic(context.project.file, None, dotted,
-                      f"{message} (environment {context.env})", code=code)

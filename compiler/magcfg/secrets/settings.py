@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import Diagnostic
 from ..project import Project
-from ..syntax.strict_yaml import locate
+from ..syntax.locate import locate
 
 _MOUNT = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PREFIX = re.compile(r"(?:[A-Za-z0-9._-]+/)*")

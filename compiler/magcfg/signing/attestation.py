@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from .signatures import MANIFEST_NAME, VerificationError, key_id
+from .keys import key_id
+from .signatures import MANIFEST_NAME, VerificationError
 
 __all__ = [
     "BUILDER_ID",

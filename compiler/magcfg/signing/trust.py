@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import BuildError, Diagnostic
-from .signatures import Ed25519PublicKey, load_public_key
+from .keys import Ed25519PublicKey, load_public_key
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -19,7 +19,7 @@ __all__ = ["project_public_key_paths", "project_public_keys"]
 
 def project_public_key_paths(project: Project) -> list[str]:
     """The ``signing.public_keys`` paths, relative to the project root (may be empty)."""
-    from ..syntax.strict_yaml import locate
+    from ..syntax.locate import locate
 
     section = project.settings.get("signing")
     if section is None:

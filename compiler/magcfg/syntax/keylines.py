@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .strict_yaml import decode_text, locate
+from .locate import locate
+from .strict_yaml import decode_text
 
 KeyPath = tuple[str, ...]
 

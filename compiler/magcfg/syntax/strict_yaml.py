@@ -24,11 +24,9 @@ float | bool | None``. The two layer markers are tuples, which YAML never produc
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from ..errors import Diagnostic
@@ -59,34 +57,6 @@ _LEADING_ZERO_NUMBER = re.compile(rb"[ \[,{][-+]?0[0-9_]")
 _YAML11_WORDS = frozenset(
     ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"])
 _JSON_SCALARS = (str, int, float, bool, type(None))
-
-
-class ParsedFile:
-    """One layer file after strict loading. ``data`` is its top-level mapping, which
-    may be loaded on first use (from the parse cache): a rebuild that reuses a
-    fragment never needs the data of the files behind it, only their ``keys``."""
-
-    __slots__ = ("_data", "_loader", "digest", "has_markers", "keys", "path")
-
-    def __init__(self, path: str, digest: str, keys: tuple[str, ...], has_markers: bool,
-                 data: dict[str, Any] | None = None,
-                 loader: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.path = path
-        self.digest = digest
-        self.keys = frozenset(keys)
-        self.has_markers = has_markers
-        self._data = data
-        self._loader = loader
-
-    @property
-    def data(self) -> dict[str, Any]:
-        if self._data is None:
-            assert self._loader is not None
-            self._data = self._loader()
-        return self._data
-
-    def __repr__(self) -> str:
-        return f"ParsedFile({self.path!r})"
 
 
 class LoadFailed(Exception):
@@ -437,51 +407,6 @@ def _node_count(node: Any) -> int:
     return count
 
 
-# --------------------------------------------------------------------------- locate
-
-
-@lru_cache(maxsize=256)
-def _composed(path: str, text: str) -> Any:
-    try:
-        return compose(path, text)
-    except LoadFailed:
-        return None
-
-
-def locate(path: str, raw: bytes, keypath: tuple[str, ...]) -> int | None:
-    """Line (1-based) where ``keypath`` is set in the file, or of its deepest existing
-    ancestor; ``None`` when the file cannot be read."""
-    import yaml
-
-    try:
-        text = decode_text(path, raw)
-    except LoadFailed:
-        return None
-    if path.endswith(".cue"):
-        from ..cue.layers import locate_cue
-
-        return locate_cue(text, keypath)
-    node = _composed(path, text)
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for part in keypath:
-        if isinstance(node, yaml.MappingNode):
-            for knode, vnode in node.value:
-                if knode.value == part:
-                    line = knode.start_mark.line + 1
-                    node = vnode
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            node = node.value[int(part)]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def iter_leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every leaf (scalar, list, or marker) of a layer tree with its key path."""
     if type(data) is dict:
@@ -493,62 +418,3 @@ def iter_leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple
 
 def is_json_scalar(value: object) -> bool:
     return isinstance(value, _JSON_SCALARS)
-
-
-# --------------------------------------------------------------------------- sources
-
-LAYER_SUFFIXES = (".yaml", ".yml", ".cue")
-"""Layer files: YAML, and CUE (evaluated by ``cue export``, see cue_layers.py)."""
-
-
-class FileSource:
-    """Layer files on disk below ``root``. Symlinks are followed only inside ``root``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._root = str(self.root)
-
-    def read(self, path: str) -> bytes:
-        with open(os.path.join(self._root, path), "rb") as fh:
-            return fh.read()
-
-    def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
-                   ) -> tuple[list[str], list[Diagnostic]]:
-        """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
-        entries skipped). A missing directory is an empty layer."""
-        # Plain strings and os.walk, not pathlib: 1,000 files cost ~30 ms in Path objects.
-        base = os.path.join(self._root, directory)
-        files: list[str] = []
-        problems: list[Diagnostic] = []
-        if not os.path.lexists(base):
-            return files, problems
-        cut = len(self._root) + 1
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for d in list(dirnames):
-                full = os.path.join(dirpath, d)
-                if os.path.islink(full) and not self._inside(Path(full)):
-                    problems.append(Diagnostic(full[cut:].replace(os.sep, "/"), None, None,
-                                               "symlink leads outside the repository",
-                                               code="symlink"))
-                    dirnames.remove(d)
-            for name in filenames:
-                if name.startswith(".") or not name.endswith(suffixes):
-                    continue
-                full = os.path.join(dirpath, name)
-                rel = full[cut:].replace(os.sep, "/")
-                if os.path.islink(full) and not self._inside(Path(full)):
-                    problems.append(Diagnostic(rel, None, None,
-                                               "symlink leads outside the repository",
-                                               code="symlink"))
-                    continue
-                files.append(rel)
-        files.sort(key=lambda p: p.encode("utf-8"))
-        return files, problems
-
-    def _inside(self, path: Path) -> bool:
-        try:
-            path.resolve().relative_to(self.root)
-        except ValueError:
-            return False
-        return True

@@ -1,4 +1,9 @@
-"""The build pipeline: load -> merge -> validate -> (redact) -> emit, for every environment.
+"""The compiler: the pipeline's stages run with every capability, for every environment.
+
+Data flows load -> merge -> validate -> redact -> emit (``magcfg.pipeline``); the
+capabilities plug in at the extension points of ``pipeline.context``: CUE layers and
+schemas (``magcfg.cue``), the secret rules and manifests (``magcfg.secrets``), the
+ConfigMap (``magcfg.delivery``).
 
 All errors of a build are collected (every file, every environment) before it fails,
 and a failed build writes nothing. The unit of work and of caching is a *fragment*: one
@@ -11,26 +16,21 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..delivery.configmap import CONFIGMAP_NAME as CONFIGMAP
-from ..delivery.emitter import STALE_WHEN_MANIFEST_CHANGES
-from ..errors import BuildError, Diagnostic
-from ..heap import gc_paused
-from ..project import Project
-from ..schema.index import Schema, load_schema
-from ..schema.validator import SchemaViolation, Validator
-from ..secrets.redaction import Redactor
-from ..syntax.strict_yaml import FileSource, LoadFailed, ParsedFile, parse_layer
-from .cache import BuildCache
-from .emit import (
-    CONFIG,
-    MANIFEST,
-    SIGNATURE,
+from .artifact import CONFIG, CONFIGMAP, MANIFEST, SIGNED_FILES
+from .cue.layers import CUE_SUFFIX, load_cue_layers
+from .cue.schema import check_environments, manifest_entry
+from .delivery.emitter import configmap_emitter, configmap_size_check
+from .errors import BuildError, Diagnostic
+from .heap import gc_paused
+from .pipeline.cache import BuildCache
+from .pipeline.context import CompileContext, Extensions
+from .pipeline.emit import (
     config_bytes,
     fragment_bytes,
     inputs_digest,
@@ -38,107 +38,17 @@ from .emit import (
     stale_files,
     write_files,
 )
-from .merge import ABSENT, Layer, LayerStack, Source
-
-if TYPE_CHECKING:
-    from ..cue.schema import CueSchema
-
-# Extension points of the pipeline, one list per kind. Each feature module adds its
-# function in _extensions() below (explicitly, not by import side effects).
-#  - document checks run on each merged, schema-valid environment (CUE, secret rules);
-#  - artifact emitters return extra files for generated/<env>/, covered by the manifest;
-#  - delivery emitters run after the manifest and may read it (ConfigMap); their files
-#    are not listed in the manifest;
-#  - build checks run once per build on every environment that compiled, so a check
-#    backed by an external process (CUE) starts it once, not once per environment.
-DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
-ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
-DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
-BuildCheck = Callable[["Compiler", Sequence["CompileContext"]], list[Diagnostic]]
-
-
-@dataclass(frozen=True)
-class Extensions:
-    document_checks: tuple[DocumentCheck, ...] = ()
-    artifact_emitters: tuple[ArtifactEmitter, ...] = ()
-    delivery_emitters: tuple[DeliveryEmitter, ...] = ()
-    build_checks: tuple[BuildCheck, ...] = ()
-
-
-def _extensions() -> Extensions:
-    checks: list[DocumentCheck] = []
-    artifacts: list[ArtifactEmitter] = []
-    delivery: list[DeliveryEmitter] = []
-    build_checks: list[BuildCheck] = []
-    # secrets (issue 3) / cue (issue 6) / configmap (issue 4) register here.
-    from ..cue.schema import check_environments
-    from ..delivery.emitter import configmap_emitter, configmap_size_check
-
-    checks.append(configmap_size_check)
-    delivery.append(configmap_emitter)
-    from ..secrets.manifests import emit_secret_manifests
-    from ..secrets.rules import check_secrets
-
-    checks.append(check_secrets)
-    artifacts.append(emit_secret_manifests)
-    build_checks.append(check_environments)
-    return Extensions(tuple(checks), tuple(artifacts), tuple(delivery), tuple(build_checks))
-
-
-@dataclass
-class CompileContext:
-    """What an emitter may read about the environment being compiled."""
-
-    project: Project
-    env: str
-    stack: LayerStack
-    schema: Schema | None
-    config_json: bytes
-    redactor: Redactor
-    fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    cache: BuildCache | None = None
-    merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
-    schema_summary: dict[str, Any] | None = None  # Compiler.schema_summary()
-    _config: dict[str, Any] | None = None
-    _config_sha256: str | None = None
-
-    @property
-    def config_sha256(self) -> str:
-        """Hex sha256 of ``config_json`` (the manifest's, once it is made: hashing a
-        large config twice costs tens of milliseconds)."""
-        if self._config_sha256 is None:
-            self._config_sha256 = hashlib.sha256(self.config_json).hexdigest()
-        return self._config_sha256
-
-    def top(self, key: str) -> Any:
-        """One top-level value, parsed from its fragment alone (cheaper than ``config``)."""
-        import orjson
-
-        if self._config is not None:
-            return self._config[key]
-        if key in self.merged:
-            return self.merged[key]
-        return orjson.loads(b"{" + self.fragments[key][1] + b"}")[key]
-
-    def memo(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
-        """A per-fragment result cached with the fragment: ``compute`` runs only when the
-        top-level ``key``'s inputs changed. Results must be marshal-able."""
-        if self.cache is None or key not in self.fragments:
-            return compute()
-        name = f"{kind}:{self.fragments[key][0]}"
-        found = self.cache.fragment(name)
-        if found is None:
-            found = compute()
-            self.cache.put_fragment(name, found)
-        return found
-
-    @property
-    def config(self) -> dict[str, Any]:
-        if self._config is None:
-            import orjson
-
-            self._config = orjson.loads(self.config_json)
-        return self._config
+from .pipeline.load import FileSource, ParsedFile
+from .pipeline.merge import ABSENT, Layer, LayerStack, Source
+from .pipeline.redact import redact_diagnostics
+from .pipeline.validate import locate_violations
+from .project import Project
+from .schema.index import Schema, load_schema
+from .schema.validator import SchemaViolation, Validator
+from .secrets.manifests import emit_secret_manifests
+from .secrets.redaction import Redactor
+from .secrets.rules import check_secrets
+from .syntax.strict_yaml import LoadFailed, parse_layer
 
 
 @dataclass
@@ -185,12 +95,24 @@ class Timings:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+STANDARD = Extensions(
+    layer_loaders={CUE_SUFFIX: load_cue_layers},
+    document_checks=(configmap_size_check, check_secrets),
+    artifact_emitters=(emit_secret_manifests,),
+    schema_entries=(manifest_entry,),
+    delivery_emitters=(configmap_emitter,),
+    build_checks=(check_environments,),
+)
+"""Every capability of magcfg, at its extension point."""
+
+
 class Compiler:
     """Loads and compiles environments of one project, sharing parsed files and cache."""
 
     def __init__(self, project: Project, source: Source | None = None,
-                 cache: BuildCache | None = None) -> None:
+                 cache: BuildCache | None = None, extensions: Extensions = STANDARD) -> None:
         self.project = project
+        self.extensions = extensions
         self.source: Any = source or FileSource(project.root)
         if cache is None:
             cache = BuildCache(project.root / project.cache_dir)
@@ -201,7 +123,13 @@ class Compiler:
         self.timings = Timings()
         self._summary: dict[str, Any] | None = None
         self._secret_keys: list[str] | None = None
-        self._cue_schema: CueSchema | None = None
+        self._once: dict[str, Any] = {}
+
+    def once(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` run at most once per compiler (``pipeline.context.Workspace``)."""
+        if name not in self._once:
+            self._once[name] = compute()
+        return self._once[name]
 
     # -- schema -----------------------------------------------------------------------
 
@@ -216,20 +144,6 @@ class Compiler:
                                              code="schema")]) from None
             self._schema = load_schema(path, raw)
         return self._schema
-
-    def cue_schema(self) -> CueSchema | None:
-        """The project's CUE schema (read once per compiler), or None."""
-        if self._cue_schema is None and self.project.cue_schema:
-            from ..cue.schema import load_cue_schema
-
-            self._cue_schema = load_cue_schema(self)
-        return self._cue_schema
-
-    def _cue_manifest(self) -> dict[str, str] | None:
-        cue = self.cue_schema()
-        if cue is None:
-            return None
-        return {"definition": cue.definition, "digest": f"sha256:{cue.digest}", "path": cue.path}
 
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
@@ -269,16 +183,16 @@ class Compiler:
             errors.extend(problems)
         wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
         with self.timings.stage("load"):
-            cue_files = [p for p in wanted if p.endswith(".cue") and p not in self._parsed]
-            if cue_files:
-                from ..cue.layers import load_cue_layers
-
-                try:
-                    self._parsed.update(load_cue_layers(self, cue_files))
-                except BuildError as exc:
-                    errors.extend(exc.diagnostics)
+            loaders = self.extensions.layer_loaders
+            for suffix, loader in sorted(loaders.items()):
+                todo = [p for p in wanted if p.endswith(suffix) and p not in self._parsed]
+                if todo:
+                    try:
+                        self._parsed.update(loader(self, todo))
+                    except BuildError as exc:
+                        errors.extend(exc.diagnostics)
             for path in wanted:
-                if path.endswith(".cue"):
+                if path.endswith(tuple(loaders)):
                     continue
                 try:
                     self._load_file(path)
@@ -368,7 +282,8 @@ class Compiler:
             validator = self.validator() if schema is not None else None
             if not errors and value is not ABSENT and validator is not None:
                 with self.timings.stage("validate"):
-                    errors = self._locate(stack, validator.check_fragment(key, value))
+                    errors = locate_violations(stack, self.project.file,
+                                               validator.check_fragment(key, value))
                 diags = diags + errors
             diagnostics.extend(diags)
             if errors:
@@ -392,7 +307,7 @@ class Compiler:
                                  by_key, self.cache,
                                  {k: v for k, v in present.items() if v is not True},
                                  schema_summary=summary)
-        extensions = _extensions()
+        extensions = self.extensions
         with self.timings.stage("validate"):
             if summary is not None:
                 if summary["fragment_safe"]:
@@ -403,7 +318,7 @@ class Compiler:
                     validator = self.validator()
                     assert validator is not None
                     violations = validator.check_document(context.config)
-                doc_errors = self._locate(stack, violations)
+                doc_errors = locate_violations(stack, self.project.file, violations)
                 if doc_errors:
                     return None, diagnostics + doc_errors
             check_errors = [d for check in extensions.document_checks for d in check(context)]
@@ -420,7 +335,7 @@ class Compiler:
                 env=env, files=files, inputs_digest=inputs_digest(inputs),
                 input_count=len(inputs), schema_path=schema.path if schema else None,
                 schema_digest=f"sha256:{schema.digest}" if schema else None,
-                cue_schema=self._cue_manifest(),
+                schemas=self._schema_entries(),
                 hot_keys=hot, restart_keys=restart, previous=previous_manifest,
                 secret_keys=self.secret_keys(),
                 manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
@@ -435,8 +350,13 @@ class Compiler:
         """Errors of the build checks (e.g. CUE) over the compiled environments."""
         contexts = [a.context for a in artifacts if a.context is not None]
         with self.timings.stage("build_checks"):
-            return [d for check in _extensions().build_checks for d in check(self, contexts)
+            return [d for check in self.extensions.build_checks for d in check(self, contexts)
                     if d.severity == "error"]
+
+    def _schema_entries(self) -> dict[str, dict[str, str]]:
+        """Further schemas for the manifest's ``schema`` section (``cue``)."""
+        return dict(entry for make in self.extensions.schema_entries
+                    if (entry := make(self)) is not None)
 
     def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         """Diagnostics with quoted values of secret keys masked (the load stage quotes
@@ -445,7 +365,7 @@ class Compiler:
             redactor = self.redactor()
         except BuildError:  # an unreadable schema is reported on its own
             redactor = Redactor(None, self.project.settings.get("redact") or ())
-        return [redactor.diagnostic(d) for d in diagnostics]
+        return redact_diagnostics(redactor, diagnostics)
 
     def schema_summary(self) -> dict[str, Any] | None:
         """What every build needs from the JSON Schema, cached by the schema's digest:
@@ -480,24 +400,6 @@ class Compiler:
             self._secret_keys = sorted({*(summary["secret_paths"] if summary else ()),
                                         *self.redactor().patterns})
         return self._secret_keys
-
-    def _locate(self, stack: LayerStack, violations: list[Any]) -> list[Diagnostic]:
-        out = []
-        for v in violations:
-            chain = stack.provenance(v.keypath)
-            keypath = v.keypath
-            while not chain and keypath:  # not set anywhere: point at the nearest parent
-                keypath = keypath[:-1]
-                chain = stack.provenance(keypath)
-            if chain:
-                where = chain[-1]
-                out.append(Diagnostic(where.file, where.line, ".".join(v.keypath) or None,
-                                      v.message, code=v.code))
-            else:
-                out.append(Diagnostic(self.project.file, None, ".".join(v.keypath) or None,
-                                      f"{v.message} (environment {stack.env})", code=v.code))
-        return out
-
 
 def _config_digest(manifest: bytes) -> str | None:
     import orjson
@@ -578,14 +480,14 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
         for name, data in artifact.files.items():
             outputs[f"{base}/{name}"] = data
         if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
-            # A new manifest invalidates its old signature (and attestation, issue 4).
-            for name in (SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES):
+            # A new manifest invalidates its old signature and attestation.
+            for name in SIGNED_FILES:
                 outputs[f"{base}/{name}"] = None
         if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
             outputs[f"{base}/{CONFIGMAP}"] = None
         # generated/<env>/ belongs to magcfg: a file the build no longer produces (an
         # old vault-policy-direct-<app>.hcl, say) is removed, and --check reports it.
-        signed = {SIGNATURE, *STALE_WHEN_MANIFEST_CHANGES}
+        signed = set(SIGNED_FILES)
         for leftover in _files_under(root / base):
             rel = f"{base}/{leftover}"
             if rel not in outputs and leftover not in signed:

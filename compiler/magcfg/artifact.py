@@ -1,0 +1,23 @@
+"""The layout of an artifact directory (``generated/<env>/``): the names of its files.
+
+Every module that writes, signs, ships or verifies an artifact takes the names from
+here, so the build, ``sign``, delivery and the runtime kernel agree on them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "MANIFEST", "SIGNATURE", "SIGNED_FILES"]
+
+CONFIG = "config.json"
+"""The merged configuration (listed in the manifest)."""
+MANIFEST = "manifest.json"
+"""Environment, version and the sha256 of every listed file (docs/artifact.md)."""
+SIGNATURE = "manifest.json.sig"
+"""Base64 of the Ed25519 signature over the exact bytes of ``manifest.json``."""
+ATTESTATION = "attestation.dsse.json"
+"""The in-toto statement over the manifest and its files, in a DSSE envelope."""
+CONFIGMAP = "configmap.yaml"
+"""The artifact as a Kubernetes ConfigMap (not listed in the manifest)."""
+
+SIGNED_FILES = (SIGNATURE, ATTESTATION)
+"""Files ``sign`` makes over the manifest's bytes: they hold only while it is unchanged."""

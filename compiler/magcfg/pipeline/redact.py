@@ -1,0 +1,46 @@
+"""Stage 4, redact: nothing a build reports quotes a secret value.
+
+The load and merge stages quote offending scalars (``'0755' is octal in YAML 1.1``)
+before anyone knows which keys are secret; this stage masks every quoted value in a
+diagnostic whose key the project's redactor (``magcfg.secrets.redaction``) calls secret.
+The schema validator and the secret rules mask their own messages and are left as
+they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING
+
+from ..errors import Diagnostic
+from ..secrets.redaction import REDACTED
+
+if TYPE_CHECKING:
+    from ..secrets.redaction import Redactor
+
+__all__ = ["redact_diagnostic", "redact_diagnostics"]
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+# Codes of stages that mask values themselves: the schema validator (masked messages) and
+# the secret rules (they quote parts of well-formed references only).
+_SELF_MASKED = ("schema-", "secret-")
+
+
+def redact_diagnostic(redactor: Redactor, d: Diagnostic) -> Diagnostic:
+    """``d`` with any value it quotes masked when its key is secret (the key's own name
+    may stay)."""
+    if not d.key or d.code.startswith(_SELF_MASKED):
+        return d
+    keypath = tuple(d.key.split("."))
+    if not redactor.is_secret(keypath):
+        return d
+    own = {repr(keypath[-1]), f'"{keypath[-1]}"'}
+    message = _QUOTED.sub(lambda m: m.group(0) if m.group(0) in own else REDACTED, d.message)
+    if d.code == "float":
+        message = REDACTED + message[message.find(" is not representable"):]
+    return d if message == d.message else dataclasses.replace(d, message=message)
+
+
+def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    return [redact_diagnostic(redactor, d) for d in diagnostics]

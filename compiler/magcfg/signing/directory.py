@@ -1,0 +1,148 @@
+"""An artifact directory (``generated/<env>/``) signed and verified as a whole.
+
+``verify_artifact`` checks the manifest's signature, every listed file's digest and the
+attestation; ``sign_artifact`` writes the signature, the attestation and the ConfigMap
+that carries the signature, each only if its bytes change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from ..errors import Diagnostic
+from .keys import SigningError, key_id, write_atomic
+from .signatures import (
+    ATTESTATION_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    VerificationError,
+    VerifiedArtifact,
+    check_digests,
+    parse_manifest,
+    sign_manifest,
+    verify_manifest,
+)
+
+__all__ = ["SignedArtifact", "sign_artifact", "verify_artifact"]
+
+
+def verify_artifact(env_dir: str | os.PathLike[str],
+                    public_keys: Iterable[Ed25519PublicKey], *,
+                    display: str | None = None,
+                    attestation: bool = True) -> VerifiedArtifact:
+    """Verify ``env_dir``: the manifest signature, then the sha256 of every listed file.
+
+    If ``attestation`` is true and ``attestation.dsse.json`` is present, its DSSE
+    signature and subjects are checked too. ``display`` is how ``env_dir`` is named in
+    errors (default: the path as given). Raises :class:`VerificationError` naming the
+    offending file.
+    """
+    directory = Path(env_dir)
+    prefix = (display if display is not None else directory.as_posix()).rstrip("/") + "/"
+    keys = list(public_keys)
+    manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
+    if manifest_bytes is None:
+        raise VerificationError(prefix + MANIFEST_NAME, "not found (run `magcfg build`)",
+                                "missing_file")
+    signature = _read_member(directory, SIGNATURE_NAME, prefix)
+    if signature is None:
+        raise VerificationError(prefix + SIGNATURE_NAME,
+                                "not found: the artifact is not signed (run `magcfg sign`)",
+                                "unsigned")
+    kid = verify_manifest(manifest_bytes, signature, keys,
+                          signature_file=prefix + SIGNATURE_NAME)
+    manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
+    files = {name: _read_member(directory, name, prefix) for name in manifest["files"]}
+    checked = check_digests(manifest, files, prefix)
+    envelope = _read_member(directory, ATTESTATION_NAME, prefix) if attestation else None
+    if envelope is not None:
+        from .attestation import verify_attestation
+
+        verify_attestation(envelope, {MANIFEST_NAME: manifest_bytes, **checked}, keys,
+                           file=prefix + ATTESTATION_NAME)
+    return VerifiedArtifact(kid, manifest, manifest_bytes, checked,
+                            attestation_checked=envelope is not None)
+
+
+def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
+    try:
+        return (directory / name).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        raise VerificationError(prefix + name, "is a directory, not a file",
+                                "missing_file") from None
+    except OSError as exc:
+        raise VerificationError(prefix + name, f"cannot read: {exc.strerror}",
+                                "missing_file") from None
+
+
+# ---------------------------------------------------------------- signing an artifact
+
+@dataclass(frozen=True)
+class SignedArtifact:
+    """What :func:`sign_artifact` did: the signer's key id and the files it changed."""
+
+    key_id: str
+    version: int | None
+    written: tuple[str, ...]
+
+
+def sign_artifact(env_dir: str | os.PathLike[str], env: str,
+                  private_key: Ed25519PrivateKey, *, display: str | None = None,
+                  attestation: bool = True) -> SignedArtifact:
+    """Sign the built artifact in ``env_dir``.
+
+    Refuses (naming the file) if a file the manifest lists is missing or differs from
+    its digest: only what the build produced gets signed. Writes ``manifest.json.sig``,
+    the DSSE attestation (unless ``attestation`` is false) and ``configmap.yaml`` with
+    the new signature (unless the artifact is too large for a ConfigMap), each
+    atomically and only if its bytes change.
+    """
+    from ..delivery.configmap import CONFIGMAP_NAME, configmap_files, render_configmap
+    from ..delivery.emitter import fits_configmap
+
+    directory = Path(env_dir)
+    prefix = (display if display is not None else directory.as_posix()).rstrip("/") + "/"
+    manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
+    if manifest_bytes is None:
+        raise SigningError([Diagnostic(prefix + MANIFEST_NAME, None, None,
+                                       "not found: run `magcfg build` before `magcfg sign`")])
+    manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
+    files = {name: _read_member(directory, name, prefix) for name in manifest["files"]}
+    try:
+        checked = check_digests(manifest, files, prefix)
+    except VerificationError as exc:
+        raise SigningError([Diagnostic(exc.file, None, None,
+                                       "does not match manifest.json (edited after the "
+                                       "build?); run `magcfg build` before signing")]) from None
+
+    signature = sign_manifest(manifest_bytes, private_key)
+    outputs: dict[str, bytes] = {SIGNATURE_NAME: signature}
+    if attestation:
+        from .attestation import sign_attestation
+
+        outputs[ATTESTATION_NAME] = sign_attestation(manifest_bytes, checked, private_key)
+    if fits_configmap(checked.get("config.json", b"")):
+        members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
+        outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
+
+    written: list[str] = []
+    for name, data in outputs.items():
+        path = directory / name
+        if _read_member(directory, name, prefix) != data:
+            write_atomic(path, data, 0o644)
+            written.append(prefix + name)
+    version = manifest.get("version")
+    return SignedArtifact(key_id(private_key.public_key()),
+                          version if isinstance(version, int) else None, tuple(written))
+
+

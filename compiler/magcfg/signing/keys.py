@@ -1,0 +1,217 @@
+"""Ed25519 signing keys: generating, loading (file, PEM text, environment) and naming them.
+
+Imports only ``cryptography`` and the standard library (the runtime kernel loads public
+keys). A private key is written with mode 0600 set before any byte, and no message
+ever quotes a key's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from ..durable import replace_file
+from ..errors import Diagnostic, MagcfgError
+
+__all__ = [
+    "KEY_ID_LENGTH",
+    "SIGNING_KEY_ENV",
+    "Ed25519PrivateKey",
+    "Ed25519PublicKey",
+    "GeneratedKeyPair",
+    "KeyLoadError",
+    "SigningError",
+    "generate_key_pair",
+    "key_id",
+    "load_private_key",
+    "load_private_key_pem",
+    "load_public_key",
+    "load_public_key_pem",
+    "private_key_from_env",
+    "public_key_pem",
+    "write_atomic",
+]
+
+SIGNING_KEY_ENV = "MAGCFG_SIGNING_KEY"
+KEY_ID_LENGTH = 16
+
+
+class SigningError(MagcfgError):
+    """A key could not be generated or used, or an artifact could not be signed."""
+
+
+class KeyLoadError(SigningError):
+    """A key file, PEM text or environment variable does not hold a usable Ed25519 key.
+
+    Messages name the source but never quote its content: it may be a private key.
+    """
+
+
+
+@dataclass(frozen=True)
+class GeneratedKeyPair:
+    """Where :func:`generate_key_pair` wrote the keys, and the public key's id."""
+
+    private_key_path: Path
+    public_key_path: Path
+    key_id: str
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """Short id of a public key: the first 16 hex digits of sha256 over its DER SPKI.
+
+    The same value ``openssl pkey -pubin -in pub.pem -outform DER | sha256sum`` starts with.
+    """
+    der = public_key.public_bytes(serialization.Encoding.DER,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:KEY_ID_LENGTH]
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of ``public_key``."""
+    return public_key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def generate_key_pair(out_dir: str | os.PathLike[str], name: str = "magcfg",
+                      *, overwrite: bool = False) -> GeneratedKeyPair:
+    """Write a new Ed25519 key pair to ``out_dir/<name>.key`` and ``out_dir/<name>.pub``.
+
+    The private key is unencrypted PKCS#8 PEM created with mode 0600 (it is meant for a
+    secret store, which does the protecting); the public key is SubjectPublicKeyInfo PEM.
+    An existing private key is never replaced unless ``overwrite`` is true.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise SigningError(f"key name {name!r} must be letters, digits, '.', '_' or '-'")
+    directory = Path(out_dir)
+    private_path = directory / f"{name}.key"
+    public_path = directory / f"{name}.pub"
+    if not overwrite:
+        for path in (private_path, public_path):
+            if path.exists() or path.is_symlink():
+                raise SigningError([Diagnostic(str(path), None, None,
+                                               "already exists; refusing to replace a key "
+                                               "(use --force)")])
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SigningError([Diagnostic(str(directory), None, None,
+                                       f"cannot create directory: {exc.strerror}")]) from None
+
+    private_key = Ed25519PrivateKey.generate()
+    private_pem = private_key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption())
+    public_key = private_key.public_key()
+    _write_private(private_path, private_pem)
+    write_atomic(public_path, public_key_pem(public_key), 0o644)
+    return GeneratedKeyPair(private_path, public_path, key_id(public_key))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    # The file is created 0600 before any key byte is written to it, whatever the umask,
+    # and renamed into place so a reader never sees a partial key.
+    write_atomic(path, data, 0o600)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` atomically with ``data`` (file ``mode``); ``SigningError`` if not."""
+    try:
+        replace_file(path, data, mode)
+    except OSError as exc:
+        raise SigningError([Diagnostic(str(path), None, None,
+                                       f"cannot write: {exc.strerror}")]) from None
+
+
+def load_private_key_pem(pem: bytes | str, source: str) -> Ed25519PrivateKey:
+    """Parse a PKCS#8 PEM Ed25519 private key; ``source`` names it in errors."""
+    data = _pem_bytes(pem)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise KeyLoadError([Diagnostic(source, None, None,
+                                       "the private key is encrypted; give an unencrypted "
+                                       "PKCS#8 PEM key (keep it in a secret store)")]) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyLoadError([Diagnostic(source, None, None,
+                                       "not a PEM private key")]) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyLoadError([Diagnostic(source, None, None, "not an Ed25519 private key "
+                                       "(magcfg signs with Ed25519 only)")])
+    return key
+
+
+def load_public_key_pem(pem: bytes | str, source: str) -> Ed25519PublicKey:
+    """Parse a SubjectPublicKeyInfo PEM Ed25519 public key; ``source`` names it in errors."""
+    data = _pem_bytes(pem)
+    if b"PRIVATE KEY" in data:
+        raise KeyLoadError([Diagnostic(source, None, None,
+                                       "holds a private key where a public key belongs; "
+                                       "give the .pub file")])
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyLoadError([Diagnostic(source, None, None,
+                                       "not a PEM public key")]) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyLoadError([Diagnostic(source, None, None, "not an Ed25519 public key")])
+    return key
+
+
+def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    """Read an Ed25519 private key from a PEM file."""
+    return load_private_key_pem(_read_key_file(Path(path)), str(path))
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """Read an Ed25519 public key from a PEM file."""
+    return load_public_key_pem(_read_key_file(Path(path)), str(path))
+
+
+def private_key_from_env(variable: str = SIGNING_KEY_ENV,
+                         environ: Mapping[str, str] | None = None) -> Ed25519PrivateKey:
+    """The private key held as PEM text in an environment variable.
+
+    CI secret stores often flatten newlines to a literal ``\\n``; that form is accepted.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(variable)
+    source = f"${variable}"
+    if not value or not value.strip():
+        raise KeyLoadError([Diagnostic(source, None, None, "is not set")])
+    if "\n" not in value.strip() and "\\n" in value:
+        value = value.replace("\\n", "\n")
+    return load_private_key_pem(value, source)
+
+
+def _pem_bytes(pem: bytes | str) -> bytes:
+    return pem.encode("utf-8", "replace") if isinstance(pem, str) else pem
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyLoadError([Diagnostic(str(path), None, None, "key file not found")]) from None
+    except IsADirectoryError:
+        raise KeyLoadError([Diagnostic(str(path), None, None,
+                                       "is a directory, not a key file")]) from None
+    except OSError as exc:
+        raise KeyLoadError([Diagnostic(str(path), None, None,
+                                       f"cannot read key file: {exc.strerror}")]) from None
+    if len(data) > 64 * 1024:
+        raise KeyLoadError([Diagnostic(str(path), None, None, "too large to be a PEM key")])
+    return data
+
+
