@@ -12,7 +12,7 @@ Two parsers, one meaning:
 A file takes the fast path only when a cheap scan of its text shows nothing the fast
 parser could read differently (tags, tabs, merge keys, YAML 1.1 look-alikes, deep
 indentation); anything else, and any fast-path failure, goes through the reference path.
-Both give the same data for the same text (tests/test_load.py checks it on generated
+Both give the same data for the same text (tests/syntax/test_strict_yaml.py checks it on generated
 corpora).
 
 Data model: mappings are ``dict[str, Any]``, sequences ``list``, scalars ``str | int |

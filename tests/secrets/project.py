@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import Project
+from ..conftest import Project
 
 # Secret keys carry no pattern here, so the build's own secret rules (not the schema's
 # pattern) are what refuses literals and bad references.

@@ -11,7 +11,7 @@ import pytest
 
 from magcfg.signing.signatures import VerificationError
 from magcfg.signing.versions import SuccessionError, check_succession
-from tests.signing_fixtures import build_in_process, make_project, run_magcfg
+from tests.signing.fixtures import build_in_process, make_project, run_magcfg
 
 
 def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

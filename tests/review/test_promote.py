@@ -10,7 +10,7 @@ import pytest
 
 from magcfg.review.yamledit import EditRefused, set_values
 
-from .conftest import Project
+from ..conftest import Project
 from .promotion_repo import CANARIES, FILES, git, make_repo, no_canary, tree
 
 

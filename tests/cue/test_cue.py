@@ -21,7 +21,7 @@ from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
 
-from .conftest import REPO, Project
+from ..conftest import REPO, Project
 
 # Found the way magcfg finds it: PATH (./scripts/dev test puts .tools/bin first), else
 # the repository's .tools/bin. Missing cue fails the suite loudly; it never skips.

@@ -30,7 +30,7 @@ from magcfg.runtime import (
 from magcfg.runtime.state import STATE_FILE
 from magcfg.signing.keys import Ed25519PrivateKey
 
-from .runtime_fixtures import (
+from .fixtures import (
     KubeletWriter,
     artifact_files,
     base_config,
@@ -39,7 +39,7 @@ from .runtime_fixtures import (
     wait_for,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CANARY = "CANARY-7d1f0e-do-not-leak"
 
 

@@ -21,7 +21,7 @@ from magcfg.signing.attestation import (
 from magcfg.signing.directory import sign_artifact, verify_artifact
 from magcfg.signing.keys import Ed25519PrivateKey, key_id
 from magcfg.signing.signatures import ATTESTATION_NAME, MANIFEST_NAME, VerificationError
-from tests.signing_fixtures import LISTED, make_artifact
+from tests.signing.fixtures import LISTED, make_artifact
 
 
 def _members(env_dir: Path) -> dict[str, bytes]:

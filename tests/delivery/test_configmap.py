@@ -19,7 +19,7 @@ from magcfg.errors import MagcfgError
 from magcfg.signing.directory import sign_artifact, verify_artifact
 from magcfg.signing.keys import Ed25519PrivateKey
 from magcfg.signing.signatures import ATTESTATION_NAME, MANIFEST_NAME, SIGNATURE_NAME
-from tests.signing_fixtures import LISTED, make_artifact
+from tests.signing.fixtures import LISTED, make_artifact
 
 # Recent Kubernetes minor with a schema bundled in kubernetes-validate (strict: no unknown
 # fields allowed).

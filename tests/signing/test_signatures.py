@@ -39,7 +39,7 @@ from magcfg.signing.signatures import (
     verify_files,
     verify_manifest,
 )
-from tests.signing_fixtures import LISTED, make_artifact
+from tests.signing.fixtures import LISTED, make_artifact
 
 OPENSSL = "/usr/bin/openssl"
 

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .conftest import Project
+from ..conftest import Project
 
 CANARIES = ("CANARY_dev_7f3a", "CANARY_staging_91b2", "CANARY_prod_c0de")
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from magcfg.signing.keys import generate_key_pair
-from tests.signing_fixtures import build_in_process, make_project, run_magcfg
+from tests.signing.fixtures import build_in_process, make_project, run_magcfg
 
 OPENSSL = "/usr/bin/openssl"
 ENVS = ("dev", "prod")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from magcfg.syntax.locate import locate
 from magcfg.syntax.strict_yaml import LoadFailed, _parse_fast, decode_text, parse_layer, parse_reference
 
-from .conftest import REPO
+from ..conftest import REPO
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 texts = st.from_regex(r"[A-Za-z][A-Za-z0-9 ._/-]{0,20}", fullmatch=True)

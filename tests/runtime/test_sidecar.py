@@ -19,9 +19,9 @@ from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
 
-from .runtime_fixtures import KubeletWriter, artifact_files, base_config, wait_for
+from .fixtures import KubeletWriter, artifact_files, base_config, wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
 CANARY = "CANARY-sidecar-5b2a91"
 

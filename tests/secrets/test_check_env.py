@@ -14,8 +14,8 @@ import pytest
 from magcfg.secrets.check_env import ArtifactError, check_env, resolve
 from magcfg.secrets.references import parse_reference
 
-from .conftest import MAGCFG, Project
-from .secret_project import PROJECT, make
+from ..conftest import MAGCFG, Project
+from .project import PROJECT, make
 
 PROD_VARS = {"MAGCFG_MAGDS_PASSWORD": "CANARY-pw-1", "MAGCFG_MAGDS_REPLICA_PASSWORD": "CANARY-pw-2",
              "MAGCFG_MAGWS_APP_SECRET": "CANARY-pw-3"}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from magcfg.review.diff import compare, compare_deepdiff, flatten
 
-from .conftest import Project
+from ..conftest import Project
 from .promotion_repo import CANARIES, git, make_repo, no_canary, tree
 
 
@@ -329,7 +329,7 @@ def test_key_lines_match_locate() -> None:
     from magcfg.syntax.locate import locate
     from magcfg.syntax.strict_yaml import parse_layer
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     source = FileSource(root)
     lines = KeyLines(source)
     files = sorted(p.relative_to(root).as_posix() for p in (root / "layers").rglob("*.yaml"))
@@ -360,7 +360,7 @@ def test_colour_on_a_terminal(repo: Project) -> None:
     import os
     import subprocess
 
-    from .conftest import MAGCFG
+    from ..conftest import MAGCFG
 
     def on_tty(extra: dict[str, str]) -> str:
         leader, follower = os.openpty()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .conftest import Project
+from ..conftest import Project
 
 
 def git(project: Project, *args: str) -> str:

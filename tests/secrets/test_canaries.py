@@ -18,7 +18,7 @@ from magcfg.pipeline.cache import BuildCache
 from magcfg.secrets.check_env import check_env
 from magcfg.secrets.references import env_var_name, references
 
-from .conftest import Project
+from ..conftest import Project
 
 CANARY = "CANARY-7c1f-d00d"
 

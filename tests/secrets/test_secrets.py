@@ -26,8 +26,8 @@ from magcfg.secrets.references import (
     references,
 )
 
-from .conftest import REPO, Project
-from .secret_project import PROJECT, make
+from ..conftest import REPO, Project
+from .project import PROJECT, make
 
 ESO_SCHEMA = json.loads((Path(__file__).parent / "data/externalsecret-v1.schema.json").read_text())
 CANARY = "CANARY-9f8e7d-s3cr3t"
