@@ -98,6 +98,37 @@ class Project:
                 for p in sorted(base.rglob("*")) if p.is_file()}
 
 
+def tree_state(base: Path) -> dict[str, str]:
+    """Every entry below ``base`` without following symlinks: a file's sha256 and mode, a
+    symlink's target, a directory's mode. To prove that a command left a tree (an
+    output, or a directory outside the repository) exactly as it was."""
+    if not os.path.lexists(base):
+        return {}
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, base)
+            st = os.lstat(full)
+            if os.path.islink(full):
+                out[rel] = "link:" + os.readlink(full)
+            elif os.path.isdir(full):
+                out[rel] = f"dir:{st.st_mode:o}"
+            else:
+                with open(full, "rb") as fh:
+                    out[rel] = f"file:{st.st_mode:o}:" + hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def failed_cleanly(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """Assert a CLI run failed with ``code`` and a plain message (no Python traceback);
+    returns its stderr for the caller's own assertions."""
+    text = done.stdout + done.stderr
+    assert done.returncode == code, (done.returncode, text)
+    assert "Traceback" not in text, text
+    return done.stderr
+
+
 @pytest.fixture
 def mini(tmp_path: Path) -> Project:
     """A small valid project (two environments) with a JSON Schema."""
