@@ -89,7 +89,8 @@ def _config(counter: int) -> dict[str, Any]:
 def bench_get(tmp: Path, key: Ed25519PrivateKey) -> None:
     data = (json.dumps(_config(1), indent=2, sort_keys=True) + "\n").encode()
     KubeletSwap(tmp / "get").write(_artifact(data, 1, key))
-    kernel = Kernel(tmp / "get", [key.public_key()], watch=False).start()
+    kernel = Kernel(tmp / "get", [key.public_key()], watch=False,
+                    environment="production").start()
     plain = json.loads(data)
     flat = {"maggate.port": plain["maggate"]["port"]}
     n = 2_000_000
@@ -175,7 +176,7 @@ def bench_latency(tmp: Path, key: Ed25519PrivateKey, changes: int, inotify: bool
             arrived.notify_all()
 
     kernel = Kernel(directory, [key.public_key()], use_inotify=inotify,
-                    poll_interval=0.01 if not inotify else 5.0)
+                    poll_interval=0.01 if not inotify else 5.0, environment="production")
     kernel.subscribe(RELOADED, on_reload)
     kernel.start()
     latencies = []
@@ -249,7 +250,8 @@ def bench_large_reload(tmp: Path, key: Ed25519PrivateKey, config_path: Path) -> 
                 "manifest.json.sig": sign_manifest(mb, key)}
 
     writer.write(payload(1))
-    kernel = Kernel(tmp / "large-reload", [key.public_key()], watch=False)
+    kernel = Kernel(tmp / "large-reload", [key.public_key()], watch=False,
+                    environment="production")
     started = time.perf_counter()
     kernel.start()
     boot = (time.perf_counter() - started) * 1000

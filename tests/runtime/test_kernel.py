@@ -65,7 +65,8 @@ class Rig:
     def kernel(self, start: bool = True, **kw: Any) -> Kernel:
         kw.setdefault("audit_log", self.audit)
         kw.setdefault("poll_interval", 0.2)
-        kernel = Kernel(self.art, [self.key.public_key()], self.state, **kw)
+        kernel = Kernel(self.art, [self.key.public_key()], self.state,
+                        **{"environment": "production", **kw})
         kernel.subscribe("*", self.events.append)
         self.kernels.append(kernel)
         return kernel.start() if start else kernel
@@ -106,7 +107,8 @@ def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
         subprocess.run(cli + args, cwd=tmp_path, env=env, check=True, capture_output=True)
     expected = json.loads((tmp_path / "generated/production/config.json").read_text())
     with Kernel(tmp_path / "generated/production", str(tmp_path / "keys/magcfg.pub"),
-                schema=tmp_path / "schemas/magflock.schema.json", watch=False) as kernel:
+                schema=tmp_path / "schemas/magflock.schema.json", watch=False,
+                environment="production") as kernel:
         assert kernel.version == 1 and kernel.booted_from == "artifact"
         assert kernel.get("maggate.port") == expected["maggate"]["port"]
         assert kernel.get("boot.order.0") == expected["boot"]["order"][0]
@@ -122,7 +124,8 @@ def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
     configmap = yaml.safe_load((tmp_path / "generated/production/configmap.yaml").read_text())
     volume = tmp_path / "volume"
     KubeletWriter(volume).write({n: v.encode() for n, v in configmap["data"].items()})
-    with Kernel(volume, str(tmp_path / "keys/magcfg.pub"), watch=False) as mounted:
+    with Kernel(volume, str(tmp_path / "keys/magcfg.pub"), watch=False,
+                environment="production") as mounted:
         assert mounted.version == 1 and dict(mounted.config) == dict(kernel.config)
 
 
@@ -147,7 +150,8 @@ def test_hot_change_through_the_kubelet_swap_is_applied_with_an_event(rig: Rig) 
 
 def test_editor_rename_writes_are_picked_up(rig: Rig) -> None:
     rename_write(rig.art / "plain", artifact_files(base_config(1), 1, rig.key))
-    kernel = Kernel(rig.art / "plain", [rig.key.public_key()], poll_interval=0.2)
+    kernel = Kernel(rig.art / "plain", [rig.key.public_key()], poll_interval=0.2,
+                    environment="production")
     rig.kernels.append(kernel.start())
     rename_write(rig.art / "plain", artifact_files(hot_change(2), 2, rig.key))
     assert wait_for(lambda: kernel.version == 2)
@@ -157,7 +161,8 @@ def test_editor_rename_writes_are_picked_up(rig: Rig) -> None:
 def test_inplace_partial_writes_end_on_the_whole_new_version(rig: Rig) -> None:
     plain = rig.art / "plain"
     inplace_write(plain, artifact_files(base_config(1), 1, rig.key))
-    kernel = Kernel(plain, [rig.key.public_key()], poll_interval=0.2, debounce=0.001)
+    kernel = Kernel(plain, [rig.key.public_key()], poll_interval=0.2, debounce=0.001,
+                    environment="production")
     failures: list[dict[str, Any]] = []
     kernel.subscribe(RELOAD_FAILED, failures.append)
     rig.kernels.append(kernel.start())
@@ -411,7 +416,8 @@ def test_corrupted_state_is_detected_and_never_trusted(rig: Rig, damage: str) ->
 def test_no_artifact_and_no_state_fails_to_start(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     with pytest.raises(KernelStartError, match=r"manifest\.json not found"):
-        Kernel(tmp_path / "missing", [key.public_key()], tmp_path / "state").start()
+        Kernel(tmp_path / "missing", [key.public_key()], tmp_path / "state",
+               environment="production").start()
 
 
 # ---------------------------------------------------------------- metrics and audit

@@ -81,7 +81,8 @@ class Setup:
         self.writer.write(artifact_files(config, version, key or self.key))
 
     def start(self, *extra: str) -> Sidecar:
-        sidecar = Sidecar(["--artifact", str(self.art), "--public-key", str(self.pub),
+        sidecar = Sidecar(["--artifact", str(self.art), "--env", "production",
+                           "--public-key", str(self.pub),
                            "--out", str(self.out), "--state-dir", str(self.state),
                            "--poll-interval", "0.2", *extra], self.root)
         self.sidecars.append(sidecar)
@@ -99,7 +100,7 @@ class Setup:
         assert target is not None
         files = {p.name: p.read_bytes() for p in target.iterdir()}
         verified = verify_files(files.pop("manifest.json"), files.pop("manifest.json.sig"),
-                                files, [self.key.public_key()])
+                                files, [self.key.public_key()], environment="production")
         assert verified.version is not None
         return verified.version
 
@@ -279,7 +280,7 @@ def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:
 def test_usage_errors(setup: Setup, args: list[str], code: int, message: str) -> None:
     setup.write(1)
     result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
-                             str(setup.art), "--public-key", str(setup.pub), "--out",
+                             str(setup.art), "--env", "production", "--public-key", str(setup.pub), "--out",
                              str(setup.out), *args], env=ENV, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == code and message in result.stderr
@@ -289,7 +290,7 @@ def test_usage_errors(setup: Setup, args: list[str], code: int, message: str) ->
 def test_nothing_to_serve_is_a_clear_error(setup: Setup) -> None:
     setup.write(1, key=Ed25519PrivateKey.generate())
     result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
-                             str(setup.art), "--public-key", str(setup.pub), "--out",
+                             str(setup.art), "--env", "production", "--public-key", str(setup.pub), "--out",
                              str(setup.out)], env=ENV, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -300,7 +301,8 @@ def test_nothing_to_serve_is_a_clear_error(setup: Setup) -> None:
 
 def test_unreadable_key_and_unwritable_out_are_clear_errors(setup: Setup) -> None:
     setup.write(1)
-    base = [sys.executable, "-m", "magcfg", "watch", "--artifact", str(setup.art)]
+    base = [sys.executable, "-m", "magcfg", "watch", "--artifact", str(setup.art),
+            "--env", "production"]
     missing = subprocess.run([*base, "--public-key", str(setup.root / "nope.pub"), "--out",
                               str(setup.out)], env=ENV, capture_output=True, text=True,
                              timeout=30)

@@ -22,9 +22,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..artifact import DATA_LINK
 from ..durable import fsync_dir, write_new
 
-DATA_LINK = "..data"
+__all__ = ["DATA_LINK", "TMP_LINK", "current_target", "publish", "published_bytes", "recover"]
 TMP_LINK = "..data_tmp"
 
 

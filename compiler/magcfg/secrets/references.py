@@ -16,7 +16,7 @@ the text of a value into a message: a malformed reference may be a pasted secret
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,12 +114,13 @@ def references(config: Any, keypath: tuple[str, ...] = ()) -> Iterator[tuple[tup
     """Every (key path, reference) in a compiled config, in sorted key order.
 
     A compiled config holds references only under secret keys (the build refuses any
-    other place), so this needs no schema: it is what the runtime and ``check-env`` use.
+    other place), so this needs no schema: it is what the runtime and ``check-env`` use
+    (on plain JSON or on the runtime's frozen mappings and tuples).
     """
-    if isinstance(config, dict):
+    if isinstance(config, Mapping):
         for k in sorted(config):
             yield from references(config[k], (*keypath, k))
-    elif isinstance(config, list):
+    elif isinstance(config, (list, tuple)):
         for i, item in enumerate(config):
             yield from references(item, (*keypath, str(i)))
     elif isinstance(config, str) and looks_like_reference(config):
