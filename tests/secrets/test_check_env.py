@@ -14,7 +14,7 @@ import pytest
 from magcfg.secrets.check_env import ArtifactError, check_env, resolve
 from magcfg.secrets.references import parse_reference
 
-from ..conftest import MAGCFG, Project
+from ..conftest import MAGCFG, Project, failed_cleanly
 from .project import PROJECT, make
 
 PROD_VARS = {"MAGCFG_MAGDS_PASSWORD": "CANARY-pw-1", "MAGCFG_MAGDS_REPLICA_PASSWORD": "CANARY-pw-2",
@@ -151,3 +151,27 @@ def test_api_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ})
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "config.json"])
+def test_a_fifo_in_the_artifact_is_refused_not_waited_on(built: Project, name: str) -> None:
+    path = built.root / "generated/prod" / name
+    path.unlink()
+    os.mkfifo(path)
+    result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{path}: error: cannot read the artifact: is a FIFO, not a regular file\n")
+
+
+def test_another_environments_or_a_malformed_manifest_is_refused(built: Project) -> None:
+    dev = built.root / "generated/dev"
+    result = run(built.root, "check-env", "--env", "prod", "--artifact", str(dev),
+                 env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{dev}/manifest.json: error: this artifact is for environment 'dev', not 'prod' "
+        "[environment]\n")
+    manifest = built.root / "generated/prod/manifest.json"
+    manifest.write_text(manifest.read_text().replace('"version": 1', '"version": "1"'))
+    result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{manifest}: error: must be an integer, not a string [version]\n")
