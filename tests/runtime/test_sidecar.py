@@ -361,6 +361,7 @@ def test_the_documented_deployment_is_valid_kubernetes() -> None:
     assert kubernetes_validate.validate(doc, "1.37", strict=True) == "1.37"
     sidecar = doc["spec"]["template"]["spec"]["initContainers"][0]
     assert sidecar["restartPolicy"] == "Always" and sidecar["args"][0] == "watch"
+    assert sidecar["args"][sidecar["args"].index("--env") + 1] == "production"
 
 
 # ---------------------------------------------------------------- options and identity
