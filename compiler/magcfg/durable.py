@@ -43,7 +43,8 @@ class FileTooLarge(OSError):
                          str(path))
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file of ``mode`` is, for messages: ``a FIFO``, ``a directory``, ..."""
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -58,7 +59,7 @@ def read_regular(path: Path | str, limit: int | None = None) -> bytes:
     """
     mode = os.lstat(path).st_mode
     if not stat.S_ISREG(mode):
-        raise NotRegularFile(path, _kind(mode))
+        raise NotRegularFile(path, file_kind(mode))
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
         fd = os.open(path, flags)
@@ -69,7 +70,7 @@ def read_regular(path: Path | str, limit: int | None = None) -> bytes:
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(path, _kind(st.st_mode))
+            raise NotRegularFile(path, file_kind(st.st_mode))
         if limit is not None and st.st_size > limit:
             raise FileTooLarge(path, st.st_size, limit)
         data = fh.read() if limit is None else fh.read(limit + 1)

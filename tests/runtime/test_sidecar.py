@@ -439,3 +439,21 @@ def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
     assert capsys.readouterr().err.endswith(
         f"error: {setup.art}: the watcher stopped (IsADirectoryError: [Errno 21] Is a "
         "directory); exiting so that the sidecar is restarted\n")
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("--audit-log", "cannot open the audit log: is a FIFO, not a regular file"),
+    ("--schema", "cannot read the schema: is a FIFO, not a regular file"),
+])
+def test_a_fifo_as_a_configured_file_is_refused_not_waited_on(setup: Setup, option: str,
+                                                               message: str) -> None:
+    setup.write(1)
+    fifo = setup.root / "configured"
+    os.mkfifo(fifo)
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                             str(setup.art), "--env", "production", "--public-key",
+                             str(setup.pub), "--out", str(setup.out), option, str(fifo)],
+                            env=ENV, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == f"error: {fifo}: {message}\n"
+    assert not setup.out.exists()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifact import CONFIG, ENVIRONMENT_NAME, MANIFEST, SIGNATURE
+from ..durable import read_regular
 from ..errors import MagcfgError
 from ..heap import gc_paused
 from ..keyglob import format_keypath, parse_keypath
@@ -73,7 +74,8 @@ _MAX_CHANGES = 1000
 
 
 class KernelStartError(MagcfgError):
-    """Neither the artifact nor a last known-good state could be loaded."""
+    """The kernel cannot start: neither the artifact nor a last known-good state could
+    be loaded, or a file it was configured with (schema, audit log) is unusable."""
 
 
 class _Refused(Exception):
@@ -157,7 +159,11 @@ class Kernel:
                                  "use_inotify": use_inotify}
         self._bus = EventBus()
         self._sinks: list[Callable[[Event], None]] = []
-        self._audit = AuditLog(audit_log) if audit_log is not None else None
+        try:
+            self._audit = AuditLog(audit_log) if audit_log is not None else None
+        except OSError as exc:
+            raise KernelStartError(f"{audit_log}: cannot open the audit log: "
+                                   f"{exc.strerror or exc}") from None
         if self._audit is not None:
             self._sinks.append(self._audit.write)
         self.metrics: KernelMetrics | None = None
@@ -491,7 +497,7 @@ class Kernel:
         from ..schema.index import load_schema
         from ..schema.validator import Validator as SchemaValidator
 
-        schema = load_schema(str(self._schema_path), self._schema_path.read_bytes())
+        schema = load_schema(str(self._schema_path), read_regular(self._schema_path))
         validator = SchemaValidator(schema, Redactor(schema.index))
         self._schema_secrets = schema.index.secret_paths()
 
