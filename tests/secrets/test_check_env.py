@@ -175,3 +175,18 @@ def test_another_environments_or_a_malformed_manifest_is_refused(built: Project)
     result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
     assert failed_cleanly(result, 1) == (
         f"{manifest}: error: must be an integer, not a string [version]\n")
+
+
+def test_delivered_values_are_what_resolve_returns_for_every_reference() -> None:
+    from magcfg.runtime.snapshot import freeze
+    from magcfg.secrets.check_env import delivered_values
+    from magcfg.secrets.references import reference_paths, references
+
+    config = json.loads((Path(__file__).resolve().parents[2]
+                         / "generated/production/config.json").read_bytes())
+    config["extra"] = {"list": ["env://EXTRA_TOKEN", {"deep": "vault://secret/k3s/x#y"}]}
+    found = sorted(references(config), key=lambda item: item[0])
+    assert found and sorted(reference_paths(config), key=lambda item: item[0]) == found
+    assert sorted(reference_paths(freeze(config)), key=lambda item: item[0]) == found
+    environ = {"EXTRA_TOKEN": "CANARY-t", "MAGCFG_EXTRA_LIST_1_DEEP": "CANARY-d", "OTHER": "x"}
+    assert delivered_values(config, environ) == {"CANARY-t", "CANARY-d"}

@@ -30,7 +30,7 @@ from ..artifact import CONFIG, MANIFEST, ManifestError, load_manifest
 from ..durable import read_regular
 from ..errors import Diagnostic, MagcfgError
 from ..keyglob import format_keypath
-from .references import SecretRef, env_var_name, references
+from .references import SecretRef, env_var_name, reference_paths, references
 
 VAULT_ADDR = "VAULT_ADDR"
 
@@ -94,6 +94,13 @@ def resolve(keypath: tuple[str, ...], ref: SecretRef, environ: Mapping[str, str]
     if ref.direct:
         return None
     return environ.get(delivery_name(keypath, ref)) or None
+
+
+def delivered_values(config: Any, environ: Mapping[str, str]) -> set[str]:
+    """The secret values ``environ`` delivers for the references of ``config`` (what
+    :func:`resolve` returns for each): to mask them in any text that leaves the process."""
+    return {value for keypath, ref in reference_paths(config)
+            if (value := resolve(keypath, ref, environ))}
 
 
 def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) -> tuple[str, Any]:

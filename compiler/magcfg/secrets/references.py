@@ -127,3 +127,21 @@ def references(config: Any, keypath: tuple[str, ...] = ()) -> Iterator[tuple[tup
         ref = parse_reference(config)
         if ref is not None:
             yield keypath, ref
+
+
+def reference_paths(config: Any) -> list[tuple[tuple[str, ...], SecretRef]]:
+    """Every (key path, reference) in ``config``, in no particular order: what
+    :func:`references` finds, several times faster on a large config (no recursion, no
+    sorting, one ``startswith`` per string)."""
+    out: list[tuple[tuple[str, ...], SecretRef]] = []
+    stack: list[tuple[tuple[str, ...], Any]] = [((), config)]
+    while stack:
+        path, node = stack.pop()
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, value in items:
+            if type(value) is str:
+                if value.startswith(SCHEMES) and (ref := parse_reference(value)) is not None:
+                    out.append(((*path, str(key)), ref))
+            elif isinstance(value, (Mapping, list, tuple)):
+                stack.append(((*path, str(key)), value))
+    return out
