@@ -48,3 +48,14 @@ def test_refuses_more_than_the_limit(tmp_path: Path) -> None:
 def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_regular(tmp_path / "nope")
+
+
+def test_a_configured_path_may_be_a_symlink_to_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "..data").mkdir()
+    (tmp_path / "..data/magcfg.pub").write_bytes(b"key")
+    (tmp_path / "magcfg.pub").symlink_to("..data/magcfg.pub")  # a mounted volume's layout
+    assert read_regular(tmp_path / "magcfg.pub", follow_symlinks=True) == b"key"
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to-fifo").symlink_to("fifo")
+    with pytest.raises(NotRegularFile, match="is a FIFO"):
+        read_regular(tmp_path / "to-fifo", follow_symlinks=True)

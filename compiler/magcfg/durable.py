@@ -48,19 +48,24 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def read_regular(path: Path | str, limit: int | None = None) -> bytes:
+def read_regular(path: Path | str, limit: int | None = None, *,
+                 follow_symlinks: bool = False) -> bytes:
     """The bytes of the regular file ``path``, which may be hostile.
 
-    Never follows a symlink in the last component, never opens a device, never blocks
-    on a FIFO: ``lstat`` first (nothing but a regular file is opened), then open with
-    ``O_NOFOLLOW | O_NONBLOCK`` and ``fstat`` the descriptor (the file may have been
-    swapped in between). Raises :class:`NotRegularFile`, :class:`FileTooLarge` (more
-    than ``limit`` bytes), ``FileNotFoundError`` or another ``OSError``.
+    Never opens a device, never blocks on a FIFO and, unless ``follow_symlinks`` (for a
+    path the operator configured, such as a key mounted from a Kubernetes volume),
+    never follows a symlink in the last component: ``lstat`` (or ``stat``) first, so
+    nothing but a regular file is opened, then open with ``O_NONBLOCK`` (and
+    ``O_NOFOLLOW``) and ``fstat`` the descriptor (the file may have been swapped in
+    between). Raises :class:`NotRegularFile`, :class:`FileTooLarge` (more than
+    ``limit`` bytes), ``FileNotFoundError`` or another ``OSError``.
     """
-    mode = os.lstat(path).st_mode
+    mode = (os.stat(path) if follow_symlinks else os.lstat(path)).st_mode
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, file_kind(mode))
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
     try:
         fd = os.open(path, flags)
     except OSError as exc:

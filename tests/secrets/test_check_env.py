@@ -190,3 +190,17 @@ def test_delivered_values_are_what_resolve_returns_for_every_reference() -> None
     assert sorted(reference_paths(freeze(config)), key=lambda item: item[0]) == found
     environ = {"EXTRA_TOKEN": "CANARY-t", "MAGCFG_EXTRA_LIST_1_DEEP": "CANARY-d", "OTHER": "x"}
     assert delivered_values(config, environ) == {"CANARY-t", "CANARY-d"}
+
+
+def test_a_configmap_volume_is_read_through_its_data_link(built: Project, tmp_path: Path) -> None:
+    from tests.runtime.fixtures import KubeletWriter
+
+    volume = tmp_path / "volume"
+    prod = built.root / "generated/prod"
+    KubeletWriter(volume).write({name: (prod / name).read_bytes()
+                                 for name in ("config.json", "manifest.json")})
+    assert (volume / "config.json").is_symlink()
+    result = run(built.root, "check-env", "--env", "prod", "--artifact", str(volume),
+                 env=clean_env(**PROD_VARS))
+    assert result.returncode == 0, result.stderr
+    assert "all 3 secret(s) resolvable" in result.stderr

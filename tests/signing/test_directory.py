@@ -140,3 +140,14 @@ def test_a_fifo_as_the_public_key_is_refused(signed: Path, tmp_path: Path) -> No
     os.mkfifo(fifo)
     stderr = failed_cleanly(run_magcfg(signed, "verify", "--public-key", str(fifo)), 1)
     assert stderr == f"{fifo}: error: is a FIFO, not a key file\n"
+
+
+def test_a_public_key_mounted_from_a_volume_is_followed(signed: Path, keys: Path,
+                                                        tmp_path: Path) -> None:
+    from tests.runtime.fixtures import KubeletWriter
+
+    mounted = tmp_path / "mounted-keys"
+    KubeletWriter(mounted).write({"magcfg.pub": (keys / "magcfg.pub").read_bytes()})
+    assert (mounted / "magcfg.pub").is_symlink()
+    done = run_magcfg(signed, "verify", "--public-key", str(mounted / "magcfg.pub"))
+    assert done.returncode == 0, done.stderr

@@ -499,7 +499,8 @@ class Kernel:
         from ..schema.index import load_schema
         from ..schema.validator import Validator as SchemaValidator
 
-        schema = load_schema(str(self._schema_path), read_regular(self._schema_path))
+        schema = load_schema(str(self._schema_path),
+                             read_regular(self._schema_path, follow_symlinks=True))
         validator = SchemaValidator(schema, Redactor(schema.index))
         self._schema_secrets = schema.index.secret_paths()
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import CONFIG, MANIFEST, ManifestError, load_manifest
+from ..artifact import CONFIG, MANIFEST, ManifestError, data_root, load_manifest
 from ..durable import read_regular
 from ..errors import Diagnostic, MagcfgError
 from ..keyglob import format_keypath
@@ -106,8 +106,10 @@ def delivered_values(config: Any, environ: Mapping[str, str]) -> set[str]:
 def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) -> tuple[str, Any]:
     """(environment, config) of an artifact directory; config.json must match the digest
     in manifest.json, and the manifest's environment must be ``env`` when given. Only
-    regular files are read (a FIFO or a device there is refused, never waited on)."""
+    regular files are read (a FIFO or a device there is refused, never waited on); a
+    ConfigMap volume is read through its ``..data`` link."""
     base = Path(artifact_dir)
+    root = data_root(base)  # a ConfigMap volume: its names are symlinks into ..data
 
     def fail(file: Path, message: str, key: str | None = None) -> ArtifactError:
         return ArtifactError([Diagnostic(str(file), None, key, message, code="artifact")])
@@ -115,7 +117,7 @@ def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) ->
     raw: dict[str, bytes] = {}
     for name in (MANIFEST, CONFIG):
         try:
-            raw[name] = read_regular(base / name)
+            raw[name] = read_regular(root / name)
         except OSError as exc:  # NotRegularFile too: "is a FIFO, not a regular file"
             raise fail(base / name, f"cannot read the artifact: {exc.strerror}") from None
     try:

@@ -202,7 +202,7 @@ def _pem_bytes(pem: bytes | str) -> bytes:
 
 def _read_key_file(path: Path) -> bytes:
     try:
-        return read_regular(path, limit=_MAX_KEY_FILE)
+        return read_regular(path, limit=_MAX_KEY_FILE, follow_symlinks=True)
     except FileNotFoundError:
         raise KeyLoadError([Diagnostic(str(path), None, None, "key file not found")]) from None
     except NotRegularFile as exc:
