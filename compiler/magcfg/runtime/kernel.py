@@ -350,6 +350,8 @@ class Kernel:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
+            if self.metrics is not None:
+                self.metrics.watching(False)
         if self._audit is not None:
             self._audit.close()
 
@@ -378,8 +380,6 @@ class Kernel:
         return tuple(sorted(self._last_raw.files)) if self._last_raw else (CONFIG,)
 
     def _watch_failed(self, exc: BaseException) -> None:
-        if self.metrics is not None:
-            self.metrics.watching(False)
         self._publish_final(make_event(WATCH_FAILED, self.environment, {
             "artifact_dir": str(self.artifact_dir),
             "error": _describe(exc),
