@@ -444,7 +444,8 @@ class Kernel:
                            "found: the artifact is not signed")
         try:
             kid, manifest = self._verify_manifest(raw.manifest_bytes, raw.signature)
-            for name, why in sorted(raw.unreadable.items()):
+            if raw.unreadable:  # a listed file that is a FIFO, a device, a symlink
+                name, why = min(raw.unreadable.items())
                 raise VerificationError(prefix + name, why, "unreadable_file")
             verified = VerifiedArtifact(kid, manifest, raw.manifest_bytes,
                                         check_digests(manifest, raw.files, prefix))
@@ -466,16 +467,12 @@ class Kernel:
             raise _Refused("version", "rollback_refused",
                            f"version {version} is older than version {self._highest}, the "
                            "highest ever accepted here: refused as a rollback", version)
-        config_name = CONFIG
-        data = verified.files.get(config_name)
-        if data is None:
-            raise _Refused("verify", "missing_file",
-                           f"{prefix}{config_name} is not listed in the manifest", version)
+        config_name = CONFIG  # always listed: the manifest format requires it
         try:
             with gc_paused():
-                config = _parse_json(data)
+                config = _parse_json(verified.files[config_name])
                 frozen = freeze(config)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not valid JSON "
                            f"({type(exc).__name__})", version) from None
         if not isinstance(config, dict):
