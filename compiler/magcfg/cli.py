@@ -282,9 +282,11 @@ def verify(
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
 ) -> None:
-    """Check each artifact's signature and the sha256 of every file its manifest lists.
+    """Check each artifact's signature, that its manifest is well formed and made for that
+    environment, and the sha256 of every file it lists.
 
-    Exit 1 naming the file on any mismatch, a missing signature or an untrusted signer.
+    Exit 1 naming the file on any mismatch, a missing signature, an untrusted signer,
+    another environment's artifact or a file that is not a regular file.
     """
     from .errors import UsageError
     from .project import load_project
