@@ -43,10 +43,13 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "compiler")}
 
 def _artifact(config_bytes: bytes, version: int, key: Ed25519PrivateKey) -> dict[str, bytes]:
     manifest = {
+        "compiler": {"name": "magcfg", "version": "bench"},
         "config_digest": sha256_digest(config_bytes), "environment": "bench",
         "files": {"config.json": sha256_digest(config_bytes)}, "format": 1,
-        "hot_keys": ["features", "logging.level"], "reload_default": "restart",
-        "restart_keys": ["magds"], "version": version,
+        "hot_keys": ["features", "logging.level"],
+        "inputs": {"digest": sha256_digest(b""), "files": 0}, "reload_default": "restart",
+        "restart_keys": ["magds"], "schema": {"digest": None, "path": None},
+        "version": version,
     }
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return {"config.json": config_bytes, "manifest.json": manifest_bytes,
@@ -89,7 +92,8 @@ def _config(counter: int) -> dict[str, Any]:
 def bench_get(tmp: Path, key: Ed25519PrivateKey) -> None:
     data = (json.dumps(_config(1), indent=2, sort_keys=True) + "\n").encode()
     KubeletSwap(tmp / "get").write(_artifact(data, 1, key))
-    kernel = Kernel(tmp / "get", [key.public_key()], watch=False).start()
+    kernel = Kernel(tmp / "get", [key.public_key()], watch=False,
+                    environment="bench").start()
     plain = json.loads(data)
     flat = {"maggate.port": plain["maggate"]["port"]}
     n = 2_000_000
@@ -175,7 +179,7 @@ def bench_latency(tmp: Path, key: Ed25519PrivateKey, changes: int, inotify: bool
             arrived.notify_all()
 
     kernel = Kernel(directory, [key.public_key()], use_inotify=inotify,
-                    poll_interval=0.01 if not inotify else 5.0)
+                    poll_interval=0.01 if not inotify else 5.0, environment="bench")
     kernel.subscribe(RELOADED, on_reload)
     kernel.start()
     latencies = []
@@ -249,7 +253,8 @@ def bench_large_reload(tmp: Path, key: Ed25519PrivateKey, config_path: Path) -> 
                 "manifest.json.sig": sign_manifest(mb, key)}
 
     writer.write(payload(1))
-    kernel = Kernel(tmp / "large-reload", [key.public_key()], watch=False)
+    kernel = Kernel(tmp / "large-reload", [key.public_key()], watch=False,
+                    environment="bench")
     started = time.perf_counter()
     kernel.start()
     boot = (time.perf_counter() - started) * 1000

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -114,6 +115,8 @@ def tree_state(base: Path) -> dict[str, str]:
                 out[rel] = "link:" + os.readlink(full)
             elif os.path.isdir(full):
                 out[rel] = f"dir:{st.st_mode:o}"
+            elif not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: never opened
+                out[rel] = f"special:{st.st_mode:o}"
             else:
                 with open(full, "rb") as fh:
                     out[rel] = f"file:{st.st_mode:o}:" + hashlib.sha256(fh.read()).hexdigest()

@@ -1,12 +1,25 @@
-"""The layout of an artifact directory (``generated/<env>/``): the names of its files.
+"""The layout of an artifact directory (``generated/<env>/``): the names of its files, and
+the format of its ``manifest.json``.
 
 Every module that writes, signs, ships or verifies an artifact takes the names from
-here, so the build, ``sign``, delivery and the runtime kernel agree on them.
+here, so the build, ``sign``, delivery and the runtime kernel agree on them. The
+manifest format is defined once, by :func:`check_manifest` (docs/artifact.md
+describes it field by field): the build checks what it emits and what it reads back
+as the previous version, ``verify`` and the runtime kernel check what they were given,
+and all of them refuse the same manifests. Standard library only (the runtime uses it).
 """
 
 from __future__ import annotations
 
-__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "MANIFEST", "SIGNATURE", "SIGNED_FILES"]
+import json
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn, TypeGuard
+
+__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "MANIFEST",
+           "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES", "ManifestError",
+           "check_manifest", "data_root", "is_version", "load_manifest", "safe_file_name"]
 
 CONFIG = "config.json"
 """The merged configuration (listed in the manifest)."""
@@ -21,3 +34,214 @@ CONFIGMAP = "configmap.yaml"
 
 SIGNED_FILES = (SIGNATURE, ATTESTATION)
 """Files ``sign`` makes over the manifest's bytes: they hold only while it is unchanged."""
+DATA_LINK = "..data"
+"""In a Kubernetes ConfigMap volume (and the sidecar's output), the symlink to the
+directory that holds the files of the current version."""
+
+MANIFEST_FORMAT = 1
+"""The ``format`` this module reads and the build writes."""
+MAX_VERSION = 2**53 - 1
+"""The highest ``version``: every JSON reader (JavaScript's numbers, jq) reads integers up
+to here exactly, so no two tools disagree on which of two versions is newer."""
+ENVIRONMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+"""What an environment is called (the project file enforces the same)."""
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_NOT_LISTED = frozenset({MANIFEST, SIGNATURE, ATTESTATION, CONFIGMAP})
+_MAX_NAME = 255
+_REQUIRED = ("compiler", "config_digest", "environment", "files", "format", "hot_keys",
+             "inputs", "reload_default", "restart_keys", "schema", "version")
+_OPTIONAL = ("secret_keys",)
+
+
+class ManifestError(ValueError):
+    """A ``manifest.json`` that is not in the format of docs/artifact.md.
+
+    ``field`` is the offending field's JSON path (``files.config.json`` is written
+    ``files["config.json"]``), ``None`` for the document as a whole.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def data_root(directory: Path) -> Path:
+    """Where an artifact directory's files really are: the target of ``..data`` if it
+    has one (a ConfigMap volume, whose visible names are symlinks into it), else the
+    directory itself. Resolved once, so one read cannot mix two versions."""
+    link = directory / DATA_LINK
+    if link.is_symlink():
+        return Path(os.path.realpath(link))
+    return directory
+
+
+def _fail(field: str | None, message: str) -> NoReturn:
+    raise ManifestError(message, field)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def is_version(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is a valid manifest ``version`` (an integer, 1..MAX_VERSION)."""
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 1 <= value <= MAX_VERSION)
+
+
+def _integer(value: object, field: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(field, f"must be an integer, not {_type_name(value)}")
+    if not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 20 else f"a {len(str(value))}-digit number"
+        _fail(field, f"must be from {low} to {high}, not {shown}")
+    return value
+
+
+def _string(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        _fail(field, f"must be a non-empty string, not {_type_name(value)}"
+              if not isinstance(value, str) else "must be a non-empty string")
+    return value
+
+
+def _digest(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _DIGEST.fullmatch(value):
+        _fail(field, "must be 'sha256:' and 64 lowercase hex digits")
+    return value
+
+
+def _object(value: object, field: str, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        _fail(field, f"must be an object, not {_type_name(value)}")
+    if keys is not None:
+        for key in sorted(set(value) - set(keys)):
+            _fail(field, f"has an unknown field {key!r} (known: {', '.join(keys)})")
+        for key in keys:
+            if key not in value:
+                _fail(field, f"has no {key!r}")
+    return value
+
+
+def _keys(value: object, field: str) -> list[str]:
+    if not isinstance(value, list):
+        _fail(field, f"must be an array of key paths, not {_type_name(value)}")
+    for i, item in enumerate(value):
+        _string(item, f"{field}[{i}]")
+    return value
+
+
+def safe_file_name(name: str) -> bool:
+    """A name relative to the artifact directory that points nowhere outside it."""
+    if (not name or len(name) > _MAX_NAME or "\\" in name
+            or any(ord(c) < 0x20 or ord(c) == 0x7f for c in name)):
+        return False
+    return not PurePosixPath(name).is_absolute() and all(
+        part not in ("", ".", "..") for part in name.split("/"))
+
+
+def check_manifest(manifest: object) -> dict[str, Any]:
+    """``manifest`` (parsed JSON) if it is in format 1, else :class:`ManifestError`.
+
+    Every field is required but ``secret_keys``; no other field is allowed (a later
+    format changes ``format``).
+    """
+    doc = _object(manifest, "")
+    for key in sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL)):
+        _fail(key, f"is not a field of format {MANIFEST_FORMAT} manifests "
+              f"(fields: {', '.join(sorted(_REQUIRED + _OPTIONAL))})")
+    for key in _REQUIRED:
+        if key not in doc:
+            _fail(key, "is missing")
+    if type(doc["format"]) is not int or doc["format"] != MANIFEST_FORMAT:
+        _fail("format", f"must be {MANIFEST_FORMAT} (this magcfg reads format "
+              f"{MANIFEST_FORMAT}), not {json.dumps(doc['format'])[:40]}")
+    environment = _string(doc["environment"], "environment")
+    if not ENVIRONMENT_NAME.fullmatch(environment) or len(environment) > _MAX_NAME:
+        _fail("environment", f"must match {ENVIRONMENT_NAME.pattern}")
+    _integer(doc["version"], "version", 1, MAX_VERSION)
+    files = _object(doc["files"], "files")
+    for name, digest in files.items():
+        where = f"files[{json.dumps(name)}]"
+        if not safe_file_name(name):
+            _fail(where, "is not a safe file name (relative, no '..', '.', '\\' or "
+                  "control characters)")
+        if name in _NOT_LISTED:
+            _fail(where, f"{name} is never listed in the manifest")
+        _digest(digest, where)
+    if CONFIG not in files:
+        _fail("files", f"does not list {CONFIG}")
+    if _digest(doc["config_digest"], "config_digest") != files[CONFIG]:
+        _fail("config_digest", f"differs from the digest of {CONFIG} in files")
+    compiler = _object(doc["compiler"], "compiler", ("name", "version"))
+    _string(compiler["name"], "compiler.name")
+    _string(compiler["version"], "compiler.version")
+    inputs = _object(doc["inputs"], "inputs", ("digest", "files"))
+    _digest(inputs["digest"], "inputs.digest")
+    _integer(inputs["files"], "inputs.files", 0, MAX_VERSION)
+    if doc["reload_default"] not in ("hot", "restart"):
+        _fail("reload_default", "must be 'hot' or 'restart'")
+    _keys(doc["hot_keys"], "hot_keys")
+    _keys(doc["restart_keys"], "restart_keys")
+    if "secret_keys" in doc:
+        _keys(doc["secret_keys"], "secret_keys")
+    schema = _object(doc["schema"], "schema")
+    for key in ("digest", "path"):
+        if key not in schema:
+            _fail("schema", f"has no {key!r}")
+    if schema["digest"] is not None:
+        _digest(schema["digest"], "schema.digest")
+    if schema["path"] is not None:
+        _string(schema["path"], "schema.path")
+    for name, entry in schema.items():
+        if name not in ("digest", "path"):
+            for key, value in _object(entry, f"schema.{name}").items():
+                _string(value, f"schema.{name}.{key}")
+    return doc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            _fail(None, f"the key {key!r} appears twice in one object (JSON readers "
+                  "disagree on which one counts)")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> NoReturn:
+    _fail(None, f"{name} is not JSON")
+
+
+def load_manifest(data: bytes) -> dict[str, Any]:
+    """Parse ``manifest.json`` bytes strictly: UTF-8 JSON without duplicate keys,
+    ``NaN`` or ``Infinity``, then :func:`check_manifest`. Raises :class:`ManifestError`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(None, "is not UTF-8")
+    try:
+        parsed = json.loads(text, object_pairs_hook=_no_duplicates,
+                            parse_constant=_no_constant)
+    except ManifestError:
+        raise
+    except RecursionError:
+        _fail(None, "is nested too deeply")
+    except ValueError as exc:
+        _fail(None, f"is not valid JSON ({exc})")
+    return check_manifest(parsed)

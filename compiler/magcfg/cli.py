@@ -282,9 +282,11 @@ def verify(
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
 ) -> None:
-    """Check each artifact's signature and the sha256 of every file its manifest lists.
+    """Check each artifact's signature, that its manifest is well formed and made for that
+    environment, and the sha256 of every file it lists.
 
-    Exit 1 naming the file on any mismatch, a missing signature or an untrusted signer.
+    Exit 1 naming the file on any mismatch, a missing signature, an untrusted signer,
+    another environment's artifact or a file that is not a regular file.
     """
     from .errors import UsageError
     from .project import load_project
@@ -306,7 +308,8 @@ def verify(
     for e in envs:
         display = f"{proj.output}/{e}"
         try:
-            result = verify_artifact(proj.path(proj.output) / e, keys, display=display)
+            result = verify_artifact(proj.path(proj.output) / e, keys, environment=e,
+                                     display=display)
         except MagcfgError as exc:
             print(exc.format(), file=sys.stderr)
             failed = True
@@ -494,6 +497,8 @@ def lint(
 def watch(
     artifact: Annotated[Path, typer.Option("--artifact", "-a", help="Artifact directory to "
                                            "watch (generated/<env>/ or a ConfigMap volume).")],
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment this service runs as: "
+                                     "an artifact signed for another one is refused.")],
     public_key: Annotated[list[Path], typer.Option("--public-key", "-k", help="Trusted Ed25519 "
                                                    "public key (PEM; repeat during a rotation).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to publish the verified "
@@ -520,18 +525,29 @@ def watch(
                                                      show_default=False)] = None,
 ) -> None:
     """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
+    from .artifact import ENVIRONMENT_NAME
     from .errors import UsageError
     from .runtime.kernel import KernelStartError
-    from .runtime.sidecar import Sidecar, SidecarOptions, parse_signal
+    from .runtime.sidecar import Sidecar, SidecarOptions, parse_exec, parse_signal
 
-    if exec_command and signal_target:
+    # Every option is checked before anything is served: a bad one found at the first
+    # publish would leave the app un-notified behind a sidecar that looks healthy.
+    if exec_command is not None and signal_target is not None:
         _fail(UsageError("--exec and --signal are exclusive: give one"))
+    if not ENVIRONMENT_NAME.fullmatch(env):
+        _fail(UsageError(f"--env {env!r}: an environment name matches "
+                         f"{ENVIRONMENT_NAME.pattern}"))
     try:
-        target = parse_signal(signal_target) if signal_target else None
+        target = parse_signal(signal_target) if signal_target is not None else None
+        if exec_command is not None:
+            parse_exec(exec_command)
     except ValueError as exc:
         _fail(UsageError(str(exc)))
-    options = SidecarOptions(artifact, list(public_key), out, exec_command, target, state_dir,
-                             schema, allow_rollback, poll_interval, audit_log, metrics_port)
+    options = SidecarOptions(artifact=artifact, public_keys=list(public_key), out=out,
+                             environment=env, exec_command=exec_command,
+                             signal_target=target, state_dir=state_dir, schema=schema,
+                             allow_rollback=allow_rollback, poll_interval=poll_interval,
+                             audit_log=audit_log, metrics_port=metrics_port)
     try:
         sidecar = Sidecar(options)
         code = sidecar.run()

@@ -95,6 +95,9 @@ class Timings:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+_SUMMARY_FORMAT = 2
+"""Of the cached schema summary; 2: key paths in the escaped text form of keyglob."""
+
 STANDARD = Extensions(
     layer_loaders={CUE_SUFFIX: load_cue_layers},
     document_checks=(configmap_size_check, check_secrets),
@@ -378,11 +381,11 @@ class Compiler:
         if self._summary is None:
             name = f"schema-summary:{schema.digest}"
             found = self.cache.fragment(name)
-            if not (isinstance(found, dict) and found.get("format") == 1):
+            if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
                 validator = self.validator()
                 assert validator is not None
                 hot, restart = schema.index.reload_partition()
-                found = {"format": 1, "fragment_safe": validator.fragment_safe,
+                found = {"format": _SUMMARY_FORMAT, "fragment_safe": validator.fragment_safe,
                          "required": list(validator.required), "hot": hot,
                          "restart": restart, "secret_paths": schema.index.secret_paths()}
                 self.cache.put_fragment(name, found)

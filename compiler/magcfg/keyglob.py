@@ -1,9 +1,18 @@
-"""Glob patterns over dotted key paths: the redaction map, ``promote --key`` and the
-promotion allow-list.
+"""Key paths as text, and glob patterns over key paths: the redaction map, the manifest's
+``secret_keys``/``hot_keys``/``restart_keys``, ``promote --key`` and the promotion
+allow-list.
 
-Syntax: ``*`` matches within one segment, ``**`` any number of
-segments, and a pattern also matches everything below what it names (``magds.pool``
-covers ``magds.pool.max_size``).
+A key path is a tuple of segments everywhere in magcfg; text is only how it crosses a
+boundary (a project file, a manifest, a message). The text form joins the segments
+with ``.`` and escapes, inside a segment, ``\\``, ``.`` and ``*`` with a backslash: the
+key ``"eu.west"`` under ``apps`` is ``apps.eu\\.west``. :func:`format_keypath` and
+:func:`parse_keypath` are exact inverses.
+
+Glob syntax (the same text form): ``*`` matches within one segment, a segment that is
+exactly ``**`` matches any number (one or more) of segments, ``\\*`` is a literal star,
+and a pattern also matches everything below what it names (``magds.pool`` covers
+``magds.pool.max_size``). Matching works on the segments, so ``apps.*.dsn`` covers the
+``dsn`` of the key ``eu.west``.
 """
 
 from __future__ import annotations
@@ -11,15 +20,57 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+__all__ = ["KeyGlobs", "format_keypath", "parse_keypath"]
+
+_ESCAPE = re.compile(r"([\\.*])")
+_SPECIAL = frozenset("\\.*")
+# One character of a segment in the text form: anything but a separator or a
+# backslash, or a backslash and the character it escapes.
+_CHAR = r"(?:[^.\\]|\\.)"
+
+
+def _escape(segment: str) -> str:
+    return _ESCAPE.sub(r"\\\1", segment) if _SPECIAL.intersection(segment) else segment
+
+
+def format_keypath(keypath: Iterable[str], wildcard: str | None = None) -> str:
+    """The text form of ``keypath``; a segment equal to ``wildcard`` (if given) is written
+    as a bare ``*`` glob (the schema index's any-key marker)."""
+    return ".".join("*" if segment == wildcard else _escape(segment) for segment in keypath)
+
+
+def _tokens(text: str) -> list[list[str | None]]:
+    """Segments of a text key path or glob; in each, ``None`` stands for an unescaped
+    ``*`` and a string for literal characters."""
+    segments: list[list[str | None]] = [[]]
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            segments[-1].append(next(chars, "\\"))  # a trailing backslash is itself
+        elif char == ".":
+            segments.append([])
+        elif char == "*":
+            segments[-1].append(None)
+        else:
+            segments[-1].append(char)
+    return segments
+
+
+def parse_keypath(text: str) -> tuple[str, ...]:
+    """The key path whose text form is ``text`` (an unescaped ``*`` is kept as ``*``)."""
+    return tuple("".join("*" if c is None else c for c in segment)
+                 for segment in _tokens(text))
+
 
 def _regex(pattern: str) -> re.Pattern[str]:
     parts = []
-    for segment in pattern.split("."):
-        if segment == "**":
-            parts.append(r"(?:[^.]+\.)*[^.]+")
+    for segment in _tokens(pattern):
+        if segment == [None, None]:
+            parts.append(rf"(?:{_CHAR}+\.)*{_CHAR}+")
         else:
-            parts.append("[^.]*".join(re.escape(s) for s in segment.split("*")))
-    return re.compile(r"\.".join(parts) + r"(?:\..*)?")
+            parts.append("".join(f"{_CHAR}*" if c is None else re.escape(_escape(c))
+                                 for c in segment))
+    return re.compile(r"\.".join(parts) + r"(?:\..*)?", re.DOTALL)
 
 
 class KeyGlobs:
@@ -33,10 +84,12 @@ class KeyGlobs:
         return bool(self.patterns)
 
     def matches(self, keypath: tuple[str, ...]) -> bool:
-        dotted = ".".join(keypath)
-        return any(r.fullmatch(dotted) for r in self._regexes)
+        # Matched against the escaped text form: a dot inside a segment is "\." there,
+        # which no separator in a pattern matches.
+        text = format_keypath(keypath)
+        return any(r.fullmatch(text) for r in self._regexes)
 
     def matching(self, keypath: tuple[str, ...]) -> list[str]:
         """The patterns that cover ``keypath``."""
-        dotted = ".".join(keypath)
-        return [p for p, r in zip(self.patterns, self._regexes, strict=True) if r.fullmatch(dotted)]
+        text = format_keypath(keypath)
+        return [p for p, r in zip(self.patterns, self._regexes, strict=True) if r.fullmatch(text)]

@@ -87,7 +87,7 @@ def test_pod_can_verify_the_mounted_configmap(tmp_path: Path) -> None:
     mount.mkdir()
     for name, text in _load((env_dir / "configmap.yaml").read_bytes())["data"].items():
         (mount / name).write_text(text, encoding="utf-8", newline="")
-    assert verify_artifact(mount, [key.public_key()]).version == 7
+    assert verify_artifact(mount, [key.public_key()], environment="staging").version == 7
 
 
 def test_unsigned_configmap_has_no_signature_key() -> None:
@@ -162,5 +162,5 @@ def test_verify_follows_the_kubelet_symlink_layout(tmp_path: Path) -> None:
     (mount / "..data").symlink_to(real.name)
     for name in data:
         (mount / name).symlink_to(f"..data/{name}")
-    assert verify_artifact(mount, [key.public_key()]).files["config.json"] == \
+    assert verify_artifact(mount, [key.public_key()], environment="production").files["config.json"] == \
         (env_dir / "config.json").read_bytes()

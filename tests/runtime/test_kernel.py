@@ -65,7 +65,8 @@ class Rig:
     def kernel(self, start: bool = True, **kw: Any) -> Kernel:
         kw.setdefault("audit_log", self.audit)
         kw.setdefault("poll_interval", 0.2)
-        kernel = Kernel(self.art, [self.key.public_key()], self.state, **kw)
+        kernel = Kernel(self.art, [self.key.public_key()], self.state,
+                        **{"environment": "production", **kw})
         kernel.subscribe("*", self.events.append)
         self.kernels.append(kernel)
         return kernel.start() if start else kernel
@@ -106,7 +107,8 @@ def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
         subprocess.run(cli + args, cwd=tmp_path, env=env, check=True, capture_output=True)
     expected = json.loads((tmp_path / "generated/production/config.json").read_text())
     with Kernel(tmp_path / "generated/production", str(tmp_path / "keys/magcfg.pub"),
-                schema=tmp_path / "schemas/magflock.schema.json", watch=False) as kernel:
+                schema=tmp_path / "schemas/magflock.schema.json", watch=False,
+                environment="production") as kernel:
         assert kernel.version == 1 and kernel.booted_from == "artifact"
         assert kernel.get("maggate.port") == expected["maggate"]["port"]
         assert kernel.get("boot.order.0") == expected["boot"]["order"][0]
@@ -122,7 +124,8 @@ def test_real_build_and_sign_loads_and_is_immutable(tmp_path: Path) -> None:
     configmap = yaml.safe_load((tmp_path / "generated/production/configmap.yaml").read_text())
     volume = tmp_path / "volume"
     KubeletWriter(volume).write({n: v.encode() for n, v in configmap["data"].items()})
-    with Kernel(volume, str(tmp_path / "keys/magcfg.pub"), watch=False) as mounted:
+    with Kernel(volume, str(tmp_path / "keys/magcfg.pub"), watch=False,
+                environment="production") as mounted:
         assert mounted.version == 1 and dict(mounted.config) == dict(kernel.config)
 
 
@@ -147,7 +150,8 @@ def test_hot_change_through_the_kubelet_swap_is_applied_with_an_event(rig: Rig) 
 
 def test_editor_rename_writes_are_picked_up(rig: Rig) -> None:
     rename_write(rig.art / "plain", artifact_files(base_config(1), 1, rig.key))
-    kernel = Kernel(rig.art / "plain", [rig.key.public_key()], poll_interval=0.2)
+    kernel = Kernel(rig.art / "plain", [rig.key.public_key()], poll_interval=0.2,
+                    environment="production")
     rig.kernels.append(kernel.start())
     rename_write(rig.art / "plain", artifact_files(hot_change(2), 2, rig.key))
     assert wait_for(lambda: kernel.version == 2)
@@ -157,7 +161,8 @@ def test_editor_rename_writes_are_picked_up(rig: Rig) -> None:
 def test_inplace_partial_writes_end_on_the_whole_new_version(rig: Rig) -> None:
     plain = rig.art / "plain"
     inplace_write(plain, artifact_files(base_config(1), 1, rig.key))
-    kernel = Kernel(plain, [rig.key.public_key()], poll_interval=0.2, debounce=0.001)
+    kernel = Kernel(plain, [rig.key.public_key()], poll_interval=0.2, debounce=0.001,
+                    environment="production")
     failures: list[dict[str, Any]] = []
     kernel.subscribe(RELOAD_FAILED, failures.append)
     rig.kernels.append(kernel.start())
@@ -411,7 +416,8 @@ def test_corrupted_state_is_detected_and_never_trusted(rig: Rig, damage: str) ->
 def test_no_artifact_and_no_state_fails_to_start(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     with pytest.raises(KernelStartError, match=r"manifest\.json not found"):
-        Kernel(tmp_path / "missing", [key.public_key()], tmp_path / "state").start()
+        Kernel(tmp_path / "missing", [key.public_key()], tmp_path / "state",
+               environment="production").start()
 
 
 # ---------------------------------------------------------------- metrics and audit
@@ -614,3 +620,212 @@ def test_a_replaced_artifact_directory_is_found_again(rig: Rig) -> None:
     (rig.root / "staging-volume").rename(rig.art)
     assert wait_for(lambda: kernel.version == 2)
     assert old.exists()
+
+
+# ---------------------------------------------------------------- identity and hostile input
+
+def test_another_environments_artifact_is_refused_without_state(rig: Rig) -> None:
+    rig.write(1, env="staging")  # validly signed by the trusted key, for staging
+    with pytest.raises(KernelStartError) as info:
+        rig.kernel()
+    assert info.value.format() == (
+        f"error: {rig.art}: cannot load the config (environment_mismatch: {rig.art}/manifest.json: "
+        "error: is for environment 'staging', not 'production': another environment's "
+        f"artifact) and there is no last known-good state in {rig.state}")
+    assert not (rig.state / STATE_FILE).exists()
+
+
+def test_another_environments_artifact_is_refused_after_start(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    rig.write(2, hot_change(2), env="staging")
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("verify", "environment_mismatch")
+    assert data["attempted_version"] is None
+
+
+def test_another_environments_saved_state_is_not_trusted(rig: Rig) -> None:
+    rig.write(5, env="staging")
+    rig.kernel(environment="staging").stop()  # leaves staging's version 5 as state
+    rig.write(1)
+    kernel = rig.kernel()
+    assert kernel.version == 1 and kernel.booted_from == "artifact"
+    corrupt = rig.of_type(STATE_CORRUPT)[-1]["data"]
+    assert "environment_mismatch" in corrupt["error"]
+    assert "is for environment 'staging', not 'production'" in corrupt["error"]
+
+
+def test_the_environment_must_be_a_name(rig: Rig) -> None:
+    with pytest.raises(ValueError, match="is not an environment name"):
+        Kernel(rig.art, [rig.key.public_key()], environment="../production")
+
+
+def test_a_signed_huge_version_is_refused_and_blocks_nothing(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    rig.write(10**30, hot_change(2))
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("verify", "malformed_manifest")
+    assert data["error"] == (f"{rig.art}/manifest.json: error: version: must be from 1 to "
+                             "9007199254740991, not a 31-digit number")
+    rig.write(2, hot_change(2))
+    assert kernel.reload().status == "applied" and kernel.version == 2
+    kernel.stop()
+    assert rig.kernel(watch=False).version == 2  # the state holds no poisoned version
+
+
+@pytest.mark.parametrize("name", ["manifest.json.sig", "manifest.json", "config.json"])
+def test_a_fifo_never_blocks_a_reload(rig: Rig, name: str) -> None:
+    plain = rig.root / "plain"
+    rename_write(plain, artifact_files(base_config(1), 1, rig.key))
+    kernel = Kernel(plain, [rig.key.public_key()], watch=False, environment="production")
+    rig.kernels.append(kernel.start())
+    rename_write(plain, artifact_files(hot_change(2), 2, rig.key))
+    (plain / name).unlink()
+    os.mkfifo(plain / name)
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(kernel.reload()), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert results, "reload() blocked on a FIFO"
+    result = results[0]
+    assert (result.status, result.reason) == ("refused", "unreadable_file")
+    error = result.event["data"]["error"]
+    assert error.startswith(f"{plain}/{name}: ") and error.endswith(
+        "is a FIFO, not a regular file")
+    assert kernel.version == 1
+
+
+def test_a_fifo_in_place_of_the_state_file_is_not_waited_on(rig: Rig) -> None:
+    rig.write(1)
+    rig.state.mkdir()
+    os.mkfifo(rig.state / STATE_FILE)
+    kernel = rig.kernel(watch=False)
+    assert kernel.version == 1 and kernel.booted_from == "artifact"
+    assert rig.of_type(STATE_CORRUPT)[-1]["data"]["error"] == (
+        f"{rig.state / STATE_FILE}: cannot read: is a FIFO, not a regular file")
+
+
+def test_secret_keys_with_dots_are_redacted_in_restart_events(rig: Rig) -> None:
+    config = base_config(1)
+    config["apps"] = {"eu.west": {"dsn": CANARY + "-eu-1"}, "plain": {"dsn": CANARY + "-pl-1"}}
+    secret = {"secret_keys": ["apps.*.dsn"]}
+    rig.write(1, config, extra_manifest=secret)
+    kernel = rig.kernel(watch=False)
+    assert kernel.get("apps.eu\\.west.dsn") == CANARY + "-eu-1"
+    assert kernel.get(("apps", "eu.west", "dsn")) == CANARY + "-eu-1"
+    changed = base_config(2)
+    changed["apps"] = {"eu.west": {"dsn": CANARY + "-eu-2"}, "plain": {"dsn": CANARY + "-pl-2"}}
+    rig.write(2, changed, extra_manifest=secret)
+    data = _refusal(rig, kernel)
+    assert data["reason"] == "restart_required"
+    shown = {c["key"]: c for c in data["changes"]}
+    assert shown["apps.eu\\.west.dsn"] == {"key": "apps.eu\\.west.dsn", "policy": "restart",
+                                           "old": "<redacted>", "new": "<redacted>"}
+    assert shown["apps.plain.dsn"]["old"] == shown["apps.plain.dsn"]["new"] == "<redacted>"
+    assert "apps.eu\\.west.dsn" in data["restart_keys"]
+    assert CANARY not in rig.everything_said()
+
+
+def test_delivered_secret_values_are_masked_everywhere(rig: Rig,
+                                                       caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", CANARY + "-delivered")
+    monkeypatch.setenv("UPSTREAM_TOKEN", CANARY + "-env-ref")
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+
+    def can_connect(config: Any) -> None:
+        password = kernel.secret("magds.password")
+        raise ValueError(f"login refused for password {password} "
+                         f"(token {os.environ['UPSTREAM_TOKEN']})")
+
+    kernel.validators.append(can_connect)
+    config = hot_change(2)
+    config["features"]["upstream"] = "env://UPSTREAM_TOKEN"
+    rig.write(2, config)
+    result = kernel.reload()
+    assert result.status == "refused" and result.event is not None
+    error = result.event["data"]["error"]
+    assert error == (f"{rig.art}/config.json: can_connect: login refused for password "
+                     "<redacted> (token <redacted>)")
+    assert kernel.status()["last_error"]["error"] == error
+    said = rig.everything_said() + caplog.text + json.dumps(kernel.status())
+    assert CANARY not in said and "<redacted>" in said
+
+
+@pytest.mark.parametrize("exit_type", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_a_subscriber_cannot_kill_the_watcher(rig: Rig, exit_type: type[BaseException],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    rig.write(1)
+    kernel = rig.kernel()
+
+    def leaves(event: dict[str, Any]) -> None:
+        raise exit_type(3)
+
+    kernel.subscribe(RELOADED, leaves)
+    for version in (2, 3):
+        rig.write(version, hot_change(version, ["debug", "warn"][version % 2]))
+        assert wait_for(lambda v=version: kernel.version == v), "a later deploy was not applied"
+    status = kernel.status()
+    assert (status["watch"], status["watch_error"]) == ("inotify", None)
+    assert status["subscriber_failures"] == 2 and exit_type.__name__ in caplog.text
+
+
+def test_a_validator_raising_system_exit_refuses_without_killing_the_watcher(rig: Rig) -> None:
+    def leaves(config: Any) -> None:
+        if config["logging"]["level"] == "debug":
+            raise SystemExit(2)
+
+    rig.write(1)
+    kernel = rig.kernel(validators=[leaves])
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type(RELOAD_FAILED)))
+    assert rig.of_type(RELOAD_FAILED)[-1]["data"]["error"] == (
+        f"{rig.art}/config.json: leaves: SystemExit")
+    rig.write(3, hot_change(3, "warn"))
+    assert wait_for(lambda: kernel.version == 3)
+
+
+def test_ctrl_c_in_a_subscriber_on_the_main_thread_reaches_the_caller(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+
+    def interrupted(event: dict[str, Any]) -> None:
+        raise KeyboardInterrupt
+
+    unsubscribe = kernel.subscribe(RELOADED, interrupted)
+    rig.write(2, hot_change(2))
+    with pytest.raises(KeyboardInterrupt):
+        kernel.reload()
+    assert kernel.version == 1  # not applied: the previous snapshot is served
+    unsubscribe()
+    assert kernel.reload().status == "applied" and kernel.version == 2
+
+
+def test_a_dead_watcher_is_loud(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(metrics=registry)
+    assert registry.get_sample_value("magcfg_config_watching") == 1
+    watcher = kernel._watcher
+    assert watcher is not None and watcher._inotify is not None
+    # A real fault on the watcher's descriptor: reading a directory fails (EISDIR).
+    directory = os.open(rig.root, os.O_RDONLY)
+    try:
+        os.dup2(directory, watcher._inotify.fd)
+        rig.write(2, hot_change(2))
+        assert wait_for(lambda: bool(rig.of_type("config.watch_failed")))
+    finally:
+        os.close(directory)
+    failed = rig.of_type("config.watch_failed")[0]
+    assert failed["subject"] == "production"
+    assert failed["data"] == {"artifact_dir": str(rig.art),
+                              "error": "IsADirectoryError: [Errno 21] Is a directory",
+                              "active_version": kernel.version}
+    status = kernel.status()
+    assert status["watch"] == "dead"
+    assert status["watch_error"] == "IsADirectoryError: [Errno 21] Is a directory"
+    assert registry.get_sample_value("magcfg_config_watching") == 0
+    assert "config.watch_failed" in rig.audit.read_text()
+    kernel.stop()  # still stops cleanly

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from magcfg.keyglob import parse_keypath
 from magcfg.runtime.policy import REDACTED, ReloadPolicy, _same, changes, restart_keys
 from magcfg.runtime.snapshot import MISSING, freeze, thaw
 
@@ -25,16 +26,16 @@ POLICY = ReloadPolicy({
     ("unknown", "restart"),
 ])
 def test_policy_is_the_longest_listed_prefix(key: str, policy: str) -> None:
-    assert POLICY.policy_of(key) == policy
+    assert POLICY.policy_of(parse_keypath(key)) == policy
 
 
 def test_reload_default_hot_applies_to_unknown_keys() -> None:
-    assert ReloadPolicy({"reload_default": "hot", "restart_keys": ["db"]}).policy_of("new") == "hot"
+    assert ReloadPolicy({"reload_default": "hot", "restart_keys": ["db"]}).policy_of(("new",)) == "hot"
 
 
 def test_restart_rules_below_a_replaced_subtree() -> None:
-    assert POLICY.has_restart_below("a.b") and POLICY.has_restart_below("x.2.y")
-    assert not POLICY.has_restart_below("f")
+    assert POLICY.has_restart_below(("a", "b")) and POLICY.has_restart_below(("x", "2", "y"))
+    assert not POLICY.has_restart_below(("f",))
     # Replacing the hot subtree a.b wholesale touches a.b.c, a restart key.
     changed = changes(freeze({"a": {"b": {"c": 1}}}), freeze({"a": {"b": 2}}))
     assert [c.key for c in changed] == ["a.b"] and restart_keys(changed, POLICY) == ["a.b"]
@@ -47,7 +48,7 @@ def test_restart_rules_below_a_replaced_subtree() -> None:
     ("svc.url", ("env://DB_URL",), True), ("svc.url", ("https://example",), False),
 ])
 def test_secret_detection(key: str, values: tuple[str, ...], secret: bool) -> None:
-    assert POLICY.is_secret(key, *values) is secret
+    assert POLICY.is_secret(parse_keypath(key), *values) is secret
 
 
 def test_changes_are_leaf_paths_with_redacted_values() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -81,7 +82,8 @@ class Setup:
         self.writer.write(artifact_files(config, version, key or self.key))
 
     def start(self, *extra: str) -> Sidecar:
-        sidecar = Sidecar(["--artifact", str(self.art), "--public-key", str(self.pub),
+        sidecar = Sidecar(["--artifact", str(self.art), "--env", "production",
+                           "--public-key", str(self.pub),
                            "--out", str(self.out), "--state-dir", str(self.state),
                            "--poll-interval", "0.2", *extra], self.root)
         self.sidecars.append(sidecar)
@@ -99,7 +101,7 @@ class Setup:
         assert target is not None
         files = {p.name: p.read_bytes() for p in target.iterdir()}
         verified = verify_files(files.pop("manifest.json"), files.pop("manifest.json.sig"),
-                                files, [self.key.public_key()])
+                                files, [self.key.public_key()], environment="production")
         assert verified.version is not None
         return verified.version
 
@@ -279,7 +281,7 @@ def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:
 def test_usage_errors(setup: Setup, args: list[str], code: int, message: str) -> None:
     setup.write(1)
     result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
-                             str(setup.art), "--public-key", str(setup.pub), "--out",
+                             str(setup.art), "--env", "production", "--public-key", str(setup.pub), "--out",
                              str(setup.out), *args], env=ENV, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == code and message in result.stderr
@@ -289,7 +291,7 @@ def test_usage_errors(setup: Setup, args: list[str], code: int, message: str) ->
 def test_nothing_to_serve_is_a_clear_error(setup: Setup) -> None:
     setup.write(1, key=Ed25519PrivateKey.generate())
     result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
-                             str(setup.art), "--public-key", str(setup.pub), "--out",
+                             str(setup.art), "--env", "production", "--public-key", str(setup.pub), "--out",
                              str(setup.out)], env=ENV, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -300,7 +302,8 @@ def test_nothing_to_serve_is_a_clear_error(setup: Setup) -> None:
 
 def test_unreadable_key_and_unwritable_out_are_clear_errors(setup: Setup) -> None:
     setup.write(1)
-    base = [sys.executable, "-m", "magcfg", "watch", "--artifact", str(setup.art)]
+    base = [sys.executable, "-m", "magcfg", "watch", "--artifact", str(setup.art),
+            "--env", "production"]
     missing = subprocess.run([*base, "--public-key", str(setup.root / "nope.pub"), "--out",
                               str(setup.out)], env=ENV, capture_output=True, text=True,
                              timeout=30)
@@ -358,3 +361,99 @@ def test_the_documented_deployment_is_valid_kubernetes() -> None:
     assert kubernetes_validate.validate(doc, "1.37", strict=True) == "1.37"
     sidecar = doc["spec"]["template"]["spec"]["initContainers"][0]
     assert sidecar["restartPolicy"] == "Always" and sidecar["args"][0] == "watch"
+    assert sidecar["args"][sidecar["args"].index("--env") + 1] == "production"
+
+
+# ---------------------------------------------------------------- options and identity
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--exec", "'unterminated"], "error: --exec \"'unterminated\": cannot split it into "
+                                  "words (No closing quotation)"),
+    (["--exec", "   "], "error: --exec is empty: give the command to run after each publish"),
+    (["--exec", "no-such-program-5b2a91 --reload"],
+     "error: --exec 'no-such-program-5b2a91 --reload': 'no-such-program-5b2a91' is not an "
+     "executable file on PATH"),
+    (["--exec", "./not-here.sh"], "error: --exec './not-here.sh': './not-here.sh' is not an "
+                                  "executable file"),
+    (["--signal", "99999999999999999999:HUP"], "error: --signal '99999999999999999999:HUP': "
+                                               "the process id must be from 1 to 4194304"),
+    (["--signal", "0:HUP"], "error: --signal '0:HUP': the process id must be from 1 to 4194304"),
+    (["--signal", "1:99999999999999999999"], "error: --signal '1:99999999999999999999': "
+                                             "unknown signal '99999999999999999999'"),
+    (["--signal", "1:0"], "error: --signal '1:0': unknown signal '0'"),
+    (["--env", "Production"], "error: --env 'Production': an environment name matches "
+                              "[a-z0-9][a-z0-9_-]*"),
+])
+def test_options_are_checked_before_serving(setup: Setup, args: list[str],
+                                            message: str) -> None:
+    setup.write(1)
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                             str(setup.art), "--env", "production", "--public-key",
+                             str(setup.pub), "--out", str(setup.out), "--state-dir",
+                             str(setup.state), *args],
+                            cwd=setup.root, env=ENV, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == message + "\n" and result.stdout == ""
+    assert not setup.out.exists() and not setup.state.exists()
+
+
+def test_another_environments_artifact_is_not_served(setup: Setup) -> None:
+    setup.writer.write(artifact_files(base_config(1), 1, setup.key, env="staging"))
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                             str(setup.art), "--env", "production", "--public-key",
+                             str(setup.pub), "--out", str(setup.out)],
+                            env=ENV, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "environment_mismatch" in result.stderr
+    assert "is for environment 'staging', not 'production'" in result.stderr
+    assert json.loads(result.stdout)["data"]["reason"] == "environment_mismatch"
+    assert not setup.out.exists()
+
+
+def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from magcfg.runtime.sidecar import Sidecar as InProcess
+    from magcfg.runtime.sidecar import SidecarOptions
+
+    setup.write(1)
+    out = io.StringIO()
+    sidecar = InProcess(SidecarOptions(artifact=setup.art, public_keys=[setup.pub],
+                                       out=setup.out, environment="production",
+                                       poll_interval=0.2), stdout=out)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
+    runner.start()
+    assert wait_for(lambda: sidecar.kernel.status()["watch"] == "inotify")
+    watcher = sidecar.kernel._watcher
+    assert watcher is not None and watcher._inotify is not None
+    directory = os.open(setup.root, os.O_RDONLY)  # a real fault: reading it fails
+    try:
+        os.dup2(directory, watcher._inotify.fd)
+        setup.write(2)
+        runner.join(30)
+    finally:
+        os.close(directory)
+    assert codes == [1]
+    kinds = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
+    assert "config.watch_failed" in kinds, kinds
+    assert capsys.readouterr().err.endswith(
+        f"error: {setup.art}: the watcher stopped (IsADirectoryError: [Errno 21] Is a "
+        "directory); exiting so that the sidecar is restarted\n")
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("--audit-log", "cannot open the audit log: is a FIFO, not a regular file"),
+    ("--schema", "cannot read the schema: is a FIFO, not a regular file"),
+])
+def test_a_fifo_as_a_configured_file_is_refused_not_waited_on(setup: Setup, option: str,
+                                                               message: str) -> None:
+    setup.write(1)
+    fifo = setup.root / "configured"
+    os.mkfifo(fifo)
+    result = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                             str(setup.art), "--env", "production", "--public-key",
+                             str(setup.pub), "--out", str(setup.out), option, str(fifo)],
+                            env=ENV, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == f"error: {fifo}: {message}\n"
+    assert not setup.out.exists()

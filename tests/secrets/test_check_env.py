@@ -14,7 +14,7 @@ import pytest
 from magcfg.secrets.check_env import ArtifactError, check_env, resolve
 from magcfg.secrets.references import parse_reference
 
-from ..conftest import MAGCFG, Project
+from ..conftest import MAGCFG, Project, failed_cleanly
 from .project import PROJECT, make
 
 PROD_VARS = {"MAGCFG_MAGDS_PASSWORD": "CANARY-pw-1", "MAGCFG_MAGDS_REPLICA_PASSWORD": "CANARY-pw-2",
@@ -151,3 +151,56 @@ def test_api_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ})
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "config.json"])
+def test_a_fifo_in_the_artifact_is_refused_not_waited_on(built: Project, name: str) -> None:
+    path = built.root / "generated/prod" / name
+    path.unlink()
+    os.mkfifo(path)
+    result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{path}: error: cannot read the artifact: is a FIFO, not a regular file\n")
+
+
+def test_another_environments_or_a_malformed_manifest_is_refused(built: Project) -> None:
+    dev = built.root / "generated/dev"
+    result = run(built.root, "check-env", "--env", "prod", "--artifact", str(dev),
+                 env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{dev}/manifest.json: error: this artifact is for environment 'dev', not 'prod' "
+        "[environment]\n")
+    manifest = built.root / "generated/prod/manifest.json"
+    manifest.write_text(manifest.read_text().replace('"version": 1', '"version": "1"'))
+    result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{manifest}: error: must be an integer, not a string [version]\n")
+
+
+def test_delivered_values_are_what_resolve_returns_for_every_reference() -> None:
+    from magcfg.runtime.snapshot import freeze
+    from magcfg.secrets.check_env import delivered_values
+    from magcfg.secrets.references import reference_paths, references
+
+    config = json.loads((Path(__file__).resolve().parents[2]
+                         / "generated/production/config.json").read_bytes())
+    config["extra"] = {"list": ["env://EXTRA_TOKEN", {"deep": "vault://secret/k3s/x#y"}]}
+    found = sorted(references(config), key=lambda item: item[0])
+    assert found and sorted(reference_paths(config), key=lambda item: item[0]) == found
+    assert sorted(reference_paths(freeze(config)), key=lambda item: item[0]) == found
+    environ = {"EXTRA_TOKEN": "CANARY-t", "MAGCFG_EXTRA_LIST_1_DEEP": "CANARY-d", "OTHER": "x"}
+    assert delivered_values(config, environ) == {"CANARY-t", "CANARY-d"}
+
+
+def test_a_configmap_volume_is_read_through_its_data_link(built: Project, tmp_path: Path) -> None:
+    from tests.runtime.fixtures import KubeletWriter
+
+    volume = tmp_path / "volume"
+    prod = built.root / "generated/prod"
+    KubeletWriter(volume).write({name: (prod / name).read_bytes()
+                                 for name in ("config.json", "manifest.json")})
+    assert (volume / "config.json").is_symlink()
+    result = run(built.root, "check-env", "--env", "prod", "--artifact", str(volume),
+                 env=clean_env(**PROD_VARS))
+    assert result.returncode == 0, result.stderr
+    assert "all 3 secret(s) resolvable" in result.stderr

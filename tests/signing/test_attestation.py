@@ -109,11 +109,13 @@ def test_tampered_payload_is_refused(tmp_path: Path) -> None:
     envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
     path.write_text(json.dumps(envelope))
     with pytest.raises(VerificationError) as info:
-        verify_artifact(env_dir, [key.public_key()], display="generated/production")
+        verify_artifact(env_dir, [key.public_key()], display="generated/production",
+                        environment="production")
     assert info.value.reason == "bad_attestation"
     assert info.value.file == f"generated/production/{ATTESTATION_NAME}"
     # The raw manifest signature alone still verifies when the attestation is skipped.
-    assert not verify_artifact(env_dir, [key.public_key()], attestation=False)\
+    assert not verify_artifact(env_dir, [key.public_key()], attestation=False,
+                               environment="production")\
         .attestation_checked
 
 
@@ -126,4 +128,4 @@ def test_malformed_envelopes(tmp_path: Path, content: bytes) -> None:
     sign_artifact(env_dir, "production", key)
     (env_dir / ATTESTATION_NAME).write_bytes(content)
     with pytest.raises(VerificationError, match=ATTESTATION_NAME):
-        verify_artifact(env_dir, [key.public_key()])
+        verify_artifact(env_dir, [key.public_key()], environment="production")

@@ -65,7 +65,7 @@ def _pem_public(key: Ed25519PrivateKey, path: Path) -> Path:
 # ---------------------------------------------------------------- round trip, tampering
 
 def test_round_trip(artifact: Path, key: Ed25519PrivateKey) -> None:
-    result = verify_artifact(artifact, [key.public_key()])
+    result = verify_artifact(artifact, [key.public_key()], environment="production")
     assert result.key_id == key_id(key.public_key())
     assert result.version == 7
     assert set(result.files) == set(LISTED)
@@ -83,7 +83,8 @@ def test_tampering_any_file_is_refused_naming_it(artifact: Path, key: Ed25519Pri
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(VerificationError) as info:
-        verify_artifact(artifact, [key.public_key()], display="generated/production")
+        verify_artifact(artifact, [key.public_key()], display="generated/production",
+                        environment="production")
     expected = SIGNATURE_NAME if name == MANIFEST_NAME else name
     assert info.value.file == f"generated/production/{expected}"
     assert info.value.reason == ("bad_signature" if name == MANIFEST_NAME else "digest_mismatch")
@@ -95,13 +96,13 @@ def test_appending_to_a_file_is_refused(artifact: Path, key: Ed25519PrivateKey) 
     with (artifact / "config.json").open("ab") as f:
         f.write(b" ")
     with pytest.raises(VerificationError, match=r"config\.json.*sha256 does not match"):
-        verify_artifact(artifact, [key.public_key()])
+        verify_artifact(artifact, [key.public_key()], environment="production")
 
 
 def test_missing_listed_file(artifact: Path, key: Ed25519PrivateKey) -> None:
     (artifact / "vault-policy.hcl").unlink()
     with pytest.raises(VerificationError) as info:
-        verify_artifact(artifact, [key.public_key()])
+        verify_artifact(artifact, [key.public_key()], environment="production")
     assert info.value.reason == "missing_file"
     assert info.value.file.endswith("/vault-policy.hcl")
 
@@ -109,7 +110,7 @@ def test_missing_listed_file(artifact: Path, key: Ed25519PrivateKey) -> None:
 def test_unsigned_artifact(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     env_dir = make_artifact(tmp_path / "dev")
     with pytest.raises(VerificationError) as info:
-        verify_artifact(env_dir, [key.public_key()])
+        verify_artifact(env_dir, [key.public_key()], environment="production")
     assert info.value.reason == "unsigned"
     assert SIGNATURE_NAME in str(info.value)
 
@@ -117,14 +118,14 @@ def test_unsigned_artifact(tmp_path: Path, key: Ed25519PrivateKey) -> None:
 def test_wrong_key(artifact: Path) -> None:
     other = Ed25519PrivateKey.generate().public_key()
     with pytest.raises(VerificationError) as info:
-        verify_artifact(artifact, [other])
+        verify_artifact(artifact, [other], environment="production")
     assert info.value.reason == "bad_signature"
     assert key_id(other) in str(info.value)
 
 
 def test_no_trusted_key(artifact: Path) -> None:
     with pytest.raises(VerificationError, match="no trusted public key"):
-        verify_artifact(artifact, [])
+        verify_artifact(artifact, [], environment="production")
 
 
 @pytest.mark.parametrize(("signature", "message"), [
@@ -149,7 +150,7 @@ def test_bad_signatures(artifact: Path, key: Ed25519PrivateKey, signature: str,
     }[signature]
     path.write_bytes(bad)
     with pytest.raises(VerificationError, match=message) as info:
-        verify_artifact(artifact, [key.public_key()])
+        verify_artifact(artifact, [key.public_key()], environment="production")
     assert info.value.reason == "bad_signature"
     assert info.value.file.endswith(SIGNATURE_NAME)
 
@@ -161,7 +162,7 @@ def test_signature_of_another_manifest(tmp_path: Path, key: Ed25519PrivateKey) -
     sign_artifact(b, "production", key)
     (b / SIGNATURE_NAME).write_bytes((a / SIGNATURE_NAME).read_bytes())
     with pytest.raises(VerificationError, match="does not match the manifest"):
-        verify_artifact(b, [key.public_key()])
+        verify_artifact(b, [key.public_key()], environment="production")
 
 
 def test_signed_manifest_with_unsafe_file_name(tmp_path: Path, key: Ed25519PrivateKey) -> None:
@@ -172,8 +173,8 @@ def test_signed_manifest_with_unsafe_file_name(tmp_path: Path, key: Ed25519Priva
     data = json.dumps(manifest).encode()
     (env_dir / MANIFEST_NAME).write_bytes(data)
     (env_dir / SIGNATURE_NAME).write_bytes(sign_manifest(data, key))
-    with pytest.raises(VerificationError, match="unsafe file name") as info:
-        verify_artifact(env_dir, [key.public_key()])
+    with pytest.raises(VerificationError, match="is not a safe file name") as info:
+        verify_artifact(env_dir, [key.public_key()], environment="production")
     assert info.value.reason == "malformed_manifest"
 
 
@@ -181,11 +182,12 @@ def test_verify_files_in_memory(artifact: Path, key: Ed25519PrivateKey) -> None:
     files: dict[str, bytes | None] = {n: (artifact / n).read_bytes() for n in LISTED}
     manifest = (artifact / MANIFEST_NAME).read_bytes()
     sig = (artifact / SIGNATURE_NAME).read_text()
-    assert verify_files(manifest, sig, files, [key.public_key()]).key_id == \
+    assert verify_files(manifest, sig, files, [key.public_key()],
+                        environment="production").key_id == \
         key_id(key.public_key())
     files["config.json"] = b"{}\n"
     with pytest.raises(VerificationError, match=r"config\.json"):
-        verify_files(manifest, sig, files, [key.public_key()])
+        verify_files(manifest, sig, files, [key.public_key()], environment="production")
 
 
 # ---------------------------------------------------------------- determinism, rotation
@@ -212,16 +214,16 @@ def test_rotation_two_trusted_keys(tmp_path: Path) -> None:
     sign_artifact(a, "production", old)
     sign_artifact(b, "production", new)
     trusted = [new.public_key(), old.public_key()]
-    assert verify_artifact(a, trusted).key_id == key_id(old.public_key())
-    assert verify_artifact(b, trusted).key_id == key_id(new.public_key())
+    assert verify_artifact(a, trusted, environment="production").key_id == key_id(old.public_key())
+    assert verify_artifact(b, trusted, environment="production").key_id == key_id(new.public_key())
     # Once the old key is retired, its artifacts are refused.
     with pytest.raises(VerificationError, match="does not match the manifest"):
-        verify_artifact(a, [new.public_key()])
+        verify_artifact(a, [new.public_key()], environment="production")
 
 
 def test_sign_refuses_an_artifact_edited_after_build(tmp_path: Path,
                                                      key: Ed25519PrivateKey) -> None:
-    env_dir = make_artifact(tmp_path / "dev")
+    env_dir = make_artifact(tmp_path / "dev", env="dev")
     (env_dir / "config.json").write_bytes(b'{"edited": true}\n')
     with pytest.raises(SigningError, match=r"config\.json.*does not match manifest\.json"):
         sign_artifact(env_dir, "dev", key)
@@ -369,7 +371,7 @@ def test_we_verify_openssl_signatures_and_keys(tmp_path: Path) -> None:
                          check=True, capture_output=True).stdout
     (env_dir / SIGNATURE_NAME).write_bytes(base64.b64encode(sig) + b"\n")
     trusted = load_public_key(public)
-    assert verify_artifact(env_dir, [trusted]).key_id == key_id(trusted)
+    assert verify_artifact(env_dir, [trusted], environment="production").key_id == key_id(trusted)
     # And our signer, given openssl's key, produces the same (deterministic) bytes.
     ours = sign_manifest((env_dir / MANIFEST_NAME).read_bytes(), load_private_key(private))
     assert ours == base64.b64encode(sig) + b"\n"

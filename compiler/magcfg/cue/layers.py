@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BuildError, Diagnostic
+from ..keyglob import format_keypath
 from ..pipeline.cache import BuildCache
 from ..pipeline.load import ParsedFile
 from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
@@ -160,7 +161,7 @@ def _diagnostics(errors: list[CueError], instance: dict[str, str], order: list[s
         message = e.message
         for key, path in instance.items():
             message = message.replace(f"./{key}", path).replace(key, path)
-        out.append(Diagnostic(file, line, ".".join(e.path) or None,
+        out.append(Diagnostic(file, line, format_keypath(e.path) or None,
                               f"cue export: {message}", code="cue"))
     if not out:
         out.append(Diagnostic(order[0], None, None,

@@ -19,12 +19,11 @@ from typing import Any
 
 import orjson
 
-from ..artifact import CONFIG
+from ..artifact import CONFIG, MANIFEST_FORMAT, MAX_VERSION, ManifestError, check_manifest, load_manifest
 from ..durable import fsync_dir, replace_file
 from ..errors import BuildError, Diagnostic
 from ..version import __version__
 
-MANIFEST_FORMAT = 1
 _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 
 
@@ -76,16 +75,20 @@ def manifest_bytes(
     version = 1
     if previous is not None:
         try:
-            old = orjson.loads(previous)
-            old_version = old["version"]
-            if not isinstance(old_version, int) or old_version < 1:
-                raise ValueError
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            old = load_manifest(previous)
+        except ManifestError as exc:
+            raise BuildError([Diagnostic(
+                manifest_path, None, exc.field or None,
+                f"cannot read the previous version from this manifest ({exc.message}); "
+                "restore it from git (the version must never go down)",
+                code="manifest")]) from None
+        old_version = old["version"]
+        version = old_version if old["files"] == file_digests else old_version + 1
+        if version > MAX_VERSION:
             raise BuildError([Diagnostic(
                 manifest_path, None, "version",
-                "cannot read the previous version from this manifest; restore it from git "
-                "(the version must never go down)", code="manifest")]) from None
-        version = old_version if old.get("files") == file_digests else old_version + 1
+                f"version {old_version} is the highest a manifest may have ({MAX_VERSION}); "
+                "no newer version can be built", code="manifest")])
     schema: dict[str, Any] = {"digest": schema_digest, "path": schema_path}
     for name, entry in sorted((schemas or {}).items()):
         schema[name] = dict(entry)
@@ -105,6 +108,7 @@ def manifest_bytes(
     if secret_keys:
         # For the runtime, which has no schema: whose values events and logs must hide.
         manifest["secret_keys"] = secret_keys
+    check_manifest(manifest)  # what verifiers refuse is never written
     return json_bytes(manifest)
 
 

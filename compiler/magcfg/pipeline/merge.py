@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import Diagnostic, Severity
+from ..keyglob import format_keypath
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import REPLACE_TAG, UNSET
 from .load import ParsedFile
@@ -144,7 +145,7 @@ class LayerStack:
                 line = locate(f.file, self.source.read(f.file), f.keypath)
             except OSError:
                 line = None
-            out.append(Diagnostic(f.file, line, ".".join(f.keypath), f.message, f.severity,
+            out.append(Diagnostic(f.file, line, format_keypath(f.keypath), f.message, f.severity,
                                   f.code))
         return out
 

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
+from ..keyglob import parse_keypath
 from ..secrets.redaction import REDACTED
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def redact_diagnostic(redactor: Redactor, d: Diagnostic) -> Diagnostic:
     may stay)."""
     if not d.key or d.code.startswith(_SELF_MASKED):
         return d
-    keypath = tuple(d.key.split("."))
+    keypath = parse_keypath(d.key)
     if not redactor.is_secret(keypath):
         return d
     own = {repr(keypath[-1]), f'"{keypath[-1]}"'}

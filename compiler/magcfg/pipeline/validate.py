@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
+from ..keyglob import format_keypath
 
 if TYPE_CHECKING:
     from ..schema.validator import SchemaViolation
@@ -25,7 +26,7 @@ __all__ = ["locate_key", "locate_violations"]
 def locate_key(stack: LayerStack, project_file: str, keypath: tuple[str, ...], message: str,
                code: str) -> Diagnostic:
     """A diagnostic about ``keypath`` of the stack's environment, at the line that set it."""
-    key = ".".join(keypath) or None
+    key = format_keypath(keypath) or None
     probe = keypath
     chain = stack.provenance(probe)
     while not chain and probe:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..compiler import Compiler
 from ..errors import UsageError
+from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.cache import BuildCache
 from ..pipeline.merge import ABSENT, Provenance
 from ..project import Project
@@ -29,7 +30,7 @@ class Explanation:
 def explain(project: Project, env: str, key: str) -> Explanation:
     """Explain ``key`` (dotted) in ``env``. Unknown keys are a usage error."""
     env = project.check_envs([env])[0]
-    keypath = tuple(p for p in key.split(".") if p)
+    keypath = tuple(p for p in parse_keypath(key) if p)
     if not keypath:
         raise UsageError("give a dotted key, e.g. magds.port")
     compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
@@ -58,7 +59,8 @@ def explain(project: Project, env: str, key: str) -> Explanation:
                 continue
             close = difflib.get_close_matches(part, known, n=1)
             fixed.append(close[0] if close else part)
-        extra = (f" (did you mean {'.'.join(fixed)!r}?)" if tuple(fixed) != keypath else "")
+        extra = (f" (did you mean {format_keypath(fixed)!r}?)" if tuple(fixed) != keypath
+                 else "")
         raise UsageError(f"no layer of {env} sets {key!r}{extra}")
     secret = redactor.is_secret(keypath)
     shown = tuple(

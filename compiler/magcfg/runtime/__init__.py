@@ -3,7 +3,7 @@
     from magcfg.runtime import Kernel
 
     with Kernel("/etc/magflock", public_keys=["/etc/magcfg/magcfg.pub"],
-                state_dir="/var/lib/magflock/config") as kernel:
+                state_dir="/var/lib/magflock/config", environment="production") as kernel:
         port = kernel.get("maggate.port", 8080)
         kernel.subscribe("config.reloaded", on_reload)
 
@@ -20,6 +20,7 @@ from .events import (
     RELOAD_FAILED,
     RELOADED,
     STATE_CORRUPT,
+    WATCH_FAILED,
     ConfigRejected,
     Event,
     make_event,
@@ -33,6 +34,7 @@ __all__ = [
     "RELOADED",
     "RELOAD_FAILED",
     "STATE_CORRUPT",
+    "WATCH_FAILED",
     "ConfigRejected",
     "Event",
     "Kernel",

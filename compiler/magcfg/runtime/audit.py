@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 
+from ..durable import NotRegularFile, file_kind
 from .events import Event
 
 
@@ -19,10 +21,25 @@ class AuditLog:
     """Appends events as JSON lines to ``path`` (parents created)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open (or create) the log; ``OSError`` if it cannot, or is not a regular file
+        (a FIFO would block every reload until someone reads it)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):  # checked before the open, which a FIFO would fail
+            raise NotRegularFile(self.path, file_kind(mode))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o640)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise NotRegularFile(self.path, file_kind(mode))
+        os.set_blocking(fd, True)
+        self._fd = fd
 
     def write(self, event: Event) -> None:
         line = (json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)

@@ -9,7 +9,11 @@ Every event is a plain JSON-serializable dict in the CloudEvents 1.0 structured 
 Subscribers run synchronously on the thread that reloads, in subscription order. A
 subscriber that raises never stops the kernel or the other subscribers; only
 :class:`ConfigRejected`, raised from a ``config.reloaded`` subscriber, has a meaning
-(the kernel restores the previous snapshot).
+(the kernel restores the previous snapshot). That holds for ``SystemExit``,
+``KeyboardInterrupt`` and ``GeneratorExit`` too: raised on the watcher thread they
+would end it silently, so they are counted and logged like any failure. Only on the
+main thread (an application calling ``reload()``) are ``SystemExit`` and
+``KeyboardInterrupt`` passed on, as Ctrl-C or ``sys.exit`` mean there.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ LOADED = "config.loaded"
 RELOADED = "config.reloaded"
 RELOAD_FAILED = "config.reload_failed"
 STATE_CORRUPT = "config.state_corrupt"
+WATCH_FAILED = "config.watch_failed"
 PUBLISHED = "config.published"
 ALL = "*"
-EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, PUBLISHED)
+EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, WATCH_FAILED, PUBLISHED)
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], Any]
@@ -42,6 +47,13 @@ class ConfigRejected(Exception):
     with reason ``subscriber_rejected`` and this exception's message (which must not
     contain secret values).
     """
+
+
+def passes_on(exc: BaseException) -> bool:
+    """Whether a callback's ``exc`` must reach the caller rather than be contained:
+    ``SystemExit`` and ``KeyboardInterrupt`` on the main thread only."""
+    return (isinstance(exc, (SystemExit, KeyboardInterrupt))
+            and threading.current_thread() is threading.main_thread())
 
 
 def make_event(event_type: str, subject: str, data: dict[str, Any],
@@ -102,7 +114,9 @@ class EventBus:
                 if rejectable:
                     return exc
                 self._failed(callback, event, exc)
-            except Exception as exc:
+            except BaseException as exc:
+                if passes_on(exc):
+                    raise
                 self._failed(callback, event, exc)
         return None
 

@@ -8,6 +8,8 @@ Names mirror Prometheus's own ``prometheus_config_last_reload_successful``:
 - ``magcfg_config_reloads_failed_total{stage}`` refused attempts by pipeline stage
 - ``magcfg_config_rollbacks_total`` snapshots restored after a subscriber rejected one
 - ``magcfg_config_info{env,version}`` 1 for the config being served
+- ``magcfg_config_watching`` 1 while the kernel's watcher runs, 0 once it has died
+  (``config.watch_failed``) or if the kernel does not watch
 
 Labels carry the environment and version only, never values.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .events import LOADED, RELOAD_FAILED, RELOADED, Event
+from .events import LOADED, RELOAD_FAILED, RELOADED, WATCH_FAILED, Event
 
 STAGES = ("read", "verify", "version", "parse", "validate", "policy", "subscriber")
 
@@ -53,6 +55,10 @@ class KernelMetrics:
             self.info = prom.Gauge(
                 "magcfg_config_info", "The configuration being served.", ["env", "version"],
                 registry=registry)
+            self.watch_up = prom.Gauge(
+                "magcfg_config_watching",
+                "Whether changes of the artifact directory are watched (0: the watcher "
+                "died, or the kernel does not watch).", registry=registry)
         except ValueError as exc:  # the names are registered already
             raise RuntimeError(f"{exc}: each Kernel with metrics needs its own registry "
                                "(metrics=prometheus_client.CollectorRegistry())") from None
@@ -60,10 +66,15 @@ class KernelMetrics:
             self.failed.labels(stage=stage)
         self._info_labels: tuple[str, str] | None = None
 
+    def watching(self, up: bool) -> None:
+        self.watch_up.set(1 if up else 0)
+
     def observe(self, event: Event) -> None:
         data = event["data"]
         kind = event["type"]
-        if kind in (LOADED, RELOADED):
+        if kind == WATCH_FAILED:
+            self.watching(False)
+        elif kind in (LOADED, RELOADED):
             self.reloads.inc()
             self.successful.set(1)
             self.success_time.set_to_current_time()

@@ -9,6 +9,9 @@ The runtime has no schema, so a key counts as secret when the manifest lists it 
 globs, written by the compiler), when either side of a change is a secret reference
 (``vault://``, ``env://``), or when its last segment names a credential (``password``,
 ``token``, ...). Events and logs show *that* such a key changed, never its values.
+
+Key paths are tuples of segments; the manifest's lists and the events' ``key`` fields
+carry them in the escaped text form of :mod:`magcfg.keyglob` (``apps.eu\\.west.dsn``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..keyglob import format_keypath, parse_keypath
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import looks_like_reference
 from .snapshot import MISSING
 
-__all__ = ["REDACTED", "Change", "ReloadPolicy", "changes", "restart_keys"]
+__all__ = ["REDACTED", "Change", "KeyPath", "ReloadPolicy", "changes", "restart_keys"]
+
+KeyPath = tuple[str, ...]
 
 _CREDENTIAL_NAME = re.compile(
     r"(?:^|[_-])(?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key|"
@@ -31,28 +37,33 @@ _CREDENTIAL_NAME = re.compile(
 
 @dataclass(frozen=True)
 class Change:
-    """One changed leaf (or a whole subtree added/removed), by dotted path."""
+    """One changed leaf (or a whole subtree added/removed), by key path."""
 
-    key: str
+    path: KeyPath
     old: Any
     new: Any
 
+    @property
+    def key(self) -> str:
+        """The key path in its text form (what events carry)."""
+        return format_keypath(self.path)
+
     def redacted(self, policy: ReloadPolicy) -> dict[str, Any]:
         """The change as event data; values of secret keys are replaced by ``<redacted>``."""
-        secret = policy.is_secret(self.key, self.old, self.new)
-        out: dict[str, Any] = {"key": self.key, "policy": policy.policy_of(self.key)}
+        secret = policy.is_secret(self.path, self.old, self.new)
+        out: dict[str, Any] = {"key": self.key, "policy": policy.policy_of(self.path)}
         for side, value in (("old", self.old), ("new", self.new)):
             if value is MISSING:
                 continue
-            out[side] = REDACTED if secret else _redact_tree(policy, self.key, value)
+            out[side] = REDACTED if secret else _redact_tree(policy, self.path, value)
         return out
 
 
-def _redact_tree(policy: ReloadPolicy, path: str, value: Any) -> Any:
+def _redact_tree(policy: ReloadPolicy, path: KeyPath, value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _redact_tree(policy, f"{path}.{k}", v) for k, v in value.items()}
+        return {k: _redact_tree(policy, (*path, k), v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_tree(policy, f"{path}.{i}", v) for i, v in enumerate(value)]
+        return [_redact_tree(policy, (*path, str(i)), v) for i, v in enumerate(value)]
     if policy.is_secret(path, value, MISSING):
         return REDACTED
     return value
@@ -65,11 +76,11 @@ class ReloadPolicy:
         self.default = "hot" if manifest.get("reload_default") == "hot" else "restart"
         # Large manifests list thousands of subtrees: exact prefixes go in a dict (one
         # lookup per prefix length), only the rare wildcard rules are scanned.
-        self._exact: dict[tuple[str, ...], str] = {}
-        wild: list[tuple[tuple[str, ...], str]] = []
+        self._exact: dict[KeyPath, str] = {}
+        wild: list[tuple[KeyPath, str]] = []
         for name, policy in (("hot_keys", "hot"), ("restart_keys", "restart")):
             for prefix in _strings(manifest.get(name)):
-                parts = tuple(prefix.split("."))
+                parts = parse_keypath(prefix)
                 if "*" in parts:
                     wild.append((parts, policy))
                 else:
@@ -81,62 +92,60 @@ class ReloadPolicy:
         # Plain paths in a set (a large schema lists hundreds); globs go to the compiler's
         # redactor, so both read the `*`/`**` dialect the same way.
         globs = _strings(manifest.get("secret_keys"))
-        self._secret_exact = {tuple(g.split(".")) for g in globs if "*" not in g}
-        self._redactor = Redactor(None, [g for g in globs if "*" in g])
+        plain = [g for g in globs if "*" not in g]
+        self._secret_exact = {parse_keypath(g) for g in plain}
+        self._redactor = Redactor(None, [g for g in globs if g not in plain])
 
-    def policy_of(self, key: str) -> str:
-        """``hot`` or ``restart`` for the dotted ``key``."""
-        parts = tuple(key.split("."))
+    def policy_of(self, key: KeyPath) -> str:
+        """``hot`` or ``restart`` for the key path ``key``."""
         best, policy = 0, self.default
-        for n in range(len(parts), 0, -1):
-            found = self._exact.get(parts[:n])
+        for n in range(len(key), 0, -1):
+            found = self._exact.get(key[:n])
             if found is not None:
                 best, policy = n, found
                 break
         for prefix, rule in self._wild:
             if len(prefix) <= best:
                 break
-            if len(prefix) <= len(parts) and all(
-                    p == "*" or p == k for p, k in zip(prefix, parts, strict=False)):
+            if len(prefix) <= len(key) and all(
+                    p == "*" or p == k for p, k in zip(prefix, key, strict=False)):
                 return rule
         return policy
 
-    def has_restart_below(self, key: str) -> bool:
-        """Whether a restart rule lies strictly beneath the dotted ``key``."""
-        parts = tuple(key.split("."))
-        if parts in self._restart_prefixes:
+    def has_restart_below(self, key: KeyPath) -> bool:
+        """Whether a restart rule lies strictly beneath ``key``."""
+        if key in self._restart_prefixes:
             return True
-        return any(len(prefix) > len(parts) and all(
-            p == "*" or p == k for p, k in zip(prefix, parts, strict=False))
+        return any(len(prefix) > len(key) and all(
+            p == "*" or p == k for p, k in zip(prefix, key, strict=False))
             for prefix in self._restart_wild)
 
-    def is_secret(self, key: str, *values: Any) -> bool:
+    def is_secret(self, key: KeyPath, *values: Any) -> bool:
         """Whether the value of ``key`` must never be shown (see the module docstring)."""
         if any(isinstance(v, str) and looks_like_reference(v) for v in values):
             return True
-        if _CREDENTIAL_NAME.search(key.rsplit(".", 1)[-1]):
+        if key and _CREDENTIAL_NAME.search(key[-1]):
             return True
-        parts = tuple(key.split("."))
-        if any(parts[:n] in self._secret_exact for n in range(1, len(parts) + 1)):
+        if any(key[:n] in self._secret_exact for n in range(1, len(key) + 1)):
             return True
-        return bool(self._redactor.patterns) and self._redactor.is_secret(parts)
+        return bool(self._redactor.patterns) and self._redactor.is_secret(key)
 
     def secret_values(self, config: Mapping[str, Any]) -> set[str]:
         """Every string value held under a secret key (to mask them in error texts)."""
         out: set[str] = set()
 
-        def walk(path: str, value: Any, secret: bool) -> None:
+        def walk(path: KeyPath, value: Any, secret: bool) -> None:
             if isinstance(value, Mapping):
                 for k, v in value.items():
-                    p = f"{path}.{k}" if path else str(k)
+                    p = (*path, str(k))
                     walk(p, v, secret or self.is_secret(p))
             elif isinstance(value, (list, tuple)):
                 for i, v in enumerate(value):
-                    walk(f"{path}.{i}", v, secret)
+                    walk((*path, str(i)), v, secret)
             elif isinstance(value, str) and value and (secret or self.is_secret(path, value)):
                 out.add(value)
 
-        walk("", config, False)
+        walk((), config, False)
         return out
 
 
@@ -144,7 +153,7 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str) and v] if isinstance(value, (list, tuple)) else []
 
 
-def changes(old: Any, new: Any, path: str = "") -> list[Change]:
+def changes(old: Any, new: Any, path: KeyPath = ()) -> list[Change]:
     """Changed leaves between two configs, in sorted key order.
 
     Equal subtrees are skipped by one ``==`` (C speed), so a small change in a large
@@ -169,12 +178,12 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _diff(old: Any, new: Any, path: str, out: list[Change], strict: bool) -> None:
+def _diff(old: Any, new: Any, path: KeyPath, out: list[Change], strict: bool) -> None:
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         if not strict and old == new:
             return
         for key in sorted(set(old) | set(new)):
-            child = f"{path}.{key}" if path else str(key)
+            child = (*path, str(key))
             a, b = old.get(key, MISSING), new.get(key, MISSING)
             if a is MISSING or b is MISSING:
                 out.append(Change(child, a, b))
@@ -193,9 +202,9 @@ def restart_keys(changed: Iterable[Change], policy: ReloadPolicy) -> list[str]:
     """
     out = []
     for change in changed:
-        if policy.policy_of(change.key) == "restart" or (
+        if policy.policy_of(change.path) == "restart" or (
                 (change.old is MISSING or change.new is MISSING
                  or isinstance(change.old, Mapping) or isinstance(change.new, Mapping))
-                and policy.has_restart_below(change.key)):
+                and policy.has_restart_below(change.path)):
             out.append(change.key)
     return out

@@ -22,9 +22,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..durable import fsync_dir, write_new
+from ..artifact import DATA_LINK
+from ..durable import fsync_dir, read_regular, write_new
 
-DATA_LINK = "..data"
+__all__ = ["DATA_LINK", "TMP_LINK", "current_target", "publish", "published_bytes", "recover"]
 TMP_LINK = "..data_tmp"
 
 
@@ -59,7 +60,7 @@ def published_bytes(out_dir: Path, name: str) -> bytes | None:
     if target is None:
         return None
     try:
-        return (target / name).read_bytes()
+        return read_regular(target / name)
     except OSError:
         return None
 

@@ -6,7 +6,9 @@ kubelet's ``..data`` symlink swap (:mod:`.publish`), then runs a command or sign
 application. Each event is one JSON line on stdout; diagnostics go to stderr.
 
 A publish that fails (disk full, read-only volume) rejects the new config, so the kernel
-rolls back and the output keeps the previous version.
+rolls back and the output keeps the previous version. If the kernel's watcher dies
+(``config.watch_failed``), the sidecar exits 1 so that its supervisor restarts it
+rather than leave it serving a config that no longer follows deploys.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,23 +25,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .events import LOADED, PUBLISHED, RELOADED, ConfigRejected, Event, make_event
+from .events import LOADED, PUBLISHED, RELOADED, WATCH_FAILED, ConfigRejected, Event, make_event
 from .kernel import Kernel
 from .publish import publish, recover
 
+MAX_PID = 4194304
+"""Linux's PID_MAX_LIMIT: no process id is higher."""
+
 
 def parse_signal(spec: str) -> tuple[int, signal.Signals]:
-    """``PID:SIG`` (``1234:HUP``, ``1234:SIGUSR1``, ``1234:10``) -> (pid, signal)."""
+    """``PID:SIG`` (``1234:HUP``, ``1234:SIGUSR1``, ``1234:10``) -> (pid, signal).
+
+    ``ValueError`` with the message to show for anything else, checked before the
+    sidecar serves: a pid of 0 (the sidecar's own process group) or beyond
+    :data:`MAX_PID`, an unknown signal."""
     pid_text, sep, sig_text = spec.partition(":")
-    if not sep or not pid_text.strip().isdigit() or not sig_text.strip():
+    pid_text = pid_text.strip()
+    if not sep or not (pid_text.isascii() and pid_text.isdigit()) or not sig_text.strip():
         raise ValueError(f"--signal {spec!r}: expected PID:SIGNAL, e.g. 1234:HUP")
+    if len(pid_text) > len(str(MAX_PID)) or not 1 <= int(pid_text) <= MAX_PID:
+        raise ValueError(f"--signal {spec!r}: the process id must be from 1 to {MAX_PID}")
     name = sig_text.strip().upper()
     try:
-        sig = signal.Signals(int(name)) if name.isdigit() else signal.Signals[
-            name if name.startswith("SIG") else f"SIG{name}"]
-    except (KeyError, ValueError):
-        raise ValueError(f"--signal {spec!r}: unknown signal {sig_text!r}") from None
+        sig = signal.Signals(int(name)) if name.isascii() and name.isdigit() else \
+            signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except (KeyError, ValueError, OverflowError):
+        raise ValueError(f"--signal {spec!r}: unknown signal {sig_text.strip()!r}") from None
     return int(pid_text), sig
+
+
+def parse_exec(command: str) -> list[str]:
+    """The argv of ``--exec COMMAND`` (split like a shell, run without one).
+
+    ``ValueError`` with the message to show if it cannot be split (an unterminated
+    quote), is empty, or names a program that is not there: checked before the sidecar
+    serves, not at the first publish."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"--exec {command!r}: cannot split it into words ({exc})") from None
+    if not argv:
+        raise ValueError("--exec is empty: give the command to run after each publish")
+    if shutil.which(argv[0]) is None:
+        raise ValueError(f"--exec {command!r}: {argv[0]!r} is not an executable file"
+                         + ("" if "/" in argv[0] else " on PATH"))
+    return argv
 
 
 @dataclass
@@ -48,6 +79,7 @@ class SidecarOptions:
     artifact: Path
     public_keys: list[Path]
     out: Path
+    environment: str
     exec_command: str | None = None
     signal_target: tuple[int, signal.Signals] | None = None
     state_dir: Path | None = None
@@ -65,9 +97,12 @@ class Sidecar:
     def __init__(self, options: SidecarOptions, stdout: IO[str] | None = None) -> None:
         self.options = options
         self.stdout = stdout if stdout is not None else sys.stdout
+        self._exec_argv = parse_exec(options.exec_command) if options.exec_command else None
         self._print_lock = threading.Lock()
         self._changed = False
+        self._stop = threading.Event()
         self.start_error: str | None = None
+        self.watch_error: str | None = None
         registry = None
         if options.metrics_port is not None:
             try:
@@ -77,7 +112,8 @@ class Sidecar:
                                    "pip install 'magcfg[metrics]'") from None
             registry = CollectorRegistry()
         self.kernel = Kernel(options.artifact, [*options.public_keys], options.state_dir,
-                             schema=options.schema, allow_rollback=options.allow_rollback,
+                             environment=options.environment, schema=options.schema,
+                             allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
                              metrics=registry, source="magcfg/watch", **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
@@ -99,6 +135,9 @@ class Sidecar:
 
     def _print_and_notify(self, event: Event) -> None:
         self.emit(event)
+        if event["type"] == WATCH_FAILED:
+            self.watch_error = str(event["data"]["error"])
+            self._stop.set()
         if event["type"] in (LOADED, RELOADED) and self._changed:
             self._changed = False
             self.emit(make_event(PUBLISHED, event["subject"], {
@@ -106,24 +145,26 @@ class Sidecar:
                 **self._notify()}, "magcfg/watch"))
 
     def _notify(self) -> dict[str, Any]:
-        if self.options.exec_command:
+        # Whatever happens, the outcome goes into config.published: never raise here.
+        if self._exec_argv is not None:
             try:
-                result = subprocess.run(shlex.split(self.options.exec_command),
+                result = subprocess.run(self._exec_argv,
                                         stdin=subprocess.DEVNULL, stdout=sys.stderr,
                                         stderr=sys.stderr, check=False, timeout=300,
                                         env={**os.environ, "MAGCFG_VERSION":
                                              str(self.kernel.version),
                                              "MAGCFG_CONFIG_DIR": str(self.options.out)})
-            except (OSError, subprocess.TimeoutExpired) as exc:
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 return {"exec": {"ok": False, "error": type(exc).__name__}}
             return {"exec": {"ok": result.returncode == 0, "exit_code": result.returncode}}
         if self.options.signal_target is not None:
             pid, sig = self.options.signal_target
             try:
                 os.kill(pid, sig)
-            except OSError as exc:
+            except (OSError, OverflowError) as exc:
                 return {"signal": {"ok": False, "pid": pid, "signal": sig.name,
-                                   "error": exc.strerror}}
+                                   "error": getattr(exc, "strerror", None)
+                                   or type(exc).__name__}}
             return {"signal": {"ok": True, "pid": pid, "signal": sig.name}}
         return {}
 
@@ -140,7 +181,8 @@ class Sidecar:
         """Start, then serve until SIGTERM/SIGINT (or ``stop``). Returns the exit code."""
         if self.options.out.is_dir():
             recover(self.options.out)
-        stop = stop or threading.Event()
+        stop = stop or self._stop
+        self._stop = stop
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
@@ -164,4 +206,8 @@ class Sidecar:
                 pass
         finally:
             self.kernel.stop()
+        if self.watch_error is not None:
+            self._stderr(f"error: {self.options.artifact}: the watcher stopped "
+                         f"({self.watch_error}); exiting so that the sidecar is restarted")
+            return 1
         return 0

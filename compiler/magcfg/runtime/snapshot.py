@@ -5,9 +5,11 @@ A snapshot is built once per accepted artifact and never changes: maps are froze
 publishes a snapshot by assigning one reference, so a reader holding a snapshot sees one
 whole config, never a mix of two.
 
-``get("a.b.c")`` memoises the dotted paths it has resolved in a per-snapshot dict: the
-first lookup of a path walks the tree, every later one is one dict lookup. The memo is
-bounded so arbitrary keys cannot grow it without limit.
+``get("a.b.c")`` memoises the paths it has resolved in a per-snapshot dict: the first
+lookup of a path walks the tree, every later one is one dict lookup. The memo is
+bounded so arbitrary keys cannot grow it without limit. A path is the text form of
+:mod:`magcfg.keyglob` (a dot inside a key is escaped: ``apps.eu\\.west.dsn``) or a
+tuple of segments.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from ..keyglob import parse_keypath
 
 MISSING: Any = object()
 """Returned by :meth:`Snapshot.lookup` for a path that is not in the config."""
@@ -60,7 +64,7 @@ class Snapshot:
     files: Mapping[str, bytes]
     key_id: str
     source: str = "artifact"
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _memo: dict[str | tuple[str, ...], Any] = field(default_factory=dict, repr=False)
 
     @property
     def version(self) -> int:
@@ -75,16 +79,17 @@ class Snapshot:
     def config_digest(self) -> str:
         return str(self.manifest.get("config_digest", ""))
 
-    def lookup(self, path: str) -> Any:
-        """The value at the dotted ``path`` (list items by index), or :data:`MISSING`."""
+    def lookup(self, path: str | tuple[str, ...]) -> Any:
+        """The value at ``path`` (list items by index), or :data:`MISSING`."""
         value = self._memo.get(path, MISSING)
         if value is not MISSING:
             return value
         node: Any = self.config
-        for part in path.split("."):
+        for part in parse_keypath(path) if isinstance(path, str) else path:
             if isinstance(node, Mapping):
                 node = node.get(part, MISSING)
-            elif isinstance(node, tuple) and part.isdigit() and int(part) < len(node):
+            elif (isinstance(node, tuple) and part.isascii() and part.isdigit()
+                  and int(part) < len(node)):
                 node = node[int(part)]
             else:
                 return MISSING
@@ -95,7 +100,7 @@ class Snapshot:
             self._memo[path] = node
         return node
 
-    def get(self, path: str, default: Any = None) -> Any:
-        """The value at the dotted ``path``, or ``default``."""
+    def get(self, path: str | tuple[str, ...], default: Any = None) -> Any:
+        """The value at ``path``, or ``default``."""
         value = self.lookup(path)
         return default if value is MISSING else value

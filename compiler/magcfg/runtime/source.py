@@ -6,77 +6,88 @@ one target, so a kubelet swap during the read cannot mix two versions. Otherwise
 are read by name (editors and ``magcfg build`` replace each file by rename, so each read
 sees a whole file; a torn *set* fails digest verification and is retried on the next
 change).
+
+Only regular files are read (``magcfg.durable.read_regular``): a FIFO, a device or a
+symlink where a file belongs is reported as unreadable, never opened or waited on.
+The files a manifest lists are read only once its signature verified.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME, VerificationError, parse_manifest
+from ..artifact import data_root
+from ..durable import NotRegularFile, read_regular
+from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME
 
-DATA_LINK = "..data"
+__all__ = ["RawArtifact", "read_artifact", "stat_signature"]
 
 
 @dataclass(frozen=True)
 class RawArtifact:
-    """The bytes of one read of the artifact directory (nothing verified yet)."""
+    """The bytes of one read of the artifact directory (nothing verified yet).
+
+    ``files`` holds the files a verified manifest lists (``None`` for a missing one);
+    ``unreadable`` names what could not be read, and why (not a regular file, no
+    permission).
+    """
 
     root: Path
     manifest_bytes: bytes | None
     signature: bytes | None
     files: dict[str, bytes | None]
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def same_content(self, other: RawArtifact | None) -> bool:
         """Byte-for-byte the same manifest, signature and files (a memcmp, no hashing)."""
-        return other is not None and (self.manifest_bytes, self.signature, self.files) == (
-            other.manifest_bytes, other.signature, other.files)
+        return other is not None and (
+            self.manifest_bytes, self.signature, self.files, self.unreadable) == (
+            other.manifest_bytes, other.signature, other.files, other.unreadable)
 
 
-def resolve_root(directory: Path) -> Path:
-    """Where the files really are: the target of ``..data`` if present, else ``directory``."""
-    link = directory / DATA_LINK
-    if link.is_symlink():
-        return Path(os.path.realpath(link))
-    return directory
-
-
-def _read(path: Path) -> bytes | None:
+def _read(root: Path, name: str, unreadable: dict[str, str]) -> bytes | None:
+    # Regular files only: a FIFO would block the kernel's thread for good.
     try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return read_regular(root / name)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except NotRegularFile as exc:
+        unreadable[name] = exc.message
+    except OSError as exc:
+        unreadable[name] = f"cannot read: {exc.strerror}"
+    return None
 
 
-def read_artifact(directory: Path) -> RawArtifact:
+def read_artifact(directory: Path,
+                  listed: Callable[[bytes, bytes], Iterable[str]]) -> RawArtifact:
     """Read the manifest, its signature and every file the manifest lists.
 
-    The manifest is parsed unverified here only to learn which files to read; the kernel
-    verifies the signature before it trusts anything in it.
+    ``listed(manifest_bytes, signature)`` returns the names to read, and nothing unless
+    the signature verifies: an unverified manifest names no file to open.
     """
-    root = resolve_root(directory)
-    manifest = _read(root / MANIFEST_NAME)
-    signature = _read(root / SIGNATURE_NAME)
+    root = data_root(directory)
+    unreadable: dict[str, str] = {}
+    manifest = _read(root, MANIFEST_NAME, unreadable)
+    signature = _read(root, SIGNATURE_NAME, unreadable)
     files: dict[str, bytes | None] = {}
-    if manifest is not None:
-        try:
-            names = sorted(parse_manifest(manifest)["files"])
-        except VerificationError:
-            names = []
-        files = {name: _read(root / name) for name in names}
-    return RawArtifact(root, manifest, signature, files)
+    if manifest is not None and signature is not None:
+        files = {name: _read(root, name, unreadable) for name in sorted(listed(manifest,
+                                                                               signature))}
+    return RawArtifact(root, manifest, signature, files, unreadable)
 
 
 def stat_signature(directory: Path, names: tuple[str, ...]) -> tuple[object, ...]:
     """A cheap fingerprint of the directory for the slow poll: where ``..data`` points
-    and the inode, size and mtime of each named file."""
-    root = resolve_root(directory)
+    and the inode, size and mtime of each named file (``lstat``: never opened)."""
+    root = data_root(directory)
     out: list[object] = [str(root)]
     for name in (MANIFEST_NAME, SIGNATURE_NAME, *names):
         try:
-            st = os.stat(root / name)
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            st = os.lstat(root / name)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode))
         except OSError:
             out.append(None)
     return tuple(out)

@@ -5,7 +5,9 @@ signature, every listed file), the highest version ever accepted (rollback prote
 across restarts) and a sha256 checksum over the rest. It is written atomically (temp
 file, fsync, rename, fsync of the directory), so a crash leaves the old or the new
 state, never a mix. On load the checksum detects corruption, and the kernel verifies
-the signature again: the state file is never trusted on its own.
+the signature again: the state file is never trusted on its own. Only a regular file is
+read; temp files of writers killed mid-write are removed at start
+(:func:`remove_stale_state_temps`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..durable import replace_file
+from ..artifact import MAX_VERSION, is_version
+from ..durable import read_regular, remove_stale_temps, replace_file
 
 STATE_FILE = "last-known-good.json"
 STATE_FORMAT = 1
@@ -63,14 +66,20 @@ def save_state(state_dir: Path, manifest_bytes: bytes, signature: bytes,
     return path
 
 
+def remove_stale_state_temps(state_dir: Path) -> list[str]:
+    """Remove what a :func:`save_state` killed mid-write left in ``state_dir`` (only its
+    own temp files; see :func:`magcfg.durable.remove_stale_temps`)."""
+    return remove_stale_temps(state_dir / STATE_FILE)
+
+
 def load_state(state_dir: Path) -> SavedState | None:
     """The saved state, ``None`` if there is none; :class:`StateCorrupt` if unusable."""
     path = state_dir / STATE_FILE
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        raw = read_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as exc:
+    except OSError as exc:  # NotRegularFile: "is a FIFO, not a regular file"
         raise StateCorrupt(f"{path}: cannot read: {exc.strerror}") from None
     try:
         body = json.loads(raw.decode("utf-8"))
@@ -83,14 +92,14 @@ def load_state(state_dir: Path) -> SavedState | None:
             raise ValueError(f"unknown format {body.get('format')!r}")
         files = {str(n): base64.b64decode(d, validate=True) for n, d in body["files"].items()}
         highest = body["highest_version"]
-        if not isinstance(highest, int) or isinstance(highest, bool):
-            raise ValueError("highest_version is not an integer")
+        if not is_version(highest):
+            raise ValueError(f"highest_version is not an integer from 1 to {MAX_VERSION}")
         return SavedState(base64.b64decode(body["manifest"], validate=True),
                           base64.b64decode(body["signature"], validate=True),
                           files, highest, path)
     except StateCorrupt:
         raise
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
-            binascii.Error) as exc:
+            RecursionError, binascii.Error) as exc:
         raise StateCorrupt(f"{path}: unreadable state ({type(exc).__name__}: "
                            f"{str(exc)[:80]})") from None

@@ -7,6 +7,11 @@ an upper bound so a steady stream of writes cannot starve it) the callback re-re
 hashes the artifact and acts only if its content changed. The slow poll runs whether or
 not inotify works, and catches what events cannot (a directory that was replaced, a
 network filesystem).
+
+A failing callback is logged and the watcher goes on. Anything else that ends the thread
+before :meth:`DirectoryWatcher.stop` (an OS error on its descriptors, an exception that
+is not an ``Exception``) is loud: ``failure`` holds it and ``on_failure`` is called on
+the dying thread, so the owner can report that changes are no longer seen.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import select
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger("magcfg.runtime")
 
 _IN_MODIFY = 0x002
 _IN_ATTRIB = 0x004
@@ -74,7 +82,8 @@ class _Inotify:
             seen = True
 
     def close(self) -> None:
-        os.close(self.fd)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 def inotify_available() -> bool:
@@ -94,9 +103,13 @@ class DirectoryWatcher:
 
     def __init__(self, directory: Path, on_change: Callable[[str], None], *,
                  debounce: float = 0.01, max_delay: float = 0.5,
-                 poll_interval: float = 5.0, use_inotify: bool = True) -> None:
+                 poll_interval: float = 5.0, use_inotify: bool = True,
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:
         self.directory = directory
         self.on_change = on_change
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None
+        """What ended the watcher's thread before :meth:`stop`, if anything did."""
         self.debounce = debounce
         self.max_delay = max_delay
         self.poll_interval = poll_interval
@@ -112,7 +125,10 @@ class DirectoryWatcher:
 
     @property
     def mode(self) -> str:
-        """``inotify`` or ``poll``: how changes are noticed."""
+        """``inotify`` or ``poll``: how changes are noticed; ``dead`` once the thread has
+        ended without :meth:`stop`."""
+        if self.failure is not None:
+            return "dead"
         return "inotify" if self._inotify is not None else "poll"
 
     def start(self) -> None:
@@ -146,18 +162,38 @@ class DirectoryWatcher:
             ready, _, _ = select.select(fds, [], [], max(timeout, 0.0))
         except InterruptedError:
             return self._stopping, False
-        except (OSError, ValueError):  # fds closed by stop() called from a callback
-            return True, False
+        except (OSError, ValueError):
+            if self._stopping:  # fds closed by stop() called from a callback
+                return True, False
+            raise
         if self._stop_r in ready or self._stopping:
             return True, False
         inotify = self._inotify
         try:
             events = inotify is not None and inotify.fd in ready and inotify.drain()
         except OSError:
-            return True, False
+            if self._stopping:
+                return True, False
+            raise
         return False, bool(events)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the thread ends here: say so, never silently
+            if self._stopping:
+                return
+            self.failure = exc
+            log.error("magcfg: the watcher of %s stopped: %s; changes are no longer "
+                      "applied", self.directory, type(exc).__name__)
+            if self.on_failure is not None:
+                try:
+                    self.on_failure(exc)
+                except Exception as report:
+                    log.error("magcfg: reporting the watcher's failure failed: %s",
+                              type(report).__name__)
+
+    def _loop(self) -> None:
         next_poll = time.monotonic() + self.poll_interval
         while not self._stopping:
             stop, events = self._wait(next_poll - time.monotonic())
@@ -184,7 +220,6 @@ class DirectoryWatcher:
     def _fire(self, trigger: str) -> None:
         try:
             self.on_change(trigger)
-        except Exception:  # the kernel reports its own failures; the watcher must live on
-            import logging
-
-            logging.getLogger("magcfg.runtime").exception("magcfg watcher callback failed")
+        except Exception as exc:  # the kernel reports its own failures; watch on
+            # The type only: a message may quote config values.
+            log.error("magcfg: watcher callback failed: %s", type(exc).__name__)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import BuildError, Diagnostic
+from ..keyglob import format_keypath
 
 ReloadPolicy = Literal["hot", "restart"]
 DEFAULT_RELOAD: ReloadPolicy = "restart"
@@ -187,17 +188,17 @@ class SchemaIndex:
         return nodes[-1].merge_key if len(nodes) == len(keypath) + 1 else None
 
     def secret_paths(self) -> list[str]:
-        """Dotted paths (``*`` for wildcards) of every key marked secret."""
-        memo: dict[int, list[str]] = {}
+        """Key paths (text form of ``magcfg.keyglob``, ``*`` for wildcards) of every key
+        marked secret."""
+        memo: dict[int, list[tuple[str, ...]]] = {}
 
-        def walk(node: _Node) -> list[str]:
+        def walk(node: _Node) -> list[tuple[str, ...]]:
             if id(node) not in memo:
-                memo[id(node)] = [""] if node.secret else [
-                    f"{k}.{rest}" if rest else k
-                    for k, child in node.children.items() for rest in walk(child)]
+                memo[id(node)] = [()] if node.secret else [
+                    (k, *rest) for k, child in node.children.items() for rest in walk(child)]
             return memo[id(node)]
 
-        return sorted(p for p in walk(self._root) if p)
+        return sorted(format_keypath(p, WILDCARD) for p in walk(self._root) if p)
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         """(hot, restart): the largest subtrees whose keys are all hot, or all restart.
@@ -221,18 +222,19 @@ class SchemaIndex:
         hot: list[str] = []
         restart: list[str] = []
 
-        def collect(node: _Node, path: str, inherited: ReloadPolicy, depth: int) -> None:
+        def collect(node: _Node, path: tuple[str, ...], inherited: ReloadPolicy,
+                    depth: int) -> None:
             own = node.reload or inherited
             p = policy_of(node, inherited)
             if p is not None or depth > 32:
-                (hot if (p or own) == "hot" else restart).append(path)
+                (hot if (p or own) == "hot" else restart).append(format_keypath(path, WILDCARD))
                 return
             for k, child in node.children.items():
-                collect(child, f"{path}.{k}" if path else k, own, depth + 1)
+                collect(child, (*path, k), own, depth + 1)
 
         default = self._root.reload or DEFAULT_RELOAD
         for k, child in self._root.children.items():
-            collect(child, k, default, 1)
+            collect(child, (k,), default, 1)
         return sorted(hot), sorted(restart)
 
     def entries(self) -> list[SchemaEntry]:

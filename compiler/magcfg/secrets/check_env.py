@@ -26,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifact import CONFIG, MANIFEST, ManifestError, data_root, load_manifest
+from ..durable import read_regular
 from ..errors import Diagnostic, MagcfgError
-from .references import SecretRef, env_var_name, references
+from ..keyglob import format_keypath
+from .references import SecretRef, env_var_name, reference_paths, references
 
 VAULT_ADDR = "VAULT_ADDR"
 
@@ -93,36 +96,48 @@ def resolve(keypath: tuple[str, ...], ref: SecretRef, environ: Mapping[str, str]
     return environ.get(delivery_name(keypath, ref)) or None
 
 
+def delivered_values(config: Any, environ: Mapping[str, str]) -> set[str]:
+    """The secret values ``environ`` delivers for the references of ``config`` (what
+    :func:`resolve` returns for each): to mask them in any text that leaves the process."""
+    return {value for keypath, ref in reference_paths(config)
+            if (value := resolve(keypath, ref, environ))}
+
+
 def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) -> tuple[str, Any]:
     """(environment, config) of an artifact directory; config.json must match the digest
-    in manifest.json, and the manifest's environment must be ``env`` when given."""
+    in manifest.json, and the manifest's environment must be ``env`` when given. Only
+    regular files are read (a FIFO or a device there is refused, never waited on); a
+    ConfigMap volume is read through its ``..data`` link."""
     base = Path(artifact_dir)
+    root = data_root(base)  # a ConfigMap volume: its names are symlinks into ..data
+
+    def fail(file: Path, message: str, key: str | None = None) -> ArtifactError:
+        return ArtifactError([Diagnostic(str(file), None, key, message, code="artifact")])
+
+    raw: dict[str, bytes] = {}
+    for name in (MANIFEST, CONFIG):
+        try:
+            raw[name] = read_regular(root / name)
+        except OSError as exc:  # NotRegularFile too: "is a FIFO, not a regular file"
+            raise fail(base / name, f"cannot read the artifact: {exc.strerror}") from None
     try:
-        manifest_raw = (base / "manifest.json").read_bytes()
-        config_raw = (base / "config.json").read_bytes()
-    except OSError as exc:
-        raise ArtifactError([Diagnostic(str(base), None, None, f"cannot read the artifact: "
-                                        f"{exc.strerror}: {exc.filename}", code="artifact")]) from None
+        manifest = load_manifest(raw[MANIFEST])
+    except ManifestError as exc:
+        raise fail(base / MANIFEST, exc.message, exc.field) from None
     try:
-        manifest = json.loads(manifest_raw)
-        config = json.loads(config_raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError([Diagnostic(str(base), None, None,
-                                        f"artifact is not valid JSON: {type(exc).__name__}",
-                                        code="artifact")]) from None
-    if not isinstance(manifest, dict) or not isinstance(config, dict):
-        raise ArtifactError([Diagnostic(str(base), None, None, "artifact files must be JSON objects",
-                                        code="artifact")])
-    digest = "sha256:" + hashlib.sha256(config_raw).hexdigest()
-    if manifest.get("config_digest") != digest:
-        raise ArtifactError([Diagnostic(str(base / "config.json"), None, None,
-                                        "config.json does not match the digest in manifest.json "
-                                        "(torn or tampered artifact)", code="artifact")])
-    environment = str(manifest.get("environment", ""))
+        config = json.loads(raw[CONFIG])
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise fail(base / CONFIG, f"artifact is not valid JSON: {type(exc).__name__}") from None
+    if not isinstance(config, dict):
+        raise fail(base / CONFIG, "artifact files must be JSON objects")
+    digest = "sha256:" + hashlib.sha256(raw[CONFIG]).hexdigest()
+    if manifest["config_digest"] != digest:
+        raise fail(base / CONFIG, "config.json does not match the digest in manifest.json "
+                   "(torn or tampered artifact)")
+    environment = str(manifest["environment"])
     if env is not None and environment != env:
-        raise ArtifactError([Diagnostic(str(base / "manifest.json"), None, "environment",
-                                        f"this artifact is for environment {environment!r}, "
-                                        f"not {env!r}", code="artifact")])
+        raise fail(base / MANIFEST, f"this artifact is for environment {environment!r}, "
+                   f"not {env!r}", "environment")
     return environment, config
 
 
@@ -131,7 +146,8 @@ def check_config(environment: str, config: Any, environ: Mapping[str, str]) -> E
     required = []
     for keypath, ref in references(config):
         name = delivery_name(keypath, ref)
-        required.append(RequiredSecret(".".join(keypath), ref.scheme, name, bool(environ.get(name))))
+        required.append(RequiredSecret(format_keypath(keypath), ref.scheme, name,
+                                       bool(environ.get(name))))
     return EnvCheck(environment, tuple(required))
 
 

@@ -1,8 +1,9 @@
 """The one redactor: which keys are secret, and their values masked wherever shown.
 
 A key is secret when the schema marks it (or an ancestor) ``x-magcfg-secret`` or when
-its dotted path matches a glob of the project's ``redact:`` list (``fnmatch`` syntax,
-``*`` matches within one segment, ``**`` any number of segments). Redacted values show
+its key path matches a glob of the project's ``redact:`` list (``*`` matches within one
+segment, ``**`` any number of segments; :mod:`magcfg.keyglob`). Key paths are tuples
+of segments here: ``apps.*.dsn`` covers the ``dsn`` of the key ``"eu.west"``. Redacted values show
 as the fixed marker ``<redacted>``; callers that compare (diff, runtime events) compare
 the real values first and show *that* a secret changed without showing either side.
 Build, review commands and the runtime kernel all use this one class.
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..keyglob import KeyGlobs
+from ..keyglob import KeyGlobs, format_keypath
 
 REDACTED = "<redacted>"
 
@@ -83,7 +84,7 @@ class Redactor:
         """
         if old == new and type(old) is type(new):
             return None
-        key = ".".join(keypath)
+        key = format_keypath(keypath)
         added, removed = old is missing, new is missing
         return Change(key,
                       None if added else self.value(keypath, old),
@@ -98,3 +99,27 @@ class Redactor:
         for v in sorted({v for v in values if v}, key=len, reverse=True):
             text = text.replace(v, REDACTED)
         return text
+
+    def masked(self, data: Any, values: Iterable[str]) -> Any:
+        """``data`` (JSON-like: mappings, lists, scalars) with every occurrence of the
+        given secret strings masked in every string, keys included."""
+        ordered = sorted({v for v in values if v}, key=len, reverse=True)
+        if not ordered:
+            return data
+
+        def mask(text: str) -> str:
+            for v in ordered:
+                if v in text:
+                    text = text.replace(v, REDACTED)
+            return text
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return mask(value)
+            if isinstance(value, dict):
+                return {mask(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [walk(v) for v in value]
+            return value
+
+        return walk(data)

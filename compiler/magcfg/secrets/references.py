@@ -16,7 +16,7 @@ the text of a value into a message: a malformed reference may be a pasted secret
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,15 +114,34 @@ def references(config: Any, keypath: tuple[str, ...] = ()) -> Iterator[tuple[tup
     """Every (key path, reference) in a compiled config, in sorted key order.
 
     A compiled config holds references only under secret keys (the build refuses any
-    other place), so this needs no schema: it is what the runtime and ``check-env`` use.
+    other place), so this needs no schema: it is what the runtime and ``check-env`` use
+    (on plain JSON or on the runtime's frozen mappings and tuples).
     """
-    if isinstance(config, dict):
+    if isinstance(config, Mapping):
         for k in sorted(config):
             yield from references(config[k], (*keypath, k))
-    elif isinstance(config, list):
+    elif isinstance(config, (list, tuple)):
         for i, item in enumerate(config):
             yield from references(item, (*keypath, str(i)))
     elif isinstance(config, str) and looks_like_reference(config):
         ref = parse_reference(config)
         if ref is not None:
             yield keypath, ref
+
+
+def reference_paths(config: Any) -> list[tuple[tuple[str, ...], SecretRef]]:
+    """Every (key path, reference) in ``config``, in no particular order: what
+    :func:`references` finds, several times faster on a large config (no recursion, no
+    sorting, one ``startswith`` per string)."""
+    out: list[tuple[tuple[str, ...], SecretRef]] = []
+    stack: list[tuple[tuple[str, ...], Any]] = [((), config)]
+    while stack:
+        path, node = stack.pop()
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, value in items:
+            if type(value) is str:
+                if value.startswith(SCHEMES) and (ref := parse_reference(value)) is not None:
+                    out.append(((*path, str(key)), ref))
+            elif isinstance(value, (Mapping, list, tuple)):
+                stack.append(((*path, str(key)), value))
+    return out

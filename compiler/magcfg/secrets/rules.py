@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Diagnostic
+from ..keyglob import parse_keypath
 from ..schema.index import WILDCARD
 from .references import (
     SCHEMES,
@@ -101,7 +102,7 @@ def _scan(context: CompileContext) -> SecretScan:
     if patterns is None:
         paths = (context.schema_summary["secret_paths"] if context.schema_summary
                  else index.secret_paths())
-        patterns = [tuple(p.split(".")) for p in paths]
+        patterns = [parse_keypath(p) for p in paths]
         _SECRET_PATTERNS[schema.digest] = patterns
     keys = sorted(context.fragments) if context.fragments else sorted(context.config)
     for key in keys:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Diagnostic
+from ..keyglob import parse_keypath
 from ..project import Project
 from ..syntax.locate import locate
 
@@ -115,8 +116,9 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
         patterns = strings(redact, ("redact",))
         if patterns is not None:
             for i, p in enumerate(patterns):
-                if not p or any(not seg for seg in p.split(".")):
-                    err(("redact", str(i)), "a redact glob is a dotted key path with * or ** segments")
+                if not p or any(not seg for seg in parse_keypath(p)):
+                    err(("redact", str(i)), "a redact glob is a dotted key path with * or ** "
+                        "segments (a dot inside a key is written \\.)")
             out["redact"] = tuple(patterns)
     if section is None:
         return SecretSettings(**out), errors

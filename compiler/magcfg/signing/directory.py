@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from ..artifact import data_root
+from ..durable import NotRegularFile, read_regular
 from ..errors import Diagnostic
 from .keys import SigningError, key_id, write_atomic
 from .signatures import (
@@ -26,6 +28,7 @@ from .signatures import (
     VerificationError,
     VerifiedArtifact,
     check_digests,
+    check_environment,
     parse_manifest,
     sign_manifest,
     verify_manifest,
@@ -35,18 +38,21 @@ __all__ = ["SignedArtifact", "sign_artifact", "verify_artifact"]
 
 
 def verify_artifact(env_dir: str | os.PathLike[str],
-                    public_keys: Iterable[Ed25519PublicKey], *,
+                    public_keys: Iterable[Ed25519PublicKey], *, environment: str,
                     display: str | None = None,
                     attestation: bool = True) -> VerifiedArtifact:
-    """Verify ``env_dir``: the manifest signature, then the sha256 of every listed file.
+    """Verify ``env_dir``: the manifest signature, that the manifest is made for
+    ``environment``, then the sha256 of every listed file.
 
     If ``attestation`` is true and ``attestation.dsse.json`` is present, its DSSE
     signature and subjects are checked too. ``display`` is how ``env_dir`` is named in
     errors (default: the path as given). Raises :class:`VerificationError` naming the
-    offending file.
+    offending file. Only regular files are read (a FIFO, device or symlink in the
+    directory is refused, never opened or waited on); a ConfigMap volume is read
+    through its ``..data`` link.
     """
-    directory = Path(env_dir)
-    prefix = (display if display is not None else directory.as_posix()).rstrip("/") + "/"
+    prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
+    directory = data_root(Path(env_dir))
     keys = list(public_keys)
     manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
     if manifest_bytes is None:
@@ -60,6 +66,7 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     kid = verify_manifest(manifest_bytes, signature, keys,
                           signature_file=prefix + SIGNATURE_NAME)
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
+    check_environment(manifest, environment, prefix + MANIFEST_NAME)
     files = {name: _read_member(directory, name, prefix) for name in manifest["files"]}
     checked = check_digests(manifest, files, prefix)
     envelope = _read_member(directory, ATTESTATION_NAME, prefix) if attestation else None
@@ -74,15 +81,14 @@ def verify_artifact(env_dir: str | os.PathLike[str],
 
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
     try:
-        return (directory / name).read_bytes()
+        return read_regular(directory / name)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except IsADirectoryError:
-        raise VerificationError(prefix + name, "is a directory, not a file",
-                                "missing_file") from None
+    except NotRegularFile as exc:
+        raise VerificationError(prefix + name, exc.message, "unreadable_file") from None
     except OSError as exc:
         raise VerificationError(prefix + name, f"cannot read: {exc.strerror}",
-                                "missing_file") from None
+                                "unreadable_file") from None
 
 
 # ---------------------------------------------------------------- signing an artifact
@@ -92,7 +98,7 @@ class SignedArtifact:
     """What :func:`sign_artifact` did: the signer's key id and the files it changed."""
 
     key_id: str
-    version: int | None
+    version: int
     written: tuple[str, ...]
 
 
@@ -117,6 +123,10 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
         raise SigningError([Diagnostic(prefix + MANIFEST_NAME, None, None,
                                        "not found: run `magcfg build` before `magcfg sign`")])
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
+    try:
+        check_environment(manifest, env, prefix + MANIFEST_NAME)
+    except VerificationError as exc:
+        raise SigningError(exc.diagnostics) from None
     files = {name: _read_member(directory, name, prefix) for name in manifest["files"]}
     try:
         checked = check_digests(manifest, files, prefix)
@@ -141,8 +151,7 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
         if _read_member(directory, name, prefix) != data:
             write_atomic(path, data, 0o644)
             written.append(prefix + name)
-    version = manifest.get("version")
-    return SignedArtifact(key_id(private_key.public_key()),
-                          version if isinstance(version, int) else None, tuple(written))
+    return SignedArtifact(key_id(private_key.public_key()), int(manifest["version"]),
+                          tuple(written))
 
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..durable import replace_file
+from ..durable import FileTooLarge, NotRegularFile, read_regular, replace_file
 from ..errors import Diagnostic, MagcfgError
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
 
 SIGNING_KEY_ENV = "MAGCFG_SIGNING_KEY"
 KEY_ID_LENGTH = 16
+_MAX_KEY_FILE = 64 * 1024
 
 
 class SigningError(MagcfgError):
@@ -201,17 +202,14 @@ def _pem_bytes(pem: bytes | str) -> bytes:
 
 def _read_key_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return read_regular(path, limit=_MAX_KEY_FILE, follow_symlinks=True)
     except FileNotFoundError:
         raise KeyLoadError([Diagnostic(str(path), None, None, "key file not found")]) from None
-    except IsADirectoryError:
+    except NotRegularFile as exc:
         raise KeyLoadError([Diagnostic(str(path), None, None,
-                                       "is a directory, not a key file")]) from None
+                                       f"is {exc.kind}, not a key file")]) from None
+    except FileTooLarge:
+        raise KeyLoadError([Diagnostic(str(path), None, None, "too large to be a PEM key")]) from None
     except OSError as exc:
         raise KeyLoadError([Diagnostic(str(path), None, None,
                                        f"cannot read key file: {exc.strerror}")]) from None
-    if len(data) > 64 * 1024:
-        raise KeyLoadError([Diagnostic(str(path), None, None, "too large to be a PEM key")])
-    return data
-
-

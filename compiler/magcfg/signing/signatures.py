@@ -20,11 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -33,19 +30,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..artifact import ATTESTATION, MANIFEST, SIGNATURE
+from ..artifact import ATTESTATION, MANIFEST, SIGNATURE, ManifestError, load_manifest
 from ..errors import Diagnostic, MagcfgError
 from .keys import key_id
 
 __all__ = ["ATTESTATION_NAME", "MANIFEST_NAME", "SIGNATURE_LENGTH", "SIGNATURE_NAME",
-           "VerificationError", "VerifiedArtifact", "check_digests", "parse_manifest", "sha256_digest",
+           "VerificationError", "VerifiedArtifact", "check_digests", "check_environment",
+           "parse_manifest", "sha256_digest",
            "sign_manifest", "verify_files", "verify_manifest"]
 
 MANIFEST_NAME = MANIFEST
 SIGNATURE_NAME = SIGNATURE
 ATTESTATION_NAME = ATTESTATION
 SIGNATURE_LENGTH = 64
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class VerificationError(MagcfgError):
@@ -53,7 +50,8 @@ class VerificationError(MagcfgError):
 
     ``reason`` is machine-readable and matches the runtime's ``config.reload_failed``
     reasons: ``unsigned``, ``bad_signature``, ``digest_mismatch``, ``missing_file``,
-    ``malformed_manifest``, ``bad_attestation``, ``no_trusted_key``.
+    ``unreadable_file``, ``malformed_manifest``, ``environment_mismatch``,
+    ``bad_attestation``, ``no_trusted_key``.
     """
 
     def __init__(self, file: str, message: str, reason: str) -> None:
@@ -145,51 +143,45 @@ class VerifiedArtifact:
     attestation_checked: bool = False
 
     @property
-    def version(self) -> int | None:
-        value = self.manifest.get("version")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    def version(self) -> int:
+        """The manifest's version (checked: an integer from 1 to ``MAX_VERSION``)."""
+        return int(self.manifest["version"])
 
     @property
-    def config_digest(self) -> str | None:
-        value = self.manifest.get("config_digest")
-        return value if isinstance(value, str) else None
+    def environment(self) -> str:
+        return str(self.manifest["environment"])
+
+    @property
+    def config_digest(self) -> str:
+        return str(self.manifest["config_digest"])
 
 
 def parse_manifest(manifest_bytes: bytes, file: str = MANIFEST_NAME) -> dict[str, Any]:
-    """Parse manifest JSON and check the ``files`` table's shape (names and digests)."""
+    """Parse manifest JSON strictly in the format of docs/artifact.md
+    (:func:`magcfg.artifact.load_manifest`); ``VerificationError`` naming ``file`` and
+    the field if it is not."""
     try:
-        manifest = json.loads(manifest_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise VerificationError(file, f"not valid JSON: {exc}", "malformed_manifest") from None
-    if not isinstance(manifest, dict):
-        raise VerificationError(file, "is not a JSON object", "malformed_manifest")
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise VerificationError(file, "has no 'files' table", "malformed_manifest")
-    for name, digest in files.items():
-        if not _safe_name(name):
-            raise VerificationError(file, f"lists an unsafe file name {name!r}",
-                                    "malformed_manifest")
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-            raise VerificationError(file, f"digest of {name!r} is not 'sha256:<64 hex>'",
-                                    "malformed_manifest")
-    return manifest
+        return load_manifest(manifest_bytes)
+    except ManifestError as exc:
+        raise VerificationError(file, str(exc), "malformed_manifest") from None
 
 
-def _safe_name(name: str) -> bool:
-    # Names are relative to the artifact directory; nothing may point outside it.
-    if not name or "\\" in name or "\x00" in name:
-        return False
-    path = PurePosixPath(name)
-    return not path.is_absolute() and all(part not in ("", ".", "..") for part in
-                                          name.split("/"))
+def check_environment(manifest: Mapping[str, Any], environment: str,
+                      file: str = MANIFEST_NAME) -> None:
+    """Refuse a verified manifest made for another environment than ``environment``: a
+    valid signature says CI built it, not for whom (staging's artifact copied into
+    production's directory verifies)."""
+    if manifest.get("environment") != environment:
+        raise VerificationError(file, f"is for environment {manifest.get('environment')!r}, "
+                                f"not {environment!r}: another environment's artifact",
+                                "environment_mismatch")
 
 
 def verify_files(manifest_bytes: bytes, signature_text: bytes | str,
                  files: Mapping[str, bytes | None],
-                 public_keys: Iterable[Ed25519PublicKey], *,
+                 public_keys: Iterable[Ed25519PublicKey], *, environment: str,
                  prefix: str = "") -> VerifiedArtifact:
-    """Verify an artifact held in memory.
+    """Verify an artifact held in memory, made for ``environment``.
 
     ``files`` maps names to bytes (``None`` for a missing file); every name the manifest
     lists must be present with the listed sha256. ``prefix`` is put before file names
@@ -198,6 +190,7 @@ def verify_files(manifest_bytes: bytes, signature_text: bytes | str,
     kid = verify_manifest(manifest_bytes, signature_text, public_keys,
                           signature_file=prefix + SIGNATURE_NAME)
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
+    check_environment(manifest, environment, prefix + MANIFEST_NAME)
     checked = check_digests(manifest, files, prefix)
     return VerifiedArtifact(kid, manifest, manifest_bytes, checked)
 

@@ -7,8 +7,9 @@ allowed explicitly, and a different config claiming the running version is a con
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
+from ..artifact import MAX_VERSION, is_version
 from .signatures import MANIFEST_NAME, VerificationError
 
 __all__ = ["SuccessionError", "check_succession"]
@@ -36,9 +37,9 @@ def check_succession(running: Mapping[str, Any], candidate: Mapping[str, Any], *
         raise SuccessionError(file, f"is for environment {candidate.get('environment')!r}, "
                               f"not {running.get('environment')!r}", "environment_mismatch")
     old, new = running.get("version"), candidate.get("version")
-    if not _is_version(old) or not _is_version(new):
-        raise VerificationError(file, "has no valid version (a positive integer)",
-                                "malformed_manifest")
+    if not is_version(old) or not is_version(new):
+        raise VerificationError(file, f"has no valid version (an integer from 1 to "
+                                f"{MAX_VERSION})", "malformed_manifest")
     if new > old:
         return "newer"
     if new == old:
@@ -54,6 +55,3 @@ def check_succession(running: Mapping[str, Any], candidate: Mapping[str, Any], *
                           "refused as a rollback (allow rollbacks explicitly to go back)",
                           "rollback_refused")
 
-
-def _is_version(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import Diagnostic
+from ..keyglob import format_keypath
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences a layer may use."""
@@ -275,7 +276,7 @@ class _Builder:
         self.markers = False
 
     def error(self, node: Any, keypath: tuple[str, ...], message: str, code: str) -> None:
-        key = ".".join(keypath) or None
+        key = format_keypath(keypath) or None
         self.errors.append(Diagnostic(self.path, node.start_mark.line + 1, key, message,
                                       code=code))
 
@@ -287,7 +288,7 @@ class _Builder:
             self.expanded += _node_count(node)
             if self.expanded > ALIAS_BUDGET:
                 raise LoadFailed([Diagnostic(
-                    self.path, node.start_mark.line + 1, ".".join(keypath) or None,
+                    self.path, node.start_mark.line + 1, format_keypath(keypath) or None,
                     f"aliases expand to more than {ALIAS_BUDGET} nodes (alias bomb?)",
                     code="alias")])
         self.seen.add(id(node))

@@ -1,0 +1,101 @@
+"""The last known-good state file: what a writer killed mid-write leaves, and what start
+removes (real processes, real kill -9)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import magcfg
+from magcfg.runtime import Kernel
+from magcfg.runtime.state import STATE_FILE, remove_stale_state_temps
+from magcfg.signing.keys import Ed25519PrivateKey
+
+from .fixtures import artifact_files, base_config, rename_write, wait_for
+
+PACKAGE = str(Path(magcfg.__file__).resolve().parents[1])
+
+# Writes the state over and over, each time large enough that a kill lands mid-write.
+WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from magcfg.runtime.state import save_state
+
+    state = Path(sys.argv[1])
+    big = {"config.json": b"x" * (32 * 1024 * 1024)}
+    while True:
+        save_state(state, b"{}", b"sig", big, 1, 1)
+""")
+
+
+def _kill_mid_write(state: Path) -> str:
+    """Start a writer, kill -9 it while its temp file exists; the temp file's name."""
+    for _ in range(20):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(state)],
+                                  env={**os.environ, "PYTHONPATH": PACKAGE})
+        temp = f".{STATE_FILE}.tmp-{writer.pid}"
+        try:
+            assert wait_for(lambda t=temp: (state / t).exists(), timeout=60)
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+        if (state / temp).exists():
+            return temp
+    pytest.fail("never caught the writer mid-write")
+
+
+def test_kill_9_mid_write_leaves_a_temp_file_that_start_removes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    temp = _kill_mid_write(state)
+    assert (state / temp).stat().st_size > 0
+    key = Ed25519PrivateKey.generate()
+    rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
+    kernel = Kernel(tmp_path / "artifact", [key.public_key()], state, watch=False,
+                    environment="production").start()
+    try:
+        assert kernel.version == 1
+        assert sorted(os.listdir(state)) == [STATE_FILE]
+    finally:
+        kernel.stop()
+
+
+def test_only_dead_writers_temp_files_are_removed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    alive, stuck = subprocess.Popen(sleeper), subprocess.Popen(sleeper)
+    try:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        live_temp = state / f".{STATE_FILE}.tmp-{alive.pid}"
+        live_temp.write_bytes(b"being written")
+        dead_temp = state / f".{STATE_FILE}.tmp-{dead.pid}"
+        dead_temp.write_bytes(b"left behind")
+        # Its pid lives, but no write takes an hour: another process got the dead one's pid.
+        old_temp = state / f".{STATE_FILE}.tmp-{stuck.pid}"
+        old_temp.write_bytes(b"ancient")
+        an_hour_ago = time.time() - 3600
+        os.utime(old_temp, (an_hour_ago, an_hour_ago))
+        outside = tmp_path / "precious"
+        outside.write_bytes(b"not ours")
+        link = state / f".{STATE_FILE}.tmp-{dead.pid + 1}"
+        link.symlink_to(outside)
+        others = [state / f".{STATE_FILE}.tmp-x{dead.pid}", state / "notes.txt",
+                  state / f".other.json.tmp-{dead.pid}"]
+        for path in others:
+            path.write_bytes(b"keep")
+        removed = remove_stale_state_temps(state)
+        assert sorted(removed) == sorted([dead_temp.name, old_temp.name])
+        assert live_temp.exists() and link.is_symlink() and outside.read_bytes() == b"not ours"
+        assert all(path.exists() for path in others)
+    finally:
+        for process in (alive, stuck):
+            process.kill()
+            process.wait()

@@ -1,0 +1,96 @@
+"""The one redactor, on keys that contain a dot: `redact` globs match key by key, in
+`explain` and in build diagnostics alike (the real console script)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from magcfg.secrets.redaction import REDACTED, Redactor
+
+from ..conftest import Project, failed_cleanly, tree_state
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {"apps": {"type": "object", "additionalProperties": {
+        "type": "object", "properties": {"dsn": {"type": "string"}}}}},
+}
+PROJECT = """\
+version: 1
+environments: [dev]
+layers:
+  - name: base
+    path: layers/base
+schema:
+  json: schemas/schema.json
+output: generated
+redact: ["apps.*.dsn"]
+"""
+DOTTED = "postgres://CANARY-dotted-4f1a@db/app"
+PLAIN = "postgres://CANARY-plain-4f1a@db/app"
+
+
+@pytest.fixture
+def dotted(tmp_path: Path) -> Project:
+    project = Project(tmp_path / "dotted")
+    project.write("magcfg.yaml", PROJECT)
+    project.write("schemas/schema.json", json.dumps(SCHEMA))
+    project.write("layers/base/apps.yaml", f'apps:\n  "eu.west":\n    dsn: "{DOTTED}"\n'
+                                           f'  plain:\n    dsn: "{PLAIN}"\n')
+    return project
+
+
+def test_explain_masks_the_value_under_a_key_with_a_dot(dotted: Project) -> None:
+    done = dotted.run("explain", "apps", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    shown = '{"eu.west": {"dsn": "<redacted>"}, "plain": {"dsn": "<redacted>"}}'
+    assert done.stdout == (f"apps = {shown}    [dev; reload: restart]\n"
+                           f"  => layers/base/apps.yaml:1  (base)  {shown}\n")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_explain_takes_an_escaped_dot_in_a_key(dotted: Project) -> None:
+    done = dotted.run("explain", "apps.eu\\.west.dsn", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ('apps.eu\\.west.dsn = "<redacted>"    [dev; reload: restart; '
+                           'secret]\n  => layers/base/apps.yaml:3  (base)  "<redacted>"\n')
+
+
+def test_a_build_diagnostic_masks_a_quoted_value_under_a_key_with_a_dot(
+        dotted: Project) -> None:
+    dotted.write("layers/base/apps.yaml", 'apps:\n  "eu.west":\n    dsn: off\n')
+    before = tree_state(dotted.root)
+    stderr = failed_cleanly(dotted.run("build"), 1)
+    assert stderr == ("layers/base/apps.yaml:3: error: <redacted> means different things in "
+                      "YAML 1.1 and 1.2: write true/false, or quote it if it is text "
+                      "[apps.eu\\.west.dsn]\n")
+    assert tree_state(dotted.root) == before
+
+
+def test_the_manifest_carries_the_glob_for_the_runtime(dotted: Project) -> None:
+    assert dotted.run("build", "-q").returncode == 0
+    manifest = json.loads((dotted.root / "generated/dev/manifest.json").read_bytes())
+    assert manifest["secret_keys"] == ["apps.*.dsn"]
+    assert DOTTED.encode() not in (dotted.root / "generated/dev/manifest.json").read_bytes()
+
+
+def test_redactor_works_on_key_paths() -> None:
+    redactor = Redactor(None, ["apps.*.dsn"])
+    assert redactor.is_secret(("apps", "eu.west", "dsn"))
+    assert not redactor.is_secret(("apps", "eu", "west", "dsn"))
+    assert redactor.value(("apps",), {"eu.west": {"dsn": DOTTED, "pool": 3}}) == {
+        "eu.west": {"dsn": REDACTED, "pool": 3}}
+    change = redactor.change(("apps", "eu.west", "dsn"), DOTTED, PLAIN)
+    assert change is not None and change.key == "apps.eu\\.west.dsn"
+    assert (change.old, change.new, change.secret) == (REDACTED, REDACTED, True)
+
+
+def test_masked_replaces_secret_values_in_every_string() -> None:
+    data = {"error": f"login with {DOTTED} failed", "changes": [{"key": "k", "new": PLAIN}],
+            f"{PLAIN}": 1, "version": 3}
+    assert Redactor().masked(data, [DOTTED, PLAIN, ""]) == {
+        "error": f"login with {REDACTED} failed", "changes": [{"key": "k", "new": REDACTED}],
+        REDACTED: 1, "version": 3}

@@ -1,0 +1,153 @@
+"""`magcfg verify` and `magcfg sign` on hostile artifact directories, through the console
+script: another environment's signed artifact, signed but malformed manifests, FIFOs and
+symlinks where files belong. Each is one exact message, exit 1, no traceback, and
+nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magcfg.artifact import MAX_VERSION
+from magcfg.signing.keys import generate_key_pair, load_private_key
+from magcfg.signing.signatures import sign_manifest
+from tests.conftest import failed_cleanly, tree_state
+from tests.signing.fixtures import build_in_process, make_project, run_magcfg
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    out = tmp_path / "keys"
+    generate_key_pair(out)
+    return out
+
+
+@pytest.fixture
+def signed(tmp_path: Path, keys: Path) -> Path:
+    """A built project whose dev and prod artifacts are signed."""
+    root = make_project(tmp_path / "repo")
+    build_in_process(root)
+    done = run_magcfg(root, "sign", "--key", str(keys / "magcfg.key"))
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def verify(root: Path, keys: Path, env: str = "prod") -> str:
+    """Run `verify --env ENV`; assert it failed cleanly and left generated/ alone."""
+    before = tree_state(root / "generated")
+    stderr = failed_cleanly(run_magcfg(root, "verify", "--env", env, "--public-key",
+                                       str(keys / "magcfg.pub")), 1)
+    assert tree_state(root / "generated") == before
+    return stderr
+
+
+# ---------------------------------------------------------------- identity
+
+def test_verify_refuses_another_environments_artifact(signed: Path, keys: Path) -> None:
+    prod = signed / "generated/prod"
+    shutil.rmtree(prod)
+    shutil.copytree(signed / "generated/dev", prod)  # validly signed, by the right key
+    assert verify(signed, keys) == (
+        "generated/prod/manifest.json: error: is for environment 'dev', not 'prod': "
+        "another environment's artifact\n")
+
+
+def test_sign_refuses_another_environments_manifest(signed: Path, keys: Path) -> None:
+    prod = signed / "generated/prod"
+    for name in ("manifest.json", "config.json", "externalsecret.yaml", "vault-policy.hcl"):
+        if (signed / "generated/dev" / name).exists():
+            shutil.copy2(signed / "generated/dev" / name, prod / name)
+    (prod / "manifest.json.sig").unlink()
+    before = tree_state(signed / "generated")
+    stderr = failed_cleanly(run_magcfg(signed, "sign", "--env", "prod", "--key",
+                                       str(keys / "magcfg.key")), 1)
+    assert stderr == ("generated/prod/manifest.json: error: is for environment 'dev', "
+                      "not 'prod': another environment's artifact\n")
+    assert tree_state(signed / "generated") == before
+
+
+# ---------------------------------------------------------------- signed but malformed
+
+def _resign(root: Path, keys: Path, manifest_text: bytes) -> None:
+    prod = root / "generated/prod"
+    (prod / "manifest.json").write_bytes(manifest_text)
+    (prod / "manifest.json.sig").write_bytes(
+        sign_manifest(manifest_text, load_private_key(keys / "magcfg.key")))
+
+
+def _edited(root: Path, **changes: Any) -> bytes:
+    manifest = json.loads((root / "generated/prod/manifest.json").read_bytes())
+    manifest.update(changes)
+    return json.dumps(manifest, indent=2).encode()
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    ("7", "version: must be an integer, not a string"),
+    (7.5, "version: must be an integer, not a number with a fraction or exponent"),
+    (True, "version: must be an integer, not a boolean"),
+    (None, "version: must be an integer, not null"),
+    (10**30, f"version: must be from 1 to {MAX_VERSION}, not a 31-digit number"),
+    (MAX_VERSION + 1, f"version: must be from 1 to {MAX_VERSION}, not {MAX_VERSION + 1}"),
+])
+def test_verify_refuses_a_signed_manifest_with_a_bad_version(
+        signed: Path, keys: Path, version: Any, message: str) -> None:
+    _resign(signed, keys, _edited(signed, version=version))
+    assert verify(signed, keys) == f"generated/prod/manifest.json: error: {message}\n"
+
+
+def test_verify_refuses_duplicate_keys_in_a_signed_manifest(signed: Path, keys: Path) -> None:
+    text = _edited(signed).replace(b'"version": ', b'"version": 99,\n  "version": ', 1)
+    _resign(signed, keys, text)
+    assert verify(signed, keys) == (
+        "generated/prod/manifest.json: error: the key 'version' appears twice in one object "
+        "(JSON readers disagree on which one counts)\n")
+
+
+def test_verify_refuses_an_unknown_field_in_a_signed_manifest(signed: Path, keys: Path) -> None:
+    _resign(signed, keys, _edited(signed, trusted=True))
+    assert verify(signed, keys).startswith(
+        "generated/prod/manifest.json: error: trusted: is not a field of format 1 manifests")
+
+
+# ---------------------------------------------------------------- not regular files
+
+@pytest.mark.parametrize("name", ["manifest.json", "manifest.json.sig", "config.json"])
+def test_a_fifo_is_refused_not_waited_on(signed: Path, keys: Path, name: str) -> None:
+    path = signed / "generated/prod" / name
+    path.unlink()
+    os.mkfifo(path)
+    assert verify(signed, keys) == (
+        f"generated/prod/{name}: error: is a FIFO, not a regular file\n")
+
+
+def test_a_symlinked_member_is_refused(signed: Path, keys: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.json"
+    path = signed / "generated/prod/config.json"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    assert verify(signed, keys) == (
+        "generated/prod/config.json: error: is a symbolic link, not a regular file\n")
+
+
+def test_a_fifo_as_the_public_key_is_refused(signed: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "trusted.pub"
+    os.mkfifo(fifo)
+    stderr = failed_cleanly(run_magcfg(signed, "verify", "--public-key", str(fifo)), 1)
+    assert stderr == f"{fifo}: error: is a FIFO, not a key file\n"
+
+
+def test_a_public_key_mounted_from_a_volume_is_followed(signed: Path, keys: Path,
+                                                        tmp_path: Path) -> None:
+    from tests.runtime.fixtures import KubeletWriter
+
+    mounted = tmp_path / "mounted-keys"
+    KubeletWriter(mounted).write({"magcfg.pub": (keys / "magcfg.pub").read_bytes()})
+    assert (mounted / "magcfg.pub").is_symlink()
+    done = run_magcfg(signed, "verify", "--public-key", str(mounted / "magcfg.pub"))
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,181 @@
+"""The manifest format, defined once in magcfg/artifact.py: what it accepts and refuses,
+that the build's emitter keeps to it, and that docs/artifact.md describes every field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magcfg.artifact import (
+    MAX_VERSION,
+    ManifestError,
+    check_manifest,
+    is_version,
+    load_manifest,
+)
+
+from .conftest import REPO, Project, failed_cleanly, tree_state
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def good() -> dict[str, Any]:
+    config = _digest(b"{}\n")
+    return {
+        "compiler": {"name": "magcfg", "version": "0.1.0"},
+        "config_digest": config,
+        "environment": "production",
+        "files": {"config.json": config, "vault-policy.hcl": _digest(b"")},
+        "format": 1,
+        "hot_keys": ["logging.level"],
+        "inputs": {"digest": _digest(b"inputs"), "files": 3},
+        "reload_default": "restart",
+        "restart_keys": ["magds", "apps.eu\\.west"],
+        "schema": {"digest": _digest(b"schema"), "path": "schemas/s.json",
+                   "cue": {"definition": "#Config", "digest": _digest(b"cue"),
+                           "path": "schemas/s.cue"}},
+        "secret_keys": ["magds.password", "apps.*.dsn"],
+        "version": 7,
+    }
+
+
+def test_the_manifests_the_build_writes_are_valid() -> None:
+    for path in sorted((REPO / "generated").glob("*/manifest.json")):
+        manifest = load_manifest(path.read_bytes())
+        assert manifest["environment"] == path.parent.name
+    assert check_manifest(good())["version"] == 7
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    manifest = good()
+    for key, value in changes.items():
+        if value is ...:
+            del manifest[key]
+        else:
+            manifest[key] = value
+    return manifest
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    (_with(version="7"), "version: must be an integer, not a string"),
+    (_with(version=7.0), "version: must be an integer, not a number with a fraction or exponent"),
+    (_with(version=True), "version: must be an integer, not a boolean"),
+    (_with(version=None), "version: must be an integer, not null"),
+    (_with(version=0), f"version: must be from 1 to {MAX_VERSION}, not 0"),
+    (_with(version=MAX_VERSION + 1), f"version: must be from 1 to {MAX_VERSION}, "
+                                     f"not {MAX_VERSION + 1}"),
+    (_with(version=10**30), f"version: must be from 1 to {MAX_VERSION}, "
+                            "not a 31-digit number"),
+    (_with(version=...), "version: is missing"),
+    (_with(format=2), "format: must be 1 (this magcfg reads format 1), not 2"),
+    (_with(format=1.0), "format: must be 1 (this magcfg reads format 1), not 1.0"),
+    (_with(environment="Prod!"), "environment: must match [a-z0-9][a-z0-9_-]*"),
+    (_with(environment=["production"]), "environment: must be a non-empty string, not an array"),
+    (_with(extra=1), "extra: is not a field of format 1 manifests (fields: compiler, "
+                     "config_digest, environment, files, format, hot_keys, inputs, "
+                     "reload_default, restart_keys, schema, secret_keys, version)"),
+    (_with(config_digest=_digest(b"other")),
+     "config_digest: differs from the digest of config.json in files"),
+    (_with(files={"../x": _digest(b"")}), 'files["../x"]: is not a safe file name '
+                                          "(relative, no '..', '.', '\\' or control characters)"),
+    (_with(files={"manifest.json.sig": _digest(b"")}),
+     'files["manifest.json.sig"]: manifest.json.sig is never listed in the manifest'),
+    (_with(files={"config.json": "md5:00"}),
+     "files[\"config.json\"]: must be 'sha256:' and 64 lowercase hex digits"),
+    (_with(files={"vault-policy.hcl": _digest(b"")}), "files: does not list config.json"),
+    (_with(hot_keys="magds"), "hot_keys: must be an array of key paths, not a string"),
+    (_with(restart_keys=["ok", 3]), "restart_keys[1]: must be a non-empty string, "
+                                    "not an integer"),
+    (_with(secret_keys=[""]), "secret_keys[0]: must be a non-empty string"),
+    (_with(reload_default="sometimes"), "reload_default: must be 'hot' or 'restart'"),
+    (_with(inputs={"digest": _digest(b"")}), "inputs: has no 'files'"),
+    (_with(inputs={"digest": _digest(b""), "files": -1}),
+     f"inputs.files: must be from 0 to {MAX_VERSION}, not -1"),
+    (_with(compiler={"name": "magcfg", "version": "1", "host": "ci-7"}),
+     "compiler: has an unknown field 'host' (known: name, version)"),
+    (_with(schema={"path": None}), "schema: has no 'digest'"),
+    (_with(schema={"digest": None, "path": None, "cue": {"digest": 1}}),
+     "schema.cue.digest: must be a non-empty string, not an integer"),
+    ([], ": must be an object, not an array"),
+])
+def test_malformed_manifests_are_refused_naming_the_field(manifest: Any, message: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        check_manifest(manifest)
+    assert str(info.value).removeprefix(": ") == message.removeprefix(": ")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b'{"version": 1, "version": 2}', "the key 'version' appears twice in one object "
+                                      "(JSON readers disagree on which one counts)"),
+    (b'{"version": NaN}', "NaN is not JSON"),
+    (b'{"version": Infinity}', "Infinity is not JSON"),
+    (b"\xff{}", "is not UTF-8"),
+    (b"[" * 100000, "is nested too deeply"),
+    (b"{", "is not valid JSON (Expecting property name enclosed in double quotes: "
+           "line 1 column 2 (char 1))"),
+])
+def test_ambiguous_json_is_refused(text: bytes, message: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        load_manifest(text)
+    assert str(info.value) == message
+
+
+def test_versions_are_bounded_so_every_json_reader_agrees() -> None:
+    assert MAX_VERSION == 2**53 - 1
+    assert is_version(1) and is_version(MAX_VERSION)
+    assert not any(is_version(v) for v in (0, MAX_VERSION + 1, True, 1.0, "1", None))
+
+
+def test_the_format_is_documented_field_by_field() -> None:
+    doc = (REPO / "docs/artifact.md").read_text()
+    section = doc[doc.index("## manifest.json"):]
+    for field in ("compiler", "config_digest", "environment", "files", "format", "hot_keys",
+                  "inputs", "reload_default", "restart_keys", "schema", "secret_keys",
+                  "version"):
+        assert re.search(rf"^\| (`[a-z_]+`, )*`{field}`[ ,]", section, re.MULTILINE), field
+    assert str(MAX_VERSION) in section
+
+
+# ---------------------------------------------------------------- the build's emitter
+
+def _built(mini: Project) -> Path:
+    done = mini.run("build", "-q")
+    assert done.returncode == 0, done.stderr
+    return mini.root / "generated/dev/manifest.json"
+
+
+def test_build_refuses_a_previous_manifest_with_a_string_version(mini: Project) -> None:
+    path = _built(mini)
+    manifest = json.loads(path.read_bytes())
+    manifest["version"] = "3"
+    path.write_text(json.dumps(manifest))
+    mini.write("layers/base/logging.yaml", "logging:\n  level: debug\n")
+    before = tree_state(mini.root / "generated")
+    stderr = failed_cleanly(mini.run("build"), 1)
+    assert stderr == ("generated/dev/manifest.json: error: cannot read the previous version "
+                      "from this manifest (must be an integer, not a string); restore it from "
+                      "git (the version must never go down) [version]\n")
+    assert tree_state(mini.root / "generated") == before
+
+
+def test_build_stops_at_the_highest_version(mini: Project) -> None:
+    path = _built(mini)
+    manifest = json.loads(path.read_bytes())
+    manifest["version"] = MAX_VERSION
+    path.write_text(json.dumps(manifest))
+    assert mini.run("build", "-q", "-e", "dev").returncode == 0  # unchanged: no new version
+    assert json.loads(path.read_bytes())["version"] == MAX_VERSION
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
+    before = tree_state(mini.root / "generated")
+    stderr = failed_cleanly(mini.run("build"), 1)
+    assert stderr == (f"generated/dev/manifest.json: error: version {MAX_VERSION} is the "
+                      f"highest a manifest may have ({MAX_VERSION}); no newer version can be "
+                      "built [version]\n")
+    assert tree_state(mini.root / "generated") == before

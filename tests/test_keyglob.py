@@ -1,0 +1,56 @@
+"""Key paths as text and key globs: matching works on segments, never on dotted strings."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from magcfg.keyglob import KeyGlobs, format_keypath, parse_keypath
+
+
+@pytest.mark.parametrize(("keypath", "text"), [
+    (("magds", "port"), "magds.port"),
+    (("apps", "eu.west", "dsn"), "apps.eu\\.west.dsn"),
+    (("a", "x*y"), "a.x\\*y"),
+    (("a", "back\\slash"), "a.back\\\\slash"),
+    (("a", "", "b"), "a..b"),
+])
+def test_text_form_escapes_what_would_be_ambiguous(keypath: tuple[str, ...], text: str) -> None:
+    assert format_keypath(keypath) == text
+    assert parse_keypath(text) == keypath
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab.*\\ é"), max_size=6), min_size=1,
+                max_size=5))
+def test_text_form_round_trips(segments: list[str]) -> None:
+    assert parse_keypath(format_keypath(segments)) == tuple(segments)
+
+
+def test_a_wildcard_segment_of_the_schema_is_written_bare() -> None:
+    assert format_keypath(("apps", "*", "dsn"), wildcard="*") == "apps.*.dsn"
+    assert format_keypath(("apps", "*", "dsn")) == "apps.\\*.dsn"
+
+
+def test_a_star_matches_one_whole_segment_even_with_a_dot_inside() -> None:
+    globs = KeyGlobs(["apps.*.dsn"])
+    assert globs.matches(("apps", "eu.west", "dsn"))
+    assert globs.matches(("apps", "plain", "dsn"))
+    assert globs.matches(("apps", "eu.west", "dsn", "below"))
+    assert not globs.matches(("apps", "eu", "west", "dsn"))
+    assert not globs.matches(("apps", "eu.west", "dsn2"))
+
+
+def test_escaped_dots_and_stars_in_patterns_are_literal() -> None:
+    globs = KeyGlobs(["apps.eu\\.west.dsn", "hosts.\\*\\.example\\.com"])
+    assert globs.matches(("apps", "eu.west", "dsn"))
+    assert not globs.matches(("apps", "euxwest", "dsn"))
+    assert globs.matches(("hosts", "*.example.com"))
+    assert not globs.matches(("hosts", "www.example.com"))
+
+
+def test_double_star_spans_segments() -> None:
+    globs = KeyGlobs(["**.password"])
+    assert globs.matches(("a", "b.c", "password"))
+    assert not globs.matches(("password",))
+    assert globs.matching(("x", "password")) == ["**.password"]
