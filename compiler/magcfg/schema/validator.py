@@ -2,8 +2,10 @@
 
 Engine: jsonschema-rs (Rust). On the large benchmark repo it validates the three
 environments in ~0.4 s where the pure-Python ``jsonschema`` takes ~6 s
-(docs/performance.md); its messages carry the same information. The schema itself is
-meta-validated once per schema digest.
+(docs/performance.md); its messages carry the same information. The schema itself has
+been checked against magcfg's meta-schema when it was parsed (``dialect.py``); the
+validators are compiled with a retriever that refuses everything, so resolving a
+reference can never leave the schema file.
 
 Validation is done per top-level key ("fragment": ``{key: value}`` against the root
 schema without its ``required``), so the build can cache the verdict of fragments
@@ -22,8 +24,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
-from ..errors import BuildError, Diagnostic
+from ..errors import BuildError
+from .dialect import dangling_ref, located, refuse_retrieval
 from .index import Schema
 
 if TYPE_CHECKING:
@@ -50,18 +54,9 @@ class Validator:
     """A compiled validator for one schema, reused for every environment of a build."""
 
     def __init__(self, schema: Schema, redactor: Redactor) -> None:
-        import jsonschema_rs
-
         self.schema = schema
         self.redactor = redactor
         document = schema.document
-        try:
-            jsonschema_rs.meta.validate(document)
-        except jsonschema_rs.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.instance_path) or "(root)"
-            raise BuildError([Diagnostic(schema.path, None, where,
-                                         f"not a valid JSON Schema: {exc.message}",
-                                         code="schema")]) from None
         self.fragment_safe = set(document) <= _FRAGMENT_SAFE_ROOT or all(
             k.startswith("x-") for k in set(document) - _FRAGMENT_SAFE_ROOT)
         self.required: tuple[str, ...] = tuple(document.get("required") or ())
@@ -78,13 +73,25 @@ class Validator:
         if key not in self._compiled:
             document = self.schema.document if whole else self._relaxed
             try:
-                self._compiled[key] = (jsonschema_rs.validator_for(document, mask=MASK) if masked
-                                       else jsonschema_rs.validator_for(document))
-            except (jsonschema_rs.ValidationError, ValueError) as exc:
-                raise BuildError([Diagnostic(self.schema.path, None, None,
-                                             f"schema cannot be compiled: {exc}",
-                                             code="schema")]) from None
+                self._compiled[key] = jsonschema_rs.Draft202012Validator(
+                    document, mask=MASK if masked else None, retriever=refuse_retrieval)
+            except jsonschema_rs.ValidationError as exc:
+                raise self._uncompilable(exc.message, list(exc.instance_path)) from None
+            except ValueError as exc:
+                raise self._uncompilable(str(exc), []) from None
         return self._compiled[key]
+
+    def _uncompilable(self, message: str, pointer: list[str | int]) -> BuildError:
+        """The located error of a schema jsonschema-rs cannot compile (a bad regex, a
+        pointer to nothing under a keyword the annotation index does not read)."""
+        first = message.split("\n\n", 1)[0]  # the rest repeats the instance
+        message = f"schema cannot be compiled: {first}"
+        if not pointer and message.startswith("schema cannot be compiled: Pointer '"):
+            found = _ref_to(self.schema.document, message.split("'")[1])
+            if found is not None:
+                pointer, ref = found
+                message = dangling_ref(ref)
+        return located(self.schema.path, self.schema.raw, [(pointer, message)])
 
     def check_fragment(self, key: str, value: Any) -> list[SchemaViolation]:
         """Violations of the top-level ``key``'s value (fragment validation)."""
@@ -136,6 +143,22 @@ class Validator:
                 message = message[:_MAX_MESSAGE] + "..."
             out.append(SchemaViolation(keypath, f"{message} (schema: {name})", f"schema-{name}"))
         return out
+
+
+def _ref_to(document: Any, pointer: str) -> tuple[list[str | int], str] | None:
+    """Where a ``$ref`` to ``pointer`` (``/$defs/x``) is written, and how."""
+    wanted = "#" + pointer
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and unquote(ref) == wanted:
+                return [*where, "$ref"], ref
+            stack.extend((v, [*where, k]) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, [*where, i]) for i, v in enumerate(node))
+    return None
 
 
 def _secret_message(kind: Any, name: str, masked: str, reference: bool) -> str:
