@@ -433,3 +433,36 @@ def test_long_chain_of_refs_is_a_located_error(built: Project) -> None:
 def test_schema_document_that_is_not_an_object(built: Project) -> None:
     stderr = _refused(built, "[1, 2]\n")
     assert stderr == f"{SCHEMA}:1: error: a schema must be a JSON object\n"
+
+
+# -- many unknown keys: linear, and capped --------------------------------------------
+
+
+def test_many_unknown_keys_report_twenty_and_count_the_rest(built: Project) -> None:
+    keys = 3000
+    before = tree_state(built.root / "generated")
+    built.write("layers/environments/dev/unknown.yaml",
+                "magds:\n" + "".join(f"  unknown_key_{i}: {i}\n" for i in range(keys)))
+    done = built.run("build")
+    stderr = failed_cleanly(done, 1)
+    assert tree_state(built.root / "generated") == before
+    # Sorted by line: the count, at the line of the map they are in, comes first.
+    lines = stderr.splitlines()
+    assert len(lines) == 21
+    assert lines[0] == (f"layers/environments/dev/unknown.yaml:1: error: {keys - 20} more "
+                        "schema errors not shown [magds]")
+    assert lines[1] == ("layers/environments/dev/unknown.yaml:2: error: unknown key "
+                        "'unknown_key_0'; known keys here: host, password, pool, port, tags "
+                        "[magds.unknown_key_0]")
+    assert lines[20].startswith("layers/environments/dev/unknown.yaml:21: error: unknown key "
+                                "'unknown_key_19';")
+
+
+def test_unknown_keys_across_many_fragments_are_capped_per_environment(built: Project) -> None:
+    built.write("layers/environments/dev/top.yaml",
+                "".join(f"top_{i}: {i}\n" for i in range(500)))
+    done = built.run("build")
+    stderr = failed_cleanly(done, 1)
+    lines = stderr.splitlines()
+    assert len(lines) == 21
+    assert lines[-1] == "magcfg.yaml: error: 480 more schema errors not shown (environment dev)"

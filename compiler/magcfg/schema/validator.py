@@ -17,6 +17,10 @@ validation would not be equivalent, and the whole document is validated instead
 Messages never show a secret's value: instance values are masked in every message about
 a key the redactor calls secret (``x-magcfg-secret`` or a ``redact:`` glob) or about a
 map or list that holds one.
+
+One validation reports at most ``MAX_VIOLATIONS`` violations and counts the rest in one
+more (``SchemaViolation.count``): 100,000 unknown keys are one message's worth of work
+to write and to locate, not 100,000.
 """
 
 from __future__ import annotations
@@ -38,16 +42,25 @@ _FRAGMENT_SAFE_ROOT = frozenset({
     "type", "properties", "required", "additionalProperties", "default", "examples",
 })
 MASK = "<redacted>"
+MAX_VIOLATIONS = 20
 _MAX_MESSAGE = 240
 
 
 @dataclass(frozen=True)
 class SchemaViolation:
-    """One schema error, before it is given a file and line."""
+    """One schema error, before it is given a file and line; or, with ``count`` > 1, the
+    errors past ``MAX_VIOLATIONS`` under ``keypath``, counted but not described."""
 
     keypath: tuple[str, ...]
     message: str
     code: str
+    count: int = 1
+
+
+def more_violations(keypath: tuple[str, ...], count: int) -> SchemaViolation:
+    """The violation that stands for ``count`` more that are not shown."""
+    return SchemaViolation(keypath, f"{count} more schema errors not shown", "schema-more",
+                           count)
 
 
 class Validator:
@@ -112,21 +125,34 @@ class Validator:
         return self._violations(document, whole, self._validator(whole=True, masked=True))
 
     def _violations(self, instance: Any, plain: Any, masked: Any) -> list[SchemaViolation]:
+        """The first ``MAX_VIOLATIONS`` violations, and one that counts the rest under
+        the longest key path they share."""
         index = self.schema.index
         out: list[SchemaViolation] = []
-        masked_errors = list(masked.iter_errors(instance))
+        masked_errors: list[Any] | None = None  # only a message about a secret needs them
+        rest = 0
+        rest_path: tuple[str, ...] | None = None
         for i, error in enumerate(plain.iter_errors(instance)):
             keypath = tuple(str(p) for p in error.instance_path)
             kind = error.kind
             name = getattr(kind, "name", "schema")
+            unexpected = [str(k) for k in getattr(kind, "unexpected", None) or ()] if (
+                name == "additionalProperties") else []
+            shown = max(0, min(MAX_VIOLATIONS - len(out), len(unexpected) or 1))
+            hidden = (len(unexpected) or 1) - shown
+            if hidden:
+                rest += hidden
+                rest_path = common_keypath(rest_path, keypath)
+            if not shown:
+                continue
             if name == "additionalProperties":
-                for key in getattr(kind, "unexpected", []) or []:
-                    known = index.known_keys(keypath)
-                    hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                known = index.known_keys(keypath)
+                for key in unexpected[:shown]:
+                    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                     msg = f"unknown key {key!r}"
                     msg += f" (did you mean {hint[0]!r}?)" if hint else (
                         f"; known keys here: {', '.join(known)}" if 0 < len(known) <= 12 else "")
-                    out.append(SchemaViolation((*keypath, str(key)), msg, "unknown-key"))
+                    out.append(SchemaViolation((*keypath, key), msg, "unknown-key"))
                 continue
             if name == "required":
                 prop = getattr(kind, "property", "?")
@@ -136,13 +162,27 @@ class Validator:
             secret = self.redactor.contains_secret(keypath, error.instance)
             message = error.message
             if secret:
+                if masked_errors is None:
+                    masked_errors = list(masked.iter_errors(instance))
                 message = _secret_message(kind, name, masked_errors[i].message
                                           if i < len(masked_errors) else MASK,
                                           index.is_secret(keypath))
             if len(message) > _MAX_MESSAGE:
                 message = message[:_MAX_MESSAGE] + "..."
             out.append(SchemaViolation(keypath, f"{message} (schema: {name})", f"schema-{name}"))
+        if rest:
+            out.append(more_violations(rest_path or (), rest))
         return out
+
+
+def common_keypath(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, ...]:
+    """The longest key path that ``a`` (None: nothing yet) and ``b`` both start with."""
+    if a is None:
+        return b
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def _ref_to(document: Any, pointer: str) -> tuple[list[str | int], str] | None:
