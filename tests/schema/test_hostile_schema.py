@@ -251,12 +251,13 @@ def test_anchor_and_dynamic_refs_are_refused(built: Project) -> None:
     ]
 
 
-def test_ref_to_nothing_is_a_located_error(built: Project) -> None:
-    text = _mutated(lambda s: _host(s).__setitem__("$ref", "#/$defs/missing"))
+@pytest.mark.parametrize("ref", ["#/$defs/missing", "#/required", "#/required/0"])
+def test_ref_to_no_schema_is_a_located_error(built: Project, ref: str) -> None:
+    text = _mutated(lambda s: _host(s).__setitem__("$ref", ref))
     stderr = _refused(built, text)
     assert stderr == (
-        f"{SCHEMA}:{_line_of(text, '#/$defs/missing')}: error: $ref '#/$defs/missing' points "
-        "to nothing in this file [#/properties/magds/properties/host/$ref]\n")
+        f"{SCHEMA}:{_line_of(text, ref)}: error: $ref {ref!r} points to no schema in this "
+        "file [#/properties/magds/properties/host/$ref]\n")
 
 
 def test_ref_to_nothing_where_the_index_does_not_look(built: Project) -> None:
@@ -265,7 +266,7 @@ def test_ref_to_nothing_where_the_index_does_not_look(built: Project) -> None:
     stderr = _refused(built, text)
     assert stderr == (
         f"{SCHEMA}:{_line_of(text, '#/$defs/missing')}: error: $ref '#/$defs/missing' points "
-        "to nothing in this file [#/properties/magds/properties/host/not/$ref]\n")
+        "to no schema in this file [#/properties/magds/properties/host/not/$ref]\n")
 
 
 def test_local_refs_still_work_percent_encoded_and_with_a_root_id(mini: Project) -> None:

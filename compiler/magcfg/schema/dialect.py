@@ -223,8 +223,8 @@ def _ref_message(ref: Any) -> str:
 
 
 def dangling_ref(ref: str) -> str:
-    """The message about a ``$ref`` whose pointer names nothing in the file."""
-    return f"$ref {ref!r} points to nothing in this file"
+    """The message about a ``$ref`` whose pointer names no schema in the file."""
+    return f"$ref {ref!r} points to no schema in this file"
 
 
 _MESSAGES: dict[str, Callable[[Any], str]] = {

@@ -9,7 +9,7 @@ or list index (``items``).
 
 A schema file is checked before anything reads it (``dialect.py``): strict JSON, nested
 at most ``dialect.MAX_DEPTH`` levels, 2020-12 with magcfg's annotations, every ``$ref`` a pointer
-into the file. The index then refuses a ``$ref`` that points to nothing, and shapes that
+into the file. The index then refuses a ``$ref`` that points to no schema, and shapes that
 nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are followed (each walk
 of the index recurses that deep).
 """
@@ -145,6 +145,8 @@ class SchemaIndex:
         ref = schema.get("$ref")
         if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
             target = self._target(ref, schema)
+            if not isinstance(target, (dict, bool)):
+                raise self._error(schema, "$ref", dangling_ref(ref))
             if isinstance(target, dict):
                 if ref not in self._by_ref:
                     self._by_ref[ref] = _Node()  # placeholder breaks reference cycles
