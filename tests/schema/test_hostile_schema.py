@@ -431,6 +431,30 @@ def test_long_chain_of_refs_is_a_located_error(built: Project) -> None:
     assert line == _line_of(text, '"d127"') + 3  # "type", "properties", then "next"
 
 
+
+def test_shapes_reused_deeper_and_deeper_are_a_located_error(built: Project) -> None:
+    """Each definition nests 60 keys and then reuses the previous one, already indexed:
+    no single walk recurses deep, but the keys nest 300 levels."""
+    def nested(levels: int, leaf: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(levels):
+            leaf = {"type": "object", "properties": {"a": leaf}}
+        return leaf
+
+    def mutate(s: dict[str, Any]) -> None:
+        s["$defs"] = {"d0": nested(60, {"type": "string"})}
+        for k in range(1, 5):
+            s["$defs"][f"d{k}"] = nested(60, {"$ref": f"#/$defs/d{k - 1}"})
+        for k in range(5):
+            s["properties"][f"p{k}"] = {"$ref": f"#/$defs/d{k}"}
+
+    text = _mutated(mutate)
+    stderr = _refused(built, text)
+    # Heights: d0 61 levels, d1 121, ..., d4 301: the first node past 256 is 44 down d4.
+    assert stderr.startswith(f"{SCHEMA}:")
+    assert stderr.endswith(": error: the keys below this point nest deeper than 256 levels "
+                           "where the $refs are followed "
+                           f"[#/$defs/d4{'/properties/a' * 44}]\n"), stderr
+
 def test_schema_document_that_is_not_an_object(built: Project) -> None:
     stderr = _refused(built, "[1, 2]\n")
     assert stderr == f"{SCHEMA}:1: error: a schema must be a JSON object\n"

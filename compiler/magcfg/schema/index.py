@@ -8,10 +8,10 @@ A ``*`` segment stands for any map key (``additionalProperties``/``patternProper
 or list index (``items``).
 
 A schema file is checked before anything reads it (``dialect.py``): strict JSON, nested
-at most ``dialect.MAX_DEPTH`` levels, 2020-12 with magcfg's annotations, every ``$ref`` a pointer
-into the file. The index then refuses a ``$ref`` that points to no schema, and shapes that
-nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are followed (each walk
-of the index recurses that deep).
+at most ``dialect.MAX_DEPTH`` levels, 2020-12 with magcfg's annotations, every ``$ref``
+a pointer into the file. The index then refuses a ``$ref`` that points to no schema, and
+shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are followed
+(each walk of the index recurses that deep).
 """
 
 from __future__ import annotations
