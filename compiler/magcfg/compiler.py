@@ -41,7 +41,7 @@ from .pipeline.emit import (
 from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
-from .pipeline.validate import locate_violations
+from .pipeline.validate import ViolationLocator
 from .project import Project
 from .schema.index import Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
@@ -265,6 +265,7 @@ class Compiler:
         present: dict[str, Any] = {}
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
+        violations_at = ViolationLocator(stack, self.project.file)
         for key in stack.top_keys():
             contributors = stack.contributors(key)
             fkey = self.cache.fragment_key(
@@ -282,14 +283,15 @@ class Compiler:
             with self.timings.stage("merge"):
                 value, diags = stack.merge_top(key)
             errors = [d for d in diags if d.severity == "error"]
+            violations: list[SchemaViolation] = []
             validator = self.validator() if schema is not None else None
             if not errors and value is not ABSENT and validator is not None:
                 with self.timings.stage("validate"):
-                    errors = locate_violations(stack, self.project.file,
-                                               validator.check_fragment(key, value))
+                    violations = validator.check_fragment(key, value)
+                    errors = violations_at.locate(violations)
                 diags = diags + errors
             diagnostics.extend(diags)
-            if errors:
+            if errors or violations:
                 failed = True
                 continue
             with self.timings.stage("emit"):
@@ -301,7 +303,7 @@ class Compiler:
                 present[key] = value
                 by_key[key] = (fkey, data)
         if failed:
-            return None, diagnostics
+            return None, diagnostics + violations_at.not_shown()
         with self.timings.stage("emit"):
             config = config_bytes(fragments)
         files = {CONFIG: config}
@@ -321,9 +323,9 @@ class Compiler:
                     validator = self.validator()
                     assert validator is not None
                     violations = validator.check_document(context.config)
-                doc_errors = locate_violations(stack, self.project.file, violations)
-                if doc_errors:
-                    return None, diagnostics + doc_errors
+                if violations:
+                    return None, (diagnostics + violations_at.locate(violations)
+                                  + violations_at.not_shown())
             check_errors = [d for check in extensions.document_checks for d in check(context)]
         diagnostics.extend(check_errors)
         if any(d.severity == "error" for d in check_errors):

@@ -6,6 +6,11 @@ key is reported at the file and line of the layer that set its value, or, for a 
 that is set nowhere (a missing required key), of its nearest ancestor that is set.
 Only when nothing on the path is set does it fall back to the project file, naming
 the environment.
+
+Locating a finding reads the layer file that set it, so an environment's schema
+violations are located one by one only up to ``MAX_VIOLATIONS``; the rest are counted
+in one finding (``ViolationLocator``): 100,000 unknown keys cost one read of their file,
+not 100,000.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
 from ..keyglob import format_keypath
+from ..schema.validator import MAX_VIOLATIONS, SchemaViolation, common_keypath
 
 if TYPE_CHECKING:
-    from ..schema.validator import SchemaViolation
     from .merge import LayerStack
 
-__all__ = ["locate_key", "locate_violations"]
+__all__ = ["ViolationLocator", "locate_key"]
 
 
 def locate_key(stack: LayerStack, project_file: str, keypath: tuple[str, ...], message: str,
@@ -37,6 +42,37 @@ def locate_key(stack: LayerStack, project_file: str, keypath: tuple[str, ...], m
     return Diagnostic(project_file, None, key, f"{message} (environment {stack.env})", code=code)
 
 
-def locate_violations(stack: LayerStack, project_file: str,
-                      violations: Iterable[SchemaViolation]) -> list[Diagnostic]:
-    return [locate_key(stack, project_file, v.keypath, v.message, v.code) for v in violations]
+class ViolationLocator:
+    """The schema violations of one environment, as findings at the lines that set
+    them: the first ``MAX_VIOLATIONS``, then one that counts the rest."""
+
+    def __init__(self, stack: LayerStack, project_file: str) -> None:
+        self.stack = stack
+        self.project_file = project_file
+        self._shown = 0
+        self._hidden = 0
+        self._hidden_path: tuple[str, ...] | None = None
+
+    def locate(self, violations: Iterable[SchemaViolation]) -> list[Diagnostic]:
+        """Findings for ``violations`` while the budget lasts; the rest are counted."""
+        out = []
+        for v in violations:
+            if self._shown < MAX_VIOLATIONS:
+                self._shown += 1
+                out.append(locate_key(self.stack, self.project_file, v.keypath, v.message,
+                                      v.code))
+                continue
+            self._hidden += v.count
+            self._hidden_path = common_keypath(self._hidden_path, v.keypath)
+        return out
+
+    def not_shown(self) -> list[Diagnostic]:
+        """The finding that counts the violations past the budget (none: ``[]``)."""
+        if not self._hidden:
+            return []
+        message = f"{self._hidden} more schema errors not shown"
+        if not self._hidden_path:
+            return [Diagnostic(self.project_file, None, None,
+                               f"{message} (environment {self.stack.env})", code="schema-more")]
+        return [locate_key(self.stack, self.project_file, self._hidden_path, message,
+                           "schema-more")]

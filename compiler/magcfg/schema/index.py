@@ -6,21 +6,32 @@ what is its reload policy (``x-magcfg-reload``, inherited, default ``restart``),
 keys are known there (for "did you mean"), what does it describe (``magcfg docs``).
 A ``*`` segment stands for any map key (``additionalProperties``/``patternProperties``)
 or list index (``items``).
+
+A schema file is checked before anything reads it (``dialect.py``): strict JSON, nested
+at most ``dialect.MAX_DEPTH`` levels, 2020-12 with magcfg's annotations, every ``$ref``
+a pointer into the file. The index then refuses a ``$ref`` that points to no schema, and
+shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are followed
+(each walk of the index recurses that deep).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from ..errors import BuildError, Diagnostic
 from ..keyglob import format_keypath
+from .dialect import MAX_DEPTH, TOO_DEEP, check_dialect, dangling_ref, located
+from .json_lines import nesting_line
 
 ReloadPolicy = Literal["hot", "restart"]
 DEFAULT_RELOAD: ReloadPolicy = "restart"
 WILDCARD = "*"
+MAX_FOLLOWED_DEPTH = 256
+"""Nesting of the schema once its references are followed (chains of ``$ref``)."""
 
 
 @dataclass
@@ -33,6 +44,10 @@ class _Node:
     default: Any = None
     has_default: bool = False
     merge_key: str | None = None
+    height: int = 1  # levels of children below and including this node
+
+    def measure(self) -> None:
+        self.height = 1 + max((c.height for c in self.children.values()), default=0)
 
 
 def _combine(a: _Node, b: _Node) -> _Node:
@@ -43,6 +58,7 @@ def _combine(a: _Node, b: _Node) -> _Node:
                 a.merge_key or b.merge_key)
     for k, child in b.children.items():
         out.children[k] = _combine(out.children[k], child) if k in out.children else child
+    out.measure()
     return out
 
 
@@ -62,12 +78,12 @@ class SchemaEntry:
 class SchemaIndex:
     """What the schema says about key paths."""
 
-    def __init__(self, schema: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, schema: Schema) -> None:
         # Built on first query: a rebuild whose fragments all come from the cache never
         # needs to parse or walk the schema (a 26 MB schema takes ~2 s to read and walk).
-        self._source = schema
-        self._document: dict[str, Any] | None = None
+        self._file = schema
         self._tree: _Node | None = None
+        self._failed: BuildError | None = None
         # Nodes are shared between every place that $refs the same definition, so the
         # index stays as small as the schema (200 services referencing one shape cost
         # one shape, not 200).
@@ -75,40 +91,72 @@ class SchemaIndex:
 
     @property
     def schema(self) -> dict[str, Any]:
-        if self._document is None:
-            self._document = self._source if isinstance(self._source, dict) else self._source()
-        return self._document
+        return self._file.document
 
     @property
     def _root(self) -> _Node:
         if self._tree is None:
-            self._tree = self._build(self.schema, ())
+            # A failed build leaves placeholders behind: asking again must fail again,
+            # never answer from a partial index (a secret key would not be secret).
+            if self._failed is not None:
+                raise self._failed
+            try:
+                self._tree = self._build(self.schema, (), 0)
+            except BuildError as exc:
+                self._failed = exc
+                raise
         return self._tree
 
     # -- construction ---------------------------------------------------------------
 
-    def _target(self, ref: str) -> Any:
+    def _error(self, where: Any, key: str | None, message: str) -> BuildError:
+        """A located error about the schema object ``where`` (its member ``key``)."""
+        pointer = _pointer_of(self.schema, where) or []
+        return located(self._file.path, self._file.raw,
+                       [([*pointer, key] if key else pointer, message)])
+
+    def _target(self, ref: str, holder: dict[str, Any]) -> Any:
+        """What the pointer ``ref`` (``#/...``, percent-encoded like jsonschema-rs reads
+        it) names; a pointer to nothing is an error."""
         target: Any = self.schema
-        for part in ref[1:].split("/")[1:]:
+        parts = unquote(ref[1:]).split("/")[1:] if ref != "#" else []
+        for part in parts:
             part = part.replace("~1", "/").replace("~0", "~")
-            target = target.get(part) if isinstance(target, dict) else None
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                raise self._error(holder, "$ref", dangling_ref(ref))
         return target
 
-    def _build(self, schema: Any, seen: tuple[str, ...]) -> _Node:
+    def _build(self, schema: Any, seen: tuple[str, ...], depth: int) -> _Node:
+        if depth > MAX_FOLLOWED_DEPTH:
+            raise self._error(schema, None, f"the schema nests deeper than "
+                              f"{MAX_FOLLOWED_DEPTH} levels where its $refs are followed")
+        node = self._node(schema, seen, depth)
+        if node.height > MAX_FOLLOWED_DEPTH:
+            raise self._error(schema, None, f"the keys below this point nest deeper than "
+                              f"{MAX_FOLLOWED_DEPTH} levels where the $refs are followed")
+        return node
+
+    def _node(self, schema: Any, seen: tuple[str, ...], depth: int) -> _Node:
         if not isinstance(schema, dict):
             return _Node()
         ref = schema.get("$ref")
         if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
-            target = self._target(ref)
+            target = self._target(ref, schema)
+            if not isinstance(target, (dict, bool)):
+                raise self._error(schema, "$ref", dangling_ref(ref))
             if isinstance(target, dict):
                 if ref not in self._by_ref:
                     self._by_ref[ref] = _Node()  # placeholder breaks reference cycles
-                    self._by_ref[ref] = self._build(target, (*seen, ref))
+                    self._by_ref[ref] = self._build(target, (*seen, ref), depth + 1)
                 shared = self._by_ref[ref]
                 rest = {k: v for k, v in schema.items() if k != "$ref"}
                 if not rest:
                     return shared
-                local = self._build(rest, seen)
+                local = self._build(rest, seen, depth + 1)
                 node = _combine(shared, local)
                 # Words next to the $ref describe this use of the shape: they win.
                 node.description = local.description or shared.description
@@ -133,7 +181,7 @@ class SchemaIndex:
         elif isinstance(t, list):
             node.types = tuple(x for x in t if isinstance(x, str))
         for key, sub in (schema.get("properties") or {}).items():
-            node.children[key] = self._build(sub, seen)
+            node.children[key] = self._build(sub, seen, depth + 1)
         wild: list[Any] = []
         if isinstance(schema.get("additionalProperties"), dict):
             wild.append(schema["additionalProperties"])
@@ -141,12 +189,13 @@ class SchemaIndex:
         if isinstance(schema.get("items"), dict):
             wild.append(schema["items"])
         for sub in wild:
-            child = self._build(sub, seen)
+            child = self._build(sub, seen, depth + 1)
             node.children[WILDCARD] = (_combine(node.children[WILDCARD], child)
                                        if WILDCARD in node.children else child)
+        node.measure()
         for combinator in ("allOf", "anyOf", "oneOf"):
             for sub in schema.get(combinator) or ():
-                node = _combine(node, self._build(sub, seen))
+                node = _combine(node, self._build(sub, seen, depth + 1))
         return node
 
     # -- queries ----------------------------------------------------------------------
@@ -255,20 +304,22 @@ class SchemaIndex:
 
 
 class Schema:
-    """A JSON Schema file: path, bytes and digest at once; the parsed ``document`` and the
-    ``index`` on first use (syntax errors are raised, located, then)."""
+    """A JSON Schema file: path, bytes and digest at once; the parsed and checked
+    ``document`` and the ``index`` on first use (errors are raised, located, then)."""
 
     def __init__(self, path: str, raw: bytes) -> None:
         self.path = path
         self.raw = raw
         self.digest = hashlib.sha256(raw).hexdigest()
         self._document: dict[str, Any] | None = None
-        self.index = SchemaIndex(lambda: self.document)
+        self.index = SchemaIndex(self)
 
     @property
     def document(self) -> dict[str, Any]:
         if self._document is None:
-            self._document = _parse_schema(self.path, self.raw)
+            document = _parse_schema(self.path, self.raw)
+            check_dialect(self.path, self.raw, document)
+            self._document = document
         return self._document
 
 
@@ -281,7 +332,8 @@ def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
     import json
 
     try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates(path))
+        text = raw.decode("utf-8")
+        document = json.loads(text, object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError as exc:
         raise BuildError([Diagnostic(path, raw[: exc.start].count(b"\n") + 1, None,
                                      "invalid UTF-8", code="schema")]) from None
@@ -290,6 +342,9 @@ def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
                                      code="schema")]) from None
     except _DuplicateKey as exc:
         raise BuildError([Diagnostic(path, None, exc.key, f"duplicate key {exc.key!r}",
+                                     code="schema")]) from None
+    except RecursionError:  # far deeper than MAX_DEPTH: json's own limit
+        raise BuildError([Diagnostic(path, nesting_line(text, MAX_DEPTH), None, TOO_DEEP,
                                      code="schema")]) from None
     if not isinstance(document, dict):
         raise BuildError([Diagnostic(path, 1, None, "a schema must be a JSON object",
@@ -302,13 +357,28 @@ class _DuplicateKey(Exception):
         self.key = key
 
 
-def _no_duplicates(path: str) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in pairs:
-            if k in out:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
                 raise _DuplicateKey(k)
-            out[k] = v
-        return out
+            seen.add(k)
+    return out
 
-    return hook
+
+def _pointer_of(document: Any, target: Any) -> list[str | int] | None:
+    """The JSON pointer of the object ``target`` (by identity) inside ``document``."""
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while stack:
+        node, pointer = stack.pop()
+        if node is target:
+            return pointer
+        if isinstance(node, dict):
+            stack.extend((v, [*pointer, k]) for k, v in node.items()
+                         if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, [*pointer, i]) for i, v in enumerate(node)
+                         if isinstance(v, (dict, list)))
+    return None
