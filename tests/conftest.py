@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -100,7 +101,7 @@ class Project:
 
 def tree_state(base: Path) -> dict[str, str]:
     """Every entry below ``base`` without following symlinks: a file's sha256 and mode, a
-    symlink's target, a directory's mode. To prove that a command left a tree (an
+    symlink's target, a directory's (or FIFO's) mode. To prove that a command left a tree (an
     output, or a directory outside the repository) exactly as it was."""
     if not os.path.lexists(base):
         return {}
@@ -114,6 +115,8 @@ def tree_state(base: Path) -> dict[str, str]:
                 out[rel] = "link:" + os.readlink(full)
             elif os.path.isdir(full):
                 out[rel] = f"dir:{st.st_mode:o}"
+            elif not stat.S_ISREG(st.st_mode):  # a FIFO: opening it would hang
+                out[rel] = f"special:{st.st_mode:o}"
             else:
                 with open(full, "rb") as fh:
                     out[rel] = f"file:{st.st_mode:o}:" + hashlib.sha256(fh.read()).hexdigest()

@@ -6,7 +6,10 @@ here, so the build, ``sign``, delivery and the runtime kernel agree on them.
 
 from __future__ import annotations
 
-__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "MANIFEST", "SIGNATURE", "SIGNED_FILES"]
+import json
+
+__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "MANIFEST", "SIGNATURE", "SIGNED_FILES",
+           "written_names"]
 
 CONFIG = "config.json"
 """The merged configuration (listed in the manifest)."""
@@ -21,3 +24,19 @@ CONFIGMAP = "configmap.yaml"
 
 SIGNED_FILES = (SIGNATURE, ATTESTATION)
 """Files ``sign`` makes over the manifest's bytes: they hold only while it is unchanged."""
+
+
+def written_names(manifest: bytes | None) -> frozenset[str]:
+    """The files of an artifact directory that magcfg wrote, judged by its manifest:
+    the files it lists, the manifest, and what ``sign`` and delivery add. A build or
+    ``sign`` replaces or deletes these and no others. Only plain names count (a
+    manifest is hostile input: ``../x`` or ``a/b`` names nothing here)."""
+    names = {MANIFEST, CONFIGMAP, *SIGNED_FILES}
+    try:
+        listed = json.loads(manifest or b"{}").get("files")
+    except (ValueError, AttributeError, RecursionError):
+        listed = None
+    if isinstance(listed, dict):
+        names.update(name for name in listed if isinstance(name, str) and name
+                     and "/" not in name and "\0" not in name and name not in (".", ".."))
+    return frozenset(names)

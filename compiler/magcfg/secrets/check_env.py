@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..durable import PathError, Tree
 from ..errors import Diagnostic, MagcfgError
 from .references import SecretRef, env_var_name, references
 
@@ -97,12 +98,15 @@ def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) ->
     """(environment, config) of an artifact directory; config.json must match the digest
     in manifest.json, and the manifest's environment must be ``env`` when given."""
     base = Path(artifact_dir)
+    tree = Tree(base)
     try:
-        manifest_raw = (base / "manifest.json").read_bytes()
-        config_raw = (base / "config.json").read_bytes()
-    except OSError as exc:
-        raise ArtifactError([Diagnostic(str(base), None, None, f"cannot read the artifact: "
-                                        f"{exc.strerror}: {exc.filename}", code="artifact")]) from None
+        manifest_raw = tree.read("manifest.json")
+        config_raw = tree.read("config.json")
+    except PathError as exc:
+        found = exc.diagnostics[0]
+        raise ArtifactError([Diagnostic(str(base / found.file), None, None,
+                                        f"cannot read the artifact: {found.message}",
+                                        code="artifact")]) from None
     try:
         manifest = json.loads(manifest_raw)
         config = json.loads(config_raw)

@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from ..artifact import written_names
+from ..durable import DirectoryUpdate, PathError, Tree, replace_directories
 from ..errors import Diagnostic
-from .keys import SigningError, key_id, write_atomic
+from .keys import SigningError, key_id
 from .signatures import (
     ATTESTATION_NAME,
     MANIFEST_NAME,
@@ -73,15 +75,13 @@ def verify_artifact(env_dir: str | os.PathLike[str],
 
 
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
+    """A member's bytes (None if absent): a regular file (a FIFO would hang) inside the
+    directory (a symlink is followed only while it stays inside, as a mounted
+    ConfigMap's are)."""
     try:
-        return (directory / name).read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except IsADirectoryError:
-        raise VerificationError(prefix + name, "is a directory, not a file",
-                                "missing_file") from None
-    except OSError as exc:
-        raise VerificationError(prefix + name, f"cannot read: {exc.strerror}",
+        return Tree(directory).read_optional(name)
+    except PathError as exc:
+        raise VerificationError(prefix + name, exc.diagnostics[0].message,
                                 "missing_file") from None
 
 
@@ -135,12 +135,18 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
         members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
         outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
 
-    written: list[str] = []
-    for name, data in outputs.items():
-        path = directory / name
-        if _read_member(directory, name, prefix) != data:
-            write_atomic(path, data, 0o644)
-            written.append(prefix + name)
+    # The directory changes as a whole (signature, attestation and ConfigMap together),
+    # like a build: the signed files are the members just checked plus the new outputs.
+    members = {MANIFEST_NAME: manifest_bytes, **checked, **outputs}
+    for name in (CONFIGMAP_NAME, ATTESTATION_NAME):
+        if name not in members and (kept := _read_member(directory, name, prefix)) is not None:
+            members[name] = kept  # not made this time (too large, --no-attestation): kept
+    try:
+        changed = replace_directories(directory.parent, [DirectoryUpdate(
+            directory.name, members, written_names(manifest_bytes), display=prefix.rstrip("/"))])
+    except PathError as exc:
+        raise SigningError(exc.diagnostics) from None
+    written = [path for path in changed if path.rpartition("/")[2] in outputs]
     version = manifest.get("version")
     return SignedArtifact(key_id(private_key.public_key()),
                           version if isinstance(version, int) else None, tuple(written))
