@@ -101,7 +101,7 @@ class Project:
 
 def tree_state(base: Path) -> dict[str, str]:
     """Every entry below ``base`` without following symlinks: a file's sha256 and mode, a
-    symlink's target, a directory's mode. To prove that a command left a tree (an
+    symlink's target, a directory's (or FIFO's) mode. To prove that a command left a tree (an
     output, or a directory outside the repository) exactly as it was."""
     if not os.path.lexists(base):
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -153,14 +154,24 @@ def test_bundled_compiled_config(bundled: Project, snapshot) -> None:  # type: i
 
 
 def test_outputs_no_longer_produced_are_removed(mini: Project) -> None:
+    """A file the previous manifest lists that the build no longer produces (an old
+    vault-policy-direct-<app>.hcl, say) is removed; a file it does not list is not
+    magcfg's to delete (tests/test_hostile_paths.py)."""
     magcfg.build(load(mini))
     leftover = mini.root / "generated/dev/vault-policy-direct-old.hcl"
     leftover.write_text("path \"secret/data/k3s/old\" {}\n")
+    manifest_path = mini.root / "generated/dev/manifest.json"
+    manifest = json.loads(manifest_path.read_bytes())
+    manifest["files"][leftover.name] = "sha256:" + hashlib.sha256(leftover.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     sig = mini.root / "generated/dev/manifest.json.sig"
     sig.write_text("c2ln\n")
     result = mini.run("build", "--check")
     assert result.returncode == 1
     assert "stale: generated/dev/vault-policy-direct-old.hcl" in result.stderr
-    assert "manifest.json.sig" not in result.stderr  # sign's file, still valid
+    assert "stale: generated/dev/manifest.json.sig" in result.stderr  # signs the old manifest
     magcfg.build(load(mini))
-    assert not leftover.exists() and sig.exists()
+    assert not leftover.exists() and not sig.exists()
+    assert mini.run("build", "--check").returncode == 0
+
+

@@ -19,7 +19,8 @@ from typing import Any, NoReturn, TypeGuard
 
 __all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "MANIFEST",
            "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES", "ManifestError",
-           "check_manifest", "data_root", "is_version", "load_manifest", "safe_file_name"]
+           "check_manifest", "data_root", "is_version", "load_manifest", "safe_file_name",
+           "written_names"]
 
 CONFIG = "config.json"
 """The merged configuration (listed in the manifest)."""
@@ -245,3 +246,19 @@ def load_manifest(data: bytes) -> dict[str, Any]:
     except ValueError as exc:
         _fail(None, f"is not valid JSON ({exc})")
     return check_manifest(parsed)
+
+
+def written_names(manifest: bytes | None) -> frozenset[str]:
+    """The files of an artifact directory that magcfg wrote, judged by its manifest:
+    the files it lists, the manifest, and what ``sign`` and delivery add. A build or
+    ``sign`` replaces or deletes these and no others. Only plain names count (a
+    manifest is hostile input: ``../x`` or ``a/b`` names nothing here)."""
+    names = {MANIFEST, CONFIGMAP, *SIGNED_FILES}
+    try:
+        listed = json.loads(manifest or b"{}").get("files")
+    except (ValueError, AttributeError, RecursionError):
+        listed = None
+    if isinstance(listed, dict):
+        names.update(name for name in listed if isinstance(name, str) and name
+                     and "/" not in name and "\0" not in name and name not in (".", ".."))
+    return frozenset(names)

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .errors import MagcfgError
+from .errors import MagcfgError, printable
 
 app = typer.Typer(
     name="magcfg",
@@ -90,7 +90,7 @@ def build(
     if check:
         if result.stale:
             for name in result.stale:
-                _stderr(f"stale: {name}")
+                _stderr(f"stale: {printable(name)}")
             _stderr("generated/ does not match the layers: run `magcfg build`")
             raise typer.Exit(1)
         if not quiet:
@@ -98,7 +98,7 @@ def build(
         return
     if not quiet:
         for name in result.written:
-            _stderr(f"wrote {name}")
+            _stderr(f"wrote {printable(name)}")
         _stderr(f"built {', '.join(result.environments)} "
                 f"({len(result.written)} file(s) changed)")
 
@@ -181,11 +181,12 @@ def check_env(
         raise typer.Exit(2)
     try:
         if artifact is None:
+            from .durable import real_directory
             from .project import load_project
 
             proj = load_project(project)
             proj.check_envs([env])
-            artifact = proj.root / proj.output / env
+            artifact = real_directory(proj.root, f"{proj.output}/{env}")
         result = run_check(artifact, env=env)
     except MagcfgError as exc:
         _fail(exc)
@@ -243,6 +244,7 @@ def sign(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
 ) -> None:
     """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
+    from .durable import real_directory
     from .errors import UsageError
     from .project import load_project
     from .signing.directory import sign_artifact
@@ -260,7 +262,8 @@ def sign(
             raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
         proj = load_project(project)
         envs = proj.check_envs(env)
-        results = [(e, sign_artifact(proj.path(proj.output) / e, e, private_key,
+        results = [(e, sign_artifact(real_directory(proj.root, f"{proj.output}/{e}"), e,
+                                     private_key,
                                      display=f"{proj.output}/{e}", attestation=attestation))
                    for e in envs]
     except MagcfgError as exc:
@@ -268,7 +271,7 @@ def sign(
     if not quiet:
         for e, result in results:
             for name in result.written:
-                _stderr(f"wrote {name}")
+                _stderr(f"wrote {printable(name)}")
             _stderr(f"signed {proj.output}/{e} (version {result.version}) "
                     f"with key {result.key_id}")
 
@@ -288,6 +291,7 @@ def verify(
     Exit 1 naming the file on any mismatch, a missing signature, an untrusted signer,
     another environment's artifact or a file that is not a regular file.
     """
+    from .durable import real_directory
     from .errors import UsageError
     from .project import load_project
     from .signing.directory import verify_artifact
@@ -308,7 +312,7 @@ def verify(
     for e in envs:
         display = f"{proj.output}/{e}"
         try:
-            result = verify_artifact(proj.path(proj.output) / e, keys, environment=e,
+            result = verify_artifact(real_directory(proj.root, display), keys, environment=e,
                                      display=display)
         except MagcfgError as exc:
             print(exc.format(), file=sys.stderr)
@@ -427,6 +431,8 @@ def promote(
     from .review import promote as promotion
 
     try:
+        if pr_body_file is not None and not dry_run:
+            promotion.check_writable(pr_body_file)
         proj = load_project(project)
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
         words = ["magcfg promote", from_env, to_env, *(f"--key '{k}'" for k in key or ())]
@@ -446,10 +452,11 @@ def promote(
             return
         done = promotion.apply_promotion(proj, plan, branch)
         body = promotion.pr_body(proj, plan, done)
+        if pr_body_file is not None:
+            promotion.write_text(pr_body_file, body)
     except MagcfgError as exc:
         _fail(exc)
     if pr_body_file is not None:
-        promotion.write_text(pr_body_file, body)
         _stderr(f"wrote the PR body to {pr_body_file}")
     else:
         sys.stdout.write(body)

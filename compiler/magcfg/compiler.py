@@ -14,18 +14,24 @@ from the cache without loading, merging, validating or serializing anything.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .artifact import CONFIG, CONFIGMAP, MANIFEST, SIGNED_FILES
+from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
 from .cue.schema import check_environments, manifest_entry
 from .delivery.emitter import configmap_emitter, configmap_size_check
+from .durable import (
+    DirectoryUpdate,
+    changed_entries,
+    read_if_present,
+    real_directory,
+    recover_directories,
+    replace_directories,
+)
 from .errors import BuildError, Diagnostic
 from .heap import gc_paused
 from .pipeline.cache import BuildCache
@@ -35,8 +41,6 @@ from .pipeline.emit import (
     fragment_bytes,
     inputs_digest,
     manifest_bytes,
-    stale_files,
-    write_files,
 )
 from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, Layer, LayerStack, Source
@@ -116,9 +120,9 @@ class Compiler:
                  cache: BuildCache | None = None, extensions: Extensions = STANDARD) -> None:
         self.project = project
         self.extensions = extensions
-        self.source: Any = source or FileSource(project.root)
+        self.source: Any = source or FileSource(project.root, project.fenced)
         if cache is None:
-            cache = BuildCache(project.root / project.cache_dir)
+            cache = BuildCache(real_directory(project.root, project.cache_dir))
         self.cache = cache
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
@@ -199,7 +203,7 @@ class Compiler:
                     continue
                 try:
                     self._load_file(path)
-                except LoadFailed as exc:
+                except (LoadFailed, BuildError) as exc:  # BuildError: unreadable
                     errors.extend(exc.diagnostics)
         if errors:
             raise BuildError(sorted(set(self._redacted(errors))))
@@ -427,24 +431,10 @@ def compile_environment(project: Project, env: str, source: Source | None = None
     return artifact
 
 
-def _files_under(directory: Path) -> list[str]:
-    """Relative paths of the files below ``directory`` (hidden temp files skipped)."""
-    if not directory.is_dir():
-        return []
-    out = []
-    for dirpath, _dirs, names in os.walk(directory):
-        for name in names:
-            if not name.startswith("."):
-                full = os.path.join(dirpath, name)
-                out.append(os.path.relpath(full, directory).replace(os.sep, "/"))
-    return sorted(out)
-
-
 def _read_previous(project: Project, env: str) -> bytes | None:
-    try:
-        return (project.root / project.output / env / MANIFEST).read_bytes()
-    except FileNotFoundError:
-        return None
+    """The manifest of the last build of ``env`` (None before the first)."""
+    rel = f"{project.output}/{env}"
+    return read_if_present(real_directory(project.root, rel) / MANIFEST, f"{rel}/{MANIFEST}")
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
@@ -469,8 +459,11 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
     artifacts: dict[str, Artifact] = {}
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
+    if not check:
+        recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
+    previous = {env: _read_previous(project, env) for env in chosen}
     for env in chosen:
-        artifact, diagnostics = compiler.compile(env, stacks[env], _read_previous(project, env))
+        artifact, diagnostics = compiler.compile(env, stacks[env], previous[env])
         errors.extend(d for d in diagnostics if d.severity == "error")
         warnings.extend(d for d in diagnostics if d.severity == "warning")
         if artifact is not None:
@@ -478,29 +471,25 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
     errors.extend(compiler.build_checks(list(artifacts.values())))
     if errors:
         raise BuildError(sorted(set(errors)))
-    outputs: dict[str, bytes | None] = {}
-    root = project.root
+    # Each generated/<env>/ is replaced as a whole: the files built now, plus the
+    # signature and attestation while the manifest they sign is unchanged. Besides those,
+    # only files magcfg wrote before (the previous manifest's) are removed; any other
+    # entry stops the build (durable.replace_directories).
+    updates = []
     for env, artifact in artifacts.items():
-        base = f"{project.output}/{env}"
-        for name, data in artifact.files.items():
-            outputs[f"{base}/{name}"] = data
-        if stale_files(root, {f"{base}/{MANIFEST}": artifact.files[MANIFEST]}):
-            # A new manifest invalidates its old signature and attestation.
+        rel = f"{project.output}/{env}"
+        files = dict(artifact.files)
+        if previous[env] == files[MANIFEST]:
+            directory = real_directory(project.root, rel)
             for name in SIGNED_FILES:
-                outputs[f"{base}/{name}"] = None
-        if CONFIGMAP not in artifact.files:  # too large for one: leave no stale one
-            outputs[f"{base}/{CONFIGMAP}"] = None
-        # generated/<env>/ belongs to magcfg: a file the build no longer produces (an
-        # old vault-policy-direct-<app>.hcl, say) is removed, and --check reports it.
-        signed = set(SIGNED_FILES)
-        for leftover in _files_under(root / base):
-            rel = f"{base}/{leftover}"
-            if rel not in outputs and leftover not in signed:
-                outputs[rel] = None
+                signed = read_if_present(directory / name, f"{rel}/{name}")
+                if signed is not None:
+                    files[name] = signed
+        updates.append(DirectoryUpdate(rel, files, written_names(previous[env])))
     result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
     with compiler.timings.stage("write"):
         if check:
-            result.stale = stale_files(root, outputs)
+            result.stale = changed_entries(project.root, updates)
         else:
-            result.written = write_files(root, outputs)
+            result.written = replace_directories(project.root, updates)
     return result

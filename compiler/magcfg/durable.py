@@ -1,27 +1,134 @@
-"""Durable, atomic file replacement: the one implementation every writer uses
-(generated/ outputs, keys and signatures, the runtime's last known-good state and the
-sidecar's published files); and the one safe reader of files that may be hostile.
+"""Contained paths and durable writes: the one place where magcfg opens, lists, writes
+and deletes files of a repository (docs/security.md).
 
-A reader sees the old file or the new one, never a part of either, and after a crash
-the new file is either complete on disk or not there: write a temp file in the same
-directory (created with its final mode), fsync it, rename it over the target, fsync
-the directory.
+magcfg runs in CI on untrusted pull requests, so every path and byte of the repository,
+its cache and an artifact directory may be hostile: a committed symlink, a FIFO, a file
+name with terminal escapes or bytes that are not UTF-8. The rules, all enforced here:
 
-:func:`read_regular` reads only regular files: an artifact directory or a state
-directory may hold a FIFO (whose open or read blocks for good), a device or a symlink
-where a file belongs.
+- **Reads are contained.** A path is resolved (every symlink followed, ``realpath``) and
+  must lie inside its allowed root (``os.path.commonpath`` of resolved paths, never a
+  string prefix) and outside the *fenced* areas of that root (``.git``, the output, the
+  cache), and it must be a regular file: opened with ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO
+  cannot hang the open) and checked with ``fstat`` before a byte is read.
+- **Writes go only into real directories.** Every directory from the root down to the
+  one written is a directory, not a symlink (``real_directory``).
+- **An output directory changes as a whole** (``replace_directories``): its new files are
+  written into a staged sibling directory, fsynced, and swapped in with one
+  ``renameat2(RENAME_EXCHANGE)``; an interrupted run leaves either the old directory or
+  the new one, and the next run removes what it staged (``_recover``).
+- **Only known files are deleted.** A directory is replaced only if every entry in it is
+  a file the caller owns (``owned``, e.g. the names the previous manifest lists); any
+  other entry is an error naming it, and nothing is deleted recursively.
+
+``os.write`` and ``fsync`` make each file durable before its rename, so after a crash a
+file is either complete on disk or not there.
+
+:func:`read_regular` is the one reader of files that may be hostile, for the runtime
+too (artifact and state directories may hold a FIFO, a device or a symlink where a
+file belongs); :func:`read_located` is the same with a located error for the build.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import os
 import re
+import secrets
+import signal
 import stat
 import time
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
+from .errors import BuildError, Diagnostic
+
+__all__ = [
+    "FAULT_ENV",
+    "DirectoryUpdate",
+    "FileTooLarge",
+    "NotRegularFile",
+    "PathError",
+    "Tree",
+    "changed_entries",
+    "file_kind",
+    "fsync_dir",
+    "read_if_present",
+    "read_located",
+    "read_regular",
+    "real_directory",
+    "recover_directories",
+    "remove_stale_temps",
+    "replace_directories",
+    "replace_file",
+    "temp_path",
+    "write_all",
+    "write_new",
+]
+
+FAULT_ENV = "MAGCFG_FAULT_INJECTION"
+"""Tests only: ``kill@POINT`` (SIGKILL this process at POINT), ``enospc@POINT`` (fail the
+write there as a full disk would), ``no-exchange`` (take the two-rename path). Points:
+``staged`` (an environment's files written and fsynced, nothing swapped yet),
+``aside`` (two-rename path: the old directory moved aside, the new one not yet in
+place), ``write`` (each file written into a staged directory)."""
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_STAGED = re.compile(r"^\.(?P<name>.+)\.magcfg-(?P<kind>new|old)-[0-9a-f]{12}$")
+_TEMP_FILE = re.compile(r"^\..+\.tmp-\d+$")
+
+
+class PathError(BuildError):
+    """A path magcfg will not read or write (outside its root, a symlink where a real
+    directory belongs, not a regular file, unreadable, a full disk); located at the
+    path, relative to the project root."""
+
+
+def path_problem(display: str, message: str) -> Diagnostic:
+    return Diagnostic(display, None, None, message, code="path")
+
+
+def os_reason(exc: OSError) -> str:
+    """What went wrong, for a message: the few cases a hostile tree produces named
+    plainly, anything else as the system says it."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return (exc.strerror or str(exc)).lower()
+
+
+def _fault(point: str) -> None:
+    """The test hook of ``FAULT_ENV`` (unset outside tests: one dict lookup)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        action, _, where = item.partition("@")
+        if where != point:
+            continue
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if action == "enospc":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _fault_set(flag: str) -> bool:
+    return flag in (os.environ.get(FAULT_ENV) or "").split(",")
+
+
+# ---------------------------------------------------------------- reading
+
+
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
           (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
@@ -29,7 +136,7 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
 class NotRegularFile(OSError):
     """``path`` exists but is not a regular file (``kind`` says what it is)."""
 
-    def __init__(self, path: Path | str, kind: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], kind: str) -> None:
         self.message = f"is {kind}, not a regular file"
         super().__init__(errno.EINVAL, self.message, str(path))
         self.kind = kind
@@ -38,7 +145,7 @@ class NotRegularFile(OSError):
 class FileTooLarge(OSError):
     """``path`` is larger than the reader accepts."""
 
-    def __init__(self, path: Path | str, size: int, limit: int) -> None:
+    def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:
         super().__init__(errno.EFBIG, f"is {size} bytes, more than the {limit} accepted",
                          str(path))
 
@@ -48,7 +155,7 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def read_regular(path: Path | str, limit: int | None = None, *,
+def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
                  follow_symlinks: bool = False) -> bytes:
     """The bytes of the regular file ``path``, which may be hostile.
 
@@ -84,6 +191,220 @@ def read_regular(path: Path | str, limit: int | None = None, *,
     return data
 
 
+def read_located(path: str | os.PathLike[str], display: str) -> bytes:
+    """:func:`read_regular` for the build: the last component must not be a symlink
+    (resolve first); ``PathError`` naming ``display`` otherwise (a FIFO, device, socket
+    or directory, or a file that cannot be read)."""
+    try:
+        return read_regular(path)
+    except NotRegularFile as exc:
+        message = ("is a symlink here; magcfg reads only regular files"
+                   if exc.kind == "a symbolic link" else exc.message)
+        raise PathError([path_problem(display, message)]) from None
+    except OSError as exc:
+        raise PathError([path_problem(display, f"cannot read: {os_reason(exc)}")]) from None
+
+
+def read_if_present(path: str | os.PathLike[str], display: str) -> bytes | None:
+    """``read_regular``, or None if nothing is at ``path`` (or its directory is missing)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise PathError([path_problem(display, f"cannot read: {os_reason(exc)}")]) from None
+    return read_located(path, display)
+
+
+def _inside(path: str, root: str) -> bool:
+    """``path`` is ``root`` or below it; both resolved, absolute."""
+    return os.path.commonpath((path, root)) == root
+
+
+class Tree:
+    """Files below ``root`` that magcfg may read: symlinks are followed only while they
+    stay inside ``root`` and out of the ``fenced`` directories (relative paths, e.g. the
+    output, the cache, ``.git``); only regular files are read.
+
+    ``list_files`` remembers where each listed file really is, so reading a listed file
+    costs one ``open`` and no path resolution."""
+
+    def __init__(self, root: str | os.PathLike[str], fenced: Iterable[str] = ()) -> None:
+        self.root = os.path.realpath(root)
+        self.fenced = tuple(os.path.join(self.root, f) for f in fenced if f)
+        self._cut = len(self.root) + 1
+        self._real: dict[str, str] = {}
+
+    def _problem_of(self, rel: str, real: str) -> str | None:
+        if not _inside(real, self.root):
+            return "leads outside the repository"
+        for fence in self.fenced:
+            if _inside(real, fence):
+                return (f"leads into {fence[self._cut:]}, which magcfg does not read "
+                        "(.git, the output and the cache are off limits)")
+        return None
+
+    def resolve(self, rel: str) -> str:
+        """The real path of ``rel`` (which must exist), checked as the class says."""
+        full = os.path.join(self.root, rel)
+        try:
+            real = os.path.realpath(full, strict=True)
+        except FileNotFoundError:
+            if os.path.lexists(full):
+                raise PathError([path_problem(rel, "dangling symlink: its target does not "
+                                              "exist")]) from None
+            raise PathError([path_problem(rel, "not found")]) from None
+        except OSError as exc:
+            raise PathError([path_problem(rel, os_reason(exc))]) from None
+        problem = self._problem_of(rel, real)
+        if problem is not None:
+            raise PathError([path_problem(rel, problem if full == real
+                                          else f"symlink {problem}")])
+        return real
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of the regular file ``rel`` (relative to the root)."""
+        real = self._real.get(rel)
+        return read_located(real if real is not None else self.resolve(rel), rel)
+
+    def read_optional(self, rel: str) -> bytes | None:
+        """``read``, or None if nothing is at ``rel``."""
+        if not os.path.lexists(os.path.join(self.root, rel)):
+            return None
+        return self.read(rel)
+
+    def replace(self, rel: str, data: bytes) -> None:
+        """Write ``rel`` atomically (``replace_file``), creating its directories. The
+        directory must resolve inside the root and out of the fenced areas, and ``rel``
+        itself must be a regular file or absent: a symlink is never written through."""
+        parent_rel, _, name = rel.rpartition("/")
+        existing = parent_rel
+        missing: list[str] = []
+        while existing and not os.path.lexists(os.path.join(self.root, existing)):
+            existing, _, part = existing.rpartition("/")
+            missing.insert(0, part)
+        real_parent = self.resolve(existing) if existing else self.root
+        if missing and (".." in missing or "." in missing):
+            raise PathError([path_problem(rel, "must not contain '.' or '..'")])
+        target = os.path.join(real_parent, *missing, name)
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise PathError([path_problem(rel, f"is {file_kind(mode)}; magcfg writes only "
+                                          "regular files")])
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            replace_file(Path(target), data)
+        except OSError as exc:
+            raise PathError([path_problem(rel, f"cannot write: {os_reason(exc)}")]) from None
+
+    def list_files(self, directory: str, suffixes: tuple[str, ...]
+                   ) -> tuple[list[str], list[Diagnostic]]:
+        """Files ending in ``suffixes`` below ``directory`` (recursive, hidden entries
+        skipped, sorted by path bytes), and the problems met: symlinks leading outside
+        or into a fenced area, loops, dangling links, entries that are not regular files,
+        names that are not UTF-8. A missing directory lists nothing. A symlinked
+        directory inside the root is listed under the link's name, once."""
+        rel = directory.strip("/")
+        if not os.path.lexists(os.path.join(self.root, rel)):
+            return [], []
+        try:
+            real = self.resolve(rel)
+        except PathError as exc:
+            return [], exc.diagnostics
+        if not os.path.isdir(real):
+            return [], [path_problem(rel, "is not a directory")]
+        walk = _Walk(self, suffixes)
+        walk.directory(real, rel)
+        walk.files.sort(key=lambda p: p.encode("utf-8"))
+        return walk.files, walk.problems
+
+
+@dataclass
+class _Walk:
+    """One ``Tree.list_files``: what it found so far."""
+
+    tree: Tree
+    suffixes: tuple[str, ...]
+    files: list[str] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
+    listed: dict[str, str] = field(default_factory=dict)  # real directory -> its rel
+
+    def directory(self, real_dir: str, rel_dir: str) -> None:
+        # os.scandir, not os.walk and lstat: the entry types come with the listing, so
+        # the ~1,500 files of a large repository cost no system call each.
+        self.listed[real_dir] = rel_dir
+        try:
+            entries = list(os.scandir(real_dir))
+        except OSError as exc:
+            self.problems.append(path_problem(rel_dir, f"cannot list: {os_reason(exc)}"))
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{name}"
+            wanted = name.endswith(self.suffixes)
+            try:
+                if not name.isascii() and not _utf8(name):
+                    if wanted or entry.is_dir():
+                        self.problems.append(path_problem(rel, "file name is not valid "
+                                                          "UTF-8; rename it"))
+                elif entry.is_symlink():
+                    self.link(rel, real_dir, wanted)
+                elif entry.is_dir(follow_symlinks=False):
+                    self.directory(entry.path, rel)
+                elif wanted and entry.is_file(follow_symlinks=False):
+                    self.files.append(rel)
+                    self.tree._real[rel] = entry.path
+                elif wanted:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    self.problems.append(path_problem(rel, f"is {file_kind(mode)}, not a "
+                                                      "regular file"))
+            except OSError as exc:
+                self.problems.append(path_problem(rel, os_reason(exc)))
+
+    def link(self, rel: str, real_dir: str, wanted: bool) -> None:
+        """A symlink met in the walk (in ``real_dir``): followed if it stays inside;
+        reported if it does not and would matter (a layer file, or a directory). Each
+        directory is listed once, so links cannot make the walk loop or multiply."""
+        try:
+            real = self.tree.resolve(rel)
+        except PathError as exc:
+            if wanted or os.path.isdir(os.path.join(self.tree.root, rel)):
+                self.problems.extend(exc.diagnostics)
+            return
+        if os.path.isdir(real):
+            if _inside(real_dir, real):
+                self.problems.append(path_problem(rel, "symlink loop: it leads to a "
+                                                  "directory that contains it"))
+            elif real in self.listed:
+                self.problems.append(path_problem(rel, "symlink to a directory listed "
+                                                  f"already (as {self.listed[real]})"))
+            else:
+                self.directory(real, rel)
+        elif wanted and os.path.isfile(real):
+            self.files.append(rel)
+            self.tree._real[rel] = real
+        elif wanted:
+            mode = os.stat(real).st_mode
+            self.problems.append(path_problem(rel, f"symlink to {file_kind(mode)}, not a "
+                                              "regular file"))
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- writing one file
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until every byte is written (it may write less than asked)."""
     view = memoryview(data)
@@ -102,7 +423,8 @@ def fsync_dir(path: Path | str) -> None:
 
 def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> None:
     """Create ``path`` (it must not exist) with ``mode`` and ``data``, fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 mode)
     try:
         os.fchmod(fd, mode)  # whatever the umask
         write_all(fd, data)
@@ -179,3 +501,294 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = Tr
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+# ---------------------------------------------------------------- writing a directory
+
+
+def real_directory(root: str | os.PathLike[str], rel: str) -> Path:
+    """``root/rel`` after checking that each of its components below ``root`` is a real
+    directory or absent (then it is created when written): never a symlink, whatever it
+    points to, and never a file. ``root`` itself is resolved."""
+    base = os.path.realpath(root)
+    current = base
+    shown: list[str] = []
+    for part in [p for p in rel.split("/") if p]:
+        if part in (".", ".."):
+            raise PathError([path_problem(rel, "must not contain '.' or '..'")])
+        current = os.path.join(current, part)
+        shown.append(part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            break
+        except OSError as exc:
+            raise PathError([path_problem("/".join(shown), os_reason(exc))]) from None
+        if stat.S_ISLNK(mode):
+            raise PathError([path_problem("/".join(shown),
+                                          "is a symlink; magcfg writes only into real "
+                                          "directories inside the repository")])
+        if not stat.S_ISDIR(mode):
+            raise PathError([path_problem("/".join(shown),
+                                          f"is {file_kind(mode)}; magcfg writes into a "
+                                          "directory here")])
+    return Path(base, *[p for p in rel.split("/") if p])
+
+
+@dataclass(frozen=True)
+class DirectoryUpdate:
+    """The complete new content of one output directory (``rel``, relative to the
+    root): ``files`` by name. ``owned`` names the files magcfg may replace or delete
+    there besides ``files`` (those it wrote before); any other entry stops the update."""
+
+    rel: str
+    files: Mapping[str, bytes]
+    owned: Collection[str] = field(default_factory=frozenset)
+    display: str = ""
+    """How errors name the directory (default: ``rel``)."""
+
+    @property
+    def shown(self) -> str:
+        return self.display or self.rel
+
+
+def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, int]:
+    """Name -> ``lstat`` mode of every entry (magcfg's own temp files left out);
+    ``PathError`` naming each entry magcfg did not write."""
+    try:
+        scanned = list(os.scandir(directory))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise PathError([path_problem(update.shown, f"cannot list: {os_reason(exc)}")]) from None
+    found: dict[str, int] = {}
+    unknown: list[Diagnostic] = []
+    for entry in scanned:
+        name = entry.name
+        if _TEMP_FILE.match(name):
+            continue
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if name not in update.files and name not in update.owned:
+            unknown.append(path_problem(
+                f"{update.shown}/{name}",
+                "not written by magcfg: move or delete it yourself (magcfg replaces "
+                f"{update.shown} as a whole and deletes only the files it wrote)"))
+        elif stat.S_ISDIR(mode):
+            unknown.append(path_problem(f"{update.shown}/{name}",
+                                        "is a directory where magcfg writes a file: "
+                                        "move or delete it yourself"))
+        found[name] = mode
+    if unknown:
+        raise PathError(unknown)
+    return found
+
+
+def _changes(directory: Path, update: DirectoryUpdate) -> list[str]:
+    """Names whose bytes differ from ``update.files``, or that a write would remove."""
+    entries = _entries(directory, update)
+    changed = []
+    for name, data in update.files.items():
+        mode = entries.get(name)
+        current = None
+        if mode is not None and stat.S_ISREG(mode):
+            current = read_located(directory / name, f"{update.shown}/{name}")
+        if current != data:
+            changed.append(name)
+    changed += [name for name in entries if name not in update.files]
+    return sorted(changed)
+
+
+def changed_entries(root: str | os.PathLike[str], updates: Sequence[DirectoryUpdate]
+                    ) -> list[str]:
+    """Paths (``rel/name``) a write of ``updates`` would change; writes nothing.
+    ``PathError`` for what would stop the write (symlinks, unknown entries)."""
+    out = []
+    for update in updates:
+        names = _changes(real_directory(root, update.rel), update)
+        out += [f"{update.shown}/{name}" for name in names]
+    return out
+
+
+def replace_directories(root: str | os.PathLike[str], updates: Sequence[DirectoryUpdate]
+                        ) -> list[str]:
+    """Give each directory of ``updates`` exactly its ``files``, each directory all at
+    once or not at all; directories whose bytes are unchanged are not touched. Every
+    changed directory is staged before the first is swapped in, so an error while
+    writing (a full disk) leaves all of them as they were. Returns the paths changed."""
+    todo = [(update, directory) for update in updates
+            if _changes(directory := real_directory(root, update.rel), update)]
+    if not todo:
+        return []
+    changed: list[str] = []
+    staged: list[tuple[str, Path, Path]] = []  # (rel, directory, its staged copy)
+    with contextlib.ExitStack() as locks:
+        locked: set[Path] = set()
+        rel = todo[0][0].shown
+        try:
+            for update, directory in todo:
+                rel = update.shown
+                parent = directory.parent
+                if parent not in locked:
+                    parent.mkdir(parents=True, exist_ok=True)
+                    locks.enter_context(_locked(parent))
+                    locked.add(parent)
+                _recover(parent, directory.name, rel)
+                names = _changes(directory, update)  # again: under the lock, recovered
+                if names:
+                    staged.append((rel, directory, _stage(directory, update)))
+                    changed += [f"{rel}/{name}" for name in names]
+        except BaseException as exc:
+            for _, _, copy in staged:
+                _remove_staged(copy)
+            if isinstance(exc, OSError):
+                raise PathError([path_problem(rel, f"cannot write: {os_reason(exc)}; "
+                                              "nothing was changed")]) from None
+            raise
+        for i, (rel, directory, copy) in enumerate(staged):
+            try:
+                _swap(directory, copy)
+            except OSError as exc:
+                for _, _, rest in staged[i:]:
+                    _remove_staged(rest)
+                raise PathError([path_problem(rel, "cannot replace: "
+                                              f"{os_reason(exc)}")]) from None
+    return changed
+
+
+def recover_directories(root: str | os.PathLike[str], rels: Iterable[str]) -> None:
+    """Finish interrupted replacements of these directories (``_recover``) before
+    anything reads them: after a crash between the two renames of a filesystem without
+    an atomic exchange, the old directory is aside, and a build that did not put it back
+    would find no previous manifest."""
+    scanned: dict[Path, set[str]] = {}
+    for rel in rels:
+        directory = real_directory(root, rel)
+        parent = directory.parent
+        if parent not in scanned:
+            try:
+                scanned[parent] = {m.group("name") for entry in os.scandir(parent)
+                                   if (m := _STAGED.match(entry.name))}
+            except (FileNotFoundError, NotADirectoryError):
+                scanned[parent] = set()
+        if directory.name in scanned[parent]:
+            try:
+                with _locked(parent):
+                    _recover(parent, directory.name, rel)
+            except OSError as exc:
+                raise PathError([path_problem(rel, "cannot recover from an interrupted "
+                                              f"build: {os_reason(exc)}")]) from None
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory``: two builds never stage or recover in
+    the same place at once."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _stage(directory: Path, update: DirectoryUpdate) -> Path:
+    """A sibling of ``directory`` holding ``update.files``, written and fsynced."""
+    copy = directory.parent / f".{directory.name}.magcfg-new-{secrets.token_hex(6)}"
+    os.mkdir(copy)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(copy, stat.S_IMODE(os.stat(directory, follow_symlinks=False).st_mode))
+        for name, data in sorted(update.files.items()):
+            _fault("write")
+            write_new(copy / name, data)
+        fsync_dir(copy)
+        _fault("staged")
+    except BaseException:
+        _remove_staged(copy)
+        raise
+    return copy
+
+
+def _swap(directory: Path, copy: Path) -> None:
+    """Put ``copy`` in the place of ``directory`` in one step, then delete the old one."""
+    parent = directory.parent
+    if not os.path.lexists(directory):
+        os.rename(copy, directory)
+    elif _exchange(copy, directory):
+        _remove_staged(copy)  # holds the old files now
+    else:
+        # No atomic exchange on this filesystem: two renames; a crash between them
+        # leaves the old directory aside, which the next run puts back (_recover).
+        aside = parent / f".{directory.name}.magcfg-old-{secrets.token_hex(6)}"
+        os.rename(directory, aside)
+        _fault("aside")
+        os.rename(copy, directory)
+        _remove_staged(aside)
+    fsync_dir(parent)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories atomically (Linux ``renameat2``); False where unsupported."""
+    if _fault_set("no-exchange"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _recover(parent: Path, name: str, rel: str) -> None:
+    """Finish what an interrupted run left in ``parent`` for directory ``name``: an old
+    directory moved aside is put back if nothing replaced it; staged copies are removed."""
+    try:
+        found = [(entry.name, m.group("kind")) for entry in os.scandir(parent)
+                 if (m := _STAGED.match(entry.name)) and m.group("name") == name]
+    except FileNotFoundError:
+        return
+    if not found:
+        return
+    target = parent / name
+    for entry, kind in sorted(found):
+        path = parent / entry
+        if kind == "old" and not os.path.lexists(target) and not os.path.islink(path):
+            os.rename(path, target)
+    above = rel.rpartition("/")[0]
+    for entry, _ in sorted(found):
+        path = parent / entry
+        problem = _remove_staged(path) if os.path.lexists(path) else None
+        if problem is not None:
+            raise PathError([path_problem(f"{above}/{entry}" if above else entry, problem)])
+    fsync_dir(parent)
+
+
+def _remove_staged(path: Path) -> str | None:
+    """Delete a directory magcfg staged: its files, then itself; never recursively (a
+    subdirectory was not made by magcfg: returns what stopped it)."""
+    try:
+        if os.path.islink(path) or not os.path.isdir(path):
+            os.unlink(path)
+            return None
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                return f"holds a directory ({entry.name!r}) that magcfg did not make: " \
+                       "delete it yourself"
+            os.unlink(entry.path)
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    return None

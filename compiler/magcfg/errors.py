@@ -6,11 +6,33 @@ a build can collect all of them before it fails.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
+
+# C0 and C1 controls, DEL, and the lone surrogates that stand for bytes of a file name
+# that is not valid UTF-8 (os.fsdecode): none may reach a terminal raw.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` safe for a terminal: control characters (an ANSI escape sequence in a
+    file name, say) and undecodable bytes of a file name shown as ``\\xNN``. With
+    ``lines``, newlines and tabs are kept (a multi-line message)."""
+    pattern = _UNPRINTABLE_BUT_LINES if lines else _UNPRINTABLE
+    return pattern.sub(_escape, text)
 
 
 @dataclass(frozen=True, order=True)
@@ -25,9 +47,11 @@ class Diagnostic:
     code: str = "error"
 
     def format(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        key = f" [{self.key}]" if self.key else ""
-        return f"{where}: {self.severity}: {self.message}{key}"
+        """``file:line: severity: message [key]``, every part escaped for a terminal."""
+        file = printable(self.file)
+        where = file if self.line is None else f"{file}:{self.line}"
+        key = f" [{printable(self.key)}]" if self.key else ""
+        return f"{where}: {self.severity}: {printable(self.message, lines=True)}{key}"
 
 
 class MagcfgError(Exception):
@@ -44,7 +68,8 @@ class MagcfgError(Exception):
     def format(self) -> str:
         lines = []
         for d in self.diagnostics:
-            lines.append(d.format() if d.file else f"error: {d.message}")
+            lines.append(d.format() if d.file
+                         else f"error: {printable(d.message, lines=True)}")
         return "\n".join(lines)
 
 

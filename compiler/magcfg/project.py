@@ -8,15 +8,18 @@ are errors so a typo never silently disables a rule.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .durable import PathError, read_located, real_directory
 from .errors import BuildError, Diagnostic, UsageError
 from .syntax.locate import locate
-from .syntax.strict_yaml import LoadFailed, parse_layer
+from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
 
 PROJECT_FILE_NAMES = ("magcfg.yaml", "magcfg.yml")
 KNOWN_SECTIONS = frozenset({
@@ -25,6 +28,15 @@ KNOWN_SECTIONS = frozenset({
     "secrets", "redact", "signing", "promote", "lint", "cue", "runtime",
 })
 _ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MAPPING_SECTIONS = ("secrets", "signing", "promote", "lint", "cue", "runtime")
+"""Feature sections that are mappings (checked here for their type; their keys by the
+stage that owns them)."""
+# What YAML may hold besides text: tab, line ends, NEL and the printable planes; any other
+# control character (NUL, BEL, ESC, ...) is refused before the parser sees it.
+_NOT_YAML_TEXT = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd"
+                            "\U00010000-\U0010ffff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+GIT_DIR = ".git"
 
 
 @dataclass(frozen=True)
@@ -52,9 +64,18 @@ class Project:
     cache_dir: str
     settings: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
+    raw: bytes = field(default=b"", repr=False, compare=False)
+    """The bytes of the project file as loaded (for locating its keys)."""
 
     def path(self, relative: str) -> Path:
         return self.root / relative
+
+    @property
+    def fenced(self) -> tuple[str, ...]:
+        """Directories no layer or schema may be read from, even through a symlink:
+        what magcfg writes (the output, the cache) and the git directory (which holds
+        the CI's credentials)."""
+        return (self.output, self.cache_dir, GIT_DIR)
 
     def check_envs(self, envs: list[str] | None) -> tuple[str, ...]:
         """The environments asked for, in project order; unknown names are usage errors."""
@@ -71,25 +92,31 @@ class Project:
 
 
 def find_project_file(start: Path | None = None) -> Path:
+    """The nearest ``magcfg.yaml`` here or above. Any entry of that name counts (a
+    symlink or FIFO is refused by ``load_project``, never skipped for one further up)."""
     here = (start or Path.cwd()).resolve()
     for directory in (here, *here.parents):
         for name in PROJECT_FILE_NAMES:
             candidate = directory / name
-            if candidate.is_file():
+            if os.path.lexists(candidate):
                 return candidate
     raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {here} or its parents "
                      "(use --project FILE)")
 
 
 def load_project(path: str | os.PathLike[str] | None = None) -> Project:
-    """Read and check a project file (default: ``magcfg.yaml`` here or in a parent)."""
+    """Read and check a project file (default: ``magcfg.yaml`` here or in a parent).
+
+    The file must be a regular file (not a symlink: its directory is the project root,
+    the boundary of everything magcfg reads and writes)."""
     file = Path(path) if path is not None else find_project_file()
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise UsageError(f"project file {file} not found")
-    root = file.resolve().parent
+    root = Path(os.path.realpath(file.parent))
     name = file.name
-    raw = file.read_bytes()
+    raw = read_located(root / name, name)
     try:
+        _check_text(name, raw)
         data, _ = parse_layer(name, raw)
     except LoadFailed as exc:
         raise BuildError(exc.diagnostics) from None
@@ -104,6 +131,13 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         if key not in KNOWN_SECTIONS:
             hint = difflib.get_close_matches(key, sorted(KNOWN_SECTIONS), n=1)
             err((key,), f"unknown section {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    for key in MAPPING_SECTIONS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            err((key,), f"{key} must be a mapping, not {_type_name(data[key])}")
+    version = data.get("version", 1)
+    if type(version) is not int or version != 1:
+        err(("version",), f"this magcfg reads project files of version 1 (the integer 1), "
+                          f"not {version!r}")
 
     envs = data.get("environments")
     if not isinstance(envs, list) or not envs or not all(isinstance(e, str) for e in envs):
@@ -114,21 +148,27 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
             err(("environments",), f"environment name {e!r} must match {_ENV_NAME.pattern}")
     if len(set(envs)) != len(envs):
         err(("environments",), "environment names must be unique")
+    env_names = [e for e in envs if _ENV_NAME.match(e)] or ["x"]
 
     layers: list[LayerSpec] = []
     raw_layers = data.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
         err(("layers",), "layers must be a non-empty list of {name, path}")
         raw_layers = []
+    read_areas: list[tuple[tuple[str, ...], str]] = []  # (key path, path) of what is read
     for i, entry in enumerate(raw_layers):
         if (not isinstance(entry, dict) or set(entry) - {"name", "path"}
                 or not isinstance(entry.get("name"), str) or not isinstance(entry.get("path"), str)):
             err(("layers", str(i)), "each layer is a mapping with a string name and path")
             continue
-        if not _inside(root, entry["path"].replace("{env}", "x")):
-            err(("layers", str(i), "path"), "layer paths must stay inside the project")
+        where = ("layers", str(i), "path")
+        directories = [_relative(root, entry["path"].replace("{env}", e)) for e in env_names]
+        problem = next((p for p in map(_path_problem, directories) if p), None)
+        if problem:
+            err(where, f"layer paths must stay inside the project: {problem}")
             continue
-        layers.append(LayerSpec(entry["name"], entry["path"].strip("/")))
+        read_areas += [(where, d) for d in directories]
+        layers.append(LayerSpec(entry["name"], posixpath.normpath(entry["path"])))
     if len({spec.name for spec in layers}) != len(layers):
         err(("layers",), "layer names must be unique")
 
@@ -140,8 +180,14 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         json_schema = schema.get("json")
         cue_schema = schema.get("cue")
         for key, value in (("json", json_schema), ("cue", cue_schema)):
-            if value is not None and (not isinstance(value, str) or not _inside(root, value)):
-                err(("schema", key), "schema paths are strings inside the project")
+            if value is None:
+                continue
+            problem = _path_problem(_relative(root, value)) if isinstance(value, str) \
+                else "not a string"
+            if problem:
+                err(("schema", key), f"schema paths are files inside the project: {problem}")
+            else:
+                read_areas.append((("schema", key), _relative(root, value)))
         if json_schema is None and cue_schema is None:
             err(("schema",), "name a schema: schema.json and/or schema.cue")
         definition = schema.get("cue_definition")
@@ -152,20 +198,32 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
             err(("schema", "cue_definition"),
                 f"cue_definition must name a CUE definition like '#Config', not {definition!r}")
 
-    output = data.get("output", "generated")
-    if not isinstance(output, str) or not _inside(root, output) or output.strip("/") in ("", "."):
-        err(("output",), "output must be a directory inside the project")
-        output = "generated"
-    cache = data.get("cache", ".magcfg-cache")
-    if not isinstance(cache, str) or not _inside(root, cache):
-        err(("cache",), "cache must be a directory inside the project")
-        cache = ".magcfg-cache"
-    if data.get("version", 1) != 1:
-        err(("version",), "this magcfg reads project files of version 1")
+    # Where magcfg writes: each must be a directory of its own, overlapping nothing it
+    # reads, the project file, .git or the other (a build replaces output/<env> whole).
+    written: dict[str, str] = {}
+    for key, default, what in (("output", "generated", "artifacts"),
+                               ("cache", ".magcfg-cache", "the build cache")):
+        value = data.get(key, default)
+        relative = _relative(root, value) if isinstance(value, str) else ""
+        problem = _path_problem(relative) if isinstance(value, str) else "not a string"
+        if not problem and relative == ".":
+            problem = "it is the project root itself"
+        if not problem:
+            problem = _overlap(relative, [*read_areas, ((), name)], name)
+        if not problem:
+            other = next((v for v in written.values() if _overlapping(v, relative)), None)
+            if other is not None:
+                problem = f"it overlaps {other}, where magcfg writes too"
+        if not problem:
+            problem = _not_a_real_directory(root, relative)
+        if problem:
+            err((key,), f"{key} must be a directory of its own inside the project for "
+                        f"{what}: {problem}")
+        else:
+            written[key] = relative
 
     if errors:
         raise BuildError(errors)
-    import hashlib
 
     return Project(
         root=root,
@@ -174,14 +232,72 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         layers=tuple(layers),
         json_schema=json_schema,
         cue_schema=cue_schema,
-        output=output.strip("/"),
-        cache_dir=cache.strip("/"),
+        output=written["output"],
+        cache_dir=written["cache"],
         settings=data,
         digest=hashlib.sha256(raw).hexdigest(),
+        raw=raw,
     )
 
 
-def _inside(root: Path, relative: str) -> bool:
+def _check_text(name: str, raw: bytes) -> None:
+    """A located error for a control character (NUL, BEL, an escape sequence...)."""
+    text = decode_text(name, raw)
+    found = _NOT_YAML_TEXT.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise LoadFailed([Diagnostic(name, line, None,
+                                     f"control character U+{ord(found.group()):04X} is not "
+                                     "allowed in the project file", code="project")])
+
+
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _relative(root: Path, path: str) -> str:
+    """``path`` normalized, relative to the project root, ``/``-separated (``..`` left in
+    where it leads out, for ``_path_problem``)."""
+    if "\0" in path or os.path.isabs(path):
+        return path
+    full = os.path.normpath(os.path.join(root, path))
+    return os.path.relpath(full, root).replace(os.sep, "/")
+
+
+def _path_problem(relative: str) -> str | None:
+    """Why a normalized relative path may not be used, or None."""
+    if _CONTROL.search(relative):
+        return "it contains a control character"
     if os.path.isabs(relative):
-        return False
-    return os.path.normpath(os.path.join(str(root), relative)).startswith(str(root))
+        return "it is absolute"
+    parts = PurePosixPath(relative).parts
+    if parts and parts[0] == "..":
+        return "it leads outside the project"
+    if any(part.casefold() == GIT_DIR for part in parts):
+        return "it is inside .git"
+    return None
+
+
+def _overlapping(a: str, b: str) -> bool:
+    first, second = PurePosixPath(a), PurePosixPath(b)
+    return first == second or first.is_relative_to(second) or second.is_relative_to(first)
+
+
+def _overlap(relative: str, areas: list[tuple[tuple[str, ...], str]], project_file: str
+             ) -> str | None:
+    for keypath, other in areas:
+        if _overlapping(relative, other):
+            what = "the project file" if other == project_file else \
+                f"{other} ({'.'.join(keypath)})"
+            return f"it overlaps {what}, which magcfg reads"
+    return None
+
+
+def _not_a_real_directory(root: Path, relative: str) -> str | None:
+    try:
+        real_directory(root, relative)
+    except PathError as exc:
+        found = exc.diagnostics[0]
+        return f"{found.file} {found.message}"
+    return None

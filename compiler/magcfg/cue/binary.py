@@ -3,8 +3,9 @@
 magcfg never reimplements CUE: schemas (``cue vet``, see cue_schema.py) and layers
 (``cue export``, see cue_layers.py) are evaluated by the real binary. It is looked up
 in this order: ``$MAGCFG_CUE`` (a path), ``cue`` on ``PATH``, then the project-local
-``.tools/bin/cue`` that ``./scripts/dev setup`` installs. A project that has no ``.cue``
-file in play never needs it.
+``.tools/bin/cue`` that ``./scripts/dev setup`` installs, but only if git tracks nothing
+under ``.tools/`` (a pull request must not be able to commit the binary magcfg runs).
+A project that has no ``.cue`` file in play never needs it.
 
 ``cue version`` costs a process start (~10 ms); its answer is remembered in the build
 cache per binary (path, size, mtime), so a build whose CUE verdicts are all cached
@@ -24,6 +25,8 @@ from pathlib import Path
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
 
+LOCAL_CUE = ".tools/bin/cue"
+"""Where ``./scripts/dev setup`` installs cue; used only while git does not track it."""
 MIN_CUE_VERSION = (0, 14, 1)
 """Oldest ``cue`` accepted. Keep in step with CUE_VERSION in scripts/dev."""
 CUE_ENV_VAR = "MAGCFG_CUE"
@@ -73,12 +76,17 @@ def find_cue(needed_by: str, root: Path | None = None,
             _missing(needed_by, f"{CUE_ENV_VAR}={configured} is not an executable file")
     else:
         path = shutil.which("cue")
+        why = "the `cue` command was not found on PATH"
         if path is None and root is not None:
-            local = root / ".tools" / "bin" / "cue"
+            local = root / LOCAL_CUE
             if os.access(local, os.X_OK) and local.is_file():
-                path = str(local)
+                refused = _committed(root)
+                if refused is None:
+                    path = str(local)
+                else:
+                    why += f", and {LOCAL_CUE} is not used: {refused}"
         if path is None:
-            _missing(needed_by, "the `cue` command was not found on PATH")
+            _missing(needed_by, why)
     assert path is not None
     version = _version_of(path, cache)
     if version is None:
@@ -90,6 +98,27 @@ def find_cue(needed_by: str, root: Path | None = None,
             f"cue {version} at {path} is too old: magcfg needs cue {_PINNED} or newer; "
             f"{INSTALL_HINT}", code="cue-version")])
     return CueBinary(path, version)
+
+
+def _committed(root: Path) -> str | None:
+    """Why ``<root>/.tools/bin/cue`` may not be run, or None. A pull request can commit
+    an executable there, or a symlink on the way to one (``.tools`` itself, say): only
+    while git tracks nothing under ``.tools/`` is the binary the one ``./scripts/dev
+    setup`` installed (outside a git repository there is no pull request)."""
+    top = Path(os.path.realpath(root))
+    if not any(os.path.lexists(d / ".git") for d in (top, *top.parents)):
+        return None
+    try:
+        done = subprocess.run(["git", "ls-files", "-z", "--", LOCAL_CUE.split("/")[0]],
+                              cwd=root, capture_output=True, timeout=30, check=False,
+                              env={**hermetic_env(), "LC_ALL": "C"})
+    except (OSError, subprocess.TimeoutExpired):
+        return "git is not available to tell whether the repository commits it"
+    if done.returncode == 0 and done.stdout:
+        return "the repository commits files under .tools/ (a commit could plant the binary)"
+    if done.returncode != 0 and b"not a git repository" not in done.stderr:
+        return "git cannot tell whether the repository commits it"
+    return None
 
 
 def _missing(needed_by: str, why: str) -> None:

@@ -16,12 +16,12 @@ An artifact too large for a ConfigMap (Kubernetes' 1 MiB) gets a warning and no
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifact import ATTESTATION, SIGNED_FILES
 from ..artifact import MANIFEST as MANIFEST_NAME
 from ..artifact import SIGNATURE as SIGNATURE_NAME
+from ..durable import read_if_present, real_directory
 from ..errors import Diagnostic
 from .configmap import CONFIGMAP_NAME, MAX_CONFIGMAP_BYTES, configmap_files, render_configmap
 
@@ -62,16 +62,10 @@ def configmap_emitter(context: CompileContext, files: dict[str, bytes]) -> dict[
     if not fits_configmap(context.config_json):
         return {}
     members = dict(files)
-    directory = context.project.root / context.project.output / context.env
-    if _read(directory / MANIFEST_NAME) == files[MANIFEST_NAME]:
-        signature = _read(directory / SIGNATURE_NAME)
+    rel = f"{context.project.output}/{context.env}"
+    directory = real_directory(context.project.root, rel)
+    if read_if_present(directory / MANIFEST_NAME, f"{rel}/{MANIFEST_NAME}") == files[MANIFEST_NAME]:
+        signature = read_if_present(directory / SIGNATURE_NAME, f"{rel}/{SIGNATURE_NAME}")
         if signature is not None:
             members[SIGNATURE_NAME] = signature
     return {CONFIGMAP_NAME: render_configmap(context.env, configmap_files(members))}
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..durable import read_located
 from ..errors import BuildError, Diagnostic, UsageError
 from .findings import RULES
 
@@ -56,9 +57,10 @@ def load_config(root: Path, project_file: Path | None = None) -> LintConfig:
     path = project_file or find_project_file(root)
     if path is None:
         return LintConfig()
+    raw = read_located(path, str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read project file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -76,7 +78,7 @@ def load_config(root: Path, project_file: Path | None = None) -> LintConfig:
     except _Bad as exc:
         from ..syntax.locate import locate
 
-        line = locate(rel, path.read_bytes(), tuple(re.split(r"[.\[\]]+", exc.key.strip("]"))))
+        line = locate(rel, raw, tuple(re.split(r"[.\[\]]+", exc.key.strip("]"))))
         raise BuildError([Diagnostic(rel, line, exc.key, exc.message)]) from None
 
 

@@ -47,8 +47,8 @@ def _load_layers(ctx: LintContext) -> _Layers:
     project = load_project(ctx.root / cfg.project_file)
     if project.json_schema is None:
         return empty
-    schema = load_schema(project.json_schema, project.path(project.json_schema).read_bytes())
-    source = FileSource(project.root)
+    source = FileSource(project.root, project.fenced)
+    schema = load_schema(project.json_schema, source.read(project.json_schema))
     files: set[str] = set()
     for env in project.environments:
         for layer in project.layers:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..durable import PathError, read_located
+from ..errors import printable
 
 # Directories never worth linting when walking a tree outside git.
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__",
@@ -87,16 +91,18 @@ def _walk_tree(root: Path) -> Iterator[str]:
 
 
 def read_files(root: Path, names: Sequence[str]) -> Iterator[SourceFile]:
-    """Read each file once; skip binaries (NUL bytes or not UTF-8), symlinks, huge files."""
+    """Read each file once; skip binaries (NUL bytes or not UTF-8), symlinks, FIFOs and
+    other non-regular files, huge files. A file's name is kept escaped (``printable``):
+    a name with a terminal escape or bytes that are not UTF-8 is linted and reported,
+    never printed raw."""
     for name in names:
         full = root / name
         try:
-            if full.is_symlink() or not full.is_file():
+            info = full.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
                 continue
-            if full.stat().st_size > MAX_FILE_BYTES:
-                continue
-            data = full.read_bytes()
-        except OSError:
+            data = read_located(full, name)
+        except (OSError, PathError):
             continue
         if b"\0" in data[:_BINARY_SNIFF]:
             continue
@@ -104,4 +110,4 @@ def read_files(root: Path, names: Sequence[str]) -> Iterator[SourceFile]:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             continue
-        yield SourceFile(name, text)
+        yield SourceFile(printable(name), text)

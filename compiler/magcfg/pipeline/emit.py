@@ -5,22 +5,26 @@ trailing newline. It is assembled from per-top-level-key fragments, each seriali
 orjson exactly as it would appear inside the whole document, so a rebuild can reuse the
 fragments of unchanged keys; the bytes are identical to serializing the whole document.
 
-Writing: nothing is written unless the whole build succeeded; each changed file is
-replaced atomically (temp file, fsync, rename, fsync of the directory); files whose
-bytes did not change are left untouched.
+Writing is ``durable.replace_directories``: nothing is written unless the whole build
+succeeded, and each environment's directory changes as a whole or not at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..artifact import CONFIG, MANIFEST_FORMAT, MAX_VERSION, ManifestError, check_manifest, load_manifest
-from ..durable import fsync_dir, replace_file
+from ..artifact import (
+    CONFIG,
+    MANIFEST_FORMAT,
+    MAX_VERSION,
+    ManifestError,
+    check_manifest,
+    load_manifest,
+)
 from ..errors import BuildError, Diagnostic
 from ..version import __version__
 
@@ -118,37 +122,3 @@ def inputs_digest(entries: Iterable[tuple[str, str]]) -> str:
     for path, digest in sorted(entries):
         h.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
     return "sha256:" + h.hexdigest()
-
-
-def stale_files(root: Path, outputs: Mapping[str, bytes | None]) -> list[str]:
-    """Output paths whose bytes on disk differ from ``outputs`` (``None``: must not exist)."""
-    stale = []
-    for rel, data in sorted(outputs.items()):
-        path = root / rel
-        try:
-            current: bytes | None = path.read_bytes()
-        except FileNotFoundError:
-            current = None
-        if current != data:
-            stale.append(rel)
-    return stale
-
-
-def write_files(root: Path, outputs: Mapping[str, bytes | None]) -> list[str]:
-    """Write (or delete, for ``None``) every output whose bytes changed; atomically per
-    file. Returns the paths changed."""
-    changed = stale_files(root, outputs)
-    dirs: set[Path] = set()
-    for rel in changed:
-        path = root / rel
-        data = outputs[rel]
-        if data is None:
-            path.unlink(missing_ok=True)
-            dirs.add(path.parent)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(path, data, sync_dir=False)
-        dirs.add(path.parent)
-    for d in sorted(dirs):
-        fsync_dir(d)
-    return changed

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import Diagnostic, Severity
+from ..errors import Diagnostic, Severity, printable
 from ..keyglob import format_keypath
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import REPLACE_TAG, UNSET
@@ -63,7 +63,9 @@ class Provenance:
     value: Any
 
     def where(self) -> str:
-        return self.file if self.line is None else f"{self.file}:{self.line}"
+        """``file:line`` for people (a control character in the name escaped)."""
+        file = printable(self.file)
+        return file if self.line is None else f"{file}:{self.line}"
 
 
 @dataclass(frozen=True)

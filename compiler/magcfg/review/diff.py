@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..compiler import Compiler
-from ..errors import BuildError, Diagnostic
+from ..errors import BuildError, Diagnostic, printable
 from ..pipeline.cache import BuildCache
 from ..pipeline.emit import json_bytes
 from ..pipeline.load import ParsedFile
@@ -173,7 +173,9 @@ class Origin:
     layer: str
 
     def where(self) -> str:
-        return self.file if self.line is None else f"{self.file}:{self.line}"
+        """``file:line`` for people (a control character in the name escaped)."""
+        file = printable(self.file)
+        return file if self.line is None else f"{file}:{self.line}"
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "layer": self.layer, "line": self.line}
@@ -329,7 +331,7 @@ def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
 def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDiff:
     """``old_env`` against ``new_env``, both as in the working tree."""
     project.check_envs([old_env, new_env])
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project)
     stacks = compiler.load_stacks([old_env, new_env])
     old_doc = _compile(compiler, old_env, stacks[old_env], None)
     new_doc = _compile(compiler, new_env, stacks[new_env], None)
@@ -350,7 +352,7 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     old_compiler = Compiler(old_project, source, BuildCache(None))
     old_stack = old_compiler.load_stack(env)
     old_doc = _compile(old_compiler, env, old_stack, ref)
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project)
     stack = compiler.load_stack(env)
     new_doc = _compile(compiler, env, stack, None)
     schema = compiler.schema()

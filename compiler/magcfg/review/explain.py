@@ -8,7 +8,6 @@ from typing import Any
 from ..compiler import Compiler
 from ..errors import UsageError
 from ..keyglob import format_keypath, parse_keypath
-from ..pipeline.cache import BuildCache
 from ..pipeline.merge import ABSENT, Provenance
 from ..project import Project
 from ..syntax.strict_yaml import UNSET
@@ -33,7 +32,7 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     keypath = tuple(p for p in parse_keypath(key) if p)
     if not keypath:
         raise UsageError("give a dotted key, e.g. magds.port")
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project)
     stack = compiler.load_stack(env)
     schema = compiler.schema()
     redactor = compiler.redactor()

@@ -43,10 +43,15 @@ class GitSource:
         prefix = Path(project_root).resolve().relative_to(top).as_posix()
         self.prefix = "" if prefix == "." else prefix
         self.ref = ref
+        # git resolves the name (GitPython's own parser fails on `HEAD:../..`, `@{-1}`,
+        # ...); `^{commit}` refuses what names no commit, `--end-of-options` a ref
+        # that looks like an option.
         try:
-            self.commit = self.repo.commit(ref)
-        except (git.BadName, git.BadObject, ValueError):
-            raise UsageError(f"unknown git ref {ref!r}") from None
+            sha = self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
+                                          f"{ref}^{{commit}}")
+            self.commit = self.repo.commit(sha)
+        except (git.GitCommandError, git.BadName, git.BadObject, ValueError):
+            raise UsageError(f"unknown git ref {ref!r} (give a commit, branch or tag)") from None
         self.tree = self.commit.tree
 
     @property
@@ -135,7 +140,7 @@ def project_at(project: Project, source: GitSource) -> Project:
         raw = source.read(project.file)
     except FileNotFoundError:
         return project
-    if raw == (project.root / project.file).read_bytes():
+    if raw == project.raw:
         return project
     with tempfile.TemporaryDirectory(prefix="magcfg-ref-") as tmp:
         copy = Path(tmp) / project.file

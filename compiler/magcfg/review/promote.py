@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..errors import BuildError, Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..keyglob import KeyGlobs
 from ..pipeline.cache import BuildCache
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
@@ -83,7 +84,7 @@ def promote_settings(project: Project) -> PromoteSettings:
     section = project.settings.get("promote")
     if section is None:
         return PromoteSettings()
-    raw = (project.root / project.file).read_bytes()
+    raw = project.raw
 
     def error(keypath: KeyPath, message: str) -> BuildError:
         return BuildError([Diagnostic(project.file, locate(project.file, raw, keypath),
@@ -218,7 +219,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     env_layers = [i for i, spec in enumerate(project.layers) if "{env}" in spec.path]
     if not env_layers:
         raise UsageError("the project has no per-environment layer (a path with {env})")
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project)
     stacks = compiler.load_stacks([from_env, to_env])
     to_before = _compiled(compiler, to_env, stacks[to_env])
     _compiled(compiler, from_env, stacks[from_env])
@@ -286,7 +287,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
 
     to_after_stack, to_after = stacks[to_env], to_before
     if texts:
-        checker = Compiler(project, _EditedSource(FileSource(project.root), texts),
+        checker = Compiler(project, _EditedSource(FileSource(project.root, project.fenced), texts),
                            BuildCache(None))
         to_after_stack = checker.load_stack(to_env)
         artifact, diagnostics = checker.compile(to_env, to_after_stack, None)
@@ -367,7 +368,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     import git
 
     from ..compiler import build
-    from ..pipeline.emit import write_files
+    from ..durable import Tree
     from .gitsource import open_repo
 
     if plan.empty:
@@ -392,10 +393,19 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     if dirty:
         raise BuildError(f"uncommitted changes in files the promotion reads or writes:\n"
                          f"{dirty}\ncommit or stash them first")
+    tree = Tree(root, project.fenced)
+    for rel in plan.texts:  # a refused target stops the promotion before any git change
+        if os.path.lexists(root / rel):
+            tree.resolve(rel)
+            if os.path.islink(root / rel):
+                raise BuildError([Diagnostic(rel, None, None, "is a symlink; promote edits "
+                                             "only regular layer files", code="path")])
     original = repo.head.ref.name if not repo.head.is_detached else repo.head.commit.hexsha
     repo.git.checkout("-q", "-b", branch)
     try:
-        write_files(root, dict(plan.texts))
+        for rel, text in sorted(plan.texts.items()):
+            if text != tree.read_optional(rel):
+                tree.replace(rel, text)
         build(project, envs=[plan.to_env])
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
@@ -478,7 +488,7 @@ def format_plan(plan: Plan) -> str:
         lines.append(f"      from {e.source.where()} ({e.source.layer})")
         was = (f"replaces {show(e.replaces)} set in {e.replaces_source.where()}"
                if e.replaces_source else "new key")
-        lines.append(f"      into {e.target}{' (new file)' if e.new_file else ''}; {was}")
+        lines.append(f"      into {printable(e.target)}{' (new file)' if e.new_file else ''}; {was}")
     if plan.skipped:
         lines += ["", "skipped:"]
         lines += [f"  {s.key}: {s.reason}" for s in plan.skipped]
@@ -528,7 +538,22 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def write_text(path: Path, text: str) -> None:
-    from ..pipeline.emit import write_files
+def check_writable(path: Path) -> None:
+    """Refuse a ``--pr-body`` file that cannot be written, before anything is changed."""
+    where = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--pr-body {path}: is a directory; give a file name")
+    if not where.is_dir():
+        raise UsageError(f"--pr-body {path}: directory {where} does not exist")
+    if not os.access(where, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--pr-body {path}: not writable")
 
-    write_files(path.parent.resolve(), {path.name: text.encode("utf-8")})
+
+def write_text(path: Path, text: str) -> None:
+    """Write the PR body to ``path`` (atomically)."""
+    from ..durable import os_reason, replace_file
+
+    try:
+        replace_file(path.parent.resolve() / path.name, text.encode("utf-8"))
+    except OSError as exc:
+        raise BuildError(f"cannot write the PR body to {path}: {os_reason(exc)}") from None

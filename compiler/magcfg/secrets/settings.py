@@ -96,10 +96,7 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
     def err(keypath: tuple[str, ...], message: str) -> None:
         nonlocal raw
         if raw is None:
-            try:
-                raw = (project.root / project.file).read_bytes()
-            except OSError:
-                raw = b""
+            raw = project.raw
         errors.append(Diagnostic(project.file, locate(project.file, raw, keypath) if raw else None,
                                  ".".join(keypath), message, code="project-secrets"))
 

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..artifact import data_root
-from ..durable import NotRegularFile, read_regular
+from ..artifact import data_root, written_names
+from ..durable import DirectoryUpdate, NotRegularFile, PathError, read_regular, replace_directories
 from ..errors import Diagnostic
-from .keys import SigningError, key_id, write_atomic
+from .keys import SigningError, key_id
 from .signatures import (
     ATTESTATION_NAME,
     MANIFEST_NAME,
@@ -80,6 +80,9 @@ def verify_artifact(env_dir: str | os.PathLike[str],
 
 
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
+    """A member's bytes (None if absent): a regular file (a FIFO would hang) inside the
+    directory (a symlink is followed only while it stays inside, as a mounted
+    ConfigMap's are)."""
     try:
         return read_regular(directory / name)
     except (FileNotFoundError, NotADirectoryError):
@@ -145,12 +148,18 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
         members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
         outputs[CONFIGMAP_NAME] = render_configmap(env, configmap_files(members))
 
-    written: list[str] = []
-    for name, data in outputs.items():
-        path = directory / name
-        if _read_member(directory, name, prefix) != data:
-            write_atomic(path, data, 0o644)
-            written.append(prefix + name)
+    # The directory changes as a whole (signature, attestation and ConfigMap together),
+    # like a build: the signed files are the members just checked plus the new outputs.
+    members = {MANIFEST_NAME: manifest_bytes, **checked, **outputs}
+    for name in (CONFIGMAP_NAME, ATTESTATION_NAME):
+        if name not in members and (kept := _read_member(directory, name, prefix)) is not None:
+            members[name] = kept  # not made this time (too large, --no-attestation): kept
+    try:
+        changed = replace_directories(directory.parent, [DirectoryUpdate(
+            directory.name, members, written_names(manifest_bytes), display=prefix.rstrip("/"))])
+    except PathError as exc:
+        raise SigningError(exc.diagnostics) from None
+    written = [path for path in changed if path.rpartition("/")[2] in outputs]
     return SignedArtifact(key_id(private_key.public_key()), int(manifest["version"]),
                           tuple(written))
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..durable import PathError, Tree
 from ..errors import BuildError, Diagnostic
-from .keys import Ed25519PublicKey, load_public_key
+from .keys import Ed25519PublicKey, KeyLoadError, load_public_key_pem
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -24,7 +25,7 @@ def project_public_key_paths(project: Project) -> list[str]:
     section = project.settings.get("signing")
     if section is None:
         return []
-    raw = project.path(project.file).read_bytes()
+    raw = project.raw
 
     def error(keypath: tuple[str, ...], message: str) -> BuildError:
         return BuildError([Diagnostic(project.file, locate(project.file, raw, keypath),
@@ -39,5 +40,16 @@ def project_public_key_paths(project: Project) -> list[str]:
 
 
 def project_public_keys(project: Project) -> list[Ed25519PublicKey]:
-    """Load the project's trusted public keys; errors name the key file."""
-    return [load_public_key(project.path(p)) for p in project_public_key_paths(project)]
+    """Load the project's trusted public keys; errors name the key file. A key file is
+    a regular file inside the repository (the project file is as hostile as the rest)."""
+    tree = Tree(project.root, project.fenced)
+    keys = []
+    for path in project_public_key_paths(project):
+        try:
+            data = tree.read_optional(path)
+        except PathError as exc:
+            raise KeyLoadError(exc.diagnostics) from None
+        if data is None:
+            raise KeyLoadError([Diagnostic(path, None, None, "key file not found")])
+        keys.append(load_public_key_pem(data, path))
+    return keys
