@@ -329,7 +329,7 @@ def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
 def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDiff:
     """``old_env`` against ``new_env``, both as in the working tree."""
     project.check_envs([old_env, new_env])
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project, cache=BuildCache.for_project(project))
     stacks = compiler.load_stacks([old_env, new_env])
     old_doc = _compile(compiler, old_env, stacks[old_env], None)
     new_doc = _compile(compiler, new_env, stacks[new_env], None)
@@ -350,7 +350,7 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     old_compiler = Compiler(old_project, source, BuildCache(None))
     old_stack = old_compiler.load_stack(env)
     old_doc = _compile(old_compiler, env, old_stack, ref)
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project, cache=BuildCache.for_project(project))
     stack = compiler.load_stack(env)
     new_doc = _compile(compiler, env, stack, None)
     schema = compiler.schema()

@@ -32,7 +32,7 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     keypath = tuple(p for p in key.split(".") if p)
     if not keypath:
         raise UsageError("give a dotted key, e.g. magds.port")
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project, cache=BuildCache.for_project(project))
     stack = compiler.load_stack(env)
     schema = compiler.schema()
     redactor = compiler.redactor()

@@ -218,7 +218,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     env_layers = [i for i, spec in enumerate(project.layers) if "{env}" in spec.path]
     if not env_layers:
         raise UsageError("the project has no per-environment layer (a path with {env})")
-    compiler = Compiler(project, cache=BuildCache(project.root / project.cache_dir))
+    compiler = Compiler(project, cache=BuildCache.for_project(project))
     stacks = compiler.load_stacks([from_env, to_env])
     to_before = _compiled(compiler, to_env, stacks[to_env])
     _compiled(compiler, from_env, stacks[from_env])
