@@ -127,7 +127,35 @@ def test_random_corruptions_of_packs_and_index_are_plain_misses(mini: Project,
         at = rng.randrange(len(data))
         for i in range(at, min(at + rng.randint(1, 3), len(data))):
             data[i] ^= rng.randint(1, 255)
-        restore(mini, {**pristine, name: bytes(data)})
+        restore(mini, pristine)
+        if rng.random() < 0.5:  # edited in place (same inode) or replaced
+            with (mini.root / CACHE / name).open("r+b") as fh:
+                fh.write(bytes(data))
+        else:
+            (mini.root / CACHE / name).unlink()
+            (mini.root / CACHE / name).write_bytes(bytes(data))
+        assert_like_no_cache(mini, reference)
+
+
+def test_random_in_place_corruptions_of_our_own_packs_are_plain_misses(
+        mini: Project, state_home: Path) -> None:
+    """Packs this user wrote (not hashed again while unchanged), corrupted in place with
+    their modification time put back."""
+    reference = warm(mini)
+    rng = random.Random(20240612)
+    for _ in range(60):
+        for path in (mini.root / CACHE).iterdir():
+            path.unlink()
+        magcfg.build(load(mini), check=True)  # a fresh cache of our own
+        (pack,) = (mini.root / CACHE).glob("pack-*.bin")
+        st = pack.stat()
+        data = bytearray(pack.read_bytes())
+        at = rng.randrange(len(data))
+        for i in range(at, min(at + rng.randint(1, 3), len(data))):
+            data[i] ^= rng.randint(1, 255)
+        with pack.open("r+b") as fh:
+            fh.write(bytes(data))
+        os.utime(pack, ns=(st.st_atime_ns, st.st_mtime_ns))
         assert_like_no_cache(mini, reference)
 
 
@@ -178,6 +206,55 @@ def test_corrupt_pack_is_recompiled_and_the_cache_repaired(mini: Project, state_
     compiled.clear()
     assert_like_no_cache(mini, reference)
     assert compiled == []
+
+
+def counting_entry_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Lookup keys whose tag was computed (checked on read, or made on write)."""
+    checked: list[str] = []
+    real = BuildCache._tag
+
+    def counted(self: BuildCache, kind: bytes, name: str, *rest: Any) -> bytes:
+        if kind == b"E":
+            checked.append(name)
+        return real(self, kind, name, *rest)
+
+    monkeypatch.setattr(BuildCache, "_tag", counted)
+    return checked
+
+
+def test_pack_edited_in_place_with_its_times_restored_is_checked(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pack this user wrote and nobody changed is not hashed again; the same bytes
+    edited in place, even with the modification time put back, are (the change time
+    moved), and the edit is a miss."""
+    reference = warm(mini)
+    checked = counting_entry_checks(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert checked == []
+    (pack,) = (mini.root / CACHE).glob("pack-*.bin")
+    st = pack.stat()
+    with pack.open("r+b") as fh:
+        data = fh.read()
+        at = data.index(b'"host": "localhost"')
+        fh.seek(at)
+        fh.write(b'"host": "evilhost1"')
+    os.utime(pack, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (pack.stat().st_ino, pack.stat().st_size) == (st.st_ino, st.st_size)
+    compiled = counting_fragments(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert checked and compiled == ["magds"]
+
+
+def test_cache_copied_elsewhere_is_checked_entry_by_entry(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored CI cache: the same files, copied (new inodes). Every entry read is
+    checked, and all of them are still hits."""
+    reference = warm(mini)
+    restore(mini, cache_files(mini))
+    checked = counting_entry_checks(monkeypatch)
+    compiled = counting_fragments(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert compiled == [] and len(checked) >= 4
 
 
 # ------------------------------------------------------------------ forgery
@@ -443,6 +520,32 @@ def test_packs_are_compacted(mini: Project, state_home: Path) -> None:
     magcfg.build(load(mini), cache=BuildCache(None), check=True)
     assert_like_no_cache(mini, reference)
     assert [p.name for p in (mini.root / CACHE).iterdir() if p.name.startswith(".")] == []
+
+
+def test_compaction_copies_only_entries_that_still_check_out(tmp_path: Path) -> None:
+    """An entry read from a pack that is not ours (a restored copy), then changed in
+    that pack before the compaction copies it into a pack of ours: not copied."""
+    directory, key = tmp_path / "repo" / CACHE, tmp_path / "state" / KEY_FILE_NAME
+    for i in range(MAX_PACKS):
+        cache = BuildCache(directory, key)
+        cache.put_fragment(f"k{i}", f"value-{i}")
+        cache.flush()
+        cache.close()
+    for path in directory.iterdir():  # copied back: new inodes, checked entry by entry
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data)
+    cache = BuildCache(directory, key)
+    assert cache.fragment("k0") == "value-0"
+    for path in directory.glob("pack-*.bin"):
+        path.write_bytes(path.read_bytes().replace(b"value-0", b"forged-0"))
+    cache.put_fragment("new", "entry")
+    cache.flush()  # MAX_PACKS packs: compacts what this build used
+    cache.close()
+    assert len(list(directory.glob("pack-*.bin"))) == 1
+    after = BuildCache(directory, key)
+    assert after.fragment("new") == "entry"
+    assert after.fragment("k0") is None
 
 
 def test_build_error_is_the_same_with_a_cache(mini: Project, state_home: Path) -> None:

@@ -8,6 +8,8 @@ schema summary; and, per layer file digest, the file's top-level keys. An entry 
 therefore only be reused for exactly the same inputs. The *values* of layer files are
 never written to disk: a layer may hold a literal secret that the build rejects, or
 that a higher layer overrides, and the cache must not keep it once the layer is fixed.
+Only a build that succeeds writes (a failed build may have merged a literal secret into
+a fragment), and warnings are cached redacted.
 
 Threat model: the cache directory is hostile. It sits in the checkout, so a pull request
 can commit files into it, and CI systems persist it between jobs, so a job of one
@@ -19,28 +21,34 @@ created 0600 with O_EXCL, used only if it is a regular file of this user that no
 else may read). The tag covers the format, the lookup key and the value, so a
 corrupted, forged or foreign entry, or a valid entry moved under another key, fails
 the check and is a miss, exactly as if it were absent; nothing read is unmarshalled
-before its tag is checked. The index is authenticated the same way. An old entry
-replayed under its own lookup key is harmless: lookup keys digest every input, so its
-value is still the right one. Without a usable key location, or with
-``MAGCFG_NO_CACHE`` set, the cache lives in memory only. Whoever can read the key can
-forge entries: its directory must not be shared with untrusted jobs either.
+before it is checked. The index is authenticated the same way. An old entry replayed
+under its own lookup key is harmless: lookup keys digest every input, so its value is
+still the right one. Without a usable key location, or with ``MAGCFG_NO_CACHE`` set,
+the cache lives in memory only. Whoever can read the key can forge entries: its
+directory must not be shared with untrusted jobs either.
+
+Checking every tag of a no-op build of the large benchmark repo hashes the 37 MB of
+fragments it reads: ~25 ms, 5-8% of that build. So, as git's index trusts a file's
+stat data to skip re-hashing it, a pack's tags are not checked again while the pack is
+provably the file this user wrote: the authenticated index records the pack's device,
+inode, owner, mode, size, modification and change times, taken once its data was on
+disk (fsync). Writing the file, or changing its times, owner or mode, sets its change
+time to the current time, which only root can set back (by setting the clock); only
+this user and root may write a file of this user's with mode 0600, and both can read
+the key anyway; anyone else can only replace the file, which gives it another inode
+(or, if the number is reused, their owner and a later change time). A pack that does
+not match (restored from a CI cache, copied, edited, on a file system without
+sub-millisecond change times) has every entry it serves checked.
 
 Storage: an entry is its tag, a ``marshal`` head and a raw body (a compiled fragment's
 bytes, read back into the bytes object the build keeps); entries are appended to *pack*
 files, one new pack per build, with one index file mapping lookup keys to (pack, offset,
 head size, body size); a file per entry cost more than the whole parse on the large
-benchmark repo. Only a build that succeeds writes (a failed build may have merged a
-literal secret into a fragment). Packs and the index are replaced atomically, through
-the directory's file descriptor, never through a symlink and never into anything but a
-regular file; an unreadable entry is a miss, never an error; writes are best effort (a
-read-only checkout still builds). When more than ``MAX_PACKS`` packs exist, the entries
-the last build used are compacted into one pack; a pack the index does not name is
-deleted.
-
-Cost: checking the tags of a no-op build of the large benchmark repo hashes the 37 MB of
-fragments it reads (~25 ms at 1.5 GB/s); reading fragment bytes with no second copy
-(they are a body, not part of a marshal blob) and writing no layer values pay for it
-(docs/performance.md).
+benchmark repo. Packs and the index are replaced atomically, through the directory's
+file descriptor, never through a symlink and never into anything but a regular file;
+an unreadable entry is a miss, never an error; writes are best effort (a read-only
+checkout still builds). When more than ``MAX_PACKS`` packs exist, the entries the last
+build used are compacted into one pack; a pack the index does not name is deleted.
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 Location = tuple[str, int, int, int]  # pack, offset, head size, body size
 LayerKeys = tuple[tuple[str, ...], bool]
+Fingerprint = tuple[int, ...]
 
 
 def cache_key_file() -> Path | None:
@@ -118,12 +127,13 @@ class BuildCache:
         self._loaded = False
         self._locations: dict[str, Location] = {}
         self._layer_keys: dict[str, LayerKeys] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}  # pack -> as written
         self._layer_keys_used: set[str] = set()
         self._index_changed = False
         self._pending: dict[str, tuple[bytes, bytes]] = {}  # lookup key -> (head, body)
         self._used: set[str] = set()  # hits and new entries
         self._dir_fd: int | None = None
-        self._fds: dict[str, int | None] = {}
+        self._packs: dict[str, tuple[int, bool] | None] = {}  # name -> (fd, unchanged)
 
     @classmethod
     def for_project(cls, project: Project) -> BuildCache:
@@ -222,45 +232,49 @@ class BuildCache:
         if not hmac.compare_digest(raw[len(header):start], self._tag(b"I", "", payload)):
             return
         try:
-            locations, layer_keys = marshal.loads(payload)
+            locations, layer_keys, fingerprints = marshal.loads(payload)
         except (ValueError, EOFError, TypeError):  # tagged, so ours: another format
             return
-        if isinstance(locations, dict) and isinstance(layer_keys, dict):
+        if (isinstance(locations, dict) and isinstance(layer_keys, dict)
+                and isinstance(fingerprints, dict)):
             self._locations, self._layer_keys = locations, layer_keys
+            self._fingerprints = fingerprints
 
     def _put(self, key: str, head: bytes, body: bytes) -> None:
         self._used.add(key)
         self._pending[key] = (head, body)
 
     def _get(self, key: str) -> tuple[Any, bytes] | None:
-        """(value, body) of ``key``'s entry if there is one whose tag checks out."""
+        """(value, body) of ``key``'s entry if there is one and it checks out."""
         pending = self._pending.get(key)
         if pending is not None:
             return marshal.loads(pending[0]), pending[1]
         stored = self._read(key)
         if stored is None:
             return None
-        tag, head, body = stored
-        if not hmac.compare_digest(tag, self._tag(b"E", key, head, body)):
+        tag, head, body, unchanged = stored
+        if not (unchanged or hmac.compare_digest(tag, self._tag(b"E", key, head, body))):
             return None
         try:
             value = marshal.loads(head)
-        except (ValueError, EOFError, TypeError):  # tagged, so ours: another format
+        except (ValueError, EOFError, TypeError):  # ours (checked): another format
             return None
         self._used.add(key)
         return value, body
 
-    def _read(self, key: str) -> tuple[memoryview, memoryview, bytes] | None:
-        """Tag, head and body of ``key``'s entry as stored (not checked). The body is
-        read on its own, into the bytes object the caller keeps."""
+    def _read(self, key: str) -> tuple[memoryview, memoryview, bytes, bool] | None:
+        """Tag, head and body of ``key``'s entry as stored, and whether its pack is
+        unchanged since this user wrote it. The body is read on its own, into the
+        bytes object the caller keeps."""
         self._load_index()
         location = self._locations.get(key)
         if location is None:
             return None
-        pack, offset, head_size, body_size = location
-        fd = self._pack_fd(pack)
-        if fd is None:
+        name, offset, head_size, body_size = location
+        pack = self._pack(name)
+        if pack is None:
             return None
+        fd, unchanged = pack
         try:
             front = os.pread(fd, _TAG_BYTES + head_size, offset)
             body = os.pread(fd, body_size, offset + len(front)) if body_size else b""
@@ -269,12 +283,23 @@ class BuildCache:
         if len(front) != _TAG_BYTES + head_size or len(body) != body_size:
             return None
         view = memoryview(front)
-        return view[:_TAG_BYTES], view[_TAG_BYTES:], body
+        return view[:_TAG_BYTES], view[_TAG_BYTES:], body, unchanged
 
-    def _pack_fd(self, pack: str) -> int | None:
-        if pack not in self._fds:
-            self._fds[pack] = self._open_regular(pack) if _PACK.match(pack) else None
-        return self._fds[pack]
+    def _pack(self, name: str) -> tuple[int, bool] | None:
+        """A read descriptor of the pack ``name``, and whether it is the very file this
+        user wrote (see the module docstring)."""
+        if name not in self._packs:
+            fd = self._open_regular(name) if _PACK.match(name) else None
+            if fd is None:
+                self._packs[name] = None
+            else:
+                recorded = self._fingerprints.get(name)
+                try:
+                    unchanged = bool(recorded) and _fingerprint(os.fstat(fd)) == recorded
+                except OSError:
+                    unchanged = False
+                self._packs[name] = (fd, unchanged)
+        return self._packs[name]
 
     def _open_regular(self, name: str) -> int | None:
         """A read descriptor of ``name`` in the cache directory, if it is a regular file
@@ -342,9 +367,11 @@ class BuildCache:
                                   for k, (head, body) in self._pending.items()})
             self._pending = {}
             self._index_changed = False
-            payload = marshal.dumps((self._locations, self._layer_keys))
+            named = {loc[0] for loc in self._locations.values()}
+            self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in named}
+            payload = marshal.dumps((self._locations, self._layer_keys, self._fingerprints))
             self._write_atomic(_INDEX, _SALT + b"\n" + self._tag(b"I", "", payload) + payload)
-            self._delete_leftovers()
+            self._delete_leftovers(named)
         except OSError:
             pass
 
@@ -353,7 +380,7 @@ class BuildCache:
 
     def _write_pack(self, entries: dict[str, tuple[int, bytes, bytes]]) -> None:
         """A new pack of ``entries`` (lookup key -> head size, tag and head, body), named
-        in the index."""
+        in the index with its fingerprint."""
         name = f"pack-{secrets.token_hex(10)}.bin"
         offset = 0
         parts: list[bytes] = []
@@ -361,7 +388,8 @@ class BuildCache:
             self._locations[key] = (name, offset, head_size, len(body))
             offset += len(front) + len(body)
             parts += (front, body)
-        self._write_atomic(name, b"".join(parts))
+        self._fingerprints[name] = _fingerprint(self._write_atomic(name, b"".join(parts),
+                                                                   durable=True))
 
     def _compact(self) -> None:
         """Keep only what this build used (hits and new entries), in one pack."""
@@ -370,30 +398,32 @@ class BuildCache:
             if key in self._pending:
                 live[key] = self._entry(key, *self._pending[key])
             elif (stored := self._read(key)) is not None:
-                tag, head, body = stored
-                live[key] = len(head), bytes(tag) + bytes(head), body
+                # Checked again unless its pack is unchanged: the new pack is trusted.
+                tag, head, body, unchanged = stored
+                if unchanged or hmac.compare_digest(tag, self._tag(b"E", key, head, body)):
+                    live[key] = len(head), bytes(tag) + bytes(head), body
         self._locations = {}
         self._layer_keys = {k: v for k, v in self._layer_keys.items()
                             if k in self._layer_keys_used}
         self._write_pack(live)
 
-    def _delete_leftovers(self) -> None:
-        """Remove the packs the index no longer names (compacted, or not ours) and temp
+    def _delete_leftovers(self, named: set[str]) -> None:
+        """Remove the packs the index does not name (compacted, or not ours) and temp
         files of writers that died (a live writer's rename then fails: a lost flush)."""
         assert self._dir_fd is not None
-        named = {loc[0] for loc in self._locations.values()}
         for name in os.listdir(self._dir_fd):
             if (_PACK.match(name) and name not in named) or _TEMP.match(name):
-                fd = self._fds.pop(name, None)
-                if fd is not None:
-                    os.close(fd)
+                pack = self._packs.pop(name, None)
+                if pack is not None:
+                    os.close(pack[0])
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self._dir_fd)
 
-    def _write_atomic(self, name: str, data: bytes) -> None:
+    def _write_atomic(self, name: str, data: bytes, durable: bool = False) -> os.stat_result:
         """Replace ``name`` in the cache directory: a new temp file (never an existing
-        file or a symlink's target), renamed over it. No fsync: a torn file after a
-        crash fails its tags and is a miss."""
+        file or a symlink's target), renamed over it; its stat once in place. A pack
+        is fsynced (its fingerprint vouches for its bytes); the index is not: torn, it
+        fails its tag and is a miss."""
         assert self._dir_fd is not None
         tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600,
@@ -401,25 +431,38 @@ class BuildCache:
         try:
             try:
                 write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+                os.rename(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+                return os.fstat(fd)
             finally:
                 os.close(fd)
-            os.rename(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=self._dir_fd)
             raise
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            if fd is not None:
-                os.close(fd)
-        self._fds = {}
+        for pack in self._packs.values():
+            if pack is not None:
+                os.close(pack[0])
+        self._packs = {}
         if self._dir_fd is not None:
             os.close(self._dir_fd)
             self._dir_fd = None
 
     def __del__(self) -> None:
         self.close()
+
+
+def _fingerprint(st: os.stat_result) -> Fingerprint:
+    """What identifies a pack as the file this user wrote, unchanged. A change time
+    without sub-millisecond digits (a coarse file system) never matches: such a file
+    system cannot tell two writes apart."""
+    if st.st_ctime_ns % 1_000_000 == 0:
+        return ()
+    return (st.st_dev, st.st_ino, st.st_uid, st.st_mode, st.st_size, st.st_mtime_ns,
+            st.st_ctime_ns)
 
 
 def _within(path: Path, root: Path) -> bool:
