@@ -121,11 +121,11 @@ def bench_repo(label: str, root: Path, repeat: int) -> None:
         cache = Path(tmp) / "cache"
         cold_cue = _time(lambda: _build_cold(project, Path(tmp)), repeat)
         cold_plain = _time(lambda: _build_cold(_without_cue(project), Path(tmp)), repeat)
-        magcfg.build(project, check=True, cache=BuildCache(cache))
-        warm_cue = _time(lambda: magcfg.build(project, check=True, cache=BuildCache(cache)), repeat)
-        magcfg.build(_without_cue(project), check=True, cache=BuildCache(cache))
+        magcfg.build(project, check=True, cache=_cache(cache))
+        warm_cue = _time(lambda: magcfg.build(project, check=True, cache=_cache(cache)), repeat)
+        magcfg.build(_without_cue(project), check=True, cache=_cache(cache))
         warm_plain = _time(lambda: magcfg.build(_without_cue(project), check=True,
-                                                cache=BuildCache(cache)), repeat)
+                                                cache=_cache(cache)), repeat)
         step = _cue_step_ms(project, cache)
     print(f"build --check, no cache: JSON Schema only {cold_plain:9.1f} ms; "
           f"+ CUE {cold_cue:9.1f} ms  (CUE step +{cold_cue - cold_plain:.1f} ms)")
@@ -151,10 +151,15 @@ def _cue_step_ms(project: magcfg.Project, cache: Path) -> float:
     module.check_environments = timed
     try:
         for _ in range(5):
-            magcfg.build(project, check=True, cache=BuildCache(cache))
+            magcfg.build(project, check=True, cache=_cache(cache))
     finally:
         module.check_environments = real
     return min(spent)
+
+
+def _cache(directory: Path) -> BuildCache:
+    """A build cache in ``directory`` with its key next to it (not in the user's home)."""
+    return BuildCache(directory, directory.with_name("cache.key"))
 
 
 def _build_cold(project: magcfg.Project, tmp: Path) -> None:

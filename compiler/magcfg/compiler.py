@@ -122,7 +122,7 @@ class Compiler:
         self.extensions = extensions
         self.source: Any = source or FileSource(project.root, project.fenced)
         if cache is None:
-            cache = BuildCache(real_directory(project.root, project.cache_dir))
+            cache = BuildCache.for_project(project)
         self.cache = cache
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
@@ -225,26 +225,20 @@ class Compiler:
             return self._parsed[path]
         raw = self.source.read(path)
         digest = hashlib.sha256(raw).hexdigest()
-        known = self.cache.index().get(digest)
+        known = self.cache.layer_keys(digest)
         parsed: ParsedFile | None = None
         if known is not None:
+            # Only the keys are cached, never a layer's values: the data is parsed again
+            # if a fragment it contributes to has to be merged.
             keys, markers = known
             parsed = ParsedFile(path, digest, keys, markers,
-                                loader=lambda: self._cached_data(path, digest, raw))
+                                loader=lambda: parse_layer(path, raw)[0])
         else:
             data, markers = parse_layer(path, raw)
-            self.cache.put_parsed(digest, data, markers)
+            self.cache.put_layer_keys(digest, tuple(data), markers)
             parsed = ParsedFile(path, digest, tuple(data), markers, data=data)
         self._parsed[path] = parsed
         return parsed
-
-    def _cached_data(self, path: str, digest: str, raw: bytes) -> dict[str, Any]:
-        entry = self.cache.parsed(digest)
-        if entry is None:  # evicted or corrupt: parse again
-            data, markers = parse_layer(path, raw)
-            self.cache.put_parsed(digest, data, markers)
-            return data
-        return entry[0]
 
     # -- compile ----------------------------------------------------------------------
 
@@ -275,9 +269,9 @@ class Compiler:
             fkey = self.cache.fragment_key(
                 "fragment", schema_digest, key,
                 *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}" for f in contributors))
-            cached = self.cache.fragment(fkey)
-            if (isinstance(cached, tuple) and len(cached) == 3 and isinstance(cached[0], bytes)):
-                data, warnings, absent = cached
+            cached = self.cache.serialized(fkey)
+            if cached is not None:
+                data, (warnings, absent) = cached
                 diagnostics.extend(Diagnostic(*w) for w in warnings)
                 if not absent:
                     fragments.append(data)
@@ -300,8 +294,10 @@ class Compiler:
                 continue
             with self.timings.stage("emit"):
                 data = fragment_bytes(key, value) if value is not ABSENT else b""
-            warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code) for d in diags]
-            self.cache.put_fragment(fkey, (data, warnings, value is ABSENT))
+            # Cached as reported: redacted, so the cache never quotes a secret value.
+            warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code)
+                        for d in (self._redacted(diags) if diags else ())]
+            self.cache.put_serialized(fkey, data, (warnings, value is ABSENT))
             if value is not ABSENT:
                 fragments.append(data)
                 present[key] = value
@@ -447,10 +443,11 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
     with gc_paused():
-        try:
-            return _build(compiler, chosen, check)
-        finally:
-            compiler.cache.flush()
+        result = _build(compiler, chosen, check)
+        # Only a build that succeeded is cached: a failed one may have merged a literal
+        # secret into a fragment (the secret rules reject it after the merge).
+        compiler.cache.flush()
+        return result
 
 
 def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildResult:

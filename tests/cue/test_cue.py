@@ -387,6 +387,28 @@ def test_cue_layers_are_exported_by_one_process_and_cached(app: Project, tmp_pat
         del os.environ["MAGCFG_CUE"]
 
 
+def test_cached_cue_layer_is_exported_again_when_its_fragment_is_merged(app: Project,
+                                                                        tmp_path: Path) -> None:
+    """The cache keeps a .cue layer's keys, never its values: when a fragment the layer
+    contributes to has to be merged again, the layer is exported then (one process)."""
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER)
+    shim, log = _counting_cue(tmp_path / "shim")
+    os.environ["MAGCFG_CUE"] = str(shim)
+    try:
+        _build(app)
+        log.unlink()
+        app.write("layers/base/magds.yaml", BASE["layers/base/magds.yaml"].replace("5433", "5434"))
+        result = _build(app)
+        assert _calls(log) == ["export", "vet"]
+    finally:
+        del os.environ["MAGCFG_CUE"]
+    assert result.artifacts["prod"].config["magds"] == {
+        "host": "db-prod", "port": 5434, "pool": {"min": 4, "max": 20}}
+    cold = magcfg.build(magcfg.load_project(app.root / "magcfg.yaml"), check=True,
+                        cache=BuildCache(None))
+    assert cold.stale == []
+
+
 def test_cue_layer_errors_are_located(app: Project) -> None:
     app.write("layers/environments/prod/magds.cue", CUE_LAYER.replace("min: 4", "min: 4 & string"))
     app.write("layers/environments/dev/bad.cue", "package dev\n\nx: int\n")

@@ -15,11 +15,14 @@ added on the first line, so line numbers in cue's errors stay those of the real 
 (One directory, not one per file: on the build machines' disks each mkdir/rmdir costs
 about a millisecond.)
 
-The exported data is cached by (cue version, sha256 of the file).
+Only the top-level keys of an exported file are cached, by (cue version, sha256 of the
+file), never its values (``pipeline.cache``): when a fragment a cached file contributes
+to has to be merged again, the cached files are exported then, again by one process.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -47,24 +50,31 @@ def load_cue_layers(compiler: Workspace, paths: list[str]) -> dict[str, ParsedFi
         return {}
     raws = {p: compiler.source.read(p) for p in paths}
     cue = find_cue(paths[0], compiler.project.root, compiler.cache)
+    digests = {p: hashlib.sha256(raws[p]).hexdigest() for p in paths}
+    names = {p: BuildCache.fragment_key("cue-export", cue.version, digests[p]) for p in paths}
     out: dict[str, ParsedFile] = {}
-    todo: list[str] = []
-    keys: dict[str, str] = {}
+    cached: list[str] = []
+    exported: dict[str, dict[str, Any]] = {}
+
+    def data_of(path: str) -> dict[str, Any]:
+        if path not in exported:
+            # The first cached file needed exports every cached one: one process.
+            exported.update(export(cue, {p: raws[p] for p in cached if p not in exported}))
+        return exported[path]
+
     for path in paths:
-        digest = hashlib.sha256(raws[path]).hexdigest()
-        keys[path] = BuildCache.fragment_key("cue-export", cue.version, digest)
-        cached = compiler.cache.fragment(keys[path])
-        if isinstance(cached, dict):
-            out[path] = ParsedFile(path, digest, tuple(cached), False, data=cached)
-        else:
-            todo.append(path)
+        known = compiler.cache.layer_keys(names[path])
+        if known is not None:
+            cached.append(path)
+            out[path] = ParsedFile(path, digests[path], known[0], False,
+                                   loader=functools.partial(data_of, path))
+    todo = [p for p in paths if p not in out]
     if todo:
-        exported = export(cue, {p: raws[p] for p in todo})
+        exported.update(export(cue, {p: raws[p] for p in todo}))
         for path in todo:
             data = exported[path]
-            compiler.cache.put_fragment(keys[path], data)
-            digest = hashlib.sha256(raws[path]).hexdigest()
-            out[path] = ParsedFile(path, digest, tuple(data), False, data=data)
+            compiler.cache.put_layer_keys(names[path], tuple(data), False)
+            out[path] = ParsedFile(path, digests[path], tuple(data), False, data=data)
     return out
 
 

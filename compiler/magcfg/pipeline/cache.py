@@ -1,69 +1,166 @@
-"""Content-hash cache of parsed layer files and of compiled fragments.
+"""Content-hash cache of compiled fragments, authenticated so it can never steer a build.
 
-Parsed files are keyed by the sha256 of their bytes; a fragment (one top-level key of
-one environment, merged, validated and serialized) by a digest of everything it was
-made from: compiler version, schema digest, the key, and the path, layer and content
-digest of each file that contributed to it. An entry can therefore only be reused for
-exactly the same inputs.
+What is cached: a fragment (one top-level key of one environment, merged, validated and
+serialized) under a digest of everything it was made from: compiler version, schema
+digest, the key, and the path, layer and content digest of each file that contributed
+to it; results computed from a fragment (``CompileContext.memo``), CUE verdicts, the
+schema summary; and, per layer file digest, the file's top-level keys. An entry can
+therefore only be reused for exactly the same inputs. The *values* of layer files are
+never written to disk: a layer may hold a literal secret that the build rejects, or
+that a higher layer overrides, and the cache must not keep it once the layer is fixed.
+Only a build that succeeds writes (a failed build may have merged a literal secret into
+a fragment), and warnings are cached redacted.
 
-Storage: entries are ``marshal`` blobs (several times faster to read back than pickle
-or JSON) appended to *pack* files, one new pack per build, with one index file mapping
-keys to (pack, offset, length). Creating a file per entry cost more than the whole
-parse on the large benchmark repo (1,500 file creations, ~0.5 s); a pack is one write.
-Packs and the index are replaced atomically; an unreadable entry is a miss, never an
-error; writes are best effort (a read-only checkout still builds). When more than
-``MAX_PACKS`` packs exist, the live entries (those the last build used) are compacted
-into one pack and the rest is deleted.
+Threat model: the cache directory is hostile. It sits in the checkout, so a pull request
+can commit files into it, and CI systems persist it between jobs, so a job of one
+branch can plant entries that a job of another branch (main, which signs) reads. A
+checksum would stop corruption, not forgery. Every entry therefore carries an
+HMAC-SHA256 under a key that lives outside the repository and outside the cache
+(``$XDG_STATE_HOME/magcfg/cache.key``, default ``~/.local/state/magcfg/cache.key``:
+created 0600 with O_EXCL, used only if it is a regular file of this user that nobody
+else may read). The tag covers the format, the lookup key and the value, so a
+corrupted, forged or foreign entry, or a valid entry moved under another key, fails
+the check and is a miss, exactly as if it were absent; nothing read is unmarshalled
+before it is checked. The index is authenticated the same way. An old entry replayed
+under its own lookup key is harmless: lookup keys digest every input, so its value is
+still the right one. Without a usable key location, or with ``MAGCFG_NO_CACHE`` set,
+the cache lives in memory only. Whoever can read the key can forge entries: its
+directory must not be shared with untrusted jobs either.
+
+Checking every tag of a no-op build of the large benchmark repo hashes the 37 MB of
+fragments it reads: ~25 ms, 5-8% of that build. So, as git's index trusts a file's
+stat data to skip re-hashing it, a pack's tags are not checked again while the pack is
+provably the file this user wrote: the authenticated index records the pack's device,
+inode, owner, mode, size, modification and change times, taken once its data was on
+disk (fsync). Writing the file, or changing its times, owner or mode, sets its change
+time to the current time, which only root can set back (by setting the clock); only
+this user and root may write a file of this user's with mode 0600, and both can read
+the key anyway; anyone else can only replace the file, which gives it another inode
+(or, if the number is reused, their owner and a later change time). A pack that does
+not match (restored from a CI cache, copied, edited, on a file system without
+sub-millisecond change times) has every entry it serves checked.
+
+Storage: an entry is its tag, a ``marshal`` head and a raw body (a compiled fragment's
+bytes, read back into the bytes object the build keeps); entries are appended to *pack*
+files, one new pack per build, with one index file mapping lookup keys to (pack, offset,
+head size, body size); a file per entry cost more than the whole parse on the large
+benchmark repo. Packs and the index are replaced atomically, through the directory's
+file descriptor, never through a symlink and never into anything but a regular file;
+an unreadable entry is a miss, never an error; writes are best effort (a read-only
+checkout still builds). When more than ``MAX_PACKS`` packs exist, the entries the last
+build used are compacted into one pack; a pack the index does not name is deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import marshal
 import os
+import re
+import secrets
+import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..durable import real_directory, write_all
 from ..version import __version__
 
-_FORMAT = 2
+if TYPE_CHECKING:
+    from ..project import Project
+
+__all__ = ["KEY_FILE_NAME", "MAX_PACKS", "NO_CACHE_ENV", "BuildCache", "cache_key_file"]
+
+_FORMAT = 3
 _SALT = f"magcfg-{__version__}-{_FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}".encode()
 MAX_PACKS = 8
+NO_CACHE_ENV = "MAGCFG_NO_CACHE"
+KEY_FILE_NAME = "cache.key"
+_KEY_BYTES = 32
+_TAG_BYTES = 32  # HMAC-SHA256
 _INDEX = "index.bin"
+_MAX_INDEX_BYTES = 1 << 28  # the large benchmark repo's is 0.2 MB: a bigger one is planted
+_PACK = re.compile(r"pack-[0-9a-f]{20}\.bin\Z")
+_TEMP = re.compile(r"\.(?:index|pack-[0-9a-f]{20})\.bin\.[0-9]+\.[0-9a-f]{8}\.tmp\Z")
+# Without O_NOFOLLOW (not POSIX) there is no safe way to open a file in a hostile
+# directory: the cache then stays in memory.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
-Location = tuple[str, int, int]
+Location = tuple[str, int, int, int]  # pack, offset, head size, body size
+LayerKeys = tuple[tuple[str, ...], bool]
+Fingerprint = tuple[int, ...]
+
+
+def cache_key_file() -> Path | None:
+    """Where the cache key lives: ``$XDG_STATE_HOME/magcfg/cache.key``, by default
+    ``~/.local/state/magcfg/cache.key``. A state directory, not a cache one: CI
+    systems persist and share ``~/.cache`` far more often, and whoever can read the key
+    can forge entries."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        try:
+            base = str(Path.home() / ".local" / "state")
+        except (RuntimeError, KeyError):
+            return None
+        if not os.path.isabs(base):
+            return None
+    return Path(base) / "magcfg" / KEY_FILE_NAME
 
 
 class BuildCache:
-    """A directory of packs; ``directory=None`` keeps everything in memory."""
+    """A directory of authenticated packs; ``directory=None`` keeps everything in memory.
 
-    def __init__(self, directory: Path | None) -> None:
+    ``key_file`` holds the secret the entries are authenticated with (see the module
+    docstring); without one the directory is neither read nor written."""
+
+    def __init__(self, directory: Path | None, key_file: Path | None = None) -> None:
+        if directory is not None and (key_file is None or not _NOFOLLOW or not _DIRECTORY):
+            directory = None
         self.directory = directory
+        self._key_file = key_file
+        self._key: bytes | None = None
+        self._mac: Any = None  # HMAC-SHA256 under the key, fed the salt: copied per tag
         self._loaded = False
         self._locations: dict[str, Location] = {}
-        self._files: dict[str, tuple[tuple[str, ...], bool]] = {}
-        self._pending: dict[str, bytes] = {}
-        self._used: set[str] = set()
-        self._fds: dict[str, int] = {}
+        self._layer_keys: dict[str, LayerKeys] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}  # pack -> as written
+        self._layer_keys_used: set[str] = set()
+        self._index_changed = False
+        self._pending: dict[str, tuple[bytes, bytes]] = {}  # lookup key -> (head, body)
+        self._used: set[str] = set()  # hits and new entries
+        self._dir_fd: int | None = None
+        self._packs: dict[str, tuple[int, bool] | None] = {}  # name -> (fd, unchanged)
 
-    # -- parsed layer files -------------------------------------------------------------
+    @classmethod
+    def for_project(cls, project: Project) -> BuildCache:
+        """The project's cache (its ``cache`` directory), or an in-memory one when
+        ``MAGCFG_NO_CACHE`` is set or the key would live inside the repository."""
+        if os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):
+            return cls(None)
+        key_file = cache_key_file()
+        if key_file is None or _within(key_file, project.root):
+            return cls(None)
+        return cls(real_directory(project.root, project.cache_dir), key_file)
 
-    def index(self) -> dict[str, tuple[tuple[str, ...], bool]]:
-        """content digest -> (top-level keys, has markers), for every cached file."""
+    # -- top-level keys of layer files ----------------------------------------------------
+
+    def layer_keys(self, name: str) -> LayerKeys | None:
+        """(top-level keys, has markers) of the layer file ``name`` (a content digest)."""
         self._load_index()
-        return self._files
+        found = self._layer_keys.get(name)
+        if found is not None:
+            self._layer_keys_used.add(name)
+        return found
 
-    def parsed(self, digest: str) -> tuple[dict[str, Any], bool] | None:
-        entry = self._get(f"p-{digest}")
-        if (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict)
-                and isinstance(entry[1], bool)):
-            return entry[0], entry[1]
-        return None
-
-    def put_parsed(self, digest: str, data: dict[str, Any], has_markers: bool) -> None:
-        self._put(f"p-{digest}", (data, has_markers))
-        self.index()[digest] = (tuple(data), has_markers)
+    def put_layer_keys(self, name: str, keys: tuple[str, ...], has_markers: bool) -> None:
+        self._load_index()
+        self._layer_keys[name] = (keys, has_markers)
+        self._layer_keys_used.add(name)
+        self._index_changed = True
 
     # -- fragments ------------------------------------------------------------------------
 
@@ -76,114 +173,341 @@ class BuildCache:
         return h.hexdigest()
 
     def fragment(self, key: str) -> Any:
-        return self._get(f"f-{key}")
+        """A marshal-able value cached under ``key``, or None."""
+        found = self._get(f"f-{key}")
+        return found[0] if found is not None else None
 
     def put_fragment(self, key: str, value: Any) -> None:
-        self._put(f"f-{key}", value)
+        self._put(f"f-{key}", marshal.dumps(value), b"")
 
-    # -- storage --------------------------------------------------------------------------
+    def serialized(self, key: str) -> tuple[bytes, Any] | None:
+        """A compiled fragment: its serialized bytes and the value that goes with them.
+        The bytes are stored as they are and read back without a copy (a no-op build of
+        the large benchmark repo reads 37 MB of them)."""
+        found = self._get(f"s-{key}")
+        return (found[1], found[0]) if found is not None else None
+
+    def put_serialized(self, key: str, data: bytes, value: Any) -> None:
+        self._put(f"s-{key}", marshal.dumps(value), data)
+
+    # -- authentication -------------------------------------------------------------------
+
+    def _tag(self, kind: bytes, name: str, head: bytes | memoryview, body: bytes = b"") -> bytes:
+        """HMAC-SHA256 of an entry (``E``) or the index (``I``) under the key: over the
+        format, the lookup key and the entry's parts, each with its length."""
+        if self._mac is None:
+            assert self._key is not None
+            self._mac = hmac.new(self._key, _SALT + b"\0", hashlib.sha256)
+        mac = self._mac.copy()
+        label = name.encode()
+        mac.update(b"%s%d:%s%d:" % (kind, len(label), label, len(head)))
+        mac.update(head)
+        mac.update(body)
+        digest: bytes = mac.digest()
+        return digest
+
+    def _open_key(self, create: bool) -> bytes | None:
+        if self._key is None and self._key_file is not None:
+            self._key = _read_key(self._key_file)
+            if self._key is None and create:
+                self._key = _create_key(self._key_file)
+        return self._key
+
+    # -- reading --------------------------------------------------------------------------
 
     def _load_index(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        if self.directory is None:
+        if self.directory is None or self._open_key(create=False) is None:
+            return
+        raw = self._read_file(_INDEX)
+        if raw is None:
+            return
+        header = _SALT + b"\n"
+        start = len(header) + _TAG_BYTES
+        if not raw.startswith(header) or len(raw) < start:
+            return
+        payload = memoryview(raw)[start:]
+        if not hmac.compare_digest(raw[len(header):start], self._tag(b"I", "", payload)):
             return
         try:
-            raw = (self.directory / _INDEX).read_bytes()
-            if raw.startswith(_SALT + b"\n"):
-                locations, files = marshal.loads(raw[len(_SALT) + 1:])
-                if isinstance(locations, dict) and isinstance(files, dict):
-                    self._locations, self._files = locations, files
-        except (OSError, ValueError, EOFError, TypeError):
-            pass
+            locations, layer_keys, fingerprints = marshal.loads(payload)
+        except (ValueError, EOFError, TypeError):  # tagged, so ours: another format
+            return
+        if (isinstance(locations, dict) and isinstance(layer_keys, dict)
+                and isinstance(fingerprints, dict)):
+            self._locations, self._layer_keys = locations, layer_keys
+            self._fingerprints = fingerprints
 
-    def _put(self, key: str, value: Any) -> None:
+    def _put(self, key: str, head: bytes, body: bytes) -> None:
         self._used.add(key)
-        self._pending[key] = marshal.dumps(value)
+        self._pending[key] = (head, body)
 
-    def _get(self, key: str) -> Any:
-        self._used.add(key)
-        blob = self._pending.get(key)
-        if blob is None:
-            blob = self._read_blob(key)
-        if blob is None:
+    def _get(self, key: str) -> tuple[Any, bytes] | None:
+        """(value, body) of ``key``'s entry if there is one and it checks out."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return marshal.loads(pending[0]), pending[1]
+        stored = self._read(key)
+        if stored is None:
+            return None
+        tag, head, body, unchanged = stored
+        if not (unchanged or hmac.compare_digest(tag, self._tag(b"E", key, head, body))):
             return None
         try:
-            return marshal.loads(blob)
-        except (ValueError, EOFError, TypeError):
+            value = marshal.loads(head)
+        except (ValueError, EOFError, TypeError):  # ours (checked): another format
             return None
+        self._used.add(key)
+        return value, body
 
-    def _read_blob(self, key: str) -> bytes | None:
+    def _read(self, key: str) -> tuple[memoryview, memoryview, bytes, bool] | None:
+        """Tag, head and body of ``key``'s entry as stored, and whether its pack is
+        unchanged since this user wrote it. The body is read on its own, into the
+        bytes object the caller keeps."""
         self._load_index()
         location = self._locations.get(key)
-        if location is None or self.directory is None:
+        if location is None:
             return None
-        pack, offset, length = location
+        name, offset, head_size, body_size = location
+        pack = self._pack(name)
+        if pack is None:
+            return None
+        fd, unchanged = pack
         try:
-            fd = self._fds.get(pack)
-            if fd is None:
-                fd = self._fds[pack] = os.open(self.directory / pack, os.O_RDONLY)
-            blob = os.pread(fd, length, offset)
+            front = os.pread(fd, _TAG_BYTES + head_size, offset)
+            body = os.pread(fd, body_size, offset + len(front)) if body_size else b""
         except OSError:
             return None
-        return blob if len(blob) == length else None
+        if len(front) != _TAG_BYTES + head_size or len(body) != body_size:
+            return None
+        view = memoryview(front)
+        return view[:_TAG_BYTES], view[_TAG_BYTES:], body, unchanged
+
+    def _pack(self, name: str) -> tuple[int, bool] | None:
+        """A read descriptor of the pack ``name``, and whether it is the very file this
+        user wrote (see the module docstring)."""
+        if name not in self._packs:
+            fd = self._open_regular(name) if _PACK.match(name) else None
+            if fd is None:
+                self._packs[name] = None
+            else:
+                recorded = self._fingerprints.get(name)
+                try:
+                    unchanged = bool(recorded) and _fingerprint(os.fstat(fd)) == recorded
+                except OSError:
+                    unchanged = False
+                self._packs[name] = (fd, unchanged)
+        return self._packs[name]
+
+    def _open_regular(self, name: str) -> int | None:
+        """A read descriptor of ``name`` in the cache directory, if it is a regular file
+        (a symlink is not followed, a FIFO or device not opened for real)."""
+        dir_fd = self._directory_fd(create=False)
+        if dir_fd is None:
+            return None
+        try:
+            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK,
+                         dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+    def _read_file(self, name: str) -> bytes | None:
+        fd = self._open_regular(name)
+        if fd is None:
+            return None
+        try:
+            if os.fstat(fd).st_size > _MAX_INDEX_BYTES:
+                return None
+            with open(fd, "rb", closefd=False) as fh:
+                return fh.read(_MAX_INDEX_BYTES + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _directory_fd(self, create: bool) -> int | None:
+        if self._dir_fd is None and self.directory is not None:
+            if create:
+                try:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                except OSError:
+                    return None
+            try:
+                self._dir_fd = os.open(self.directory,
+                                       os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+            except OSError:
+                return None
+        return self._dir_fd
+
+    # -- writing --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write this build's new entries as one pack and the index; compact if needed."""
-        if self.directory is None or not self._pending:
+        """Write this build's new entries as one pack and the index; compact if needed.
+        Call it only after a build that succeeded."""
+        if self.directory is None or not (self._pending or self._index_changed):
             return
         self._load_index()
+        if self._open_key(create=True) is None or self._directory_fd(create=True) is None:
+            return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            packs = sorted(p.name for p in self.directory.glob("pack-*.bin"))
+            packs = {loc[0] for loc in self._locations.values()}
             if len(packs) >= MAX_PACKS:
-                self._compact(packs)
-            else:
-                self._write_pack(self._pending)
+                self._compact()
+            elif self._pending:
+                self._write_pack({k: self._entry(k, head, body)
+                                  for k, (head, body) in self._pending.items()})
             self._pending = {}
-            self._write_atomic(self.directory / _INDEX,
-                               _SALT + b"\n" + marshal.dumps((self._locations, self._files)))
+            self._index_changed = False
+            named = {loc[0] for loc in self._locations.values()}
+            self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in named}
+            payload = marshal.dumps((self._locations, self._layer_keys, self._fingerprints))
+            self._write_atomic(_INDEX, _SALT + b"\n" + self._tag(b"I", "", payload) + payload)
+            self._delete_leftovers(named)
         except OSError:
             pass
 
-    def _write_pack(self, blobs: dict[str, bytes]) -> None:
-        assert self.directory is not None
-        keys = sorted(blobs)
-        name = "pack-" + hashlib.sha256(b"".join(k.encode() for k in keys)).hexdigest()[:20] + ".bin"
+    def _entry(self, key: str, head: bytes, body: bytes) -> tuple[int, bytes, bytes]:
+        return len(head), self._tag(b"E", key, head, body) + head, body
+
+    def _write_pack(self, entries: dict[str, tuple[int, bytes, bytes]]) -> None:
+        """A new pack of ``entries`` (lookup key -> head size, tag and head, body), named
+        in the index with its fingerprint."""
+        name = f"pack-{secrets.token_hex(10)}.bin"
         offset = 0
-        for key in keys:
-            self._locations[key] = (name, offset, len(blobs[key]))
-            offset += len(blobs[key])
-        self._write_atomic(self.directory / name, b"".join(blobs[k] for k in keys))
+        parts: list[bytes] = []
+        for key, (head_size, front, body) in entries.items():
+            self._locations[key] = (name, offset, head_size, len(body))
+            offset += len(front) + len(body)
+            parts += (front, body)
+        self._fingerprints[name] = _fingerprint(self._write_atomic(name, b"".join(parts),
+                                                                   durable=True))
 
-    def _compact(self, packs: list[str]) -> None:
-        assert self.directory is not None
-        live: dict[str, bytes] = {}
+    def _compact(self) -> None:
+        """Keep only what this build used (hits and new entries), in one pack."""
+        live: dict[str, tuple[int, bytes, bytes]] = {}
         for key in sorted(self._used):
-            blob = self._pending.get(key) or self._read_blob(key)
-            if blob is not None:
-                live[key] = blob
+            if key in self._pending:
+                live[key] = self._entry(key, *self._pending[key])
+            elif (stored := self._read(key)) is not None:
+                # Checked again unless its pack is unchanged: the new pack is trusted.
+                tag, head, body, unchanged = stored
+                if unchanged or hmac.compare_digest(tag, self._tag(b"E", key, head, body)):
+                    live[key] = len(head), bytes(tag) + bytes(head), body
         self._locations = {}
-        live_digests = {k[2:] for k in live if k.startswith("p-")}
-        self._files = {d: v for d, v in self._files.items() if d in live_digests}
-        self._close()
+        self._layer_keys = {k: v for k, v in self._layer_keys.items()
+                            if k in self._layer_keys_used}
         self._write_pack(live)
-        keep = {loc[0] for loc in self._locations.values()}
-        for pack in packs:
-            if pack not in keep:
-                (self.directory / pack).unlink(missing_ok=True)
 
-    @staticmethod
-    def _write_atomic(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    def _delete_leftovers(self, named: set[str]) -> None:
+        """Remove the packs the index does not name (compacted, or not ours) and temp
+        files of writers that died (a live writer's rename then fails: a lost flush)."""
+        assert self._dir_fd is not None
+        for name in os.listdir(self._dir_fd):
+            if (_PACK.match(name) and name not in named) or _TEMP.match(name):
+                pack = self._packs.pop(name, None)
+                if pack is not None:
+                    os.close(pack[0])
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=self._dir_fd)
 
-    def _close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds = {}
+    def _write_atomic(self, name: str, data: bytes, durable: bool = False) -> os.stat_result:
+        """Replace ``name`` in the cache directory: a new temp file (never an existing
+        file or a symlink's target), renamed over it; its stat once in place. A pack
+        is fsynced (its fingerprint vouches for its bytes); the index is not: torn, it
+        fails its tag and is a miss."""
+        assert self._dir_fd is not None
+        tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600,
+                     dir_fd=self._dir_fd)
+        try:
+            try:
+                write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+                os.rename(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+                return os.fstat(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self._dir_fd)
+            raise
+
+    def close(self) -> None:
+        for pack in self._packs.values():
+            if pack is not None:
+                os.close(pack[0])
+        self._packs = {}
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
     def __del__(self) -> None:
-        self._close()
+        self.close()
+
+
+def _fingerprint(st: os.stat_result) -> Fingerprint:
+    """What identifies a pack as the file this user wrote, unchanged. A change time
+    without sub-millisecond digits (a coarse file system) never matches: such a file
+    system cannot tell two writes apart."""
+    if st.st_ctime_ns % 1_000_000 == 0:
+        return ()
+    return (st.st_dev, st.st_ino, st.st_uid, st.st_mode, st.st_size, st.st_mtime_ns,
+            st.st_ctime_ns)
+
+
+def _within(path: Path, root: Path) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The key in ``path`` if it is a regular file of this user, unreadable to anyone
+    else, of exactly the key's length; None otherwise (no cache is read or written)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid()
+                or st.st_mode & 0o077 or st.st_size != _KEY_BYTES):
+            return None
+        key = os.read(fd, _KEY_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return key if len(key) == _KEY_BYTES else None
+
+
+def _create_key(path: Path) -> bytes | None:
+    """A new random key in ``path`` (mode 0600, created exclusively); the existing one
+    if another process won the race; None if no key can be kept there."""
+    key = secrets.token_bytes(_KEY_BYTES)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+    except FileExistsError:
+        return _read_key(path)
+    except OSError:
+        return None
+    try:
+        try:
+            write_all(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+    return key

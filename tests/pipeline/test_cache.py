@@ -1,0 +1,561 @@
+"""The build cache can never steer the output: whatever is in ``.magcfg-cache/``
+(corrupted, truncated, forged with another key, entries moved, symlinks), a build
+behaves exactly as with no cache; a failed build or a fixed layer leaves no literal
+secret in it; the key lives outside the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import magcfg
+import magcfg.compiler
+from magcfg.errors import BuildError
+from magcfg.pipeline.cache import KEY_FILE_NAME, MAX_PACKS, NO_CACHE_ENV, BuildCache
+
+from ..conftest import Project, failed_cleanly, tree_state
+
+CACHE = ".magcfg-cache"
+CANARY = "CANARY-5e1f-c0ffee"
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$XDG_STATE_HOME of this test (the key lives in <it>/magcfg/cache.key)."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv(NO_CACHE_ENV, raising=False)
+    return home
+
+
+def load(project: Project) -> magcfg.Project:
+    return magcfg.load_project(project.root / "magcfg.yaml")
+
+
+def cache_files(project: Project) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project.root / CACHE).iterdir())}
+
+
+def restore(project: Project, files: dict[str, bytes]) -> None:
+    cache = project.root / CACHE
+    for p in cache.iterdir():
+        p.unlink()
+    for name, data in files.items():
+        (cache / name).write_bytes(data)
+
+
+def assert_like_no_cache(project: Project, reference: dict[str, str]) -> None:
+    """A build with the cache as it is: no error, nothing stale, the same bytes as the
+    build without a cache that made ``reference``."""
+    result = magcfg.build(load(project), check=True)
+    assert result.stale == []
+    assert project.snapshot_tree() == reference
+
+
+def counting_fragments(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Top-level keys serialized (that is: compiled, not taken from the cache)."""
+    calls: list[str] = []
+    real = magcfg.compiler.fragment_bytes
+
+    def counted(key: str, value: Any) -> bytes:
+        calls.append(key)
+        return real(key, value)
+
+    monkeypatch.setattr(magcfg.compiler, "fragment_bytes", counted)
+    return calls
+
+
+def warm(project: Project) -> dict[str, str]:
+    """Build with no cache (the reference output), then once more to fill the cache."""
+    magcfg.build(load(project), cache=BuildCache(None))
+    reference = project.snapshot_tree()
+    magcfg.build(load(project))
+    assert (project.root / CACHE / "index.bin").is_file()
+    return reference
+
+
+# ------------------------------------------------------------------ the reported case
+
+
+def test_same_length_value_swap_in_a_pack_is_a_miss(bundled: Project, state_home: Path) -> None:
+    """`"max_size": 4` changed to 7 inside a pack and an unrelated layer touched: the
+    build exits 0 and writes 4, as the layers say."""
+    assert bundled.run("build", "-q").returncode == 0
+    reference = bundled.snapshot_tree()
+    swapped = 0
+    for pack in (bundled.root / CACHE).glob("pack-*.bin"):
+        data = pack.read_bytes()
+        swapped += data.count(b'"max_size": 4')
+        pack.write_bytes(data.replace(b'"max_size": 4', b'"max_size": 7'))
+    assert swapped >= 1
+    kernel = bundled.root / "layers/base/kernel.yaml"
+    kernel.write_text(kernel.read_text() + "# touched\n")
+    done = bundled.run("build", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    config = json.loads((bundled.root / "generated/dev/config.json").read_bytes())
+    assert config["magds"]["pool"]["max_size"] == 4
+    after = bundled.snapshot_tree()
+    assert after["dev/config.json"] == reference["dev/config.json"]
+
+
+# ------------------------------------------------------------------ corruption
+
+
+def test_random_corruptions_of_packs_and_index_are_plain_misses(mini: Project,
+                                                                state_home: Path) -> None:
+    reference = warm(mini)
+    # A second pack: a one-file change built, then undone in the layers only.
+    original = (mini.root / "layers/environments/dev/magds.yaml").read_text()
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
+    magcfg.build(load(mini), check=True)
+    mini.write("layers/environments/dev/magds.yaml", original)
+    pristine = cache_files(mini)
+    assert len([n for n in pristine if n.startswith("pack-")]) == 2
+    rng = random.Random(20240611)
+    names = sorted(pristine)
+    for _ in range(200):
+        name = rng.choice(names)
+        data = bytearray(pristine[name])
+        at = rng.randrange(len(data))
+        for i in range(at, min(at + rng.randint(1, 3), len(data))):
+            data[i] ^= rng.randint(1, 255)
+        restore(mini, pristine)
+        if rng.random() < 0.5:  # edited in place (same inode) or replaced
+            with (mini.root / CACHE / name).open("r+b") as fh:
+                fh.write(bytes(data))
+        else:
+            (mini.root / CACHE / name).unlink()
+            (mini.root / CACHE / name).write_bytes(bytes(data))
+        assert_like_no_cache(mini, reference)
+
+
+def test_random_in_place_corruptions_of_our_own_packs_are_plain_misses(
+        mini: Project, state_home: Path) -> None:
+    """Packs this user wrote (not hashed again while unchanged), corrupted in place with
+    their modification time put back."""
+    reference = warm(mini)
+    rng = random.Random(20240612)
+    for _ in range(60):
+        for path in (mini.root / CACHE).iterdir():
+            path.unlink()
+        magcfg.build(load(mini), check=True)  # a fresh cache of our own
+        (pack,) = (mini.root / CACHE).glob("pack-*.bin")
+        st = pack.stat()
+        data = bytearray(pack.read_bytes())
+        at = rng.randrange(len(data))
+        for i in range(at, min(at + rng.randint(1, 3), len(data))):
+            data[i] ^= rng.randint(1, 255)
+        with pack.open("r+b") as fh:
+            fh.write(bytes(data))
+        os.utime(pack, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert_like_no_cache(mini, reference)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "missing"])
+@pytest.mark.parametrize("which", ["index.bin", "pack-*.bin"])
+def test_damaged_index_or_pack_is_a_miss(mini: Project, state_home: Path, damage: str,
+                                         which: str) -> None:
+    reference = warm(mini)
+    for path in (mini.root / CACHE).glob(which):
+        data = path.read_bytes()
+        if damage == "missing":
+            path.unlink()
+        else:
+            path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2],
+                              "garbage": random.Random(7).randbytes(len(data))}[damage])
+    assert_like_no_cache(mini, reference)
+    assert_like_no_cache(mini, reference)  # and after that build rewrote the cache
+
+
+def test_huge_planted_index_is_not_read(mini: Project, state_home: Path) -> None:
+    reference = warm(mini)
+    index = mini.root / CACHE / "index.bin"
+    with index.open("r+b") as fh:
+        fh.truncate(1 << 40)  # sparse: a terabyte on paper
+    assert_like_no_cache(mini, reference)
+    assert index.stat().st_size < 1 << 20
+
+
+def test_cache_path_that_is_a_file_is_left_alone(mini: Project, state_home: Path) -> None:
+    magcfg.build(load(mini), cache=BuildCache(None))
+    reference = mini.snapshot_tree()
+    (mini.root / CACHE).write_bytes(b"not a directory")
+    assert_like_no_cache(mini, reference)
+    magcfg.build(load(mini))
+    assert (mini.root / CACHE).read_bytes() == b"not a directory"
+
+
+def test_corrupt_pack_is_recompiled_and_the_cache_repaired(mini: Project, state_home: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = warm(mini)
+    compiled = counting_fragments(monkeypatch)
+    magcfg.build(load(mini), check=True)
+    assert compiled == []  # everything from the cache
+    for pack in (mini.root / CACHE).glob("pack-*.bin"):
+        pack.write_bytes(pack.read_bytes().replace(b'"host": "localhost"', b'"host": "evilhost1"'))
+    assert_like_no_cache(mini, reference)
+    assert compiled == ["magds"]  # the tampered fragment (dev) was compiled again
+    compiled.clear()
+    assert_like_no_cache(mini, reference)
+    assert compiled == []
+
+
+def counting_entry_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Lookup keys whose tag was computed (checked on read, or made on write)."""
+    checked: list[str] = []
+    real = BuildCache._tag
+
+    def counted(self: BuildCache, kind: bytes, name: str, *rest: Any) -> bytes:
+        if kind == b"E":
+            checked.append(name)
+        return real(self, kind, name, *rest)
+
+    monkeypatch.setattr(BuildCache, "_tag", counted)
+    return checked
+
+
+def test_pack_edited_in_place_with_its_times_restored_is_checked(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pack this user wrote and nobody changed is not hashed again; the same bytes
+    edited in place, even with the modification time put back, are (the change time
+    moved), and the edit is a miss."""
+    reference = warm(mini)
+    checked = counting_entry_checks(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert checked == []
+    (pack,) = (mini.root / CACHE).glob("pack-*.bin")
+    st = pack.stat()
+    with pack.open("r+b") as fh:
+        data = fh.read()
+        at = data.index(b'"host": "localhost"')
+        fh.seek(at)
+        fh.write(b'"host": "evilhost1"')
+    os.utime(pack, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (pack.stat().st_ino, pack.stat().st_size) == (st.st_ino, st.st_size)
+    compiled = counting_fragments(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert checked and compiled == ["magds"]
+
+
+def test_cache_copied_elsewhere_is_checked_entry_by_entry(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored CI cache: the same files, copied (new inodes). Every entry read is
+    checked, and all of them are still hits."""
+    reference = warm(mini)
+    restore(mini, cache_files(mini))
+    checked = counting_entry_checks(monkeypatch)
+    compiled = counting_fragments(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert compiled == [] and len(checked) >= 4
+
+
+# ------------------------------------------------------------------ forgery
+
+
+def test_foreign_cache_made_with_another_key_is_a_miss(mini: Project, state_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """A cache planted by someone with a key of their own (a pull request's CI job, a
+    committed .magcfg-cache/): well-formed, every tag valid under *their* key, and the
+    pool size poisoned. It steers a build with their key, never one with ours."""
+    reference = warm(mini)
+    attacker_key = tmp_path / "attacker" / KEY_FILE_NAME
+    real = magcfg.compiler.fragment_bytes
+
+    def poisoned(key: str, value: Any) -> bytes:
+        return real(key, value).replace(b'"max": 5', b'"max": 7')
+
+    with monkeypatch.context() as patch:
+        patch.setattr(magcfg.compiler, "fragment_bytes", poisoned)
+        magcfg.build(load(mini), check=True,
+                     cache=BuildCache(mini.root / CACHE, attacker_key))
+    # The poisoned cache would steer a build that trusts the attacker's key ...
+    steered = magcfg.build(load(mini), check=True,
+                           cache=BuildCache(mini.root / CACHE, attacker_key))
+    assert steered.artifacts["dev"].config["magds"]["pool"]["max"] == 7
+    # ... and is a plain miss for ours.
+    assert_like_no_cache(mini, reference)
+    ours = magcfg.build(load(mini), check=True)
+    assert ours.artifacts["dev"].config["magds"]["pool"]["max"] == 5
+
+
+def test_valid_entry_moved_under_another_key_is_a_miss(mini: Project, state_home: Path) -> None:
+    """The dev and prod ``logging`` fragments have the same length: swapping their bytes
+    in the pack (both tags valid under our key) must not swap the outputs."""
+    reference = warm(mini)
+    key_file = state_home / "magcfg" / KEY_FILE_NAME
+    reader = BuildCache(mini.root / CACHE, key_file)
+    reader.layer_keys("")  # loads the index
+    located: dict[bytes, tuple[str, int, int]] = {}
+    for name, (pack, offset, head, body) in reader._locations.items():  # as an attacker sees them
+        found = reader.serialized(name.removeprefix("s-"))
+        if found is not None and found[0] in (b'  "logging": {\n    "level": "info"\n  }',
+                                              b'  "logging": {\n    "level": "warn"\n  }'):
+            located[found[0]] = (pack, offset, 32 + head + body)
+    reader.close()
+    assert len(located) == 2
+    (pack_a, off_a, len_a), (pack_b, off_b, len_b) = located.values()
+    assert pack_a == pack_b and len_a == len_b
+    path = mini.root / CACHE / pack_a
+    data = bytearray(path.read_bytes())
+    entry_a, entry_b = data[off_a:off_a + len_a], data[off_b:off_b + len_b]
+    data[off_a:off_a + len_a], data[off_b:off_b + len_b] = entry_b, entry_a
+    path.write_bytes(bytes(data))
+    assert_like_no_cache(mini, reference)
+    result = magcfg.build(load(mini), check=True)
+    assert result.artifacts["dev"].config["logging"] == {"level": "info"}
+
+
+def test_a_planted_pack_is_deleted_and_never_read(mini: Project, state_home: Path) -> None:
+    reference = warm(mini)
+    planted = mini.root / CACHE / ("pack-" + "0" * 20 + ".bin")
+    planted.write_bytes(b"anything")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
+    magcfg.build(load(mini))
+    assert not planted.exists()
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n")
+    magcfg.build(load(mini))
+    after = mini.snapshot_tree()
+    assert [after[f"{env}/config.json"] for env in ("dev", "prod")] == \
+        [reference[f"{env}/config.json"] for env in ("dev", "prod")]
+
+
+# ------------------------------------------------------------------ symlinks
+
+
+def test_symlinked_pack_and_index_are_not_followed(mini: Project, state_home: Path,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid copies of the index and a pack outside the repository, linked into the
+    cache: neither is read (everything is compiled) nor written through."""
+    reference = warm(mini)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for path in sorted((mini.root / CACHE).iterdir()):
+        (outside / path.name).write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(outside / path.name)
+    before = tree_state(outside)
+    compiled = counting_fragments(monkeypatch)
+    assert_like_no_cache(mini, reference)
+    assert sorted(set(compiled)) == ["logging", "magds"]
+    assert tree_state(outside) == before
+    assert not any(p.is_symlink() for p in (mini.root / CACHE).iterdir())
+    compiled.clear()
+    assert_like_no_cache(mini, reference)
+    assert compiled == []  # the cache written in their place is a real one
+
+
+def test_symlinked_cache_directory_is_neither_read_nor_written(tmp_path: Path) -> None:
+    key = tmp_path / "state" / KEY_FILE_NAME
+    outside = tmp_path / "outside"
+    writer = BuildCache(outside, key)
+    writer.put_fragment("k", "value")
+    writer.flush()
+    writer.close()
+    assert BuildCache(outside, key).fragment("k") == "value"
+    link = tmp_path / "repo" / CACHE
+    link.parent.mkdir()
+    link.symlink_to(outside)
+    before = tree_state(outside)
+    through_link = BuildCache(link, key)
+    assert through_link.fragment("k") is None
+    through_link.put_fragment("k2", "other")
+    through_link.flush()
+    through_link.close()
+    assert tree_state(outside) == before
+
+
+def test_fifo_in_place_of_the_index_is_not_opened_for_real(mini: Project, state_home: Path) -> None:
+    reference = warm(mini)
+    index = mini.root / CACHE / "index.bin"
+    index.unlink()
+    os.mkfifo(index)
+    assert_like_no_cache(mini, reference)  # would block forever on a FIFO
+    assert stat.S_ISREG(index.lstat().st_mode)
+
+
+# ------------------------------------------------------------------ secrets
+
+
+SECRET_PROJECT_LAYER = "magds:\n  password: {value}\n"
+
+
+def test_failed_build_leaves_no_literal_secret_in_the_cache(mini: Project, state_home: Path) -> None:
+    warm(mini)
+    cache_before = tree_state(mini.root / CACHE)
+    outside_before = tree_state(state_home)
+    mini.write("layers/environments/dev/secret.yaml", SECRET_PROJECT_LAYER.format(value=CANARY))
+    done = mini.run("build")
+    err = failed_cleanly(done, 1)
+    assert "layers/environments/dev/secret.yaml:2: error:" in err
+    assert "[magds.password]" in err
+    assert CANARY not in done.stdout + done.stderr
+    assert tree_state(mini.root / CACHE) == cache_before  # a failed build writes nothing
+    assert tree_state(state_home) == outside_before
+    mini.write("layers/environments/dev/secret.yaml",
+               SECRET_PROJECT_LAYER.format(value='"vault://secret/k3s/magds#password"'))
+    assert mini.run("build").returncode == 0
+    assert_no_canary(mini.root / CACHE)
+
+
+def test_overridden_literal_secret_never_reaches_the_cache(mini: Project, state_home: Path) -> None:
+    """A literal in a lower layer that a higher one overrides with a reference: the build
+    succeeds, and the literal is in no cache file, before or after the layer is fixed."""
+    mini.write("layers/base/secret.yaml", SECRET_PROJECT_LAYER.format(value=CANARY))
+    for env in ("dev", "prod"):
+        mini.write(f"layers/environments/{env}/secret.yaml",
+                   SECRET_PROJECT_LAYER.format(value='"vault://secret/k3s/magds#password"'))
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
+    assert_no_canary(mini.root / CACHE)
+    (mini.root / "layers/base/secret.yaml").unlink()
+    assert mini.run("build").returncode == 0
+    assert_no_canary(mini.root / CACHE)
+
+
+def assert_no_canary(directory: Path) -> None:
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_failed_build_creates_no_key_and_no_cache(mini: Project, state_home: Path) -> None:
+    mini.write("layers/environments/dev/bad.yaml", "magds:\n  port: [\n")
+    done = mini.run("build")
+    failed_cleanly(done, 1)
+    assert not (mini.root / CACHE).exists()
+    assert not state_home.exists()
+
+
+# ------------------------------------------------------------------ determinism, opt-out
+
+
+def test_warm_cold_and_no_cache_builds_are_byte_identical(mini: Project, state_home: Path) -> None:
+    assert mini.run("build", env={NO_CACHE_ENV: "1"}).returncode == 0
+    no_cache = mini.snapshot_tree()
+    assert not (mini.root / CACHE).exists()
+    assert not state_home.exists()
+    for _ in range(2):  # cold cache, then warm
+        for env in ("dev", "prod"):
+            for path in (mini.root / "generated" / env).iterdir():
+                path.unlink()
+        assert mini.run("build").returncode == 0
+        assert mini.snapshot_tree() == no_cache
+    assert (mini.root / CACHE / "index.bin").is_file()
+
+
+def test_no_cache_env_reads_no_cache(mini: Project, state_home: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    warm(mini)
+    before = tree_state(mini.root / CACHE)
+    monkeypatch.setenv(NO_CACHE_ENV, "1")
+    compiled = counting_fragments(monkeypatch)
+    magcfg.build(load(mini))
+    assert sorted(set(compiled)) == ["logging", "magds"]
+    assert tree_state(mini.root / CACHE) == before
+
+
+# ------------------------------------------------------------------ the key
+
+
+def test_key_is_created_private_outside_the_repository(mini: Project, state_home: Path) -> None:
+    assert mini.run("build").returncode == 0
+    key = state_home / "magcfg" / KEY_FILE_NAME
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert key.stat().st_size == 32
+    first = key.read_bytes()
+    assert mini.run("build").returncode == 0
+    assert key.read_bytes() == first
+
+
+@pytest.mark.parametrize("problem", ["readable by others", "symlink", "wrong length"])
+def test_unusable_key_means_no_cache_on_disk(mini: Project, state_home: Path, tmp_path: Path,
+                                             problem: str) -> None:
+    key = state_home / "magcfg" / KEY_FILE_NAME
+    key.parent.mkdir(parents=True)
+    if problem == "symlink":
+        target = tmp_path / "elsewhere.key"
+        target.write_bytes(b"k" * 32)
+        target.chmod(0o600)
+        key.symlink_to(target)
+    else:
+        key.write_bytes(b"k" * (32 if problem == "readable by others" else 31))
+        key.chmod(0o644 if problem == "readable by others" else 0o600)
+    before = tree_state(tmp_path / "state")
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
+    assert not (mini.root / CACHE).exists()
+    assert tree_state(tmp_path / "state") == before
+
+
+def test_key_location_inside_the_repository_is_not_used(mini: Project,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """$XDG_STATE_HOME (or $HOME) inside the checkout: a key there could be committed."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(mini.root / ".state"))
+    assert mini.run("build").returncode == 0
+    assert not (mini.root / ".state").exists()
+    assert not (mini.root / CACHE).exists()
+
+
+# ------------------------------------------------------------------ housekeeping
+
+
+def test_packs_are_compacted(mini: Project, state_home: Path) -> None:
+    for i in range(MAX_PACKS + 3):
+        mini.write("layers/environments/dev/magds.yaml", f"magds:\n  port: {6000 + i}\n")
+        magcfg.build(load(mini))
+        assert len(list((mini.root / CACHE).glob("pack-*.bin"))) <= MAX_PACKS
+    reference = mini.snapshot_tree()
+    magcfg.build(load(mini), cache=BuildCache(None), check=True)
+    assert_like_no_cache(mini, reference)
+    assert [p.name for p in (mini.root / CACHE).iterdir() if p.name.startswith(".")] == []
+
+
+def test_compaction_copies_only_entries_that_still_check_out(tmp_path: Path) -> None:
+    """An entry read from a pack that is not ours (a restored copy), then changed in
+    that pack before the compaction copies it into a pack of ours: not copied."""
+    directory, key = tmp_path / "repo" / CACHE, tmp_path / "state" / KEY_FILE_NAME
+    for i in range(MAX_PACKS):
+        cache = BuildCache(directory, key)
+        cache.put_fragment(f"k{i}", f"value-{i}")
+        cache.flush()
+        cache.close()
+    for path in directory.iterdir():  # copied back: new inodes, checked entry by entry
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data)
+    cache = BuildCache(directory, key)
+    assert cache.fragment("k0") == "value-0"
+    for path in directory.glob("pack-*.bin"):
+        path.write_bytes(path.read_bytes().replace(b"value-0", b"forged-0"))
+    cache.put_fragment("new", "entry")
+    cache.flush()  # MAX_PACKS packs: compacts what this build used
+    cache.close()
+    assert len(list(directory.glob("pack-*.bin"))) == 1
+    after = BuildCache(directory, key)
+    assert after.fragment("new") == "entry"
+    assert after.fragment("k0") is None
+
+
+def test_build_error_is_the_same_with_a_cache(mini: Project, state_home: Path) -> None:
+    warm(mini)
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  port: 70000\n")
+    errors: list[list[str]] = []
+    caches: list[Callable[[], BuildCache | None]] = [lambda: BuildCache(None), lambda: None]
+    for make in caches:
+        with pytest.raises(BuildError) as exc:
+            magcfg.build(load(mini), check=True, cache=make())
+        errors.append([d.format() for d in exc.value.diagnostics])
+    assert errors[0] == errors[1]
+    assert "layers/environments/prod/magds.yaml:2" in errors[0][0]
