@@ -52,7 +52,7 @@ ESCAPES = ["\\n", "\\t", "\\\\", '\\"', "\\x41", "\\u00e9", "\\U0001F600", "\\0"
            "\\\n"]
 # What the fast path's byte check lets through (see strict_yaml._FAST_BYTES).
 FAST_ALPHABET = set(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n-_.:,[]{}#'\"~+/=$^();é")
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n-_.:,[]{}#'\"~+/=$^();?é")
 
 
 def number(rng: random.Random) -> str:
@@ -249,8 +249,8 @@ def generate(rng: random.Random) -> bytes:
     of the rest use only bytes the fast path accepts (and fewer mutations, so that many
     of those parse)."""
     if rng.random() < 0.25:
-        text = benign(rng, 0, 0)
-        return "".join(c for c in text if c in FAST_ALPHABET).encode()
+        text = "".join(c for c in benign(rng, 0, 0) if c in FAST_ALPHABET)
+        return (rng.choice(["", "", "", "\ufeff"]) + text).encode()
     fast_only = rng.random() < 0.5
     text = ""
     if rng.random() < 0.05:
@@ -264,6 +264,8 @@ def generate(rng: random.Random) -> bytes:
         text = "".join(c for c in text if c in FAST_ALPHABET)
     if rng.random() < 0.03:
         text = text.replace("\n", "\r\n")
+    if rng.random() < 0.03:
+        text = "\ufeff" + text
     return text.encode("utf-8", "surrogatepass")
 
 

@@ -141,10 +141,11 @@ def _check_text(path: str, text: str) -> None:
 
 # The canonical subset the fast path may answer for, checked on the raw bytes. Outside
 # it are the bytes of tags (!), anchors and aliases (& *), block scalars (| >), merge
-# keys (<), directives (%), escapes (\), complex keys (?), the reserved indicators (@ `),
-# and every control byte but the line feed (tabs and carriage returns included).
+# keys (<), directives (%), escapes (\), the reserved indicators (@ `), and every
+# control byte but the line feed (tabs and carriage returns included). A '?' is common
+# in URLs; only one at a token start (a complex key) leaves the subset.
 _FAST_BYTES = bytes(b for b in range(256)
-                    if b >= 0x80 or b == 0x0A or (0x20 <= b < 0x7F and chr(b) not in "!&*|><%\\?@`"))
+                    if b >= 0x80 or b == 0x0A or (0x20 <= b < 0x7F and chr(b) not in "!&*|><%\\@`"))
 # A plain scalar in a number-like form that is not canonical: yaml-rs reads 1_000, _1,
 # 0b101, 0X1F, -0x1F, 0o17, 0755, 1e3, 1e+3 and +.5 as numbers, where the scalar table
 # refuses them or reads text. Canonical numbers (12, -3, 0.5, .5, 1., 0x1F aside) never
@@ -172,16 +173,20 @@ _FIRST_TOKEN_SUSPECT = re.compile(rb"[-+]?(?:[._]|0[0-9_xXoObB]|[0-9][0-9._]*[eE
 # followed by a flow indicator ('{a:}', '[:x]', '{:: 1}'). A ':' at a token start in
 # block context only costs the reference path.
 _COLON_SUSPECT = re.compile(rb":(?:(?<=[ \n\[{,]:)|[,\[\]{}])")
+_QUESTION_SUSPECT = re.compile(rb"\?(?<=[ \n\[{,:]\?)")
 _FAST_SUSPECT_WORDS = YAML11_ONLY_WORDS
 
 
 def fast_path_eligible(raw: bytes, text: str) -> bool:
     """Whether ``raw`` is inside the canonical subset the fast path may answer for."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # the byte order mark decode_text drops: the text starts after it
     if (raw.translate(None, _FAST_BYTES)
             or (not raw.isascii() and _FORBIDDEN_CHARS.search(text) is not None)
             # a document end marker without a document: libyaml refuses, yaml-rs reads {}
-            or raw.startswith((b":", b"...")) or b"\n..." in raw
+            or raw.startswith((b":", b"...", b"?")) or b"\n..." in raw
             or _COLON_SUSPECT.search(raw) is not None
+            or _QUESTION_SUSPECT.search(raw) is not None
             or _FIRST_TOKEN_SUSPECT.match(raw) is not None):
         return False
     for pattern in _NUMBER_SUSPECTS:
