@@ -97,6 +97,9 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
     ("flow-colon-before-indicator", "magds:\n  pool: {min:}\n",
      [f"{DEV}:2: error: YAML syntax error: found unexpected ':' (while scanning a plain "
       "scalar)"]),
+    ("flow-key-over-two-lines", "magds:\n  pool: {min\n    max: 1}\n",
+     [f"{DEV}:3: error: YAML syntax error: did not find expected ',' or '}}' (while parsing "
+      "a flow mapping)"]),
     ("document-end-only", "...\n",
      [f"{DEV}:1: error: YAML syntax error: did not find expected node content (while parsing "
       "a block node)"]),

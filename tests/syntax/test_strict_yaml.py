@@ -125,6 +125,8 @@ def test_usual_layers_take_the_fast_path(text: str) -> None:
     "a: [:b]\n", "a: {:: 1}\n", "a: [b, :c]\n", "a: !x 1\n", "a: &x 1\n", "a: *x\n", "a: |\n",
     "a: >\n", "a: \"\\n\"\n", "a:\tb\n", "a: b\r\n", "%YAML 1.2\n---\na: 1\n", "? a\n: b\n",
     "a: x\x07\n", "a: x\u0085\n", "a: x\u2028\n", "a: x\ufeff\n", "a: x\x9f\n",
+    "a: {b\nc: 1}\n", "a: [x,\n y]\n", 'a: [x, "]"\n  "[", y]\n', "a: [x, # ]\n  y]\n",
+    "a: [x] # [\n",
 ])
 def test_the_fast_path_leaves_these_to_the_reference(text: str) -> None:
     assert not fast_path_eligible(text.encode(), text.lstrip("\ufeff"))

@@ -174,6 +174,12 @@ _FIRST_TOKEN_SUSPECT = re.compile(rb"[-+]?(?:[._]|0[0-9_xXoObB]|[0-9][0-9._]*[eE
 # block context only costs the reference path.
 _COLON_SUSPECT = re.compile(rb":(?:(?<=[ \n\[{,]:)|[,\[\]{}])")
 _QUESTION_SUSPECT = re.compile(rb"\?(?<=[ \n\[{,:]\?)")
+# Flow collections over several lines: the two parsers differ on multi-line keys and on
+# the indentation of continuation lines. Seen through brackets, quotes, '#' and line
+# breaks only (the rest deleted), a file whose flow collections each close on their line
+# reduces to no bracket once empty quote pairs and bracket pairs are taken out: a bracket
+# inside a quote or a comment keeps the quote or '#' between itself and the others.
+_NOT_FLOW_SHAPE = bytes(b for b in range(256) if b not in b"[]{}'\"#\n")
 _FAST_SUSPECT_WORDS = YAML11_ONLY_WORDS
 
 
@@ -189,6 +195,8 @@ def fast_path_eligible(raw: bytes, text: str) -> bool:
             or _QUESTION_SUSPECT.search(raw) is not None
             or _FIRST_TOKEN_SUSPECT.match(raw) is not None):
         return False
+    if (b"[" in raw or b"{" in raw) and _flow_spans_lines(raw):
+        return False
     for pattern in _NUMBER_SUSPECTS:
         if pattern.search(raw) is not None:
             return False
@@ -200,6 +208,18 @@ def fast_path_eligible(raw: bytes, text: str) -> bool:
             if i < 0 or raw[i] in _TOKEN_START:
                 return False
     return True
+
+
+def _flow_spans_lines(raw: bytes) -> bool:
+    """Whether a flow collection may span lines (see _NOT_FLOW_SHAPE); false alarms, such
+    as an unmatched bracket in a plain scalar, only cost the reference path."""
+    shape = raw.translate(None, _NOT_FLOW_SHAPE).replace(b'""', b"").replace(b"''", b"")
+    for _ in range(MAX_DEPTH + 1):
+        reduced = shape.replace(b"[]", b"").replace(b"{}", b"")
+        if reduced == shape:
+            break
+        shape = reduced
+    return any(bracket in shape for bracket in (b"[", b"]", b"{", b"}"))
 
 
 def _parse_fast(text: str) -> dict[str, Any] | None:
