@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from functools import total_ordering
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
@@ -35,9 +36,11 @@ def printable(text: str, *, lines: bool = False) -> str:
     return pattern.sub(_escape, text)
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering
+@dataclass(frozen=True)
 class Diagnostic:
-    """One finding. ``file`` is relative to the project root, with ``/`` separators."""
+    """One finding. ``file`` is relative to the project root, with ``/`` separators.
+    Ordered by file, line and key, a missing line or key first."""
 
     file: str
     line: int | None
@@ -45,6 +48,15 @@ class Diagnostic:
     message: str
     severity: Severity = "error"
     code: str = "error"
+
+    def _order(self) -> tuple[Any, ...]:
+        return (self.file, self.line is not None, self.line or 0, self.key is not None,
+                self.key or "", self.message, self.severity, self.code)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Diagnostic):
+            return NotImplemented
+        return self._order() < other._order()
 
     def format(self) -> str:
         """``file:line: severity: message [key]``, every part escaped for a terminal."""

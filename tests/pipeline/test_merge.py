@@ -174,3 +174,77 @@ def test_unset_of_nothing_warns() -> None:
 def test_absent_is_not_none() -> None:
     value, _ = stack_of({"a": None}).merge_top("a")
     assert value is None and value is not ABSENT
+
+
+# -- layers as the loader produces them: markers only as values of keys ----------------
+
+plain_values = st.one_of(st.integers(-5, 5), st.booleans(), st.none(),
+                         st.sampled_from(['"x"', '"y"', "text"]))
+marked_trees = st.recursive(
+    plain_values | st.lists(plain_values, max_size=3).map(lambda items: ("list", items)),
+    lambda children: st.dictionaries(keys, children | st.sampled_from(["!unset", "!replace 1"])
+                                     | children.map(lambda c: ("!replace", c)), max_size=3),
+    max_leaves=10)
+
+
+def to_yaml(tree: Any, indent: int = 0) -> str:
+    """Block YAML for a generated tree (maps below keys, everything else inline)."""
+    pad = " " * indent
+    if isinstance(tree, dict):
+        lines = []
+        for k, v in tree.items():
+            if isinstance(v, tuple) and v[0] == "!replace":
+                lines.append(f"{pad}{k}: !replace" + ("\n" + to_yaml(v[1], indent + 2)
+                                                       if isinstance(v[1], dict) and v[1]
+                                                       else " " + _inline(v[1])))
+            elif isinstance(v, dict) and v:
+                lines.append(f"{pad}{k}:\n{to_yaml(v, indent + 2)}")
+            else:
+                lines.append(f"{pad}{k}: {_inline(v)}")
+        return "\n".join(lines)
+    return pad + _inline(tree)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, tuple) and value[0] == "list":
+        return "[" + ", ".join(_inline(v) for v in value[1]) + "]"
+    if isinstance(value, tuple):
+        return _inline(value[1])
+    if isinstance(value, dict):
+        return "{}" if not value else "{" + ", ".join(f"{k}: {_inline(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _holds_marker(value: Any) -> bool:
+    if type(value) is tuple or value is ABSENT:
+        return True
+    if type(value) is dict:
+        return any(_holds_marker(v) for v in value.values())
+    if type(value) is list:
+        return any(_holds_marker(v) for v in value)
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, marked_trees, max_size=4), st.dictionaries(keys, marked_trees, max_size=4))
+def test_loaded_layers_merge_into_plain_json(below: dict[str, Any], above: dict[str, Any]) -> None:
+    """Whatever the loader accepts, markers included, merges into data without a marker
+    left over, which config.json can hold."""
+    from magcfg.pipeline.emit import fragment_bytes
+    from magcfg.syntax.strict_yaml import parse_layer
+
+    layers = []
+    for i, tree in enumerate((below, above)):
+        data, markers = parse_layer(f"l{i}/f.yaml", to_yaml(tree).encode())
+        layers.append(Layer(f"l{i}", f"l{i}", (ParsedFile(f"l{i}/f.yaml", str(i), tuple(data),
+                                                          markers, data=data),)))
+    out, diags = LayerStack("env", layers, _NoSource(), lambda path: "name").merge()
+    if any(d.severity == "error" for d in diags):
+        return
+    for key, value in out.items():
+        assert not _holds_marker(value), (key, value)
+        fragment_bytes(key, value)

@@ -299,3 +299,11 @@ def test_failed_commit_restores_everything(repo: Project) -> None:
     assert "Traceback" not in result.stderr
     assert _state(repo) == state  # files, branches, HEAD, and the unrelated edit
     assert not (repo.root / "layers/environments/staging/logging.yaml").exists()
+
+
+@pytest.mark.parametrize("value", [1e16, 1e-07, 1.5, -2.5e-300, 0.1])
+def test_editor_writes_floats_the_loader_reads_back(value: float) -> None:
+    from magcfg.syntax.strict_yaml import parse_layer
+
+    out = set_values("f.yaml", "a:\n  b: 1.0\n", [(("a", "b"), value)])
+    assert parse_layer("f.yaml", out.encode())[0] == {"a": {"b": value}}

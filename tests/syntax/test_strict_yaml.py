@@ -11,11 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magcfg.syntax.locate import locate
-from magcfg.syntax.strict_yaml import LoadFailed, _parse_fast, decode_text, parse_layer, parse_reference
+from magcfg.syntax.scalars import YAML11_ONLY_WORDS
+from magcfg.syntax.strict_yaml import (
+    LoadFailed,
+    _parse_fast,
+    decode_text,
+    fast_path_eligible,
+    parse_layer,
+    parse_reference,
+)
 
 from ..conftest import REPO
 
-names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda name: name not in YAML11_ONLY_WORDS)
 texts = st.from_regex(r"[A-Za-z][A-Za-z0-9 ._/-]{0,20}", fullmatch=True)
 scalars = st.one_of(
     st.integers(-10**12, 10**12), st.booleans(), st.none(), texts,
@@ -62,8 +71,8 @@ def test_bundled_layers_agree(path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "value"), [
-    ("a: true", True), ("a: False", False), ("a: 0o17", 15), ("a: 0x1F", 31),
-    ("a: 1e3", 1000.0), ("a: ~", None), ("a:", None), ("a: '0755'", "0755"),
+    ("a: true", True), ("a: False", False), ("a: 0x1F", 31),
+    ("a: 1.5e+3", 1500.0), ("a: 1.e-2", 0.01), ("a: ~", None), ("a:", None), ("a: '0755'", "0755"),
     ("a: \"no\"", "no"), ("a: 2024-01-02", "2024-01-02"), ("a: 12.50", 12.5),
     ("a: -7", -7), ("a: +7", 7), ("a: .5", 0.5), ("a: 'yes'", "yes"),
 ])
@@ -97,3 +106,44 @@ def test_locate() -> None:
     assert locate("t.yaml", raw, ("a", "b", "c")) == 3
     assert locate("t.yaml", raw, ("a", "d", "1")) == 4
     assert locate("t.yaml", raw, ("a", "zz")) == 1
+
+
+@pytest.mark.parametrize("text", [
+    "a: 12\nb: -3\nc: 0.5\nd: .5\ne: 1.\nf: [1, 2.5, x]\ng: {h: +7}\n", "a: http://x/y?q=1\n",
+    "a: value-0001-3e5f\nb: 1.2.3\nc: x_1\n", "a: 'x # y'\nb: \"q\"\n", "a: café\n",
+])
+def test_usual_layers_take_the_fast_path(text: str) -> None:
+    raw = text.encode()
+    assert fast_path_eligible(raw, text)
+    assert _parse_fast(text) == parse_reference("t.yaml", text)[0]
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1_000\n", "a: _1\n", "a: [1, 0b1]\n", "a: 0X1F\n", "a: -0x1F\n", "a: 0o7\n",
+    "a: 0755\n", "a: 1e3\n", "a: [1.5E+3]\n", "a: +.5\n", "a: {b: -.inf}\n", "_1: x\n",
+    "0b_: x\n", "\ufeff0b_: x\n", "\ufeff...\n", "...\n", "a: 1\n...\n", "a: {b:}\n",
+    "a: [:b]\n", "a: {:: 1}\n", "a: [b, :c]\n", "a: !x 1\n", "a: &x 1\n", "a: *x\n", "a: |\n",
+    "a: >\n", "a: \"\\n\"\n", "a:\tb\n", "a: b\r\n", "%YAML 1.2\n---\na: 1\n", "? a\n: b\n",
+    "a: x\x07\n", "a: x\u0085\n", "a: x\u2028\n", "a: x\ufeff\n", "a: x\x9f\n",
+    "a: {b\nc: 1}\n", "a: [x,\n y]\n", 'a: [x, "]"\n  "[", y]\n', "a: [x, # ]\n  y]\n",
+    "a: [x] # [\n",
+])
+def test_the_fast_path_leaves_these_to_the_reference(text: str) -> None:
+    assert not fast_path_eligible(text.encode(), text.lstrip("\ufeff"))
+
+
+def test_a_byte_order_mark_changes_no_meaning() -> None:
+    for text in ["0b_: 1\n", "...\n", "a: 1_000\n"]:
+        with pytest.raises(LoadFailed) as plain:
+            parse_layer("t.yaml", text.encode())
+        with pytest.raises(LoadFailed) as marked:
+            parse_layer("t.yaml", b"\xef\xbb\xbf" + text.encode())
+        assert marked.value.diagnostics == plain.value.diagnostics
+
+
+def test_unicode_line_breaks_do_not_shift_lines() -> None:
+    """libyaml counts NEL/LS/PS as line breaks; refusing them keeps every line number
+    the count of '\\n' before it, as locate and the diagnostics assume."""
+    with pytest.raises(LoadFailed) as info:
+        parse_layer("t.yaml", "a:\n  b: \"x\u2029y\"\n  c: 1\n".encode())
+    assert [(d.line, d.code) for d in info.value.diagnostics] == [(2, "control-char")]

@@ -58,9 +58,18 @@ def _yaml(text: str) -> Any:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 4096
+    y.representer.add_representer(float, _represent_float)
     mapping, sequence, offset = _indentation(text)
     y.indent(mapping=mapping, sequence=sequence, offset=offset)
     return y
+
+
+def _represent_float(representer: Any, value: float) -> Any:
+    """ruamel writes 1e+16, which YAML 1.1 reads as text (the loader refuses it): write
+    the form both versions read as that float."""
+    from ..syntax.scalars import canonical_number
+
+    return representer.represent_scalar("tag:yaml.org,2002:float", canonical_number(value))
 
 
 def _styled(value: Any, like: Any = None) -> Any:

@@ -1,24 +1,37 @@
-"""Stage 1, load: strict YAML loading of layer files.
+"""Stage 1, load: strict YAML loading of layer files, one meaning for every file.
 
-Two parsers, one meaning:
+Two parsers, one meaning, by construction:
 
-* the fast path is yaml-rs (Rust, YAML 1.2): about 10x faster than PyYAML's C loader on
-  large repos (see docs/performance.md);
-* the reference path is PyYAML's C parser with our own YAML 1.2 core resolver and
-  constructor. It knows node styles and marks, so it decides every strictness rule and
-  produces every error with file, line and key. It also serves ``locate`` (line numbers
-  for provenance are recovered lazily, only for errors, warnings and ``explain``).
+* the **reference path** defines what a file means. PyYAML's C parser produces the
+  events; our composer keeps what composing would lose (the tag as written), and our
+  builder decides every rule with one table for plain scalars (``syntax/scalars.py``:
+  YAML 1.2 core where YAML 1.1 agrees, refused where they differ). It words every error
+  with file, line and key, and serves ``locate`` (line numbers for provenance are
+  recovered lazily, only for errors, warnings and ``explain``);
+* the **fast path** (yaml-rs, Rust, about 10x faster, see docs/performance.md) may only
+  answer for files inside a canonical subset of YAML, checked on the bytes before it
+  parses: printable text without tags, anchors, aliases, block scalars, escapes,
+  directives, complex keys, tabs or carriage returns, without a ``...`` line or a ``:``
+  at the start of a token or before a flow indicator (where libyaml, a YAML 1.1 parser,
+  and yaml-rs disagree), and without a plain scalar in a number-like form other than
+  the canonical ones (no ``_``, ``0x``/``0o``/``0b``, leading zero, exponent or signed
+  leading dot). On its data, a walk sends to the
+  reference path any value the table could refuse (YAML 1.1 words, base-60 look-alikes,
+  integers beyond 64 bits, non-finite floats), any non-string key, and too deep nesting.
+  Anything else, and any fast-path failure, goes through the reference path.
 
-A file takes the fast path only when a cheap scan of its text shows nothing the fast
-parser could read differently (tags, tabs, merge keys, YAML 1.1 look-alikes, deep
-indentation); anything else, and any fast-path failure, goes through the reference path.
-Both give the same data for the same text (tests/syntax/test_strict_yaml.py checks it on generated
-corpora).
+Inside that subset the two parsers agree: tests/syntax/test_differential.py checks it on
+a generated corpus of hostile fragments in CI, and ``benchmarks/fuzz_loader.py`` keeps
+looking. Text both refuse outright comes first, on either path: control characters,
+the YAML 1.1 line breaks (NEL, LS, PS, which YAML 1.2 reads as text), a byte order mark
+after the start, a carriage return without a line feed (so that line numbers count
+``\\n`` exactly as YAML counts line breaks), and tabs in indentation.
 
 Data model: mappings are ``dict[str, Any]``, sequences ``list``, scalars ``str | int |
 float | bool | None``. The two layer markers are tuples, which YAML never produces:
 ``UNSET`` (``!unset``: remove the key set below) and ``("!replace", value)``
-(``!replace``: replace instead of merging, allowing a type change).
+(``!replace``: replace instead of merging, allowing a type change). Markers stand only
+as the value of a key.
 """
 
 from __future__ import annotations
@@ -26,11 +39,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 from ..errors import Diagnostic
 from ..keyglob import format_keypath
+from .scalars import INT_MAX, INT_MIN, SEXAGESIMAL, YAML11_ONLY_WORDS, resolve_plain, resolve_plain_key
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences a layer may use."""
@@ -39,24 +52,8 @@ ALIAS_BUDGET = 10_000
 
 UNSET: tuple[str] = ("!unset",)
 REPLACE_TAG = "!replace"
+_MARKERS = ("!unset", REPLACE_TAG)
 
-# Plain scalars that YAML 1.1 (PyYAML, many tools) and YAML 1.2 (magcfg, yaml-rs, Go's
-# yaml.v3) read differently: booleans-by-word and sexagesimal numbers. We refuse them
-# rather than pick a meaning silently. Leading-zero integers are refused in
-# _construct_scalar.
-_AMBIGUOUS_PLAIN = re.compile(
-    r"(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
-    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)"
-)
-# What the fast path cannot judge from the parsed data alone: tags and merge keys
-# (yaml-rs drops tags), tabs (to word the error), and leading-zero numbers (yaml-rs
-# reads 0755 as 755). Cheap substring checks first; one bytes regex for the numbers.
-# YAML 1.1 words, sexagesimals, .nan/.inf, key types and depth are checked on the
-# parsed data (_fast_tree_ok). Anything suspicious goes to the reference path.
-_SUSPECT_LITERALS = (b"\t", b"!", b"<<")
-_LEADING_ZERO_NUMBER = re.compile(rb"[ \[,{][-+]?0[0-9_]")
-_YAML11_WORDS = frozenset(
-    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"])
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -87,59 +84,196 @@ def parse_layer(path: str, raw: bytes) -> tuple[dict[str, Any], bool]:
 
     Raises ``LoadFailed`` with located diagnostics."""
     text = decode_text(path, raw)
-    if not any(s in raw for s in _SUSPECT_LITERALS) and not _LEADING_ZERO_NUMBER.search(raw):
+    if fast_path_eligible(raw, text):
         data = _parse_fast(text)
         if data is not None:
             return data, False
     return parse_reference(path, text)
 
 
+# --------------------------------------------------------------------------- text gate
+
+# Characters YAML 1.2 does not allow in a stream (C0 and C1 controls but tab and line
+# feed, DEL, surrogates cannot occur in decoded UTF-8, U+FFFE/U+FFFF), the YAML 1.1 line
+# breaks NEL/LS/PS (text in 1.2: the two versions split lines differently), and a byte
+# order mark anywhere but at the start (decode_text drops that one).
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_LONE_CR = re.compile("\r(?!\n)")
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+_LINE_BREAK_NAMES = {"\x85": "NEL, next line", "\u2028": "LS, line separator",
+                     "\u2029": "PS, paragraph separator"}
+_LINE_BREAK_ESCAPES = {"\x85": "\\N", "\u2028": "\\L", "\u2029": "\\P"}
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _check_text(path: str, text: str) -> None:
+    """Refuse, located, what no YAML parser of ours should see."""
+    found = _FORBIDDEN_CHARS.search(text)
+    if found is None and "\r" in text:
+        found = _LONE_CR.search(text)
+    if found is not None:
+        char = found.group()
+        line, col = _line_col(text, found.start())
+        code = f"U+{ord(char):04X}"
+        if char in _LINE_BREAK_NAMES:
+            message = (f"{code} ({_LINE_BREAK_NAMES[char]}, column {col}) is a line break in "
+                       f"YAML 1.1 and text in YAML 1.2: remove it, or write "
+                       f"{_LINE_BREAK_ESCAPES[char]} in a double-quoted string")
+        elif char == "\r":
+            message = (f"carriage return without a line feed (column {col}): "
+                       "end lines with \\n or \\r\\n")
+        elif char == "\ufeff":
+            message = f"byte order mark U+FEFF at column {col}: only the first byte of a file may be one"
+        else:
+            message = (f"control character {code} at column {col} is not allowed in YAML: "
+                       f"write it as an escape (\"\\u{ord(char):04x}\") in a double-quoted string")
+        raise LoadFailed([Diagnostic(path, line, None, message, code="control-char")])
+    tab = _TAB_INDENT.search(text)
+    if tab is not None:
+        raise LoadFailed([Diagnostic(path, _line_col(text, tab.start())[0], None,
+                                     "tab character in indentation (YAML indents with spaces)",
+                                     code="tab")])
+
+
+# --------------------------------------------------------------------------- fast path
+
+# The canonical subset the fast path may answer for, checked on the raw bytes. Outside
+# it are the bytes of tags (!), anchors and aliases (& *), block scalars (| >), merge
+# keys (<), directives (%), escapes (\), the reserved indicators (@ `), and every
+# control byte but the line feed (tabs and carriage returns included). A '?' is common
+# in URLs; only one at a token start (a complex key) leaves the subset.
+_FAST_BYTES = bytes(b for b in range(256)
+                    if b >= 0x80 or b == 0x0A or (0x20 <= b < 0x7F and chr(b) not in "!&*|><%\\@`"))
+# A plain scalar in a number-like form that is not canonical: yaml-rs reads 1_000, _1,
+# 0b101, 0X1F, -0x1F, 0o17, 0755, 1e3, 1e+3 and +.5 as numbers, where the scalar table
+# refuses them or reads text. Canonical numbers (12, -3, 0.5, .5, 1., 0x1F aside) never
+# match; a false alarm only costs the reference path. A number token starts after a
+# space, a line feed, a flow indicator or ':' ("a":1); each pattern begins with a literal
+# (the regex engine then skips to it) and looks back for the token start.
+_NUMBER_SUSPECTS = (
+    # an underscore after a digit, a dot, a sign or a token start (1_000, _1, 1._5, -_1);
+    # after 0x/0o/0b or an exponent the patterns below catch the number first
+    re.compile(rb"_(?<=[0-9.+\- \n\[{,:]_)"),
+    # a leading zero or a base prefix at a token start, signed or not (0755, 0x1F, -0b1)
+    re.compile(rb"0(?:(?<=[ \n\[{,:]0)|(?<=[ \n\[{,:][-+]0))[0-9_xXoObB]"),
+    # a signed leading dot (+.5, -.inf)
+    re.compile(rb"\.(?<=[ \n\[{,:][-+]\.)"),
+)
+# An exponent ending a token (1e3, 1.5e+3): the token start is checked in Python, as the
+# mantissa has no fixed width (hex digests like 3e5 inside a word are frequent).
+_EXPONENTS = tuple(re.compile(e + rb"(?<=[0-9.]" + e + rb")[-+]?[0-9_]+(?![^ \n,\]}#])")
+                   for e in (b"e", b"E"))
+_NUMBER_CHARS = frozenset(b"0123456789._+-")
+_TOKEN_START = frozenset(b" \n[{,:")
+_FIRST_TOKEN_SUSPECT = re.compile(rb"[-+]?(?:[._]|0[0-9_xXoObB]|[0-9][0-9._]*[eE_])")
+# Where YAML 1.1 (libyaml) and 1.2 (yaml-rs) parse differently: in flow context libyaml
+# reads a ':' at the start of a token always as the value indicator and refuses a ':'
+# followed by a flow indicator ('{a:}', '[:x]', '{:: 1}'). A ':' at a token start in
+# block context only costs the reference path.
+_COLON_SUSPECT = re.compile(rb":(?:(?<=[ \n\[{,]:)|[,\[\]{}])")
+_QUESTION_SUSPECT = re.compile(rb"\?(?<=[ \n\[{,:]\?)")
+# Flow collections over several lines: the two parsers differ on multi-line keys and on
+# the indentation of continuation lines. Seen through brackets, quotes, '#' and line
+# breaks only (the rest deleted), a file whose flow collections each close on their line
+# reduces to no bracket once empty quote pairs and bracket pairs are taken out: a bracket
+# inside a quote or a comment keeps the quote or '#' between itself and the others.
+_NOT_FLOW_SHAPE = bytes(b for b in range(256) if b not in b"[]{}'\"#\n")
+_FAST_SUSPECT_WORDS = YAML11_ONLY_WORDS
+
+
+def fast_path_eligible(raw: bytes, text: str) -> bool:
+    """Whether ``raw`` is inside the canonical subset the fast path may answer for."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # the byte order mark decode_text drops: the text starts after it
+    if (raw.translate(None, _FAST_BYTES)
+            or (not raw.isascii() and _FORBIDDEN_CHARS.search(text) is not None)
+            # a document end marker without a document: libyaml refuses, yaml-rs reads {}
+            or raw.startswith((b":", b"...", b"?")) or b"\n..." in raw
+            or _COLON_SUSPECT.search(raw) is not None
+            or _QUESTION_SUSPECT.search(raw) is not None
+            or _FIRST_TOKEN_SUSPECT.match(raw) is not None):
+        return False
+    if (b"[" in raw or b"{" in raw) and _flow_spans_lines(raw):
+        return False
+    for pattern in _NUMBER_SUSPECTS:
+        if pattern.search(raw) is not None:
+            return False
+    for exponent in _EXPONENTS:
+        for found in exponent.finditer(raw):
+            i = found.start() - 1
+            while i >= 0 and raw[i] in _NUMBER_CHARS:
+                i -= 1
+            if i < 0 or raw[i] in _TOKEN_START:
+                return False
+    return True
+
+
+def _flow_spans_lines(raw: bytes) -> bool:
+    """Whether a flow collection may span lines (see _NOT_FLOW_SHAPE); false alarms, such
+    as an unmatched bracket in a plain scalar, only cost the reference path."""
+    shape = raw.translate(None, _NOT_FLOW_SHAPE).replace(b'""', b"").replace(b"''", b"")
+    for _ in range(MAX_DEPTH + 1):
+        reduced = shape.replace(b"[]", b"").replace(b"{}", b"")
+        if reduced == shape:
+            break
+        shape = reduced
+    return any(bracket in shape for bracket in (b"[", b"]", b"{", b"}"))
+
+
 def _parse_fast(text: str) -> dict[str, Any] | None:
-    """yaml-rs; ``None`` means "ask the reference path" (which also words any error)."""
+    """yaml-rs; ``None`` means "ask the reference path" (which also words any error).
+    Only for text ``fast_path_eligible`` accepted."""
     import yaml_rs
 
     try:
         data = yaml_rs.loads(
             text,
             parse_datetime=False,
-            alias_limits=_alias_limits(),
             duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error,
         )
     except Exception:
         return None
     if data is None:
         return {}
-    if not isinstance(data, dict) or not _fast_tree_ok(data, 1):
+    if type(data) is not dict or not _fast_tree_ok(data, 1):
         return None
     return data
 
 
-@lru_cache(maxsize=1)
-def _alias_limits() -> Any:
-    import yaml_rs
-
-    return yaml_rs.AliasLimits(max_total_replayed_events=ALIAS_BUDGET)
-
-
 def _fast_tree_ok(node: dict[str, Any] | list[Any], depth: int) -> bool:
-    """What the text checks cannot see: key types, depth, non-finite floats, and plain
-    YAML 1.1 look-alikes (a quoted "no" also lands here and is then accepted by the
-    reference path, which knows the quoting)."""
+    """What the byte checks cannot see: key types, depth, and any value the scalar table
+    could refuse (a quoted "no" also lands here and is then accepted by the reference
+    path, which knows the quoting)."""
     if depth > MAX_DEPTH:
         return False
-    values: Any = node.values() if type(node) is dict else node
+    words = _FAST_SUSPECT_WORDS
+    values: Any
     if type(node) is dict:
-        for k in node:
-            if type(k) is not str:
-                return False
+        # Keys in C: join refuses any key that is not a string.
+        try:
+            joined = "\0".join(node)
+        except TypeError:
+            return False
+        if not words.isdisjoint(node) or (
+                ":" in joined and any(SEXAGESIMAL.fullmatch(k) for k in node if ":" in k)):
+            return False
+        values = node.values()
+    else:
+        values = node
     v: Any
     for v in values:
         t = type(v)
         if t is str:
-            if v in _YAML11_WORDS or (":" in v and _AMBIGUOUS_PLAIN.fullmatch(v)):
+            if v in words or (":" in v and SEXAGESIMAL.fullmatch(v)):
                 return False
         elif t is dict or t is list:
             if not _fast_tree_ok(v, depth + 1):
+                return False
+        elif t is int:
+            if not INT_MIN <= v <= INT_MAX:
                 return False
         elif t is float and not math.isfinite(v):
             return False
@@ -148,128 +282,164 @@ def _fast_tree_ok(node: dict[str, Any] | list[Any], depth: int) -> bool:
 
 # --------------------------------------------------------------------------- reference
 
-
-def _reference_loader() -> type:
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class ReferenceLoader(base):  # type: ignore[valid-type,misc]
-        """PyYAML's parser with a YAML 1.2 core schema resolver."""
-
-    ReferenceLoader.yaml_implicit_resolvers = {}
-    resolvers = [
-        ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-        ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-        ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$",
-         list("-+0123456789")),
-        ("tag:yaml.org,2002:float",
-         r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-         list("-+.0123456789")),
-    ]
-    for tag, pattern, first in resolvers:
-        ReferenceLoader.add_implicit_resolver(tag, re.compile(pattern), first)
-    return ReferenceLoader
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 
 
-_LOADER: type | None = None
+def _syntax_error(path: str, exc: Any) -> LoadFailed:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    problem = exc.problem or "syntax error"
+    if exc.context:
+        problem = f"{problem} ({exc.context})"
+    return LoadFailed([Diagnostic(path, line, None, f"YAML syntax error: {problem}", code="syntax")])
+
+
+class _Composer:
+    """PyYAML nodes from the C parser's events. Unlike PyYAML's composer it remembers
+    each tag as written (``!!str 5`` and ``5`` compose alike), refuses directives, too
+    deep nesting, duplicate anchors (YAML 1.1 tools refuse them, 1.2 rebinds) and aliases
+    into the node that holds them, and stops before recursing too deep."""
+
+    def __init__(self, path: str, text: str) -> None:
+        import yaml
+
+        self.path = path
+        self.parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+        self.tags: dict[int, str] = {}
+        self.anchors: dict[str, Any] = {}
+        self.open: set[str] = set()
+
+    def fail(self, mark: Any, message: str, code: str) -> LoadFailed:
+        return LoadFailed([Diagnostic(self.path, mark.line + 1, None, message, code=code)])
+
+    def compose(self) -> Any:
+        import yaml
+
+        parser = self.parser
+        try:
+            parser.get_event()  # stream start
+            if parser.check_event(yaml.StreamEndEvent):
+                return None
+            start = parser.get_event()
+            if start.version is not None or start.tags:
+                raise self.fail(start.start_mark, "directives (%YAML, %TAG) are not supported: "
+                                "magcfg reads YAML 1.2; remove the directive", "directive")
+            node = self._node(1)
+            parser.get_event()  # document end
+            if not parser.check_event(yaml.StreamEndEvent):
+                raise self.fail(parser.peek_event().start_mark,
+                                "YAML syntax error: several documents in one file "
+                                "(expected a single document in the stream)", "syntax")
+        except yaml.MarkedYAMLError as exc:
+            raise _syntax_error(self.path, exc) from None
+        except yaml.YAMLError as exc:
+            raise LoadFailed([Diagnostic(self.path, None, None, f"YAML error: {exc}",
+                                         code="syntax")]) from None
+        finally:
+            parser.dispose()
+        return node
+
+    def _node(self, depth: int) -> Any:
+        import yaml
+
+        parser = self.parser
+        event = parser.get_event()
+        cls = type(event)
+        anchor = event.anchor
+        if cls is yaml.AliasEvent:
+            if anchor in self.open:
+                raise self.fail(event.start_mark, f"alias *{anchor} refers to the node that "
+                                "contains it (a cycle JSON cannot hold)", "alias")
+            if anchor not in self.anchors:
+                raise self.fail(event.start_mark, f"undefined alias *{anchor}", "alias")
+            return self.anchors[anchor]
+        if anchor is not None and (anchor in self.anchors or anchor in self.open):
+            raise self.fail(event.start_mark, f"anchor &{anchor} is defined twice (YAML 1.1 "
+                            "refuses that, YAML 1.2 rebinds it): rename one", "alias")
+        node: Any
+        if cls is yaml.ScalarEvent:
+            node = yaml.ScalarNode(event.tag or _STR, event.value, event.start_mark,
+                                   event.end_mark, event.style)
+        else:
+            if depth > MAX_DEPTH:
+                raise self.fail(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels",
+                                "depth")
+            if anchor is not None:
+                self.open.add(anchor)
+            if cls is yaml.SequenceStartEvent:
+                items: list[Any] = []
+                while not parser.check_event(yaml.SequenceEndEvent):
+                    items.append(self._node(depth + 1))
+                node = yaml.SequenceNode(event.tag or _SEQ, items, event.start_mark,
+                                         parser.get_event().end_mark, event.flow_style)
+            else:
+                pairs: list[tuple[Any, Any]] = []
+                while not parser.check_event(yaml.MappingEndEvent):
+                    key = self._node(depth + 1)
+                    pairs.append((key, self._node(depth + 1)))
+                node = yaml.MappingNode(event.tag or _MAP, pairs, event.start_mark,
+                                        parser.get_event().end_mark, event.flow_style)
+            if anchor is not None:
+                self.open.discard(anchor)
+        if event.tag is not None:
+            self.tags[id(node)] = event.tag
+        if anchor is not None:
+            self.anchors[anchor] = node
+        return node
 
 
 def compose(path: str, text: str) -> Any:
     """Compose ``text`` into a PyYAML node tree (marks kept). Raises ``LoadFailed``."""
-    import yaml
-
-    global _LOADER
-    if _LOADER is None:
-        _LOADER = _reference_loader()
-    _check_depth(path, text)
-    loader = _LOADER(text)
-    try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or "syntax error"
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        raise LoadFailed([Diagnostic(path, line, None, f"YAML syntax error: {problem}",
-                                     code="syntax")]) from None
-    except yaml.YAMLError as exc:
-        raise LoadFailed([Diagnostic(path, None, None, f"YAML error: {exc}",
-                                     code="syntax")]) from None
-    finally:
-        loader.dispose()
-    return node
+    return _compose(path, text).compose()
 
 
-def _check_depth(path: str, text: str) -> None:
-    """Walk parser events iteratively: PyYAML's composer recurses and would crash on
-    absurd nesting before it could say where."""
-    import yaml
-
-    global _LOADER
-    assert _LOADER is not None
-    depth = 0
-    tab_line = _tab_indented_line(text)
-    if tab_line is not None:
-        raise LoadFailed([Diagnostic(path, tab_line, None,
-                                     "tab character in indentation (YAML indents with spaces)",
-                                     code="tab")])
-    loader = _LOADER(text)
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark: Any = event.start_mark
-                    raise LoadFailed([Diagnostic(
-                        path, mark.line + 1, None,
-                        f"nesting deeper than {MAX_DEPTH} levels", code="depth")])
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or "syntax error"
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        raise LoadFailed([Diagnostic(path, line, None, f"YAML syntax error: {problem}",
-                                     code="syntax")]) from None
-    finally:
-        loader.dispose()
-
-
-def _tab_indented_line(text: str) -> int | None:
-    m = re.search(r"^[ ]*\t", text, re.MULTILINE)
-    return None if m is None else text.count("\n", 0, m.start()) + 1
+def _compose(path: str, text: str) -> _Composer:
+    _check_text(path, text)
+    return _Composer(path, text)
 
 
 def parse_reference(path: str, text: str) -> tuple[dict[str, Any], bool]:
     """The reference parser: every strictness rule, every error located."""
-    node = compose(path, text)
+    import yaml
+
+    composer = _compose(path, text)
+    node = composer.compose()
     if node is None:
         return {}, False
-    builder = _Builder(path)
-    if node.tag == "tag:yaml.org,2002:null":
-        return {}, False
-    if type(node).__name__ != "MappingNode":
+    tags = composer.tags
+    if type(node) is not yaml.MappingNode:
+        if (type(node) is yaml.ScalarNode and not node.style and id(node) not in tags
+                and resolve_plain(node.value) == (None, None)):
+            return {}, False  # an empty document, or one that says null
         raise LoadFailed([Diagnostic(path, node.start_mark.line + 1, None,
                                      "the top level of a layer file must be a mapping",
                                      code="toplevel")])
-    data = builder.build(node, (), 1)
+    builder = _Builder(path, tags)
+    data = builder.build(node, (), "top")
     if builder.errors:
         raise LoadFailed(builder.errors)
     assert isinstance(data, dict)
     return data, builder.markers
 
 
+def _written(tag: str) -> str:
+    """A tag as a YAML author writes it."""
+    if tag.startswith("tag:yaml.org,2002:"):
+        return "!!" + tag[len("tag:yaml.org,2002:"):]
+    return tag if tag.startswith("!") else f"!<{tag}>"
+
+
+_PLACE = {"top": "the top level", "item": "a list item"}
+
+
 class _Builder:
     """Constructs plain data from a node tree, collecting every error of the file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tags: dict[int, str]) -> None:
         self.path = path
+        self.tags = tags
         self.errors: list[Diagnostic] = []
         self.expanded = 0
         self.seen: set[int] = set()
@@ -280,7 +450,8 @@ class _Builder:
         self.errors.append(Diagnostic(self.path, node.start_mark.line + 1, key, message,
                                       code=code))
 
-    def build(self, node: Any, keypath: tuple[str, ...], depth: int) -> Any:
+    def build(self, node: Any, keypath: tuple[str, ...], place: str) -> Any:
+        """``place``: "value" of a key, list "item", or "top"."""
         import yaml
 
         if id(node) in self.seen:
@@ -292,102 +463,71 @@ class _Builder:
                     f"aliases expand to more than {ALIAS_BUDGET} nodes (alias bomb?)",
                     code="alias")])
         self.seen.add(id(node))
-        tag = node.tag
-        if tag in ("!unset", REPLACE_TAG):
+        tag = self.tags.get(id(node))
+        if tag in _MARKERS:
             self.markers = True
-        if tag == "!unset":
-            if not (isinstance(node, yaml.ScalarNode) and node.value == ""):
-                self.error(node, keypath, "!unset takes no value", "marker")
-            return UNSET
-        if tag == REPLACE_TAG:
-            inner = _retag(node)
-            return (REPLACE_TAG, self.build(inner, keypath, depth))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, keypath, depth)
-        if isinstance(node, yaml.SequenceNode):
-            if tag not in ("tag:yaml.org,2002:seq",):
-                self.error(node, keypath, f"unsupported tag {tag}", "tag")
-            return [self.build(n, (*keypath, str(i)), depth + 1)
-                    for i, n in enumerate(node.value)]
-        return self._scalar(node, keypath)
+            if place != "value":
+                self.error(node, keypath, f"{tag} marks the value of a key; it cannot stand "
+                           f"as {_PLACE[place]}", "marker")
+            elif tag == "!unset":
+                if not (isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style):
+                    self.error(node, keypath, "!unset takes no value", "marker")
+                return UNSET
+            else:
+                return (REPLACE_TAG, self._untagged(node, keypath))
+        elif tag is not None:
+            self.error(node, keypath, f"unsupported tag {_written(tag)}: only !unset and "
+                       "!replace are accepted (write the value without a tag)", "tag")
+        return self._untagged(node, keypath)
 
-    def _mapping(self, node: Any, keypath: tuple[str, ...], depth: int) -> dict[str, Any]:
-        if node.tag != "tag:yaml.org,2002:map":
-            self.error(node, keypath, f"unsupported tag {node.tag}", "tag")
+    def _untagged(self, node: Any, keypath: tuple[str, ...]) -> Any:
+        import yaml
+
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, keypath)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(n, (*keypath, str(i)), "item") for i, n in enumerate(node.value)]
+        if node.style:
+            return node.value  # quoted or block scalar: text
+        value, refusal = resolve_plain(node.value)
+        if refusal is not None:
+            self.error(node, keypath, refusal[1], refusal[0])
+        return value
+
+    def _mapping(self, node: Any, keypath: tuple[str, ...]) -> dict[str, Any]:
+        import yaml
+
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
-            if knode.tag == "tag:yaml.org,2002:merge" or (
-                getattr(knode, "value", None) == "<<" and not knode.style
-            ):
-                self.error(knode, keypath, "merge keys (<<) are not supported: "
-                           "write the values, or put shared values in a lower layer", "merge-key")
+            tag = self.tags.get(id(knode))
+            if tag is not None:
+                self.error(knode, keypath, f"{tag} marks the value of a key, not a key"
+                           if tag in _MARKERS else f"unsupported tag {_written(tag)} on a key: "
+                           "only !unset and !replace are accepted, as values", "tag")
                 continue
-            if knode.tag != "tag:yaml.org,2002:str" or not isinstance(knode.value, str):
-                shown = getattr(knode, "value", "?")
-                if not isinstance(shown, str):
-                    shown = "a collection"
-                self.error(knode, keypath, f"keys must be strings; quote {shown!r}", "key-type")
+            if not isinstance(knode, yaml.ScalarNode):
+                kind = "a map" if isinstance(knode, yaml.MappingNode) else "a list"
+                self.error(knode, keypath, f"keys must be strings, not {kind}", "key-type")
                 continue
+            if not knode.style:
+                if knode.value == "<<":
+                    self.error(knode, keypath, "merge keys (<<) are not supported: write the "
+                               "values, or put shared values in a lower layer", "merge-key")
+                    continue
+                resolved, refusal = resolve_plain_key(knode.value)
+                if refusal is not None:
+                    self.error(knode, keypath, refusal[1], refusal[0])
+                    continue
+                if type(resolved) is not str:
+                    self.error(knode, keypath, f"keys must be strings; quote {knode.value!r}",
+                               "key-type")
+                    continue
             key = knode.value
             if key in out:
                 self.error(knode, (*keypath, key), f"duplicate key {key!r}", "duplicate-key")
                 continue
-            out[key] = self.build(vnode, (*keypath, key), depth + 1)
+            out[key] = self.build(vnode, (*keypath, key), "value")
         return out
-
-    def _scalar(self, node: Any, keypath: tuple[str, ...]) -> Any:
-        tag, value, plain = node.tag, node.value, not node.style
-        if tag == "tag:yaml.org,2002:str":
-            if plain and _AMBIGUOUS_PLAIN.fullmatch(value):
-                fix = ("quote it" if value[0].isdigit() or value[0] in "+-"
-                       else "write true/false, or quote it if it is text")
-                self.error(node, keypath,
-                           f"{value!r} means different things in YAML 1.1 and 1.2: {fix}",
-                           "ambiguous")
-            return value
-        if tag == "tag:yaml.org,2002:null":
-            return None
-        if tag == "tag:yaml.org,2002:bool":
-            return value in ("true", "True", "TRUE")
-        if tag == "tag:yaml.org,2002:int":
-            digits = value.lstrip("+-")
-            if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
-                self.error(node, keypath,
-                           f"{value!r} is octal in YAML 1.1 and decimal in 1.2: "
-                           "write 0o... for octal, drop the leading zero, or quote it",
-                           "ambiguous")
-                return 0
-            if digits.startswith("0o"):
-                return int(value.replace("0o", ""), 8)
-            if digits.startswith("0x"):
-                return int(value.replace("0x", ""), 16)
-            return int(value)
-        if tag == "tag:yaml.org,2002:float":
-            number = float(value.replace(".inf", "inf").replace(".Inf", "inf")
-                           .replace(".INF", "inf").replace(".nan", "nan")
-                           .replace(".NaN", "nan").replace(".NAN", "nan"))
-            if not math.isfinite(number):
-                self.error(node, keypath, f"{value} is not representable in JSON", "float")
-                return 0.0
-            return number
-        self.error(node, keypath, f"unsupported tag {tag}", "tag")
-        return None
-
-
-def _retag(node: Any) -> Any:
-    """The node under ``!replace``, with the tag it would have had without it."""
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        return yaml.MappingNode("tag:yaml.org,2002:map", node.value, node.start_mark,
-                                node.end_mark, node.flow_style)
-    if isinstance(node, yaml.SequenceNode):
-        return yaml.SequenceNode("tag:yaml.org,2002:seq", node.value, node.start_mark,
-                                 node.end_mark, node.flow_style)
-    assert _LOADER is not None
-    resolver: Any = _LOADER
-    resolved = resolver.resolve(resolver, yaml.ScalarNode, node.value, (True, False))
-    return yaml.ScalarNode(resolved, node.value, node.start_mark, node.end_mark, node.style)
 
 
 def _node_count(node: Any) -> int:
