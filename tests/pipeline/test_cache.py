@@ -184,13 +184,16 @@ def test_huge_planted_index_is_not_read(mini: Project, state_home: Path) -> None
     assert index.stat().st_size < 1 << 20
 
 
-def test_cache_path_that_is_a_file_is_left_alone(mini: Project, state_home: Path) -> None:
+def test_cache_path_that_is_a_file_is_refused_and_left_alone(mini: Project,
+                                                             state_home: Path) -> None:
     magcfg.build(load(mini), cache=BuildCache(None))
-    reference = mini.snapshot_tree()
     (mini.root / CACHE).write_bytes(b"not a directory")
-    assert_like_no_cache(mini, reference)
-    magcfg.build(load(mini))
-    assert (mini.root / CACHE).read_bytes() == b"not a directory"
+    before = tree_state(mini.root)
+    stderr = failed_cleanly(mini.run("build"), 1)
+    assert stderr == ("magcfg.yaml:1: error: cache must be a directory of its own inside the "
+                      "project for the build cache: .magcfg-cache is a file; magcfg writes "
+                      "into a directory here [cache]\n")
+    assert tree_state(mini.root) == before
 
 
 def test_corrupt_pack_is_recompiled_and_the_cache_repaired(mini: Project, state_home: Path,

@@ -65,8 +65,8 @@ def test_a_build_diagnostic_masks_a_quoted_value_under_a_key_with_a_dot(
     before = tree_state(dotted.root)
     stderr = failed_cleanly(dotted.run("build"), 1)
     assert stderr == ("layers/base/apps.yaml:3: error: <redacted> means different things in "
-                      "YAML 1.1 and 1.2: write true/false, or quote it if it is text "
-                      "[apps.eu\\.west.dsn]\n")
+                      "YAML 1.1 and 1.2 (false in 1.1, text in 1.2): write false, or quote it "
+                      "if it is text [apps.eu\\.west.dsn]\n")
     assert tree_state(dotted.root) == before
 
 
