@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .artifact import ENVIRONMENT_NAME
 from .durable import PathError, read_located, real_directory
 from .errors import BuildError, Diagnostic, UsageError
 from .syntax.locate import locate
@@ -27,7 +28,6 @@ KNOWN_SECTIONS = frozenset({
     # feature sections, each validated by the stage that owns it
     "secrets", "redact", "signing", "promote", "lint", "cue", "runtime",
 })
-_ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MAPPING_SECTIONS = ("secrets", "signing", "promote", "lint", "cue", "runtime")
 """Feature sections that are mappings (checked here for their type; their keys by the
 stage that owns them)."""
@@ -144,11 +144,11 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         err(("environments",), "environments must be a non-empty list of names")
         envs = []
     for e in envs:
-        if isinstance(e, str) and not _ENV_NAME.match(e):
-            err(("environments",), f"environment name {e!r} must match {_ENV_NAME.pattern}")
+        if isinstance(e, str) and not ENVIRONMENT_NAME.fullmatch(e):
+            err(("environments",), f"environment name {e!r} must match {ENVIRONMENT_NAME.pattern}")
     if len(set(envs)) != len(envs):
         err(("environments",), "environment names must be unique")
-    env_names = [e for e in envs if _ENV_NAME.match(e)] or ["x"]
+    env_names = [e for e in envs if ENVIRONMENT_NAME.fullmatch(e)] or ["x"]
 
     layers: list[LayerSpec] = []
     raw_layers = data.get("layers")
