@@ -668,9 +668,11 @@ class Kernel:
         event = self._scrubbed(event, thorough="error" in event["data"])
         if event["type"] == RELOAD_FAILED:
             self.last_error = event
-        self._bus.publish(event)
+        # Metrics and the audit log first: a subscriber woken by the event then reads
+        # metrics and an audit log that already count it.
         for sink in self._sinks:
             _safe(sink, event)
+        self._bus.publish(event)
 
     # ---------------------------------------------------------------- masking
 
