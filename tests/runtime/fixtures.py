@@ -124,7 +124,7 @@ class KubeletWriter:
                 entry.unlink()
 
 
-def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.005) -> bool:
+def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.005) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` passes (no timing asserted)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -430,7 +430,7 @@ def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
     try:
         os.dup2(directory, watcher._inotify.fd)
         setup.write(2)
-        runner.join(30)
+        runner.join(90)
     finally:
         os.close(directory)
     assert codes == [1]
