@@ -297,3 +297,20 @@ def test_a_broken_layer_is_located_and_writes_nothing(shop: Project) -> None:
     err = failed_cleanly(done, 1)
     assert "layers/environments/staging/db.yaml:2: error:" in err and "[db.port]" in err
     assert tree_state(shop.root) == before
+
+
+def test_the_promotion_pr_body_links_to_the_published_report(shop: Project) -> None:
+    import yaml
+
+    from magcfg.review.promote import REPORT_ARTIFACT
+
+    body = shop.root.parent / "pr.md"
+    done = shop.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--pr-body", str(body))
+    assert done.returncode == 0, done.stderr
+    text = body.read_text()
+    assert f"[`report.html`]({REPORT_ARTIFACT})" in text and "next to `diff.md`" in text
+    # The link names the file the CI step writes.
+    ci = yaml.safe_load((Path(__file__).resolve().parents[2] / ".woodpecker.yml").read_text())
+    (step,) = [s for s in ci["steps"] if s["name"] == "report"]
+    assert any(f"--html {REPORT_ARTIFACT} " in c for c in step["commands"])
