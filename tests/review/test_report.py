@@ -223,6 +223,26 @@ def test_dump_dom_renders_rows_without_secret_values(shop: Project) -> None:
         assert canary.encode() not in page
 
 
+def test_values_are_text_never_markup(shop: Project, browser: Browser) -> None:
+    hostile = '</script><b id="injected">@ROWS@</b><!--'
+    shop.write("layers/environments/staging/db.yaml",
+               f"db:\n  tls:\n    mode: {json.dumps(hostile)}\n")
+    out = shop.root / "report.html"
+    page = report(shop, out)
+    assert hostile.encode() not in page
+    browser.open(out.as_uri())
+    assert browser.eval("document.body.dataset.ready") == "true"
+    assert browser.eval("document.getElementById('injected')") is None
+    assert rows(browser)["db.tls.mode"]["cells"]["staging"]["text"] == json.dumps(hostile)
+
+
+def test_readme_shows_the_screenshot_of_the_bundled_report() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    assert "![The bundled repository's report](docs/report.png)" in \
+        (repo / "README.md").read_text()
+    assert (repo / "docs/report.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 # ------------------------------------------------------------------ the bytes
 
 
