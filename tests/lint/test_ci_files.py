@@ -86,7 +86,7 @@ def test_every_pull_request_publishes_the_report_next_to_the_diff(tmp_path: Path
     args = shlex.split(command)[1:]
     assert args[args.index("--html") + 1] == "ci-artifacts/report.html"
     assert args[args.index("--against") + 1] == "origin/main"
-    diff_out = [c for c in step("diff")["commands"] if "diff.md" in c][0]
+    diff_out = next(c for c in step("diff")["commands"] if "diff.md" in c)
     assert "ci-artifacts/diff.md" in diff_out
     # The step's command, run on this repository (the checkout's HEAD standing in for
     # origin/main), writes the page.
