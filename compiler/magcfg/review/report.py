@@ -116,8 +116,8 @@ class _Values:
             # Shown as parsed, so nothing but a well-formed reference reaches the page.
             return (_text(str(reference)) if reference is not None else REDACTED), True
         if type(value) is list or type(value) is dict:
-            return (_text(self.redactor.value(keypath, value)),
-                    self.redactor.contains_secret(keypath, value))
+            redacted = self.redactor.value(keypath, value)
+            return _text(redacted), not same(redacted, value)
         return _text(value), False
 
 
