@@ -40,7 +40,7 @@ from ..keyglob import format_keypath, parse_keypath
 from ..project import Project
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import parse_reference
-from .diff import ConfigDiff, KeyPath, _Origins, diff_against, flatten, same, show
+from .diff import ConfigDiff, KeyPath, Origins, diff_against, flatten, same, show
 from .promote import promote_settings
 
 _ABSENT: Any = object()
@@ -154,7 +154,7 @@ def build_report(project: Project, envs: list[str] | None = None,
     shared_lines = None
     for column, env in enumerate(chosen):
         config, warnings, stack = _compile(compiler, env)
-        origins = _Origins(stack, shared_lines)
+        origins = Origins(stack, shared_lines)
         shared_lines = origins.lines
         redundant = {parse_keypath(d.key) for d in warnings
                      if d.code == "redundant" and d.key is not None}
