@@ -37,6 +37,7 @@ from ..compiler import Compiler
 from ..durable import os_reason, replace_file
 from ..errors import BuildError, Diagnostic, UsageError
 from ..keyglob import format_keypath, parse_keypath
+from ..pipeline.merge import LayerStack
 from ..project import Project
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import parse_reference
@@ -121,7 +122,8 @@ class _Values:
         return _text(value), False
 
 
-def _compile(compiler: Compiler, env: str) -> tuple[dict[str, Any], list[Diagnostic], Any]:
+def _compile(compiler: Compiler, env: str
+             ) -> tuple[dict[str, Any], list[Diagnostic], LayerStack]:
     stack = compiler.load_stack(env)
     artifact, diagnostics = compiler.compile(env, stack, None)
     if artifact is None:
