@@ -464,6 +464,38 @@ def promote(
             f"{done.branch} (commit {done.commit[:10]}); now on that branch")
 
 
+# ---------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    html_out: Annotated[Path, typer.Option(
+        "--html", help="Write the page to this file (self-contained static HTML).",
+        show_default=False)],
+    env: EnvsOption = None,
+    against: Annotated[str | None, typer.Option(
+        "--against", help="Git ref (commit, branch, tag): also show what changed since it, "
+        "per environment.", show_default=False)] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Write the config matrix as one HTML page: every key by environment, coloured by the
+    layer that set it, with differences, redundant overrides, restart-only and
+    allow-listed keys marked, and with --against what a change alters where."""
+    from .project import load_project
+    from .review import report as reports
+
+    try:
+        reports.check_output(html_out)
+        proj = load_project(project)
+        result = reports.build_report(proj, env, against)
+        reports.write_output(html_out, result.html)
+    except MagcfgError as exc:
+        _fail(exc)
+    _stderr(f"wrote {html_out}: {result.keys} keys, {len(result.environments)} environments"
+            + (f", {result.changes} change(s) since {against}" if against is not None else "")
+            + f" ({len(result.html)} bytes)")
+
+
 # ---------------------------------------------------------------- lint
 
 @app.command()

@@ -78,6 +78,25 @@ def test_pull_requests_run_lint_build_check_tests_and_the_diff_artifact() -> Non
         assert "pull_request" in events(step(name))
 
 
+def test_every_pull_request_publishes_the_report_next_to_the_diff(tmp_path: Path) -> None:
+    report = step("report")
+    assert events(report) == {"pull_request"}
+    assert all("path" not in cond for cond in report["when"])
+    (command,) = [c for c in report["commands"] if "magcfg report" in c]
+    args = shlex.split(command)[1:]
+    assert args[args.index("--html") + 1] == "ci-artifacts/report.html"
+    assert args[args.index("--against") + 1] == "origin/main"
+    diff_out = next(c for c in step("diff")["commands"] if "diff.md" in c)
+    assert "ci-artifacts/diff.md" in diff_out
+    # The step's command, run on this repository (the checkout's HEAD standing in for
+    # origin/main), writes the page.
+    args[args.index("--html") + 1] = str(tmp_path / "report.html")
+    args[args.index("--against") + 1] = "HEAD"
+    proc = run_cli(REPO, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "report.html").read_bytes().startswith(b"<!DOCTYPE html>")
+
+
 def test_push_to_main_signs_with_the_key_from_a_ci_secret() -> None:
     sign = step("sign")
     (cond,) = sign["when"]

@@ -254,7 +254,7 @@ class ConfigDiff:
                 "restart": sum(1 for c in self.changes if c.restart)}
 
 
-class _Origins:
+class Origins:
     """Where the value in effect at a key path was set in one stack: the last file that
     sets it (the same answer as ``LayerStack.provenance(...)[-1]``), looking only at the
     files that set the top-level key and indexing each file's key lines once."""
@@ -284,10 +284,10 @@ class _Origins:
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
              redactor: Redactor, index: SchemaIndex | None) -> tuple[Change, ...]:
     """Redact, locate and classify raw changes."""
-    old_origins = _Origins(old_stack)
+    old_origins = Origins(old_stack)
     # The same files (both environments of one tree) are indexed once.
     shared = old_origins.lines if new_stack.source is old_stack.source else None
-    new_origins = _Origins(new_stack, shared)
+    new_origins = Origins(new_stack, shared)
     out = []
     for kind, keypath, va, vb in raw:
         shown_old = None if va is MISSING else redactor.value(keypath, va)

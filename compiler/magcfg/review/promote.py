@@ -517,6 +517,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines += [f"`{t}`'s compiled config does not change.", ""]
     else:
         lines += [*markdown_table(plan.diff), ""]
+    lines += [*report_link(), ""]
     lines += ["### Restart-only changes", ""]
     restart = [c for c in plan.diff.changes if c.restart]
     if restart:
@@ -536,6 +537,18 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines += ["", "### Not promoted", ""]
         lines += [f"- `{s.key}`: {s.reason}" for s in plan.skipped]
     return "\n".join(lines) + "\n"
+
+
+REPORT_ARTIFACT = "ci-artifacts/report.html"
+"""Where CI publishes ``magcfg report --html`` for a pull request (.woodpecker.yml)."""
+
+
+def report_link() -> list[str]:
+    """The PR body's pointer to the config matrix that CI publishes beside ``diff.md``."""
+    return ["### Config matrix", "",
+            f"Every key by environment, with this change highlighted: [`report.html`]"
+            f"({REPORT_ARTIFACT}), published by CI for this pull request next to `diff.md` "
+            "(locally: `magcfg report --html report.html --against origin/main`)."]
 
 
 def check_writable(path: Path) -> None:
