@@ -565,6 +565,62 @@ def watch(
     raise typer.Exit(code)
 
 
+# ---------------------------------------------------------------- publish (OCI registries)
+
+
+@app.command()
+def publish(
+    target: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY[:TAG]; the artifact "
+                                          "is tagged with its manifest version, and TAG too.",
+                                          show_default=False)],
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment whose signed artifact "
+                                     "to publish.", show_default=False)],
+    key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key PEM file that signs "
+                                             "for cosign (default: $MAGCFG_SIGNING_KEY); one of "
+                                             "the project's trusted keys.",
+                                             show_default=False)] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Source revision to annotate "
+                                                 "(default: <branch>@sha1:<commit> of the "
+                                                 "checkout).", show_default=False)] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Source repository URL to "
+                                               "annotate.", show_default=False)] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP, for a registry on "
+                                           "127.0.0.1 only (tests, local mirrors).")] = False,
+    project: ProjectOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+) -> None:
+    """Push generated/<env>/ to an OCI registry (Flux OCIRepository format) with a cosign
+    signature and attestation; refuses an artifact that does not verify. Prints the
+    digest reference on stdout."""
+    from .errors import UsageError
+    from .oci.publish import publish as publish_artifact
+    from .oci.reference import parse_reference
+    from .project import load_project
+    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
+
+    try:
+        reference = parse_reference(target)
+        if key is not None:
+            private_key = load_private_key(key)
+        elif os.environ.get(SIGNING_KEY_ENV):
+            private_key = private_key_from_env()
+        else:
+            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+        proj = load_project(project)
+        proj.check_envs([env])
+        result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
+                                  revision=revision, source=source)
+    except MagcfgError as exc:
+        _fail(exc)
+    if not quiet:
+        for name in result.pushed:
+            _stderr(f"pushed {name}")
+        state = "published" if result.pushed else "already published"
+        _stderr(f"{state} {proj.output}/{env} (version {result.version}, key {result.key_id}, "
+                f"revision {result.revision})")
+    print(f"{result.reference.name}@{result.reference.digest}")
+
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""
