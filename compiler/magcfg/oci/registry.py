@@ -87,10 +87,13 @@ def docker_credentials(host: str, environ: dict[str, str] | None = None) -> tupl
             continue
         if isinstance(entry.get("auth"), str) and entry["auth"]:
             try:
-                user, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
+                decoded = base64.b64decode(entry["auth"], validate=True).decode("utf-8")
+                if ":" not in decoded:
+                    raise ValueError("no colon")
             except (ValueError, UnicodeDecodeError):
                 raise UsageError([Diagnostic(str(path), None, f"auths.{key}.auth",
                                              "is not base64 of user:password")]) from None
+            user, _, password = decoded.partition(":")
             return user, password
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
             return entry["username"], entry["password"]
@@ -182,6 +185,8 @@ class Registry:
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 answer = json.loads(response.read(1024 * 1024))
+        except urllib.error.HTTPError as exc:
+            raise self._fail(f"token request to {realm}", exc.code, exc.read(64 * 1024)) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise RegistryError(str(self.reference), f"token request to {realm} failed: "
                                 f"{getattr(exc, 'reason', exc)}") from None
