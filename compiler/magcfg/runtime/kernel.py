@@ -177,6 +177,7 @@ class Kernel:
         self._lock = threading.RLock()
         self._current: Snapshot | None = None
         self._pending: Snapshot | None = None
+        self._pending_keys: tuple[str, ...] = ()
         self._highest = 0
         self._last_raw: RawArtifact | None = None
         self._last_stat: tuple[object, ...] | None = None
@@ -277,7 +278,10 @@ class Kernel:
             "environment": current.environment if current else None,
             "source": current.source if current else None,
             "booted_from": self.booted_from,
+            "state": ("reload_failed" if self.last_error is not None
+                      else "restart_pending" if self._pending is not None else "serving"),
             "pending_version": self._pending.version if self._pending else None,
+            "pending_restart_keys": list(self._pending_keys) if self._pending else [],
             "last_error": self.last_error["data"] if self.last_error else None,
             "watch": watcher.mode if watcher else None,
             "watch_error": self._mask(_describe(failure)) if failure is not None else None,
@@ -361,9 +365,12 @@ class Kernel:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def reload(self) -> ReloadResult:
-        """Check the artifact now and apply it if it is a valid newer config."""
-        return self._attempt("explicit", force=True)
+    def reload(self, trigger: str = "explicit") -> ReloadResult:
+        """Check the artifact now and apply it if it is a valid newer config. ``trigger``
+        (``explicit``, or ``signal`` for the sidecar's SIGHUP) is reported in the events."""
+        if trigger not in ("explicit", "signal"):
+            raise ValueError(f"trigger must be 'explicit' or 'signal', not {trigger!r}")
+        return self._attempt(trigger, force=True)
 
     # ---------------------------------------------------------------- pipeline
 
@@ -541,17 +548,20 @@ class Kernel:
         blocked = restart_keys(changed, policy)
         if blocked:
             self._pending = candidate
+            self._pending_keys = tuple(blocked)
             raise _Refused("policy", "restart_required",
                            f"{len(blocked)} changed key(s) take effect only after a restart: "
                            + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""),
                            candidate.version, restart_keys=blocked,
-                           changes=_change_data(changed, policy))
+                           changes=_change_data(changed, policy), key_id=candidate.key_id,
+                           inputs_digest=_inputs_digest(candidate))
         self._install(candidate)
         event = self._scrubbed(make_event(RELOADED, candidate.environment, {
             "previous_version": current.version,
             "version": candidate.version,
             "environment": candidate.environment,
             "key_id": candidate.key_id,
+            "inputs_digest": _inputs_digest(candidate),
             "trigger": trigger,
             "changed_keys": [c.key for c in changed[:_MAX_CHANGES]],
             "changes": _change_data(changed, policy),
@@ -645,7 +655,7 @@ class Kernel:
             "duration_ms": _ms(started),
             "rolled_back": bool(refused.extra.get("rolled_back", False)),
         }
-        for key in ("restart_keys", "changes"):
+        for key in ("restart_keys", "changes", "key_id", "inputs_digest"):
             if key in refused.extra:
                 data[key] = refused.extra[key]
         return make_event(RELOAD_FAILED, self.environment, data, self.source)
@@ -656,6 +666,7 @@ class Kernel:
             "version": snapshot.version,
             "environment": snapshot.environment,
             "key_id": snapshot.key_id,
+            "inputs_digest": _inputs_digest(snapshot),
             "source": snapshot.source,
             "duration_ms": _ms(started),
         }
@@ -667,7 +678,9 @@ class Kernel:
     def _publish_final(self, event: Event) -> None:
         event = self._scrubbed(event, thorough="error" in event["data"])
         if event["type"] == RELOAD_FAILED:
-            self.last_error = event
+            # A version held back for a restart is not a failure: it is the pending state.
+            restart = event["data"]["reason"] == "restart_required"
+            self.last_error = None if restart else event
         self._bus.publish(event)
         for sink in self._sinks:
             _safe(sink, event)
@@ -752,3 +765,9 @@ def _safe(sink: Callable[[Event], None], event: Event) -> None:
         sink(event)
     except Exception as exc:
         log.error("magcfg: event sink failed: %s", type(exc).__name__)
+
+
+def _inputs_digest(snapshot: Snapshot) -> str:
+    """Which sources a version was built from (the manifest's digest over its layer and
+    project files): with the signer's key id, who and what stand behind it."""
+    return str(snapshot.manifest["inputs"]["digest"])

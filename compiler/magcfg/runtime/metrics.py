@@ -2,7 +2,9 @@
 
 Names mirror Prometheus's own ``prometheus_config_last_reload_successful``:
 
-- ``magcfg_config_last_reload_successful`` 1 if the last attempt was applied, else 0
+- ``magcfg_config_last_reload_successful`` 1 if the last attempt was applied, else 0 (a
+  version held back for a restart is not a failure: it leaves this as it was)
+- ``magcfg_config_restart_pending`` 1 while a verified newer version waits for a restart
 - ``magcfg_config_last_reload_success_timestamp_seconds`` when a config was last applied
 - ``magcfg_config_reloads_total`` attempts on a changed artifact (applied or not)
 - ``magcfg_config_reloads_failed_total{stage}`` refused attempts by pipeline stage
@@ -55,6 +57,10 @@ class KernelMetrics:
             self.info = prom.Gauge(
                 "magcfg_config_info", "The configuration being served.", ["env", "version"],
                 registry=registry)
+            self.restart_pending = prom.Gauge(
+                "magcfg_config_restart_pending",
+                "Whether a verified newer version waits for a process restart (it changes "
+                "restart-only keys).", registry=registry)
             self.watch_up = prom.Gauge(
                 "magcfg_config_watching",
                 "Whether changes of the artifact directory are watched (0: the watcher "
@@ -77,8 +83,12 @@ class KernelMetrics:
         elif kind in (LOADED, RELOADED):
             self.reloads.inc()
             self.successful.set(1)
+            self.restart_pending.set(0)
             self.success_time.set_to_current_time()
             self._serve(event["subject"], data["version"])
+        elif kind == RELOAD_FAILED and data["reason"] == "restart_required":
+            self.reloads.inc()
+            self.restart_pending.set(1)
         elif kind == RELOAD_FAILED:
             self.reloads.inc()
             self.successful.set(0)
