@@ -502,8 +502,9 @@ def lint(
 
 @app.command()
 def watch(
-    artifact: Annotated[Path, typer.Option("--artifact", "-a", help="Artifact directory to "
-                                           "watch (generated/<env>/ or a ConfigMap volume).")],
+    artifact: Annotated[str, typer.Option("--artifact", "-a", help="Artifact directory to "
+                                          "watch (generated/<env>/ or a ConfigMap volume), or "
+                                          "oci://REGISTRY/REPO:TAG to follow a registry tag.")],
     env: Annotated[str, typer.Option("--env", "-e", help="Environment this service runs as: "
                                      "an artifact signed for another one is refused.")],
     public_key: Annotated[list[Path], typer.Option("--public-key", "-k", help="Trusted Ed25519 "
@@ -530,6 +531,12 @@ def watch(
                                                      "metrics on this port (needs "
                                                      "magcfg[metrics]).", min=1, max=65535,
                                                      show_default=False)] = None,
+    insecure_registry: Annotated[bool, typer.Option("--insecure-registry", help="Plain HTTP "
+                                                    "to an oci:// registry on 127.0.0.1 "
+                                                    "only.")] = False,
+    registry_interval: Annotated[float, typer.Option("--registry-interval", help="Seconds "
+                                                     "between polls of an oci:// tag.",
+                                                     min=0.05)] = 30.0,
 ) -> None:
     """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
     from .artifact import ENVIRONMENT_NAME
@@ -550,11 +557,14 @@ def watch(
             parse_exec(exec_command)
     except ValueError as exc:
         _fail(UsageError(str(exc)))
-    options = SidecarOptions(artifact=artifact, public_keys=list(public_key), out=out,
+    source: Path | str = artifact if artifact.startswith("oci://") else Path(artifact)
+    options = SidecarOptions(artifact=source, public_keys=list(public_key), out=out,
                              environment=env, exec_command=exec_command,
                              signal_target=target, state_dir=state_dir, schema=schema,
                              allow_rollback=allow_rollback, poll_interval=poll_interval,
-                             audit_log=audit_log, metrics_port=metrics_port)
+                             audit_log=audit_log, metrics_port=metrics_port,
+                             insecure_registry=insecure_registry,
+                             registry_interval=registry_interval)
     try:
         sidecar = Sidecar(options)
         code = sidecar.run()
@@ -562,6 +572,8 @@ def watch(
         _fail(exc)
     except RuntimeError as exc:  # optional packages missing
         _fail(MagcfgError(str(exc)))
+    except ValueError as exc:  # a bad oci:// reference, --insecure-registry elsewhere
+        _fail(UsageError(str(exc)))
     raise typer.Exit(code)
 
 

@@ -10,6 +10,9 @@ Names mirror Prometheus's own ``prometheus_config_last_reload_successful``:
 - ``magcfg_config_reloads_failed_total{stage}`` refused attempts by pipeline stage
 - ``magcfg_config_rollbacks_total`` snapshots restored after a subscriber rejected one
 - ``magcfg_config_info{env,version}`` 1 for the config being served
+- ``magcfg_config_source_up`` for a registry source: 0 while the registry cannot be
+  polled or serves nothing loadable (``config.source_failed``), else 1
+- ``magcfg_config_source_outages_total`` outages of the registry source
 - ``magcfg_config_watching`` 1 while the kernel's watcher runs, 0 once it has died
   (``config.watch_failed``) or if the kernel does not watch
 
@@ -20,7 +23,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .events import LOADED, RELOAD_FAILED, RELOADED, WATCH_FAILED, Event
+from .events import (
+    LOADED,
+    RELOAD_FAILED,
+    RELOADED,
+    SOURCE_FAILED,
+    SOURCE_RESTORED,
+    WATCH_FAILED,
+    Event,
+)
 
 STAGES = ("read", "verify", "version", "parse", "validate", "policy", "subscriber")
 
@@ -61,6 +72,14 @@ class KernelMetrics:
                 "magcfg_config_restart_pending",
                 "Whether a verified newer version waits for a process restart (it changes "
                 "restart-only keys).", registry=registry)
+            self.source_up = prom.Gauge(
+                "magcfg_config_source_up",
+                "Whether the registry the config comes from answers with a loadable "
+                "artifact (1 for a directory source).", registry=registry)
+            self.source_outages = prom.Counter(
+                "magcfg_config_source_outages",
+                "Times the registry source stopped answering with a loadable artifact.",
+                registry=registry)
             self.watch_up = prom.Gauge(
                 "magcfg_config_watching",
                 "Whether changes of the artifact directory are watched (0: the watcher "
@@ -70,6 +89,7 @@ class KernelMetrics:
                                "(metrics=prometheus_client.CollectorRegistry())") from None
         for stage in STAGES:
             self.failed.labels(stage=stage)
+        self.source_up.set(1)
         self._info_labels: tuple[str, str] | None = None
 
     def watching(self, up: bool) -> None:
@@ -80,6 +100,11 @@ class KernelMetrics:
         kind = event["type"]
         if kind == WATCH_FAILED:
             self.watching(False)
+        elif kind == SOURCE_FAILED:
+            self.source_up.set(0)
+            self.source_outages.inc()
+        elif kind == SOURCE_RESTORED:
+            self.source_up.set(1)
         elif kind in (LOADED, RELOADED):
             self.reloads.inc()
             self.successful.set(1)

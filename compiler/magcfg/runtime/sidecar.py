@@ -76,7 +76,8 @@ def parse_exec(command: str) -> list[str]:
 class SidecarOptions:
     """What ``magcfg watch`` was asked to do."""
 
-    artifact: Path
+    artifact: Path | str
+    """A directory, or ``oci://REGISTRY/REPO:TAG`` (a string) to follow a registry tag."""
     public_keys: list[Path]
     out: Path
     environment: str
@@ -88,6 +89,8 @@ class SidecarOptions:
     poll_interval: float = 5.0
     audit_log: Path | None = None
     metrics_port: int | None = None
+    insecure_registry: bool = False
+    registry_interval: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,7 +119,9 @@ class Sidecar:
                              environment=options.environment, schema=options.schema,
                              allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
-                             metrics=registry, source="magcfg/watch", **options.extra)
+                             metrics=registry, source="magcfg/watch",
+                             insecure_registry=options.insecure_registry,
+                             registry_interval=options.registry_interval, **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
         self.kernel.subscribe(RELOADED, self._publish)
         self.kernel.subscribe("*", self._print_and_notify)
