@@ -188,3 +188,30 @@ def test_a_layer_that_is_not_a_flux_artifact_is_refused(
         assert "not a Flux artifact" in data["error"]
     finally:
         kernel.stop()
+
+
+def test_watch_publishes_what_the_tag_holds(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    out = tmp_path / "out"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", target, "--env", "production",
+         "--public-key", str(signed.root / "keys/magcfg.pub"), "--out", str(out),
+         "--state-dir", str(tmp_path / "state"), "--insecure-registry",
+         "--registry-interval", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        served = signed.root / "generated/production/config.json"
+        assert wait_for(lambda: (out / "config.json").exists()
+                        and (out / "config.json").read_bytes() == served.read_bytes())
+        newer = _new_version(signed, "info")
+        _publish(signed, target)
+        assert wait_for(lambda: json.loads((out / "manifest.json").read_bytes())["version"]
+                        == newer)
+    finally:
+        watcher.terminate()
+        out_text, err_text = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err_text
+    types = [json.loads(line)["type"] for line in out_text.splitlines()]
+    assert types.count("config.published") == 2 and "config.reloaded" in types
