@@ -584,7 +584,7 @@ def watch(
 def publish(
     target: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY[:TAG]; the artifact "
                                           "is tagged with its manifest version, and TAG too.",
-                                          show_default=False)],
+                                          metavar="OCI_REFERENCE", show_default=False)],
     env: Annotated[str, typer.Option("--env", "-e", help="Environment whose signed artifact "
                                      "to publish.", show_default=False)],
     key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key PEM file that signs "
