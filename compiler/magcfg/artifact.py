@@ -17,8 +17,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, TypeGuard
 
-__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "MANIFEST",
-           "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES", "ManifestError",
+__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "KUSTOMIZATION",
+           "MANIFEST", "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES", "ManifestError",
            "check_manifest", "data_root", "is_version", "load_manifest", "safe_file_name",
            "written_names"]
 
@@ -32,6 +32,9 @@ ATTESTATION = "attestation.dsse.json"
 """The in-toto statement over the manifest and its files, in a DSSE envelope."""
 CONFIGMAP = "configmap.yaml"
 """The artifact as a Kubernetes ConfigMap (not listed in the manifest)."""
+KUSTOMIZATION = "kustomization.yaml"
+"""The Kustomize entry point listing the directory's Kubernetes objects (not listed in
+the manifest), so ``kustomize build`` and ``kubectl apply -k`` apply exactly those."""
 
 SIGNED_FILES = (SIGNATURE, ATTESTATION)
 """Files ``sign`` makes over the manifest's bytes: they hold only while it is unchanged."""
@@ -48,7 +51,7 @@ ENVIRONMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 """What an environment is called (the project file enforces the same)."""
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_NOT_LISTED = frozenset({MANIFEST, SIGNATURE, ATTESTATION, CONFIGMAP})
+_NOT_LISTED = frozenset({MANIFEST, SIGNATURE, ATTESTATION, CONFIGMAP, KUSTOMIZATION})
 _MAX_NAME = 255
 _REQUIRED = ("compiler", "config_digest", "environment", "files", "format", "hot_keys",
              "inputs", "reload_default", "restart_keys", "schema", "version")
@@ -253,7 +256,7 @@ def written_names(manifest: bytes | None) -> frozenset[str]:
     the files it lists, the manifest, and what ``sign`` and delivery add. A build or
     ``sign`` replaces or deletes these and no others. Only plain names count (a
     manifest is hostile input: ``../x`` or ``a/b`` names nothing here)."""
-    names = {MANIFEST, CONFIGMAP, *SIGNED_FILES}
+    names = {MANIFEST, CONFIGMAP, KUSTOMIZATION, *SIGNED_FILES}
     try:
         listed = json.loads(manifest or b"{}").get("files")
     except (ValueError, AttributeError, RecursionError):

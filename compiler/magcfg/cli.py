@@ -534,8 +534,9 @@ def lint(
 
 @app.command()
 def watch(
-    artifact: Annotated[Path, typer.Option("--artifact", "-a", help="Artifact directory to "
-                                           "watch (generated/<env>/ or a ConfigMap volume).")],
+    artifact: Annotated[str, typer.Option("--artifact", "-a", help="Artifact directory to "
+                                          "watch (generated/<env>/ or a ConfigMap volume), or "
+                                          "oci://REGISTRY/REPO:TAG to follow a registry tag.")],
     env: Annotated[str, typer.Option("--env", "-e", help="Environment this service runs as: "
                                      "an artifact signed for another one is refused.")],
     public_key: Annotated[list[Path], typer.Option("--public-key", "-k", help="Trusted Ed25519 "
@@ -562,6 +563,12 @@ def watch(
                                                      "metrics on this port (needs "
                                                      "magcfg[metrics]).", min=1, max=65535,
                                                      show_default=False)] = None,
+    insecure_registry: Annotated[bool, typer.Option("--insecure-registry", help="Plain HTTP "
+                                                    "to an oci:// registry on 127.0.0.1 "
+                                                    "only.")] = False,
+    registry_interval: Annotated[float, typer.Option("--registry-interval", help="Seconds "
+                                                     "between polls of an oci:// tag.",
+                                                     min=0.05)] = 30.0,
 ) -> None:
     """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
     from .artifact import ENVIRONMENT_NAME
@@ -582,11 +589,14 @@ def watch(
             parse_exec(exec_command)
     except ValueError as exc:
         _fail(UsageError(str(exc)))
-    options = SidecarOptions(artifact=artifact, public_keys=list(public_key), out=out,
+    source: Path | str = artifact if artifact.startswith("oci://") else Path(artifact)
+    options = SidecarOptions(artifact=source, public_keys=list(public_key), out=out,
                              environment=env, exec_command=exec_command,
                              signal_target=target, state_dir=state_dir, schema=schema,
                              allow_rollback=allow_rollback, poll_interval=poll_interval,
-                             audit_log=audit_log, metrics_port=metrics_port)
+                             audit_log=audit_log, metrics_port=metrics_port,
+                             insecure_registry=insecure_registry,
+                             registry_interval=registry_interval)
     try:
         sidecar = Sidecar(options)
         code = sidecar.run()
@@ -594,7 +604,65 @@ def watch(
         _fail(exc)
     except RuntimeError as exc:  # optional packages missing
         _fail(MagcfgError(str(exc)))
+    except ValueError as exc:  # a bad oci:// reference, --insecure-registry elsewhere
+        _fail(UsageError(str(exc)))
     raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- publish (OCI registries)
+
+
+@app.command()
+def publish(
+    target: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY[:TAG]; the artifact "
+                                          "is tagged with its manifest version, and TAG too.",
+                                          metavar="OCI_REFERENCE", show_default=False)],
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment whose signed artifact "
+                                     "to publish.", show_default=False)],
+    key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key PEM file that signs "
+                                             "for cosign (default: $MAGCFG_SIGNING_KEY); one of "
+                                             "the project's trusted keys.",
+                                             show_default=False)] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Source revision to annotate "
+                                                 "(default: <branch>@sha1:<commit> of the "
+                                                 "checkout).", show_default=False)] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Source repository URL to "
+                                               "annotate.", show_default=False)] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP, for a registry on "
+                                           "127.0.0.1 only (tests, local mirrors).")] = False,
+    project: ProjectOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+) -> None:
+    """Push generated/<env>/ to an OCI registry (Flux OCIRepository format) with a cosign
+    signature and attestation; refuses an artifact that does not verify. Prints the
+    digest reference on stdout."""
+    from .errors import UsageError
+    from .oci.publish import publish as publish_artifact
+    from .oci.reference import parse_reference
+    from .project import load_project
+    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
+
+    try:
+        reference = parse_reference(target)
+        if key is not None:
+            private_key = load_private_key(key)
+        elif os.environ.get(SIGNING_KEY_ENV):
+            private_key = private_key_from_env()
+        else:
+            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+        proj = load_project(project)
+        proj.check_envs([env])
+        result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
+                                  revision=revision, source=source)
+    except MagcfgError as exc:
+        _fail(exc)
+    if not quiet:
+        for name in result.pushed:
+            _stderr(f"pushed {name}")
+        state = "published" if result.pushed else "already published"
+        _stderr(f"{state} {proj.output}/{env} (version {result.version}, key {result.key_id}, "
+                f"revision {result.revision})")
+    print(f"{result.reference.name}@{result.reference.digest}")
 
 
 

@@ -24,6 +24,7 @@ from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
 from .cue.schema import check_environments, manifest_entry
 from .delivery.emitter import configmap_emitter, configmap_size_check
+from .delivery.kustomization import kustomization_emitter
 from .durable import (
     DirectoryUpdate,
     changed_entries,
@@ -107,7 +108,7 @@ STANDARD = Extensions(
     document_checks=(configmap_size_check, check_secrets),
     artifact_emitters=(emit_secret_manifests,),
     schema_entries=(manifest_entry,),
-    delivery_emitters=(configmap_emitter,),
+    delivery_emitters=(configmap_emitter, kustomization_emitter),
     build_checks=(check_environments,),
 )
 """Every capability of magcfg, at its extension point."""

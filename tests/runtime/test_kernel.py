@@ -303,10 +303,29 @@ def test_restart_only_change_is_pending_not_applied(rig: Rig) -> None:
     data = rig.of_type(RELOAD_FAILED)[-1]["data"]
     assert (data["stage"], data["reason"]) == ("policy", "restart_required")
     assert data["restart_keys"] == ["magds.port"] and data["attempted_version"] == 2
+    assert data["key_id"] == kernel.snapshot.key_id
+    status = kernel.status()
+    assert (status["state"], status["pending_version"]) == ("restart_pending", 2)
+    assert status["pending_restart_keys"] == ["magds.port"] and status["last_error"] is None
     # A restart boots the pending version.
     kernel.stop()
     restarted = rig.kernel()
     assert restarted.version == 2 and restarted.get("magds.port") == 6543
+
+
+def test_a_failure_while_a_restart_is_pending_is_a_failure(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    config = hot_change(2)
+    config["magds"]["port"] = 6543
+    rig.write(2, config)
+    assert kernel.reload().reason == "restart_required"
+    assert kernel.status()["state"] == "restart_pending"
+    rig.write(3, hot_change(3), key=Ed25519PrivateKey.generate())
+    assert kernel.reload().reason == "bad_signature"
+    status = kernel.status()
+    assert (status["state"], status["pending_version"]) == ("reload_failed", 2)
+    assert status["last_error"]["reason"] == "bad_signature"
 
 
 # ---------------------------------------------------------------- subscribers

@@ -457,3 +457,44 @@ def test_a_fifo_as_a_configured_file_is_refused_not_waited_on(setup: Setup, opti
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr == f"error: {fifo}: {message}\n"
     assert not setup.out.exists()
+
+
+# ---------------------------------------------------------------- operating it
+
+def test_sighup_rechecks_the_source_at_once(setup: Setup) -> None:
+    setup.write(1)
+    sidecar = setup.start("--audit-log", str(setup.root / "audit.jsonl"))
+    assert wait_for(lambda: setup.published_version() == 1)
+    setup.write(2, {**base_config(2), "magds": {**base_config(2)["magds"], "port": 1}})
+    assert wait_for(lambda: len(sidecar.events("config.reload_failed")) == 1)
+    # Content that was tried is not tried again on its own; SIGHUP re-checks it now.
+    sidecar.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(sidecar.events("config.reload_failed")) == 2)
+    again = sidecar.events("config.reload_failed")[-1]["data"]
+    assert (again["trigger"], again["reason"]) == ("signal", "restart_required")
+    assert sidecar.proc.poll() is None  # still serving: a signal is not a restart
+    assert sidecar.terminate() == 0
+    lines = [json.loads(line) for line in (setup.root / "audit.jsonl").read_text().splitlines()]
+    kid = lines[0]["data"]["key_id"]
+    assert len(kid) == 16 and all(line["data"]["key_id"] == kid for line in lines)
+    assert all(line["data"]["inputs_digest"].startswith("sha256:") for line in lines)
+
+
+def test_a_pending_restart_is_its_own_state_in_the_metrics(setup: Setup) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    setup.write(1)
+    sidecar = setup.start("--metrics-port", str(port))
+    assert wait_for(lambda: setup.published_version() == 1)
+    setup.write(2, {**base_config(2), "magds": {**base_config(2)["magds"], "port": 1}})
+    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert "magcfg_config_last_reload_successful 1.0" in text  # the alert does not fire
+    assert "magcfg_config_restart_pending 1.0" in text
+    assert 'magcfg_config_reloads_failed_total{stage="policy"} 0.0' in text
+    assert sidecar.terminate() == 0

@@ -31,8 +31,11 @@ RELOAD_FAILED = "config.reload_failed"
 STATE_CORRUPT = "config.state_corrupt"
 WATCH_FAILED = "config.watch_failed"
 PUBLISHED = "config.published"
+SOURCE_FAILED = "config.source_failed"
+SOURCE_RESTORED = "config.source_restored"
 ALL = "*"
-EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, WATCH_FAILED, PUBLISHED)
+EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, WATCH_FAILED, PUBLISHED,
+               SOURCE_FAILED, SOURCE_RESTORED)
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], Any]

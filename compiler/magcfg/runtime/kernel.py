@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from ..secrets.check_env import EnvCheck
     from ..secrets.references import SecretRef
     from .metrics import KernelMetrics
+    from .registry import RegistrySource
     from .watcher import DirectoryWatcher
 
 Validator = Callable[[Mapping[str, Any]], None]
@@ -137,12 +139,14 @@ class Kernel:
                  use_inotify: bool = True,
                  audit_log: str | os.PathLike[str] | None = None,
                  metrics: Any = None,
-                 source: str = "magcfg/runtime") -> None:
+                 source: str = "magcfg/runtime",
+                 insecure_registry: bool = False,
+                 registry_interval: float = 30.0,
+                 registry_max_backoff: float = 300.0) -> None:
         if not isinstance(environment, str) or not ENVIRONMENT_NAME.fullmatch(environment):
             raise ValueError(f"environment {environment!r} is not an environment name "
                              f"({ENVIRONMENT_NAME.pattern})")
         self.environment = environment
-        self.artifact_dir = Path(artifact_dir)
         if isinstance(public_keys, (str, os.PathLike, Ed25519PublicKey)):
             public_keys = [public_keys]  # one key given bare: not a sequence of characters
         self.public_keys = [k if isinstance(k, Ed25519PublicKey) else load_public_key(k)
@@ -150,6 +154,20 @@ class Kernel:
         if not self.public_keys:
             raise ValueError("Kernel needs at least one trusted public key")
         self.state_dir = Path(state_dir) if state_dir is not None else None
+        self._registry: RegistrySource | None = None
+        if isinstance(artifact_dir, str) and artifact_dir.startswith("oci://"):
+            from .registry import RegistrySource
+
+            # The registry's files are mirrored into a directory of the kernel's own and
+            # read from there like a ConfigMap volume.
+            mirror = (self.state_dir / "registry-mirror" if self.state_dir is not None
+                      else Path(tempfile.mkdtemp(prefix="magcfg-registry-")))
+            self._registry = RegistrySource(
+                artifact_dir, mirror, self.public_keys, insecure=insecure_registry,
+                interval=registry_interval, max_backoff=registry_max_backoff,
+                on_change=lambda: self._on_change("registry"), on_event=self._source_event)
+            artifact_dir = mirror
+        self.artifact_dir = Path(artifact_dir)
         self.allow_rollback = allow_rollback
         self.validators = list(validators)
         self.source = source
@@ -177,6 +195,7 @@ class Kernel:
         self._lock = threading.RLock()
         self._current: Snapshot | None = None
         self._pending: Snapshot | None = None
+        self._pending_keys: tuple[str, ...] = ()
         self._highest = 0
         self._last_raw: RawArtifact | None = None
         self._last_stat: tuple[object, ...] | None = None
@@ -277,9 +296,14 @@ class Kernel:
             "environment": current.environment if current else None,
             "source": current.source if current else None,
             "booted_from": self.booted_from,
+            "state": ("reload_failed" if self.last_error is not None
+                      else "restart_pending" if self._pending is not None else "serving"),
             "pending_version": self._pending.version if self._pending else None,
+            "pending_restart_keys": list(self._pending_keys) if self._pending else [],
             "last_error": self.last_error["data"] if self.last_error else None,
-            "watch": watcher.mode if watcher else None,
+            "watch": ("registry" if self._registry is not None and self._watch
+                      and self._current is not None else watcher.mode if watcher else None),
+            "registry": self._registry.status() if self._registry is not None else None,
             "watch_error": self._mask(_describe(failure)) if failure is not None else None,
             "subscriber_failures": self._bus.failures,
         }
@@ -307,6 +331,13 @@ class Kernel:
                     log.warning("magcfg: removed %s, left in %s by a writer killed "
                                 "mid-write", name, self.state_dir)
             saved = self._load_saved()
+            if self._registry is not None:
+                self._registry.poll()
+                if self._registry.last_error is not None and saved is None:
+                    raise KernelStartError(f"{self._registry.last_error}; and there is no last "
+                                           "known-good state"
+                                           + (f" in {self.state_dir}" if self.state_dir else
+                                              " (no state_dir given)"))
             self._last_stat = stat_signature(self.artifact_dir, (CONFIG,))
             raw = read_artifact(self.artifact_dir, self._listed)
             try:
@@ -331,7 +362,9 @@ class Kernel:
                 self.booted_from = "artifact"
                 self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
-            if self._watch:
+            if self._watch and self._registry is not None:
+                self._registry.start()
+            elif self._watch:
                 from .watcher import DirectoryWatcher
 
                 self._watcher = DirectoryWatcher(self.artifact_dir, self._on_change,
@@ -347,6 +380,8 @@ class Kernel:
     def stop(self) -> None:
         """Stop watching and close the audit log (the served config stays readable)."""
         self._stopped = True
+        if self._registry is not None:
+            self._registry.stop()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
@@ -361,9 +396,14 @@ class Kernel:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def reload(self) -> ReloadResult:
-        """Check the artifact now and apply it if it is a valid newer config."""
-        return self._attempt("explicit", force=True)
+    def reload(self, trigger: str = "explicit") -> ReloadResult:
+        """Check the artifact now and apply it if it is a valid newer config. ``trigger``
+        (``explicit``, or ``signal`` for the sidecar's SIGHUP) is reported in the events."""
+        if trigger not in ("explicit", "signal"):
+            raise ValueError(f"trigger must be 'explicit' or 'signal', not {trigger!r}")
+        if self._registry is not None:
+            self._registry.poll()
+        return self._attempt(trigger, force=True)
 
     # ---------------------------------------------------------------- pipeline
 
@@ -541,17 +581,20 @@ class Kernel:
         blocked = restart_keys(changed, policy)
         if blocked:
             self._pending = candidate
+            self._pending_keys = tuple(blocked)
             raise _Refused("policy", "restart_required",
                            f"{len(blocked)} changed key(s) take effect only after a restart: "
                            + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""),
                            candidate.version, restart_keys=blocked,
-                           changes=_change_data(changed, policy))
+                           changes=_change_data(changed, policy), key_id=candidate.key_id,
+                           inputs_digest=_inputs_digest(candidate))
         self._install(candidate)
         event = self._scrubbed(make_event(RELOADED, candidate.environment, {
             "previous_version": current.version,
             "version": candidate.version,
             "environment": candidate.environment,
             "key_id": candidate.key_id,
+            "inputs_digest": _inputs_digest(candidate),
             "trigger": trigger,
             "changed_keys": [c.key for c in changed[:_MAX_CHANGES]],
             "changes": _change_data(changed, policy),
@@ -645,7 +688,7 @@ class Kernel:
             "duration_ms": _ms(started),
             "rolled_back": bool(refused.extra.get("rolled_back", False)),
         }
-        for key in ("restart_keys", "changes"):
+        for key in ("restart_keys", "changes", "key_id", "inputs_digest"):
             if key in refused.extra:
                 data[key] = refused.extra[key]
         return make_event(RELOAD_FAILED, self.environment, data, self.source)
@@ -656,6 +699,7 @@ class Kernel:
             "version": snapshot.version,
             "environment": snapshot.environment,
             "key_id": snapshot.key_id,
+            "inputs_digest": _inputs_digest(snapshot),
             "source": snapshot.source,
             "duration_ms": _ms(started),
         }
@@ -664,10 +708,15 @@ class Kernel:
             data["error"] = refused.error
         return make_event(LOADED, snapshot.environment, data, self.source)
 
+    def _source_event(self, kind: str, data: dict[str, Any]) -> None:
+        self._publish_final(make_event(kind, self.environment, data, self.source))
+
     def _publish_final(self, event: Event) -> None:
         event = self._scrubbed(event, thorough="error" in event["data"])
         if event["type"] == RELOAD_FAILED:
-            self.last_error = event
+            # A version held back for a restart is not a failure: it is the pending state.
+            restart = event["data"]["reason"] == "restart_required"
+            self.last_error = None if restart else event
         # Metrics and the audit log first: a subscriber woken by the event then reads
         # metrics and an audit log that already count it.
         for sink in self._sinks:
@@ -754,3 +803,9 @@ def _safe(sink: Callable[[Event], None], event: Event) -> None:
         sink(event)
     except Exception as exc:
         log.error("magcfg: event sink failed: %s", type(exc).__name__)
+
+
+def _inputs_digest(snapshot: Snapshot) -> str:
+    """Which sources a version was built from (the manifest's digest over its layer and
+    project files): with the signer's key id, who and what stand behind it."""
+    return str(snapshot.manifest["inputs"]["digest"])

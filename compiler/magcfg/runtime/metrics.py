@@ -2,12 +2,17 @@
 
 Names mirror Prometheus's own ``prometheus_config_last_reload_successful``:
 
-- ``magcfg_config_last_reload_successful`` 1 if the last attempt was applied, else 0
+- ``magcfg_config_last_reload_successful`` 1 if the last attempt was applied, else 0 (a
+  version held back for a restart is not a failure: it leaves this as it was)
+- ``magcfg_config_restart_pending`` 1 while a verified newer version waits for a restart
 - ``magcfg_config_last_reload_success_timestamp_seconds`` when a config was last applied
 - ``magcfg_config_reloads_total`` attempts on a changed artifact (applied or not)
 - ``magcfg_config_reloads_failed_total{stage}`` refused attempts by pipeline stage
 - ``magcfg_config_rollbacks_total`` snapshots restored after a subscriber rejected one
 - ``magcfg_config_info{env,version}`` 1 for the config being served
+- ``magcfg_config_source_up`` for a registry source: 0 while the registry cannot be
+  polled or serves nothing loadable (``config.source_failed``), else 1
+- ``magcfg_config_source_outages_total`` outages of the registry source
 - ``magcfg_config_watching`` 1 while the kernel's watcher runs, 0 once it has died
   (``config.watch_failed``) or if the kernel does not watch
 
@@ -18,7 +23,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .events import LOADED, RELOAD_FAILED, RELOADED, WATCH_FAILED, Event
+from .events import (
+    LOADED,
+    RELOAD_FAILED,
+    RELOADED,
+    SOURCE_FAILED,
+    SOURCE_RESTORED,
+    WATCH_FAILED,
+    Event,
+)
 
 STAGES = ("read", "verify", "version", "parse", "validate", "policy", "subscriber")
 
@@ -55,6 +68,18 @@ class KernelMetrics:
             self.info = prom.Gauge(
                 "magcfg_config_info", "The configuration being served.", ["env", "version"],
                 registry=registry)
+            self.restart_pending = prom.Gauge(
+                "magcfg_config_restart_pending",
+                "Whether a verified newer version waits for a process restart (it changes "
+                "restart-only keys).", registry=registry)
+            self.source_up = prom.Gauge(
+                "magcfg_config_source_up",
+                "Whether the registry the config comes from answers with a loadable "
+                "artifact (1 for a directory source).", registry=registry)
+            self.source_outages = prom.Counter(
+                "magcfg_config_source_outages",
+                "Times the registry source stopped answering with a loadable artifact.",
+                registry=registry)
             self.watch_up = prom.Gauge(
                 "magcfg_config_watching",
                 "Whether changes of the artifact directory are watched (0: the watcher "
@@ -64,6 +89,7 @@ class KernelMetrics:
                                "(metrics=prometheus_client.CollectorRegistry())") from None
         for stage in STAGES:
             self.failed.labels(stage=stage)
+        self.source_up.set(1)
         self._info_labels: tuple[str, str] | None = None
 
     def watching(self, up: bool) -> None:
@@ -74,11 +100,20 @@ class KernelMetrics:
         kind = event["type"]
         if kind == WATCH_FAILED:
             self.watching(False)
+        elif kind == SOURCE_FAILED:
+            self.source_up.set(0)
+            self.source_outages.inc()
+        elif kind == SOURCE_RESTORED:
+            self.source_up.set(1)
         elif kind in (LOADED, RELOADED):
             self.reloads.inc()
             self.successful.set(1)
+            self.restart_pending.set(0)
             self.success_time.set_to_current_time()
             self._serve(event["subject"], data["version"])
+        elif kind == RELOAD_FAILED and data["reason"] == "restart_required":
+            self.reloads.inc()
+            self.restart_pending.set(1)
         elif kind == RELOAD_FAILED:
             self.reloads.inc()
             self.successful.set(0)

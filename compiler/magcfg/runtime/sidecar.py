@@ -76,7 +76,8 @@ def parse_exec(command: str) -> list[str]:
 class SidecarOptions:
     """What ``magcfg watch`` was asked to do."""
 
-    artifact: Path
+    artifact: Path | str
+    """A directory, or ``oci://REGISTRY/REPO:TAG`` (a string) to follow a registry tag."""
     public_keys: list[Path]
     out: Path
     environment: str
@@ -88,6 +89,8 @@ class SidecarOptions:
     poll_interval: float = 5.0
     audit_log: Path | None = None
     metrics_port: int | None = None
+    insecure_registry: bool = False
+    registry_interval: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,6 +104,7 @@ class Sidecar:
         self._print_lock = threading.Lock()
         self._changed = False
         self._stop = threading.Event()
+        self._recheck = threading.Event()
         self.start_error: str | None = None
         self.watch_error: str | None = None
         registry = None
@@ -115,7 +119,9 @@ class Sidecar:
                              environment=options.environment, schema=options.schema,
                              allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
-                             metrics=registry, source="magcfg/watch", **options.extra)
+                             metrics=registry, source="magcfg/watch",
+                             insecure_registry=options.insecure_registry,
+                             registry_interval=options.registry_interval, **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
         self.kernel.subscribe(RELOADED, self._publish)
         self.kernel.subscribe("*", self._print_and_notify)
@@ -177,6 +183,10 @@ class Sidecar:
     def _stderr(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    def recheck(self) -> None:
+        """Have the serving loop check the source at once (what SIGHUP does)."""
+        self._recheck.set()
+
     def run(self, stop: threading.Event | None = None) -> int:
         """Start, then serve until SIGTERM/SIGINT (or ``stop``). Returns the exit code."""
         if self.options.out.is_dir():
@@ -184,8 +194,15 @@ class Sidecar:
         stop = stop or self._stop
         self._stop = stop
         if threading.current_thread() is threading.main_thread():
+            def stopping(*_: object) -> None:
+                stop.set()
+                self._recheck.set()  # wakes the serving loop
+
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
+                signal.signal(sig, stopping)
+            # SIGHUP: re-check the source now (a retry of what failed, a poll of a
+            # registry) without a restart; the serving loop below does it.
+            signal.signal(signal.SIGHUP, lambda *_: self.recheck())
         if self.options.metrics_port is not None and self.kernel.metrics is not None:
             from prometheus_client import start_http_server
 
@@ -202,8 +219,11 @@ class Sidecar:
             self._stderr(f"error: {self.start_error}")
             return 1
         try:
-            while not stop.wait(1.0):
-                pass
+            while not stop.is_set():
+                # The signal handlers set _recheck too, so that this wakes at once.
+                if self._recheck.wait(1.0) and not stop.is_set():
+                    self._recheck.clear()
+                    self.kernel.reload(trigger="signal")
         finally:
             self.kernel.stop()
         if self.watch_error is not None:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..artifact import data_root, written_names
+from ..artifact import KUSTOMIZATION, data_root, written_names
 from ..durable import DirectoryUpdate, NotRegularFile, PathError, read_regular, replace_directories
 from ..errors import Diagnostic
 from .keys import SigningError, key_id
@@ -151,9 +151,9 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
     # The directory changes as a whole (signature, attestation and ConfigMap together),
     # like a build: the signed files are the members just checked plus the new outputs.
     members = {MANIFEST_NAME: manifest_bytes, **checked, **outputs}
-    for name in (CONFIGMAP_NAME, ATTESTATION_NAME):
+    for name in (CONFIGMAP_NAME, ATTESTATION_NAME, KUSTOMIZATION):
         if name not in members and (kept := _read_member(directory, name, prefix)) is not None:
-            members[name] = kept  # not made this time (too large, --no-attestation): kept
+            members[name] = kept  # not made by sign, or not this time (--no-attestation): kept
     try:
         changed = replace_directories(directory.parent, [DirectoryUpdate(
             directory.name, members, written_names(manifest_bytes), display=prefix.rstrip("/"))])

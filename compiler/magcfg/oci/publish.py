@@ -1,0 +1,174 @@
+"""``magcfg publish``: push an environment's signed artifact to an OCI registry.
+
+The artifact goes out in Flux's ``OCIRepository`` format (``flux``), tagged with its
+manifest version (and the reference's tag, if one is given), annotated with the source
+revision, and signed in cosign's format with the project's key (``cosign``). Only an
+artifact that verifies with the project's trusted keys is published, and only with a
+signing key the project trusts. Publishing is idempotent: each piece is pushed only if
+the registry lacks it, so publishing the same artifact again creates nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..artifact import MANIFEST, data_root, written_names
+from ..durable import read_if_present, real_directory
+from ..errors import Diagnostic, MagcfgError, UsageError
+from ..project import Project
+from ..signing.directory import verify_artifact
+from ..signing.keys import key_id
+from ..signing.trust import project_public_keys
+from . import cosign, flux
+from .reference import Reference
+from .registry import OCI_MANIFEST, Manifest, Registry, digest_of
+
+__all__ = ["PublishError", "Published", "publish", "source_revision"]
+
+
+class PublishError(MagcfgError):
+    """The artifact may not be published (untrusted key, a version already published
+    with other content)."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where the artifact is (``reference`` carries the digest) and what was pushed
+    (empty when everything was already there)."""
+
+    reference: Reference
+    version: int
+    key_id: str
+    revision: str
+    pushed: tuple[str, ...] = field(default=())
+
+
+def source_revision(root: Path) -> str:
+    """The checkout's revision in Flux's form: ``<branch>@sha1:<commit>`` (``sha1:<commit>``
+    on a detached HEAD)."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=30, check=False)
+
+    try:
+        commit = git("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        branch = git("symbolic-ref", "-q", "--short", "HEAD")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"cannot tell the source revision (git: {exc}); pass --revision") from None
+    if commit.returncode != 0:
+        raise UsageError(f"cannot tell the source revision: {root} is not a git checkout with "
+                         "a commit; pass --revision")
+    sha = "sha1:" + commit.stdout.strip()
+    name = branch.stdout.strip() if branch.returncode == 0 else ""
+    return f"{name}@{sha}" if name else sha
+
+
+def publish(project: Project, env: str, target: Reference, private_key: Ed25519PrivateKey, *,
+            insecure: bool = False, revision: str | None = None, source: str | None = None,
+            registry: Registry | None = None) -> Published:
+    """Verify ``generated/<env>/`` and publish it to ``target`` (see the module)."""
+    if target.digest:
+        raise UsageError(f"{target}: publish to a repository or a tag, not a digest")
+    display = f"{project.output}/{env}"
+    keys = project_public_keys(project)
+    if not keys:
+        raise UsageError("no trusted public key: list signing.public_keys in the project file")
+    signer = key_id(private_key.public_key())
+    if signer not in {key_id(k) for k in keys}:
+        raise PublishError([Diagnostic(project.file, None, "signing.public_keys",
+                                       f"the signing key (key id {signer}) is not one of the "
+                                       "project's trusted keys: nothing signed with it would "
+                                       "verify")])
+    directory = real_directory(project.root, display)
+    verified = verify_artifact(directory, keys, environment=env, display=display)
+    root = data_root(directory)
+    files: dict[str, bytes] = {}
+    for name in sorted(written_names(verified.manifest_bytes)):
+        data = verified.files.get(name)
+        if data is None:
+            data = (verified.manifest_bytes if name == MANIFEST
+                    else read_if_present(root / name, f"{display}/{name}"))
+        if data is not None:
+            files[name] = data
+    rev = revision if revision is not None else source_revision(project.root)
+    annotations = {
+        flux.ANNOTATION_REVISION: rev,
+        flux.ANNOTATION_VERSION: str(verified.version),
+        flux.ANNOTATION_ENVIRONMENT: env,
+        flux.ANNOTATION_MANIFEST: digest_of(verified.manifest_bytes),
+        flux.ANNOTATION_KEY_ID: verified.key_id,
+    }
+    if source:
+        annotations[flux.ANNOTATION_SOURCE] = source
+    client = registry or Registry(target, insecure=insecure)
+    repo = target.repository
+    pushed: list[str] = []
+    version_tag = str(verified.version)
+
+    existing = client.manifest(repo, version_tag)
+    if existing is not None:
+        digest = _same_artifact(existing, annotations, target, version_tag)
+    else:
+        layer = flux.pack(files)
+        manifest = flux.image_manifest(layer, annotations)
+        for blob in (flux.CONFIG_BLOB, layer):
+            client.put_blob(repo, blob)
+        digest = client.put_manifest(repo, version_tag, manifest)
+        pushed.append(f"{target.name}:{version_tag}")
+    if target.tag and target.tag != version_tag and client.manifest_digest(repo, target.tag) != digest:
+        found = client.manifest(repo, digest)
+        assert found is not None
+        client.put_manifest(repo, target.tag, found.data, found.media_type or OCI_MANIFEST)
+        pushed.append(f"{target.name}:{target.tag}")
+
+    signature = cosign.signature_layer(target.name, digest, private_key)
+    attestation = cosign.attestation_layer(target.name, digest, verified.manifest_bytes,
+                                           verified.files, private_key)
+    for suffix, (blob, descriptor) in (("sig", signature), ("att", attestation)):
+        if _attach(client, repo, cosign.tag_for(digest, suffix), blob, descriptor):
+            pushed.append(f"{target.name}:{cosign.tag_for(digest, suffix)}")
+    return Published(Reference(target.host, repo, target.tag or version_tag, digest),
+                     verified.version, signer, rev, tuple(pushed))
+
+
+def _same_artifact(existing: Manifest, annotations: dict[str, str], target: Reference,
+                   tag: str) -> str:
+    """The digest of what ``tag`` holds if it is this very artifact; else refuse: a
+    version is published once."""
+    try:
+        held = existing.json().get("annotations") or {}
+        flux.content_layer(existing.json())
+    except (ValueError, flux.ArtifactFormatError):
+        held = {}
+    ours = annotations[flux.ANNOTATION_MANIFEST]
+    if not isinstance(held, dict) or held.get(flux.ANNOTATION_MANIFEST) != ours:
+        raise PublishError([Diagnostic(f"{target.name}:{tag}", None, None,
+                                       f"already holds another artifact ({existing.digest}, "
+                                       f"not manifest {ours}): a version is published once; "
+                                       "build a new version")])
+    return existing.digest
+
+
+def _attach(client: Registry, repo: str, tag: str, blob: bytes,
+            descriptor: dict[str, object]) -> bool:
+    """Add a signature or attestation layer to cosign's image at ``tag`` unless it is
+    there; other layers (other signers) are kept. Whether anything was pushed."""
+    layers: list[dict[str, object]] = []
+    current = client.manifest(repo, tag)
+    if current is not None:
+        try:
+            found = current.json().get("layers")
+        except ValueError:
+            found = None
+        layers = [layer for layer in found if isinstance(layer, dict)] if isinstance(found, list) else []
+        if any(layer == descriptor for layer in layers):
+            return False
+    client.put_blob(repo, blob)
+    config, manifest = cosign.image_manifest([*layers, descriptor])
+    client.put_blob(repo, config)
+    client.put_manifest(repo, tag, manifest)
+    return True

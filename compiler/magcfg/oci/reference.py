@@ -1,0 +1,82 @@
+"""``oci://REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]``: what names an artifact in a registry."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+__all__ = ["LOOPBACK", "Reference", "parse_reference"]
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
+"""Hosts that may be reached over plain HTTP (``--insecure``): this machine only."""
+
+_SCHEME = "oci://"
+_HOST = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+                   r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])"
+                   r"(?::[0-9]{1,5})?")
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed ``oci://`` reference. ``tag`` and ``digest`` may both be absent."""
+
+    host: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``HOST/REPOSITORY``, as cosign and docker name the repository."""
+        return f"{self.host}/{self.repository}"
+
+    @property
+    def hostname(self) -> str:
+        return self.host.rsplit(":", 1)[0] if not self.host.endswith("]") else self.host
+
+    @property
+    def loopback(self) -> bool:
+        return self.hostname in LOOPBACK
+
+    def __str__(self) -> str:
+        text = _SCHEME + self.name
+        if self.tag:
+            text += ":" + self.tag
+        if self.digest:
+            text += "@" + self.digest
+        return text
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``oci://HOST[:PORT]/REPO[:TAG][@sha256:HEX]``; a :class:`UsageError` says
+    which part is wrong."""
+    def bad(why: str) -> UsageError:
+        return UsageError(f"{text!r} is not an OCI reference: {why} "
+                          "(expected oci://REGISTRY/REPOSITORY[:TAG])")
+
+    if not text.startswith(_SCHEME):
+        raise bad("it does not start with oci://")
+    rest = text[len(_SCHEME):]
+    digest = None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not _DIGEST.fullmatch(digest):
+            raise bad("the digest is not sha256:<64 lowercase hex digits>")
+    host, slash, path = rest.partition("/")
+    if not slash or not _HOST.fullmatch(host):
+        raise bad("no registry host")
+    tag = None
+    last = path.rsplit("/", 1)[-1]
+    if ":" in last:
+        path, tag = path.rsplit(":", 1)
+        if not _TAG.fullmatch(tag):
+            raise bad(f"the tag {tag!r} is not a valid tag")
+    if not path or not all(_COMPONENT.fullmatch(part) for part in path.split("/")) \
+            or len(path) > 255:
+        raise bad("the repository must be lowercase path components")
+    return Reference(host, path, tag, digest)

@@ -1,0 +1,286 @@
+"""A client of the OCI distribution API: just what publishing and pulling need.
+
+Standard library only (the runtime kernel pulls with it). Credentials come from the
+standard docker configuration (``$DOCKER_CONFIG/config.json``, else
+``~/.docker/config.json``: ``auths.<host>.auth`` or ``username``/``password``); a
+registry's token challenge (``WWW-Authenticate: Bearer``) is answered with them. Plain
+HTTP is used only for a loopback registry and only when the caller asks (``insecure``).
+Every response body is read up to a bound, and every blob is checked against its digest
+before it is returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, MagcfgError, UsageError
+from .reference import Reference
+
+__all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
+           "RegistryError", "digest_of", "docker_credentials"]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_ACCEPT = ", ".join([OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"])
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+"""What registries themselves accept for a manifest."""
+MAX_BLOB_BYTES = 256 * 1024 * 1024
+"""Largest blob read into memory (an artifact is a few MiB at most)."""
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryError(MagcfgError):
+    """The registry could not be reached, refused a request, or sent something that is
+    not what was asked for. ``status`` is the HTTP status (``None``: no answer)."""
+
+    def __init__(self, where: str, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__([Diagnostic(where, None, None, message, code="registry")])
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as the registry serves it: its exact bytes and their digest."""
+
+    data: bytes
+    digest: str
+    media_type: str
+
+    def json(self) -> dict[str, Any]:
+        value = json.loads(self.data)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+
+
+def docker_credentials(host: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """``(username, password)`` for ``host`` from the docker configuration, if any."""
+    env = os.environ if environ is None else environ
+    base = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else Path.home() / ".docker"
+    path = base / "config.json"
+    try:
+        config = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError([Diagnostic(str(path), None, None,
+                                     f"cannot read the docker configuration: {exc}")]) from None
+    auths = config.get("auths") if isinstance(config, dict) else None
+    if not isinstance(auths, dict):
+        return None
+    for key in (host, f"https://{host}", f"http://{host}", f"https://{host}/v1/"):
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("auth"), str) and entry["auth"]:
+            try:
+                decoded = base64.b64decode(entry["auth"], validate=True).decode("utf-8")
+                if ":" not in decoded:
+                    raise ValueError("no colon")
+            except (ValueError, UnicodeDecodeError):
+                raise UsageError([Diagnostic(str(path), None, f"auths.{key}.auth",
+                                             "is not base64 of user:password")]) from None
+            user, _, password = decoded.partition(":")
+            return user, password
+        if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
+            return entry["username"], entry["password"]
+    return None
+
+
+class Registry:
+    """One registry host. Methods raise :class:`RegistryError`; ``where`` in errors is
+    the ``oci://`` reference being worked on."""
+
+    def __init__(self, reference: Reference, *, insecure: bool = False, timeout: float = 30.0,
+                 credentials: tuple[str, str] | None = None) -> None:
+        if insecure and not reference.loopback:
+            raise UsageError(f"--insecure (plain HTTP) is allowed for a registry on this "
+                             f"machine only (127.0.0.1, localhost), not {reference.host}")
+        self.reference = reference
+        self.base = ("http://" if insecure else "https://") + reference.host
+        self.timeout = timeout
+        self.credentials = credentials if credentials is not None else docker_credentials(reference.host)
+        self._token: str | None = None
+        self._opener = urllib.request.build_opener()
+        self.requests = 0
+        """HTTP requests made (for metrics and the benchmark)."""
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
+              limit: int) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(url, data=body, method=method, headers=headers)
+        if self._token:
+            request.add_unredirected_header("Authorization", f"Bearer {self._token}")
+        elif self.credentials and self._basic:
+            request.add_unredirected_header("Authorization", self._basic_header())
+        self.requests += 1
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                data = response.read(limit + 1)
+                status = response.status
+                got = {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            got = {k.lower(): v for k, v in exc.headers.items()}
+            data = exc.read(64 * 1024)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RegistryError(str(self.reference),
+                                f"registry {self.reference.host} unreachable: {reason}") from None
+        if len(data) > limit:
+            raise RegistryError(str(self.reference), f"{method} {url}: response larger than "
+                                f"{limit} bytes", status)
+        return status, got, data
+
+    _basic = False
+
+    def _basic_header(self) -> str:
+        assert self.credentials is not None
+        user, password = self.credentials
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+    def _request(self, method: str, path: str, *, body: bytes | None = None,
+                 headers: dict[str, str] | None = None, limit: int = MAX_MANIFEST_BYTES,
+                 url: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        target = url or self.base + path
+        sent = dict(headers or {})
+        status, got, data = self._send(method, target, body, sent, limit)
+        if status == 401 and self._authenticate(got.get("www-authenticate", "")):
+            status, got, data = self._send(method, target, body, sent, limit)
+        return status, got, data
+
+    def _authenticate(self, challenge: str) -> bool:
+        """Answer a 401 challenge; False when there is nothing new to try."""
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if self.credentials is None or self._basic:
+                return False
+            self._basic = True
+            return True
+        if scheme != "bearer" or self._token is not None:
+            return False
+        params = dict(_CHALLENGE.findall(challenge))
+        realm = params.pop("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            return False
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
+        request = urllib.request.Request(realm + ("?" + query if query else ""))
+        if self.credentials:
+            request.add_unredirected_header("Authorization", self._basic_header())
+        self.requests += 1
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                answer = json.loads(response.read(1024 * 1024))
+        except urllib.error.HTTPError as exc:
+            raise self._fail(f"token request to {realm}", exc.code, exc.read(64 * 1024)) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise RegistryError(str(self.reference), f"token request to {realm} failed: "
+                                f"{getattr(exc, 'reason', exc)}") from None
+        token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(str(self.reference), f"token service {realm} sent no token")
+        self._token = token
+        return True
+
+    def _fail(self, what: str, status: int, data: bytes) -> RegistryError:
+        detail = ""
+        try:
+            errors = json.loads(data).get("errors") or []
+            detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors[:3])
+        except (ValueError, AttributeError, TypeError):
+            pass
+        text = f"{what}: HTTP {status}" + (f" ({detail})" if detail else "")
+        if status in (401, 403):
+            text += " (credentials: docker login, or $DOCKER_CONFIG/config.json)"
+        return RegistryError(str(self.reference), text, status)
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def manifest(self, repository: str, ref: str) -> Manifest | None:
+        """The manifest ``ref`` (tag or digest) names, or None if there is none. When
+        ``ref`` is a digest the bytes are checked against it."""
+        status, got, data = self._request("GET", f"/v2/{repository}/manifests/{ref}",
+                                          headers={"Accept": _ACCEPT})
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._fail(f"GET manifest {repository}:{ref}", status, data)
+        digest = digest_of(data)
+        if ref.startswith("sha256:") and digest != ref:
+            raise RegistryError(str(self.reference), f"manifest {ref} has digest {digest}: "
+                                "the registry served other bytes than were asked for")
+        media = got.get("content-type", "").split(";")[0].strip()
+        return Manifest(data, digest, media)
+
+    def manifest_digest(self, repository: str, ref: str) -> str | None:
+        """The digest a tag points at (HEAD: no body), or None if there is no such tag."""
+        status, got, data = self._request("HEAD", f"/v2/{repository}/manifests/{ref}",
+                                          headers={"Accept": _ACCEPT})
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._fail(f"HEAD manifest {repository}:{ref}", status, data)
+        digest = got.get("docker-content-digest")
+        if digest is None:  # some registries omit it on HEAD: fall back to reading it
+            found = self.manifest(repository, ref)
+            return found.digest if found else None
+        return digest
+
+    def put_manifest(self, repository: str, ref: str, data: bytes,
+                     media_type: str = OCI_MANIFEST) -> str:
+        status, _, body = self._request("PUT", f"/v2/{repository}/manifests/{ref}", body=data,
+                                        headers={"Content-Type": media_type})
+        if status not in (200, 201):
+            raise self._fail(f"PUT manifest {repository}:{ref}", status, body)
+        return digest_of(data)
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        status, _, data = self._request("HEAD", f"/v2/{repository}/blobs/{digest}")
+        if status in (200, 307):
+            return True
+        if status == 404:
+            return False
+        raise self._fail(f"HEAD blob {digest}", status, data)
+
+    def put_blob(self, repository: str, data: bytes) -> str:
+        """Upload ``data`` unless the registry has it; returns its digest."""
+        digest = digest_of(data)
+        if self.has_blob(repository, digest):
+            return digest
+        status, got, body = self._request("POST", f"/v2/{repository}/blobs/uploads/")
+        if status != 202 or "location" not in got:
+            raise self._fail(f"POST blob upload {digest}", status, body)
+        location = urllib.parse.urljoin(self.base + "/", got["location"])
+        sep = "&" if "?" in location else "?"
+        status, _, body = self._request(
+            "PUT", "", url=f"{location}{sep}digest={urllib.parse.quote(digest)}", body=data,
+            headers={"Content-Type": "application/octet-stream"})
+        if status not in (201, 204):
+            raise self._fail(f"PUT blob {digest}", status, body)
+        return digest
+
+    def blob(self, repository: str, digest: str, size: int | None = None) -> bytes:
+        """A blob's bytes, checked against ``digest`` (and ``size`` when given)."""
+        limit = MAX_BLOB_BYTES if size is None else min(size, MAX_BLOB_BYTES)
+        status, _, data = self._request("GET", f"/v2/{repository}/blobs/{digest}", limit=limit)
+        if status != 200:
+            raise self._fail(f"GET blob {digest}", status, data)
+        if digest_of(data) != digest:
+            raise RegistryError(str(self.reference), f"blob {digest} does not match its digest")
+        return data

@@ -1,0 +1,204 @@
+"""An OCI registry tag as the kernel's source (``Kernel("oci://REGISTRY/REPO:TAG", ...)``).
+
+A poller follows the tag: one ``HEAD`` of the tag per poll (the registry's digest is the
+ETag: an unchanged tag costs one small request), and on a new digest it pulls that
+digest: the manifest (Flux's artifact format), the cosign signature image, which must
+hold a signature by a trusted key over exactly that digest, then the layer, checked
+against its digest. The files go into a local mirror directory in the kubelet's
+``..data`` layout, from which the kernel reads, verifies (manifest signature, file
+digests), validates and swaps exactly as for a mounted ConfigMap; a re-tagged older
+digest therefore meets the kernel's ``rollback_refused``.
+
+Errors never stop the poller: the current config stays served, the outage is in
+``status()``, in the metrics (``magcfg_config_source_up``) and in one
+``config.source_failed`` event per outage (``config.source_restored`` when it ends).
+Polls back off exponentially on errors (with jitter, so a fleet does not retry in step),
+up to ``max_backoff``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..errors import MagcfgError
+from ..oci import cosign, flux
+from ..oci.reference import Reference, parse_reference
+from ..oci.registry import Registry, RegistryError
+from .publish import publish
+
+__all__ = ["RegistrySource", "SourceRefused"]
+
+
+class SourceRefused(Exception):
+    """The registry answered, but with nothing the kernel may load (``reason``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RegistrySource:
+    """Follows ``reference``'s tag into ``mirror`` (see the module)."""
+
+    def __init__(self, reference: str, mirror: Path,
+                 public_keys: Sequence[Ed25519PublicKey], *, insecure: bool = False,
+                 interval: float = 30.0, max_backoff: float = 300.0,
+                 on_change: Callable[[], None] = lambda: None,
+                 on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
+                 ) -> None:
+        try:
+            self.reference: Reference = parse_reference(reference)
+        except MagcfgError as exc:
+            raise ValueError(exc.format()) from None
+        if not self.reference.tag and not self.reference.digest:
+            self.reference = Reference(self.reference.host, self.reference.repository, "latest")
+        self.mirror = mirror
+        self.public_keys = list(public_keys)
+        self.client = Registry(self.reference, insecure=insecure)
+        self.interval = interval
+        self.max_backoff = max(max_backoff, interval)
+        self.on_change = on_change
+        self.on_event = on_event
+        self.digest: str | None = None
+        self.revision: str | None = None
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_success: float | None = None
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one poll ------------------------------------------------------------------------
+
+    def poll(self) -> bool:
+        """Check the tag now; pull and mirror a new digest. Whether the mirror changed.
+        Never raises for the registry's sake: failures are recorded and reported."""
+        with self._lock:
+            try:
+                changed = self._pull()
+            except (RegistryError, SourceRefused) as exc:
+                self._failed(exc)
+                return False
+            self._succeeded()
+            return changed
+
+    def _pull(self) -> bool:
+        repo = self.reference.repository
+        ref = self.reference.digest or str(self.reference.tag)
+        digest = self.client.manifest_digest(repo, ref)
+        if digest is None:
+            raise SourceRefused("missing_file", f"{self.reference}: no such tag in the registry")
+        if digest == self.digest:
+            return False
+        found = self.client.manifest(repo, digest)
+        if found is None:
+            raise SourceRefused("missing_file", f"{self.reference}: {digest} vanished while pulled")
+        try:
+            manifest = found.json()
+            layer = flux.content_layer(manifest)
+        except (ValueError, flux.ArtifactFormatError) as exc:
+            raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
+        self._check_signature(digest)
+        size = layer.get("size")
+        blob = self.client.blob(repo, str(layer.get("digest")),
+                                size if isinstance(size, int) else None)
+        try:
+            files = flux.unpack(blob)
+        except flux.ArtifactFormatError as exc:
+            raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
+        publish(self.mirror, files)
+        annotations = manifest.get("annotations")
+        revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
+        self.digest, self.revision = digest, revision if isinstance(revision, str) else None
+        return True
+
+    def _check_signature(self, digest: str) -> None:
+        repo = self.reference.repository
+        signatures = self.client.manifest(repo, cosign.tag_for(digest, "sig"))
+        if signatures is None:
+            raise SourceRefused("unsigned", f"{self.reference}@{digest}: no cosign signature "
+                                "(publish it with `magcfg publish`)")
+        try:
+            doc = signatures.json()
+        except ValueError:
+            doc = {}
+        layers = doc.get("layers")
+        payloads: dict[str, bytes] = {}
+        for layer in layers[:16] if isinstance(layers, list) else []:
+            if isinstance(layer, dict) and layer.get("mediaType") == cosign.SIMPLE_SIGNING_MEDIA_TYPE:
+                payloads[str(layer["digest"])] = self.client.blob(repo, str(layer["digest"]),
+                                                                  64 * 1024)
+        if not cosign.verify_signatures(doc, payloads, digest, self.public_keys):
+            raise SourceRefused("bad_signature", f"{self.reference}@{digest}: no cosign "
+                                "signature by a trusted key over this digest")
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        reason = exc.reason if isinstance(exc, SourceRefused) else "unreachable"
+        text = exc.format() if isinstance(exc, MagcfgError) else str(exc)
+        first = self.last_error is None
+        self.last_error = text
+        if first:
+            self._down_since = time.time()
+            self.on_event("config.source_failed", {
+                "reference": str(self.reference), "reason": reason, "error": text,
+                "digest": self.digest})
+
+    def _succeeded(self) -> None:
+        if self.last_error is not None:
+            down = time.time() - (self._down_since or time.time())
+            self.on_event("config.source_restored", {
+                "reference": str(self.reference), "digest": self.digest,
+                "down_seconds": round(down, 3), "failed_polls": self.failures})
+        self.failures = 0
+        self.last_error = None
+        self._down_since = None
+        self.last_success = time.time()
+
+    # -- following the tag --------------------------------------------------------------
+
+    def delay(self) -> float:
+        """Seconds to the next poll: the interval, or after errors an exponential backoff
+        (capped), with +-20% jitter."""
+        base = self.interval if not self.failures else min(
+            self.interval * 2 ** min(self.failures, 30), self.max_backoff)
+        return float(base * random.uniform(0.8, 1.2))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="magcfg-registry", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Poll at once (SIGHUP, ``Kernel.reload()``)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.delay())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self.poll():
+                self.on_change()
+
+    def status(self) -> dict[str, Any]:
+        return {"reference": str(self.reference), "digest": self.digest,
+                "revision": self.revision, "up": self.last_error is None,
+                "error": self.last_error, "failed_polls": self.failures,
+                "last_success": self.last_success, "requests": self.client.requests}
+

@@ -1,0 +1,221 @@
+"""`magcfg publish`: a real registry, real cosign, real crane; the artifact as Flux reads it."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from magcfg.oci.reference import parse_reference
+from magcfg.oci.registry import Registry
+from tests.conftest import Project, failed_cleanly, tree_state
+from tests.delivery.tools import tool
+from tests.oci.conftest import LocalRegistry, crane
+
+GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          env={**os.environ, **GIT}, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def signed(bundled: Project, tmp_path: Path) -> Project:
+    """The bundled project, trusting a fresh key, built, signed and committed."""
+    keys = tmp_path / "keys"
+    assert bundled.run("keys", "generate", "--out", str(keys)).returncode == 0
+    bundled.write("keys/magcfg.pub", (keys / "magcfg.pub").read_bytes())
+    text = (bundled.root / "magcfg.yaml").read_text()
+    bundled.write("magcfg.yaml", text + "signing:\n  public_keys: [keys/magcfg.pub]\n")
+    assert bundled.run("build").returncode == 0
+    done = bundled.run("sign", "--key", str(keys / "magcfg.key"))
+    assert done.returncode == 0, done.stderr
+    _git(bundled.root, "init", "-q", "-b", "main")
+    _git(bundled.root, "add", "-A")
+    _git(bundled.root, "commit", "-q", "-m", "config")
+    return bundled
+
+
+def _key(project: Project) -> str:
+    return str(project.root.parent / "keys/magcfg.key")
+
+
+def _publish(project: Project, target: str, *extra: str,
+             env: str = "production") -> subprocess.CompletedProcess[str]:
+    return project.run("publish", "--env", env, "--key", _key(project), "--insecure", target,
+                       *extra)
+
+
+def _cosign(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    # No network here: cosign's TUF fetch fails and it goes on with the key it was given.
+    env = {**os.environ, "HOME": str(home), "TUF_ROOT": str(home / "tuf")}
+    return subprocess.run([tool("cosign"), *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_publish_pushes_a_flux_artifact_tagged_with_the_version(
+        signed: Project, registry: LocalRegistry) -> None:
+    repo = registry.repository()
+    done = _publish(signed, f"oci://{repo}:latest")
+    assert done.returncode == 0, done.stderr
+    manifest_json = json.loads((signed.root / "generated/production/manifest.json").read_text())
+    version = str(manifest_json["version"])
+    digest = done.stdout.strip().split("@")[1]
+    assert done.stdout.strip() == f"{repo}@{digest}"
+    tags = crane("ls", repo).split()
+    assert version in tags and "latest" in tags
+    assert crane("digest", f"{repo}:{version}").strip() == digest
+    manifest = json.loads(crane("manifest", f"{repo}@{digest}"))
+    assert manifest["config"]["mediaType"] == "application/vnd.cncf.flux.config.v1+json"
+    (layer,) = manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.cncf.flux.content.v1.tar+gzip"
+    head = _git(signed.root, "rev-parse", "HEAD")
+    annotations = manifest["annotations"]
+    assert annotations["org.opencontainers.image.revision"] == f"main@sha1:{head}"
+    assert annotations["org.opencontainers.image.version"] == version
+    blob = subprocess.run([tool("crane"), "blob", f"{repo}@{layer['digest']}"],
+                          capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        packed = {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
+    env_dir = signed.root / "generated/production"
+    assert packed == {p.name: p.read_bytes() for p in env_dir.iterdir()}
+    assert {"manifest.json.sig", "kustomization.yaml", "configmap.yaml"} <= set(packed)
+
+
+def test_publishing_twice_creates_nothing(signed: Project, registry: LocalRegistry) -> None:
+    repo = registry.repository()
+    first = _publish(signed, f"oci://{repo}:latest")
+    assert first.returncode == 0, first.stderr
+    before = {tag: crane("digest", f"{repo}:{tag}") for tag in crane("ls", repo).split()}
+    again = _publish(signed, f"oci://{repo}:latest", "--revision", "other@sha1:" + "0" * 40)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "already published" in again.stderr and "pushed" not in again.stderr
+    after = {tag: crane("digest", f"{repo}:{tag}") for tag in crane("ls", repo).split()}
+    assert after == before
+
+
+def test_stock_cosign_verifies_signature_and_attestation(
+        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
+    repo = registry.repository()
+    done = _publish(signed, f"oci://{repo}:latest")
+    assert done.returncode == 0, done.stderr
+    ref = done.stdout.strip()
+    pub = str(signed.root / "keys/magcfg.pub")
+    verified = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", ref, home=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    payload = json.loads(verified.stdout)[0]
+    assert payload["critical"]["image"]["docker-manifest-digest"] == ref.split("@")[1]
+    attested = _cosign("verify-attestation", "--key", pub, "--insecure-ignore-tlog",
+                       "--type", "slsaprovenance1", ref, home=tmp_path)
+    assert attested.returncode == 0, attested.stderr
+    statement = json.loads(__import__("base64").b64decode(json.loads(attested.stdout)["payload"]))
+    assert statement["subject"] == [{"name": repo, "digest": {"sha256": ref.split(":")[-1]}}]
+    assert statement["predicate"]["buildDefinition"]["externalParameters"] == {
+        "environment": "production"}
+
+
+def test_cosign_refuses_a_retagged_or_tampered_artifact(
+        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
+    repo = registry.repository()
+    assert _publish(signed, f"oci://{repo}:latest").returncode == 0
+    pub = str(signed.root / "keys/magcfg.pub")
+    # Re-tagged: `latest` now names an artifact nobody signed (same files, one more byte).
+    crane("append", "-f", "/dev/null", "-b", f"{repo}:latest", "-t", f"{repo}:latest")
+    refused = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", f"{repo}:latest",
+                      home=tmp_path)
+    assert refused.returncode != 0
+    assert "no signatures found" in refused.stderr or "no matching signatures" in refused.stderr
+    # Tampered: the signature image of the real digest carries a changed signature.
+    version = json.loads((signed.root / "generated/production/manifest.json").read_text())["version"]
+    digest = crane("digest", f"{repo}:{version}").strip()
+    assert _cosign("verify", "--key", pub, "--insecure-ignore-tlog", f"{repo}@{digest}",
+                   home=tmp_path).returncode == 0
+    sig_tag = f"{repo}:{digest.replace(':', '-')}.sig"
+    sig = json.loads(crane("manifest", sig_tag))
+    annotations = sig["layers"][0]["annotations"]
+    signature = annotations["dev.cosignproject.cosign/signature"]
+    annotations["dev.cosignproject.cosign/signature"] = (
+        signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:])
+    client = Registry(parse_reference(f"oci://{sig_tag}"), insecure=True)
+    client.put_manifest(client.reference.repository, str(client.reference.tag),
+                        json.dumps(sig).encode())
+    tampered = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", f"{repo}@{digest}",
+                       home=tmp_path)
+    assert tampered.returncode != 0
+    assert "signature" in tampered.stderr
+
+
+def test_publish_refuses_an_unsigned_artifact(signed: Project, registry: LocalRegistry) -> None:
+    repo = registry.repository()
+    (signed.root / "generated/production/manifest.json.sig").unlink()
+    before = tree_state(signed.root)
+    err = failed_cleanly(_publish(signed, f"oci://{repo}:latest"), 1)
+    assert err == ("generated/production/manifest.json.sig: error: not found: the artifact is "
+                   "not signed (run `magcfg sign`)\n")
+    assert tree_state(signed.root) == before
+    assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
+
+
+def test_publish_refuses_a_tampered_artifact(signed: Project, registry: LocalRegistry) -> None:
+    repo = registry.repository()
+    config = signed.root / "generated/production/config.json"
+    config.write_bytes(config.read_bytes() + b"\n")
+    err = failed_cleanly(_publish(signed, f"oci://{repo}"), 1)
+    assert err.startswith("generated/production/config.json: error: sha256 does not match the "
+                          "signed manifest (manifest sha256:")
+    assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
+
+
+def test_publish_refuses_a_key_the_project_does_not_trust(
+        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert signed.run("keys", "generate", "--out", str(other)).returncode == 0
+    repo = registry.repository()
+    done = signed.run("publish", "--env", "production", "--key", str(other / "magcfg.key"),
+                      "--insecure", f"oci://{repo}")
+    err = failed_cleanly(done, 1)
+    assert err.startswith("magcfg.yaml: error: the signing key (key id ")
+    assert err.endswith("is not one of the project's trusted keys: nothing signed with it "
+                        "would verify [signing.public_keys]\n")
+
+
+def test_a_published_version_is_never_replaced(signed: Project, registry: LocalRegistry) -> None:
+    repo = registry.repository()
+    version = json.loads((signed.root / "generated/production/manifest.json").read_text())["version"]
+    # Another artifact already sits at this version's tag.
+    staging = _publish(signed, f"oci://{repo}:{version}", env="staging")
+    assert staging.returncode == 0, staging.stderr
+    err = failed_cleanly(_publish(signed, f"oci://{repo}"), 1)
+    assert err.startswith(f"{repo}:{version}: error: already holds another artifact (sha256:")
+    assert err.endswith("a version is published once; build a new version\n")
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("oci://registry.example.com/magcfg", "--insecure (plain HTTP) is allowed for a registry "
+     "on this machine only (127.0.0.1, localhost), not registry.example.com"),
+    ("https://127.0.0.1/magcfg", "'https://127.0.0.1/magcfg' is not an OCI reference: it does "
+     "not start with oci:// (expected oci://REGISTRY/REPOSITORY[:TAG])"),
+    ("oci://127.0.0.1:5000/Magcfg", "'oci://127.0.0.1:5000/Magcfg' is not an OCI reference: "
+     "the repository must be lowercase path components (expected "
+     "oci://REGISTRY/REPOSITORY[:TAG])"),
+])
+def test_publish_usage_errors(signed: Project, target: str, message: str) -> None:
+    before = tree_state(signed.root)
+    err = failed_cleanly(_publish(signed, target), 2)
+    assert err == f"error: {message}\n"
+    assert tree_state(signed.root) == before
+
+
+def test_publish_unreachable_registry(signed: Project) -> None:
+    err = failed_cleanly(_publish(signed, "oci://127.0.0.1:9/magcfg"), 1)
+    assert err.startswith("oci://127.0.0.1:9/magcfg: error: registry 127.0.0.1:9 unreachable: ")

@@ -1,0 +1,147 @@
+"""The registry client: docker-config credentials and a registry's token challenge, against
+the real local registry behind a token-checking front (a real HTTP server)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from magcfg.errors import UsageError
+from magcfg.oci.reference import parse_reference
+from magcfg.oci.registry import Registry, RegistryError, docker_credentials
+from tests.conftest import Project, failed_cleanly
+from tests.oci.conftest import LocalRegistry, crane
+from tests.oci.test_publish import _publish, signed  # noqa: F401  (fixture)
+
+USER, PASSWORD, TOKEN = "ci", "s3cret-canary-7f3a", "token-9c1e"
+
+
+class _AuthFront(http.server.BaseHTTPRequestHandler):
+    """Bearer-token auth in front of a registry, as Docker Hub, GHCR and Harbor do it."""
+
+    upstream = ""
+    seen: list[str]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.path.startswith("/token"):
+            basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            if self.headers.get("Authorization") != basic:
+                self._reply(401, {}, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
+                return
+            self._reply(200, {"Content-Type": "application/json"},
+                        json.dumps({"token": TOKEN}).encode())
+            return
+        self.seen.append(self.headers.get("Authorization") or "")
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            host = self.server.server_address  # type: ignore[attr-defined]
+            challenge = (f'Bearer realm="http://127.0.0.1:{host[1]}/token",'
+                         'service="front",scope="repository:x:pull,push"')
+            self._reply(401, {"WWW-Authenticate": challenge},
+                        b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')
+            return
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() in ("content-type", "accept", "content-length")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        out = {k: v for k, v in answer.getheaders()
+               if k.lower() in ("content-type", "docker-content-digest", "location")}
+        self._reply(answer.status, out, data, head=self.command == "HEAD")
+
+    def _reply(self, status: int, headers: dict[str, str], body: bytes, head: bool = False) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v.replace(f"http://{self.upstream}", ""))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _any
+
+
+@pytest.fixture
+def front(registry: LocalRegistry) -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+    handler = type("Front", (_AuthFront,), {"upstream": registry.host, "seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _docker_config(tmp_path: Path, host: str, auth: dict[str, str]) -> Path:
+    directory = tmp_path / "docker"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"auths": {host: auth}}))
+    return directory
+
+
+def test_publish_authenticates_with_the_docker_config(
+        signed: Project, front: tuple[str, list[str]], registry: LocalRegistry,  # noqa: F811
+        tmp_path: Path) -> None:
+    host, seen = front
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    config = _docker_config(tmp_path, host, {"auth": auth})
+    done = signed.run("publish", "--env", "production", "--key",
+                      str(signed.root.parent / "keys/magcfg.key"), "--insecure",
+                      f"oci://{host}/magcfg/auth", env={"DOCKER_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr
+    assert f"Bearer {TOKEN}" in seen
+    assert "production" not in crane("ls", f"{registry.host}/magcfg/auth")
+    assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_publish_without_credentials_says_so(
+        signed: Project, front: tuple[str, list[str]], tmp_path: Path) -> None:  # noqa: F811
+    host, _ = front
+    config = _docker_config(tmp_path, "other.example.com", {"username": "u", "password": "p"})
+    done = signed.run("publish", "--env", "production", "--key",
+                      str(signed.root.parent / "keys/magcfg.key"), "--insecure",
+                      f"oci://{host}/magcfg/auth", env={"DOCKER_CONFIG": str(config)})
+    err = failed_cleanly(done, 1)
+    assert err == (f"oci://{host}/magcfg/auth: error: token request to http://{host}/token: "
+                   "HTTP 401 (UNAUTHORIZED) (credentials: docker login, or "
+                   "$DOCKER_CONFIG/config.json)\n")
+
+
+def test_docker_credentials_forms(tmp_path: Path) -> None:
+    auth = base64.b64encode(b"user:pa:ss").decode()
+    config = _docker_config(tmp_path, "https://reg.example.com", {"auth": auth})
+    env = {"DOCKER_CONFIG": str(config)}
+    assert docker_credentials("reg.example.com", env) == ("user", "pa:ss")
+    assert docker_credentials("other.example.com", env) is None
+    assert docker_credentials("x", {"DOCKER_CONFIG": str(tmp_path / "none")}) is None
+    (config / "config.json").write_text('{"auths": {"reg.example.com": {"auth": "%%%"}}}')
+    with pytest.raises(UsageError) as info:
+        docker_credentials("reg.example.com", env)
+    assert info.value.format() == (f"{config}/config.json: error: is not base64 of "
+                                   "user:password [auths.reg.example.com.auth]")
+
+
+def test_a_blob_that_does_not_match_its_digest_is_refused(registry: LocalRegistry) -> None:
+    repo = registry.repository()
+    client = Registry(parse_reference(f"oci://{repo}"), insecure=True)
+    name = client.reference.repository
+    digest = client.put_blob(name, b"hello")
+    assert client.blob(name, digest) == b"hello"
+    with pytest.raises(RegistryError) as info:
+        client.blob(name, "sha256:" + "0" * 64)
+    assert "GET blob sha256:000" in info.value.format()

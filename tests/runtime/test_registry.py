@@ -1,0 +1,217 @@
+"""The kernel following an OCI registry tag: a real registry (stopped and started again),
+artifacts published by `magcfg publish`, re-tagging for a rollback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from magcfg.oci.reference import parse_reference
+from magcfg.oci.registry import Registry
+from magcfg.runtime import Kernel
+from magcfg.runtime.kernel import KernelStartError
+from magcfg.runtime.registry import RegistrySource
+from tests.conftest import Project, failed_cleanly
+from tests.oci.conftest import Front, LocalRegistry, crane
+from tests.oci.test_publish import signed  # noqa: F401  (fixture)
+
+from .fixtures import wait_for
+
+
+@pytest.fixture
+def local() -> Any:
+    served = LocalRegistry().start()
+    yield served
+    served.stop()
+
+
+def _publish(project: Project, target: str) -> str:
+    done = project.run("publish", "--env", "production", "--key",
+                       str(project.root.parent / "keys/magcfg.key"), "--insecure", target)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split("@")[1]
+
+
+def _new_version(project: Project, level: str) -> int:
+    project.write("layers/environments/production/logging.yaml", f"logging:\n  level: {level}\n")
+    assert project.run("build").returncode == 0
+    done = project.run("sign", "--key", str(project.root.parent / "keys/magcfg.key"))
+    assert done.returncode == 0, done.stderr
+    return int(json.loads((project.root / "generated/production/manifest.json").read_text())
+               ["version"])
+
+
+def _kernel(project: Project, target: str, tmp_path: Path,
+            **extra: Any) -> tuple[Kernel, list[dict[str, Any]]]:
+    kernel = Kernel(target, [project.root / "keys/magcfg.pub"], tmp_path / "state",
+                    environment="production", insecure_registry=True, registry_interval=0.05,
+                    registry_max_backoff=0.2, **extra)
+    events: list[dict[str, Any]] = []
+    kernel.subscribe("*", events.append)
+    return kernel.start(), events
+
+
+def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in list(events) if e["type"] == kind]
+
+
+def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    first = _publish(signed, target)
+    kernel, events = _kernel(signed, target, tmp_path)
+    try:
+        old = kernel.version
+        assert kernel.get("logging.level") == "warn"
+        assert kernel.status()["registry"]["digest"] == first
+        assert kernel.status()["registry"]["revision"].startswith("main@sha1:")
+        assert kernel.status()["watch"] == "registry"
+        newer = _new_version(signed, "info")
+        second = _publish(signed, target)
+        assert wait_for(lambda: kernel.version == newer)
+        assert kernel.get("logging.level") == "info"
+        assert _of(events, "config.reloaded")[-1]["data"]["trigger"] == "registry"
+        # Someone moves the tag back to the older digest: a validly signed older version.
+        crane("tag", f"{target[6:].rsplit(':', 1)[0]}@{first}", "production")
+        assert wait_for(lambda: bool(_of(events, "config.reload_failed")))
+        refused = _of(events, "config.reload_failed")[-1]["data"]
+        assert (refused["reason"], refused["attempted_version"]) == ("rollback_refused", old)
+        assert kernel.version == newer and kernel.status()["registry"]["digest"] == first
+        assert second != first
+    finally:
+        kernel.stop()
+
+
+def test_an_outage_keeps_the_config_and_is_visible(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    front = Front(local.host).start()
+    target = f"oci://{front.host}/magcfg/outage:production"
+    _publish(signed, target)
+    metrics = CollectorRegistry()
+    kernel, events = _kernel(signed, target, tmp_path, metrics=metrics)
+    try:
+        served = kernel.version
+        front.stop()
+        assert wait_for(lambda: not kernel.status()["registry"]["up"])
+        status = kernel.status()["registry"]
+        assert "unreachable" in status["error"] and kernel.version == served
+        assert metrics.get_sample_value("magcfg_config_source_up") == 0
+        failed = _of(events, "config.source_failed")
+        assert len(failed) == 1 and failed[0]["data"]["reason"] == "unreachable"
+        assert wait_for(lambda: kernel.status()["registry"]["failed_polls"] >= 3)
+        assert len(_of(events, "config.source_failed")) == 1  # one event per outage
+        front.start()  # same port, same content
+        assert wait_for(lambda: kernel.status()["registry"]["up"])
+        assert _of(events, "config.source_restored")[-1]["data"]["failed_polls"] >= 3
+        assert metrics.get_sample_value("magcfg_config_source_up") == 1
+        assert metrics.get_sample_value("magcfg_config_source_outages_total") == 1
+        newer = _new_version(signed, "error")
+        _publish(signed, target)
+        assert wait_for(lambda: kernel.version == newer)
+    finally:
+        kernel.stop()
+        front.stop()
+
+
+def test_an_unsigned_artifact_at_the_tag_is_not_loaded(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    kernel, events = _kernel(signed, target, tmp_path)
+    try:
+        served = kernel.version
+        # The same files under another digest (one annotation changed), never signed.
+        manifest = json.loads(crane("manifest", target[6:]))
+        manifest["annotations"]["org.opencontainers.image.revision"] = "main@sha1:" + "1" * 40
+        client = Registry(parse_reference(target), insecure=True)
+        client.put_manifest(client.reference.repository, "production",
+                            json.dumps(manifest).encode())
+        assert wait_for(lambda: bool(_of(events, "config.source_failed")))
+        data = _of(events, "config.source_failed")[0]["data"]
+        assert data["reason"] == "unsigned" and "no cosign signature" in data["error"]
+        assert kernel.version == served and not kernel.status()["registry"]["up"]
+    finally:
+        kernel.stop()
+
+
+def test_no_registry_and_no_state_is_a_start_error(signed: Project, tmp_path: Path) -> None:  # noqa: F811
+    with pytest.raises(KernelStartError, match="unreachable"):
+        Kernel("oci://127.0.0.1:9/magcfg:production", [signed.root / "keys/magcfg.pub"],
+               tmp_path / "state", environment="production", insecure_registry=True).start()
+
+
+def test_watch_from_a_registry_that_is_not_there(signed: Project, tmp_path: Path) -> None:  # noqa: F811
+    done = subprocess.run(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", "oci://127.0.0.1:9/magcfg:prod",
+         "--env", "production", "--public-key", str(signed.root / "keys/magcfg.pub"),
+         "--out", str(tmp_path / "out"), "--insecure-registry"], capture_output=True, text=True,
+        timeout=60)
+    err = failed_cleanly(done, 1)
+    assert "oci://127.0.0.1:9/magcfg:prod: error: registry 127.0.0.1:9 unreachable" in err
+    assert not (tmp_path / "out").exists()
+    remote = subprocess.run(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", "oci://registry.example.com/m:p",
+         "--env", "production", "--public-key", str(signed.root / "keys/magcfg.pub"),
+         "--out", str(tmp_path / "out"), "--insecure-registry"], capture_output=True, text=True,
+        timeout=60)
+    assert failed_cleanly(remote, 2) == (
+        "error: --insecure (plain HTTP) is allowed for a registry on this machine only "
+        "(127.0.0.1, localhost), not registry.example.com\n")
+
+
+def test_polls_back_off_on_errors(tmp_path: Path) -> None:
+    source = RegistrySource("oci://127.0.0.1:9/m:t", tmp_path, [], insecure=True,
+                            interval=1.0, max_backoff=30.0)
+    assert 0.8 <= source.delay() <= 1.2
+    source.failures = 3
+    assert 6.4 <= source.delay() <= 9.6
+    source.failures = 40
+    assert 24.0 <= source.delay() <= 36.0
+
+
+def test_a_layer_that_is_not_a_flux_artifact_is_refused(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    kernel, events = _kernel(signed, target, tmp_path)
+    try:
+        crane("append", "-f", "/dev/null", "-b", target[6:], "-t", target[6:])
+        assert wait_for(lambda: bool(_of(events, "config.source_failed")))
+        data = _of(events, "config.source_failed")[0]["data"]
+        assert data["reason"] == "malformed_manifest"
+        assert "not a Flux artifact" in data["error"]
+    finally:
+        kernel.stop()
+
+
+def test_watch_publishes_what_the_tag_holds(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    out = tmp_path / "out"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", target, "--env", "production",
+         "--public-key", str(signed.root / "keys/magcfg.pub"), "--out", str(out),
+         "--state-dir", str(tmp_path / "state"), "--insecure-registry",
+         "--registry-interval", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        served = signed.root / "generated/production/config.json"
+        assert wait_for(lambda: (out / "config.json").exists()
+                        and (out / "config.json").read_bytes() == served.read_bytes())
+        newer = _new_version(signed, "info")
+        _publish(signed, target)
+        assert wait_for(lambda: json.loads((out / "manifest.json").read_bytes())["version"]
+                        == newer)
+    finally:
+        watcher.terminate()
+        out_text, err_text = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err_text
+    types = [json.loads(line)["type"] for line in out_text.splitlines()]
+    assert types.count("config.published") == 2 and "config.reloaded" in types
