@@ -35,6 +35,13 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _kill_mid_write(state: Path) -> str:
     """Start a writer, kill -9 it while its temp file exists; the temp file's name."""
     for _ in range(20):
@@ -42,7 +49,7 @@ def _kill_mid_write(state: Path) -> str:
                                   env={**os.environ, "PYTHONPATH": PACKAGE})
         temp = f".{STATE_FILE}.tmp-{writer.pid}"
         try:
-            assert wait_for(lambda t=temp: (state / t).exists(), timeout=60)
+            assert wait_for(lambda t=temp: _size(state / t) > 0, timeout=60)
         finally:
             writer.send_signal(signal.SIGKILL)
             writer.wait()
