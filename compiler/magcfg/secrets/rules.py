@@ -179,6 +179,7 @@ def _matches(value: Any, pattern: tuple[str, ...], keypath: tuple[str, ...]
 def check_secrets(context: CompileContext) -> list[Diagnostic]:
     """Document check (compiler extension point): every secret rule, located."""
     settings, errors = load_secret_settings(context.project)
+    settings = settings.for_env(context.env)
     found: list[tuple[tuple[str, ...], str, str]] = []  # (keypath, message, code)
     env_vars: dict[str, tuple[str, ...]] = {}
     result = scan(context)
@@ -232,7 +233,8 @@ def _reference_problems(ref: SecretRef, keypath: tuple[str, ...],
     elif owner is None:
         shown = ", ".join(repr(p) for p in settings.path_prefixes)
         out.append(f"the Vault path must be <prefix><app>[/...] with a prefix of "
-                   f"secrets.vault.path_prefixes ({shown})")
+                   f"secrets.vault.path_prefixes ({shown}"
+                   f"{f' for {settings.environment}' if settings.isolated_prefixes else ''})")
     elif owner[1] != keypath[0]:
         out.append(f"the reference reads the Vault path of app {owner[1]!r} from a key of "
                    f"{keypath[0]!r}: an app reads only {owner[0]}{keypath[0]} and below")
