@@ -260,3 +260,16 @@ def test_unknown_environment_and_format(tmp_path: Path) -> None:
         project.run("secrets", "verify", "--env", "qa"), 2)
     assert failed_cleanly(project.run("secrets", "verify", "--env", "prod", "-f", "xml"), 2) == (
         "error: unknown format 'xml' (text or json)\n")
+
+
+def test_the_project_names_the_environments_vault(tmp_path: Path, dev_vault: DevVault) -> None:
+    project, prefix = vault_project(tmp_path / "p")
+    text = (project.root / "magcfg.yaml").read_text()
+    project.write("magcfg.yaml", text.replace(
+        "    path_prefixes:", f"    addresses: {{prod: \"{dev_vault.addr}\"}}\n    path_prefixes:"))
+    _seed_all(dev_vault, prefix)
+    env = dev_vault.env(VAULT_TOKEN=dev_vault.root_token)
+    del env["VAULT_ADDR"]
+    done = project.run("secrets", "verify", "--env", "prod", env=env)
+    assert done.returncode == 0, done.stderr
+    assert dev_vault.addr in done.stderr
