@@ -273,3 +273,22 @@ def test_the_project_names_the_environments_vault(tmp_path: Path, dev_vault: Dev
     done = project.run("secrets", "verify", "--env", "prod", env=env)
     assert done.returncode == 0, done.stderr
     assert dev_vault.addr in done.stderr
+
+
+def test_ci_step_is_guarded_by_vault_addr() -> None:
+    import yaml
+
+    from ..conftest import REPO
+
+    steps = {s["name"]: s for s in yaml.safe_load((REPO / ".woodpecker.yml").read_text())["steps"]}
+    step = steps["secrets-verify"]
+    assert [w["evaluate"] for w in step["when"]] == ['VAULT_ADDR != ""']
+    assert step["commands"][-1] == ".venv/bin/magcfg secrets verify --env production"
+    assert "secrets-verify" not in steps["sign"]["depends_on"]  # a skipped step must not block signing
+    # The shell guard (Woodpecker's "$$" unescaped) exits 0 without a Vault address.
+    guard = step["commands"][1].replace("$$", "$")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    done = subprocess.run(["sh", "-c", guard + "; exit 7"], capture_output=True, text=True, env=clean)
+    assert (done.returncode, done.stdout) == (0, "VAULT_ADDR not set: skipping secrets verify\n")
+    done = subprocess.run(["sh", "-c", guard + "; exit 7"], env=clean | {"VAULT_ADDR": "http://v"})
+    assert done.returncode == 7
