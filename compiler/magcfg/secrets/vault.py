@@ -1,8 +1,8 @@
 """Talking to a live Vault or OpenBao server: connect, authenticate, read KV v2.
 
-Shared by ``magcfg secrets verify`` and the runtime's Direct-Vault reads. The client is
-``hvac``, imported only when a connection is made, so importing this module (and the
-runtime that uses it) loads nothing beyond the standard library.
+Used by ``magcfg secrets verify``; light enough for the runtime: the client is ``hvac``,
+imported only when a connection is made, so importing this module loads nothing beyond
+the standard library.
 
 Where the server is and how to log in come from the environment, as the Vault and
 OpenBao CLIs read it (each ``VAULT_*`` name also as ``BAO_*``; ``VAULT_*`` wins):
@@ -174,8 +174,6 @@ class VaultSession:
     def __init__(self, config: VaultConfig) -> None:
         self.config = config
         self._client: hvac.Client | None = None
-        self.lease_duration: int = 0
-        self.renewable = False
 
     def _connect(self) -> hvac.Client:
         try:
@@ -199,10 +197,7 @@ class VaultSession:
         config = self.config
         if config.auth == "token":
             try:
-                found = self._call("auth/token/lookup-self", client.auth.token.lookup_self)
-                data = found.get("data") or {}
-                self.lease_duration = int(data.get("ttl") or 0)
-                self.renewable = bool(data.get("renewable"))
+                self._call("auth/token/lookup-self", client.auth.token.lookup_self)
             except _Forbidden as exc:
                 # An unknown token is refused before any policy is consulted ("permission
                 # denied" alone); a valid token whose policies lack lookup-self gets the
@@ -234,29 +229,11 @@ class VaultSession:
                 role=config.k8s_role, jwt=jwt, use_token=True, mount_point=config.k8s_mount)
             what = f"the Kubernetes login (role {config.k8s_role!r})"
         try:
-            found = self._call(where, login)
+            self._call(where, login)
         except (_Forbidden, _Status) as exc:
             raise VaultError(_problem(
                 f"Vault at {config.addr} refused {what}: HTTP {exc.status} on {where}")) from None
-        auth = found.get("auth") or {}
-        self.lease_duration = int(auth.get("lease_duration") or 0)
-        self.renewable = bool(auth.get("renewable"))
         self._client = client
-
-    def renew_self(self) -> None:
-        """Renew the session's own token (AppRole and Kubernetes logins log in again
-        when renewal is refused)."""
-        client = self.client
-        try:
-            found = self._call("auth/token/renew-self", client.auth.token.renew_self)
-        except (_Forbidden, _Status):
-            if self.config.auth == "token":
-                raise VaultError(_problem(
-                    f"Vault at {self.config.addr} refused to renew the token")) from None
-            self.login()
-            return
-        auth = found.get("auth") or {}
-        self.lease_duration = int(auth.get("lease_duration") or 0)
 
     def read_kv(self, mount: str, path: str) -> KvRead:
         """The current version of KV v2 secret ``path`` on ``mount``."""
@@ -284,32 +261,6 @@ class VaultSession:
             return KvRead(mount, path, "deleted", version=version)
         data = body.get("data")
         return KvRead(mount, path, "ok", data if isinstance(data, dict) else {}, version)
-
-    def read_lease(self, mount: str, path: str) -> Mapping[str, Any]:
-        """A dynamic secret (``<mount>/<path>``, e.g. ``database/creds/app``): the
-        response with ``data``, ``lease_id``, ``lease_duration`` and ``renewable``."""
-        client = self.client
-        where = f"{mount}/{path}"
-        try:
-            found = self._call(where, lambda: client.read(where))
-        except _Forbidden:
-            raise VaultError(_problem(f"permission denied reading {where}")) from None
-        except _Status as exc:
-            raise VaultError(_problem(
-                f"Vault at {self.config.addr} answered HTTP {exc.status} reading {where}")) from None
-        if not isinstance(found, dict):
-            raise VaultError(_problem(f"no secret at {where}"))
-        return found
-
-    def renew_lease(self, lease_id: str, increment: int | None = None) -> Mapping[str, Any]:
-        client = self.client
-        try:
-            found = self._call("sys/leases/renew",
-                               lambda: client.sys.renew_lease(lease_id=lease_id, increment=increment))
-        except (_Forbidden, _Status) as exc:
-            raise VaultError(_problem(
-                f"Vault at {self.config.addr} refused to renew a lease: HTTP {exc.status}")) from None
-        return found if isinstance(found, dict) else {}
 
     def _call(self, where: str, call: Any) -> Any:
         """Run one hvac call, translating every failure into a message of our own."""
