@@ -155,8 +155,9 @@ def generate(out: Path, services: int, keys: int, envs: int, exhaustive: bool = 
             (out / "layers" / "environments" / env / f"{name}.yaml").write_text(
                 _dump({name: override}) + "\n")
             if svc % 3 == 0:
-                refs = {"credentials": {"password": f"vault://secret/k3s/{name}#password",
-                                        "token": f"vault://secret/k3s/{name}#token"}}
+                # Each environment its own Vault path tree (docs/secrets.md, "Environments").
+                refs = {"credentials": {"password": f"vault://secret/k3s/{env}/{name}#password",
+                                        "token": f"vault://secret/k3s/{env}/{name}#token"}}
                 (out / "layers" / "secrets" / env / f"{name}.yaml").write_text(
                     _dump({name: refs}) + "\n")
     (out / "magcfg.yaml").write_text(

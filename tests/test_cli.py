@@ -48,11 +48,16 @@ def test_explain_unset_and_map(mini: Project) -> None:
     assert "layers/environments/dev/magds.yaml:3  (environment)  !unset" in result.stdout
 
 
-def test_explain_redacts_secrets(mini: Project) -> None:
-    ref = "vault://secret/k3s/magds#CANARY_db_password"
+def test_explain_shows_references_and_redacts_secret_values(mini: Project) -> None:
+    # A reference says where the secret lives (as config.json does): shown.
+    ref = "vault://secret/k3s/magds#db_password"
     mini.write("layers/environments/prod/magds.yaml", f"magds:\n  password: \"{ref}\"\n")
     result = mini.run("explain", "magds.password", "--env", "prod")
     assert result.returncode == 0, result.stderr
+    assert f'"{ref}"' in result.stdout and "secret]" in result.stdout
+    # Anything else under a secret key (a pasted value) is not.
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  password: \"CANARY_db_password\"\n")
+    result = mini.run("explain", "magds.password", "--env", "prod")
     assert "<redacted>" in result.stdout and "CANARY" not in result.stdout
     whole = mini.run("explain", "magds", "--env", "prod")
     assert "CANARY" not in whole.stdout and "<redacted>" in whole.stdout

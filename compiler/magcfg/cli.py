@@ -203,6 +203,42 @@ def check_env(
     if not result.ok:
         raise typer.Exit(1)
 
+# ---------------------------------------------------------------- secrets: verify (live Vault)
+
+secrets_app = typer.Typer(name="secrets", help="Check secret references against Vault.",
+                          no_args_is_help=True)
+app.add_typer(secrets_app)
+
+
+@secrets_app.command("verify")
+def secrets_verify(
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment whose references to check.")],
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    project: ProjectOption = None,
+) -> None:
+    """Check on a live Vault/OpenBao (VAULT_ADDR, VAULT_TOKEN or AppRole/Kubernetes auth)
+    that every Vault reference of ENV resolves; exit 1 locating each that does not.
+    Never prints a value."""
+    from .project import load_project
+    from .review.secrets_verify import format_report, verify_secrets
+
+    if output_format not in ("text", "json"):
+        _stderr(f"error: unknown format {output_format!r} (text or json)")
+        raise typer.Exit(2)
+    try:
+        report = verify_secrets(load_project(project), env, os.environ)
+    except MagcfgError as exc:
+        _fail(exc)
+    if output_format == "json":
+        import json
+
+        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        for line in format_report(report):
+            _stderr(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
 # ---------------------------------------------------------------- keys / sign / verify
 
 keys_app = typer.Typer(name="keys", help="Manage Ed25519 signing keys.", no_args_is_help=True)

@@ -50,6 +50,7 @@ from .pipeline.validate import ViolationLocator
 from .project import Project
 from .schema.index import Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
+from .secrets.isolation import check_isolation
 from .secrets.manifests import emit_secret_manifests
 from .secrets.redaction import Redactor
 from .secrets.rules import check_secrets
@@ -109,7 +110,7 @@ STANDARD = Extensions(
     artifact_emitters=(emit_secret_manifests,),
     schema_entries=(manifest_entry,),
     delivery_emitters=(configmap_emitter, kustomization_emitter),
-    build_checks=(check_environments,),
+    build_checks=(check_environments, check_isolation),
 )
 """Every capability of magcfg, at its extension point."""
 

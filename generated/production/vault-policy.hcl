@@ -3,49 +3,49 @@
 # For the Vault role of ClusterSecretStore 'vault-backend' (External Secrets).
 
 # magauth
-path "secret/data/k3s/magauth" {
+path "secret/data/k3s/production/magauth" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magauth/*" {
+path "secret/data/k3s/production/magauth/*" {
   capabilities = ["read"]
 }
 
 # magbackup
-path "secret/data/k3s/magbackup" {
+path "secret/data/k3s/production/magbackup" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magbackup/*" {
+path "secret/data/k3s/production/magbackup/*" {
   capabilities = ["read"]
 }
 
 # magds
-path "secret/data/k3s/magds" {
+path "secret/data/k3s/production/magds" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magds/*" {
+path "secret/data/k3s/production/magds/*" {
   capabilities = ["read"]
 }
 
 # magmqtt
-path "secret/data/k3s/magmqtt" {
+path "secret/data/k3s/production/magmqtt" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magmqtt/*" {
+path "secret/data/k3s/production/magmqtt/*" {
   capabilities = ["read"]
 }
 
 # magsentinel
-path "secret/data/k3s/magsentinel" {
+path "secret/data/k3s/production/magsentinel" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magsentinel/*" {
+path "secret/data/k3s/production/magsentinel/*" {
   capabilities = ["read"]
 }
 
 # magws
-path "secret/data/k3s/magws" {
+path "secret/data/k3s/production/magws" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magws/*" {
+path "secret/data/k3s/production/magws/*" {
   capabilities = ["read"]
 }

@@ -3,49 +3,49 @@
 # For the Vault role of ClusterSecretStore 'vault-backend' (External Secrets).
 
 # magauth
-path "secret/data/k3s/magauth" {
+path "secret/data/k3s/staging/magauth" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magauth/*" {
+path "secret/data/k3s/staging/magauth/*" {
   capabilities = ["read"]
 }
 
 # magbackup
-path "secret/data/k3s/magbackup" {
+path "secret/data/k3s/staging/magbackup" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magbackup/*" {
+path "secret/data/k3s/staging/magbackup/*" {
   capabilities = ["read"]
 }
 
 # magds
-path "secret/data/k3s/magds" {
+path "secret/data/k3s/staging/magds" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magds/*" {
+path "secret/data/k3s/staging/magds/*" {
   capabilities = ["read"]
 }
 
 # magmqtt
-path "secret/data/k3s/magmqtt" {
+path "secret/data/k3s/staging/magmqtt" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magmqtt/*" {
+path "secret/data/k3s/staging/magmqtt/*" {
   capabilities = ["read"]
 }
 
 # magsentinel
-path "secret/data/k3s/magsentinel" {
+path "secret/data/k3s/staging/magsentinel" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magsentinel/*" {
+path "secret/data/k3s/staging/magsentinel/*" {
   capabilities = ["read"]
 }
 
 # magws
-path "secret/data/k3s/magws" {
+path "secret/data/k3s/staging/magws" {
   capabilities = ["read"]
 }
-path "secret/data/k3s/magws/*" {
+path "secret/data/k3s/staging/magws/*" {
   capabilities = ["read"]
 }

@@ -414,9 +414,9 @@ def test_overridden_literal_secret_never_reaches_the_cache(mini: Project, state_
     """A literal in a lower layer that a higher one overrides with a reference: the build
     succeeds, and the literal is in no cache file, before or after the layer is fixed."""
     mini.write("layers/base/secret.yaml", SECRET_PROJECT_LAYER.format(value=CANARY))
-    for env in ("dev", "prod"):
+    for env in ("dev", "prod"):  # each environment its own path: one Vault, isolated
         mini.write(f"layers/environments/{env}/secret.yaml",
-                   SECRET_PROJECT_LAYER.format(value='"vault://secret/k3s/magds#password"'))
+                   SECRET_PROJECT_LAYER.format(value=f'"vault://secret/k3s/{env}/magds#password"'))
     done = mini.run("build")
     assert done.returncode == 0, done.stderr
     assert_no_canary(mini.root / CACHE)

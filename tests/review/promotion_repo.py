@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..conftest import Project
 
-CANARIES = ("CANARY_dev_7f3a", "CANARY_staging_91b2", "CANARY_prod_c0de")
+CANARIES = ("CANARY_user_7f3a",)
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -36,6 +36,7 @@ SCHEMA = {
                 "port": {"type": "integer", "description": "port"},
                 "password": {"type": "string", "pattern": "^(vault|env)://",
                              "x-magcfg-secret": True, "description": "secret"},
+                "user": {"type": "string", "description": "user (redacted by the project)"},
                 "pool": {"type": "object", "additionalProperties": False,
                          "x-magcfg-reload": "hot", "description": "pool",
                          "properties": {"min": {"type": "integer", "description": "min"},
@@ -76,6 +77,15 @@ promote:
   allow_differences:
     "*": [app.environment]
     dev: [app.debug]
+# Separate Vaults: references may read the same paths in every environment.
+secrets:
+  vault:
+    addresses:
+      dev: "http://vault.dev.internal:8200"
+      staging: "https://vault.staging.internal:8200"
+      production: "https://vault.prod.internal:8200"
+# A plain value the project keeps secret: the canary lives there (references are shown).
+redact: [db.user]
 """
 
 FILES = {
@@ -92,6 +102,7 @@ FILES = {
         "    mode: \"require\"\n"
         "  replicas:\n"
         "    - \"r1.internal\"\n"
+        "  user: \"CANARY_user_7f3a\"\n"
     ),
     "layers/base/logging.yaml": "logging:\n  level: \"info\"\n",
     "layers/environments/dev/app.yaml": "# Dev: laptops.\napp:\n  environment: \"dev\"\n  debug: true\n",
@@ -128,9 +139,9 @@ FILES = {
         "  replicas: [\"r1.prod\", \"r2.prod\"]\n"
         "# Logging is in logging.yaml.\n"
     ),
-    "layers/secrets/dev/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#CANARY_dev_7f3a\"\n",
-    "layers/secrets/staging/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#CANARY_staging_91b2\"\n",
-    "layers/secrets/production/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#CANARY_prod_c0de\"\n",
+    "layers/secrets/dev/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#db_password_dev\"\n",
+    "layers/secrets/staging/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#db_password_staging\"\n",
+    "layers/secrets/production/db.yaml": "db:\n  password: \"vault://secret/k3s/shop#db_password_production\"\n",
 }
 
 GIT_ENV = {

@@ -191,7 +191,7 @@ def test_against_ref_in_subdirectory_project(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ redaction
 
 
-def test_changed_secret_reference_is_shown_changed_but_redacted(repo: Project) -> None:
+def test_changed_secret_reference_is_shown_as_its_reference(repo: Project) -> None:
     outputs = []
     for fmt in ("text", "json", "markdown"):
         result = repo.run("diff", "staging", "production", "-f", fmt, "--color", "always")
@@ -199,22 +199,27 @@ def test_changed_secret_reference_is_shown_changed_but_redacted(repo: Project) -
         outputs += [result.stdout, result.stderr]
     doc = json.loads(outputs[2])
     password = next(c for c in doc["changed"] if c["key"] == "db.password")
-    assert password["old"] == password["new"] == "<redacted>"
+    # Where the value lives is shown (mount, path, key), as config.json holds it.
+    assert password["old"] == "vault://secret/k3s/shop#db_password_staging"
+    assert password["new"] == "vault://secret/k3s/shop#db_password_production"
     assert password["secret"] is True
     assert password["new_source"]["file"] == "layers/secrets/production/db.yaml"
     assert "~ db.password" in outputs[0] and "secret" in outputs[0]
+    assert '"vault://secret/k3s/shop#db_password_production"' in outputs[0]
     assert "`db.password`" in outputs[4]
     assert no_canary(*outputs)
-    assert "vault://" not in "".join(outputs)
 
 
 def test_secret_against_ref_redacted(repo: Project) -> None:
     repo.write("layers/secrets/dev/db.yaml",
-               "db:\n  password: \"vault://secret/k3s/other#CANARY_prod_c0de\"\n")
+               "db:\n  password: \"vault://secret/k3s/other#db_password\"\n"
+               "  user: \"CANARY_user_7f3a_rotated\"\n")
     result = repo.run("diff", "-e", "dev", "--against", "HEAD", "-f", "json")
     assert no_canary(result.stdout, result.stderr)
     doc = json.loads(result.stdout)
-    assert [c["key"] for c in doc["changed"]] == ["db.password"]
+    assert [(c["key"], c["old"], c["new"]) for c in doc["changed"]] == [
+        ("db.password", "vault://secret/k3s/shop#db_password_dev", "vault://secret/k3s/other#db_password"),
+        ("db.user", "<redacted>", "<redacted>")]
 
 
 # ------------------------------------------------------------------ text and markdown

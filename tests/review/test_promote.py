@@ -164,9 +164,11 @@ def test_secrets_not_promoted_unless_asked(repo: Project) -> None:
     assert asked.returncode == 0, asked.stderr
     assert (repo.root / "layers/secrets/staging/db.yaml").read_text() == FILES[
         "layers/secrets/dev/db.yaml"]
-    assert "| `db.password` | `<redacted>` |" in asked.stdout
+    # A reference is not a secret: the body and the commit say where the value now lives.
+    assert '| `db.password` | `"vault://secret/k3s/shop#db_password_dev"` |' in asked.stdout
     message = git(repo.root, "log", "-1", "--format=%B")
-    assert "db.password: <redacted> -> <redacted>" in message
+    assert ('db.password: "vault://secret/k3s/shop#db_password_staging" -> '
+            '"vault://secret/k3s/shop#db_password_dev"') in message
     assert no_canary(result.stdout, result.stderr, asked.stdout, asked.stderr, message)
 
 

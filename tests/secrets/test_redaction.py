@@ -94,3 +94,18 @@ def test_masked_replaces_secret_values_in_every_string() -> None:
     assert Redactor().masked(data, [DOTTED, PLAIN, ""]) == {
         "error": f"login with {REDACTED} failed", "changes": [{"key": "k", "new": REDACTED}],
         REDACTED: 1, "version": 3}
+
+
+def test_shown_keeps_references_and_redacts_everything_else() -> None:
+    from magcfg.secrets.redaction import REDACTED, Redactor
+
+    r = Redactor(None, ["db.password", "db.creds", "db.user"])
+    ref = "vault://secret/k3s/db#pw"
+    assert r.shown(("db", "password"), ref) == ref
+    assert r.shown(("db", "password"), "hunter2-CANARY") == REDACTED
+    assert r.shown(("db", "password"), "vault://secret#not-a-reference") == REDACTED
+    assert r.shown(("db", "creds"), {"a": "env://DB_A", "b": "literal", "c": [1, "vault+direct://db/creds/app#u"]}
+                   ) == {"a": "env://DB_A", "b": REDACTED, "c": [REDACTED, "vault+direct://db/creds/app#u"]}
+    assert r.shown(("db",), {"host": "h", "user": "CANARY", "password": ref}) == {
+        "host": "h", "user": REDACTED, "password": ref}
+    assert r.value(("db", "password"), ref) == REDACTED  # errors and events still redact

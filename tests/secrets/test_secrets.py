@@ -230,9 +230,10 @@ def test_bundled_external_secrets_match_the_eso_crd_schema() -> None:
             assert doc["spec"]["target"]["name"] == doc["metadata"]["name"]
             for item in doc["spec"]["data"]:
                 keys[item["secretKey"]] = item["remoteRef"]
-        assert keys["MAGCFG_MAGDS_CONNECTION_PASSWORD"] == {"key": "k3s/magds", "property": "db_password"}
+        assert keys["MAGCFG_MAGDS_CONNECTION_PASSWORD"] == {"key": f"k3s/{env}/magds",
+                                                            "property": "db_password"}
         assert keys["MAGCFG_MAGSENTINEL_NOTIFY_WEBHOOK_URL"] == {
-            "key": "k3s/magsentinel", "property": "slack_webhook_url"}
+            "key": f"k3s/{env}/magsentinel", "property": "slack_webhook_url"}
         assert len(keys) == 7
         assert all(not r["key"].startswith(("secret/", "data/")) and "/data/" not in r["key"]
                    for r in keys.values())
@@ -289,8 +290,8 @@ def test_vault_policy_grants_exact_and_subpaths_only() -> None:
         paths = re.findall(r'^path "([^"]+)" \{\n  capabilities = \["read"\]\n\}$', hcl, re.MULTILINE)
         assert len(paths) == 12 and len(set(paths)) == 12
         apps = {"magds", "magws", "magauth", "magmqtt", "magbackup", "magsentinel"}
-        assert set(paths) == ({f"secret/data/k3s/{a}" for a in apps}
-                              | {f"secret/data/k3s/{a}/*" for a in apps})
+        assert set(paths) == ({f"secret/data/k3s/{env}/{a}" for a in apps}
+                              | {f"secret/data/k3s/{env}/{a}/*" for a in apps})
         assert not re.search(r'"[^"]*[^/]\*"', hcl)  # never "<app>*"
         assert hcl.count("path ") == hcl.count('capabilities = ["read"]')
 

@@ -88,6 +88,10 @@ MINI_FILES = {
         "schema:\n"
         "  json: schemas/schema.json\n"
         "output: generated\n"
+        # A Vault per environment: both may read the base layer's reference.
+        "secrets:\n"
+        "  vault:\n"
+        "    addresses: {dev: \"https://vault-dev.example:8200\", prod: \"https://vault.example:8200\"}\n"
     ),
     "schemas/schema.json": json.dumps(MINI_SCHEMA, indent=2) + "\n",
     "layers/base/magds.yaml": ("magds:\n  host: db\n  port: 5433\n"

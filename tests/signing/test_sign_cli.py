@@ -182,7 +182,7 @@ def test_bad_signing_section_names_the_line(tmp_path: Path) -> None:
     root = make_project(tmp_path / "repo", "signing:\n  public_keys: keys/one.pub\n")
     done = run_magcfg(root, "verify")
     assert done.returncode == 1
-    assert "magcfg.yaml:12: error: public_keys is a list of file paths" in done.stderr
+    assert "magcfg.yaml:15: error: public_keys is a list of file paths" in done.stderr
     root2 = make_project(tmp_path / "repo2", "signing:\n  public_keys: [keys/missing.pub]\n")
     done = run_magcfg(root2, "verify")
     assert done.returncode == 1 and "keys/missing.pub: error: key file not found" in done.stderr

@@ -8,8 +8,9 @@ The comparison is over leaves: maps are walked, while scalars and lists are comp
 whole (lists replace when layers merge, so a list is one value to a reader). Values of
 different JSON types never compare equal (``1``, ``1.0`` and ``true`` differ). Every
 change carries its reload policy and where each side's value was set (file:line and
-layer). Values are shown through the project's one ``Redactor``: a secret that changed
-is listed as changed with both sides shown as ``<redacted>``.
+layer). Values are shown through the project's one ``Redactor`` (``Redactor.shown``): a
+secret key shows its reference (mount, path, key: where the value lives, as
+``config.json`` holds it), anything else a secret key holds shows as ``<redacted>``.
 
 Engine: a flatten-and-compare written for this shape of data. DeepDiff gives the same
 changes (``compare_deepdiff``, used by the tests as an oracle and by
@@ -29,8 +30,9 @@ JSON output (``format_json``), format 1::
              "secret": bool, "reload": "hot"|"restart",
              "old_source": {"file", "line", "layer"}|null, "new_source": ...|null}
 
-``old`` is null in ``added`` entries and ``new`` is null in ``removed`` ones; secret values
-are the string ``"<redacted>"``. Lists are sorted by key path; keys within objects sorted.
+``old`` is null in ``added`` entries and ``new`` is null in ``removed`` ones; a secret
+key's reference is shown as written, any other secret value is the string
+``"<redacted>"``. Lists are sorted by key path; keys within objects sorted.
 """
 
 from __future__ import annotations
@@ -290,10 +292,12 @@ def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
     new_origins = Origins(new_stack, shared)
     out = []
     for kind, keypath, va, vb in raw:
-        shown_old = None if va is MISSING else redactor.value(keypath, va)
-        shown_new = None if vb is MISSING else redactor.value(keypath, vb)
-        secret = redactor.is_secret(keypath) or _has_redaction(shown_old) or \
-            _has_redaction(shown_new)
+        # A secret's reference is shown (where the value lives, never the value).
+        shown_old = None if va is MISSING else redactor.shown(keypath, va)
+        shown_new = None if vb is MISSING else redactor.shown(keypath, vb)
+        secret = (redactor.is_secret(keypath)
+                  or (va is not MISSING and redactor.contains_secret(keypath, va))
+                  or (vb is not MISSING and redactor.contains_secret(keypath, vb)))
         out.append(Change(
             kind=kind, key=".".join(keypath), keypath=keypath, old=shown_old, new=shown_new,
             secret=secret,
@@ -301,16 +305,6 @@ def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
             old_source=None if va is MISSING else old_origins.of(keypath),
             new_source=None if vb is MISSING else new_origins.of(keypath)))
     return tuple(out)
-
-
-def _has_redaction(value: Any) -> bool:
-    if value == REDACTED and isinstance(value, str):
-        return True
-    if isinstance(value, list):
-        return any(_has_redaction(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_redaction(v) for v in value.values())
-    return False
 
 
 # ------------------------------------------------------------------ building both sides

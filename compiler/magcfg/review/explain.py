@@ -64,11 +64,11 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     secret = redactor.is_secret(keypath)
     shown = tuple(
         Provenance(p.file, p.line, p.layer,
-                   p.value if p.value == UNSET else redactor.value(keypath, p.value))
+                   p.value if p.value == UNSET else redactor.shown(keypath, p.value))
         for p in chain)
     return Explanation(
         env=env, key=key,
-        value=None if value is ABSENT else redactor.value(keypath, value),
+        value=None if value is ABSENT else redactor.shown(keypath, value),
         present=value is not ABSENT, chain=shown,
         reload=schema.index.reload_policy(keypath) if schema else "restart",
         secret=secret)

@@ -266,11 +266,11 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                 to_chain = stacks[to_env].provenance(keypath) if current is not MISSING else []
                 edits.append(Edit(
                     key=key, keypath=keypath, value=value,
-                    shown=redactor.value(keypath, value), secret=secret,
+                    shown=redactor.shown(keypath, value), secret=secret,
                     reload=index.reload_policy(keypath) if index else "restart",
                     layer=from_layer.name, target=target, new_file=target in new_files,
                     source=Origin(f.path, line, from_layer.name),
-                    replaces=None if current is MISSING else redactor.value(keypath, current),
+                    replaces=None if current is MISSING else redactor.shown(keypath, current),
                     replaces_source=(Origin(to_chain[-1].file, to_chain[-1].line,
                                             to_chain[-1].layer) if to_chain else None)))
     if globs:

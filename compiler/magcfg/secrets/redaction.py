@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..keyglob import KeyGlobs, format_keypath
+from .references import parse_reference
 
 REDACTED = "<redacted>"
 
@@ -32,6 +33,18 @@ class Change:
     secret: bool
     added: bool = False
     removed: bool = False
+
+
+def _references_only(value: Any) -> Any:
+    """A secret subtree with every well-formed reference kept and every other leaf
+    ``REDACTED`` (a subtree's shape, keys and list lengths are not secret)."""
+    if isinstance(value, str) and parse_reference(value) is not None:
+        return value
+    if isinstance(value, dict):
+        return {k: _references_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_references_only(v) for v in value]
+    return REDACTED
 
 
 class SecretIndex(Protocol):
@@ -62,6 +75,20 @@ class Redactor:
             return {k: self.value((*keypath, k), v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.value((*keypath, str(i)), v) for i, v in enumerate(value)]
+        return value
+
+    def shown(self, keypath: tuple[str, ...], value: Any) -> Any:
+        """``value`` as review output shows it (diff, explain, promotion bodies): like
+        :meth:`value`, except that a secret key holding a well-formed reference
+        (``vault://...``, ``vault+direct://...``, ``env://...``) shows the reference, as
+        ``config.json`` holds it in the open. A reference names where the secret lives,
+        never what it is; anything else under a secret key is still ``REDACTED``."""
+        if self.is_secret(keypath):
+            return _references_only(value)
+        if isinstance(value, dict):
+            return {k: self.shown((*keypath, k), v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.shown((*keypath, str(i)), v) for i, v in enumerate(value)]
         return value
 
     def contains_secret(self, keypath: tuple[str, ...], value: Any) -> bool:

@@ -74,20 +74,25 @@ def _by_head(patterns: list[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]
                 heads.setdefault(p[0], []).append(p)
         _HEADS[id(patterns)] = heads
     return heads
-_last: tuple[weakref.ref[CompileContext], SecretScan] | None = None
+_scans: dict[int, tuple[weakref.ref[CompileContext], SecretScan]] = {}
 
 
 def scan(context: CompileContext) -> SecretScan:
     """Find the secret leaves by the schema's secret paths (a few lookups), not by a walk
     of every key: the large benchmark repo has a million leaves and a few hundred
     secrets. Strays are looked for only when the config's bytes hold more
-    reference-looking strings than the secret keys do. The check and the emitter of one
-    environment share one scan."""
-    global _last
-    if _last is not None and _last[0]() is context:
-        return _last[1]
+    reference-looking strings than the secret keys do. The check, the emitter and the
+    isolation check of one environment share one scan (kept while the context lives)."""
+    key = id(context)
+    hit = _scans.get(key)
+    if hit is not None and hit[0]() is context:
+        return hit[1]
     out = _scan(context)
-    _last = (weakref.ref(context), out)
+
+    def forget(_: weakref.ref[CompileContext]) -> None:
+        _scans.pop(key, None)
+
+    _scans[key] = (weakref.ref(context, forget), out)
     return out
 
 
@@ -179,6 +184,7 @@ def _matches(value: Any, pattern: tuple[str, ...], keypath: tuple[str, ...]
 def check_secrets(context: CompileContext) -> list[Diagnostic]:
     """Document check (compiler extension point): every secret rule, located."""
     settings, errors = load_secret_settings(context.project)
+    settings = settings.for_env(context.env)
     found: list[tuple[tuple[str, ...], str, str]] = []  # (keypath, message, code)
     env_vars: dict[str, tuple[str, ...]] = {}
     result = scan(context)
@@ -232,7 +238,8 @@ def _reference_problems(ref: SecretRef, keypath: tuple[str, ...],
     elif owner is None:
         shown = ", ".join(repr(p) for p in settings.path_prefixes)
         out.append(f"the Vault path must be <prefix><app>[/...] with a prefix of "
-                   f"secrets.vault.path_prefixes ({shown})")
+                   f"secrets.vault.path_prefixes ({shown}"
+                   f"{f' for {settings.environment}' if settings.isolated_prefixes else ''})")
     elif owner[1] != keypath[0]:
         out.append(f"the reference reads the Vault path of app {owner[1]!r} from a key of "
                    f"{keypath[0]!r}: an app reads only {owner[0]}{keypath[0]} and below")

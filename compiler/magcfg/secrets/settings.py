@@ -3,8 +3,9 @@
 ```yaml
 secrets:
   vault:
-    mounts: [secret]             # KV v2 mounts references may name
-    path_prefixes: ["k3s/"]      # a path is <prefix><app>[/<sub>...]: one app per prefix entry
+    mounts: [secret]             # KV v2 mounts references may name ("secret-{env}": one per env)
+    path_prefixes: ["k3s/{env}/"]  # a path is <prefix><app>[/<sub>...]; {env}: one tree per env
+    addresses: {staging: https://vault-staging.example:8200}   # a Vault per environment
   store: {kind: ClusterSecretStore, name: vault-backend}   # + optional mount (default: first mount)
   refresh_interval: 1h
   target_name: "{app}-secrets"   # ExternalSecret and Kubernetes Secret name per app
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import Diagnostic
@@ -31,8 +32,12 @@ from ..keyglob import parse_keypath
 from ..project import Project
 from ..syntax.locate import locate
 
-_MOUNT = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_PREFIX = re.compile(r"(?:[A-Za-z0-9._-]+/)*")
+_MOUNT = re.compile(r"(?:[a-z0-9]|\{env\})(?:[a-z0-9_-]|\{env\})*")
+_PREFIX = re.compile(r"(?:(?:[A-Za-z0-9._-]|\{env\})+/)*")
+_ADDRESS = re.compile(r"https?://[^\s/?#]+(?:/[^\s?#]*)?")
+ENV_FIELD = "{env}"
+"""In a mount or path prefix: the environment's name, so each environment's references
+(and the policies granting them) live in a tree of their own."""
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # Go's time.ParseDuration units, as ESO reads refreshInterval.
@@ -57,6 +62,41 @@ class SecretSettings:
     namespace: str | None = None
     direct_vault: dict[str, str] = field(default_factory=dict)
     redact: tuple[str, ...] = ()
+    addresses: dict[str, str] = field(default_factory=dict)
+    environment: str | None = None
+    """Set by :meth:`for_env`: ``{env}`` in mounts and prefixes is then filled in."""
+    isolated_mounts: frozenset[str] = frozenset()
+    isolated_prefixes: frozenset[str] = frozenset()
+
+    def for_env(self, env: str) -> SecretSettings:
+        """These settings as environment ``env`` sees them: ``{env}`` replaced in mounts,
+        path prefixes and the store's mount. The mounts and prefixes that named ``{env}``
+        are recorded as isolating the environment from the others."""
+        def fill(text: str) -> str:
+            return text.replace(ENV_FIELD, env)
+
+        prefixes = None if self.path_prefixes is None else tuple(map(fill, self.path_prefixes))
+        return replace(
+            self, mounts=tuple(map(fill, self.mounts)), path_prefixes=prefixes,
+            store_mount=fill(self.store_mount), environment=env,
+            isolated_mounts=frozenset(fill(m) for m in self.mounts if ENV_FIELD in m),
+            isolated_prefixes=frozenset(fill(p) for p in self.path_prefixes or ()
+                                        if ENV_FIELD in p))
+
+    def vault_address(self, env: str) -> str | None:
+        """The project's Vault address for ``env`` (``secrets.vault.addresses``), if any."""
+        return self.addresses.get(env)
+
+    def isolated(self, env: str, mount: str, path: str) -> bool:
+        """Whether no other environment's policy can grant ``<mount>/<path>`` of ``env``:
+        ``env`` has a Vault of its own, or the mount or the path prefix names ``{env}``
+        (settings from :meth:`for_env`)."""
+        if env in self.addresses:
+            return True
+        if mount in self.isolated_mounts:
+            return True
+        owner = self.app_of(path)
+        return owner is not None and owner[0] in self.isolated_prefixes
 
     def app_of(self, path: str) -> tuple[str, str] | None:
         """(prefix, app) of a Vault path: the longest allowed prefix it starts with and
@@ -129,13 +169,35 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
                 + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(_SECTION_KEYS)}"))
 
     vault = section.get("vault", {})
-    if not isinstance(vault, dict) or set(vault) - {"mounts", "path_prefixes"}:
-        err(("secrets", "vault"), "vault is a mapping with mounts and path_prefixes")
+    if not isinstance(vault, dict) or set(vault) - {"mounts", "path_prefixes", "addresses"}:
+        err(("secrets", "vault"), "vault is a mapping with mounts, path_prefixes and addresses")
     else:
+        addresses = vault.get("addresses", {})
+        if not isinstance(addresses, dict):
+            err(("secrets", "vault", "addresses"),
+                "addresses maps environment names to Vault URLs (https://vault.example:8200)")
+        else:
+            for env_name, url in addresses.items():
+                at: tuple[str, ...] = ("secrets", "vault", "addresses", str(env_name))
+                if env_name not in project.environments:
+                    err(at, f"{env_name!r} is not an environment of this project "
+                        f"({', '.join(project.environments)})")
+                elif not isinstance(url, str) or not _ADDRESS.fullmatch(url):
+                    err(at, "a Vault address is an http:// or https:// URL such as "
+                        "https://vault.example:8200")
+            shared = [u for u in set(addresses.values()) if list(addresses.values()).count(u) > 1]
+            if shared:
+                err(("secrets", "vault", "addresses"),
+                    "environments listed under addresses each have a Vault of their own: "
+                    "two of them name the same address")
+            elif not any(d.key and d.key.startswith("secrets.vault.addresses") for d in errors):
+                out["addresses"] = {str(k): str(v).rstrip("/") for k, v in addresses.items()}
         for name, pattern, rule in (
-                ("mounts", _MOUNT, "a non-empty list of Vault mount names ([a-z0-9_-])"),
+                ("mounts", _MOUNT, "a non-empty list of Vault mount names ([a-z0-9_-], "
+                 "and {env} for the environment's name)"),
                 ("path_prefixes", _PREFIX,
-                 "a non-empty list of paths ending in '/' (or \"\")")):
+                 "a non-empty list of paths ending in '/' (or \"\"); a segment may contain "
+                 "{env}")):
             if name not in vault:
                 continue
             values = strings(vault[name], ("secrets", "vault", name))

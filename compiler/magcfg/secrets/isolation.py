@@ -1,0 +1,66 @@
+"""Environment isolation: no environment's Vault policy reads another's secrets.
+
+When environments share one Vault, a role of staging must not be able to read a secret
+of production. The project file says how they are kept apart (docs/secrets.md,
+"Environments"):
+
+* ``{env}`` in ``secrets.vault.path_prefixes`` (``k3s/{env}/``): one path tree per
+  environment; the secret rules then accept only the environment's own prefix;
+* ``{env}`` in ``secrets.vault.mounts`` (``secret-{env}``): one mount per environment;
+* ``secrets.vault.addresses``: a Vault server per environment.
+
+A reference that none of these isolates is checked here, across the environments a
+build compiles: it is an error when another environment's policy (the store's or a
+Direct-Vault app's) would also grant its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import Diagnostic
+from .manifests import grant_roots, grants
+from .references import SecretRef
+from .rules import scan
+from .settings import load_secret_settings
+
+if TYPE_CHECKING:
+    from ..pipeline.context import CompileContext, Workspace
+
+
+def check_isolation(workspace: Workspace, contexts: Sequence[CompileContext]) -> list[Diagnostic]:
+    """Build check (pipeline extension point): a reference of one environment that the
+    policy of another environment sharing its Vault also grants is an error."""
+    if len(contexts) < 2:
+        return []
+    base, problems = load_secret_settings(workspace.project)
+    if problems:
+        return []  # reported, located, by the document check
+    refs: dict[str, list[tuple[tuple[str, ...], SecretRef]]] = {}
+    roots: dict[str, frozenset[str]] = {}
+    for ctx in contexts:
+        settings = base.for_env(ctx.env)
+        mine = [(k, r) for k, r in scan(ctx).references() if r.is_vault]
+        refs[ctx.env] = mine
+        roots[ctx.env] = frozenset(p for paths in grant_roots(mine, settings).values() for p in paths)
+    out: list[Diagnostic] = []
+    for ctx in contexts:
+        settings = base.for_env(ctx.env)
+        if ctx.env in settings.addresses:
+            continue
+        for keypath, ref in refs[ctx.env]:
+            if settings.isolated(ctx.env, ref.mount, ref.path):
+                continue
+            others = sorted(other.env for other in contexts
+                            if other.env != ctx.env and other.env not in base.addresses
+                            and grants(roots[other.env], ref.kv_data_path))
+            if others:
+                out.append(ctx.locate(keypath, (
+                    f"the Vault policy of {', '.join(others)} also grants {ref.kv_data_path}: "
+                    f"{ctx.env} and {others[0]} share a Vault, so a role of one could read "
+                    "the other's secret; isolate them with {env} in secrets.vault.path_prefixes "
+                    "or secrets.vault.mounts, or give each its Vault under "
+                    "secrets.vault.addresses (docs/secrets.md, \"Environments\")"),
+                    "secret-isolation"))
+    return out

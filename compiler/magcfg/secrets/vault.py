@@ -1,0 +1,335 @@
+"""Talking to a live Vault or OpenBao server: connect, authenticate, read KV v2.
+
+Used by ``magcfg secrets verify``; light enough for the runtime: the client is ``hvac``,
+imported only when a connection is made, so importing this module loads nothing beyond
+the standard library.
+
+Where the server is and how to log in come from the environment, as the Vault and
+OpenBao CLIs read it (each ``VAULT_*`` name also as ``BAO_*``; ``VAULT_*`` wins):
+
+=========================  =====================================================
+``VAULT_ADDR``             the server, e.g. ``https://vault.example:8200``
+``VAULT_TOKEN``            token auth
+``VAULT_ROLE_ID`` +        AppRole auth (mount ``VAULT_APPROLE_MOUNT``, default
+``VAULT_SECRET_ID``        ``approle``)
+``VAULT_K8S_ROLE``         Kubernetes auth with the pod's service-account token
+                           (``VAULT_K8S_TOKEN_PATH``, default the projected token;
+                           mount ``VAULT_K8S_MOUNT``, default ``kubernetes``)
+``VAULT_AUTH_METHOD``      ``token``, ``approle`` or ``kubernetes`` when several are set
+``VAULT_NAMESPACE``        Vault Enterprise / OpenBao namespace
+``VAULT_CACERT``           CA bundle that signs the server's certificate
+``VAULT_SKIP_VERIFY``      ``true``: do not verify TLS (never in production)
+``VAULT_CLIENT_TIMEOUT``   seconds per request (connect and each read), default 10
+=========================  =====================================================
+
+No message here ever holds a secret value, a token or a secret ID: every error is
+written from what failed (address, path, HTTP status), never from the server's body or
+the client's exception text, which may echo a response.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import Diagnostic, MagcfgError, UsageError
+
+if TYPE_CHECKING:
+    import hvac  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
+
+AuthMethod = Literal["token", "approle", "kubernetes"]
+AUTH_METHODS: tuple[AuthMethod, ...] = ("token", "approle", "kubernetes")
+DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 300.0
+K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+KvStatus = Literal["ok", "missing-path", "missing-key", "deleted", "destroyed", "denied"]
+
+
+class VaultError(MagcfgError):
+    """The server cannot be used: unreachable, too slow, TLS, refused credentials."""
+
+
+class VaultUsageError(UsageError):
+    """The environment does not say where Vault is or how to log in."""
+
+
+def _problem(message: str) -> list[Diagnostic]:
+    return [Diagnostic("", None, None, message, code="vault")]
+
+
+@dataclass(frozen=True)
+class VaultConfig:
+    """Where the server is and how to authenticate (credentials kept out of ``repr``)."""
+
+    addr: str
+    auth: AuthMethod
+    token: str | None = field(default=None, repr=False)
+    role_id: str | None = field(default=None, repr=False)
+    secret_id: str | None = field(default=None, repr=False)
+    approle_mount: str = "approle"
+    k8s_role: str | None = None
+    k8s_token_path: str = K8S_TOKEN_PATH
+    k8s_mount: str = "kubernetes"
+    namespace: str | None = None
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    """``VAULT_<name>`` or else ``BAO_<name>``, empty meaning unset."""
+    return environ.get(f"VAULT_{name}") or environ.get(f"BAO_{name}") or None
+
+
+def vault_config(environ: Mapping[str, str], default_addr: str | None = None) -> VaultConfig:
+    """The connection the environment describes. ``default_addr`` (the project's address
+    for the environment) is used when ``VAULT_ADDR``/``BAO_ADDR`` is unset."""
+    addr = _get(environ, "ADDR") or default_addr
+    if not addr:
+        raise VaultUsageError(_problem(
+            "no Vault address: set VAULT_ADDR (or BAO_ADDR), e.g. https://vault.example:8200"))
+    if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", addr):
+        raise VaultUsageError(_problem(
+            "VAULT_ADDR must be an http:// or https:// URL such as https://vault.example:8200"))
+    timeout_text = _get(environ, "CLIENT_TIMEOUT")
+    timeout = DEFAULT_TIMEOUT
+    if timeout_text is not None:
+        try:
+            timeout = float(timeout_text.removesuffix("s"))
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise VaultUsageError(_problem(
+                f"VAULT_CLIENT_TIMEOUT is a number of seconds above 0 and at most {MAX_TIMEOUT:g}"))
+    verify: bool | str = True
+    skip = (_get(environ, "SKIP_VERIFY") or "").lower()
+    if skip in ("1", "true", "yes"):
+        verify = False
+    elif _get(environ, "CACERT"):
+        verify = str(_get(environ, "CACERT"))
+    token = _get(environ, "TOKEN")
+    role_id, secret_id = _get(environ, "ROLE_ID"), _get(environ, "SECRET_ID")
+    k8s_role = _get(environ, "K8S_ROLE")
+    chosen = _get(environ, "AUTH_METHOD")
+    method: AuthMethod | None = None
+    for known in AUTH_METHODS:
+        if chosen == known:
+            method = known
+    if chosen is not None and method is None:
+        raise VaultUsageError(_problem(
+            f"VAULT_AUTH_METHOD must be one of {', '.join(AUTH_METHODS)}"))
+    if method is None:
+        method = ("token" if token else "approle" if role_id or secret_id
+                  else "kubernetes" if k8s_role else None)
+    if method is None:
+        raise VaultUsageError(_problem(
+            "no Vault credentials: set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID "
+            "(AppRole), or VAULT_K8S_ROLE (Kubernetes auth)"))
+    if method == "token" and not token:
+        raise VaultUsageError(_problem("VAULT_AUTH_METHOD=token needs VAULT_TOKEN"))
+    if method == "approle" and not (role_id and secret_id):
+        raise VaultUsageError(_problem("AppRole auth needs both VAULT_ROLE_ID and VAULT_SECRET_ID"))
+    if method == "kubernetes" and not k8s_role:
+        raise VaultUsageError(_problem("Kubernetes auth needs VAULT_K8S_ROLE (the Vault role)"))
+    return VaultConfig(
+        addr=addr.rstrip("/"), auth=method, token=token, role_id=role_id, secret_id=secret_id,
+        approle_mount=(_get(environ, "APPROLE_MOUNT") or "approle").strip("/"),
+        k8s_role=k8s_role,
+        k8s_token_path=_get(environ, "K8S_TOKEN_PATH") or K8S_TOKEN_PATH,
+        k8s_mount=(_get(environ, "K8S_MOUNT") or "kubernetes").strip("/"),
+        namespace=_get(environ, "NAMESPACE"), verify=verify, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class KvRead:
+    """What reading one KV v2 secret found. ``data`` holds the values (never shown);
+    ``version`` is the current version when the server said it."""
+
+    mount: str
+    path: str
+    status: KvStatus
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    version: int | None = None
+
+    def describe(self) -> str:
+        where = f"{self.mount}/{self.path}"
+        if self.status == "missing-path":
+            return f"no secret at {where} (KV v2 path {self.mount}/data/{self.path})"
+        if self.status == "deleted":
+            return f"the current version ({self.version}) of {where} is deleted"
+        if self.status == "destroyed":
+            return f"the current version ({self.version}) of {where} is destroyed"
+        if self.status == "denied":
+            return (f"permission denied reading {self.mount}/data/{self.path}: the token's "
+                    "policies do not grant read there")
+        return f"{where} version {self.version}"
+
+
+class VaultSession:
+    """An authenticated client. Every call is bounded by the configured timeout; every
+    failure becomes a :class:`VaultError` whose message holds no server text."""
+
+    def __init__(self, config: VaultConfig) -> None:
+        self.config = config
+        self._client: hvac.Client | None = None
+
+    def _connect(self) -> hvac.Client:
+        try:
+            import hvac  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
+        except ImportError:  # pragma: no cover - hvac is a dependency
+            raise VaultError(_problem("talking to Vault needs the hvac package")) from None
+        return hvac.Client(url=self.config.addr, token=self.config.token,
+                           namespace=self.config.namespace, verify=self.config.verify,
+                           timeout=self.config.timeout)
+
+    @property
+    def client(self) -> hvac.Client:
+        if self._client is None:
+            self.login()
+        assert self._client is not None
+        return self._client
+
+    def login(self) -> None:
+        """Authenticate (token: check it is valid; AppRole, Kubernetes: log in)."""
+        client = self._connect()
+        config = self.config
+        if config.auth == "token":
+            try:
+                self._call("auth/token/lookup-self", client.auth.token.lookup_self)
+            except _Forbidden as exc:
+                # An unknown token is refused before any policy is consulted ("permission
+                # denied" alone); a valid token whose policies lack lookup-self gets the
+                # policy's denial, which is not a credentials problem.
+                if exc.plain:
+                    raise VaultError(_problem(
+                        f"Vault at {config.addr} refused the token (VAULT_TOKEN): it is wrong, "
+                        "expired or revoked")) from None
+            self._client = client
+            return
+        if config.auth == "approle":
+            where = f"auth/{config.approle_mount}/login"
+            login = lambda: client.auth.approle.login(  # noqa: E731
+                role_id=config.role_id, secret_id=config.secret_id,
+                mount_point=config.approle_mount, use_token=True)
+            what = "the AppRole login (VAULT_ROLE_ID / VAULT_SECRET_ID wrong, or the secret ID expired)"
+        else:
+            from ..durable import read_regular
+
+            try:
+                jwt = read_regular(config.k8s_token_path, 1 << 16).decode().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+                raise VaultError(_problem(
+                    f"cannot read the Kubernetes service-account token {config.k8s_token_path}: "
+                    f"{reason} (VAULT_K8S_TOKEN_PATH)")) from None
+            where = f"auth/{config.k8s_mount}/login"
+            login = lambda: client.auth.kubernetes.login(  # noqa: E731
+                role=config.k8s_role, jwt=jwt, use_token=True, mount_point=config.k8s_mount)
+            what = f"the Kubernetes login (role {config.k8s_role!r})"
+        try:
+            self._call(where, login)
+        except (_Forbidden, _Status) as exc:
+            raise VaultError(_problem(
+                f"Vault at {config.addr} refused {what}: HTTP {exc.status} on {where}")) from None
+        self._client = client
+
+    def read_kv(self, mount: str, path: str) -> KvRead:
+        """The current version of KV v2 secret ``path`` on ``mount``."""
+        client = self.client
+        where = f"{mount}/data/{path}"
+        try:
+            found = self._call(where, lambda: client.secrets.kv.v2.read_secret_version(
+                path, mount_point=mount, raise_on_deleted_version=False))
+        except _Forbidden:
+            return KvRead(mount, path, "denied")
+        except _Status as exc:
+            if exc.status != 404:
+                raise VaultError(_problem(
+                    f"Vault at {self.config.addr} answered HTTP {exc.status} reading {where}")) from None
+            metadata = ((exc.body or {}).get("data") or {}).get("metadata") or {}
+            if metadata.get("destroyed"):
+                return KvRead(mount, path, "destroyed", version=_int(metadata.get("version")))
+            return KvRead(mount, path, "missing-path")
+        body = found.get("data") or {}
+        metadata = body.get("metadata") or {}
+        version = _int(metadata.get("version"))
+        if metadata.get("destroyed"):
+            return KvRead(mount, path, "destroyed", version=version)
+        if metadata.get("deletion_time") or body.get("data") is None:
+            return KvRead(mount, path, "deleted", version=version)
+        data = body.get("data")
+        return KvRead(mount, path, "ok", data if isinstance(data, dict) else {}, version)
+
+    def _call(self, where: str, call: Any) -> Any:
+        """Run one hvac call, translating every failure into a message of our own."""
+        import hvac.exceptions  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
+        import requests
+
+        addr = self.config.addr
+        try:
+            return call()
+        except hvac.exceptions.Forbidden as exc:
+            errors = (exc.json or {}).get("errors") if isinstance(exc.json, dict) else None
+            raise _Forbidden(403, plain=errors == ["permission denied"]) from None
+        except hvac.exceptions.VaultError as exc:
+            body = exc.json if isinstance(exc.json, dict) else None
+            raise _Status(_status_of(exc), body) from None
+        except requests.exceptions.SSLError as exc:
+            raise VaultError(_problem(
+                f"TLS error talking to Vault at {addr}: {_tls_reason(exc)} "
+                "(set VAULT_CACERT to the CA that signed the server's certificate)")) from None
+        except requests.exceptions.Timeout:
+            raise VaultError(_problem(
+                f"Vault at {addr} did not answer {where} within {self.config.timeout:g} s "
+                "(VAULT_CLIENT_TIMEOUT)")) from None
+        except requests.exceptions.ConnectionError:
+            raise VaultError(_problem(
+                f"cannot reach Vault at {addr}: connection refused or no route (check VAULT_ADDR)")
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise VaultError(_problem(
+                f"request to Vault at {addr} failed ({type(exc).__name__})")) from None
+        except (ValueError, TypeError):  # a body that is not the JSON Vault sends
+            raise VaultError(_problem(
+                f"Vault at {addr} sent an answer to {where} that is not Vault's JSON")) from None
+
+
+class _Status(Exception):
+    def __init__(self, status: int, body: dict[str, Any] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+class _Forbidden(_Status):
+    def __init__(self, status: int, plain: bool) -> None:
+        super().__init__(status)
+        self.plain = plain
+
+
+_STATUS_BY_CLASS = {"InvalidRequest": 400, "Unauthorized": 401, "Forbidden": 403,
+                    "InvalidPath": 404, "UnsupportedOperation": 405, "PreconditionFailed": 412,
+                    "RateLimitExceeded": 429, "InternalServerError": 500, "BadGateway": 502,
+                    "VaultDown": 503, "VaultNotInitialized": 501}
+
+
+def _status_of(exc: Exception) -> int:
+    return _STATUS_BY_CLASS.get(type(exc).__name__, 0)
+
+
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z_]+)\]|(certificate verify failed|wrong version number"
+                         r"|hostname mismatch|self[- ]signed certificate)", re.IGNORECASE)
+
+
+def _tls_reason(exc: Exception) -> str:
+    """The OpenSSL reason of a TLS failure (a fixed vocabulary, never server text)."""
+    found = _SSL_REASON.search(str(exc))
+    if found is None:
+        return "handshake failed"
+    return (found.group(1) or found.group(2)).lower().replace("_", " ")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
