@@ -33,7 +33,7 @@ def shop(tmp_path: Path) -> Project:
     env:// secret and a literal under a ``redact:`` glob."""
     project = make_repo(tmp_path / "shop")
     project.write("magcfg.yaml", (project.root / "magcfg.yaml").read_text()
-                  + "redact: [app.name]\n")
+                  .replace("redact: [db.user]", "redact: [db.user, app.name]"))
     project.write("layers/base/app.yaml",
                   f"app:\n  name: \"{LITERAL_CANARY}\"\n  debug: false\n")
     project.write("layers/secrets/dev/db.yaml", "db:\n  password: \"env://SHOP_DB_PASSWORD\"\n")
@@ -114,7 +114,7 @@ def test_matrix_cells_layers_and_markers(shop: Project, browser: Browser) -> Non
     # Secrets: the reference, and the redaction marker for a literal under a glob.
     password = shown["db.password"]["cells"]
     assert password["dev"]["text"] == '"env://SHOP_DB_PASSWORD"'
-    assert password["production"]["text"] == '"vault://secret/k3s/shop#CANARY_prod_c0de"'
+    assert password["production"]["text"] == '"vault://secret/k3s/shop#db_password_production"'
     assert password["production"]["layer"] == "secrets"
     assert shown["app.name"]["cells"]["dev"]["text"] == "<redacted>"
 
