@@ -564,6 +564,69 @@ def watch(
         _fail(MagcfgError(str(exc)))
     raise typer.Exit(code)
 
+# ---------------------------------------------------------------- adoption: init / schema
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Repository to start the project in.")
+                         ] = Path("."),
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", "-e", help="Environment (repeatable; default: dev, staging, production).",
+        show_default=False)] = None,
+    ci: Annotated[str, typer.Option("--ci", help="CI pipeline to write: github, gitlab, "
+                                    "woodpecker or none.")] = "github",
+) -> None:
+    """Start a project that builds: project file, layers, a starting schema, .gitignore,
+    CI pipeline and pre-commit hook, then the first build."""
+    from .scaffold.init import DEFAULT_ENVIRONMENTS, SCHEMA_PATH, init_project
+
+    try:
+        result = init_project(directory, env or DEFAULT_ENVIRONMENTS, ci)
+    except MagcfgError as exc:
+        _fail(exc)
+    for name in result.written:
+        _stderr(f"wrote {printable(name)}")
+    for name in result.kept:
+        _stderr(f"kept {printable(name)} (exists)")
+    _stderr(f"built {', '.join(result.built)}: refine {SCHEMA_PATH}, then commit")
+
+
+schema_app = typer.Typer(name="schema", help="Write JSON Schemas: from layers, for editors.",
+                         no_args_is_help=True)
+app.add_typer(schema_app)
+
+
+@schema_app.command("infer")
+def schema_infer(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Infer a strict starting JSON Schema from the layers of every environment."""
+    from .project import load_project
+    from .scaffold.infer import infer_schema, schema_bytes
+
+    try:
+        data = schema_bytes(infer_schema(load_project(project)))
+    except MagcfgError as exc:
+        _fail(exc)
+    _write_output(out, data)
+
+
+def _write_output(out: Path | None, data: bytes) -> None:
+    """``data`` on stdout, or into the operator's ``--out`` file (a regular file or
+    absent; its directory is created)."""
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    from .durable import write_operator_file
+
+    try:
+        write_operator_file(out, data)
+    except MagcfgError as exc:
+        _fail(exc)
+
 
 
 def main(argv: list[str] | None = None) -> int:
