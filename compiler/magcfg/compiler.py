@@ -34,6 +34,7 @@ from .durable import (
 )
 from .errors import BuildError, Diagnostic
 from .heap import gc_paused
+from .keyglob import format_keypath
 from .pipeline.cache import BuildCache
 from .pipeline.context import CompileContext, Extensions
 from .pipeline.emit import (
@@ -169,11 +170,20 @@ class Compiler:
 
     # -- load -------------------------------------------------------------------------
 
-    def layer_files(self, env: str) -> tuple[list[tuple[str, list[str]]], list[Diagnostic]]:
-        out, problems = [], []
+    def layer_files(self, env: str) -> tuple[list[tuple[str, list[tuple[str, tuple[str, ...]]]]],
+                                             list[Diagnostic]]:
+        """Each layer's (name, [(file, key prefix)]) in ``env``, and the listing's problems
+        (the mapping of files to key paths: ``LayerSpec.key_prefix``)."""
+        out: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = []
+        problems: list[Diagnostic] = []
+        no_prefix: tuple[str, ...] = ()
         for spec in self.project.layers:
             files, found = self.source.list_layer(spec.directory(env))
-            out.append((spec.name, files))
+            if spec.files is None:
+                out.append((spec.name, [(p, no_prefix) for p in files]))
+            else:
+                out.append((spec.name, [(p, prefix) for p in files
+                                        if (prefix := spec.key_prefix(env, p)) is not None]))
             problems.extend(found)
         return out, problems
 
@@ -183,12 +193,13 @@ class Compiler:
         return stacks[env]
 
     def load_stacks(self, envs: Iterable[str]) -> dict[str, LayerStack]:
-        listing: dict[str, list[tuple[str, list[str]]]] = {}
+        listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
         for env in envs:
             listing[env], problems = self.layer_files(env)
             errors.extend(problems)
-        wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
+        wanted = sorted({p for layers in listing.values() for _, files in layers
+                         for p, _prefix in files})
         with self.timings.stage("load"):
             loaders = self.extensions.layer_loaders
             for suffix, loader in sorted(loaders.items()):
@@ -214,7 +225,7 @@ class Compiler:
         for env, layers in listing.items():
             stack_layers = [
                 Layer(name, self.project.layers[i].directory(env),
-                      tuple(self._parsed[p] for p in files))
+                      tuple(self._parsed[p].under(prefix) for p, prefix in files))
                 for i, (name, files) in enumerate(layers)
             ]
             stacks[env] = LayerStack(env, stack_layers, self.source, merge_key)
@@ -268,7 +279,8 @@ class Compiler:
             contributors = stack.contributors(key)
             fkey = self.cache.fragment_key(
                 "fragment", schema_digest, key,
-                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}" for f in contributors))
+                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}"
+                  + (f"\0{format_keypath(f.prefix)}" if f.prefix else "") for f in contributors))
             cached = self.cache.serialized(fkey)
             if cached is not None:
                 data, (warnings, absent) = cached
