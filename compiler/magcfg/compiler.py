@@ -446,23 +446,25 @@ def _read_previous(project: Project, env: str) -> bytes | None:
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
-          cache: BuildCache | None = None) -> BuildResult:
+          cache: BuildCache | None = None, strict: bool = False) -> BuildResult:
     """Compile the environments (default: all) into ``project.output``.
 
-    With ``check``, write nothing and report in ``stale`` the files that differ.
-    Raises ``BuildError`` with every error of every environment; then nothing is written.
+    With ``check``, write nothing and report in ``stale`` the files that differ; with
+    ``strict``, warnings are errors. Raises ``BuildError`` with every error of every
+    environment; then nothing is written.
     """
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
     with gc_paused():
-        result = _build(compiler, chosen, check)
+        result = _build(compiler, chosen, check, strict)
         # Only a build that succeeded is cached: a failed one may have merged a literal
         # secret into a fragment (the secret rules reject it after the merge).
         compiler.cache.flush()
         return result
 
 
-def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildResult:
+def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False
+           ) -> BuildResult:
     project = compiler.project
     stacks = compiler.load_stacks(chosen)
     artifacts: dict[str, Artifact] = {}
@@ -478,6 +480,9 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
         if artifact is not None:
             artifacts[env] = artifact
     errors.extend(compiler.build_checks(list(artifacts.values())))
+    if strict:
+        errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
+                                 "are errors)", "error", d.code) for d in warnings)
     if errors:
         raise BuildError(sorted(set(errors)))
     # Each generated/<env>/ is replaced as a whole: the files built now, plus the
