@@ -48,6 +48,7 @@ from .events import (
     LOADED,
     RELOAD_FAILED,
     RELOADED,
+    RUNTIME_SOURCE,
     STATE_CORRUPT,
     WATCH_FAILED,
     Event,
@@ -137,7 +138,7 @@ class Kernel:
                  use_inotify: bool = True,
                  audit_log: str | os.PathLike[str] | None = None,
                  metrics: Any = None,
-                 source: str = "magcfg/runtime") -> None:
+                 source: str = RUNTIME_SOURCE) -> None:
         if not isinstance(environment, str) or not ENVIRONMENT_NAME.fullmatch(environment):
             raise ValueError(f"environment {environment!r} is not an environment name "
                              f"({ENVIRONMENT_NAME.pattern})")

@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .events import LOADED, PUBLISHED, RELOADED, WATCH_FAILED, ConfigRejected, Event, make_event
+from .events import (
+    LOADED,
+    PUBLISHED,
+    RELOADED,
+    WATCH_FAILED,
+    WATCH_SOURCE,
+    ConfigRejected,
+    Event,
+    make_event,
+)
 from .kernel import Kernel
 from .publish import publish, recover
 
@@ -115,7 +124,7 @@ class Sidecar:
                              environment=options.environment, schema=options.schema,
                              allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
-                             metrics=registry, source="magcfg/watch", **options.extra)
+                             metrics=registry, source=WATCH_SOURCE, **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
         self.kernel.subscribe(RELOADED, self._publish)
         self.kernel.subscribe("*", self._print_and_notify)
@@ -142,7 +151,7 @@ class Sidecar:
             self._changed = False
             self.emit(make_event(PUBLISHED, event["subject"], {
                 "version": event["data"]["version"], "out": str(self.options.out),
-                **self._notify()}, "magcfg/watch"))
+                **self._notify()}, WATCH_SOURCE))
 
     def _notify(self) -> dict[str, Any]:
         # Whatever happens, the outcome goes into config.published: never raise here.
