@@ -206,14 +206,19 @@ def docs(
     if out is None:
         print(text, end="")
         return
-    current = out.read_text(encoding="utf-8") if out.exists() else None
+    from .durable import read_regular
+
+    try:
+        current = read_regular(out, follow_symlinks=True) if os.path.lexists(out) else None
+    except OSError:
+        current = None
     if check:
-        if current != text:
+        if current != text.encode("utf-8"):
             _stderr(f"stale: {out} (run `magcfg docs --out {out}`)")
             raise typer.Exit(1)
         return
-    if current != text:
-        out.write_text(text, encoding="utf-8")
+    if current != text.encode("utf-8"):
+        _write_output(out, text.encode("utf-8"))
 
 # ---------------------------------------------------------------- secrets: check-env
 
