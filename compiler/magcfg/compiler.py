@@ -46,7 +46,7 @@ from .pipeline.emit import (
 from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
-from .pipeline.validate import ViolationLocator
+from .pipeline.validate import ViolationLocator, name_environments
 from .project import Project
 from .schema.index import Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
@@ -473,12 +473,14 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     if not check:
         recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
     previous = {env: _read_previous(project, env) for env in chosen}
+    errors_of: dict[str, list[Diagnostic]] = {}
     for env in chosen:
         artifact, diagnostics = compiler.compile(env, stacks[env], previous[env])
-        errors.extend(d for d in diagnostics if d.severity == "error")
+        errors_of[env] = [d for d in diagnostics if d.severity == "error"]
         warnings.extend(d for d in diagnostics if d.severity == "warning")
         if artifact is not None:
             artifacts[env] = artifact
+    errors.extend(name_environments(errors_of, stacks.values()))
     errors.extend(compiler.build_checks(list(artifacts.values())))
     if strict:
         errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
