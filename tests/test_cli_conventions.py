@@ -126,3 +126,14 @@ def test_verify_json_report(mini: Project) -> None:
 def test_unknown_report_format_is_a_usage_error(mini: Project) -> None:
     assert failed_cleanly(mini.run("build", "--format", "yaml"), 2) == (
         "error: --format must be text or json, not 'yaml'\n")
+
+
+def test_help_text_has_no_orphan_words(mini: Project) -> None:
+    """Hard-wrapped docstrings are re-wrapped whole: no help line holds a lone word
+    left over from the source's line ends."""
+    for command in ("promote", "verify", "diff", "watch", "init"):
+        done = mini.run(command, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert done.returncode == 0, done.stderr
+        prose = [line.strip() for line in done.stdout.splitlines()
+                 if line.strip() and not line.lstrip().startswith(("│", "╭", "╰", "Usage"))]
+        assert [line for line in prose if len(line.split()) == 1] == [], (command, prose)

@@ -6,6 +6,7 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -706,6 +707,21 @@ def _write_output(out: Path | None, data: bytes) -> None:
     except MagcfgError as exc:
         _fail(exc)
 
+
+
+def _unwrap_help(*apps: typer.Typer) -> None:
+    """Docstrings are hard-wrapped for the source; the help screen re-wraps them to the
+    terminal, so each paragraph becomes one line first (or its line ends would leave
+    orphan words). Blank lines still separate paragraphs."""
+    for group in apps:
+        for info in group.registered_commands:
+            doc = info.help or (info.callback.__doc__ if info.callback else None)
+            if doc:
+                paragraphs = inspect.cleandoc(doc).split("\n\n")
+                info.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+_unwrap_help(app, keys_app, schema_app)
 
 
 def main(argv: list[str] | None = None) -> int:
