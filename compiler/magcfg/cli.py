@@ -693,6 +693,43 @@ def version_command() -> None:
     _version(True)
 
 
+@schema_app.command("layer")
+def schema_layer(
+    key: Annotated[str | None, typer.Option("--key", "-k", help="Only the content under "
+                                            "this dotted key (a layer with a key prefix).",
+                                            show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Write the JSON Schema one layer file must satisfy (every key optional, !unset and
+    !replace allowed), for yaml-language-server and editors."""
+    from .compiler import Compiler
+    from .project import load_project
+    from .scaffold.editors import layer_schema
+    from .scaffold.infer import schema_bytes
+
+    try:
+        schema = Compiler(load_project(project)).schema()
+        if schema is None:
+            raise UsageError("the project names no JSON Schema (schema.json)")
+        data = schema_bytes(layer_schema(schema.document, key))
+    except MagcfgError as exc:
+        _fail(exc)
+    _write_output(out, data)
+
+
+@schema_app.command("project")
+def schema_project(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+) -> None:
+    """Write the JSON Schema of magcfg.yaml itself, for editors."""
+    from .scaffold.editors import project_schema
+
+    _write_output(out, project_schema())
+
+
 def _write_output(out: Path | None, data: bytes) -> None:
     """``data`` on stdout, or into the operator's ``--out`` file (a regular file or
     absent; its directory is created)."""

@@ -11,6 +11,7 @@ stops ``init``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -23,12 +24,16 @@ from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
 from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, load_project
 from ..version import __version__
+from .editors import editor_settings, layer_schema, project_schema
 from .infer import infer_schema, schema_bytes
 
 __all__ = ["DEFAULT_ENVIRONMENTS", "InitResult", "init_project"]
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "production")
 SCHEMA_PATH = "schemas/config.schema.json"
+LAYER_SCHEMA_PATH = "schemas/layer.schema.json"
+PROJECT_SCHEMA_PATH = "schemas/magcfg-project.schema.json"
+VSCODE_SETTINGS = ".vscode/settings.json"
 CACHE_DIR = ".magcfg-cache"
 LAYERS = (
     LayerSpec("base", "layers/base"),
@@ -93,13 +98,26 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     if ci != "none":
         files[CI_FILES[ci]] = CI_PIPELINES[ci].encode()
     files[".pre-commit-config.yaml"] = PRE_COMMIT.encode()
+    # Editors check and complete layer files and the project file (yaml-language-server).
+    document = json.loads(files.get(SCHEMA_PATH) or tree.read(SCHEMA_PATH))
+    files[LAYER_SCHEMA_PATH] = schema_bytes(layer_schema(document))
+    files[PROJECT_SCHEMA_PATH] = project_schema()
+    current = tree.read_optional(VSCODE_SETTINGS)
+    try:
+        settings = json.loads(current) if current else None
+    except ValueError:  # JSON with comments: the user's to edit (docs/editors.md)
+        settings = False
+    if settings is not False and (settings is None or isinstance(settings, dict)):
+        files[VSCODE_SETTINGS] = editor_settings(
+            sorted({f"{spec.path.split('{env}')[0].rstrip('/')}/**/*.yaml" for spec in LAYERS}),
+            LAYER_SCHEMA_PATH, PROJECT_SCHEMA_PATH, settings)
 
     result = InitResult(root)
     for rel, data in files.items():
-        if rel != ".gitignore" and os.path.lexists(root / rel):
+        if rel not in (".gitignore", VSCODE_SETTINGS) and os.path.lexists(root / rel):
             result.kept.append(rel)
             continue
-        if rel == ".gitignore" and tree.read_optional(rel) == data:
+        if rel in (".gitignore", VSCODE_SETTINGS) and tree.read_optional(rel) == data:
             continue
         tree.replace(rel, data)
         result.written.append(rel)
