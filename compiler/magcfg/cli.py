@@ -12,7 +12,11 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import typer
+try:
+    import typer
+except ImportError:  # the slim install: the runtime kernel only
+    sys.exit("magcfg: the command line needs the compiler: pip install 'magcfg[compiler]' "
+             "(this installation has the runtime kernel only)")
 
 from .errors import Diagnostic, MagcfgError, UsageError, printable
 

@@ -198,7 +198,7 @@ repos:
         files: ^(magcfg\\.ya?ml|layers/|schemas/|generated/)
 """
 
-_INSTALL = f"pip install 'magcfg=={__version__}'"
+_INSTALL = f"pip install 'magcfg[compiler]=={__version__}'"
 CI_PIPELINES = {
     "github": f"""\
 # Every change must leave generated/ matching the layers (magcfg build --check).
