@@ -68,7 +68,8 @@ def test_build_json_report(mini: Project) -> None:
     assert (report["ok"], report["check"]) == (False, True)
     assert {"file": "layers/base/magds.yaml", "line": 2, "key": "magds.port",
             "severity": "error", "code": "schema-minimum",
-            "message": "0 is less than the minimum of 1 (schema: minimum)"} \
+            "message": "0 is less than the minimum of 1 (schema: minimum) "
+                       "(environments dev, prod)"} \
         in report["diagnostics"]
     assert tree_state(mini.root / "generated") == before
 

@@ -126,7 +126,7 @@ def test_conflict_and_syntax_errors_point_at_the_mapped_files(services: Project)
     assert failed_cleanly(done, 1) == (
         "services/web/base.yaml:1: error: set twice in layer 'base' "
         "(services/web/base-extra.yaml, services/web/base.yaml): one file per value "
-        "[web.port]\n")
+        "(environments dev, prod) [web.port]\n")
     services.write("services/web/base-extra.yaml", "port: [\n")
     done = services.run("build")
     assert failed_cleanly(done, 1).startswith("services/web/base-extra.yaml:2: error: YAML ")

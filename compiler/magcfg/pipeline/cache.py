@@ -342,7 +342,8 @@ class BuildCache:
                     self.directory.mkdir(parents=True, exist_ok=True)
                     # The cache is local to each checkout: git ignores it wherever the
                     # project file put it, with no entry in the user's own .gitignore.
-                    write_new(self.directory / ".gitignore", _GITIGNORE)
+                    with contextlib.suppress(FileExistsError):  # a concurrent build's
+                        write_new(self.directory / ".gitignore", _GITIGNORE)
                 except OSError:
                     return None
             try:

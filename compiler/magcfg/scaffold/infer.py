@@ -32,7 +32,7 @@ SECRET_REF = {
     "pattern": "^(vault|vault\\+direct|env)://",
     "x-magcfg-secret": True,
 }
-_SECRET_POINTER = "#/$defs/secret_ref"
+_REFERENCE_DEFINITION = "#/$defs/secret_ref"
 
 
 def infer_schema(project: Project, source: Source | None = None, title: str | None = None
@@ -71,7 +71,7 @@ def schema_bytes(schema: dict[str, Any]) -> bytes:
 def _merged_schema(values: list[Any]) -> dict[str, Any]:
     """A schema that every value of ``values`` satisfies (all of them describe one key)."""
     if values and all(_is_secret(v) for v in values) and any(v is not None for v in values):
-        return {"$ref": _SECRET_POINTER}
+        return {"$ref": _REFERENCE_DEFINITION}
     types = sorted({_json_type(v) for v in values})
     schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
     objects = [v for v in values if isinstance(v, dict)]
@@ -112,6 +112,6 @@ def _json_type(value: Any) -> str:
 
 def _uses_secret_ref(schema: Any) -> bool:
     if isinstance(schema, dict):
-        return schema.get("$ref") == _SECRET_POINTER or any(
+        return schema.get("$ref") == _REFERENCE_DEFINITION or any(
             _uses_secret_ref(v) for v in schema.values())
     return False
