@@ -86,5 +86,7 @@ def test_docs_reference_is_up_to_date() -> None:
 def test_docs_lists_every_key_with_policy(mini: Project) -> None:
     result = mini.run("docs")
     assert result.returncode == 0
-    assert "| `logging.level` | string | hot |" in result.stdout
-    assert "| `magds.password` | string | restart | yes |" in result.stdout
+    assert "| `logging.level` | string | one of `\"debug\"`, `\"info\"`, `\"warn\"`, " \
+           "`\"error\"` | hot |" in result.stdout
+    assert "| `magds.password` | string | pattern `^(vault\\|env)://` | restart | yes |" \
+        in result.stdout

@@ -6,20 +6,25 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
+import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
-import typer
+try:
+    import typer
+except ImportError:  # the slim install: the runtime kernel only
+    sys.exit("magcfg: the command line needs the compiler: pip install 'magcfg[compiler]' "
+             "(this installation has the runtime kernel only)")
 
-from .errors import MagcfgError, printable
+from .errors import Diagnostic, MagcfgError, UsageError, printable
 
 app = typer.Typer(
     name="magcfg",
     help="Compile layered MagFlock configuration into validated, redacted, signed artifacts.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -44,6 +49,43 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+# ---------------------------------------------------------------- conventions: reports, version
+
+ReportFormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="Output format: text, or json (a versioned "
+                      "report on stdout, docs/cli.md).")]
+
+
+def _report_format(value: str) -> bool:
+    """True for json; a usage error for anything but text and json."""
+    if value not in ("text", "json"):
+        _fail(UsageError(f"--format must be text or json, not {value!r}"))
+    return value == "json"
+
+
+def _print_report(kind: str, *args: Any) -> None:
+    from .review import reports
+
+    sys.stdout.write(reports.render(getattr(reports, kind)(*args)))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .version import __version__
+
+        print(f"magcfg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                          help="Print magcfg's version and exit.")] = False,
+) -> None:
+    """Compile layered configuration into validated, redacted, signed artifacts."""
+
+
+
 # ---------------------------------------------------------------- build / explain (core)
 
 @app.command()
@@ -52,7 +94,11 @@ def build(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 naming stale "
                                         "files if generated/ does not match the layers.")] = False,
     project: ProjectOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only (no "
+                                        "warnings, no summary).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings are errors: exit 1 and "
+                                         "write nothing if there is any.")] = False,
+    output_format: ReportFormatOption = "text",
     since: Annotated[str | None, typer.Option("--since", help="Also fail if a manifest's "
                                               "version goes back (or changes its config "
                                               "under the same version) relative to this "
@@ -65,13 +111,18 @@ def build(
     from .compiler import build as run_build
     from .project import load_project
 
+    as_json = _report_format(output_format)
+    proj = None
     try:
         proj = load_project(project)
-        result = run_build(proj, envs=env or None, check=check)
+        result = run_build(proj, envs=env or None, check=check, strict=strict)
     except MagcfgError as exc:
+        if as_json and proj is not None and exc.exit_code == 1:
+            _print_report("build_report", env or list(proj.environments), None, check,
+                          exc.diagnostics)
+            raise typer.Exit(1) from None
         _fail(exc)
-    for d in result.warnings:
-        _stderr(d.format())
+    problems = []
     if since is not None:
         from .review.succession import check_since
 
@@ -79,10 +130,17 @@ def build(
             problems = check_since(proj, result, since)
         except MagcfgError as exc:
             _fail(exc)
-        for d in problems:
+    if as_json:
+        _print_report("build_report", result.environments, result, check,
+                      [*result.warnings, *problems])
+        raise typer.Exit(1 if problems or result.stale else 0)
+    if not quiet:
+        for d in result.warnings:
             _stderr(d.format())
-        if problems:
-            raise typer.Exit(1)
+    for d in problems:
+        _stderr(d.format())
+    if problems:
+        raise typer.Exit(1)
     if timings and result.timings is not None:
         import json
 
@@ -108,6 +166,7 @@ def explain(
     key: Annotated[str, typer.Argument(help="Dotted key, e.g. magds.port.")],
     env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
     project: ProjectOption = None,
+    output_format: ReportFormatOption = "text",
 ) -> None:
     """Print KEY's value and every layer that set it, as file:line, lowest first."""
     from .project import load_project
@@ -119,6 +178,9 @@ def explain(
         explanation = run_explain(proj, env, key)
     except MagcfgError as exc:
         _fail(exc)
+    if _report_format(output_format):
+        _print_report("explain_report", explanation)
+        return
     print(format_explanation(explanation))
 
 
@@ -149,14 +211,19 @@ def docs(
     if out is None:
         print(text, end="")
         return
-    current = out.read_text(encoding="utf-8") if out.exists() else None
+    from .durable import read_regular
+
+    try:
+        current = read_regular(out, follow_symlinks=True) if os.path.lexists(out) else None
+    except OSError:
+        current = None
     if check:
-        if current != text:
+        if current != text.encode("utf-8"):
             _stderr(f"stale: {out} (run `magcfg docs --out {out}`)")
             raise typer.Exit(1)
         return
-    if current != text:
-        out.write_text(text, encoding="utf-8")
+    if current != text.encode("utf-8"):
+        _write_output(out, text.encode("utf-8"))
 
 # ---------------------------------------------------------------- secrets: check-env
 
@@ -320,6 +387,7 @@ def verify(
         "project file's signing.public_keys).", show_default=False)] = None,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    output_format: ReportFormatOption = "text",
 ) -> None:
     """Check each artifact's signature, that its manifest is well formed and made for that
     environment, and the sha256 of every file it lists.
@@ -332,6 +400,7 @@ def verify(
     from .project import load_project
     from .signing.directory import verify_artifact
     from .signing.keys import load_public_key
+    from .signing.signatures import VerifiedArtifact
     from .signing.trust import project_public_keys
 
     try:
@@ -344,20 +413,29 @@ def verify(
                              "signing.public_keys in the project file")
     except MagcfgError as exc:
         _fail(exc)
+    as_json = _report_format(output_format)
     failed = False
+    verified: list[tuple[str, str, VerifiedArtifact | None]] = []
+    problems: list[Diagnostic] = []
     for e in envs:
         display = f"{proj.output}/{e}"
         try:
             result = verify_artifact(real_directory(proj.root, display), keys, environment=e,
                                      display=display)
         except MagcfgError as exc:
-            print(exc.format(), file=sys.stderr)
+            if not as_json:
+                print(exc.format(), file=sys.stderr)
             failed = True
+            verified.append((e, display, None))
+            problems.extend(exc.diagnostics)
             continue
-        if not quiet:
+        verified.append((e, display, result))
+        if not quiet and not as_json:
             extra = ", attestation ok" if result.attestation_checked else ""
             _stderr(f"verified {display}: version {result.version}, "
                     f"{len(result.files)} file(s), key {result.key_id}{extra}")
+    if as_json:
+        _print_report("verify_report", verified, problems)
     if failed:
         raise typer.Exit(1)
 
@@ -644,6 +722,127 @@ def watch(
         _fail(UsageError(str(exc)))
     raise typer.Exit(code)
 
+# ---------------------------------------------------------------- adoption: init / schema
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Repository to start the project in.")
+                         ] = Path("."),
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", "-e", help="Environment (repeatable; default: dev, staging, production).",
+        show_default=False)] = None,
+    ci: Annotated[str, typer.Option("--ci", help="CI pipeline to write: github, gitlab, "
+                                    "woodpecker or none.")] = "github",
+) -> None:
+    """Start a project that builds: project file, layers, a starting schema, .gitignore,
+    CI pipeline and pre-commit hook, then the first build."""
+    from .scaffold.init import DEFAULT_ENVIRONMENTS, SCHEMA_PATH, init_project
+
+    try:
+        result = init_project(directory, env or DEFAULT_ENVIRONMENTS, ci)
+    except MagcfgError as exc:
+        _fail(exc)
+    for name in result.written:
+        _stderr(f"wrote {printable(name)}")
+    for name in result.kept:
+        _stderr(f"kept {printable(name)} (exists)")
+    _stderr(f"built {', '.join(result.built)}: refine {SCHEMA_PATH}, then commit")
+
+
+schema_app = typer.Typer(name="schema", help="Write JSON Schemas: from layers, for editors.",
+                         no_args_is_help=True)
+app.add_typer(schema_app)
+
+
+@schema_app.command("infer")
+def schema_infer(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Infer a strict starting JSON Schema from the layers of every environment."""
+    from .project import load_project
+    from .scaffold.infer import infer_schema, schema_bytes
+
+    try:
+        data = schema_bytes(infer_schema(load_project(project)))
+    except MagcfgError as exc:
+        _fail(exc)
+    _write_output(out, data)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print magcfg's version (as --version does)."""
+    _version(True)
+
+
+@schema_app.command("layer")
+def schema_layer(
+    key: Annotated[str | None, typer.Option("--key", "-k", help="Only the content under "
+                                            "this dotted key (a layer with a key prefix).",
+                                            show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Write the JSON Schema one layer file must satisfy (every key optional, !unset and
+    !replace allowed), for yaml-language-server and editors."""
+    from .compiler import Compiler
+    from .project import load_project
+    from .scaffold.editors import layer_schema
+    from .scaffold.infer import schema_bytes
+
+    try:
+        schema = Compiler(load_project(project)).schema()
+        if schema is None:
+            raise UsageError("the project names no JSON Schema (schema.json)")
+        data = schema_bytes(layer_schema(schema.document, key))
+    except MagcfgError as exc:
+        _fail(exc)
+    _write_output(out, data)
+
+
+@schema_app.command("project")
+def schema_project(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file "
+                                             "(default: stdout).")] = None,
+) -> None:
+    """Write the JSON Schema of magcfg.yaml itself, for editors."""
+    from .scaffold.editors import project_schema
+
+    _write_output(out, project_schema())
+
+
+def _write_output(out: Path | None, data: bytes) -> None:
+    """``data`` on stdout, or into the operator's ``--out`` file (a regular file or
+    absent; its directory is created)."""
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    from .durable import write_operator_file
+
+    try:
+        write_operator_file(out, data)
+    except MagcfgError as exc:
+        _fail(exc)
+
+
+
+def _unwrap_help(*apps: typer.Typer) -> None:
+    """Docstrings are hard-wrapped for the source; the help screen re-wraps them to the
+    terminal, so each paragraph becomes one line first (or its line ends would leave
+    orphan words). Blank lines still separate paragraphs."""
+    for group in apps:
+        for info in group.registered_commands:
+            doc = info.help or (info.callback.__doc__ if info.callback else None)
+            if doc:
+                paragraphs = inspect.cleandoc(doc).split("\n\n")
+                info.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+_unwrap_help(app, keys_app, schema_app)
 
 # ---------------------------------------------------------------- publish (OCI registries)
 

@@ -35,6 +35,7 @@ from .durable import (
 )
 from .errors import BuildError, Diagnostic
 from .heap import gc_paused
+from .keyglob import format_keypath
 from .pipeline.cache import BuildCache
 from .pipeline.context import CompileContext, Extensions
 from .pipeline.emit import (
@@ -46,7 +47,7 @@ from .pipeline.emit import (
 from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
-from .pipeline.validate import ViolationLocator
+from .pipeline.validate import ViolationLocator, name_environments
 from .project import Project
 from .schema.index import Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
@@ -171,11 +172,20 @@ class Compiler:
 
     # -- load -------------------------------------------------------------------------
 
-    def layer_files(self, env: str) -> tuple[list[tuple[str, list[str]]], list[Diagnostic]]:
-        out, problems = [], []
+    def layer_files(self, env: str) -> tuple[list[tuple[str, list[tuple[str, tuple[str, ...]]]]],
+                                             list[Diagnostic]]:
+        """Each layer's (name, [(file, key prefix)]) in ``env``, and the listing's problems
+        (the mapping of files to key paths: ``LayerSpec.key_prefix``)."""
+        out: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = []
+        problems: list[Diagnostic] = []
+        no_prefix: tuple[str, ...] = ()
         for spec in self.project.layers:
             files, found = self.source.list_layer(spec.directory(env))
-            out.append((spec.name, files))
+            if spec.files is None:
+                out.append((spec.name, [(p, no_prefix) for p in files]))
+            else:
+                out.append((spec.name, [(p, prefix) for p in files
+                                        if (prefix := spec.key_prefix(env, p)) is not None]))
             problems.extend(found)
         return out, problems
 
@@ -185,12 +195,13 @@ class Compiler:
         return stacks[env]
 
     def load_stacks(self, envs: Iterable[str]) -> dict[str, LayerStack]:
-        listing: dict[str, list[tuple[str, list[str]]]] = {}
+        listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
         for env in envs:
             listing[env], problems = self.layer_files(env)
             errors.extend(problems)
-        wanted = sorted({p for layers in listing.values() for _, files in layers for p in files})
+        wanted = sorted({p for layers in listing.values() for _, files in layers
+                         for p, _prefix in files})
         with self.timings.stage("load"):
             loaders = self.extensions.layer_loaders
             for suffix, loader in sorted(loaders.items()):
@@ -216,7 +227,7 @@ class Compiler:
         for env, layers in listing.items():
             stack_layers = [
                 Layer(name, self.project.layers[i].directory(env),
-                      tuple(self._parsed[p] for p in files))
+                      tuple(self._parsed[p].under(prefix) for p, prefix in files))
                 for i, (name, files) in enumerate(layers)
             ]
             stacks[env] = LayerStack(env, stack_layers, self.source, merge_key)
@@ -270,7 +281,8 @@ class Compiler:
             contributors = stack.contributors(key)
             fkey = self.cache.fragment_key(
                 "fragment", schema_digest, key,
-                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}" for f in contributors))
+                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}"
+                  + (f"\0{format_keypath(f.prefix)}" if f.prefix else "") for f in contributors))
             cached = self.cache.serialized(fkey)
             if cached is not None:
                 data, (warnings, absent) = cached
@@ -436,23 +448,25 @@ def _read_previous(project: Project, env: str) -> bytes | None:
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
-          cache: BuildCache | None = None) -> BuildResult:
+          cache: BuildCache | None = None, strict: bool = False) -> BuildResult:
     """Compile the environments (default: all) into ``project.output``.
 
-    With ``check``, write nothing and report in ``stale`` the files that differ.
-    Raises ``BuildError`` with every error of every environment; then nothing is written.
+    With ``check``, write nothing and report in ``stale`` the files that differ; with
+    ``strict``, warnings are errors. Raises ``BuildError`` with every error of every
+    environment; then nothing is written.
     """
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
     with gc_paused():
-        result = _build(compiler, chosen, check)
+        result = _build(compiler, chosen, check, strict)
         # Only a build that succeeded is cached: a failed one may have merged a literal
         # secret into a fragment (the secret rules reject it after the merge).
         compiler.cache.flush()
         return result
 
 
-def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildResult:
+def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False
+           ) -> BuildResult:
     project = compiler.project
     stacks = compiler.load_stacks(chosen)
     artifacts: dict[str, Artifact] = {}
@@ -461,13 +475,18 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool) -> BuildRes
     if not check:
         recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
     previous = {env: _read_previous(project, env) for env in chosen}
+    errors_of: dict[str, list[Diagnostic]] = {}
     for env in chosen:
         artifact, diagnostics = compiler.compile(env, stacks[env], previous[env])
-        errors.extend(d for d in diagnostics if d.severity == "error")
+        errors_of[env] = [d for d in diagnostics if d.severity == "error"]
         warnings.extend(d for d in diagnostics if d.severity == "warning")
         if artifact is not None:
             artifacts[env] = artifact
+    errors.extend(name_environments(errors_of, stacks.values()))
     errors.extend(compiler.build_checks(list(artifacts.values())))
+    if strict:
+        errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
+                                 "are errors)", "error", d.code) for d in warnings)
     if errors:
         raise BuildError(sorted(set(errors)))
     # Each generated/<env>/ is replaced as a whole: the files built now, plus the

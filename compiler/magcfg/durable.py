@@ -503,6 +503,26 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = Tr
         fsync_dir(path.parent)
 
 
+
+def write_operator_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file the operator named on the command line (``--out``),
+    creating its directories: the operator's choice of place, but only ever a regular
+    file (a symlink to one is the operator's too), replaced atomically."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise PathError([path_problem(str(path), os_reason(exc))]) from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise PathError([path_problem(str(path), f"is {file_kind(mode)}; give a file name")])
+    target = Path(os.path.realpath(path)) if mode is not None else path
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        replace_file(target, data)
+    except OSError as exc:
+        raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]) from None
+
 # ---------------------------------------------------------------- writing a directory
 
 

@@ -13,6 +13,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,6 +24,8 @@ from .syntax.locate import locate
 from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
 
 PROJECT_FILE_NAMES = ("magcfg.yaml", "magcfg.yml")
+LAYER_SUFFIXES = (".yaml", ".yml", ".cue")
+"""Layer files: YAML, and CUE (evaluated by ``cue export``, see cue/layers.py)."""
 KNOWN_SECTIONS = frozenset({
     "version", "environments", "layers", "schema", "output", "cache",
     # feature sections, each validated by the stage that owns it
@@ -41,13 +44,113 @@ GIT_DIR = ".git"
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One entry of ``layers:``. ``path`` may contain ``{env}``."""
+    """One entry of ``layers:``: a directory (``path``, may contain ``{env}``) whose files
+    spell out their full key paths, or a file pattern (``files``) with a key prefix
+    (``key``) for repositories laid out their own way (``services/{service}/base.yaml``
+    holding the keys under ``{service}``).
+
+    This is the one place that maps a file location to key paths: ``directory`` is what
+    is listed, ``key_prefix`` whether a listed file belongs to the layer and under which
+    key path its content sits, ``file_for`` the file a new key path would be written to
+    (``promote``). ``Project.mapping`` answers the same for any file, in every
+    environment (for editors)."""
 
     name: str
     path: str
+    files: str | None = None
+    key: str | None = None
 
     def directory(self, env: str) -> str:
+        """The directory listed for ``env``: ``path``, or the literal leading
+        directories of ``files``."""
         return self.path.replace("{env}", env)
+
+    @property
+    def per_environment(self) -> bool:
+        return "{env}" in (self.files or self.path)
+
+    def key_prefix(self, env: str, file: str) -> tuple[str, ...] | None:
+        """The key path ``file``'s content sits under in ``env`` (``()`` for a directory
+        layer), or None when ``file`` is not one of this layer's files."""
+        if self.files is None:
+            return () if _below(file, self.directory(env)) else None
+        found = _pattern(self.files, env).fullmatch(file)
+        if found is None:
+            return None
+        return tuple(_fill(part, found.groupdict(), env) for part in _key_parts(self.key))
+
+    def file_for(self, env: str, keypath: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
+        """(file, key path inside it) where this layer would set ``keypath`` in ``env``
+        when no file of the layer sets it yet; None when the pattern cannot name one
+        (a ``*`` in it, or a key path outside the key prefix)."""
+        if self.files is None:
+            return (f"{self.directory(env)}/{keypath[0]}.yaml", keypath) if keypath else None
+        parts = _key_parts(self.key)
+        if "*" in self.files or len(keypath) <= len(parts):
+            return None
+        values = {"env": env}
+        for template, actual in zip(parts, keypath, strict=False):
+            placeholder = _PLACEHOLDER.fullmatch(template)
+            if placeholder is None:
+                if template != actual:
+                    return None
+            elif values.setdefault(placeholder.group(1), actual) != actual or "/" in actual \
+                    or actual in (".", ".."):
+                return None
+        try:
+            path = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.files)
+        except KeyError:  # a placeholder of the file name that the key does not hold
+            return None
+        return path, keypath[len(parts):]
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _key_parts(key: str | None) -> tuple[str, ...]:
+    return tuple(key.split(".")) if key else ()
+
+
+def _fill(template: str, values: dict[str, str | None], env: str) -> str:
+    return _PLACEHOLDER.sub(lambda m: env if m.group(1) == "env" else values[m.group(1)] or "",
+                            template)
+
+
+def _below(file: str, directory: str) -> bool:
+    return file.startswith(directory.rstrip("/") + "/")
+
+
+@lru_cache(maxsize=1024)
+def _pattern(files: str, env: str) -> re.Pattern[str]:
+    """``files`` as a regular expression over paths: ``{env}`` the environment,
+    ``{name}`` one path segment (captured), ``*`` any text inside a segment, ``**/``
+    any number of directories."""
+    out = []
+    for token in re.split(r"(\*\*/|\*|\{[A-Za-z_][A-Za-z0-9_]*\})", files):
+        if token == "**/":
+            out.append(r"(?:[^/]+/)*")
+        elif token == "*":
+            out.append(r"[^/]*")
+        elif token == "{env}":
+            out.append(re.escape(env))
+        elif token.startswith("{") and token.endswith("}") and len(token) > 2:
+            name = token[1:-1]
+            out.append(f"(?P={name})" if f"(?P<{name}>" in "".join(out) else
+                       f"(?P<{name}>[^/]+)")
+        else:
+            out.append(re.escape(token))
+    return re.compile("".join(out))
+
+
+def files_directory(files: str) -> str:
+    """The literal leading directories of a ``files`` pattern (what is listed)."""
+    parts = files.split("/")[:-1]
+    fixed = []
+    for part in parts:
+        if "*" in part or ("{" in part and part != "{env}"):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "."
 
 
 @dataclass(frozen=True)
@@ -76,6 +179,13 @@ class Project:
         what magcfg writes (the output, the cache) and the git directory (which holds
         the CI's credentials)."""
         return (self.output, self.cache_dir, GIT_DIR)
+
+    def mapping(self, file: str) -> list[tuple[str, LayerSpec, tuple[str, ...]]]:
+        """Where a layer file's content goes: (environment, layer, key prefix) for every
+        environment and layer that reads ``file`` (a path relative to the root), in
+        project order. A file no layer reads maps nowhere (``[]``)."""
+        return [(env, spec, prefix) for env in self.environments for spec in self.layers
+                if (prefix := spec.key_prefix(env, file)) is not None]
 
     def check_envs(self, envs: list[str] | None) -> tuple[str, ...]:
         """The environments asked for, in project order; unknown names are usage errors."""
@@ -157,18 +267,30 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         raw_layers = []
     read_areas: list[tuple[tuple[str, ...], str]] = []  # (key path, path) of what is read
     for i, entry in enumerate(raw_layers):
-        if (not isinstance(entry, dict) or set(entry) - {"name", "path"}
-                or not isinstance(entry.get("name"), str) or not isinstance(entry.get("path"), str)):
-            err(("layers", str(i)), "each layer is a mapping with a string name and path")
+        if (not isinstance(entry, dict) or set(entry) - {"name", "path", "files", "key"}
+                or not isinstance(entry.get("name"), str)
+                or ("path" in entry) == ("files" in entry)
+                or not isinstance(entry.get("path", entry.get("files")), str)):
+            err(("layers", str(i)), "each layer is a mapping with a string name and either a "
+                                    "path (a directory) or files (a pattern)")
             continue
-        where = ("layers", str(i), "path")
-        directories = [_relative(root, entry["path"].replace("{env}", e)) for e in env_names]
+        files = entry.get("files")
+        where = ("layers", str(i), "path" if files is None else "files")
+        found = _files_problem(files, entry.get("key")) if files is not None else (
+            ("key", "key needs files (a pattern)") if "key" in entry else None)
+        if found:
+            err(("layers", str(i), found[0]), found[1])
+            continue
+        path = entry["path"] if files is None else files_directory(files)
+        directories = [_relative(root, path.replace("{env}", e)) for e in env_names]
         problem = next((p for p in map(_path_problem, directories) if p), None)
         if problem:
             err(where, f"layer paths must stay inside the project: {problem}")
             continue
         read_areas += [(where, d) for d in directories]
-        layers.append(LayerSpec(entry["name"], posixpath.normpath(entry["path"])))
+        layers.append(LayerSpec(entry["name"], posixpath.normpath(path),
+                                None if files is None else posixpath.normpath(files),
+                                entry.get("key")))
     if len({spec.name for spec in layers}) != len(layers):
         err(("layers",), "layer names must be unique")
 
@@ -238,6 +360,30 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         digest=hashlib.sha256(raw).hexdigest(),
         raw=raw,
     )
+
+
+def _files_problem(files: str, key: Any) -> tuple[str, str] | None:
+    """(the field, why) a ``files`` pattern and its ``key`` cannot be used, or None."""
+    names = _PLACEHOLDER.findall(files)
+    if not files.endswith(LAYER_SUFFIXES):
+        return "files", f"files must end in {', '.join(LAYER_SUFFIXES)}: {files!r}"
+    if files_directory(files) == ".":
+        return "files", f"files must start with a directory of the project: {files!r}"
+    if re.search(r"\*\*(?!/)|[?\[\]]|\{(?![A-Za-z_][A-Za-z0-9_]*\})", files):
+        return "files", (f"files is a path with {{name}} (one path segment), * (any text in a "
+                f"segment) and **/ (any directories): {files!r}")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        return "key", "key must be a dotted key path, e.g. '{service}'"
+    for part in key.split("."):
+        placeholder = _PLACEHOLDER.fullmatch(part)
+        if not part or ("{" in part and placeholder is None):
+            return "key", f"key parts are names or one {{placeholder}} each: {key!r}"
+        if placeholder is not None and placeholder.group(1) not in (*names, "env"):
+            return "key", (f"key {key!r} uses {{{placeholder.group(1)}}}, which files "
+                    f"{files!r} does not capture")
+    return None
 
 
 def _check_text(name: str, raw: bytes) -> None:

@@ -21,7 +21,7 @@ from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
 
-from ..conftest import REPO, Project
+from ..conftest import REPO, Project, failed_cleanly, tree_state
 
 # Found the way magcfg finds it: PATH (./scripts/dev test puts .tools/bin first), else
 # the repository's .tools/bin. Missing cue fails the suite loudly; it never skips.
@@ -247,7 +247,7 @@ def test_both_schemas_json_first(mini: Project) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "layers/base/magds.yaml:6: error: pool.max must not be below pool.min "
-        "(CUE: schemas/pool.cue:4) [magds.pool.max]")
+        "(CUE: schemas/pool.cue:4) (environment prod) [magds.pool.max]")
     # A JSON Schema error stops that environment before CUE sees it.
     mini.write("layers/environments/prod/magds.yaml", "magds:\n  port: high\n")
     result = mini.run("build")
@@ -286,8 +286,11 @@ def test_missing_cue_binary_is_a_clear_error(app: Project, tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stderr.startswith("schemas/app.cue: error: this file needs the cue CLI "
                                     "(v0.14.1 or newer), but the `cue` command was not found on PATH")
-    assert "./scripts/dev setup" in result.stderr
-    assert "go install cuelang.org/go/cmd/cue@v0.14.1" in result.stderr
+    assert result.stderr.endswith(
+        "install cue v0.14.1 or newer with `go install cuelang.org/go/cmd/cue@v0.14.1`, a "
+        "release binary (https://github.com/cue-lang/cue/releases) or your package manager "
+        "(`brew install cue-lang/tap/cue`), then put it on PATH or point MAGCFG_CUE at it "
+        "(in magcfg's own repository `./scripts/dev setup` installs it into .tools/bin/)\n")
     result = app.run("build", env={"MAGCFG_CUE": str(tmp_path / "nowhere/cue")})
     assert result.returncode == 1
     assert f"MAGCFG_CUE={tmp_path / 'nowhere/cue'} is not an executable file" in result.stderr
@@ -558,3 +561,40 @@ def test_bundled_cue_rules(bundled: Project, case: tuple[str, str, str, str, str
     line = next(i for i, text in enumerate(lines, 1) if line_text in text)
     got = [(d.file, d.line) for d in caught.value.diagnostics if message in d.message]
     assert got and got[0] == (where, line), caught.value.format()
+
+
+def test_rules_see_the_environment_name(app: Project) -> None:
+    """``#environment`` is injected into the definition: a rule on the environment's name
+    needs no key of the config to carry it."""
+    app.write("schemas/app.cue", SCHEMA.replace(
+        "\tlogging?: level:",
+        '\t#environment: "dev" | "prod"\n'
+        '\tif #environment == "prod" {\n'
+        '\t\tlogging: level: "warn" | "error" | error("prod logs warn or above")\n'
+        "\t}\n"
+        "\tlogging?: level:"))
+    _build(app)
+    app.write("layers/environments/prod/logging.yaml", "logging:\n  level: info\n")
+    before = tree_state(app.root)
+    done = app.run("build")
+    assert failed_cleanly(done, 1) == (
+        "layers/environments/prod/logging.yaml:2: error: prod logs warn or above "
+        "(CUE: schemas/app.cue:20) [logging.level]\n")
+    assert tree_state(app.root) == before
+
+
+def test_base_layer_errors_name_the_environments_they_fail_in(app: Project) -> None:
+    app.write("layers/base/magds.yaml",
+              "magds:\n  host: db\n  port: 70000\n  pool:\n    min: 1\n    max: 5\n")
+    done = app.run("build")
+    err = failed_cleanly(done, 1)
+    assert "layers/base/magds.yaml:3: error: " in err
+    assert err.splitlines()[0].endswith("(CUE: schemas/app.cue:8) (environments dev, prod) "
+                                        "[magds.port]"), err
+    app.write("layers/base/magds.yaml",
+              "magds:\n  host: localhost\n  port: 5433\n  pool:\n    min: 1\n    max: 5\n")
+    app.write("layers/environments/dev/magds.yaml", "magds:\n  port: 5434\n")
+    done = app.run("build")
+    assert failed_cleanly(done, 1) == (
+        "layers/base/magds.yaml:2: error: prod must not use localhost (CUE: schemas/app.cue:16) "
+        "(environment prod) [magds.host]\n")

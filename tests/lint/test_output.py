@@ -4,6 +4,8 @@ determinism, and no secret in any output."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -187,3 +189,40 @@ def test_write_baseline_to_a_named_file(make_repo: MakeRepo) -> None:
     assert proc.returncode == 0
     assert json.loads((repo.root / "ci/lint-baseline.json").read_text())["findings"]
     assert run_cli(repo.root, "lint", "-b", "ci/lint-baseline.json").returncode == 0
+
+
+SARIF_MULTITOOL = shutil.which("sarif-multitool") or shutil.which(
+    "sarif-multitool", path=str(Path(__file__).resolve().parents[2] / ".tools/bin"))
+
+
+def test_sarif_passes_githubs_ingestion_rules(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """Microsoft's validator with GitHub's rules (GH*) and SARIF's own: no error, no
+    warning. It exits 0 whatever it finds, so its own SARIF log is what is checked."""
+    assert SARIF_MULTITOOL is not None, "sarif-multitool not found: run ./scripts/dev tools"
+    files = {**fx.FALLBACKS, **{f"h/{k}": v for k, v in fx.HARDCODED.items()}}
+    repo = make_repo(files)
+    report = tmp_path / "lint.sarif"
+    report.write_text(run_cli(repo.root, "lint", "-f", "sarif").stdout, encoding="utf-8")
+    log = tmp_path / "validation.sarif"
+    subprocess.run([SARIF_MULTITOOL, "validate", "--rule-kind", "Gh;Sarif", "-o", str(log),
+                    str(report)], check=True, capture_output=True, timeout=300)
+    findings = [(r["ruleId"], r["message"]) for run in json.loads(log.read_text())["runs"]
+                for r in run.get("results", [])]
+    assert findings == []
+    # The validator can fail: the report as it was before GitHub's fields were added.
+    doc = json.loads(report.read_text())
+    for rule in doc["runs"][0]["tool"]["driver"]["rules"]:
+        del rule["fullDescription"]
+    report.write_text(json.dumps(doc), encoding="utf-8")
+    log.unlink()
+    subprocess.run([SARIF_MULTITOOL, "validate", "--rule-kind", "Gh;Sarif", "-o", str(log),
+                    str(report)], check=True, capture_output=True, timeout=300)
+    rule_ids = {r["ruleId"] for run in json.loads(log.read_text())["runs"]
+                for r in run.get("results", [])}
+    assert rule_ids == {"GH2012"}
+    driver = json.loads(run_cli(repo.root, "lint", "-f", "sarif").stdout)["runs"][0]["tool"][
+        "driver"]
+    hardcoded = next(r for r in driver["rules"] if r["id"] == "MAG002")
+    assert hardcoded["properties"]["security-severity"] == "8.8"
+    assert "security" in hardcoded["properties"]["tags"]
+    assert hardcoded["helpUri"].endswith("docs/lint.md#mag002-hardcoded-secret")

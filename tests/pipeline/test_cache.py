@@ -9,6 +9,7 @@ import json
 import os
 import random
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,7 @@ def test_symlinked_pack_and_index_are_not_followed(mini: Project, state_home: Pa
     reference = warm(mini)
     outside = tmp_path / "outside"
     outside.mkdir()
-    for path in sorted((mini.root / CACHE).iterdir()):
+    for path in sorted((mini.root / CACHE).glob("*.bin")):
         (outside / path.name).write_bytes(path.read_bytes())
         path.unlink()
         path.symlink_to(outside / path.name)
@@ -522,7 +523,21 @@ def test_packs_are_compacted(mini: Project, state_home: Path) -> None:
     reference = mini.snapshot_tree()
     magcfg.build(load(mini), cache=BuildCache(None), check=True)
     assert_like_no_cache(mini, reference)
-    assert [p.name for p in (mini.root / CACHE).iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in (mini.root / CACHE).iterdir() if p.name.startswith(".")] == [
+        ".gitignore"]
+
+
+def test_git_ignores_the_cache_without_a_gitignore_entry(mini: Project, state_home: Path
+                                                          ) -> None:
+    """The cache directory ignores itself, so a user's repository never commits it."""
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    magcfg.build(load(mini))
+    assert (mini.root / CACHE / ".gitignore").read_bytes().endswith(b"\n*\n")
+    subprocess.run(["git", "add", "-A"], cwd=mini.root, check=True)
+    tracked = subprocess.run(["git", "ls-files"], cwd=mini.root, check=True,
+                             capture_output=True, text=True).stdout.split()
+    assert "generated/dev/config.json" in tracked
+    assert [p for p in tracked if p.startswith(CACHE)] == []
 
 
 def test_compaction_copies_only_entries_that_still_check_out(tmp_path: Path) -> None:

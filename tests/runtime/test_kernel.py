@@ -836,10 +836,10 @@ def test_a_dead_watcher_is_loud(rig: Rig) -> None:
     try:
         os.dup2(directory, watcher._inotify.fd)
         rig.write(2, hot_change(2))
-        assert wait_for(lambda: bool(rig.of_type("config.watch_failed")))
+        assert wait_for(lambda: bool(rig.of_type("io.magflock.magcfg.config.watch_failed")))
     finally:
         os.close(directory)
-    failed = rig.of_type("config.watch_failed")[0]
+    failed = rig.of_type("io.magflock.magcfg.config.watch_failed")[0]
     assert failed["subject"] == "production"
     assert failed["data"] == {"artifact_dir": str(rig.art),
                               "error": "IsADirectoryError: [Errno 21] Is a directory",
@@ -848,5 +848,5 @@ def test_a_dead_watcher_is_loud(rig: Rig) -> None:
     assert status["watch"] == "dead"
     assert status["watch_error"] == "IsADirectoryError: [Errno 21] Is a directory"
     assert registry.get_sample_value("magcfg_config_watching") == 0
-    assert "config.watch_failed" in rig.audit.read_text()
+    assert "io.magflock.magcfg.config.watch_failed" in rig.audit.read_text()
     kernel.stop()  # still stops cleanly

@@ -17,6 +17,7 @@ from magcfg.oci.registry import Registry
 from magcfg.runtime import Kernel
 from magcfg.runtime.kernel import KernelStartError
 from magcfg.runtime.registry import RegistrySource
+from magcfg.runtime.events import PUBLISHED, RELOAD_FAILED, RELOADED, SOURCE_FAILED, SOURCE_RESTORED
 from tests.conftest import Project, failed_cleanly
 from tests.oci.conftest import Front, LocalRegistry, crane
 from tests.oci.test_publish import signed  # noqa: F401  (fixture)
@@ -76,11 +77,11 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
         second = _publish(signed, target)
         assert wait_for(lambda: kernel.version == newer)
         assert kernel.get("logging.level") == "info"
-        assert _of(events, "config.reloaded")[-1]["data"]["trigger"] == "registry"
+        assert _of(events, RELOADED)[-1]["data"]["trigger"] == "registry"
         # Someone moves the tag back to the older digest: a validly signed older version.
         crane("tag", f"{target[6:].rsplit(':', 1)[0]}@{first}", "production")
-        assert wait_for(lambda: bool(_of(events, "config.reload_failed")))
-        refused = _of(events, "config.reload_failed")[-1]["data"]
+        assert wait_for(lambda: bool(_of(events, RELOAD_FAILED)))
+        refused = _of(events, RELOAD_FAILED)[-1]["data"]
         assert (refused["reason"], refused["attempted_version"]) == ("rollback_refused", old)
         assert kernel.version == newer and kernel.status()["registry"]["digest"] == first
         assert second != first
@@ -102,13 +103,13 @@ def test_an_outage_keeps_the_config_and_is_visible(
         status = kernel.status()["registry"]
         assert "unreachable" in status["error"] and kernel.version == served
         assert metrics.get_sample_value("magcfg_config_source_up") == 0
-        failed = _of(events, "config.source_failed")
+        failed = _of(events, SOURCE_FAILED)
         assert len(failed) == 1 and failed[0]["data"]["reason"] == "unreachable"
         assert wait_for(lambda: kernel.status()["registry"]["failed_polls"] >= 3)
-        assert len(_of(events, "config.source_failed")) == 1  # one event per outage
+        assert len(_of(events, SOURCE_FAILED)) == 1  # one event per outage
         front.start()  # same port, same content
         assert wait_for(lambda: kernel.status()["registry"]["up"])
-        assert _of(events, "config.source_restored")[-1]["data"]["failed_polls"] >= 3
+        assert _of(events, SOURCE_RESTORED)[-1]["data"]["failed_polls"] >= 3
         assert metrics.get_sample_value("magcfg_config_source_up") == 1
         assert metrics.get_sample_value("magcfg_config_source_outages_total") == 1
         newer = _new_version(signed, "error")
@@ -132,8 +133,8 @@ def test_an_unsigned_artifact_at_the_tag_is_not_loaded(
         client = Registry(parse_reference(target), insecure=True)
         client.put_manifest(client.reference.repository, "production",
                             json.dumps(manifest).encode())
-        assert wait_for(lambda: bool(_of(events, "config.source_failed")))
-        data = _of(events, "config.source_failed")[0]["data"]
+        assert wait_for(lambda: bool(_of(events, SOURCE_FAILED)))
+        data = _of(events, SOURCE_FAILED)[0]["data"]
         assert data["reason"] == "unsigned" and "no cosign signature" in data["error"]
         assert kernel.version == served and not kernel.status()["registry"]["up"]
     finally:
@@ -182,8 +183,8 @@ def test_a_layer_that_is_not_a_flux_artifact_is_refused(
     kernel, events = _kernel(signed, target, tmp_path)
     try:
         crane("append", "-f", "/dev/null", "-b", target[6:], "-t", target[6:])
-        assert wait_for(lambda: bool(_of(events, "config.source_failed")))
-        data = _of(events, "config.source_failed")[0]["data"]
+        assert wait_for(lambda: bool(_of(events, SOURCE_FAILED)))
+        data = _of(events, SOURCE_FAILED)[0]["data"]
         assert data["reason"] == "malformed_manifest"
         assert "not a Flux artifact" in data["error"]
     finally:
@@ -214,4 +215,4 @@ def test_watch_publishes_what_the_tag_holds(
         out_text, err_text = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err_text
     types = [json.loads(line)["type"] for line in out_text.splitlines()]
-    assert types.count("config.published") == 2 and "config.reloaded" in types
+    assert types.count(PUBLISHED) == 2 and RELOADED in types

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from magcfg.runtime.events import LOADED, PUBLISHED, RELOADED
 from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
@@ -129,8 +130,8 @@ def test_publishes_with_the_data_swap_and_runs_the_command(setup: Setup) -> None
     assert setup.check_published() == 2
     assert sidecar.terminate() == 0
     kinds = [e["type"] for e in sidecar.events()]
-    assert kinds == ["config.loaded", "config.published", "config.reloaded", "config.published"]
-    published = sidecar.events("config.published")[-1]["data"]
+    assert kinds == [LOADED, PUBLISHED, RELOADED, PUBLISHED]
+    published = sidecar.events("io.magflock.magcfg.config.published")[-1]["data"]
     assert published["version"] == 2 and published["exec"] == {"ok": True, "exit_code": 0}
     assert sorted(p.name for p in setup.out.iterdir() if p.name.startswith("..")) == sorted([
         DATA_LINK, current_target(setup.out).name])  # type: ignore[union-attr]
@@ -153,7 +154,7 @@ def test_signals_the_application(setup: Setup) -> None:
         setup.write(2)
         assert wait_for(lambda: marker.exists() and marker.read_text().count("hup") == 2)
         assert sidecar.terminate() == 0
-        assert sidecar.events("config.published")[-1]["data"]["signal"] == {
+        assert sidecar.events("io.magflock.magcfg.config.published")[-1]["data"]["signal"] == {
             "ok": True, "pid": app.pid, "signal": "SIGHUP"}
     finally:
         app.kill()
@@ -165,11 +166,11 @@ def test_bad_deploys_are_refused_and_never_published(setup: Setup) -> None:
     sidecar = setup.start()
     assert wait_for(lambda: setup.published_version() == 1)
     setup.write(2, key=Ed25519PrivateKey.generate())
-    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+    assert wait_for(lambda: bool(sidecar.events("io.magflock.magcfg.config.reload_failed")))
     setup.write(3, {**base_config(3), "magds": {**base_config(3)["magds"], "port": 1}})
-    assert wait_for(lambda: len(sidecar.events("config.reload_failed")) == 2)
+    assert wait_for(lambda: len(sidecar.events("io.magflock.magcfg.config.reload_failed")) == 2)
     assert setup.check_published() == 1
-    reasons = [e["data"]["reason"] for e in sidecar.events("config.reload_failed")]
+    reasons = [e["data"]["reason"] for e in sidecar.events("io.magflock.magcfg.config.reload_failed")]
     assert reasons == ["bad_signature", "restart_required"]
     sidecar.terminate()
     # A restarted sidecar (a pod restart) boots the pending restart-only version.
@@ -185,8 +186,8 @@ def test_restart_after_a_bad_deploy_serves_the_last_known_good(setup: Setup) -> 
     first.terminate()
     setup.write(2, key=Ed25519PrivateKey.generate())
     second = setup.start()
-    assert wait_for(lambda: bool(second.events("config.loaded")))
-    loaded = second.events("config.loaded")[0]["data"]
+    assert wait_for(lambda: bool(second.events("io.magflock.magcfg.config.loaded")))
+    loaded = second.events("io.magflock.magcfg.config.loaded")[0]["data"]
     assert loaded["source"] == "last_known_good" and loaded["reason"] == "bad_signature"
     assert second.terminate() == 0
     assert setup.check_published() == 1
@@ -336,7 +337,7 @@ def test_metrics_endpoint(setup: Setup) -> None:
     sidecar = setup.start("--metrics-port", str(port))
     assert wait_for(lambda: setup.published_version() == 1)
     setup.write(2, key=Ed25519PrivateKey.generate())
-    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+    assert wait_for(lambda: bool(sidecar.events("io.magflock.magcfg.config.reload_failed")))
 
     def scrape() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -435,7 +436,7 @@ def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
         os.close(directory)
     assert codes == [1]
     kinds = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
-    assert "config.watch_failed" in kinds, kinds
+    assert "io.magflock.magcfg.config.watch_failed" in kinds, kinds
     assert capsys.readouterr().err.endswith(
         f"error: {setup.art}: the watcher stopped (IsADirectoryError: [Errno 21] Is a "
         "directory); exiting so that the sidecar is restarted\n")

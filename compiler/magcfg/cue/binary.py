@@ -31,9 +31,11 @@ MIN_CUE_VERSION = (0, 14, 1)
 """Oldest ``cue`` accepted. Keep in step with CUE_VERSION in scripts/dev."""
 CUE_ENV_VAR = "MAGCFG_CUE"
 _PINNED = "v{}.{}.{}".format(*MIN_CUE_VERSION)
-INSTALL_HINT = (f"install it with `./scripts/dev setup` (puts cue {_PINNED} in .tools/bin/) "
-                f"or `go install cuelang.org/go/cmd/cue@{_PINNED}`, then put it on PATH "
-                f"or point {CUE_ENV_VAR} at it")
+INSTALL_HINT = (f"install cue {_PINNED} or newer with `go install cuelang.org/go/cmd/cue@{_PINNED}`, "
+                "a release binary (https://github.com/cue-lang/cue/releases) or your package "
+                "manager (`brew install cue-lang/tap/cue`), then put it on PATH or point "
+                f"{CUE_ENV_VAR} at it (in magcfg's own repository `./scripts/dev setup` "
+                "installs it into .tools/bin/)")
 _VERSION = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
 TIMEOUT_SECONDS = 300
 

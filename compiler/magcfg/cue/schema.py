@@ -4,8 +4,9 @@ A project names ``schema: {cue: schemas/x.cue, cue_definition: "#Config"}`` (ins
 of, or besides, ``json:``). The check runs after JSON Schema validation, on the
 environments that compiled, and costs ONE ``cue`` process per build, whatever the
 number of environments: the environments go in as one JSON document
-``{"<env>": <config>, ...}`` vetted against ``[string]: #Config`` (a two-line wrapper
-file in the schema's package), so every error path starts with the environment's name.
+``{"<env>": <config>, ...}`` vetted against ``[Env=string]: #Config & {#environment:
+Env}`` (a two-line wrapper file in the schema's package), so every error path starts
+with the environment's name, and rules see it as ``#environment``.
 A single ``cue vet`` with one data file per environment would not do: cue reports the
 errors of only one failing data file. Very large environments are vetted in separate,
 concurrent processes (MAX_BATCH_BYTES).
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
+from ..pipeline.validate import name_environments
 from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
 
 if TYPE_CHECKING:
@@ -38,6 +40,11 @@ if TYPE_CHECKING:
 DEFAULT_DEFINITION = "#Config"
 _DEFINITION = re.compile(r"^#[A-Za-z_][A-Za-z0-9_]*$")
 _WRAPPER_DEFINITION = "#MagcfgEnvironments"
+ENVIRONMENT_FIELD = "#environment"
+"""The environment's name, injected into the definition (a definition field, so it is
+never part of the config and a definition that does not declare it is unaffected):
+rules write ``#environment: string`` and ``if #environment == "production" {...}``."""
+_WRAPPER_FORMAT = "2"  # of the wrapper: 2 injects ENVIRONMENT_FIELD
 _WRAPPER_FILE = "magcfg_environments.cue"
 _DATA_FILE = "magcfg_environments.json"
 _PACKAGE = re.compile(r"^\s*(?:(?://[^\n]*|@[^\n]*)?\n\s*)*package\s+([A-Za-z_#][A-Za-z0-9_]*)")
@@ -120,7 +127,7 @@ def check_environments(compiler: Workspace, contexts: Sequence[CompileContext]) 
         return []
     cue = find_cue(schema.path, compiler.project.root, compiler.cache)
     keys = {ctx.env: BuildCache.fragment_key(
-        "cue-vet", cue.version, schema.digest, schema.definition,
+        "cue-vet", cue.version, schema.digest, schema.definition, _WRAPPER_FORMAT, ctx.env,
         ctx.config_sha256) for ctx in contexts}
     verdicts: dict[str, list[_Violation]] = {}
     for ctx in contexts:
@@ -133,11 +140,8 @@ def check_environments(compiler: Workspace, contexts: Sequence[CompileContext]) 
         found = fresh.get(ctx.env, [])
         compiler.cache.put_fragment(keys[ctx.env], tuple((v.keypath, v.message) for v in found))
         verdicts[ctx.env] = found
-    out: list[Diagnostic] = []
-    for ctx in contexts:
-        if verdicts[ctx.env]:
-            out.extend(_locate(ctx, verdicts[ctx.env]))
-    return out
+    return name_environments({ctx.env: _locate(ctx, verdicts[ctx.env]) for ctx in contexts},
+                             [ctx.stack for ctx in contexts])
 
 
 def _vet_batches(cue: CueBinary, schema: CueSchema,
@@ -186,7 +190,8 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
         # cue's line numbers stay those of the real file.
         package = "magcfgschema"
         raw = f"package {package}, ".encode() + raw
-    wrapper = f"package {package}\n{_WRAPPER_DEFINITION}: [string]: {schema.definition}\n"
+    wrapper = (f"package {package}\n{_WRAPPER_DEFINITION}: [Env=string]: "
+               f"{schema.definition} & {{{ENVIRONMENT_FIELD}: Env}}\n")
     data = b"{" + b",".join(json.dumps(env).encode() + b":" + config
                             for env, config in configs.items()) + b"}"
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:

@@ -16,6 +16,9 @@ class Rule:
     name: str
     summary: str
     severity: Severity = "error"
+    security_severity: str | None = None
+    """CVSS-style score (0.1-10.0) for code-scanning UIs; None: not a security rule."""
+    cwe: str | None = None
 
 
 RULES: dict[str, Rule] = {
@@ -26,21 +29,23 @@ RULES: dict[str, Rule] = {
              "known rule."),
         Rule("MAG001", "fallback-default",
              "A `${VAR:-default}`-style fallback hides a missing required value in a compose "
-             "file, Kubernetes manifest, Helm values or committed env file."),
+             "file, Kubernetes manifest, Helm values or committed env file.",
+             security_severity="5.3", cwe="1188"),
         Rule("MAG002", "hardcoded-secret",
              "A secret value is committed: a secret-like key assigned a literal, or a "
-             "well-known token format."),
+             "well-known token format.", security_severity="8.8", cwe="798"),
         Rule("MAG003", "env-file-in-deploy-path",
-             "A `.env` file lives in a deploy path, or a root `.env` is not git-ignored."),
+             "A `.env` file lives in a deploy path, or a root `.env` is not git-ignored.",
+             security_severity="7.5", cwe="538"),
         Rule("MAG004", "undeclared-vault-client",
              "Application source uses a Vault KV client but the app has not declared "
-             "Direct-Vault with a justification."),
+             "Direct-Vault with a justification.", security_severity="4.3", cwe="522"),
         Rule("MAG005", "vault-policy-wildcard",
              "A Vault KV v2 policy grants a wildcard path without the exact path, or uses a "
-             "prefix glob that matches sibling paths."),
+             "prefix glob that matches sibling paths.", security_severity="6.5", cwe="732"),
         Rule("MAG006", "layer-secret-literal",
              "A magcfg layer sets a literal value for a key the schema marks "
-             "`x-magcfg-secret`."),
+             "`x-magcfg-secret`.", security_severity="8.8", cwe="798"),
     )
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .baseline import fingerprint
-from .findings import RULES, Finding
+from .findings import RULES, Finding, Rule
 
 FORMATS = ("text", "json", "sarif")
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
@@ -49,18 +49,11 @@ def render_json(findings: Sequence[Finding], summary: dict[str, int]) -> str:
 
 
 def render_sarif(findings: Sequence[Finding]) -> str:
-    from ..version import __version__
+    from ..version import PROJECT_URL, __version__
 
     rule_ids = sorted(RULES)
     index = {rid: i for i, rid in enumerate(rule_ids)}
-    rules = [{
-        "id": rid,
-        "name": RULES[rid].name,
-        "shortDescription": {"text": RULES[rid].summary},
-        "defaultConfiguration": {"level": _SARIF_LEVEL[RULES[rid].severity]},
-        "help": {"text": f"{RULES[rid].summary} See docs/lint.md ({rid}); suppress one line "
-                         f"with `magcfg: ignore[{rid}] reason: <why>`."},
-    } for rid in rule_ids]
+    rules = [_sarif_rule(RULES[rid]) for rid in rule_ids]
     results = [{
         "ruleId": f.rule,
         "ruleIndex": index[f.rule],
@@ -78,9 +71,37 @@ def render_sarif(findings: Sequence[Finding]) -> str:
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "magcfg", "version": __version__,
-                                "semanticVersion": __version__, "rules": rules}},
+                                "semanticVersion": __version__, "rules": rules,
+                                "informationUri": PROJECT_URL}},
             "columnKind": "unicodeCodePoints",
             "results": results,
         }],
     }
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _sarif_rule(rule: Rule) -> dict[str, Any]:
+    """A rule as GitHub code scanning ingests it: descriptions, help and its URI, and for a
+    security rule the ``security-severity`` and tags that file it as a security alert."""
+    from ..version import PROJECT_URL
+
+    anchor = f"{rule.id}-{rule.name}".lower()
+    suppress = f"suppress one line with `magcfg: ignore[{rule.id}] reason: <why>`."
+    tags = ["security", f"external/cwe/cwe-{rule.cwe}"] if rule.cwe else ["maintainability"]
+    properties: dict[str, Any] = {"tags": tags, "precision": "high",
+                                  "problem.severity": rule.severity}
+    if rule.security_severity is not None:
+        properties["security-severity"] = rule.security_severity
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "shortDescription": {"text": rule.summary},
+        "fullDescription": {"text": f"{rule.summary} ({rule.id} {rule.name}: see "
+                                    f"docs/lint.md.)"},
+        "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
+        "help": {"text": f"{rule.summary} See docs/lint.md ({rule.id}); {suppress}",
+                 "markdown": f"{rule.summary}\n\nSee [docs/lint.md]"
+                             f"({PROJECT_URL}/blob/main/docs/lint.md#{anchor}); {suppress}"},
+        "helpUri": f"{PROJECT_URL}/blob/main/docs/lint.md#{anchor}",
+        "properties": properties,
+    }

@@ -65,7 +65,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..durable import real_directory, write_all
+from ..durable import real_directory, write_all, write_new
 from ..version import __version__
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ NO_CACHE_ENV = "MAGCFG_NO_CACHE"
 KEY_FILE_NAME = "cache.key"
 _KEY_BYTES = 32
 _TAG_BYTES = 32  # HMAC-SHA256
+_GITIGNORE = b"# magcfg's build cache: local to each checkout, never committed\n*\n"
 _INDEX = "index.bin"
 _MAX_INDEX_BYTES = 1 << 28  # the large benchmark repo's is 0.2 MB: a bigger one is planted
 _PACK = re.compile(r"pack-[0-9a-f]{20}\.bin\Z")
@@ -336,9 +337,13 @@ class BuildCache:
 
     def _directory_fd(self, create: bool) -> int | None:
         if self._dir_fd is None and self.directory is not None:
-            if create:
+            if create and not self.directory.is_dir():
                 try:
                     self.directory.mkdir(parents=True, exist_ok=True)
+                    # The cache is local to each checkout: git ignores it wherever the
+                    # project file put it, with no entry in the user's own .gitignore.
+                    with contextlib.suppress(FileExistsError):  # a concurrent build's
+                        write_new(self.directory / ".gitignore", _GITIGNORE)
                 except OSError:
                     return None
             try:

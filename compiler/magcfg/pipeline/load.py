@@ -14,6 +14,8 @@ from typing import Any
 
 from ..durable import Tree
 from ..errors import Diagnostic
+from ..project import LAYER_SUFFIXES
+from ..syntax.locate import locate
 
 __all__ = ["LAYER_SUFFIXES", "FileSource", "ParsedFile"]
 
@@ -23,17 +25,50 @@ class ParsedFile:
     may be loaded on first use (from the parse cache): a rebuild that reuses a
     fragment never needs the data of the files behind it, only their ``keys``."""
 
-    __slots__ = ("_data", "_loader", "digest", "has_markers", "keys", "path")
+    __slots__ = ("_data", "_loader", "digest", "has_markers", "keys", "path", "prefix")
 
     def __init__(self, path: str, digest: str, keys: tuple[str, ...], has_markers: bool,
                  data: dict[str, Any] | None = None,
-                 loader: Callable[[], dict[str, Any]] | None = None) -> None:
+                 loader: Callable[[], dict[str, Any]] | None = None,
+                 prefix: tuple[str, ...] = ()) -> None:
         self.path = path
         self.digest = digest
         self.keys = frozenset(keys)
         self.has_markers = has_markers
         self._data = data
         self._loader = loader
+        self.prefix = prefix
+        """The key path the file's content sits under (``LayerSpec.key``; ``()`` for a
+        file that spells out its full key paths): ``data`` and ``keys`` include it."""
+
+    def under(self, prefix: tuple[str, ...]) -> ParsedFile:
+        """This file as a layer with a key prefix reads it: its content nested under
+        ``prefix`` (an empty file stays empty)."""
+        if not prefix:
+            return self
+        inner = self
+
+        def nested() -> dict[str, Any]:
+            data: dict[str, Any] = inner.data
+            if not data:
+                return {}
+            for part in reversed(prefix):
+                data = {part: data}
+            return data
+
+        return ParsedFile(self.path, self.digest, (prefix[0],) if self.keys else (),
+                          self.has_markers, loader=nested, prefix=prefix)
+
+    def file_keypath(self, keypath: tuple[str, ...]) -> tuple[str, ...]:
+        """Where ``keypath`` (of the merged document) is written inside the file: without
+        the key prefix; ``()`` (the file itself) for the prefix or any part of it."""
+        n = len(self.prefix)
+        return keypath[n:] if keypath[:n] == self.prefix else ()
+
+    def line(self, raw: bytes, keypath: tuple[str, ...]) -> int | None:
+        """The line of ``keypath`` (of the merged document) in the file's bytes ``raw``,
+        or of its deepest ancestor written there (``syntax.locate``)."""
+        return locate(self.path, raw, self.file_keypath(keypath))
 
     @property
     def data(self) -> dict[str, Any]:
@@ -46,8 +81,6 @@ class ParsedFile:
         return f"ParsedFile({self.path!r})"
 
 
-LAYER_SUFFIXES = (".yaml", ".yml", ".cue")
-"""Layer files: YAML, and CUE (evaluated by ``cue export``, see cue_layers.py)."""
 
 
 class FileSource:

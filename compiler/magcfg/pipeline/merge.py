@@ -141,10 +141,13 @@ class LayerStack:
         return value, self._locate(ctx.findings)
 
     def _locate(self, findings: list[_Finding]) -> list[Diagnostic]:
+        by_path = {f.path: f for f in self.files()}
         out = []
         for f in findings:
             try:
-                line = locate(f.file, self.source.read(f.file), f.keypath)
+                raw = self.source.read(f.file)
+                parsed = by_path.get(f.file)
+                line = parsed.line(raw, f.keypath) if parsed else locate(f.file, raw, f.keypath)
             except OSError:
                 line = None
             out.append(Diagnostic(f.file, line, format_keypath(f.keypath), f.message, f.severity,
@@ -164,7 +167,7 @@ class LayerStack:
                 if found is None:
                     continue
                 depth, value = found
-                line = locate(f.path, self.source.read(f.path), keypath[:depth])
+                line = f.line(self.source.read(f.path), keypath[:depth])
                 chain.append(Provenance(f.path, line, layer.name, value))
         return chain
 

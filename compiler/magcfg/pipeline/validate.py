@@ -15,7 +15,9 @@ not 100,000.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
@@ -25,7 +27,7 @@ from ..schema.validator import MAX_VIOLATIONS, SchemaViolation, common_keypath
 if TYPE_CHECKING:
     from .merge import LayerStack
 
-__all__ = ["ViolationLocator", "locate_key"]
+__all__ = ["ViolationLocator", "locate_key", "name_environments"]
 
 
 def locate_key(stack: LayerStack, project_file: str, keypath: tuple[str, ...], message: str,
@@ -40,6 +42,25 @@ def locate_key(stack: LayerStack, project_file: str, keypath: tuple[str, ...], m
     if chain:
         return Diagnostic(chain[-1].file, chain[-1].line, key, message, code=code)
     return Diagnostic(project_file, None, key, f"{message} (environment {stack.env})", code=code)
+
+
+def name_environments(found: Mapping[str, Iterable[Diagnostic]], stacks: Iterable[LayerStack]
+                      ) -> list[Diagnostic]:
+    """The errors of several environments (env -> its diagnostics), each once; an error
+    located in a file that more than one of ``stacks`` reads (a base layer) names the
+    environments it fails in, since the file alone does not say."""
+    readers = Counter(f.path for stack in stacks for f in stack.files())
+    envs_of: dict[Diagnostic, list[str]] = {}
+    for env, diagnostics in found.items():
+        for d in diagnostics:
+            envs_of.setdefault(d, []).append(env)
+    out = []
+    for d, envs in envs_of.items():
+        if d.severity == "error" and readers[d.file] > 1:
+            plural = "s" if len(envs) > 1 else ""
+            d = replace(d, message=f"{d.message} (environment{plural} {', '.join(envs)})")
+        out.append(d)
+    return out
 
 
 class ViolationLocator:

@@ -272,15 +272,16 @@ class Origins:
             files = self._by_top[keypath[0]] = [
                 (layer.name, f) for layer in self.stack.layers for f in layer.files
                 if keypath[0] in f.keys]
-        last: tuple[str, int, str] | None = None
+        last: tuple[ParsedFile, int, str] | None = None
         for layer_name, f in files:
             found = lookup(f.data, keypath)
             if found is not None:
-                last = (f.path, found[0], layer_name)
+                last = (f, found[0], layer_name)
         if last is None:
             return None
-        path, depth, layer_name = last
-        return Origin(path, self.lines.line(path, keypath[:depth]), layer_name)
+        file, depth, layer_name = last
+        return Origin(file.path, self.lines.line(file.path, file.file_keypath(keypath[:depth])),
+                      layer_name)
 
 
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,

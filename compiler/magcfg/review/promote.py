@@ -37,9 +37,9 @@ from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..keyglob import KeyGlobs
 from ..pipeline.cache import BuildCache
-from ..pipeline.load import LAYER_SUFFIXES, FileSource
+from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import LayerStack
-from ..project import Project
+from ..project import LayerSpec, Project
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import iter_leaves
 from .diff import (
@@ -187,22 +187,28 @@ def _depth(data: Any, keypath: KeyPath) -> int:
     return depth
 
 
-def _target(stack: LayerStack, layer_index: int, keypath: KeyPath,
-            pending: Container[str]) -> tuple[str, bool]:
-    """(file, is new) in TO's layer for ``keypath``."""
+def _target(spec: LayerSpec, stack: LayerStack, layer_index: int, keypath: KeyPath,
+            pending: Container[str]) -> tuple[str, KeyPath, bool] | None:
+    """(file, key path inside it, is new) in TO's layer for ``keypath``: the file that
+    sets most of it, else the file the layer maps it to (``LayerSpec.file_for``); None
+    when the layer's pattern names no single file for it."""
     layer = stack.layers[layer_index]
-    best, best_depth = None, 0
+    best: ParsedFile | None = None
+    best_depth = 0
     for f in layer.files:
-        if keypath[0] not in f.keys:
+        if keypath[0] not in f.keys or keypath[:len(f.prefix)] != f.prefix:
             continue
         d = _depth(f.data, keypath)
         if d > best_depth:
-            best, best_depth = f.path, d
+            best, best_depth = f, d
     if best is not None:
-        return best, False
-    named = f"{layer.directory}/{keypath[0]}.yaml"
+        return best.path, best.file_keypath(keypath), False
+    mapped = spec.file_for(stack.env, keypath)
+    if mapped is None:
+        return None
+    named, inside = mapped
     existing = {f.path for f in layer.files}
-    return named, named not in existing and named not in pending
+    return named, inside, named not in existing and named not in pending
 
 
 def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str] | None = None,
@@ -216,7 +222,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
         raise UsageError("FROM and TO are the same environment")
     settings = promote_settings(project)
     globs = KeyGlobs(keys or ())
-    env_layers = [i for i, spec in enumerate(project.layers) if "{env}" in spec.path]
+    env_layers = [i for i, spec in enumerate(project.layers) if spec.per_environment]
     if not env_layers:
         raise UsageError("the project has no per-environment layer (a path with {env})")
     compiler = Compiler(project)
@@ -258,11 +264,17 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                 current = value_at(to_before, keypath)
                 if current is not MISSING and same(current, value):
                     continue
-                target, is_new = _target(stacks[to_env], i, keypath, per_file)
+                found = _target(project.layers[i], stacks[to_env], i, keypath, per_file)
+                if found is None:
+                    skipped.append(Skip(key, f"layer {from_layer.name!r} of {to_env} has no "
+                                             "file for it and its files pattern names none: "
+                                             "add it by hand"))
+                    continue
+                target, inside, is_new = found
                 if is_new:
                     new_files.add(target)
-                per_file.setdefault(target, []).append((keypath, value))
-                line = locate(f.path, stacks[from_env].source.read(f.path), keypath)
+                per_file.setdefault(target, []).append((inside, value))
+                line = f.line(stacks[from_env].source.read(f.path), keypath)
                 to_chain = stacks[to_env].provenance(keypath) if current is not MISSING else []
                 edits.append(Edit(
                     key=key, keypath=keypath, value=value,

@@ -1,11 +1,11 @@
 """magcfg's runtime kernel: serve a signed, verified config and swap in new ones safely.
 
-    from magcfg.runtime import Kernel
+    from magcfg.runtime import RELOADED, Kernel
 
     with Kernel("/etc/magflock", public_keys=["/etc/magcfg/magcfg.pub"],
                 state_dir="/var/lib/magflock/config", environment="production") as kernel:
         port = kernel.get("maggate.port", 8080)
-        kernel.subscribe("config.reloaded", on_reload)
+        kernel.subscribe(RELOADED, on_reload)  # "io.magflock.magcfg.config.reloaded"
 
 This package imports only the standard library, ``cryptography`` (signatures) and, if
 present, ``orjson``; schema validation (jsonschema-rs) and metrics (prometheus-client)

@@ -2,7 +2,8 @@
 
 Every event is a plain JSON-serializable dict in the CloudEvents 1.0 structured form::
 
-    {"specversion": "1.0", "id": "...", "source": "magcfg/runtime", "type": "config.reloaded",
+    {"specversion": "1.0", "id": "...", "source": "urn:magcfg:runtime",
+     "type": "io.magflock.magcfg.config.reloaded",
      "subject": "production", "time": "2026-11-22T14:00:00.123456Z",
      "datacontenttype": "application/json", "data": {...}}
 
@@ -25,17 +26,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-LOADED = "config.loaded"
-RELOADED = "config.reloaded"
-RELOAD_FAILED = "config.reload_failed"
-STATE_CORRUPT = "config.state_corrupt"
-WATCH_FAILED = "config.watch_failed"
-PUBLISHED = "config.published"
-SOURCE_FAILED = "config.source_failed"
-SOURCE_RESTORED = "config.source_restored"
+TYPE_PREFIX = "io.magflock.magcfg."
+"""Reverse-DNS prefix of every event type, as the CloudEvents spec recommends."""
+LOADED = TYPE_PREFIX + "config.loaded"
+RELOADED = TYPE_PREFIX + "config.reloaded"
+RELOAD_FAILED = TYPE_PREFIX + "config.reload_failed"
+STATE_CORRUPT = TYPE_PREFIX + "config.state_corrupt"
+WATCH_FAILED = TYPE_PREFIX + "config.watch_failed"
+PUBLISHED = TYPE_PREFIX + "config.published"
+SOURCE_FAILED = TYPE_PREFIX + "config.source_failed"
+SOURCE_RESTORED = TYPE_PREFIX + "config.source_restored"
 ALL = "*"
 EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, WATCH_FAILED, PUBLISHED,
                SOURCE_FAILED, SOURCE_RESTORED)
+LEGACY_TYPES = {name.removeprefix(TYPE_PREFIX): name for name in EVENT_TYPES}
+"""The names of 0.1 (``config.reloaded``...): ``subscribe`` still accepts them, with a
+DeprecationWarning, until the release after next; events carry the new names."""
+RUNTIME_SOURCE = "urn:magcfg:runtime"
+WATCH_SOURCE = "urn:magcfg:watch"
+"""Event sources: absolute URIs (URNs), as the spec recommends."""
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], Any]
@@ -60,7 +69,7 @@ def passes_on(exc: BaseException) -> bool:
 
 
 def make_event(event_type: str, subject: str, data: dict[str, Any],
-               source: str = "magcfg/runtime") -> Event:
+               source: str = RUNTIME_SOURCE) -> Event:
     """A CloudEvents 1.0 structured event with a fresh id and the current UTC time."""
     # time and os.urandom rather than datetime and uuid: those two imports would cost
     # more than the rest of the event bus.
@@ -88,7 +97,14 @@ class EventBus:
 
     def subscribe(self, event_type: str, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for every event of ``event_type``; returns an
-        unsubscribe function."""
+        unsubscribe function. A name of 0.1 (``config.reloaded``) is the same type."""
+        if event_type in LEGACY_TYPES:
+            import warnings
+
+            warnings.warn(f"event type {event_type!r} is now {LEGACY_TYPES[event_type]!r}; "
+                          "the old name is accepted until the release after next",
+                          DeprecationWarning, stacklevel=2)
+            event_type = LEGACY_TYPES[event_type]
         if event_type != ALL and event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type!r}; "
                              f"one of {', '.join((*EVENT_TYPES, ALL))}")

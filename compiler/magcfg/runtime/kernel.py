@@ -49,6 +49,7 @@ from .events import (
     LOADED,
     RELOAD_FAILED,
     RELOADED,
+    RUNTIME_SOURCE,
     STATE_CORRUPT,
     WATCH_FAILED,
     Event,
@@ -139,7 +140,7 @@ class Kernel:
                  use_inotify: bool = True,
                  audit_log: str | os.PathLike[str] | None = None,
                  metrics: Any = None,
-                 source: str = "magcfg/runtime",
+                 source: str = RUNTIME_SOURCE,
                  insecure_registry: bool = False,
                  registry_interval: float = 30.0,
                  registry_max_backoff: float = 300.0) -> None:

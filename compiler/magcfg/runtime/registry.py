@@ -31,6 +31,7 @@ from ..errors import MagcfgError
 from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
 from ..oci.registry import Registry, RegistryError
+from .events import SOURCE_FAILED, SOURCE_RESTORED
 from .publish import publish
 
 __all__ = ["RegistrySource", "SourceRefused"]
@@ -149,14 +150,14 @@ class RegistrySource:
         self.last_error = text
         if first:
             self._down_since = time.time()
-            self.on_event("config.source_failed", {
+            self.on_event(SOURCE_FAILED, {
                 "reference": str(self.reference), "reason": reason, "error": text,
                 "digest": self.digest})
 
     def _succeeded(self) -> None:
         if self.last_error is not None:
             down = time.time() - (self._down_since or time.time())
-            self.on_event("config.source_restored", {
+            self.on_event(SOURCE_RESTORED, {
                 "reference": str(self.reference), "digest": self.digest,
                 "down_seconds": round(down, 3), "failed_polls": self.failures})
         self.failures = 0

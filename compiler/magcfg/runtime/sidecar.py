@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .events import LOADED, PUBLISHED, RELOADED, WATCH_FAILED, ConfigRejected, Event, make_event
+from .events import (
+    LOADED,
+    PUBLISHED,
+    RELOADED,
+    WATCH_FAILED,
+    WATCH_SOURCE,
+    ConfigRejected,
+    Event,
+    make_event,
+)
 from .kernel import Kernel
 from .publish import publish, recover
 
@@ -119,7 +128,7 @@ class Sidecar:
                              environment=options.environment, schema=options.schema,
                              allow_rollback=options.allow_rollback,
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
-                             metrics=registry, source="magcfg/watch",
+                             metrics=registry, source=WATCH_SOURCE,
                              insecure_registry=options.insecure_registry,
                              registry_interval=options.registry_interval, **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
@@ -148,7 +157,7 @@ class Sidecar:
             self._changed = False
             self.emit(make_event(PUBLISHED, event["subject"], {
                 "version": event["data"]["version"], "out": str(self.options.out),
-                **self._notify()}, "magcfg/watch"))
+                **self._notify()}, WATCH_SOURCE))
 
     def _notify(self) -> dict[str, Any]:
         # Whatever happens, the outcome goes into config.published: never raise here.

@@ -17,6 +17,7 @@ shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are f
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,11 @@ MAX_FOLLOWED_DEPTH = 256
 """Nesting of the schema once its references are followed (chains of ``$ref``)."""
 
 
+Constraint = tuple[str, tuple[str, ...]]
+"""What a key allows, for people: words and the values they apply to (JSON text),
+e.g. ``("one of", ('"debug"', '"info"'))``, ``(">=", ("1",))``."""
+
+
 @dataclass
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
@@ -45,6 +51,7 @@ class _Node:
     has_default: bool = False
     merge_key: str | None = None
     height: int = 1  # levels of children below and including this node
+    constraints: tuple[Constraint, ...] = ()
 
     def measure(self) -> None:
         self.height = 1 + max((c.height for c in self.children.values()), default=0)
@@ -55,11 +62,39 @@ def _combine(a: _Node, b: _Node) -> _Node:
     out = _Node(dict(a.children), a.secret or b.secret, b.reload or a.reload,
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
-                a.merge_key or b.merge_key)
+                a.merge_key or b.merge_key,
+                constraints=tuple(dict.fromkeys((*a.constraints, *b.constraints))))
     for k, child in b.children.items():
         out.children[k] = _combine(out.children[k], child) if k in out.children else child
     out.measure()
     return out
+
+
+_BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+           ("exclusiveMaximum", "<"), ("minLength", "length >="), ("maxLength", "length <="),
+           ("minItems", "items >="), ("maxItems", "items <="),
+           ("minProperties", "keys >="), ("maxProperties", "keys <="),
+           ("multipleOf", "multiple of"))
+
+
+def constraints(schema: dict[str, Any]) -> tuple[Constraint, ...]:
+    """What a schema node allows (``magcfg docs``): enum, const, ranges, lengths,
+    pattern, format, uniqueness."""
+    out: list[Constraint] = []
+    if isinstance(schema.get("enum"), list):
+        out.append(("one of", tuple(json.dumps(v, sort_keys=True) for v in schema["enum"])))
+    if "const" in schema:
+        out.append(("=", (json.dumps(schema["const"], sort_keys=True),)))
+    for keyword, words in _BOUNDS:
+        value = schema.get(keyword)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((words, (json.dumps(value),)))
+    for keyword in ("pattern", "format"):
+        if isinstance(schema.get(keyword), str):
+            out.append((keyword, (schema[keyword],)))
+    if schema.get("uniqueItems") is True:
+        out.append(("unique items", ()))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -73,6 +108,7 @@ class SchemaEntry:
     reload: ReloadPolicy
     default: Any
     has_default: bool
+    constraints: tuple[Constraint, ...] = ()
 
 
 class SchemaIndex:
@@ -175,6 +211,7 @@ class SchemaIndex:
             node.default, node.has_default = schema["default"], True
         if isinstance(schema.get("x-magcfg-merge-key"), str):
             node.merge_key = schema["x-magcfg-merge-key"]
+        node.constraints = constraints(schema)
         t = schema.get("type")
         if isinstance(t, str):
             node.types = (t,)
@@ -295,7 +332,8 @@ class SchemaIndex:
             secret = secret or node.secret
             if path:
                 out.append(SchemaEntry(".".join(path), node.description, node.types, secret,
-                                       policy, node.default, node.has_default))
+                                       policy, node.default, node.has_default,
+                                       node.constraints))
             for k in sorted(node.children):
                 walk(node.children[k], (*path, k), policy, secret)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from .index import SchemaIndex
+from .index import Constraint, SchemaIndex
 
 
 def render_reference(index: SchemaIndex, title: str = "Configuration reference") -> str:
-    """Markdown: one row per key, with type, reload policy, secret flag and default."""
+    """Markdown: one row per key, with type, what values it allows (enums, ranges,
+    patterns, formats), reload policy, secret flag, default and description."""
     lines = [
         f"# {title}",
         "",
@@ -16,14 +17,31 @@ def render_reference(index: SchemaIndex, title: str = "Configuration reference")
         "Reload `hot` keys are applied live by the runtime kernel; `restart` keys need a "
         "restart. Secret keys hold references (`vault://...`, `env://...`), never values.",
         "",
-        "| key | type | reload | secret | default | description |",
-        "|---|---|---|---|---|---|",
+        "| key | type | allowed | reload | secret | default | description |",
+        "|---|---|---|---|---|---|---|",
     ]
     for entry in index.entries():
-        default = json.dumps(entry.default, sort_keys=True) if entry.has_default else ""
-        description = (entry.description or "").replace("|", "\\|").replace("\n", " ")
+        default = _code(json.dumps(entry.default, sort_keys=True)) if entry.has_default else ""
+        allowed = "; ".join(_allowed(c) for c in entry.constraints)
         lines.append(
-            f"| `{entry.path}` | {'/'.join(entry.types)} | {entry.reload} | "
-            f"{'yes' if entry.secret else ''} | {default.replace('|', chr(92) + '|')} | "
-            f"{description} |")
+            f"| `{entry.path}` | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
+            f"{'yes' if entry.secret else ''} | {default} | "
+            f"{_cell(entry.description or '')} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one table cell (GFM: ``|`` escaped even in code)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """A code span that holds any text (a backtick inside gets a double fence)."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return _cell(f"{fence}{pad}{text}{pad}{fence}")
+
+
+def _allowed(constraint: Constraint) -> str:
+    words, values = constraint
+    return " ".join([_cell(words), ", ".join(_code(v) for v in values)]).strip()

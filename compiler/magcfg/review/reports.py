@@ -1,0 +1,88 @@
+"""Machine-readable reports of ``build``, ``verify`` and ``explain`` (``--format json``).
+
+Every report is one JSON object with ``"format": 1`` (the version of its shape: a field
+is only ever added within a version; a change of meaning or a removal bumps it) and
+``"command"``; ``diagnostics`` are ``{file, line, key, severity, code, message}`` as the
+text output prints them (redacted like it). docs/cli.md documents each shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Diagnostic
+from ..syntax.strict_yaml import UNSET
+
+if TYPE_CHECKING:
+    from ..compiler import BuildResult
+    from ..signing.signatures import VerifiedArtifact
+    from .explain import Explanation
+
+__all__ = ["REPORT_FORMAT", "build_report", "diagnostic_dict", "explain_report", "render",
+           "verify_report"]
+
+REPORT_FORMAT = 1
+
+
+def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
+    return {"file": d.file, "line": d.line, "key": d.key, "severity": d.severity,
+            "code": d.code, "message": d.message}
+
+
+def _diagnostics(found: Iterable[Diagnostic]) -> list[dict[str, Any]]:
+    return [diagnostic_dict(d) for d in sorted(set(found))]
+
+
+def render(report: dict[str, Any]) -> str:
+    """Deterministic text of a report (sorted keys, one trailing newline)."""
+    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def build_report(environments: Iterable[str], result: BuildResult | None, check: bool,
+                 diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
+    """``ok`` is what the exit code says: no error, and with ``check`` nothing stale."""
+    found = _diagnostics(diagnostics)
+    stale = list(result.stale) if result is not None else []
+    return {
+        "format": REPORT_FORMAT, "command": "build", "check": check,
+        "environments": list(environments),
+        "ok": result is not None and not stale
+              and not any(d["severity"] == "error" for d in found),
+        "written": list(result.written) if result is not None else [],
+        "stale": stale,
+        "diagnostics": found,
+    }
+
+
+def verify_report(artifacts: list[tuple[str, str, VerifiedArtifact | None]],
+                  diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
+    """``artifacts``: (environment, directory, result or None when it failed)."""
+    return {
+        "format": REPORT_FORMAT, "command": "verify",
+        "ok": all(result is not None for _, _, result in artifacts),
+        "artifacts": [{
+            "environment": env, "directory": directory, "ok": result is not None,
+            "version": result.version if result else None,
+            "files": sorted(result.files) if result else [],
+            "key_id": result.key_id if result else None,
+            "attestation": result.attestation_checked if result else False,
+        } for env, directory, result in artifacts],
+        "diagnostics": _diagnostics(diagnostics),
+    }
+
+
+def explain_report(e: Explanation) -> dict[str, Any]:
+    """Values as the text output shows them (secrets masked); an ``!unset`` is
+    ``{"unset": true, "value": null}``."""
+    def value(v: Any) -> dict[str, Any]:
+        return {"unset": True, "value": None} if v == UNSET else {"unset": False, "value": v}
+
+    return {
+        "format": REPORT_FORMAT, "command": "explain", "environment": e.env, "key": e.key,
+        "present": e.present, "value": e.value, "reload": e.reload, "secret": e.secret,
+        "provenance": [{"file": p.file, "line": p.line, "layer": p.layer, **value(p.value),
+                        "in_effect": i == len(e.chain) - 1 and e.present}
+                       for i, p in enumerate(e.chain)],
+    }

@@ -1,0 +1,111 @@
+"""Editors: the project file's schema, ``magcfg schema layer``, and the real
+yaml-language-server (over stdio, as an editor runs it) checking and completing layer
+files and the project file with what ``magcfg init`` writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from magcfg.scaffold.editors import layer_schema, project_schema
+
+from ..conftest import REPO, Project, failed_cleanly
+from ..test_layouts import SERVICE_PROJECT
+from .lsp_client import LspClient
+
+YAML_LANGUAGE_SERVER = shutil.which("yaml-language-server") or shutil.which(
+    "yaml-language-server", path=str(REPO / ".tools/bin"))
+
+
+def test_project_schema_accepts_real_project_files_and_refuses_mistakes() -> None:
+    schema = json.loads(project_schema())
+    validator = jsonschema.Draft7Validator(schema)
+    for text in ((REPO / "magcfg.yaml").read_text(), SERVICE_PROJECT):
+        assert list(validator.iter_errors(yaml.safe_load(text))) == []
+    project = yaml.safe_load(SERVICE_PROJECT)
+    project["layers"][0]["path"] = "services"  # path and files at once
+    project["frobnicate"] = 1
+    messages = sorted(e.message for e in validator.iter_errors(project))
+    assert any("frobnicate" in m for m in messages), messages
+    assert any("is not valid under any of the given schemas" in m for m in messages), messages
+
+
+def test_layer_schema_makes_every_key_optional(mini: Project) -> None:
+    schema = json.loads((mini.root / "schemas/schema.json").read_text())
+    layer = layer_schema(schema)
+    validator = jsonschema.Draft7Validator(layer)
+    assert list(validator.iter_errors({"logging": {"level": "warn"}})) == []  # magds missing
+    assert list(validator.iter_errors({"magds": {"port": None}})) == []  # !unset
+    unknown = list(validator.iter_errors({"magds": {"prot": 1}}))
+    assert [c.message for e in unknown for c in e.context] == [
+        "Additional properties are not allowed ('prot' was unexpected)",
+        "{'prot': 1} is not of type 'null'"]
+    under = layer_schema(schema, "magds")
+    assert list(jsonschema.Draft7Validator(under).iter_errors({"port": 5432})) == []
+    assert list(jsonschema.Draft7Validator(under).iter_errors({"port": 0}))
+
+
+def test_schema_layer_command_and_unknown_key(mini: Project) -> None:
+    done = mini.run("schema", "layer", "--key", "magds", "-o", "schemas/magds.layer.json")
+    assert done.returncode == 0, done.stderr
+    written = json.loads((mini.root / "schemas/magds.layer.json").read_text())
+    assert "port" in written["properties"]
+    assert failed_cleanly(mini.run("schema", "layer", "--key", "nope"), 2) == (
+        "error: the schema has no key 'nope' (at 'nope')\n")
+    assert mini.run("schema", "project").stdout.encode() == project_schema()
+
+
+def _settings(root: Path) -> dict[str, Any]:
+    """What VS Code's YAML extension sends, from the .vscode/settings.json init wrote."""
+    vscode = json.loads((root / ".vscode/settings.json").read_text())
+    return {"schemas": {str(root / path): [str(root / glob) for glob in globs]
+                        for path, globs in vscode["yaml.schemas"].items()},
+            "customTags": vscode["yaml.customTags"], "validate": True, "completion": True,
+            "hover": True}
+
+
+def test_yaml_language_server_checks_and_completes_layer_files(tmp_path: Path) -> None:
+    assert YAML_LANGUAGE_SERVER is not None, "yaml-language-server: run ./scripts/dev tools"
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    assert Project(root).run("init", "--env", "dev", "--env", "prod").returncode == 0
+    settings = _settings(root)
+    client = LspClient([YAML_LANGUAGE_SERVER, "--stdio"], root,
+                       settings=lambda params: [settings for _ in params["items"]])
+    try:
+        client.request("initialize", {
+            "processId": None, "rootUri": root.as_uri(),
+            "capabilities": {"workspace": {"configuration": True},
+                             "textDocument": {"publishDiagnostics": {}, "completion": {}}}})
+        client.notify("initialized", {})
+        client.notify("workspace/didChangeConfiguration", {"settings": {"yaml": settings}})
+
+        def diagnostics(path: Path, text: str) -> list[tuple[int, str]]:
+            uri = path.as_uri()
+            client.notify("textDocument/didOpen", {"textDocument": {
+                "uri": uri, "languageId": "yaml", "version": 1, "text": text}})
+            found = client.wait_for(lambda m: m["method"] == "textDocument/publishDiagnostics"
+                                    and m["params"]["uri"] == uri and m["params"]["diagnostics"])
+            return [(d["range"]["start"]["line"], d["message"])
+                    for d in found["params"]["diagnostics"]]
+
+        layer = root / "layers/environments/dev/app.yaml"
+        assert diagnostics(layer, "app:\n  log_level: 3\n  bogus: x\n  name: !unset\n  \n") == [
+            (1, 'Incorrect type. Expected "string | null".'),
+            (2, "Property bogus is not allowed.")]
+        completion = client.request("textDocument/completion", {
+            "textDocument": {"uri": layer.as_uri()}, "position": {"line": 4, "character": 2}})
+        items = completion["items"] if isinstance(completion, dict) else completion
+        assert "environment" in [item["label"] for item in items]
+        project_file = root / "magcfg.yaml"
+        found = diagnostics(project_file, project_file.read_text() + "frobnicate: 1\n")
+        assert [m for _, m in found] == ["Property frobnicate is not allowed."]
+    finally:
+        client.close()

@@ -1,0 +1,140 @@
+"""Command-line conventions: --version, shell completion, versioned JSON reports of
+build/verify/explain, a quiet --quiet and --strict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from magcfg.version import __version__
+
+from .conftest import MAGCFG, Project, failed_cleanly, tree_state
+
+
+def test_version(mini: Project) -> None:
+    for args in (("--version",), ("-V",), ("version",)):
+        done = mini.run(*args)
+        assert (done.returncode, done.stdout) == (0, f"magcfg {__version__}\n")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_bash_completion_completes_commands_and_options(mini: Project) -> None:
+    """The script typer prints, sourced into a real bash and asked as bash asks."""
+    script = mini.run("--show-completion", "bash")
+    assert script.returncode == 0, script.stderr
+    probe = (f"{script.stdout}\nPATH={MAGCFG.parent}:$PATH\n"
+             "COMP_WORDS=(magcfg bu); COMP_CWORD=1; _magcfg_completion magcfg\n"
+             'printf "%s\\n" "${COMPREPLY[@]}"\n'
+             "COMP_WORDS=(magcfg build --st); COMP_CWORD=2; _magcfg_completion magcfg\n"
+             'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", probe], cwd=mini.root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["build", "--strict"], done.stderr
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completion_scripts(mini: Project, shell: str) -> None:
+    script = mini.run("--show-completion", shell)
+    assert script.returncode == 0, script.stderr
+    assert "_MAGCFG_COMPLETE" in script.stdout
+    done = mini.run(env={"_MAGCFG_COMPLETE": f"complete_{shell}",
+                         "_TYPER_COMPLETE_ARGS": "magcfg schema ",
+                         "_TYPER_COMPLETE_FISH_ACTION": "get-args"})
+    assert "infer" in done.stdout
+
+
+def test_build_json_report(mini: Project) -> None:
+    mini.write("layers/environments/prod/logging.yaml", "logging:\n  level: info\n")
+    done = mini.run("build", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    report = json.loads(done.stdout)
+    assert report == {
+        "format": 1, "command": "build", "check": False, "environments": ["dev", "prod"],
+        "ok": True, "stale": [], "written": report["written"],
+        "diagnostics": [{"file": "layers/environments/prod/logging.yaml", "line": 2,
+                         "key": "logging.level", "severity": "warning", "code": "redundant",
+                         "message": "override repeats the value set below: remove it "
+                                    "(one source of truth per value)"}]}
+    assert "generated/dev/config.json" in report["written"]
+    mini.write("layers/base/magds.yaml", "magds:\n  port: 0\n")
+    before = tree_state(mini.root / "generated")
+    failed = mini.run("build", "--format", "json", "--check")
+    failed_cleanly(failed, 1)
+    report = json.loads(failed.stdout)
+    assert (report["ok"], report["check"]) == (False, True)
+    assert {"file": "layers/base/magds.yaml", "line": 2, "key": "magds.port",
+            "severity": "error", "code": "schema-minimum",
+            "message": "0 is less than the minimum of 1 (schema: minimum) "
+                       "(environments dev, prod)"} \
+        in report["diagnostics"]
+    assert tree_state(mini.root / "generated") == before
+
+
+def test_quiet_prints_nothing_and_strict_fails_on_warnings(mini: Project) -> None:
+    mini.write("layers/environments/prod/logging.yaml", "logging:\n  level: info\n")
+    quiet = mini.run("build", "--quiet")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: db\n")
+    before = tree_state(mini.root / "generated")
+    strict = mini.run("build", "--strict")
+    assert failed_cleanly(strict, 1) == (
+        "layers/environments/dev/magds.yaml:2: error: override repeats the value set "
+        "below: remove it (one source of truth per value) (--strict: warnings are errors) "
+        "[magds.host]\n"
+        "layers/environments/prod/logging.yaml:2: error: override repeats the value set "
+        "below: remove it (one source of truth per value) (--strict: warnings are errors) "
+        "[logging.level]\n")
+    assert tree_state(mini.root / "generated") == before
+
+
+def test_explain_json_report(mini: Project) -> None:
+    mini.write("layers/environments/prod/magds.yaml",
+               "magds:\n  password: vault://secret/db#CANARY_pw\n")
+    done = mini.run("explain", "magds.password", "--env", "prod", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert "CANARY_pw" not in done.stdout
+    assert json.loads(done.stdout) == {
+        "format": 1, "command": "explain", "environment": "prod", "key": "magds.password",
+        "present": True, "value": "<redacted>", "reload": "restart", "secret": True,
+        "provenance": [{"file": "layers/environments/prod/magds.yaml", "line": 2,
+                        "layer": "environment", "unset": False, "value": "<redacted>",
+                        "in_effect": True}]}
+
+
+def test_verify_json_report(mini: Project) -> None:
+    assert mini.run("build").returncode == 0
+    assert mini.run("keys", "generate", "--out", "keys").returncode == 0
+    assert mini.run("sign", "--key", "keys/magcfg.key").returncode == 0
+    done = mini.run("verify", "--public-key", "keys/magcfg.pub", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["format"], report["command"], report["ok"]) == (1, "verify", True)
+    assert [(a["environment"], a["ok"], a["attestation"]) for a in report["artifacts"]] == [
+        ("dev", True, True), ("prod", True, True)]
+    (mini.root / "generated/prod/config.json").write_text("{}\n")
+    failed = mini.run("verify", "--public-key", "keys/magcfg.pub", "--format", "json")
+    failed_cleanly(failed, 1)
+    report = json.loads(failed.stdout)
+    assert [(a["environment"], a["ok"]) for a in report["artifacts"]] == [
+        ("dev", True), ("prod", False)]
+    assert [d["file"] for d in report["diagnostics"]] == ["generated/prod/config.json"]
+
+
+def test_unknown_report_format_is_a_usage_error(mini: Project) -> None:
+    assert failed_cleanly(mini.run("build", "--format", "yaml"), 2) == (
+        "error: --format must be text or json, not 'yaml'\n")
+
+
+def test_help_text_has_no_orphan_words(mini: Project) -> None:
+    """Hard-wrapped docstrings are re-wrapped whole: no help line holds a lone word
+    left over from the source's line ends."""
+    for command in ("promote", "verify", "diff", "watch", "init"):
+        done = mini.run(command, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert done.returncode == 0, done.stderr
+        prose = [line.strip() for line in done.stdout.splitlines()
+                 if line.strip() and not line.lstrip().startswith(("│", "╭", "╰", "Usage"))]
+        assert [line for line in prose if len(line.split()) == 1] == [], (command, prose)
