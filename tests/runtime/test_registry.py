@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry
 from magcfg.runtime import Kernel
+from magcfg.runtime.events import PUBLISHED, RELOAD_FAILED, RELOADED, SOURCE_FAILED, SOURCE_RESTORED
 from magcfg.runtime.kernel import KernelStartError
 from magcfg.runtime.registry import RegistrySource
-from magcfg.runtime.events import PUBLISHED, RELOAD_FAILED, RELOADED, SOURCE_FAILED, SOURCE_RESTORED
 from tests.conftest import Project, failed_cleanly
 from tests.oci.conftest import Front, LocalRegistry, crane
 from tests.oci.test_publish import signed  # noqa: F401  (fixture)
