@@ -17,7 +17,7 @@ shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are f
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -44,6 +44,7 @@ class _Node:
     default: Any = None
     has_default: bool = False
     merge_key: str | None = None
+    constraints: dict[str, Any] | None = None  # of CONSTRAINTS, for editors and docs
     height: int = 1  # levels of children below and including this node
 
     def measure(self) -> None:
@@ -55,16 +56,24 @@ def _combine(a: _Node, b: _Node) -> _Node:
     out = _Node(dict(a.children), a.secret or b.secret, b.reload or a.reload,
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
-                a.merge_key or b.merge_key)
+                a.merge_key or b.merge_key,
+                {**a.constraints, **b.constraints} if a.constraints and b.constraints
+                else a.constraints or b.constraints)
     for k, child in b.children.items():
         out.children[k] = _combine(out.children[k], child) if k in out.children else child
     out.measure()
     return out
 
 
+CONSTRAINTS = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+               "multipleOf", "minLength", "maxLength", "pattern", "format", "minItems",
+               "maxItems", "uniqueItems", "minProperties", "maxProperties")
+"""The keywords of a key's own schema that bound its value (shown by editors)."""
+
+
 @dataclass(frozen=True)
 class SchemaEntry:
-    """One documented key of the schema (for ``magcfg docs``)."""
+    """One documented key of the schema (for ``magcfg docs`` and editors)."""
 
     path: str
     description: str | None
@@ -73,6 +82,7 @@ class SchemaEntry:
     reload: ReloadPolicy
     default: Any
     has_default: bool
+    constraints: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SchemaIndex:
@@ -175,6 +185,9 @@ class SchemaIndex:
             node.default, node.has_default = schema["default"], True
         if isinstance(schema.get("x-magcfg-merge-key"), str):
             node.merge_key = schema["x-magcfg-merge-key"]
+        constraints = {k: schema[k] for k in CONSTRAINTS if k in schema}
+        if constraints:
+            node.constraints = constraints
         t = schema.get("type")
         if isinstance(t, str):
             node.types = (t,)
@@ -219,6 +232,16 @@ class SchemaIndex:
                 return []
             node = nxt
         return sorted(k for k in node.children if k != WILDCARD)
+
+    def entry(self, keypath: tuple[str, ...]) -> SchemaEntry | None:
+        """What the schema says about ``keypath`` (None where it has no entry)."""
+        nodes = list(self._nodes(keypath))
+        if len(nodes) != len(keypath) + 1:
+            return None
+        node = nodes[-1]
+        return SchemaEntry(format_keypath(keypath), node.description, node.types,
+                           any(n.secret for n in nodes), self.reload_policy(keypath),
+                           node.default, node.has_default, dict(node.constraints or {}))
 
     def is_secret(self, keypath: tuple[str, ...]) -> bool:
         """True when the key or one of its ancestors is marked ``x-magcfg-secret``."""
@@ -295,7 +318,8 @@ class SchemaIndex:
             secret = secret or node.secret
             if path:
                 out.append(SchemaEntry(".".join(path), node.description, node.types, secret,
-                                       policy, node.default, node.has_default))
+                                       policy, node.default, node.has_default,
+                                       dict(node.constraints or {})))
             for k in sorted(node.children):
                 walk(node.children[k], (*path, k), policy, secret)
 
