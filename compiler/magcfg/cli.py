@@ -580,6 +580,8 @@ def lsp(
     except ImportError as exc:
         _fail(MagcfgError(f"magcfg lsp needs the lsp extra: pip install 'magcfg[lsp]' ({exc})"))
     serve()
+    # The client said exit and pygls closed stdin and stdout: nothing is left to flush.
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

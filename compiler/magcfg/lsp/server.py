@@ -87,11 +87,13 @@ class MagcfgServer(LanguageServer):
 
     # -- diagnostics --------------------------------------------------------------------
 
-    def publish(self, session: Session) -> None:
+    def publish(self, session: Session, edited: str | None = None) -> None:
+        """Diagnostics of every file that has findings or had some, and of the file
+        just edited (its version is answered even when it has none)."""
         root = str(session.source.root)
         findings = session.findings()
         before = self.published.get(root, set())
-        for file in sorted(before | findings.keys()):
+        for file in sorted(before | findings.keys() | ({edited} if edited else set())):
             self._publish_file(session, file, findings.get(file, []))
         self.published[root] = set(findings)
 
@@ -152,7 +154,7 @@ def _changed(ls: MagcfgServer, uri: str) -> None:
     session, rel = found
     document = ls.workspace.get_text_document(uri)
     session.edit(rel, document.source)
-    ls.publish(session)
+    ls.publish(session, rel)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -410,9 +410,11 @@ class Session:
             name = m.group(1)
             return [Edit(f"Change {printable(cursor.key)!r} to {printable(name)!r}", path, line,
                          cursor.key_start, line, cursor.key_end, name, "quickfix")]
-        if code == "secret-literal":
+        if code == "secret-literal" or (code.startswith("schema-")
+                                        and self.compiler.redactor().is_secret(cursor.keypath)):
             value = _value_span(lines[line], cursor.key_end)
-            if value is None:
+            if value is None or parse_reference(
+                    lines[line][value[0]:value[1]].strip("\"'")) is not None:
                 return []
             reference = self._reference_template(cursor.keypath)
             return [Edit(f"Replace the literal with a reference ({reference})", path, line,
@@ -504,9 +506,11 @@ def _value_span(line_text: str, key_end: int) -> tuple[int, int] | None:
     rest = line_text[start:].rstrip("\r")
     if not rest or rest[0] in "|>#":
         return None
-    m = re.search(r"[ \t]+#", rest) if rest[0] not in "\"'" else None
-    end = start + (m.start() if m else len(rest.rstrip()))
-    return start, end
+    if rest[0] in "\"'":
+        quoted = re.match(r'"(?:[^"\\]|\\.)*"' if rest[0] == '"' else r"'(?:[^']|'')*'", rest)
+        return (start, start + quoted.end()) if quoted else None
+    m = re.search(r"[ \t]+#", rest)
+    return start, start + (m.start() if m else len(rest.rstrip()))
 
 
 def _unique(places: list[Place]) -> list[Place]:
