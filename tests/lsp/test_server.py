@@ -95,13 +95,6 @@ async def hover(client: LanguageClient, uri: str, line: int, character: int) -> 
     return found.contents.value
 
 
-def bundled_root(client: LanguageClient) -> Project:
-    item = client._pytest_item
-    assert item is not None
-    project: Project = item.funcargs["bundled"]  # type: ignore[attr-defined]
-    return project
-
-
 @pytest.mark.asyncio
 async def test_diagnostics_from_an_unsaved_buffer_are_located(client: LanguageClient,
                                                                bundled: Project) -> None:
@@ -242,19 +235,15 @@ async def fixes(client: LanguageClient, uri: str) -> list[types.CodeAction]:
 
 
 def applied(text: str, action: types.CodeAction) -> str:
+    """``text`` with the action's one edit made (positions are ASCII columns here)."""
     assert action.edit is not None and action.edit.changes is not None
-    [edits] = action.edit.changes.values()
+    [[edit]] = action.edit.changes.values()
     lines = text.split("\n")
-    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
-                       reverse=True):
-        start, end = edit.range.start, edit.range.end
-        head = "\n".join(lines[:start.line] + [lines[start.line][:start.character]]) \
-            if start.line < len(lines) else text
-        tail_line = lines[end.line][end.character:] if end.line < len(lines) else ""
-        tail = "\n".join([tail_line, *lines[end.line + 1:]])
-        text = head + edit.new_text + tail
-        lines = text.split("\n")
-    return text
+
+    def offset(position: types.Position) -> int:
+        return sum(len(line) + 1 for line in lines[:position.line]) + position.character
+
+    return text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
 
 
 @pytest.mark.asyncio
@@ -366,7 +355,7 @@ async def test_a_generated_large_project_is_checked_as_you_type(client: Language
     # The first leaf of the file: its key gets a value of the wrong type.
     index = next(i for i, line in enumerate(lines) if line.startswith("    ") and ": " in line)
     key = lines[index].split(":")[0].strip()
-    broken = lines[:index] + [f"    {key}: {{}}"] + lines[index + 1:]
+    broken = [*lines[:index], f"    {key}: {{}}", *lines[index + 1:]]
     change(client, uri, 2, "\n".join(broken))
     await barrier(client, uri)
     found = client.diagnostics[uri]
