@@ -15,6 +15,7 @@ hover shows a secret key's reference (never a literal, which may be the secret).
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, printable
+from ..heap import gc_paused
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.cache import BuildCache
 from ..pipeline.merge import ABSENT, LayerStack, Provenance
@@ -143,6 +145,14 @@ class Session:
 
     def full_check(self) -> None:
         """Compile every environment from the buffers and files; all findings anew."""
+        with gc_paused():
+            self._full_check()
+        # What a full check keeps (parsed layers, the schema index) lives as long as the
+        # session: out of the collector's sight, a keystroke's collections scan only
+        # what the keystroke allocated, not the whole project again.
+        gc.freeze()
+
+    def _full_check(self) -> None:
         self._found = {}
         self._build_checks = []
         envs = self.project.environments
@@ -173,6 +183,10 @@ class Session:
     def edit(self, path: str, text: str | None) -> None:
         """The buffer of ``path`` now holds ``text`` (None: closed, the file counts
         again); re-check the fragments that changed."""
+        with gc_paused():
+            self._edit(path, text)
+
+    def _edit(self, path: str, text: str | None) -> None:
         if text is None:
             self.source.close(path)
         else:
