@@ -365,3 +365,43 @@ async def test_a_generated_large_project_is_checked_as_you_type(client: Language
     shown = await hover(client, uri, index - 1 if lines[index - 1].startswith("    ")
                         else index + 1, 6)
     assert "- **" in shown and "set at `" in shown
+
+
+@pytest.mark.asyncio
+async def test_files_changed_on_disk_are_read_again(client: LanguageClient,
+                                                    bundled: Project) -> None:
+    uri = open_doc(client, bundled, SECRET_MAGDS)
+    changed = bundled.root / PROD_MAGDS  # not open in the editor
+    changed.write_text(changed.read_text().replace("max_size: 50", "max_size: 0"))
+    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+        [types.FileEvent(uri_of(bundled, PROD_MAGDS), types.FileChangeType.Changed)]))
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri_of(bundled, PROD_MAGDS)]
+    assert found.message == "0 is less than the minimum of 1 (schema: minimum)"
+
+
+@pytest.mark.asyncio
+async def test_a_broken_project_file_is_reported_on_it_until_it_is_saved_fixed(
+        client: LanguageClient, bundled: Project) -> None:
+    project_file = bundled.root / "magcfg.yaml"
+    good = project_file.read_text()
+    project_file.write_text(good.replace("environments: [dev, staging, production]",
+                                         "environments: [dev, staging, production]\nlayres: []"))
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    await barrier(client, uri)
+    project_uri = uri_of(bundled, "magcfg.yaml")
+    [found] = client.diagnostics[project_uri]
+    assert found.message == "unknown section 'layres' (did you mean 'layers'?)"
+    assert found.range.start.line == 4
+    project_file.write_text(good)
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        types.TextDocumentIdentifier(project_uri)))
+    await barrier(client, uri)
+    assert not client.diagnostics[project_uri]
+    assert "- **production**: `50`" in await hover(client, uri, 7, 6)
+
+
+def test_the_lsp_command_is_listed(bundled: Project) -> None:
+    done = bundled.run("lsp", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "Language server for layer files" in done.stdout

@@ -10,6 +10,7 @@ Language Server Protocol and the sessions: positions (the client's UTF-16 units 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..errors import BuildError, UsageError, printable
-from ..project import load_project
+from ..project import find_project_file, load_project
 from ..version import __version__
 from .session import Finding, Place, Session
 
@@ -52,16 +53,19 @@ class MagcfgServer(LanguageServer):
         return self._open_project(Path(path).parent, path)
 
     def _open_project(self, directory: Path, path: str) -> tuple[Session, str] | None:
-        from ..project import find_project_file
-
         try:
-            project = load_project(find_project_file(directory))
+            file = find_project_file(directory)
         except UsageError:
             return None  # no project above this file: not ours
+        root = Path(os.path.realpath(file.parent))
+        try:
+            project = load_project(file)
         except BuildError as exc:
+            # Shown on the project file until it loads (checked again when it is saved).
+            found: dict[str, list[Finding]] = {}
             for d in exc.diagnostics:
-                self.window_log_message(types.LogMessageParams(
-                    types.MessageType.Error, d.format()))
+                found.setdefault(d.file or file.name, []).append(Finding(d, (), 0, 0))
+            self._publish_all(root, found, lambda _rel: None)
             return None
         session = Session(project)
         self.sessions[str(session.source.root)] = session
@@ -82,26 +86,32 @@ class MagcfgServer(LanguageServer):
         real = os.path.realpath(folder)
         for root in [r for r in self.sessions if r == real or r.startswith(real + os.sep)]:
             session = self.sessions.pop(root)
-            for file in self.published.pop(root, set()):
-                self._publish_file(session, file, [])
+            self._publish_all(session.source.root, {}, session.text)
 
     # -- diagnostics --------------------------------------------------------------------
+
+    def reload(self, session: Session) -> None:
+        """The project file changed: environments, layers and schema may all have."""
+        self.sessions.pop(str(session.source.root), None)
+        self._open_project(session.source.root, str(session.source.root / session.project.file))
 
     def publish(self, session: Session, edited: str | None = None) -> None:
         """Diagnostics of every file that has findings or had some, and of the file
         just edited (its version is answered even when it has none)."""
-        root = str(session.source.root)
-        findings = session.findings()
-        before = self.published.get(root, set())
-        for file in sorted(before | findings.keys() | ({edited} if edited else set())):
-            self._publish_file(session, file, findings.get(file, []))
-        self.published[root] = set(findings)
+        self._publish_all(session.source.root, session.findings(), session.text, edited)
 
-    def _publish_file(self, session: Session, file: str, findings: list[Finding]) -> None:
-        uri = from_fs_path(str(session.source.root / file))
+    def _publish_all(self, root: Path, findings: dict[str, list[Finding]],
+                     text_of: Callable[[str], str | None], edited: str | None = None) -> None:
+        before = self.published.get(str(root), set())
+        for file in sorted(before | findings.keys() | ({edited} if edited else set())):
+            self._publish_file(root, file, findings.get(file, []), text_of(file))
+        self.published[str(root)] = set(findings)
+
+    def _publish_file(self, root: Path, file: str, findings: list[Finding],
+                      text: str | None) -> None:
+        uri = from_fs_path(str(root / file))
         if uri is None:
             return
-        text = session.text(file)
         lines = text.split("\n") if text is not None else []
         out = []
         for f in findings:
@@ -184,26 +194,37 @@ def did_save(ls: MagcfgServer, params: types.DidSaveTextDocumentParams) -> None:
         return
     session, rel = found
     if rel == session.project.file:
-        # A new project file: environments, layers and schema may all have changed.
-        root = str(session.source.root)
-        ls.sessions.pop(root, None)
-        found = ls.session_of(params.text_document.uri)
-        if found is not None:
-            ls.published.setdefault(str(found[0].source.root), set()).update(
-                ls.published.get(root, set()))
-            ls.publish(found[0])
+        ls.reload(session)
         return
     session.source.forget_listings()
     session.full_check()
     ls.publish(session)
 
 
+@server.feature(types.INITIALIZED)
+async def initialized(ls: MagcfgServer, params: types.InitializedParams) -> None:
+    capabilities = ls.client_capabilities.workspace
+    watching = capabilities.did_change_watched_files if capabilities else None
+    if watching is not None and watching.dynamic_registration:
+        # Files changed behind the editor's back (a checkout, a generator) are read again.
+        await ls.client_register_capability_async(types.RegistrationParams([types.Registration(
+            "magcfg-layer-files", types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            types.DidChangeWatchedFilesRegistrationOptions([types.FileSystemWatcher(
+                "**/*.{yaml,yml,cue,json}")]))]))
+
+
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(ls: MagcfgServer, params: types.DidChangeWatchedFilesParams
                              ) -> None:
+    paths = [path for change in params.changes if (path := to_fs_path(change.uri))]
     for session in list(ls.sessions.values()):
-        session.source.forget_listings()
-        session.full_check()
+        changed = [rel for path in paths if (rel := session.relative(path)) is not None]
+        if not changed:
+            continue
+        if session.project.file in changed:
+            ls.reload(session)
+            continue
+        session.files_changed(changed)
         ls.publish(session)
 
 

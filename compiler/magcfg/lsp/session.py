@@ -180,6 +180,15 @@ class Session:
         except BuildError as exc:
             self._build_checks = list(exc.diagnostics)
 
+    def files_changed(self, paths: list[str]) -> None:
+        """Files changed, appeared or vanished on disk: read them (and the layer
+        directories) again, then check everything."""
+        self.source.forget_listings()
+        if self.project.json_schema in paths:
+            self._new_compiler()
+        self.compiler.forget(paths)
+        self.full_check()
+
     def edit(self, path: str, text: str | None) -> None:
         """The buffer of ``path`` now holds ``text`` (None: closed, the file counts
         again); re-check the fragments that changed."""
@@ -262,6 +271,9 @@ class Session:
     # -- questions about a key ----------------------------------------------------------
 
     def cursor(self, path: str, line: int, character: int) -> Cursor | None:
+        """The cursor in a layer file (None in any other file)."""
+        if not self.envs_of(path):
+            return None
         text = self.text(path)
         if text is None:
             return None
