@@ -8,6 +8,7 @@ been published.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,8 +50,7 @@ def recording_client() -> LanguageClient:
 
 
 CONFIG = ClientServerConfig(server_command=[str(MAGCFG), "lsp"], client_factory=recording_client,
-                            server_env={"PATH": str(REPO / ".tools" / "bin") + ":/usr/bin:/bin",
-                                        "MAGFLOCK_MAGDS_DB_PASSWORD": CANARY})
+                            server_env={**os.environ, "MAGFLOCK_MAGDS_DB_PASSWORD": CANARY})
 
 
 @pytest_lsp.fixture(config=CONFIG)
