@@ -33,7 +33,8 @@ class MagcfgServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("magcfg", __version__)
         self.sessions: dict[str, Session] = {}
-        self.published: dict[str, set[str]] = {}  # project root -> files with findings
+        # project root -> file -> what was last published for it (files with findings)
+        self.published: dict[str, dict[str, list[Finding]]] = {}
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -102,10 +103,14 @@ class MagcfgServer(LanguageServer):
 
     def _publish_all(self, root: Path, findings: dict[str, list[Finding]],
                      text_of: Callable[[str], str | None], edited: str | None = None) -> None:
-        before = self.published.get(str(root), set())
-        for file in sorted(before | findings.keys() | ({edited} if edited else set())):
+        before = self.published.get(str(root), {})
+        for file in sorted(before.keys() | findings.keys()):
+            if file != edited and before.get(file) == findings.get(file):
+                continue  # unchanged: a keystroke republishes only what it changed
             self._publish_file(root, file, findings.get(file, []), text_of(file))
-        self.published[str(root)] = set(findings)
+        if edited is not None and edited not in before.keys() | findings.keys():
+            self._publish_file(root, edited, [], text_of(edited))
+        self.published[str(root)] = findings
 
     def _publish_file(self, root: Path, file: str, findings: list[Finding],
                       text: str | None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ class Session:
         self._build_checks: list[Diagnostic] = []
         self._load_problems: list[Diagnostic] = []
         self._stacks: dict[str, LayerStack] | None = None
+        self._lines: dict[str, list[str]] = {}  # of files with findings, for columns
 
     def _new_compiler(self) -> None:
         # In memory only: an unsaved buffer's fragments never reach the disk cache.
@@ -117,8 +119,6 @@ class Session:
 
     def relative(self, path: str) -> str | None:
         """``path`` (absolute) relative to the project root, or None outside it."""
-        import os
-
         root = str(self.source.root)
         real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
         for candidate in (os.path.abspath(path), real):
@@ -153,6 +153,7 @@ class Session:
         gc.freeze()
 
     def _full_check(self) -> None:
+        self._lines = {}
         self._found = {}
         self._build_checks = []
         envs = self.project.environments
@@ -196,6 +197,7 @@ class Session:
             self._edit(path, text)
 
     def _edit(self, path: str, text: str | None) -> None:
+        self._lines.pop(path, None)
         if text is None:
             self.source.close(path)
         else:
@@ -250,7 +252,7 @@ class Session:
                 for f in stack.files():
                     holders.setdefault(f.path, set()).add(env)
         out: dict[str, list[Finding]] = {}
-        lines: dict[str, list[str]] = {}
+        lines = self._lines
         for d in sorted(envs_by):
             envs = envs_by[d]
             shown = () if envs >= holders.get(d.file, everywhere) else tuple(
