@@ -405,13 +405,27 @@ class Session:
                                ", ".join(entry.types), entry.description or "",
                                _yaml_scalar(v), True) for v in values]
         parent = cursor.parent if cursor.key is not None else cursor.keypath
+        written = self._written_keys(path, parent) - {cursor.key}
         out = []
         for name in index.known_keys(parent):
+            if name in written:
+                continue
             entry = index.entry((*parent, name))
             detail = ", ".join(entry.types) if entry is not None else ""
             doc = (entry.description or "") if entry is not None else ""
             out.append(Completion(name, detail, doc, f"{name}: ", False))
         return out
+
+    def _written_keys(self, path: str, keypath: tuple[str, ...]) -> set[str]:
+        """Keys the file (as last loaded) already sets under ``keypath``."""
+        for stack in (self._stacks or {}).values():
+            for f in stack.files():
+                if f.path == path:
+                    node: Any = f.data
+                    for part in keypath:
+                        node = node.get(part) if isinstance(node, dict) else None
+                    return set(node) if isinstance(node, dict) else set()
+        return set()
 
     # -- fixes ------------------------------------------------------------------------
 
