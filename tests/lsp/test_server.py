@@ -407,3 +407,22 @@ def test_the_lsp_command_is_listed(bundled: Project) -> None:
     done = bundled.run("lsp", "--help")
     assert done.returncode == 0, done.stderr
     assert "Language server for layer files" in done.stdout
+
+
+@pytest.mark.asyncio
+async def test_a_keystroke_republishes_only_what_it_changed(client: LanguageClient,
+                                                           bundled: Project) -> None:
+    rel = "layers/base/magds.yaml"
+    text = (bundled.root / rel).read_text().replace("    max_size: 10\n", "    max_size: 4\n")
+    uri = open_doc(client, bundled, rel, text)
+    await barrier(client, uri)
+    dev_uri = uri_of(bundled, "layers/environments/dev/magds.yaml")
+    assert client.diagnostics[dev_uri]  # the dev override is now redundant
+    protocol = client.protocol
+    assert isinstance(protocol, RecordingProtocol)
+    seen = len(protocol.received)
+    change(client, uri, 2, text.replace("connect_timeout_seconds: 10", "connect_timeout_seconds: 11"))
+    await barrier(client, uri)
+    published = [json.loads(m)["params"]["uri"] for m in protocol.received[seen:]
+                 if json.loads(m).get("method") == "textDocument/publishDiagnostics"]
+    assert published == [uri]
