@@ -44,11 +44,24 @@ class _Node:
     default: Any = None
     has_default: bool = False
     merge_key: str | None = None
-    constraints: dict[str, Any] | None = None  # of CONSTRAINTS, for editors and docs
+    # The schema object(s) the node was made from: a dict, or a tuple of them for a
+    # combined node. Read only by ``entry`` (bounds for editors), so building the index
+    # costs one reference per node, not a copy of the keywords.
+    sources: Any = None
     height: int = 1  # levels of children below and including this node
 
     def measure(self) -> None:
         self.height = 1 + max((c.height for c in self.children.values()), default=0)
+
+
+def _sources(node: _Node) -> tuple[dict[str, Any], ...]:
+    found = node.sources
+    return () if found is None else found if type(found) is tuple else (found,)
+
+
+def _constraints(node: _Node) -> dict[str, Any]:
+    """The bounds the node's own schema objects put on a value (later ones win)."""
+    return {k: src[k] for src in _sources(node) for k in CONSTRAINTS if k in src}
 
 
 def _combine(a: _Node, b: _Node) -> _Node:
@@ -56,9 +69,7 @@ def _combine(a: _Node, b: _Node) -> _Node:
     out = _Node(dict(a.children), a.secret or b.secret, b.reload or a.reload,
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
-                a.merge_key or b.merge_key,
-                {**a.constraints, **b.constraints} if a.constraints and b.constraints
-                else a.constraints or b.constraints)
+                a.merge_key or b.merge_key, (*_sources(a), *_sources(b)))
     for k, child in b.children.items():
         out.children[k] = _combine(out.children[k], child) if k in out.children else child
     out.measure()
@@ -73,7 +84,8 @@ CONSTRAINTS = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclu
 
 @dataclass(frozen=True)
 class SchemaEntry:
-    """One documented key of the schema (for ``magcfg docs`` and editors)."""
+    """One documented key of the schema (for ``magcfg docs``; ``constraints`` are filled
+    in by ``SchemaIndex.entry``, for editors)."""
 
     path: str
     description: str | None
@@ -185,9 +197,7 @@ class SchemaIndex:
             node.default, node.has_default = schema["default"], True
         if isinstance(schema.get("x-magcfg-merge-key"), str):
             node.merge_key = schema["x-magcfg-merge-key"]
-        constraints = {k: schema[k] for k in CONSTRAINTS if k in schema}
-        if constraints:
-            node.constraints = constraints
+        node.sources = schema
         t = schema.get("type")
         if isinstance(t, str):
             node.types = (t,)
@@ -241,7 +251,7 @@ class SchemaIndex:
         node = nodes[-1]
         return SchemaEntry(format_keypath(keypath), node.description, node.types,
                            any(n.secret for n in nodes), self.reload_policy(keypath),
-                           node.default, node.has_default, dict(node.constraints or {}))
+                           node.default, node.has_default, _constraints(node))
 
     def is_secret(self, keypath: tuple[str, ...]) -> bool:
         """True when the key or one of its ancestors is marked ``x-magcfg-secret``."""
@@ -318,8 +328,7 @@ class SchemaIndex:
             secret = secret or node.secret
             if path:
                 out.append(SchemaEntry(".".join(path), node.description, node.types, secret,
-                                       policy, node.default, node.has_default,
-                                       dict(node.constraints or {})))
+                                       policy, node.default, node.has_default))
             for k in sorted(node.children):
                 walk(node.children[k], (*path, k), policy, secret)
 
