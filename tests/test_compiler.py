@@ -175,3 +175,25 @@ def test_outputs_no_longer_produced_are_removed(mini: Project) -> None:
     assert mini.run("build", "--check").returncode == 0
 
 
+
+
+def test_compile_only_some_fragments_checks_just_them_and_emits_nothing(mini: Project) -> None:
+    from magcfg.compiler import Compiler
+
+    mini.write("layers/base/logging.yaml", "logging:\n  level: verbose\n")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  port: 0\n")
+    compiler = Compiler(magcfg.load_project(mini.root / "magcfg.yaml"), cache=BuildCache(None))
+    stack = compiler.load_stack("dev")
+    artifact, diagnostics = compiler.compile("dev", stack, None, only={"logging"})
+    assert artifact is None
+    # The required key magds is not in this partial document: that is not reported.
+    assert [(d.file, d.line, d.key, d.code) for d in diagnostics] == [
+        ("layers/base/logging.yaml", 2, "logging.level", "schema-enum")]
+    artifact, diagnostics = compiler.compile("dev", stack, None, only={"magds"})
+    assert [(d.key, d.code) for d in diagnostics] == [("magds.port", "schema-minimum")]
+    mini.write("layers/base/logging.yaml", "logging:\n  level: info\n")
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n")
+    compiler = Compiler(magcfg.load_project(mini.root / "magcfg.yaml"), cache=BuildCache(None))
+    artifact, diagnostics = compiler.compile("dev", compiler.load_stack("dev"), None,
+                                             only={"logging"})
+    assert (artifact, diagnostics) == (None, [])

@@ -900,6 +900,24 @@ def publish(
     print(f"{result.reference.name}@{result.reference.digest}")
 
 
+# ---------------------------------------------------------------- lsp
+
+
+@app.command()
+def lsp(
+    stdio: Annotated[bool, typer.Option("--stdio", help="Speak LSP on stdin/stdout (the only "
+                                        "transport; accepted because editors pass it).")] = True,
+) -> None:
+    """Language server for layer files (diagnostics as you type, hover, definition,
+    references, completion, quick fixes); needs magcfg[lsp]."""
+    try:
+        from .lsp.server import serve
+    except ImportError as exc:
+        _fail(MagcfgError(f"magcfg lsp needs the lsp extra: pip install 'magcfg[lsp]' ({exc})"))
+    serve()
+    # The client said exit and pygls closed stdin and stdout: nothing is left to flush.
+    os._exit(0)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns the exit code."""

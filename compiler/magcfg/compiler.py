@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,6 +233,12 @@ class Compiler:
             stacks[env] = LayerStack(env, stack_layers, self.source, merge_key)
         return stacks
 
+    def forget(self, paths: Iterable[str]) -> None:
+        """Parse ``paths`` again on the next load: their bytes changed (an editor's
+        unsaved buffer). Fragments keep their cache entries, which are keyed by digest."""
+        for path in paths:
+            self._parsed.pop(path, None)
+
     def _load_file(self, path: str) -> ParsedFile:
         if path in self._parsed:
             return self._parsed[path]
@@ -255,18 +261,25 @@ class Compiler:
 
     # -- compile ----------------------------------------------------------------------
 
-    def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+    def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None,
+                only: Collection[str] | None = None
                 ) -> tuple[Artifact | None, list[Diagnostic]]:
         """Merge, validate and emit one environment. Returns (artifact, diagnostics);
-        the artifact is None when there are errors. No diagnostic quotes a secret."""
-        artifact, diagnostics = self._compile(env, stack, previous_manifest)
+        the artifact is None when there are errors. No diagnostic quotes a secret.
+
+        With ``only`` (top-level keys), just those fragments are merged and validated and
+        the document checks see a document of only them; nothing is emitted (an editor
+        re-checking what a keystroke touched). Checks of the whole document (required
+        keys, schema rules across fragments, build checks) need a full compile."""
+        artifact, diagnostics = self._compile(env, stack, previous_manifest, only)
         if diagnostics:
             diagnostics = self._redacted(diagnostics)
             if artifact is not None:
                 artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
         return artifact, diagnostics
 
-    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None
+    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None,
+                 only: Collection[str] | None = None
                  ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
         schema_digest = schema.digest if schema else ""
@@ -277,7 +290,7 @@ class Compiler:
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
         violations_at = ViolationLocator(stack, self.project.file)
-        for key in stack.top_keys():
+        for key in stack.top_keys() if only is None else sorted(only):
             contributors = stack.contributors(key)
             fkey = self.cache.fragment_key(
                 "fragment", schema_digest, key,
@@ -328,7 +341,7 @@ class Compiler:
                                  schema_summary=summary)
         extensions = self.extensions
         with self.timings.stage("validate"):
-            if summary is not None:
+            if summary is not None and only is None:
                 if summary["fragment_safe"]:
                     violations = [SchemaViolation((), f"required key {name!r} is missing",
                                                   "required")
@@ -342,7 +355,7 @@ class Compiler:
                                   + violations_at.not_shown())
             check_errors = [d for check in extensions.document_checks for d in check(context)]
         diagnostics.extend(check_errors)
-        if any(d.severity == "error" for d in check_errors):
+        if only is not None or any(d.severity == "error" for d in check_errors):
             return None, diagnostics
         with self.timings.stage("emit"):
             for emitter in extensions.artifact_emitters:

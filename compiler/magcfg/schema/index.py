@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -50,6 +50,10 @@ class _Node:
     default: Any = None
     has_default: bool = False
     merge_key: str | None = None
+    # The schema object(s) the node was made from: a dict, or a tuple of them for a
+    # combined node. Read only by ``entry`` (bounds for editors), so building the index
+    # costs one reference per node, not a copy of the keywords.
+    sources: Any = None
     height: int = 1  # levels of children below and including this node
     constraints: tuple[Constraint, ...] = ()
 
@@ -57,12 +61,22 @@ class _Node:
         self.height = 1 + max((c.height for c in self.children.values()), default=0)
 
 
+def _sources(node: _Node) -> tuple[dict[str, Any], ...]:
+    found = node.sources
+    return () if found is None else found if type(found) is tuple else (found,)
+
+
+def _constraints(node: _Node) -> dict[str, Any]:
+    """The bounds the node's own schema objects put on a value (later ones win)."""
+    return {k: src[k] for src in _sources(node) for k in CONSTRAINTS if k in src}
+
+
 def _combine(a: _Node, b: _Node) -> _Node:
     """A new node with what both say (for allOf/anyOf/oneOf and $ref with siblings)."""
     out = _Node(dict(a.children), a.secret or b.secret, b.reload or a.reload,
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
-                a.merge_key or b.merge_key,
+                a.merge_key or b.merge_key, (*_sources(a), *_sources(b)),
                 constraints=tuple(dict.fromkeys((*a.constraints, *b.constraints))))
     for k, child in b.children.items():
         out.children[k] = _combine(out.children[k], child) if k in out.children else child
@@ -97,9 +111,16 @@ def constraints(schema: dict[str, Any]) -> tuple[Constraint, ...]:
     return tuple(out)
 
 
+CONSTRAINTS = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+               "multipleOf", "minLength", "maxLength", "pattern", "format", "minItems",
+               "maxItems", "uniqueItems", "minProperties", "maxProperties")
+"""The keywords of a key's own schema that bound its value (shown by editors)."""
+
+
 @dataclass(frozen=True)
 class SchemaEntry:
-    """One documented key of the schema (for ``magcfg docs``)."""
+    """One documented key of the schema (for ``magcfg docs``; ``constraints`` are filled
+    in by ``SchemaIndex.entry``, for editors)."""
 
     path: str
     description: str | None
@@ -109,6 +130,8 @@ class SchemaEntry:
     default: Any
     has_default: bool
     constraints: tuple[Constraint, ...] = ()
+    bounds: Mapping[str, Any] = field(default_factory=dict)
+    """The bounding keywords as written (``CONSTRAINTS``), for editors."""
 
 
 class SchemaIndex:
@@ -212,6 +235,7 @@ class SchemaIndex:
         if isinstance(schema.get("x-magcfg-merge-key"), str):
             node.merge_key = schema["x-magcfg-merge-key"]
         node.constraints = constraints(schema)
+        node.sources = schema
         t = schema.get("type")
         if isinstance(t, str):
             node.types = (t,)
@@ -256,6 +280,17 @@ class SchemaIndex:
                 return []
             node = nxt
         return sorted(k for k in node.children if k != WILDCARD)
+
+    def entry(self, keypath: tuple[str, ...]) -> SchemaEntry | None:
+        """What the schema says about ``keypath`` (None where it has no entry)."""
+        nodes = list(self._nodes(keypath))
+        if len(nodes) != len(keypath) + 1:
+            return None
+        node = nodes[-1]
+        return SchemaEntry(format_keypath(keypath), node.description, node.types,
+                           any(n.secret for n in nodes), self.reload_policy(keypath),
+                           node.default, node.has_default, node.constraints,
+                           _constraints(node))
 
     def is_secret(self, keypath: tuple[str, ...]) -> bool:
         """True when the key or one of its ancestors is marked ``x-magcfg-secret``."""

@@ -1,0 +1,170 @@
+"""Where the cursor is in a YAML layer file: the key path, the key's span, its block.
+
+An editor asks about a buffer that is being typed, so it is often not valid YAML (a key
+without its value, a half-written line). The parser cannot answer then; the indentation
+can. Lines are read top to bottom keeping the chain of open keys, the way a reader does:
+block mappings and block sequences (``- item``, also at the key's own indentation), keys
+plain or quoted. Flow collections are single values here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_KEY = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"\-?:,\[\]{}][^#]*?|-[^\s#][^#]*?)"""
+                  r"""[ \t]*:(?=[ \t]|$)""")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """What is at a position: ``keypath`` of the key (or list item) on the line, or,
+    on a line with no key, the key path a key typed here would get (``parent``)."""
+
+    keypath: tuple[str, ...]
+    parent: tuple[str, ...]
+    key: str | None
+    key_start: int  # columns of the key text on the line (quotes included)
+    key_end: int
+    in_value: bool  # after the key's colon
+    prefix: str  # the word typed before the cursor
+
+
+@dataclass
+class _Open:
+    indent: int
+    segment: str
+    item: bool
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        import json
+
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text[1:-1]
+        return value if isinstance(value, str) else text[1:-1]
+    return text
+
+
+def _split(line: str) -> tuple[int, str]:
+    stripped = line.lstrip(" ")
+    return len(line) - len(stripped), stripped.rstrip("\r")
+
+
+def _skip(content: str) -> bool:
+    return not content or content.startswith("#") or content in ("---", "...")
+
+
+def _step(chain: list[_Open], indent: int, content: str) -> tuple[int, str]:
+    """Feed one line to ``chain``; returns the indentation and content after any ``- ``
+    item markers (which open list items)."""
+    while content == "-" or content.startswith("- "):
+        while chain and chain[-1].indent > indent:
+            chain.pop()
+        index = 0
+        if chain and chain[-1].indent == indent and chain[-1].item:
+            index = int(chain.pop().segment) + 1
+        chain.append(_Open(indent, str(index), True))
+        rest = content[1:]
+        spaces = len(rest) - len(rest.lstrip(" "))
+        indent, content = indent + 1 + spaces, rest.lstrip(" ")
+    return indent, content
+
+
+def _close(chain: list[_Open], indent: int) -> None:
+    """A key at ``indent`` ends every key and item opened at or right of it."""
+    while chain and chain[-1].indent >= indent:
+        chain.pop()
+
+
+def cursor_at(text: str, line: int, character: int) -> Cursor:
+    """The cursor at 0-based ``line`` and ``character`` of ``text``."""
+    lines = text.split("\n")
+    chain: list[_Open] = []
+    for number in range(min(line, len(lines))):
+        indent, content = _split(lines[number])
+        if _skip(content):
+            continue
+        indent, content = _step(chain, indent, content)
+        m = _KEY.match(content)
+        if m is not None:
+            _close(chain, indent)
+            chain.append(_Open(indent, _unquote(m.group(1)), False))
+    current = lines[line] if line < len(lines) else ""
+    indent, content = _split(current)
+    word = re.search(r"[\w.\-]*$", current[:character])
+    prefix = word.group() if word else ""
+    if _skip(content):
+        # A key typed here belongs to the keys open at the cursor's column.
+        _close(chain, min(character, len(current)) if not content else indent)
+        parent = tuple(o.segment for o in chain)
+        return Cursor(parent, parent, None, character, character, False, prefix)
+    indent, content = _step(chain, indent, content)
+    m = _KEY.match(content)
+    if m is None:
+        _close(chain, indent)
+        parent = tuple(o.segment for o in chain)
+        if chain and chain[-1].item and chain[-1].indent < indent:
+            return Cursor(parent, parent[:-1], None, indent, indent, True, prefix)
+        return Cursor(parent, parent, None, indent, indent, False, prefix)
+    _close(chain, indent)
+    parent = tuple(o.segment for o in chain)
+    key = _unquote(m.group(1))
+    start = indent
+    return Cursor((*parent, key), parent, key, start, start + len(m.group(1)),
+                  character >= start + m.end(), prefix)
+
+
+def key_column(line_text: str, segment: str) -> int:
+    """Column of ``segment`` written as a key on the line (else its first character)."""
+    for quoted in (segment, f'"{segment}"', f"'{segment}'"):
+        m = re.search(rf"(?:^|[\s-]){re.escape(quoted)}[ \t]*:", line_text)
+        if m is not None:
+            return m.start() + (0 if m.group().startswith(quoted) else 1)
+    return len(line_text) - len(line_text.lstrip(" -"))
+
+
+def block_end(lines: list[str], start: int) -> int:
+    """The line after the block of the key on line ``start`` (its nested lines, blank
+    and comment lines inside it included, trailing ones left out)."""
+    indent, _ = _split(lines[start])
+    end = start + 1
+    last = start + 1
+    while end < len(lines):
+        own, content = _split(lines[end])
+        if not _skip(content):
+            if own <= indent and not (own == indent and content.startswith("- ")
+                                      and _KEY.match(_split(lines[start])[1]) is not None
+                                      and _split(lines[start])[1].rstrip().endswith(":")):
+                break
+            last = end + 1
+        end += 1
+    return last
+
+
+def removal(text: str, line: int) -> tuple[int, int]:
+    """Lines [first, end) to delete to remove the key on ``line``, with every ancestor
+    it would leave empty (an empty map in YAML is a null, which would override)."""
+    lines = text.split("\n")
+    first, end = line, block_end(lines, line)
+    while True:
+        indent, _ = _split(lines[first])
+        parent = None
+        for number in range(first - 1, -1, -1):
+            own, content = _split(lines[number])
+            if not _skip(content) and own < indent:
+                parent = number
+                break
+        if parent is None:
+            return first, end
+        parent_end = block_end(lines, parent)
+        others = [n for n in range(parent + 1, parent_end)
+                  if not (first <= n < end) and not _skip(_split(lines[n])[1])]
+        if others or not _split(lines[parent])[1].rstrip().endswith(":"):
+            return first, end
+        first, end = parent, max(end, parent_end)

@@ -1,0 +1,67 @@
+"""The files of a project as an editor sees them: open buffers over the working tree.
+
+The compiler reads layer and schema files through a source (``pipeline.merge.Source``);
+this one answers with the unsaved text of an open document where there is one. What may
+be read is decided exactly as for a build (docs/security.md): only paths the listing of a
+layer directory found, or the schema's path, and a buffer stands in for a file only while
+that file resolves inside the repository, out of the fenced areas (``durable.Tree``). A
+buffer for a path the build would refuse or never read is never read either.
+
+Listing layer directories walks the disk, so listings are kept until a file is created,
+deleted or saved (``forget_listings``): a keystroke costs no directory walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..durable import Tree
+from ..errors import Diagnostic
+from ..pipeline.load import LAYER_SUFFIXES
+
+
+class OverlaySource:
+    """Layer and schema files below ``root``; open buffers win over the disk."""
+
+    def __init__(self, root: Path, fenced: Iterable[str] = ()) -> None:
+        self._tree = Tree(root, fenced)
+        self.root = Path(self._tree.root)
+        self._buffers: dict[str, bytes] = {}
+        self._listings: dict[tuple[str, tuple[str, ...]], tuple[list[str], list[Diagnostic]]] = {}
+
+    # -- the editor's side ------------------------------------------------------------
+
+    def open(self, path: str, text: str) -> None:
+        """The buffer of ``path`` (relative to the root) now holds ``text``."""
+        self._buffers[path] = text.encode("utf-8", "surrogatepass")
+
+    def close(self, path: str) -> None:
+        """``path`` is read from disk again."""
+        self._buffers.pop(path, None)
+
+    def buffer(self, path: str) -> bytes | None:
+        return self._buffers.get(path)
+
+    def forget_listings(self) -> None:
+        """Files were created, deleted or renamed: list the layer directories again."""
+        self._listings.clear()
+
+    # -- the compiler's side (``pipeline.merge.Source`` and ``FileSource``) ------------
+
+    def read(self, path: str) -> bytes:
+        buffer = self._buffers.get(path)
+        if buffer is None:
+            return self._tree.read(path)
+        self._tree.resolve(path)  # the file the buffer stands for must be readable
+        return buffer
+
+    def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
+                   ) -> tuple[list[str], list[Diagnostic]]:
+        key = (directory, suffixes)
+        found = self._listings.get(key)
+        if found is None:
+            found = self._tree.list_files(directory, suffixes)
+            self._listings[key] = found
+        files, problems = found
+        return list(files), list(problems)

@@ -1,0 +1,328 @@
+"""``magcfg lsp``: the language server (pygls, stdio).
+
+Each project (the nearest ``magcfg.yaml`` above an opened file, so several in a
+multi-root workspace) gets a ``Session``; this module only translates between the
+Language Server Protocol and the sessions: positions (the client's UTF-16 units and
+0-based lines), URIs, and diagnostics, which are published for every file with a finding
+(and cleared when it has none left).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from ..errors import BuildError, UsageError, printable
+from ..project import find_project_file, load_project
+from ..version import __version__
+from .session import Finding, Place, Session
+
+_SEVERITY = {"error": types.DiagnosticSeverity.Error,
+             "warning": types.DiagnosticSeverity.Warning}
+
+
+class MagcfgServer(LanguageServer):
+    """The server, with its sessions by project root."""
+
+    def __init__(self) -> None:
+        super().__init__("magcfg", __version__)
+        self.sessions: dict[str, Session] = {}
+        # project root -> file -> what was last published for it (files with findings)
+        self.published: dict[str, dict[str, list[Finding]]] = {}
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def session_of(self, uri: str) -> tuple[Session, str] | None:
+        """The session of the project holding the document, and its path in it."""
+        path = to_fs_path(uri)
+        if path is None:
+            return None
+        best: tuple[Session, str] | None = None
+        for session in self.sessions.values():
+            rel = session.relative(path)
+            if rel is not None and (best is None or len(str(session.source.root))
+                                    > len(str(best[0].source.root))):
+                best = (session, rel)
+        if best is not None:
+            return best
+        return self._open_project(Path(path).parent, path)
+
+    def _open_project(self, directory: Path, path: str) -> tuple[Session, str] | None:
+        try:
+            file = find_project_file(directory)
+        except UsageError:
+            return None  # no project above this file: not ours
+        root = Path(os.path.realpath(file.parent))
+        try:
+            project = load_project(file)
+        except BuildError as exc:
+            # Shown on the project file until it loads (checked again when it is saved).
+            found: dict[str, list[Finding]] = {}
+            for d in exc.diagnostics:
+                found.setdefault(d.file or file.name, []).append(Finding(d, (), 0, 0))
+            self._publish_all(root, found, lambda _rel: None)
+            return None
+        session = Session(project)
+        self.sessions[str(session.source.root)] = session
+        for document in self.workspace.text_documents.values():
+            doc_path = to_fs_path(document.uri)
+            rel = session.relative(doc_path) if doc_path else None
+            if rel is not None:
+                session.source.open(rel, document.source)
+        session.full_check()
+        self.publish(session)
+        rel = session.relative(path)
+        return (session, rel) if rel is not None else None
+
+    def drop_sessions_under(self, folder_uri: str) -> None:
+        folder = to_fs_path(folder_uri)
+        if folder is None:
+            return
+        real = os.path.realpath(folder)
+        for root in [r for r in self.sessions if r == real or r.startswith(real + os.sep)]:
+            session = self.sessions.pop(root)
+            self._publish_all(session.source.root, {}, session.text)
+
+    # -- diagnostics --------------------------------------------------------------------
+
+    def reload(self, session: Session) -> None:
+        """The project file changed: environments, layers and schema may all have."""
+        self.sessions.pop(str(session.source.root), None)
+        self._open_project(session.source.root, str(session.source.root / session.project.file))
+
+    def publish(self, session: Session, edited: str | None = None) -> None:
+        """Diagnostics of every file that has findings or had some, and of the file
+        just edited (its version is answered even when it has none)."""
+        self._publish_all(session.source.root, session.findings(), session.text, edited)
+
+    def _publish_all(self, root: Path, findings: dict[str, list[Finding]],
+                     text_of: Callable[[str], str | None], edited: str | None = None) -> None:
+        before = self.published.get(str(root), {})
+        for file in sorted(before.keys() | findings.keys()):
+            if file != edited and before.get(file) == findings.get(file):
+                continue  # unchanged: a keystroke republishes only what it changed
+            self._publish_file(root, file, findings.get(file, []), text_of(file))
+        if edited is not None and edited not in before.keys() | findings.keys():
+            self._publish_file(root, edited, [], text_of(edited))
+        self.published[str(root)] = findings
+
+    def _publish_file(self, root: Path, file: str, findings: list[Finding],
+                      text: str | None) -> None:
+        uri = from_fs_path(str(root / file))
+        if uri is None:
+            return
+        lines = text.split("\n") if text is not None else []
+        out = []
+        for f in findings:
+            d = f.diagnostic
+            line = (d.line - 1) if d.line else 0
+            rng = types.Range(types.Position(line, f.column),
+                              types.Position(line, max(f.column, f.line_length)))
+            if lines:
+                rng = self.workspace.position_codec.range_to_client_units(lines, rng)
+            message = printable(d.message, lines=True)
+            if f.envs:
+                message += f" (in {', '.join(f.envs)})"
+            out.append(types.Diagnostic(
+                range=rng, message=message, severity=_SEVERITY[d.severity], code=d.code,
+                source="magcfg", data={"code": d.code, "key": d.key}))
+        version = None
+        document = self.workspace.text_documents.get(uri)
+        if document is not None:
+            version = document.version
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=out, version=version))
+
+    # -- positions ----------------------------------------------------------------------
+
+    def server_position(self, session: Session, rel: str, position: types.Position
+                        ) -> tuple[int, int]:
+        text = session.text(rel) or ""
+        found = self.workspace.position_codec.position_from_client_units(
+            text.split("\n"), position)
+        return found.line, found.character
+
+    def location(self, session: Session, place: Place) -> types.Location | None:
+        uri = from_fs_path(str(session.source.root / place.file))
+        if uri is None:
+            return None
+        text = session.text(place.file) or ""
+        rng = types.Range(types.Position(place.line, place.column),
+                          types.Position(place.line, place.column + place.length))
+        rng = self.workspace.position_codec.range_to_client_units(text.split("\n"), rng)
+        return types.Location(uri=uri, range=rng)
+
+
+server = MagcfgServer()
+
+
+def _changed(ls: MagcfgServer, uri: str) -> None:
+    found = ls.session_of(uri)
+    if found is None:
+        return
+    session, rel = found
+    document = ls.workspace.get_text_document(uri)
+    session.edit(rel, document.source)
+    ls.publish(session, rel)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: MagcfgServer, params: types.DidOpenTextDocumentParams) -> None:
+    _changed(ls, params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: MagcfgServer, params: types.DidChangeTextDocumentParams) -> None:
+    _changed(ls, params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: MagcfgServer, params: types.DidCloseTextDocumentParams) -> None:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return
+    session, rel = found
+    session.edit(rel, None)
+    ls.publish(session)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: MagcfgServer, params: types.DidSaveTextDocumentParams) -> None:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return
+    session, rel = found
+    if rel == session.project.file:
+        ls.reload(session)
+        return
+    session.source.forget_listings()
+    session.full_check()
+    ls.publish(session)
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: MagcfgServer, params: types.InitializedParams) -> None:
+    capabilities = ls.client_capabilities.workspace
+    watching = capabilities.did_change_watched_files if capabilities else None
+    if watching is not None and watching.dynamic_registration:
+        # Files changed behind the editor's back (a checkout, a generator) are read again.
+        await ls.client_register_capability_async(types.RegistrationParams([types.Registration(
+            "magcfg-layer-files", types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            types.DidChangeWatchedFilesRegistrationOptions([types.FileSystemWatcher(
+                "**/*.{yaml,yml,cue,json}")]))]))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: MagcfgServer, params: types.DidChangeWatchedFilesParams
+                             ) -> None:
+    paths = [path for change in params.changes if (path := to_fs_path(change.uri))]
+    for session in list(ls.sessions.values()):
+        changed = [rel for path in paths if (rel := session.relative(path)) is not None]
+        if not changed:
+            continue
+        if session.project.file in changed:
+            ls.reload(session)
+            continue
+        session.files_changed(changed)
+        ls.publish(session)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def did_change_folders(ls: MagcfgServer, params: types.DidChangeWorkspaceFoldersParams
+                       ) -> None:
+    for folder in params.event.removed:
+        ls.drop_sessions_under(folder.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def hover(ls: MagcfgServer, params: types.HoverParams) -> types.Hover | None:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return None
+    session, rel = found
+    line, character = ls.server_position(session, rel, params.position)
+    text = session.hover(rel, line, character)
+    if text is None:
+        return None
+    return types.Hover(contents=types.MarkupContent(types.MarkupKind.Markdown, text))
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: MagcfgServer, params: types.DefinitionParams) -> list[types.Location]:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return []
+    session, rel = found
+    line, character = ls.server_position(session, rel, params.position)
+    return [loc for p in session.definition(rel, line, character)
+            if (loc := ls.location(session, p)) is not None]
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def references(ls: MagcfgServer, params: types.ReferenceParams) -> list[types.Location]:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return []
+    session, rel = found
+    line, character = ls.server_position(session, rel, params.position)
+    return [loc for p in session.references(rel, line, character)
+            if (loc := ls.location(session, p)) is not None]
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                types.CompletionOptions(trigger_characters=[" ", ":"]))
+def completion(ls: MagcfgServer, params: types.CompletionParams) -> types.CompletionList:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return types.CompletionList(is_incomplete=False, items=[])
+    session, rel = found
+    line, character = ls.server_position(session, rel, params.position)
+    items = []
+    for c in session.complete(rel, line, character):
+        items.append(types.CompletionItem(
+            label=c.label, detail=c.detail or None,
+            documentation=types.MarkupContent(types.MarkupKind.Markdown, c.documentation)
+            if c.documentation else None,
+            kind=types.CompletionItemKind.Value if c.is_value
+            else types.CompletionItemKind.Property,
+            insert_text=c.insert))
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+def code_action(ls: MagcfgServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    found = ls.session_of(params.text_document.uri)
+    if found is None:
+        return []
+    session, rel = found
+    text = session.text(rel) or ""
+    lines = text.split("\n")
+    actions = []
+    for diagnostic in params.context.diagnostics:
+        data: Any = diagnostic.data
+        if diagnostic.source != "magcfg" or not isinstance(data, dict):
+            continue
+        line = diagnostic.range.start.line
+        for fix in session.fixes(rel, line, str(data.get("code")), data.get("key"),
+                                 diagnostic.message):
+            rng = ls.workspace.position_codec.range_to_client_units(lines, types.Range(
+                types.Position(fix.first_line, fix.first_column),
+                types.Position(fix.end_line, fix.end_column)))
+            uri = params.text_document.uri
+            actions.append(types.CodeAction(
+                title=fix.title, kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic], is_preferred=True,
+                edit=types.WorkspaceEdit(changes={uri: [types.TextEdit(rng, fix.text)]})))
+    return actions
+
+
+def serve() -> None:
+    """Serve the Language Server Protocol on stdin/stdout until the client exits."""
+    server.start_io()

@@ -1,0 +1,428 @@
+"""The language server end to end: the real ``magcfg lsp`` over stdio, driven by pytest-lsp.
+
+Requests are answered in order after the notifications sent before them, so a request
+(hover at the top of a file) is the barrier after which the diagnostics of an edit have
+been published.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.uris import from_fs_path
+from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
+
+from tests.conftest import MAGCFG, REPO, Project, tree_state
+
+CANARY = "canary-Zq7hunter2-secret-value"
+PROD_MAGDS = "layers/environments/production/magds.yaml"
+SECRET_MAGDS = "layers/secrets/production/magds.yaml"
+
+
+class RecordingProtocol(LanguageClientProtocol):
+    """Keeps every message the server sent, as JSON text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[str] = []
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" in data:
+            self.received.append(json.dumps(data))
+        return super().structure_message(data)
+
+
+def recording_client() -> LanguageClient:
+    from pygls.protocol import default_converter
+    from pytest_lsp.client import register_lsp_features
+
+    client = LanguageClient(protocol_cls=RecordingProtocol, converter_factory=default_converter)
+    register_lsp_features(client)
+    return client
+
+
+CONFIG = ClientServerConfig(server_command=[str(MAGCFG), "lsp"], client_factory=recording_client,
+                            server_env={**os.environ, "MAGFLOCK_MAGDS_DB_PASSWORD": CANARY})
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def client(lsp_client: LanguageClient, bundled: Project) -> Any:
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(),
+        workspace_folders=[types.WorkspaceFolder(from_fs_path(str(bundled.root)) or "", "bundled")],
+        root_uri=from_fs_path(str(bundled.root))))
+    yield
+    await lsp_client.shutdown_session()
+
+
+def uri_of(project: Project, rel: str) -> str:
+    uri = from_fs_path(str(project.root / rel))
+    assert uri is not None
+    return uri
+
+
+def open_doc(client: LanguageClient, project: Project, rel: str, text: str | None = None) -> str:
+    uri = uri_of(project, rel)
+    client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
+        uri, "yaml", 1, text if text is not None else (project.root / rel).read_text())))
+    return uri
+
+
+def change(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=version, uri=uri),
+        [types.TextDocumentContentChangeWholeDocument(text=text)]))
+
+
+async def barrier(client: LanguageClient, uri: str) -> None:
+    await client.text_document_hover_async(types.HoverParams(
+        types.TextDocumentIdentifier(uri), types.Position(0, 0)))
+
+
+async def hover(client: LanguageClient, uri: str, line: int, character: int) -> str:
+    found = await client.text_document_hover_async(types.HoverParams(
+        types.TextDocumentIdentifier(uri), types.Position(line, character)))
+    assert found is not None
+    assert isinstance(found.contents, types.MarkupContent)
+    return found.contents.value
+
+
+@pytest.mark.asyncio
+async def test_diagnostics_from_an_unsaved_buffer_are_located(client: LanguageClient,
+                                                               bundled: Project) -> None:
+    before = tree_state(bundled.root)
+    text = (bundled.root / PROD_MAGDS).read_text()
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    await barrier(client, uri)
+    assert not client.diagnostics[uri]
+    change(client, uri, 2, text.replace("max_size: 50", "max_size: 5000"))
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri]
+    assert found.message == "5000 is greater than the maximum of 500 (schema: maximum)"
+    assert found.code == "schema-maximum"
+    assert found.severity == types.DiagnosticSeverity.Error
+    assert found.range.start == types.Position(7, 4)  # line 8, the key max_size
+    assert found.data == {"code": "schema-maximum", "key": "magds.pool.max_size"}
+    change(client, uri, 3, text)
+    await barrier(client, uri)
+    assert not client.diagnostics[uri]
+    assert tree_state(bundled.root) == before  # nothing saved, built or cached
+
+
+@pytest.mark.asyncio
+async def test_a_base_edit_is_reported_in_each_environment_it_breaks(
+        client: LanguageClient, bundled: Project) -> None:
+    rel = "layers/base/magds.yaml"
+    text = (bundled.root / rel).read_text()
+    uri = open_doc(client, bundled, rel)
+    # min_size above every environment's max_size but production's (50).
+    change(client, uri, 2, text.replace("    max_size: 10\n", "    max_size: 10\n    mn_size: 3\n"))
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri]
+    assert found.message == "unknown key 'mn_size' (did you mean 'min_size'?)"
+    assert found.range.start == types.Position(17, 4)
+    # A finding of some of the file's environments says which ones.
+    change(client, uri, 3, text.replace('    sslmode: "require"', '    sslmode: "requires"'))
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri]
+    assert found.message.endswith("(schema: enum) (in staging)")  # the others override it
+    # An override made redundant by an edit below is reported in the file above.
+    change(client, uri, 4, text.replace("    max_size: 10\n", "    max_size: 4\n"))
+    await barrier(client, uri)
+    dev_uri = uri_of(bundled, "layers/environments/dev/magds.yaml")
+    [redundant] = client.diagnostics[dev_uri]
+    assert redundant.message == ("override repeats the value set below: remove it "
+                                 "(one source of truth per value)")
+    assert redundant.severity == types.DiagnosticSeverity.Warning
+
+
+@pytest.mark.asyncio
+async def test_a_syntax_error_while_typing_is_located_and_then_cleared(
+        client: LanguageClient, bundled: Project) -> None:
+    text = (bundled.root / PROD_MAGDS).read_text()
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    change(client, uri, 2, text + "  pool: {\n")
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri]
+    assert found.severity == types.DiagnosticSeverity.Error
+    assert found.range.start.line >= 8
+    change(client, uri, 3, text)
+    await barrier(client, uri)
+    assert not client.diagnostics[uri]
+
+
+@pytest.mark.asyncio
+async def test_hover_shows_every_environment_its_origin_and_the_schema(
+        client: LanguageClient, bundled: Project) -> None:
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    text = await hover(client, uri, 7, 6)  # max_size
+    assert text.startswith("**`magds.pool.max_size`**  reload: `restart`")
+    assert "Most connections open at once." in text
+    assert "type: `integer` · maximum: `500` · minimum: `1`" in text
+    assert ("- **production**: `50`\n"
+            "  - set at `layers/environments/production/magds.yaml:8` (environment): `50`\n"
+            "  - overrides `layers/base/magds.yaml:17` (base): `10`") in text
+    assert "- **staging**: `20`" in text
+    assert "- **dev**: `4`" in text
+
+
+@pytest.mark.asyncio
+async def test_hover_on_a_secret_shows_its_reference_and_never_a_literal(
+        client: LanguageClient, bundled: Project) -> None:
+    uri = open_doc(client, bundled, SECRET_MAGDS)
+    text = await hover(client, uri, 4, 6)
+    assert "secret (shown as its reference)" in text
+    assert "- **production**: `\"vault://secret/k3s/magds#db_password\"`" in text
+    source = (bundled.root / SECRET_MAGDS).read_text()
+    change(client, uri, 2, source.replace('"vault://secret/k3s/magds#db_password"',
+                                          f'"{CANARY}"'))
+    text = await hover(client, uri, 4, 6)
+    assert "- **production**: `\"<redacted>\"`" in text
+    assert CANARY not in text
+
+
+@pytest.mark.asyncio
+async def test_definition_goes_to_the_overridden_value_and_references_find_every_layer(
+        client: LanguageClient, bundled: Project) -> None:
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        types.TextDocumentIdentifier(uri), types.Position(7, 6)))
+    assert isinstance(found, list)
+    assert [(loc.uri, loc.range.start.line, loc.range.start.character) for loc in found] == [
+        (uri_of(bundled, "layers/base/magds.yaml"), 16, 4)]
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(7, 6),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert refs is not None
+    assert sorted((loc.uri.rsplit("/layers/", 1)[1], loc.range.start.line) for loc in refs) == [
+        ("base/magds.yaml", 16), ("environments/dev/magds.yaml", 7),
+        ("environments/production/magds.yaml", 7), ("environments/staging/magds.yaml", 3)]
+
+
+@pytest.mark.asyncio
+async def test_completion_offers_the_schema_keys_at_the_cursor_and_enum_values(
+        client: LanguageClient, bundled: Project) -> None:
+    text = (bundled.root / PROD_MAGDS).read_text()
+    uri = open_doc(client, bundled, PROD_MAGDS, text + "    \n")
+    found = await client.text_document_completion_async(types.CompletionParams(
+        types.TextDocumentIdentifier(uri), types.Position(8, 4)))
+    assert isinstance(found, types.CompletionList)
+    # The pool's keys this file does not set yet.
+    assert [i.label for i in found.items] == ["idle_timeout_seconds", "max_lifetime_seconds"]
+    assert found.items[0].insert_text == "idle_timeout_seconds: "
+    assert found.items[0].detail == "integer"
+    found = await client.text_document_completion_async(types.CompletionParams(
+        types.TextDocumentIdentifier(uri), types.Position(3, 14)))  # sslmode: "
+    assert isinstance(found, types.CompletionList)
+    assert [(i.label, i.insert_text) for i in found.items][:2] == [
+        ("disable", '"disable"'), ("prefer", '"prefer"')]
+
+
+async def fixes(client: LanguageClient, uri: str) -> list[types.CodeAction]:
+    diagnostics = list(client.diagnostics[uri])
+    assert diagnostics
+    found = await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(uri), diagnostics[0].range,
+        types.CodeActionContext(diagnostics=diagnostics)))
+    assert found is not None
+    return [a for a in found if isinstance(a, types.CodeAction)]
+
+
+def applied(text: str, action: types.CodeAction) -> str:
+    """``text`` with the action's one edit made (positions are ASCII columns here)."""
+    assert action.edit is not None and action.edit.changes is not None
+    [[edit]] = action.edit.changes.values()
+    lines = text.split("\n")
+
+    def offset(position: types.Position) -> int:
+        return sum(len(line) + 1 for line in lines[:position.line]) + position.character
+
+    return text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+
+
+@pytest.mark.asyncio
+async def test_quick_fixes_remove_a_redundant_override_fix_a_key_and_insert_a_reference(
+        client: LanguageClient, bundled: Project) -> None:
+    text = (bundled.root / PROD_MAGDS).read_text()
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    redundant = text.replace("    max_size: 50\n", "    max_size: 50\n  statement_timeout_seconds: 30\n")
+    change(client, uri, 2, redundant)
+    await barrier(client, uri)
+    [action] = await fixes(client, uri)
+    assert action.title == "Remove the redundant override of magds.statement_timeout_seconds"
+    assert applied(redundant, action) == text
+
+    typo = text.replace("  pool:\n", "  poool:\n")
+    change(client, uri, 3, typo)
+    await barrier(client, uri)
+    [action] = await fixes(client, uri)
+    assert action.title == "Change 'poool' to 'pool'"
+    assert applied(typo, action) == text
+
+    secret_uri = open_doc(client, bundled, SECRET_MAGDS)
+    secret = (bundled.root / SECRET_MAGDS).read_text()
+    literal = secret.replace('"vault://secret/k3s/magds#db_password"', f'"{CANARY}"  # temp')
+    change(client, secret_uri, 2, literal)
+    await barrier(client, secret_uri)
+    [action] = await fixes(client, secret_uri)
+    assert action.title == ("Replace the literal with a reference "
+                            "(vault://secret/k3s/magds#password)")
+    assert applied(literal, action) == secret.replace(
+        '"vault://secret/k3s/magds#db_password"',
+        '"vault://secret/k3s/magds#password"  # temp')
+
+
+@pytest.mark.asyncio
+async def test_no_message_of_the_server_carries_a_secret_value(client: LanguageClient,
+                                                               bundled: Project) -> None:
+    secret = (bundled.root / SECRET_MAGDS).read_text()
+    literal = secret.replace('"vault://secret/k3s/magds#db_password"', f'"{CANARY}"')
+    uri = open_doc(client, bundled, SECRET_MAGDS, literal)
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri]
+    assert found.code == "schema-pattern"
+    assert found.message == ("<redacted> does not match '^(vault://|env://)' (a secret key holds a "
+                             "reference: vault://<mount>/<path>#<key> or env://VAR) "
+                             "(schema: pattern)")
+    await hover(client, uri, 4, 6)
+    await fixes(client, uri)
+    await client.text_document_completion_async(types.CompletionParams(
+        types.TextDocumentIdentifier(uri), types.Position(4, 16)))
+    await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(4, 6),
+        context=types.ReferenceContext(include_declaration=True)))
+    # A literal in a non-secret key that the project's redact globs do not cover is
+    # not a secret; one in a schema violation message of a secret key is masked.
+    change(client, uri, 2, literal.replace(f'"{CANARY}"', f"[{CANARY}]"))
+    await barrier(client, uri)
+    assert client.diagnostics[uri]
+    protocol = client.protocol
+    assert isinstance(protocol, RecordingProtocol)
+    assert len(protocol.received) > 5
+    assert not [m for m in protocol.received if CANARY in m]
+
+
+@pytest.mark.asyncio
+async def test_each_root_of_a_multi_root_workspace_is_its_own_project(
+        client: LanguageClient, bundled: Project, mini: Project) -> None:
+    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
+        types.WorkspaceFoldersChangeEvent(
+            added=[types.WorkspaceFolder(uri_of(mini, ""), "mini")], removed=[])))
+    mini_uri = open_doc(client, mini, "layers/environments/dev/magds.yaml",
+                        "magds:\n  host: localhost\n  port: 0\n")
+    bundled_uri = open_doc(client, bundled, PROD_MAGDS)
+    await barrier(client, mini_uri)
+    [found] = client.diagnostics[mini_uri]
+    # The file is a layer of dev only: no need to say where.
+    assert found.message == "0 is less than the minimum of 1 (schema: minimum)"
+    assert not client.diagnostics[bundled_uri]
+    text = await hover(client, mini_uri, 1, 3)
+    assert "- **dev**: `\"localhost\"`" in text
+    assert "- **prod**: `\"db\"`" in text
+    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
+        types.WorkspaceFoldersChangeEvent(
+            added=[], removed=[types.WorkspaceFolder(uri_of(mini, ""), "mini")])))
+    await barrier(client, bundled_uri)
+    assert not client.diagnostics[mini_uri]
+
+
+@pytest.fixture
+def large(tmp_path: Path) -> Project:
+    """A generated project (benchmarks/synth.py), smaller than the benchmark's."""
+    root = tmp_path / "large"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(root),
+                    "--services", "12", "--keys", "300", "--envs", "3"], check=True,
+                   capture_output=True)
+    return Project(root)
+
+
+@pytest.mark.asyncio
+async def test_a_generated_large_project_is_checked_as_you_type(client: LanguageClient,
+                                                                large: Project) -> None:
+    rel = sorted(p.relative_to(large.root).as_posix()
+                 for p in (large.root / "layers" / "base").glob("*.yaml"))[0]
+    text = (large.root / rel).read_text()
+    uri = open_doc(client, large, rel)
+    await barrier(client, uri)
+    assert not client.diagnostics[uri]
+    lines = text.split("\n")
+    # The first leaf of the file: its key gets a value of the wrong type.
+    index = next(i for i, line in enumerate(lines) if line.startswith("    ") and ": " in line)
+    key = lines[index].split(":")[0].strip()
+    broken = [*lines[:index], f"    {key}: {{}}", *lines[index + 1:]]
+    change(client, uri, 2, "\n".join(broken))
+    await barrier(client, uri)
+    found = client.diagnostics[uri]
+    assert found
+    assert {(d.range.start.line, d.range.start.character, d.severity) for d in found} == {
+        (index, 4, types.DiagnosticSeverity.Error)}
+    shown = await hover(client, uri, index - 1 if lines[index - 1].startswith("    ")
+                        else index + 1, 6)
+    assert "- **" in shown and "set at `" in shown
+
+
+@pytest.mark.asyncio
+async def test_files_changed_on_disk_are_read_again(client: LanguageClient,
+                                                    bundled: Project) -> None:
+    uri = open_doc(client, bundled, SECRET_MAGDS)
+    changed = bundled.root / PROD_MAGDS  # not open in the editor
+    changed.write_text(changed.read_text().replace("max_size: 50", "max_size: 0"))
+    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+        [types.FileEvent(uri_of(bundled, PROD_MAGDS), types.FileChangeType.Changed)]))
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri_of(bundled, PROD_MAGDS)]
+    assert found.message == "0 is less than the minimum of 1 (schema: minimum)"
+
+
+@pytest.mark.asyncio
+async def test_a_broken_project_file_is_reported_on_it_until_it_is_saved_fixed(
+        client: LanguageClient, bundled: Project) -> None:
+    project_file = bundled.root / "magcfg.yaml"
+    good = project_file.read_text()
+    project_file.write_text(good.replace("environments: [dev, staging, production]",
+                                         "environments: [dev, staging, production]\nlayres: []"))
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    await barrier(client, uri)
+    project_uri = uri_of(bundled, "magcfg.yaml")
+    [found] = client.diagnostics[project_uri]
+    assert found.message == "unknown section 'layres' (did you mean 'layers'?)"
+    assert found.range.start.line == 4
+    project_file.write_text(good)
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        types.TextDocumentIdentifier(project_uri)))
+    await barrier(client, uri)
+    assert not client.diagnostics[project_uri]
+    assert "- **production**: `50`" in await hover(client, uri, 7, 6)
+
+
+def test_the_lsp_command_is_listed(bundled: Project) -> None:
+    done = bundled.run("lsp", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "Language server for layer files" in done.stdout
+
+
+@pytest.mark.asyncio
+async def test_a_keystroke_republishes_only_what_it_changed(client: LanguageClient,
+                                                           bundled: Project) -> None:
+    rel = "layers/base/magds.yaml"
+    text = (bundled.root / rel).read_text().replace("    max_size: 10\n", "    max_size: 4\n")
+    uri = open_doc(client, bundled, rel, text)
+    await barrier(client, uri)
+    dev_uri = uri_of(bundled, "layers/environments/dev/magds.yaml")
+    assert client.diagnostics[dev_uri]  # the dev override is now redundant
+    protocol = client.protocol
+    assert isinstance(protocol, RecordingProtocol)
+    seen = len(protocol.received)
+    change(client, uri, 2, text.replace("connect_timeout_seconds: 10", "connect_timeout_seconds: 11"))
+    await barrier(client, uri)
+    published = [json.loads(m)["params"]["uri"] for m in protocol.received[seen:]
+                 if json.loads(m).get("method") == "textDocument/publishDiagnostics"]
+    assert published == [uri]
