@@ -162,8 +162,9 @@ def make_kapitan(repo: Path) -> None:
         for folder in ("base", f"environments/{env}", f"secrets/{env}"):
             for f in sorted((kap / "inventory" / "classes" / folder).glob("*.yml")):
                 classes.append(".".join([*folder.split("/"), f.stem]))
-        lines = ["classes:", *(f"  - {c}" for c in classes), "parameters:", "  kapitan:", "    vars:", f"      target: {env}",
-                 "    compile:", "      - output_path: .", "        input_type: jinja2",
+        lines = ["classes:", *(f"  - {c}" for c in classes), "parameters:", "  kapitan:",
+                 "    vars:", f"      target: {env}", "    compile:",
+                 "      - output_path: .", "        input_type: jinja2",
                  "        input_paths: [templates/config.json]"]
         (kap / "inventory" / "targets" / f"{env}.yml").write_text("\n".join(lines) + "\n")
 
