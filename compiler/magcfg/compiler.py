@@ -161,6 +161,9 @@ class _PieceCache:
     def put_bytes(self, name: str, data: bytes) -> None:
         self.cache.put_serialized(name, data, None)
 
+    def keep_bytes(self, name: str) -> None:
+        self.cache.keep(serialized=name)
+
 
 class Compiler:
     """Loads and compiles environments of one project, sharing parsed files and cache."""
@@ -349,7 +352,7 @@ class Compiler:
             # The digest of the key's piece of the schema: a change to another key's
             # schema leaves this fragment cached.
             with self.timings.stage("schema"):
-                schema_digest = schema.piece(key).digest if schema else ""
+                schema_digest = schema.piece_digest(key) if schema else ""
             fkey = self.cache.fragment_key(
                 "fragment", schema_digest, key, redact,
                 *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}" for f in contributors))
@@ -494,6 +497,9 @@ class Compiler:
                                  "restart": restart,
                                  "secret_paths": schema.index.secret_paths()}
                 self.cache.put_fragment(name, found)
+            else:
+                for digest in schema.piece_digests().values():
+                    self.cache.keep(fragment=f"schema-piece-summary:{digest}")
             self._summary = found
         return self._summary
 

@@ -14,7 +14,7 @@ import pytest
 import magcfg
 import magcfg.compiler
 import magcfg.schema.index
-from magcfg.pipeline.cache import NO_CACHE_ENV, BuildCache
+from magcfg.pipeline.cache import MAX_PACKS, NO_CACHE_ENV, BuildCache
 from magcfg.schema.index import Schema
 
 from ..conftest import MINI_SCHEMA, Project, failed_cleanly, tree_state
@@ -72,6 +72,9 @@ class _MemoryStore:
 
     def put_bytes(self, name: str, data: bytes) -> None:
         self.values[name] = data
+
+    def keep_bytes(self, name: str) -> None:
+        assert name in self.values
 
 
 def test_pieces_answer_like_the_whole_schema() -> None:
@@ -179,3 +182,24 @@ def test_schema_error_in_a_piece_is_located_in_the_file(mini: Project) -> None:
     assert stderr == (f"{SCHEMA}:{line}: error: $ref '#/$defs/missing' points to no schema in "
                       "this file [#/properties/logging/properties/level/$ref]\n"), stderr
     assert tree_state(mini.root) == before
+
+
+def test_pieces_outlive_cache_compaction(mini: Project, state_home: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    magcfg.build(load(mini))
+    for n in range(MAX_PACKS + 2):  # a new pack per build, then a compaction
+        mini.write("layers/environments/dev/logging.yaml",
+                   f"# build {n}\nlogging:\n  level: debug\n")
+        magcfg.build(load(mini))
+    whole = (mini.root / SCHEMA).read_bytes()
+    parsed: list[bytes] = []
+    real = magcfg.schema.index._parse_schema
+
+    def recorded(path: str, raw: bytes) -> Any:
+        parsed.append(raw)
+        return real(path, raw)
+
+    monkeypatch.setattr(magcfg.schema.index, "_parse_schema", recorded)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
+    magcfg.build(load(mini))
+    assert parsed and whole not in parsed  # the magds piece, from the cache

@@ -369,6 +369,10 @@ class PieceStore(Protocol):
 
     def put_bytes(self, name: str, data: bytes) -> None: ...
 
+    def keep_bytes(self, name: str) -> None:
+        """Keep the bytes under ``name`` though this build does not read them."""
+        ...
+
 
 _PIECES_FORMAT = 1
 _FRAGMENT_SAFE_ROOT = frozenset({
@@ -431,6 +435,10 @@ class Schema:
             self._piece_digests = self._split() if self._store is not None else {}
         return self._piece_digests
 
+    def piece_digest(self, key: str) -> str:
+        """The digest of ``piece(key)``, without reading the piece."""
+        return self.piece_digests().get(key, self.digest)
+
     def pieces(self) -> list[Schema]:
         """Every piece, in key order (none when not split)."""
         return [self.piece(key) for key in self.piece_digests()]
@@ -460,7 +468,10 @@ class Schema:
         name = f"schema-pieces:{self.digest}"
         found = None if force else self._store.get(name)
         if isinstance(found, dict) and found.get("format") == _PIECES_FORMAT:
-            return dict(found["keys"])
+            keys = dict(found["keys"])
+            for digest in keys.values():
+                self._store.keep_bytes(f"schema-piece:{digest}")
+            return keys
         document = self.document
         keys: dict[str, str] = {}
         properties = document.get("properties")
