@@ -468,10 +468,10 @@ class Schema:
         name = f"schema-pieces:{self.digest}"
         found = None if force else self._store.get(name)
         if isinstance(found, dict) and found.get("format") == _PIECES_FORMAT:
-            keys = dict(found["keys"])
-            for digest in keys.values():
+            stored: dict[str, str] = dict(found["keys"])
+            for digest in stored.values():
                 self._store.keep_bytes(f"schema-piece:{digest}")
-            return keys
+            return stored
         document = self.document
         keys: dict[str, str] = {}
         properties = document.get("properties")
