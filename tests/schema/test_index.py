@@ -203,3 +203,13 @@ def test_pieces_outlive_cache_compaction(mini: Project, state_home: Path,
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
     magcfg.build(load(mini))
     assert parsed and whole not in parsed  # the magds piece, from the cache
+
+
+def test_definitions_shared_by_many_keys_keep_the_schema_whole() -> None:
+    shape = {"type": "object", "description": "x" * 2000,
+             "properties": {f"k{i}": {"type": "integer"} for i in range(50)}}
+    schema = {"$defs": {"shape": shape}, "type": "object",
+              "properties": {f"svc{i}": {"$ref": "#/$defs/shape"} for i in range(20)}}
+    split = Schema(SCHEMA, json.dumps(schema).encode())
+    split.use_store(_MemoryStore())
+    assert split.piece_digests() == {}  # 20 copies of the definitions cost more than one

@@ -14,12 +14,13 @@ shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are f
 (each walk of the index recurses that deep).
 
 Pieces: a schema whose root only lists its top-level keys (``properties``, no keyword
-that relates them to each other, no ``$ref`` into ``#/properties`` or to the root) is
-*split* once per digest into one standalone document per top-level key (the root with
-only that key under ``properties``; the same JSON pointers as in the file). Each piece
-has its own digest, index and validator, so a build parses, indexes and compiles only
-the pieces of the fragments it has to compile, and a change to one key's schema
-invalidates only that key's fragments. The split is kept in a ``PieceStore`` (the build
+that relates them to each other, no ``$ref`` into ``#/properties`` or to the root, and
+shared definitions small enough to repeat in every piece) is *split* once per digest
+into one standalone document per top-level key (the root with only that key under
+``properties``; the same JSON pointers as in the file). Each piece has its own digest,
+index and validator, so a build parses, indexes and compiles only the pieces of the
+fragments it has to compile, and a change to one key's schema invalidates only that
+key's fragments. The split is kept in a ``PieceStore`` (the build
 cache) by the file's digest, and each piece by its own.
 """
 
@@ -475,9 +476,13 @@ class Schema:
         document = self.document
         keys: dict[str, str] = {}
         properties = document.get("properties")
+        rest = {k: v for k, v in document.items() if k != "properties"}
+        # Every piece repeats the root's other members (shared $defs, say): split only
+        # when all pieces together are at most about twice the file, or a schema of
+        # 200 keys sharing definitions would compile them 200 times.
         if (fragment_safe(document) and isinstance(properties, dict)
+                and len(_dumps(rest)) * len(properties) <= len(self.raw)
                 and not _refers_into_root(self.raw, document)):
-            rest = {k: v for k, v in document.items() if k != "properties"}
             for key, sub in properties.items():
                 piece_document = {**rest, "properties": {key: sub}}
                 raw = _dumps(piece_document)
