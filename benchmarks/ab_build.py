@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             base = sorted((repo / "layers/base").glob("*.yaml"))
             target = base[(r * 37) % len(base)]
             text = target.read_text() + f"# touched {r}\n"
-            target.write_text(re.sub(r"key_000: \d+", f"key_000: {50_000 + r}", text, count=1))
+            text = re.sub(r"key_000: \d+", f"key_000: {50_000 + r}", text, count=1)
+            # the realistic shape (synth.py --shape realistic) has no key_000
+            target.write_text(re.sub(r"weight: \d+", f"weight: {r % 90 + 1}", text, count=1))
             samples.setdefault(("one-file", name), []).append(run(build, repo, env))
             samples.setdefault(("no-op", name), []).append(run(build, repo, env))
     print(f"{args.rounds} rounds; A = {args.a}; B = {args.b}; {os.cpu_count()} CPUs")

@@ -1,16 +1,30 @@
-"""Benchmark `magcfg build` on a synthetic layered repo, against a naive pipeline.
+"""Benchmark `magcfg build` against two plain pipelines and Kapitan, in one interleaved run.
 
-    python benchmarks/bench_build.py                    # large: 200 services x 1000 keys x 3 envs
-    python benchmarks/bench_build.py --services 10 --keys 50 --runs 5
+    python benchmarks/bench_build.py                            # large, both shapes
+    python benchmarks/bench_build.py --sizes small,medium,large --runs 5 --kapitan
+    python benchmarks/bench_build.py --shapes realistic --sizes large,xlarge --keep /tmp/b
 
-Measures, as whole processes (what a user waits for):
-  * cold build (no cache, no generated/): median of --runs, with per-stage times
-    (load, merge, validate, emit, write) reported by `magcfg build --timings`;
-  * rebuild after one layer file changed (a different file each run);
-  * no-op rebuild (nothing changed) and `build --check`;
-  * the naive pipeline on the same inputs: PyYAML's C loader, a recursive merge,
-    jsonschema with one reused validator, json.dumps(sort_keys, indent=2).
-and prints the ratios. Figures go to docs/performance.md.
+Repos come from ``benchmarks/synth.py`` in two shapes: ``shared`` (services share one
+shape through ``$defs``) and ``realistic`` (every service its own shape, an exhaustive
+schema without shared definitions, 10-20% of leaves overridden per environment, secret
+references). Sizes: small 10 services x 50 keys, medium 50 x 200, large 200 x 1,000,
+xlarge 400 x 1,000 (2x large, for linearity); 3 environments each.
+
+Every round runs every tool on every repo before the next round starts, so a change in
+the machine's load hits all of them alike (the machine is shared: compare the ratios of
+one run). Measured as whole processes, wall time and peak RSS (the process and its
+children, from ``wait4``):
+
+  * magcfg: cold (no cache, no generated/), one base file changed (a different file
+    each round), nothing changed; the stages of ``--timings`` and the share of the wall
+    time they account for;
+  * ``pyyaml+jsonschema``: PyYAML's C loader, a recursive merge, ``jsonschema`` with one
+    validator, ``json.dumps(sort_keys=True, indent=2)``;
+  * ``pyyaml+jsonschema-rs``: the same with ``jsonschema_rs`` and ``orjson``;
+  * ``kapitan`` (with ``--kapitan``): the layers as reclass classes, one target per
+    environment, a jinja2 template writing the merged parameters as JSON. Kapitan does
+    not validate against the JSON Schema. It runs from ``.tools/kapitan-venv`` and is
+    installed there (pinned, from PyPI) when missing.
 """
 
 from __future__ import annotations
@@ -25,21 +39,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+ROOT = HERE.parent
 
-from synth import generate  # noqa: E402
 
 MAGCFG = [sys.executable, "-m", "magcfg"]
+SIZES = {"small": (10, 50), "medium": (50, 200), "large": (200, 1000), "xlarge": (400, 1000)}
+ENVS = ("dev", "staging", "production")
+KAPITAN_PIN = "kapitan==0.36.3"
+KAPITAN_VENV = ROOT / ".tools" / "kapitan-venv"
 
-NAIVE = r'''
+PIPELINE = r'''
 import json, sys, time
 from pathlib import Path
-import yaml, jsonschema
+import yaml
+engine = sys.argv[3]
 root = Path(sys.argv[1]); envs = sys.argv[2].split(",")
-t = {"load": 0.0, "merge": 0.0, "validate": 0.0, "emit": 0.0}
 def merge(a, b):
     if isinstance(a, dict) and isinstance(b, dict):
         out = dict(a)
@@ -47,30 +65,33 @@ def merge(a, b):
             out[k] = merge(a[k], v) if k in a else v
         return out
     return b
-s = time.perf_counter()
 parsed = {}
 for p in sorted(root.joinpath("layers").rglob("*.yaml")):
     parsed[p] = yaml.load(p.read_bytes(), Loader=yaml.CSafeLoader) or {}
-t["load"] += time.perf_counter() - s
-schema = json.loads((root / "schemas/platform.schema.json").read_text())
-validator = jsonschema.Draft202012Validator(schema)
+raw = (root / "schemas/platform.schema.json").read_bytes()
+if engine == "jsonschema":
+    import jsonschema
+    validator = jsonschema.Draft202012Validator(json.loads(raw))
+    def dump(doc):
+        return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+else:
+    import jsonschema_rs, orjson
+    validator = jsonschema_rs.Draft202012Validator(orjson.loads(raw))
+    def dump(doc):
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 for env in envs:
-    s = time.perf_counter()
     doc = {}
     for layer in ("layers/base", f"layers/environments/{env}", f"layers/secrets/{env}"):
         for p in sorted(root.joinpath(layer).glob("*.yaml")):
             doc = merge(doc, parsed[p])
-    t["merge"] += time.perf_counter() - s; s = time.perf_counter()
     errors = list(validator.iter_errors(doc))
     assert not errors, errors[0]
-    t["validate"] += time.perf_counter() - s; s = time.perf_counter()
-    out = root / "naive" / env
+    out = root / "pipeline" / env
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
-    t["emit"] += time.perf_counter() - s
-print(json.dumps(t))
+    (out / "config.json").write_bytes(dump(doc))
 '''
 
+PIPELINES = {"pyyaml+jsonschema": "jsonschema", "pyyaml+jsonschema-rs": "jsonschema-rs"}
 
 # Installed software runs from compiled bytecode: keep a bytecode cache for every
 # process measured here (outside the repo), even where PYTHONDONTWRITEBYTECODE is set.
@@ -78,13 +99,26 @@ _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 _ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "magcfg-bench-pycache")
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
+@dataclass
+class Samples:
+    wall: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    stages: list[dict[str, float]] = field(default_factory=list)
+
+
+def run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB, the process and its children) and output."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=_ENV)
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=_ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return elapsed, proc.stdout + proc.stderr
+        raise SystemExit(f"{' '.join(cmd)} in {cwd} failed:\n{text[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024, text
 
 
 def stage_times(output: str) -> dict[str, float]:
@@ -94,92 +128,150 @@ def stage_times(output: str) -> dict[str, float]:
     return {}
 
 
-def median_stages(samples: list[dict[str, float]]) -> dict[str, float]:
-    keys = samples[0].keys() if samples else []
-    return {k: statistics.median(s.get(k, 0.0) for s in samples) for k in keys}
+def make_repo(work: Path, shape: str, size: str) -> Path:
+    services, keys = SIZES[size]
+    repo = work / f"{shape}-{size}"
+    if not (repo / "magcfg.yaml").exists():
+        shutil.rmtree(repo, ignore_errors=True)
+        # In a process of its own: a child forked from a bench process that grew while
+        # generating would report the parent's pages in its peak RSS.
+        subprocess.run([sys.executable, str(HERE / "synth.py"), str(repo), "--shape", shape,
+                        "--services", str(services), "--keys", str(keys),
+                        "--envs", str(len(ENVS))], check=True)
+        make_kapitan(repo)
+    return repo
 
 
-def fmt(seconds: float) -> str:
-    return f"{seconds * 1000:8.0f} ms"
+def make_kapitan(repo: Path) -> None:
+    """The same layers as a Kapitan inventory: a class per layer file, a target per
+    environment including them in layer order, a template that writes the result."""
+    kap = repo / "kapitan"
+    for layer in sorted((repo / "layers").rglob("*.yaml")):
+        rel = layer.relative_to(repo / "layers").with_suffix(".yml")
+        target = kap / "inventory" / "classes" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        body = "".join("  " + line + "\n" if line else "\n"
+                       for line in layer.read_text().splitlines())
+        target.write_text("parameters:\n" + body)
+    (kap / "templates").mkdir(parents=True, exist_ok=True)
+    (kap / "templates" / "config.json").write_text("{{ inventory.parameters | tojson }}\n")
+    (kap / "inventory" / "targets").mkdir(parents=True, exist_ok=True)
+    for env in ENVS:
+        classes = []
+        for folder in ("base", f"environments/{env}", f"secrets/{env}"):
+            for f in sorted((kap / "inventory" / "classes" / folder).glob("*.yml")):
+                classes.append(".".join([*folder.split("/"), f.stem]))
+        lines = ["classes:", *(f"  - {c}" for c in classes), "parameters:", "  kapitan:",
+                 "    vars:", f"      target: {env}", "    compile:",
+                 "      - output_path: .", "        input_type: jinja2",
+                 "        input_paths: [templates/config.json]"]
+        (kap / "inventory" / "targets" / f"{env}.yml").write_text("\n".join(lines) + "\n")
+
+
+def kapitan_python() -> Path:
+    python = KAPITAN_VENV / "bin" / "python"
+    probe = subprocess.run([str(python), "-m", "kapitan", "--version"], capture_output=True,
+                           text=True) if python.exists() else None
+    if probe is None or probe.returncode != 0 or probe.stdout.strip() != KAPITAN_PIN.split("==")[1]:
+        print(f"installing {KAPITAN_PIN} into {KAPITAN_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(KAPITAN_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check", KAPITAN_PIN], check=True)
+    return python
+
+
+def touch_one(repo: Path, i: int) -> None:
+    """Change one value of one base file (a different file each time)."""
+    files = sorted((repo / "layers" / "base").glob("*.yaml"))
+    target = files[(i * 37) % len(files)]
+    text = target.read_text()
+    text = re.sub(r"(weight): \d+", rf"\1: {i % 90 + 1}", text, count=1)
+    target.write_text(text + f"# touched {i}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="benchmark magcfg build")
-    parser.add_argument("--services", type=int, default=200)
-    parser.add_argument("--keys", type=int, default=1000)
-    parser.add_argument("--envs", type=int, default=3)
+    parser.add_argument("--sizes", default="large", help="comma-separated: " + ",".join(SIZES))
+    parser.add_argument("--shapes", default="shared,realistic")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--naive-runs", type=int, default=1)
-    parser.add_argument("--exhaustive-schema", action="store_true")
+    parser.add_argument("--pipeline-runs", type=int, default=3,
+                        help="rounds that also run the two pipelines (slow on large)")
+    parser.add_argument("--kapitan", action="store_true", help="run Kapitan too")
+    parser.add_argument("--kapitan-runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="generate into this directory and keep it")
     args = parser.parse_args(argv)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="magcfg-bench-"))
-    if not (work / "magcfg.yaml").exists():
-        generate(work, args.services, args.keys, args.envs, args.exhaustive_schema)
-    size = sum(p.stat().st_size for p in (work / "layers").rglob("*.yaml"))
-    files = sum(1 for _ in (work / "layers").rglob("*.yaml"))
-    schema_size = (work / "schemas/platform.schema.json").stat().st_size
-    envs = ["dev", "staging", "production", "qa", "perf", "dr"][: args.envs]
-    print(f"repo: {args.services} services x {args.keys} keys x {args.envs} envs; "
-          f"{files} YAML files, {size / 1e6:.1f} MB; schema {schema_size / 1e6:.2f} MB; "
-          f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    work.mkdir(parents=True, exist_ok=True)
+    repos = {(shape, size): make_repo(work, shape, size)
+             for shape in args.shapes.split(",") for size in args.sizes.split(",")}
+    kapitan = [str(kapitan_python()), "-m", "kapitan"] if args.kapitan else None
+    print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
+          f"load average at start {os.getloadavg()[0]:.2f}")
+    for (shape, size), repo in repos.items():
+        layers = list((repo / "layers").rglob("*.yaml"))
+        print(f"  {shape}-{size}: {len(layers)} YAML files, "
+              f"{sum(p.stat().st_size for p in layers) / 1e6:.1f} MB; schema "
+              f"{(repo / 'schemas/platform.schema.json').stat().st_size / 1e6:.1f} MB")
+    for repo in repos.values():
+        script = repo / "pipeline.py"
+        script.write_text(PIPELINE)
+        run([*MAGCFG, "--help"], repo)  # fills the bytecode cache
 
-    def clean() -> None:
-        shutil.rmtree(work / "generated", ignore_errors=True)
-        shutil.rmtree(work / ".magcfg-cache", ignore_errors=True)
+    results: dict[tuple[str, str, str], Samples] = {}
 
-    run([*MAGCFG, "--help"], work)  # fills the bytecode cache
-    cold, cold_stages = [], []
-    for _ in range(args.runs):
-        clean()
-        elapsed, out = run([*MAGCFG, "build", "-q", "--timings"], work)
-        cold.append(elapsed)
-        cold_stages.append(stage_times(out))
-    one, one_stages = [], []
-    base_files = sorted((work / "layers/base").glob("*.yaml"))
-    for i in range(args.runs):
-        target = base_files[(i * 37) % len(base_files)]
-        with target.open("a") as fh:
-            fh.write(f"# touched {i}\n")
-        text = target.read_text()
-        target.write_text(re.sub(r"key_000: \d+", f"key_000: {50_000 + i}", text, count=1))
-        elapsed, out = run([*MAGCFG, "build", "-q", "--timings"], work)
-        one.append(elapsed)
-        one_stages.append(stage_times(out))
-    noop = [run([*MAGCFG, "build", "-q"], work)[0] for _ in range(args.runs)]
-    check = [run([*MAGCFG, "build", "--check", "-q"], work)[0] for _ in range(args.runs)]
-    helptime = [run([*MAGCFG, "--help"], work)[0] for _ in range(args.runs)]
+    def record(repo_key: tuple[str, str], what: str, cmd: list[str], cwd: Path) -> None:
+        elapsed, rss, out = run(cmd, cwd)
+        s = results.setdefault((*repo_key, what), Samples())
+        s.wall.append(elapsed)
+        s.rss_mb.append(rss)
+        if "timings: " in out:
+            s.stages.append(stage_times(out))
 
-    naive, naive_stages = [], []
-    script = work / "naive_pipeline.py"
-    script.write_text(NAIVE)
-    for _ in range(args.naive_runs):
-        elapsed, out = run([sys.executable, str(script), str(work), ",".join(envs)], work)
-        naive.append(elapsed)
-        naive_stages.append(json.loads(out.strip().splitlines()[-1]))
+    loads = []
+    for r in range(args.runs):
+        loads.append(os.getloadavg()[0])
+        for key, repo in repos.items():
+            shutil.rmtree(repo / "generated", ignore_errors=True)
+            shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
+            record(key, "cold", [*MAGCFG, "build", "-q", "--timings"], repo)
+            touch_one(repo, r)
+            record(key, "one-file", [*MAGCFG, "build", "-q", "--timings"], repo)
+            record(key, "no-op", [*MAGCFG, "build", "-q", "--timings"], repo)
+            if r < args.pipeline_runs:
+                for name, engine in PIPELINES.items():
+                    record(key, name, [sys.executable, "pipeline.py", str(repo),
+                                       ",".join(ENVS), engine], repo)
+            if kapitan is not None and r < args.kapitan_runs:
+                shutil.rmtree(repo / "kapitan" / "compiled", ignore_errors=True)
+                record(key, "kapitan", [*kapitan, "compile"], repo / "kapitan")
+        print(f"round {r + 1}/{args.runs} done", flush=True)
 
     med = statistics.median
-    rows = [
-        ("magcfg build, cold (whole process)", med(cold)),
-        ("magcfg build, one file changed", med(one)),
-        ("magcfg build, nothing changed", med(noop)),
-        ("magcfg build --check, warm cache", med(check)),
-        ("magcfg --help", med(helptime)),
-        ("naive pipeline (PyYAML C + merge + jsonschema + json)", med(naive)),
-    ]
-    print(f"\n{'what':58} {'median':>11}   (runs: {args.runs}, naive: {args.naive_runs})")
-    for name, value in rows:
-        print(f"{name:58} {fmt(value)}")
-    print("\nper stage (median seconds, summed over environments):")
-    print(f"  {'stage':10} {'magcfg cold':>12} {'magcfg 1-file':>14} {'naive':>10}")
-    mc, mo, nv = median_stages(cold_stages), median_stages(one_stages), median_stages(naive_stages)
-    for stage in ("load", "merge", "validate", "emit", "write"):
-        print(f"  {stage:10} {mc.get(stage, 0):12.3f} {mo.get(stage, 0):14.3f} {nv.get(stage, 0):10.3f}")
-    print(f"\nratio naive / magcfg cold: {med(naive) / med(cold):.1f}x; "
-          f"naive / magcfg one-file rebuild: {med(naive) / med(one):.1f}x")
-    print(f"cold min/max: {min(cold):.3f}/{max(cold):.3f} s; "
-          f"one-file min/max: {min(one):.3f}/{max(one):.3f} s")
+    print(f"\nload average during the rounds: {min(loads):.2f}-{max(loads):.2f}")
+    print(f"\n{'repo':20} {'what':22} {'median':>9} {'min':>8} {'peak RSS':>9} "
+          f"{'ratio':>7} {'timings':>8}")
+    for (shape, size) in repos:
+        base = results.get((shape, size, "cold"))
+        for what in ("cold", "one-file", "no-op", *PIPELINES, "kapitan"):
+            s = results.get((shape, size, what))
+            if s is None or base is None:
+                continue
+            ratio = med(s.wall) / med(base.wall)
+            covered = ""
+            if s.stages:
+                shares = [sum(v for k, v in st.items() if k != "total") / w
+                          for st, w in zip(s.stages, s.wall, strict=True)]
+                covered = f"{100 * med(shares):6.0f}%"
+            print(f"{shape + '-' + size:20} {what:22} {med(s.wall) * 1000:7.0f}ms "
+                  f"{min(s.wall) * 1000:6.0f}ms {med(s.rss_mb):7.0f}MB {ratio:6.2f}x "
+                  f"{covered:>8}")
+        cold = results.get((shape, size, "cold"))
+        if cold and cold.stages:
+            stages = {k: med(st.get(k, 0.0) for st in cold.stages) for k in cold.stages[0]}
+            print(f"{'':20} cold stages: " + ", ".join(f"{k} {v * 1000:.0f}"
+                                                       for k, v in stages.items()) + " ms")
+    print("\nratio: median wall / magcfg cold of the same repo (>1: slower than magcfg)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

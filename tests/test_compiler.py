@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import magcfg
 from magcfg.pipeline.cache import BuildCache
 
-from .conftest import REPO, Project
+from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project
 
 
 def load(project: Project) -> magcfg.Project:
@@ -197,3 +203,75 @@ def test_compile_only_some_fragments_checks_just_them_and_emits_nothing(mini: Pr
     artifact, diagnostics = compiler.compile("dev", compiler.load_stack("dev"), None,
                                              only={"logging"})
     assert (artifact, diagnostics) == (None, [])
+
+
+# -- incremental builds are full builds ------------------------------------------------
+
+_EDITS = st.one_of(
+    st.tuples(st.just("port"), st.sampled_from(["base", "dev", "prod"]),
+              st.integers(min_value=0, max_value=70000)),
+    st.tuples(st.just("level"), st.sampled_from(["base", "dev", "prod"]),
+              st.sampled_from(["debug", "info", "warn", "loud"])),
+    st.tuples(st.just("drop"), st.sampled_from(["dev", "prod"]), st.just(0)),
+    st.tuples(st.just("describe"), st.sampled_from(["magds", "logging"]),
+              st.integers(min_value=0, max_value=3)),
+    st.tuples(st.just("maximum"), st.just("magds"), st.integers(min_value=1, max_value=70000)),
+    st.tuples(st.just("password"), st.sampled_from(["dev", "prod"]),
+              st.sampled_from(["vault://kv/db#pw", "env://DB_PW", "hunter2"])),
+)
+
+
+def _apply(project: Project, schema: dict[str, Any], edit: tuple[str, str, Any]) -> None:
+    kind, where, value = edit
+    layer = "layers/base" if where == "base" else f"layers/environments/{where}"
+    if kind in ("port", "password"):
+        project.write(f"{layer}/magds.yaml", f"magds:\n  {kind}: {json.dumps(value)}\n")
+    elif kind == "level":
+        project.write(f"{layer}/logging.yaml", f"logging:\n  level: {value}\n")
+    elif kind == "drop":
+        for path in (project.root / layer).glob("*.yaml"):
+            path.unlink()
+    else:
+        target = schema["properties"][where]
+        if kind == "describe":
+            target["description"] = f"{where}, take {value}"
+        else:
+            target["properties"]["port"]["maximum"] = value
+        project.write("schemas/schema.json", json.dumps(schema, indent=2))
+
+
+def _outcome(project: Project, cache: BuildCache | None) -> tuple[list[str], dict[str, str]]:
+    try:
+        result = magcfg.build(load(project), cache=cache)
+        said = [d.format() for d in result.warnings]
+    except magcfg.BuildError as exc:
+        said = [d.format() for d in exc.diagnostics]
+    return said, project.snapshot_tree()
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(_EDITS, min_size=1, max_size=6))
+def test_any_sequence_of_edits_builds_what_a_full_build_builds(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        edits: list[tuple[str, str, Any]]) -> None:
+    """Two copies of a project take the same edits; after each, one builds with its
+    cache (kept across the builds) and the other with none: same messages, same bytes."""
+    base = tmp_path_factory.mktemp("edits")
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
+    monkeypatch.delenv("MAGCFG_NO_CACHE", raising=False)
+    copies = []
+    for name in ("cached", "full"):
+        project = Project(base / name)
+        project.write("magcfg.yaml", MINI_PROJECT)
+        project.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+        for rel, text in MINI_BASE.items():
+            project.write(rel, text)
+        copies.append((project, copy.deepcopy(MINI_SCHEMA)))
+    (cached, cached_schema), (full, full_schema) = copies
+    assert _outcome(cached, None) == _outcome(full, BuildCache(None))
+    for edit in edits:
+        _apply(cached, cached_schema, edit)
+        _apply(full, full_schema, edit)
+        assert _outcome(cached, None) == _outcome(full, BuildCache(None)), edit
+    assert (cached.root / ".magcfg-cache").is_dir()

@@ -14,10 +14,12 @@ from the cache without loading, merging, validating or serializing anything.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
@@ -87,19 +89,50 @@ class BuildResult:
 
 
 class Timings:
-    """Seconds spent per stage (load, merge, validate, emit), summed over environments."""
+    """Seconds spent per stage, summed over environments, and the whole process.
+
+    Stages: ``startup`` (interpreter, imports and reading magcfg.yaml, until the build
+    starts), ``schema`` (reading the schema file and what is done with it: the split,
+    parsing, meta-validating, compiling, indexing), ``cache`` (look-ups of fragments and
+    writing the cache), ``load``, ``merge``, ``validate``, ``emit``, ``redact``,
+    ``build_checks``, ``write``, ``report`` (printing the warnings); ``total`` is the
+    process's age when they are reported."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {"load": 0.0, "merge": 0.0, "validate": 0.0,
-                                          "emit": 0.0}
+        age = process_age()
+        # The process's start on the perf_counter clock: reading /proc/self/stat again
+        # later, in a process of a gigabyte, took up to 0.9 s.
+        self._born = time.perf_counter() - age
+        self.seconds: dict[str, float] = {"startup": age, "load": 0.0, "merge": 0.0,
+                                          "validate": 0.0, "emit": 0.0}
+        self._open: set[str] = set()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if name in self._open:  # already counted by the enclosing stage of that name
+            yield
+            return
+        self._open.add(name)
         start = time.perf_counter()
         try:
             yield
         finally:
+            self._open.discard(name)
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def report(self) -> dict[str, float]:
+        """Every stage, and ``total``: the process's age now."""
+        return {**self.seconds, "total": time.perf_counter() - self._born}
+
+
+def process_age() -> float:
+    """Seconds since this process started (0.0 where /proc cannot tell)."""
+    try:
+        stat = Path("/proc/self/stat").read_bytes()
+        start = int(stat.rsplit(b")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - start)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
 
 _SUMMARY_FORMAT = 2
@@ -116,6 +149,29 @@ STANDARD = Extensions(
 """Every capability of magcfg, at its extension point."""
 
 
+class _PieceCache:
+    """The build cache as the store of schema pieces (``schema.index.PieceStore``)."""
+
+    def __init__(self, cache: BuildCache) -> None:
+        self.cache = cache
+
+    def get(self, name: str) -> Any:
+        return self.cache.fragment(name)
+
+    def put(self, name: str, value: Any) -> None:
+        self.cache.put_fragment(name, value)
+
+    def get_bytes(self, name: str) -> bytes | None:
+        found = self.cache.serialized(name)
+        return found[0] if found is not None else None
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self.cache.put_serialized(name, data, None)
+
+    def keep_bytes(self, name: str) -> None:
+        self.cache.keep(serialized=name)
+
+
 class Compiler:
     """Loads and compiles environments of one project, sharing parsed files and cache."""
 
@@ -129,7 +185,9 @@ class Compiler:
         self.cache = cache
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
-        self._validator: Validator | None = None
+        self._validators: dict[str, Validator] = {}  # by schema (piece) digest
+        self._redactor: Redactor | None = None
+        self._from_cache: set[int] = set()  # ids of diagnostics cached already redacted
         self.timings = Timings()
         self._summary: dict[str, Any] | None = None
         self._secret_keys: list[str] | None = None
@@ -145,30 +203,50 @@ class Compiler:
 
     def schema(self) -> Schema | None:
         if self._schema is None and self.project.json_schema:
-            path = self.project.json_schema
-            try:
-                raw = self.source.read(path)
-            except OSError as exc:
-                raise BuildError([Diagnostic(self.project.file, None, "schema.json",
-                                             f"cannot read schema {path}: {exc.strerror}",
-                                             code="schema")]) from None
-            self._schema = load_schema(path, raw)
+            with self.timings.stage("schema"):
+                self._schema = self._read_schema(self.project.json_schema)
         return self._schema
+
+    def _read_schema(self, path: str) -> Schema:
+        try:
+            raw = self.source.read(path)
+        except OSError as exc:
+            raise BuildError([Diagnostic(self.project.file, None, "schema.json",
+                                         f"cannot read schema {path}: {exc.strerror}",
+                                         code="schema")]) from None
+        schema = load_schema(path, raw)
+        schema.use_store(_PieceCache(self.cache))
+        return schema
 
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
-        schema = self.schema()
-        patterns = self.project.settings.get("redact") or ()
-        if not isinstance(patterns, list):  # reported by the secrets check
-            patterns = ()
-        return Redactor(schema.index if schema else None,
-                        [p for p in patterns if isinstance(p, str) and p])
+        if self._redactor is None:
+            schema = self.schema()
+            self._redactor = Redactor(schema.index if schema else None, self.redact_globs())
+        return self._redactor
 
-    def validator(self) -> Validator | None:
+    def redact_globs(self) -> list[str]:
+        """The project's ``redact`` globs (a malformed setting is reported by the secrets
+        check)."""
+        patterns = self.project.settings.get("redact") or ()
+        if not isinstance(patterns, list):
+            patterns = ()
+        return [p for p in patterns if isinstance(p, str) and p]
+
+    def validator(self, key: str | None = None) -> Validator | None:
+        """The validator of the top-level ``key``'s piece of the schema (of the whole
+        schema when it is not split, or for ``key=None``): compiled once per build."""
         schema = self.schema()
-        if self._validator is None and schema is not None:
-            self._validator = Validator(schema, self.redactor())
-        return self._validator
+        if schema is None:
+            return None
+        return self._validator_of(schema.piece(key) if key is not None else schema)
+
+    def _validator_of(self, target: Schema) -> Validator:
+        found = self._validators.get(target.digest)
+        if found is None:
+            with self.timings.stage("schema"):
+                found = self._validators[target.digest] = Validator(target, self.redactor())
+        return found
 
     # -- load -------------------------------------------------------------------------
 
@@ -197,9 +275,10 @@ class Compiler:
     def load_stacks(self, envs: Iterable[str]) -> dict[str, LayerStack]:
         listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
-        for env in envs:
-            listing[env], problems = self.layer_files(env)
-            errors.extend(problems)
+        with self.timings.stage("load"):
+            for env in envs:
+                listing[env], problems = self.layer_files(env)
+                errors.extend(problems)
         wanted = sorted({p for layers in listing.values() for _, files in layers
                          for p, _prefix in files})
         with self.timings.stage("load"):
@@ -273,7 +352,15 @@ class Compiler:
         keys, schema rules across fragments, build checks) need a full compile."""
         artifact, diagnostics = self._compile(env, stack, previous_manifest, only)
         if diagnostics:
-            diagnostics = self._redacted(diagnostics)
+            # Cached diagnostics were redacted when cached, under the same redact globs
+            # (they are part of the fragment key): masking them again would mean
+            # reading the schema on a build that compiles nothing.
+            fresh = [d for d in diagnostics if id(d) not in self._from_cache]
+            with self.timings.stage("redact"):
+                masked = iter(self._redacted(fresh))
+            diagnostics = [d if id(d) in self._from_cache else next(masked)
+                           for d in diagnostics]
+            self._from_cache.clear()
             if artifact is not None:
                 artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
         return artifact, diagnostics
@@ -282,7 +369,6 @@ class Compiler:
                  only: Collection[str] | None = None
                  ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
-        schema_digest = schema.digest if schema else ""
         diagnostics: list[Diagnostic] = []
         fragments: list[bytes] = []
         by_key: dict[str, tuple[str, bytes]] = {}
@@ -290,16 +376,25 @@ class Compiler:
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
         violations_at = ViolationLocator(stack, self.project.file)
+        redact = "\0".join(self.redact_globs())
         for key in stack.top_keys() if only is None else sorted(only):
             contributors = stack.contributors(key)
+            # The digest of the key's piece of the schema: a change to another key's
+            # schema leaves this fragment cached.
+            with self.timings.stage("schema"):
+                schema_digest = schema.piece_digest(key) if schema else ""
             fkey = self.cache.fragment_key(
-                "fragment", schema_digest, key,
+                "fragment", schema_digest, key, redact,
                 *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}"
                   + (f"\0{format_keypath(f.prefix)}" if f.prefix else "") for f in contributors))
-            cached = self.cache.serialized(fkey)
+            with self.timings.stage("cache"):
+                cached = self.cache.serialized(fkey)
             if cached is not None:
                 data, (warnings, absent) = cached
-                diagnostics.extend(Diagnostic(*w) for w in warnings)
+                for w in warnings:
+                    diagnostic = Diagnostic(*w)
+                    self._from_cache.add(id(diagnostic))
+                    diagnostics.append(diagnostic)
                 if not absent:
                     fragments.append(data)
                     present[key] = True
@@ -309,7 +404,7 @@ class Compiler:
                 value, diags = stack.merge_top(key)
             errors = [d for d in diags if d.severity == "error"]
             violations: list[SchemaViolation] = []
-            validator = self.validator() if schema is not None else None
+            validator = self.validator(key) if schema is not None else None
             if not errors and value is not ABSENT and validator is not None:
                 with self.timings.stage("validate"):
                     violations = validator.check_fragment(key, value)
@@ -322,8 +417,9 @@ class Compiler:
             with self.timings.stage("emit"):
                 data = fragment_bytes(key, value) if value is not ABSENT else b""
             # Cached as reported: redacted, so the cache never quotes a secret value.
-            warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code)
-                        for d in (self._redacted(diags) if diags else ())]
+            with self.timings.stage("redact"):
+                warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code)
+                            for d in (self._redacted(diags) if diags else ())]
             self.cache.put_serialized(fkey, data, (warnings, value is ABSENT))
             if value is not ABSENT:
                 fragments.append(data)
@@ -402,24 +498,55 @@ class Compiler:
     def schema_summary(self) -> dict[str, Any] | None:
         """What every build needs from the JSON Schema, cached by the schema's digest:
         a rebuild whose fragments all hit the cache never parses, meta-validates,
-        compiles or walks the schema. Computing it meta-validates the schema, so that is
-        done once per schema digest."""
+        compiles or walks the schema. Computing it meta-validates the schema and
+        compiles every piece, so a schema error is reported by the first build of that
+        schema, whichever fragments it compiles; a split schema's summary is made of
+        its pieces' summaries, each cached by the piece's digest."""
         schema = self.schema()
         if schema is None:
             return None
         if self._summary is None:
             name = f"schema-summary:{schema.digest}"
-            found = self.cache.fragment(name)
+            with self.timings.stage("cache"):
+                found = self.cache.fragment(name)
             if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
-                validator = self.validator()
-                assert validator is not None
-                hot, restart = schema.index.reload_partition()
-                found = {"format": _SUMMARY_FORMAT, "fragment_safe": validator.fragment_safe,
-                         "required": list(validator.required), "hot": hot,
-                         "restart": restart, "secret_paths": schema.index.secret_paths()}
+                with self.timings.stage("schema"):
+                    pieces = schema.pieces()
+                if pieces:
+                    parts = [self._piece_summary(piece) for piece in pieces]
+                    found = {"format": _SUMMARY_FORMAT, "fragment_safe": True,
+                             "required": list(pieces[0].document.get("required") or ()),
+                             **{k: sorted({p for part in parts for p in part[k]})
+                                for k in ("hot", "restart", "secret_paths")}}
+                else:
+                    validator = self.validator()
+                    assert validator is not None
+                    with self.timings.stage("schema"):
+                        hot, restart = schema.index.reload_partition()
+                        found = {"format": _SUMMARY_FORMAT,
+                                 "fragment_safe": validator.fragment_safe,
+                                 "required": list(validator.required), "hot": hot,
+                                 "restart": restart,
+                                 "secret_paths": schema.index.secret_paths()}
                 self.cache.put_fragment(name, found)
+            else:
+                for digest in schema.piece_digests().values():
+                    self.cache.keep(fragment=f"schema-piece-summary:{digest}")
             self._summary = found
         return self._summary
+
+    def _piece_summary(self, piece: Schema) -> dict[str, list[str]]:
+        """A piece's reload partition and secret paths, once it is known to compile."""
+        name = f"schema-piece-summary:{piece.digest}"
+        found = self.cache.fragment(name)
+        if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
+            self._validator_of(piece)
+            with self.timings.stage("schema"):
+                hot, restart = piece.index.reload_partition()
+                found = {"format": _SUMMARY_FORMAT, "hot": hot, "restart": restart,
+                         "secret_paths": piece.index.secret_paths()}
+            self.cache.put_fragment(name, found)
+        return found
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         summary = self.schema_summary()
@@ -474,7 +601,8 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
         result = _build(compiler, chosen, check, strict)
         # Only a build that succeeded is cached: a failed one may have merged a literal
         # secret into a fragment (the secret rules reject it after the merge).
-        compiler.cache.flush()
+        with compiler.timings.stage("cache"):
+            compiler.cache.flush()
         return result
 
 
@@ -485,9 +613,10 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     artifacts: dict[str, Artifact] = {}
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
-    if not check:
-        recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
-    previous = {env: _read_previous(project, env) for env in chosen}
+    with compiler.timings.stage("write"):
+        if not check:
+            recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
+        previous = {env: _read_previous(project, env) for env in chosen}
     errors_of: dict[str, list[Diagnostic]] = {}
     for env in chosen:
         artifact, diagnostics = compiler.compile(env, stacks[env], previous[env])
@@ -506,6 +635,20 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     # signature and attestation while the manifest they sign is unchanged. Besides those,
     # only files magcfg wrote before (the previous manifest's) are removed; any other
     # entry stops the build (durable.replace_directories).
+    with compiler.timings.stage("write"):
+        updates = _updates(project, artifacts, previous)
+    result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
+    with compiler.timings.stage("write"):
+        if check:
+            result.stale = changed_entries(project.root, updates)
+        else:
+            result.written = replace_directories(project.root, updates)
+    return result
+
+
+def _updates(project: Project, artifacts: dict[str, Artifact],
+             previous: dict[str, bytes | None]) -> list[DirectoryUpdate]:
+    """What to write: each environment's files, and what to keep of the last build's."""
     updates = []
     for env, artifact in artifacts.items():
         rel = f"{project.output}/{env}"
@@ -517,10 +660,4 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
                 if signed is not None:
                     files[name] = signed
         updates.append(DirectoryUpdate(rel, files, written_names(previous[env])))
-    result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
-    with compiler.timings.stage("write"):
-        if check:
-            result.stale = changed_entries(project.root, updates)
-        else:
-            result.written = replace_directories(project.root, updates)
-    return result
+    return updates

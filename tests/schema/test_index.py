@@ -1,12 +1,221 @@
-"""What the schema index says about one key (editors' hover and completion)."""
+"""Schema pieces: each top-level key's subschema is split out once per schema digest and
+compiled, indexed and cached on its own; what the build says is what the whole schema
+says."""
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
+from typing import Any
 
-from magcfg.schema.index import load_schema
-from tests.conftest import MINI_SCHEMA
+import pytest
 
+import magcfg
+import magcfg.compiler
+import magcfg.schema.index
+from magcfg.pipeline.cache import MAX_PACKS, NO_CACHE_ENV, BuildCache
+from magcfg.schema.index import Schema, load_schema
+
+from ..conftest import MINI_SCHEMA, Project, failed_cleanly, tree_state
+
+SCHEMA = "schemas/schema.json"
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv(NO_CACHE_ENV, raising=False)
+    return home
+
+
+def load(project: Project) -> magcfg.Project:
+    return magcfg.load_project(project.root / "magcfg.yaml")
+
+
+def compiled_pieces(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The top-level keys whose schema piece a build compiles (in order)."""
+    compiled: list[str] = []
+    real = magcfg.compiler.Validator
+
+    def counted(schema: Schema, redactor: Any) -> Any:
+        compiled.append(",".join(schema.document.get("properties") or ()))
+        return real(schema, redactor)
+
+    monkeypatch.setattr(magcfg.compiler, "Validator", counted)
+    return compiled
+
+
+def write_schema(project: Project, schema: dict[str, Any]) -> None:
+    project.write(SCHEMA, json.dumps(schema, indent=2))
+
+
+def _line_of(project: Project, text: str) -> int:
+    lines = (project.root / SCHEMA).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if text in line)
+
+
+class _MemoryStore:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def put(self, name: str, value: Any) -> None:
+        self.values[name] = value
+
+    def get_bytes(self, name: str) -> bytes | None:
+        found = self.values.get(name)
+        return found if isinstance(found, bytes) else None
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self.values[name] = data
+
+    def keep_bytes(self, name: str) -> None:
+        assert name in self.values
+
+
+def test_pieces_answer_like_the_whole_schema() -> None:
+    raw = json.dumps(MINI_SCHEMA).encode()
+    whole = Schema(SCHEMA, raw)
+    split = Schema(SCHEMA, raw)
+    split.use_store(_MemoryStore())
+    assert sorted(split.piece_digests()) == ["logging", "magds"]
+    for keypath in [("magds", "password"), ("magds", "pool", "min"), ("logging", "level"),
+                    ("magds",), ("nope", "x"), ()]:
+        assert split.index.is_secret(keypath) == whole.index.is_secret(keypath)
+        assert split.index.known_keys(keypath) == whole.index.known_keys(keypath)
+        assert split.index.reload_policy(keypath) == whole.index.reload_policy(keypath)
+    assert split.index.secret_paths() == whole.index.secret_paths()
+    assert split.index.reload_partition() == whole.index.reload_partition()
+    # A piece is a standalone schema with the file's pointers: the root and one key.
+    piece = split.piece("logging")
+    assert piece.document["properties"] == {"logging": MINI_SCHEMA["properties"]["logging"]}
+    assert piece.document["required"] == ["magds"]
+    assert split.piece("unknown") is split
+
+
+def test_piece_from_the_store_is_the_same_as_from_the_file() -> None:
+    raw = json.dumps(MINI_SCHEMA).encode()
+    store = _MemoryStore()
+    first = Schema(SCHEMA, raw)
+    first.use_store(store)
+    digests = first.piece_digests()
+    again = Schema(SCHEMA, raw)
+    again.use_store(store)
+    assert again.piece_digests() == digests
+    assert again._document is None  # the file was not parsed: the split was stored
+    assert again.piece("magds").document == first.piece("magds").document
+    assert again._document is None
+
+
+@pytest.mark.parametrize("ref", ["#/properties/magds", "#", "#/%70roperties/magds"])
+def test_a_ref_into_the_root_keeps_the_schema_whole(ref: str) -> None:
+    schema = copy.deepcopy(MINI_SCHEMA)
+    schema["properties"]["other"] = {"$ref": ref}
+    split = Schema(SCHEMA, json.dumps(schema).encode())
+    split.use_store(_MemoryStore())
+    assert split.piece_digests() == {}
+    assert split.piece("magds") is split
+
+
+def test_a_root_relating_its_keys_keeps_the_schema_whole() -> None:
+    schema = {**copy.deepcopy(MINI_SCHEMA), "dependentRequired": {"logging": ["magds"]}}
+    split = Schema(SCHEMA, json.dumps(schema).encode())
+    split.use_store(_MemoryStore())
+    assert split.piece_digests() == {}
+
+
+def test_editing_one_keys_schema_recompiles_only_that_key(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    magcfg.build(load(mini))
+    schema = copy.deepcopy(MINI_SCHEMA)
+    schema["properties"]["logging"]["description"] = "logging, described anew"
+    write_schema(mini, schema)
+    compiled = compiled_pieces(monkeypatch)
+    magcfg.build(load(mini))
+    assert compiled == ["logging"]
+    reference = mini.snapshot_tree()
+    magcfg.build(load(mini), cache=BuildCache(None))
+    assert mini.snapshot_tree() == reference
+
+
+def test_nothing_changed_does_no_schema_work(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A redundant override: its warning is cached, and reported again without reading
+    # the schema to mask it.
+    mini.write("layers/environments/prod/logging.yaml", "logging:\n  level: info\n")
+    first = magcfg.build(load(mini))
+    assert [d.code for d in first.warnings] == ["redundant"]
+
+    def refused(*args: Any) -> Any:
+        raise AssertionError("the schema was parsed")
+
+    monkeypatch.setattr(magcfg.schema.index, "_parse_schema", refused)
+    monkeypatch.setattr(magcfg.compiler, "Validator", refused)
+    again = magcfg.build(load(mini))
+    assert again.warnings == first.warnings
+
+
+def test_uncompilable_piece_that_no_layer_sets_is_an_error(mini: Project) -> None:
+    schema = copy.deepcopy(MINI_SCHEMA)
+    schema["properties"]["unused"] = {"type": "string", "pattern": "(unclosed"}
+    write_schema(mini, schema)
+    before = tree_state(mini.root)
+    done = mini.run("build")
+    stderr = failed_cleanly(done)
+    line = _line_of(mini, '"pattern": "(unclosed"')
+    assert stderr == (f"{SCHEMA}:{line}: error: schema cannot be compiled: \"(unclosed\" is "
+                      "not a \"regex\" [#/properties/unused/pattern]\n"), stderr
+    assert tree_state(mini.root) == before
+
+
+def test_schema_error_in_a_piece_is_located_in_the_file(mini: Project) -> None:
+    schema = copy.deepcopy(MINI_SCHEMA)
+    schema["properties"]["logging"]["properties"]["level"]["$ref"] = "#/$defs/missing"
+    write_schema(mini, schema)
+    before = tree_state(mini.root)
+    stderr = failed_cleanly(mini.run("build"))
+    line = _line_of(mini, '"$ref": "#/$defs/missing"')
+    assert stderr == (f"{SCHEMA}:{line}: error: $ref '#/$defs/missing' points to no schema in "
+                      "this file [#/properties/logging/properties/level/$ref]\n"), stderr
+    assert tree_state(mini.root) == before
+
+
+def test_pieces_outlive_cache_compaction(mini: Project, state_home: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    magcfg.build(load(mini))
+    for n in range(MAX_PACKS + 2):  # a new pack per build, then a compaction
+        mini.write("layers/environments/dev/logging.yaml",
+                   f"# build {n}\nlogging:\n  level: debug\n")
+        magcfg.build(load(mini))
+    whole = (mini.root / SCHEMA).read_bytes()
+    parsed: list[bytes] = []
+    real = magcfg.schema.index._parse_schema
+
+    def recorded(path: str, raw: bytes) -> Any:
+        parsed.append(raw)
+        return real(path, raw)
+
+    monkeypatch.setattr(magcfg.schema.index, "_parse_schema", recorded)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
+    magcfg.build(load(mini))
+    assert parsed and whole not in parsed  # the magds piece, from the cache
+
+
+def test_definitions_shared_by_many_keys_keep_the_schema_whole() -> None:
+    shape = {"type": "object", "description": "x" * 2000,
+             "properties": {f"k{i}": {"type": "integer"} for i in range(50)}}
+    schema = {"$defs": {"shape": shape}, "type": "object",
+              "properties": {f"svc{i}": {"$ref": "#/$defs/shape"} for i in range(20)}}
+    split = Schema(SCHEMA, json.dumps(schema).encode())
+    split.use_store(_MemoryStore())
+    assert split.piece_digests() == {}  # 20 copies of the definitions cost more than one
+
+
+# -- one key's entry (editors' hover and completion) ------------------------------------
 
 def test_entry_gives_description_types_bounds_enum_and_policy() -> None:
     index = load_schema("schemas/schema.json", json.dumps(MINI_SCHEMA).encode()).index

@@ -191,6 +191,15 @@ class BuildCache:
     def put_serialized(self, key: str, data: bytes, value: Any) -> None:
         self._put(f"s-{key}", marshal.dumps(value), data)
 
+    def keep(self, fragment: str | None = None, serialized: str | None = None) -> None:
+        """Count an entry as used by this build without reading it, so that compaction
+        keeps it (what a build needs only when something changes, like the pieces of
+        the schema)."""
+        if fragment is not None:
+            self._used.add(f"f-{fragment}")
+        if serialized is not None:
+            self._used.add(f"s-{serialized}")
+
     # -- authentication -------------------------------------------------------------------
 
     def _tag(self, kind: bytes, name: str, head: bytes | memoryview, body: bytes = b"") -> bytes:

@@ -161,14 +161,17 @@ class LayerStack:
         layer first. The last entry is the one whose value is in effect, unless it is an
         ``!unset``."""
         chain: list[Provenance] = []
-        for layer in self.layers:
-            for f in layer.files:
-                found = _lookup(f.data, keypath)
-                if found is None:
-                    continue
-                depth, value = found
-                line = f.line(self.source.read(f.path), keypath[:depth])
-                chain.append(Provenance(f.path, line, layer.name, value))
+        # Only the files that set the top-level key are read (and parsed, when only
+        # their keys were cached): one key's provenance costs its files, not the repo's.
+        setters = (self._index().get(keypath[0], []) if keypath else
+                   [(layer, f) for layer in self.layers for f in layer.files])
+        for layer, f in setters:
+            found = _lookup(f.data, keypath)
+            if found is None:
+                continue
+            depth, value = found
+            line = f.line(self.source.read(f.path), keypath[:depth])
+            chain.append(Provenance(f.path, line, layer.name, value))
         return chain
 
     def files(self) -> list[ParsedFile]:

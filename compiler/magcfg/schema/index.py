@@ -12,15 +12,26 @@ at most ``dialect.MAX_DEPTH`` levels, 2020-12 with magcfg's annotations, every `
 a pointer into the file. The index then refuses a ``$ref`` that points to no schema, and
 shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are followed
 (each walk of the index recurses that deep).
+
+Pieces: a schema whose root only lists its top-level keys (``properties``, no keyword
+that relates them to each other, no ``$ref`` into ``#/properties`` or to the root, and
+shared definitions small enough to repeat in every piece) is *split* once per digest
+into one standalone document per top-level key (the root with only that key under
+``properties``; the same JSON pointers as in the file). Each piece has its own digest,
+index and validator, so a build parses, indexes and compiles only the pieces of the
+fragments it has to compile, and a change to one key's schema invalidates only that
+key's fragments. The split is kept in a ``PieceStore`` (the build
+cache) by the file's digest, and each piece by its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
 from ..errors import BuildError, Diagnostic
@@ -117,6 +128,14 @@ CONSTRAINTS = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclu
 """The keywords of a key's own schema that bound its value (shown by editors)."""
 
 
+@dataclass
+class _SharedRefs:
+    """The nodes of ``$ref`` targets of one schema file, and its index's failure."""
+
+    nodes: dict[str, _Node] = field(default_factory=dict)
+    failed: BuildError | None = None
+
+
 @dataclass(frozen=True)
 class SchemaEntry:
     """One documented key of the schema (for ``magcfg docs``; ``constraints`` are filled
@@ -145,8 +164,12 @@ class SchemaIndex:
         self._failed: BuildError | None = None
         # Nodes are shared between every place that $refs the same definition, so the
         # index stays as small as the schema (200 services referencing one shape cost
-        # one shape, not 200).
-        self._by_ref: dict[str, _Node] = {}
+        # one shape, not 200); the pieces of a file share them too (every piece has the
+        # file's $defs), and so a failure: a piece's index built after it must not
+        # answer from the placeholders it left.
+        self._shared: _SharedRefs = (schema.origin.index._shared if schema.origin is not None
+                                     else _SharedRefs())
+        self._by_ref = self._shared.nodes
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -159,10 +182,12 @@ class SchemaIndex:
             # never answer from a partial index (a secret key would not be secret).
             if self._failed is not None:
                 raise self._failed
+            if self._shared.failed is not None:
+                raise self._shared.failed
             try:
                 self._tree = self._build(self.schema, (), 0)
             except BuildError as exc:
-                self._failed = exc
+                self._failed = self._shared.failed = exc
                 raise
         return self._tree
 
@@ -171,7 +196,7 @@ class SchemaIndex:
     def _error(self, where: Any, key: str | None, message: str) -> BuildError:
         """A located error about the schema object ``where`` (its member ``key``)."""
         pointer = _pointer_of(self.schema, where) or []
-        return located(self._file.path, self._file.raw,
+        return located(self._file.path, self._file.file_raw,
                        [([*pointer, key] if key else pointer, message)])
 
     def _target(self, ref: str, holder: dict[str, Any]) -> Any:
@@ -261,8 +286,21 @@ class SchemaIndex:
 
     # -- queries ----------------------------------------------------------------------
 
+    def _of(self, keypath: tuple[str, ...]) -> SchemaIndex:
+        """The index that answers for ``keypath``: its top-level key's piece, when the
+        schema is split and lists that key; else this one."""
+        if keypath:
+            piece = self._file.piece(keypath[0])
+            if piece is not self._file:
+                return piece.index
+        return self
+
     def _nodes(self, keypath: tuple[str, ...]) -> Iterator[_Node]:
         """The schema nodes along ``keypath`` (stops where the schema has no entry)."""
+        owner = self._of(keypath)
+        if owner is not self:
+            yield from owner._nodes(keypath)
+            return
         node = self._root
         yield node
         for part in keypath:
@@ -273,6 +311,9 @@ class SchemaIndex:
             yield node
 
     def known_keys(self, keypath: tuple[str, ...]) -> list[str]:
+        owner = self._of(keypath)
+        if owner is not self:
+            return owner.known_keys(keypath)
         node = self._root
         for part in keypath:
             nxt = node.children.get(part) or node.children.get(WILDCARD)
@@ -311,6 +352,9 @@ class SchemaIndex:
     def secret_paths(self) -> list[str]:
         """Key paths (text form of ``magcfg.keyglob``, ``*`` for wildcards) of every key
         marked secret."""
+        pieces = self._file.pieces()
+        if pieces:
+            return sorted({p for piece in pieces for p in piece.index.secret_paths()})
         memo: dict[int, list[tuple[str, ...]]] = {}
 
         def walk(node: _Node) -> list[tuple[str, ...]]:
@@ -327,7 +371,18 @@ class SchemaIndex:
         Every key of the schema lies in exactly one listed subtree, so the policy of a
         key is the one of the longest listed prefix of its path (``*`` matches any
         segment). This is what manifest.json carries as ``hot_keys``/``restart_keys``.
+        Of a split schema: the union of its pieces' (each lists the root's children
+        one by one, so the pieces' subtrees are the whole schema's).
         """
+        pieces = self._file.pieces()
+        if pieces:
+            hot_keys: set[str] = set()
+            restart_keys: set[str] = set()
+            for piece in pieces:
+                h, r = piece.index.reload_partition()
+                hot_keys.update(h)
+                restart_keys.update(r)
+            return sorted(hot_keys), sorted(restart_keys)
         uniform: dict[tuple[int, str], str | None] = {}
 
         def policy_of(node: _Node, inherited: ReloadPolicy) -> str | None:
@@ -376,24 +431,186 @@ class SchemaIndex:
         return out
 
 
+class PieceStore(Protocol):
+    """Where the split of a schema is kept (the build cache): marshal-able values and
+    raw bytes, by name; ``None`` when absent."""
+
+    def get(self, name: str) -> Any: ...
+
+    def put(self, name: str, value: Any) -> None: ...
+
+    def get_bytes(self, name: str) -> bytes | None: ...
+
+    def put_bytes(self, name: str, data: bytes) -> None: ...
+
+    def keep_bytes(self, name: str) -> None:
+        """Keep the bytes under ``name`` though this build does not read them."""
+        ...
+
+
+_PIECES_FORMAT = 1
+_FRAGMENT_SAFE_ROOT = frozenset({
+    "$schema", "$id", "$defs", "definitions", "$comment", "title", "description",
+    "type", "properties", "required", "additionalProperties", "default", "examples",
+})
+"""Root keywords under which ``{key: value}`` validates as the key does in the document
+(anything else may relate top-level keys to each other)."""
+
+
+def fragment_safe(document: dict[str, Any]) -> bool:
+    """Whether validating each top-level key alone is validating the document."""
+    return all(k in _FRAGMENT_SAFE_ROOT or k.startswith("x-") for k in document)
+
+
 class Schema:
     """A JSON Schema file: path, bytes and digest at once; the parsed and checked
-    ``document`` and the ``index`` on first use (errors are raised, located, then)."""
+    ``document`` and the ``index`` on first use (errors are raised, located, then).
 
-    def __init__(self, path: str, raw: bytes) -> None:
+    A *piece* (``piece(key)``) is a Schema too, whose ``raw`` is its own document and
+    whose ``file_raw`` is the file's (errors are located in the file)."""
+
+    def __init__(self, path: str, raw: bytes, *, origin: Schema | None = None,
+                 document: dict[str, Any] | None = None) -> None:
         self.path = path
         self.raw = raw
+        self.origin = origin
         self.digest = hashlib.sha256(raw).hexdigest()
-        self._document: dict[str, Any] | None = None
+        self._document: dict[str, Any] | None = document
         self.index = SchemaIndex(self)
+        self._store: PieceStore | None = None
+        self._piece_digests: dict[str, str] | None = None
+        self._pieces: dict[str, Schema] = {}
+
+    @property
+    def file_raw(self) -> bytes:
+        """The bytes of the schema file (where errors are located)."""
+        return self.origin.raw if self.origin is not None else self.raw
 
     @property
     def document(self) -> dict[str, Any]:
         if self._document is None:
             document = _parse_schema(self.path, self.raw)
-            check_dialect(self.path, self.raw, document)
+            if self.origin is None:  # a piece comes from a file that passed the check
+                check_dialect(self.path, self.raw, document)
             self._document = document
         return self._document
+
+    # -- pieces -----------------------------------------------------------------------
+
+    def use_store(self, store: PieceStore) -> None:
+        """Split this schema into pieces kept in ``store`` (on first use)."""
+        self._store = store
+
+    def piece_digests(self) -> dict[str, str]:
+        """Top-level key -> digest of its piece; empty when the schema is not split (no
+        store given, or a root that relates its keys). Parses and checks the file once
+        per digest: later builds find the split in the store."""
+        if self._piece_digests is None:
+            self._piece_digests = self._split() if self._store is not None else {}
+        return self._piece_digests
+
+    def piece_digest(self, key: str) -> str:
+        """The digest of ``piece(key)``, without reading the piece."""
+        return self.piece_digests().get(key, self.digest)
+
+    def pieces(self) -> list[Schema]:
+        """Every piece, in key order (none when not split)."""
+        return [self.piece(key) for key in self.piece_digests()]
+
+    def piece(self, key: str) -> Schema:
+        """The piece of the top-level ``key``; this schema itself when it is not split
+        or does not list ``key`` (an unknown key is judged by the whole root)."""
+        if self.origin is not None:
+            return self
+        digest = self.piece_digests().get(key)
+        if digest is None:
+            return self
+        found = self._pieces.get(key)
+        if found is None:
+            assert self._store is not None
+            raw = self._store.get_bytes(f"schema-piece:{digest}")
+            if raw is None or hashlib.sha256(raw).hexdigest() != digest:
+                # Lost from the store (compacted away): split again from the file.
+                self._store.put(f"schema-pieces:{self.digest}", None)
+                self._piece_digests = self._split(force=True)
+                return self.piece(key)
+            found = self._pieces[key] = Schema(self.path, raw, origin=self)
+        return found
+
+    def _split(self, force: bool = False) -> dict[str, str]:
+        assert self._store is not None
+        name = f"schema-pieces:{self.digest}"
+        found = None if force else self._store.get(name)
+        if isinstance(found, dict) and found.get("format") == _PIECES_FORMAT:
+            stored: dict[str, str] = dict(found["keys"])
+            for digest in stored.values():
+                self._store.keep_bytes(f"schema-piece:{digest}")
+            return stored
+        document = self.document
+        keys: dict[str, str] = {}
+        properties = document.get("properties")
+        rest = {k: v for k, v in document.items() if k != "properties"}
+        # Every piece repeats the root's other members (shared $defs, say): split only
+        # when all pieces together are at most about twice the file, or a schema of
+        # 200 keys sharing definitions would compile them 200 times.
+        if (fragment_safe(document) and isinstance(properties, dict)
+                and len(_dumps(rest)) * len(properties) <= len(self.raw)
+                and not _refers_into_root(self.raw, document)):
+            for key, sub in properties.items():
+                piece_document = {**rest, "properties": {key: sub}}
+                raw = _dumps(piece_document)
+                digest = hashlib.sha256(raw).hexdigest()
+                self._store.put_bytes(f"schema-piece:{digest}", raw)
+                keys[key] = digest
+                self._pieces[key] = Schema(self.path, raw, origin=self,
+                                           document=piece_document)
+        self._store.put(name, {"format": _PIECES_FORMAT, "keys": keys})
+        return keys
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    """A piece's bytes: compact JSON (orjson; json for what orjson cannot write, such
+    as integers beyond 64 bits)."""
+    import orjson
+
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        import json
+
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_REF_LITERAL = re.compile(rb'"\$ref"\s*:\s*"([^"\\]*)"')
+
+
+def _refers_into_root(raw: bytes, document: dict[str, Any]) -> bool:
+    """Whether a ``$ref`` names the root or something under ``properties``: a piece
+    keeps one key of ``properties``, so such a pointer would change meaning there.
+
+    Read from the text when every ``$ref`` is written plainly there (no ``\\u``
+    escape anywhere, every value without escapes): a walk of a 30 MB document costs
+    about a second."""
+    if b"\\u" not in raw:
+        plain = _REF_LITERAL.findall(raw)
+        if len(plain) == raw.count(b'"$ref"'):
+            return any(_into_root(ref.decode("utf-8", "replace")) for ref in plain)
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and _into_root(ref):
+                return True
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return False
+
+
+def _into_root(ref: str) -> bool:
+    target = unquote(ref)
+    return target in ("#", "#/") or target.startswith("#/properties")
 
 
 def load_schema(path: str, raw: bytes) -> Schema:

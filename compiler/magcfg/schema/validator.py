@@ -32,15 +32,11 @@ from urllib.parse import unquote
 
 from ..errors import BuildError
 from .dialect import dangling_ref, located, refuse_retrieval
-from .index import Schema
+from .index import Schema, fragment_safe
 
 if TYPE_CHECKING:
     from ..secrets.redaction import Redactor
 
-_FRAGMENT_SAFE_ROOT = frozenset({
-    "$schema", "$id", "$defs", "definitions", "$comment", "title", "description",
-    "type", "properties", "required", "additionalProperties", "default", "examples",
-})
 MASK = "<redacted>"
 MAX_VIOLATIONS = 20
 _MAX_MESSAGE = 240
@@ -70,8 +66,7 @@ class Validator:
         self.schema = schema
         self.redactor = redactor
         document = schema.document
-        self.fragment_safe = set(document) <= _FRAGMENT_SAFE_ROOT or all(
-            k.startswith("x-") for k in set(document) - _FRAGMENT_SAFE_ROOT)
+        self.fragment_safe = fragment_safe(document)
         self.required: tuple[str, ...] = tuple(document.get("required") or ())
         relaxed = {k: v for k, v in document.items() if k != "required"}
         self._relaxed = relaxed
@@ -104,7 +99,7 @@ class Validator:
             if found is not None:
                 pointer, ref = found
                 message = dangling_ref(ref)
-        return located(self.schema.path, self.schema.raw, [(pointer, message)])
+        return located(self.schema.path, self.schema.file_raw, [(pointer, message)])
 
     def check_fragment(self, key: str, value: Any) -> list[SchemaViolation]:
         """Violations of the top-level ``key``'s value (fragment validation)."""
