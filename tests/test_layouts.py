@@ -31,6 +31,11 @@ layers:
 schema:
   json: schemas/schema.json
 output: generated
+secrets:
+  vault:
+    addresses:  # one secrets file for every environment: each has a Vault of its own
+      dev: https://vault-dev.example:8200
+      prod: https://vault-prod.example:8200
 """
 
 SERVICE_SCHEMA = {

@@ -467,11 +467,11 @@ def test_sighup_rechecks_the_source_at_once(setup: Setup) -> None:
     sidecar = setup.start("--audit-log", str(setup.root / "audit.jsonl"))
     assert wait_for(lambda: setup.published_version() == 1)
     setup.write(2, {**base_config(2), "magds": {**base_config(2)["magds"], "port": 1}})
-    assert wait_for(lambda: len(sidecar.events("config.reload_failed")) == 1)
+    assert wait_for(lambda: len(sidecar.events("io.magflock.magcfg.config.reload_failed")) == 1)
     # Content that was tried is not tried again on its own; SIGHUP re-checks it now.
     sidecar.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: len(sidecar.events("config.reload_failed")) == 2)
-    again = sidecar.events("config.reload_failed")[-1]["data"]
+    assert wait_for(lambda: len(sidecar.events("io.magflock.magcfg.config.reload_failed")) == 2)
+    again = sidecar.events("io.magflock.magcfg.config.reload_failed")[-1]["data"]
     assert (again["trigger"], again["reason"]) == ("signal", "restart_required")
     assert sidecar.proc.poll() is None  # still serving: a signal is not a restart
     assert sidecar.terminate() == 0
@@ -492,7 +492,7 @@ def test_a_pending_restart_is_its_own_state_in_the_metrics(setup: Setup) -> None
     sidecar = setup.start("--metrics-port", str(port))
     assert wait_for(lambda: setup.published_version() == 1)
     setup.write(2, {**base_config(2), "magds": {**base_config(2)["magds"], "port": 1}})
-    assert wait_for(lambda: bool(sidecar.events("config.reload_failed")))
+    assert wait_for(lambda: bool(sidecar.events("io.magflock.magcfg.config.reload_failed")))
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     assert "magcfg_config_last_reload_successful 1.0" in text  # the alert does not fire
