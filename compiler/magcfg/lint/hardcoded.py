@@ -30,7 +30,8 @@ FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`
        "`${VAR}` or a `secretKeyRef`), then rotate the exposed secret")
 
 # Cheap whole-file and per-line gate for the key rule.
-_WORDS = re.compile(r"pass|pwd|secret|token|api.?key|private.?key|credential", re.IGNORECASE)
+_WORDS = re.compile(r"pass|pwd|secret|token|credential|(?:api|private|signing|encryption|master)"
+                    r".?key", re.IGNORECASE)
 _SECRET_TOKENS = frozenset({
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
     "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
@@ -177,16 +178,32 @@ def _strip_yaml_comment(value: str) -> str:
     return (v[:i] if i >= 0 else v).strip()
 
 
-_NAME_OF_A_KEY = re.compile(r"[A-Z][A-Z0-9_]*|[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*")
+_ENV_VAR_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_NAME_OF_A_KEY = re.compile(r"[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*")
 _FILE_NAME = re.compile(r"[\w.-]+\.(?:ya?ml|json|hcl|txt|md|toml|cfg|conf|ini|env\.example)")
+
+
+def _names_a_key(value: str) -> bool:
+    """Whether a value reads as the name of a Secret's key (``db-password``,
+    ``jwt_signing_key``, ``tls.crt``) rather than key material (``sk-live-abc123def456``,
+    ``qwerty987zz``): names are words, and a word mixes letters and digits only when it is
+    short (``s3``, ``v2``, ``k8s``)."""
+    if not _NAME_OF_A_KEY.fullmatch(value):
+        return False
+    return all(part.isalpha() or part.isdigit() or len(part) <= 3
+               for part in re.split(r"[._-]", value))
 
 
 def _self_named(key: str, value: str, kind: str) -> bool:
     v = value.strip("\"'`")
     # `secretKey: MAGCFG_DB_PASSWORD` (External Secrets, Helm charts) names the key of a
-    # Kubernetes Secret: an env-var-like or kebab-case name, not key material.
+    # Kubernetes Secret: an env-var name, or in a manifest a kebab/snake-case name; never
+    # a value with long letter-digit runs. In code, `API_KEY = "..."` is key material
+    # unless it names an env var.
     tokens = [t.lower() for t in _SPLIT.split(key) if t]
-    if tokens and tokens[-1] == "key" and _NAME_OF_A_KEY.fullmatch(v):
+    if tokens and tokens[-1] == "key" and (
+            _ENV_VAR_NAME.fullmatch(v)
+            or (kind != "code" and (v.islower() or v.isupper()) and _names_a_key(v.lower()))):
         return True
     if kind != "code":
         return False
