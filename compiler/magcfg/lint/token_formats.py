@@ -9,6 +9,7 @@ That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
 
 from __future__ import annotations
 
+import base64
 import bisect
 import re
 from collections.abc import Iterator
@@ -134,6 +135,25 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 col = line.find(str(secret)) + 1
                 yield number, Hit(max(col, 1), f"{plugin.secret_type} in a committed file "
                                                 f"({REDACTED})", 0)
+
+
+# A PEM private key, base64-encoded again (a Kubernetes Secret's `data:`, a CI variable):
+# "-----BEGIN" encodes to "LS0tLS1CRUdJT".
+_BASE64_PEM = re.compile(r"LS0tLS1CRUdJT[A-Za-z0-9+/]{20,}")
+
+
+def encoded_private_key_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    if "LS0tLS1CRUdJT" not in src.text:
+        return
+    for number, line in enumerate(src.lines, 1):
+        for m in _BASE64_PEM.finditer(line):
+            head = m.group(0)[:60]
+            try:
+                decoded = base64.b64decode(head[:len(head) - len(head) % 4]).decode("ascii")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if "PRIVATE KEY" in decoded:
+                yield number, Hit(m.start() + 1, f"base64-encoded private key ({REDACTED})", 0)
 
 
 def _looks_generated(value: str, line: str) -> bool:
