@@ -370,6 +370,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     from ..compiler import build
     from ..durable import Tree
     from .gitsource import open_repo
+    from .snapshots import refresh_snapshots, snapshot_path
 
     if plan.empty:
         raise UsageError("nothing to promote")
@@ -384,6 +385,9 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     root = project.root
     generated = f"{project.output}/{plan.to_env}"
     paths = [str(root / p) for p in sorted(plan.texts)] + [str(root / generated)]
+    snapshots = snapshot_path(project)
+    if os.path.lexists(root / snapshots):  # the project keeps snapshot tests: refresh TO's
+        paths.append(str(root / snapshots))
     # The commit must hold exactly what the committed inputs build: no uncommitted
     # change in what the promotion writes, nor in anything the rebuild of TO reads.
     inputs = [project.file, project.json_schema, project.cue_schema,
@@ -407,6 +411,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
             if text != tree.read_optional(rel):
                 tree.replace(rel, text)
         build(project, envs=[plan.to_env])
+        refresh_snapshots(project, [plan.to_env])
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
     except BaseException:
@@ -419,7 +424,10 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
         repo.git.checkout("-q", original)
         repo.git.branch("-q", "-D", branch)
         raise
-    files = tuple(sorted([*plan.texts, generated]))
+    written = [*plan.texts, generated]
+    if os.path.lexists(root / snapshots):
+        written.append(snapshots)
+    files = tuple(sorted(written))
     return Promotion(plan, branch, repo.head.commit.hexsha, files)
 
 
