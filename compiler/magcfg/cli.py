@@ -326,6 +326,54 @@ def verify(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- publish (delivery)
+
+
+@app.command()
+def publish(
+    branch: Annotated[str, typer.Option("--branch", "-b", help="The branch a GitOps "
+                                        "controller syncs.")] = "deploy",
+    push: Annotated[str | None, typer.Option("--push", help="Remote to push the branch to "
+                                             "(default: only commit it locally).",
+                                             show_default=False)] = None,
+    env: EnvsOption = None,
+    public_key: Annotated[list[Path] | None, typer.Option(
+        "--public-key", "-k", help="Trusted public key PEM (repeatable; default: the "
+        "project file's signing.public_keys).", show_default=False)] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Commit the signed, verified generated/ of HEAD onto the deploy branch (and push it).
+
+    Every environment must verify first; nothing is committed otherwise. The commit's
+    message carries [CI SKIP]. Prints the deploy commit.
+    """
+    from .errors import UsageError
+    from .project import load_project
+    from .signing.keys import load_public_key
+    from .signing.publish import publish as publish_artifacts
+    from .signing.trust import project_public_keys
+
+    try:
+        proj = load_project(project)
+        envs = proj.check_envs(env)
+        keys = ([load_public_key(p) for p in public_key] if public_key
+                else project_public_keys(proj))
+        if not keys:
+            raise UsageError("no trusted public key: pass --public-key FILE or list "
+                             "signing.public_keys in the project file")
+        done = publish_artifacts(proj, envs, keys, branch, remote=push)
+    except MagcfgError as exc:
+        _fail(exc)
+    versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
+    if done.commit is None:
+        _stderr(f"{branch} already holds the signed artifacts of {done.source[:12]} "
+                f"({versions}): nothing to publish")
+        return
+    _stderr(f"published {versions} of {done.source[:12]} to {branch}"
+            + (f" and pushed it to {push}" if done.pushed else ""))
+    print(done.commit)
+
+
 # ---------------------------------------------------------------- diff / promote
 
 FormatOption = Annotated[
