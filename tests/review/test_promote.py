@@ -328,3 +328,12 @@ def test_promote_removes_an_override_that_from_does_not_have(repo: Project) -> N
     assert after == before.replace('  replicas: ["r1.prod", "r2.prod"]\n', "")
     config = json.loads((repo.root / "generated/production/config.json").read_text())
     assert config["db"]["replicas"] == ["r1.internal"]
+
+
+def test_removing_the_only_key_leaves_an_empty_file() -> None:
+    from magcfg.review.yamledit import REMOVE
+
+    assert set_values("c.yaml", "cache:\n  max_entries: 100000\n",
+                      [(("cache", "max_entries"), REMOVE)]) == ""
+    assert set_values("c.yaml", "cache:\n  max_entries: 1\n  ttl: 2\n",
+                      [(("cache", "max_entries"), REMOVE)]) == "cache:\n  ttl: 2\n"

@@ -266,8 +266,9 @@ def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> 
                 _move_following_comment(node, previous, part)
             break
     out = io.StringIO()
-    y.dump(doc, out)
-    result = out.getvalue()
+    if len(doc):
+        y.dump(doc, out)
+    result = out.getvalue()  # every key removed: an empty file, not `{}`
     if text and not text.endswith("\n") and result.endswith("\n"):
         result = result[:-1]
     _guard(path, text, result, guarded)
