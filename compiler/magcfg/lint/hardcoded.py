@@ -30,8 +30,12 @@ FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`
        "`${VAR}` or a `secretKeyRef`), then rotate the exposed secret")
 
 # Cheap whole-file and per-line gate for the key rule.
-_WORDS = re.compile(r"pass|pwd|secret|token|credential|(?:api|private|signing|encryption|master)"
-                    r".?key", re.IGNORECASE)
+def _has_secret_word(text: str) -> bool:
+    """The cheap gate of the key rule: a word every secret-like key name contains.
+    Substring tests on the lowered text are several times faster than a regex here."""
+    low = text.lower()
+    return ("pass" in low or "pwd" in low or "secret" in low or "token" in low
+            or "credential" in low or "key" in low)
 _SECRET_TOKENS = frozenset({
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
     "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
@@ -135,7 +139,7 @@ def _kind(name: str) -> str | None:
 def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     lines = src.lines
     for number, line in enumerate(lines, 1):
-        if not _WORDS.search(line):
+        if not _has_secret_word(line):
             continue
         stripped = line.lstrip()
         if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
@@ -170,7 +174,10 @@ def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
 
 
 def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
-    if not _CONNECTION_TRIGGER.search(src.text):
+    text = src.text
+    # Plain substring tests first (`Password=`, `PWD=`, `://:`): most files have none.
+    if not any(t in text for t in ("rd=", "RD=", "wd=", "WD=", "://:")) \
+            or not _CONNECTION_TRIGGER.search(text):
         return
     for number, line in enumerate(src.lines, 1):
         if line.lstrip().startswith(("#", "//", "--", ";", "/*", "*")):
@@ -290,7 +297,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         keep(number, hit)
     if kind is not None:
         example = bool(_EXAMPLE.search(src.name))
-        if not example and _WORDS.search(src.text):
+        if not example and _has_secret_word(src.text):
             for number, hit in _key_hits(src, kind):
                 keep(number, hit)
         for number, hit in itertools.chain(entropy_hits(src), _connection_hits(src)):
