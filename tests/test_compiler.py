@@ -151,14 +151,6 @@ def test_bundled_build_is_up_to_date_in_the_repo() -> None:
     assert result.stale == []
 
 
-def test_bundled_compiled_config(bundled: Project, snapshot) -> None:  # type: ignore[no-untyped-def]
-    result = magcfg.build(magcfg.load_project(bundled.root / "magcfg.yaml"),
-                          cache=BuildCache(None))
-    assert result.warnings == []
-    for env in ("dev", "staging", "production"):
-        assert result.artifacts[env].config == snapshot(name=env)
-
-
 def test_outputs_no_longer_produced_are_removed(mini: Project) -> None:
     """A file the previous manifest lists that the build no longer produces (an old
     vault-policy-direct-<app>.hcl, say) is removed; a file it does not list is not

@@ -856,53 +856,115 @@ def _unwrap_help(*apps: typer.Typer) -> None:
 
 _unwrap_help(app, keys_app, schema_app)
 
-# ---------------------------------------------------------------- publish (OCI registries)
+# ---------------------------------------------------------------- publish (delivery)
 
 
 @app.command()
 def publish(
-    target: Annotated[str, typer.Argument(help="oci://REGISTRY/REPOSITORY[:TAG]; the artifact "
-                                          "is tagged with its manifest version, and TAG too.",
-                                          metavar="OCI_REFERENCE", show_default=False)],
-    env: Annotated[str, typer.Option("--env", "-e", help="Environment whose signed artifact "
-                                     "to publish.", show_default=False)],
-    key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key PEM file that signs "
-                                             "for cosign (default: $MAGCFG_SIGNING_KEY); one of "
-                                             "the project's trusted keys.",
-                                             show_default=False)] = None,
-    revision: Annotated[str | None, typer.Option("--revision", help="Source revision to annotate "
-                                                 "(default: <branch>@sha1:<commit> of the "
-                                                 "checkout).", show_default=False)] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Source repository URL to "
-                                               "annotate.", show_default=False)] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP, for a registry on "
-                                           "127.0.0.1 only (tests, local mirrors).")] = False,
+    target: Annotated[str | None, typer.Argument(
+        help="oci://REGISTRY/REPOSITORY[:TAG]: push one environment to a registry (tagged "
+        "with its manifest version, and TAG too). Without it: commit to --branch.",
+        metavar="[OCI_REFERENCE]", show_default=False)] = None,
+    env: EnvsOption = None,
+    branch: Annotated[str, typer.Option("--branch", "-b", help="Without OCI_REFERENCE: the "
+                                        "branch a GitOps controller syncs.")] = "deploy",
+    push: Annotated[str | None, typer.Option("--push", help="Without OCI_REFERENCE: remote to "
+                                             "push the branch to (default: only commit it "
+                                             "locally).", show_default=False)] = None,
+    public_key: Annotated[list[Path] | None, typer.Option(
+        "--public-key", help="Without OCI_REFERENCE: trusted public key PEM (repeatable; "
+        "default: the project file's signing.public_keys).", show_default=False)] = None,
+    key: Annotated[Path | None, typer.Option("--key", "-k", help="With OCI_REFERENCE: private "
+                                             "key PEM file that signs for cosign (default: "
+                                             "$MAGCFG_SIGNING_KEY); one of the project's "
+                                             "trusted keys.", show_default=False)] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="With OCI_REFERENCE: source "
+                                                 "revision to annotate (default: "
+                                                 "<branch>@sha1:<commit> of the checkout).",
+                                                 show_default=False)] = None,
+    source: Annotated[str | None, typer.Option("--source", help="With OCI_REFERENCE: source "
+                                               "repository URL to annotate.",
+                                               show_default=False)] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="With OCI_REFERENCE: plain HTTP, "
+                                           "for a registry on 127.0.0.1 only (tests, local "
+                                           "mirrors).")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
 ) -> None:
-    """Push generated/<env>/ to an OCI registry (Flux OCIRepository format) with a cosign
-    signature and attestation; refuses an artifact that does not verify. Prints the
-    digest reference on stdout."""
+    """Deliver signed, verified artifacts; nothing leaves unless it verifies.
+
+    With OCI_REFERENCE: push generated/<env>/ of one --env to an OCI registry (Flux
+    OCIRepository format) with a cosign signature and attestation; prints the digest
+    reference. Without: commit the signed generated/ of HEAD onto --branch (message
+    carries [CI SKIP]) and push it with --push; prints the deploy commit.
+    """
+    from .errors import UsageError
+
+    try:
+        if target is None:
+            if key or revision or source or insecure:
+                raise UsageError("--key, --revision, --source and --insecure go with an "
+                                 "oci:// reference")
+            _publish_branch(project, env, branch, push, public_key, quiet)
+            return
+        if push is not None or public_key or branch != "deploy":
+            raise UsageError("--branch, --push and --public-key go without an oci:// "
+                             "reference")
+        if not env or len(env) != 1:
+            raise UsageError("an oci:// reference publishes one environment: pass --env once")
+        _publish_oci(project, env[0], target, key, revision, source, insecure, quiet)
+    except MagcfgError as exc:
+        _fail(exc)
+
+
+def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
+                    push: str | None, public_key: list[Path] | None, quiet: bool) -> None:
+    from .errors import UsageError
+    from .project import load_project
+    from .signing.deploy_branch import publish as publish_artifacts
+    from .signing.keys import load_public_key
+    from .signing.trust import project_public_keys
+
+    proj = load_project(project)
+    envs = proj.check_envs(env)
+    keys = ([load_public_key(p) for p in public_key] if public_key
+            else project_public_keys(proj))
+    if not keys:
+        raise UsageError("no trusted public key: pass --public-key FILE or list "
+                         "signing.public_keys in the project file")
+    done = publish_artifacts(proj, envs, keys, branch, remote=push)
+    versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
+    if done.commit is None:
+        if not quiet:
+            _stderr(f"{branch} already holds the signed artifacts of {done.source[:12]} "
+                    f"({versions}): nothing to publish")
+        return
+    if not quiet:
+        _stderr(f"published {versions} of {done.source[:12]} to {branch}"
+                + (f" and pushed it to {push}" if done.pushed else ""))
+    print(done.commit)
+
+
+def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
+                 revision: str | None, source: str | None, insecure: bool,
+                 quiet: bool) -> None:
     from .errors import UsageError
     from .oci.publish import publish as publish_artifact
     from .oci.reference import parse_reference
     from .project import load_project
     from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
-    try:
-        reference = parse_reference(target)
-        if key is not None:
-            private_key = load_private_key(key)
-        elif os.environ.get(SIGNING_KEY_ENV):
-            private_key = private_key_from_env()
-        else:
-            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
-        proj = load_project(project)
-        proj.check_envs([env])
-        result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
-                                  revision=revision, source=source)
-    except MagcfgError as exc:
-        _fail(exc)
+    reference = parse_reference(target)
+    if key is not None:
+        private_key = load_private_key(key)
+    elif os.environ.get(SIGNING_KEY_ENV):
+        private_key = private_key_from_env()
+    else:
+        raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+    proj = load_project(project)
+    proj.check_envs([env])
+    result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
+                              revision=revision, source=source)
     if not quiet:
         for name in result.pushed:
             _stderr(f"pushed {name}")

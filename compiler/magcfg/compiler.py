@@ -340,17 +340,19 @@ class Compiler:
 
     # -- compile ----------------------------------------------------------------------
 
-    def compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None,
+    def compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
                 only: Collection[str] | None = None
                 ) -> tuple[Artifact | None, list[Diagnostic]]:
-        """Merge, validate and emit one environment. Returns (artifact, diagnostics);
-        the artifact is None when there are errors. No diagnostic quotes a secret.
+        """Merge, validate and emit one environment, numbering its version from
+        ``version_base`` (``version_bases``; None: version 1). Returns (artifact,
+        diagnostics); the artifact is None when there are errors. No diagnostic quotes a
+        secret.
 
         With ``only`` (top-level keys), just those fragments are merged and validated and
         the document checks see a document of only them; nothing is emitted (an editor
         re-checking what a keystroke touched). Checks of the whole document (required
         keys, schema rules across fragments, build checks) need a full compile."""
-        artifact, diagnostics = self._compile(env, stack, previous_manifest, only)
+        artifact, diagnostics = self._compile(env, stack, version_base, only)
         if diagnostics:
             # Cached diagnostics were redacted when cached, under the same redact globs
             # (they are part of the fragment key): masking them again would mean
@@ -365,7 +367,7 @@ class Compiler:
                 artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
         return artifact, diagnostics
 
-    def _compile(self, env: str, stack: LayerStack, previous_manifest: bytes | None,
+    def _compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
                  only: Collection[str] | None = None
                  ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
@@ -457,16 +459,18 @@ class Compiler:
             for emitter in extensions.artifact_emitters:
                 files.update(emitter(context))
             hot, restart = self.reload_partition()
-            inputs = [(self.project.file, self.project.digest)]
+            inputs = [(self.project.file, self.project.build_digest(env))]
             inputs += [(f.path, f.digest) for f in stack.files()]
             manifest = manifest_bytes(
                 env=env, files=files, inputs_digest=inputs_digest(inputs),
                 input_count=len(inputs), schema_path=schema.path if schema else None,
                 schema_digest=f"sha256:{schema.digest}" if schema else None,
                 schemas=self._schema_entries(),
-                hot_keys=hot, restart_keys=restart, previous=previous_manifest,
+                hot_keys=hot, restart_keys=restart,
+                previous=version_base.manifest if version_base else None,
                 secret_keys=self.secret_keys(),
-                manifest_path=f"{self.project.output}/{env}/{MANIFEST}")
+                manifest_path=(version_base.display if version_base
+                               else f"{self.project.output}/{env}/{MANIFEST}"))
             files[MANIFEST] = manifest
             context._config_sha256 = _config_digest(manifest)
             for delivery in extensions.delivery_emitters:
@@ -571,8 +575,8 @@ def compile_environment(project: Project, env: str, source: Source | None = None
     """Compile one environment in memory (no files written, no cache written)."""
     compiler = Compiler(project, source, BuildCache(None))
     stack = compiler.load_stack(env)
-    previous = _read_previous(project, env)
-    artifact, diagnostics = compiler.compile(env, stack, previous)
+    base = version_bases(project, [env], {env: _read_previous(project, env)})[env]
+    artifact, diagnostics = compiler.compile(env, stack, base)
     if artifact is None:
         raise BuildError([d for d in diagnostics if d.severity == "error"])
     errors = compiler.build_checks([artifact])
@@ -585,6 +589,62 @@ def _read_previous(project: Project, env: str) -> bytes | None:
     """The manifest of the last build of ``env`` (None before the first)."""
     rel = f"{project.output}/{env}"
     return read_if_present(real_directory(project.root, rel) / MANIFEST, f"{rel}/{MANIFEST}")
+
+
+@dataclass(frozen=True)
+class VersionBase:
+    """The manifest a build numbers its version from, and how errors name it."""
+
+    manifest: bytes | None
+    display: str
+
+
+def version_bases(project: Project, envs: Iterable[str],
+                  working: dict[str, bytes | None]) -> dict[str, VersionBase]:
+    """Versions count commits, not builds (docs/versioning.md). In a git work tree an
+    environment's version is numbered from the newest of its manifests in HEAD, in
+    MERGE_HEAD (while a merge is in progress) and in the index (a manifest restored with
+    `git checkout REF -- generated/` is staged); a build writes only the working tree, so
+    any number of local builds bump the version at most once. Nothing committed yet:
+    version 1. Outside git the working tree's manifest is the base. One ``git cat-file``
+    for all environments."""
+    import subprocess
+
+    from .artifact import ManifestError, load_manifest
+
+    envs = list(envs)
+    rels = {env: f"{project.output}/{env}/{MANIFEST}" for env in envs}
+    revisions = ("HEAD", "MERGE_HEAD", "")  # "" is the index (stage 0)
+    request = "".join(f"{rev}:./{rels[env]}\n" for env in envs for rev in revisions)
+    try:
+        done = subprocess.run(["git", "cat-file", "--batch"], cwd=project.root,
+                              input=request.encode(), capture_output=True, timeout=60,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is None or done.returncode != 0:
+        return {env: VersionBase(working[env], rels[env]) for env in envs}
+    out, at = done.stdout, 0
+    bases: dict[str, VersionBase] = {}
+    for env in envs:
+        best: tuple[int, VersionBase] | None = None
+        for rev in revisions:
+            end = out.index(b"\n", at)
+            header = out[at:end].split()
+            at = end + 1
+            if len(header) != 3 or header[1] != b"blob":
+                continue  # not committed, no merge in progress, or a conflict in the index
+            size = int(header[2])
+            candidate = VersionBase(out[at:at + size], f"{rev or '(index)'}:{rels[env]}")
+            at += size + 1
+            try:
+                version = int(load_manifest(candidate.manifest or b"")["version"])
+            except ManifestError:
+                version = 1 << 62  # unreadable: the build names it and stops
+            if best is None or version > best[0]:
+                best = (version, candidate)
+        bases[env] = best[1] if best else VersionBase(None, f"HEAD:{rels[env]}")
+    return bases
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
@@ -617,9 +677,10 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
         if not check:
             recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
         previous = {env: _read_previous(project, env) for env in chosen}
+        bases = version_bases(project, chosen, previous)
     errors_of: dict[str, list[Diagnostic]] = {}
     for env in chosen:
-        artifact, diagnostics = compiler.compile(env, stacks[env], previous[env])
+        artifact, diagnostics = compiler.compile(env, stacks[env], bases[env])
         errors_of[env] = [d for d in diagnostics if d.severity == "error"]
         warnings.extend(d for d in diagnostics if d.severity == "warning")
         if artifact is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -32,6 +33,8 @@ KNOWN_SECTIONS = frozenset({
     "secrets", "redact", "signing", "promote", "lint", "cue", "runtime",
 })
 MAPPING_SECTIONS = ("secrets", "signing", "promote", "lint", "cue", "runtime")
+# Sections no build reads (verify, promote and lint do): not inputs of an artifact.
+_NOT_BUILD_INPUTS = frozenset({"signing", "promote", "lint"})
 """Feature sections that are mappings (checked here for their type; their keys by the
 stage that owns them)."""
 # What YAML may hold besides text: tab, line ends, NEL and the printable planes; any other
@@ -169,6 +172,17 @@ class Project:
     digest: str = ""
     raw: bytes = field(default=b"", repr=False, compare=False)
     """The bytes of the project file as loaded (for locating its keys)."""
+
+    def build_digest(self, env: str) -> str:
+        """The digest of what in the project file can change ``env``'s artifact: its
+        parsed settings without the sections only other commands read (``signing``,
+        ``promote``, ``lint``) and with ``environments`` narrowed to ``env``. Trusting
+        another key, adding an environment or editing a comment leaves ``env``'s
+        manifest, and so its signature, as it was."""
+        settings = {k: v for k, v in self.settings.items() if k not in _NOT_BUILD_INPUTS}
+        settings["environments"] = [env]
+        text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def path(self, relative: str) -> Path:
         return self.root / relative

@@ -165,6 +165,16 @@ def test_keyed_list_merge() -> None:
     assert out == {"a": [{"name": "x", "v": 1}, {"name": "y", "v": 3}, {"name": "z", "v": 4}]}
 
 
+def test_keyed_list_merge_key_is_not_a_redundant_override() -> None:
+    stack = stack_of({"a": [{"name": "x", "v": 1}, {"name": "y", "v": 2}]},
+                     {"a": [{"name": "y", "v": 3}, {"name": "x", "v": 1}]})
+    stack._merge_key = lambda path: "name" if path == ("a",) else None
+    out, diags = stack.merge()
+    assert out == {"a": [{"name": "x", "v": 1}, {"name": "y", "v": 3}]}
+    # `name` repeats the item's name by necessity; `v: 1` on x really is redundant.
+    assert [(d.severity, d.key, d.code) for d in diags] == [("warning", "a.0.v", "redundant")]
+
+
 def test_unset_of_nothing_warns() -> None:
     out, diags = stack_of({"a": 1}, {"b": UNSET}).merge()
     assert out == {"a": 1}

@@ -309,3 +309,33 @@ def test_editor_writes_floats_the_loader_reads_back(value: float) -> None:
 
     out = set_values("f.yaml", "a:\n  b: 1.0\n", [(("a", "b"), value)])
     assert parse_layer("f.yaml", out.encode())[0] == {"a": {"b": value}}
+
+
+def test_promote_removes_an_override_that_from_does_not_have(repo: Project) -> None:
+    # production overrides db.replicas; staging inherits base's. Making production equal
+    # staging means removing production's line, not copying base's value into it.
+    before = (repo.root / "layers/environments/production/db.yaml").read_text()
+    dry = repo.run("promote", "staging", "production", "--key", "db.replicas", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert '  db.replicas = ["r1.internal"]  [restart]\n      from layers/base/db.yaml:10' \
+        in dry.stdout
+    assert ('      by removing ["r1.prod", "r2.prod"] set in '
+            "layers/environments/production/db.yaml:7 (production then inherits the shared "
+            "value, as staging does)\n") in dry.stdout
+    assert (repo.root / "layers/environments/production/db.yaml").read_text() == before
+
+    done = repo.run("promote", "staging", "production", "--key", "db.replicas")
+    assert done.returncode == 0, done.stderr
+    after = (repo.root / "layers/environments/production/db.yaml").read_text()
+    assert after == before.replace('  replicas: ["r1.prod", "r2.prod"]\n', "")
+    config = json.loads((repo.root / "generated/production/config.json").read_text())
+    assert config["db"]["replicas"] == ["r1.internal"]
+
+
+def test_removing_the_only_key_leaves_an_empty_file() -> None:
+    from magcfg.review.yamledit import REMOVE
+
+    assert set_values("c.yaml", "cache:\n  max_entries: 100000\n",
+                      [(("cache", "max_entries"), REMOVE)]) == ""
+    assert set_values("c.yaml", "cache:\n  max_entries: 1\n  ttl: 2\n",
+                      [(("cache", "max_entries"), REMOVE)]) == "cache:\n  ttl: 2\n"

@@ -56,6 +56,13 @@ def test_version_follows_changes_and_never_goes_down(repo: Path) -> None:
     layer.write_text("logging:\n  level: error\n")
     build(repo)
     assert versions(repo) == {"dev": 1, "prod": 2}
+    # Versions count commits, not builds: more edits before the commit stay at 2.
+    layer.write_text("logging:\n  level: debug\n")
+    build(repo)
+    assert versions(repo) == {"dev": 1, "prod": 2}
+    layer.write_text("logging:\n  level: error\n")
+    build(repo)
+    git(repo, "commit", "-qam", "prod: errors only")
 
     # A comment changes the inputs but not the artifact's files: same version, but a new
     # manifest (inputs digest) that needs signing again.
@@ -114,13 +121,8 @@ def test_merge_of_two_bumps_conflicts_and_is_resolved_by_rebuilding(repo: Path) 
     assert "generated/dev/manifest.json" in conflicted
     assert not any(path.startswith("layers/") for path in conflicted)
 
-    # The conflicted manifest cannot be read: the build says how to resolve.
-    failed = run_magcfg(repo, "build")
-    assert failed.returncode == 1
-    assert "generated/dev/manifest.json" in failed.stderr
-    assert "restore it from git" in failed.stderr
-
-    git(repo, "checkout", "--ours", "--", "generated/")
+    # The build numbers from the newer of HEAD's and MERGE_HEAD's manifests, never from
+    # the conflicted file in the working tree: rebuilding resolves generated/.
     build(repo)
     resolved = manifest(repo, "dev")
     assert resolved["version"] == 3
@@ -152,3 +154,50 @@ def test_check_succession() -> None:
     for bad in (True, 0, "4", None, 2.5):
         with pytest.raises(VerificationError, match="no valid version"):
             check_succession(_m(3), _m(bad))
+
+
+def test_project_file_edits_that_change_no_output_keep_manifests_and_signatures(
+        repo: Path, tmp_path: Path) -> None:
+    from magcfg.signing.keys import generate_key_pair
+
+    pair = generate_key_pair(tmp_path / "keys", "ci")
+    signed = run_magcfg(repo, "sign", "--key", str(pair.private_key_path))
+    assert signed.returncode == 0, signed.stderr
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "signed")
+    before = {env: {p.name: p.read_bytes() for p in (repo / "generated" / env).iterdir()}
+              for env in ("dev", "prod")}
+
+    project_file = repo / "magcfg.yaml"
+    text = project_file.read_text()
+    assert "environments: [dev, prod]" in text
+    (repo / "keys").mkdir()
+    (repo / "keys/ci.pub").write_bytes(pair.public_key_path.read_bytes())
+    (repo / "layers/environments/qa").mkdir(parents=True)
+    project_file.write_text(
+        "# trust CI's key, and a QA environment\n"
+        + text.replace("environments: [dev, prod]", "environments: [dev, qa, prod]")
+        + "signing:\n  public_keys: [keys/ci.pub]\n")
+    done = run_magcfg(repo, "build")
+    assert done.returncode == 0, done.stderr
+    assert "generated/qa/manifest.json" in done.stderr
+    assert "generated/dev" not in done.stderr and "generated/prod" not in done.stderr
+    after = {env: {p.name: p.read_bytes() for p in (repo / "generated" / env).iterdir()}
+             for env in ("dev", "prod")}
+    assert after == before
+    verified = run_magcfg(repo, "verify", "--env", "dev", "--env", "prod")
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_unreadable_committed_manifest_is_named(repo: Path) -> None:
+    from tests.conftest import failed_cleanly, tree_state
+
+    (repo / "generated/dev/manifest.json").write_text("<<<<<<< HEAD\n")
+    git(repo, "commit", "-qam", "a conflict committed by mistake")
+    (repo / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: other\n")
+    before = tree_state(repo / "generated")
+    err = failed_cleanly(run_magcfg(repo, "build"), 1)
+    assert "HEAD:generated/dev/manifest.json: error: cannot read the previous version from " \
+           "this manifest" in err
+    assert "restore it from git" in err
+    assert tree_state(repo / "generated") == before

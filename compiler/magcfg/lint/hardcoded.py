@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
 from .literals import is_literal
-from .token_formats import Hit, entropy_hits, format_hits
+from .token_formats import Hit, encoded_private_key_hits, entropy_hits, format_hits
 from .walk import SourceFile
 
 RULE = "MAG002"
@@ -30,7 +30,12 @@ FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`
        "`${VAR}` or a `secretKeyRef`), then rotate the exposed secret")
 
 # Cheap whole-file and per-line gate for the key rule.
-_WORDS = re.compile(r"pass|pwd|secret|token|api.?key|private.?key|credential", re.IGNORECASE)
+def _has_secret_word(text: str) -> bool:
+    """The cheap gate of the key rule: a word every secret-like key name contains.
+    Substring tests on the lowered text are several times faster than a regex here."""
+    low = text.lower()
+    return ("pass" in low or "pwd" in low or "secret" in low or "token" in low
+            or "credential" in low or "key" in low)
 _SECRET_TOKENS = frozenset({
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
     "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
@@ -47,7 +52,8 @@ _NOT_SECRET_LAST = frozenset({
     "backend", "method", "template", "pattern", "regex", "placeholder", "hint",
     "description", "help", "title", "message", "error", "min", "max", "tokens", "secrets",
     "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
-    "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator"})
+    "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator",
+    "algorithm", "algo", "scheme", "strategy", "cipher"})
 # Anywhere in a key, these make it a setting about a secret (`access_token_ttl_seconds`).
 _NOT_SECRET_ANY = frozenset({"ttl", "timeout", "expiry", "expires", "lifetime", "interval",
                              "seconds", "secs", "ms", "minutes", "hours", "days", "length",
@@ -90,6 +96,21 @@ _CODE_KV = re.compile(
     r"""\s*(?::\s*[A-Za-z_][\w\[\], .|]*)?\s*(?::=|(?<![=!<>:])=(?!=)|:)\s*"""
     r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`\n]*`)""")
 
+# A whole value that is a shell/compose fallback: `${VAR:-default}`, `${VAR-default}`,
+# `${VAR:=default}`, `${VAR=default}`.
+_FALLBACK_VALUE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=]([^}]*)\}")
+# `os.getenv("API_TOKEN", "...")`, `os.environ.get(...)`, `env.get(...)` with a default.
+_GETENV_DEFAULT = re.compile(
+    r"""(?:getenv|environ\.get|env\.get)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
+    r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
+
+# `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties) and a URL with
+# a password but no user name (`redis://:<password>@host`; detect-secrets' basic-auth plugin
+# needs a user).
+_CONNECTION_PASSWORD = re.compile(r"""(?i)[;"'](?:password|pwd)=([^;"'\s]+)""")
+_URL_PASSWORD_ONLY = re.compile(r"\b[a-z][a-z0-9+.-]*://:([\w.~!&*+,;=%-]+)@")
+_CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=", re.IGNORECASE)
+
 _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
              ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift", ".scala")
 _INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
@@ -118,14 +139,30 @@ def _kind(name: str) -> str | None:
 def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     lines = src.lines
     for number, line in enumerate(lines, 1):
-        if not _WORDS.search(line):
+        if not _has_secret_word(line):
             continue
         stripped = line.lstrip()
         if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
             continue
         for key, value, col in _assignments(line, kind):
-            if key_is_secret(key) and is_literal(value) and not _self_named(key, value, kind):
+            fallback = _FALLBACK_VALUE.fullmatch(value.strip().strip("\"'"))
+            if fallback is not None:
+                # `${API_KEY:-sk-live-...}`: the default is what runs when the variable is
+                # missing, a literal secret like any other.
+                if (key_is_secret(key) or key_is_secret(fallback.group(1))) \
+                        and is_literal(fallback.group(2)) \
+                        and not _self_named(key, fallback.group(2), kind):
+                    yield number, Hit(col, f"`{key}` falls back to a literal value "
+                                           f"({REDACTED})", 1)
+            elif key_is_secret(key) and is_literal(value) and not _self_named(key, value, kind):
                 yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
+        if kind == "code":
+            for default in _GETENV_DEFAULT.finditer(line):
+                var, literal = default.group(1), default.group(2)
+                if key_is_secret(var) and is_literal(literal) \
+                        and not _self_named(var, literal, kind):
+                    yield number, Hit(default.start(2) + 1, f"env var `{var}` falls back to "
+                                                             f"a literal value ({REDACTED})", 1)
         if kind == "yaml":
             m = _YAML_NAME.match(line)
             if m and key_is_secret(m.group(2)):
@@ -134,6 +171,21 @@ def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                     vnum, vcol = hit
                     yield vnum, Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
                                            f"({REDACTED}) instead of valueFrom.secretKeyRef", 1)
+
+
+def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    text = src.text
+    # Plain substring tests first (`Password=`, `PWD=`, `://:`): most files have none.
+    if not any(t in text for t in ("rd=", "RD=", "wd=", "WD=", "://:")) \
+            or not _CONNECTION_TRIGGER.search(text):
+        return
+    for number, line in enumerate(src.lines, 1):
+        if line.lstrip().startswith(("#", "//", "--", ";", "/*", "*")):
+            continue
+        m = _CONNECTION_PASSWORD.search(line) or _URL_PASSWORD_ONLY.search(line)
+        if m is not None and is_literal(m.group(1)):
+            yield number, Hit(m.start(1) + 1, f"a password in a connection string or URL "
+                                               f"({REDACTED})", 1)
 
 
 def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
@@ -177,16 +229,32 @@ def _strip_yaml_comment(value: str) -> str:
     return (v[:i] if i >= 0 else v).strip()
 
 
-_NAME_OF_A_KEY = re.compile(r"[A-Z][A-Z0-9_]*|[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*")
+_ENV_VAR_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_NAME_OF_A_KEY = re.compile(r"[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*")
 _FILE_NAME = re.compile(r"[\w.-]+\.(?:ya?ml|json|hcl|txt|md|toml|cfg|conf|ini|env\.example)")
+
+
+def _names_a_key(value: str) -> bool:
+    """Whether a value reads as the name of a Secret's key (``db-password``,
+    ``jwt_signing_key``, ``tls.crt``) rather than key material (``sk-live-abc123def456``,
+    ``qwerty987zz``): names are words, and a word mixes letters and digits only when it is
+    short (``s3``, ``v2``, ``k8s``)."""
+    if not _NAME_OF_A_KEY.fullmatch(value):
+        return False
+    return all(part.isalpha() or part.isdigit() or len(part) <= 3
+               for part in re.split(r"[._-]", value))
 
 
 def _self_named(key: str, value: str, kind: str) -> bool:
     v = value.strip("\"'`")
     # `secretKey: MAGCFG_DB_PASSWORD` (External Secrets, Helm charts) names the key of a
-    # Kubernetes Secret: an env-var-like or kebab-case name, not key material.
+    # Kubernetes Secret: an env-var name, or in a manifest a kebab/snake-case name; never
+    # a value with long letter-digit runs. In code, `API_KEY = "..."` is key material
+    # unless it names an env var.
     tokens = [t.lower() for t in _SPLIT.split(key) if t]
-    if tokens and tokens[-1] == "key" and _NAME_OF_A_KEY.fullmatch(v):
+    if tokens and tokens[-1] == "key" and (
+            _ENV_VAR_NAME.fullmatch(v)
+            or (kind != "code" and (v.islower() or v.isupper()) and _names_a_key(v.lower()))):
         return True
     if kind != "code":
         return False
@@ -225,14 +293,14 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         if old is None or (hit.priority, hit.column) < (old.priority, old.column):
             hits[number] = hit
 
-    for number, hit in format_hits(src):
+    for number, hit in itertools.chain(format_hits(src), encoded_private_key_hits(src)):
         keep(number, hit)
     if kind is not None:
         example = bool(_EXAMPLE.search(src.name))
-        if not example and _WORDS.search(src.text):
+        if not example and _has_secret_word(src.text):
             for number, hit in _key_hits(src, kind):
                 keep(number, hit)
-        for number, hit in entropy_hits(src):
+        for number, hit in itertools.chain(entropy_hits(src), _connection_hits(src)):
             keep(number, hit)
     for number in sorted(hits):
         hit = hits[number]

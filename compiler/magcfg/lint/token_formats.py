@@ -9,6 +9,7 @@ That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
 
 from __future__ import annotations
 
+import base64
 import bisect
 import re
 from collections.abc import Iterator
@@ -101,6 +102,11 @@ def _entropy_plugins() -> tuple[Any, Any]:
 _QUOTED_LONG = re.compile(r"""(["'])([A-Za-z0-9+/=_\\-]{20,})\1""")
 _DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|etag|commit|"
                              r"rev|revision|fingerprint|uuid|nonce_hash)\W*$", re.IGNORECASE)
+# Signatures are public by design (whoever verifies one holds it), and a DSSE envelope's
+# `payload` is the base64 of the statement it signs: magcfg's own attestation.dsse.json.
+_PUBLIC_SIGNATURE = re.compile(r"""(?:^|[\s{,"'])(?:sig|signature|[\w-]*_signature)["']?\s*[:=]\s*$""",
+                               re.IGNORECASE)
+_DSSE_PAYLOAD = re.compile(r"""^\s*"payload"\s*:\s*$""")
 _CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|cookie|session|"
                              r"credential|bearer", re.IGNORECASE)
 
@@ -131,6 +137,25 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                                                 f"({REDACTED})", 0)
 
 
+# A PEM private key, base64-encoded again (a Kubernetes Secret's `data:`, a CI variable):
+# "-----BEGIN" encodes to "LS0tLS1CRUdJT".
+_BASE64_PEM = re.compile(r"LS0tLS1CRUdJT[A-Za-z0-9+/]{20,}")
+
+
+def encoded_private_key_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    if "LS0tLS1CRUdJT" not in src.text:
+        return
+    for number, line in enumerate(src.lines, 1):
+        for m in _BASE64_PEM.finditer(line):
+            head = m.group(0)[:60]
+            try:
+                decoded = base64.b64decode(head[:len(head) - len(head) % 4]).decode("ascii")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if "PRIVATE KEY" in decoded:
+                yield number, Hit(m.start() + 1, f"base64-encoded private key ({REDACTED})", 0)
+
+
 def _looks_generated(value: str, line: str) -> bool:
     # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, `..._id = ...`.
     from detect_secrets.filters.heuristic import (
@@ -149,11 +174,14 @@ def entropy_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     if not _QUOTED_LONG.search(src.text):
         return
     b64, hexa = _entropy_plugins()
+    dsse = '"payloadType"' in src.text
     for number, line in enumerate(src.lines, 1):
         for m in _QUOTED_LONG.finditer(line):
             value = m.group(2)
             before = line[:m.start()]
             if _DIGEST_CONTEXT.search(before) or "data:" in before[-12:]:
+                continue
+            if _PUBLIC_SIGNATURE.search(before) or (dsse and _DSSE_PAYLOAD.match(before)):
                 continue
             if re.fullmatch(r"[0-9a-fA-F]+", value):
                 # Hex strings are mostly digests and ids: only under a credential-like key.

@@ -281,7 +281,10 @@ def _merge_keyed_list(below: list[Any], above: list[Any], key: str, path: tuple[
     for item in above:
         if type(item) is dict and item.get(key) in index:
             i = index[item[key]]
-            merged = _overlay(out[i], item, (*path, str(i)), ctx)
+            # The merge key names the item (it must be repeated for the merge to find it):
+            # only the other fields override, so repeating it is not a redundant override.
+            fields = {k: v for k, v in item.items() if k != key}
+            merged = _overlay(out[i], fields, (*path, str(i)), ctx)
             out[i] = merged
         else:
             out.append(item)

@@ -132,6 +132,8 @@ class Edit:
     source: Origin
     replaces: Any
     replaces_source: Origin | None
+    removes: bool = False
+    """True: the edit removes TO's override, so TO inherits FROM's value."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                    include_secrets: bool = False) -> Plan:
     """Work out the promotion of ``from_env``'s per-environment values into ``to_env``,
     and check (in memory) that ``to_env`` still compiles. Writes nothing."""
-    from .yamledit import set_values
+    from .yamledit import REMOVE, set_values
 
     project.check_envs([from_env, to_env])
     if from_env == to_env:
@@ -286,6 +288,50 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     replaces_source=(Origin(to_chain[-1].file, to_chain[-1].line,
                                             to_chain[-1].layer) if to_chain else None)))
     if globs:
+        # TO overrides a chosen key that FROM inherits from a shared layer: the smallest
+        # edit that makes TO equal FROM removes TO's override (never a redundant copy).
+        from_values = _compiled(compiler, from_env, stacks[from_env])
+        from_sets = {kp for i in env_layers for f in stacks[from_env].layers[i].files
+                     for kp, _ in iter_leaves(f.data)}
+        for i in env_layers:
+            to_layer = stacks[to_env].layers[i]
+            for f in to_layer.files:
+                for keypath, _value in iter_leaves(f.data):
+                    hit = globs.matching(keypath)
+                    if not hit or keypath in from_sets:
+                        continue
+                    wanted = value_at(from_values, keypath)
+                    current = value_at(to_before, keypath)
+                    if wanted is MISSING or (current is not MISSING and same(current, wanted)):
+                        continue
+                    used.update(hit)
+                    key = ".".join(keypath)
+                    secret = redactor.is_secret(keypath)
+                    if secret and not include_secrets:
+                        skipped.append(Skip(key, "secret reference (use --include-secrets to "
+                                                 "promote references)"))
+                        continue
+                    intended = settings.intended(keypath, from_env, to_env)
+                    if intended is not None:
+                        skipped.append(Skip(key, "intended difference (promote."
+                                                 f"allow_differences {intended})"))
+                        continue
+                    per_file.setdefault(f.path, []).append((keypath, REMOVE))
+                    inherited = stacks[from_env].provenance(keypath)
+                    to_line = locate(f.path, stacks[to_env].source.read(f.path), keypath)
+                    edits.append(Edit(
+                        key=key, keypath=keypath, value=wanted,
+                        shown=redactor.value(keypath, wanted), secret=secret,
+                        reload=index.reload_policy(keypath) if index else "restart",
+                        layer=inherited[-1].layer if inherited else "",
+                        target=f.path, new_file=False,
+                        source=(Origin(inherited[-1].file, inherited[-1].line,
+                                       inherited[-1].layer) if inherited
+                                else Origin(f.path, to_line, to_layer.name)),
+                        replaces=redactor.value(keypath, current) if current is not MISSING
+                        else None,
+                        replaces_source=Origin(f.path, to_line, to_layer.name),
+                        removes=True))
         unused = [p for p in globs.patterns if p not in used]
         if unused:
             raise UsageError(f"--key {unused[0]!r} matches no key that {from_env}'s "
@@ -382,6 +428,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     from ..compiler import build
     from ..durable import Tree
     from .gitsource import open_repo
+    from .snapshots import refresh_snapshots, snapshot_path
 
     if plan.empty:
         raise UsageError("nothing to promote")
@@ -396,6 +443,9 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     root = project.root
     generated = f"{project.output}/{plan.to_env}"
     paths = [str(root / p) for p in sorted(plan.texts)] + [str(root / generated)]
+    snapshots = snapshot_path(project)
+    if os.path.lexists(root / snapshots):  # the project keeps snapshot tests: refresh TO's
+        paths.append(str(root / snapshots))
     # The commit must hold exactly what the committed inputs build: no uncommitted
     # change in what the promotion writes, nor in anything the rebuild of TO reads.
     inputs = [project.file, project.json_schema, project.cue_schema,
@@ -419,6 +469,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
             if text != tree.read_optional(rel):
                 tree.replace(rel, text)
         build(project, envs=[plan.to_env])
+        refresh_snapshots(project, [plan.to_env])
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
     except BaseException:
@@ -431,7 +482,10 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
         repo.git.checkout("-q", original)
         repo.git.branch("-q", "-D", branch)
         raise
-    files = tuple(sorted([*plan.texts, generated]))
+    written = [*plan.texts, generated]
+    if os.path.lexists(root / snapshots):
+        written.append(snapshots)
+    files = tuple(sorted(written))
     return Promotion(plan, branch, repo.head.commit.hexsha, files)
 
 
@@ -488,6 +542,10 @@ def _blame(project: Project, origins: list[Origin]) -> dict[Origin, str]:
     return out
 
 
+def to_inherit(plan: Plan) -> str:
+    return f"{plan.to_env} then inherits the shared value, as {plan.from_env} does"
+
+
 def format_plan(plan: Plan) -> str:
     """The plan as text (``--dry-run``)."""
     lines = [f"promote {plan.from_env} -> {plan.to_env}: {len(plan.edits)} value(s) to write, "
@@ -498,6 +556,11 @@ def format_plan(plan: Plan) -> str:
         flag = "  [restart]" if e.reload == "restart" else ""
         lines.append(f"  {e.key} = {show(e.shown)}{flag}")
         lines.append(f"      from {e.source.where()} ({e.source.layer})")
+        if e.removes:
+            assert e.replaces_source is not None
+            lines.append(f"      by removing {show(e.replaces)} set in "
+                         f"{e.replaces_source.where()} ({to_inherit(plan)})")
+            continue
         was = (f"replaces {show(e.replaces)} set in {e.replaces_source.where()}"
                if e.replaces_source else "new key")
         lines.append(f"      into {printable(e.target)}{' (new file)' if e.new_file else ''}; {was}")
@@ -541,10 +604,16 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     lines += ["", "### Where each value comes from", "",
               f"| Key | Value | Set in `{f}` | By |", "|---|---|---|---|"]
     who = _blame(project, [e.source for e in plan.edits])
+    removed = [e for e in plan.edits if e.removes]
     for e in plan.edits:
         by = who[e.source].replace("|", "\\|")
         lines.append(f"| {md_code(e.key)} | {md_code(show(e.shown))} "
                      f"| {md_code(e.source.where())} | {by} |")
+    if removed:
+        lines += ["", f"### Overrides removed from `{t}`", ""]
+        lines += [f"- `{e.key}` (was {md_code(show(e.replaces))} in "
+                  f"{md_code(e.replaces_source.where() if e.replaces_source else '')}): "
+                  f"{to_inherit(plan)}" for e in removed]
     if plan.skipped:
         lines += ["", "### Not promoted", ""]
         lines += [f"- `{s.key}`: {s.reason}" for s in plan.skipped]

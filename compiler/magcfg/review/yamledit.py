@@ -183,10 +183,43 @@ def _spans(path: str, text: str, keypaths: list[KeyPath]) -> set[int]:
     return lines
 
 
+class _Remove:
+    """The value of an assignment that removes its key (and maps left empty above it)."""
+
+    def __repr__(self) -> str:
+        return "REMOVE"
+
+
+REMOVE: Any = _Remove()
+
+
+def _remove(doc: Any, keypath: KeyPath) -> list[KeyPath]:
+    """Delete ``keypath`` from ``doc`` and the maps it leaves empty; returns the key paths
+    whose lines go (for the reformatting guard)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    chain = [doc]
+    for part in keypath[:-1]:
+        child = chain[-1].get(part) if isinstance(chain[-1], CommentedMap) else None
+        if not isinstance(child, CommentedMap):
+            return []
+        chain.append(child)
+    if not isinstance(chain[-1], CommentedMap) or keypath[-1] not in chain[-1]:
+        return []
+    del chain[-1][keypath[-1]]
+    removed = [keypath]
+    depth = len(keypath) - 1
+    while depth > 0 and not chain[depth]:
+        del chain[depth - 1][keypath[depth - 1]]
+        removed.append(keypath[:depth])
+        depth -= 1
+    return removed
+
+
 def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> str:
     """``text`` with each key path set to its value (maps created as needed, new keys
-    appended to their map). Raises ``EditRefused`` if the result would change lines
-    other than the replaced values."""
+    appended to their map), or removed when the value is ``REMOVE``. Raises
+    ``EditRefused`` if the result would change lines other than the replaced values."""
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import YAMLError
 
@@ -203,7 +236,11 @@ def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> 
     if not isinstance(doc, CommentedMap):
         raise EditRefused([Diagnostic(path, 1, None, "a layer file must be a mapping",
                                       code="promote")])
+    guarded = [k for k, _ in assignments]
     for keypath, value in assignments:
+        if value is REMOVE:
+            guarded.extend(_remove(doc, keypath))
+            continue
         node = doc
         for i, part in enumerate(keypath):
             last = i == len(keypath) - 1
@@ -229,11 +266,12 @@ def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> 
                 _move_following_comment(node, previous, part)
             break
     out = io.StringIO()
-    y.dump(doc, out)
-    result = out.getvalue()
+    if len(doc):
+        y.dump(doc, out)
+    result = out.getvalue()  # every key removed: an empty file, not `{}`
     if text and not text.endswith("\n") and result.endswith("\n"):
         result = result[:-1]
-    _guard(path, text, result, [k for k, _ in assignments])
+    _guard(path, text, result, guarded)
     return result
 
 

@@ -1,0 +1,94 @@
+"""Publish signed artifacts to the branch a GitOps controller syncs (docs/signing.md,
+"Delivery").
+
+CI on ``main`` builds, signs and then publishes: one commit on the deploy branch whose
+tree is the source commit's tree with ``generated/`` as signed in the workspace. Every
+environment is verified first with the project's trusted keys, so the deploy branch
+never holds a build without its signature. The private key is not needed here (and never
+reaches git): only what ``sign`` wrote is committed. The commit message carries
+``[CI SKIP]`` and the deploy branch is not a branch CI runs on, so publishing does not
+trigger CI again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..durable import real_directory
+from ..errors import BuildError, UsageError
+from ..project import Project
+from .directory import verify_artifact
+
+SKIP_CI = "[CI SKIP]"
+_IDENTITY = {"GIT_AUTHOR_NAME": "magcfg publish", "GIT_AUTHOR_EMAIL": "magcfg@localhost",
+             "GIT_COMMITTER_NAME": "magcfg publish", "GIT_COMMITTER_EMAIL": "magcfg@localhost"}
+
+
+@dataclass(frozen=True)
+class Published:
+    branch: str
+    commit: str | None  # None: the deploy branch already held exactly these artifacts
+    source: str
+    versions: dict[str, int]
+    pushed: bool
+
+
+def _git(root: str, *args: str, env: dict[str, str] | None = None,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300, check=False)
+    if check and done.returncode != 0:
+        raise BuildError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done
+
+
+def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
+            branch: str, remote: str | None = None) -> Published:
+    """Verify every environment's artifact, commit ``<output>/`` as it is in the work tree
+    onto ``branch`` (its previous tip and HEAD are the parents), and push it to
+    ``remote`` when given. Nothing is committed unless every environment verifies."""
+    root = str(project.root)
+    if _git(root, "check-ref-format", "--branch", branch, check=False).returncode != 0:
+        raise UsageError(f"{branch!r} is not a valid branch name")
+    versions = {}
+    for env in envs:
+        display = f"{project.output}/{env}"
+        result = verify_artifact(real_directory(project.root, display), public_keys,
+                                 environment=env, display=display)
+        versions[env] = result.version
+    source = _git(root, "rev-parse", "--verify", "HEAD^{commit}").stdout.strip()
+    if remote is not None:
+        _git(root, "fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/"
+             f"{branch}", check=False)  # a first publish has no branch to fetch yet
+        ref = f"refs/remotes/{remote}/{branch}"
+    else:
+        ref = f"refs/heads/{branch}"
+    tip = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
+               check=False).stdout.strip() or None
+
+    with tempfile.TemporaryDirectory(prefix="magcfg-publish-") as tmp:
+        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        _git(root, "read-tree", source, env=index)
+        # -f: a deploy branch carries generated/ even where .gitignore would skip a file.
+        _git(root, "add", "-A", "-f", "--", project.output, env=index)
+        tree = _git(root, "write-tree", env=index).stdout.strip()
+    if tip is not None and _git(root, "rev-parse", f"{tip}^{{tree}}").stdout.strip() == tree:
+        return Published(branch, None, source, versions, pushed=False)
+    summary = ", ".join(f"{env} v{v}" for env, v in versions.items())
+    message = (f"magcfg publish: signed artifacts of {source[:12]} ({summary})\n\n"
+               f"{SKIP_CI}\n")
+    parents = [arg for parent in ([tip] if tip else []) + [source] for arg in ("-p", parent)]
+    commit = _git(root, "commit-tree", tree, *parents, "-m", message,
+                  env={**_IDENTITY, **{k: v for k, v in os.environ.items()
+                                       if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))}}
+                  ).stdout.strip()
+    _git(root, "update-ref", f"refs/heads/{branch}", commit)
+    if remote is not None:
+        _git(root, "push", "--quiet", remote, f"{commit}:refs/heads/{branch}")
+    return Published(branch, commit, source, versions, pushed=remote is not None)

@@ -1,0 +1,61 @@
+"""The pytest plugin (snapshot tests of every magcfg project, no test code in the
+project) and `magcfg promote` refreshing the snapshot it affects. Real pytest processes on
+real projects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..conftest import Project
+from .promotion_repo import git, make_repo
+
+
+def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-W", "ignore::DeprecationWarning", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_any_project_gets_snapshot_tests(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "shop")
+    collected = pytest_in(repo.root, "--collect-only")
+    assert [line for line in collected.stdout.splitlines() if "::" in line] == [
+        f"magcfg.yaml::test_compiled_config[{env}]" for env in ("dev", "staging", "production")]
+
+    created = pytest_in(repo.root, "--snapshot-update")
+    assert created.returncode == 0, created.stdout
+    assert "3 snapshots generated" in created.stdout
+    assert pytest_in(repo.root).returncode == 0
+
+    repo.write("layers/environments/staging/db.yaml", "db:\n  pool:\n    max: 99\n")
+    failed = pytest_in(repo.root)
+    assert failed.returncode == 1
+    assert "FAILED magcfg.yaml::test_compiled_config[staging]" in failed.stdout
+    assert "test_compiled_config[dev]" not in failed.stdout.split("short test summary")[-1]
+
+
+def test_promotion_commit_passes_its_snapshot_tests(tmp_path: Path) -> None:
+    repo: Project = make_repo(tmp_path / "shop")
+    assert pytest_in(repo.root, "--snapshot-update").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "snapshots")
+    snapshot_file = repo.root / "__snapshots__/magcfg.ambr"
+    before = snapshot_file.read_text()
+
+    done = repo.run("promote", "staging", "production", "--key", "db.pool.max")
+    assert done.returncode == 0, done.stderr
+    changed = git(repo.root, "diff", "--name-only", "main", "HEAD").split()
+    assert "__snapshots__/magcfg.ambr" in changed
+    assert git(repo.root, "status", "--porcelain") == ""
+    after = snapshot_file.read_text()
+    # Only production's entry changed.
+    assert after != before
+    for env in ("dev", "staging"):
+        entry = f"# name: test_compiled_config[{env}]"
+        assert before.split(entry)[1].split("# ---")[0] == after.split(entry)[1].split("# ---")[0]
+    tests = pytest_in(repo.root)
+    assert tests.returncode == 0, tests.stdout

@@ -1,0 +1,191 @@
+"""The GitOps loop end to end, with real git: a bare origin, a developer clone, CI clones
+that run the commands of `.woodpecker.yml`'s steps (read from the file, chosen by step
+name), an operator's promotion, signing with a test key and publishing to the deploy
+branch; then the published ref is checked with openssl, `magcfg verify` and a Kernel.
+
+Steps are chosen by name (PR_STEPS, MAIN_STEPS) so that steps other work adds to the
+pipeline and that need tools or servers this machine lacks do not run here. `setup` is
+replaced by linking this checkout's .venv/ and .tools/ into each clone, and `test` (the
+whole suite, which this test is part of) is left out. Each command runs as Woodpecker
+runs it: `sh -e -c` in the clone, `$$` unescaped to `$`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from magcfg.runtime.kernel import Kernel
+
+from ..conftest import REPO
+
+PR_STEPS = ("lint", "build-check", "diff")
+MAIN_STEPS = ("build-check", "sign", "publish")
+IDENTITY = {"GIT_AUTHOR_NAME": "Dana Dev", "GIT_AUTHOR_EMAIL": "dana@example.com",
+            "GIT_COMMITTER_NAME": "Dana Dev", "GIT_COMMITTER_EMAIL": "dana@example.com",
+            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def sh(cwd: Path, command: str, env: dict[str, str] | None = None
+       ) -> subprocess.CompletedProcess[str]:
+    path = f"{REPO / '.tools/bin'}:{REPO / '.venv/bin'}:{os.environ['PATH']}"
+    return subprocess.run(["sh", "-e", "-c", command], cwd=cwd, capture_output=True,
+                          text=True, timeout=600,
+                          env={**os.environ, **IDENTITY, "PATH": path, **(env or {})})
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **IDENTITY})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def step_commands(pipeline: dict[str, Any], names: tuple[str, ...], event: str,
+                  ) -> list[tuple[str, str]]:
+    """(step, command) for the named steps that run on ``event``, in pipeline order; the
+    image's package installation (the `*python` anchor) is left out."""
+    install = pipeline["variables"][1]
+    steps = {s["name"]: s for s in pipeline["steps"]}
+    assert set(names) <= set(steps), f"no step {sorted(set(names) - set(steps))}"
+    out = []
+    for step in pipeline["steps"]:
+        if step["name"] not in names:
+            continue
+        whens = step.get("when") or [{"event": event}]
+        events = {e for w in whens for e in ([w["event"]] if isinstance(w["event"], str)
+                                             else w["event"])}
+        if event in events:
+            out += [(step["name"], c.replace("$$", "$")) for c in step["commands"]
+                    if c != install]
+    return out
+
+
+def ci(origin: Path, ref: str, names: tuple[str, ...], event: str, workdir: Path,
+       env: dict[str, str] | None = None) -> Path:
+    """A fresh CI clone of ``ref`` that runs the named steps; every command must pass."""
+    clone = workdir / f"ci-{len(list(workdir.iterdir()))}"
+    git(workdir, "clone", "-q", "--branch", ref, str(origin), str(clone))
+    for name in (".venv", ".tools"):
+        os.symlink(REPO / name, clone / name)
+    with open(clone / ".git/info/exclude", "a") as fh:
+        fh.write(".venv\n.tools\n")
+    pipeline = yaml.safe_load((clone / ".woodpecker.yml").read_text())
+    commands = step_commands(pipeline, names, event)
+    assert {s for s, _ in commands} == set(names)
+    for step, command in commands:
+        done = sh(clone, command, env)
+        assert done.returncode == 0, f"step {step}: {command}\n{done.stdout}\n{done.stderr}"
+        assert "PRIVATE KEY" not in done.stdout + done.stderr
+    return clone
+
+
+def test_the_gitops_loop(tmp_path: Path) -> None:
+    # The clones share this checkout's .venv/: `scripts/dev` in a clone must find it
+    # current, or it would reinstall the package from the clone.
+    stamp = (REPO / ".venv/.magcfg-installed").read_text().strip()
+    wanted = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    assert stamp == wanted, "pyproject.toml changed since the venv was made: ./scripts/dev setup"
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.split(b"\0")
+    for rel in filter(None, (p.decode() for p in listed)):
+        if (REPO / rel).is_file() and not (REPO / rel).is_symlink():
+            (dev / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dev / rel)
+
+    # Set-up (runbook): CI's key pair; the public half is committed and trusted.
+    keys = tmp_path / "keys"
+    assert sh(dev, f"magcfg keys generate --out {keys} --name ci").returncode == 0
+    (dev / "keys").mkdir()
+    shutil.copy2(keys / "ci.pub", dev / "keys/ci.pub")
+    with open(dev / "magcfg.yaml", "a") as fh:
+        fh.write("signing:\n  public_keys: [keys/ci.pub]\n")
+    git(dev, "init", "-q", "-b", "main")
+    git(dev, "add", "-A")
+    git(dev, "commit", "-qm", "magcfg repository")
+    git(dev, "remote", "add", "origin", str(origin))
+    git(dev, "push", "-q", "origin", "main")
+    runs = tmp_path / "ci"
+    runs.mkdir()
+
+    # 1. A developer changes a staging value on a branch; CI's PR steps pass.
+    git(dev, "checkout", "-qb", "staging-rate")
+    with open(dev / "layers/environments/staging/maggate.yaml", "a") as fh:
+        fh.write("  rate_limits:\n    requests_per_minute: 450\n")
+    for command in ("magcfg build", "python -m pytest -q -p no:cacheprovider "
+                    "-W ignore::DeprecationWarning --snapshot-update magcfg.yaml"):
+        done = sh(dev, command)
+        assert done.returncode == 0, done.stdout + done.stderr
+    git(dev, "commit", "-qam", "staging: 450 requests per minute")
+    git(dev, "push", "-q", "origin", "staging-rate")
+    ci(origin, "staging-rate", PR_STEPS, "pull_request", runs)
+    git(dev, "checkout", "-q", "main")
+    git(dev, "merge", "-q", "--ff-only", "staging-rate")
+    git(dev, "push", "-q", "origin", "main")
+
+    # 2. The operator promotes staging to production on a branch; the PR's steps pass.
+    done = sh(dev, "magcfg promote staging production --key "
+                   "maggate.rate_limits.requests_per_minute --branch promote-rate")
+    assert done.returncode == 0, done.stderr
+    changed = git(dev, "diff", "--name-only", "main", "promote-rate").split()
+    assert changed == ["__snapshots__/magcfg.ambr", "generated/production/config.json",
+                       "generated/production/configmap.yaml",
+                       "generated/production/manifest.json",
+                       "layers/environments/production/maggate.yaml"]
+    git(dev, "push", "-q", "origin", "promote-rate")
+    ci(origin, "promote-rate", PR_STEPS, "pull_request", runs)
+    git(dev, "checkout", "-q", "main")
+    git(dev, "merge", "-q", "--ff-only", "promote-rate")
+    git(dev, "push", "-q", "origin", "main")
+
+    # 3. On main, CI signs with the key from its secret store and publishes.
+    pem = (keys / "ci.key").read_text()
+    ci(origin, "main", MAIN_STEPS, "push", runs, env={"MAGCFG_SIGNING_KEY": pem})
+    main_head = git(origin, "rev-parse", "main").strip()
+    message = git(origin, "log", "-1", "--format=%B", "deploy")
+    assert "[CI SKIP]" in message and main_head[:12] in message
+    # The deploy commit's parent is the main commit it was built from (a first publish).
+    assert git(origin, "rev-list", "--parents", "-n", "1", "deploy").split()[1:] == [main_head]
+
+    # 4. What the GitOps controller syncs: complete, verified artifacts per environment.
+    synced = tmp_path / "synced"
+    git(tmp_path, "clone", "-q", "--branch", "deploy", str(origin), str(synced))
+    verified = sh(synced, "magcfg verify")
+    assert verified.returncode == 0, verified.stderr
+    for env in ("dev", "staging", "production"):
+        art = synced / "generated" / env
+        (tmp_path / f"{env}.sig").write_bytes(base64.b64decode(
+            (art / "manifest.json.sig").read_text()))
+        openssl = sh(art, f"openssl pkeyutl -verify -pubin -inkey {keys / 'ci.pub'} -rawin "
+                          f"-in manifest.json -sigfile {tmp_path / f'{env}.sig'}")
+        assert openssl.returncode == 0 and "Signature Verified Successfully" in openssl.stdout
+        assert (art / "attestation.dsse.json").is_file()
+        assert 'magcfg/signed: "true"' in (art / "configmap.yaml").read_text()
+        kernel = Kernel(art, str(keys / "ci.pub"), environment=env, watch=False).start()
+        try:
+            assert kernel.version == json.loads((art / "manifest.json").read_text())["version"]
+        finally:
+            kernel.stop()
+    production = json.loads((synced / "generated/production/config.json").read_text())
+    assert production["maggate"]["rate_limits"] == {"requests_per_minute": 450, "burst": 50}
+    # Versions count commits: production went from 2 to 3 once, for the promotion.
+    assert json.loads((synced / "generated/production/manifest.json").read_text())[
+        "version"] == json.loads((REPO / "generated/production/manifest.json").read_text())[
+        "version"] + 1
+
+    # Publishing the same main again adds nothing.
+    again = ci(origin, "main", ("sign",), "push", runs, env={"MAGCFG_SIGNING_KEY": pem})
+    done = sh(again, "magcfg publish --branch deploy --push origin")
+    assert done.returncode == 0 and "nothing to publish" in done.stderr, done.stderr
