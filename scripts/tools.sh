@@ -14,10 +14,12 @@
 #     node/            npm --prefix (package.json, node_modules)
 #     kapitan-venv/    separate venv for the Kapitan benchmark
 #     trufflehog3-venv/ separate venv (its hard pins clash with the project's)
+#     crds/            CustomResourceDefinitions (Flux, Argo CD) copied out of their Go
+#                      modules, + .versions (the pins they came from)
 #
 # Every step first checks what is installed (Go: `go version -m` of the binary;
 # Python: importlib.metadata in the venv; npm: node_modules/<pkg>/package.json;
-# apt: dpkg-query) and does nothing when it already matches the pin.
+# apt: dpkg-query; CRDs: crds/.versions) and does nothing when it already matches the pin.
 # Env knobs: TOOLS_QUIET=1 (less output), TOOLS_SKIP_APT=1 (skip chromium),
 # TOOLS_CHROMIUM_VERSION (exact Debian version, default: any installed);
 # GOMODCACHE/GOCACHE are honoured as set by the caller (keep the defaults in ~ so a
@@ -36,6 +38,14 @@ TOOLS_GO_PKGS=(
   # `go install` leaves `gitleaks version` saying "version is set by build process",
   # so stamp the version in the way its release build does.
   "github.com/zricethezav/gitleaks/v8@v8.30.1 gitleaks -X=github.com/zricethezav/gitleaks/v8/version.Version=8.30.1"
+)
+# CRDs that tests/oci/test_examples.py validates docs/delivery.md's examples against,
+# fetched as Go modules (the module proxy serves every tagged release's source):
+#   "module@version  path/in/module.yaml"   -> .tools/crds/<basename>
+TOOLS_CRDS=(
+  "github.com/fluxcd/source-controller@v1.7.3 config/crd/bases/source.toolkit.fluxcd.io_ocirepositories.yaml"
+  "github.com/fluxcd/kustomize-controller@v1.7.3 config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml"
+  "github.com/argoproj/argo-cd/v3@v3.2.1 manifests/crds/application-crd.yaml"
 )
 # Go modules that need a newer toolchain would go here as "binary=go1.27.3"; none do today.
 TOOLS_GO_TOOLCHAIN_FOR=()
@@ -127,6 +137,33 @@ tools_install_go() { # ROOT
     tools_go_install "$root" $e || rc=1
   done
   return $rc
+}
+
+# ---- CRDs (files out of Go modules) -------------------------------------------
+tools_install_crds() { # ROOT
+  local root dest stamp want e spec file dir t0 have=1
+  root=$(_tools_root "$1") || return 1
+  dest=$root/.tools/crds; stamp=$dest/.versions
+  want=$(printf '%s\n' "${TOOLS_CRDS[@]}")
+  for e in "${TOOLS_CRDS[@]}"; do file=${e#* }; [ -f "$dest/${file##*/}" ] || have=0; done
+  if [ $have = 1 ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    _tools_log "crds: ${#TOOLS_CRDS[@]} CRDs already in $dest"; return 0
+  fi
+  command -v go >/dev/null || { _tools_die "go not on PATH"; return 1; }
+  t0=$(_tools_now)
+  mkdir -p "$dest" && rm -f "$stamp" || return 1
+  for e in "${TOOLS_CRDS[@]}"; do
+    spec=${e%% *}; file=${e#* }
+    _tools_log "crds: $spec $file"
+    # go verifies the module against go.sum's database (GOSUMDB) before it lands in the cache
+    dir=$(go mod download -json "$spec" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') \
+      && [ -n "$dir" ] || { _tools_die "go mod download $spec failed"; return 1; }
+    [ -f "$dir/$file" ] || { _tools_die "$spec has no $file"; return 1; }
+    # the module cache is read-only: copy the content, not the mode
+    install -m 0644 "$dir/$file" "$dest/${file##*/}" || return 1
+  done
+  printf '%s\n' "$want" > "$stamp"
+  _tools_log "crds: done in $(_tools_since "$t0")s"
 }
 
 # ---- Python (into an existing venv) ----------------------------------------
@@ -310,6 +347,7 @@ tools_install_all() { # ROOT [VENV]
   venv=${2:-$root/.venv}
   t0=$(_tools_now)
   tools_install_go "$root" || rc=1
+  tools_install_crds "$root" || rc=1
   tools_install_py "$root" "$venv" || rc=1
   tools_install_npm "$root" || rc=1
   tools_install_py_solos "$root" || rc=1
