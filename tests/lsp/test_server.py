@@ -180,9 +180,9 @@ async def test_hover_on_a_secret_shows_its_reference_and_never_a_literal(
     uri = open_doc(client, bundled, SECRET_MAGDS)
     text = await hover(client, uri, 4, 6)
     assert "secret (shown as its reference)" in text
-    assert "- **production**: `\"vault://secret/k3s/magds#db_password\"`" in text
+    assert "- **production**: `\"vault://secret/k3s/production/magds#db_password\"`" in text
     source = (bundled.root / SECRET_MAGDS).read_text()
-    change(client, uri, 2, source.replace('"vault://secret/k3s/magds#db_password"',
+    change(client, uri, 2, source.replace('"vault://secret/k3s/production/magds#db_password"',
                                           f'"{CANARY}"'))
     text = await hover(client, uri, 4, 6)
     assert "- **production**: `\"<redacted>\"`" in text
@@ -269,22 +269,22 @@ async def test_quick_fixes_remove_a_redundant_override_fix_a_key_and_insert_a_re
 
     secret_uri = open_doc(client, bundled, SECRET_MAGDS)
     secret = (bundled.root / SECRET_MAGDS).read_text()
-    literal = secret.replace('"vault://secret/k3s/magds#db_password"', f'"{CANARY}"  # temp')
+    literal = secret.replace('"vault://secret/k3s/production/magds#db_password"', f'"{CANARY}"  # temp')
     change(client, secret_uri, 2, literal)
     await barrier(client, secret_uri)
     [action] = await fixes(client, secret_uri)
     assert action.title == ("Replace the literal with a reference "
-                            "(vault://secret/k3s/magds#password)")
+                            "(vault://secret/k3s/production/magds#password)")
     assert applied(literal, action) == secret.replace(
-        '"vault://secret/k3s/magds#db_password"',
-        '"vault://secret/k3s/magds#password"  # temp')
+        '"vault://secret/k3s/production/magds#db_password"',
+        '"vault://secret/k3s/production/magds#password"  # temp')
 
 
 @pytest.mark.asyncio
 async def test_no_message_of_the_server_carries_a_secret_value(client: LanguageClient,
                                                                bundled: Project) -> None:
     secret = (bundled.root / SECRET_MAGDS).read_text()
-    literal = secret.replace('"vault://secret/k3s/magds#db_password"', f'"{CANARY}"')
+    literal = secret.replace('"vault://secret/k3s/production/magds#db_password"', f'"{CANARY}"')
     uri = open_doc(client, bundled, SECRET_MAGDS, literal)
     await barrier(client, uri)
     [found] = client.diagnostics[uri]

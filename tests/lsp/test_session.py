@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,52 @@ def test_an_unsaved_layer_file_that_is_not_on_disk_is_not_read(mini: Project) ->
     session = session_of(mini)
     session.edit("layers/base/new.yaml", "magds:\n  port: 0\n")
     assert session.findings() == {}
+
+
+ENV_KEYED_PROJECT = """\
+version: 1
+environments: [dev, prod]
+layers:
+  - name: base
+    files: "services/{service}/base.yaml"
+    key: "sites.{env}.{service}"
+  - name: environment
+    files: "services/{service}/env/{env}.yaml"
+    key: "sites.{env}.{service}"
+schema:
+  json: schemas/schema.json
+output: generated
+"""
+
+
+def test_a_key_prefix_that_names_the_environment(tmp_path: Path) -> None:
+    """``key: sites.{env}.{service}``: one file, a key path of its own per environment."""
+    service = {"type": "object", "additionalProperties": False,
+               "properties": {"pool": {"type": "integer"}, "host": {"type": "string"}}}
+    prod = {**service, "properties": {**service["properties"], "replicas": {"type": "integer"}}}
+    schema = {"type": "object", "properties": {"sites": {"type": "object", "properties": {
+        "dev": {"type": "object", "properties": {"magds": service}},
+        "prod": {"type": "object", "properties": {"magds": prod}}}}}}
+    project = Project(tmp_path / "proj")
+    project.write("magcfg.yaml", ENV_KEYED_PROJECT)
+    project.write("schemas/schema.json", json.dumps(schema))
+    project.write("services/magds/base.yaml", "pool: 5\n")
+    project.write("services/magds/env/dev.yaml", "pool: 2\n")
+    session = session_of(project)
+    assert session.findings() == {}
+    assert session.keypaths("services/magds/base.yaml", ("pool",)) == {
+        "dev": ("sites", "dev", "magds", "pool"), "prod": ("sites", "prod", "magds", "pool")}
+    # A file of dev's only: prod's key path is the one the file would have there.
+    assert session.keypaths("services/magds/env/dev.yaml", ("pool",)) == {
+        "dev": ("sites", "dev", "magds", "pool"), "prod": ("sites", "prod", "magds", "pool")}
+    text = session.hover("services/magds/env/dev.yaml", 0, 1)
+    assert text is not None
+    assert text.startswith("**`sites.dev.magds.pool`**")
+    assert ("- **prod** (`sites.prod.magds.pool`): `5`\n"
+            "  - set at `services/magds/base.yaml:1` (base): `5`") in text
+    assert [p.file for p in session.references("services/magds/base.yaml", 0, 1)] == [
+        "services/magds/base.yaml", "services/magds/env/dev.yaml"]
+    # Completion: the keys of every environment's prefix the file sits under.
+    assert [c.label for c in session.complete("services/magds/base.yaml", 1, 0)] == [
+        "host", "replicas"]
+    assert [c.label for c in session.complete("services/magds/env/dev.yaml", 1, 0)] == ["host"]

@@ -9,6 +9,10 @@ environments whose layers hold the file (``Compiler.compile(..., only=...)``); e
 other finding stands as last computed. Checks of the whole document (required keys,
 schema rules across fragments, CUE) run again with the next full check, on save.
 
+In a file whose layer maps it under a key (``files:`` with ``key:``, docs/layers.md), a
+key as written names the merged key behind the file's prefix (``Session.keypaths``), for
+every question about a key.
+
 Nothing here quotes a secret value: diagnostics come redacted from the compiler, and
 hover shows a secret key's reference (never a literal, which may be the secret).
 """
@@ -136,10 +140,42 @@ class Session:
 
     def envs_of(self, path: str) -> list[str]:
         """The environments whose layers hold ``path``."""
-        if self._stacks is None:
-            return []
-        return [env for env, stack in self._stacks.items()
-                if any(f.path == path for f in stack.files())]
+        return list(self.prefixes(path))
+
+    def prefixes(self, path: str) -> dict[str, tuple[str, ...]]:
+        """The key prefix of ``path``'s content (``ParsedFile.prefix``: ``()`` unless its
+        layer maps files under a ``key``) in each environment whose layers hold it, in
+        project order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for env, stack in (self._stacks or {}).items():
+            held = next((f for f in stack.files() if f.path == path), None)
+            if held is not None:
+                out[env] = held.prefix
+        return out
+
+    def keypaths(self, path: str, inner: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+        """The key path of the merged document that ``inner`` (a key path as written in
+        ``path``) names, in every environment: behind the file's prefix there. An
+        environment whose layers do not hold the file (``services/web/env/dev.yaml`` in
+        prod) reads it behind the prefix the file would have there: the first holder's,
+        with ``{env}`` of the layer's ``key`` naming that environment (its value may come
+        from other files). Empty when no layer holds the file."""
+        prefixes = self.prefixes(path)
+        if not prefixes:
+            return {}
+        first_env, first = next(iter(prefixes.items()))
+        parts = next((tuple(spec.key.split(".")) for env, spec, prefix
+                      in self.project.mapping(path)
+                      if env == first_env and prefix == first and spec.key), ())
+        out = {}
+        for env in self.project.environments:
+            prefix = prefixes.get(env)
+            if prefix is None:
+                prefix = first if len(parts) != len(first) else tuple(
+                    env if part == "{env}" else actual
+                    for part, actual in zip(parts, first, strict=True))
+            out[env] = (*prefix, *inner)
+        return out
 
     # -- checking ---------------------------------------------------------------------
 
@@ -273,7 +309,8 @@ class Session:
     # -- questions about a key ----------------------------------------------------------
 
     def cursor(self, path: str, line: int, character: int) -> Cursor | None:
-        """The cursor in a layer file (None in any other file)."""
+        """The cursor in a layer file (None in any other file). Its key paths are as
+        written in the file: ``keypaths`` puts them behind the file's key prefix."""
         if not self.envs_of(path):
             return None
         text = self.text(path)
@@ -287,7 +324,8 @@ class Session:
         cursor = self.cursor(path, line, character)
         if cursor is None or cursor.key is None or self._stacks is None:
             return None
-        keypath = cursor.keypath
+        keypaths = self.keypaths(path, cursor.keypath)
+        keypath = keypaths[self.envs_of(path)[0]]
         redactor = self.compiler.redactor()
         secret = redactor.is_secret(keypath)
         entry = self._entry(keypath)
@@ -302,18 +340,22 @@ class Session:
             stack = self._stacks.get(env)
             if stack is None:
                 continue
-            value = _value_at(stack, keypath)
-            chain = stack.provenance(keypath)
+            here = keypaths[env]
+            named = "" if here == keypath else f" (`{printable(format_keypath(here))}`)"
+            value = _value_at(stack, here)
+            chain = stack.provenance(here)
             if value is ABSENT and not chain:
-                parts.append(f"- **{env}**: not set")
+                parts.append(f"- **{env}**{named}: not set")
                 continue
+            # Another environment's key path may be a secret by a glob of its own.
+            secret_here = secret or redactor.is_secret(here)
             shown = "not set" if value is ABSENT else (
-                f"`{_show(self._safe(keypath, value, secret))}`")
-            lines = [f"- **{env}**: {shown}"]
+                f"`{_show(self._safe(here, value, secret_here))}`")
+            lines = [f"- **{env}**{named}: {shown}"]
             for i, p in enumerate(reversed(chain)):
                 verb = "set at" if i == 0 else "overrides"
                 lines.append(f"  - {verb} `{printable(p.where())}` ({printable(p.layer)}): "
-                             f"`{_show(self._provenance_value(keypath, p, secret))}`")
+                             f"`{_show(self._provenance_value(here, p, secret_here))}`")
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
 
@@ -364,8 +406,9 @@ class Session:
         if cursor is None or cursor.key is None or self._stacks is None:
             return []
         below: list[Provenance] = []
+        keypaths = self.keypaths(path, cursor.keypath)
         for env in self.envs_of(path):
-            chain = self._stacks[env].provenance(cursor.keypath)
+            chain = self._stacks[env].provenance(keypaths[env])
             for i, p in enumerate(chain):
                 if p.file == path and i > 0 and chain[i - 1] not in below:
                     below.append(chain[i - 1])
@@ -377,14 +420,19 @@ class Session:
         cursor = self.cursor(path, line, character)
         if cursor is None or cursor.key is None or self._stacks is None:
             return []
-        chain = [p for stack in self._stacks.values() for p in stack.provenance(cursor.keypath)]
+        keypaths = self.keypaths(path, cursor.keypath)
+        chain = [p for env, stack in self._stacks.items()
+                 for p in stack.provenance(keypaths[env])]
         return _unique(self._places(cursor.keypath, chain))
 
     def complete(self, path: str, line: int, character: int) -> list[Completion]:
-        """Keys the schema allows at the cursor's key path, or a key's enum values."""
+        """Keys the schema allows at the cursor's key path (behind the file's key
+        prefix), or a key's enum values."""
         cursor = self.cursor(path, line, character)
         if cursor is None:
             return []
+        # Distinct prefixes only where a layer's key names {env}.
+        prefixes = list(dict.fromkeys(self.prefixes(path).values()))
         try:
             schema = self.compiler.schema()
         except BuildError:
@@ -393,7 +441,7 @@ class Session:
             return []
         index = schema.index
         if cursor.key is not None and cursor.in_value:
-            entry = index.entry(cursor.keypath)
+            entry = index.entry((*prefixes[0], *cursor.keypath))
             if entry is None or entry.secret:
                 return []
             values = list(entry.bounds.get("enum") or ())
@@ -404,25 +452,28 @@ class Session:
             return [Completion(v if isinstance(v, str) else _yaml_scalar(v),
                                ", ".join(entry.types), entry.description or "",
                                _yaml_scalar(v), True) for v in values]
-        parent = cursor.parent if cursor.key is not None else cursor.keypath
-        written = self._written_keys(path, parent) - {cursor.key}
-        out = []
-        for name in index.known_keys(parent):
-            if name in written:
-                continue
-            entry = index.entry((*parent, name))
-            detail = ", ".join(entry.types) if entry is not None else ""
-            doc = (entry.description or "") if entry is not None else ""
-            out.append(Completion(name, detail, doc, f"{name}: ", False))
-        return out
+        inner = cursor.parent if cursor.key is not None else cursor.keypath
+        written = self._written_keys(path, inner) - {cursor.key}
+        out: dict[str, Completion] = {}
+        for prefix in prefixes:
+            parent = (*prefix, *inner)
+            for name in index.known_keys(parent):
+                if name in written or name in out:
+                    continue
+                entry = index.entry((*parent, name))
+                detail = ", ".join(entry.types) if entry is not None else ""
+                doc = (entry.description or "") if entry is not None else ""
+                out[name] = Completion(name, detail, doc, f"{name}: ", False)
+        return list(out.values())
 
-    def _written_keys(self, path: str, keypath: tuple[str, ...]) -> set[str]:
-        """Keys the file (as last loaded) already sets under ``keypath``."""
+    def _written_keys(self, path: str, inner: tuple[str, ...]) -> set[str]:
+        """Keys the file (as last loaded) already sets under ``inner`` (a key path as
+        written in the file)."""
         for stack in (self._stacks or {}).values():
             for f in stack.files():
                 if f.path == path:
                     node: Any = f.data
-                    for part in keypath:
+                    for part in (*f.prefix, *inner):
                         node = node.get(part) if isinstance(node, dict) else None
                     return set(node) if isinstance(node, dict) else set()
         return set()
@@ -440,7 +491,11 @@ class Session:
         cursor = cursor_at(text, line, len(lines[line]))
         if cursor.key is None:
             return []
-        shown = printable(format_keypath(cursor.keypath))
+        # The key path as the build names it (behind the file's key prefix), in the
+        # first environment whose layers hold the file.
+        env = next(iter(self.envs_of(path)), self.project.environments[0])
+        keypath = self.keypaths(path, cursor.keypath).get(env, cursor.keypath)
+        shown = printable(format_keypath(keypath))
         if code == "redundant":
             first, end = removal(text, line)
             return [Edit(f"Remove the redundant override of {shown}", path, first, 0,
@@ -453,18 +508,21 @@ class Session:
             return [Edit(f"Change {printable(cursor.key)!r} to {printable(name)!r}", path, line,
                          cursor.key_start, line, cursor.key_end, name, "quickfix")]
         if code == "secret-literal" or (code.startswith("schema-")
-                                        and self.compiler.redactor().is_secret(cursor.keypath)):
+                                        and self.compiler.redactor().is_secret(keypath)):
             value = _value_span(lines[line], cursor.key_end)
             if value is None or parse_reference(
                     lines[line][value[0]:value[1]].strip("\"'")) is not None:
                 return []
-            reference = self._reference_template(cursor.keypath)
+            reference = self._reference_template(env, keypath)
             return [Edit(f"Replace the literal with a reference ({reference})", path, line,
                          value[0], line, value[1], json.dumps(reference), "quickfix")]
         return []
 
-    def _reference_template(self, keypath: tuple[str, ...]) -> str:
+    def _reference_template(self, env: str, keypath: tuple[str, ...]) -> str:
+        """A reference for the secret at ``keypath`` as ``env`` would name it (the
+        project's first mount and path prefix, ``{env}`` filled in)."""
         settings, _ = load_secret_settings(self.project)
+        settings = settings.for_env(env)
         mount = settings.mounts[0] if settings.mounts else "secret"
         prefix = (settings.path_prefixes or ("",))[0]
         app, name = keypath[0], keypath[-1]
