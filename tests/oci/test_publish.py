@@ -219,3 +219,20 @@ def test_publish_usage_errors(signed: Project, target: str, message: str) -> Non
 def test_publish_unreachable_registry(signed: Project) -> None:
     err = failed_cleanly(_publish(signed, "oci://127.0.0.1:9/magcfg"), 1)
     assert err.startswith("oci://127.0.0.1:9/magcfg: error: registry 127.0.0.1:9 unreachable: ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--env", "dev", "--env", "staging", "oci://127.0.0.1:9/magcfg"],
+     "an oci:// reference publishes one environment: pass --env once"),
+    (["oci://127.0.0.1:9/magcfg"],
+     "an oci:// reference publishes one environment: pass --env once"),
+    (["--env", "dev", "--push", "origin", "oci://127.0.0.1:9/magcfg"],
+     "--branch, --push and --public-key go without an oci:// reference"),
+    (["--insecure"], "--key, --revision, --source and --insecure go with an oci:// reference"),
+])
+def test_publish_options_belong_to_one_destination(signed: Project, args: list[str],
+                                                   message: str) -> None:
+    before = tree_state(signed.root)
+    err = failed_cleanly(signed.run("publish", *args), 2)
+    assert err == f"error: {message}\n"
+    assert tree_state(signed.root) == before
