@@ -175,6 +175,61 @@ def test_keyed_list_merge_key_is_not_a_redundant_override() -> None:
     assert [(d.severity, d.key, d.code) for d in diags] == [("warning", "a.0.v", "redundant")]
 
 
+def _keyed(*layers: dict[str, Any]) -> LayerStack:
+    stack = stack_of(*layers)
+    for layer in stack.layers:  # the loader flags files with markers; stack_of sees keys only
+        object.__setattr__(layer, "files", tuple(
+            ParsedFile(f.path, f.digest, f.keys, True, data=f.data) for f in layer.files))
+    stack._merge_key = lambda path: "name" if path == ("a",) else None
+    return stack
+
+
+def test_unset_item_deletes_the_keyed_item_below() -> None:
+    out, diags = _keyed({"a": [{"name": "x", "v": 1}, {"name": "y", "v": 2}]},
+                        {"a": [("!unset", {"name": "x"}), {"name": "y", "v": 3}]}).merge()
+    assert out == {"a": [{"name": "y", "v": 3}]}
+    assert diags == []
+
+
+def test_unset_item_of_nothing_warns_at_the_marker() -> None:
+    out, diags = _keyed({"a": [{"name": "x", "v": 1}]},
+                        {"a": [{"name": "x", "v": 2}, ("!unset", {"name": "zz"})]}).merge()
+    assert out == {"a": [{"name": "x", "v": 2}]}
+    assert [(d.severity, d.file, d.key, d.code, d.message) for d in diags] == [
+        ("warning", "l1/f.yaml", "a.1", "unset-nothing",
+         "!unset of list item name='zz' that no lower layer has")]
+
+
+def test_unset_item_in_the_lowest_layer_warns() -> None:
+    out, diags = _keyed({"a": [("!unset", {"name": "x"}), {"name": "y"}]}).merge()
+    assert out == {"a": [{"name": "y"}]}
+    assert [(d.key, d.code) for d in diags] == [("a.0", "unset-nothing")]
+
+
+def test_unset_item_naming_another_key_is_an_error() -> None:
+    out, diags = _keyed({"a": [{"name": "x", "v": 1}]},
+                        {"a": [("!unset", {"v": 1})]}).merge()
+    assert out == {"a": [{"name": "x", "v": 1}]}
+    assert [(d.severity, d.file, d.key, d.code) for d in diags] == [
+        ("error", "l1/f.yaml", "a.0", "unset-item")]
+    assert "this list merges on 'name'" in diags[0].message
+
+
+def test_unset_item_in_a_list_without_merge_key_is_an_error() -> None:
+    stack = _keyed({"b": [{"name": "x"}]}, {"b": [("!unset", {"name": "x"})]})
+    out, diags = stack.merge()
+    assert out == {"b": []}
+    assert [(d.severity, d.file, d.key, d.code) for d in diags] == [
+        ("error", "l1/f.yaml", "b.0", "unset-item")]
+    assert "without x-magcfg-merge-key" in diags[0].message
+
+
+def test_unset_item_then_readd_in_a_higher_layer() -> None:
+    out, _ = _keyed({"a": [{"name": "x", "v": 1}]}, {"a": [("!unset", {"name": "x"})]},
+                    {"a": [{"name": "x", "v": 5}]}).merge()
+    assert out == {"a": [{"name": "x", "v": 5}]}
+
+
 def test_unset_of_nothing_warns() -> None:
     out, diags = stack_of({"a": 1}, {"b": UNSET}).merge()
     assert out == {"a": 1}

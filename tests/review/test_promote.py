@@ -339,3 +339,162 @@ def test_removing_the_only_key_leaves_an_empty_file() -> None:
                       [(("cache", "max_entries"), REMOVE)]) == ""
     assert set_values("c.yaml", "cache:\n  max_entries: 1\n  ttl: 2\n",
                       [(("cache", "max_entries"), REMOVE)]) == "cache:\n  ttl: 2\n"
+
+
+# ------------------------------------------------------------------ keyed lists
+
+ROUTES_SCHEMA = {
+    "type": "object", "additionalProperties": False, "description": "api",
+    "properties": {"routes": {
+        "type": "array", "x-magcfg-merge-key": "name", "description": "routes",
+        "items": {"type": "object", "additionalProperties": False, "required": ["name"],
+                  "properties": {"name": {"type": "string", "description": "name"},
+                                 "path": {"type": "string", "description": "path"},
+                                 "rate_limit": {"type": "integer", "description": "rps"}}}}},
+}
+ROUTES = {
+    "layers/base/api.yaml": (
+        "api:\n  routes:\n"
+        "    - name: orders\n      path: /orders\n      rate_limit: 100\n"
+        "    - name: users\n      path: /users\n      rate_limit: 100\n"
+        "    - name: legacy\n      path: /v0\n      rate_limit: 10\n"),
+    "layers/environments/dev/api.yaml": (
+        "api:\n  routes:\n"
+        "    - name: orders\n      path: /v2/orders\n"
+        "    - !unset {name: legacy}\n"
+        "    - name: search\n      path: /search\n      rate_limit: 5\n"),
+    "layers/environments/production/api.yaml": (
+        "# Production routes.\napi:\n  routes:\n"
+        "    - name: orders   # peak traffic\n      rate_limit: 1000\n"
+        "    - name: users\n      rate_limit: 500\n"),
+}
+
+
+@pytest.fixture
+def routes_repo(tmp_path: Path) -> Project:
+    """The promotion repo with a keyed list (api.routes, merged on `name`)."""
+    from magcfg.compiler import build
+    from magcfg.project import load_project
+
+    project = make_repo(tmp_path / "shop")
+    schema = json.loads((project.root / "schemas/schema.json").read_text())
+    schema["properties"]["api"] = ROUTES_SCHEMA
+    project.write("schemas/schema.json", json.dumps(schema, indent=2) + "\n")
+    for rel, text in ROUTES.items():
+        project.write(rel, text)
+    build(load_project(project.root / "magcfg.yaml"))
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-q", "-m", "Routes")
+    return project
+
+
+def _routes(project: Project, env: str) -> list[dict[str, object]]:
+    config = json.loads((project.root / f"generated/{env}/config.json").read_text())
+    routes: list[dict[str, object]] = config["api"]["routes"]
+    return routes
+
+
+def test_keyed_list_merge_and_unset_item_in_a_build(routes_repo: Project) -> None:
+    assert _routes(routes_repo, "dev") == [
+        {"name": "orders", "path": "/v2/orders", "rate_limit": 100},
+        {"name": "users", "path": "/users", "rate_limit": 100},
+        {"name": "search", "path": "/search", "rate_limit": 5}]
+    assert [r["name"] for r in _routes(routes_repo, "production")] == ["orders", "users",
+                                                                       "legacy"]
+
+
+def test_promote_keyed_list_item_by_item(routes_repo: Project) -> None:
+    prod = routes_repo.root / "layers/environments/production/api.yaml"
+    before = prod.read_text()
+    dry = routes_repo.run("promote", "dev", "production", "--key", "api.routes", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert prod.read_text() == before
+    out = dry.stdout
+    assert out.startswith("promote dev -> production: 3 value(s) to write, 0 skipped\n")
+    assert '  api.routes[name="legacy"] = (deleted: - !unset)' in out
+    assert '  api.routes[name="orders"] = {"name": "orders", "path": "/v2/orders", ' \
+        '"rate_limit": 100}' in out
+    assert ("      into layers/environments/production/api.yaml; replaces {\"name\": "
+            "\"orders\", \"path\": \"/orders\", \"rate_limit\": 1000} set in "
+            "layers/environments/production/api.yaml:4") in out
+    assert ("kept:\n  api.routes: production's own items kept (name=\"users\"): dev's "
+            "per-environment layer does not mention them\n") in out
+
+    done = routes_repo.run("promote", "dev", "production", "--key", "api.routes")
+    assert done.returncode == 0, done.stderr
+    # orders: only the differing field (production's rate_limit 1000 becomes dev's 100,
+    # which base has: the override goes, path is written); users stays; search and the
+    # legacy delete marker are appended.
+    assert prod.read_text() == (
+        "# Production routes.\napi:\n  routes:\n"
+        "    - name: orders   # peak traffic\n      path: \"/v2/orders\"\n"
+        "    - name: users\n      rate_limit: 500\n"
+        "    - !unset {name: \"legacy\"}\n"
+        "    - name: \"search\"\n      path: \"/search\"\n      rate_limit: 5\n")
+    assert _routes(routes_repo, "production") == [
+        {"name": "orders", "path": "/v2/orders", "rate_limit": 100},
+        {"name": "users", "path": "/users", "rate_limit": 500},
+        {"name": "search", "path": "/search", "rate_limit": 5}]
+    assert "### Kept in `production`" in done.stdout
+    assert routes_repo.run("build", "--check").returncode == 0
+
+
+def test_promote_keyed_list_keeps_to_override_from_does_not_touch(routes_repo: Project) -> None:
+    # staging sets no routes: production's own items are all kept, nothing is written.
+    routes_repo.write("layers/environments/staging/api.yaml",
+                      "api:\n  routes:\n    - name: users\n      rate_limit: 500\n")
+    git(routes_repo.root, "add", "-A")
+    git(routes_repo.root, "commit", "-q", "-m", "staging users")
+    dry = routes_repo.run("promote", "staging", "production", "--key", "api.routes", "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("promote staging -> production: 0 value(s) to write")
+    assert "production's own items kept (name=\"orders\")" in dry.stdout
+
+
+def test_unset_item_diagnostics_and_explain_name_the_marker(routes_repo: Project) -> None:
+    routes_repo.write("layers/environments/production/api.yaml",
+                      "api:\n  routes:\n    - name: orders\n      rate_limit: 1000\n"
+                      "    - !unset {name: nothere}\n")
+    built = routes_repo.run("build", "--env", "production")
+    assert built.returncode == 0, built.stderr
+    assert ("layers/environments/production/api.yaml:5: warning: !unset of list item "
+            "name='nothere' that no lower layer has [api.routes.1]") in built.stderr
+    explained = routes_repo.run("explain", "api.routes", "--env", "production")
+    assert ('  => layers/environments/production/api.yaml:2  (environment)  '
+            '[{"name": "orders", "rate_limit": 1000}, !unset {"name": "nothere"}]'
+            ) in explained.stdout
+    routes_repo.write("layers/environments/staging/db.yaml",
+                      "db:\n  replicas:\n    - a\n    - !unset {name: x}\n")
+    refused = routes_repo.run("build", "--env", "staging")
+    assert refused.returncode == 1
+    assert ("layers/environments/staging/db.yaml:4: error: !unset item in a list without "
+            "x-magcfg-merge-key") in refused.stderr
+    assert "[db.replicas.1]" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_promote_keyed_list_into_an_environment_without_the_list(routes_repo: Project) -> None:
+    # staging has no api.yaml: the list is written whole, with only what base lacks.
+    done = routes_repo.run("promote", "dev", "staging", "--key", "api.routes")
+    assert done.returncode == 0, done.stderr
+    assert (routes_repo.root / "layers/environments/staging/api.yaml").read_text() == (
+        "api:\n  routes:\n"
+        "    - name: \"orders\"\n      path: \"/v2/orders\"\n"
+        "    - !unset {name: \"legacy\"}\n"
+        "    - name: \"search\"\n      path: \"/search\"\n      rate_limit: 5\n")
+    assert _routes(routes_repo, "staging") == _routes(routes_repo, "dev")
+
+
+def test_promoted_delete_of_an_item_only_to_adds_removes_it(routes_repo: Project) -> None:
+    prod = routes_repo.root / "layers/environments/production/api.yaml"
+    prod.write_text(prod.read_text() + "    - name: search\n      path: /s\n"
+                    "    - name: beta\n      path: /beta\n")
+    routes_repo.write("layers/environments/dev/api.yaml",
+                      "api:\n  routes:\n    - !unset {name: beta}\n")
+    git(routes_repo.root, "add", "-A")
+    git(routes_repo.root, "commit", "-q", "-m", "beta")
+    done = routes_repo.run("promote", "dev", "production", "--key", "api.routes")
+    assert done.returncode == 0, done.stderr
+    assert prod.read_text().endswith("    - name: search\n      path: /s\n")
+    assert "beta" not in prod.read_text()
+    assert [r["name"] for r in _routes(routes_repo, "production")] == [
+        "orders", "users", "legacy", "search"]

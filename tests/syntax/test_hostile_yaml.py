@@ -67,7 +67,8 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
      [f"{DEV}:3: error: '-9223372036854775809' {RANGE}: quote it if it is text "
       "[magds.pool.min]"]),
     ("unset-in-list", "magds:\n  tags:\n    - !unset\n",
-     [f"{DEV}:3: error: !unset marks the value of a key; it cannot stand as a list item "
+     [f"{DEV}:3: error: !unset as a list item names the item to delete by its merge key: "
+      "`- !unset {name: ITEM}` (in a list whose schema has x-magcfg-merge-key) "
       "[magds.tags.0]"]),
     ("replace-in-list", "magds:\n  tags:\n    - a\n    - !replace b\n",
      [f"{DEV}:4: error: !replace marks the value of a key; it cannot stand as a list item "

@@ -17,6 +17,7 @@ from magcfg.syntax.strict_yaml import (
     _parse_fast,
     decode_text,
     fast_path_eligible,
+    is_unset_item,
     parse_layer,
     parse_reference,
 )
@@ -93,6 +94,24 @@ def test_markers() -> None:
     data, markers = parse_layer("t.yaml", b"a: !unset\nb: !replace {x: 1}\nc: !replace 5\n")
     assert markers
     assert data == {"a": ("!unset",), "b": ("!replace", {"x": 1}), "c": ("!replace", 5)}
+
+
+def test_unset_item_marker() -> None:
+    data, markers = parse_layer("t.yaml", b"a:\n  - !unset {name: orders}\n  - name: x\n")
+    assert markers
+    assert data == {"a": [("!unset", {"name": "orders"}), {"name": "x"}]}
+    assert is_unset_item(data["a"][0]) and not is_unset_item(("!unset",))
+
+
+@pytest.mark.parametrize("text", ["a:\n  - x\n  - !unset\n", "a:\n  - x\n  - !unset [x]\n",
+                                  "a:\n  - x\n  - !unset {name: x, v: 1}\n",
+                                  "a:\n  - x\n  - !unset {name: [x]}\n"])
+def test_unset_item_names_one_scalar_key(text: str) -> None:
+    with pytest.raises(LoadFailed) as info:
+        parse_layer("t.yaml", text.encode())
+    [d] = info.value.diagnostics
+    assert (d.file, d.line, d.key, d.code) == ("t.yaml", 3, "a.1", "marker")
+    assert d.message.startswith("!unset as a list item names the item to delete by its merge key")
 
 
 def test_empty_file_is_empty_layer() -> None:

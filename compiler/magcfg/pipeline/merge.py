@@ -4,7 +4,8 @@ Rules (docs/layers.md):
 
 * maps merge key by key; scalars and lists replace (a list whose schema names
   ``x-magcfg-merge-key`` merges item by item on that key);
-* ``!unset`` removes a key set below; ``!replace`` replaces a value without merging,
+* ``!unset`` removes a key set below (``- !unset {name: x}`` removes item ``x`` of a
+  keyed list); ``!replace`` replaces a value without merging,
   and is the only way to change a value's kind (map, list, scalar);
 * within one layer, two files may not set the same leaf;
 * an override equal to the value below is a warning (one source of truth per value).
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 from ..errors import Diagnostic, Severity, printable
 from ..keyglob import format_keypath
 from ..syntax.locate import locate
-from ..syntax.strict_yaml import REPLACE_TAG, UNSET
+from ..syntax.strict_yaml import REPLACE_TAG, UNSET, is_unset_item
 from .load import ParsedFile
 
 
@@ -265,7 +266,7 @@ def _overlay(below: Any, above: Any, path: tuple[str, ...], ctx: _Context) -> An
                 f"mark the override with {REPLACE_TAG} if that is intended", "type-change")
         return below
     if ta is list:
-        key = ctx.merge_key(tuple("*" if p.isdigit() else p for p in path))
+        key = ctx.merge_key(_pattern(path))
         if key is not None:
             return _merge_keyed_list(below, above, key, path, ctx)
     if ta is tb and above == below:
@@ -278,8 +279,18 @@ def _merge_keyed_list(below: list[Any], above: list[Any], key: str, path: tuple[
                       ctx: _Context) -> list[Any]:
     out = list(below)
     index = {item.get(key): i for i, item in enumerate(out) if type(item) is dict}
-    for item in above:
-        if type(item) is dict and item.get(key) in index:
+    for j, item in enumerate(above):
+        if is_unset_item(item):
+            name = _unset_item_name(item, key, (*path, str(j)), ctx)
+            if name is ABSENT:
+                continue
+            if index.get(name) is None or out[index[name]] is ABSENT:
+                ctx.add("warning", (*path, str(j)), f"!unset of list item {key}={name!r} that "
+                        "no lower layer has", "unset-nothing")
+            else:
+                out[index[name]] = ABSENT
+            continue
+        if type(item) is dict and item.get(key) in index and out[index[item[key]]] is not ABSENT:
             i = index[item[key]]
             # The merge key names the item (it must be repeated for the merge to find it):
             # only the other fields override, so repeating it is not a redundant override.
@@ -287,8 +298,21 @@ def _merge_keyed_list(below: list[Any], above: list[Any], key: str, path: tuple[
             merged = _overlay(out[i], fields, (*path, str(i)), ctx)
             out[i] = merged
         else:
-            out.append(item)
+            out.append(_strip(item, (*path, str(j)), ctx) if ctx.markers else item)
     return [item for item in out if item is not ABSENT]
+
+
+def _unset_item_name(item: tuple[str, dict[str, Any]], key: str, path: tuple[str, ...],
+                     ctx: _Context) -> Any:
+    """The merge-key value a ``- !unset {KEY: VALUE}`` item deletes; ABSENT (reported)
+    when it names another key."""
+    written = next(iter(item[1]), None)
+    if written != key:
+        ctx.add("error", path, f"!unset item names {written!r}, but this list merges on "
+                f"{key!r} (x-magcfg-merge-key): write `- !unset {{{key}: ITEM}}`",
+                "unset-item")
+        return ABSENT
+    return item[1][key]
 
 
 def _strip(value: Any, path: tuple[str, ...], ctx: _Context) -> Any:
@@ -307,5 +331,29 @@ def _strip(value: Any, path: tuple[str, ...], ctx: _Context) -> Any:
                 out[k] = s
         return out
     if t is list:
-        return [_strip(v, (*path, str(i)), ctx) for i, v in enumerate(value)]
+        return _strip_list(value, path, ctx)
     return value
+
+
+def _strip_list(value: list[Any], path: tuple[str, ...], ctx: _Context) -> list[Any]:
+    """A list with nothing below it: an ``- !unset {KEY: VALUE}`` item deletes nothing
+    (a warning in a keyed list, an error in any other: only keyed lists have items to
+    name)."""
+    out = []
+    key = ctx.merge_key(_pattern(path))
+    for i, v in enumerate(value):
+        if not is_unset_item(v):
+            out.append(_strip(v, (*path, str(i)), ctx))
+        elif key is None:
+            ctx.add("error", (*path, str(i)), "!unset item in a list without "
+                    "x-magcfg-merge-key: only keyed lists delete items by name; write the "
+                    "list without the item", "unset-item")
+        elif _unset_item_name(v, key, (*path, str(i)), ctx) is not ABSENT:
+            ctx.add("warning", (*path, str(i)), f"!unset of list item {key}="
+                    f"{v[1][key]!r} that no lower layer has", "unset-nothing")
+    return out
+
+
+def _pattern(path: tuple[str, ...]) -> tuple[str, ...]:
+    """A key path as the schema index reads it (list indices as ``*``)."""
+    return tuple("*" if p.isdigit() else p for p in path)

@@ -10,7 +10,7 @@ from ..errors import UsageError
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import ABSENT, Provenance
 from ..project import Project
-from ..syntax.strict_yaml import UNSET
+from ..syntax.strict_yaml import UNSET, is_unset_item
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,17 @@ def format_explanation(e: Explanation) -> str:
     import json
 
     def show(v: Any) -> str:
+        # JSON, except the markers, written as in the layer file (`- !unset {name: x}`
+        # items of a keyed list included): explain points at them, so it names them.
         if v == UNSET:
             return "!unset"
+        if is_unset_item(v):
+            return "!unset " + show(v[1])
+        if type(v) is list:
+            return "[" + ", ".join(show(x) for x in v) + "]"
+        if type(v) is dict:
+            return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {show(x)}"
+                                   for k, x in sorted(v.items())) + "}"
         return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
     lines = [f"{e.key} = {show(e.value) if e.present else '(not set)'}"

@@ -17,6 +17,11 @@ base are not touched: promotion copies, it never deletes. Never promoted:
   a key listed under FROM, TO or ``"*"`` is skipped (globs as in ``--key``);
 * values written with ``!unset`` or ``!replace`` (reported: promote those by hand).
 
+Lists with ``x-magcfg-merge-key`` are promoted item by item (``_KeyedList``): each item
+FROM's per-environment layer mentions is made equal in TO with the fewest fields (a
+``- !unset {name: X}`` item travels as such); TO's other items are kept and listed in
+the plan's ``kept``.
+
 Where a value goes: into TO's layer of the same name, in the file that already sets the
 key, else the one that sets its nearest parent, else ``<top-level key>.yaml``. Edits are
 minimal (``yamledit``). TO is compiled in memory from the edited texts before anything
@@ -38,10 +43,10 @@ from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..keyglob import KeyGlobs
 from ..pipeline.cache import BuildCache
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
-from ..pipeline.merge import LayerStack
+from ..pipeline.merge import ABSENT, LayerStack
 from ..project import LayerSpec, Project
 from ..syntax.locate import locate
-from ..syntax.strict_yaml import iter_leaves
+from ..syntax.strict_yaml import UNSET_TAG, is_unset_item, iter_leaves
 from .diff import (
     MISSING,
     ConfigDiff,
@@ -134,6 +139,8 @@ class Edit:
     replaces_source: Origin | None
     removes: bool = False
     """True: the edit removes TO's override, so TO inherits FROM's value."""
+    deletes: bool = False
+    """True: the edit writes ``- !unset {KEY: NAME}``, deleting a keyed list's item."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class Plan:
     texts: dict[str, bytes]
     diff: ConfigDiff
     command: str = ""
+    kept: list[str] = field(default_factory=list)
+    """Keyed lists: TO's own items that FROM does not mention, left as they are."""
 
     @property
     def empty(self) -> bool:
@@ -230,13 +239,14 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     compiler = Compiler(project)
     stacks = compiler.load_stacks([from_env, to_env])
     to_before = _compiled(compiler, to_env, stacks[to_env])
-    _compiled(compiler, from_env, stacks[from_env])
+    from_values = _compiled(compiler, from_env, stacks[from_env])
     redactor = compiler.redactor()
     schema = compiler.schema()
     index = schema.index if schema else None
 
     edits: list[Edit] = []
     skipped: list[Skip] = []
+    kept: list[str] = []
     used: set[str] = set()
     per_file: dict[str, list[tuple[KeyPath, Any]]] = {}
     new_files: set[str] = set()
@@ -262,6 +272,13 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                 if intended is not None:
                     skipped.append(Skip(key, f"intended difference (promote.allow_differences "
                                              f"{intended})"))
+                    continue
+                merge_key = index.merge_key(keypath) if index else None
+                if merge_key is not None and type(value) is list:
+                    keyed = _KeyedList(keypath, merge_key, i, from_layer.name, f, from_env,
+                                       to_env)
+                    keyed.plan(project, stacks, to_before, from_values, redactor, index,
+                               _Out(edits, skipped, kept, per_file, new_files))
                     continue
                 current = value_at(to_before, keypath)
                 if current is not MISSING and same(current, value):
@@ -290,7 +307,6 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     if globs:
         # TO overrides a chosen key that FROM inherits from a shared layer: the smallest
         # edit that makes TO equal FROM removes TO's override (never a redundant copy).
-        from_values = _compiled(compiler, from_env, stacks[from_env])
         from_sets = {kp for i in env_layers for f in stacks[from_env].layers[i].files
                      for kp, _ in iter_leaves(f.data)}
         for i in env_layers:
@@ -299,6 +315,12 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                 for keypath, _value in iter_leaves(f.data):
                     hit = globs.matching(keypath)
                     if not hit or keypath in from_sets:
+                        continue
+                    if index and index.merge_key(keypath) is not None:
+                        used.update(hit)  # FROM mentions none of the items: all are kept
+                        kept.append(_kept_note(to_env, from_env, ".".join(keypath), [
+                            _item_name(item, index.merge_key(keypath) or "")
+                            for item in _value(f.data, keypath) or []]))
                         continue
                     wanted = value_at(from_values, keypath)
                     current = value_at(to_before, keypath)
@@ -361,7 +383,216 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     diff = ConfigDiff(Side(to_env), Side(to_env, name=f"{to_env} (promoted)"), changes)
     edits.sort(key=lambda e: e.keypath)
     skipped.sort(key=lambda s: s.key)
-    return Plan(from_env, to_env, edits, skipped, texts, diff)
+    return Plan(from_env, to_env, edits, skipped, texts, diff, kept=kept)
+
+
+# ------------------------------------------------------------------ keyed lists
+
+
+@dataclass
+class _Out:
+    """Where the planners put what they find (shared by every promoted key)."""
+
+    edits: list[Edit]
+    skipped: list[Skip]
+    kept: list[str]
+    per_file: dict[str, list[tuple[KeyPath, Any]]]
+    new_files: set[str]
+
+
+def _value(data: Any, keypath: KeyPath) -> Any:
+    """The value a layer file writes at ``keypath`` (None when it writes none)."""
+    found = value_at(data, keypath)
+    return None if found is MISSING else found
+
+
+def _item_name(item: Any, key: str) -> str:
+    """How a keyed list's item is shown: ``name=orders``."""
+    inner = item[1] if is_unset_item(item) else item
+    name = inner.get(key) if type(inner) is dict else None
+    return f"{key}={json.dumps(name)}"
+
+
+def _find(items: Any, key: str, name: Any) -> tuple[int, Any] | None:
+    """(index, item) of the item whose merge key is ``name``; markers count as items."""
+    for n, item in enumerate(items if type(items) is list else []):
+        inner = item[1] if is_unset_item(item) else item
+        if type(inner) is dict and key in inner and same(inner[key], name):
+            return n, item
+    return None
+
+
+def _kept_note(to_env: str, from_env: str, key: str, names: list[str]) -> str:
+    return (f"{key}: {to_env}'s own items kept ({', '.join(names)}): "
+            f"{from_env}'s per-environment layer does not mention them")
+
+
+_UNEXPRESSIBLE: Any = object()
+"""A field the item below has and the wanted item lacks (only ``!unset`` could say it)."""
+
+
+def _minimal(below: Any, wanted: Any) -> Any:
+    """The smallest override that turns ``below`` into ``wanted`` (no redundant field),
+    ``_UNEXPRESSIBLE`` when a field would have to be removed."""
+    if type(below) is not dict or type(wanted) is not dict:
+        return wanted
+    if set(below) - set(wanted):
+        return _UNEXPRESSIBLE
+    out = {}
+    for k, v in wanted.items():
+        if k in below and same(below[k], v):
+            continue
+        sub = _minimal(below.get(k), v) if k in below else v
+        if sub is _UNEXPRESSIBLE:
+            return _UNEXPRESSIBLE
+        out[k] = sub
+    return out
+
+
+@dataclass
+class _KeyedList:
+    """Promotion of one list with ``x-magcfg-merge-key``: item by item. For each item
+    FROM's per-environment layer mentions, TO's overlay item is made to hold exactly the
+    fields TO's lower layers need to yield FROM's effective item; TO's other overlay items
+    stay (they are reported as kept)."""
+
+    keypath: KeyPath
+    key: str
+    layer_index: int
+    layer_name: str
+    source_file: ParsedFile
+    from_env: str
+    to_env: str
+
+    def plan(self, project: Project, stacks: dict[str, LayerStack], to_before: dict[str, Any],
+             from_values: dict[str, Any], redactor: Any, index: Any, out: _Out) -> None:
+        from_env, to_env = self.from_env, self.to_env
+        found = _target(project.layers[self.layer_index], stacks[to_env], self.layer_index,
+                        self.keypath, out.per_file)
+        dotted = ".".join(self.keypath)
+        if found is None:
+            out.skipped.append(Skip(dotted, f"layer {self.layer_name!r} of {to_env} has no "
+                                    "file for it and its files pattern names none: add it "
+                                    "by hand"))
+            return
+        target, inside, is_new = found
+        to_file = next((f for f in stacks[to_env].layers[self.layer_index].files
+                        if f.path == target), None)
+        overlay = _value(to_file.data, self.keypath) if to_file else None
+        overlay = overlay if type(overlay) is list else []
+        below = _below(stacks[to_env], self.layer_index, self.keypath)
+        effective = _value(to_before, self.keypath)
+        wanted_list = _value(from_values, self.keypath)
+        from .yamledit import REMOVE
+
+        mentioned: set[str] = set()
+        assignments: list[tuple[KeyPath, Any]] = []
+        removals: list[int] = []
+        added: list[Any] = []
+        raw = stacks[from_env].source.read(self.source_file.path)
+        for n, item in enumerate(_value(self.source_file.data, self.keypath) or []):
+            name = _item_name(item, self.key)
+            inner = item[1] if is_unset_item(item) else item
+            if type(inner) is not dict or self.key not in inner:
+                out.skipped.append(Skip(f"{dotted}.{n}", f"list item without its merge key "
+                                        f"{self.key!r}: promote it by hand"))
+                continue
+            mentioned.add(name)
+            item_key = f"{dotted}[{name}]"
+            origin = Origin(self.source_file.path,
+                            self.source_file.line(raw, (*self.keypath, str(n))), self.layer_name)
+            mine = _find(overlay, self.key, inner[self.key])
+            current = _find(effective, self.key, inner[self.key])
+            was = self._where(stacks[to_env], to_file, mine)
+            if is_unset_item(item):
+                if current is None:
+                    continue  # TO does not have it either
+                marker = (UNSET_TAG, {self.key: inner[self.key]})
+                if mine is not None and _find(below, self.key, inner[self.key]) is None:
+                    removals.append(mine[0])  # only TO's overlay adds it: drop that
+                elif mine is not None:
+                    assignments.append(((*inside, str(mine[0])), marker))
+                else:
+                    added.append(marker)
+                out.edits.append(self._edit(item_key, None, "(deleted)", current[1], origin,
+                                            was, target, is_new, redactor, index,
+                                            deletes=True))
+                continue
+            wanted = _find(wanted_list, self.key, inner[self.key])
+            if wanted is None or (current is not None and same(current[1], wanted[1])):
+                continue
+            base = _find(below, self.key, inner[self.key])
+            override = _minimal(base[1], wanted[1]) if base else wanted[1]
+            if override is _UNEXPRESSIBLE:
+                out.skipped.append(Skip(item_key, f"{from_env}'s item lacks a field that "
+                                        f"{to_env}'s lower layers set: promote it by hand"))
+                continue
+            if base is not None and not override:
+                if mine is not None:  # TO's overlay item only restates the lower layers'
+                    removals.append(mine[0])
+                    out.edits.append(self._edit(item_key, wanted[1], wanted[1],
+                                                current[1] if current else None, origin, was,
+                                                target, is_new, redactor, index, removes=True))
+                continue
+            full = {self.key: inner[self.key], **override}
+            if mine is not None and type(mine[1]) is dict:
+                # Field by field: TO's item keeps its line, comments and styles.
+                at = (*inside, str(mine[0]))
+                assignments += [((*at, k), v) for k, v in override.items()
+                                if k not in mine[1] or not same(mine[1][k], v)]
+                assignments += [((*at, k), REMOVE) for k in mine[1]
+                                if k != self.key and k not in override]
+            elif mine is not None:
+                assignments.append(((*inside, str(mine[0])), full))
+            else:
+                added.append(full)
+            out.edits.append(self._edit(item_key, wanted[1], wanted[1],
+                                        current[1] if current else None, origin, was,
+                                        target, is_new, redactor, index))
+        # New items go at the end of TO's overlay list (the whole list when TO has none);
+        # removals come last, from the end, so that no index moves under an edit.
+        if added and to_file is not None and type(_value(to_file.data, self.keypath)) is list:
+            assignments += [((*inside, str(len(overlay) + k)), item)
+                            for k, item in enumerate(added)]
+        elif added:
+            assignments.append((inside, added))
+        assignments += [((*inside, str(r)), REMOVE) for r in sorted(removals, reverse=True)]
+        if assignments:
+            if is_new:
+                out.new_files.add(target)
+            out.per_file.setdefault(target, []).extend(assignments)
+        own = [_item_name(item, self.key) for item in overlay
+               if _item_name(item, self.key) not in mentioned]
+        if own:
+            out.kept.append(_kept_note(to_env, from_env, dotted, own))
+
+    def _where(self, stack: LayerStack, to_file: ParsedFile | None,
+               mine: tuple[int, Any] | None) -> Origin | None:
+        """Where TO sets the item now: its overlay item, else the list's last setter."""
+        if to_file is not None and mine is not None:
+            line = to_file.line(stack.source.read(to_file.path), (*self.keypath, str(mine[0])))
+            return Origin(to_file.path, line, self.layer_name)
+        chain = stack.provenance(self.keypath)
+        return Origin(chain[-1].file, chain[-1].line, chain[-1].layer) if chain else None
+
+    def _edit(self, key: str, value: Any, shown: Any, replaces: Any, origin: Origin,
+              was: Origin | None, target: str, is_new: bool, redactor: Any, index: Any,
+              removes: bool = False, deletes: bool = False) -> Edit:
+        return Edit(
+            key=key, keypath=(*self.keypath, key), value=value,
+            shown=shown if deletes else redactor.value(self.keypath, shown), secret=False,
+            reload=index.reload_policy(self.keypath) if index else "restart",
+            layer=self.layer_name, target=target, new_file=is_new, source=origin,
+            replaces=replaces, replaces_source=was if replaces is not None else None,
+            removes=removes, deletes=deletes)
+
+
+def _below(stack: LayerStack, layer_index: int, keypath: KeyPath) -> Any:
+    """The list at ``keypath`` as TO's layers under ``layer_index`` merge it."""
+    lower = LayerStack(stack.env, stack.layers[:layer_index], stack.source,
+                       stack._merge_key)
+    value, _ = lower.merge_top(keypath[0])
+    return None if value is ABSENT else _value({keypath[0]: value}, keypath)
 
 
 def _compiled(compiler: Compiler, env: str, stack: LayerStack) -> dict[str, Any]:
@@ -554,7 +785,8 @@ def format_plan(plan: Plan) -> str:
         lines.append("")
     for e in plan.edits:
         flag = "  [restart]" if e.reload == "restart" else ""
-        lines.append(f"  {e.key} = {show(e.shown)}{flag}")
+        value = "(deleted: - !unset)" if e.deletes else show(e.shown)
+        lines.append(f"  {e.key} = {value}{flag}")
         lines.append(f"      from {e.source.where()} ({e.source.layer})")
         if e.removes:
             assert e.replaces_source is not None
@@ -564,6 +796,9 @@ def format_plan(plan: Plan) -> str:
         was = (f"replaces {show(e.replaces)} set in {e.replaces_source.where()}"
                if e.replaces_source else "new key")
         lines.append(f"      into {printable(e.target)}{' (new file)' if e.new_file else ''}; {was}")
+    if plan.kept:
+        lines += ["", "kept:"]
+        lines += [f"  {k}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "skipped:"]
         lines += [f"  {s.key}: {s.reason}" for s in plan.skipped]
@@ -607,13 +842,17 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     removed = [e for e in plan.edits if e.removes]
     for e in plan.edits:
         by = who[e.source].replace("|", "\\|")
-        lines.append(f"| {md_code(e.key)} | {md_code(show(e.shown))} "
+        shown = "(deleted)" if e.deletes else show(e.shown)
+        lines.append(f"| {md_code(e.key)} | {md_code(shown)} "
                      f"| {md_code(e.source.where())} | {by} |")
     if removed:
         lines += ["", f"### Overrides removed from `{t}`", ""]
         lines += [f"- `{e.key}` (was {md_code(show(e.replaces))} in "
                   f"{md_code(e.replaces_source.where() if e.replaces_source else '')}): "
                   f"{to_inherit(plan)}" for e in removed]
+    if plan.kept:
+        lines += ["", f"### Kept in `{t}`", ""]
+        lines += [f"- {md_code(k)}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "### Not promoted", ""]
         lines += [f"- `{s.key}`: {s.reason}" for s in plan.skipped]

@@ -77,7 +77,15 @@ def _styled(value: Any, like: Any = None) -> Any:
     value being replaced used another string style; block lists, or flow if replaced was."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+    from ruamel.yaml.tag import Tag
 
+    from ..syntax.strict_yaml import UNSET_TAG, is_unset_item
+
+    if is_unset_item(value):  # `- !unset {name: x}`: one flow map, tagged
+        marker = _styled(value[1])
+        marker.fa.set_flow_style()
+        marker.yaml_set_ctag(Tag(suffix=UNSET_TAG))
+        return marker
     if isinstance(value, str):
         if isinstance(like, str) and type(like) is not str:  # a quoted or block style
             return type(like)(value)
@@ -169,6 +177,13 @@ def _spans(path: str, text: str, keypaths: list[KeyPath]) -> set[int]:
     for keypath in keypaths:
         node = root
         for depth, part in enumerate(keypath):
+            if isinstance(node, yaml.SequenceNode) and part.isdigit() \
+                    and int(part) < len(node.value):
+                node = node.value[int(part)]
+                if depth == len(keypath) - 1:
+                    end = node.end_mark.line - (1 if node.end_mark.column == 0 else 0)
+                    lines.update(range(node.start_mark.line, max(end, node.start_mark.line) + 1))
+                continue
             if not isinstance(node, yaml.MappingNode):
                 break
             for knode, vnode in node.value:
@@ -196,8 +211,21 @@ REMOVE: Any = _Remove()
 def _remove(doc: Any, keypath: KeyPath) -> list[KeyPath]:
     """Delete ``keypath`` from ``doc`` and the maps it leaves empty; returns the key paths
     whose lines go (for the reformatting guard)."""
-    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+    parent = _container(doc, keypath[:-1])
+    if isinstance(parent, CommentedSeq):  # an item of a keyed list
+        index = int(keypath[-1]) if keypath[-1].isdigit() else len(parent)
+        if index < len(parent):
+            del parent[index]
+            return [keypath]
+        return []
+    if any(part.isdigit() for part in keypath[:-1]) and isinstance(parent, CommentedMap):
+        # A field of a list item: the item keeps its other fields (its merge key at least).
+        if keypath[-1] in parent:
+            del parent[keypath[-1]]
+            return [keypath]
+        return []
     chain = [doc]
     for part in keypath[:-1]:
         child = chain[-1].get(part) if isinstance(chain[-1], CommentedMap) else None
@@ -216,11 +244,26 @@ def _remove(doc: Any, keypath: KeyPath) -> list[KeyPath]:
     return removed
 
 
+def _container(doc: Any, keypath: KeyPath) -> Any:
+    """The map or list at ``keypath`` (digits index lists), or None."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    node = doc
+    for part in keypath:
+        if isinstance(node, CommentedMap) and part in node:
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
 def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> str:
     """``text`` with each key path set to its value (maps created as needed, new keys
     appended to their map), or removed when the value is ``REMOVE``. Raises
     ``EditRefused`` if the result would change lines other than the replaced values."""
-    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.error import YAMLError
 
     y = _yaml(text)
@@ -241,11 +284,28 @@ def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> 
         if value is REMOVE:
             guarded.extend(_remove(doc, keypath))
             continue
-        node = doc
+        node: Any = doc
         for i, part in enumerate(keypath):
             last = i == len(keypath) - 1
+            if isinstance(node, CommentedSeq):
+                # An item of a keyed list: its index, or one past the end to append it.
+                index = int(part) if part.isdigit() else -1
+                if 0 <= index < len(node) and not last:
+                    node = node[index]
+                    continue
+                if 0 <= index < len(node):
+                    node[index] = _styled(value, node[index])
+                elif index == len(node) and last:
+                    node.append(_styled(value))
+                else:
+                    raise EditRefused([Diagnostic(path, None, ".".join(keypath[: i + 1]),
+                                                  "no such list item", code="promote")])
+                break
             if part in node and not last:
                 child = node[part]
+                if isinstance(child, CommentedSeq) and keypath[i + 1].isdigit():
+                    node = child
+                    continue
                 if not isinstance(child, CommentedMap):
                     raise EditRefused([Diagnostic(path, None, ".".join(keypath[: i + 1]),
                                                   "is not a map here; cannot set "

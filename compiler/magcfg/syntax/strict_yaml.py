@@ -31,7 +31,10 @@ Data model: mappings are ``dict[str, Any]``, sequences ``list``, scalars ``str |
 float | bool | None``. The two layer markers are tuples, which YAML never produces:
 ``UNSET`` (``!unset``: remove the key set below) and ``("!replace", value)``
 (``!replace``: replace instead of merging, allowing a type change). Markers stand only
-as the value of a key.
+as the value of a key, with one exception: an item of a list, ``- !unset {name: orders}``,
+is ``("!unset", {"name": "orders"})`` (``is_unset_item``): in a keyed list (the schema's
+``x-magcfg-merge-key``) it deletes the item of that key below. The loader checks its
+shape (a map of one key to a scalar); the merge, which knows the schema, checks the key.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ ALIAS_BUDGET = 10_000
 """Nodes that alias expansion may add per file (the billion-laughs guard)."""
 
 UNSET: tuple[str] = ("!unset",)
+UNSET_TAG = "!unset"
 REPLACE_TAG = "!replace"
 _MARKERS = ("!unset", REPLACE_TAG)
 
@@ -466,6 +470,8 @@ class _Builder:
         tag = self.tags.get(id(node))
         if tag in _MARKERS:
             self.markers = True
+            if tag == UNSET_TAG and place == "item":
+                return self._unset_item(node, keypath)
             if place != "value":
                 self.error(node, keypath, f"{tag} marks the value of a key; it cannot stand "
                            f"as {_PLACE[place]}", "marker")
@@ -479,6 +485,21 @@ class _Builder:
             self.error(node, keypath, f"unsupported tag {_written(tag)}: only !unset and "
                        "!replace are accepted (write the value without a tag)", "tag")
         return self._untagged(node, keypath)
+
+    def _unset_item(self, node: Any, keypath: tuple[str, ...]) -> Any:
+        """``- !unset {KEY: VALUE}``: the item of a keyed list to delete. Only the merge
+        key may be written (other fields would suggest a partial delete)."""
+        import yaml
+
+        usage = ("!unset as a list item names the item to delete by its merge key: "
+                 "`- !unset {name: ITEM}` (in a list whose schema has x-magcfg-merge-key)")
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, keypath, usage, "marker")
+            return UNSET
+        item = self._mapping(node, keypath)
+        if len(item) != 1 or not is_json_scalar(next(iter(item.values()))):
+            self.error(node, keypath, usage, "marker")
+        return (UNSET_TAG, item)
 
     def _untagged(self, node: Any, keypath: tuple[str, ...]) -> Any:
         import yaml
@@ -555,6 +576,11 @@ def iter_leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple
             yield from iter_leaves(v, (*prefix, k))
     else:
         yield prefix, data
+
+
+def is_unset_item(value: object) -> bool:
+    """Whether ``value`` is a ``- !unset {KEY: VALUE}`` list item (see the module doc)."""
+    return type(value) is tuple and len(value) == 2 and value[0] == UNSET_TAG
 
 
 def is_json_scalar(value: object) -> bool:
