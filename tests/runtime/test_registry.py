@@ -75,7 +75,11 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
         assert kernel.status()["watch"] == "registry"
         newer = _new_version(signed, "info")
         second = _publish(signed, target)
-        assert wait_for(lambda: kernel.version == newer)
+        # Events reach subscribers after the swap (and after metrics and audit): wait
+        # for the event, not only for the version.
+        assert wait_for(lambda: any(e["data"].get("trigger") == "registry"
+                                    for e in _of(events, RELOADED)))
+        assert kernel.version == newer
         assert kernel.get("logging.level") == "info"
         assert _of(events, RELOADED)[-1]["data"]["trigger"] == "registry"
         # Someone moves the tag back to the older digest: a validly signed older version.
@@ -99,7 +103,9 @@ def test_an_outage_keeps_the_config_and_is_visible(
     try:
         served = kernel.version
         front.stop()
-        assert wait_for(lambda: not kernel.status()["registry"]["up"])
+        # The status changes first; the metric and then the event follow it.
+        assert wait_for(lambda: bool(_of(events, SOURCE_FAILED)))
+        assert not kernel.status()["registry"]["up"]
         status = kernel.status()["registry"]
         assert "unreachable" in status["error"] and kernel.version == served
         assert metrics.get_sample_value("magcfg_config_source_up") == 0
@@ -108,7 +114,8 @@ def test_an_outage_keeps_the_config_and_is_visible(
         assert wait_for(lambda: kernel.status()["registry"]["failed_polls"] >= 3)
         assert len(_of(events, SOURCE_FAILED)) == 1  # one event per outage
         front.start()  # same port, same content
-        assert wait_for(lambda: kernel.status()["registry"]["up"])
+        assert wait_for(lambda: bool(_of(events, SOURCE_RESTORED)))
+        assert kernel.status()["registry"]["up"]
         assert _of(events, SOURCE_RESTORED)[-1]["data"]["failed_polls"] >= 3
         assert metrics.get_sample_value("magcfg_config_source_up") == 1
         assert metrics.get_sample_value("magcfg_config_source_outages_total") == 1
