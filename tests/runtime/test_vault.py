@@ -289,15 +289,49 @@ def test_kernel_publishes_a_direct_vault_failure_as_an_event(
     config = base_config(1)
     config["magbackup"] = {"api_key": "vault+direct://secret/nowhere/magbackup#api_key"}
     rename_write(tmp_path / "artifact", artifact_files(config, 1, key))
-    events: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     with Kernel(tmp_path / "artifact", [key.public_key()], environment="production",
-                watch=False, direct_vault=direct(dev_vault, dev_vault.root_token)) as kernel:
-        kernel.subscribe("*", events.append)
+                watch=False, audit_log=tmp_path / "audit.jsonl",
+                direct_vault=direct(dev_vault, dev_vault.root_token)) as kernel:
+        kernel.subscribe(SECRET_FAILED, failed.append)
         with pytest.raises(VaultError) as info:
             kernel.secret("magbackup.api_key")
     assert "no secret at secret/nowhere/magbackup" in info.value.format()
-    failed = [e for e in events if e["type"] == SECRET_FAILED]
-    assert failed and failed[0]["data"]["reference"] == "vault+direct://secret/nowhere/magbackup"
+    assert [e["data"]["reference"] for e in failed] == ["vault+direct://secret/nowhere/magbackup"]
+    assert failed[0]["type"] == "io.magflock.magcfg.config.secret_failed"
+    assert failed[0]["data"]["stage"] == "read"
+    assert "config.secret_failed" in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_kubernetes_auth_with_a_projected_token_reaches_the_server(
+        dev_vault: DevVault, tmp_path: Path) -> None:
+    root = dev_vault.client()
+    if "kubernetes/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("kubernetes")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp_path / "ca.key"),
+                    "-out", str(tmp_path / "ca.crt"), "-subj", "/CN=k8s", "-days", "1"],
+                   check=True, capture_output=True)
+    root.write("auth/kubernetes/config", kubernetes_host="https://127.0.0.1:1",
+               disable_local_ca_jwt=True, kubernetes_ca_cert=(tmp_path / "ca.crt").read_text())
+    root.write("auth/kubernetes/role/magbackup", bound_service_account_names="magbackup",
+               bound_service_account_namespaces="magflock", token_policies="default")
+    # The kubelet's layout: token -> ..data/token.
+    (tmp_path / "sa" / "..data").mkdir(parents=True)
+    (tmp_path / "sa" / "..data" / "token").write_text(
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln\n")
+    (tmp_path / "sa" / "token").symlink_to("..data/token")
+    events = Recorder()
+    vault = DirectVault(environ={"VAULT_ADDR": dev_vault.addr, "VAULT_K8S_ROLE": "magbackup",
+                                 "VAULT_K8S_TOKEN_PATH": str(tmp_path / "sa" / "token"),
+                                 "VAULT_CLIENT_TIMEOUT": "20"}, on_event=events)
+    # No Kubernetes API here to review the token: the server refuses the login, and says
+    # so without the token.
+    with vault, pytest.raises(VaultError) as info:
+        vault.value(ref("vault+direct://secret/k3s/magbackup#api_key"))
+    message = info.value.format()
+    assert "refused the Kubernetes login (role 'magbackup'): HTTP " in message
+    assert "eyJ" not in message + events.text()
 
 
 def hanging_server() -> tuple[socket.socket, str]:

@@ -42,19 +42,15 @@ from ..secrets.vault import (
     VaultTokenRefused,
     vault_config,
 )
-from .events import TYPE_PREFIX
+from .events import SECRET_FAILED, SECRET_RENEWED, SECRET_ROTATED
 
-SECRET_ROTATED = TYPE_PREFIX + "secret.rotated"
-"""A Direct-Vault secret was read again and has changed (a new KV version, new
-dynamic credentials): ``reference`` (mount/path), ``version``, ``reason``."""
-SECRET_RENEWED = TYPE_PREFIX + "secret.renewed"
-"""A lease (or the login token) was renewed: ``reference``, ``lease_duration``."""
-SECRET_FAILED = TYPE_PREFIX + "secret.failed"
-"""A Direct-Vault read, renewal or login failed: ``reference``, ``stage``, ``error``."""
+__all__ = ["SECRET_FAILED", "SECRET_RENEWED", "SECRET_ROTATED", "DirectVault",
+           "DirectVaultError"]
 
 log = logging.getLogger("magcfg.runtime")
 EventSink = Callable[[str, dict[str, Any]], None]
 _MIN_WAIT = 0.05
+_KEEP_REPLACED = 256
 
 
 class DirectVaultError(VaultError):
@@ -110,7 +106,7 @@ class DirectVault:
         self._token_renew_at: float | None = None
         self._token_ttl = 0
         self._cache: dict[tuple[str, str], _Entry] = {}
-        self._seen: set[str] = set()
+        self._seen: dict[str, None] = {}  # insertion-ordered: the oldest replaced first
         self._lock = threading.RLock()
         self._background = background
         self._thread: threading.Thread | None = None
@@ -322,12 +318,23 @@ class DirectVault:
             data, version = found
             entry = _Entry(data, True, version, now, float("inf"), now + self.refresh_interval)
         self._cache[mount, path] = entry
-        self._seen.update(v if isinstance(v, str) else str(v) for v in entry.data.values())
+        self._remember(entry)
         if old is not None and (old.data != entry.data or old.version != entry.version):
             log.info("magcfg: Direct-Vault secret %s changed (%s)", _where(mount, path), reason)
             self._emit(SECRET_ROTATED, {"reference": _where(mount, path),
                                         "version": entry.version, "reason": reason})
         return entry
+
+    def _remember(self, entry: _Entry) -> None:
+        """Keep ``entry``'s values for masking: every current one, and the last
+        ``_KEEP_REPLACED`` replaced ones (an error may still quote an old password)."""
+        for text in _maskable(entry):
+            self._seen.pop(text, None)
+            self._seen[text] = None
+        if len(self._seen) > 2 * _KEEP_REPLACED:
+            current = {t for e in self._cache.values() for t in _maskable(e)}
+            old = [v for v in self._seen if v not in current][-_KEEP_REPLACED:]
+            self._seen = dict.fromkeys([*old, *current])
 
     def _renew(self, mount: str, path: str, entry: _Entry) -> None:
         try:
@@ -370,6 +377,13 @@ def _where(mount: str, path: str) -> str:
 
 def _first(exc: VaultError) -> str:
     return "; ".join(d.message for d in exc.diagnostics)
+
+
+def _maskable(entry: _Entry) -> list[str]:
+    """The strings of ``entry`` worth masking before they are asked for: not numbers or
+    flags (``ttl: 3600``), nor strings so short that masking them would garble every
+    event (``"1"``); a value :meth:`DirectVault.value` hands out is masked regardless."""
+    return [v for v in entry.data.values() if isinstance(v, str) and len(v) >= 4]
 
 
 def _margin(entry: _Entry) -> float:
