@@ -168,6 +168,36 @@ def test_approle_auth_from_files_reads_and_logs_in_again_after_revocation(
     assert CANARY not in events.text()
 
 
+def test_the_approle_login_token_is_renewed_then_replaced_at_its_max_ttl(
+        dev_vault: DevVault, kv: tuple[str, str]) -> None:
+    path, _ = kv
+    root = dev_vault.client()
+    if "approle/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("approle")
+    policy = unique("approle-read")
+    root.sys.create_or_update_policy(policy, f'path "secret/data/{path}" {{ capabilities = ["read"] }}')
+    role = unique("short")
+    root.auth.approle.create_or_update_approle(role, token_policies=[policy], token_ttl="3s",
+                                               token_max_ttl="6s")
+    config = vault_config({
+        "VAULT_ADDR": dev_vault.addr,
+        "VAULT_ROLE_ID": root.auth.approle.read_role_id(role)["data"]["role_id"],
+        "VAULT_SECRET_ID": root.auth.approle.generate_secret_id(role)["data"]["secret_id"]})
+    events = Recorder()
+    reference = ref(f"vault+direct://secret/{path}#api_key")
+    with DirectVault(config, on_event=events, refresh_interval=3600).start() as vault:
+        assert vault.value(reference) == CANARY + "-v1"
+        assert vault._session is not None
+        first = vault._session.client.token
+        assert wait_for(lambda: {"reference": "auth/approle", "lease_duration": 3}
+                        in events.of(SECRET_RENEWED), timeout=20)
+        # Past its max TTL the token cannot be stretched: a new login replaces it.
+        assert wait_for(lambda: vault._session is not None
+                        and vault._session.client.token != first, timeout=20)
+        assert vault.value(reference) == CANARY + "-v1"
+    assert CANARY not in events.text()
+
+
 def test_kv_rotation_is_picked_up_on_the_interval_and_on_demand(
         dev_vault: DevVault, kv: tuple[str, str]) -> None:
     path, token = kv

@@ -211,13 +211,15 @@ class DirectVault:
 
     def _run(self) -> None:
         while not self._closed:
+            # Cleared before the round: a secret read (or a login) meanwhile, with a
+            # deadline sooner than the one computed, wakes the thread at once.
+            self._wake.clear()
             try:
                 wait = self.maintain()
             except Exception as exc:  # upkeep must not die of a bug in a callback
                 log.error("magcfg: Direct-Vault upkeep failed: %s", type(exc).__name__)
                 wait = min(self.refresh_interval, 5.0)
             self._wake.wait(wait)
-            self._wake.clear()
 
     # ---------------------------------------------------------------- server
 
@@ -239,6 +241,7 @@ class DirectVault:
         self._token_renew_at = (time.monotonic() + ttl * 2 / 3
                                 if ttl > 0 and (renewable or self.config.auth != "token")
                                 else None)
+        self._wake.set()
 
     def _renew_token(self) -> None:
         session = self._session
@@ -318,6 +321,7 @@ class DirectVault:
             data, version = found
             entry = _Entry(data, True, version, now, float("inf"), now + self.refresh_interval)
         self._cache[mount, path] = entry
+        self._wake.set()  # the upkeep thread recomputes its next deadline
         self._remember(entry)
         if old is not None and (old.data != entry.data or old.version != entry.version):
             log.info("magcfg: Direct-Vault secret %s changed (%s)", _where(mount, path), reason)
