@@ -248,6 +248,8 @@ def database(dev_vault: DevVault, dev_postgres: DevPostgres) -> Iterator[tuple[s
     root.sys.create_or_update_policy(policy, f'path "database/creds/{role}" {{ capabilities = ["read"] }}\n'
                                      'path "sys/leases/renew" { capabilities = ["update"] }\n')
     yield role, dev_vault.token_with_policies(policy)
+    # Revoked while PostgreSQL still runs: else the server retries it at shutdown.
+    root.sys.revoke_prefix(f"database/creds/{role}")
 
 
 def test_dynamic_credentials_are_leased_renewed_and_read_again_after_revocation(
