@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import socket
 import subprocess
@@ -136,6 +137,28 @@ def test_token_auth_reads_kv_through_the_kernel_and_masks_the_value_everywhere(
         said = json.dumps(events) + caplog.text + json.dumps(kernel.status())
     assert CANARY not in said + files_text(tmp_path)
     assert "<redacted>" in said
+
+
+def test_direct_vault_true_configures_the_client_from_the_environment(
+        dev_vault: DevVault, kv: tuple[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    path, token = kv
+    key = Ed25519PrivateKey.generate()
+    config = base_config(1)
+    config["magbackup"] = {"region": f"vault+direct://secret/{path}#region"}
+    rename_write(tmp_path / "artifact", artifact_files(config, 1, key))
+    for name in [n for n in os.environ if n.startswith(("VAULT_", "BAO_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BAO_ADDR", dev_vault.addr)
+    (tmp_path / "token").write_text(token + "\n")
+    monkeypatch.setenv("VAULT_TOKEN_FILE", str(tmp_path / "token"))
+    with Kernel(tmp_path / "artifact", [key.public_key()], environment="production",
+                watch=False, direct_vault=True) as kernel:
+        assert kernel.secret("magbackup.region") == "eu-west-1"
+    monkeypatch.delenv("VAULT_TOKEN_FILE")
+    with pytest.raises(VaultUsageError, match="no Vault credentials"):
+        Kernel(tmp_path / "artifact", [key.public_key()], environment="production",
+               watch=False, direct_vault=True)
 
 
 def test_approle_auth_from_files_reads_and_logs_in_again_after_revocation(
