@@ -82,8 +82,12 @@ TOOLS_NPM_BINS=(yaml-language-server sarif-multitool)
 # Debian: by name. Leave TOOLS_CHROMIUM_VERSION empty to accept whatever the
 # mirror serves (old Debian versions vanish from the mirror after security
 # updates, so an exact pin would break fresh machines).
-TOOLS_APT_PKGS=(chromium)
+# PostgreSQL is pinned by Debian's versioned package (postgresql-15, bookworm's), the
+# database behind OpenBao's database engine in the Direct-Vault tests (tests/vault_dev.py);
+# TOOLS_POSTGRESQL_VERSION (e.g. 15.18-0+deb12u1) pins it exactly, same caveat.
+TOOLS_APT_PKGS=(chromium postgresql-15)
 TOOLS_CHROMIUM_VERSION="${TOOLS_CHROMIUM_VERSION:-}"
+TOOLS_POSTGRESQL_VERSION="${TOOLS_POSTGRESQL_VERSION:-}"
 
 # ---- helpers ----------------------------------------------------------------
 _tools_log() { [ "${TOOLS_QUIET:-0}" = 1 ] || echo "[tools] $*" >&2; }
@@ -269,6 +273,7 @@ tools_install_apt() { # (no ROOT: system packages)
   command -v dpkg-query >/dev/null || { _tools_die "not a Debian system"; return 1; }
   for p in "${TOOLS_APT_PKGS[@]}"; do
     want=""; [ "$p" = chromium ] && want=$TOOLS_CHROMIUM_VERSION
+    [ "$p" = postgresql-15 ] && want=$TOOLS_POSTGRESQL_VERSION
     _tools_apt_have "$p" "$want" || specs+=("$p${want:+=$want}")
   done
   if [ ${#specs[@]} -eq 0 ]; then _tools_log "apt: ${TOOLS_APT_PKGS[*]} already installed"; return 0; fi

@@ -5,6 +5,7 @@ the credentials each case is about."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -89,6 +90,69 @@ def dev_vault() -> Iterator[DevVault]:
         yield server
     finally:
         proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class DevPostgres:
+    """A running PostgreSQL (Debian's postgresql-15, scripts/tools.sh) on a loopback port,
+    with trust auth for its superuser: the database behind OpenBao's database engine."""
+
+    port: int
+    superuser: str = "postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{self.port}/postgres?sslmode=disable"
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: run ./scripts/dev tools "
+                           "(it installs Debian's postgresql-15)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def dev_postgres() -> Iterator[DevPostgres]:
+    """A throwaway PostgreSQL cluster for the session. PostgreSQL refuses to run as root,
+    so under root it runs as the package's ``postgres`` user."""
+    bindir = _postgres_bin()
+    workdir = Path(tempfile.mkdtemp(prefix="magcfg-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = workdir / "data"
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8", "--no-sync"],
+                   check=True, capture_output=True)
+    port = free_port()
+    log = workdir / "postgres.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+             "-k", str(workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready to accept connections" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start: {log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield DevPostgres(port)
+    finally:
+        # runuser passes SIGTERM on to postgres (a "smart" shutdown waits for clients:
+        # SIGINT is the "fast" one).
+        pid_file = data / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):  # already gone
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -36,10 +36,16 @@ WATCH_FAILED = TYPE_PREFIX + "config.watch_failed"
 PUBLISHED = TYPE_PREFIX + "config.published"
 SOURCE_FAILED = TYPE_PREFIX + "config.source_failed"
 SOURCE_RESTORED = TYPE_PREFIX + "config.source_restored"
+SECRET_ROTATED = TYPE_PREFIX + "config.secret_rotated"
+SECRET_RENEWED = TYPE_PREFIX + "config.secret_renewed"
+SECRET_FAILED = TYPE_PREFIX + "config.secret_failed"
+"""Direct-Vault (magcfg.runtime.vault): a secret read again and changed, a lease renewed,
+a read, renewal or login failed."""
 ALL = "*"
-EVENT_TYPES = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, WATCH_FAILED, PUBLISHED,
-               SOURCE_FAILED, SOURCE_RESTORED)
-LEGACY_TYPES = {name.removeprefix(TYPE_PREFIX): name for name in EVENT_TYPES}
+_TYPES_01 = (LOADED, RELOADED, RELOAD_FAILED, STATE_CORRUPT, WATCH_FAILED, PUBLISHED,
+             SOURCE_FAILED, SOURCE_RESTORED)
+EVENT_TYPES = (*_TYPES_01, SECRET_ROTATED, SECRET_RENEWED, SECRET_FAILED)
+LEGACY_TYPES = {name.removeprefix(TYPE_PREFIX): name for name in _TYPES_01}
 """The names of 0.1 (``config.reloaded``...): ``subscribe`` still accepts them, with a
 DeprecationWarning, until the release after next; events carry the new names."""
 RUNTIME_SOURCE = "urn:magcfg:runtime"

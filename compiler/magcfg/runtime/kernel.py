@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ..secrets.references import SecretRef
     from .metrics import KernelMetrics
     from .registry import RegistrySource
+    from .vault import DirectVault
     from .watcher import DirectoryWatcher
 
 Validator = Callable[[Mapping[str, Any]], None]
@@ -124,6 +125,10 @@ class Kernel:
     accept versions older than the running one. ``watch``: watch the directory after
     :meth:`start` (else call :meth:`reload`). ``audit_log``: a JSON-lines file.
     ``metrics``: ``True`` for the default Prometheus registry, or a registry.
+    ``direct_vault``: resolve ``vault+direct://`` references in :meth:`secret`: a
+    :class:`~magcfg.runtime.vault.DirectVault`, or ``True`` for one configured from
+    ``VAULT_*`` variables (needs ``magcfg[vault]``). Off by default: the kernel makes no
+    network request unless asked to.
     """
 
     def __init__(self, artifact_dir: str | os.PathLike[str],
@@ -143,7 +148,8 @@ class Kernel:
                  source: str = RUNTIME_SOURCE,
                  insecure_registry: bool = False,
                  registry_interval: float = 30.0,
-                 registry_max_backoff: float = 300.0) -> None:
+                 registry_max_backoff: float = 300.0,
+                 direct_vault: DirectVault | bool | None = None) -> None:
         if not isinstance(environment, str) or not ENVIRONMENT_NAME.fullmatch(environment):
             raise ValueError(f"environment {environment!r} is not an environment name "
                              f"({ENVIRONMENT_NAME.pattern})")
@@ -205,6 +211,15 @@ class Kernel:
         # Values secret() handed out: kept in memory only, to mask them wherever text
         # leaves the kernel (a validator's message may quote one).
         self._handed_out: set[str] = set()
+        self._direct_vault: DirectVault | None = None
+        if direct_vault is True:
+            from .vault import DirectVault
+
+            direct_vault = DirectVault(on_event=self._source_event)
+        if direct_vault is not None and direct_vault is not False:
+            if direct_vault.on_event is None:
+                direct_vault.on_event = self._source_event
+            self._direct_vault = direct_vault
         self._verified: tuple[bytes, bytes, str, dict[str, Any]] | None = None
         self._delivered_refs: tuple[Snapshot, list[_Reference]] | None = None
         self.last_error: Event | None = None
@@ -254,10 +269,12 @@ class Kernel:
                environ: Mapping[str, str] | None = None) -> str | None:
         """The value of the secret that the reference at ``path`` names, read where the
         platform delivers it (docs/secrets.md): the env var ``env_var_name(path)`` that
-        the Deployment injects for ``vault://``, the named variable for ``env://``.
-        ``None`` if it is not delivered (or is ``vault+direct://``, which the app reads
-        from Vault itself). The value is never written, logged or put in an event: the
-        kernel keeps it in memory only to mask it in every event, log line and result."""
+        the Deployment injects for ``vault://``, the named variable for ``env://``;
+        ``vault+direct://`` from Vault itself when the kernel has a Direct-Vault client
+        (``direct_vault=``; raises :class:`~magcfg.secrets.vault.VaultError` if Vault
+        cannot give it), else ``None``. ``None`` too if it is not delivered. The value
+        is never written, logged or put in an event: the kernel keeps it in memory only
+        to mask it in every event, log line and result."""
         from ..secrets.check_env import resolve
         from ..secrets.references import parse_reference
 
@@ -266,6 +283,10 @@ class Kernel:
         ref = parse_reference(value) if isinstance(value, str) else None
         if ref is None:
             raise KeyError(f"{format_keypath(keypath)} does not hold a secret reference")
+        if ref.direct and self._direct_vault is not None:
+            direct = self._direct_vault.value(ref)
+            self._handed_out.add(direct)
+            return direct
         found = resolve(keypath, ref, os.environ if environ is None else environ)
         if found:
             self._handed_out.add(found)
@@ -363,6 +384,8 @@ class Kernel:
                 self.booted_from = "artifact"
                 self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
+            if self._direct_vault is not None:
+                self._direct_vault.start()
             if self._watch and self._registry is not None:
                 self._registry.start()
             elif self._watch:
@@ -388,6 +411,8 @@ class Kernel:
             watcher.stop()
             if self.metrics is not None:
                 self.metrics.watching(False)
+        if self._direct_vault is not None:
+            self._direct_vault.close()
         if self._audit is not None:
             self._audit.close()
 
@@ -749,7 +774,7 @@ class Kernel:
         """Every secret string known: the values ``secret()`` handed out, the values the
         environment delivers for the references of ``configs`` and of the served
         config, and (with ``policy``) the values at secret keys of ``configs``."""
-        texts = set(self._handed_out)
+        texts = self._handed_texts()
         current = self._current
         for config in configs:
             if policy is not None:
@@ -758,6 +783,14 @@ class Kernel:
                 texts |= self._delivered(config)
         if current is not None:
             texts |= self._delivered(current.config)
+        return texts
+
+    def _handed_texts(self) -> set[str]:
+        """The values ``secret()`` handed out, and every value the Direct-Vault client
+        read (the password of a dynamic secret whose username alone was asked for)."""
+        texts = set(self._handed_out)
+        if self._direct_vault is not None:
+            texts |= self._direct_vault.values()
         return texts
 
     def _mask(self, text: str, policy: ReloadPolicy | None = None,
@@ -770,7 +803,7 @@ class Kernel:
         text (an ``error``) are masked ``thorough``-ly, with everything :meth:`_mask`
         knows; the others (keys, versions, values of non-secret keys, which the policy
         redacted already) with the values handed out, without a walk of the config."""
-        texts = self._secret_texts(None) if thorough else set(self._handed_out)
+        texts = self._secret_texts(None) if thorough else self._handed_texts()
         if texts:
             event["data"] = Redactor().masked(event["data"], texts)
         return event

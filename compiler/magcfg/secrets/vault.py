@@ -12,6 +12,8 @@ OpenBao CLIs read it (each ``VAULT_*`` name also as ``BAO_*``; ``VAULT_*`` wins)
 ``VAULT_TOKEN``            token auth
 ``VAULT_ROLE_ID`` +        AppRole auth (mount ``VAULT_APPROLE_MOUNT``, default
 ``VAULT_SECRET_ID``        ``approle``)
+``VAULT_<X>_FILE``         for ``TOKEN``, ``ROLE_ID``, ``SECRET_ID``: read the value
+                           from that file (a mounted Secret) when ``VAULT_<X>`` is unset
 ``VAULT_K8S_ROLE``         Kubernetes auth with the pod's service-account token
                            (``VAULT_K8S_TOKEN_PATH``, default the projected token;
                            mount ``VAULT_K8S_MOUNT``, default ``kubernetes``)
@@ -52,6 +54,14 @@ class VaultError(MagcfgError):
     """The server cannot be used: unreachable, too slow, TLS, refused credentials."""
 
 
+class VaultDenied(VaultError):
+    """The token is valid but its policies do not grant the path."""
+
+
+class VaultTokenRefused(VaultError):
+    """The server refuses the token: wrong, expired or revoked."""
+
+
 class VaultUsageError(UsageError):
     """The environment does not say where Vault is or how to log in."""
 
@@ -83,6 +93,24 @@ def _get(environ: Mapping[str, str], name: str) -> str | None:
     return environ.get(f"VAULT_{name}") or environ.get(f"BAO_{name}") or None
 
 
+def _get_or_file(environ: Mapping[str, str], name: str) -> str | None:
+    """``VAULT_<name>``, else the content of the file ``VAULT_<name>_FILE`` names (a
+    mounted Kubernetes Secret), stripped; ``BAO_`` spellings too."""
+    value = _get(environ, name)
+    path = _get(environ, f"{name}_FILE")
+    if value is not None or path is None:
+        return value
+    from ..durable import read_regular
+
+    try:
+        text = read_regular(path, 1 << 16, follow_symlinks=True).decode().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+        raise VaultUsageError(_problem(
+            f"cannot read VAULT_{name}_FILE {path}: {reason}")) from None
+    return text or None
+
+
 def vault_config(environ: Mapping[str, str], default_addr: str | None = None) -> VaultConfig:
     """The connection the environment describes. ``default_addr`` (the project's address
     for the environment) is used when ``VAULT_ADDR``/``BAO_ADDR`` is unset."""
@@ -109,8 +137,8 @@ def vault_config(environ: Mapping[str, str], default_addr: str | None = None) ->
         verify = False
     elif _get(environ, "CACERT"):
         verify = str(_get(environ, "CACERT"))
-    token = _get(environ, "TOKEN")
-    role_id, secret_id = _get(environ, "ROLE_ID"), _get(environ, "SECRET_ID")
+    token = _get_or_file(environ, "TOKEN")
+    role_id, secret_id = _get_or_file(environ, "ROLE_ID"), _get_or_file(environ, "SECRET_ID")
     k8s_role = _get(environ, "K8S_ROLE")
     chosen = _get(environ, "AUTH_METHOD")
     method: AuthMethod | None = None
@@ -167,6 +195,18 @@ class KvRead:
         return f"{where} version {self.version}"
 
 
+@dataclass(frozen=True)
+class Leased:
+    """What a logical read returned: ``data`` (never shown) and its lease (``lease_id``
+    empty and ``lease_duration`` 0 when the secret has none)."""
+
+    path: str
+    data: Mapping[str, Any] = field(repr=False)
+    lease_id: str = field(default="", repr=False)
+    lease_duration: int = 0
+    renewable: bool = False
+
+
 class VaultSession:
     """An authenticated client. Every call is bounded by the configured timeout; every
     failure becomes a :class:`VaultError` whose message holds no server text."""
@@ -178,8 +218,9 @@ class VaultSession:
     def _connect(self) -> hvac.Client:
         try:
             import hvac  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
-        except ImportError:  # pragma: no cover - hvac is a dependency
-            raise VaultError(_problem("talking to Vault needs the hvac package")) from None
+        except ImportError:  # the slim runtime install: only the `vault` extra brings hvac
+            raise VaultError(_problem("talking to Vault needs the hvac package: "
+                                      "pip install 'magcfg[vault]'")) from None
         return hvac.Client(url=self.config.addr, token=self.config.token,
                            namespace=self.config.namespace, verify=self.config.verify,
                            timeout=self.config.timeout)
@@ -203,7 +244,7 @@ class VaultSession:
                 # denied" alone); a valid token whose policies lack lookup-self gets the
                 # policy's denial, which is not a credentials problem.
                 if exc.plain:
-                    raise VaultError(_problem(
+                    raise VaultTokenRefused(_problem(
                         f"Vault at {config.addr} refused the token (VAULT_TOKEN): it is wrong, "
                         "expired or revoked")) from None
             self._client = client
@@ -218,7 +259,8 @@ class VaultSession:
             from ..durable import read_regular
 
             try:
-                jwt = read_regular(config.k8s_token_path, 1 << 16).decode().strip()
+                jwt = read_regular(config.k8s_token_path, 1 << 16,
+                                   follow_symlinks=True).decode().strip()
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
                 raise VaultError(_problem(
@@ -234,6 +276,103 @@ class VaultSession:
             raise VaultError(_problem(
                 f"Vault at {config.addr} refused {what}: HTTP {exc.status} on {where}")) from None
         self._client = client
+
+    def read(self, path: str) -> Leased:
+        """A logical read of ``path`` (a dynamic secret such as ``database/creds/<role>``):
+        its data and lease. Raises :class:`VaultDenied` when the policies do not grant it,
+        :class:`VaultError` for anything else (no secret there, refused token, ...)."""
+        client = self.client
+        try:
+            found = self._call(path, lambda: client.adapter.get(f"/v1/{path}"))
+        except _Forbidden as exc:
+            raise self.denied(path, exc.plain) from None
+        except _Status as exc:
+            what = "no secret there" if exc.status in (404, 405) else f"HTTP {exc.status}"
+            raise VaultError(_problem(
+                f"Vault at {self.config.addr} answered {what} reading {path}")) from None
+        if not isinstance(found, dict) or not isinstance(found.get("data"), dict):
+            raise VaultError(_problem(
+                f"Vault at {self.config.addr} returned no data reading {path}"))
+        duration = found.get("lease_duration")
+        return Leased(path, found["data"], str(found.get("lease_id") or ""),
+                      duration if isinstance(duration, int) and duration > 0 else 0,
+                      found.get("renewable") is True)
+
+    def renew_lease(self, lease_id: str, increment: int) -> int:
+        """Renew ``lease_id`` by ``increment`` seconds; the duration the server granted.
+        Raises :class:`VaultError` if it refuses (revoked, expired, past its max TTL)."""
+        client = self.client
+        where = "sys/leases/renew"
+        try:
+            found = self._call(where, lambda: client.sys.renew_lease(lease_id, increment))
+        except (_Forbidden, _Status) as exc:
+            raise VaultError(_problem(
+                f"Vault at {self.config.addr} refused to renew the lease (HTTP {exc.status} "
+                f"on {where}): it is revoked, expired or not renewable")) from None
+        duration = found.get("lease_duration") if isinstance(found, dict) else None
+        return duration if isinstance(duration, int) else 0
+
+    def token_ttl(self) -> tuple[int, bool]:
+        """The token's remaining TTL in seconds (0: never expires) and whether it is
+        renewable; ``(0, False)`` when its policies do not grant lookup-self. Raises
+        :class:`VaultTokenRefused` if the server refuses the token."""
+        client = self.client
+        try:
+            found = self._call("auth/token/lookup-self", client.auth.token.lookup_self)
+        except _Forbidden as exc:
+            if not exc.plain:
+                return 0, False
+            raise VaultTokenRefused(_problem(
+                f"Vault at {self.config.addr} refused the token (HTTP {exc.status} on "
+                "auth/token/lookup-self): it is wrong, expired or revoked")) from None
+        except _Status as exc:
+            raise VaultTokenRefused(_problem(
+                f"Vault at {self.config.addr} refused the token (HTTP {exc.status} on "
+                "auth/token/lookup-self): it is wrong, expired or revoked")) from None
+        data = found.get("data") if isinstance(found, dict) else None
+        ttl = data.get("ttl") if isinstance(data, dict) else None
+        return (ttl if isinstance(ttl, int) else 0,
+                bool(isinstance(data, dict) and data.get("renewable") is True))
+
+    def renew_token(self) -> int:
+        """Renew the session's token; its new TTL. Raises :class:`VaultError` if refused."""
+        client = self.client
+        where = "auth/token/renew-self"
+        try:
+            found = self._call(where, client.auth.token.renew_self)
+        except (_Forbidden, _Status) as exc:
+            raise VaultError(_problem(
+                f"Vault at {self.config.addr} refused to renew the token (HTTP {exc.status} "
+                f"on {where})")) from None
+        auth = found.get("auth") if isinstance(found, dict) else None
+        ttl = auth.get("lease_duration") if isinstance(auth, dict) else None
+        return ttl if isinstance(ttl, int) else 0
+
+    def mount_kind(self, mount: str) -> tuple[str, str] | None:
+        """The secrets engine type and version option of ``mount`` (``("kv", "2")``), or
+        None if the server does not say (the token sees nothing there)."""
+        client = self.client
+        where = f"sys/internal/ui/mounts/{mount}"
+        try:
+            found = self._call(where, lambda: client.adapter.get(f"/v1/{where}"))
+        except (_Forbidden, _Status):
+            return None
+        data = found.get("data") if isinstance(found, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            return None
+        options = data.get("options") if isinstance(data.get("options"), dict) else {}
+        return data["type"], str((options or {}).get("version") or "")
+
+    def denied(self, path: str, plain: bool = True) -> VaultError:
+        """A 403 on ``path``: a refused token (Vault says "permission denied" alone for an
+        unknown token too, so ask lookup-self) or a policy that does not grant it."""
+        if plain:
+            try:
+                self.token_ttl()
+            except VaultError as refused:
+                return refused
+        return VaultDenied(_problem(
+            f"permission denied reading {path}: the token's policies do not grant read there"))
 
     def read_kv(self, mount: str, path: str) -> KvRead:
         """The current version of KV v2 secret ``path`` on ``mount``."""
