@@ -18,11 +18,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, TypeGuard
 
 __all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "KUSTOMIZATION",
-           "MANIFEST", "MANIFEST_FORMAT", "MAX_VERSION", "SECRET_CONSTRAINTS",
-           "SECRET_CONSTRAINTS_FORMAT", "SIGNATURE",
-           "SIGNED_FILES", "VALUE_KEYWORDS", "ManifestError", "check_manifest",
-           "check_secret_constraints", "data_root", "is_version", "load_manifest",
-           "load_secret_constraints", "safe_file_name", "value_pattern", "written_names"]
+           "MANIFEST", "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES",
+           "VALUE_CONSTRAINTS", "VALUE_CONSTRAINTS_FORMAT", "VALUE_KEYWORDS", "ManifestError",
+           "check_manifest", "check_secret_constraints", "data_root", "is_version",
+           "load_manifest", "load_secret_constraints", "safe_file_name", "value_pattern",
+           "written_names"]
 
 CONFIG = "config.json"
 """The merged configuration (listed in the manifest)."""
@@ -38,7 +38,7 @@ KUSTOMIZATION = "kustomization.yaml"
 """The Kustomize entry point listing the directory's Kubernetes objects (not listed in
 the manifest), so ``kustomize build`` and ``kubectl apply -k`` apply exactly those."""
 
-SECRET_CONSTRAINTS = "secret-constraints.json"
+VALUE_CONSTRAINTS = "value-constraints.json"
 """What the schema's ``x-magcfg-secret-value`` says each secret's value must be (listed
 in the manifest; written only when the schema states such constraints)."""
 
@@ -273,9 +273,9 @@ def written_names(manifest: bytes | None) -> frozenset[str]:
     return frozenset(names)
 
 
-# -- secret-constraints.json ---------------------------------------------------------------
+# -- value-constraints.json ---------------------------------------------------------------
 
-SECRET_CONSTRAINTS_FORMAT = 1
+VALUE_CONSTRAINTS_FORMAT = 1
 VALUE_KEYWORDS = ("const", "enum", "maxLength", "minLength", "pattern")
 """What ``x-magcfg-secret-value`` may say about a secret's value (all strings)."""
 
@@ -310,12 +310,12 @@ def _length(value: object, field: str) -> int:
 
 
 def check_secret_constraints(document: object) -> dict[str, dict[str, Any]]:
-    """The key glob -> constraints of ``secret-constraints.json`` (parsed), checked:
+    """The key glob -> constraints of ``value-constraints.json`` (parsed), checked:
     ``{"format": 1, "keys": {glob: {keyword: value}}}`` with ``VALUE_KEYWORDS`` only.
     Raises :class:`ManifestError` (``field`` names the offending place)."""
     doc = _object(document, "", ("format", "keys"))
-    if type(doc["format"]) is not int or doc["format"] != SECRET_CONSTRAINTS_FORMAT:
-        _fail("format", f"must be {SECRET_CONSTRAINTS_FORMAT}")
+    if type(doc["format"]) is not int or doc["format"] != VALUE_CONSTRAINTS_FORMAT:
+        _fail("format", f"must be {VALUE_CONSTRAINTS_FORMAT}")
     keys = _object(doc["keys"], "keys")
     for glob, entry in keys.items():
         where = f"keys[{json.dumps(glob)}]"
@@ -345,7 +345,7 @@ def check_secret_constraints(document: object) -> dict[str, dict[str, Any]]:
 
 
 def load_secret_constraints(data: bytes) -> dict[str, dict[str, Any]]:
-    """Parse ``secret-constraints.json`` bytes strictly (as :func:`load_manifest`), then
+    """Parse ``value-constraints.json`` bytes strictly (as :func:`load_manifest`), then
     :func:`check_secret_constraints`. Raises :class:`ManifestError`."""
     try:
         parsed = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,

@@ -630,11 +630,11 @@ def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.
 
 
 def _constrained(rig: Rig, constraints: bytes) -> dict[str, bytes]:
-    """Version 1 with ``secret-constraints.json`` listed in its signed manifest."""
+    """Version 1 with ``value-constraints.json`` listed in its signed manifest."""
     body = (json.dumps(base_config(1), indent=2, sort_keys=True) + "\n").encode()
     files = artifact_files(base_config(1), 1, rig.key, extra_manifest={"files": {
-        "config.json": digest(body), "secret-constraints.json": digest(constraints)}})
-    return {**files, "secret-constraints.json": constraints}
+        "config.json": digest(body), "value-constraints.json": digest(constraints)}})
+    return {**files, "value-constraints.json": constraints}
 
 
 def test_secret_values_are_checked_against_the_artifacts_constraints(
@@ -656,11 +656,11 @@ def test_secret_values_are_checked_against_the_artifacts_constraints(
 def test_tampered_constraints_are_refused_by_the_kernel(rig: Rig) -> None:
     good = b'{"format": 1, "keys": {"magds.password": {"minLength": 32}}}\n'
     files = _constrained(rig, good)
-    files["secret-constraints.json"] = good.replace(b"32", b"1 ")
+    files["value-constraints.json"] = good.replace(b"32", b"1 ")
     rig.writer.write(files)
     with pytest.raises(KernelStartError) as info:
         rig.kernel(watch=False)
-    assert "secret-constraints.json" in info.value.format()
+    assert "value-constraints.json" in info.value.format()
 
 
 def test_a_replaced_artifact_directory_is_found_again(rig: Rig) -> None:

@@ -250,13 +250,13 @@ def _all_output(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_constraints_travel_in_the_artifact_listed_in_the_manifest(strict: Project) -> None:
     prod = strict.root / "generated/prod"
-    data = json.loads((prod / "secret-constraints.json").read_text())
+    data = json.loads((prod / "value-constraints.json").read_text())
     assert data == {"format": 1, "keys": {
         "magbackup.creds.*": {"enum": ["CANARY-a", "CANARY-b"]},
         "magds.password": {"minLength": 32, "pattern": "^CANARY-[A-Za-z0-9]+$"},
         "magws.app_secret": {"maxLength": 16}}}
     manifest = json.loads((prod / "manifest.json").read_text())
-    assert "secret-constraints.json" in manifest["files"]
+    assert "value-constraints.json" in manifest["files"]
 
 
 def test_conforming_values_pass(strict: Project) -> None:
@@ -330,7 +330,7 @@ def test_env_scheme_values_are_checked_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", ["weakened", "removed", "unlisted"])
 def test_tampered_constraints_are_refused(strict: Project, how: str) -> None:
     prod = strict.root / "generated/prod"
-    path = prod / "secret-constraints.json"
+    path = prod / "value-constraints.json"
     if how == "weakened":  # a lower minLength would let the short key through
         path.write_text(path.read_text().replace('"minLength": 32', '"minLength": 1'))
     elif how == "removed":
@@ -338,14 +338,14 @@ def test_tampered_constraints_are_refused(strict: Project, how: str) -> None:
     else:  # dropped from the manifest: its config digest still agrees, not its files
         manifest = prod / "manifest.json"
         data = json.loads(manifest.read_text())
-        del data["files"]["secret-constraints.json"]
+        del data["files"]["value-constraints.json"]
         manifest.write_text(json.dumps(data))
     env = clean_env(**{**CONSTRAINED_VARS, "MAGCFG_MAGDS_PASSWORD": "CANARY-short"})
     result = run(strict.root, "check-env", "--env", "prod", env=env)
     assert result.returncode == 1
     if how == "weakened":
         assert failed_cleanly(result, 1) == (
-            f"{path}: error: secret-constraints.json does not match the digest in manifest.json "
+            f"{path}: error: value-constraints.json does not match the digest in manifest.json "
             "(torn or tampered artifact)\n")
     elif how == "removed":
         assert "cannot read the artifact" in result.stderr
@@ -358,13 +358,13 @@ def test_tampered_constraints_are_refused(strict: Project, how: str) -> None:
 
 def test_malformed_constraints_are_refused_clearly(strict: Project) -> None:
     prod = strict.root / "generated/prod"
-    path = prod / "secret-constraints.json"
+    path = prod / "value-constraints.json"
     path.write_text(path.read_text().replace('"minLength": 32', '"minLength": "32"'))
     manifest = prod / "manifest.json"
     data = json.loads(manifest.read_text())
     import hashlib
 
-    data["files"]["secret-constraints.json"] = "sha256:" + hashlib.sha256(
+    data["files"]["value-constraints.json"] = "sha256:" + hashlib.sha256(
         path.read_bytes()).hexdigest()
     manifest.write_text(json.dumps(data))
     result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
@@ -377,7 +377,7 @@ def test_constraints_build_is_deterministic(tmp_path: Path) -> None:
     a = constrained(tmp_path / "a")
     b = constrained(tmp_path / "b")
     for env in ("dev", "prod"):
-        for name in ("secret-constraints.json", "manifest.json", "configmap.yaml"):
+        for name in ("value-constraints.json", "manifest.json", "configmap.yaml"):
             assert ((a.root / "generated" / env / name).read_bytes()
                     == (b.root / "generated" / env / name).read_bytes()), (env, name)
     before = {p.name: p.read_bytes() for p in (a.root / "generated/prod").iterdir()}
@@ -386,7 +386,7 @@ def test_constraints_build_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_no_constraints_no_file(built: Project) -> None:
-    assert not (built.root / "generated/prod/secret-constraints.json").exists()
+    assert not (built.root / "generated/prod/value-constraints.json").exists()
 
 
 def _schema_refusal(tmp_path: Path, rules: object, key: str = "password") -> str:

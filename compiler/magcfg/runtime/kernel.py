@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..artifact import CONFIG, ENVIRONMENT_NAME, MANIFEST, SECRET_CONSTRAINTS, SIGNATURE
+from ..artifact import CONFIG, ENVIRONMENT_NAME, MANIFEST, SIGNATURE, VALUE_CONSTRAINTS
 from ..durable import read_regular
 from ..errors import MagcfgError
 from ..heap import gc_paused
@@ -274,13 +274,13 @@ class Kernel:
     def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
         """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
         whether every secret it references is delivered and meets the constraints of
-        its ``secret-constraints.json`` (names only, never values)."""
+        its ``value-constraints.json`` (names only, never values)."""
         from ..secrets.check_env import check_config, parse_constraints
         from .snapshot import thaw
 
         snapshot = self.snapshot
-        data = snapshot.files.get(SECRET_CONSTRAINTS)  # verified with the manifest
-        constraints = (parse_constraints(data, f"{self.artifact_dir}/{SECRET_CONSTRAINTS}")
+        data = snapshot.files.get(VALUE_CONSTRAINTS)  # verified with the manifest
+        constraints = (parse_constraints(data, f"{self.artifact_dir}/{VALUE_CONSTRAINTS}")
                        if data is not None else None)
         return check_config(snapshot.environment, thaw(snapshot.config),
                             os.environ if environ is None else environ, constraints)

@@ -11,7 +11,7 @@ value is there:
 
 A value that is there must also meet what the schema's ``x-magcfg-secret-value`` states
 for its key (``minLength``, ``maxLength``, ``pattern``, ``const``, ``enum``): the build
-writes those constraints to ``secret-constraints.json``, listed (with its digest) in the
+writes those constraints to ``value-constraints.json``, listed (with its digest) in the
 manifest, so they travel with the artifact and are trusted as far as the manifest is.
 A failing value is reported by its env var, key and the constraint it fails.
 
@@ -35,7 +35,7 @@ from typing import Any
 from ..artifact import (
     CONFIG,
     MANIFEST,
-    SECRET_CONSTRAINTS,
+    VALUE_CONSTRAINTS,
     ManifestError,
     data_root,
     load_manifest,
@@ -55,7 +55,7 @@ class ArtifactError(MagcfgError):
 
 
 Constraints = dict[str, dict[str, Any]]
-"""Key glob -> constraints on the value of the secret there (``secret-constraints.json``)."""
+"""Key glob -> constraints on the value of the secret there (``value-constraints.json``)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def value_failures(value: str, rules: Mapping[str, Any]) -> list[tuple[str, str]
 
 
 def parse_constraints(data: bytes, file: str) -> Constraints:
-    """``secret-constraints.json`` bytes, checked; else ``ArtifactError`` at ``file``."""
+    """``value-constraints.json`` bytes, checked; else ``ArtifactError`` at ``file``."""
     try:
         return load_secret_constraints(data)
     except ManifestError as exc:
@@ -167,7 +167,7 @@ def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) ->
 def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None
                   ) -> tuple[str, Any, Constraints]:
     """(environment, config, constraints) of an artifact directory; config.json (and
-    secret-constraints.json, when the manifest lists it) must match the digests in
+    value-constraints.json, when the manifest lists it) must match the digests in
     manifest.json, and the manifest's environment must be ``env`` when given. Only
     regular files are read (a FIFO or a device there is refused, never waited on); a
     ConfigMap volume is read through its ``..data`` link."""
@@ -202,15 +202,15 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None
         raise fail(base / MANIFEST, f"this artifact is for environment {environment!r}, "
                    f"not {env!r}", "environment")
     constraints: Constraints = {}
-    listed = manifest["files"].get(SECRET_CONSTRAINTS)
+    listed = manifest["files"].get(VALUE_CONSTRAINTS)
     if listed is not None:
-        file = base / SECRET_CONSTRAINTS
+        file = base / VALUE_CONSTRAINTS
         try:
-            data = read_regular(root / SECRET_CONSTRAINTS)
+            data = read_regular(root / VALUE_CONSTRAINTS)
         except OSError as exc:
             raise fail(file, f"cannot read the artifact: {exc.strerror}") from None
         if "sha256:" + hashlib.sha256(data).hexdigest() != listed:
-            raise fail(file, f"{SECRET_CONSTRAINTS} does not match the digest in "
+            raise fail(file, f"{VALUE_CONSTRAINTS} does not match the digest in "
                        "manifest.json (torn or tampered artifact)")
         constraints = parse_constraints(data, str(file))
     return environment, config, constraints

@@ -12,7 +12,7 @@
 * ``vault-policy-direct-<app>.hcl``: the same for each Direct-Vault app, for the app's
   own Vault role (least privilege: the store's role does not get it, nor the reverse).
 
-* ``secret-constraints.json`` (``artifact.SECRET_CONSTRAINTS``): what the schema's
+* ``value-constraints.json`` (``artifact.VALUE_CONSTRAINTS``): what the schema's
   ``x-magcfg-secret-value`` says each secret's value must be, for ``check-env``, which
   has no schema; only when the schema states such constraints.
 
@@ -28,7 +28,7 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from ..artifact import SECRET_CONSTRAINTS, SECRET_CONSTRAINTS_FORMAT
+from ..artifact import VALUE_CONSTRAINTS, VALUE_CONSTRAINTS_FORMAT
 from .references import SecretRef, env_var_name
 from .rules import scan
 from .settings import SecretSettings, label_value, load_secret_settings
@@ -46,12 +46,12 @@ def emit_secret_manifests(context: CompileContext) -> dict[str, bytes]:
     constraints = secret_constraints_json(context)
     files = _delivery_files(context)
     if constraints is not None:
-        files[SECRET_CONSTRAINTS] = constraints
+        files[VALUE_CONSTRAINTS] = constraints
     return files
 
 
 def secret_constraints_json(context: CompileContext) -> bytes | None:
-    """``secret-constraints.json``: key glob -> constraints on the secret's value, from
+    """``value-constraints.json``: key glob -> constraints on the secret's value, from
     the schema (None when it states none). Sorted, so deterministic."""
     summary = context.schema_summary
     if summary is None and context.schema is not None:
@@ -60,7 +60,7 @@ def secret_constraints_json(context: CompileContext) -> bytes | None:
         keys = (summary or {}).get("secret_values") or {}
     if not keys:
         return None
-    document = {"format": SECRET_CONSTRAINTS_FORMAT, "keys": keys}
+    document = {"format": VALUE_CONSTRAINTS_FORMAT, "keys": keys}
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
