@@ -15,8 +15,9 @@ writes those constraints to ``value-constraints.json``, listed (with its digest)
 manifest, so they travel with the artifact and are trusted as far as the manifest is.
 A failing value is reported by its env var, key and the constraint it fails.
 
-Only names are reported, never values (nor their lengths). Light on purpose (standard library only): a
-service embedding magcfg, or the runtime kernel, can call ``check_env`` at boot.
+Only names are reported, never values (nor their lengths). Light on purpose (standard
+library only): a service embedding magcfg, or the runtime kernel, can call ``check_env``
+at boot.
 
     >>> result = check_env("generated/production", os.environ)
     >>> if not result.ok: sys.exit("missing secrets: " + ", ".join(result.missing_names))
