@@ -18,8 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, TypeGuard
 
 __all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "KUSTOMIZATION",
-           "MANIFEST", "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES", "ManifestError",
-           "check_manifest", "data_root", "is_version", "load_manifest", "safe_file_name",
+           "MANIFEST", "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES",
+           "VALUE_CONSTRAINTS", "VALUE_CONSTRAINTS_FORMAT", "VALUE_KEYWORDS", "ManifestError",
+           "check_manifest", "check_secret_constraints", "data_root", "is_version",
+           "load_manifest", "load_secret_constraints", "safe_file_name", "value_pattern",
            "written_names"]
 
 CONFIG = "config.json"
@@ -35,6 +37,10 @@ CONFIGMAP = "configmap.yaml"
 KUSTOMIZATION = "kustomization.yaml"
 """The Kustomize entry point listing the directory's Kubernetes objects (not listed in
 the manifest), so ``kustomize build`` and ``kubectl apply -k`` apply exactly those."""
+
+VALUE_CONSTRAINTS = "value-constraints.json"
+"""What the schema's ``x-magcfg-secret-value`` says each secret's value must be (listed
+in the manifest; written only when the schema states such constraints)."""
 
 SIGNED_FILES = (SIGNATURE, ATTESTATION)
 """Files ``sign`` makes over the manifest's bytes: they hold only while it is unchanged."""
@@ -265,3 +271,91 @@ def written_names(manifest: bytes | None) -> frozenset[str]:
         names.update(name for name in listed if isinstance(name, str) and name
                      and "/" not in name and "\0" not in name and name not in (".", ".."))
     return frozenset(names)
+
+
+# -- value-constraints.json ---------------------------------------------------------------
+
+VALUE_CONSTRAINTS_FORMAT = 1
+VALUE_KEYWORDS = ("const", "enum", "maxLength", "minLength", "pattern")
+"""What ``x-magcfg-secret-value`` may say about a secret's value (all strings)."""
+
+
+def value_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` (JSON Schema, ECMA-262) compiled with Python's ``re`` as ECMA-262 reads
+    it where the two differ in ways that matter for a secret: ``$`` outside a character
+    class is the end of the value (Python's also matches before a final newline), and
+    ``\\d``/``\\w`` are ASCII (so is ``\\s`` here, narrower than ECMA-262's).
+    Unanchored, like JSON Schema: use ``re.search``. Raises ``re.error`` when ``re`` cannot compile it."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
+def _length(value: object, field: str) -> int:
+    return _integer(value, field, 0, MAX_VERSION)
+
+
+def check_secret_constraints(document: object) -> dict[str, dict[str, Any]]:
+    """The key glob -> constraints of ``value-constraints.json`` (parsed), checked:
+    ``{"format": 1, "keys": {glob: {keyword: value}}}`` with ``VALUE_KEYWORDS`` only.
+    Raises :class:`ManifestError` (``field`` names the offending place)."""
+    doc = _object(document, "", ("format", "keys"))
+    if type(doc["format"]) is not int or doc["format"] != VALUE_CONSTRAINTS_FORMAT:
+        _fail("format", f"must be {VALUE_CONSTRAINTS_FORMAT}")
+    keys = _object(doc["keys"], "keys")
+    for glob, entry in keys.items():
+        where = f"keys[{json.dumps(glob)}]"
+        _string(glob, where)
+        rules = _object(entry, where)
+        if not rules:
+            _fail(where, "states no constraint")
+        for keyword, value in rules.items():
+            at = f"{where}.{keyword}"
+            if keyword in ("minLength", "maxLength"):
+                _length(value, at)
+            elif keyword == "pattern":
+                try:
+                    value_pattern(_string(value, at))
+                except re.error as exc:
+                    _fail(at, f"is not a regular expression Python can compile ({exc})")
+            elif keyword == "const":
+                if not isinstance(value, str):
+                    _fail(at, f"must be a string, not {_type_name(value)}")
+            elif keyword == "enum":
+                if not isinstance(value, list) or not value or not all(
+                        isinstance(v, str) for v in value):
+                    _fail(at, "must be a non-empty array of strings")
+            else:
+                _fail(at, f"is not a constraint magcfg checks ({', '.join(VALUE_KEYWORDS)})")
+    return keys
+
+
+def load_secret_constraints(data: bytes) -> dict[str, dict[str, Any]]:
+    """Parse ``value-constraints.json`` bytes strictly (as :func:`load_manifest`), then
+    :func:`check_secret_constraints`. Raises :class:`ManifestError`."""
+    try:
+        parsed = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                            parse_constant=_no_constant)
+    except ManifestError:
+        raise
+    except UnicodeDecodeError:
+        _fail(None, "is not UTF-8")
+    except RecursionError:
+        _fail(None, "is nested too deeply")
+    except ValueError as exc:
+        _fail(None, f"is not valid JSON ({exc})")
+    return check_secret_constraints(parsed)

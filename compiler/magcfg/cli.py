@@ -252,7 +252,8 @@ def check_env(
     project: ProjectOption = None,
 ) -> None:
     """Container entrypoint check: exit 1 listing the env vars of secrets that are missing
-    or empty (names only, never values)."""
+    or empty, or whose values fail the schema's x-magcfg-secret-value constraints (names
+    only, never values)."""
     from .secrets.check_env import check_env as run_check
 
     if output_format not in ("text", "json"):
@@ -276,9 +277,17 @@ def check_env(
     elif result.ok:
         _stderr(f"check-env: {env}: all {len(result.required)} secret(s) resolvable")
     else:
-        _stderr(f"check-env: {env}: {len(result.missing_names)} secret env var(s) missing or empty:")
-        for r in result.missing:
-            _stderr(f"  {r.name}  (for {r.key}, {r.scheme}://)")
+        if result.missing:
+            _stderr(f"check-env: {env}: {len(result.missing_names)} secret env var(s) "
+                    "missing or empty:")
+            for r in result.missing:
+                _stderr(f"  {r.name}  (for {r.key}, {r.scheme}://)")
+        if result.invalid:
+            _stderr(f"check-env: {env}: {len(result.invalid)} secret(s) fail the schema's "
+                    "constraints on their value:")
+            for r in result.invalid:
+                _stderr(f"  {r.name} (for {r.key}, {r.scheme}://): "
+                        + "; ".join(message for _, message in r.failed))
     if not result.ok:
         raise typer.Exit(1)
 

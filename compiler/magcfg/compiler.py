@@ -135,8 +135,9 @@ def process_age() -> float:
         return 0.0
 
 
-_SUMMARY_FORMAT = 2
-"""Of the cached schema summary; 2: key paths in the escaped text form of keyglob."""
+_SUMMARY_FORMAT = 3
+"""Of the cached schema summary; 2: key paths in the escaped text form of keyglob;
+3: ``secret_values`` (``x-magcfg-secret-value``)."""
 
 STANDARD = Extensions(
     layer_loaders={CUE_SUFFIX: load_cue_layers},
@@ -521,7 +522,10 @@ class Compiler:
                     found = {"format": _SUMMARY_FORMAT, "fragment_safe": True,
                              "required": list(pieces[0].document.get("required") or ()),
                              **{k: sorted({p for part in parts for p in part[k]})
-                                for k in ("hot", "restart", "secret_paths")}}
+                                for k in ("hot", "restart", "secret_paths")},
+                             "secret_values": dict(sorted(
+                                 (k, v) for part in parts
+                                 for k, v in part["secret_values"].items()))}
                 else:
                     validator = self.validator()
                     assert validator is not None
@@ -531,7 +535,8 @@ class Compiler:
                                  "fragment_safe": validator.fragment_safe,
                                  "required": list(validator.required), "hot": hot,
                                  "restart": restart,
-                                 "secret_paths": schema.index.secret_paths()}
+                                 "secret_paths": schema.index.secret_paths(),
+                                 "secret_values": schema.index.secret_values()}
                 self.cache.put_fragment(name, found)
             else:
                 for digest in schema.piece_digests().values():
@@ -539,7 +544,7 @@ class Compiler:
             self._summary = found
         return self._summary
 
-    def _piece_summary(self, piece: Schema) -> dict[str, list[str]]:
+    def _piece_summary(self, piece: Schema) -> dict[str, Any]:
         """A piece's reload partition and secret paths, once it is known to compile."""
         name = f"schema-piece-summary:{piece.digest}"
         found = self.cache.fragment(name)
@@ -548,7 +553,8 @@ class Compiler:
             with self.timings.stage("schema"):
                 hot, restart = piece.index.reload_partition()
                 found = {"format": _SUMMARY_FORMAT, "hot": hot, "restart": restart,
-                         "secret_paths": piece.index.secret_paths()}
+                         "secret_paths": piece.index.secret_paths(),
+                         "secret_values": piece.index.secret_values()}
             self.cache.put_fragment(name, found)
         return found
 

@@ -34,6 +34,7 @@ from .fixtures import (
     KubeletWriter,
     artifact_files,
     base_config,
+    digest,
     inplace_write,
     rename_write,
     wait_for,
@@ -626,6 +627,40 @@ def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.
     assert kernel.secret("magds.password") is None
     check = kernel.check_env()
     assert not check.ok and check.missing_names == ["MAGCFG_MAGDS_PASSWORD"]
+
+
+def _constrained(rig: Rig, constraints: bytes) -> dict[str, bytes]:
+    """Version 1 with ``value-constraints.json`` listed in its signed manifest."""
+    body = (json.dumps(base_config(1), indent=2, sort_keys=True) + "\n").encode()
+    files = artifact_files(base_config(1), 1, rig.key, extra_manifest={"files": {
+        "config.json": digest(body), "value-constraints.json": digest(constraints)}})
+    return {**files, "value-constraints.json": constraints}
+
+
+def test_secret_values_are_checked_against_the_artifacts_constraints(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    constraints = b'{"format": 1, "keys": {"magds.password": {"minLength": 32}}}\n'
+    rig.writer.write(_constrained(rig, constraints))
+    kernel = rig.kernel(watch=False)
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", CANARY)  # 25 characters: too short
+    check = kernel.check_env()
+    assert not check.ok and check.missing_names == []
+    assert [(r.name, r.key, r.failed) for r in check.invalid] == [
+        ("MAGCFG_MAGDS_PASSWORD", "magds.password",
+         (("minLength", "shorter than minLength 32"),))]
+    assert CANARY not in json.dumps(check.as_json()) + rig.everything_said()
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", CANARY + "-long-enough")
+    assert kernel.check_env().ok
+
+
+def test_tampered_constraints_are_refused_by_the_kernel(rig: Rig) -> None:
+    good = b'{"format": 1, "keys": {"magds.password": {"minLength": 32}}}\n'
+    files = _constrained(rig, good)
+    files["value-constraints.json"] = good.replace(b"32", b"1 ")
+    rig.writer.write(files)
+    with pytest.raises(KernelStartError) as info:
+        rig.kernel(watch=False)
+    assert "value-constraints.json" in info.value.format()
 
 
 def test_a_replaced_artifact_directory_is_found_again(rig: Rig) -> None:

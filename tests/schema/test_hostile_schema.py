@@ -327,7 +327,7 @@ ANNOTATION_CASES = [
      "unknown annotation 'x-magcfg-secrte' (did you mean 'x-magcfg-secret'?)"),
     ("unknown-far", "x-magcfg-vault-path", "kv/x",
      "unknown annotation 'x-magcfg-vault-path'; magcfg's annotations are x-magcfg-merge-key, "
-     "x-magcfg-reload, x-magcfg-secret"),
+     "x-magcfg-reload, x-magcfg-secret, x-magcfg-secret-value"),
 ]
 
 

@@ -27,7 +27,8 @@ def _canary_env(project: Project) -> dict[str, str]:
     """A canary value for every variable any environment's secrets are delivered by."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGCFG_", "MAGFLOCK_"))}
     for i, name in enumerate(sorted(_delivery_names(project))):
-        env[name] = f"{CANARY}-{i}"
+        # Long enough for every x-magcfg-secret-value of the bundled schema (minLength 32).
+        env[name] = f"{CANARY}-{i}-{'x' * 24}"
     env["VAULT_TOKEN"] = f"{CANARY}-token"
     return env
 
@@ -67,6 +68,29 @@ def test_canaries_in_the_environment_never_reach_outputs(bundled: Project) -> No
     # and the check really saw them: every secret resolvable with the canaries set
     for envname in ("dev", "staging", "production"):
         assert check_env(bundled.root / "generated" / envname, env).ok
+
+
+def test_canary_that_fails_a_value_constraint_is_named_never_shown(bundled: Project) -> None:
+    """The bundled schema wants signing keys of 32 characters at least: a shorter canary
+    makes check-env fail naming the key and the constraint, in text and JSON, but never
+    the value (nor its length)."""
+    env = _canary_env(bundled)
+    assert bundled.run("build", env=env).returncode == 0
+    short = f"{CANARY}-short"
+    for envname, var in (("dev", "MAGFLOCK_MAGAUTH_JWT_SIGNING_KEY"),
+                         ("production", "MAGCFG_MAGAUTH_JWT_SIGNING_KEY")):
+        bad = {**env, var: short}
+        text = bundled.run("check-env", "--env", envname, env=bad)
+        assert text.returncode == 1
+        assert (f"  {var} (for magauth.jwt.signing_key, "
+                f"{'env' if envname == 'dev' else 'vault'}://): shorter than minLength 32"
+                in text.stderr)
+        data = bundled.run("check-env", "--env", envname, "--format", "json", env=bad)
+        assert data.returncode == 1
+        for result in (text, data):
+            assert CANARY not in result.stdout + result.stderr
+            assert str(len(short)) not in result.stdout + result.stderr
+        assert '"constraint": "minLength"' in data.stdout
 
 
 # Rejected canaries, each in another secret key of production (a build reports every error

@@ -68,7 +68,8 @@ def test_json_format(built: Project) -> None:
     data = json.loads(result.stdout)
     assert data == {"environment": "prod", "ok": False, "required": 3, "missing": [
         {"key": "magds.replica_password", "name": "MAGCFG_MAGDS_REPLICA_PASSWORD", "scheme": "vault"},
-        {"key": "magws.app_secret", "name": "MAGCFG_MAGWS_APP_SECRET", "scheme": "vault"}]}
+        {"key": "magws.app_secret", "name": "MAGCFG_MAGWS_APP_SECRET", "scheme": "vault"}],
+        "invalid": []}
     assert "CANARY" not in result.stdout + result.stderr
 
 
@@ -204,3 +205,220 @@ def test_a_configmap_volume_is_read_through_its_data_link(built: Project, tmp_pa
                  env=clean_env(**PROD_VARS))
     assert result.returncode == 0, result.stderr
     assert "all 3 secret(s) resolvable" in result.stderr
+
+
+# ---------------------------------------------------------------- constraints on the values
+
+SIGNING = "CANARY-Ab3dE" + "f" * 27  # 39 characters: meets minLength 32 and the pattern
+CONSTRAINED_VARS = {**PROD_VARS, "MAGCFG_MAGDS_PASSWORD": SIGNING}
+CONSTRAINTS = {
+    "magds.password": {"minLength": 32, "pattern": "^CANARY-[A-Za-z0-9]+$"},
+    "magws.app_secret": {"maxLength": 16},
+    "magbackup.creds.*": {"enum": ["CANARY-a", "CANARY-b"]},
+}
+
+
+def constrained(root: Path, constraints: dict[str, dict[str, object]] | None = None) -> Project:
+    """The secrets project with ``x-magcfg-secret-value`` on some secret keys, built."""
+    from .project import SCHEMA
+
+    schema = json.loads(json.dumps(SCHEMA))
+    props = schema["properties"]
+    for glob, rules in (CONSTRAINTS if constraints is None else constraints).items():
+        app, key, *rest = glob.split(".")
+        node = props[app]["properties"][key]
+        if rest:
+            node = node["additionalProperties"]
+        node["x-magcfg-secret-value"] = rules
+    project = make(root)
+    project.write("schemas/schema.json", json.dumps(schema, indent=2))
+    project.write("layers/secrets/prod/magbackup.yaml",
+                  'magbackup:\n  creds:\n    token: "vault://secret/k3s/magbackup#token"\n')
+    result = project.run("build")
+    assert result.returncode == 0, result.stderr
+    return project
+
+
+@pytest.fixture
+def strict(tmp_path: Path) -> Project:
+    return constrained(tmp_path / "strict")
+
+
+def _all_output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def test_constraints_travel_in_the_artifact_listed_in_the_manifest(strict: Project) -> None:
+    prod = strict.root / "generated/prod"
+    data = json.loads((prod / "value-constraints.json").read_text())
+    assert data == {"format": 1, "keys": {
+        "magbackup.creds.*": {"enum": ["CANARY-a", "CANARY-b"]},
+        "magds.password": {"minLength": 32, "pattern": "^CANARY-[A-Za-z0-9]+$"},
+        "magws.app_secret": {"maxLength": 16}}}
+    manifest = json.loads((prod / "manifest.json").read_text())
+    assert "value-constraints.json" in manifest["files"]
+
+
+def test_conforming_values_pass(strict: Project) -> None:
+    env = clean_env(**CONSTRAINED_VARS, MAGCFG_MAGBACKUP_CREDS_TOKEN="CANARY-b")
+    result = run(strict.root, "check-env", "--env", "prod", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "all 4 secret(s) resolvable" in result.stderr
+    assert "CANARY" not in _all_output(result)
+    assert check_env(strict.root / "generated/prod", env).ok
+
+
+def test_failing_values_are_named_by_constraint_never_shown(strict: Project) -> None:
+    short = "CANARY-short"
+    env = clean_env(MAGCFG_MAGDS_PASSWORD=short, MAGCFG_MAGDS_REPLICA_PASSWORD="CANARY-pw-2",
+                    MAGCFG_MAGWS_APP_SECRET="CANARY-far-too-long-for-16",
+                    MAGCFG_MAGBACKUP_CREDS_TOKEN="CANARY-c")
+    result = run(strict.root, "check-env", "--env", "prod", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "check-env: prod: 3 secret(s) fail the schema's constraints on their value:",
+        "  MAGCFG_MAGBACKUP_CREDS_TOKEN (for magbackup.creds.token, vault://): "
+        "is not one of the 2 values enum allows",
+        "  MAGCFG_MAGDS_PASSWORD (for magds.password, vault://): shorter than minLength 32",
+        "  MAGCFG_MAGWS_APP_SECRET (for magws.app_secret, vault://): longer than maxLength 16",
+    ]
+    as_json = run(strict.root, "check-env", "--env", "prod", "--format", "json", env=env)
+    assert as_json.returncode == 1
+    data = json.loads(as_json.stdout)
+    assert data["ok"] is False and data["missing"] == []
+    assert data["invalid"][1] == {
+        "key": "magds.password", "name": "MAGCFG_MAGDS_PASSWORD", "scheme": "vault",
+        "failed": [{"constraint": "minLength", "message": "shorter than minLength 32"}]}
+    for out in (result, as_json):
+        text = _all_output(out)
+        # The values (canaries) never appear, nor the length of the short one.
+        assert "CANARY-short" not in text and "CANARY-far" not in text
+        assert "CANARY-c" not in text and str(len(short)) not in text
+
+
+def test_pattern_mismatch_is_named(strict: Project) -> None:
+    wrong = "CANARY-has spaces and is long enough to pass"
+    env = clean_env(**{**CONSTRAINED_VARS, "MAGCFG_MAGDS_PASSWORD": wrong})
+    result = run(strict.root, "check-env", "--env", "prod", env=env)
+    assert result.returncode == 1
+    assert ("  MAGCFG_MAGDS_PASSWORD (for magds.password, vault://): does not match pattern "
+            "'^CANARY-[A-Za-z0-9]+$'") in result.stderr
+    assert wrong not in _all_output(result)
+
+
+def test_pattern_end_anchor_is_ecma_262s(strict: Project) -> None:
+    """``$`` is the end of the value (Python's own ``$`` also matches before a final
+    newline): a key with a trailing newline fails ``^...$``."""
+    failing = check_env(strict.root / "generated/prod",
+                        {**CONSTRAINED_VARS, "MAGCFG_MAGDS_PASSWORD": SIGNING + "\n"})
+    assert [(r.key, r.failed) for r in failing.invalid] == [
+        ("magds.password", (("pattern", "does not match pattern '^CANARY-[A-Za-z0-9]+$'"),))]
+
+
+def test_env_scheme_values_are_checked_too(tmp_path: Path) -> None:
+    project = constrained(tmp_path / "sp", {"magds.password": {"minLength": 32}})
+    dev = project.root / "generated/dev"
+    assert check_env(dev, {"DEV_DB_PASSWORD": SIGNING}).ok
+    result = run(project.root, "check-env", "--env", "dev",
+                 env=clean_env(DEV_DB_PASSWORD="CANARY-dev"))
+    assert result.returncode == 1
+    assert ("DEV_DB_PASSWORD (for magds.password, env://): shorter than minLength 32"
+            in result.stderr)
+    assert "CANARY" not in _all_output(result)
+
+
+@pytest.mark.parametrize("how", ["weakened", "removed", "unlisted"])
+def test_tampered_constraints_are_refused(strict: Project, how: str) -> None:
+    prod = strict.root / "generated/prod"
+    path = prod / "value-constraints.json"
+    if how == "weakened":  # a lower minLength would let the short key through
+        path.write_text(path.read_text().replace('"minLength": 32', '"minLength": 1'))
+    elif how == "removed":
+        path.unlink()
+    else:  # dropped from the manifest: its config digest still agrees, not its files
+        manifest = prod / "manifest.json"
+        data = json.loads(manifest.read_text())
+        del data["files"]["value-constraints.json"]
+        manifest.write_text(json.dumps(data))
+    env = clean_env(**{**CONSTRAINED_VARS, "MAGCFG_MAGDS_PASSWORD": "CANARY-short"})
+    result = run(strict.root, "check-env", "--env", "prod", env=env)
+    assert result.returncode == 1
+    if how == "weakened":
+        assert failed_cleanly(result, 1) == (
+            f"{path}: error: value-constraints.json does not match the digest in manifest.json "
+            "(torn or tampered artifact)\n")
+    elif how == "removed":
+        assert "cannot read the artifact" in result.stderr
+    else:
+        # What the manifest no longer lists is not checked: only the signature over the
+        # manifest (magcfg verify, the runtime kernel) catches an edited manifest.
+        assert "shorter than minLength" not in result.stderr
+    assert "CANARY" not in _all_output(result)
+
+
+def test_malformed_constraints_are_refused_clearly(strict: Project) -> None:
+    prod = strict.root / "generated/prod"
+    path = prod / "value-constraints.json"
+    path.write_text(path.read_text().replace('"minLength": 32', '"minLength": "32"'))
+    manifest = prod / "manifest.json"
+    data = json.loads(manifest.read_text())
+    import hashlib
+
+    data["files"]["value-constraints.json"] = "sha256:" + hashlib.sha256(
+        path.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(data))
+    result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{path}: error: must be an integer, not a string "
+        '[keys["magds.password"].minLength]\n')
+
+
+def test_constraints_build_is_deterministic(tmp_path: Path) -> None:
+    a = constrained(tmp_path / "a")
+    b = constrained(tmp_path / "b")
+    for env in ("dev", "prod"):
+        for name in ("value-constraints.json", "manifest.json", "configmap.yaml"):
+            assert ((a.root / "generated" / env / name).read_bytes()
+                    == (b.root / "generated" / env / name).read_bytes()), (env, name)
+    before = {p.name: p.read_bytes() for p in (a.root / "generated/prod").iterdir()}
+    assert a.run("build").returncode == 0  # a rebuild from the cache: the same bytes
+    assert {p.name: p.read_bytes() for p in (a.root / "generated/prod").iterdir()} == before
+
+
+def test_no_constraints_no_file(built: Project) -> None:
+    assert not (built.root / "generated/prod/value-constraints.json").exists()
+
+
+def _schema_refusal(tmp_path: Path, rules: object, key: str = "password") -> str:
+    from .project import SCHEMA
+
+    project = make(tmp_path / "bad")
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["properties"]["magds"]["properties"][key]["x-magcfg-secret-value"] = rules
+    text = json.dumps(schema, indent=2)
+    project.write("schemas/schema.json", text)
+    result = project.run("build")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    return result.stderr
+
+
+def _line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_pattern_python_cannot_compile_is_a_located_build_error(tmp_path: Path) -> None:
+    stderr = _schema_refusal(tmp_path, {"pattern": "^(?<name>[a-z]+)$"})
+    text = (tmp_path / "bad/schemas/schema.json").read_text()
+    line = _line(text, "(?<name>")
+    assert stderr.startswith(f"schemas/schema.json:{line}: error: pattern '^(?<name>[a-z]+)$' "
+                             "is not a regular expression magcfg can check")
+    assert "[#/properties/magds/properties/password/x-magcfg-secret-value/pattern]" in stderr
+
+
+def test_constraints_that_are_not_exactly_documented_are_build_errors(tmp_path: Path) -> None:
+    stderr = _schema_refusal(tmp_path, {"minLength": -1})
+    assert "x-magcfg-secret-value must be an object of constraints" in stderr
+    stderr = _schema_refusal(tmp_path / "2", {"format": "base64"})
+    assert "x-magcfg-secret-value must be an object of constraints" in stderr
+    stderr = _schema_refusal(tmp_path / "3", {"minLength": 8}, key="host")
+    assert "x-magcfg-secret-value on magds.host, which is not secret" in stderr

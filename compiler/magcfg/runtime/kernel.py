@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..artifact import CONFIG, ENVIRONMENT_NAME, MANIFEST, SIGNATURE
+from ..artifact import CONFIG, ENVIRONMENT_NAME, MANIFEST, SIGNATURE, VALUE_CONSTRAINTS
 from ..durable import read_regular
 from ..errors import MagcfgError
 from ..heap import gc_paused
@@ -294,13 +294,17 @@ class Kernel:
 
     def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
         """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
-        whether every secret it references is delivered (names only, never values)."""
-        from ..secrets.check_env import check_config
+        whether every secret it references is delivered and meets the constraints of
+        its ``value-constraints.json`` (names only, never values)."""
+        from ..secrets.check_env import check_config, parse_constraints
         from .snapshot import thaw
 
         snapshot = self.snapshot
+        data = snapshot.files.get(VALUE_CONSTRAINTS)  # verified with the manifest
+        constraints = (parse_constraints(data, f"{self.artifact_dir}/{VALUE_CONSTRAINTS}")
+                       if data is not None else None)
         return check_config(snapshot.environment, thaw(snapshot.config),
-                            os.environ if environ is None else environ)
+                            os.environ if environ is None else environ, constraints)
 
     def subscribe(self, event_type: str, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` on every event of ``event_type`` (``config.loaded``,

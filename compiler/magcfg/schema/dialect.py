@@ -10,7 +10,9 @@ never fetched), extended through its ``$dynamicAnchor`` at every subschema with
 * ``$id`` only at the top (an embedded ``$id`` would change what the references below it
   mean), ``$schema`` only 2020-12, no ``$dynamicRef``/``$recursiveRef`` (the annotation
   index could not follow them);
-* ``x-magcfg-secret`` a boolean, ``x-magcfg-reload`` ``"hot"`` or ``"restart"``,
+* ``x-magcfg-secret`` a boolean, ``x-magcfg-secret-value`` an object of constraints on
+  the secret's value (``minLength``, ``maxLength``, ``pattern``, ``const``, ``enum``),
+  ``x-magcfg-reload`` ``"hot"`` or ``"restart"``,
   ``x-magcfg-merge-key`` a non-empty string, and no other ``x-magcfg-*`` name: a value
   that is not exactly what docs/layers.md allows would otherwise be ignored, and a key
   meant to be secret would not be (failing open).
@@ -34,7 +36,8 @@ from ..errors import BuildError, Diagnostic
 from .json_lines import nesting_line, pointer_line
 
 DIALECT_URI = "https://json-schema.org/draft/2020-12/schema"
-ANNOTATIONS = ("x-magcfg-merge-key", "x-magcfg-reload", "x-magcfg-secret")
+ANNOTATIONS = ("x-magcfg-merge-key", "x-magcfg-reload", "x-magcfg-secret",
+               "x-magcfg-secret-value")
 MAX_SHOWN = 20
 """Schema errors reported one by one; the rest are counted."""
 MAX_DEPTH = 128
@@ -60,6 +63,7 @@ DIALECT: dict[str, Any] = {
         "x-magcfg-secret": {"$ref": "#/$defs/magcfg-secret"},
         "x-magcfg-reload": {"$ref": "#/$defs/magcfg-reload"},
         "x-magcfg-merge-key": {"$ref": "#/$defs/magcfg-merge-key"},
+        "x-magcfg-secret-value": {"$ref": "#/$defs/magcfg-secret-value"},
     },
     "propertyNames": {"$ref": "#/$defs/magcfg-annotation"},
     "$defs": {
@@ -70,6 +74,15 @@ DIALECT: dict[str, Any] = {
         "magcfg-secret": {"type": "boolean"},
         "magcfg-reload": {"enum": ["hot", "restart"]},
         "magcfg-merge-key": {"type": "string", "minLength": 1},
+        "magcfg-secret-value": {
+            "type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {
+                "minLength": {"type": "integer", "minimum": 0},
+                "maxLength": {"type": "integer", "minimum": 0},
+                "pattern": {"type": "string"},
+                "const": {"type": "string"},
+                "enum": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            }},
         "magcfg-annotation": {"anyOf": [{"not": {"pattern": "^x-magcfg-"}},
                                         {"enum": list(ANNOTATIONS)}]},
     },
@@ -243,5 +256,9 @@ _MESSAGES: dict[str, Callable[[Any], str]] = {
         f"x-magcfg-reload must be \"hot\" or \"restart\", not {_shown(v)}"),
     "magcfg-merge-key": lambda v: (
         "x-magcfg-merge-key must name the key of the list's items (a non-empty string), "
+        f"not {_shown(v)}"),
+    "magcfg-secret-value": lambda v: (
+        "x-magcfg-secret-value must be an object of constraints on the secret's value "
+        "(minLength, maxLength: integers >= 0; pattern, const: strings; enum: strings), "
         f"not {_shown(v)}"),
 }

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
+from ..artifact import value_pattern
 from ..errors import BuildError, Diagnostic
 from ..keyglob import format_keypath
 from .dialect import MAX_DEPTH, TOO_DEEP, check_dialect, dangling_ref, located
@@ -67,6 +68,8 @@ class _Node:
     sources: Any = None
     height: int = 1  # levels of children below and including this node
     constraints: tuple[Constraint, ...] = ()
+    # ``x-magcfg-secret-value``: what the secret's value must be (not its reference).
+    secret_value: dict[str, Any] | None = None
 
     def measure(self) -> None:
         self.height = 1 + max((c.height for c in self.children.values()), default=0)
@@ -88,7 +91,10 @@ def _combine(a: _Node, b: _Node) -> _Node:
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
                 a.merge_key or b.merge_key, (*_sources(a), *_sources(b)),
-                constraints=tuple(dict.fromkeys((*a.constraints, *b.constraints))))
+                constraints=tuple(dict.fromkeys((*a.constraints, *b.constraints))),
+                secret_value=({**a.secret_value, **b.secret_value}
+                              if a.secret_value and b.secret_value
+                              else a.secret_value or b.secret_value))
     for k, child in b.children.items():
         out.children[k] = _combine(out.children[k], child) if k in out.children else child
     out.measure()
@@ -250,6 +256,8 @@ class SchemaIndex:
         node = _Node()
         if schema.get("x-magcfg-secret") is True:
             node.secret = True
+        if isinstance(schema.get("x-magcfg-secret-value"), dict):
+            node.secret_value = self._secret_value(schema)
         reload = schema.get("x-magcfg-reload")
         if reload in ("hot", "restart"):
             node.reload = reload
@@ -283,6 +291,23 @@ class SchemaIndex:
             for sub in schema.get(combinator) or ():
                 node = _combine(node, self._build(sub, seen, depth + 1))
         return node
+
+    def _secret_value(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The constraints of ``x-magcfg-secret-value`` (the dialect checked their
+        types); a pattern Python's ``re`` cannot compile is an error at its line."""
+        rules = dict(schema["x-magcfg-secret-value"])
+        pattern = rules.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                value_pattern(pattern)
+            except re.error as exc:
+                pointer = _pointer_of(self.schema, schema) or []
+                raise located(self._file.path, self._file.file_raw, [(
+                    [*pointer, "x-magcfg-secret-value", "pattern"],
+                    f"pattern {pattern!r} is not a regular expression magcfg can check "
+                    f"(Python's re: {exc}); JSON Schema patterns are ECMA-262, write it in "
+                    "the syntax both understand")]) from None
+        return rules
 
     # -- queries ----------------------------------------------------------------------
 
@@ -364,6 +389,42 @@ class SchemaIndex:
             return memo[id(node)]
 
         return sorted(format_keypath(p, WILDCARD) for p in walk(self._root) if p)
+
+    def secret_values(self) -> dict[str, dict[str, Any]]:
+        """Key path (text form, ``*`` for wildcards) -> the ``x-magcfg-secret-value``
+        constraints stated there. Stated on a key that is not secret (neither it nor an
+        ancestor is ``x-magcfg-secret``), it is an error at its line: nothing would
+        ever check it."""
+        pieces = self._file.pieces()
+        if pieces:
+            return {k: v for piece in pieces for k, v in piece.index.secret_values().items()}
+        memo: dict[int, list[tuple[tuple[str, ...], _Node, bool]]] = {}
+
+        def walk(node: _Node) -> list[tuple[tuple[str, ...], _Node, bool]]:
+            if id(node) not in memo:
+                memo[id(node)] = []  # cycle guard
+                found: list[tuple[tuple[str, ...], _Node, bool]] = (
+                    [((), node, node.secret)] if node.secret_value else [])
+                found += [((k, *rest), target, covered or node.secret)
+                          for k, child in node.children.items()
+                          for rest, target, covered in walk(child)]
+                memo[id(node)] = found
+            return memo[id(node)]
+
+        out: dict[str, dict[str, Any]] = {}
+        for path, node, covered in walk(self._root):
+            if not covered:
+                where = _sources(node)
+                holder = next((s for s in where if "x-magcfg-secret-value" in s), None)
+                pointer = (_pointer_of(self.schema, holder) or []) if holder else []
+                raise located(self._file.path, self._file.file_raw, [(
+                    [*pointer, "x-magcfg-secret-value"],
+                    f"x-magcfg-secret-value on {format_keypath(path, WILDCARD) or 'the root'}, "
+                    "which is not secret: mark it (or an ancestor) x-magcfg-secret: true")])
+            if path:
+                assert node.secret_value is not None
+                out[format_keypath(path, WILDCARD)] = dict(sorted(node.secret_value.items()))
+        return dict(sorted(out.items()))
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         """(hot, restart): the largest subtrees whose keys are all hot, or all restart.

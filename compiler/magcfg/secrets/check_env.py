@@ -9,8 +9,15 @@ value is there:
 * ``env://VAR``: ``VAR`` is set and non-empty;
 * ``vault+direct://``: the app reads Vault itself, so ``VAULT_ADDR`` is set.
 
-Only names are reported, never values. Light on purpose (standard library only): a
-service embedding magcfg, or the runtime kernel, can call ``check_env`` at boot.
+A value that is there must also meet what the schema's ``x-magcfg-secret-value`` states
+for its key (``minLength``, ``maxLength``, ``pattern``, ``const``, ``enum``): the build
+writes those constraints to ``value-constraints.json``, listed (with its digest) in the
+manifest, so they travel with the artifact and are trusted as far as the manifest is.
+A failing value is reported by its env var, key and the constraint it fails.
+
+Only names are reported, never values (nor their lengths). Light on purpose (standard
+library only): a service embedding magcfg, or the runtime kernel, can call ``check_env``
+at boot.
 
     >>> result = check_env("generated/production", os.environ)
     >>> if not result.ok: sys.exit("missing secrets: " + ", ".join(result.missing_names))
@@ -26,10 +33,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import CONFIG, MANIFEST, ManifestError, data_root, load_manifest
+from ..artifact import (
+    CONFIG,
+    MANIFEST,
+    VALUE_CONSTRAINTS,
+    ManifestError,
+    data_root,
+    load_manifest,
+    load_secret_constraints,
+    value_pattern,
+)
 from ..durable import read_regular
 from ..errors import Diagnostic, MagcfgError
-from ..keyglob import format_keypath
+from ..keyglob import KeyGlobs, format_keypath
 from .references import SecretRef, env_var_name, reference_paths, references
 
 VAULT_ADDR = "VAULT_ADDR"
@@ -39,15 +55,21 @@ class ArtifactError(MagcfgError):
     """The artifact directory cannot be read or does not agree with its manifest."""
 
 
+Constraints = dict[str, dict[str, Any]]
+"""Key glob -> constraints on the value of the secret there (``value-constraints.json``)."""
+
+
 @dataclass(frozen=True)
 class RequiredSecret:
     """One secret the artifact needs: its config key, reference scheme and the name of
-    the env var that must carry it (or ``VAULT_ADDR`` for Direct-Vault)."""
+    the env var that must carry it (or ``VAULT_ADDR`` for Direct-Vault); ``failed``:
+    (keyword, message) of each constraint its value fails (never the value)."""
 
     key: str
     scheme: str
     name: str
     present: bool
+    failed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,8 +89,13 @@ class EnvCheck:
         return sorted({r.name for r in self.missing})
 
     @property
+    def invalid(self) -> tuple[RequiredSecret, ...]:
+        """The secrets that are there but fail a constraint of the schema."""
+        return tuple(r for r in self.required if r.present and r.failed)
+
+    @property
     def ok(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.invalid
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -76,7 +103,36 @@ class EnvCheck:
             "ok": self.ok,
             "required": len(self.required),
             "missing": [{"key": r.key, "name": r.name, "scheme": r.scheme} for r in self.missing],
+            "invalid": [{"key": r.key, "name": r.name, "scheme": r.scheme,
+                         "failed": [{"constraint": k, "message": m} for k, m in r.failed]}
+                        for r in self.invalid],
         }
+
+
+def value_failures(value: str, rules: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(keyword, message) of each constraint of ``rules`` that ``value`` fails. The
+    messages name the constraint, never the value or its length."""
+    out: list[tuple[str, str]] = []
+    if "minLength" in rules and len(value) < rules["minLength"]:
+        out.append(("minLength", f"shorter than minLength {rules['minLength']}"))
+    if "maxLength" in rules and len(value) > rules["maxLength"]:
+        out.append(("maxLength", f"longer than maxLength {rules['maxLength']}"))
+    if "pattern" in rules and not value_pattern(rules["pattern"]).search(value):
+        out.append(("pattern", f"does not match pattern {rules['pattern']!r}"))
+    if "const" in rules and value != rules["const"]:
+        out.append(("const", "is not the value const requires"))
+    if "enum" in rules and value not in rules["enum"]:
+        out.append(("enum", f"is not one of the {len(rules['enum'])} values enum allows"))
+    return out
+
+
+def parse_constraints(data: bytes, file: str) -> Constraints:
+    """``value-constraints.json`` bytes, checked; else ``ArtifactError`` at ``file``."""
+    try:
+        return load_secret_constraints(data)
+    except ManifestError as exc:
+        raise ArtifactError([Diagnostic(file, None, exc.field or None, exc.message,
+                                        code="artifact")]) from None
 
 
 def delivery_name(keypath: tuple[str, ...], ref: SecretRef) -> str:
@@ -104,8 +160,16 @@ def delivered_values(config: Any, environ: Mapping[str, str]) -> set[str]:
 
 
 def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) -> tuple[str, Any]:
-    """(environment, config) of an artifact directory; config.json must match the digest
-    in manifest.json, and the manifest's environment must be ``env`` when given. Only
+    """(environment, config) of an artifact directory (:func:`read_artifact`)."""
+    environment, config, _ = read_artifact(artifact_dir, env)
+    return environment, config
+
+
+def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None
+                  ) -> tuple[str, Any, Constraints]:
+    """(environment, config, constraints) of an artifact directory; config.json (and
+    value-constraints.json, when the manifest lists it) must match the digests in
+    manifest.json, and the manifest's environment must be ``env`` when given. Only
     regular files are read (a FIFO or a device there is refused, never waited on); a
     ConfigMap volume is read through its ``..data`` link."""
     base = Path(artifact_dir)
@@ -138,22 +202,45 @@ def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) ->
     if env is not None and environment != env:
         raise fail(base / MANIFEST, f"this artifact is for environment {environment!r}, "
                    f"not {env!r}", "environment")
-    return environment, config
+    constraints: Constraints = {}
+    listed = manifest["files"].get(VALUE_CONSTRAINTS)
+    if listed is not None:
+        file = base / VALUE_CONSTRAINTS
+        try:
+            data = read_regular(root / VALUE_CONSTRAINTS)
+        except OSError as exc:
+            raise fail(file, f"cannot read the artifact: {exc.strerror}") from None
+        if "sha256:" + hashlib.sha256(data).hexdigest() != listed:
+            raise fail(file, f"{VALUE_CONSTRAINTS} does not match the digest in "
+                       "manifest.json (torn or tampered artifact)")
+        constraints = parse_constraints(data, str(file))
+    return environment, config, constraints
 
 
-def check_config(environment: str, config: Any, environ: Mapping[str, str]) -> EnvCheck:
-    """Check a loaded config against ``environ`` (no files read)."""
+def check_config(environment: str, config: Any, environ: Mapping[str, str],
+                 constraints: Mapping[str, Mapping[str, Any]] | None = None) -> EnvCheck:
+    """Check a loaded config against ``environ`` (no files read): every secret is
+    delivered, and meets the ``constraints`` (key glob -> constraints) that cover its key."""
+    globs = [(KeyGlobs([glob]), rules) for glob, rules in sorted((constraints or {}).items())]
     required = []
     for keypath, ref in references(config):
         name = delivery_name(keypath, ref)
+        value = resolve(keypath, ref, environ)
+        failed: list[tuple[str, str]] = []
+        if value is not None:
+            for glob, rules in globs:
+                if glob.matches(keypath):
+                    failed.extend(f for f in value_failures(value, rules) if f not in failed)
         required.append(RequiredSecret(format_keypath(keypath), ref.scheme, name,
-                                       bool(environ.get(name))))
+                                       bool(environ.get(name)), tuple(failed)))
     return EnvCheck(environment, tuple(required))
 
 
 def check_env(artifact_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
               env: str | None = None) -> EnvCheck:
     """Is every secret of the artifact in ``artifact_dir`` resolvable from ``environ``
-    (default: ``os.environ``)? Raises ``ArtifactError`` for an unreadable artifact."""
-    environment, config = read_config(artifact_dir, env)
-    return check_config(environment, config, os.environ if environ is None else environ)
+    (default: ``os.environ``), and does it meet its constraints? Raises
+    ``ArtifactError`` for an unreadable artifact."""
+    environment, config, constraints = read_artifact(artifact_dir, env)
+    return check_config(environment, config, os.environ if environ is None else environ,
+                        constraints)

@@ -12,6 +12,10 @@
 * ``vault-policy-direct-<app>.hcl``: the same for each Direct-Vault app, for the app's
   own Vault role (least privilege: the store's role does not get it, nor the reverse).
 
+* ``value-constraints.json`` (``artifact.VALUE_CONSTRAINTS``): what the schema's
+  ``x-magcfg-secret-value`` says each secret's value must be, for ``check-env``, which
+  has no schema; only when the schema states such constraints.
+
 ``env://`` references have nothing to deliver: both files then say so in a comment. A
 project with no ``secrets:`` section and no reference in an environment gets neither file.
 Everything is sorted, so the bytes depend only on the config and the project file.
@@ -24,6 +28,7 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from ..artifact import VALUE_CONSTRAINTS, VALUE_CONSTRAINTS_FORMAT
 from .references import SecretRef, env_var_name
 from .rules import scan
 from .settings import SecretSettings, label_value, load_secret_settings
@@ -38,6 +43,28 @@ ESO_API_VERSION = "external-secrets.io/v1"
 
 def emit_secret_manifests(context: CompileContext) -> dict[str, bytes]:
     """Artifact emitter (compiler extension point)."""
+    constraints = secret_constraints_json(context)
+    files = _delivery_files(context)
+    if constraints is not None:
+        files[VALUE_CONSTRAINTS] = constraints
+    return files
+
+
+def secret_constraints_json(context: CompileContext) -> bytes | None:
+    """``value-constraints.json``: key glob -> constraints on the secret's value, from
+    the schema (None when it states none). Sorted, so deterministic."""
+    summary = context.schema_summary
+    if summary is None and context.schema is not None:
+        keys = context.schema.index.secret_values()
+    else:
+        keys = (summary or {}).get("secret_values") or {}
+    if not keys:
+        return None
+    document = {"format": VALUE_CONSTRAINTS_FORMAT, "keys": keys}
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _delivery_files(context: CompileContext) -> dict[str, bytes]:
     settings, _ = load_secret_settings(context.project)  # errors were reported by the check
     settings = settings.for_env(context.env)
     refs = scan(context).references()
