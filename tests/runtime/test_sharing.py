@@ -190,6 +190,53 @@ def test_sharing_off_builds_an_equal_tree(rig: Rig, monkeypatch: pytest.MonkeyPa
     assert kernel.config["magds"] == shared.config["magds"]
 
 
+def test_masking_walks_only_the_subtrees_that_changed(rig: Rig,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.secrets import references
+
+    canary = "CANARY-3b9e-do-not-leak"
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", canary + "-delivered")
+    monkeypatch.setenv("UPSTREAM_TOKEN", canary + "-env-ref")
+    walked: list[list[str]] = []
+    real = references.reference_paths
+
+    def counting(config: Any) -> Any:
+        walked.append(list(config))
+        return real(config)
+
+    monkeypatch.setattr(references, "reference_paths", counting)
+    config = base_config(1)
+    config["features"]["upstream"] = "env://UPSTREAM_TOKEN"
+    rig.write(1, config)
+    kernel = rig.kernel()
+
+    def leaky(config: Any) -> None:
+        if config["logging"]["level"] == "error":
+            raise ValueError(f"{canary}-delivered and {canary}-env-ref")
+
+    kernel.validators.append(leaky)
+    config["logging"]["level"] = "debug"
+    rig.write(2, config)
+    assert kernel.reload().status == "applied"
+    config["logging"]["level"] = "error"
+    rig.write(3, config)
+    result = kernel.reload()
+    assert result.status == "refused" and result.event is not None
+    assert result.event["data"]["error"].endswith("leaky: <redacted> and <redacted>")
+    first = [key for keys in walked for key in keys]
+    assert sorted(first) == sorted(base_config(1))  # the served config, walked once
+    walked.clear()
+    config["logging"]["level"] = "warning"
+    rig.write(3, config)  # version 3 again, now valid: applied
+    assert kernel.reload().status == "applied"
+    config["logging"]["level"] = "error"
+    rig.write(4, config)
+    result = kernel.reload()
+    assert result.event is not None and canary not in json.dumps(result.event)
+    # Only "logging" changed since the last walk: the other subtrees were not walked again.
+    assert [key for keys in walked for key in keys] == ["logging"]
+
+
 # ---------------------------------------------------------------- the split, in isolation
 
 def _snapshot(body: bytes) -> Snapshot | None:

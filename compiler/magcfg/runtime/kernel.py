@@ -228,6 +228,7 @@ class Kernel:
         self._handed_out: set[str] = set()
         self._verified: tuple[bytes, bytes, str, dict[str, Any]] | None = None
         self._delivered_refs: tuple[Snapshot, list[_Reference]] | None = None
+        self._subtree_refs: dict[tuple[str, int], tuple[Any, list[_Reference]]] = {}
         self._policy_memo: tuple[tuple[Any, ...], ReloadPolicy] | None = None
         self.last_error: Event | None = None
         """The last ``config.reload_failed`` event (``None`` after a successful reload)."""
@@ -663,6 +664,11 @@ class Kernel:
         # The swap: one reference assignment, atomic for every reader.
         self._current = snapshot
         self._highest = max(self._highest, snapshot.version)
+        # Keep the references found in the subtrees this snapshot shares, and no others
+        # (they would keep the replaced snapshot's subtrees alive).
+        config = snapshot.config
+        self._subtree_refs = {k: v for k, v in self._subtree_refs.items()
+                              if config.get(k[0], MISSING) is v[0]}
 
     def _persist(self, snapshot: Snapshot) -> None:
         if self.state_dir is None:
@@ -763,8 +769,9 @@ class Kernel:
     def _delivered(self, config: Mapping[str, Any]) -> set[str]:
         """The values the environment delivers for the secret references of ``config``
         (what ``secret()`` would return for each). The references of the served config
-        are found once per snapshot (a walk of a 12 MB config takes ~0.2 s), and only
-        when an error text is to be masked."""
+        are found once per snapshot (a walk of a 12 MB config takes ~0.2 s), in the
+        top-level subtrees it does not share with the last one walked, and only when an
+        error text is to be masked."""
         from ..secrets.check_env import delivered_values, resolve
 
         current = self._current
@@ -772,11 +779,26 @@ class Kernel:
             return delivered_values(config, os.environ)
         memo = self._delivered_refs
         if memo is None or memo[0] is not current:
-            from ..secrets.references import reference_paths
-
-            memo = self._delivered_refs = (current, reference_paths(config))
+            memo = self._delivered_refs = (current, self._references(config))
         return {value for keypath, ref in memo[1]
                 if (value := resolve(keypath, ref, os.environ))}
+
+    def _references(self, config: Mapping[str, Any]) -> list[_Reference]:
+        """The secret references of ``config``, walking only the top-level subtrees that
+        the last walk did not see (the others are shared with its snapshot)."""
+        from ..secrets.references import reference_paths
+
+        seen = self._subtree_refs
+        found: dict[tuple[str, int], tuple[Any, list[_Reference]]] = {}
+        out: list[_Reference] = []
+        for key, value in config.items():
+            known = seen.get((key, id(value)))
+            if known is None or known[0] is not value:
+                known = (value, reference_paths({key: value}))
+            found[key, id(value)] = known
+            out.extend(known[1])
+        self._subtree_refs = found  # holds the subtrees, so their ids stay theirs
+        return out
 
     def _secret_texts(self, policy: ReloadPolicy | None,
                       *configs: Mapping[str, Any]) -> set[str]:
