@@ -144,8 +144,8 @@ def build_config(body: bytes, parse: Callable[[bytes], Any],
 
 
 def _key_text(body: bytes, start: int, end: int) -> bytes:
-    """The bytes of a member up to its key's closing ``":`` (what finds a member that
-    moved); it never reaches past ``end``, so equal members give equal texts."""
+    """The bytes of a member up to its key's closing ``":``, within its first bytes: a
+    hint to find a member that moved (a match is then compared byte for byte)."""
     found = body.find(b'":', start, min(end, start + _HINT))
     return body[start:found] if found >= 0 else b""
 
