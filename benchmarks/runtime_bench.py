@@ -1,13 +1,19 @@
 """Benchmark of the runtime kernel. Prints figures and ratios; asserts nothing.
 
     PYTHONPATH=compiler python benchmarks/runtime_bench.py [--large DIR] [--changes 200]
+        [--reloads 30] [--baseline OLD/compiler] [--only import,reload]
 
 1. ``Kernel.get`` against a plain nested dict lookup and a flat dict lookup.
-2. Import time of ``magcfg.runtime`` against the compiler's CLI module (median of runs).
+2. Import time of ``magcfg.runtime`` against the compiler's CLI module (median of runs);
+   with ``--baseline`` (the ``compiler/`` directory of another version, e.g. from
+   ``git archive``), that version's import time too, interleaved, and the ratio.
 3. Change-to-applied latency: from the ``..data`` symlink swap (as the kubelet does it)
    to the ``config.reloaded`` subscriber, median and p99 over N changes; inotify and the
    poll fallback.
-4. Memory per snapshot (tracemalloc) of the bundled config and of the large synthetic
+4. Reload of a large config (one hot key changed per version): p50/p99 of the
+   ``duration_ms`` of ``config.reloaded`` (read, verify, parse, freeze, diff), with
+   subtree sharing (``kernel.SHARE_SUBTREES``) and without it, interleaved, and the ratio.
+5. Memory per snapshot (tracemalloc) of the bundled config and of the large synthetic
    config (``benchmarks/synth.py``, 200 services x 1000 keys, then ``magcfg build``),
    against the plain ``json.loads`` dict of the same bytes.
 """
@@ -114,11 +120,13 @@ def bench_get(tmp: Path, key: Ed25519PrivateKey) -> None:
     kernel.stop()
 
 
-def bench_import(tmp: Path) -> None:
+def bench_import(tmp: Path, baseline: Path | None = None) -> None:
     # Deployed services import from bytecode: measure with a warm pycache (kept out of the
     # tree), even where PYTHONDONTWRITEBYTECODE is set for development.
     env = {k: v for k, v in ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    if baseline is not None:
+        bench_import_against(env, baseline.resolve(), tmp)
 
     def median_wall(code: str) -> float:
         subprocess.run([sys.executable, "-c", code], env=env, check=True)  # warm the cache
@@ -158,6 +166,37 @@ def bench_import(tmp: Path) -> None:
     print(f"  -X importtime cumulative: magcfg.runtime {median_cumulative('magcfg.runtime'):.1f} ms,"
           f" of which cryptography ed25519 "
           f"{median_cumulative('cryptography.hazmat.primitives.asymmetric.ed25519'):.1f} ms")
+
+
+def bench_import_against(env: dict[str, str], baseline: Path, tmp: Path, runs: int = 21) -> None:
+    """``import magcfg.runtime`` of this tree and of ``baseline``, in alternating fresh
+    processes (a change in the shared machine's load hits both alike)."""
+    trees = {"this tree": str(ROOT / "compiler"), "baseline": str(baseline)}
+
+    def wall(code: str, tree: str | None) -> float:
+        run_env = {**env, "PYTHONPATH": tree} if tree else {
+            k: v for k, v in env.items() if k != "PYTHONPATH"}
+        if tree:
+            run_env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache" / str(abs(hash(tree))))
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=run_env, check=True)
+        return (time.perf_counter() - started) * 1000
+
+    for tree in trees.values():
+        wall("import magcfg.runtime", tree)  # warm both bytecode caches
+    samples: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
+    for _ in range(runs):
+        samples["bare"].append(wall("pass", None))
+        for name, tree in trees.items():
+            samples[name].append(wall("import magcfg.runtime", tree))
+    bare = statistics.median(samples["bare"])
+    over = {name: statistics.median(samples[name]) - bare for name in trees}
+    print(f"\n## import magcfg.runtime against {baseline} (ms over a bare interpreter of "
+          f"{bare:.1f} ms, median of {runs} alternating fresh processes)")
+    for name in trees:
+        print(f"  {name:36s} {over[name]:7.1f} ms")
+    print(f"  ratio baseline / this tree: x{over['baseline'] / over['this tree']:4.2f}  "
+          f"(goal: <= 30 ms over a bare interpreter)")
 
 
 def bench_latency(tmp: Path, key: Ed25519PrivateKey, changes: int, inotify: bool) -> None:
@@ -231,13 +270,16 @@ def large_config(large: Path | None, tmp: Path) -> Path:
     return sorted((large / "generated").glob("*/config.json"))[-1]
 
 
-def bench_large_reload(tmp: Path, key: Ed25519PrivateKey, config_path: Path) -> None:
-    """Whole-pipeline cost for a 10 MB config: one key changed per version."""
+def bench_large_reload(tmp: Path, key: Ed25519PrivateKey, config_path: Path,
+                       reloads: int = 30) -> None:
+    """Whole-pipeline cost for a 10 MB config: one hot key changed per version, applied
+    by a kernel that shares unchanged subtrees and by one that does not, alternately."""
+    from magcfg.runtime import kernel as kernel_module
+
     config = json.loads(config_path.read_bytes())
     manifest = json.loads((config_path.parent / "manifest.json").read_bytes())
     service = sorted(config)[0]
     hot = next(k for k in manifest["hot_keys"] if k.startswith(service + "."))
-    writer = KubeletSwap(tmp / "large-reload")
 
     def payload(i: int) -> dict[str, bytes]:
         node = config
@@ -252,22 +294,47 @@ def bench_large_reload(tmp: Path, key: Ed25519PrivateKey, config_path: Path) -> 
         return {"config.json": body, "manifest.json": mb,
                 "manifest.json.sig": sign_manifest(mb, key)}
 
-    writer.write(payload(1))
-    kernel = Kernel(tmp / "large-reload", [key.public_key()], watch=False,
-                    environment="bench")
-    started = time.perf_counter()
-    kernel.start()
-    boot = (time.perf_counter() - started) * 1000
-    durations = []
-    for i in range(2, 12):
-        writer.write(payload(i))
-        result = kernel.reload()
-        assert result.status == "applied", result
-        durations.append(result.event["data"]["duration_ms"])  # type: ignore[index]
-    kernel.stop()
-    print(f"  large config ({config_path.stat().st_size / 1e6:.1f} MB), one hot key changed: "
-          f"start {boot:.0f} ms, reload median {statistics.median(durations):.0f} ms "
-          f"(read, verify, parse, freeze, diff; n={len(durations)})")
+    modes = {"shared subtrees": True, "no sharing (a full parse and freeze)": False}
+    writers = {mode: KubeletSwap(tmp / f"large-reload-{n}") for n, mode in enumerate(modes)}
+    kernels: dict[str, Kernel] = {}
+    boot: dict[str, float] = {}
+    first = payload(1)
+    for mode, share in modes.items():
+        writers[mode].write(first)
+        kernel_module.SHARE_SUBTREES = share
+        kernels[mode] = Kernel(writers[mode].dir, [key.public_key()], watch=False,
+                               environment="bench")
+        started = time.perf_counter()
+        kernels[mode].start()
+        boot[mode] = (time.perf_counter() - started) * 1000
+    durations: dict[str, list[float]] = {mode: [] for mode in modes}
+    for i in range(2, reloads + 2):
+        files = payload(i)
+        for mode, share in modes.items():
+            writers[mode].write(files)
+            kernel_module.SHARE_SUBTREES = share
+            gc.collect()
+            previous = kernels[mode].snapshot
+            result = kernels[mode].reload()
+            assert result.status == "applied", result
+            other = sorted(config)[-1]  # not the changed service: shared, or equal only
+            assert (kernels[mode].config[other] is previous.config[other]) == share
+            durations[mode].append(result.event["data"]["duration_ms"])  # type: ignore[index]
+    kernel_module.SHARE_SUBTREES = True
+    for kernel in kernels.values():
+        kernel.stop()
+    print(f"\n## reload of a large config ({config_path.stat().st_size / 1e6:.1f} MB, "
+          f"{len(config)} top-level keys), one hot key changed per version; "
+          f"config.reloaded duration_ms (read, verify, parse, freeze, diff), n={reloads}")
+    p50 = {}
+    for mode, values in durations.items():
+        values.sort()
+        p50[mode] = statistics.median(values)
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        print(f"  {mode:40s} p50 {p50[mode]:7.1f} ms   p99 {p99:7.1f} ms   "
+              f"min {values[0]:6.1f} ms   start {boot[mode]:6.0f} ms")
+    ratio = p50["no sharing (a full parse and freeze)"] / p50["shared subtrees"]
+    print(f"  p50 ratio no sharing / shared: x{ratio:4.1f}   (goal: shared p50 <= 50 ms)")
 
 
 def main() -> None:
@@ -275,23 +342,36 @@ def main() -> None:
     parser.add_argument("--large", type=Path, help="a synth.py repository (built or not); "
                         "default: generate one in a temp dir")
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--reloads", type=int, default=30,
+                        help="reloads of the large config per mode")
+    parser.add_argument("--baseline", type=Path, help="the compiler/ directory of another "
+                        "version, to compare import times with (interleaved)")
+    parser.add_argument("--only", default="get,import,latency,reload,memory",
+                        help="comma-separated sections to run")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="magcfg-runtime-bench-") as name:
         tmp = Path(name)
         print(f"# magcfg runtime benchmark (python {sys.version.split()[0]}, "
               f"{os.cpu_count()} cpus)")
-        bench_get(tmp, key)
-        bench_import(tmp)
-        print(f"\n## change-to-applied latency (..data swap -> config.reloaded subscriber, "
-              f"{args.changes} changes)")
-        bench_latency(tmp, key, args.changes, inotify=True)
-        bench_latency(tmp, key, min(args.changes, 100), inotify=False)
-        large = large_config(args.large, tmp)
-        bench_large_reload(tmp, key, large)
-        print("\n## memory per snapshot (tracemalloc)")
-        bench_memory("bundled", ROOT / "generated/production/config.json")
-        bench_memory("large", large)
+        if "get" in only:
+            bench_get(tmp, key)
+        if "import" in only:
+            bench_import(tmp, args.baseline)
+        if "latency" in only:
+            print(f"\n## change-to-applied latency (..data swap -> config.reloaded subscriber, "
+                  f"{args.changes} changes)")
+            bench_latency(tmp, key, args.changes, inotify=True)
+            bench_latency(tmp, key, min(args.changes, 100), inotify=False)
+        if only & {"reload", "memory"}:
+            large = large_config(args.large, tmp)
+            if "reload" in only:
+                bench_large_reload(tmp, key, large, args.reloads)
+            if "memory" in only:
+                print("\n## memory per snapshot (tracemalloc)")
+                bench_memory("bundled", ROOT / "generated/production/config.json")
+                bench_memory("large", large)
 
 
 if __name__ == "__main__":

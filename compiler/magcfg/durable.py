@@ -31,12 +31,9 @@ file belongs); :func:`read_located` is the same with a located error for the bui
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import re
-import secrets
-import signal
 import stat
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -116,6 +113,8 @@ def _fault(point: str) -> None:
         if where != point:
             continue
         if action == "kill":
+            import signal
+
             os.kill(os.getpid(), signal.SIGKILL)
         if action == "enospc":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -715,7 +714,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def _stage(directory: Path, update: DirectoryUpdate) -> Path:
     """A sibling of ``directory`` holding ``update.files``, written and fsynced."""
-    copy = directory.parent / f".{directory.name}.magcfg-new-{secrets.token_hex(6)}"
+    copy = directory.parent / f".{directory.name}.magcfg-new-{os.urandom(6).hex()}"
     os.mkdir(copy)
     try:
         with contextlib.suppress(FileNotFoundError):
@@ -741,7 +740,7 @@ def _swap(directory: Path, copy: Path) -> None:
     else:
         # No atomic exchange on this filesystem: two renames; a crash between them
         # leaves the old directory aside, which the next run puts back (_recover).
-        aside = parent / f".{directory.name}.magcfg-old-{secrets.token_hex(6)}"
+        aside = parent / f".{directory.name}.magcfg-old-{os.urandom(6).hex()}"
         os.rename(directory, aside)
         _fault("aside")
         os.rename(copy, directory)
@@ -757,6 +756,8 @@ def _exchange(a: Path, b: Path) -> bool:
     """Swap two directories atomically (Linux ``renameat2``); False where unsupported."""
     if _fault_set("no-exchange"):
         return False
+    import ctypes  # here: the runtime kernel imports this module and never swaps directories
+
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):

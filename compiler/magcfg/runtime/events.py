@@ -19,7 +19,6 @@ main thread (an application calling ``reload()``) are ``SystemExit`` and
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -55,7 +54,20 @@ WATCH_SOURCE = "urn:magcfg:watch"
 Event = dict[str, Any]
 Subscriber = Callable[[Event], Any]
 
-log = logging.getLogger("magcfg.runtime")
+
+
+class _LazyLogger:
+    """``logging.getLogger("magcfg.runtime")``, imported at the first message: ``logging``
+    (with ``traceback``, ``string``, ...) is a fifth of this package's import time, and
+    most processes never log from here."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("magcfg.runtime"), name)
+
+
+log: Any = _LazyLogger()
 
 
 class ConfigRejected(Exception):

@@ -17,9 +17,7 @@ and it must be made for the environment the kernel is configured with.
 
 from __future__ import annotations
 
-import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,11 +53,12 @@ from .events import (
     Event,
     EventBus,
     Subscriber,
+    log,
     make_event,
     passes_on,
 )
 from .policy import Change, ReloadPolicy, changes, restart_keys
-from .snapshot import MISSING, Snapshot, freeze
+from .snapshot import MISSING, Member, Snapshot, build_config, freeze
 from .source import RawArtifact, read_artifact, stat_signature
 from .state import StateCorrupt, load_state, remove_stale_state_temps, save_state
 
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
 Validator = Callable[[Mapping[str, Any]], None]
 """A user check of a candidate config: raise (any exception) to refuse it."""
 
-log = logging.getLogger("magcfg.runtime")
 _Reference = tuple[tuple[str, ...], "SecretRef"]
 _MAX_CHANGES = 1000
 
@@ -110,6 +108,27 @@ def _parse_json(data: bytes) -> Any:
 
         return json.loads(data.decode("utf-8"))
     return orjson.loads(data)
+
+
+SHARE_SUBTREES = True
+"""Build each snapshot from the unchanged top-level subtrees of the previous one
+(:func:`~magcfg.runtime.snapshot.build_config`). Off only to measure what it saves
+(``benchmarks/runtime_bench.py``): the frozen trees are equal either way."""
+
+
+def _build(body: bytes, previous: Snapshot | None, plain: bool,
+           ) -> tuple[Any, Mapping[str, Any] | Any, tuple[Member, ...] | None]:
+    """(parsed config, frozen config, top-level members) of ``body``; the parsed config
+    is a plain dict when ``plain`` or when the layout does not split (the frozen config
+    otherwise). Raises ``ValueError``/``RecursionError`` for invalid JSON; a parsed
+    value that is not an object is returned for the caller to refuse."""
+    with gc_paused():
+        built = build_config(body, _parse_json, previous) if SHARE_SUBTREES else None
+        if built is None:
+            config = _parse_json(body)
+            return config, freeze(config), None
+        frozen, members = built
+        return (_parse_json(body) if plain else frozen), frozen, members
 
 
 class Kernel:
@@ -163,6 +182,8 @@ class Kernel:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._registry: RegistrySource | None = None
         if isinstance(artifact_dir, str) and artifact_dir.startswith("oci://"):
+            import tempfile
+
             from .registry import RegistrySource
 
             # The registry's files are mirrored into a directory of the kernel's own and
@@ -222,6 +243,8 @@ class Kernel:
             self._direct_vault = direct_vault
         self._verified: tuple[bytes, bytes, str, dict[str, Any]] | None = None
         self._delivered_refs: tuple[Snapshot, list[_Reference]] | None = None
+        self._subtree_refs: dict[tuple[str, int], tuple[Any, list[_Reference]]] = {}
+        self._policy_memo: tuple[tuple[Any, ...], ReloadPolicy] | None = None
         self.last_error: Event | None = None
         """The last ``config.reload_failed`` event (``None`` after a successful reload)."""
         self.booted_from: str | None = None
@@ -538,27 +561,41 @@ class Kernel:
                            f"version {version} is older than version {self._highest}, the "
                            "highest ever accepted here: refused as a rollback", version)
         config_name = CONFIG  # always listed: the manifest format requires it
+        self._load_schema()  # loaded by start() already: a no-op here
+        # Validators and the schema see a plain parsed dict, as they always have: the whole
+        # document is parsed for them. The frozen tree shares the previous snapshot's
+        # unchanged top-level subtrees either way.
+        plain = bool(self.validators) or self._schema_check is not None
         try:
-            with gc_paused():
-                config = _parse_json(verified.files[config_name])
-                frozen = freeze(config)
+            config, frozen, members = _build(verified.files[config_name], running, plain)
         except (ValueError, RecursionError) as exc:
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not valid JSON "
                            f"({type(exc).__name__})", version) from None
-        if not isinstance(config, dict):
+        if not isinstance(config, Mapping):
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not a JSON object",
                            version)
         policy = self._policy_for(manifest)
         self._validate(config, policy, version, prefix + config_name)
         return Snapshot(frozen, freeze(manifest), raw.manifest_bytes,
-                        raw.signature, freeze_bytes(verified.files), verified.key_id)
+                        raw.signature, freeze_bytes(verified.files), verified.key_id,
+                        _members=members)
 
     def _policy_for(self, manifest: Mapping[str, Any]) -> ReloadPolicy:
         self._load_schema()
         if self._schema_secrets:
             manifest = {**manifest, "secret_keys": [*manifest.get("secret_keys", ()),
                                                     *self._schema_secrets]}
-        return ReloadPolicy(manifest)
+        # Successive versions nearly always carry the same rules: the last policy is kept,
+        # under the fields it is made of (a large manifest lists thousands of keys, and
+        # parsing them is ~30 ms).
+        key = _policy_key(manifest)
+        memo = self._policy_memo
+        if key is not None and memo is not None and memo[0] == key:
+            return memo[1]
+        policy = ReloadPolicy(manifest)
+        if key is not None:
+            self._policy_memo = (key, policy)
+        return policy
 
     def _load_schema(self) -> None:
         if self._schema_path is None or self._schema_check is not None:
@@ -581,7 +618,7 @@ class Kernel:
 
         self._schema_check = check
 
-    def _validate(self, config: dict[str, Any], policy: ReloadPolicy, version: int,
+    def _validate(self, config: Mapping[str, Any], policy: ReloadPolicy, version: int,
                   file: str) -> None:
         # Secret values are collected (a walk of the whole config) only to mask an error.
         if self._schema_check is not None:
@@ -656,6 +693,11 @@ class Kernel:
         # The swap: one reference assignment, atomic for every reader.
         self._current = snapshot
         self._highest = max(self._highest, snapshot.version)
+        # Keep the references found in the subtrees this snapshot shares, and no others
+        # (they would keep the replaced snapshot's subtrees alive).
+        config = snapshot.config
+        self._subtree_refs = {k: v for k, v in self._subtree_refs.items()
+                              if config.get(k[0], MISSING) is v[0]}
 
     def _persist(self, snapshot: Snapshot) -> None:
         if self.state_dir is None:
@@ -677,10 +719,8 @@ class Kernel:
             verified = verify_files(saved.manifest_bytes, saved.signature, saved.files,
                                     self.public_keys, environment=self.environment,
                                     prefix=f"{saved.path}:")
-            with gc_paused():
-                config = _parse_json(verified.files[CONFIG])
-                frozen = freeze(config)
-            if not isinstance(config, dict):
+            config, frozen, members = _build(verified.files[CONFIG], None, False)
+            if not isinstance(config, Mapping):
                 raise StateCorrupt(f"{saved.path}: the saved config is not a JSON object")
         except StateCorrupt as exc:
             self._state_corrupt(str(exc))
@@ -696,7 +736,7 @@ class Kernel:
         self._highest = max(saved.highest_version, verified.version)
         return Snapshot(frozen, freeze(verified.manifest), saved.manifest_bytes,
                         saved.signature, freeze_bytes(verified.files), verified.key_id,
-                        source="last_known_good")
+                        source="last_known_good", _members=members)
 
     def _state_corrupt(self, error: str) -> None:
         log.error("magcfg: last known-good state not trusted: %s", self._mask(error))
@@ -758,8 +798,9 @@ class Kernel:
     def _delivered(self, config: Mapping[str, Any]) -> set[str]:
         """The values the environment delivers for the secret references of ``config``
         (what ``secret()`` would return for each). The references of the served config
-        are found once per snapshot (a walk of a 12 MB config takes ~0.2 s), and only
-        when an error text is to be masked."""
+        are found once per snapshot (a walk of a 12 MB config takes ~0.2 s), in the
+        top-level subtrees it does not share with the last one walked, and only when an
+        error text is to be masked."""
         from ..secrets.check_env import delivered_values, resolve
 
         current = self._current
@@ -767,11 +808,26 @@ class Kernel:
             return delivered_values(config, os.environ)
         memo = self._delivered_refs
         if memo is None or memo[0] is not current:
-            from ..secrets.references import reference_paths
-
-            memo = self._delivered_refs = (current, reference_paths(config))
+            memo = self._delivered_refs = (current, self._references(config))
         return {value for keypath, ref in memo[1]
                 if (value := resolve(keypath, ref, os.environ))}
+
+    def _references(self, config: Mapping[str, Any]) -> list[_Reference]:
+        """The secret references of ``config``, walking only the top-level subtrees that
+        the last walk did not see (the others are shared with its snapshot)."""
+        from ..secrets.references import reference_paths
+
+        seen = self._subtree_refs
+        found: dict[tuple[str, int], tuple[Any, list[_Reference]]] = {}
+        out: list[_Reference] = []
+        for key, value in config.items():
+            known = seen.get((key, id(value)))
+            if known is None or known[0] is not value:
+                known = (value, reference_paths({key: value}))
+            found[key, id(value)] = known
+            out.extend(known[1])
+        self._subtree_refs = found  # holds the subtrees, so their ids stay theirs
+        return out
 
     def _secret_texts(self, policy: ReloadPolicy | None,
                       *configs: Mapping[str, Any]) -> set[str]:
@@ -817,6 +873,18 @@ def freeze_bytes(files: Mapping[str, bytes]) -> Mapping[str, bytes]:
     from types import MappingProxyType
 
     return MappingProxyType(dict(files))
+
+
+def _policy_key(manifest: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The manifest fields a :class:`ReloadPolicy` is made of, hashable (``None`` if a
+    field cannot be)."""
+    key = tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in (
+        manifest.get(name) for name in ReloadPolicy.FIELDS))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _change_data(changed: list[Change], policy: ReloadPolicy) -> list[dict[str, Any]]:

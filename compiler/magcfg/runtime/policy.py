@@ -72,6 +72,9 @@ def _redact_tree(policy: ReloadPolicy, path: KeyPath, value: Any) -> Any:
 class ReloadPolicy:
     """The reload and redaction rules one signed manifest carries."""
 
+    FIELDS = ("reload_default", "hot_keys", "restart_keys", "secret_keys")
+    """The manifest fields the rules are read from (nothing else is)."""
+
     def __init__(self, manifest: Mapping[str, Any]) -> None:
         self.default = "hot" if manifest.get("reload_default") == "hot" else "restart"
         # Large manifests list thousands of subtrees: exact prefixes go in a dict (one
@@ -156,9 +159,11 @@ def _strings(value: Any) -> list[str]:
 def changes(old: Any, new: Any, path: KeyPath = ()) -> list[Change]:
     """Changed leaves between two configs, in sorted key order.
 
-    Equal subtrees are skipped by one ``==`` (C speed), so a small change in a large
-    config costs little. ``==`` holds between ``1``, ``1.0`` and ``True``, so if it finds
-    nothing a strict walk (types too) makes sure. A list counts as one value (lists
+    Subtrees that two snapshots share (the same object: unchanged bytes, see
+    :func:`~magcfg.runtime.snapshot.build_config`) are skipped by ``is``, other equal
+    subtrees by one ``==`` (C speed), so a small change in a large config costs little.
+    ``==`` holds between ``1``, ``1.0`` and ``True``, so if it finds nothing a strict
+    walk (types too) makes sure. A list counts as one value (lists
     replace when merging).
     """
     out: list[Change] = []
@@ -169,6 +174,8 @@ def changes(old: Any, new: Any, path: KeyPath = ()) -> list[Change]:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
     if type(a) is not type(b):
         return False
     if isinstance(a, Mapping):
@@ -179,6 +186,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _diff(old: Any, new: Any, path: KeyPath, out: list[Change], strict: bool) -> None:
+    if old is new:  # a subtree the new snapshot shares with the old one
+        return
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         if not strict and old == new:
             return

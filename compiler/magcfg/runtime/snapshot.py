@@ -10,11 +10,17 @@ lookup of a path walks the tree, every later one is one dict lookup. The memo is
 bounded so arbitrary keys cannot grow it without limit. A path is the text form of
 :mod:`magcfg.keyglob` (a dot inside a key is escaped: ``apps.eu\\.west.dsn``) or a
 tuple of segments.
+
+Consecutive snapshots **share unchanged subtrees**: :func:`build_config` splits a
+``config.json`` laid out as the compiler writes it (one top-level member after each
+``,\n  "``) into the byte spans of its top-level members, and a member whose bytes are
+the same as in the previous snapshot keeps the previous snapshot's frozen object (the
+same object, ``is``); only changed members are parsed and frozen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +32,13 @@ MISSING: Any = object()
 
 _MEMO_LIMIT = 65536
 _CONTAINERS = (dict, list)
+_SEPARATOR = b',\n  "'  # before every top-level member but the first, in the compiler's layout
+_HINT = 96
+_SPACE = b" \t\r\n"
+
+Member = tuple[int, int, str, Any]
+"""A top-level member of a config: its byte span in ``config.json`` (start, end), its
+key and its frozen value."""
 
 
 def freeze(value: Any) -> Any:
@@ -38,6 +51,103 @@ def freeze(value: Any) -> Any:
     if kind is list:
         return tuple([freeze(v) if type(v) in _CONTAINERS else v for v in value])
     return value
+
+
+def build_config(body: bytes, parse: Callable[[bytes], Any],
+                 previous: Snapshot | None = None,
+                 config_name: str = "config.json",
+                 ) -> tuple[Mapping[str, Any], tuple[Member, ...]] | None:
+    """The frozen config of the JSON object ``body`` and its top-level members, reusing
+    the frozen value of every member whose bytes are unchanged since ``previous``.
+
+    ``body`` is split into pieces, ``{piece,piece,...}``: a piece is either the bytes of
+    a member of ``previous`` (compared byte for byte, ``memcmp``, with the member at the
+    same position, else with the one of the same key text) followed by whitespace and
+    ``,`` or the closing brace, or the bytes up to the next ``,\n  "`` (the compiler's layout: one
+    top-level member per line at an indent of two), which must parse, wrapped in
+    braces, as an object of exactly one member. That is sound whatever the layout:
+    if every ``{piece}`` is a valid one-member object, ``{piece,piece,...}`` is a valid
+    object made of exactly those members (JSON's grammar: ``{ ws member (ws , ws
+    member)* ws }``), and a member's value does not depend on what surrounds it.
+
+    ``None`` if ``body`` is not an object in that layout, a piece does not parse on its
+    own, or a key repeats: the caller then parses (and reports errors on) the whole
+    document as before.
+    """
+    end = len(body)
+    while end and body[end - 1] in _SPACE:
+        end -= 1
+    if not body.startswith(b"{") or end < 2 or body[end - 1] != 0x7D:  # "}"
+        return None
+    end -= 1
+    old: tuple[Member, ...] = ()
+    old_body = b""
+    old_view = memoryview(old_body)
+    if previous is not None and previous._members is not None:
+        found_body = previous.files.get(config_name)
+        if found_body is not None:
+            old, old_body = previous._members, found_body
+            old_view = memoryview(old_body)
+    by_hint: dict[bytes, int] | None = None
+
+    def same(j: int, at: int) -> int:
+        """The end of member ``j`` of ``previous`` if its bytes are at ``at``, else -1."""
+        start, stop = old[j][0], old[j][1]
+        after = at + stop - start
+        if after > end or not body.startswith(old_view[start:stop], at):
+            return -1
+        while after < end and body[after] in _SPACE:
+            after += 1
+        return after if after == end or body[after] == 0x2C else -1  # ","
+
+    config: dict[str, Any] = {}
+    members: list[Member] = []
+    pos = 1
+    while True:
+        stop = -1
+        if old:
+            n = len(members)
+            if n < len(old):
+                j, stop = n, same(n, pos)
+            if stop < 0:
+                if by_hint is None:
+                    by_hint = {}
+                    for k, (s, e, _, _) in enumerate(old):
+                        by_hint.setdefault(_key_text(old_body, s, e), k)
+                j = by_hint.get(_key_text(body, pos, end), -1)
+                if j >= 0:
+                    stop = same(j, pos)
+        if stop >= 0:
+            key, frozen = old[j][2], old[j][3]
+        else:
+            stop = body.find(_SEPARATOR, pos, end)
+            if stop < 0:
+                stop = end
+            try:
+                parsed = parse(b"{" + body[pos:stop] + b"}")
+            except (ValueError, RecursionError):
+                return None
+            if type(parsed) is not dict or len(parsed) != 1:
+                return None
+            key, value = next(iter(parsed.items()))
+            frozen = freeze(value) if type(value) in _CONTAINERS else value
+        if key in config:
+            return None
+        config[key] = frozen
+        trimmed = stop  # without the whitespace before "," or "}": a last member moved
+        while trimmed > pos and body[trimmed - 1] in _SPACE:  # up matches again
+            trimmed -= 1
+        members.append((pos, trimmed, key, frozen))
+        if stop == end:
+            return MappingProxyType(config), tuple(members)
+        pos = stop + 1
+
+
+def _key_text(body: bytes, start: int, end: int) -> bytes:
+    """The bytes of a member up to its key's closing ``":``, within its first bytes: a
+    hint to find a member that moved (a match is then compared byte for byte)."""
+    found = body.find(b'":', start, min(end, start + _HINT))
+    return body[start:found] if found >= 0 else b""
 
 
 def thaw(value: Any) -> Any:
@@ -64,6 +174,7 @@ class Snapshot:
     files: Mapping[str, bytes]
     key_id: str
     source: str = "artifact"
+    _members: tuple[Member, ...] | None = field(default=None, repr=False)
     _memo: dict[str | tuple[str, ...], Any] = field(default_factory=dict, repr=False)
 
     @property

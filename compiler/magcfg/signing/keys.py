@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+
+# The encodings live in the small module that ed25519 imports anyway; the PEM loaders
+# of ``serialization`` (SSH, PKCS#12, ciphers: ~10 ms) are imported where they are used.
+from cryptography.hazmat.primitives._serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -74,15 +82,15 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
     The same value ``openssl pkey -pubin -in pub.pem -outform DER | sha256sum`` starts with.
     """
-    der = public_key.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = public_key.public_bytes(Encoding.DER,
+                                  PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()[:KEY_ID_LENGTH]
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
     """The SubjectPublicKeyInfo PEM of ``public_key``."""
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(Encoding.PEM,
+                                   PublicFormat.SubjectPublicKeyInfo)
 
 
 def generate_key_pair(out_dir: str | os.PathLike[str], name: str = "magcfg",
@@ -111,9 +119,9 @@ def generate_key_pair(out_dir: str | os.PathLike[str], name: str = "magcfg",
                                        f"cannot create directory: {exc.strerror}")]) from None
 
     private_key = Ed25519PrivateKey.generate()
-    private_pem = private_key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption())
+    private_pem = private_key.private_bytes(Encoding.PEM,
+                                            PrivateFormat.PKCS8,
+                                            NoEncryption())
     public_key = private_key.public_key()
     _write_private(private_path, private_pem)
     write_atomic(public_path, public_key_pem(public_key), 0o644)
@@ -138,8 +146,10 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
 def load_private_key_pem(pem: bytes | str, source: str) -> Ed25519PrivateKey:
     """Parse a PKCS#8 PEM Ed25519 private key; ``source`` names it in errors."""
     data = _pem_bytes(pem)
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = load_pem_private_key(data, password=None)
     except TypeError:
         raise KeyLoadError([Diagnostic(source, None, None,
                                        "the private key is encrypted; give an unencrypted "
@@ -160,8 +170,10 @@ def load_public_key_pem(pem: bytes | str, source: str) -> Ed25519PublicKey:
         raise KeyLoadError([Diagnostic(source, None, None,
                                        "holds a private key where a public key belongs; "
                                        "give the .pub file")])
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     try:
-        key = serialization.load_pem_public_key(data)
+        key = load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
         raise KeyLoadError([Diagnostic(source, None, None,
                                        "not a PEM public key")]) from None
