@@ -55,7 +55,8 @@ def test_every_reference_resolves(tmp_path: Path, dev_vault: DevVault) -> None:
                        env=dev_vault.env(VAULT_TOKEN=dev_vault.root_token))
     assert done.returncode == 0
     assert json.loads(done.stdout) == {"environment": "prod", "vault": dev_vault.addr, "ok": True,
-                                       "references": 3, "secrets": 3, "unresolved": []}
+                                       "references": 3, "secrets": 3, "unresolved": [],
+                                       "skipped": []}
     _no_canary(done.stdout + done.stderr, project.root)
 
 

@@ -6,6 +6,12 @@ The environment is compiled in memory (nothing written), every ``vault://`` and
 KV v2 path exists, its current version is neither deleted nor destroyed, and it holds the
 referenced key. Each problem is located at the layer line that set the reference. Values
 are only looked up as keys of the secret's data: none is returned, printed or kept.
+
+A reference on a dynamic-secret mount (``secrets.vault.dynamic_mounts``) is never read:
+reading ``database/creds/<role>`` would issue new credentials and a lease. Only its role
+is checked, by reading ``<mount>/roles/<role>`` (``static-creds/<role>``:
+``<mount>/static-roles/<role>``): a missing role is ``missing-role``; when the token may
+not read the role, or the path has another shape, the reference is skipped with a note.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ class Unresolved:
 
     key: str
     reference: str
-    problem: str  # missing-path, missing-key, deleted, destroyed, denied
+    problem: str  # missing-path, missing-key, deleted, destroyed, denied, missing-role
     diagnostic: Diagnostic
 
 
@@ -40,6 +46,8 @@ class VerifyReport:
     checked: int
     secrets: int
     unresolved: tuple[Unresolved, ...]
+    skipped: tuple[str, ...] = ()
+    """Notes on the dynamic-secret references not checked (no value in them)."""
 
     @property
     def ok(self) -> bool:
@@ -55,6 +63,7 @@ class VerifyReport:
             "unresolved": [{"key": u.key, "reference": u.reference, "problem": u.problem,
                             "file": u.diagnostic.file, "line": u.diagnostic.line,
                             "message": u.diagnostic.message} for u in self.unresolved],
+            "skipped": list(self.skipped),
         }
 
 
@@ -74,20 +83,51 @@ def verify_secrets(project: Project, env: str, environ: Mapping[str, str]) -> Ve
     session = VaultSession(config)
     session.login()
     reads: dict[tuple[str, str], KvRead] = {}
+    roles: dict[tuple[str, str], bool | None] = {}
     for _, ref in refs:
-        if (ref.mount, ref.path) not in reads:
+        if settings.is_dynamic(ref.mount):
+            role = role_path(ref.path)
+            if role is not None and (ref.mount, role) not in roles:
+                roles[ref.mount, role] = session.exists(f"{ref.mount}/{role}")
+        elif (ref.mount, ref.path) not in reads:
             reads[ref.mount, ref.path] = session.read_kv(ref.mount, ref.path)
     context = artifact.context
     assert context is not None
     unresolved = []
+    skipped: list[str] = []
     for keypath, ref in refs:
+        if settings.is_dynamic(ref.mount):
+            role = role_path(ref.path)
+            found_role = None if role is None else roles[ref.mount, role]
+            if found_role is False:
+                unresolved.append(Unresolved(
+                    format_keypath(keypath), str(ref), "missing-role", context.locate(
+                        keypath, f"{ref}: the dynamic-secret role {ref.mount}/{role} does not "
+                        "exist", "vault-verify")))
+            elif found_role is None:
+                why = ("the token may not read " + f"{ref.mount}/{role}" if role is not None
+                       else "not a creds/<role> or static-creds/<role> path")
+                skipped.append(f"{format_keypath(keypath)}: {ref}: dynamic secret not checked "
+                               f"({why}; its credentials are never read)")
+            continue
         found = reads[ref.mount, ref.path]
         problem, message = _problem(ref, found)
         if problem is None:
             continue
         unresolved.append(Unresolved(format_keypath(keypath), str(ref), problem,
                                      context.locate(keypath, f"{ref}: {message}", "vault-verify")))
-    return VerifyReport(env, config.addr, len(refs), len(reads), tuple(unresolved))
+    return VerifyReport(env, config.addr, len(refs), len(reads) + len(roles), tuple(unresolved),
+                        tuple(skipped))
+
+
+def role_path(path: str) -> str | None:
+    """The role behind a dynamic-secret path: ``creds/<role>`` -> ``roles/<role>``,
+    ``static-creds/<role>`` -> ``static-roles/<role>`` (the database engine's layout, also
+    that of several others); None for any other shape."""
+    kind, _, role = path.partition("/")
+    if role and "/" not in role and kind in ("creds", "static-creds"):
+        return f"{'static-roles' if kind == 'static-creds' else 'roles'}/{role}"
+    return None
 
 
 def _problem(ref: SecretRef, found: KvRead) -> tuple[str | None, str]:
@@ -102,11 +142,14 @@ def _problem(ref: SecretRef, found: KvRead) -> tuple[str | None, str]:
 def format_report(report: VerifyReport) -> list[str]:
     """The text report: one located line per unresolved reference, then a summary."""
     lines = [u.diagnostic.format() for u in report.unresolved]
+    lines += [f"note: {note}" for note in report.skipped]
     if report.addr is None:
         lines.append(f"secrets verify: {report.environment}: no Vault references to check")
     elif report.ok:
+        unchecked = f", {len(report.skipped)} not checked" if report.skipped else ""
         lines.append(f"secrets verify: {report.environment}: all {report.checked} Vault "
-                     f"reference(s) resolve ({report.secrets} secret(s) at {report.addr})")
+                     f"reference(s) resolve ({report.secrets} secret(s) at {report.addr}"
+                     f"{unchecked})")
     else:
         lines.append(f"secrets verify: {report.environment}: {len(report.unresolved)} of "
                      f"{report.checked} Vault reference(s) do not resolve at {report.addr}")

@@ -9,6 +9,10 @@ of production. The project file says how they are kept apart (docs/secrets.md,
 * ``{env}`` in ``secrets.vault.mounts`` (``secret-{env}``): one mount per environment;
 * ``secrets.vault.addresses``: a Vault server per environment.
 
+Dynamic secrets (``secrets.vault.dynamic_mounts``) are granted by their exact path
+(``database/creds/<role>``): only ``{env}`` in the dynamic mount or ``addresses`` isolates
+them, and two environments naming the same role on a shared mount are an error.
+
 A reference that none of these isolates is checked here, across the environments a
 build compiles: it is an error when another environment's policy (the store's or a
 Direct-Vault app's) would also grant its path.
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
-from .manifests import grant_roots, grants
+from .manifests import dynamic_grants, grant_roots, grants
 from .references import SecretRef
 from .rules import scan
 from .settings import load_secret_settings
@@ -39,11 +43,14 @@ def check_isolation(workspace: Workspace, contexts: Sequence[CompileContext]) ->
         return []  # reported, located, by the document check
     refs: dict[str, list[tuple[tuple[str, ...], SecretRef]]] = {}
     roots: dict[str, frozenset[str]] = {}
+    exact: dict[str, frozenset[str]] = {}  # dynamic-secret paths, granted without /*
     for ctx in contexts:
         settings = base.for_env(ctx.env)
         mine = [(k, r) for k, r in scan(ctx).references() if r.is_vault]
         refs[ctx.env] = mine
         roots[ctx.env] = frozenset(p for paths in grant_roots(mine, settings).values() for p in paths)
+        exact[ctx.env] = frozenset(p for paths in dynamic_grants(mine, settings).values()
+                                   for p in paths)
     out: list[Diagnostic] = []
     for ctx in contexts:
         settings = base.for_env(ctx.env)
@@ -52,12 +59,13 @@ def check_isolation(workspace: Workspace, contexts: Sequence[CompileContext]) ->
         for keypath, ref in refs[ctx.env]:
             if settings.isolated(ctx.env, ref.mount, ref.path):
                 continue
+            granted = settings.policy_path(ref.mount, ref.path)
             others = sorted(other.env for other in contexts
                             if other.env != ctx.env and other.env not in base.addresses
-                            and grants(roots[other.env], ref.kv_data_path))
+                            and grants(roots[other.env], granted, exact[other.env]))
             if others:
                 out.append(ctx.locate(keypath, (
-                    f"the Vault policy of {', '.join(others)} also grants {ref.kv_data_path}: "
+                    f"the Vault policy of {', '.join(others)} also grants {granted}: "
                     f"{ctx.env} and {others[0]} share a Vault, so a role of one could read "
                     "the other's secret; isolate them with {env} in secrets.vault.path_prefixes "
                     "or secrets.vault.mounts, or give each its Vault under "

@@ -8,6 +8,9 @@
   below), so its policy grant and its Kubernetes Secret stay its own.
 * ``vault+direct://`` needs the app's Direct-Vault opt-in (with justification) in the
   project file; External Secrets references use the store's mount.
+* A reference on a dynamic-secret mount (``secrets.vault.dynamic_mounts``) is
+  ``vault+direct://`` only (External Secrets delivery is KV v2 only) and names the
+  engine's own path (no path prefix applies).
 * Two secret keys never map to the same env var name.
 
 No message quotes a value: a literal or a malformed reference may be the secret itself.
@@ -229,9 +232,22 @@ def _reference_problems(ref: SecretRef, keypath: tuple[str, ...],
     if not ref.is_vault:
         return []
     out = []
+    if settings.is_dynamic(ref.mount):
+        if ref.scheme == "vault":
+            out.append(f"mount {ref.mount!r} is a dynamic-secret mount (secrets.vault."
+                       "dynamic_mounts): External Secrets delivery here reads KV v2 only, and "
+                       "leased credentials must be renewed by the app, so write "
+                       "vault+direct:// (the app reads and renews them itself)")
+        elif keypath[0] not in settings.direct_vault:
+            out.append(f"vault+direct:// needs the project file to opt {keypath[0]!r} in to "
+                       "Direct-Vault reads: secrets.direct_vault: [{app: ..., justification: ...}]")
+        return out  # the engine's own path: path_prefixes do not apply
     if ref.mount not in settings.mounts:
+        allowed = ", ".join(settings.mounts)
+        dynamic = (f"; secrets.vault.dynamic_mounts: {', '.join(settings.dynamic_mounts)}"
+                   if settings.dynamic_mounts else "")
         out.append(f"Vault mount {ref.mount!r} is not allowed here (secrets.vault.mounts: "
-                   f"{', '.join(settings.mounts)})")
+                   f"{allowed}{dynamic})")
     owner = settings.app_of(ref.path)
     if settings.path_prefixes is None:
         pass  # the project does not say how its Vault paths are laid out

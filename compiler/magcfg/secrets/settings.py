@@ -4,6 +4,7 @@
 secrets:
   vault:
     mounts: [secret]             # KV v2 mounts references may name ("secret-{env}": one per env)
+    dynamic_mounts: [database]   # dynamic-secret mounts (leased), vault+direct:// only
     path_prefixes: ["k3s/{env}/"]  # a path is <prefix><app>[/<sub>...]; {env}: one tree per env
     addresses: {staging: https://vault-staging.example:8200}   # a Vault per environment
   store: {kind: ClusterSecretStore, name: vault-backend}   # + optional mount (default: first mount)
@@ -17,7 +18,11 @@ redact: ["magds.connection.user", "**.token"]
 Every section and key is optional; the defaults are the values shown except no
 ``path_prefixes`` (then paths are not checked against prefixes and apps, and policies
 grant each referenced path itself), ``target_name: "{app}-secrets"``, no namespace, no
-Direct-Vault app, no globs.
+Direct-Vault app, no globs, no dynamic mounts.
+
+A reference on a dynamic mount (``vault+direct://database/creds/<role>#username``) names
+the engine's own path: it is not checked against ``path_prefixes`` and its policy grants
+``read`` on exactly ``<mount>/<path>`` (plus lease renewal), never a KV v2 shape.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ _DURATION = re.compile(r"0|(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+")
 _STORE_KINDS = ("ClusterSecretStore", "SecretStore")
 _APP = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_VAULT_KEYS = frozenset({"mounts", "dynamic_mounts", "path_prefixes", "addresses"})
 _SECTION_KEYS = ("direct_vault", "namespace", "refresh_interval", "store", "target_name", "vault")
 
 
@@ -53,6 +59,9 @@ class SecretSettings:
     """What the project file says about secrets (defaults filled in)."""
 
     mounts: tuple[str, ...] = ("secret",)
+    dynamic_mounts: tuple[str, ...] = ()
+    """Mounts of dynamic-secret engines (``database``): read through ``vault+direct://``
+    only, their paths granted exactly (docs/secrets.md, "Dynamic secrets")."""
     path_prefixes: tuple[str, ...] | None = None
     store_kind: str = "ClusterSecretStore"
     store_name: str = "vault-backend"
@@ -78,8 +87,10 @@ class SecretSettings:
         prefixes = None if self.path_prefixes is None else tuple(map(fill, self.path_prefixes))
         return replace(
             self, mounts=tuple(map(fill, self.mounts)), path_prefixes=prefixes,
+            dynamic_mounts=tuple(map(fill, self.dynamic_mounts)),
             store_mount=fill(self.store_mount), environment=env,
-            isolated_mounts=frozenset(fill(m) for m in self.mounts if ENV_FIELD in m),
+            isolated_mounts=frozenset(fill(m) for m in (*self.mounts, *self.dynamic_mounts)
+                                      if ENV_FIELD in m),
             isolated_prefixes=frozenset(fill(p) for p in self.path_prefixes or ()
                                         if ENV_FIELD in p))
 
@@ -95,8 +106,19 @@ class SecretSettings:
             return True
         if mount in self.isolated_mounts:
             return True
+        if self.is_dynamic(mount):
+            return False  # an engine's own path: no path prefix applies
         owner = self.app_of(path)
         return owner is not None and owner[0] in self.isolated_prefixes
+
+    def is_dynamic(self, mount: str) -> bool:
+        """Whether ``mount`` is a dynamic-secret mount (``secrets.vault.dynamic_mounts``)."""
+        return mount in self.dynamic_mounts
+
+    def policy_path(self, mount: str, path: str) -> str:
+        """The API path a Vault policy names to read ``<mount>/<path>``: the path itself
+        on a dynamic mount, ``<mount>/data/<path>`` on a KV v2 one."""
+        return f"{mount}/{path}" if self.is_dynamic(mount) else f"{mount}/data/{path}"
 
     def app_of(self, path: str) -> tuple[str, str] | None:
         """(prefix, app) of a Vault path: the longest allowed prefix it starts with and
@@ -169,8 +191,9 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
                 + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(_SECTION_KEYS)}"))
 
     vault = section.get("vault", {})
-    if not isinstance(vault, dict) or set(vault) - {"mounts", "path_prefixes", "addresses"}:
-        err(("secrets", "vault"), "vault is a mapping with mounts, path_prefixes and addresses")
+    if not isinstance(vault, dict) or set(vault) - _VAULT_KEYS:
+        err(("secrets", "vault"), "vault is a mapping with mounts, dynamic_mounts, path_prefixes "
+            "and addresses")
     else:
         addresses = vault.get("addresses", {})
         if not isinstance(addresses, dict):
@@ -207,6 +230,23 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
                 err(("secrets", "vault", name), f"{name} is {rule}")
             else:
                 out[name] = tuple(values)
+        if "dynamic_mounts" in vault:
+            at = ("secrets", "vault", "dynamic_mounts")
+            values = strings(vault["dynamic_mounts"], at)
+            if values is not None:
+                kv = set(out.get("mounts", SecretSettings.mounts))
+                if not all(_MOUNT.fullmatch(v) for v in values):
+                    err(at, "dynamic_mounts is a list of Vault mount names of dynamic-secret "
+                        "engines ([a-z0-9_-], and {env} for the environment's name), e.g. "
+                        "[database]")
+                elif len(set(values)) != len(values):
+                    err(at, "dynamic_mounts names a mount twice")
+                elif kv & set(values):
+                    both = ", ".join(sorted(kv & set(values)))
+                    err(at, f"{both} is in both secrets.vault.mounts (KV v2) and dynamic_mounts: "
+                        "a mount is one or the other")
+                else:
+                    out["dynamic_mounts"] = tuple(values)
 
     store = section.get("store", {})
     if not isinstance(store, dict) or set(store) - {"kind", "name", "mount"}:

@@ -298,6 +298,22 @@ class VaultSession:
                       duration if isinstance(duration, int) and duration > 0 else 0,
                       found.get("renewable") is True)
 
+    def exists(self, path: str) -> bool | None:
+        """Whether a logical read of ``path`` finds something (``database/roles/<role>``):
+        None when the token's policies do not grant it. Nothing read is returned. Only
+        for paths whose read has no effect (never ``.../creds/...``, which issues a lease)."""
+        client = self.client
+        try:
+            self._call(path, lambda: client.adapter.get(f"/v1/{path}"))
+        except _Forbidden:
+            return None
+        except _Status as exc:
+            if exc.status in (404, 405):
+                return False
+            raise VaultError(_problem(
+                f"Vault at {self.config.addr} answered HTTP {exc.status} reading {path}")) from None
+        return True
+
     def renew_lease(self, lease_id: str, increment: int) -> int:
         """Renew ``lease_id`` by ``increment`` seconds; the duration the server granted.
         Raises :class:`VaultError` if it refuses (revoked, expired, past its max TTL)."""
