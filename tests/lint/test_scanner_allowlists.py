@@ -61,7 +61,8 @@ def signed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert signed.returncode == 0, signed.stderr
     assert sorted(p.name for p in (root / "generated/production").iterdir()) == [
         "attestation.dsse.json", "config.json", "configmap.yaml", "externalsecret.yaml",
-        "kustomization.yaml", "manifest.json", "manifest.json.sig", "vault-policy.hcl"]
+        "kustomization.yaml", "manifest.json", "manifest.json.sig", "value-constraints.json",
+        "vault-policy.hcl"]
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "signed artifacts")
