@@ -11,7 +11,7 @@ import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 try:
     import typer
@@ -20,6 +20,11 @@ except ImportError:  # the slim install: the runtime kernel only
              "(this installation has the runtime kernel only)")
 
 from .errors import Diagnostic, MagcfgError, UsageError, printable
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from .project import Project
 
 app = typer.Typer(
     name="magcfg",
@@ -400,6 +405,20 @@ def sign(
                     f"with key {result.key_id}")
 
 
+def _trusted_keys(proj: "Project", public_key: list[Path] | None
+                  ) -> "list[Ed25519PublicKey]":
+    """The keys ``--public-key`` names, else the project file's ``signing.public_keys``."""
+    from .signing.keys import load_public_key
+    from .signing.trust import project_public_keys
+
+    keys = ([load_public_key(p) for p in public_key] if public_key
+            else project_public_keys(proj))
+    if not keys:
+        raise UsageError("no trusted public key: pass --public-key FILE or list "
+                         "signing.public_keys in the project file")
+    return keys
+
+
 @app.command()
 def verify(
     env: EnvsOption = None,
@@ -417,21 +436,14 @@ def verify(
     another environment's artifact or a file that is not a regular file.
     """
     from .durable import real_directory
-    from .errors import UsageError
     from .project import load_project
     from .signing.directory import verify_artifact
-    from .signing.keys import load_public_key
     from .signing.signatures import VerifiedArtifact
-    from .signing.trust import project_public_keys
 
     try:
         proj = load_project(project)
         envs = proj.check_envs(env)
-        keys = ([load_public_key(p) for p in public_key] if public_key
-                else project_public_keys(proj))
-        if not keys:
-            raise UsageError("no trusted public key: pass --public-key FILE or list "
-                             "signing.public_keys in the project file")
+        keys = _trusted_keys(proj, public_key)
     except MagcfgError as exc:
         _fail(exc)
     as_json = _report_format(output_format)
@@ -928,19 +940,12 @@ def publish(
 
 def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
                     push: str | None, public_key: list[Path] | None, quiet: bool) -> None:
-    from .errors import UsageError
     from .project import load_project
     from .signing.deploy_branch import publish as publish_artifacts
-    from .signing.keys import load_public_key
-    from .signing.trust import project_public_keys
 
     proj = load_project(project)
     envs = proj.check_envs(env)
-    keys = ([load_public_key(p) for p in public_key] if public_key
-            else project_public_keys(proj))
-    if not keys:
-        raise UsageError("no trusted public key: pass --public-key FILE or list "
-                         "signing.public_keys in the project file")
+    keys = _trusted_keys(proj, public_key)
     done = publish_artifacts(proj, envs, keys, branch, remote=push)
     versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
     if done.commit is None:

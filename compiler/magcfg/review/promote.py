@@ -222,6 +222,18 @@ def _target(spec: LayerSpec, stack: LayerStack, layer_index: int, keypath: KeyPa
     return named, inside, named not in existing and named not in pending
 
 
+def _not_promoted(settings: PromoteSettings, keypath: KeyPath, withheld_secret: bool,
+                  from_env: str, to_env: str) -> str | None:
+    """Why a key FROM sets is not promoted (a secret not asked for, an intended
+    difference), or None."""
+    if withheld_secret:
+        return "secret reference (use --include-secrets to promote references)"
+    intended = settings.intended(keypath, from_env, to_env)
+    if intended is not None:
+        return f"intended difference (promote.allow_differences {intended})"
+    return None
+
+
 def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str] | None = None,
                    include_secrets: bool = False) -> Plan:
     """Work out the promotion of ``from_env``'s per-environment values into ``to_env``,
@@ -264,14 +276,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     skipped.append(Skip(key, "set with !unset or !replace: promote it by hand"))
                     continue
                 secret = redactor.is_secret(keypath) or redactor.value(keypath, value) != value
-                if secret and not include_secrets:
-                    skipped.append(Skip(key, "secret reference (use --include-secrets to "
-                                             "promote references)"))
-                    continue
-                intended = settings.intended(keypath, from_env, to_env)
-                if intended is not None:
-                    skipped.append(Skip(key, f"intended difference (promote.allow_differences "
-                                             f"{intended})"))
+                reason = _not_promoted(settings, keypath, secret and not include_secrets,
+                                       from_env, to_env)
+                if reason is not None:
+                    skipped.append(Skip(key, reason))
                     continue
                 merge_key = index.merge_key(keypath) if index else None
                 if merge_key is not None and type(value) is list:
@@ -329,14 +337,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     used.update(hit)
                     key = ".".join(keypath)
                     secret = redactor.is_secret(keypath)
-                    if secret and not include_secrets:
-                        skipped.append(Skip(key, "secret reference (use --include-secrets to "
-                                                 "promote references)"))
-                        continue
-                    intended = settings.intended(keypath, from_env, to_env)
-                    if intended is not None:
-                        skipped.append(Skip(key, "intended difference (promote."
-                                                 f"allow_differences {intended})"))
+                    reason = _not_promoted(settings, keypath, secret and not include_secrets,
+                                           from_env, to_env)
+                    if reason is not None:
+                        skipped.append(Skip(key, reason))
                         continue
                     per_file.setdefault(f.path, []).append((keypath, REMOVE))
                     inherited = stacks[from_env].provenance(keypath)
