@@ -49,7 +49,7 @@ from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
 from ..pipeline.merge import _lookup as lookup
 from ..project import Project
-from ..schema.index import SchemaIndex
+from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
 from ..syntax.keylines import KeyLines
 
@@ -284,8 +284,12 @@ class Origins:
                       layer_name)
 
 
+_NESTED = (dict, list)
+
+
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
-             redactor: Redactor, index: SchemaIndex | None) -> tuple[Change, ...]:
+             redactor: Redactor, index: SchemaIndex | PolicyIndex | None
+             ) -> tuple[Change, ...]:
     """Redact, locate and classify raw changes."""
     old_origins = Origins(old_stack)
     # The same files (both environments of one tree) are indexed once.
@@ -293,12 +297,19 @@ def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
     new_origins = Origins(new_stack, shared)
     out = []
     for kind, keypath, va, vb in raw:
-        # A secret's reference is shown (where the value lives, never the value).
-        shown_old = None if va is MISSING else redactor.shown(keypath, va)
-        shown_new = None if vb is MISSING else redactor.shown(keypath, vb)
-        secret = (redactor.is_secret(keypath)
-                  or (va is not MISSING and redactor.contains_secret(keypath, va))
-                  or (vb is not MISSING and redactor.contains_secret(keypath, vb)))
+        if redactor.is_secret(keypath) or type(va) in _NESTED or type(vb) in _NESTED:
+            # A secret's reference is shown (where the value lives, never the value).
+            shown_old = None if va is MISSING else redactor.shown(keypath, va)
+            shown_new = None if vb is MISSING else redactor.shown(keypath, vb)
+            secret = (redactor.is_secret(keypath)
+                      or (va is not MISSING and redactor.contains_secret(keypath, va))
+                      or (vb is not MISSING and redactor.contains_secret(keypath, vb)))
+        else:
+            # A scalar under a key that is not secret is shown as it is and holds no
+            # secret (what ``shown`` and ``contains_secret`` answer, asked once).
+            shown_old = None if va is MISSING else va
+            shown_new = None if vb is MISSING else vb
+            secret = False
         out.append(Change(
             kind=kind, key=".".join(keypath), keypath=keypath, old=shown_old, new=shown_new,
             secret=secret,
@@ -330,9 +341,9 @@ def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDif
     stacks = compiler.load_stacks([old_env, new_env])
     old_doc = _compile(compiler, old_env, stacks[old_env], None)
     new_doc = _compile(compiler, new_env, stacks[new_env], None)
-    schema = compiler.schema()
+    index = compiler.policies()
     changes = describe(compare(old_doc, new_doc), stacks[old_env], stacks[new_env],
-                       compiler.redactor(), schema.index if schema else None)
+                       Redactor(index, compiler.redact_globs()), index)
     return ConfigDiff(Side(old_env), Side(new_env), changes)
 
 
@@ -350,9 +361,9 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     compiler = Compiler(project)
     stack = compiler.load_stack(env)
     new_doc = _compile(compiler, env, stack, None)
-    schema = compiler.schema()
-    changes = describe(compare(old_doc, new_doc), old_stack, stack, compiler.redactor(),
-                       schema.index if schema else None)
+    index = compiler.policies()
+    changes = describe(compare(old_doc, new_doc), old_stack, stack,
+                       Redactor(index, compiler.redact_globs()), index)
     return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
 
 
@@ -363,7 +374,20 @@ def show(value: Any) -> str:
     """A value as one line of text (JSON), with the redaction marker bare."""
     if isinstance(value, str) and value == REDACTED:
         return REDACTED
+    # The common scalars as ``json.dumps`` writes them, without making an encoder.
+    t = type(value)
+    if t is str:
+        return _encode_string(value)
+    if t is int:
+        return int.__repr__(value)
+    if t is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_encode_string = json.encoder.encode_basestring
 
 
 _STYLE = {"added": "+", "removed": "-", "changed": "~"}
