@@ -82,8 +82,12 @@ def _index(text: str) -> tuple[int, dict[KeyPath, int]]:
     return root, index
 
 
-_KEY_LINE = re.compile(r"( *)([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(.*))?")
-_PLAIN_VALUE = re.compile(r"[^\[\]{}\"'|>&*!#%@`?,:\-][^#]*?(?: +#.*)?|-?[0-9][^#]*?(?: +#.*)?")
+_PLAIN = r"(?:[^\[\]{}\"'|>&*!#%@`?,:\- ][^#]*?|-?[0-9][^#]*?)(?: +#.*)?"
+_PLAIN_VALUE = re.compile(_PLAIN)
+# A key line: indent, key, and its value when that is a plain scalar (group 3), else
+# whatever follows the colon (group 4, checked further; None: nothing follows).
+_KEY_PLAIN_LINE = re.compile(
+    r"( *)([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(?:(" + _PLAIN + r")|(.*)))?")
 _QUOTED_VALUE = re.compile(r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*')(?: +#.*)?")
 _FLOW_LIST = re.compile(r"\[([^\[\]{}\"'#,:]*(?:,[^\[\]{}\"'#,:]*)*)\](?: +#.*)?")
 _FLOW_MAPS = re.compile(r"\[ *(\{[^\[\]{}\"'#]*\}(?: *, *\{[^\[\]{}\"'#]*\})*) *\](?: +#.*)?")
@@ -106,15 +110,16 @@ def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
     open_value = False  # the last key had no value on its line: a nested map may follow
     if "\t" in text or "\r" in text:
         return None
+    key_line = _KEY_PLAIN_LINE.fullmatch
     for number, line in enumerate(text.split("\n"), 1):
-        stripped = line.lstrip(" ")
-        if not stripped or stripped.startswith("#"):
-            continue
-        found = _KEY_LINE.fullmatch(line)
+        found = key_line(line)
         if found is None:
+            stripped = line.lstrip(" ")
+            if not stripped or stripped.startswith("#"):
+                continue
             return None
-        indent = len(found.group(1))
-        value = found.group(3)
+        indent = found.end(1)
+        name, plain, value = found.group(2, 3, 4)
         if not stack:
             root = number
             stack.append((indent, ()))
@@ -127,11 +132,14 @@ def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
                 stack.pop()
             if not stack or stack[-1][0] != indent:
                 return None
-        keypath = (*(stack[-2][1] if len(stack) > 1 else ()), found.group(2))
+        keypath = (*stack[-2][1], name) if len(stack) > 1 else (name,)
         stack[-1] = (indent, keypath)
         if keypath in index:
             return None
         index[keypath] = number
+        if plain is not None:
+            open_value = False
+            continue
         if value is None or value == "" or value.startswith("#"):
             open_value = True
             continue
