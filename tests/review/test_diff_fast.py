@@ -5,7 +5,9 @@
 * the schema index computes a node's ``constraints`` on first use, with the same result
   as computing them while building;
 * a whole ``magcfg diff`` on a generated repository with many changes is the same with
-  the line reader switched off (the reference path) as with it on.
+  the line reader and the origins from key lines switched off (the reference path:
+  parser events, parsed values) as with them on; and with the schema's policy tables
+  as with its index.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def test_diff_same_with_and_without_line_reader(generated: Path,
     fast = diffs.diff_environments(project, "staging", "production")
     assert len(fast.changes) > 100
     monkeypatch.setattr(keylines, "_index_simple", lambda text: None)
+    monkeypatch.setattr(diffs.Origins, "_keys", lambda self, f: None)
     slow = diffs.diff_environments(load_project(generated / "magcfg.yaml"), "staging",
                                    "production")
     for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):

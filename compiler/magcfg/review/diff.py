@@ -265,6 +265,7 @@ class Origins:
         self.stack = stack
         self.lines = lines or KeyLines(stack.source)
         self._by_top: dict[str, list[tuple[str, ParsedFile]]] = {}
+        self._indexed: dict[str, dict[KeyPath, int] | None] = {}
 
     def of(self, keypath: KeyPath) -> Origin | None:
         files = self._by_top.get(keypath[0])
@@ -273,15 +274,35 @@ class Origins:
                 (layer.name, f) for layer in self.stack.layers for f in layer.files
                 if keypath[0] in f.keys]
         last: tuple[ParsedFile, int, str] | None = None
+        line: int | None = None
         for layer_name, f in files:
+            keys = self._keys(f)
+            if keys is not None:
+                # A file without !unset/!replace and key prefix sets the key path
+                # exactly when it writes it: its line index answers, and its values
+                # need not be parsed.
+                if keypath in keys:
+                    last, line = (f, len(keypath), layer_name), keys[keypath]
+                continue
             found = lookup(f.data, keypath)
             if found is not None:
-                last = (f, found[0], layer_name)
+                last, line = (f, found[0], layer_name), None
         if last is None:
             return None
         file, depth, layer_name = last
-        return Origin(file.path, self.lines.line(file.path, file.file_keypath(keypath[:depth])),
-                      layer_name)
+        if line is None:
+            line = self.lines.line(file.path, file.file_keypath(keypath[:depth]))
+        return Origin(file.path, line, layer_name)
+
+    def _keys(self, f: ParsedFile) -> dict[KeyPath, int] | None:
+        """The key lines of ``f`` when they tell where it sets a key path (no markers, no
+        key prefix, indexed), else None (its data is looked up)."""
+        if f.has_markers or f.prefix:
+            return None
+        found = self._indexed.get(f.path, MISSING)
+        if found is MISSING:
+            found = self._indexed[f.path] = self.lines.indexed(f.path)
+        return found  # type: ignore[no-any-return]
 
 
 _NESTED = (dict, list)

@@ -190,6 +190,14 @@ class KeyLines:
         self.source = source
         self._files: dict[str, tuple[bytes, tuple[int, dict[KeyPath, int]] | None]] = {}
 
+    def indexed(self, path: str) -> dict[KeyPath, int] | None:
+        """Every key path the file writes (mapping keys and sequence items) and its
+        line; None when the file cannot be read or is read by ``locate``."""
+        if self.line(path, ()) is None:
+            return None
+        found = self._files[path][1]
+        return found[1] if found is not None else None
+
     def line(self, path: str, keypath: KeyPath) -> int | None:
         """What ``load.locate`` answers: the line of ``keypath`` or of its deepest
         existing ancestor; ``None`` when the file cannot be read."""
