@@ -5,7 +5,7 @@
 
 With ``--ab BASE`` (a ``compiler/`` directory of another commit, e.g. from ``git
 archive``), only the whole processes ``magcfg diff staging production`` and ``magcfg
-explain KEY --env staging`` are timed, BASE and this tree alternating, N runs each
+explain KEY --env staging`` (KEY, and KEY mistyped) are timed, BASE and this tree alternating, N runs each
 (each in its own copy of DIR, built by it first: DIR-before for BASE; bytecode writing
 on): medians, peak RSS, the ratio, and whether the two outputs are byte-identical.
 
@@ -83,7 +83,9 @@ def process_ab(root: Path, base: Path, runs: int) -> None:
         node = node[name]
     key = ".".join(keypath)
     commands = {"diff": ["diff", "staging", "production"],
-                "explain": ["explain", key, "--env", "staging"]}
+                "explain": ["explain", key, "--env", "staging"],
+                # A mistyped top-level key: the did-you-mean path.
+                "explain-typo": ["explain", key.replace("_", "", 1), "--env", "staging"]}
     for args in commands.values():
         times: dict[str, list[float]] = {"before": [], "after": []}
         rss: dict[str, float] = {}
