@@ -1,6 +1,13 @@
 """Benchmark ``magcfg diff`` and ``magcfg promote`` on the large synthetic repository.
 
     python benchmarks/diff_bench.py [DIR]        # DIR default /tmp/large (generated if absent)
+    python benchmarks/diff_bench.py DIR --ab BASE [--runs N]
+
+With ``--ab BASE`` (a ``compiler/`` directory of another commit, e.g. from ``git
+archive``), only the whole processes ``magcfg diff staging production`` and ``magcfg
+explain KEY --env staging`` (KEY, and KEY mistyped) are timed, BASE and this tree alternating, N runs each
+(each in its own copy of DIR, built by it first: DIR-before for BASE; bytecode writing
+on): medians, peak RSS, the ratio, and whether the two outputs are byte-identical.
 
 Prints, in one run: the comparison of two compiled environments by the flat engine and by
 DeepDiff (same changes, checked) with their ratio; the cost of describing the changes
@@ -48,7 +55,67 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return best * 1000, result
 
 
+def process_ab(root: Path, base: Path, runs: int) -> None:
+    """Whole-process medians of diff and explain, BASE against this tree."""
+    import statistics
+
+    trees = {"before": str(base), "after": str(HERE.parent / "compiler")}
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # Each tree in a copy of its own, built by that tree: their caches may differ in
+    # format, and a diff reads what the build cached.
+    repos = {"before": root.parent / f"{root.name}-before", "after": root}
+    if not repos["before"].exists():
+        shutil.copytree(root, repos["before"],
+                        ignore=shutil.ignore_patterns(".magcfg-cache", "generated"))
+    for side, tree in trees.items():
+        subprocess.run([sys.executable, "-m", "magcfg", "build", "-q"], cwd=repos[side],
+                       check=True, env={**clean, "PYTHONPATH": tree})
+    config = (root / "generated" / "staging" / "config.json").read_bytes()
+    import orjson
+
+    service = sorted(orjson.loads(config))[0]
+    first = orjson.loads(config)[service]
+    keypath = [service]
+    node = first
+    while isinstance(node, dict) and node:
+        name = sorted(node)[0]
+        keypath.append(name)
+        node = node[name]
+    key = ".".join(keypath)
+    commands = {"diff": ["diff", "staging", "production"],
+                "explain": ["explain", key, "--env", "staging"],
+                # A mistyped top-level key: the did-you-mean path.
+                "explain-typo": ["explain", key.replace("_", "", 1), "--env", "staging"]}
+    for args in commands.values():
+        times: dict[str, list[float]] = {"before": [], "after": []}
+        rss: dict[str, float] = {}
+        outputs: dict[str, bytes] = {}
+        for _ in range(runs):
+            for side, tree in trees.items():
+                start = time.perf_counter()
+                # Peak RSS by /usr/bin/time: magcfg ends through os._exit.
+                done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m",
+                                       "magcfg", *args],
+                                      cwd=repos[side],
+                                      env={**clean, "PYTHONPATH": tree},
+                                      capture_output=True)
+                times[side].append(time.perf_counter() - start)
+                rss[side] = max(rss.get(side, 0.0),
+                                float(done.stderr.decode().strip().splitlines()[-1]) / 1024)
+                outputs[side] = done.stdout
+        med = {side: statistics.median(v) for side, v in times.items()}
+        same = "identical" if outputs["before"] == outputs["after"] else "DIFFERENT"
+        print(f"`magcfg {' '.join(args)}`: before {med['before']:.2f} s "
+              f"({rss['before']:.0f} MB), after {med['after']:.2f} s ({rss['after']:.0f} MB), "
+              f"ratio {med['before'] / med['after']:.2f}x, median of {runs}; output {same}")
+
+
 def main() -> int:
+    if "--ab" in sys.argv:
+        at = sys.argv.index("--ab")
+        runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
+        process_ab(Path(sys.argv[1]), Path(sys.argv[at + 1]), runs)
+        return 0
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/large")
     if not (root / "magcfg.yaml").exists():
         subprocess.run([sys.executable, str(HERE / "synth.py"), str(root)], check=True)

@@ -51,7 +51,7 @@ from .pipeline.merge import ABSENT, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
 from .project import Project
-from .schema.index import Schema, load_schema
+from .schema.index import PolicyIndex, PolicyTable, Schema, SchemaIndex, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.isolation import check_isolation
 from .secrets.manifests import emit_secret_manifests
@@ -135,9 +135,10 @@ def process_age() -> float:
         return 0.0
 
 
-_SUMMARY_FORMAT = 3
+_SUMMARY_FORMAT = 4
 """Of the cached schema summary; 2: key paths in the escaped text form of keyglob;
-3: ``secret_values`` (``x-magcfg-secret-value``)."""
+3: ``secret_values`` (``x-magcfg-secret-value``); 4: a piece's summary carries its
+``policies`` (``SchemaIndex.policy_table``, read by ``magcfg diff``)."""
 
 STANDARD = Extensions(
     layer_loaders={CUE_SUFFIX: load_cue_layers},
@@ -554,9 +555,29 @@ class Compiler:
                 hot, restart = piece.index.reload_partition()
                 found = {"format": _SUMMARY_FORMAT, "hot": hot, "restart": restart,
                          "secret_paths": piece.index.secret_paths(),
-                         "secret_values": piece.index.secret_values()}
+                         "secret_values": piece.index.secret_values(),
+                         "policies": piece.index.policy_table()}
             self.cache.put_fragment(name, found)
         return found
+
+    def policies(self) -> PolicyIndex | SchemaIndex | None:
+        """What ``magcfg diff`` asks of the schema (is a key secret, its reload policy):
+        from the policy tables the build cached with each piece's summary, when the
+        schema is split and every piece's table is cached; else the schema's index. A
+        diff then neither parses nor indexes the schema's pieces."""
+        schema = self.schema()
+        if schema is None:
+            return None
+        digests = schema.piece_digests()
+        tables: dict[str, PolicyTable] = {}
+        for key, digest in digests.items():
+            with self.timings.stage("cache"):
+                found = self.cache.fragment(f"schema-piece-summary:{digest}")
+            if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT
+                    and isinstance(found.get("policies"), list)):
+                return schema.index
+            tables[key] = found["policies"]
+        return PolicyIndex(tables, schema.index) if tables else schema.index
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         summary = self.schema_summary()

@@ -84,6 +84,8 @@ class KeyGlobs:
         return bool(self.patterns)
 
     def matches(self, keypath: tuple[str, ...]) -> bool:
+        if not self._regexes:
+            return False  # no globs: nothing to format (a diff asks for every change)
         # Matched against the escaped text form: a dot inside a segment is "\." there,
         # which no separator in a pattern matches.
         text = format_keypath(keypath)

@@ -194,12 +194,18 @@ def test_pieces_outlive_cache_compaction(mini: Project, state_home: Path,
     whole = (mini.root / SCHEMA).read_bytes()
     parsed: list[bytes] = []
     real = magcfg.schema.index._parse_schema
+    real_piece = magcfg.schema.index._parse_piece
 
     def recorded(path: str, raw: bytes) -> Any:
         parsed.append(raw)
         return real(path, raw)
 
+    def recorded_piece(raw: bytes) -> Any:  # a piece is parsed by orjson first
+        parsed.append(raw)
+        return real_piece(raw)
+
     monkeypatch.setattr(magcfg.schema.index, "_parse_schema", recorded)
+    monkeypatch.setattr(magcfg.schema.index, "_parse_piece", recorded_piece)
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
     magcfg.build(load(mini))
     assert parsed and whole not in parsed  # the magds piece, from the cache

@@ -49,7 +49,7 @@ from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
 from ..pipeline.merge import _lookup as lookup
 from ..project import Project
-from ..schema.index import SchemaIndex
+from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
 from ..syntax.keylines import KeyLines
 
@@ -265,6 +265,7 @@ class Origins:
         self.stack = stack
         self.lines = lines or KeyLines(stack.source)
         self._by_top: dict[str, list[tuple[str, ParsedFile]]] = {}
+        self._indexed: dict[str, dict[KeyPath, int] | None] = {}
 
     def of(self, keypath: KeyPath) -> Origin | None:
         files = self._by_top.get(keypath[0])
@@ -273,19 +274,43 @@ class Origins:
                 (layer.name, f) for layer in self.stack.layers for f in layer.files
                 if keypath[0] in f.keys]
         last: tuple[ParsedFile, int, str] | None = None
+        line: int | None = None
         for layer_name, f in files:
+            keys = self._keys(f)
+            if keys is not None:
+                # A file without !unset/!replace and key prefix sets the key path
+                # exactly when it writes it: its line index answers, and its values
+                # need not be parsed.
+                if keypath in keys:
+                    last, line = (f, len(keypath), layer_name), keys[keypath]
+                continue
             found = lookup(f.data, keypath)
             if found is not None:
-                last = (f, found[0], layer_name)
+                last, line = (f, found[0], layer_name), None
         if last is None:
             return None
         file, depth, layer_name = last
-        return Origin(file.path, self.lines.line(file.path, file.file_keypath(keypath[:depth])),
-                      layer_name)
+        if line is None:
+            line = self.lines.line(file.path, file.file_keypath(keypath[:depth]))
+        return Origin(file.path, line, layer_name)
+
+    def _keys(self, f: ParsedFile) -> dict[KeyPath, int] | None:
+        """The key lines of ``f`` when they tell where it sets a key path (no markers, no
+        key prefix, indexed), else None (its data is looked up)."""
+        if f.has_markers or f.prefix:
+            return None
+        found = self._indexed.get(f.path, MISSING)
+        if found is MISSING:
+            found = self._indexed[f.path] = self.lines.indexed(f.path)
+        return found  # type: ignore[no-any-return]
+
+
+_NESTED = (dict, list)
 
 
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
-             redactor: Redactor, index: SchemaIndex | None) -> tuple[Change, ...]:
+             redactor: Redactor, index: SchemaIndex | PolicyIndex | None
+             ) -> tuple[Change, ...]:
     """Redact, locate and classify raw changes."""
     old_origins = Origins(old_stack)
     # The same files (both environments of one tree) are indexed once.
@@ -293,12 +318,19 @@ def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
     new_origins = Origins(new_stack, shared)
     out = []
     for kind, keypath, va, vb in raw:
-        # A secret's reference is shown (where the value lives, never the value).
-        shown_old = None if va is MISSING else redactor.shown(keypath, va)
-        shown_new = None if vb is MISSING else redactor.shown(keypath, vb)
-        secret = (redactor.is_secret(keypath)
-                  or (va is not MISSING and redactor.contains_secret(keypath, va))
-                  or (vb is not MISSING and redactor.contains_secret(keypath, vb)))
+        if redactor.is_secret(keypath) or type(va) in _NESTED or type(vb) in _NESTED:
+            # A secret's reference is shown (where the value lives, never the value).
+            shown_old = None if va is MISSING else redactor.shown(keypath, va)
+            shown_new = None if vb is MISSING else redactor.shown(keypath, vb)
+            secret = (redactor.is_secret(keypath)
+                      or (va is not MISSING and redactor.contains_secret(keypath, va))
+                      or (vb is not MISSING and redactor.contains_secret(keypath, vb)))
+        else:
+            # A scalar under a key that is not secret is shown as it is and holds no
+            # secret (what ``shown`` and ``contains_secret`` answer, asked once).
+            shown_old = None if va is MISSING else va
+            shown_new = None if vb is MISSING else vb
+            secret = False
         out.append(Change(
             kind=kind, key=".".join(keypath), keypath=keypath, old=shown_old, new=shown_new,
             secret=secret,
@@ -330,9 +362,9 @@ def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDif
     stacks = compiler.load_stacks([old_env, new_env])
     old_doc = _compile(compiler, old_env, stacks[old_env], None)
     new_doc = _compile(compiler, new_env, stacks[new_env], None)
-    schema = compiler.schema()
+    index = compiler.policies()
     changes = describe(compare(old_doc, new_doc), stacks[old_env], stacks[new_env],
-                       compiler.redactor(), schema.index if schema else None)
+                       Redactor(index, compiler.redact_globs()), index)
     return ConfigDiff(Side(old_env), Side(new_env), changes)
 
 
@@ -350,9 +382,9 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     compiler = Compiler(project)
     stack = compiler.load_stack(env)
     new_doc = _compile(compiler, env, stack, None)
-    schema = compiler.schema()
-    changes = describe(compare(old_doc, new_doc), old_stack, stack, compiler.redactor(),
-                       schema.index if schema else None)
+    index = compiler.policies()
+    changes = describe(compare(old_doc, new_doc), old_stack, stack,
+                       Redactor(index, compiler.redact_globs()), index)
     return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
 
 
@@ -363,7 +395,20 @@ def show(value: Any) -> str:
     """A value as one line of text (JSON), with the redaction marker bare."""
     if isinstance(value, str) and value == REDACTED:
         return REDACTED
+    # The common scalars as ``json.dumps`` writes them, without making an encoder.
+    t = type(value)
+    if t is str:
+        return _encode_string(value)
+    if t is int:
+        return int.__repr__(value)
+    if t is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_encode_string = json.encoder.encode_basestring
 
 
 _STYLE = {"added": "+", "removed": "-", "changed": "~"}

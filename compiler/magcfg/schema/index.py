@@ -67,9 +67,20 @@ class _Node:
     # costs one reference per node, not a copy of the keywords.
     sources: Any = None
     height: int = 1  # levels of children below and including this node
-    constraints: tuple[Constraint, ...] = ()
     # ``x-magcfg-secret-value``: what the secret's value must be (not its reference).
     secret_value: dict[str, Any] | None = None
+    _constraints: tuple[Constraint, ...] | None = None
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        """What the node's own schema objects allow (``constraints`` of each source, in
+        order, without repeats): computed on first use, since only editors and ``magcfg
+        docs`` ask, and computing it for every node was half the cost of building the
+        index of a large schema (``magcfg diff``)."""
+        if self._constraints is None:
+            self._constraints = tuple(dict.fromkeys(
+                c for src in _sources(self) for c in constraints(src)))
+        return self._constraints
 
     def measure(self) -> None:
         self.height = 1 + max((c.height for c in self.children.values()), default=0)
@@ -91,7 +102,6 @@ def _combine(a: _Node, b: _Node) -> _Node:
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
                 a.merge_key or b.merge_key, (*_sources(a), *_sources(b)),
-                constraints=tuple(dict.fromkeys((*a.constraints, *b.constraints))),
                 secret_value=({**a.secret_value, **b.secret_value}
                               if a.secret_value and b.secret_value
                               else a.secret_value or b.secret_value))
@@ -267,7 +277,6 @@ class SchemaIndex:
             node.default, node.has_default = schema["default"], True
         if isinstance(schema.get("x-magcfg-merge-key"), str):
             node.merge_key = schema["x-magcfg-merge-key"]
-        node.constraints = constraints(schema)
         node.sources = schema
         t = schema.get("type")
         if isinstance(t, str):
@@ -336,6 +345,12 @@ class SchemaIndex:
             yield node
 
     def known_keys(self, keypath: tuple[str, ...]) -> list[str]:
+        if not keypath and self._file.origin is None:
+            split = self._file.piece_digests()
+            if split:
+                # A split root lists exactly its pieces' keys (``fragment_safe``: no
+                # keyword but ``properties`` names a key): no need to index the file.
+                return sorted(k for k in split if k != WILDCARD)
         owner = self._of(keypath)
         if owner is not self:
             return owner.known_keys(keypath)
@@ -373,6 +388,24 @@ class SchemaIndex:
         """Keyed list merge: the item key the schema names for the list at ``keypath``."""
         nodes = list(self._nodes(keypath))
         return nodes[-1].merge_key if len(nodes) == len(keypath) + 1 else None
+
+    def policy_table(self) -> PolicyTable:
+        """This index's nodes as ``[(secret, reload, {child: row})]``, the root first
+        (row 0): what ``is_secret`` and ``reload_policy`` read, in a form the build cache
+        keeps (``PolicyIndex``). Shared and recursive nodes are one row each."""
+        rows: dict[int, int] = {id(self._root): 0}
+        order = [self._root]
+        table: PolicyTable = []
+        for node in order:  # grows while it is walked: breadth first
+            children: dict[str, int] = {}
+            for key, child in node.children.items():
+                row = rows.get(id(child))
+                if row is None:
+                    row = rows[id(child)] = len(order)
+                    order.append(child)
+                children[key] = row
+            table.append((node.secret, node.reload, children))
+        return table
 
     def secret_paths(self) -> list[str]:
         """Key paths (text form of ``magcfg.keyglob``, ``*`` for wildcards) of every key
@@ -492,6 +525,54 @@ class SchemaIndex:
         return out
 
 
+PolicyTable = list[tuple[bool, ReloadPolicy | None, dict[str, int]]]
+"""``SchemaIndex.policy_table``: rows of (secret, reload, {child key: row})."""
+
+
+class PolicyIndex:
+    """``is_secret`` and ``reload_policy`` of a split schema, answered from each piece's
+    ``policy_table`` (cached by the build) exactly as the pieces' indexes answer; a
+    key path without a table (the root, a key no piece lists) asks ``fallback``."""
+
+    def __init__(self, tables: dict[str, PolicyTable], fallback: SchemaIndex) -> None:
+        self.tables = tables
+        self.fallback = fallback
+
+    def _rows(self, keypath: tuple[str, ...]) -> list[tuple[bool, ReloadPolicy | None,
+                                                           dict[str, int]]] | None:
+        """The rows along ``keypath`` (as ``SchemaIndex._nodes``), or None: no table."""
+        table = self.tables.get(keypath[0]) if keypath else None
+        if table is None:
+            return None
+        row = table[0]
+        out = [row]
+        for part in keypath:
+            nxt = row[2].get(part)
+            if nxt is None:
+                nxt = row[2].get(WILDCARD)
+                if nxt is None:
+                    break
+            row = table[nxt]
+            out.append(row)
+        return out
+
+    def is_secret(self, keypath: tuple[str, ...]) -> bool:
+        rows = self._rows(keypath)
+        if rows is None:
+            return self.fallback.is_secret(keypath)
+        return any(r[0] for r in rows)
+
+    def reload_policy(self, keypath: tuple[str, ...]) -> ReloadPolicy:
+        rows = self._rows(keypath)
+        if rows is None:
+            return self.fallback.reload_policy(keypath)
+        policy = DEFAULT_RELOAD
+        for r in rows:
+            if r[1] is not None:
+                policy = r[1]
+        return policy
+
+
 class PieceStore(Protocol):
     """Where the split of a schema is kept (the build cache): marshal-able values and
     raw bytes, by name; ``None`` when absent."""
@@ -550,7 +631,9 @@ class Schema:
     @property
     def document(self) -> dict[str, Any]:
         if self._document is None:
-            document = _parse_schema(self.path, self.raw)
+            document = (_parse_piece(self.raw) if self.origin is not None else None)
+            if document is None:
+                document = _parse_schema(self.path, self.raw)
             if self.origin is None:  # a piece comes from a file that passed the check
                 check_dialect(self.path, self.raw, document)
             self._document = document
@@ -677,6 +760,20 @@ def _into_root(ref: str) -> bool:
 def load_schema(path: str, raw: bytes) -> Schema:
     """A schema file, parsed lazily (``Schema.document`` raises located errors)."""
     return Schema(path, raw)
+
+
+def _parse_piece(raw: bytes) -> dict[str, Any] | None:
+    """A piece's document by orjson (about 3x faster than ``json`` with the duplicate
+    check, which a piece cannot fail: ``_dumps`` wrote it from a dict); ``None`` for
+    what orjson does not read as ``json`` would (integers beyond 64 bits, NaN), which
+    ``_parse_schema`` then reads."""
+    import orjson
+
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:

@@ -10,6 +10,7 @@ back to ``locate``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .locate import locate
@@ -81,12 +82,121 @@ def _index(text: str) -> tuple[int, dict[KeyPath, int]]:
     return root, index
 
 
+_PLAIN = r"(?:[^\[\]{}\"'|>&*!#%@`?,:\- ][^#]*?|-?[0-9][^#]*?)(?: +#.*)?"
+_PLAIN_VALUE = re.compile(_PLAIN)
+# A key line: indent, key, and its value when that is a plain scalar (group 3), else
+# whatever follows the colon (group 4, checked further; None: nothing follows).
+_KEY_PLAIN_LINE = re.compile(
+    r"( *)([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(?:(" + _PLAIN + r")|(.*)))?")
+_QUOTED_VALUE = re.compile(r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*')(?: +#.*)?")
+_FLOW_LIST = re.compile(r"\[([^\[\]{}\"'#,:]*(?:,[^\[\]{}\"'#,:]*)*)\](?: +#.*)?")
+_FLOW_MAPS = re.compile(r"\[ *(\{[^\[\]{}\"'#]*\}(?: *, *\{[^\[\]{}\"'#]*\})*) *\](?: +#.*)?")
+_FLOW_PAIR = re.compile(r" *([A-Za-z0-9_][A-Za-z0-9_./-]*): +"
+                        r"([^\[\]{}\"'#,:&*!|>%@`?\- ][^\[\]{}\"'#,:]*?) *")
+_EMPTY_MAP = re.compile(r"\{ *\}(?: +#.*)?")
+_TAG_VALUE = re.compile(r"!(?:unset|replace)(?: +#.*)?")
+
+
+def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
+    """What ``_index`` answers, by reading lines, for the plain block shape most layer
+    files have (``key: scalar``, ``key:`` with a nested block mapping, one-line lists
+    of plain scalars, comments); ``None`` for anything else (sequences in block form,
+    flow maps, block or multi-line scalars, anchors, tabs, document markers), which
+    ``_index`` reads through the parser. The text is one the strict loader accepted."""
+    index: dict[KeyPath, int] = {}
+    root = 0
+    # (indent, path of its last key) of each open block mapping, outermost first.
+    stack: list[tuple[int, KeyPath]] = []
+    open_value = False  # the last key had no value on its line: a nested map may follow
+    if "\t" in text or "\r" in text:
+        return None
+    key_line = _KEY_PLAIN_LINE.fullmatch
+    for number, line in enumerate(text.split("\n"), 1):
+        found = key_line(line)
+        if found is None:
+            stripped = line.lstrip(" ")
+            if not stripped or stripped.startswith("#"):
+                continue
+            return None
+        indent = found.end(1)
+        name, plain, value = found.group(2, 3, 4)
+        if not stack:
+            root = number
+            stack.append((indent, ()))
+        elif indent > stack[-1][0]:
+            if not open_value:
+                return None
+            stack.append((indent, ()))
+        else:
+            while stack and stack[-1][0] > indent:
+                stack.pop()
+            if not stack or stack[-1][0] != indent:
+                return None
+        keypath = (*stack[-2][1], name) if len(stack) > 1 else (name,)
+        stack[-1] = (indent, keypath)
+        if keypath in index:
+            return None
+        index[keypath] = number
+        if plain is not None:
+            open_value = False
+            continue
+        if value is None or value == "" or value.startswith("#"):
+            open_value = True
+            continue
+        open_value = False
+        if value.startswith("["):
+            flow = _FLOW_LIST.fullmatch(value)
+            if flow is None:
+                maps = _FLOW_MAPS.fullmatch(value)
+                if maps is None:
+                    return None
+                for i, body in enumerate(re.findall(r"\{([^{}]*)\}", maps.group(1))):
+                    item = (*keypath, str(i))
+                    index[item] = number
+                    if not body.strip():
+                        continue
+                    for pair in body.split(","):
+                        kv = _FLOW_PAIR.fullmatch(pair)
+                        if kv is None or (*item, kv.group(1)) in index:
+                            return None
+                        index[(*item, kv.group(1))] = number
+                continue
+            inner = flow.group(1)
+            if inner.strip():
+                items = inner.split(",")
+                if any(not item.strip() for item in items):
+                    return None
+                for i in range(len(items)):
+                    index[(*keypath, str(i))] = number
+        elif value.startswith("{"):
+            if _EMPTY_MAP.fullmatch(value) is None:
+                return None
+        elif value.startswith("!"):
+            if _TAG_VALUE.fullmatch(value) is None:
+                return None
+            open_value = value.startswith("!replace")
+        elif value[0] in "\"'":
+            if _QUOTED_VALUE.fullmatch(value) is None:
+                return None
+        elif _PLAIN_VALUE.fullmatch(value) is None:
+            return None
+    return (root or 1), index
+
+
 class KeyLines:
     """Lines of keys in files read through ``source`` (each file indexed once)."""
 
     def __init__(self, source: Any) -> None:
         self.source = source
         self._files: dict[str, tuple[bytes, tuple[int, dict[KeyPath, int]] | None]] = {}
+
+    def indexed(self, path: str) -> dict[KeyPath, int] | None:
+        """Every key path the file writes (mapping keys and sequence items) and its
+        line; None when the file cannot be read or is read by ``locate``."""
+        if self.line(path, ()) is None:
+            return None
+        found = self._files[path][1]
+        return found[1] if found is not None else None
 
     def line(self, path: str, keypath: KeyPath) -> int | None:
         """What ``load.locate`` answers: the line of ``keypath`` or of its deepest
@@ -98,7 +208,8 @@ class KeyLines:
             except OSError:
                 return None
             try:
-                entry = (raw, _index(decode_text(path, raw)))
+                text = decode_text(path, raw)
+                entry = (raw, _index_simple(text) or _index(text))
             except Exception:  # aliases, complex keys, or text locate handles its own way
                 entry = (raw, None)
             self._files[path] = entry

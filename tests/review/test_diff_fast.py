@@ -1,0 +1,211 @@
+"""The fast pieces ``magcfg diff`` relies on answer exactly as the reference ones.
+
+* ``keylines._index_simple`` (a line reader for plain block YAML) gives the same key
+  lines as the parser-event index ``keylines._index``, or declines (``None``);
+* the schema index computes a node's ``constraints`` on first use, with the same result
+  as computing them while building;
+* a whole ``magcfg diff`` on a generated repository with many changes is the same with
+  the line reader and the origins from key lines switched off (the reference path:
+  parser events, parsed values) as with them on; and with the schema's policy tables
+  as with its index.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from magcfg.project import load_project
+from magcfg.review import diff as diffs
+from magcfg.schema.index import SchemaIndex, constraints, load_schema
+from magcfg.syntax import keylines
+from magcfg.syntax.keylines import _index, _index_simple
+
+REPO = Path(__file__).resolve().parents[2]
+
+SIMPLE = [
+    "a: 1\nb:\n  c: x\n  d: [1, 2]\n",
+    "# comment\n\na:\n  b:\n    c: 1\n  e: 'q'\nf: \"x y\"  # trailing\n",
+    "a: []\nb: {}\nc: [{name: x, port: 1}, {name: y, port: 2}]\n",
+    "a: !unset\nb: !replace\n  c: 1\n",
+    "  a: 1\n  b: 2\n",
+    "",
+    "# only a comment\n",
+    "a:\nb: 2\n",
+]
+
+DECLINED = [
+    "a:\n  - 1\n  - 2\n",            # block sequence
+    "a: |\n  text\n",                # block scalar
+    "a: &x 1\nb: *x\n",              # anchors
+    "a: \"multi\n  line\"\n",        # multi-line quoted scalar
+    "---\na: 1\n",                   # document marker
+    "a: {b: 1}\n",                   # flow map
+    "a: [x, ]\n",                    # trailing comma
+    "'quoted key': 1\n",
+    "a:\tb\n",
+]
+
+
+@pytest.mark.parametrize("text", SIMPLE)
+def test_line_reader_agrees_with_parser_events(text: str) -> None:
+    got = _index_simple(text)
+    assert got is not None
+    assert got == _index(text)
+
+
+@pytest.mark.parametrize("text", DECLINED)
+def test_line_reader_declines_other_shapes(text: str) -> None:
+    assert _index_simple(text) is None
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A realistic generated repository (benchmarks/synth.py), built once."""
+    root = tmp_path_factory.mktemp("synth") / "repo"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(root),
+                    "--shape", "realistic", "--services", "6", "--keys", "120",
+                    "--envs", "3"], check=True, capture_output=True)
+    return root
+
+
+def test_line_reader_agrees_on_generated_layers(generated: Path) -> None:
+    read = 0
+    for path in sorted((generated / "layers").rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        got = _index_simple(text)
+        if got is not None:
+            read += 1
+            assert got == _index(text), path
+    assert read > 0
+
+
+def test_lazy_constraints_match_eager(generated: Path) -> None:
+    project = load_project(generated / "magcfg.yaml")
+    assert project.json_schema is not None
+    raw = (generated / project.json_schema).read_bytes()
+    index = SchemaIndex(load_schema(project.json_schema, raw))
+    seen = 0
+    for entry in index.entries():
+        keypath = tuple(entry.path.split("."))
+        full = index.entry(keypath)
+        if full is None:
+            continue
+        nodes = list(index._nodes(keypath))
+        sources = nodes[-1].sources
+        expected = tuple(dict.fromkeys(
+            c for src in (sources if type(sources) is tuple else (sources,))
+            if src is not None for c in constraints(src)))
+        assert full.constraints == expected
+        seen += bool(expected)
+    assert seen > 0
+
+
+def test_diff_same_with_and_without_line_reader(generated: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load_project(generated / "magcfg.yaml")
+    fast = diffs.diff_environments(project, "staging", "production")
+    assert len(fast.changes) > 100
+    monkeypatch.setattr(keylines, "_index_simple", lambda text: None)
+    monkeypatch.setattr(diffs.Origins, "_keys", lambda self, f: None)
+    slow = diffs.diff_environments(load_project(generated / "magcfg.yaml"), "staging",
+                                   "production")
+    for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
+        assert fmt(fast) == fmt(slow)
+
+
+def test_split_root_known_keys_without_indexing_the_file(generated: Path) -> None:
+    """``explain``'s did-you-mean at the top level reads the split's keys, not an index
+    of the whole file; the answer is the whole index's."""
+    from magcfg.compiler import Compiler
+    from magcfg.pipeline.cache import BuildCache
+
+    project = load_project(generated / "magcfg.yaml")
+    assert project.json_schema is not None
+    raw = (generated / project.json_schema).read_bytes()
+    whole = load_schema(project.json_schema, raw).index.known_keys(())
+    split = Compiler(project, cache=BuildCache(None)).schema()
+    assert split is not None and split.piece_digests()
+    assert split.index.known_keys(()) == whole
+    assert split.index._tree is None  # the file itself was not indexed
+
+
+def test_explain_typo_suggestion(generated: Path) -> None:
+    from magcfg.errors import UsageError
+    from magcfg.review.explain import explain
+
+    project = load_project(generated / "magcfg.yaml")
+    with pytest.raises(UsageError, match=r"did you mean 'svc_000\."):
+        explain(project, "staging", "svc000." + "x")
+
+
+def test_policy_tables_answer_as_the_schema_index(generated: Path) -> None:
+    """After a build, ``magcfg diff`` asks the pieces' cached policy tables instead of
+    indexing the schema: for every key path (and a few the schema does not have), the
+    same secret flag and reload policy as the index."""
+    from magcfg.compiler import Compiler, build
+    from magcfg.pipeline.cache import BuildCache
+    from magcfg.schema.index import PolicyIndex
+
+    project = load_project(generated / "magcfg.yaml")
+    cache = BuildCache(None)
+    build(project, cache=cache)
+    policies = Compiler(project, cache=cache).policies()
+    assert isinstance(policies, PolicyIndex)
+    reference = Compiler(project, cache=BuildCache(None)).schema()
+    assert reference is not None
+    index = reference.index
+    paths = [tuple(e.path.split(".")) for e in index.entries()]
+    paths += [(*p, "not-in-schema") for p in paths[::7]] + [("nope",), ("nope", "x")]
+    assert len(paths) > 100
+    for keypath in paths:
+        assert policies.is_secret(keypath) == index.is_secret(keypath), keypath
+        assert policies.reload_policy(keypath) == index.reload_policy(keypath), keypath
+    assert any(index.is_secret(p) for p in paths)
+
+
+def test_diff_same_with_and_without_policy_tables(generated: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.compiler import Compiler, build
+    from magcfg.schema.index import PolicyIndex
+
+    project = load_project(generated / "magcfg.yaml")
+    build(project)
+    assert isinstance(Compiler(project).policies(), PolicyIndex)
+    fast = diffs.diff_environments(project, "staging", "production")
+    monkeypatch.setattr(Compiler, "policies",
+                        lambda self: self.schema().index if self.schema() else None)
+    slow = diffs.diff_environments(load_project(generated / "magcfg.yaml"), "staging",
+                                   "production")
+    assert any(c.secret for c in slow.changes)
+    for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
+        assert fmt(fast) == fmt(slow)
+
+
+def test_line_reader_agrees_on_hostile_documents() -> None:
+    """The loader's differential corpus: every document the strict loader accepts and
+    the line reader reads gets the parser's key lines."""
+    import random
+
+    from magcfg.errors import BuildError
+    from magcfg.syntax.strict_yaml import LoadFailed, decode_text, parse_layer
+
+    from ..syntax.yaml_corpus import generate
+
+    rng = random.Random(14)
+    read = 0
+    for _ in range(3000):
+        raw = generate(rng)
+        try:
+            parse_layer("x.yaml", raw)
+        except (LoadFailed, BuildError):
+            continue
+        text = decode_text("x.yaml", raw)
+        got = _index_simple(text)
+        if got is not None:
+            read += 1
+            assert got == _index(text), text
+    assert read > 50
