@@ -5,6 +5,7 @@ traceback, and generated/ exactly as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -103,8 +104,12 @@ class _Listener:
         raise AssertionError("the listener did not count a connection")
 
     def close(self) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown does.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(timeout=5)
+        assert not self._thread.is_alive()
 
 
 @pytest.fixture
