@@ -4,7 +4,6 @@ build/verify/explain, a quiet --quiet and --strict."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -20,7 +19,6 @@ def test_version(mini: Project) -> None:
         assert (done.returncode, done.stdout) == (0, f"magcfg {__version__}\n")
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
 def test_bash_completion_completes_commands_and_options(mini: Project) -> None:
     """The script typer prints, sourced into a real bash and asked as bash asks."""
     script = mini.run("--show-completion", "bash")
