@@ -71,8 +71,11 @@ def docker_credentials(host: str, environ: dict[str, str] | None = None) -> tupl
     env = os.environ if environ is None else environ
     base = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else Path.home() / ".docker"
     path = base / "config.json"
+    from ..durable import read_regular
+
     try:
-        config = json.loads(path.read_bytes())
+        # The operator's file (it may be a mounted symlink), but never a FIFO or device.
+        config = json.loads(read_regular(path, 1 << 20, follow_symlinks=True))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
