@@ -342,7 +342,7 @@ class Session:
                 continue
             here = keypaths[env]
             named = "" if here == keypath else f" (`{printable(format_keypath(here))}`)"
-            value = _value_at(stack, here)
+            value = stack.value_at(here)
             chain = stack.provenance(here)
             if value is ABSENT and not chain:
                 parts.append(f"- **{env}**{named}: not set")
@@ -539,18 +539,6 @@ def _touched(before: LayerStack, after: LayerStack, path: str) -> set[str]:
     new_data = new.data if new is not None else {}
     return {k for k in old_data.keys() | new_data.keys()
             if k not in old_data or k not in new_data or old_data[k] != new_data[k]}
-
-
-def _value_at(stack: LayerStack, keypath: tuple[str, ...]) -> Any:
-    value, _ = stack.merge_top(keypath[0])
-    for part in keypath[1:]:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return ABSENT
-    return value
 
 
 def _references_only(value: Any) -> Any:

@@ -141,6 +141,19 @@ class LayerStack:
             value = _overlay(value, tree, (key,), ctx)
         return value, self._locate(ctx.findings)
 
+    def value_at(self, keypath: tuple[str, ...]) -> Any:
+        """The merged value at ``keypath`` (list items by index), or ``ABSENT``; merges
+        only its top-level key."""
+        value, _ = self.merge_top(keypath[0])
+        for part in keypath[1:]:
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return ABSENT
+        return value
+
     def _locate(self, findings: list[_Finding]) -> list[Diagnostic]:
         by_path = {f.path: f for f in self.files()}
         out = []

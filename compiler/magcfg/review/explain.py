@@ -36,15 +36,7 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     stack = compiler.load_stack(env)
     schema = compiler.schema()
     redactor = compiler.redactor()
-    value, _ = stack.merge_top(keypath[0])
-    for part in keypath[1:]:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            value = ABSENT
-            break
+    value = stack.value_at(keypath)
     chain = stack.provenance(keypath)
     if value is ABSENT and not chain:
         import difflib
