@@ -159,3 +159,29 @@ def dev_postgres() -> Iterator[DevPostgres]:
             proc.kill()
             proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def kubernetes_auth(root: hvac.Client, tmp: Path) -> None:
+    """The kubernetes auth method with a role ``magbackup`` (service account magflock/
+    magbackup). No Kubernetes API runs here, so the server cannot review a token: a
+    login reaches the server and is refused there."""
+    if "kubernetes/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("kubernetes")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp / "ca.key"),
+                    "-out", str(tmp / "ca.crt"), "-subj", "/CN=k8s", "-days", "1"],
+                   check=True, capture_output=True)
+    root.write("auth/kubernetes/config", kubernetes_host="https://127.0.0.1:1",
+               disable_local_ca_jwt=True, kubernetes_ca_cert=(tmp / "ca.crt").read_text())
+    root.write("auth/kubernetes/role/magbackup", bound_service_account_names="magbackup",
+               bound_service_account_namespaces="magflock", token_policies="default")
+
+
+def database_engine(root: hvac.Client, postgres: DevPostgres) -> None:
+    """The database secrets engine at ``database/``, connection ``pg`` to ``postgres``."""
+    if "database/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("database")
+    root.write("database/config/pg", plugin_name="postgresql-database-plugin",
+               connection_url=postgres.url, allowed_roles="*",
+               username=postgres.superuser, password="unused-trust-auth",
+               verify_connection=True)

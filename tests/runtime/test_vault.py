@@ -38,7 +38,7 @@ from magcfg.secrets.vault import (
 )
 from magcfg.signing.keys import Ed25519PrivateKey
 
-from ..vault_dev import DevPostgres, DevVault, free_port
+from ..vault_dev import DevPostgres, DevVault, database_engine, free_port, kubernetes_auth
 from .fixtures import artifact_files, base_config, rename_write, wait_for
 
 CANARY = "CANARY-direct-vault-3e9b77"
@@ -257,12 +257,7 @@ def database(dev_vault: DevVault, dev_postgres: DevPostgres) -> Iterator[tuple[s
     """The database engine on a real PostgreSQL: a role with 6 s leases (max 60 s) and
     a token whose policy reads its credentials and renews leases."""
     root = dev_vault.client()
-    if "database/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("database")
-    root.write("database/config/pg", plugin_name="postgresql-database-plugin",
-               connection_url=dev_postgres.url, allowed_roles="*",
-               username=dev_postgres.superuser, password="unused-trust-auth",
-               verify_connection=True)
+    database_engine(root, dev_postgres)
     role = unique("magbackup")
     root.write(f"database/roles/{role}", db_name="pg", default_ttl="6s", max_ttl="60s",
                creation_statements=["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD "
@@ -361,16 +356,7 @@ def test_kernel_publishes_a_direct_vault_failure_as_an_event(
 def test_kubernetes_auth_with_a_projected_token_reaches_the_server(
         dev_vault: DevVault, tmp_path: Path) -> None:
     root = dev_vault.client()
-    if "kubernetes/" not in root.sys.list_auth_methods()["data"]:
-        root.sys.enable_auth_method("kubernetes")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp_path / "ca.key"),
-                    "-out", str(tmp_path / "ca.crt"), "-subj", "/CN=k8s", "-days", "1"],
-                   check=True, capture_output=True)
-    root.write("auth/kubernetes/config", kubernetes_host="https://127.0.0.1:1",
-               disable_local_ca_jwt=True, kubernetes_ca_cert=(tmp_path / "ca.crt").read_text())
-    root.write("auth/kubernetes/role/magbackup", bound_service_account_names="magbackup",
-               bound_service_account_namespaces="magflock", token_policies="default")
+    kubernetes_auth(root, tmp_path)
     # The kubelet's layout: token -> ..data/token.
     (tmp_path / "sa" / "..data").mkdir(parents=True)
     (tmp_path / "sa" / "..data" / "token").write_text(

@@ -20,7 +20,7 @@ from magcfg.pipeline.cache import BuildCache
 from magcfg.review.secrets_verify import format_report, role_path, verify_secrets
 
 from ..conftest import Project, failed_cleanly
-from ..vault_dev import DevPostgres, DevVault
+from ..vault_dev import DevPostgres, DevVault, database_engine
 from .project import SCHEMA
 
 CANARY = "CANARY-dynamic-3c7a"
@@ -207,12 +207,7 @@ def database(dev_vault: DevVault, dev_postgres: DevPostgres) -> Iterator[tuple[s
     """The database engine at ``database/`` on a real PostgreSQL with two roles:
     (the app's role, another role)."""
     root = dev_vault.client()
-    if "database/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("database")
-    root.write("database/config/pg", plugin_name="postgresql-database-plugin",
-               connection_url=dev_postgres.url, allowed_roles="*",
-               username=dev_postgres.superuser, password="unused-trust-auth",
-               verify_connection=True)
+    database_engine(root, dev_postgres)
     roles = (_unique("magbackup"), _unique("magds"))
     for role in roles:
         root.write(f"database/roles/{role}", db_name="pg", default_ttl="60s", max_ttl="300s",

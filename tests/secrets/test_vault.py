@@ -12,7 +12,7 @@ import pytest
 from magcfg.errors import UsageError
 from magcfg.secrets.vault import VaultConfig, VaultError, VaultSession, vault_config
 
-from ..vault_dev import DevVault
+from ..vault_dev import DevVault, kubernetes_auth
 
 
 def test_importing_the_client_and_the_runtime_loads_no_http_stack() -> None:
@@ -55,17 +55,7 @@ def test_kubernetes_auth_token_file_missing(tmp_path: Path) -> None:
 
 def test_kubernetes_auth_reaches_the_servers_kubernetes_method(tmp_path: Path, dev_vault: DevVault) -> None:
     root = dev_vault.client()
-    if "kubernetes/" not in root.sys.list_auth_methods()["data"]:
-        root.sys.enable_auth_method("kubernetes")
-    # No Kubernetes API here: the server cannot review the token, so it refuses the login.
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp_path / "ca.key"),
-                    "-out", str(tmp_path / "ca.crt"), "-subj", "/CN=k8s", "-days", "1"],
-                   check=True, capture_output=True)
-    root.write("auth/kubernetes/config", kubernetes_host="https://127.0.0.1:1",
-               disable_local_ca_jwt=True, kubernetes_ca_cert=(tmp_path / "ca.crt").read_text())
-    root.write("auth/kubernetes/role/magbackup", bound_service_account_names="magbackup",
-               bound_service_account_namespaces="magflock", token_policies="default")
+    kubernetes_auth(root, tmp_path)
     jwt = tmp_path / "token"
     jwt.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln\n")
     config = vault_config({"VAULT_ADDR": dev_vault.addr, "VAULT_K8S_ROLE": "magbackup",
