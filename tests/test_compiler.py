@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +270,98 @@ def test_any_sequence_of_edits_builds_what_a_full_build_builds(
         _apply(full, full_schema, edit)
         assert _outcome(cached, None) == _outcome(full, BuildCache(None)), edit
     assert (cached.root / ".magcfg-cache").is_dir()
+
+
+# -- compiling in several processes (Compiler.prepare) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated repository of 24 services of distinct shapes (benchmarks/synth.py):
+    more top-level keys than ``MIN_PARALLEL_KEYS``."""
+    root = tmp_path_factory.mktemp("realistic") / "repo"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(root),
+                    "--shape", "realistic", "--services", "24", "--keys", "40", "--envs", "3"],
+                   check=True, capture_output=True)
+    return root
+
+
+def _build_in(jobs: int, source: Path, where: Path, cache: BuildCache | None = None
+              ) -> tuple[list[str], dict[str, str], set[str]]:
+    """(messages, generated tree, stages timed) of building a copy of ``source``."""
+    shutil.copytree(source, where)
+    project = Project(where)
+    stages: set[str] = set()
+    try:
+        result = magcfg.build(load(project), cache=cache or BuildCache(None), jobs=jobs)
+        said = [d.format() for d in result.warnings]
+        assert result.timings is not None
+        stages = set(result.timings.seconds)
+    except magcfg.BuildError as exc:
+        said = [d.format() for d in exc.diagnostics]
+    return said, project.snapshot_tree(), stages
+
+
+def test_two_processes_build_what_one_builds(realistic: Path, tmp_path: Path) -> None:
+    said_one, tree_one, stages_one = _build_in(1, realistic, tmp_path / "one")
+    said_two, tree_two, stages_two = _build_in(2, realistic, tmp_path / "two")
+    assert "workers" in stages_two and "workers" not in stages_one  # it did fork
+    assert tree_one and tree_two == tree_one
+    assert said_two == said_one
+
+
+def _break(root: Path, services: list[str]) -> None:
+    """Give each service, in dev, a string where its schema wants an object."""
+    schema = json.loads((root / "schemas" / "platform.schema.json").read_text())
+    for name in services:
+        shape = schema["properties"][name]["properties"]
+        group = next(k for k, v in shape.items() if v.get("type") == "object")
+        (root / "layers" / "environments" / "dev" / f"{name}.yaml").write_text(
+            f"{name}:\n  {group}: not-an-object\n", encoding="utf-8")
+
+
+def test_errors_are_reported_as_by_one_process(realistic: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(realistic, source)
+    _break(source, ["svc_003", "svc_011", "svc_020"])
+    said_one, tree_one, _ = _build_in(1, source, tmp_path / "one")
+    said_two, tree_two, _ = _build_in(2, source, tmp_path / "two")
+    assert len([s for s in said_one if "svc_0" in s and "dev" in s]) >= 3, said_one
+    assert said_two == said_one
+    assert tree_one == tree_two == {}
+
+
+def test_a_worker_that_fails_is_made_up_for(realistic: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that dies mid-way hands back nothing: this process compiles its share."""
+    from magcfg.compiler import Compiler
+
+    parent = os.getpid()
+    summarize = Compiler._piece_summary
+
+    def dies_in_a_child(self: Compiler, piece: Any) -> dict[str, Any]:
+        if os.getpid() != parent:
+            os._exit(3)
+        return summarize(self, piece)
+
+    said_one, tree_one, _ = _build_in(1, realistic, tmp_path / "one")
+    monkeypatch.setattr(Compiler, "_piece_summary", dies_in_a_child)
+    said_two, tree_two, stages = _build_in(2, realistic, tmp_path / "two")
+    assert "workers" in stages
+    assert (said_two, tree_two) == (said_one, tree_one)
+
+
+def test_parallel_cold_build_then_cached_builds_agree(realistic: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the workers put in the cache is what a later build reads as its own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("MAGCFG_NO_CACHE", raising=False)
+    shutil.copytree(realistic, tmp_path / "repo")
+    project = Project(tmp_path / "repo")
+    cold = magcfg.build(load(project), jobs=2)
+    assert cold.timings is not None and "workers" in cold.timings.seconds
+    tree = project.snapshot_tree()
+    shutil.rmtree(project.root / "generated")
+    again = magcfg.build(load(project), jobs=2)
+    assert again.timings is not None and "workers" not in again.timings.seconds  # all cached
+    assert project.snapshot_tree() == tree

@@ -14,6 +14,7 @@ from the cache without loading, merging, validating or serializing anything.
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -50,6 +51,7 @@ from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
+from .pipeline.workers import Forked, available_jobs
 from .project import Project
 from .schema.index import PolicyIndex, PolicyTable, Schema, SchemaIndex, load_schema
 from .schema.validator import SchemaViolation, Validator
@@ -135,6 +137,10 @@ def process_age() -> float:
         return 0.0
 
 
+MIN_PARALLEL_KEYS = 16
+"""``Compiler.prepare`` forks only for at least this many top-level keys to compile:
+below it, starting a process costs about what it saves (docs/performance.md)."""
+
 _SUMMARY_FORMAT = 4
 """Of the cached schema summary; 2: key paths in the escaped text form of keyglob;
 3: ``secret_values`` (``x-magcfg-secret-value``); 4: a piece's summary carries its
@@ -194,6 +200,9 @@ class Compiler:
         self._summary: dict[str, Any] | None = None
         self._secret_keys: list[str] | None = None
         self._once: dict[str, Any] = {}
+        # Values ``prepare`` merged in this process, by fragment: ``compile`` hands them
+        # to the document checks as it does the values it merges itself.
+        self._prepared: dict[str, Any] = {}
 
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` run at most once per compiler (``pipeline.context.Workspace``)."""
@@ -342,6 +351,124 @@ class Compiler:
 
     # -- compile ----------------------------------------------------------------------
 
+    def _fragment_name(self, stack: LayerStack, key: str, layer_of: dict[str, str],
+                       redact: str) -> str:
+        """The cache key of ``key``'s fragment in ``stack``: its piece of the schema (a
+        change to another key's schema leaves it cached), the redact globs and every
+        file that contributes to it."""
+        schema = self.schema()
+        with self.timings.stage("schema"):
+            schema_digest = schema.piece_digest(key) if schema else ""
+        return self.cache.fragment_key(
+            "fragment", schema_digest, key, redact,
+            *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}"
+              + (f"\0{format_keypath(f.prefix)}" if f.prefix else "")
+              for f in stack.contributors(key)))
+
+    def _merge_fragment(self, key: str, stack: LayerStack, violations_at: ViolationLocator
+                        ) -> tuple[Any, list[Diagnostic], bool]:
+        """``key`` merged in ``stack`` and validated against its piece of the schema:
+        (value, diagnostics, whether it failed)."""
+        with self.timings.stage("merge"):
+            value, diags = stack.merge_top(key)
+        errors = [d for d in diags if d.severity == "error"]
+        violations: list[SchemaViolation] = []
+        validator = self.validator(key)
+        if not errors and value is not ABSENT and validator is not None:
+            with self.timings.stage("validate"):
+                violations = validator.check_fragment(key, value)
+                errors = violations_at.locate(violations)
+            diags = diags + errors
+        return value, diags, bool(errors or violations)
+
+    def _store_fragment(self, fkey: str, key: str, value: Any, diags: list[Diagnostic]
+                        ) -> bytes:
+        """Cache a fragment that merged and validated; returns its bytes."""
+        with self.timings.stage("emit"):
+            data = fragment_bytes(key, value) if value is not ABSENT else b""
+        # Cached as reported: redacted, so the cache never quotes a secret value.
+        with self.timings.stage("redact"):
+            warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code)
+                        for d in (self._redacted(diags) if diags else ())]
+        self.cache.put_serialized(fkey, data, (warnings, value is ABSENT))
+        return data
+
+    def prepare(self, stacks: dict[str, LayerStack], jobs: int) -> None:
+        """Compile, in ``jobs`` processes at once, the fragments of ``stacks`` that no
+        cache holds and the summaries of the schema's pieces that are not cached: the
+        work of a cold build that is independent per top-level key. What each process
+        compiles lands in the cache, where ``compile`` finds it as it would find a
+        fragment compiled by an earlier build; what fails is left for ``compile`` to
+        compile again and report (so errors are reported exactly as without workers).
+        Nothing is done with fewer than ``MIN_PARALLEL_KEYS`` keys to compile."""
+        if jobs < 2:
+            return
+        todo: dict[str, list[tuple[str, str]]] = {}  # top-level key -> [(env, fragment)]
+        named: set[str] = set()
+        redact = "\0".join(self.redact_globs())
+        for env, stack in stacks.items():
+            layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
+            for key in stack.top_keys():
+                fkey = self._fragment_name(stack, key, layer_of, redact)
+                with self.timings.stage("cache"):
+                    if fkey in named or self.cache.holds_serialized(fkey):
+                        continue
+                named.add(fkey)
+                todo.setdefault(key, []).append((env, fkey))
+        schema = self.schema()
+        summaries = False
+        if schema is not None and todo:
+            with self.timings.stage("cache"):
+                summaries = self.cache.fragment(f"schema-summary:{schema.digest}") is None
+            if summaries:
+                for key in schema.piece_digests():
+                    todo.setdefault(key, [])
+        if len(todo) < MIN_PARALLEL_KEYS:
+            return
+        # Each key's cost grows with its piece of the schema (compiled, indexed, checked
+        # once per fragment): the largest first, each to the least loaded process.
+        cost = {key: (1 + len(frags)) * (len(schema.piece(key).raw) if schema else 1)
+                for key, frags in todo.items()}
+        shares: list[list[str]] = [[] for _ in range(min(jobs, len(todo)))]
+        loads = [0] * len(shares)
+        for key in sorted(todo, key=lambda k: (-cost[k], k)):
+            i = loads.index(min(loads))
+            shares[i].append(key)
+            loads[i] += cost[key]
+
+        def compile_share(keys: list[str]) -> None:
+            locators = {env: ViolationLocator(stack, self.project.file)
+                        for env, stack in stacks.items()}
+            for key in keys:
+                try:
+                    for env, fkey in todo[key]:
+                        value, diags, bad = self._merge_fragment(key, stacks[env],
+                                                                 locators[env])
+                        if bad:
+                            break
+                        self._store_fragment(fkey, key, value, diags)
+                        if value is not ABSENT:
+                            self._prepared[fkey] = value
+                    if summaries and schema is not None:
+                        piece = schema.piece(key)
+                        if piece is not schema:
+                            self._piece_summary(piece)
+                except BuildError:
+                    continue  # compile() meets it again and reports it
+
+        def hand_back(keys: list[str]) -> bytes:
+            before = self.cache.pending_names()
+            compile_share(keys)
+            return marshal.dumps(self.cache.new_entries(before))
+
+        with Forked(shares[1:], hand_back) as children:
+            compile_share(shares[0])
+            with self.timings.stage("workers"):
+                theirs = children.results()
+        for found in theirs:
+            if found is not None:
+                self.cache.adopt(marshal.loads(found))
+
     def compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
                 only: Collection[str] | None = None
                 ) -> tuple[Artifact | None, list[Diagnostic]]:
@@ -382,15 +509,7 @@ class Compiler:
         violations_at = ViolationLocator(stack, self.project.file)
         redact = "\0".join(self.redact_globs())
         for key in stack.top_keys() if only is None else sorted(only):
-            contributors = stack.contributors(key)
-            # The digest of the key's piece of the schema: a change to another key's
-            # schema leaves this fragment cached.
-            with self.timings.stage("schema"):
-                schema_digest = schema.piece_digest(key) if schema else ""
-            fkey = self.cache.fragment_key(
-                "fragment", schema_digest, key, redact,
-                *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}"
-                  + (f"\0{format_keypath(f.prefix)}" if f.prefix else "") for f in contributors))
+            fkey = self._fragment_name(stack, key, layer_of, redact)
             with self.timings.stage("cache"):
                 cached = self.cache.serialized(fkey)
             if cached is not None:
@@ -401,30 +520,15 @@ class Compiler:
                     diagnostics.append(diagnostic)
                 if not absent:
                     fragments.append(data)
-                    present[key] = True
+                    present[key] = self._prepared.pop(fkey, True)
                     by_key[key] = (fkey, data)
                 continue
-            with self.timings.stage("merge"):
-                value, diags = stack.merge_top(key)
-            errors = [d for d in diags if d.severity == "error"]
-            violations: list[SchemaViolation] = []
-            validator = self.validator(key) if schema is not None else None
-            if not errors and value is not ABSENT and validator is not None:
-                with self.timings.stage("validate"):
-                    violations = validator.check_fragment(key, value)
-                    errors = violations_at.locate(violations)
-                diags = diags + errors
+            value, diags, bad = self._merge_fragment(key, stack, violations_at)
             diagnostics.extend(diags)
-            if errors or violations:
+            if bad:
                 failed = True
                 continue
-            with self.timings.stage("emit"):
-                data = fragment_bytes(key, value) if value is not ABSENT else b""
-            # Cached as reported: redacted, so the cache never quotes a secret value.
-            with self.timings.stage("redact"):
-                warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code)
-                            for d in (self._redacted(diags) if diags else ())]
-            self.cache.put_serialized(fkey, data, (warnings, value is ABSENT))
+            data = self._store_fragment(fkey, key, value, diags)
             if value is not ABSENT:
                 fragments.append(data)
                 present[key] = value
@@ -675,17 +779,20 @@ def version_bases(project: Project, envs: Iterable[str],
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
-          cache: BuildCache | None = None, strict: bool = False) -> BuildResult:
+          cache: BuildCache | None = None, strict: bool = False, jobs: int | None = None
+          ) -> BuildResult:
     """Compile the environments (default: all) into ``project.output``.
 
     With ``check``, write nothing and report in ``stale`` the files that differ; with
     ``strict``, warnings are errors. Raises ``BuildError`` with every error of every
-    environment; then nothing is written.
+    environment; then nothing is written. ``jobs``: processes to compile in (default
+    ``$MAGCFG_JOBS``, else the cores this process may use); the output is the same
+    with any number.
     """
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
     with gc_paused():
-        result = _build(compiler, chosen, check, strict)
+        result = _build(compiler, chosen, check, strict, available_jobs(jobs))
         # Only a build that succeeded is cached: a failed one may have merged a literal
         # secret into a fragment (the secret rules reject it after the merge).
         with compiler.timings.stage("cache"):
@@ -693,10 +800,11 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
         return result
 
 
-def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False
-           ) -> BuildResult:
+def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False,
+           jobs: int = 1) -> BuildResult:
     project = compiler.project
     stacks = compiler.load_stacks(chosen)
+    compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []

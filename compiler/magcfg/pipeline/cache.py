@@ -62,6 +62,7 @@ import re
 import secrets
 import stat
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +191,25 @@ class BuildCache:
 
     def put_serialized(self, key: str, data: bytes, value: Any) -> None:
         self._put(f"s-{key}", marshal.dumps(value), data)
+
+    def holds_serialized(self, key: str) -> bool:
+        """Whether a compiled fragment is cached under ``key`` (not read, not checked:
+        an entry that turns out not to check out is compiled again when it is read)."""
+        self._load_index()
+        return f"s-{key}" in self._pending or f"s-{key}" in self._locations
+
+    def new_entries(self, before: Collection[str]) -> dict[str, tuple[bytes, bytes]]:
+        """The entries put since ``before`` (``pending_names()`` then), as stored: what
+        a worker process hands back to the build (``adopt``)."""
+        return {k: v for k, v in self._pending.items() if k not in before}
+
+    def pending_names(self) -> frozenset[str]:
+        return frozenset(self._pending)
+
+    def adopt(self, entries: dict[str, tuple[bytes, bytes]]) -> None:
+        """Take entries another process of this build put (``new_entries``)."""
+        for key, (head, body) in entries.items():
+            self._put(key, head, body)
 
     def keep(self, fragment: str | None = None, serialized: str | None = None) -> None:
         """Count an entry as used by this build without reading it, so that compaction

@@ -1,0 +1,120 @@
+"""Work spread over the machine's cores by ``fork``.
+
+A cold build of a large repository spends most of its time on work that is independent
+per top-level key (merging, compiling the key's piece of the schema, validating). Forked
+processes start with everything the build has read and parsed so far, at no copying
+cost, and hand back only bytes: nothing has to be pickled on the way in, and nothing the
+children compute is trusted beyond being the same computation the parent would run
+(a child that fails hands back nothing and its share is done again by the caller).
+
+Only a process with a single thread forks (a thread holding a lock at the fork would
+leave it held forever in the child).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, NoReturn, TypeVar
+
+from ..durable import write_all
+
+JOBS_ENV = "MAGCFG_JOBS"
+"""How many processes a build may use (default: the cores this process may run on)."""
+
+T = TypeVar("T")
+
+
+def available_jobs(requested: int | None = None) -> int:
+    """The number of processes to use: ``requested``, else ``$MAGCFG_JOBS``, else the
+    cores this process may run on; 1 where forking is not possible or not safe."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return 1
+    if requested is None:
+        setting = os.environ.get(JOBS_ENV, "").strip()
+        requested = int(setting) if setting.isdigit() else None
+    if requested is None:
+        try:
+            requested = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            requested = os.cpu_count() or 1
+    return max(1, requested)
+
+
+class Forked(Generic[T]):
+    """``work(share)`` for each share, each in a forked child, all at once::
+
+        with Forked(shares[1:], work) as children:
+            mine = work(shares[0])      # this process's own share, meanwhile
+            theirs = children.results()
+
+    ``results()`` gives each share's bytes, or None for a child that failed (raised,
+    was killed, or exited otherwise). Leaving the block early stops the children."""
+
+    def __init__(self, shares: Sequence[T], work: Callable[[T], bytes]) -> None:
+        self._shares = shares
+        self._work = work
+        self._children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+
+    def __enter__(self) -> Forked[T]:
+        try:
+            for share in self._shares:
+                read_end, write_end = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # the child: never returns into the caller's code
+                    os.close(read_end)
+                    _run_child(self._work, share, write_end)
+                os.close(write_end)
+                self._children.append((pid, read_end))
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def results(self) -> list[bytes | None]:
+        out = [_collect(pid, read_end) for pid, read_end in self._children]
+        self._children.clear()
+        return out
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        for pid, read_end in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.close(read_end)
+            os.waitpid(pid, 0)
+        self._children.clear()
+
+
+def _run_child(work: Callable[[T], bytes], share: T, write_end: int) -> NoReturn:
+    code = 1
+    try:
+        write_all(write_end, work(share))
+        code = 0
+    except BaseException:
+        pass  # the parent compiles this share itself
+    finally:
+        # No atexit handler, buffered stream or finalizer of the parent's state runs
+        # twice: the child leaves at once.
+        os._exit(code)
+
+
+def _collect(pid: int, read_end: int) -> bytes | None:
+    chunks: list[bytes] = []
+    try:
+        while True:
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        return None
+    return b"".join(chunks)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from magcfg.pipeline.workers import Forked, available_jobs
+
+
+def _square(n: int) -> bytes:
+    return str(n * n).encode()
+
+
+def test_each_share_runs_in_its_own_process() -> None:
+    parent = os.getpid()
+
+    def pid_of(n: int) -> bytes:
+        return f"{n}:{os.getpid()}".encode()
+
+    with Forked([1, 2, 3], pid_of) as children:
+        mine = pid_of(0)
+        theirs = children.results()
+    assert mine == f"0:{parent}".encode()
+    shares = [r.decode().split(":") for r in theirs if r is not None]
+    assert [s[0] for s in shares] == ["1", "2", "3"]
+    pids = {int(s[1]) for s in shares}
+    assert len(pids) == 3 and parent not in pids
+
+
+def test_large_results_come_back_whole() -> None:
+    big = os.urandom(3 << 20)  # more than a pipe holds: the child blocks until read
+
+    with Forked([0], lambda _: big) as children:
+        assert children.results() == [big]
+
+
+def test_a_failing_child_gives_none() -> None:
+    def work(n: int) -> bytes:
+        if n == 2:
+            raise RuntimeError("boom")
+        if n == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _square(n)
+
+    with Forked([1, 2, 3, 4], work) as children:
+        assert children.results() == [b"1", None, None, b"16"]
+
+
+def test_leaving_early_stops_the_children() -> None:
+    def forever(_: int) -> bytes:
+        signal.pause()
+        return b""
+
+    with pytest.raises(KeyError), Forked([1, 2], forever) as children:
+        pids = [pid for pid, _ in children._children]
+        raise KeyError("stop")
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped already: not our child any more
+
+
+def test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGCFG_JOBS", "3")
+    assert available_jobs() == 3
+    assert available_jobs(1) == 1
+    monkeypatch.setenv("MAGCFG_JOBS", "nonsense")
+    assert available_jobs() == len(os.sched_getaffinity(0))
