@@ -15,9 +15,10 @@ the machine's load hits all of them alike (the machine is shared: compare the ra
 one run). Measured as whole processes, wall time and peak RSS (the process and its
 children, from ``wait4``):
 
-  * magcfg: cold (no cache, no generated/), one base file changed (a different file
-    each round), nothing changed; the stages of ``--timings`` and the share of the wall
-    time they account for;
+  * magcfg: cold (no cache, no generated/), also in one process (``MAGCFG_JOBS=1``)
+    against the default of one per core, one base file changed (a different file each
+    round), nothing changed; the stages of ``--timings`` and the share of the wall time
+    they account for;
   * ``pyyaml+jsonschema``: PyYAML's C loader, a recursive merge, ``jsonschema`` with one
     validator, ``json.dumps(sort_keys=True, indent=2)``;
   * ``pyyaml+jsonschema-rs``: the same with ``jsonschema_rs`` and ``orjson``;
@@ -106,11 +107,13 @@ class Samples:
     stages: list[dict[str, float]] = field(default_factory=list)
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+        ) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB, the process and its children) and output."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=_ENV)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                env={**_ENV, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.perf_counter() - start
@@ -220,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[tuple[str, str, str], Samples] = {}
 
-    def record(repo_key: tuple[str, str], what: str, cmd: list[str], cwd: Path) -> None:
-        elapsed, rss, out = run(cmd, cwd)
+    def record(repo_key: tuple[str, str], what: str, cmd: list[str], cwd: Path,
+               env: dict[str, str] | None = None) -> None:
+        elapsed, rss, out = run(cmd, cwd, env)
         s = results.setdefault((*repo_key, what), Samples())
         s.wall.append(elapsed)
         s.rss_mb.append(rss)
@@ -232,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.runs):
         loads.append(os.getloadavg()[0])
         for key, repo in repos.items():
+            shutil.rmtree(repo / "generated", ignore_errors=True)
+            shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
+            # One process (MAGCFG_JOBS=1) against the default (every core this process
+            # may use): what compiling in several processes buys, in the same round.
+            record(key, "cold, 1 process", [*MAGCFG, "build", "-q", "--timings"], repo,
+                   {"MAGCFG_JOBS": "1"})
             shutil.rmtree(repo / "generated", ignore_errors=True)
             shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
             record(key, "cold", [*MAGCFG, "build", "-q", "--timings"], repo)
@@ -253,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'ratio':>7} {'timings':>8}")
     for (shape, size) in repos:
         base = results.get((shape, size, "cold"))
-        for what in ("cold", "one-file", "no-op", *PIPELINES, "kapitan"):
+        for what in ("cold", "cold, 1 process", "one-file", "no-op", *PIPELINES, "kapitan"):
             s = results.get((shape, size, what))
             if s is None or base is None:
                 continue

@@ -511,8 +511,13 @@ def diff(
     changed reference shows as changed), restart-only keys are flagged, and each change
     names the file:line that set it. Exit 0 identical, 1 different, 2 usage error.
     """
+    import gc
+
     from .errors import UsageError
 
+    # As for build: two large environments are millions of objects, none in a cycle,
+    # which the collector would scan again and again; the process ends through os._exit.
+    gc.disable()
     try:
         if output_format not in ("text", "json", "markdown"):
             raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")

@@ -97,8 +97,9 @@ class Timings:
     starts), ``schema`` (reading the schema file and what is done with it: the split,
     parsing, meta-validating, compiling, indexing), ``cache`` (look-ups of fragments and
     writing the cache), ``load``, ``merge``, ``validate``, ``emit``, ``redact``,
-    ``build_checks``, ``write``, ``report`` (printing the warnings); ``total`` is the
-    process's age when they are reported."""
+    ``build_checks``, ``write``, ``report`` (printing the warnings), ``workers`` (waiting
+    for the other processes of a build that compiles in several: ``Compiler.prepare``);
+    ``total`` is the process's age when they are reported."""
 
     def __init__(self) -> None:
         age = process_age()
