@@ -365,3 +365,35 @@ def test_parallel_cold_build_then_cached_builds_agree(realistic: Path, tmp_path:
     again = magcfg.build(load(project), jobs=2)
     assert again.timings is not None and "workers" not in again.timings.seconds  # all cached
     assert project.snapshot_tree() == tree
+
+
+def test_the_schema_is_split_in_another_process(realistic: Path) -> None:
+    from magcfg.compiler import Compiler
+
+    compiler = Compiler(load(Project(realistic)), cache=BuildCache(None))
+    with compiler.schema_aside(2):
+        compiler.load_stacks(["dev"])
+    schema = compiler.schema()
+    assert schema is not None
+    assert len(schema.piece_digests()) == 24
+    assert schema._document is None  # this process never parsed the whole file
+    alone = Compiler(load(Project(realistic)), cache=BuildCache(None)).schema()
+    assert alone is not None and alone.piece_digests() == schema.piece_digests()
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text.replace('"type": "object"', '"type": "objekt"', 1),
+    lambda text: text[:-2],
+    lambda text: text.replace('"properties": {', '"properties": {"a": 1, "a": 2, ', 1),
+])
+def test_schema_errors_are_reported_as_by_one_process(realistic: Path, tmp_path: Path,
+                                                      damage: Any) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(realistic, source)
+    schema = source / "schemas" / "platform.schema.json"
+    schema.write_text(damage(json.dumps(json.loads(schema.read_text()), indent=1)))
+    said_one, tree_one, _ = _build_in(1, source, tmp_path / "one")
+    said_two, tree_two, _ = _build_in(2, source, tmp_path / "two")
+    assert said_one and all("platform.schema.json" in s for s in said_one), said_one
+    assert said_two == said_one
+    assert tree_one == tree_two == {}

@@ -394,6 +394,39 @@ class Compiler:
         self.cache.put_serialized(fkey, data, (warnings, value is ABSENT))
         return data
 
+    @contextmanager
+    def schema_aside(self, jobs: int) -> Iterator[None]:
+        """Split the schema into its pieces in another process while this one runs the
+        block (reading and parsing the layers): on a cold build of a large repository
+        both take about as long. The split lands in the cache, where ``piece_digests``
+        finds it as a later build would; a split that fails (a schema error) hands
+        back nothing, and this process meets the error where it always did. Nothing is
+        done with one job, no schema, or a split already cached."""
+        try:
+            schema = self.schema()
+        except BuildError:  # reported where the schema is needed, as without this
+            schema = None
+        if jobs < 2 or schema is None:
+            yield
+            return
+        with self.timings.stage("cache"):
+            cached = self.cache.fragment(f"schema-pieces:{schema.digest}") is not None
+        if cached:
+            yield
+            return
+
+        def split(_: None) -> bytes:
+            before = self.cache.pending_names()
+            schema.piece_digests()
+            return marshal.dumps(self.cache.new_entries(before))
+
+        with Forked([None], split) as child:
+            yield
+            with self.timings.stage("workers"):
+                found = child.results()[0]
+        if found is not None:
+            self.cache.adopt(marshal.loads(found))
+
     def prepare(self, stacks: dict[str, LayerStack], jobs: int) -> None:
         """Compile, in ``jobs`` processes at once, the fragments of ``stacks`` that no
         cache holds and the summaries of the schema's pieces that are not cached: the
@@ -804,7 +837,8 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
 def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False,
            jobs: int = 1) -> BuildResult:
     project = compiler.project
-    stacks = compiler.load_stacks(chosen)
+    with compiler.schema_aside(jobs):
+        stacks = compiler.load_stacks(chosen)
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
     errors: list[Diagnostic] = []
