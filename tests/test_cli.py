@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .conftest import Project
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO, Project
 
 
 def test_help_lists_commands(mini: Project) -> None:
@@ -90,3 +95,24 @@ def test_docs_lists_every_key_with_policy(mini: Project) -> None:
            "`\"error\"` | hot |" in result.stdout
     assert "| `magds.password` | string | pattern `^(vault\\|env)://` | restart | yes |" \
         in result.stdout
+
+
+def test_build_jobs(tmp_path: Path) -> None:
+    """``--jobs``/``MAGCFG_JOBS``: the same files from one process and from two; the
+    second waits for its workers (``--timings`` names the stage)."""
+    outputs = []
+    for name, args, env in (("one", ["--jobs", "1"], {}), ("two", ["-j", "2"], {}),
+                            ("env", [], {"MAGCFG_JOBS": "2"})):
+        root = tmp_path / name
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(root),
+                        "--shape", "realistic", "--services", "20", "--keys", "12"],
+                       check=True, capture_output=True)
+        project = Project(root)
+        done = project.run("build", "-q", "--timings", *args, env=env)
+        assert done.returncode == 0, done.stderr
+        timings = json.loads(done.stderr.split("timings: ", 1)[1])
+        assert ("workers" in timings) == (name != "one")
+        outputs.append(project.snapshot_tree())
+    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
+    bad = Project(tmp_path / "one").run("build", "--jobs", "0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

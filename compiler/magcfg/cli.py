@@ -114,6 +114,10 @@ def build(
                                           "emit, write, ...) and the process's total as "
                                           "JSON on stderr.")
                        ] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Processes to "
+                                             "compile in (default: $MAGCFG_JOBS, else one "
+                                             "per core); the output is the same with any "
+                                             "number.", show_default=False)] = None,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
     import gc
@@ -128,7 +132,7 @@ def build(
     gc.disable()
     try:
         proj = load_project(project)
-        result = run_build(proj, envs=env or None, check=check, strict=strict)
+        result = run_build(proj, envs=env or None, check=check, strict=strict, jobs=jobs)
     except MagcfgError as exc:
         if as_json and proj is not None and exc.exit_code == 1:
             _print_report("build_report", env or list(proj.environments), None, check,

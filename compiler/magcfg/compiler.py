@@ -576,7 +576,8 @@ class Compiler:
         context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
                                  by_key, self.cache,
                                  {k: v for k, v in present.items() if v is not True},
-                                 schema_summary=summary)
+                                 schema_summary=summary,
+                                 policies=lambda: self.once("policies", self.policies))
         extensions = self.extensions
         with self.timings.stage("validate"):
             if summary is not None and only is None:

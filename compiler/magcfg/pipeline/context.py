@@ -31,7 +31,7 @@ from .validate import locate_key
 
 if TYPE_CHECKING:
     from ..project import Project
-    from ..schema.index import Schema
+    from ..schema.index import PolicyIndex, Schema, SchemaIndex
     from ..secrets.redaction import Redactor
     from .load import ParsedFile
     from .merge import LayerStack
@@ -86,6 +86,7 @@ class CompileContext:
     cache: BuildCache | None = None
     merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
     schema_summary: dict[str, Any] | None = None  # Compiler.schema_summary()
+    policies: Callable[[], PolicyIndex | SchemaIndex | None] | None = None  # Compiler's
     _config: dict[str, Any] | None = None
     _config_sha256: str | None = None
 
@@ -96,6 +97,15 @@ class CompileContext:
         if self._config_sha256 is None:
             self._config_sha256 = hashlib.sha256(self.config_json).hexdigest()
         return self._config_sha256
+
+    def secret_index(self) -> PolicyIndex | SchemaIndex | None:
+        """What tells which key paths are secret: the policy tables the build cached
+        with the schema's pieces, which answer as the schema's index does without
+        parsing or indexing a piece (``Compiler.policies``); else that index."""
+        found = self.policies() if self.policies is not None else None
+        if found is None and self.schema is not None:
+            return self.schema.index
+        return found
 
     def top(self, key: str) -> Any:
         """One top-level value, parsed from its fragment alone (cheaper than ``config``)."""

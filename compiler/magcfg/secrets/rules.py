@@ -125,8 +125,8 @@ def _scan(context: CompileContext) -> SecretScan:
 
 def _scan_top(context: CompileContext, key: str, patterns: list[tuple[str, ...]]
               ) -> tuple[list[tuple[tuple[str, ...], Any]], list[tuple[tuple[str, ...], Any]]]:
-    assert context.schema is not None
-    index = context.schema.index
+    index = context.secret_index()
+    assert index is not None
     mine = _by_head(patterns).get(key, []) + _by_head(patterns).get(WILDCARD, [])
     leaves: list[tuple[tuple[str, ...], Any]] = []
     stray: list[tuple[tuple[str, ...], Any]] = []
