@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -61,8 +64,27 @@ def test_leaving_early_stops_the_children() -> None:
 
 
 def test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAGCFG_JOBS", "3")
-    assert available_jobs() == 3
-    assert available_jobs(1) == 1
-    monkeypatch.setenv("MAGCFG_JOBS", "nonsense")
-    assert available_jobs() == len(os.sched_getaffinity(0))
+    assert available_jobs(3) == 3
+    assert available_jobs(0) == 1
+    script = "from magcfg.pipeline.workers import available_jobs; print(available_jobs())"
+    env = {k: v for k, v in os.environ.items() if k != "MAGCFG_JOBS"}
+    for setting, expected in (("3", 3), ("nonsense", len(os.sched_getaffinity(0))),
+                              (None, len(os.sched_getaffinity(0)))):
+        if setting is not None:
+            env["MAGCFG_JOBS"] = setting
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, check=True)
+        assert int(done.stdout) == expected, setting
+
+
+def test_no_fork_by_default_beside_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGCFG_JOBS", "4")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert available_jobs() == 1
+        assert available_jobs(4) == 4
+    finally:
+        stop.set()
+        thread.join()

@@ -7,8 +7,9 @@ cost, and hand back only bytes: nothing has to be pickled on the way in, and not
 children compute is trusted beyond being the same computation the parent would run
 (a child that fails hands back nothing and its share is done again by the caller).
 
-Only a process with a single thread forks (a thread holding a lock at the fork would
-leave it held forever in the child).
+By default only a process with a single thread forks (a thread holding a lock at the
+fork would leave it held forever in the child); a caller that asks for a number of
+processes answers for its own threads.
 """
 
 from __future__ import annotations
@@ -29,19 +30,22 @@ T = TypeVar("T")
 
 
 def available_jobs(requested: int | None = None) -> int:
-    """The number of processes to use: ``requested``, else ``$MAGCFG_JOBS``, else the
-    cores this process may run on; 1 where forking is not possible or not safe."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    """The number of processes to use: ``requested`` (the caller answers for its own
+    threads), else ``$MAGCFG_JOBS``, else the cores this process may run on; by default
+    1 in a process that runs other threads, and 1 where there is no ``fork``."""
+    if not hasattr(os, "fork"):
         return 1
-    if requested is None:
-        setting = os.environ.get(JOBS_ENV, "").strip()
-        requested = int(setting) if setting.isdigit() else None
-    if requested is None:
-        try:
-            requested = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            requested = os.cpu_count() or 1
-    return max(1, requested)
+    if requested is not None:
+        return max(1, requested)
+    if threading.active_count() > 1:
+        return 1
+    setting = os.environ.get(JOBS_ENV, "").strip()
+    if setting.isdigit():
+        return max(1, int(setting))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class Forked(Generic[T]):
