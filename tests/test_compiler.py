@@ -302,7 +302,12 @@ def _build_in(jobs: int, source: Path, where: Path, cache: BuildCache | None = N
     return said, project.snapshot_tree(), stages
 
 
-def test_two_processes_build_what_one_builds(realistic: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("aside", [0, 1 << 40], ids=["schema split aside", "not"])
+def test_two_processes_build_what_one_builds(realistic: Path, tmp_path: Path, aside: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg import compiler as compiler_module
+
+    monkeypatch.setattr(compiler_module, "MIN_ASIDE_SCHEMA_BYTES", aside)
     said_one, tree_one, stages_one = _build_in(1, realistic, tmp_path / "one")
     said_two, tree_two, stages_two = _build_in(2, realistic, tmp_path / "two")
     assert "workers" in stages_two and "workers" not in stages_one  # it did fork
@@ -367,9 +372,12 @@ def test_parallel_cold_build_then_cached_builds_agree(realistic: Path, tmp_path:
     assert project.snapshot_tree() == tree
 
 
-def test_the_schema_is_split_in_another_process(realistic: Path) -> None:
+def test_the_schema_is_split_in_another_process(realistic: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg import compiler as compiler_module
     from magcfg.compiler import Compiler
 
+    monkeypatch.setattr(compiler_module, "MIN_ASIDE_SCHEMA_BYTES", 0)
     compiler = Compiler(load(Project(realistic)), cache=BuildCache(None))
     with compiler.schema_aside(2):
         compiler.load_stacks(["dev"])
@@ -387,7 +395,11 @@ def test_the_schema_is_split_in_another_process(realistic: Path) -> None:
     lambda text: text.replace('"properties": {', '"properties": {"a": 1, "a": 2, ', 1),
 ])
 def test_schema_errors_are_reported_as_by_one_process(realistic: Path, tmp_path: Path,
-                                                      damage: Any) -> None:
+                                                      damage: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg import compiler as compiler_module
+
+    monkeypatch.setattr(compiler_module, "MIN_ASIDE_SCHEMA_BYTES", 0)  # split aside too
     source = tmp_path / "source"
     shutil.copytree(realistic, source)
     schema = source / "schemas" / "platform.schema.json"
@@ -397,3 +409,15 @@ def test_schema_errors_are_reported_as_by_one_process(realistic: Path, tmp_path:
     assert said_one and all("platform.schema.json" in s for s in said_one), said_one
     assert said_two == said_one
     assert tree_one == tree_two == {}
+
+
+def test_a_schema_that_is_not_split_is_compiled_in_one_process(mini: Project) -> None:
+    """Two processes would each compile the whole schema: no workers."""
+    schema = json.loads((mini.root / "schemas" / "schema.json").read_text())
+    schema["allOf"] = [{"required": ["magds"]}]  # relates top-level keys: not split
+    schema["additionalProperties"] = {"type": "object"}
+    mini.write("schemas/schema.json", json.dumps(schema))
+    for i in range(40):
+        mini.write(f"layers/base/k{i}.yaml", f"k{i}:\n  v: {i}\n")
+    result = magcfg.build(load(mini), cache=BuildCache(None), jobs=2)
+    assert result.timings is not None and "workers" not in result.timings.seconds

@@ -138,6 +138,10 @@ def process_age() -> float:
         return 0.0
 
 
+MIN_ASIDE_SCHEMA_BYTES = 2 << 20
+"""``Compiler.schema_aside`` splits a schema file of at least this size in another
+process (about 25 ms per MB to split; starting the process costs ~10 ms)."""
+
 MIN_PARALLEL_KEYS = 16
 """``Compiler.prepare`` forks only for at least this many top-level keys to compile:
 below it, starting a process costs about what it saves (docs/performance.md)."""
@@ -401,12 +405,12 @@ class Compiler:
         both take about as long. The split lands in the cache, where ``piece_digests``
         finds it as a later build would; a split that fails (a schema error) hands
         back nothing, and this process meets the error where it always did. Nothing is
-        done with one job, no schema, or a split already cached."""
+        done with one job, no schema or a small one, or a split already cached."""
         try:
             schema = self.schema()
         except BuildError:  # reported where the schema is needed, as without this
             schema = None
-        if jobs < 2 or schema is None:
+        if jobs < 2 or schema is None or len(schema.raw) < MIN_ASIDE_SCHEMA_BYTES:
             yield
             return
         with self.timings.stage("cache"):
@@ -434,8 +438,11 @@ class Compiler:
         compiles lands in the cache, where ``compile`` finds it as it would find a
         fragment compiled by an earlier build; what fails is left for ``compile`` to
         compile again and report (so errors are reported exactly as without workers).
-        Nothing is done with fewer than ``MIN_PARALLEL_KEYS`` keys to compile."""
-        if jobs < 2:
+        Nothing is done with fewer than ``MIN_PARALLEL_KEYS`` keys to compile, or with a
+        schema that is not split into pieces."""
+        schema = self.schema()
+        if jobs < 2 or (schema is not None and not schema.piece_digests()):
+            # A schema that is not split would be compiled whole in every process.
             return
         todo: dict[str, list[tuple[str, str]]] = {}  # top-level key -> [(env, fragment)]
         named: set[str] = set()
@@ -449,7 +456,6 @@ class Compiler:
                         continue
                 named.add(fkey)
                 todo.setdefault(key, []).append((env, fkey))
-        schema = self.schema()
         summaries = False
         if schema is not None and todo:
             with self.timings.stage("cache"):

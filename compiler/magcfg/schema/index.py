@@ -630,7 +630,20 @@ _FRAGMENT_SAFE_ROOT = frozenset({
 
 def fragment_safe(document: dict[str, Any]) -> bool:
     """Whether validating each top-level key alone is validating the document."""
-    return all(k in _FRAGMENT_SAFE_ROOT or k.startswith("x-") for k in document)
+    return all(_fragment_keyword(k) for k in document)
+
+
+def fragment_schema(document: dict[str, Any]) -> dict[str, Any]:
+    """The root without ``required`` and without the keywords that relate top-level
+    keys to each other: what ``{key: value}`` must satisfy for the document to be valid.
+    Of a ``fragment_safe`` root, validating every key against it is validating the
+    document (but for ``required``); of any other, it finds only real violations, and
+    the whole document is validated too (``Validator.check_document``)."""
+    return {k: v for k, v in document.items() if k != "required" and _fragment_keyword(k)}
+
+
+def _fragment_keyword(keyword: str) -> bool:
+    return keyword in _FRAGMENT_SAFE_ROOT or keyword.startswith("x-")
 
 
 class Schema:

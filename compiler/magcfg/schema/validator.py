@@ -11,7 +11,8 @@ Validation is done per top-level key ("fragment": ``{key: value}`` against the r
 schema without its ``required``), so the build can cache the verdict of fragments
 whose inputs did not change; the root's ``required`` is checked on the key set. When
 the root schema uses keywords that relate top-level keys to each other, fragment
-validation would not be equivalent, and the whole document is validated instead
+validation would not be equivalent: fragments are checked against the root without
+those keywords (``index.fragment_schema``), and the whole document is validated too
 (``Validator.fragment_safe``).
 
 Messages never show a secret's value: instance values are masked in every message about
@@ -32,7 +33,7 @@ from urllib.parse import unquote
 
 from ..errors import BuildError
 from .dialect import dangling_ref, located, refuse_retrieval
-from .index import Schema, fragment_safe
+from .index import Schema, fragment_safe, fragment_schema
 
 if TYPE_CHECKING:
     from ..secrets.redaction import Redactor
@@ -68,7 +69,7 @@ class Validator:
         document = schema.document
         self.fragment_safe = fragment_safe(document)
         self.required: tuple[str, ...] = tuple(document.get("required") or ())
-        relaxed = {k: v for k, v in document.items() if k != "required"}
+        relaxed = fragment_schema(document)
         self._relaxed = relaxed
         self._compiled: dict[tuple[bool, bool], Any] = {}
         self._fragment = self._validator(whole=False, masked=False)
