@@ -188,3 +188,24 @@ def test_schema_that_is_not_a_schema(mini: Project) -> None:
     result = mini.run("build")
     assert result.returncode == 1
     assert "not a valid JSON Schema" in result.stderr
+
+
+@pytest.mark.parametrize(("pattern", "allowed"), [
+    ("magcfg.project._NOT_YAML_TEXT",
+     "[\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"),
+    ("magcfg.delivery.configmap._NOT_BLOCK_SAFE",
+     "[\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"),
+])
+def test_refused_characters_are_the_complement_of_the_allowed(pattern: str, allowed: str
+                                                              ) -> None:
+    """The character classes are written as what is refused (cheap to compile); every
+    code point is refused exactly when it is not in the class of what is allowed."""
+    import importlib
+    import re
+
+    module, name = pattern.rsplit(".", 1)
+    refused = getattr(importlib.import_module(module), name)
+    ok = re.compile(allowed)
+    text = "".join(map(chr, range(0x110000)))
+    assert [m.start() for m in refused.finditer(text)] == [
+        i for i in range(0x110000) if not ok.match(text, i)]

