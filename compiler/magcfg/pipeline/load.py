@@ -15,7 +15,7 @@ from typing import Any
 from ..durable import Tree
 from ..errors import Diagnostic
 from ..project import LAYER_SUFFIXES
-from ..syntax.locate import locate
+from ..syntax.keylines import line_of
 
 __all__ = ["LAYER_SUFFIXES", "FileSource", "ParsedFile"]
 
@@ -68,7 +68,7 @@ class ParsedFile:
     def line(self, raw: bytes, keypath: tuple[str, ...]) -> int | None:
         """The line of ``keypath`` (of the merged document) in the file's bytes ``raw``,
         or of its deepest ancestor written there (``syntax.locate``)."""
-        return locate(self.path, raw, self.file_keypath(keypath))
+        return line_of(self.path, raw, self.file_keypath(keypath))
 
     @property
     def data(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from .locate import locate
-from .strict_yaml import decode_text
+from .strict_yaml import LoadFailed, decode_text
 
 KeyPath = tuple[str, ...]
 
@@ -216,9 +216,29 @@ class KeyLines:
         raw, indexed = entry
         if indexed is None:
             return locate(path, raw, keypath)
-        root, index = indexed
-        for n in range(len(keypath), 0, -1):
-            found = index.get(keypath[:n])
-            if found is not None:
-                return found
-        return root
+        return _line_in(indexed, keypath)
+
+
+def line_of(path: str, raw: bytes, keypath: KeyPath) -> int | None:
+    """What ``locate`` answers for one key path of a file the strict loader accepted:
+    read from its lines when it has the plain block shape (``_index_simple``: no YAML
+    parser to import, no node tree to compose), else by ``locate``."""
+    if not path.endswith(".cue"):
+        try:
+            text = decode_text(path, raw)
+        except LoadFailed:
+            return None  # what locate answers
+        indexed = _index_simple(text)
+        if indexed is not None and indexed[1]:  # an empty document is locate's to answer
+            return _line_in(indexed, keypath)
+    return locate(path, raw, keypath)
+
+
+def _line_in(indexed: tuple[int, dict[KeyPath, int]], keypath: KeyPath) -> int:
+    """The line of ``keypath`` or of its deepest indexed ancestor, else of the root."""
+    root, index = indexed
+    for n in range(len(keypath), 0, -1):
+        found = index.get(keypath[:n])
+        if found is not None:
+            return found
+    return root

@@ -1,0 +1,75 @@
+"""``keylines.line_of``: the line of a key path as ``locate`` gives it, from the lines of
+a plain file (no parser), from ``locate`` otherwise."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from magcfg.errors import BuildError
+from magcfg.syntax.keylines import _index_simple, line_of
+from magcfg.syntax.locate import locate
+from magcfg.syntax.strict_yaml import LoadFailed, parse_layer
+
+from ..review.test_diff_fast import DECLINED, SIMPLE
+from .yaml_corpus import generate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _asked(data: object, keypath: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path of ``data``, one missing child of each, and the root."""
+    out = [keypath, (*keypath, "not-there")]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _asked(v, (*keypath, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _asked(v, (*keypath, str(i)))
+    elif isinstance(data, tuple) and len(data) > 1:  # !replace and what it holds
+        out += _asked(data[1], keypath)
+    return out
+
+
+def _agrees(path: str, raw: bytes) -> bool:
+    """Whether ``line_of`` answers as ``locate`` for every key path of the file;
+    returns whether the file was read without the parser."""
+    data, _ = parse_layer(path, raw)
+    for keypath in _asked(data):
+        assert line_of(path, raw, keypath) == locate(path, raw, keypath), (raw, keypath)
+    return _index_simple(raw.decode("utf-8-sig")) is not None
+
+
+# The line reader's own cases, as the strict loader accepts them ('y' is ambiguous).
+LOADABLE = [t.replace("name: y", "name: z") for t in SIMPLE + DECLINED[:7]]
+
+
+@pytest.mark.parametrize("text", LOADABLE)
+def test_line_of_answers_as_locate(text: str) -> None:
+    _agrees("x.yaml", text.encode())
+
+
+def test_line_of_answers_as_locate_on_hostile_documents() -> None:
+    rng = random.Random(21)
+    read = 0
+    for _ in range(600):
+        raw = generate(rng)
+        try:
+            parse_layer("x.yaml", raw)
+        except (LoadFailed, BuildError):
+            continue
+        read += _agrees("x.yaml", raw)
+    assert read > 15
+
+
+def test_line_of_answers_as_locate_on_generated_layers(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(root),
+                    "--shape", "realistic", "--services", "4", "--keys", "80"],
+                   check=True, capture_output=True)
+    files = sorted((root / "layers").rglob("*.yaml"))
+    assert sum(_agrees(p.name, p.read_bytes()) for p in files) > len(files) // 2
