@@ -19,8 +19,10 @@ from __future__ import annotations
 import math
 import random
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
+from magcfg.errors import BuildError
 from magcfg.syntax.strict_yaml import (
     LoadFailed,
     _parse_fast,
@@ -334,3 +336,15 @@ def _show(outcome: Any) -> str:
     if isinstance(outcome, LoadFailed):
         return "refuses: " + "; ".join(d.format() for d in outcome.diagnostics)
     return f"reads {outcome!r}"
+
+
+def accepted(seed: int, count: int) -> Iterator[tuple[bytes, str]]:
+    """Of ``count`` generated documents, those the strict loader accepts: (bytes, text)."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        raw = generate(rng)
+        try:
+            parse_layer("x.yaml", raw)
+        except (LoadFailed, BuildError):
+            continue
+        yield raw, decode_text("x.yaml", raw)
