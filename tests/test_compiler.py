@@ -421,3 +421,18 @@ def test_a_schema_that_is_not_split_is_compiled_in_one_process(mini: Project) ->
         mini.write(f"layers/base/k{i}.yaml", f"k{i}:\n  v: {i}\n")
     result = magcfg.build(load(mini), cache=BuildCache(None), jobs=2)
     assert result.timings is not None and "workers" not in result.timings.seconds
+
+
+def test_workers_keep_no_piece_of_the_schema_they_are_done_with(realistic: Path) -> None:
+    """Once a key's fragments and summary are cached, its parsed piece, index and
+    validator are dropped (they are several times the schema's bytes); a piece asked
+    for again is read back from the cache."""
+    from magcfg.compiler import Compiler
+
+    compiler = Compiler(load(Project(realistic)), cache=BuildCache(None))
+    stacks = compiler.load_stacks(["dev", "staging", "production"])
+    compiler.prepare(stacks, 2)
+    schema = compiler.schema()
+    assert schema is not None and len(schema.piece_digests()) == 24
+    assert schema._pieces == {} and compiler._validators == {}
+    assert schema.piece("svc_003").document["properties"].keys() == {"svc_003"}

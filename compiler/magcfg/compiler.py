@@ -495,6 +495,8 @@ class Compiler:
                             self._piece_summary(piece)
                 except BuildError:
                     continue  # compile() meets it again and reports it
+                finally:
+                    self._release_piece(key)
 
         def hand_back(keys: list[str]) -> bytes:
             before = self.cache.pending_names()
@@ -508,6 +510,16 @@ class Compiler:
         for found in theirs:
             if found is not None:
                 self.cache.adopt(marshal.loads(found))
+
+    def _release_piece(self, key: str) -> None:
+        """Drop what this process holds of ``key``'s piece of the schema (its parsed
+        document, index and validator: several times the piece's bytes). Once its
+        fragments and summary are cached, nothing else needs them, and a piece asked
+        for again is read back from the cache."""
+        schema = self.schema()
+        if schema is not None and key in schema.piece_digests():
+            self._validators.pop(schema.piece_digest(key), None)
+            schema.release(key)
 
     def compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
                 only: Collection[str] | None = None

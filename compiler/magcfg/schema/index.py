@@ -723,6 +723,11 @@ class Schema:
             found = self._pieces[key] = Schema(self.path, raw, origin=self)
         return found
 
+    def release(self, key: str) -> None:
+        """Forget the piece of ``key`` (its document and index); ``piece(key)`` reads it
+        again from the store."""
+        self._pieces.pop(key, None)
+
     def _split(self, force: bool = False) -> dict[str, str]:
         assert self._store is not None
         name = f"schema-pieces:{self.digest}"
