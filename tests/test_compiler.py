@@ -423,16 +423,21 @@ def test_a_schema_that_is_not_split_is_compiled_in_one_process(mini: Project) ->
     assert result.timings is not None and "workers" not in result.timings.seconds
 
 
-def test_workers_keep_no_piece_of_the_schema_they_are_done_with(realistic: Path) -> None:
+def test_workers_keep_no_piece_of_the_schema_they_are_done_with(
+        realistic: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once a key's fragments and summary are cached, its parsed piece, index and
     validator are dropped (they are several times the schema's bytes); a piece asked
     for again is read back from the cache."""
+    from magcfg import compiler as compiler_module
     from magcfg.compiler import Compiler
 
+    monkeypatch.setattr(compiler_module, "MIN_ASIDE_SCHEMA_BYTES", 0)
     compiler = Compiler(load(Project(realistic)), cache=BuildCache(None))
-    stacks = compiler.load_stacks(["dev", "staging", "production"])
+    with compiler.schema_aside(2):
+        stacks = compiler.load_stacks(["dev", "staging", "production"])
     compiler.prepare(stacks, 2)
     schema = compiler.schema()
     assert schema is not None and len(schema.piece_digests()) == 24
-    assert schema._pieces == {} and compiler._validators == {}
+    assert compiler._validators == {}
+    assert all(piece._document is None for piece in schema._pieces.values())
     assert schema.piece("svc_003").document["properties"].keys() == {"svc_003"}
