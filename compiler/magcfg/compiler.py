@@ -146,10 +146,12 @@ MIN_PARALLEL_KEYS = 16
 """``Compiler.prepare`` forks only for at least this many top-level keys to compile:
 below it, starting a process costs about what it saves (docs/performance.md)."""
 
-_SUMMARY_FORMAT = 4
+_SUMMARY_FORMAT = 5
 """Of the cached schema summary; 2: key paths in the escaped text form of keyglob;
 3: ``secret_values`` (``x-magcfg-secret-value``); 4: a piece's summary carries its
-``policies`` (``SchemaIndex.policy_table``, read by ``magcfg diff``)."""
+``policies`` (``SchemaIndex.policy_table``, read by ``magcfg diff``); 5: the policies
+are cached beside the piece's summary (a build reads the summaries of every piece, and
+the tables only for the keys it asks about)."""
 
 STANDARD = Extensions(
     layer_loaders={CUE_SUFFIX: load_cue_layers},
@@ -507,9 +509,11 @@ class Compiler:
             compile_share(shares[0])
             with self.timings.stage("workers"):
                 theirs = children.results()
-        for found in theirs:
+        while theirs:  # each child's bytes freed once taken
+            found = theirs.pop()
             if found is not None:
                 self.cache.adopt(marshal.loads(found))
+            del found
 
     def _release_piece(self, key: str) -> None:
         """Drop what this process holds of ``key``'s piece of the schema (its parsed
@@ -699,11 +703,14 @@ class Compiler:
             else:
                 for digest in schema.piece_digests().values():
                     self.cache.keep(fragment=f"schema-piece-summary:{digest}")
+                    self.cache.keep(fragment=f"schema-piece-policies:{digest}")
             self._summary = found
         return self._summary
 
     def _piece_summary(self, piece: Schema) -> dict[str, Any]:
-        """A piece's reload partition and secret paths, once it is known to compile."""
+        """A piece's reload partition and secret paths, once it is known to compile;
+        its policy table (``policies``) is cached beside it, read only by whoever asks
+        about single keys."""
         name = f"schema-piece-summary:{piece.digest}"
         found = self.cache.fragment(name)
         if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
@@ -712,29 +719,39 @@ class Compiler:
                 hot, restart = piece.index.reload_partition()
                 found = {"format": _SUMMARY_FORMAT, "hot": hot, "restart": restart,
                          "secret_paths": piece.index.secret_paths(),
-                         "secret_values": piece.index.secret_values(),
-                         "policies": piece.index.policy_table()}
+                         "secret_values": piece.index.secret_values()}
+                table = piece.index.policy_table()
+            self.cache.put_fragment(f"schema-piece-policies:{piece.digest}",
+                                    {"format": _SUMMARY_FORMAT, "policies": table})
             self.cache.put_fragment(name, found)
         return found
 
     def policies(self) -> PolicyIndex | SchemaIndex | None:
-        """What ``magcfg diff`` asks of the schema (is a key secret, its reload policy):
-        from the policy tables the build cached with each piece's summary, when the
-        schema is split and every piece's table is cached; else the schema's index. A
-        diff then neither parses nor indexes the schema's pieces."""
+        """What ``magcfg diff`` and the secret rules ask of the schema (is a key secret,
+        its reload policy): from the policy tables the build cached beside each piece's
+        summary, read per top-level key when a key under it is asked about, when the
+        schema is split; else (and for a key whose table is not cached) the schema's
+        index. A diff then neither parses nor indexes the schema's pieces."""
         schema = self.schema()
         if schema is None:
             return None
         digests = schema.piece_digests()
-        tables: dict[str, PolicyTable] = {}
-        for key, digest in digests.items():
+        if not digests:
+            return schema.index
+
+        def table_of(key: str) -> PolicyTable | None:
+            digest = digests.get(key)
+            if digest is None:
+                return None
             with self.timings.stage("cache"):
-                found = self.cache.fragment(f"schema-piece-summary:{digest}")
+                found = self.cache.fragment(f"schema-piece-policies:{digest}")
             if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT
                     and isinstance(found.get("policies"), list)):
-                return schema.index
-            tables[key] = found["policies"]
-        return PolicyIndex(tables, schema.index) if tables else schema.index
+                return None
+            table: PolicyTable = found["policies"]
+            return table
+
+        return PolicyIndex(table_of, schema.index)
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         summary = self.schema_summary()

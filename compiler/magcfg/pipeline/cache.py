@@ -422,7 +422,7 @@ class BuildCache:
             self._locations[key] = (name, offset, head_size, len(body))
             offset += len(front) + len(body)
             parts += (front, body)
-        self._fingerprints[name] = _fingerprint(self._write_atomic(name, b"".join(parts),
+        self._fingerprints[name] = _fingerprint(self._write_atomic(name, parts,
                                                                    durable=True))
 
     def _compact(self) -> None:
@@ -453,18 +453,21 @@ class BuildCache:
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self._dir_fd)
 
-    def _write_atomic(self, name: str, data: bytes, durable: bool = False) -> os.stat_result:
+    def _write_atomic(self, name: str, data: bytes | list[bytes], durable: bool = False
+                      ) -> os.stat_result:
         """Replace ``name`` in the cache directory: a new temp file (never an existing
         file or a symlink's target), renamed over it; its stat once in place. A pack
         is fsynced (its fingerprint vouches for its bytes); the index is not: torn, it
-        fails its tag and is a miss."""
+        fails its tag and is a miss. ``data`` may come in parts (a pack is tens of
+        megabytes: written part by part, never joined into one more copy)."""
         assert self._dir_fd is not None
         tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600,
                      dir_fd=self._dir_fd)
         try:
             try:
-                write_all(fd, data)
+                for part in [data] if isinstance(data, bytes) else data:
+                    write_all(fd, part)
                 if durable:
                     os.fsync(fd)
                 os.rename(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote
@@ -539,11 +539,14 @@ PolicyTable = list[_Row]
 
 class PolicyIndex:
     """``is_secret`` and ``reload_policy`` of a split schema, answered from each piece's
-    ``policy_table`` (cached by the build) exactly as the pieces' indexes answer; a
-    key path without a table (the root, a key no piece lists) asks ``fallback``."""
+    ``policy_table`` (cached by the build; ``table_of(key)`` reads one, once, when a key
+    under it is asked about) exactly as the pieces' indexes answer; a key path without
+    a table (the root, a key no piece lists, a table not cached) asks ``fallback``."""
 
-    def __init__(self, tables: dict[str, PolicyTable], fallback: SchemaIndex) -> None:
-        self.tables = tables
+    def __init__(self, table_of: Callable[[str], PolicyTable | None],
+                 fallback: SchemaIndex) -> None:
+        self._table_of = table_of
+        self._tables: dict[str, PolicyTable | None] = {}
         self.fallback = fallback
         # What holds along recently asked parents: a diff asks about ~10^5 leaves, most
         # of them siblings, and both questions about each.
@@ -552,7 +555,11 @@ class PolicyIndex:
     def _facts(self, keypath: tuple[str, ...]) -> tuple[bool, ReloadPolicy] | None:
         """(secret, reload policy) of ``keypath`` from the rows along it (as
         ``SchemaIndex._nodes``: down to where the schema ends), or None: no table."""
-        table = self.tables.get(keypath[0]) if keypath else None
+        if not keypath:
+            return None
+        table = self._tables.get(keypath[0], _NO_TABLE)
+        if table is _NO_TABLE:
+            table = self._tables[keypath[0]] = self._table_of(keypath[0])
         if table is None:
             return None
         secret, policy, row, whole = self._at(table, keypath[:-1])
@@ -590,6 +597,7 @@ class PolicyIndex:
 
 
 _Along = tuple[bool, ReloadPolicy, _Row, bool]
+_NO_TABLE: Any = object()
 
 
 def _child_row(table: PolicyTable, row: _Row, part: str) -> _Row | None:
