@@ -416,7 +416,7 @@ class Compiler:
             yield
             return
         with self.timings.stage("cache"):
-            cached = self.cache.fragment(f"schema-pieces:{schema.digest}") is not None
+            cached = schema.split_stored()
         if cached:
             yield
             return

@@ -404,7 +404,7 @@ class BuildCache:
             named = {loc[0] for loc in self._locations.values()}
             self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in named}
             payload = marshal.dumps((self._locations, self._layer_keys, self._fingerprints))
-            self._write_atomic(_INDEX, _SALT + b"\n" + self._tag(b"I", "", payload) + payload)
+            self._write_atomic(_INDEX, [_SALT + b"\n", self._tag(b"I", "", payload), payload])
             self._delete_leftovers(named)
         except OSError:
             pass
@@ -453,20 +453,20 @@ class BuildCache:
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self._dir_fd)
 
-    def _write_atomic(self, name: str, data: bytes | list[bytes], durable: bool = False
+    def _write_atomic(self, name: str, parts: list[bytes], durable: bool = False
                       ) -> os.stat_result:
         """Replace ``name`` in the cache directory: a new temp file (never an existing
         file or a symlink's target), renamed over it; its stat once in place. A pack
         is fsynced (its fingerprint vouches for its bytes); the index is not: torn, it
-        fails its tag and is a miss. ``data`` may come in parts (a pack is tens of
-        megabytes: written part by part, never joined into one more copy)."""
+        fails its tag and is a miss. The bytes come in parts (a pack is tens of megabytes:
+        written part by part, never joined into one more copy)."""
         assert self._dir_fd is not None
         tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600,
                      dir_fd=self._dir_fd)
         try:
             try:
-                for part in [data] if isinstance(data, bytes) else data:
+                for part in parts:
                     write_all(fd, part)
                 if durable:
                     os.fsync(fd)

@@ -557,17 +557,13 @@ class PolicyIndex:
         ``SchemaIndex._nodes``: down to where the schema ends), or None: no table."""
         if not keypath:
             return None
-        table = self._tables.get(keypath[0], _NO_TABLE)
-        if table is _NO_TABLE:
-            table = self._tables[keypath[0]] = self._table_of(keypath[0])
+        if keypath[0] not in self._tables:
+            self._tables[keypath[0]] = self._table_of(keypath[0])
+        table = self._tables[keypath[0]]
         if table is None:
             return None
-        secret, policy, row, whole = self._at(table, keypath[:-1])
-        if whole:
-            nxt = _child_row(table, row, keypath[-1])
-            if nxt is not None:
-                secret = secret or nxt[0]
-                policy = nxt[1] or policy
+        # The parent is remembered, the leaf is not: siblings share their parent.
+        secret, policy, _, _ = _step(table, self._at(table, keypath[:-1]), keypath[-1])
         return secret, policy
 
     def _at(self, table: PolicyTable, keypath: tuple[str, ...]) -> _Along:
@@ -578,10 +574,7 @@ class PolicyIndex:
             return root[0], root[1] or DEFAULT_RELOAD, root, True
         found = self._along.get(keypath)
         if found is None:
-            secret, policy, row, whole = self._at(table, keypath[:-1])
-            nxt = _child_row(table, row, keypath[-1]) if whole else None
-            found = ((secret or nxt[0], nxt[1] or policy, nxt, True) if nxt is not None
-                     else (secret, policy, row, False))
+            found = _step(table, self._at(table, keypath[:-1]), keypath[-1])
             if len(self._along) >= 4096:
                 self._along.clear()
             self._along[keypath] = found
@@ -597,17 +590,21 @@ class PolicyIndex:
 
 
 _Along = tuple[bool, ReloadPolicy, _Row, bool]
-_NO_TABLE: Any = object()
 
 
-def _child_row(table: PolicyTable, row: _Row, part: str) -> _Row | None:
-    """The row of child ``part`` (or of the wildcard) of ``row``; None: neither."""
+def _step(table: PolicyTable, along: _Along, part: str) -> _Along:
+    """What holds one key below ``along``: at its child ``part`` (or wildcard) row, or,
+    where the schema ends, what held above (as ``SchemaIndex._nodes`` stops there)."""
+    secret, policy, row, whole = along
+    if not whole:
+        return along
     nxt = row[2].get(part)
     if nxt is None:
         nxt = row[2].get(WILDCARD)
         if nxt is None:
-            return None
-    return table[nxt]
+            return secret, policy, row, False
+    child = table[nxt]
+    return secret or child[0], child[1] or policy, child, True
 
 
 class PieceStore(Protocol):
@@ -725,11 +722,20 @@ class Schema:
             raw = self._store.get_bytes(f"schema-piece:{digest}")
             if raw is None or hashlib.sha256(raw).hexdigest() != digest:
                 # Lost from the store (compacted away): split again from the file.
-                self._store.put(f"schema-pieces:{self.digest}", None)
+                self._store.put(self._split_name, None)
                 self._piece_digests = self._split(force=True)
                 return self.piece(key)
             found = self._pieces[key] = Schema(self.path, raw, origin=self)
         return found
+
+    def split_stored(self) -> bool:
+        """Whether the store holds this file's split already (``piece_digests`` will
+        read it rather than parse the file)."""
+        return self._store is not None and self._store.get(self._split_name) is not None
+
+    @property
+    def _split_name(self) -> str:
+        return f"schema-pieces:{self.digest}"
 
     def release(self, key: str) -> None:
         """Forget the piece of ``key`` (its document and index); ``piece(key)`` reads it
@@ -738,7 +744,7 @@ class Schema:
 
     def _split(self, force: bool = False) -> dict[str, str]:
         assert self._store is not None
-        name = f"schema-pieces:{self.digest}"
+        name = self._split_name
         found = None if force else self._store.get(name)
         if isinstance(found, dict) and found.get("format") == _PIECES_FORMAT:
             stored: dict[str, str] = dict(found["keys"])
