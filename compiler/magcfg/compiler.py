@@ -469,8 +469,9 @@ class Compiler:
             return
         # Each key's cost grows with its piece of the schema (compiled, indexed, checked
         # once per fragment): the largest first, each to the least loaded process.
-        cost = {key: (1 + len(frags)) * (len(schema.piece(key).raw) if schema else 1)
-                for key, frags in todo.items()}
+        with self.timings.stage("schema"):
+            cost = {key: (1 + len(frags)) * (len(schema.piece(key).raw) if schema else 1)
+                    for key, frags in todo.items()}
         shares: list[list[str]] = [[] for _ in range(min(jobs, len(todo)))]
         loads = [0] * len(shares)
         for key in sorted(todo, key=lambda k: (-cost[k], k)):
@@ -509,11 +510,12 @@ class Compiler:
             compile_share(shares[0])
             with self.timings.stage("workers"):
                 theirs = children.results()
-        while theirs:  # each child's bytes freed once taken
-            found = theirs.pop()
-            if found is not None:
-                self.cache.adopt(marshal.loads(found))
-            del found
+        with self.timings.stage("cache"):
+            while theirs:  # each child's bytes freed once taken
+                found = theirs.pop()
+                if found is not None:
+                    self.cache.adopt(marshal.loads(found))
+                del found
 
     def _release_piece(self, key: str) -> None:
         """Drop what this process holds of ``key``'s piece of the schema (its parsed
@@ -522,8 +524,10 @@ class Compiler:
         for again is read back from the cache."""
         schema = self.schema()
         if schema is not None and key in schema.piece_digests():
-            self._validators.pop(schema.piece_digest(key), None)
-            schema.release(key)
+            # Freeing a piece's millions of objects is part of the schema's cost.
+            with self.timings.stage("schema"):
+                self._validators.pop(schema.piece_digest(key), None)
+                schema.release(key)
 
     def compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
                 only: Collection[str] | None = None
@@ -681,13 +685,14 @@ class Compiler:
                     pieces = schema.pieces()
                 if pieces:
                     parts = [self._piece_summary(piece) for piece in pieces]
-                    found = {"format": _SUMMARY_FORMAT, "fragment_safe": True,
-                             "required": list(pieces[0].document.get("required") or ()),
-                             **{k: sorted({p for part in parts for p in part[k]})
-                                for k in ("hot", "restart", "secret_paths")},
-                             "secret_values": dict(sorted(
-                                 (k, v) for part in parts
-                                 for k, v in part["secret_values"].items()))}
+                    with self.timings.stage("schema"):
+                        found = {"format": _SUMMARY_FORMAT, "fragment_safe": True,
+                                 "required": list(pieces[0].document.get("required") or ()),
+                                 **{k: sorted({p for part in parts for p in part[k]})
+                                    for k in ("hot", "restart", "secret_paths")},
+                                 "secret_values": dict(sorted(
+                                     (k, v) for part in parts
+                                     for k, v in part["secret_values"].items()))}
                 else:
                     validator = self.validator()
                     assert validator is not None
@@ -699,11 +704,13 @@ class Compiler:
                                  "restart": restart,
                                  "secret_paths": schema.index.secret_paths(),
                                  "secret_values": schema.index.secret_values()}
-                self.cache.put_fragment(name, found)
+                with self.timings.stage("cache"):
+                    self.cache.put_fragment(name, found)
             else:
-                for digest in schema.piece_digests().values():
-                    self.cache.keep(fragment=f"schema-piece-summary:{digest}")
-                    self.cache.keep(fragment=f"schema-piece-policies:{digest}")
+                with self.timings.stage("cache"):
+                    for digest in schema.piece_digests().values():
+                        self.cache.keep(fragment=f"schema-piece-summary:{digest}")
+                        self.cache.keep(fragment=f"schema-piece-policies:{digest}")
             self._summary = found
         return self._summary
 
@@ -712,7 +719,8 @@ class Compiler:
         its policy table (``policies``) is cached beside it, read only by whoever asks
         about single keys."""
         name = f"schema-piece-summary:{piece.digest}"
-        found = self.cache.fragment(name)
+        with self.timings.stage("cache"):
+            found = self.cache.fragment(name)
         if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
             self._validator_of(piece)
             with self.timings.stage("schema"):
@@ -721,9 +729,10 @@ class Compiler:
                          "secret_paths": piece.index.secret_paths(),
                          "secret_values": piece.index.secret_values()}
                 table = piece.index.policy_table()
-            self.cache.put_fragment(f"schema-piece-policies:{piece.digest}",
-                                    {"format": _SUMMARY_FORMAT, "policies": table})
-            self.cache.put_fragment(name, found)
+            with self.timings.stage("cache"):
+                self.cache.put_fragment(f"schema-piece-policies:{piece.digest}",
+                                        {"format": _SUMMARY_FORMAT, "policies": table})
+                self.cache.put_fragment(name, found)
         return found
 
     def policies(self) -> PolicyIndex | SchemaIndex | None:

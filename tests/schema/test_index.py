@@ -121,6 +121,25 @@ def test_a_ref_into_the_root_keeps_the_schema_whole(ref: str) -> None:
     assert split.piece("magds") is split
 
 
+@pytest.mark.parametrize(("other", "whole"), [
+    ('{"\\u0024ref": "#/properties/magds"}', True),  # the member's name escaped
+    ('{"$ref": "#/properties/\\u006dagds"}', True),  # the pointer escaped
+    ('{"pattern": "^\\\\d+$", "$ref": "#/properties/magds"}', True),  # a backslash elsewhere
+    ('{"const": "$ref", "$ref": "#"}', True),  # "$ref" also as a value
+    ('{"const": "$ref", "$ref": "#/$defs/x"}', False),
+    ('{"pattern": "^\\\\d+$", "$ref": "#/$defs/x"}', False),
+])
+def test_refs_into_the_root_are_found_however_written(other: str, whole: bool) -> None:
+    schema = copy.deepcopy(MINI_SCHEMA)
+    schema["$defs"] = {"x": {"type": "string"}}
+    schema["properties"]["other"] = "OTHER"
+    raw = json.dumps(schema).replace('"OTHER"', other).encode()
+    assert json.loads(raw)["properties"]["other"]  # the text is JSON
+    split = Schema(SCHEMA, raw)
+    split.use_store(_MemoryStore())
+    assert (split.piece_digests() == {}) is whole
+
+
 def test_a_root_relating_its_keys_keeps_the_schema_whole() -> None:
     schema = {**copy.deepcopy(MINI_SCHEMA), "dependentRequired": {"logging": ["magds"]}}
     split = Schema(SCHEMA, json.dumps(schema).encode())

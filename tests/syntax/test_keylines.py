@@ -51,6 +51,14 @@ def test_line_of_answers_as_locate(text: str) -> None:
     _agrees("x.yaml", text.encode())
 
 
+@pytest.mark.parametrize("text", [
+    "a:\n  password: vault://secret/app#password\n  b: x#y # a comment\nc: 1#2\n",
+    "a: x #c#d\nb:\n  c: '#'\n  d: z ## z\n",
+])
+def test_a_hash_inside_a_plain_scalar_is_read_from_lines(text: str) -> None:
+    assert _agrees("x.yaml", text.encode())
+
+
 def test_line_of_answers_as_locate_on_hostile_documents() -> None:
     read = sum(_agrees("x.yaml", raw) for raw, _ in accepted(21, 600))
     assert read > 15

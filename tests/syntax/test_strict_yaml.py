@@ -130,6 +130,8 @@ def test_locate() -> None:
 @pytest.mark.parametrize("text", [
     "a: 12\nb: -3\nc: 0.5\nd: .5\ne: 1.\nf: [1, 2.5, x]\ng: {h: +7}\n", "a: http://x/y?q=1\n",
     "a: value-0001-3e5f\nb: 1.2.3\nc: x_1\n", "a: 'x # y'\nb: \"q\"\n", "a: café\n",
+    # an underscore after a digit inside a word (secret references name variables so)
+    "a: vault://secret/staging/svc_000#password\nb: env://SVC_000_TOKEN\nv1_2: [x1_0]\n",
 ])
 def test_usual_layers_take_the_fast_path(text: str) -> None:
     raw = text.encode()
@@ -145,7 +147,7 @@ def test_usual_layers_take_the_fast_path(text: str) -> None:
     "a: >\n", "a: \"\\n\"\n", "a:\tb\n", "a: b\r\n", "%YAML 1.2\n---\na: 1\n", "? a\n: b\n",
     "a: x\x07\n", "a: x\u0085\n", "a: x\u2028\n", "a: x\ufeff\n", "a: x\x9f\n",
     "a: {b\nc: 1}\n", "a: [x,\n y]\n", 'a: [x, "]"\n  "[", y]\n', "a: [x, # ]\n  y]\n",
-    "a: [x] # [\n",
+    "a: [x] # [\n", "a: [x,1_0]\n", "a: 1._5\n", "a: -_1\n", "a: x 1_0\n", "a: 1:2_0\n",
 ])
 def test_the_fast_path_leaves_these_to_the_reference(text: str) -> None:
     assert not fast_path_eligible(text.encode(), text.lstrip("\ufeff"))

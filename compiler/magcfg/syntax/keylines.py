@@ -82,7 +82,9 @@ def _index(text: str) -> tuple[int, dict[KeyPath, int]]:
     return root, index
 
 
-_PLAIN = r"(?:[^\[\]{}\"'|>&*!#%@`?,:\- ][^#]*?|-?[0-9][^#]*?)(?: +#.*)?"
+# A plain scalar, then maybe a comment; '#' starts a comment only after a space
+# (vault://secret/app#password is one scalar).
+_PLAIN = (r"(?:[^\[\]{}\"'|>&*!#%@`?,:\- ]|-?[0-9])(?:[^#]|(?<! )#)*?(?: +#.*)?")
 _PLAIN_VALUE = re.compile(_PLAIN)
 # A key line: indent, key, and its value when that is a plain scalar (group 3), else
 # whatever follows the colon (group 4, checked further; None: nothing follows).

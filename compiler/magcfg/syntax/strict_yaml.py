@@ -158,18 +158,21 @@ _FAST_BYTES = bytes(b for b in range(256)
 # space, a line feed, a flow indicator or ':' ("a":1); each pattern begins with a literal
 # (the regex engine then skips to it) and looks back for the token start.
 _NUMBER_SUSPECTS = (
-    # an underscore after a digit, a dot, a sign or a token start (1_000, _1, 1._5, -_1);
-    # after 0x/0o/0b or an exponent the patterns below catch the number first
-    re.compile(rb"_(?<=[0-9.+\- \n\[{,:]_)"),
     # a leading zero or a base prefix at a token start, signed or not (0755, 0x1F, -0b1)
     re.compile(rb"0(?:(?<=[ \n\[{,:]0)|(?<=[ \n\[{,:][-+]0))[0-9_xXoObB]"),
     # a signed leading dot (+.5, -.inf)
     re.compile(rb"\.(?<=[ \n\[{,:][-+]\.)"),
 )
-# An exponent ending a token (1e3, 1.5e+3): the token start is checked in Python, as the
-# mantissa has no fixed width (hex digests like 3e5 inside a word are frequent).
-_EXPONENTS = tuple(re.compile(e + rb"(?<=[0-9.]" + e + rb")[-+]?[0-9_]+(?![^ \n,\]}#])")
-                   for e in (b"e", b"E"))
+# Literals whose token is suspect when it is number-like from its start: an exponent
+# ending a token (1e3, 1.5e+3) and an underscore after a digit, a dot, a sign or a token
+# start (1_000, _1, 1._5, -_1; after 0x/0o/0b the patterns above catch the number first).
+# The token start is checked in Python, as the mantissa has no fixed width: hex digests
+# like 3e5 inside a word and names like SVC_000_TOKEN are frequent.
+_IN_NUMBER_SUSPECTS = (
+    *(re.compile(e + rb"(?<=[0-9.]" + e + rb")[-+]?[0-9_]+(?![^ \n,\]}#])")
+      for e in (b"e", b"E")),
+    re.compile(rb"_(?<=[0-9.+\- \n\[{,:]_)"),
+)
 _NUMBER_CHARS = frozenset(b"0123456789._+-")
 _TOKEN_START = frozenset(b" \n[{,:")
 _FIRST_TOKEN_SUSPECT = re.compile(rb"[-+]?(?:[._]|0[0-9_xXoObB]|[0-9][0-9._]*[eE_])")
@@ -205,8 +208,8 @@ def fast_path_eligible(raw: bytes, text: str) -> bool:
     for pattern in _NUMBER_SUSPECTS:
         if pattern.search(raw) is not None:
             return False
-    for exponent in _EXPONENTS:
-        for found in exponent.finditer(raw):
+    for literal in _IN_NUMBER_SUSPECTS:
+        for found in literal.finditer(raw):
             i = found.start() - 1
             while i >= 0 and raw[i] in _NUMBER_CHARS:
                 i -= 1
