@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,6 +117,55 @@ def test_diff_same_with_and_without_line_reader(generated: Path,
                                    "production")
     for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
         assert fmt(fast) == fmt(slow)
+
+
+def test_diff_in_two_processes_is_the_diff_in_one(generated: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load_project(generated / "magcfg.yaml")
+    one = diffs.diff_environments(project, "staging", "production", jobs=1)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    described: list[int] = []  # changes described in this process
+    real = diffs._describe
+
+    def counted(raw: list[diffs.RawChange], *args: Any) -> tuple[diffs.Change, ...]:
+        described.append(len(raw))
+        return real(raw, *args)
+
+    monkeypatch.setattr(diffs, "_describe", counted)
+    two = diffs.diff_environments(project, "staging", "production", jobs=2)
+    assert len(described) == 1 and 0 < described[0] < len(one.changes)  # half was forked
+    assert two == one
+    for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
+        assert fmt(two) == fmt(one)
+
+
+def test_a_describing_process_that_dies_is_made_up_for(
+        generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load_project(generated / "magcfg.yaml")
+    one = diffs.diff_environments(project, "staging", "production", jobs=1)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    parent = os.getpid()
+    real = diffs.Origins.of
+
+    def dies_in_a_child(self: diffs.Origins, keypath: tuple[str, ...]) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(self, keypath)
+
+    monkeypatch.setattr(diffs.Origins, "of", dies_in_a_child)
+    assert diffs.diff_environments(project, "staging", "production", jobs=2) == one
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3, 8])
+def test_describing_processes_take_whole_top_level_keys(jobs: int) -> None:
+    raw: list[diffs.RawChange] = [("changed", (top, str(i)), 1, 2)
+                                  for top, n in (("a", 5), ("b", 1), ("c", 9), ("d", 2))
+                                  for i in range(n)]
+    shares = diffs._shares(raw, jobs)
+    assert [c for share in shares for c in share] == raw
+    assert 1 <= len(shares) <= jobs and all(shares)
+    tops = [{c[1][0] for c in share} for share in shares]
+    assert all(not (x & y) for i, x in enumerate(tops) for y in tops[i + 1:])
 
 
 def test_split_root_known_keys_without_indexing_the_file(generated: Path) -> None:

@@ -38,6 +38,7 @@ key's reference is shown as written, any other secret value is the string
 from __future__ import annotations
 
 import json
+import marshal
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,6 +49,7 @@ from ..pipeline.emit import json_bytes
 from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
 from ..pipeline.merge import _lookup as lookup
+from ..pipeline.workers import Forked, available_jobs
 from ..project import Project
 from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
@@ -307,11 +309,69 @@ class Origins:
 
 _NESTED = (dict, list)
 
+MIN_PARALLEL_CHANGES = 10_000
+"""Fewer changes are described in one process: a fork would cost more than it saves."""
+
 
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
-             redactor: Redactor, index: SchemaIndex | PolicyIndex | None
-             ) -> tuple[Change, ...]:
-    """Redact, locate and classify raw changes."""
+             redactor: Redactor, index: SchemaIndex | PolicyIndex | None,
+             jobs: int | None = None) -> tuple[Change, ...]:
+    """Redact, locate and classify raw changes (sorted by key path).
+
+    Many changes are described in ``jobs`` processes (``pipeline.workers``; the default
+    is ``available_jobs``), each taking a run of whole top-level keys, so that each
+    layer file is read and indexed by one process only. A process that fails has its
+    share described again here: the result is the same with any number."""
+    shares = _shares(raw, available_jobs(jobs)) if len(raw) >= MIN_PARALLEL_CHANGES else []
+    if len(shares) < 2:
+        return _describe(raw, old_stack, new_stack, redactor, index)
+
+    def work(share: list[RawChange]) -> bytes:
+        return marshal.dumps([_packed(c) for c in _describe(share, old_stack, new_stack,
+                                                           redactor, index)])
+
+    with Forked(shares[1:], work) as children:
+        out = list(_describe(shares[0], old_stack, new_stack, redactor, index))
+        theirs = children.results()
+    for share, found in zip(shares[1:], theirs, strict=True):
+        out.extend(_describe(share, old_stack, new_stack, redactor, index) if found is None
+                   else map(_unpacked, marshal.loads(found)))
+    return tuple(out)
+
+
+def _shares(raw: list[RawChange], jobs: int) -> list[list[RawChange]]:
+    """``raw`` in up to ``jobs`` runs of about as many changes, cut only where the
+    top-level key changes."""
+    shares: list[list[RawChange]] = []
+    start = 0
+    for n in range(jobs, 0, -1):
+        end = start + (len(raw) - start) // n
+        while 0 < end < len(raw) and raw[end][1][:1] == raw[end - 1][1][:1]:
+            end += 1
+        if end > start:
+            shares.append(raw[start:end])
+        start = end
+    return shares
+
+
+def _packed(c: Change) -> tuple[Any, ...]:
+    """A change as marshal-able values (its values are JSON values, redacted)."""
+    return (c.kind, c.key, c.keypath, c.old, c.new, c.secret, c.reload,
+            *((o.file, o.line, o.layer) if o is not None else None
+              for o in (c.old_source, c.new_source)))
+
+
+def _unpacked(t: tuple[Any, ...]) -> Change:
+    kind, key, keypath, old, new, secret, reload, old_source, new_source = t
+    return Change(kind=kind, key=key, keypath=keypath, old=old, new=new, secret=secret,
+                  reload=reload,
+                  old_source=Origin(*old_source) if old_source is not None else None,
+                  new_source=Origin(*new_source) if new_source is not None else None)
+
+
+def _describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
+              redactor: Redactor, index: SchemaIndex | PolicyIndex | None
+              ) -> tuple[Change, ...]:
     old_origins = Origins(old_stack)
     # The same files (both environments of one tree) are indexed once.
     shared = old_origins.lines if new_stack.source is old_stack.source else None
@@ -355,8 +415,10 @@ def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
     return artifact.config
 
 
-def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDiff:
-    """``old_env`` against ``new_env``, both as in the working tree."""
+def diff_environments(project: Project, old_env: str, new_env: str,
+                      jobs: int | None = None) -> ConfigDiff:
+    """``old_env`` against ``new_env``, both as in the working tree; many changes are
+    described in ``jobs`` processes (``describe``)."""
     project.check_envs([old_env, new_env])
     compiler = Compiler(project)
     stacks = compiler.load_stacks([old_env, new_env])
@@ -364,7 +426,7 @@ def diff_environments(project: Project, old_env: str, new_env: str) -> ConfigDif
     new_doc = _compile(compiler, new_env, stacks[new_env], None)
     index = compiler.policies()
     changes = describe(compare(old_doc, new_doc), stacks[old_env], stacks[new_env],
-                       Redactor(index, compiler.redact_globs()), index)
+                       Redactor(index, compiler.redact_globs()), index, jobs)
     return ConfigDiff(Side(old_env), Side(new_env), changes)
 
 
@@ -383,8 +445,10 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     stack = compiler.load_stack(env)
     new_doc = _compile(compiler, env, stack, None)
     index = compiler.policies()
+    # One process: the ref side reads its blobs through one git process, which a
+    # forked process would share.
     changes = describe(compare(old_doc, new_doc), old_stack, stack,
-                       Redactor(index, compiler.redact_globs()), index)
+                       Redactor(index, compiler.redact_globs()), index, jobs=1)
     return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
 
 
