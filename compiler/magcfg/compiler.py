@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
@@ -60,6 +60,8 @@ from .secrets.manifests import emit_secret_manifests
 from .secrets.redaction import Redactor
 from .secrets.rules import check_secrets
 from .syntax.strict_yaml import LoadFailed, parse_layer
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -226,15 +228,25 @@ class Compiler:
         return self._schema
 
     def _read_schema(self, path: str) -> Schema:
+        # A source that can hash a file without holding it (the working tree) gives the
+        # digest first; the bytes are read only if the cache lacks what they give.
+        sha256 = getattr(self.source, "sha256", None)
+        if sha256 is None:
+            schema = load_schema(path, self._schema_bytes(path, self.source.read))
+        else:
+            digest, size = self._schema_bytes(path, sha256)
+            schema = Schema.of_file(path, digest, size,
+                                    lambda: self._schema_bytes(path, self.source.read))
+        schema.use_store(_PieceCache(self.cache))
+        return schema
+
+    def _schema_bytes(self, path: str, read: Callable[[str], T]) -> T:
         try:
-            raw = self.source.read(path)
+            return read(path)
         except OSError as exc:
             raise BuildError([Diagnostic(self.project.file, None, "schema.json",
                                          f"cannot read schema {path}: {exc.strerror}",
                                          code="schema")]) from None
-        schema = load_schema(path, raw)
-        schema.use_store(_PieceCache(self.cache))
-        return schema
 
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
@@ -412,7 +424,7 @@ class Compiler:
             schema = self.schema()
         except BuildError:  # reported where the schema is needed, as without this
             schema = None
-        if jobs < 2 or schema is None or len(schema.raw) < MIN_ASIDE_SCHEMA_BYTES:
+        if jobs < 2 or schema is None or schema.size < MIN_ASIDE_SCHEMA_BYTES:
             yield
             return
         with self.timings.stage("cache"):

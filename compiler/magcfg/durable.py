@@ -36,11 +36,15 @@ import os
 import re
 import stat
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from io import BufferedReader
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import BuildError, Diagnostic
+
+T = TypeVar("T")
 
 __all__ = [
     "FAULT_ENV",
@@ -60,6 +64,8 @@ __all__ = [
     "remove_stale_temps",
     "replace_directories",
     "replace_file",
+    "sha256_located",
+    "sha256_regular",
     "temp_path",
     "write_all",
     "write_new",
@@ -166,6 +172,34 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
     between). Raises :class:`NotRegularFile`, :class:`FileTooLarge` (more than
     ``limit`` bytes), ``FileNotFoundError`` or another ``OSError``.
     """
+    with _open_regular(path, follow_symlinks) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if limit is not None and size > limit:
+            raise FileTooLarge(path, size, limit)
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:  # grew after the fstat
+        raise FileTooLarge(path, len(data), limit)
+    return data
+
+
+def sha256_regular(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """The hex SHA-256 and the size of what :func:`read_regular` would return, with the
+    same checks, read in chunks: a file of tens of megabytes is never held whole."""
+    import hashlib
+
+    with _open_regular(path, False) as fh:
+        digest = hashlib.sha256()
+        size = 0
+        buffer = bytearray(1 << 18)
+        view = memoryview(buffer)
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+    return digest.hexdigest(), size
+
+
+def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> BufferedReader:
+    """``path`` open for reading if it is a regular file (see :func:`read_regular`)."""
     mode = (os.stat(path) if follow_symlinks else os.lstat(path)).st_mode
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, file_kind(mode))
@@ -178,24 +212,33 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
         if exc.errno == errno.ELOOP:  # became a symlink after the lstat
             raise NotRegularFile(path, "a symbolic link") from None
         raise
-    with os.fdopen(fd, "rb") as fh:
+    fh = os.fdopen(fd, "rb")
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(path, file_kind(st.st_mode))
-        if limit is not None and st.st_size > limit:
-            raise FileTooLarge(path, st.st_size, limit)
-        data = fh.read() if limit is None else fh.read(limit + 1)
-    if limit is not None and len(data) > limit:  # grew after the fstat
-        raise FileTooLarge(path, len(data), limit)
-    return data
+    except BaseException:
+        fh.close()
+        raise
+    return fh
 
 
 def read_located(path: str | os.PathLike[str], display: str) -> bytes:
     """:func:`read_regular` for the build: the last component must not be a symlink
     (resolve first); ``PathError`` naming ``display`` otherwise (a FIFO, device, socket
     or directory, or a file that cannot be read)."""
+    return _located(display, read_regular, path)
+
+
+def sha256_located(path: str | os.PathLike[str], display: str) -> tuple[str, int]:
+    """:func:`sha256_regular` with the errors of :func:`read_located`."""
+    return _located(display, sha256_regular, path)
+
+
+def _located(display: str, reader: Callable[[str | os.PathLike[str]], T],
+             path: str | os.PathLike[str]) -> T:
     try:
-        return read_regular(path)
+        return reader(path)
     except NotRegularFile as exc:
         message = ("is a symlink here; magcfg reads only regular files"
                    if exc.kind == "a symbolic link" else exc.message)
@@ -265,6 +308,11 @@ class Tree:
         """The bytes of the regular file ``rel`` (relative to the root)."""
         real = self._real.get(rel)
         return read_located(real if real is not None else self.resolve(rel), rel)
+
+    def sha256(self, rel: str) -> tuple[str, int]:
+        """The hex SHA-256 and size of what ``read(rel)`` returns, not held in memory."""
+        real = self._real.get(rel)
+        return sha256_located(real if real is not None else self.resolve(rel), rel)
 
     def read_optional(self, rel: str) -> bytes | None:
         """``read``, or None if nothing is at ``rel``."""

@@ -104,3 +104,19 @@ def test_init_refuses_a_bad_environment_name(tmp_path: Path) -> None:
     assert failed_cleanly(done, 2) == (
         "error: environment names must match ^[a-z0-9][a-z0-9_-]*$, not 'Prod'\n")
     assert tree_state(repo.root) == before
+
+
+def test_the_overlay_hashes_what_it_reads(tmp_path: Path) -> None:
+    """The files about to be written stand in for the disk, for the schema's digest as
+    for its bytes."""
+    import hashlib
+
+    from magcfg.scaffold.init import _Overlay
+
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas/on-disk.json").write_bytes(b"{}")
+    overlay = _Overlay(tmp_path, {"schemas/new.json": b'{"type": "object"}',
+                                  "schemas/on-disk.json": b"[]"})
+    for path in ("schemas/new.json", "schemas/on-disk.json"):
+        data = overlay.read(path)
+        assert overlay.sha256(path) == (hashlib.sha256(data).hexdigest(), len(data))

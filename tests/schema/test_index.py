@@ -256,3 +256,56 @@ def test_entry_gives_description_types_bounds_enum_and_policy() -> None:
     password = index.entry(("magds", "password"))
     assert password is not None and password.secret
     assert index.entry(("magds", "nope")) is None
+
+
+def _schema_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths whose bytes the build reads through the working tree."""
+    from magcfg.pipeline.load import FileSource
+
+    reads: list[str] = []
+    real = FileSource.read
+
+    def recorded(self: FileSource, path: str) -> bytes:
+        reads.append(path)
+        return real(self, path)
+
+    monkeypatch.setattr(FileSource, "read", recorded)
+    return reads
+
+
+def test_a_rebuild_hashes_the_schema_without_reading_it(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    magcfg.build(load(mini))
+    reads = _schema_reads(monkeypatch)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: elsewhere\n")
+    magcfg.build(load(mini))  # one piece compiled again, from the cache's copy
+    magcfg.build(load(mini))  # nothing changed
+    assert SCHEMA not in reads and any(r.startswith("layers/") for r in reads)
+    # The digest still decides: another schema is read, split and compiled.
+    schema = copy.deepcopy(MINI_SCHEMA)
+    schema["properties"]["magds"]["properties"]["host"]["maxLength"] = 3
+    write_schema(mini, schema)
+    with pytest.raises(magcfg.BuildError, match="longer than 3 characters"):
+        magcfg.build(load(mini))
+    assert reads.count(SCHEMA) == 1
+
+
+def test_a_schema_that_changes_while_it_is_read_stops_the_build(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.pipeline.load import FileSource
+
+    real = FileSource.sha256
+
+    def then_edited(self: FileSource, path: str) -> tuple[str, int]:
+        found = real(self, path)
+        if path == SCHEMA:  # an editor saves the file between the hash and the read
+            mini.write(SCHEMA, json.dumps(MINI_SCHEMA, indent=4))
+        return found
+
+    monkeypatch.setattr(FileSource, "sha256", then_edited)
+    before = tree_state(mini.root / "generated")
+    with pytest.raises(magcfg.BuildError) as info:
+        magcfg.build(load(mini))
+    assert [d.format() for d in info.value.diagnostics] == [
+        f"{SCHEMA}: error: the file changed while magcfg was reading it; build again"]
+    assert tree_state(mini.root / "generated") == before

@@ -95,6 +95,12 @@ class FileSource:
     def read(self, path: str) -> bytes:
         return self._tree.read(path)
 
+    def sha256(self, path: str) -> tuple[str, int]:
+        """The hex SHA-256 and size of what ``read(path)`` returns, without holding the
+        bytes (a rebuild needs only the digest of a schema of tens of megabytes). A
+        subclass that changes ``read`` changes this too."""
+        return self._tree.sha256(path)
+
     def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
                    ) -> tuple[list[str], list[Diagnostic]]:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden

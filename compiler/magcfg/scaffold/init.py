@@ -11,6 +11,7 @@ stops ``init``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -176,6 +177,11 @@ class _Overlay(FileSource):
 
     def read(self, path: str) -> bytes:
         return self.files[path] if path in self.files else super().read(path)
+
+    def sha256(self, path: str) -> tuple[str, int]:
+        if path in self.files:
+            return hashlib.sha256(self.files[path]).hexdigest(), len(self.files[path])
+        return super().sha256(path)
 
     def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
                    ) -> tuple[list[str], list[Diagnostic]]:

@@ -661,14 +661,40 @@ class Schema:
     def __init__(self, path: str, raw: bytes, *, origin: Schema | None = None,
                  document: dict[str, Any] | None = None) -> None:
         self.path = path
-        self.raw = raw
+        self._raw: bytes | None = raw
+        self._read: Callable[[], bytes] | None = None
         self.origin = origin
         self.digest = hashlib.sha256(raw).hexdigest()
+        self.size = len(raw)
         self._document: dict[str, Any] | None = document
         self.index = SchemaIndex(self)
         self._store: PieceStore | None = None
         self._piece_digests: dict[str, str] | None = None
         self._pieces: dict[str, Schema] = {}
+
+    @classmethod
+    def of_file(cls, path: str, digest: str, size: int, read: Callable[[], bytes]
+                ) -> Schema:
+        """A schema file known by its digest and size; its bytes are read (and checked
+        against the digest) only when something needs them. A rebuild that finds the
+        split and the summaries in the cache never reads them."""
+        schema = cls(path, b"")
+        schema._raw, schema._read = None, read
+        schema.digest, schema.size = digest, size
+        return schema
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            assert self._read is not None
+            raw = self._read()
+            # The bytes must be the ones the digest names: the cache is keyed by it.
+            if len(raw) != self.size or hashlib.sha256(raw).hexdigest() != self.digest:
+                raise BuildError([Diagnostic(self.path, None, None,
+                                             "the file changed while magcfg was reading "
+                                             "it; build again", code="schema")])
+            self._raw = raw
+        return self._raw
 
     @property
     def file_raw(self) -> bytes:
@@ -759,7 +785,7 @@ class Schema:
         # when all pieces together are at most about twice the file, or a schema of
         # 200 keys sharing definitions would compile them 200 times.
         if (fragment_safe(document) and isinstance(properties, dict)
-                and len(_dumps(rest)) * len(properties) <= len(self.raw)
+                and len(_dumps(rest)) * len(properties) <= self.size
                 and not _refers_into_root(self.raw, document)):
             for key, sub in properties.items():
                 piece_document = {**rest, "properties": {key: sub}}
