@@ -24,7 +24,8 @@ from typing import Generic, NoReturn, TypeVar
 from ..durable import write_all
 
 JOBS_ENV = "MAGCFG_JOBS"
-"""How many processes a build may use (default: the cores this process may run on)."""
+"""How many processes a build or a diff may use (default: the cores this process may run
+on)."""
 
 T = TypeVar("T")
 
