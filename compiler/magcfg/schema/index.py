@@ -652,8 +652,9 @@ def _fragment_keyword(keyword: str) -> bool:
 
 
 class Schema:
-    """A JSON Schema file: path, bytes and digest at once; the parsed and checked
-    ``document`` and the ``index`` on first use (errors are raised, located, then).
+    """A JSON Schema file: path, digest and size at once (and its bytes, unless it is
+    known by its digest: ``of_file``); the bytes, the parsed and checked ``document``
+    and the ``index`` on first use (errors are raised, located, then).
 
     A *piece* (``piece(key)``) is a Schema too, whose ``raw`` is its own document and
     whose ``file_raw`` is the file's (errors are located in the file)."""
