@@ -48,7 +48,7 @@ from .pipeline.emit import (
     manifest_bytes,
 )
 from .pipeline.load import FileSource, ParsedFile
-from .pipeline.merge import ABSENT, Layer, LayerStack, Source
+from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
 from .pipeline.workers import Forked, available_jobs
@@ -228,19 +228,19 @@ class Compiler:
         return self._schema
 
     def _read_schema(self, path: str) -> Schema:
-        # A source that can hash a file without holding it (the working tree) gives the
-        # digest first; the bytes are read only if the cache lacks what they give.
-        sha256 = getattr(self.source, "sha256", None)
-        if sha256 is None:
-            schema = load_schema(path, self._schema_bytes(path, self.source.read))
-        else:
-            digest, size = self._schema_bytes(path, sha256)
+        # The digest first where the source can hash without reading (the working
+        # tree); the bytes are then read only if the cache lacks what they give.
+        if isinstance(self.source, HashingSource):
+            digest, size = self._from_schema_file(path, self.source.sha256)
             schema = Schema.of_file(path, digest, size,
-                                    lambda: self._schema_bytes(path, self.source.read))
+                                    lambda: self._from_schema_file(path, self.source.read))
+        else:
+            schema = load_schema(path, self._from_schema_file(path, self.source.read))
         schema.use_store(_PieceCache(self.cache))
         return schema
 
-    def _schema_bytes(self, path: str, read: Callable[[str], T]) -> T:
+    def _from_schema_file(self, path: str, read: Callable[[str], T]) -> T:
+        """``read(path)``, its ``OSError`` a located error about the project's schema."""
         try:
             return read(path)
         except OSError as exc:

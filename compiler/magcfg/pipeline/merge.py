@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import Diagnostic, Severity, printable
 from ..keyglob import format_keypath
@@ -33,6 +33,16 @@ class Source(Protocol):
     """Where layer files come from: the working tree, or a git commit (diff --against)."""
 
     def read(self, path: str) -> bytes: ...
+
+
+@runtime_checkable
+class HashingSource(Source, Protocol):
+    """A source that can also hash a file without holding its bytes (the working tree:
+    ``FileSource``); the compiler then reads a large schema only when it needs it."""
+
+    def sha256(self, path: str) -> tuple[str, int]:
+        """The hex SHA-256 and size of what ``read(path)`` returns."""
+        ...
 
 
 class _Absent:
