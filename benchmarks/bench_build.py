@@ -131,6 +131,13 @@ def stage_times(output: str) -> dict[str, float]:
     return {}
 
 
+def forget_builds(repo: Path) -> None:
+    """Remove the output and the cache of the generated ``repo``: the next build is cold
+    (``rmtree`` neither follows nor removes a symlink planted in their place)."""
+    shutil.rmtree(repo / "generated", ignore_errors=True)
+    shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
+
+
 def make_repo(work: Path, shape: str, size: str) -> Path:
     services, keys = SIZES[size]
     repo = work / f"{shape}-{size}"
@@ -236,16 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.runs):
         loads.append(os.getloadavg()[0])
         for key, repo in repos.items():
-            shutil.rmtree(repo / "generated", ignore_errors=True)
-            shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
+            forget_builds(repo)
             # One process (MAGCFG_JOBS=1) against the default (every core this process
             # may use): what compiling in several processes buys, in the same round,
             # in turns first (the build after another one pays for its writes).
             colds = [("cold, 1 process", {"MAGCFG_JOBS": "1"}), ("cold", {})]
             for n, (what, env) in enumerate(colds[::-1] if r % 2 else colds):
                 if n:
-                    shutil.rmtree(repo / "generated", ignore_errors=True)
-                    shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
+                    forget_builds(repo)
                 record(key, what, [*MAGCFG, "build", "-q", "--timings"], repo, env)
             touch_one(repo, r)
             record(key, "one-file", [*MAGCFG, "build", "-q", "--timings"], repo)
