@@ -20,9 +20,14 @@ def test_version(mini: Project) -> None:
 
 
 def test_bash_completion_completes_commands_and_options(mini: Project) -> None:
-    """The script typer prints, sourced into a real bash and asked as bash asks."""
-    script = mini.run("--show-completion", "bash")
+    """The script typer prints, sourced into a real bash and asked as bash asks. Typer
+    picks the shell from the process that runs magcfg, so bash runs it, as a user's does
+    (``; exit``: bash would otherwise replace itself with magcfg)."""
+    script = subprocess.run(["bash", "--norc", "--noprofile", "-c",
+                             f"'{MAGCFG}' --show-completion; exit $?"], cwd=mini.root,
+                            capture_output=True, text=True, timeout=60)
     assert script.returncode == 0, script.stderr
+    assert "complete -o default -F _magcfg_completion magcfg" in script.stdout
     probe = (f"{script.stdout}\nPATH={MAGCFG.parent}:$PATH\n"
              "COMP_WORDS=(magcfg bu); COMP_CWORD=1; _magcfg_completion magcfg\n"
              'printf "%s\\n" "${COMPREPLY[@]}"\n'
@@ -35,9 +40,14 @@ def test_bash_completion_completes_commands_and_options(mini: Project) -> None:
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
 def test_zsh_and_fish_completion_scripts(mini: Project, shell: str) -> None:
-    script = mini.run("--show-completion", shell)
+    # Neither shell is installed here to run magcfg from: typer's switch that takes the
+    # shell from the command line instead.
+    script = mini.run("--show-completion", shell,
+                      env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert script.returncode == 0, script.stderr
-    assert "_MAGCFG_COMPLETE" in script.stdout
+    assert {"zsh": "compdef _magcfg_completion magcfg",
+            "fish": "complete --command magcfg"}[shell] in script.stdout
+    assert f"_MAGCFG_COMPLETE=complete_{shell}" in script.stdout
     done = mini.run(env={"_MAGCFG_COMPLETE": f"complete_{shell}",
                          "_TYPER_COMPLETE_ARGS": "magcfg schema ",
                          "_TYPER_COMPLETE_FISH_ACTION": "get-args"})

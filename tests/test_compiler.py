@@ -389,6 +389,45 @@ def test_the_schema_is_split_in_another_process(realistic: Path,
     assert alone is not None and alone.piece_digests() == schema.piece_digests()
 
 
+def test_the_schema_is_hashed_while_the_layers_are_read(mini: Project,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from magcfg.compiler import Compiler
+    from magcfg.pipeline.load import FileSource
+
+    hashed_in: list[str] = []
+    real = FileSource.sha256
+
+    def sha256(self: FileSource, path: str) -> tuple[str, int]:
+        hashed_in.append(threading.current_thread().name)
+        return real(self, path)
+
+    monkeypatch.setattr(FileSource, "sha256", sha256)
+    compiler = Compiler(load(mini), cache=BuildCache(None))
+    compiler.load_stacks(["dev", "prod"])
+    schema = compiler.schema()
+    assert hashed_in == ["magcfg schema digest"]  # once, in its thread, not again here
+    assert schema is not None and schema.digest == hashlib.sha256(
+        (mini.root / "schemas/schema.json").read_bytes()).hexdigest()
+    assert not [t for t in threading.enumerate() if t.name == "magcfg schema digest"]
+
+
+def test_a_schema_hashed_meanwhile_is_refused_as_read_in_turn(mini: Project) -> None:
+    from magcfg.compiler import Compiler
+
+    (mini.root / "schemas/schema.json").unlink()
+    (mini.root / "schemas/schema.json").mkdir()
+    compiler = Compiler(load(mini), cache=BuildCache(None))
+    with pytest.raises(magcfg.BuildError) as raised:
+        compiler.load_stacks(["dev"])
+    assert [(d.file, d.message) for d in raised.value.diagnostics] == [
+        ("schemas/schema.json", "is a directory, not a regular file")]
+    with pytest.raises(magcfg.BuildError) as again:  # asked again: read again, same error
+        compiler.schema()
+    assert again.value.diagnostics == raised.value.diagnostics
+
+
 @pytest.mark.parametrize("damage", [
     lambda text: text.replace('"type": "object"', '"type": "objekt"', 1),
     lambda text: text[:-2],

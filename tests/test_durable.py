@@ -1,5 +1,6 @@
 """read_regular: the one reader of files that may be hostile (artifact and state
-directories, key files); sha256_regular hashes what it would read, with its checks."""
+directories, key files); sha256_regular hashes what it would read, with its checks;
+replace_directories stages several directories at once, all or none."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from magcfg.durable import FileTooLarge, NotRegularFile, read_regular, sha256_regular
+from magcfg.durable import (
+    DirectoryUpdate,
+    FileTooLarge,
+    NotRegularFile,
+    PathError,
+    read_regular,
+    replace_directories,
+    sha256_regular,
+)
 
 READERS = [read_regular, sha256_regular]
 
@@ -76,3 +85,30 @@ def test_a_configured_path_may_be_a_symlink_to_a_regular_file(tmp_path: Path) ->
     (tmp_path / "to-fifo").symlink_to("fifo")
     with pytest.raises(NotRegularFile, match="is a FIFO"):
         read_regular(tmp_path / "to-fifo", follow_symlinks=True)
+
+
+def test_replaces_several_directories_staged_at_once(tmp_path: Path) -> None:
+    updates = [DirectoryUpdate(f"out/{env}", {"a.json": env.encode() * 1000, "b": b"x"})
+               for env in ("dev", "staging", "prod")]
+    assert replace_directories(tmp_path, updates) == [
+        f"out/{env}/{name}" for env in ("dev", "staging", "prod") for name in ("a.json", "b")]
+    for env in ("dev", "staging", "prod"):
+        assert (tmp_path / f"out/{env}/a.json").read_bytes() == env.encode() * 1000
+    assert sorted(os.listdir(tmp_path / "out")) == ["dev", "prod", "staging"]
+
+
+def test_one_directory_that_cannot_be_staged_changes_none(tmp_path: Path) -> None:
+    replace_directories(tmp_path, [DirectoryUpdate(f"out/{env}", {"a": b"old"})
+                                   for env in ("dev", "staging", "prod")])
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
+    # A name with a directory the staged copy lacks: only staging's write fails.
+    updates = [DirectoryUpdate("out/dev", {"a": b"new"}),
+               DirectoryUpdate("out/staging", {"a": b"new", "missing/b": b"x"}),
+               DirectoryUpdate("out/prod", {"a": b"new"})]
+    with pytest.raises(PathError) as raised:
+        replace_directories(tmp_path, updates)
+    assert [d.file for d in raised.value.diagnostics] == ["out/staging"]
+    assert "nothing was changed" in raised.value.diagnostics[0].message
+    after = {p: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
+    assert after == before
+    assert sorted(os.listdir(tmp_path / "out")) == ["dev", "prod", "staging"]  # no copies

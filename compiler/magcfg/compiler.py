@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,6 +203,9 @@ class Compiler:
         self.cache = cache
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
+        # (path, (digest, size) or the error) of the schema file, hashed by a thread
+        # while the layers were read (``_schema_hashed_meanwhile``).
+        self._schema_digest: tuple[str, tuple[str, int] | Exception] | None = None
         self._validators: dict[str, Validator] = {}  # by schema (piece) digest
         self._redactor: Redactor | None = None
         self._from_cache: set[int] = set()  # ids of diagnostics cached already redacted
@@ -212,6 +216,9 @@ class Compiler:
         # Values ``prepare`` merged in this process, by fragment: ``compile`` hands them
         # to the document checks as it does the values it merges itself.
         self._prepared: dict[str, Any] = {}
+        # The stacks ``prepare`` last named the fragments of, and those names by (env,
+        # key): ``compile`` of the same stack takes them rather than hash them again.
+        self._named: tuple[dict[str, LayerStack], dict[tuple[str, str], str]] = ({}, {})
 
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` run at most once per compiler (``pipeline.context.Workspace``)."""
@@ -231,13 +238,47 @@ class Compiler:
         # The digest first where the source can hash without reading (the working
         # tree); the bytes are then read only if the cache lacks what they give.
         if isinstance(self.source, HashingSource):
-            digest, size = self._from_schema_file(path, self.source.sha256)
+            known, self._schema_digest = self._schema_digest, None
+            if known is not None and known[0] == path:
+                if isinstance(known[1], Exception):
+                    raise known[1]
+                digest, size = known[1]
+            else:
+                digest, size = self._from_schema_file(path, self.source.sha256)
             schema = Schema.of_file(path, digest, size,
                                     lambda: self._from_schema_file(path, self.source.read))
         else:
             schema = load_schema(path, self._from_schema_file(path, self.source.read))
         schema.use_store(_PieceCache(self.cache))
         return schema
+
+    @contextmanager
+    def _schema_hashed_meanwhile(self) -> Iterator[None]:
+        """Run the block (reading the layer files) while a thread hashes the schema
+        file. Both wait on the disk and on SHA-256, which let go of the GIL, so a
+        rebuild pays for the longer of the two rather than their sum. The thread is
+        over when the block is; ``_read_schema`` takes what it found."""
+        path = self.project.json_schema
+        source = self.source
+        if self._schema is not None or not path or not isinstance(source, HashingSource):
+            yield
+            return
+        found: list[tuple[str, int] | Exception] = []
+
+        def digest() -> None:
+            try:
+                found.append(self._from_schema_file(path, source.sha256))
+            except Exception as exc:  # raised where the schema is needed, as unthreaded
+                found.append(exc)
+
+        thread = threading.Thread(target=digest, name="magcfg schema digest", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
+        if found:
+            self._schema_digest = (path, found[0])
 
     def _from_schema_file(self, path: str, read: Callable[[str], T]) -> T:
         """``read(path)``, its ``OSError`` a located error about the project's schema."""
@@ -302,17 +343,33 @@ class Compiler:
         stacks = self.load_stacks([env])
         return stacks[env]
 
-    def load_stacks(self, envs: Iterable[str]) -> dict[str, LayerStack]:
+    def load_stacks(self, envs: Iterable[str], jobs: int = 1) -> dict[str, LayerStack]:
+        """The LayerStack of each of ``envs``; raises BuildError with every load error.
+
+        Every layer file is read and hashed first (the schema hashed meanwhile), then
+        what the cache does not know is parsed. With ``jobs`` > 1 the schema is split in
+        another process while this one parses (``schema_aside``)."""
         listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
-        with self.timings.stage("load"):
+        read: dict[str, tuple[bytes, str]] = {}
+        loaders = self.extensions.layer_loaders
+        with self._schema_hashed_meanwhile(), self.timings.stage("load"):
             for env in envs:
                 listing[env], problems = self.layer_files(env)
                 errors.extend(problems)
-        wanted = sorted({p for layers in listing.values() for _, files in layers
-                         for p, _prefix in files})
-        with self.timings.stage("load"):
-            loaders = self.extensions.layer_loaders
+            wanted = sorted({p for layers in listing.values() for _, files in layers
+                             for p, _prefix in files})
+            for path in wanted:
+                if path in self._parsed or path.endswith(tuple(loaders)):
+                    continue
+                try:
+                    raw = self.source.read(path)
+                except BuildError as exc:  # unreadable
+                    errors.extend(exc.diagnostics)
+                    continue
+                read[path] = (raw, hashlib.sha256(raw).hexdigest())
+        with self.schema_aside(jobs) if jobs > 1 else nullcontext(), \
+                self.timings.stage("load"):
             for suffix, loader in sorted(loaders.items()):
                 todo = [p for p in wanted if p.endswith(suffix) and p not in self._parsed]
                 if todo:
@@ -320,12 +377,10 @@ class Compiler:
                         self._parsed.update(loader(self, todo))
                     except BuildError as exc:
                         errors.extend(exc.diagnostics)
-            for path in wanted:
-                if path.endswith(tuple(loaders)):
-                    continue
+            for path, (raw, digest) in read.items():
                 try:
-                    self._load_file(path)
-                except (LoadFailed, BuildError) as exc:  # BuildError: unreadable
+                    self._load_file(path, raw, digest)
+                except LoadFailed as exc:
                     errors.extend(exc.diagnostics)
         if errors:
             raise BuildError(sorted(set(self._redacted(errors))))
@@ -348,11 +403,9 @@ class Compiler:
         for path in paths:
             self._parsed.pop(path, None)
 
-    def _load_file(self, path: str) -> ParsedFile:
-        if path in self._parsed:
-            return self._parsed[path]
-        raw = self.source.read(path)
-        digest = hashlib.sha256(raw).hexdigest()
+    def _load_file(self, path: str, raw: bytes, digest: str) -> ParsedFile:
+        """``path``, read as ``raw`` (of SHA-256 ``digest``): its top-level keys from the
+        cache when it knows the digest, else parsed."""
         known = self.cache.layer_keys(digest)
         parsed: ParsedFile | None = None
         if known is not None:
@@ -461,10 +514,12 @@ class Compiler:
         todo: dict[str, list[tuple[str, str]]] = {}  # top-level key -> [(env, fragment)]
         named: set[str] = set()
         redact = "\0".join(self.redact_globs())
+        names: dict[tuple[str, str], str] = {}
+        self._named = (stacks, names)
         for env, stack in stacks.items():
             layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
             for key in stack.top_keys():
-                fkey = self._fragment_name(stack, key, layer_of, redact)
+                fkey = names[env, key] = self._fragment_name(stack, key, layer_of, redact)
                 with self.timings.stage("cache"):
                     if fkey in named or self.cache.holds_serialized(fkey):
                         continue
@@ -580,8 +635,12 @@ class Compiler:
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
         violations_at = ViolationLocator(stack, self.project.file)
         redact = "\0".join(self.redact_globs())
+        named_stacks, names = self._named
+        if named_stacks.get(env) is not stack:
+            names = {}
         for key in stack.top_keys() if only is None else sorted(only):
-            fkey = self._fragment_name(stack, key, layer_of, redact)
+            fkey = (names.get((env, key))
+                    or self._fragment_name(stack, key, layer_of, redact))
             with self.timings.stage("cache"):
                 cached = self.cache.serialized(fkey)
             if cached is not None:
@@ -894,8 +953,7 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
 def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False,
            jobs: int = 1) -> BuildResult:
     project = compiler.project
-    with compiler.schema_aside(jobs):
-        stacks = compiler.load_stacks(chosen)
+    stacks = compiler.load_stacks(chosen, jobs)
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
     errors: list[Diagnostic] = []

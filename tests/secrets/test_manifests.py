@@ -13,9 +13,12 @@ from pathlib import Path
 import hvac
 import hvac.exceptions
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import magcfg
 from magcfg.pipeline.cache import BuildCache
+from magcfg.secrets.manifests import grants
 
 from ..conftest import REPO
 from ..vault_dev import DevVault
@@ -133,3 +136,27 @@ def test_direct_vault_and_store_policies_are_disjoint(tmp_path: Path, dev_vault:
     _assert_only_writes_denied(store, "k3s/prod/magds", "k3s/prod")
     for name, data in files.items():
         assert CANARY.encode() not in data, name
+
+
+def test_grants_a_root_and_what_is_below_it_only() -> None:
+    roots = frozenset({"secret/data/k3s/prod/magbackup", "kv/"})
+    assert grants(roots, "secret/data/k3s/prod/magbackup")
+    assert grants(roots, "secret/data/k3s/prod/magbackup/extra")
+    assert not grants(roots, "secret/data/k3s/prod/magbackup-evil")
+    assert not grants(roots, "secret/data/k3s/prod")
+    assert grants(roots, "kv//x") and not grants(roots, "kv/x")
+    assert grants(frozenset(), "database/creds/app", exact=frozenset({"database/creds/app"}))
+    assert not grants(frozenset(), "database/creds/app/x",
+                      exact=frozenset({"database/creds/app"}))
+
+
+_SEGMENTS = st.text(alphabet="ab/-", max_size=8)
+
+
+@given(st.frozensets(_SEGMENTS, max_size=6), _SEGMENTS, st.frozensets(_SEGMENTS, max_size=3))
+def test_grants_is_the_prefix_rule(roots: frozenset[str], path: str,
+                                   exact: frozenset[str]) -> None:
+    # The rule as a policy reads it: the root itself, or under ``root/*``.
+    expected = path in exact or any(path == root or path.startswith(root + "/")
+                                    for root in roots)
+    assert grants(roots, path, exact) == expected

@@ -174,8 +174,17 @@ def grants(roots: set[str] | frozenset[str], data_path: str,
            exact: set[str] | frozenset[str] = frozenset()) -> bool:
     """Whether a policy granting ``roots`` (each with ``/*``) and the ``exact`` paths
     (dynamic secrets) reads ``data_path``."""
-    return data_path in exact or any(
-        data_path == root or data_path.startswith(root + "/") for root in roots)
+    if data_path in exact or data_path in roots:
+        return True
+    # A root grants the path if it is the path up to one of its slashes: a lookup per
+    # slash, not a comparison per root (each environment's every reference is checked
+    # against the roots of every other).
+    at = data_path.find("/")
+    while at >= 0:
+        if data_path[:at] in roots:
+            return True
+        at = data_path.find("/", at + 1)
+    return False
 
 
 LEASE_RENEW = "sys/leases/renew"
