@@ -38,7 +38,6 @@ import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from io import BufferedReader
 from pathlib import Path
 from typing import TypeVar
 
@@ -172,11 +171,28 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
     between). Raises :class:`NotRegularFile`, :class:`FileTooLarge` (more than
     ``limit`` bytes), ``FileNotFoundError`` or another ``OSError``.
     """
-    with _open_regular(path, follow_symlinks) as fh:
-        size = os.fstat(fh.fileno()).st_size
+    fd, size = _open_regular(path, follow_symlinks)
+    try:
         if limit is not None and size > limit:
             raise FileTooLarge(path, size, limit)
-        data = fh.read() if limit is None else fh.read(limit + 1)
+        # Read to the end, whatever fstat said (the file may grow meanwhile), and no
+        # further than one byte past the limit. Plain reads on the descriptor: a build
+        # reads a thousand small files, and a buffered file object per file cost more
+        # than the reading.
+        cap = None if limit is None else limit + 1
+        chunks: list[bytes] = []
+        total = 0
+        want = size + 1
+        while cap is None or total < cap:
+            chunk = os.read(fd, want if cap is None else min(want, cap - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            want = 1 << 20
+    finally:
+        os.close(fd)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if limit is not None and len(data) > limit:  # grew after the fstat
         raise FileTooLarge(path, len(data), limit)
     return data
@@ -187,19 +203,23 @@ def sha256_regular(path: str | os.PathLike[str]) -> tuple[str, int]:
     same checks, read in chunks: a file of tens of megabytes is never held whole."""
     import hashlib
 
-    with _open_regular(path, False) as fh:
+    fd, _ = _open_regular(path, False)
+    try:
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(1 << 18)
         view = memoryview(buffer)
-        while n := fh.readinto(buffer):
+        while n := os.readv(fd, [buffer]):
             digest.update(view[:n])
             size += n
+    finally:
+        os.close(fd)
     return digest.hexdigest(), size
 
 
-def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> BufferedReader:
-    """``path`` open for reading if it is a regular file (see :func:`read_regular`)."""
+def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> tuple[int, int]:
+    """A descriptor open for reading on ``path`` if it is a regular file (see
+    :func:`read_regular`), and the file's size then."""
     mode = (os.stat(path) if follow_symlinks else os.lstat(path)).st_mode
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, file_kind(mode))
@@ -212,15 +232,14 @@ def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> Buffer
         if exc.errno == errno.ELOOP:  # became a symlink after the lstat
             raise NotRegularFile(path, "a symbolic link") from None
         raise
-    fh = os.fdopen(fd, "rb")
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(path, file_kind(st.st_mode))
     except BaseException:
-        fh.close()
+        os.close(fd)
         raise
-    return fh
+    return fd, st.st_size
 
 
 def read_located(path: str | os.PathLike[str], display: str) -> bytes:
