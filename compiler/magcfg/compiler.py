@@ -13,12 +13,13 @@ from the cache without loading, merging, validating or serializing anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,6 @@ from typing import Any, TypeVar
 
 from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
-from .cue.schema import check_environments, manifest_entry
-from .delivery.emitter import configmap_emitter, configmap_size_check
-from .delivery.kustomization import kustomization_emitter
 from .durable import (
     DirectoryUpdate,
     changed_entries,
@@ -41,7 +39,7 @@ from .errors import BuildError, Diagnostic
 from .heap import gc_paused
 from .keyglob import format_keypath
 from .pipeline.cache import BuildCache
-from .pipeline.context import CompileContext, Extensions
+from .pipeline.context import CompileContext, Extensions, LayerLoader
 from .pipeline.emit import (
     config_bytes,
     fragment_bytes,
@@ -56,10 +54,7 @@ from .pipeline.workers import Forked, available_jobs
 from .project import Project
 from .schema.index import PolicyIndex, PolicyTable, Schema, SchemaIndex, load_schema
 from .schema.validator import SchemaViolation, Validator
-from .secrets.isolation import check_isolation
-from .secrets.manifests import emit_secret_manifests
 from .secrets.redaction import Redactor
-from .secrets.rules import check_secrets
 from .syntax.strict_yaml import LoadFailed, parse_layer
 
 T = TypeVar("T")
@@ -156,15 +151,30 @@ _SUMMARY_FORMAT = 5
 are cached beside the piece's summary (a build reads the summaries of every piece, and
 the tables only for the keys it asks about)."""
 
-STANDARD = Extensions(
-    layer_loaders={CUE_SUFFIX: load_cue_layers},
-    document_checks=(configmap_size_check, check_secrets),
-    artifact_emitters=(emit_secret_manifests,),
-    schema_entries=(manifest_entry,),
-    delivery_emitters=(configmap_emitter, kustomization_emitter),
-    build_checks=(check_environments, check_isolation),
-)
-"""Every capability of magcfg, at its extension point."""
+LAYER_LOADERS = {CUE_SUFFIX: load_cue_layers}
+"""The standard layer loaders besides YAML: every command loads layers."""
+
+
+@functools.cache
+def standard_extensions() -> Extensions:
+    """Every capability of magcfg, at its extension point. Imported on first use: a
+    command that loads and merges without compiling (``explain``, ``diff``, the editor's
+    hover) does not import the build's checks and emitters."""
+    from .cue.schema import check_environments, manifest_entry
+    from .delivery.emitter import configmap_emitter, configmap_size_check
+    from .delivery.kustomization import kustomization_emitter
+    from .secrets.isolation import check_isolation
+    from .secrets.manifests import emit_secret_manifests
+    from .secrets.rules import check_secrets
+
+    return Extensions(
+        layer_loaders=LAYER_LOADERS,
+        document_checks=(configmap_size_check, check_secrets),
+        artifact_emitters=(emit_secret_manifests,),
+        schema_entries=(manifest_entry,),
+        delivery_emitters=(configmap_emitter, kustomization_emitter),
+        build_checks=(check_environments, check_isolation),
+    )
 
 
 class _PieceCache:
@@ -194,9 +204,10 @@ class Compiler:
     """Loads and compiles environments of one project, sharing parsed files and cache."""
 
     def __init__(self, project: Project, source: Source | None = None,
-                 cache: BuildCache | None = None, extensions: Extensions = STANDARD) -> None:
+                 cache: BuildCache | None = None, extensions: Extensions | None = None
+                 ) -> None:
         self.project = project
-        self.extensions = extensions
+        self._extensions = extensions  # None: standard_extensions(), on first use
         self.source: Any = source or FileSource(project.root, project.fenced)
         if cache is None:
             cache = BuildCache.for_project(project)
@@ -219,6 +230,15 @@ class Compiler:
         # The stacks ``prepare`` last named the fragments of, and those names by (env,
         # key): ``compile`` of the same stack takes them rather than hash them again.
         self._named: tuple[dict[str, LayerStack], dict[tuple[str, str], str]] = ({}, {})
+
+    @property
+    def extensions(self) -> Extensions:
+        if self._extensions is None:
+            self._extensions = standard_extensions()
+        return self._extensions
+
+    def _layer_loaders(self) -> Mapping[str, LayerLoader]:
+        return self._extensions.layer_loaders if self._extensions is not None else LAYER_LOADERS
 
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` run at most once per compiler (``pipeline.context.Workspace``)."""
@@ -352,7 +372,7 @@ class Compiler:
         listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
         read: dict[str, tuple[bytes, str]] = {}
-        loaders = self.extensions.layer_loaders
+        loaders = self._layer_loaders()
         with self._schema_hashed_meanwhile(), self.timings.stage("load"):
             for env in envs:
                 listing[env], problems = self.layer_files(env)

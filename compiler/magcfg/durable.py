@@ -780,9 +780,10 @@ def _stage_all(wanted: list[tuple[str, Path, DirectoryUpdate]]
     finally:
         for thread in threads:
             thread.join()
-    staged = [(rel, directory, copy) for (rel, directory, _), copy in zip(wanted, copies, strict=True)
+    outcomes = list(zip(wanted, copies, strict=True))
+    staged = [(rel, directory, copy) for (rel, directory, _), copy in outcomes
               if isinstance(copy, Path)]
-    for (rel, _, _), copy in zip(wanted, copies, strict=True):
+    for (rel, _, _), copy in outcomes:
         if isinstance(copy, BaseException):
             for _, _, done in staged:
                 _remove_staged(done)
