@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -214,9 +214,9 @@ class Compiler:
         self.cache = cache
         self._parsed: dict[str, ParsedFile] = {}
         self._schema: Schema | None = None
-        # (path, (digest, size) or the error) of the schema file, hashed by a thread
-        # while the layers were read (``_schema_hashed_meanwhile``).
-        self._schema_digest: tuple[str, tuple[str, int] | Exception] | None = None
+        # (digest, size) or the error of the schema file, hashed by a thread while the
+        # layers were read (``_schema_hashed_meanwhile``).
+        self._schema_digest: tuple[str, int] | Exception | None = None
         self._validators: dict[str, Validator] = {}  # by schema (piece) digest
         self._redactor: Redactor | None = None
         self._from_cache: set[int] = set()  # ids of diagnostics cached already redacted
@@ -259,12 +259,9 @@ class Compiler:
         # tree); the bytes are then read only if the cache lacks what they give.
         if isinstance(self.source, HashingSource):
             known, self._schema_digest = self._schema_digest, None
-            if known is not None and known[0] == path:
-                if isinstance(known[1], Exception):
-                    raise known[1]
-                digest, size = known[1]
-            else:
-                digest, size = self._from_schema_file(path, self.source.sha256)
+            if isinstance(known, Exception):
+                raise known
+            digest, size = known or self._from_schema_file(path, self.source.sha256)
             schema = Schema.of_file(path, digest, size,
                                     lambda: self._from_schema_file(path, self.source.read))
         else:
@@ -298,7 +295,7 @@ class Compiler:
         finally:
             thread.join()
         if found:
-            self._schema_digest = (path, found[0])
+            self._schema_digest = found[0]
 
     def _from_schema_file(self, path: str, read: Callable[[str], T]) -> T:
         """``read(path)``, its ``OSError`` a located error about the project's schema."""
@@ -388,8 +385,7 @@ class Compiler:
                     errors.extend(exc.diagnostics)
                     continue
                 read[path] = (raw, hashlib.sha256(raw).hexdigest())
-        with self.schema_aside(jobs) if jobs > 1 else nullcontext(), \
-                self.timings.stage("load"):
+        with self.schema_aside(jobs), self.timings.stage("load"):
             for suffix, loader in sorted(loaders.items()):
                 todo = [p for p in wanted if p.endswith(suffix) and p not in self._parsed]
                 if todo:
@@ -493,11 +489,14 @@ class Compiler:
         finds it as a later build would; a split that fails (a schema error) hands
         back nothing, and this process meets the error where it always did. Nothing is
         done with one job, no schema or a small one, or a split already cached."""
+        if jobs < 2:
+            yield
+            return
         try:
             schema = self.schema()
         except BuildError:  # reported where the schema is needed, as without this
             schema = None
-        if jobs < 2 or schema is None or schema.size < MIN_ASIDE_SCHEMA_BYTES:
+        if schema is None or schema.size < MIN_ASIDE_SCHEMA_BYTES:
             yield
             return
         with self.timings.stage("cache"):

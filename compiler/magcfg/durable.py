@@ -35,6 +35,7 @@ import errno
 import os
 import re
 import stat
+import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,17 +180,11 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
         # further than one byte past the limit. Plain reads on the descriptor: a build
         # reads a thousand small files, and a buffered file object per file cost more
         # than the reading.
-        cap = None if limit is None else limit + 1
+        left = sys.maxsize if limit is None else limit + 1
         chunks: list[bytes] = []
-        total = 0
-        want = size + 1
-        while cap is None or total < cap:
-            chunk = os.read(fd, want if cap is None else min(want, cap - total))
-            if not chunk:
-                break
+        while chunk := os.read(fd, min(size + 1 if not chunks else 1 << 20, left)):
             chunks.append(chunk)
-            total += len(chunk)
-            want = 1 << 20
+            left -= len(chunk)
     finally:
         os.close(fd)
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
