@@ -37,6 +37,9 @@ SIMPLE = [
     "",
     "# only a comment\n",
     "a:\nb: 2\n",
+    "a: 1",                           # no line break at the end
+    "a: 1\n\n\n# c",
+    "a:\n  b: x\n\n  # c\n  c: w\nd: 1\n",
 ]
 
 DECLINED = [
@@ -49,6 +52,10 @@ DECLINED = [
     "a: [x, ]\n",                    # trailing comma
     "'quoted key': 1\n",
     "a:\tb\n",
+    "a: x\n  continued\n",            # multi-line plain scalar
+    "a: 1\nb: |",                     # the last line, without a line break
+    "a: 1\nb",
+    "a: 1\n? b\n: 2\n",               # complex key
 ]
 
 

@@ -83,13 +83,16 @@ def _index(text: str) -> tuple[int, dict[KeyPath, int]]:
 
 
 # A plain scalar, then maybe a comment; '#' starts a comment only after a space
-# (vault://secret/app#password is one scalar).
-_PLAIN = (r"(?:[^\[\]{}\"'|>&*!#%@`?,:\- ]|-?[0-9])(?:[^#]|(?<! )#)*?(?: +#.*)?")
+# (vault://secret/app#password is one scalar). No class crosses a line break, so that
+# one pattern can read a whole file's lines (``_LINES``).
+_PLAIN = (r"(?:[^\[\]{}\"'|>&*!#%@`?,:\- \n]|-?[0-9])(?:[^#\n]|(?<! )#)*(?: +#.*)?")
 _PLAIN_VALUE = re.compile(_PLAIN)
-# A key line: indent, key, and its value when that is a plain scalar (group 3), else
-# whatever follows the colon (group 4, checked further; None: nothing follows).
-_KEY_PLAIN_LINE = re.compile(
-    r"( *)([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(?:(" + _PLAIN + r")|(.*)))?")
+# One line: indent, key, and its value when that is a plain scalar (group 3), else
+# whatever follows the colon (group 4, checked further; None: nothing follows); or a
+# blank or comment line (group 2 None).
+_LINES = re.compile(
+    r"( *)(?:([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(?:(" + _PLAIN + r")|(.*)))?|(?:#.*)?)"
+    r"(?:\n|\Z)")
 _QUOTED_VALUE = re.compile(r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*')(?: +#.*)?")
 _FLOW_LIST = re.compile(r"\[([^\[\]{}\"'#,:]*(?:,[^\[\]{}\"'#,:]*)*)\](?: +#.*)?")
 _FLOW_MAPS = re.compile(r"\[ *(\{[^\[\]{}\"'#]*\}(?: *, *\{[^\[\]{}\"'#]*\})*) *\](?: +#.*)?")
@@ -107,38 +110,49 @@ def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
     ``_index`` reads through the parser. The text is one the strict loader accepted."""
     index: dict[KeyPath, int] = {}
     root = 0
-    # (indent, path of its last key) of each open block mapping, outermost first.
-    stack: list[tuple[int, KeyPath]] = []
+    # The indent of each open block mapping, outermost first, and the path of the
+    # innermost one's keys' parent.
+    indents: list[int] = []
+    parents: list[KeyPath] = []
+    top = -1
+    parent: KeyPath = ()
+    keypath: KeyPath = ()  # the last key's
     open_value = False  # the last key had no value on its line: a nested map may follow
     if "\t" in text or "\r" in text:
         return None
-    key_line = _KEY_PLAIN_LINE.fullmatch
-    for number, line in enumerate(text.split("\n"), 1):
-        found = key_line(line)
-        if found is None:
-            stripped = line.lstrip(" ")
-            if not stripped or stripped.startswith("#"):
-                continue
+    # Each match is one line; a line the pattern does not read leaves a gap, and the
+    # file is read by ``_index``.
+    end = 0
+    number = 0
+    for found in _LINES.finditer(text):
+        if found.start() != end:
             return None
-        indent = found.end(1)
-        name, plain, value = found.group(2, 3, 4)
-        if not stack:
-            root = number
-            stack.append((indent, ()))
-        elif indent > stack[-1][0]:
-            if not open_value:
-                return None
-            stack.append((indent, ()))
-        else:
-            while stack and stack[-1][0] > indent:
-                stack.pop()
-            if not stack or stack[-1][0] != indent:
-                return None
-        keypath = (*stack[-2][1], name) if len(stack) > 1 else (name,)
-        stack[-1] = (indent, keypath)
-        if keypath in index:
+        end = found.end()
+        number += 1
+        spaces, name, plain, value = found.groups()
+        if name is None:
+            continue
+        indent = len(spaces)
+        if indent != top:
+            if indent > top:
+                if not indents:
+                    root = number
+                elif not open_value:
+                    return None
+                parent = keypath if indents else ()
+                indents.append(indent)
+                parents.append(parent)
+            else:
+                while indents and indents[-1] > indent:
+                    indents.pop()
+                    parents.pop()
+                if not indents or indents[-1] != indent:
+                    return None
+                parent = parents[-1]
+            top = indent
+        keypath = (*parent, name)
+        if index.setdefault(keypath, number) != number:
             return None
-        index[keypath] = number
         if plain is not None:
             open_value = False
             continue
@@ -182,6 +196,8 @@ def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
                 return None
         elif _PLAIN_VALUE.fullmatch(value) is None:
             return None
+    if end != len(text):
+        return None
     return (root or 1), index
 
 
