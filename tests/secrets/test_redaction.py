@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from magcfg.secrets.redaction import REDACTED, Redactor
 
@@ -109,3 +111,23 @@ def test_shown_keeps_references_and_redacts_everything_else() -> None:
     assert r.shown(("db",), {"host": "h", "user": "CANARY", "password": ref}) == {
         "host": "h", "user": REDACTED, "password": ref}
     assert r.value(("db", "password"), ref) == REDACTED  # errors and events still redact
+
+
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(
+    ["x", "vault://secret/k3s/db#pw", "env://DB_A", "CANARY-hunter2"]))
+_trees = st.recursive(_leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["db", "password", "a"]),
+                                                 inner, max_size=3)), max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([(), ("db",), ("db", "password"), ("a", "0")]), _trees)
+def test_shown_secret_is_shown_and_contains_secret_in_one_walk(
+        keypath: tuple[str, ...], value: object) -> None:
+    r = Redactor(None, ["db.password", "*.password", "a.*.0"])
+    shown, secret = r.shown_secret(keypath, value)
+    assert secret == r.contains_secret(keypath, value)
+    # A literal under a secret key never shows; without a secret, nothing is hidden.
+    if r.is_secret(keypath):
+        assert "CANARY" not in json.dumps(shown)
+    assert secret or shown == value

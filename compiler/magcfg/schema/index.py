@@ -551,10 +551,14 @@ class PolicyIndex:
         # What holds along recently asked parents: a diff asks about ~10^5 leaves, most
         # of them siblings, and both questions about each.
         self._along: dict[tuple[str, ...], _Along] = {}
+        # The last answer: both questions are asked about one key path in a row.
+        self._last: tuple[tuple[str, ...], tuple[bool, ReloadPolicy] | None] = ((), None)
 
     def _facts(self, keypath: tuple[str, ...]) -> tuple[bool, ReloadPolicy] | None:
         """(secret, reload policy) of ``keypath`` from the rows along it (as
         ``SchemaIndex._nodes``: down to where the schema ends), or None: no table."""
+        if keypath is self._last[0]:
+            return self._last[1]
         if not keypath:
             return None
         if keypath[0] not in self._tables:
@@ -564,6 +568,7 @@ class PolicyIndex:
             return None
         # The parent is remembered, the leaf is not: siblings share their parent.
         secret, policy, _, _ = _step(table, self._at(table, keypath[:-1]), keypath[-1])
+        self._last = (keypath, (secret, policy))
         return secret, policy
 
     def _at(self, table: PolicyTable, keypath: tuple[str, ...]) -> _Along:

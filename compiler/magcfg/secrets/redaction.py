@@ -83,13 +83,20 @@ class Redactor:
         (``vault://...``, ``vault+direct://...``, ``env://...``) shows the reference, as
         ``config.json`` holds it in the open. A reference names where the secret lives,
         never what it is; anything else under a secret key is still ``REDACTED``."""
+        return self.shown_secret(keypath, value)[0]
+
+    def shown_secret(self, keypath: tuple[str, ...], value: Any) -> tuple[Any, bool]:
+        """``(shown(keypath, value), contains_secret(keypath, value))`` in one walk."""
         if self.is_secret(keypath):
-            return _references_only(value)
+            return _references_only(value), True
         if isinstance(value, dict):
-            return {k: self.shown((*keypath, k), v) for k, v in value.items()}
+            pairs = {k: self.shown_secret((*keypath, k), v) for k, v in value.items()}
+            return ({k: p[0] for k, p in pairs.items()},
+                    any(p[1] for p in pairs.values()))
         if isinstance(value, list):
-            return [self.shown((*keypath, str(i)), v) for i, v in enumerate(value)]
-        return value
+            items = [self.shown_secret((*keypath, str(i)), v) for i, v in enumerate(value)]
+            return [p[0] for p in items], any(p[1] for p in items)
+        return value, False
 
     def contains_secret(self, keypath: tuple[str, ...], value: Any) -> bool:
         """Whether ``value`` at ``keypath`` is, or holds anywhere inside it, a secret."""
