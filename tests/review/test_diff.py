@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magcfg.review.diff import compare, compare_deepdiff, flatten
+from magcfg.review.diff import compare, compare_deepdiff, flatten, show
+from magcfg.secrets.redaction import REDACTED
 
 from ..conftest import Project
 from .promotion_repo import CANARIES, git, make_repo, no_canary, tree
@@ -296,6 +297,18 @@ _docs = st.dictionaries(st.sampled_from("pqrs"), _values, max_size=4)
 @given(_docs, _docs)
 def test_flat_engine_matches_deepdiff(old: dict[str, Any], new: dict[str, Any]) -> None:
     assert compare(old, new) == compare_deepdiff(old, new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_values, st.lists(st.one_of(st.integers(), st.text(), st.booleans()))))
+def test_show_writes_values_as_json_does(value: Any) -> None:
+    # Scalars and lists of strings and integers take a path of their own.
+    assert show(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def test_show_leaves_the_redaction_marker_bare_only_on_its_own() -> None:
+    assert show(REDACTED) == REDACTED
+    assert show([REDACTED, 1]) == json.dumps([REDACTED, 1])
 
 
 def test_canaries_are_really_in_the_layers(repo: Project) -> None:
