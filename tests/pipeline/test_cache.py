@@ -577,3 +577,34 @@ def test_build_error_is_the_same_with_a_cache(mini: Project, state_home: Path) -
         errors.append([d.format() for d in exc.value.diagnostics])
     assert errors[0] == errors[1]
     assert "layers/environments/prod/magds.yaml:2" in errors[0][0]
+
+
+def test_flush_of_only_some_entries_writes_those_and_never_compacts(tmp_path: Path) -> None:
+    """What ``magcfg diff`` keeps (key lines): only the named entries are written, and
+    at ``MAX_PACKS`` packs nothing is, so that no entry a build uses is compacted away."""
+    directory, key = tmp_path / "repo" / CACHE, tmp_path / "state" / KEY_FILE_NAME
+    cache = BuildCache(directory, key)
+    cache.put_fragment("kept-1", "line index")
+    cache.put_fragment("fragment", "a value only a build may store")
+    cache.flush(only="kept-")
+    cache.close()
+    after = BuildCache(directory, key)
+    assert after.fragment("kept-1") == "line index"
+    assert after.fragment("fragment") is None
+    after.close()
+    for i in range(MAX_PACKS - 1):
+        cache = BuildCache(directory, key)
+        cache.put_fragment(f"k{i}", f"value-{i}")
+        cache.flush()
+        cache.close()
+    packs = sorted(directory.glob("pack-*.bin"))
+    assert len(packs) == MAX_PACKS
+    cache = BuildCache(directory, key)
+    cache.put_fragment("kept-2", "another index")
+    cache.flush(only="kept-")
+    cache.close()
+    assert sorted(directory.glob("pack-*.bin")) == packs
+    after = BuildCache(directory, key)
+    assert [after.fragment(f"k{i}") for i in range(MAX_PACKS - 1)] == [
+        f"value-{i}" for i in range(MAX_PACKS - 1)]
+    assert after.fragment("kept-2") is None

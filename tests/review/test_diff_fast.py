@@ -7,12 +7,15 @@
 * a whole ``magcfg diff`` on a generated repository with many changes is the same with
   the line reader and the origins from key lines switched off (the reference path:
   parser events, parsed values) as with them on; and with the schema's policy tables
-  as with its index.
+  as with its index;
+* the key lines a diff keeps in the build cache give the next diff the same answer
+  (an edited file is indexed again).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +164,41 @@ def test_a_describing_process_that_dies_is_made_up_for(
 
     monkeypatch.setattr(diffs.Origins, "of", dies_in_a_child)
     assert diffs.diff_environments(project, "staging", "production", jobs=2) == one
+
+
+def test_a_diff_after_a_diff_takes_key_lines_from_the_cache(
+        generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(generated, root, ignore=shutil.ignore_patterns(".magcfg-cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("MAGCFG_NO_CACHE", raising=False)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    first = diffs.diff_environments(load_project(root / "magcfg.yaml"), "staging",
+                                    "production", jobs=2)
+    indexed: list[str] = []
+    real = keylines._index_simple
+
+    def counted(text: str) -> Any:
+        indexed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(keylines, "_index_simple", counted)
+    # One process: the key lines the forked one computed were kept too.
+    again = diffs.diff_environments(load_project(root / "magcfg.yaml"), "staging",
+                                    "production", jobs=1)
+    assert again == first and indexed == []
+
+    edited = root / "layers" / "environments" / "staging" / "svc_000.yaml"
+    edited.write_text("# a comment moves every line down\n" + edited.read_text())
+    third = diffs.diff_environments(load_project(root / "magcfg.yaml"), "staging",
+                                    "production", jobs=1)
+    assert len(indexed) == 1
+    moved = [(a.old_source, b.old_source) for a, b in zip(first.changes, third.changes,
+                                                          strict=True)
+             if a.old_source is not None
+             and a.old_source.file == "layers/environments/staging/svc_000.yaml"]
+    bad = [(a, b) for a, b in moved if b is None or a.line is None or b.line != a.line + 1]
+    assert moved and not bad, bad[:3]
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3, 8])

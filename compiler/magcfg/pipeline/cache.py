@@ -4,12 +4,15 @@ What is cached: a fragment (one top-level key of one environment, merged, valida
 serialized) under a digest of everything it was made from: compiler version, schema
 digest, the key, and the path, layer and content digest of each file that contributed
 to it; results computed from a fragment (``CompileContext.memo``), CUE verdicts, the
-schema summary; and, per layer file digest, the file's top-level keys. An entry can
-therefore only be reused for exactly the same inputs. The *values* of layer files are
-never written to disk: a layer may hold a literal secret that the build rejects, or
-that a higher layer overrides, and the cache must not keep it once the layer is fixed.
-Only a build that succeeds writes (a failed build may have merged a literal secret into
-a fragment), and warnings are cached redacted.
+schema summary; per layer file digest, the file's top-level keys; and, per layer file
+content, the line of each key path it writes (``syntax.keylines``, kept by ``magcfg
+diff``). An entry can therefore only be reused for exactly the same inputs. The
+*values* of layer files are never written to disk: a layer may hold a literal secret
+that the build rejects, or that a higher layer overrides, and the cache must not keep
+it once the layer is fixed. Only a build that succeeds writes (a failed build may have
+merged a literal secret into a fragment), and warnings are cached redacted; a diff
+writes only key lines (``flush(only=...)``: key paths and line numbers, no values),
+and only once it compiled both sides.
 
 Threat model: the cache directory is hostile. It sits in the checkout, so a pull request
 can commit files into it, and CI systems persist it between jobs, so a job of one
@@ -384,9 +387,19 @@ class BuildCache:
 
     # -- writing --------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, only: str | None = None) -> None:
         """Write this build's new entries as one pack and the index; compact if needed.
-        Call it only after a build that succeeded."""
+        Call it only after a build that succeeded.
+
+        ``only``: write just the new fragments whose keys start with it (and the index),
+        never compacting: what another command keeps for the next one (``diff``'s key
+        lines), which must neither store what only a build that succeeds may, nor drop
+        the entries builds use. With ``MAX_PACKS`` packs, it writes nothing."""
+        if only is not None:
+            self._pending = {k: v for k, v in self._pending.items()
+                             if k.startswith(f"f-{only}")}
+            if not self._pending:
+                return
         if self.directory is None or not (self._pending or self._index_changed):
             return
         self._load_index()
@@ -395,6 +408,8 @@ class BuildCache:
         try:
             packs = {loc[0] for loc in self._locations.values()}
             if len(packs) >= MAX_PACKS:
+                if only is not None:
+                    return
                 self._compact()
             elif self._pending:
                 self._write_pack({k: self._entry(k, head, body)

@@ -37,6 +37,7 @@ key's reference is shown as written, any other secret value is the string
 
 from __future__ import annotations
 
+import hashlib
 import json
 import marshal
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from ..pipeline.workers import Forked, available_jobs
 from ..project import Project
 from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
-from ..syntax.keylines import KeyLines
+from ..syntax.keylines import Indexed, KeyLines
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
@@ -293,6 +294,25 @@ class ConfigDiff:
                 "restart": sum(1 for c in self.changes if c.restart)}
 
 
+KEY_LINES = "key-lines-1-"
+"""Prefix of the build cache's key-line entries (the number: the index's format)."""
+
+
+class StoredKeyLines:
+    """Files' key-line indexes in the build cache, by file content (``KeyLines``'s
+    store): a diff after a diff indexes only the files that changed."""
+
+    def __init__(self, cache: BuildCache) -> None:
+        self.cache = cache
+
+    def get(self, raw: bytes) -> Indexed | None:
+        found = self.cache.fragment(KEY_LINES + hashlib.sha256(raw).hexdigest())
+        return found if isinstance(found, tuple) else None
+
+    def put(self, raw: bytes, indexed: Indexed) -> None:
+        self.cache.put_fragment(KEY_LINES + hashlib.sha256(raw).hexdigest(), indexed)
+
+
 class Origins:
     """Where the value in effect at a key path was set in one stack: the last file that
     sets it (the same answer as ``LayerStack.provenance(...)[-1]``), looking only at the
@@ -351,27 +371,37 @@ MIN_PARALLEL_CHANGES = 10_000
 
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
              redactor: Redactor, index: SchemaIndex | PolicyIndex | None,
-             jobs: int | None = None) -> tuple[Change, ...]:
+             jobs: int | None = None, cache: BuildCache | None = None) -> tuple[Change, ...]:
     """Redact, locate and classify raw changes (sorted by key path).
 
     Many changes are described in ``jobs`` processes (``pipeline.workers``; the default
     is ``available_jobs``), each taking a run of whole top-level keys, so that each
     layer file is read and indexed by one process only. A process that fails has its
-    share described again here: the result is the same with any number."""
+    share described again here: the result is the same with any number. With ``cache``,
+    files' key lines are looked up there first, and the ones computed are put there
+    (the other processes' too); the caller flushes it."""
     shares = _shares(raw, available_jobs(jobs)) if len(raw) >= MIN_PARALLEL_CHANGES else []
+    store = StoredKeyLines(cache) if cache is not None else None
     if len(shares) < 2:
-        return _describe(raw, old_stack, new_stack, redactor, index)
+        return _describe(raw, old_stack, new_stack, redactor, index, store)
+    before = cache.pending_names() if cache is not None else frozenset()
 
     def work(share: list[RawChange]) -> bytes:
-        return marshal.dumps([_packed(c) for c in _describe(share, old_stack, new_stack,
-                                                           redactor, index)])
+        changes = _describe(share, old_stack, new_stack, redactor, index, store)
+        return marshal.dumps(([_packed(c) for c in changes],
+                              cache.new_entries(before) if cache is not None else {}))
 
     with Forked(shares[1:], work) as children:
-        out = list(_describe(shares[0], old_stack, new_stack, redactor, index))
+        out = list(_describe(shares[0], old_stack, new_stack, redactor, index, store))
         theirs = children.results()
     for share, found in zip(shares[1:], theirs, strict=True):
-        out.extend(_describe(share, old_stack, new_stack, redactor, index) if found is None
-                   else map(_unpacked, marshal.loads(found)))
+        if found is None:
+            out.extend(_describe(share, old_stack, new_stack, redactor, index, store))
+            continue
+        packed, entries = marshal.loads(found)
+        out.extend(map(_unpacked, packed))
+        if cache is not None:
+            cache.adopt(entries)
     return tuple(out)
 
 
@@ -406,12 +436,12 @@ def _unpacked(t: tuple[Any, ...]) -> Change:
 
 
 def _describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
-              redactor: Redactor, index: SchemaIndex | PolicyIndex | None
-              ) -> tuple[Change, ...]:
-    old_origins = Origins(old_stack)
+              redactor: Redactor, index: SchemaIndex | PolicyIndex | None,
+              store: StoredKeyLines | None = None) -> tuple[Change, ...]:
+    old_origins = Origins(old_stack, KeyLines(old_stack.source, store))
     # The same files (both environments of one tree) are indexed once.
-    shared = old_origins.lines if new_stack.source is old_stack.source else None
-    new_origins = Origins(new_stack, shared)
+    new_origins = Origins(new_stack, old_origins.lines if new_stack.source is old_stack.source
+                          else KeyLines(new_stack.source, store))
     out = []
     for kind, keypath, va, vb in raw:
         secret = redactor.is_secret(keypath)
@@ -462,7 +492,8 @@ def diff_environments(project: Project, old_env: str, new_env: str,
     new_doc = _compile(compiler, new_env, stacks[new_env], None)
     index = compiler.policies()
     changes = describe(compare(old_doc, new_doc), stacks[old_env], stacks[new_env],
-                       Redactor(index, compiler.redact_globs()), index, jobs)
+                       Redactor(index, compiler.redact_globs()), index, jobs, compiler.cache)
+    compiler.cache.flush(only=KEY_LINES)
     return ConfigDiff(Side(old_env), Side(new_env), changes)
 
 
@@ -484,7 +515,9 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     # One process: the ref side reads its blobs through one git process, which a
     # forked process would share.
     changes = describe(compare(old_doc, new_doc), old_stack, stack,
-                       Redactor(index, compiler.redact_globs()), index, jobs=1)
+                       Redactor(index, compiler.redact_globs()), index, jobs=1,
+                       cache=compiler.cache)
+    compiler.cache.flush(only=KEY_LINES)
     return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
 
 

@@ -11,7 +11,7 @@ back to ``locate``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from .locate import locate
 from .strict_yaml import LoadFailed, decode_text
@@ -201,12 +201,27 @@ def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
     return (root or 1), index
 
 
-class KeyLines:
-    """Lines of keys in files read through ``source`` (each file indexed once)."""
+Indexed = tuple[int, dict[KeyPath, int]]
+"""(line of the root node, {key path: line})."""
 
-    def __init__(self, source: Any) -> None:
+
+class IndexStore(Protocol):
+    """Where ``KeyLines`` keeps files' indexes between processes, by file content (the
+    build cache, for ``magcfg diff``)."""
+
+    def get(self, raw: bytes) -> Indexed | None: ...
+
+    def put(self, raw: bytes, indexed: Indexed) -> None: ...
+
+
+class KeyLines:
+    """Lines of keys in files read through ``source`` (each file indexed once, or
+    found in ``store``)."""
+
+    def __init__(self, source: Any, store: IndexStore | None = None) -> None:
         self.source = source
-        self._files: dict[str, tuple[bytes, tuple[int, dict[KeyPath, int]] | None]] = {}
+        self.store = store
+        self._files: dict[str, tuple[bytes, Indexed | None]] = {}
 
     def indexed(self, path: str) -> dict[KeyPath, int] | None:
         """Every key path the file writes (mapping keys and sequence items) and its
@@ -225,11 +240,17 @@ class KeyLines:
                 raw = self.source.read(path)
             except OSError:
                 return None
-            try:
-                text = decode_text(path, raw)
-                entry = (raw, _index_simple(text) or _index(text))
-            except Exception:  # aliases, complex keys, or text locate handles its own way
-                entry = (raw, None)
+            found = self.store.get(raw) if self.store is not None else None
+            if found is None:
+                try:
+                    text = decode_text(path, raw)
+                    found = _index_simple(text) or _index(text)
+                except Exception:  # aliases, complex keys, or text locate handles its own way
+                    pass
+                else:
+                    if self.store is not None:
+                        self.store.put(raw, found)
+            entry = (raw, found)
             self._files[path] = entry
         raw, indexed = entry
         if indexed is None:
