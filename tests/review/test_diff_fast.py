@@ -133,7 +133,7 @@ def test_diff_in_two_processes_is_the_diff_in_one(generated: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     project = load_project(generated / "magcfg.yaml")
     one = diffs.diff_environments(project, "staging", "production", jobs=1)
-    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
     described: list[int] = []  # changes described in this process
     real = diffs._describe
 
@@ -153,7 +153,7 @@ def test_a_describing_process_that_dies_is_made_up_for(
         generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = load_project(generated / "magcfg.yaml")
     one = diffs.diff_environments(project, "staging", "production", jobs=1)
-    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
     parent = os.getpid()
     real = diffs.Origins.of
 
@@ -172,7 +172,7 @@ def test_a_diff_after_a_diff_takes_key_lines_from_the_cache(
     shutil.copytree(generated, root, ignore=shutil.ignore_patterns(".magcfg-cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.delenv("MAGCFG_NO_CACHE", raising=False)
-    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
     first = diffs.diff_environments(load_project(root / "magcfg.yaml"), "staging",
                                     "production", jobs=2)
     indexed: list[str] = []
@@ -199,6 +199,38 @@ def test_a_diff_after_a_diff_takes_key_lines_from_the_cache(
              and a.old_source.file == "layers/environments/staging/svc_000.yaml"]
     bad = [(a, b) for a, b in moved if b is None or a.line is None or b.line != a.line + 1]
     assert moved and not bad, bad[:3]
+
+
+def test_describe_in_two_processes_is_describe_in_one(
+        generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``describe`` (what a promotion uses) cuts its changes where the top-level key
+    changes; the whole diff cuts the top-level keys before comparing them."""
+    from magcfg.compiler import Compiler
+    from magcfg.secrets.redaction import Redactor
+
+    compiler = Compiler(load_project(generated / "magcfg.yaml"))
+    stacks = compiler.load_stacks(["staging", "production"])
+    old, new = (diffs._compile(compiler, env, stacks[env], None)
+                for env in ("staging", "production"))
+    assert set(old.tops(["svc_000", "nope"])) == {"svc_000"}
+    assert old.tops(sorted(old.fragments)) == old.config
+    raw = diffs.compare(old.config, new.config)
+    index = compiler.policies()
+    redactor = Redactor(index, compiler.redact_globs())
+    one = diffs.describe(raw, stacks["staging"], stacks["production"], redactor, index, 1)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_CHANGES", 0)
+    two = diffs.describe(raw, stacks["staging"], stacks["production"], redactor, index, 2)
+    assert two == one and len(one) == len(raw)
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3, 8])
+def test_key_runs_are_consecutive_and_about_even(jobs: int) -> None:
+    sizes = {"a": 5, "b": 1, "c": 9, "d": 2, "e": 4, "f": 4}
+    runs = diffs._key_runs(sorted(sizes), sizes.__getitem__, jobs)
+    assert [k for run in runs for k in run] == sorted(sizes)
+    assert 1 <= len(runs) <= jobs and all(runs)
+    if jobs == 2:
+        assert runs == [["a", "b", "c"], ["d", "e", "f"]]  # 15 and 10 of 25
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3, 8])

@@ -21,7 +21,7 @@ Extension points, in the order the compiler runs them:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -116,6 +116,18 @@ class CompileContext:
         if key in self.merged:
             return self.merged[key]
         return orjson.loads(b"{" + self.fragments[key][1] + b"}")[key]
+
+    def tops(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The top-level values of those of ``keys`` the config has, as ``config`` holds
+        them, parsed from their fragments alone (in one parse)."""
+        import orjson
+
+        present = [k for k in keys if k in self.fragments]
+        if self._config is not None:
+            return {k: self._config[k] for k in present}
+        found: dict[str, Any] = orjson.loads(
+            b"{" + b",".join(self.fragments[k][1] for k in present) + b"}")
+        return found
 
     def memo(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
         """A per-fragment result cached with the fragment: ``compute`` runs only when the

@@ -40,12 +40,14 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, printable
 from ..pipeline.cache import BuildCache
+from ..pipeline.context import CompileContext
 from ..pipeline.emit import json_bytes
 from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
@@ -58,6 +60,7 @@ from ..syntax.keylines import Indexed, KeyLines
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
+S = TypeVar("S")
 MISSING: Any = object()
 """What ``value_at`` returns for a key the document does not have."""
 FORMATS = ("text", "json", "markdown")
@@ -368,41 +371,74 @@ _NESTED = (dict, list)
 MIN_PARALLEL_CHANGES = 10_000
 """Fewer changes are described in one process: a fork would cost more than it saves."""
 
+MIN_PARALLEL_BYTES = 4 << 20
+"""Two environments' configs smaller than this together are compared in one process."""
+
 
 def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
              redactor: Redactor, index: SchemaIndex | PolicyIndex | None,
              jobs: int | None = None, cache: BuildCache | None = None) -> tuple[Change, ...]:
     """Redact, locate and classify raw changes (sorted by key path).
 
-    Many changes are described in ``jobs`` processes (``pipeline.workers``; the default
-    is ``available_jobs``), each taking a run of whole top-level keys, so that each
-    layer file is read and indexed by one process only. A process that fails has its
-    share described again here: the result is the same with any number. With ``cache``,
-    files' key lines are looked up there first, and the ones computed are put there
-    (the other processes' too); the caller flushes it."""
-    shares = _shares(raw, available_jobs(jobs)) if len(raw) >= MIN_PARALLEL_CHANGES else []
+    Many changes are described in ``jobs`` processes (the default is
+    ``available_jobs``), each taking a run of whole top-level keys (``_described``)."""
+    shares = _shares(raw, available_jobs(jobs)) if len(raw) >= MIN_PARALLEL_CHANGES else [raw]
+    return _described(shares, lambda share: share, old_stack, new_stack, redactor, index,
+                      cache)
+
+
+def _described(shares: Sequence[S], changes_of: Callable[[S], list[RawChange]],
+               old_stack: LayerStack, new_stack: LayerStack, redactor: Redactor,
+               index: SchemaIndex | PolicyIndex | None, cache: BuildCache | None
+               ) -> tuple[Change, ...]:
+    """The described ``changes_of`` each share, in order: the first share here, each
+    other in a forked process (``pipeline.workers``). Shares are runs of whole top-level
+    keys, so each layer file is read and indexed by one process only. A process that
+    fails has its share described again here: the result is the same with any number.
+    With ``cache``, files' key lines are looked up there first, and the ones computed
+    are put there (the other processes' too); the caller flushes it."""
     store = StoredKeyLines(cache) if cache is not None else None
+
+    def here(share: S) -> tuple[Change, ...]:
+        return _describe(changes_of(share), old_stack, new_stack, redactor, index, store)
+
     if len(shares) < 2:
-        return _describe(raw, old_stack, new_stack, redactor, index, store)
+        return here(shares[0]) if shares else ()
     before = cache.pending_names() if cache is not None else frozenset()
 
-    def work(share: list[RawChange]) -> bytes:
-        changes = _describe(share, old_stack, new_stack, redactor, index, store)
-        return marshal.dumps(([_packed(c) for c in changes],
+    def work(share: S) -> bytes:
+        return marshal.dumps(([_packed(c) for c in here(share)],
                               cache.new_entries(before) if cache is not None else {}))
 
     with Forked(shares[1:], work) as children:
-        out = list(_describe(shares[0], old_stack, new_stack, redactor, index, store))
+        out = list(here(shares[0]))
         theirs = children.results()
     for share, found in zip(shares[1:], theirs, strict=True):
         if found is None:
-            out.extend(_describe(share, old_stack, new_stack, redactor, index, store))
+            out.extend(here(share))
             continue
         packed, entries = marshal.loads(found)
         out.extend(map(_unpacked, packed))
         if cache is not None:
             cache.adopt(entries)
     return tuple(out)
+
+
+def _key_runs(keys: list[str], weight: Callable[[str], int], jobs: int) -> list[list[str]]:
+    """``keys`` in up to ``jobs`` consecutive runs of about equal total ``weight``."""
+    total = sum(map(weight, keys))
+    runs: list[list[str]] = []
+    run: list[str] = []
+    done = 0
+    for key in keys:
+        run.append(key)
+        done += weight(key)
+        if len(runs) < jobs - 1 and done * jobs >= total * (len(runs) + 1):
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    return runs
 
 
 def _shares(raw: list[RawChange], jobs: int) -> list[list[RawChange]]:
@@ -470,7 +506,7 @@ def _describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack
 
 
 def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
-             ) -> dict[str, Any]:
+             ) -> CompileContext:
     artifact, diagnostics = compiler.compile(env, stack, None)
     if artifact is None:
         errors = [d for d in diagnostics if d.severity == "error"]
@@ -478,21 +514,31 @@ def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
             errors = [Diagnostic(d.file, d.line, d.key, f"{d.message} (at {where})",
                                  d.severity, d.code) for d in errors]
         raise BuildError(errors)
-    return artifact.config
+    assert artifact.context is not None
+    return artifact.context
 
 
 def diff_environments(project: Project, old_env: str, new_env: str,
                       jobs: int | None = None) -> ConfigDiff:
-    """``old_env`` against ``new_env``, both as in the working tree; many changes are
-    described in ``jobs`` processes (``describe``)."""
+    """``old_env`` against ``new_env``, both as in the working tree. Large configs are
+    compared and described in ``jobs`` processes (the default is ``available_jobs``),
+    each parsing, comparing and describing a run of top-level keys of both."""
     project.check_envs([old_env, new_env])
     compiler = Compiler(project)
     stacks = compiler.load_stacks([old_env, new_env])
-    old_doc = _compile(compiler, old_env, stacks[old_env], None)
-    new_doc = _compile(compiler, new_env, stacks[new_env], None)
+    old = _compile(compiler, old_env, stacks[old_env], None)
+    new = _compile(compiler, new_env, stacks[new_env], None)
     index = compiler.policies()
-    changes = describe(compare(old_doc, new_doc), stacks[old_env], stacks[new_env],
-                       Redactor(index, compiler.redact_globs()), index, jobs, compiler.cache)
+    keys = sorted(old.fragments.keys() | new.fragments.keys())
+
+    def weight(key: str) -> int:
+        return sum(len(side.fragments[key][1]) for side in (old, new) if key in side.fragments)
+
+    big = len(old.config_json) + len(new.config_json) >= MIN_PARALLEL_BYTES
+    runs = _key_runs(keys, weight, available_jobs(jobs)) if big else [keys]
+    changes = _described(runs, lambda run: compare(old.tops(run), new.tops(run)),
+                         stacks[old_env], stacks[new_env],
+                         Redactor(index, compiler.redact_globs()), index, compiler.cache)
     compiler.cache.flush(only=KEY_LINES)
     return ConfigDiff(Side(old_env), Side(new_env), changes)
 
@@ -507,10 +553,10 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     old_project.check_envs([env])
     old_compiler = Compiler(old_project, source, BuildCache(None))
     old_stack = old_compiler.load_stack(env)
-    old_doc = _compile(old_compiler, env, old_stack, ref)
+    old_doc = _compile(old_compiler, env, old_stack, ref).config
     compiler = Compiler(project)
     stack = compiler.load_stack(env)
-    new_doc = _compile(compiler, env, stack, None)
+    new_doc = _compile(compiler, env, stack, None).config
     index = compiler.policies()
     # One process: the ref side reads its blobs through one git process, which a
     # forked process would share.
