@@ -300,7 +300,8 @@ def test_flat_engine_matches_deepdiff(old: dict[str, Any], new: dict[str, Any]) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(_values, st.lists(st.one_of(st.integers(), st.text(), st.booleans()))))
+@given(st.one_of(_values, st.floats(), st.lists(st.one_of(st.integers(), st.text(),
+                                                         st.booleans(), st.floats()))))
 def test_show_writes_values_as_json_does(value: Any) -> None:
     # Scalars and lists of strings and integers take a path of their own.
     assert show(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -584,6 +584,8 @@ def show(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if t is float and value - value == 0.0:  # finite: NaN and infinities are json's to spell
+        return float.__repr__(value)
     if t is list:
         # A list of strings and integers (most lists in layers), as ``json.dumps`` writes it.
         items = [_encode_string(x) if type(x) is str else int.__repr__(x)
