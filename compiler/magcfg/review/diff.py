@@ -37,7 +37,6 @@ key's reference is shown as written, any other secret value is the string
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 from collections.abc import Callable, Sequence
@@ -308,12 +307,12 @@ class StoredKeyLines:
     def __init__(self, cache: BuildCache) -> None:
         self.cache = cache
 
-    def get(self, raw: bytes) -> Indexed | None:
-        found = self.cache.fragment(KEY_LINES + hashlib.sha256(raw).hexdigest())
+    def get(self, digest: str) -> Indexed | None:
+        found = self.cache.fragment(KEY_LINES + digest)
         return found if isinstance(found, tuple) else None
 
-    def put(self, raw: bytes, indexed: Indexed) -> None:
-        self.cache.put_fragment(KEY_LINES + hashlib.sha256(raw).hexdigest(), indexed)
+    def put(self, digest: str, indexed: Indexed) -> None:
+        self.cache.put_fragment(KEY_LINES + digest, indexed)
 
 
 class Origins:
@@ -326,7 +325,6 @@ class Origins:
         self.lines = lines or KeyLines(stack.source)
         # Per top-level key: (layer, file, its key lines or None) of the files setting it.
         self._by_top: dict[str, list[tuple[str, ParsedFile, dict[KeyPath, int] | None]]] = {}
-        self._indexed: dict[str, dict[KeyPath, int] | None] = {}
 
     def of(self, keypath: KeyPath) -> Origin | None:
         files = self._by_top.get(keypath[0])
@@ -360,10 +358,7 @@ class Origins:
         key prefix, indexed), else None (its data is looked up)."""
         if f.has_markers or f.prefix:
             return None
-        found = self._indexed.get(f.path, MISSING)
-        if found is MISSING:
-            found = self._indexed[f.path] = self.lines.indexed(f.path)
-        return found  # type: ignore[no-any-return]
+        return self.lines.indexed(f.path)
 
 
 _NESTED = (dict, list)

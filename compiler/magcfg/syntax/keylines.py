@@ -10,6 +10,7 @@ back to ``locate``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Protocol
 
@@ -17,13 +18,15 @@ from .locate import locate
 from .strict_yaml import LoadFailed, decode_text
 
 KeyPath = tuple[str, ...]
+Indexed = tuple[int, dict[KeyPath, int]]
+"""(line of the root node, {key path: line})."""
 
 
 class _Unsupported(Exception):
     pass
 
 
-def _index(text: str) -> tuple[int, dict[KeyPath, int]]:
+def _index(text: str) -> Indexed:
     """(line of the root node, {key path: line}) for mapping keys and sequence items."""
     import yaml
 
@@ -102,7 +105,7 @@ _EMPTY_MAP = re.compile(r"\{ *\}(?: +#.*)?")
 _TAG_VALUE = re.compile(r"!(?:unset|replace)(?: +#.*)?")
 
 
-def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
+def _index_simple(text: str) -> Indexed | None:
     """What ``_index`` answers, by reading lines, for the plain block shape most layer
     files have (``key: scalar``, ``key:`` with a nested block mapping, one-line lists
     of plain scalars, comments); ``None`` for anything else (sequences in block form,
@@ -201,17 +204,13 @@ def _index_simple(text: str) -> tuple[int, dict[KeyPath, int]] | None:
     return (root or 1), index
 
 
-Indexed = tuple[int, dict[KeyPath, int]]
-"""(line of the root node, {key path: line})."""
-
-
 class IndexStore(Protocol):
-    """Where ``KeyLines`` keeps files' indexes between processes, by file content (the
-    build cache, for ``magcfg diff``)."""
+    """Where ``KeyLines`` keeps files' indexes between processes, by the hex SHA-256 of
+    the file's content (the build cache, for ``magcfg diff``)."""
 
-    def get(self, raw: bytes) -> Indexed | None: ...
+    def get(self, digest: str) -> Indexed | None: ...
 
-    def put(self, raw: bytes, indexed: Indexed) -> None: ...
+    def put(self, digest: str, indexed: Indexed) -> None: ...
 
 
 class KeyLines:
@@ -240,7 +239,8 @@ class KeyLines:
                 raw = self.source.read(path)
             except OSError:
                 return None
-            found = self.store.get(raw) if self.store is not None else None
+            digest = hashlib.sha256(raw).hexdigest() if self.store is not None else ""
+            found = self.store.get(digest) if self.store is not None else None
             if found is None:
                 try:
                     text = decode_text(path, raw)
@@ -249,7 +249,7 @@ class KeyLines:
                     pass
                 else:
                     if self.store is not None:
-                        self.store.put(raw, found)
+                        self.store.put(digest, found)
             entry = (raw, found)
             self._files[path] = entry
         raw, indexed = entry
@@ -273,7 +273,7 @@ def line_of(path: str, raw: bytes, keypath: KeyPath) -> int | None:
     return locate(path, raw, keypath)
 
 
-def _line_in(indexed: tuple[int, dict[KeyPath, int]], keypath: KeyPath) -> int:
+def _line_in(indexed: Indexed, keypath: KeyPath) -> int:
     """The line of ``keypath`` or of its deepest indexed ancestor, else of the root."""
     root, index = indexed
     for n in range(len(keypath), 0, -1):
