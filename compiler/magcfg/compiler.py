@@ -45,6 +45,7 @@ from .pipeline.emit import (
     fragment_bytes,
     inputs_digest,
     manifest_bytes,
+    sha256,
 )
 from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
@@ -453,6 +454,18 @@ class Compiler:
               + (f"\0{format_keypath(f.prefix)}" if f.prefix else "")
               for f in stack.contributors(key)))
 
+    def _config_sha256(self, by_key: dict[str, tuple[str, bytes]], config: bytes) -> str:
+        """config.json's ``sha256``, kept in the cache under the names of the fragments it
+        is joined from (in order): a build where they are all cached does not hash the
+        megabytes again."""
+        name = self.cache.fragment_key("config-sha256", *(fkey for fkey, _ in by_key.values()))
+        found = self.cache.fragment(name)
+        if isinstance(found, str) and found.startswith("sha256:"):
+            return found
+        digest = sha256(config)
+        self.cache.put_fragment(name, digest)
+        return digest
+
     def _merge_fragment(self, key: str, stack: LayerStack, violations_at: ViolationLocator
                         ) -> tuple[Any, list[Diagnostic], bool]:
         """``key`` merged in ``stack`` and validated against its piece of the schema:
@@ -727,7 +740,8 @@ class Compiler:
                 previous=version_base.manifest if version_base else None,
                 secret_keys=self.secret_keys(),
                 manifest_path=(version_base.display if version_base
-                               else f"{self.project.output}/{env}/{MANIFEST}"))
+                               else f"{self.project.output}/{env}/{MANIFEST}"),
+                digests={CONFIG: self._config_sha256(by_key, config)})
             files[MANIFEST] = manifest
             context._config_sha256 = _config_digest(manifest)
             for delivery in extensions.delivery_emitters:

@@ -5,9 +5,11 @@ secret in it; the key lives outside the repository."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import shutil
 import stat
 import subprocess
 from collections.abc import Callable
@@ -19,6 +21,7 @@ import pytest
 import magcfg
 import magcfg.compiler
 from magcfg.errors import BuildError
+from magcfg.pipeline import emit
 from magcfg.pipeline.cache import KEY_FILE_NAME, MAX_PACKS, NO_CACHE_ENV, BuildCache
 
 from ..conftest import Project, failed_cleanly, tree_state
@@ -608,3 +611,42 @@ def test_flush_of_only_some_entries_writes_those_and_never_compacts(tmp_path: Pa
     assert [after.fragment(f"k{i}") for i in range(MAX_PACKS - 1)] == [
         f"value-{i}" for i in range(MAX_PACKS - 1)]
     assert after.fragment("kept-2") is None
+
+
+def test_config_digest_of_cached_fragments_comes_from_the_cache(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build whose fragments are all cached takes config.json's digest from the cache
+    (it does not hash the config again), and every manifest names the digest of the
+    config.json next to it: after an edit, and after the edit is undone."""
+
+    def manifest_names_its_config() -> None:
+        for env in ("dev", "prod"):
+            out = mini.root / "generated" / env
+            manifest = json.loads((out / "manifest.json").read_text())
+            digest = "sha256:" + hashlib.sha256((out / "config.json").read_bytes()).hexdigest()
+            assert manifest["config_digest"] == manifest["files"]["config.json"] == digest
+
+    magcfg.build(load(mini))
+    manifest_names_its_config()
+    original = (mini.root / "layers/environments/dev/magds.yaml").read_text()
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: edited\n")
+    magcfg.build(load(mini))
+    manifest_names_its_config()
+    mini.write("layers/environments/dev/magds.yaml", original)
+    hashed: list[bytes] = []
+
+    def spy(data: bytes) -> str:
+        hashed.append(data)
+        return emit.sha256(data)
+
+    monkeypatch.setattr(magcfg.compiler, "sha256", spy)
+    magcfg.build(load(mini))
+    manifest_names_its_config()
+    configs = [(mini.root / "generated" / env / "config.json").read_bytes()
+               for env in ("dev", "prod")]
+    assert not [data for data in hashed if data in configs]
+    # Without the cache's entries, the digest is computed, and is the same.
+    shutil.rmtree(mini.root / CACHE)
+    magcfg.build(load(mini))
+    assert sorted(hashed) == sorted(configs)
+    manifest_names_its_config()

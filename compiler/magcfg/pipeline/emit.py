@@ -72,10 +72,14 @@ def manifest_bytes(
     previous: bytes | None,
     secret_keys: list[str] | None = None,
     manifest_path: str,
+    digests: Mapping[str, str] | None = None,
 ) -> bytes:
     """manifest.json (docs/artifact.md). ``version`` is the previous manifest's version if
-    the emitted files are unchanged, else one more (docs/versioning.md)."""
-    file_digests = {name: sha256(data) for name, data in sorted(files.items())}
+    the emitted files are unchanged, else one more (docs/versioning.md). ``digests``:
+    the ``sha256`` of some of ``files``, already known."""
+    known = digests or {}
+    file_digests = {name: known.get(name) or sha256(data)
+                    for name, data in sorted(files.items())}
     version = 1
     if previous is not None:
         try:
