@@ -540,6 +540,12 @@ def diff(
         from .review import diff as diffs
 
         proj = load_project(project)
+        if against is None and output_format == "text":
+            assert old is not None and new is not None
+            # Formatted by the processes that describe the changes.
+            identical, text = diffs.diff_environments_text(proj, old, new, color=use_color)
+            sys.stdout.write(text)
+            raise typer.Exit(0 if identical else 1)
         if against is not None:
             assert env is not None
             result = diffs.diff_against(proj, env, against)

@@ -166,6 +166,57 @@ def test_a_describing_process_that_dies_is_made_up_for(
     assert diffs.diff_environments(project, "staging", "production", jobs=2) == one
 
 
+@pytest.mark.parametrize("color", [False, True])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_text_formatted_where_described_is_format_text(
+        generated: Path, monkeypatch: pytest.MonkeyPatch, jobs: int, color: bool) -> None:
+    project = load_project(generated / "magcfg.yaml")
+    expected = diffs.diff_environments(project, "staging", "production", jobs=1)
+    text = diffs.format_text(expected, color=color)
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
+    formatted: list[int] = []  # changes formatted in this process
+    real = diffs._text_body
+
+    def counted(*args: Any) -> Any:
+        body = real(*args)
+
+        def counting(changes: Any) -> str:
+            if os.getpid() == parent:
+                formatted.append(len(changes))
+            return body(changes)
+
+        return counting
+
+    parent = os.getpid()
+    monkeypatch.setattr(diffs, "_text_body", counted)
+    got = diffs.diff_environments_text(project, "staging", "production", color=color,
+                                       jobs=jobs)
+    assert got == (False, text)
+    assert sum(formatted) == len(expected.changes) if jobs == 1 else (
+        0 < sum(formatted) < len(expected.changes))  # the other half formatted elsewhere
+    assert diffs.diff_environments_text(project, "dev", "dev", color=color, jobs=jobs) == (
+        True, "dev and dev are identical\n")
+
+
+def test_a_formatting_process_that_dies_is_made_up_for(
+        generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load_project(generated / "magcfg.yaml")
+    expected = diffs.format_text(diffs.diff_environments(project, "staging", "production",
+                                                         jobs=1))
+    monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
+    parent = os.getpid()
+    real = diffs.show
+
+    def dies_in_a_child(value: Any) -> str:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(value)
+
+    monkeypatch.setattr(diffs, "show", dies_in_a_child)
+    assert diffs.diff_environments_text(project, "staging", "production", jobs=2) == (
+        False, expected)
+
+
 def test_a_diff_after_a_diff_takes_key_lines_from_the_cache(
         generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "repo"

@@ -38,11 +38,12 @@ key's reference is shown as written, any other secret value is the string
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import marshal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, printable
@@ -61,6 +62,7 @@ from ..syntax.keylines import Indexed, KeyLines
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
 S = TypeVar("S")
+R = TypeVar("R")
 MISSING: Any = object()
 """What ``value_at`` returns for a key the document does not have."""
 FORMATS = ("text", "json", "markdown")
@@ -296,9 +298,17 @@ class ConfigDiff:
         return [c for c in self.changes if c.kind == kind]
 
     def summary(self) -> dict[str, int]:
-        return {"added": len(self.of_kind("added")), "changed": len(self.of_kind("changed")),
-                "removed": len(self.of_kind("removed")),
-                "restart": sum(1 for c in self.changes if c.restart)}
+        return change_counts(self.changes)
+
+
+def change_counts(changes: Sequence[Change]) -> dict[str, int]:
+    """How many of ``changes`` are added, changed and removed, and take a restart."""
+    counts = {"added": 0, "changed": 0, "removed": 0, "restart": 0}
+    for c in changes:
+        counts[c.kind] += 1
+        if c.reload == "restart":
+            counts["restart"] += 1
+    return counts
 
 
 KEY_LINES = "key-lines-1-"
@@ -383,45 +393,64 @@ def describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack,
     Many changes are described in ``jobs`` processes (the default is
     ``available_jobs``), each taking a run of whole top-level keys (``_described``)."""
     shares = _shares(raw, available_jobs(jobs)) if len(raw) >= MIN_PARALLEL_CHANGES else [raw]
-    return _described(shares, lambda share: share, old_stack, new_stack, redactor, index,
-                      cache)
+    parts = _described(shares, lambda share: share, old_stack, new_stack, redactor, index,
+                       cache, _CHANGES)
+    return tuple(itertools.chain.from_iterable(parts))
+
+
+class _Outcome(Generic[R]):
+    """What a process makes of the changes it described (``of``), and how that crosses
+    from a forked process (``dumps`` to marshal-able values, ``loads`` back)."""
+
+    __slots__ = ("dumps", "loads", "of")
+
+    def __init__(self, of: Callable[[tuple[Change, ...]], R], dumps: Callable[[R], Any],
+                 loads: Callable[[Any], R]) -> None:
+        self.of, self.dumps, self.loads = of, dumps, loads
+
+
+_CHANGES: _Outcome[tuple[Change, ...]] = _Outcome(
+    lambda changes: changes, lambda changes: [_packed(c) for c in changes],
+    lambda packed: tuple(map(_unpacked, packed)))
+"""The changes themselves."""
 
 
 def _described(shares: Sequence[S], changes_of: Callable[[S], list[RawChange]],
                old_stack: LayerStack, new_stack: LayerStack, redactor: Redactor,
-               index: SchemaIndex | PolicyIndex | None, cache: BuildCache | None
-               ) -> tuple[Change, ...]:
-    """The described ``changes_of`` each share, in order: the first share here, each
-    other in a forked process (``pipeline.workers``). Shares are runs of whole top-level
-    keys, so each layer file is read and indexed by one process only. A process that
-    fails has its share described again here: the result is the same with any number.
-    With ``cache``, files' key lines are looked up there first, and the ones computed
-    are put there (the other processes' too); the caller flushes it."""
+               index: SchemaIndex | PolicyIndex | None, cache: BuildCache | None,
+               outcome: _Outcome[R]) -> list[R]:
+    """``outcome`` of the described ``changes_of`` each share, in order: the first share
+    here, each other in a forked process (``pipeline.workers``). Shares are runs of
+    whole top-level keys, so each layer file is read and indexed by one process only. A
+    process that fails has its share described again here: the result is the same with
+    any number. With ``cache``, files' key lines are looked up there first, and the ones
+    computed are put there (the other processes' too); the caller flushes it."""
     store = StoredKeyLines(cache) if cache is not None else None
 
-    def here(share: S) -> tuple[Change, ...]:
-        return _describe(changes_of(share), old_stack, new_stack, redactor, index, store)
+    def here(share: S) -> R:
+        return outcome.of(_describe(changes_of(share), old_stack, new_stack, redactor,
+                                    index, store))
 
     if len(shares) < 2:
-        return here(shares[0]) if shares else ()
+        return [here(share) for share in shares]
     before = cache.pending_names() if cache is not None else frozenset()
 
     def work(share: S) -> bytes:
-        return marshal.dumps(([_packed(c) for c in here(share)],
+        return marshal.dumps((outcome.dumps(here(share)),
                               cache.new_entries(before) if cache is not None else {}))
 
     with Forked(shares[1:], work) as children:
-        out = list(here(shares[0]))
+        out = [here(shares[0])]
         theirs = children.results()
     for share, found in zip(shares[1:], theirs, strict=True):
         if found is None:
-            out.extend(here(share))
+            out.append(here(share))
             continue
-        packed, entries = marshal.loads(found)
-        out.extend(map(_unpacked, packed))
+        dumped, entries = marshal.loads(found)
+        out.append(outcome.loads(dumped))
         if cache is not None:
             cache.adopt(entries)
-    return tuple(out)
+    return out
 
 
 def _key_runs(keys: list[str], weight: Callable[[str], int], jobs: int) -> list[list[str]]:
@@ -522,6 +551,33 @@ def diff_environments(project: Project, old_env: str, new_env: str,
     """``old_env`` against ``new_env``, both as in the working tree. Large configs are
     compared and described in ``jobs`` processes (the default is ``available_jobs``),
     each parsing, comparing and describing a run of top-level keys of both."""
+    parts = _compared(project, old_env, new_env, jobs, _CHANGES)
+    return ConfigDiff(Side(old_env), Side(new_env), tuple(itertools.chain.from_iterable(parts)))
+
+
+def diff_environments_text(project: Project, old_env: str, new_env: str,
+                           color: bool = False, jobs: int | None = None) -> tuple[bool, str]:
+    """Whether the two environments are identical, and
+    ``format_text(diff_environments(project, old_env, new_env), color)``. Each process
+    formats the changes it described: no change crosses between processes."""
+    old, new = Side(old_env).label, Side(new_env).label
+    body = _text_body(old, new, color)
+    parts = _compared(project, old_env, new_env, jobs, _Outcome(
+        lambda changes: (change_counts(changes), body(changes)), _as_is, _as_is))
+    counts = {name: sum(part[0][name] for part in parts)
+              for name in ("added", "changed", "removed", "restart")}
+    if not (counts["added"] or counts["changed"] or counts["removed"]):
+        return True, _identical_text(old, new)
+    return False, _text_head(old, new, counts, color) + "".join(part[1] for part in parts)
+
+
+def _as_is(value: R) -> R:
+    return value
+
+
+def _compared(project: Project, old_env: str, new_env: str, jobs: int | None,
+              outcome: _Outcome[R]) -> list[R]:
+    """``outcome`` of each process's run of changes from ``old_env`` to ``new_env``."""
     project.check_envs([old_env, new_env])
     compiler = Compiler(project)
     stacks = compiler.load_stacks([old_env, new_env])
@@ -535,11 +591,12 @@ def diff_environments(project: Project, old_env: str, new_env: str,
 
     big = len(old.config_json) + len(new.config_json) >= MIN_PARALLEL_BYTES
     runs = _key_runs(keys, weight, available_jobs(jobs)) if big else [keys]
-    changes = _described(runs, lambda run: compare(old.tops(run), new.tops(run)),
-                         stacks[old_env], stacks[new_env],
-                         Redactor(index, compiler.redact_globs()), index, compiler.cache)
+    parts = _described(runs, lambda run: compare(old.tops(run), new.tops(run)),
+                       stacks[old_env], stacks[new_env],
+                       Redactor(index, compiler.redact_globs()), index, compiler.cache,
+                       outcome)
     compiler.cache.flush(only=KEY_LINES)
-    return ConfigDiff(Side(old_env), Side(new_env), changes)
+    return parts
 
 
 def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
@@ -604,7 +661,10 @@ _RESET = "\x1b[0m"
 
 
 def summary_line(d: ConfigDiff) -> str:
-    s = d.summary()
+    return _summary_text(d.summary())
+
+
+def _summary_text(s: dict[str, int]) -> str:
     text = f"{s['changed']} changed, {s['added']} added, {s['removed']} removed"
     if s["restart"]:
         text += f" ({s['restart']} restart-only)"
@@ -613,36 +673,50 @@ def summary_line(d: ConfigDiff) -> str:
 
 def format_text(d: ConfigDiff, color: bool = False) -> str:
     """Human-readable diff; ANSI colours when ``color``."""
-
-    def paint(style: str, text: str) -> str:
-        return f"{_COLOUR[style]}{text}{_RESET}" if color else text
-
+    old, new = d.old.label, d.new.label
     if d.identical:
-        return f"{d.old.label} and {d.new.label} are identical\n"
-    lines = [paint("bold", f"--- {d.old.label}"), paint("bold", f"+++ {d.new.label}"),
-             f"{summary_line(d)}", ""]
-    width = max(len(d.old.label), len(d.new.label))
+        return _identical_text(old, new)
+    return _text_head(old, new, d.summary(), color) + _text_body(old, new, color)(d.changes)
+
+
+def _identical_text(old: str, new: str) -> str:
+    return f"{old} and {new} are identical\n"
+
+
+def _text_head(old: str, new: str, counts: dict[str, int], color: bool) -> str:
+    bold, close = (_COLOUR["bold"], _RESET) if color else ("", "")
+    return f"{bold}--- {old}{close}\n{bold}+++ {new}{close}\n{_summary_text(counts)}\n\n"
+
+
+def _text_body(old: str, new: str, color: bool) -> Callable[[Sequence[Change]], str]:
+    """The text of changes, one after the other (any run of them: a change's lines
+    depend on it alone)."""
+    width = max(len(old), len(new))
     # Each value line is `    ` + paint(sign, `sign label  value`) + paint(dim, where);
     # the parts around the value are the same for every change of a side.
     opened = {style: _COLOUR[style] if color else "" for style in _COLOUR}
     close = _RESET if color else ""
-    old_head = f"    {opened['-']}- {d.old.label.ljust(width)}  "
-    new_head = f"    {opened['+']}+ {d.new.label.ljust(width)}  "
+    old_head = f"    {opened['-']}- {old.ljust(width)}  "
+    new_head = f"    {opened['+']}+ {new.ljust(width)}  "
     dim = close + opened["dim"]
 
     def where(origin: Origin | None) -> str:
         return f"  {origin.where()} ({origin.layer})" if origin is not None else ""
 
-    for c in d.changes:
-        mark = _STYLE[c.kind]
-        flag = ("  [restart, secret]" if c.secret else "  [restart]") if c.restart else (
-            "  [secret]" if c.secret else "")
-        lines.append(f"{opened[mark]}{mark} {c.key}{close}{flag}")
-        if c.kind != "added":
-            lines.append(f"{old_head}{show(c.old)}{dim}{where(c.old_source)}{close}")
-        if c.kind != "removed":
-            lines.append(f"{new_head}{show(c.new)}{dim}{where(c.new_source)}{close}")
-    return "\n".join(lines) + "\n"
+    def body(changes: Sequence[Change]) -> str:
+        lines = []
+        for c in changes:
+            mark = _STYLE[c.kind]
+            flag = ("  [restart, secret]" if c.secret else "  [restart]") if c.restart else (
+                "  [secret]" if c.secret else "")
+            lines.append(f"{opened[mark]}{mark} {c.key}{close}{flag}\n")
+            if c.kind != "added":
+                lines.append(f"{old_head}{show(c.old)}{dim}{where(c.old_source)}{close}\n")
+            if c.kind != "removed":
+                lines.append(f"{new_head}{show(c.new)}{dim}{where(c.new_source)}{close}\n")
+        return "".join(lines)
+
+    return body
 
 
 def format_json(d: ConfigDiff) -> str:
