@@ -568,7 +568,7 @@ def diff_environments_text(project: Project, old_env: str, new_env: str,
               for name in ("added", "changed", "removed", "restart")}
     if not (counts["added"] or counts["changed"] or counts["removed"]):
         return True, _identical_text(old, new)
-    return False, _text_head(old, new, counts, color) + "".join(part[1] for part in parts)
+    return False, "".join([_text_head(old, new, counts, color), *(part[1] for part in parts)])
 
 
 def _as_is(value: R) -> R:
