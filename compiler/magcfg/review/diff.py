@@ -564,8 +564,10 @@ def diff_environments_text(project: Project, old_env: str, new_env: str,
     body = _text_body(old, new, color)
     parts = _compared(project, old_env, new_env, jobs, _Outcome(
         lambda changes: (change_counts(changes), body(changes)), _as_is, _as_is))
-    counts = {name: sum(part[0][name] for part in parts)
-              for name in ("added", "changed", "removed", "restart")}
+    counts = change_counts(())
+    for part_counts, _ in parts:
+        for name, n in part_counts.items():
+            counts[name] += n
     if not (counts["added"] or counts["changed"] or counts["removed"]):
         return True, _identical_text(old, new)
     return False, "".join([_text_head(old, new, counts, color), *(part[1] for part in parts)])
