@@ -451,6 +451,23 @@ def test_promote_keyed_list_keeps_to_override_from_does_not_touch(routes_repo: P
     assert "production's own items kept (name=\"orders\")" in dry.stdout
 
 
+def test_promote_keyed_list_from_an_environment_without_it_keeps_to_items(
+        routes_repo: Project) -> None:
+    # staging's per-environment layer sets no routes at all: production's are all kept.
+    dry = routes_repo.run("promote", "staging", "production", "--key", "api.routes", "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert "Traceback" not in dry.stderr
+    assert dry.stdout.startswith("promote staging -> production: 0 value(s) to write")
+    assert ("api.routes: production's own items kept (name=\"orders\", name=\"users\"): "
+            "staging's per-environment layer does not mention them") in dry.stdout
+    # A list production replaces whole is named the same way.
+    routes_repo.write("layers/environments/production/api.yaml",
+                      "api:\n  routes: !replace\n    - name: orders\n      path: /o\n")
+    dry = routes_repo.run("promote", "staging", "production", "--key", "api.routes", "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert "api.routes: production's own items kept (name=\"orders\")" in dry.stdout
+
+
 def test_unset_item_diagnostics_and_explain_name_the_marker(routes_repo: Project) -> None:
     routes_repo.write("layers/environments/production/api.yaml",
                       "api:\n  routes:\n    - name: orders\n      rate_limit: 1000\n"

@@ -320,15 +320,17 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
         for i in env_layers:
             to_layer = stacks[to_env].layers[i]
             for f in to_layer.files:
-                for keypath, _value in iter_leaves(f.data):
+                for keypath, written in iter_leaves(f.data):
                     hit = globs.matching(keypath)
                     if not hit or keypath in from_sets:
                         continue
                     if index and index.merge_key(keypath) is not None:
                         used.update(hit)  # FROM mentions none of the items: all are kept
+                        # A `!replace` list is (tag, list); `!unset` has no items.
+                        items = written[-1] if type(written) is tuple else written
                         kept.append(_kept_note(to_env, from_env, ".".join(keypath), [
                             _item_name(item, index.merge_key(keypath) or "")
-                            for item in _value(f.data, keypath) or []]))
+                            for item in (items if type(items) is list else [])]))
                         continue
                     wanted = value_at(from_values, keypath)
                     current = value_at(to_before, keypath)
