@@ -515,3 +515,44 @@ def test_promoted_delete_of_an_item_only_to_adds_removes_it(routes_repo: Project
     assert "beta" not in prod.read_text()
     assert [r["name"] for r in _routes(routes_repo, "production")] == [
         "orders", "users", "legacy", "search"]
+
+
+def test_promote_a_whole_service_of_the_realistic_shape(tmp_path: Path) -> None:
+    """Hundreds of values of one file promoted at once (a generated service of 1,000
+    keys): only the promoted lines change. A diff's alignment of the two texts paired
+    lines wrongly here and refused the edit (`svc_000.yaml:111`)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "repo"
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "benchmarks"
+                                        / "synth.py"), str(root), "--shape", "realistic",
+                    "--services", "1", "--keys", "1000", "--envs", "3"],
+                   check=True, capture_output=True)
+    project = Project(root)
+    project.write(".gitignore", ".magcfg-cache/\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Dana Dev")
+    git(root, "config", "user.email", "dana@example.com")
+    assert project.run("build", "-q").returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "init")
+    prod = root / "layers/environments/production/svc_000.yaml"
+    before = prod.read_text()
+    plan = project.run("promote", "staging", "production", "--key", "svc_000.**", "-n")
+    assert plan.returncode == 0, plan.stderr
+    done = project.run("promote", "staging", "production", "--key", "svc_000.**")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert prod.read_text() != before
+    assert project.run("build", "--check").returncode == 0
+    # Production's per-environment values of svc_000 are now staging's: the two compiled
+    # configs agree on every key except what the promotion reported it skipped.
+    compared = project.run("diff", "staging", "production", "--format", "json")
+    changed = {c["key"] for kind in ("added", "changed", "removed")
+               for c in json.loads(compared.stdout)[kind]}
+    skipped = {line.split(":")[0].strip()
+               for line in plan.stdout.split("\nskipped:\n")[1].splitlines()
+               if line.startswith("  svc_000.")}
+    assert skipped == {"svc_000.credentials.password", "svc_000.credentials.token"}
+    assert changed <= skipped, sorted(changed - skipped)[:5]

@@ -15,7 +15,6 @@ and quoting. Two things ruamel does not do on its own are handled here:
 from __future__ import annotations
 
 import copy
-import difflib
 import io
 import re
 from typing import Any
@@ -336,16 +335,18 @@ def set_values(path: str, text: str, assignments: list[tuple[KeyPath, Any]]) -> 
 
 
 def _guard(path: str, before: str, after: str, keypaths: list[KeyPath]) -> None:
+    """Refuse an edit that changes, removes or moves a line the promoted keys do not
+    cover: those lines must all be in ``after``, word for word and in order (lines may
+    come between them: the values written). A line-by-line check, not a diff's
+    alignment, which pairs lines wrongly when many values of a file change."""
     if not before.strip():
         return
-    old, new = before.splitlines(), after.splitlines()
     allowed = _spans(path, before, keypaths)
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
-        if tag in ("replace", "delete"):
-            bad = [i for i in range(i1, i2) if i not in allowed]
-            if bad:
-                raise EditRefused([Diagnostic(
-                    path, bad[0] + 1, None,
-                    "editing this file would reformat lines other than the promoted "
-                    "values; make the change by hand", code="promote")])
+    rest = iter(after.splitlines())
+    for n, line in enumerate(before.splitlines()):
+        # ``in`` on an iterator consumes it up to the match: the next line must follow.
+        if n not in allowed and line not in rest:
+            raise EditRefused([Diagnostic(
+                path, n + 1, None,
+                "editing this file would reformat lines other than the promoted "
+                "values; make the change by hand", code="promote")])
