@@ -15,7 +15,7 @@ from typing import Any
 from ..durable import Tree
 from ..errors import Diagnostic
 from ..project import LAYER_SUFFIXES
-from ..syntax.keylines import line_of
+from ..syntax.keylines import Indexed, line_in, simple_lines
 
 __all__ = ["LAYER_SUFFIXES", "FileSource", "ParsedFile"]
 
@@ -25,7 +25,8 @@ class ParsedFile:
     may be loaded on first use (from the parse cache): a rebuild that reuses a
     fragment never needs the data of the files behind it, only their ``keys``."""
 
-    __slots__ = ("_data", "_loader", "digest", "has_markers", "keys", "path", "prefix")
+    __slots__ = ("_data", "_lines", "_loader", "digest", "has_markers", "keys", "path",
+                 "prefix")
 
     def __init__(self, path: str, digest: str, keys: tuple[str, ...], has_markers: bool,
                  data: dict[str, Any] | None = None,
@@ -37,6 +38,7 @@ class ParsedFile:
         self.has_markers = has_markers
         self._data = data
         self._loader = loader
+        self._lines: tuple[bytes, Indexed | bool] | None = None
         self.prefix = prefix
         """The key path the file's content sits under (``LayerSpec.key``; ``()`` for a
         file that spells out its full key paths): ``data`` and ``keys`` include it."""
@@ -67,8 +69,12 @@ class ParsedFile:
 
     def line(self, raw: bytes, keypath: tuple[str, ...]) -> int | None:
         """The line of ``keypath`` (of the merged document) in the file's bytes ``raw``,
-        or of its deepest ancestor written there (``syntax.locate``)."""
-        return line_of(self.path, raw, self.file_keypath(keypath))
+        or of its deepest ancestor written there (``syntax.locate``). The file's lines
+        are read once for all the key paths asked about (a promotion asks hundreds)."""
+        found = self._lines
+        if found is None or found[0] != raw:
+            found = self._lines = (raw, simple_lines(self.path, raw))
+        return line_in(self.path, raw, found[1], self.file_keypath(keypath))
 
     @property
     def data(self) -> dict[str, Any]:

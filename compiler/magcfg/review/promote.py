@@ -41,7 +41,6 @@ from typing import Any
 from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..keyglob import KeyGlobs
-from ..pipeline.cache import BuildCache
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
 from ..project import LayerSpec, Project
@@ -373,8 +372,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
 
     to_after_stack, to_after = stacks[to_env], to_before
     if texts:
+        # The build cache is read (never written: only a build flushes it), so only the
+        # edited files' top-level keys are merged and validated again.
         checker = Compiler(project, _EditedSource(FileSource(project.root, project.fenced), texts),
-                           BuildCache(None))
+                           compiler.cache)
         to_after_stack = checker.load_stack(to_env)
         artifact, diagnostics = checker.compile(to_env, to_after_stack, None)
         if artifact is None:

@@ -262,15 +262,29 @@ def line_of(path: str, raw: bytes, keypath: KeyPath) -> int | None:
     """What ``locate`` answers for one key path of a file the strict loader accepted:
     read from its lines when it has the plain block shape (``_index_simple``: no YAML
     parser to import, no node tree to compose), else by ``locate``."""
-    if not path.endswith(".cue"):
-        try:
-            text = decode_text(path, raw)
-        except LoadFailed:
-            return None  # what locate answers
-        indexed = _index_simple(text)
-        if indexed is not None and indexed[1]:  # an empty document is locate's to answer
-            return _line_in(indexed, keypath)
-    return locate(path, raw, keypath)
+    return line_in(path, raw, simple_lines(path, raw), keypath)
+
+
+def simple_lines(path: str, raw: bytes) -> Indexed | bool:
+    """The file's key lines for ``line_in``, when its lines tell them; ``False`` when
+    the file cannot be decoded (no line), ``True`` when ``locate`` must answer (CUE, a
+    shape the line reader declines, an empty document). Keep it to ask about several
+    key paths of one file."""
+    if path.endswith(".cue"):
+        return True
+    try:
+        text = decode_text(path, raw)
+    except LoadFailed:
+        return False  # what locate answers: None
+    indexed = _index_simple(text)
+    return indexed if indexed is not None and indexed[1] else True
+
+
+def line_in(path: str, raw: bytes, lines: Indexed | bool, keypath: KeyPath) -> int | None:
+    """``line_of(path, raw, keypath)`` given ``simple_lines(path, raw)``."""
+    if lines is True:
+        return locate(path, raw, keypath)
+    return None if lines is False else _line_in(lines, keypath)
 
 
 def _line_in(indexed: Indexed, keypath: KeyPath) -> int:

@@ -1,0 +1,48 @@
+"""``ParsedFile.line``: the line of a key path as ``keylines.line_of`` gives it, with the
+file's lines read once for all the key paths asked about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from magcfg.pipeline import load
+from magcfg.pipeline.load import ParsedFile
+from magcfg.syntax.keylines import line_of
+from magcfg.syntax.strict_yaml import parse_layer
+
+from ..syntax.test_keylines import LOADABLE, _asked
+
+
+@pytest.mark.parametrize("text", [*LOADABLE, "", "# only a comment\n"])
+def test_line_answers_as_line_of_reading_the_file_once(
+        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = text.encode()
+    data, markers = parse_layer("x.yaml", raw)
+    read: list[bytes] = []
+    real = load.simple_lines
+
+    def counted(path: str, raw: bytes) -> Any:
+        read.append(raw)
+        return real(path, raw)
+
+    monkeypatch.setattr(load, "simple_lines", counted)
+    parsed = ParsedFile("x.yaml", "digest", tuple(data), markers, data)
+    for keypath in _asked(data):
+        assert parsed.line(raw, keypath) == line_of("x.yaml", raw, keypath), keypath
+    assert read == [raw]
+    # Other bytes (the file edited in memory, as a promotion does) are read again.
+    edited = b"# edited\n" + raw
+    for keypath in _asked(data):
+        assert parsed.line(edited, keypath) == line_of("x.yaml", edited, keypath), keypath
+    assert read == [raw, edited]
+
+
+def test_line_of_a_prefixed_file_and_of_bytes_that_are_not_text() -> None:
+    raw = b"host: db\npool:\n  max: 5\n"
+    data, _ = parse_layer("x.yaml", raw)
+    parsed = ParsedFile("x.yaml", "digest", tuple(data), False, data).under(("magds",))
+    assert parsed.line(raw, ("magds", "pool", "max")) == 3
+    assert parsed.line(raw, ("magds",)) == line_of("x.yaml", raw, ()) == 1
+    assert parsed.line(b"\xff\xfe", ("magds", "host")) is None
