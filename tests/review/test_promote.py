@@ -539,8 +539,11 @@ def test_promote_a_whole_service_of_the_realistic_shape(tmp_path: Path) -> None:
     git(root, "commit", "-q", "-m", "init")
     prod = root / "layers/environments/production/svc_000.yaml"
     before = prod.read_text()
+    cache = tree(root, ".magcfg-cache")
+    assert cache
     plan = project.run("promote", "staging", "production", "--key", "svc_000.**", "-n")
     assert plan.returncode == 0, plan.stderr
+    assert tree(root, ".magcfg-cache") == cache  # the check reads the cache, never writes it
     done = project.run("promote", "staging", "production", "--key", "svc_000.**")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
