@@ -54,3 +54,29 @@ def test_double_star_spans_segments() -> None:
     assert globs.matches(("a", "b.c", "password"))
     assert not globs.matches(("password",))
     assert globs.matching(("x", "password")) == ["**.password"]
+
+
+_SEGMENT = st.text(alphabet=st.sampled_from("ab.*\\"), max_size=3)
+_GLOB_SEGMENT = st.one_of(st.just("**"), st.just("*"), st.lists(
+    st.sampled_from(["a", "b", "*", "\\.", "\\*", "\\\\"]), max_size=3).map("".join))
+
+
+@given(st.lists(_GLOB_SEGMENT, min_size=1, max_size=3).map(".".join),
+       st.lists(_SEGMENT, min_size=1, max_size=4).map(tuple))
+def test_a_glob_that_covers_a_key_path_may_cover_below_its_first_segment(
+        pattern: str, keypath: tuple[str, ...]) -> None:
+    globs = KeyGlobs([pattern])
+    if globs.matches(keypath):
+        assert globs.may_cover_below(keypath[0])
+
+
+def test_may_cover_below_rules_out_other_top_level_keys() -> None:
+    globs = KeyGlobs(["svc_002.**", "apps.*.dsn"])
+    assert globs.may_cover_below("svc_002") and globs.may_cover_below("apps")
+    assert not globs.may_cover_below("svc_003")
+    assert not globs.may_cover_below("svc_002x")
+    assert KeyGlobs(["**.password"]).may_cover_below("anything")
+    assert KeyGlobs(["svc_*"]).may_cover_below("svc_9") and not KeyGlobs(
+        ["svc_*"]).may_cover_below("db")
+    assert KeyGlobs(["eu\\.west.x"]).may_cover_below("eu.west")
+    assert not KeyGlobs(["eu\\.west.x"]).may_cover_below("eu")

@@ -73,12 +73,28 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(r"\.".join(parts) + r"(?:\..*)?", re.DOTALL)
 
 
+def _head_regex(pattern: str) -> re.Pattern[str]:
+    """What the first segment of a key path must be for ``pattern`` to cover it."""
+    head = _tokens(pattern)[0]
+    if head == [None, None]:
+        return re.compile(r".*", re.DOTALL)
+    return re.compile("".join(f"{_CHAR}*" if c is None else re.escape(_escape(c))
+                              for c in head), re.DOTALL)
+
+
 class KeyGlobs:
     """A set of key globs; ``matches`` is true when any of them covers the key path."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
         self._regexes = [_regex(p) for p in self.patterns]
+        self._heads = [_head_regex(p) for p in self.patterns]
+
+    def may_cover_below(self, top: str) -> bool:
+        """Whether any glob can cover a key path that starts with the segment ``top``
+        (a file that sets only other top-level keys need not be read)."""
+        text = _escape(top)
+        return any(r.fullmatch(text) for r in self._heads)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Container
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     new_files: set[str] = set()
     for i in env_layers:
         from_layer = stacks[from_env].layers[i]
-        for f in from_layer.files:
+        for f in _files(from_layer.files, globs):
             for keypath, value in iter_leaves(f.data):
                 if globs:
                     hit = globs.matching(keypath)
@@ -314,11 +314,12 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     if globs:
         # TO overrides a chosen key that FROM inherits from a shared layer: the smallest
         # edit that makes TO equal FROM removes TO's override (never a redundant copy).
-        from_sets = {kp for i in env_layers for f in stacks[from_env].layers[i].files
+        from_sets = {kp for i in env_layers
+                     for f in _files(stacks[from_env].layers[i].files, globs)
                      for kp, _ in iter_leaves(f.data)}
         for i in env_layers:
             to_layer = stacks[to_env].layers[i]
-            for f in to_layer.files:
+            for f in _files(to_layer.files, globs):
                 for keypath, written in iter_leaves(f.data):
                     hit = globs.matching(keypath)
                     if not hit or keypath in from_sets:
@@ -371,6 +372,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
         texts[target] = after.encode("utf-8")
 
     to_after_stack, to_after = stacks[to_env], to_before
+    touched: list[str] = []
     if texts:
         # The build cache is read (never written: only a build flushes it), so only the
         # edited files' top-level keys are merged and validated again.
@@ -384,9 +386,15 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                            f"{d.message} (promoting {from_env} into {to_env} would make "
                            f"{to_env} invalid; nothing was written)", d.severity, d.code)
                 for d in diagnostics if d.severity == "error"])
-        to_after = artifact.config
-    changes = describe(compare(to_before, to_after), stacks[to_env], to_after_stack,
-                       redactor, index)
+        # Only the edited files' top-level keys can differ: every other key's fragment
+        # has the same inputs on both sides.
+        touched = sorted({key for stack in (stacks[to_env], to_after_stack)
+                          for layer in stack.layers for f in layer.files if f.path in texts
+                          for key in f.keys})
+        assert artifact.context is not None
+        to_after = artifact.context.tops(touched)
+    changes = describe(compare({k: to_before[k] for k in touched if k in to_before}, to_after),
+                       stacks[to_env], to_after_stack, redactor, index)
     diff = ConfigDiff(Side(to_env), Side(to_env, name=f"{to_env} (promoted)"), changes)
     edits.sort(key=lambda e: e.keypath)
     skipped.sort(key=lambda s: s.key)
@@ -405,6 +413,14 @@ class _Out:
     kept: list[str]
     per_file: dict[str, list[tuple[KeyPath, Any]]]
     new_files: set[str]
+
+
+def _files(files: Iterable[ParsedFile], globs: KeyGlobs) -> Iterator[ParsedFile]:
+    """``files``, without those whose top-level keys no glob can cover (with globs):
+    they are neither parsed nor walked."""
+    for f in files:
+        if not globs or any(globs.may_cover_below(key) for key in f.keys):
+            yield f
 
 
 def _value(data: Any, keypath: KeyPath) -> Any:
