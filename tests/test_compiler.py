@@ -480,3 +480,26 @@ def test_workers_keep_no_piece_of_the_schema_they_are_done_with(
     assert compiler._validators == {}
     assert all(piece._document is None for piece in schema._pieces.values())
     assert schema.piece("svc_003").document["properties"].keys() == {"svc_003"}
+
+
+def test_compile_environment_reads_the_build_cache_and_never_writes_it(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.compiler import Compiler
+
+    project = magcfg.load_project(mini.root / "magcfg.yaml")
+    magcfg.build(project)
+    cache = {p.name: p.read_bytes() for p in (mini.root / ".magcfg-cache").iterdir()}
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: edited\n")
+    merged: list[str] = []
+    real = Compiler._merge_fragment
+
+    def counted(self: Compiler, key: str, *args: Any) -> Any:
+        merged.append(key)
+        return real(self, key, *args)
+
+    monkeypatch.setattr(Compiler, "_merge_fragment", counted)
+    artifact = magcfg.compile_environment(magcfg.load_project(mini.root / "magcfg.yaml"),
+                                          "dev")
+    assert artifact.config["magds"]["host"] == "edited"
+    assert merged == ["magds"]  # logging came from the cache
+    assert {p.name: p.read_bytes() for p in (mini.root / ".magcfg-cache").iterdir()} == cache

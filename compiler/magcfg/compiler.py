@@ -886,8 +886,10 @@ def _config_digest(manifest: bytes) -> str | None:
 
 
 def compile_environment(project: Project, env: str, source: Source | None = None) -> Artifact:
-    """Compile one environment in memory (no files written, no cache written)."""
-    compiler = Compiler(project, source, BuildCache(None))
+    """Compile one environment in memory: no files written, the build cache read but
+    never written (only ``build`` writes it), so a large repository's unchanged keys are
+    not compiled again."""
+    compiler = Compiler(project, source)
     stack = compiler.load_stack(env)
     base = version_bases(project, [env], {env: _read_previous(project, env)})[env]
     artifact, diagnostics = compiler.compile(env, stack, base)

@@ -141,6 +141,41 @@ def test_against_ref_uses_git_objects_and_leaves_worktree(repo: Project) -> None
     assert git(repo.root, "rev-parse", "HEAD") == head
 
 
+def test_against_ref_compiles_only_what_changed_since_the_build(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both sides read the build cache (the ref side's files are named by content, as
+    the working tree's): only the top-level key edited since the build is merged."""
+    from magcfg.compiler import Compiler, build
+    from magcfg.pipeline.cache import NO_CACHE_ENV
+    from magcfg.project import load_project
+    from magcfg.review.diff import diff_against
+
+    repo.write("layers/environments/dev/db.yaml",
+               (repo.root / "layers/environments/dev/db.yaml").read_text()
+               .replace("max: 20", "max: 30"))
+    assert tree(repo.root, ".magcfg-cache")
+    merged: list[str] = []
+    real = Compiler._merge_fragment
+
+    def counted(self: Compiler, key: str, *args: Any) -> Any:
+        merged.append(key)
+        return real(self, key, *args)
+
+    monkeypatch.setattr(Compiler, "_merge_fragment", counted)
+    found = diff_against(load_project(repo.root / "magcfg.yaml"), "dev", "HEAD")
+    assert merged == ["db"]
+    assert [c.key for c in found.changes] == ["db.pool.max"]
+    # Of what it merged, nothing was written (only a build writes fragments): the next
+    # build merges db again, and only db.
+    merged.clear()
+    build(load_project(repo.root / "magcfg.yaml"))
+    assert merged == ["db"]
+    monkeypatch.setenv(NO_CACHE_ENV, "1")
+    merged.clear()
+    assert diff_against(load_project(repo.root / "magcfg.yaml"), "dev", "HEAD") == found
+    assert len(merged) > 2  # without the cache, every key of both sides is merged
+
+
 def test_against_ref_sees_files_added_since(repo: Project) -> None:
     repo.write("layers/environments/staging/logging.yaml", "logging:\n  level: \"error\"\n")
     doc = json.loads(repo.run("diff", "-e", "staging", "--against", "HEAD", "-f", "json").stdout)

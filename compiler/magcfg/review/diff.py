@@ -609,10 +609,13 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     source = GitSource(project.root, ref)
     old_project = project_at(project, source)
     old_project.check_envs([env])
-    old_compiler = Compiler(old_project, source, BuildCache(None))
+    compiler = Compiler(project)
+    # The ref side reads the build cache too: fragments are named by their inputs'
+    # contents, so every file the ref shares with the working tree is a hit. Of what it
+    # computes, nothing is written (the flush below keeps only key lines).
+    old_compiler = Compiler(old_project, source, compiler.cache)
     old_stack = old_compiler.load_stack(env)
     old_doc = _compile(old_compiler, env, old_stack, ref).config
-    compiler = Compiler(project)
     stack = compiler.load_stack(env)
     new_doc = _compile(compiler, env, stack, None).config
     index = compiler.policies()
