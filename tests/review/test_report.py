@@ -334,3 +334,26 @@ def test_the_promotion_pr_body_links_to_the_published_report(shop: Project) -> N
     ci = yaml.safe_load((Path(__file__).resolve().parents[2] / ".woodpecker.yml").read_text())
     (step,) = [s for s in ci["steps"] if s["name"] == "report"]
     assert any(f"--html {REPORT_ARTIFACT} " in c for c in step["commands"])
+
+
+def test_a_page_after_a_page_takes_key_lines_from_the_cache(
+        shop: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.syntax import keylines
+
+    first = build_report(load_project(shop.root / "magcfg.yaml"))
+    indexed: list[str] = []
+    real = keylines._index_simple
+
+    def counted(text: str) -> Any:
+        indexed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(keylines, "_index_simple", counted)
+    assert build_report(load_project(shop.root / "magcfg.yaml")) == first
+    assert indexed == []
+    edited = shop.root / "layers/environments/staging/db.yaml"
+    edited.write_text("# a comment moves every line down\n" + edited.read_text())
+    third = build_report(load_project(shop.root / "magcfg.yaml"))
+    # Only the edited file is read for its lines (by the page, and by the build's own
+    # warning locations).
+    assert set(indexed) == {edited.read_text()} and third != first

@@ -41,7 +41,18 @@ from ..pipeline.merge import LayerStack
 from ..project import Project
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import parse_reference
-from .diff import ConfigDiff, KeyPath, Origins, diff_against, flatten, same, show
+from ..syntax.keylines import KeyLines
+from .diff import (
+    KEY_LINES,
+    ConfigDiff,
+    KeyPath,
+    Origins,
+    StoredKeyLines,
+    diff_against,
+    flatten,
+    same,
+    show,
+)
 from .promote import promote_settings
 
 _ABSENT: Any = object()
@@ -138,9 +149,10 @@ def build_report(project: Project, envs: list[str] | None = None,
     chosen = project.check_envs(envs)
     compiler = Compiler(project)
     compiler.load_stacks(chosen)  # every load error of every environment at once
-    schema = compiler.schema()
-    index = schema.index if schema is not None else None
-    values = _Values(compiler.redactor())
+    # As for diff: "secret?" and "reload policy?" from the policy tables the build
+    # cached, so the page neither parses nor indexes the schema's pieces.
+    index = compiler.policies()
+    values = _Values(Redactor(index, compiler.redact_globs()))
     allow = promote_settings(project).allow_differences
     layer_names = [spec.name for spec in project.layers]
     layer_number = {name: i for i, name in enumerate(layer_names)}
@@ -153,11 +165,12 @@ def build_report(project: Project, envs: list[str] | None = None,
     rows: dict[KeyPath, _Row] = {}
     leaves: dict[KeyPath, list[Any]] = {}
     width = len(chosen)
-    shared_lines = None
+    # Key lines as diff keeps them in the build cache: a page after a diff (or a page)
+    # indexes only the files that changed since.
+    lines = KeyLines(compiler.source, StoredKeyLines(compiler.cache))
     for column, env in enumerate(chosen):
         config, warnings, stack = _compile(compiler, env)
-        origins = Origins(stack, shared_lines)
-        shared_lines = origins.lines
+        origins = Origins(stack, lines)
         redundant = {parse_keypath(d.key) for d in warnings
                      if d.code == "redundant" and d.key is not None}
         changed = {c.keypath: c for c in diffs[env].changes} if env in diffs else {}
@@ -204,6 +217,7 @@ def build_report(project: Project, envs: list[str] | None = None,
         if row.allowed:
             row.flags |= ALLOWED
 
+    compiler.cache.flush(only=KEY_LINES)
     return _page(chosen, layer_names, rows, diffs, against)
 
 
