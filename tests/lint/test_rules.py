@@ -269,3 +269,41 @@ def test_unparseable_python_still_shows_its_vault_import(make_repo: MakeRepo) ->
     repo = make_repo({"legacy.py": "import hvac\nprint 'python 2'\n",
                       "ok.py": "text = '''\nimport hvac\n'''\n"})
     assert [(f.file, f.line) for f in lint(repo.root).findings] == [("legacy.py", 1)]
+
+
+def test_layer_rule_reads_secret_keys_from_the_build_cache(
+        make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a build, MAG006 asks the policy tables the build cached (the schema is not
+    indexed) and flags the same values as without a cache; it writes nothing there."""
+    import shutil
+
+    import magcfg
+    from magcfg.schema.index import SchemaIndex
+
+    repo = make_repo(fx.LAYER_SECRETS)
+    expected = {e for e in repo.expected if e[2] == "MAG006"}
+    dev = repo.root / "layers/env/dev/db.yaml"
+    literal = dev.read_text()
+    dev.write_text(literal.replace("CANARYlayer1", "env://DB_PASSWORD")
+                   .replace('"CANARYlayer2"', "env://STRIPE")
+                   .replace('"vault://no-key-part"', "env://BROKEN")
+                   .replace("123456", "env://NUMERIC"))
+    magcfg.build(magcfg.load_project(repo.root / "magcfg.yaml"))
+    dev.write_text(literal)
+    cache = repo.root / ".magcfg-cache"
+    stored = {p.name: p.read_bytes() for p in cache.iterdir()}
+    indexed: list[object] = []
+    real = SchemaIndex._build
+
+    def counted(self: SchemaIndex, *args: object) -> object:
+        indexed.append(args[0])
+        return real(self, *args)
+
+    monkeypatch.setattr(SchemaIndex, "_build", counted)
+    assert {f for f in found_set(repo.root) if f[2] == "MAG006"} == expected
+    assert indexed == []
+    assert {p.name: p.read_bytes() for p in cache.iterdir()} == stored
+    shutil.rmtree(cache)
+    assert {f for f in found_set(repo.root) if f[2] == "MAG006"} == expected
+    assert indexed  # without the cache, the schema's index answers
+    assert not cache.exists()

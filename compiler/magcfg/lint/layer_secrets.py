@@ -23,7 +23,7 @@ RULE = "MAG006"
 @dataclass(frozen=True)
 class _Layers:
     files: frozenset[str]
-    index: Any  # magcfg.schema.SchemaIndex, or None when there is no JSON schema
+    index: Any  # magcfg.schema's PolicyIndex or SchemaIndex; None without a JSON schema
 
 
 def _layers(ctx: LintContext) -> _Layers:
@@ -40,21 +40,22 @@ def _load_layers(ctx: LintContext) -> _Layers:
     cfg = ctx.config
     if cfg.project_file is None or not cfg.raw_project.get("layers"):
         return empty  # not a magcfg layer repository
-    from ..pipeline.load import FileSource
+    from ..compiler import Compiler
     from ..project import load_project
-    from ..schema.index import load_schema
 
     project = load_project(ctx.root / cfg.project_file)
     if project.json_schema is None:
         return empty
-    source = FileSource(project.root, project.fenced)
-    schema = load_schema(project.json_schema, source.read(project.json_schema))
+    # The build cache is read, never written: "secret?" comes from the policy tables a
+    # build cached (the schema is neither parsed nor indexed), else from the schema's
+    # index, as for diff.
+    compiler = Compiler(project)
     files: set[str] = set()
     for env in project.environments:
         for layer in project.layers:
-            names, _ = source.list_layer(layer.directory(env))
+            names, _ = compiler.source.list_layer(layer.directory(env))
             files.update(names)
-    return _Layers(frozenset(files), schema.index)
+    return _Layers(frozenset(files), compiler.policies())
 
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
