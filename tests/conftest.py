@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,6 +131,21 @@ def failed_cleanly(done: subprocess.CompletedProcess[str], code: int = 1) -> str
     assert done.returncode == code, (done.returncode, text)
     assert "Traceback" not in text, text
     return done.stderr
+
+
+def calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, arg: int = 0
+          ) -> list[Any]:
+    """The calls to ``owner.name`` from now on, each as its positional argument ``arg``
+    (``1`` for a method's first argument after ``self``); the real one still runs."""
+    real = getattr(owner, name)
+    seen: list[Any] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[arg])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return seen
 
 
 @pytest.fixture

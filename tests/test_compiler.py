@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import magcfg
 from magcfg.pipeline.cache import BuildCache
 
-from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project
+from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project, calls
 
 
 def load(project: Project) -> magcfg.Project:
@@ -490,14 +490,7 @@ def test_compile_environment_reads_the_build_cache_and_never_writes_it(
     magcfg.build(project)
     cache = {p.name: p.read_bytes() for p in (mini.root / ".magcfg-cache").iterdir()}
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: edited\n")
-    merged: list[str] = []
-    real = Compiler._merge_fragment
-
-    def counted(self: Compiler, key: str, *args: Any) -> Any:
-        merged.append(key)
-        return real(self, key, *args)
-
-    monkeypatch.setattr(Compiler, "_merge_fragment", counted)
+    merged = calls(monkeypatch, Compiler, "_merge_fragment", arg=1)
     artifact = magcfg.compile_environment(magcfg.load_project(mini.root / "magcfg.yaml"),
                                           "dev")
     assert artifact.config["magds"]["host"] == "edited"

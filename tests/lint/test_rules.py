@@ -12,6 +12,7 @@ import pytest
 
 from magcfg.lint import lint
 
+from ..conftest import calls
 from . import fixtures as fx
 from .conftest import Fixture, MakeRepo
 
@@ -292,14 +293,7 @@ def test_layer_rule_reads_secret_keys_from_the_build_cache(
     dev.write_text(literal)
     cache = repo.root / ".magcfg-cache"
     stored = {p.name: p.read_bytes() for p in cache.iterdir()}
-    indexed: list[object] = []
-    real = SchemaIndex._build
-
-    def counted(self: SchemaIndex, *args: object) -> object:
-        indexed.append(args[0])
-        return real(self, *args)
-
-    monkeypatch.setattr(SchemaIndex, "_build", counted)
+    indexed = calls(monkeypatch, SchemaIndex, "_build", arg=1)
     assert {f for f in found_set(repo.root) if f[2] == "MAG006"} == expected
     assert indexed == []
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == stored

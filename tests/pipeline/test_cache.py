@@ -21,10 +21,9 @@ import pytest
 import magcfg
 import magcfg.compiler
 from magcfg.errors import BuildError
-from magcfg.pipeline import emit
 from magcfg.pipeline.cache import KEY_FILE_NAME, MAX_PACKS, NO_CACHE_ENV, BuildCache
 
-from ..conftest import Project, failed_cleanly, tree_state
+from ..conftest import Project, calls, failed_cleanly, tree_state
 
 CACHE = ".magcfg-cache"
 CANARY = "CANARY-5e1f-c0ffee"
@@ -633,13 +632,7 @@ def test_config_digest_of_cached_fragments_comes_from_the_cache(
     magcfg.build(load(mini))
     manifest_names_its_config()
     mini.write("layers/environments/dev/magds.yaml", original)
-    hashed: list[bytes] = []
-
-    def spy(data: bytes) -> str:
-        hashed.append(data)
-        return emit.sha256(data)
-
-    monkeypatch.setattr(magcfg.compiler, "sha256", spy)
+    hashed = calls(monkeypatch, magcfg.compiler, "sha256")
     magcfg.build(load(mini))
     manifest_names_its_config()
     configs = [(mini.root / "generated" / env / "config.json").read_bytes()

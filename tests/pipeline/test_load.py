@@ -3,8 +3,6 @@ file's lines read once for all the key paths asked about."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from magcfg.pipeline import load
@@ -12,6 +10,7 @@ from magcfg.pipeline.load import ParsedFile
 from magcfg.syntax.keylines import line_of
 from magcfg.syntax.strict_yaml import parse_layer
 
+from ..conftest import calls
 from ..syntax.test_keylines import LOADABLE, _asked
 
 
@@ -20,14 +19,7 @@ def test_line_answers_as_line_of_reading_the_file_once(
         text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = text.encode()
     data, markers = parse_layer("x.yaml", raw)
-    read: list[bytes] = []
-    real = load.simple_lines
-
-    def counted(path: str, raw: bytes) -> Any:
-        read.append(raw)
-        return real(path, raw)
-
-    monkeypatch.setattr(load, "simple_lines", counted)
+    read = calls(monkeypatch, load, "simple_lines", arg=1)
     parsed = ParsedFile("x.yaml", "digest", tuple(data), markers, data)
     for keypath in _asked(data):
         assert parsed.line(raw, keypath) == line_of("x.yaml", raw, keypath), keypath

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from magcfg.review.diff import compare, compare_deepdiff, flatten, show
 from magcfg.secrets.redaction import REDACTED
 
-from ..conftest import Project
+from ..conftest import Project, calls
 from .promotion_repo import CANARIES, git, make_repo, no_canary, tree
 
 
@@ -154,14 +154,7 @@ def test_against_ref_compiles_only_what_changed_since_the_build(
                (repo.root / "layers/environments/dev/db.yaml").read_text()
                .replace("max: 20", "max: 30"))
     assert tree(repo.root, ".magcfg-cache")
-    merged: list[str] = []
-    real = Compiler._merge_fragment
-
-    def counted(self: Compiler, key: str, *args: Any) -> Any:
-        merged.append(key)
-        return real(self, key, *args)
-
-    monkeypatch.setattr(Compiler, "_merge_fragment", counted)
+    merged = calls(monkeypatch, Compiler, "_merge_fragment", arg=1)
     found = diff_against(load_project(repo.root / "magcfg.yaml"), "dev", "HEAD")
     assert merged == ["db"]
     assert [c.key for c in found.changes] == ["db.pool.max"]

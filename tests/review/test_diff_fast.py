@@ -29,6 +29,8 @@ from magcfg.schema.index import SchemaIndex, constraints, load_schema
 from magcfg.syntax import keylines
 from magcfg.syntax.keylines import _index, _index_simple
 
+from ..conftest import calls
+
 REPO = Path(__file__).resolve().parents[2]
 
 SIMPLE = [
@@ -226,14 +228,7 @@ def test_a_diff_after_a_diff_takes_key_lines_from_the_cache(
     monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
     first = diffs.diff_environments(load_project(root / "magcfg.yaml"), "staging",
                                     "production", jobs=2)
-    indexed: list[str] = []
-    real = keylines._index_simple
-
-    def counted(text: str) -> Any:
-        indexed.append(text)
-        return real(text)
-
-    monkeypatch.setattr(keylines, "_index_simple", counted)
+    indexed = calls(monkeypatch, keylines, "_index_simple")
     # One process: the key lines the forked one computed were kept too.
     again = diffs.diff_environments(load_project(root / "magcfg.yaml"), "staging",
                                     "production", jobs=1)

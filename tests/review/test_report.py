@@ -15,7 +15,7 @@ from magcfg.project import load_project
 from magcfg.review.diff import flatten
 from magcfg.review.report import build_report
 
-from ..conftest import Project, failed_cleanly, tree_state
+from ..conftest import Project, calls, failed_cleanly, tree_state
 from .chromium import Browser, run_chromium
 from .promotion_repo import git, make_repo
 
@@ -341,14 +341,7 @@ def test_a_page_after_a_page_takes_key_lines_from_the_cache(
     from magcfg.syntax import keylines
 
     first = build_report(load_project(shop.root / "magcfg.yaml"))
-    indexed: list[str] = []
-    real = keylines._index_simple
-
-    def counted(text: str) -> Any:
-        indexed.append(text)
-        return real(text)
-
-    monkeypatch.setattr(keylines, "_index_simple", counted)
+    indexed = calls(monkeypatch, keylines, "_index_simple")
     assert build_report(load_project(shop.root / "magcfg.yaml")) == first
     assert indexed == []
     edited = shop.root / "layers/environments/staging/db.yaml"

@@ -17,7 +17,7 @@ import magcfg.schema.index
 from magcfg.pipeline.cache import MAX_PACKS, NO_CACHE_ENV, BuildCache
 from magcfg.schema.index import Schema, load_schema
 
-from ..conftest import MINI_SCHEMA, Project, failed_cleanly, tree_state
+from ..conftest import MINI_SCHEMA, Project, calls, failed_cleanly, tree_state
 
 SCHEMA = "schemas/schema.json"
 
@@ -262,15 +262,7 @@ def _schema_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths whose bytes the build reads through the working tree."""
     from magcfg.pipeline.load import FileSource
 
-    reads: list[str] = []
-    real = FileSource.read
-
-    def recorded(self: FileSource, path: str) -> bytes:
-        reads.append(path)
-        return real(self, path)
-
-    monkeypatch.setattr(FileSource, "read", recorded)
-    return reads
+    return calls(monkeypatch, FileSource, "read", arg=1)
 
 
 def test_a_rebuild_hashes_the_schema_without_reading_it(
