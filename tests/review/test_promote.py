@@ -449,6 +449,13 @@ def test_promote_keyed_list_keeps_to_override_from_does_not_touch(routes_repo: P
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("promote staging -> production: 0 value(s) to write")
     assert "production's own items kept (name=\"orders\")" in dry.stdout
+    # Nothing to write: the promoted TO is TO.
+    from magcfg.project import load_project
+    from magcfg.review.promote import plan_promotion
+
+    plan = plan_promotion(load_project(routes_repo.root / "magcfg.yaml"), "staging",
+                          "production", ["api.routes"])
+    assert plan.texts == {} and plan.edits == [] and plan.diff.identical
 
 
 def test_promote_keyed_list_from_an_environment_without_it_keeps_to_items(

@@ -371,8 +371,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
         after = set_values(target, before.decode("utf-8"), assignments)
         texts[target] = after.encode("utf-8")
 
-    to_after_stack, to_after = stacks[to_env], to_before
-    touched: list[str] = []
+    to_after_stack = stacks[to_env]
+    # TO's top-level values before and after the edits, of the keys they touch.
+    tops_before: dict[str, Any] = {}
+    tops_after: dict[str, Any] = {}
     if texts:
         # The build cache is read (never written: only a build flushes it), so only the
         # edited files' top-level keys are merged and validated again.
@@ -392,9 +394,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                           for layer in stack.layers for f in layer.files if f.path in texts
                           for key in f.keys})
         assert artifact.context is not None
-        to_after = artifact.context.tops(touched)
-    changes = describe(compare({k: to_before[k] for k in touched if k in to_before}, to_after),
-                       stacks[to_env], to_after_stack, redactor, index)
+        tops_before = {k: to_before[k] for k in touched if k in to_before}
+        tops_after = artifact.context.tops(touched)
+    changes = describe(compare(tops_before, tops_after), stacks[to_env], to_after_stack,
+                       redactor, index)
     diff = ConfigDiff(Side(to_env), Side(to_env, name=f"{to_env} (promoted)"), changes)
     edits.sort(key=lambda e: e.keypath)
     skipped.sort(key=lambda s: s.key)
