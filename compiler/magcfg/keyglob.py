@@ -62,24 +62,21 @@ def parse_keypath(text: str) -> tuple[str, ...]:
                  for segment in _tokens(text))
 
 
+def _segment(tokens: list[str | None]) -> str:
+    """The regex of one segment of a glob (``_tokens``): a ``*`` within the segment, the
+    rest literal; a segment that is exactly ``**``, one or more whole segments."""
+    if tokens == [None, None]:
+        return rf"(?:{_CHAR}+\.)*{_CHAR}+"
+    return "".join(f"{_CHAR}*" if c is None else re.escape(_escape(c)) for c in tokens)
+
+
 def _regex(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for segment in _tokens(pattern):
-        if segment == [None, None]:
-            parts.append(rf"(?:{_CHAR}+\.)*{_CHAR}+")
-        else:
-            parts.append("".join(f"{_CHAR}*" if c is None else re.escape(_escape(c))
-                                 for c in segment))
-    return re.compile(r"\.".join(parts) + r"(?:\..*)?", re.DOTALL)
+    return re.compile(r"\.".join(map(_segment, _tokens(pattern))) + r"(?:\..*)?", re.DOTALL)
 
 
 def _head_regex(pattern: str) -> re.Pattern[str]:
     """What the first segment of a key path must be for ``pattern`` to cover it."""
-    head = _tokens(pattern)[0]
-    if head == [None, None]:
-        return re.compile(r".*", re.DOTALL)
-    return re.compile("".join(f"{_CHAR}*" if c is None else re.escape(_escape(c))
-                              for c in head), re.DOTALL)
+    return re.compile(_segment(_tokens(pattern)[0]), re.DOTALL)
 
 
 class KeyGlobs:
