@@ -148,6 +148,16 @@ def calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, arg: int = 
     return seen
 
 
+def overridden_keyed_list(root: Path) -> tuple[str, str]:
+    """(service, environment) of a repository made by ``benchmarks/synth.py --shape
+    realistic`` where an environment's layer overrides the service's keyed list
+    ``endpoints`` by item name."""
+    for path in sorted((root / "layers" / "environments").glob("*/*.yaml")):
+        if "\n  endpoints: [{name:" in path.read_text():
+            return path.stem, path.parent.name
+    raise AssertionError("the generated repository overrides no keyed list")
+
+
 @pytest.fixture
 def mini(tmp_path: Path) -> Project:
     """A small valid project (two environments) with a JSON Schema."""

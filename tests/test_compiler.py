@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import magcfg
 from magcfg.pipeline.cache import BuildCache
 
-from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project, calls
+from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project, calls, overridden_keyed_list
 
 
 def load(project: Project) -> magcfg.Project:
@@ -370,6 +370,38 @@ def test_parallel_cold_build_then_cached_builds_agree(realistic: Path, tmp_path:
     again = magcfg.build(load(project), jobs=2)
     assert again.timings is not None and "workers" not in again.timings.seconds  # all cached
     assert project.snapshot_tree() == tree
+
+
+def test_a_rebuild_asks_merge_keys_of_the_cached_policy_tables(
+        realistic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a build, a rebuild of a file whose keyed list an environment overrides
+    asks each merge key (and each secret flag) of the policy tables the build cached:
+    no piece of the schema is indexed. It merges by item name, and builds what a
+    build without a cache builds."""
+    from magcfg.schema.index import PolicyIndex, SchemaIndex
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("MAGCFG_NO_CACHE", raising=False)
+    shutil.copytree(realistic, tmp_path / "repo")
+    project = Project(tmp_path / "repo")
+    service, env = overridden_keyed_list(project.root)
+    magcfg.build(load(project))
+    base = project.root / "layers" / "base" / f"{service}.yaml"
+    text = base.read_text()
+    assert "weight: 10}" in text
+    base.write_text(text.replace("weight: 10}", "weight: 11}"))
+    indexed = calls(monkeypatch, SchemaIndex, "_build", arg=1)
+    asked = calls(monkeypatch, PolicyIndex, "merge_key", arg=1)
+    magcfg.build(load(project))
+    assert indexed == []
+    assert (service, "endpoints") in asked
+    config = json.loads((project.root / "generated" / env / "config.json").read_bytes())
+    items = config[service]["endpoints"]
+    # Merged by name: every item of the base's list, each with the base's new weight.
+    assert len(items) == text.count("{name: ep-") > 1
+    assert [item["weight"] for item in items] == [11] * len(items)
+    assert magcfg.build(load(project), check=True, cache=BuildCache(None)).stale == []
+    assert indexed  # without the cache the pieces' indexes answer
 
 
 def test_the_schema_is_split_in_another_process(realistic: Path,

@@ -53,7 +53,7 @@ from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
 from .pipeline.workers import Forked, available_jobs
 from .project import Project
-from .schema.index import PolicyIndex, PolicyTable, Schema, SchemaIndex, load_schema
+from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
 from .syntax.strict_yaml import LoadFailed, parse_layer
@@ -145,12 +145,13 @@ MIN_PARALLEL_KEYS = 16
 """``Compiler.prepare`` forks only for at least this many top-level keys to compile:
 below it, starting a process costs about what it saves (docs/performance.md)."""
 
-_SUMMARY_FORMAT = 5
+_SUMMARY_FORMAT = 6
 """Of the cached schema summary; 2: key paths in the escaped text form of keyglob;
 3: ``secret_values`` (``x-magcfg-secret-value``); 4: a piece's summary carries its
 ``policies`` (``SchemaIndex.policy_table``, read by ``magcfg diff``); 5: the policies
 are cached beside the piece's summary (a build reads the summaries of every piece, and
-the tables only for the keys it asks about)."""
+the tables only for the keys it asks about); 6: a table's rows carry the merge key
+(``x-magcfg-merge-key``), which merging asks for."""
 
 LAYER_LOADERS = {CUE_SUFFIX: load_cue_layers}
 """The standard layer loaders besides YAML: every command loads layers."""
@@ -310,8 +311,7 @@ class Compiler:
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
         if self._redactor is None:
-            schema = self.schema()
-            self._redactor = Redactor(schema.index if schema else None, self.redact_globs())
+            self._redactor = Redactor(self.policies(), self.redact_globs())
         return self._redactor
 
     def redact_globs(self) -> list[str]:
@@ -401,9 +401,8 @@ class Compiler:
                     errors.extend(exc.diagnostics)
         if errors:
             raise BuildError(sorted(set(self._redacted(errors))))
-        schema = self.schema()
-        index = schema.index if schema is not None else None
-        merge_key = index.merge_key if index is not None else None
+        policies = self.policies()
+        merge_key = policies.merge_key if policies is not None else None
         stacks = {}
         for env, layers in listing.items():
             stack_layers = [
@@ -706,7 +705,7 @@ class Compiler:
                                  by_key, self.cache,
                                  {k: v for k, v in present.items() if v is not True},
                                  schema_summary=summary,
-                                 policies=lambda: self.once("policies", self.policies))
+                                 policies=self.policies)
         extensions = self.extensions
         with self.timings.stage("validate"):
             if summary is not None and only is None:
@@ -839,32 +838,33 @@ class Compiler:
                 self.cache.put_fragment(name, found)
         return found
 
-    def policies(self) -> PolicyIndex | SchemaIndex | None:
-        """What ``magcfg diff`` and the secret rules ask of the schema (is a key secret,
-        its reload policy): from the policy tables the build cached beside each piece's
-        summary, read per top-level key when a key under it is asked about, when the
-        schema is split; else (and for a key whose table is not cached) the schema's
-        index. A diff then neither parses nor indexes the schema's pieces."""
+    def policies(self) -> PolicyIndex | None:
+        """What merging, redaction, ``magcfg diff`` and the secret rules ask of the
+        schema about single keys (is it secret, its reload policy, its merge key): from
+        the policy tables the build cached beside each piece's summary, read per
+        top-level key when a key under it is asked about, when the schema is split;
+        else (and for a key whose table is not cached) the schema's index. A rebuild,
+        a diff or an explain then neither parses nor indexes the pieces it does not
+        compile. Nothing is read before the first question."""
         schema = self.schema()
         if schema is None:
             return None
-        digests = schema.piece_digests()
-        if not digests:
-            return schema.index
+        found: PolicyIndex = self.once("policies", lambda: PolicyIndex(
+            lambda key: self._policy_table(schema, key), schema.index))
+        return found
 
-        def table_of(key: str) -> PolicyTable | None:
-            digest = digests.get(key)
-            if digest is None:
-                return None
-            with self.timings.stage("cache"):
-                found = self.cache.fragment(f"schema-piece-policies:{digest}")
-            if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT
-                    and isinstance(found.get("policies"), list)):
-                return None
-            table: PolicyTable = found["policies"]
-            return table
-
-        return PolicyIndex(table_of, schema.index)
+    def _policy_table(self, schema: Schema, key: str) -> PolicyTable | None:
+        """The policy table the build cached for ``key``'s piece of ``schema``."""
+        digest = schema.piece_digests().get(key)
+        if digest is None:
+            return None
+        with self.timings.stage("cache"):
+            found = self.cache.fragment(f"schema-piece-policies:{digest}")
+        if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT
+                and isinstance(found.get("policies"), list)):
+            return None
+        table: PolicyTable = found["policies"]
+        return table
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
         summary = self.schema_summary()

@@ -29,7 +29,7 @@ from magcfg.schema.index import SchemaIndex, constraints, load_schema
 from magcfg.syntax import keylines
 from magcfg.syntax.keylines import _index, _index_simple
 
-from ..conftest import calls
+from ..conftest import calls, overridden_keyed_list
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,6 +307,28 @@ def test_split_root_known_keys_without_indexing_the_file(generated: Path) -> Non
     assert split.index._tree is None  # the file itself was not indexed
 
 
+def test_explain_after_a_build_indexes_no_schema(generated: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``explain`` of a keyed list an environment overrides, after a build: its merge
+    key, secret flag and reload policy come from the policy tables the build cached (no
+    piece of the schema is indexed), and the explanation is the one the schema's index
+    gives without a cache."""
+    from magcfg.compiler import build
+    from magcfg.review.explain import explain
+
+    project = load_project(generated / "magcfg.yaml")
+    build(project)
+    service, env = overridden_keyed_list(generated)
+    indexed = calls(monkeypatch, SchemaIndex, "_build", arg=1)
+    fast = explain(project, env, f"{service}.endpoints")
+    assert indexed == []
+    assert len(fast.chain) == 2 and len(fast.value) > 1  # merged by item name
+    monkeypatch.setenv("MAGCFG_NO_CACHE", "1")
+    slow = explain(load_project(generated / "magcfg.yaml"), env, f"{service}.endpoints")
+    assert indexed
+    assert fast == slow
+
+
 def test_explain_typo_suggestion(generated: Path) -> None:
     from magcfg.errors import UsageError
     from magcfg.review.explain import explain
@@ -317,9 +339,10 @@ def test_explain_typo_suggestion(generated: Path) -> None:
 
 
 def test_policy_tables_answer_as_the_schema_index(generated: Path) -> None:
-    """After a build, ``magcfg diff`` asks the pieces' cached policy tables instead of
-    indexing the schema: for every key path (and a few the schema does not have), the
-    same secret flag and reload policy as the index."""
+    """After a build, merging, redaction and ``magcfg diff`` ask the pieces' cached
+    policy tables instead of indexing the schema: for every key path (and a few the
+    schema does not have), the same secret flag, reload policy and merge key as the
+    index."""
     from magcfg.compiler import Compiler, build
     from magcfg.pipeline.cache import BuildCache
     from magcfg.schema.index import PolicyIndex
@@ -343,7 +366,9 @@ def test_policy_tables_answer_as_the_schema_index(generated: Path) -> None:
         for keypath in order:
             assert policies.is_secret(keypath) == index.is_secret(keypath), keypath
             assert policies.reload_policy(keypath) == index.reload_policy(keypath), keypath
+            assert policies.merge_key(keypath) == index.merge_key(keypath), keypath
     assert any(index.is_secret(p) for p in paths)
+    assert any(index.merge_key(p) for p in paths)
 
 
 def test_diff_same_with_and_without_policy_tables(generated: Path,

@@ -86,7 +86,7 @@ class CompileContext:
     cache: BuildCache | None = None
     merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
     schema_summary: dict[str, Any] | None = None  # Compiler.schema_summary()
-    policies: Callable[[], PolicyIndex | SchemaIndex | None] | None = None  # Compiler's
+    policies: Callable[[], PolicyIndex | None] | None = None  # Compiler's
     _config: dict[str, Any] | None = None
     _config_sha256: str | None = None
 

@@ -595,7 +595,7 @@ def _compared(project: Project, old_env: str, new_env: str, jobs: int | None,
     runs = _key_runs(keys, weight, available_jobs(jobs)) if big else [keys]
     parts = _described(runs, lambda run: compare(old.tops(run), new.tops(run)),
                        stacks[old_env], stacks[new_env],
-                       Redactor(index, compiler.redact_globs()), index, compiler.cache,
+                       compiler.redactor(), index, compiler.cache,
                        outcome)
     compiler.cache.flush(only=KEY_LINES)
     return parts
@@ -622,7 +622,7 @@ def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     # One process: the ref side reads its blobs through one git process, which a
     # forked process would share.
     changes = describe(compare(old_doc, new_doc), old_stack, stack,
-                       Redactor(index, compiler.redact_globs()), index, jobs=1,
+                       compiler.redactor(), index, jobs=1,
                        cache=compiler.cache)
     compiler.cache.flush(only=KEY_LINES)
     return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)

@@ -36,6 +36,7 @@ def explain(project: Project, env: str, key: str) -> Explanation:
     stack = compiler.load_stack(env)
     schema = compiler.schema()
     redactor = compiler.redactor()
+    policies = compiler.policies()
     value = stack.value_at(keypath)
     chain = stack.provenance(keypath)
     if value is ABSENT and not chain:
@@ -62,7 +63,7 @@ def explain(project: Project, env: str, key: str) -> Explanation:
         env=env, key=key,
         value=None if value is ABSENT else redactor.shown(keypath, value),
         present=value is not ABSENT, chain=shown,
-        reload=schema.index.reload_policy(keypath) if schema else "restart",
+        reload=policies.reload_policy(keypath) if policies else "restart",
         secret=secret)
 
 

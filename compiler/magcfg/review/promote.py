@@ -252,8 +252,7 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
     to_before = _compiled(compiler, to_env, stacks[to_env])
     from_values = _compiled(compiler, from_env, stacks[from_env])
     redactor = compiler.redactor()
-    schema = compiler.schema()
-    index = schema.index if schema else None
+    index = compiler.policies()
 
     edits: list[Edit] = []
     skipped: list[Skip] = []

@@ -152,7 +152,7 @@ def build_report(project: Project, envs: list[str] | None = None,
     # As for diff: "secret?" and "reload policy?" from the policy tables the build
     # cached, so the page neither parses nor indexes the schema's pieces.
     index = compiler.policies()
-    values = _Values(Redactor(index, compiler.redact_globs()))
+    values = _Values(compiler.redactor())
     allow = promote_settings(project).allow_differences
     layer_names = [spec.name for spec in project.layers]
     layer_number = {name: i for i, name in enumerate(layer_names)}

@@ -397,9 +397,10 @@ class SchemaIndex:
         return nodes[-1].merge_key if len(nodes) == len(keypath) + 1 else None
 
     def policy_table(self) -> PolicyTable:
-        """This index's nodes as ``[(secret, reload, {child: row})]``, the root first
-        (row 0): what ``is_secret`` and ``reload_policy`` read, in a form the build cache
-        keeps (``PolicyIndex``). Shared and recursive nodes are one row each."""
+        """This index's nodes as ``[(secret, reload, {child: row}, merge key)]``, the root
+        first (row 0): what ``is_secret``, ``reload_policy`` and ``merge_key`` read, in a
+        form the build cache keeps (``PolicyIndex``). Shared and recursive nodes are one
+        row each."""
         rows: dict[int, int] = {id(self._root): 0}
         order = [self._root]
         table: PolicyTable = []
@@ -411,7 +412,7 @@ class SchemaIndex:
                     row = rows[id(child)] = len(order)
                     order.append(child)
                 children[key] = row
-            table.append((node.secret, node.reload, children))
+            table.append((node.secret, node.reload, children, node.merge_key))
         return table
 
     def secret_paths(self) -> list[str]:
@@ -532,16 +533,17 @@ class SchemaIndex:
         return out
 
 
-_Row = tuple[bool, ReloadPolicy | None, dict[str, int]]
+_Row = tuple[bool, ReloadPolicy | None, dict[str, int], str | None]
 PolicyTable = list[_Row]
-"""``SchemaIndex.policy_table``: rows of (secret, reload, {child key: row})."""
+"""``SchemaIndex.policy_table``: rows of (secret, reload, {child key: row}, merge key)."""
 
 
 class PolicyIndex:
-    """``is_secret`` and ``reload_policy`` of a split schema, answered from each piece's
-    ``policy_table`` (cached by the build; ``table_of(key)`` reads one, once, when a key
-    under it is asked about) exactly as the pieces' indexes answer; a key path without
-    a table (the root, a key no piece lists, a table not cached) asks ``fallback``."""
+    """``is_secret``, ``reload_policy`` and ``merge_key`` of a split schema, answered
+    from each piece's ``policy_table`` (cached by the build; ``table_of(key)`` reads
+    one, once, when a key under it is asked about) exactly as the pieces' indexes
+    answer; a key path without a table (the root, a key no piece lists, a table not
+    cached, a schema that is not split) asks ``fallback``."""
 
     def __init__(self, table_of: Callable[[str], PolicyTable | None],
                  fallback: SchemaIndex) -> None:
@@ -559,17 +561,21 @@ class PolicyIndex:
         ``SchemaIndex._nodes``: down to where the schema ends), or None: no table."""
         if keypath is self._last[0]:
             return self._last[1]
-        if not keypath:
-            return None
-        if keypath[0] not in self._tables:
-            self._tables[keypath[0]] = self._table_of(keypath[0])
-        table = self._tables[keypath[0]]
+        table = self._table(keypath)
         if table is None:
             return None
         # The parent is remembered, the leaf is not: siblings share their parent.
         secret, policy, _, _ = _step(table, self._at(table, keypath[:-1]), keypath[-1])
         self._last = (keypath, (secret, policy))
         return secret, policy
+
+    def _table(self, keypath: tuple[str, ...]) -> PolicyTable | None:
+        """The table of ``keypath``'s top-level key, if the build cached one."""
+        if not keypath:
+            return None
+        if keypath[0] not in self._tables:
+            self._tables[keypath[0]] = self._table_of(keypath[0])
+        return self._tables[keypath[0]]
 
     def _at(self, table: PolicyTable, keypath: tuple[str, ...]) -> _Along:
         """What holds at ``keypath`` (remembered by key path, whose first key names the
@@ -592,6 +598,13 @@ class PolicyIndex:
     def reload_policy(self, keypath: tuple[str, ...]) -> ReloadPolicy:
         facts = self._facts(keypath)
         return self.fallback.reload_policy(keypath) if facts is None else facts[1]
+
+    def merge_key(self, keypath: tuple[str, ...]) -> str | None:
+        table = self._table(keypath)
+        if table is None:
+            return self.fallback.merge_key(keypath)
+        _, _, row, whole = self._at(table, keypath)
+        return row[3] if whole else None
 
 
 _Along = tuple[bool, ReloadPolicy, _Row, bool]
