@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import subprocess
+import sys
+from typing import Any
 
-from ..conftest import Project, failed_cleanly, tree_state
+import pytest
+
+import magcfg
+from magcfg.compiler import Compiler
+from magcfg.pipeline.cache import BuildCache
+from magcfg.schema.index import load_schema
+from magcfg.schema.reference import render_reference
+
+from ..conftest import REPO, Project, failed_cleanly, tree_state
 
 
 def test_reference_rows_show_enums_ranges_patterns_defaults_reload_secrecy(mini: Project
@@ -37,3 +49,58 @@ def test_docs_out_that_is_a_directory_is_refused_cleanly(mini: Project) -> None:
     done = mini.run("docs", "--out", "docs")
     assert failed_cleanly(done, 1) == "docs: error: is a directory; give a file name\n"
     assert tree_state(mini.root) == before
+
+
+_SPLIT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "x-magcfg-reload": "hot",
+    "$defs": {"port": {"type": "integer", "minimum": 1, "maximum": 65535,
+                       "description": "A port."}},
+    # Every piece repeats this: the root's `*`, listed once.
+    "additionalProperties": {"type": "object", "description": "Any other service.",
+                             "properties": {"enabled": {"type": "boolean", "default": True}}},
+    "properties": {
+        "b": {"type": "object", "description": "B " * 200, "properties": {
+            "port": {"$ref": "#/$defs/port", "default": 80},
+            "mode": {"enum": ["a", "b"], "x-magcfg-reload": "restart"},
+            "ratio": {"type": "number", "exclusiveMaximum": 1.5, "multipleOf": 0.25}}},
+        "a": {"type": "object", "x-magcfg-secret": True, "description": "A " * 200,
+              "properties": {"token": {"type": "string", "pattern": "^vault://"}}},
+        # A key named like the wildcard: its piece has both.
+        "*": {"type": "object", "description": "Star " * 100,
+              "properties": {"extra": {"type": "integer", "const": 7}}},
+        # Sorts before `*`.
+        " early": {"type": "string", "description": "Early " * 100},
+    },
+}
+
+
+@pytest.mark.parametrize("schema", ["mixed", "no key named *", "realistic"])
+def test_reference_of_a_split_schema_is_the_whole_files(mini: Project, schema: str) -> None:
+    """``docs`` of a split schema reads its pieces one at a time, never indexing the file
+    itself, and renders what the file's own index renders."""
+    document = copy.deepcopy(_SPLIT_SCHEMA)
+    if schema == "no key named *":
+        del document["properties"]["*"]
+    if schema != "realistic":
+        raw = json.dumps(document, indent=2).encode()
+    else:
+        synth = mini.root.parent / "synth"
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(synth),
+                        "--shape", "realistic", "--services", "5", "--keys", "60",
+                        "--envs", "1"], check=True, capture_output=True)
+        raw = (synth / "schemas" / "platform.schema.json").read_bytes()
+    (mini.root / "schemas" / "schema.json").write_bytes(raw)
+    whole = render_reference(load_schema("schemas/schema.json", raw).index)
+    split = Compiler(magcfg.load_project(mini.root / "magcfg.yaml"),
+                     cache=BuildCache(None)).schema()
+    assert split is not None and split.piece_digests()
+    assert render_reference(split.index) == whole
+    assert split.index._tree is None  # the file itself was not indexed
+    assert not split._pieces  # each piece let go once read
+    if schema != "realistic":
+        rows = [line.split(" | ")[0] for line in whole.splitlines() if line.startswith("| `")]
+        star = ["| `*.extra`"] if schema == "mixed" else []
+        assert rows == ["| ` early`", "| `*`", "| `*.enabled`", *star, "| `a`",
+                        "| `a.token`", "| `b`", "| `b.mode`", "| `b.port`", "| `b.ratio`"]

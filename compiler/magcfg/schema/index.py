@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -118,18 +119,25 @@ _BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
            ("multipleOf", "multiple of"))
 
 
+json_text = json.JSONEncoder(sort_keys=True).encode
+"""``json.dumps(value, sort_keys=True)``, without making an encoder per call (``magcfg
+docs`` writes ~10^5 of them)."""
+
+
 def constraints(schema: dict[str, Any]) -> tuple[Constraint, ...]:
     """What a schema node allows (``magcfg docs``): enum, const, ranges, lengths,
     pattern, format, uniqueness."""
     out: list[Constraint] = []
     if isinstance(schema.get("enum"), list):
-        out.append(("one of", tuple(json.dumps(v, sort_keys=True) for v in schema["enum"])))
+        out.append(("one of", tuple(json_text(v) for v in schema["enum"])))
     if "const" in schema:
-        out.append(("=", (json.dumps(schema["const"], sort_keys=True),)))
+        out.append(("=", (json_text(schema["const"]),)))
     for keyword, words in _BOUNDS:
         value = schema.get(keyword)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append((words, (json.dumps(value),)))
+            # json writes an int or a finite float as repr does
+            plain = type(value) is int or (type(value) is float and math.isfinite(value))
+            out.append((words, (repr(value) if plain else json.dumps(value),)))
     for keyword in ("pattern", "format"):
         if isinstance(schema.get(keyword), str):
             out.append((keyword, (schema[keyword],)))
@@ -515,22 +523,43 @@ class SchemaIndex:
             collect(child, (k,), default, 1)
         return sorted(hot), sorted(restart)
 
-    def entries(self) -> list[SchemaEntry]:
-        """Every key of the schema, depth first in sorted order (for ``magcfg docs``)."""
-        out: list[SchemaEntry] = []
+    def entries(self) -> Iterator[SchemaEntry]:
+        """Every key of the schema, depth first in sorted order (for ``magcfg docs``),
+        one top-level key at a time.
 
-        def walk(node: _Node, path: tuple[str, ...], policy: ReloadPolicy, secret: bool) -> None:
-            policy = node.reload or policy
-            secret = secret or node.secret
-            if path:
-                out.append(SchemaEntry(".".join(path), node.description, node.types, secret,
-                                       policy, node.default, node.has_default,
-                                       node.constraints))
-            for k in sorted(node.children):
-                walk(node.children[k], (*path, k), policy, secret)
+        Of a split schema: each top-level key's entries from its piece, one piece at a
+        time, each let go once read (the file is neither parsed nor indexed whole). A
+        piece's root is the file's root with one key, so the root's reload policy,
+        secret flag and ``*`` (``additionalProperties``) are the same in every piece."""
+        split = self._file.piece_digests() if self._file.origin is None else {}
+        if not split:
+            root = self._root
+            for key in sorted(root.children):
+                yield from _entries(root.children[key], (key,),
+                                    root.reload or DEFAULT_RELOAD, root.secret, [])
+            return
+        keys = sorted(split)
+        wild = self._file.piece(keys[0]).index._root.children.get(WILDCARD)
+        for key in sorted({*keys, *([WILDCARD] if wild is not None else [])}):
+            owner = key if key in split else keys[0]
+            root = self._file.piece(owner).index._root
+            found = _entries(root.children[key], (key,), root.reload or DEFAULT_RELOAD,
+                             root.secret, [])
+            self._file.release(owner)
+            yield from found
 
-        walk(self._root, (), self._root.reload or DEFAULT_RELOAD, False)
-        return out
+
+def _entries(node: _Node, path: tuple[str, ...], policy: ReloadPolicy, secret: bool,
+             out: list[SchemaEntry]) -> list[SchemaEntry]:
+    """``out`` with ``node``'s entry at ``path`` and those of the keys below it, in
+    sorted order."""
+    policy = node.reload or policy
+    secret = secret or node.secret
+    out.append(SchemaEntry(".".join(path), node.description, node.types, secret, policy,
+                           node.default, node.has_default, node.constraints))
+    for k in sorted(node.children):
+        _entries(node.children[k], (*path, k), policy, secret, out)
+    return out
 
 
 _Row = tuple[bool, ReloadPolicy | None, dict[str, int], str | None]
@@ -785,7 +814,13 @@ class Schema:
     def release(self, key: str) -> None:
         """Forget the piece of ``key`` (its document and index); ``piece(key)`` reads it
         again from the store."""
-        self._pieces.pop(key, None)
+        piece = self._pieces.pop(key, None)
+        if piece is not None:
+            # A schema and its index refer to each other, so the piece would wait for the
+            # cyclic collector, which a build pauses: let go of what is large now (a
+            # holder of the piece parses and indexes it again if it asks).
+            piece._document = None
+            piece.index = SchemaIndex(piece)
 
     def _split(self, force: bool = False) -> dict[str, str]:
         assert self._store is not None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-from .index import Constraint, SchemaIndex
+from ..heap import gc_paused
+from .index import Constraint, SchemaIndex, json_text
 
 
 def render_reference(index: SchemaIndex, title: str = "Configuration reference") -> str:
@@ -20,13 +19,15 @@ def render_reference(index: SchemaIndex, title: str = "Configuration reference")
         "| key | type | allowed | reload | secret | default | description |",
         "|---|---|---|---|---|---|---|",
     ]
-    for entry in index.entries():
-        default = _code(json.dumps(entry.default, sort_keys=True)) if entry.has_default else ""
-        allowed = "; ".join(_allowed(c) for c in entry.constraints)
-        lines.append(
-            f"| `{entry.path}` | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
-            f"{'yes' if entry.secret else ''} | {default} | "
-            f"{_cell(entry.description or '')} |")
+    # A large schema's index and rows are ~10^6 containers, none of them garbage.
+    with gc_paused():
+        for entry in index.entries():
+            default = _code(json_text(entry.default)) if entry.has_default else ""
+            allowed = "; ".join(_allowed(c) for c in entry.constraints)
+            lines.append(
+                f"| `{entry.path}` | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
+                f"{'yes' if entry.secret else ''} | {default} | "
+                f"{_cell(entry.description or '')} |")
     return "\n".join(lines) + "\n"
 
 
