@@ -305,14 +305,38 @@ def _build_in(jobs: int, source: Path, where: Path, cache: BuildCache | None = N
 @pytest.mark.parametrize("aside", [0, 1 << 40], ids=["schema split aside", "not"])
 def test_two_processes_build_what_one_builds(realistic: Path, tmp_path: Path, aside: int,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes, one process key by key (``prepare``) and one process environment
+    by environment (``compile`` alone) build the same bytes and say the same."""
     from magcfg import compiler as compiler_module
 
     monkeypatch.setattr(compiler_module, "MIN_ASIDE_SCHEMA_BYTES", aside)
     said_one, tree_one, stages_one = _build_in(1, realistic, tmp_path / "one")
     said_two, tree_two, stages_two = _build_in(2, realistic, tmp_path / "two")
+    monkeypatch.setattr(compiler_module, "MIN_PARALLEL_KEYS", 1 << 30)
+    said_plain, tree_plain, _ = _build_in(1, realistic, tmp_path / "plain")
     assert "workers" in stages_two and "workers" not in stages_one  # it did fork
-    assert tree_one and tree_two == tree_one
-    assert said_two == said_one
+    assert tree_one and tree_two == tree_one == tree_plain
+    assert said_two == said_one == said_plain
+
+
+def test_one_process_releases_each_piece_once_compiled(realistic: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """A cold build in one process compiles key by key and lets go of each key's schema
+    piece once its fragments are cached, as each of several processes does: it never
+    holds the whole schema's pieces at once, and indexes each of them once."""
+    from magcfg.schema.index import Schema, SchemaIndex
+
+    released = calls(monkeypatch, Schema, "release", arg=1)
+    depths = calls(monkeypatch, SchemaIndex, "_build", arg=3)
+    said, tree, _ = _build_in(1, realistic, tmp_path / "one")
+    assert tree and not [s for s in said if ": error:" in s]
+    services = sorted(json.loads((realistic / "schemas" / "platform.schema.json").read_bytes())
+                      ["properties"])
+    assert sorted(released) == services
+    # Each piece indexed once: what is asked of a released piece later (the secret
+    # scan) comes from the policy table its summary cached.
+    assert depths.count(0) == len(services)
 
 
 def _break(root: Path, services: list[str]) -> None:

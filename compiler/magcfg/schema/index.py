@@ -598,6 +598,11 @@ class PolicyIndex:
         self._last = (keypath, (secret, policy))
         return secret, policy
 
+    def forget_missing(self) -> None:
+        """Ask ``table_of`` again for the keys it had no table for: the build cached
+        more tables since (a piece summarized after a key under it was merged)."""
+        self._tables = {k: t for k, t in self._tables.items() if t is not None}
+
     def _table(self, keypath: tuple[str, ...]) -> PolicyTable | None:
         """The table of ``keypath``'s top-level key, if the build cached one."""
         if not keypath:
