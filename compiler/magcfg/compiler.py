@@ -541,8 +541,8 @@ class Compiler:
 
         With one job the same work runs here, key by key: ``compile`` goes environment
         by environment and would hold every piece of the schema at once, while this
-        releases each key's piece once its fragments are cached (a cold build of the
-        large benchmark repo in one process: 1,036 -> 517 MB)."""
+        releases each key's piece once its fragments are cached (less than half the
+        peak memory of a large cold build in one process: docs/performance.md)."""
         schema = self.schema()
         with self.timings.stage("schema"):  # a cold split parses the file
             split = schema is not None and bool(schema.piece_digests())

@@ -19,7 +19,9 @@ def render_reference(index: SchemaIndex, title: str = "Configuration reference")
         "| key | type | allowed | reload | secret | default | description |",
         "|---|---|---|---|---|---|---|",
     ]
-    # A large schema's index and rows are ~10^6 containers, none of them garbage.
+    # A large schema's pieces and rows are ~10^6 containers, and a released piece lets
+    # go of its document and index by reference counts: the collector would only scan
+    # them again.
     with gc_paused():
         for entry in index.entries():
             default = _code(json_text(entry.default)) if entry.has_default else ""
