@@ -221,6 +221,7 @@ class Compiler:
         self._schema_digest: tuple[str, int] | Exception | None = None
         self._validators: dict[str, Validator] = {}  # by schema (piece) digest
         self._redactor: Redactor | None = None
+        self._policies: PolicyIndex | None = None
         self._from_cache: set[int] = set()  # ids of diagnostics cached already redacted
         self.timings = Timings()
         self._summary: dict[str, Any] | None = None
@@ -739,6 +740,7 @@ class Compiler:
         with self.timings.stage("emit"):
             for emitter in extensions.artifact_emitters:
                 files.update(emitter(context))
+            config_digest = self._config_sha256(by_key, config)
             hot, restart = self.reload_partition()
             inputs = [(self.project.file, self.project.build_digest(env))]
             inputs += [(f.path, f.digest) for f in stack.files()]
@@ -752,9 +754,9 @@ class Compiler:
                 secret_keys=self.secret_keys(),
                 manifest_path=(version_base.display if version_base
                                else f"{self.project.output}/{env}/{MANIFEST}"),
-                digests={CONFIG: self._config_sha256(by_key, config)})
+                digests={CONFIG: config_digest})
             files[MANIFEST] = manifest
-            context._config_sha256 = _config_digest(manifest)
+            context._config_sha256 = config_digest.removeprefix("sha256:")
             for delivery in extensions.delivery_emitters:
                 files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
@@ -854,9 +856,8 @@ class Compiler:
     def _new_policy_tables(self) -> None:
         """The cache holds policy tables it did not: ``policies()`` asks again where it
         found none (or it would index pieces that were released since)."""
-        policies: PolicyIndex | None = self._once.get("policies")
-        if policies is not None:
-            policies.forget_missing()
+        if self._policies is not None:
+            self._policies.forget_missing()
 
     def policies(self) -> PolicyIndex | None:
         """What merging, redaction, ``magcfg diff`` and the secret rules ask of the
@@ -869,9 +870,10 @@ class Compiler:
         schema = self.schema()
         if schema is None:
             return None
-        found: PolicyIndex = self.once("policies", lambda: PolicyIndex(
-            lambda key: self._policy_table(schema, key), schema.index))
-        return found
+        if self._policies is None:
+            self._policies = PolicyIndex(lambda key: self._policy_table(schema, key),
+                                         schema.index)
+        return self._policies
 
     def _policy_table(self, schema: Schema, key: str) -> PolicyTable | None:
         """The policy table the build cached for ``key``'s piece of ``schema``."""
@@ -897,13 +899,6 @@ class Compiler:
             self._secret_keys = sorted({*(summary["secret_paths"] if summary else ()),
                                         *self.redactor().patterns})
         return self._secret_keys
-
-def _config_digest(manifest: bytes) -> str | None:
-    import orjson
-
-    digest = orjson.loads(manifest).get("config_digest")
-    return digest.removeprefix("sha256:") if isinstance(digest, str) else None
-
 
 def compile_environment(project: Project, env: str, source: Source | None = None) -> Artifact:
     """Compile one environment in memory: no files written, the build cache read but

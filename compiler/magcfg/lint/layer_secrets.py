@@ -23,7 +23,7 @@ RULE = "MAG006"
 @dataclass(frozen=True)
 class _Layers:
     files: frozenset[str]
-    index: Any  # magcfg.schema's PolicyIndex or SchemaIndex; None without a JSON schema
+    index: Any  # magcfg.schema's PolicyIndex; None without a JSON schema
 
 
 def _layers(ctx: LintContext) -> _Layers:
