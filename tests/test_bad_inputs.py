@@ -11,7 +11,7 @@ import pytest
 import magcfg
 from magcfg.errors import BuildError
 
-from .conftest import Project
+from .conftest import Project, failed_cleanly, tree_state
 
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
@@ -181,6 +181,25 @@ def test_bad_schema_file(mini: Project) -> None:
     result = mini.run("build")
     assert result.returncode == 1
     assert "schemas/schema.json:2: error: invalid JSON" in result.stderr
+
+
+@pytest.mark.parametrize(("value", "token", "where"), [
+    ("NaN", "NaN", "maximum"), ("-Infinity", "-Infinity", "maximum"),
+    ("1e400", "1e400", "maximum"), ("[1, 2.5, Infinity]", "Infinity", "maximum/2"),
+])
+def test_schema_number_that_json_does_not_have(mini: Project, value: str, token: str,
+                                               where: str) -> None:
+    """Python's json reads NaN, Infinity and 1e400 (as inf); none is JSON, and the schema
+    check (which refused them as "nesting deeper than 128 levels") never sees them."""
+    assert mini.run("build").returncode == 0
+    before = tree_state(mini.root)
+    mini.write("schemas/schema.json", '{"type": "object",\n "properties": {"magds": {\n'
+               f'  "properties": {{"port": {{"type": "integer", "maximum": {value}}}}}}}}}}}\n')
+    before["schemas/schema.json"] = tree_state(mini.root)["schemas/schema.json"]
+    assert failed_cleanly(mini.run("build")) == (
+        f"schemas/schema.json:3: error: invalid JSON: {token} is not a finite number "
+        f"[#/properties/magds/properties/port/{where}]\n")
+    assert tree_state(mini.root) == before
 
 
 def test_schema_that_is_not_a_schema(mini: Project) -> None:

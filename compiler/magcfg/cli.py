@@ -838,14 +838,14 @@ def schema_layer(
     !replace allowed), for yaml-language-server and editors."""
     from .compiler import Compiler
     from .project import load_project
-    from .scaffold.editors import layer_schema
+    from .scaffold.editors import layer_schema_of
     from .scaffold.infer import schema_bytes
 
     try:
         schema = Compiler(load_project(project)).schema()
         if schema is None:
             raise UsageError("the project names no JSON Schema (schema.json)")
-        data = schema_bytes(layer_schema(schema.document, key))
+        data = schema_bytes(layer_schema_of(schema, key))
     except MagcfgError as exc:
         _fail(exc)
     _write_output(out, data)

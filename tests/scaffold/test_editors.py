@@ -7,13 +7,19 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-from magcfg.scaffold.editors import layer_schema, project_schema
+import magcfg
+from magcfg.compiler import Compiler
+from magcfg.errors import UsageError
+from magcfg.pipeline.cache import BuildCache
+from magcfg.scaffold.editors import layer_schema, layer_schema_of, project_schema
+from magcfg.scaffold.infer import schema_bytes
 
 from ..conftest import REPO, Project, failed_cleanly
 from ..test_layouts import SERVICE_PROJECT
@@ -52,10 +58,13 @@ def test_layer_schema_makes_every_key_optional(mini: Project) -> None:
 
 
 def test_schema_layer_command_and_unknown_key(mini: Project) -> None:
+    assert mini.run("build").returncode == 0  # the split of the schema is in the cache
     done = mini.run("schema", "layer", "--key", "magds", "-o", "schemas/magds.layer.json")
     assert done.returncode == 0, done.stderr
-    written = json.loads((mini.root / "schemas/magds.layer.json").read_text())
-    assert "port" in written["properties"]
+    written = (mini.root / "schemas/magds.layer.json").read_bytes()
+    document = json.loads((mini.root / "schemas/schema.json").read_text())
+    assert written == (json.dumps(layer_schema(document, "magds"), indent=2) + "\n").encode()
+    assert "port" in json.loads(written)["properties"]
     assert failed_cleanly(mini.run("schema", "layer", "--key", "nope"), 2) == (
         "error: the schema has no key 'nope' (at 'nope')\n")
     assert mini.run("schema", "project").stdout.encode() == project_schema()
@@ -68,6 +77,55 @@ def _settings(root: Path) -> dict[str, Any]:
                         for path, globs in vscode["yaml.schemas"].items()},
             "customTags": vscode["yaml.customTags"], "validate": True, "completion": True,
             "hover": True}
+
+
+def test_schema_layer_of_a_split_schema_reads_one_piece(mini: Project) -> None:
+    """``schema layer --key`` of a split schema reads the key's piece from the build
+    cache, not the file, and writes what the whole file gives, refusals included."""
+    synth = mini.root.parent / "synth"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "synth.py"), str(synth),
+                    "--shape", "realistic", "--services", "5", "--keys", "60", "--envs", "1"],
+                   check=True, capture_output=True)
+    raw = (synth / "schemas" / "platform.schema.json").read_bytes()
+    (mini.root / "schemas" / "schema.json").write_bytes(raw)
+    whole = json.loads(raw)
+    services = list(whole["properties"])
+    nested = next(k for k, v in whole["properties"][services[2]]["properties"].items()
+                  if "properties" in v)
+    project = magcfg.load_project(mini.root / "magcfg.yaml")
+    cache = BuildCache(None)
+    first = Compiler(project, cache=cache).schema()
+    assert first is not None and list(first.piece_digests()) == services
+    for key in (services[0], f"{services[2]}.{nested}", f"{services[2]}.{nested}.nope",
+                "nope"):
+        try:
+            expected = schema_bytes(layer_schema(whole, key))
+        except UsageError as exc:
+            expected = str(exc).encode()
+        schema = Compiler(project, cache=cache).schema()
+        assert schema is not None
+        try:
+            got = schema_bytes(layer_schema_of(schema, key))
+        except UsageError as exc:
+            got = str(exc).encode()
+        assert got == expected, key
+        assert schema._raw is None and schema._document is None  # the file: hashed only
+    assert b"has no key 'nope'" in got
+    layer = json.loads(schema_bytes(layer_schema_of(schema, services[0])))
+    assert list(layer["properties"]) == list(whole["properties"][services[0]]["properties"])
+
+
+def test_schema_bytes_are_jsons_indented_text() -> None:
+    """orjson writes what ``json.dumps(indent=2, ensure_ascii=False)`` writes, but for
+    numbers below 1e-4 (``0.00001`` for ``1e-05``, as in config.json); integers beyond 64
+    bits, which orjson refuses, are written by ``json``."""
+    document = {"z": "é\u2028\x7f\x1f\"\\/", "a": [], "b": {}, "c": [1, {"d": None}],
+                "e": True, "f": 0.5, "g": -0.0, "h": 1e300, "i": 2 ** 63 - 1}
+    assert schema_bytes(document) == (
+        json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    assert schema_bytes({"small": 1e-05}) == b'{\n  "small": 0.00001\n}\n'
+    big = {"big": 2 ** 64, "x": [1e-05]}
+    assert schema_bytes(big) == (json.dumps(big, indent=2) + "\n").encode()
 
 
 def test_yaml_language_server_checks_and_completes_layer_files(tmp_path: Path) -> None:

@@ -933,9 +933,22 @@ def _parse_piece(raw: bytes) -> dict[str, Any] | None:
 def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
     import json
 
+    # ``json`` reads NaN, Infinity and numbers beyond a double (as inf), which are not
+    # JSON: each becomes a marker, refused below where it stands.
+    not_finite: list[_NotFinite] = []
+
+    def constant(token: str) -> _NotFinite:
+        not_finite.append(_NotFinite(token))
+        return not_finite[-1]
+
+    def number(token: str) -> float | _NotFinite:
+        value = float(token)
+        return value if math.isfinite(value) else constant(token)
+
     try:
         text = raw.decode("utf-8")
-        document = json.loads(text, object_pairs_hook=_no_duplicates)
+        document = json.loads(text, object_pairs_hook=_no_duplicates,
+                              parse_constant=constant, parse_float=number)
     except UnicodeDecodeError as exc:
         raise BuildError([Diagnostic(path, raw[: exc.start].count(b"\n") + 1, None,
                                      "invalid UTF-8", code="schema")]) from None
@@ -951,7 +964,20 @@ def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise BuildError([Diagnostic(path, 1, None, "a schema must be a JSON object",
                                      code="schema")])
+    if not_finite:
+        first = not_finite[0]
+        raise located(path, raw, [(_pointer_of(document, first) or [],
+                                   f"invalid JSON: {first.token} is not a finite number")])
     return document
+
+
+class _NotFinite:
+    """Where ``json`` read a number that JSON does not have (``_parse_schema``)."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
 
 
 class _DuplicateKey(Exception):
@@ -979,8 +1005,8 @@ def _pointer_of(document: Any, target: Any) -> list[str | int] | None:
             return pointer
         if isinstance(node, dict):
             stack.extend((v, [*pointer, k]) for k, v in node.items()
-                         if isinstance(v, (dict, list)))
+                         if isinstance(v, (dict, list)) or v is target)
         elif isinstance(node, list):
             stack.extend((v, [*pointer, i]) for i, v in enumerate(node)
-                         if isinstance(v, (dict, list)))
+                         if isinstance(v, (dict, list)) or v is target)
     return None
