@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from magcfg.lsp.session import Session
+from magcfg.pipeline.cache import NO_CACHE_ENV
 from magcfg.pipeline.merge import LayerStack
 from magcfg.project import load_project
 from tests.conftest import Project, tree_state
@@ -138,3 +139,69 @@ def test_a_key_prefix_that_names_the_environment(tmp_path: Path) -> None:
     assert [c.label for c in session.complete("services/magds/base.yaml", 1, 0)] == [
         "host", "replicas"]
     assert [c.label for c in session.complete("services/magds/env/dev.yaml", 1, 0)] == ["host"]
+
+
+CANARY = "canary-Zq7hunter2-unsaved-literal"
+
+
+def _answers(session: Session) -> tuple[Any, ...]:
+    """What an editor gets: findings, a hover, completion."""
+    return (session.findings(), session.hover(BASE_MAGDS, 2, 3),
+            [c.label for c in session.complete(BASE_MAGDS, 1, 0)])
+
+
+def test_a_built_project_opens_from_the_build_cache(
+        mini: Project, merged: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a build, the first check reads the build cache (nothing merged, the schema
+    file not parsed) and answers as a session without it; edits are checked as ever, and
+    nothing a buffer holds reaches the cache."""
+    mini.write(DEV_MAGDS, "magds:\n  host: localhost\n  port: 5433\n")  # a warning
+    assert mini.run("build").returncode == 0
+    cache = mini.root / load_project(mini.root / "magcfg.yaml").cache_dir
+    before = tree_state(cache)
+    assert before
+    session = session_of(mini)
+    assert merged == []
+    schema = session.compiler.schema()
+    assert schema is not None and schema._document is None
+    with monkeypatch.context() as without:
+        without.setenv(NO_CACHE_ENV, "1")
+        cold = session_of(mini)
+    merged.clear()
+    assert _answers(session) == _answers(cold)
+    [warning] = session.findings()[DEV_MAGDS]
+    assert "repeats the value set below" in warning.diagnostic.message
+    base = (mini.root / BASE_MAGDS).read_text()
+    for text in (base.replace("port: 5433", "port: 0"),
+                 base + f"  password: {CANARY}\n", None):
+        session.edit(BASE_MAGDS, text)
+        cold.edit(BASE_MAGDS, text)
+        assert _answers(session) == _answers(cold)
+    assert merged  # the edits were merged
+    assert tree_state(cache) == before
+
+
+def test_a_session_outlives_the_packs_it_read(mini: Project) -> None:
+    """A build compacts packs (or someone empties the cache) while the editor is open:
+    what the session read stays valid, what it can no longer read is compiled."""
+    assert mini.run("build").returncode == 0
+    cache = mini.root / load_project(mini.root / "magcfg.yaml").cache_dir
+    session = session_of(mini)
+    for pack in cache.glob("*.bin"):
+        pack.unlink()
+    session.edit(BASE_MAGDS, "magds:\n  host: db\n  port: 0\n")
+    [finding] = session.findings()[BASE_MAGDS]
+    assert finding.diagnostic.key == "magds.port" and finding.envs == ()
+    session.files_changed([BASE_MAGDS])
+    assert [f.diagnostic.key for f in session.findings()[BASE_MAGDS]] == ["magds.port"]
+
+
+def test_a_new_schema_lets_go_of_the_cache_it_replaced(mini: Project) -> None:
+    assert mini.run("build").returncode == 0
+    session = session_of(mini)
+    schema = (mini.root / "schemas/schema.json").read_text()
+    opened = len(os.listdir("/proc/self/fd"))
+    for n in range(5):
+        session.edit("schemas/schema.json", schema.replace('"MagDS"', f'"MagDS {n}"'))
+        assert session.findings() == {}
+    assert len(os.listdir("/proc/self/fd")) <= opened

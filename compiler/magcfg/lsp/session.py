@@ -116,8 +116,14 @@ class Session:
         self._lines: dict[str, list[str]] = {}  # of files with findings, for columns
 
     def _new_compiler(self) -> None:
-        # In memory only: an unsaved buffer's fragments never reach the disk cache.
-        self.compiler = Compiler(self.project, self.source, BuildCache(None))
+        # The build cache is read (a project built once opens with the first check of a
+        # rebuild, not a cold compile) and never flushed: an unsaved buffer's fragments
+        # stay in memory. A build may compact the packs meanwhile: the cache keeps the
+        # descriptors of the packs it opened, and an entry whose pack is gone is a miss.
+        previous = getattr(self, "compiler", None)
+        self.compiler = Compiler(self.project, self.source, BuildCache.for_project(self.project))
+        if previous is not None:
+            previous.cache.close()  # the collector may never see it (gc.freeze)
 
     # -- files ------------------------------------------------------------------------
 
