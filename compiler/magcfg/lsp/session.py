@@ -107,7 +107,7 @@ class Session:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.source = OverlaySource(project.root, project.fenced)
-        self._new_compiler()
+        self.compiler = self._compiler()
         # env -> top-level key (or DOCUMENT) -> findings of the last check of it
         self._found: dict[str, dict[str, list[Diagnostic]]] = {}
         self._build_checks: list[Diagnostic] = []
@@ -115,15 +115,18 @@ class Session:
         self._stacks: dict[str, LayerStack] | None = None
         self._lines: dict[str, list[str]] = {}  # of files with findings, for columns
 
-    def _new_compiler(self) -> None:
+    def _compiler(self) -> Compiler:
         # The build cache is read (a project built once opens with the first check of a
         # rebuild, not a cold compile) and never flushed: an unsaved buffer's fragments
         # stay in memory. A build may compact the packs meanwhile: the cache keeps the
         # descriptors of the packs it opened, and an entry whose pack is gone is a miss.
-        previous = getattr(self, "compiler", None)
-        self.compiler = Compiler(self.project, self.source, BuildCache.for_project(self.project))
-        if previous is not None:
-            previous.cache.close()  # the collector may never see it (gc.freeze)
+        return Compiler(self.project, self.source, BuildCache.for_project(self.project))
+
+    def _new_compiler(self) -> None:
+        """Start again from the schema: a new compiler, the old one's cache closed (after a
+        full check, ``gc.freeze`` hides it from the collector for good)."""
+        self.compiler.cache.close()
+        self.compiler = self._compiler()
 
     # -- files ------------------------------------------------------------------------
 

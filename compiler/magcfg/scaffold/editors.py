@@ -66,8 +66,8 @@ def layer_schema_of(schema: Schema, key: str | None = None) -> dict[str, Any]:
     document = None
     if key:
         pieces = schema.piece_digests()
-        top = parse_keypath(key)[0]
         if pieces:
+            top = parse_keypath(key)[0]
             document = schema.piece(top if top in pieces else next(iter(pieces))).document
     return layer_schema(schema.document if document is None else document, key)
 
