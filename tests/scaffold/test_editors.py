@@ -115,6 +115,34 @@ def test_schema_layer_of_a_split_schema_reads_one_piece(mini: Project) -> None:
     assert list(layer["properties"]) == list(whole["properties"][services[0]]["properties"])
 
 
+def test_schema_layer_follows_any_pointer_the_schema_check_accepts(mini: Project) -> None:
+    """Through a list, percent-encoded, to a boolean schema: resolved as the schema's
+    index resolves them (a list item was an AttributeError, a boolean a TypeError)."""
+    port = {"type": "integer", "minimum": 1}
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+              "$defs": {"pick": {"anyOf": [{"type": "object", "properties": {"port": port}},
+                                           {"type": "null"}]},
+                        "a b": {"type": "object", "properties": {"host": {"type": "string"}}},
+                        "never": False},
+              "properties": {"magds": {"$ref": "#/$defs/pick/anyOf/0"},
+                             "logging": {"$ref": "#/$defs/a%20b"},
+                             "gone": {"$ref": "#/$defs/never"}}}
+    mini.write("schemas/schema.json", json.dumps(schema))
+    mini.write("layers/base/logging.yaml", "logging:\n  host: h\n")
+    mini.write("layers/environments/prod/logging.yaml", "logging:\n  host: p\n")
+    mini.write("layers/base/magds.yaml", "magds:\n  port: 5433\n")
+    assert mini.run("build").returncode == 0, mini.run("build").stderr
+    for key, valid, invalid in (("magds", {"port": 5}, {"port": 0}),
+                                ("logging", {"host": "h"}, {"host": 1}),
+                                ("gone", None, {})):
+        done = mini.run("schema", "layer", "--key", key)
+        assert done.returncode == 0, done.stderr
+        validator = jsonschema.Draft7Validator(json.loads(done.stdout))
+        if valid is not None:
+            assert list(validator.iter_errors(valid)) == [], key
+        assert list(validator.iter_errors(invalid)), key
+
+
 def test_schema_bytes_are_jsons_indented_text() -> None:
     """orjson writes what ``json.dumps(indent=2, ensure_ascii=False)`` writes, but for
     numbers below 1e-4 (``0.00001`` for ``1e-05``, as in config.json); integers beyond 64

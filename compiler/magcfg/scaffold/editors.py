@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..keyglob import parse_keypath
+from ..schema.index import pointer_target
 
 if TYPE_CHECKING:
     from ..schema.index import Schema
@@ -75,9 +76,12 @@ def layer_schema_of(schema: Schema, key: str | None = None) -> dict[str, Any]:
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part.replace("~1", "/").replace("~0", "~"), {})
+        try:
+            target = pointer_target(root, ref)
+        except LookupError:  # under a keyword a layer schema leaves out (`if`, say)
+            target = {}
+        if not isinstance(target, dict):  # a boolean schema
+            target = {"not": {}} if target is False else {}
         return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
     return node
 

@@ -224,19 +224,11 @@ class SchemaIndex:
                        [([*pointer, key] if key else pointer, message)])
 
     def _target(self, ref: str, holder: dict[str, Any]) -> Any:
-        """What the pointer ``ref`` (``#/...``, percent-encoded like jsonschema-rs reads
-        it) names; a pointer to nothing is an error."""
-        target: Any = self.schema
-        parts = unquote(ref[1:]).split("/")[1:] if ref != "#" else []
-        for part in parts:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, dict) and part in target:
-                target = target[part]
-            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
-                target = target[int(part)]
-            else:
-                raise self._error(holder, "$ref", dangling_ref(ref))
-        return target
+        """What the pointer ``ref`` names; a pointer to nothing is an error."""
+        try:
+            return pointer_target(self.schema, ref)
+        except LookupError:
+            raise self._error(holder, "$ref", dangling_ref(ref)) from None
 
     def _build(self, schema: Any, seen: tuple[str, ...], depth: int) -> _Node:
         if depth > MAX_FOLLOWED_DEPTH:
@@ -683,6 +675,22 @@ _FRAGMENT_SAFE_ROOT = frozenset({
 })
 """Root keywords under which ``{key: value}`` validates as the key does in the document
 (anything else may relate top-level keys to each other)."""
+
+
+def pointer_target(document: Any, ref: str) -> Any:
+    """What the local pointer ``ref`` (``#`` or ``#/...``, percent-encoded as jsonschema-rs
+    reads it) names in ``document``; ``LookupError`` when it names nothing."""
+    target = document
+    parts = unquote(ref[1:]).split("/")[1:] if ref != "#" else []
+    for part in parts:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            raise LookupError(ref)
+    return target
 
 
 def fragment_safe(document: dict[str, Any]) -> bool:
