@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +110,16 @@ def test_tampered_config_is_refused(built: Project) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("text", ['{"magds": ', '{"magds": NaN}', "[1, 2]"])
+def test_a_config_that_is_not_a_json_object_is_refused(built: Project, text: str) -> None:
+    config = built.root / "generated/prod/config.json"
+    config.write_text(text)
+    result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
+    message = ("artifact files must be JSON objects" if text.startswith("[")
+               else "artifact is not valid JSON: JSONDecodeError")
+    assert failed_cleanly(result) == f"{config}: error: {message}\n"
+
+
 def test_missing_artifact_and_usage_errors(built: Project, tmp_path: Path) -> None:
     result = run(built.root, "check-env", "--env", "prod", "--artifact", str(tmp_path / "nope"),
                  env=clean_env())
@@ -191,6 +202,28 @@ def test_delivered_values_are_what_resolve_returns_for_every_reference() -> None
     assert sorted(reference_paths(freeze(config)), key=lambda item: item[0]) == found
     environ = {"EXTRA_TOKEN": "CANARY-t", "MAGCFG_EXTRA_LIST_1_DEEP": "CANARY-d", "OTHER": "x"}
     assert delivered_values(config, environ) == {"CANARY-t", "CANARY-d"}
+
+
+def test_references_come_in_key_order_with_list_items_in_their_order() -> None:
+    """Mapping keys sorted as text (``"10"`` before ``"2"``), list items by position
+    (item 2 before item 10), on plain JSON and on the runtime's frozen config."""
+    from magcfg.runtime.snapshot import freeze
+    from magcfg.secrets.references import references
+
+    def walk(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        if isinstance(node, dict):
+            return [p for k in sorted(node) for p in walk(node[k], (*path, k))]
+        if isinstance(node, list):
+            return [p for i, item in enumerate(node) for p in walk(item, (*path, str(i)))]
+        return [path] if isinstance(node, str) and node.startswith("env://") else []
+
+    items: list[Any] = [f"env://ITEM_{i}" if i % 4 == 2 else i for i in range(12)]
+    config = {"2": {"b": "env://B", "a": ["x", {"z": "env://Z", "10": "env://TEN"}]},
+              "10": items, "k": "env://K", "plain": "not a reference"}
+    expected = walk(config)
+    assert expected[:4] == [("10", "2"), ("10", "6"), ("10", "10"), ("2", "a", "1", "10")]
+    for shape in (config, freeze(config)):
+        assert [keypath for keypath, _ in references(shape)] == expected
 
 
 def test_a_configmap_volume_is_read_through_its_data_link(built: Project, tmp_path: Path) -> None:

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..artifact import CONFIG, ENVIRONMENT_NAME, MANIFEST, SIGNATURE, VALUE_CONSTRAINTS
+from ..artifact import (
+    CONFIG,
+    ENVIRONMENT_NAME,
+    MANIFEST,
+    SIGNATURE,
+    VALUE_CONSTRAINTS,
+    parse_config,
+)
 from ..durable import read_regular
 from ..errors import MagcfgError
 from ..heap import gc_paused
@@ -100,16 +107,6 @@ class ReloadResult:
     event: Event | None = None
 
 
-def _parse_json(data: bytes) -> Any:
-    try:
-        import orjson
-    except ImportError:  # orjson is a dependency of magcfg, but the runtime does not need it
-        import json
-
-        return json.loads(data.decode("utf-8"))
-    return orjson.loads(data)
-
-
 SHARE_SUBTREES = True
 """Build each snapshot from the unchanged top-level subtrees of the previous one
 (:func:`~magcfg.runtime.snapshot.build_config`). Off only to measure what it saves
@@ -123,12 +120,12 @@ def _build(body: bytes, previous: Snapshot | None, plain: bool,
     otherwise). Raises ``ValueError``/``RecursionError`` for invalid JSON; a parsed
     value that is not an object is returned for the caller to refuse."""
     with gc_paused():
-        built = build_config(body, _parse_json, previous) if SHARE_SUBTREES else None
+        built = build_config(body, parse_config, previous) if SHARE_SUBTREES else None
         if built is None:
-            config = _parse_json(body)
+            config = parse_config(body)
             return config, freeze(config), None
         frozen, members = built
-        return (_parse_json(body) if plain else frozen), frozen, members
+        return (parse_config(body) if plain else frozen), frozen, members
 
 
 class Kernel:

@@ -26,7 +26,6 @@ at boot.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from ..artifact import (
     data_root,
     load_manifest,
     load_secret_constraints,
+    parse_config,
     value_pattern,
 )
 from ..durable import read_regular
@@ -189,7 +189,7 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None
     except ManifestError as exc:
         raise fail(base / MANIFEST, exc.message, exc.field) from None
     try:
-        config = json.loads(raw[CONFIG])
+        config = parse_config(raw[CONFIG])
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise fail(base / CONFIG, f"artifact is not valid JSON: {type(exc).__name__}") from None
     if not isinstance(config, dict):
