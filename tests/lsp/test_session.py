@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from magcfg.lsp.session import Session
 from magcfg.pipeline.cache import NO_CACHE_ENV
 from magcfg.pipeline.merge import LayerStack
 from magcfg.project import load_project
-from tests.conftest import Project, tree_state
+from tests.conftest import Project, failed_cleanly, tree_state
 
 BASE_MAGDS = "layers/base/magds.yaml"
 DEV_MAGDS = "layers/environments/dev/magds.yaml"
@@ -205,3 +206,29 @@ def test_a_new_schema_lets_go_of_the_cache_it_replaced(mini: Project) -> None:
         session.edit("schemas/schema.json", schema.replace('"MagDS"', f'"MagDS {n}"'))
         assert session.findings() == {}
     assert len(os.listdir("/proc/self/fd")) <= opened
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_a_cache_directory_planted_under_an_open_session_is_left_alone(
+        mini: Project, tmp_path: Path, planted: str) -> None:
+    """A checkout replaces the cache directory by a symlink (or a file) while the editor
+    is open (the project file refuses it on the next load; the build refuses it): the
+    session goes on checking, through a new schema too, without reading or writing
+    anything there."""
+    session = session_of(mini)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "index.bin").write_bytes(b"planted")
+    cache = mini.root / load_project(mini.root / "magcfg.yaml").cache_dir
+    shutil.rmtree(cache, ignore_errors=True)
+    if planted == "symlink":
+        os.symlink(elsewhere, cache)
+    else:
+        cache.write_bytes(b"planted")
+    before = tree_state(tmp_path)
+    assert "magcfg-cache" in failed_cleanly(mini.run("build"))
+    schema = (mini.root / "schemas/schema.json").read_text()
+    session.edit("schemas/schema.json", schema.replace('"MagDS"', '"MagDS!"'))
+    session.edit(BASE_MAGDS, "magds:\n  host: db\n  port: 0\n")
+    assert [f.diagnostic.key for f in session.findings()[BASE_MAGDS]] == ["magds.port"]
+    assert tree_state(tmp_path) == before

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compiler import Compiler
+from ..durable import PathError
 from ..errors import BuildError, Diagnostic, printable
 from ..heap import gc_paused
 from ..keyglob import format_keypath, parse_keypath
@@ -120,7 +121,11 @@ class Session:
         # rebuild, not a cold compile) and never flushed: an unsaved buffer's fragments
         # stay in memory. A build may compact the packs meanwhile: the cache keeps the
         # descriptors of the packs it opened, and an entry whose pack is gone is a miss.
-        return Compiler(self.project, self.source, BuildCache.for_project(self.project))
+        try:
+            cache = BuildCache.for_project(self.project)
+        except PathError:  # a cache directory the build refuses: the build says so
+            cache = BuildCache(None)
+        return Compiler(self.project, self.source, cache)
 
     def _new_compiler(self) -> None:
         """Start again from the schema: a new compiler, the old one's cache closed (after a
