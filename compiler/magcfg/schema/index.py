@@ -135,9 +135,8 @@ def constraints(schema: dict[str, Any]) -> tuple[Constraint, ...]:
     for keyword, words in _BOUNDS:
         value = schema.get(keyword)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            # json writes an int or a finite float as repr does
-            plain = type(value) is int or (type(value) is float and math.isfinite(value))
-            out.append((words, (repr(value) if plain else json.dumps(value),)))
+            # As json writes it: a schema's numbers are finite (``_parse_schema``).
+            out.append((words, (repr(value),)))
     for keyword in ("pattern", "format"):
         if isinstance(schema.get(keyword), str):
             out.append((keyword, (schema[keyword],)))
@@ -939,8 +938,6 @@ def _parse_piece(raw: bytes) -> dict[str, Any] | None:
 
 
 def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
-    import json
-
     # ``json`` reads NaN, Infinity and numbers beyond a double (as inf), which are not
     # JSON: each becomes a marker, refused below where it stands.
     not_finite: list[_NotFinite] = []
