@@ -5,6 +5,10 @@ Canary values (``CANARY...``) stand for secrets: tests assert they never reach a
 
 from __future__ import annotations
 
+import json
+
+from ..lsp.test_layouts import SERVICES_PROJECT
+
 CANARIES = ("CANARYpw7731", "CANARYtok4412", "CANARYkey9920", "CANARYdb5151", "CANARYjs3030",
             "CANARYgo8080", "CANARYenv6060", "CANARYini1212", "CANARYsh4545", "CANARYk8s3131")
 
@@ -353,4 +357,47 @@ api_keys:
 """,
     # Not a layer directory: the compiler never reads it, so MAG006 does not apply.
     "examples/db.yaml": "db:\n  host: x\n",
+}
+
+_OBJECT = {"type": "object", "additionalProperties": False}
+MAPPED_SCHEMA = json.dumps({
+    "$schema": "https://json-schema.org/draft/2020-12/schema", **_OBJECT, "properties": {
+        "magds": {**_OBJECT, "properties": {"db": {**_OBJECT, "properties": {
+            "host": {"type": "string"},
+            "dsn": {"type": "string", "x-magcfg-secret": True}}}}},
+        "web": {**_OBJECT, "properties": {
+            "tokens": {"type": "object", "x-magcfg-secret": True,
+                       "additionalProperties": {"type": "string"}},
+            "port": {"type": "integer"}}}}}, indent=2)
+
+LAYER_SECRETS_MAPPED = {
+    # Layers whose files map under a key (docs/layers.md): a key written in
+    # services/magds/base.yaml is the merged key behind `magds`.
+    "magcfg.yaml": SERVICES_PROJECT,
+    "schemas/schema.json": MAPPED_SCHEMA,
+    "services/magds/base.yaml": """\
+db:
+  host: db.internal
+  dsn: CANARYmapped1 «MAG006»
+""",
+    "services/magds/env/prod.yaml": """\
+db:
+  dsn: env://MAGDS_DSN
+""",
+    "services/web/base.yaml": """\
+port: 8080
+tokens:
+  upstream: CANARYmapped2 «MAG006»
+  other: vault://secret/k3s/web#other
+""",
+    "services/web/env/dev.yaml": """\
+tokens:
+  upstream: env://WEB_UPSTREAM
+""",
+    # Under the layers' directory but none of their files: the compiler never reads it.
+    "services/notes.yaml": """\
+magds:
+  db:
+    dsn: kept-out-of-the-build
+""",
 }

@@ -301,3 +301,20 @@ def test_layer_rule_reads_secret_keys_from_the_build_cache(
     assert {f for f in found_set(repo.root) if f[2] == "MAG006"} == expected
     assert indexed  # without the cache, the schema's index answers
     assert not cache.exists()
+
+
+def test_layer_rule_reads_mapped_layers_as_the_compiler_does(make_repo: MakeRepo) -> None:
+    """In layers whose files map under a key (``files:``/``key:``), MAG006 checks each
+    file's keys behind its prefix, as the build merges them, and only the layers'
+    files: a literal under ``dsn`` in services/magds/base.yaml is ``magds.db.dsn``."""
+    from .conftest import run_cli
+
+    repo = make_repo(fx.LAYER_SECRETS_MAPPED)
+    found = [f for f in lint(repo.root).findings if f.rule == "MAG006"]
+    assert {(f.file, f.line, f.rule) for f in found} == repo.expected
+    assert sorted(f.message.split("`")[1] for f in found) == ["magds.db.dsn",
+                                                               "web.tokens.upstream"]
+    assert not any("CANARY" in f.message for f in found)
+    build = run_cli(repo.root, "build", "--check")
+    assert build.returncode == 1 and "CANARY" not in build.stderr
+    assert "[magds.db.dsn]" in build.stderr and "[web.tokens.upstream]" in build.stderr

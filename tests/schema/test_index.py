@@ -333,3 +333,94 @@ def test_a_schema_that_changes_while_it_is_read_stops_the_build(
     assert [d.format() for d in info.value.diagnostics] == [
         f"{SCHEMA}: error: the file changed while magcfg was reading it; build again"]
     assert tree_state(mini.root / "generated") == before
+
+
+_SECRET_SHAPES: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "$defs": {
+        "node": {"type": "object", "properties": {
+            "child": {"$ref": "#/$defs/node"},
+            "key": {"type": "string", "x-magcfg-secret": True},
+            "label": {"type": "string"}}},
+        "cred": {"type": "object", "properties": {
+            "token": {"type": "string", "x-magcfg-secret": True},
+            "name": {"type": "string"}}},
+    },
+    "properties": {
+        "svc": {"type": "object", "properties": {
+            "db": {"type": "object", "properties": {
+                "dsn": {"type": "string", "x-magcfg-secret": True},
+                "host": {"type": "string"}}},
+            "tokens": {"type": "object", "x-magcfg-secret": True,
+                       "additionalProperties": {"type": "string"}},
+            "items": {"type": "object",
+                      "properties": {"fixed": {"type": "object", "properties": {
+                          "token": {"type": "string"}}}},
+                      "additionalProperties": {"$ref": "#/$defs/cred"}},
+            "backup": {"type": "object", "properties": {"cred": {"$ref": "#/$defs/cred"}}},
+            "mirror": {"type": "object", "properties": {"cred": {"$ref": "#/$defs/cred"}}}}},
+        "tree": {"$ref": "#/$defs/node"},
+        "shared_a": {"$ref": "#/$defs/cred"},
+        "shared_b": {"$ref": "#/$defs/cred"},
+        "plain": {"type": "object", "properties": {
+            "db": {"type": "object", "properties": {"host": {"type": "string"}}}}},
+    },
+}
+
+
+def _random_tree(rng: Any, depth: int) -> Any:
+    words = ["svc", "tree", "plain", "shared_a", "shared_b", "db", "dsn", "host", "tokens",
+             "items", "fixed", "token", "name", "child", "key", "label", "other", "backup",
+             "mirror", "cred"]
+    if depth == 0 or rng.random() < 0.25:
+        return rng.choice([1, "text", None, [1, {"token": "x"}], {}, ("!unset", None)])
+    return {rng.choice(words): _random_tree(rng, depth - 1)
+            for _ in range(rng.randint(1, 4))}
+
+
+def test_secret_subtrees_hold_exactly_the_secret_leaves(mini: Project) -> None:
+    """``PolicyIndex.secret_subtrees`` (what ``magcfg lint`` walks) skips what leads to no
+    secret, yet yields every leaf ``is_secret`` names, in order: from the policy tables a
+    build cached (a recursive ``$ref``, shared definitions, a secret object, a named key
+    beside ``additionalProperties``, keys the schema does not have, values below where
+    the schema ends) and, without them, from the schema's index; behind any prefix."""
+    import random
+
+    from magcfg.compiler import Compiler, build
+    from magcfg.schema.index import PolicyIndex
+    from magcfg.syntax.strict_yaml import iter_leaves
+
+    write_schema(mini, _SECRET_SHAPES)
+    for rel in list((mini.root / "layers").rglob("*.yaml")):
+        rel.unlink()
+    mini.write("layers/base/svc.yaml", "svc:\n  db:\n    host: db\n")
+    cache = BuildCache(None)
+    build(load(mini), cache=cache)
+    cached = Compiler(load(mini), cache=cache).policies()
+    fallback = Compiler(load(mini), cache=BuildCache(None)).policies()
+    assert isinstance(cached, PolicyIndex) and isinstance(fallback, PolicyIndex)
+    assert cached._table(("svc",)) is not None and fallback._table(("svc",)) is None
+    rng = random.Random(14)
+    prefixes: list[tuple[str, ...]] = [(), ("svc",), ("svc", "items"), ("svc", "mirror"),
+                                       ("tree", "child"), ("plain",), ("svc", "tokens"),
+                                       ("nope", "x")]
+    every = {"svc": {"backup": {"cred": {"token": "a", "name": "b"}},
+                     "mirror": {"cred": {"token": "c"}},
+                     "items": {"fixed": {"token": "d"}, "other": {"token": "e", "name": "f"}},
+                     "tokens": {"x": {"deep": 1}}, "db": {"dsn": {"beyond": [1]}, "host": "h"}},
+             "tree": {"child": {"child": {"key": "k", "label": "l"}}},
+             "plain": {"db": {"host": "x"}}, "nope": {"token": "z"}}
+    cases = [((), every), (("svc", "mirror"), {"cred": {"token": "c"}})]
+    cases += [(rng.choice(prefixes), _random_tree(rng, 6)) for _ in range(1000)]
+    secret = 0
+    for prefix, tree in cases:
+        expected = [(kp, v) for kp, v in iter_leaves(tree)
+                    if (prefix or kp) and fallback.fallback.is_secret((*prefix, *kp))]
+        secret += len(expected)
+        for index in (cached, fallback):
+            got = [(kp, v) for path, subtree in index.secret_subtrees(tree, prefix)
+                   for kp, v in iter_leaves(subtree, path)]
+            assert got == expected, (prefix, tree)
+    assert secret > 200

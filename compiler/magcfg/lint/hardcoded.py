@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
 from .literals import is_literal
-from .token_formats import Hit, encoded_private_key_hits, entropy_hits, format_hits
+from .token_formats import Hit, encoded_private_key_hits, entropy_hits, format_hits, load_plugins
 from .walk import SourceFile
 
 RULE = "MAG002"
@@ -281,6 +281,11 @@ def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int
         column = m.start(3) + 1 + len(raw) - len(raw.lstrip())
         return (i + 1, column) if is_literal(value) else None
     return None
+
+
+def prepare(ctx: LintContext) -> None:
+    """Load detect-secrets' plugins once."""
+    load_plugins()
 
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:

@@ -22,7 +22,9 @@ RULE = "MAG006"
 
 @dataclass(frozen=True)
 class _Layers:
-    files: frozenset[str]
+    # Each layer file -> the key paths its content sits under (``()`` in a directory
+    # layer; a layer of ``files:`` maps a file under its ``key:``, per environment).
+    prefixes: dict[str, frozenset[tuple[str, ...]]]
     index: Any  # magcfg.schema's PolicyIndex; None without a JSON schema
 
 
@@ -36,7 +38,7 @@ def _layers(ctx: LintContext) -> _Layers:
 
 
 def _load_layers(ctx: LintContext) -> _Layers:
-    empty = _Layers(frozenset(), None)
+    empty = _Layers({}, None)
     cfg = ctx.config
     if cfg.project_file is None or not cfg.raw_project.get("layers"):
         return empty  # not a magcfg layer repository
@@ -50,12 +52,20 @@ def _load_layers(ctx: LintContext) -> _Layers:
     # build cached (the schema is neither parsed nor indexed), else from the schema's
     # index, as for diff.
     compiler = Compiler(project)
-    files: set[str] = set()
+    prefixes: dict[str, set[tuple[str, ...]]] = {}
     for env in project.environments:
-        for layer in project.layers:
-            names, _ = compiler.source.list_layer(layer.directory(env))
-            files.update(names)
-    return _Layers(frozenset(files), compiler.policies())
+        listed, _ = compiler.layer_files(env)
+        for _, files in listed:
+            for path, prefix in files:
+                prefixes.setdefault(path, set()).add(prefix)
+    return _Layers({path: frozenset(found) for path, found in prefixes.items()},
+                   compiler.policies())
+
+
+def prepare(ctx: LintContext) -> None:
+    """Load what every layer file's check reads (the project, its layer files, the
+    schema's secret keys) once."""
+    _layers(ctx)
 
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
@@ -63,7 +73,8 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     if not src.name.endswith((".yaml", ".yml")):
         return
     layers = _layers(ctx)
-    if src.path not in layers.files or layers.index is None:
+    prefixes = layers.prefixes.get(src.path)
+    if not prefixes or layers.index is None:
         return
     from ..secrets.references import looks_like_reference, parse_reference
     from ..syntax.locate import locate
@@ -74,24 +85,26 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         data, _ = parse_layer(src.path, raw)
     except LoadFailed:
         return  # `magcfg build` reports load errors with their own file:line
-    for keypath, value in iter_leaves(data):
-        if value is None or isinstance(value, tuple) or not keypath:
-            continue  # null, or a layer marker (!unset, !replace)
-        if not layers.index.is_secret(keypath):
-            continue
-        if isinstance(value, str) and parse_reference(value) is not None:
-            continue
-        key = ".".join(keypath)
-        line = locate(src.path, raw, keypath) or 1
-        column = _value_column(src, line, keypath[-1])
-        if isinstance(value, str) and looks_like_reference(value):
-            message = f"`{key}` holds a malformed secret reference ({REDACTED})"
-        else:
-            message = f"`{key}` is marked x-magcfg-secret but holds a literal value ({REDACTED})"
-        yield finding(src, line, column, RULE, message,
-                      "replace the value with a reference: `vault://<mount>/<path>#<key>` "
-                      "(e.g. vault://secret/k3s/<app>#<key>) or `env://VAR`; then rotate the "
-                      "exposed secret")
+    for prefix in sorted(prefixes):
+        for path, subtree in layers.index.secret_subtrees(data, prefix):
+            for keypath, value in iter_leaves(subtree, path):
+                if value is None or isinstance(value, tuple) or not keypath:
+                    continue  # null, or a layer marker (!unset, !replace)
+                if isinstance(value, str) and parse_reference(value) is not None:
+                    continue
+                key = ".".join((*prefix, *keypath))
+                line = locate(src.path, raw, keypath) or 1
+                column = _value_column(src, line, keypath[-1])
+                if isinstance(value, str) and looks_like_reference(value):
+                    message = f"`{key}` holds a malformed secret reference ({REDACTED})"
+                else:
+                    message = (f"`{key}` is marked x-magcfg-secret but holds a literal value "
+                               f"({REDACTED})")
+                yield finding(src, line, column, RULE, message,
+                              "replace the value with a reference: "
+                              "`vault://<mount>/<path>#<key>` (e.g. "
+                              "vault://secret/k3s/<app>#<key>) or `env://VAR`; then rotate "
+                              "the exposed secret")
 
 
 def _value_column(src: SourceFile, line: int, key: str) -> int:

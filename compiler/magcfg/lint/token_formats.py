@@ -99,6 +99,12 @@ def _entropy_plugins() -> tuple[Any, Any]:
     return Base64HighEntropyString(), HexHighEntropyString()
 
 
+def load_plugins() -> None:
+    """Import and instantiate detect-secrets' plugins (what the first file's check would)."""
+    _format_plugins()
+    _entropy_plugins()
+
+
 _QUOTED_LONG = re.compile(r"""(["'])([A-Za-z0-9+/=_\\-]{20,})\1""")
 _DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|etag|commit|"
                              r"rev|revision|fingerprint|uuid|nonce_hash)\W*$", re.IGNORECASE)

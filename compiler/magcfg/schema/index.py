@@ -569,6 +569,7 @@ class PolicyIndex:
                  fallback: SchemaIndex) -> None:
         self._table_of = table_of
         self._tables: dict[str, PolicyTable | None] = {}
+        self._secret_rows: dict[str, frozenset[int]] = {}  # ``_rows_to_secrets`` by key
         self.fallback = fallback
         # What holds along recently asked parents: a diff asks about ~10^5 leaves, most
         # of them siblings, and both questions about each.
@@ -631,6 +632,36 @@ class PolicyIndex:
         _, _, row, whole = self._at(table, keypath)
         return row[3] if whole else None
 
+    def secret_subtrees(self, tree: Any, prefix: tuple[str, ...] = ()
+                        ) -> Iterator[tuple[tuple[str, ...], Any]]:
+        """(path in ``tree``, value) of each outermost value of a tree of mappings whose
+        key path, behind ``prefix`` (where a layer file's content sits), ``is_secret``;
+        every key below such a value is secret too. A mapping whose rows lead to no
+        secret is skipped unread, so a layer file costs what its secret keys do rather
+        than what its size does (``magcfg lint`` asks this of every layer file)."""
+        if prefix:
+            yield from self._secret_subtrees(prefix, tree, ())
+        elif type(tree) is dict:  # the root itself is no key
+            for key, value in tree.items():
+                yield from self._secret_subtrees((key,), value, (key,))
+
+    def _secret_subtrees(self, at: tuple[str, ...], node: Any, path: tuple[str, ...]
+                         ) -> Iterator[tuple[tuple[str, ...], Any]]:
+        """``secret_subtrees`` of ``node``, which sits at ``at`` in the configuration
+        and at ``path`` in the tree."""
+        table = self._table(at)
+        if table is None:
+            if self.fallback.is_secret(at):
+                yield path, node
+            elif type(node) is dict:
+                for key, value in node.items():
+                    yield from self._secret_subtrees((*at, key), value, (*path, key))
+            return
+        rows = self._secret_rows.get(at[0])
+        if rows is None:
+            rows = self._secret_rows[at[0]] = _rows_to_secrets(table)
+        yield from _secret_walk(table, rows, self._at(table, at), node, path)
+
 
 _Along = tuple[bool, ReloadPolicy, _Row, bool]
 
@@ -648,6 +679,35 @@ def _step(table: PolicyTable, along: _Along, part: str) -> _Along:
             return secret, policy, row, False
     child = table[nxt]
     return secret or child[0], child[1] or policy, child, True
+
+
+def _rows_to_secrets(table: PolicyTable) -> frozenset[int]:
+    """Ids of the rows of ``table`` that are secret or lead to a secret row: the secret
+    rows (few) and their ancestors, through every parent of a shared or recursive row."""
+    parents: list[list[int]] = [[] for _ in table]
+    for number, row in enumerate(table):
+        for child in row[2].values():
+            parents[child].append(number)
+    leading: set[int] = set()
+    todo = [number for number, row in enumerate(table) if row[0]]
+    while todo:
+        number = todo.pop()
+        if number not in leading:
+            leading.add(number)
+            todo.extend(parents[number])
+    return frozenset(id(table[number]) for number in leading)
+
+
+def _secret_walk(table: PolicyTable, leading: frozenset[int], along: _Along, node: Any,
+                 path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``PolicyIndex.secret_subtrees`` from ``along``, by the steps ``is_secret`` takes."""
+    secret, _, row, whole = along
+    if secret:
+        yield path, node
+    elif whole and type(node) is dict and id(row) in leading:
+        for key, value in node.items():
+            yield from _secret_walk(table, leading, _step(table, along, key), value,
+                                    (*path, key))
 
 
 class PieceStore(Protocol):
