@@ -5,6 +5,9 @@ Precision and recall are counted per rule and over all fixtures, and must be 100
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -318,3 +321,61 @@ def test_layer_rule_reads_mapped_layers_as_the_compiler_does(make_repo: MakeRepo
     build = run_cli(repo.root, "build", "--check")
     assert build.returncode == 1 and "CANARY" not in build.stderr
     assert "[magds.db.dsn]" in build.stderr and "[web.tokens.upstream]" in build.stderr
+
+
+def test_layer_rule_finds_a_project_in_a_subdirectory(make_repo: MakeRepo) -> None:
+    """A monorepo keeps its magcfg project below the repository root: MAG006 reads its
+    layers there, with ``--project`` from the root or from the project's directory,
+    and names files from the repository root."""
+    from .conftest import run_cli
+
+    repo = make_repo({"README.md": "A monorepo.\n",
+                      **{f"config/{rel}": text for rel, text in fx.LAYER_SECRETS_MAPPED.items()}})
+    assert len(repo.expected) == 2
+    for cwd, args in ((repo.root, ["--project", "config/magcfg.yaml"]),
+                      (repo.root / "config", []),
+                      (repo.root / "config/services", ["--format", "text"]),
+                      (repo.root / "config", ["../README.md", "services"])):
+        out = run_cli(cwd, "lint", *args)
+        assert out.returncode == 1, (cwd, args, out.stderr)
+        assert "CANARY" not in out.stdout + out.stderr and "Traceback" not in out.stderr
+        found = {(line.split(":")[0], int(line.split(":")[1]), "MAG006")
+                 for line in out.stdout.splitlines() if " MAG006 " in line}
+        assert found == repo.expected, (cwd, args)
+
+
+CUE_BASE = """\
+db: {
+	host:     "db.internal"
+	password: "CANARYcue1"
+}
+"""
+
+
+def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A literal secret in a ``.cue`` layer file that a higher layer overrides with a
+    reference passes the build (the merged value is a reference), yet is committed:
+    MAG006 exports CUE layers as the build does and flags it at its line. Without a
+    usable ``cue``, lint says the file was not checked and fails, rather than pass."""
+    from .conftest import REPO, run_cli
+
+    files = {**fx.LAYER_SECRETS, "layers/base/db.cue": CUE_BASE,
+             "layers/env/dev/db.yaml": "db:\n  password: env://DB_PASSWORD\n",
+             "layers/env/prod/db.yaml": "db:\n  password: env://DB_PASSWORD\n"}
+    del files["layers/base/db.yaml"]
+    repo = make_repo(files)
+    built = run_cli(repo.root, "build")
+    assert built.returncode == 0, built.stderr
+    found = [f for f in lint(repo.root).findings if f.rule == "MAG006"]
+    assert [(f.file, f.line) for f in found] == [("layers/base/db.cue", 3)]
+    assert "`db.password`" in found[0].message and "CANARY" not in found[0].message
+    out = run_cli(repo.root, "lint")
+    assert out.returncode == 1 and "layers/base/db.cue:3:" in out.stdout
+    assert "CANARY" not in out.stdout + out.stderr
+    env = {**os.environ, "MAGCFG_CUE": str(tmp_path / "no-cue"),
+           "PYTHONPATH": str(REPO / "compiler")}
+    blind = subprocess.run([sys.executable, "-m", "magcfg", "lint"], cwd=repo.root, env=env,
+                           capture_output=True, text=True, check=False)
+    assert blind.returncode == 1 and "Traceback" not in blind.stderr
+    assert "layers/base/db.cue:1:1: MAG006 error: not checked for literal secrets" in blind.stdout
+    assert "CANARY" not in blind.stdout + blind.stderr

@@ -34,7 +34,9 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
     if project is not None and not project.is_file():
         raise UsageError(f"{project}: project file not found")
     root = find_root(paths[0] if paths else Path.cwd())
-    config = load_config(root, project)
+    # As every command finds its project: from the current directory (pre-commit passes
+    # files in any order), bounded by the repository.
+    config = load_config(root, project, Path.cwd())
     if exclude:
         config = replace(config, exclude=(*config.exclude, *exclude))
     if write_baseline:

@@ -41,20 +41,32 @@ class LintConfig:
     raw_project: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-def find_project_file(root: Path) -> Path | None:
-    """The magcfg project file at the lint root, if there is one."""
-    for name in PROJECT_FILES:
-        candidate = root / name
-        if candidate.is_file():
-            return candidate
+def find_project_file(root: Path, start: Path | None = None) -> Path | None:
+    """The nearest magcfg project file in ``start`` (default: ``root``) or a parent, up
+    to the lint root and never above it (a project of a monorepo's subdirectory)."""
+    here = (start or root).resolve()
+    top = root.resolve()
+    if here.is_file():
+        here = here.parent
+    if here != top and top not in here.parents:
+        here = top
+    for directory in (here, *here.parents):
+        for name in PROJECT_FILES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+        if directory == top:
+            break
     return None
 
 
-def load_config(root: Path, project_file: Path | None = None) -> LintConfig:
-    """Read lint settings from ``project_file`` (default: magcfg.yaml at ``root``)."""
+def load_config(root: Path, project_file: Path | None = None,
+                start: Path | None = None) -> LintConfig:
+    """Read lint settings from ``project_file`` (default: the nearest magcfg.yaml from
+    ``start`` up to ``root``)."""
     import yaml
 
-    path = project_file or find_project_file(root)
+    path = project_file or find_project_file(root, start)
     if path is None:
         return LintConfig()
     raw = read_located(path, str(path))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .context import LintContext, finding
@@ -26,6 +27,8 @@ class _Layers:
     # layer; a layer of ``files:`` maps a file under its ``key:``, per environment).
     prefixes: dict[str, frozenset[tuple[str, ...]]]
     index: Any  # magcfg.schema's PolicyIndex; None without a JSON schema
+    # Each CUE layer file -> its exported data, or why lint cannot read it.
+    cue: dict[str, dict[str, Any] | str]
 
 
 def _layers(ctx: LintContext) -> _Layers:
@@ -38,7 +41,7 @@ def _layers(ctx: LintContext) -> _Layers:
 
 
 def _load_layers(ctx: LintContext) -> _Layers:
-    empty = _Layers({}, None)
+    empty = _Layers({}, None, {})
     cfg = ctx.config
     if cfg.project_file is None or not cfg.raw_project.get("layers"):
         return empty  # not a magcfg layer repository
@@ -51,6 +54,11 @@ def _load_layers(ctx: LintContext) -> _Layers:
     # The build cache is read, never written: "secret?" comes from the policy tables a
     # build cached (the schema is neither parsed nor indexed), else from the schema's
     # index, as for diff.
+    try:  # layer paths are the project's; lint's are its root's (a monorepo's subdirectory)
+        below = Path(project.root).resolve().relative_to(ctx.root.resolve()).as_posix()
+    except ValueError:
+        return empty  # none of the layer files is linted
+    here = "" if below == "." else f"{below}/"
     compiler = Compiler(project)
     prefixes: dict[str, set[tuple[str, ...]]] = {}
     for env in project.environments:
@@ -58,8 +66,30 @@ def _load_layers(ctx: LintContext) -> _Layers:
         for _, files in listed:
             for path, prefix in files:
                 prefixes.setdefault(path, set()).add(prefix)
-    return _Layers({path: frozenset(found) for path, found in prefixes.items()},
-                   compiler.policies())
+    cue = _exported(compiler, sorted(p for p in prefixes if p.endswith(".cue")))
+    return _Layers({here + path: frozenset(found) for path, found in prefixes.items()},
+                   compiler.policies(), {here + path: data for path, data in cue.items()})
+
+
+def _exported(compiler: Any, paths: list[str]) -> dict[str, dict[str, Any] | str]:
+    """The data of each CUE layer file of ``paths`` as the build loads it (one ``cue``
+    process for all), or, without a usable ``cue``, why it cannot be checked. A file
+    that does not export is left out (the build reports it at its line); after an error
+    each file is exported alone, so one bad file hides no other's values."""
+    if not paths:
+        return {}
+    from ..cue.layers import load_cue_layers
+    from ..errors import BuildError
+
+    try:
+        return {path: parsed.data for path, parsed in load_cue_layers(compiler, paths).items()}
+    except BuildError as exc:
+        unusable = [d.message for d in exc.diagnostics if d.code in ("cue-missing", "cue-version")]
+        if unusable:
+            return dict.fromkeys(paths, unusable[0])
+        if len(paths) == 1:
+            return {}
+        return {path: data for one in paths for path, data in _exported(compiler, [one]).items()}
 
 
 def prepare(ctx: LintContext) -> None:
@@ -70,7 +100,7 @@ def prepare(ctx: LintContext) -> None:
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     """Yield a finding for each secret key of a layer file that holds no reference."""
-    if not src.name.endswith((".yaml", ".yml")):
+    if not src.name.endswith((".yaml", ".yml", ".cue")):
         return
     layers = _layers(ctx)
     prefixes = layers.prefixes.get(src.path)
@@ -81,10 +111,20 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     from ..syntax.strict_yaml import LoadFailed, iter_leaves, parse_layer
 
     raw = src.text.encode("utf-8")
-    try:
-        data, _ = parse_layer(src.path, raw)
-    except LoadFailed:
-        return  # `magcfg build` reports load errors with their own file:line
+    data: Any
+    if src.name.endswith(".cue"):
+        data = layers.cue.get(src.path)
+        if isinstance(data, str):  # fail closed: a gate that cannot read says so
+            yield finding(src, 1, 1, RULE, f"not checked for literal secrets: {data}",
+                          "install the cue CLI where lint runs (docs/cue.md)")
+            return
+        if data is None:
+            return  # `magcfg build` reports export errors with their own file:line
+    else:
+        try:
+            data, _ = parse_layer(src.path, raw)
+        except LoadFailed:
+            return  # `magcfg build` reports load errors with their own file:line
     for prefix in sorted(prefixes):
         for path, subtree in layers.index.secret_subtrees(data, prefix):
             for keypath, value in iter_leaves(subtree, path):
