@@ -51,14 +51,14 @@ def _load_layers(ctx: LintContext) -> _Layers:
     project = load_project(ctx.root / cfg.project_file)
     if project.json_schema is None:
         return empty
-    # The build cache is read, never written: "secret?" comes from the policy tables a
-    # build cached (the schema is neither parsed nor indexed), else from the schema's
-    # index, as for diff.
     try:  # layer paths are the project's; lint's are its root's (a monorepo's subdirectory)
         below = Path(project.root).resolve().relative_to(ctx.root.resolve()).as_posix()
     except ValueError:
         return empty  # none of the layer files is linted
     here = "" if below == "." else f"{below}/"
+    # The build cache is read, never written: "secret?" comes from the policy tables a
+    # build cached (the schema is neither parsed nor indexed), else from the schema's
+    # index, as for diff.
     compiler = Compiler(project)
     prefixes: dict[str, set[tuple[str, ...]]] = {}
     for env in project.environments:
