@@ -360,6 +360,8 @@ _SECRET_SHAPES: dict[str, Any] = {
                           "token": {"type": "string"}}}},
                       "additionalProperties": {"$ref": "#/$defs/cred"}},
             "backup": {"type": "object", "properties": {"cred": {"$ref": "#/$defs/cred"}}},
+            "list": {"type": "array", "items": {"$ref": "#/$defs/cred"}},
+            "plain_list": {"type": "array", "items": {"type": "object"}},
             "mirror": {"type": "object", "properties": {"cred": {"$ref": "#/$defs/cred"}}}}},
         "tree": {"$ref": "#/$defs/node"},
         "shared_a": {"$ref": "#/$defs/cred"},
@@ -371,26 +373,22 @@ _SECRET_SHAPES: dict[str, Any] = {
 
 
 def _random_tree(rng: Any, depth: int) -> Any:
-    words = ["svc", "tree", "plain", "shared_a", "shared_b", "db", "dsn", "host", "tokens",
+    words = ["svc", "tree", "plain", "shared_a", "shared_b", "db", "dsn", "host", "tokens", "list",
+             "plain_list",
              "items", "fixed", "token", "name", "child", "key", "label", "other", "backup",
              "mirror", "cred"]
     if depth == 0 or rng.random() < 0.25:
-        return rng.choice([1, "text", None, [1, {"token": "x"}], {}, ("!unset", None)])
+        return rng.choice([1, "text", None, [1, {"token": "x"}], {}, ("!unset", None),
+                           [{"token": "vault://secret/k3s/a#t", "name": "n"}, [{"key": 2}]]])
     return {rng.choice(words): _random_tree(rng, depth - 1)
             for _ in range(rng.randint(1, 4))}
 
 
-def test_secret_subtrees_hold_exactly_the_secret_leaves(mini: Project) -> None:
-    """``PolicyIndex.secret_subtrees`` (what ``magcfg lint`` walks) skips what leads to no
-    secret, yet yields every leaf ``is_secret`` names, in order: from the policy tables a
-    build cached (a recursive ``$ref``, shared definitions, a secret object, a named key
-    beside ``additionalProperties``, keys the schema does not have, values below where
-    the schema ends) and, without them, from the schema's index; behind any prefix."""
-    import random
-
+def secret_shapes(mini: Project) -> tuple[Any, Any]:
+    """(policies from the tables a build cached, policies from the schema's index) of a
+    project with ``_SECRET_SHAPES``."""
     from magcfg.compiler import Compiler, build
     from magcfg.schema.index import PolicyIndex
-    from magcfg.syntax.strict_yaml import iter_leaves
 
     write_schema(mini, _SECRET_SHAPES)
     for rel in list((mini.root / "layers").rglob("*.yaml")):
@@ -402,18 +400,40 @@ def test_secret_subtrees_hold_exactly_the_secret_leaves(mini: Project) -> None:
     fallback = Compiler(load(mini), cache=BuildCache(None)).policies()
     assert isinstance(cached, PolicyIndex) and isinstance(fallback, PolicyIndex)
     assert cached._table(("svc",)) is not None and fallback._table(("svc",)) is None
+    return cached, fallback
+
+
+def random_trees(count: int) -> list[tuple[tuple[str, ...], Any]]:
+    """(prefix, tree) pairs over ``_SECRET_SHAPES``' keys, two hand-made ones first."""
+    import random
+
     rng = random.Random(14)
     prefixes: list[tuple[str, ...]] = [(), ("svc",), ("svc", "items"), ("svc", "mirror"),
                                        ("tree", "child"), ("plain",), ("svc", "tokens"),
-                                       ("nope", "x")]
+                                       ("svc", "list"), ("nope", "x")]
     every = {"svc": {"backup": {"cred": {"token": "a", "name": "b"}},
                      "mirror": {"cred": {"token": "c"}},
                      "items": {"fixed": {"token": "d"}, "other": {"token": "e", "name": "f"}},
+                     "list": [{"token": "g", "name": "h"}, {"name": "i"}],
+                     "plain_list": [{"token": "j"}],
                      "tokens": {"x": {"deep": 1}}, "db": {"dsn": {"beyond": [1]}, "host": "h"}},
              "tree": {"child": {"child": {"key": "k", "label": "l"}}},
              "plain": {"db": {"host": "x"}}, "nope": {"token": "z"}}
-    cases = [((), every), (("svc", "mirror"), {"cred": {"token": "c"}})]
-    cases += [(rng.choice(prefixes), _random_tree(rng, 6)) for _ in range(1000)]
+    cases: list[tuple[tuple[str, ...], Any]] = [((), every),
+                                                (("svc", "mirror"), {"cred": {"token": "c"}})]
+    return cases + [(rng.choice(prefixes), _random_tree(rng, 6)) for _ in range(count)]
+
+
+def test_secret_subtrees_hold_exactly_the_secret_leaves(mini: Project) -> None:
+    """``PolicyIndex.secret_subtrees`` (what ``magcfg lint`` walks) skips what leads to no
+    secret, yet yields every leaf ``is_secret`` names, in order: from the policy tables a
+    build cached (a recursive ``$ref``, shared definitions, a secret object, a named key
+    beside ``additionalProperties``, keys the schema does not have, values below where
+    the schema ends) and, without them, from the schema's index; behind any prefix."""
+    from magcfg.syntax.strict_yaml import iter_leaves
+
+    cached, fallback = secret_shapes(mini)
+    cases = random_trees(1000)
     secret = 0
     for prefix, tree in cases:
         expected = [(kp, v) for kp, v in iter_leaves(tree)
