@@ -352,7 +352,8 @@ db: {
 """
 
 
-def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path) -> None:
+def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A literal secret in a ``.cue`` layer file that a higher layer overrides with a
     reference passes the build (the merged value is a reference), yet is committed:
     MAG006 exports CUE layers as the build does and flags it at its line. Without a
@@ -366,7 +367,13 @@ def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path) -> Non
     repo = make_repo(files)
     built = run_cli(repo.root, "build")
     assert built.returncode == 0, built.stderr
+    from magcfg.cue import layers as cue_layers
+
+    exported = calls(monkeypatch, cue_layers, "load_cue_layers", arg=1)
+    assert lint(repo.root, [repo.root / "layers/env"]).findings == []
+    assert exported == []  # CUE layers are exported only when one is checked
     found = [f for f in lint(repo.root).findings if f.rule == "MAG006"]
+    assert exported == [["layers/base/db.cue"]]
     assert [(f.file, f.line) for f in found] == [("layers/base/db.cue", 3)]
     assert "`db.password`" in found[0].message and "CANARY" not in found[0].message
     out = run_cli(repo.root, "lint")
@@ -379,3 +386,8 @@ def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path) -> Non
     assert blind.returncode == 1 and "Traceback" not in blind.stderr
     assert "layers/base/db.cue:1:1: MAG006 error: not checked for literal secrets" in blind.stdout
     assert "CANARY" not in blind.stdout + blind.stderr
+    # Linting other files does not need cue (pre-commit passes the files a commit touches).
+    yaml_only = subprocess.run([sys.executable, "-m", "magcfg", "lint", "layers/env/dev/db.yaml"],
+                               cwd=repo.root, env=env, capture_output=True, text=True,
+                               check=False)
+    assert yaml_only.returncode == 0, yaml_only.stdout + yaml_only.stderr

@@ -27,8 +27,8 @@ class _Layers:
     # layer; a layer of ``files:`` maps a file under its ``key:``, per environment).
     prefixes: dict[str, frozenset[tuple[str, ...]]]
     index: Any  # magcfg.schema's PolicyIndex; None without a JSON schema
-    # Each CUE layer file -> its exported data, or why lint cannot read it.
-    cue: dict[str, dict[str, Any] | str]
+    compiler: Any  # the project's Compiler, which reads CUE layer files (``_cue``)
+    here: str  # the project's directory from the lint root: "" or "dir/"
 
 
 def _layers(ctx: LintContext) -> _Layers:
@@ -41,7 +41,7 @@ def _layers(ctx: LintContext) -> _Layers:
 
 
 def _load_layers(ctx: LintContext) -> _Layers:
-    empty = _Layers({}, None, {})
+    empty = _Layers({}, None, None, "")
     cfg = ctx.config
     if cfg.project_file is None or not cfg.raw_project.get("layers"):
         return empty  # not a magcfg layer repository
@@ -66,9 +66,21 @@ def _load_layers(ctx: LintContext) -> _Layers:
         for _, files in listed:
             for path, prefix in files:
                 prefixes.setdefault(path, set()).add(prefix)
-    cue = _exported(compiler, sorted(p for p in prefixes if p.endswith(".cue")))
     return _Layers({here + path: frozenset(found) for path, found in prefixes.items()},
-                   compiler.policies(), {here + path: data for path, data in cue.items()})
+                   compiler.policies(), compiler, here)
+
+
+def _cue(ctx: LintContext) -> dict[str, dict[str, Any] | str]:
+    """Each CUE layer file (from the lint root) -> its exported data, or why lint cannot
+    read it; exported when the first is checked."""
+    found = ctx.caches.get("cue")
+    if not isinstance(found, dict):
+        layers = _layers(ctx)
+        paths = sorted(p.removeprefix(layers.here) for p in layers.prefixes
+                       if p.endswith(".cue"))
+        exported = _exported(layers.compiler, paths) if paths else {}
+        found = ctx.caches["cue"] = {layers.here + p: data for p, data in exported.items()}
+    return found
 
 
 def _exported(compiler: Any, paths: list[str]) -> dict[str, dict[str, Any] | str]:
@@ -76,8 +88,6 @@ def _exported(compiler: Any, paths: list[str]) -> dict[str, dict[str, Any] | str
     process for all), or, without a usable ``cue``, why it cannot be checked. A file
     that does not export is left out (the build reports it at its line); after an error
     each file is exported alone, so one bad file hides no other's values."""
-    if not paths:
-        return {}
     from ..cue.layers import load_cue_layers
     from ..errors import BuildError
 
@@ -94,8 +104,8 @@ def _exported(compiler: Any, paths: list[str]) -> dict[str, dict[str, Any] | str
 
 def prepare(ctx: LintContext) -> None:
     """Load what every layer file's check reads (the project, its layer files, the
-    schema's secret keys) once."""
-    _layers(ctx)
+    schema's secret keys, the CUE layers' data) once."""
+    _cue(ctx)
 
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
@@ -113,7 +123,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     raw = src.text.encode("utf-8")
     data: Any
     if src.name.endswith(".cue"):
-        data = layers.cue.get(src.path)
+        data = _cue(ctx).get(src.path)
         if isinstance(data, str):  # fail closed: a gate that cannot read says so
             yield finding(src, 1, 1, RULE, f"not checked for literal secrets: {data}",
                           "install the cue CLI where lint runs (docs/cue.md)")
