@@ -12,10 +12,9 @@ from magcfg.lint.walk import SourceFile
 
 from . import fixtures as fx
 from .conftest import MakeRepo
+from .test_rules import FIXTURES as BY_RULE
 
-FIXTURES = [fx.FALLBACKS, fx.HARDCODED, fx.ENVFILES, fx.VAULT_CLIENTS, fx.VAULT_POLICY,
-            fx.LAYER_SECRETS, fx.LAYER_SECRETS_MAPPED]
-
+FIXTURES = [*BY_RULE.values(), fx.LAYER_SECRETS_MAPPED]
 
 SUPPRESSED = """\
 API_PASSWORD = "CANARYsuppressed1"  # magcfg: ignore[MAG002] reason: a test vector
@@ -53,14 +52,18 @@ def test_a_failed_child_share_is_checked_again(make_repo: MakeRepo,
     parent = os.getpid()
     real = engine._check
 
-    def failing(*args: object) -> object:
+    here: list[str] = []
+
+    def failing(sources: list[SourceFile], *args: object) -> object:
         if os.getpid() != parent:
             raise MemoryError
-        return real(*args)  # type: ignore[arg-type]
+        here.extend(src.path for src in sources)
+        return real(sources, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "_check", failing)
     result = lint(repo.root, jobs=2)
     assert {(f.file, f.line, f.rule) for f in result.findings} == repo.expected
+    assert len(here) == len(set(here)) == result.files  # its own share, then the child's
     assert result == lint(repo.root, jobs=1)
 
 
