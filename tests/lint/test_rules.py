@@ -325,14 +325,14 @@ def test_layer_rule_reads_mapped_layers_as_the_compiler_does(make_repo: MakeRepo
 
 def test_layer_rule_finds_a_project_in_a_subdirectory(make_repo: MakeRepo) -> None:
     """A monorepo keeps its magcfg project below the repository root: MAG006 reads its
-    layers there, with ``--project`` from the root or from the project's directory,
-    and names files from the repository root."""
+    layers there, from the root (with ``--project`` or without) or from the project's
+    directory, and names files from the repository root."""
     from .conftest import run_cli
 
     repo = make_repo({"README.md": "A monorepo.\n",
                       **{f"config/{rel}": text for rel, text in fx.LAYER_SECRETS_MAPPED.items()}})
     assert len(repo.expected) == 2
-    for cwd, args in ((repo.root, ["--project", "config/magcfg.yaml"]),
+    for cwd, args in ((repo.root, []), (repo.root, ["--project", "config/magcfg.yaml"]),
                       (repo.root / "config", []),
                       (repo.root / "config/services", ["--format", "text"]),
                       (repo.root / "config", ["../README.md", "services"])):
@@ -391,3 +391,20 @@ def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path,
                                cwd=repo.root, env=env, capture_output=True, text=True,
                                check=False)
     assert yaml_only.returncode == 0, yaml_only.stdout + yaml_only.stderr
+
+
+def test_layer_rule_reads_every_project_of_a_monorepo(make_repo: MakeRepo) -> None:
+    """From the root, each project of the repository has its layer files checked against
+    its own schema, and a project file that cannot be read is a finding (the gate fails
+    rather than skip its layers), without quoting it."""
+    broken = "version: 1 «MAG006»\nlayers: [\n  password: CANARYbroken1\n"
+    repo = make_repo({**{f"config/{rel}": text for rel, text in fx.LAYER_SECRETS_MAPPED.items()},
+                      **{f"team2/{rel}": text for rel, text in fx.LAYER_SECRETS.items()},
+                      "team3/magcfg.yaml": broken})
+    result = lint(repo.root)
+    found = {(f.file, f.line, f.rule) for f in result.findings if f.rule == "MAG006"}
+    assert found == {e for e in repo.expected if e[2] == "MAG006"}
+    assert {f[0].split("/")[0] for f in found} == {"config", "team2", "team3"}
+    unread = [f for f in result.findings if f.file == "team3/magcfg.yaml"]
+    assert "layers not checked" in unread[0].message and "not valid YAML" in unread[0].message
+    assert not any("CANARY" in f.message for f in result.findings)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import PROJECT_FILES
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
 from .walk import SourceFile
@@ -22,13 +23,23 @@ RULE = "MAG006"
 
 
 @dataclass(frozen=True)
+class _Project:
+    """A magcfg project of the repository, as MAG006 reads it."""
+
+    here: str  # its directory from the lint root: "" or "dir/"
+    index: Any  # its schema's PolicyIndex
+    compiler: Any  # its Compiler, which reads its CUE layer files (``_cue``)
+
+
+@dataclass(frozen=True)
 class _Layers:
-    # Each layer file -> the key paths its content sits under (``()`` in a directory
-    # layer; a layer of ``files:`` maps a file under its ``key:``, per environment).
+    # Each layer file (from the lint root) -> the key paths its content sits under
+    # (``()`` in a directory layer; a layer of ``files:`` maps a file under its ``key:``,
+    # per environment), and the project it is a layer file of.
     prefixes: dict[str, frozenset[tuple[str, ...]]]
-    index: Any  # magcfg.schema's PolicyIndex; None without a JSON schema
-    compiler: Any  # the project's Compiler, which reads CUE layer files (``_cue``)
-    here: str  # the project's directory from the lint root: "" or "dir/"
+    project_of: dict[str, _Project]
+    # A project file found in the repository that cannot be read -> why.
+    unread: dict[str, str]
 
 
 def _layers(ctx: LintContext) -> _Layers:
@@ -41,20 +52,62 @@ def _layers(ctx: LintContext) -> _Layers:
 
 
 def _load_layers(ctx: LintContext) -> _Layers:
-    empty = _Layers({}, None, None, "")
-    cfg = ctx.config
-    if cfg.project_file is None or not cfg.raw_project.get("layers"):
-        return empty  # not a magcfg layer repository
+    """The layer files of every project of the repository: the one lint reads its
+    settings from, and every other project file it lints (a monorepo's projects, each
+    in its directory, checked from the root as from their own)."""
+    from ..errors import MagcfgError
+
+    prefixes: dict[str, frozenset[tuple[str, ...]]] = {}
+    project_of: dict[str, _Project] = {}
+    unread: dict[str, str] = {}
+    found = {name for name in ctx.files if name.rsplit("/", 1)[-1] in PROJECT_FILES}
+    configured = ctx.config.project_file
+    for rel in sorted(found | ({configured} if configured is not None else set())):
+        try:
+            loaded = _project(ctx, rel)
+        except MagcfgError as exc:
+            if rel == configured:
+                raise
+            unread[rel] = exc.diagnostics[0].message if exc.diagnostics else str(exc)
+            continue
+        if loaded is None:
+            continue
+        project, files = loaded
+        for path, keys in files.items():
+            if path not in project_of:  # a file two projects list is read by the first
+                prefixes[path] = keys
+                project_of[path] = project
+    return _Layers(prefixes, project_of, unread)
+
+
+def _project(ctx: LintContext, rel: str
+             ) -> tuple[_Project, dict[str, frozenset[tuple[str, ...]]]] | None:
+    """The project of the project file ``rel`` and its layer files with their key
+    prefixes (from the lint root); None when it lists no layers or has no JSON schema,
+    or lies outside the linted tree."""
     from ..compiler import Compiler
+    from ..errors import BuildError
     from ..project import load_project
 
-    project = load_project(ctx.root / cfg.project_file)
+    if rel == ctx.config.project_file:
+        raw: Any = ctx.config.raw_project
+    else:
+        import yaml
+
+        try:
+            raw = yaml.safe_load(ctx.files[rel].text)
+        except yaml.YAMLError as exc:  # its problem only: the context quotes the file
+            raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
+                             ) from None
+    if not isinstance(raw, dict) or not raw.get("layers"):
+        return None  # not a magcfg layer project
+    project = load_project(ctx.root / rel)
     if project.json_schema is None:
-        return empty
+        return None
     try:  # layer paths are the project's; lint's are its root's (a monorepo's subdirectory)
         below = Path(project.root).resolve().relative_to(ctx.root.resolve()).as_posix()
     except ValueError:
-        return empty  # none of the layer files is linted
+        return None  # none of the layer files is linted
     here = "" if below == "." else f"{below}/"
     # The build cache is read, never written: "secret?" comes from the policy tables a
     # build cached (the schema is neither parsed nor indexed), else from the schema's
@@ -65,21 +118,28 @@ def _load_layers(ctx: LintContext) -> _Layers:
         listed, _ = compiler.layer_files(env)
         for _, files in listed:
             for path, prefix in files:
-                prefixes.setdefault(path, set()).add(prefix)
-    return _Layers({here + path: frozenset(found) for path, found in prefixes.items()},
-                   compiler.policies(), compiler, here)
+                prefixes.setdefault(here + path, set()).add(prefix)
+    return (_Project(here, compiler.policies(), compiler),
+            {path: frozenset(keys) for path, keys in prefixes.items()})
 
 
 def _cue(ctx: LintContext) -> dict[str, dict[str, Any] | str]:
     """Each CUE layer file (from the lint root) -> its exported data, or why lint cannot
-    read it; exported when the first is checked."""
+    read it; exported when the first is checked (one ``cue`` process per project)."""
     found = ctx.caches.get("cue")
     if not isinstance(found, dict):
         layers = _layers(ctx)
-        paths = sorted(p.removeprefix(layers.here) for p in layers.prefixes
-                       if p.endswith(".cue"))
-        exported = _exported(layers.compiler, paths) if paths else {}
-        found = ctx.caches["cue"] = {layers.here + p: data for p, data in exported.items()}
+        found = {}
+        by_project: dict[int, list[str]] = {}
+        for path, project in layers.project_of.items():
+            if path.endswith(".cue"):
+                by_project.setdefault(id(project), []).append(path)
+        for paths in by_project.values():
+            project = layers.project_of[paths[0]]
+            exported = _exported(project.compiler,
+                                 sorted(p.removeprefix(project.here) for p in paths))
+            found.update({project.here + p: data for p, data in exported.items()})
+        ctx.caches["cue"] = found
     return found
 
 
@@ -113,9 +173,15 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     if not src.name.endswith((".yaml", ".yml", ".cue")):
         return
     layers = _layers(ctx)
-    prefixes = layers.prefixes.get(src.path)
-    if not prefixes or layers.index is None:
+    unread = layers.unread.get(src.path)
+    if unread is not None:  # fail closed, as for CUE below
+        yield finding(src, 1, 1, RULE, f"layers not checked for literal secrets: {unread}",
+                      "fix the project file (`magcfg build` names the problem)")
         return
+    prefixes = layers.prefixes.get(src.path)
+    if not prefixes:
+        return
+    index = layers.project_of[src.path].index
     from ..secrets.references import looks_like_reference, parse_reference
     from ..syntax.locate import locate
     from ..syntax.strict_yaml import LoadFailed, iter_leaves, parse_layer
@@ -136,7 +202,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         except LoadFailed:
             return  # `magcfg build` reports load errors with their own file:line
     for prefix in sorted(prefixes):
-        for path, subtree in layers.index.secret_subtrees(data, prefix):
+        for path, subtree in index.secret_subtrees(data, prefix):
             for keypath, value in iter_leaves(subtree, path):
                 if value is None or isinstance(value, tuple) or not keypath:
                     continue  # null, or a layer marker (!unset, !replace)
