@@ -218,16 +218,32 @@ class Project:
 
 
 def find_project_file(start: Path | None = None) -> Path:
-    """The nearest ``magcfg.yaml`` here or above. Any entry of that name counts (a
-    symlink or FIFO is refused by ``load_project``, never skipped for one further up)."""
+    """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``)."""
     here = (start or Path.cwd()).resolve()
+    found = nearest_project_file(here)
+    if found is None:
+        raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {here} or its parents "
+                         "(use --project FILE)")
+    return found
+
+
+def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
+    """The nearest ``magcfg.yaml`` in ``start`` or a parent, none above ``top`` (a
+    repository's root; ``start`` outside it starts there). Any entry of that name counts
+    (a symlink or FIFO is refused when read, never skipped for one further up)."""
+    here = start.resolve()
+    if top is not None:
+        top = top.resolve()
+        if here != top and top not in here.parents:
+            here = top
     for directory in (here, *here.parents):
         for name in PROJECT_FILE_NAMES:
             candidate = directory / name
             if os.path.lexists(candidate):
                 return candidate
-    raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {here} or its parents "
-                     "(use --project FILE)")
+        if directory == top:
+            break
+    return None
 
 
 def load_project(path: str | os.PathLike[str] | None = None) -> Project:

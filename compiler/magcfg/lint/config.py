@@ -15,7 +15,6 @@ from ..durable import read_located
 from ..errors import BuildError, Diagnostic, UsageError
 from .findings import RULES
 
-PROJECT_FILES = ("magcfg.yaml", "magcfg.yml")
 DEFAULT_DEPLOY_PATHS = ("deploy", "k8s", "kubernetes", "docker", "helm", "charts", "manifests")
 DEFAULT_BASELINE = ".magcfg-lint-baseline.json"
 
@@ -44,20 +43,10 @@ class LintConfig:
 def find_project_file(root: Path, start: Path | None = None) -> Path | None:
     """The nearest magcfg project file in ``start`` (default: ``root``) or a parent, up
     to the lint root and never above it (a project of a monorepo's subdirectory)."""
-    here = (start or root).resolve()
-    top = root.resolve()
-    if here.is_file():
-        here = here.parent
-    if here != top and top not in here.parents:
-        here = top
-    for directory in (here, *here.parents):
-        for name in PROJECT_FILES:
-            candidate = directory / name
-            if candidate.is_file():
-                return candidate
-        if directory == top:
-            break
-    return None
+    from ..project import nearest_project_file
+
+    here = start or root
+    return nearest_project_file(here.parent if here.is_file() else here, root)
 
 
 def load_config(root: Path, project_file: Path | None = None,

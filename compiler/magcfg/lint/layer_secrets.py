@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import PROJECT_FILES
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
 from .walk import SourceFile
@@ -36,8 +35,7 @@ class _Layers:
     # Each layer file (from the lint root) -> the key paths its content sits under
     # (``()`` in a directory layer; a layer of ``files:`` maps a file under its ``key:``,
     # per environment), and the project it is a layer file of.
-    prefixes: dict[str, frozenset[tuple[str, ...]]]
-    project_of: dict[str, _Project]
+    files: dict[str, tuple[frozenset[tuple[str, ...]], _Project]]
     # A project file found in the repository that cannot be read -> why.
     unread: dict[str, str]
 
@@ -56,11 +54,11 @@ def _load_layers(ctx: LintContext) -> _Layers:
     settings from, and every other project file it lints (a monorepo's projects, each
     in its directory, checked from the root as from their own)."""
     from ..errors import MagcfgError
+    from ..project import PROJECT_FILE_NAMES
 
-    prefixes: dict[str, frozenset[tuple[str, ...]]] = {}
-    project_of: dict[str, _Project] = {}
+    files: dict[str, tuple[frozenset[tuple[str, ...]], _Project]] = {}
     unread: dict[str, str] = {}
-    found = {name for name in ctx.files if name.rsplit("/", 1)[-1] in PROJECT_FILES}
+    found = {name for name in ctx.files if name.rsplit("/", 1)[-1] in PROJECT_FILE_NAMES}
     configured = ctx.config.project_file
     for rel in sorted(found | ({configured} if configured is not None else set())):
         try:
@@ -72,12 +70,10 @@ def _load_layers(ctx: LintContext) -> _Layers:
             continue
         if loaded is None:
             continue
-        project, files = loaded
-        for path, keys in files.items():
-            if path not in project_of:  # a file two projects list is read by the first
-                prefixes[path] = keys
-                project_of[path] = project
-    return _Layers(prefixes, project_of, unread)
+        project, listed = loaded
+        for path, keys in listed.items():
+            files.setdefault(path, (keys, project))  # two projects' file: the first's
+    return _Layers(files, unread)
 
 
 def _project(ctx: LintContext, rel: str
@@ -131,11 +127,11 @@ def _cue(ctx: LintContext) -> dict[str, dict[str, Any] | str]:
         layers = _layers(ctx)
         found = {}
         by_project: dict[int, list[str]] = {}
-        for path, project in layers.project_of.items():
+        for path, (_, project) in layers.files.items():
             if path.endswith(".cue"):
                 by_project.setdefault(id(project), []).append(path)
         for paths in by_project.values():
-            project = layers.project_of[paths[0]]
+            project = layers.files[paths[0]][1]
             exported = _exported(project.compiler,
                                  sorted(p.removeprefix(project.here) for p in paths))
             found.update({project.here + p: data for p, data in exported.items()})
@@ -178,10 +174,10 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         yield finding(src, 1, 1, RULE, f"layers not checked for literal secrets: {unread}",
                       "fix the project file (`magcfg build` names the problem)")
         return
-    prefixes = layers.prefixes.get(src.path)
-    if not prefixes:
+    if src.path not in layers.files:
         return
-    index = layers.project_of[src.path].index
+    prefixes, project = layers.files[src.path]
+    index = project.index
     from ..secrets.references import looks_like_reference, parse_reference
     from ..syntax.locate import locate
     from ..syntax.strict_yaml import LoadFailed, iter_leaves, parse_layer
