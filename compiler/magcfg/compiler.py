@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
@@ -922,8 +922,7 @@ def _read_previous(project: Project, env: str) -> bytes | None:
     return read_if_present(real_directory(project.root, rel) / MANIFEST, f"{rel}/{MANIFEST}")
 
 
-@dataclass(frozen=True)
-class VersionBase:
+class VersionBase(NamedTuple):
     """The manifest a build numbers its version from, and how errors name it."""
 
     manifest: bytes | None

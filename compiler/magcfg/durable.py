@@ -38,9 +38,8 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .errors import BuildError, Diagnostic
 
@@ -383,15 +382,15 @@ class Tree:
         return walk.files, walk.problems
 
 
-@dataclass
 class _Walk:
     """One ``Tree.list_files``: what it found so far."""
 
-    tree: Tree
-    suffixes: tuple[str, ...]
-    files: list[str] = field(default_factory=list)
-    problems: list[Diagnostic] = field(default_factory=list)
-    listed: dict[str, str] = field(default_factory=dict)  # real directory -> its rel
+    def __init__(self, tree: Tree, suffixes: tuple[str, ...]) -> None:
+        self.tree = tree
+        self.suffixes = suffixes
+        self.files: list[str] = []
+        self.problems: list[Diagnostic] = []
+        self.listed: dict[str, str] = {}  # real directory -> its rel
 
     def directory(self, real_dir: str, rel_dir: str) -> None:
         # os.scandir, not os.walk and lstat: the entry types come with the listing, so
@@ -616,15 +615,14 @@ def real_directory(root: str | os.PathLike[str], rel: str) -> Path:
     return Path(base, *[p for p in rel.split("/") if p])
 
 
-@dataclass(frozen=True)
-class DirectoryUpdate:
+class DirectoryUpdate(NamedTuple):
     """The complete new content of one output directory (``rel``, relative to the
     root): ``files`` by name. ``owned`` names the files magcfg may replace or delete
     there besides ``files`` (those it wrote before); any other entry stops the update."""
 
     rel: str
     files: Mapping[str, bytes]
-    owned: Collection[str] = field(default_factory=frozenset)
+    owned: Collection[str] = frozenset()
     display: str = ""
     """How errors name the directory (default: ``rel``)."""
 

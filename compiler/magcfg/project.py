@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from .artifact import ENVIRONMENT_NAME
 from .durable import PathError, read_located, real_directory
@@ -47,8 +47,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 GIT_DIR = ".git"
 
 
-@dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(NamedTuple):
     """One entry of ``layers:``: a directory (``path``, may contain ``{env}``) whose files
     spell out their full key paths, or a file pattern (``files``) with a key prefix
     (``key``) for repositories laid out their own way (``services/{service}/base.yaml``

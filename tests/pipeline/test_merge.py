@@ -26,10 +26,13 @@ class _NoSource:
         return b""
 
 
-def stack_of(*layers: dict[str, Any]) -> LayerStack:
+def stack_of(*layers: dict[str, Any], markers: bool = False) -> LayerStack:
+    """The stack of ``layers``, each one file; ``markers``: every file flagged as holding
+    tags (as the loader flags one with ``!unset`` or ``!replace``), not only those that
+    hold ``UNSET``."""
     built = []
     for i, data in enumerate(layers):
-        marker = any(v == UNSET for v in _walk(data))
+        marker = markers or any(v == UNSET for v in _walk(data))
         built.append(Layer(f"l{i}", f"l{i}", (ParsedFile(f"l{i}/f.yaml", str(i), tuple(data),
                                                           marker, data=data),)))
     return LayerStack("env", built, _NoSource())
@@ -176,10 +179,7 @@ def test_keyed_list_merge_key_is_not_a_redundant_override() -> None:
 
 
 def _keyed(*layers: dict[str, Any]) -> LayerStack:
-    stack = stack_of(*layers)
-    for layer in stack.layers:  # the loader flags files with markers; stack_of sees keys only
-        object.__setattr__(layer, "files", tuple(
-            ParsedFile(f.path, f.digest, f.keys, True, data=f.data) for f in layer.files))
+    stack = stack_of(*layers, markers=True)
     stack._merge_key = lambda path: "name" if path == ("a",) else None
     return stack
 

@@ -19,8 +19,8 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
@@ -40,8 +40,7 @@ _VERSION = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
 TIMEOUT_SECONDS = 300
 
 
-@dataclass(frozen=True)
-class CueBinary:
+class CueBinary(NamedTuple):
     """A ``cue`` executable that passed the version check."""
 
     path: str
@@ -166,8 +165,7 @@ def _version_of(path: str, cache: BuildCache | None) -> str | None:
 # --------------------------------------------------------------------------- errors
 
 
-@dataclass(frozen=True)
-class CueError:
+class CueError(NamedTuple):
     """One error as ``cue`` prints it: a value path (segments, may be empty), the
     message, and the source positions (file as printed, line, column)."""
 

@@ -25,9 +25,8 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
@@ -57,8 +56,7 @@ get a process each, run side by side up to one per CPU: less time and, on a mach
 with fewer CPUs than environments, less peak memory than one process for all."""
 
 
-@dataclass(frozen=True)
-class CueSchema:
+class CueSchema(NamedTuple):
     """The project's CUE schema file and the definition every environment must satisfy."""
 
     path: str
@@ -113,8 +111,7 @@ def load_cue_schema(compiler: Workspace) -> CueSchema | None:
     return CueSchema(path, definition, raw, hashlib.sha256(raw).hexdigest())
 
 
-@dataclass(frozen=True)
-class _Violation:
+class _Violation(NamedTuple):
     keypath: tuple[str, ...]
     message: str
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import Diagnostic
 from .cache import BuildCache
@@ -60,11 +61,10 @@ DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes
 BuildCheck = Callable[[Workspace, Sequence["CompileContext"]], list[Diagnostic]]
 
 
-@dataclass(frozen=True)
-class Extensions:
+class Extensions(NamedTuple):
     """The capabilities a compiler runs, one tuple per extension point."""
 
-    layer_loaders: Mapping[str, LayerLoader] = field(default_factory=dict)
+    layer_loaders: Mapping[str, LayerLoader] = MappingProxyType({})
     document_checks: tuple[DocumentCheck, ...] = ()
     artifact_emitters: tuple[ArtifactEmitter, ...] = ()
     schema_entries: tuple[SchemaEntry, ...] = ()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import Diagnostic, Severity, printable
 from ..keyglob import format_keypath
@@ -54,8 +54,7 @@ ABSENT: Any = _Absent()
 """A key no layer sets (distinct from ``None``, which is a value)."""
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One layer of one environment: its files, in merge order."""
 
     name: str
@@ -79,8 +78,7 @@ class Provenance:
         return file if self.line is None else f"{file}:{self.line}"
 
 
-@dataclass(frozen=True)
-class _Finding:
+class _Finding(NamedTuple):
     severity: Severity
     file: str
     keypath: tuple[str, ...]

@@ -83,7 +83,7 @@ class ViolationLocator:
                 out.append(locate_key(self.stack, self.project_file, v.keypath, v.message,
                                       v.code))
                 continue
-            self._hidden += v.count
+            self._hidden += v.errors
             self._hidden_path = common_keypath(self._hidden_path, v.keypath)
         return out
 

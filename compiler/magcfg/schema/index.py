@@ -31,8 +31,8 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import unquote
 
 from ..artifact import value_pattern
@@ -53,24 +53,37 @@ Constraint = tuple[str, tuple[str, ...]]
 e.g. ``("one of", ('"debug"', '"info"'))``, ``(">=", ("1",))``."""
 
 
-@dataclass(slots=True)
 class _Node:
-    children: dict[str, _Node] = field(default_factory=dict)
-    secret: bool = False
-    reload: ReloadPolicy | None = None
-    description: str | None = None
-    types: tuple[str, ...] = ()
-    default: Any = None
-    has_default: bool = False
-    merge_key: str | None = None
-    # The schema object(s) the node was made from: a dict, or a tuple of them for a
-    # combined node. Read only by ``entry`` (bounds for editors), so building the index
-    # costs one reference per node, not a copy of the keywords.
-    sources: Any = None
-    height: int = 1  # levels of children below and including this node
-    # ``x-magcfg-secret-value``: what the secret's value must be (not its reference).
-    secret_value: dict[str, Any] | None = None
-    _constraints: tuple[Constraint, ...] | None = None
+    """One key of the schema index. Slots: an index holds a node per key of the schema.
+    A plain class: a dataclass's generated methods cost every command that imports the
+    index ~2 ms of start-up."""
+
+    __slots__ = ("_constraints", "children", "default", "description", "has_default",
+                 "height", "merge_key", "reload", "secret", "secret_value", "sources",
+                 "types")
+
+    def __init__(self, children: dict[str, _Node] | None = None, secret: bool = False,
+                 reload: ReloadPolicy | None = None, description: str | None = None,
+                 types: tuple[str, ...] = (), default: Any = None,
+                 has_default: bool = False, merge_key: str | None = None,
+                 sources: Any = None, height: int = 1,
+                 secret_value: dict[str, Any] | None = None) -> None:
+        self.children: dict[str, _Node] = {} if children is None else children
+        self.secret = secret
+        self.reload = reload
+        self.description = description
+        self.types = types
+        self.default = default
+        self.has_default = has_default
+        self.merge_key = merge_key
+        # The schema object(s) the node was made from: a dict, or a tuple of them for a
+        # combined node. Read only by ``entry`` (bounds for editors), so building the
+        # index costs one reference per node, not a copy of the keywords.
+        self.sources = sources
+        self.height = height  # levels of children below and including this node
+        # ``x-magcfg-secret-value``: what the secret's value must be (not its reference).
+        self.secret_value = secret_value
+        self._constraints: tuple[Constraint, ...] | None = None
 
     @property
     def constraints(self) -> tuple[Constraint, ...]:
@@ -151,16 +164,15 @@ CONSTRAINTS = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclu
 """The keywords of a key's own schema that bound its value (shown by editors)."""
 
 
-@dataclass
 class _SharedRefs:
     """The nodes of ``$ref`` targets of one schema file, and its index's failure."""
 
-    nodes: dict[str, _Node] = field(default_factory=dict)
-    failed: BuildError | None = None
+    def __init__(self) -> None:
+        self.nodes: dict[str, _Node] = {}
+        self.failed: BuildError | None = None
 
 
-@dataclass(frozen=True)
-class SchemaEntry:
+class SchemaEntry(NamedTuple):
     """One documented key of the schema (for ``magcfg docs``; ``constraints`` are filled
     in by ``SchemaIndex.entry``, for editors)."""
 
@@ -172,7 +184,7 @@ class SchemaEntry:
     default: Any
     has_default: bool
     constraints: tuple[Constraint, ...] = ()
-    bounds: Mapping[str, Any] = field(default_factory=dict)
+    bounds: Mapping[str, Any] = MappingProxyType({})
     """The bounding keywords as written (``CONSTRAINTS``), for editors."""
 
 

@@ -20,15 +20,14 @@ a key the redactor calls secret (``x-magcfg-secret`` or a ``redact:`` glob) or a
 map or list that holds one.
 
 One validation reports at most ``MAX_VIOLATIONS`` violations and counts the rest in one
-more (``SchemaViolation.count``): 100,000 unknown keys are one message's worth of work
+more (``SchemaViolation.errors``): 100,000 unknown keys are one message's worth of work
 to write and to locate, not 100,000.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from ..errors import BuildError
@@ -43,15 +42,14 @@ MAX_VIOLATIONS = 20
 _MAX_MESSAGE = 240
 
 
-@dataclass(frozen=True)
-class SchemaViolation:
-    """One schema error, before it is given a file and line; or, with ``count`` > 1, the
-    errors past ``MAX_VIOLATIONS`` under ``keypath``, counted but not described."""
+class SchemaViolation(NamedTuple):
+    """One schema error, before it is given a file and line; or, with ``errors`` > 1,
+    the errors past ``MAX_VIOLATIONS`` under ``keypath``, counted but not described."""
 
     keypath: tuple[str, ...]
     message: str
     code: str
-    count: int = 1
+    errors: int = 1
 
 
 def more_violations(keypath: tuple[str, ...], count: int) -> SchemaViolation:

@@ -12,8 +12,7 @@ Build, review commands and the runtime kernel all use this one class.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..keyglob import KeyGlobs, format_keypath
 from .references import parse_reference
@@ -21,8 +20,7 @@ from .references import parse_reference
 REDACTED = "<redacted>"
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One changed key, fit to show: ``old``/``new`` are redacted (``REDACTED`` on both
     sides for a secret, whose change is still reported); ``None`` with ``added`` /
     ``removed`` for a key only one side has."""

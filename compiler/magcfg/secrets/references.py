@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Scheme = Literal["vault", "vault+direct", "env"]
 SCHEMES = ("vault://", "vault+direct://", "env://")
@@ -31,8 +30,7 @@ _ENV = re.compile(r"env://([A-Z_][A-Z0-9_]*)")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
 
 
-@dataclass(frozen=True)
-class SecretRef:
+class SecretRef(NamedTuple):
     """A parsed reference. Vault forms: ``mount``, ``path`` (no leading slash, no
     ``data/`` segment), ``key``; env form: ``var``."""
 

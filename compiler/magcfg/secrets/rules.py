@@ -23,7 +23,6 @@ import functools
 import re
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Diagnostic
@@ -43,13 +42,13 @@ if TYPE_CHECKING:
     from ..pipeline.context import CompileContext
 
 
-@dataclass
 class SecretScan:
     """Where an environment's config holds secrets: every leaf under a secret key, and
     every reference-looking string anywhere else (each one an error)."""
 
-    secret_leaves: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)
-    stray: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.secret_leaves: list[tuple[tuple[str, ...], Any]] = []
+        self.stray: list[tuple[tuple[str, ...], str]] = []
 
     def references(self) -> list[tuple[tuple[str, ...], SecretRef]]:
         out = []

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from ..errors import Diagnostic
 from ..keyglob import parse_keypath
@@ -48,17 +49,17 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # Go's time.ParseDuration units, as ESO reads refreshInterval.
 _DURATION = re.compile(r"0|(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+")
 _STORE_KINDS = ("ClusterSecretStore", "SecretStore")
+_DEFAULT_MOUNTS = ("secret",)
 _APP = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _VAULT_KEYS = frozenset({"mounts", "dynamic_mounts", "path_prefixes", "addresses"})
 _SECTION_KEYS = ("direct_vault", "namespace", "refresh_interval", "store", "target_name", "vault")
 
 
-@dataclass(frozen=True)
-class SecretSettings:
+class SecretSettings(NamedTuple):
     """What the project file says about secrets (defaults filled in)."""
 
-    mounts: tuple[str, ...] = ("secret",)
+    mounts: tuple[str, ...] = _DEFAULT_MOUNTS
     dynamic_mounts: tuple[str, ...] = ()
     """Mounts of dynamic-secret engines (``database``): read through ``vault+direct://``
     only, their paths granted exactly (docs/secrets.md, "Dynamic secrets")."""
@@ -69,9 +70,9 @@ class SecretSettings:
     refresh_interval: str = "1h"
     target_name: str = "{app}-secrets"
     namespace: str | None = None
-    direct_vault: dict[str, str] = field(default_factory=dict)
+    direct_vault: Mapping[str, str] = MappingProxyType({})
     redact: tuple[str, ...] = ()
-    addresses: dict[str, str] = field(default_factory=dict)
+    addresses: Mapping[str, str] = MappingProxyType({})
     environment: str | None = None
     """Set by :meth:`for_env`: ``{env}`` in mounts and prefixes is then filled in."""
     isolated_mounts: frozenset[str] = frozenset()
@@ -85,8 +86,8 @@ class SecretSettings:
             return text.replace(ENV_FIELD, env)
 
         prefixes = None if self.path_prefixes is None else tuple(map(fill, self.path_prefixes))
-        return replace(
-            self, mounts=tuple(map(fill, self.mounts)), path_prefixes=prefixes,
+        return self._replace(
+            mounts=tuple(map(fill, self.mounts)), path_prefixes=prefixes,
             dynamic_mounts=tuple(map(fill, self.dynamic_mounts)),
             store_mount=fill(self.store_mount), environment=env,
             isolated_mounts=frozenset(fill(m) for m in (*self.mounts, *self.dynamic_mounts)
@@ -234,7 +235,7 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
             at = ("secrets", "vault", "dynamic_mounts")
             values = strings(vault["dynamic_mounts"], at)
             if values is not None:
-                kv = set(out.get("mounts", SecretSettings.mounts))
+                kv = set(out.get("mounts", _DEFAULT_MOUNTS))
                 if not all(_MOUNT.fullmatch(v) for v in values):
                     err(at, "dynamic_mounts is a list of Vault mount names of dynamic-secret "
                         "engines ([a-z0-9_-], and {env} for the environment's name), e.g. "
@@ -262,14 +263,14 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
             err(("secrets", "store", "name"), "store name must be a Kubernetes object name")
         else:
             out["store_name"] = name
-        mounts = out.get("mounts", SecretSettings.mounts)
+        mounts = out.get("mounts", _DEFAULT_MOUNTS)
         mount = store.get("mount", mounts[0])
         if mount not in mounts:
             err(("secrets", "store", "mount"), "store mount must be one of secrets.vault.mounts")
         else:
             out["store_mount"] = mount
     # A store that is missing or invalid still needs a mount that is allowed.
-    out.setdefault("store_mount", out.get("mounts", SecretSettings.mounts)[0])
+    out.setdefault("store_mount", out.get("mounts", _DEFAULT_MOUNTS)[0])
 
     interval = section.get("refresh_interval", "1h")
     if not isinstance(interval, str) or not _DURATION.fullmatch(interval):
