@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from magcfg.pipeline.workers import Forked, available_jobs
+from magcfg.pipeline.workers import Forked, available_jobs, weighted_runs
 
 
 def _square(n: int) -> bytes:
@@ -88,3 +88,13 @@ def test_no_fork_by_default_beside_other_threads(monkeypatch: pytest.MonkeyPatch
     finally:
         stop.set()
         thread.join()
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3, 8])
+def test_weighted_runs_are_consecutive_and_about_even(jobs: int) -> None:
+    sizes = {"a": 5, "b": 1, "c": 9, "d": 2, "e": 4, "f": 4}
+    runs = weighted_runs(sorted(sizes), sizes.__getitem__, jobs)
+    assert [k for run in runs for k in run] == sorted(sizes)
+    assert 1 <= len(runs) <= jobs and all(runs)
+    if jobs == 2:
+        assert runs == [["a", "b", "c"], ["d", "e", "f"]]  # 15 and 10 of 25

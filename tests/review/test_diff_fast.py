@@ -270,16 +270,6 @@ def test_describe_in_two_processes_is_describe_in_one(
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3, 8])
-def test_key_runs_are_consecutive_and_about_even(jobs: int) -> None:
-    sizes = {"a": 5, "b": 1, "c": 9, "d": 2, "e": 4, "f": 4}
-    runs = diffs._key_runs(sorted(sizes), sizes.__getitem__, jobs)
-    assert [k for run in runs for k in run] == sorted(sizes)
-    assert 1 <= len(runs) <= jobs and all(runs)
-    if jobs == 2:
-        assert runs == [["a", "b", "c"], ["d", "e", "f"]]  # 15 and 10 of 25
-
-
-@pytest.mark.parametrize("jobs", [1, 2, 3, 8])
 def test_describing_processes_take_whole_top_level_keys(jobs: int) -> None:
     raw: list[diffs.RawChange] = [("changed", (top, str(i)), 1, 2)
                                   for top, n in (("a", 5), ("b", 1), ("c", 9), ("d", 2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from magcfg.keyglob import KeyGlobs
 from magcfg.project import load_project
-from magcfg.review.diff import flatten
+from magcfg.review import report as reports
+from magcfg.review.diff import Origins, flatten
 from magcfg.review.report import build_report
 
 from ..conftest import Project, calls, failed_cleanly, tree_state
@@ -254,6 +256,56 @@ def test_same_inputs_same_bytes_anywhere(shop: Project, tmp_path: Path) -> None:
     shutil.copytree(shop.root, moved, symlinks=True)
     assert report(Project(moved), tmp_path / "c.html", "--against", "HEAD") == first
     assert str(tmp_path).encode() not in first
+
+
+def test_two_processes_write_the_same_page(
+        shop: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DB_PASSWORD", ENV_CANARY)
+    project = load_project(shop.root / "magcfg.yaml")
+    one = build_report(project, against="HEAD", jobs=1)
+    monkeypatch.setattr(reports, "MIN_PARALLEL_ROWS", 0)
+    parent = os.getpid()
+    here: list[str] = []  # the top-level keys whose sections this process wrote
+    real = reports._Matrix.sections
+
+    def counted(self: reports._Matrix, keys: list[str]) -> list[Any]:
+        if os.getpid() == parent:
+            here.extend(keys)
+        return real(self, keys)
+
+    monkeypatch.setattr(reports._Matrix, "sections", counted)
+    two = build_report(project, against="HEAD", jobs=2)
+    assert two == one and one.sections >= 2
+    assert 0 < len(here) < one.sections  # the other sections were written elsewhere
+    assert not any(c.encode() in two.html for c in VALUE_CANARIES)
+
+
+def test_a_filling_process_that_dies_is_made_up_for(
+        shop: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load_project(shop.root / "magcfg.yaml")
+    one = build_report(project, jobs=1)
+    monkeypatch.setattr(reports, "MIN_PARALLEL_ROWS", 0)
+    parent = os.getpid()
+    real = Origins.of
+
+    def dies_in_a_child(self: Origins, keypath: tuple[str, ...]) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(self, keypath)
+
+    monkeypatch.setattr(Origins, "of", dies_in_a_child)
+    assert build_report(project, jobs=2) == one
+
+
+def test_key_lines_a_forked_process_read_are_kept(
+        shop: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.syntax import keylines
+
+    monkeypatch.setattr(reports, "MIN_PARALLEL_ROWS", 0)
+    first = build_report(load_project(shop.root / "magcfg.yaml"), jobs=2)
+    indexed = calls(monkeypatch, keylines, "_index_simple")
+    assert build_report(load_project(shop.root / "magcfg.yaml"), jobs=1) == first
+    assert indexed == []
 
 
 def test_page_is_self_contained(shop: Project, tmp_path: Path) -> None:

@@ -49,6 +49,25 @@ def available_jobs(requested: int | None = None) -> int:
         return os.cpu_count() or 1
 
 
+def weighted_runs(items: Sequence[T], weight: Callable[[T], int], jobs: int) -> list[list[T]]:
+    """``items`` in up to ``jobs`` consecutive runs of about equal total ``weight``: the
+    shares of processes that each take whole top-level keys (a layer file is then read
+    by one process only)."""
+    total = sum(map(weight, items))
+    runs: list[list[T]] = []
+    run: list[T] = []
+    done = 0
+    for item in items:
+        run.append(item)
+        done += weight(item)
+        if len(runs) < jobs - 1 and done * jobs >= total * (len(runs) + 1):
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    return runs
+
+
 class Forked(Generic[T]):
     """``work(share)`` for each share, each in a forked child, all at once::
 

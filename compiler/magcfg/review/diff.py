@@ -53,7 +53,7 @@ from ..pipeline.emit import json_bytes
 from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
 from ..pipeline.merge import _lookup as lookup
-from ..pipeline.workers import Forked, available_jobs
+from ..pipeline.workers import Forked, available_jobs, weighted_runs
 from ..project import Project
 from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
@@ -453,23 +453,6 @@ def _described(shares: Sequence[S], changes_of: Callable[[S], list[RawChange]],
     return out
 
 
-def _key_runs(keys: list[str], weight: Callable[[str], int], jobs: int) -> list[list[str]]:
-    """``keys`` in up to ``jobs`` consecutive runs of about equal total ``weight``."""
-    total = sum(map(weight, keys))
-    runs: list[list[str]] = []
-    run: list[str] = []
-    done = 0
-    for key in keys:
-        run.append(key)
-        done += weight(key)
-        if len(runs) < jobs - 1 and done * jobs >= total * (len(runs) + 1):
-            runs.append(run)
-            run = []
-    if run:
-        runs.append(run)
-    return runs
-
-
 def _shares(raw: list[RawChange], jobs: int) -> list[list[RawChange]]:
     """``raw`` in up to ``jobs`` runs of about as many changes, cut only where the
     top-level key changes."""
@@ -592,7 +575,7 @@ def _compared(project: Project, old_env: str, new_env: str, jobs: int | None,
         return sum(len(side.fragments[key][1]) for side in (old, new) if key in side.fragments)
 
     big = len(old.config_json) + len(new.config_json) >= MIN_PARALLEL_BYTES
-    runs = _key_runs(keys, weight, available_jobs(jobs)) if big else [keys]
+    runs = weighted_runs(keys, weight, available_jobs(jobs)) if big else [keys]
     parts = _described(runs, lambda run: compare(old.tops(run), new.tops(run)),
                        stacks[old_env], stacks[new_env],
                        compiler.redactor(), index, compiler.cache,

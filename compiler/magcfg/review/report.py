@@ -17,13 +17,16 @@ nothing is fetched. Each section's rows are a JSON block that the script turns i
 table only when the section is opened (or a filter matches it), so a repository with
 hundreds of thousands of keys loads as text and renders what is looked at. The bytes
 depend only on the inputs: keys, files and sections are sorted, and nothing records a
-time, a host or a path outside the repository.
+time, a host or a path outside the repository. A large matrix is filled by several
+processes, each writing the JSON of whole sections; the page is the same with any
+number.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import marshal
 import os
 import re
 import stat
@@ -38,6 +41,7 @@ from ..durable import os_reason, replace_file
 from ..errors import BuildError, Diagnostic, UsageError
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import LayerStack
+from ..pipeline.workers import Forked, available_jobs, weighted_runs
 from ..project import Project
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import parse_reference
@@ -143,82 +147,193 @@ def _compile(compiler: Compiler, env: str
 
 
 def build_report(project: Project, envs: list[str] | None = None,
-                 against: str | None = None) -> Report:
+                 against: str | None = None, jobs: int | None = None) -> Report:
     """The report of ``envs`` (default: every environment) of the working tree, compared
-    with git ``against`` when given. Raises ``BuildError``/``UsageError`` like ``diff``."""
+    with git ``against`` when given. Raises ``BuildError``/``UsageError`` like ``diff``.
+
+    A large matrix is filled in ``jobs`` processes (default: ``available_jobs``), each
+    taking a run of whole top-level keys; the page is the same with any number."""
     chosen = project.check_envs(envs)
     compiler = Compiler(project)
     compiler.load_stacks(chosen)  # every load error of every environment at once
-    # As for diff: "secret?" and "reload policy?" from the policy tables the build
-    # cached, so the page neither parses nor indexes the schema's pieces.
-    index = compiler.policies()
-    values = _Values(compiler.redactor())
-    allow = promote_settings(project).allow_differences
-    layer_names = [spec.name for spec in project.layers]
-    layer_number = {name: i for i, name in enumerate(layer_names)}
 
     diffs: dict[str, ConfigDiff] = {}
     if against is not None:
         for env in chosen:
             diffs[env] = diff_against(project, env, against)
-
-    rows: dict[KeyPath, _Row] = {}
-    leaves: dict[KeyPath, list[Any]] = {}
-    width = len(chosen)
-    # Key lines as diff keeps them in the build cache: a page after a diff (or a page)
-    # indexes only the files that changed since.
-    lines = KeyLines(compiler.source, StoredKeyLines(compiler.cache))
-    for column, env in enumerate(chosen):
-        config, warnings, stack = _compile(compiler, env)
-        origins = Origins(stack, lines)
-        redundant = {parse_keypath(d.key) for d in warnings
-                     if d.code == "redundant" and d.key is not None}
-        changed = {c.keypath: c for c in diffs[env].changes} if env in diffs else {}
-        for keypath, value in flatten(config).items():
-            if not keypath:
-                continue
-            row = rows.get(keypath)
-            if row is None:
-                row = rows[keypath] = _Row(keypath, [None] * width)
-                leaves[keypath] = [_ABSENT] * width
-            seen = leaves[keypath]
-            seen[column] = value
-            left = row.cells[column - 1] if column else None
-            if left is not None and same(seen[column - 1], value):
-                # Most leaves are equal across environments: redact and spell them once.
-                text, secret = left.value, bool(row.flags & SECRET)
-            else:
-                text, secret = values.shown(keypath, value)
-            origin = origins.of(keypath)
-            cell = row.cells[column] = _Cell(
-                text, origin.file if origin else None, (origin.line or 0) if origin else 0,
-                layer_number.get(origin.layer, -1) if origin else -1)
-            if secret:
-                row.flags |= SECRET
-            if redundant and any(keypath[:n] in redundant for n in range(1, len(keypath) + 1)):
-                cell.redundant = True
-                row.flags |= REDUNDANT
-            change = changed.get(keypath)
-            if change is not None:
-                cell.change = change.kind
-                if change.kind == "changed":
-                    cell.was = _text(change.old)
-                row.flags |= CHANGED
-
-    for keypath, row in rows.items():
-        seen = leaves[keypath]
-        first = seen[0]
-        if any(v is _ABSENT or first is _ABSENT or not same(v, first) for v in seen[1:]):
-            row.flags |= DIFFERS
-        if index is None or index.reload_policy(keypath) == "restart":
-            row.flags |= RESTART
-        for scope in sorted(allow):
-            row.allowed += [f"{scope}: {glob}" for glob in allow[scope].matching(keypath)]
-        if row.allowed:
-            row.flags |= ALLOWED
-
+    matrix = _Matrix(compiler, chosen, diffs)
+    keys = sorted({key for config in matrix.configs for key in config})
+    # The first environment's leaves weigh each key: environments share their shape.
+    first = matrix.configs[0] if matrix.configs else {}
+    weight = {key: _leaf_count(first.get(key, _ABSENT)) for key in keys}
+    runs = (weighted_runs(keys, weight.__getitem__, available_jobs(jobs))
+            if sum(weight.values()) >= MIN_PARALLEL_ROWS else [keys])
+    sections = matrix.sections_of(runs)
     compiler.cache.flush(only=KEY_LINES)
-    return _page(chosen, layer_names, rows, diffs, against)
+    return _page(chosen, [spec.name for spec in project.layers], matrix.files, sections,
+                 diffs, against)
+
+
+MIN_PARALLEL_ROWS = 20_000
+"""A matrix of fewer rows (leaves of the first environment) is filled in one process: a
+fork would cost more than it saves."""
+
+
+def _leaf_count(node: Any) -> int:
+    """The leaves ``flatten`` gives for ``node`` (0 for a key it lacks)."""
+    if node is _ABSENT:
+        return 0
+    count = 0
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict and item:
+            stack.extend(item.values())
+        else:
+            count += 1
+    return count
+
+
+_Section = tuple[str, int, int, str]
+"""A section of the page as it crosses processes: its top-level key, the union of its
+rows' flags, its number of rows, and its rows as the JSON of its ``#rows-N`` block."""
+
+
+class _Matrix:
+    """The environments' compiled configs and what marks their cells, read once; the
+    rows of any run of top-level keys (``rows``) are filled from them."""
+
+    def __init__(self, compiler: Compiler, chosen: tuple[str, ...],
+                 diffs: dict[str, ConfigDiff]) -> None:
+        self.compiler = compiler
+        # As for diff: "secret?" and "reload policy?" from the policy tables the build
+        # cached, so the page neither parses nor indexes the schema's pieces.
+        self.index = compiler.policies()
+        self.values = _Values(compiler.redactor())
+        self.allow = promote_settings(compiler.project).allow_differences
+        self.layer_number = {spec.name: i for i, spec in enumerate(compiler.project.layers)}
+        # Key lines as diff keeps them in the build cache: a page after a diff (or a
+        # page) indexes only the files that changed since.
+        lines = KeyLines(compiler.source, StoredKeyLines(compiler.cache))
+        # Cells name their file by its number in the page's list of every layer file of
+        # the environments, known before any cell is: each process writes its sections'
+        # JSON whole, and the page is the same with any number of processes.
+        self.files: list[str] = []
+        self.configs: list[dict[str, Any]] = []
+        self.origins: list[Origins] = []
+        self.redundant: list[set[KeyPath]] = []
+        self.changed: list[dict[KeyPath, Any]] = []
+        for env in chosen:
+            config, warnings, stack = _compile(compiler, env)
+            self.configs.append(config)
+            self.files += [f.path for layer in stack.layers for f in layer.files]
+            self.origins.append(Origins(stack, lines))
+            self.redundant.append({parse_keypath(d.key) for d in warnings
+                                   if d.code == "redundant" and d.key is not None})
+            self.changed.append({c.keypath: c for c in diffs[env].changes}
+                                if env in diffs else {})
+        self.files = sorted(set(self.files))
+        self.file_number = {f: i for i, f in enumerate(self.files)}
+
+    def sections_of(self, runs: list[list[str]]) -> list[_Section]:
+        """The sections of every run of keys, in order: the first run here, each other in
+        a forked process (``pipeline.workers``); a process that fails has its run filled
+        again here. Key lines the other processes index are put in this one's cache."""
+        cache = self.compiler.cache
+        if len(runs) < 2:
+            return [s for run in runs for s in self.sections(run)]
+        before = cache.pending_names()
+
+        def work(run: list[str]) -> bytes:
+            return marshal.dumps((self.sections(run), cache.new_entries(before)))
+
+        with Forked(runs[1:], work) as children:
+            out = self.sections(runs[0])
+            theirs = children.results()
+        for run, found in zip(runs[1:], theirs, strict=True):
+            if found is None:
+                out += self.sections(run)
+                continue
+            sections, entries = marshal.loads(found)
+            out += sections
+            cache.adopt(entries)
+        return out
+
+    def sections(self, keys: list[str]) -> list[_Section]:
+        """The page's sections of ``keys`` (sorted), rows sorted by key path."""
+        rows = self.rows(keys)
+        by_section: dict[str, list[_Row]] = {}
+        for keypath in sorted(rows):
+            by_section.setdefault(keypath[0], []).append(rows[keypath])
+        out: list[_Section] = []
+        for name, section_rows in sorted(by_section.items()):
+            flags = 0
+            block = []
+            for row in section_rows:
+                flags |= row.flags
+                item = [format_keypath(row.keypath[1:]), row.flags,
+                        _cells_json(row.cells, self.file_number)]
+                if row.allowed:
+                    item.append(row.allowed)
+                block.append(item)
+            out.append((name, flags, len(block), _script_json(block)))
+        return out
+
+    def rows(self, keys: list[str]) -> dict[KeyPath, _Row]:
+        """The rows of the leaves under ``keys``, by key path."""
+        rows: dict[KeyPath, _Row] = {}
+        leaves: dict[KeyPath, list[Any]] = {}
+        width = len(self.configs)
+        values, layer_number = self.values, self.layer_number
+        for column, config in enumerate(self.configs):
+            origins, redundant = self.origins[column], self.redundant[column]
+            changed = self.changed[column]
+            part = {key: config[key] for key in keys if key in config}
+            for keypath, value in flatten(part).items():
+                if not keypath:
+                    continue
+                row = rows.get(keypath)
+                if row is None:
+                    row = rows[keypath] = _Row(keypath, [None] * width)
+                    leaves[keypath] = [_ABSENT] * width
+                seen = leaves[keypath]
+                seen[column] = value
+                left = row.cells[column - 1] if column else None
+                if left is not None and same(seen[column - 1], value):
+                    # Most leaves are equal across environments: redact and spell them once.
+                    text, secret = left.value, bool(row.flags & SECRET)
+                else:
+                    text, secret = values.shown(keypath, value)
+                origin = origins.of(keypath)
+                cell = row.cells[column] = _Cell(
+                    text, origin.file if origin else None, (origin.line or 0) if origin else 0,
+                    layer_number.get(origin.layer, -1) if origin else -1)
+                if secret:
+                    row.flags |= SECRET
+                if redundant and any(keypath[:n] in redundant
+                                     for n in range(1, len(keypath) + 1)):
+                    cell.redundant = True
+                    row.flags |= REDUNDANT
+                change = changed.get(keypath)
+                if change is not None:
+                    cell.change = change.kind
+                    if change.kind == "changed":
+                        cell.was = _text(change.old)
+                    row.flags |= CHANGED
+
+        index, allow = self.index, self.allow
+        for keypath, row in rows.items():
+            seen = leaves[keypath]
+            first = seen[0]
+            if any(v is _ABSENT or first is _ABSENT or not same(v, first) for v in seen[1:]):
+                row.flags |= DIFFERS
+            if index is None or index.reload_policy(keypath) == "restart":
+                row.flags |= RESTART
+            for scope in sorted(allow):
+                row.allowed += [f"{scope}: {glob}" for glob in allow[scope].matching(keypath)]
+            if row.allowed:
+                row.flags |= ALLOWED
+        return rows
 
 
 # ------------------------------------------------------------------ the page
@@ -284,31 +399,17 @@ def _changes_table(diffs: dict[str, ConfigDiff], ref: str) -> str:
     return "".join(parts)
 
 
-def _page(envs: tuple[str, ...], layer_names: list[str], rows: dict[KeyPath, _Row],
-          diffs: dict[str, ConfigDiff], against: str | None) -> Report:
+def _page(envs: tuple[str, ...], layer_names: list[str], files: list[str],
+          sections: list[_Section], diffs: dict[str, ConfigDiff], against: str | None
+          ) -> Report:
     e = html.escape
-    by_section: dict[str, list[_Row]] = {}
-    for keypath in sorted(rows):
-        by_section.setdefault(keypath[0], []).append(rows[keypath])
-    open_all = len(rows) < OPEN_BELOW
-    ordered = sorted({c.file for r in rows.values() for c in r.cells
-                      if c is not None and c.file is not None})
-    files = {f: i for i, f in enumerate(ordered)}
-
+    rows = sum(count for _, _, count, _ in sections)
+    open_all = rows < OPEN_BELOW
     data = {"format": FORMAT, "environments": list(envs), "layers": layer_names,
-            "files": ordered, "against": against}
+            "files": files, "against": against}
     sections_html, blocks = [], []
-    for number, (name, section_rows) in enumerate(sorted(by_section.items())):
-        flags = 0
-        block = []
-        for row in section_rows:
-            flags |= row.flags
-            item = [format_keypath(row.keypath[1:]), row.flags, _cells_json(row.cells, files)]
-            if row.allowed:
-                item.append(row.allowed)
-            block.append(item)
-        blocks.append(f'<script type="application/json" id="rows-{number}">'
-                      f"{_script_json(block)}</script>")
+    for number, (name, flags, count, block) in enumerate(sections):
+        blocks.append(f'<script type="application/json" id="rows-{number}">{block}</script>')
         badges = "".join(
             f'<span class="badge {cls}" title="{e(title)}">{label}</span>'
             for bit, cls, label, title in (
@@ -318,9 +419,9 @@ def _page(envs: tuple[str, ...], layer_names: list[str], rows: dict[KeyPath, _Ro
             if flags & bit)
         sections_html.append(
             f'<details class="section" data-section="{number}" '
-            f'data-name="{e(format_keypath(row.keypath[:1]))}"'
+            f'data-name="{e(format_keypath((name,)))}"'
             f'{" open" if open_all else ""}><summary><code>{e(name)}</code> '
-            f'<span class="count">{len(section_rows)}</span>{badges}</summary>'
+            f'<span class="count">{count}</span>{badges}</summary>'
             f'<div class="rows"></div></details>')
 
     legend = "Set by layer: " + "".join(
@@ -335,11 +436,11 @@ def _page(envs: tuple[str, ...], layer_names: list[str], rows: dict[KeyPath, _Ro
     slots = {
         "TITLE": e(title), "CSS": _asset("report.css"), "JS": _asset("report.js"),
         "DATA": _script_json(data), "LEGEND": legend, "CHANGES": changes,
-        "COUNTS": f"{len(rows)} keys in {len(by_section)} sections, {len(envs)} environments",
+        "COUNTS": f"{rows} keys in {len(sections)} sections, {len(envs)} environments",
         "SECTIONS": "\n".join(sections_html), "ROWS": "\n".join(blocks)}
     # One pass over the template: text put into a slot is never scanned for slots.
     page = _SLOT.sub(lambda m: slots[m.group(1)], _asset("report.html"))
-    return Report(page.encode("utf-8"), envs, len(rows), len(by_section),
+    return Report(page.encode("utf-8"), envs, rows, len(sections),
                   sum(len(d.changes) for d in diffs.values()))
 
 
