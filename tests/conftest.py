@@ -133,6 +133,20 @@ def failed_cleanly(done: subprocess.CompletedProcess[str], code: int = 1) -> str
     return done.stderr
 
 
+def dies_in_a_child(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+    """From now on ``owner.name`` ends the process it runs in (exit 3) when that is a
+    process forked from this one: a worker that dies mid-way."""
+    parent = os.getpid()
+    real = getattr(owner, name)
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, dying)
+
+
 def calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, arg: int = 0
           ) -> list[Any]:
     """The calls to ``owner.name`` from now on, each as its positional argument ``arg``

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,16 @@ from hypothesis import strategies as st
 import magcfg
 from magcfg.pipeline.cache import BuildCache
 
-from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project, calls, overridden_keyed_list
+from .conftest import (
+    MINI_BASE,
+    MINI_PROJECT,
+    MINI_SCHEMA,
+    REPO,
+    Project,
+    calls,
+    dies_in_a_child,
+    overridden_keyed_list,
+)
 
 
 def load(project: Project) -> magcfg.Project:
@@ -365,16 +373,8 @@ def test_a_worker_that_fails_is_made_up_for(realistic: Path, tmp_path: Path,
     """A child that dies mid-way hands back nothing: this process compiles its share."""
     from magcfg.compiler import Compiler
 
-    parent = os.getpid()
-    summarize = Compiler._piece_summary
-
-    def dies_in_a_child(self: Compiler, piece: Any) -> dict[str, Any]:
-        if os.getpid() != parent:
-            os._exit(3)
-        return summarize(self, piece)
-
     said_one, tree_one, _ = _build_in(1, realistic, tmp_path / "one")
-    monkeypatch.setattr(Compiler, "_piece_summary", dies_in_a_child)
+    dies_in_a_child(monkeypatch, Compiler, "_piece_summary")
     said_two, tree_two, stages = _build_in(2, realistic, tmp_path / "two")
     assert "workers" in stages
     assert (said_two, tree_two) == (said_one, tree_one)

@@ -51,12 +51,12 @@ from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .pipeline.workers import Forked, available_jobs
 from .project import Project
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
 from .syntax.strict_yaml import LoadFailed, parse_layer
+from .workers import Forked, available_jobs
 
 T = TypeVar("T")
 

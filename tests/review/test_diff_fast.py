@@ -29,7 +29,7 @@ from magcfg.schema.index import SchemaIndex, constraints, load_schema
 from magcfg.syntax import keylines
 from magcfg.syntax.keylines import _index, _index_simple
 
-from ..conftest import calls, overridden_keyed_list
+from ..conftest import calls, dies_in_a_child, overridden_keyed_list
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,15 +156,7 @@ def test_a_describing_process_that_dies_is_made_up_for(
     project = load_project(generated / "magcfg.yaml")
     one = diffs.diff_environments(project, "staging", "production", jobs=1)
     monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
-    parent = os.getpid()
-    real = diffs.Origins.of
-
-    def dies_in_a_child(self: diffs.Origins, keypath: tuple[str, ...]) -> Any:
-        if os.getpid() != parent:
-            os._exit(3)
-        return real(self, keypath)
-
-    monkeypatch.setattr(diffs.Origins, "of", dies_in_a_child)
+    dies_in_a_child(monkeypatch, diffs.Origins, "of")
     assert diffs.diff_environments(project, "staging", "production", jobs=2) == one
 
 
@@ -206,15 +198,7 @@ def test_a_formatting_process_that_dies_is_made_up_for(
     expected = diffs.format_text(diffs.diff_environments(project, "staging", "production",
                                                          jobs=1))
     monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
-    parent = os.getpid()
-    real = diffs.show
-
-    def dies_in_a_child(value: Any) -> str:
-        if os.getpid() != parent:
-            os._exit(3)
-        return real(value)
-
-    monkeypatch.setattr(diffs, "show", dies_in_a_child)
+    dies_in_a_child(monkeypatch, diffs, "show")
     assert diffs.diff_environments_text(project, "staging", "production", jobs=2) == (
         False, expected)
 

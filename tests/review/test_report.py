@@ -17,7 +17,7 @@ from magcfg.review import report as reports
 from magcfg.review.diff import Origins, flatten
 from magcfg.review.report import build_report
 
-from ..conftest import Project, calls, failed_cleanly, tree_state
+from ..conftest import Project, calls, dies_in_a_child, failed_cleanly, tree_state
 from .chromium import Browser, run_chromium
 from .promotion_repo import git, make_repo
 
@@ -285,15 +285,7 @@ def test_a_filling_process_that_dies_is_made_up_for(
     project = load_project(shop.root / "magcfg.yaml")
     one = build_report(project, jobs=1)
     monkeypatch.setattr(reports, "MIN_PARALLEL_ROWS", 0)
-    parent = os.getpid()
-    real = Origins.of
-
-    def dies_in_a_child(self: Origins, keypath: tuple[str, ...]) -> Any:
-        if os.getpid() != parent:
-            os._exit(3)
-        return real(self, keypath)
-
-    monkeypatch.setattr(Origins, "of", dies_in_a_child)
+    dies_in_a_child(monkeypatch, Origins, "of")
     assert build_report(project, jobs=2) == one
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 import magcfg
 from magcfg.compiler import Compiler
 from magcfg.pipeline.cache import BuildCache
-from magcfg.schema.index import load_schema
+from magcfg.schema import reference
+from magcfg.schema.index import SchemaIndex, load_schema
 from magcfg.schema.reference import render_reference
 
-from ..conftest import REPO, Project, failed_cleanly, tree_state
+from ..conftest import REPO, Project, dies_in_a_child, failed_cleanly, tree_state
 
 
 def test_reference_rows_show_enums_ranges_patterns_defaults_reload_secrecy(mini: Project
@@ -104,3 +106,37 @@ def test_reference_of_a_split_schema_is_the_whole_files(mini: Project, schema: s
         star = ["| `*.extra`"] if schema == "mixed" else []
         assert rows == ["| ` early`", "| `*`", "| `*.enabled`", *star, "| `a`",
                         "| `a.token`", "| `b`", "| `b.mode`", "| `b.port`", "| `b.ratio`"]
+
+
+@pytest.mark.parametrize("split_file", [True, False])
+def test_reference_in_two_processes_is_the_same(
+        mini: Project, monkeypatch: pytest.MonkeyPatch, split_file: bool) -> None:
+    raw = json.dumps(_SPLIT_SCHEMA, indent=2).encode()
+    (mini.root / "schemas" / "schema.json").write_bytes(raw)
+    whole = render_reference(load_schema("schemas/schema.json", raw).index, jobs=1)
+    split = Compiler(magcfg.load_project(mini.root / "magcfg.yaml"),
+                     cache=BuildCache(None)).schema()
+    assert split is not None
+    index = split.index if split_file else load_schema("schemas/schema.json", raw).index
+    monkeypatch.setattr(reference, "MIN_PARALLEL_KEYS", 0)
+    parent = os.getpid()
+    here: list[str] = []  # the top-level keys rendered in this process
+    real = SchemaIndex.entries
+
+    def counted(self: SchemaIndex, keys: Any = None) -> Any:
+        if os.getpid() == parent:
+            here.extend(keys)
+        return real(self, keys)
+
+    monkeypatch.setattr(SchemaIndex, "entries", counted)
+    assert render_reference(index, jobs=2) == whole
+    assert 0 < len(here) < len(index.entry_keys())  # the other keys rendered elsewhere
+
+
+def test_a_rendering_process_that_dies_is_made_up_for(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = json.dumps(_SPLIT_SCHEMA, indent=2).encode()
+    whole = render_reference(load_schema("schemas/schema.json", raw).index, jobs=1)
+    monkeypatch.setattr(reference, "MIN_PARALLEL_KEYS", 0)
+    dies_in_a_child(monkeypatch, reference, "_row")
+    assert render_reference(load_schema("schemas/schema.json", raw).index, jobs=3) == whole

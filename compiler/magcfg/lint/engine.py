@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipeline.workers import Forked, available_jobs
+from ..workers import available_jobs, run_shares
 from . import baseline as baseline_mod
 from . import envfiles, fallbacks, hardcoded, layer_secrets, suppress, vault_clients, vault_policy
 from .config import DEFAULT_BASELINE, LintConfig, load_config
@@ -65,7 +65,7 @@ def find_root(start: Path) -> Path:
 def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = None,
          baseline: Path | None = None, jobs: int | None = None) -> LintResult:
     """Lint the repository at ``root`` (narrowed to ``paths`` if given). ``jobs``:
-    processes to check files in (``pipeline.workers.available_jobs``); the result is the
+    processes to check files in (``workers.available_jobs``); the result is the
     same with any number."""
     config = config if config is not None else load_config(root)
     accepted = baseline_mod.load(baseline) if baseline is not None else None
@@ -87,20 +87,22 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
             if rule in PREPARE:
                 PREPARE[rule](ctx)
 
-    def work(share: list[SourceFile]) -> bytes:
-        found, suppressed = _check(share, checks, ctx)
+    def here(share: list[SourceFile]) -> tuple[list[Finding], int]:
+        return _check(share, checks, ctx)
+
+    def dumps(result: tuple[list[Finding], int]) -> bytes:
+        found, suppressed = result
         return marshal.dumps(([dataclasses.astuple(f) for f in found], suppressed))
 
-    with Forked(shares[1:], work) as children:
-        found, suppressed = _check(shares[0], checks, ctx)
-        for share, data in zip(shares[1:], children.results(), strict=True):
-            if data is None:  # the child failed: its share is checked here
-                theirs, more = _check(share, checks, ctx)
-            else:
-                rows, more = marshal.loads(data)
-                theirs = [Finding(*row) for row in rows]
-            found += theirs
-            suppressed += more
+    def loads(data: bytearray) -> tuple[list[Finding], int]:
+        rows, suppressed = marshal.loads(data)
+        return [Finding(*row) for row in rows], suppressed
+
+    found: list[Finding] = []
+    suppressed = 0
+    for theirs, more in run_shares(shares, here, dumps, loads):
+        found += theirs
+        suppressed += more
     checked = len(todo)
     found = sorted(set(found))
     if accepted is not None:

@@ -53,11 +53,11 @@ from ..pipeline.emit import json_bytes
 from ..pipeline.load import ParsedFile
 from ..pipeline.merge import LayerStack
 from ..pipeline.merge import _lookup as lookup
-from ..pipeline.workers import Forked, available_jobs, weighted_runs
 from ..project import Project
 from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
 from ..syntax.keylines import Indexed, KeyLines
+from ..workers import available_jobs, run_shares, weighted_runs
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
@@ -420,7 +420,7 @@ def _described(shares: Sequence[S], changes_of: Callable[[S], list[RawChange]],
                index: SchemaIndex | PolicyIndex | None, cache: BuildCache | None,
                outcome: _Outcome[R]) -> list[R]:
     """``outcome`` of the described ``changes_of`` each share, in order: the first share
-    here, each other in a forked process (``pipeline.workers``). Shares are runs of
+    here, each other in a forked process (``workers``). Shares are runs of
     whole top-level keys, so each layer file is read and indexed by one process only. A
     process that fails has its share described again here: the result is the same with
     any number. With ``cache``, files' key lines are looked up there first, and the ones
@@ -431,26 +431,19 @@ def _described(shares: Sequence[S], changes_of: Callable[[S], list[RawChange]],
         return outcome.of(_describe(changes_of(share), old_stack, new_stack, redactor,
                                     index, store))
 
-    if len(shares) < 2:
-        return [here(share) for share in shares]
     before = cache.pending_names() if cache is not None else frozenset()
 
-    def work(share: S) -> bytes:
-        return marshal.dumps((outcome.dumps(here(share)),
+    def dumps(result: R) -> bytes:
+        return marshal.dumps((outcome.dumps(result),
                               cache.new_entries(before) if cache is not None else {}))
 
-    with Forked(shares[1:], work) as children:
-        out = [here(shares[0])]
-        theirs = children.results()
-    for share, found in zip(shares[1:], theirs, strict=True):
-        if found is None:
-            out.append(here(share))
-            continue
-        dumped, entries = marshal.loads(found)
-        out.append(outcome.loads(dumped))
+    def loads(data: bytearray) -> R:
+        dumped, entries = marshal.loads(data)
         if cache is not None:
             cache.adopt(entries)
-    return out
+        return outcome.loads(dumped)
+
+    return run_shares(shares, here, dumps, loads)
 
 
 def _shares(raw: list[RawChange], jobs: int) -> list[list[RawChange]]:

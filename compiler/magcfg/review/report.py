@@ -41,11 +41,11 @@ from ..durable import os_reason, replace_file
 from ..errors import BuildError, Diagnostic, UsageError
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import LayerStack
-from ..pipeline.workers import Forked, available_jobs, weighted_runs
 from ..project import Project
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import parse_reference
 from ..syntax.keylines import KeyLines
+from ..workers import available_jobs, run_shares, weighted_runs
 from .diff import (
     KEY_LINES,
     ConfigDiff,
@@ -236,28 +236,21 @@ class _Matrix:
         self.file_number = {f: i for i, f in enumerate(self.files)}
 
     def sections_of(self, runs: list[list[str]]) -> list[_Section]:
-        """The sections of every run of keys, in order: the first run here, each other in
-        a forked process (``pipeline.workers``); a process that fails has its run filled
-        again here. Key lines the other processes index are put in this one's cache."""
+        """The sections of every run of keys, in order, each run in a process of its own
+        (``run_shares``). Key lines the other processes index are put in this one's
+        cache."""
         cache = self.compiler.cache
-        if len(runs) < 2:
-            return [s for run in runs for s in self.sections(run)]
         before = cache.pending_names()
 
-        def work(run: list[str]) -> bytes:
-            return marshal.dumps((self.sections(run), cache.new_entries(before)))
+        def dumps(sections: list[_Section]) -> bytes:
+            return marshal.dumps((sections, cache.new_entries(before)))
 
-        with Forked(runs[1:], work) as children:
-            out = self.sections(runs[0])
-            theirs = children.results()
-        for run, found in zip(runs[1:], theirs, strict=True):
-            if found is None:
-                out += self.sections(run)
-                continue
-            sections, entries = marshal.loads(found)
-            out += sections
+        def loads(data: bytearray) -> list[_Section]:
+            sections, entries = marshal.loads(data)
             cache.adopt(entries)
-        return out
+            return list(sections)
+
+        return [s for part in run_shares(runs, self.sections, dumps, loads) for s in part]
 
     def sections(self, keys: list[str]) -> list[_Section]:
         """The page's sections of ``keys`` (sorted), rows sorted by key path."""

@@ -30,7 +30,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import unquote
@@ -526,30 +526,44 @@ class SchemaIndex:
             collect(child, (k,), default, 1)
         return sorted(hot), sorted(restart)
 
-    def entries(self) -> Iterator[SchemaEntry]:
-        """Every key of the schema, depth first in sorted order (for ``magcfg docs``),
-        one top-level key at a time.
+    def entry_keys(self) -> list[str]:
+        """The top-level keys ``entries`` goes through, in its order."""
+        split = self._split()
+        if not split:
+            return sorted(self._root.children)
+        keys = sorted(split)
+        wild = self._file.piece(keys[0]).index._root.children.get(WILDCARD)
+        return sorted({*keys, *([WILDCARD] if wild is not None else [])})
+
+    def entries(self, keys: Iterable[str] | None = None) -> Iterator[SchemaEntry]:
+        """Every key of the schema under ``keys`` (default: ``entry_keys``), depth first
+        in sorted order (for ``magcfg docs``), one top-level key at a time.
 
         Of a split schema: each top-level key's entries from its piece, one piece at a
         time, each let go once read (the file is neither parsed nor indexed whole). A
         piece's root is the file's root with one key, so the root's reload policy,
         secret flag and ``*`` (``additionalProperties``) are the same in every piece."""
-        split = self._file.piece_digests() if self._file.origin is None else {}
+        split = self._split()
+        if keys is None:
+            keys = self.entry_keys()
         if not split:
             root = self._root
-            for key in sorted(root.children):
+            for key in keys:
                 yield from _entries(root.children[key], (key,),
                                     root.reload or DEFAULT_RELOAD, root.secret, [])
             return
-        keys = sorted(split)
-        wild = self._file.piece(keys[0]).index._root.children.get(WILDCARD)
-        for key in sorted({*keys, *([WILDCARD] if wild is not None else [])}):
-            owner = key if key in split else keys[0]
+        first = min(split)
+        for key in keys:
+            owner = key if key in split else first
             root = self._file.piece(owner).index._root
             found = _entries(root.children[key], (key,), root.reload or DEFAULT_RELOAD,
                              root.secret, [])
             self._file.release(owner)
             yield from found
+
+    def _split(self) -> dict[str, str]:
+        """The file's pieces by top-level key (none for a piece, or a file not split)."""
+        return self._file.piece_digests() if self._file.origin is None else {}
 
 
 def _entries(node: _Node, path: tuple[str, ...], policy: ReloadPolicy, secret: bool,

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from magcfg.pipeline.workers import Forked, available_jobs, weighted_runs
+from magcfg.workers import Forked, available_jobs, run_shares, weighted_runs
 
 
 def _square(n: int) -> bytes:
@@ -66,7 +66,7 @@ def test_leaving_early_stops_the_children() -> None:
 def test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert available_jobs(3) == 3
     assert available_jobs(0) == 1
-    script = "from magcfg.pipeline.workers import available_jobs; print(available_jobs())"
+    script = "from magcfg.workers import available_jobs; print(available_jobs())"
     env = {k: v for k, v in os.environ.items() if k != "MAGCFG_JOBS"}
     for setting, expected in (("3", 3), ("nonsense", len(os.sched_getaffinity(0))),
                               (None, len(os.sched_getaffinity(0)))):
@@ -98,3 +98,26 @@ def test_weighted_runs_are_consecutive_and_about_even(jobs: int) -> None:
     assert 1 <= len(runs) <= jobs and all(runs)
     if jobs == 2:
         assert runs == [["a", "b", "c"], ["d", "e", "f"]]  # 15 and 10 of 25
+
+
+def test_run_shares_gives_each_result_in_order_and_makes_up_for_a_failed_child() -> None:
+    parent = os.getpid()
+
+    def here(n: int) -> tuple[int, int]:
+        if n == 2 and os.getpid() != parent:
+            os._exit(3)  # this child dies: its share is done again in the parent
+        return n * n, os.getpid()
+
+    def dumps(result: tuple[int, int]) -> bytes:
+        return f"{result[0]}:{result[1]}".encode()
+
+    def loads(data: bytearray) -> tuple[int, int]:
+        square, pid = data.decode().split(":")
+        return int(square), int(pid)
+
+    out = run_shares([0, 1, 2, 3], here, dumps, loads)
+    assert [square for square, _ in out] == [0, 1, 4, 9]
+    pids = [pid for _, pid in out]
+    assert pids[0] == parent and pids[2] == parent  # the first share, and the made-up one
+    assert parent not in (pids[1], pids[3]) and pids[1] != pids[3]
+    assert run_shares([5], here, dumps, loads) == [(25, parent)]  # one share: no fork

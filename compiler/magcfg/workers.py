@@ -21,13 +21,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, NoReturn, TypeVar
 
-from ..durable import write_all
+from .durable import write_all
 
 JOBS_ENV = "MAGCFG_JOBS"
 """How many processes a build or a diff may use (default: the cores this process may run
 on)."""
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def available_jobs(requested: int | None = None) -> int:
@@ -66,6 +67,22 @@ def weighted_runs(items: Sequence[T], weight: Callable[[T], int], jobs: int) -> 
     if run:
         runs.append(run)
     return runs
+
+
+def run_shares(shares: Sequence[T], here: Callable[[T], R], dumps: Callable[[R], bytes],
+               loads: Callable[[bytearray], R]) -> list[R]:
+    """``here(share)`` of each share, in order: the first share in this process, each
+    other in a forked child, which hands back ``dumps`` of its result for this process
+    to ``loads``. A child that fails has its share done here: the results are the same
+    with any number of shares."""
+    if len(shares) < 2:
+        return [here(share) for share in shares]
+    with Forked(shares[1:], lambda share: dumps(here(share))) as children:
+        out = [here(shares[0])]
+        theirs = children.results()
+    for share, found in zip(shares[1:], theirs, strict=True):
+        out.append(here(share) if found is None else loads(found))
+    return out
 
 
 class Forked(Generic[T]):
