@@ -169,6 +169,22 @@ def test_against_ref_compiles_only_what_changed_since_the_build(
     assert len(merged) > 2  # without the cache, every key of both sides is merged
 
 
+def test_against_ref_parses_each_directory_of_the_commit_once(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitPython parses a tree object again for every lookup by name; the ref side
+    reads each directory's entries once, however many layer files sit in it."""
+    from git.objects import tree as git_tree
+
+    from magcfg.project import load_project
+    from magcfg.review.diff import diff_against
+
+    trees = int(git(repo.root, "ls-tree", "-r", "-t", "HEAD").count(" tree ")) + 1
+    parsed = calls(monkeypatch, git_tree, "tree_entries_from_data")
+    found = diff_against(load_project(repo.root / "magcfg.yaml"), "dev", "HEAD")
+    assert found.identical
+    assert 0 < len(parsed) <= trees  # at most every tree of the commit, once
+
+
 def test_against_ref_sees_files_added_since(repo: Project) -> None:
     repo.write("layers/environments/staging/logging.yaml", "logging:\n  level: \"error\"\n")
     doc = json.loads(repo.run("diff", "-e", "staging", "--against", "HEAD", "-f", "json").stdout)

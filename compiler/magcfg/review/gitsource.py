@@ -53,6 +53,10 @@ class GitSource:
         except (git.GitCommandError, git.BadName, git.BadObject, ValueError):
             raise UsageError(f"unknown git ref {ref!r} (give a commit, branch or tag)") from None
         self.tree = self.commit.tree
+        # Each directory's entries by name, by its path in the repository ("" for the
+        # root): GitPython parses a tree object again for every lookup by name, and a
+        # layer file's path crosses three or four trees of up to hundreds of entries.
+        self._entries: dict[str, dict[str, Any]] = {}
 
     @property
     def hexsha(self) -> str:
@@ -71,9 +75,8 @@ class GitSource:
         while i < len(parts):
             if obj.type != "tree":
                 return None
-            try:
-                child = obj[parts[i]]
-            except KeyError:
+            child = self._children(obj).get(parts[i])
+            if child is None:
                 return None
             if child.type == "blob" and child.mode == _SYMLINK_MODE:
                 hops += 1
@@ -90,6 +93,13 @@ class GitSource:
             obj = child
             i += 1
         return obj
+
+    def _children(self, tree: Any) -> dict[str, Any]:
+        """The entries of ``tree`` by name (parsed once per directory)."""
+        found = self._entries.get(tree.path)
+        if found is None:
+            found = self._entries[tree.path] = {item.name: item for item in tree}
+        return found
 
     def read(self, path: str) -> bytes:
         """The bytes of ``path`` at the commit; ``FileNotFoundError`` if it is absent."""
@@ -111,7 +121,7 @@ class GitSource:
         stack = [(base, directory.strip("/"))]
         while stack:
             tree, rel = stack.pop()
-            for item in tree:
+            for item in self._children(tree).values():
                 name = item.name
                 if name.startswith("."):
                     continue
