@@ -185,6 +185,37 @@ def test_against_ref_parses_each_directory_of_the_commit_once(
     assert 0 < len(parsed) <= trees  # at most every tree of the commit, once
 
 
+def test_against_ref_of_several_environments_reads_shared_files_once(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ref side of several environments (``report --against``) is one: a base file
+    every environment shares is read from git as often as for one environment, not once
+    per environment, and each diff is the one a diff of that environment alone gives."""
+    from collections import Counter
+
+    from magcfg.project import load_project
+    from magcfg.review.diff import diff_against, diffs_against
+    from magcfg.review.gitsource import GitSource
+
+    repo.write("layers/environments/dev/db.yaml",
+               (repo.root / "layers/environments/dev/db.yaml").read_text()
+               .replace("max: 20", "max: 30"))
+    project = load_project(repo.root / "magcfg.yaml")
+    read = calls(monkeypatch, GitSource, "read", arg=1)
+    alone: dict[str, Any] = {}
+    reads_alone: dict[str, Counter[str]] = {}
+    for env in ("dev", "staging"):
+        read.clear()
+        alone[env] = diff_against(project, env, "HEAD")
+        reads_alone[env] = Counter(read)
+    read.clear()
+    both = diffs_against(project, ["dev", "staging"], "HEAD")
+    assert both == alone and both["dev"].changes and not both["staging"].changes
+    shared = [p for p in reads_alone["dev"] if p.startswith("layers/base/")]
+    assert shared
+    for path in shared:
+        assert Counter(read)[path] == max(reads_alone[env][path] for env in alone), path
+
+
 def test_against_ref_sees_files_added_since(repo: Project) -> None:
     repo.write("layers/environments/staging/logging.yaml", "logging:\n  level: \"error\"\n")
     doc = json.loads(repo.run("diff", "-e", "staging", "--against", "HEAD", "-f", "json").stdout)

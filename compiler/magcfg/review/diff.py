@@ -579,29 +579,40 @@ def _compared(project: Project, old_env: str, new_env: str, jobs: int | None,
 
 def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     """``env`` at git ``ref`` (from git objects) against ``env`` in the working tree."""
+    return diffs_against(project, [env], ref)[project.check_envs([env])[0]]
+
+
+def diffs_against(project: Project, envs: Sequence[str], ref: str,
+                  compiler: Compiler | None = None) -> dict[str, ConfigDiff]:
+    """Each of ``envs`` at git ``ref`` against itself in the working tree (compiled by
+    ``compiler``, if given). The ref side is read from git once for all of them: a
+    file two environments share is read and parsed once on each side."""
     from .gitsource import GitSource, project_at
 
-    env = project.check_envs([env])[0]
+    chosen = project.check_envs(list(envs))
     source = GitSource(project.root, ref)
     old_project = project_at(project, source)
-    old_project.check_envs([env])
-    compiler = Compiler(project)
+    old_project.check_envs(list(chosen))
+    if compiler is None:
+        compiler = Compiler(project)
     # The ref side reads the build cache too: fragments are named by their inputs'
     # contents, so every file the ref shares with the working tree is a hit. Of what it
     # computes, nothing is written (the flush below keeps only key lines).
     old_compiler = Compiler(old_project, source, compiler.cache)
-    old_stack = old_compiler.load_stack(env)
-    old_doc = _compile(old_compiler, env, old_stack, ref).config
-    stack = compiler.load_stack(env)
-    new_doc = _compile(compiler, env, stack, None).config
+    old_stacks = old_compiler.load_stacks(chosen)
+    stacks = compiler.load_stacks(chosen)
     index = compiler.policies()
-    # One process: the ref side reads its blobs through one git process, which a
-    # forked process would share.
-    changes = describe(compare(old_doc, new_doc), old_stack, stack,
-                       compiler.redactor(), index, jobs=1,
-                       cache=compiler.cache)
+    out: dict[str, ConfigDiff] = {}
+    for env in chosen:
+        old_doc = _compile(old_compiler, env, old_stacks[env], ref).config
+        new_doc = _compile(compiler, env, stacks[env], None).config
+        # One process: the ref side reads its blobs through one git process, which a
+        # forked process would share.
+        changes = describe(compare(old_doc, new_doc), old_stacks[env], stacks[env],
+                           compiler.redactor(), index, jobs=1, cache=compiler.cache)
+        out[env] = ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
     compiler.cache.flush(only=KEY_LINES)
-    return ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
+    return out
 
 
 # ------------------------------------------------------------------ output

@@ -52,7 +52,7 @@ from .diff import (
     KeyPath,
     Origins,
     StoredKeyLines,
-    diff_against,
+    diffs_against,
     flatten,
     same,
     show,
@@ -157,10 +157,7 @@ def build_report(project: Project, envs: list[str] | None = None,
     compiler = Compiler(project)
     compiler.load_stacks(chosen)  # every load error of every environment at once
 
-    diffs: dict[str, ConfigDiff] = {}
-    if against is not None:
-        for env in chosen:
-            diffs[env] = diff_against(project, env, against)
+    diffs = diffs_against(project, chosen, against, compiler) if against is not None else {}
     matrix = _Matrix(compiler, chosen, diffs)
     keys = sorted({key for config in matrix.configs for key in config})
     # The first environment's leaves weigh each key: environments share their shape.
