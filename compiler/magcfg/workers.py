@@ -1,11 +1,12 @@
 """Work spread over the machine's cores by ``fork``.
 
 A cold build of a large repository spends most of its time on work that is independent
-per top-level key (merging, compiling the key's piece of the schema, validating). Forked
-processes start with everything the build has read and parsed so far, at no copying
-cost, and hand back only bytes: nothing has to be pickled on the way in, and nothing the
-children compute is trusted beyond being the same computation the parent would run
-(a child that fails hands back nothing and its share is done again by the caller).
+per top-level key (merging, compiling the key's piece of the schema, validating), and so
+do its diffs, its report page and the reference of its schema. Forked processes start
+with everything the command has read and parsed so far, at no copying cost, and hand
+back only bytes: nothing has to be pickled on the way in, and nothing the children
+compute is trusted beyond being the same computation the parent would run (a child that
+fails hands back nothing and its share is done again by the caller).
 
 By default only a process with a single thread forks (a thread holding a lock at the
 fork would leave it held forever in the child); a caller that asks for a number of
@@ -24,8 +25,8 @@ from typing import Generic, NoReturn, TypeVar
 from .durable import write_all
 
 JOBS_ENV = "MAGCFG_JOBS"
-"""How many processes a build or a diff may use (default: the cores this process may run
-on)."""
+"""How many processes a command that spreads its work may use (``build``, ``diff``,
+``report``, ``docs``, ``lint``; default: the cores this process may run on)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
