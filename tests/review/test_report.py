@@ -238,6 +238,22 @@ def test_values_are_text_never_markup(shop: Project, browser: Browser) -> None:
     assert rows(browser)["db.tls.mode"]["cells"]["staging"]["text"] == json.dumps(hostile)
 
 
+def test_file_names_are_text_never_markup(shop: Project, browser: Browser) -> None:
+    # The page lists every layer file of its environments, a file whose values every
+    # environment overrides (as this one's) included.
+    hostile = '</script><b id="injected">x</b><!--'
+    shop.write(f"layers/base/{hostile}.yaml", 'app:\n  environment: "dev"\n')
+    out = shop.root / "report.html"
+    page = report(shop, out)
+    assert hostile.encode() not in page
+    browser.open(out.as_uri())
+    assert browser.eval("document.body.dataset.ready") == "true"
+    assert browser.eval("document.getElementById('injected')") is None
+    files = browser.eval(
+        "JSON.parse(document.getElementById('magcfg-data').textContent).files")
+    assert f"layers/base/{hostile}.yaml" in files
+
+
 def test_readme_shows_the_screenshot_of_the_bundled_report() -> None:
     repo = Path(__file__).resolve().parents[2]
     assert "![The bundled repository's report](docs/report.png)" in \
