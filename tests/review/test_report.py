@@ -225,16 +225,21 @@ def test_dump_dom_renders_rows_without_secret_values(shop: Project) -> None:
         assert canary.encode() not in page
 
 
+def open_without_markup(shop: Project, browser: Browser, hostile: str) -> None:
+    """Write the page, hold that ``hostile`` (which closes the data's script and opens an
+    element ``#injected``) is nowhere in its bytes, and open it: nothing was injected."""
+    out = shop.root / "report.html"
+    assert hostile.encode() not in report(shop, out)
+    browser.open(out.as_uri())
+    assert browser.eval("document.body.dataset.ready") == "true"
+    assert browser.eval("document.getElementById('injected')") is None
+
+
 def test_values_are_text_never_markup(shop: Project, browser: Browser) -> None:
     hostile = '</script><b id="injected">@ROWS@</b><!--'
     shop.write("layers/environments/staging/db.yaml",
                f"db:\n  tls:\n    mode: {json.dumps(hostile)}\n")
-    out = shop.root / "report.html"
-    page = report(shop, out)
-    assert hostile.encode() not in page
-    browser.open(out.as_uri())
-    assert browser.eval("document.body.dataset.ready") == "true"
-    assert browser.eval("document.getElementById('injected')") is None
+    open_without_markup(shop, browser, hostile)
     assert rows(browser)["db.tls.mode"]["cells"]["staging"]["text"] == json.dumps(hostile)
 
 
@@ -243,12 +248,7 @@ def test_file_names_are_text_never_markup(shop: Project, browser: Browser) -> No
     # environment overrides (as this one's) included.
     hostile = '</script><b id="injected">x</b><!--'
     shop.write(f"layers/base/{hostile}.yaml", 'app:\n  environment: "dev"\n')
-    out = shop.root / "report.html"
-    page = report(shop, out)
-    assert hostile.encode() not in page
-    browser.open(out.as_uri())
-    assert browser.eval("document.body.dataset.ready") == "true"
-    assert browser.eval("document.getElementById('injected')") is None
+    open_without_markup(shop, browser, hostile)
     files = browser.eval(
         "JSON.parse(document.getElementById('magcfg-data').textContent).files")
     assert f"layers/base/{hostile}.yaml" in files
