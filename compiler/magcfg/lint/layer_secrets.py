@@ -126,14 +126,13 @@ def _cue(ctx: LintContext) -> dict[str, dict[str, Any] | str]:
     if not isinstance(found, dict):
         layers = _layers(ctx)
         found = {}
-        by_project: dict[int, list[str]] = {}
+        by_project: dict[int, tuple[_Project, list[str]]] = {}  # by id: two may share a directory
         for path, (_, project) in layers.files.items():
             if path.endswith(".cue"):
-                by_project.setdefault(id(project), []).append(path)
-        for paths in by_project.values():
-            project = layers.files[paths[0]][1]
-            exported = _exported(project.compiler,
-                                 sorted(p.removeprefix(project.here) for p in paths))
+                by_project.setdefault(id(project), (project, []))[1].append(
+                    path.removeprefix(project.here))
+        for project, paths in by_project.values():
+            exported = _exported(project.compiler, sorted(paths))
             found.update({project.here + p: data for p, data in exported.items()})
         ctx.caches["cue"] = found
     return found

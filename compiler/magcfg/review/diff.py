@@ -579,20 +579,23 @@ def _compared(project: Project, old_env: str, new_env: str, jobs: int | None,
 
 def diff_against(project: Project, env: str, ref: str) -> ConfigDiff:
     """``env`` at git ``ref`` (from git objects) against ``env`` in the working tree."""
-    return diffs_against(project, [env], ref)[project.check_envs([env])[0]]
+    (found,) = diffs_against(project, [env], ref).values()
+    return found
 
 
 def diffs_against(project: Project, envs: Sequence[str], ref: str,
                   compiler: Compiler | None = None) -> dict[str, ConfigDiff]:
     """Each of ``envs`` at git ``ref`` against itself in the working tree (compiled by
-    ``compiler``, if given). The ref side is read from git once for all of them: a
-    file two environments share is read and parsed once on each side."""
+    ``compiler``, if given: its owner then flushes its cache). The ref side is read
+    from git once for all of them: a file two environments share is read and parsed
+    once on each side."""
     from .gitsource import GitSource, project_at
 
     chosen = project.check_envs(list(envs))
     source = GitSource(project.root, ref)
     old_project = project_at(project, source)
     old_project.check_envs(list(chosen))
+    owned = compiler is None
     if compiler is None:
         compiler = Compiler(project)
     # The ref side reads the build cache too: fragments are named by their inputs'
@@ -611,7 +614,8 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
         changes = describe(compare(old_doc, new_doc), old_stacks[env], stacks[env],
                            compiler.redactor(), index, jobs=1, cache=compiler.cache)
         out[env] = ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
-    compiler.cache.flush(only=KEY_LINES)
+    if owned:
+        compiler.cache.flush(only=KEY_LINES)
     return out
 
 
