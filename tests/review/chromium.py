@@ -7,8 +7,11 @@ profile). Tests that need it fail, never skip, when the browser is missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,22 +36,60 @@ def chromium_path() -> str:
 
 def run_chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run (``--dump-dom URL``, ``--screenshot=PNG URL``...)."""
-    with tempfile.TemporaryDirectory(prefix="magcfg-chromium-") as profile:
-        return subprocess.run([chromium_path(), *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+    profile = tempfile.mkdtemp(prefix="magcfg-chromium-")
+    process = subprocess.Popen([chromium_path(), *FLAGS, f"--user-data-dir={profile}", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        _stop(process)
+        _remove_profile(profile)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    """Stop the browser and every helper it started (its own process group): the network
+    service and the zygote can outlive the browser process, still writing the profile."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _remove_profile(profile: str) -> None:
+    """Remove the throwaway profile; a helper that was still dying may have written one
+    more file into it while the tree was removed, so a failed removal is tried again."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 class Browser:
     """One Chromium process and a DevTools session on its first page."""
 
     def __init__(self, width: int = 1400, height: int = 1000) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="magcfg-chromium-")
+        self._profile = tempfile.mkdtemp(prefix="magcfg-chromium-")
         self.process = subprocess.Popen(
-            [chromium_path(), *FLAGS, f"--user-data-dir={self._profile.name}",
+            [chromium_path(), *FLAGS, f"--user-data-dir={self._profile}",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = Path(self._profile.name) / "DevToolsActivePort"
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -135,10 +176,5 @@ class Browser:
         ws = getattr(self, "ws", None)
         if ws is not None:
             ws.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=20)
-        self._profile.cleanup()
+        _stop(self.process)
+        _remove_profile(self._profile)
