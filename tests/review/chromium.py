@@ -53,14 +53,12 @@ def _stop(process: subprocess.Popen[Any]) -> None:
     service and the zygote can outlive the browser process, still writing the profile."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
+    # What is left of the group (the browser too, if SIGTERM did not end it in time).
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=20)
 
 
 def _remove_profile(profile: str) -> None:
@@ -71,9 +69,9 @@ def _remove_profile(profile: str) -> None:
         try:
             shutil.rmtree(profile)
             return
-        except FileNotFoundError:
-            return
-        except OSError:
+        except OSError:  # a file added, or one a helper removed first
+            if not os.path.lexists(profile):
+                return
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
