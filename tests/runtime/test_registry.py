@@ -4,6 +4,7 @@ artifacts published by `magcfg publish`, re-tagging for a rollback."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,14 +156,18 @@ def test_no_registry_and_no_state_is_a_start_error(signed: Project, tmp_path: Pa
 
 
 def test_watch_from_a_registry_that_is_not_there(signed: Project, tmp_path: Path) -> None:  # noqa: F811
+    temp = tmp_path / "temp"
+    temp.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "magcfg", "watch", "--artifact", "oci://127.0.0.1:9/magcfg:prod",
          "--env", "production", "--public-key", str(signed.root / "keys/magcfg.pub"),
          "--out", str(tmp_path / "out"), "--insecure-registry"], capture_output=True, text=True,
-        timeout=60)
+        timeout=60, env={**os.environ, "TMPDIR": str(temp)})
     err = failed_cleanly(done, 1)
     assert "oci://127.0.0.1:9/magcfg:prod: error: registry 127.0.0.1:9 unreachable" in err
     assert not (tmp_path / "out").exists()
+    # Without --state-dir the mirror was a temporary directory: gone with the process.
+    assert list(temp.iterdir()) == []
     remote = subprocess.run(
         [sys.executable, "-m", "magcfg", "watch", "--artifact", "oci://registry.example.com/m:p",
          "--env", "production", "--public-key", str(signed.root / "keys/magcfg.pub"),
@@ -223,3 +228,21 @@ def test_watch_publishes_what_the_tag_holds(
     assert watcher.returncode == 0, err_text
     types = [json.loads(line)["type"] for line in out_text.splitlines()]
     assert types.count(PUBLISHED) == 2 and RELOADED in types
+
+
+def test_a_kernel_without_state_removes_its_mirror_on_stop(
+        signed: Project, local: LocalRegistry) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    kernel = Kernel(target, [signed.root / "keys/magcfg.pub"], environment="production",
+                    insecure_registry=True, registry_interval=0.05).start()
+    mirror = kernel.artifact_dir
+    try:
+        assert mirror.name.startswith("magcfg-registry-")
+        assert (mirror / "config.json").read_bytes() == (
+            signed.root / "generated/production/config.json").read_bytes()
+        assert kernel.get("logging.level") == "warn"
+    finally:
+        kernel.stop()
+    assert not mirror.exists()
+    assert kernel.get("logging.level") == "warn"  # the served config stays readable

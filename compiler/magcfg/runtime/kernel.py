@@ -178,15 +178,24 @@ class Kernel:
             raise ValueError("Kernel needs at least one trusted public key")
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._registry: RegistrySource | None = None
+        # A mirror directory the kernel made for itself: removed on stop(), or when the
+        # kernel is collected or the process exits (a start() that failed is never stopped).
+        self._own_mirror: Callable[[], object] | None = None
         if isinstance(artifact_dir, str) and artifact_dir.startswith("oci://"):
-            import tempfile
-
             from .registry import RegistrySource
 
             # The registry's files are mirrored into a directory of the kernel's own and
             # read from there like a ConfigMap volume.
-            mirror = (self.state_dir / "registry-mirror" if self.state_dir is not None
-                      else Path(tempfile.mkdtemp(prefix="magcfg-registry-")))
+            if self.state_dir is not None:
+                mirror = self.state_dir / "registry-mirror"
+            else:
+                import shutil
+                import tempfile
+                import weakref
+
+                mirror = Path(tempfile.mkdtemp(prefix="magcfg-registry-"))
+                self._own_mirror = weakref.finalize(self, shutil.rmtree, mirror,
+                                                    ignore_errors=True)
             self._registry = RegistrySource(
                 artifact_dir, mirror, self.public_keys, insecure=insecure_registry,
                 interval=registry_interval, max_backoff=registry_max_backoff,
@@ -426,7 +435,8 @@ class Kernel:
         return self
 
     def stop(self) -> None:
-        """Stop watching and close the audit log (the served config stays readable)."""
+        """Stop watching, close the audit log and remove the registry mirror the kernel
+        made itself (the served config stays readable)."""
         self._stopped = True
         if self._registry is not None:
             self._registry.stop()
@@ -439,6 +449,8 @@ class Kernel:
             self._direct_vault.close()
         if self._audit is not None:
             self._audit.close()
+        if self._own_mirror is not None:
+            self._own_mirror()
 
     def __enter__(self) -> Kernel:
         return self.start()

@@ -198,6 +198,14 @@ class Sidecar:
 
     def run(self, stop: threading.Event | None = None) -> int:
         """Start, then serve until SIGTERM/SIGINT (or ``stop``). Returns the exit code."""
+        # The kernel is stopped on every way out, a failed start included: it may hold a
+        # temporary registry mirror, and the CLI's process ends through os._exit.
+        try:
+            return self._serve(stop)
+        finally:
+            self.kernel.stop()
+
+    def _serve(self, stop: threading.Event | None) -> int:
         if self.options.out.is_dir():
             recover(self.options.out)
         stop = stop or self._stop
@@ -224,17 +232,13 @@ class Sidecar:
                 return 1
         self.kernel.start()
         if self.start_error is not None:
-            self.kernel.stop()
             self._stderr(f"error: {self.start_error}")
             return 1
-        try:
-            while not stop.is_set():
-                # The signal handlers set _recheck too, so that this wakes at once.
-                if self._recheck.wait(1.0) and not stop.is_set():
-                    self._recheck.clear()
-                    self.kernel.reload(trigger="signal")
-        finally:
-            self.kernel.stop()
+        while not stop.is_set():
+            # The signal handlers set _recheck too, so that this wakes at once.
+            if self._recheck.wait(1.0) and not stop.is_set():
+                self._recheck.clear()
+                self.kernel.reload(trigger="signal")
         if self.watch_error is not None:
             self._stderr(f"error: {self.options.artifact}: the watcher stopped "
                          f"({self.watch_error}); exiting so that the sidecar is restarted")
