@@ -9,6 +9,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,64 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MAGCFG = Path(sys.executable).with_name("magcfg")
+
+# ------------------------------------------------------------------ nothing left behind
+
+_PRIVATE_TEMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs with a temporary directory of its own (TMPDIR, made by the main
+    process; pytest-xdist's workers and every tool a test starts inherit it), so that
+    what a test leaves behind can be seen: files there, and processes still running
+    with that TMPDIR. The path is short: Chromium and the servers put Unix sockets
+    under it."""
+    if hasattr(config, "workerinput"):
+        return
+    private = Path(tempfile.mkdtemp(prefix="mt-"))
+    private.chmod(0o711)  # tools run as another user (postgres) reach their directories
+    os.environ["TMPDIR"] = str(private)
+    tempfile.tempdir = None
+    config.stash[_PRIVATE_TEMP] = private
+
+
+def _started_by_the_suite(private: Path) -> list[str]:
+    """The live processes whose environment holds the suite's TMPDIR."""
+    marker = f"TMPDIR={private}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:  # a zombie's environment reads empty; a process may end meanwhile
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found.append(f"{entry.name} ({b' '.join(argv).decode(errors='replace').strip()})")
+    return found
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's clean-up of its basetemp and xdist's workers
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    private = session.config.stash.get(_PRIVATE_TEMP, None)
+    if private is None:
+        return
+    deadline = time.monotonic() + 10  # workers and tools being stopped may still be ending
+    while (running := _started_by_the_suite(private)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = sorted(entry.name for entry in private.iterdir()
+                  if not entry.name.startswith("pytest-of-"))
+    for what, names in (("processes", running), ("files", left)):
+        if names:
+            print(f"\nerror: the tests left {what} behind: {', '.join(names)} (TMPDIR "
+                  f"{private}): a test did not stop or remove what it started",
+                  file=sys.stderr)
+    if running or left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        shutil.rmtree(private, ignore_errors=True)
+
 
 MINI_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -125,22 +125,25 @@ def dev_postgres() -> Iterator[DevPostgres]:
     so under root it runs as the package's ``postgres`` user."""
     bindir = _postgres_bin()
     workdir = Path(tempfile.mkdtemp(prefix="magcfg-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data = workdir / "data"
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8", "--no-sync"],
-                   check=True, capture_output=True)
-    port = free_port()
-    log = workdir / "postgres.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-             "-k", str(workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    proc: subprocess.Popen[bytes] | None = None
+    try:  # the work directory goes on every way out, a failed initdb included
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(workdir, "postgres")
+            prefix = ["runuser", "-u", "postgres", "--"]
+        data = workdir / "data"
+        done = subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U",
+                               "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed: {done.stderr}")
+        port = free_port()
+        log = workdir / "postgres.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                 "-k", str(workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while b"ready to accept connections" not in log.read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -148,16 +151,17 @@ def dev_postgres() -> Iterator[DevPostgres]:
             time.sleep(0.05)
         yield DevPostgres(port)
     finally:
-        # runuser passes SIGTERM on to postgres (a "smart" shutdown waits for clients:
-        # SIGINT is the "fast" one).
-        pid_file = data / "postmaster.pid"
-        with contextlib.suppress(OSError, ValueError, IndexError):  # already gone
-            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            # runuser passes SIGTERM on to postgres (a "smart" shutdown waits for
+            # clients: SIGINT is the "fast" one).
+            pid_file = workdir / "data/postmaster.pid"
+            with contextlib.suppress(OSError, ValueError, IndexError):  # already gone
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -34,12 +34,24 @@ def chromium_path() -> str:
     return path
 
 
+def _launch(args: tuple[str, ...], **popen: Any) -> tuple[subprocess.Popen[Any], str]:
+    """Start Chromium on a throwaway profile; returns the process and the profile.
+
+    Chromium's own temporary files (its ``org.chromium.Chromium.*`` singleton directory)
+    go inside the profile too, through TMPDIR: removed with it, never left in /tmp.
+    """
+    profile = tempfile.mkdtemp(prefix="magcfg-chromium-")
+    temp = Path(profile) / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen([chromium_path(), *FLAGS, f"--user-data-dir={profile}", *args],
+                               env={**os.environ, "TMPDIR": str(temp)},
+                               start_new_session=True, **popen)
+    return process, profile
+
+
 def run_chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run (``--dump-dom URL``, ``--screenshot=PNG URL``...)."""
-    profile = tempfile.mkdtemp(prefix="magcfg-chromium-")
-    process = subprocess.Popen([chromium_path(), *FLAGS, f"--user-data-dir={profile}", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process, profile = _launch(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     finally:
@@ -81,12 +93,10 @@ class Browser:
     """One Chromium process and a DevTools session on its first page."""
 
     def __init__(self, width: int = 1400, height: int = 1000) -> None:
-        self._profile = tempfile.mkdtemp(prefix="magcfg-chromium-")
-        self.process = subprocess.Popen(
-            [chromium_path(), *FLAGS, f"--user-data-dir={self._profile}",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process, self._profile = _launch(
+            ("--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+             f"--window-size={width},{height}", "about:blank"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().count("\n") >= 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,27 @@ def test_dump_dom_renders_rows_without_secret_values(shop: Project) -> None:
     for canary in VALUE_CANARIES:
         assert canary not in dom
         assert canary.encode() not in page
+
+
+def test_the_browser_leaves_nothing_behind(
+        shop: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the throwaway profile nor Chromium's own files under TMPDIR (a singleton
+    socket directory it leaves when stopped) outlive a page test's browser. The
+    directory's path is short: Chromium's socket there must fit a Unix socket address."""
+    temp = Path(tempfile.mkdtemp(prefix="mc-"))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    out = shop.root / "report.html"
+    report(shop, out)
+    b = Browser()
+    try:
+        b.open(out.as_uri())
+        assert b.eval("document.body.dataset.ready") == "true"
+        assert list(temp.iterdir())  # the profile, while it runs
+    finally:
+        b.close()
+    assert list(temp.iterdir()) == []
+    temp.rmdir()
 
 
 def open_without_markup(shop: Project, browser: Browser, hostile: str) -> None:
