@@ -7,6 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import typer.main
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from magcfg.cli import app, app_for
+
 from .conftest import REPO, Project
 
 
@@ -116,3 +123,24 @@ def test_build_jobs(tmp_path: Path) -> None:
     assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
     bad = Project(tmp_path / "one").run("build", "--jobs", "0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_run_is_handed_only_its_command_and_behaves_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    every = typer.main.get_command(app)
+    assert isinstance(every, TyperGroup) and len(every.commands) == 18
+    for name in sorted(every.commands):
+        one = app_for([name])
+        alone_group = typer.main.get_command(one)
+        assert isinstance(alone_group, TyperGroup) and list(alone_group.commands) == [name]
+        for args in ([name, "--help"], [name, "--no-such-option"]):
+            whole = runner.invoke(app, args, prog_name="magcfg", env={"COLUMNS": "100"})
+            alone = runner.invoke(one, args, prog_name="magcfg", env={"COLUMNS": "100"})
+            assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+            assert whole.exit_code == (0 if args[1] == "--help" else 2) and whole.output
+    # The whole app's help, a name that is no command (suggestions), a leading option.
+    for args in ([], ["--help"], ["buil"], ["--version", "build"]):
+        assert app_for(args) is app
+    monkeypatch.setenv("_MAGCFG_COMPLETE", "complete_bash")  # shell completion
+    assert app_for(["build"]) is app
