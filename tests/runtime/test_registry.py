@@ -246,3 +246,8 @@ def test_a_kernel_without_state_removes_its_mirror_on_stop(
         kernel.stop()
     assert not mirror.exists()
     assert kernel.get("logging.level") == "warn"  # the served config stays readable
+    # A stopped kernel's source writes nothing, even for a newer digest at the tag.
+    _new_version(signed, "info")
+    _publish(signed, target)
+    assert kernel.reload().status == "refused"
+    assert not mirror.exists() and kernel.get("logging.level") == "warn"

@@ -116,6 +116,9 @@ class RegistrySource:
             files = flux.unpack(blob)
         except flux.ArtifactFormatError as exc:
             raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
+        if self._stop.is_set():
+            # A stopped source writes nothing: its kernel may have removed the mirror.
+            return False
         publish(self.mirror, files)
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
