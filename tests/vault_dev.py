@@ -154,7 +154,7 @@ def dev_postgres() -> Iterator[DevPostgres]:
         if proc is not None:
             # runuser passes SIGTERM on to postgres (a "smart" shutdown waits for
             # clients: SIGINT is the "fast" one).
-            pid_file = workdir / "data/postmaster.pid"
+            pid_file = data / "postmaster.pid"
             with contextlib.suppress(OSError, ValueError, IndexError):  # already gone
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
             try:

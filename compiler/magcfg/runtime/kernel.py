@@ -70,6 +70,8 @@ from .source import RawArtifact, read_artifact, stat_signature
 from .state import StateCorrupt, load_state, remove_stale_state_temps, save_state
 
 if TYPE_CHECKING:
+    import tempfile
+
     from ..secrets.check_env import EnvCheck
     from ..secrets.references import SecretRef
     from .metrics import KernelMetrics
@@ -180,7 +182,7 @@ class Kernel:
         self._registry: RegistrySource | None = None
         # A mirror directory the kernel made for itself: removed on stop(), or when the
         # kernel is collected or the process exits (a start() that failed is never stopped).
-        self._own_mirror: Callable[[], object] | None = None
+        self._own_mirror: tempfile.TemporaryDirectory[str] | None = None
         if isinstance(artifact_dir, str) and artifact_dir.startswith("oci://"):
             from .registry import RegistrySource
 
@@ -189,13 +191,11 @@ class Kernel:
             if self.state_dir is not None:
                 mirror = self.state_dir / "registry-mirror"
             else:
-                import shutil
                 import tempfile
-                import weakref
 
-                mirror = Path(tempfile.mkdtemp(prefix="magcfg-registry-"))
-                self._own_mirror = weakref.finalize(self, shutil.rmtree, mirror,
-                                                    ignore_errors=True)
+                self._own_mirror = tempfile.TemporaryDirectory(prefix="magcfg-registry-",
+                                                               ignore_cleanup_errors=True)
+                mirror = Path(self._own_mirror.name)
             self._registry = RegistrySource(
                 artifact_dir, mirror, self.public_keys, insecure=insecure_registry,
                 interval=registry_interval, max_backoff=registry_max_backoff,
@@ -450,7 +450,7 @@ class Kernel:
         if self._audit is not None:
             self._audit.close()
         if self._own_mirror is not None:
-            self._own_mirror()
+            self._own_mirror.cleanup()
 
     def __enter__(self) -> Kernel:
         return self.start()
