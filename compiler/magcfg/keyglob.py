@@ -86,6 +86,10 @@ class KeyGlobs:
         self.patterns = tuple(patterns)
         self._regexes = [_regex(p) for p in self.patterns]
         self._heads = [_head_regex(p) for p in self.patterns]
+        # The key path a pattern without wildcards names (None for a glob).
+        self._named = [None if any(c is None for seg in tokens for c in seg)
+                       else tuple("".join(c for c in seg if c is not None) for seg in tokens)
+                       for tokens in map(_tokens, self.patterns)]
 
     def may_cover_below(self, top: str) -> bool:
         """Whether any glob can cover a key path that starts with the segment ``top``
@@ -108,3 +112,8 @@ class KeyGlobs:
         """The patterns that cover ``keypath``."""
         text = format_keypath(keypath)
         return [p for p, r in zip(self.patterns, self._regexes, strict=True) if r.fullmatch(text)]
+
+    def naming(self, keypath: tuple[str, ...]) -> list[str]:
+        """The patterns that name exactly ``keypath``: no wildcard, not a parent of it."""
+        return [p for p, named in zip(self.patterns, self._named, strict=True)
+                if named == keypath]

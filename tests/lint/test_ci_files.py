@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +134,8 @@ def test_pre_commit_hook_definition() -> None:
     assert set(h) <= {"id", "name", "entry", "language", "files", "exclude", "types",
                       "types_or", "exclude_types", "always_run", "fail_fast", "verbose",
                       "pass_filenames", "require_serial", "description",
-                      "language_version", "minimum_pre_commit_version", "args", "stages"}
+                      "language_version", "minimum_pre_commit_version", "args", "stages",
+                      "additional_dependencies"}
 
 
 def test_pre_commit_hook_runs_on_the_staged_files(make_repo: MakeRepo) -> None:
@@ -143,3 +147,31 @@ def test_pre_commit_hook_runs_on_the_staged_files(make_repo: MakeRepo) -> None:
     assert run_cli(repo.root, *entry, "ok.yaml").returncode == 0
     proc = run_cli(repo.root, *entry, "ok.yaml", "policies/magds.hcl")
     assert proc.returncode == 1 and "MAG005" in proc.stdout
+
+
+def test_the_published_hook_runs_under_pre_commit(tmp_path: Path) -> None:
+    # The real pre-commit, as another repository uses the hook: it installs this
+    # repository into a virtualenv of its own (from PyPI's packages) and runs the entry.
+    # Installed without the compiler's extra, the entry failed every commit.
+    repo = tmp_path / "other"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "ok.yaml").write_text("a: 1\n")
+    (repo / "policy.hcl").write_text(
+        'path "secret/data/k3s/magds/*" {\n  capabilities = ["read"]\n}\n')
+    git(repo, "add", "-A")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+           "PRE_COMMIT_COLOR": "never"}
+    tool = Path(sys.executable).with_name("pre-commit")
+
+    def run(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(tool), "try-repo", str(REPO), "magcfg-lint", "--files",
+                               *files], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
+
+    clean = run("ok.yaml")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "magcfg lint (secrets rules)" in clean.stdout and "Passed" in clean.stdout
+    found = run("ok.yaml", "policy.hcl")
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "MAG005" in found.stdout and "needs the compiler" not in found.stdout

@@ -324,12 +324,26 @@ def test_promote_removes_an_override_that_from_does_not_have(repo: Project) -> N
             "value, as staging does)\n") in dry.stdout
     assert (repo.root / "layers/environments/production/db.yaml").read_text() == before
 
-    done = repo.run("promote", "staging", "production", "--key", "db.replicas")
+    pr = repo.root.parent / "pr.md"
+    done = repo.run("promote", "staging", "production", "--key", "db.replicas",
+                    "--key", "db.pool.max", "--pr-body", str(pr))
     assert done.returncode == 0, done.stderr
     after = (repo.root / "layers/environments/production/db.yaml").read_text()
-    assert after == before.replace('  replicas: ["r1.prod", "r2.prod"]\n', "")
+    assert after == before.replace('  replicas: ["r1.prod", "r2.prod"]\n', "").replace(
+        "    max: 50\n", "    max: 15\n")
     config = json.loads((repo.root / "generated/production/config.json").read_text())
     assert config["db"]["replicas"] == ["r1.internal"]
+    # The commit and the PR body say what was removed and what was copied.
+    message = git(repo.root, "log", "-1", "--format=%B")
+    assert ("magcfg promote copied 1 value(s) from staging's layers into production's and "
+            "removed 1 override(s) of production's that staging leaves to the shared "
+            "layers:\n") in message
+    assert ('  db.replicas: ["r1.prod", "r2.prod"] -> ["r1.internal"] [restart]\n'
+            "    removed from layers/environments/production/db.yaml, inherits "
+            "layers/base/db.yaml:10\n") in message
+    assert ("1 value(s) that `staging` sets are copied into `production`'s layer files, "
+            "1 override(s) of `production` removed (`staging` leaves them to the shared "
+            "layers); 0 skipped.") in pr.read_text()
 
 
 def test_removing_the_only_key_leaves_an_empty_file() -> None:
@@ -557,12 +571,53 @@ def test_promote_a_whole_service_of_the_realistic_shape(tmp_path: Path) -> None:
     assert prod.read_text() != before
     assert project.run("build", "--check").returncode == 0
     # Production's per-environment values of svc_000 are now staging's: the two compiled
-    # configs agree on every key except what the promotion reported it skipped.
+    # configs agree on every key except what the promotion reported it skipped and what
+    # production sets on its own (a glob never removes those: they are listed as kept).
     compared = project.run("diff", "staging", "production", "--format", "json")
     changed = {c["key"] for kind in ("added", "changed", "removed")
                for c in json.loads(compared.stdout)[kind]}
-    skipped = {line.split(":")[0].strip()
-               for line in plan.stdout.split("\nskipped:\n")[1].splitlines()
-               if line.startswith("  svc_000.")}
+
+    def section(name: str) -> set[str]:
+        text = plan.stdout.split(f"\n{name}:\n")[1].split("\n\n")[0]
+        return {line.split(":")[0].strip() for line in text.splitlines()}
+
+    skipped, kept = section("skipped"), section("kept")
     assert skipped == {"svc_000.credentials.password", "svc_000.credentials.token"}
-    assert changed <= skipped, sorted(changed - skipped)[:5]
+    assert kept and all(k.startswith("svc_000.") for k in kept)
+    assert "by removing" not in plan.stdout
+    assert changed <= skipped | kept, sorted(changed - skipped - kept)[:5]
+    assert changed & kept == kept  # what production sets on its own is still its own
+
+
+@pytest.mark.parametrize("pattern", ["db", "db.*", "db.**"])
+def test_a_glob_keeps_the_overrides_to_sets_on_its_own(repo: Project, pattern: str) -> None:
+    # production's replicas are its own (staging leaves them to the base): a glob over
+    # the service promotes what staging sets and leaves them, as the docs promise.
+    before = (repo.root / "layers/environments/production/db.yaml").read_text()
+    dry = repo.run("promote", "staging", "production", "--key", pattern, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "by removing" not in dry.stdout
+    assert ("kept:\n  db.replicas: production's own override kept (staging leaves it to the "
+            "base): name the key exactly with --key to remove it\n") in dry.stdout
+    done = repo.run("promote", "staging", "production", "--key", pattern)
+    assert done.returncode == 0, done.stderr
+    after = (repo.root / "layers/environments/production/db.yaml").read_text()
+    assert '  replicas: ["r1.prod", "r2.prod"]\n' in after
+    assert after != before
+    config = json.loads((repo.root / "generated/production/config.json").read_text())
+    assert config["db"]["replicas"] == ["r1.prod", "r2.prod"]
+
+
+def test_a_key_that_covers_only_to_s_own_overrides_is_refused(repo: Project) -> None:
+    state = _state(repo)
+    result = repo.run("promote", "staging", "production", "--key", "db.replicas.*")
+    assert result.returncode == 2
+    assert result.stderr == ("error: --key 'db.replicas.*' matches no key that staging's "
+                             "per-environment layers set\n")
+    prefix = repo.run("promote", "staging", "production", "--key", "db.rep*")
+    assert prefix.returncode == 2
+    assert prefix.stderr == (
+        "error: --key 'db.rep*' matches no key that staging's per-environment layers set "
+        "(production's own overrides under it are kept: name one exactly to remove it, "
+        "e.g. --key db.replicas)\n")
+    assert _state(repo) == state

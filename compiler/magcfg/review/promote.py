@@ -4,7 +4,9 @@ TO's layer files, as a reviewable git commit on a new branch with a PR body.
 What is promoted: every leaf that a per-environment layer of FROM (a layer whose path
 has ``{env}``) sets to a value that differs from TO's compiled value at that key,
 optionally narrowed by ``--key`` globs. Keys TO sets on its own and FROM leaves to the
-base are not touched: promotion copies, it never deletes. Never promoted:
+base are not touched: promotion copies, it never deletes them, unless a ``--key`` names
+such a key exactly (no wildcard, not a parent): then TO's override is removed so that TO
+inherits the shared value as FROM does. Never promoted:
 
 * secret references (a key the redactor calls secret), unless ``--include-secrets``;
 * keys on the project's allow-list of intended differences::
@@ -40,7 +42,7 @@ from typing import Any
 
 from ..compiler import Compiler
 from ..errors import BuildError, Diagnostic, UsageError, printable
-from ..keyglob import KeyGlobs
+from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
 from ..project import LayerSpec, Project
@@ -310,9 +312,12 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     replaces=None if current is MISSING else redactor.shown(keypath, current),
                     replaces_source=(Origin(to_chain[-1].file, to_chain[-1].line,
                                             to_chain[-1].layer) if to_chain else None)))
+    own: dict[str, list[str]] = {}  # a pattern -> TO's own overrides it covers, kept
     if globs:
-        # TO overrides a chosen key that FROM inherits from a shared layer: the smallest
-        # edit that makes TO equal FROM removes TO's override (never a redundant copy).
+        # TO overrides a key that FROM inherits from a shared layer. Named exactly by a
+        # --key, the smallest edit that makes TO equal FROM removes TO's override (never
+        # a redundant copy); covered only by a glob or a parent, it is TO's own and stays:
+        # a glob over a service must not sweep away what TO deliberately sets.
         from_sets = {kp for i in env_layers
                      for f in _files(stacks[from_env].layers[i].files, globs)
                      for kp, _ in iter_leaves(f.data)}
@@ -335,8 +340,15 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     current = value_at(to_before, keypath)
                     if wanted is MISSING or (current is not MISSING and same(current, wanted)):
                         continue
-                    used.update(hit)
                     key = ".".join(keypath)
+                    if not globs.naming(keypath):
+                        kept.append(f"{key}: {to_env}'s own override kept ({from_env} leaves "
+                                    "it to the base): name the key exactly with --key to "
+                                    "remove it")
+                        for pattern in hit:
+                            own.setdefault(pattern, []).append(format_keypath(keypath))
+                        continue
+                    used.update(hit)
                     secret = redactor.is_secret(keypath)
                     reason = _not_promoted(settings, keypath, secret and not include_secrets,
                                            from_env, to_env)
@@ -361,8 +373,12 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                         removes=True))
         unused = [p for p in globs.patterns if p not in used]
         if unused:
+            kept_under = own.get(unused[0])
             raise UsageError(f"--key {unused[0]!r} matches no key that {from_env}'s "
-                             "per-environment layers set")
+                             "per-environment layers set" + (
+                                 f" ({to_env}'s own overrides under it are kept: name "
+                                 f"one exactly to remove it, e.g. --key {kept_under[0]})"
+                                 if kept_under else ""))
 
     texts: dict[str, bytes] = {}
     for target, assignments in sorted(per_file.items()):
@@ -648,19 +664,31 @@ def default_branch(plan: Plan) -> str:
     return f"promote/{plan.from_env}-to-{plan.to_env}-{h.hexdigest()[:8]}"
 
 
+def _what(plan: Plan) -> str:
+    """What the promotion does to TO's layer files, in words: copies, removals or both."""
+    removed = sum(e.removes for e in plan.edits)
+    parts = []
+    if len(plan.edits) > removed:
+        parts.append(f"copied {len(plan.edits) - removed} value(s) from {plan.from_env}'s "
+                     f"layers into {plan.to_env}'s")
+    if removed:
+        parts.append(f"removed {removed} override(s) of {plan.to_env}'s that "
+                     f"{plan.from_env} leaves to the shared layers")
+    return " and ".join(parts) or f"changed nothing in {plan.to_env}'s layers"
+
+
 def commit_message(plan: Plan) -> str:
     keys = [e.key for e in plan.edits]
     subject = f"Promote {plan.from_env} -> {plan.to_env}: "
     listed = ", ".join(keys)
     subject += listed if len(keys) <= 3 and len(subject + listed) <= 72 else f"{len(keys)} keys"
-    lines = [subject, "",
-             f"magcfg promote copied {len(keys)} value(s) from {plan.from_env}'s layers "
-             f"into {plan.to_env}'s:", ""]
+    lines = [subject, "", f"magcfg promote {_what(plan)}:", ""]
     for e in plan.edits:
         old = show(e.replaces) if e.replaces_source else "(unset)"
         flag = " [restart]" if e.reload == "restart" else ""
         lines.append(f"  {e.key}: {old} -> {show(e.shown)}{flag}")
-        lines.append(f"    from {e.source.where()}, into {e.target}")
+        lines.append(f"    removed from {e.target}, inherits {e.source.where()}" if e.removes
+                     else f"    from {e.source.where()}, into {e.target}")
     return "\n".join(lines) + "\n"
 
 
@@ -840,9 +868,13 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     lines = [f"## Promote `{f}` → `{t}`", ""]
     if plan.command:
         lines += ["```", plan.command, "```", ""]
+    removals = sum(e.removes for e in plan.edits)
     lines += ["### Summary", "",
-              f"{len(plan.edits)} value(s) that `{f}` sets are copied into `{t}`'s layer "
-              f"files; {len(plan.skipped)} skipped."
+              f"{len(plan.edits) - removals} value(s) that `{f}` sets are copied into `{t}`'s "
+              "layer files"
+              + (f", {removals} override(s) of `{t}` removed (`{f}` leaves them to the "
+                 "shared layers)" if removals else "")
+              + f"; {len(plan.skipped)} skipped."
               + (f" Branch `{promotion.branch}`." if promotion else ""), ""]
     if plan.texts:
         lines += ["Files changed:", ""] + [f"- `{p}`" for p in sorted(plan.texts)]
