@@ -249,6 +249,21 @@ class Compiler:
             self._once[name] = compute()
         return self._once[name]
 
+    def peers(self, compiled: Collection[str]) -> list[CompileContext]:
+        """``pipeline.context.Workspace.peers``: the other environments, loaded and
+        compiled as a build compiles them (from the cache where it can), not written."""
+        out = []
+        for env in self.project.environments:
+            if env in compiled:
+                continue
+            try:
+                artifact, _ = self.compile(env, self.load_stack(env), None)
+            except BuildError:
+                continue  # its own build reports it
+            if artifact is not None and artifact.context is not None:
+                out.append(artifact.context)
+        return out
+
     # -- schema -----------------------------------------------------------------------
 
     def schema(self) -> Schema | None:

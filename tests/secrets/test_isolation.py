@@ -55,6 +55,51 @@ def test_shared_paths_are_refused(tmp_path: Path) -> None:
     assert tree_state(p.root) == before
 
 
+def test_a_build_of_one_environment_checks_it_against_the_others(tmp_path: Path) -> None:
+    # build -e compiles the other environments for the check, and writes none of them.
+    p = _project(tmp_path / "p", SHARED, "vault://secret/k3s/magds#db_password",
+                 "vault://secret/k3s/magds#db_password")
+    before = tree_state(p.root)
+    for env in ("prod", "staging"):
+        err = failed_cleanly(p.run("build", "-e", env), 1)
+        assert [line.split(": error: ")[0] for line in err.splitlines()] == [
+            "layers/prod/magds.yaml:2", "layers/staging/magds.yaml:2"]
+        assert "also grants secret/data/k3s/magds" in err
+        assert failed_cleanly(p.run("build", "--check", "-e", env), 1) == err
+    assert tree_state(p.root) == before
+    # A conflict between environments the build does not write is theirs to report.
+    p.write("magcfg.yaml", HEAD.replace("[staging, prod]", "[staging, prod, dev]") + SHARED
+            + "    addresses:\n      dev: https://vault-dev.example:8200\n")
+    p.write("layers/dev/magds.yaml",
+            'magds:\n  password: "vault://secret/k3s/magds#db_password"\n')
+    done = p.run("build", "-e", "dev")
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in (p.root / "generated").iterdir()) == ["dev"]
+
+
+def test_a_promotion_that_would_share_a_secret_is_refused(tmp_path: Path) -> None:
+    # Each environment reads its own path: the build passes. Promoting staging's reference
+    # into prod would let staging's role read prod's secret: refused before any write.
+    from ..review.promotion_repo import git
+
+    p = _project(tmp_path / "p", "  vault:\n    mounts: [secret]\n",
+                 "vault://secret/k3s/staging/magds#db_password",
+                 "vault://secret/k3s/prod/magds#db_password")
+    assert p.run("build").returncode == 0
+    git(p.root, "init", "-q", "-b", "main")
+    git(p.root, "add", "-A")
+    git(p.root, "commit", "-q", "-m", "init")
+    before = tree_state(p.root)
+    err = failed_cleanly(p.run("promote", "staging", "prod", "--key", "magds.password",
+                               "--include-secrets"), 1)
+    assert err.startswith(
+        "layers/prod/magds.yaml:2: error: the Vault policy of staging also grants "
+        "secret/data/k3s/staging/magds: prod and staging share a Vault")
+    assert "(promoting staging into prod would make prod invalid; nothing was written)" in err
+    assert tree_state(p.root) == before
+    assert git(p.root, "branch", "--list") == "* main\n"
+
+
 def test_a_sub_path_granted_by_the_other_policy_is_refused(tmp_path: Path) -> None:
     # No prefixes: each policy grants its paths and below, so prod's grant of k3s/magds
     # covers staging's k3s/magds/staging.

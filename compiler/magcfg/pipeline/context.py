@@ -21,7 +21,7 @@ Extension points, in the order the compiler runs them:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -50,6 +50,11 @@ class Workspace(Protocol):
 
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()``, run at most once per compiler (e.g. reading a schema file)."""
+        ...
+
+    def peers(self, compiled: Collection[str]) -> list[CompileContext]:
+        """The project's environments other than ``compiled``, compiled for a check that
+        spans environments (never written); one that does not compile is left out."""
         ...
 
 

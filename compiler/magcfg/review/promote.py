@@ -397,7 +397,11 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                            compiler.cache)
         to_after_stack = checker.load_stack(to_env)
         artifact, diagnostics = checker.compile(to_env, to_after_stack, None)
-        if artifact is None:
+        if artifact is not None:
+            # What the build of TO checks across environments too (Vault isolation, CUE):
+            # a promotion the CI gate would refuse is refused here, before any write.
+            diagnostics = checker.build_checks([artifact])
+        if artifact is None or diagnostics:
             raise BuildError([
                 Diagnostic(d.file, d.line, d.key,
                            f"{d.message} (promoting {from_env} into {to_env} would make "

@@ -13,9 +13,11 @@ Dynamic secrets (``secrets.vault.dynamic_mounts``) are granted by their exact pa
 (``database/creds/<role>``): only ``{env}`` in the dynamic mount or ``addresses`` isolates
 them, and two environments naming the same role on a shared mount are an error.
 
-A reference that none of these isolates is checked here, across the environments a
-build compiles: it is an error when another environment's policy (the store's or a
-Direct-Vault app's) would also grant its path.
+A reference that none of these isolates is checked here, across every environment of
+the project: it is an error when another environment's policy (the store's or a
+Direct-Vault app's) would also grant its path. A build of some environments (``build -e``,
+``promote``) compiles the others for the check, without writing them: what it writes
+must not grant, or be granted, another environment's secret.
 """
 
 from __future__ import annotations
@@ -36,18 +38,24 @@ if TYPE_CHECKING:
 def check_isolation(workspace: Workspace, contexts: Sequence[CompileContext]) -> list[Diagnostic]:
     """Build check (pipeline extension point): a reference of one environment that the
     policy of another environment sharing its Vault also grants is an error."""
-    if len(contexts) < 2:
+    if not contexts:
         return []
     base, problems = load_secret_settings(workspace.project)
     if problems:
         return []  # reported, located, by the document check
-    refs: dict[str, list[tuple[tuple[str, ...], SecretRef]]] = {}
+    refs: dict[str, list[tuple[tuple[str, ...], SecretRef]]] = {
+        ctx.env: [(k, r) for k, r in scan(ctx).references() if r.is_vault] for ctx in contexts}
+    built = set(refs)
+    if not any(refs.values()):
+        return []  # what is built grants nothing and is granted nothing
+    contexts = [*contexts, *workspace.peers(built)]
     roots: dict[str, frozenset[str]] = {}
     exact: dict[str, frozenset[str]] = {}  # dynamic-secret paths, granted without /*
     for ctx in contexts:
         settings = base.for_env(ctx.env)
-        mine = [(k, r) for k, r in scan(ctx).references() if r.is_vault]
-        refs[ctx.env] = mine
+        if ctx.env not in refs:
+            refs[ctx.env] = [(k, r) for k, r in scan(ctx).references() if r.is_vault]
+        mine = refs[ctx.env]
         roots[ctx.env] = frozenset(p for paths in grant_roots(mine, settings).values() for p in paths)
         exact[ctx.env] = frozenset(p for paths in dynamic_grants(mine, settings).values()
                                    for p in paths)
@@ -63,7 +71,8 @@ def check_isolation(workspace: Workspace, contexts: Sequence[CompileContext]) ->
             others = sorted(other.env for other in contexts
                             if other.env != ctx.env and other.env not in base.addresses
                             and grants(roots[other.env], granted, exact[other.env]))
-            if others:
+            # Between two environments this build does not write: their own build's.
+            if others and (ctx.env in built or built.intersection(others)):
                 out.append(ctx.locate(keypath, (
                     f"the Vault policy of {', '.join(others)} also grants {granted}: "
                     f"{ctx.env} and {others[0]} share a Vault, so a role of one could read "
