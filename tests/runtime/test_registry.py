@@ -88,8 +88,9 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
         assert wait_for(lambda: bool(_of(events, RELOAD_FAILED)))
         refused = _of(events, RELOAD_FAILED)[-1]["data"]
         assert (refused["reason"], refused["attempted_version"]) == ("rollback_refused", old)
-        assert kernel.version == newer and kernel.status()["registry"]["digest"] == first
+        # The digest reported is the one served, not the refused one the tag names.
         assert second != first
+        assert kernel.version == newer and kernel.status()["registry"]["digest"] == second
     finally:
         kernel.stop()
 
@@ -176,6 +177,14 @@ def test_watch_from_a_registry_that_is_not_there(signed: Project, tmp_path: Path
     assert failed_cleanly(remote, 2) == (
         "error: --insecure (plain HTTP) is allowed for a registry on this machine only "
         "(127.0.0.1, localhost), not registry.example.com\n")
+    # A reference that does not parse: one message, said once.
+    bad = subprocess.run(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", "oci://",
+         "--env", "production", "--public-key", str(signed.root / "keys/magcfg.pub"),
+         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert failed_cleanly(bad, 2) == (
+        "error: 'oci://' is not an OCI reference: no registry host (expected "
+        "oci://REGISTRY/REPOSITORY[:TAG])\n")
 
 
 def test_polls_back_off_on_errors(tmp_path: Path) -> None:

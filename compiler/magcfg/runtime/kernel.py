@@ -415,6 +415,8 @@ class Kernel:
                 self._install(snapshot)
                 self._last_raw = raw
                 self.booted_from = "artifact"
+                if self._registry is not None:
+                    self._registry.served()
                 self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
             if self._direct_vault is not None:
@@ -501,7 +503,10 @@ class Kernel:
                 candidate = self._candidate(raw, current, boot=False)
                 if candidate is None:
                     return ReloadResult("unchanged", current.version)
-                return self._apply(current, candidate, trigger, started)
+                result = self._apply(current, candidate, trigger, started)
+                if result.status == "applied" and self._registry is not None:
+                    self._registry.served()
+                return result
             except _Refused as refused:
                 event = self._failed_event(refused, current.version, trigger, started)
                 self._publish_final(event)

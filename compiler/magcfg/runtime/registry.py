@@ -57,7 +57,8 @@ class RegistrySource:
         try:
             self.reference: Reference = parse_reference(reference)
         except MagcfgError as exc:
-            raise ValueError(exc.format()) from None
+            # The message alone: whoever reports a ValueError adds its own "error:".
+            raise ValueError("; ".join(d.message for d in exc.diagnostics)) from None
         if not self.reference.tag and not self.reference.digest:
             self.reference = Reference(self.reference.host, self.reference.repository, "latest")
         self.mirror = mirror
@@ -67,6 +68,9 @@ class RegistrySource:
         self.max_backoff = max(max_backoff, interval)
         self.on_change = on_change
         self.on_event = on_event
+        # What the mirror holds (pulled, not yet accepted) and what the kernel serves: a
+        # pulled artifact the kernel refuses must not be reported as served.
+        self.pulled: tuple[str, str | None] | None = None
         self.digest: str | None = None
         self.revision: str | None = None
         self.failures = 0
@@ -98,7 +102,7 @@ class RegistrySource:
         digest = self.client.manifest_digest(repo, ref)
         if digest is None:
             raise SourceRefused("missing_file", f"{self.reference}: no such tag in the registry")
-        if digest == self.digest:
+        if self.pulled is not None and digest == self.pulled[0]:
             return False
         found = self.client.manifest(repo, digest)
         if found is None:
@@ -122,8 +126,14 @@ class RegistrySource:
         publish(self.mirror, files)
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
-        self.digest, self.revision = digest, revision if isinstance(revision, str) else None
+        self.pulled = (digest, revision if isinstance(revision, str) else None)
         return True
+
+    def served(self) -> None:
+        """The kernel serves what the mirror holds now: report it as served."""
+        with self._lock:
+            if self.pulled is not None:
+                self.digest, self.revision = self.pulled
 
     def _check_signature(self, digest: str) -> None:
         repo = self.reference.repository
