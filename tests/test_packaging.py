@@ -5,6 +5,7 @@ built wheel in a fresh venv with nothing but what it declares, running the kerne
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tarfile
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, Project
+from .vault_dev import free_port
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +104,47 @@ print(sorted(m for m in stack if importlib.util.find_spec(m) is not None))
     assert (cli.returncode, cli.stderr) == (1, "magcfg: the command line needs the compiler: "
                                                "pip install 'magcfg[compiler]' (this "
                                                "installation has the runtime kernel only)\n")
+
+
+def test_the_sidecar_install_runs_magcfg_watch(dist: Path, mini: Project, tmp_path: Path) -> None:
+    """`pip install 'magcfg[sidecar]'` (docs/delivery.md, "Running the sidecar"): the
+    command line and metrics without the compiler stack; `magcfg watch` verifies the
+    artifact, publishes it into --out, serves metrics and stops cleanly on SIGTERM."""
+    assert mini.run("build").returncode == 0
+    assert mini.run("keys", "generate", "--out", "keys").returncode == 0
+    assert mini.run("sign", "--key", "keys/magcfg.key").returncode == 0
+    venv = tmp_path / "sidecar-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin/python")
+    wheel = next(dist.glob("magcfg-*.whl"))
+    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{wheel}[sidecar]"],
+                   check=True, timeout=600)
+    stack = ["yaml", "ruamel", "git", "deepdiff", "detect_secrets", "jsonschema", "orjson"]
+    found = subprocess.run([python, "-c", "import importlib.util as u; print([m for m in "
+                            f"{stack!r} if u.find_spec(m)])"], capture_output=True, text=True,
+                           check=True, timeout=60)
+    assert found.stdout == "[]\n"
+    out = tmp_path / "out"
+    port = free_port()
+    sidecar = subprocess.Popen(
+        [str(venv / "bin/magcfg"), "watch", "--artifact", str(mini.root / "generated/dev"),
+         "--env", "dev", "--public-key", str(mini.root / "keys/magcfg.pub"), "--out", str(out),
+         "--metrics-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert sidecar.stdout is not None
+        first = json.loads(sidecar.stdout.readline())
+        assert first["type"].endswith("config.loaded"), first
+        published = json.loads(sidecar.stdout.readline())
+        assert published["type"].endswith("config.published"), published
+        served = json.loads((out / "config.json").read_text())
+        assert served["magds"]["port"] == 5433
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            assert b"magcfg_config_last_reload_successful 1.0" in page.read()
+    finally:
+        sidecar.send_signal(signal.SIGTERM)
+        _, err = sidecar.communicate(timeout=60)
+    assert sidecar.returncode == 0, err
+
