@@ -111,7 +111,9 @@ _tools_go_have() {
   # path line: the package; mod line: main module + version
   printf '%s\n' "$info" | awk -F'\t' -v p="$pkg" '$2=="path" && $3==p {ok=1} END{exit !ok}' || return 1
   printf '%s\n' "$info" | awk -F'\t' -v v="$ver" '$2=="mod" && $4==v {ok=1} END{exit !ok}' || return 1
-  [ -z "$ldflags" ] || printf '%s\n' "$info" | grep -qF -- "-ldflags=$ldflags"
+  # A match on the string itself: `printf | grep -q` under pipefail fails when grep
+  # exits before printf has written everything (SIGPIPE).
+  [ -z "$ldflags" ] || [[ "$info" == *"-ldflags=$ldflags"* ]]
 }
 
 tools_go_install() { # ROOT PKG@VERSION BIN [LDFLAGS]
