@@ -97,8 +97,9 @@ def _main(
 @app.command()
 def build(
     env: EnvsOption = None,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 naming stale "
-                                        "files if generated/ does not match the layers.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Write no output; exit 1 naming "
+                                        "stale files if generated/ does not match the layers "
+                                        "(the build cache is filled as by any build).")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only (no "
                                         "warnings, no summary).")] = False,

@@ -55,6 +55,24 @@ def test_promote_refuses_a_symlinked_layer_file(repo: Project) -> None:
     assert _state(repo) == state
 
 
+@pytest.mark.parametrize("dry", [True, False])
+def test_promote_refuses_a_directory_where_it_would_create_a_file(repo: Project,
+                                                                  dry: bool) -> None:
+    # Production has no logging.yaml: promote would create one. An (untracked, empty)
+    # directory in its way is refused while planning, and kept: the rollback's git clean
+    # used to remove it.
+    in_the_way = repo.root / "layers/environments/production/logging.yaml"
+    in_the_way.mkdir()
+    state = _state(repo)
+    done = repo.run("promote", "dev", "production", "--key", "logging.level",
+                    *(["--dry-run"] if dry else []))
+    assert failed_cleanly(done).splitlines() == [
+        "layers/environments/production/logging.yaml: error: is a directory; promote edits "
+        "only regular layer files"]
+    assert in_the_way.is_dir()
+    assert _state(repo) == state
+
+
 def test_promote_checks_the_pr_body_file_before_it_commits(repo: Project) -> None:
     state = _state(repo)
     done = repo.run("promote", "staging", "production", "--key", "db.pool.max",

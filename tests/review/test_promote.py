@@ -303,6 +303,31 @@ def test_failed_commit_restores_everything(repo: Project) -> None:
     assert not (repo.root / "layers/environments/staging/logging.yaml").exists()
 
 
+def test_a_failed_rollback_says_what_failed_and_what_is_left(repo: Project) -> None:
+    # The hook refuses the commit and spoils git's index, so the rollback's own git
+    # commands fail too: the error says both, and how to restore by hand.
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho 'hook: no commits today' >&2\n"
+                    "printf 'not an index' > \"$(git rev-parse --git-dir)/index\"\nexit 1\n")
+    hook.chmod(0o755)
+    result = repo.run("promote", "dev", "staging")
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0] == "error: git failed (git commit): hook: no commits today"
+    assert lines[1].startswith("and undoing the promotion failed too (git failed (git ")
+    assert "nothing was changed" not in result.stderr
+    hook.unlink()
+    (repo.root / ".git/index").unlink()
+    git(repo.root, "reset", "-q")
+    branch = git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    assert branch.startswith("promote/dev-to-staging-")
+    assert lines[-1].endswith(f"restore it with `git checkout -f main && git branch -D {branch}`")
+    git(repo.root, "checkout", "-q", "-f", "main")
+    git(repo.root, "clean", "-q", "-f", "--", "layers")
+    git(repo.root, "branch", "-q", "-D", branch)
+    assert git(repo.root, "status", "--porcelain") == ""
+
+
 @pytest.mark.parametrize("value", [1e16, 1e-07, 1.5, -2.5e-300, 0.1])
 def test_editor_writes_floats_the_loader_reads_back(value: float) -> None:
     from magcfg.syntax.strict_yaml import parse_layer

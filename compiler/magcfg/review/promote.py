@@ -35,13 +35,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..errors import BuildError, Diagnostic, UsageError, printable
+from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, printable
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
@@ -381,6 +382,12 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                                  if kept_under else ""))
 
     texts: dict[str, bytes] = {}
+    for target in sorted(new_files):  # a file to create: nothing may be in its way
+        if os.path.lexists(project.root / target):
+            _regular_target(project.root, target)
+            raise BuildError([Diagnostic(target, None, None, "is there but not a layer file "
+                                         f"of {to_env}; promote would create it: move it",
+                                         code="path")])
     for target, assignments in sorted(per_file.items()):
         before = b"" if target in new_files else compiler.source.read(target)
         after = set_values(target, before.decode("utf-8"), assignments)
@@ -704,10 +711,14 @@ def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> 
     try:
         return _apply(project, plan, branch)
     except git.GitCommandError as exc:
-        detail = str(exc.stderr or "").strip()
-        detail = detail.removeprefix("stderr:").strip().strip("'").strip()
-        raise BuildError(f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}; "
-                         "nothing was changed") from None
+        raise BuildError(f"{_git_failure(exc)}; nothing was changed") from None
+
+
+def _git_failure(exc: Any) -> str:
+    """A ``git.GitCommandError`` as one line: the command and what git said."""
+    detail = str(exc.stderr or "").strip()
+    detail = detail.removeprefix("stderr:").strip().strip("'").strip()
+    return f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}"
 
 
 def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
@@ -747,9 +758,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     for rel in plan.texts:  # a refused target stops the promotion before any git change
         if os.path.lexists(root / rel):
             tree.resolve(rel)
-            if os.path.islink(root / rel):
-                raise BuildError([Diagnostic(rel, None, None, "is a symlink; promote edits "
-                                             "only regular layer files", code="path")])
+            _regular_target(root, rel)
     original = repo.head.ref.name if not repo.head.is_detached else repo.head.commit.hexsha
     repo.git.checkout("-q", "-b", branch)
     try:
@@ -760,21 +769,43 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
         refresh_snapshots(project, [plan.to_env])
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
-    except BaseException:
+    except BaseException as exc:
         # Restore only what the promotion wrote (those paths were clean before it).
-        repo.git.reset("-q", "HEAD", "--", *paths)
-        in_head = repo.git.ls_tree("-r", "--name-only", "HEAD", "--", *paths).splitlines()
-        if in_head:
-            repo.git.checkout("HEAD", "--", *in_head)
-        repo.git.clean("-q", "-f", "--", *paths)
-        repo.git.checkout("-q", original)
-        repo.git.branch("-q", "-D", branch)
+        try:
+            repo.git.reset("-q", "HEAD", "--", *paths)
+            in_head = repo.git.ls_tree("-r", "--name-only", "HEAD", "--", *paths).splitlines()
+            if in_head:
+                repo.git.checkout("HEAD", "--", *in_head)
+            repo.git.clean("-q", "-f", "--", *paths)
+            repo.git.checkout("-q", original)
+            repo.git.branch("-q", "-D", branch)
+        except git.GitCommandError as undo:
+            # Say what failed first and what is left, not "nothing was changed".
+            first = (_git_failure(exc) if isinstance(exc, git.GitCommandError)
+                     else exc.format() if isinstance(exc, MagcfgError)
+                     else f"{type(exc).__name__}: {exc}")
+            raise BuildError(f"{first}\nand undoing the promotion failed too "
+                             f"({_git_failure(undo)}): the repository may be left on branch "
+                             f"{branch!r} with changes in {', '.join(sorted(plan.texts))} and "
+                             f"{generated}; restore it with `git checkout -f {original} && "
+                             f"git branch -D {branch}`") from None
         raise
     written = [*plan.texts, generated]
     if os.path.lexists(root / snapshots):
         written.append(snapshots)
     files = tuple(sorted(written))
     return Promotion(plan, branch, repo.head.commit.hexsha, files)
+
+
+def _regular_target(root: Path, rel: str) -> None:
+    """Refuse a target that is there and not a regular file: promote writes layer files
+    only, and its rollback (``git clean``) must never meet what it did not write."""
+    mode = os.lstat(root / rel).st_mode
+    if not stat.S_ISREG(mode):
+        what = ("a symlink" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
+                else "not a regular file")
+        raise BuildError([Diagnostic(rel, None, None, f"is {what}; promote edits only regular "
+                                     "layer files", code="path")])
 
 
 # ------------------------------------------------------------------ reports
