@@ -303,6 +303,28 @@ def test_failed_commit_restores_everything(repo: Project) -> None:
     assert not (repo.root / "layers/environments/staging/logging.yaml").exists()
 
 
+def test_the_pr_body_links_the_report_only_where_ci_publishes_it(repo: Project) -> None:
+    pr = repo.root.parent / "pr.md"
+    done = repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    git(repo.root, "checkout", "-q", "main")
+    assert ("### Config matrix\n\nEvery key by environment, with this change highlighted: "
+            "`magcfg report --html report.html --against origin/main` (docs/report.md).\n"
+            ) in pr.read_text()
+    assert "ci-artifacts" not in pr.read_text()
+    workflows = repo.root / ".github/workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "pr.yml").write_text(
+        "steps:\n  - run: magcfg report --html ci-artifacts/report.html --against origin/main\n")
+    done = repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--branch", "promote/again", "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    assert ("highlighted: [`report.html`](ci-artifacts/report.html), published by CI for this "
+            "pull request next to `diff.md` (locally: `magcfg report --html report.html "
+            "--against origin/main`).\n") in pr.read_text()
+
+
 def test_a_failed_rollback_says_what_failed_and_what_is_left(repo: Project) -> None:
     # The hook refuses the commit and spoils git's index, so the rollback's own git
     # commands fail too: the error says both, and how to restore by hand.

@@ -919,7 +919,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines += [f"`{t}`'s compiled config does not change.", ""]
     else:
         lines += [*markdown_table(plan.diff), ""]
-    lines += [*report_link(), ""]
+    lines += [*report_link(project), ""]
     lines += ["### Restart-only changes", ""]
     restart = [c for c in plan.diff.changes if c.restart]
     if restart:
@@ -955,12 +955,42 @@ REPORT_ARTIFACT = "ci-artifacts/report.html"
 """Where CI publishes ``magcfg report --html`` for a pull request (.woodpecker.yml)."""
 
 
-def report_link() -> list[str]:
-    """The PR body's pointer to the config matrix that CI publishes beside ``diff.md``."""
+_CI_FILES = (".woodpecker.yml", ".woodpecker.yaml", ".gitlab-ci.yml")
+
+
+def report_link(project: Project) -> list[str]:
+    """The PR body's pointer to the config matrix: a link where the project's CI
+    publishes it beside ``diff.md`` (as magcfg's own does), else how to make it."""
+    local = "`magcfg report --html report.html --against origin/main`"
+    if not _ci_publishes_report(project):
+        return ["### Config matrix", "",
+                f"Every key by environment, with this change highlighted: {local} "
+                "(docs/report.md)."]
     return ["### Config matrix", "",
             f"Every key by environment, with this change highlighted: [`report.html`]"
             f"({REPORT_ARTIFACT}), published by CI for this pull request next to `diff.md` "
-            "(locally: `magcfg report --html report.html --against origin/main`)."]
+            f"(locally: {local})."]
+
+
+def _ci_publishes_report(project: Project) -> bool:
+    """Whether a CI file of the project writes ``REPORT_ARTIFACT`` (``magcfg init``'s do
+    not: they run the build check only)."""
+    from ..durable import Tree
+
+    tree = Tree(project.root, project.fenced)
+    workflows = project.root / ".github/workflows"
+    names = [*_CI_FILES, *(f".github/workflows/{entry.name}" for entry in
+                           (sorted(os.scandir(workflows), key=lambda e: e.name)
+                            if workflows.is_dir() and not workflows.is_symlink() else ())
+                           if entry.name.endswith((".yml", ".yaml")))]
+    for name in names:
+        try:
+            text = tree.read_optional(name)
+        except (MagcfgError, OSError):
+            continue  # a CI file magcfg may not read links nothing
+        if text is not None and REPORT_ARTIFACT.encode() in text:
+            return True
+    return False
 
 
 def check_writable(path: Path) -> None:
