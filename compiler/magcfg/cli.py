@@ -178,7 +178,9 @@ def build(
         return
     if not quiet:
         for name in result.written:
-            _stderr(f"wrote {printable(name)}")
+            # A stale signature or attestation is removed with the manifest it signed.
+            gone = not os.path.lexists(proj.root / name)
+            _stderr(f"{'removed' if gone else 'wrote'} {printable(name)}")
         _stderr(f"built {', '.join(result.environments)} "
                 f"({len(result.written)} file(s) changed)")
 

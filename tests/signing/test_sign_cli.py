@@ -198,7 +198,13 @@ def test_build_drops_a_stale_signature(project: Path, keys: Path) -> None:
                  "attestation.dsse.json", "configmap.yaml"):
         assert f"stale: generated/prod/{name}" in check.stderr
     assert "generated/dev" not in check.stderr
-    assert run_magcfg(project, "build").returncode == 0
+    built = run_magcfg(project, "build")
+    assert built.returncode == 0, built.stderr
+    # What the build removed is said so, not "wrote".
+    assert built.stderr.splitlines()[:5] == [
+        "removed generated/prod/attestation.dsse.json", "wrote generated/prod/config.json",
+        "wrote generated/prod/configmap.yaml", "wrote generated/prod/manifest.json",
+        "removed generated/prod/manifest.json.sig"]
     prod = project / "generated" / "prod"
     assert not (prod / "manifest.json.sig").exists()
     assert not (prod / "attestation.dsse.json").exists()
