@@ -186,9 +186,9 @@ def test_cache_directory_symlinked_outside_is_refused(mini: Project, tmp_path: P
     os.symlink(away, mini.root / ".magcfg-cache")
     kept = Untouched(away, mini.root / "generated")
     refused(run(mini, "build"),
-            "magcfg.yaml:1: error: cache must be a directory of its own inside the project "
-            "for the build cache: .magcfg-cache is a symlink; magcfg writes only into real "
-            "directories inside the repository [cache]")
+            "magcfg.yaml: error: cache (not set: the default .magcfg-cache) must be a "
+            "directory of its own inside the project for the build cache: .magcfg-cache is a "
+            "symlink; magcfg writes only into real directories inside the repository [cache]")
     kept.check()
 
 
@@ -332,6 +332,11 @@ def test_public_key_outside_the_repository_is_refused(mini: Project, tmp_path: P
                + f"signing:\n  public_keys: [{tmp_path / 'keys/magcfg.pub'}]\n")
     refused(run(mini, "verify", "-e", "dev"),
             f"{tmp_path / 'keys/magcfg.pub'}: error: leads outside the repository")
+    # A relative path that climbs out is not called a symlink.
+    mini.write("magcfg.yaml", (mini.root / "magcfg.yaml").read_text().replace(
+        str(tmp_path / "keys/magcfg.pub"), "../keys/magcfg.pub"))
+    refused(run(mini, "verify", "-e", "dev"),
+            "../keys/magcfg.pub: error: leads outside the repository")
 
 
 # ---------------------------------------------------------------- artifact files

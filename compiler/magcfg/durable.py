@@ -313,7 +313,8 @@ class Tree:
             raise PathError([path_problem(rel, os_reason(exc))]) from None
         problem = self._problem_of(rel, real)
         if problem is not None:
-            raise PathError([path_problem(rel, problem if full == real
+            # A path that climbs out by itself (`../x`) is not a symlink's doing.
+            raise PathError([path_problem(rel, problem if os.path.normpath(full) == real
                                           else f"symlink {problem}")])
         return real
 

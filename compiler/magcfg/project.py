@@ -369,7 +369,11 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
                 problem = f"it overlaps {other}, where magcfg writes too"
         if not problem:
             problem = _not_a_real_directory(root, relative)
-        if problem:
+        if problem and key not in data:  # the default: no line of the file is to blame
+            errors.append(Diagnostic(name, None, key, f"{key} (not set: the default "
+                                     f"{default}) must be a directory of its own inside the "
+                                     f"project for {what}: {problem}", code="project"))
+        elif problem:
             err((key,), f"{key} must be a directory of its own inside the project for "
                         f"{what}: {problem}")
         else:

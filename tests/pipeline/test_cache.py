@@ -193,9 +193,9 @@ def test_cache_path_that_is_a_file_is_refused_and_left_alone(mini: Project,
     (mini.root / CACHE).write_bytes(b"not a directory")
     before = tree_state(mini.root)
     stderr = failed_cleanly(mini.run("build"), 1)
-    assert stderr == ("magcfg.yaml:1: error: cache must be a directory of its own inside the "
-                      "project for the build cache: .magcfg-cache is a file; magcfg writes "
-                      "into a directory here [cache]\n")
+    assert stderr == ("magcfg.yaml: error: cache (not set: the default .magcfg-cache) must "
+                      "be a directory of its own inside the project for the build cache: "
+                      ".magcfg-cache is a file; magcfg writes into a directory here [cache]\n")
     assert tree_state(mini.root) == before
 
 
