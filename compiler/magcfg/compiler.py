@@ -167,10 +167,11 @@ def standard_extensions() -> Extensions:
     from .delivery.kustomization import kustomization_emitter
     from .secrets.isolation import check_isolation
     from .secrets.manifests import emit_secret_manifests
-    from .secrets.rules import check_secrets
+    from .secrets.rules import check_layer_literals, check_secrets
 
     return Extensions(
         layer_loaders=LAYER_LOADERS,
+        fragment_checks=(check_layer_literals,),
         document_checks=(configmap_size_check, check_secrets),
         artifact_emitters=(emit_secret_manifests,),
         schema_entries=(manifest_entry,),
@@ -487,6 +488,11 @@ class Compiler:
         (value, diagnostics, whether it failed)."""
         with self.timings.stage("merge"):
             value, diags = stack.merge_top(key)
+        index = self.policies() if self.extensions.fragment_checks else None
+        if index is not None:
+            with self.timings.stage("validate"):
+                diags = diags + [d for check in self.extensions.fragment_checks
+                                 for d in check(stack, key, index)]
         errors = [d for d in diags if d.severity == "error"]
         violations: list[SchemaViolation] = []
         validator = self.validator(key)

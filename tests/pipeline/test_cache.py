@@ -415,14 +415,20 @@ def test_failed_build_leaves_no_literal_secret_in_the_cache(mini: Project, state
 
 def test_overridden_literal_secret_never_reaches_the_cache(mini: Project, state_home: Path) -> None:
     """A literal in a lower layer that a higher one overrides with a reference: the build
-    succeeds, and the literal is in no cache file, before or after the layer is fixed."""
+    fails at the literal (it is committed, though no output would hold it), and the
+    literal is in no cache file, before or after the layer is fixed."""
     mini.write("layers/base/secret.yaml", SECRET_PROJECT_LAYER.format(value=CANARY))
     for env in ("dev", "prod"):  # each environment its own path: one Vault, isolated
         mini.write(f"layers/environments/{env}/secret.yaml",
                    SECRET_PROJECT_LAYER.format(value=f'"vault://secret/k3s/{env}/magds#password"'))
     done = mini.run("build")
-    assert done.returncode == 0, done.stderr
-    assert_no_canary(mini.root / CACHE)
+    assert failed_cleanly(done, 1) == (
+        "layers/base/secret.yaml:2: error: a secret key holds a literal value: write a "
+        "reference instead (vault://<mount>/<path>#<key> or env://VAR); the value is not "
+        "shown (a higher layer overrides it, but the literal is committed here) "
+        "(environments dev, prod) [magds.password]\n")
+    assert CANARY not in done.stdout + done.stderr
+    assert not (mini.root / CACHE).exists()  # a failed build writes no cache
     (mini.root / "layers/base/secret.yaml").unlink()
     assert mini.run("build").returncode == 0
     assert_no_canary(mini.root / CACHE)

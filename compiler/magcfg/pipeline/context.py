@@ -9,6 +9,8 @@ Extension points, in the order the compiler runs them:
 
 * layer loaders read layer files of a suffix other than YAML (``.cue``), all of a
   build at once, into the same ``ParsedFile`` a YAML file gives;
+* fragment checks run on each top-level key merged afresh (not on one the build cache
+  holds: it passed them when it was merged), with the files behind it;
 * document checks run on each merged, schema-valid environment;
 * artifact emitters return extra files for ``generated/<env>/``, listed in the manifest;
 * schema entries name further schemas in the manifest (``schema.cue``);
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from .merge import LayerStack
 
 __all__ = ["ArtifactEmitter", "BuildCheck", "CompileContext", "DeliveryEmitter", "DocumentCheck",
-           "Extensions", "LayerLoader", "SchemaEntry", "Workspace"]
+           "Extensions", "FragmentCheck", "LayerLoader", "SchemaEntry", "Workspace"]
 
 
 class Workspace(Protocol):
@@ -60,6 +62,7 @@ class Workspace(Protocol):
 
 LayerLoader = Callable[[Workspace, list[str]], dict[str, "ParsedFile"]]
 SchemaEntry = Callable[[Workspace], tuple[str, dict[str, str]] | None]
+FragmentCheck = Callable[["LayerStack", str, "PolicyIndex"], list[Diagnostic]]
 DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
 ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
 DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]
@@ -70,6 +73,7 @@ class Extensions(NamedTuple):
     """The capabilities a compiler runs, one tuple per extension point."""
 
     layer_loaders: Mapping[str, LayerLoader] = MappingProxyType({})
+    fragment_checks: tuple[FragmentCheck, ...] = ()
     document_checks: tuple[DocumentCheck, ...] = ()
     artifact_emitters: tuple[ArtifactEmitter, ...] = ()
     schema_entries: tuple[SchemaEntry, ...] = ()

@@ -111,6 +111,10 @@ class LayerStack:
             self._by_key = by_key
         return self._by_key
 
+    def files_of(self, key: str) -> list[ParsedFile]:
+        """The files that set the top-level ``key``, in merge order."""
+        return [f for _, f in self._index().get(key, [])]
+
     # -- merging -------------------------------------------------------------------------
 
     def top_keys(self) -> list[str]:

@@ -40,6 +40,9 @@ from .settings import SecretSettings, load_secret_settings
 
 if TYPE_CHECKING:
     from ..pipeline.context import CompileContext
+    from ..pipeline.load import ParsedFile
+    from ..pipeline.merge import LayerStack
+    from ..schema.index import PolicyIndex
 
 
 class SecretScan:
@@ -183,6 +186,38 @@ def _matches(value: Any, pattern: tuple[str, ...], keypath: tuple[str, ...]
             yield from _matches(item, rest, (*keypath, str(i)))
 
 
+LITERAL = ("a secret key holds a literal value: write a reference instead "
+           "(vault://<mount>/<path>#<key> or env://VAR); the value is not shown")
+
+
+def check_layer_literals(stack: LayerStack, key: str, index: PolicyIndex) -> list[Diagnostic]:
+    """Fragment check (compiler extension point): a literal under a secret key in a layer
+    file that a higher one overrides. It never reaches the merged config that
+    ``check_secrets`` reads, but it is committed, which is what the rule is about. The
+    value that wins is left to ``check_secrets`` (one message per value)."""
+    from ..syntax.strict_yaml import iter_leaves
+
+    files = stack.files_of(key)
+    found: list[tuple[ParsedFile, tuple[str, ...]]] = []
+    last: dict[tuple[str, ...], ParsedFile] = {}  # who sets each secret leaf last
+    for f in files:
+        for path, subtree in index.secret_subtrees({key: f.data[key]}):
+            for keypath, value in iter_leaves(subtree, path):
+                last[keypath] = f
+                if (value is not None and not isinstance(value, tuple)
+                        and not _looks(value)):  # not null, a marker or a reference
+                    found.append((f, keypath))
+    out = []
+    for f, keypath in found:
+        if last[keypath] is f:
+            continue
+        line = f.line(stack.source.read(f.path), keypath)
+        out.append(Diagnostic(f.path, line, ".".join(keypath),
+                              f"{LITERAL} (a higher layer overrides it, but the literal is "
+                              "committed here)", code="secret-literal"))
+    return out
+
+
 def check_secrets(context: CompileContext) -> list[Diagnostic]:
     """Document check (compiler extension point): every secret rule, located."""
     settings, errors = load_secret_settings(context.project)
@@ -197,9 +232,7 @@ def check_secrets(context: CompileContext) -> list[Diagnostic]:
             if value is None:
                 continue
             if not _looks(value):
-                found.append((keypath, "a secret key holds a literal value: write a reference "
-                              "instead (vault://<mount>/<path>#<key> or env://VAR); the value "
-                              "is not shown", "secret-literal"))
+                found.append((keypath, LITERAL, "secret-literal"))
                 continue
         ref = parse_reference(value)
         if ref is None:
