@@ -236,11 +236,14 @@ def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> tuple[
     return fd, st.st_size
 
 
-def read_located(path: str | os.PathLike[str], display: str) -> bytes:
+def read_located(path: str | os.PathLike[str], display: str, limit: int | None = None
+                 ) -> bytes:
     """:func:`read_regular` for the build: the last component must not be a symlink
     (resolve first); ``PathError`` naming ``display`` otherwise (a FIFO, device, socket
-    or directory, or a file that cannot be read)."""
-    return _located(display, read_regular, path)
+    or directory, more than ``limit`` bytes, or a file that cannot be read)."""
+    if limit is None:
+        return _located(display, read_regular, path)
+    return _located(display, lambda p: read_regular(p, limit), path)
 
 
 def sha256_located(path: str | os.PathLike[str], display: str) -> tuple[str, int]:
@@ -256,6 +259,8 @@ def _located(display: str, reader: Callable[[str | os.PathLike[str]], T],
         message = ("is a symlink here; magcfg reads only regular files"
                    if exc.kind == "a symbolic link" else exc.message)
         raise PathError([path_problem(display, message)]) from None
+    except FileTooLarge as exc:
+        raise PathError([path_problem(display, exc.strerror or "too large")]) from None
     except OSError as exc:
         raise PathError([path_problem(display, f"cannot read: {os_reason(exc)}")]) from None
 

@@ -16,10 +16,14 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..durable import Tree, read_located
 from ..errors import BuildError, Diagnostic, UsageError
 from .findings import Finding
 
 FORMAT = 1
+MAX_BASELINE_BYTES = 16 << 20
+"""Largest baseline read: ~100,000 accepted findings, far more than any repository adopts
+the gate with; a larger one is planted to exhaust memory."""
 
 
 def fingerprint(f: Finding) -> str:
@@ -52,27 +56,42 @@ def write(path: Path, findings: Iterable[Finding]) -> None:
         raise
 
 
-def load(path: Path) -> Counter[str]:
-    """The accepted fingerprints (with counts) of a baseline file."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+def load(path: Path, root: Path) -> Counter[str]:
+    """The accepted fingerprints (with counts) of a baseline file.
+
+    A baseline in the repository at ``root`` is committed, so a pull request controls it:
+    it is read as the build reads its inputs (a regular file, no symlink out of the
+    repository or into ``.git``); one the operator names outside the repository may be
+    a symlink, to a regular file. Either is at most ``MAX_BASELINE_BYTES``."""
+    if not os.path.lexists(path):
         raise UsageError(f"baseline file {path} does not exist "
-                         "(create it with `magcfg lint --write-baseline`)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read baseline file {path}: {exc}") from None
+                         "(create it with `magcfg lint --write-baseline`)")
+    real_root = os.path.realpath(root)
+    full = os.path.abspath(path)
+    if os.path.commonpath((full, real_root)) == real_root:
+        shown = os.path.relpath(full, real_root).replace(os.sep, "/")
+        real = Tree(real_root, fenced=(".git",)).resolve(shown)
+    else:
+        shown = str(path)
+        real = os.path.realpath(path)
+    raw = read_located(real, shown, MAX_BASELINE_BYTES)
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BuildError([Diagnostic(shown, None, None,
+                                     "baseline is not UTF-8 text")]) from None
     except json.JSONDecodeError as exc:
-        raise BuildError([Diagnostic(str(path), exc.lineno, None,
+        raise BuildError([Diagnostic(shown, exc.lineno, None,
                                      f"baseline is not valid JSON: {exc.msg}")]) from None
     entries = doc.get("findings") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or doc.get("format") != FORMAT:
-        raise BuildError([Diagnostic(str(path), None, None,
+        raise BuildError([Diagnostic(shown, None, None,
                                      f"not a magcfg lint baseline (format {FORMAT})")])
     accepted: Counter[str] = Counter()
     for i, entry in enumerate(entries):
         if not (isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str)
                 and isinstance(entry.get("count", 1), int)):
-            raise BuildError([Diagnostic(str(path), None, f"findings[{i}]",
+            raise BuildError([Diagnostic(shown, None, f"findings[{i}]",
                                          "entry needs a fingerprint and an integer count")])
         accepted[entry["fingerprint"]] += entry.get("count", 1)
     return accepted

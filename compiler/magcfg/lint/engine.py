@@ -68,7 +68,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     processes to check files in (``workers.available_jobs``); the result is the
     same with any number."""
     config = config if config is not None else load_config(root)
-    accepted = baseline_mod.load(baseline) if baseline is not None else None
+    accepted = baseline_mod.load(baseline, root) if baseline is not None else None
     in_git = git_root(root) is not None
     names = list_files(root, ())
     skip = {DEFAULT_BASELINE} | ({_rel(root, baseline)} if baseline is not None else set())

@@ -1,0 +1,92 @@
+"""The baseline file (lint/baseline.py): read as every repository file is (a pull request
+commits it)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from magcfg.lint.baseline import MAX_BASELINE_BYTES
+
+from . import fixtures as fx
+from .conftest import REPO, MakeRepo, run_cli
+
+BASELINE = ".magcfg-lint-baseline.json"
+EMPTY = '{"format": 1, "findings": []}\n'
+
+
+def _lint_bounded(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``magcfg lint`` with 1 GB of address space and 60 s: a reader that does not stop
+    at a device's end fails the test instead of taking the shared machine's memory."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    return subprocess.run([sys.executable, "-m", "magcfg", "lint", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False, timeout=60,
+                          preexec_fn=limit)
+
+
+def _refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_a_fifo_baseline_is_refused_without_blocking(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    os.mkfifo(repo.root / BASELINE)
+    _refused(_lint_bounded(repo.root, "--baseline", BASELINE), f"{BASELINE}: error: is a FIFO")
+
+
+def test_a_baseline_linked_to_a_device_is_refused(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    os.symlink("/dev/zero", repo.root / BASELINE)
+    _refused(_lint_bounded(repo.root, "--baseline", BASELINE),
+             f"{BASELINE}: error: symlink leads outside the repository")
+    # Named by the operator, outside the repository: still only a regular file.
+    _refused(_lint_bounded(repo.root, "--baseline", "/dev/zero"),
+             "/dev/zero: error: is a character device, not a regular file")
+
+
+def test_a_baseline_linked_out_of_the_repository_is_not_read(make_repo: MakeRepo,
+                                                             tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    assert run_cli(repo.root, "lint", "--write-baseline").returncode == 0
+    outside = tmp_path / "outside.json"
+    (repo.root / BASELINE).rename(outside)
+    os.symlink(outside, repo.root / BASELINE)
+    _refused(run_cli(repo.root, "lint", "--baseline", BASELINE),
+             f"{BASELINE}: error: symlink leads outside the repository")
+
+
+def test_a_baseline_linked_into_git_is_not_read(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    os.symlink(".git/config", repo.root / BASELINE)
+    _refused(run_cli(repo.root, "lint", "--baseline", BASELINE), f"{BASELINE}: error:", ".git")
+
+
+def test_a_baseline_over_the_size_cap_is_refused(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    # Valid JSON, so only the cap can refuse it.
+    (repo.root / BASELINE).write_text(EMPTY + " " * MAX_BASELINE_BYTES)
+    _refused(run_cli(repo.root, "lint", "--baseline", BASELINE),
+             f"{BASELINE}: error: is {len(EMPTY) + MAX_BASELINE_BYTES} bytes")
+
+
+def test_an_operator_baseline_outside_the_repository_is_read(make_repo: MakeRepo,
+                                                             tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    outside = tmp_path / "ci" / "lint-baseline.json"
+    outside.parent.mkdir()
+    proc = run_cli(repo.root, "lint", "--write-baseline", "--baseline", str(outside))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(repo.root, "lint", "--baseline", str(outside))
+    assert proc.returncode == 0, proc.stderr
+    assert "baselined" in proc.stderr
+
