@@ -570,24 +570,46 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = Tr
 
 
 
-def write_operator_file(path: Path, data: bytes) -> None:
+def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None) -> None:
     """Write ``data`` to a file the operator named on the command line (``--out``),
     creating its directories: the operator's choice of place, but only ever a regular
-    file (a symlink to one is the operator's too), replaced atomically."""
+    file (a symlink to one is the operator's too), replaced atomically.
+
+    ``checkout``: the name is the operator's, but the place may be this checkout, which
+    a pull request controls (``lint -o`` and the lint baseline are written in CI's
+    workspace). A symlink in it was committed, not chosen: one at ``path``, or in place
+    of a directory between the checkout's root and ``path``, is refused rather than
+    written through. And a missing directory is an error rather than created, so a
+    mistyped path makes no directories anywhere (as ``report --html`` and ``promote
+    --pr-body``)."""
     try:
-        mode = os.stat(path).st_mode
+        mode = (os.lstat(path) if checkout is not None else os.stat(path)).st_mode
     except FileNotFoundError:
         mode = None
     except OSError as exc:
         raise PathError([path_problem(str(path), os_reason(exc))]) from None
     if mode is not None and not stat.S_ISREG(mode):
         raise PathError([path_problem(str(path), f"is {file_kind(mode)}; give a file name")])
-    target = Path(os.path.realpath(path)) if mode is not None else path
+    if checkout is None:
+        target = Path(os.path.realpath(path)) if mode is not None else path
+    else:
+        target = path
+        root = os.path.realpath(checkout)
+        parent = os.path.dirname(os.path.abspath(path))
+        if _inside(parent, root):
+            rel = os.path.relpath(parent, root)
+            real_directory(root, "" if rel == "." else rel.replace(os.sep, "/"))
+        if not os.path.isdir(parent):
+            where = str(path.parent) if str(path.parent) else "."
+            raise PathError([path_problem(str(path), f"cannot write: directory {where} "
+                                          "does not exist")])
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if checkout is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
         replace_file(target, data)
     except OSError as exc:
         raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]) from None
+
 
 # ---------------------------------------------------------------- writing a directory
 

@@ -1,5 +1,5 @@
 """The baseline file (lint/baseline.py): read as every repository file is (a pull request
-commits it)."""
+commits it), written atomically and only into a directory that exists."""
 
 from __future__ import annotations
 
@@ -89,4 +89,36 @@ def test_an_operator_baseline_outside_the_repository_is_read(make_repo: MakeRepo
     proc = run_cli(repo.root, "lint", "--baseline", str(outside))
     assert proc.returncode == 0, proc.stderr
     assert "baselined" in proc.stderr
+
+
+def test_write_baseline_into_a_missing_directory_is_refused(make_repo: MakeRepo,
+                                                           tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    for target in ("ci/lint-baseline.json", str(tmp_path / "nodir" / "x" / "bl.json")):
+        proc = run_cli(repo.root, "lint", "--write-baseline", "-b", target)
+        _refused(proc, f"{target}: error: cannot write: directory ", "does not exist")
+    assert not (repo.root / "ci").exists()
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_write_baseline_onto_a_directory_is_refused(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    (repo.root / "generated").mkdir()
+    before = sorted(os.listdir(repo.root))
+    _refused(run_cli(repo.root, "lint", "--write-baseline", "-b", "generated"),
+             "generated: error: is a directory; give a file name")
+    assert sorted(os.listdir(repo.root)) == before  # no temp file left beside it
+    assert os.listdir(repo.root / "generated") == []
+
+
+def test_write_baseline_never_writes_through_a_symlink(make_repo: MakeRepo,
+                                                       tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    outside = tmp_path / "victim.json"
+    outside.write_text("keep\n")
+    os.symlink(outside, repo.root / BASELINE)
+    _refused(run_cli(repo.root, "lint", "--write-baseline"),
+             f"{BASELINE}: error: is a symbolic link; give a file name")
+    assert outside.read_text() == "keep\n"
+    assert (repo.root / BASELINE).is_symlink()
 

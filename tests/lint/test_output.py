@@ -185,6 +185,7 @@ def test_baseline_file_errors(make_repo: MakeRepo) -> None:
 
 def test_write_baseline_to_a_named_file(make_repo: MakeRepo) -> None:
     repo = make_repo(fx.VAULT_POLICY)
+    (repo.root / "ci").mkdir()
     proc = run_cli(repo.root, "lint", "--write-baseline", "--baseline", "ci/lint-baseline.json")
     assert proc.returncode == 0
     assert json.loads((repo.root / "ci/lint-baseline.json").read_text())["findings"]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..durable import Tree, read_located
+from ..durable import Tree, read_located, write_operator_file
 from ..errors import BuildError, Diagnostic, UsageError
 from .findings import Finding
 
@@ -42,18 +41,10 @@ def render(findings: Iterable[Finding]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-def write(path: Path, findings: Iterable[Finding]) -> None:
-    """Write the baseline atomically."""
-    text = render(findings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".magcfg-baseline-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write(path: Path, findings: Iterable[Finding], checkout: Path) -> None:
+    """Write the baseline atomically to ``path``, a file the operator names that may lie
+    in ``checkout`` (``durable.write_operator_file``)."""
+    write_operator_file(path, render(findings).encode("utf-8"), checkout=checkout)
 
 
 def load(path: Path, root: Path) -> Counter[str]:

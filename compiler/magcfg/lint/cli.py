@@ -6,6 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..durable import write_operator_file
 from ..errors import MagcfgError, UsageError
 from . import baseline as baseline_mod
 from .config import DEFAULT_BASELINE, load_config
@@ -42,14 +43,15 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
     if write_baseline:
         target = baseline if baseline is not None else root / DEFAULT_BASELINE
         result = lint(root, paths, config=config, baseline=None)
-        baseline_mod.write(target, result.all_findings)
+        baseline_mod.write(target, result.all_findings, root)
         print(f"magcfg lint: wrote {len(result.all_findings)} finding(s) to {target}",
               file=sys.stderr)
         return 0
     result = lint(root, paths, config=config, baseline=baseline)
     report = render(result.findings, fmt, result.summary)
     if output is not None:
-        output.write_text(report, encoding="utf-8")
+        # CI writes the report into the checkout that the pull request controls.
+        write_operator_file(output, report.encode("utf-8"), checkout=root)
     else:
         sys.stdout.write(report)
     s = result.summary

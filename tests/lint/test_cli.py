@@ -1,0 +1,77 @@
+"""``magcfg lint -o FILE`` (lint/cli.py): a report that cannot be written is a plain
+error naming the file, and nothing is left half-written or written elsewhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import fixtures as fx
+from .conftest import MakeRepo, run_cli
+
+
+def _refused(root: Path, target: str, *fragments: str) -> None:
+    proc = run_cli(root, "lint", "-f", "sarif", "-o", target)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_output_onto_a_directory_is_refused(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    (repo.root / "generated").mkdir()
+    before = sorted(os.listdir(repo.root))
+    _refused(repo.root, "generated", "generated: error: is a directory; give a file name")
+    assert sorted(os.listdir(repo.root)) == before
+    assert os.listdir(repo.root / "generated") == []
+
+
+def test_output_into_a_missing_directory_is_refused(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    for target in ("reports/lint.sarif", str(tmp_path / "nodir" / "lint.sarif")):
+        _refused(repo.root, target, f"{target}: error: cannot write: directory ",
+                 "does not exist")
+    assert not (repo.root / "reports").exists()
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_output_onto_a_device_is_refused(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    # /dev/full fails every write as a full disk does.
+    _refused(repo.root, "/dev/full", "/dev/full: error: is a character device; give a file name")
+
+
+def test_output_never_writes_through_a_committed_symlink(make_repo: MakeRepo,
+                                                         tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    os.symlink(victim, repo.root / "lint.sarif")
+    _refused(repo.root, "lint.sarif", "lint.sarif: error: is a symbolic link; give a file name")
+    assert victim.read_text() == "keep\n"
+
+
+def test_output_never_writes_into_a_committed_directory_symlink(make_repo: MakeRepo,
+                                                                tmp_path: Path) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, repo.root / "reports")
+    _refused(repo.root, "reports/lint.sarif",
+             "reports: error: is a symlink; magcfg writes only into real directories")
+    assert os.listdir(elsewhere) == []
+
+
+def test_output_replaces_a_file_whole(make_repo: MakeRepo) -> None:
+    repo = make_repo(fx.VAULT_POLICY)
+    report = repo.root / "out" / "lint.txt"
+    report.parent.mkdir()
+    report.write_text("old report\n" * 1000)
+    proc = run_cli(repo.root, "lint", "-o", "out/lint.txt")
+    assert proc.returncode == 1, proc.stderr  # the fixture's findings
+    assert "Traceback" not in proc.stderr
+    assert report.read_text().startswith("policies/magds.hcl:1:")
+    assert "old report" not in report.read_text()
+    assert os.listdir(report.parent) == ["lint.txt"]
