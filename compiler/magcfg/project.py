@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,11 @@ KNOWN_SECTIONS = frozenset({
     "secrets", "redact", "signing", "promote", "lint", "cue", "runtime",
 })
 MAPPING_SECTIONS = ("secrets", "signing", "promote", "lint", "cue", "runtime")
+LINT_KEYS = ("deploy_paths", "disable", "exclude")
+"""The keys of ``lint:`` (read by lint/config.py). Named here so that every command that
+loads the project refuses a misspelt one, as it does a misspelt section, without
+importing the linter: a ``lint: {exclud: ...}`` would otherwise pass the build and be
+ignored by the gate it was meant to configure."""
 # Sections no build reads (verify, promote and lint do): not inputs of an artifact.
 _NOT_BUILD_INPUTS = frozenset({"signing", "promote", "lint"})
 """Feature sections that are mappings (checked here for their type; their keys by the
@@ -216,6 +222,14 @@ class Project:
         return tuple(e for e in self.environments if e in envs)
 
 
+def unknown_key(key: object, known: Sequence[str]) -> str:
+    """The message for a key that a section of the project file does not have: the
+    known key it most resembles, or all of them."""
+    hint = difflib.get_close_matches(str(key), known, n=1)
+    return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint
+                                     else f"; known: {', '.join(known)}")
+
+
 def find_project_file(start: Path | None = None) -> Path:
     """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``)."""
     here = (start or Path.cwd()).resolve()
@@ -275,6 +289,10 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     for key in MAPPING_SECTIONS:
         if data.get(key) is not None and not isinstance(data[key], dict):
             err((key,), f"{key} must be a mapping, not {_type_name(data[key])}")
+    if isinstance(data.get("lint"), dict):
+        for key in data["lint"]:
+            if key not in LINT_KEYS:
+                err(("lint", str(key)), unknown_key(key, LINT_KEYS))
     version = data.get("version", 1)
     if type(version) is not int or version != 1:
         err(("version",), f"this magcfg reads project files of version 1 (the integer 1), "

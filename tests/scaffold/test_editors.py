@@ -37,8 +37,10 @@ def test_project_schema_accepts_real_project_files_and_refuses_mistakes() -> Non
     project = yaml.safe_load(SERVICE_PROJECT)
     project["layers"][0]["path"] = "services"  # path and files at once
     project["frobnicate"] = 1
+    project["lint"] = {"exclude": ["tests/**"], "exclud": ["vendor/**"]}
     messages = sorted(e.message for e in validator.iter_errors(project))
     assert any("frobnicate" in m for m in messages), messages
+    assert any("'exclud' was unexpected" in m for m in messages), messages
     assert any("is not valid under any of the given schemas" in m for m in messages), messages
 
 

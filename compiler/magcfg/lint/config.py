@@ -74,13 +74,24 @@ def load_config(root: Path, project_file: Path | None = None,
     if not isinstance(data, dict):
         raise BuildError([Diagnostic(str(path), 1, None, "project file must be a mapping")])
     rel = _rel(root, path)
+    from ..project import LINT_KEYS, unknown_key
+    from ..syntax.locate import locate
+
+    def located(key: str, message: str) -> Diagnostic:
+        line = locate(rel, raw, tuple(re.split(r"[.\[\]]+", key.strip("]"))))
+        return Diagnostic(rel, line, key, message)
+
+    # Every misspelt key at once, as the build reports them: a setting that is silently
+    # ignored weakens the gate without anyone noticing.
+    lint = data.get("lint")
+    unknown = [located(f"lint.{key}", unknown_key(key, LINT_KEYS))
+               for key in (lint if isinstance(lint, dict) else ()) if key not in LINT_KEYS]
+    if unknown:
+        raise BuildError(unknown)
     try:
         return _config(data, rel)
     except _Bad as exc:
-        from ..syntax.locate import locate
-
-        line = locate(rel, raw, tuple(re.split(r"[.\[\]]+", exc.key.strip("]"))))
-        raise BuildError([Diagnostic(rel, line, exc.key, exc.message)]) from None
+        raise BuildError([located(exc.key, exc.message)]) from None
 
 
 def _config(data: dict[str, Any], rel: str) -> LintConfig:

@@ -27,7 +27,6 @@ the engine's own path: it is not checked against ``path_prefixes`` and its polic
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -35,7 +34,7 @@ from typing import Any, NamedTuple
 
 from ..errors import Diagnostic
 from ..keyglob import parse_keypath
-from ..project import Project
+from ..project import Project, unknown_key
 from ..syntax.locate import locate
 
 _MOUNT = re.compile(r"(?:[a-z0-9]|\{env\})(?:[a-z0-9_-]|\{env\})*")
@@ -187,9 +186,7 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
         return SecretSettings(**out), errors
     for key in section:
         if key not in _SECTION_KEYS:
-            hint = difflib.get_close_matches(str(key), _SECTION_KEYS, n=1)
-            err(("secrets", str(key)), f"unknown key {key!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(_SECTION_KEYS)}"))
+            err(("secrets", str(key)), unknown_key(key, _SECTION_KEYS))
 
     vault = section.get("vault", {})
     if not isinstance(vault, dict) or set(vault) - _VAULT_KEYS:

@@ -1,0 +1,52 @@
+"""The ``lint:`` section of the project file (lint/config.py): a misspelt key is an
+error, located and with the key it probably meant, for lint and for the build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..conftest import Project, failed_cleanly
+from .conftest import MakeRepo, run_cli
+
+TYPOS = 'lint:\n  exclud: ["layers/**"]\n  disabel: [MAG002]\n'
+
+
+def test_lint_reports_unknown_lint_keys(make_repo: MakeRepo) -> None:
+    repo = make_repo({"magcfg.yaml": "version: 1\n" + TYPOS,
+                      "app.py": 'password = "CANARYc1"\n'})
+    proc = run_cli(repo.root, "lint")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert ("magcfg.yaml:3: error: unknown key 'exclud' (did you mean 'exclude'?) "
+            "[lint.exclud]") in proc.stderr
+    assert ("magcfg.yaml:4: error: unknown key 'disabel' (did you mean 'disable'?) "
+            "[lint.disabel]") in proc.stderr
+    assert proc.stdout == ""  # no report from settings it could not read
+    assert "CANARY" not in proc.stderr
+
+
+def test_lint_names_the_known_keys_when_none_is_close(make_repo: MakeRepo) -> None:
+    repo = make_repo({"magcfg.yaml": "lint:\n  zzz: 1\n"})
+    proc = run_cli(repo.root, "lint")
+    assert proc.returncode == 1, proc.stderr
+    assert ("magcfg.yaml:2: error: unknown key 'zzz'; known: deploy_paths, disable, exclude "
+            "[lint.zzz]") in proc.stderr
+
+
+def test_build_check_reports_unknown_lint_keys(mini: Project) -> None:
+    assert mini.run("build").returncode == 0
+    project = mini.root / "magcfg.yaml"
+    project.write_text(project.read_text() + TYPOS)
+    lines = len(project.read_text().splitlines())
+    for args in (["build", "--check"], ["build"]):
+        stderr = failed_cleanly(mini.run(*args))
+        assert (f"magcfg.yaml:{lines - 1}: error: unknown key 'exclud' (did you mean "
+                "'exclude'?) [lint.exclud]") in stderr
+        assert f"magcfg.yaml:{lines}: error: unknown key 'disabel'" in stderr
+
+
+def test_known_lint_keys_pass_the_build(mini: Project, tmp_path: Path) -> None:
+    project = mini.root / "magcfg.yaml"
+    project.write_text(project.read_text() + "lint:\n  exclude: [x]\n  disable: [MAG004]\n"
+                       "  deploy_paths: [k8s]\n")
+    assert mini.run("build").returncode == 0
