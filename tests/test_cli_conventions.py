@@ -107,7 +107,7 @@ def test_explain_json_report(mini: Project) -> None:
     assert json.loads(done.stdout) == {
         "format": 1, "command": "explain", "environment": "prod", "key": "magds.password",
         "present": True, "value": "vault://secret/db#prod_pw", "reload": "restart",
-        "secret": True,
+        "secret": True, "ok": True,
         "provenance": [{"file": "layers/environments/prod/magds.yaml", "line": 2,
                         "layer": "environment", "unset": False,
                         "value": "vault://secret/db#prod_pw",
@@ -147,3 +147,76 @@ def test_help_text_has_no_orphan_words(mini: Project) -> None:
         prose = [line.strip() for line in done.stdout.splitlines()
                  if line.strip() and not line.lstrip().startswith(("│", "╭", "╰", "Usage"))]
         assert [line for line in prose if len(line.split()) == 1] == [], (command, prose)
+
+
+def _json_report(done: subprocess.CompletedProcess[str], command: str) -> dict[str, object]:
+    """A failed ``--format json`` run: exit 1, one report on stdout, nothing on stderr."""
+    failed_cleanly(done, 1)
+    assert done.stderr == "", (command, done.stderr)
+    report = json.loads(done.stdout)
+    assert (report["format"], report["command"], report["ok"]) == (1, command, False), report
+    return report
+
+
+@pytest.mark.parametrize(("command", "args"), [
+    ("build", ("build",)),
+    ("verify", ("verify", "--public-key", "missing.pub")),
+    ("explain", ("explain", "magds.host", "--env", "dev")),
+    ("check-env", ("check-env", "--env", "dev")),
+    ("secrets verify", ("secrets", "verify", "--env", "dev")),
+    ("diff", ("diff", "dev", "prod")),
+])
+def test_a_broken_project_file_is_a_json_report(mini: Project, command: str,
+                                               args: tuple[str, ...]) -> None:
+    """The project file is read before anything else: its error is still the report."""
+    mini.write("magcfg.yaml", (mini.root / "magcfg.yaml").read_text().replace(
+        "version: 1", "version: 2"))
+    report = _json_report(mini.run(*args, "--format", "json"), command)
+    assert report["diagnostics"] == [{
+        "file": "magcfg.yaml", "line": 1, "key": "version", "severity": "error",
+        "code": "project",
+        "message": "this magcfg reads project files of version 1 (the integer 1), not 2"}]
+
+
+def test_verify_reports_a_bad_key_file_as_json(mini: Project) -> None:
+    assert mini.run("build").returncode == 0
+    mini.write("garbage.pub", "not a key\n")
+    for key in ("garbage.pub", "missing.pub"):
+        report = _json_report(mini.run("verify", "-k", key, "-f", "json"), "verify")
+        assert report["artifacts"] == []
+        assert [d["file"] for d in report["diagnostics"]] == [key]  # type: ignore[union-attr]
+
+
+def test_explain_reports_a_layer_error_as_build_does(mini: Project) -> None:
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: a\n  host: b\n")
+    explained = _json_report(mini.run("explain", "magds.host", "-e", "dev", "-f", "json"),
+                             "explain")
+    built = _json_report(mini.run("build", "-e", "dev", "-f", "json"), "build")
+    assert explained["diagnostics"] == built["diagnostics"] == [{
+        "file": "layers/environments/dev/magds.yaml", "line": 3, "key": "magds.host",
+        "severity": "error", "code": "duplicate-key", "message": "duplicate key 'host'"}]
+
+
+def test_usage_errors_stay_plain_messages_with_json(mini: Project) -> None:
+    for args in (("verify", "-e", "nope"), ("explain", "magds.hots", "-e", "dev"),
+                 ("check-env", "-e", "nope"), ("build", "--since", "HEAD")):
+        done = mini.run(*args, "-f", "json")
+        assert failed_cleanly(done, 2).startswith("error: "), args
+        assert done.stdout == ""
+
+
+def test_every_json_report_names_its_format_and_command(mini: Project) -> None:
+    """docs/cli.md: every report has "format", "command" and "ok" (true exactly when the
+    exit code is 0); SARIF and lint's own report are documented apart."""
+    assert mini.run("build").returncode == 0
+    runs = {"check-env": (("check-env", "-e", "dev"), 0),
+            "secrets verify": (("secrets", "verify", "-e", "dev"), 0),
+            "diff": (("diff", "dev", "prod"), 1),
+            "explain": (("explain", "magds.host", "-e", "dev"), 0)}
+    for command, (args, code) in runs.items():
+        done = mini.run(*args, "--format", "json")
+        assert (done.returncode, done.stderr) == (code, ""), (command, done.stderr)
+        report = json.loads(done.stdout)
+        assert (report["format"], report["command"], report["ok"]) == (1, command, code == 0)
+    same = json.loads(mini.run("diff", "dev", "dev", "-f", "json").stdout)
+    assert (same["identical"], same["ok"]) == (True, True)

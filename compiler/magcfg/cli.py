@@ -69,10 +69,36 @@ def _report_format(value: str) -> bool:
     return value == "json"
 
 
-def _print_report(kind: str, *args: Any) -> None:
+def _print_report(kind: str, *args: Any, **fields: Any) -> None:
     from .review import reports
 
-    sys.stdout.write(reports.render(getattr(reports, kind)(*args)))
+    sys.stdout.write(reports.render({**getattr(reports, kind)(*args), **fields}))
+
+
+def _fail_report(command: str, exc: MagcfgError, **fields: Any) -> NoReturn:
+    """``exc`` as the ``--format json`` report of a run that failed before it had one of
+    its own to print: ``format``, ``command``, ``ok`` false and the diagnostics, with
+    ``fields`` (the rest of the command's report, empty). A usage error stays a plain
+    message (docs/cli.md)."""
+    if exc.exit_code != 1:
+        _fail(exc)
+    from .review import reports
+
+    sys.stdout.write(reports.render({
+        "format": reports.REPORT_FORMAT, "command": command, **fields, "ok": False,
+        "diagnostics": [reports.diagnostic_dict(d) for d in sorted(set(exc.diagnostics))]}))
+    raise typer.Exit(1)
+
+
+def _print_json(command: str, report: dict[str, Any]) -> None:
+    """A report made outside review/reports (``as_json`` of check-env and secrets verify)
+    with the fields every report has."""
+    import json
+
+    from .review.reports import REPORT_FORMAT
+
+    print(json.dumps({"format": REPORT_FORMAT, "command": command, **report}, indent=2,
+                     sort_keys=True))
 
 
 def _version(value: bool) -> None:
@@ -135,9 +161,9 @@ def build(
         proj = load_project(project)
         result = run_build(proj, envs=env or None, check=check, strict=strict, jobs=jobs)
     except MagcfgError as exc:
-        if as_json and proj is not None and exc.exit_code == 1:
-            _print_report("build_report", env or list(proj.environments), None, check,
-                          exc.diagnostics)
+        if as_json and exc.exit_code == 1:
+            known = env or (list(proj.environments) if proj is not None else [])
+            _print_report("build_report", known, None, check, exc.diagnostics)
             raise typer.Exit(1) from None
         _fail(exc)
     problems = []
@@ -146,7 +172,7 @@ def build(
 
         try:
             problems = check_since(proj, result, since)
-        except MagcfgError as exc:
+        except MagcfgError as exc:  # only usage errors (no repository, unknown ref): plain
             _fail(exc)
     if as_json:
         _print_report("build_report", result.environments, result, check,
@@ -197,13 +223,16 @@ def explain(
     from .review.explain import explain as run_explain
     from .review.explain import format_explanation
 
+    as_json = _report_format(output_format)
     try:
         proj = load_project(project)
         explanation = run_explain(proj, env, key)
     except MagcfgError as exc:
+        if as_json:
+            _fail_report("explain", exc)
         _fail(exc)
-    if _report_format(output_format):
-        _print_report("explain_report", explanation)
+    if as_json:
+        _print_report("explain_report", explanation, ok=True)
         return
     print(format_explanation(explanation))
 
@@ -281,11 +310,11 @@ def check_env(
             artifact = real_directory(proj.root, f"{proj.output}/{env}")
         result = run_check(artifact, env=env)
     except MagcfgError as exc:
+        if output_format == "json":
+            _fail_report("check-env", exc)
         _fail(exc)
     if output_format == "json":
-        import json
-
-        print(json.dumps(result.as_json(), indent=2, sort_keys=True))
+        _print_json("check-env", result.as_json())
     elif result.ok:
         _stderr(f"check-env: {env}: all {len(result.required)} secret(s) resolvable")
     else:
@@ -328,11 +357,11 @@ def secrets_verify(
     try:
         report = verify_secrets(load_project(project), env, os.environ)
     except MagcfgError as exc:
+        if output_format == "json":
+            _fail_report("secrets verify", exc)
         _fail(exc)
     if output_format == "json":
-        import json
-
-        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
+        _print_json("secrets verify", report.as_json())
     else:
         for line in format_report(report):
             _stderr(line)
@@ -447,13 +476,15 @@ def verify(
     from .signing.directory import verify_artifact
     from .signing.signatures import VerifiedArtifact
 
+    as_json = _report_format(output_format)
     try:
         proj = load_project(project)
         envs = proj.check_envs(env)
         keys = _trusted_keys(proj, public_key)
     except MagcfgError as exc:
+        if as_json:
+            _fail_report("verify", exc, artifacts=[])
         _fail(exc)
-    as_json = _report_format(output_format)
     failed = False
     verified: list[tuple[str, str, VerifiedArtifact | None]] = []
     problems: list[Diagnostic] = []
@@ -556,9 +587,19 @@ def diff(
             assert old is not None and new is not None
             result = diffs.diff_environments(proj, old, new)
     except MagcfgError as exc:
+        if output_format == "json":
+            _fail_report("diff", exc)
         _fail(exc)
     if output_format == "json":
-        sys.stdout.write(diffs.format_json(result))
+        import orjson
+
+        from .pipeline.emit import json_bytes
+
+        # The shape review/diff.py documents is the diff's; the fields every command's
+        # report has (docs/cli.md) are the command line's.
+        report = {**orjson.loads(diffs.format_json(result)), "command": "diff",
+                  "ok": result.identical}
+        sys.stdout.write(json_bytes(report).decode("utf-8"))
     elif output_format == "markdown":
         sys.stdout.write(diffs.format_markdown(result))
     else:

@@ -29,9 +29,10 @@ def test_two_environments_json_shape(repo: Project) -> None:
     result = repo.run("diff", "staging", "production", "--format", "json")
     assert result.returncode == 1, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"added", "changed", "format", "identical", "new", "old", "removed",
-                        "summary"}
-    assert doc["format"] == 1 and doc["identical"] is False
+    assert set(doc) == {"added", "changed", "command", "format", "identical", "new", "ok",
+                        "old", "removed", "summary"}
+    assert (doc["format"], doc["command"], doc["ok"], doc["identical"]) == (1, "diff", False,
+                                                                          False)
     assert doc["old"]["label"] == "staging" and doc["new"]["label"] == "production"
     changed = {c["key"]: c for c in doc["changed"]}
     pool = changed["db.pool.max"]

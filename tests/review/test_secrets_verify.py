@@ -54,7 +54,8 @@ def test_every_reference_resolves(tmp_path: Path, dev_vault: DevVault) -> None:
     done = project.run("secrets", "verify", "--env", "prod", "--format", "json",
                        env=dev_vault.env(VAULT_TOKEN=dev_vault.root_token))
     assert done.returncode == 0
-    assert json.loads(done.stdout) == {"environment": "prod", "vault": dev_vault.addr, "ok": True,
+    assert json.loads(done.stdout) == {"format": 1, "command": "secrets verify",
+                                       "environment": "prod", "vault": dev_vault.addr, "ok": True,
                                        "references": 3, "secrets": 3, "unresolved": [],
                                        "skipped": []}
     _no_canary(done.stdout + done.stderr, project.root)

@@ -67,7 +67,8 @@ def test_json_format(built: Project) -> None:
                  env=clean_env(MAGCFG_MAGDS_PASSWORD="CANARY-pw-1"))
     assert result.returncode == 1
     data = json.loads(result.stdout)
-    assert data == {"environment": "prod", "ok": False, "required": 3, "missing": [
+    assert data == {"format": 1, "command": "check-env", "environment": "prod", "ok": False,
+                    "required": 3, "missing": [
         {"key": "magds.replica_password", "name": "MAGCFG_MAGDS_REPLICA_PASSWORD", "scheme": "vault"},
         {"key": "magws.app_secret", "name": "MAGCFG_MAGWS_APP_SECRET", "scheme": "vault"}],
         "invalid": []}
