@@ -144,3 +144,35 @@ def test_a_run_is_handed_only_its_command_and_behaves_the_same(
         assert app_for(args) is app
     monkeypatch.setenv("_MAGCFG_COMPLETE", "complete_bash")  # shell completion
     assert app_for(["build"]) is app
+
+
+def test_help_shows_the_extras_to_install(mini: Project) -> None:
+    """Rich help reads ``[word]`` as a style tag: ``magcfg[lsp]`` must not become
+    ``magcfg``."""
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+    assert "(needs magcfg[metrics])" in mini.run("watch", "--help", env=wide).stdout
+    # Listed on one line: every docstring is unwrapped, the last command's too.
+    assert "hover, definition, references, completion, quick fixes); needs magcfg[lsp]." \
+        in mini.run("--help", env=wide).stdout
+    assert "needs magcfg[lsp]." in mini.run("lsp", "--help", env=wide).stdout
+    plain = mini.run("lsp", "--help", env={**wide, "TYPER_USE_RICH": "0"})
+    assert "needs magcfg[lsp]." in plain.stdout
+
+
+def test_no_help_text_holds_a_tag_rich_would_eat() -> None:
+    """Every help string, as typer hands it to rich: a ``[word]`` in it is escaped."""
+    from rich.markup import RE_TAGS
+
+    def texts(command: typer.core.TyperCommand | TyperGroup) -> list[str]:
+        found = [command.help or ""]
+        found += [getattr(p, "help", None) or "" for p in command.params]
+        for sub in getattr(command, "commands", {}).values():
+            found += texts(sub)
+        return found
+
+    every = texts(typer.main.get_command(app))
+    assert len(every) > 100
+    eaten = [text for text in every for match in RE_TAGS.finditer(text)
+             if len(match.group(2)) % 2 == 0]
+    assert eaten == []
+

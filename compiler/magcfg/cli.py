@@ -8,6 +8,7 @@ and small commands start fast.
 
 import inspect
 import os
+import re
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -49,6 +50,18 @@ EnvsOption = Annotated[
 def _fail(exc: MagcfgError) -> NoReturn:
     print(exc.format(), file=sys.stderr)
     raise typer.Exit(exc.exit_code)
+
+
+# What rich markup reads as a style tag (rich.markup.RE_TAGS), and drops from the help
+# screen: "magcfg[lsp]" would tell users to install "magcfg".
+_RICH_TAG = re.compile(r"(?<!\\)\[(?=[a-z#/@][^\[]*?\])")
+
+
+def _help(text: str) -> str:
+    """``text`` shown as written on the help screen (``TYPER_USE_RICH=0``: no markup)."""
+    from typer.core import HAS_RICH
+
+    return _RICH_TAG.sub(r"\\[", text) if HAS_RICH else text
 
 
 def _stderr(message: str) -> None:
@@ -765,9 +778,8 @@ def watch(
                                                  "older than the running one.")] = False,
     poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between "
                                                  "fallback polls.", min=0.05)] = 5.0,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus "
-                                                     "metrics on this port (needs "
-                                                     "magcfg[metrics]).", min=1, max=65535,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help=_help(
+        "Serve Prometheus metrics on this port (needs magcfg[metrics])."), min=1, max=65535,
                                                      show_default=False)] = None,
     insecure_registry: Annotated[bool, typer.Option("--insecure-registry", help="Plain HTTP "
                                                     "to an oci:// registry on 127.0.0.1 "
@@ -925,16 +937,13 @@ def _write_output(out: Path | None, data: bytes) -> None:
 def _unwrap_help(*apps: typer.Typer) -> None:
     """Docstrings are hard-wrapped for the source; the help screen re-wraps them to the
     terminal, so each paragraph becomes one line first (or its line ends would leave
-    orphan words). Blank lines still separate paragraphs."""
+    orphan words). Blank lines still separate paragraphs. Brackets are kept (``_help``)."""
     for group in apps:
         for info in group.registered_commands:
             doc = info.help or (info.callback.__doc__ if info.callback else None)
             if doc:
                 paragraphs = inspect.cleandoc(doc).split("\n\n")
-                info.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
-
-
-_unwrap_help(app, keys_app, schema_app)
+                info.help = _help("\n\n".join(" ".join(p.split()) for p in paragraphs))
 
 # ---------------------------------------------------------------- publish (delivery)
 
@@ -1064,6 +1073,10 @@ def lsp(
     serve()
     # The client said exit and pygls closed stdin and stdout: nothing is left to flush.
     os._exit(0)
+
+
+# After the last command, or the ones below would keep their line ends.
+_unwrap_help(app, secrets_app, keys_app, schema_app)
 
 
 def app_for(args: list[str]) -> typer.Typer:
