@@ -167,6 +167,10 @@ def test_secret_literal_is_never_echoed(mini: Project) -> None:
      "environment name"),
     ("environments: [dev]\nlayers:\n  - {name: b, path: ../x}\nschema: {json: s.json}\n",
      "inside the project"),
+    ("- dev\n- prod\n", "magcfg.yaml:1: error: the top level of a project file must be "
+     "a mapping\n"),
+    ("just text\n", "magcfg.yaml:1: error: the top level of a project file must be a "
+     "mapping\n"),
 ])
 def test_bad_project_file(tmp_path: Path, content: str, fragment: str) -> None:
     project = Project(tmp_path)

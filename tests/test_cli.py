@@ -176,3 +176,11 @@ def test_no_help_text_holds_a_tag_rich_would_eat() -> None:
              if len(match.group(2)) % 2 == 0]
     assert eaten == []
 
+
+@pytest.mark.parametrize("key", ["magds.pool.", ".magds.pool", "magds..pool", "."])
+def test_explain_refuses_a_key_with_an_empty_segment(mini: Project, key: str) -> None:
+    done = mini.run("explain", key, "--env", "dev")
+    assert done.returncode == 2, done.stdout
+    assert done.stdout == ""
+    assert done.stderr == (f"error: {key!r} has an empty segment: give a dotted key, "
+                           "e.g. magds.port\n")

@@ -10,6 +10,8 @@ import pytest
 
 from magcfg.workers import Forked, available_jobs, run_shares, weighted_runs
 
+from .conftest import Project, failed_cleanly
+
 
 def _square(n: int) -> bytes:
     return str(n * n).encode()
@@ -68,13 +70,22 @@ def test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert available_jobs(0) == 1
     script = "from magcfg.workers import available_jobs; print(available_jobs())"
     env = {k: v for k, v in os.environ.items() if k != "MAGCFG_JOBS"}
-    for setting, expected in (("3", 3), ("nonsense", len(os.sched_getaffinity(0))),
+    for setting, expected in (("3", 3), (" 2 ", 2), ("", len(os.sched_getaffinity(0))),
                               (None, len(os.sched_getaffinity(0)))):
         if setting is not None:
             env["MAGCFG_JOBS"] = setting
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                               text=True, check=True)
         assert int(done.stdout) == expected, setting
+
+
+@pytest.mark.parametrize("setting", ["abc", "0", "-1", "2.5", "\u00b2"])
+def test_a_bad_jobs_setting_is_a_usage_error(mini: Project, setting: str) -> None:
+    """As ``--jobs abc`` is: the build does not run on some other number."""
+    done = mini.run("build", env={"MAGCFG_JOBS": setting})
+    assert failed_cleanly(done, 2) == (
+        f"error: MAGCFG_JOBS={setting!r}: give a whole number of processes, 1 or more\n")
+    assert not (mini.root / "generated").exists()
 
 
 def test_no_fork_by_default_beside_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:

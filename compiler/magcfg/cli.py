@@ -232,11 +232,15 @@ def explain(
     output_format: ReportFormatOption = "text",
 ) -> None:
     """Print KEY's value and every layer that set it, as file:line, lowest first."""
+    from .keyglob import parse_keypath
     from .project import load_project
     from .review.explain import explain as run_explain
     from .review.explain import format_explanation
 
     as_json = _report_format(output_format)
+    if key and "" in parse_keypath(key):
+        # Empty segments would be dropped, and the answer would be about another key.
+        _fail(UsageError(f"{key!r} has an empty segment: give a dotted key, e.g. magds.port"))
     try:
         proj = load_project(project)
         explanation = run_explain(proj, env, key)

@@ -272,7 +272,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     raw = read_located(root / name, name)
     try:
         _check_text(name, raw)
-        data, _ = parse_layer(name, raw)
+        data, _ = parse_layer(name, raw, "project file")
     except LoadFailed as exc:
         raise BuildError(exc.diagnostics) from None
 

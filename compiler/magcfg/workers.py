@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, NoReturn, TypeVar
 
 from .durable import write_all
+from .errors import UsageError
 
 JOBS_ENV = "MAGCFG_JOBS"
 """How many processes a command that spreads its work may use (``build``, ``diff``,
@@ -35,7 +36,8 @@ R = TypeVar("R")
 def available_jobs(requested: int | None = None) -> int:
     """The number of processes to use: ``requested`` (the caller answers for its own
     threads), else ``$MAGCFG_JOBS``, else the cores this process may run on; by default
-    1 in a process that runs other threads, and 1 where there is no ``fork``."""
+    1 in a process that runs other threads, and 1 where there is no ``fork``. A
+    ``$MAGCFG_JOBS`` that is not a whole number of 1 or more is a ``UsageError``."""
     if not hasattr(os, "fork"):
         return 1
     if requested is not None:
@@ -43,8 +45,13 @@ def available_jobs(requested: int | None = None) -> int:
     if threading.active_count() > 1:
         return 1
     setting = os.environ.get(JOBS_ENV, "").strip()
-    if setting.isdigit():
-        return max(1, int(setting))
+    if setting:
+        # Refused as --jobs refuses it: ignoring it would run on some other number, and
+        # str.isdigit alone also takes digits int() does not read ("²").
+        if not (setting.isascii() and setting.isdigit()) or int(setting) < 1:
+            raise UsageError(f"{JOBS_ENV}={os.environ[JOBS_ENV]!r}: give a whole number "
+                             "of processes, 1 or more")
+        return int(setting)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):

@@ -106,6 +106,18 @@ def test_init_refuses_a_bad_environment_name(tmp_path: Path) -> None:
     assert tree_state(repo.root) == before
 
 
+def test_init_refuses_a_directory_that_does_not_exist(tmp_path: Path) -> None:
+    """Created by neither: a mistyped path would leave a stray directory, and the
+    project's repository is made by ``git init`` anyway."""
+    done = Project(tmp_path).run("init", "no/such")
+    assert failed_cleanly(done, 2) == (
+        "error: no/such does not exist: create it first (git init no/such)\n")
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "file").write_text("")
+    assert failed_cleanly(Project(tmp_path).run("init", "file"), 2) == (
+        "error: file is not a directory\n")
+
+
 def test_the_overlay_hashes_what_it_reads(tmp_path: Path) -> None:
     """The files about to be written stand in for the disk, for the schema's digest as
     for its bytes."""

@@ -69,9 +69,14 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                          + (f", not {bad[0]!r}" if bad else ""))
     if ci not in (*CI_FILES, "none"):
         raise UsageError(f"--ci must be one of {', '.join((*CI_FILES, 'none'))}, not {ci!r}")
+    given = root
     root = Path(os.path.realpath(root))
+    if not root.exists():
+        # Not created: a mistyped path would leave a stray directory behind, and the
+        # repository the project lives in is git's to make.
+        raise UsageError(f"{given} does not exist: create it first (git init {given})")
     if not root.is_dir():
-        raise UsageError(f"{root} is not a directory")
+        raise UsageError(f"{given} is not a directory")
     for name in PROJECT_FILE_NAMES:
         if os.path.lexists(root / name):
             raise BuildError([Diagnostic(name, None, None, "a project file exists already: "

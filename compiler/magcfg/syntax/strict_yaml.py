@@ -83,8 +83,10 @@ def decode_text(path: str, raw: bytes) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def parse_layer(path: str, raw: bytes) -> tuple[dict[str, Any], bool]:
-    """Parse one layer file strictly: ``(data, has_markers)``.
+def parse_layer(path: str, raw: bytes, document: str = "layer file"
+                ) -> tuple[dict[str, Any], bool]:
+    """Parse one layer file strictly: ``(data, has_markers)``. ``document`` is what the
+    messages call the file (the project file is read by the same rules).
 
     Raises ``LoadFailed`` with located diagnostics."""
     text = decode_text(path, raw)
@@ -92,7 +94,7 @@ def parse_layer(path: str, raw: bytes) -> tuple[dict[str, Any], bool]:
         data = _parse_fast(text)
         if data is not None:
             return data, False
-    return parse_reference(path, text)
+    return parse_reference(path, text, document)
 
 
 # --------------------------------------------------------------------------- text gate
@@ -407,7 +409,8 @@ def _compose(path: str, text: str) -> _Composer:
     return _Composer(path, text)
 
 
-def parse_reference(path: str, text: str) -> tuple[dict[str, Any], bool]:
+def parse_reference(path: str, text: str, document: str = "layer file"
+                    ) -> tuple[dict[str, Any], bool]:
     """The reference parser: every strictness rule, every error located."""
     import yaml
 
@@ -421,7 +424,7 @@ def parse_reference(path: str, text: str) -> tuple[dict[str, Any], bool]:
                 and resolve_plain(node.value) == (None, None)):
             return {}, False  # an empty document, or one that says null
         raise LoadFailed([Diagnostic(path, node.start_mark.line + 1, None,
-                                     "the top level of a layer file must be a mapping",
+                                     f"the top level of a {document} must be a mapping",
                                      code="toplevel")])
     builder = _Builder(path, tags)
     data = builder.build(node, (), "top")
