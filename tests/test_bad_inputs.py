@@ -180,6 +180,35 @@ def test_bad_project_file(tmp_path: Path, content: str, fragment: str) -> None:
     assert "magcfg.yaml" in result.stderr and fragment in result.stderr
 
 
+@pytest.mark.parametrize(("section", "message"), [
+    ("promote:\n  allow_difference: {}\n",
+     "magcfg.yaml:{line}: error: unknown key 'allow_difference' (did you mean "
+     "'allow_differences'?) [promote.allow_difference]"),
+    ("promote:\n  allow_differences:\n    stagin: [a.b]\n",
+     "magcfg.yaml:{line2}: error: unknown environment 'stagin' (known: dev, prod, or \"*\") "
+     "[promote.allow_differences.stagin]"),
+    ("promote:\n  allow_differences:\n    dev: [5]\n",
+     "magcfg.yaml:{line2}: error: give a list of dotted key globs "
+     "[promote.allow_differences.dev]"),
+    ("signing:\n  public_key: keys/x.pub\n",
+     "magcfg.yaml:{line}: error: unknown key 'public_key' (did you mean 'public_keys'?) "
+     "[signing.public_key]"),
+    ("signing:\n  public_keys: keys/x.pub\n",
+     "magcfg.yaml:{line}: error: public_keys is a list of file paths [signing.public_keys]"),
+])
+def test_the_ci_gate_checks_the_sections_other_commands_read(
+        mini: Project, section: str, message: str) -> None:
+    # promote: and signing: configure promote and verify; build --check (the CI gate)
+    # refuses a broken one, rather than the promotion or verification failing later.
+    text = (mini.root / "magcfg.yaml").read_text()
+    assert mini.run("build").returncode == 0
+    mini.write("magcfg.yaml", text + section)
+    line = text.count("\n") + 2
+    expected = message.format(line=line, line2=line + 1) + "\n"
+    for command in (["build", "--check"], ["build"]):
+        assert failed_cleanly(mini.run(*command), 1) == expected
+
+
 def test_bad_schema_file(mini: Project) -> None:
     mini.write("schemas/schema.json", '{"type": "object",\n "properties": {,}}\n')
     result = mini.run("build")

@@ -13,7 +13,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -222,6 +222,37 @@ class Project:
         return tuple(e for e in self.environments if e in envs)
 
 
+def _check_commands_settings(data: dict[str, Any], envs: list[str],
+                             err: Callable[[tuple[str, ...], str], None]) -> None:
+    """The ``promote:`` and ``signing:`` sections, which no build reads, checked by every
+    command that loads the project: a broken one would otherwise pass the CI gate
+    (``build --check``) and fail only the promotion or the verification it configures."""
+    promote = data.get("promote")
+    if isinstance(promote, dict):
+        for key in promote:
+            if key != "allow_differences":
+                err(("promote", str(key)), unknown_key(key, ("allow_differences",)))
+        allow = promote.get("allow_differences")
+        if allow is not None and not isinstance(allow, dict):
+            err(("promote", "allow_differences"),
+                "allow_differences maps an environment (or \"*\") to a list of key globs")
+        for scope, globs in (allow.items() if isinstance(allow, dict) else ()):
+            where = ("promote", "allow_differences", str(scope))
+            if scope != "*" and scope not in envs:
+                err(where, f"unknown environment {scope!r} "
+                           f"(known: {', '.join(envs)}, or \"*\")")
+            elif not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
+                err(where, "give a list of dotted key globs")
+    signing = data.get("signing")
+    if isinstance(signing, dict):
+        for key in signing:
+            if key != "public_keys":
+                err(("signing", str(key)), unknown_key(key, ("public_keys",)))
+        paths = signing.get("public_keys", [])
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+            err(("signing", "public_keys"), "public_keys is a list of file paths")
+
+
 def unknown_key(key: object, known: Sequence[str]) -> str:
     """The message for a key that a section of the project file does not have: the
     known key it most resembles, or all of them."""
@@ -308,6 +339,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     if len(set(envs)) != len(envs):
         err(("environments",), "environment names must be unique")
     env_names = [e for e in envs if ENVIRONMENT_NAME.fullmatch(e)] or ["x"]
+    _check_commands_settings(data, [e for e in envs if isinstance(e, str)], err)
 
     layers: list[LayerSpec] = []
     raw_layers = data.get("layers")

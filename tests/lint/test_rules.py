@@ -355,9 +355,9 @@ db: {
 def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A literal secret in a ``.cue`` layer file that a higher layer overrides with a
-    reference passes the build (the merged value is a reference), yet is committed:
-    MAG006 exports CUE layers as the build does and flags it at its line. Without a
-    usable ``cue``, lint says the file was not checked and fails, rather than pass."""
+    reference is committed: the build refuses it at its line, and MAG006 exports CUE
+    layers as the build does and flags it at the same line. Without a usable ``cue``,
+    lint says the file was not checked and fails, rather than pass."""
     from .conftest import REPO, run_cli
 
     files = {**fx.LAYER_SECRETS, "layers/base/db.cue": CUE_BASE,
@@ -366,7 +366,9 @@ def test_layer_rule_reads_cue_layers(make_repo: MakeRepo, tmp_path: Path,
     del files["layers/base/db.yaml"]
     repo = make_repo(files)
     built = run_cli(repo.root, "build")
-    assert built.returncode == 0, built.stderr
+    assert built.returncode == 1 and built.stderr.startswith(
+        "layers/base/db.cue:3: error: a secret key holds a literal value"), built.stderr
+    assert "CANARY" not in built.stdout + built.stderr
     from magcfg.cue import layers as cue_layers
 
     exported = calls(monkeypatch, cue_layers, "load_cue_layers", arg=1)

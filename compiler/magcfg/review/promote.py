@@ -87,36 +87,10 @@ class PromoteSettings:
 
 
 def promote_settings(project: Project) -> PromoteSettings:
-    """Read and check the ``promote:`` section; errors name the project file's line."""
-    section = project.settings.get("promote")
-    if section is None:
-        return PromoteSettings()
-    raw = project.raw
-
-    def error(keypath: KeyPath, message: str) -> BuildError:
-        return BuildError([Diagnostic(project.file, locate(project.file, raw, keypath),
-                                      ".".join(keypath), message, code="project")])
-
-    if not isinstance(section, dict):
-        raise error(("promote",), "promote must be a mapping (allow_differences)")
-    unknown = sorted(set(section) - {"allow_differences"})
-    if unknown:
-        raise error(("promote", unknown[0]), f"unknown promote setting {unknown[0]!r} "
-                    "(known: allow_differences)")
+    """The ``promote:`` section, which ``load_project`` has checked."""
+    section = project.settings.get("promote") or {}
     allow = section.get("allow_differences") or {}
-    if not isinstance(allow, dict):
-        raise error(("promote", "allow_differences"),
-                    "allow_differences maps an environment (or \"*\") to a list of key globs")
-    out: dict[str, KeyGlobs] = {}
-    for scope, globs in allow.items():
-        where = ("promote", "allow_differences", scope)
-        if scope != "*" and scope not in project.environments:
-            raise error(where, f"unknown environment {scope!r} "
-                        f"(known: {', '.join(project.environments)}, or \"*\")")
-        if not isinstance(globs, list) or not all(isinstance(g, str) and g for g in globs):
-            raise error(where, "give a list of dotted key globs")
-        out[scope] = KeyGlobs(globs)
-    return PromoteSettings(out)
+    return PromoteSettings({scope: KeyGlobs(globs) for scope, globs in allow.items()})
 
 
 # ------------------------------------------------------------------ the plan

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..durable import PathError, Tree
-from ..errors import BuildError, Diagnostic
+from ..errors import Diagnostic
 from .keys import Ed25519PublicKey, KeyLoadError, load_public_key_pem
 
 if TYPE_CHECKING:
@@ -19,24 +19,10 @@ __all__ = ["project_public_key_paths", "project_public_keys"]
 
 
 def project_public_key_paths(project: Project) -> list[str]:
-    """The ``signing.public_keys`` paths, relative to the project root (may be empty)."""
-    from ..syntax.locate import locate
-
-    section = project.settings.get("signing")
-    if section is None:
-        return []
-    raw = project.raw
-
-    def error(keypath: tuple[str, ...], message: str) -> BuildError:
-        return BuildError([Diagnostic(project.file, locate(project.file, raw, keypath),
-                                      ".".join(keypath), message, code="project")])
-
-    if not isinstance(section, dict) or set(section) - {"public_keys"}:
-        raise error(("signing",), "signing is a mapping with the key public_keys")
-    paths = section.get("public_keys", [])
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-        raise error(("signing", "public_keys"), "public_keys is a list of file paths")
-    return list(paths)
+    """The ``signing.public_keys`` paths, relative to the project root (may be empty);
+    ``load_project`` has checked the section."""
+    section = project.settings.get("signing") or {}
+    return list(section.get("public_keys", []))
 
 
 def project_public_keys(project: Project) -> list[Ed25519PublicKey]:
