@@ -99,7 +99,7 @@ def _fail_report(command: str, exc: MagcfgError, **fields: Any) -> NoReturn:
 
     sys.stdout.write(reports.render({
         "format": reports.REPORT_FORMAT, "command": command, **fields, "ok": False,
-        "diagnostics": [reports.diagnostic_dict(d) for d in sorted(set(exc.diagnostics))]}))
+        "diagnostics": reports.diagnostic_list(exc.diagnostics)}))
     raise typer.Exit(1)
 
 

@@ -64,6 +64,11 @@ class Diagnostic:
             return NotImplemented
         return self._order() < other._order()
 
+    def as_dict(self) -> dict[str, Any]:
+        """The diagnostic in a JSON report (docs/cli.md): the fields, unescaped."""
+        return {"file": self.file, "line": self.line, "key": self.key,
+                "severity": self.severity, "code": self.code, "message": self.message}
+
     def format(self) -> str:
         """``file:line: severity: message [key]``, every part escaped for a terminal."""
         file = printable(self.file)

@@ -70,9 +70,23 @@ def test_bad_project_lint_section_names_the_file_and_key(make_repo: MakeRepo) ->
     assert "Traceback" not in proc.stderr
 
 
+def test_bad_project_file_is_a_json_report_with_json(make_repo: MakeRepo) -> None:
+    # As every command's --format json (docs/cli.md): the report on stdout, nothing else.
+    repo = make_repo({"magcfg.yaml": "lint:\n  deploy_paths: k8s\n"})
+    proc = run_cli(repo.root, "lint", "-f", "json")
+    assert (proc.returncode, proc.stderr) == (1, "")
+    doc = json.loads(proc.stdout)
+    assert (doc["format"], doc["command"], doc["ok"]) == (1, "lint", False)
+    (diagnostic,) = doc["diagnostics"]
+    assert (diagnostic["file"], diagnostic["key"]) == ("magcfg.yaml", "lint.deploy_paths")
+
+
 def test_json_format_shape(make_repo: MakeRepo) -> None:
     repo = make_repo(fx.VAULT_POLICY)
-    doc = json.loads(run_cli(repo.root, "lint", "-f", "json").stdout)
+    proc = run_cli(repo.root, "lint", "-f", "json")
+    assert (proc.returncode, proc.stderr) == (1, "")  # the summary is in the report
+    doc = json.loads(proc.stdout)
+    assert (doc["format"], doc["command"], doc["ok"]) == (1, "lint", False)
     assert doc["summary"] == {"baselined": 0, "files": 2, "findings": 2, "suppressed": 0}
     first = doc["findings"][0]
     assert set(first) == {"rule", "name", "severity", "file", "line", "column", "message",
@@ -84,7 +98,9 @@ def test_json_format_shape(make_repo: MakeRepo) -> None:
 def test_sarif_is_valid_sarif_2_1_0(make_repo: MakeRepo) -> None:
     files = {**fx.FALLBACKS, **{f"h/{k}": v for k, v in fx.HARDCODED.items()}}
     repo = make_repo(files)
-    doc = json.loads(run_cli(repo.root, "lint", "-f", "sarif").stdout)
+    proc = run_cli(repo.root, "lint", "-f", "sarif")
+    assert proc.stderr == ""
+    doc = json.loads(proc.stdout)
     validator = jsonschema.Draft7Validator(SARIF_SCHEMA,
                                            format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(doc), key=str)

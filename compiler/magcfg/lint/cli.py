@@ -11,7 +11,7 @@ from ..errors import MagcfgError, UsageError
 from . import baseline as baseline_mod
 from .config import DEFAULT_BASELINE, load_config
 from .engine import find_root, lint
-from .formats import FORMATS, render
+from .formats import FORMATS, render, render_report
 
 
 def run_lint(paths: list[Path], *, fmt: str, baseline: Path | None,
@@ -21,7 +21,12 @@ def run_lint(paths: list[Path], *, fmt: str, baseline: Path | None,
     try:
         return _run(paths, fmt, baseline, write_baseline, output, project, exclude or [])
     except MagcfgError as exc:
-        print(exc.format(), file=sys.stderr)
+        if fmt == "json" and exc.exit_code == 1:  # as every command's JSON (docs/cli.md)
+            sys.stdout.write(render_report({
+                "format": 1, "command": "lint", "ok": False,
+                "diagnostics": [d.as_dict() for d in sorted(set(exc.diagnostics))]}))
+        else:
+            print(exc.format(), file=sys.stderr)
         return exc.exit_code
 
 
@@ -54,8 +59,9 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         write_operator_file(output, report.encode("utf-8"), checkout=root)
     else:
         sys.stdout.write(report)
-    s = result.summary
-    extra = "".join(f", {s[k]} {k}" for k in ("suppressed", "baselined") if s[k])
-    print(f"magcfg lint: {s['findings']} finding(s) in {s['files']} file(s){extra}",
-          file=sys.stderr)
+    if fmt == "text":  # a machine format holds its summary and leaves stderr empty
+        s = result.summary
+        extra = "".join(f", {s[k]} {k}" for k in ("suppressed", "baselined") if s[k])
+        print(f"magcfg lint: {s['findings']} finding(s) in {s['files']} file(s){extra}",
+              file=sys.stderr)
     return 1 if result.findings else 0

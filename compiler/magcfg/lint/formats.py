@@ -43,8 +43,14 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 
 
 def render_json(findings: Sequence[Finding], summary: dict[str, int]) -> str:
-    doc = {"format": 1, "findings": [finding_dict(f) for f in findings],
+    doc = {"format": 1, "command": "lint", "ok": not findings,
+           "findings": [finding_dict(f) for f in findings],
            "summary": dict(sorted(summary.items()))}
+    return render_report(doc)
+
+
+def render_report(doc: dict[str, Any]) -> str:
+    """A JSON report as every magcfg command prints one (sorted keys, one newline)."""
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

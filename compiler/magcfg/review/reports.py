@@ -20,19 +20,15 @@ if TYPE_CHECKING:
     from ..signing.signatures import VerifiedArtifact
     from .explain import Explanation
 
-__all__ = ["REPORT_FORMAT", "build_report", "diagnostic_dict", "explain_report", "render",
+__all__ = ["REPORT_FORMAT", "build_report", "diagnostic_list", "explain_report", "render",
            "verify_report"]
 
 REPORT_FORMAT = 1
 
 
-def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
-    return {"file": d.file, "line": d.line, "key": d.key, "severity": d.severity,
-            "code": d.code, "message": d.message}
-
-
-def _diagnostics(found: Iterable[Diagnostic]) -> list[dict[str, Any]]:
-    return [diagnostic_dict(d) for d in sorted(set(found))]
+def diagnostic_list(found: Iterable[Diagnostic]) -> list[dict[str, Any]]:
+    """The diagnostics of a report: each once, in order."""
+    return [d.as_dict() for d in sorted(set(found))]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -43,7 +39,7 @@ def render(report: dict[str, Any]) -> str:
 def build_report(environments: Iterable[str], result: BuildResult | None, check: bool,
                  diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
     """``ok`` is what the exit code says: no error, and with ``check`` nothing stale."""
-    found = _diagnostics(diagnostics)
+    found = diagnostic_list(diagnostics)
     stale = list(result.stale) if result is not None else []
     return {
         "format": REPORT_FORMAT, "command": "build", "check": check,
@@ -69,7 +65,7 @@ def verify_report(artifacts: list[tuple[str, str, VerifiedArtifact | None]],
             "key_id": result.key_id if result else None,
             "attestation": result.attestation_checked if result else False,
         } for env, directory, result in artifacts],
-        "diagnostics": _diagnostics(diagnostics),
+        "diagnostics": diagnostic_list(diagnostics),
     }
 
 
