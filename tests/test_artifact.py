@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ import pytest
 
 from magcfg.artifact import (
     MAX_VERSION,
+    DataLinkError,
     ManifestError,
     check_manifest,
+    data_root,
     is_version,
     load_manifest,
 )
@@ -179,3 +182,72 @@ def test_build_stops_at_the_highest_version(mini: Project) -> None:
                       f"highest a manifest may have ({MAX_VERSION}); no newer version can be "
                       "built [version]\n")
     assert tree_state(mini.root / "generated") == before
+
+
+# ---------------------------------------------------------------- ..data (ConfigMap volumes)
+
+def _volume(base: Path) -> Path:
+    """The kubelet's layout: ``..data -> ..<stamp>`` beside it, the files in there."""
+    stamp = base / "..2026_11_22_14_00_00.123456789"
+    stamp.mkdir(parents=True)
+    (stamp / "config.json").write_bytes(b"{}\n")
+    os.symlink(stamp.name, base / "..data")
+    return stamp
+
+
+def test_a_volume_is_read_from_the_version_directory_its_data_link_names(
+        tmp_path: Path) -> None:
+    stamp = _volume(tmp_path / "volume")
+    assert data_root(tmp_path / "volume", volume=True) == stamp
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert data_root(plain, volume=True) == plain
+    assert data_root(plain, volume=False) == plain
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("OUTSIDE", "links to 'OUTSIDE', not to a '..<version>' directory beside it: a ..data "
+                "link must stay in the artifact directory"),
+    ("../pristine", "links to '../pristine', not to a '..<version>' directory beside it: a "
+                    "..data link must stay in the artifact directory"),
+    ("..2026/..", "links to '..2026/..', not to a '..<version>' directory beside it: a "
+                  "..data link must stay in the artifact directory"),
+    ("..", "links to '..', not to a '..<version>' directory beside it: a ..data link must "
+           "stay in the artifact directory"),
+    ("..data", "links to '..data', not to a '..<version>' directory beside it: a ..data "
+               "link must stay in the artifact directory"),
+    ("..gone", "links to '..gone', which does not exist"),
+    ("..hop", "links to '..hop', which is a symbolic link; it must be a directory"),
+    ("..file", "links to '..file', which is not a directory; it must be a directory"),
+])
+def test_a_data_link_that_leaves_the_artifact_directory_is_refused(
+        tmp_path: Path, target: str, message: str) -> None:
+    outside = tmp_path / "pristine"
+    outside.mkdir()
+    volume = tmp_path / "volume"
+    _volume(volume)
+    (volume / "..data").unlink()
+    os.symlink(outside, volume / "..hop")  # a sibling that is itself a link, out
+    (volume / "..file").write_bytes(b"")
+    if target == "OUTSIDE":
+        target = str(outside)
+        message = message.replace("'OUTSIDE'", repr(target))
+    os.symlink(target, volume / "..data")
+    with pytest.raises(DataLinkError) as info:
+        data_root(volume, volume=True)
+    assert info.value.message == message
+
+
+def test_a_data_entry_that_is_not_a_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "..data").mkdir()
+    with pytest.raises(DataLinkError, match=r"^is not a symbolic link"):
+        data_root(tmp_path, volume=True)
+
+
+def test_the_repositorys_own_output_never_follows_a_data_link(tmp_path: Path) -> None:
+    _volume(tmp_path / "generated/dev")
+    with pytest.raises(DataLinkError) as info:
+        data_root(tmp_path / "generated/dev", volume=False)
+    assert info.value.message == (
+        "not written by magcfg: a ..data link is read only in an artifact directory given "
+        "explicitly (a ConfigMap volume)")

@@ -14,15 +14,38 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, TypeGuard
 
-__all__ = ["ATTESTATION", "CONFIG", "CONFIGMAP", "DATA_LINK", "ENVIRONMENT_NAME", "KUSTOMIZATION",
-           "MANIFEST", "MANIFEST_FORMAT", "MAX_VERSION", "SIGNATURE", "SIGNED_FILES",
-           "VALUE_CONSTRAINTS", "VALUE_CONSTRAINTS_FORMAT", "VALUE_KEYWORDS", "ManifestError",
-           "check_manifest", "check_secret_constraints", "data_root", "is_version",
-           "load_manifest", "load_secret_constraints", "parse_config", "safe_file_name",
-           "value_pattern", "written_names"]
+__all__ = [
+    "ATTESTATION",
+    "CONFIG",
+    "CONFIGMAP",
+    "DATA_LINK",
+    "ENVIRONMENT_NAME",
+    "KUSTOMIZATION",
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "MAX_VERSION",
+    "SIGNATURE",
+    "SIGNED_FILES",
+    "VALUE_CONSTRAINTS",
+    "VALUE_CONSTRAINTS_FORMAT",
+    "VALUE_KEYWORDS",
+    "DataLinkError",
+    "ManifestError",
+    "check_manifest",
+    "check_secret_constraints",
+    "data_root",
+    "is_version",
+    "load_manifest",
+    "load_secret_constraints",
+    "parse_config",
+    "safe_file_name",
+    "value_pattern",
+    "written_names",
+]
 
 CONFIG = "config.json"
 """The merged configuration (listed in the manifest)."""
@@ -77,14 +100,64 @@ class ManifestError(ValueError):
         self.message = message
 
 
-def data_root(directory: Path) -> Path:
-    """Where an artifact directory's files really are: the target of ``..data`` if it
-    has one (a ConfigMap volume, whose visible names are symlinks into it), else the
-    directory itself. Resolved once, so one read cannot mix two versions."""
+class DataLinkError(ValueError):
+    """A ``..data`` entry that a reader will not follow; ``message`` says why. The
+    offending entry is always ``<directory>/..data``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def data_root(directory: Path, *, volume: bool) -> Path:
+    """Where an artifact directory's files really are: the version directory ``..data``
+    names if there is such a link, else the directory itself. Resolved once, so one read
+    cannot mix two versions.
+
+    ``volume``: the directory may be a ConfigMap volume (given with ``--artifact``, or
+    the runtime kernel's). Its ``..data`` must be a symlink to a ``..<something>`` entry
+    beside it that is a real directory: one hop that stays in the artifact directory,
+    as the kubelet writes it. Without ``volume`` (the repository's ``generated/<env>/``,
+    which magcfg writes and which never holds one) any ``..data`` is refused. Raises
+    :class:`DataLinkError`.
+    """
     link = directory / DATA_LINK
-    if link.is_symlink():
-        return Path(os.path.realpath(link))
-    return directory
+    try:
+        mode = os.lstat(link).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return directory
+    except OSError as exc:
+        raise DataLinkError(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
+    if not volume:
+        # A committed link would make verify and publish read (and vouch for) files
+        # other than the ones the branch ships: only a mounted volume has one.
+        raise DataLinkError("not written by magcfg: a ..data link is read only in an "
+                            "artifact directory given explicitly (a ConfigMap volume)")
+    if not stat.S_ISLNK(mode):
+        raise DataLinkError("is not a symbolic link (in a ConfigMap volume it links to the "
+                            "version directory beside it)")
+    try:
+        target = os.readlink(link)
+    except OSError as exc:
+        raise DataLinkError(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
+    # The kubelet links to a sibling by its bare name; anything with a separator (an
+    # absolute path, ../x, a/b) could lead out of the directory the caller vouches for.
+    if ("/" in target or not target.startswith("..")
+            or target in ("..", DATA_LINK)):
+        raise DataLinkError(f"links to {target!r}, not to a '..<version>' directory beside "
+                            "it: a ..data link must stay in the artifact directory")
+    root = directory / target
+    try:
+        target_mode = os.lstat(root).st_mode
+    except FileNotFoundError:
+        raise DataLinkError(f"links to {target!r}, which does not exist") from None
+    except OSError as exc:
+        raise DataLinkError(f"links to {target!r}, which cannot be read: "
+                            f"{(exc.strerror or str(exc)).lower()}") from None
+    if not stat.S_ISDIR(target_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(target_mode) else "not a directory"
+        raise DataLinkError(f"links to {target!r}, which is {kind}; it must be a directory")
+    return root
 
 
 def _fail(field: str | None, message: str) -> NoReturn:

@@ -324,8 +324,10 @@ def check_env(
 
             proj = load_project(project)
             proj.check_envs([env])
-            artifact = real_directory(proj.root, f"{proj.output}/{env}")
-        result = run_check(artifact, env=env)
+            result = run_check(real_directory(proj.root, f"{proj.output}/{env}"), env=env,
+                               volume=False)
+        else:
+            result = run_check(artifact, env=env)
     except MagcfgError as exc:
         if output_format == "json":
             _fail_report("check-env", exc)

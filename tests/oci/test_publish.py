@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -173,6 +174,24 @@ def test_publish_refuses_a_tampered_artifact(signed: Project, registry: LocalReg
     err = failed_cleanly(_publish(signed, f"oci://{repo}"), 1)
     assert err.startswith("generated/production/config.json: error: sha256 does not match the "
                           "signed manifest (manifest sha256:")
+    assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
+
+
+def test_publish_refuses_a_data_link_to_a_signed_copy_outside(
+        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
+    repo = registry.repository()
+    production = signed.root / "generated/production"
+    pristine = tmp_path / "pristine"
+    shutil.copytree(production, pristine)  # validly signed, outside the repository
+    config = production / "config.json"
+    config.write_bytes(config.read_bytes() + b"\n")
+    os.symlink(pristine, production / "..data")
+    before = tree_state(signed.root)
+    err = failed_cleanly(_publish(signed, f"oci://{repo}"), 1)
+    assert err == ("generated/production/..data: error: not written by magcfg: a ..data link "
+                   "is read only in an artifact directory given explicitly (a ConfigMap "
+                   "volume)\n")
+    assert tree_state(signed.root) == before
     assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
 
 

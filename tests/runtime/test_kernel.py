@@ -885,3 +885,18 @@ def test_a_dead_watcher_is_loud(rig: Rig) -> None:
     assert registry.get_sample_value("magcfg_config_watching") == 0
     assert "io.magflock.magcfg.config.watch_failed" in rig.audit.read_text()
     kernel.stop()  # still stops cleanly
+
+
+def test_a_data_link_out_of_the_volume_is_refused(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    elsewhere = KubeletWriter(rig.root / "elsewhere")
+    elsewhere.write(artifact_files(hot_change(2), 2, rig.key))  # validly signed
+    target = str(rig.root / "elsewhere" / os.readlink(rig.root / "elsewhere/..data"))
+    os.symlink(target, rig.art / "..data_tmp")
+    os.replace(rig.art / "..data_tmp", rig.art / "..data")
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("read", "unreadable_file")
+    assert data["error"] == (f"{rig.art}/..data: links to {target!r}, not to a "
+                             "'..<version>' directory beside it: a ..data link must stay in "
+                             "the artifact directory")

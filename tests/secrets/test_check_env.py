@@ -241,6 +241,41 @@ def test_a_configmap_volume_is_read_through_its_data_link(built: Project, tmp_pa
     assert "all 3 secret(s) resolvable" in result.stderr
 
 
+def test_a_data_link_in_the_repositorys_output_is_refused(built: Project, tmp_path: Path) -> None:
+    pristine = tmp_path / "pristine"
+    shutil.copytree(built.root / "generated/prod", pristine)
+    os.symlink(pristine, built.root / "generated/prod/..data")
+    result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{built.root}/generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
+        "an artifact directory given explicitly (a ConfigMap volume)\n")
+
+
+def test_a_volumes_data_link_must_stay_in_the_volume(built: Project, tmp_path: Path) -> None:
+    from tests.runtime.fixtures import KubeletWriter
+
+    volume = tmp_path / "volume"
+    prod = built.root / "generated/prod"
+    KubeletWriter(volume).write({name: (prod / name).read_bytes()
+                                 for name in ("config.json", "manifest.json")})
+    stamp = os.readlink(volume / "..data")
+    (volume / "..data").unlink()
+    os.symlink(tmp_path / "volume" / stamp, volume / "..data")  # absolute: refused
+    result = run(built.root, "check-env", "--env", "prod", "--artifact", str(volume),
+                 env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{volume}/..data: error: links to {str(volume / stamp)!r}, not to a '..<version>' "
+        "directory beside it: a ..data link must stay in the artifact directory\n")
+    (volume / "..data").unlink()
+    os.symlink(stamp, volume / "..data")
+    (volume / stamp / "config.json").write_bytes(b"{}\n")
+    result = run(built.root, "check-env", "--env", "prod", "--artifact", str(volume),
+                 env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 1) == (  # the file read, not the link beside it
+        f"{volume}/..data/config.json: error: config.json does not match the digest in "
+        "manifest.json (torn or tampered artifact)\n")
+
+
 # ---------------------------------------------------------------- constraints on the values
 
 SIGNING = "CANARY-Ab3dE" + "f" * 27  # 39 characters: meets minLength 32 and the pattern

@@ -189,3 +189,29 @@ def test_the_gitops_loop(tmp_path: Path) -> None:
     again = ci(origin, "main", ("sign",), "push", runs, env={"MAGCFG_SIGNING_KEY": pem})
     done = sh(again, "magcfg publish --branch deploy --push origin")
     assert done.returncode == 0 and "nothing to publish" in done.stderr, done.stderr
+
+
+def test_publish_refuses_a_committed_data_link_and_commits_nothing(tmp_path: Path) -> None:
+    from magcfg.signing.keys import generate_key_pair
+    from tests.conftest import failed_cleanly
+    from tests.signing.fixtures import build_in_process, make_project, run_magcfg
+
+    keys = tmp_path / "keys"
+    generate_key_pair(keys)
+    root = make_project(tmp_path / "repo")
+    build_in_process(root)
+    assert run_magcfg(root, "sign", "--key", str(keys / "magcfg.key")).returncode == 0
+    prod = root / "generated/prod"
+    shutil.copytree(prod, root / "pristine-prod")  # validly signed, committed
+    config = prod / "config.json"
+    config.write_bytes(config.read_bytes().replace(b"{", b'{"tampered": true, ', 1))
+    os.symlink("../../pristine-prod", prod / "..data")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "config")
+    stderr = failed_cleanly(run_magcfg(root, "publish", "--env", "prod", "--public-key",
+                                       str(keys / "magcfg.pub")), 1)
+    assert stderr == (
+        "generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
+        "an artifact directory given explicitly (a ConfigMap volume)\n")
+    assert git(root, "branch", "--list", "deploy") == ""

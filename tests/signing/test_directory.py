@@ -151,3 +151,64 @@ def test_a_public_key_mounted_from_a_volume_is_followed(signed: Path, keys: Path
     assert (mounted / "magcfg.pub").is_symlink()
     done = run_magcfg(signed, "verify", "--public-key", str(mounted / "magcfg.pub"))
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------- ..data in the output
+
+def _plant_data_link(signed: Path, target: str | Path) -> None:
+    """generated/prod/config.json tampered, and a ``..data`` link to ``target``."""
+    config = signed / "generated/prod/config.json"
+    config.write_bytes(config.read_bytes().replace(b"{", b'{"tampered": true, ', 1))
+    os.symlink(target, signed / "generated/prod/..data")
+
+
+def test_verify_refuses_a_data_link_to_a_signed_copy_outside(
+        signed: Path, keys: Path, tmp_path: Path) -> None:
+    pristine = tmp_path / "pristine-prod"
+    shutil.copytree(signed / "generated/prod", pristine)  # validly signed
+    outside = tree_state(pristine)
+    _plant_data_link(signed, pristine)
+    assert verify(signed, keys) == (
+        "generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
+        "an artifact directory given explicitly (a ConfigMap volume)\n")
+    assert tree_state(pristine) == outside
+
+
+def test_verify_refuses_a_data_link_to_a_signed_copy_inside(signed: Path, keys: Path) -> None:
+    shutil.copytree(signed / "generated/prod", signed / "generated/prod/..pristine")
+    _plant_data_link(signed, "..pristine")  # the kubelet's own shape, but in the repository
+    assert verify(signed, keys) == (
+        "generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
+        "an artifact directory given explicitly (a ConfigMap volume)\n")
+
+
+def test_verify_artifact_reads_a_volume_through_its_data_link(signed: Path, keys: Path,
+                                                              tmp_path: Path) -> None:
+    from magcfg.signing.directory import verify_artifact
+    from magcfg.signing.keys import load_public_key
+    from magcfg.signing.signatures import VerificationError
+    from tests.runtime.fixtures import KubeletWriter
+
+    prod = signed / "generated/prod"
+    volume = tmp_path / "volume"
+    files = {p.name: p.read_bytes() for p in prod.iterdir() if p.is_file()}
+    KubeletWriter(volume).write(files)
+    public = [load_public_key(keys / "magcfg.pub")]
+    assert verify_artifact(volume, public, environment="prod", volume=True).version >= 1
+    with pytest.raises(VerificationError) as info:
+        verify_artifact(volume, public, environment="prod")
+    assert info.value.file == f"{volume.as_posix()}/..data"
+    stamp = os.readlink(volume / "..data")
+    (volume / stamp / "config.json").write_bytes(b"{}\n")
+    with pytest.raises(VerificationError) as info:  # names the file read, through ..data
+        verify_artifact(volume, public, environment="prod", volume=True)
+    assert info.value.file == f"{volume.as_posix()}/..data/config.json"
+    os.symlink(prod, volume / "..elsewhere")
+    os.symlink("..elsewhere", volume / "..data_tmp")
+    os.replace(volume / "..data_tmp", volume / "..data")
+    with pytest.raises(VerificationError) as info:
+        verify_artifact(volume, public, environment="prod", volume=True)
+    assert (info.value.file, info.value.reason) == (f"{volume.as_posix()}/..data",
+                                                    "unreadable_file")
+    assert info.value.diagnostics[0].message == (
+        "links to '..elsewhere', which is a symbolic link; it must be a directory")

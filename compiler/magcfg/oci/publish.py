@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..artifact import MANIFEST, data_root, written_names
+from ..artifact import MANIFEST, written_names
 from ..durable import read_if_present, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..project import Project
@@ -84,14 +84,15 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
                                        "project's trusted keys: nothing signed with it would "
                                        "verify")])
     directory = real_directory(project.root, display)
+    # The repository's output: verify refuses a ..data link there, so the files beside
+    # the manifest are the ones it verified.
     verified = verify_artifact(directory, keys, environment=env, display=display)
-    root = data_root(directory)
     files: dict[str, bytes] = {}
     for name in sorted(written_names(verified.manifest_bytes)):
         data = verified.files.get(name)
         if data is None:
             data = (verified.manifest_bytes if name == MANIFEST
-                    else read_if_present(root / name, f"{display}/{name}"))
+                    else read_if_present(directory / name, f"{display}/{name}"))
         if data is not None:
             files[name] = data
     rev = revision if revision is not None else source_revision(project.root)

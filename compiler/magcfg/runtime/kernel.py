@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..artifact import (
     CONFIG,
+    DATA_LINK,
     ENVIRONMENT_NAME,
     MANIFEST,
     SIGNATURE,
@@ -540,7 +541,7 @@ class Kernel:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
         running config already."""
         prefix = f"{self.artifact_dir}/"
-        for name in (MANIFEST, SIGNATURE):
+        for name in (DATA_LINK, MANIFEST, SIGNATURE):
             if name in raw.unreadable:
                 raise _Refused("read", "unreadable_file",
                                f"{prefix}{name}: {raw.unreadable[name]}")

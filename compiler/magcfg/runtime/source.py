@@ -2,7 +2,9 @@
 
 If the directory is a Kubernetes ConfigMap volume (``..data`` is a symlink to a
 timestamped directory), the symlink is resolved once and every file is read from that
-one target, so a kubelet swap during the read cannot mix two versions. Otherwise files
+one target, so a kubelet swap during the read cannot mix two versions. The target must
+be a real directory beside the link (``magcfg.artifact.data_root``); any other ``..data``
+is reported as unreadable and nothing is read. Otherwise files
 are read by name (editors and ``magcfg build`` replace each file by rename, so each read
 sees a whole file; a torn *set* fails digest verification and is retried on the next
 change).
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifact import data_root
+from ..artifact import DATA_LINK, DataLinkError, data_root
 from ..durable import NotRegularFile, read_regular
 from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME
 
@@ -68,8 +70,11 @@ def read_artifact(directory: Path,
     ``listed(manifest_bytes, signature)`` returns the names to read, and nothing unless
     the signature verifies: an unverified manifest names no file to open.
     """
-    root = data_root(directory)
     unreadable: dict[str, str] = {}
+    try:
+        root = data_root(directory, volume=True)
+    except DataLinkError as exc:
+        return RawArtifact(directory, None, None, {}, {DATA_LINK: exc.message})
     manifest = _read(root, MANIFEST_NAME, unreadable)
     signature = _read(root, SIGNATURE_NAME, unreadable)
     files: dict[str, bytes | None] = {}
@@ -82,7 +87,10 @@ def read_artifact(directory: Path,
 def stat_signature(directory: Path, names: tuple[str, ...]) -> tuple[object, ...]:
     """A cheap fingerprint of the directory for the slow poll: where ``..data`` points
     and the inode, size and mtime of each named file (``lstat``: never opened)."""
-    root = data_root(directory)
+    try:
+        root = data_root(directory, volume=True)
+    except DataLinkError as exc:
+        return (DATA_LINK, exc.message)  # changes when the link does
     out: list[object] = [str(root)]
     for name in (MANIFEST_NAME, SIGNATURE_NAME, *names):
         try:

@@ -34,8 +34,10 @@ from typing import Any
 
 from ..artifact import (
     CONFIG,
+    DATA_LINK,
     MANIFEST,
     VALUE_CONSTRAINTS,
+    DataLinkError,
     ManifestError,
     data_root,
     load_manifest,
@@ -159,53 +161,63 @@ def delivered_values(config: Any, environ: Mapping[str, str]) -> set[str]:
             if (value := resolve(keypath, ref, environ))}
 
 
-def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None) -> tuple[str, Any]:
+def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None, *,
+                volume: bool = True) -> tuple[str, Any]:
     """(environment, config) of an artifact directory (:func:`read_artifact`)."""
-    environment, config, _ = read_artifact(artifact_dir, env)
+    environment, config, _ = read_artifact(artifact_dir, env, volume=volume)
     return environment, config
 
 
-def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None
-                  ) -> tuple[str, Any, Constraints]:
+def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, *,
+                  volume: bool = True) -> tuple[str, Any, Constraints]:
     """(environment, config, constraints) of an artifact directory; config.json (and
     value-constraints.json, when the manifest lists it) must match the digests in
     manifest.json, and the manifest's environment must be ``env`` when given. Only
-    regular files are read (a FIFO or a device there is refused, never waited on); a
-    ConfigMap volume is read through its ``..data`` link."""
+    regular files are read (a FIFO or a device there is refused, never waited on).
+    With ``volume`` (the default: a directory given explicitly, such as a mounted
+    ConfigMap) the files are read through ``..data``, which must name a version
+    directory beside it; without it (the repository's output) a ``..data`` entry is
+    refused (:func:`magcfg.artifact.data_root`)."""
     base = Path(artifact_dir)
-    root = data_root(base)  # a ConfigMap volume: its names are symlinks into ..data
 
     def fail(file: Path, message: str, key: str | None = None) -> ArtifactError:
         return ArtifactError([Diagnostic(str(file), None, key, message, code="artifact")])
+
+    try:
+        root = data_root(base, volume=volume)
+    except DataLinkError as exc:
+        raise fail(base / DATA_LINK, exc.message) from None
+    # Errors name the file read: through the link, not the visible name beside it.
+    shown = base if root == base else base / DATA_LINK
 
     raw: dict[str, bytes] = {}
     for name in (MANIFEST, CONFIG):
         try:
             raw[name] = read_regular(root / name)
         except OSError as exc:  # NotRegularFile too: "is a FIFO, not a regular file"
-            raise fail(base / name, f"cannot read the artifact: {exc.strerror}") from None
+            raise fail(shown / name, f"cannot read the artifact: {exc.strerror}") from None
     try:
         manifest = load_manifest(raw[MANIFEST])
     except ManifestError as exc:
-        raise fail(base / MANIFEST, exc.message, exc.field) from None
+        raise fail(shown / MANIFEST, exc.message, exc.field) from None
     try:
         config = parse_config(raw[CONFIG])
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise fail(base / CONFIG, f"artifact is not valid JSON: {type(exc).__name__}") from None
+        raise fail(shown / CONFIG, f"artifact is not valid JSON: {type(exc).__name__}") from None
     if not isinstance(config, dict):
-        raise fail(base / CONFIG, "artifact files must be JSON objects")
+        raise fail(shown / CONFIG, "artifact files must be JSON objects")
     digest = "sha256:" + hashlib.sha256(raw[CONFIG]).hexdigest()
     if manifest["config_digest"] != digest:
-        raise fail(base / CONFIG, "config.json does not match the digest in manifest.json "
+        raise fail(shown / CONFIG, "config.json does not match the digest in manifest.json "
                    "(torn or tampered artifact)")
     environment = str(manifest["environment"])
     if env is not None and environment != env:
-        raise fail(base / MANIFEST, f"this artifact is for environment {environment!r}, "
+        raise fail(shown / MANIFEST, f"this artifact is for environment {environment!r}, "
                    f"not {env!r}", "environment")
     constraints: Constraints = {}
     listed = manifest["files"].get(VALUE_CONSTRAINTS)
     if listed is not None:
-        file = base / VALUE_CONSTRAINTS
+        file = shown / VALUE_CONSTRAINTS
         try:
             data = read_regular(root / VALUE_CONSTRAINTS)
         except OSError as exc:
@@ -237,10 +249,10 @@ def check_config(environment: str, config: Any, environ: Mapping[str, str],
 
 
 def check_env(artifact_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
-              env: str | None = None) -> EnvCheck:
+              env: str | None = None, *, volume: bool = True) -> EnvCheck:
     """Is every secret of the artifact in ``artifact_dir`` resolvable from ``environ``
     (default: ``os.environ``), and does it meet its constraints? Raises
-    ``ArtifactError`` for an unreadable artifact."""
-    environment, config, constraints = read_artifact(artifact_dir, env)
+    ``ArtifactError`` for an unreadable artifact; ``volume`` as :func:`read_artifact`."""
+    environment, config, constraints = read_artifact(artifact_dir, env, volume=volume)
     return check_config(environment, config, os.environ if environ is None else environ,
                         constraints)

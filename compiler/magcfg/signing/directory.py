@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..artifact import KUSTOMIZATION, data_root, written_names
+from ..artifact import DATA_LINK, KUSTOMIZATION, DataLinkError, data_root, written_names
 from ..durable import DirectoryUpdate, NotRegularFile, PathError, read_regular, replace_directories
 from ..errors import Diagnostic
 from .keys import SigningError, key_id
@@ -39,8 +39,8 @@ __all__ = ["SignedArtifact", "sign_artifact", "verify_artifact"]
 
 def verify_artifact(env_dir: str | os.PathLike[str],
                     public_keys: Iterable[Ed25519PublicKey], *, environment: str,
-                    display: str | None = None,
-                    attestation: bool = True) -> VerifiedArtifact:
+                    display: str | None = None, attestation: bool = True,
+                    volume: bool = False) -> VerifiedArtifact:
     """Verify ``env_dir``: the manifest signature, that the manifest is made for
     ``environment``, then the sha256 of every listed file.
 
@@ -48,11 +48,18 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     signature and subjects are checked too. ``display`` is how ``env_dir`` is named in
     errors (default: the path as given). Raises :class:`VerificationError` naming the
     offending file. Only regular files are read (a FIFO, device or symlink in the
-    directory is refused, never opened or waited on); a ConfigMap volume is read
-    through its ``..data`` link.
+    directory is refused, never opened or waited on). With ``volume`` (a ConfigMap
+    volume given explicitly) the files are read through ``..data``, which must name a
+    version directory beside it, and errors name them ``..data/<file>``; without it (the
+    repository's output) a ``..data`` entry is refused (:func:`magcfg.artifact.data_root`).
     """
     prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
-    directory = data_root(Path(env_dir))
+    try:
+        directory = data_root(Path(env_dir), volume=volume)
+    except DataLinkError as exc:
+        raise VerificationError(prefix + DATA_LINK, exc.message, "unreadable_file") from None
+    if directory != Path(env_dir):
+        prefix += DATA_LINK + "/"  # the file read, not the visible link beside it
     keys = list(public_keys)
     manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
     if manifest_bytes is None:

@@ -1,0 +1,52 @@
+"""Reading a candidate artifact (magcfg/runtime/source.py): a ConfigMap volume's
+``..data`` is followed one hop, to a real directory beside it, and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from magcfg.runtime.source import read_artifact, stat_signature
+from magcfg.signing.keys import Ed25519PrivateKey
+
+from .fixtures import KubeletWriter, artifact_files, base_config
+
+
+def _listed(manifest: bytes, signature: bytes) -> tuple[str, ...]:
+    return ("config.json",)
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Path:
+    KubeletWriter(tmp_path / "volume").write(
+        artifact_files(base_config(1), 1, Ed25519PrivateKey.generate()))
+    return tmp_path / "volume"
+
+
+def test_a_volume_is_read_from_the_directory_its_data_link_names(volume: Path) -> None:
+    raw = read_artifact(volume, _listed)
+    assert raw.root == volume / os.readlink(volume / "..data")
+    assert raw.manifest_bytes and raw.signature and raw.files["config.json"]
+    assert raw.unreadable == {}
+
+
+@pytest.mark.parametrize("shape", ["absolute", "parent", "sibling link"])
+def test_a_data_link_out_of_the_volume_is_unreadable_and_nothing_is_read(
+        volume: Path, tmp_path: Path, shape: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    KubeletWriter(elsewhere).write(
+        artifact_files(base_config(2), 2, Ed25519PrivateKey.generate()))
+    version_dir = elsewhere / os.readlink(elsewhere / "..data")
+    target = {"absolute": str(version_dir),
+              "parent": f"../elsewhere/{version_dir.name}",
+              "sibling link": "..hop"}[shape]
+    os.symlink(version_dir, volume / "..hop")
+    os.symlink(target, volume / "..data_tmp")
+    os.replace(volume / "..data_tmp", volume / "..data")
+    raw = read_artifact(volume, _listed)
+    assert (raw.manifest_bytes, raw.signature, raw.files) == (None, None, {})
+    assert list(raw.unreadable) == ["..data"]
+    assert raw.unreadable["..data"].startswith(f"links to {target!r}")
+    assert stat_signature(volume, ("config.json",))[0] == "..data"
