@@ -552,3 +552,20 @@ def test_compile_environment_reads_the_build_cache_and_never_writes_it(
     assert artifact.config["magds"]["host"] == "edited"
     assert merged == ["magds"]  # logging came from the cache
     assert {p.name: p.read_bytes() for p in (mini.root / ".magcfg-cache").iterdir()} == cache
+
+
+@pytest.mark.parametrize("command", [("build",), ("build", "--check")])
+def test_a_huge_previous_manifest_is_refused_unread(mini: Project,
+                                                    command: tuple[str, ...]) -> None:
+    from magcfg.artifact import MAX_MANIFEST_BYTES
+
+    from .conftest import failed_cleanly, tree_state
+
+    assert mini.run("build", "-q").returncode == 0
+    with open(mini.root / "generated/dev/manifest.json", "r+b") as fh:
+        fh.truncate(MAX_MANIFEST_BYTES + 1)  # sparse
+    before = tree_state(mini.root / "generated")
+    stderr = failed_cleanly(mini.run(*command), 1)
+    assert stderr == (f"generated/dev/manifest.json: error: is larger than {MAX_MANIFEST_BYTES} "
+                      "bytes\n")
+    assert tree_state(mini.root / "generated") == before

@@ -65,7 +65,7 @@ def test_refuses_a_device_without_opening_it(reader: Callable[[str], object]) ->
 def test_refuses_more_than_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "big"
     path.write_bytes(b"x" * 1025)
-    with pytest.raises(FileTooLarge, match="is 1025 bytes, more than the 1024 accepted"):
+    with pytest.raises(FileTooLarge, match="is larger than 1024 bytes"):
         read_regular(path, limit=1024)
 
 
@@ -112,3 +112,36 @@ def test_one_directory_that_cannot_be_staged_changes_none(tmp_path: Path) -> Non
     after = {p: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
     assert after == before
     assert sorted(os.listdir(tmp_path / "out")) == ["dev", "prod", "staging"]  # no copies
+
+
+def test_a_located_read_over_its_limit_names_the_file_and_reads_nothing(tmp_path: Path) -> None:
+    from magcfg.durable import read_if_present, read_located
+
+    path = tmp_path / "manifest.json"
+    with open(path, "wb") as fh:
+        fh.truncate(3 << 30)  # sparse: read whole, it would need gigabytes of memory
+    for read in (read_located, read_if_present):
+        with pytest.raises(PathError) as info:
+            read(path, "generated/dev/manifest.json", 1024)
+        assert info.value.format() == (
+            "generated/dev/manifest.json: error: is larger than 1024 bytes")
+
+
+def test_a_file_larger_than_its_new_bytes_is_changed_without_being_read(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "out").mkdir()
+    with open(tmp_path / "out/manifest.json", "wb") as fh:
+        fh.truncate(3 << 30)  # sparse
+    # In a child capped at 1 GiB of address space: reading the file would fail there.
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from magcfg.durable import DirectoryUpdate, changed_entries\n"
+        "update = DirectoryUpdate('out', {'manifest.json': b'{}'}, frozenset({'manifest.json'}))\n"
+        "print(changed_entries(sys.argv[1], [update]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "['out/manifest.json']\n"), done.stderr

@@ -27,6 +27,9 @@ __all__ = [
     "KUSTOMIZATION",
     "MANIFEST",
     "MANIFEST_FORMAT",
+    "MAX_ATTESTATION_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "MAX_SIGNATURE_BYTES",
     "MAX_VERSION",
     "SIGNATURE",
     "SIGNED_FILES",
@@ -43,6 +46,7 @@ __all__ = [
     "load_secret_constraints",
     "parse_config",
     "safe_file_name",
+    "size_limit",
     "value_pattern",
     "written_names",
 ]
@@ -71,6 +75,18 @@ DATA_LINK = "..data"
 """In a Kubernetes ConfigMap volume (and the sidecar's output), the symlink to the
 directory that holds the files of the current version."""
 
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+"""The largest ``manifest.json`` (and ``value-constraints.json``) a reader accepts and
+the build writes: ~100 times the manifest of a large repository (thousands of keys and
+files, ~150 KB). Files are checked against it before they are read, so a planted huge
+file costs nothing."""
+MAX_SIGNATURE_BYTES = 1024
+"""The largest ``manifest.json.sig``: 88 bytes of base64 and a newline, with room for
+line endings an editor or a transport might add."""
+MAX_ATTESTATION_BYTES = 64 * 1024 * 1024
+"""The largest ``attestation.dsse.json``: base64 of a statement with one subject per
+file the manifest lists, ~2.5 times the manifest's ``files`` at most."""
+
 MANIFEST_FORMAT = 1
 """The ``format`` this module reads and the build writes."""
 MAX_VERSION = 2**53 - 1
@@ -85,6 +101,8 @@ _MAX_NAME = 255
 _REQUIRED = ("compiler", "config_digest", "environment", "files", "format", "hot_keys",
              "inputs", "reload_default", "restart_keys", "schema", "version")
 _OPTIONAL = ("secret_keys",)
+_LIMITS = {MANIFEST: MAX_MANIFEST_BYTES, SIGNATURE: MAX_SIGNATURE_BYTES,
+           ATTESTATION: MAX_ATTESTATION_BYTES, VALUE_CONSTRAINTS: MAX_MANIFEST_BYTES}
 
 
 class ManifestError(ValueError):
@@ -107,6 +125,13 @@ class DataLinkError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def size_limit(name: str) -> int | None:
+    """The most bytes a reader accepts for the artifact file ``name`` before verifying
+    it; None for files whose size only their signed digest bounds (``config.json``
+    is as large as the configuration)."""
+    return _LIMITS.get(name)
 
 
 def data_root(directory: Path, *, volume: bool) -> Path:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from .artifact import CONFIG, MANIFEST, SIGNED_FILES, written_names
+from .artifact import CONFIG, MANIFEST, SIGNED_FILES, size_limit, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
 from .durable import (
     DirectoryUpdate,
@@ -940,7 +940,8 @@ def compile_environment(project: Project, env: str, source: Source | None = None
 def _read_previous(project: Project, env: str) -> bytes | None:
     """The manifest of the last build of ``env`` (None before the first)."""
     rel = f"{project.output}/{env}"
-    return read_if_present(real_directory(project.root, rel) / MANIFEST, f"{rel}/{MANIFEST}")
+    return read_if_present(real_directory(project.root, rel) / MANIFEST, f"{rel}/{MANIFEST}",
+                           size_limit(MANIFEST))
 
 
 class VersionBase(NamedTuple):
@@ -1072,7 +1073,7 @@ def _updates(project: Project, artifacts: dict[str, Artifact],
         if previous[env] == files[MANIFEST]:
             directory = real_directory(project.root, rel)
             for name in SIGNED_FILES:
-                signed = read_if_present(directory / name, f"{rel}/{name}")
+                signed = read_if_present(directory / name, f"{rel}/{name}", size_limit(name))
                 if signed is not None:
                     files[name] = signed
         updates.append(DirectoryUpdate(rel, files, written_names(previous[env])))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -150,8 +151,9 @@ class FileTooLarge(OSError):
     """``path`` is larger than the reader accepts."""
 
     def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:
-        super().__init__(errno.EFBIG, f"is {size} bytes, more than the {limit} accepted",
-                         str(path))
+        self.message = f"is larger than {limit} bytes"
+        super().__init__(errno.EFBIG, self.message, str(path))
+        self.limit = limit
 
 
 def file_kind(mode: int) -> str:
@@ -236,8 +238,7 @@ def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> tuple[
     return fd, st.st_size
 
 
-def read_located(path: str | os.PathLike[str], display: str, limit: int | None = None
-                 ) -> bytes:
+def read_located(path: str | os.PathLike[str], display: str, limit: int | None = None) -> bytes:
     """:func:`read_regular` for the build: the last component must not be a symlink
     (resolve first); ``PathError`` naming ``display`` otherwise (a FIFO, device, socket
     or directory, more than ``limit`` bytes, or a file that cannot be read)."""
@@ -260,20 +261,22 @@ def _located(display: str, reader: Callable[[str | os.PathLike[str]], T],
                    if exc.kind == "a symbolic link" else exc.message)
         raise PathError([path_problem(display, message)]) from None
     except FileTooLarge as exc:
-        raise PathError([path_problem(display, exc.strerror or "too large")]) from None
+        raise PathError([path_problem(display, exc.message)]) from None
     except OSError as exc:
         raise PathError([path_problem(display, f"cannot read: {os_reason(exc)}")]) from None
 
 
-def read_if_present(path: str | os.PathLike[str], display: str) -> bytes | None:
-    """``read_regular``, or None if nothing is at ``path`` (or its directory is missing)."""
+def read_if_present(path: str | os.PathLike[str], display: str,
+                    limit: int | None = None) -> bytes | None:
+    """:func:`read_located`, or None if nothing is at ``path`` (or its directory is
+    missing)."""
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         raise PathError([path_problem(display, f"cannot read: {os_reason(exc)}")]) from None
-    return read_located(path, display)
+    return read_located(path, display, limit)
 
 
 def _inside(path: str, root: str) -> bool:
@@ -690,6 +693,14 @@ def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, int]:
     return found
 
 
+def _upto(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The bytes of ``path``, or None if it has more than ``limit``."""
+    try:
+        return read_regular(path, limit)
+    except FileTooLarge:
+        return None
+
+
 def _changes(directory: Path, update: DirectoryUpdate) -> list[str]:
     """Names whose bytes differ from ``update.files``, or that a write would remove."""
     entries = _entries(directory, update)
@@ -698,7 +709,10 @@ def _changes(directory: Path, update: DirectoryUpdate) -> list[str]:
         mode = entries.get(name)
         current = None
         if mode is not None and stat.S_ISREG(mode):
-            current = read_located(directory / name, f"{update.shown}/{name}")
+            # A file larger than its new bytes differs: never read it (a planted
+            # multi-gigabyte manifest.json would be read whole to be compared).
+            current = _located(f"{update.shown}/{name}", functools.partial(_upto, limit=len(data)),
+                               directory / name)
         if current != data:
             changed.append(name)
     changed += [name for name in entries if name not in update.files]

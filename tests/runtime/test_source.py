@@ -50,3 +50,15 @@ def test_a_data_link_out_of_the_volume_is_unreadable_and_nothing_is_read(
     assert list(raw.unreadable) == ["..data"]
     assert raw.unreadable["..data"].startswith(f"links to {target!r}")
     assert stat_signature(volume, ("config.json",))[0] == "..data"
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "manifest.json.sig"])
+def test_a_file_larger_than_its_kind_allows_is_unreadable_and_not_read(
+        volume: Path, name: str) -> None:
+    from magcfg.artifact import size_limit
+
+    with open(volume / name, "r+b") as fh:  # through the visible link, into ..data
+        fh.truncate(3 << 30)  # sparse: read whole, it would need gigabytes of memory
+    raw = read_artifact(volume, _listed)
+    assert raw.unreadable == {name: f"is larger than {size_limit(name)} bytes"}
+    assert raw.files == {}

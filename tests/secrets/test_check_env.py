@@ -176,6 +176,20 @@ def test_a_fifo_in_the_artifact_is_refused_not_waited_on(built: Project, name: s
         f"{path}: error: cannot read the artifact: is a FIFO, not a regular file\n")
 
 
+def test_a_huge_manifest_or_constraints_file_is_refused_unread(
+        strict: Project, tmp_path: Path) -> None:
+    from magcfg.artifact import MAX_MANIFEST_BYTES
+
+    for name in ("value-constraints.json", "manifest.json"):
+        path = strict.root / "generated/prod" / name
+        with open(path, "r+b") as fh:
+            fh.truncate(MAX_MANIFEST_BYTES + 1)  # sparse
+        result = run(strict.root, "check-env", "--env", "prod",
+                     env=clean_env(**CONSTRAINED_VARS))
+        assert failed_cleanly(result, 1) == (
+            f"{path}: error: is larger than {MAX_MANIFEST_BYTES} bytes\n")
+
+
 def test_another_environments_or_a_malformed_manifest_is_refused(built: Project) -> None:
     dev = built.root / "generated/dev"
     result = run(built.root, "check-env", "--env", "prod", "--artifact", str(dev),

@@ -125,6 +125,28 @@ def test_a_fifo_is_refused_not_waited_on(signed: Path, keys: Path, name: str) ->
         f"generated/prod/{name}: error: is a FIFO, not a regular file\n")
 
 
+@pytest.mark.parametrize("name", ["manifest.json", "manifest.json.sig", "attestation.dsse.json"])
+def test_a_file_larger_than_its_kind_allows_is_refused_unread(
+        signed: Path, keys: Path, name: str) -> None:
+    from magcfg.artifact import size_limit
+
+    limit = size_limit(name)
+    assert limit is not None
+    with open(signed / "generated/prod" / name, "r+b") as fh:
+        fh.truncate(limit + 1)  # sparse: nothing is read, so nothing is allocated
+    assert verify(signed, keys) == (
+        f"generated/prod/{name}: error: is larger than {limit} bytes\n")
+
+
+def test_the_limits_fit_what_the_build_and_sign_write() -> None:
+    from magcfg.artifact import SIGNATURE, size_limit
+    from magcfg.signing.keys import Ed25519PrivateKey
+
+    signature = sign_manifest(b"{}", Ed25519PrivateKey.generate())
+    assert len(signature) == 89 and (size_limit(SIGNATURE) or 0) >= 10 * len(signature)
+    assert size_limit("config.json") is None  # as large as the configuration
+
+
 def test_a_symlinked_member_is_refused(signed: Path, keys: Path, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere.json"
     path = signed / "generated/prod/config.json"

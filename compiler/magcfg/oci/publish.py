@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..artifact import MANIFEST, written_names
+from ..artifact import MANIFEST, size_limit, written_names
 from ..durable import read_if_present, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..project import Project
@@ -92,7 +92,7 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
         data = verified.files.get(name)
         if data is None:
             data = (verified.manifest_bytes if name == MANIFEST
-                    else read_if_present(directory / name, f"{display}/{name}"))
+                    else read_if_present(directory / name, f"{display}/{name}", size_limit(name)))
         if data is not None:
             files[name] = data
     rev = revision if revision is not None else source_revision(project.root)

@@ -20,6 +20,7 @@ import orjson
 from ..artifact import (
     CONFIG,
     MANIFEST_FORMAT,
+    MAX_MANIFEST_BYTES,
     MAX_VERSION,
     ManifestError,
     check_manifest,
@@ -117,7 +118,13 @@ def manifest_bytes(
         # For the runtime, which has no schema: whose values events and logs must hide.
         manifest["secret_keys"] = secret_keys
     check_manifest(manifest)  # what verifiers refuse is never written
-    return json_bytes(manifest)
+    data = json_bytes(manifest)
+    if len(data) > MAX_MANIFEST_BYTES:  # nor what every reader would refuse to read
+        raise BuildError([Diagnostic(
+            manifest_path, None, None,
+            f"would be {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} every reader of "
+            "an artifact accepts (too many files or reload keys)", code="manifest")])
+    return data
 
 
 def inputs_digest(entries: Iterable[tuple[str, str]]) -> str:

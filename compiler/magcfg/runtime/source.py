@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifact import DATA_LINK, DataLinkError, data_root
-from ..durable import NotRegularFile, read_regular
+from ..artifact import DATA_LINK, DataLinkError, data_root, size_limit
+from ..durable import FileTooLarge, NotRegularFile, read_regular
 from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME
 
 __all__ = ["RawArtifact", "read_artifact", "stat_signature"]
@@ -51,12 +51,14 @@ class RawArtifact:
 
 
 def _read(root: Path, name: str, unreadable: dict[str, str]) -> bytes | None:
-    # Regular files only: a FIFO would block the kernel's thread for good.
+    # Regular files only: a FIFO would block the kernel's thread for good; and no
+    # larger than the kind allows, checked before a byte is read (a planted huge
+    # manifest would be read whole, before its signature is checked).
     try:
-        return read_regular(root / name)
+        return read_regular(root / name, size_limit(name))
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except NotRegularFile as exc:
+    except (NotRegularFile, FileTooLarge) as exc:
         unreadable[name] = exc.message
     except OSError as exc:
         unreadable[name] = f"cannot read: {exc.strerror}"

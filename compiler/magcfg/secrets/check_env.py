@@ -43,9 +43,10 @@ from ..artifact import (
     load_manifest,
     load_secret_constraints,
     parse_config,
+    size_limit,
     value_pattern,
 )
-from ..durable import read_regular
+from ..durable import FileTooLarge, read_regular
 from ..errors import Diagnostic, MagcfgError
 from ..keyglob import KeyGlobs, format_keypath
 from .references import SecretRef, env_var_name, reference_paths, references
@@ -193,7 +194,9 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     raw: dict[str, bytes] = {}
     for name in (MANIFEST, CONFIG):
         try:
-            raw[name] = read_regular(root / name)
+            raw[name] = read_regular(root / name, size_limit(name))
+        except FileTooLarge as exc:
+            raise fail(shown / name, exc.message) from None
         except OSError as exc:  # NotRegularFile too: "is a FIFO, not a regular file"
             raise fail(shown / name, f"cannot read the artifact: {exc.strerror}") from None
     try:
@@ -219,7 +222,9 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     if listed is not None:
         file = shown / VALUE_CONSTRAINTS
         try:
-            data = read_regular(root / VALUE_CONSTRAINTS)
+            data = read_regular(root / VALUE_CONSTRAINTS, size_limit(VALUE_CONSTRAINTS))
+        except FileTooLarge as exc:
+            raise fail(file, exc.message) from None
         except OSError as exc:
             raise fail(file, f"cannot read the artifact: {exc.strerror}") from None
         if "sha256:" + hashlib.sha256(data).hexdigest() != listed:

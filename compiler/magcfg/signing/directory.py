@@ -17,8 +17,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..artifact import DATA_LINK, KUSTOMIZATION, DataLinkError, data_root, written_names
-from ..durable import DirectoryUpdate, NotRegularFile, PathError, read_regular, replace_directories
+from ..artifact import (
+    DATA_LINK,
+    KUSTOMIZATION,
+    DataLinkError,
+    data_root,
+    size_limit,
+    written_names,
+)
+from ..durable import (
+    DirectoryUpdate,
+    FileTooLarge,
+    NotRegularFile,
+    PathError,
+    read_regular,
+    replace_directories,
+)
 from ..errors import Diagnostic
 from .keys import SigningError, key_id
 from .signatures import (
@@ -89,12 +103,12 @@ def verify_artifact(env_dir: str | os.PathLike[str],
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
     """A member's bytes (None if absent): a regular file (a FIFO would hang) inside the
     directory (a symlink is followed only while it stays inside, as a mounted
-    ConfigMap's are)."""
+    ConfigMap's are), and no larger than its kind allows (checked before it is read)."""
     try:
-        return read_regular(directory / name)
+        return read_regular(directory / name, size_limit(name))
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except NotRegularFile as exc:
+    except (NotRegularFile, FileTooLarge) as exc:
         raise VerificationError(prefix + name, exc.message, "unreadable_file") from None
     except OSError as exc:
         raise VerificationError(prefix + name, f"cannot read: {exc.strerror}",
