@@ -7,19 +7,25 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from magcfg.artifact import (
     MAX_VERSION,
     DataLinkError,
     ManifestError,
     check_manifest,
+    check_secret_constraints,
     data_root,
     is_version,
     load_manifest,
+    value_pattern,
 )
 
 from .conftest import REPO, Project, failed_cleanly, tree_state
@@ -251,3 +257,67 @@ def test_the_repositorys_own_output_never_follows_a_data_link(tmp_path: Path) ->
     assert info.value.message == (
         "not written by magcfg: a ..data link is read only in an artifact directory given "
         "explicitly (a ConfigMap volume)")
+
+
+# ---------------------------------------------------------------- value patterns
+
+PATTERNS = [
+    "^CANARY-[A-Za-z0-9]+$", "abc", "^a*$", "a|b|cd", "^(ab|a)*c$", "x{2,4}y", "^.{3}$",
+    "[^a-c]+", "(?i)AbC", "(?i)[a-c]+$", "\\d{2}-\\w+", "\\s", "\\bfoo\\b", "\\Bo", "^$",
+    "a$", "(?m)^b$", "(?s)a.b", "a.b", "^(a|b)+?c", "[\\d\\s]+z", "[-a]", "^(?:a{0,2}b)*$",
+    "\\Aab\\Z", "^(.+)+Z", "(x*)*y", "[A-Fa-f0-9]{4,}", "(?i)[^x]", "é+", "^\\W+$",
+]
+VALUES = ["", "a", "ab", "abc", "ABC", "aab", "abab", "ac", "xxy", "xxxxy", "12-ab_c",
+          "a b", "foo", "a foo!", "foobar", "b\n", "a\nb", "a\nb\n", "axb", "a\nb ", "xyz",
+          "-", "CANARY-Ab3", "CANARY-a b", "éé", "!!", "AZ", "xxxxxxxxy", "0aF9", "\n"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_value_patterns_match_what_pythons_re_matches(pattern: str) -> None:
+    compiled = value_pattern(pattern)
+    python = re.compile(compiled.source, re.ASCII)
+    for value in VALUES:
+        assert compiled.search(value) == bool(python.search(value)), (pattern, value)
+
+
+@given(st.sampled_from(PATTERNS), st.text(alphabet="abcxyzAZ019 \n-_é!", max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_value_patterns_agree_with_re_on_any_value(pattern: str, value: str) -> None:
+    compiled = value_pattern(pattern)
+    assert compiled.search(value) == bool(re.search(compiled.source, value, re.ASCII))
+
+
+def test_catastrophic_patterns_are_checked_in_linear_time() -> None:
+    """Patterns Python's re takes 2^n steps on. Run in a child with a time limit: a
+    backtracking engine would never finish."""
+    script = (
+        "from magcfg.artifact import value_pattern\n"
+        "for p in ['^(.+)+Z', '^(a+)+$', '^(a|a)*$', '^(a|aa)+$', '^.*.*.*.*.*Z']:\n"
+        "    assert not value_pattern(p).search('a' * 3000 + '!')\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+
+
+@pytest.mark.parametrize(("pattern", "message"), [
+    ("^(a)\\1$", "uses a backreference, which magcfg does not check (secret values are "
+                 "checked without backtracking)"),
+    ("^(?=a)", "uses a lookaround, which magcfg does not check (secret values are checked "
+               "without backtracking)"),
+    ("^(?!a)", "uses a negative lookaround, which magcfg does not check (secret values are "
+               "checked without backtracking)"),
+    ("a++", "uses a possessive quantifier, which magcfg does not check (secret values are "
+            "checked without backtracking)"),
+    ("(?>a)", "uses an atomic group, which magcfg does not check (secret values are checked "
+              "without backtracking)"),
+    ("[a-z]{2000}", "is too large to check (more than 1000 steps once its counted "
+                    "repetitions are written out; use minLength and maxLength for lengths)"),
+])
+def test_patterns_that_need_backtracking_are_refused(pattern: str, message: str) -> None:
+    with pytest.raises(re.error) as info:
+        value_pattern(pattern)
+    assert info.value.msg == message
+    with pytest.raises(ManifestError) as refused:
+        check_secret_constraints({"format": 1, "keys": {"k": {"pattern": pattern}}})
+    assert refused.value.message == f"is not a regular expression magcfg can check ({message})"

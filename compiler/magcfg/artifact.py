@@ -11,10 +11,13 @@ and all of them refuse the same manifests. Standard library only (the runtime us
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, TypeGuard
 
@@ -38,6 +41,7 @@ __all__ = [
     "VALUE_KEYWORDS",
     "DataLinkError",
     "ManifestError",
+    "ValuePattern",
     "check_manifest",
     "check_secret_constraints",
     "data_root",
@@ -394,12 +398,216 @@ VALUE_KEYWORDS = ("const", "enum", "maxLength", "minLength", "pattern")
 """What ``x-magcfg-secret-value`` may say about a secret's value (all strings)."""
 
 
-def value_pattern(pattern: str) -> re.Pattern[str]:
-    """``pattern`` (JSON Schema, ECMA-262) compiled with Python's ``re`` as ECMA-262 reads
-    it where the two differ in ways that matter for a secret: ``$`` outside a character
+_MAX_PROGRAM = 1000
+"""The most steps a compiled value pattern may have (``x{1000}`` is a thousand). The
+time to check a value grows with its length times this (a few seconds at most for an
+8 KB value); lengths are what ``minLength`` and ``maxLength`` are for."""
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_SPACE = frozenset(" \t\n\r\f\v")
+_CATEGORIES: dict[str, Callable[[str], bool]] = {
+    "CATEGORY_DIGIT": lambda c: "0" <= c <= "9",
+    "CATEGORY_NOT_DIGIT": lambda c: not "0" <= c <= "9",
+    "CATEGORY_SPACE": lambda c: c in _SPACE,
+    "CATEGORY_NOT_SPACE": lambda c: c not in _SPACE,
+    "CATEGORY_WORD": lambda c: c in _WORD,
+    "CATEGORY_NOT_WORD": lambda c: c not in _WORD,
+}
+_UNSUPPORTED = {
+    "GROUPREF": "a backreference", "GROUPREF_EXISTS": "a conditional group",
+    "ASSERT": "a lookaround", "ASSERT_NOT": "a negative lookaround",
+    "POSSESSIVE_REPEAT": "a possessive quantifier", "ATOMIC_GROUP": "an atomic group",
+}
+
+
+def _in_range(low: str, high: str, c: str) -> bool:
+    return low <= c <= high
+
+
+def _fold(c: str) -> str:
+    return c.lower() if "A" <= c <= "Z" else c  # re.ASCII: only ASCII letters fold
+
+
+class ValuePattern:
+    """A ``pattern`` of ``x-magcfg-secret-value``, checked in time linear in the value
+    (a Thompson NFA run over the parse of Python's own ``re``: no backtracking, so a
+    pattern such as ``^(.+)+Z`` cannot hang ``check-env`` at start-up, where it would
+    run on real secrets). Python's ``re`` is exponential on such patterns and the
+    runtime promises no other dependency; it matches what ``re`` matches for every
+    construct it accepts, and refuses (as ``re.error``) backreferences, lookarounds,
+    possessive quantifiers and atomic groups, which need backtracking."""
+
+    def __init__(self, pattern: str, text: str) -> None:
+        self.pattern = pattern
+        self.source = text  # the pattern as Python's re reads it (``$`` made ``\\Z``)
+        # The program: ("char", test) | ("split", a, b) | ("jmp", a) | ("at", code) |
+        # ("match",). Every instruction is at most one entry of the thread list.
+        self._program: list[tuple[Any, ...]] = []
+        try:  # re's own parser, so the syntax accepted is exactly re's
+            parser: Any = importlib.import_module("re._parser")
+        except ImportError:
+            raise re.error("cannot be checked by this Python (no re._parser)") from None
+        self._maxrepeat = parser.MAXREPEAT
+        parsed = parser.parse(text, re.ASCII)
+        self._emit(list(parsed), int(parsed.state.flags))
+        self._program.append(("match",))
+
+    def _add(self, *instruction: Any) -> int:
+        if len(self._program) >= _MAX_PROGRAM:
+            raise re.error(f"is too large to check (more than {_MAX_PROGRAM} steps once its "
+                           "counted repetitions are written out; use minLength and maxLength "
+                           "for lengths)")
+        self._program.append(instruction)
+        return len(self._program) - 1
+
+    def _emit(self, items: list[tuple[Any, Any]], flags: int) -> None:
+        for op, av in items:
+            self._emit_one(str(op), av, flags)
+
+    def _emit_one(self, op: str, av: Any, flags: int) -> None:
+        fold = bool(flags & re.IGNORECASE)
+        if op in _UNSUPPORTED:
+            raise re.error(f"uses {_UNSUPPORTED[op]}, which magcfg does not check (secret "
+                           "values are checked without backtracking)")
+        if op == "LITERAL" or op == "NOT_LITERAL":
+            want, same = chr(av), op == "LITERAL"
+            if fold:
+                want = _fold(want)
+                self._add("char", lambda c: (_fold(c) == want) is same)
+            else:
+                self._add("char", lambda c: (c == want) is same)
+        elif op == "ANY":
+            self._add("char", (lambda c: True) if flags & re.DOTALL else (lambda c: c != "\n"))
+        elif op == "IN":
+            self._add("char", self._class(av, fold))
+        elif op == "AT":
+            self._add("at", str(av), bool(flags & re.MULTILINE))
+        elif op == "BRANCH":
+            jumps: list[int] = []
+            alternatives = av[1]
+            for i, alternative in enumerate(alternatives):
+                if i < len(alternatives) - 1:
+                    split = self._add("split", 0, 0)
+                    self._emit(list(alternative), flags)
+                    jumps.append(self._add("jmp", 0))
+                    self._program[split] = ("split", split + 1, len(self._program))
+                else:
+                    self._emit(list(alternative), flags)
+            for jump in jumps:
+                self._program[jump] = ("jmp", len(self._program))
+        elif op == "SUBPATTERN":
+            _, add_flags, del_flags, body = av
+            self._emit(list(body), (flags | add_flags) & ~del_flags)
+        elif op in ("MAX_REPEAT", "MIN_REPEAT"):  # greedy or lazy: the same for a yes/no
+            low, high, body = av
+            for _ in range(low):
+                self._emit(list(body), flags)
+            if high == self._maxrepeat:
+                loop = self._add("split", 0, 0)
+                self._emit(list(body), flags)
+                self._add("jmp", loop)
+                self._program[loop] = ("split", loop + 1, len(self._program))
+            else:
+                splits = []
+                for _ in range(high - low):
+                    splits.append(self._add("split", 0, 0))
+                    self._emit(list(body), flags)
+                for split in splits:
+                    self._program[split] = ("split", split + 1, len(self._program))
+        else:
+            raise re.error(f"uses {op}, which magcfg does not check")
+
+    @staticmethod
+    def _class(items: list[tuple[Any, Any]], fold: bool) -> Callable[[str], bool]:
+        negate = False
+        chars: set[str] = set()
+        tests: list[Callable[[str], bool]] = []
+        for op, av in items:
+            kind = str(op)
+            if kind == "NEGATE":
+                negate = True
+            elif kind == "LITERAL":
+                chars.add(chr(av))
+            elif kind == "RANGE":
+                tests.append(functools.partial(_in_range, chr(av[0]), chr(av[1])))
+            elif kind == "CATEGORY" and str(av) in _CATEGORIES:
+                tests.append(_CATEGORIES[str(av)])
+            else:
+                raise re.error(f"uses {kind} {av} in a character class, which magcfg does "
+                               "not check")
+        members = frozenset(chars)
+
+        def inside(c: str) -> bool:
+            return c in members or any(test(c) for test in tests)
+
+        def test(c: str) -> bool:
+            found = inside(c) or (fold and c.isascii() and c.isalpha() and (
+                inside(c.lower()) or inside(c.upper())))
+            return found is not negate
+
+        return test
+
+    @staticmethod
+    def _at(code: str, multiline: bool, value: str, pos: int) -> bool:
+        size = len(value)
+        if code == "AT_BEGINNING":
+            return pos == 0 or (multiline and value[pos - 1] == "\n")
+        if code == "AT_BEGINNING_STRING":
+            return pos == 0
+        if code == "AT_END":
+            return (pos == size or (pos == size - 1 and value[pos] == "\n")
+                    or (multiline and value[pos] == "\n"))
+        if code == "AT_END_STRING":
+            return pos == size
+        before = pos > 0 and value[pos - 1] in _WORD
+        after = pos < size and value[pos] in _WORD
+        if code == "AT_BOUNDARY":
+            return before != after
+        if code == "AT_NON_BOUNDARY":  # as re before 3.14: never in an empty value
+            return size > 0 and before == after
+        raise re.error(f"uses {code}, which magcfg does not check")
+
+    def search(self, value: str) -> bool:
+        """Whether the pattern matches anywhere in ``value`` (JSON Schema's rule)."""
+        program = self._program
+        seen = [-1] * len(program)
+        current: list[int] = []
+        for pos in range(len(value) + 1):
+            # Threads at this position: those that read the last character, and a new
+            # one starting here (the pattern is unanchored). Each instruction at most once.
+            starts = [*current, 0]
+            current = []
+            stack = list(reversed(starts))
+            while stack:
+                pc = stack.pop()
+                if seen[pc] == pos:
+                    continue
+                seen[pc] = pos
+                kind = program[pc][0]
+                if kind == "char":
+                    current.append(pc)
+                elif kind == "match":
+                    return True
+                elif kind == "jmp":
+                    stack.append(program[pc][1])
+                elif kind == "split":
+                    stack += (program[pc][2], program[pc][1])
+                elif self._at(program[pc][1], program[pc][2], value, pos):
+                    stack.append(pc + 1)
+            if pos == len(value):
+                break
+            c = value[pos]
+            current = [pc + 1 for pc in current if program[pc][1](c)]
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def value_pattern(pattern: str) -> ValuePattern:
+    """``pattern`` (JSON Schema, ECMA-262) compiled as ECMA-262 reads it where it and
+    Python's ``re`` differ in ways that matter for a secret: ``$`` outside a character
     class is the end of the value (Python's also matches before a final newline), and
-    ``\\d``/``\\w`` are ASCII (so is ``\\s`` here, narrower than ECMA-262's).
-    Unanchored, like JSON Schema: use ``re.search``. Raises ``re.error`` when ``re`` cannot compile it."""
+    ``\\d``/``\\w`` are ASCII (so is ``\\s`` here, narrower than ECMA-262's). Unanchored,
+    like JSON Schema: ``.search(value)``. Checked in linear time (:class:`ValuePattern`).
+    Raises ``re.error`` when ``re`` cannot compile it, or it needs backtracking."""
     out: list[str] = []
     i, in_class = 0, False
     while i < len(pattern):
@@ -416,7 +624,9 @@ def value_pattern(pattern: str) -> re.Pattern[str]:
             c = r"\Z"
         out.append(c)
         i += 1
-    return re.compile("".join(out), re.ASCII)
+    text = "".join(out)
+    re.compile(text, re.ASCII)  # re's syntax errors, as before
+    return ValuePattern(pattern, text)
 
 
 def _length(value: object, field: str) -> int:
@@ -445,7 +655,7 @@ def check_secret_constraints(document: object) -> dict[str, dict[str, Any]]:
                 try:
                     value_pattern(_string(value, at))
                 except re.error as exc:
-                    _fail(at, f"is not a regular expression Python can compile ({exc})")
+                    _fail(at, f"is not a regular expression magcfg can check ({exc})")
             elif keyword == "const":
                 if not isinstance(value, str):
                     _fail(at, f"must be a string, not {_type_name(value)}")

@@ -900,3 +900,28 @@ def test_a_data_link_out_of_the_volume_is_refused(rig: Rig) -> None:
     assert data["error"] == (f"{rig.art}/..data: links to {target!r}, not to a "
                              "'..<version>' directory beside it: a ..data link must stay in "
                              "the artifact directory")
+
+
+def test_a_catastrophic_pattern_cannot_hang_the_kernels_check_env(tmp_path: Path) -> None:
+    """In a child with a time limit: Python's re would take 2^n steps on this value."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from magcfg.runtime import Kernel\n"
+        "from magcfg.signing.keys import Ed25519PrivateKey\n"
+        "from tests.runtime.fixtures import KubeletWriter, artifact_files, base_config, digest\n"
+        "key = Ed25519PrivateKey.generate()\n"
+        "rules = b'{\"format\": 1, \"keys\": {\"magds.password\": {\"pattern\": \"^(.+)+Z\"}}}'\n"
+        "body = (json.dumps(base_config(1), indent=2, sort_keys=True) + '\\n').encode()\n"
+        "files = artifact_files(base_config(1), 1, key, extra_manifest={'files': {\n"
+        "    'config.json': digest(body), 'value-constraints.json': digest(rules)}})\n"
+        "KubeletWriter(Path(sys.argv[1])).write({**files, 'value-constraints.json': rules})\n"
+        "kernel = Kernel(Path(sys.argv[1]), [key.public_key()], watch=False,\n"
+        "                environment='production').start()\n"
+        "check = kernel.check_env({'MAGCFG_MAGDS_PASSWORD': 'a' * 3000})\n"
+        "print([(r.name, r.failed) for r in check.invalid])\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "art")],
+                          capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("[('MAGCFG_MAGDS_PASSWORD', (('pattern', \"does not match pattern "
+                           "'^(.+)+Z'\"),))]\n")

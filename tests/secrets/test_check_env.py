@@ -505,3 +505,46 @@ def test_constraints_that_are_not_exactly_documented_are_build_errors(tmp_path: 
     assert "x-magcfg-secret-value must be an object of constraints" in stderr
     stderr = _schema_refusal(tmp_path / "3", {"minLength": 8}, key="host")
     assert "x-magcfg-secret-value on magds.host, which is not secret" in stderr
+
+
+def test_a_catastrophic_pattern_cannot_hang_check_env(tmp_path: Path) -> None:
+    """``^(.+)+Z`` backtracks 2^n times in Python's re on a value without a Z: the check
+    at start-up must finish (``run`` gives up after 60 s)."""
+    project = constrained(tmp_path / "sp", {"magds.password": {"pattern": "^(.+)+Z"}})
+    value = "CANARY-" + "a" * 3000
+    result = run(project.root, "check-env", "--env", "prod",
+                 env=clean_env(**{**CONSTRAINED_VARS, "MAGCFG_MAGDS_PASSWORD": value}))
+    assert failed_cleanly(result, 1).endswith(
+        "  MAGCFG_MAGDS_PASSWORD (for magds.password, vault://): does not match pattern "
+        "'^(.+)+Z'\n")
+    assert "CANARY" not in _all_output(result)
+
+
+def test_a_backtracking_pattern_in_an_edited_artifact_is_refused(strict: Project) -> None:
+    """check-env does not check the signature: an edited value-constraints.json with its
+    digest in an edited manifest is read, and a pattern needing backtracking refused."""
+    import hashlib
+
+    prod = strict.root / "generated/prod"
+    path = prod / "value-constraints.json"
+    path.write_text(path.read_text().replace('"^CANARY-[A-Za-z0-9]+$"', '"^(a)\\\\1$"'))
+    manifest = prod / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["files"]["value-constraints.json"] = "sha256:" + hashlib.sha256(
+        path.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(data))
+    result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
+    assert failed_cleanly(result, 1) == (
+        f"{path}: error: is not a regular expression magcfg can check (uses a backreference, "
+        "which magcfg does not check (secret values are checked without backtracking)) "
+        '[keys["magds.password"].pattern]\n')
+
+
+def test_a_pattern_needing_backtracking_is_a_located_build_error(tmp_path: Path) -> None:
+    stderr = _schema_refusal(tmp_path, {"pattern": "^(?=[a-z])\\w+$"})
+    text = (tmp_path / "bad/schemas/schema.json").read_text()
+    line = _line(text, "(?=[a-z])")
+    assert stderr.startswith(
+        f"schemas/schema.json:{line}: error: pattern '^(?=[a-z])\\\\w+$' is not a regular "
+        "expression magcfg can check (uses a lookaround, which magcfg does not check (secret "
+        "values are checked without backtracking))")

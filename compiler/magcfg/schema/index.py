@@ -321,7 +321,8 @@ class SchemaIndex:
 
     def _secret_value(self, schema: dict[str, Any]) -> dict[str, Any]:
         """The constraints of ``x-magcfg-secret-value`` (the dialect checked their
-        types); a pattern Python's ``re`` cannot compile is an error at its line."""
+        types); a pattern :func:`magcfg.artifact.value_pattern` cannot check (Python's
+        ``re`` cannot compile it, or it needs backtracking) is an error at its line."""
         rules = dict(schema["x-magcfg-secret-value"])
         pattern = rules.get("pattern")
         if isinstance(pattern, str):
@@ -332,8 +333,8 @@ class SchemaIndex:
                 raise located(self._file.path, self._file.file_raw, [(
                     [*pointer, "x-magcfg-secret-value", "pattern"],
                     f"pattern {pattern!r} is not a regular expression magcfg can check "
-                    f"(Python's re: {exc}); JSON Schema patterns are ECMA-262, write it in "
-                    "the syntax both understand")]) from None
+                    f"({exc}); JSON Schema patterns are ECMA-262, write it in the syntax "
+                    "both understand, without backreferences or lookarounds")]) from None
         return rules
 
     # -- queries ----------------------------------------------------------------------
