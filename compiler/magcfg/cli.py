@@ -284,7 +284,7 @@ def docs(
     from .durable import read_regular
 
     try:
-        current = read_regular(out, follow_symlinks=True) if os.path.lexists(out) else None
+        current = read_regular(out) if os.path.lexists(out) else None
     except OSError:
         current = None
     if check:
@@ -293,7 +293,7 @@ def docs(
             raise typer.Exit(1)
         return
     if current != text.encode("utf-8"):
-        _write_output(out, text.encode("utf-8"))
+        _write_output(out, text.encode("utf-8"), proj.root)
 
 # ---------------------------------------------------------------- secrets: check-env
 
@@ -875,10 +875,11 @@ def schema_infer(
     from .scaffold.infer import infer_schema, schema_bytes
 
     try:
-        data = schema_bytes(infer_schema(load_project(project)))
+        proj = load_project(project)
+        data = schema_bytes(infer_schema(proj))
     except MagcfgError as exc:
         _fail(exc)
-    _write_output(out, data)
+    _write_output(out, data, proj.root)
 
 
 @app.command("version")
@@ -904,13 +905,14 @@ def schema_layer(
     from .scaffold.infer import schema_bytes
 
     try:
-        schema = Compiler(load_project(project)).schema()
+        proj = load_project(project)
+        schema = Compiler(proj).schema()
         if schema is None:
             raise UsageError("the project names no JSON Schema (schema.json)")
         data = schema_bytes(layer_schema_of(schema, key))
     except MagcfgError as exc:
         _fail(exc)
-    _write_output(out, data)
+    _write_output(out, data, proj.root)
 
 
 @schema_app.command("project")
@@ -921,12 +923,14 @@ def schema_project(
     """Write the JSON Schema of magcfg.yaml itself, for editors."""
     from .scaffold.editors import project_schema
 
-    _write_output(out, project_schema())
+    _write_output(out, project_schema(), Path.cwd())
 
 
-def _write_output(out: Path | None, data: bytes) -> None:
-    """``data`` on stdout, or into the operator's ``--out`` file (a regular file or
-    absent; its directory is created)."""
+def _write_output(out: Path | None, data: bytes, checkout: Path) -> None:
+    """``data`` on stdout, or into the operator's ``--out`` file: a regular file or
+    absent (its missing directories inside ``checkout`` are created); never through a
+    symlink, since CI runs these commands in a checkout a pull request controls
+    (``write_operator_file``)."""
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -934,7 +938,7 @@ def _write_output(out: Path | None, data: bytes) -> None:
     from .durable import write_operator_file
 
     try:
-        write_operator_file(out, data)
+        write_operator_file(out, data, checkout=checkout, create_directories=True)
     except MagcfgError as exc:
         _fail(exc)
 

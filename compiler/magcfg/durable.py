@@ -573,7 +573,8 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = Tr
 
 
 
-def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None) -> None:
+def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None,
+                        create_directories: bool = False) -> None:
     """Write ``data`` to a file the operator named on the command line (``--out``),
     creating its directories: the operator's choice of place, but only ever a regular
     file (a symlink to one is the operator's too), replaced atomically.
@@ -584,7 +585,8 @@ def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None
     of a directory between the checkout's root and ``path``, is refused rather than
     written through. And a missing directory is an error rather than created, so a
     mistyped path makes no directories anywhere (as ``report --html`` and ``promote
-    --pr-body``)."""
+    --pr-body``), unless ``create_directories`` (``docs --out docs/reference/x.md``):
+    then the missing directories inside the checkout are created, as real ones."""
     try:
         mode = (os.lstat(path) if checkout is not None else os.stat(path)).st_mode
     except FileNotFoundError:
@@ -602,6 +604,12 @@ def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None
         if _inside(parent, root):
             rel = os.path.relpath(parent, root)
             real_directory(root, "" if rel == "." else rel.replace(os.sep, "/"))
+            if create_directories:
+                try:
+                    os.makedirs(parent, exist_ok=True)
+                except OSError as exc:
+                    raise PathError([path_problem(str(path), "cannot write: "
+                                                  f"{os_reason(exc)}")]) from None
         if not os.path.isdir(parent):
             where = str(path.parent) if str(path.parent) else "."
             raise PathError([path_problem(str(path), f"cannot write: directory {where} "

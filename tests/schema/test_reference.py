@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,27 @@ def test_reference_rows_show_enums_ranges_patterns_defaults_reload_secrecy(mini:
                                   "|  | host |")
     check = mini.run("docs", "--check", "--out", "docs/reference/config.md")
     assert check.returncode == 0, check.stderr
+
+
+def test_docs_out_never_writes_through_a_committed_symlink(mini: Project,
+                                                          tmp_path: Path) -> None:
+    # CI runs `magcfg docs --out docs/config-reference.md` in a checkout a pull request
+    # controls: a symlink there, at the file or in place of a directory, was committed.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "ref.md").write_text("not yours\n")
+    (mini.root / "docs").mkdir()
+    os.symlink(outside / "ref.md", mini.root / "docs/ref.md")
+    os.symlink(outside, mini.root / "away")
+    before, away = tree_state(mini.root), tree_state(outside)
+    for target, message in (("docs/ref.md", "docs/ref.md: error: is a symbolic link; give a file "
+                                            "name\n"),
+                            ("away/new.md", "away: error: is a symlink; magcfg writes only "
+                                            "into real directories inside the repository\n")):
+        for command in (["docs", "--out", target], ["schema", "infer", "-o", target],
+                        ["schema", "layer", "-o", target]):
+            assert failed_cleanly(mini.run(*command), 1) == message, command
+    assert (tree_state(mini.root), tree_state(outside)) == (before, away)
 
 
 def test_docs_out_that_is_a_directory_is_refused_cleanly(mini: Project) -> None:
