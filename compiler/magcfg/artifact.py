@@ -17,6 +17,7 @@ import json
 import os
 import re
 import stat
+import string
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, TypeGuard
@@ -402,8 +403,8 @@ _MAX_PROGRAM = 1000
 """The most steps a compiled value pattern may have (``x{1000}`` is a thousand). The
 time to check a value grows with its length times this (a few seconds at most for an
 8 KB value); lengths are what ``minLength`` and ``maxLength`` are for."""
-_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-_SPACE = frozenset(" \t\n\r\f\v")
+_WORD = frozenset(string.ascii_letters + string.digits + "_")
+_SPACE = frozenset(string.whitespace)
 _CATEGORIES: dict[str, Callable[[str], bool]] = {
     "CATEGORY_DIGIT": lambda c: "0" <= c <= "9",
     "CATEGORY_NOT_DIGIT": lambda c: not "0" <= c <= "9",

@@ -162,5 +162,6 @@ def test_verify_follows_the_kubelet_symlink_layout(tmp_path: Path) -> None:
     (mount / "..data").symlink_to(real.name)
     for name in data:
         (mount / name).symlink_to(f"..data/{name}")
-    assert verify_artifact(mount, [key.public_key()], environment="production").files["config.json"] == \
+    assert verify_artifact(mount, [key.public_key()], environment="production",
+                           volume=True).files["config.json"] == \
         (env_dir / "config.json").read_bytes()
