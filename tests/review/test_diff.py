@@ -249,7 +249,32 @@ def test_against_invalid_ref_names_ref(repo: Project) -> None:
     git(repo.root, "checkout", "-q", "HEAD~1", "--", "layers")
     result = repo.run("diff", "-e", "dev", "--against", "HEAD")
     assert result.returncode == 1
-    assert "layers/environments/dev/db.yaml:2" in result.stderr and "(at HEAD)" in result.stderr
+    assert "layers/environments/dev/db.yaml@HEAD:2: error: " in result.stderr, result.stderr
+    assert "(at HEAD)" not in result.stderr
+
+
+def test_against_errors_name_the_file_at_the_ref(repo: Project) -> None:
+    """A file broken at the ref and fixed since: the error names the revision, whose
+    line it gives, not the working-tree file (which has no such line)."""
+    path = "layers/environments/dev/db.yaml"
+    with (repo.root / path).open("a") as fh:
+        fh.write("  replicas: [1, 2\n")
+    git(repo.root, "commit", "-qam", "broken")
+    git(repo.root, "revert", "--no-edit", "HEAD")
+    for args in (("diff", "-e", "dev"), ("report", "-e", "dev", "--html", "r.html")):
+        result = repo.run(*args, "--against", "HEAD~1")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"{path}@HEAD~1:11: error: YAML syntax error"), \
+            result.stderr
+    (repo.root / "magcfg.yaml").write_text(
+        (repo.root / "magcfg.yaml").read_text().replace("version: 1", "version: 7"))
+    git(repo.root, "commit", "-qam", "broken project file")
+    git(repo.root, "revert", "--no-edit", "HEAD")
+    result = repo.run("diff", "-e", "dev", "--against", "HEAD~1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("magcfg.yaml@HEAD~1:1: error: this magcfg reads project "
+                                    "files of version 1"), result.stderr
+    assert not (repo.root / "r.html").exists()
 
 
 def test_against_ref_in_subdirectory_project(tmp_path: Path) -> None:
@@ -506,5 +531,5 @@ def test_against_ref_follows_symlinks_inside_the_repo(repo: Project) -> None:
     assert doc["changed"][0]["old_source"]["file"] == "layers/environments/staging/extra/pool.yaml"
     outside = repo.run("diff", "-e", "production", "--against", "HEAD")
     assert outside.returncode == 1
-    assert "layers/environments/production/outside: error: symlink leads outside the " \
+    assert "layers/environments/production/outside@HEAD: error: symlink leads outside the " \
         "repository" in outside.stderr

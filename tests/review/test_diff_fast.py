@@ -240,7 +240,7 @@ def test_describe_in_two_processes_is_describe_in_one(
 
     compiler = Compiler(load_project(generated / "magcfg.yaml"))
     stacks = compiler.load_stacks(["staging", "production"])
-    old, new = (diffs._compile(compiler, env, stacks[env], None)
+    old, new = (diffs._compile(compiler, env, stacks[env])
                 for env in ("staging", "production"))
     assert set(old.tops(["svc_000", "nope"])) == {"svc_000"}
     assert old.tops(sorted(old.fragments)) == old.config

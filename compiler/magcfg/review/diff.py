@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
-from ..errors import BuildError, Diagnostic, printable
+from ..errors import BuildError, printable
 from ..pipeline.cache import BuildCache
 from ..pipeline.context import CompileContext
 from ..pipeline.emit import json_bytes
@@ -509,15 +509,10 @@ def _describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack
 # ------------------------------------------------------------------ building both sides
 
 
-def _compile(compiler: Compiler, env: str, stack: LayerStack, where: str | None
-             ) -> CompileContext:
+def _compile(compiler: Compiler, env: str, stack: LayerStack) -> CompileContext:
     artifact, diagnostics = compiler.compile(env, stack, None)
     if artifact is None:
-        errors = [d for d in diagnostics if d.severity == "error"]
-        if where is not None:
-            errors = [Diagnostic(d.file, d.line, d.key, f"{d.message} (at {where})",
-                                 d.severity, d.code) for d in errors]
-        raise BuildError(errors)
+        raise BuildError([d for d in diagnostics if d.severity == "error"])
     assert artifact.context is not None
     return artifact.context
 
@@ -559,8 +554,8 @@ def _compared(project: Project, old_env: str, new_env: str, jobs: int | None,
     project.check_envs([old_env, new_env])
     compiler = Compiler(project)
     stacks = compiler.load_stacks([old_env, new_env])
-    old = _compile(compiler, old_env, stacks[old_env], None)
-    new = _compile(compiler, new_env, stacks[new_env], None)
+    old = _compile(compiler, old_env, stacks[old_env])
+    new = _compile(compiler, new_env, stacks[new_env])
     index = compiler.policies()
     keys = sorted(old.fragments.keys() | new.fragments.keys())
 
@@ -593,7 +588,8 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
 
     chosen = project.check_envs(list(envs))
     source = GitSource(project.root, ref)
-    old_project = project_at(project, source)
+    with source.errors_at_ref():
+        old_project = project_at(project, source)
     old_project.check_envs(list(chosen))
     owned = compiler is None
     if compiler is None:
@@ -602,13 +598,15 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
     # contents, so every file the ref shares with the working tree is a hit. Of what it
     # computes, nothing is written (the flush below keeps only key lines).
     old_compiler = Compiler(old_project, source, compiler.cache)
-    old_stacks = old_compiler.load_stacks(chosen)
+    with source.errors_at_ref():
+        old_stacks = old_compiler.load_stacks(chosen)
     stacks = compiler.load_stacks(chosen)
     index = compiler.policies()
     out: dict[str, ConfigDiff] = {}
     for env in chosen:
-        old_doc = _compile(old_compiler, env, old_stacks[env], ref).config
-        new_doc = _compile(compiler, env, stacks[env], None).config
+        with source.errors_at_ref():
+            old_doc = _compile(old_compiler, env, old_stacks[env]).config
+        new_doc = _compile(compiler, env, stacks[env]).config
         # One process: the ref side reads its blobs through one git process, which a
         # forked process would share.
         changes = describe(compare(old_doc, new_doc), old_stacks[env], stacks[env],

@@ -8,13 +8,15 @@ sub-directory of the repository.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import posixpath
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
 from ..project import Project, load_project
 
@@ -61,6 +63,22 @@ class GitSource:
     @property
     def hexsha(self) -> str:
         return str(self.commit.hexsha)
+
+    def at_ref(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+        """``diagnostics`` about files of this commit, each naming it (``file@REF``, as
+        ``diff`` names its side ``env@REF``): their lines are the commit's, which the
+        working-tree file of that name need not have."""
+        return [dataclasses.replace(d, file=f"{d.file}@{self.ref}") if d.file
+                else dataclasses.replace(d, message=f"{d.message} (at {self.ref})")
+                for d in diagnostics]
+
+    @contextlib.contextmanager
+    def errors_at_ref(self) -> Iterator[None]:
+        """A ``BuildError`` raised in the block is about this commit: ``at_ref``."""
+        try:
+            yield
+        except BuildError as exc:
+            raise BuildError(self.at_ref(exc.diagnostics)) from None
 
     def _full(self, path: str) -> str:
         return posixpath.normpath(posixpath.join(self.prefix, path)) if self.prefix else \
