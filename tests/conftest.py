@@ -145,11 +145,13 @@ class Project:
             path.write_text(content, encoding="utf-8")
         return path
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the real console script in the project directory."""
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+        """Run the real console script in the project directory (``TimeoutExpired`` after
+        ``timeout`` seconds: a command that must be quick on hostile input)."""
         full_env = {**os.environ, **(env or {})}
         return subprocess.run([str(MAGCFG), *args], cwd=self.root, capture_output=True,
-                              text=True, env=full_env, timeout=120)
+                              text=True, env=full_env, timeout=timeout)
 
     def snapshot_tree(self, rel: str = "generated") -> dict[str, str]:
         """sha256 of every file under ``rel`` (to prove a failed build wrote nothing)."""

@@ -47,15 +47,22 @@ from .errors import BuildError, Diagnostic
 T = TypeVar("T")
 
 __all__ = [
+    "DANGLING",
     "FAULT_ENV",
+    "LOOP",
+    "NOT_UTF8",
+    "OUTSIDE",
+    "SYMLINK_HERE",
     "DirectoryUpdate",
     "FileTooLarge",
     "NotRegularFile",
     "PathError",
     "Tree",
     "changed_entries",
+    "fenced_problem",
     "file_kind",
     "fsync_dir",
+    "listed_already",
     "read_if_present",
     "read_located",
     "read_regular",
@@ -91,6 +98,25 @@ class PathError(BuildError):
 
 def path_problem(display: str, message: str) -> Diagnostic:
     return Diagnostic(display, None, None, message, code="path")
+
+
+# What a read is refused for, worded once: ``review.gitsource`` refuses the same things in
+# a git commit's tree and must say so in the same words.
+OUTSIDE = "leads outside the repository"
+DANGLING = "dangling symlink: its target does not exist"
+LOOP = "symlink loop: it leads to a directory that contains it"
+NOT_UTF8 = "file name is not valid UTF-8; rename it"
+SYMLINK_HERE = "is a symlink here; magcfg reads only regular files"
+
+
+def fenced_problem(fence: str) -> str:
+    """Why nothing in ``fence`` (relative to the root) is read."""
+    return (f"leads into {fence}, which magcfg does not read "
+            "(.git, the output and the cache are off limits)")
+
+
+def listed_already(rel: str) -> str:
+    return f"symlink to a directory listed already (as {rel})"
 
 
 def os_reason(exc: OSError) -> str:
@@ -257,8 +283,7 @@ def _located(display: str, reader: Callable[[str | os.PathLike[str]], T],
     try:
         return reader(path)
     except NotRegularFile as exc:
-        message = ("is a symlink here; magcfg reads only regular files"
-                   if exc.kind == "a symbolic link" else exc.message)
+        message = SYMLINK_HERE if exc.kind == "a symbolic link" else exc.message
         raise PathError([path_problem(display, message)]) from None
     except FileTooLarge as exc:
         raise PathError([path_problem(display, exc.message)]) from None
@@ -300,11 +325,10 @@ class Tree:
 
     def _problem_of(self, rel: str, real: str) -> str | None:
         if not _inside(real, self.root):
-            return "leads outside the repository"
+            return OUTSIDE
         for fence in self.fenced:
             if _inside(real, fence):
-                return (f"leads into {fence[self._cut:]}, which magcfg does not read "
-                        "(.git, the output and the cache are off limits)")
+                return fenced_problem(fence[self._cut:])
         return None
 
     def resolve(self, rel: str) -> str:
@@ -314,8 +338,7 @@ class Tree:
             real = os.path.realpath(full, strict=True)
         except FileNotFoundError:
             if os.path.lexists(full):
-                raise PathError([path_problem(rel, "dangling symlink: its target does not "
-                                              "exist")]) from None
+                raise PathError([path_problem(rel, DANGLING)]) from None
             raise PathError([path_problem(rel, "not found")]) from None
         except OSError as exc:
             raise PathError([path_problem(rel, os_reason(exc))]) from None
@@ -419,8 +442,7 @@ class _Walk:
             try:
                 if not name.isascii() and not _utf8(name):
                     if wanted or entry.is_dir():
-                        self.problems.append(path_problem(rel, "file name is not valid "
-                                                          "UTF-8; rename it"))
+                        self.problems.append(path_problem(rel, NOT_UTF8))
                 elif entry.is_symlink():
                     self.link(rel, real_dir, wanted)
                 elif entry.is_dir(follow_symlinks=False):
@@ -447,11 +469,9 @@ class _Walk:
             return
         if os.path.isdir(real):
             if _inside(real_dir, real):
-                self.problems.append(path_problem(rel, "symlink loop: it leads to a "
-                                                  "directory that contains it"))
+                self.problems.append(path_problem(rel, LOOP))
             elif real in self.listed:
-                self.problems.append(path_problem(rel, "symlink to a directory listed "
-                                                  f"already (as {self.listed[real]})"))
+                self.problems.append(path_problem(rel, listed_already(self.listed[real])))
             else:
                 self.directory(real, rel)
         elif wanted and os.path.isfile(real):

@@ -152,12 +152,34 @@ GIT_ENV = {
 }
 
 
-def git(root: Path, *args: str) -> str:
-    """Run real git in ``root``; returns stdout."""
+def git(root: Path, *args: str, given: str | None = None) -> str:
+    """Run real git in ``root`` (``given`` on its stdin); returns stdout."""
     env = {**os.environ, **GIT_ENV}
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env=env,
-                          check=True, timeout=60)
+    done = subprocess.run(["git", *args], cwd=root, input=given, capture_output=True,
+                          text=True, env=env, check=True, timeout=60)
     return done.stdout
+
+
+def graft(root: Path, path: str, entry: str, message: str = "graft") -> str:
+    """A commit on top of HEAD whose tree holds ``entry`` (a ``git mktree`` line without
+    the name, e.g. ``160000 commit SHA``) at ``path``; the index and the working tree are
+    not touched. Git's porcelain will not make some trees a hostile commit can hold (an
+    entry named ``..``, a tree naming a million paths with a few objects)."""
+
+    def plumb(*args: str, given: str | None = None) -> str:
+        return git(root, *args, given=given).strip()
+
+    def rebuilt(tree: str | None, parts: list[str]) -> str:
+        name, rest = parts[0], parts[1:]
+        lines = plumb("ls-tree", tree).splitlines() if tree else []
+        kept = [line for line in lines if line.split("\t", 1)[1] != name]
+        old = next((line.split()[2] for line in lines
+                    if line.split("\t", 1)[1] == name and line.split()[1] == "tree"), None)
+        kept.append(f"040000 tree {rebuilt(old, rest)}\t{name}" if rest else f"{entry}\t{name}")
+        return plumb("mktree", "--missing", given="".join(f"{line}\n" for line in kept))
+
+    tree = rebuilt(plumb("rev-parse", "HEAD^{tree}"), path.split("/"))
+    return plumb("commit-tree", tree, "-p", "HEAD", "-m", message)
 
 
 def make_repo(root: Path) -> Project:

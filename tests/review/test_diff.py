@@ -174,13 +174,13 @@ def test_against_ref_parses_each_directory_of_the_commit_once(
         repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """GitPython parses a tree object again for every lookup by name; the ref side
     reads each directory's entries once, however many layer files sit in it."""
-    from git.objects import tree as git_tree
+    from git.objects import fun
 
     from magcfg.project import load_project
     from magcfg.review.diff import diff_against
 
     trees = int(git(repo.root, "ls-tree", "-r", "-t", "HEAD").count(" tree ")) + 1
-    parsed = calls(monkeypatch, git_tree, "tree_entries_from_data")
+    parsed = calls(monkeypatch, fun, "tree_entries_from_data")
     found = diff_against(load_project(repo.root / "magcfg.yaml"), "dev", "HEAD")
     assert found.identical
     assert 0 < len(parsed) <= trees  # at most every tree of the commit, once

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Project, failed_cleanly, tree_state
-from .promotion_repo import git, make_repo
+from .promotion_repo import git, graft, make_repo
 
 
 @pytest.fixture
@@ -111,3 +111,105 @@ def test_diff_and_explain_escape_file_names(repo: Project) -> None:
     assert explained.returncode == 0, explained.stderr
     assert "=> layers/environments/dev/\\x1b[31mred.yaml:2  (environment)" in explained.stdout
     assert "\x1b" not in done.stdout + done.stderr + explained.stdout + explained.stderr
+
+
+# ------------------------------------------------------------------ the tree of a ref
+# `diff --against` and `report --against` read the ref from git objects: a pull request
+# controls that tree as it controls the working tree, and more (git stores a tree that
+# no checkout could hold). Each refusal is the working tree's, with the file named at
+# the ref (`file@REF`), quickly, and nothing is written.
+
+def _against(repo: Project, ref: str, html: Path) -> list[str]:
+    """The stderr lines of ``diff --against`` and of ``report --against`` (the same),
+    each of which must fail cleanly, quickly, writing no page."""
+    done = repo.run("diff", "-e", "dev", "--against", ref, timeout=30)
+    lines = failed_cleanly(done).splitlines()
+    assert done.stdout == ""  # exit 1 is also a diff that found changes
+    done = repo.run("report", "-e", "dev", "--against", ref, "--html", str(html), timeout=30)
+    assert failed_cleanly(done).splitlines() == lines
+    assert not html.exists()
+    return lines
+
+
+def test_against_refuses_symlink_loops_as_the_working_tree_does(repo: Project,
+                                                                tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        os.symlink(".", repo.root / "layers/base" / name)
+    here = failed_cleanly(repo.run("build", "--check")).splitlines()
+    assert here == [f"layers/base/{name}: error: symlink loop: it leads to a directory that "
+                    "contains it" for name in ("a", "b", "c")]
+    git(repo.root, "checkout", "-q", "-b", "loops")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "three loops")
+    git(repo.root, "checkout", "-q", "main")
+    state = _state(repo)
+    assert _against(repo, "loops", tmp_path / "r.html") == [
+        line.replace(": error:", "@loops: error:", 1) for line in here]
+    assert _state(repo) == state
+
+
+def test_against_refuses_a_tree_naming_a_million_files(repo: Project, tmp_path: Path) -> None:
+    from magcfg.review.gitsource import TOO_MANY
+
+    blob = git(repo.root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
+    tree = git(repo.root, "mktree", given="".join(
+        f"100644 blob {blob}\tf{i}.yaml\n" for i in range(10))).strip()
+    for _ in range(5):
+        tree = git(repo.root, "mktree", given="".join(
+            f"040000 tree {tree}\td{i}\n" for i in range(10))).strip()
+    ref = graft(repo.root, "layers/base/zbomb", f"040000 tree {tree}")
+    state = _state(repo)
+    # Each layer directory listed after the bound is spent says so as well.
+    assert _against(repo, ref, tmp_path / "r.html") == [
+        f"{directory}@{ref}: error: {TOO_MANY}"
+        for directory in ("layers/base", "layers/environments/dev", "layers/secrets/dev")]
+    assert _state(repo) == state
+
+
+def test_against_refuses_a_submodule_and_a_dotdot_entry(repo: Project, tmp_path: Path) -> None:
+    head = git(repo.root, "rev-parse", "HEAD").strip()
+    ref = graft(repo.root, "layers/base/sub", f"160000 commit {head}")
+    assert _against(repo, ref, tmp_path / "r.html") == [
+        f"layers/base/sub@{ref}: error: is a git submodule; magcfg reads no layer files from "
+        "other repositories"]
+    blob = git(repo.root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
+    dotdot = git(repo.root, "mktree", given=f"100644 blob {blob}\tapp.yaml\n").strip()
+    ref = graft(repo.root, "layers/environments/dev/..", f"040000 tree {dotdot}")
+    assert _against(repo, ref, tmp_path / "r.html") == [
+        f"layers/environments/dev@{ref}: error: git tree holds an entry git refuses (a name "
+        "such as '..' or '.git', or a bad mode); magcfg does not read it"]
+
+
+def test_against_reads_nothing_from_the_output_through_a_symlink(repo: Project,
+                                                                 tmp_path: Path) -> None:
+    os.symlink("../../../generated/dev", repo.root / "layers/environments/dev/gen")
+    here = failed_cleanly(repo.run("build", "--check")).splitlines()
+    assert here == ["layers/environments/dev/gen: error: symlink leads into generated, which "
+                    "magcfg does not read (.git, the output and the cache are off limits)"]
+    git(repo.root, "checkout", "-q", "-b", "gen")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "a layer read from the output")
+    git(repo.root, "checkout", "-q", "main")
+    assert _against(repo, "gen", tmp_path / "r.html") == [
+        line.replace(": error:", "@gen: error:", 1) for line in here]
+
+
+def test_against_reads_nothing_outside_a_project_in_a_subdirectory(tmp_path: Path) -> None:
+    outer = tmp_path / "mono"
+    repo = make_repo(outer / "config")
+    (repo.root / ".git").rename(outer / ".git")
+    (outer / "other").mkdir()
+    (outer / "other/k.yaml").write_text("db:\n  port: 4242\n")
+    git(outer, "add", "-A")
+    git(outer, "commit", "-qm", "the project in a subdirectory")
+    os.symlink("../../../../other/k.yaml", repo.root / "layers/environments/dev/zz.yaml")
+    here = failed_cleanly(repo.run("build", "--check")).splitlines()
+    assert here == ["layers/environments/dev/zz.yaml: error: symlink leads outside the "
+                    "repository"]
+    git(outer, "checkout", "-q", "-b", "out")
+    git(outer, "add", "-A")
+    git(outer, "commit", "-qm", "a layer from outside the project")
+    git(outer, "checkout", "-q", "main")
+    lines = _against(repo, "out", tmp_path / "r.html")
+    assert lines == [line.replace(": error:", "@out: error:", 1) for line in here]
+    assert "4242" not in "".join(lines)

@@ -68,3 +68,24 @@ def test_unknown_ref_is_a_usage_error(mini: Project) -> None:
     result = mini.run("build", "--check", "--since", "nope")
     assert result.returncode == 2
     assert "unknown git ref 'nope'" in result.stderr
+
+
+def test_a_manifest_at_the_ref_is_read_as_the_working_tree_reads(mini: Project) -> None:
+    """A manifest the ref holds as a symlink out of the repository is refused, named at
+    the ref, not taken for a new environment (which would skip the gate)."""
+    git(mini, "init", "-q", "-b", "main")
+    git(mini, "config", "user.email", "ci@example.com")
+    git(mini, "config", "user.name", "CI")
+    (mini.root / ".gitignore").write_text(".magcfg-cache/\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v1")
+    git(mini, "checkout", "-q", "-b", "other")
+    manifest = mini.root / "generated/dev/manifest.json"
+    manifest.unlink()
+    manifest.symlink_to("/etc/hostname")
+    commit_all(mini, "a manifest from outside")
+    git(mini, "checkout", "-q", "main")
+    gate = mini.run("build", "--check", "--since", "other")
+    assert gate.returncode == 1, gate.stderr
+    assert gate.stderr.splitlines() == [
+        "generated/dev/manifest.json@other: error: symlink leads outside the repository"]

@@ -43,7 +43,7 @@ import json
 import marshal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
 from ..errors import BuildError, printable
@@ -58,6 +58,9 @@ from ..schema.index import PolicyIndex, SchemaIndex
 from ..secrets.redaction import REDACTED, Redactor
 from ..syntax.keylines import Indexed, KeyLines
 from ..workers import available_jobs, run_shares, weighted_runs
+
+if TYPE_CHECKING:
+    from .gitsource import GitSource
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
@@ -584,12 +587,21 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
     ``compiler``, if given: its owner then flushes its cache). The ref side is read
     from git once for all of them: a file two environments share is read and parsed
     once on each side."""
-    from .gitsource import GitSource, project_at
+    from .gitsource import GitSource
 
     chosen = project.check_envs(list(envs))
-    source = GitSource(project.root, ref)
+    with GitSource(project.root, ref) as source:
+        return _diffs_at(project, chosen, source, compiler)
+
+
+def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
+              compiler: Compiler | None) -> dict[str, ConfigDiff]:
+    from .gitsource import project_at
+
+    ref = source.ref
     with source.errors_at_ref():
         old_project = project_at(project, source)
+    source.fence(old_project.fenced)
     old_project.check_envs(list(chosen))
     owned = compiler is None
     if compiler is None:

@@ -1,27 +1,70 @@
 """Layer files as they are in a git commit, read from git objects (never the working tree).
 
-``GitSource`` has the interface of ``load.FileSource`` (``read``, ``list_layer``), so the
-``Compiler`` builds an environment at any commit without a checkout: ``magcfg diff
---against REF`` uses it. Paths are relative to the project root, which may be a
-sub-directory of the repository.
+``GitSource`` has the interface of ``load.FileSource`` (``read``, ``list_layer``) and its
+containment (``durable.Tree``), so the ``Compiler`` builds an environment at any commit
+without a checkout: ``magcfg diff --against REF`` uses it. Paths are relative to the
+project root, which may be a sub-directory of the repository.
+
+A commit is as hostile as the working tree, and git lets it hold what no checkout can:
+a tree named a million times over by a few objects, a submodule, an entry named ``..``.
+Symlinks are resolved as ``realpath`` resolves them (every component, ``..`` after the
+link before it) and the result must lie inside the project and outside its fenced
+directories; a walk lists each directory once, refuses links to a directory containing
+them, and stops at ``MAX_ENTRIES`` entries and ``MAX_STEPS`` resolution steps. Every
+refusal is the working tree's, in its words (``durable``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import os
 import posixpath
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..durable import (
+    DANGLING,
+    LOOP,
+    NOT_UTF8,
+    OUTSIDE,
+    SYMLINK_HERE,
+    PathError,
+    fenced_problem,
+    file_kind,
+    listed_already,
+    os_reason,
+    path_problem,
+)
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
 from ..project import Project, load_project
 
-_SYMLINK_MODE = 0o120000
-_MAX_LINK_HOPS = 16
+MAX_ENTRIES = 100_000
+"""Tree entries one source lists, for all its layer directories together: a hundred
+times the largest repository benchmarked (1,001 layer files), and listed in well under
+a second. Git stores a tree once however often it is named, so seven objects of ten
+entries each name a million paths."""
+
+MAX_STEPS = 1_000_000
+"""Path components one source resolves, symlink targets included, all paths together:
+each link target may be ``_MAX_TARGET`` bytes long and a walk may meet ``MAX_ENTRIES``
+links; a repository without symlinks spends a few per layer directory."""
+
+_MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: what the working tree could follow
+_MAX_TARGET = 4095  # PATH_MAX less its NUL: no symlink on disk holds a longer target
+_GITLINK = 0o160000
+_TREE = stat.S_IFDIR
+_NOT_OTHER_REPOSITORIES = "magcfg reads no layer files from other repositories"
+SUBMODULE = f"is a git submodule; {_NOT_OTHER_REPOSITORIES}"
+TOO_MANY = (f"the layer directories at this commit hold more than {MAX_ENTRIES} files and "
+            "directories (git names that many with a few objects); magcfg stops listing here")
+BAD_TREE = ("git tree holds an entry git refuses (a name such as '..' or '.git', or a bad "
+            "mode); magcfg does not read it")
 
 
 def open_repo(root: Path) -> Any:
@@ -34,12 +77,59 @@ def open_repo(root: Path) -> Any:
         raise UsageError(f"{root} is not inside a git repository") from None
 
 
+class _Entry(NamedTuple):
+    """A tree entry: its object and mode (``git ls-tree``'s first two columns)."""
+
+    sha: bytes
+    mode: int
+
+
+class _Refused(Exception):
+    """A path resolution refused: ``message`` for the path asked for; ``directory``
+    when what it names is, or may be (outside the commit's tree: out of the repository,
+    in ``.git``), a directory, which a walk reports even where its name is no layer
+    file's (as ``durable._Walk``)."""
+
+    def __init__(self, message: str, directory: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.directory = directory
+
+
+class _Missing(Exception):
+    """Nothing at the path; ``heading`` is where resolution was going (a repository
+    path), ``linked`` whether it followed a symlink to get there."""
+
+    def __init__(self, heading: str, linked: bool = False) -> None:
+        super().__init__(heading)
+        self.heading = heading
+        self.linked = linked
+
+
+class _TooMuch(Exception):
+    """A bound of the source (``MAX_ENTRIES``, ``MAX_STEPS``) is spent."""
+
+
+def _inside(path: str, root: str) -> bool:
+    """``path`` is ``root`` or below it (repository paths, ``""`` the top)."""
+    return not root or path == root or path.startswith(root + "/")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # GitPython keeps a byte that is not UTF-8 as a surrogate
+        return False
+    return True
+
+
 class GitSource:
     """Files of the project at commit ``ref`` of the repository around ``project_root``."""
 
     def __init__(self, project_root: Path, ref: str, repo: Any | None = None) -> None:
         import git
 
+        self._owns_repo = repo is None
         self.repo = repo if repo is not None else open_repo(project_root)
         top = Path(self.repo.working_tree_dir).resolve()
         prefix = Path(project_root).resolve().relative_to(top).as_posix()
@@ -52,17 +142,46 @@ class GitSource:
             sha = self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
                                           f"{ref}^{{commit}}")
             self.commit = self.repo.commit(sha)
+            self._top = _Entry(self.commit.tree.binsha, _TREE)
         except (git.GitCommandError, git.BadName, git.BadObject, ValueError):
+            self.close()
             raise UsageError(f"unknown git ref {ref!r} (give a commit, branch or tag)") from None
-        self.tree = self.commit.tree
-        # Each directory's entries by name, by its path in the repository ("" for the
-        # root): GitPython parses a tree object again for every lookup by name, and a
-        # layer file's path crosses three or four trees of up to hundreds of entries.
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._fenced: tuple[str, ...] = ()
+        # Each tree's entries by name, by object: GitPython parses a tree object again
+        # for every lookup by name, and a layer file's path crosses three or four trees
+        # of up to hundreds of entries. None: a tree git itself would refuse.
+        self._trees: dict[bytes, dict[str, _Entry] | None] = {}
+        self._base: tuple[str, list[_Entry]] | None = None
+        self._real: dict[str, _Entry] = {}  # a listed layer file -> what it is
+        self._listings: dict[tuple[str, tuple[str, ...]], tuple[list[str], list[Diagnostic]]] = {}
+        self._entries_left = MAX_ENTRIES
+        self._steps_left = MAX_STEPS
+
+    def close(self) -> None:
+        """Stop the git processes GitPython keeps running for a repository this source
+        opened (``git cat-file``): a long-lived caller would collect them otherwise."""
+        if self._owns_repo:
+            self.repo.close()
+
+    def __enter__(self) -> GitSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def hexsha(self) -> str:
         return str(self.commit.hexsha)
+
+    def fence(self, fenced: Iterable[str]) -> None:
+        """Refuse from now on what resolves into ``fenced`` (directories relative to the
+        project root: the output, the cache, ``.git``), as ``FileSource`` does. The
+        project file at the commit says which they are, so it is read before this."""
+        self._fenced = tuple(f.strip("/") for f in fenced if f.strip("/"))
+        self._listings.clear()
+        self._real.clear()
+
+    # -- naming the revision ------------------------------------------------------------
 
     def at_ref(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         """``diagnostics`` about files of this commit, each naming it (``file@REF``, as
@@ -80,92 +199,294 @@ class GitSource:
         except BuildError as exc:
             raise BuildError(self.at_ref(exc.diagnostics)) from None
 
-    def _full(self, path: str) -> str:
-        return posixpath.normpath(posixpath.join(self.prefix, path)) if self.prefix else \
-            posixpath.normpath(path)
+    # -- git objects --------------------------------------------------------------------
 
-    def _resolve(self, full: str) -> Any:
-        """The blob or tree at ``full``, following symlinks (in any component) that stay
-        inside the repository; ``None`` if absent or leading outside."""
-        parts = [p for p in full.split("/") if p and p != "."]
-        done: list[str] = []
-        obj, i, hops = self.tree, 0, 0
-        while i < len(parts):
-            if obj.type != "tree":
-                return None
-            child = self._children(obj).get(parts[i])
-            if child is None:
-                return None
-            if child.type == "blob" and child.mode == _SYMLINK_MODE:
-                hops += 1
-                if hops > _MAX_LINK_HOPS:
-                    return None
-                target = child.data_stream.read().decode("utf-8", "surrogateescape")
-                joined = posixpath.normpath(posixpath.join("/".join(done), target))
-                if posixpath.isabs(target) or joined == ".." or joined.startswith("../"):
-                    return None
-                parts = [p for p in joined.split("/") if p and p != "."] + parts[i + 1:]
-                obj, done, i = self.tree, [], 0
-                continue
-            done.append(parts[i])
-            obj = child
-            i += 1
-        return obj
+    def _object(self, sha: bytes, kind: bytes, limit: int | None = None) -> bytes:
+        """The content of object ``sha`` if it is a ``kind``; ``ValueError`` if it is
+        not (or is missing), ``OSError`` if it holds more than ``limit`` bytes (asked
+        before it is read: a symlink's target is parsed, a layer file's is not)."""
+        if limit is not None and self.repo.odb.info(sha).size > limit:
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        stream = self.repo.odb.stream(sha)
+        data: bytes = stream.read()  # to the end: a stream left half read garbles git's next answer
+        if stream.type != kind:
+            raise ValueError(f"a {stream.type.decode()} where git expects a {kind.decode()}")
+        return data
 
-    def _children(self, tree: Any) -> dict[str, Any]:
-        """The entries of ``tree`` by name (parsed once per directory)."""
-        found = self._entries.get(tree.path)
-        if found is None:
-            found = self._entries[tree.path] = {item.name: item for item in tree}
+    def _tree(self, entry: _Entry) -> dict[str, _Entry] | None:
+        """The entries of tree ``entry`` by name (parsed once per tree object)."""
+        if entry.sha in self._trees:
+            return self._trees[entry.sha]
+        from git.objects import fun  # the module: tests count the calls of its parser
+
+        try:
+            data = self._object(entry.sha, b"tree")
+            found: dict[str, _Entry] | None = {
+                name: _Entry(sha, mode) for sha, mode, name in fun.tree_entries_from_data(data)}
+        except ValueError:  # a name or mode git refuses, a missing or mistyped object
+            found = None
+        self._trees[entry.sha] = found
         return found
 
-    def read(self, path: str) -> bytes:
-        """The bytes of ``path`` at the commit; ``FileNotFoundError`` if it is absent."""
-        obj = self._resolve(self._full(path))
-        if obj is None or obj.type != "blob":
-            raise FileNotFoundError(2, f"not in {self.ref}", path)
-        data: bytes = obj.data_stream.read()
-        return data
+    # -- resolving a path ---------------------------------------------------------------
+
+    def _spend_step(self) -> None:
+        self._steps_left -= 1
+        if self._steps_left < 0:
+            raise _TooMuch(f"the symlinks at this commit take more than {MAX_STEPS} steps "
+                           "to resolve; magcfg stops here")
+
+    def _walk(self, parts: list[str], start: tuple[str, list[_Entry]], follow_last: bool = True
+              ) -> tuple[str, list[_Entry], bool]:
+        """``realpath`` in the commit: from ``start`` (a repository path and the entries
+        down to it) through ``parts``, every symlink followed. Returns the repository
+        path reached, the entries down to it and whether a symlink was followed.
+        ``_Missing`` if nothing is there; ``_Refused`` for what cannot be followed (a
+        link out of the repository, a loop, a tree git refuses) and, unless
+        ``follow_last``, a symlink as the last part."""
+        names = start[0].split("/") if start[0] else []
+        nodes = list(start[1])
+        todo = [p for p in reversed(parts) if p not in ("", ".")]
+        hops = 0
+        while todo:
+            self._spend_step()
+            name = todo.pop()
+            if name == "..":
+                if not names:
+                    raise _Refused(f"symlink {OUTSIDE}" if hops else OUTSIDE, directory=True)
+                names.pop()
+                nodes.pop()
+                continue
+            entries = self._tree(nodes[-1]) if stat.S_ISDIR(nodes[-1].mode) else {}
+            if entries is None:
+                raise _Refused(BAD_TREE)
+            child = entries.get(name)
+            if child is None:
+                raise _Missing("/".join([*names, name, *reversed(todo)]), hops > 0)
+            if stat.S_ISLNK(child.mode):
+                if not todo and not follow_last:
+                    raise _Refused(SYMLINK_HERE)
+                hops += 1
+                if hops > _MAX_LINK_HOPS:
+                    raise _Refused(os_reason(OSError(errno.ELOOP, os.strerror(errno.ELOOP))))
+                try:
+                    target = self._object(child.sha, b"blob", _MAX_TARGET).decode(
+                        "utf-8", "surrogateescape")
+                except OSError as exc:
+                    raise _Refused(os_reason(exc)) from None
+                except ValueError:  # a link the commit names but the repository lacks
+                    raise _Missing("/".join(names), linked=True) from None
+                if target.startswith("/"):
+                    raise _Refused(f"symlink {OUTSIDE}", directory=True)
+                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                continue
+            names.append(name)
+            nodes.append(child)
+        return "/".join(names), nodes, hops > 0
+
+    def _project(self) -> tuple[str, list[_Entry]]:
+        """The project directory in the commit, resolved (the working tree's root is a
+        ``realpath`` too); ``_Missing`` if the commit has none."""
+        if self._base is None:
+            try:
+                self._base = self._walk(self.prefix.split("/"), ("", [self._top]))[:2]
+            except _Refused:
+                raise _Missing(self.prefix) from None
+            if not stat.S_ISDIR(self._base[1][-1].mode):
+                raise _Missing(self.prefix)
+        return self._base
+
+    def _problem_of(self, real: str) -> str | None:
+        """Why a path that resolves to ``real`` (a repository path) is not read."""
+        base = self._project()[0]
+        if not _inside(real, base):
+            return OUTSIDE
+        rel = real[len(base) + 1:] if base else real
+        for fence in self._fenced:
+            if _inside(rel, fence):
+                return fenced_problem(fence)
+        return None
+
+    def _resolve(self, rel: str, follow_last: bool = True) -> tuple[str, _Entry]:
+        """The repository path and entry ``rel`` (relative to the project) leads to,
+        checked as ``durable.Tree.resolve`` checks: ``_Refused``, or ``_Missing``."""
+        try:
+            real, nodes, linked = self._walk(rel.split("/"), self._project(), follow_last)
+        except _Missing as exc:
+            # A link may lead into a fenced directory that is absent from the commit
+            # (`.git` never is in a tree): the working tree refuses it for that.
+            problem = self._problem_of(posixpath.normpath(exc.heading)) if exc.linked else None
+            if problem is not None and problem != OUTSIDE:
+                raise _Refused(f"symlink {problem}", directory=True) from None
+            raise
+        problem = self._problem_of(real)
+        if problem is not None:
+            raise _Refused(f"symlink {problem}" if linked else problem,
+                           stat.S_ISDIR(nodes[-1].mode))
+        return real, nodes[-1]
+
+    def _lexists(self, rel: str) -> bool:
+        """Something (a dangling symlink, say) is at ``rel`` itself, link or not."""
+        parent, _, name = rel.rpartition("/")
+        try:
+            _, nodes, _ = self._walk(parent.split("/"), self._project())
+        except (_Missing, _Refused, _TooMuch):
+            return False
+        entries = self._tree(nodes[-1]) if stat.S_ISDIR(nodes[-1].mode) else None
+        return entries is not None and name in entries
+
+    def _located(self, rel: str, follow_last: bool = True) -> tuple[str, _Entry]:
+        """``_resolve`` with its refusals as the working tree's ``PathError``; a path
+        with nothing there is ``FileNotFoundError``, a dangling link a ``PathError``."""
+        try:
+            return self._resolve(rel.strip("/"), follow_last)
+        except _Refused as exc:
+            raise PathError([path_problem(rel, exc.message)]) from None
+        except _Missing:
+            if self._lexists(rel.strip("/")):
+                raise PathError([path_problem(rel, DANGLING)]) from None
+            raise FileNotFoundError(2, f"not in {self.ref}", rel) from None
+        except _TooMuch as exc:
+            raise PathError([path_problem(rel, str(exc))]) from None
+
+    # -- the Source interface -----------------------------------------------------------
+
+    def read(self, path: str, follow_symlinks: bool = True) -> bytes:
+        """The bytes of the regular file ``path`` at the commit: ``FileNotFoundError`` if
+        nothing is there, ``PathError`` for what the working tree refuses (a symlink
+        out of the project or into a fenced directory, a directory, a submodule; any
+        symlink as the last component, unless ``follow_symlinks``)."""
+        entry = self._real.get(path) if follow_symlinks else None
+        if entry is None:
+            entry = self._located(path, follow_symlinks)[1]
+        if entry.mode == _GITLINK:
+            raise PathError([path_problem(path, SUBMODULE)])
+        if not stat.S_ISREG(entry.mode):
+            raise PathError([path_problem(path, f"is {file_kind(entry.mode)}, not a regular "
+                                          "file")])
+        try:
+            return self._object(entry.sha, b"blob")
+        except ValueError as exc:  # a blob the commit names but the repository lacks
+            raise PathError([path_problem(path, f"cannot read: {exc}")]) from None
 
     def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
                    ) -> tuple[list[str], list[Diagnostic]]:
-        """Layer files under ``directory`` at the commit, ordered as ``FileSource`` orders
-        them; symlinks leading outside the repository are reported, not followed."""
-        files: list[str] = []
-        problems: list[Diagnostic] = []
-        base = self._resolve(self._full(directory))
-        if base is None or base.type != "tree":
-            return files, problems
-        stack = [(base, directory.strip("/"))]
-        while stack:
-            tree, rel = stack.pop()
-            for item in self._children(tree).values():
-                name = item.name
-                if name.startswith("."):
-                    continue
-                child = f"{rel}/{name}" if rel else name
-                target = item
-                if item.type == "blob" and item.mode == _SYMLINK_MODE:
-                    target = self._resolve(self._full(child))
-                    if target is None:
-                        problems.append(Diagnostic(child, None, None,
-                                                   "symlink leads outside the repository",
-                                                   code="symlink"))
-                        continue
-                if target.type == "tree":
-                    stack.append((target, child))
-                elif name.endswith(suffixes):
-                    files.append(child)
-        files.sort(key=lambda p: p.encode("utf-8"))
-        return files, problems
+        """Layer files under ``directory`` at the commit and the problems met, as
+        ``FileSource.list_layer`` gives them for the working tree (hidden entries
+        skipped, sorted by path bytes, each directory listed once); also a submodule,
+        a tree git refuses and a walk past ``MAX_ENTRIES`` are problems."""
+        key = (directory, suffixes)
+        if key not in self._listings:
+            self._listings[key] = self._list(directory.strip("/"), suffixes)
+        files, problems = self._listings[key]
+        return list(files), list(problems)
+
+    def _list(self, rel: str, suffixes: tuple[str, ...]) -> tuple[list[str], list[Diagnostic]]:
+        try:
+            real, entry = self._located(rel)
+        except FileNotFoundError:
+            return [], []
+        except PathError as exc:
+            return [], exc.diagnostics
+        if not stat.S_ISDIR(entry.mode):
+            return [], [path_problem(rel, SUBMODULE if entry.mode == _GITLINK
+                                     else "is not a directory")]
+        walk = _Walk(self, suffixes)
+        try:
+            walk.run(real, rel, entry)
+        except _TooMuch as exc:
+            return [], [path_problem(rel, str(exc))]
+        walk.files.sort(key=lambda p: p.encode("utf-8"))
+        self._real.update(walk.real)
+        return walk.files, walk.problems
+
+
+class _Walk:
+    """One ``GitSource.list_layer``, as ``durable._Walk`` walks the working tree, with
+    a stack of its own (a commit may nest trees deeper than Python recurses)."""
+
+    def __init__(self, source: GitSource, suffixes: tuple[str, ...]) -> None:
+        self.source = source
+        self.suffixes = suffixes
+        self.files: list[str] = []
+        self.real: dict[str, _Entry] = {}
+        self.problems: list[Diagnostic] = []
+        self.listed: dict[str, str] = {}  # repository path of a directory -> its rel
+        self.stack: list[tuple[str, str, Iterator[tuple[str, _Entry]]]] = []
+
+    def run(self, real: str, rel: str, entry: _Entry) -> None:
+        self.directory(real, rel, entry)
+        while self.stack:
+            real_dir, rel_dir, entries = self.stack[-1]
+            item = next(entries, None)
+            if item is None:
+                self.stack.pop()
+            else:
+                self.entry(real_dir, rel_dir, *item)
+
+    def directory(self, real: str, rel: str, entry: _Entry) -> None:
+        self.listed[real] = rel
+        entries = self.source._tree(entry)
+        if entries is None:
+            self.problems.append(path_problem(rel, BAD_TREE))
+            return
+        self.source._entries_left -= len(entries)
+        if self.source._entries_left < 0:
+            raise _TooMuch(TOO_MANY)
+        self.stack.append((real, rel, iter(entries.items())))
+
+    def entry(self, real_dir: str, rel_dir: str, name: str, entry: _Entry) -> None:
+        if name.startswith("."):
+            return
+        rel = f"{rel_dir}/{name}"
+        wanted = name.endswith(self.suffixes)
+        if not _utf8(name):
+            if wanted or stat.S_ISDIR(entry.mode) or entry.mode == _GITLINK:
+                self.problems.append(path_problem(rel, NOT_UTF8))
+        elif stat.S_ISLNK(entry.mode):
+            self.link(rel, real_dir, wanted)
+        elif stat.S_ISDIR(entry.mode):
+            self.directory(f"{real_dir}/{name}", rel, entry)
+        elif entry.mode == _GITLINK:
+            self.problems.append(path_problem(rel, SUBMODULE))
+        elif wanted:
+            self.files.append(rel)
+            self.real[rel] = entry
+
+    def link(self, rel: str, real_dir: str, wanted: bool) -> None:
+        """A symlink met in the walk: followed if it stays inside, reported if it does
+        not and would matter (a layer file, or a directory)."""
+        try:
+            real, entry = self.source._resolve(rel)
+        except _Refused as exc:
+            if wanted or exc.directory:
+                self.problems.append(path_problem(rel, exc.message))
+            return
+        except _Missing:
+            if wanted:
+                self.problems.append(path_problem(rel, DANGLING))
+            return
+        if stat.S_ISDIR(entry.mode):
+            if _inside(real_dir, real):
+                self.problems.append(path_problem(rel, LOOP))
+            elif real in self.listed:
+                self.problems.append(path_problem(rel, listed_already(self.listed[real])))
+            else:
+                self.directory(real, rel, entry)
+        elif entry.mode == _GITLINK:
+            self.problems.append(path_problem(rel, "symlink to a git submodule; "
+                                              f"{_NOT_OTHER_REPOSITORIES}"))
+        elif wanted:
+            self.files.append(rel)
+            self.real[rel] = entry
 
 
 def project_at(project: Project, source: GitSource) -> Project:
     """The project file as it is in ``source``'s commit, rooted at the working project's
     root (so layer paths resolve the same way). The working file is used when the commit
-    has none under that name."""
+    has none under that name. It must be a regular file there, as in the working tree."""
     try:
-        raw = source.read(project.file)
+        raw = source.read(project.file, follow_symlinks=False)
     except FileNotFoundError:
         return project
     if raw == project.raw:

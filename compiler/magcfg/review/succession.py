@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..artifact import MANIFEST
 from ..compiler import BuildResult
 from ..errors import Diagnostic
 from ..project import Project
+
+if TYPE_CHECKING:
+    from .gitsource import GitSource
 
 
 def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
@@ -24,14 +28,17 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
     from ..signing.versions import SuccessionError, check_succession
     from .gitsource import GitSource
 
-    source = GitSource(Path(project.root), ref)
+    with GitSource(Path(project.root), ref) as source:
+        committed = {env: _committed(source, f"{project.output}/{env}/{MANIFEST}")
+                     for env in result.artifacts}
     problems = []
     for env, artifact in sorted(result.artifacts.items()):
         path = f"{project.output}/{env}/{MANIFEST}"
-        try:
-            before = json.loads(source.read(path))
-        except FileNotFoundError:
+        raw = committed[env]
+        if raw is None:
             continue  # a new environment
+        try:
+            before = json.loads(raw)
         except ValueError:
             problems.append(Diagnostic(path, None, "version",
                                        f"the manifest at {ref} is not JSON", code="version"))
@@ -47,3 +54,12 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
                 f"{reason}; rebuild on top of {ref} (`magcfg build`) so the version only goes up",
                 code="version"))
     return problems
+
+
+def _committed(source: GitSource, path: str) -> bytes | None:
+    """The bytes of ``path`` at the source's commit, None if it has none there."""
+    try:
+        with source.errors_at_ref():
+            return source.read(path)
+    except FileNotFoundError:
+        return None

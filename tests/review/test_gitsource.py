@@ -1,0 +1,222 @@
+"""``GitSource``: the layer files of a commit, listed and read with the working tree's
+containment (``durable.Tree``): the same files, and what the working tree refuses refused
+with the same message."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+from magcfg.durable import PathError, path_problem
+from magcfg.errors import Diagnostic
+from magcfg.pipeline.load import FileSource
+from magcfg.project import Project as Loaded
+from magcfg.project import load_project
+from magcfg.review.gitsource import GitSource
+
+from ..conftest import Project
+from .promotion_repo import git, graft, make_repo
+
+# Symlinks planted in layers/base, each something a pull request can commit.
+LINKS = {
+    "loop": ".",
+    "self.yaml": "self.yaml",
+    "dangling.yaml": "nowhere.yaml",
+    "dangling": "nowhere",
+    "git.yaml": "../../.git/config",
+    "gitdir": "../../.git",
+    "generated": "../../generated/dev",
+    "config.yaml": "../../generated/dev/config.json",
+    "absolute": "/etc",
+    "above.yaml": "../../../outside.yaml",
+    "dev": "../environments/dev",
+    "shared.yaml": "../environments/staging/db.yaml",
+}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Project:
+    return make_repo(tmp_path / "shop")
+
+
+def _committed(root: Path) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "a pull request")
+
+
+def _outcome(read: Callable[[str], bytes], path: str) -> bytes | list[Diagnostic]:
+    try:
+        return read(path)
+    except PathError as exc:
+        return exc.diagnostics
+
+
+@contextlib.contextmanager
+def _sides(project: Loaded, ref: str = "HEAD") -> Iterator[tuple[FileSource, GitSource]]:
+    with GitSource(project.root, ref) as there:
+        there.fence(project.fenced)
+        yield FileSource(project.root, project.fenced), there
+
+
+def _compare(here: FileSource, there: GitSource, project: Loaded,
+             names: Iterable[str] = ()) -> None:
+    """Every layer directory of ``project`` lists the same files and problems on both
+    sides, its files read the same, and each of ``names`` (read by name, as the schema
+    and the project file are) gives the same bytes or the same located error."""
+    for directory in sorted({spec.directory(env) for spec in project.layers
+                             for env in project.environments}):
+        files, problems = here.list_layer(directory)
+        found = there.list_layer(directory)
+        assert (found[0], sorted(found[1])) == (files, sorted(problems)), directory
+        for path in files:
+            assert there.read(path) == here.read(path), path
+    for path in names:
+        assert _outcome(there.read, path) == _outcome(here.read, path), path
+
+
+def test_a_ref_lists_and_refuses_what_the_working_tree_does(repo: Project) -> None:
+    base = repo.root / "layers/base"
+    (repo.root.parent / "outside.yaml").write_text("db:\n  port: 4242\n")
+    for name, target in LINKS.items():
+        os.symlink(target, base / name)
+    _committed(repo.root)
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project) as (here, there):
+        _compare(here, there, project, [f"layers/base/{name}" for name in LINKS])
+        files, problems = there.list_layer("layers/base")
+    assert "layers/base/dev/db.yaml" in files and "layers/base/shared.yaml" in files
+    assert sorted(d.format() for d in problems) == [
+        "layers/base/above.yaml: error: symlink leads outside the repository",
+        "layers/base/absolute: error: symlink leads outside the repository",
+        "layers/base/config.yaml: error: symlink leads into generated, which magcfg does not "
+        "read (.git, the output and the cache are off limits)",
+        "layers/base/dangling.yaml: error: dangling symlink: its target does not exist",
+        "layers/base/generated: error: symlink leads into generated, which magcfg does not "
+        "read (.git, the output and the cache are off limits)",
+        "layers/base/git.yaml: error: symlink leads into .git, which magcfg does not read "
+        "(.git, the output and the cache are off limits)",
+        "layers/base/gitdir: error: symlink leads into .git, which magcfg does not read "
+        "(.git, the output and the cache are off limits)",
+        "layers/base/loop: error: symlink loop: it leads to a directory that contains it",
+        "layers/base/self.yaml: error: symlink loop (too many levels of symbolic links)",
+    ]
+
+
+def test_a_ref_keeps_a_project_in_a_subdirectory_to_itself(tmp_path: Path) -> None:
+    """In a repository holding more than the project, a symlink may lead out of the
+    project but stay in the repository: at a ref as in the working tree, it leads outside."""
+    outer = tmp_path / "mono"
+    project = make_repo(outer / "config")
+    (project.root / ".git").rename(outer / ".git")
+    (outer / "other").mkdir()
+    (outer / "other/k.yaml").write_text("db:\n  port: 4242\n")
+    os.symlink("../../../../other/k.yaml", project.root / "layers/environments/dev/zz.yaml")
+    os.symlink("../../../../other", project.root / "layers/environments/dev/other")
+    git(outer, "add", "-A")
+    git(outer, "commit", "-qm", "a link out of the project")
+    loaded = load_project(project.root / "magcfg.yaml")
+    with _sides(loaded) as (here, there):
+        _compare(here, there, loaded, ["layers/environments/dev/zz.yaml"])
+        problems = there.list_layer("layers/environments/dev")[1]
+    assert sorted(d.format() for d in problems) == [
+        "layers/environments/dev/other: error: symlink leads outside the repository",
+        "layers/environments/dev/zz.yaml: error: symlink leads outside the repository"]
+
+
+def test_a_ref_refuses_what_git_itself_would(repo: Project) -> None:
+    """A submodule and an entry named ``..`` are located errors, not GitPython's
+    exceptions; the rest of the directory is still listed."""
+    head = git(repo.root, "rev-parse", "HEAD").strip()
+    git(repo.root, "reset", "-q", "--hard",
+        graft(repo.root, "layers/base/sub", f"160000 commit {head}"))
+    blob = git(repo.root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
+    dotdot = git(repo.root, "mktree", given=f"100644 blob {blob}\tapp.yaml\n").strip()
+    # Not checked out: git itself refuses to write such a tree.
+    ref = graft(repo.root, "layers/environments/dev/..", f"040000 tree {dotdot}")
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project, ref) as (_, there):
+        files, problems = there.list_layer("layers/base")
+        assert files == ["layers/base/app.yaml", "layers/base/db.yaml",
+                         "layers/base/logging.yaml"]
+        assert [d.format() for d in problems] == [
+            "layers/base/sub: error: is a git submodule; magcfg reads no layer files from "
+            "other repositories"]
+        with pytest.raises(PathError) as raised:
+            there.read("layers/base/sub")
+        assert raised.value.diagnostics == problems
+        files, problems = there.list_layer("layers/environments/dev")
+    assert files == []
+    assert [d.format() for d in problems] == [
+        "layers/environments/dev: error: git tree holds an entry git refuses (a name such as "
+        "'..' or '.git', or a bad mode); magcfg does not read it"]
+
+
+def test_a_symlink_longer_than_any_on_disk_is_refused_unread(repo: Project) -> None:
+    target = git(repo.root, "hash-object", "-w", "--stdin", given="x/" * 3000).strip()
+    ref = graft(repo.root, "layers/base/long.yaml", f"120000 blob {target}")
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project, ref) as (_, there):
+        problems = there.list_layer("layers/base")[1]
+    assert [d.format() for d in problems] == ["layers/base/long.yaml: error: file name too long"]
+
+
+def test_symlink_resolution_is_bounded(repo: Project, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    """Every link may be followed, but not without end: a walk meeting many links of
+    long targets stops at ``MAX_STEPS`` with a located error."""
+    from magcfg.review import gitsource
+
+    monkeypatch.setattr(gitsource, "MAX_STEPS", 20)
+    os.symlink("/".join(["../base"] * 10) + "/app.yaml", repo.root / "layers/base/long.yaml")
+    _committed(repo.root)
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project) as (_, there):
+        assert there.list_layer("layers/base") == ([], [path_problem(
+            "layers/base", "the symlinks at this commit take more than 20 steps to resolve; "
+            "magcfg stops here")])
+
+
+def test_a_tree_naming_a_million_paths_is_refused_at_the_bound(repo: Project) -> None:
+    """Git stores a tree once however often it is named: six small objects name a
+    million layer files. The listing stops at ``MAX_ENTRIES`` with a located error."""
+    from magcfg.review import gitsource
+
+    blob = git(repo.root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
+    tree = git(repo.root, "mktree", given="".join(
+        f"100644 blob {blob}\tf{i}.yaml\n" for i in range(10))).strip()
+    for _ in range(5):
+        tree = git(repo.root, "mktree", given="".join(
+            f"040000 tree {tree}\td{i}\n" for i in range(10))).strip()
+    ref = graft(repo.root, "layers/base/zbomb", f"040000 tree {tree}")
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project, ref) as (_, there):
+        files, problems = there.list_layer("layers/base")
+        assert (files, [d.format() for d in problems]) == (
+            [], [f"layers/base: error: {gitsource.TOO_MANY}"])
+        # The bound is the source's, whatever directory spends it.
+        assert there.list_layer("layers/environments/dev")[1][0].message == gitsource.TOO_MANY
+
+
+def test_the_project_file_at_a_ref_is_a_regular_file(repo: Project) -> None:
+    """As in the working tree: its directory is the project's boundary, so a symlinked
+    project file is refused, not followed."""
+    from magcfg.review.gitsource import project_at
+
+    project = load_project(repo.root / "magcfg.yaml")
+    (repo.root / "shared").mkdir()
+    (repo.root / "magcfg.yaml").rename(repo.root / "shared/magcfg.yaml")
+    os.symlink("shared/magcfg.yaml", repo.root / "magcfg.yaml")
+    with pytest.raises(PathError) as here:
+        load_project(repo.root / "magcfg.yaml")
+    git(repo.root, "checkout", "-q", "-b", "linked")
+    _committed(repo.root)
+    git(repo.root, "checkout", "-q", "main")
+    with GitSource(project.root, "linked") as source, pytest.raises(PathError) as there:
+        project_at(project, source)
+    assert [d.format() for d in there.value.diagnostics] == [
+        "magcfg.yaml: error: is a symlink here; magcfg reads only regular files"]
+    assert there.value.diagnostics == here.value.diagnostics
