@@ -16,6 +16,7 @@ from magcfg.durable import (
     FileTooLarge,
     NotRegularFile,
     PathError,
+    Tree,
     read_regular,
     replace_directories,
     sha256_regular,
@@ -145,3 +146,22 @@ def test_a_file_larger_than_its_new_bytes_is_changed_without_being_read(
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert (done.returncode, done.stdout) == (0, "['out/manifest.json']\n"), done.stderr
+
+
+def test_a_deeply_nested_tree_is_listed_without_recursion(tmp_path: Path) -> None:
+    # A pull request can commit a thousand nested directories: the walk is a loop, so
+    # it lists them (the build then judges the files) rather than exhaust the stack.
+    deep = tmp_path / "layers"
+    deep.mkdir()
+    for _ in range(1100):  # os.makedirs itself recurses
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "x.yaml").write_text("a: 1\n")
+    try:
+        files, problems = Tree(tmp_path).list_files("layers", (".yaml",))
+        assert problems == [] and files == ["layers" + "/d" * 1100 + "/x.yaml"]
+    finally:  # shutil.rmtree, which removes tmp_path, recurses too
+        (deep / "x.yaml").unlink()
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent

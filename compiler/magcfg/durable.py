@@ -409,7 +409,7 @@ class Tree:
         if not os.path.isdir(real):
             return [], [path_problem(rel, "is not a directory")]
         walk = _Walk(self, suffixes)
-        walk.directory(real, rel)
+        walk.run(real, rel)
         walk.files.sort(key=lambda p: p.encode("utf-8"))
         return walk.files, walk.problems
 
@@ -423,11 +423,22 @@ class _Walk:
         self.files: list[str] = []
         self.problems: list[Diagnostic] = []
         self.listed: dict[str, str] = {}  # real directory -> its rel
+        # Directories still to list: a loop, not recursion, so that a pull request's
+        # thousand nested directories cannot exhaust Python's stack.
+        self.pending: list[tuple[str, str]] = []
+
+    def run(self, real_dir: str, rel_dir: str) -> None:
+        self.push(real_dir, rel_dir)
+        while self.pending:
+            self.directory(*self.pending.pop())
+
+    def push(self, real_dir: str, rel_dir: str) -> None:
+        self.listed[real_dir] = rel_dir
+        self.pending.append((real_dir, rel_dir))
 
     def directory(self, real_dir: str, rel_dir: str) -> None:
         # os.scandir, not os.walk and lstat: the entry types come with the listing, so
         # the ~1,500 files of a large repository cost no system call each.
-        self.listed[real_dir] = rel_dir
         try:
             entries = list(os.scandir(real_dir))
         except OSError as exc:
@@ -446,7 +457,7 @@ class _Walk:
                 elif entry.is_symlink():
                     self.link(rel, real_dir, wanted)
                 elif entry.is_dir(follow_symlinks=False):
-                    self.directory(entry.path, rel)
+                    self.push(entry.path, rel)
                 elif wanted and entry.is_file(follow_symlinks=False):
                     self.files.append(rel)
                     self.tree._real[rel] = entry.path
@@ -473,7 +484,7 @@ class _Walk:
             elif real in self.listed:
                 self.problems.append(path_problem(rel, listed_already(self.listed[real])))
             else:
-                self.directory(real, rel)
+                self.push(real, rel)
         elif wanted and os.path.isfile(real):
             self.files.append(rel)
             self.tree._real[rel] = real
