@@ -4,6 +4,7 @@ finds (findings, suppressions, counts), and a process that fails costs only time
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,26 @@ def test_shares_cut_by_file_name_and_size() -> None:
     sizes = [sum(len(s.text) for s in share) for share in shares]
     assert abs(sizes[0] - sizes[1]) < max(len(s.text) for s in big) * 3
     assert engine._shares(big, 1) == [big]
+
+
+def test_outside_git_a_deep_tree_is_walked_without_recursion(tmp_path: Path) -> None:
+    # Outside git the files are found by walking: a loop, since Python 3.11's os.walk
+    # recurses and a thousand nested directories exhausted its stack.
+    from magcfg.lint.walk import list_files
+
+    deep = tmp_path
+    for _ in range(1100):
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "policy.hcl").write_text('path "secret/data/k3s/magds/*" {\n}\n')
+    (tmp_path / "top.yaml").write_text("a: 1\n")
+    (tmp_path / ".git-like").mkdir()
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules/skip.yaml").write_text("a: 1\n")
+    try:
+        assert list_files(tmp_path) == ["d" * 1 + "/d" * 1099 + "/policy.hcl", "top.yaml"]
+    finally:  # shutil.rmtree, which removes tmp_path, recurses too
+        (deep / "policy.hcl").unlink()
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent

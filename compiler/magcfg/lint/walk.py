@@ -82,12 +82,22 @@ def _under(name: str, prefix: str) -> bool:
 
 
 def _walk_tree(root: Path) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
-        rel = os.path.relpath(dirpath, root)
-        for f in filenames:
-            name = f if rel == "." else os.path.join(rel, f)
-            yield name.replace(os.sep, "/")
+    # A loop over a stack: Python 3.11's os.walk recurses, and a tree a thousand
+    # directories deep would exhaust the interpreter's stack.
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, rel) if rel else root))
+        except OSError:
+            continue  # as os.walk: a directory that cannot be listed is skipped
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in _SKIP_DIRS:
+                    pending.append(name)
+            else:
+                yield name
 
 
 def read_files(root: Path, names: Sequence[str]) -> Iterator[SourceFile]:
