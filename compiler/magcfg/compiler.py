@@ -492,7 +492,7 @@ class Compiler:
         if index is not None:
             with self.timings.stage("validate"):
                 diags = diags + [d for check in self.extensions.fragment_checks
-                                 for d in check(stack, key, index)]
+                                 for d in check(stack, key, value, index)]
         errors = [d for d in diags if d.severity == "error"]
         violations: list[SchemaViolation] = []
         validator = self.validator(key)

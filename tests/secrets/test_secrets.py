@@ -137,6 +137,24 @@ def test_literal_inside_a_secret_map(sp: Project) -> None:
     assert "4242" not in d.message
 
 
+@pytest.mark.parametrize("higher", [
+    'magbackup:\n  creds:\n    pin: "vault://secret/k3s/magbackup#pin"\n',
+    'magbackup: !replace\n  creds:\n    id: "vault://secret/k3s/magbackup#id"\n',
+    "magbackup:\n  creds: !unset\n"])
+def test_a_literal_a_higher_layer_hides_is_still_refused(sp: Project, higher: str) -> None:
+    # Overridden, replaced with its parent, or unset: no environment serves the literal,
+    # but it is committed in the lower layer, where the build names it.
+    sp.write("layers/base/magbackup.yaml", "magbackup:\n  creds:\n    pin: 4242\n")
+    for env in ("dev", "prod"):
+        sp.write(f"layers/secrets/{env}/magbackup.yaml", higher)
+    errors = [d for d in build_errors(sp) if d.code == "secret-literal"]
+    assert [(d.file, d.line, d.key) for d in errors] == [
+        ("layers/base/magbackup.yaml", 3, "magbackup.creds.pin")]
+    assert ("(a higher layer overrides it, but the literal is committed here) "
+            "(environments dev, prod)") in errors[0].message
+    assert "4242" not in errors[0].message
+
+
 def test_reference_in_a_plain_key(sp: Project) -> None:
     sp.write("layers/secrets/prod/magws.yaml", 'magws:\n  url: "vault://secret/k3s/magws#url"\n')
     d = one_error(sp)

@@ -62,7 +62,8 @@ class Workspace(Protocol):
 
 LayerLoader = Callable[[Workspace, list[str]], dict[str, "ParsedFile"]]
 SchemaEntry = Callable[[Workspace], tuple[str, dict[str, str]] | None]
-FragmentCheck = Callable[["LayerStack", str, "PolicyIndex"], list[Diagnostic]]
+FragmentCheck = Callable[["LayerStack", str, Any, "PolicyIndex"], list[Diagnostic]]
+"""(stack, top-level key, its merged value, the schema's policies) -> diagnostics."""
 DocumentCheck = Callable[["CompileContext"], list[Diagnostic]]
 ArtifactEmitter = Callable[["CompileContext"], dict[str, bytes]]
 DeliveryEmitter = Callable[["CompileContext", dict[str, bytes]], dict[str, bytes]]

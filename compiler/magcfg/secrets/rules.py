@@ -190,32 +190,42 @@ LITERAL = ("a secret key holds a literal value: write a reference instead "
            "(vault://<mount>/<path>#<key> or env://VAR); the value is not shown")
 
 
-def check_layer_literals(stack: LayerStack, key: str, index: PolicyIndex) -> list[Diagnostic]:
+def check_layer_literals(stack: LayerStack, key: str, value: Any, index: PolicyIndex
+                         ) -> list[Diagnostic]:
     """Fragment check (compiler extension point): a literal under a secret key in a layer
-    file that a higher one overrides. It never reaches the merged config that
+    file that is not the merged ``value`` (a higher layer overrides it, or `!replace`s
+    or `!unset`s what holds it). It never reaches the merged config that
     ``check_secrets`` reads, but it is committed, which is what the rule is about. The
-    value that wins is left to ``check_secrets`` (one message per value)."""
+    literal that is served is left to ``check_secrets`` (one message per value)."""
     from ..syntax.strict_yaml import iter_leaves
 
-    files = stack.files_of(key)
-    found: list[tuple[ParsedFile, tuple[str, ...]]] = []
+    found: list[tuple[ParsedFile, tuple[str, ...], Any]] = []
     last: dict[tuple[str, ...], ParsedFile] = {}  # who sets each secret leaf last
-    for f in files:
+    for f in stack.files_of(key):
         for path, subtree in index.secret_subtrees({key: f.data[key]}):
-            for keypath, value in iter_leaves(subtree, path):
+            for keypath, leaf in iter_leaves(subtree, path):
                 last[keypath] = f
-                if (value is not None and not isinstance(value, tuple)
-                        and not _looks(value)):  # not null, a marker or a reference
-                    found.append((f, keypath))
+                if (leaf is not None and not isinstance(leaf, tuple)
+                        and not _looks(leaf)):  # not null, a marker or a reference
+                    found.append((f, keypath, leaf))
     out = []
-    for f, keypath in found:
-        if last[keypath] is f:
+    for f, keypath, leaf in found:
+        if last[keypath] is f and _merged_at(value, keypath[1:]) == leaf:
             continue
         line = f.line(stack.source.read(f.path), keypath)
         out.append(Diagnostic(f.path, line, ".".join(keypath),
                               f"{LITERAL} (a higher layer overrides it, but the literal is "
                               "committed here)", code="secret-literal"))
     return out
+
+
+def _merged_at(value: Any, keypath: tuple[str, ...]) -> Any:
+    """What the merged ``value`` holds at ``keypath`` (None where it holds nothing)."""
+    for part in keypath:
+        if type(value) is not dict or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def check_secrets(context: CompileContext) -> list[Diagnostic]:
