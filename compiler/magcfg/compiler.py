@@ -612,6 +612,13 @@ class Compiler:
                         for env, stack in stacks.items()}
             for key in keys:
                 try:
+                    # The summary first: it caches the piece's policy table, from which
+                    # the merge's questions about single keys (is it secret?) are
+                    # answered without walking the whole schema's index.
+                    if summaries and schema is not None:
+                        piece = schema.piece(key)
+                        if piece is not schema:
+                            self._piece_summary(piece)
                     for env, fkey in todo[key]:
                         value, diags, bad = self._merge_fragment(key, stacks[env],
                                                                  locators[env])
@@ -620,10 +627,6 @@ class Compiler:
                         self._store_fragment(fkey, key, value, diags)
                         if value is not ABSENT:
                             self._prepared[fkey] = value
-                    if summaries and schema is not None:
-                        piece = schema.piece(key)
-                        if piece is not schema:
-                            self._piece_summary(piece)
                 except BuildError:
                     continue  # compile() meets it again and reports it
                 finally:
