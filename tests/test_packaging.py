@@ -68,19 +68,25 @@ def test_sdist_and_wheel_metadata(dist: Path) -> None:
         assert "magcfg/py.typed" in zipped.namelist()
 
 
+def _signed_and_installed(dist: Path, mini: Project, venv: Path, extras: str) -> Path:
+    """``mini`` built and signed (keys/magcfg.*), and a fresh ``venv`` holding the built
+    wheel with ``extras`` (``""`` or ``"[sidecar]"``) and nothing else."""
+    assert mini.run("build").returncode == 0
+    assert mini.run("keys", "generate", "--out", "keys").returncode == 0
+    assert mini.run("sign", "--key", "keys/magcfg.key").returncode == 0
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    wheel = next(dist.glob("magcfg-*.whl"))
+    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
+                    f"{wheel}{extras}"], check=True, timeout=600)
+    return venv
+
+
 def test_slim_runtime_install_runs_the_kernel(dist: Path, mini: Project, tmp_path: Path) -> None:
     """A service that embeds the kernel installs the wheel alone: cryptography comes
     with it, nothing of the compiler stack does, and the kernel verifies and serves a
     signed artifact."""
-    assert mini.run("build").returncode == 0
-    assert mini.run("keys", "generate", "--out", "keys").returncode == 0
-    assert mini.run("sign", "--key", "keys/magcfg.key").returncode == 0
-    venv = tmp_path / "service-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    venv = _signed_and_installed(dist, mini, tmp_path / "service-venv", "")
     python = str(venv / "bin/python")
-    wheel = next(dist.glob("magcfg-*.whl"))
-    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True,
-                   timeout=600)
     installed = {d["name"].lower() for d in json.loads(subprocess.run(
         [python, "-m", "pip", "list", "--format", "json"], check=True, capture_output=True,
         text=True).stdout)}
@@ -110,15 +116,8 @@ def test_the_sidecar_install_runs_magcfg_watch(dist: Path, mini: Project, tmp_pa
     """`pip install 'magcfg[sidecar]'` (docs/delivery.md, "Running the sidecar"): the
     command line and metrics without the compiler stack; `magcfg watch` verifies the
     artifact, publishes it into --out, serves metrics and stops cleanly on SIGTERM."""
-    assert mini.run("build").returncode == 0
-    assert mini.run("keys", "generate", "--out", "keys").returncode == 0
-    assert mini.run("sign", "--key", "keys/magcfg.key").returncode == 0
-    venv = tmp_path / "sidecar-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    venv = _signed_and_installed(dist, mini, tmp_path / "sidecar-venv", "[sidecar]")
     python = str(venv / "bin/python")
-    wheel = next(dist.glob("magcfg-*.whl"))
-    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{wheel}[sidecar]"],
-                   check=True, timeout=600)
     stack = ["yaml", "ruamel", "git", "deepdiff", "detect_secrets", "jsonschema", "orjson"]
     found = subprocess.run([python, "-c", "import importlib.util as u; print([m for m in "
                             f"{stack!r} if u.find_spec(m)])"], capture_output=True, text=True,

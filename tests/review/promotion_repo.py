@@ -211,3 +211,15 @@ def tree(root: Path, under: str = "layers") -> dict[str, bytes]:
 
 def no_canary(*texts: str) -> bool:
     return not any(c in t for c in CANARIES for t in texts)
+
+
+def tree_bomb(root: Path, path: str) -> str:
+    """A commit (``graft``) whose ``path`` is a tree naming a million layer files with
+    six small objects: git stores a tree once however often it is named."""
+    blob = git(root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
+    tree = git(root, "mktree", given="".join(
+        f"100644 blob {blob}\tf{i}.yaml\n" for i in range(10))).strip()
+    for _ in range(5):
+        tree = git(root, "mktree", given="".join(
+            f"040000 tree {tree}\td{i}\n" for i in range(10))).strip()
+    return graft(root, path, f"040000 tree {tree}")

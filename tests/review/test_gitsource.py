@@ -19,7 +19,7 @@ from magcfg.project import load_project
 from magcfg.review.gitsource import GitSource
 
 from ..conftest import Project
-from .promotion_repo import git, graft, make_repo
+from .promotion_repo import git, graft, make_repo, tree_bomb
 
 # Symlinks planted in layers/base, each something a pull request can commit.
 LINKS = {
@@ -185,13 +185,7 @@ def test_a_tree_naming_a_million_paths_is_refused_at_the_bound(repo: Project) ->
     million layer files. The listing stops at ``MAX_ENTRIES`` with a located error."""
     from magcfg.review import gitsource
 
-    blob = git(repo.root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
-    tree = git(repo.root, "mktree", given="".join(
-        f"100644 blob {blob}\tf{i}.yaml\n" for i in range(10))).strip()
-    for _ in range(5):
-        tree = git(repo.root, "mktree", given="".join(
-            f"040000 tree {tree}\td{i}\n" for i in range(10))).strip()
-    ref = graft(repo.root, "layers/base/zbomb", f"040000 tree {tree}")
+    ref = tree_bomb(repo.root, "layers/base/zbomb")
     project = load_project(repo.root / "magcfg.yaml")
     with _sides(project, ref) as (_, there):
         files, problems = there.list_layer("layers/base")

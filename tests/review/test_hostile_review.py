@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Project, failed_cleanly, tree_state
-from .promotion_repo import git, graft, make_repo
+from .promotion_repo import git, graft, make_repo, tree_bomb
 
 
 @pytest.fixture
@@ -151,13 +151,7 @@ def test_against_refuses_symlink_loops_as_the_working_tree_does(repo: Project,
 def test_against_refuses_a_tree_naming_a_million_files(repo: Project, tmp_path: Path) -> None:
     from magcfg.review.gitsource import TOO_MANY
 
-    blob = git(repo.root, "rev-parse", "HEAD:layers/base/app.yaml").strip()
-    tree = git(repo.root, "mktree", given="".join(
-        f"100644 blob {blob}\tf{i}.yaml\n" for i in range(10))).strip()
-    for _ in range(5):
-        tree = git(repo.root, "mktree", given="".join(
-            f"040000 tree {tree}\td{i}\n" for i in range(10))).strip()
-    ref = graft(repo.root, "layers/base/zbomb", f"040000 tree {tree}")
+    ref = tree_bomb(repo.root, "layers/base/zbomb")
     state = _state(repo)
     # Each layer directory listed after the bound is spent says so as well.
     assert _against(repo, ref, tmp_path / "r.html") == [

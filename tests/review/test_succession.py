@@ -12,18 +12,23 @@ def git(project: Project, *args: str) -> str:
                           text=True).stdout
 
 
+def first_commit(project: Project) -> None:
+    """The project built and committed as ``v1`` on ``main`` of a new repository."""
+    git(project, "init", "-q", "-b", "main")
+    git(project, "config", "user.email", "ci@example.com")
+    git(project, "config", "user.name", "CI")
+    (project.root / ".gitignore").write_text(".magcfg-cache/\n")
+    assert project.run("build").returncode == 0
+    commit_all(project, "v1")
+
+
 def commit_all(project: Project, message: str) -> None:
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", message)
 
 
 def test_plain_revert_is_caught_and_rebuild_fixes_it(mini: Project) -> None:
-    git(mini, "init", "-q", "-b", "main")
-    git(mini, "config", "user.email", "ci@example.com")
-    git(mini, "config", "user.name", "CI")
-    (mini.root / ".gitignore").write_text(".magcfg-cache/\n")
-    assert mini.run("build").returncode == 0
-    commit_all(mini, "v1")
+    first_commit(mini)
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
     assert mini.run("build").returncode == 0
     commit_all(mini, "v2")
@@ -73,12 +78,7 @@ def test_unknown_ref_is_a_usage_error(mini: Project) -> None:
 def test_a_manifest_at_the_ref_is_read_as_the_working_tree_reads(mini: Project) -> None:
     """A manifest the ref holds as a symlink out of the repository is refused, named at
     the ref, not taken for a new environment (which would skip the gate)."""
-    git(mini, "init", "-q", "-b", "main")
-    git(mini, "config", "user.email", "ci@example.com")
-    git(mini, "config", "user.name", "CI")
-    (mini.root / ".gitignore").write_text(".magcfg-cache/\n")
-    assert mini.run("build").returncode == 0
-    commit_all(mini, "v1")
+    first_commit(mini)
     git(mini, "checkout", "-q", "-b", "other")
     manifest = mini.root / "generated/dev/manifest.json"
     manifest.unlink()

@@ -439,17 +439,24 @@ def test_tampered_constraints_are_refused(strict: Project, how: str) -> None:
     assert "CANARY" not in _all_output(result)
 
 
-def test_malformed_constraints_are_refused_clearly(strict: Project) -> None:
-    prod = strict.root / "generated/prod"
-    path = prod / "value-constraints.json"
-    path.write_text(path.read_text().replace('"minLength": 32', '"minLength": "32"'))
-    manifest = prod / "manifest.json"
-    data = json.loads(manifest.read_text())
+def edit_constraints(project: Project, old: str, new: str) -> Path:
+    """Edit prod's value-constraints.json and its digest in the (unsigned) manifest, as
+    an artifact directory can be edited: check-env does not verify signatures."""
     import hashlib
 
+    prod = project.root / "generated/prod"
+    path = prod / "value-constraints.json"
+    path.write_text(path.read_text().replace(old, new))
+    manifest = prod / "manifest.json"
+    data = json.loads(manifest.read_text())
     data["files"]["value-constraints.json"] = "sha256:" + hashlib.sha256(
         path.read_bytes()).hexdigest()
     manifest.write_text(json.dumps(data))
+    return path
+
+
+def test_malformed_constraints_are_refused_clearly(strict: Project) -> None:
+    path = edit_constraints(strict, '"minLength": 32', '"minLength": "32"')
     result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
     assert failed_cleanly(result, 1) == (
         f"{path}: error: must be an integer, not a string "
@@ -523,16 +530,7 @@ def test_a_catastrophic_pattern_cannot_hang_check_env(tmp_path: Path) -> None:
 def test_a_backtracking_pattern_in_an_edited_artifact_is_refused(strict: Project) -> None:
     """check-env does not check the signature: an edited value-constraints.json with its
     digest in an edited manifest is read, and a pattern needing backtracking refused."""
-    import hashlib
-
-    prod = strict.root / "generated/prod"
-    path = prod / "value-constraints.json"
-    path.write_text(path.read_text().replace('"^CANARY-[A-Za-z0-9]+$"', '"^(a)\\\\1$"'))
-    manifest = prod / "manifest.json"
-    data = json.loads(manifest.read_text())
-    data["files"]["value-constraints.json"] = "sha256:" + hashlib.sha256(
-        path.read_bytes()).hexdigest()
-    manifest.write_text(json.dumps(data))
+    path = edit_constraints(strict, '"^CANARY-[A-Za-z0-9]+$"', '"^(a)\\\\1$"')
     result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
     assert failed_cleanly(result, 1) == (
         f"{path}: error: is not a regular expression magcfg can check (uses a backreference, "
