@@ -313,6 +313,13 @@ def test_catastrophic_patterns_are_checked_in_linear_time() -> None:
               "without backtracking)"),
     ("[a-z]{2000}", "is too large to check (more than 1000 steps once its counted "
                     "repetitions are written out; use minLength and maxLength for lengths)"),
+    # An empty body emits no step: the count itself is what is too large.
+    ("(?:){4294967294}", "is too large to check (more than 1000 steps once its counted "
+                         "repetitions are written out; use minLength and maxLength for "
+                         "lengths)"),
+    ("a(?:){500,1500}", "is too large to check (more than 1000 steps once its counted "
+                        "repetitions are written out; use minLength and maxLength for "
+                        "lengths)"),
 ])
 def test_patterns_that_need_backtracking_are_refused(pattern: str, message: str) -> None:
     with pytest.raises(re.error) as info:

@@ -403,6 +403,8 @@ _MAX_PROGRAM = 1000
 """The most steps a compiled value pattern may have (``x{1000}`` is a thousand). The
 time to check a value grows with its length times this (a few seconds at most for an
 8 KB value); lengths are what ``minLength`` and ``maxLength`` are for."""
+_TOO_LARGE = (f"is too large to check (more than {_MAX_PROGRAM} steps once its counted "
+              "repetitions are written out; use minLength and maxLength for lengths)")
 _WORD = frozenset(string.ascii_letters + string.digits + "_")
 _SPACE = frozenset(string.whitespace)
 _CATEGORIES: dict[str, Callable[[str], bool]] = {
@@ -454,9 +456,7 @@ class ValuePattern:
 
     def _add(self, *instruction: Any) -> int:
         if len(self._program) >= _MAX_PROGRAM:
-            raise re.error(f"is too large to check (more than {_MAX_PROGRAM} steps once its "
-                           "counted repetitions are written out; use minLength and maxLength "
-                           "for lengths)")
+            raise re.error(_TOO_LARGE)
         self._program.append(instruction)
         return len(self._program) - 1
 
@@ -500,6 +500,10 @@ class ValuePattern:
             self._emit(list(body), (flags | add_flags) & ~del_flags)
         elif op in ("MAX_REPEAT", "MIN_REPEAT"):  # greedy or lazy: the same for a yes/no
             low, high, body = av
+            # Counted against the budget whatever the body emits: an empty body
+            # (`(?:){4294967294}`) adds no step, and the loop alone would run for ages.
+            if low + (0 if high == self._maxrepeat else high - low) > _MAX_PROGRAM:
+                raise re.error(_TOO_LARGE)
             for _ in range(low):
                 self._emit(list(body), flags)
             if high == self._maxrepeat:

@@ -459,13 +459,16 @@ class Compiler:
     def _fragment_name(self, stack: LayerStack, key: str, layer_of: dict[str, str],
                        redact: str) -> str:
         """The cache key of ``key``'s fragment in ``stack``: its piece of the schema (a
-        change to another key's schema leaves it cached), the redact globs and every
-        file that contributes to it."""
+        change to another key's schema leaves it cached), the redact globs, the fragment
+        checks it passed (a compiler without one must not vouch for a fragment to one
+        with it) and every file that contributes to it."""
         schema = self.schema()
         with self.timings.stage("schema"):
             schema_digest = schema.piece_digest(key) if schema else ""
+        checks = ",".join(f"{c.__module__}.{c.__qualname__}"
+                          for c in self.extensions.fragment_checks)
         return self.cache.fragment_key(
-            "fragment", schema_digest, key, redact,
+            "fragment", schema_digest, key, redact, checks,
             *(f"{layer_of[f.path]}\0{f.path}\0{f.digest}"
               + (f"\0{format_keypath(f.prefix)}" if f.prefix else "")
               for f in stack.contributors(key)))

@@ -434,6 +434,29 @@ def test_overridden_literal_secret_never_reaches_the_cache(mini: Project, state_
     assert_no_canary(mini.root / CACHE)
 
 
+def test_a_fragment_cached_without_a_check_is_not_taken_as_checked(mini: Project,
+                                                                   state_home: Path) -> None:
+    """A compiler that runs fewer fragment checks (an older magcfg) caches fragments that
+    did not pass the layer-literal check: a build that runs it does not reuse them."""
+    from magcfg.compiler import Compiler, standard_extensions
+
+    mini.write("layers/base/secret.yaml", SECRET_PROJECT_LAYER.format(value=CANARY))
+    for env in ("dev", "prod"):
+        mini.write(f"layers/environments/{env}/secret.yaml",
+                   SECRET_PROJECT_LAYER.format(value=f'"vault://secret/k3s/{env}/magds#password"'))
+    project = load(mini)
+    older = Compiler(project, extensions=standard_extensions()._replace(fragment_checks=()))
+    stacks = older.load_stacks(project.environments)
+    for env in project.environments:
+        artifact, diagnostics = older.compile(env, stacks[env], None)
+        assert artifact is not None, diagnostics
+    older.cache.flush()
+    assert (mini.root / CACHE).is_dir()
+    done = mini.run("build")
+    assert "layers/base/secret.yaml:2: error: a secret key holds a literal value" in \
+        failed_cleanly(done, 1)
+
+
 def assert_no_canary(directory: Path) -> None:
     files = [p for p in directory.rglob("*") if p.is_file()]
     assert files

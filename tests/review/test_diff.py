@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from magcfg.review.diff import compare, compare_deepdiff, flatten, show
 from magcfg.secrets.redaction import REDACTED
 
-from ..conftest import Project, calls
+from ..conftest import Project, calls, failed_cleanly
 from .promotion_repo import CANARIES, git, make_repo, no_canary, tree
 
 
@@ -275,6 +275,22 @@ def test_against_errors_name_the_file_at_the_ref(repo: Project) -> None:
     assert result.stderr.startswith("magcfg.yaml@HEAD~1:1: error: this magcfg reads project "
                                     "files of version 1"), result.stderr
     assert not (repo.root / "r.html").exists()
+
+
+def test_against_a_ref_whose_layer_hides_a_literal_secret(repo: Project) -> None:
+    """The change that removes a literal secret a higher layer hides can be diffed
+    against the ref that holds it: the ref's layer files are its own build's to judge."""
+    canary = "CANARYhidden-5d1e"
+    repo.write("layers/base/zz.yaml", f'db:\n  password: "{canary}"\n')
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "a literal under the references")
+    assert canary not in failed_cleanly(repo.run("build", "--check"), 1)
+    (repo.root / "layers/base/zz.yaml").unlink()
+    for args in (("diff", "-e", "dev"), ("report", "-e", "dev", "--html", "r.html")):
+        result = repo.run(*args, "--against", "HEAD")
+        assert result.returncode == 0, result.stderr
+        assert canary not in result.stdout + result.stderr
+    assert canary not in (repo.root / "r.html").read_text()
 
 
 def test_against_ref_in_subdirectory_project(tmp_path: Path) -> None:

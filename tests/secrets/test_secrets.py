@@ -155,6 +155,18 @@ def test_a_literal_a_higher_layer_hides_is_still_refused(sp: Project, higher: st
     assert "4242" not in errors[0].message
 
 
+def test_a_literal_inside_a_replace_is_still_refused(sp: Project) -> None:
+    # What a !replace holds is committed like any value.
+    sp.write("layers/base/magbackup.yaml", "magbackup:\n  creds: !replace\n    pin: 4242\n")
+    for env in ("dev", "prod"):
+        sp.write(f"layers/secrets/{env}/magbackup.yaml",
+                 'magbackup:\n  creds:\n    pin: "vault://secret/k3s/magbackup#pin"\n')
+    errors = [d for d in build_errors(sp) if d.code == "secret-literal"]
+    assert [(d.file, d.line, d.key) for d in errors] == [
+        ("layers/base/magbackup.yaml", 3, "magbackup.creds.pin")]
+    assert "4242" not in errors[0].message
+
+
 def test_reference_in_a_plain_key(sp: Project) -> None:
     sp.write("layers/secrets/prod/magws.yaml", 'magws:\n  url: "vault://secret/k3s/magws#url"\n')
     d = one_error(sp)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Diagnostic
 from ..keyglob import parse_keypath
 from ..schema.index import WILDCARD
+from ..syntax.strict_yaml import REPLACE_TAG
 from .references import (
     SCHEMES,
     SecretRef,
@@ -202,7 +203,8 @@ def check_layer_literals(stack: LayerStack, key: str, value: Any, index: PolicyI
     found: list[tuple[ParsedFile, tuple[str, ...], Any]] = []
     last: dict[tuple[str, ...], ParsedFile] = {}  # who sets each secret leaf last
     for f in stack.files_of(key):
-        for path, subtree in index.secret_subtrees({key: f.data[key]}):
+        data = _unmarked(f.data[key]) if f.has_markers else f.data[key]
+        for path, subtree in index.secret_subtrees({key: data}):
             for keypath, leaf in iter_leaves(subtree, path):
                 last[keypath] = f
                 if (leaf is not None and not isinstance(leaf, tuple)
@@ -217,6 +219,18 @@ def check_layer_literals(stack: LayerStack, key: str, value: Any, index: PolicyI
                               f"{LITERAL} (a higher layer overrides it, but the literal is "
                               "committed here)", code="secret-literal"))
     return out
+
+
+def _unmarked(tree: Any) -> Any:
+    """``tree`` as written, without its layer markers: what a ``!replace`` holds is
+    committed like any value (and may hold a literal); ``!unset`` holds nothing."""
+    if type(tree) is dict:
+        return {k: _unmarked(v) for k, v in tree.items()}
+    if type(tree) is list:
+        return [_unmarked(item) for item in tree]
+    if type(tree) is tuple:
+        return _unmarked(tree[1]) if tree[0] == REPLACE_TAG else None
+    return tree
 
 
 def _merged_at(value: Any, keypath: tuple[str, ...]) -> Any:
