@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, NoReturn, TypeVar
 
 from .errors import BuildError, Diagnostic
 
@@ -612,45 +612,89 @@ def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None
 
     ``checkout``: the name is the operator's, but the place may be this checkout, which
     a pull request controls (``lint -o`` and the lint baseline are written in CI's
-    workspace). A symlink in it was committed, not chosen: one at ``path``, or in place
-    of a directory between the checkout's root and ``path``, is refused rather than
-    written through. And a missing directory is an error rather than created, so a
-    mistyped path makes no directories anywhere (as ``report --html`` and ``promote
-    --pr-body``), unless ``create_directories`` (``docs --out docs/reference/x.md``):
-    then the missing directories inside the checkout are created, as real ones."""
-    try:
-        mode = (os.lstat(path) if checkout is not None else os.stat(path)).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise PathError([path_problem(str(path), os_reason(exc))]) from None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise PathError([path_problem(str(path), f"is {file_kind(mode)}; give a file name")])
+    workspace; ``docs --out``). A symlink inside it was committed, not chosen: one met
+    on the way to ``path`` (however ``path`` reaches the checkout: relatively, through
+    a link of the operator's outside it, with ``..``), or at ``path`` itself, is refused
+    rather than written through; symlinks outside the checkout are the operator's and
+    followed. A missing directory is an error rather than created, so a mistyped path
+    makes no directories anywhere (as ``report --html`` and ``promote --pr-body``),
+    unless ``create_directories`` (``docs --out docs/reference/x.md``): then they are
+    created, as real directories."""
     if checkout is None:
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise PathError([path_problem(str(path), os_reason(exc))]) from None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise PathError([path_problem(str(path), f"is {file_kind(mode)}; give a file "
+                                          "name")])
         target = Path(os.path.realpath(path)) if mode is not None else path
-    else:
-        target = path
-        root = os.path.realpath(checkout)
-        parent = os.path.dirname(os.path.abspath(path))
-        if _inside(parent, root):
-            rel = os.path.relpath(parent, root)
-            real_directory(root, "" if rel == "." else rel.replace(os.sep, "/"))
-            if create_directories:
-                try:
-                    os.makedirs(parent, exist_ok=True)
-                except OSError as exc:
-                    raise PathError([path_problem(str(path), "cannot write: "
-                                                  f"{os_reason(exc)}")]) from None
-        if not os.path.isdir(parent):
-            where = str(path.parent) if str(path.parent) else "."
-            raise PathError([path_problem(str(path), f"cannot write: directory {where} "
-                                          "does not exist")])
-    try:
-        if checkout is None:
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]
+                            ) from None
+    else:
+        target = _checked_operator_path(path, os.path.realpath(checkout), create_directories)
+    try:
         replace_file(target, data)
     except OSError as exc:
         raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]) from None
+
+
+def _checked_operator_path(path: Path, root: str, create: bool) -> Path:
+    """Where ``write_operator_file`` writes ``path`` given the checkout ``root`` (real):
+    walked from ``/`` one component at a time on real directories, so that no symlink
+    inside the checkout is followed whichever way the path is spelt."""
+    def refuse(message: str) -> NoReturn:
+        raise PathError([path_problem(str(path), message)])
+
+    if ".." in path.parts:  # resolved by the text, `..` would undo a symlink's detour
+        refuse("cannot write: give a path without '..'")
+    parts = (path if path.is_absolute() else Path.cwd() / path).parts
+    current = parts[0]  # "/"
+    for i, part in enumerate(parts[1:], start=1):
+        last = i == len(parts) - 1
+        step = os.path.join(current, part)
+        try:
+            mode: int | None = os.lstat(step).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            refuse(f"cannot write: {os_reason(exc)}")
+        if mode is not None and stat.S_ISLNK(mode):
+            if _inside(current, root):
+                shown = os.path.relpath(step, root)
+                refuse(f"cannot write: {shown} is a symlink in the checkout, which magcfg "
+                       "never writes through")
+            step = os.path.realpath(step)  # the operator's link, outside the checkout
+            try:
+                mode = os.stat(step).st_mode
+            except FileNotFoundError:
+                mode = None
+            except OSError as exc:
+                refuse(f"cannot write: {os_reason(exc)}")
+        if last:
+            if mode is not None and not stat.S_ISREG(mode):
+                refuse(f"is {file_kind(mode)}; give a file name")
+            return Path(step)
+        if mode is None:
+            if not create:
+                where = str(path.parent) if str(path.parent) else "."
+                refuse(f"cannot write: directory {where} does not exist")
+            try:
+                os.mkdir(step)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                refuse(f"cannot write: {os_reason(exc)}")
+        elif not stat.S_ISDIR(mode):
+            refuse(f"cannot write: {os.path.relpath(step, root) if _inside(step, root) else step}"
+                   f" is {file_kind(mode)}, not a directory")
+        current = step
+    refuse("give a file name")
 
 
 # ---------------------------------------------------------------- writing a directory

@@ -454,11 +454,13 @@ def _files_problem(files: str, key: Any) -> tuple[str, str] | None:
         return "files", f"files must end in {', '.join(LAYER_SUFFIXES)}: {files!r}"
     if files_directory(files) == ".":
         return "files", f"files must start with a directory of the project: {files!r}"
-    fixed = files_directory(files)
-    if any(part in (".", "..") for part in files[len(fixed):].split("/")):
-        # The directory before the first wildcard is checked to stay inside the project
-        # (below); a `..` after it would climb out of what was checked.
-        return "files", f"files has no . or .. after its directory {fixed!r}: {files!r}"
+    parts = files.split("/")
+    lead = next(i for i, part in enumerate(parts) if part not in (".", ".."))
+    if any(part in (".", "..") for part in parts[lead:]):
+        # Only the directory before the first wildcard is checked to stay inside the
+        # project (a leading `..` is refused there, by name); one further on would climb
+        # out of what was checked, or out of {env}.
+        return "files", f"files has no . or .. after its first directory: {files!r}"
     if re.search(r"\*\*(?!/)|[?\[\]]|\{(?![A-Za-z_][A-Za-z0-9_]*\})", files):
         return "files", (f"files is a path with {{name}} (one path segment), * (any text in a "
                 f"segment) and **/ (any directories): {files!r}")

@@ -49,7 +49,8 @@ def test_output_never_writes_through_a_committed_symlink(make_repo: MakeRepo,
     victim = tmp_path / "victim.txt"
     victim.write_text("keep\n")
     os.symlink(victim, repo.root / "lint.sarif")
-    _refused(repo.root, "lint.sarif", "lint.sarif: error: is a symbolic link; give a file name")
+    _refused(repo.root, "lint.sarif", "lint.sarif: error: cannot write: lint.sarif is a "
+             "symlink in the checkout, which magcfg never writes through")
     assert victim.read_text() == "keep\n"
 
 
@@ -60,7 +61,8 @@ def test_output_never_writes_into_a_committed_directory_symlink(make_repo: MakeR
     elsewhere.mkdir()
     os.symlink(elsewhere, repo.root / "reports")
     _refused(repo.root, "reports/lint.sarif",
-             "reports: error: is a symlink; magcfg writes only into real directories")
+             "reports/lint.sarif: error: cannot write: reports is a symlink in the checkout, "
+             "which magcfg never writes through")
     assert os.listdir(elsewhere) == []
 
 

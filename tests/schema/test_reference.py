@@ -56,11 +56,20 @@ def test_docs_out_never_writes_through_a_committed_symlink(mini: Project,
     (mini.root / "docs").mkdir()
     os.symlink(outside / "ref.md", mini.root / "docs/ref.md")
     os.symlink(outside, mini.root / "away")
+    # However the path reaches the checkout: relatively, through a link of the operator's
+    # outside it (absolute), or with `..` after a committed link.
+    os.symlink(mini.root, tmp_path / "checkout")
+    (outside / "sub").mkdir()
+    os.symlink(outside / "sub", mini.root / "docs/deeper")
     before, away = tree_state(mini.root), tree_state(outside)
-    for target, message in (("docs/ref.md", "docs/ref.md: error: is a symbolic link; give a file "
-                                            "name\n"),
-                            ("away/new.md", "away: error: is a symlink; magcfg writes only "
-                                            "into real directories inside the repository\n")):
+    suffix = "is a symlink in the checkout, which magcfg never writes through\n"
+    for target, message in (
+            ("docs/ref.md", f"docs/ref.md: error: cannot write: docs/ref.md {suffix}"),
+            ("away/new.md", f"away/new.md: error: cannot write: away {suffix}"),
+            (f"{tmp_path}/checkout/away/new.md",
+             f"{tmp_path}/checkout/away/new.md: error: cannot write: away {suffix}"),
+            ("docs/deeper/../new.md", "docs/deeper/../new.md: error: cannot write: give a "
+                                      "path without '..'\n")):
         for command in (["docs", "--out", target], ["schema", "infer", "-o", target],
                         ["schema", "layer", "-o", target]):
             assert failed_cleanly(mini.run(*command), 1) == message, command
