@@ -185,7 +185,11 @@ def build(
 
         try:
             problems = check_since(proj, result, since)
-        except MagcfgError as exc:  # only usage errors (no repository, unknown ref): plain
+        except MagcfgError as exc:  # a usage error (no repository, unknown ref) is plain
+            if as_json and exc.exit_code == 1:  # a file at the ref that cannot be read
+                _print_report("build_report", result.environments, result, check,
+                              [*result.warnings, *exc.diagnostics])
+                raise typer.Exit(1) from None
             _fail(exc)
     if as_json:
         _print_report("build_report", result.environments, result, check,

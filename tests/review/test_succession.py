@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from ..conftest import Project
@@ -89,3 +90,22 @@ def test_a_manifest_at_the_ref_is_read_as_the_working_tree_reads(mini: Project) 
     assert gate.returncode == 1, gate.stderr
     assert gate.stderr.splitlines() == [
         "generated/dev/manifest.json@other: error: symlink leads outside the repository"]
+    # With --format json, the report: the error as a diagnostic, nothing on stderr.
+    report = mini.run("build", "--check", "--since", "other", "-f", "json")
+    assert (report.returncode, report.stderr) == (1, "")
+    doc = json.loads(report.stdout)
+    assert (doc["command"], doc["ok"]) == ("build", False)
+    assert [(d["file"], d["message"]) for d in doc["diagnostics"]] == [
+        ("generated/dev/manifest.json@other", "symlink leads outside the repository")]
+
+
+def test_a_manifest_nested_past_the_parser_is_not_json(mini: Project) -> None:
+    first_commit(mini)
+    git(mini, "checkout", "-q", "-b", "deep")
+    (mini.root / "generated/dev/manifest.json").write_text("[" * 200_000)
+    commit_all(mini, "a manifest nested 200,000 deep")
+    git(mini, "checkout", "-q", "main")
+    gate = mini.run("build", "--check", "--since", "deep")
+    assert gate.returncode == 1 and "Traceback" not in gate.stderr, gate.stderr
+    assert gate.stderr.splitlines() == [
+        "generated/dev/manifest.json: error: the manifest at deep is not JSON [version]"]

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..artifact import MANIFEST
+from ..artifact import MANIFEST, MAX_MANIFEST_BYTES
 from ..compiler import BuildResult
 from ..errors import Diagnostic
 from ..project import Project
@@ -38,8 +38,10 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
         if raw is None:
             continue  # a new environment
         try:
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise ValueError("too large")
             before = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser
             problems.append(Diagnostic(path, None, "version",
                                        f"the manifest at {ref} is not JSON", code="version"))
             continue
