@@ -288,7 +288,9 @@ def docs(
     from .durable import read_regular
 
     try:
-        current = read_regular(out) if os.path.lexists(out) else None
+        # One byte more than the page: a larger file differs, and is not read whole.
+        current = read_regular(out, len(text.encode("utf-8")) + 1) if os.path.lexists(out) \
+            else None
     except OSError:
         current = None
     if check:

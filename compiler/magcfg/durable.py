@@ -451,7 +451,7 @@ class _Walk:
             rel = f"{rel_dir}/{name}"
             wanted = name.endswith(self.suffixes)
             try:
-                if not name.isascii() and not _utf8(name):
+                if not name.isascii() and not utf8_name(name):
                     if wanted or entry.is_dir():
                         self.problems.append(path_problem(rel, NOT_UTF8))
                 elif entry.is_symlink():
@@ -494,7 +494,9 @@ class _Walk:
                                               "regular file"))
 
 
-def _utf8(name: str) -> bool:
+def utf8_name(name: str) -> bool:
+    """Whether a file name holds only UTF-8 (os and GitPython keep a byte that is not
+    as a lone surrogate, which does not encode)."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

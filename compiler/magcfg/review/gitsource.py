@@ -39,6 +39,7 @@ from ..durable import (
     listed_already,
     os_reason,
     path_problem,
+    utf8_name,
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
@@ -113,14 +114,6 @@ class _TooMuch(Exception):
 def _inside(path: str, root: str) -> bool:
     """``path`` is ``root`` or below it (repository paths, ``""`` the top)."""
     return not root or path == root or path.startswith(root + "/")
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # GitPython keeps a byte that is not UTF-8 as a surrogate
-        return False
-    return True
 
 
 class GitSource:
@@ -440,7 +433,7 @@ class _Walk:
             return
         rel = f"{rel_dir}/{name}"
         wanted = name.endswith(self.suffixes)
-        if not _utf8(name):
+        if not utf8_name(name):
             if wanted or stat.S_ISDIR(entry.mode) or entry.mode == _GITLINK:
                 self.problems.append(path_problem(rel, NOT_UTF8))
         elif stat.S_ISLNK(entry.mode):

@@ -953,10 +953,13 @@ def _ci_publishes_report(project: Project) -> bool:
 
     tree = Tree(project.root, project.fenced)
     workflows = project.root / ".github/workflows"
-    names = [*_CI_FILES, *(f".github/workflows/{entry.name}" for entry in
-                           (sorted(os.scandir(workflows), key=lambda e: e.name)
-                            if workflows.is_dir() and not workflows.is_symlink() else ())
-                           if entry.name.endswith((".yml", ".yaml")))]
+    try:
+        listed = (sorted(e.name for e in os.scandir(workflows))
+                  if workflows.is_dir() and not workflows.is_symlink() else [])
+    except OSError:
+        listed = []  # a directory magcfg cannot list links nothing
+    names = [*_CI_FILES, *(f".github/workflows/{name}" for name in listed
+                           if name.endswith((".yml", ".yaml")))]
     for name in names:
         try:
             text = tree.read_optional(name)
