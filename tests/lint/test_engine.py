@@ -97,6 +97,7 @@ def test_outside_git_a_deep_tree_is_walked_without_recursion(tmp_path: Path) -> 
     (tmp_path / ".git-like").mkdir()
     (tmp_path / "node_modules").mkdir()
     (tmp_path / "node_modules/skip.yaml").write_text("a: 1\n")
+    os.symlink(tmp_path / "node_modules", tmp_path / "linked")  # as os.walk: not walked
     try:
         assert list_files(tmp_path) == ["d" * 1 + "/d" * 1099 + "/policy.hcl", "top.yaml"]
     finally:  # shutil.rmtree, which removes tmp_path, recurses too

@@ -96,7 +96,7 @@ def _walk_tree(root: Path) -> Iterator[str]:
             if entry.is_dir(follow_symlinks=False):
                 if entry.name not in _SKIP_DIRS:
                     pending.append(name)
-            else:
+            elif not entry.is_dir():  # a link to a directory is neither walked nor a file
                 yield name
 
 
