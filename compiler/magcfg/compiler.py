@@ -207,9 +207,13 @@ class Compiler:
     """Loads and compiles environments of one project, sharing parsed files and cache."""
 
     def __init__(self, project: Project, source: Source | None = None,
-                 cache: BuildCache | None = None, extensions: Extensions | None = None
-                 ) -> None:
+                 cache: BuildCache | None = None, extensions: Extensions | None = None,
+                 *, judge_layers: bool = True) -> None:
         self.project = project
+        # False for history (the ref side of ``diff --against``): what its layer files
+        # commit is its own build's to judge, so the fragment checks' errors are warnings
+        # (the fragments keep their names, and with them the cache's hits).
+        self.judge_layers = judge_layers
         self._extensions = extensions  # None: standard_extensions(), on first use
         self.source: Any = source or FileSource(project.root, project.fenced)
         if cache is None:
@@ -494,8 +498,12 @@ class Compiler:
         index = self.policies() if self.extensions.fragment_checks else None
         if index is not None:
             with self.timings.stage("validate"):
-                diags = diags + [d for check in self.extensions.fragment_checks
-                                 for d in check(stack, key, value, index)]
+                found = [d for check in self.extensions.fragment_checks
+                         for d in check(stack, key, value, index)]
+            if not self.judge_layers:
+                found = [Diagnostic(d.file, d.line, d.key, d.message, "warning", d.code)
+                         for d in found]
+            diags = diags + found
         errors = [d for d in diags if d.severity == "error"]
         violations: list[SchemaViolation] = []
         validator = self.validator(key)

@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
-from ..compiler import Compiler, standard_extensions
+from ..compiler import Compiler
 from ..errors import BuildError, printable
 from ..pipeline.cache import BuildCache
 from ..pipeline.context import CompileContext
@@ -608,11 +608,10 @@ def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
         compiler = Compiler(project)
     # The ref side reads the build cache too: fragments are named by their inputs'
     # contents, so every file the ref shares with the working tree is a hit. Of what it
-    # computes, nothing is written (the flush below keeps only key lines). It runs no
-    # fragment checks: they judge what a layer file commits, which is the ref's own
-    # build's to judge; here they would refuse the very change that mends the ref.
-    old_compiler = Compiler(old_project, source, compiler.cache,
-                            standard_extensions()._replace(fragment_checks=()))
+    # computes, nothing is written (the flush below keeps only key lines). It does not
+    # judge what its layer files commit (its own build's to judge): that would refuse
+    # the very change that mends the ref.
+    old_compiler = Compiler(old_project, source, compiler.cache, judge_layers=False)
     with source.errors_at_ref():
         old_stacks = old_compiler.load_stacks(chosen)
     stacks = compiler.load_stacks(chosen)
