@@ -197,6 +197,25 @@ def test_polls_back_off_on_errors(tmp_path: Path) -> None:
     assert 24.0 <= source.delay() <= 36.0
 
 
+def test_served_claims_only_the_digest_the_kernel_read(tmp_path: Path) -> None:
+    # The kernel takes `pulled` before it reads the mirror and hands it back once it
+    # serves what it read: a pull in between (an explicit reload beside the poller)
+    # leaves the claim to the reload that follows it, rather than name the wrong digest.
+    source = RegistrySource("oci://127.0.0.1:9/m:t", tmp_path, [], insecure=True)
+    source.pulled = ("sha256:aaa", "main@sha1:1")
+    taken = source.pulled
+    source.served(taken)
+    assert (source.digest, source.revision) == ("sha256:aaa", "main@sha1:1")
+    taken = source.pulled
+    source.pulled = ("sha256:bbb", "main@sha1:2")  # a pull finished after the read began
+    source.served(taken)
+    assert source.digest == "sha256:aaa"
+    source.served(None)  # taken while a pull was writing the mirror
+    assert source.digest == "sha256:aaa"
+    source.served(source.pulled)
+    assert (source.digest, source.revision) == ("sha256:bbb", "main@sha1:2")
+
+
 def test_a_layer_that_is_not_a_flux_artifact_is_refused(
         signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
     target = f"oci://{local.repository()}:production"

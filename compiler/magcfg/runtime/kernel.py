@@ -395,6 +395,7 @@ class Kernel:
                                            + (f" in {self.state_dir}" if self.state_dir else
                                               " (no state_dir given)"))
             self._last_stat = stat_signature(self.artifact_dir, (CONFIG,))
+            pulled = self._registry.pulled if self._registry is not None else None
             raw = read_artifact(self.artifact_dir, self._listed)
             try:
                 snapshot = self._candidate(raw, saved, boot=True)
@@ -417,7 +418,7 @@ class Kernel:
                 self._last_raw = raw
                 self.booted_from = "artifact"
                 if self._registry is not None:
-                    self._registry.served()
+                    self._registry.served(pulled)
                 self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
             if self._direct_vault is not None:
@@ -496,6 +497,7 @@ class Kernel:
             current = self.snapshot
             started = time.perf_counter()
             self._last_stat = stat_signature(self.artifact_dir, self._names())
+            pulled = self._registry.pulled if self._registry is not None else None
             raw = read_artifact(self.artifact_dir, self._listed)
             if not force and raw.same_content(self._last_raw):
                 return ReloadResult("unchanged", current.version)
@@ -506,7 +508,7 @@ class Kernel:
                     return ReloadResult("unchanged", current.version)
                 result = self._apply(current, candidate, trigger, started)
                 if result.status == "applied" and self._registry is not None:
-                    self._registry.served()
+                    self._registry.served(pulled)
                 return result
             except _Refused as refused:
                 event = self._failed_event(refused, current.version, trigger, started)

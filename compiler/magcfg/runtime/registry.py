@@ -123,17 +123,21 @@ class RegistrySource:
         if self._stop.is_set():
             # A stopped source writes nothing: its kernel may have removed the mirror.
             return False
+        self.pulled = None  # while the mirror changes, nothing is known of what it holds
         publish(self.mirror, files)
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
         self.pulled = (digest, revision if isinstance(revision, str) else None)
         return True
 
-    def served(self) -> None:
-        """The kernel serves what the mirror holds now: report it as served."""
+    def served(self, pulled: tuple[str, str | None] | None) -> None:
+        """The kernel serves what it read from the mirror when ``pulled`` was what the
+        mirror held (taken before the read): report it as served, unless a pull has
+        changed the mirror since (the kernel reloads for that one; a read that overlapped
+        it may hold either digest, so neither is claimed)."""
         with self._lock:
-            if self.pulled is not None:
-                self.digest, self.revision = self.pulled
+            if pulled is not None and pulled == self.pulled:
+                self.digest, self.revision = pulled
 
     def _check_signature(self, digest: str) -> None:
         repo = self.reference.repository
