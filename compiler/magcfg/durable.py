@@ -646,6 +646,44 @@ def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None
         raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]) from None
 
 
+def operator_path_to_read(path: Path, root: str, fenced: Sequence[str] = (".git",)) -> str:
+    """The real path of a file the operator named that may lie in the checkout ``root``
+    (real), walked from ``/`` one component at a time: a symlink inside the checkout
+    (committed, not chosen) is followed only while it stays inside and out of the
+    ``fenced`` directories, however the path reaches the checkout; one outside is the
+    operator's and followed. ``PathError`` naming ``path`` otherwise; a missing
+    component is left to the reader (``FileNotFoundError``)."""
+    current = "/"
+    hops = 0
+    pending = list((path if path.is_absolute() else Path.cwd() / path).parts[1:])
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            current = os.path.dirname(current)  # `current` is real: its parent is too
+            continue
+        step = os.path.join(current, part)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(step).st_mode)
+        except FileNotFoundError:
+            return os.path.join(step, *pending)
+        except OSError as exc:
+            raise PathError([path_problem(str(path), os_reason(exc))]) from None
+        if not is_link:
+            current = step
+            continue
+        hops += 1
+        target = os.path.realpath(step)
+        if _inside(current, root):
+            fence = next((f for f in fenced if _inside(target, os.path.join(root, f))), None)
+            if not _inside(target, root) or fence is not None:
+                why = OUTSIDE if fence is None else fenced_problem(fence)
+                raise PathError([path_problem(str(path), f"symlink {why}")])
+        if hops > 40:
+            raise PathError([path_problem(str(path), LOOP)])
+        current = target
+    return current
+
+
 def _checked_operator_path(path: Path, root: str, create: bool) -> Path:
     """Where ``write_operator_file`` writes ``path`` given the checkout ``root`` (real):
     walked from ``/`` one component at a time on real directories, so that no symlink

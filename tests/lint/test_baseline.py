@@ -63,6 +63,11 @@ def test_a_baseline_linked_out_of_the_repository_is_not_read(make_repo: MakeRepo
     os.symlink(outside, repo.root / BASELINE)
     _refused(run_cli(repo.root, "lint", "--baseline", BASELINE),
              f"{BASELINE}: error: symlink leads outside the repository")
+    # However the path reaches the checkout: through the operator's own link to it.
+    os.symlink(repo.root, tmp_path / "checkout")
+    via = tmp_path / "checkout" / BASELINE
+    _refused(run_cli(repo.root, "lint", "--baseline", str(via)),
+             f"{via}: error: symlink leads outside the repository")
 
 
 def test_a_baseline_linked_into_git_is_not_read(make_repo: MakeRepo) -> None:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..durable import Tree, read_located, write_operator_file
+from ..durable import operator_path_to_read, read_located, write_operator_file
 from ..errors import BuildError, Diagnostic, UsageError
 from .findings import Finding
 
@@ -58,13 +58,9 @@ def load(path: Path, root: Path) -> Counter[str]:
         raise UsageError(f"baseline file {path} does not exist "
                          "(create it with `magcfg lint --write-baseline`)")
     real_root = os.path.realpath(root)
-    full = os.path.abspath(path)
-    if os.path.commonpath((full, real_root)) == real_root:
-        shown = os.path.relpath(full, real_root).replace(os.sep, "/")
-        real = Tree(real_root, fenced=(".git",)).resolve(shown)
-    else:
-        shown = str(path)
-        real = os.path.realpath(path)
+    real = operator_path_to_read(path, real_root)
+    inside = os.path.commonpath((real, real_root)) == real_root
+    shown = os.path.relpath(real, real_root).replace(os.sep, "/") if inside else str(path)
     raw = read_located(real, shown, MAX_BASELINE_BYTES)
     try:
         doc = json.loads(raw.decode("utf-8"))
