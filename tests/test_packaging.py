@@ -123,6 +123,12 @@ def test_the_sidecar_install_runs_magcfg_watch(dist: Path, mini: Project, tmp_pa
                             f"{stack!r} if u.find_spec(m)])"], capture_output=True, text=True,
                            check=True, timeout=60)
     assert found.stdout == "[]\n"
+    # The compiler's commands say what they need, rather than fail on an import.
+    build = subprocess.run([str(venv / "bin/magcfg"), "build"], cwd=mini.root,
+                           capture_output=True, text=True, timeout=60)
+    assert build.returncode == 2 and "Traceback" not in build.stderr, build.stderr
+    assert build.stderr.startswith("magcfg: this command needs the compiler: pip install "
+                                   "'magcfg[compiler]' (this installation lacks ")
     out = tmp_path / "out"
     port = free_port()
     sidecar = subprocess.Popen(

@@ -662,9 +662,9 @@ def promote(
     from .review import promote as promotion
 
     try:
-        if pr_body_file is not None and not dry_run:
-            promotion.check_writable(pr_body_file)
         proj = load_project(project)
+        if pr_body_file is not None and not dry_run:
+            promotion.check_writable(pr_body_file, proj.root)
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
         words = ["magcfg promote", from_env, to_env, *(f"--key '{k}'" for k in key or ())]
         if include_secrets:
@@ -684,7 +684,7 @@ def promote(
         done = promotion.apply_promotion(proj, plan, branch)
         body = promotion.pr_body(proj, plan, done)
         if pr_body_file is not None:
-            promotion.write_text(pr_body_file, body)
+            promotion.write_text(pr_body_file, body, proj.root)
     except MagcfgError as exc:
         _fail(exc)
     if pr_body_file is not None:
@@ -716,10 +716,10 @@ def report(
     from .review import report as reports
 
     try:
-        reports.check_output(html_out)
         proj = load_project(project)
+        reports.check_output(html_out, proj.root)
         result = reports.build_report(proj, env, against)
-        reports.write_output(html_out, result.html)
+        reports.write_output(html_out, result.html, proj.root)
     except MagcfgError as exc:
         _fail(exc)
     _stderr(f"wrote {html_out}: {result.keys} keys, {len(result.environments)} environments"
@@ -1132,7 +1132,20 @@ def main(argv: list[str] | None = None) -> int:
     except MagcfgError as exc:
         print(exc.format(), file=sys.stderr)
         code = exc.exit_code
+    except ModuleNotFoundError as exc:
+        # `magcfg[sidecar]` has the command line but not the compiler's libraries, which
+        # the commands import when they run: say which install they need.
+        if exc.name is None or exc.name.split(".")[0] not in _COMPILER_MODULES:
+            raise
+        print(f"magcfg: this command needs the compiler: pip install 'magcfg[compiler]' "
+              f"(this installation lacks {exc.name}; it runs `magcfg watch`)", file=sys.stderr)
+        code = 2
     return code
+
+
+_COMPILER_MODULES = frozenset({"yaml", "yaml_rs", "jsonschema", "jsonschema_rs", "orjson",
+                               "deepdiff", "git", "ruamel", "detect_secrets", "hvac"})
+"""What the ``compiler`` extra installs (pyproject.toml), by import name."""
 
 
 def run() -> NoReturn:

@@ -639,7 +639,7 @@ def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None
             raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]
                             ) from None
     else:
-        target = _checked_operator_path(path, os.path.realpath(checkout), create_directories)
+        target = operator_path_to_write(path, os.path.realpath(checkout), create_directories)
     try:
         replace_file(target, data)
     except OSError as exc:
@@ -684,7 +684,7 @@ def operator_path_to_read(path: Path, root: str, fenced: Sequence[str] = (".git"
     return current
 
 
-def _checked_operator_path(path: Path, root: str, create: bool) -> Path:
+def operator_path_to_write(path: Path, root: str, create: bool) -> Path:
     """Where ``write_operator_file`` writes ``path`` given the checkout ``root`` (real):
     walked from ``/`` one component at a time on real directories, so that no symlink
     inside the checkout is followed whichever way the path is spelt."""

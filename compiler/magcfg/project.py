@@ -222,7 +222,7 @@ class Project:
         return tuple(e for e in self.environments if e in envs)
 
 
-def _check_commands_settings(data: dict[str, Any], envs: list[str],
+def _check_commands_settings(data: dict[str, Any], envs: list[str], root: Path,
                              err: Callable[[tuple[str, ...], str], None]) -> None:
     """The ``promote:`` and ``signing:`` sections, which no build reads, checked by every
     command that loads the project: a broken one would otherwise pass the CI gate
@@ -251,6 +251,12 @@ def _check_commands_settings(data: dict[str, Any], envs: list[str],
         paths = signing.get("public_keys", [])
         if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
             err(("signing", "public_keys"), "public_keys is a list of file paths")
+        else:
+            for i, path in enumerate(paths):
+                problem = _path_problem(_relative(root, path))
+                if problem:  # the project file is a pull request's to edit
+                    err(("signing", "public_keys", str(i)),
+                        f"public keys are files inside the project: {problem}")
 
 
 def unknown_key(key: object, known: Sequence[str]) -> str:
@@ -339,7 +345,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     if len(set(envs)) != len(envs):
         err(("environments",), "environment names must be unique")
     env_names = [e for e in envs if ENVIRONMENT_NAME.fullmatch(e)] or ["x"]
-    _check_commands_settings(data, [e for e in envs if isinstance(e, str)], err)
+    _check_commands_settings(data, [e for e in envs if isinstance(e, str)], root, err)
 
     layers: list[LayerSpec] = []
     raw_layers = data.get("layers")

@@ -88,6 +88,27 @@ def test_promote_checks_the_pr_body_file_before_it_commits(repo: Project) -> Non
     assert _state(repo) == state
 
 
+def test_report_and_pr_body_never_write_through_a_committed_link(repo: Project,
+                                                                 tmp_path: Path) -> None:
+    # CI runs `mkdir -p ci-artifacts; magcfg report --html ci-artifacts/report.html` on a
+    # pull request's checkout: a committed `ci-artifacts` link would take the page out.
+    away = tmp_path / "away"
+    away.mkdir()
+    os.symlink(away, repo.root / "ci-artifacts")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "a link")
+    state = _state(repo)
+    message = ("ci-artifacts/x: error: cannot write: ci-artifacts is a symlink in the checkout, "
+               "which magcfg never writes through")
+    done = repo.run("report", "--html", "ci-artifacts/x")
+    assert failed_cleanly(done, 1).splitlines() == [message]
+    done = repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--pr-body", "ci-artifacts/x")
+    assert failed_cleanly(done, 1).splitlines() == [message]
+    assert list(away.iterdir()) == []
+    assert _state(repo) == state
+
+
 @pytest.mark.parametrize("ref", ["HEAD:../..", "@{-1}", "HEAD:layers", "--output=x"])
 @pytest.mark.parametrize("command", ["diff", "build"])
 def test_a_ref_that_names_no_commit_is_a_usage_error(repo: Project, ref: str,

@@ -952,12 +952,11 @@ def _ci_publishes_report(project: Project) -> bool:
     from ..durable import Tree
 
     tree = Tree(project.root, project.fenced)
-    workflows = project.root / ".github/workflows"
-    try:
-        listed = (sorted(e.name for e in os.scandir(workflows))
-                  if workflows.is_dir() and not workflows.is_symlink() else [])
-    except OSError:
-        listed = []  # a directory magcfg cannot list links nothing
+    try:  # resolved as any repository path: a committed link out of it is not listed
+        workflows = tree.resolve(".github/workflows")
+        listed = sorted(os.listdir(workflows)) if os.path.isdir(workflows) else []
+    except (MagcfgError, OSError):
+        listed = []  # none, or one magcfg may not read: it links nothing
     names = [*_CI_FILES, *(f".github/workflows/{name}" for name in listed
                            if name.endswith((".yml", ".yaml")))]
     for name in names:
@@ -970,8 +969,11 @@ def _ci_publishes_report(project: Project) -> bool:
     return False
 
 
-def check_writable(path: Path) -> None:
-    """Refuse a ``--pr-body`` file that cannot be written, before anything is changed."""
+def check_writable(path: Path, checkout: Path) -> None:
+    """Refuse a ``--pr-body`` file that cannot be written, before anything is changed
+    (through a symlink inside the ``checkout`` included: ``write_text``)."""
+    from ..durable import operator_path_to_write
+
     where = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UsageError(f"--pr-body {path}: is a directory; give a file name")
@@ -979,13 +981,12 @@ def check_writable(path: Path) -> None:
         raise UsageError(f"--pr-body {path}: directory {where} does not exist")
     if not os.access(where, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"--pr-body {path}: not writable")
+    operator_path_to_write(path, os.path.realpath(checkout), create=False)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write the PR body to ``path`` (atomically)."""
-    from ..durable import os_reason, replace_file
+def write_text(path: Path, text: str, checkout: Path) -> None:
+    """Write the PR body to ``path`` (atomically), through no symlink inside
+    ``checkout`` (``durable.write_operator_file``)."""
+    from ..durable import write_operator_file
 
-    try:
-        replace_file(path.parent.resolve() / path.name, text.encode("utf-8"))
-    except OSError as exc:
-        raise BuildError(f"cannot write the PR body to {path}: {os_reason(exc)}") from None
+    write_operator_file(path, text.encode("utf-8"), checkout=checkout)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..durable import os_reason, replace_file
+from ..durable import operator_path_to_write, os_reason, write_operator_file
 from ..errors import BuildError, Diagnostic, UsageError
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import LayerStack
@@ -437,8 +437,10 @@ def _page(envs: tuple[str, ...], layer_names: list[str], files: list[str],
 # ------------------------------------------------------------------ the output file
 
 
-def check_output(path: Path) -> None:
-    """Refuse an ``--html`` file that cannot be written, before anything is compiled."""
+def check_output(path: Path, checkout: Path) -> None:
+    """Refuse an ``--html`` file that cannot be written, before anything is compiled:
+    CI writes the page into the ``checkout`` a pull request controls, where no symlink
+    is written through (``durable.write_operator_file``)."""
     where = path.parent if str(path.parent) else Path(".")
     try:
         mode = path.lstat().st_mode
@@ -454,11 +456,10 @@ def check_output(path: Path) -> None:
         raise UsageError(f"--html {path}: directory {where} does not exist")
     if not os.access(where, os.W_OK):
         raise UsageError(f"--html {path}: not writable")
+    operator_path_to_write(path, os.path.realpath(checkout), create=False)
 
 
-def write_output(path: Path, page: bytes) -> None:
-    """Write the page to ``path`` atomically (a reader sees the old page or the new)."""
-    try:
-        replace_file(path.parent.resolve() / path.name, page)
-    except OSError as exc:
-        raise BuildError(f"cannot write the report to {path}: {os_reason(exc)}") from None
+def write_output(path: Path, page: bytes, checkout: Path) -> None:
+    """Write the page to ``path`` atomically (a reader sees the old page or the new),
+    through no symlink inside ``checkout``."""
+    write_operator_file(path, page, checkout=checkout)
