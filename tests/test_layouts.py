@@ -197,10 +197,10 @@ def test_promote_writes_back_to_the_mapped_files(services: Project) -> None:
      "magcfg.yaml:5: error: layer paths must stay inside the project: it leads outside "
      "the project [layers.0.files]"),
     ('  - name: base\n    files: "services/**/../../../outside/*.yaml"\n',
-     "magcfg.yaml:5: error: files has no . or .. after its first directory: "
+     "magcfg.yaml:5: error: files may not use . or .. after its first directory: "
      "'services/**/../../../outside/*.yaml' [layers.0.files]"),
     ('  - name: base\n    files: "services/{env}/../*.yaml"\n',
-     "magcfg.yaml:5: error: files has no . or .. after its first directory: "
+     "magcfg.yaml:5: error: files may not use . or .. after its first directory: "
      "'services/{env}/../*.yaml' [layers.0.files]"),
     ('  - name: base\n    path: layers/base\n    key: app\n',
      "magcfg.yaml:6: error: key needs files (a pattern) [layers.0.key]"),

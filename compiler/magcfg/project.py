@@ -466,7 +466,7 @@ def _files_problem(files: str, key: Any) -> tuple[str, str] | None:
         # Only the directory before the first wildcard is checked to stay inside the
         # project (a leading `..` is refused there, by name); one further on would climb
         # out of what was checked, or out of {env}.
-        return "files", f"files has no . or .. after its first directory: {files!r}"
+        return "files", f"files may not use . or .. after its first directory: {files!r}"
     if re.search(r"\*\*(?!/)|[?\[\]]|\{(?![A-Za-z_][A-Za-z0-9_]*\})", files):
         return "files", (f"files is a path with {{name}} (one path segment), * (any text in a "
                 f"segment) and **/ (any directories): {files!r}")

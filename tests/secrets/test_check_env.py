@@ -116,9 +116,11 @@ def test_a_config_that_is_not_a_json_object_is_refused(built: Project, text: str
     config = built.root / "generated/prod/config.json"
     config.write_text(text)
     result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
-    message = ("artifact files must be JSON objects" if text.startswith("[")
-               else "artifact is not valid JSON: JSONDecodeError")
-    assert failed_cleanly(result) == f"{config}: error: {message}\n"
+    located = {'{"magds": ': "1: error: artifact is not valid JSON at column 11",
+               '{"magds": NaN}': "1: error: artifact is not valid JSON at column 11"}
+    message = (f"{config}: error: artifact files must be JSON objects" if text.startswith("[")
+               else f"{config}:{located[text]}: JSONDecodeError")
+    assert failed_cleanly(result) == f"{message}\n"
 
 
 def test_missing_artifact_and_usage_errors(built: Project, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ at boot.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -181,8 +182,9 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     refused (:func:`magcfg.artifact.data_root`)."""
     base = Path(artifact_dir)
 
-    def fail(file: Path, message: str, key: str | None = None) -> ArtifactError:
-        return ArtifactError([Diagnostic(str(file), None, key, message, code="artifact")])
+    def fail(file: Path, message: str, key: str | None = None,
+             line: int | None = None) -> ArtifactError:
+        return ArtifactError([Diagnostic(str(file), line, key, message, code="artifact")])
 
     try:
         root = data_root(base, volume=volume)
@@ -206,7 +208,12 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     try:
         config = parse_config(raw[CONFIG])
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise fail(shown / CONFIG, f"artifact is not valid JSON: {type(exc).__name__}") from None
+        # Where, never what: the text around the error may be a secret's neighbour.
+        where = (f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
+                 else "")
+        raise fail(shown / CONFIG, f"artifact is not valid JSON{where}: {type(exc).__name__}",
+                   line=exc.lineno if isinstance(exc, json.JSONDecodeError) else None
+                   ) from None
     if not isinstance(config, dict):
         raise fail(shown / CONFIG, "artifact files must be JSON objects")
     digest = "sha256:" + hashlib.sha256(raw[CONFIG]).hexdigest()
