@@ -616,15 +616,7 @@ def diff(
             _fail_report("diff", exc)
         _fail(exc)
     if output_format == "json":
-        import orjson
-
-        from .pipeline.emit import json_bytes
-
-        # The shape review/diff.py documents is the diff's; the fields every command's
-        # report has (docs/cli.md) are the command line's.
-        report = {**orjson.loads(diffs.format_json(result)), "command": "diff",
-                  "ok": result.identical}
-        sys.stdout.write(json_bytes(report).decode("utf-8"))
+        sys.stdout.write(diffs.format_json(result))
     elif output_format == "markdown":
         sys.stdout.write(diffs.format_markdown(result))
     else:
@@ -658,13 +650,14 @@ def promote(
     a new branch and prints a pull-request body. Secret references and the project's
     promote.allow_differences are never copied.
     """
+    from .durable import check_operator_target
     from .project import load_project
     from .review import promote as promotion
 
     try:
         proj = load_project(project)
         if pr_body_file is not None and not dry_run:
-            promotion.check_writable(pr_body_file, proj.root)
+            check_operator_target(pr_body_file, proj.root, "--pr-body")
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
         words = ["magcfg promote", from_env, to_env, *(f"--key '{k}'" for k in key or ())]
         if include_secrets:
@@ -712,12 +705,13 @@ def report(
     """Write the config matrix as one HTML page: every key by environment, coloured by the
     layer that set it, with differences, redundant overrides, restart-only and
     allow-listed keys marked, and with --against what a change alters where."""
+    from .durable import check_operator_target
     from .project import load_project
     from .review import report as reports
 
     try:
         proj = load_project(project)
-        reports.check_output(html_out, proj.root)
+        check_operator_target(html_out, proj.root, "--html")
         result = reports.build_report(proj, env, against)
         reports.write_output(html_out, result.html, proj.root)
     except MagcfgError as exc:

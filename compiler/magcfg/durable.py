@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from pathlib import Path
 from typing import NamedTuple, NoReturn, TypeVar
 
-from .errors import BuildError, Diagnostic
+from .errors import BuildError, Diagnostic, UsageError
 
 T = TypeVar("T")
 
@@ -682,6 +682,29 @@ def operator_path_to_read(path: Path, root: str, fenced: Sequence[str] = (".git"
             raise PathError([path_problem(str(path), LOOP)])
         current = target
     return current
+
+
+def check_operator_target(path: Path, checkout: Path, option: str) -> None:
+    """Refuse, before any work, a file the operator named for ``option`` (``--html``,
+    ``--pr-body``) that ``write_operator_file`` could not write into ``checkout``: not a
+    regular file, in no directory, not writable, or reached through a symlink inside
+    the checkout."""
+    where = path.parent if str(path.parent) else Path(".")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {os_reason(exc)}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+        raise UsageError(f"{option} {path}: not a regular file")
+    if not where.is_dir():
+        raise UsageError(f"{option} {path}: directory {where} does not exist")
+    if not os.access(where, os.W_OK) or (mode is not None and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable")
+    operator_path_to_write(path, os.path.realpath(checkout), create=False)
 
 
 def operator_path_to_write(path: Path, root: str, create: bool) -> Path:

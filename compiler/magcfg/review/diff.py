@@ -728,12 +728,15 @@ def _text_body(old: str, new: str, color: bool) -> Callable[[Sequence[Change]], 
 
 
 def format_json(d: ConfigDiff) -> str:
-    """The documented, stable JSON shape (module docstring)."""
+    """The documented, stable JSON shape (module docstring), with the fields every
+    command's report has (``command``; ``ok``: identical, exit 0; docs/cli.md)."""
     doc = {
         "added": [c.as_json() for c in d.of_kind("added")],
         "changed": [c.as_json() for c in d.of_kind("changed")],
+        "command": "diff",
         "format": 1,
         "identical": d.identical,
+        "ok": d.identical,
         "new": d.new.as_json(),
         "old": d.old.as_json(),
         "removed": [c.as_json() for c in d.of_kind("removed")],

@@ -969,21 +969,6 @@ def _ci_publishes_report(project: Project) -> bool:
     return False
 
 
-def check_writable(path: Path, checkout: Path) -> None:
-    """Refuse a ``--pr-body`` file that cannot be written, before anything is changed
-    (through a symlink inside the ``checkout`` included: ``write_text``)."""
-    from ..durable import operator_path_to_write
-
-    where = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"--pr-body {path}: is a directory; give a file name")
-    if not where.is_dir():
-        raise UsageError(f"--pr-body {path}: directory {where} does not exist")
-    if not os.access(where, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"--pr-body {path}: not writable")
-    operator_path_to_write(path, os.path.realpath(checkout), create=False)
-
-
 def write_text(path: Path, text: str, checkout: Path) -> None:
     """Write the PR body to ``path`` (atomically), through no symlink inside
     ``checkout`` (``durable.write_operator_file``)."""

@@ -27,9 +27,7 @@ from __future__ import annotations
 import html
 import json
 import marshal
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from json.encoder import encode_basestring as encode_string
@@ -37,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..durable import operator_path_to_write, os_reason, write_operator_file
-from ..errors import BuildError, Diagnostic, UsageError
+from ..durable import write_operator_file
+from ..errors import BuildError, Diagnostic
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import LayerStack
 from ..project import Project
@@ -435,28 +433,6 @@ def _page(envs: tuple[str, ...], layer_names: list[str], files: list[str],
 
 
 # ------------------------------------------------------------------ the output file
-
-
-def check_output(path: Path, checkout: Path) -> None:
-    """Refuse an ``--html`` file that cannot be written, before anything is compiled:
-    CI writes the page into the ``checkout`` a pull request controls, where no symlink
-    is written through (``durable.write_operator_file``)."""
-    where = path.parent if str(path.parent) else Path(".")
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise UsageError(f"--html {path}: {os_reason(exc)}") from None
-    if mode is not None and stat.S_ISDIR(mode):
-        raise UsageError(f"--html {path}: is a directory; give a file name")
-    if mode is not None and not stat.S_ISREG(mode):
-        raise UsageError(f"--html {path}: not a regular file")
-    if not where.is_dir():
-        raise UsageError(f"--html {path}: directory {where} does not exist")
-    if not os.access(where, os.W_OK):
-        raise UsageError(f"--html {path}: not writable")
-    operator_path_to_write(path, os.path.realpath(checkout), create=False)
 
 
 def write_output(path: Path, page: bytes, checkout: Path) -> None:
