@@ -285,13 +285,14 @@ def docs(
     if out is None:
         print(text, end="")
         return
-    from .durable import read_regular
+    from .durable import operator_path_to_read, read_regular
 
     try:
-        # One byte more than the page: a larger file differs, and is not read whole.
-        current = read_regular(out, len(text.encode("utf-8")) + 1) if os.path.lexists(out) \
-            else None
-    except OSError:
+        # Read as it would be written (no committed link out of the checkout), and one
+        # byte more than the page at most: a larger file differs, and is not read whole.
+        real = operator_path_to_read(out, os.path.realpath(proj.root))
+        current = read_regular(real, len(text.encode("utf-8")) + 1)
+    except (OSError, MagcfgError):
         current = None
     if check:
         if current != text.encode("utf-8"):
