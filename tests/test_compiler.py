@@ -89,6 +89,25 @@ def test_check_reports_stale_files_and_writes_nothing(mini: Project) -> None:
     assert mini.snapshot_tree() == before
 
 
+def test_a_file_no_reader_would_accept_is_never_written(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import magcfg.compiler
+
+    magcfg.build(load(mini))
+    before = mini.snapshot_tree()
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: a-longer-host-name\n")
+    size = len((mini.root / "generated/dev/config.json").read_bytes()) + len("a-longer-")
+    # The real bound is 256 MiB (every reader's; tests/signing/test_directory.py).
+    monkeypatch.setattr(magcfg.compiler, "MAX_FILE_BYTES", size - 1)
+    with pytest.raises(magcfg.BuildError) as info:
+        magcfg.build(load(mini))
+    assert [(d.file, d.message) for d in info.value.diagnostics] == [
+        ("generated/dev/config.json", f"would be {size} bytes, more than the {size - 1} "
+         "every reader of an artifact accepts")]
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhost\n")
+    assert mini.snapshot_tree() == before
+
+
 def test_check_on_missing_output(mini: Project) -> None:
     result = mini.run("build", "--check")
     assert result.returncode == 1

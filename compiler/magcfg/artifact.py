@@ -32,6 +32,7 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MAX_ATTESTATION_BYTES",
+    "MAX_FILE_BYTES",
     "MAX_MANIFEST_BYTES",
     "MAX_SIGNATURE_BYTES",
     "MAX_VERSION",
@@ -92,6 +93,13 @@ MAX_ATTESTATION_BYTES = 64 * 1024 * 1024
 """The largest ``attestation.dsse.json``: base64 of a statement with one subject per
 file the manifest lists, ~2.5 times the manifest's ``files`` at most."""
 
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""The largest file a manifest lists (``config.json`` above all) that a reader accepts
+and the build writes: ~30 times the 8 MB ``config.json`` of the large benchmark
+repository (200 services of ~1,000 keys). Only its signed digest says a file is the
+right one, and that needs every byte: without a bound a planted file of any size would
+be read whole first."""
+
 MANIFEST_FORMAT = 1
 """The ``format`` this module reads and the build writes."""
 MAX_VERSION = 2**53 - 1
@@ -132,11 +140,11 @@ class DataLinkError(ValueError):
         self.message = message
 
 
-def size_limit(name: str) -> int | None:
+def size_limit(name: str) -> int:
     """The most bytes a reader accepts for the artifact file ``name`` before verifying
-    it; None for files whose size only their signed digest bounds (``config.json``
-    is as large as the configuration)."""
-    return _LIMITS.get(name)
+    it: the manifest's own files have bounds of their kind, the files it lists
+    :data:`MAX_FILE_BYTES`."""
+    return _LIMITS.get(name, MAX_FILE_BYTES)
 
 
 def data_root(directory: Path, *, volume: bool) -> Path:

@@ -20,12 +20,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from .artifact import CONFIG, MANIFEST, SIGNED_FILES, size_limit, written_names
+from .artifact import CONFIG, MANIFEST, MAX_FILE_BYTES, SIGNED_FILES, size_limit, written_names
 from .cue.layers import CUE_SUFFIX, load_cue_layers
 from .durable import (
     DirectoryUpdate,
@@ -775,6 +775,14 @@ class Compiler:
         with self.timings.stage("emit"):
             for emitter in extensions.artifact_emitters:
                 files.update(emitter(context))
+            # Nor a file every reader of the artifact would refuse unread.
+            too_large = [Diagnostic(f"{self.project.output}/{env}/{name}", None, None,
+                                    f"would be {len(data)} bytes, more than the "
+                                    f"{MAX_FILE_BYTES} every reader of an artifact accepts",
+                                    code="artifact")
+                         for name, data in sorted(files.items()) if len(data) > MAX_FILE_BYTES]
+            if too_large:
+                return None, diagnostics + too_large
             config_digest = self._config_sha256(by_key, config)
             hot, restart = self.reload_partition()
             inputs = [(self.project.file, self.project.build_digest(env))]

@@ -65,6 +65,7 @@ __all__ = [
     "listed_already",
     "read_if_present",
     "read_located",
+    "read_member",
     "read_regular",
     "real_directory",
     "recover_directories",
@@ -188,7 +189,7 @@ def file_kind(mode: int) -> str:
 
 
 def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
-                 follow_symlinks: bool = False) -> bytes:
+                 follow_symlinks: bool = False, dir_fd: int | None = None) -> bytes:
     """The bytes of the regular file ``path``, which may be hostile.
 
     Never opens a device, never blocks on a FIFO and, unless ``follow_symlinks`` (for a
@@ -197,9 +198,10 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
     nothing but a regular file is opened, then open with ``O_NONBLOCK`` (and
     ``O_NOFOLLOW``) and ``fstat`` the descriptor (the file may have been swapped in
     between). Raises :class:`NotRegularFile`, :class:`FileTooLarge` (more than
-    ``limit`` bytes), ``FileNotFoundError`` or another ``OSError``.
+    ``limit`` bytes), ``FileNotFoundError`` or another ``OSError``. ``dir_fd``: a
+    directory descriptor a relative ``path`` is resolved from.
     """
-    fd, size = _open_regular(path, follow_symlinks)
+    fd, size = _open_regular(path, follow_symlinks, dir_fd)
     try:
         if limit is not None and size > limit:
             raise FileTooLarge(path, size, limit)
@@ -225,7 +227,7 @@ def sha256_regular(path: str | os.PathLike[str]) -> tuple[str, int]:
     same checks, read in chunks: a file of tens of megabytes is never held whole."""
     import hashlib
 
-    fd, _ = _open_regular(path, False)
+    fd, _ = _open_regular(path, False, None)
     try:
         digest = hashlib.sha256()
         size = 0
@@ -239,17 +241,18 @@ def sha256_regular(path: str | os.PathLike[str]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> tuple[int, int]:
+def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool,
+                  dir_fd: int | None) -> tuple[int, int]:
     """A descriptor open for reading on ``path`` if it is a regular file (see
     :func:`read_regular`), and the file's size then."""
-    mode = (os.stat(path) if follow_symlinks else os.lstat(path)).st_mode
+    mode = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks).st_mode
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, file_kind(mode))
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a symlink after the lstat
             raise NotRegularFile(path, "a symbolic link") from None
@@ -262,6 +265,35 @@ def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool) -> tuple[
         os.close(fd)
         raise
     return fd, st.st_size
+
+
+def read_member(directory: str | os.PathLike[str], name: str,
+                limit: int | None = None) -> bytes:
+    """:func:`read_regular` of ``directory/name``, where ``name`` (an artifact's listed
+    file) may name sub-directories: each is opened without following a symlink, so a
+    planted link in the middle of the name cannot lead out of ``directory``. Raises
+    :class:`NotRegularFile` for such a link (or a file where a directory belongs) and
+    whatever ``read_regular`` raises."""
+    head, _, last = name.rpartition("/")
+    if not head:
+        return read_regular(os.path.join(directory, name), limit)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in head.split("/"):
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                raise NotRegularFile(os.path.join(directory, name),
+                                     f"below {file_kind(mode)} ({part})") from None
+            os.close(fd)
+            fd = inner
+        return read_regular(last, limit, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def read_located(path: str | os.PathLike[str], display: str, limit: int | None = None) -> bytes:

@@ -218,11 +218,16 @@ def test_tampered_config_and_manifest_are_refused(rig: Rig) -> None:
     files = artifact_files(hot_change(2), 2, rig.key)
     files["config.json"] = files["config.json"].replace(b'"debug"', b'"error"')
     rig.writer.write(files)
-    assert _refusal(rig, kernel)["reason"] == "digest_mismatch"
+    refusal = _refusal(rig, kernel)
+    # Named as `magcfg verify --volume` names them: the file read, through ..data.
+    assert refusal["reason"] == "digest_mismatch"
+    assert refusal["error"].startswith(f"{rig.art}/..data/config.json: ")
     files = artifact_files(hot_change(2), 2, rig.key)
     files["manifest.json"] = files["manifest.json"].replace(b'"version": 2', b'"version": 9')
     rig.writer.write(files)
-    assert _refusal(rig, kernel)["reason"] == "bad_signature"
+    refusal = _refusal(rig, kernel)
+    assert refusal["reason"] == "bad_signature"
+    assert refusal["error"].startswith(f"{rig.art}/..data/manifest.json.sig: ")
 
 
 def test_wrong_key_and_unsigned_are_refused(rig: Rig) -> None:
@@ -683,7 +688,7 @@ def test_another_environments_artifact_is_refused_without_state(rig: Rig) -> Non
     with pytest.raises(KernelStartError) as info:
         rig.kernel()
     assert info.value.format() == (
-        f"error: {rig.art}: cannot load the config (environment_mismatch: {rig.art}/manifest.json: "
+        f"error: {rig.art}: cannot load the config (environment_mismatch: {rig.art}/..data/manifest.json: "
         "error: is for environment 'staging', not 'production': another environment's "
         f"artifact) and there is no last known-good state in {rig.state}")
     assert not (rig.state / STATE_FILE).exists()
@@ -720,7 +725,7 @@ def test_a_signed_huge_version_is_refused_and_blocks_nothing(rig: Rig) -> None:
     rig.write(10**30, hot_change(2))
     data = _refusal(rig, kernel)
     assert (data["stage"], data["reason"]) == ("verify", "malformed_manifest")
-    assert data["error"] == (f"{rig.art}/manifest.json: error: version: must be from 1 to "
+    assert data["error"] == (f"{rig.art}/..data/manifest.json: error: version: must be from 1 to "
                              "9007199254740991, not a 31-digit number")
     rig.write(2, hot_change(2))
     assert kernel.reload().status == "applied" and kernel.version == 2
@@ -801,7 +806,7 @@ def test_delivered_secret_values_are_masked_everywhere(rig: Rig,
     result = kernel.reload()
     assert result.status == "refused" and result.event is not None
     error = result.event["data"]["error"]
-    assert error == (f"{rig.art}/config.json: can_connect: login refused for password "
+    assert error == (f"{rig.art}/..data/config.json: can_connect: login refused for password "
                      "<redacted> (token <redacted>)")
     assert kernel.status()["last_error"]["error"] == error
     said = rig.everything_said() + caplog.text + json.dumps(kernel.status())
@@ -838,7 +843,7 @@ def test_a_validator_raising_system_exit_refuses_without_killing_the_watcher(rig
     rig.write(2, hot_change(2))
     assert wait_for(lambda: bool(rig.of_type(RELOAD_FAILED)))
     assert rig.of_type(RELOAD_FAILED)[-1]["data"]["error"] == (
-        f"{rig.art}/config.json: leaves: SystemExit")
+        f"{rig.art}/..data/config.json: leaves: SystemExit")
     rig.write(3, hot_change(3, "warn"))
     assert wait_for(lambda: kernel.version == 3)
 

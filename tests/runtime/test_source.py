@@ -62,3 +62,32 @@ def test_a_file_larger_than_its_kind_allows_is_unreadable_and_not_read(
     raw = read_artifact(volume, _listed)
     assert raw.unreadable == {name: f"is larger than {size_limit(name)} bytes"}
     assert raw.files == {}
+
+
+def test_a_listed_file_larger_than_any_artifact_holds_is_unreadable_and_not_read(
+        volume: Path) -> None:
+    from magcfg.artifact import MAX_FILE_BYTES
+
+    with open(volume / "config.json", "r+b") as fh:
+        fh.truncate(3 << 30)
+    raw = read_artifact(volume, _listed)
+    assert raw.unreadable == {"config.json": f"is larger than {MAX_FILE_BYTES} bytes"}
+    assert raw.files == {"config.json": None}
+
+
+def test_a_listed_file_below_a_symlinked_directory_is_unreadable(
+        volume: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "extra.json").write_bytes(b"{}\n")
+    version_dir = volume / os.readlink(volume / "..data")
+    (version_dir / "sub").symlink_to(outside)
+    raw = read_artifact(volume, lambda manifest, signature: ("config.json", "sub/extra.json"))
+    assert raw.files["sub/extra.json"] is None
+    assert raw.unreadable == {
+        "sub/extra.json": "is below a symbolic link (sub), not a regular file"}
+    (version_dir / "sub").unlink()
+    (version_dir / "sub").mkdir()
+    (version_dir / "sub/extra.json").write_bytes(b"{}\n")
+    raw = read_artifact(volume, lambda manifest, signature: ("config.json", "sub/extra.json"))
+    assert raw.files["sub/extra.json"] == b"{}\n" and raw.unreadable == {}

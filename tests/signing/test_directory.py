@@ -125,13 +125,13 @@ def test_a_fifo_is_refused_not_waited_on(signed: Path, keys: Path, name: str) ->
         f"generated/prod/{name}: error: is a FIFO, not a regular file\n")
 
 
-@pytest.mark.parametrize("name", ["manifest.json", "manifest.json.sig", "attestation.dsse.json"])
+@pytest.mark.parametrize("name", ["manifest.json", "manifest.json.sig", "attestation.dsse.json",
+                                  "config.json"])
 def test_a_file_larger_than_its_kind_allows_is_refused_unread(
         signed: Path, keys: Path, name: str) -> None:
     from magcfg.artifact import size_limit
 
     limit = size_limit(name)
-    assert limit is not None
     with open(signed / "generated/prod" / name, "r+b") as fh:
         fh.truncate(limit + 1)  # sparse: nothing is read, so nothing is allocated
     assert verify(signed, keys) == (
@@ -143,8 +143,9 @@ def test_the_limits_fit_what_the_build_and_sign_write() -> None:
     from magcfg.signing.keys import Ed25519PrivateKey
 
     signature = sign_manifest(b"{}", Ed25519PrivateKey.generate())
-    assert len(signature) == 89 and (size_limit(SIGNATURE) or 0) >= 10 * len(signature)
-    assert size_limit("config.json") is None  # as large as the configuration
+    assert len(signature) == 89 and size_limit(SIGNATURE) >= 10 * len(signature)
+    # The large benchmark repository's config.json is 8 MB.
+    assert size_limit("config.json") >= 30 * 8 * 1024 * 1024
 
 
 def test_a_symlinked_member_is_refused(signed: Path, keys: Path, tmp_path: Path) -> None:
@@ -155,6 +156,30 @@ def test_a_symlinked_member_is_refused(signed: Path, keys: Path, tmp_path: Path)
     path.symlink_to(outside)
     assert verify(signed, keys) == (
         "generated/prod/config.json: error: is a symbolic link, not a regular file\n")
+
+
+def test_a_listed_file_below_a_symlinked_directory_is_refused(
+        signed: Path, keys: Path, tmp_path: Path) -> None:
+    # Signed for real, by the trusted key: the manifest lists sub/extra.json with the
+    # digest of the file outside, which a checkout's planted link `sub` would reach.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "extra.json").write_bytes(b"{}\n")
+    manifest = json.loads((signed / "generated/prod/manifest.json").read_bytes())
+    manifest["files"]["sub/extra.json"] = ("sha256:ca3d163bab055381827226140568f3bef7eaac187cebd"
+                                           "76878e0b63e9e442356")
+    _resign(signed, keys, json.dumps(manifest, indent=2).encode())
+    (signed / "generated/prod/attestation.dsse.json").unlink(missing_ok=True)  # of the old one
+    (signed / "generated/prod/sub").symlink_to(outside)
+    assert verify(signed, keys) == (
+        "generated/prod/sub/extra.json: error: is below a symbolic link (sub), not a "
+        "regular file\n")
+    (signed / "generated/prod/sub").unlink()
+    (signed / "generated/prod/sub").mkdir()
+    (signed / "generated/prod/sub/extra.json").write_bytes(b"{}\n")
+    done = run_magcfg(signed, "verify", "--env", "prod", "--public-key",
+                      str(keys / "magcfg.pub"))
+    assert done.returncode == 0, done.stderr  # a real directory is read
 
 
 def test_a_fifo_as_the_public_key_is_refused(signed: Path, tmp_path: Path) -> None:

@@ -515,14 +515,15 @@ class Kernel:
                 self._publish_final(event)
                 return ReloadResult("refused", current.version, refused.reason, event)
 
-    def _verify_manifest(self, manifest_bytes: bytes, signature: bytes) -> tuple[str, dict[str, Any]]:
+    def _verify_manifest(self, manifest_bytes: bytes, signature: bytes,
+                         prefix: str = "") -> tuple[str, dict[str, Any]]:
         """(key id, manifest) of a manifest signed by a trusted key, in the documented
         format, for this kernel's environment; the last one is remembered, so the read
-        and the check of one attempt verify once."""
+        and the check of one attempt verify once. Errors name the files ``prefix``
+        + name."""
         memo = self._verified
         if memo is not None and memo[0] == manifest_bytes and memo[1] == signature:
             return memo[2], memo[3]
-        prefix = f"{self.artifact_dir}/"
         kid = verify_manifest(manifest_bytes, signature, self.public_keys,
                               signature_file=prefix + SIGNATURE)
         manifest = parse_manifest(manifest_bytes, prefix + MANIFEST)
@@ -542,8 +543,14 @@ class Kernel:
                    boot: bool) -> Snapshot | None:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
         running config already."""
-        prefix = f"{self.artifact_dir}/"
-        for name in (DATA_LINK, MANIFEST, SIGNATURE):
+        if DATA_LINK in raw.unreadable:
+            raise _Refused("read", "unreadable_file",
+                           f"{self.artifact_dir}/{DATA_LINK}: {raw.unreadable[DATA_LINK]}")
+        # The files read, as `magcfg verify` names them: through a volume's link, not
+        # the visible names beside it.
+        prefix = (f"{self.artifact_dir}/" if raw.root == self.artifact_dir
+                  else f"{self.artifact_dir}/{DATA_LINK}/")
+        for name in (MANIFEST, SIGNATURE):
             if name in raw.unreadable:
                 raise _Refused("read", "unreadable_file",
                                f"{prefix}{name}: {raw.unreadable[name]}")
@@ -553,7 +560,7 @@ class Kernel:
             raise _Refused("read", "unsigned", f"{prefix}{SIGNATURE} not "
                            "found: the artifact is not signed")
         try:
-            kid, manifest = self._verify_manifest(raw.manifest_bytes, raw.signature)
+            kid, manifest = self._verify_manifest(raw.manifest_bytes, raw.signature, prefix)
             if raw.unreadable:  # a listed file that is a FIFO, a device, a symlink
                 name, why = min(raw.unreadable.items())
                 raise VerificationError(prefix + name, why, "unreadable_file")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifact import DATA_LINK, DataLinkError, data_root, size_limit
-from ..durable import FileTooLarge, NotRegularFile, read_regular
+from ..durable import FileTooLarge, NotRegularFile, read_member
 from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME
 
 __all__ = ["RawArtifact", "read_artifact", "stat_signature"]
@@ -55,7 +55,7 @@ def _read(root: Path, name: str, unreadable: dict[str, str]) -> bytes | None:
     # larger than the kind allows, checked before a byte is read (a planted huge
     # manifest would be read whole, before its signature is checked).
     try:
-        return read_regular(root / name, size_limit(name))
+        return read_member(root, name, size_limit(name))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (NotRegularFile, FileTooLarge) as exc:

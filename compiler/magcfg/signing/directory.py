@@ -30,7 +30,7 @@ from ..durable import (
     FileTooLarge,
     NotRegularFile,
     PathError,
-    read_regular,
+    read_member,
     replace_directories,
 )
 from ..errors import Diagnostic
@@ -105,7 +105,7 @@ def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
     directory (a symlink is followed only while it stays inside, as a mounted
     ConfigMap's are), and no larger than its kind allows (checked before it is read)."""
     try:
-        return read_regular(directory / name, size_limit(name))
+        return read_member(directory, name, size_limit(name))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (NotRegularFile, FileTooLarge) as exc:
