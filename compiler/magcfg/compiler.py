@@ -982,43 +982,80 @@ def version_bases(project: Project, envs: Iterable[str],
     any number of local builds bump the version at most once. Nothing committed yet:
     version 1. Outside git the working tree's manifest is the base. One ``git cat-file``
     for all environments."""
-    import subprocess
-
-    from .artifact import ManifestError, load_manifest
+    from .artifact import MAX_MANIFEST_BYTES, ManifestError, load_manifest
 
     envs = list(envs)
     rels = {env: f"{project.output}/{env}/{MANIFEST}" for env in envs}
     revisions = ("HEAD", "MERGE_HEAD", "")  # "" is the index (stage 0)
-    request = "".join(f"{rev}:./{rels[env]}\n" for env in envs for rev in revisions)
+    request = [f"{rev}:./{rels[env]}" for env in envs for rev in revisions]
     try:
-        done = subprocess.run(["git", "cat-file", "--batch"], cwd=project.root,
-                              input=request.encode(), capture_output=True, timeout=60,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        done = None
-    if done is None or done.returncode != 0:
+        answers = _committed_blobs(project.root, request, MAX_MANIFEST_BYTES)
+    except OSError:
         return {env: VersionBase(working[env], rels[env]) for env in envs}
-    out, at = done.stdout, 0
     bases: dict[str, VersionBase] = {}
     for env in envs:
         best: tuple[int, VersionBase] | None = None
         for rev in revisions:
-            end = out.index(b"\n", at)
-            header = out[at:end].split()
-            at = end + 1
-            if len(header) != 3 or header[1] != b"blob":
+            blob = answers.pop(0)
+            if blob is None:
                 continue  # not committed, no merge in progress, or a conflict in the index
-            size = int(header[2])
-            candidate = VersionBase(out[at:at + size], f"{rev or '(index)'}:{rels[env]}")
-            at += size + 1
+            display = f"{rev or '(index)'}:{rels[env]}"
+            if isinstance(blob, int):
+                raise BuildError([Diagnostic(
+                    display, None, None, f"is {blob} bytes, more than the "
+                    f"{MAX_MANIFEST_BYTES} a manifest may have; restore it from git",
+                    code="manifest")])
+            candidate = VersionBase(blob, display)
             try:
-                version = int(load_manifest(candidate.manifest or b"")["version"])
+                version = int(load_manifest(blob)["version"])
             except ManifestError:
                 version = 1 << 62  # unreadable: the build names it and stops
             if best is None or version > best[0]:
                 best = (version, candidate)
         bases[env] = best[1] if best else VersionBase(None, f"HEAD:{rels[env]}")
     return bases
+
+
+def _committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | int | None]:
+    """What ``git cat-file --batch`` answers for each of ``names`` (``REV:PATH``): the
+    blob's bytes, None if there is no blob there, and the size of an object of more
+    than ``limit`` bytes, never read (a commit may hold a blob of any size), after
+    which nothing more is asked.
+    ``OSError`` if git cannot answer (not a work tree, no git, a minute spent)."""
+    import subprocess
+
+    git = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert git.stdin is not None and git.stdout is not None
+    timer = threading.Timer(60, git.kill)
+    timer.start()
+    answers: list[bytes | int | None] = []
+    try:
+        # A few hundred bytes: the pipe takes them before git answers one.
+        git.stdin.write("".join(f"{name}\n" for name in names).encode())
+        git.stdin.close()
+        for _ in names:
+            header = git.stdout.readline().split()
+            if not header:  # not a work tree: git said so on stderr and stopped
+                raise OSError("git cat-file stopped answering")
+            if len(header) != 3:
+                answers.append(None)  # "<name> missing"
+                continue
+            size = int(header[2])
+            if size > limit:
+                answers.append(size)
+                break  # the build stops at this one: the rest is never looked at
+            data = git.stdout.read(size + 1)[:size]
+            # A tree or a commit at the path is no manifest.
+            answers.append(data if header[1] == b"blob" else None)
+    finally:
+        timer.cancel()
+        git.kill()
+        with suppress(OSError):  # git stopped before it read the names (not a work tree)
+            git.stdin.close()
+        git.stdout.close()
+        git.wait()
+    return answers + [None] * (len(names) - len(answers))
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,

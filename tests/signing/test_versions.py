@@ -201,3 +201,37 @@ def test_unreadable_committed_manifest_is_named(repo: Path) -> None:
            "this manifest" in err
     assert "restore it from git" in err
     assert tree_state(repo / "generated") == before
+
+
+def test_a_committed_manifest_larger_than_any_reader_accepts_is_named_not_read(
+        repo: Path) -> None:
+    from magcfg.artifact import MAX_MANIFEST_BYTES
+    from tests.conftest import failed_cleanly, tree_state
+
+    # Compressed by git to a few kilobytes; handed over whole, it would be read whole.
+    size = MAX_MANIFEST_BYTES + 1
+    (repo / "generated/prod/manifest.json").write_bytes(b" " * size)
+    git(repo, "commit", "-qam", "a planted manifest")
+    git(repo, "checkout", "-q", "HEAD~1", "--", "generated/prod/manifest.json")
+    git(repo, "reset", "-q")  # the index holds the small one again, HEAD the large one
+    before = tree_state(repo / "generated")
+    err = failed_cleanly(run_magcfg(repo, "build"), 1)
+    assert err == (f"HEAD:generated/prod/manifest.json: error: is {size} bytes, more than "
+                   f"the {MAX_MANIFEST_BYTES} a manifest may have; restore it from git\n")
+    assert tree_state(repo / "generated") == before
+
+
+def test_committed_manifests_of_every_environment_are_read_in_one_git_call(
+        repo: Path) -> None:
+    # dev's HEAD, index and (mid-merge) MERGE_HEAD answers come before prod's: a
+    # misread of one answer's length would number prod from dev's manifest.
+    (repo / "layers/environments/prod/logging.yaml").write_text("logging:\n  level: error\n")
+    build(repo)
+    git(repo, "commit", "-qam", "prod 2")
+    (repo / "layers/environments/prod/logging.yaml").write_text("logging:\n  level: debug\n")
+    build(repo)
+    git(repo, "commit", "-qam", "prod 3")
+    assert versions(repo) == {"dev": 1, "prod": 3}
+    (repo / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: other\n")
+    build(repo)
+    assert versions(repo) == {"dev": 2, "prod": 3}
