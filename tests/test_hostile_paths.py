@@ -288,7 +288,12 @@ def test_layer_symlinked_into_git_is_never_read(mini: Project) -> None:
      "layers/base/dir.yaml/x.yaml: error: is a FIFO, not a regular file"),
     (lambda base: os.mkfifo(base / "f") or os.symlink("f", base / "link.yaml"),
      "layers/base/link.yaml: error: symlink to a FIFO, not a regular file"),
-], ids=["file-loop", "directory-loop", "dangling", "fifo", "fifo-below", "link-to-fifo"])
+    # Sparse: a file of any size costs nothing to plant, and nothing to refuse unread.
+    (lambda base: (base / "huge.yaml").write_bytes(b"")
+     or os.truncate(base / "huge.yaml", (256 << 20) + 1),
+     "layers/base/huge.yaml: error: is larger than 268435456 bytes"),
+], ids=["file-loop", "directory-loop", "dangling", "fifo", "fifo-below", "link-to-fifo",
+        "huge"])
 def test_layer_entries_that_are_no_regular_file(mini: Project,
                                                 make: Callable[[Path], object],
                                                 line: str) -> None:
@@ -296,6 +301,14 @@ def test_layer_entries_that_are_no_regular_file(mini: Project,
     make(mini.root / "layers/base")
     kept = Untouched(mini.root / "generated")
     refused(run(mini, "build"), line)
+    kept.check()
+
+
+def test_a_schema_larger_than_magcfg_reads_is_refused_unread(mini: Project) -> None:
+    build(mini)
+    os.truncate(mini.root / "schemas/schema.json", 3 << 30)
+    kept = Untouched(mini.root / "generated")
+    refused(run(mini, "build"), "schemas/schema.json: error: is larger than 268435456 bytes")
     kept.check()
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "DANGLING",
     "FAULT_ENV",
     "LOOP",
+    "MAX_INPUT_BYTES",
     "NOT_UTF8",
     "OUTSIDE",
     "SYMLINK_HERE",
@@ -165,6 +166,13 @@ _KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+"""The largest file magcfg reads from a repository (a layer file, a schema, the project
+file), in the working tree or at a git ref: ~6 times the 40.7 MB exhaustive schema of
+the large benchmark repository, whose largest layer file is ~30 KB. A larger one is
+refused before a byte of it is read: a pull request could plant a file of any size."""
+
+
 class NotRegularFile(OSError):
     """``path`` exists but is not a regular file (``kind`` says what it is)."""
 
@@ -222,13 +230,17 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None, *,
     return data
 
 
-def sha256_regular(path: str | os.PathLike[str]) -> tuple[str, int]:
+def sha256_regular(path: str | os.PathLike[str], limit: int | None = None
+                   ) -> tuple[str, int]:
     """The hex SHA-256 and the size of what :func:`read_regular` would return, with the
-    same checks, read in chunks: a file of tens of megabytes is never held whole."""
+    same checks (``limit`` included), read in chunks: a file of tens of megabytes is
+    never held whole."""
     import hashlib
 
-    fd, _ = _open_regular(path, False, None)
+    fd, size = _open_regular(path, False, None)
     try:
+        if limit is not None and size > limit:
+            raise FileTooLarge(path, size, limit)
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(1 << 18)
@@ -236,6 +248,8 @@ def sha256_regular(path: str | os.PathLike[str]) -> tuple[str, int]:
         while n := os.readv(fd, [buffer]):
             digest.update(view[:n])
             size += n
+            if limit is not None and size > limit:  # grew after the fstat
+                raise FileTooLarge(path, size, limit)
     finally:
         os.close(fd)
     return digest.hexdigest(), size
@@ -305,9 +319,10 @@ def read_located(path: str | os.PathLike[str], display: str, limit: int | None =
     return _located(display, lambda p: read_regular(p, limit), path)
 
 
-def sha256_located(path: str | os.PathLike[str], display: str) -> tuple[str, int]:
+def sha256_located(path: str | os.PathLike[str], display: str,
+                   limit: int | None = None) -> tuple[str, int]:
     """:func:`sha256_regular` with the errors of :func:`read_located`."""
-    return _located(display, sha256_regular, path)
+    return _located(display, lambda p: sha256_regular(p, limit), path)
 
 
 def _located(display: str, reader: Callable[[str | os.PathLike[str]], T],
@@ -382,14 +397,17 @@ class Tree:
         return real
 
     def read(self, rel: str) -> bytes:
-        """The bytes of the regular file ``rel`` (relative to the root)."""
+        """The bytes of the regular file ``rel`` (relative to the root), at most
+        :data:`MAX_INPUT_BYTES`."""
         real = self._real.get(rel)
-        return read_located(real if real is not None else self.resolve(rel), rel)
+        return read_located(real if real is not None else self.resolve(rel), rel,
+                            MAX_INPUT_BYTES)
 
     def sha256(self, rel: str) -> tuple[str, int]:
         """The hex SHA-256 and size of what ``read(rel)`` returns, not held in memory."""
         real = self._real.get(rel)
-        return sha256_located(real if real is not None else self.resolve(rel), rel)
+        return sha256_located(real if real is not None else self.resolve(rel), rel,
+                              MAX_INPUT_BYTES)
 
     def read_optional(self, rel: str) -> bytes | None:
         """``read``, or None if nothing is at ``rel``."""

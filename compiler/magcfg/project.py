@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from .artifact import ENVIRONMENT_NAME
-from .durable import PathError, read_located, real_directory
+from .durable import MAX_INPUT_BYTES, PathError, read_located, real_directory
 from .errors import BuildError, Diagnostic, UsageError
 from .syntax.locate import locate
 from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
@@ -306,7 +306,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         raise UsageError(f"project file {file} not found")
     root = Path(os.path.realpath(file.parent))
     name = file.name
-    raw = read_located(root / name, name)
+    raw = read_located(root / name, name, MAX_INPUT_BYTES)
     try:
         _check_text(name, raw)
         data, _ = parse_layer(name, raw, "project file")

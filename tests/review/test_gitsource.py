@@ -164,6 +164,45 @@ def test_a_symlink_longer_than_any_on_disk_is_refused_unread(repo: Project) -> N
     assert [d.format() for d in problems] == ["layers/base/long.yaml: error: file name too long"]
 
 
+def test_a_file_larger_than_magcfg_reads_is_refused_unread_on_both_sides(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit may hold a blob of any size (git compresses a gigabyte of spaces to a
+    megabyte): refused by its size, as the working tree refuses a file, and git's next
+    answer is still right. The real bound is 256 MiB (tests/test_durable.py)."""
+    from magcfg import durable
+    from magcfg.review import gitsource
+
+    for module in (durable, gitsource):
+        monkeypatch.setattr(module, "MAX_INPUT_BYTES", 1000)
+    (repo.root / "layers/base/big.yaml").write_text("big: " + "x" * 1000 + "\n")
+    _committed(repo.root)
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project) as (here, there):
+        refused = [path_problem("layers/base/big.yaml", "is larger than 1000 bytes")]
+        assert _outcome(there.read, "layers/base/big.yaml") == refused
+        assert _outcome(here.read, "layers/base/big.yaml") == refused
+        # Git's next answers are right.
+        assert _outcome(there.read, "magcfg.yaml") == here.read("magcfg.yaml")
+        assert _outcome(there.read, "layers/base/db.yaml") == here.read(
+            "layers/base/db.yaml")
+
+
+def test_a_tree_object_larger_than_a_walk_lists_is_refused_unread(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.review import gitsource
+
+    monkeypatch.setattr(gitsource, "_MAX_TREE", 200)
+    for n in range(10):
+        (repo.root / f"layers/base/wide/file-{n:02}.yaml").parent.mkdir(exist_ok=True)
+        (repo.root / f"layers/base/wide/file-{n:02}.yaml").write_text(f"k{n}: 1\n")
+    _committed(repo.root)
+    project = load_project(repo.root / "magcfg.yaml")
+    with _sides(project) as (_, there):
+        problems = there.list_layer("layers/base")[1]
+        assert [d.format() for d in problems] == [f"layers/base: error: {gitsource.TOO_MANY}"]
+        assert there.read("layers/base/db.yaml")  # git still answers
+
+
 def test_symlink_resolution_is_bounded(repo: Project, monkeypatch: pytest.MonkeyPatch
                                        ) -> None:
     """Every link may be followed, but not without end: a walk meeting many links of

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ..artifact import ATTESTATION, SIGNED_FILES
+from ..artifact import ATTESTATION, SIGNED_FILES, size_limit
 from ..artifact import MANIFEST as MANIFEST_NAME
 from ..artifact import SIGNATURE as SIGNATURE_NAME
 from ..durable import read_if_present, real_directory
@@ -96,8 +96,10 @@ def configmap_emitter(context: CompileContext, files: dict[str, bytes]) -> dict[
     members = dict(files)
     rel = f"{context.project.output}/{context.env}"
     directory = real_directory(context.project.root, rel)
-    if read_if_present(directory / MANIFEST_NAME, f"{rel}/{MANIFEST_NAME}") == files[MANIFEST_NAME]:
-        signature = read_if_present(directory / SIGNATURE_NAME, f"{rel}/{SIGNATURE_NAME}")
+    if read_if_present(directory / MANIFEST_NAME, f"{rel}/{MANIFEST_NAME}",
+                       size_limit(MANIFEST_NAME)) == files[MANIFEST_NAME]:
+        signature = read_if_present(directory / SIGNATURE_NAME, f"{rel}/{SIGNATURE_NAME}",
+                                    size_limit(SIGNATURE_NAME))
         if signature is not None:
             members[SIGNATURE_NAME] = signature
     return {CONFIGMAP_NAME: render_configmap(context.env, configmap_files(members))}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..durable import read_located
+from ..durable import MAX_INPUT_BYTES, read_located
 from ..errors import BuildError, Diagnostic, UsageError
 from .findings import RULES
 
@@ -58,7 +58,7 @@ def load_config(root: Path, project_file: Path | None = None,
     path = project_file or find_project_file(root, start)
     if path is None:
         return LintConfig()
-    raw = read_located(path, str(path))
+    raw = read_located(path, str(path), MAX_INPUT_BYTES)
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

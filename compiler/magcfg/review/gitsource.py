@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from ..durable import (
     DANGLING,
     LOOP,
+    MAX_INPUT_BYTES,
     NOT_UTF8,
     OUTSIDE,
     SYMLINK_HERE,
@@ -58,6 +59,9 @@ links; a repository without symlinks spends a few per layer directory."""
 
 _MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: what the working tree could follow
 _MAX_TARGET = 4095  # PATH_MAX less its NUL: no symlink on disk holds a longer target
+# A tree object of MAX_ENTRIES entries with names of 255 bytes (NAME_MAX) is ~28 MB: a
+# larger one names more than a walk would list.
+_MAX_TREE = 32 * 1024 * 1024
 _GITLINK = 0o160000
 _TREE = stat.S_IFDIR
 _NOT_OTHER_REPOSITORIES = "magcfg reads no layer files from other repositories"
@@ -105,6 +109,14 @@ class _Missing(Exception):
         super().__init__(heading)
         self.heading = heading
         self.linked = linked
+
+
+class _Oversized(Exception):
+    """A git object larger than its reader accepts; ``size`` its size."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
 
 
 class _TooMuch(Exception):
@@ -194,12 +206,15 @@ class GitSource:
 
     # -- git objects --------------------------------------------------------------------
 
-    def _object(self, sha: bytes, kind: bytes, limit: int | None = None) -> bytes:
+    def _object(self, sha: bytes, kind: bytes, limit: int) -> bytes:
         """The content of object ``sha`` if it is a ``kind``; ``ValueError`` if it is
-        not (or is missing), ``OSError`` if it holds more than ``limit`` bytes (asked
-        before it is read: a symlink's target is parsed, a layer file's is not)."""
-        if limit is not None and self.repo.odb.info(sha).size > limit:
-            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        not (or is missing), ``_Oversized`` if it holds more than ``limit`` bytes, never
+        read (a commit may hold a blob of any size)."""
+        # Asked apart (~60 us): an object streamed but not read would be read whole when
+        # GitPython drops the stream, to keep git's next answer in step.
+        size = self.repo.odb.info(sha).size
+        if size > limit:
+            raise _Oversized(size)
         stream = self.repo.odb.stream(sha)
         data: bytes = stream.read()  # to the end: a stream left half read garbles git's next answer
         if stream.type != kind:
@@ -213,11 +228,13 @@ class GitSource:
         from git.objects import fun  # the module: tests count the calls of its parser
 
         try:
-            data = self._object(entry.sha, b"tree")
+            data = self._object(entry.sha, b"tree", _MAX_TREE)
             found: dict[str, _Entry] | None = {
                 name: _Entry(sha, mode) for sha, mode, name in fun.tree_entries_from_data(data)}
         except ValueError:  # a name or mode git refuses, a missing or mistyped object
             found = None
+        except _Oversized:
+            raise _TooMuch(TOO_MANY) from None
         self._trees[entry.sha] = found
         return found
 
@@ -265,8 +282,9 @@ class GitSource:
                 try:
                     target = self._object(child.sha, b"blob", _MAX_TARGET).decode(
                         "utf-8", "surrogateescape")
-                except OSError as exc:
-                    raise _Refused(os_reason(exc)) from None
+                except _Oversized:  # as the working tree's readlink would say
+                    raise _Refused(os_reason(OSError(errno.ENAMETOOLONG,
+                                                     os.strerror(errno.ENAMETOOLONG)))) from None
                 except ValueError:  # a link the commit names but the repository lacks
                     raise _Missing("/".join(names), linked=True) from None
                 if target.startswith("/"):
@@ -323,9 +341,9 @@ class GitSource:
         parent, _, name = rel.rpartition("/")
         try:
             _, nodes, _ = self._walk(parent.split("/"), self._project())
+            entries = self._tree(nodes[-1]) if stat.S_ISDIR(nodes[-1].mode) else None
         except (_Missing, _Refused, _TooMuch):
             return False
-        entries = self._tree(nodes[-1]) if stat.S_ISDIR(nodes[-1].mode) else None
         return entries is not None and name in entries
 
     def _located(self, rel: str, follow_last: bool = True) -> tuple[str, _Entry]:
@@ -358,7 +376,10 @@ class GitSource:
             raise PathError([path_problem(path, f"is {file_kind(entry.mode)}, not a regular "
                                           "file")])
         try:
-            return self._object(entry.sha, b"blob")
+            return self._object(entry.sha, b"blob", MAX_INPUT_BYTES)
+        except _Oversized:
+            raise PathError([path_problem(path, f"is larger than {MAX_INPUT_BYTES} bytes")]
+                            ) from None
         except ValueError as exc:  # a blob the commit names but the repository lacks
             raise PathError([path_problem(path, f"cannot read: {exc}")]) from None
 
