@@ -260,6 +260,26 @@ def test_leftovers_of_an_interrupted_publish_are_cleaned(setup: Setup) -> None:
     assert sidecar.terminate() == 0
 
 
+@pytest.mark.parametrize("target", ["absolute", "../victim", "..hop"])
+def test_a_data_link_it_did_not_write_is_replaced_never_followed(
+        setup: Setup, tmp_path: Path, target: str) -> None:
+    # The old version's directory is removed after each swap: through a planted link,
+    # that would be any directory the sidecar may write.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_bytes(b"mine\n")
+    setup.out.mkdir(parents=True, exist_ok=True)
+    if target == "..hop":
+        os.symlink(victim, setup.out / "..hop")
+    os.symlink(str(victim) if target == "absolute" else target, setup.out / DATA_LINK)
+    assert current_target(setup.out) is None
+    assert publish(setup.out, artifact_files(base_config(1), 1, setup.key))
+    assert (victim / "keep.txt").read_bytes() == b"mine\n"
+    assert current_target(setup.out) is not None
+    assert os.readlink(setup.out / DATA_LINK).startswith("..2")
+    assert json.loads((setup.out / "config.json").read_bytes()) == base_config(1)
+
+
 def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:
     setup.write(1)
     sidecar = setup.start()

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..artifact import DATA_LINK
+from ..artifact import DATA_LINK, DataLinkError, data_root
 from ..durable import fsync_dir, read_regular, write_new
 
 __all__ = ["DATA_LINK", "TMP_LINK", "current_target", "publish", "published_bytes", "recover"]
@@ -30,11 +30,15 @@ TMP_LINK = "..data_tmp"
 
 
 def current_target(out_dir: Path) -> Path | None:
-    """The version directory ``..data`` points at, if any."""
-    link = out_dir / DATA_LINK
-    if not link.is_symlink():
+    """The version directory ``..data`` points at, if any: a ``..<version>`` directory
+    beside it, as this module writes it (``artifact.data_root``). Any other ``..data``
+    is never followed (the next publish replaces it): the old version's directory is
+    removed after a swap, and that must be one this module made."""
+    try:
+        root = data_root(out_dir, volume=True)
+    except DataLinkError:
         return None
-    return out_dir / os.readlink(link)
+    return None if root == out_dir else root
 
 
 def recover(out_dir: Path) -> list[str]:
