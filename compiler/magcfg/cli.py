@@ -846,7 +846,8 @@ def init(
                                     "woodpecker or none.")] = "github",
 ) -> None:
     """Start a project that builds: project file, layers, a starting schema, .gitignore,
-    CI pipeline and pre-commit hook, then the first build."""
+    CI pipeline and pre-commit hook (at the top of the git repository, for a project
+    below it), then the first build."""
     from .scaffold.init import DEFAULT_ENVIRONMENTS, SCHEMA_PATH, init_project
 
     try:
@@ -857,6 +858,8 @@ def init(
         _stderr(f"wrote {printable(name)}")
     for name in result.kept:
         _stderr(f"kept {printable(name)} (exists)")
+    for note in result.notes:
+        _stderr(printable(note.rstrip("\n"), lines=True))
     _stderr(f"built {', '.join(result.built)}: refine {SCHEMA_PATH}, then commit")
 
 

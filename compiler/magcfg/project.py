@@ -267,6 +267,22 @@ def unknown_key(key: object, known: Sequence[str]) -> str:
                                      else f"; known: {', '.join(known)}")
 
 
+def git_root(start: Path) -> Path | None:
+    """The top of the git work tree containing ``start``, or None outside git (or without
+    git). Here, below lint and scaffold, because both ask."""
+    import subprocess  # only the commands that ask pay for it at startup
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
+                             capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    if out.returncode != 0:
+        return None
+    # One line end taken off, not stripped: a directory's name may end in a space.
+    return Path(out.stdout.removesuffix("\n"))
+
+
 def find_project_file(start: Path | None = None) -> Path:
     """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``)."""
     here = (start or Path.cwd()).resolve()

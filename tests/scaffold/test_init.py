@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -132,3 +136,181 @@ def test_the_overlay_hashes_what_it_reads(tmp_path: Path) -> None:
     for path in ("schemas/new.json", "schemas/on-disk.json"):
         data = overlay.read(path)
         assert overlay.sha256(path) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+# ---------------------------------------------------------------- a project below the top
+
+ODD = "odd/my dir#1: x"  # a space, a ` #` and a `: `: YAML comments and keys, shell words
+
+
+def _committer(root: Path) -> None:
+    _git(root, "config", "user.email", "a@b.c")
+    _git(root, "config", "user.name", "A")
+
+
+def _tool_env(tmp_path: Path) -> dict[str, str]:
+    # pre-commit offline (a `repo: local` hook of `language: system` installs nothing),
+    # and the hook's `magcfg` on PATH, as for a user who installed it.
+    from ..conftest import MAGCFG
+
+    return {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+            "PRE_COMMIT_COLOR": "never",
+            "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _commit(root: Path, env: dict[str, str], message: str) -> subprocess.CompletedProcess[str]:
+    _git(root, "add", "-A")
+    return subprocess.run(["git", "commit", "-qm", message], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def _shell(root: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A pipeline's command as its runner runs it: by a shell, at the repository's top."""
+    return subprocess.run(["sh", "-c", command], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) -> None:
+    """pre-commit and CI read their files at the repository's top and run from there: the
+    hook must match the project's paths and both must name the project. Before, they were
+    written into the project directory, where neither tool looks, and ran without
+    ``--project``: a stale generated/ was committed."""
+    top = tmp_path / "mono"
+    (top / ODD).mkdir(parents=True)
+    _git(top, "init", "-q")
+    _committer(top)
+    env = _tool_env(tmp_path)
+    done = Project(top).run("init", ODD, "--env", "dev", "--env", "prod")
+    assert done.returncode == 0, done.stderr
+    workflow = ".github/workflows/magcfg-odd-my-dir-1-x.yml"
+    assert f"wrote ../../{workflow}\n" in done.stderr
+    assert "wrote ../../.pre-commit-config.yaml\n" in done.stderr
+    assert not (top / ODD / ".github").exists()
+    assert not (top / ODD / ".pre-commit-config.yaml").exists()
+    run = yaml.safe_load((top / workflow).read_text())["jobs"]["config"]["steps"][-1]["run"]
+    assert run == "magcfg build --check --project 'odd/my dir#1: x/magcfg.yaml'"
+    hook = yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"][0]
+    assert hook["files"] == r"^odd/my\ dir\#1:\ x/(magcfg\.ya?ml|layers/|schemas/|generated/)"
+
+    install = subprocess.run([str(Path(sys.executable).with_name("pre-commit")), "install"],
+                             cwd=top, env=env, capture_output=True, text=True, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
+    first = _commit(top, env, "init")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _shell(top, run, env).returncode == 0
+
+    layer = top / ODD / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    stale = _commit(top, env, "layer edit, no build")
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    said = stale.stdout + stale.stderr  # git passes on the hook's output
+    assert "Failed" in said and "stale: generated/dev/config.json" in said, said
+    ci = _shell(top, run, env)
+    assert ci.returncode == 1 and "stale: generated/dev/config.json" in ci.stderr, ci.stderr
+
+    built = _shell(top, "magcfg build -q --project 'odd/my dir#1: x/magcfg.yaml'", env)
+    assert built.returncode == 0, built.stderr
+    assert _commit(top, env, "layer edit, built").returncode == 0
+    assert _shell(top, run, env).returncode == 0
+    # A file outside every project is not the hook's business.
+    (top / "NOTES.md").write_text("notes\n")
+    other = _commit(top, env, "notes")
+    assert other.returncode == 0 and "Skipped" in other.stdout + other.stderr, other.stderr
+
+
+def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    for project in ("platform/config", ODD):
+        (top / project).mkdir(parents=True)
+    _git(top, "init", "-q")
+    assert Project(top).run("init", "platform/config").returncode == 0
+    config = (top / ".pre-commit-config.yaml").read_bytes()
+    done = Project(top / "platform").run("init", f"../{ODD}")
+    assert done.returncode == 0, done.stderr
+    assert (top / ".github/workflows/magcfg-platform-config.yml").is_file()
+    assert "wrote ../../.github/workflows/magcfg-odd-my-dir-1-x.yml\n" in done.stderr
+    assert "kept ../../.pre-commit-config.yaml (exists)\n" in done.stderr
+    assert (top / ".pre-commit-config.yaml").read_bytes() == config
+    note = done.stderr.split("kept ../../.pre-commit-config.yaml (exists)\n")[1]
+    assert note.startswith("to check odd/my dir#1: x before each commit, add this under "
+                           "`repos:` in ../../.pre-commit-config.yaml (docs/cli.md, init):\n")
+    # The block, added as told, gives the repository both projects' hooks.
+    block = note.split(":\n", 1)[1].split("built ")[0]
+    (top / ".pre-commit-config.yaml").write_bytes(config + block.encode())
+    hooks = [h for r in yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"]
+             for h in r["hooks"]]
+    assert [shlex.split(h["entry"])[-1] for h in hooks] == [
+        "platform/config/magcfg.yaml", f"{ODD}/magcfg.yaml"]
+    assert [bool(re.match(h["files"], f"{ODD}/layers/base/app.yaml")) for h in hooks] == [
+        False, True]
+
+
+def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
+        tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    for project in ("a", ODD):
+        (top / project).mkdir(parents=True)
+    _git(top, "init", "-q")
+    env = _tool_env(tmp_path)
+    assert Project(top).run("init", "a", "--ci", "woodpecker").returncode == 0
+    steps = yaml.safe_load((top / ".woodpecker/magcfg-a.yml").read_text())["steps"]
+    assert steps[0]["commands"][-1] == "magcfg build --check --project a/magcfg.yaml"
+    assert _shell(top, steps[0]["commands"][-1], env).returncode == 0
+    assert Project(top).run("init", "a/../" + ODD, "--ci", "gitlab").returncode == 0
+    jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
+    assert list(jobs) == ["magcfg-odd-my-dir-1-x"]
+    command = jobs["magcfg-odd-my-dir-1-x"]["script"][-1]
+    assert shlex.split(command)[-2:] == ["--project", f"{ODD}/magcfg.yaml"]
+    assert _shell(top, command, env).returncode == 0
+    (top / ODD / "magcfg.yaml").unlink()
+    again = Project(top).run("init", ODD, "--ci", "gitlab")
+    assert "kept ../../.gitlab-ci.yml (exists)\nkept ../../.pre-commit-config.yaml" in (
+        again.stderr)
+    assert ("to check odd/my dir#1: x in CI, add this job to ../../.gitlab-ci.yml "
+            "(docs/cli.md, init):\nmagcfg-odd-my-dir-1-x:\n") in again.stderr
+
+
+def test_init_at_the_top_or_outside_git_writes_the_files_as_before(tmp_path: Path) -> None:
+    """The monorepo's files are written only below the top: a project at the top of its
+    work tree, or outside git, gets the very files it got before."""
+    from magcfg.scaffold.init import CI_PIPELINES
+
+    assert (_repo(tmp_path).run("init").returncode, (tmp_path / "repo/.pre-commit-config.yaml"
+                                                      ).read_text()) == (0, PRE_COMMIT_BEFORE)
+    for ci, path in (("github", ".github/workflows/magcfg.yml"), ("gitlab", ".gitlab-ci.yml"),
+                     ("woodpecker", ".woodpecker/magcfg.yml")):
+        states = []
+        for where in (f"git-{ci}", f"plain-{ci}"):
+            root = tmp_path / where / "repo"
+            root.mkdir(parents=True)
+            if where.startswith("git"):
+                _git(root, "init", "-q")
+            assert Project(root).run("init", "--ci", ci).returncode == 0
+            assert (root / path).read_text() == CI_PIPELINES[ci]
+            assert CI_PIPELINES[ci].endswith("magcfg build --check\n")
+            states.append({k: v for k, v in tree_state(root).items()
+                           if not k.startswith((".git", ".magcfg-cache"))})
+        assert states[0] == states[1]
+
+
+PRE_COMMIT_BEFORE = """\
+# pre-commit (https://pre-commit.com): `pre-commit install` runs this before each commit.
+repos:
+  - repo: local
+    hooks:
+      - id: magcfg-build
+        name: magcfg build --check (generated/ matches the layers)
+        entry: magcfg build --check --quiet
+        language: system
+        pass_filenames: false
+        files: ^(magcfg\\.ya?ml|layers/|schemas/|generated/)
+"""
+
+
+def test_yaml_text_reads_back_as_written() -> None:
+    from magcfg.scaffold.init import yaml_text
+
+    for text in ("magcfg build --check", "a: b", "a #b", "it's", "-x", "x\ny", "\\d+",
+                 "'q'", '"q"', "caf\u00e9", "{a}", "[a]", "* a", "&a", "!a", "%a", "@a",
+                 "a\u2028b", "?", "|", ">", "~", "null", "true", "1", "0x1", ""):
+        assert yaml.safe_load(f"k: {yaml_text(text)}\n") == {"k": text}, text

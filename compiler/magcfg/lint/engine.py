@@ -16,7 +16,7 @@ from . import envfiles, fallbacks, hardcoded, layer_secrets, suppress, vault_cli
 from .config import DEFAULT_BASELINE, LintConfig, load_config
 from .context import LintContext
 from .findings import Finding
-from .walk import SourceFile, git_root, list_files, read_files
+from .walk import SourceFile, list_files, read_files
 
 Check = Callable[[SourceFile, LintContext], Iterator[Finding]]
 CHECKS: dict[str, Check] = {
@@ -58,6 +58,8 @@ class LintResult:
 
 def find_root(start: Path) -> Path:
     """The lint root: the git work tree containing ``start``, else ``start`` itself."""
+    from ..project import git_root
+
     start = start if start.is_dir() else start.parent
     return git_root(start) or start.resolve()
 
@@ -67,6 +69,8 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     """Lint the repository at ``root`` (narrowed to ``paths`` if given). ``jobs``:
     processes to check files in (``workers.available_jobs``); the result is the
     same with any number."""
+    from ..project import git_root
+
     config = config if config is not None else load_config(root)
     accepted = baseline_mod.load(baseline, root) if baseline is not None else None
     in_git = git_root(root) is not None

@@ -40,18 +40,6 @@ class SourceFile:
         return self.path.rsplit("/", 1)[-1]
 
 
-def git_root(start: Path) -> Path | None:
-    """The top of the git work tree containing ``start``, or None outside git."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
-                             capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return None
-    if out.returncode != 0:
-        return None
-    return Path(out.stdout.strip())
-
-
 def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
     """Relative paths of the files to lint under ``root``, sorted.
 
@@ -59,6 +47,8 @@ def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
     git: every regular file, minus VCS and tool directories. ``paths`` (absolute or relative
     to the current directory) narrow the set to those files and directories.
     """
+    from ..project import git_root  # the project module, as lint's other uses of it: lazily
+
     if git_root(root) is not None:
         out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
                              cwd=root, capture_output=True, check=True)

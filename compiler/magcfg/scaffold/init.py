@@ -7,6 +7,16 @@ and a pre-commit hook that run ``magcfg build --check``, then runs the first bui
 environment is compiled in memory first: if anything fails, nothing is written. Files
 that exist already are kept (and reported), except the project file, whose presence
 stops ``init``.
+
+A project below the top of its git work tree (a monorepo's ``platform/config``) gets its
+CI pipeline and pre-commit hook where those tools look for them, at the top, naming the
+project: each command runs with ``--project <path>/magcfg.yaml`` and the hook's ``files:``
+is anchored at the project's path. The GitHub and Woodpecker pipelines are a file per
+project (``magcfg-<slug>.yml``); GitLab has one ``.gitlab-ci.yml``, with a job per project.
+A kept ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml`` there comes with the hook or job
+to add (``InitResult.notes``). Every name reported is relative to the project directory
+(``../../.pre-commit-config.yaml``). At the top of a work tree, or outside git, the files
+are those of a project at the top.
 """
 
 from __future__ import annotations
@@ -14,16 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compiler import build, compile_environment
 from ..durable import Tree
-from ..errors import BuildError, Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
-from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, load_project
+from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, git_root, load_project
 from ..version import __version__
 from .editors import editor_settings, layer_schema, project_schema
 from .infer import infer_schema, schema_bytes
@@ -55,6 +67,8 @@ class InitResult:
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What to add by hand to a kept file shared by the repository's projects."""
 
 
 def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
@@ -83,6 +97,9 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                                          "magcfg init starts a new project only",
                                          code="init")])
     tree = Tree(root, (GIT_DIR,))
+    prefix = repository_path(root)
+    # Files the repository's tools read at its top: name reported -> (tree, path in it).
+    at_top: dict[str, tuple[Tree, str]] = {}
     files: dict[str, bytes] = {"magcfg.yaml": project_file(envs).encode()}
     if not os.path.lexists(root / "layers"):
         files.update(_starter_layers(root.name, envs))
@@ -101,9 +118,18 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     for env in envs:
         compile_environment(project, env, source=overlay)
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore"))
-    if ci != "none":
-        files[CI_FILES[ci]] = CI_PIPELINES[ci].encode()
-    files[".pre-commit-config.yaml"] = PRE_COMMIT.encode()
+    if prefix is None:
+        if ci != "none":
+            files[CI_FILES[ci]] = CI_PIPELINES[ci].encode()
+        files[".pre-commit-config.yaml"] = PRE_COMMIT.encode()
+    else:
+        top = Tree(root.parents[prefix.count("/")], (GIT_DIR,))
+        shared = {ci_file(ci, prefix): ci_pipeline(ci, prefix)} if ci != "none" else {}
+        shared[".pre-commit-config.yaml"] = pre_commit_config(prefix)
+        for rel, text in shared.items():
+            name = posixpath.relpath(rel, prefix)
+            at_top[name] = (top, rel)
+            files[name] = text.encode()
     # Editors check and complete layer files and the project file (yaml-language-server).
     document = json.loads(files.get(SCHEMA_PATH) or tree.read(SCHEMA_PATH))
     files[LAYER_SCHEMA_PATH] = schema_bytes(layer_schema(document))
@@ -119,18 +145,125 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
             LAYER_SCHEMA_PATH, PROJECT_SCHEMA_PATH, settings)
 
     result = InitResult(root)
-    for rel, data in files.items():
-        if rel not in (".gitignore", VSCODE_SETTINGS) and os.path.lexists(root / rel):
-            result.kept.append(rel)
+    for name, data in files.items():
+        where, rel = at_top.get(name, (tree, name))
+        if rel not in (".gitignore", VSCODE_SETTINGS) and os.path.lexists(
+                os.path.join(where.root, rel)):
+            result.kept.append(name)
+            if prefix is not None and name in at_top:
+                result.notes += _to_add(name, rel, prefix, ci)
             continue
         if rel in (".gitignore", VSCODE_SETTINGS) and tree.read_optional(rel) == data:
             continue
-        tree.replace(rel, data)
-        result.written.append(rel)
+        where.replace(rel, data)
+        result.written.append(name)
     done = build(load_project(root / "magcfg.yaml"))
     result.built = list(done.environments)
     result.written += done.written
     return result
+
+
+def repository_path(root: Path) -> str | None:
+    """The path of the project directory ``root`` (real) from the top of its git work
+    tree, ``/``-separated; None at the top or outside git."""
+    top = git_root(root)
+    if top is None:
+        return None
+    top = Path(os.path.realpath(top))
+    if top == root or top not in root.parents:
+        return None
+    return root.relative_to(top).as_posix()
+
+
+def project_slug(prefix: str) -> str:
+    """A file and job name for the project at ``prefix``: ``platform/config`` ->
+    ``platform-config``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")
+    return slug or "project-" + hashlib.sha256(prefix.encode()).hexdigest()[:8]
+
+
+def ci_file(ci: str, prefix: str) -> str:
+    """The repository path of the ``ci`` pipeline of the project at ``prefix``."""
+    if ci == "gitlab":
+        return CI_FILES["gitlab"]
+    return CI_FILES[ci].replace("magcfg.yml", f"magcfg-{project_slug(prefix)}.yml")
+
+
+def _check_command(prefix: str, *options: str) -> str:
+    """``magcfg build --check`` for the project at ``prefix``, as a shell command run
+    from the top of the repository."""
+    return shlex.join(["magcfg", "build", "--check", *options, "--project",
+                       f"{prefix}/magcfg.yaml"])
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_^][A-Za-z0-9_./@+=()^|?\\-]*(?: [A-Za-z0-9_./@+=()^|?\\-]+)*")
+
+
+def yaml_text(text: str) -> str:
+    """``text`` as a YAML scalar that reads back as ``text``: plain where that is safe,
+    else single-quoted (backslashes stay as they are), else double-quoted (a line end)."""
+    # A space or a slash: never a null, boolean, number or date to YAML (1.1 or 1.2).
+    if _PLAIN.fullmatch(text) and re.search("[ /]", text):
+        return text
+    if not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]", text):
+        return "'" + text.replace("'", "''") + "'"
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _pre_commit_hook(prefix: str, indent: str = "  ") -> str:
+    files = "^" + re.escape(prefix) + r"/(magcfg\.ya?ml|layers/|schemas/|generated/)"
+    return "".join(indent + line + "\n" for line in (
+        "- repo: local",
+        "  hooks:",
+        "    - id: magcfg-build",
+        f"      name: {yaml_text(f'magcfg build --check {prefix} (generated/ matches the layers)')}",
+        f"      entry: {yaml_text(_check_command(prefix, '--quiet'))}",
+        "      language: system",
+        "      pass_filenames: false",
+        f"      files: {yaml_text(files)}",
+    ))
+
+
+def pre_commit_config(prefix: str) -> str:
+    """The repository's ``.pre-commit-config.yaml`` with the hook of the project at
+    ``prefix``."""
+    return PRE_COMMIT.split("repos:\n")[0] + "repos:\n" + _pre_commit_hook(prefix)
+
+
+def _gitlab_job(prefix: str) -> str:
+    return (f"magcfg-{project_slug(prefix)}:\n"
+            "  image: python:3.12\n"
+            "  script:\n"
+            f"    - {_INSTALL}\n"
+            f"    - {yaml_text(_check_command(prefix))}\n")
+
+
+def ci_pipeline(ci: str, prefix: str) -> str:
+    """The ``ci`` pipeline of the project at ``prefix``, run from the repository's top."""
+    command = yaml_text(_check_command(prefix))
+    head = ("# Every change must leave the project's generated/ matching its layers "
+            "(magcfg build --check).\n")
+    if ci == "gitlab":
+        return head + _gitlab_job(prefix)
+    if ci == "woodpecker":
+        return CI_PIPELINES["woodpecker"].replace(
+            "- magcfg build --check\n", f"- {command}\n")
+    return CI_PIPELINES["github"].replace(
+        "name: magcfg\n", f"name: {yaml_text(f'magcfg {prefix}')}\n").replace(
+        "- run: magcfg build --check\n", f"- run: {command}\n")
+
+
+def _to_add(name: str, rel: str, prefix: str, ci: str) -> list[str]:
+    """For a kept file that all the repository's projects share: what to add to it."""
+    if rel == ".pre-commit-config.yaml":
+        return [f"to check {printable(prefix)} before each commit, add this under `repos:` "
+                f"in {printable(name)} (docs/cli.md, init):\n"
+                + _pre_commit_hook(prefix)]
+    if rel == CI_FILES["gitlab"] and ci == "gitlab":
+        return [f"to check {printable(prefix)} in CI, add this job to {printable(name)} "
+                "(docs/cli.md, init):\n"
+                + _gitlab_job(prefix)]
+    return []
 
 
 def project_file(environments: tuple[str, ...]) -> str:
