@@ -773,7 +773,9 @@ def watch(
                                                      "publish (split like a shell, not run by "
                                                      "one).", show_default=False)] = None,
     signal_target: Annotated[str | None, typer.Option("--signal", help="PID:SIG to signal after "
-                                                      "each publish, e.g. 1:HUP.",
+                                                      "each publish, e.g. 4242:HUP: a PID that "
+                                                      "stays the app's (docs/runtime.md; in a "
+                                                      "pod, PID 1 is not the app).",
                                                       show_default=False)] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Where to keep the last "
                                                    "known-good config.", show_default=False)] = None,

@@ -519,3 +519,19 @@ def test_a_pending_restart_is_its_own_state_in_the_metrics(setup: Setup) -> None
     assert "magcfg_config_restart_pending 1.0" in text
     assert 'magcfg_config_reloads_failed_total{stage="policy"} 0.0' in text
     assert sidecar.terminate() == 0
+
+
+def test_no_example_signals_pid_1() -> None:
+    """Run as shown on a host, ``--signal 1:HUP`` signals init; in a pod that shares its
+    PID namespace, PID 1 is the pause container. No example or help text suggests it."""
+    import re
+
+    shown = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--help"],
+                           env={**ENV, "COLUMNS": "250", "NO_COLOR": "1"}, capture_output=True,
+                           text=True, timeout=30)
+    assert shown.returncode == 0 and "--signal" in shown.stdout
+    texts = {"magcfg watch --help": shown.stdout} | {
+        p.relative_to(REPO).as_posix(): p.read_text(encoding="utf-8")
+        for p in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]}
+    assert [name for name, text in texts.items()
+            if re.search(r"--signal[ =]+1:|e\.g\. 1:", text)] == []
