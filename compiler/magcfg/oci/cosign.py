@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..signing.attestation import PAYLOAD_TYPE, build_statement, pae
-from .registry import OCI_MANIFEST, digest_of
+from .registry import OCI_MANIFEST, digest_of, parse_json
 
 __all__ = ["ATTESTATION_MEDIA_TYPE", "SIGNATURE_ANNOTATION", "SIMPLE_SIGNING_MEDIA_TYPE",
            "attestation_layer", "image_manifest", "signature_layer", "simple_signing_payload",
@@ -117,7 +117,7 @@ def verify_signatures(signature_manifest: Mapping[str, Any], payloads: Mapping[s
             continue
         try:
             raw = base64.b64decode(encoded, validate=True)
-            claimed = json.loads(payload)["critical"]["image"]["docker-manifest-digest"]
+            claimed = parse_json(payload)["critical"]["image"]["docker-manifest-digest"]
         except (binascii.Error, ValueError, KeyError, TypeError):
             continue
         if claimed != digest or len(raw) != 64:

@@ -16,7 +16,7 @@ import json
 import tarfile
 from collections.abc import Mapping
 
-from .registry import MAX_BLOB_BYTES, OCI_MANIFEST, digest_of
+from .registry import MAX_BLOB_BYTES, OCI_MANIFEST, digest_of, is_digest
 
 __all__ = ["ANNOTATION_ENVIRONMENT", "ANNOTATION_KEY_ID", "ANNOTATION_MANIFEST",
            "ANNOTATION_REVISION", "ANNOTATION_SOURCE", "ANNOTATION_VERSION", "CONFIG_MEDIA_TYPE",
@@ -102,7 +102,8 @@ def image_manifest(layer: bytes, annotations: Mapping[str, str]) -> bytes:
 
 
 def content_layer(manifest: Mapping[str, object]) -> dict[str, object]:
-    """The Flux content layer's descriptor of an image manifest."""
+    """The Flux content layer's descriptor of an image manifest, with a ``sha256:``
+    digest and a size (checked: the manifest is a registry's answer)."""
     layers = manifest.get("layers")
     config = manifest.get("config")
     if not isinstance(config, dict) or config.get("mediaType") != CONFIG_MEDIA_TYPE:
@@ -111,4 +112,9 @@ def content_layer(manifest: Mapping[str, object]) -> dict[str, object]:
     if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict) \
             or layers[0].get("mediaType") != CONTENT_MEDIA_TYPE:
         raise ArtifactFormatError(f"not a Flux artifact (one {CONTENT_MEDIA_TYPE} layer)")
-    return layers[0]
+    layer: dict[str, object] = layers[0]
+    size = layer.get("size")
+    if not is_digest(layer.get("digest")) or not isinstance(size, int) or isinstance(size, bool) \
+            or size < 0:
+        raise ArtifactFormatError("the content layer's descriptor has no sha256 digest and size")
+    return layer

@@ -21,13 +21,13 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
-           "RegistryError", "digest_of", "docker_credentials"]
+           "RegistryError", "digest_of", "docker_credentials", "is_digest", "parse_json"]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _ACCEPT = ", ".join([OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"])
@@ -51,6 +51,25 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def is_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a digest as :func:`digest_of` writes it (the only form a blob
+    is fetched by: anything else in a registry's answer is refused, never a URL part)."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def parse_json(data: bytes | str) -> Any:
+    """JSON a registry sent. Raises :class:`ValueError` for anything that is not JSON,
+    including JSON nested deeper than the parser recurses (which raises
+    :class:`RecursionError` in :func:`json.loads`): every caller handles one error type."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A manifest as the registry serves it: its exact bytes and their digest."""
@@ -60,7 +79,8 @@ class Manifest:
     media_type: str
 
     def json(self) -> dict[str, Any]:
-        value = json.loads(self.data)
+        """The manifest as a JSON object; :class:`ValueError` if it is not one."""
+        value = parse_json(self.data)
         if not isinstance(value, dict):
             raise ValueError("not a JSON object")
         return value
@@ -187,7 +207,7 @@ class Registry:
         self.requests += 1
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                answer = json.loads(response.read(1024 * 1024))
+                answer = parse_json(response.read(1024 * 1024))
         except urllib.error.HTTPError as exc:
             raise self._fail(f"token request to {realm}", exc.code, exc.read(64 * 1024)) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -202,7 +222,7 @@ class Registry:
     def _fail(self, what: str, status: int, data: bytes) -> RegistryError:
         detail = ""
         try:
-            errors = json.loads(data).get("errors") or []
+            errors = parse_json(data).get("errors") or []
             detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors[:3])
         except (ValueError, AttributeError, TypeError):
             pass

@@ -18,6 +18,7 @@ up to ``max_backoff``.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -30,11 +31,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..errors import MagcfgError
 from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
-from ..oci.registry import Registry, RegistryError
+from ..oci.registry import Registry, RegistryError, is_digest
 from .events import SOURCE_FAILED, SOURCE_RESTORED
 from .publish import publish
 
 __all__ = ["RegistrySource", "SourceRefused"]
+
+log = logging.getLogger("magcfg.runtime")
 
 
 class SourceRefused(Exception):
@@ -113,9 +116,8 @@ class RegistrySource:
         except (ValueError, flux.ArtifactFormatError) as exc:
             raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
         self._check_signature(digest)
-        size = layer.get("size")
-        blob = self.client.blob(repo, str(layer.get("digest")),
-                                size if isinstance(size, int) else None)
+        size = layer["size"]
+        blob = self.client.blob(repo, str(layer["digest"]), size if isinstance(size, int) else None)
         try:
             files = flux.unpack(blob)
         except flux.ArtifactFormatError as exc:
@@ -151,10 +153,12 @@ class RegistrySource:
             doc = {}
         layers = doc.get("layers")
         payloads: dict[str, bytes] = {}
+        # The .sig image is fetched by tag: the registry controls all of it. A layer of
+        # another shape (no digest, a digest that is not sha256:HEX) holds no signature.
         for layer in layers[:16] if isinstance(layers, list) else []:
-            if isinstance(layer, dict) and layer.get("mediaType") == cosign.SIMPLE_SIGNING_MEDIA_TYPE:
-                payloads[str(layer["digest"])] = self.client.blob(repo, str(layer["digest"]),
-                                                                  64 * 1024)
+            if isinstance(layer, dict) and layer.get("mediaType") == cosign.SIMPLE_SIGNING_MEDIA_TYPE \
+                    and is_digest(found := layer.get("digest")):
+                payloads[found] = self.client.blob(repo, found, 64 * 1024)
         if not cosign.verify_signatures(doc, payloads, digest, self.public_keys):
             raise SourceRefused("bad_signature", f"{self.reference}@{digest}: no cosign "
                                 "signature by a trusted key over this digest")
@@ -211,8 +215,19 @@ class RegistrySource:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if self.poll():
-                self.on_change()
+            try:
+                if self.poll():
+                    self.on_change()
+            except Exception as exc:
+                # A last resort against a bug (every answer of the registry is handled in
+                # poll()): reported like an outage, and the poller goes on. The exception's
+                # text is not shown: it may quote what the registry sent.
+                log.error("magcfg: registry poll of %s failed: %s", self.reference,
+                          type(exc).__name__)
+                with self._lock:
+                    self._failed(SourceRefused(
+                        "internal_error", f"{self.reference}: the poll failed unexpectedly "
+                        f"({type(exc).__name__}); the poller goes on"))
 
     def status(self) -> dict[str, Any]:
         return {"reference": str(self.reference), "digest": self.digest,

@@ -1,0 +1,170 @@
+"""The kernel following a registry that answers what a real registry never would: the
+answer is a source failure (reported, the config kept), never the poller's end nor a
+start that cannot fall back to the last known-good."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magcfg.oci import cosign
+from magcfg.runtime import Kernel
+from magcfg.runtime.events import RELOADED, SOURCE_FAILED
+from magcfg.runtime.registry import RegistrySource
+from tests.conftest import failed_cleanly
+
+from .fixtures import wait_for
+from .hostile import HostileRegistry
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+"""Valid JSON nested deeper than any parser recurses."""
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileRegistry]:
+    served = HostileRegistry()
+    yield served
+    served.stop()
+
+
+def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in list(events) if e["type"] == kind]
+
+
+def _spoil(registry: HostileRegistry, case: str) -> str:
+    """Make the tag's next artifact hostile in the way ``case`` says; the reason the
+    kernel must report."""
+    if case == "deep-manifest":
+        registry.put_manifest(DEEP, tag="production")
+        return "malformed_manifest"
+    digest = registry.publish(2, sign=False)
+    sig = cosign.tag_for(digest, "sig")
+    if case == "signature-layer-without-digest":
+        registry.put_manifest(b'{"schemaVersion":2,"layers":[{"mediaType":"%s"}]}'
+                              % cosign.SIMPLE_SIGNING_MEDIA_TYPE.encode(), tag=sig)
+    elif case == "signature-layer-odd-digest":
+        registry.put_manifest(b'{"schemaVersion":2,"layers":[{"mediaType":"%s","digest":[1]}]}'
+                              % cosign.SIMPLE_SIGNING_MEDIA_TYPE.encode(), tag=sig)
+    else:
+        assert case == "deep-signature"
+        registry.put_manifest(b'{"layers":' + DEEP + b"}", tag=sig)
+    return "bad_signature"
+
+
+CASES = ["deep-manifest", "signature-layer-without-digest", "signature-layer-odd-digest",
+         "deep-signature"]
+
+
+def _poller_alive() -> bool:
+    return any(t.name == "magcfg-registry" and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_malformed_answer_is_an_outage_and_the_poller_goes_on(
+        case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
+                    environment="production", insecure_registry=True, registry_interval=0.05,
+                    registry_max_backoff=0.2)
+    events: list[dict[str, Any]] = []
+    kernel.subscribe("*", events.append)
+    kernel.start()
+    try:
+        assert kernel.version == 1
+        reason = _spoil(hostile, case)
+        assert wait_for(lambda: bool(_of(events, SOURCE_FAILED)))
+        failed = _of(events, SOURCE_FAILED)[0]["data"]
+        assert failed["reason"] == reason, failed
+        assert hostile.reference() in failed["error"]
+        status = kernel.status()["registry"]
+        assert not status["up"] and status["error"] == failed["error"]
+        assert kernel.version == 1 and _poller_alive()
+        # The poller still polls: a good artifact published afterwards is applied.
+        hostile.sign(hostile.publish(3))
+        # Events reach subscribers after the swap: wait for the event, not the version.
+        assert wait_for(lambda: any(e["data"].get("trigger") == "registry"
+                                    for e in _of(events, RELOADED)))
+        assert kernel.version == 3 and kernel.status()["registry"]["up"]
+    finally:
+        kernel.stop()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_malformed_answer_at_start_boots_the_last_known_good(
+        case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    public = hostile.public_key(tmp_path / "k.pub")
+
+    def kernel() -> Kernel:
+        return Kernel(hostile.reference(), [public], tmp_path / "state",
+                      environment="production", insecure_registry=True,
+                      registry_interval=3600)
+
+    first = kernel().start()
+    first.stop()
+    # Only the state is left (a new pod): no mirror of the last pull to read from.
+    shutil.rmtree(tmp_path / "state/registry-mirror")
+    reason = _spoil(hostile, case)
+    again = kernel()
+    events: list[dict[str, Any]] = []
+    again.subscribe("*", events.append)
+    again.start()
+    try:
+        assert (again.version, again.booted_from) == (1, "last_known_good")
+        assert [e["data"]["reason"] for e in _of(events, SOURCE_FAILED)] == [reason]
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize("case", ["deep-manifest", "signature-layer-without-digest"])
+def test_watch_first_start_names_the_reference_without_a_traceback(
+        case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
+    _spoil(hostile, case)
+    done = subprocess.run(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", hostile.reference(),
+         "--env", "production", "--public-key", str(hostile.public_key(tmp_path / "k.pub")),
+         "--out", str(tmp_path / "out"), "--insecure-registry"],
+        capture_output=True, text=True, timeout=120, env={**os.environ})
+    err = failed_cleanly(done, 1)
+    assert hostile.reference() in err, err
+    assert "no last known-good state" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unexpected_failure_in_a_poll_is_reported_and_polling_goes_on(
+        hostile: HostileRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A last resort against a bug: whatever a poll raises, the poller reports it as a
+    # source failure and keeps polling (never a thread that died in silence).
+    hostile.publish(1)
+    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
+                    environment="production", insecure_registry=True, registry_interval=0.05,
+                    registry_max_backoff=0.2)
+    events: list[dict[str, Any]] = []
+    kernel.subscribe("*", events.append)
+    kernel.start()
+    try:
+        real = RegistrySource._pull
+
+        def broken(self: RegistrySource) -> bool:
+            raise RuntimeError("a bug with a message that is not shown")
+
+        monkeypatch.setattr(RegistrySource, "_pull", broken)
+        assert wait_for(lambda: bool(_of(events, SOURCE_FAILED)))
+        failed = _of(events, SOURCE_FAILED)[0]["data"]
+        assert failed["reason"] == "internal_error"
+        assert "RuntimeError" in failed["error"] and "not shown" not in failed["error"]
+        assert not kernel.status()["registry"]["up"] and _poller_alive()
+        monkeypatch.setattr(RegistrySource, "_pull", real)
+        hostile.publish(2)
+        assert wait_for(lambda: kernel.version == 2)
+        assert kernel.status()["registry"]["up"]
+    finally:
+        kernel.stop()
