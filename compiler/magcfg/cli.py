@@ -796,6 +796,10 @@ def watch(
     registry_interval: Annotated[float, typer.Option("--registry-interval", help="Seconds "
                                                      "between polls of an oci:// tag.",
                                                      min=0.05)] = 30.0,
+    registry_timeout: Annotated[float, typer.Option("--registry-timeout", help="Most seconds "
+                                                    "one poll of an oci:// tag may take, all "
+                                                    "its requests together.",
+                                                    min=0.05)] = 120.0,
 ) -> None:
     """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
     from .artifact import ENVIRONMENT_NAME
@@ -823,7 +827,8 @@ def watch(
                              allow_rollback=allow_rollback, poll_interval=poll_interval,
                              audit_log=audit_log, metrics_port=metrics_port,
                              insecure_registry=insecure_registry,
-                             registry_interval=registry_interval)
+                             registry_interval=registry_interval,
+                             registry_timeout=registry_timeout)
     try:
         sidecar = Sidecar(options)
         code = sidecar.run()

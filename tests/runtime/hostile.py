@@ -33,6 +33,7 @@ class HostileRegistry:
         self.repository = repository
         self.routes: dict[str, Route] = {}
         self.key = Ed25519PrivateKey.generate()
+        self.stopping = threading.Event()
         routes = self.routes
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -61,8 +62,36 @@ class HostileRegistry:
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def drip(self, path: str, pause: float, headers_too: bool = False) -> None:
+        """Answer ``path`` as now, but one byte every ``pause`` seconds (from the status
+        line with ``headers_too``, else from the body): each wait for the network is
+        short, the whole answer takes minutes."""
+        route = self.routes[path]
+        assert not callable(route)
+        status, headers, body = route
+        head = f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        stopping = self.stopping
+
+        def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+            handler.close_connection = True
+            data = head.encode() + (body if handler.command != "HEAD" else b"")
+            slow = 0 if headers_too else len(head)
+            try:
+                handler.wfile.write(data[:slow])
+                for i in range(slow, len(data)):
+                    if stopping.wait(pause):
+                        return
+                    handler.wfile.write(data[i:i + 1])
+                    handler.wfile.flush()
+            except OSError:
+                pass  # the client hung up: what it should do
+
+        self.routes[path] = answer
 
     def public_key(self, path: Path) -> Path:
         path.write_bytes(self.key.public_key().public_bytes(

@@ -9,13 +9,15 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from magcfg.oci import cosign
+from magcfg.oci.reference import parse_reference
+from magcfg.oci.registry import Registry, RegistryError
 from magcfg.runtime import Kernel
 from magcfg.runtime.events import RELOADED, SOURCE_FAILED
 from magcfg.runtime.registry import RegistrySource
@@ -168,3 +170,63 @@ def test_an_unexpected_failure_in_a_poll_is_reported_and_polling_goes_on(
         assert kernel.status()["registry"]["up"]
     finally:
         kernel.stop()
+
+
+def _in_thread(call: Callable[[], object], within: float) -> bool:
+    """Whether ``call`` returned within ``within`` seconds (a bound only a hang exceeds)."""
+    done = threading.Event()
+
+    def run() -> None:
+        call()
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(within)
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_request_ends_at_its_deadline_however_slowly_the_registry_answers(
+        headers_too: bool, hostile: HostileRegistry) -> None:
+    digest = hostile.publish(1)
+    hostile.drip(hostile.manifest_path(digest), pause=0.2, headers_too=headers_too)
+    client = Registry(parse_reference(hostile.reference()), insecure=True, deadline=1.0)
+    failed: list[RegistryError] = []
+
+    def fetch() -> None:
+        with pytest.raises(RegistryError) as info:
+            client.manifest(hostile.repository, digest)
+        failed.append(info.value)
+
+    # Each byte comes well within the 30 s a read may wait; the answer would take minutes.
+    assert _in_thread(fetch, 25)
+    message = failed[0].format()
+    assert f"registry {hostile.host} unreachable: no whole answer to GET " in message
+    assert "within 1 s" in message
+
+
+def test_a_registry_that_drips_its_answer_does_not_hold_up_start_or_reload(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    public = hostile.public_key(tmp_path / "k.pub")
+
+    def kernel() -> Kernel:
+        return Kernel(hostile.reference(), [public], tmp_path / "state",
+                      environment="production", insecure_registry=True,
+                      registry_interval=3600, registry_timeout=2)
+
+    kernel().start().stop()
+    shutil.rmtree(tmp_path / "state/registry-mirror")
+    hostile.drip(hostile.manifest_path(hostile.publish(2)), pause=0.5)
+    again = kernel()
+    events: list[dict[str, Any]] = []
+    again.subscribe("*", events.append)
+    try:
+        assert _in_thread(again.start, 60)
+        assert (again.version, again.booted_from) == (1, "last_known_good")
+        failed = _of(events, SOURCE_FAILED)[0]["data"]
+        assert failed["reason"] == "unreachable"
+        assert "no whole answer to GET" in failed["error"] and "within the 2 s" in failed["error"]
+        assert _in_thread(again.reload, 60)
+        assert again.version == 1 and not again.status()["registry"]["up"]
+    finally:
+        again.stop()

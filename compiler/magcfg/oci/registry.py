@@ -12,13 +12,20 @@ before it is returned.
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
+import http.client
 import json
 import os
 import re
+import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -123,11 +130,66 @@ def docker_credentials(host: str, environ: dict[str, str] | None = None) -> tupl
     return None
 
 
+class _Deadline:
+    """Ends a request at its deadline: a timer shuts its sockets down, which ends any
+    connect, read or write blocked on them at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(self.registry._connection,
+                                              http.client.HTTPConnection), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(self.registry._connection,
+                                              http.client.HTTPSConnection), req,
+                            context=self._context)  # type: ignore[attr-defined]
+
+
 class Registry:
     """One registry host. Methods raise :class:`RegistryError`; ``where`` in errors is
     the ``oci://`` reference being worked on."""
 
     def __init__(self, reference: Reference, *, insecure: bool = False, timeout: float = 30.0,
+                 deadline: float = 300.0,
                  credentials: tuple[str, str] | None = None) -> None:
         if insecure and not reference.loopback:
             raise UsageError(f"--insecure (plain HTTP) is allowed for a registry on this "
@@ -136,20 +198,55 @@ class Registry:
         self.base = ("http://" if insecure else "https://") + reference.host
         self.timeout = timeout
         self.credentials = credentials if credentials is not None else docker_credentials(reference.host)
+        self.deadline = deadline
+        """Most seconds one request may take, all of it: connecting, the answer's headers
+        and its body (``timeout`` bounds each wait for the network only, which a registry
+        that sends a byte now and then never reaches)."""
         self._token: str | None = None
-        self._opener = urllib.request.build_opener()
+        self._until: tuple[float, float] | None = None  # within(): (monotonic end, seconds)
+        self._timer: _Deadline | None = None
+        self._opener = urllib.request.build_opener(_HTTPHandler(self), _HTTPSHandler(self))
         self.requests = 0
         """HTTP requests made (for metrics and the benchmark)."""
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
-              limit: int) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        if self._token:
-            request.add_unredirected_header("Authorization", f"Bearer {self._token}")
-        elif self.credentials and self._basic:
-            request.add_unredirected_header("Authorization", self._basic_header())
+    @contextlib.contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """Every request made in the block ends ``seconds`` from now at the latest (one
+        pull: its requests together)."""
+        previous = self._until
+        self._until = (time.monotonic() + seconds, seconds)
+        try:
+            yield
+        finally:
+            self._until = previous
+
+    def _connection(self, base: type[http.client.HTTPConnection], host: str,
+                    **kwargs: Any) -> http.client.HTTPConnection:
+        """An HTTP(S) connection whose socket the current request's deadline can end."""
+        connection = base(host, **kwargs)
+        create = connection._create_connection  # type: ignore[attr-defined]
+
+        def watched(*args: Any, **kw: Any) -> socket.socket:
+            sock: socket.socket = create(*args, **kw)
+            if self._timer is not None:
+                self._timer.watch(sock)
+            return sock
+
+        # The TCP socket, before any TLS handshake: a handshake sent byte by byte is ended too.
+        connection._create_connection = watched  # type: ignore[attr-defined]
+        return connection
+
+    def _exchange(self, request: urllib.request.Request, limit: int, failed: str,
+                  ) -> tuple[int, dict[str, str], bytes]:
+        """One request and its answer (at most ``limit + 1`` bytes of body, 64 KiB of an
+        error's), all of it within the deadline. Raises :class:`RegistryError` (its
+        message starts with ``failed``)."""
+        seconds, span = self.deadline, f"{self.deadline:g} s"
+        if self._until is not None and self._until[0] - time.monotonic() < seconds:
+            seconds, span = self._until[0] - time.monotonic(), f"the {self._until[1]:g} s of one pull"
+        timer = self._timer = _Deadline(seconds)
         self.requests += 1
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
@@ -159,11 +256,31 @@ class Registry:
         except urllib.error.HTTPError as exc:
             status = exc.code
             got = {k.lower(): v for k, v in exc.headers.items()}
-            data = exc.read(64 * 1024)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RegistryError(str(self.reference),
-                                f"registry {self.reference.host} unreachable: {reason}") from None
+            try:
+                data = exc.read(64 * 1024)
+            except (OSError, http.client.HTTPException):
+                data = b""
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            if not timer.expired:
+                raise RegistryError(str(self.reference),
+                                    f"{failed}: {getattr(exc, 'reason', exc)}") from None
+        finally:
+            timer.cancel()
+            self._timer = None
+        if timer.expired:  # whatever was read before the sockets were shut is not the answer
+            raise RegistryError(str(self.reference), f"{failed}: no whole answer to "
+                                f"{request.get_method()} {request.full_url} within {span}")
+        return status, got, data
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
+              limit: int) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(url, data=body, method=method, headers=headers)
+        if self._token:
+            request.add_unredirected_header("Authorization", f"Bearer {self._token}")
+        elif self.credentials and self._basic:
+            request.add_unredirected_header("Authorization", self._basic_header())
+        status, got, data = self._exchange(request, limit,
+                                           f"registry {self.reference.host} unreachable")
         if len(data) > limit:
             raise RegistryError(str(self.reference), f"{method} {url}: response larger than "
                                 f"{limit} bytes", status)
@@ -204,15 +321,14 @@ class Registry:
         request = urllib.request.Request(realm + ("?" + query if query else ""))
         if self.credentials:
             request.add_unredirected_header("Authorization", self._basic_header())
-        self.requests += 1
+        status, _, data = self._exchange(request, 1024 * 1024, f"token request to {realm} failed")
+        if status != 200:
+            raise self._fail(f"token request to {realm}", status, data)
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                answer = parse_json(response.read(1024 * 1024))
-        except urllib.error.HTTPError as exc:
-            raise self._fail(f"token request to {realm}", exc.code, exc.read(64 * 1024)) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            answer = parse_json(data)
+        except ValueError as exc:
             raise RegistryError(str(self.reference), f"token request to {realm} failed: "
-                                f"{getattr(exc, 'reason', exc)}") from None
+                                f"{exc}") from None
         token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise RegistryError(str(self.reference), f"token service {realm} sent no token")

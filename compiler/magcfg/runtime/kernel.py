@@ -168,6 +168,7 @@ class Kernel:
                  insecure_registry: bool = False,
                  registry_interval: float = 30.0,
                  registry_max_backoff: float = 300.0,
+                 registry_timeout: float = 120.0,
                  direct_vault: DirectVault | bool | None = None) -> None:
         if not isinstance(environment, str) or not ENVIRONMENT_NAME.fullmatch(environment):
             raise ValueError(f"environment {environment!r} is not an environment name "
@@ -200,6 +201,7 @@ class Kernel:
             self._registry = RegistrySource(
                 artifact_dir, mirror, self.public_keys, insecure=insecure_registry,
                 interval=registry_interval, max_backoff=registry_max_backoff,
+                timeout=registry_timeout,
                 on_change=lambda: self._on_change("registry"), on_event=self._source_event)
             artifact_dir = mirror
         self.artifact_dir = Path(artifact_dir)

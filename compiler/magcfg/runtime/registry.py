@@ -9,6 +9,10 @@ against its digest. The files go into a local mirror directory in the kubelet's
 digests), validates and swaps exactly as for a mounted ConfigMap; a re-tagged older
 digest therefore meets the kernel's ``rollback_refused``.
 
+A poll is bounded as a whole (``timeout``, 120 s by default): a registry that answers a
+byte now and then is an outage once that time has passed, not a poll (or a
+``Kernel.start()``) that never ends.
+
 Errors never stop the poller: the current config stays served, the outage is in
 ``status()``, in the metrics (``magcfg_config_source_up``) and in one
 ``config.source_failed`` event per outage (``config.source_restored`` when it ends).
@@ -53,7 +57,7 @@ class RegistrySource:
 
     def __init__(self, reference: str, mirror: Path,
                  public_keys: Sequence[Ed25519PublicKey], *, insecure: bool = False,
-                 interval: float = 30.0, max_backoff: float = 300.0,
+                 interval: float = 30.0, max_backoff: float = 300.0, timeout: float = 120.0,
                  on_change: Callable[[], None] = lambda: None,
                  on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
                  ) -> None:
@@ -66,7 +70,11 @@ class RegistrySource:
             self.reference = Reference(self.reference.host, self.reference.repository, "latest")
         self.mirror = mirror
         self.public_keys = list(public_keys)
-        self.client = Registry(self.reference, insecure=insecure)
+        if not timeout > 0:
+            raise ValueError("the registry timeout is a number of seconds above 0")
+        self.timeout = timeout
+        """Most seconds one poll may take, all its requests together."""
+        self.client = Registry(self.reference, insecure=insecure, deadline=timeout)
         self.interval = interval
         self.max_backoff = max(max_backoff, interval)
         self.on_change = on_change
@@ -92,7 +100,8 @@ class RegistrySource:
         Never raises for the registry's sake: failures are recorded and reported."""
         with self._lock:
             try:
-                changed = self._pull()
+                with self.client.within(self.timeout):
+                    changed = self._pull()
             except (RegistryError, SourceRefused) as exc:
                 self._failed(exc)
                 return False

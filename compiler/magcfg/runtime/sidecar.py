@@ -100,6 +100,7 @@ class SidecarOptions:
     metrics_port: int | None = None
     insecure_registry: bool = False
     registry_interval: float = 30.0
+    registry_timeout: float = 120.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,7 +131,8 @@ class Sidecar:
                              poll_interval=options.poll_interval, audit_log=options.audit_log,
                              metrics=registry, source=WATCH_SOURCE,
                              insecure_registry=options.insecure_registry,
-                             registry_interval=options.registry_interval, **options.extra)
+                             registry_interval=options.registry_interval,
+                             registry_timeout=options.registry_timeout, **options.extra)
         self.kernel.subscribe(LOADED, self._publish)
         self.kernel.subscribe(RELOADED, self._publish)
         self.kernel.subscribe("*", self._print_and_notify)
