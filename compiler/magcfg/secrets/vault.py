@@ -403,12 +403,17 @@ class VaultSession:
             if exc.status != 404:
                 raise VaultError(_problem(
                     f"Vault at {self.config.addr} answered HTTP {exc.status} reading {where}")) from None
-            metadata = ((exc.body or {}).get("data") or {}).get("metadata") or {}
-            if metadata.get("destroyed"):
+            # A 404 for a destroyed version still carries its metadata; a 404 body of
+            # another shape is a plain "no secret there".
+            data = exc.body.get("data") if isinstance(exc.body, dict) else None
+            metadata = data.get("metadata") if isinstance(data, dict) else None
+            if isinstance(metadata, dict) and metadata.get("destroyed"):
                 return KvRead(mount, path, "destroyed", version=_int(metadata.get("version")))
             return KvRead(mount, path, "missing-path")
-        body = found.get("data") or {}
-        metadata = body.get("metadata") or {}
+        body = self._object(found, where, "data")
+        metadata = self._object(body, where, "metadata")
+        if not (body.get("data") is None or isinstance(body.get("data"), dict)):
+            raise self._not_json(where)
         version = _int(metadata.get("version"))
         if metadata.get("destroyed"):
             return KvRead(mount, path, "destroyed", version=version)
@@ -416,6 +421,18 @@ class VaultSession:
             return KvRead(mount, path, "deleted", version=version)
         data = body.get("data")
         return KvRead(mount, path, "ok", data if isinstance(data, dict) else {}, version)
+
+    def _not_json(self, where: str) -> VaultError:
+        return VaultError(_problem(
+            f"Vault at {self.config.addr} sent an answer to {where} that is not Vault's JSON"))
+
+    def _object(self, found: Any, where: str, name: str) -> dict[str, Any]:
+        """``found[name]`` when ``found`` is a JSON object and that is an object or absent
+        (``{}``); else the answer is not Vault's (named by ``where``, never quoted)."""
+        value = found.get(name) if isinstance(found, dict) else None
+        if not isinstance(found, dict) or not (value is None or isinstance(value, dict)):
+            raise self._not_json(where)
+        return value or {}
 
     def _call(self, where: str, call: Any) -> Any:
         """Run one hvac call, translating every failure into a message of our own."""
@@ -446,9 +463,10 @@ class VaultSession:
         except requests.exceptions.RequestException as exc:
             raise VaultError(_problem(
                 f"request to Vault at {addr} failed ({type(exc).__name__})")) from None
-        except (ValueError, TypeError):  # a body that is not the JSON Vault sends
-            raise VaultError(_problem(
-                f"Vault at {addr} sent an answer to {where} that is not Vault's JSON")) from None
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
+            # Not the JSON Vault sends: not JSON, nested too deeply, or of a shape hvac's
+            # own reading of it trips over (a list where it expects an object).
+            raise self._not_json(where) from None
 
 
 class _Status(Exception):

@@ -1,0 +1,139 @@
+"""Direct-Vault against a server that answers what Vault or OpenBao never would (a small
+in-process HTTP server on 127.0.0.1): JSON of the wrong shape, JSON nested too deeply, an
+answer far larger than any secret. Each is a VaultError naming the path, never the value,
+through the kernel as for the client."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from magcfg.runtime import Kernel
+from magcfg.runtime.vault import SECRET_FAILED, DirectVault
+from magcfg.secrets.vault import VaultError, vault_config
+from magcfg.signing.keys import Ed25519PrivateKey
+
+from .fixtures import artifact_files, base_config, rename_write
+from .test_vault import CANARY, Recorder, ref
+
+MOUNT_V2 = b'{"data": {"type": "kv", "options": {"version": "2"}}}'
+TOKEN = b'{"data": {"ttl": 0, "renewable": false}}'
+
+
+class FakeVault:
+    """Answers lookup-self and the mount's kind as Vault does, and the secret's read with
+    ``answer`` (bytes, a status and the bytes, or a handler of its own)."""
+
+    def __init__(self) -> None:
+        self.answer: Any = b"{}"
+        self.stopping = threading.Event()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, body = 200, fake.answer
+                if "lookup-self" in self.path:
+                    body = TOKEN
+                elif "internal/ui/mounts" in self.path:
+                    body = MOUNT_V2
+                elif callable(body):
+                    body(self)
+                    return
+                elif isinstance(body, tuple):
+                    status, body = body
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addr = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeVault]:
+    served = FakeVault()
+    yield served
+    served.stop()
+
+
+def _vault(fake: FakeVault, events: Recorder) -> DirectVault:
+    config = vault_config({"VAULT_ADDR": fake.addr, "VAULT_TOKEN": CANARY + "-token"})
+    return DirectVault(config, on_event=events, background=False)
+
+
+def _kernel(tmp_path: Path, vault: DirectVault) -> Kernel:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "k.pub").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    config = base_config(1)
+    config["magds"]["password"] = "vault+direct://secret/app#password"
+    rename_write(tmp_path / "art", artifact_files(config, 1, key))
+    return Kernel(tmp_path / "art", [tmp_path / "k.pub"], environment="production",
+                  direct_vault=vault, watch=False)
+
+
+DEEP = b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+SHAPES = {
+    "a list": json.dumps([CANARY, 2]).encode(),
+    "data a string": json.dumps({"data": CANARY}).encode(),
+    "metadata a string": json.dumps({"data": {"data": {"password": CANARY},
+                                              "metadata": CANARY}}).encode(),
+    "the secret's data a list": json.dumps({"data": {"data": [CANARY],
+                                                     "metadata": {"version": 1}}}).encode(),
+    "nested too deeply": DEEP,
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_an_answer_of_the_wrong_shape_is_a_vault_error_naming_the_path(
+        shape: str, fake: FakeVault, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.answer = SHAPES[shape]
+    events = Recorder()
+    with _kernel(tmp_path, _vault(fake, events)) as kernel, \
+            pytest.raises(VaultError) as info:
+        kernel.secret("magds.password")
+    message = info.value.format()
+    assert f"Vault at {fake.addr} sent an answer to secret/data/app that is not Vault's JSON" \
+        in message, message
+    assert events.of(SECRET_FAILED)[0]["reference"] == "vault+direct://secret/app"
+    assert CANARY not in message + events.text() + caplog.text
+
+
+@pytest.mark.parametrize("body", [[CANARY], {"data": [CANARY]}, {"data": {"metadata": CANARY}}])
+def test_a_404_body_of_the_wrong_shape_is_a_vault_error_naming_the_path(
+        body: Any, fake: FakeVault) -> None:
+    fake.answer = (404, json.dumps(body).encode())
+    events = Recorder()
+    with _vault(fake, events) as vault, pytest.raises(VaultError) as info:
+        vault.value(ref("vault+direct://secret/app#password"))
+    message = info.value.format()
+    assert "sent an answer to secret/data/app that is not Vault's JSON" in message, message
+    assert CANARY not in message + events.text()
+
+
+def test_a_404_body_without_metadata_is_no_secret_there(fake: FakeVault) -> None:
+    fake.answer = (404, json.dumps({"data": {"other": CANARY}, "errors": []}).encode())
+    with _vault(fake, Recorder()) as vault, pytest.raises(VaultError) as info:
+        vault.value(ref("vault+direct://secret/app#password"))
+    assert "no secret at secret/app" in info.value.format()
