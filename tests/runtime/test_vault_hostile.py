@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from magcfg.runtime import Kernel
 from magcfg.runtime.vault import SECRET_FAILED, DirectVault
-from magcfg.secrets.vault import VaultError, vault_config
+from magcfg.secrets.vault import MAX_RESPONSE_BYTES, VaultError, vault_config
 from magcfg.signing.keys import Ed25519PrivateKey
 
 from .fixtures import artifact_files, base_config, rename_write
@@ -137,3 +137,44 @@ def test_a_404_body_without_metadata_is_no_secret_there(fake: FakeVault) -> None
     with _vault(fake, Recorder()) as vault, pytest.raises(VaultError) as info:
         vault.value(ref("vault+direct://secret/app#password"))
     assert "no secret at secret/app" in info.value.format()
+
+
+@pytest.mark.parametrize("length", ["declared", "undeclared"])
+def test_an_answer_larger_than_any_secret_is_a_vault_error_read_no_further(
+        length: str, fake: FakeVault, tmp_path: Path) -> None:
+    # The value goes on for 64 times the bound; whether the server says so up front
+    # (Content-Length) or not (the connection's end marks the body's), the client stops
+    # reading just past the bound.
+    head = b'{"data": {"data": {"password": "' + CANARY.encode()
+    tail = b'"}, "metadata": {"version": 1}}}'
+    chunk = b"A" * (1 << 20)
+    chunks = 64 * MAX_RESPONSE_BYTES // len(chunk)
+
+    def huge(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        if length == "declared":
+            handler.send_header("Content-Length", str(len(head) + chunks * len(chunk) + len(tail)))
+        else:
+            handler.close_connection = True
+        handler.end_headers()
+        try:
+            handler.wfile.write(head)
+            for _ in range(chunks):
+                if fake.stopping.is_set():
+                    break
+                handler.wfile.write(chunk)
+            handler.wfile.write(tail)
+        except OSError:
+            pass  # the client hung up: what it should do
+
+    fake.answer = huge
+    events = Recorder()
+    with _kernel(tmp_path, _vault(fake, events)) as kernel, \
+            pytest.raises(VaultError) as info:
+        kernel.secret("magds.password")
+    message = info.value.format()
+    assert (f"Vault at {fake.addr} sent more than {MAX_RESPONSE_BYTES} bytes in answer to "
+            "secret/data/app") in message, message
+    assert events.of(SECRET_FAILED)[0]["reference"] == "vault+direct://secret/app"
+    assert CANARY not in message + events.text()

@@ -46,6 +46,13 @@ AUTH_METHODS: tuple[AuthMethod, ...] = ("token", "approle", "kubernetes")
 DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 300.0
 K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Largest answer read from the server; a larger one is an error, read no further.
+Vault's integrated storage refuses an entry over 1 MiB (``max_entry_size``'s default;
+Consul's limit is 512 KiB), so no secret is larger than that plus its JSON (escaping,
+metadata, lease fields): 4 MiB leaves room for both, and still bounds what a broken or
+hostile server can make the app hold in memory (the client reads with no limit of its
+own)."""
 
 KvStatus = Literal["ok", "missing-path", "missing-key", "deleted", "destroyed", "denied"]
 
@@ -221,9 +228,13 @@ class VaultSession:
         except ImportError:  # the slim runtime install: only the `vault` extra brings hvac
             raise VaultError(_problem("talking to Vault needs the hvac package: "
                                       "pip install 'magcfg[vault]'")) from None
+        import requests
+
+        session = requests.Session()
+        session.hooks["response"].append(_bounded)
         return hvac.Client(url=self.config.addr, token=self.config.token,
                            namespace=self.config.namespace, verify=self.config.verify,
-                           timeout=self.config.timeout)
+                           timeout=self.config.timeout, session=session)
 
     @property
     def client(self) -> hvac.Client:
@@ -442,6 +453,10 @@ class VaultSession:
         addr = self.config.addr
         try:
             return call()
+        except _TooLarge:
+            raise VaultError(_problem(
+                f"Vault at {addr} sent more than {MAX_RESPONSE_BYTES} bytes in answer to "
+                f"{where}: no secret is that large")) from None
         except hvac.exceptions.Forbidden as exc:
             errors = (exc.json or {}).get("errors") if isinstance(exc.json, dict) else None
             raise _Forbidden(403, plain=errors == ["permission denied"]) from None
@@ -467,6 +482,30 @@ class VaultSession:
             # Not the JSON Vault sends: not JSON, nested too deeply, or of a shape hvac's
             # own reading of it trips over (a list where it expects an object).
             raise self._not_json(where) from None
+
+
+class _TooLarge(Exception):
+    """An answer larger than :data:`MAX_RESPONSE_BYTES`."""
+
+
+def _bounded(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """A ``requests`` response hook: the body, read up to :data:`MAX_RESPONSE_BYTES`.
+    Hooks run before ``requests`` reads the body itself; what is read here becomes the
+    response's content, so nothing reads more."""
+    length = response.headers.get("Content-Length") or ""
+    if length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            response.close()
+            raise _TooLarge
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+    return response
 
 
 class _Status(Exception):
