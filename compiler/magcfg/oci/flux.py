@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import tarfile
+import zlib
 from collections.abc import Mapping
 
 from .registry import MAX_BLOB_BYTES, OCI_MANIFEST, digest_of, is_digest
@@ -59,13 +60,7 @@ def pack(files: Mapping[str, bytes]) -> bytes:
 def unpack(layer: bytes) -> dict[str, bytes]:
     """The files of a layer: regular files with plain names at the root, nothing else
     (a link, a directory, ``..`` or a path is refused, never written anywhere)."""
-    try:
-        raw = gzip.decompress(layer)
-    except (OSError, EOFError) as exc:
-        raise ArtifactFormatError(f"the layer is not gzip: {exc}") from None
-    if len(raw) > MAX_BLOB_BYTES:
-        raise ArtifactFormatError("the layer unpacks to more than "
-                                  f"{MAX_BLOB_BYTES} bytes")
+    raw = _gunzip(layer, MAX_BLOB_BYTES)
     files: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
@@ -85,6 +80,35 @@ def unpack(layer: bytes) -> dict[str, bytes]:
     except tarfile.TarError as exc:
         raise ArtifactFormatError(f"the layer is not a tar archive: {exc}") from None
     return files
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """``data`` decompressed (gzip, one member or several in a row, as
+    :func:`gzip.decompress` reads it), refused as soon as it passes ``limit`` bytes: the
+    bound holds during decompression, so a small layer that would expand to gigabytes
+    never does."""
+    parts: list[bytes] = []
+    size = 0
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+        try:
+            part = inflater.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            raise ArtifactFormatError(f"the layer is not gzip: {exc}") from None
+        size += len(part)
+        if size > limit:
+            raise ArtifactFormatError(f"the layer unpacks to more than {limit} bytes")
+        parts.append(part)
+        if not inflater.eof:
+            # Input left (unconsumed_tail) means the output bound was reached; none left
+            # means the member ends early.
+            if inflater.unconsumed_tail:
+                raise ArtifactFormatError(f"the layer unpacks to more than {limit} bytes")
+            raise ArtifactFormatError("the layer is not gzip: it ends before its last block")
+        rest = inflater.unused_data
+        if not rest.strip(b"\0"):  # gzip.decompress, too, ignores trailing zeros
+            return b"".join(parts)
 
 
 def image_manifest(layer: bytes, annotations: Mapping[str, str]) -> bytes:

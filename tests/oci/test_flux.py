@@ -1,0 +1,53 @@
+"""Reading a Flux layer (magcfg.oci.flux.unpack): the size bound holds while the layer
+is decompressed, not after (a gzip bomb never expands in memory)."""
+
+from __future__ import annotations
+
+import gzip
+import tracemalloc
+import zlib
+
+import pytest
+
+from magcfg.oci import flux
+
+
+def _bomb(mebibytes: int) -> bytes:
+    """A gzip stream of ``mebibytes`` MiB of zeros (about 1/1000 of that compressed)."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = b"\0" * (1 << 20)
+    return b"".join(deflate.compress(zeros) for _ in range(mebibytes)) + deflate.flush()
+
+
+def test_a_layer_is_refused_as_soon_as_it_unpacks_past_the_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flux, "MAX_BLOB_BYTES", 1 << 20)
+    layer = _bomb(128)
+    tracemalloc.start()
+    try:
+        with pytest.raises(flux.ArtifactFormatError, match=r"unpacks to more than 1048576 bytes"):
+            flux.unpack(layer)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A few times the bound at most, never the 128 MiB the layer expands to.
+    assert peak < 16 << 20, peak
+
+
+def test_what_gzip_reads_unpacks_the_same() -> None:
+    files = {"config.json": b'{"a": 1}\n', "manifest.json": b"{}\n"}
+    layer = flux.pack(files)
+    assert flux.unpack(layer) == files
+    # Two members in a row and trailing zeros, as gzip.decompress reads them.
+    raw = gzip.decompress(layer)
+    split = gzip.compress(raw[:700], mtime=0) + gzip.compress(raw[700:], mtime=0) + b"\0" * 8
+    assert flux.unpack(split) == files
+
+
+@pytest.mark.parametrize("layer", [b"", b"not gzip", b"\x1f\x8b\x08\x00", None],
+                         ids=["empty", "not-gzip", "truncated-header", "truncated-body"])
+def test_a_layer_that_is_not_gzip_is_refused(layer: bytes | None) -> None:
+    if layer is None:
+        layer = flux.pack({"config.json": b"{}" * 1000})[:-12]
+    with pytest.raises(flux.ArtifactFormatError, match=r"not gzip|not a tar archive"):
+        flux.unpack(layer)
