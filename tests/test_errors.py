@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 
 from magcfg.errors import BuildError, Diagnostic, printable
 
@@ -21,22 +22,29 @@ def test_missing_line_and_key_sort_first() -> None:
     assert BuildError([keyed, unkeyed]).diagnostics == [unkeyed, keyed]
 
 
-def test_printable_escapes_exactly_controls_and_surrogates() -> None:
-    # Every code point of the BMP, alone and inside text: the characters str.isprintable
-    # refuses besides these (spaces, format characters, unassigned ones) are left as
-    # they are.
-    for code in range(0x10000):
+def _escaped(code: int) -> str:
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def test_printable_escapes_exactly_controls_format_characters_and_surrogates() -> None:
+    # Every code point, alone and inside text: controls (Cc), format characters (Cf: a
+    # bidi override reorders what a terminal shows) and surrogates (Cs) are escaped; the
+    # other characters str.isprintable refuses (spaces, private use) are left as they
+    # are. An unassigned code point (Cn) may be either: the table is Unicode 15's, this
+    # Python's may be older.
+    for code in range(sys.maxunicode + 1):
         char = chr(code)
-        control = code < 0x20 or 0x7F <= code <= 0x9F
-        surrogate = 0xD800 <= code <= 0xDFFF
-        if 0xDC80 <= code <= 0xDCFF:
-            want = f"\\x{code - 0xDC00:02x}"
-        elif control or surrogate:
-            want = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-        else:
-            want = char
+        category = unicodedata.category(char)
+        if category == "Cn":
+            continue
+        want = _escaped(code) if category in ("Cc", "Cf", "Cs") else char
         assert printable(f"a{char}b") == f"a{want}b", hex(code)
         kept = char in "\n\t"
         assert printable(char, lines=True) == (char if kept else want), hex(code)
-    assert printable(chr(sys.maxunicode)) == chr(sys.maxunicode)
+    assert printable("evil\u202elmay.txt.yaml") == "evil\\u202elmay.txt.yaml"
+    assert printable("\u2066x\u2069\U000e0041", lines=True) == "\\u2066x\\u2069\\U000e0041"
     assert printable(os.fsdecode(b"x\xff\x1b[31m.yaml")) == "x\\xff\\x1b[31m.yaml"

@@ -16,13 +16,23 @@ from typing import Any, Literal
 Severity = Literal["error", "warning"]
 
 
+_FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+           "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd"
+           "\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+           "\U000e0001\U000e0020-\U000e007f")
+"""Unicode's format characters (category Cf, Unicode 15): invisible, and the bidi ones
+(U+202A-U+202E, U+2066-U+2069) reorder what a terminal or a browser shows around them, so
+a name or value can read as another (Trojan Source). Written out: deriving the class from
+``unicodedata`` at run time takes ~0.2 s."""
+
+
 @functools.cache
 def _unprintable(lines: bool) -> re.Pattern[str]:
-    """C0 and C1 controls, DEL, and the lone surrogates that stand for bytes of a file
-    name that is not valid UTF-8 (os.fsdecode): none may reach a terminal raw. Compiled
-    on first use (~1 ms of every command's start-up otherwise)."""
-    return re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]" if lines
-                      else "[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+    """C0 and C1 controls, DEL, format characters, and the lone surrogates that stand for
+    bytes of a file name that is not valid UTF-8 (os.fsdecode): none may reach a terminal
+    raw. Compiled on first use (~1 ms of every command's start-up otherwise)."""
+    controls = "\x00-\x08\x0b-\x1f" if lines else "\x00-\x1f"
+    return re.compile(f"[{controls}\x7f-\x9f{_FORMAT}\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -30,14 +40,17 @@ def _escape(match: re.Match[str]) -> str:
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def printable(text: str, *, lines: bool = False) -> str:
     """``text`` safe for a terminal: control characters (an ANSI escape sequence in a
-    file name, say) and undecodable bytes of a file name shown as ``\\xNN``. With
-    ``lines``, newlines and tabs are kept (a multi-line message)."""
-    if text.isprintable():  # no control (Cc) or surrogate (Cs) character at all
+    file name, say), format characters (a bidi override) and undecodable bytes of a file
+    name shown as ``\\xNN``, ``\\uNNNN``. With ``lines``, newlines and tabs are kept (a
+    multi-line message)."""
+    if text.isprintable():  # no control (Cc), format (Cf) or surrogate (Cs) character
         return text
     return _unprintable(lines).sub(_escape, text)
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from magcfg.errors import printable
 from magcfg.review.diff import compare, compare_deepdiff, flatten, show
 from magcfg.secrets.redaction import REDACTED
 
@@ -420,8 +421,14 @@ def test_flat_engine_matches_deepdiff(old: dict[str, Any], new: dict[str, Any]) 
 @given(st.one_of(_values, st.floats(), st.lists(st.one_of(st.integers(), st.text(),
                                                          st.booleans(), st.floats()))))
 def test_show_writes_values_as_json_does(value: Any) -> None:
-    # Scalars and lists of strings and integers take a path of their own.
-    assert show(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)
+    # Scalars and lists of strings and integers take a path of their own; the format
+    # characters JSON leaves raw (a bidi override) are escaped for a terminal.
+    assert show(value) == printable(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def test_show_escapes_format_characters_as_json_reads_them() -> None:
+    assert show("ok \u202etxt.exe") == '"ok \\u202etxt.exe"'
+    assert json.loads(show(["\u2066x\u2069", "\u200f"])) == ["\u2066x\u2069", "\u200f"]
 
 
 def test_show_leaves_the_redaction_marker_bare_only_on_its_own() -> None:

@@ -134,6 +134,21 @@ def test_diff_and_explain_escape_file_names(repo: Project) -> None:
     assert "\x1b" not in done.stdout + done.stderr + explained.stdout + explained.stderr
 
 
+def test_diff_and_explain_escape_bidi_overrides(repo: Project) -> None:
+    # U+202E shows "ok exe.txt" as "ok txt.exe", and a file name reordered likewise.
+    repo.write("layers/environments/dev/\u202ered.yaml", 'app:\n  name: "ok \u202etxt.exe"\n')
+    done = repo.run("diff", "dev", "production", "--color", "never")
+    assert done.returncode == 1, done.stderr
+    assert '"ok \\u202etxt.exe"  layers/environments/dev/\\u202ered.yaml:2' in done.stdout
+    markdown = repo.run("diff", "dev", "production", "--format", "markdown")
+    assert '`"ok \\u202etxt.exe"`' in markdown.stdout, markdown.stdout
+    explained = repo.run("explain", "app.name", "--env", "dev")
+    assert explained.returncode == 0, explained.stderr
+    assert ('=> layers/environments/dev/\\u202ered.yaml:2  (environment)  "ok \\u202etxt.exe"'
+            in explained.stdout), explained.stdout
+    assert "\u202e" not in done.stdout + markdown.stdout + explained.stdout
+
+
 # ------------------------------------------------------------------ the tree of a ref
 # `diff --against` and `report --against` read the ref from git objects: a pull request
 # controls that tree as it controls the working tree, and more (git stores a tree that

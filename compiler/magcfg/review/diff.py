@@ -635,7 +635,13 @@ def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
 
 
 def show(value: Any) -> str:
-    """A value as one line of text (JSON), with the redaction marker bare."""
+    """A value as one line of text (JSON), with the redaction marker bare, safe for a
+    terminal: JSON escapes control characters, ``printable`` the format characters it
+    leaves (a bidi override as ``\\u202e``, which JSON reads back as the same)."""
+    return printable(_json_text(value))
+
+
+def _json_text(value: Any) -> str:
     if isinstance(value, str) and value == REDACTED:
         return REDACTED
     # The common scalars as ``json.dumps`` writes them, without making an encoder.
@@ -717,7 +723,7 @@ def _text_body(old: str, new: str, color: bool) -> Callable[[Sequence[Change]], 
             mark = _STYLE[c.kind]
             flag = ("  [restart, secret]" if c.secret else "  [restart]") if c.restart else (
                 "  [secret]" if c.secret else "")
-            lines.append(f"{opened[mark]}{mark} {c.key}{close}{flag}\n")
+            lines.append(f"{opened[mark]}{mark} {printable(c.key)}{close}{flag}\n")
             if c.kind != "added":
                 lines.append(f"{old_head}{show(c.old)}{dim}{where(c.old_source)}{close}\n")
             if c.kind != "removed":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compiler import Compiler
-from ..errors import UsageError
+from ..errors import UsageError, printable
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import ABSENT, Provenance
 from ..project import Project
@@ -73,6 +73,7 @@ def format_explanation(e: Explanation) -> str:
     def show(v: Any) -> str:
         # JSON, except the markers, written as in the layer file (`- !unset {name: x}`
         # items of a keyed list included): explain points at them, so it names them.
+        # JSON escapes control characters; printable, the format characters it leaves.
         if v == UNSET:
             return "!unset"
         if is_unset_item(v):
@@ -80,11 +81,11 @@ def format_explanation(e: Explanation) -> str:
         if type(v) is list:
             return "[" + ", ".join(show(x) for x in v) + "]"
         if type(v) is dict:
-            return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {show(x)}"
+            return "{" + ", ".join(f"{printable(json.dumps(k, ensure_ascii=False))}: {show(x)}"
                                    for k, x in sorted(v.items())) + "}"
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
+        return printable(json.dumps(v, ensure_ascii=False, sort_keys=True))
 
-    lines = [f"{e.key} = {show(e.value) if e.present else '(not set)'}"
+    lines = [f"{printable(e.key)} = {show(e.value) if e.present else '(not set)'}"
              f"    [{e.env}; reload: {e.reload}{'; secret' if e.secret else ''}]"]
     for i, p in enumerate(e.chain):
         mark = "=>" if i == len(e.chain) - 1 and e.present else "  "
