@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -193,6 +194,28 @@ def failed_cleanly(done: subprocess.CompletedProcess[str], code: int = 1) -> str
     assert done.returncode == code, (done.returncode, text)
     assert "Traceback" not in text, text
     return done.stderr
+
+
+def table_cells(row: str) -> list[str]:
+    """The cells of a GFM table row, split as GitHub splits them: at each ``|`` that no
+    backslash escapes."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
+
+
+def code_span(text: str) -> str:
+    """What ``text``, which must be exactly one CommonMark code span, shows (``\\|`` as
+    ``|``, as in a table cell). Fails where the span ends before the text does: the rest
+    would render as Markdown (a link, an image, a mention)."""
+    opening = re.match("`+", text)
+    assert opening, text
+    n = len(opening.group())
+    close = next((n + m.start() for m in re.finditer("`+", text[n:]) if len(m.group()) == n),
+                 None)
+    assert close is not None and close + n == len(text), f"the code span ends early: {text!r}"
+    shown = text[n:close].replace("\\|", "|")
+    if shown.startswith(" ") and shown.endswith(" ") and shown.strip(" "):
+        shown = shown[1:-1]
+    return shown
 
 
 def dies_in_a_child(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:

@@ -8,7 +8,12 @@ import os
 import sys
 import unicodedata
 
-from magcfg.errors import BuildError, Diagnostic, printable
+from hypothesis import given
+from hypothesis import strategies as st
+
+from magcfg.errors import BuildError, Diagnostic, md_code, printable
+
+from .conftest import code_span, table_cells
 
 
 def test_missing_line_and_key_sort_first() -> None:
@@ -48,3 +53,24 @@ def test_printable_escapes_exactly_controls_format_characters_and_surrogates() -
     assert printable("evil\u202elmay.txt.yaml") == "evil\\u202elmay.txt.yaml"
     assert printable("\u2066x\u2069\U000e0041", lines=True) == "\\u2066x\\u2069\\U000e0041"
     assert printable(os.fsdecode(b"x\xff\x1b[31m.yaml")) == "x\\xff\\x1b[31m.yaml"
+
+
+@given(st.text(alphabet=st.sampled_from("`| a\n\x1b\u202e![]()@<!-")))
+def test_md_code_is_one_span_that_shows_the_text_escaped(text: str) -> None:
+    # Backticks end a span only in a run as long as its fence: whatever runs the text
+    # holds, the span ends where md_code ends it, in a table cell as on a line.
+    span = md_code(text)
+    if not text:
+        assert span == ""
+        return
+    assert code_span(span) == printable(text)
+    assert table_cells(f"| {span} | x |") == [span, "x"]
+
+
+def test_md_code_fences_past_the_longest_run_of_backticks() -> None:
+    assert md_code("plain") == "`plain`"
+    assert md_code(" a ") == "`  a  `"  # CommonMark takes one space off each end
+    assert md_code("x`` ![t](https://evil.example/t.png) ``") == (
+        "``` x`` ![t](https://evil.example/t.png) `` ```")
+    assert md_code("`a`") == "`` `a` ``"
+    assert md_code("a|b\nc") == "`a\\|b\\x0ac`"

@@ -3,13 +3,14 @@ with a located message, nothing changed (files, branches, HEAD), nothing outside
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from ..conftest import Project, failed_cleanly, tree_state
+from ..conftest import Project, code_span, failed_cleanly, table_cells, tree_state
 from .promotion_repo import git, graft, make_repo, tree_bomb
 
 
@@ -243,3 +244,63 @@ def test_against_reads_nothing_outside_a_project_in_a_subdirectory(tmp_path: Pat
     lines = _against(repo, "out", tmp_path / "r.html")
     assert lines == [line.replace(": error:", "@out: error:", 1) for line in here]
     assert "4242" not in "".join(lines)
+
+
+# ------------------------------------------------------------------ Markdown for reviewers
+# `diff --format markdown` is a PR comment and `promote --pr-body` a PR body: what a pull
+# request wrote (values, keys, commit authors and subjects) shows as code, never as a
+# link, an image, a mention or an HTML comment.
+
+_HOSTILE = ("x`` ![t](https://evil.example/t.png) [Approved by security]"
+            "(https://evil.example/phish) @octocat <!-- ``")
+
+
+def _hostile_commit(repo: Project, value: str = _HOSTILE) -> None:
+    repo.write("layers/environments/staging/app.yaml",
+               f'app:\n  environment: "staging"\n  name: {json.dumps(value)}\n')
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "--author", "Mallory ![a](https://evil.example/a.png) "
+        "@octocat <m@example.com>", "-m", "tune ![pixel](https://evil.example/p.png) "
+        "[Approved](https://evil.example/phish) @security-team <!-- hidden")
+
+
+def _row(markdown: str, *first: str) -> list[str]:
+    """The cells of the one table row of ``markdown`` whose first cells are ``first``."""
+    rows = [table_cells(line) for line in markdown.splitlines() if line.startswith("|")]
+    found = [cells for cells in rows if cells[:len(first)] == list(first)]
+    assert len(found) == 1, markdown
+    return found[0]
+
+
+def test_diff_markdown_shows_a_value_with_backticks_as_code(repo: Project) -> None:
+    _hostile_commit(repo)
+    done = repo.run("diff", "staging", "production", "--format", "markdown")
+    assert done.returncode == 1, done.stderr
+    assert code_span(_row(done.stdout, "~", "`app.name`")[2]) == json.dumps(_HOSTILE)
+
+
+def _pr_body(repo: Project) -> str:
+    pr = repo.root.parent / "pr.md"
+    done = repo.run("promote", "staging", "production", "--key", "app.name",
+                    "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    return pr.read_text()
+
+
+def test_the_pr_body_shows_a_value_with_backticks_as_code(repo: Project) -> None:
+    _hostile_commit(repo)
+    body = _pr_body(repo)
+    assert code_span(_row(body, "~", "`app.name`")[3]) == json.dumps(_HOSTILE)
+    _, value, where, _ = _row(body, "`app.name`")
+    assert code_span(value) == json.dumps(_HOSTILE)
+    assert code_span(where) == "layers/environments/staging/app.yaml:3"
+
+
+def test_the_pr_body_shows_commit_authors_and_subjects_as_code(repo: Project) -> None:
+    _hostile_commit(repo, "shop-staging")
+    blame = code_span(_row(_pr_body(repo), "`app.name`")[3])
+    assert blame.startswith("commit ")
+    assert blame.endswith(" by Mallory ![a](https://evil.example/a.png) @octocat: tune "
+                          "![pixel](https://evil.example/p.png) "
+                          "[Approved](https://evil.example/phish) @security-team <!-- hidden")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ from magcfg.schema import reference
 from magcfg.schema.index import SchemaIndex, load_schema
 from magcfg.schema.reference import render_reference
 
-from ..conftest import REPO, Project, dies_in_a_child, failed_cleanly, tree_state
+from ..conftest import (
+    REPO,
+    Project,
+    code_span,
+    dies_in_a_child,
+    failed_cleanly,
+    table_cells,
+    tree_state,
+)
 
 
 def test_reference_rows_show_enums_ranges_patterns_defaults_reload_secrecy(mini: Project
@@ -44,6 +53,33 @@ def test_reference_rows_show_enums_ranges_patterns_defaults_reload_secrecy(mini:
                                   "|  | host |")
     check = mini.run("docs", "--check", "--out", "docs/reference/config.md")
     assert check.returncode == 0, check.stderr
+
+
+def _rows(mini: Project, mutate: Callable[[dict[str, Any]], None]) -> tuple[str, dict[str, list[str]]]:
+    """``magcfg docs`` of the mini schema changed by ``mutate``: the text, and the cells
+    of each key's row by the key."""
+    schema = json.loads((mini.root / "schemas/schema.json").read_text())
+    mutate(schema["properties"]["magds"]["properties"])
+    mini.write("schemas/schema.json", json.dumps(schema))
+    done = mini.run("docs")
+    assert done.returncode == 0, done.stderr
+    rows = [table_cells(line) for line in done.stdout.splitlines() if line.startswith("| `")]
+    return done.stdout, {code_span(cells[0]): cells for cells in rows}
+
+
+def test_reference_shows_keys_and_values_with_backticks_as_code(mini: Project) -> None:
+    hostile = "x`` ![t](https://evil.example/t.png) @octocat ``"
+
+    def mutate(properties: dict[str, Any]) -> None:
+        properties["host"].update(enum=[hostile], default=hostile, pattern=f"^`{hostile}")
+        properties["a``b"] = {"type": "string", "description": "odd"}
+
+    _, rows = _rows(mini, mutate)
+    assert code_span(rows["magds.host"][5]) == json.dumps(hostile)
+    enum, pattern = rows["magds.host"][2].split("; ")
+    assert code_span(enum.removeprefix("one of ")) == json.dumps(hostile)
+    assert code_span(pattern.removeprefix("pattern ")) == f"^`{hostile}"
+    assert "magds.a``b" in rows
 
 
 def test_docs_out_never_writes_through_a_committed_symlink(mini: Project,

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
-from ..errors import BuildError, printable
+from ..errors import BuildError, md_code, printable
 from ..pipeline.cache import BuildCache
 from ..pipeline.context import CompileContext
 from ..pipeline.emit import json_bytes
@@ -749,14 +749,6 @@ def format_json(d: ConfigDiff) -> str:
         "summary": d.summary(),
     }
     return json_bytes(doc).decode("utf-8")
-
-
-def md_code(text: str) -> str:
-    """``text`` as inline code inside a Markdown table cell."""
-    text = text.replace("|", "\\|").replace("\n", " ")
-    ticks = "``" if "`" in text else "`"
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def markdown_table(d: ConfigDiff) -> list[str]:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, printable
+from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_code, printable
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
@@ -57,7 +57,6 @@ from .diff import (
     compare,
     describe,
     markdown_table,
-    md_code,
     same,
     show,
     value_at,
@@ -886,7 +885,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
               + f"; {len(plan.skipped)} skipped."
               + (f" Branch `{promotion.branch}`." if promotion else ""), ""]
     if plan.texts:
-        lines += ["Files changed:", ""] + [f"- `{p}`" for p in sorted(plan.texts)]
+        lines += ["Files changed:", ""] + [f"- {md_code(p)}" for p in sorted(plan.texts)]
         lines += [f"- `{project.output}/{t}/` (rebuilt)", ""]
     lines += ["### Semantic diff", ""]
     if plan.diff.identical:
@@ -899,7 +898,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     if restart:
         lines += [f"These take effect only when `{t}` restarts (the runtime refuses to "
                   "hot-apply them):", ""]
-        lines += [f"- `{c.key}`" for c in restart]
+        lines += [f"- {md_code(c.key)}" for c in restart]
     else:
         lines.append("None: every change is hot-reloadable.")
     lines += ["", "### Where each value comes from", "",
@@ -907,13 +906,12 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     who = _blame(project, [e.source for e in plan.edits])
     removed = [e for e in plan.edits if e.removes]
     for e in plan.edits:
-        by = who[e.source].replace("|", "\\|")
         shown = "(deleted)" if e.deletes else show(e.shown)
         lines.append(f"| {md_code(e.key)} | {md_code(shown)} "
-                     f"| {md_code(e.source.where())} | {by} |")
+                     f"| {md_code(e.source.where())} | {md_code(who[e.source])} |")
     if removed:
         lines += ["", f"### Overrides removed from `{t}`", ""]
-        lines += [f"- `{e.key}` (was {md_code(show(e.replaces))} in "
+        lines += [f"- {md_code(e.key)} (was {md_code(show(e.replaces))} in "
                   f"{md_code(e.replaces_source.where() if e.replaces_source else '')}): "
                   f"{to_inherit(plan)}" for e in removed]
     if plan.kept:
@@ -921,7 +919,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines += [f"- {md_code(k)}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "### Not promoted", ""]
-        lines += [f"- `{s.key}`: {s.reason}" for s in plan.skipped]
+        lines += [f"- {md_code(s.key)}: {s.reason}" for s in plan.skipped]
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import md_code
 from ..heap import gc_paused
 from ..workers import available_jobs, run_shares, weighted_runs
 from .index import Constraint, SchemaEntry, SchemaIndex, json_text
@@ -45,25 +46,16 @@ def render_reference(index: SchemaIndex, title: str = "Configuration reference",
 
 
 def _row(entry: SchemaEntry) -> str:
-    default = _code(json_text(entry.default)) if entry.has_default else ""
+    # The keys, values and descriptions are the schema's, which a pull request writes:
+    # keys and values in code spans nothing in them can end.
+    default = md_code(json_text(entry.default)) if entry.has_default else ""
+    description = (entry.description or "").replace("|", "\\|").replace("\n", " ")
     allowed = "; ".join(_allowed(c) for c in entry.constraints)
-    return (f"| `{entry.path}` | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
+    return (f"| {md_code(entry.path)} | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
             f"{'yes' if entry.secret else ''} | {default} | "
-            f"{_cell(entry.description or '')} |")
-
-
-def _cell(text: str) -> str:
-    """Text that stays inside one table cell (GFM: ``|`` escaped even in code)."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _code(text: str) -> str:
-    """A code span that holds any text (a backtick inside gets a double fence)."""
-    fence = "``" if "`" in text else "`"
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return _cell(f"{fence}{pad}{text}{pad}{fence}")
+            f"{description} |")
 
 
 def _allowed(constraint: Constraint) -> str:
-    words, values = constraint
-    return " ".join([_cell(words), ", ".join(_code(v) for v in values)]).strip()
+    words, values = constraint  # the words are magcfg's (``index.constraints``)
+    return " ".join([words, ", ".join(md_code(v) for v in values)]).strip()
