@@ -71,6 +71,14 @@ def md_code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def md_text(text: str) -> str:
+    """``text`` as Markdown prose inside one table cell: escaped as ``printable`` with
+    newlines made spaces, ``|`` escaped, and no raw HTML (``<`` and ``&`` as entities);
+    its Markdown (emphasis, code, links) is kept."""
+    text = printable(text.replace("\r\n", " ").replace("\n", " "))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+
+
 @total_ordering
 @dataclass(frozen=True)
 class Diagnostic:

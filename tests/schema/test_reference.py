@@ -15,6 +15,7 @@ import pytest
 
 import magcfg
 from magcfg.compiler import Compiler
+from magcfg.errors import printable
 from magcfg.pipeline.cache import BuildCache
 from magcfg.schema import reference
 from magcfg.schema.index import SchemaIndex, load_schema
@@ -80,6 +81,24 @@ def test_reference_shows_keys_and_values_with_backticks_as_code(mini: Project) -
     assert code_span(enum.removeprefix("one of ")) == json.dumps(hostile)
     assert code_span(pattern.removeprefix("pattern ")) == f"^`{hostile}"
     assert "magds.a``b" in rows
+
+
+def test_reference_escapes_control_characters_and_html_of_descriptions(mini: Project) -> None:
+    # A bare CR starts a line for a CI log (a workflow command there); ESC sequences
+    # clear a terminal or hide a link; raw HTML would render in the committed reference.
+    description = ("Name.\r::error file=README.md,line=1::docs injected\x1b[2J"
+                   "\x1b]8;;https://evil.example\x07link\x1b]8;;\x07 \u202e"
+                   " <img src=https://evil.example/i.png> &lt; a|b\nc")
+
+    def mutate(properties: dict[str, Any]) -> None:
+        properties["host"]["description"] = description
+
+    text, rows = _rows(mini, mutate)
+    assert rows["magds.host"][6] == (
+        "Name.\\x0d::error file=README.md,line=1::docs injected\\x1b[2J"
+        "\\x1b]8;;https://evil.example\\x07link\\x1b]8;;\\x07 \\u202e"
+        " &lt;img src=https://evil.example/i.png> &amp;lt; a\\|b c")
+    assert printable(text, lines=True) == text  # no control character left raw
 
 
 def test_docs_out_never_writes_through_a_committed_symlink(mini: Project,
