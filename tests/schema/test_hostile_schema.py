@@ -496,3 +496,34 @@ def test_unknown_keys_across_many_fragments_are_capped_per_environment(built: Pr
     lines = stderr.splitlines()
     assert len(lines) == 21
     assert lines[-1] == "magcfg.yaml: error: 480 more schema errors not shown (environment dev)"
+
+
+# -- the schema's strings in messages: one line each, whatever they hold -----------------
+
+_FORGED = "\n::error file=README.md,line=1::pwned\rlayers/base/magds.yaml:1: error: fake [x]\n"
+
+
+def test_a_pattern_with_newlines_forges_no_line_of_build_output(built: Project) -> None:
+    # A CI log (GitHub Actions' workflow commands) reads each line of it; a pattern the
+    # pull request wrote is quoted on one.
+    def mutate(schema: dict[str, Any]) -> None:
+        _host(schema)["pattern"] = f"^({_FORGED})$"
+        _password(schema)["pattern"] = f"^({_FORGED})$"
+        schema["properties"]["magds"]["properties"][f"k{_FORGED}"] = {"type": "string"}
+
+    built.write("layers/base/extra.yaml", "magds:\n  password: x\n  zzzzzzzz: 1\n")
+    stderr = _refused(built, _mutated(mutate))
+    forged = "\\x0a::error file=README.md,line=1::pwned\\x0dlayers/base/magds.yaml:1: error: fake [x]\\x0a"
+    lines = stderr.splitlines()
+    assert all(line.startswith("layers/") for line in lines), stderr
+    assert (f'layers/base/magds.yaml:2: error: "db" does not match "^({forged})$" (schema: '
+            "pattern) (environment prod) [magds.host]") in lines, stderr
+    assert any(f"<redacted> does not match {f'^({_FORGED})$'!r} (a secret key" in line
+               for line in lines), stderr
+    assert any(f"known keys here: host, k{forged}, password" in line for line in lines), stderr
+
+
+def test_a_regex_with_newlines_that_cannot_compile_is_one_line(built: Project) -> None:
+    text = _mutated(lambda s: _host(s).__setitem__("pattern", f"({_FORGED}"))
+    stderr = _refused(built, text)
+    assert stderr.count("\n") == 1 and "::error" in stderr and "\r" not in stderr, stderr

@@ -30,7 +30,7 @@ import difflib
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
-from ..errors import BuildError
+from ..errors import BuildError, printable
 from .dialect import dangling_ref, located, refuse_retrieval
 from .index import Schema, fragment_safe, fragment_schema
 
@@ -92,7 +92,7 @@ class Validator:
         """The located error of a schema jsonschema-rs cannot compile (a bad regex, a
         pointer to nothing under a keyword the annotation index does not read)."""
         first = message.split("\n\n", 1)[0]  # the rest repeats the instance
-        message = f"schema cannot be compiled: {first}"
+        message = f"schema cannot be compiled: {printable(first)}"
         if not pointer and message.startswith("schema cannot be compiled: Pointer '"):
             found = _ref_to(self.schema.document, message.split("'")[1])
             if found is not None:
@@ -145,7 +145,8 @@ class Validator:
                     hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                     msg = f"unknown key {key!r}"
                     msg += f" (did you mean {hint[0]!r}?)" if hint else (
-                        f"; known keys here: {', '.join(known)}" if 0 < len(known) <= 12 else "")
+                        f"; known keys here: {printable(', '.join(known))}"
+                        if 0 < len(known) <= 12 else "")
                     out.append(SchemaViolation((*keypath, key), msg, "unknown-key"))
                 continue
             if name == "required":
@@ -161,6 +162,9 @@ class Validator:
                 message = _secret_message(kind, name, masked_errors[i].message
                                           if i < len(masked_errors) else MASK,
                                           index.is_secret(keypath))
+            # The engine quotes the schema's own strings (a pattern) as they are: a
+            # newline there would print a line of the schema's choosing into a CI log.
+            message = printable(message)
             if len(message) > _MAX_MESSAGE:
                 message = message[:_MAX_MESSAGE] + "..."
             out.append(SchemaViolation(keypath, f"{message} (schema: {name})", f"schema-{name}"))
