@@ -21,6 +21,7 @@ import pytest
 
 import magcfg
 from magcfg.durable import FAULT_ENV
+from magcfg.errors import printable
 from magcfg.signing.keys import generate_key_pair
 
 from .conftest import MAGCFG, REPO, Project, failed_cleanly, tree_state
@@ -704,3 +705,26 @@ def test_lint_skips_a_fifo_and_reports_escaped_names(mini: Project) -> None:
     assert "\x1b" not in done.stdout + done.stderr
     report = json.loads(run(mini, "lint", "--format", "json").stdout)
     assert {f["file"] for f in report["findings"]} == {"deploy/\\x1b[2Jclear.yaml"}
+
+
+def test_lint_of_paths_checks_files_whose_names_are_escaped(mini: Project) -> None:
+    # The pre-commit hook passes the changed files' names; CI may pass `.`: a name with a
+    # control character or a byte that is not UTF-8 is escaped when shown, and must be
+    # checked all the same (it once dropped out of every run given a path).
+    names = ["plain", "esc\x1bx", "cr\rx", "nl\nx", "tab\tx", "bidi\u202ex", "esc\\x1bx",
+             os.fsdecode(b"bad\xffx")]
+    (mini.root / "deploy").mkdir()
+    for name in names:
+        with open(os.fsencode(mini.root / f"deploy/{name}.yaml"), "w") as fh:
+            fh.write('password: "CANARYs3cretValue9f8e7d"\n')
+    _git(mini.root, "init", "-q")  # the lint root of `lint deploy` is then the project's
+    shown = {f"deploy/{printable(name)}.yaml" for name in names}
+    whole = json.loads(run(mini, "lint", "--format", "json").stdout)
+    assert {f["file"] for f in whole["findings"]} == shown
+    for args in ((".",), ("deploy",), tuple(f"deploy/{name}.yaml" for name in names)):
+        done = run(mini, "lint", "--format", "json", *args)
+        assert done.returncode == 1, done.stderr
+        report = json.loads(done.stdout)
+        assert {f["file"] for f in report["findings"]} == shown, args
+        assert report["summary"]["files"] == (
+            whole["summary"]["files"] if args == (".",) else len(names)), args

@@ -77,14 +77,17 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     names = list_files(root, ())
     skip = {DEFAULT_BASELINE} | ({_rel(root, baseline)} if baseline is not None else set())
     names = [n for n in names if n not in skip and not _excluded(n, config.exclude)]
-    files = {src.path: src for src in read_files(root, names)}
+    read = list(read_files(root, names))
+    files = {src.path: src for _, src in read}
     flux_files, flux_dirs = fallbacks.flux_contexts(files)
     ctx = LintContext(root=root, config=config, files=files, in_git=in_git,
                       flux_files=flux_files, flux_dirs=flux_dirs)
     wanted = set(list_files(root, paths)) if paths else None
     rules = [rule for rule in CHECKS if rule not in config.disable]
     checks = [CHECKS[rule] for rule in rules]
-    todo = [src for path, src in files.items() if wanted is None or path in wanted]
+    # Chosen by the names as listed, never as escaped for display: two listings of one
+    # file agree on those, and a name the escaping changes is still linted.
+    todo = [src for name, src in read if wanted is None or name in wanted]
     shares = _shares(todo, available_jobs(jobs))
     if len(shares) > 1:
         for rule in rules:

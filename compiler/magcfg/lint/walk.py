@@ -90,11 +90,12 @@ def _walk_tree(root: Path) -> Iterator[str]:
                 yield name
 
 
-def read_files(root: Path, names: Sequence[str]) -> Iterator[SourceFile]:
+def read_files(root: Path, names: Sequence[str]) -> Iterator[tuple[str, SourceFile]]:
     """Read each file once; skip binaries (NUL bytes or not UTF-8), symlinks, FIFOs and
-    other non-regular files, huge files. A file's name is kept escaped (``printable``):
-    a name with a terminal escape or bytes that are not UTF-8 is linted and reported,
-    never printed raw."""
+    other non-regular files, huge files. Each file comes with its name as listed: the
+    source's ``path`` is that name escaped (``printable``), so a name with a terminal
+    escape or bytes that are not UTF-8 is linted and reported, never printed raw, and
+    the listed name is what to compare with other listings."""
     for name in names:
         full = root / name
         try:
@@ -110,4 +111,4 @@ def read_files(root: Path, names: Sequence[str]) -> Iterator[SourceFile]:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             continue
-        yield SourceFile(printable(name), text)
+        yield name, SourceFile(printable(name), text)
