@@ -1024,37 +1024,50 @@ def _committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | i
     ``OSError`` if git cannot answer (not a work tree, no git, a minute spent)."""
     import subprocess
 
-    git = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert git.stdin is not None and git.stdout is not None
+    # Each answer starts "<type> <size>", never the name asked (a path may hold spaces);
+    # a name with nothing there is answered "<name> missing".
+    git = subprocess.Popen(["git", "cat-file", "--batch=%(objecttype) %(objectsize)"],
+                           cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+    stdin, stdout = git.stdin, git.stdout
+    assert stdin is not None and stdout is not None
+
+    def ask() -> None:
+        # From another thread: with many environments git's answers fill its pipe
+        # before it has read every name.
+        with suppress(OSError):  # git stopped (not a work tree, or told to)
+            stdin.write("".join(f"{name}\n" for name in names).encode())
+            stdin.close()
+
+    asking = threading.Thread(target=ask, name="magcfg-cat-file", daemon=True)
+    asking.start()
     timer = threading.Timer(60, git.kill)
     timer.start()
     answers: list[bytes | int | None] = []
     try:
-        # A few hundred bytes: the pipe takes them before git answers one.
-        git.stdin.write("".join(f"{name}\n" for name in names).encode())
-        git.stdin.close()
         for _ in names:
-            header = git.stdout.readline().split()
-            if not header:  # not a work tree: git said so on stderr and stopped
+            line = stdout.readline()
+            if not line:  # not a work tree: git said so on stderr and stopped
                 raise OSError("git cat-file stopped answering")
-            if len(header) != 3:
+            kind, _, size_text = line.rstrip(b"\n").partition(b" ")
+            if kind not in (b"blob", b"tree", b"commit", b"tag") or not size_text.isdigit():
                 answers.append(None)  # "<name> missing"
                 continue
-            size = int(header[2])
+            size = int(size_text)
             if size > limit:
                 answers.append(size)
                 break  # the build stops at this one: the rest is never looked at
-            data = git.stdout.read(size + 1)[:size]
+            data = stdout.read(size + 1)[:size]
             # A tree or a commit at the path is no manifest.
-            answers.append(data if header[1] == b"blob" else None)
+            answers.append(data if kind == b"blob" else None)
     finally:
         timer.cancel()
         git.kill()
-        with suppress(OSError):  # git stopped before it read the names (not a work tree)
-            git.stdin.close()
-        git.stdout.close()
+        stdout.close()
         git.wait()
+        asking.join()
+        with suppress(OSError):
+            stdin.close()
     return answers + [None] * (len(names) - len(answers))
 
 

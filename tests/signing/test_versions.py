@@ -235,3 +235,23 @@ def test_committed_manifests_of_every_environment_are_read_in_one_git_call(
     (repo / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: other\n")
     build(repo)
     assert versions(repo) == {"dev": 2, "prod": 3}
+
+
+def test_an_output_path_with_a_space_and_nothing_committed_there_builds(repo: Path) -> None:
+    # git answers "HEAD:./gen out/dev/manifest.json missing": three words, no size.
+    text = (repo / "magcfg.yaml").read_text()
+    (repo / "magcfg.yaml").write_text(text.replace("output: generated", "output: gen out"))
+    assert "output: gen out" in (repo / "magcfg.yaml").read_text()
+    build(repo)
+    assert json.loads((repo / "gen out/dev/manifest.json").read_bytes())["version"] == 1
+
+
+def test_many_names_asked_of_git_at_once_do_not_stall_it(repo: Path) -> None:
+    """git answers each name as it reads it: thousands of names (~120 KB) outgrow the
+    pipe while its answers fill the other one, so the names are written beside the
+    reading (written first, both sides waited on each other until the minute's end)."""
+    from magcfg.compiler import _committed_blobs
+
+    blob = (repo / "generated/dev/manifest.json").read_bytes()
+    names = ["HEAD:./generated/dev/manifest.json"] * 3000
+    assert _committed_blobs(repo, names, 1 << 20) == [blob] * 3000
