@@ -202,17 +202,18 @@ def table_cells(row: str) -> list[str]:
     return [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
 
 
-def code_span(text: str) -> str:
-    """What ``text``, which must be exactly one CommonMark code span, shows (``\\|`` as
-    ``|``, as in a table cell). Fails where the span ends before the text does: the rest
-    would render as Markdown (a link, an image, a mention)."""
+def code_span(text: str, in_table: bool = True) -> str:
+    """What ``text``, which must be exactly one CommonMark code span, shows (with
+    ``in_table``, ``\\|`` as ``|``, as GFM shows it in a table cell). Fails where the span
+    ends before the text does: the rest would render as Markdown (a link, an image, a
+    mention)."""
     opening = re.match("`+", text)
     assert opening, text
     n = len(opening.group())
     close = next((n + m.start() for m in re.finditer("`+", text[n:]) if len(m.group()) == n),
                  None)
     assert close is not None and close + n == len(text), f"the code span ends early: {text!r}"
-    shown = text[n:close].replace("\\|", "|")
+    shown = text[n:close].replace("\\|", "|") if in_table else text[n:close]
     if shown.startswith(" ") and shown.endswith(" ") and shown.strip(" "):
         shown = shown[1:-1]
     return shown

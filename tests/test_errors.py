@@ -11,7 +11,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from magcfg.errors import BuildError, Diagnostic, md_code, printable
+from magcfg.errors import BuildError, Diagnostic, md_cell, md_code, printable
 
 from .conftest import code_span, table_cells
 
@@ -59,12 +59,13 @@ def test_printable_escapes_exactly_controls_format_characters_and_surrogates() -
 def test_md_code_is_one_span_that_shows_the_text_escaped(text: str) -> None:
     # Backticks end a span only in a run as long as its fence: whatever runs the text
     # holds, the span ends where md_code ends it, in a table cell as on a line.
-    span = md_code(text)
+    span, cell = md_code(text), md_cell(text)
     if not text:
-        assert span == ""
+        assert span == cell == ""
         return
-    assert code_span(span) == printable(text)
-    assert table_cells(f"| {span} | x |") == [span, "x"]
+    assert code_span(span, in_table=False) == printable(text)
+    assert code_span(cell) == printable(text)
+    assert table_cells(f"| {cell} | x |") == [cell, "x"]
 
 
 def test_md_code_fences_past_the_longest_run_of_backticks() -> None:
@@ -73,4 +74,6 @@ def test_md_code_fences_past_the_longest_run_of_backticks() -> None:
     assert md_code("x`` ![t](https://evil.example/t.png) ``") == (
         "``` x`` ![t](https://evil.example/t.png) `` ```")
     assert md_code("`a`") == "`` `a` ``"
-    assert md_code("a|b\nc") == "`a\\|b\\x0ac`"
+    # A backslash in a code span outside a table is shown as written: no escape there.
+    assert md_code("a|b\nc") == "`a|b\\x0ac`"
+    assert md_cell("a|b\nc") == "`a\\|b\\x0ac`"

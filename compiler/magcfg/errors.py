@@ -55,20 +55,28 @@ def printable(text: str, *, lines: bool = False) -> str:
     return _unprintable(lines).sub(_escape, text)
 
 
-def md_code(text: str) -> str:
-    """``text`` as Markdown inline code, in a line or a table cell, that nothing in it
-    can end: escaped as ``printable``, ``|`` escaped (a GFM table splits cells on it even
-    inside code), and fenced by one backtick more than its longest run of backticks
-    (CommonMark), so no link, image, mention or HTML in it renders."""
+def md_code(text: str, *, in_table: bool = False) -> str:
+    """``text`` as Markdown inline code that nothing in it can end: escaped as
+    ``printable`` and fenced by one backtick more than its longest run of backticks
+    (CommonMark), so no link, image, mention or HTML in it renders. ``in_table``: for a
+    table cell, ``|`` escaped (a GFM table splits cells on it even inside code, and
+    removes the backslash); elsewhere a backslash in code is shown as written."""
     if not text:
         return ""  # two backticks alone are not a span but text
-    text = printable(text).replace("|", "\\|")
+    text = printable(text)
+    if in_table:
+        text = text.replace("|", "\\|")
     fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
     # CommonMark strips one space off each end of a span, and needs one between a fence
     # and a backtick inside.
     pad = " " if (text[:1] == "`" or text[-1:] == "`"
                   or (text[:1] == " " and text[-1:] == " " and text.strip(" "))) else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_cell(text: str) -> str:
+    """``md_code`` for a table cell (``in_table``)."""
+    return md_code(text, in_table=True)
 
 
 def md_text(text: str) -> str:

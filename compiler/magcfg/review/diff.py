@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
-from ..errors import BuildError, md_code, printable
+from ..errors import BuildError, md_cell, md_code, printable
 from ..pipeline.cache import BuildCache
 from ..pipeline.context import CompileContext
 from ..pipeline.emit import json_bytes
@@ -753,16 +753,16 @@ def format_json(d: ConfigDiff) -> str:
 
 def markdown_table(d: ConfigDiff) -> list[str]:
     """The change table (also used inside promotion PR bodies)."""
-    lines = [f"| | Key | {md_code(d.old.label)} | {md_code(d.new.label)} | Reload "
-             f"| Set in {md_code(d.old.label)} | Set in {md_code(d.new.label)} |",
+    lines = [f"| | Key | {md_cell(d.old.label)} | {md_cell(d.new.label)} | Reload "
+             f"| Set in {md_cell(d.old.label)} | Set in {md_cell(d.new.label)} |",
              "|:-:|---|---|---|---|---|---|"]
     for c in d.changes:
-        old = md_code(show(c.old)) if c.kind != "added" else "—"
-        new = md_code(show(c.new)) if c.kind != "removed" else "—"
+        old = md_cell(show(c.old)) if c.kind != "added" else "—"
+        new = md_cell(show(c.new)) if c.kind != "removed" else "—"
         reload = "**restart**" if c.restart else c.reload
-        src_old = md_code(c.old_source.where()) if c.old_source else ""
-        src_new = md_code(c.new_source.where()) if c.new_source else ""
-        lines.append(f"| {_STYLE[c.kind]} | {md_code(c.key)} | {old} | {new} | {reload} "
+        src_old = md_cell(c.old_source.where()) if c.old_source else ""
+        src_new = md_cell(c.new_source.where()) if c.new_source else ""
+        lines.append(f"| {_STYLE[c.kind]} | {md_cell(c.key)} | {old} | {new} | {reload} "
                      f"| {src_old} | {src_new} |")
     return lines
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_code, printable
+from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, md_code, printable
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
@@ -907,8 +907,8 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     removed = [e for e in plan.edits if e.removes]
     for e in plan.edits:
         shown = "(deleted)" if e.deletes else show(e.shown)
-        lines.append(f"| {md_code(e.key)} | {md_code(shown)} "
-                     f"| {md_code(e.source.where())} | {md_code(who[e.source])} |")
+        lines.append(f"| {md_cell(e.key)} | {md_cell(shown)} "
+                     f"| {md_cell(e.source.where())} | {md_cell(who[e.source])} |")
     if removed:
         lines += ["", f"### Overrides removed from `{t}`", ""]
         lines += [f"- {md_code(e.key)} (was {md_code(show(e.replaces))} in "

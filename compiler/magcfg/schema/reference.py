@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import md_code, md_text
+from ..errors import md_cell, md_text
 from ..heap import gc_paused
 from ..workers import available_jobs, run_shares, weighted_runs
 from .index import Constraint, SchemaEntry, SchemaIndex, json_text
@@ -49,13 +49,13 @@ def _row(entry: SchemaEntry) -> str:
     # The keys, values and descriptions are the schema's, which a pull request writes:
     # keys and values in code spans nothing in them can end, descriptions as prose
     # without raw HTML or control characters.
-    default = md_code(json_text(entry.default)) if entry.has_default else ""
+    default = md_cell(json_text(entry.default)) if entry.has_default else ""
     allowed = "; ".join(_allowed(c) for c in entry.constraints)
-    return (f"| {md_code(entry.path)} | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
+    return (f"| {md_cell(entry.path)} | {'/'.join(entry.types)} | {allowed} | {entry.reload} | "
             f"{'yes' if entry.secret else ''} | {default} | "
             f"{md_text(entry.description or '')} |")
 
 
 def _allowed(constraint: Constraint) -> str:
     words, values = constraint  # the words are magcfg's (``index.constraints``)
-    return " ".join([words, ", ".join(md_code(v) for v in values)]).strip()
+    return " ".join([words, ", ".join(md_cell(v) for v in values)]).strip()
