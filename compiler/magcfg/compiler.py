@@ -989,14 +989,14 @@ def version_bases(project: Project, envs: Iterable[str],
     revisions = ("HEAD", "MERGE_HEAD", "")  # "" is the index (stage 0)
     request = [f"{rev}:./{rels[env]}" for env in envs for rev in revisions]
     try:
-        answers = _committed_blobs(project.root, request, MAX_MANIFEST_BYTES)
+        answers = iter(_committed_blobs(project.root, request, MAX_MANIFEST_BYTES))
     except OSError:
         return {env: VersionBase(working[env], rels[env]) for env in envs}
     bases: dict[str, VersionBase] = {}
     for env in envs:
         best: tuple[int, VersionBase] | None = None
         for rev in revisions:
-            blob = answers.pop(0)
+            blob = next(answers)
             if blob is None:
                 continue  # not committed, no merge in progress, or a conflict in the index
             display = f"{rev or '(index)'}:{rels[env]}"

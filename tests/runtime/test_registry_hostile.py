@@ -69,16 +69,23 @@ def _poller_alive() -> bool:
     return any(t.name == "magcfg-registry" and t.is_alive() for t in threading.enumerate())
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_a_malformed_answer_is_an_outage_and_the_poller_goes_on(
-        case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
-    hostile.publish(1)
+def _polling_kernel(hostile: HostileRegistry, tmp_path: Path
+                    ) -> tuple[Kernel, list[dict[str, Any]]]:
+    """A started kernel polling ``hostile`` every 50 ms, and the events it sends."""
     kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
                     environment="production", insecure_registry=True, registry_interval=0.05,
                     registry_max_backoff=0.2)
     events: list[dict[str, Any]] = []
     kernel.subscribe("*", events.append)
     kernel.start()
+    return kernel, events
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_malformed_answer_is_an_outage_and_the_poller_goes_on(
+        case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    kernel, events = _polling_kernel(hostile, tmp_path)
     try:
         assert kernel.version == 1
         reason = _spoil(hostile, case)
@@ -146,12 +153,7 @@ def test_an_unexpected_failure_in_a_poll_is_reported_and_polling_goes_on(
     # A last resort against a bug: whatever a poll raises, the poller reports it as a
     # source failure and keeps polling (never a thread that died in silence).
     hostile.publish(1)
-    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
-                    environment="production", insecure_registry=True, registry_interval=0.05,
-                    registry_max_backoff=0.2)
-    events: list[dict[str, Any]] = []
-    kernel.subscribe("*", events.append)
-    kernel.start()
+    kernel, events = _polling_kernel(hostile, tmp_path)
     try:
         real = RegistrySource._pull
 

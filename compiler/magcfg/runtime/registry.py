@@ -126,7 +126,8 @@ class RegistrySource:
             raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
         self._check_signature(digest)
         size = layer["size"]
-        blob = self.client.blob(repo, str(layer["digest"]), size if isinstance(size, int) else None)
+        assert isinstance(size, int)  # flux.content_layer checked it
+        blob = self.client.blob(repo, str(layer["digest"]), size)
         try:
             files = flux.unpack(blob)
         except flux.ArtifactFormatError as exc:
