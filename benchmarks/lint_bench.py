@@ -251,7 +251,7 @@ def main() -> int:
         found = json.loads(lint.stdout)["findings"]
         rules = sorted({f["rule"] for f in found})
         seeded = sum(1 for f in found if f["file"] in SEEDED)
-        print(f"magcfg lint (6 rules):          {lint_s:6.2f} s ({lint_cpu:5.2f} s CPU)   "
+        print(f"magcfg lint (7 rules):          {lint_s:6.2f} s ({lint_cpu:5.2f} s CPU)   "
               f"exit {lint.returncode}, "
               f"{len(found)} findings ({', '.join(rules)}): {seeded} of {len(SEEDED)} seeded "
               f"problems found, {len(found) - seeded} elsewhere")

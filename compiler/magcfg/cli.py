@@ -747,7 +747,7 @@ def lint(
         show_default=False)] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Check the repository for the secrets rules (MAG001-MAG006); exit 1 on findings."""
+    """Check the repository for the secrets rules (MAG001-MAG007); exit 1 on findings."""
     from .lint.cli import run_lint
 
     code = run_lint(paths or [], fmt=fmt, baseline=baseline, write_baseline=write_baseline,

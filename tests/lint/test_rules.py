@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from magcfg.lint import lint
+from magcfg.lint.config import LintConfig
+from magcfg.lint.walk import MAX_FILE_BYTES
 
 from ..conftest import calls
 from . import fixtures as fx
-from .conftest import Fixture, MakeRepo
+from .conftest import REPO as ROOT
+from .conftest import Fixture, MakeRepo, run_cli
 
 FIXTURES: dict[str, Mapping[str, str]] = {
     "MAG001": fx.FALLBACKS,
@@ -112,12 +115,56 @@ def test_outside_git_walks_the_tree_without_ignore_semantics(make_repo: MakeRepo
     assert {(f.file, f.rule) for f in lint(repo.root).findings} == {("k8s/.env", "MAG003")}
 
 
-def test_binary_and_non_utf8_files_are_skipped(make_repo: MakeRepo) -> None:
+def test_files_are_checked_whatever_their_bytes(make_repo: MakeRepo) -> None:
+    """A NUL byte (the "binary" test of detect-secrets and the like) or a byte that is
+    not UTF-8 does not hide a secret from the gate: the file is checked as text."""
+    token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
     repo = make_repo({"README.md": "x\n"})
-    (repo.root / "blob.bin").write_bytes(b"\0\x01password = 'CANARYbin1'\n")
+    (repo.root / "app.env").write_bytes(b"\0\x01\n" + b"DB_PASSWORD=CANARYnul1\n")
     (repo.root / "latin1.py").write_bytes("password = 'CANARYl\xe91'\n".encode("latin-1"))
-    (repo.root / "ok.py").write_text("password = 'CANARYok1'\n")
-    assert [f.file for f in lint(repo.root).findings] == ["ok.py"]
+    (repo.root / "blob.bin").write_bytes(b"\x89PNG\r\n\x1a\n\0\0" + token.encode() + b"\0\n")
+    (repo.root / "deploy").mkdir()
+    (repo.root / "deploy" / ".env").write_bytes(b"\0X=1\n")
+    # A real image: checked, and nothing in it reads as a secret.
+    (repo.root / "report.png").write_bytes((ROOT / "docs" / "report.png").read_bytes())
+    found = lint(repo.root).findings
+    assert [(f.file, f.line, f.rule) for f in found] == [
+        ("app.env", 2, "MAG002"), ("blob.bin", 3, "MAG002"), ("deploy/.env", 1, "MAG003"),
+        ("latin1.py", 1, "MAG002")]
+    assert not any("CANARY" in f.message or "ghp_" in f.message for f in found)
+
+
+def test_a_file_too_large_to_check_is_a_finding(make_repo: MakeRepo) -> None:
+    """Padding a file past the size lint reads does not pass the gate: MAG007 names
+    it; ``lint.exclude`` or the baseline accept it by name, and the baseline only as
+    large as it was."""
+    repo = make_repo({"README.md": "x\n"})
+    big = repo.root / "dump.env"
+    big.write_text("DB_PASSWORD=CANARYbig1\n")
+    os.truncate(big, MAX_FILE_BYTES + 1)
+    found = lint(repo.root).findings
+    assert [(f.file, f.line, f.rule, f.message) for f in found] == [
+        ("dump.env", 1, "MAG007", f"not checked for secrets: is {MAX_FILE_BYTES + 1} bytes, "
+                                  f"more than the {MAX_FILE_BYTES} lint checks")]
+    out = run_cli(repo.root, "lint")
+    assert out.returncode == 1 and "MAG007" in out.stdout
+    assert "CANARY" not in out.stdout + out.stderr
+    assert lint(repo.root, config=LintConfig(exclude=("*.env",))).findings == []
+    assert lint(repo.root, config=LintConfig(disable=("MAG007",))).findings == []
+    baseline = repo.root / ".magcfg-lint-baseline.json"
+    assert run_cli(repo.root, "lint", "--write-baseline").returncode == 0
+    assert lint(repo.root, baseline=baseline).findings == []
+    os.truncate(big, MAX_FILE_BYTES + 2)
+    assert [f.rule for f in lint(repo.root, baseline=baseline).findings] == ["MAG007"]
+
+
+def test_names_that_escape_alike_are_reported_apart(make_repo: MakeRepo) -> None:
+    """A literal backslash sequence and the control character it spells are two files,
+    so two names in findings (and two baseline entries)."""
+    repo = make_repo({"README.md": "x\n"})
+    (repo.root / "a\\x1b.py").write_text("password = 'CANARYlit1'\n")
+    (repo.root / "a\x1b.py").write_text("password = 'CANARYesc1'\n")
+    assert sorted(f.file for f in lint(repo.root).findings) == ["a\\\\x1b.py", "a\\x1b.py"]
 
 
 def test_ignored_files_are_not_read_and_untracked_ones_are(make_repo: MakeRepo) -> None:

@@ -12,11 +12,20 @@ from pathlib import Path
 
 from ..workers import available_jobs, run_shares
 from . import baseline as baseline_mod
-from . import envfiles, fallbacks, hardcoded, layer_secrets, suppress, vault_clients, vault_policy
+from . import (
+    envfiles,
+    fallbacks,
+    hardcoded,
+    layer_secrets,
+    suppress,
+    unchecked_files,
+    vault_clients,
+    vault_policy,
+)
 from .config import DEFAULT_BASELINE, LintConfig, load_config
 from .context import LintContext
 from .findings import Finding
-from .walk import SourceFile, list_files, read_files
+from .walk import SourceFile, UncheckedFile, list_files, read_files
 
 Check = Callable[[SourceFile, LintContext], Iterator[Finding]]
 CHECKS: dict[str, Check] = {
@@ -78,7 +87,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     skip = {DEFAULT_BASELINE} | ({_rel(root, baseline)} if baseline is not None else set())
     names = [n for n in names if n not in skip and not _excluded(n, config.exclude)]
     read = list(read_files(root, names))
-    files = {src.path: src for _, src in read}
+    files = {src.path: src for _, src in read if isinstance(src, SourceFile)}
     flux_files, flux_dirs = fallbacks.flux_contexts(files)
     ctx = LintContext(root=root, config=config, files=files, in_git=in_git,
                       flux_files=flux_files, flux_dirs=flux_dirs)
@@ -87,7 +96,10 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     checks = [CHECKS[rule] for rule in rules]
     # Chosen by the names as listed, never as escaped for display: two listings of one
     # file agree on those, and a name the escaping changes is still linted.
-    todo = [src for name, src in read if wanted is None or name in wanted]
+    chosen = [src for name, src in read if wanted is None or name in wanted]
+    todo = [src for src in chosen if isinstance(src, SourceFile)]
+    unchecked = [] if unchecked_files.RULE in config.disable else [
+        unchecked_files.finding(src) for src in chosen if isinstance(src, UncheckedFile)]
     shares = _shares(todo, available_jobs(jobs))
     if len(shares) > 1:
         for rule in rules:
@@ -105,7 +117,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
         rows, suppressed = marshal.loads(data)
         return [Finding(*row) for row in rows], suppressed
 
-    found: list[Finding] = []
+    found = unchecked
     suppressed = 0
     for theirs, more in run_shares(shares, here, dumps, loads):
         found += theirs

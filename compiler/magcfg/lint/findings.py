@@ -46,6 +46,9 @@ RULES: dict[str, Rule] = {
         Rule("MAG006", "layer-secret-literal",
              "A magcfg layer sets a literal value for a key the schema marks "
              "`x-magcfg-secret`.", security_severity="8.8", cwe="798"),
+        Rule("MAG007", "unchecked-file",
+             "A file lint could not check for secrets: larger than 4 MiB, or unreadable.",
+             security_severity="5.3", cwe="1059"),
     )
 }
 
