@@ -116,8 +116,9 @@ def test_outside_git_walks_the_tree_without_ignore_semantics(make_repo: MakeRepo
 
 
 def test_files_are_checked_whatever_their_bytes(make_repo: MakeRepo) -> None:
-    """A NUL byte (the "binary" test of detect-secrets and the like) or a byte that is
-    not UTF-8 does not hide a secret from the gate: the file is checked as text."""
+    """A NUL byte (the "binary" test of detect-secrets and the like), a byte that is not
+    UTF-8 or another Unicode encoding does not hide a secret from the gate: the file is
+    checked as text."""
     token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
     repo = make_repo({"README.md": "x\n"})
     (repo.root / "app.env").write_bytes(b"\0\x01\n" + b"DB_PASSWORD=CANARYnul1\n")
@@ -125,12 +126,19 @@ def test_files_are_checked_whatever_their_bytes(make_repo: MakeRepo) -> None:
     (repo.root / "blob.bin").write_bytes(b"\x89PNG\r\n\x1a\n\0\0" + token.encode() + b"\0\n")
     (repo.root / "deploy").mkdir()
     (repo.root / "deploy" / ".env").write_bytes(b"\0X=1\n")
+    # Written with a byte order mark (Notepad's UTF-8, PowerShell's UTF-16), or as
+    # UTF-16 without one: read as their writers meant.
+    (repo.root / "bom.env").write_bytes(b"\xef\xbb\xbfDB_PASSWORD=CANARYbom1\n")
+    (repo.root / "u16.yaml").write_bytes("a: 1\npassword: CANARYu16a\n".encode("utf-16"))
+    (repo.root / "u16be.env").write_bytes("API_TOKEN=CANARYu16b\n".encode("utf-16-be"))
+    (repo.root / "u32.json").write_bytes('{"secret": "CANARYu32c"}\n'.encode("utf-32"))
     # A real image: checked, and nothing in it reads as a secret.
     (repo.root / "report.png").write_bytes((ROOT / "docs" / "report.png").read_bytes())
     found = lint(repo.root).findings
     assert [(f.file, f.line, f.rule) for f in found] == [
-        ("app.env", 2, "MAG002"), ("blob.bin", 3, "MAG002"), ("deploy/.env", 1, "MAG003"),
-        ("latin1.py", 1, "MAG002")]
+        ("app.env", 2, "MAG002"), ("blob.bin", 3, "MAG002"), ("bom.env", 1, "MAG002"),
+        ("deploy/.env", 1, "MAG003"), ("latin1.py", 1, "MAG002"), ("u16.yaml", 2, "MAG002"),
+        ("u16be.env", 1, "MAG002"), ("u32.json", 1, "MAG002")]
     assert not any("CANARY" in f.message or "ghp_" in f.message for f in found)
 
 

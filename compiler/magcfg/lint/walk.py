@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 import subprocess
@@ -144,4 +145,31 @@ def read_files(root: Path, names: Sequence[str]
         except OSError as exc:
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
-        yield name, SourceFile(shown, data.decode("utf-8", "replace"))
+        yield name, SourceFile(shown, decode(data))
+
+
+# UTF-32's byte order marks first: UTF-32LE's begins with UTF-16LE's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+_SNIFF = 256
+
+
+def decode(data: bytes) -> str:
+    """A file's text as its writer meant it, so a rule sees the characters a reader of
+    the file does: UTF-8, or the Unicode encoding a byte order mark names (Notepad's
+    UTF-8 BOM hid the first line's key from every rule; PowerShell 5's ``>`` writes
+    UTF-16, which YAML and .NET read), or UTF-16 without a mark when the first bytes of
+    ASCII text say so (a NUL byte in every other place). Bytes that do not decode are
+    read as U+FFFD."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(codec, "replace")
+    head = data[:min(len(data), _SNIFF) & ~1]  # whole code units
+    if len(head) >= 4 and b"\0" in head:
+        even, odd = head[0::2], head[1::2]
+        if not any(odd) and all(even):
+            return data.decode("utf-16-le", "replace")
+        if not any(even) and all(odd):
+            return data.decode("utf-16-be", "replace")
+    return data.decode("utf-8", "replace")
