@@ -59,3 +59,55 @@ def test_signatures_and_dsse_payload_are_not_secrets(make_repo: MakeRepo) -> Non
                       "other.json": f'{{"payload": "{payload}",\n "webhook_sig": "{sig}"}}\n'})
     assert [(f.file, f.line) for f in lint(repo.root).findings] == [
         ("other.json", 1), ("other.json", 2)]
+
+
+YAML_SHAPES = """\
+block:
+  password: |
+    CANARYblock1xyz
+folded:
+  password: >-
+    CANARYfold1xyz
+below:
+  password:
+    CANARYnext1xyz
+flow: {password: CANARYflow1xyz}
+quoted:
+  "pass\\x77ord": CANARYesc1xyz
+complex:
+  ? password
+  : CANARYcplx1xyz
+defaults: &pw CANARYalias1xyz
+aliased:
+  token: *pw
+prose:
+  private_key: |
+    see vault
+tagged:
+  password: !vault secret/db#password
+ref: &ref vault://secret/db#password
+refs:
+  password: *ref
+nested:
+  secret:
+    name: db-credentials
+"""
+
+
+def test_yaml_and_json_values_where_only_a_parser_sees_them(make_repo: MakeRepo) -> None:
+    """A secret-like key's value in a block or folded scalar, on the line below it, in a
+    flow mapping, under an escaped or complex key, or through an alias: read as a YAML
+    parser reads it, each found at its value's line; references, tags and prose not."""
+    repo = make_repo({"k8s/values.yaml": YAML_SHAPES,
+                      "conf/app.json": '{"db": {"password":\n   "CANARYjson1xyz"},\n'
+                                       ' "\\u0070assword": "CANARYjson2xyz"}\n',
+                      # Not YAML (a Helm template): the line rule's findings only.
+                      "chart/templates/s.yaml": "{{- if .Values.x }}\npassword: CANARYtpl1\n"
+                                                "{{- end }}\n"})
+    done = run_cli(repo.root, "lint")
+    found = [line.split(": MAG002")[0] for line in done.stdout.splitlines()[0::2]]
+    assert found == ["chart/templates/s.yaml:2:11", "conf/app.json:2:4", "conf/app.json:3:19",
+                     "k8s/values.yaml:2:13", "k8s/values.yaml:5:13", "k8s/values.yaml:9:5",
+                     "k8s/values.yaml:10:18", "k8s/values.yaml:12:18", "k8s/values.yaml:15:5",
+                     "k8s/values.yaml:18:10"]
+    assert "CANARY" not in done.stdout + done.stderr

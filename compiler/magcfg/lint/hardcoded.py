@@ -18,7 +18,9 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from typing import Any
 
+from ..errors import printable
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
 from .literals import is_literal
@@ -136,7 +138,10 @@ def _kind(name: str) -> str | None:
     return None
 
 
-def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
+def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
+              ) -> Iterator[tuple[int, Hit]]:
+    """The key rule, line by line. ``elsewhere`` (YAML and JSON) collects the lines it
+    cannot decide alone (``_value_elsewhere``)."""
     lines = src.lines
     for number, line in enumerate(lines, 1):
         if not _has_secret_word(line):
@@ -144,7 +149,10 @@ def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
         stripped = line.lstrip()
         if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
             continue
-        for key, value, col in _assignments(line, kind):
+        pairs = list(_assignments(line, kind))
+        if elsewhere is not None and _value_elsewhere(pairs, kind):
+            elsewhere.append(number)
+        for key, value, col in pairs:
             fallback = _FALLBACK_VALUE.fullmatch(value.strip().strip("\"'"))
             if fallback is not None:
                 # `${API_KEY:-sk-live-...}`: the default is what runs when the variable is
@@ -171,6 +179,90 @@ def _key_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                     vnum, vcol = hit
                     yield vnum, Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
                                            f"({REDACTED}) instead of valueFrom.secretKeyRef", 1)
+
+
+# What a line of YAML or JSON can hold that the line rule does not read, so that the file
+# is read by a YAML parser as well: a secret-like key's value on a later line (a block or
+# folded scalar, a value below its key) or behind an anchor or alias, a flow collection, a
+# complex key (`? key`), an escape in a quoted key (`"p\u0061ssword"` has no secret word
+# to find).
+_LATER_VALUES = frozenset({"", "|", ">", "|-", ">-", "|+", ">+"})
+_QUOTED_KEY_ESCAPE = re.compile(r"""["'][^"'\n]*\\[^"'\n]*["']\s*:""")
+_FLOW_KEY = re.compile(r"""[{\[,]\s*["']?([^\s"',:{}\[\]]+)["']?\s*:""")
+_COMPLEX_KEY = re.compile(r"^\s*(?:-\s+)?\?(?:\s|$)", re.MULTILINE)
+
+
+def _value_elsewhere(pairs: list[tuple[str, str, int]], kind: str) -> bool:
+    """Whether a YAML or JSON line with a secret word may set a secret-like key in a way
+    only a parser sees: no key and value the line rule reads, a secret-like key whose
+    value is on a later line or behind an anchor or alias, or a flow collection with a
+    secret-like key."""
+    if not pairs:
+        return True
+    for key, value, _ in pairs:
+        if value.startswith(("{", "[")) and any(map(key_is_secret, _FLOW_KEY.findall(value))):
+            return True
+        if key_is_secret(key) and ((kind == "yaml" and value in _LATER_VALUES)
+                                   or value.startswith(("*", "&"))):
+            return True
+    return False
+
+
+def _keys_only_a_parser_reads(text: str) -> bool:
+    """A quoted key with an escape or a complex key (``? key``): the line rule's secret
+    words may not be written out in the text at all."""
+    return bool(_QUOTED_KEY_ESCAPE.search(text) or ("?" in text and _COMPLEX_KEY.search(text)))
+
+
+def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
+    """The key rule over what a YAML parser reads from ``src`` (JSON is YAML): each
+    scalar or alias under a secret-like key, wherever its value is written. A file that
+    is not YAML (a Helm template) has the line rule's findings only."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    anchors: dict[str, str | None] = {}
+    # For each open collection: whether it is a mapping, whether its next node is a key,
+    # and the key a value would be under (None: not a plain string key).
+    stack: list[list[Any]] = []
+    try:
+        for event in yaml.parse(src.text, Loader=loader):
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                stack.pop()
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            value: str | None = None
+            if isinstance(event, yaml.ScalarEvent):
+                # A tagged scalar (`!vault ...`) is a reference by convention, not a value.
+                value = event.value if event.tag in (None, "!", _STR_TAG) else None
+            elif isinstance(event, yaml.AliasEvent):
+                value = anchors.get(event.anchor or "")
+            if event.anchor is not None and not isinstance(event, yaml.AliasEvent):
+                anchors[event.anchor] = value
+            top = stack[-1] if stack else None
+            if top is not None and top[0]:
+                if top[1]:
+                    top[2] = value if isinstance(event, yaml.ScalarEvent) else None
+                else:
+                    key = top[2]
+                    # Words apart are prose (`private_key: |` over "see vault"), not key
+                    # material; a key block in PEM is the format detectors'.
+                    if (key is not None and value is not None and key_is_secret(key)
+                            and len(value.split()) == 1 and is_literal(value)
+                            and not _self_named(key, value, kind)):
+                        mark = event.start_mark
+                        assert mark is not None  # the parser marks every event
+                        yield mark.line + 1, Hit(mark.column + 1, f"`{printable(key)}` is "
+                                                 f"assigned a literal value ({REDACTED})", 1)
+                top[1] = not top[1]
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                stack.append([isinstance(event, yaml.MappingStartEvent), True, None])
+    except yaml.YAMLError:
+        return
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
@@ -302,8 +394,13 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         keep(number, hit)
     if kind is not None:
         example = bool(_EXAMPLE.search(src.name))
+        structured = kind in ("yaml", "json")
+        elsewhere: list[int] = []
         if not example and _has_secret_word(src.text):
-            for number, hit in _key_hits(src, kind):
+            for number, hit in _key_hits(src, kind, elsewhere if structured else None):
+                keep(number, hit)
+        if not example and structured and (elsewhere or _keys_only_a_parser_reads(src.text)):
+            for number, hit in _parsed_hits(src, kind):
                 keep(number, hit)
         for number, hit in itertools.chain(entropy_hits(src), _connection_hits(src)):
             keep(number, hit)
