@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
 from pathlib import Path
 
 import pytest
 
+from magcfg.errors import md_code
+
 from ..conftest import Project, code_span, failed_cleanly, table_cells, tree_state
-from .promotion_repo import git, graft, make_repo, tree_bomb
+from .promotion_repo import PROJECT, SCHEMA, git, graft, make_repo, tree_bomb
 
 
 @pytest.fixture
@@ -304,3 +307,56 @@ def test_the_pr_body_shows_commit_authors_and_subjects_as_code(repo: Project) ->
     assert blame.endswith(" by Mallory ![a](https://evil.example/a.png) @octocat: tune "
                           "![pixel](https://evil.example/p.png) "
                           "[Approved](https://evil.example/phish) @security-team <!-- hidden")
+
+
+def _rendered_outside_code(markdown: str) -> list[str]:
+    """What of ``markdown`` renders as other than text or code, as CommonMark with GFM
+    tables reads it (links, images, HTML), and the text that renders outside code."""
+    from markdown_it import MarkdownIt
+
+    found = []
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    for token in [t for block in tokens for t in [block, *(block.children or [])]]:
+        if token.type in ("link_open", "image", "html_inline", "html_block"):
+            found.append(f"{token.type}: {token.attrs or token.content}")
+        elif token.type == "text" and ("evil.example" in token.content
+                                       or "@octocat" in token.content):
+            found.append(f"text: {token.content}")
+    return found
+
+
+def test_the_pr_body_quotes_what_the_project_file_and_schema_name_as_code(
+        tmp_path: Path) -> None:
+    # A layer's name, a merge key and the output directory come from files a pull
+    # request edits, and the PR body quotes them: in "Not promoted" and "Files changed".
+    repo = make_repo(tmp_path / "shop")
+    evil = "x` ![t](https://evil.example/t.png) [ok](https://evil.example/p) @octocat <b>"
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["properties"]["db"]["properties"]["replicas"]["x-magcfg-merge-key"] = evil
+    repo.write("schemas/schema.json", json.dumps(schema, indent=2) + "\n")
+    repo.write("magcfg.yaml", PROJECT.replace(
+        '  - name: environment\n    path: "layers/environments/{env}"',
+        f'  - name: {json.dumps(evil)}\n    files: "layers/environments/{{env}}/*.yaml"'
+    ).replace("output: generated", f"output: {json.dumps('out/' + evil)}"))
+    dev_db = repo.root / "layers/environments/dev/db.yaml"
+    dev_db.write_text(dev_db.read_text() + "  replicas: [\"r1.dev\"]\n")
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "hostile names")
+    pr = tmp_path / "pr.md"
+    done = repo.run("promote", "dev", "production", "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    body = pr.read_text()
+    assert _rendered_outside_code(body) == [], body
+    # Still said, as code: the skipped keys' reasons and the rebuilt output.
+    not_promoted = body.split("### Not promoted\n")[1]
+    assert (f"- `logging.level`: layer {md_code(evil)} of production has no file for it and "
+            "its files pattern names none: add it by hand") in not_promoted
+    assert (f"- `db.replicas.0`: list item without its merge key {md_code(evil)}: promote it "
+            "by hand") in not_promoted
+    output = posixpath.normpath(f"out/{evil}")  # as the project file's paths are read
+    assert f"- {md_code(f'{output}/production/')} (rebuilt)" in body
+    # The plan as text quotes them as it always did.
+    git(repo.root, "checkout", "-q", "main")
+    plan = repo.run("promote", "dev", "production", "--dry-run").stdout
+    assert (f"  logging.level: layer {evil!r} of production has no file for it") in plan

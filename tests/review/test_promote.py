@@ -114,7 +114,7 @@ def test_promotion_equals_hand_made_tree(repo: Project) -> None:
     assert git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "promote/dev-staging"
     body = result.stdout
     assert "- `layers/environments/staging/logging.yaml`" in body
-    assert "`app.debug`: intended difference (promote.allow_differences dev: app.debug)" in body
+    assert "`app.debug`: intended difference (promote.allow_differences `dev: app.debug`)" in body
     assert "`app.environment`: intended difference" in body
     assert "`db.password`: secret reference" in body
     assert "- `db.tls.mode`" in body  # restart-only section

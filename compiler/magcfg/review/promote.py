@@ -120,8 +120,20 @@ class Edit:
 
 @dataclass(frozen=True)
 class Skip:
+    """A key promote leaves alone, and why. ``reason`` is a ``str.format`` template whose
+    fields are ``names``: what the project wrote (a layer name, a merge key, an
+    allow-list glob), which the PR body shows as code: a pull request writes them."""
+
     key: str
     reason: str
+    names: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        return self.reason.format(*self.names)
+
+    def markdown(self) -> str:
+        # Code needs no quotes of its own (``{!r}`` quotes a name in text).
+        return self.reason.replace("{!r}", "{}").format(*map(md_code, self.names))
 
 
 @dataclass
@@ -198,14 +210,15 @@ def _target(spec: LayerSpec, stack: LayerStack, layer_index: int, keypath: KeyPa
 
 
 def _not_promoted(settings: PromoteSettings, keypath: KeyPath, withheld_secret: bool,
-                  from_env: str, to_env: str) -> str | None:
+                  from_env: str, to_env: str) -> Skip | None:
     """Why a key FROM sets is not promoted (a secret not asked for, an intended
     difference), or None."""
+    key = ".".join(keypath)
     if withheld_secret:
-        return "secret reference (use --include-secrets to promote references)"
+        return Skip(key, "secret reference (use --include-secrets to promote references)")
     intended = settings.intended(keypath, from_env, to_env)
     if intended is not None:
-        return f"intended difference (promote.allow_differences {intended})"
+        return Skip(key, "intended difference (promote.allow_differences {})", (intended,))
     return None
 
 
@@ -250,10 +263,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     skipped.append(Skip(key, "set with !unset or !replace: promote it by hand"))
                     continue
                 secret = redactor.is_secret(keypath) or redactor.value(keypath, value) != value
-                reason = _not_promoted(settings, keypath, secret and not include_secrets,
-                                       from_env, to_env)
-                if reason is not None:
-                    skipped.append(Skip(key, reason))
+                refused = _not_promoted(settings, keypath, secret and not include_secrets,
+                                        from_env, to_env)
+                if refused is not None:
+                    skipped.append(refused)
                     continue
                 merge_key = index.merge_key(keypath) if index else None
                 if merge_key is not None and type(value) is list:
@@ -267,9 +280,9 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     continue
                 found = _target(project.layers[i], stacks[to_env], i, keypath, per_file)
                 if found is None:
-                    skipped.append(Skip(key, f"layer {from_layer.name!r} of {to_env} has no "
-                                             "file for it and its files pattern names none: "
-                                             "add it by hand"))
+                    skipped.append(Skip(key, f"layer {{!r}} of {to_env} has no file for it "
+                                             "and its files pattern names none: add it by hand",
+                                        (from_layer.name,)))
                     continue
                 target, inside, is_new = found
                 if is_new:
@@ -324,10 +337,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                         continue
                     used.update(hit)
                     secret = redactor.is_secret(keypath)
-                    reason = _not_promoted(settings, keypath, secret and not include_secrets,
-                                           from_env, to_env)
-                    if reason is not None:
-                        skipped.append(Skip(key, reason))
+                    refused = _not_promoted(settings, keypath, secret and not include_secrets,
+                                            from_env, to_env)
+                    if refused is not None:
+                        skipped.append(refused)
                         continue
                     per_file.setdefault(f.path, []).append((keypath, REMOVE))
                     inherited = stacks[from_env].provenance(keypath)
@@ -496,9 +509,9 @@ class _KeyedList:
                         self.keypath, out.per_file)
         dotted = ".".join(self.keypath)
         if found is None:
-            out.skipped.append(Skip(dotted, f"layer {self.layer_name!r} of {to_env} has no "
-                                    "file for it and its files pattern names none: add it "
-                                    "by hand"))
+            out.skipped.append(Skip(dotted, f"layer {{!r}} of {to_env} has no file for it "
+                                    "and its files pattern names none: add it by hand",
+                                    (self.layer_name,)))
             return
         target, inside, is_new = found
         to_file = next((f for f in stacks[to_env].layers[self.layer_index].files
@@ -519,8 +532,8 @@ class _KeyedList:
             name = _item_name(item, self.key)
             inner = item[1] if is_unset_item(item) else item
             if type(inner) is not dict or self.key not in inner:
-                out.skipped.append(Skip(f"{dotted}.{n}", f"list item without its merge key "
-                                        f"{self.key!r}: promote it by hand"))
+                out.skipped.append(Skip(f"{dotted}.{n}", "list item without its merge key "
+                                        "{!r}: promote it by hand", (self.key,)))
                 continue
             mentioned.add(name)
             item_key = f"{dotted}[{name}]"
@@ -862,7 +875,7 @@ def format_plan(plan: Plan) -> str:
         lines += [f"  {k}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "skipped:"]
-        lines += [f"  {s.key}: {s.reason}" for s in plan.skipped]
+        lines += [f"  {s.key}: {s.text()}" for s in plan.skipped]
     if plan.texts:
         lines += ["", "files:"]
         lines += [f"  {p}" for p in sorted(plan.texts)]
@@ -875,7 +888,9 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     f, t = plan.from_env, plan.to_env
     lines = [f"## Promote `{f}` → `{t}`", ""]
     if plan.command:
-        lines += ["```", plan.command, "```", ""]
+        # The operator's --key globs: printable keeps a newline in one from ending the
+        # block, whose closing fence must begin a line.
+        lines += ["```", printable(plan.command), "```", ""]
     removals = sum(e.removes for e in plan.edits)
     lines += ["### Summary", "",
               f"{len(plan.edits) - removals} value(s) that `{f}` sets are copied into `{t}`'s "
@@ -883,10 +898,10 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
               + (f", {removals} override(s) of `{t}` removed (`{f}` leaves them to the "
                  "shared layers)" if removals else "")
               + f"; {len(plan.skipped)} skipped."
-              + (f" Branch `{promotion.branch}`." if promotion else ""), ""]
+              + (f" Branch {md_code(promotion.branch)}." if promotion else ""), ""]
     if plan.texts:
         lines += ["Files changed:", ""] + [f"- {md_code(p)}" for p in sorted(plan.texts)]
-        lines += [f"- `{project.output}/{t}/` (rebuilt)", ""]
+        lines += [f"- {md_code(f'{project.output}/{t}/')} (rebuilt)", ""]
     lines += ["### Semantic diff", ""]
     if plan.diff.identical:
         lines += [f"`{t}`'s compiled config does not change.", ""]
@@ -919,7 +934,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines += [f"- {md_code(k)}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "### Not promoted", ""]
-        lines += [f"- {md_code(s.key)}: {s.reason}" for s in plan.skipped]
+        lines += [f"- {md_code(s.key)}: {s.markdown()}" for s in plan.skipped]
     return "\n".join(lines) + "\n"
 
 
