@@ -158,34 +158,47 @@ def test_schema_bytes_are_jsons_indented_text() -> None:
     assert schema_bytes(big) == (json.dumps(big, indent=2) + "\n").encode()
 
 
-def test_yaml_language_server_checks_and_completes_layer_files(tmp_path: Path) -> None:
+def _yaml_language_server(workspace: Path, settings: dict[str, Any]) -> LspClient:
+    """The real server, as an editor opened on ``workspace`` runs it with ``settings``."""
     assert YAML_LANGUAGE_SERVER is not None, "yaml-language-server: run ./scripts/dev tools"
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    assert Project(root).run("init", "--env", "dev", "--env", "prod").returncode == 0
-    settings = _settings(root)
-    client = LspClient([YAML_LANGUAGE_SERVER, "--stdio"], root,
+    client = LspClient([YAML_LANGUAGE_SERVER, "--stdio"], workspace,
                        settings=lambda params: [settings for _ in params["items"]])
     try:
         client.request("initialize", {
-            "processId": None, "rootUri": root.as_uri(),
+            "processId": None, "rootUri": workspace.as_uri(),
             "capabilities": {"workspace": {"configuration": True},
                              "textDocument": {"publishDiagnostics": {}, "completion": {}}}})
         client.notify("initialized", {})
         client.notify("workspace/didChangeConfiguration", {"settings": {"yaml": settings}})
+    except BaseException:
+        client.close()
+        raise
+    return client
 
-        def diagnostics(path: Path, text: str) -> list[tuple[int, str]]:
-            uri = path.as_uri()
-            client.notify("textDocument/didOpen", {"textDocument": {
-                "uri": uri, "languageId": "yaml", "version": 1, "text": text}})
-            found = client.wait_for(lambda m: m["method"] == "textDocument/publishDiagnostics"
-                                    and m["params"]["uri"] == uri and m["params"]["diagnostics"])
-            return [(d["range"]["start"]["line"], d["message"])
-                    for d in found["params"]["diagnostics"]]
 
+def _diagnostics(client: LspClient, path: Path, text: str, some: bool = True
+                 ) -> list[tuple[int, str]]:
+    """What the server reports on ``path`` opened with ``text`` (with ``some``: once it
+    reports something)."""
+    uri = path.as_uri()
+    client.notify("textDocument/didOpen", {"textDocument": {
+        "uri": uri, "languageId": "yaml", "version": 1, "text": text}})
+    found = client.wait_for(lambda m: m["method"] == "textDocument/publishDiagnostics"
+                            and m["params"]["uri"] == uri
+                            and (bool(m["params"]["diagnostics"]) or not some))
+    return [(d["range"]["start"]["line"], d["message"]) for d in found["params"]["diagnostics"]]
+
+
+def test_yaml_language_server_checks_and_completes_layer_files(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    assert Project(root).run("init", "--env", "dev", "--env", "prod").returncode == 0
+    client = _yaml_language_server(root, _settings(root))
+    try:
         layer = root / "layers/environments/dev/app.yaml"
-        assert diagnostics(layer, "app:\n  log_level: 3\n  bogus: x\n  name: !unset\n  \n") == [
+        assert _diagnostics(client, layer,
+                            "app:\n  log_level: 3\n  bogus: x\n  name: !unset\n  \n") == [
             (1, 'Incorrect type. Expected "string | null".'),
             (2, "Property bogus is not allowed.")]
         completion = client.request("textDocument/completion", {
@@ -193,7 +206,42 @@ def test_yaml_language_server_checks_and_completes_layer_files(tmp_path: Path) -
         items = completion["items"] if isinstance(completion, dict) else completion
         assert "environment" in [item["label"] for item in items]
         project_file = root / "magcfg.yaml"
-        found = diagnostics(project_file, project_file.read_text() + "frobnicate: 1\n")
+        found = _diagnostics(client, project_file, project_file.read_text() + "frobnicate: 1\n")
         assert [m for _, m in found] == ["Property frobnicate is not allowed."]
+    finally:
+        client.close()
+
+
+def test_yaml_language_server_at_a_monorepos_top_checks_each_project(tmp_path: Path) -> None:
+    """VS Code opened at a monorepo's top reads the settings there alone, and its YAML
+    server resolves the schemas' paths from there: ``init`` of a project below the top
+    wrote them into the project directory, where no editor read them."""
+    top = tmp_path / "mono"
+    (top / "platform/config").mkdir(parents=True)
+    billing = Project(top / "services/billing")
+    billing.write("layers/base/billing.yaml", "billing:\n  rate: 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=top, check=True)
+    for project in ("platform/config", "services/billing"):
+        assert Project(top).run("init", project, "--env", "dev").returncode == 0
+    assert not (top / "platform/config/.vscode").exists()
+    vscode = json.loads((top / ".vscode/settings.json").read_text())
+    # As VS Code's YAML extension passes them: the paths as written, the server's to resolve.
+    client = _yaml_language_server(top, {
+        "schemas": vscode["yaml.schemas"], "customTags": vscode["yaml.customTags"],
+        "validate": True, "completion": True, "hover": True})
+    try:
+        layer = top / "platform/config/layers/environments/dev/app.yaml"
+        assert _diagnostics(client, layer, "app:\n  log_level: 3\n  bogus: x\n") == [
+            (1, 'Incorrect type. Expected "string | null".'),
+            (2, "Property bogus is not allowed.")]
+        project_file = top / "services/billing/magcfg.yaml"
+        found = _diagnostics(client, project_file, project_file.read_text() + "frobnicate: 1\n")
+        assert [m for _, m in found] == ["Property frobnicate is not allowed."]
+        # Each project's layer files get its own layer schema, not the other's too.
+        assert _diagnostics(client, top / "services/billing/layers/base/billing.yaml",
+                            "billing:\n  rate: 2\n", some=False) == []
+        assert _diagnostics(client, top / "services/billing/layers/base/app.yaml",
+                            "billing:\n  rate: x\n") == [
+            (1, 'Incorrect type. Expected "integer | null".')]
     finally:
         client.close()

@@ -187,6 +187,14 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     assert "wrote ../../.pre-commit-config.yaml\n" in done.stderr
     assert not (top / ODD / ".github").exists()
     assert not (top / ODD / ".pre-commit-config.yaml").exists()
+    # VS Code opened at the top reads the settings there, and resolves paths from there.
+    assert "wrote ../../.vscode/settings.json\n" in done.stderr
+    assert not (top / ODD / ".vscode").exists()
+    assert json.loads((top / ".vscode/settings.json").read_text())["yaml.schemas"] == {
+        f"{ODD}/schemas/layer.schema.json": [f"{ODD}/layers/{layer}/**/*.yaml" for layer in (
+            "base", "environments", "secrets")],
+        f"{ODD}/schemas/magcfg-project.schema.json": [f"{ODD}/magcfg.yaml",
+                                                      f"{ODD}/magcfg.yml"]}
     run = yaml.safe_load((top / workflow).read_text())["jobs"]["config"]["steps"][-1]["run"]
     assert run == "magcfg build --check --project 'odd/my dir#1: x/magcfg.yaml'"
     hook = yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"][0]
@@ -231,6 +239,13 @@ def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Pa
     assert "wrote ../../.github/workflows/magcfg-odd-my-dir-1-x.yml\n" in done.stderr
     assert "kept ../../.pre-commit-config.yaml (exists)\n" in done.stderr
     assert (top / ".pre-commit-config.yaml").read_bytes() == config
+    # The editor settings, at the top too, are merged: each project's schemas on its files.
+    assert "wrote ../../.vscode/settings.json\n" in done.stderr
+    schemas = json.loads((top / ".vscode/settings.json").read_text())["yaml.schemas"]
+    assert schemas[f"{ODD}/schemas/layer.schema.json"][0] == f"{ODD}/layers/base/**/*.yaml"
+    assert schemas["platform/config/schemas/magcfg-project.schema.json"] == [
+        "platform/config/magcfg.yaml", "platform/config/magcfg.yml"]
+    assert len(schemas) == 4
     note = done.stderr.split("kept ../../.pre-commit-config.yaml (exists)\n")[1]
     assert note.startswith("to check odd/my dir#1: x before each commit, add this under "
                            "`repos:` in ../../.pre-commit-config.yaml (docs/cli.md, init):\n")
@@ -270,6 +285,27 @@ def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
             "(docs/cli.md, init):\nmagcfg-odd-my-dir-1-x:\n") in again.stderr
 
 
+def test_a_kept_settings_file_at_the_top_comes_with_the_settings_to_add(
+        tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    (top / "platform/config").mkdir(parents=True)
+    _git(top, "init", "-q")
+    mine = b'{\n  // the team\'s own: JSON with comments\n  "editor.tabSize": 2\n}\n'
+    Project(top).write(".vscode/settings.json", mine)
+    done = Project(top).run("init", "platform/config")
+    assert done.returncode == 0, done.stderr
+    assert (top / ".vscode/settings.json").read_bytes() == mine
+    assert not (top / "platform/config/.vscode").exists()
+    assert "kept ../../.vscode/settings.json (exists)\n" in done.stderr
+    note = done.stderr.split("to give editors the schemas of platform/config, add these "
+                             "settings to ../../.vscode/settings.json (docs/editors.md):\n")[1]
+    settings = json.loads(note.split("built ")[0])
+    assert settings["yaml.schemas"]["platform/config/schemas/layer.schema.json"] == [
+        f"platform/config/layers/{layer}/**/*.yaml" for layer in (
+            "base", "environments", "secrets")]
+    assert settings["yaml.customTags"][0] == "!unset scalar"
+
+
 def test_init_at_the_top_or_outside_git_writes_the_files_as_before(tmp_path: Path) -> None:
     """The monorepo's files are written only below the top: a project at the top of its
     work tree, or outside git, gets the very files it got before."""
@@ -277,6 +313,7 @@ def test_init_at_the_top_or_outside_git_writes_the_files_as_before(tmp_path: Pat
 
     assert (_repo(tmp_path).run("init").returncode, (tmp_path / "repo/.pre-commit-config.yaml"
                                                       ).read_text()) == (0, PRE_COMMIT_BEFORE)
+    assert (tmp_path / "repo/.vscode/settings.json").read_text() == VSCODE_BEFORE
     for ci, path in (("github", ".github/workflows/magcfg.yml"), ("gitlab", ".gitlab-ci.yml"),
                      ("woodpecker", ".woodpecker/magcfg.yml")):
         states = []
@@ -304,6 +341,29 @@ repos:
         language: system
         pass_filenames: false
         files: ^(magcfg\\.ya?ml|layers/|schemas/|generated/)
+"""
+
+
+VSCODE_BEFORE = """\
+{
+  "yaml.schemas": {
+    "schemas/layer.schema.json": [
+      "layers/base/**/*.yaml",
+      "layers/environments/**/*.yaml",
+      "layers/secrets/**/*.yaml"
+    ],
+    "schemas/magcfg-project.schema.json": [
+      "magcfg.yaml",
+      "magcfg.yml"
+    ]
+  },
+  "yaml.customTags": [
+    "!unset scalar",
+    "!replace scalar",
+    "!replace mapping",
+    "!replace sequence"
+  ]
+}
 """
 
 

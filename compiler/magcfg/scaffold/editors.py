@@ -109,13 +109,18 @@ def _nullable(schema: Any) -> Any:
 
 
 def editor_settings(layer_globs: list[str], layer_schema_path: str, project_schema_path: str,
-                    current: dict[str, Any] | None = None) -> bytes:
+                    current: dict[str, Any] | None = None, prefix: str = "") -> bytes:
     """``.vscode/settings.json`` for the YAML extension: the layer schema on the layer
-    files, the project schema on ``magcfg.yaml``, the custom tags; other settings kept."""
+    files, the project schema on ``magcfg.yaml``, the custom tags; other settings kept.
+    ``prefix`` (``platform/config/``) is the project directory's path from the folder
+    VS Code opens, a monorepo's top, and starts every path and glob: yaml-language-server
+    resolves a schema's path from that folder, and matches a glob at the end of a file's
+    path (``**/`` before it), so only the prefix keeps another project's layers out."""
     settings = dict(current or {})
     schemas = dict(settings.get("yaml.schemas") or {})
-    schemas[layer_schema_path] = layer_globs
-    schemas[project_schema_path] = ["magcfg.yaml", "magcfg.yml"]
+    schemas[prefix + layer_schema_path] = [prefix + glob for glob in layer_globs]
+    schemas[prefix + project_schema_path] = [prefix + name for name in ("magcfg.yaml",
+                                                                        "magcfg.yml")]
     settings["yaml.schemas"] = schemas
     tags = list(settings.get("yaml.customTags") or [])
     settings["yaml.customTags"] = tags + [t for t in CUSTOM_TAGS if t not in tags]

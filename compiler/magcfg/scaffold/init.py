@@ -9,12 +9,15 @@ that exist already are kept (and reported), except the project file, whose prese
 stops ``init``.
 
 A project below the top of its git work tree (a monorepo's ``platform/config``) gets its
-CI pipeline and pre-commit hook where those tools look for them, at the top, naming the
-project: each command runs with ``--project <path>/magcfg.yaml`` and the hook's ``files:``
-is anchored at the project's path. The GitHub and Woodpecker pipelines are a file per
-project (``magcfg-<slug>.yml``); GitLab has one ``.gitlab-ci.yml``, with a job per project.
-A kept ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml`` there comes with the hook or job
-to add (``InitResult.notes``). Every name reported is relative to the project directory
+CI pipeline, pre-commit hook and editor settings where those tools look for them, at the
+top, naming the project: each command runs with ``--project <path>/magcfg.yaml``, the
+hook's ``files:`` is anchored at the project's path, and so are the schema paths and file
+globs of ``.vscode/settings.json``. The GitHub and Woodpecker pipelines are a file per
+project (``magcfg-<slug>.yml``); GitLab has one ``.gitlab-ci.yml``, with a job per project;
+the editor settings are merged into the top's (each project adds its schemas). A kept
+``.pre-commit-config.yaml`` or ``.gitlab-ci.yml`` there, or a settings file that is not
+plain JSON (comments), comes with the hook, job or settings to add
+(``InitResult.notes``). Every name reported is relative to the project directory
 (``../../.pre-commit-config.yaml``). At the top of a work tree, or outside git, the files
 are those of a project at the top.
 """
@@ -98,6 +101,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                                          code="init")])
     tree = Tree(root, (GIT_DIR,))
     prefix = repository_path(root)
+    top = tree if prefix is None else Tree(root.parents[prefix.count("/")], (GIT_DIR,))
     # Files the repository's tools read at its top: name reported -> (tree, path in it).
     at_top: dict[str, tuple[Tree, str]] = {}
     files: dict[str, bytes] = {"magcfg.yaml": project_file(envs).encode()}
@@ -123,7 +127,6 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
             files[CI_FILES[ci]] = CI_PIPELINES[ci].encode()
         files[".pre-commit-config.yaml"] = PRE_COMMIT.encode()
     else:
-        top = Tree(root.parents[prefix.count("/")], (GIT_DIR,))
         shared = {ci_file(ci, prefix): ci_pipeline(ci, prefix)} if ci != "none" else {}
         shared[".pre-commit-config.yaml"] = pre_commit_config(prefix)
         for rel, text in shared.items():
@@ -134,15 +137,28 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     document = json.loads(files.get(SCHEMA_PATH) or tree.read(SCHEMA_PATH))
     files[LAYER_SCHEMA_PATH] = schema_bytes(layer_schema(document))
     files[PROJECT_SCHEMA_PATH] = project_schema()
-    current = tree.read_optional(VSCODE_SETTINGS)
+    # VS Code reads the settings of the folder it opened alone: a monorepo's, at its top.
+    settings_name = VSCODE_SETTINGS if prefix is None else posixpath.relpath(VSCODE_SETTINGS,
+                                                                             prefix)
+    current = top.read_optional(VSCODE_SETTINGS)
     try:
         settings = json.loads(current) if current else None
     except ValueError:  # JSON with comments: the user's to edit (docs/editors.md)
         settings = False
+    globs = sorted({f"{spec.path.split('{env}')[0].rstrip('/')}/**/*.yaml" for spec in LAYERS})
+    anchor = "" if prefix is None else f"{prefix}/"
+    unmerged: list[str] = []  # a monorepo's settings file, kept: what to add to it
     if settings is not False and (settings is None or isinstance(settings, dict)):
-        files[VSCODE_SETTINGS] = editor_settings(
-            sorted({f"{spec.path.split('{env}')[0].rstrip('/')}/**/*.yaml" for spec in LAYERS}),
-            LAYER_SCHEMA_PATH, PROJECT_SCHEMA_PATH, settings)
+        files[settings_name] = editor_settings(globs, LAYER_SCHEMA_PATH, PROJECT_SCHEMA_PATH,
+                                               settings, anchor)
+        if prefix is not None:
+            at_top[settings_name] = (top, VSCODE_SETTINGS)
+    elif prefix is not None:
+        unmerged.append(
+            f"to give editors the schemas of {printable(prefix)}, add these settings to "
+            f"{printable(settings_name)} (docs/editors.md):\n"
+            + editor_settings(globs, LAYER_SCHEMA_PATH, PROJECT_SCHEMA_PATH, None,
+                              anchor).decode())
 
     result = InitResult(root)
     for name, data in files.items():
@@ -153,10 +169,13 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
             if prefix is not None and name in at_top:
                 result.notes += _to_add(name, rel, prefix, ci)
             continue
-        if rel in (".gitignore", VSCODE_SETTINGS) and tree.read_optional(rel) == data:
+        if rel in (".gitignore", VSCODE_SETTINGS) and where.read_optional(rel) == data:
             continue
         where.replace(rel, data)
         result.written.append(name)
+    if unmerged:
+        result.kept.append(settings_name)
+        result.notes += unmerged
     done = build(load_project(root / "magcfg.yaml"))
     result.built = list(done.environments)
     result.written += done.written
