@@ -182,7 +182,7 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     env = _tool_env(tmp_path)
     done = Project(top).run("init", ODD, "--env", "dev", "--env", "prod")
     assert done.returncode == 0, done.stderr
-    workflow = ".github/workflows/magcfg-odd-my-dir-1-x.yml"
+    workflow = ".github/workflows/magcfg-odd-my%20dir%231%3A%20x.yml"
     assert f"wrote ../../{workflow}\n" in done.stderr
     assert "wrote ../../.pre-commit-config.yaml\n" in done.stderr
     assert not (top / ODD / ".github").exists()
@@ -236,7 +236,7 @@ def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Pa
     done = Project(top / "platform").run("init", f"../{ODD}")
     assert done.returncode == 0, done.stderr
     assert (top / ".github/workflows/magcfg-platform-config.yml").is_file()
-    assert "wrote ../../.github/workflows/magcfg-odd-my-dir-1-x.yml\n" in done.stderr
+    assert "wrote ../../.github/workflows/magcfg-odd-my%20dir%231%3A%20x.yml\n" in done.stderr
     assert "kept ../../.pre-commit-config.yaml (exists)\n" in done.stderr
     assert (top / ".pre-commit-config.yaml").read_bytes() == config
     # The editor settings, at the top too, are merged: each project's schemas on its files.
@@ -273,8 +273,8 @@ def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
     assert _shell(top, steps[0]["commands"][-1], env).returncode == 0
     assert Project(top).run("init", "a/../" + ODD, "--ci", "gitlab").returncode == 0
     jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
-    assert list(jobs) == ["magcfg-odd-my-dir-1-x"]
-    command = jobs["magcfg-odd-my-dir-1-x"]["script"][-1]
+    assert list(jobs) == ["magcfg-odd-my%20dir%231%3A%20x"]
+    command = jobs["magcfg-odd-my%20dir%231%3A%20x"]["script"][-1]
     assert shlex.split(command)[-2:] == ["--project", f"{ODD}/magcfg.yaml"]
     assert _shell(top, command, env).returncode == 0
     (top / ODD / "magcfg.yaml").unlink()
@@ -282,7 +282,56 @@ def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
     assert "kept ../../.gitlab-ci.yml (exists)\nkept ../../.pre-commit-config.yaml" in (
         again.stderr)
     assert ("to check odd/my dir#1: x in CI, add this job to ../../.gitlab-ci.yml "
-            "(docs/cli.md, init):\nmagcfg-odd-my-dir-1-x:\n") in again.stderr
+            "(docs/cli.md, init):\nmagcfg-odd-my%20dir%231%3A%20x:\n") in again.stderr
+
+
+def _pipelines(top: Path, order: tuple[str, ...], ci: str) -> dict[str, str]:
+    """The repository's pipeline files after ``init`` of each project in ``order``: name
+    -> the project its command checks."""
+    for project in order:
+        (top / project).mkdir(parents=True)
+    _git(top, "init", "-q")
+    for project in order:
+        done = Project(top).run("init", project, "--ci", ci)
+        assert done.returncode == 0, done.stderr
+    return {path.relative_to(top).as_posix(): shlex.split(
+        re.findall(r"magcfg build --check .*", path.read_text())[-1])[-1]
+        for path in sorted((top / ".github/workflows").glob("*.yml"))}
+
+
+def test_projects_whose_paths_differ_only_in_slashes_and_dashes_get_their_own_pipeline(
+        tmp_path: Path) -> None:
+    """``a/b`` and ``a-b`` were both ``magcfg-a-b``: the second project's ``init`` kept
+    the first's pipeline and reported it, so CI never checked the second."""
+    ab, a_dash_b = "a/b", "a-b"
+    expected = {".github/workflows/magcfg-a-b.yml": f"{ab}/magcfg.yaml",
+                ".github/workflows/magcfg-a--b.yml": f"{a_dash_b}/magcfg.yaml"}
+    # The same names, whichever project comes first.
+    assert _pipelines(tmp_path / "one", (ab, a_dash_b), "github") == expected
+    assert _pipelines(tmp_path / "two", (a_dash_b, ab), "github") == expected
+    # GitLab: the job the second project is told to add does not take the first's name.
+    top = tmp_path / "gitlab"
+    _pipelines(top, (ab,), "gitlab")
+    (top / a_dash_b).mkdir()
+    done = Project(top).run("init", a_dash_b, "--ci", "gitlab")
+    note = done.stderr.split("add this job to ../.gitlab-ci.yml (docs/cli.md, init):\n")[1]
+    with (top / ".gitlab-ci.yml").open("a") as ci:
+        ci.write(note.split("to check ")[0])
+    jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
+    assert {name: shlex.split(job["script"][-1])[-1] for name, job in jobs.items()} == {
+        "magcfg-a-b": f"{ab}/magcfg.yaml", "magcfg-a--b": f"{a_dash_b}/magcfg.yaml"}
+
+
+def test_project_slugs_are_one_per_path() -> None:
+    from magcfg.scaffold.init import project_slug
+
+    paths = ["a/b", "a-b", "a--b", "a/-b", "a-/b", "a/b-", "-a/b", "a---b", "a/--b",
+             "A/b", "a b", "a%20b", "a.b", "a_b", "a/b/c", "a-b/c", "a/b-c", "\u00e9",
+             "%C3%A9", "a\udcff"]
+    assert len({project_slug(p) for p in paths}) == len(paths)
+    assert project_slug("platform/config") == "platform-config"
+    assert project_slug("services/user-api") == "services-user--api"
+    assert all(re.fullmatch(r"[A-Za-z0-9._%-]+", project_slug(p)) for p in paths)
 
 
 def test_a_kept_settings_file_at_the_top_comes_with_the_settings_to_add(

@@ -13,7 +13,7 @@ CI pipeline, pre-commit hook and editor settings where those tools look for them
 top, naming the project: each command runs with ``--project <path>/magcfg.yaml``, the
 hook's ``files:`` is anchored at the project's path, and so are the schema paths and file
 globs of ``.vscode/settings.json``. The GitHub and Woodpecker pipelines are a file per
-project (``magcfg-<slug>.yml``); GitLab has one ``.gitlab-ci.yml``, with a job per project;
+project (``magcfg-<slug>.yml``, ``project_slug``); GitLab has one ``.gitlab-ci.yml``, with a job per project;
 the editor settings are merged into the top's (each project adds its schemas). A kept
 ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml`` there, or a settings file that is not
 plain JSON (comments), comes with the hook, job or settings to add
@@ -195,10 +195,26 @@ def repository_path(root: Path) -> str | None:
 
 
 def project_slug(prefix: str) -> str:
-    """A file and job name for the project at ``prefix``: ``platform/config`` ->
-    ``platform-config``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")
-    return slug or "project-" + hashlib.sha256(prefix.encode()).hexdigest()[:8]
+    """A file and job name for the project at ``prefix``, a different one for each path
+    and the same whatever other projects the repository has: each ``/`` a ``-``, a ``-``
+    inside a directory's name ``--``, letters, digits, ``.`` and ``_`` as they are, any
+    other byte (and a ``-`` that starts or ends a name) percent-encoded. ``platform/config``
+    -> ``platform-config``, ``a/b`` -> ``a-b``, ``a-b`` -> ``a--b``."""
+    # No name's part begins or ends with a dash, so in the slug a lone dash is a `/` and
+    # a run of 2n dashes n dashes of a name: the path reads back from its slug.
+    return "-".join(map(_slug_part, prefix.split("/")))
+
+
+def _slug_part(name: str) -> str:
+    out = []
+    for i, char in enumerate(name):
+        if char == "-" and 0 < i < len(name) - 1:
+            out.append("--")
+        elif char.isascii() and (char.isalnum() or char in "._"):
+            out.append(char)
+        else:
+            out += [f"%{byte:02X}" for byte in char.encode("utf-8", "surrogateescape")]
+    return "".join(out)
 
 
 def ci_file(ci: str, prefix: str) -> str:
