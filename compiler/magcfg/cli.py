@@ -660,10 +660,7 @@ def promote(
         if pr_body_file is not None and not dry_run:
             check_operator_target(pr_body_file, proj.root, "--pr-body")
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
-        words = ["magcfg promote", from_env, to_env, *(f"--key '{k}'" for k in key or ())]
-        if include_secrets:
-            words.append("--include-secrets")
-        plan.command = " ".join(words)
+        plan.command = promotion.rerun_command(from_env, to_env, key or (), include_secrets)
         if dry_run:
             sys.stdout.write(promotion.format_plan(plan))
             if not plan.diff.identical:

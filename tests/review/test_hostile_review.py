@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 
 from magcfg.errors import md_code
+from magcfg.review import promote
 
 from ..conftest import Project, code_span, failed_cleanly, table_cells, tree_state
 from .promotion_repo import PROJECT, SCHEMA, git, graft, make_repo, tree_bomb
@@ -360,3 +362,32 @@ def test_the_pr_body_quotes_what_the_project_file_and_schema_name_as_code(
     git(repo.root, "checkout", "-q", "main")
     plan = repo.run("promote", "dev", "production", "--dry-run").stdout
     assert (f"  logging.level: layer {evil!r} of production has no file for it") in plan
+
+
+def test_the_dry_run_shows_a_terminal_escape_in_a_key_as_text(repo: Project) -> None:
+    """A terminal escape in a key (the schema and the layers are the pull request's)
+    or a layer file's name reaches the terminal as text in the `--dry-run` plan."""
+    schema = json.loads((repo.root / "schemas/schema.json").read_text())
+    schema["properties"]["app"]["properties"]["\x1b[31mred"] = {"type": "string",
+                                                                 "description": "red"}
+    repo.write("schemas/schema.json", json.dumps(schema))
+    repo.write("layers/environments/staging/\x1b[31mapp.yaml",
+               'app:\n  name: "tuned"\n  "\\e[31mred": "x"\n')
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "tune")
+    plan = repo.run("promote", "staging", "production", "--key", "app.*", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "  app.\\x1b[31mred = " in plan.stdout, plan.stdout
+    assert "from layers/environments/staging/\\x1b[31mapp.yaml:3" in plan.stdout, plan.stdout
+    assert "\x1b" not in plan.stdout + plan.stderr
+
+
+@pytest.mark.parametrize("glob", ["maggate.*", "it's.*", "a'\\''b", "x y", "$(reboot)"])
+def test_the_command_to_run_again_reads_back_as_given(glob: str) -> None:
+    """The command a PR body shows: a shell splits it back into the words given."""
+    command = promote.rerun_command("staging", "production", [glob, "db"], True)
+    assert shlex.split(command) == ["magcfg", "promote", "staging", "production",
+                                    "--key", glob, "--key", "db", "--include-secrets"]
+    assert promote.rerun_command("dev", "staging", ["maggate.*"]) == (
+        "magcfg promote dev staging --key 'maggate.*'")

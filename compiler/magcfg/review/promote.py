@@ -36,7 +36,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -686,7 +686,7 @@ def commit_message(plan: Plan) -> str:
         lines.append(f"  {e.key}: {old} -> {show(e.shown)}{flag}")
         lines.append(f"    removed from {e.target}, inherits {e.source.where()}" if e.removes
                      else f"    from {e.source.where()}, into {e.target}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 def apply_promotion(project: Project, plan: Plan, branch: str | None = None) -> Promotion:
@@ -851,6 +851,19 @@ def to_inherit(plan: Plan) -> str:
     return f"{plan.to_env} then inherits the shared value, as {plan.from_env} does"
 
 
+def rerun_command(from_env: str, to_env: str, keys: Sequence[str],
+                  include_secrets: bool = False) -> str:
+    """The ``magcfg promote`` command line a PR body shows, to run again: each ``--key``
+    glob single-quoted as the docs write it, a quote in one escaped as a shell reads it."""
+    import shlex
+
+    words = ["magcfg", "promote", shlex.quote(from_env), shlex.quote(to_env)]
+    words += ["--key '" + k.replace("'", "'\\''") + "'" for k in keys]
+    if include_secrets:
+        words.append("--include-secrets")
+    return " ".join(words)
+
+
 def format_plan(plan: Plan) -> str:
     """The plan as text (``--dry-run``)."""
     lines = [f"promote {plan.from_env} -> {plan.to_env}: {len(plan.edits)} value(s) to write, "
@@ -879,7 +892,9 @@ def format_plan(plan: Plan) -> str:
     if plan.texts:
         lines += ["", "files:"]
         lines += [f"  {p}" for p in sorted(plan.texts)]
-    return "\n".join(lines) + "\n"
+    # Keys, layer names and paths come from the repository: a terminal escape in one
+    # must reach the terminal as text.
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) -> str:
@@ -935,7 +950,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     if plan.skipped:
         lines += ["", "### Not promoted", ""]
         lines += [f"- {md_code(s.key)}: {s.markdown()}" for s in plan.skipped]
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 REPORT_ARTIFACT = "ci-artifacts/report.html"
