@@ -34,14 +34,17 @@ def free_port() -> int:
 
 @dataclass
 class DevVault:
-    """A running dev server: its address, root token and the log it writes."""
+    """A running dev server: its address, root token and the log it writes; ``ca``, the
+    CA that signed its certificate when it serves TLS."""
 
     addr: str
     root_token: str
     log: Path
+    ca: Path | None = None
 
     def client(self, token: str | None = None) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=token or self.root_token, timeout=10)
+        return hvac.Client(url=self.addr, token=token or self.root_token, timeout=10,
+                           verify=str(self.ca) if self.ca else True)
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a magcfg subprocess: this server and no inherited Vault settings."""
@@ -61,6 +64,19 @@ class DevVault:
 @pytest.fixture(scope="session")
 def dev_vault() -> Iterator[DevVault]:
     """One OpenBao dev server for the whole session (KV v2 at secret/)."""
+    with _dev_server(tls=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dev_vault_tls() -> Iterator[DevVault]:
+    """An OpenBao dev server on HTTPS, its certificate signed by a CA of its own."""
+    with _dev_server(tls=True) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _dev_server(tls: bool) -> Iterator[DevVault]:
     bao = BAO if BAO.exists() else Path(shutil.which("bao") or "bao")
     port = free_port()
     token = "root-" + secrets.token_hex(12)
@@ -68,12 +84,14 @@ def dev_vault() -> Iterator[DevVault]:
     log = workdir / "bao.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env["HOME"] = str(workdir)  # the dev server writes ~/.vault-token
+    tls_options = ["-dev-tls", f"-dev-tls-cert-dir={workdir}"] if tls else []
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(bao), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
-             f"-dev-root-token-id={token}"],
+             f"-dev-root-token-id={token}", *tls_options],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
-    server = DevVault(f"http://127.0.0.1:{port}", token, log)
+    server = DevVault(f"http{'s' if tls else ''}://127.0.0.1:{port}", token, log,
+                      workdir / "vault-ca.pem" if tls else None)
     try:
         deadline = time.monotonic() + 60
         while True:

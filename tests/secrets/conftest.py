@@ -1,3 +1,3 @@
-from ..vault_dev import dev_postgres, dev_vault
+from ..vault_dev import dev_postgres, dev_vault, dev_vault_tls
 
-__all__ = ["dev_postgres", "dev_vault"]
+__all__ = ["dev_postgres", "dev_vault", "dev_vault_tls"]

@@ -67,3 +67,18 @@ def test_kubernetes_auth_reaches_the_servers_kubernetes_method(tmp_path: Path, d
                               "(role 'magbackup'): HTTP ")
     assert message.endswith(" on auth/kubernetes/login")
     assert "eyJ" not in message
+
+
+def test_the_servers_certificate_is_checked_against_vault_cacert(dev_vault_tls: DevVault) -> None:
+    assert dev_vault_tls.ca is not None
+    base = {"VAULT_ADDR": dev_vault_tls.addr, "VAULT_TOKEN": dev_vault_tls.root_token}
+    trusted = VaultSession(vault_config({**base, "VAULT_CACERT": str(dev_vault_tls.ca)}))
+    assert trusted.mount_kind("secret") == ("kv", "2")
+    with pytest.raises(VaultError) as info:
+        VaultSession(vault_config(base)).login()
+    assert info.value.format() == (
+        f"error: TLS error talking to Vault at {dev_vault_tls.addr}: certificate verify failed "
+        "(set VAULT_CACERT to the CA that signed the server's certificate)")
+    unchecked = VaultSession(vault_config({**base, "VAULT_SKIP_VERIFY": "true"}))
+    with pytest.warns(Warning, match="Unverified HTTPS request"):
+        assert unchecked.mount_kind("secret") == ("kv", "2")

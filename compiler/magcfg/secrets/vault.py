@@ -232,6 +232,8 @@ class VaultSession:
 
         session = requests.Session()
         session.hooks["response"].append(_bounded)
+        # hvac takes a session's own verify (True unless set) over its verify argument.
+        session.verify = self.config.verify
         return hvac.Client(url=self.config.addr, token=self.config.token,
                            namespace=self.config.namespace, verify=self.config.verify,
                            timeout=self.config.timeout, session=session)
