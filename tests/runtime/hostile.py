@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +28,10 @@ def _digest(data: bytes) -> str:
 
 
 class HostileRegistry:
-    """Answers ``GET``/``HEAD`` from ``routes`` (path -> answer, or a handler of its own)."""
+    """Answers ``GET``/``HEAD`` from ``routes`` (path -> answer, or a handler of its own);
+    over HTTPS with ``tls``."""
 
-    def __init__(self, repository: str = "acme/cfg") -> None:
+    def __init__(self, repository: str = "acme/cfg", tls: ssl.SSLContext | None = None) -> None:
         self.repository = repository
         self.routes: dict[str, Route] = {}
         self.key = Ed25519PrivateKey.generate()
@@ -58,6 +60,8 @@ class HostileRegistry:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
 

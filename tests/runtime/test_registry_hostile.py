@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from magcfg.runtime.events import RELOADED, SOURCE_FAILED
 from magcfg.runtime.registry import RegistrySource
 from tests.conftest import failed_cleanly
 
+from ..net.slow import ends_within, self_signed
 from .fixtures import wait_for
 from .hostile import HostileRegistry
 
@@ -174,18 +176,6 @@ def test_an_unexpected_failure_in_a_poll_is_reported_and_polling_goes_on(
         kernel.stop()
 
 
-def _in_thread(call: Callable[[], object], within: float) -> bool:
-    """Whether ``call`` returned within ``within`` seconds (a bound only a hang exceeds)."""
-    done = threading.Event()
-
-    def run() -> None:
-        call()
-        done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    return done.wait(within)
-
-
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
 def test_a_request_ends_at_its_deadline_however_slowly_the_registry_answers(
         headers_too: bool, hostile: HostileRegistry) -> None:
@@ -200,10 +190,40 @@ def test_a_request_ends_at_its_deadline_however_slowly_the_registry_answers(
         failed.append(info.value)
 
     # Each byte comes well within the 30 s a read may wait; the answer would take minutes.
-    assert _in_thread(fetch, 25)
+    assert ends_within(fetch, 25)
     message = failed[0].format()
     assert f"registry {hostile.host} unreachable: no whole answer to GET " in message
     assert "within 1 s" in message
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_request_over_tls_ends_at_its_deadline_however_slowly_the_registry_answers(
+        headers_too: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # HTTPS, as every registry but a local one: TLS takes over the socket the deadline
+    # was given at connect.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert, key = self_signed(tmp_path)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what the client trusts
+    hostile = HostileRegistry(tls=context)
+    try:
+        digest = hostile.publish(1)
+        client = Registry(parse_reference(hostile.reference()), deadline=1.0, credentials=None)
+        assert client.manifest(hostile.repository, digest) is not None  # TLS as such works
+        hostile.drip(hostile.manifest_path(digest), pause=0.2, headers_too=headers_too)
+        failed: list[RegistryError] = []
+
+        def fetch() -> None:
+            with pytest.raises(RegistryError) as info:
+                client.manifest(hostile.repository, digest)
+            failed.append(info.value)
+
+        assert ends_within(fetch, 25)
+        message = failed[0].format()
+        assert f"no whole answer to GET https://{hostile.host}/" in message, message
+        assert "within 1 s" in message
+    finally:
+        hostile.stop()
 
 
 def test_a_registry_that_drips_its_answer_does_not_hold_up_start_or_reload(
@@ -223,12 +243,12 @@ def test_a_registry_that_drips_its_answer_does_not_hold_up_start_or_reload(
     events: list[dict[str, Any]] = []
     again.subscribe("*", events.append)
     try:
-        assert _in_thread(again.start, 60)
+        assert ends_within(again.start, 60)
         assert (again.version, again.booted_from) == (1, "last_known_good")
         failed = _of(events, SOURCE_FAILED)[0]["data"]
         assert failed["reason"] == "unreachable"
         assert "no whole answer to GET" in failed["error"] and "within the 2 s" in failed["error"]
-        assert _in_thread(again.reload, 60)
+        assert ends_within(again.reload, 60)
         assert again.version == 1 and not again.status()["registry"]["up"]
     finally:
         again.stop()

@@ -1,15 +1,16 @@
 """Direct-Vault against a server that answers what Vault or OpenBao never would (a small
 in-process HTTP server on 127.0.0.1): JSON of the wrong shape, JSON nested too deeply, an
-answer far larger than any secret. Each is a VaultError naming the path, never the value,
-through the kernel as for the client."""
+answer far larger than any secret, an answer dripped a byte at a time. Each is a
+VaultError naming the path, never the value, through the kernel as for the client."""
 
 from __future__ import annotations
 
 import http.server
 import json
 import logging
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from magcfg.runtime.vault import SECRET_FAILED, DirectVault
 from magcfg.secrets.vault import MAX_RESPONSE_BYTES, VaultError, vault_config
 from magcfg.signing.keys import Ed25519PrivateKey
 
+from ..net.slow import ends_within, self_signed
 from .fixtures import artifact_files, base_config, rename_write
 from .test_vault import CANARY, Recorder, ref
 
@@ -30,18 +32,24 @@ TOKEN = b'{"data": {"ttl": 0, "renewable": false}}'
 
 class FakeVault:
     """Answers lookup-self and the mount's kind as Vault does, and the secret's read with
-    ``answer`` (bytes, a status and the bytes, or a handler of its own)."""
+    ``answer`` (bytes, a status and the bytes, or a handler of its own). ``keep_alive``:
+    HTTP/1.1, a connection serves request after request; ``tls``: HTTPS with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False, tls: ssl.SSLContext | None = None) -> None:
         self.answer: Any = b"{}"
         self.stopping = threading.Event()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            served = 0
+            """Requests this connection carried, this one included."""
+
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_GET(self) -> None:
+                self.served += 1
                 status, body = 200, fake.answer
                 if "lookup-self" in self.path:
                     body = TOKEN
@@ -60,8 +68,34 @@ class FakeVault:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.addr = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.addr = f"http{'s' if tls else ''}://127.0.0.1:{self.server.server_address[1]}"
+
+    def drip(self, body: bytes, pause: float, headers_too: bool) -> None:
+        """Answer the secret's read with ``body``, one byte every ``pause`` seconds (from
+        the status line with ``headers_too``, else from the body). ``reused`` then says
+        whether that came on a connection that carried an earlier request."""
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        self.reused: bool | None = None
+
+        def answer(handler: Any) -> None:
+            self.reused = handler.served > 1
+            handler.close_connection = True
+            data = head + body
+            slow = 0 if headers_too else len(head)
+            try:
+                handler.wfile.write(data[:slow])
+                for i in range(slow, len(data)):
+                    if self.stopping.wait(pause):
+                        return
+                    handler.wfile.write(data[i:i + 1])
+            except OSError:
+                pass  # the client hung up: what it should do
+
+        self.answer = answer
 
     def stop(self) -> None:
         self.stopping.set()
@@ -76,8 +110,9 @@ def fake() -> Iterator[FakeVault]:
     served.stop()
 
 
-def _vault(fake: FakeVault, events: Recorder) -> DirectVault:
-    config = vault_config({"VAULT_ADDR": fake.addr, "VAULT_TOKEN": CANARY + "-token"})
+def _vault(fake: FakeVault, events: Recorder, **environ: str) -> DirectVault:
+    config = vault_config({"VAULT_ADDR": fake.addr, "VAULT_TOKEN": CANARY + "-token",
+                           **environ})
     return DirectVault(config, on_event=events, background=False)
 
 
@@ -178,3 +213,76 @@ def test_an_answer_larger_than_any_secret_is_a_vault_error_read_no_further(
             "secret/data/app") in message, message
     assert events.of(SECRET_FAILED)[0]["reference"] == "vault+direct://secret/app"
     assert CANARY not in message + events.text()
+
+
+SECRET = json.dumps({"data": {"data": {"password": CANARY}, "metadata": {"version": 1}}}).encode()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Callable[[bool, bool], FakeVault]]:
+    """A FakeVault of the kind asked for (keep-alive, TLS), stopped after the test."""
+    started: list[FakeVault] = []
+
+    def serve(keep_alive: bool, tls: bool) -> FakeVault:
+        context = None
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self_signed(tmp_path))
+        started.append(FakeVault(keep_alive, context))
+        return started[-1]
+
+    yield serve
+    for fake in started:
+        fake.stop()
+
+
+@pytest.mark.parametrize("transport", ["http", "http keep-alive", "https keep-alive"])
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_read_ends_at_the_timeout_however_slowly_vault_answers(
+        transport: str, headers_too: bool, served: Callable[[bool, bool], FakeVault],
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fake = served("keep-alive" in transport, transport.startswith("https"))
+    fake.drip(SECRET, pause=0.2, headers_too=headers_too)
+    events = Recorder()
+    environ = {"VAULT_CLIENT_TIMEOUT": "1"}
+    if transport.startswith("https"):
+        environ["VAULT_CACERT"] = str(tmp_path / "server.crt")
+    failed: list[VaultError] = []
+
+    def read() -> None:
+        with _kernel(tmp_path, _vault(fake, events, **environ)) as kernel, \
+                pytest.raises(VaultError) as info:
+            kernel.secret("magds.password")
+        failed.append(info.value)
+
+    # Each byte comes well within the 1 s a read may wait; the answer would take minutes.
+    assert ends_within(read, 20)
+    assert fake.reused is ("keep-alive" in transport)  # the dripping connection was reused
+    message = failed[0].format()
+    assert f"Vault at {fake.addr} did not answer secret/data/app within 1 s " \
+           "(VAULT_CLIENT_TIMEOUT)" in message, message
+    assert events.of(SECRET_FAILED)[0]["reference"] == "vault+direct://secret/app"
+    assert CANARY not in message + events.text() + caplog.text
+
+
+def test_a_refresh_ends_at_the_timeout_and_the_value_is_not_served_stale(
+        served: Callable[[bool, bool], FakeVault]) -> None:
+    fake = served(True, False)
+    fake.answer = SECRET
+    events = Recorder()
+    with _vault(fake, events, VAULT_CLIENT_TIMEOUT="1") as vault:
+        reference = ref("vault+direct://secret/app#password")
+        assert vault.value(reference) == CANARY
+        fake.drip(SECRET, pause=0.2, headers_too=False)
+        failed: list[VaultError] = []
+
+        def refresh() -> None:
+            with pytest.raises(VaultError) as info:
+                vault.refresh()
+            failed.append(info.value)
+
+        assert ends_within(refresh, 20)
+        assert "did not answer secret/data/app within 1 s" in failed[0].format()
+        assert events.of(SECRET_FAILED)[0]["stage"] == "refresh"
+        fake.answer = SECRET  # the next read goes to the server again
+        assert vault.value(reference) == CANARY

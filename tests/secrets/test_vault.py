@@ -12,6 +12,8 @@ import pytest
 from magcfg.errors import UsageError
 from magcfg.secrets.vault import VaultConfig, VaultError, VaultSession, vault_config
 
+from ..net.slow import ends_within
+from ..runtime.test_vault_hostile import FakeVault
 from ..vault_dev import DevVault, kubernetes_auth
 
 
@@ -82,3 +84,25 @@ def test_the_servers_certificate_is_checked_against_vault_cacert(dev_vault_tls: 
     unchecked = VaultSession(vault_config({**base, "VAULT_SKIP_VERIFY": "true"}))
     with pytest.warns(Warning, match="Unverified HTTPS request"):
         assert unchecked.mount_kind("secret") == ("kv", "2")
+
+
+def test_a_read_ends_at_the_timeout_however_slowly_vault_answers() -> None:
+    fake = FakeVault(keep_alive=True)
+    try:
+        fake.drip(b"{}", pause=0.2, headers_too=True)
+        session = VaultSession(vault_config({"VAULT_ADDR": fake.addr, "VAULT_TOKEN": "t",
+                                             "VAULT_CLIENT_TIMEOUT": "1"}))
+        session.login()
+        failed: list[VaultError] = []
+
+        def read() -> None:
+            with pytest.raises(VaultError) as info:
+                session.read_kv("secret", "app")
+            failed.append(info.value)
+
+        # Each byte comes well within the 1 s a read may wait; the answer would take minutes.
+        assert ends_within(read, 25)
+        assert failed[0].format() == (f"error: Vault at {fake.addr} did not answer "
+                                      "secret/data/app within 1 s (VAULT_CLIENT_TIMEOUT)")
+    finally:
+        fake.stop()

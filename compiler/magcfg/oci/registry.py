@@ -20,7 +20,6 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
+from ..net.deadline import Deadline, watch
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
@@ -130,39 +130,6 @@ def docker_credentials(host: str, environ: dict[str, str] | None = None) -> tupl
     return None
 
 
-class _Deadline:
-    """Ends a request at its deadline: a timer shuts its sockets down, which ends any
-    connect, read or write blocked on them at once."""
-
-    def __init__(self, seconds: float) -> None:
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                _shut(sock)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 class _HTTPHandler(urllib.request.HTTPHandler):
     def __init__(self, registry: Registry) -> None:
         super().__init__()
@@ -204,7 +171,6 @@ class Registry:
         that sends a byte now and then never reaches)."""
         self._token: str | None = None
         self._until: tuple[float, float] | None = None  # within(): (monotonic end, seconds)
-        self._timer: _Deadline | None = None
         self._opener = urllib.request.build_opener(_HTTPHandler(self), _HTTPSHandler(self))
         self.requests = 0
         """HTTP requests made (for metrics and the benchmark)."""
@@ -230,8 +196,7 @@ class Registry:
 
         def watched(*args: Any, **kw: Any) -> socket.socket:
             sock: socket.socket = create(*args, **kw)
-            if self._timer is not None:
-                self._timer.watch(sock)
+            watch(sock)
             return sock
 
         # The TCP socket, before any TLS handshake: a handshake sent byte by byte is ended too.
@@ -246,27 +211,24 @@ class Registry:
         seconds, span = self.deadline, f"{self.deadline:g} s"
         if self._until is not None and self._until[0] - time.monotonic() < seconds:
             seconds, span = self._until[0] - time.monotonic(), f"the {self._until[1]:g} s of one pull"
-        timer = self._timer = _Deadline(seconds)
         self.requests += 1
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                data = response.read(limit + 1)
-                status = response.status
-                got = {k.lower(): v for k, v in response.headers.items()}
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            got = {k.lower(): v for k, v in exc.headers.items()}
+        with Deadline(seconds) as timer:
             try:
-                data = exc.read(64 * 1024)
-            except (OSError, http.client.HTTPException):
-                data = b""
-        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-            if not timer.expired:
-                raise RegistryError(str(self.reference),
-                                    f"{failed}: {getattr(exc, 'reason', exc)}") from None
-        finally:
-            timer.cancel()
-            self._timer = None
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    data = response.read(limit + 1)
+                    status = response.status
+                    got = {k.lower(): v for k, v in response.headers.items()}
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                got = {k.lower(): v for k, v in exc.headers.items()}
+                try:
+                    data = exc.read(64 * 1024)
+                except (OSError, http.client.HTTPException):
+                    data = b""
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+                if not timer.expired:
+                    raise RegistryError(str(self.reference),
+                                        f"{failed}: {getattr(exc, 'reason', exc)}") from None
         if timer.expired:  # whatever was read before the sockets were shut is not the answer
             raise RegistryError(str(self.reference), f"{failed}: no whole answer to "
                                 f"{request.get_method()} {request.full_url} within {span}")

@@ -21,7 +21,8 @@ OpenBao CLIs read it (each ``VAULT_*`` name also as ``BAO_*``; ``VAULT_*`` wins)
 ``VAULT_NAMESPACE``        Vault Enterprise / OpenBao namespace
 ``VAULT_CACERT``           CA bundle that signs the server's certificate
 ``VAULT_SKIP_VERIFY``      ``true``: do not verify TLS (never in production)
-``VAULT_CLIENT_TIMEOUT``   seconds per request (connect and each read), default 10
+``VAULT_CLIENT_TIMEOUT``   seconds one request may take, all of it (connecting, the
+                           answer's headers and its body), default 10
 =========================  =====================================================
 
 No message here ever holds a secret value, a token or a secret ID: every error is
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import Diagnostic, MagcfgError, UsageError
+from ..net.deadline import Deadline
 
 if TYPE_CHECKING:
     import hvac  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
@@ -215,8 +217,8 @@ class Leased:
 
 
 class VaultSession:
-    """An authenticated client. Every call is bounded by the configured timeout; every
-    failure becomes a :class:`VaultError` whose message holds no server text."""
+    """An authenticated client. Every call ends within the configured timeout, all of
+    it; every failure becomes a :class:`VaultError` whose message holds no server text."""
 
     def __init__(self, config: VaultConfig) -> None:
         self.config = config
@@ -228,9 +230,9 @@ class VaultSession:
         except ImportError:  # the slim runtime install: only the `vault` extra brings hvac
             raise VaultError(_problem("talking to Vault needs the hvac package: "
                                       "pip install 'magcfg[vault]'")) from None
-        import requests
+        from ..net.requests_session import session as new_session
 
-        session = requests.Session()
+        session = new_session()
         session.hooks["response"].append(_bounded)
         # hvac takes a session's own verify (True unless set) over its verify argument.
         session.verify = self.config.verify
@@ -448,7 +450,25 @@ class VaultSession:
         return value or {}
 
     def _call(self, where: str, call: Any) -> Any:
-        """Run one hvac call, translating every failure into a message of our own."""
+        """Run one hvac call, ended at the timeout however slowly the server answers (a
+        socket timeout bounds each wait only, which a server sending a byte now and then
+        never reaches), translating every failure into a message of our own."""
+        with Deadline(self.config.timeout) as deadline:
+            try:
+                found = self._attempt(where, call)
+            except (VaultError, _Status):
+                if not deadline.expired:
+                    raise
+        if deadline.expired:  # whatever was read before the sockets were shut is not the answer
+            raise self._too_slow(where)
+        return found
+
+    def _too_slow(self, where: str) -> VaultError:
+        return VaultError(_problem(
+            f"Vault at {self.config.addr} did not answer {where} within "
+            f"{self.config.timeout:g} s (VAULT_CLIENT_TIMEOUT)"))
+
+    def _attempt(self, where: str, call: Any) -> Any:
         import hvac.exceptions  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
         import requests
 
@@ -470,9 +490,7 @@ class VaultSession:
                 f"TLS error talking to Vault at {addr}: {_tls_reason(exc)} "
                 "(set VAULT_CACERT to the CA that signed the server's certificate)")) from None
         except requests.exceptions.Timeout:
-            raise VaultError(_problem(
-                f"Vault at {addr} did not answer {where} within {self.config.timeout:g} s "
-                "(VAULT_CLIENT_TIMEOUT)")) from None
+            raise self._too_slow(where) from None
         except requests.exceptions.ConnectionError:
             raise VaultError(_problem(
                 f"cannot reach Vault at {addr}: connection refused or no route (check VAULT_ADDR)")

@@ -1,0 +1,67 @@
+"""The whole-request deadline (magcfg.net.deadline) on real sockets: a blocked read ends
+at it, through whichever object the socket was wrapped in since it was watched."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from magcfg.net.deadline import Deadline, watch
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_blocked_read_ends_at_the_deadline() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(30)  # each wait for the network: never reached here
+        started = time.monotonic()
+        with Deadline(0.5) as deadline:
+            watch(ours)
+            assert ours.recv(1) == b""  # shut down: the read ends, empty
+        assert deadline.expired and time.monotonic() - started < 5
+
+
+def test_the_socket_ends_after_a_wrapper_took_its_descriptor() -> None:
+    # What TLS does: the socket watched at connect is detached, its descriptor now
+    # another object's, before the handshake and every read.
+    ours, theirs = socket.socketpair()
+    with theirs, Deadline(0.5) as deadline:
+        watch(ours)
+        with socket.socket(ours.family, ours.type, ours.proto, ours.detach()) as wrapper:
+            wrapper.settimeout(30)
+            assert wrapper.recv(1) == b""
+    assert deadline.expired
+
+
+def test_a_request_within_its_deadline_is_untouched_and_leaves_no_descriptor() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        before = _fds()
+        with Deadline(30) as deadline:
+            watch(ours)
+            theirs.sendall(b"x")
+            assert ours.recv(1) == b"x"
+        assert not deadline.expired and _fds() == before
+        theirs.sendall(b"y")  # the connection outlives the request (keep-alive)
+        assert ours.recv(1) == b"y"
+
+
+def test_a_socket_watched_after_the_deadline_ends_at_once() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs, Deadline(0) as deadline:
+        time.sleep(0.1)
+        watch(ours)
+        ours.settimeout(30)
+        assert ours.recv(1) == b"" and deadline.expired
+
+
+def test_outside_a_deadline_watch_does_nothing() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        watch(ours)
+        theirs.sendall(b"x")
+        assert ours.recv(1) == b"x"
