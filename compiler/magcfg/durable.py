@@ -60,6 +60,7 @@ __all__ = [
     "PathError",
     "Tree",
     "changed_entries",
+    "exchange",
     "fenced_problem",
     "file_kind",
     "fsync_dir",
@@ -1084,7 +1085,7 @@ def _swap(directory: Path, copy: Path) -> None:
     parent = directory.parent
     if not os.path.lexists(directory):
         os.rename(copy, directory)
-    elif _exchange(copy, directory):
+    elif exchange(copy, directory):
         _remove_staged(copy)  # holds the old files now
     else:
         # No atomic exchange on this filesystem: two renames; a crash between them
@@ -1100,8 +1101,9 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two directories atomically (Linux ``renameat2``); False where unsupported."""
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two entries of a filesystem atomically, of whatever kind (two directories, a
+    symlink and a directory), with Linux ``renameat2``; False where unsupported."""
     if _fault_set("no-exchange"):
         return False
     import ctypes  # here: the runtime kernel imports this module and never swaps directories

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from magcfg.durable import FAULT_ENV
 from magcfg.runtime.events import LOADED, PUBLISHED, RELOADED
 from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
 
 from .fixtures import KubeletWriter, artifact_files, base_config, wait_for
+from .hostile import HostileRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
@@ -278,6 +280,64 @@ def test_a_data_link_it_did_not_write_is_replaced_never_followed(
     assert current_target(setup.out) is not None
     assert os.readlink(setup.out / DATA_LINK).startswith("..2")
     assert json.loads((setup.out / "config.json").read_bytes()) == base_config(1)
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_entries_it_did_not_write_are_replaced_never_followed(
+        setup: Setup, tmp_path: Path, swap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if swap == "two renames":  # a filesystem without renameat2's exchange
+        monkeypatch.setenv(FAULT_ENV, "no-exchange")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_bytes(b"mine\n")
+    planted = setup.out / DATA_LINK
+    planted.mkdir(parents=True)  # a real directory where the link to a version belongs
+    (planted / "config.json").write_bytes(b'{"planted": true}')
+    os.symlink(victim, planted / "escape")  # removing the directory must not follow it
+    (setup.out / TMP_LINK).mkdir()
+    (setup.out / "config.json").mkdir()
+    os.symlink(victim / "keep.txt", setup.out / "manifest.json")
+    assert current_target(setup.out) is None
+    files = artifact_files(base_config(1), 1, setup.key)
+    assert publish(setup.out, files)
+    assert (victim / "keep.txt").read_bytes() == b"mine\n"
+    target = current_target(setup.out)
+    assert target is not None and os.readlink(planted) == target.name
+    for name in ("config.json", "manifest.json"):
+        assert os.readlink(setup.out / name) == f"{DATA_LINK}/{name}"
+    assert json.loads((setup.out / "config.json").read_bytes()) == base_config(1)
+    assert setup.check_published() == 1
+    assert sorted(p.name for p in setup.out.iterdir() if p.name.startswith("..")) == \
+        sorted([DATA_LINK, target.name])
+    assert not publish(setup.out, files)  # published already
+
+
+@pytest.mark.parametrize("source", ["volume", "registry"])
+def test_watch_replaces_a_data_directory_it_did_not_write(setup: Setup, source: str) -> None:
+    # The output directory's, or the registry mirror's in the state directory.
+    registry = HostileRegistry() if source == "registry" else None
+    try:
+        if registry is None:
+            setup.write(1)
+            (setup.out / DATA_LINK).mkdir(parents=True)
+            sidecar = setup.start()
+        else:
+            registry.publish(1)
+            (setup.state / "registry-mirror" / DATA_LINK).mkdir(parents=True)
+            sidecar = Sidecar(["--artifact", registry.reference(), "--insecure-registry",
+                               "--env", "production", "--public-key",
+                               str(registry.public_key(setup.root / "registry.pub")),
+                               "--out", str(setup.out), "--state-dir", str(setup.state)],
+                              setup.root)
+            setup.sidecars.append(sidecar)
+            setup.key = registry.key
+        assert wait_for(lambda: setup.published_version() == 1, timeout=20)
+        assert setup.check_published() == 1
+        assert sidecar.terminate() == 0, sidecar.stderr
+        assert "Traceback" not in sidecar.stderr
+    finally:
+        if registry is not None:
+            registry.stop()
 
 
 def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:

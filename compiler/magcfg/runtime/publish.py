@@ -11,19 +11,25 @@ fsynced), then a ``..data_tmp`` symlink to it is renamed over ``..data`` (one at
 rename), then the old directory is removed. A reader that opens ``out/config.json``
 sees the old version or the new one, whole. A publisher killed at any point leaves
 ``..data`` pointing at a complete version; :func:`recover` removes the leftovers.
+
+The directory is this module's own: an entry of a name it writes (``..data``, a file's
+link, a temporary link) that it did not write is replaced, never followed nor trusted,
+whatever it is: a symlink elsewhere, a real directory (planted, or left by another
+tool), a file.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..artifact import DATA_LINK, DataLinkError, data_root
-from ..durable import fsync_dir, read_regular, write_new
+from ..durable import exchange, fsync_dir, read_regular, write_new
 
 __all__ = ["DATA_LINK", "TMP_LINK", "current_target", "publish", "published_bytes", "recover"]
 TMP_LINK = "..data_tmp"
@@ -49,7 +55,7 @@ def recover(out_dir: Path) -> list[str]:
     target = current_target(out_dir)
     for entry in out_dir.iterdir():
         if entry.name == TMP_LINK:
-            entry.unlink()
+            _remove(entry)
             removed.append(entry.name)
         elif (entry.name.startswith("..") and entry.name != DATA_LINK and entry.is_dir()
               and not entry.is_symlink() and (target is None or entry.name != target.name)):
@@ -87,17 +93,16 @@ def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
     fsync_dir(new)
     tmp = out_dir / TMP_LINK
     os.symlink(new.name, tmp)
-    os.replace(tmp, out_dir / DATA_LINK)
+    _link_over(tmp, out_dir / DATA_LINK)
     fsync_dir(out_dir)
     top = {name.split("/", 1)[0] for name in files}
     for name in sorted(top):
         visible = out_dir / name
-        if not visible.is_symlink():
+        if not (visible.is_symlink() and os.readlink(visible) == f"{DATA_LINK}/{name}"):
             link_tmp = out_dir / f"..{name}.link"
-            if link_tmp.is_symlink():
-                link_tmp.unlink()
+            _remove(link_tmp)
             os.symlink(f"{DATA_LINK}/{name}", link_tmp)
-            os.replace(link_tmp, visible)
+            _link_over(link_tmp, visible)
     for entry in out_dir.iterdir():
         if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in top:
             entry.unlink()
@@ -105,3 +110,36 @@ def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
         shutil.rmtree(old, ignore_errors=True)
     fsync_dir(out_dir)
     return True
+
+
+def _link_over(link: Path, dest: Path) -> None:
+    """Rename the symlink ``link`` over ``dest``, whatever ``dest`` is. A real directory
+    there, which a rename cannot replace, is swapped with the link in one step where the
+    filesystem can (else moved aside first: a moment without ``dest``), then removed."""
+    try:
+        os.replace(link, dest)
+        return
+    except IsADirectoryError:
+        pass
+    if exchange(link, dest):
+        _remove(link)  # the directory, now
+        return
+    # Named as recover() removes it, should the publisher be killed before it does.
+    aside = dest.with_name(f"..{dest.name.lstrip('.')}.aside-{os.urandom(6).hex()}")
+    os.rename(dest, aside)
+    os.replace(link, dest)
+    _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    """Remove whatever ``path`` is, a real directory with all it holds included, as far
+    as it can (what is left is removed next time, as an old version's directory is); no
+    symlink is followed (``shutil.rmtree`` removes a link in the tree, not its target)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.unlink(path)
