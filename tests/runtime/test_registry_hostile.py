@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
+from magcfg.artifact import MAX_FILE_BYTES
 from magcfg.oci import cosign
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry, RegistryError
 from magcfg.runtime import Kernel
-from magcfg.runtime.events import RELOADED, SOURCE_FAILED
+from magcfg.runtime.events import RELOAD_FAILED, RELOADED, SOURCE_FAILED
+from magcfg.runtime.publish import current_target
 from magcfg.runtime.registry import RegistrySource
 from tests.conftest import failed_cleanly
 
@@ -252,3 +254,42 @@ def test_a_registry_that_drips_its_answer_does_not_hold_up_start_or_reload(
         assert again.version == 1 and not again.status()["registry"]["up"]
     finally:
         again.stop()
+
+
+def test_a_huge_file_in_the_registry_mirror_is_refused_unread(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    public = hostile.public_key(tmp_path / "k.pub")
+
+    def kernel() -> Kernel:
+        return Kernel(hostile.reference(), [public], tmp_path / "state",
+                      environment="production", insecure_registry=True,
+                      registry_interval=3600)
+
+    kernel().start().stop()
+    mirror = tmp_path / "state/registry-mirror"
+    target = current_target(mirror)
+    assert target is not None
+    os.truncate(target / "config.json", 3 * 1024**3)  # sparse: no disk, 3 GiB if read
+    again = kernel()
+    assert ends_within(again.start, 60)  # the pull replaces the mirror's version, unread
+    try:
+        assert (again.version, again.booted_from) == (1, "artifact")
+    finally:
+        again.stop()
+    target = current_target(mirror)
+    assert target is not None
+    os.truncate(target / "config.json", 3 * 1024**3)
+    hostile.stop()  # the registry down: the mirror is what there is, then the state
+    events: list[dict[str, Any]] = []
+    last = kernel()
+    last.subscribe("*", events.append)
+    assert ends_within(last.start, 60)
+    try:
+        assert (last.version, last.booted_from) == (1, "last_known_good")
+        failed = _of(events, RELOAD_FAILED)[0]["data"]
+        assert (failed["reason"], failed["error"]) == (
+            "unreadable_file",
+            f"{mirror}/..data/config.json: error: is larger than {MAX_FILE_BYTES} bytes")
+    finally:
+        last.stop()

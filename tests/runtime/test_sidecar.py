@@ -18,7 +18,7 @@ import pytest
 
 from magcfg.durable import FAULT_ENV
 from magcfg.runtime.events import LOADED, PUBLISHED, RELOADED
-from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish
+from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish, published_bytes
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
 
@@ -310,6 +310,17 @@ def test_entries_it_did_not_write_are_replaced_never_followed(
     assert sorted(p.name for p in setup.out.iterdir() if p.name.startswith("..")) == \
         sorted([DATA_LINK, target.name])
     assert not publish(setup.out, files)  # published already
+
+
+def test_a_huge_file_in_the_published_version_is_replaced_unread(setup: Setup) -> None:
+    files = artifact_files(base_config(1), 1, setup.key)
+    publish(setup.out, files)
+    target = current_target(setup.out)
+    assert target is not None
+    os.truncate(target / "config.json", 3 * 1024**3)  # sparse: no disk, 3 GiB if read
+    assert published_bytes(setup.out, "config.json") is None
+    assert publish(setup.out, files)  # not what it published: published again
+    assert setup.check_published() == 1
 
 
 @pytest.mark.parametrize("source", ["volume", "registry"])

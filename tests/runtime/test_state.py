@@ -1,5 +1,5 @@
 """The last known-good state file: what a writer killed mid-write leaves, and what start
-removes (real processes, real kill -9)."""
+removes (real processes, real kill -9); a state file larger than any the kernel writes."""
 
 from __future__ import annotations
 
@@ -14,8 +14,16 @@ from pathlib import Path
 import pytest
 
 import magcfg
-from magcfg.runtime import Kernel
-from magcfg.runtime.state import STATE_FILE, remove_stale_state_temps
+from magcfg.durable import FileTooLarge
+from magcfg.runtime import Kernel, state
+from magcfg.runtime.events import STATE_CORRUPT
+from magcfg.runtime.kernel import KernelStartError
+from magcfg.runtime.state import (
+    MAX_STATE_BYTES,
+    STATE_FILE,
+    remove_stale_state_temps,
+    save_state,
+)
 from magcfg.signing.keys import Ed25519PrivateKey
 
 from .fixtures import artifact_files, base_config, rename_write, wait_for
@@ -106,3 +114,47 @@ def test_only_dead_writers_temp_files_are_removed(tmp_path: Path) -> None:
         for process in (alive, stuck):
             process.kill()
             process.wait()
+
+
+HUGE = 3 * 1024**3
+"""A planted file's size: sparse (os.truncate), so it costs no disk, but read whole it
+would take 3 GiB of memory."""
+
+
+def test_a_huge_state_file_is_refused_unread(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    saved = tmp_path / "state"
+    saved.mkdir()
+    (saved / STATE_FILE).touch()
+    os.truncate(saved / STATE_FILE, HUGE)
+    corrupt: list[dict[str, object]] = []
+
+    def kernel(artifact: Path) -> Kernel:
+        made = Kernel(artifact, [key.public_key()], saved, watch=False,
+                      environment="production")
+        made.subscribe(STATE_CORRUPT, lambda event: corrupt.append(event["data"]))
+        return made
+
+    refused = f"{saved / STATE_FILE}: cannot read: is larger than {MAX_STATE_BYTES} bytes"
+    with pytest.raises(KernelStartError) as info:
+        kernel(tmp_path / "nothing").start()
+    assert "no last known-good state in" in info.value.format()
+    assert corrupt == [{"state_dir": str(saved), "error": refused}]
+    rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
+    served = kernel(tmp_path / "artifact").start()
+    try:
+        assert (served.version, served.booted_from) == (1, "artifact")
+        assert corrupt[-1]["error"] == refused
+        assert (saved / STATE_FILE).stat().st_size < MAX_STATE_BYTES  # the new state
+    finally:
+        served.stop()
+
+
+def test_a_state_larger_than_the_bound_is_not_written(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_state(tmp_path, b"{}", b"sig", {"config.json": b"{}"}, 1, 1)
+    kept = path.read_bytes()
+    monkeypatch.setattr(state, "MAX_STATE_BYTES", len(kept) + 64)
+    with pytest.raises(FileTooLarge):
+        save_state(tmp_path, b"{}", b"sig", {"config.json": b"x" * 1024}, 2, 2)
+    assert path.read_bytes() == kept  # what load_state() would refuse is never written

@@ -28,8 +28,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..artifact import DATA_LINK, DataLinkError, data_root
-from ..durable import exchange, fsync_dir, read_regular, write_new
+from ..artifact import DATA_LINK, DataLinkError, data_root, size_limit
+from ..durable import exchange, fsync_dir, read_member, write_new
 
 __all__ = ["DATA_LINK", "TMP_LINK", "current_target", "publish", "published_bytes", "recover"]
 TMP_LINK = "..data_tmp"
@@ -65,12 +65,14 @@ def recover(out_dir: Path) -> list[str]:
 
 
 def published_bytes(out_dir: Path, name: str) -> bytes | None:
-    """The bytes of ``name`` in the published version, or ``None``."""
+    """The bytes of ``name`` in the published version, or ``None`` (nothing there, or
+    nothing this module would have written: not a regular file, below a symlink, larger
+    than an artifact's file may be, which is not read)."""
     target = current_target(out_dir)
     if target is None:
         return None
     try:
-        return read_regular(target / name)
+        return read_member(target, name, size_limit(name))
     except OSError:
         return None
 

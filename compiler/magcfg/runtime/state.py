@@ -6,8 +6,8 @@ across restarts) and a sha256 checksum over the rest. It is written atomically (
 file, fsync, rename, fsync of the directory), so a crash leaves the old or the new
 state, never a mix. On load the checksum detects corruption, and the kernel verifies
 the signature again: the state file is never trusted on its own. Only a regular file is
-read; temp files of writers killed mid-write are removed at start
-(:func:`remove_stale_state_temps`).
+read, and only up to :data:`MAX_STATE_BYTES`; temp files of writers killed mid-write are
+removed at start (:func:`remove_stale_state_temps`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import MAX_VERSION, is_version
-from ..durable import read_regular, remove_stale_temps, replace_file
+from ..artifact import (
+    MAX_FILE_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    MAX_VERSION,
+    is_version,
+)
+from ..durable import FileTooLarge, read_regular, remove_stale_temps, replace_file
 
 STATE_FILE = "last-known-good.json"
 STATE_FORMAT = 1
+
+
+def _base64_size(size: int) -> int:
+    return 4 * -(-size // 3)
+
+
+MAX_STATE_BYTES = (_base64_size(MAX_MANIFEST_BYTES) + _base64_size(MAX_SIGNATURE_BYTES)
+                   + _base64_size(MAX_FILE_BYTES) + 4 * MAX_MANIFEST_BYTES)
+"""The largest state file written and read back: the artifact's limits in base64 (the
+largest manifest and signature, and files of at most :data:`MAX_FILE_BYTES` together,
+as a registry's layer holds them), with room for the JSON around them (the files'
+names, all in the manifest, escaped). A larger file is refused before a byte of it is
+read: the state directory is the kernel's own, but whatever planted a file there must
+not make the kernel read gigabytes at start."""
 
 
 class StateCorrupt(Exception):
@@ -62,6 +82,8 @@ def save_state(state_dir: Path, manifest_bytes: bytes, signature: bytes,
     body["checksum"] = _checksum(body)
     data = (json.dumps(body, sort_keys=True, indent=1) + "\n").encode()
     path = state_dir / STATE_FILE
+    if len(data) > MAX_STATE_BYTES:  # what load_state() would refuse: keep the last one
+        raise FileTooLarge(path, len(data), MAX_STATE_BYTES)
     replace_file(path, data, mode=0o600)
     return path
 
@@ -76,10 +98,10 @@ def load_state(state_dir: Path) -> SavedState | None:
     """The saved state, ``None`` if there is none; :class:`StateCorrupt` if unusable."""
     path = state_dir / STATE_FILE
     try:
-        raw = read_regular(path)
+        raw = read_regular(path, MAX_STATE_BYTES)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as exc:  # NotRegularFile: "is a FIFO, not a regular file"
+    except OSError as exc:  # "is a FIFO, not a regular file", "is larger than ... bytes"
         raise StateCorrupt(f"{path}: cannot read: {exc.strerror}") from None
     try:
         body = json.loads(raw.decode("utf-8"))
