@@ -3,6 +3,7 @@ commits it), written atomically and only into a directory that exists."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -128,3 +129,44 @@ def test_write_baseline_never_writes_through_a_symlink(make_repo: MakeRepo,
     assert outside.read_text() == "keep\n"
     assert (repo.root / BASELINE).is_symlink()
 
+
+
+def _entry(**fields: object) -> str:
+    entry = {"file": "a.py", "rule": "MAG002", "fingerprint": "0" * 32, "count": 1, **fields}
+    return json.dumps({"format": 1, "tool": "magcfg lint", "findings": [entry]})
+
+
+def test_a_baseline_holds_only_what_write_baseline_writes(make_repo: MakeRepo) -> None:
+    """The baseline in use is not linted, so no field of it may hold anything but what
+    --write-baseline writes: a secret in an extra field or in place of a fingerprint is
+    refused, located, and never printed."""
+    token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
+    cases = {
+        json.dumps({"format": 1, "findings": [], "note": {"token": token}}): "note",
+        _entry(fingerprint=token): "findings[0]",
+        _entry(note=token): "findings[0]",
+        _entry(rule="MAG999"): "findings[0]",
+        _entry(count=0): "findings[0]",
+        _entry(count=True): "findings[0]",
+    }
+    for text, key in cases.items():
+        repo = make_repo({"README.md": "x\n", BASELINE: text + "\n"})
+        proc = run_cli(repo.root, "lint", "--baseline", BASELINE)
+        _refused(proc, f"{BASELINE}: error: ", f"[{key}]")
+        assert token not in proc.stdout + proc.stderr
+    good = make_repo({"README.md": "x\n", BASELINE: _entry() + "\n"})
+    assert run_cli(good.root, "lint", "--baseline", BASELINE).returncode == 0
+
+
+def test_a_baseline_file_not_in_use_is_linted(make_repo: MakeRepo) -> None:
+    token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
+    repo = make_repo({BASELINE: json.dumps({"format": 1, "findings": [],
+                                            "note": token}) + "\n"})
+    proc = run_cli(repo.root, "lint")
+    assert proc.returncode == 1 and f"{BASELINE}:1:" in proc.stdout, proc.stdout
+    assert token not in proc.stdout + proc.stderr
+    # A baseline that --write-baseline wrote has nothing lint reports.
+    clean = make_repo({"a.py": "password = 'CANARYbl1'\n"})
+    assert run_cli(clean.root, "lint", "--write-baseline").returncode == 0
+    found = run_cli(clean.root, "lint")
+    assert found.returncode == 1 and BASELINE not in found.stdout, found.stdout

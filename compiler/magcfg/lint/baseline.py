@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..durable import operator_path_to_read, read_located, write_operator_file
-from ..errors import BuildError, Diagnostic, UsageError
-from .findings import Finding
+from ..errors import BuildError, Diagnostic, UsageError, printable
+from .findings import RULES, Finding
 
 FORMAT = 1
 MAX_BASELINE_BYTES = 16 << 20
@@ -74,14 +75,37 @@ def load(path: Path, root: Path) -> Counter[str]:
     if not isinstance(entries, list) or doc.get("format") != FORMAT:
         raise BuildError([Diagnostic(shown, None, None,
                                      f"not a magcfg lint baseline (format {FORMAT})")])
+    # Only what `--write-baseline` writes: lint does not check the baseline it reads, so
+    # a field of any other name or shape would be a place to commit a secret unchecked.
+    extra = sorted(set(doc) - _TOP_KEYS)
+    if extra:
+        raise BuildError([Diagnostic(shown, None, _shown_key(extra[0]),
+                                     "unknown field: a baseline holds format, tool and "
+                                     "findings only (rewrite it with --write-baseline)")])
     accepted: Counter[str] = Counter()
     for i, entry in enumerate(entries):
-        if not (isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str)
-                and isinstance(entry.get("count", 1), int)):
-            raise BuildError([Diagnostic(shown, None, f"findings[{i}]",
-                                         "entry needs a fingerprint and an integer count")])
+        if not (isinstance(entry, dict) and set(entry) <= _ENTRY_KEYS
+                and isinstance(entry.get("fingerprint"), str)
+                and _FINGERPRINT.fullmatch(entry["fingerprint"])
+                and isinstance(entry.get("file", ""), str)
+                and entry.get("rule", RULE_IDS[0]) in RULE_IDS
+                and type(entry.get("count", 1)) is int and entry.get("count", 1) > 0):
+            raise BuildError([Diagnostic(
+                shown, None, f"findings[{i}]",
+                "entry needs a fingerprint (32 hex digits), a rule id, a file and a "
+                "positive count, and nothing else (rewrite it with --write-baseline)")])
         accepted[entry["fingerprint"]] += entry.get("count", 1)
     return accepted
+
+
+_TOP_KEYS = frozenset({"format", "tool", "findings"})
+_ENTRY_KEYS = frozenset({"file", "rule", "fingerprint", "count"})
+_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
+RULE_IDS = tuple(sorted(RULES))
+
+
+def _shown_key(key: str) -> str:
+    return printable(key)[:80]
 
 
 def new_findings(findings: Iterable[Finding], accepted: Counter[str]) -> tuple[list[Finding],

@@ -22,7 +22,7 @@ from . import (
     vault_clients,
     vault_policy,
 )
-from .config import DEFAULT_BASELINE, LintConfig, load_config
+from .config import LintConfig, load_config
 from .context import LintContext
 from .findings import Finding
 from .walk import SourceFile, UncheckedFile, list_files, read_files
@@ -84,7 +84,9 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     accepted = baseline_mod.load(baseline, root) if baseline is not None else None
     in_git = git_root(root) is not None
     names = list_files(root, ())
-    skip = {DEFAULT_BASELINE} | ({_rel(root, baseline)} if baseline is not None else set())
+    # The baseline in use is read strictly (baseline.load) and holds digests only; any
+    # other file by its name is a file like the rest.
+    skip = {_rel(root, baseline)} if baseline is not None else set()
     names = [n for n in names if n not in skip and not _excluded(n, config.exclude)]
     read = list(read_files(root, names))
     files = {src.path: src for _, src in read if isinstance(src, SourceFile)}

@@ -18,8 +18,10 @@ FIX = ("check it yourself; if it holds no secret, add its path to `lint.exclude`
 
 
 def finding(unchecked: UncheckedFile) -> Finding:
-    """The finding for ``unchecked``. Its fingerprint is the reason (its size, say), so a
-    baseline entry accepts the file as it was when accepted, not what it grows into."""
+    """The finding for ``unchecked``. Its fingerprint is the file's content (else the
+    reason: its size, say), so a baseline entry accepts the file as it was when
+    accepted, not what it is edited into."""
     return Finding(file=unchecked.path, line=1, column=1, rule=RULE,
                    message=f"not checked for secrets: {unchecked.reason}", fix=FIX,
-                   severity=RULES[RULE].severity, line_hash=line_hash(unchecked.reason))
+                   severity=RULES[RULE].severity,
+                   line_hash=unchecked.digest or line_hash(unchecked.reason))

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..durable import FileTooLarge, NotRegularFile, os_reason, read_regular
+from ..durable import (
+    MAX_INPUT_BYTES,
+    FileTooLarge,
+    NotRegularFile,
+    os_reason,
+    read_regular,
+    sha256_regular,
+)
 from ..errors import printable
 
 # Directories never worth linting when walking a tree outside git.
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__",
                         ".mypy_cache", ".ruff_cache", ".pytest_cache", ".tox", ".tools"})
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Larger files are not checked (each MB costs ~0.3 s) but reported, as MAG007: a secret
 must not pass the gate by padding its file."""
@@ -31,9 +40,16 @@ class SourceFile:
 
     @property
     def lines(self) -> list[str]:
-        """The file's lines without line endings (computed once, on first use)."""
+        """The file's lines without line endings (computed once, on first use), broken
+        where git, editors and the languages of the files lint reads break them: at
+        ``\n``, ``\r\n`` and ``\r``. ``str.splitlines`` also breaks at a form feed,
+        a vertical tab and other separators, which Python and shells read as spaces:
+        ``DB_PASSWORD =\f"..."`` would be two lines, neither of them an assignment."""
         if self._lines is None:
-            self._lines = self.text.splitlines()
+            lines = _LINE_BREAK.split(self.text)
+            if lines[-1] == "":
+                lines.pop()  # the last line's ending ends no line after it
+            self._lines = lines
         return self._lines
 
     @property
@@ -48,6 +64,9 @@ class UncheckedFile:
 
     path: str
     reason: str
+    digest: str | None = None
+    """The SHA-256 of a file too large to check, read to ``durable.MAX_INPUT_BYTES``:
+    what a baseline entry for it accepts."""
 
 
 def display_name(name: str) -> str:
@@ -132,7 +151,7 @@ def read_files(root: Path, names: Sequence[str]
             continue
         if info.st_size > MAX_FILE_BYTES:
             yield name, UncheckedFile(shown, f"is {info.st_size} bytes, more than the "
-                                             f"{MAX_FILE_BYTES} lint checks")
+                                             f"{MAX_FILE_BYTES} lint checks", _digest(full))
             continue
         try:
             data = read_regular(full, MAX_FILE_BYTES)
@@ -146,6 +165,15 @@ def read_files(root: Path, names: Sequence[str]
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
         yield name, SourceFile(shown, decode(data))
+
+
+def _digest(path: Path) -> str | None:
+    """The content's digest, hashed in chunks; None past ``MAX_INPUT_BYTES`` (the bound
+    of every file magcfg reads from a repository) or when it cannot be read."""
+    try:
+        return sha256_regular(path, MAX_INPUT_BYTES)[0]
+    except OSError:
+        return None
 
 
 # UTF-32's byte order marks first: UTF-32LE's begins with UTF-16LE's.
