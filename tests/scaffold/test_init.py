@@ -43,9 +43,11 @@ def test_init_in_an_empty_repository_builds_and_checks_green(tmp_path: Path) -> 
         "app": {"environment": "prod", "log_level": "info", "name": "repo"}}
     # The pipeline and hook files are what their tools read; they run the check.
     ci = yaml.safe_load((repo.root / ".github/workflows/magcfg.yml").read_text())
-    assert ci["jobs"]["config"]["steps"][-1] == {"run": "magcfg build --check"}
+    assert ci["jobs"]["config"]["steps"][-2:] == [{"run": "magcfg build --check"},
+                                                  {"run": "magcfg lint"}]
     hook = yaml.safe_load((repo.root / ".pre-commit-config.yaml").read_text())
-    assert hook["repos"][0]["hooks"][0]["entry"] == "magcfg build --check --quiet"
+    assert [h["entry"] for h in hook["repos"][0]["hooks"]] == [
+        "magcfg build --check --quiet", "magcfg lint"]
     # Committed as git sees it: the build cache is ignored, generated/ is not.
     _git(repo.root, "add", "-A")
     tracked = _git(repo.root, "ls-files").split()
@@ -195,8 +197,10 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
             "base", "environments", "secrets")],
         f"{ODD}/schemas/magcfg-project.schema.json": [f"{ODD}/magcfg.yaml",
                                                       f"{ODD}/magcfg.yml"]}
-    run = yaml.safe_load((top / workflow).read_text())["jobs"]["config"]["steps"][-1]["run"]
+    steps = yaml.safe_load((top / workflow).read_text())["jobs"]["config"]["steps"]
+    run, lint = steps[-2]["run"], steps[-1]["run"]
     assert run == "magcfg build --check --project 'odd/my dir#1: x/magcfg.yaml'"
+    assert lint == "magcfg lint --project 'odd/my dir#1: x/magcfg.yaml'"
     hook = yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"][0]
     assert hook["files"] == r"^odd/my\ dir\#1:\ x/(magcfg\.ya?ml|layers/|schemas/|generated/)"
 
@@ -220,10 +224,22 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     assert built.returncode == 0, built.stderr
     assert _commit(top, env, "layer edit, built").returncode == 0
     assert _shell(top, run, env).returncode == 0
-    # A file outside every project is not the hook's business.
+    # A file outside every project is not the build hook's business; lint checks it.
     (top / "NOTES.md").write_text("notes\n")
     other = _commit(top, env, "notes")
-    assert other.returncode == 0 and "Skipped" in other.stdout + other.stderr, other.stderr
+    said = other.stdout + other.stderr
+    assert other.returncode == 0 and "the layers)...(no files to check)Skipped" in said, said
+    assert _shell(top, lint, env).returncode == 0
+    # A secret committed anywhere in the repository: the hook and the CI step refuse it,
+    # without printing it, whatever its bytes.
+    (top / "app").mkdir()
+    (top / "app/prod.env").write_bytes(b"\0\nDB_PASSWORD=CANARYinit1\n")
+    leak = _commit(top, env, "a secret")
+    said = leak.stdout + leak.stderr
+    assert leak.returncode == 1 and "app/prod.env:2:13: MAG002 error" in said, said
+    ci = _shell(top, lint, env)
+    assert ci.returncode == 1 and "app/prod.env:2:13: MAG002" in ci.stdout, ci.stdout
+    assert "CANARYinit1" not in said + ci.stdout + ci.stderr
 
 
 def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Path) -> None:
@@ -254,10 +270,14 @@ def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Pa
     (top / ".pre-commit-config.yaml").write_bytes(config + block.encode())
     hooks = [h for r in yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"]
              for h in r["hooks"]]
-    assert [shlex.split(h["entry"])[-1] for h in hooks] == [
+    builds = [h for h in hooks if h["id"] == "magcfg-build"]
+    assert [shlex.split(h["entry"])[-1] for h in builds] == [
         "platform/config/magcfg.yaml", f"{ODD}/magcfg.yaml"]
-    assert [bool(re.match(h["files"], f"{ODD}/layers/base/app.yaml")) for h in hooks] == [
+    assert [bool(re.match(h["files"], f"{ODD}/layers/base/app.yaml")) for h in builds] == [
         False, True]
+    assert [h["entry"] for h in hooks if h["id"] == "magcfg-lint"] == [
+        "magcfg lint --project platform/config/magcfg.yaml",
+        f"magcfg lint --project '{ODD}/magcfg.yaml'"]
 
 
 def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
@@ -269,14 +289,16 @@ def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
     env = _tool_env(tmp_path)
     assert Project(top).run("init", "a", "--ci", "woodpecker").returncode == 0
     steps = yaml.safe_load((top / ".woodpecker/magcfg-a.yml").read_text())["steps"]
-    assert steps[0]["commands"][-1] == "magcfg build --check --project a/magcfg.yaml"
-    assert _shell(top, steps[0]["commands"][-1], env).returncode == 0
+    assert steps[0]["commands"][-2:] == ["magcfg build --check --project a/magcfg.yaml",
+                                         "magcfg lint --project a/magcfg.yaml"]
+    for command in steps[0]["commands"][-2:]:
+        assert _shell(top, command, env).returncode == 0
     assert Project(top).run("init", "a/../" + ODD, "--ci", "gitlab").returncode == 0
     jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
     assert list(jobs) == ["magcfg-odd-my%20dir%231%3A%20x"]
-    command = jobs["magcfg-odd-my%20dir%231%3A%20x"]["script"][-1]
-    assert shlex.split(command)[-2:] == ["--project", f"{ODD}/magcfg.yaml"]
-    assert _shell(top, command, env).returncode == 0
+    for command in jobs["magcfg-odd-my%20dir%231%3A%20x"]["script"][-2:]:
+        assert shlex.split(command)[-2:] == ["--project", f"{ODD}/magcfg.yaml"]
+        assert _shell(top, command, env).returncode == 0
     (top / ODD / "magcfg.yaml").unlink()
     again = Project(top).run("init", ODD, "--ci", "gitlab")
     assert "kept ../../.gitlab-ci.yml (exists)\nkept ../../.pre-commit-config.yaml" in (
@@ -318,7 +340,7 @@ def test_projects_whose_paths_differ_only_in_slashes_and_dashes_get_their_own_pi
     with (top / ".gitlab-ci.yml").open("a") as ci:
         ci.write(note.split("to check ")[0])
     jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
-    assert {name: shlex.split(job["script"][-1])[-1] for name, job in jobs.items()} == {
+    assert {name: shlex.split(job["script"][-2])[-1] for name, job in jobs.items()} == {
         "magcfg-a-b": f"{ab}/magcfg.yaml", "magcfg-a--b": f"{a_dash_b}/magcfg.yaml"}
 
 
@@ -373,7 +395,8 @@ def test_init_at_the_top_or_outside_git_writes_the_files_as_before(tmp_path: Pat
                 _git(root, "init", "-q")
             assert Project(root).run("init", "--ci", ci).returncode == 0
             assert (root / path).read_text() == CI_PIPELINES[ci]
-            assert CI_PIPELINES[ci].endswith("magcfg build --check\n")
+            assert "magcfg build --check\n" in CI_PIPELINES[ci]
+            assert CI_PIPELINES[ci].endswith("magcfg lint\n")
             states.append({k: v for k, v in tree_state(root).items()
                            if not k.startswith((".git", ".magcfg-cache"))})
         assert states[0] == states[1]
@@ -390,6 +413,12 @@ repos:
         language: system
         pass_filenames: false
         files: ^(magcfg\\.ya?ml|layers/|schemas/|generated/)
+      - id: magcfg-lint
+        name: magcfg lint (secrets rules)
+        entry: magcfg lint
+        language: system
+        types: [file]
+        require_serial: true
 """
 
 

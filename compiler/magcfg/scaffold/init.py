@@ -231,6 +231,12 @@ def _check_command(prefix: str, *options: str) -> str:
                        f"{prefix}/magcfg.yaml"])
 
 
+def _lint_command(prefix: str) -> str:
+    """``magcfg lint`` of the whole repository with the settings of the project at
+    ``prefix``, run from the top (every project's layers are checked, docs/lint.md)."""
+    return shlex.join(["magcfg", "lint", "--project", f"{prefix}/magcfg.yaml"])
+
+
 _PLAIN = re.compile(r"[A-Za-z0-9_^][A-Za-z0-9_./@+=()^|?\\-]*(?: [A-Za-z0-9_./@+=()^|?\\-]+)*")
 
 
@@ -256,6 +262,12 @@ def _pre_commit_hook(prefix: str, indent: str = "  ") -> str:
         "      language: system",
         "      pass_filenames: false",
         f"      files: {yaml_text(files)}",
+        "    - id: magcfg-lint",
+        f"      name: {yaml_text(f'magcfg lint (secrets rules, settings of {prefix})')}",
+        f"      entry: {yaml_text(_lint_command(prefix))}",
+        "      language: system",
+        "      types: [file]",
+        "      require_serial: true",
     ))
 
 
@@ -270,22 +282,26 @@ def _gitlab_job(prefix: str) -> str:
             "  image: python:3.12\n"
             "  script:\n"
             f"    - {_INSTALL}\n"
-            f"    - {yaml_text(_check_command(prefix))}\n")
+            f"    - {yaml_text(_check_command(prefix))}\n"
+            f"    - {yaml_text(_lint_command(prefix))}\n")
 
 
 def ci_pipeline(ci: str, prefix: str) -> str:
     """The ``ci`` pipeline of the project at ``prefix``, run from the repository's top."""
     command = yaml_text(_check_command(prefix))
+    lint = yaml_text(_lint_command(prefix))
     head = ("# Every change must leave the project's generated/ matching its layers "
-            "(magcfg build --check).\n")
+            "(magcfg build --check)\n# and pass the secrets rules (magcfg lint).\n")
     if ci == "gitlab":
         return head + _gitlab_job(prefix)
     if ci == "woodpecker":
         return CI_PIPELINES["woodpecker"].replace(
-            "- magcfg build --check\n", f"- {command}\n")
+            "- magcfg build --check\n", f"- {command}\n").replace(
+            "- magcfg lint\n", f"- {lint}\n")
     return CI_PIPELINES["github"].replace(
         "name: magcfg\n", f"name: {yaml_text(f'magcfg {prefix}')}\n").replace(
-        "- run: magcfg build --check\n", f"- run: {command}\n")
+        "- run: magcfg build --check\n", f"- run: {command}\n").replace(
+        "- run: magcfg lint\n", f"- run: {lint}\n")
 
 
 def _to_add(name: str, rel: str, prefix: str, ci: str) -> list[str]:
@@ -375,12 +391,19 @@ repos:
         language: system
         pass_filenames: false
         files: ^(magcfg\\.ya?ml|layers/|schemas/|generated/)
+      - id: magcfg-lint
+        name: magcfg lint (secrets rules)
+        entry: magcfg lint
+        language: system
+        types: [file]
+        require_serial: true
 """
 
 _INSTALL = f"pip install 'magcfg[compiler]=={__version__}'"
 CI_PIPELINES = {
     "github": f"""\
-# Every change must leave generated/ matching the layers (magcfg build --check).
+# Every change must leave generated/ matching the layers (magcfg build --check) and
+# pass the secrets rules (magcfg lint).
 name: magcfg
 on: [push, pull_request]
 permissions:
@@ -395,22 +418,27 @@ jobs:
           python-version: "3.12"
       - run: {_INSTALL}
       - run: magcfg build --check
+      - run: magcfg lint
 """,
     "gitlab": f"""\
-# Every change must leave generated/ matching the layers (magcfg build --check).
+# Every change must leave generated/ matching the layers (magcfg build --check) and
+# pass the secrets rules (magcfg lint).
 magcfg:
   image: python:3.12
   script:
     - {_INSTALL}
     - magcfg build --check
+    - magcfg lint
 """,
     "woodpecker": f"""\
-# Every change must leave generated/ matching the layers (magcfg build --check).
+# Every change must leave generated/ matching the layers (magcfg build --check) and
+# pass the secrets rules (magcfg lint).
 steps:
   - name: magcfg
     image: python:3.12
     commands:
       - {_INSTALL}
       - magcfg build --check
+      - magcfg lint
 """,
 }
