@@ -21,7 +21,7 @@ import pytest
 
 import magcfg
 from magcfg.durable import FAULT_ENV
-from magcfg.errors import printable
+from magcfg.lint.walk import display_name
 from magcfg.signing.keys import generate_key_pair
 
 from .conftest import MAGCFG, REPO, Project, failed_cleanly, tree_state
@@ -718,7 +718,9 @@ def test_lint_of_paths_checks_files_whose_names_are_escaped(mini: Project) -> No
         with open(os.fsencode(mini.root / f"deploy/{name}.yaml"), "w") as fh:
             fh.write('password: "CANARYs3cretValue9f8e7d"\n')
     _git(mini.root, "init", "-q")  # the lint root of `lint deploy` is then the project's
-    shown = {f"deploy/{printable(name)}.yaml" for name in names}
+    # Each its own name: a literal `\x1b` shows its backslash doubled (lint.walk.display_name).
+    shown = {f"deploy/{display_name(name)}.yaml" for name in names}
+    assert len(shown) == len(names) and "deploy/esc\\\\x1bx.yaml" in shown
     whole = json.loads(run(mini, "lint", "--format", "json").stdout)
     assert {f["file"] for f in whole["findings"]} == shown
     for args in ((".",), ("deploy",), tuple(f"deploy/{name}.yaml" for name in names)):
