@@ -196,6 +196,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
             data, _ = parse_layer(src.path, raw)
         except LoadFailed:
             return  # `magcfg build` reports load errors with their own file:line
+    data = _without_replace(data)
     for prefix in sorted(prefixes):
         for path, subtree in index.secret_subtrees(data, prefix):
             for keypath, value in iter_leaves(subtree, path):
@@ -216,6 +217,19 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
                               "`vault://<mount>/<path>#<key>` (e.g. "
                               "vault://secret/k3s/<app>#<key>) or `env://VAR`; then rotate "
                               "the exposed secret")
+
+
+def _without_replace(data: Any) -> Any:
+    """``data`` with each ``!replace`` marker's value in its place: the value is set all
+    the same (replacing instead of merging), and the build refuses a literal secret in
+    it as anywhere else."""
+    from ..syntax.strict_yaml import REPLACE_TAG
+
+    if type(data) is dict:
+        return {k: _without_replace(v) for k, v in data.items()}
+    if type(data) is tuple and len(data) == 2 and data[0] == REPLACE_TAG:
+        return _without_replace(data[1])
+    return data
 
 
 def _value_column(src: SourceFile, line: int, key: str) -> int:

@@ -1,0 +1,30 @@
+"""MAG006 (lint/layer_secrets.py) on what only a layer can write."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .conftest import REPO, git, run_cli
+
+
+def test_a_literal_under_replace_is_a_finding(tmp_path: Path) -> None:
+    """``!replace`` sets its value all the same (replacing instead of merging): a literal
+    secret under it, a scalar or in a subtree, is committed as any other, and the build
+    refuses it."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("magcfg.yaml", "schemas", "layers"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        copy(REPO / name, root / name)
+    (root / "layers/secrets/production/magws.yaml").write_text(
+        "magws:\n  app_secret: !replace CANARYrepl1\n")
+    (root / "layers/secrets/staging/magds.yaml").write_text(
+        "magds: !replace\n  connection:\n    password: CANARYrepl2\n")
+    git(root, "init", "-q")
+    done = run_cli(root, "lint")
+    assert done.returncode == 1, done.stderr
+    found = [line.split(" error:")[0] for line in done.stdout.splitlines()[0::2]]
+    assert found == ["layers/secrets/production/magws.yaml:2:15: MAG006",
+                     "layers/secrets/staging/magds.yaml:3:15: MAG006"]
+    assert "CANARY" not in done.stdout + done.stderr
