@@ -293,3 +293,33 @@ def test_a_huge_file_in_the_registry_mirror_is_refused_unread(
             f"{mirror}/..data/config.json: error: is larger than {MAX_FILE_BYTES} bytes")
     finally:
         last.stop()
+
+
+def test_a_mirror_that_cannot_be_written_is_an_outage_not_a_crash(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    """A file where the mirror goes (or a full disk) is the state directory's trouble:
+    the pull is a source failure, reported, and start boots the last known-good."""
+    hostile.publish(1)
+    public = hostile.public_key(tmp_path / "k.pub")
+
+    def kernel() -> Kernel:
+        return Kernel(hostile.reference(), [public], tmp_path / "state",
+                      environment="production", insecure_registry=True,
+                      registry_interval=3600)
+
+    kernel().start().stop()
+    mirror = tmp_path / "state/registry-mirror"
+    shutil.rmtree(mirror)
+    mirror.write_text("not a directory\n")
+    hostile.sign(hostile.publish(2))
+    again = kernel()
+    events: list[dict[str, Any]] = []
+    again.subscribe("*", events.append)
+    again.start()
+    try:
+        assert (again.version, again.booted_from) == (1, "last_known_good")
+        failed = [e["data"] for e in _of(events, SOURCE_FAILED)]
+        assert [f["reason"] for f in failed] == ["mirror_unwritable"], failed
+        assert f"{mirror}: cannot write the pulled artifact" in failed[0]["error"]
+    finally:
+        again.stop()

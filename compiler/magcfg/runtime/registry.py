@@ -32,6 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..durable import os_reason
 from ..errors import MagcfgError
 from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
@@ -136,7 +137,13 @@ class RegistrySource:
             # A stopped source writes nothing: its kernel may have removed the mirror.
             return False
         self.pulled = None  # while the mirror changes, nothing is known of what it holds
-        publish(self.mirror, files)
+        try:
+            publish(self.mirror, files)
+        except OSError as exc:
+            # The state directory's trouble (a full disk, a file where the mirror goes),
+            # not the registry's: the same outage, reported, and the config kept.
+            raise SourceRefused("mirror_unwritable", f"{self.mirror}: cannot write the "
+                                f"pulled artifact: {os_reason(exc)}") from None
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
         self.pulled = (digest, revision if isinstance(revision, str) else None)
