@@ -58,8 +58,8 @@ def flux_contexts(files: dict[str, SourceFile]) -> tuple[frozenset[str], tuple[s
             continue
         try:
             docs = list(yaml.safe_load_all(src.text))
-        except yaml.YAMLError:
-            continue
+        except (yaml.YAMLError, RecursionError):
+            continue  # not a manifest Flux reads (nested past any parser's depth)
         for doc in docs:
             if not (isinstance(doc, dict) and doc.get("kind") == "Kustomization"
                     and str(doc.get("apiVersion", "")).startswith(_FLUX_API)):
