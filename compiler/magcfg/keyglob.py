@@ -24,9 +24,10 @@ __all__ = ["KeyGlobs", "format_keypath", "parse_keypath"]
 
 _ESCAPE = re.compile(r"([\\.*])")
 _SPECIAL = frozenset("\\.*")
-# One character of a segment in the text form: anything but a separator or a
-# backslash, or a backslash and the character it escapes.
-_CHAR = r"(?:[^.\\]|\\.)"
+# A glob's segment (``_tokens``): ``None`` for an unescaped ``*``, a string for one
+# literal character.
+_Tokens = list[str | None]
+_DOUBLE_STAR: _Tokens = [None, None]
 
 
 def _escape(segment: str) -> str:
@@ -62,21 +63,55 @@ def parse_keypath(text: str) -> tuple[str, ...]:
                  for segment in _tokens(text))
 
 
-def _segment(tokens: list[str | None]) -> str:
-    """The regex of one segment of a glob (``_tokens``): a ``*`` within the segment, the
-    rest literal; a segment that is exactly ``**``, one or more whole segments."""
-    if tokens == [None, None]:
-        return rf"(?:{_CHAR}+\.)*{_CHAR}+"
-    return "".join(f"{_CHAR}*" if c is None else re.escape(_escape(c)) for c in tokens)
+def _segment_matches(tokens: _Tokens, segment: str) -> bool:
+    """Whether one glob segment covers one key segment: a ``*`` matches any run of
+    characters, the rest literally.
+
+    Greedy two-pointer matching: on a mismatch only the latest ``*`` takes one more
+    character, so the steps are at most ``len(tokens) * len(segment)``. (A regex with
+    one quantifier per star backtracks exponentially on ``*a*a*a...b``, and the patterns
+    come from a pull request.)"""
+    t = s = 0
+    star = -1  # the token index just after the latest star, -1 before any
+    star_s = 0  # where the characters that star takes end
+    while s < len(segment):
+        if t < len(tokens) and tokens[t] is None:
+            star, star_s = t + 1, s
+            t += 1
+        elif t < len(tokens) and tokens[t] == segment[s]:
+            t += 1
+            s += 1
+        elif star >= 0:
+            star_s += 1
+            t, s = star, star_s
+        else:
+            return False
+    return all(c is None for c in tokens[t:])
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(r"\.".join(map(_segment, _tokens(pattern))) + r"(?:\..*)?", re.DOTALL)
+def _covers(pattern: list[_Tokens], keypath: tuple[str, ...]) -> bool:
+    """Whether the glob (its segments) covers ``keypath`` or a key path it starts with.
 
-
-def _head_regex(pattern: str) -> re.Pattern[str]:
-    """What the first segment of a key path must be for ``pattern`` to cover it."""
-    return re.compile(_segment(_tokens(pattern)[0]), re.DOTALL)
+    The set of key positions the pattern's segments read so far can end at, advanced
+    one pattern segment at a time: at most ``len(pattern) * len(keypath)`` segment
+    matches, whatever the ``**`` and ``*`` in it."""
+    # The text form of the empty key path is one empty segment.
+    segments = keypath or ("",)
+    ends = {0}
+    for tokens in pattern:
+        if tokens == _DOUBLE_STAR:
+            # One or more whole segments, none of them empty.
+            ends, start = set(), min(ends)
+            for i in range(start, len(segments)):
+                if not segments[i]:
+                    break
+                ends.add(i + 1)
+        else:
+            ends = {i + 1 for i in ends
+                    if i < len(segments) and _segment_matches(tokens, segments[i])}
+        if not ends:
+            return False
+    return True
 
 
 class KeyGlobs:
@@ -84,34 +119,28 @@ class KeyGlobs:
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
-        self._regexes = [_regex(p) for p in self.patterns]
-        self._heads = [_head_regex(p) for p in self.patterns]
+        self._tokens = [_tokens(p) for p in self.patterns]
         # The key path a pattern without wildcards names (None for a glob).
         self._named = [None if any(c is None for seg in tokens for c in seg)
                        else tuple("".join(c for c in seg if c is not None) for seg in tokens)
-                       for tokens in map(_tokens, self.patterns)]
+                       for tokens in self._tokens]
 
     def may_cover_below(self, top: str) -> bool:
         """Whether any glob can cover a key path that starts with the segment ``top``
         (a file that sets only other top-level keys need not be read)."""
-        text = _escape(top)
-        return any(r.fullmatch(text) for r in self._heads)
+        return any(bool(top) if tokens[0] == _DOUBLE_STAR else _segment_matches(tokens[0], top)
+                   for tokens in self._tokens)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
     def matches(self, keypath: tuple[str, ...]) -> bool:
-        if not self._regexes:
-            return False  # no globs: nothing to format (a diff asks for every change)
-        # Matched against the escaped text form: a dot inside a segment is "\." there,
-        # which no separator in a pattern matches.
-        text = format_keypath(keypath)
-        return any(r.fullmatch(text) for r in self._regexes)
+        return any(_covers(tokens, keypath) for tokens in self._tokens)
 
     def matching(self, keypath: tuple[str, ...]) -> list[str]:
         """The patterns that cover ``keypath``."""
-        text = format_keypath(keypath)
-        return [p for p, r in zip(self.patterns, self._regexes, strict=True) if r.fullmatch(text)]
+        return [p for p, tokens in zip(self.patterns, self._tokens, strict=True)
+                if _covers(tokens, keypath)]
 
     def naming(self, keypath: tuple[str, ...]) -> list[str]:
         """The patterns that name exactly ``keypath``: no wildcard, not a parent of it."""
