@@ -300,6 +300,23 @@ def test_catastrophic_patterns_are_checked_in_linear_time() -> None:
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
 
 
+def test_nested_counted_repeats_are_refused_without_writing_them_out() -> None:
+    """Each count within bounds, the product a billion: run in a child with a time limit,
+    the compiler wrote each empty body out in turn."""
+    script = (
+        "import re\n"
+        "from magcfg.artifact import value_pattern\n"
+        "try:\n"
+        "    value_pattern('(?:(?:(?:){999}){999}){999}')\n"
+        "except re.error as error:\n"
+        "    print(error.msg)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, (
+        "is too large to check (more than 1000 steps once its counted repetitions are "
+        "written out; use minLength and maxLength for lengths)\n")), done.stderr
+
+
 @pytest.mark.parametrize(("pattern", "message"), [
     ("^(a)\\1$", "uses a backreference, which magcfg does not check (secret values are "
                  "checked without backtracking)"),
@@ -317,6 +334,11 @@ def test_catastrophic_patterns_are_checked_in_linear_time() -> None:
     ("(?:){4294967294}", "is too large to check (more than 1000 steps once its counted "
                          "repetitions are written out; use minLength and maxLength for "
                          "lengths)"),
+    # Each count within bounds, their product not: empty bodies written out a million
+    # times (three levels took minutes).
+    ("(?:(?:){999}){999}", "is too large to check (more than 1000 steps once its counted "
+                           "repetitions are written out; use minLength and maxLength for "
+                           "lengths)"),
     ("a(?:){500,1500}", "is too large to check (more than 1000 steps once its counted "
                         "repetitions are written out; use minLength and maxLength for "
                         "lengths)"),

@@ -411,6 +411,9 @@ _MAX_PROGRAM = 1000
 """The most steps a compiled value pattern may have (``x{1000}`` is a thousand). The
 time to check a value grows with its length times this (a few seconds at most for an
 8 KB value); lengths are what ``minLength`` and ``maxLength`` are for."""
+_MAX_WRITTEN = 100 * _MAX_PROGRAM
+"""The most times bodies may be written out while compiling, an empty one included: it
+emits no step, yet ``(?:(?:(?:){999}){999}){999}`` writes out a billion of them."""
 _TOO_LARGE = (f"is too large to check (more than {_MAX_PROGRAM} steps once its counted "
               "repetitions are written out; use minLength and maxLength for lengths)")
 _WORD = frozenset(string.ascii_letters + string.digits + "_")
@@ -453,6 +456,7 @@ class ValuePattern:
         # The program: ("char", test) | ("split", a, b) | ("jmp", a) | ("at", code) |
         # ("match",). Every instruction is at most one entry of the thread list.
         self._program: list[tuple[Any, ...]] = []
+        self._written = 0  # bodies written out so far (_MAX_WRITTEN)
         try:  # re's own parser, so the syntax accepted is exactly re's
             parser: Any = importlib.import_module("re._parser")
         except ImportError:
@@ -469,6 +473,9 @@ class ValuePattern:
         return len(self._program) - 1
 
     def _emit(self, items: list[tuple[Any, Any]], flags: int) -> None:
+        self._written += 1
+        if self._written > _MAX_WRITTEN:
+            raise re.error(_TOO_LARGE)
         for op, av in items:
             self._emit_one(str(op), av, flags)
 
