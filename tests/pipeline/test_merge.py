@@ -313,3 +313,17 @@ def test_loaded_layers_merge_into_plain_json(below: dict[str, Any], above: dict[
     for key, value in out.items():
         assert not _holds_marker(value), (key, value)
         fragment_bytes(key, value)
+
+
+def test_a_merge_key_that_is_a_list_is_an_error_where_it_is_set() -> None:
+    # A list cannot name an item: the merge looked items up by it and raised TypeError.
+    out, diags = _keyed({"a": [{"name": [1], "v": 1}]}, {"a": [{"name": "x"}]}).merge()
+    assert out == {"a": [{"name": [1], "v": 1}, {"name": "x"}]}
+    assert [(d.severity, d.file, d.key, d.code) for d in diags] == [
+        ("error", "l0/f.yaml", "a.0.name", "merge-key")]
+    assert "must be a scalar" in diags[0].message
+    out, diags = _keyed({"a": [{"name": "x"}]},
+                        {"a": [{"name": {"m": 1}}, ("!unset", {"name": [2]})]}).merge()
+    assert out == {"a": [{"name": "x"}]}
+    assert [(d.severity, d.file, d.key, d.code) for d in diags] == [
+        ("error", "l1/f.yaml", "a.0.name", "merge-key"), ("error", "l1/f.yaml", "a.1", "unset-item")]

@@ -144,6 +144,8 @@ class LayerStack:
             parts = [f for owner, f in entries if owner is layer]
             if not parts:
                 continue
+            if ctx.layer is not None:
+                ctx.below.append(ctx.layer)
             ctx.layer = layer
             tree = parts[0].data[key]
             ctx.file = parts[0].path
@@ -231,6 +233,7 @@ class _Context:
         self.merge_key = merge_key
         self.findings: list[_Finding] = []
         self.layer: Layer | None = None
+        self.below: list[Layer] = []  # the layers merged before ``layer``, lowest first
         self.file = ""
         self.markers = False
 
@@ -244,6 +247,14 @@ class _Context:
 
     def add(self, severity: Severity, keypath: tuple[str, ...], message: str, code: str) -> None:
         self.findings.append(_Finding(severity, self.file_for(keypath), keypath, message, code))
+
+    def add_below(self, severity: Severity, keypath: tuple[str, ...], message: str,
+                  code: str) -> None:
+        """A finding about a value a lower layer set: at the highest file below that sets
+        ``keypath`` (the current file if none does, as list items may have moved)."""
+        owner = next((f.path for layer in reversed(self.below) for f in layer.files
+                      if _lookup(f.data, keypath) is not None), self.file)
+        self.findings.append(_Finding(severity, owner, keypath, message, code))
 
 
 def _kind(value: Any) -> str:
@@ -300,11 +311,35 @@ def _overlay(below: Any, above: Any, path: tuple[str, ...], ctx: _Context) -> An
     return _strip(above, path, ctx) if ctx.markers else above
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _not_a_name(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the merge-key value that names a list item (None if it
+    can): the merge looks items up by it, and a list or a map is no name."""
+    if type(value) in _SCALARS:
+        return None
+    return (f"the merge key {key!r} (x-magcfg-merge-key) of a list item is {_kind(value)}; "
+            "it names the item, so it must be a scalar (a string or a number)")
+
+
 def _merge_keyed_list(below: list[Any], above: list[Any], key: str, path: tuple[str, ...],
                       ctx: _Context) -> list[Any]:
     out = list(below)
-    index = {item.get(key): i for i, item in enumerate(out) if type(item) is dict}
+    index: dict[Any, int] = {}
+    for i, item in enumerate(out):
+        if type(item) is dict:
+            problem = _not_a_name(key, item.get(key))
+            if problem is None:
+                index[item.get(key)] = i
+            else:
+                ctx.add_below("error", (*path, str(i), key), problem, "merge-key")
     for j, item in enumerate(above):
+        if type(item) is dict and key in item:
+            problem = _not_a_name(key, item[key])
+            if problem is not None:
+                ctx.add("error", (*path, str(j), key), problem, "merge-key")
+                continue
         if is_unset_item(item):
             name = _unset_item_name(item, key, (*path, str(j)), ctx)
             if name is ABSENT:
@@ -336,6 +371,10 @@ def _unset_item_name(item: tuple[str, dict[str, Any]], key: str, path: tuple[str
         ctx.add("error", path, f"!unset item names {written!r}, but this list merges on "
                 f"{key!r} (x-magcfg-merge-key): write `- !unset {{{key}: ITEM}}`",
                 "unset-item")
+        return ABSENT
+    problem = _not_a_name(key, item[1][key])
+    if problem is not None:
+        ctx.add("error", path, problem, "unset-item")
         return ABSENT
     return item[1][key]
 
