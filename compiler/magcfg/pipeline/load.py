@@ -72,8 +72,12 @@ class ParsedFile:
         or of its deepest ancestor written there (``syntax.locate``). The file's lines
         are read once for all the key paths asked about (a promotion asks hundreds)."""
         found = self._lines
-        if found is None or found[0] != raw:
-            found = self._lines = (raw, simple_lines(self.path, raw))
+        if found is None or found[0] is not raw:
+            # Equal bytes read anew keep the index, and are kept so that the next
+            # comparison is by identity (it was by content each time: a megabyte per key).
+            lines = found[1] if found is not None and found[0] == raw else simple_lines(
+                self.path, raw)
+            found = self._lines = (raw, lines)
         return line_in(self.path, raw, found[1], self.file_keypath(keypath))
 
     @property

@@ -170,14 +170,21 @@ class LayerStack:
 
     def _locate(self, findings: list[_Finding]) -> list[Diagnostic]:
         by_path = {f.path: f for f in self.files()}
+        # Each file read once, however many findings it has: the same bytes object also
+        # keeps ParsedFile.line's index of its lines (thousands of redundant overrides in
+        # one file read and compared it once per finding).
+        raws: dict[str, bytes | None] = {}
         out = []
         for f in findings:
-            try:
-                raw = self.source.read(f.file)
-                parsed = by_path.get(f.file)
-                line = parsed.line(raw, f.keypath) if parsed else locate(f.file, raw, f.keypath)
-            except OSError:
-                line = None
+            if f.file not in raws:
+                try:
+                    raws[f.file] = self.source.read(f.file)
+                except OSError:
+                    raws[f.file] = None
+            raw = raws[f.file]
+            parsed = by_path.get(f.file)
+            line = (None if raw is None else parsed.line(raw, f.keypath) if parsed
+                    else locate(f.file, raw, f.keypath))
             out.append(Diagnostic(f.file, line, format_keypath(f.keypath), f.message, f.severity,
                                   f.code))
         return out
