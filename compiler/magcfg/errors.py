@@ -6,6 +6,7 @@ a build can collect all of them before it fails.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Iterable
@@ -53,6 +54,26 @@ def printable(text: str, *, lines: bool = False) -> str:
     if text.isprintable():  # no control (Cc), format (Cf) or surrogate (Cs) character
         return text
     return _unprintable(lines).sub(_escape, text)
+
+
+_HINT_LENGTH = 100
+"""The longest name a "did you mean" hint is looked for (a typo of a real name is short)."""
+_HINT_WORK = 250_000
+"""The most character pairs one hint may compare: difflib's ratio is quadratic in the
+lengths, and a name or a schema's keys from a pull request can be kilobytes each."""
+
+
+def close_match(name: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` that ``name`` is most likely a typo of (difflib's ratio at
+    least 0.6), or None: none is close, or comparing would cost too much."""
+    if len(name) > _HINT_LENGTH:
+        return None
+    # The ratio is at most 2*min/(len sum): 0.6 needs the shorter at least 3/7 of the longer.
+    candidates = [k for k in known if 3 * max(len(k), len(name)) <= 7 * min(len(k), len(name))]
+    if sum(len(k) for k in candidates) * len(name) > _HINT_WORK:
+        return None
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def md_code(text: str, *, in_table: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from typing import Any
 
@@ -49,3 +50,38 @@ def test_a_keys_own_violation_is_found_under_a_relating_root(mini: Project) -> N
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  port: not-a-port\n")
     said = _build(mini, RELATING[0])
     assert any("dev/magds.yaml:2" in s and "port" in s for s in said), said
+
+
+def test_did_you_mean_compares_a_bounded_number_of_characters(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """difflib is quadratic in the lengths: a hint for each of a few unknown 3,000-character
+    keys among 400 known ones took minutes. Counted (and not run) here: the character
+    pairs the hints ask difflib to compare."""
+    asked: list[int] = []
+
+    def close_matches(word: str, possibilities: list[str], *_: Any, **__: Any) -> list[str]:
+        asked.append(len(word) * sum(map(len, possibilities)))
+        return []
+
+    monkeypatch.setattr(difflib, "get_close_matches", close_matches)
+    known = {f"{i:03d}" + "ab" * 1500: {"type": "integer"} for i in range(400)}
+    schema: dict[str, Any] = copy.deepcopy(MINI_SCHEMA)
+    schema["properties"]["magds"]["properties"].update(known)
+    mini.write("schemas/schema.json", json.dumps(schema))
+    unknown = [f"x{i}" + "ab" * 1500 for i in range(3)]
+    # An explicit key (`? KEY`): a plain one is at most 1,024 characters in YAML.
+    mini.write("layers/base/magds.yaml", "magds:\n  host: db\n" + "".join(
+        f"  ? {key}\n  : 1\n" for key in unknown))
+    with pytest.raises(magcfg.BuildError) as failed:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"), cache=BuildCache(None))
+    assert sorted(str(d.key) for d in failed.value.diagnostics) == sorted(
+        f"magds.{key}" for key in unknown)
+    assert sum(asked) <= 1_000_000
+
+
+def test_did_you_mean_still_names_a_typo(mini: Project) -> None:
+    mini.write("layers/base/magds.yaml", "magds:\n  host: db\n  prot: 1\n")
+    with pytest.raises(magcfg.BuildError) as failed:
+        magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"), cache=BuildCache(None))
+    assert [d.message for d in failed.value.diagnostics] == [
+        "unknown key 'prot' (did you mean 'port'?) (environments dev, prod)"]

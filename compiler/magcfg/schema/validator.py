@@ -26,11 +26,10 @@ to write and to locate, not 100,000.
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
-from ..errors import BuildError, printable
+from ..errors import BuildError, close_match, printable
 from .dialect import dangling_ref, located, refuse_retrieval
 from .index import Schema, fragment_safe, fragment_schema
 
@@ -142,9 +141,9 @@ class Validator:
             if name == "additionalProperties":
                 known = index.known_keys(keypath)
                 for key in unexpected[:shown]:
-                    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                    hint = close_match(key, known)
                     msg = f"unknown key {key!r}"
-                    msg += f" (did you mean {hint[0]!r}?)" if hint else (
+                    msg += f" (did you mean {hint!r}?)" if hint else (
                         f"; known keys here: {printable(', '.join(known))}"
                         if 0 < len(known) <= 12 else "")
                     out.append(SchemaViolation((*keypath, key), msg, "unknown-key"))
