@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from magcfg.durable import (
     replace_directories,
     sha256_regular,
 )
+
+from .conftest import calls
 
 READERS = [read_regular, sha256_regular]
 
@@ -96,6 +99,18 @@ def test_replaces_several_directories_staged_at_once(tmp_path: Path) -> None:
     for env in ("dev", "staging", "prod"):
         assert (tmp_path / f"out/{env}/a.json").read_bytes() == env.encode() * 1000
     assert sorted(os.listdir(tmp_path / "out")) == ["dev", "prod", "staging"]
+
+
+def test_many_directories_are_staged_by_a_few_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thread each: with 2,000 environments one could not start, and the build failed
+    # with RuntimeError: cannot join thread before it is started.
+    started = calls(monkeypatch, threading.Thread, "start")
+    envs = [f"env{i}" for i in range(40)]
+    updates = [DirectoryUpdate(f"out/{env}", {"a": env.encode()}) for env in envs]
+    assert replace_directories(tmp_path, updates) == [f"out/{env}/a" for env in envs]
+    assert all((tmp_path / f"out/{env}/a").read_bytes() == env.encode() for env in envs)
+    assert 1 <= len(started) <= 8
 
 
 def test_one_directory_that_cannot_be_staged_changes_none(tmp_path: Path) -> None:
