@@ -120,6 +120,8 @@ def test_tampered_payload_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [b"not json", b"[]", b'{"payloadType": "x"}',
+                                     # Nested past json's parser: RecursionError before.
+                                     b"[" * 100_000 + b"]" * 100_000,
                                      b'{"payloadType": "application/vnd.in-toto+json", '
                                      b'"payload": "%%%", "signatures": []}'])
 def test_malformed_envelopes(tmp_path: Path, content: bytes) -> None:
@@ -129,3 +131,14 @@ def test_malformed_envelopes(tmp_path: Path, content: bytes) -> None:
     (env_dir / ATTESTATION_NAME).write_bytes(content)
     with pytest.raises(VerificationError, match=ATTESTATION_NAME):
         verify_artifact(env_dir, [key.public_key()], environment="production")
+
+
+def test_a_signed_payload_nested_past_the_parser_is_refused() -> None:
+    key = Ed25519PrivateKey.generate()
+    payload = b"[" * 100_000 + b"]" * 100_000
+    envelope = json.dumps({
+        "payload": base64.b64encode(payload).decode(), "payloadType": PAYLOAD_TYPE,
+        "signatures": [{"sig": base64.b64encode(key.sign(pae(PAYLOAD_TYPE, payload))).decode()}],
+    }).encode()
+    with pytest.raises(VerificationError, match="payload is not JSON"):
+        verify_attestation(envelope, {}, [key.public_key()])

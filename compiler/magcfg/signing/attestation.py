@@ -146,7 +146,7 @@ def verify_attestation(envelope_bytes: bytes, subjects: Mapping[str, bytes],
 
     try:
         envelope = json.loads(envelope_bytes)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the parser
         raise fail("not valid JSON") from None
     if not isinstance(envelope, dict) or envelope.get("payloadType") != PAYLOAD_TYPE:
         raise fail(f"not a DSSE envelope with payloadType {PAYLOAD_TYPE}")
@@ -176,7 +176,7 @@ def verify_attestation(envelope_bytes: bytes, subjects: Mapping[str, bytes],
         raise fail("no signature by a trusted key")
     try:
         statement = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise fail("payload is not JSON") from None
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
         raise fail(f"payload is not an in-toto Statement ({STATEMENT_TYPE})")
