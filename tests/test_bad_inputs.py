@@ -167,6 +167,12 @@ def test_secret_literal_is_never_echoed(mini: Project) -> None:
      "environment name"),
     ("environments: [dev]\nlayers:\n  - {name: b, path: ../x}\nschema: {json: s.json}\n",
      "inside the project"),
+    # Each a build of its own: 2,000 took the memory of thousands of builds, and a
+    # thread each to write.
+    ("environments: [" + ", ".join(f"e{i}" for i in range(2000)) + "]\nlayers:\n"
+     "  - {name: b, path: l}\nschema: {json: s.json}\n",
+     "magcfg.yaml:1: error: environments lists 2000 names; at most 256 (each is a build of "
+     "its own) [environments]"),
     ("- dev\n- prod\n", "magcfg.yaml:1: error: the top level of a project file must be "
      "a mapping\n"),
     ("just text\n", "magcfg.yaml:1: error: the top level of a project file must be a "

@@ -28,6 +28,12 @@ from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
 PROJECT_FILE_NAMES = ("magcfg.yaml", "magcfg.yml")
 LAYER_SUFFIXES = (".yaml", ".yml", ".cue")
 """Layer files: YAML, and CUE (evaluated by ``cue export``, see cue/layers.py)."""
+
+MAX_ENVIRONMENTS = 256
+"""The most environments a project may list. Each is merged, validated, checked against
+CUE and written on its own, so a pull request listing thousands would take a build's
+time and memory many times over; none of ours comes near."""
+
 KNOWN_SECTIONS = frozenset({
     "version", "environments", "layers", "schema", "output", "cache",
     # feature sections, each validated by the stage that owns it
@@ -355,6 +361,9 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     if not isinstance(envs, list) or not envs or not all(isinstance(e, str) for e in envs):
         err(("environments",), "environments must be a non-empty list of names")
         envs = []
+    elif len(envs) > MAX_ENVIRONMENTS:
+        err(("environments",), f"environments lists {len(envs)} names; at most "
+                               f"{MAX_ENVIRONMENTS} (each is a build of its own)")
     for e in envs:
         if isinstance(e, str) and not ENVIRONMENT_NAME.fullmatch(e):
             err(("environments",), f"environment name {e!r} must match {ENVIRONMENT_NAME.pattern}")
