@@ -7,7 +7,7 @@ import pytest
 from magcfg.lint import lint
 
 from ..conftest import failed_cleanly, tree_state
-from .conftest import MakeRepo, run_cli
+from .conftest import Fixture, MakeRepo, run_cli
 
 
 def test_api_key_literals_in_python_are_found(make_repo: MakeRepo) -> None:
@@ -111,3 +111,23 @@ def test_yaml_and_json_values_where_only_a_parser_sees_them(make_repo: MakeRepo)
                      "k8s/values.yaml:10:18", "k8s/values.yaml:12:18", "k8s/values.yaml:15:5",
                      "k8s/values.yaml:18:10"]
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def expected_and_found(repo: Fixture) -> tuple[set[tuple[str, int, str]], set[tuple[str, int, str]]]:
+    """The fixture's marked findings, and what lint finds."""
+    return repo.expected, {(f.file, f.line, f.rule) for f in lint(repo.root).findings}
+
+
+def test_permission_levels_are_not_secrets(make_repo: MakeRepo) -> None:
+    repo = make_repo({".github/workflows/ci.yml": """\
+permissions:
+  id-token: write
+  contents: read
+jobs:
+  deploy:
+    permissions: {id-token: write, contents: none}
+    env:
+      API_TOKEN: CANARYgha1 «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected

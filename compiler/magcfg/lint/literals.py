@@ -15,6 +15,9 @@ _PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%[sdr]$|^
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
                          "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
                          "undefined"})
+# Access levels, not secrets (`none` is above): GitHub Actions' `id-token: write` lets a
+# job request an OIDC token, and a secret-like name is all that line has.
+_PERMISSIONS = frozenset({"read", "write"})
 
 
 def is_literal(value: str) -> bool:
@@ -22,7 +25,7 @@ def is_literal(value: str) -> bool:
     v = value.strip()
     if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'`":
         v = v[1:-1].strip()
-    if not v or v.lower() in _NOT_VALUES:
+    if not v or v.lower() in _NOT_VALUES or v.lower() in _PERMISSIONS:
         return False
     if _REFERENCE.search(v) or _PLACEHOLDER.match(v):
         return False
