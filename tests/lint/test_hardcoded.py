@@ -131,3 +131,46 @@ jobs:
 """})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+SOPS = "ENC[AES256_GCM,data:Q0FOQVJZc29wczE=,iv:q2Jk8nD4wV0xYz+/AbC=,tag:Ab3dQ9xZ+w==,type:str]"
+SEALED = "AgCANARYs3aL1q9vTz4Kx8mN2pR7wB5yH0jF6dG3cE1uQ8oI4tL7nM9kV2bX5zS0aW"
+
+
+def test_encrypted_values_are_not_literals(make_repo: MakeRepo) -> None:
+    """SOPS values and a SealedSecret's encryptedData are ciphertext; a token format there
+    is still a finding, and so is a literal in any other document or field."""
+    repo = make_repo({
+        "secrets/db.enc.yaml": f"db:\n  password: {SOPS}\n  token: ENC[CANARYnotsops1] «MAG002»\n",
+        "secrets/app.enc.json": f'{{"api_key": "{SOPS}"}}\n',
+        "secrets/app.enc.env": f"DB_PASSWORD={SOPS}\n",
+        "k8s/sealed.yaml": f"""\
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata:
+  name: db
+spec:
+  encryptedData:
+    password: {SEALED}
+    api_token: "{SEALED}"
+    private_key: >-
+      {SEALED}
+    github: ghp_CANARY0abcdefghijklmnopqrstuvwxyz1234 «MAG002»
+  template:
+    metadata:
+      name: db
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: not-sealed
+data:
+  password: CANARYplain1 «MAG002»
+spec:
+  encryptedData:
+    password: CANARYplain2 «MAG002»
+""",
+        "k8s/sealed.json": '{"kind": "SealedSecret", "spec": {"encryptedData": {\n'
+                           f'  "token": "{SEALED}"}}}}}}\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected

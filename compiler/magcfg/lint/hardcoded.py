@@ -265,6 +265,40 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
+def _sealed_lines(src: SourceFile) -> frozenset[int]:
+    """The lines of a Bitnami SealedSecret's ``spec.encryptedData`` entries: ciphertext
+    that only the cluster's controller can open, so neither a secret-like key's value nor
+    a high-entropy string there is a finding (a token format still is)."""
+    if "SealedSecret" not in src.text or "encryptedData" not in src.text:
+        return frozenset()
+    import yaml
+
+    def child(node: Any, name: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == name:
+                    return value
+        return None
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    lines: set[int] = set()
+    try:
+        for doc in yaml.compose_all(src.text, Loader=loader):
+            kind = child(doc, "kind")
+            data = child(child(doc, "spec"), "encryptedData")
+            if not (isinstance(kind, yaml.ScalarNode) and kind.value == "SealedSecret"
+                    and isinstance(data, yaml.MappingNode)):
+                continue
+            for key, value in data.value:
+                end = value.end_mark
+                # A block scalar ends at the start of the line after its last.
+                last = end.line if end.column > 0 else end.line - 1
+                lines.update(range(key.start_mark.line + 1, max(key.start_mark.line, last) + 2))
+    except yaml.YAMLError:
+        pass  # not YAML (a Helm template): each line is read alone, as the line rule does
+    return frozenset(lines)
+
+
 def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     text = src.text
     # Plain substring tests first (`Password=`, `PWD=`, `://:`): most files have none.
@@ -395,14 +429,20 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     if kind is not None:
         example = bool(_EXAMPLE.search(src.name))
         structured = kind in ("yaml", "json")
+        ciphertext = _sealed_lines(src) if structured else frozenset()
         elsewhere: list[int] = []
+        found: list[Iterator[tuple[int, Hit]]] = []
         if not example and _has_secret_word(src.text):
-            for number, hit in _key_hits(src, kind, elsewhere if structured else None):
+            found.append(_key_hits(src, kind, elsewhere if structured else None))
+        found.append(entropy_hits(src))
+        for number, hit in itertools.chain.from_iterable(found):
+            if number not in ciphertext:
                 keep(number, hit)
         if not example and structured and (elsewhere or _keys_only_a_parser_reads(src.text)):
             for number, hit in _parsed_hits(src, kind):
-                keep(number, hit)
-        for number, hit in itertools.chain(entropy_hits(src), _connection_hits(src)):
+                if number not in ciphertext:
+                    keep(number, hit)
+        for number, hit in _connection_hits(src):
             keep(number, hit)
     for number in sorted(hits):
         hit = hits[number]

@@ -18,6 +18,9 @@ _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "non
 # Access levels, not secrets (`none` is above): GitHub Actions' `id-token: write` lets a
 # job request an OIDC token, and a secret-like name is all that line has.
 _PERMISSIONS = frozenset({"read", "write"})
+# A SOPS-encrypted value: ciphertext that only the holder of the file's key can read.
+_SOPS_CIPHERTEXT = re.compile(
+    r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:[a-z]+\]")
 
 
 def is_literal(value: str) -> bool:
@@ -27,6 +30,6 @@ def is_literal(value: str) -> bool:
         v = v[1:-1].strip()
     if not v or v.lower() in _NOT_VALUES or v.lower() in _PERMISSIONS:
         return False
-    if _REFERENCE.search(v) or _PLACEHOLDER.match(v):
+    if _REFERENCE.search(v) or _PLACEHOLDER.match(v) or _SOPS_CIPHERTEXT.fullmatch(v):
         return False
     return not v.startswith(("&", "*"))  # YAML anchors/aliases point elsewhere
