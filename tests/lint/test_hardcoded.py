@@ -174,3 +174,19 @@ spec:
                            f'  "token": "{SEALED}"}}}}}}\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_prose_and_labels_are_not_secrets(make_repo: MakeRepo) -> None:
+    """UI and i18n text under a secret-like key: several words of letters, or the key's own
+    words. A passphrase of plain words reads as prose too (docs/lint.md's trade-off)."""
+    repo = make_repo({
+        "web/locales/en.json": '{"password": "Password", "token": "Access token",\n'
+                               ' "apiKey": "API key", "secret": "Contraseña secreta",\n'
+                               ' "db_password": "password"} «MAG002»\n',
+        "config/locales/en.yml": 'en:\n  password_confirmation: "Password confirmation"\n'
+                                 '  session_token: "CANARY two2 words" «MAG002»\n',
+        "app/errors.py": 'INVALID_TOKEN = "Invalid or expired token"\n'
+                         'API_TOKEN = "CANARYtok1 expired" «MAG002»\n'
+                         'PASSPHRASE = "correct horse battery staple"\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected

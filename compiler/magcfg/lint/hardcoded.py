@@ -69,9 +69,15 @@ _NAMES_A_KEY = frozenset({"password", "passwd", "pwd", "passphrase", "token", "c
 _SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+def _words(name: str) -> list[str]:
+    """A name's words, lower-case, in any case or separator style (``apiKey``,
+    ``API_KEY``, ``api-key`` are all ``api``, ``key``)."""
+    return [t.lower() for t in _SPLIT.split(name) if t]
+
+
 def key_is_secret(key: str) -> bool:
     """Whether a key name says its value is a secret (``DB_PASSWORD``, ``apiKey``, ...)."""
-    tokens = [t.lower() for t in _SPLIT.split(key) if t]
+    tokens = _words(key)
     if not tokens or tokens[-1] in _NOT_SECRET_LAST or tokens[0] in _NOT_SECRET_FIRST:
         return False
     if any(t in _NOT_SECRET_ANY for t in tokens):
@@ -159,16 +165,16 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                 # missing, a literal secret like any other.
                 if (key_is_secret(key) or key_is_secret(fallback.group(1))) \
                         and is_literal(fallback.group(2)) \
-                        and not _self_named(key, fallback.group(2), kind):
+                        and not _not_key_material(key, fallback.group(2), kind):
                     yield number, Hit(col, f"`{key}` falls back to a literal value "
                                            f"({REDACTED})", 1)
-            elif key_is_secret(key) and is_literal(value) and not _self_named(key, value, kind):
+            elif key_is_secret(key) and is_literal(value) and not _not_key_material(key, value, kind):
                 yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
         if kind == "code":
             for default in _GETENV_DEFAULT.finditer(line):
                 var, literal = default.group(1), default.group(2)
                 if key_is_secret(var) and is_literal(literal) \
-                        and not _self_named(var, literal, kind):
+                        and not _not_key_material(var, literal, kind):
                     yield number, Hit(default.start(2) + 1, f"env var `{var}` falls back to "
                                                              f"a literal value ({REDACTED})", 1)
         if kind == "yaml":
@@ -250,7 +256,7 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                     # material; a key block in PEM is the format detectors'.
                     if (key is not None and value is not None and key_is_secret(key)
                             and len(value.split()) == 1 and is_literal(value)
-                            and not _self_named(key, value, kind)):
+                            and not _not_key_material(key, value, kind)):
                         mark = event.start_mark
                         assert mark is not None  # the parser marks every event
                         yield mark.line + 1, Hit(mark.column + 1, f"`{printable(key)}` is "
@@ -371,13 +377,29 @@ def _names_a_key(value: str) -> bool:
                for part in re.split(r"[._-]", value))
 
 
+def _not_key_material(key: str, value: str, kind: str) -> bool:
+    """Whether a literal under a secret-like key is a name or text, not the secret."""
+    return _self_named(key, value, kind) or _is_text(key, value)
+
+
+def _is_text(key: str, value: str) -> bool:
+    """Prose or a label: two or more words of letters only (``"Invalid or expired token"``,
+    UI and i18n strings), or the key's own words (``"password": "Password"``). A
+    passphrase of plain words (``correct horse battery staple``) reads as prose too and is
+    missed: the price of not flagging every message about a password."""
+    words = value.strip().strip("\"'`").split()
+    if len(words) >= 2 and all(w.isalpha() for w in words):
+        return True
+    return _words(value) == _words(key)
+
+
 def _self_named(key: str, value: str, kind: str) -> bool:
     v = value.strip("\"'`")
     # `secretKey: MAGCFG_DB_PASSWORD` (External Secrets, Helm charts) names the key of a
     # Kubernetes Secret: an env-var name, or in a manifest a kebab/snake-case name; never
     # a value with long letter-digit runs. In code, `API_KEY = "..."` is key material
     # unless it names an env var.
-    tokens = [t.lower() for t in _SPLIT.split(key) if t]
+    tokens = _words(key)
     if tokens and tokens[-1] == "key" and (
             _ENV_VAR_NAME.fullmatch(v)
             or (kind != "code" and (v.islower() or v.isupper()) and _names_a_key(v.lower()))):
