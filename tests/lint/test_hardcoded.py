@@ -190,3 +190,22 @@ def test_prose_and_labels_are_not_secrets(make_repo: MakeRepo) -> None:
                          'PASSPHRASE = "correct horse battery staple"\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_a_flow_collection_is_read_by_the_parser(make_repo: MakeRepo) -> None:
+    """A flow mapping under a secret-like key holds settings, not the secret (cert-manager's
+    privateKey); what is in it, and a block sequence's items under a secret-like key, are
+    read as the parser reads them (`[redacted]` stays a placeholder)."""
+    repo = make_repo({"k8s/cert.yaml": """\
+apiVersion: cert-manager.io/v1
+kind: Certificate
+spec:
+  privateKey: {algorithm: ECDSA, size: 256}
+  keystores: {pkcs12: {create: true, passwordSecretRef: {name: p12, key: password}}}
+tls: {privateKey: CANARYflow2} «MAG002»
+api_key: [redacted]
+password:
+  - CANARYseq2 «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected

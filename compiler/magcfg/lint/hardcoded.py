@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import printable
@@ -168,7 +169,8 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                         and not _not_key_material(key, fallback.group(2), kind):
                     yield number, Hit(col, f"`{key}` falls back to a literal value "
                                            f"({REDACTED})", 1)
-            elif key_is_secret(key) and is_literal(value) and not _not_key_material(key, value, kind):
+            elif (key_is_secret(key) and is_literal(value) and not _flow_collection(value, kind)
+                  and not _not_key_material(key, value, kind)):
                 yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
         if kind == "code":
             for default in _GETENV_DEFAULT.finditer(line):
@@ -198,18 +200,25 @@ _FLOW_KEY = re.compile(r"""[{\[,]\s*["']?([^\s"',:{}\[\]]+)["']?\s*:""")
 _COMPLEX_KEY = re.compile(r"^\s*(?:-\s+)?\?(?:\s|$)", re.MULTILINE)
 
 
+def _flow_collection(value: str, kind: str) -> bool:
+    """A YAML flow mapping or sequence (``{algorithm: ECDSA, size: 256}``): not one value
+    but several, which the parser reads (``_value_elsewhere``)."""
+    return kind == "yaml" and value.startswith(("{", "["))
+
+
 def _value_elsewhere(pairs: list[tuple[str, str, int]], kind: str) -> bool:
     """Whether a YAML or JSON line with a secret word may set a secret-like key in a way
     only a parser sees: no key and value the line rule reads, a secret-like key whose
-    value is on a later line or behind an anchor or alias, or a flow collection with a
-    secret-like key."""
+    value is on a later line, behind an anchor or alias or in a flow collection, or a
+    flow collection with a secret-like key."""
     if not pairs:
         return True
     for key, value, _ in pairs:
         if value.startswith(("{", "[")) and any(map(key_is_secret, _FLOW_KEY.findall(value))):
             return True
         if key_is_secret(key) and ((kind == "yaml" and value in _LATER_VALUES)
-                                   or value.startswith(("*", "&"))):
+                                   or value.startswith(("*", "&"))
+                                   or _flow_collection(value, kind)):
             return True
     return False
 
@@ -220,17 +229,28 @@ def _keys_only_a_parser_reads(text: str) -> bool:
     return bool(_QUOTED_KEY_ESCAPE.search(text) or ("?" in text and _COMPLEX_KEY.search(text)))
 
 
+@dataclass
+class _Open:
+    """A collection the YAML parser is inside."""
+
+    mapping: bool
+    key: str | None = None
+    """A mapping's: the key its next value is under; a sequence's: the key it is the value
+    of, which its items are under (None: no plain string key)."""
+    at_key: bool = True
+    """A mapping's: whether its next node is a key."""
+
+
 def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     """The key rule over what a YAML parser reads from ``src`` (JSON is YAML): each
-    scalar or alias under a secret-like key, wherever its value is written. A file that
-    is not YAML (a Helm template) has the line rule's findings only."""
+    scalar or alias under a secret-like key (an item of a block sequence there included),
+    wherever its value is written. A file that is not YAML (a Helm template) has the line
+    rule's findings only."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     anchors: dict[str, str | None] = {}
-    # For each open collection: whether it is a mapping, whether its next node is a key,
-    # and the key a value would be under (None: not a plain string key).
-    stack: list[list[Any]] = []
+    stack: list[_Open] = []
     try:
         for event in yaml.parse(src.text, Loader=loader):
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
@@ -247,23 +267,29 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
             if event.anchor is not None and not isinstance(event, yaml.AliasEvent):
                 anchors[event.anchor] = value
             top = stack[-1] if stack else None
-            if top is not None and top[0]:
-                if top[1]:
-                    top[2] = value if isinstance(event, yaml.ScalarEvent) else None
+            under: str | None = None  # the key this node is the value (or an item) of
+            if top is not None and top.mapping:
+                if top.at_key:
+                    top.key = value if isinstance(event, yaml.ScalarEvent) else None
                 else:
-                    key = top[2]
-                    # Words apart are prose (`private_key: |` over "see vault"), not key
-                    # material; a key block in PEM is the format detectors'.
-                    if (key is not None and value is not None and key_is_secret(key)
-                            and len(value.split()) == 1 and is_literal(value)
-                            and not _not_key_material(key, value, kind)):
-                        mark = event.start_mark
-                        assert mark is not None  # the parser marks every event
-                        yield mark.line + 1, Hit(mark.column + 1, f"`{printable(key)}` is "
-                                                 f"assigned a literal value ({REDACTED})", 1)
-                top[1] = not top[1]
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                stack.append([isinstance(event, yaml.MappingStartEvent), True, None])
+                    under = top.key
+                top.at_key = not top.at_key
+            elif top is not None:
+                under = top.key
+            # Words apart are prose (`private_key: |` over "see vault"), not key material;
+            # a key block in PEM is the format detectors'.
+            if (under is not None and value is not None and key_is_secret(under)
+                    and len(value.split()) == 1 and is_literal(value)
+                    and not _not_key_material(under, value, kind)):
+                mark = event.start_mark
+                assert mark is not None  # the parser marks every event
+                yield mark.line + 1, Hit(mark.column + 1, f"`{printable(under)}` is "
+                                         f"assigned a literal value ({REDACTED})", 1)
+            if isinstance(event, yaml.MappingStartEvent):
+                stack.append(_Open(mapping=True))
+            elif isinstance(event, yaml.SequenceStartEvent):
+                # `[redacted]` is a placeholder in any file kind, not a list of one value.
+                stack.append(_Open(mapping=False, key=None if event.flow_style else under))
     except yaml.YAMLError:
         return
 
