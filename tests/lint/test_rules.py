@@ -266,6 +266,23 @@ def test_suppression_works_in_every_comment_syntax(make_repo: MakeRepo) -> None:
     assert result.findings == [] and result.suppressed == 4
 
 
+def test_suppression_works_in_prose_and_examples_of_it_are_no_finding(make_repo: MakeRepo
+                                                                       ) -> None:
+    token = "ghp_CANARY0abcdefghijklmnopqrstuvwxyz1234"
+    repo = make_repo({
+        "docs/incident.md": f"The leaked key was {token} "
+                            "<!-- magcfg: ignore[MAG002] reason: revoked, kept for the record -->\n"
+                            "Without a reason, `magcfg: ignore[MAG002]` suppresses nothing.\n"
+                            f"And {token} here is not suppressed. «MAG002»\n",
+        "docs/incident.rst": f"Key ``{token}`` (magcfg: ignore[MAG002] reason: revoked)\n"
+                             "Unknown ids: ``magcfg: ignore[MAG999] reason: x``.\n",
+        "notes.txt": f"{token}  # magcfg: ignore[MAG002] reason: revoked\n",
+    })
+    result = lint(repo.root)
+    assert {(f.file, f.line, f.rule) for f in result.findings} == repo.expected
+    assert result.suppressed == 3
+
+
 def test_env_file_inline_safe_default(make_repo: MakeRepo) -> None:
     repo = make_repo({"config/app.env": "A=${A:-1} # safe-default: harmless\nB=${B:-2}\n"})
     assert [(f.line, f.rule) for f in lint(repo.root).findings] == [(2, "MAG001")]
