@@ -209,3 +209,39 @@ password:
 """})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_hcl_powershell_vue_and_templates_have_the_key_rule(make_repo: MakeRepo) -> None:
+    """Each file kind that assigns a secret-like key: HCL, Terraform state (JSON),
+    PowerShell, Vue, and a template, as the file its name has without the suffix. Only an
+    explicit example marker exempts a file: `template.yaml` is AWS SAM's default name."""
+    repo = make_repo({
+        "infra/main.tf": 'resource "aws_db_instance" "db" {\n'
+                         '  password = "CANARYtf1" «MAG002»\n'
+                         '  master_password = var.db_password\n}\n',
+        "infra/prod.tfvars": 'db_password = "CANARYtfv1" «MAG002»\n',
+        "infra/terragrunt.hcl": 'inputs = {\n  api_token = "CANARYhcl1" «MAG002»\n}\n',
+        "infra/terraform.tfstate": '{"resources": [{"instances": [{"attributes": {\n'
+                                   '  "password": "CANARYstate1", «MAG002»\n'
+                                   '  "password_wo": null}}]}]}\n',
+        "ops/deploy.ps1": '$password = "CANARYps1" «MAG002»\n$env:API_TOKEN = "CANARYps2" «MAG002»\n'
+                          '$token = $env:API_TOKEN\n',
+        "web/Login.vue": "<script>\nconst apiKey = 'CANARYvue1' «MAG002»\n</script>\n",
+        "helmfile/values.yaml.gotmpl": "password: CANARYgo1 «MAG002»\n"
+                                       'token: {{ requiredEnv "TOKEN" }}\n',
+        "ansible/app.yaml.j2": "password: CANARYj1 «MAG002»\nsecret: '{{ vault_secret }}'\n",
+        "ops/app.env.tmpl": "API_TOKEN=CANARYtm1 «MAG002»\n",
+        "config/database.yml.erb": "password: CANARYerb1 «MAG002»\ntoken: <%= ENV['T'] %>\n",
+        "sam/template.yaml": "Parameters:\n  DbPassword:\n    Default: x\nGlobals:\n"
+                             "  Environment:\n    DB_PASSWORD: CANARYsam1 «MAG002»\n",
+        "k8s/secret-template.yaml": "stringData:\n  password: CANARYst2 «MAG002»\n",
+        # Examples say so in their names.
+        ".env.template": "PASSWORD=changeme1\n",
+        "config/app.template.yaml": "password: changeme2\n",
+        "config/app.tpl": "password = 'changeme3'\n",
+        "config/app.example.yaml": "password: changeme4\n",
+        "config/app_sample.env": "PASSWORD=changeme5\n",
+        "config/.env.dist": "PASSWORD=changeme6\n",
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected

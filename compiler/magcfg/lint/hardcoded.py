@@ -100,8 +100,8 @@ _JSON_KV = re.compile(r'"([A-Za-z_][\w.-]*)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*(.*?)\s*$")
 _DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s+([A-Za-z_][\w.]*)\s+([^=\s][^=]*?)\s*$")
 _INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*(.*?)\s*$""")
-_CODE_KV = re.compile(
-    r"""(?:^|[\s,({\[;])["'`]?([A-Za-z_$][\w$.-]*)["'`]?"""
+_CODE_KV = re.compile(  # `$env:` and `$script:` qualify a PowerShell variable
+    r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*)["'`]?"""
     r"""\s*(?::\s*[A-Za-z_][\w\[\], .|]*)?\s*(?::=|(?<![=!<>:])=(?!=)|:)\s*"""
     r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`\n]*`)""")
 
@@ -120,18 +120,27 @@ _CONNECTION_PASSWORD = re.compile(r"""(?i)[;"'](?:password|pwd)=([^;"'\s]+)""")
 _URL_PASSWORD_ONLY = re.compile(r"\b[a-z][a-z0-9+.-]*://:([\w.~!&*+,;=%-]+)@")
 _CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=", re.IGNORECASE)
 
+# HCL (Terraform, Terragrunt, Nomad, Packer) assigns as code does: `password = "..."`.
 _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
-             ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift", ".scala")
+             ".vue", ".svelte", ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift",
+             ".scala", ".ps1", ".psm1", ".tf", ".tfvars", ".hcl")
 _INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
 _SHELL_EXT = (".sh", ".bash", ".zsh")
-_EXAMPLE = re.compile(r"(?:^|[.-])(?:example|sample|template|tpl|dist)(?:$|[.-])", re.IGNORECASE)
+# A template renders to the file its name has without the suffix (`values.yaml.gotmpl`).
+_TEMPLATE_SUFFIX = re.compile(r"\.(?:gotmpl|tmpl|j2|jinja2?|erb)$", re.IGNORECASE)
+# Explicit example markers only: `template.yaml` is AWS SAM's and CloudFormation's default
+# name and `secret-template.yaml` a real manifest, while `.env.template`, `x.tpl` and
+# `x.template.yaml` say example by a dotted part.
+_EXAMPLE = re.compile(r"(?:^|[._-])(?:example|sample|dist)(?:$|[._-])|\.(?:template|tpl)(?:$|\.)",
+                      re.IGNORECASE)
 
 
 def _kind(name: str) -> str | None:
+    name = _TEMPLATE_SUFFIX.sub("", name)
     lower = name.lower()
     if lower.endswith((".yaml", ".yml")):
         return "yaml"
-    if lower.endswith(".json"):
+    if lower.endswith((".json", ".tfstate", ".tfstate.backup")):
         return "json"
     if name == ".env" or name.startswith(".env.") or lower.endswith(".env"):
         return "env"
