@@ -245,3 +245,43 @@ def test_hcl_powershell_vue_and_templates_have_the_key_rule(make_repo: MakeRepo)
     })
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_env_entries_in_any_shape(make_repo: MakeRepo) -> None:
+    """A Kubernetes or ECS env entry with a secret-like name and a literal value, however
+    it is written: flow, value before name, folded, anchored or aliased, ECS's JSON."""
+    repo = make_repo({
+        "k8s/deploy.yaml": """\
+defaults: &pw CANARYanchor0
+env:
+  - {name: SECRET_KEY, value: CANARYflow1} «MAG002»
+  - value: CANARYbefore1 «MAG002»
+    name: DB_PASSWORD
+  - name: API_TOKEN
+    value: >- «MAG002»
+      CANARYfold1
+  - name: SIGNING_KEY
+    value: &sk CANARYanchor1 «MAG002»
+  - name: X_TOKEN
+    value: *pw «MAG002»
+  - name: DB_PASSWORD
+    image: kept-apart
+    value: CANARYlater1 «MAG002»
+  - {name: SESSION_SECRET, valueFrom: {secretKeyRef: {name: s, key: k}}}
+  - name: LOG_LEVEL
+    value: CANARYnotsecret
+  - value: vault://secret/app#token
+    name: API_TOKEN
+secretKeyRef:
+  name: db-password
+  key: password
+""",
+        "ecs/task.json": '{"containerDefinitions": [{"environment": [\n'
+                         '  {"name": "DB_PASSWORD", "value": "CANARYecs1"}, «MAG002»\n'
+                         '  {\n    "value": "CANARYecs2", «MAG002»\n    "name": "API_TOKEN"\n  },\n'
+                         '  {"name": "REGION", "value": "eu-west-1"}],\n'
+                         '  "secrets": [{"name": "DB_TOKEN", "valueFrom": "arn:aws:ssm:x"}]}]}\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr

@@ -166,7 +166,14 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
         if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
             continue
         pairs = list(_assignments(line, kind))
-        if elsewhere is not None and _value_elsewhere(pairs, kind):
+        entry = _YAML_NAME.match(line) if kind == "yaml" else None
+        if entry is not None and key_is_secret(entry.group(2)):
+            decided, at = _k8s_env_value(lines, number, len(entry.group(1)), entry.group(2))
+            if at is not None:
+                yield at[0], Hit(at[1], _env_message(entry.group(2)), 1)
+            if not decided and elsewhere is not None:
+                elsewhere.append(number)
+        elif elsewhere is not None and _value_elsewhere(pairs, kind):
             elsewhere.append(number)
         for key, value, col in pairs:
             fallback = _FALLBACK_VALUE.fullmatch(value.strip().strip("\"'"))
@@ -188,14 +195,6 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                         and not _not_key_material(var, literal, kind):
                     yield number, Hit(default.start(2) + 1, f"env var `{var}` falls back to "
                                                              f"a literal value ({REDACTED})", 1)
-        if kind == "yaml":
-            m = _YAML_NAME.match(line)
-            if m and key_is_secret(m.group(2)):
-                hit = _k8s_env_value(lines, number, len(m.group(1)))
-                if hit is not None:
-                    vnum, vcol = hit
-                    yield vnum, Hit(vcol, f"env var `{m.group(2)}` is given a literal value "
-                                           f"({REDACTED}) instead of valueFrom.secretKeyRef", 1)
 
 
 # What a line of YAML or JSON can hold that the line rule does not read, so that the file
@@ -218,11 +217,14 @@ def _flow_collection(value: str, kind: str) -> bool:
 def _value_elsewhere(pairs: list[tuple[str, str, int]], kind: str) -> bool:
     """Whether a YAML or JSON line with a secret word may set a secret-like key in a way
     only a parser sees: no key and value the line rule reads, a secret-like key whose
-    value is on a later line, behind an anchor or alias or in a flow collection, or a
-    flow collection with a secret-like key."""
+    value is on a later line, behind an anchor or alias or in a flow collection, a flow
+    collection with a secret-like key, or the secret-like ``name`` of an env entry whose
+    ``value`` the line rule does not read (ECS's JSON, ``value:`` before ``name:``)."""
     if not pairs:
         return True
     for key, value, _ in pairs:
+        if key == "name" and key_is_secret(value.strip("\"'")):
+            return True
         if value.startswith(("{", "[")) and any(map(key_is_secret, _FLOW_KEY.findall(value))):
             return True
         if key_is_secret(key) and ((kind == "yaml" and value in _LATER_VALUES)
@@ -248,6 +250,10 @@ class _Open:
     of, which its items are under (None: no plain string key)."""
     at_key: bool = True
     """A mapping's: whether its next node is a key."""
+    env_name: str | None = None
+    env_value: tuple[str, Any] | None = None
+    """A mapping's ``name`` and ``value`` (with its mark), read as an env entry: Kubernetes'
+    ``env`` and ECS's ``environment`` list ``{name: ..., value: ...}`` in any order."""
 
 
 def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
@@ -257,13 +263,23 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     rule's findings only."""
     import yaml
 
+    def secret_value(key: str, value: str) -> bool:
+        # Words apart are prose (`private_key: |` over "see vault"), not key material; a
+        # key block in PEM is the format detectors'.
+        return (key_is_secret(key) and len(value.split()) == 1 and is_literal(value)
+                and not _not_key_material(key, value, kind))
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     anchors: dict[str, str | None] = {}
     stack: list[_Open] = []
     try:
         for event in yaml.parse(src.text, Loader=loader):
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                stack.pop()
+                done = stack.pop()
+                if done.env_name is not None and done.env_value is not None \
+                        and secret_value(done.env_name, done.env_value[0]):
+                    mark = done.env_value[1]
+                    yield mark.line + 1, Hit(mark.column + 1, _env_message(done.env_name), 1)
                 continue
             if not isinstance(event, yaml.NodeEvent):
                 continue
@@ -282,14 +298,14 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                     top.key = value if isinstance(event, yaml.ScalarEvent) else None
                 else:
                     under = top.key
+                    if under == "name":
+                        top.env_name = value
+                    elif under == "value" and value is not None:
+                        top.env_value = (value, event.start_mark)
                 top.at_key = not top.at_key
             elif top is not None:
                 under = top.key
-            # Words apart are prose (`private_key: |` over "see vault"), not key material;
-            # a key block in PEM is the format detectors'.
-            if (under is not None and value is not None and key_is_secret(under)
-                    and len(value.split()) == 1 and is_literal(value)
-                    and not _not_key_material(under, value, kind)):
+            if under is not None and value is not None and secret_value(under, value):
                 mark = event.start_mark
                 assert mark is not None  # the parser marks every event
                 yield mark.line + 1, Hit(mark.column + 1, f"`{printable(under)}` is "
@@ -448,22 +464,35 @@ def _self_named(key: str, value: str, kind: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v)
 
 
-def _k8s_env_value(lines: list[str], number: int, indent: int) -> tuple[int, int] | None:
-    """For ``- name: SECRET_VAR``, the line and column of a literal ``value:`` sibling."""
+def _k8s_env_value(lines: list[str], number: int, indent: int, name: str
+                   ) -> tuple[bool, tuple[int, int] | None]:
+    """For ``- name: SECRET_VAR`` on line ``number``: whether the line rule can tell
+    if the entry has a literal ``value:`` (not when it is a block, folded, anchored or
+    aliased scalar, or comes after another key: the parser's), and that value's line
+    and column if it has."""
     for i in range(number, min(number + 4, len(lines))):
         line = lines[i]
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _YAML_VALUE.match(line)
-        if m is None or len(m.group(1)) <= indent:
-            return None
-        if m.group(2) == "valueFrom":
-            return None
+        if m is None:
+            # Another key of the entry may come before its value; a line no deeper than
+            # the entry's dash is past the entry.
+            return len(line) - len(line.lstrip()) <= indent, None
+        if len(m.group(1)) <= indent or m.group(2) == "valueFrom":
+            return True, None
         raw = m.group(3)
         value = _strip_yaml_comment(raw)
+        if value in _LATER_VALUES or value.startswith(("&", "*")):
+            return False, None
         column = m.start(3) + 1 + len(raw) - len(raw.lstrip())
-        return (i + 1, column) if is_literal(value) else None
-    return None
+        literal = is_literal(value) and not _not_key_material(name, value, "yaml")
+        return True, ((i + 1, column) if literal else None)
+    return False, None
+
+
+def _env_message(name: str) -> str:
+    return f"env var `{printable(name)}` is given a literal value ({REDACTED}) instead of valueFrom"
 
 
 def prepare(ctx: LintContext) -> None:
