@@ -1,9 +1,10 @@
 """The MAG002 detectors borrowed from detect-secrets: its token-format plugins (AWS,
 GitHub, GitLab, Slack, Stripe, private keys, JWTs, basic-auth URLs, ...) and its
-high-entropy string measure with its false-positive heuristics.
+high-entropy string measure with its false-positive heuristics; and gitleaks' patterns for
+the token formats detect-secrets lacks (fine-grained GitHub, Google, Hugging Face, ...).
 
-Each plugin's regexes run on the whole text only when the text contains one of the
-plugin's trigger substrings, and the plugin itself then decides on the matching lines.
+Each plugin's (and pattern's) regexes run on the whole text only when the text contains
+one of its trigger substrings, and the plugin itself then decides on the matching lines.
 That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
 """
 
@@ -120,18 +121,68 @@ _CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|co
 _NEWLINE = re.compile("\n")
 
 
+@dataclass(frozen=True)
+class _Format:
+    """A token format detect-secrets has no plugin for."""
+
+    name: str
+    triggers: tuple[str, ...]  # as _TRIGGERS: substrings a token always contains
+    pattern: re.Pattern[str]  # the token is group 1 where the pattern bounds it
+    entropy: float  # the least Shannon entropy of a real token; below it, a placeholder
+
+
+_END = r"""(?:[\x60'"\s;]|\\[nr]|$)"""
+# Token formats detect-secrets 1.5 has no plugin for (a fine-grained GitHub token, a Google
+# API key, ... passed the gate), as gitleaks v8.30.1's default rules match them, with their
+# least entropy (its config/gitleaks.toml; the rule id after each).
+_FORMATS = tuple(_Format(name, triggers, re.compile(pattern, re.ASCII), entropy) for
+                 name, triggers, pattern, entropy in (
+    ("GitHub Fine-Grained Token", ("github_pat_",),  # github-fine-grained-pat
+     r"github_pat_\w{82}", 3),
+    ("Google API Key", ("AIza",), rf"\b(AIza[\w-]{{35}}){_END}", 4),  # gcp-api-key
+    ("Hugging Face Token", ("hf_",),  # huggingface-access-token
+     rf"\b(hf_(?i:[a-z]{{34}})){_END}", 2),
+    ("OpenAI Token", ("T3BlbkFJ",),  # openai-api-key
+     r"\b(sk-(?:proj|svcacct|admin)-(?:[A-Za-z0-9_-]{74}|[A-Za-z0-9_-]{58})T3BlbkFJ"
+     r"(?:[A-Za-z0-9_-]{74}|[A-Za-z0-9_-]{58})\b|sk-[a-zA-Z0-9]{20}T3BlbkFJ[a-zA-Z0-9]{20})"
+     + _END, 3),
+    ("Anthropic API Key", ("sk-ant-api03",),  # anthropic-api-key
+     rf"\b(sk-ant-api03-[a-zA-Z0-9_\-]{{93}}AA){_END}", 0),
+    ("Anthropic Admin API Key", ("sk-ant-admin01",),  # anthropic-admin-api-key
+     rf"\b(sk-ant-admin01-[a-zA-Z0-9_\-]{{93}}AA){_END}", 0),
+    ("DigitalOcean Token", ("dop_v1_",),  # digitalocean-pat
+     rf"\b(dop_v1_[a-f0-9]{{64}}){_END}", 3),
+    ("Shopify Token", ("shpat_",), r"shpat_[a-fA-F0-9]{32}", 2),  # shopify-access-token
+))
+
+
 def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     text = src.text
-    line_starts: list[int] | None = None
+    line_starts: list[int] = []
+
+    def locate(offset: int) -> tuple[int, int]:
+        """The line number and column of ``offset`` in the text."""
+        if not line_starts:
+            line_starts.extend([0, *(n.end() for n in _NEWLINE.finditer(text))])
+        number = bisect.bisect_right(line_starts, offset)
+        return number, offset - line_starts[number - 1] + 1
+
+    for fmt in _FORMATS:
+        if not any(t in text for t in fmt.triggers):
+            continue
+        for m in fmt.pattern.finditer(text):
+            group = m.lastindex or 0
+            if _entropy_plugins()[0].calculate_shannon_entropy(m.group(group)) < fmt.entropy:
+                continue
+            number, column = locate(m.start(group))
+            yield number, Hit(column, f"{fmt.name} in a committed file ({REDACTED})", 0)
     for plugin, triggers in _format_plugins():
         if triggers is not None and not any(t in text for t in triggers):
             continue
         numbers: set[int] = set()
         for regex in plugin.denylist:
             for m in regex.finditer(text):
-                if line_starts is None:
-                    line_starts = [0, *(n.end() for n in _NEWLINE.finditer(text))]
-                numbers.add(bisect.bisect_right(line_starts, m.start()))
+                numbers.add(locate(m.start())[0])
         # The plugin itself decides on each candidate line (its own group logic).
         for number in sorted(numbers):
             line = src.lines[number - 1] if number <= len(src.lines) else ""
