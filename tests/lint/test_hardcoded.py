@@ -321,3 +321,18 @@ def test_token_formats_detect_secrets_lacks(make_repo: MakeRepo) -> None:
                for _, what in found)
     out = done.stdout + done.stderr
     assert "CANARY" not in out and not any(token in out for token in TOKENS.values())
+
+
+def test_names_run_together_and_libpq_connection_strings(make_repo: MakeRepo) -> None:
+    repo = make_repo({
+        "ops/pg.env": "PGPASSWORD=CANARYpg1 «MAG002»\nDBPASSWORD=CANARYdb1 «MAG002»\n"
+                      "GITHUBTOKEN=CANARYgh1 «MAG002»\npassword2=CANARYp21 «MAG002»\n"
+                      "TOKENIZER=bert-base\nPASSWORDLESS=true\n",
+        "app/db.py": 'DSN = "host=db user=app password=CANARYdsn1 sslmode=require" «MAG002»\n'
+                     'OTHER = "dbname=app password=CANARYdsn2" «MAG002»\n'
+                     "conn = connect(user=user, password=password)\n"
+                     'TEMPLATE = f"host={host} user={user} password={password}"\n'
+                     'PERCENT = "host=%s user=%s password=%s"\n',
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected

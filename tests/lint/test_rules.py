@@ -198,7 +198,9 @@ def test_project_file_disables_and_excludes(make_repo: MakeRepo) -> None:
 
 
 @pytest.mark.parametrize("key", ["DB_PASSWORD", "apiKey", "client_secret", "private_key",
-                                 "GITHUB_TOKEN", "passwd", "SECRET_KEY", "authToken"])
+                                 "GITHUB_TOKEN", "passwd", "SECRET_KEY", "authToken",
+                                 "PGPASSWORD", "DBPASSWORD", "GITHUBTOKEN", "password2",
+                                 "DB_PASSWORD_2", "apiKey2", "appsecret"])
 def test_secret_like_keys(key: str) -> None:
     from magcfg.lint.hardcoded import key_is_secret
 
@@ -207,7 +209,9 @@ def test_secret_like_keys(key: str) -> None:
 
 @pytest.mark.parametrize("key", ["passwordFile", "secretKeyRef", "secretName", "tokenUrl",
                                  "existingSecret", "max_tokens", "passwordKey", "username",
-                                 "automountServiceAccountToken", "token_ttl", "secrets"])
+                                 "automountServiceAccountToken", "token_ttl", "secrets",
+                                 "tokenizer", "TOKENIZER_PATH", "passwordless",
+                                 "PGPASSWORD_FILE", "password2_file"])
 def test_not_secret_keys(key: str) -> None:
     from magcfg.lint.hardcoded import key_is_secret
 
@@ -216,7 +220,7 @@ def test_not_secret_keys(key: str) -> None:
 
 @pytest.mark.parametrize("value", ["vault://secret/k3s/a#b", "env://DB_PASSWORD", "${DB_PASS}",
                                    "$DB_PASS", "{{ .Values.x }}", "<your-token>", '""', "null",
-                                   "xxxxxx", "!unset", "'{{ secret }}'"])
+                                   "xxxxxx", "!unset", "'{{ secret }}'", "{db_password}"])
 def test_references_and_placeholders_are_not_literals(value: str) -> None:
     from magcfg.lint.literals import is_literal
 

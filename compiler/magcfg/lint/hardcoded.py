@@ -67,13 +67,17 @@ _NOT_SECRET_FIRST = frozenset({"from",
     "hash", "hashed", "check", "on", "get", "set", "new", "old", "confirm", "create"})
 _NAMES_A_KEY = frozenset({"password", "passwd", "pwd", "passphrase", "token", "credential",
                           "credentials"})
+# A last word ending in one of these is a secret run together with what it is for
+# (`PGPASSWORD`, `GITHUBTOKEN`); `tokenizer` and `passwordless` do not end in one.
+_SECRET_ENDINGS = ("password", "passwd", "secret", "token")
 _SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def _words(name: str) -> list[str]:
-    """A name's words, lower-case, in any case or separator style (``apiKey``,
-    ``API_KEY``, ``api-key`` are all ``api``, ``key``)."""
-    return [t.lower() for t in _SPLIT.split(name) if t]
+    """A name's words, lower-case and without trailing digits, in any case or separator
+    style (``apiKey``, ``API_KEY2``, ``api-key`` are all ``api``, ``key``)."""
+    words = (t.lower().rstrip("0123456789") for t in _SPLIT.split(name))
+    return [w for w in words if w]
 
 
 def key_is_secret(key: str) -> bool:
@@ -85,7 +89,7 @@ def key_is_secret(key: str) -> bool:
         return False
     if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
         return False  # `passwordKey: db-password` names the key of a k8s Secret
-    if any(t in _SECRET_TOKENS for t in tokens):
+    if any(t in _SECRET_TOKENS for t in tokens) or tokens[-1].endswith(_SECRET_ENDINGS):
         return True
     return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(tokens))
 
@@ -113,10 +117,12 @@ _GETENV_DEFAULT = re.compile(
     r"""(?:getenv|environ\.get|env\.get)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
     r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
 
-# `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties) and a URL with
-# a password but no user name (`redis://:<password>@host`; detect-secrets' basic-auth plugin
-# needs a user).
-_CONNECTION_PASSWORD = re.compile(r"""(?i)[;"'](?:password|pwd)=([^;"'\s]+)""")
+# `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties), libpq's
+# `host=db user=app password=...` (after another `key=value` and a space: a keyword
+# argument `f(user=u, password=p)` is code) and a URL with a password but no user name
+# (`redis://:<password>@host`; detect-secrets' basic-auth plugin needs a user).
+_CONNECTION_PASSWORD = re.compile(
+    r"""(?i)(?:[;"']|\b\w+=[^\s;,()"']+\s+)(?:password|pwd)=([^;"'\s]+)""")
 _URL_PASSWORD_ONLY = re.compile(r"\b[a-z][a-z0-9+.-]*://:([\w.~!&*+,;=%-]+)@")
 _CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=", re.IGNORECASE)
 

@@ -10,8 +10,9 @@ _REFERENCE = re.compile(
     r"|^\$[A-Za-z_]"                                              # $VAR
     r"|^!",                                                       # YAML tags (!unset, !vault)
     re.IGNORECASE)
-# <your-token>, xxxx / ****, [redacted], ..., and a bare format specifier (%s, {}, {0}).
-_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%[sdr]$|^\{\d*\}$")
+# <your-token>, xxxx / ****, [redacted], ..., and a bare format field (%s, {}, {0},
+# {password}).
+_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%[sdr]$|^\{\w*\}$")
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
                          "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
                          "undefined"})
