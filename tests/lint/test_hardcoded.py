@@ -9,6 +9,8 @@ from magcfg.lint import lint
 from ..conftest import failed_cleanly, tree_state
 from .conftest import Fixture, MakeRepo, run_cli
 
+BASELINE = ".magcfg-lint-baseline.json"
+
 
 def test_api_key_literals_in_python_are_found(make_repo: MakeRepo) -> None:
     # The example of docs/secrets.md's policy, and a value that reads like a word.
@@ -336,3 +338,35 @@ def test_names_run_together_and_libpq_connection_strings(make_repo: MakeRepo) ->
     })
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+KEY_BODY = "MIIEpAIBAAKCAQEAyCANARYkey1"
+
+
+@pytest.mark.parametrize(("name", "text", "old", "new"), [
+    ("k8s/values.yaml", "db:\n  password: |\n    CANARYblock1\n", "CANARYblock1", "CANARYblock2"),
+    ("k8s/values.yaml", "db:\n  password: >-\n    CANARYfold1\n", "CANARYfold1", "CANARYfold2"),
+    ("k8s/values.yaml", "defaults: &pw CANARYalias1\ndb:\n  token: *pw\n", "CANARYalias1",
+     "CANARYalias2"),
+    ("k8s/deploy.yaml", "env:\n  - name: API_TOKEN\n    value: >-\n      CANARYenv1\n",
+     "CANARYenv1", "CANARYenv2"),
+    ("certs/key.pem", f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----\n",
+     KEY_BODY, KEY_BODY.replace("key1", "key2")),
+    ("k8s/tls.yaml", f"tls:\n  key: |\n    -----BEGIN PRIVATE KEY-----\n    {KEY_BODY}\n"
+                     "    -----END PRIVATE KEY-----\n", KEY_BODY, KEY_BODY.replace("key1", "key2")),
+])
+def test_an_edited_secret_below_its_finding_is_not_the_baselined_one(
+        make_repo: MakeRepo, name: str, text: str, old: str, new: str) -> None:
+    """A finding whose secret is below the line it points at (a block scalar, an alias, a
+    PEM key) is known to the baseline by the secret as well: the edited secret is a new
+    finding, while the same secret re-indented is still the accepted one."""
+    repo = make_repo({name: text})
+    assert run_cli(repo.root, "lint", "--write-baseline").returncode == 0
+    path = repo.root / name
+    path.write_text(text.replace("\n  ", "\n    "))
+    assert run_cli(repo.root, "lint", "--baseline", BASELINE).returncode == 0
+    path.write_text(text.replace(old, new))
+    done = run_cli(repo.root, "lint", "--baseline", BASELINE)
+    failed_cleanly(done, 1)
+    assert done.stdout.count(" MAG002 ") == 1
+    assert "CANARY" not in done.stdout + done.stderr and KEY_BODY[:20] not in done.stdout

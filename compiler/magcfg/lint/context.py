@@ -44,8 +44,11 @@ def line_hash(line: str) -> str:
 
 
 def finding(src: SourceFile, line: int, column: int, rule: str, message: str,
-            fix: str) -> Finding:
-    """A finding at ``line``/``column`` (1-based) of ``src``, with the rule's severity."""
+            fix: str, fingerprint: str | None = None) -> Finding:
+    """A finding at ``line``/``column`` (1-based) of ``src``, with the rule's severity.
+    Its baseline identity is the digest of ``fingerprint`` when given (what the finding
+    stands for, where that is more than its line), else of its line."""
     text = src.lines[line - 1] if 0 < line <= len(src.lines) else ""
     return Finding(file=src.path, line=line, column=column, rule=rule, message=message,
-                   fix=fix, severity=RULES[rule].severity, line_hash=line_hash(text))
+                   fix=fix, severity=RULES[rule].severity,
+                   line_hash=line_hash(text if fingerprint is None else fingerprint))

@@ -258,8 +258,9 @@ class _Open:
     """A mapping's: whether its next node is a key."""
     env_name: str | None = None
     env_value: tuple[str, Any] | None = None
-    """A mapping's ``name`` and ``value`` (with its mark), read as an env entry: Kubernetes'
-    ``env`` and ECS's ``environment`` list ``{name: ..., value: ...}`` in any order."""
+    """A mapping's ``name`` and ``value`` (with its event), read as an env entry:
+    Kubernetes' ``env`` and ECS's ``environment`` list ``{name: ..., value: ...}`` in any
+    order."""
 
 
 def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
@@ -275,6 +276,16 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
         return (key_is_secret(key) and len(value.split()) == 1 and is_literal(value)
                 and not _not_key_material(key, value, kind))
 
+    def hit(event: Any, value: str, message: str) -> tuple[int, Hit]:
+        """A finding at the value's event; a value not all on that line (a block, folded
+        or multi-line scalar, an alias's anchored value) is its fingerprint, with the line,
+        so that an edited secret is not the baseline's accepted one."""
+        start, end = event.start_mark, event.end_mark
+        elsewhere = isinstance(event, yaml.AliasEvent) or end.line > start.line
+        line = src.lines[start.line] if start.line < len(src.lines) else ""
+        return start.line + 1, Hit(start.column + 1, message, 1,
+                                   f"{line}\n{value}" if elsewhere else None)
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     anchors: dict[str, str | None] = {}
     stack: list[_Open] = []
@@ -284,8 +295,7 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                 done = stack.pop()
                 if done.env_name is not None and done.env_value is not None \
                         and secret_value(done.env_name, done.env_value[0]):
-                    mark = done.env_value[1]
-                    yield mark.line + 1, Hit(mark.column + 1, _env_message(done.env_name), 1)
+                    yield hit(done.env_value[1], done.env_value[0], _env_message(done.env_name))
                 continue
             if not isinstance(event, yaml.NodeEvent):
                 continue
@@ -307,15 +317,13 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                     if under == "name":
                         top.env_name = value
                     elif under == "value" and value is not None:
-                        top.env_value = (value, event.start_mark)
+                        top.env_value = (value, event)
                 top.at_key = not top.at_key
             elif top is not None:
                 under = top.key
             if under is not None and value is not None and secret_value(under, value):
-                mark = event.start_mark
-                assert mark is not None  # the parser marks every event
-                yield mark.line + 1, Hit(mark.column + 1, f"`{printable(under)}` is "
-                                         f"assigned a literal value ({REDACTED})", 1)
+                yield hit(event, value, f"`{printable(under)}` is assigned a literal value "
+                                        f"({REDACTED})")
             if isinstance(event, yaml.MappingStartEvent):
                 stack.append(_Open(mapping=True))
             elif isinstance(event, yaml.SequenceStartEvent):
@@ -538,4 +546,4 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
             keep(number, hit)
     for number in sorted(hits):
         hit = hits[number]
-        yield finding(src, number, hit.column, RULE, hit.message, FIX)
+        yield finding(src, number, hit.column, RULE, hit.message, FIX, hit.fingerprint)

@@ -34,6 +34,9 @@ class Hit:
     column: int
     message: str
     priority: int  # lower wins when several detectors hit one line
+    fingerprint: str | None = None
+    """What the baseline knows the finding by when the secret is not all on its line (a
+    block scalar's value, a PEM key's block): an edited secret is then a new finding."""
 
 
 # KeywordDetector: our key rule replaces it (and sees unquoted KEY=value). IPPublicDetector:
@@ -191,7 +194,24 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                     continue
                 col = line.find(str(secret)) + 1
                 yield number, Hit(max(col, 1), f"{plugin.secret_type} in a committed file "
-                                                f"({REDACTED})", 0)
+                                                f"({REDACTED})", 0, _key_block(src, number))
+
+
+# Where a private key's block ends: PEM's END line, PuTTY's MAC line.
+_BLOCK_ENDS = ("-----END", "Private-MAC:")
+
+
+def _key_block(src: SourceFile, number: int) -> str | None:
+    """The lines of the private key that begins on line ``number``, through its end (or the
+    file's): the key is below its BEGIN line. None when the line holds all of it (JSON's
+    escaped newlines) or begins none."""
+    line = src.lines[number - 1] if number <= len(src.lines) else ""
+    begin = max(line.find("-----BEGIN"), line.find("PuTTY-User-Key-File"))
+    if begin < 0 or any(end in line[begin:] for end in _BLOCK_ENDS):
+        return None
+    last = next((i for i in range(number, len(src.lines))
+                 if any(end in src.lines[i] for end in _BLOCK_ENDS)), len(src.lines) - 1)
+    return "\n".join(src.lines[number - 1:last + 1])
 
 
 # A PEM private key, base64-encoded again (a Kubernetes Secret's `data:`, a CI variable):
