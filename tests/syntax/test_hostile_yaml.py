@@ -101,6 +101,9 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
     ("flow-key-over-two-lines", "magds:\n  pool: {min\n    max: 1}\n",
      [f"{DEV}:3: error: YAML syntax error: did not find expected ',' or '}}' (while parsing "
       "a flow mapping)"]),
+    # yaml-rs overflowed the C stack on this (signal 11) before any depth check
+    ("deep-compact-sequence", "magds:\n  tags:\n    " + "- " * 20_000 + "1\n",
+     [f"{DEV}:3: error: nesting deeper than 64 levels"]),
     ("document-end-only", "...\n",
      [f"{DEV}:1: error: YAML syntax error: did not find expected node content (while parsing "
       "a block node)"]),
@@ -141,3 +144,10 @@ def test_an_empty_block_scalar_is_empty_text(mini: Project) -> None:
     mini.write(DEV, "magds:\n  host: |\n  port: 5433\n")
     assert mini.run("build").returncode == 0
     assert '"host": ""' in (mini.root / "generated/dev/config.json").read_text()
+
+
+def test_a_deep_project_file_is_refused_located(mini: Project) -> None:
+    """The project file goes through the same parser (it crashed with signal 11)."""
+    mini.write("magcfg.yaml", "version: 1\nx:\n  " + "- " * 20_000 + "1\n")
+    assert failed_cleanly(mini.run("build")) == (
+        "magcfg.yaml:3: error: nesting deeper than 64 levels\n")

@@ -153,6 +153,28 @@ def test_the_fast_path_leaves_these_to_the_reference(text: str) -> None:
     assert not fast_path_eligible(text.encode(), text.lstrip("\ufeff"))
 
 
+def _nested(levels: int) -> str:
+    return "".join("  " * i + f"k{i}:\n" for i in range(levels)) + "  " * levels + "x: 1\n"
+
+
+@pytest.mark.parametrize(("text", "eligible"), [
+    (_nested(30), True), (_nested(70), False),
+    ("a:\n  " + "- " * 70 + "1\n", False), ("a:\n  " + "- " * 20 + "1\n", True),
+    ("a: " + "- " * 70 + "1\n", True),  # text, not a sequence
+    ("a: " + "[" * 70 + "]" * 70 + "\n", False),
+    # a sequence at its key's column is a level more on the same column
+    ("".join(" " * i + f"k{i}:\n" + " " * i + "-\n" for i in range(33)) + " " * 33 + "x\n",
+     False),
+    # a quoted scalar that dedents closes no level yaml-rs keeps open
+    (_nested(30) + "  " * 30 + 'q: "a\n b"\n' + "".join(
+        "  " * (30 + i) + f"m{i}:\n" for i in range(40)) + "  " * 70 + "x: 1\n", False),
+])
+def test_the_fast_path_sees_the_depth_before_parsing(text: str, eligible: bool) -> None:
+    """yaml-rs recurses natively: a text that may nest deeper than MAX_DEPTH must not
+    reach it (20,000 compact "- " overflowed the C stack)."""
+    assert fast_path_eligible(text.encode(), text) is eligible
+
+
 def test_a_byte_order_mark_changes_no_meaning() -> None:
     for text in ["0b_: 1\n", "...\n", "a: 1_000\n"]:
         with pytest.raises(LoadFailed) as plain:

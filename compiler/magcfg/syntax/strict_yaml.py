@@ -15,7 +15,8 @@ Two parsers, one meaning, by construction:
   at the start of a token or before a flow indicator (where libyaml, a YAML 1.1 parser,
   and yaml-rs disagree), and without a plain scalar in a number-like form other than
   the canonical ones (no ``_``, ``0x``/``0o``/``0b``, leading zero, exponent or signed
-  leading dot). On its data, a walk sends to the
+  leading dot), nor nesting that could go deeper than MAX_DEPTH (yaml-rs recurses on
+  the C stack: 20,000 compact "- " crashed it). On its data, a walk sends to the
   reference path any value the table could refuse (YAML 1.1 words, base-60 look-alikes,
   integers beyond 64 bits, non-finite floats), any non-string key, and too deep nesting.
   Anything else, and any fast-path failure, goes through the reference path.
@@ -207,6 +208,8 @@ def fast_path_eligible(raw: bytes, text: str) -> bool:
         return False
     if (b"[" in raw or b"{" in raw) and _flow_spans_lines(raw):
         return False
+    if _may_nest_too_deep(raw):
+        return False
     for pattern in _NUMBER_SUSPECTS:
         if pattern.search(raw) is not None:
             return False
@@ -230,6 +233,55 @@ def _flow_spans_lines(raw: bytes) -> bool:
             break
         shape = reduced
     return any(bracket in shape for bracket in (b"[", b"]", b"{", b"}"))
+
+
+# Where a block node can start on a line: after the indentation and any compact
+# sequence indicators ("- - - x").
+_BLOCK_START = re.compile(rb"^[ ]*(?:-[ ]+)*", re.MULTILINE)
+_INDICATOR = re.compile(rb"-[ ]+")
+_WIDE = 16
+_WIDE_START = re.compile(rb"\n[ -]{%d}" % _WIDE)
+_NOT_OPENING = bytes(b for b in range(256) if b not in b"[{\n")
+
+
+def _may_nest_too_deep(raw: bytes) -> bool:
+    """Whether ``raw`` could nest deeper than MAX_DEPTH. yaml-rs recurses natively and
+    overflows the C stack (a segfault) long before _fast_tree_ok could count, so this
+    bound comes from the bytes. Block nodes nest only at a greater column, but for a
+    sequence that is a key's value at the key's column: two levels per column on the
+    chain of open ones. Flow collections stay on one line here (_flow_spans_lines), and
+    a line cannot nest deeper than it has brackets. Overestimates only cost the reference
+    path, which words the depth error."""
+    # First a bound from byte searches (a few % of the fast path, where the line loop
+    # below more than doubled it): no line starts with _WIDE spaces or indicators, and
+    # none has more opening brackets than the depth left.
+    if (_WIDE_START.search(raw) is None and _WIDE_START.match(b"\n" + raw[:_WIDE]) is None
+            and 2 * _WIDE + max(map(len, raw.translate(None, _NOT_OPENING).split(b"\n")))
+            <= MAX_DEPTH):
+        return False
+    lines = raw.split(b"\n")
+    # A quoted scalar over several lines may dedent (yaml-rs does not check), and a
+    # dedent closes columns below: then only the widest column bounds the chain.
+    open_quote = any(line.count(b'"') % 2 or line.count(b"'") % 2 for line in lines)
+    columns: list[int] = []
+    for line in lines:
+        body = line.lstrip(b" ")
+        if not body or body.startswith(b"#"):
+            continue
+        start = _BLOCK_START.match(line)
+        assert start is not None
+        indent = len(line) - len(body)
+        if open_quote:
+            levels = start.end() + 1
+        else:
+            while columns and columns[-1] >= indent:
+                columns.pop()
+            columns.append(indent)
+            columns.extend(m.end() for m in _INDICATOR.finditer(line, indent, start.end()))
+            levels = len(columns)
+        if 2 * levels + line.count(b"[") + line.count(b"{") > MAX_DEPTH:
+            return True
+    return False
 
 
 def _parse_fast(text: str) -> dict[str, Any] | None:
