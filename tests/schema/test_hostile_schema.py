@@ -460,6 +460,54 @@ def test_shapes_reused_deeper_and_deeper_are_a_located_error(built: Project) -> 
                            "where the $refs are followed "
                            f"[#/$defs/d4{'/properties/a' * 44}]\n"), stderr
 
+def _doubling(s: dict[str, Any], links: int) -> None:
+    """A chain of definitions, each using the one before twice: 2**links keys."""
+    s["$defs"] = {"zz0": {"type": "string"}}
+    for i in range(1, links + 1):
+        s["$defs"][f"zz{i}"] = {"type": "object", "properties": {
+            "a": {"$ref": f"#/$defs/zz{i - 1}"}, "b": {"$ref": f"#/$defs/zz{i - 1}"}}}
+
+
+@pytest.mark.parametrize(("command", "combined"), [("build", True), ("docs", False)])
+def test_a_schema_that_doubles_through_refs_is_a_located_error(
+        built: Project, command: str, combined: bool) -> None:
+    """6 KB of definitions: combining allOf the chain with itself took 20 s and ran out of
+    memory; ``magcfg docs`` walked the 2**20 keys for minutes. Refused in seconds."""
+    def mutate(s: dict[str, Any]) -> None:
+        _doubling(s, 20)
+        s["properties"]["magds"]["properties"]["doubled"] = (
+            {"allOf": [{"$ref": "#/$defs/zz20"}, {"$ref": "#/$defs/zz20"}]} if combined
+            else {"$ref": "#/$defs/zz20"})
+
+    text = _mutated(mutate)
+    before = tree_state(built.root / "generated")
+    built.write(SCHEMA, text)
+    stderr = failed_cleanly(built.run(command, timeout=30), 1)
+    assert tree_state(built.root / "generated") == before
+    line = _line_of(text, '"zz19"')
+    assert stderr == (f"{SCHEMA}:{line}: error: the schema expands to "
+                      "more than 1,000,000 subschemas through $ref here (a definition used "
+                      "twice in one that is used twice ...) [#/$defs/zz19]\n"), stderr
+
+
+def test_a_shape_combined_with_itself_is_indexed_once(mini: Project) -> None:
+    """allOf of a doubling chain with itself: the same keys as the chain, and each pair of
+    shared nodes combined once (it was 2**16 combinations here)."""
+    def mutate(s: dict[str, Any]) -> None:
+        _doubling(s, 16)
+        s["properties"]["magds"]["properties"]["doubled"] = {
+            "allOf": [{"$ref": "#/$defs/zz16"}, {"$ref": "#/$defs/zz16"}]}
+
+    schema = Schema("s.json", _mutated(mutate).encode())
+    entries = [e.path for e in schema.index.entries() if "doubled" in e.path]
+    assert len(entries) == 2 ** 17 - 1
+    assert entries[:3] == ["magds.doubled", "magds.doubled.a", "magds.doubled.a.a"]
+    doubled = schema.index._root.children["magds"].children["doubled"]
+    for _ in range(15):
+        assert doubled.children["a"] is doubled.children["b"]
+        doubled = doubled.children["a"]
+
+
 def test_schema_document_that_is_not_an_object(built: Project) -> None:
     stderr = _refused(built, "[1, 2]\n")
     assert stderr == f"{SCHEMA}:1: error: a schema must be a JSON object\n"

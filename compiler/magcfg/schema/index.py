@@ -11,7 +11,8 @@ A schema file is checked before anything reads it (``dialect.py``): strict JSON,
 at most ``dialect.MAX_DEPTH`` levels, 2020-12 with magcfg's annotations, every ``$ref``
 a pointer into the file. The index then refuses a ``$ref`` that points to no schema, and
 shapes that nest deeper than ``MAX_FOLLOWED_DEPTH`` levels once references are followed
-(each walk of the index recurses that deep).
+(each walk of the index recurses that deep), and schemas that stand for more than
+``MAX_EXPANDED`` subschemas then (each walk visits them all).
 
 Pieces: a schema whose root only lists its top-level keys (``properties``, no keyword
 that relates them to each other, no ``$ref`` into ``#/properties`` or to the root, and
@@ -46,6 +47,11 @@ DEFAULT_RELOAD: ReloadPolicy = "restart"
 WILDCARD = "*"
 MAX_FOLLOWED_DEPTH = 256
 """Nesting of the schema once its references are followed (chains of ``$ref``)."""
+MAX_EXPANDED = 1_000_000
+"""Subschemas the schema may stand for once its references are followed: every walk of
+the index (``magcfg docs``, the reload partition, the secret paths) visits that many.
+``benchmarks/synth.py``'s 40 MB exhaustive schemas stand for ~250,000; a chain of
+``$defs`` each referring to the one before twice doubles at every link."""
 
 
 Constraint = tuple[str, tuple[str, ...]]
@@ -59,8 +65,8 @@ class _Node:
     index ~2 ms of start-up."""
 
     __slots__ = ("_constraints", "children", "default", "description", "has_default",
-                 "height", "merge_key", "reload", "secret", "secret_value", "sources",
-                 "types")
+                 "height", "merge_key", "reload", "secret", "secret_value", "size",
+                 "sources", "types")
 
     def __init__(self, children: dict[str, _Node] | None = None, secret: bool = False,
                  reload: ReloadPolicy | None = None, description: str | None = None,
@@ -81,6 +87,7 @@ class _Node:
         # index costs one reference per node, not a copy of the keywords.
         self.sources = sources
         self.height = height  # levels of children below and including this node
+        self.size = 1  # nodes below and including this one, a shared node each time
         # ``x-magcfg-secret-value``: what the secret's value must be (not its reference).
         self.secret_value = secret_value
         self._constraints: tuple[Constraint, ...] | None = None
@@ -97,7 +104,9 @@ class _Node:
         return self._constraints
 
     def measure(self) -> None:
-        self.height = 1 + max((c.height for c in self.children.values()), default=0)
+        children = self.children.values()
+        self.height = 1 + max((c.height for c in children), default=0)
+        self.size = 1 + sum(c.size for c in children)
 
 
 def _sources(node: _Node) -> tuple[dict[str, Any], ...]:
@@ -110,8 +119,19 @@ def _constraints(node: _Node) -> dict[str, Any]:
     return {k: src[k] for src in _sources(node) for k in CONSTRAINTS if k in src}
 
 
-def _combine(a: _Node, b: _Node) -> _Node:
-    """A new node with what both say (for allOf/anyOf/oneOf and $ref with siblings)."""
+def _combine(a: _Node, b: _Node, done: dict[tuple[int, int], tuple[_Node, _Node, _Node]]
+             | None = None) -> _Node:
+    """A new node with what both say (for allOf/anyOf/oneOf and $ref with siblings).
+
+    Below the top, a pair of nodes met again is combined once (``done``): shared nodes
+    meet again where both sides use one definition twice, and combining each meeting
+    afresh doubled the work at every level. The caller may change the top node only."""
+    if done is None:
+        done = {}
+    else:
+        seen = done.get((id(a), id(b)))
+        if seen is not None:
+            return seen[2]
     out = _Node(dict(a.children), a.secret or b.secret, b.reload or a.reload,
                 a.description or b.description, a.types or b.types,
                 a.default if a.has_default else b.default, a.has_default or b.has_default,
@@ -120,8 +140,10 @@ def _combine(a: _Node, b: _Node) -> _Node:
                               if a.secret_value and b.secret_value
                               else a.secret_value or b.secret_value))
     for k, child in b.children.items():
-        out.children[k] = _combine(out.children[k], child) if k in out.children else child
+        out.children[k] = (_combine(out.children[k], child, done) if k in out.children
+                           else child)
     out.measure()
+    done[id(a), id(b)] = (a, b, out)  # a and b kept alive: their ids stay theirs
     return out
 
 
@@ -249,6 +271,10 @@ class SchemaIndex:
         if node.height > MAX_FOLLOWED_DEPTH:
             raise self._error(schema, None, f"the keys below this point nest deeper than "
                               f"{MAX_FOLLOWED_DEPTH} levels where the $refs are followed")
+        if node.size > MAX_EXPANDED:
+            raise self._error(schema, None, f"the schema expands to more than "
+                              f"{MAX_EXPANDED:,} subschemas through $ref here (a "
+                              "definition used twice in one that is used twice ...)")
         return node
 
     def _node(self, schema: Any, seen: tuple[str, ...], depth: int) -> _Node:
