@@ -154,9 +154,16 @@ def located(path: str, raw: bytes, problems: Sequence[tuple[Sequence[str | int],
 def check_dialect(path: str, raw: bytes, document: dict[str, Any]) -> None:
     """Raise a located ``BuildError`` unless ``document`` is a magcfg schema."""
     validator = _dialect_validator()
-    if validator.is_valid(document):
-        return
-    problems = list(_problems(validator, document))
+    try:
+        if validator.is_valid(document):
+            return
+        problems = list(_problems(validator, document))
+    except ValueError as exc:
+        # jsonschema-rs converts the document recursively and gives up about 255 levels
+        # down, before its depth rule can answer (the json parser's limit is further).
+        if "Recursion limit" not in str(exc):
+            raise
+        problems = [((), TOO_DEEP)]
     if problems and not problems[0][0] and problems[0][1] == TOO_DEEP:
         text = raw.decode("utf-8", errors="replace")
         raise BuildError([Diagnostic(path, nesting_line(text, MAX_DEPTH), None, TOO_DEEP,
