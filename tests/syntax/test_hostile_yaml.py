@@ -101,6 +101,10 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
     ("flow-key-over-two-lines", "magds:\n  pool: {min\n    max: 1}\n",
      [f"{DEV}:3: error: YAML syntax error: did not find expected ',' or '}}' (while parsing "
       "a flow mapping)"]),
+    ("huge-base-60", "magds:\n  host: 1" + ":0" * 175 + "\n",  # it was an OverflowError
+     [f"{DEV}:2: error: '1:0:0:0:0:0:0:0:0:0:'... (351 characters) means different things "
+      "in YAML 1.1 and 1.2 (an integer beyond 64 bits in 1.1, text in 1.2): quote it if it "
+      "is text [magds.host]"]),
     # yaml-rs overflowed the C stack on this (signal 11) before any depth check
     ("deep-compact-sequence", "magds:\n  tags:\n    " + "- " * 20_000 + "1\n",
      [f"{DEV}:3: error: nesting deeper than 64 levels"]),

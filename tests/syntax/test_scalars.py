@@ -75,6 +75,19 @@ def test_accepted(text: str, value: Any) -> None:
      f"range ({INT_MIN} to {INT_MAX}): quote it if it is text"),
     ("9" * 5000, "int-range", "'99999999999999999999'... (5000 characters) is outside the "
      f"64-bit integer range ({INT_MIN} to {INT_MAX}): quote it if it is text"),
+    # base 60 past 64 bits or past the floats (OverflowError; 100,000 parts took 3.4 s)
+    ("1" + ":0" * 11, "ambiguous", f"'1{':0' * 11}' means different "
+     "things in YAML 1.1 and 1.2 (an integer beyond 64 bits in 1.1, text in 1.2): quote it "
+     "if it is text"),
+    ("1" + ":0" * 175, "ambiguous", f"'1{':0' * 9}:'... (351 characters) means different "
+     "things in YAML 1.1 and 1.2 (an integer beyond 64 bits in 1.1, text in 1.2): quote it "
+     "if it is text"),
+    ("-1" + ":0" * 175 + ".5", "ambiguous", f"'-1{':0' * 9}'... (354 characters) means "
+     "different things in YAML 1.1 and 1.2 (the number -inf in 1.1, text in 1.2): quote it "
+     "if it is text"),
+    ("1" + ":0" * 100_000, "ambiguous", f"'1{':0' * 9}:'... (200001 characters) means "
+     "different things in YAML 1.1 and 1.2 (an integer beyond 64 bits in 1.1, text in "
+     "1.2): quote it if it is text"),
 ])
 def test_refused(text: str, code: str, message: str) -> None:
     assert resolve_plain(text) == (text, (code, message))
