@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 import magcfg
-from magcfg.cue.binary import MIN_CUE_VERSION, find_cue, merge_disjunctions, parse_errors, split_path
+from magcfg.cue.binary import (
+    MIN_CUE_VERSION,
+    CueBinary,
+    find_cue,
+    merge_disjunctions,
+    parse_errors,
+    split_path,
+)
 from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
@@ -598,3 +605,39 @@ def test_base_layer_errors_name_the_environments_they_fail_in(app: Project) -> N
     assert failed_cleanly(done, 1) == (
         "layers/base/magds.yaml:2: error: prod must not use localhost (CUE: schemas/app.cue:16) "
         "(environment prod) [magds.host]\n")
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    # int() of 4,300+ digits raised ValueError while decoding cue's output
+    ("magds: port: 1" + "0" * 4400 + "\n",
+     "layers/environments/dev/deep.cue:1: error: '10000000000000000000'... (4401 characters) "
+     "is outside the 64-bit integer range (-9223372036854775808 to 9223372036854775807): "
+     "write a smaller number [magds.port]\n"),
+    # jsonschema-rs raised ValueError: Recursion limit reached
+    ("magds: pool: " + "{a: " * 300 + "1" + "}" * 300 + "\n",
+     "layers/environments/dev/deep.cue:1: error: nesting deeper than 64 levels "
+     f"[magds.pool{'.a' * 62}]\n"),
+    # the JSON decoder raised RecursionError
+    ("magds: pool: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",
+     "layers/environments/dev/deep.cue: error: nesting deeper than 64 levels\n"),
+])
+def test_cue_layer_is_held_to_the_yaml_layer_rules(mini: Project, content: str,
+                                                   expected: str) -> None:
+    assert mini.run("build").returncode == 0
+    before = tree_state(mini.root / "generated")
+    mini.write("layers/environments/dev/deep.cue", content)
+    assert failed_cleanly(mini.run("build", timeout=60)) == expected
+    assert tree_state(mini.root / "generated") == before
+
+
+def test_what_cue_prints_is_read_up_to_the_file_limit(tmp_path: Path) -> None:
+    """cue's output is read whole, like a file: it had no limit (a small .cue file can
+    print gigabytes into memory). Past the limit cue is stopped, and the build fails."""
+    chatty = CueBinary(str(_script(tmp_path / "bin", "cue",
+                                   'head -c "$2" /dev/zero | tr "\\0" x\n'
+                                   'head -c 10 /dev/zero >&2\n')), "v0.14.1")
+    done = chatty.run(["export", "1000"], tmp_path, limit=1000)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "x" * 1000, "\0" * 10)
+    with pytest.raises(BuildError) as refused:
+        chatty.run(["export", "50000000"], tmp_path, limit=1000)
+    assert str(refused.value) == ": error: cue export printed more than 1000 bytes"

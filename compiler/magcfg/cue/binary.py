@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from ..durable import MAX_INPUT_BYTES
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
 
@@ -46,16 +49,31 @@ class CueBinary(NamedTuple):
     path: str
     version: str
 
-    def run(self, args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-        """Run ``cue ARGS`` in ``cwd``; output is text (UTF-8)."""
+    def run(self, args: Sequence[str], cwd: Path, limit: int = MAX_INPUT_BYTES
+            ) -> subprocess.CompletedProcess[str]:
+        """Run ``cue ARGS`` in ``cwd``; output is text (UTF-8), at most ``limit`` bytes on
+        each stream: what cue prints is read whole, like a file of the repository (a
+        small .cue file can print gigabytes), so the same limit holds. The streams go to
+        files the kernel caps (RLIMIT_FSIZE stops cue at the limit), not to memory."""
+        def cap_output() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit + 1, limit + 1))
+
         try:
-            return subprocess.run([self.path, *args], cwd=cwd, capture_output=True,
-                                  text=True, encoding="utf-8", errors="replace",
-                                  timeout=TIMEOUT_SECONDS, check=False, env=hermetic_env())
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                done = subprocess.run([self.path, *args], cwd=cwd, stdout=out, stderr=err,
+                                      timeout=TIMEOUT_SECONDS, check=False,
+                                      env=hermetic_env(), preexec_fn=cap_output)
+                streams = []
+                for stream in (out, err):
+                    if os.fstat(stream.fileno()).st_size > limit:
+                        raise BuildError(f"cue {args[0]} printed more than {limit} bytes")
+                    stream.seek(0)
+                    streams.append(stream.read().decode("utf-8", errors="replace"))
         except subprocess.TimeoutExpired:
             raise BuildError(f"cue {args[0]} did not finish within {TIMEOUT_SECONDS} s") from None
         except OSError as exc:
             raise BuildError(f"cannot run {self.path}: {exc.strerror}") from None
+        return subprocess.CompletedProcess(done.args, done.returncode, *streams)
 
 
 def hermetic_env() -> dict[str, str]:

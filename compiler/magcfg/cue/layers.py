@@ -27,13 +27,17 @@ import hashlib
 import json
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import BuildError, Diagnostic
 from ..keyglob import format_keypath
 from ..pipeline.cache import BuildCache
 from ..pipeline.load import ParsedFile
+from ..syntax.locate import locate_cue
+from ..syntax.scalars import Refusal, json_number
+from ..syntax.strict_yaml import MAX_DEPTH
 from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
 
 if TYPE_CHECKING:
@@ -106,6 +110,13 @@ def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]
                                        "a .cue layer must evaluate to a struct (the top level "
                                        f"is {type(data).__name__})", code="toplevel"))
             continue
+        found = list(_beyond_layer_rules(data, (), 1))
+        if found:
+            text = files[path].decode("utf-8", errors="replace")
+            problems.extend(Diagnostic(path, locate_cue(text, keypath),
+                                       format_keypath(keypath) or None, message, code=code)
+                            for keypath, code, message in found)
+            continue
         out[path] = data
     if problems:
         raise BuildError(problems)
@@ -125,7 +136,10 @@ def _export_once(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], li
     if done.returncode != 0:
         return [], _diagnostics(merge_disjunctions(parse_errors(done.stderr)), instance, order,
                                 done.stderr)
-    documents = _json_stream(done.stdout)
+    try:
+        documents = _json_stream(done.stdout)
+    except _TooDeep as exc:
+        return [], [Diagnostic(order[exc.index], None, None, _TOO_DEEP, code="depth")]
     if len(documents) != len(order):
         return [], [Diagnostic(order[0], None, None,
                                f"cue export printed {len(documents)} documents for "
@@ -143,8 +157,32 @@ def _as_package(raw: bytes, package: str) -> bytes:
     return (text[:m.start(1)] + package + text[m.end(1):]).encode("utf-8")
 
 
+_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
+
+
+class _Refused(NamedTuple):
+    """A number of cue's output that a layer cannot hold (``json_number``)."""
+
+    refusal: Refusal
+
+
+class _TooDeep(Exception):
+    """Document ``index`` of cue's output nests past the JSON decoder's recursion."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _number(token: str) -> Any:
+    value, refusal = json_number(token)
+    return value if refusal is None else _Refused(refusal)
+
+
+# The layer rules for numbers, while decoding: int() of 4,300+ digits raises.
+_DECODER = json.JSONDecoder(parse_int=_number, parse_float=_number)
+
+
 def _json_stream(text: str) -> list[Any]:
-    decoder = json.JSONDecoder()
     out: list[Any] = []
     i = 0
     while True:
@@ -152,8 +190,26 @@ def _json_stream(text: str) -> list[Any]:
             i += 1
         if i >= len(text):
             return out
-        value, i = decoder.raw_decode(text, i)
+        try:
+            value, i = _DECODER.raw_decode(text, i)
+        except RecursionError:
+            raise _TooDeep(len(out)) from None
         out.append(value)
+
+
+def _beyond_layer_rules(node: dict[str, Any] | list[Any], keypath: tuple[str, ...],
+                        depth: int) -> Iterator[tuple[tuple[str, ...], str, str]]:
+    """``(keypath, code, message)`` where exported data breaks a rule a YAML layer is
+    held to: nesting past MAX_DEPTH (jsonschema-rs gives up ~250 levels down, with a
+    ValueError), and a number ``json_number`` refuses."""
+    if depth > MAX_DEPTH:
+        yield keypath, "depth", _TOO_DEEP
+        return
+    for key, value in node.items() if type(node) is dict else enumerate(node):
+        if type(value) is _Refused:
+            yield (*keypath, str(key)), *value.refusal
+        elif type(value) is dict or type(value) is list:
+            yield from _beyond_layer_rules(value, (*keypath, str(key)), depth + 1)
 
 
 def _diagnostics(errors: list[CueError], instance: dict[str, str], order: list[str],

@@ -198,6 +198,28 @@ Refusal = tuple[str, str]
 """``(code, message)``: why a plain scalar is refused."""
 
 
+def _out_of_json(text: str, value: Any, fix: str) -> Refusal | None:
+    """The number rule: integers in 64 bits (signed), floats finite."""
+    if value is _BIG or (type(value) is int and not INT_MIN <= value <= INT_MAX):
+        return ("int-range", f"{_shown(text)} is outside the 64-bit integer range "
+                f"({INT_MIN} to {INT_MAX}): {fix}")
+    if type(value) is float and not math.isfinite(value):
+        return ("float", f"{_shown(text)} is not representable in JSON")
+    return None
+
+
+def json_number(token: str) -> tuple[int | float, Refusal | None]:
+    """A JSON number as another tool printed it (``cue export``), under the rule plain
+    scalars follow: ``(value, None)``, or ``(0, refusal)``, never converting a number of
+    more digits than any 64-bit integer has."""
+    if token.lstrip("-").isdigit():
+        value: Any = _int(token, 10)
+    else:
+        value = float(token)
+    refusal = _out_of_json(token, value, "write a smaller number")
+    return (0, refusal) if refusal is not None else (value, None)
+
+
 def resolve_plain_key(text: str) -> tuple[Any, Refusal | None]:
     """``resolve_plain`` for a mapping key, whose fix is always to quote it."""
     return _resolve(text, key=True)
@@ -228,11 +250,9 @@ def _resolve(text: str, key: bool) -> tuple[Any, Refusal | None]:
     if text[0] not in _NUMERIC_START:
         return text, None
     v12, v11 = _yaml12(text), _yaml11(text)
-    if v12 is _BIG or (type(v12) is int and not INT_MIN <= v12 <= INT_MAX):
-        return text, ("int-range", f"{_shown(text)} is outside the 64-bit integer range "
-                      f"({INT_MIN} to {INT_MAX}): quote it if it is text")
-    if type(v12) is float and not math.isfinite(v12):
-        return text, ("float", f"{_shown(text)} is not representable in JSON")
+    refusal = _out_of_json(text, v12, "quote it if it is text")
+    if refusal is not None:
+        return text, refusal
     digits = text.lstrip("+-")
     leading_zero = type(v12) is int and digits[:1] == "0" and digits[1:2].isdigit()
     if _same(v11, v12) and not leading_zero:
