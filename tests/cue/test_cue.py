@@ -641,3 +641,29 @@ def test_what_cue_prints_is_read_up_to_the_file_limit(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as refused:
         chatty.run(["export", "50000000"], tmp_path, limit=1000)
     assert str(refused.value) == ": error: cue export printed more than 1000 bytes"
+
+
+def test_failing_cue_layers_are_each_exported_at_most_twice(app: Project,
+                                                            tmp_path: Path) -> None:
+    """cue evaluates every instance of a run and stops printing at the first failure:
+    exporting the rest together again after each one evaluated K failing files K times
+    each (8 files here were evaluated 35 times, 2 + 3 + ... + 8)."""
+    for i in range(6):
+        app.write(f"layers/base/bad{i}.cue", f"package base\n\nbad{i}: int\n")
+    for i in range(2):
+        app.write(f"layers/base/good{i}.cue", f"good{i}: {i}\n")
+    directory = tmp_path / "shim"
+    log = directory / "calls.log"
+    shim = _script(directory, "cue", f'echo "$@" >> "{log}"\nexec "{REAL_CUE}" "$@"\n')
+    os.environ["MAGCFG_CUE"] = str(shim)
+    try:
+        result = app.run("build")
+    finally:
+        del os.environ["MAGCFG_CUE"]
+    stderr = failed_cleanly(result)
+    assert stderr.splitlines() == [
+        f"layers/base/bad{i}.cue:3: error: cue export: incomplete value int [bad{i}]"
+        for i in range(6)]
+    exports = [line.split() for line in log.read_text().splitlines()
+               if line.startswith("export")]
+    assert sum(arg.startswith(".:l") for line in exports for arg in line) <= 2 * 8, exports

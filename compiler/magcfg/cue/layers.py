@@ -85,22 +85,20 @@ def load_cue_layers(compiler: Workspace, paths: list[str]) -> dict[str, ParsedFi
 def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]:
     """One ``cue export`` for all ``files`` (path -> bytes): the data of each.
 
-    cue stops at the first instance that fails, so on errors the files it did not get
-    to are exported again (without the failed ones) until every error is known: one
-    process when all is well, one more per failing file otherwise."""
+    cue evaluates every instance it is given, then prints them in order and stops at
+    the first that fails: so on errors the files after it are exported again, each
+    alone, so that every error is known (cue evaluates in parallel already). Together,
+    every run would evaluate all the files still left (K failing files cost K runs of
+    each: four slow ones took 38.6 s instead of 17 s); alone, a file is evaluated at
+    most twice, and a process costs ~20 ms. One process runs when all is well."""
     order = list(files)
-    diagnostics: list[Diagnostic] = []
-    remaining = order
-    while remaining:
-        documents, failed = _export_once(cue, {p: files[p] for p in remaining})
-        if not failed:
-            break
-        diagnostics.extend(failed)
-        blamed = {d.file for d in failed}
-        if not blamed & set(remaining):
-            break
-        remaining = [p for p in remaining if p not in blamed]
+    documents, printed, diagnostics = _export_once(cue, files)
     if diagnostics:
+        blamed = {d.file for d in diagnostics}
+        # The instances printed before the failure passed: never evaluated again.
+        rest = [p for p in order[printed:] if p not in blamed]
+        for path in rest:
+            diagnostics.extend(_export_once(cue, {path: files[path]})[2])
         raise BuildError(diagnostics)
     out: dict[str, dict[str, Any]] = {}
     problems = []
@@ -123,7 +121,10 @@ def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]
     return out
 
 
-def _export_once(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], list[Diagnostic]]:
+def _export_once(cue: CueBinary, files: dict[str, bytes]
+                 ) -> tuple[list[Any], int, list[Diagnostic]]:
+    """``(documents, printed, errors)``: on errors, ``printed`` counts the instances cue
+    printed (and so passed) before the one that failed."""
     order = list(files)
     instance = {}  # "lN.cue" -> project path
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
@@ -134,17 +135,22 @@ def _export_once(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], li
             instance[name] = path
         done = cue.run(["export", "--out", "json", *(f".:l{i}" for i in range(len(order)))], base)
     if done.returncode != 0:
-        return [], _diagnostics(merge_disjunctions(parse_errors(done.stderr)), instance, order,
-                                done.stderr)
+        try:
+            printed = len(_json_stream(done.stdout))
+        except (ValueError, _TooDeep):
+            printed = 0  # only costs exporting them again
+        return [], min(printed, len(order)), _diagnostics(
+            merge_disjunctions(parse_errors(done.stderr)), instance, order, done.stderr)
     try:
         documents = _json_stream(done.stdout)
     except _TooDeep as exc:
-        return [], [Diagnostic(order[exc.index], None, None, _TOO_DEEP, code="depth")]
+        return [], exc.index, [Diagnostic(order[exc.index], None, None, _TOO_DEEP,
+                                          code="depth")]
     if len(documents) != len(order):
-        return [], [Diagnostic(order[0], None, None,
-                               f"cue export printed {len(documents)} documents for "
-                               f"{len(order)} .cue files", code="cue")]
-    return documents, []
+        return [], 0, [Diagnostic(order[0], None, None,
+                                  f"cue export printed {len(documents)} documents for "
+                                  f"{len(order)} .cue files", code="cue")]
+    return documents, len(documents), []
 
 
 def _as_package(raw: bytes, package: str) -> bytes:
