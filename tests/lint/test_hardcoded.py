@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from magcfg.lint import lint
 
 from ..conftest import failed_cleanly, tree_state
-from .conftest import Fixture, MakeRepo, run_cli
+from .conftest import REPO, Fixture, MakeRepo, run_cli
 
 BASELINE = ".magcfg-lint-baseline.json"
 
@@ -370,3 +374,25 @@ def test_an_edited_secret_below_its_finding_is_not_the_baselined_one(
     failed_cleanly(done, 1)
     assert done.stdout.count(" MAG002 ") == 1
     assert "CANARY" not in done.stdout + done.stderr and KEY_BODY[:20] not in done.stdout
+
+
+def test_a_long_line_is_checked_in_one_pass(make_repo: MakeRepo) -> None:
+    """A line of 80,000 spaces between a key and what follows: each line pattern tried
+    the rest of the line at each character (20,000 spaces took 7-33 s a pattern), so a
+    file of a few such lines held the gate for hours. The run must end, well within the
+    timeout, and still find what the lines hold."""
+    pad = " " * 80_000
+    repo = make_repo({
+        "app.py": f"password: b{pad}!\nAPI_KEY = 'CANARYlong1'\n",
+        "prod.env": f"PASSWORD=a{pad}x\nDB_PASSWORD=CANARYlong2\n",
+        "settings.ini": f"password=a{pad}x\n",
+        "Dockerfile": f"ENV PASSWORD a{pad}=\n",
+        "compose.yaml": f"env:\n  - PASSWORD=a{pad}x\n",
+        "keys.yaml": '"' + "\\" * 80_000 + "\n",
+    })
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    done = subprocess.run([sys.executable, "-m", "magcfg", "lint"], cwd=repo.root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    found = {line.split(": MAG")[0] for line in done.stdout.splitlines()[0::2]}
+    assert {"app.py:2:11", "prod.env:2:13"} <= found, done.stdout
+    assert "CANARY" not in done.stdout + done.stderr

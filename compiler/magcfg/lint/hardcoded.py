@@ -97,16 +97,19 @@ def key_is_secret(key: str) -> bool:
 # --- assignment shapes, by file kind --------------------------------------------------------
 
 _YAML_KV = re.compile(r"""^\s*(?:-\s+)?(["']?)([A-Za-z_][\w.-]*)\1\s*:(?:\s+|$)(.*)$""")
-_YAML_LIST_ENV = re.compile(r"^\s*-\s+([\"']?)([A-Za-z_][\w.]*)=(.*?)\1\s*$")
+# No value group ends in a lazy `(.*?)\s*$` or a backreference: those try the rest of the
+# line at each character, and a line of 20,000 spaces took seconds per pattern. A value
+# group stops at the last character that is not a space, or is stripped where it is used.
+_YAML_LIST_ENV = re.compile(r"^\s*-\s++([\"']?)([A-Za-z_][\w.]*+)=(.*)$")
 _YAML_NAME = re.compile(r"""^(\s*)-\s+name:\s*["']?([A-Za-z_][\w.-]*)["']?\s*$""")
 _YAML_VALUE = re.compile(r"^(\s*)(value|valueFrom):(.*)$")
 _JSON_KV = re.compile(r'"([A-Za-z_][\w.-]*)"\s*:\s*("(?:[^"\\]|\\.)*")')
-_ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*(.*?)\s*$")
-_DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s+([A-Za-z_][\w.]*)\s+([^=\s][^=]*?)\s*$")
-_INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*(.*?)\s*$""")
+_ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*((?:.*\S)?)\s*$")
+_DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s++([A-Za-z_][\w.]*+)\s++([^=\s][^=]*+)$")
+_INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*((?:.*\S)?)\s*$""")
 _CODE_KV = re.compile(  # `$env:` and `$script:` qualify a PowerShell variable
-    r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*)["'`]?"""
-    r"""\s*(?::\s*[A-Za-z_][\w\[\], .|]*)?\s*(?::=|(?<![=!<>:])=(?!=)|:)\s*"""
+    r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*+)["'`]?"""
+    r"""\s*+(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=)|:)\s*+"""
     r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`\n]*`)""")
 
 # A whole value that is a shell/compose fallback: `${VAR:-default}`, `${VAR-default}`,
@@ -209,7 +212,7 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
 # complex key (`? key`), an escape in a quoted key (`"p\u0061ssword"` has no secret word
 # to find).
 _LATER_VALUES = frozenset({"", "|", ">", "|-", ">-", "|+", ">+"})
-_QUOTED_KEY_ESCAPE = re.compile(r"""["'][^"'\n]*\\[^"'\n]*["']\s*:""")
+_QUOTED_KEY_ESCAPE = re.compile(r"""["'][^"'\n\\]*+\\[^"'\n]*+["']\s*:""")
 _FLOW_KEY = re.compile(r"""[{\[,]\s*["']?([^\s"',:{}\[\]]+)["']?\s*:""")
 _COMPLEX_KEY = re.compile(r"^\s*(?:-\s+)?\?(?:\s|$)", re.MULTILINE)
 
@@ -388,8 +391,9 @@ def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     if kind == "yaml":
         m = _YAML_LIST_ENV.match(line)
-        if m:
-            yield m.group(2), m.group(3), m.start(3) + 1
+        quote, value = (m.group(1), m.group(3).rstrip()) if m else ("", "")
+        if m and value.endswith(quote):  # `- "KEY=value"`: the closing quote ends the value
+            yield m.group(2), value[:len(value) - len(quote)], m.start(3) + 1
             return
         m = _YAML_KV.match(line)
         if m:
@@ -403,7 +407,7 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     if kind in ("env", "shell"):
         m = _ENV_KV.match(line) or _DOCKER_ENV_SPACE.match(line)
         if m:
-            value = m.group(2)
+            value = m.group(2).rstrip()
             if kind == "shell" or " #" in value:
                 value = _strip_yaml_comment(value)
             yield m.group(1), value, m.start(2) + 1
