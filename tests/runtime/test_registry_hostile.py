@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,20 @@ def _polling_kernel(hostile: HostileRegistry, tmp_path: Path
     return kernel, events
 
 
+def _restartable(hostile: HostileRegistry, tmp_path: Path, **options: Any
+                 ) -> Callable[[], Kernel]:
+    """A kernel of ``hostile``'s artifact with its state in ``tmp_path/state``, made anew
+    at each call (a restarted pod keeps its state), polling only when told."""
+    public = hostile.public_key(tmp_path / "k.pub")
+
+    def kernel() -> Kernel:
+        return Kernel(hostile.reference(), [public], tmp_path / "state",
+                      environment="production", insecure_registry=True,
+                      registry_interval=3600, **options)
+
+    return kernel
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_malformed_answer_is_an_outage_and_the_poller_goes_on(
         case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
@@ -114,12 +128,7 @@ def test_a_malformed_answer_is_an_outage_and_the_poller_goes_on(
 def test_a_malformed_answer_at_start_boots_the_last_known_good(
         case: str, hostile: HostileRegistry, tmp_path: Path) -> None:
     hostile.publish(1)
-    public = hostile.public_key(tmp_path / "k.pub")
-
-    def kernel() -> Kernel:
-        return Kernel(hostile.reference(), [public], tmp_path / "state",
-                      environment="production", insecure_registry=True,
-                      registry_interval=3600)
+    kernel = _restartable(hostile, tmp_path)
 
     first = kernel().start()
     first.stop()
@@ -231,12 +240,7 @@ def test_a_request_over_tls_ends_at_its_deadline_however_slowly_the_registry_ans
 def test_a_registry_that_drips_its_answer_does_not_hold_up_start_or_reload(
         hostile: HostileRegistry, tmp_path: Path) -> None:
     hostile.publish(1)
-    public = hostile.public_key(tmp_path / "k.pub")
-
-    def kernel() -> Kernel:
-        return Kernel(hostile.reference(), [public], tmp_path / "state",
-                      environment="production", insecure_registry=True,
-                      registry_interval=3600, registry_timeout=2)
+    kernel = _restartable(hostile, tmp_path, registry_timeout=2)
 
     kernel().start().stop()
     shutil.rmtree(tmp_path / "state/registry-mirror")
@@ -259,12 +263,7 @@ def test_a_registry_that_drips_its_answer_does_not_hold_up_start_or_reload(
 def test_a_huge_file_in_the_registry_mirror_is_refused_unread(
         hostile: HostileRegistry, tmp_path: Path) -> None:
     hostile.publish(1)
-    public = hostile.public_key(tmp_path / "k.pub")
-
-    def kernel() -> Kernel:
-        return Kernel(hostile.reference(), [public], tmp_path / "state",
-                      environment="production", insecure_registry=True,
-                      registry_interval=3600)
+    kernel = _restartable(hostile, tmp_path)
 
     kernel().start().stop()
     mirror = tmp_path / "state/registry-mirror"
@@ -300,12 +299,7 @@ def test_a_mirror_that_cannot_be_written_is_an_outage_not_a_crash(
     """A file where the mirror goes (or a full disk) is the state directory's trouble:
     the pull is a source failure, reported, and start boots the last known-good."""
     hostile.publish(1)
-    public = hostile.public_key(tmp_path / "k.pub")
-
-    def kernel() -> Kernel:
-        return Kernel(hostile.reference(), [public], tmp_path / "state",
-                      environment="production", insecure_registry=True,
-                      registry_interval=3600)
+    kernel = _restartable(hostile, tmp_path)
 
     kernel().start().stop()
     mirror = tmp_path / "state/registry-mirror"
