@@ -396,3 +396,24 @@ def test_a_long_line_is_checked_in_one_pass(make_repo: MakeRepo) -> None:
     found = {line.split(": MAG")[0] for line in done.stdout.splitlines()[0::2]}
     assert {"app.py:2:11", "prod.env:2:13"} <= found, done.stdout
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_findings_are_numbered_as_the_file_s_lines_whatever_counted_them(
+        make_repo: MakeRepo) -> None:
+    """YAML also breaks lines at U+2028, and a regex's offsets were numbered by ``\\n``
+    alone: a finding moved onto another line (one holding a suppression, or none) and a
+    SealedSecret's excluded lines onto a secret's."""
+    token = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
+    repo = make_repo({
+        "a.yaml": 'note: "a\u2028\u2028b"\npassword: |\n  hunter2xyzQ9\n'
+                  "fixture: x  # magcfg: ignore[MAG002] reason: test fixture value\n",
+        "s.yaml": 'kind: SealedSecret\nnote: "a\u2028\u2028b"\nspec:\n  encryptedData:\n'
+                  "    x: AgBy3i4OJSWK+PiTySYZZA\nother: 1\nDB_PASSWORD: hunter2xyzQ9\n",
+    })
+    (repo.root / "c.py").write_bytes(
+        b"x = 1  # magcfg: ignore[MAG002] reason: test fixture\r"
+        + f'tok = "{token}"\r'.encode())
+    found = lint(repo.root)
+    assert sorted((f.file, f.line, f.rule) for f in found.findings) == [
+        ("a.yaml", 2, "MAG002"), ("c.py", 2, "MAG002"), ("s.yaml", 7, "MAG002")]
+    assert found.suppressed == 0

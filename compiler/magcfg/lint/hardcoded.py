@@ -283,11 +283,13 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
         """A finding at the value's event; a value not all on that line (a block, folded
         or multi-line scalar, an alias's anchored value) is its fingerprint, with the line,
         so that an edited secret is not the baseline's accepted one."""
-        start, end = event.start_mark, event.end_mark
-        elsewhere = isinstance(event, yaml.AliasEvent) or end.line > start.line
-        line = src.lines[start.line] if start.line < len(src.lines) else ""
-        return start.line + 1, Hit(start.column + 1, message, 1,
-                                   f"{line}\n{value}" if elsewhere else None)
+        # Lines as the file's readers count them (src.position), not as YAML does: it
+        # also breaks at U+2028, which would move a finding onto another line.
+        number, column = src.position(event.start_mark.index)
+        last, _ = src.position(event.end_mark.index)
+        elsewhere = isinstance(event, yaml.AliasEvent) or last > number
+        line = src.lines[number - 1] if number <= len(src.lines) else ""
+        return number, Hit(column, message, 1, f"{line}\n{value}" if elsewhere else None)
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     anchors: dict[str, str | None] = {}
@@ -354,21 +356,22 @@ def _sealed_lines(src: SourceFile) -> frozenset[int]:
                     return value
         return None
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     lines: set[int] = set()
     try:
-        for doc in yaml.compose_all(src.text, Loader=loader):
+        # PyYAML's own composer: libyaml's recurses on the C stack, and this file is the
+        # pull request's (it names SealedSecret and encryptedData to be read here).
+        for doc in yaml.compose_all(src.text, Loader=yaml.SafeLoader):
             kind = child(doc, "kind")
             data = child(child(doc, "spec"), "encryptedData")
             if not (isinstance(kind, yaml.ScalarNode) and kind.value == "SealedSecret"
                     and isinstance(data, yaml.MappingNode)):
                 continue
             for key, value in data.value:
-                end = value.end_mark
+                first, _ = src.position(key.start_mark.index)
+                last, column = src.position(value.end_mark.index)
                 # A block scalar ends at the start of the line after its last.
-                last = end.line if end.column > 0 else end.line - 1
-                lines.update(range(key.start_mark.line + 1, max(key.start_mark.line, last) + 2))
-    except yaml.YAMLError:
+                lines.update(range(first, max(first, last - (column == 1)) + 1))
+    except (yaml.YAMLError, RecursionError):
         pass  # not YAML (a Helm template): each line is read alone, as the line rule does
     return frozenset(lines)
 

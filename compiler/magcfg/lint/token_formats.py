@@ -11,7 +11,6 @@ That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
 from __future__ import annotations
 
 import base64
-import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,7 +120,6 @@ _CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|co
                              r"credential|bearer", re.IGNORECASE)
 
 
-_NEWLINE = re.compile("\n")
 
 
 @dataclass(frozen=True)
@@ -169,14 +167,7 @@ def _trigger_index() -> tuple[tuple[str, int], ...]:
 
 def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     text = src.text
-    line_starts: list[int] = []
-
-    def locate(offset: int) -> tuple[int, int]:
-        """The line number and column of ``offset`` in the text."""
-        if not line_starts:
-            line_starts.extend([0, *(n.end() for n in _NEWLINE.finditer(text))])
-        number = bisect.bisect_right(line_starts, offset)
-        return number, offset - line_starts[number - 1] + 1
+    locate = src.position
 
     # One pass over every trigger: a generator per detector cost more than its checks.
     present = {i for trigger, i in _trigger_index() if trigger in text}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import os
 import re
@@ -37,6 +38,7 @@ class SourceFile:
     path: str
     text: str
     _lines: list[str] | None = field(default=None, repr=False)
+    _starts: list[int] | None = field(default=None, repr=False)
 
     @property
     def lines(self) -> list[str]:
@@ -51,6 +53,15 @@ class SourceFile:
                 lines.pop()  # the last line's ending ends no line after it
             self._lines = lines
         return self._lines
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """The line (as ``lines`` numbers them) and column, 1-based, of the character at
+        ``offset``: one numbering for every rule, whatever counted the offset (a regex, a
+        YAML parser, which also breaks lines at U+0085, U+2028 and U+2029)."""
+        if self._starts is None:
+            self._starts = [0, *(m.end() for m in _LINE_BREAK.finditer(self.text))]
+        number = bisect.bisect_right(self._starts, offset)
+        return number, offset - self._starts[number - 1] + 1
 
     @property
     def name(self) -> str:
