@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-import resource
+import selectors
 import shutil
 import subprocess
-import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -53,27 +53,45 @@ class CueBinary(NamedTuple):
             ) -> subprocess.CompletedProcess[str]:
         """Run ``cue ARGS`` in ``cwd``; output is text (UTF-8), at most ``limit`` bytes on
         each stream: what cue prints is read whole, like a file of the repository (a
-        small .cue file can print gigabytes), so the same limit holds. The streams go to
-        files the kernel caps (RLIMIT_FSIZE stops cue at the limit), not to memory."""
-        def cap_output() -> None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit + 1, limit + 1))
-
+        small .cue file can print gigabytes), so the same limit holds. Both streams are
+        read as they come, and cue is stopped once one passes the limit or the time is
+        up (no ``preexec_fn``: the build runs threads, and a child forked among them
+        may deadlock before it runs cue)."""
         try:
-            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-                done = subprocess.run([self.path, *args], cwd=cwd, stdout=out, stderr=err,
-                                      timeout=TIMEOUT_SECONDS, check=False,
-                                      env=hermetic_env(), preexec_fn=cap_output)
-                streams = []
-                for stream in (out, err):
-                    if os.fstat(stream.fileno()).st_size > limit:
-                        raise BuildError(f"cue {args[0]} printed more than {limit} bytes")
-                    stream.seek(0)
-                    streams.append(stream.read().decode("utf-8", errors="replace"))
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"cue {args[0]} did not finish within {TIMEOUT_SECONDS} s") from None
+            proc = subprocess.Popen([self.path, *args], cwd=cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=hermetic_env())
         except OSError as exc:
             raise BuildError(f"cannot run {self.path}: {exc.strerror}") from None
-        return subprocess.CompletedProcess(done.args, done.returncode, *streams)
+        with proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            streams = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+            deadline = time.monotonic() + TIMEOUT_SECONDS
+            with selectors.DefaultSelector() as selector:
+                for fd in streams:
+                    selector.register(fd, selectors.EVENT_READ)
+                while selector.get_map():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        proc.kill()
+                        raise BuildError(f"cue {args[0]} did not finish within "
+                                         f"{TIMEOUT_SECONDS} s")
+                    for key, _ in selector.select(left):
+                        data = os.read(key.fd, 1 << 16)
+                        if not data:
+                            selector.unregister(key.fd)
+                            continue
+                        streams[key.fd] += data
+                        if len(streams[key.fd]) > limit:
+                            proc.kill()
+                            raise BuildError(f"cue {args[0]} printed more than {limit} bytes")
+            try:
+                code = proc.wait(max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise BuildError(f"cue {args[0]} did not finish within "
+                                 f"{TIMEOUT_SECONDS} s") from None
+        out, err = (bytes(b).decode("utf-8", errors="replace") for b in streams.values())
+        return subprocess.CompletedProcess(proc.args, code, out, err)
 
 
 def hermetic_env() -> dict[str, str]:
