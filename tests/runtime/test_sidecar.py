@@ -18,7 +18,14 @@ import pytest
 
 from magcfg.durable import FAULT_ENV
 from magcfg.runtime.events import LOADED, PUBLISHED, RELOADED
-from magcfg.runtime.publish import DATA_LINK, TMP_LINK, current_target, publish, published_bytes
+from magcfg.runtime.publish import (
+    DATA_LINK,
+    TMP_LINK,
+    current_target,
+    publish,
+    published_bytes,
+    recover,
+)
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
 
@@ -310,6 +317,22 @@ def test_entries_it_did_not_write_are_replaced_never_followed(
     assert sorted(p.name for p in setup.out.iterdir() if p.name.startswith("..")) == \
         sorted([DATA_LINK, target.name])
     assert not publish(setup.out, files)  # published already
+
+
+def test_a_publish_stopped_between_its_two_renames_is_finished_on_recovery(
+        setup: Setup) -> None:
+    """Without renameat2, a real ``..data`` directory is moved aside before the link is
+    renamed in: a publisher stopped between the two left no ``..data``, and recovery
+    removed the complete new version with the leftovers."""
+    publish(setup.out, artifact_files(base_config(1), 1, setup.key))
+    version = current_target(setup.out)
+    assert version is not None
+    data = setup.out / DATA_LINK
+    os.replace(data, setup.out / TMP_LINK)  # the link made, not yet renamed in
+    (setup.out / "..data.aside-0123456789ab").mkdir()  # the directory moved aside
+    assert recover(setup.out) == ["..data.aside-0123456789ab"]
+    assert os.readlink(data) == version.name and current_target(setup.out) == version
+    assert json.loads((setup.out / "config.json").read_bytes()) == base_config(1)
 
 
 def test_a_huge_file_in_the_published_version_is_replaced_unread(setup: Setup) -> None:

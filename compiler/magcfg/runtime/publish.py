@@ -52,6 +52,7 @@ def recover(out_dir: Path) -> list[str]:
     removed: list[str] = []
     if not out_dir.is_dir():
         return removed
+    _finish_swap(out_dir)
     target = current_target(out_dir)
     for entry in out_dir.iterdir():
         if entry.name == TMP_LINK:
@@ -62,6 +63,22 @@ def recover(out_dir: Path) -> list[str]:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
     return sorted(removed)
+
+
+def _finish_swap(out_dir: Path) -> None:
+    """Where a publish was stopped after moving a real ``..data`` directory aside and
+    before renaming its link in (``_link_over`` without ``renameat2``), rename the link
+    in: its version is complete (written and fsynced before the link was made), and
+    without this the version and the link would be removed as leftovers."""
+    tmp, data = out_dir / TMP_LINK, out_dir / DATA_LINK
+    if os.path.lexists(data) or not tmp.is_symlink():
+        return
+    version = os.readlink(tmp)
+    if version.startswith("..") and "/" not in version and version not in (".", ".."):
+        full = out_dir / version
+        if full.is_dir() and not full.is_symlink():
+            os.replace(tmp, data)
+            fsync_dir(out_dir)
 
 
 def published_bytes(out_dir: Path, name: str) -> bytes | None:
