@@ -1,11 +1,13 @@
-"""For servers on 127.0.0.1 that answer a byte now and then (each wait of the client for
+"""For servers on 127.0.0.1 that answer a byte now and then (``serve``) (each wait of the client for
 the network is short, the whole answer takes minutes): a certificate for one on TLS, and
 the bound a test waits for a call that must end at its deadline."""
 
 from __future__ import annotations
 
 import datetime
+import http.server
 import ipaddress
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+
+def serve(handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None
+          ) -> http.server.ThreadingHTTPServer:
+    """A server on a free port of 127.0.0.1, over TLS with ``tls``, answering in threads
+    of its own (``shutdown()`` it when done)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def ends_within(call: Callable[[], object], within: float) -> bool:

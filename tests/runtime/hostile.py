@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from magcfg.oci import cosign, flux
 from magcfg.signing.keys import Ed25519PrivateKey
 
+from ..net.slow import serve
 from .fixtures import artifact_files, base_config
 
 Route = tuple[int, dict[str, str], bytes] | Callable[[http.server.BaseHTTPRequestHandler], None]
@@ -58,11 +59,7 @@ class HostileRegistry:
 
             do_GET = do_HEAD = _any
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler, tls)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:

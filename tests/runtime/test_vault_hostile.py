@@ -22,7 +22,7 @@ from magcfg.runtime.vault import SECRET_FAILED, DirectVault
 from magcfg.secrets.vault import MAX_RESPONSE_BYTES, VaultError, vault_config
 from magcfg.signing.keys import Ed25519PrivateKey
 
-from ..net.slow import ends_within, self_signed
+from ..net.slow import ends_within, self_signed, serve
 from .fixtures import artifact_files, base_config, rename_write
 from .test_vault import CANARY, Recorder, ref
 
@@ -66,11 +66,7 @@ class FakeVault:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler, tls)
         self.addr = f"http{'s' if tls else ''}://127.0.0.1:{self.server.server_address[1]}"
 
     def drip(self, body: bytes, pause: float, headers_too: bool) -> None:
