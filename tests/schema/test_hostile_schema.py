@@ -366,6 +366,38 @@ def test_annotation_under_a_combinator_or_a_definition_is_checked_too(built: Pro
     ]
 
 
+BESIDE_REF_CASES = [
+    ("pattern", {"x-magcfg-secret": True, "x-magcfg-secret-value": {"pattern": "(a)\\1"}},
+     "x-magcfg-secret-value/pattern", "(a)",
+     "pattern '(a)\\\\1' is not a regular expression magcfg can check"),
+    ("not-secret", {"x-magcfg-secret-value": {"minLength": 3}}, "x-magcfg-secret-value",
+     "x-magcfg-secret-value", "x-magcfg-secret-value on magds.password, which is not secret"),
+    ("not-boolean", {"x-magcfg-secret": "yes"}, "x-magcfg-secret", "yes",
+     "x-magcfg-secret must be true or false"),
+]
+
+
+@pytest.mark.parametrize(("name", "beside", "key", "needle", "message"), BESIDE_REF_CASES,
+                         ids=[c[0] for c in BESIDE_REF_CASES])
+def test_annotation_beside_a_ref_is_located_at_its_own_line(
+        built: Project, name: str, beside: dict[str, Any], key: str, needle: str,
+        message: str) -> None:
+    """The index reads the keywords beside a ``$ref`` apart from it; an error about one
+    of them names its own line and pointer, not the top of the file."""
+    def mutate(s: dict[str, Any]) -> None:
+        s["$defs"] = {"password": {"type": "string"}}
+        s["properties"]["magds"]["properties"]["password"] = {
+            "$ref": "#/$defs/password", **beside}
+
+    text = _mutated(mutate)
+    stderr = _refused(built, text)
+    start = text.index('"password": {\n')
+    line = text.count("\n", 0, text.index(needle, start)) + 1
+    assert stderr.startswith(f"{SCHEMA}:{line}: error: {message}"), stderr
+    assert stderr.endswith(f" [#/properties/magds/properties/password/{key}]\n"), stderr
+    assert stderr.count("\n") == 1
+
+
 def test_annotation_names_as_property_names_or_data_are_not_annotations(mini: Project) -> None:
     """A key *named* x-magcfg-secret, or one inside a default, is data, not an annotation."""
     def mutate(s: dict[str, Any]) -> None:

@@ -263,11 +263,12 @@ class SchemaIndex:
         except LookupError:
             raise self._error(holder, "$ref", dangling_ref(ref)) from None
 
-    def _build(self, schema: Any, seen: tuple[str, ...], depth: int) -> _Node:
+    def _build(self, schema: Any, seen: tuple[str, ...], depth: int,
+               beside_ref: bool = False) -> _Node:
         if depth > MAX_FOLLOWED_DEPTH:
             raise self._error(schema, None, f"the schema nests deeper than "
                               f"{MAX_FOLLOWED_DEPTH} levels where its $refs are followed")
-        node = self._node(schema, seen, depth)
+        node = self._node(schema, seen, depth, beside_ref)
         if node.height > MAX_FOLLOWED_DEPTH:
             raise self._error(schema, None, f"the keys below this point nest deeper than "
                               f"{MAX_FOLLOWED_DEPTH} levels where the $refs are followed")
@@ -277,10 +278,14 @@ class SchemaIndex:
                               "definition used twice in one that is used twice ...)")
         return node
 
-    def _node(self, schema: Any, seen: tuple[str, ...], depth: int) -> _Node:
+    def _node(self, schema: Any, seen: tuple[str, ...], depth: int,
+              beside_ref: bool = False) -> _Node:
+        """The node of ``schema``; ``beside_ref``: of its keywords other than ``$ref``
+        (the object itself, not a copy without it, so an error about one of them is
+        located by identity at its line in the file)."""
         if not isinstance(schema, dict):
             return _Node()
-        ref = schema.get("$ref")
+        ref = None if beside_ref else schema.get("$ref")
         if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
             target = self._target(ref, schema)
             if not isinstance(target, (dict, bool)):
@@ -290,10 +295,9 @@ class SchemaIndex:
                     self._by_ref[ref] = _Node()  # placeholder breaks reference cycles
                     self._by_ref[ref] = self._build(target, (*seen, ref), depth + 1)
                 shared = self._by_ref[ref]
-                rest = {k: v for k, v in schema.items() if k != "$ref"}
-                if not rest:
+                if len(schema) == 1:
                     return shared
-                local = self._build(rest, seen, depth + 1)
+                local = self._build(schema, seen, depth + 1, beside_ref=True)
                 node = _combine(shared, local)
                 # Words next to the $ref describe this use of the shape: they win.
                 node.description = local.description or shared.description
