@@ -180,3 +180,32 @@ def test_a_deeply_nested_tree_is_listed_without_recursion(tmp_path: Path) -> Non
         while deep != tmp_path:
             deep.rmdir()
             deep = deep.parent
+
+
+@pytest.mark.parametrize(("git_at", "project", "message"), [
+    (None, "proj", "leads outside the repository"),
+    ("", "", "leads outside the repository"),
+    ("", ".config/magcfg", "leads outside the project (.config/magcfg/)"),
+])
+def test_a_link_out_of_the_project_names_what_it_leaves(
+        tmp_path: Path, git_at: str | None, project: str, message: str) -> None:
+    """A project at the top of its repository (or in none) is the repository; one below
+    it (a monorepo's ``config/``) is named, since the link may stay in the repository."""
+    top = tmp_path / "repo"
+    root = top / project
+    (root / "layers").mkdir(parents=True)
+    (top / "other.yaml").write_text("a: 1\n")
+    (tmp_path / "away.yaml").write_text("a: 1\n")
+    if git_at is not None:
+        (top / git_at / ".git").mkdir()
+    os.symlink(top / "other.yaml", root / "layers/in-repo.yaml")
+    os.symlink(tmp_path / "away.yaml", root / "layers/away.yaml")
+    files, problems = Tree(root).list_files("layers", (".yaml",))
+    if root == top:  # the repository's own file is the project's
+        assert files == ["layers/in-repo.yaml"]
+        assert [d.format() for d in problems] == [f"layers/away.yaml: error: symlink {message}"]
+    else:
+        assert files == []
+        assert sorted(d.format() for d in problems) == [
+            f"layers/away.yaml: error: symlink {message}",
+            f"layers/in-repo.yaml: error: symlink {message}"]

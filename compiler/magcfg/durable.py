@@ -65,6 +65,7 @@ __all__ = [
     "file_kind",
     "fsync_dir",
     "listed_already",
+    "outside_project",
     "read_if_present",
     "read_located",
     "read_member",
@@ -74,6 +75,7 @@ __all__ = [
     "remove_stale_temps",
     "replace_directories",
     "replace_file",
+    "repository_prefix",
     "sha256_located",
     "sha256_regular",
     "temp_path",
@@ -110,6 +112,25 @@ DANGLING = "dangling symlink: its target does not exist"
 LOOP = "symlink loop: it leads to a directory that contains it"
 NOT_UTF8 = "file name is not valid UTF-8; rename it"
 SYMLINK_HERE = "is a symlink here; magcfg reads only regular files"
+
+
+def outside_project(prefix: str) -> str:
+    """Why a path that leads out of the project is not read, for a project at
+    ``prefix`` in its repository (``/``-separated, ``""`` at the top): in a monorepo
+    (``config/``) the path may stay in the repository, so the message names the project's
+    directory, where a project at the top is its repository."""
+    return f"leads outside the project ({prefix}/)" if prefix else OUTSIDE
+
+
+def repository_prefix(root: str) -> str:
+    """Where the real directory ``root`` is in the git work tree around it (the nearest
+    directory holding a ``.git`` entry), ``/``-separated; ``""`` at its top or outside
+    any: the file system is asked, not git, since a build runs no git."""
+    for top in (root, *map(str, Path(root).parents)):
+        if os.path.lexists(os.path.join(top, ".git")):
+            prefix = Path(root).relative_to(top).as_posix()
+            return "" if prefix == "." else prefix
+    return ""
 
 
 def fenced_problem(fence: str) -> str:
@@ -371,9 +392,13 @@ class Tree:
         self._cut = len(self.root) + 1
         self._real: dict[str, str] = {}
 
+    @functools.cached_property
+    def _outside(self) -> str:
+        return outside_project(repository_prefix(self.root))
+
     def _problem_of(self, rel: str, real: str) -> str | None:
         if not _inside(real, self.root):
-            return OUTSIDE
+            return self._outside
         for fence in self.fenced:
             if _inside(real, fence):
                 return fenced_problem(fence[self._cut:])

@@ -123,8 +123,8 @@ def test_a_ref_keeps_a_project_in_a_subdirectory_to_itself(tmp_path: Path) -> No
         _compare(here, there, loaded, ["layers/environments/dev/zz.yaml"])
         problems = there.list_layer("layers/environments/dev")[1]
     assert sorted(d.format() for d in problems) == [
-        "layers/environments/dev/other: error: symlink leads outside the repository",
-        "layers/environments/dev/zz.yaml: error: symlink leads outside the repository"]
+        "layers/environments/dev/other: error: symlink leads outside the project (config/)",
+        "layers/environments/dev/zz.yaml: error: symlink leads outside the project (config/)"]
 
 
 def test_a_ref_refuses_what_git_itself_would(repo: Project) -> None:

@@ -241,7 +241,7 @@ def test_against_reads_nothing_outside_a_project_in_a_subdirectory(tmp_path: Pat
     os.symlink("../../../../other/k.yaml", repo.root / "layers/environments/dev/zz.yaml")
     here = failed_cleanly(repo.run("build", "--check")).splitlines()
     assert here == ["layers/environments/dev/zz.yaml: error: symlink leads outside the "
-                    "repository"]
+                    "project (config/)"]
     git(outer, "checkout", "-q", "-b", "out")
     git(outer, "add", "-A")
     git(outer, "commit", "-qm", "a layer from outside the project")

@@ -32,13 +32,13 @@ from ..durable import (
     LOOP,
     MAX_INPUT_BYTES,
     NOT_UTF8,
-    OUTSIDE,
     SYMLINK_HERE,
     PathError,
     fenced_problem,
     file_kind,
     listed_already,
     os_reason,
+    outside_project,
     path_problem,
     utf8_name,
 )
@@ -139,6 +139,7 @@ class GitSource:
         top = Path(self.repo.working_tree_dir).resolve()
         prefix = Path(project_root).resolve().relative_to(top).as_posix()
         self.prefix = "" if prefix == "." else prefix
+        self._outside = outside_project(self.prefix)
         self.ref = ref
         # git resolves the name (GitPython's own parser fails on `HEAD:../..`, `@{-1}`,
         # ...); `^{commit}` refuses what names no commit, `--end-of-options` a ref
@@ -263,7 +264,8 @@ class GitSource:
             name = todo.pop()
             if name == "..":
                 if not names:
-                    raise _Refused(f"symlink {OUTSIDE}" if hops else OUTSIDE, directory=True)
+                    raise _Refused(f"symlink {self._outside}" if hops else self._outside,
+                                  directory=True)
                 names.pop()
                 nodes.pop()
                 continue
@@ -288,7 +290,7 @@ class GitSource:
                 except ValueError:  # a link the commit names but the repository lacks
                     raise _Missing("/".join(names), linked=True) from None
                 if target.startswith("/"):
-                    raise _Refused(f"symlink {OUTSIDE}", directory=True)
+                    raise _Refused(f"symlink {self._outside}", directory=True)
                 todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
                 continue
             names.append(name)
@@ -311,7 +313,7 @@ class GitSource:
         """Why a path that resolves to ``real`` (a repository path) is not read."""
         base = self._project()[0]
         if not _inside(real, base):
-            return OUTSIDE
+            return self._outside
         rel = real[len(base) + 1:] if base else real
         for fence in self._fenced:
             if _inside(rel, fence):
@@ -327,7 +329,7 @@ class GitSource:
             # A link may lead into a fenced directory that is absent from the commit
             # (`.git` never is in a tree): the working tree refuses it for that.
             problem = self._problem_of(posixpath.normpath(exc.heading)) if exc.linked else None
-            if problem is not None and problem != OUTSIDE:
+            if problem is not None and problem != self._outside:
                 raise _Refused(f"symlink {problem}", directory=True) from None
             raise
         problem = self._problem_of(real)
