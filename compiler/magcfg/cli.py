@@ -616,6 +616,8 @@ def diff(
         if output_format == "json":
             _fail_report("diff", exc)
         _fail(exc)
+    for d in result.warnings:
+        _stderr(d.format())
     if output_format == "json":
         sys.stdout.write(diffs.format_json(result))
     elif output_format == "markdown":
@@ -714,6 +716,8 @@ def report(
         reports.write_output(html_out, result.html, proj.root)
     except MagcfgError as exc:
         _fail(exc)
+    for d in result.warnings:
+        _stderr(d.format())
     _stderr(f"wrote {html_out}: {result.keys} keys, {len(result.environments)} environments"
             + (f", {result.changes} change(s) since {against}" if against is not None else "")
             + f" ({len(result.html)} bytes)")

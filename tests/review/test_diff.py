@@ -287,10 +287,18 @@ def test_against_a_ref_whose_layer_hides_a_literal_secret(repo: Project) -> None
     git(repo.root, "commit", "-qm", "a literal under the references")
     assert canary not in failed_cleanly(repo.run("build", "--check"), 1)
     (repo.root / "layers/base/zz.yaml").unlink()
-    for args in (("diff", "-e", "dev"), ("report", "-e", "dev", "--html", "r.html")):
+    warning = ("layers/base/zz.yaml@HEAD:2: warning: a secret key holds a literal value: "
+               "write a reference instead (vault://<mount>/<path>#<key> or env://VAR); the "
+               "value is not shown (a higher layer overrides it, but the literal is "
+               "committed here) [db.password]")
+    for args in (("diff", "-e", "dev"), ("diff", "-e", "dev", "--format", "json"),
+                 ("report", "-e", "dev", "-e", "staging", "--html", "r.html")):
         result = repo.run(*args, "--against", "HEAD")
         assert result.returncode == 0, result.stderr
         assert canary not in result.stdout + result.stderr
+        # Said once, at the ref's file and line, however many environments read it.
+        assert result.stderr.splitlines().count(warning) == 1, result.stderr
+        assert warning not in result.stdout
     assert canary not in (repo.root / "r.html").read_text()
 
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 from ..compiler import Compiler
-from ..errors import BuildError, md_cell, md_code, printable
+from ..errors import BuildError, Diagnostic, md_cell, md_code, printable
 from ..pipeline.cache import BuildCache
 from ..pipeline.context import CompileContext
 from ..pipeline.emit import json_bytes
@@ -292,6 +292,10 @@ class ConfigDiff:
     old: Side
     new: Side
     changes: tuple[Change, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+    """About the ref side's layer files (``file@REF``): the literal secrets they commit,
+    which its build would refuse and the comparison reads (``diff`` and ``report`` print
+    them on stderr, the value never shown)."""
 
     @property
     def identical(self) -> bool:
@@ -512,12 +516,19 @@ def _describe(raw: list[RawChange], old_stack: LayerStack, new_stack: LayerStack
 # ------------------------------------------------------------------ building both sides
 
 
-def _compile(compiler: Compiler, env: str, stack: LayerStack) -> CompileContext:
+def _compile(compiler: Compiler, env: str, stack: LayerStack
+             ) -> CompileContext:
+    return _compiled(compiler, env, stack)[0]
+
+
+def _compiled(compiler: Compiler, env: str, stack: LayerStack
+              ) -> tuple[CompileContext, list[Diagnostic]]:
+    """The compiled ``env`` and its warnings; ``BuildError`` with its errors."""
     artifact, diagnostics = compiler.compile(env, stack, None)
     if artifact is None:
         raise BuildError([d for d in diagnostics if d.severity == "error"])
     assert artifact.context is not None
-    return artifact.context
+    return artifact.context, artifact.warnings
 
 
 def diff_environments(project: Project, old_env: str, new_env: str,
@@ -596,6 +607,7 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
 
 def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
               compiler: Compiler | None) -> dict[str, ConfigDiff]:
+    from ..secrets.rules import LITERAL_CODE
     from .gitsource import project_at
 
     ref = source.ref
@@ -619,13 +631,15 @@ def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
     out: dict[str, ConfigDiff] = {}
     for env in chosen:
         with source.errors_at_ref():
-            old_doc = _compile(old_compiler, env, old_stacks[env]).config
+            old_side, warnings = _compiled(old_compiler, env, old_stacks[env])
         new_doc = _compile(compiler, env, stacks[env]).config
         # One process: the ref side reads its blobs through one git process, which a
         # forked process would share.
-        changes = describe(compare(old_doc, new_doc), old_stacks[env], stacks[env],
+        changes = describe(compare(old_side.config, new_doc), old_stacks[env], stacks[env],
                            compiler.redactor(), index, jobs=1, cache=compiler.cache)
-        out[env] = ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes)
+        judged = [d for d in warnings if d.code == LITERAL_CODE]
+        out[env] = ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes,
+                              tuple(source.at_ref(judged)))
     if owned:
         compiler.cache.flush(only=KEY_LINES)
     return out

@@ -97,6 +97,8 @@ class Report:
     keys: int
     sections: int
     changes: int
+    warnings: tuple[Diagnostic, ...] = ()
+    """The ref side's (``ConfigDiff.warnings``), each once."""
 
 
 def _text(value: Any) -> str:
@@ -429,7 +431,8 @@ def _page(envs: tuple[str, ...], layer_names: list[str], files: list[str],
     # One pass over the template: text put into a slot is never scanned for slots.
     page = _SLOT.sub(lambda m: slots[m.group(1)], _asset("report.html"))
     return Report(page.encode("utf-8"), envs, rows, len(sections),
-                  sum(len(d.changes) for d in diffs.values()))
+                  sum(len(d.changes) for d in diffs.values()),
+                  tuple(sorted({w for d in diffs.values() for w in d.warnings})))
 
 
 # ------------------------------------------------------------------ the output file

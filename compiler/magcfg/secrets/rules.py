@@ -189,6 +189,7 @@ def _matches(value: Any, pattern: tuple[str, ...], keypath: tuple[str, ...]
 
 LITERAL = ("a secret key holds a literal value: write a reference instead "
            "(vault://<mount>/<path>#<key> or env://VAR); the value is not shown")
+LITERAL_CODE = "secret-literal"
 
 
 def check_layer_literals(stack: LayerStack, key: str, value: Any, index: PolicyIndex
@@ -217,7 +218,7 @@ def check_layer_literals(stack: LayerStack, key: str, value: Any, index: PolicyI
         line = f.line(stack.source.read(f.path), keypath)
         out.append(Diagnostic(f.path, line, ".".join(keypath),
                               f"{LITERAL} (a higher layer overrides it, but the literal is "
-                              "committed here)", code="secret-literal"))
+                              "committed here)", code=LITERAL_CODE))
     return out
 
 
@@ -256,7 +257,7 @@ def check_secrets(context: CompileContext) -> list[Diagnostic]:
             if value is None:
                 continue
             if not _looks(value):
-                found.append((keypath, LITERAL, "secret-literal"))
+                found.append((keypath, LITERAL, LITERAL_CODE))
                 continue
         ref = parse_reference(value)
         if ref is None:
