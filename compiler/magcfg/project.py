@@ -27,7 +27,7 @@ from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
 
 PROJECT_FILE_NAMES = ("magcfg.yaml", "magcfg.yml")
 LAYER_SUFFIXES = (".yaml", ".yml", ".cue")
-"""Layer files: YAML, and CUE (evaluated by ``cue export``, see cue/layers.py)."""
+"""Layer files: YAML, and CUE (evaluated as ``cue export`` would, see cue/layers.py)."""
 
 MAX_ENVIRONMENTS = 256
 """The most environments a project may list. Each is merged, validated, checked against

@@ -389,7 +389,7 @@ def test_cue_layers_are_exported_by_one_process_and_cached(app: Project, tmp_pat
     os.environ["MAGCFG_CUE"] = str(shim)
     try:
         _build(app)
-        assert _calls(log) == ["version", "export", "vet"]
+        assert _calls(log) == ["version", "eval", "vet"]
         log.unlink()
         _build(app)
         assert _calls(log) == []
@@ -409,7 +409,7 @@ def test_cached_cue_layer_is_exported_again_when_its_fragment_is_merged(app: Pro
         log.unlink()
         app.write("layers/base/magds.yaml", BASE["layers/base/magds.yaml"].replace("5433", "5434"))
         result = _build(app)
-        assert _calls(log) == ["export", "vet"]
+        assert _calls(log) == ["eval", "vet"]
     finally:
         del os.environ["MAGCFG_CUE"]
     assert result.artifacts["prod"].config["magds"] == {
@@ -643,15 +643,9 @@ def test_what_cue_prints_is_read_up_to_the_file_limit(tmp_path: Path) -> None:
     assert str(refused.value) == ": error: cue export printed more than 1000 bytes"
 
 
-def test_failing_cue_layers_are_each_exported_at_most_twice(app: Project,
-                                                            tmp_path: Path) -> None:
-    """cue evaluates every instance of a run and stops printing at the first failure:
-    exporting the rest together again after each one evaluated K failing files K times
-    each (8 files here were evaluated 35 times, 2 + 3 + ... + 8)."""
-    for i in range(6):
-        app.write(f"layers/base/bad{i}.cue", f"package base\n\nbad{i}: int\n")
-    for i in range(2):
-        app.write(f"layers/base/good{i}.cue", f"good{i}: {i}\n")
+def _logged_runs(app: Project, tmp_path: Path) -> tuple[str, list[list[str]]]:
+    """Build ``app`` through a shim that logs cue's arguments: the build's stderr, and
+    the instances (``.:lN``) of each run that evaluated layers."""
     directory = tmp_path / "shim"
     log = directory / "calls.log"
     shim = _script(directory, "cue", f'echo "$@" >> "{log}"\nexec "{REAL_CUE}" "$@"\n')
@@ -660,10 +654,37 @@ def test_failing_cue_layers_are_each_exported_at_most_twice(app: Project,
         result = app.run("build")
     finally:
         del os.environ["MAGCFG_CUE"]
-    stderr = failed_cleanly(result)
+    runs = [[arg for arg in line.split() if arg.startswith(".:l")]
+            for line in log.read_text().splitlines()]
+    return failed_cleanly(result), [run for run in runs if run]
+
+
+def test_failing_cue_layers_are_each_evaluated_once(app: Project, tmp_path: Path) -> None:
+    """One cue run evaluates every layer and reports the errors of each that fails:
+    ``cue export`` stopped at the first failure, so the others took a run each and
+    were evaluated twice (8 files here were evaluated 35 times with the rest exported
+    together after each failure, then 14 with each exported alone)."""
+    for i in range(6):
+        app.write(f"layers/base/bad{i}.cue", f"package base\n\nbad{i}: int\n")
+    for i in range(2):
+        app.write(f"layers/base/good{i}.cue", f"good{i}: {i}\n")
+    stderr, runs = _logged_runs(app, tmp_path)
     assert stderr.splitlines() == [
         f"layers/base/bad{i}.cue:3: error: cue export: incomplete value int [bad{i}]"
         for i in range(6)]
-    exports = [line.split() for line in log.read_text().splitlines()
-               if line.startswith("export")]
-    assert sum(arg.startswith(".:l") for line in exports for arg in line) <= 2 * 8, exports
+    assert len(runs) == 1 and len(runs[0]) == 8, runs
+
+
+def test_a_layer_that_stops_the_run_leaves_the_others_to_one_more(app: Project,
+                                                                  tmp_path: Path) -> None:
+    """A reference to nothing stops cue before it evaluates any instance, and is printed
+    alone: the other layers run again together, and their errors are reported too."""
+    app.write("layers/base/a.cue", "a: 1\n")
+    app.write("layers/base/b.cue", "b: nowhere\n")
+    app.write("layers/base/c.cue", "c: 1 & 2\n")
+    app.write("layers/base/d.cue", "d: \"x\" | *\"y\"\n")
+    stderr, runs = _logged_runs(app, tmp_path)
+    assert stderr.splitlines() == [
+        'layers/base/b.cue:1: error: cue export: reference "nowhere" not found [b]',
+        "layers/base/c.cue:1: error: cue export: conflicting values 2 and 1 [c]"]
+    assert len(runs) == 2 and len(runs[1]) == 3, runs

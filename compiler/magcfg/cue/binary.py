@@ -1,7 +1,7 @@
 """The ``cue`` CLI as a subprocess: finding it, checking its version, reading its errors.
 
 magcfg never reimplements CUE: schemas (``cue vet``, see cue_schema.py) and layers
-(``cue export``, see cue_layers.py) are evaluated by the real binary. It is looked up
+(``cue eval``, see cue_layers.py) are evaluated by the real binary. It is looked up
 in this order: ``$MAGCFG_CUE`` (a path), ``cue`` on ``PATH``, then the project-local
 ``.tools/bin/cue`` that ``./scripts/dev setup`` installs, but only if git tracks nothing
 under ``.tools/`` (a pull request must not be able to commit the binary magcfg runs).
@@ -227,7 +227,7 @@ def split_path(text: str) -> tuple[str, ...]:
 
 
 def parse_errors(stderr: str) -> list[CueError]:
-    """The errors of a failed ``cue vet`` / ``cue export``, in the order printed."""
+    """The errors of a failed ``cue vet`` / ``cue eval``, in the order printed."""
     errors: list[CueError] = []
     path: tuple[str, ...] = ()
     message = ""

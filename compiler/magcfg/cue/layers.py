@@ -1,4 +1,5 @@
-"""CUE layers: ``.cue`` files in a layer directory, evaluated by ``cue export``.
+"""CUE layers: ``.cue`` files in a layer directory, evaluated by ``cue`` as ``cue export``
+would export them.
 
 Each ``.cue`` file is one layer file on its own (like a YAML file): it is evaluated
 alone, may import CUE's standard library, and must export a struct whose values are
@@ -6,14 +7,17 @@ all concrete. Its JSON is merged exactly like a YAML file's data, and provenance
 the ``.cue`` file (with the line of the field, found by ``locate_cue``).
 
 Batching: ``cue`` start-up dominates a small file's cost, so all ``.cue`` files of a
-build that are not in the cache are exported by ONE process. ``cue export`` of several
+build that are not in the cache are evaluated by ONE process. ``cue export`` of several
 files would unify them into one value; instead each file is copied into one temporary
 directory as a package of its own (``l0.cue`` is ``package l0``, ...), and
-``cue export --out json .:l0 .:l1 ...`` evaluates those instances separately and prints
-one JSON document per instance, in order. The package clause is renamed in place, or
-added on the first line, so line numbers in cue's errors stay those of the real file.
-(One directory, not one per file: on the build machines' disks each mkdir/rmdir costs
-about a millisecond.)
+``cue eval --concrete --ignore --out json .:l0 .:l1 ...`` evaluates those instances
+separately, each once: it prints the JSON document of each instance that passed, in
+order (what ``cue export --out json`` prints for it), and the errors of every one that
+failed, each after a ``// :lN`` line naming it (``cue export`` stops at the first
+failure, so the errors of the others took a run each). The package clause is renamed in
+place, or added on the first line, so line numbers in cue's errors stay those of the
+real file. (One directory, not one per file: on the build machines' disks each
+mkdir/rmdir costs about a millisecond.)
 
 Only the top-level keys of an exported file are cached, by (cue version, sha256 of the
 file), never its values (``pipeline.cache``): when a fragment a cached file contributes
@@ -38,7 +42,7 @@ from ..pipeline.load import ParsedFile
 from ..syntax.locate import locate_cue
 from ..syntax.scalars import Refusal, json_number
 from ..syntax.strict_yaml import MAX_DEPTH
-from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
+from .binary import CueBinary, find_cue, merge_disjunctions, parse_errors
 
 if TYPE_CHECKING:
     from ..pipeline.context import Workspace
@@ -83,22 +87,11 @@ def load_cue_layers(compiler: Workspace, paths: list[str]) -> dict[str, ParsedFi
 
 
 def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    """One ``cue export`` for all ``files`` (path -> bytes): the data of each.
-
-    cue evaluates every instance it is given, then prints them in order and stops at
-    the first that fails: so on errors the files after it are exported again, each
-    alone, so that every error is known (cue evaluates in parallel already). Together,
-    every run would evaluate all the files still left (K failing files cost K runs of
-    each: four slow ones took 38.6 s instead of 17 s); alone, a file is evaluated at
-    most twice, and a process costs ~20 ms. One process runs when all is well."""
+    """One ``cue eval`` for all ``files`` (path -> bytes): the data of each, or a
+    ``BuildError`` with the errors of every file that failed."""
     order = list(files)
-    documents, printed, diagnostics = _export_once(cue, files)
+    documents, diagnostics = _evaluate(cue, files)
     if diagnostics:
-        blamed = {d.file for d in diagnostics}
-        # The instances printed before the failure passed: never evaluated again.
-        rest = [p for p in order[printed:] if p not in blamed]
-        for path in rest:
-            diagnostics.extend(_export_once(cue, {path: files[path]})[2])
         raise BuildError(diagnostics)
     out: dict[str, dict[str, Any]] = {}
     problems = []
@@ -121,10 +114,15 @@ def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]
     return out
 
 
-def _export_once(cue: CueBinary, files: dict[str, bytes]
-                 ) -> tuple[list[Any], int, list[Diagnostic]]:
-    """``(documents, printed, errors)``: on errors, ``printed`` counts the instances cue
-    printed (and so passed) before the one that failed."""
+_INSTANCE = re.compile(r"^// :(l\d+)$", re.MULTILINE)
+
+
+def _evaluate(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], list[Diagnostic]]:
+    """``(documents, errors)`` of one ``cue eval`` of ``files``: every instance is
+    evaluated once, and the errors of each that failed are printed after its ``// :lN``
+    line. An error that stops the run before any instance is evaluated (a reference or
+    an import that is not there) is printed alone: the files it names are left out and
+    the others run again, which evaluates each of them once."""
     order = list(files)
     instance = {}  # "lN.cue" -> project path
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
@@ -133,24 +131,33 @@ def _export_once(cue: CueBinary, files: dict[str, bytes]
             raw, name = _as_package(files[path], f"l{i}"), f"l{i}.cue"
             (base / name).write_bytes(raw)
             instance[name] = path
-        done = cue.run(["export", "--out", "json", *(f".:l{i}" for i in range(len(order)))], base)
+        done = cue.run(["eval", "--concrete", "--ignore", "--out", "json",
+                        *(f".:l{i}" for i in range(len(order)))], base)
     if done.returncode != 0:
-        try:
-            printed = len(_json_stream(done.stdout))
-        except (ValueError, _TooDeep):
-            printed = 0  # only costs exporting them again
-        return [], min(printed, len(order)), _diagnostics(
-            merge_disjunctions(parse_errors(done.stderr)), instance, order, done.stderr)
+        # Text before the first label is about no instance in particular (all of it,
+        # when the run stopped before evaluating, or when there is one instance).
+        parts = _INSTANCE.split(done.stderr)
+        diagnostics = _diagnostics(parts[0], instance, order, None)
+        for label, text in zip(parts[1::2], parts[2::2], strict=True):
+            diagnostics += _diagnostics(text, instance, order, instance.get(f"{label}.cue"))
+        if not diagnostics:
+            diagnostics.append(Diagnostic(order[0], None, None, "cue export failed: cue "
+                                          f"exited with status {done.returncode}", code="cue"))
+        if len(parts) == 1 and len(order) > 1:
+            blamed = {d.file for d in diagnostics}
+            rest = {p: files[p] for p in order if p not in blamed}
+            if rest:
+                diagnostics += _evaluate(cue, rest)[1]
+        return [], diagnostics
     try:
         documents = _json_stream(done.stdout)
     except _TooDeep as exc:
-        return [], exc.index, [Diagnostic(order[exc.index], None, None, _TOO_DEEP,
-                                          code="depth")]
+        return [], [Diagnostic(order[exc.index], None, None, _TOO_DEEP, code="depth")]
     if len(documents) != len(order):
-        return [], 0, [Diagnostic(order[0], None, None,
-                                  f"cue export printed {len(documents)} documents for "
-                                  f"{len(order)} .cue files", code="cue")]
-    return documents, len(documents), []
+        return [], [Diagnostic(order[0], None, None,
+                               f"cue eval printed {len(documents)} documents for "
+                               f"{len(order)} .cue files", code="cue")]
+    return documents, []
 
 
 def _as_package(raw: bytes, package: str) -> bytes:
@@ -218,24 +225,29 @@ def _beyond_layer_rules(node: dict[str, Any] | list[Any], keypath: tuple[str, ..
             yield from _beyond_layer_rules(value, (*keypath, str(key)), depth + 1)
 
 
-def _diagnostics(errors: list[CueError], instance: dict[str, str], order: list[str],
-                 stderr: str) -> list[Diagnostic]:
+def _diagnostics(stderr: str, instance: dict[str, str], order: list[str],
+                 labelled: str | None) -> list[Diagnostic]:
+    """The errors in ``stderr`` (cue's text about the instance of the file
+    ``labelled``, or about none), each at the layer file and line it names."""
+    if not stderr.strip() and labelled is None:
+        return []
     out = []
-    for e in errors:
+    for e in merge_disjunctions(parse_errors(stderr)):
         located = [(instance[f.removeprefix("./")], line) for f, line, _ in e.positions
                    if f.removeprefix("./") in instance]
         if located:
             file, line = located[0]
         else:
-            # No position in a layer file: name the file from cue's text if it says.
+            # No position in a layer file: the instance cue printed it under, else the
+            # file cue's text names, else the first.
             named = [p for key, p in instance.items() if key in e.message]
-            file, line = (named[0] if named else order[0]), None
+            file, line = (labelled or (named[0] if named else order[0])), None
         message = e.message
         for key, path in instance.items():
             message = message.replace(f"./{key}", path).replace(key, path)
         out.append(Diagnostic(file, line, format_keypath(e.path) or None,
                               f"cue export: {message}", code="cue"))
     if not out:
-        out.append(Diagnostic(order[0], None, None,
+        out.append(Diagnostic(labelled or order[0], None, None,
                               f"cue export failed: {stderr.strip()[:500]}", code="cue"))
     return out
