@@ -350,6 +350,48 @@ def test_a_failed_rollback_says_what_failed_and_what_is_left(repo: Project) -> N
     assert git(repo.root, "status", "--porcelain") == ""
 
 
+def test_a_hook_that_fails_the_branch_checkout_leaves_nothing(repo: Project) -> None:
+    """git runs post-checkout after it made the branch and switched to it, and returns
+    the hook's status: the branch and HEAD are taken back (without the hook, which
+    would fail the undo's own checkout), so "nothing was changed" holds."""
+    hook = repo.root / ".git/hooks/post-checkout"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    state = _state(repo)
+    result = repo.run("promote", "dev", "staging")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == ("error: git failed (git checkout): exit status 1; "
+                             "nothing was changed\n")
+    assert _state(repo) == state
+
+
+def test_a_failed_undo_says_what_git_shows_is_left(repo: Project) -> None:
+    # The hook refuses the commit and holds HEAD's lock: the undo restores the files
+    # but cannot move HEAD back, and the error says so, as git tells it afterwards.
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho 'hook: no commits today' >&2\n"
+                    ": > \"$(git rev-parse --git-dir)/HEAD.lock\"\nexit 1\n")
+    hook.chmod(0o755)
+    state = _state(repo)
+    result = repo.run("promote", "dev", "staging")
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0] == "error: git failed (git commit): hook: no commits today"
+    branch = git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    assert branch.startswith("promote/dev-to-staging-")
+    assert lines[1].startswith("and undoing the promotion failed too (git failed (git "
+                               "checkout): ")
+    assert lines[-1].endswith(f"HEAD is on {branch!r}, not 'main'; branch {branch!r} exists; "
+                              f"restore it with `git checkout -f main && git branch -D "
+                              f"{branch}`")
+    assert "nothing was changed" not in result.stderr
+    hook.unlink()
+    (repo.root / ".git/HEAD.lock").unlink()
+    git(repo.root, "checkout", "-q", "-f", "main")
+    git(repo.root, "branch", "-q", "-D", branch)
+    assert _state(repo) == state
+
+
 @pytest.mark.parametrize("value", [1e16, 1e-07, 1.5, -2.5e-300, 0.1])
 def test_editor_writes_floats_the_loader_reads_back(value: float) -> None:
     from magcfg.syntax.strict_yaml import parse_layer

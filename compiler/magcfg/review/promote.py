@@ -704,7 +704,13 @@ def _git_failure(exc: Any) -> str:
     """A ``git.GitCommandError`` as one line: the command and what git said."""
     detail = str(exc.stderr or "").strip()
     detail = detail.removeprefix("stderr:").strip().strip("'").strip()
-    return f"git failed ({' '.join(map(str, exc.command[:2]))}): {detail}"
+    words = [str(w) for w in exc.command]
+    verb = 1
+    while words[verb:verb + 1] == ["-c"]:  # options before the command: not its name
+        verb += 2
+    # A hook that fails may say nothing: its exit status is all there is.
+    return (f"git failed ({' '.join(words[:1] + words[verb:verb + 1])}): "
+            f"{detail or f'exit status {exc.status}'}")
 
 
 def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
@@ -745,9 +751,11 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
         if os.path.lexists(root / rel):
             tree.resolve(rel)
             _regular_target(root, rel)
-    original = repo.head.ref.name if not repo.head.is_detached else repo.head.commit.hexsha
-    repo.git.checkout("-q", "-b", branch)
+    original = _head(repo)
     try:
+        # In the block: a post-checkout hook that fails leaves the branch made and
+        # checked out, and the undo below takes both back.
+        repo.git.checkout("-q", "-b", branch)
         for rel, text in sorted(plan.texts.items()):
             if text != tree.read_optional(rel):
                 tree.replace(rel, text)
@@ -756,31 +764,79 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
         repo.git.add("-A", "--", *paths)
         repo.git.commit("-q", "-m", commit_message(plan))
     except BaseException as exc:
-        # Restore only what the promotion wrote (those paths were clean before it).
         try:
-            repo.git.reset("-q", "HEAD", "--", *paths)
-            in_head = repo.git.ls_tree("-r", "--name-only", "HEAD", "--", *paths).splitlines()
-            if in_head:
-                repo.git.checkout("HEAD", "--", *in_head)
-            repo.git.clean("-q", "-f", "--", *paths)
-            repo.git.checkout("-q", original)
-            repo.git.branch("-q", "-D", branch)
+            _undo(repo, paths, original, branch)
         except git.GitCommandError as undo:
             # Say what failed first and what is left, not "nothing was changed".
             first = (_git_failure(exc) if isinstance(exc, git.GitCommandError)
                      else exc.format() if isinstance(exc, MagcfgError)
                      else f"{type(exc).__name__}: {exc}")
             raise BuildError(f"{first}\nand undoing the promotion failed too "
-                             f"({_git_failure(undo)}): the repository may be left on branch "
-                             f"{branch!r} with changes in {', '.join(sorted(plan.texts))} and "
-                             f"{generated}; restore it with `git checkout -f {original} && "
-                             f"git branch -D {branch}`") from None
+                             f"({_git_failure(undo)}): "
+                             f"{_left(repo, root, paths, original, branch)}") from None
         raise
     written = [*plan.texts, generated]
     if os.path.lexists(root / snapshots):
         written.append(snapshots)
     files = tuple(sorted(written))
     return Promotion(plan, branch, repo.head.commit.hexsha, files)
+
+
+def _head(repo: Any) -> str:
+    """The branch HEAD is on, or its commit when detached."""
+    return str(repo.head.ref.name if not repo.head.is_detached else repo.head.commit.hexsha)
+
+
+def _undo(repo: Any, paths: list[str], original: str, branch: str) -> None:
+    """Take back what a failed promotion changed: the files at ``paths`` (clean before
+    it), HEAD (``original``) and ``branch``, each only if it changed. Without hooks: a
+    hook that fails a checkout after it switched would stop the undo half way."""
+    def git(command: str, *args: str) -> str:
+        # Options given by calling the Git object hold for its next command only.
+        return str(getattr(repo.git(c="core.hooksPath=/dev/null"), command)(*args))
+
+    git("reset", "-q", "HEAD", "--", *paths)
+    in_head = git("ls_tree", "-r", "--name-only", "HEAD", "--", *paths).splitlines()
+    if in_head:
+        git("checkout", "HEAD", "--", *in_head)
+    git("clean", "-q", "-f", "--", *paths)
+    if _head(repo) != original:
+        git("checkout", "-q", original)
+    if branch in [h.name for h in repo.heads]:
+        git("branch", "-q", "-D", branch)
+
+
+def _left(repo: Any, root: Path, paths: list[str], original: str, branch: str) -> str:
+    """What a failed undo left, as git tells it now, and how to restore the rest; what
+    it may have left when git cannot tell."""
+    import git
+
+    restore = f"git checkout -f {original}"
+    try:
+        head = _head(repo)
+        made = branch in [h.name for h in repo.heads]
+        status = repo.git.status("--porcelain", "--untracked-files=all", "--",
+                                 *paths).splitlines()
+    except (git.GitCommandError, ValueError, TypeError):
+        return (f"the repository may be left on branch {branch!r} with changes in "
+                f"{', '.join(os.path.relpath(p, root) for p in paths)}; restore it with "
+                f"`{restore} && git branch -D {branch}`")
+    left = []
+    if head != original:
+        left.append(f"HEAD is on {head!r}, not {original!r}")
+    if made:
+        left.append(f"branch {branch!r} exists")
+    changed = [line[3:] for line in status]
+    if changed:
+        left.append(f"{', '.join(changed)} changed")
+    if not left:
+        return "git shows nothing left of it"
+    steps = [restore] if head != original or changed else []
+    # A checkout leaves files git does not track: the promotion's new ones.
+    untracked = [line[3:] for line in status if line.startswith("??")]
+    steps += [f"git clean -f -- {' '.join(untracked)}"] if untracked else []
+    steps += [f"git branch -D {branch}"] if made else []
+    return f"{'; '.join(left)}; restore it with `{' && '.join(steps)}`"
 
 
 def _regular_target(root: Path, rel: str) -> None:
