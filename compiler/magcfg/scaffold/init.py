@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compiler import build, compile_environment
-from ..durable import Tree
+from ..durable import Tree, repository_prefix
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
-from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, git_root, load_project
+from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, load_project
 from ..version import __version__
 from .editors import editor_settings, layer_schema, project_schema
 from .infer import infer_schema, schema_bytes
@@ -100,7 +100,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                                          "magcfg init starts a new project only",
                                          code="init")])
     tree = Tree(root, (GIT_DIR,))
-    prefix = repository_path(root)
+    prefix = repository_prefix(str(root)) or None  # None: at the top, or outside git
     top = tree if prefix is None else Tree(root.parents[prefix.count("/")], (GIT_DIR,))
     # Files the repository's tools read at its top: name reported -> (tree, path in it).
     at_top: dict[str, tuple[Tree, str]] = {}
@@ -180,18 +180,6 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     result.built = list(done.environments)
     result.written += done.written
     return result
-
-
-def repository_path(root: Path) -> str | None:
-    """The path of the project directory ``root`` (real) from the top of its git work
-    tree, ``/``-separated; None at the top or outside git."""
-    top = git_root(root)
-    if top is None:
-        return None
-    top = Path(os.path.realpath(top))
-    if top == root or top not in root.parents:
-        return None
-    return root.relative_to(top).as_posix()
 
 
 def project_slug(prefix: str) -> str:
