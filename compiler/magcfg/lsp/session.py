@@ -38,6 +38,7 @@ from ..project import Project
 from ..schema.index import SchemaEntry
 from ..secrets.redaction import REDACTED
 from ..secrets.references import parse_reference
+from ..secrets.rules import LITERAL_CODE
 from ..secrets.settings import load_secret_settings
 from ..syntax.strict_yaml import UNSET
 from .cursor import Cursor, cursor_at, key_column, removal
@@ -521,7 +522,7 @@ class Session:
             name = m.group(1)
             return [Edit(f"Change {printable(cursor.key)!r} to {printable(name)!r}", path, line,
                          cursor.key_start, line, cursor.key_end, name, "quickfix")]
-        if code == "secret-literal" or (code.startswith("schema-")
+        if code == LITERAL_CODE or (code.startswith("schema-")
                                         and self.compiler.redactor().is_secret(keypath)):
             value = _value_span(lines[line], cursor.key_end)
             if value is None or parse_reference(
