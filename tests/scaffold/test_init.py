@@ -452,3 +452,44 @@ def test_yaml_text_reads_back_as_written() -> None:
                  "'q'", '"q"', "caf\u00e9", "{a}", "[a]", "* a", "&a", "!a", "%a", "@a",
                  "a\u2028b", "?", "|", ">", "~", "null", "true", "1", "0x1", ""):
         assert yaml.safe_load(f"k: {yaml_text(text)}\n") == {"k": text}, text
+
+
+# ---------------------------------------------------------------- line ends on checkout
+
+def test_a_checkout_converting_line_ends_still_checks_and_verifies(tmp_path: Path) -> None:
+    """A clone with ``core.autocrlf=true`` (Windows' default) turned every LF of the
+    layers and of generated/ into CRLF: the bytes hashed, and signed, were no longer
+    those in the work tree, and ``build --check`` and ``verify`` failed there alone."""
+    from magcfg.signing.keys import generate_key_pair
+
+    repo = _repo(tmp_path)
+    _committer(repo.root)
+    repo.write(".gitattributes", "* text=auto")  # kept, and overridden below it
+    assert repo.run("init", "--env", "dev").returncode == 0
+    assert (repo.root / ".gitattributes").read_text() == (
+        "* text=auto\n"
+        "# magcfg hashes and signs these bytes: no line-end conversion on checkout\n"
+        "/magcfg.yaml -text\n/layers/** -text\n/schemas/** -text\n/generated/** -text\n")
+    generate_key_pair(tmp_path / "keys")
+    signed = repo.run("sign", "--key", str(tmp_path / "keys/magcfg.key"))
+    assert signed.returncode == 0, signed.stderr
+    _git(repo.root, "add", "-A")
+    _git(repo.root, "commit", "-qm", "init")
+    # The second init finds its lines there: the file is left as it is.
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / ".gitattributes").write_bytes((repo.root / ".gitattributes").read_bytes())
+    assert Project(again).run("init", "--env", "dev").returncode == 0
+    assert (again / ".gitattributes").read_bytes() == (repo.root / ".gitattributes").read_bytes()
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "-c", "core.autocrlf=true", str(repo.root),
+                    str(clone)], check=True, capture_output=True)
+    assert b"\r\n" in (clone / ".github/workflows/magcfg.yml").read_bytes()  # converted
+    for rel in ("magcfg.yaml", "layers/base/app.yaml", "generated/dev/configmap.yaml"):
+        assert b"\r" not in (clone / rel).read_bytes(), rel
+    cloned = Project(clone)
+    check = cloned.run("build", "--check")
+    assert check.returncode == 0, check.stderr
+    verified = cloned.run("verify", "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert verified.returncode == 0, verified.stderr

@@ -2,11 +2,13 @@
 
 It writes the project file, a layer directory per layer and environment (a starter key
 when the repository has no ``layers/`` yet), a starting JSON Schema inferred from those
-layers (``scaffold.infer``), the ``.gitignore`` entry for the build cache, a CI pipeline
-and a pre-commit hook that run ``magcfg build --check``, then runs the first build. Every
-environment is compiled in memory first: if anything fails, nothing is written. Files
-that exist already are kept (and reported), except the project file, whose presence
-stops ``init``.
+layers (``scaffold.infer``), the ``.gitignore`` entry for the build cache, the
+``.gitattributes`` lines that keep git from converting line ends of inputs and outputs,
+a CI pipeline and a pre-commit hook that run ``magcfg build --check``, then runs the
+first build. Every environment is compiled in memory first: if anything fails, nothing
+is written. Files that exist already are kept (and reported), except the project file,
+whose presence stops ``init``, and ``.gitignore``, ``.gitattributes`` and the editor
+settings, which get the lines they lack.
 
 A project below the top of its git work tree (a monorepo's ``platform/config``) gets its
 CI pipeline, pre-commit hook and editor settings where those tools look for them, at the
@@ -62,6 +64,13 @@ CI_FILES = {
     "woodpecker": ".woodpecker/magcfg.yml",
 }
 _ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+UNCONVERTED = ("/magcfg.yaml", "/layers/**", "/schemas/**", "/generated/**")
+"""The paths ``.gitattributes`` marks ``-text``: what a build reads and what it writes.
+Their bytes are hashed into the manifest and signed, so a checkout with
+``core.autocrlf=true`` (or a ``* text=auto`` above) that turned LF into CRLF would make
+``build --check`` and ``verify`` fail in that checkout alone."""
+_MERGED = (".gitignore", ".gitattributes", VSCODE_SETTINGS)
+"""Files that ``init`` adds its lines to when they exist, rather than keeping them."""
 
 
 @dataclass
@@ -122,6 +131,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     for env in envs:
         compile_environment(project, env, source=overlay)
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore"))
+    files[".gitattributes"] = _gitattributes(tree.read_optional(".gitattributes"))
     if prefix is None:
         if ci != "none":
             files[CI_FILES[ci]] = CI_PIPELINES[ci].encode()
@@ -163,13 +173,12 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     result = InitResult(root)
     for name, data in files.items():
         where, rel = at_top.get(name, (tree, name))
-        if rel not in (".gitignore", VSCODE_SETTINGS) and os.path.lexists(
-                os.path.join(where.root, rel)):
+        if rel not in _MERGED and os.path.lexists(os.path.join(where.root, rel)):
             result.kept.append(name)
             if prefix is not None and name in at_top:
                 result.notes += _to_add(name, rel, prefix, ci)
             continue
-        if rel in (".gitignore", VSCODE_SETTINGS) and where.read_optional(rel) == data:
+        if rel in _MERGED and where.read_optional(rel) == data:
             continue
         where.replace(rel, data)
         result.written.append(name)
@@ -342,6 +351,21 @@ def _gitignore(current: bytes | None) -> bytes:
     if text and not text.endswith("\n"):
         text += "\n"
     text += f"# magcfg's build cache (authenticated, local to each checkout)\n{CACHE_DIR}/\n"
+    return text.encode("utf-8")
+
+
+def _gitattributes(current: bytes | None) -> bytes:
+    """``current`` with ``-text`` on ``UNCONVERTED``, appended: for git the last line that
+    sets an attribute wins, so a ``* text=auto`` kept above does not convert them."""
+    text = (current or b"").decode("utf-8", "replace")
+    lines = {" ".join(line.split()) for line in text.splitlines()}
+    missing = [f"{path} -text" for path in UNCONVERTED if f"{path} -text" not in lines]
+    if not missing:
+        return current or b""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    text += ("# magcfg hashes and signs these bytes: no line-end conversion on checkout\n"
+             + "".join(f"{line}\n" for line in missing))
     return text.encode("utf-8")
 
 
