@@ -26,6 +26,7 @@ from .conftest import (
     Project,
     calls,
     dies_in_a_child,
+    failed_cleanly,
     overridden_keyed_list,
 )
 
@@ -578,7 +579,7 @@ def test_a_huge_previous_manifest_is_refused_unread(mini: Project,
                                                     command: tuple[str, ...]) -> None:
     from magcfg.artifact import MAX_MANIFEST_BYTES
 
-    from .conftest import failed_cleanly, tree_state
+    from .conftest import tree_state
 
     assert mini.run("build", "-q").returncode == 0
     with open(mini.root / "generated/dev/manifest.json", "r+b") as fh:
@@ -588,3 +589,28 @@ def test_a_huge_previous_manifest_is_refused_unread(mini: Project,
     assert stderr == (f"generated/dev/manifest.json: error: is larger than {MAX_MANIFEST_BYTES} "
                       "bytes\n")
     assert tree_state(mini.root / "generated") == before
+
+
+@pytest.mark.parametrize(("first", "second", "how"), [
+    ("layers/base/Logging.yaml", "layers/environments/prod/logging.yaml", None),
+    ("layers/base/Logging.yaml", "layers/base/logging.yaml", "in case"),
+    ("layers/base/caf\u00e9.yaml", "layers/base/cafe\u0301.yaml",
+     "in Unicode normalization ('layers/base/cafe\\u0301.yaml' and "
+     "'layers/base/caf\\xe9.yaml': NFC and NFD spell the same name)"),
+])
+def test_layer_files_one_file_on_macos_or_windows_are_refused(
+        mini: Project, first: str, second: str, how: str | None) -> None:
+    """Two names that macOS and Windows file systems take for one file: a checkout there
+    holds one of them, and its build, digests and signature would differ from Linux's."""
+    (mini.root / "layers/base/logging.yaml").unlink()
+    mini.write(first, "logging:\n  level: debug\n")
+    mini.write(second, "logging:\n  level: error\n")
+    done = mini.run("build")
+    if how is None:  # different directories: two files everywhere
+        assert done.returncode == 0, done.stderr
+        return
+    stderr = failed_cleanly(done)
+    later, earlier = sorted((first, second), key=str.encode, reverse=True)
+    assert f"{later}: error: differs from {earlier} only {how}: on macOS and Windows " \
+        "they are one file; rename or merge them\n" in stderr
+    assert mini.snapshot_tree() == {}

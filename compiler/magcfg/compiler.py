@@ -30,6 +30,7 @@ from .cue.layers import CUE_SUFFIX, load_cue_layers
 from .durable import (
     DirectoryUpdate,
     changed_entries,
+    colliding_paths,
     read_if_present,
     real_directory,
     recover_directories,
@@ -375,6 +376,7 @@ class Compiler:
                 out.append((spec.name, [(p, prefix) for p in files
                                         if (prefix := spec.key_prefix(env, p)) is not None]))
             problems.extend(found)
+        problems += colliding_paths(p for _, files in out for p, _prefix in files)
         return out, problems
 
     def load_stack(self, env: str) -> LayerStack:

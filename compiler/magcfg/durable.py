@@ -60,6 +60,7 @@ __all__ = [
     "PathError",
     "Tree",
     "changed_entries",
+    "colliding_paths",
     "exchange",
     "fenced_problem",
     "file_kind",
@@ -103,6 +104,31 @@ class PathError(BuildError):
 
 def path_problem(display: str, message: str) -> Diagnostic:
     return Diagnostic(display, None, None, message, code="path")
+
+
+def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
+    """A problem for each of ``paths`` that differs from another only in case or in
+    Unicode normalization (``é`` as one code point or as ``e`` and a combining accent):
+    macOS and Windows file systems hold one file for both, so a checkout there would
+    build from other bytes than one on Linux. The later path in byte order is named."""
+    import unicodedata
+
+    first: dict[str, str] = {}
+    problems = []
+    for path in sorted(set(paths), key=lambda p: p.encode("utf-8", "surrogateescape")):
+        folded = path.lower() if path.isascii() else unicodedata.normalize(
+            "NFC", unicodedata.normalize("NFD", path).casefold())
+        other = first.setdefault(folded, path)
+        if other == path:
+            continue
+        if unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", path):
+            how = (f"in Unicode normalization ({other!a} and {path!a}: NFC and "
+                   "NFD spell the same name)")
+        else:
+            how = "in case"
+        problems.append(path_problem(path, f"differs from {other} only {how}: on macOS "
+                                     "and Windows they are one file; rename or merge them"))
+    return problems
 
 
 # What a read is refused for, worded once: ``review.gitsource`` refuses the same things in
