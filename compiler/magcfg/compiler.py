@@ -52,7 +52,7 @@ from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .project import Project
+from .project import Project, git_env
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
@@ -1030,7 +1030,7 @@ def _committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | i
     # a name with nothing there is answered "<name> missing".
     git = subprocess.Popen(["git", "cat-file", "--batch=%(objecttype) %(objectsize)"],
                            cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL)
+                           stderr=subprocess.DEVNULL, env=git_env())
     stdin, stdout = git.stdin, git.stdout
     assert stdin is not None and stdout is not None
 

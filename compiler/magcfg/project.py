@@ -13,7 +13,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -273,6 +273,48 @@ def unknown_key(key: object, known: Sequence[str]) -> str:
                                      else f"; known: {', '.join(known)}")
 
 
+GIT_PATH_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                      "GIT_COMMON_DIR")
+"""git's variables that hold a path, which git reads relative to its working directory."""
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for every git command magcfg runs: ``base`` (default: ours) with
+    each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, and, when
+    ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there.
+
+    A hook gets them relative to the top of the work tree (``GIT_INDEX_FILE=.git/index``;
+    ``GIT_DIR=.git`` and ``GIT_WORK_TREE=.`` under ``git --git-dir``), or ``GIT_DIR`` alone
+    (in a linked worktree), which makes git take its working directory for the top: git
+    run in a project below the top would find no repository, or the project's directory
+    as the work tree, and number versions from manifests that are not there."""
+    env = dict(os.environ if base is None else base)
+    for name in GIT_PATH_VARIABLES:
+        value = env.get(name)
+        if value and not os.path.isabs(value):
+            env[name] = os.path.abspath(value)
+    if env.get("GIT_DIR") and not env.get("GIT_WORK_TREE"):
+        top = _work_tree_here(env["GIT_DIR"], os.getcwd())
+        if top is not None:
+            env["GIT_WORK_TREE"] = top
+    return env
+
+
+@lru_cache(maxsize=4)
+def _work_tree_here(git_dir: str, cwd: str) -> str | None:
+    """The top of the work tree that git run in ``cwd`` with ``GIT_DIR=git_dir`` uses
+    (None for a bare repository, or without git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd,
+                             env={**os.environ, "GIT_DIR": git_dir}, capture_output=True,
+                             text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.removesuffix("\n") if out.returncode == 0 and out.stdout.strip() else None
+
+
 def git_root(start: Path) -> Path | None:
     """The top of the git work tree containing ``start``, or None outside git (or without
     git). Here, below lint and scaffold, because both ask."""
@@ -280,7 +322,7 @@ def git_root(start: Path) -> Path | None:
 
     try:
         out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
-                             capture_output=True, text=True, check=False)
+                             capture_output=True, text=True, check=False, env=git_env())
     except FileNotFoundError:
         return None
     if out.returncode != 0:

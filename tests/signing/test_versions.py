@@ -255,3 +255,70 @@ def test_many_names_asked_of_git_at_once_do_not_stall_it(repo: Path) -> None:
     blob = (repo / "generated/dev/manifest.json").read_bytes()
     names = ["HEAD:./generated/dev/manifest.json"] * 3000
     assert _committed_blobs(repo, names, 1 << 20) == [blob] * 3000
+
+
+def _hooked_monorepo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A repository whose project is in ``platform/config``, one commit in, with a
+    pre-commit hook that runs ``build --check`` from the top, as the hook ``init`` writes
+    does; and the environment git runs it with."""
+    import os
+    import sys
+
+    import magcfg
+
+    top = tmp_path / "mono"
+    root = make_project(top / "platform/config")
+    git(top, "init", "-q")
+    build(root)
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "first build")
+    hook = top / ".git/hooks/pre-commit"
+    hook.write_text(f"#!/bin/sh\nexec {sys.executable} -m magcfg build --check --quiet "
+                    "--project platform/config/magcfg.yaml\n")
+    hook.chmod(0o755)
+    package = str(Path(magcfg.__file__).resolve().parents[1])
+    return top, {**os.environ, "PYTHONPATH": package}
+
+
+def _edit_and_build(root: Path) -> None:
+    (root / "layers/environments/prod/logging.yaml").write_text("logging:\n  level: error\n")
+    build(root)
+    assert versions(root) == {"dev": 1, "prod": 2}
+
+
+def test_a_hook_in_a_linked_worktree_numbers_a_project_below_the_top_from_the_commits(
+        tmp_path: Path) -> None:
+    """In a linked worktree git gives a hook ``GIT_DIR`` and no work tree, which makes
+    git take its working directory for the top: run in the project's directory, it found
+    no manifest committed and numbered version 1, so the check refused every commit."""
+    top, env = _hooked_monorepo(tmp_path)
+    linked = tmp_path / "linked"
+    git(top, "worktree", "add", "-q", str(linked))
+    _edit_and_build(linked / "platform/config")
+    done = subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@e.x", "commit",
+                           "-qam", "prod logs errors"], cwd=linked, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("variables", [
+    {"GIT_DIR": ".git"},
+    {"GIT_DIR": ".git", "GIT_WORK_TREE": "."},  # a hook of `git --git-dir=.git`
+    {"GIT_INDEX_FILE": ".git/index", "GIT_WORK_TREE": "."},
+], ids=["git-dir", "git-dir-and-work-tree", "work-tree"])
+def test_relative_git_variables_are_read_from_where_magcfg_was_started(
+        tmp_path: Path, variables: dict[str, str]) -> None:
+    """Variables relative to the top, as git gives a hook, with magcfg started there: git
+    run in the project's directory found no repository (and the build numbered from the
+    working tree, one more per build) or took that directory for the work tree (and
+    numbered version 1)."""
+    top, _env = _hooked_monorepo(tmp_path)
+    root = top / "platform/config"
+    _edit_and_build(root)
+    for level in ("debug", "info"):
+        (root / "layers/environments/prod/logging.yaml").write_text(
+            f"logging:\n  level: {level}\n")
+        done = run_magcfg(top, "build", "--project", "platform/config/magcfg.yaml",
+                          env=variables)
+        assert done.returncode == 0, done.stderr
+        assert versions(root) == {"dev": 1, "prod": 2}

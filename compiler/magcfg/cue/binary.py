@@ -27,6 +27,7 @@ from typing import NamedTuple
 from ..durable import MAX_INPUT_BYTES
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
+from ..project import git_env
 
 LOCAL_CUE = ".tools/bin/cue"
 """Where ``./scripts/dev setup`` installs cue; used only while git does not track it."""
@@ -148,7 +149,7 @@ def _committed(root: Path) -> str | None:
     try:
         done = subprocess.run(["git", "ls-files", "-z", "--", LOCAL_CUE.split("/")[0]],
                               cwd=root, capture_output=True, timeout=30, check=False,
-                              env={**hermetic_env(), "LC_ALL": "C"})
+                              env={**git_env(hermetic_env()), "LC_ALL": "C"})
     except (OSError, subprocess.TimeoutExpired):
         return "git is not available to tell whether the repository commits it"
     if done.returncode == 0 and done.stdout:

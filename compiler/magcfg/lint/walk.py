@@ -94,11 +94,11 @@ def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
     git: every regular file, minus VCS and tool directories. ``paths`` (absolute or relative
     to the current directory) narrow the set to those files and directories.
     """
-    from ..project import git_root  # the project module, as lint's other uses of it: lazily
+    from ..project import git_env, git_root  # lazily, as lint's other uses of the module
 
     if git_root(root) is not None:
         out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
-                             cwd=root, capture_output=True, check=True)
+                             cwd=root, capture_output=True, check=True, env=git_env())
         names = sorted({n for n in out.stdout.decode("utf-8", "surrogateescape").split("\0")
                         if n})
     else:

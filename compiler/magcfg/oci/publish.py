@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ..artifact import MANIFEST, size_limit, written_names
 from ..durable import read_if_present, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
-from ..project import Project
+from ..project import Project, git_env
 from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
 from ..signing.trust import project_public_keys
@@ -52,7 +52,7 @@ def source_revision(root: Path) -> str:
     on a detached HEAD)."""
     def git(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=30, check=False)
+                              timeout=30, check=False, env=git_env())
 
     try:
         commit = git("rev-parse", "--verify", "-q", "HEAD^{commit}")

@@ -44,7 +44,7 @@ from ..durable import (
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
-from ..project import Project, load_project
+from ..project import GIT_PATH_VARIABLES, Project, git_env, load_project
 
 MAX_ENTRIES = 100_000
 """Tree entries one source lists, for all its layer directories together: a hundred
@@ -77,9 +77,14 @@ def open_repo(root: Path) -> Any:
     import git
 
     try:
-        return git.Repo(root, search_parent_directories=True)
+        repo = git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise UsageError(f"{root} is not inside a git repository") from None
+    # GitPython passes our environment on to the git it runs in the work tree's top.
+    env = git_env()
+    repo.git.update_environment(**{name: env[name] for name in GIT_PATH_VARIABLES
+                                   if env.get(name)})
+    return repo
 
 
 class _Entry(NamedTuple):

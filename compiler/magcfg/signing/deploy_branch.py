@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..durable import real_directory
 from ..errors import BuildError, UsageError
-from ..project import Project
+from ..project import Project, git_env
 from .directory import verify_artifact
 
 SKIP_CI = "[CI SKIP]"
@@ -42,7 +42,7 @@ class Published:
 def _git(root: str, *args: str, env: dict[str, str] | None = None,
          check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300, check=False)
+                          env=git_env({**os.environ, **(env or {})}), timeout=300, check=False)
     if check and done.returncode != 0:
         raise BuildError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done
