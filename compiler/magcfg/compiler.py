@@ -52,7 +52,7 @@ from .pipeline.load import FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .project import Project, git_env
+from .project import Project, git_env, ignored_by_git
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
@@ -1101,7 +1101,7 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     stacks = compiler.load_stacks(chosen, jobs)
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
-    errors: list[Diagnostic] = []
+    errors: list[Diagnostic] = _ignored_inputs(project, stacks.values())
     warnings: list[Diagnostic] = []
     with compiler.timings.stage("write"):
         if not check:
@@ -1135,6 +1135,17 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
         else:
             result.written = replace_directories(project.root, updates)
     return result
+
+
+def _ignored_inputs(project: Project, stacks: Iterable[LayerStack]) -> list[Diagnostic]:
+    """An error for each file the build reads that git ignores (and does not track): a
+    clone lacks it, so CI would build other bytes, or fail, where this checkout passes."""
+    paths = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
+    paths += sorted({f.path for stack in stacks for f in stack.files()} - set(paths))
+    return [Diagnostic(path, None, None, f"is ignored by git ({rule}), so a clone of the "
+                       "repository, as CI builds, lacks it: commit it with `git add -f`, "
+                       "or take it out of that rule", code="ignored")
+            for path, rule in ignored_by_git(project.root, paths).items()]
 
 
 def _updates(project: Project, artifacts: dict[str, Artifact],

@@ -331,6 +331,42 @@ def git_root(start: Path) -> Path | None:
     return Path(out.stdout.removesuffix("\n"))
 
 
+def ignored_by_git(root: Path, paths: Sequence[str]) -> dict[str, str]:
+    """Each of ``paths`` (relative to ``root``) that git ignores and does not track, with
+    the rule: ``source:line:pattern``, the source relative to ``root`` (or absolute: a
+    global excludes file). One ``git check-ignore`` for all of them; nothing outside a
+    work tree or without git."""
+    import subprocess
+
+    if not paths:
+        return {}
+    try:
+        # -n prints every path asked, in order: the answers are matched by position,
+        # four NUL-ended fields each, the source empty for a path no rule ignores.
+        done = subprocess.run(["git", "check-ignore", "--stdin", "-z", "-v", "-n"], cwd=root,
+                              input=b"".join(os.fsencode(p) + b"\0" for p in paths),
+                              capture_output=True, timeout=60, check=False, env=git_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    fields = done.stdout.split(b"\0")
+    if done.returncode not in (0, 1) or len(fields) < 4 * len(paths):
+        return {}  # not a work tree
+    found: dict[str, tuple[str, str, str]] = {}
+    for i, path in enumerate(paths):
+        source, line, pattern = (os.fsdecode(f) for f in fields[4 * i:4 * i + 3])
+        if source:
+            found[path] = (source, line, pattern)
+    if not found:
+        return {}
+    top = git_root(root)  # git names a .gitignore from the top of the work tree
+    rules = {}
+    for path, (source, line, pattern) in found.items():
+        if top is not None and not os.path.isabs(source):
+            source = os.path.relpath(os.path.join(top, source), root).replace(os.sep, "/")
+        rules[path] = f"{source}:{line}:{pattern}"
+    return rules
+
+
 def find_project_file(start: Path | None = None) -> Path:
     """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``)."""
     here = (start or Path.cwd()).resolve()
