@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
 
-from ..conftest import REPO, Project, failed_cleanly, tree_state
+from ..conftest import MAGCFG, REPO, Project, failed_cleanly, tree_state
 
 # Found the way magcfg finds it: PATH (./scripts/dev test puts .tools/bin first), else
 # the repository's .tools/bin. Missing cue fails the suite loudly; it never skips.
@@ -688,3 +689,18 @@ def test_a_layer_that_stops_the_run_leaves_the_others_to_one_more(app: Project,
         'layers/base/b.cue:1: error: cue export: reference "nowhere" not found [b]',
         "layers/base/c.cue:1: error: cue export: conflicting values 2 and 1 [c]"]
     assert len(runs) == 2 and len(runs[1]) == 3, runs
+
+
+def test_cue_runs_without_a_home(app: Project) -> None:
+    """cue asks for a cache directory, under ``$XDG_CACHE_HOME`` or ``$HOME``, before it
+    evaluates anything: in a CI container without ``HOME`` every CUE file failed with
+    "cannot determine system cache directory". A ``CUE_CACHE_DIR`` of the caller's is
+    not used (builds must not depend on the caller's shell)."""
+    app.write("layers/environments/prod/limits.cue", "magds: pool: max: 7\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME")}
+    env["CUE_CACHE_DIR"] = "/nonexistent/cue-cache"
+    done = subprocess.run([str(MAGCFG), "build"], cwd=app.root, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((app.root / "generated/prod/config.json").read_text())
+    assert config["magds"]["pool"]["max"] == 7

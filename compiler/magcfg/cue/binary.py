@@ -19,6 +19,7 @@ import re
 import selectors
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,9 +59,14 @@ class CueBinary(NamedTuple):
         read as they come, and cue is stopped once one passes the limit or the time is
         up (no ``preexec_fn``: the build runs threads, and a child forked among them
         may deadlock before it runs cue)."""
+        with tempfile.TemporaryDirectory(prefix="magcfg-cue-cache-") as cache:
+            return self._run(args, cwd, limit, hermetic_env(cache))
+
+    def _run(self, args: Sequence[str], cwd: Path, limit: int, env: dict[str, str]
+             ) -> subprocess.CompletedProcess[str]:
         try:
             proc = subprocess.Popen([self.path, *args], cwd=cwd, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=hermetic_env())
+                                    stderr=subprocess.PIPE, env=env)
         except OSError as exc:
             raise BuildError(f"cannot run {self.path}: {exc.strerror}") from None
         with proc:
@@ -95,10 +101,15 @@ class CueBinary(NamedTuple):
         return subprocess.CompletedProcess(proc.args, code, out, err)
 
 
-def hermetic_env() -> dict[str, str]:
+def hermetic_env(cache: str | None = None) -> dict[str, str]:
     """The environment for ``cue``: ours without ``CUE_*`` variables, which change how
-    cue evaluates (CUE_EXPERIMENT, ...); builds must not depend on the caller's shell."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CUE_")}
+    cue evaluates (CUE_EXPERIMENT, ...); builds must not depend on the caller's shell.
+    With ``cache``, that is cue's ``CUE_CACHE_DIR``: cue wants one before it evaluates
+    anything, and finds none of its own without ``HOME`` (a CI container)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUE_")}
+    if cache is not None:
+        env["CUE_CACHE_DIR"] = cache
+    return env
 
 
 def find_cue(needed_by: str, root: Path | None = None,
