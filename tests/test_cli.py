@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,37 @@ def test_explain_refuses_a_key_with_an_empty_segment(mini: Project, key: str) ->
     assert done.stdout == ""
     assert done.stderr == (f"error: {key!r} has an empty segment: give a dotted key, "
                            "e.g. magds.port\n")
+
+
+NOT_UTF8 = {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+"""A locale whose encoding is ASCII, which Python does not turn into UTF-8 on its own."""
+
+
+@pytest.mark.parametrize("how", [["magcfg"], [sys.executable, "-m", "magcfg"]],
+                         ids=["script", "module"])
+def test_a_non_utf8_locale_builds_the_same_bytes(mini: Project, tmp_path: Path,
+                                                 how: list[str]) -> None:
+    """Python decodes file names and arguments in the locale's encoding: under an ASCII
+    one, a layer named ``café.yaml`` was refused as "not valid UTF-8" and a key path
+    with an ``é`` in it was not found."""
+    import shutil
+
+    from .conftest import MAGCFG
+
+    schema = json.loads((mini.root / "schemas/schema.json").read_text())
+    schema["properties"]["café"] = {"type": "object"}
+    mini.write("schemas/schema.json", json.dumps(schema))
+    mini.write("layers/base/café.yaml", "café:\n  naïve: déjà\n")
+    other = Project(tmp_path / "other")
+    shutil.copytree(mini.root, other.root)
+    assert mini.run("build").returncode == 0
+    command = [str(MAGCFG)] if how == ["magcfg"] else how
+    env = {**os.environ, **NOT_UTF8}
+    done = subprocess.run([*command, "build"], cwd=other.root, env=env, capture_output=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert other.snapshot_tree() == mini.snapshot_tree()
+    said = subprocess.run([*command, "explain", "-e", "dev", "café.naïve"], cwd=other.root,
+                          env=env, capture_output=True, timeout=120, check=False)
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.startswith('café.naïve = "déjà"'.encode())

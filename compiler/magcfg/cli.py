@@ -1154,12 +1154,38 @@ _COMPILER_MODULES = frozenset({"yaml", "yaml_rs", "jsonschema", "jsonschema_rs",
 """What the ``compiler`` extra installs (pyproject.toml), by import name."""
 
 
+def utf8_command() -> list[str] | None:
+    """This command line run again in Python's UTF-8 mode (``-X utf8``), or None when it
+    runs in it or the locale is UTF-8 anyway. Under another locale (``LC_ALL=C`` with
+    ``PYTHONUTF8=0``, a latin-1 one) Python decodes file names and arguments, and reads
+    text, in the locale's encoding: a non-ASCII layer file name was refused as not UTF-8,
+    and a build's bytes would depend on the caller's locale."""
+    import codecs
+    import locale
+
+    if sys.flags.utf8_mode or not sys.executable:
+        return None
+    encodings = (sys.getfilesystemencoding(), locale.getpreferredencoding(False))
+    if all(codecs.lookup(name).name == "utf-8" for name in encodings):
+        return None
+    return [sys.executable, "-X", "utf8", *sys.orig_argv[1:]]
+
+
 def run() -> NoReturn:
     """``python -m magcfg`` and the console script: exit without tearing down the heap.
 
     After a large build the interpreter spends 0.6-1.1 s freeing objects at shutdown
     (docs/performance.md); everything has been written and flushed by then.
     """
+    again = utf8_command()
+    if again is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if os.name == "nt":  # no exec there: a child, whose exit code is ours
+            import subprocess
+
+            os._exit(subprocess.call(again))
+        os.execv(again[0], again)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
