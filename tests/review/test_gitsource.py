@@ -253,3 +253,31 @@ def test_the_project_file_at_a_ref_is_a_regular_file(repo: Project) -> None:
     assert [d.format() for d in there.value.diagnostics] == [
         "magcfg.yaml: error: is a symlink here; magcfg reads only regular files"]
     assert there.value.diagnostics == here.value.diagnostics
+
+
+def test_a_ref_a_shallow_clone_lacks_says_so_and_how_to_fetch_it(
+        repo: Project, tmp_path: Path) -> None:
+    """CI checks out one commit by default: ``--since origin/main`` or ``--against
+    HEAD~1`` then name nothing, and "unknown git ref" read as a typo."""
+    from ..conftest import failed_cleanly
+
+    git(repo.root, "checkout", "-q", "-b", "feature")
+    (repo.root / "NOTES").write_text("notes\n")
+    _committed(repo.root)
+    clone = Project(tmp_path / "ci")
+    git(tmp_path, "clone", "-q", "--depth", "1", "--branch", "feature",
+        f"file://{repo.root}", str(clone.root))
+    for command in (["diff", "--env", "dev", "--against", "HEAD~1"],
+                    ["build", "--check", "--since", "origin/main"]):
+        ref = command[-1]
+        stderr = failed_cleanly(clone.run(*command), 2)
+        assert stderr == (
+            f"error: unknown git ref {ref!r}: this clone is shallow (fetched to a depth), so "
+            "the commit it names may not have been fetched; fetch the history (`git fetch "
+            "--unshallow`, and `git fetch origin BRANCH` for another branch; GitHub Actions: "
+            "`actions/checkout` with `fetch-depth: 0`; GitLab: `GIT_DEPTH: 0`), or give a "
+            "commit, branch or tag the clone has\n")
+    git(clone.root, "fetch", "-q", "--unshallow", "origin", "main:refs/remotes/origin/main")
+    assert clone.run("diff", "--env", "dev", "--against", "HEAD~1").returncode == 0
+    done = clone.run("build", "--check", "--since", "origin/main")
+    assert done.returncode == 0, done.stderr

@@ -87,6 +87,24 @@ def open_repo(root: Path) -> Any:
     return repo
 
 
+def unknown_ref(repo: Any, ref: str) -> str:
+    """Why ``ref`` names no commit of ``repo``: in a shallow clone (CI checks out one
+    commit by default) the branch or the older commit was most likely never fetched."""
+    import git
+
+    try:
+        shallow = repo.git.rev_parse("--is-shallow-repository") == "true"
+    except git.GitCommandError:
+        shallow = False
+    if not shallow:
+        return f"unknown git ref {ref!r} (give a commit, branch or tag)"
+    return (f"unknown git ref {ref!r}: this clone is shallow (fetched to a depth), so the "
+            "commit it names may not have been fetched; fetch the history (`git fetch "
+            "--unshallow`, and `git fetch origin BRANCH` for another branch; GitHub "
+            "Actions: `actions/checkout` with `fetch-depth: 0`; GitLab: "
+            "`GIT_DEPTH: 0`), or give a commit, branch or tag the clone has")
+
+
 class _Entry(NamedTuple):
     """A tree entry: its object and mode (``git ls-tree``'s first two columns)."""
 
@@ -155,8 +173,9 @@ class GitSource:
             self.commit = self.repo.commit(sha)
             self._top = _Entry(self.commit.tree.binsha, _TREE)
         except (git.GitCommandError, git.BadName, git.BadObject, ValueError):
+            why = unknown_ref(self.repo, ref)
             self.close()
-            raise UsageError(f"unknown git ref {ref!r} (give a commit, branch or tag)") from None
+            raise UsageError(why) from None
         self._fenced: tuple[str, ...] = ()
         # Each tree's entries by name, by object: GitPython parses a tree object again
         # for every lookup by name, and a layer file's path crosses three or four trees
