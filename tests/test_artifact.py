@@ -350,3 +350,46 @@ def test_patterns_that_need_backtracking_are_refused(pattern: str, message: str)
     with pytest.raises(ManifestError) as refused:
         check_secret_constraints({"format": 1, "keys": {"k": {"pattern": pattern}}})
     assert refused.value.message == f"is not a regular expression magcfg can check ({message})"
+
+
+def test_the_bytes_depend_on_the_inputs_alone(bundled: Project, tmp_path: Path) -> None:
+    """docs/artifact.md, "What the bytes depend on": another checkout of the same commit,
+    built under every change there that the build must not see at once, writes the very
+    same bytes."""
+    import shutil
+
+    from .conftest import MAGCFG
+
+    shutil.rmtree(bundled.root / "generated")
+    (bundled.root / ".gitignore").write_text(".magcfg-cache/\n")
+
+    def run(*args: str, cwd: Path = bundled.root) -> None:
+        subprocess.run(["git", "-c", "user.name=A", "-c", "user.email=a@b.c", *args],
+                       cwd=cwd, check=True, capture_output=True)
+
+    run("init", "-q", "-b", "main")
+    run("add", "-A")
+    run("commit", "-qm", "inputs")
+    other = tmp_path / "elsewhere é #1" / "deeper"
+    run("clone", "-q", str(bundled.root), str(other), cwd=tmp_path)
+    run("checkout", "-q", "-b", "release/v9-é", cwd=other)
+    for path in other.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            path.chmod(0o755)
+            os.utime(path, (1, 1))
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("[core]\n\tautocrlf = true\n\tquotePath = false\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HOME", "LANG") and not k.startswith(("XDG_", "LC_"))}
+    env.update({"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
+                "TZ": "Pacific/Kiritimati", "SOURCE_DATE_EPOCH": "1", "PYTHONHASHSEED": "4242",
+                "GIT_CONFIG_GLOBAL": str(gitconfig), "CUE_EXPERIMENT": "evalv3=0"})
+    plain = bundled.run("build", "-j", "1")
+    assert plain.returncode == 0, plain.stderr
+    odd = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", str(MAGCFG), "build",
+                          "-j", "2", "--project", str(other / "magcfg.yaml")],
+                         cwd=other / "layers", env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert odd.returncode == 0, odd.stderr
+    assert Project(other).snapshot_tree() == bundled.snapshot_tree()
+    assert len(bundled.snapshot_tree()) > 10
