@@ -1101,7 +1101,9 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     stacks = compiler.load_stacks(chosen, jobs)
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
-    errors: list[Diagnostic] = _ignored_inputs(project, stacks.values())
+    read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
+    errors: list[Diagnostic] = ignored_inputs(project.root, [
+        *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))])
     warnings: list[Diagnostic] = []
     with compiler.timings.stage("write"):
         if not check:
@@ -1137,15 +1139,14 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     return result
 
 
-def _ignored_inputs(project: Project, stacks: Iterable[LayerStack]) -> list[Diagnostic]:
-    """An error for each file the build reads that git ignores (and does not track): a
-    clone lacks it, so CI would build other bytes, or fail, where this checkout passes."""
-    paths = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
-    paths += sorted({f.path for stack in stacks for f in stack.files()} - set(paths))
+def ignored_inputs(root: Path, paths: list[str]) -> list[Diagnostic]:
+    """An error for each of the files a build reads, ``paths`` (relative to ``root``),
+    that git ignores and does not track: a clone lacks it, so CI would build other bytes,
+    or fail, where this checkout passes."""
     return [Diagnostic(path, None, None, f"is ignored by git ({rule}), so a clone of the "
                        "repository, as CI builds, lacks it: commit it with `git add -f`, "
                        "or take it out of that rule", code="ignored")
-            for path, rule in ignored_by_git(project.root, paths).items()]
+            for path, rule in ignored_by_git(root, paths).items()]
 
 
 def _updates(project: Project, artifacts: dict[str, Artifact],

@@ -103,6 +103,24 @@ def test_init_with_layers_that_do_not_merge_writes_nothing(tmp_path: Path) -> No
     assert tree_state(repo.root) == before
 
 
+def test_init_with_inputs_git_ignores_writes_nothing(tmp_path: Path) -> None:
+    """The first build refuses an input git ignores: init wrote every file first, and
+    a second init then stopped at the project file it had written."""
+    repo = _repo(tmp_path)
+    repo.write(".gitignore", "*.json\n")
+    repo.write("layers/base/db.local.yaml", "db:\n  host: a\n")
+    repo.write("layers/.gitignore", "*.local.yaml\n")
+    before = tree_state(repo.root)
+    done = repo.run("init", "--env", "dev")
+    tail = ("so a clone of the repository, as CI builds, lacks it: commit it with `git add "
+            "-f`, or take it out of that rule\n")
+    assert failed_cleanly(done, 1) == (
+        "layers/base/db.local.yaml: error: is ignored by git (layers/.gitignore:1:"
+        f"*.local.yaml), {tail}"
+        f"schemas/config.schema.json: error: is ignored by git (.gitignore:1:*.json), {tail}")
+    assert tree_state(repo.root) == before
+
+
 def test_init_refuses_a_bad_environment_name(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     before = tree_state(repo.root)

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compiler import build, compile_environment
+from ..compiler import build, compile_environment, ignored_inputs
 from ..durable import Tree, repository_prefix
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
@@ -130,6 +130,11 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     # Compiled in memory with what is about to be written: a failure writes nothing.
     for env in envs:
         compile_environment(project, env, source=overlay)
+    layer_files = {p for spec in LAYERS for env in envs
+                   for p in overlay.list_layer(spec.directory(env))[0]}
+    ignored = ignored_inputs(root, ["magcfg.yaml", SCHEMA_PATH, *sorted(layer_files)])
+    if ignored:  # the build would refuse them once everything is written
+        raise BuildError(ignored)
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore"))
     files[".gitattributes"] = _gitattributes(tree.read_optional(".gitattributes"))
     if prefix is None:
