@@ -219,3 +219,19 @@ def test_a_non_utf8_locale_builds_the_same_bytes(mini: Project, tmp_path: Path,
                           env=env, capture_output=True, timeout=120, check=False)
     assert said.returncode == 0, said.stderr
     assert said.stdout.startswith('café.naïve = "déjà"'.encode())
+
+
+def test_the_command_runs_itself_again_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later ``-X utf8=0`` of the caller's may keep the process run again out of UTF-8
+    mode: it must not run itself again, and again."""
+    from magcfg import cli
+    from magcfg.cli import utf8_command
+
+    monkeypatch.setattr(cli, "_utf8_mode", lambda: False)
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    monkeypatch.setattr("locale.getpreferredencoding", lambda _do_setlocale: "ascii")
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "/bin/magcfg", "build"])
+    assert utf8_command() == [sys.executable, "-X", "utf8", "/bin/magcfg", "build"]
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-X", "utf8", "-X", "utf8=0",
+                                           "-m", "magcfg", "build"])
+    assert utf8_command() is None

@@ -1154,16 +1154,22 @@ _COMPILER_MODULES = frozenset({"yaml", "yaml_rs", "jsonschema", "jsonschema_rs",
 """What the ``compiler`` extra installs (pyproject.toml), by import name."""
 
 
+def _utf8_mode() -> bool:
+    """Whether Python runs in UTF-8 mode (a function: ``sys.flags`` cannot be set)."""
+    return bool(sys.flags.utf8_mode)
+
+
 def utf8_command() -> list[str] | None:
     """This command line run again in Python's UTF-8 mode (``-X utf8``), or None when it
     runs in it or the locale is UTF-8 anyway. Under another locale (``LC_ALL=C`` with
     ``PYTHONUTF8=0``, a latin-1 one) Python decodes file names and arguments, and reads
-    text, in the locale's encoding: a non-ASCII layer file name was refused as not UTF-8,
-    and a build's bytes would depend on the caller's locale."""
+    text, in the locale's encoding: a non-ASCII layer file name would be refused as not
+    UTF-8, and a build's bytes would depend on the caller's locale."""
     import codecs
     import locale
 
-    if sys.flags.utf8_mode or not sys.executable:
+    # Run again already (and a later `-X utf8=0` won): once only.
+    if _utf8_mode() or not sys.executable or sys.orig_argv[1:3] == ["-X", "utf8"]:
         return None
     encodings = (sys.getfilesystemencoding(), locale.getpreferredencoding(False))
     if all(codecs.lookup(name).name == "utf-8" for name in encodings):
