@@ -657,3 +657,30 @@ def test_inputs_git_ignores_are_named_with_the_rule(
     # Committed all the same: the build passes.
     run(["git", "add", "-f", "platform"])
     magcfg.build(load(project))
+
+
+def test_inputs_reached_through_symlinks_are_checked_where_they_are(
+        mini: Project) -> None:
+    """git refuses a path beyond a symlink (``fatal: ... is beyond a symbolic link``) and
+    answered nothing for the whole build: a layer directory linked in hid every ignored
+    input. A linked file is committed apart from its target, so both are asked."""
+    run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    mini.write(".gitignore", "private/\n")
+    (mini.root / "layers/environments/prod").rename(mini.root / "shared-prod")
+    (mini.root / "layers/environments/prod").symlink_to("../../shared-prod")
+    mini.write("private/magds.yaml", "magds:\n  port: 6000\n")
+    (mini.root / "layers/environments/dev/magds.yaml").unlink()
+    (mini.root / "layers/environments/dev/magds.yaml").symlink_to("../../../private/magds.yaml")
+    mini.write("shared-prod/ignored.yaml", "magds:\n  host: x\n")
+    mini.write("shared-prod/.gitignore", "ignored.yaml\n")
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    tail = "so a clone of the repository, as CI builds, lacks it: commit it with `git add " \
+           "-f`, or take it out of that rule"
+    assert [d.format() for d in raised.value.diagnostics] == [
+        "layers/environments/dev/magds.yaml: error: is ignored by git (.gitignore:1:"
+        f"private/, at private/magds.yaml, where it leads), {tail}",
+        "layers/environments/prod/ignored.yaml: error: is ignored by git (shared-prod/"
+        f".gitignore:1:ignored.yaml, at shared-prod/ignored.yaml, where it leads), {tail}",
+    ]

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import marshal
 import os
+import posixpath
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -1102,7 +1103,7 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
     read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
-    errors: list[Diagnostic] = ignored_inputs(project.root, [
+    errors: list[Diagnostic] = ignored_inputs(compiler.source, [
         *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))])
     warnings: list[Diagnostic] = []
     with compiler.timings.stage("write"):
@@ -1139,14 +1140,32 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     return result
 
 
-def ignored_inputs(root: Path, paths: list[str]) -> list[Diagnostic]:
-    """An error for each of the files a build reads, ``paths`` (relative to ``root``),
-    that git ignores and does not track: a clone lacks it, so CI would build other bytes,
-    or fail, where this checkout passes."""
-    return [Diagnostic(path, None, None, f"is ignored by git ({rule}), so a clone of the "
-                       "repository, as CI builds, lacks it: commit it with `git add -f`, "
-                       "or take it out of that rule", code="ignored")
-            for path, rule in ignored_by_git(root, paths).items()]
+def ignored_inputs(source: Source, paths: list[str]) -> list[Diagnostic]:
+    """An error for each of the files a build reads, ``paths``, that git ignores and does
+    not track: a clone lacks it, so CI would build other bytes, or fail, where this
+    checkout passes. Asked where it is and where a symlink on its way leads: git commits
+    a link apart from its target, and answers nothing for a path beyond a link."""
+    if not isinstance(source, FileSource):
+        return []  # read from git objects: committed
+    real = {path: source.real_relative(path) for path in paths}
+    asked: dict[str, None] = {}
+    for path in paths:
+        parent = posixpath.dirname(path)
+        if real[path] == path or source.real_relative(parent) == parent:
+            asked[path] = None  # not beyond a symlink: itself committed, or not
+        asked[real[path]] = None
+    rules = ignored_by_git(source.root, list(asked))
+    errors = []
+    for path in paths:
+        rule = rules.get(path)
+        if rule is None and real[path] in rules:
+            rule = f"{rules[real[path]]}, at {real[path]}, where it leads"
+        if rule is not None:
+            errors.append(Diagnostic(
+                path, None, None, f"is ignored by git ({rule}), so a clone of the repository, "
+                "as CI builds, lacks it: commit it with `git add -f`, or take it out of that "
+                "rule", code="ignored"))
+    return errors
 
 
 def _updates(project: Project, artifacts: dict[str, Artifact],

@@ -448,6 +448,12 @@ class Tree:
                                           else f"symlink {problem}")])
         return real
 
+    def real_relative(self, rel: str) -> str:
+        """Where below the root the file ``rel`` really is: ``rel`` itself unless a
+        symlink on its way leads elsewhere (``rel`` when that is outside the root)."""
+        real = self._real.get(rel) or os.path.realpath(os.path.join(self.root, rel))
+        return real[self._cut:] if _inside(real, self.root) and real != self.root else rel
+
     def read(self, rel: str) -> bytes:
         """The bytes of the regular file ``rel`` (relative to the root), at most
         :data:`MAX_INPUT_BYTES`."""

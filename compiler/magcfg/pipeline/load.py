@@ -116,3 +116,7 @@ class FileSource:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
         entries skipped), and the problems found. A missing directory is an empty layer."""
         return self._tree.list_files(directory, suffixes)
+
+    def real_relative(self, path: str) -> str:
+        """Where below the root ``path`` really is (``durable.Tree.real_relative``)."""
+        return self._tree.real_relative(path)
