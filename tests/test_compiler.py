@@ -640,7 +640,7 @@ def test_inputs_git_ignores_are_named_with_the_rule(
     (tmp_path / "gitconfig").write_text(f"[core]\n\texcludesFile = {excludes}\n")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
     project.write("layers/environments/prod/prod-only.yaml", "magds:\n  port: 6000\n")
-    spawned = calls(monkeypatch, subprocess, "run")
+    spawned = calls(monkeypatch, subprocess, "Popen")
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(project))
     tail = "so a clone of the repository, as CI builds, lacks it: commit it with `git add " \
@@ -684,3 +684,34 @@ def test_inputs_reached_through_symlinks_are_checked_where_they_are(
         "layers/environments/prod/ignored.yaml: error: is ignored by git (shared-prod/"
         f".gitignore:1:ignored.yaml, at shared-prod/ignored.yaml, where it leads), {tail}",
     ]
+
+
+def test_git_answers_about_ignored_inputs_while_the_build_compiles(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``git check-ignore`` takes ~15 ms for a large repository, a one-file rebuild's
+    budget ~0.25 s: the build compiles while git answers, and waits for it after."""
+    from magcfg.compiler import Compiler
+
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    events: list[str] = []
+    init, wait, compile_ = subprocess.Popen.__init__, subprocess.Popen.wait, Compiler.compile
+
+    def started(self: subprocess.Popen[bytes], args: list[str], *rest: Any, **kw: Any) -> None:
+        events.append(f"start {args[1]}")
+        init(self, args, *rest, **kw)
+
+    def waited(self: subprocess.Popen[bytes], timeout: float | None = None) -> int:
+        if self.returncode is None:
+            events.append(f"wait {self.args[1]}")  # type: ignore[index]
+        return wait(self, timeout)
+
+    def compiling(self: Compiler, *args: Any, **kw: Any) -> Any:
+        events.append("compile")
+        return compile_(self, *args, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", started)
+    monkeypatch.setattr(subprocess.Popen, "wait", waited)
+    monkeypatch.setattr(Compiler, "compile", compiling)
+    magcfg.build(load(mini))
+    ignore = [e for e in events if e.endswith("check-ignore") or e == "compile"]
+    assert ignore == ["start check-ignore", "compile", "compile", "wait check-ignore"]

@@ -1100,11 +1100,22 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
            jobs: int = 1) -> BuildResult:
     project = compiler.project
     stacks = compiler.load_stacks(chosen, jobs)
+    read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
+    ignored = ignored_inputs(compiler.source, [
+        *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))])
+    try:
+        return _compile_and_write(compiler, chosen, check, strict, jobs, stacks, ignored)
+    finally:
+        ignored()  # git is waited for whatever happened meanwhile (a second call is free)
+
+
+def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool,
+                       jobs: int, stacks: dict[str, LayerStack],
+                       ignored: Callable[[], list[Diagnostic]]) -> BuildResult:
+    project = compiler.project
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
-    read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
-    errors: list[Diagnostic] = ignored_inputs(compiler.source, [
-        *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))])
+    errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     with compiler.timings.stage("write"):
         if not check:
@@ -1120,6 +1131,7 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
             artifacts[env] = artifact
     errors.extend(name_environments(errors_of, stacks.values()))
     errors.extend(compiler.build_checks(list(artifacts.values())))
+    errors.extend(ignored())
     if strict:
         errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
                                  "are errors)", "error", d.code) for d in warnings)
@@ -1140,13 +1152,14 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     return result
 
 
-def ignored_inputs(source: Source, paths: list[str]) -> list[Diagnostic]:
-    """An error for each of the files a build reads, ``paths``, that git ignores and does
-    not track: a clone lacks it, so CI would build other bytes, or fail, where this
-    checkout passes. Asked where it is and where a symlink on its way leads: git commits
-    a link apart from its target, and answers nothing for a path beyond a link."""
+def ignored_inputs(source: Source, paths: list[str]) -> Callable[[], list[Diagnostic]]:
+    """Asks git (``ignored_by_git``, which answers while the caller works) about the files
+    a build reads, ``paths``; returns what waits for an error for each that git ignores
+    and does not track: a clone lacks it, so CI would build other bytes, or fail, where
+    this checkout passes. Asked where it is and where a symlink on its way leads: git
+    commits a link apart from its target, and answers nothing for a path beyond a link."""
     if not isinstance(source, FileSource):
-        return []  # read from git objects: committed
+        return list  # read from git objects: committed
     real = {path: source.real_relative(path) for path in paths}
     asked: dict[str, None] = {}
     for path in paths:
@@ -1154,17 +1167,22 @@ def ignored_inputs(source: Source, paths: list[str]) -> list[Diagnostic]:
         if real[path] == path or source.real_relative(parent) == parent:
             asked[path] = None  # not beyond a symlink: itself committed, or not
         asked[real[path]] = None
-    rules = ignored_by_git(source.root, list(asked))
-    errors = []
-    for path in paths:
-        rule = rules.get(path)
-        if rule is None and real[path] in rules:
-            rule = f"{rules[real[path]]}, at {real[path]}, where it leads"
-        if rule is not None:
-            errors.append(Diagnostic(
-                path, None, None, f"is ignored by git ({rule}), so a clone of the repository, "
-                "as CI builds, lacks it: commit it with `git add -f`, or take it out of that "
-                "rule", code="ignored"))
+    answer = ignored_by_git(source.root, list(asked))
+
+    def errors() -> list[Diagnostic]:
+        rules = answer()
+        found = []
+        for path in paths:
+            rule = rules.get(path)
+            if rule is None and real[path] in rules:
+                rule = f"{rules[real[path]]}, at {real[path]}, where it leads"
+            if rule is not None:
+                found.append(Diagnostic(
+                    path, None, None, f"is ignored by git ({rule}), so a clone of the "
+                    "repository, as CI builds, lacks it: commit it with `git add -f`, or "
+                    "take it out of that rule", code="ignored"))
+        return found
+
     return errors
 
 

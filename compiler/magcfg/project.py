@@ -331,40 +331,61 @@ def git_root(start: Path) -> Path | None:
     return Path(out.stdout.removesuffix("\n"))
 
 
-def ignored_by_git(root: Path, paths: Sequence[str]) -> dict[str, str]:
-    """Each of ``paths`` (relative to ``root``) that git ignores and does not track, with
-    the rule: ``source:line:pattern``, the source relative to ``root`` (or absolute: a
-    global excludes file). One ``git check-ignore`` for all of them; nothing outside a
-    work tree or without git."""
+def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
+    """Starts one ``git check-ignore`` for ``paths`` (relative to ``root``) and returns
+    what waits for its answer: each path git ignores and does not track, with the rule,
+    ``source:line:pattern``, the source relative to ``root`` (or absolute: a global
+    excludes file); nothing outside a work tree or without git. The caller works
+    meanwhile: git takes ~15 ms for the 1,500 files of a large repository, which a
+    rebuild (~0.24 s) would otherwise wait for. The question and the answer are files,
+    not pipes: nothing has to read or write them while git runs, and no thread is
+    started (a build forks its workers only while it runs none)."""
     import subprocess
+    import tempfile
 
     if not paths:
-        return {}
-    try:
-        # -n prints every path asked, in order: the answers are matched by position,
-        # four NUL-ended fields each, the source empty for a path no rule ignores.
-        done = subprocess.run(["git", "check-ignore", "--stdin", "-z", "-v", "-n"], cwd=root,
-                              input=b"".join(os.fsencode(p) + b"\0" for p in paths),
-                              capture_output=True, timeout=60, check=False, env=git_env())
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    fields = done.stdout.split(b"\0")
-    if done.returncode not in (0, 1) or len(fields) < 4 * len(paths):
-        return {}  # not a work tree
-    found: dict[str, tuple[str, str, str]] = {}
-    for i, path in enumerate(paths):
-        source, line, pattern = (os.fsdecode(f) for f in fields[4 * i:4 * i + 3])
-        if source:
-            found[path] = (source, line, pattern)
-    if not found:
-        return {}
-    top = git_root(root)  # git names a .gitignore from the top of the work tree
-    rules = {}
-    for path, (source, line, pattern) in found.items():
-        if top is not None and not os.path.isabs(source):
-            source = os.path.relpath(os.path.join(top, source), root).replace(os.sep, "/")
-        rules[path] = f"{source}:{line}:{pattern}"
-    return rules
+        return dict
+    with tempfile.TemporaryFile() as asked:
+        asked.write(b"".join(os.fsencode(p) + b"\0" for p in paths))
+        asked.seek(0)
+        answer = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by wait)
+        try:
+            # -n answers every path, in order: four NUL-ended fields each, the source
+            # empty for a path no rule ignores.
+            git = subprocess.Popen(["git", "check-ignore", "--stdin", "-z", "-v", "-n"],
+                                   cwd=root, stdin=asked, stdout=answer,
+                                   stderr=subprocess.DEVNULL, env=git_env())
+        except OSError:
+            answer.close()
+            return dict
+
+    @lru_cache(maxsize=1)
+    def wait() -> dict[str, str]:
+        with answer:
+            try:
+                code = git.wait(60)
+            except subprocess.TimeoutExpired:
+                git.kill()
+                git.wait()
+                return {}
+            answer.seek(0)
+            fields = answer.read().split(b"\0")
+        if code not in (0, 1) or len(fields) < 4 * len(paths):
+            return {}  # not a work tree, or a path git refuses to answer for
+        found = {}
+        for i, path in enumerate(paths):
+            source, line, pattern = (os.fsdecode(f) for f in fields[4 * i:4 * i + 3])
+            if source:
+                found[path] = (source, line, pattern)
+        top = git_root(root) if found else None  # git names a .gitignore from the top
+        rules = {}
+        for path, (source, line, pattern) in found.items():
+            if top is not None and not os.path.isabs(source):
+                source = os.path.relpath(os.path.join(top, source), root).replace(os.sep, "/")
+            rules[path] = f"{source}:{line}:{pattern}"
+        return rules
+
+    return wait
 
 
 def find_project_file(start: Path | None = None) -> Path:

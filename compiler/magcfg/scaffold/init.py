@@ -132,7 +132,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         compile_environment(project, env, source=overlay)
     layer_files = {p for spec in LAYERS for env in envs
                    for p in overlay.list_layer(spec.directory(env))[0]}
-    ignored = ignored_inputs(overlay, ["magcfg.yaml", SCHEMA_PATH, *sorted(layer_files)])
+    ignored = ignored_inputs(overlay, ["magcfg.yaml", SCHEMA_PATH, *sorted(layer_files)])()
     if ignored:  # the build would refuse them once everything is written
         raise BuildError(ignored)
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore"))
