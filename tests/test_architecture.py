@@ -81,3 +81,31 @@ def test_code_speaks_of_itself_not_of_its_history() -> None:
                  for n, line in enumerate(path.read_text().splitlines(), 1)
                  if history.search(line)]
     assert offenders == []
+
+
+def test_every_git_command_runs_with_the_callers_git_variables_made_absolute() -> None:
+    """``project.git_env`` is the one place that reads ``GIT_DIR``, ``GIT_WORK_TREE``
+    and ``GIT_INDEX_FILE`` as git does from where magcfg was started (a hook's are
+    relative): a git command run without it in a project below the top numbers
+    versions from the wrong repository or work tree."""
+    import ast
+
+    without = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # git_env's own helper asks git with the variables it is given.
+        inside = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                  and f.name == "_work_tree_here" for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and id(node) not in inside and node.args
+                    and isinstance(node.args[0], ast.List) and node.args[0].elts
+                    and isinstance(node.args[0].elts[0], ast.Constant)
+                    and node.args[0].elts[0].value == "git"):
+                continue
+            env = next((k.value for k in node.keywords if k.arg == "env"), None)
+            if env is None or "git_env(" not in ast.unparse(env):
+                without.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert without == []
+    # GitPython runs git with the environment its repository is given in open_repo.
+    assert [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
+            if "git.Repo(" in p.read_text(encoding="utf-8")] == ["review/gitsource.py"]
