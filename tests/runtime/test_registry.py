@@ -16,9 +16,18 @@ from prometheus_client import CollectorRegistry
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry
 from magcfg.runtime import Kernel
-from magcfg.runtime.events import PUBLISHED, RELOAD_FAILED, RELOADED, SOURCE_FAILED, SOURCE_RESTORED
+from magcfg.runtime.events import (
+    LOADED,
+    PUBLISHED,
+    RELOAD_FAILED,
+    RELOADED,
+    SOURCE_FAILED,
+    SOURCE_RESTORED,
+)
 from magcfg.runtime.kernel import KernelStartError
+from magcfg.runtime.publish import current_target
 from magcfg.runtime.registry import RegistrySource
+from magcfg.runtime.state import STATE_FILE
 from tests.conftest import Project, failed_cleanly
 from tests.oci.conftest import Front, LocalRegistry, crane
 from tests.oci.test_publish import signed  # noqa: F401  (fixture)
@@ -127,6 +136,52 @@ def test_an_outage_keeps_the_config_and_is_visible(
     finally:
         kernel.stop()
         front.stop()
+
+
+def _mirrored(project: Project, local: LocalRegistry, tmp_path: Path) -> tuple[Front, str, str]:
+    """A front to ``local`` holding a published artifact that a kernel with its state in
+    ``tmp_path/state`` has pulled into its mirror once and stopped; (front, target, digest)."""
+    front = Front(local.host).start()
+    target = f"oci://{front.host}/magcfg/mirror:production"
+    digest = _publish(project, target)
+    kernel, _ = _kernel(project, target, tmp_path)
+    kernel.stop()
+    return front, target, digest
+
+
+def test_a_registry_down_at_start_boots_the_verified_mirror(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    front, target, _ = _mirrored(signed, local, tmp_path)
+    front.stop()
+    state = tmp_path / "state"
+    mirror = state / "registry-mirror"
+    version = json.loads((mirror / "manifest.json").read_bytes())["version"]
+    (state / STATE_FILE).unlink()  # no last known-good: the mirror is all there is
+    kernel, events = _kernel(signed, target, tmp_path)
+    try:
+        assert (kernel.version, kernel.booted_from) == (version, "registry_mirror")
+        assert kernel.get("logging.level") == "warn"
+        status = kernel.status()
+        assert (status["booted_from"], status["source"]) == ("registry_mirror", "registry_mirror")
+        assert not status["registry"]["up"] and status["registry"]["digest"] is None
+        assert [e["data"]["source"] for e in _of(events, LOADED)] == ["registry_mirror"]
+        assert [e["data"]["reason"] for e in _of(events, SOURCE_FAILED)] == ["unreachable"]
+    finally:
+        kernel.stop()
+    # With a last known-good of the same version, the mirror is still what it served.
+    kernel, _ = _kernel(signed, target, tmp_path)
+    kernel.stop()
+    assert kernel.booted_from == "registry_mirror"
+    # The mirror is checked as any artifact: a changed file is not served.
+    (state / STATE_FILE).unlink()
+    served = current_target(mirror)
+    assert served is not None
+    (served / "config.json").write_text('{"logging": {"level": "debug"}}\n')
+    with pytest.raises(KernelStartError) as info:
+        _kernel(signed, target, tmp_path)
+    message = str(info.value)
+    assert "unreachable" in message and "digest_mismatch" in message, message
+    assert f"{mirror}/..data/config.json" in message and "no last known-good state" in message
 
 
 def test_an_unsigned_artifact_at_the_tag_is_not_loaded(

@@ -257,7 +257,8 @@ class Kernel:
         self.last_error: Event | None = None
         """The last ``config.reload_failed`` event (``None`` after a successful reload)."""
         self.booted_from: str | None = None
-        """``artifact`` or ``last_known_good``: what :meth:`start` served first."""
+        """What :meth:`start` served first: ``artifact``, ``registry_mirror`` (the
+        registry's last verified pull, the registry being down) or ``last_known_good``."""
 
     # ---------------------------------------------------------------- reading
 
@@ -389,27 +390,35 @@ class Kernel:
                     log.warning("magcfg: removed %s, left in %s by a writer killed "
                                 "mid-write", name, self.state_dir)
             saved = self._load_saved()
+            # With the registry down (or answering nothing loadable), the mirror holds
+            # the last artifact pulled: read and verified like any artifact, it is what
+            # there is to serve, before the last known-good.
+            outage: str | None = None
             if self._registry is not None:
                 self._registry.poll()
-                if self._registry.last_error is not None and saved is None:
-                    raise KernelStartError(f"{self._registry.last_error}; and there is no last "
-                                           "known-good state"
-                                           + (f" in {self.state_dir}" if self.state_dir else
-                                              " (no state_dir given)"))
+                outage = self._registry.last_error
             self._last_stat = stat_signature(self.artifact_dir, (CONFIG,))
             pulled = self._registry.pulled if self._registry is not None else None
             raw = read_artifact(self.artifact_dir, self._listed)
+            booted_from = "artifact" if outage is None else "registry_mirror"
             try:
-                snapshot = self._candidate(raw, saved, boot=True)
+                snapshot = self._candidate(raw, saved, boot=True, source=booted_from)
             except _Refused as refused:
                 self._last_raw = raw
                 if saved is None:
+                    no_state = ("there is no last known-good state"
+                                + (f" in {self.state_dir}" if self.state_dir else
+                                   " (no state_dir given)"))
+                    if outage is not None and raw.manifest_bytes is None and not raw.unreadable:
+                        # An empty mirror (a first start, or no state_dir): nothing was refused.
+                        raise KernelStartError(f"{outage}; and {no_state}") from None
                     self._publish_final(self._failed_event(refused, None, "start", started))
+                    what = ("the registry mirror holds no config it can serve" if outage
+                            else "cannot load the config")
                     raise KernelStartError(
-                        f"{self.artifact_dir}: cannot load the config ({refused.reason}: "
-                        f"{refused.error}) and there is no last known-good state"
-                        + (f" in {self.state_dir}" if self.state_dir else
-                           " (no state_dir given)")) from None
+                        (f"{outage}; and " if outage else "")
+                        + f"{self.artifact_dir}: {what} ({refused.reason}: {refused.error}) "
+                        f"and {no_state}") from None
                 self._install(saved)
                 self.booted_from = "last_known_good"
                 self._publish_final(self._failed_event(refused, saved.version, "start", started))
@@ -418,7 +427,7 @@ class Kernel:
                 assert snapshot is not None  # at boot "same" still yields the snapshot
                 self._install(snapshot)
                 self._last_raw = raw
-                self.booted_from = "artifact"
+                self.booted_from = booted_from
                 if self._registry is not None:
                     self._registry.served(pulled)
                 self._persist(snapshot)
@@ -542,9 +551,9 @@ class Kernel:
         return tuple(manifest["files"])
 
     def _candidate(self, raw: RawArtifact, running: Snapshot | None,
-                   boot: bool) -> Snapshot | None:
+                   boot: bool, source: str = "artifact") -> Snapshot | None:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
-        running config already."""
+        running config already. ``source`` is where the snapshot says it came from."""
         if DATA_LINK in raw.unreadable:
             raise _Refused("read", "unreadable_file",
                            f"{self.artifact_dir}/{DATA_LINK}: {raw.unreadable[DATA_LINK]}")
@@ -604,7 +613,7 @@ class Kernel:
         self._validate(config, policy, version, prefix + config_name)
         return Snapshot(frozen, freeze(manifest), raw.manifest_bytes,
                         raw.signature, freeze_bytes(verified.files), verified.key_id,
-                        _members=members)
+                        source=source, _members=members)
 
     def _policy_for(self, manifest: Mapping[str, Any]) -> ReloadPolicy:
         self._load_schema()
