@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,37 @@ def test_a_registry_down_at_start_boots_the_verified_mirror(
     message = str(info.value)
     assert "unreachable" in message and "digest_mismatch" in message, message
     assert f"{mirror}/..data/config.json" in message and "no last known-good state" in message
+
+
+def test_the_registry_back_after_a_mirror_boot_is_reported_as_served(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    front, target, digest = _mirrored(signed, local, tmp_path)
+    front.stop()
+    kernel, events = _kernel(signed, target, tmp_path)
+    try:
+        assert kernel.booted_from == "registry_mirror"
+        assert kernel.status()["registry"]["digest"] is None
+        front.start()  # the same digest at the tag: the config served comes from there
+        assert wait_for(lambda: kernel.status()["registry"]["digest"] == digest)
+        status = kernel.status()
+        assert (status["source"], status["booted_from"]) == ("artifact", "registry_mirror")
+        assert status["registry"]["revision"].startswith("main@sha1:")
+        assert not _of(events, RELOADED) and not _of(events, RELOAD_FAILED)
+    finally:
+        kernel.stop()
+    # Booted from the last known-good (no mirror left), the same holds once it is pulled.
+    front.stop()
+    shutil.rmtree(tmp_path / "state/registry-mirror")
+    kernel, _ = _kernel(signed, target, tmp_path)
+    try:
+        assert (kernel.booted_from, kernel.status()["registry"]["digest"]) == (
+            "last_known_good", None)
+        front.start()
+        assert wait_for(lambda: kernel.status()["registry"]["digest"] == digest)
+        assert kernel.status()["source"] == "artifact"
+    finally:
+        kernel.stop()
+        front.stop()
 
 
 def test_an_unsigned_artifact_at_the_tag_is_not_loaded(

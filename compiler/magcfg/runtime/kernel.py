@@ -17,6 +17,7 @@ and it must be made for the environment the kernel is configured with.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -511,11 +512,14 @@ class Kernel:
             pulled = self._registry.pulled if self._registry is not None else None
             raw = read_artifact(self.artifact_dir, self._listed)
             if not force and raw.same_content(self._last_raw):
+                if _holds(raw, current):
+                    self._confirmed(current, pulled)
                 return ReloadResult("unchanged", current.version)
             self._last_raw = raw
             try:
                 candidate = self._candidate(raw, current, boot=False)
                 if candidate is None:
+                    self._confirmed(current, pulled)
                     return ReloadResult("unchanged", current.version)
                 result = self._apply(current, candidate, trigger, started)
                 if result.status == "applied" and self._registry is not None:
@@ -525,6 +529,17 @@ class Kernel:
                 event = self._failed_event(refused, current.version, trigger, started)
                 self._publish_final(event)
                 return ReloadResult("refused", current.version, refused.reason, event)
+
+    def _confirmed(self, current: Snapshot, pulled: tuple[str, str | None] | None) -> None:
+        """The mirror, read when the registry's pull ``pulled`` was what it held, holds
+        the served config: the registry's digest is the one served, and a config booted
+        from the mirror (or the last known-good) is the registry's artifact."""
+        if self._registry is None or pulled is None:
+            return
+        self._registry.served(pulled)
+        if current.source != "artifact" and self._registry.digest == pulled[0]:
+            # The same config, named after the source that serves it: no swap, no event.
+            self._current = dataclasses.replace(current, source="artifact")
 
     def _verify_manifest(self, manifest_bytes: bytes, signature: bytes,
                          prefix: str = "") -> tuple[str, dict[str, Any]]:
@@ -902,6 +917,12 @@ class Kernel:
         if texts:
             event["data"] = Redactor().masked(event["data"], texts)
         return event
+
+
+def _holds(raw: RawArtifact, snapshot: Snapshot) -> bool:
+    """Whether ``raw`` is byte for byte what ``snapshot`` serves (verified with it)."""
+    return (not raw.unreadable and raw.manifest_bytes == snapshot.manifest_bytes
+            and raw.signature == snapshot.signature and raw.files == snapshot.files)
 
 
 def freeze_bytes(files: Mapping[str, bytes]) -> Mapping[str, bytes]:
