@@ -21,6 +21,7 @@ from magcfg.oci import cosign
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry, RegistryError
 from magcfg.runtime import Kernel
+from magcfg.runtime import publish as publish_module
 from magcfg.runtime.events import RELOAD_FAILED, RELOADED, SOURCE_FAILED
 from magcfg.runtime.publish import current_target
 from magcfg.runtime.registry import RegistrySource
@@ -314,3 +315,55 @@ def test_a_mirror_that_cannot_be_written_is_an_outage_not_a_crash(
         assert f"{mirror}: cannot write the pulled artifact" in failed[0]["error"]
     finally:
         again.stop()
+
+
+def test_stop_during_a_write_of_the_mirror_leaves_no_mirror_behind(
+        hostile: HostileRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload() on another thread is writing a new pull into the kernel's temporary
+    mirror when stop() is called: stop() waits for the write, then removes the mirror,
+    which the rest of the write would otherwise make again."""
+    hostile.publish(1)
+    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
+                    environment="production", insecure_registry=True, registry_interval=3600)
+    kernel.start()
+    mirror = kernel.artifact_dir
+    hostile.sign(hostile.publish(2))
+    written, release = threading.Event(), threading.Event()
+    real = publish_module.write_new
+
+    def paused(path: Path, data: bytes, mode: int = 0o644) -> None:
+        real(path, data, mode)
+        if not written.is_set():  # the first file of the new version is on disk
+            written.set()
+            release.wait(30)
+
+    monkeypatch.setattr(publish_module, "write_new", paused)
+    reloading = threading.Thread(target=kernel.reload, daemon=True)
+    reloading.start()
+    assert written.wait(30)
+    stopping = threading.Thread(target=kernel.stop, daemon=True)
+    stopping.start()
+    stopping.join(0.5)  # a stop() that does not wait for the write is done by now
+    release.set()
+    reloading.join(30)
+    stopping.join(30)
+    assert not reloading.is_alive() and not stopping.is_alive()
+    assert not mirror.exists(), sorted(p.name for p in mirror.rglob("*"))
+
+
+def test_a_subscriber_that_stops_the_kernel_on_the_poller_thread_stops_it_whole(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    kernel, _ = _polling_kernel(hostile, tmp_path)
+    mirror = kernel.artifact_dir
+    stopped = threading.Event()
+
+    def stop(event: dict[str, Any]) -> None:
+        kernel.stop()
+        stopped.set()
+
+    kernel.subscribe(RELOADED, stop)
+    hostile.sign(hostile.publish(2))
+    assert stopped.wait(30)
+    assert kernel.status()["subscriber_failures"] == 0
+    assert not mirror.exists() and wait_for(lambda: not _poller_alive())

@@ -90,6 +90,10 @@ class RegistrySource:
         self.last_success: float | None = None
         self._down_since: float | None = None
         self._lock = threading.Lock()
+        # Held while the mirror is written: stop() waits for a write in progress (a poll
+        # of reload() runs on its caller's thread, which stop() does not join), so that
+        # the kernel removes the mirror after it, never while it is being written.
+        self._writing = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,17 +137,18 @@ class RegistrySource:
             files = flux.unpack(blob)
         except flux.ArtifactFormatError as exc:
             raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
-        if self._stop.is_set():
-            # A stopped source writes nothing: its kernel may have removed the mirror.
-            return False
-        self.pulled = None  # while the mirror changes, nothing is known of what it holds
-        try:
-            publish(self.mirror, files)
-        except OSError as exc:
-            # The state directory's trouble (a full disk, a file where the mirror goes),
-            # not the registry's: the same outage, reported, and the config kept.
-            raise SourceRefused("mirror_unwritable", f"{self.mirror}: cannot write the "
-                                f"pulled artifact: {os_reason(exc)}") from None
+        with self._writing:
+            if self._stop.is_set():
+                # A stopped source writes nothing: its kernel may have removed the mirror.
+                return False
+            self.pulled = None  # while the mirror changes, nothing is known of what it holds
+            try:
+                publish(self.mirror, files)
+            except OSError as exc:
+                # The state directory's trouble (a full disk, a file where the mirror
+                # goes), not the registry's: the same outage, reported, and the config kept.
+                raise SourceRefused("mirror_unwritable", f"{self.mirror}: cannot write the "
+                                    f"pulled artifact: {os_reason(exc)}") from None
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
         self.pulled = (digest, revision if isinstance(revision, str) else None)
@@ -221,9 +226,13 @@ class RegistrySource:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop polling; on return no write of the mirror is in progress, and none starts."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
+        with self._writing:
+            pass
+        # Not from the poller's own thread (a subscriber stopping the kernel runs there).
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
