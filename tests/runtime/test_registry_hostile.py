@@ -312,7 +312,7 @@ def test_a_mirror_that_cannot_be_written_is_an_outage_not_a_crash(
         assert (again.version, again.booted_from) == (1, "last_known_good")
         failed = [e["data"] for e in _of(events, SOURCE_FAILED)]
         assert [f["reason"] for f in failed] == ["mirror_unwritable"], failed
-        assert f"{mirror}: cannot write the pulled artifact" in failed[0]["error"]
+        assert failed[0]["error"] == f"{mirror}: cannot publish into {mirror}: file exists"
     finally:
         again.stop()
 

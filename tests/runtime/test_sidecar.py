@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from magcfg.durable import FAULT_ENV
-from magcfg.runtime.events import LOADED, PUBLISHED, RELOADED
+from magcfg.runtime.events import LOADED, PUBLISHED, RELOAD_FAILED, RELOADED
 from magcfg.runtime.publish import (
     DATA_LINK,
     TMP_LINK,
@@ -28,6 +29,7 @@ from magcfg.runtime.publish import (
 )
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
+from tests.conftest import failed_cleanly
 
 from .fixtures import KubeletWriter, artifact_files, base_config, wait_for
 from .hostile import HostileRegistry
@@ -37,11 +39,25 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
 CANARY = "CANARY-sidecar-5b2a91"
 
 
-class Sidecar:
-    """One `magcfg watch` process; its stdout events are collected by a thread."""
+FSIZE = ("import os, resource, sys; n = int(sys.argv[1]); "
+         "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+         "os.execv(sys.executable, [sys.executable, '-m', 'magcfg', *sys.argv[2:]])")
+"""Runs magcfg (its arguments after the limit) unable to write a file past ``n`` bytes:
+a write fails as on a full disk (EFBIG), for real."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "magcfg", "watch", *args],
+
+def _watch(args: list[str], fsize: int | None) -> list[str]:
+    if fsize is None:
+        return [sys.executable, "-m", "magcfg", "watch", *args]
+    return [sys.executable, "-c", FSIZE, str(fsize), "watch", *args]
+
+
+class Sidecar:
+    """One `magcfg watch` process (its files limited to ``fsize`` bytes when given); its
+    stdout events are collected by a thread."""
+
+    def __init__(self, args: list[str], cwd: Path, fsize: int | None = None) -> None:
+        self.proc = subprocess.Popen(_watch(args, fsize),
                                      cwd=cwd, env=ENV, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -430,6 +446,53 @@ def test_unreadable_key_and_unwritable_out_are_clear_errors(setup: Setup) -> Non
                              env=ENV, capture_output=True, text=True, timeout=30)
     assert blocked.returncode == 1 and f"cannot publish into {blocker}" in blocked.stderr
     assert "Traceback" not in blocked.stderr and blocker.read_text() == "not a directory\n"
+
+
+def test_a_failed_publish_names_its_file_and_leaves_out_as_it_was(setup: Setup) -> None:
+    setup.write(1)
+    args = ["--artifact", str(setup.art), "--env", "production", "--public-key",
+            str(setup.pub), "--out", str(setup.out), "--poll-interval", "0.2"]
+    sidecar = Sidecar(args, setup.root, fsize=2000)  # version 1's files are smaller
+    setup.sidecars.append(sidecar)
+    assert wait_for(lambda: bool(sidecar.events(PUBLISHED)))  # the whole publish done
+    before = sorted(os.listdir(setup.out))
+    config = base_config(2)
+    config["features"]["note"] = "x" * 3000
+    setup.write(2, config)
+    assert wait_for(lambda: bool(sidecar.events(RELOAD_FAILED)))
+    out = re.escape(str(setup.out))
+    error = sidecar.events(RELOAD_FAILED)[0]["data"]["error"]
+    assert re.fullmatch(rf"a subscriber rejected version 2: {out}/\.\.[^/]+/config\.json: "
+                        rf"cannot publish into {out}: file too large", error), error
+    assert sorted(os.listdir(setup.out)) == before and setup.check_published() == 1
+    assert sidecar.terminate() == 0 and "Traceback" not in sidecar.stderr
+    # At start: the same message, exit 1, and nothing of the new version left in --out.
+    fresh = setup.root / "fresh"
+    done = subprocess.run(_watch([*args[:-4], "--out", str(fresh)], 2000), env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    message = failed_cleanly(done, 1)
+    assert re.fullmatch(rf"error: {re.escape(str(fresh))}/\.\.[^/]+/config\.json: cannot "
+                        rf"publish into {re.escape(str(fresh))}: file too large\n", message), message
+    assert list(fresh.iterdir()) == []
+
+
+def test_leftovers_it_cannot_remove_at_start_are_a_clear_error(setup: Setup) -> None:
+    # An immutable --out (chattr +i, which binds root too): the leftover link of an
+    # interrupted publish cannot be removed.
+    setup.write(1)
+    setup.out.mkdir()
+    os.symlink("..gone", setup.out / TMP_LINK)
+    if subprocess.run(["chattr", "+i", str(setup.out)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        done = subprocess.run(_watch(["--artifact", str(setup.art), "--env", "production",
+                                      "--public-key", str(setup.pub), "--out", str(setup.out)],
+                                     None), env=ENV, capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["chattr", "-i", str(setup.out)], check=True)
+    assert failed_cleanly(done, 1) == (f"error: {setup.out}/{TMP_LINK}: cannot publish into "
+                                       f"{setup.out}: permission denied\n")
+    assert os.listdir(setup.out) == [TMP_LINK]
 
 
 def test_help_lists_the_options() -> None:

@@ -20,19 +20,39 @@ tool), a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ..artifact import DATA_LINK, DataLinkError, data_root, size_limit
-from ..durable import exchange, fsync_dir, read_member, write_new
+from ..durable import exchange, fsync_dir, os_reason, read_member, write_new
 
-__all__ = ["DATA_LINK", "TMP_LINK", "current_target", "publish", "published_bytes", "recover"]
+__all__ = ["DATA_LINK", "TMP_LINK", "current_target", "failure", "publish", "published_bytes",
+           "recover"]
 TMP_LINK = "..data_tmp"
+
+
+def failure(out_dir: Path, exc: OSError) -> str:
+    """The message of a publish into ``out_dir`` that raised ``exc``: the file it failed
+    on (:func:`publish` names it on every error it raises) and why."""
+    where = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes)) else out_dir
+    return f"{where}: cannot publish into {out_dir}: {os_reason(exc)}"
+
+
+@contextlib.contextmanager
+def _on(path: Path) -> Iterator[None]:
+    """Name ``path`` as the file of an ``OSError`` raised in the block: a failed write
+    names no file, and a failed symlink names the link's text, not the link."""
+    try:
+        yield
+    except OSError as exc:
+        exc.filename, exc.filename2 = str(path), None
+        raise
 
 
 def current_target(out_dir: Path) -> Path | None:
@@ -95,39 +115,59 @@ def published_bytes(out_dir: Path, name: str) -> bytes | None:
 
 
 def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
-    """Publish ``files`` (name -> bytes) atomically; False if they are already published."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    recover(out_dir)
+    """Publish ``files`` (name -> bytes) atomically; False if they are already published.
+
+    An ``OSError`` names the file it failed on (:func:`failure` makes its message); one
+    raised before the swap leaves ``out_dir`` as it was, the new version removed."""
+    with _on(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+    recover(out_dir)  # its errors name the leftover it could not remove
     old = current_target(out_dir)
     if old is not None and all(published_bytes(out_dir, n) == d for n, d in files.items()) \
             and {p.name for p in old.iterdir()} == set(files):
         return False
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S", time.gmtime())
-    new = Path(tempfile.mkdtemp(prefix=f"{stamp}.", dir=out_dir))
-    os.chmod(new, 0o755)
-    for name, data in sorted(files.items()):
-        path = new / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_new(path, data, 0o644)
-    fsync_dir(new)
+    with _on(out_dir):
+        new = Path(tempfile.mkdtemp(prefix=f"{stamp}.", dir=out_dir))
     tmp = out_dir / TMP_LINK
-    os.symlink(new.name, tmp)
-    _link_over(tmp, out_dir / DATA_LINK)
-    fsync_dir(out_dir)
+    try:
+        with _on(new):
+            os.chmod(new, 0o755)
+        for name, data in sorted(files.items()):
+            path = new / name
+            with _on(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_new(path, data, 0o644)
+        with _on(new):
+            fsync_dir(new)
+        with _on(tmp):
+            os.symlink(new.name, tmp)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if os.readlink(tmp) == new.name:
+                os.unlink(tmp)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    with _on(out_dir / DATA_LINK):
+        _link_over(tmp, out_dir / DATA_LINK)
+    with _on(out_dir):
+        fsync_dir(out_dir)
     top = {name.split("/", 1)[0] for name in files}
     for name in sorted(top):
         visible = out_dir / name
         if not (visible.is_symlink() and os.readlink(visible) == f"{DATA_LINK}/{name}"):
             link_tmp = out_dir / f"..{name}.link"
-            _remove(link_tmp)
-            os.symlink(f"{DATA_LINK}/{name}", link_tmp)
-            _link_over(link_tmp, visible)
-    for entry in out_dir.iterdir():
-        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in top:
-            entry.unlink()
-    if old is not None and old.name != new.name:
-        shutil.rmtree(old, ignore_errors=True)
-    fsync_dir(out_dir)
+            with _on(visible):
+                _remove(link_tmp)
+                os.symlink(f"{DATA_LINK}/{name}", link_tmp)
+                _link_over(link_tmp, visible)
+    with _on(out_dir):
+        for entry in out_dir.iterdir():
+            if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in top:
+                entry.unlink()
+        if old is not None and old.name != new.name:
+            shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(out_dir)
     return True
 
 

@@ -32,13 +32,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..durable import os_reason
 from ..errors import MagcfgError
 from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
 from ..oci.registry import Registry, RegistryError, is_digest
 from .events import SOURCE_FAILED, SOURCE_RESTORED
-from .publish import publish
+from .publish import failure, publish
 
 __all__ = ["RegistrySource", "SourceRefused"]
 
@@ -147,8 +146,7 @@ class RegistrySource:
             except OSError as exc:
                 # The state directory's trouble (a full disk, a file where the mirror
                 # goes), not the registry's: the same outage, reported, and the config kept.
-                raise SourceRefused("mirror_unwritable", f"{self.mirror}: cannot write the "
-                                    f"pulled artifact: {os_reason(exc)}") from None
+                raise SourceRefused("mirror_unwritable", failure(self.mirror, exc)) from None
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
         self.pulled = (digest, revision if isinstance(revision, str) else None)

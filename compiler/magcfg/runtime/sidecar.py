@@ -36,7 +36,7 @@ from .events import (
     make_event,
 )
 from .kernel import Kernel
-from .publish import publish, recover
+from .publish import failure, publish, recover
 
 MAX_PID = 4194304
 """Linux's PID_MAX_LIMIT: no process id is higher."""
@@ -146,9 +146,8 @@ class Sidecar:
         except OSError as exc:
             self._changed = False
             if event["type"] == RELOADED:
-                raise ConfigRejected(f"cannot publish into {self.options.out}: "
-                                     f"{exc.strerror}") from None
-            self.start_error = f"cannot publish into {self.options.out}: {exc.strerror}"
+                raise ConfigRejected(failure(self.options.out, exc)) from None
+            self.start_error = failure(self.options.out, exc)
 
     def _print_and_notify(self, event: Event) -> None:
         self.emit(event)
@@ -209,7 +208,11 @@ class Sidecar:
 
     def _serve(self, stop: threading.Event | None) -> int:
         if self.options.out.is_dir():
-            recover(self.options.out)
+            try:
+                recover(self.options.out)
+            except OSError as exc:
+                self._stderr(f"error: {failure(self.options.out, exc)}")
+                return 1
         stop = stop or self._stop
         self._stop = stop
         if threading.current_thread() is threading.main_thread():
