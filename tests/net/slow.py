@@ -1,17 +1,21 @@
 """For servers on 127.0.0.1 that answer a byte now and then (``serve``) (each wait of the client for
-the network is short, the whole answer takes minutes): a certificate for one on TLS, and
-the bound a test waits for a call that must end at its deadline."""
+the network is short, the whole answer takes minutes): a certificate for one on TLS, the
+bound a test waits for a call that must end at its deadline, and a resolver that hangs."""
 
 from __future__ import annotations
 
+import collections
 import datetime
 import http.server
 import ipaddress
+import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -63,3 +67,34 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+class Resolver:
+    """``socket.getaddrinfo`` for names under ``.resolver.test`` (every other name goes
+    to the real one): :attr:`HANG` is answered only once :attr:`release` is set (a
+    resolver that hangs, which no real DNS server here can play), any other such name
+    is 127.0.0.1. Counts the lookups of each."""
+
+    HANG = "hangs.resolver.test"
+
+    def __init__(self) -> None:
+        self.real = socket.getaddrinfo
+        self.release = threading.Event()
+        self.lookups: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".resolver.test"):
+            self.lookups[host] += 1
+            if host == self.HANG:
+                self.release.wait(120)
+            host = "127.0.0.1"
+        return self.real(host, port, *args, **kwargs)
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
+    """A :class:`Resolver` in the place of ``socket.getaddrinfo`` for one test."""
+    fake = Resolver()
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    yield fake
+    fake.release.set()

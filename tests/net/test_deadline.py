@@ -1,5 +1,6 @@
 """The whole-request deadline (magcfg.net.deadline) on real sockets: a blocked read ends
-at it, through whichever object the socket was wrapped in since it was watched."""
+at it, through whichever object the socket was wrapped in since it was watched, and so
+does a name lookup that hangs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import os
 import socket
 import time
 
-from magcfg.net.deadline import Deadline, watch
+import pytest
+
+from magcfg.net.deadline import Deadline, connect, watch
+
+from .slow import Resolver, ends_within
 
 
 def _fds() -> int:
@@ -65,3 +70,48 @@ def test_outside_a_deadline_watch_does_nothing() -> None:
         watch(ours)
         theirs.sendall(b"x")
         assert ours.recv(1) == b"x"
+
+
+def test_a_lookup_that_hangs_ends_at_the_deadline(resolver: Resolver) -> None:
+    failed: list[BaseException] = []
+
+    def request() -> None:
+        with Deadline(0.5) as deadline:
+            try:
+                connect((Resolver.HANG, 80), 30)
+            except OSError as exc:
+                failed.append(exc)
+        assert deadline.expired
+
+    started = time.monotonic()
+    assert ends_within(request, 10)
+    assert time.monotonic() - started >= 0.5
+    assert isinstance(failed[0], TimeoutError)
+    assert str(failed[0]) == f"no address for {Resolver.HANG} within 0.5 s"
+
+
+def test_requests_for_a_host_whose_lookup_hangs_share_that_lookup(resolver: Resolver) -> None:
+    def request() -> None:
+        with Deadline(0.3), pytest.raises(TimeoutError):
+            connect((Resolver.HANG, 80), 30)
+
+    for _ in range(3):
+        assert ends_within(request, 10)
+    assert resolver.lookups[Resolver.HANG] == 1  # one thread waits on the resolver, not three
+
+
+def test_a_host_is_looked_up_once_per_request_then_its_address_connected(
+        resolver: Resolver) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with Deadline(30) as deadline:
+            for _ in range(2):
+                with connect(("config.resolver.test", port), 30) as sock:
+                    accepted, _ = server.accept()
+                    with accepted:
+                        accepted.sendall(b"x")
+                        assert sock.recv(1) == b"x"
+        assert not deadline.expired and resolver.lookups["config.resolver.test"] == 1
+        with Deadline(30), connect(("config.resolver.test", port), 30):
+            server.accept()[0].close()
+        assert resolver.lookups["config.resolver.test"] == 2  # a new request looks again

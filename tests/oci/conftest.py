@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.delivery.tools import tool
+from tests.net.slow import resolver  # noqa: F401  (fixture)
 
 _PORT = re.compile(rb"serving on port (\d+)")
 _names = itertools.count()

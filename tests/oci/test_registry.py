@@ -17,6 +17,7 @@ from magcfg.errors import UsageError
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry, RegistryError, docker_credentials
 from tests.conftest import Project, failed_cleanly
+from tests.net.slow import Resolver, ends_within
 from tests.oci.conftest import LocalRegistry, crane
 from tests.oci.test_publish import _publish, signed  # noqa: F401  (fixture)
 
@@ -145,3 +146,18 @@ def test_a_blob_that_does_not_match_its_digest_is_refused(registry: LocalRegistr
     with pytest.raises(RegistryError) as info:
         client.blob(name, "sha256:" + "0" * 64)
     assert "GET blob sha256:000" in info.value.format()
+
+
+def test_a_lookup_that_hangs_ends_the_request_at_its_deadline(resolver: Resolver) -> None:
+    client = Registry(parse_reference(f"oci://{Resolver.HANG}/acme/cfg:production"),
+                      deadline=1.0, credentials=None)
+    failed: list[str] = []
+
+    def fetch() -> None:
+        with pytest.raises(RegistryError) as info:
+            client.manifest_digest("acme/cfg", "production")
+        failed.append(info.value.format())
+
+    assert ends_within(fetch, 10)
+    assert (f"registry {Resolver.HANG} unreachable: no whole answer to HEAD "
+            f"https://{Resolver.HANG}/v2/acme/cfg/manifests/production within 1 s") in failed[0]

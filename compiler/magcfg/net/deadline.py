@@ -12,6 +12,11 @@ whoever made the call (``http.client``, ``urllib3``, a TLS handshake)::
     if deadline.expired:
         ...  # whatever was read before the sockets were shut is not the answer
 
+A name lookup has no socket to shut: :func:`connect` (what a client opens its connections
+with) looks the host up on a thread of its own and waits for it until the deadline only,
+once per host in one request, then connects to the addresses found; a resolver that
+hangs ends the request at its deadline like a server that does.
+
 Standard library only: the runtime kernel uses it.
 """
 
@@ -19,14 +24,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ipaddress
 import os
 import socket
 import threading
+import time
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["Deadline", "watch"]
+__all__ = ["Deadline", "connect", "watch"]
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "magcfg_deadline", default=None)
+
+AddressInfo = tuple[Any, ...]
+"""One entry of ``socket.getaddrinfo``: (family, type, proto, canonname, sockaddr)."""
 
 
 class Deadline:
@@ -41,9 +53,12 @@ class Deadline:
         self._timer = threading.Timer(self.seconds, self._expire)
         self._timer.daemon = True
         self._token: contextvars.Token[Deadline | None] | None = None
+        self._end = time.monotonic() + self.seconds
+        self._addresses: dict[tuple[str, int], list[AddressInfo]] = {}
 
     def __enter__(self) -> Deadline:
         self._token = _current.set(self)
+        self._end = time.monotonic() + self.seconds
         self._timer.start()
         return self
 
@@ -78,6 +93,118 @@ class Deadline:
             self._sockets.append(duplicate)
             if self.expired:
                 _shut(duplicate)
+
+    def resolve(self, host: str, port: int) -> list[AddressInfo]:
+        """The addresses of ``host`` (``getaddrinfo``, TCP), looked up once in this
+        request; ``TimeoutError`` (the deadline then expired) if the lookup has not
+        ended by the deadline."""
+        with self._lock:
+            found = self._addresses.get((host, port))
+        if found is None:
+            found = _Lookup.of(host, port).wait(self._end - time.monotonic())
+            if found is None:
+                self._expire()
+                raise TimeoutError(f"no address for {host} within {self.seconds:g} s")
+            with self._lock:
+                self._addresses[host, port] = found
+        return found
+
+
+class _Lookup:
+    """One ``getaddrinfo`` on a thread of its own. A request that asks for a host whose
+    lookup is still running waits for that one: a resolver that hangs holds one thread
+    per host, not one per request."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.key = (host, port)
+        self.done = threading.Event()
+        self.found: list[AddressInfo] = []
+        self.error: Exception | None = None
+
+    @classmethod
+    def of(cls, host: str, port: int) -> _Lookup:
+        with _lookups_lock:
+            lookup = _lookups.get((host, port))
+            if lookup is None:
+                lookup = _lookups[host, port] = cls(host, port)
+                threading.Thread(target=lookup._run, name="magcfg-resolve", daemon=True).start()
+        return lookup
+
+    def _run(self) -> None:
+        try:
+            self.found = socket.getaddrinfo(*self.key, 0, socket.SOCK_STREAM)
+        except Exception as exc:  # the caller's to raise: gaierror, or a name idna refuses
+            self.error = exc
+        finally:
+            with _lookups_lock:
+                if _lookups.get(self.key) is self:
+                    del _lookups[self.key]
+            self.done.set()
+
+    def wait(self, seconds: float) -> list[AddressInfo] | None:
+        """The addresses, or ``None`` if the lookup did not end within ``seconds``."""
+        if not self.done.wait(max(seconds, 0.0)):
+            return None
+        if self.error is not None:
+            raise self.error
+        return self.found
+
+
+_lookups: dict[tuple[str, int], _Lookup] = {}
+"""The lookups running, by host and port."""
+_lookups_lock = threading.Lock()
+
+
+_DEFAULT = object()
+"""No ``timeout`` given: the socket keeps the default one (``socket.setdefaulttimeout``)."""
+
+
+def connect(address: tuple[str, int], timeout: object = _DEFAULT,
+            source_address: tuple[str, int] | None = None,
+            socket_options: Iterable[tuple[int, int, int | bytes]] | None = None,
+            ) -> socket.socket:
+    """``socket.create_connection`` under the current deadline, if any: the host looked
+    up within it (:meth:`Deadline.resolve`), each socket watched from before its
+    connect. ``timeout`` (each wait for the network) applies when it is a number or
+    ``None``; a client's "default" marker leaves the socket's default."""
+    host, port = address
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    deadline = _current.get()
+    if deadline is None or _numeric(host):
+        # An address needs no lookup (the call returns at once); no deadline, no bound.
+        addresses = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    else:
+        addresses = deadline.resolve(host, port)
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in addresses:
+        if deadline is not None and deadline.expired:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            if timeout is None or isinstance(timeout, (int, float)):
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            if deadline is not None:
+                deadline.watch(sock)  # a connect that hangs ends at the deadline too
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    if deadline is not None and deadline.expired:
+        raise TimeoutError(f"no connection to {host} within {deadline.seconds:g} s")
+    raise error or OSError(f"no address found for {host}")
+
+
+def _numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def watch(sock: socket.socket) -> None:

@@ -9,23 +9,38 @@ importing :mod:`magcfg.net` or :mod:`.deadline` loads none of it.
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Any
 
 import requests
 import requests.adapters
 from urllib3 import connection, connectionpool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.poolmanager import PoolManager
 
-from .deadline import watch
+from .deadline import connect, watch
 
 __all__ = ["session"]
 
 
 class _HTTPConnection(connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        # The TCP socket, before any TLS handshake: a handshake sent byte by byte ends too.
-        sock = super()._new_conn()
-        watch(sock)
+        # urllib3's, connecting through deadline.connect: the host looked up within the
+        # deadline, the TCP socket watched before any TLS handshake (a handshake sent
+        # byte by byte ends too). Its errors are urllib3's, as requests expects them.
+        try:
+            sock = connect((self._dns_host, self.port), self.timeout,
+                           source_address=self.source_address,
+                           socket_options=self.socket_options)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. "
+                                      f"(connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            raise NewConnectionError(
+                self, f"Failed to establish a new connection: {exc}") from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
         return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:

@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
-from ..net.deadline import Deadline, watch
+from ..net.deadline import Deadline, connect
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
@@ -190,17 +189,11 @@ class Registry:
 
     def _connection(self, base: type[http.client.HTTPConnection], host: str,
                     **kwargs: Any) -> http.client.HTTPConnection:
-        """An HTTP(S) connection whose socket the current request's deadline can end."""
+        """An HTTP(S) connection that the current request's deadline can end: its host
+        looked up, its TCP socket connected (before any TLS handshake: a handshake sent
+        byte by byte is ended too), all of its exchange."""
         connection = base(host, **kwargs)
-        create = connection._create_connection  # type: ignore[attr-defined]
-
-        def watched(*args: Any, **kw: Any) -> socket.socket:
-            sock: socket.socket = create(*args, **kw)
-            watch(sock)
-            return sock
-
-        # The TCP socket, before any TLS handshake: a handshake sent byte by byte is ended too.
-        connection._create_connection = watched  # type: ignore[attr-defined]
+        connection._create_connection = connect  # type: ignore[attr-defined]
         return connection
 
     def _exchange(self, request: urllib.request.Request, limit: int, failed: str,
