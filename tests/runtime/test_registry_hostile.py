@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from magcfg.artifact import MAX_FILE_BYTES
 from magcfg.oci import cosign
@@ -367,3 +368,20 @@ def test_a_subscriber_that_stops_the_kernel_on_the_poller_thread_stops_it_whole(
     assert stopped.wait(30)
     assert kernel.status()["subscriber_failures"] == 0
     assert not mirror.exists() and wait_for(lambda: not _poller_alive())
+
+
+def test_a_kernel_following_a_tag_counts_as_watching_until_stopped(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    # magcfg_config_watching == 0 is the documented MagcfgConfigWatcherDead alert.
+    hostile.publish(1)
+    metrics = CollectorRegistry()
+    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
+                    environment="production", insecure_registry=True, registry_interval=3600,
+                    metrics=metrics).start()
+    try:
+        assert metrics.get_sample_value("magcfg_config_watching") == 1
+        assert kernel.status()["watch"] == "registry"
+    finally:
+        kernel.stop()
+    assert metrics.get_sample_value("magcfg_config_watching") == 0
+    assert kernel.status()["watch"] is None

@@ -362,7 +362,8 @@ class Kernel:
             "pending_restart_keys": list(self._pending_keys) if self._pending else [],
             "last_error": self.last_error["data"] if self.last_error else None,
             "watch": ("registry" if self._registry is not None and self._watch
-                      and self._current is not None else watcher.mode if watcher else None),
+                      and self._current is not None and not self._stopped
+                      else watcher.mode if watcher else None),
             "registry": self._registry.status() if self._registry is not None else None,
             "watch_error": self._mask(_describe(failure)) if failure is not None else None,
             "subscriber_failures": self._bus.failures,
@@ -437,6 +438,8 @@ class Kernel:
                 self._direct_vault.start()
             if self._watch and self._registry is not None:
                 self._registry.start()
+                if self.metrics is not None:
+                    self.metrics.watching(True)
             elif self._watch:
                 from .watcher import DirectoryWatcher
 
@@ -456,6 +459,8 @@ class Kernel:
         self._stopped = True
         if self._registry is not None:
             self._registry.stop()
+            if self.metrics is not None:
+                self.metrics.watching(False)
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()

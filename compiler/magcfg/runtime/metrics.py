@@ -13,8 +13,8 @@ Names mirror Prometheus's own ``prometheus_config_last_reload_successful``:
 - ``magcfg_config_source_up`` for a registry source: 0 while the registry cannot be
   polled or serves nothing loadable (``config.source_failed``), else 1
 - ``magcfg_config_source_outages_total`` outages of the registry source
-- ``magcfg_config_watching`` 1 while the kernel's watcher runs, 0 once it has died
-  (``config.watch_failed``) or if the kernel does not watch
+- ``magcfg_config_watching`` 1 while the kernel's watcher (or registry poller) runs, 0
+  once it has died (``config.watch_failed``), if the kernel does not watch, or is stopped
 
 Labels carry the environment and version only, never values.
 """
@@ -82,8 +82,8 @@ class KernelMetrics:
                 registry=registry)
             self.watch_up = prom.Gauge(
                 "magcfg_config_watching",
-                "Whether changes of the artifact directory are watched (0: the watcher "
-                "died, or the kernel does not watch).", registry=registry)
+                "Whether changes of the artifact directory (or registry tag) are watched "
+                "(0: the watcher died, or the kernel does not watch).", registry=registry)
         except ValueError as exc:  # the names are registered already
             raise RuntimeError(f"{exc}: each Kernel with metrics needs its own registry "
                                "(metrics=prometheus_client.CollectorRegistry())") from None
