@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -115,3 +116,13 @@ def test_a_host_is_looked_up_once_per_request_then_its_address_connected(
         with Deadline(30), connect(("config.resolver.test", port), 30):
             server.accept()[0].close()
         assert resolver.lookups["config.resolver.test"] == 2  # a new request looks again
+
+
+def test_expire_ends_a_lookup_that_hangs_at_once(resolver: Resolver) -> None:
+    # What a client being stopped does (Registry.abort): the request ends before its time.
+    with Deadline(60) as deadline:
+        threading.Timer(0.3, deadline.expire).start()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connect((Resolver.HANG, 80), 30)
+        assert time.monotonic() - started < 10

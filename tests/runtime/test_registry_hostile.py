@@ -385,3 +385,29 @@ def test_a_kernel_following_a_tag_counts_as_watching_until_stopped(
         kernel.stop()
     assert metrics.get_sample_value("magcfg_config_watching") == 0
     assert kernel.status()["watch"] is None
+
+
+def test_stop_ends_a_poll_waiting_on_a_slow_registry_at_once(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
+                    environment="production", insecure_registry=True, registry_interval=0.05,
+                    registry_timeout=60)
+    events: list[dict[str, Any]] = []
+    kernel.subscribe("*", events.append)
+    kernel.start()
+    digest = hostile.publish(2)
+    path = hostile.manifest_path(digest)
+    hostile.drip(path, pause=0.5)
+    dripping, answer = threading.Event(), hostile.routes[path]
+    assert callable(answer)
+
+    def noted(handler: Any) -> None:
+        dripping.set()
+        answer(handler)
+
+    hostile.routes[path] = noted
+    assert dripping.wait(30)  # the poller waits on the answer, for up to 60 s
+    assert ends_within(kernel.stop, 5)
+    assert not _poller_alive() and not _of(events, SOURCE_FAILED)
+    assert kernel.version == 1

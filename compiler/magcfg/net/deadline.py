@@ -50,7 +50,7 @@ class Deadline:
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer = threading.Timer(self.seconds, self.expire)
         self._timer.daemon = True
         self._token: contextvars.Token[Deadline | None] | None = None
         self._end = time.monotonic() + self.seconds
@@ -71,7 +71,8 @@ class Deadline:
                 sock.close()
             self._sockets.clear()
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """End the request now (its time is up, or whoever waits on it is stopping)."""
         with self._lock:
             self.expired = True
             for sock in self._sockets:
@@ -101,10 +102,13 @@ class Deadline:
         with self._lock:
             found = self._addresses.get((host, port))
         if found is None:
-            found = _Lookup.of(host, port).wait(self._end - time.monotonic())
-            if found is None:
-                self._expire()
-                raise TimeoutError(f"no address for {host} within {self.seconds:g} s")
+            lookup = _Lookup.of(host, port)
+            # Until the lookup ends, the time is up, or expire() ends the request sooner.
+            while not lookup.done.wait(min(max(self._end - time.monotonic(), 0.0), 0.1)):
+                if self.expired or time.monotonic() >= self._end:
+                    self.expire()
+                    raise TimeoutError(f"no address for {host} within {self.seconds:g} s")
+            found = lookup.result()
             with self._lock:
                 self._addresses[host, port] = found
         return found
@@ -141,10 +145,8 @@ class _Lookup:
                     del _lookups[self.key]
             self.done.set()
 
-    def wait(self, seconds: float) -> list[AddressInfo] | None:
-        """The addresses, or ``None`` if the lookup did not end within ``seconds``."""
-        if not self.done.wait(max(seconds, 0.0)):
-            return None
+    def result(self) -> list[AddressInfo]:
+        """The addresses of the ended lookup; raises what it raised."""
         if self.error is not None:
             raise self.error
         return self.found

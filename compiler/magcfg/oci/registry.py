@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -173,6 +174,18 @@ class Registry:
         self._opener = urllib.request.build_opener(_HTTPHandler(self), _HTTPSHandler(self))
         self.requests = 0
         """HTTP requests made (for metrics and the benchmark)."""
+        self._live: set[Deadline] = set()  # of the requests in progress, for abort()
+        self._aborted = False
+        self._live_lock = threading.Lock()
+
+    def abort(self) -> None:
+        """End every request in progress at once, and refuse every later one: a client
+        whose user is stopping waits for no answer, however slowly it comes."""
+        with self._live_lock:
+            self._aborted = True
+            live = list(self._live)
+        for deadline in live:
+            deadline.expire()
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -206,6 +219,10 @@ class Registry:
             seconds, span = self._until[0] - time.monotonic(), f"the {self._until[1]:g} s of one pull"
         self.requests += 1
         with Deadline(seconds) as timer:
+            with self._live_lock:
+                if self._aborted:
+                    timer.expire()
+                self._live.add(timer)
             try:
                 with self._opener.open(request, timeout=self.timeout) as response:
                     data = response.read(limit + 1)
@@ -222,6 +239,11 @@ class Registry:
                 if not timer.expired:
                     raise RegistryError(str(self.reference),
                                         f"{failed}: {getattr(exc, 'reason', exc)}") from None
+            finally:
+                with self._live_lock:
+                    self._live.discard(timer)
+        if self._aborted:
+            raise RegistryError(str(self.reference), f"{failed}: the client was stopped")
         if timer.expired:  # whatever was read before the sockets were shut is not the answer
             raise RegistryError(str(self.reference), f"{failed}: no whole answer to "
                                 f"{request.get_method()} {request.full_url} within {span}")

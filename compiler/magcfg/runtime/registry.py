@@ -107,7 +107,8 @@ class RegistrySource:
                 with self.client.within(self.timeout):
                     changed = self._pull()
             except (RegistryError, SourceRefused) as exc:
-                self._failed(exc)
+                if not self._stop.is_set():  # a poll ended by stop() is no outage
+                    self._failed(exc)
                 return False
             self._succeeded()
             return changed
@@ -224,9 +225,11 @@ class RegistrySource:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop polling; on return no write of the mirror is in progress, and none starts."""
+        """Stop polling, ending a poll in progress (its requests) at once; on return no
+        write of the mirror is in progress, and none starts."""
         self._stop.set()
         self._wake.set()
+        self.client.abort()
         with self._writing:
             pass
         # Not from the poller's own thread (a subscriber stopping the kernel runs there).
