@@ -361,8 +361,11 @@ def test_a_kernel_without_state_removes_its_mirror_on_stop(
         kernel.stop()
     assert not mirror.exists()
     assert kernel.get("logging.level") == "warn"  # the served config stays readable
-    # A stopped kernel's source writes nothing, even for a newer digest at the tag.
+    # A stopped kernel's source writes nothing, even for a newer digest at the tag, and
+    # checks nothing: no refusal of a mirror that is gone.
     _new_version(signed, "info")
     _publish(signed, target)
-    assert kernel.reload().status == "refused"
+    events: list[dict[str, Any]] = []
+    kernel.subscribe("*", events.append)
+    assert kernel.reload().status == "unchanged" and events == []
     assert not mirror.exists() and kernel.get("logging.level") == "warn"

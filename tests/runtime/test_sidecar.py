@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,52 @@ def test_watch_replaces_a_data_directory_it_did_not_write(setup: Setup, source: 
     finally:
         if registry is not None:
             registry.stop()
+
+
+def _dripped(registry: HostileRegistry, digest: str) -> threading.Event:
+    """Have ``registry`` drip the manifest ``digest`` (minutes for the whole answer); set
+    once a client waits on it."""
+    path = registry.manifest_path(digest)
+    registry.drip(path, pause=0.5)
+    asked, answer = threading.Event(), registry.routes[path]
+    assert callable(answer)
+
+    def noted(handler: Any) -> None:
+        asked.set()
+        answer(handler)
+
+    registry.routes[path] = noted
+    return asked
+
+
+@pytest.mark.parametrize("moment", ["start", "sighup"])
+def test_sigterm_ends_a_wait_on_a_slow_registry_at_once(setup: Setup, moment: str) -> None:
+    # Kubernetes kills a sidecar 30 s after its SIGTERM: a start, or a SIGHUP's re-check,
+    # waiting on a registry that drips its answer must not hold the exit that long.
+    registry = HostileRegistry()
+    try:
+        first = registry.publish(1)
+        asked = _dripped(registry, first) if moment == "start" else None
+        sidecar = Sidecar(["--artifact", registry.reference(), "--insecure-registry",
+                           "--env", "production", "--public-key",
+                           str(registry.public_key(setup.root / "registry.pub")),
+                           "--out", str(setup.out), "--registry-interval", "3600",
+                           "--registry-timeout", "60"], setup.root)
+        setup.sidecars.append(sidecar)
+        if asked is None:
+            assert wait_for(lambda: setup.published_version() == 1, timeout=20)
+            asked = _dripped(registry, registry.publish(2))
+            sidecar.proc.send_signal(signal.SIGHUP)
+        assert asked.wait(30)  # the sidecar waits on the answer, for up to 60 s
+        started = time.monotonic()
+        code = sidecar.terminate()
+        assert (code, time.monotonic() - started < 8) == (0, True), sidecar.stderr
+        # Stopped, not failed: no source_failed, no reload_failed, no error.
+        assert sidecar.stderr == ""
+        assert [e["type"] for e in sidecar.events()] == (
+            [] if moment == "start" else [LOADED, PUBLISHED])
+    finally:
+        registry.stop()
 
 
 def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:

@@ -239,6 +239,7 @@ class Kernel:
         self._last_stat: tuple[object, ...] | None = None
         self._watcher: DirectoryWatcher | None = None
         self._stopped = False
+        self._stop_lock = threading.Lock()
         # Values secret() handed out: kept in memory only, to mask them wherever text
         # leaves the kernel (a validator's message may quote one).
         self._handed_out: set[str] = set()
@@ -398,6 +399,9 @@ class Kernel:
             outage: str | None = None
             if self._registry is not None:
                 self._registry.poll()
+                if self._stopped:  # stop() on another thread ended the poll
+                    raise KernelStartError(f"{self._registry.reference}: stopped while "
+                                           "starting")
                 outage = self._registry.last_error
             self._last_stat = stat_signature(self.artifact_dir, (CONFIG,))
             pulled = self._registry.pulled if self._registry is not None else None
@@ -455,8 +459,13 @@ class Kernel:
 
     def stop(self) -> None:
         """Stop watching, close the audit log and remove the registry mirror the kernel
-        made itself (the served config stays readable)."""
+        made itself (the served config stays readable). A :meth:`start` in progress on
+        another thread raises :class:`KernelStartError` once its poll has ended."""
         self._stopped = True
+        with self._stop_lock:  # two at once (a signal's and the caller's): one after the other
+            self._stop()
+
+    def _stop(self) -> None:
         if self._registry is not None:
             self._registry.stop()
             if self.metrics is not None:
@@ -486,6 +495,10 @@ class Kernel:
             raise ValueError(f"trigger must be 'explicit' or 'signal', not {trigger!r}")
         if self._registry is not None:
             self._registry.poll()
+            if self._stopped:
+                # A stopped source (its poll ended by stop()) has nothing new, and its
+                # mirror may be gone: nothing to check, nothing to report.
+                return ReloadResult("unchanged", self.version)
         return self._attempt(trigger, force=True)
 
     # ---------------------------------------------------------------- pipeline

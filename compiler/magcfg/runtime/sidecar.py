@@ -35,7 +35,7 @@ from .events import (
     Event,
     make_event,
 )
-from .kernel import Kernel
+from .kernel import Kernel, KernelStartError
 from .publish import failure, publish, recover
 
 MAX_PID = 4194304
@@ -219,6 +219,11 @@ class Sidecar:
             def stopping(*_: object) -> None:
                 stop.set()
                 self._recheck.set()  # wakes the serving loop
+                # A start or a re-check waiting on the registry ends now, not at its
+                # deadline: stop() ends its requests. On a thread of its own, as the
+                # handler may have interrupted the main thread holding a lock stop() takes.
+                threading.Thread(target=self.kernel.stop, name="magcfg-stop",
+                                 daemon=True).start()
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, stopping)
@@ -235,7 +240,12 @@ class Sidecar:
                 self._stderr(f"error: --metrics-port {self.options.metrics_port}: "
                              f"{exc.strerror}")
                 return 1
-        self.kernel.start()
+        try:
+            self.kernel.start()
+        except (KernelStartError, RuntimeError):  # RuntimeError: stopped before it started
+            if stop.is_set():  # SIGTERM or SIGINT during the start: a stop, not a failure
+                return 0
+            raise
         if self.start_error is not None:
             self._stderr(f"error: {self.start_error}")
             return 1
