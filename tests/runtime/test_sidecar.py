@@ -363,6 +363,18 @@ def test_a_huge_file_in_the_published_version_is_replaced_unread(setup: Setup) -
     assert setup.check_published() == 1
 
 
+def test_files_already_published_are_not_published_again(setup: Setup) -> None:
+    # A file below a directory (a manifest may list sub/extra.json) included: published
+    # again, the app would be told of a change that is none at every sidecar start.
+    files = {**artifact_files(base_config(1), 1, setup.key), "sub/extra.json": b"{}\n"}
+    assert publish(setup.out, files)
+    published = current_target(setup.out)
+    assert not publish(setup.out, files) and current_target(setup.out) == published
+    assert publish(setup.out, {**files, "sub/more.json": b"{}\n"})  # one file more
+    assert publish(setup.out, files)  # one file fewer
+    assert published_bytes(setup.out, "sub/extra.json") == b"{}\n"
+
+
 @pytest.mark.parametrize("source", ["volume", "registry"])
 def test_watch_replaces_a_data_directory_it_did_not_write(setup: Setup, source: str) -> None:
     # The output directory's, or the registry mirror's in the state directory.

@@ -124,7 +124,7 @@ def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
     recover(out_dir)  # its errors name the leftover it could not remove
     old = current_target(out_dir)
     if old is not None and all(published_bytes(out_dir, n) == d for n, d in files.items()) \
-            and {p.name for p in old.iterdir()} == set(files):
+            and _listing(old) == set(files):
         return False
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S", time.gmtime())
     with _on(out_dir):
@@ -169,6 +169,18 @@ def publish(out_dir: Path, files: Mapping[str, bytes]) -> bool:
             shutil.rmtree(old, ignore_errors=True)
         fsync_dir(out_dir)
     return True
+
+
+def _listing(version: Path) -> set[str]:
+    """The names a version directory holds as ``publish`` lists files (``a/b.json``
+    for a file below a directory), a symlink to a directory as a name of its own."""
+    names: set[str] = set()
+    for top, dirs, found in os.walk(version):  # links to directories are not followed
+        below = Path(top).relative_to(version)
+        names.update((below / name).as_posix() for name in found)
+        names.update((below / name).as_posix() for name in dirs
+                     if os.path.islink(os.path.join(top, name)))
+    return names
 
 
 def _link_over(link: Path, dest: Path) -> None:
