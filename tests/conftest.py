@@ -219,6 +219,19 @@ def code_span(text: str, in_table: bool = True) -> str:
     return shown
 
 
+def finishes_in_a_child(script: str, timeout: float = 60) -> str:
+    """The output of ``script`` run by this Python in a child, which must finish within
+    ``timeout`` seconds (far more than it needs): a quadratic or worse pattern runs
+    inside one call into ``re``, where no thread of this process could stop it."""
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"did not finish in {timeout} s") from None
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def dies_in_a_child(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
     """From now on ``owner.name`` ends the process it runs in (exit 3) when that is a
     process forked from this one: a worker that dies mid-way."""

@@ -13,6 +13,7 @@ from magcfg.syntax.keylines import _index_simple, line_of
 from magcfg.syntax.locate import locate
 from magcfg.syntax.strict_yaml import parse_layer
 
+from ..conftest import finishes_in_a_child
 from ..review.test_diff_fast import DECLINED, SIMPLE
 from .yaml_corpus import accepted
 
@@ -71,3 +72,18 @@ def test_line_of_answers_as_locate_on_generated_layers(tmp_path: Path) -> None:
                    check=True, capture_output=True)
     files = sorted((root / "layers").rglob("*.yaml"))
     assert sum(_agrees(p.name, p.read_bytes()) for p in files) > len(files) // 2
+
+
+def test_long_lines_are_read_in_linear_time() -> None:
+    """Lines a pattern could retry at each offset, or at each length of a lazy part: so
+    retried, 50,000 characters would take minutes each (in ``magcfg build``, which
+    locates findings)."""
+    script = (
+        "from magcfg.syntax.keylines import _index_simple, line_of\n"
+        "n = 50_000\n"
+        "for text in ['a: 1\\n' + ' ' * n + 'x\\n', 'a' * n + '\\n', 'a: 1\\n' + '#' * n,\n"
+        "             'a: [{b: c' + ' ' * n + 'd}]\\n']:\n"
+        "    print(_index_simple(text), line_of('x.yaml', text.encode(), ('a', 'b')))\n")
+    assert finishes_in_a_child(script).splitlines() == [
+        "None 1", "None 1", "(1, {('a',): 1}) 1",
+        "(1, {('a',): 1, ('a', '0'): 1, ('a', '0', 'b'): 1}) 1"]

@@ -99,8 +99,11 @@ _LINES = re.compile(
 _QUOTED_VALUE = re.compile(r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*')(?: +#.*)?")
 _FLOW_LIST = re.compile(r"\[([^\[\]{}\"'#,:]*(?:,[^\[\]{}\"'#,:]*)*)\](?: +#.*)?")
 _FLOW_MAPS = re.compile(r"\[ *(\{[^\[\]{}\"'#]*\}(?: *, *\{[^\[\]{}\"'#]*\})*) *\](?: +#.*)?")
+# A value's spaces are its own only before more of it: a lazy value before " *" would
+# try the trailing spaces at each of its lengths (quadratic in a long run of spaces).
 _FLOW_PAIR = re.compile(r" *([A-Za-z0-9_][A-Za-z0-9_./-]*): +"
-                        r"([^\[\]{}\"'#,:&*!|>%@`?\- ][^\[\]{}\"'#,:]*?) *")
+                        r"([^\[\]{}\"'#,:&*!|>%@`?\- ](?:[^\[\]{}\"'#,: ]| +(?=[^\[\]{}\"'#,: ]))*)"
+                        r" *")
 _EMPTY_MAP = re.compile(r"\{ *\}(?: +#.*)?")
 _TAG_VALUE = re.compile(r"!(?:unset|replace)(?: +#.*)?")
 
@@ -123,13 +126,18 @@ def _index_simple(text: str) -> Indexed | None:
     open_value = False  # the last key had no value on its line: a nested map may follow
     if "\t" in text or "\r" in text:
         return None
-    # Each match is one line; a line the pattern does not read leaves a gap, and the
-    # file is read by ``_index``.
+    # Each match is one line, matched where the last one ended: a line the pattern does
+    # not read ends the reading (the file is read by ``_index``). A search for the next
+    # match would try every later offset of the line, each up to its end: quadratic in
+    # a long line (a line of 50,000 spaces takes minutes).
     end = 0
     number = 0
-    for found in _LINES.finditer(text):
-        if found.start() != end:
+    while True:
+        found = _LINES.match(text, end)
+        if found is None:
             return None
+        if found.end() == end:  # the empty match at the end of the text
+            break
         end = found.end()
         number += 1
         spaces, name, plain, value = found.groups()
@@ -199,8 +207,6 @@ def _index_simple(text: str) -> Indexed | None:
                 return None
         elif _PLAIN_VALUE.fullmatch(value) is None:
             return None
-    if end != len(text):
-        return None
     return (root or 1), index
 
 
