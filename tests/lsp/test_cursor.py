@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from magcfg.lsp.cursor import cursor_at, key_column, removal
+from tests.conftest import finishes_in_a_child
 
 TEXT = """\
 # MagDS
@@ -64,3 +65,20 @@ def test_removing_a_key_removes_ancestors_it_would_leave_empty() -> None:
     assert removal(TEXT, 3) == (3, 4)  # host: port stays
     assert removal(TEXT, 10) == (9, 11)  # min is pool's only key: pool goes too
     assert removal(TEXT, 13) == (12, 14)  # debug is kernel's only key
+
+
+def test_long_lines_are_read_in_linear_time() -> None:
+    """A key before a long run of spaces, a long word before the cursor, a line of list
+    markers, a run of spaces before no key: read more than once, 200,000 characters
+    would take minutes each."""
+    script = (
+        "from magcfg.lsp.cursor import cursor_at, key_column, removal\n"
+        "n = 200_000\n"
+        "c = cursor_at('k:\\n  a' + ' ' * n + 'x: 1\\n', 1, 3)\n"
+        "print(c.parent, c.key_end == n + 4, c.prefix)\n"
+        "print(repr(cursor_at('k:\\n  ' + 'a' * n + ' ', 1, n + 3).prefix))\n"
+        "print(cursor_at('- ' * n + 'x: 1\\n', 0, 0).keypath[-2:])\n"
+        "print(key_column(' ' * n + 'x', '') == n)\n"
+        "print(removal('k:\\n  a' + ' \\t' * n + 'x: 1\\n', 1))\n")
+    assert finishes_in_a_child(script).splitlines() == [
+        "('k',) True a", "''", "('0', 'x')", "True", "(0, 2)"]

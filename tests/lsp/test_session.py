@@ -14,7 +14,7 @@ from magcfg.lsp.session import Session
 from magcfg.pipeline.cache import NO_CACHE_ENV
 from magcfg.pipeline.merge import LayerStack
 from magcfg.project import load_project
-from tests.conftest import Project, failed_cleanly, tree_state
+from tests.conftest import Project, failed_cleanly, finishes_in_a_child, tree_state
 
 BASE_MAGDS = "layers/base/magds.yaml"
 DEV_MAGDS = "layers/environments/dev/magds.yaml"
@@ -232,3 +232,11 @@ def test_a_cache_directory_planted_under_an_open_session_is_left_alone(
     session.edit(BASE_MAGDS, "magds:\n  host: db\n  port: 0\n")
     assert [f.diagnostic.key for f in session.findings()[BASE_MAGDS]] == ["magds.port"]
     assert tree_state(tmp_path) == before
+
+
+def test_a_value_before_a_long_run_of_spaces_is_spanned_in_linear_time() -> None:
+    """The span a secret-literal fix replaces, after 400,000 spaces: a search from each
+    of them would take minutes."""
+    script = ("from magcfg.lsp.session import _value_span\n"
+              "print(_value_span('a: b' + ' ' * 400_000 + 'x # c', 1))\n")
+    assert finishes_in_a_child(script) == "(3, 400005)\n"

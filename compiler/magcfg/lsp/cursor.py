@@ -12,8 +12,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_KEY = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"\-?:,\[\]{}][^#]*?|-[^\s#][^#]*?)"""
-                  r"""[ \t]*:(?=[ \t]|$)""")
+# A plain key runs to the first colon followed by a space or the end (its spaces before
+# that colon left out), and stops at a comment. Its characters are read in one pass, a
+# run of spaces at once and never again: a key read lazily would try the spaces before
+# the colon at each of its lengths (quadratic in a long line).
+_PLAIN_KEY_REST = r"""(?:[^#: \t]|[ \t]++(?!:(?:[ \t]|$))|:(?![ \t]|$))*+"""
+_KEY = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'"""
+                  r"""|[^\s#'"\-?:,\[\]{}]""" + _PLAIN_KEY_REST
+                  + r"""|-[^\s#]""" + _PLAIN_KEY_REST + r""")[ \t]*:(?=[ \t]|$)""")
+# The word before the cursor: one that no word character precedes, so that each start
+# is tried once (a search from every offset of a long word would be quadratic).
+_WORD_BEFORE = re.compile(r"(?<![\w.\-])[\w.\-]*$")
 
 
 @dataclass(frozen=True)
@@ -63,17 +72,22 @@ def _skip(content: str) -> bool:
 def _step(chain: list[_Open], indent: int, content: str) -> tuple[int, str]:
     """Feed one line to ``chain``; returns the indentation and content after any ``- ``
     item markers (which open list items)."""
-    while content == "-" or content.startswith("- "):
+    # An offset into the line, not a copy of its rest at each marker: a line of markers
+    # ("- - - ...") would be copied once per marker.
+    at = 0
+    while content.startswith("- ", at) or (content.startswith("-", at) and at + 1 == len(content)):
         while chain and chain[-1].indent > indent:
             chain.pop()
         index = 0
         if chain and chain[-1].indent == indent and chain[-1].item:
             index = int(chain.pop().segment) + 1
         chain.append(_Open(indent, str(index), True))
-        rest = content[1:]
-        spaces = len(rest) - len(rest.lstrip(" "))
-        indent, content = indent + 1 + spaces, rest.lstrip(" ")
-    return indent, content
+        marker = at
+        at += 1
+        while at < len(content) and content[at] == " ":
+            at += 1
+        indent += at - marker
+    return indent, content[at:]
 
 
 def _close(chain: list[_Open], indent: int) -> None:
@@ -97,7 +111,7 @@ def cursor_at(text: str, line: int, character: int) -> Cursor:
             chain.append(_Open(indent, _unquote(m.group(1)), False))
     current = lines[line] if line < len(lines) else ""
     indent, content = _split(current)
-    word = re.search(r"[\w.\-]*$", current[:character])
+    word = _WORD_BEFORE.search(current[:character])
     prefix = word.group() if word else ""
     if _skip(content):
         # A key typed here belongs to the keys open at the cursor's column.
@@ -122,7 +136,10 @@ def cursor_at(text: str, line: int, character: int) -> Cursor:
 
 def key_column(line_text: str, segment: str) -> int:
     """Column of ``segment`` written as a key on the line (else its first character)."""
-    for quoted in (segment, f'"{segment}"', f"'{segment}'"):
+    # Bare, a key has no space at either end (an empty one neither): such a key after
+    # each of a run of spaces would be tried to the run's end (quadratic).
+    bare = (segment,) if segment.strip(" \t") == segment != "" else ()
+    for quoted in (*bare, f'"{segment}"', f"'{segment}'"):
         m = re.search(rf"(?:^|[\s-]){re.escape(quoted)}[ \t]*:", line_text)
         if m is not None:
             return m.start() + (0 if m.group().startswith(quoted) else 1)
@@ -132,15 +149,16 @@ def key_column(line_text: str, segment: str) -> int:
 def block_end(lines: list[str], start: int) -> int:
     """The line after the block of the key on line ``start`` (its nested lines, blank
     and comment lines inside it included, trailing ones left out)."""
-    indent, _ = _split(lines[start])
+    indent, head = _split(lines[start])
+    # A list may sit at its key's own indentation ("key:" then "- item").
+    opens_list = _KEY.match(head) is not None and head.rstrip().endswith(":")
     end = start + 1
     last = start + 1
     while end < len(lines):
         own, content = _split(lines[end])
         if not _skip(content):
             if own <= indent and not (own == indent and content.startswith("- ")
-                                      and _KEY.match(_split(lines[start])[1]) is not None
-                                      and _split(lines[start])[1].rstrip().endswith(":")):
+                                      and opens_list):
                 break
             last = end + 1
         end += 1

@@ -612,7 +612,9 @@ def _value_span(line_text: str, key_end: int) -> tuple[int, int] | None:
     if rest[0] in "\"'":
         quoted = re.match(r'"(?:[^"\\]|\\.)*"' if rest[0] == '"' else r"'(?:[^']|'')*'", rest)
         return (start, start + quoted.end()) if quoted else None
-    m = re.search(r"[ \t]+#", rest)
+    # From the start of a run of spaces only: a search from each of them would scan
+    # the rest of the run each time (quadratic in a long run).
+    m = re.search(r"(?<![ \t])[ \t]+#", rest)
     return start, start + (m.start() if m else len(rest.rstrip()))
 
 
