@@ -13,7 +13,7 @@ import pytest
 
 from magcfg.project import LayerSpec, load_project
 
-from .conftest import Project, failed_cleanly, tree_state
+from .conftest import Project, failed_cleanly, finishes_in_a_child, tree_state
 
 SERVICE_PROJECT = """\
 version: 1
@@ -204,6 +204,20 @@ def test_promote_writes_back_to_the_mapped_files(services: Project) -> None:
      "'services/{env}/../*.yaml' [layers.0.files]"),
     ('  - name: base\n    path: layers/base\n    key: app\n',
      "magcfg.yaml:6: error: key needs files (a pattern) [layers.0.key]"),
+    ('  - name: base\n    files: "services/*a*a*a*a*a*a*a*a*a*.yaml"\n',
+     "magcfg.yaml:5: error: files may hold at most 2 wildcards (* or {name}) in a path "
+     "segment, '*a*a*a*a*a*a*a*a*a*.yaml' has more: 'services/*a*a*a*a*a*a*a*a*a*.yaml' "
+     "[layers.0.files]"),
+    ('  - name: base\n    files: "services/{service}/{a}-{b}-*.yaml"\n',
+     "magcfg.yaml:5: error: files may hold at most 2 wildcards (* or {name}) in a path "
+     "segment, '{a}-{b}-*.yaml' has more: 'services/{service}/{a}-{b}-*.yaml' "
+     "[layers.0.files]"),
+    ('  - name: base\n    files: "services/**/x/**/*.yaml"\n',
+     "magcfg.yaml:5: error: files may hold one **/ at most: 'services/**/x/**/*.yaml' "
+     "[layers.0.files]"),
+    ('  - name: base\n    files: "services/x**/*.yaml"\n',
+     "magcfg.yaml:5: error: files is a path with {name} (one path segment), * (any text in "
+     "a segment) and **/ (any directories): 'services/x**/*.yaml' [layers.0.files]"),
 ])
 def test_bad_layer_patterns_are_located(services: Project, layer: str, message: str) -> None:
     services.write("magcfg.yaml", "version: 1\nenvironments: [dev]\nlayers:\n" + layer
@@ -212,3 +226,18 @@ def test_bad_layer_patterns_are_located(services: Project, layer: str, message: 
     done = services.run("build")
     assert failed_cleanly(done, 1) == message + "\n"
     assert tree_state(services.root) == before
+
+
+def test_a_path_is_matched_segment_by_segment() -> None:
+    """Segments of two wildcards each, against long segments that match but a file name
+    that does not: tried as the product of each segment's ways, this takes minutes; the
+    ways of an earlier segment are tried again only for a name a later one repeats."""
+    script = (
+        "from magcfg.project import LayerSpec\n"
+        "long = 'x' * 250 + '/'\n"
+        "spec = LayerSpec('l', 'd', 'd/*x*/*x*/*x*/*x*/*.yaml', None)\n"
+        "print(spec.key_prefix('dev', 'd/' + long * 4 + 'f.yml'))\n"
+        "print(spec.key_prefix('dev', 'd/' + long * 4 + 'f.yaml'))\n"
+        "spec = LayerSpec('l', 'd', 'd/{a}-{b}/*/{b}.yaml', '{a}.{b}')\n"
+        "print(spec.key_prefix('dev', 'd/p-q-r/' + long + 'q-r.yaml'))\n")
+    assert finishes_in_a_child(script).splitlines() == ["None", "()", "('p', 'q-r')"]

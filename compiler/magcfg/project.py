@@ -136,26 +136,65 @@ def _below(file: str, directory: str) -> bool:
     return file.startswith(directory.rstrip("/") + "/")
 
 
+MAX_SEGMENT_WILDCARDS = 2
+"""Wildcards (``*``, ``{name}``) a segment of a ``files`` pattern may hold: matching a
+segment that fails tries each way its wildcards can split it, a number that grows as the
+segment's length to the power of their count (ten take 44 s on one file name)."""
+
+_WILDCARD = re.compile(r"(\*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+
+
 @lru_cache(maxsize=1024)
 def _pattern(files: str, env: str) -> re.Pattern[str]:
     """``files`` as a regular expression over paths: ``{env}`` the environment,
     ``{name}`` one path segment (captured), ``*`` any text inside a segment, ``**/``
     any number of directories."""
     out = []
-    for token in re.split(r"(\*\*/|\*|\{[A-Za-z_][A-Za-z0-9_]*\})", files):
-        if token == "**/":
+    captured: set[str] = set()
+    segments = files.split("/")
+    for i, segment in enumerate(segments):
+        if segment == "**":
             out.append(r"(?:[^/]+/)*")
-        elif token == "*":
-            out.append(r"[^/]*")
-        elif token == "{env}":
-            out.append(re.escape(env))
-        elif token.startswith("{") and token.endswith("}") and len(token) > 2:
-            name = token[1:-1]
-            out.append(f"(?P={name})" if f"(?P<{name}>" in "".join(out) else
-                       f"(?P<{name}>[^/]+)")
-        else:
-            out.append(re.escape(token))
+            continue
+        parts = []
+        names = []
+        for token in _WILDCARD.split(segment):
+            if token == "*":
+                parts.append(r"[^/]*")
+            elif token == "{env}":
+                parts.append(re.escape(env))
+            elif token.startswith("{") and token.endswith("}") and len(token) > 2:
+                name = token[1:-1]
+                parts.append(f"(?P={name})" if name in captured else f"(?P<{name}>[^/]+)")
+                captured.add(name)
+                names.append(name)
+            else:
+                parts.append(re.escape(token))
+        last = i == len(segments) - 1
+        parts.append(r"\Z" if last else "/")
+        # A segment's wildcards cannot reach past its "/", so every way to match it ends
+        # there and a later segment fails alike after each: the first way is kept
+        # (atomic), or paths of several segments cost the product of their ways. Unless
+        # a later segment repeats a name it captured, which another way may satisfy.
+        later = "/".join(segments[i + 1:])
+        atomic = not any(f"{{{name}}}" in later for name in names)
+        out.append(f"(?>{''.join(parts)})" if atomic else "".join(parts))
     return re.compile("".join(out))
+
+
+def _wildcards_problem(files: str) -> str | None:
+    """Why ``files`` holds more wildcards than a path can be matched against in time
+    (``MAX_SEGMENT_WILDCARDS`` a segment, one ``**/``), or None."""
+    segments = files.split("/")
+    crowded = next((segment for segment in segments if segment != "**" and sum(
+        1 for token in _WILDCARD.findall(segment) if token != "{env}")
+        > MAX_SEGMENT_WILDCARDS), None)
+    if crowded is not None:
+        return (f"files may hold at most {MAX_SEGMENT_WILDCARDS} wildcards (* or {{name}}) "
+                f"in a path segment, {crowded!r} has more: {files!r}")
+    if segments.count("**") > 1:
+        return f"files may hold one **/ at most: {files!r}"
+    return None
 
 
 def files_directory(files: str) -> str:
@@ -591,9 +630,12 @@ def _files_problem(files: str, key: Any) -> tuple[str, str] | None:
         # project (a leading `..` is refused there, by name); one further on would climb
         # out of what was checked, or out of {env}.
         return "files", f"files may not use . or .. after its first directory: {files!r}"
-    if re.search(r"\*\*(?!/)|[?\[\]]|\{(?![A-Za-z_][A-Za-z0-9_]*\})", files):
+    if re.search(r"\*\*(?!/)|(?<=[^/])\*\*|[?\[\]]|\{(?![A-Za-z_][A-Za-z0-9_]*\})", files):
         return "files", (f"files is a path with {{name}} (one path segment), * (any text in a "
                 f"segment) and **/ (any directories): {files!r}")
+    crowded = _wildcards_problem(files)
+    if crowded is not None:
+        return "files", crowded
     if key is None:
         return None
     if not isinstance(key, str) or not key:
