@@ -426,3 +426,25 @@ async def test_a_keystroke_republishes_only_what_it_changed(client: LanguageClie
     published = [json.loads(m)["params"]["uri"] for m in protocol.received[seen:]
                  if json.loads(m).get("method") == "textDocument/publishDiagnostics"]
     assert published == [uri]
+
+
+@pytest.mark.asyncio
+async def test_a_document_uri_names_an_absolute_local_file_or_nothing(
+        client: LanguageClient, bundled: Project) -> None:
+    # The server runs in the repository, whose own project has this file: a relative
+    # URI would read it there.
+    assert (Path.cwd() / "layers/base/magds.yaml").is_file()
+    bad = ["file:layers/base/magds.yaml", "file:///C:/layers/base/magds.yaml",
+           uri_of(bundled, "layers/base/magds.yaml").replace("file://", "file://elsewhere"),
+           uri_of(bundled, "layers/base/magds.yaml").replace("/magds", "/%00magds"),
+           "untitled:magds.yaml"]
+    for uri in bad:
+        client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
+            uri, "yaml", 1, "magds:\n  pool:\n    max_size: 5000\n")))
+        found = await client.text_document_hover_async(types.HoverParams(
+            types.TextDocumentIdentifier(uri), types.Position(2, 6)))
+        assert found is None, uri
+    good = open_doc(client, bundled, PROD_MAGDS)
+    await barrier(client, good)
+    assert not any(client.diagnostics.get(uri) for uri in bad)
+    assert not client.messages

@@ -10,12 +10,14 @@ Language Server Protocol and the sessions: positions (the client's UTF-16 units 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..errors import BuildError, UsageError, printable
@@ -27,11 +29,36 @@ _SEVERITY = {"error": types.DiagnosticSeverity.Error,
              "warning": types.DiagnosticSeverity.Warning}
 
 
+def document_path(uri: Any) -> str | None:
+    """The path a document URI from the client names: only an absolute ``file:`` URI
+    (no host but localhost, no NUL) names one. Any other (``untitled:``, a relative
+    ``file:relative/x.yaml``, one read against the server's working directory, a
+    Windows drive on POSIX) names none, and its document is never read."""
+    if not isinstance(uri, str) or "\0" in unquote(uri):
+        return None
+    parts = urlsplit(uri)
+    if parts.scheme.lower() != "file" or parts.netloc.lower() not in ("", "localhost"):
+        return None
+    path = to_fs_path(uri)
+    return path if path and os.path.isabs(path) else None
+
+
+class MagcfgProtocol(LanguageServerProtocol):
+    """pygls' protocol, with what the client sends checked before it is kept."""
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams
+                                    ) -> Iterator[Any]:
+        if document_path(params.text_document.uri) is None:
+            return
+        yield from super().lsp_text_document__did_open(params)
+
+
 class MagcfgServer(LanguageServer):
     """The server, with its sessions by project root."""
 
     def __init__(self) -> None:
-        super().__init__("magcfg", __version__)
+        super().__init__("magcfg", __version__, protocol_cls=MagcfgProtocol)
         self.sessions: dict[str, Session] = {}
         # project root -> file -> what was last published for it (files with findings)
         self.published: dict[str, dict[str, list[Finding]]] = {}
@@ -40,7 +67,7 @@ class MagcfgServer(LanguageServer):
 
     def session_of(self, uri: str) -> tuple[Session, str] | None:
         """The session of the project holding the document, and its path in it."""
-        path = to_fs_path(uri)
+        path = document_path(uri)
         if path is None:
             return None
         best: tuple[Session, str] | None = None
@@ -71,7 +98,7 @@ class MagcfgServer(LanguageServer):
         session = Session(project)
         self.sessions[str(session.source.root)] = session
         for document in self.workspace.text_documents.values():
-            doc_path = to_fs_path(document.uri)
+            doc_path = document_path(document.uri)
             rel = session.relative(doc_path) if doc_path else None
             if rel is not None:
                 session.source.open(rel, document.source)
@@ -81,7 +108,7 @@ class MagcfgServer(LanguageServer):
         return (session, rel) if rel is not None else None
 
     def drop_sessions_under(self, folder_uri: str) -> None:
-        folder = to_fs_path(folder_uri)
+        folder = document_path(folder_uri)
         if folder is None:
             return
         real = os.path.realpath(folder)
@@ -221,7 +248,7 @@ async def initialized(ls: MagcfgServer, params: types.InitializedParams) -> None
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(ls: MagcfgServer, params: types.DidChangeWatchedFilesParams
                              ) -> None:
-    paths = [path for change in params.changes if (path := to_fs_path(change.uri))]
+    paths = [path for change in params.changes if (path := document_path(change.uri))]
     for session in list(ls.sessions.values()):
         changed = [rel for path in paths if (rel := session.relative(path)) is not None]
         if not changed:
