@@ -20,7 +20,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
 
-from tests.conftest import MAGCFG, REPO, Project, tree_state
+from tests.conftest import MAGCFG, MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project, tree_state
 
 CANARY = "canary-Zq7hunter2-secret-value"
 PROD_MAGDS = "layers/environments/production/magds.yaml"
@@ -448,3 +448,22 @@ async def test_a_document_uri_names_an_absolute_local_file_or_nothing(
     await barrier(client, good)
     assert not any(client.diagnostics.get(uri) for uri in bad)
     assert not client.messages
+
+
+@pytest.mark.asyncio
+async def test_the_nearest_project_file_owns_a_file_in_a_nested_project(
+        client: LanguageClient, bundled: Project) -> None:
+    bundled_uri = open_doc(client, bundled, PROD_MAGDS)
+    await barrier(client, bundled_uri)  # the outer project is open first
+    nested = Project(bundled.root / "nested")
+    nested.write("magcfg.yaml", MINI_PROJECT)
+    nested.write("schemas/schema.json", json.dumps(MINI_SCHEMA))
+    for rel, text in MINI_BASE.items():
+        nested.write(rel, text)
+    uri = open_doc(client, nested, "layers/environments/dev/magds.yaml",
+                   "magds:\n  host: localhost\n  port: 0\n")
+    await barrier(client, uri)
+    [found] = client.diagnostics[uri]
+    assert found.message == "0 is less than the minimum of 1 (schema: minimum)"
+    assert "- **prod**: `\"db\"`" in await hover(client, uri, 1, 3)
+    assert not client.diagnostics[bundled_uri]

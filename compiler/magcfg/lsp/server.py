@@ -21,7 +21,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..errors import BuildError, UsageError, printable
-from ..project import find_project_file, load_project
+from ..project import find_project_file, load_project, nearest_project_file
 from ..version import __version__
 from .session import Finding, Place, Session
 
@@ -66,7 +66,9 @@ class MagcfgServer(LanguageServer):
     # -- sessions ---------------------------------------------------------------------
 
     def session_of(self, uri: str) -> tuple[Session, str] | None:
-        """The session of the project holding the document, and its path in it."""
+        """The session of the project holding the document, and its path in it: the
+        nearest ``magcfg.yaml`` above the file owns it, also inside another project's
+        tree (a project opened first owns no nested project's files)."""
         path = document_path(uri)
         if path is None:
             return None
@@ -76,7 +78,12 @@ class MagcfgServer(LanguageServer):
             if rel is not None and (best is None or len(str(session.source.root))
                                     > len(str(best[0].source.root))):
                 best = (session, rel)
-        if best is not None:
+        try:
+            nearest = nearest_project_file(Path(path).parent)
+        except OSError:  # a path the system cannot resolve (a loop of links)
+            nearest = None
+        if best is not None and (nearest is None or not _below(
+                os.path.realpath(nearest.parent), str(best[0].source.root))):
             return best
         return self._open_project(Path(path).parent, path)
 
@@ -184,6 +191,11 @@ class MagcfgServer(LanguageServer):
                           types.Position(place.line, place.column + place.length))
         rng = self.workspace.position_codec.range_to_client_units(text.split("\n"), rng)
         return types.Location(uri=uri, range=rng)
+
+
+def _below(path: str, root: str) -> bool:
+    """Whether ``path`` lies strictly inside the directory ``root``."""
+    return path.startswith(root + os.sep)
 
 
 server = MagcfgServer()
