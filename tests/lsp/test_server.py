@@ -7,12 +7,14 @@ been published.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_lsp
@@ -467,3 +469,36 @@ async def test_the_nearest_project_file_owns_a_file_in_a_nested_project(
     assert found.message == "0 is less than the minimum of 1 (schema: minimum)"
     assert "- **prod**: `\"db\"`" in await hover(client, uri, 1, 3)
     assert not client.diagnostics[bundled_uri]
+
+
+async def raw_request(client: LanguageClient, msg_id: str, method: str, params: Any
+                      ) -> dict[str, Any]:
+    """The answer to a request sent as written (the client would type its params)."""
+    protocol = client.protocol
+    assert isinstance(protocol, RecordingProtocol) and protocol.writer is not None
+    body = json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+    written = protocol.writer.write(f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+    if inspect.isawaitable(written):
+        await written
+    for _ in range(300):
+        for message in map(json.loads, protocol.received):
+            if message.get("id") == msg_id:
+                return cast(dict[str, Any], message)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no answer to {method} in 30 s")
+
+
+@pytest.mark.asyncio
+async def test_a_request_with_invalid_params_is_answered_invalid_params(
+        client: LanguageClient, bundled: Project) -> None:
+    uri = open_doc(client, bundled, PROD_MAGDS)
+    for i, params in enumerate([
+            {"textDocument": {"uri": uri}},  # no position
+            {"textDocument": {"uri": uri}, "position": {"line": "x", "character": 0}},
+            {"textDocument": {"uri": uri}, "position": {"line": -1, "character": 0}},
+            [uri, 0, 0]]):
+        answer = await raw_request(client, f"raw-{i}", types.TEXT_DOCUMENT_HOVER, params)
+        assert answer["error"] == {"code": -32602,
+                                   "message": "invalid params for textDocument/hover"}
+    assert "max_size" in await hover(client, uri, 7, 6)  # still serving
+    assert not client.messages

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
@@ -43,8 +44,31 @@ def document_path(uri: Any) -> str | None:
     return path if path and os.path.isabs(path) else None
 
 
+class _Dropped:
+    """A message that was answered (or ignored) while it was read."""
+
+
+_DROPPED = _Dropped()
+
+
 class MagcfgProtocol(LanguageServerProtocol):
     """pygls' protocol, with what the client sends checked before it is kept."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except Exception:
+            # pygls drops a message it cannot read: a request would wait for ever.
+            msg_id = data.get("id")
+            if (isinstance(data.get("method"), str) and isinstance(msg_id, int | str)
+                    and not isinstance(msg_id, bool)):
+                error = JsonRpcInvalidParams(f"invalid params for {data['method']}")
+                self._send_response(msg_id, None, error.to_response_error())
+            return _DROPPED
+
+    def handle_message(self, message: Any) -> None:
+        if message is not _DROPPED:
+            super().handle_message(message)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams
