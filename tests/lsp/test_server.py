@@ -502,3 +502,14 @@ async def test_a_request_with_invalid_params_is_answered_invalid_params(
                                    "message": "invalid params for textDocument/hover"}
     assert "max_size" in await hover(client, uri, 7, 6)  # still serving
     assert not client.messages
+
+
+@pytest.mark.asyncio
+async def test_a_change_to_a_document_never_opened_is_ignored(
+        client: LanguageClient, bundled: Project) -> None:
+    uri = uri_of(bundled, PROD_MAGDS)
+    change(client, uri, 2, "magds:\n  pool:\n    max_size: 5000\n")
+    await barrier(client, uri)
+    assert not client.messages  # no error in the server
+    assert not client.diagnostics.get(uri)  # the file as saved is checked
+    assert "- **production**: `50`" in await hover(client, uri, 7, 6)

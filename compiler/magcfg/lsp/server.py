@@ -77,6 +77,13 @@ class MagcfgProtocol(LanguageServerProtocol):
             return
         yield from super().lsp_text_document__did_open(params)
 
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams
+                                      ) -> Iterator[Any]:
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+            return  # never opened: there is nothing to change
+        yield from super().lsp_text_document__did_change(params)
+
 
 class MagcfgServer(LanguageServer):
     """The server, with its sessions by project root."""
