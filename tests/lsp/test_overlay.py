@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from magcfg.durable import PathError
+from magcfg.durable import FileTooLarge, PathError
+from magcfg.lsp import overlay
 from magcfg.lsp.overlay import OverlaySource
 from tests.conftest import Project
 
@@ -48,3 +49,16 @@ def test_listings_are_kept_until_files_change(mini: Project) -> None:
     source.forget_listings()
     assert source.list_layer("layers/base")[0] == [
         "layers/base/cache.yaml", "layers/base/logging.yaml", "layers/base/magds.yaml"]
+
+
+def test_a_buffer_larger_than_a_file_the_build_reads_is_refused(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted in UTF-8 bytes, as a file is: fewer characters may be more bytes."""
+    monkeypatch.setattr(overlay, "MAX_INPUT_BYTES", 10)
+    source = OverlaySource(mini.root)
+    rel = "layers/base/logging.yaml"
+    source.open(rel, "a: 1\n")
+    with pytest.raises(FileTooLarge):
+        source.open(rel, "a: " + "é" * 4)  # 7 characters, 11 bytes
+    assert source.buffer(rel) is None
+    assert source.read(rel) == (mini.root / rel).read_bytes()

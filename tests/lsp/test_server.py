@@ -22,6 +22,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
 
+from magcfg.durable import MAX_INPUT_BYTES
 from tests.conftest import MAGCFG, MINI_BASE, MINI_PROJECT, MINI_SCHEMA, REPO, Project, tree_state
 
 CANARY = "canary-Zq7hunter2-secret-value"
@@ -513,3 +514,21 @@ async def test_a_change_to_a_document_never_opened_is_ignored(
     assert not client.messages  # no error in the server
     assert not client.diagnostics.get(uri)  # the file as saved is checked
     assert "- **production**: `50`" in await hover(client, uri, 7, 6)
+
+
+@pytest.mark.asyncio
+async def test_a_buffer_larger_than_a_file_may_be_is_refused(
+        client: LanguageClient, bundled: Project) -> None:
+    text = (bundled.root / PROD_MAGDS).read_text()
+    uri = open_doc(client, bundled, PROD_MAGDS, text.replace("max_size: 50", "max_size: 5000"))
+    await barrier(client, uri)
+    assert client.diagnostics[uri]
+    change(client, uri, 2, text + "#" * MAX_INPUT_BYTES)
+    await barrier(client, uri)
+    [refused] = client.messages
+    assert refused.message == (f"magcfg: {PROD_MAGDS} is larger than {MAX_INPUT_BYTES} "
+                               "bytes: checked as saved, not as typed")
+    assert not client.diagnostics[uri]  # the file as saved
+    change(client, uri, 3, text.replace("max_size: 50", "max_size: 5000"))
+    await barrier(client, uri)
+    assert not client.diagnostics[uri]  # closed: a change is one to a document not open

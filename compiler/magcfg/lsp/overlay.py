@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..durable import Tree
+from ..durable import MAX_INPUT_BYTES, FileTooLarge, Tree
 from ..errors import Diagnostic
 from ..pipeline.load import LAYER_SUFFIXES
 
@@ -33,8 +33,13 @@ class OverlaySource:
     # -- the editor's side ------------------------------------------------------------
 
     def open(self, path: str, text: str) -> None:
-        """The buffer of ``path`` (relative to the root) now holds ``text``."""
-        self._buffers[path] = text.encode("utf-8", "surrogatepass")
+        """The buffer of ``path`` (relative to the root) now holds ``text``; FileTooLarge
+        (the buffer closed) when it is larger than a file the build reads."""
+        raw = text.encode("utf-8", "surrogatepass")
+        if len(raw) > MAX_INPUT_BYTES:
+            self._buffers.pop(path, None)
+            raise FileTooLarge(path, len(raw), MAX_INPUT_BYTES)
+        self._buffers[path] = raw
 
     def close(self, path: str) -> None:
         """``path`` is read from disk again."""

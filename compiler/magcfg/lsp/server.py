@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
+from ..durable import MAX_INPUT_BYTES, FileTooLarge
 from ..errors import BuildError, UsageError, printable
 from ..project import find_project_file, load_project, nearest_project_file
 from ..version import __version__
@@ -75,13 +76,23 @@ class MagcfgProtocol(LanguageServerProtocol):
                                     ) -> Iterator[Any]:
         if document_path(params.text_document.uri) is None:
             return
+        if len(params.text_document.text) > MAX_INPUT_BYTES:
+            # Not kept: the handler finds no document, and reports the buffer refused.
+            handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)
+            if handler is not None:
+                yield handler, (params,), None
+            return
         yield from super().lsp_text_document__did_open(params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams
                                       ) -> Iterator[Any]:
         if unquote(params.text_document.uri) not in self.workspace.text_documents:
-            return  # never opened: there is nothing to change
+            return  # never opened (or refused): there is nothing to change
+        if any(len(change.text) > MAX_INPUT_BYTES for change in params.content_changes):
+            # Closed, not changed: the handler finds no document, as for didOpen.
+            self.workspace.remove_text_document(params.text_document.uri)
+            params.content_changes = []
         yield from super().lsp_text_document__did_change(params)
 
 
@@ -237,8 +248,18 @@ def _changed(ls: MagcfgServer, uri: str) -> None:
     if found is None:
         return
     session, rel = found
-    document = ls.workspace.get_text_document(uri)
-    session.edit(rel, document.source)
+    document = ls.workspace.text_documents.get(unquote(uri))
+    try:
+        if document is None:  # refused by MagcfgProtocol: larger than a file may be
+            raise FileTooLarge(rel, 0, MAX_INPUT_BYTES)
+        session.edit(rel, document.source)
+    except FileTooLarge as exc:
+        # The buffer is not kept (memory); the file counts, as once the buffer closes.
+        ls.workspace.remove_text_document(uri)
+        session.edit(rel, None)
+        ls.window_show_message(types.ShowMessageParams(
+            types.MessageType.Warning,
+            f"magcfg: {printable(rel)} {exc.message}: checked as saved, not as typed"))
     ls.publish(session, rel)
 
 
