@@ -82,3 +82,16 @@ def test_long_lines_are_read_in_linear_time() -> None:
         "print(removal('k:\\n  a' + ' \\t' * n + 'x: 1\\n', 1))\n")
     assert finishes_in_a_child(script).splitlines() == [
         "('k',) True a", "''", "('0', 'x')", "True", "(0, 2)"]
+
+
+def test_removing_a_key_deep_in_a_chain_of_only_children_reads_the_lines_once() -> None:
+    """Each of 3,000 ancestors left empty goes too: reading the block of each again line
+    by line would take minutes for this file (4.5 MB)."""
+    script = (
+        "from magcfg.lsp.cursor import removal\n"
+        "n = 3000\n"
+        "text = ''.join(' ' * i + f'k{i}:\\n' for i in range(n)) + ' ' * n + 'leaf: 1\\n'\n"
+        "print(removal(text, n), removal(text + 'k: 2\\n', n))\n"
+        "print(removal(text.replace('k5:\\n', 'k5:\\n      x: 1\\n'), n + 1))\n")
+    assert finishes_in_a_child(script).splitlines() == [
+        "(0, 3001) (0, 3001)", "(7, 3002)"]

@@ -146,43 +146,70 @@ def key_column(line_text: str, segment: str) -> int:
     return len(line_text) - len(line_text.lstrip(" -"))
 
 
+class _Lines:
+    """Each line's indentation and content, split once: the removal of a key deep in a
+    chain of only children reads the same lines at every level of the chain."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.split = [_split(line) for line in lines]
+        # keys[n]: the lines before n that hold something (not blank, not a comment)
+        self.keys = [0]
+        for _, content in self.split:
+            self.keys.append(self.keys[-1] + (not _skip(content)))
+
+    def holding(self, first: int, end: int) -> int:
+        """How many of the lines [first, end) hold something."""
+        return self.keys[end] - self.keys[first] if first < end else 0
+
+    def block_end(self, start: int, resume: tuple[int, int] | None = None
+                  ) -> tuple[int, int]:
+        """(``block_end(lines, start)``, the line that ended the block or the number of
+        lines). ``resume``: that pair for a key nested in ``start``'s block, whose lines
+        are all in it: the scan goes on from there."""
+        indent, head = self.split[start]
+        # A list may sit at its key's own indentation ("key:" then "- item").
+        opens_list = _KEY.match(head) is not None and head.rstrip().endswith(":")
+        last, end = resume if resume is not None else (start + 1, start + 1)
+        while end < len(self.split):
+            own, content = self.split[end]
+            if not _skip(content):
+                if own <= indent and not (own == indent and content.startswith("- ")
+                                          and opens_list):
+                    break
+                last = end + 1
+            end += 1
+        return last, end
+
+
 def block_end(lines: list[str], start: int) -> int:
     """The line after the block of the key on line ``start`` (its nested lines, blank
     and comment lines inside it included, trailing ones left out)."""
-    indent, head = _split(lines[start])
-    # A list may sit at its key's own indentation ("key:" then "- item").
-    opens_list = _KEY.match(head) is not None and head.rstrip().endswith(":")
-    end = start + 1
-    last = start + 1
-    while end < len(lines):
-        own, content = _split(lines[end])
-        if not _skip(content):
-            if own <= indent and not (own == indent and content.startswith("- ")
-                                      and opens_list):
-                break
-            last = end + 1
-        end += 1
-    return last
+    return _Lines(lines).block_end(start)[0]
 
 
 def removal(text: str, line: int) -> tuple[int, int]:
     """Lines [first, end) to delete to remove the key on ``line``, with every ancestor
     it would leave empty (an empty map in YAML is a null, which would override)."""
-    lines = text.split("\n")
-    first, end = line, block_end(lines, line)
+    info = _Lines(text.split("\n"))
+    # Each ancestor's block holds its child's, so its scan resumes where the child's
+    # stopped and the search for it where the child is: the lines are read once, not
+    # once for each ancestor (cubic in a deep chain of only children).
+    first = line
+    scan = info.block_end(line)
+    end = scan[0]
+    above = line - 1
     while True:
-        indent, _ = _split(lines[first])
-        parent = None
-        for number in range(first - 1, -1, -1):
-            own, content = _split(lines[number])
-            if not _skip(content) and own < indent:
-                parent = number
-                break
-        if parent is None:
+        indent = info.split[first][0]
+        while above >= 0 and (_skip(info.split[above][1]) or info.split[above][0] >= indent):
+            above -= 1
+        if above < 0:
             return first, end
-        parent_end = block_end(lines, parent)
-        others = [n for n in range(parent + 1, parent_end)
-                  if not (first <= n < end) and not _skip(_split(lines[n])[1])]
-        if others or not _split(lines[parent])[1].rstrip().endswith(":"):
+        parent = above
+        scan = info.block_end(parent, scan)
+        parent_end = scan[0]
+        others = (info.holding(parent + 1, parent_end)
+                  - info.holding(first, min(end, parent_end)))
+        if others or not info.split[parent][1].rstrip().endswith(":"):
             return first, end
         first, end = parent, max(end, parent_end)
+        above = parent - 1
