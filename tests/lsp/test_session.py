@@ -240,3 +240,17 @@ def test_a_value_before_a_long_run_of_spaces_is_spanned_in_linear_time() -> None
     script = ("from magcfg.lsp.session import _value_span\n"
               "print(_value_span('a: b' + ' ' * 400_000 + 'x # c', 1))\n")
     assert finishes_in_a_child(script) == "(3, 400005)\n"
+
+
+@pytest.mark.parametrize("schema", ["{not json", "[]", '{"$ref": "#/nowhere"}', "{" * 10_000])
+def test_a_schema_that_cannot_be_read_answers_nothing_and_says_why(mini: Project,
+                                                                   schema: str) -> None:
+    """The schema is read when first asked about a key: then no question fails."""
+    session = session_of(mini)
+    assert session.hover(BASE_MAGDS, 1, 3)
+    session.edit("schemas/schema.json", schema)
+    assert session.hover(BASE_MAGDS, 1, 3) is None
+    assert session.complete(BASE_MAGDS, 1, 2) == []
+    assert session.fixes(BASE_MAGDS, 1, "schema-type", "magds.host", "m") == []
+    [found] = session.findings()["schemas/schema.json"]
+    assert found.diagnostic.severity == "error"

@@ -19,13 +19,14 @@ hover shows a secret key's reference (never a literal, which may be the secret).
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..compiler import Compiler
 from ..durable import PathError
@@ -48,6 +49,25 @@ DOCUMENT = ""
 """Where findings about no top-level key are filed (the project file, required keys)."""
 
 _SHOWN_CHARS = 160
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_E = TypeVar("_E")
+
+
+def _unless_unreadable(empty: Callable[[], _E]
+                       ) -> Callable[[Callable[_P, _R]], Callable[_P, _R | _E]]:
+    """A question about a key answers ``empty()`` while a file it needs cannot be read
+    (a schema that is not JSON, read when first asked): that file's diagnostic says why."""
+    def wrap(question: Callable[_P, _R]) -> Callable[_P, _R | _E]:
+        @functools.wraps(question)
+        def answer(*args: _P.args, **kwargs: _P.kwargs) -> _R | _E:
+            try:
+                return question(*args, **kwargs)
+            except BuildError:
+                return empty()
+        return answer
+    return wrap
 _DID_YOU_MEAN = re.compile(r"unknown key '[^']*' \(did you mean '([^']+)'\?\)")
 
 
@@ -333,6 +353,7 @@ class Session:
             return None
         return cursor_at(text, line, character)
 
+    @_unless_unreadable(lambda: None)
     def hover(self, path: str, line: int, character: int) -> str | None:
         """Markdown: the key's value in every environment, who set it and what it
         overrode, its reload policy and what the schema says of it."""
@@ -414,6 +435,7 @@ class Session:
             out.append(Place(p.file, p.line - 1, column, length))
         return out
 
+    @_unless_unreadable(list)
     def definition(self, path: str, line: int, character: int) -> list[Place]:
         """Where the value overridden at the cursor is set, in the layer below (for
         each environment whose layers hold this file)."""
@@ -430,6 +452,7 @@ class Session:
                     break
         return _unique(self._places(cursor.keypath, below))
 
+    @_unless_unreadable(list)
     def references(self, path: str, line: int, character: int) -> list[Place]:
         """Every layer file that sets the key at the cursor, in any environment."""
         cursor = self.cursor(path, line, character)
@@ -440,6 +463,7 @@ class Session:
                  for p in stack.provenance(keypaths[env])]
         return _unique(self._places(cursor.keypath, chain))
 
+    @_unless_unreadable(list)
     def complete(self, path: str, line: int, character: int) -> list[Completion]:
         """Keys the schema allows at the cursor's key path (behind the file's key
         prefix), or a key's enum values."""
@@ -495,6 +519,7 @@ class Session:
 
     # -- fixes ------------------------------------------------------------------------
 
+    @_unless_unreadable(list)
     def fixes(self, path: str, line: int, code: str, key: str | None, message: str) -> list[Edit]:
         """Quick fixes for a finding on ``line`` (0-based) of ``path``."""
         text = self.text(path)
