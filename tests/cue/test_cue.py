@@ -29,7 +29,7 @@ from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
 
-from ..conftest import MAGCFG, REPO, Project, failed_cleanly, tree_state
+from ..conftest import MAGCFG, REPO, Project, failed_cleanly, finishes_in_a_child, tree_state
 
 # Found the way magcfg finds it: PATH (./scripts/dev test puts .tools/bin first), else
 # the repository's .tools/bin. Missing cue fails the suite loudly; it never skips.
@@ -704,3 +704,12 @@ def test_cue_runs_without_a_home(app: Project) -> None:
     assert done.returncode == 0, done.stderr
     config = json.loads((app.root / "generated/prod/config.json").read_text())
     assert config["magds"]["pool"]["max"] == 7
+
+
+def test_locate_cue_reads_a_long_run_of_spaces_in_linear_time() -> None:
+    """An empty label is only ever quoted: tried bare, it would match after each space
+    of a run and scan the rest of the run (minutes for 200,000 spaces)."""
+    script = ("from magcfg.syntax.locate import locate_cue\n"
+              "text = ' ' * 200_000 + 'x\\n\"\": 1\\n'\n"
+              "print(locate_cue(text, ('',)), locate_cue(text, ('x',)))\n")
+    assert finishes_in_a_child(script) == "2 None\n"

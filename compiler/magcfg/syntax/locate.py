@@ -69,9 +69,12 @@ def locate_cue(text: str, keypath: tuple[str, ...]) -> int | None:
     for part in keypath:
         if part.isdigit():
             break
-        label = re.escape(part)
-        quoted = re.escape(json.dumps(part))
-        m = re.compile(rf"(?:^|(?<=[\s{{,]))(?:{quoted}|{label})[?!]?\s*:(?!=)",
+        # Bare, a label has no space at either end (an empty one neither): such a label
+        # after each of a run of spaces would be tried to the run's end (quadratic).
+        written = re.escape(json.dumps(part))
+        if part.strip() == part != "":
+            written += "|" + re.escape(part)
+        m = re.compile(rf"(?:^|(?<=[\s{{,]))(?:{written})[?!]?\s*:(?!=)",
                        re.MULTILINE).search(text, pos)
         if m is None:
             break
