@@ -532,3 +532,22 @@ async def test_a_buffer_larger_than_a_file_may_be_is_refused(
     change(client, uri, 3, text.replace("max_size: 50", "max_size: 5000"))
     await barrier(client, uri)
     assert not client.diagnostics[uri]  # closed: a change is one to a document not open
+
+
+@pytest.mark.asyncio
+async def test_the_fixes_of_every_finding_in_a_selection_are_answered_at_once(
+        client: LanguageClient, bundled: Project) -> None:
+    n = 20_000
+    text = "magds:\n" + "".join(f"  k{i}: 1\n" for i in range(n))
+    uri = open_doc(client, bundled, PROD_MAGDS, text)
+    whole = types.Range(types.Position(0, 0), types.Position(n + 1, 0))
+    found = await asyncio.wait_for(client.text_document_code_action_async(
+        types.CodeActionParams(types.TextDocumentIdentifier(uri), whole, types.CodeActionContext(
+            [types.Diagnostic(types.Range(types.Position(i, 2), types.Position(i, 8)), "m",
+                              source="magcfg", data={"code": "redundant", "key": None})
+             for i in range(1, n + 1)]))), timeout=60)
+    assert found is not None and len(found) == n
+    last = found[-1]
+    assert isinstance(last, types.CodeAction) and last.edit and last.edit.changes
+    assert last.edit.changes[uri][0].range == types.Range(types.Position(n, 0),
+                                                          types.Position(n + 1, 0))

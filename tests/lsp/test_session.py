@@ -254,3 +254,20 @@ def test_a_schema_that_cannot_be_read_answers_nothing_and_says_why(mini: Project
     assert session.fixes(BASE_MAGDS, 1, "schema-type", "magds.host", "m") == []
     [found] = session.findings()["schemas/schema.json"]
     assert found.diagnostic.severity == "error"
+
+
+def test_the_fixes_of_every_finding_of_a_file_read_it_once(mini: Project) -> None:
+    """An editor asks for the fixes of every finding in a selection: 20,000 redundant
+    overrides of one map, each read from the top, would take minutes."""
+    script = (
+        "from magcfg.lsp.session import Session\n"
+        "from magcfg.project import load_project\n"
+        f"session = Session(load_project({str(mini.root / 'magcfg.yaml')!r}))\n"
+        "session.full_check()\n"
+        "n = 20_000\n"
+        "text = 'magds:\\n' + ''.join(f'  k{i}: 1\\n' for i in range(n))\n"
+        f"session.source.open({DEV_MAGDS!r}, text)\n"
+        f"fixes = session.fixes_of({DEV_MAGDS!r}, [(n - i, 'redundant', 'm') for i in range(n)])\n"
+        "print(len(fixes), fixes[0][0].title, fixes[-1][0].first_line, fixes[-1][0].end_line)\n")
+    assert finishes_in_a_child(script) == (
+        "20000 Remove the redundant override of magds.k19999 1 2\n")

@@ -98,18 +98,35 @@ def _close(chain: list[_Open], indent: int) -> None:
 
 def cursor_at(text: str, line: int, character: int) -> Cursor:
     """The cursor at 0-based ``line`` and ``character`` of ``text``."""
-    lines = text.split("\n")
+    return cursors(text.split("\n"), {line: character})[line]
+
+
+def cursors(lines: list[str], wanted: dict[int, int]) -> dict[int, Cursor]:
+    """The cursor at each ``{line: character}`` of ``wanted``, from one pass over the
+    lines: a cursor per line read from the top each time would be quadratic (quick
+    fixes for every finding of a file)."""
+    out = {}
     chain: list[_Open] = []
-    for number in range(min(line, len(lines))):
-        indent, content = _split(lines[number])
-        if _skip(content):
-            continue
-        indent, content = _step(chain, indent, content)
-        m = _KEY.match(content)
-        if m is not None:
-            _close(chain, indent)
-            chain.append(_Open(indent, _unquote(m.group(1)), False))
-    current = lines[line] if line < len(lines) else ""
+    number = 0
+    for line in sorted(wanted):
+        while number < min(line, len(lines)):
+            indent, content = _split(lines[number])
+            number += 1
+            if _skip(content):
+                continue
+            indent, content = _step(chain, indent, content)
+            m = _KEY.match(content)
+            if m is not None:
+                _close(chain, indent)
+                chain.append(_Open(indent, _unquote(m.group(1)), False))
+        out[line] = _cursor_on(list(chain), lines[line] if line < len(lines) else "",
+                               wanted[line])
+    return out
+
+
+def _cursor_on(chain: list[_Open], current: str, character: int) -> Cursor:
+    """The cursor at ``character`` of the line ``current``, below the keys ``chain``
+    holds open."""
     indent, content = _split(current)
     word = _WORD_BEFORE.search(current[:character])
     prefix = word.group() if word else ""
@@ -146,9 +163,10 @@ def key_column(line_text: str, segment: str) -> int:
     return len(line_text) - len(line_text.lstrip(" -"))
 
 
-class _Lines:
-    """Each line's indentation and content, split once: the removal of a key deep in a
-    chain of only children reads the same lines at every level of the chain."""
+class Outline:
+    """Each line's indentation and content, split once, for any number of removals: the
+    removal of a key deep in a chain of only children reads the same lines at every
+    level of the chain, and the removals of many keys of one map its block."""
 
     def __init__(self, lines: list[str]) -> None:
         self.split = [_split(line) for line in lines]
@@ -156,6 +174,19 @@ class _Lines:
         self.keys = [0]
         for _, content in self.split:
             self.keys.append(self.keys[-1] + (not _skip(content)))
+        self._ends: dict[int, tuple[int, int]] = {}
+        # The line each line that holds something is nested in (-1: none), from a stack
+        # of the lines whose indentation no later line has matched yet.
+        self._parents: list[int] = []
+        open_lines: list[int] = []
+        for number, (own, content) in enumerate(self.split):
+            if _skip(content):
+                self._parents.append(-2)  # a blank or comment line: walked up from if asked
+                continue
+            while open_lines and self.split[open_lines[-1]][0] >= own:
+                open_lines.pop()
+            self._parents.append(open_lines[-1] if open_lines else -1)
+            open_lines.append(number)
 
     def holding(self, first: int, end: int) -> int:
         """How many of the lines [first, end) hold something."""
@@ -166,6 +197,9 @@ class _Lines:
         """(``block_end(lines, start)``, the line that ended the block or the number of
         lines). ``resume``: that pair for a key nested in ``start``'s block, whose lines
         are all in it: the scan goes on from there."""
+        known = self._ends.get(start)
+        if known is not None:
+            return known
         indent, head = self.split[start]
         # A list may sit at its key's own indentation ("key:" then "- item").
         opens_list = _KEY.match(head) is not None and head.rstrip().endswith(":")
@@ -178,38 +212,49 @@ class _Lines:
                     break
                 last = end + 1
             end += 1
+        self._ends[start] = (last, end)
         return last, end
+
+    def parent(self, line: int) -> int:
+        """The line holding the key that ``line`` is nested in (-1: none)."""
+        found = self._parents[line]
+        if found != -2:
+            return found
+        indent = self.split[line][0]
+        above = line - 1
+        while above >= 0 and (_skip(self.split[above][1]) or self.split[above][0] >= indent):
+            above -= 1
+        return above
+
+    def removal(self, line: int) -> tuple[int, int]:
+        """Lines [first, end) to delete to remove the key on ``line``, with every
+        ancestor it would leave empty (an empty map in YAML is a null, which would
+        override)."""
+        # Each ancestor's block holds its child's, so its scan resumes where the child's
+        # stopped: the lines are read once, not once for each ancestor (cubic in a deep
+        # chain of only children). Not a blank line's: its block ends after itself.
+        first = line
+        scan = self.block_end(line)
+        end = scan[0]
+        while True:
+            parent = self.parent(first)
+            if parent < 0:
+                return first, end
+            scan = self.block_end(parent, None if _skip(self.split[first][1]) else scan)
+            parent_end = scan[0]
+            others = (self.holding(parent + 1, parent_end)
+                      - self.holding(first, min(end, parent_end)))
+            if others or not self.split[parent][1].rstrip().endswith(":"):
+                return first, end
+            first, end = parent, max(end, parent_end)
 
 
 def block_end(lines: list[str], start: int) -> int:
     """The line after the block of the key on line ``start`` (its nested lines, blank
     and comment lines inside it included, trailing ones left out)."""
-    return _Lines(lines).block_end(start)[0]
+    return Outline(lines).block_end(start)[0]
 
 
 def removal(text: str, line: int) -> tuple[int, int]:
-    """Lines [first, end) to delete to remove the key on ``line``, with every ancestor
-    it would leave empty (an empty map in YAML is a null, which would override)."""
-    info = _Lines(text.split("\n"))
-    # Each ancestor's block holds its child's, so its scan resumes where the child's
-    # stopped and the search for it where the child is: the lines are read once, not
-    # once for each ancestor (cubic in a deep chain of only children).
-    first = line
-    scan = info.block_end(line)
-    end = scan[0]
-    above = line - 1
-    while True:
-        indent = info.split[first][0]
-        while above >= 0 and (_skip(info.split[above][1]) or info.split[above][0] >= indent):
-            above -= 1
-        if above < 0:
-            return first, end
-        parent = above
-        scan = info.block_end(parent, scan)
-        parent_end = scan[0]
-        others = (info.holding(parent + 1, parent_end)
-                  - info.holding(first, min(end, parent_end)))
-        if others or not info.split[parent][1].rstrip().endswith(":"):
-            return first, end
-        first, end = parent, max(end, parent_end)
-        above = parent - 1
+    """``Outline.removal`` of one key of ``text``."""
+    return Outline(text.split("\n")).removal(line)

@@ -396,13 +396,12 @@ def code_action(ls: MagcfgServer, params: types.CodeActionParams) -> list[types.
     text = session.text(rel) or ""
     lines = text.split("\n")
     actions = []
-    for diagnostic in params.context.diagnostics:
-        data: Any = diagnostic.data
-        if diagnostic.source != "magcfg" or not isinstance(data, dict):
-            continue
-        line = diagnostic.range.start.line
-        for fix in session.fixes(rel, line, str(data.get("code")), data.get("key"),
-                                 diagnostic.message):
+    ours = [(d, data) for d in params.context.diagnostics
+            if d.source == "magcfg" and isinstance(data := d.data, dict)]
+    fixes = session.fixes_of(rel, [(d.range.start.line, str(data.get("code")), d.message)
+                                   for d, data in ours])
+    for (diagnostic, _), edits in zip(ours, fixes, strict=True):
+        for fix in edits:
             rng = ls.workspace.position_codec.range_to_client_units(lines, types.Range(
                 types.Position(fix.first_line, fix.first_column),
                 types.Position(fix.end_line, fix.end_column)))

@@ -42,7 +42,7 @@ from ..secrets.references import parse_reference
 from ..secrets.rules import LITERAL_CODE
 from ..secrets.settings import load_secret_settings
 from ..syntax.strict_yaml import UNSET
-from .cursor import Cursor, cursor_at, key_column, removal
+from .cursor import Cursor, Outline, cursor_at, cursors, key_column
 from .overlay import OverlaySource
 
 DOCUMENT = ""
@@ -519,16 +519,27 @@ class Session:
 
     # -- fixes ------------------------------------------------------------------------
 
-    @_unless_unreadable(list)
     def fixes(self, path: str, line: int, code: str, key: str | None, message: str) -> list[Edit]:
         """Quick fixes for a finding on ``line`` (0-based) of ``path``."""
+        return self.fixes_of(path, [(line, code, message)])[0]
+
+    def fixes_of(self, path: str, findings: list[tuple[int, str, str]]) -> list[list[Edit]]:
+        """The quick fixes of each finding (0-based line, code, message) of ``path``,
+        from one reading of the file however many they are (an editor asks for those
+        of every finding in a selection)."""
         text = self.text(path)
         if text is None:
-            return []
+            return [[] for _ in findings]
         lines = text.split("\n")
-        if not 0 <= line < len(lines):
-            return []
-        cursor = cursor_at(text, line, len(lines[line]))
+        at = cursors(lines, {line: len(lines[line]) for line, _, _ in findings
+                             if 0 <= line < len(lines)})
+        outline = Outline(lines)
+        return [self._fixes(path, lines, outline, at[line], line, code, message)
+                if line in at else [] for line, code, message in findings]
+
+    @_unless_unreadable(list)
+    def _fixes(self, path: str, lines: list[str], outline: Outline, cursor: Cursor, line: int,
+               code: str, message: str) -> list[Edit]:
         if cursor.key is None:
             return []
         # The key path as the build names it (behind the file's key prefix), in the
@@ -537,7 +548,7 @@ class Session:
         keypath = self.keypaths(path, cursor.keypath).get(env, cursor.keypath)
         shown = printable(format_keypath(keypath))
         if code == "redundant":
-            first, end = removal(text, line)
+            first, end = outline.removal(line)
             return [Edit(f"Remove the redundant override of {shown}", path, first, 0,
                          end, 0, "", "quickfix")]
         if code == "unknown-key":
