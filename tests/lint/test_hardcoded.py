@@ -417,3 +417,33 @@ def test_findings_are_numbered_as_the_file_s_lines_whatever_counted_them(
     assert sorted((f.file, f.line, f.rule) for f in found.findings) == [
         ("a.yaml", 2, "MAG002"), ("c.py", 2, "MAG002"), ("s.yaml", 7, "MAG002")]
     assert found.suppressed == 0
+
+
+def test_credential_names_auth_bearer_ssh_and_hmac_keys(make_repo: MakeRepo) -> None:
+    """`auth` and `bearer` as a name's last word hold a credential; as another word, or
+    over a mechanism's name, they do not. `ssh_key` and `hmac_key` are key material, but
+    not over an SSH public key or a key file's path."""
+    repo = make_repo({"deploy/values.yaml": """\
+registry:
+  auth: ZGVwbG95OkNBTkFSWWF1dGgx «MAG002»
+  proxyAuth: CANARYauth2-x9 «MAG002»
+  bearer: CANARYbearer3-x9 «MAG002»
+  authMethod: CANARYnot-a-credential
+  bearer_format: JWT
+  author: magds-bot
+  auth: scram-sha-256
+  clientAuth: RequireAndVerifyClientCert
+  basic_auth: none
+  tls_auth: x509
+git:
+  ssh_key: CANARYssh4-x9 «MAG002»
+  ssh_key_path: /home/ci/CANARY
+  deploy_ssh_key: ~/.ssh/id_ed25519
+  ssh_key_pub: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw deploy@ci
+  private_key: /etc/ssl/private/tls.key
+webhooks:
+  hmac_key: CANARYhmac5-x9 «MAG002»
+  HMAC_KEY_ID: CANARYhmac6
+""", "app/settings.py": 'SSH_KEY = "CANARYssh7-x9" «MAG002»\nBASIC_AUTH = "basic"\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected

@@ -15,6 +15,7 @@ Findings show ``<redacted>`` where the value would be: the value is never printe
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from collections.abc import Iterator
@@ -38,13 +39,17 @@ def _has_secret_word(text: str) -> bool:
     Substring tests on the lowered text are several times faster than a regex here."""
     low = text.lower()
     return ("pass" in low or "pwd" in low or "secret" in low or "token" in low
-            or "credential" in low or "key" in low)
+            or "credential" in low or "key" in low or "auth" in low or "bearer" in low)
 _SECRET_TOKENS = frozenset({
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
     "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
     "pass"})
 _SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("signing", "key"),
-                           ("encryption", "key"), ("master", "key")})
+                           ("encryption", "key"), ("master", "key"), ("ssh", "key"),
+                           ("hmac", "key")})
+# Secret-like only as a name's last word: `basic_auth` and `bearer` hold a credential,
+# `auth_method` and `bearer_format` say how one is used.
+_CREDENTIAL_LAST = frozenset({"auth", "bearer"})
 # A key ending in one of these names where a secret is, not the secret itself.
 _NOT_SECRET_LAST = frozenset({
     "file", "files", "path", "dir", "name", "names", "ref", "reference", "url", "uri",
@@ -56,7 +61,7 @@ _NOT_SECRET_LAST = frozenset({
     "description", "help", "title", "message", "error", "min", "max", "tokens", "secrets",
     "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
     "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator",
-    "algorithm", "algo", "scheme", "strategy", "cipher"})
+    "algorithm", "algo", "scheme", "strategy", "cipher", "pub", "public"})
 # Anywhere in a key, these make it a setting about a secret (`access_token_ttl_seconds`).
 _NOT_SECRET_ANY = frozenset({"ttl", "timeout", "expiry", "expires", "lifetime", "interval",
                              "seconds", "secs", "ms", "minutes", "hours", "days", "length",
@@ -89,7 +94,8 @@ def key_is_secret(key: str) -> bool:
         return False
     if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
         return False  # `passwordKey: db-password` names the key of a k8s Secret
-    if any(t in _SECRET_TOKENS for t in tokens) or tokens[-1].endswith(_SECRET_ENDINGS):
+    if any(t in _SECRET_TOKENS for t in tokens) or tokens[-1].endswith(_SECRET_ENDINGS) \
+            or tokens[-1] in _CREDENTIAL_LAST:
         return True
     return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(tokens))
 
@@ -451,7 +457,44 @@ def _names_a_key(value: str) -> bool:
 
 def _not_key_material(key: str, value: str, kind: str) -> bool:
     """Whether a literal under a secret-like key is a name or text, not the secret."""
-    return _self_named(key, value, kind) or _is_text(key, value)
+    return (_self_named(key, value, kind) or _is_text(key, value)
+            or _about_a_credential(key, value.strip().strip("\"'`")))
+
+
+# How a credential is used, not the credential: `auth: basic`, `auth: scram-sha-256`,
+# `clientAuth: RequireAndVerifyClientCert`, `bearer: oauth2`: words in one case or
+# capitalised, each perhaps followed by a few digits (`CANARYauth2` is neither).
+_MECHANISM_WORD = r"(?:[a-z]++|[A-Z]++|(?:[A-Z][a-z]++)++)[0-9]{0,3}+"
+_MECHANISM = re.compile(rf"{_MECHANISM_WORD}(?:[-_.](?:{_MECHANISM_WORD}|[0-9]++))*+")
+_SSH_PUBLIC_KEY = re.compile(
+    r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)"
+    r"@openssh\.com) AAAA")
+# A file's path (`~/.ssh/id_ed25519`, `/etc/ssl/private/tls.key`): at least two parts or
+# a file extension, no `+` or `=` (which base64 key material starting with `/` has).
+_KEY_FILE_PATH = re.compile(r"(?:~|\.\.?)?(?:/[\w@.-]++){2,}+|(?:~|\.\.?)?/[\w@-]++\.[A-Za-z]\w*+")
+
+
+def _about_a_credential(key: str, value: str) -> bool:
+    """Whether a literal under a credential-like key says where or how the credential is,
+    not what: a mechanism under an ``auth``/``bearer`` name (a ``user:password`` in
+    base64, Docker's ``auth``, is the credential), a file's path
+    under a ``*_key`` name (``ssh_key: ~/.ssh/id_ed25519``), an SSH public key anywhere."""
+    if _SSH_PUBLIC_KEY.match(value):
+        return True
+    last = _words(key)[-1:]
+    if last and last[0] in _CREDENTIAL_LAST:
+        return (len(value) <= 32 and bool(_MECHANISM.fullmatch(value))
+                and not _basic_credentials(value))
+    return last == ["key"] and bool(_KEY_FILE_PATH.fullmatch(value))
+
+
+def _basic_credentials(value: str) -> bool:
+    """Whether ``value`` is ``user:password`` in base64, as Docker's ``auth`` holds it."""
+    try:
+        text = base64.b64decode(value, validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return ":" in text and text.isprintable()
 
 
 def _is_text(key: str, value: str) -> bool:
