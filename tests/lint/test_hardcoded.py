@@ -447,3 +447,75 @@ webhooks:
 """, "app/settings.py": 'SSH_KEY = "CANARYssh7-x9" «MAG002»\nBASIC_AUTH = "basic"\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_code_shapes_typed_go_js_env_defaults_python_prefixes(make_repo: MakeRepo) -> None:
+    """Go's typed `const`/`var`, JS's `process.env.X || "..."` and `?? "..."`, Python's
+    prefixed and one-line triple-quoted strings; an f-string with a field, an empty
+    default and a name are not literals."""
+    repo = make_repo({
+        "cmd/main.go": """\
+package main
+
+const apiKey string = "CANARYgo1-x9" «MAG002»
+var dbPassword string = `CANARYgo2-x9` «MAG002»
+var (
+	authToken  string = "CANARYgo3-x9" «MAG002»
+	tokenURL   string = "https://auth.example.com/token"
+	passwordOK bool   = true
+)
+func f() { if token == "CANARYcmp" { return } }
+""",
+        "web/server.js": """\
+const s = process.env.SESSION_SECRET || "CANARYjs1-x9"; «MAG002»
+const k = process.env["STRIPE_API_KEY"] ?? 'CANARYjs2-x9'; «MAG002»
+const v = import.meta.env.VITE_API_TOKEN || `CANARYjs3-x9`; «MAG002»
+const p = process.env.DB_PASSWORD || "";
+const h = process.env.API_KEY_HEADER ?? "X-Api-Key";
+const u = process.env.PUBLIC_URL || "CANARYnot-secret";
+""",
+        "app/settings.py": '''\
+JWT_SECRET = f"CANARYpy1-x9" «MAG002»
+DB_PASSWORD = b"CANARYpy2-x9" «MAG002»
+SIGNING_KEY = rb'CANARYpy3-x9' «MAG002»
+API_TOKEN = """CANARYpy4-x9""" «MAG002»
+API_SECRET = \'\'\'CANARYpy5-x9\'\'\' «MAG002»
+AUTH_TOKEN = f"Bearer {GITHUB_TOKEN}"
+SESSION_TOKEN = f"{{CANARYpy6-x9}}" «MAG002»
+PASSWORD_PROMPT = """Enter the password"""
+EMPTY_TOKEN = """"""
+'''})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
+def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
+    """A secret-like variable's literal default is committed; its nested blocks, an
+    expression, an empty default and other variables are not."""
+    repo = make_repo({"infra/main.tf": """\
+variable "db_password" {
+  type      = string
+  sensitive = true
+  default   = "CANARYtf1-x9" «MAG002»
+}
+variable "api_token" { default = "CANARYtf2-x9" } «MAG002»
+variable "signing_key" {
+  description = "Key {in braces} # not a comment"
+  validation {
+    condition = length(var.signing_key) > 0
+    default   = "CANARYnested"
+  }
+  default = var.fallback
+}
+variable "region" {
+  default = "CANARYregion"
+}
+variable "admin_password" {
+  default = ""
+}
+locals {
+  default = "CANARYlocal"
+}
+""", "packer/build.pkr.hcl": 'variable "ssh_key" {\n  default = "CANARYhcl1-x9" «MAG002»\n}\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected

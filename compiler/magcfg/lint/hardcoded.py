@@ -113,14 +113,27 @@ _JSON_KV = re.compile(r'"([A-Za-z_][\w.-]*)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*((?:.*\S)?)\s*$")
 _DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s++([A-Za-z_][\w.]*+)\s++([^=\s][^=]*+)$")
 _INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*((?:.*\S)?)\s*$""")
+# A string literal in code: quoted, backquoted, Python's with a prefix (`f"..."`,
+# `rb'...'`) or triple quotes on one line.
+_CODE_STRING = (r"""((?:[rRbBuUfF]{1,2}+(?=["']))?+(?:\"\"\"(?:[^"\\\n]|\\.|"(?!""))*+\"\"\"|"""
+                r"""'''(?:[^'\\\n]|\\.|'(?!''))*+'''|"(?:[^"\\\n]|\\.)*+"|"""
+                r"""'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`))""")
 _CODE_KV = re.compile(  # `$env:` and `$script:` qualify a PowerShell variable
     r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*+)["'`]?"""
     r"""\s*+(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=)|:)\s*+"""
-    r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`\n]*`)""")
+    + _CODE_STRING)
+# Go's declaration with a type, `const apiKey string = "..."`, whose name _CODE_KV would
+# take to be the type's; in a `var (...)` block without the keyword.
+_GO_TYPED = re.compile(r"""^\s*+(?:(?:const|var)\s++)?([A-Za-z_]\w*+)\s++[A-Za-z_][\w.]*+"""
+                       r"""\s*+=(?!=)\s*+("(?:[^"\\\n]|\\.)*+"|`[^`\n]*+`)""")
 
 # A whole value that is a shell/compose fallback: `${VAR:-default}`, `${VAR-default}`,
 # `${VAR:=default}`, `${VAR=default}`.
 _FALLBACK_VALUE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=]([^}]*)\}")
+# `process.env.API_TOKEN || "..."` and `?? "..."` (and Vite's `import.meta.env`).
+_JS_ENV_DEFAULT = re.compile(
+    r"""(?:process\.env|import\.meta\.env)(?:\.([A-Za-z_$][\w$]*+)|\[\s*+["'`]([A-Za-z_]\w*+)"""
+    r"""["'`]\s*+\])\s*+(?:\|\||\?\?)\s*+("(?:[^"\\\n]|\\.)*+"|'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`)""")
 # `os.getenv("API_TOKEN", "...")`, `os.environ.get(...)`, `env.get(...)` with a default.
 _GETENV_DEFAULT = re.compile(
     r"""(?:getenv|environ\.get|env\.get)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
@@ -209,6 +222,12 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                 if key_is_secret(var) and is_literal(literal) \
                         and not _not_key_material(var, literal, kind):
                     yield number, Hit(default.start(2) + 1, f"env var `{var}` falls back to "
+                                                             f"a literal value ({REDACTED})", 1)
+            for default in _JS_ENV_DEFAULT.finditer(line) if "env" in line else ():
+                var, literal = default.group(1) or default.group(2), default.group(3)
+                if key_is_secret(var) and is_literal(literal) \
+                        and not _not_key_material(var, literal, kind):
+                    yield number, Hit(default.start(3) + 1, f"env var `{var}` falls back to "
                                                              f"a literal value ({REDACTED})", 1)
 
 
@@ -382,6 +401,40 @@ def _sealed_lines(src: SourceFile) -> frozenset[int]:
     return frozenset(lines)
 
 
+# Terraform's (and Packer's) `variable "db_password" { default = "..." }`: the default is
+# what runs when no value is passed, a literal like any other.
+_HCL_VARIABLE = re.compile(r'^\s*+variable\s++"([^"\n]++)"\s*+\{')
+_HCL_DEFAULT = re.compile(r'(?:^|[\s{;])default\s*+=\s*+("(?:[^"\\\n]|\\.)*+")')
+# What does not count in the braces of a block: strings and comments.
+_HCL_NOT_CODE = re.compile(r'"(?:[^"\\\n]|\\.)*+"|(?:#|//).*+')
+
+
+def _variable_default_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """The literal ``default`` of a variable block with a secret-like name, at its line."""
+    if "variable" not in src.text or "default" not in src.text:
+        return
+    name: str | None = None
+    depth = 0
+    for number, line in enumerate(src.lines, 1):
+        start = 0
+        if name is None:
+            m = _HCL_VARIABLE.match(line)
+            if m is None or not key_is_secret(m.group(1)):
+                continue
+            name, depth, start = m.group(1), 1, m.end()
+        for default in _HCL_DEFAULT.finditer(line, start):
+            before = _HCL_NOT_CODE.sub("", line[start:default.start()])
+            value = default.group(1)
+            if depth + before.count("{") - before.count("}") == 1 and is_literal(value) \
+                    and not _not_key_material(name, value, "code"):
+                yield number, Hit(default.start(1) + 1, f"variable `{printable(name)}` defaults "
+                                                         f"to a literal value ({REDACTED})", 1)
+        code = _HCL_NOT_CODE.sub("", line[start:])
+        depth += code.count("{") - code.count("}")
+        if depth <= 0:
+            name = None
+
+
 def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     text = src.text
     # Plain substring tests first (`Password=`, `PWD=`, `://:`): most files have none.
@@ -427,7 +480,28 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
             yield m.group(1), _strip_yaml_comment(m.group(2)), m.start(2) + 1
         return
     for m in _CODE_KV.finditer(line):
-        yield m.group(1).rsplit(".", 1)[-1], m.group(2), m.start(2) + 1
+        value = _code_string(m.group(2))
+        if value is not None:
+            yield m.group(1).rsplit(".", 1)[-1], value, m.start(2) + 1
+    m = _GO_TYPED.match(line)
+    if m:
+        yield m.group(1), m.group(2), m.start(2) + 1
+
+
+def _code_string(literal: str) -> str | None:
+    """A string literal as one quoted value (``rb'x'`` and ``\"\"\"x\"\"\"`` are ``"x"``), or
+    None for an f-string with a replacement field, which is an expression."""
+    body = literal.lstrip("rRbBuUfF")
+    prefix = literal[:len(literal) - len(body)].lower()
+    if not prefix and body[:3] not in ('"""', "'''"):
+        return literal
+    quotes = 3 if body[:3] in ('"""', "'''") else 1
+    inner = body[quotes:len(body) - quotes]
+    if "f" in prefix:
+        if "{" in inner.replace("{{", ""):
+            return None
+        inner = inner.replace("{{", "{").replace("}}", "}")
+    return f'"{inner}"'
 
 
 def _strip_yaml_comment(value: str) -> str:
@@ -584,6 +658,8 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         found: list[Iterator[tuple[int, Hit]]] = []
         if not example and _has_secret_word(src.text):
             found.append(_key_hits(src, kind, elsewhere if structured else None))
+            if src.name.endswith((".tf", ".hcl")):
+                found.append(_variable_default_hits(src))
         found.append(entropy_hits(src))
         for number, hit in itertools.chain.from_iterable(found):
             if number not in ciphertext:
