@@ -519,3 +519,18 @@ locals {
 """, "packer/build.pkr.hcl": 'variable "ssh_key" {\n  default = "CANARYhcl1-x9" «MAG002»\n}\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_a_value_written_as_its_key_is_a_literal_outside_code(make_repo: MakeRepo) -> None:
+    """`password: password` is a default credential; the key's words in another case are a
+    label, and in code the same string is a name (an enum member, a field)."""
+    repo = make_repo({
+        "compose.yaml": "services:\n  mq:\n    environment:\n"
+                        "      password: password «MAG002»\n      token: Token\n",
+        "config/app.env": "secret=secret «MAG002»\nDB_PASSWORD=DB_PASSWORD «MAG002»\n",
+        "web/locales/en.json": '{"password": "Password", "api_token": "API token",\n'
+                               ' "token": "token"} «MAG002»\n',
+        "app/kinds.py": 'class Grant(str, Enum):\n    password = "password"\n'
+                        'PASSWORD_FIELD = "password"\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected

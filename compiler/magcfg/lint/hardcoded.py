@@ -575,11 +575,15 @@ def _is_text(key: str, value: str) -> bool:
     """Prose or a label: two or more words of letters only (``"Invalid or expired token"``,
     UI and i18n strings), or the key's own words (``"password": "Password"``). A
     passphrase of plain words (``correct horse battery staple``) reads as prose too and is
-    missed: the price of not flagging every message about a password."""
-    words = value.strip().strip("\"'`").split()
+    missed: the price of not flagging every message about a password. A value written
+    exactly as its key (``password: password``) is no label but the key's name made its
+    value, a default credential; in code a name (``_self_named``: an enum member
+    ``password = "password"``)."""
+    text = value.strip().strip("\"'`")
+    words = text.split()
     if len(words) >= 2 and all(w.isalpha() for w in words):
         return True
-    return _words(value) == _words(key)
+    return text != key and _words(value) == _words(key)
 
 
 def _self_named(key: str, value: str, kind: str) -> bool:
