@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import printable
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
+from .keystores import key_store
 from .literals import is_literal
 from .token_formats import Hit, encoded_private_key_hits, entropy_hits, format_hits, load_plugins
 from .walk import SourceFile
@@ -654,6 +655,11 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
 
     for number, hit in itertools.chain(format_hits(src), encoded_private_key_hits(src)):
         keep(number, hit)
+    store = key_store(src.name, src.raw) if src.raw is not None else None
+    if store is not None:
+        # Bytes have no line to fingerprint: the baseline knows the store by its digest.
+        keep(1, Hit(1, f"{store} in a committed file ({REDACTED})", 0,
+                    f"sha256:{src.raw_digest}"))
     if kind is not None:
         example = bool(_EXAMPLE.search(src.name))
         structured = kind in ("yaml", "json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import hashlib
 import os
 import re
 import stat
@@ -21,6 +22,7 @@ from ..durable import (
     sha256_regular,
 )
 from ..errors import printable
+from .keystores import MAX_BINARY_BYTES, named_key_store
 
 # Directories never worth linting when walking a tree outside git.
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__",
@@ -37,6 +39,12 @@ class SourceFile:
 
     path: str
     text: str
+    raw: bytes | None = field(default=None, repr=False)
+    """The first ``keystores.MAX_BINARY_BYTES`` of a file that is not text (a NUL byte,
+    bytes that are not UTF-8) or is named as a key store: what the key store check reads."""
+    raw_digest: str | None = None
+    """The SHA-256 of the whole file whose ``raw`` is kept: a baseline entry accepts the
+    key store by it."""
     _lines: list[str] | None = field(default=None, repr=False)
     _starts: list[int] | None = field(default=None, repr=False)
 
@@ -175,7 +183,12 @@ def read_files(root: Path, names: Sequence[str]
         except OSError as exc:
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
-        yield name, SourceFile(shown, decode(data))
+        text = decode(data)
+        if "\0" in text or "\ufffd" in text or named_key_store(name):
+            yield name, SourceFile(shown, text, data[:MAX_BINARY_BYTES],
+                                   hashlib.sha256(data).hexdigest())
+        else:
+            yield name, SourceFile(shown, text)
 
 
 def _digest(path: Path) -> str | None:

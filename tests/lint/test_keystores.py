@@ -1,0 +1,126 @@
+"""Binary private key stores (lint/keystores.py): PKCS#12, JKS, JCEKS and DER keys by
+content, key store names by name; trust stores and public keys are not findings."""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from magcfg.lint import lint
+from magcfg.lint.keystores import MAX_BINARY_BYTES, key_store
+
+from ..conftest import failed_cleanly
+from .conftest import MakeRepo, run_cli
+
+BASELINE = ".magcfg-lint-baseline.json"
+
+
+def _certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "magds")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+
+
+def _stores(root: Path) -> None:
+    """Key stores and look-alikes made by `cryptography` (and `openssl`'s formats)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _certificate(key)
+    der = serialization.Encoding.DER
+    (root / "tls").mkdir()
+    (root / "tls/client.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"client", key, cert, None, serialization.BestAvailableEncryption(b"changeit")))
+    (root / "tls/bundle").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"client", key, cert, None, serialization.NoEncryption()))
+    (root / "tls/ed25519.der").write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (root / "tls/rsa.key").write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
+        der, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    (root / "tls/enc.der").write_bytes(key.private_bytes(
+        der, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"changeit")))
+    # Public: a certificate and a public key in DER; an LFS pointer named as a store.
+    (root / "tls/cert.der").write_bytes(cert.public_bytes(der))
+    (root / "tls/pub.der").write_bytes(key.public_key().public_bytes(
+        der, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (root / "tls/big.p12").write_text("version https://git-lfs.github.com/spec/v1\n"
+                                      "oid sha256:4d7a\nsize 12345\n")
+    (root / "android").mkdir()
+    (root / "android/release.bks").write_bytes(b"\x00\x00\x00\x02" + bytes(range(40)))
+
+
+def test_key_stores_by_content_and_name(make_repo: MakeRepo) -> None:
+    repo = make_repo({"README.md": "keys\n"}, git_init=False)
+    _stores(repo.root)
+    found = {(f.file, f.line, f.message) for f in lint(repo.root).findings}
+    assert found == {
+        ("tls/client.p12", 1, "PKCS#12 key store in a committed file (<redacted>)"),
+        ("tls/bundle", 1, "PKCS#12 key store in a committed file (<redacted>)"),
+        ("tls/ed25519.der", 1, "DER private key in a committed file (<redacted>)"),
+        ("tls/rsa.key", 1, "DER private key in a committed file (<redacted>)"),
+        ("tls/enc.der", 1, "DER private key in a committed file (<redacted>)"),
+        ("android/release.bks", 1,
+         "key store (by its file name) in a committed file (<redacted>)")}
+
+
+def _keytool(*args: str) -> None:
+    subprocess.run(["keytool", *args, "-storepass", "changeit", "-noprompt"], check=True,
+                   capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("keytool") is None, reason="needs a JDK's keytool")
+def test_java_key_stores_and_trust_stores(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """keytool's own JKS and JCEKS stores: with a private or secret key they are
+    findings, under any name; a JKS trust store of certificates is public."""
+    repo = make_repo({"README.md": "keys\n"}, git_init=False)
+    app, sec, trust = (repo.root / "app.jks", repo.root / "conf/secrets.jceks",
+                       repo.root / "truststore.jks")
+    sec.parent.mkdir()
+    _keytool("-genkeypair", "-alias", "app", "-keyalg", "EC", "-groupname", "secp256r1",
+             "-dname", "CN=app", "-storetype", "JKS", "-keystore", str(app))
+    _keytool("-genseckey", "-alias", "s", "-keyalg", "AES", "-keysize", "128",
+             "-storetype", "JCEKS", "-keystore", str(sec))
+    _keytool("-exportcert", "-alias", "app", "-keystore", str(app),
+             "-file", str(tmp_path / "app.crt"))
+    _keytool("-importcert", "-alias", "ca", "-file", str(tmp_path / "app.crt"),
+             "-storetype", "JKS", "-keystore", str(trust))
+    shutil.copy(app, repo.root / "app.bin")
+    found = {(f.file, f.message) for f in lint(repo.root).findings}
+    assert found == {("app.jks", "JKS key store in a committed file (<redacted>)"),
+                     ("app.bin", "JKS key store in a committed file (<redacted>)"),
+                     ("conf/secrets.jceks", "JCEKS key store in a committed file (<redacted>)")}
+    # A trust store read only in part is not known to hold no key.
+    data = trust.read_bytes()
+    assert key_store("t.jks", data) is None
+    entry, count = data[12:-20], MAX_BINARY_BYTES // (len(data) - 32) + 2
+    many = data[:8] + struct.pack(">I", count) + entry * count + data[-20:]
+    assert key_store("t.jks", many) == "JKS key store"
+    assert key_store("t.jks", many[:8] + struct.pack(">I", 3) + many[12:]) is None
+
+
+def test_the_baseline_accepts_a_key_store_by_its_digest(make_repo: MakeRepo) -> None:
+    repo = make_repo({"README.md": "keys\n"})
+    key = ec.generate_private_key(ec.SECP256R1())
+    store = repo.root / "client.pfx"
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"c", key, _certificate(key), None, serialization.NoEncryption()))
+    assert run_cli(repo.root, "lint", "--write-baseline").returncode == 0
+    assert run_cli(repo.root, "lint", "--baseline", BASELINE).returncode == 0
+    # Another key store under the name is a new finding.
+    other = ec.generate_private_key(ec.SECP256R1())
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"c", other, _certificate(other), None, serialization.NoEncryption()))
+    done = run_cli(repo.root, "lint", "--baseline", BASELINE)
+    failed_cleanly(done, 1)
+    assert done.stdout.startswith("client.pfx:1:1: MAG002 error: PKCS#12 key store")
