@@ -27,8 +27,9 @@ from .context import LintContext, finding
 from .findings import REDACTED, Finding
 from .keystores import key_store
 from .literals import is_literal
+from .manifests import DataEntry, sealed_lines, secret_data
 from .token_formats import Hit, encoded_private_key_hits, entropy_hits, format_hits, load_plugins
-from .walk import SourceFile
+from .walk import SourceFile, source
 
 RULE = "MAG002"
 FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`, "
@@ -169,7 +170,8 @@ def _kind(name: str) -> str | None:
     lower = name.lower()
     if lower.endswith((".yaml", ".yml")):
         return "yaml"
-    if lower.endswith((".json", ".tfstate", ".tfstate.backup")):
+    if lower.endswith((".json", ".tfstate", ".tfstate.backup", ".dockerconfigjson",
+                       ".dockercfg")):
         return "json"
     if name == ".env" or name.startswith(".env.") or lower.endswith(".env"):
         return "env"
@@ -365,41 +367,6 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
-
-
-def _sealed_lines(src: SourceFile) -> frozenset[int]:
-    """The lines of a Bitnami SealedSecret's ``spec.encryptedData`` entries: ciphertext
-    that only the cluster's controller can open, so neither a secret-like key's value nor
-    a high-entropy string there is a finding (a token format still is)."""
-    if "SealedSecret" not in src.text or "encryptedData" not in src.text:
-        return frozenset()
-    import yaml
-
-    def child(node: Any, name: str) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == name:
-                    return value
-        return None
-
-    lines: set[int] = set()
-    try:
-        # PyYAML's own composer: libyaml's recurses on the C stack, and this file is the
-        # pull request's (it names SealedSecret and encryptedData to be read here).
-        for doc in yaml.compose_all(src.text, Loader=yaml.SafeLoader):
-            kind = child(doc, "kind")
-            data = child(child(doc, "spec"), "encryptedData")
-            if not (isinstance(kind, yaml.ScalarNode) and kind.value == "SealedSecret"
-                    and isinstance(data, yaml.MappingNode)):
-                continue
-            for key, value in data.value:
-                first, _ = src.position(key.start_mark.index)
-                last, column = src.position(value.end_mark.index)
-                # A block scalar ends at the start of the line after its last.
-                lines.update(range(first, max(first, last - (column == 1)) + 1))
-    except (yaml.YAMLError, RecursionError):
-        pass  # not YAML (a Helm template): each line is read alone, as the line rule does
-    return frozenset(lines)
 
 
 # Terraform's (and Packer's) `variable "db_password" { default = "..." }`: the default is
@@ -645,12 +612,27 @@ def prepare(ctx: LintContext) -> None:
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     """Yield at most one MAG002 finding per line (the most specific detector wins)."""
-    kind = _kind(src.name)
+    hits = _hits(src, _kind(src.name), bool(_EXAMPLE.search(src.name)), True)
+    for number in sorted(hits):
+        hit = hits[number]
+        yield finding(src, number, hit.column, RULE, hit.message, FIX, hit.fingerprint)
+
+
+def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
+          ) -> dict[int, Hit]:
+    """Each line's most specific hit. ``manifests``: also read a Secret's ``data`` as
+    what it decodes to (never within a decoded value)."""
     hits: dict[int, Hit] = {}
+    structured = kind in ("yaml", "json")
+    entries = secret_data(src) if structured and manifests else []
+    # A Secret's decoded value decides for its lines: its base64 is neither a literal,
+    # nor entropy, nor (a PEM key's base64 cut across lines) a finding of its own.
+    decoded = {number for entry in entries for number in entry.lines}
 
     def keep(number: int, hit: Hit) -> None:
         old = hits.get(number)
-        if old is None or (hit.priority, hit.column) < (old.priority, old.column):
+        if number not in decoded and (
+                old is None or (hit.priority, hit.column) < (old.priority, old.column)):
             hits[number] = hit
 
     for number, hit in itertools.chain(format_hits(src), encoded_private_key_hits(src)):
@@ -661,9 +643,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         keep(1, Hit(1, f"{store} in a committed file ({REDACTED})", 0,
                     f"sha256:{src.raw_digest}"))
     if kind is not None:
-        example = bool(_EXAMPLE.search(src.name))
-        structured = kind in ("yaml", "json")
-        ciphertext = _sealed_lines(src) if structured else frozenset()
+        ciphertext = sealed_lines(src) if structured else frozenset()
         elsewhere: list[int] = []
         found: list[Iterator[tuple[int, Hit]]] = []
         if not example and _has_secret_word(src.text):
@@ -680,6 +660,32 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
                     keep(number, hit)
         for number, hit in _connection_hits(src):
             keep(number, hit)
-    for number in sorted(hits):
-        hit = hits[number]
-        yield finding(src, number, hit.column, RULE, hit.message, FIX, hit.fingerprint)
+    for entry in entries:
+        verdict = _decoded_hit(src, entry, example)
+        if verdict is not None:
+            hits[entry.line] = verdict
+    return hits
+
+
+def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None:
+    """What a Secret's ``data`` entry decodes to, read as the file its key names
+    (``.dockerconfigjson``, ``app.env``, ``tls.key``, ``keystore.p12``) or, for a key
+    naming no kind of file, as the key's value (``password``), at the key's line."""
+    inner = source(entry.key, entry.data)
+    kind = _kind(entry.key)
+    found = sorted(_hits(inner, kind, example, False).items(),
+                   key=lambda item: (item[1].priority, item[0]))
+    message = found[0][1].message if found else None
+    # Bytes that are not text (a random key) read as U+FFFD, which would look like a
+    # placeholder (`xxxx`): their base64 is the literal.
+    value = inner.text.strip() if inner.raw is None else "".join(entry.encoded.split())
+    if message is None and kind is None and not example and "\n" not in value \
+            and key_is_secret(entry.key) and is_literal(value) \
+            and not _not_key_material(entry.key, value, "yaml"):
+        message = f"`{printable(entry.key)}` is a literal value ({REDACTED})"
+    if message is None:
+        return None
+    line = src.lines[entry.line - 1] if entry.line <= len(src.lines) else ""
+    return Hit(entry.column, f"the Secret's `{printable(entry.key)}`, base64-decoded: "
+                             f"{message}", 1,
+               None if len(entry.lines) == 1 else f"{line}\n{entry.encoded}")

@@ -183,12 +183,16 @@ def read_files(root: Path, names: Sequence[str]
         except OSError as exc:
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
-        text = decode(data)
-        if "\0" in text or "\ufffd" in text or named_key_store(name):
-            yield name, SourceFile(shown, text, data[:MAX_BINARY_BYTES],
-                                   hashlib.sha256(data).hexdigest())
-        else:
-            yield name, SourceFile(shown, text)
+        yield name, source(shown, data)
+
+
+def source(path: str, data: bytes) -> SourceFile:
+    """``data`` as lint reads it at ``path``: its text (``decode``), and the bytes the
+    key store check reads when it is not text or is named as a key store."""
+    text = decode(data)
+    if "\0" in text or "\ufffd" in text or named_key_store(path):
+        return SourceFile(path, text, data[:MAX_BINARY_BYTES], hashlib.sha256(data).hexdigest())
+    return SourceFile(path, text)
 
 
 def _digest(path: Path) -> str | None:

@@ -1,0 +1,98 @@
+"""Kubernetes manifests read by their structure (lint/manifests.py): a Secret's base64
+``data`` checked as what it decodes to, each finding at its key's line."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from magcfg.lint import lint
+from magcfg.lint.manifests import MAX_DATA_BYTES
+
+from .conftest import MakeRepo, run_cli
+
+
+def b64(text: str | bytes) -> str:
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+DOCKER = json.dumps({"auths": {"ghcr.io": {"auth": b64("deploy:CANARYdock1-x9")}}})
+PEM_KEY = ("-----BEGIN EC PRIVATE KEY-----\n"
+           "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oA+FOzp4bwP3oAoGCCqGSM49\n"
+           "-----END EC PRIVATE KEY-----\n")
+
+SECRET = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app
+data:
+  .dockerconfigjson: {b64(DOCKER)} «MAG002»
+  app.env: {b64("LOG_LEVEL=info" + chr(10) + "DB_PASSWORD=CANARYenv2-x9" + chr(10))} «MAG002»
+  password: {b64("CANARYpw3-x9")} «MAG002»
+  tls.key: |- «MAG002»
+    {b64(PEM_KEY)[:60]}
+    {b64(PEM_KEY)[60:]}
+  config.yaml: {b64("db:" + chr(10) + "  password: CANARYyaml4-x9" + chr(10))} «MAG002»
+  api_token: {b64(bytes(range(200, 232)))} «MAG002»
+  username: {b64("CANARYadmin")}
+  db_password: {b64("vault://secret/k3s/app#db_password")}
+  empty_token: ""
+  tls.crt: {b64("-----BEGIN CERTIFICATE-----" + chr(10) + "MIIB" + chr(10))}
+  settings.json: {b64(json.dumps({"passwordMinLength": 12, "logLevel": "info"}))}
+  plain_password: CANARYnotbase64 «MAG002»
+stringData:
+  token: CANARYstring5-x9 «MAG002»
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app
+data:
+  app.env: {b64("DB_PASSWORD=CANARYcm6-x9")}
+"""
+
+
+def test_secret_data_is_read_as_what_it_decodes_to(make_repo: MakeRepo) -> None:
+    repo = make_repo({"k8s/secret.yaml": SECRET})
+    found = {(f.file, f.line, f.rule) for f in lint(repo.root).findings}
+    assert found == repo.expected
+    done = run_cli(repo.root, "lint")
+    assert "k8s/secret.yaml:6:3: MAG002 error: the Secret's `.dockerconfigjson`, " \
+           "base64-decoded: `auth` is assigned a literal value (<redacted>)" in done.stdout
+    assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_secret_lists_json_and_limits(make_repo: MakeRepo) -> None:
+    """`kubectl get -o yaml`'s List and a JSON Secret are decoded; a value over 1 MiB,
+    a template and a SealedSecret are not."""
+    listed = (f"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n"
+              f"  data:\n    app.env: {b64('API_TOKEN=CANARYlist1-x9')} «MAG002»\n")
+    as_json = ('{"apiVersion": "v1", "kind": "Secret", "data": {\n'
+               f'  "app.env": "{b64("API_TOKEN=CANARYjson2-x9")}"}}}} «MAG002»\n')
+    big = b64("API_TOKEN=CANARYbig3-x9\n" + "#" * MAX_DATA_BYTES)
+    repo = make_repo({
+        "k8s/list.yaml": listed, "k8s/secret.json": as_json,
+        "k8s/big.yaml": f"kind: Secret\ndata:\n  app.env: {big}\n",
+        "chart/templates/secret.yaml": "kind: Secret\ndata:\n"
+                                       "  password: {{ .Values.password | b64enc }}\n",
+        "k8s/sealed.yaml": "kind: SealedSecret\nspec:\n  encryptedData:\n"
+                           f"    app.env: {b64('API_TOKEN=CANARYsealed-x9')}\n",
+        # An example file: the key rule is off, a private key still is a finding.
+        "k8s/secret.example.yaml": f"kind: Secret\ndata:\n  password: {b64('CANARYex-x9')}\n"
+                                   f"  tls.key: {b64(PEM_KEY)} «MAG002»\n"})
+    found = {(f.file, f.line, f.rule) for f in lint(repo.root).findings}
+    assert found == repo.expected
+
+
+def test_a_decoded_block_value_is_fingerprinted_with_its_line(make_repo: MakeRepo) -> None:
+    """A value on lines below its key is the baseline's with the key's line: an edited
+    secret there is a new finding."""
+    text = f"kind: Secret\ndata:\n  app.env: |\n    {b64('API_TOKEN=CANARYfp1-x9')}\n"
+    repo = make_repo({"k8s/s.yaml": text})
+    assert run_cli(repo.root, "lint", "--write-baseline").returncode == 0
+    assert run_cli(repo.root, "lint", "--baseline", ".magcfg-lint-baseline.json").returncode == 0
+    (repo.root / "k8s/s.yaml").write_text(text.replace(b64("API_TOKEN=CANARYfp1-x9"),
+                                                       b64("API_TOKEN=CANARYfp2-x9")))
+    done = run_cli(repo.root, "lint", "--baseline", ".magcfg-lint-baseline.json")
+    assert done.returncode == 1 and done.stdout.startswith("k8s/s.yaml:3:3: MAG002")
