@@ -124,3 +124,18 @@ def test_the_baseline_accepts_a_key_store_by_its_digest(make_repo: MakeRepo) -> 
     done = run_cli(repo.root, "lint", "--baseline", BASELINE)
     failed_cleanly(done, 1)
     assert done.stdout.startswith("client.pfx:1:1: MAG002 error: PKCS#12 key store")
+
+
+def test_only_what_may_be_a_key_store_keeps_its_bytes() -> None:
+    """Every file lint reads is held for the run: an image or archive keeps its text
+    only, not also its first 256 KiB."""
+    from magcfg.lint.walk import source
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    assert source("img.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(300)).raw is None
+    assert source("a.tar.gz", b"\x1f\x8b\x08\0" + bytes(300)).raw is None
+    assert source("app.yaml", b"password: x\n").raw is None
+    assert source("key", key).raw == key
+    assert source("ptr.p12", b"version https://git-lfs.github.com/spec/v1\n").raw is not None

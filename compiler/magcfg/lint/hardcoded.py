@@ -678,7 +678,8 @@ def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None
     message = found[0][1].message if found else None
     # Bytes that are not text (a random key) read as U+FFFD, which would look like a
     # placeholder (`xxxx`): their base64 is the literal.
-    value = inner.text.strip() if inner.raw is None else "".join(entry.encoded.split())
+    binary = "\0" in inner.text or "\ufffd" in inner.text
+    value = "".join(entry.encoded.split()) if binary else inner.text.strip()
     if message is None and kind is None and not example and "\n" not in value \
             and key_is_secret(entry.key) and is_literal(value) \
             and not _not_key_material(entry.key, value, "yaml"):

@@ -27,6 +27,14 @@ def named_key_store(name: str) -> bool:
     return name.lower().endswith(_NAMES)
 
 
+def may_be_key_store(name: str, data: bytes) -> bool:
+    """Whether ``key_store`` could find one in ``data``: named as one, or beginning as a
+    Java store or a DER structure (SEQUENCE) does. Other binary files (images, archives)
+    are not kept for it."""
+    return data[:1] == b"\x30" or data[:4] in (_JKS_MAGIC, _JCEKS_MAGIC) \
+        or named_key_store(name)
+
+
 def key_store(name: str, data: bytes) -> str | None:
     """What private key store ``data`` (a file or a Secret's value named ``name``) is,
     or None. A JKS or JCEKS store of certificates only (a trust store) holds nothing

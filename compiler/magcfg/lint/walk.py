@@ -22,7 +22,7 @@ from ..durable import (
     sha256_regular,
 )
 from ..errors import printable
-from .keystores import MAX_BINARY_BYTES, named_key_store
+from .keystores import MAX_BINARY_BYTES, may_be_key_store, named_key_store
 
 # Directories never worth linting when walking a tree outside git.
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__",
@@ -40,8 +40,8 @@ class SourceFile:
     path: str
     text: str
     raw: bytes | None = field(default=None, repr=False)
-    """The first ``keystores.MAX_BINARY_BYTES`` of a file that is not text (a NUL byte,
-    bytes that are not UTF-8) or is named as a key store: what the key store check reads."""
+    """The first ``keystores.MAX_BINARY_BYTES`` of a file that may be a key store
+    (``source``): what the key store check reads."""
     raw_digest: str | None = None
     """The SHA-256 of the whole file whose ``raw`` is kept: a baseline entry accepts the
     key store by it."""
@@ -188,9 +188,11 @@ def read_files(root: Path, names: Sequence[str]
 
 def source(path: str, data: bytes) -> SourceFile:
     """``data`` as lint reads it at ``path``: its text (``decode``), and the bytes the
-    key store check reads when it is not text or is named as a key store."""
+    key store check reads when it may be one (``keystores.may_be_key_store``) and is not
+    text, or is named as one."""
     text = decode(data)
-    if "\0" in text or "\ufffd" in text or named_key_store(path):
+    if may_be_key_store(path, data) and ("\0" in text or "\ufffd" in text
+                                         or named_key_store(path)):
         return SourceFile(path, text, data[:MAX_BINARY_BYTES], hashlib.sha256(data).hexdigest())
     return SourceFile(path, text)
 
