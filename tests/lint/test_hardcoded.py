@@ -435,6 +435,9 @@ registry:
   clientAuth: RequireAndVerifyClientCert
   basic_auth: none
   tls_auth: x509
+  enable_auth: 1
+  proxy_auth: 42
+  registry_auth: 4096CANARY «MAG002»
 git:
   ssh_key: CANARYssh4-x9 «MAG002»
   ssh_key_path: /home/ci/CANARY
@@ -444,7 +447,8 @@ git:
 webhooks:
   hmac_key: CANARYhmac5-x9 «MAG002»
   HMAC_KEY_ID: CANARYhmac6
-""", "app/settings.py": 'SSH_KEY = "CANARYssh7-x9" «MAG002»\nBASIC_AUTH = "basic"\n'})
+""", "app/settings.py": 'SSH_KEY = "CANARYssh7-x9" «MAG002»\nBASIC_AUTH = "basic"\n'
+                          'TOKEN_RE = r"ghp_[A-Za-z0-9]{36}"\nAPI_KEY_RX = r"sk-[a-z]+"\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
 

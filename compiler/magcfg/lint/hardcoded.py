@@ -63,7 +63,8 @@ _NOT_SECRET_LAST = frozenset({
     "description", "help", "title", "message", "error", "min", "max", "tokens", "secrets",
     "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
     "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator",
-    "algorithm", "algo", "scheme", "strategy", "cipher", "pub", "public"})
+    "algorithm", "algo", "scheme", "strategy", "cipher", "pub", "public", "re", "rx",
+    "regexp"})
 # Anywhere in a key, these make it a setting about a secret (`access_token_ttl_seconds`).
 _NOT_SECRET_ANY = frozenset({"ttl", "timeout", "expiry", "expires", "lifetime", "interval",
                              "seconds", "secs", "ms", "minutes", "hours", "days", "length",
@@ -505,9 +506,10 @@ def _not_key_material(key: str, value: str, kind: str) -> bool:
 
 # How a credential is used, not the credential: `auth: basic`, `auth: scram-sha-256`,
 # `clientAuth: RequireAndVerifyClientCert`, `bearer: oauth2`: words in one case or
-# capitalised, each perhaps followed by a few digits (`CANARYauth2` is neither).
+# capitalised, each perhaps followed by a few digits (`CANARYauth2` is neither), or a
+# small number (`auth: 1`).
 _MECHANISM_WORD = r"(?:[a-z]++|[A-Z]++|(?:[A-Z][a-z]++)++)[0-9]{0,3}+"
-_MECHANISM = re.compile(rf"{_MECHANISM_WORD}(?:[-_.](?:{_MECHANISM_WORD}|[0-9]++))*+")
+_MECHANISM = re.compile(rf"{_MECHANISM_WORD}(?:[-_.](?:{_MECHANISM_WORD}|[0-9]++))*+|[0-9]{{1,3}}")
 _SSH_PUBLIC_KEY = re.compile(
     r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)"
     r"@openssh\.com) AAAA")
