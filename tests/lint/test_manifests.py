@@ -96,3 +96,15 @@ def test_a_decoded_block_value_is_fingerprinted_with_its_line(make_repo: MakeRep
                                                        b64("API_TOKEN=CANARYfp2-x9")))
     done = run_cli(repo.root, "lint", "--baseline", ".magcfg-lint-baseline.json")
     assert done.returncode == 1 and done.stdout.startswith("k8s/s.yaml:3:3: MAG002")
+
+
+def test_the_rest_of_a_minified_secret_s_line_is_read(make_repo: MakeRepo) -> None:
+    """Only the decoded value's own text is decided by what it decodes to: a token
+    beside it on the line (a minified JSON Secret) is still a finding."""
+    token = "ghp_" + "Zq7Xw2Lk9Vb4Nm6Pd1Rt8Yc3Hs5Jf0Ga2Ue7"
+    line = ('{"kind": "Secret", "data": {"db_password": "'
+            + b64("vault://secret/k3s/app#db") + '"}, "stringData": {"x": "' + token + '"}}')
+    repo = make_repo({"k8s/min.json": line + "\n",
+                      "k8s/clean.json": line.replace(token, "plain") + "\n"})
+    assert [(f.file, f.line, f.column) for f in lint(repo.root).findings] == [
+        ("k8s/min.json", 1, line.index(token) + 1)]

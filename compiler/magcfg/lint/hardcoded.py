@@ -627,14 +627,16 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
     hits: dict[int, Hit] = {}
     structured = kind in ("yaml", "json")
     entries = secret_data(src) if structured and manifests else []
-    # A Secret's decoded value decides for its lines: its base64 is neither a literal,
-    # nor entropy, nor (a PEM key's base64 cut across lines) a finding of its own.
+    # A Secret's decoded value decides for itself: its base64 is neither a literal, nor
+    # entropy, nor (a PEM key's base64 cut across lines) a finding of its own; what else
+    # its lines hold (a minified JSON Secret's other fields) is read as ever.
     decoded = {number for entry in entries for number in entry.lines}
 
     def keep(number: int, hit: Hit) -> None:
+        if number in decoded and any(entry.covers(number, hit.column) for entry in entries):
+            return
         old = hits.get(number)
-        if number not in decoded and (
-                old is None or (hit.priority, hit.column) < (old.priority, old.column)):
+        if old is None or (hit.priority, hit.column) < (old.priority, old.column):
             hits[number] = hit
 
     for number, hit in itertools.chain(format_hits(src), encoded_private_key_hits(src)):
@@ -664,7 +666,8 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
             keep(number, hit)
     for entry in entries:
         verdict = _decoded_hit(src, entry, example)
-        if verdict is not None:
+        old = hits.get(entry.line)
+        if verdict is not None and (old is None or old.priority > 0):
             hits[entry.line] = verdict
     return hits
 

@@ -35,6 +35,13 @@ class DataEntry:
     """The lines of the key and its encoded value."""
     encoded: str
     data: bytes
+    start: tuple[int, int]
+    end: tuple[int, int]
+    """Where the encoded value starts and ends (line, column)."""
+
+    def covers(self, line: int, column: int) -> bool:
+        """Whether (``line``, ``column``) is in the encoded value."""
+        return self.start <= (line, column) <= self.end
 
 
 def _child(node: Any, name: str) -> Any:
@@ -170,5 +177,6 @@ def secret_data(src: SourceFile) -> list[DataEntry]:
             continue
         line, column = src.position(key.start_mark.index)
         entries.append(DataEntry(str(key.value), line, column, _entry_lines(src, key, value),
-                                 value.value, decoded))
+                                 value.value, decoded, src.position(value.start_mark.index),
+                                 src.position(value.end_mark.index)))
     return entries
