@@ -448,7 +448,8 @@ webhooks:
   hmac_key: CANARYhmac5-x9 «MAG002»
   HMAC_KEY_ID: CANARYhmac6
 """, "app/settings.py": 'SSH_KEY = "CANARYssh7-x9" «MAG002»\nBASIC_AUTH = "basic"\n'
-                          'TOKEN_RE = r"ghp_[A-Za-z0-9]{36}"\nAPI_KEY_RX = r"sk-[a-z]+"\n'})
+                          'TOKEN_RE = r"ghp_[A-Za-z0-9]{36}"\nAPI_KEY_RX = r"sk-[a-z]+"\n'
+                          'connect(password="CANARY-trust-auth") «MAG002»\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
 

@@ -573,7 +573,9 @@ def _self_named(key: str, value: str, kind: str) -> bool:
     # `EXTERNAL_SECRET = "externalsecret.yaml"` a file, not a secret.
     if _FILE_NAME.fullmatch(v):
         return True
-    return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v)
+    # A value ending in `auth` names no field: `password="unused-trust-auth"` is one.
+    return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v) \
+        and _words(v)[-1] not in _CREDENTIAL_LAST
 
 
 def _k8s_env_value(lines: list[str], number: int, indent: int, name: str
