@@ -489,6 +489,14 @@ AUTH_TOKEN = f"Bearer {GITHUB_TOKEN}"
 SESSION_TOKEN = f"{{CANARYpy6-x9}}" «MAG002»
 PASSWORD_PROMPT = """Enter the password"""
 EMPTY_TOKEN = """"""
+SECRET = r'(?=[^\\v\'"]*)[^\\v,\'"`]'
+secret_keyword = r'(?:key|pwd|password|token)'
+cl_api_key = r'([a-z]{24})'
+RAW_TOKEN = r"CANARYraw\\Key-x9" «MAG002»
+auth = "Basic " + standard_b64encode(user_pass).decode("ascii")
+api_auth = "/v1/auth/{mount_point}/config".format(mount_point=m)
+SESSION_SECRET = "%s-CANARY" % prefix
+JOINED_TOKEN = "CANARYjoin1-x9".encode("utf-8") «MAG002»
 '''})
     expected, found = expected_and_found(repo)
     assert found == expected

@@ -450,22 +450,33 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
         return
     for m in _CODE_KV.finditer(line):
         value = _code_string(m.group(2))
-        if value is not None:
+        if value is not None and not _JOINED.match(line, m.end()):
             yield m.group(1).rsplit(".", 1)[-1], value, m.start(2) + 1
     m = _GO_TYPED.match(line)
     if m:
         yield m.group(1), m.group(2), m.start(2) + 1
 
 
+# A literal that an expression goes on from: `"Basic " + creds`, `"{x}".format(...)`,
+# `"%s" % x`; only its other operands could be the secret.
+_JOINED = re.compile(r"\s*+(?:\+|%|\.format\()")
+# Regular expression syntax in a raw string (`r'(?:key|token)'`, `r'[a-z]{24}'`): a
+# pattern, not a value.
+_PATTERN = re.compile(r"\(\?|\\[wdsbWDSB]|\][*+?{]|\)[*+?]|\|\)")
+
+
 def _code_string(literal: str) -> str | None:
     """A string literal as one quoted value (``rb'x'`` and ``\"\"\"x\"\"\"`` are ``"x"``), or
-    None for an f-string with a replacement field, which is an expression."""
+    None for an f-string with a replacement field, which is an expression, and a raw
+    string in regular expression syntax, which is a pattern."""
     body = literal.lstrip("rRbBuUfF")
     prefix = literal[:len(literal) - len(body)].lower()
     if not prefix and body[:3] not in ('"""', "'''"):
         return literal
     quotes = 3 if body[:3] in ('"""', "'''") else 1
     inner = body[quotes:len(body) - quotes]
+    if "r" in prefix and _PATTERN.search(inner):
+        return None
     if "f" in prefix:
         if "{" in inner.replace("{{", ""):
             return None
@@ -501,7 +512,7 @@ def _names_a_key(value: str) -> bool:
 def _not_key_material(key: str, value: str, kind: str) -> bool:
     """Whether a literal under a secret-like key is a name or text, not the secret."""
     return (_self_named(key, value, kind) or _is_text(key, value)
-            or _about_a_credential(key, value.strip().strip("\"'`")))
+            or _about_a_credential(key, value.strip().strip("\"'`").strip()))
 
 
 # How a credential is used, not the credential: `auth: basic`, `auth: scram-sha-256`,
