@@ -532,8 +532,8 @@ _KEY_FILE_PATH = re.compile(r"(?:~|\.\.?)?(?:/[\w@.-]++){2,}+|(?:~|\.\.?)?/[\w@-
 def _about_a_credential(key: str, value: str) -> bool:
     """Whether a literal under a credential-like key says where or how the credential is,
     not what: a mechanism under an ``auth``/``bearer`` name (a ``user:password`` in
-    base64, Docker's ``auth``, is the credential), a file's path
-    under a ``*_key`` name (``ssh_key: ~/.ssh/id_ed25519``), an SSH public key anywhere."""
+    base64, Docker's ``auth``, is the credential), a file's path under a ``*_key`` name
+    (``ssh_key: ~/.ssh/id_ed25519``), an SSH public key under any name."""
     if _SSH_PUBLIC_KEY.match(value):
         return True
     last = _words(key)[-1:]
@@ -641,8 +641,8 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
     structured = kind in ("yaml", "json")
     entries = secret_data(src) if structured and manifests else []
     # A Secret's decoded value decides for itself: its base64 is neither a literal, nor
-    # entropy, nor (a PEM key's base64 cut across lines) a finding of its own; what else
-    # its lines hold (a minified JSON Secret's other fields) is read as ever.
+    # entropy, nor (a PEM key's base64 cut across lines) a finding of its own; the rest of
+    # its lines (a minified JSON Secret's other fields) is read as any other text.
     decoded = {number for entry in entries for number in entry.lines}
 
     def keep(number: int, hit: Hit) -> None:
