@@ -94,6 +94,21 @@ class HostileRegistry:
 
         self.routes[path] = answer
 
+    def drip_manifest(self, digest: str, pause: float = 0.5) -> threading.Event:
+        """Drip the manifest ``digest`` (``drip``: minutes for the whole answer), and an
+        event set once a client waits on it."""
+        path = self.manifest_path(digest)
+        self.drip(path, pause)
+        asked, answer = threading.Event(), self.routes[path]
+        assert callable(answer)
+
+        def noted(handler: http.server.BaseHTTPRequestHandler) -> None:
+            asked.set()
+            answer(handler)
+
+        self.routes[path] = noted
+        return asked
+
     def public_key(self, path: Path) -> Path:
         path.write_bytes(self.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

@@ -396,17 +396,7 @@ def test_stop_ends_a_poll_waiting_on_a_slow_registry_at_once(
     events: list[dict[str, Any]] = []
     kernel.subscribe("*", events.append)
     kernel.start()
-    digest = hostile.publish(2)
-    path = hostile.manifest_path(digest)
-    hostile.drip(path, pause=0.5)
-    dripping, answer = threading.Event(), hostile.routes[path]
-    assert callable(answer)
-
-    def noted(handler: Any) -> None:
-        dripping.set()
-        answer(handler)
-
-    hostile.routes[path] = noted
+    dripping = hostile.drip_manifest(hostile.publish(2))
     assert dripping.wait(30)  # the poller waits on the answer, for up to 60 s
     assert ends_within(kernel.stop, 5)
     assert not _poller_alive() and not _of(events, SOURCE_FAILED)

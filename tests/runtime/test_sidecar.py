@@ -403,22 +403,6 @@ def test_watch_replaces_a_data_directory_it_did_not_write(setup: Setup, source: 
             registry.stop()
 
 
-def _dripped(registry: HostileRegistry, digest: str) -> threading.Event:
-    """Have ``registry`` drip the manifest ``digest`` (minutes for the whole answer); set
-    once a client waits on it."""
-    path = registry.manifest_path(digest)
-    registry.drip(path, pause=0.5)
-    asked, answer = threading.Event(), registry.routes[path]
-    assert callable(answer)
-
-    def noted(handler: Any) -> None:
-        asked.set()
-        answer(handler)
-
-    registry.routes[path] = noted
-    return asked
-
-
 @pytest.mark.parametrize("moment", ["start", "sighup"])
 def test_sigterm_ends_a_wait_on_a_slow_registry_at_once(setup: Setup, moment: str) -> None:
     # Kubernetes kills a sidecar 30 s after its SIGTERM: a start, or a SIGHUP's re-check,
@@ -426,7 +410,7 @@ def test_sigterm_ends_a_wait_on_a_slow_registry_at_once(setup: Setup, moment: st
     registry = HostileRegistry()
     try:
         first = registry.publish(1)
-        asked = _dripped(registry, first) if moment == "start" else None
+        asked = registry.drip_manifest(first) if moment == "start" else None
         sidecar = Sidecar(["--artifact", registry.reference(), "--insecure-registry",
                            "--env", "production", "--public-key",
                            str(registry.public_key(setup.root / "registry.pub")),
@@ -435,7 +419,7 @@ def test_sigterm_ends_a_wait_on_a_slow_registry_at_once(setup: Setup, moment: st
         setup.sidecars.append(sidecar)
         if asked is None:
             assert wait_for(lambda: setup.published_version() == 1, timeout=20)
-            asked = _dripped(registry, registry.publish(2))
+            asked = registry.drip_manifest(registry.publish(2))
             sidecar.proc.send_signal(signal.SIGHUP)
         assert asked.wait(30)  # the sidecar waits on the answer, for up to 60 s
         started = time.monotonic()
