@@ -85,7 +85,9 @@ TOOLS_NPM_BINS=(yaml-language-server sarif-multitool)
 # PostgreSQL is pinned by Debian's versioned package (postgresql-15, bookworm's), the
 # database behind OpenBao's database engine in the Direct-Vault tests (tests/vault_dev.py);
 # TOOLS_POSTGRESQL_VERSION (e.g. 15.18-0+deb12u1) pins it exactly, same caveat.
-TOOLS_APT_PKGS=(chromium postgresql-15)
+# openjdk-17-jre-headless (bookworm's versioned package) ships keytool, which makes the
+# real JKS and JCEKS stores lint's key-store tests read (tests/lint/test_keystores.py).
+TOOLS_APT_PKGS=(chromium postgresql-15 openjdk-17-jre-headless)
 TOOLS_CHROMIUM_VERSION="${TOOLS_CHROMIUM_VERSION:-}"
 TOOLS_POSTGRESQL_VERSION="${TOOLS_POSTGRESQL_VERSION:-}"
 

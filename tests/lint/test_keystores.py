@@ -9,7 +9,6 @@ import struct
 import subprocess
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -79,7 +78,6 @@ def _keytool(*args: str) -> None:
                    capture_output=True, timeout=120)
 
 
-@pytest.mark.skipif(shutil.which("keytool") is None, reason="needs a JDK's keytool")
 def test_java_key_stores_and_trust_stores(make_repo: MakeRepo, tmp_path: Path) -> None:
     """keytool's own JKS and JCEKS stores: with a private or secret key they are
     findings, under any name; a JKS trust store of certificates is public."""
