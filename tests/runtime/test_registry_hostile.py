@@ -75,12 +75,13 @@ def _poller_alive() -> bool:
     return any(t.name == "magcfg-registry" and t.is_alive() for t in threading.enumerate())
 
 
-def _polling_kernel(hostile: HostileRegistry, tmp_path: Path
+def _polling_kernel(hostile: HostileRegistry, tmp_path: Path, **options: Any
                     ) -> tuple[Kernel, list[dict[str, Any]]]:
-    """A started kernel polling ``hostile`` every 50 ms, and the events it sends."""
+    """A started kernel polling ``hostile`` every 50 ms (``options``: more of its
+    arguments), and the events it sends."""
     kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
                     environment="production", insecure_registry=True, registry_interval=0.05,
-                    registry_max_backoff=0.2)
+                    registry_max_backoff=0.2, **options)
     events: list[dict[str, Any]] = []
     kernel.subscribe("*", events.append)
     kernel.start()
@@ -390,12 +391,7 @@ def test_a_kernel_following_a_tag_counts_as_watching_until_stopped(
 def test_stop_ends_a_poll_waiting_on_a_slow_registry_at_once(
         hostile: HostileRegistry, tmp_path: Path) -> None:
     hostile.publish(1)
-    kernel = Kernel(hostile.reference(), [hostile.public_key(tmp_path / "k.pub")],
-                    environment="production", insecure_registry=True, registry_interval=0.05,
-                    registry_timeout=60)
-    events: list[dict[str, Any]] = []
-    kernel.subscribe("*", events.append)
-    kernel.start()
+    kernel, events = _polling_kernel(hostile, tmp_path, registry_timeout=60)
     dripping = hostile.drip_manifest(hostile.publish(2))
     assert dripping.wait(30)  # the poller waits on the answer, for up to 60 s
     assert ends_within(kernel.stop, 5)
