@@ -659,6 +659,22 @@ def test_inputs_git_ignores_are_named_with_the_rule(
     magcfg.build(load(project))
 
 
+def test_inputs_a_negated_rule_takes_back_are_not_ignored(mini: Project) -> None:
+    """``git check-ignore -v`` names the last rule that matched, a ``!`` one included,
+    for a path that rule takes back: such an input is committed like any other, and
+    calling it ignored failed a build that CI builds alike."""
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    mini.write(".gitignore", "*.yaml\n!layers/**\n!magcfg.yaml\nlayers/base/magds.yaml\n")
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    assert [d.format() for d in raised.value.diagnostics] == [
+        "layers/base/magds.yaml: error: is ignored by git (.gitignore:4:layers/base/"
+        "magds.yaml), so a clone of the repository, as CI builds, lacks it: commit it "
+        "with `git add -f`, or take it out of that rule"]
+    mini.write(".gitignore", "*.yaml\n!layers/**\n!magcfg.yaml\n")
+    magcfg.build(load(mini))
+
+
 def test_inputs_reached_through_symlinks_are_checked_where_they_are(
         mini: Project) -> None:
     """git refuses a path beyond a symlink (``fatal: ... is beyond a symbolic link``) and

@@ -414,7 +414,8 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
         found = {}
         for i, path in enumerate(paths):
             source, line, pattern = (os.fsdecode(f) for f in fields[4 * i:4 * i + 3])
-            if source:
+            # -v names the last rule that matched, also a `!` one taking the path back.
+            if source and not pattern.startswith("!"):
                 found[path] = (source, line, pattern)
         top = git_root(root) if found else None  # git names a .gitignore from the top
         rules = {}
