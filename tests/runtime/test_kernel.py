@@ -602,6 +602,43 @@ def test_one_registry_per_kernel_and_no_restart_after_stop(rig: Rig) -> None:
         kernel.start()
 
 
+def test_a_stop_while_starting_leaves_no_watcher_running(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() on another thread does not wait for start(): a start past its reading
+    started the watcher after stop() had returned, a thread nothing would ever end."""
+    rig.write(1)
+    registry = CollectorRegistry()
+    kernel = rig.kernel(start=False, metrics=registry)
+    persist = Kernel._persist
+    reading, stopped = threading.Event(), threading.Event()
+
+    def persisting(self: Kernel, snapshot: Any) -> None:
+        reading.set()
+        stopped.wait(10)
+        persist(self, snapshot)
+
+    monkeypatch.setattr(Kernel, "_persist", persisting)
+    raised: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            kernel.start()
+        except KernelStartError as exc:
+            raised.append(exc)
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    assert reading.wait(10)
+    kernel.stop()
+    stopped.set()
+    starting.join(10)
+    assert not starting.is_alive()
+    assert [str(e).endswith(f"{rig.art}: stopped while starting") for e in raised] == [True]
+    assert not [t for t in threading.enumerate() if t.name == "magcfg-watch"]
+    assert kernel.status()["watch"] is None
+    assert registry.get_sample_value("magcfg_config_watching") == 0
+
+
 def test_only_real_content_changes_are_acted_on(rig: Rig) -> None:
     files = rig.write(1)
     kernel = rig.kernel()

@@ -400,8 +400,7 @@ class Kernel:
             if self._registry is not None:
                 self._registry.poll()
                 if self._stopped:  # stop() on another thread ended the poll
-                    raise KernelStartError(f"{self._registry.reference}: stopped while "
-                                           "starting")
+                    raise self._stopped_starting()
                 outage = self._registry.last_error
             self._last_stat = stat_signature(self.artifact_dir, (CONFIG,))
             pulled = self._registry.pulled if self._registry is not None else None
@@ -438,29 +437,43 @@ class Kernel:
                     self._registry.served(pulled)
                 self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
-            if self._direct_vault is not None:
-                self._direct_vault.start()
-            if self._watch and self._registry is not None:
-                self._registry.start()
-                if self.metrics is not None:
-                    self.metrics.watching(True)
-            elif self._watch:
-                from .watcher import DirectoryWatcher
-
-                self._watcher = DirectoryWatcher(self.artifact_dir, self._on_change,
-                                                 on_failure=self._watch_failed,
-                                                 **self._watcher_options)  # type: ignore[arg-type]
-                self._watcher.start()
-                if self.metrics is not None:
-                    self.metrics.watching(True)
+            # stop() takes no _lock (it ends a poll this holds it through): what it
+            # stops is started under _stop_lock, and not at all once it has run.
+            with self._stop_lock:
+                if self._stopped:
+                    raise self._stopped_starting()
+                self._start_watching()
+            if self._watcher is not None:
                 # Anything that changed between the read above and the first watch.
                 self._on_change("poll")
         return self
 
+    def _stopped_starting(self) -> KernelStartError:
+        source = self._registry.reference if self._registry is not None else self.artifact_dir
+        return KernelStartError(f"{source}: stopped while starting")
+
+    def _start_watching(self) -> None:
+        if self._direct_vault is not None:
+            self._direct_vault.start()
+        if self._watch and self._registry is not None:
+            self._registry.start()
+            if self.metrics is not None:
+                self.metrics.watching(True)
+        elif self._watch:
+            from .watcher import DirectoryWatcher
+
+            self._watcher = DirectoryWatcher(self.artifact_dir, self._on_change,
+                                             on_failure=self._watch_failed,
+                                             **self._watcher_options)  # type: ignore[arg-type]
+            self._watcher.start()
+            if self.metrics is not None:
+                self.metrics.watching(True)
+
     def stop(self) -> None:
         """Stop watching, close the audit log and remove the registry mirror the kernel
         made itself (the served config stays readable). A :meth:`start` in progress on
-        another thread raises :class:`KernelStartError` once its poll has ended."""
+        another thread raises :class:`KernelStartError` (once its poll has ended), having
+        started no watcher, poller or Vault refresh."""
         self._stopped = True
         with self._stop_lock:  # two at once (a signal's and the caller's): one after the other
             self._stop()
