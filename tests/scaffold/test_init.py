@@ -511,3 +511,18 @@ def test_a_checkout_converting_line_ends_still_checks_and_verifies(tmp_path: Pat
     assert check.returncode == 0, check.stderr
     verified = cloned.run("verify", "--public-key", str(tmp_path / "keys/magcfg.pub"))
     assert verified.returncode == 0, verified.stderr
+
+
+def test_init_keeps_the_bytes_of_the_ignore_and_attributes_files_it_adds_to(
+        tmp_path: Path) -> None:
+    """git reads .gitignore and .gitattributes as bytes: a pattern in another encoding
+    (latin-1's `café`) matches the file name of those bytes. Decoded with replacement
+    and written back, it became U+FFFD and matched nothing."""
+    repo = _repo(tmp_path)
+    ignore, attributes = b"# caf\xe9\ncaf\xe9.log\n", b"caf\xe9.bin binary\r\n"
+    (repo.root / ".gitignore").write_bytes(ignore)
+    (repo.root / ".gitattributes").write_bytes(attributes)
+    done = repo.run("init", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    assert (repo.root / ".gitignore").read_bytes().startswith(ignore)
+    assert (repo.root / ".gitattributes").read_bytes().startswith(attributes)

@@ -349,29 +349,38 @@ def _starter_layers(name: str, envs: tuple[str, ...]) -> dict[str, bytes]:
 
 
 def _gitignore(current: bytes | None) -> bytes:
-    text = (current or b"").decode("utf-8", "replace")
+    text = _git_text(current)
     lines = {line.strip() for line in text.splitlines()}
     if {CACHE_DIR, f"{CACHE_DIR}/", f"/{CACHE_DIR}/", f"/{CACHE_DIR}"} & lines:
         return current or b""
-    if text and not text.endswith("\n"):
-        text += "\n"
-    text += f"# magcfg's build cache (authenticated, local to each checkout)\n{CACHE_DIR}/\n"
-    return text.encode("utf-8")
+    return _appended(text, "# magcfg's build cache (authenticated, local to each "
+                     f"checkout)\n{CACHE_DIR}/\n")
 
 
 def _gitattributes(current: bytes | None) -> bytes:
     """``current`` with ``-text`` on ``UNCONVERTED``, appended: for git the last line that
     sets an attribute wins, so a ``* text=auto`` kept above does not convert them."""
-    text = (current or b"").decode("utf-8", "replace")
+    text = _git_text(current)
     lines = {" ".join(line.split()) for line in text.splitlines()}
     missing = [f"{path} -text" for path in UNCONVERTED if f"{path} -text" not in lines]
     if not missing:
         return current or b""
+    return _appended(text, "# magcfg hashes and signs these bytes: no line-end conversion "
+                     "on checkout\n" + "".join(f"{line}\n" for line in missing))
+
+
+def _git_text(current: bytes | None) -> str:
+    """A file of git's (``.gitignore``, ``.gitattributes``) as text whose bytes come back
+    as they were: git matches its patterns as bytes, so one in another encoding
+    (latin-1's ``café``) must not be made U+FFFD."""
+    return (current or b"").decode("utf-8", "surrogateescape")
+
+
+def _appended(text: str, lines: str) -> bytes:
+    """``text`` (``_git_text``) with ``lines`` after its last line, as bytes."""
     if text and not text.endswith("\n"):
         text += "\n"
-    text += ("# magcfg hashes and signs these bytes: no line-end conversion on checkout\n"
-             + "".join(f"{line}\n" for line in missing))
-    return text.encode("utf-8")
+    return (text + lines).encode("utf-8", "surrogateescape")
 
 
 class _Overlay(FileSource):
