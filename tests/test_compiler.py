@@ -595,6 +595,7 @@ def test_a_huge_previous_manifest_is_refused_unread(mini: Project,
 @pytest.mark.parametrize(("first", "second", "how"), [
     ("layers/base/Logging.yaml", "layers/environments/prod/logging.yaml", None),
     ("layers/base/Logging.yaml", "layers/base/logging.yaml", "in case"),
+    ("layers/base/\u00dcber.yaml", "layers/base/\u00fcber.yaml", "in case"),
     ("layers/base/caf\u00e9.yaml", "layers/base/cafe\u0301.yaml",
      "in Unicode normalization ('layers/base/cafe\\u0301.yaml' and "
      "'layers/base/caf\\xe9.yaml': NFC and NFD spell the same name)"),
@@ -615,6 +616,17 @@ def test_layer_files_one_file_on_macos_or_windows_are_refused(
     assert f"{later}: error: differs from {earlier} only {how}: on macOS and Windows " \
         "they are one file; rename or merge them\n" in stderr
     assert mini.snapshot_tree() == {}
+
+
+@pytest.mark.parametrize("names", [("stra\u00dfe", "strasse"), ("\ufb01le", "file")])
+def test_layer_files_only_full_case_folding_makes_one_are_two(
+        mini: Project, names: tuple[str, str]) -> None:
+    """Full case folding takes ß for ss and the ligature ﬁ for fi; no file system
+    does (macOS and Windows fold letter by letter), so both files are built."""
+    mini.write(f"layers/base/{names[0]}.yaml", "magds:\n  tags: [a]\n")
+    mini.write(f"layers/base/{names[1]}.yaml", "magds:\n  password: env://DB_PASSWORD\n")
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
 
 
 def test_inputs_git_ignores_are_named_with_the_rule(

@@ -116,8 +116,9 @@ def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
     first: dict[str, str] = {}
     problems = []
     for path in sorted(set(paths), key=lambda p: p.encode("utf-8", "surrogateescape")):
+        # Lower case letter by letter, not casefold(): no file system takes ß for ss.
         folded = path.lower() if path.isascii() else unicodedata.normalize(
-            "NFC", unicodedata.normalize("NFD", path).casefold())
+            "NFC", unicodedata.normalize("NFD", path).lower())
         other = first.setdefault(folded, path)
         if other == path:
             continue
