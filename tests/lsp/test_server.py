@@ -453,6 +453,16 @@ async def test_a_document_uri_names_an_absolute_local_file_or_nothing(
     assert not client.messages
 
 
+def test_a_localhost_file_uri_names_the_file_on_this_host(bundled: Project) -> None:
+    """``file://localhost/x`` is ``file:///x`` (RFC 8089); the host was kept in the path,
+    ``//localhost/x``, which names ``/localhost/x`` on POSIX: no project's file."""
+    from magcfg.lsp.server import document_path
+
+    path = str(bundled.root / PROD_MAGDS)
+    assert document_path(f"file://localhost{path}") == path
+    assert document_path(f"file://LocalHost{path}") == path
+
+
 @pytest.mark.asyncio
 async def test_the_nearest_project_file_owns_a_file_in_a_nested_project(
         client: LanguageClient, bundled: Project) -> None:

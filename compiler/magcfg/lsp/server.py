@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -41,7 +41,8 @@ def document_path(uri: Any) -> str | None:
     parts = urlsplit(uri)
     if parts.scheme.lower() != "file" or parts.netloc.lower() not in ("", "localhost"):
         return None
-    path = to_fs_path(uri)
+    # localhost is this host (RFC 8089): pygls would keep it, as `//localhost/...`.
+    path = to_fs_path(urlunsplit(parts._replace(netloc="")))
     return path if path and os.path.isabs(path) else None
 
 
