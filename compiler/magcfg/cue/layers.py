@@ -122,7 +122,31 @@ def _evaluate(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], list[
     evaluated once, and the errors of each that failed are printed after its ``// :lN``
     line. An error that stops the run before any instance is evaluated (a reference or
     an import that is not there) is printed alone: the files it names are left out and
-    the others run again, which evaluates each of them once."""
+    the others run again, which evaluates each of them once. Should that run stop too,
+    each file left runs alone: a run of all the rest after each such file would cost
+    as many runs of them as there are (quadratic)."""
+    documents, diagnostics, stopped = _evaluate_once(cue, files)
+    if not stopped:
+        return documents, diagnostics
+    rest = _unblamed(files, diagnostics)
+    if rest:
+        _, found, stopped = _evaluate_once(cue, rest)
+        diagnostics += found
+        if stopped:
+            for path, data in _unblamed(rest, diagnostics).items():
+                diagnostics += _evaluate_once(cue, {path: data})[1]
+    return [], diagnostics
+
+
+def _unblamed(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> dict[str, bytes]:
+    blamed = {d.file for d in diagnostics}
+    return {path: data for path, data in files.items() if path not in blamed}
+
+
+def _evaluate_once(cue: CueBinary, files: dict[str, bytes]
+                   ) -> tuple[list[Any], list[Diagnostic], bool]:
+    """``_evaluate``'s one run: its documents, its errors and whether cue stopped before
+    it evaluated any of several instances (their errors are not all known)."""
     order = list(files)
     instance = {}  # "lN.cue" -> project path
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
@@ -143,21 +167,16 @@ def _evaluate(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], list[
         if not diagnostics:
             diagnostics.append(Diagnostic(order[0], None, None, "cue export failed: cue "
                                           f"exited with status {done.returncode}", code="cue"))
-        if len(parts) == 1 and len(order) > 1:
-            blamed = {d.file for d in diagnostics}
-            rest = {p: files[p] for p in order if p not in blamed}
-            if rest:
-                diagnostics += _evaluate(cue, rest)[1]
-        return [], diagnostics
+        return [], diagnostics, len(parts) == 1 and len(order) > 1
     try:
         documents = _json_stream(done.stdout)
     except _TooDeep as exc:
-        return [], [Diagnostic(order[exc.index], None, None, _TOO_DEEP, code="depth")]
+        return [], [Diagnostic(order[exc.index], None, None, _TOO_DEEP, code="depth")], False
     if len(documents) != len(order):
         return [], [Diagnostic(order[0], None, None,
                                f"cue eval printed {len(documents)} documents for "
-                               f"{len(order)} .cue files", code="cue")]
-    return documents, []
+                               f"{len(order)} .cue files", code="cue")], False
+    return documents, [], False
 
 
 def _as_package(raw: bytes, package: str) -> bytes:
