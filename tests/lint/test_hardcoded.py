@@ -502,6 +502,24 @@ JOINED_TOKEN = "CANARYjoin1-x9".encode("utf-8") «MAG002»
     assert found == expected
 
 
+def test_python_env_reads_or_a_literal(make_repo: MakeRepo) -> None:
+    """`os.getenv("X") or "..."` falls back as `os.getenv("X", "...")` does (and as JS's
+    `process.env.X || "..."`): unset or empty, the literal runs. An empty literal, a call,
+    a header name and a variable that is not secret-like are not findings."""
+    repo = make_repo({"app/settings.py": """\
+import os
+API_TOKEN = os.getenv("API_TOKEN") or "CANARYor1-x9" «MAG002»
+DB_PASSWORD = os.environ.get("DB_PASSWORD", "") or 'CANARYor2-x9' «MAG002»
+SESSION = os.environ["SESSION_SECRET"] or f"CANARYor3-x9" «MAG002»
+EMPTY = os.getenv("DB_PASSWORD") or ""
+CALLED = os.getenv("API_TOKEN") or default_token()
+HEADER = os.getenv("API_KEY_HEADER") or "X-Api-Key"
+URL = os.getenv("PUBLIC_URL") or "CANARYnot-secret"
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

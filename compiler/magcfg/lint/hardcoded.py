@@ -141,6 +141,11 @@ _JS_ENV_DEFAULT = re.compile(
 _GETENV_DEFAULT = re.compile(
     r"""(?:getenv|environ\.get|env\.get)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
     r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
+# `os.getenv("API_TOKEN") or "..."`, `os.environ.get(...) or ...`, `os.environ[...] or ...`:
+# the literal is what runs when the variable is unset or empty.
+_GETENV_OR = re.compile(
+    r"""(?:(?:getenv|environ\.get|env\.get)\(\s*+["']([A-Za-z_]\w*+)["']\s*+(?:,[^()\n]*+)?\)"""
+    r"""|environ\[\s*+["']([A-Za-z_]\w*+)["']\s*+\])\s*+or\s++""" + _CODE_STRING)
 
 # `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties), libpq's
 # `host=db user=app password=...` (after another `key=value` and a space: a keyword
@@ -221,18 +226,26 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                   and not _not_key_material(key, value, kind)):
                 yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
         if kind == "code":
-            for default in _GETENV_DEFAULT.finditer(line):
-                var, literal = default.group(1), default.group(2)
+            for var, literal, column in _env_defaults(line):
                 if key_is_secret(var) and is_literal(literal) \
                         and not _not_key_material(var, literal, kind):
-                    yield number, Hit(default.start(2) + 1, f"env var `{var}` falls back to "
-                                                             f"a literal value ({REDACTED})", 1)
-            for default in _JS_ENV_DEFAULT.finditer(line) if "env" in line else ():
-                var, literal = default.group(1) or default.group(2), default.group(3)
-                if key_is_secret(var) and is_literal(literal) \
-                        and not _not_key_material(var, literal, kind):
-                    yield number, Hit(default.start(3) + 1, f"env var `{var}` falls back to "
-                                                             f"a literal value ({REDACTED})", 1)
+                    yield number, Hit(column, f"env var `{var}` falls back to a literal "
+                                              f"value ({REDACTED})", 1)
+
+
+def _env_defaults(line: str) -> Iterator[tuple[str, str, int]]:
+    """The environment variables a line of code reads with a string literal as their
+    default: each variable's name, the literal and its column."""
+    for m in _GETENV_DEFAULT.finditer(line):
+        yield m.group(1), m.group(2), m.start(2) + 1
+    if "env" not in line:
+        return
+    for m in _JS_ENV_DEFAULT.finditer(line):
+        yield m.group(1) or m.group(2), m.group(3), m.start(3) + 1
+    for m in _GETENV_OR.finditer(line):
+        literal = _code_string(m.group(3))
+        if literal is not None:
+            yield m.group(1) or m.group(2), literal, m.start(3) + 1
 
 
 # What a line of YAML or JSON can hold that the line rule does not read, so that the file
