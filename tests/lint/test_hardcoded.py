@@ -520,6 +520,24 @@ URL = os.getenv("PUBLIC_URL") or "CANARYnot-secret"
     assert found == expected
 
 
+def test_a_value_whose_words_end_in_a_secret_word_is_no_name_in_code(
+        make_repo: MakeRepo) -> None:
+    """In code, a string naming a field (`"access_token"`, `"clientSecret"`) is a name;
+    one whose words are key material (`Fstr1ng`, `x9Kq2zPw`) is a literal, whatever word
+    it ends in."""
+    repo = make_repo({"app/settings.py": """\
+JWT_SECRET = "jwt-CANARYFstr1ng-Secret-9" «MAG002»
+API_TOKEN = "x9Kq2zPw-CANARY-token" «MAG002»
+SECRET_KEY = "s3ssi0nKeyCANARY_secret_key" «MAG002»
+TOKEN = "access_token"
+CLIENT_SECRET = "clientSecret"
+STORE_SECRET = "s3-secret-key"
+OAUTH_TOKEN = "v2_refresh_token"
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

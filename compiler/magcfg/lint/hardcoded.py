@@ -516,10 +516,14 @@ def _names_a_key(value: str) -> bool:
     ``jwt_signing_key``, ``tls.crt``) rather than key material (``sk-live-abc123def456``,
     ``qwerty987zz``): names are words, and a word mixes letters and digits only when it is
     short (``s3``, ``v2``, ``k8s``)."""
-    if not _NAME_OF_A_KEY.fullmatch(value):
-        return False
-    return all(part.isalpha() or part.isdigit() or len(part) <= 3
-               for part in re.split(r"[._-]", value))
+    return bool(_NAME_OF_A_KEY.fullmatch(value)) and _words_of_a_name(value)
+
+
+def _words_of_a_name(value: str) -> bool:
+    """Whether each word of ``value`` is one a name has: letters, digits, or a short mix
+    of both (``s3``, ``v2``, ``k8s``); ``Fstr1ng`` and ``x9Kq2z`` are key material."""
+    return all(word.isalpha() or word.isdigit() or len(word) <= 3
+               for word in _SPLIT.split(value) if word)
 
 
 def _not_key_material(key: str, value: str, kind: str) -> bool:
@@ -597,9 +601,10 @@ def _self_named(key: str, value: str, kind: str) -> bool:
     # `EXTERNAL_SECRET = "externalsecret.yaml"` a file, not a secret.
     if _FILE_NAME.fullmatch(v):
         return True
-    # A value ending in `auth` names no field: `password="unused-trust-auth"` is one.
-    return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and key_is_secret(v) \
-        and _words(v)[-1] not in _CREDENTIAL_LAST
+    # A value ending in `auth` names no field: `password="unused-trust-auth"` is one; nor
+    # does one whose words are not a name's (`"jwt-Fstr1ng-Secret-9"`), whatever they end in.
+    return bool(re.fullmatch(r"[A-Za-z_][\w.-]*", v)) and _words_of_a_name(v) \
+        and key_is_secret(v) and _words(v)[-1] not in _CREDENTIAL_LAST
 
 
 def _k8s_env_value(lines: list[str], number: int, indent: int, name: str
