@@ -3,6 +3,7 @@ content, key store names by name; trust stores and public keys are not findings.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import shutil
 import struct
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from magcfg.lint import lint
+from magcfg.lint.hardcoded import FIX, KEY_STORE_FIX
 from magcfg.lint.keystores import MAX_BINARY_BYTES, key_store
 
 from ..conftest import failed_cleanly
@@ -71,6 +73,24 @@ def test_key_stores_by_content_and_name(make_repo: MakeRepo) -> None:
         ("tls/enc.der", 1, "DER private key in a committed file (<redacted>)"),
         ("android/release.bks", 1,
          "key store (by its file name) in a committed file (<redacted>)")}
+
+
+def test_a_key_store_has_its_own_fix(make_repo: MakeRepo) -> None:
+    """A key store is bytes, not a value to move into a reference: its fix says to take
+    the file out of the repository and replace its keys, in a file and in a Secret."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    store = pkcs12.serialize_key_and_certificates(
+        b"client", key, _certificate(key), None, serialization.NoEncryption())
+    encoded = base64.b64encode(store).decode()
+    repo = make_repo({"k8s/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n"
+                      f"  name: tls\ndata:\n  keystore.p12: {encoded}\n",
+                      "app/settings.py": 'API_KEY = "CANARYks1-x9"\n'}, git_init=False)
+    (repo.root / "client.p12").write_bytes(store)
+    fixes = {f.file: f.fix for f in lint(repo.root).findings}
+    assert fixes.keys() == {"client.p12", "k8s/secret.yaml", "app/settings.py"}
+    assert fixes["client.p12"] == fixes["k8s/secret.yaml"] == KEY_STORE_FIX
+    assert "revoke" in KEY_STORE_FIX and "move the value" not in KEY_STORE_FIX
+    assert fixes["app/settings.py"] == FIX
 
 
 def _keytool(*args: str) -> None:

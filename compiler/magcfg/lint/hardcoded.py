@@ -34,6 +34,11 @@ from .walk import SourceFile, source
 RULE = "MAG002"
 FIX = ("move the value to Vault and reference it (`vault://<mount>/<path>#<key>`, "
        "`${VAR}` or a `secretKeyRef`), then rotate the exposed secret")
+KEY_STORE_FIX = ("remove the store from the repository and its history, keep it in Vault "
+                 "as base64 (`base64 -w0 <file> | vault kv put <mount>/<path> keystore=-`) "
+                 "and have the deployment write it to a file from there (an ExternalSecret, "
+                 "the Vault agent), then replace the keys it holds and revoke their "
+                 "certificates: a new store password does not protect the copies in history")
 
 # Cheap whole-file and per-line gate for the key rule.
 def _has_secret_word(text: str) -> bool:
@@ -648,7 +653,8 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     hits = _hits(src, _kind(src.name), bool(_EXAMPLE.search(src.name)), True)
     for number in sorted(hits):
         hit = hits[number]
-        yield finding(src, number, hit.column, RULE, hit.message, FIX, hit.fingerprint)
+        yield finding(src, number, hit.column, RULE, hit.message, hit.fix or FIX,
+                      hit.fingerprint)
 
 
 def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
@@ -676,7 +682,7 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
     if store is not None:
         # Bytes have no line to fingerprint: the baseline knows the store by its digest.
         keep(1, Hit(1, f"{store} in a committed file ({REDACTED})", 0,
-                    f"sha256:{src.raw_digest}"))
+                    f"sha256:{src.raw_digest}", KEY_STORE_FIX))
     if kind is not None:
         ciphertext = sealed_lines(src) if structured else frozenset()
         elsewhere: list[int] = []
@@ -711,7 +717,7 @@ def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None
     kind = _kind(entry.key)
     found = sorted(_hits(inner, kind, example, False).items(),
                    key=lambda item: (item[1].priority, item[0]))
-    message = found[0][1].message if found else None
+    message, fix = (found[0][1].message, found[0][1].fix) if found else (None, None)
     # Bytes that are not text (a random key) read as U+FFFD, which would look like a
     # placeholder (`xxxx`): their base64 is the literal.
     binary = "\0" in inner.text or "\ufffd" in inner.text
@@ -725,4 +731,4 @@ def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None
     line = src.lines[entry.line - 1] if entry.line <= len(src.lines) else ""
     return Hit(entry.column, f"the Secret's `{printable(entry.key)}`, base64-decoded: "
                              f"{message}", 1,
-               None if len(entry.lines) == 1 else f"{line}\n{entry.encoded}")
+               None if len(entry.lines) == 1 else f"{line}\n{entry.encoded}", fix)

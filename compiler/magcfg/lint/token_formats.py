@@ -36,6 +36,8 @@ class Hit:
     fingerprint: str | None = None
     """What the baseline knows the finding by when the secret is not all on its line (a
     block scalar's value, a PEM key's block): an edited secret is then a new finding."""
+    fix: str | None = None
+    """What to do about it, where MAG002's general fix does not fit (a key store's bytes)."""
 
 
 # KeywordDetector: our key rule replaces it (and sees unquoted KEY=value). IPPublicDetector:
