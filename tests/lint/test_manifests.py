@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from magcfg.lint import lint
-from magcfg.lint.manifests import MAX_DATA_BYTES
+from magcfg.lint import hardcoded, lint, manifests
+from magcfg.lint.config import LintConfig
+from magcfg.lint.context import LintContext
+from magcfg.lint.manifests import MAX_DATA_BYTES, secret_data
+from magcfg.lint.walk import SourceFile, source
 
 from .conftest import MakeRepo, run_cli
 
@@ -108,3 +117,80 @@ def test_the_rest_of_a_minified_secret_s_line_is_read(make_repo: MakeRepo) -> No
                       "k8s/clean.json": line.replace(token, "plain") + "\n"})
     assert [(f.file, f.line, f.column) for f in lint(repo.root).findings] == [
         ("k8s/min.json", 1, line.index(token) + 1)]
+
+
+def test_a_manifest_s_kind_may_come_after_its_data(make_repo: MakeRepo) -> None:
+    """Entries read before `kind` count once it is `Secret` (or `SealedSecret`), and
+    only then: a ConfigMap's data and a manifest without a kind are not decoded."""
+    entry = f"  app.env: {b64('API_TOKEN=CANARYlate1-x9')}"
+    sealed = "  encryptedData:\n    api_token: AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq\n"
+    repo = make_repo({
+        "k8s/late.yaml": f"apiVersion: v1\ndata:\n{entry} «MAG002»\nkind: Secret\n",
+        "k8s/config.yaml": f"apiVersion: v1\ndata:\n{entry}\nkind: ConfigMap\n",
+        "k8s/kindless.yaml": f"apiVersion: v1\ndata:\n{entry}\n",
+        "k8s/sealed.yaml": f"spec:\n{sealed}kind: SealedSecret\n",
+        "k8s/not-sealed.yaml": f"spec:\n{sealed.rstrip()} «MAG002»\nkind: Other\n"})
+    found = {(f.file, f.line, f.rule) for f in lint(repo.root).findings}
+    assert found == repo.expected
+
+
+def _big_secret(entries: int, *, token: bool = False) -> SourceFile:
+    """A Secret of ``entries`` data entries; with ``token``, each value is base64 that is
+    also an AWS key id, a token-format hit on every line."""
+    value = "AKIAQ3EGUK7ZXTW2MN4B" if token else b64("value")
+    lines = ["apiVersion: v1", "kind: Secret", "metadata:", "  name: big", "data:",
+             *(f"  k{i}: {value}" for i in range(entries))]
+    return source("k8s/big.yaml", ("\n".join(lines) + "\n").encode())
+
+
+def test_secret_data_is_read_in_memory_bounded_by_the_text() -> None:
+    """A Secret's entries are read one at a time, not held as the parser's events or a
+    tree: the peak is about the text's size (the parser's UTF-8 copy of it), whatever
+    the number of entries."""
+    sum(1 for _ in secret_data(_big_secret(10)))  # the parser's first-use allocations
+    src = _big_secret(40_000)
+    src.position(0)
+    tracemalloc.start()
+    try:
+        read = sum(1 for _ in secret_data(src))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read == 40_000
+    assert peak < 2 * len(src.text.encode()) + (256 << 10)
+
+
+def _lines_run(run: Callable[[], object]) -> int:
+    """How many lines of lint's own code ``run`` executes: its work, whatever the
+    machine's speed."""
+    lint_dir = str(Path(manifests.__file__).parent)
+    count = 0
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal count
+        count += event == "line"
+        return local
+
+    def trace(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code.co_filename.startswith(lint_dir) else None
+
+    sys.settrace(trace)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def test_the_work_on_a_secret_s_data_grows_linearly_with_its_entries() -> None:
+    """Every line of a big Secret has a hit on its base64 (an AWS key id is valid base64):
+    each hit looks at its own line's entries, not at all of them, and twice the entries
+    take about twice the work."""
+    ctx = LintContext(root=Path("."), config=LintConfig(), files={}, in_git=False)
+    hardcoded.prepare(ctx)  # the plugins, loaded once, outside the count
+
+    def work(entries: int) -> int:
+        src = _big_secret(entries, token=True)
+        return _lines_run(lambda: list(hardcoded.check(src, ctx)))
+
+    assert work(800) < 2.3 * work(400)

@@ -663,14 +663,22 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
     what it decodes to (never within a decoded value)."""
     hits: dict[int, Hit] = {}
     structured = kind in ("yaml", "json")
-    entries = secret_data(src) if structured and manifests else []
     # A Secret's decoded value decides for itself: its base64 is neither a literal, nor
     # entropy, nor (a PEM key's base64 cut across lines) a finding of its own; the rest of
-    # its lines (a minified JSON Secret's other fields) is read as any other text.
-    decoded = {number for entry in entries for number in entry.lines}
+    # its lines (a minified JSON Secret's other fields) is read as any other text. Each
+    # entry is read as it is parsed and kept as its verdict and, by line, where its base64
+    # is: a hit looks at its own line's entries only.
+    verdicts: list[tuple[int, Hit]] = []
+    encoded: dict[int, list[tuple[tuple[int, int], tuple[int, int]]]] = {}
+    for entry in secret_data(src) if structured and manifests else ():
+        for number in entry.lines:
+            encoded.setdefault(number, []).append((entry.start, entry.end))
+        verdict = _decoded_hit(src, entry, example)
+        if verdict is not None:
+            verdicts.append((entry.line, verdict))
 
     def keep(number: int, hit: Hit) -> None:
-        if number in decoded and any(entry.covers(number, hit.column) for entry in entries):
+        if any(start <= (number, hit.column) <= end for start, end in encoded.get(number, ())):
             return
         old = hits.get(number)
         if old is None or (hit.priority, hit.column) < (old.priority, old.column):
@@ -701,11 +709,10 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                     keep(number, hit)
         for number, hit in _connection_hits(src):
             keep(number, hit)
-    for entry in entries:
-        verdict = _decoded_hit(src, entry, example)
-        old = hits.get(entry.line)
-        if verdict is not None and (old is None or old.priority > 0):
-            hits[entry.line] = verdict
+    for number, verdict in verdicts:
+        old = hits.get(number)
+        if old is None or old.priority > 0:
+            hits[number] = verdict
     return hits
 
 

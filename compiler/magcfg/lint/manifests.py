@@ -1,8 +1,11 @@
 """The Kubernetes manifests MAG002 reads by their structure: a Bitnami SealedSecret's
 ciphertext, and a Secret's ``data``, whose base64 values the line rules cannot read.
 
-The file is the pull request's: neither reads it with libyaml's composer, which recurses
-on the C stack. A file that is not YAML (a Helm template) is left to the line rules.
+The file is the pull request's: both are read from libyaml's events, one entry at a
+time, never composed into a tree (libyaml's composer recurses on the C stack; PyYAML's
+took 19 s and hundreds of MB over the 200,000 entries of a 4 MiB Secret), and an entry
+is kept as a few numbers and its value, not as the parser's events. A file that is not
+YAML (a Helm template) is left to the line rules.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ _MAX_ENCODED = 4 * ((MAX_DATA_BYTES + 2) // 3)
 _SECRET_KIND = re.compile(r"""["']?kind["']?\s*+:\s*+["']?Secret(?![\w-])""")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DataEntry:
     """One decoded value of a Secret's ``data``."""
 
@@ -39,46 +42,121 @@ class DataEntry:
     end: tuple[int, int]
     """Where the encoded value starts and ends (line, column)."""
 
-    def covers(self, line: int, column: int) -> bool:
-        """Whether (``line``, ``column``) is in the encoded value."""
-        return self.start <= (line, column) <= self.end
+
+_Entry = tuple[str, int, int, int, str | None]
+"""A mapping entry as ``_entries`` keeps it: its key, where the key starts, where its
+value starts and ends (offsets in the text), and the value if it is a plain scalar."""
 
 
-def _child(node: Any, name: str) -> Any:
+@dataclass(slots=True)
+class _Open:
+    """A collection the YAML parser is inside (``_entries``)."""
+
+    mapping: bool
+    manifest: _Manifest | None = None
+    """A document's root mapping, or an item of its ``items`` (a ``kind: List``): the
+    manifest it is."""
+    items: bool = False
+    """A sequence: the ``items`` of a manifest."""
+    path: tuple[str, ...] | None = None
+    """A mapping's keys from its manifest's root, while they lead to the wanted mapping."""
+    owner: _Manifest | None = None
+    """The manifest this mapping (or the collection that is one of its values) is in."""
+    key: str | None = None
+    """A mapping's: the plain key its next value is under."""
+    key_at: int = 0
+    at_key: bool = True
+    start: int = 0
+    """Where the collection starts."""
+
+
+@dataclass(slots=True)
+class _Manifest:
+    kind: str | None = None
+    entries: list[_Entry] = field(default_factory=list)
+
+
+def _entries(src: SourceFile, kind: str, path: tuple[str, ...]) -> Iterator[_Entry]:
+    """The entries of the mapping at ``path`` in each ``kind`` manifest of ``src`` (the
+    documents, and the items of a ``kind: List``), each as it is read; a manifest's
+    entries read before its ``kind`` are held until the kind is (the first ``kind`` key
+    counts). A manifest without one has none."""
     import yaml
 
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == name:
-                return value
-    return None
+    stack: list[_Open] = []
 
+    def value_done(parent: _Open | None) -> None:
+        if parent is not None and parent.mapping:
+            parent.at_key = not parent.at_key
 
-def _kind_is(node: Any, kind: str) -> bool:
-    import yaml
-
-    found = _child(node, "kind")
-    return isinstance(found, yaml.ScalarNode) and found.value == kind
-
-
-def _documents(src: SourceFile) -> Iterator[Any]:
-    """The documents of ``src`` as nodes, and the items of a ``kind: List`` (what
-    ``kubectl get -o yaml`` prints); nothing once the text is not YAML."""
-    import yaml
+    def collect(parent: _Open | None, start: int, end: int, value: str | None
+                ) -> Iterator[_Entry]:
+        # A value of the wanted mapping: one of its manifest's entries, passed on at once
+        # once the manifest's kind is known (`kind` first, as manifests are written), held
+        # until it is otherwise.
+        manifest = parent.owner if parent is not None else None
+        if parent is None or manifest is None or parent.path != path or parent.at_key \
+                or parent.key is None or manifest.kind not in (None, kind):
+            return
+        entry = (parent.key, parent.key_at, start, end, value)
+        if manifest.kind is None:
+            manifest.entries.append(entry)
+        else:
+            yield entry
 
     try:
-        for doc in yaml.compose_all(src.text, Loader=yaml.SafeLoader):
-            yield doc
-            items = _child(doc, "items") if _kind_is(doc, "List") else None
-            if isinstance(items, yaml.SequenceNode):
-                yield from items.value
-    except (yaml.YAMLError, RecursionError):
-        return
+        for event in yaml.parse(src.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            top = stack[-1] if stack else None
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                done = stack.pop()
+                parent = stack[-1] if stack else None
+                yield from collect(parent, done.start, _offset(event.end_mark), None)
+                value_done(parent)
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            under = top.key if top is not None and top.mapping and not top.at_key else None
+            owner = top.owner if top is not None else None
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                manifest = _Manifest() if mapping and (
+                    top is None or (not top.mapping and top.items)) else None
+                sub: tuple[str, ...] | None = None
+                if manifest is not None:
+                    sub = ()
+                elif mapping and top is not None and top.path is not None \
+                        and under is not None and path[:len(top.path) + 1] == (*top.path, under):
+                    sub = (*top.path, under)
+                stack.append(_Open(
+                    mapping=mapping, manifest=manifest,
+                    items=not mapping and top is not None and top.path == () and under == "items",
+                    path=sub, owner=manifest or owner, start=_offset(event.start_mark)))
+                continue
+            value = event.value if isinstance(event, yaml.ScalarEvent) else None
+            if top is not None and top.mapping:
+                if top.at_key:
+                    top.key = value
+                    top.key_at = _offset(event.start_mark)
+                elif top.manifest is not None and under == "kind" and top.manifest.kind is None:
+                    top.manifest.kind = value
+                    if value == kind:
+                        yield from top.manifest.entries
+                    top.manifest.entries = []
+                else:
+                    yield from collect(top, _offset(event.start_mark), _offset(event.end_mark), value)
+            value_done(top)
+    except yaml.YAMLError:
+        return  # not YAML (a Helm template): the manifests read so far count
 
 
-def _entry_lines(src: SourceFile, key: Any, value: Any) -> range:
-    first, _ = src.position(key.start_mark.index)
-    last, column = src.position(value.end_mark.index)
+def _offset(mark: Any) -> int:
+    # Every event the parser gives has its marks (the stubs allow None).
+    return int(mark.index)
+
+
+def _entry_lines(src: SourceFile, key_at: int, end: int) -> range:
+    first, _ = src.position(key_at)
+    last, column = src.position(end)
     # A block scalar ends at the start of the line after its last.
     return range(first, max(first, last - (column == 1)) + 1)
 
@@ -87,96 +165,29 @@ def sealed_lines(src: SourceFile) -> frozenset[int]:
     """The lines of a Bitnami SealedSecret's ``spec.encryptedData`` entries: ciphertext
     that only the cluster's controller can open, so neither a secret-like key's value nor
     a high-entropy string there is a finding (a token format still is)."""
-    import yaml
-
     if "SealedSecret" not in src.text or "encryptedData" not in src.text:
         return frozenset()
     lines: set[int] = set()
-    for doc in _documents(src):
-        data = _child(_child(doc, "spec"), "encryptedData")
-        if _kind_is(doc, "SealedSecret") and isinstance(data, yaml.MappingNode):
-            for key, value in data.value:
-                lines.update(_entry_lines(src, key, value))
+    for _, key_at, _, end, _ in _entries(src, "SealedSecret", ("spec", "encryptedData")):
+        lines.update(_entry_lines(src, key_at, end))
     return frozenset(lines)
 
 
-@dataclass
-class _Open:
-    """A collection the YAML parser is inside (``secret_data``)."""
-
-    mapping: bool
-    manifest: bool = False
-    """A document's root mapping, or an item of its ``items`` (a ``kind: List``)."""
-    items: bool = False
-    """A sequence: the ``items`` of a manifest."""
-    data: list[tuple[Any, Any]] | None = None
-    """A mapping that is a manifest's ``data``: that manifest's entries."""
-    key: Any = None
-    """A mapping's: the scalar key its next value is under."""
-    at_key: bool = True
-    kind: str | None = None
-    entries: list[tuple[Any, Any]] = field(default_factory=list)
-
-
-def secret_data(src: SourceFile) -> list[DataEntry]:
+def secret_data(src: SourceFile) -> Iterator[DataEntry]:
     """The ``data`` values of the ``kind: Secret`` documents of ``src`` (and of the
     items of a ``kind: List``) that are base64 of at most ``MAX_DATA_BYTES`` (what the
     API server accepts), decoded. A value that is not base64 (a template's
-    ``{{ ... | b64enc }}``) is left to the line rules. Read from libyaml's events, not
-    composed: PyYAML's composer took 19 s over the 200,000 entries of a 4 MiB file,
-    libyaml's recurses on the C stack."""
-    import yaml
-
+    ``{{ ... | b64enc }}``) is left to the line rules."""
     if "data" not in src.text or not _SECRET_KIND.search(src.text):
-        return []
-    pairs: list[tuple[Any, Any]] = []
-    stack: list[_Open] = []
-
-    def value_done() -> None:
-        if stack and stack[-1].mapping:
-            stack[-1].at_key = not stack[-1].at_key
-
-    try:
-        for event in yaml.parse(src.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-            top = stack[-1] if stack else None
-            under = top.key.value if top is not None and top.mapping and not top.at_key \
-                and isinstance(top.key, yaml.ScalarEvent) else None
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                done = stack.pop()
-                if done.manifest and done.kind == "Secret":
-                    pairs.extend(done.entries)
-                value_done()
-            elif isinstance(event, yaml.MappingStartEvent):
-                manifest = top is None or (not top.mapping and top.items)
-                data = top.entries if top is not None and top.manifest and under == "data" \
-                    else None
-                stack.append(_Open(mapping=True, manifest=manifest, data=data))
-            elif isinstance(event, yaml.SequenceStartEvent):
-                stack.append(_Open(mapping=False, items=top is not None and top.manifest
-                                   and under == "items"))
-            elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)) and top is not None \
-                    and top.mapping:
-                if top.at_key:
-                    top.key = event
-                elif top.manifest and under == "kind" and isinstance(event, yaml.ScalarEvent):
-                    top.kind = event.value
-                elif top.data is not None and under is not None \
-                        and isinstance(event, yaml.ScalarEvent):
-                    top.data.append((top.key, event))
-                value_done()
-    except yaml.YAMLError:
-        pass  # not YAML (a Helm template): the manifests read so far count
-    entries: list[DataEntry] = []
-    for key, value in pairs:
-        encoded = "".join(value.value.split())
+        return
+    for key, key_at, start, end, value in _entries(src, "Secret", ("data",)):
+        encoded = "".join(value.split()) if value is not None else ""
         if not encoded or len(encoded) > _MAX_ENCODED:
             continue
         try:
             decoded = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             continue
-        line, column = src.position(key.start_mark.index)
-        entries.append(DataEntry(str(key.value), line, column, _entry_lines(src, key, value),
-                                 value.value, decoded, src.position(value.start_mark.index),
-                                 src.position(value.end_mark.index)))
-    return entries
+        line, column = src.position(key_at)
+        yield DataEntry(key, line, column, _entry_lines(src, key_at, end), value or "",
+                        decoded, src.position(start), src.position(end))
