@@ -929,6 +929,32 @@ def test_a_dead_watcher_is_loud(rig: Rig) -> None:
     kernel.stop()  # still stops cleanly
 
 
+class _Unprintable(BaseException):
+    """Not an Exception, and its text cannot be made (a library's broken ``__str__``)."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+def test_a_watcher_ended_by_an_exception_without_text_is_loud(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(metrics=registry)
+
+    def ended(self: Kernel, trigger: str, force: bool = False) -> Any:
+        raise _Unprintable
+
+    monkeypatch.setattr(Kernel, "_attempt", ended)
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: bool(rig.of_type("io.magflock.magcfg.config.watch_failed")))
+    failed = rig.of_type("io.magflock.magcfg.config.watch_failed")[0]
+    assert failed["data"]["error"] == "_Unprintable"
+    status = kernel.status()  # what a health endpoint calls: it must not raise
+    assert (status["watch"], status["watch_error"]) == ("dead", "_Unprintable")
+    assert registry.get_sample_value("magcfg_config_watching") == 0
+
+
 def test_a_data_link_out_of_the_volume_is_refused(rig: Rig) -> None:
     rig.write(1)
     kernel = rig.kernel(watch=False)

@@ -23,7 +23,7 @@ from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry, RegistryError
 from magcfg.runtime import Kernel
 from magcfg.runtime import publish as publish_module
-from magcfg.runtime.events import RELOAD_FAILED, RELOADED, SOURCE_FAILED
+from magcfg.runtime.events import RELOAD_FAILED, RELOADED, SOURCE_FAILED, WATCH_FAILED
 from magcfg.runtime.publish import current_target
 from magcfg.runtime.registry import RegistrySource
 from tests.conftest import failed_cleanly
@@ -186,6 +186,39 @@ def test_an_unexpected_failure_in_a_poll_is_reported_and_polling_goes_on(
         hostile.publish(2)
         assert wait_for(lambda: kernel.version == 2)
         assert kernel.status()["registry"]["up"]
+    finally:
+        kernel.stop()
+
+
+class _Cancelled(BaseException):
+    """What asyncio's CancelledError and a library's own exceptions may be: not an
+    ``Exception``, so no handler for errors catches it."""
+
+
+def test_a_poller_ended_by_an_exception_that_is_not_an_exception_is_loud(
+        hostile: HostileRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # magcfg_config_watching == 0 is the documented MagcfgConfigWatcherDead alert.
+    hostile.publish(1)
+    metrics = CollectorRegistry()
+    kernel, events = _polling_kernel(hostile, tmp_path, metrics=metrics)
+    try:
+        assert metrics.get_sample_value("magcfg_config_watching") == 1
+
+        def cancelled(self: RegistrySource) -> bool:
+            raise _Cancelled("the poll was cancelled")
+
+        monkeypatch.setattr(RegistrySource, "_pull", cancelled)
+        assert wait_for(lambda: bool(_of(events, WATCH_FAILED)))
+        assert wait_for(lambda: not _poller_alive())
+        failed = _of(events, WATCH_FAILED)
+        assert len(failed) == 1 and failed[0]["data"] == {
+            "artifact_dir": str(kernel.artifact_dir), "reference": hostile.reference(),
+            "error": "_Cancelled: the poll was cancelled", "active_version": 1}
+        status = kernel.status()
+        assert (status["watch"], status["watch_error"]) == (
+            "dead", "_Cancelled: the poll was cancelled")
+        assert metrics.get_sample_value("magcfg_config_watching") == 0
+        assert kernel.version == 1  # still served
     finally:
         kernel.stop()
 

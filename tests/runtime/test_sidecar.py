@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -667,6 +668,39 @@ def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
     assert capsys.readouterr().err.endswith(
         f"error: {setup.art}: the watcher stopped (IsADirectoryError: [Errno 21] Is a "
         "directory); exiting so that the sidecar is restarted\n")
+
+
+def test_the_sidecar_exits_1_when_its_watcher_dies_and_stdout_is_gone(setup: Setup) -> None:
+    from magcfg.runtime.sidecar import Sidecar as InProcess
+    from magcfg.runtime.sidecar import SidecarOptions
+
+    setup.write(1)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # whoever read the events (a log collector) has gone: EPIPE
+    out = os.fdopen(write_end, "w")
+    sidecar = InProcess(SidecarOptions(artifact=setup.art, public_keys=[setup.pub],
+                                       out=setup.out, environment="production",
+                                       poll_interval=0.2), stdout=out)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: sidecar.kernel.status()["watch"] == "inotify")
+        watcher = sidecar.kernel._watcher
+        assert watcher is not None and watcher._inotify is not None
+        directory = os.open(setup.root, os.O_RDONLY)  # a real fault: reading it fails
+        try:
+            os.dup2(directory, watcher._inotify.fd)
+            setup.write(2)
+            runner.join(30)
+        finally:
+            os.close(directory)
+        assert codes == [1], "the sidecar went on with a dead watcher"
+    finally:
+        sidecar._stop.set()
+        runner.join(30)
+        with contextlib.suppress(OSError):
+            out.close()
 
 
 @pytest.mark.parametrize(("option", "message"), [

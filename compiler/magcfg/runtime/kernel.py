@@ -203,7 +203,8 @@ class Kernel:
                 artifact_dir, mirror, self.public_keys, insecure=insecure_registry,
                 interval=registry_interval, max_backoff=registry_max_backoff,
                 timeout=registry_timeout,
-                on_change=lambda: self._on_change("registry"), on_event=self._source_event)
+                on_change=lambda: self._on_change("registry"), on_event=self._source_event,
+                on_failure=self._watch_failed)
             artifact_dir = mirror
         self.artifact_dir = Path(artifact_dir)
         self.allow_rollback = allow_rollback
@@ -351,7 +352,7 @@ class Kernel:
         """A small JSON-able summary for health endpoints."""
         current = self._current
         watcher = self._watcher
-        failure = watcher.failure if watcher is not None else None
+        failure = self._watch_failure()
         return {
             "version": current.version if current else None,
             "environment": current.environment if current else None,
@@ -362,7 +363,8 @@ class Kernel:
             "pending_version": self._pending.version if self._pending else None,
             "pending_restart_keys": list(self._pending_keys) if self._pending else [],
             "last_error": self.last_error["data"] if self.last_error else None,
-            "watch": ("registry" if self._registry is not None and self._watch
+            "watch": ("dead" if failure is not None
+                      else "registry" if self._registry is not None and self._watch
                       and self._current is not None and not self._stopped
                       else watcher.mode if watcher else None),
             "registry": self._registry.status() if self._registry is not None else None,
@@ -528,12 +530,26 @@ class Kernel:
         # during the read still differs at the next poll.
         return tuple(sorted(self._last_raw.files)) if self._last_raw else (CONFIG,)
 
+    def _watch_failure(self) -> BaseException | None:
+        """What ended the watcher's (or the registry poller's) thread, if anything did."""
+        watcher = self._watcher
+        if watcher is not None and watcher.failure is not None:
+            return watcher.failure
+        return self._registry.failure if self._registry is not None else None
+
     def _watch_failed(self, exc: BaseException) -> None:
-        self._publish_final(make_event(WATCH_FAILED, self.environment, {
+        # The gauge first, on its own: the MagcfgConfigWatcherDead alert must fire even
+        # if building or delivering the event fails.
+        if self.metrics is not None:
+            self.metrics.watching(False)
+        data: dict[str, Any] = {
             "artifact_dir": str(self.artifact_dir),
             "error": _describe(exc),
             "active_version": self._current.version if self._current else None,
-        }, self.source))
+        }
+        if self._registry is not None:
+            data["reference"] = str(self._registry.reference)
+        self._publish_final(make_event(WATCH_FAILED, self.environment, data, self.source))
 
     def _attempt(self, trigger: str, force: bool = False) -> ReloadResult:
         with self._lock:
@@ -983,7 +999,10 @@ def _message(exc: MagcfgError) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose own text fails: its type says enough
+        text = ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

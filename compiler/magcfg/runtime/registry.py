@@ -17,7 +17,10 @@ Errors never stop the poller: the current config stays served, the outage is in
 ``status()``, in the metrics (``magcfg_config_source_up``) and in one
 ``config.source_failed`` event per outage (``config.source_restored`` when it ends).
 Polls back off exponentially on errors (with jitter, so a fleet does not retry in step),
-up to ``max_backoff``.
+up to ``max_backoff``. Only what is not an ``Exception`` (``GeneratorExit``, asyncio's
+``CancelledError``, a library's own ``BaseException``) ends the poller's thread, and
+never in silence: ``failure`` holds it and ``on_failure`` is called on the dying thread
+(the kernel's ``config.watch_failed``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class RegistrySource:
                  interval: float = 30.0, max_backoff: float = 300.0, timeout: float = 120.0,
                  on_change: Callable[[], None] = lambda: None,
                  on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
+                 on_failure: Callable[[BaseException], None] | None = None,
                  ) -> None:
         try:
             self.reference: Reference = parse_reference(reference)
@@ -79,6 +83,9 @@ class RegistrySource:
         self.max_backoff = max(max_backoff, interval)
         self.on_change = on_change
         self.on_event = on_event
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None
+        """What ended the poller's thread before :meth:`stop`, if anything did."""
         # What the mirror holds (pulled, not yet accepted) and what the kernel serves: a
         # pulled artifact the kernel refuses must not be reported as served.
         self.pulled: tuple[str, str | None] | None = None
@@ -237,6 +244,22 @@ class RegistrySource:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # not an Exception: the thread ends; say so
+            if self._stop.is_set():
+                return
+            self.failure = exc
+            log.error("magcfg: the poller of %s stopped: %s; the tag is no longer "
+                      "followed", self.reference, type(exc).__name__)
+            if self.on_failure is not None:
+                try:
+                    self.on_failure(exc)
+                except BaseException as report:
+                    log.error("magcfg: reporting the poller's failure failed: %s",
+                              type(report).__name__)
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.delay())
             self._wake.clear()

@@ -150,10 +150,12 @@ class Sidecar:
             self.start_error = failure(self.options.out, exc)
 
     def _print_and_notify(self, event: Event) -> None:
-        self.emit(event)
         if event["type"] == WATCH_FAILED:
+            # Before the line is printed: a stdout that fails (a log collector gone)
+            # must not keep a sidecar that follows no deploys running.
             self.watch_error = str(event["data"]["error"])
             self._stop.set()
+        self.emit(event)
         if event["type"] in (LOADED, RELOADED) and self._changed:
             self._changed = False
             self.emit(make_event(PUBLISHED, event["subject"], {

@@ -189,7 +189,7 @@ class DirectoryWatcher:
             if self.on_failure is not None:
                 try:
                     self.on_failure(exc)
-                except Exception as report:
+                except BaseException as report:  # the thread ends either way
                     log.error("magcfg: reporting the watcher's failure failed: %s",
                               type(report).__name__)
 
