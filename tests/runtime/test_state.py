@@ -158,3 +158,36 @@ def test_a_state_larger_than_the_bound_is_not_written(tmp_path: Path,
     with pytest.raises(FileTooLarge):
         save_state(tmp_path, b"{}", b"sig", {"config.json": b"x" * 1024}, 2, 2)
     assert path.read_bytes() == kept  # what load_state() would refuse is never written
+
+
+def test_a_state_that_cannot_be_saved_names_its_file(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    key = Ed25519PrivateKey.generate()
+    rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
+    state_dir = tmp_path / "state"
+    (state_dir / STATE_FILE).mkdir(parents=True)  # no file can be renamed over it
+    kernel = Kernel(tmp_path / "artifact", [key.public_key()], state_dir, watch=False,
+                    environment="production").start()
+    try:
+        assert kernel.version == 1  # served all the same
+        assert (f"magcfg: {state_dir / STATE_FILE}: cannot save the last known-good state: "
+                "is a directory") in caplog.text
+        assert not [name for name in os.listdir(state_dir) if name != STATE_FILE]
+    finally:
+        kernel.stop()
+
+
+def test_a_state_directory_that_cannot_be_made_is_named(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    key = Ed25519PrivateKey.generate()
+    rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
+    (tmp_path / "file").write_text("a file where the state's parent goes\n")
+    state_dir = tmp_path / "file/state"
+    kernel = Kernel(tmp_path / "artifact", [key.public_key()], state_dir, watch=False,
+                    environment="production").start()
+    try:
+        assert kernel.version == 1
+        assert (f"magcfg: {state_dir}: cannot save the last known-good state: "
+                "not a directory") in caplog.text
+    finally:
+        kernel.stop()

@@ -35,7 +35,7 @@ from ..artifact import (
     VALUE_CONSTRAINTS,
     parse_config,
 )
-from ..durable import read_regular
+from ..durable import os_reason, read_regular
 from ..errors import MagcfgError
 from ..heap import gc_paused
 from ..keyglob import format_keypath, parse_keypath
@@ -69,7 +69,13 @@ from .events import (
 from .policy import Change, ReloadPolicy, changes, restart_keys
 from .snapshot import MISSING, Member, Snapshot, build_config, freeze
 from .source import RawArtifact, read_artifact, stat_signature
-from .state import StateCorrupt, load_state, remove_stale_state_temps, save_state
+from .state import (
+    STATE_FILE,
+    StateCorrupt,
+    load_state,
+    remove_stale_state_temps,
+    save_state,
+)
 
 if TYPE_CHECKING:
     import tempfile
@@ -803,8 +809,14 @@ class Kernel:
             save_state(self.state_dir, snapshot.manifest_bytes, snapshot.signature,
                        dict(snapshot.files), snapshot.version, self._highest)
         except OSError as exc:
-            log.error("magcfg: cannot save the last known-good state in %s: %s",
-                      self.state_dir, exc.strerror)
+            # The state file (its temp file is the writer's own detail), unless what
+            # failed is the directory itself or above it (made, or fsynced).
+            named = (os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes))
+                     else None)
+            where = (named if named is not None and Path(named).parent != self.state_dir
+                     else self.state_dir / STATE_FILE)
+            log.error("magcfg: %s: cannot save the last known-good state: %s", where,
+                      os_reason(exc))
 
     def _load_saved(self) -> Snapshot | None:
         if self.state_dir is None:
