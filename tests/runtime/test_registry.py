@@ -157,7 +157,7 @@ def test_a_registry_down_at_start_boots_the_verified_mirror(
     state = tmp_path / "state"
     mirror = state / "registry-mirror"
     version = json.loads((mirror / "manifest.json").read_bytes())["version"]
-    (state / STATE_FILE).unlink()  # no last known-good: the mirror is all there is
+    # The last known-good (of the same version) bounds the mirror's version from below.
     kernel, events = _kernel(signed, target, tmp_path)
     try:
         assert (kernel.version, kernel.booted_from) == (version, "registry_mirror")
@@ -169,10 +169,11 @@ def test_a_registry_down_at_start_boots_the_verified_mirror(
         assert [e["data"]["reason"] for e in _of(events, SOURCE_FAILED)] == ["unreachable"]
     finally:
         kernel.stop()
-    # With a last known-good of the same version, the mirror is still what it served.
-    kernel, _ = _kernel(signed, target, tmp_path)
+    # Without a last known-good, rollbacks allowed, the mirror is all there is.
+    (state / STATE_FILE).unlink()
+    kernel, _ = _kernel(signed, target, tmp_path, allow_rollback=True)
     kernel.stop()
-    assert kernel.booted_from == "registry_mirror"
+    assert (kernel.version, kernel.booted_from) == (version, "registry_mirror")
     # The mirror is checked as any artifact: a changed file is not served.
     (state / STATE_FILE).unlink()
     served = current_target(mirror)

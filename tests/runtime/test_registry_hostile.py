@@ -4,6 +4,7 @@ start that cannot fall back to the last known-good."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import ssl
@@ -24,8 +25,10 @@ from magcfg.oci.registry import Registry, RegistryError
 from magcfg.runtime import Kernel
 from magcfg.runtime import publish as publish_module
 from magcfg.runtime.events import RELOAD_FAILED, RELOADED, SOURCE_FAILED, WATCH_FAILED
+from magcfg.runtime.kernel import KernelStartError
 from magcfg.runtime.publish import current_target
 from magcfg.runtime.registry import RegistrySource
+from magcfg.runtime.state import STATE_FILE
 from tests.conftest import failed_cleanly
 
 from ..net.slow import ends_within, self_signed
@@ -430,3 +433,40 @@ def test_stop_ends_a_poll_waiting_on_a_slow_registry_at_once(
     assert ends_within(kernel.stop, 5)
     assert not _poller_alive() and not _of(events, SOURCE_FAILED)
     assert kernel.version == 1
+
+
+def test_a_mirror_is_served_at_start_only_above_a_last_known_goods_floor(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    hostile.publish(1)
+    kernel = _restartable(hostile, tmp_path)
+    first = kernel().start()
+    try:
+        hostile.publish(2)
+        assert first.reload().status == "applied" and first.version == 2
+        # The tag moved back to version 1: pulled into the mirror, then refused.
+        hostile.publish(1)
+        assert first.reload().reason == "rollback_refused" and first.version == 2
+    finally:
+        first.stop()
+    state = tmp_path / "state"
+    mirror = state / "registry-mirror"
+    assert json.loads((mirror / "manifest.json").read_bytes())["version"] == 1
+    hostile.stop()  # an outage: the mirror is what the registry last gave
+    second = kernel().start()
+    second.stop()
+    assert (second.version, second.booted_from) == (2, "last_known_good")
+    # Without the last known-good (lost, or damaged and not trusted), nothing shows that
+    # the mirror's version is not one refused as a rollback: it is not served.
+    (state / STATE_FILE).unlink()
+    with pytest.raises(KernelStartError) as info:
+        kernel().start()
+    message = str(info.value)
+    assert f"registry {hostile.host} unreachable" in message, message
+    assert message.endswith(
+        f"and the registry mirror {mirror} holds version 1, not served without a trusted "
+        f"last known-good state in {state}: the highest version accepted before is "
+        "unknown, so it may be an older one refused as a rollback")
+    # Rollbacks allowed, an older version is no reason to refuse it.
+    allowed = _restartable(hostile, tmp_path, allow_rollback=True)().start()
+    allowed.stop()
+    assert (allowed.version, allowed.booted_from) == (1, "registry_mirror")

@@ -438,6 +438,16 @@ class Kernel:
                 self._publish_final(self._loaded_event(saved, started, refused))
             else:
                 assert snapshot is not None  # at boot "same" still yields the snapshot
+                if outage is not None and saved is None and not self.allow_rollback:
+                    # The mirror holds the last pull, not the last version accepted: a
+                    # tag moved back to an older digest is pulled, then refused. Only the
+                    # last known-good's highest version tells the two apart.
+                    raise KernelStartError(
+                        f"{outage}; and the registry mirror {self.artifact_dir} holds "
+                        f"version {snapshot.version}, not served without a trusted last "
+                        f"known-good state in {self.state_dir}: the highest version "
+                        "accepted before is unknown, so it may be an older one refused "
+                        "as a rollback")
                 self._install(snapshot)
                 self._last_raw = raw
                 self.booted_from = booted_from
