@@ -32,7 +32,7 @@ from magcfg.runtime.state import STATE_FILE
 from tests.conftest import failed_cleanly
 
 from ..net.slow import ends_within, self_signed
-from .fixtures import wait_for
+from .fixtures import KubeletWriter, artifact_files, base_config, wait_for
 from .hostile import HostileRegistry
 
 DEEP = b"[" * 200_000 + b"]" * 200_000
@@ -470,3 +470,42 @@ def test_a_mirror_is_served_at_start_only_above_a_last_known_goods_floor(
     allowed = _restartable(hostile, tmp_path, allow_rollback=True)().start()
     allowed.stop()
     assert (allowed.version, allowed.booted_from) == (1, "registry_mirror")
+
+
+def test_a_symlink_where_the_mirror_goes_is_removed_never_followed(
+        hostile: HostileRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Elsewhere: another directory of the pod, with a version directory and a link of
+    # its own that a publish into it would remove, and a validly signed newer artifact.
+    elsewhere = tmp_path / "elsewhere"
+    KubeletWriter(elsewhere).write(artifact_files(base_config(5), 5, hostile.key))
+    (elsewhere / "..precious").mkdir()
+    os.symlink("somewhere", elsewhere / "app-link")
+    before = sorted(os.listdir(elsewhere))
+    state = tmp_path / "state"
+    mirror = state / "registry-mirror"
+    hostile.publish(1)
+    kernel = _restartable(hostile, tmp_path)
+    kernel().start().stop()
+    shutil.rmtree(mirror)
+    os.symlink(elsewhere, mirror)
+    hostile.stop()  # at start, the mirror is what there is to read
+    down = kernel().start()
+    down.stop()
+    assert (down.version, down.booted_from) == (1, "last_known_good")
+    assert sorted(os.listdir(elsewhere)) == before
+    assert f"removed {mirror}, a symbolic link (to {str(elsewhere)!r})" in caplog.text
+    served = HostileRegistry()  # the registry back (on another port): a pull
+    try:
+        served.key = hostile.key
+        served.publish(2)
+        assert not os.path.lexists(mirror)  # removed at the start above
+        os.symlink(elsewhere, mirror)
+        up = Kernel(served.reference(), [tmp_path / "k.pub"], state,
+                    environment="production", insecure_registry=True,
+                    registry_interval=3600).start()
+        up.stop()
+        assert (up.version, up.booted_from) == (2, "artifact")
+    finally:
+        served.stop()
+    assert sorted(os.listdir(elsewhere)) == before
+    assert mirror.is_dir() and not mirror.is_symlink()

@@ -21,6 +21,7 @@ tool), a file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -32,8 +33,8 @@ from pathlib import Path
 from ..artifact import DATA_LINK, DataLinkError, data_root, size_limit
 from ..durable import exchange, fsync_dir, os_reason, read_member, write_new
 
-__all__ = ["DATA_LINK", "TMP_LINK", "current_target", "failure", "publish", "published_bytes",
-           "recover"]
+__all__ = ["DATA_LINK", "TMP_LINK", "current_target", "failure", "own_directory", "publish",
+           "published_bytes", "recover"]
 TMP_LINK = "..data_tmp"
 
 
@@ -42,6 +43,25 @@ def failure(out_dir: Path, exc: OSError) -> str:
     on (:func:`publish` names it on every error it raises) and why."""
     where = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes)) else out_dir
     return f"{where}: cannot publish into {out_dir}: {os_reason(exc)}"
+
+
+def own_directory(directory: Path) -> str | None:
+    """Keep ``directory``, the caller's own by its name (not one an operator named, which
+    may be a link), from leading anywhere else: a symlink there is removed, never
+    followed, so the next publish makes a real directory in its place and nothing is
+    read from, written to or removed in its target. Returns what the link named, if
+    there was one; anything else at ``directory`` is left for the publish to meet."""
+    with _on(directory):
+        try:
+            target = os.readlink(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # not a symlink
+                return None
+            raise
+        os.unlink(directory)
+    return target
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
 from ..oci.registry import Registry, RegistryError, is_digest
 from .events import SOURCE_FAILED, SOURCE_RESTORED
-from .publish import failure, publish
+from .publish import failure, own_directory, publish
 
 __all__ = ["RegistrySource", "SourceRefused"]
 
@@ -121,6 +121,19 @@ class RegistrySource:
             return changed
 
     def _pull(self) -> bool:
+        with self._writing:
+            if self._stop.is_set():
+                return False
+            try:
+                # Before anything is read from the mirror: its path is the kernel's own.
+                planted = own_directory(self.mirror)
+            except OSError as exc:
+                raise SourceRefused("mirror_unwritable", failure(self.mirror, exc)) from None
+            if planted is not None:
+                self.pulled = None
+                log.warning("magcfg: removed %s, a symbolic link (to %r) where the registry "
+                            "mirror goes: the mirror is never followed elsewhere",
+                            self.mirror, planted)
         repo = self.reference.repository
         ref = self.reference.digest or str(self.reference.tag)
         digest = self.client.manifest_digest(repo, ref)
