@@ -710,3 +710,32 @@ def test_a_key_that_covers_only_to_s_own_overrides_is_refused(repo: Project) -> 
         "(production's own overrides under it are kept: name one exactly to remove it, "
         "e.g. --key db.replicas)\n")
     assert _state(repo) == state
+
+
+def test_a_value_to_sets_in_a_cue_file_is_skipped_by_name(repo: Project) -> None:
+    # magcfg writes no CUE (docs/cue.md): a value TO sets in a `.cue` layer file is left
+    # for a hand edit, named, and the rest of the promotion goes ahead.
+    repo.write("layers/environments/production/logging.cue", 'logging: level: "warn"\n')
+    repo.write("layers/environments/production/flags.cue", "app: debug: true\n")
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "CUE layers in production")
+    cue_files = {rel: text for rel, text in tree(repo.root).items() if rel.endswith(".cue")}
+
+    removal = repo.run("promote", "staging", "production", "--key", "app.debug", "--dry-run")
+    assert removal.returncode == 0, removal.stderr
+    assert ("app.debug: set in layers/environments/production/flags.cue, a CUE file: "
+            "promote writes YAML only, so change it there by hand") in removal.stdout
+
+    done = repo.run("promote", "dev", "production", "--key", "logging.level",
+                    "--key", "db.pool.max")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert ("`logging.level`: set in `layers/environments/production/logging.cue`, a CUE "
+            "file: promote writes YAML only, so change it there by hand") in done.stdout
+    assert {rel: text for rel, text in tree(repo.root).items()
+            if rel.endswith(".cue")} == cue_files
+    config = json.loads((repo.root / "generated/production/config.json").read_text())
+    assert config["db"]["pool"]["max"] == 20
+    assert config["logging"]["level"] == "warn"
+    assert repo.run("build", "--check").returncode == 0

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
+from ..cue.layers import CUE_SUFFIX
 from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, md_code, printable
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
@@ -209,6 +210,16 @@ def _target(spec: LayerSpec, stack: LayerStack, layer_index: int, keypath: KeyPa
     return named, inside, named not in existing and named not in pending
 
 
+def _in_cue(key: str, path: str) -> Skip | None:
+    """The skip of a key whose edit would fall on ``path`` when that is a CUE layer
+    file: promote edits YAML only (magcfg writes no CUE, docs/cue.md), so the value is
+    left for a hand edit rather than a YAML parse of CUE text."""
+    if not path.endswith(CUE_SUFFIX):
+        return None
+    return Skip(key, "set in {}, a CUE file: promote writes YAML only, so change it there "
+                     "by hand", (path,))
+
+
 def _not_promoted(settings: PromoteSettings, keypath: KeyPath, withheld_secret: bool,
                   from_env: str, to_env: str) -> Skip | None:
     """Why a key FROM sets is not promoted (a secret not asked for, an intended
@@ -285,6 +296,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                                         (from_layer.name,)))
                     continue
                 target, inside, is_new = found
+                in_cue = _in_cue(key, target)
+                if in_cue is not None:
+                    skipped.append(in_cue)
+                    continue
                 if is_new:
                     new_files.add(target)
                 per_file.setdefault(target, []).append((inside, value))
@@ -341,6 +356,10 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                                             from_env, to_env)
                     if refused is not None:
                         skipped.append(refused)
+                        continue
+                    in_cue = _in_cue(key, f.path)
+                    if in_cue is not None:
+                        skipped.append(in_cue)
                         continue
                     per_file.setdefault(f.path, []).append((keypath, REMOVE))
                     inherited = stacks[from_env].provenance(keypath)
@@ -514,6 +533,10 @@ class _KeyedList:
                                     (self.layer_name,)))
             return
         target, inside, is_new = found
+        in_cue = _in_cue(dotted, target)
+        if in_cue is not None:
+            out.skipped.append(in_cue)
+            return
         to_file = next((f for f in stacks[to_env].layers[self.layer_index].files
                         if f.path == target), None)
         overlay = _value(to_file.data, self.keypath) if to_file else None
