@@ -526,3 +526,23 @@ def test_init_keeps_the_bytes_of_the_ignore_and_attributes_files_it_adds_to(
     assert done.returncode == 0, done.stderr
     assert (repo.root / ".gitignore").read_bytes().startswith(ignore)
     assert (repo.root / ".gitattributes").read_bytes().startswith(attributes)
+
+
+def test_the_first_promotion_keeps_each_environment_s_name(tmp_path: Path) -> None:
+    # The starter layers set app.environment per environment, a difference by design: the
+    # project file lists it, so promoting a change made in dev copies that change only.
+    repo = _repo(tmp_path)
+    assert repo.run("init", "--env", "dev", "--env", "prod").returncode == 0
+    who = {"GIT_AUTHOR_NAME": "Dana", "GIT_AUTHOR_EMAIL": "dana@example.com",
+           "GIT_COMMITTER_NAME": "Dana", "GIT_COMMITTER_EMAIL": "dana@example.com"}
+    repo.write("layers/environments/dev/app.yaml", "app:\n  environment: dev\n"
+                                                   "  log_level: debug\n")
+    assert repo.run("build").returncode == 0
+    _git(repo.root, "add", "-A")
+    subprocess.run(["git", "commit", "-qm", "start"], cwd=repo.root, check=True,
+                   env={**os.environ, **who})
+    done = repo.run("promote", "dev", "prod", env=who)
+    assert done.returncode == 0, done.stderr
+    assert "- `app.environment`: intended difference" in done.stdout
+    assert json.loads((repo.root / "generated/prod/config.json").read_text()) == {
+        "app": {"environment": "prod", "log_level": "debug", "name": "repo"}}

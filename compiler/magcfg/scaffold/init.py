@@ -113,8 +113,9 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     top = tree if prefix is None else Tree(root.parents[prefix.count("/")], (GIT_DIR,))
     # Files the repository's tools read at its top: name reported -> (tree, path in it).
     at_top: dict[str, tuple[Tree, str]] = {}
-    files: dict[str, bytes] = {"magcfg.yaml": project_file(envs).encode()}
-    if not os.path.lexists(root / "layers"):
+    starter = not os.path.lexists(root / "layers")
+    files: dict[str, bytes] = {"magcfg.yaml": project_file(envs, starter).encode()}
+    if starter:
         files.update(_starter_layers(root.name, envs))
     for directory in sorted({spec.directory(env) for spec in LAYERS for env in envs}):
         if not os.path.lexists(root / directory) and not any(
@@ -319,8 +320,14 @@ def _to_add(name: str, rel: str, prefix: str, ci: str) -> list[str]:
     return []
 
 
-def project_file(environments: tuple[str, ...]) -> str:
+def project_file(environments: tuple[str, ...], starter: bool = False) -> str:
+    """The project file; ``starter``: with the starter layers, whose ``app.environment``
+    differs per environment by design, so ``promote`` must never copy it."""
     layers = "".join(f"  - name: {spec.name}\n    path: {_quoted(spec.path)}\n" for spec in LAYERS)
+    intended = (
+        "# Keys that differ between environments by design: `magcfg promote` never copies\n"
+        "# them (docs/ops/Runbook_ConfigPromotion.md).\n"
+        "promote:\n  allow_differences:\n    \"*\": [app.environment]\n") if starter else ""
     return (
         "# magcfg project file (https://github.com/magflock/magcfg, docs/layers.md).\n"
         "# Layers are merged in the order listed (lowest first); {env} is the environment.\n"
@@ -331,6 +338,7 @@ def project_file(environments: tuple[str, ...]) -> str:
         "# add descriptions, ranges, enums and x-magcfg-reload, mark secrets x-magcfg-secret.\n"
         f"schema:\n  json: {SCHEMA_PATH}\n"
         "output: generated\n"
+        f"{intended}"
     )
 
 
