@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from .artifact import ENVIRONMENT_NAME
-from .durable import MAX_INPUT_BYTES, PathError, read_located, real_directory
+from .durable import MAX_INPUT_BYTES, PathError, path_problem, read_located, real_directory
 from .errors import BuildError, Diagnostic, UsageError
 from .syntax.locate import locate
 from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
@@ -428,6 +429,62 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     return wait
 
 
+MAX_SYMLINK_TARGET = 4096
+"""The longest target a symlink checked out as a file may hold (Linux's PATH_MAX)."""
+
+
+class Checkout:
+    """Whether a file a build reads holds what the commit holds, or what a checkout
+    lacking a git feature put there instead: the target of a committed symlink as text
+    (``core.symlinks=false``, as on Windows). It would build other bytes than a checkout
+    with symlinks, signed all the same.
+
+    git's index is asked (one ``git ls-files`` for every file below ``root``) only when a
+    file could be such a link: a target is one line without a line end, which a layer
+    or schema almost never is, so a build asks nothing. ``git check-ignore``, which every
+    build runs, answers only after parsing and says nothing of modes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._symlinks: frozenset[str] | None = None
+        self._lock = threading.Lock()
+
+    def problem(self, rel: str, raw: bytes) -> str | None:
+        """Why the bytes ``raw`` of ``rel`` (relative to the root, where the file really
+        is) are not what the commit holds, or None."""
+        if raw and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw \
+                and rel in self.symlinks():
+            return ("is a symlink in git (mode 120000) but a regular file in this checkout, "
+                    "holding the link's target as text: the checkout lacks symlink support "
+                    "(core.symlinks=false, as on Windows), so it would build other bytes "
+                    "than a clone with links; run `git config core.symlinks true` and check "
+                    "the file out again (on Windows, with Developer Mode on)")
+        return None
+
+    def symlinks(self) -> frozenset[str]:
+        """The paths (relative to the root) git's index holds as symlinks; none outside
+        a work tree or without git."""
+        with self._lock:
+            if self._symlinks is None:
+                self._symlinks = _index_symlinks(self.root)
+            return self._symlinks
+
+
+def _index_symlinks(root: Path) -> frozenset[str]:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files", "--stage", "-z"], cwd=root, env=git_env(),
+                             capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    if out.returncode != 0:
+        return frozenset()
+    # Each entry: "<mode> <object> <stage>\t<path>", the path relative to root.
+    return frozenset(os.fsdecode(entry.partition(b"\t")[2])
+                     for entry in out.stdout.split(b"\0") if entry.startswith(b"120000 "))
+
+
 def find_project_file(start: Path | None = None) -> Path:
     """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``)."""
     here = (start or Path.cwd()).resolve()
@@ -468,6 +525,9 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     root = Path(os.path.realpath(file.parent))
     name = file.name
     raw = read_located(root / name, name, MAX_INPUT_BYTES)
+    problem = Checkout(root).problem(name, raw)
+    if problem is not None:
+        raise PathError([path_problem(name, problem)])
     try:
         _check_text(name, raw)
         data, _ = parse_layer(name, raw, "project file")

@@ -1,7 +1,13 @@
 """``ParsedFile.line``: the line of a key path as ``keylines.line_of`` gives it, with the
-file's lines read once for all the key paths asked about."""
+file's lines read once for all the key paths asked about. ``FileSource.read``: the
+bytes of an input only when they are what the commit holds."""
 
 from __future__ import annotations
+
+import functools
+import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +16,7 @@ from magcfg.pipeline.load import ParsedFile
 from magcfg.syntax.keylines import line_of
 from magcfg.syntax.strict_yaml import parse_layer
 
-from ..conftest import calls
+from ..conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, Project, calls, failed_cleanly
 from ..syntax.test_keylines import LOADABLE, _asked
 
 
@@ -68,3 +74,80 @@ def test_line_of_a_prefixed_file_and_of_bytes_that_are_not_text() -> None:
     assert parsed.line(raw, ("magds", "pool", "max")) == 3
     assert parsed.line(raw, ("magds",)) == line_of("x.yaml", raw, ()) == 1
     assert parsed.line(b"\xff\xfe", ("magds", "host")) is None
+
+
+LINK_HELD = "is a symlink in git (mode 120000) but a regular file in this checkout, holding " \
+    "the link's target as text: the checkout lacks symlink support (core.symlinks=false, " \
+    "as on Windows), so it would build other bytes than a clone with links; run `git " \
+    "config core.symlinks true` and check the file out again (on Windows, with Developer " \
+    "Mode on)"
+
+
+def _committed_with_links(tmp_path: Path) -> Path:
+    """A repository whose schema, a layer file and a second project file are committed
+    symlinks."""
+    top = tmp_path / "origin"
+    project = Project(top)
+    project.write("magcfg.yaml", MINI_PROJECT)
+    project.write("shared/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+    for rel, text in MINI_BASE.items():
+        project.write(rel, text)
+    (top / "layers/base/magds.yaml").unlink()
+    project.write("shared/magds.yaml", MINI_BASE["layers/base/magds.yaml"])
+    (top / "layers/base/magds.yaml").symlink_to("../../shared/magds.yaml")
+    (top / "linked.yaml").symlink_to("magcfg.yaml")
+    (top / "schemas").mkdir()
+    (top / "schemas/schema.json").symlink_to("../shared/schema.json")
+    run = functools.partial(subprocess.run, cwd=top, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    run(["git", "add", "-A"])
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"])
+    return top
+
+
+def test_symlinks_checked_out_as_files_are_refused(tmp_path: Path) -> None:
+    """With ``core.symlinks=false`` (Windows) git writes a committed symlink as a file
+    holding its target: the build parsed `../../shared/magds.yaml` as the layer's YAML
+    (a string where a mapping belongs), and the schema as broken JSON, never saying why."""
+    origin = _committed_with_links(tmp_path)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "-c", "core.symlinks=false", "clone", "-q", str(origin),
+                    str(clone)], check=True, capture_output=True)
+    assert (clone / "layers/base/magds.yaml").read_text() == "../../shared/magds.yaml"
+    project = Project(clone)
+    stderr = failed_cleanly(project.run("build"))
+    assert stderr.startswith(f"layers/base/magds.yaml: error: {LINK_HELD}\n")
+    assert project.snapshot_tree() == {}
+    # The schema, once the layer is a file again.
+    project.write("layers/base/magds.yaml", MINI_BASE["layers/base/magds.yaml"])
+    assert f"schemas/schema.json: error: {LINK_HELD}\n" in failed_cleanly(project.run("build"))
+    # The project file.
+    assert failed_cleanly(project.run("build", "--project", "linked.yaml")).startswith(
+        f"linked.yaml: error: {LINK_HELD}\n")
+    assert project.snapshot_tree() == {}
+    # Checked out with links, the same commit builds.
+    subprocess.run(["git", "config", "core.symlinks", "true"], cwd=clone, check=True)
+    subprocess.run(["git", "checkout", "--", "."], cwd=clone, check=True)
+    for rel in ("schemas/schema.json", "layers/base/magds.yaml"):
+        assert (clone / rel).is_symlink()
+    done = project.run("build")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's index is listed only for a file that could be a link's target (one line,
+    no line end), once for all of them."""
+    import magcfg
+    from magcfg.compiler import Compiler
+
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    spawned = calls(monkeypatch, subprocess, "run")
+    magcfg.build(magcfg.load_project(mini.root / "magcfg.yaml"))
+    assert not [a for a in spawned if a[:2] == ["git", "ls-files"]]
+    mini.write("layers/base/magds.yaml", "magds: {host: db}")
+    mini.write("layers/base/logging.yaml", "logging: {level: info}")
+    compiler = Compiler(magcfg.load_project(mini.root / "magcfg.yaml"))
+    compiler.load_stacks(["dev", "prod"])
+    assert [a for a in spawned if a[:2] == ["git", "ls-files"]] == [
+        ["git", "ls-files", "--stage", "-z"]]

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..durable import Tree
+from ..durable import PathError, Tree, path_problem
 from ..errors import Diagnostic
-from ..project import LAYER_SUFFIXES
+from ..project import LAYER_SUFFIXES, Checkout
 from ..syntax.keylines import Indexed, line_in, simple_lines
 
 __all__ = ["LAYER_SUFFIXES", "FileSource", "ParsedFile"]
@@ -101,9 +101,16 @@ class FileSource:
     def __init__(self, root: Path, fenced: Iterable[str] = ()) -> None:
         self._tree = Tree(root, fenced)
         self.root = Path(self._tree.root)
+        self._checkout = Checkout(self.root)
 
     def read(self, path: str) -> bytes:
-        return self._tree.read(path)
+        """The bytes of ``path``, refused when they are not what the commit holds
+        (``project.Checkout``)."""
+        raw = self._tree.read(path)
+        problem = self._checkout.problem(self._tree.real_relative(path), raw)
+        if problem is not None:
+            raise PathError([path_problem(path, problem)])
+        return raw
 
     def sha256(self, path: str) -> tuple[str, int]:
         """The hex SHA-256 and size of what ``read(path)`` returns, without holding the
