@@ -429,15 +429,22 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     return wait
 
 
+LFS_POINTERS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
+"""How a Git LFS pointer file begins (its first line names the spec; hawser is LFS's
+first name)."""
+GIT_CRYPT_HEADER = b"\0GITCRYPT\0"
+"""How a file git-crypt encrypted begins, as a locked checkout holds it."""
+
 MAX_SYMLINK_TARGET = 4096
 """The longest target a symlink checked out as a file may hold (Linux's PATH_MAX)."""
 
 
 class Checkout:
     """Whether a file a build reads holds what the commit holds, or what a checkout
-    lacking a git feature put there instead: the target of a committed symlink as text
-    (``core.symlinks=false``, as on Windows). It would build other bytes than a checkout
-    with symlinks, signed all the same.
+    lacking a git feature put there instead: a Git LFS pointer (no git-lfs, or
+    ``GIT_LFS_SKIP_SMUDGE``), git-crypt's ciphertext (a locked checkout), or the target
+    of a committed symlink as text (``core.symlinks=false``, as on Windows). Each would
+    build other bytes than a checkout with the feature, signed all the same.
 
     git's index is asked (one ``git ls-files`` for every file below ``root``) only when a
     file could be such a link: a target is one line without a line end, which a layer
@@ -452,6 +459,15 @@ class Checkout:
     def problem(self, rel: str, raw: bytes) -> str | None:
         """Why the bytes ``raw`` of ``rel`` (relative to the root, where the file really
         is) are not what the commit holds, or None."""
+        if raw.startswith(LFS_POINTERS):
+            return ("is a Git LFS pointer, not the file it stands for: this checkout was "
+                    "made without git-lfs (or with GIT_LFS_SKIP_SMUDGE), so it would build "
+                    "other bytes than one with it; install git-lfs and run `git lfs pull`, "
+                    "or keep the inputs out of LFS (drop their filter=lfs in .gitattributes "
+                    "and commit them again)")
+        if raw.startswith(GIT_CRYPT_HEADER):
+            return ("is encrypted by git-crypt, and this checkout is locked, so it would "
+                    "build other bytes than an unlocked one; run `git-crypt unlock` first")
         if raw and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw \
                 and rel in self.symlinks():
             return ("is a symlink in git (mode 120000) but a regular file in this checkout, "

@@ -151,3 +151,29 @@ def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(
     compiler.load_stacks(["dev", "prod"])
     assert [a for a in spawned if a[:2] == ["git", "ls-files"]] == [
         ["git", "ls-files", "--stage", "-z"]]
+
+
+@pytest.mark.parametrize("rel", ["layers/base/magds.yaml", "schemas/schema.json"])
+def test_git_lfs_pointers_are_refused(mini: Project, rel: str) -> None:
+    """Checked out without git-lfs (or with GIT_LFS_SKIP_SMUDGE) an LFS file is its
+    pointer: CI would build from other bytes than a checkout with git-lfs."""
+    mini.write(rel, "version https://git-lfs.github.com/spec/v1\noid sha256:"
+               + "ab" * 32 + "\nsize 1234\n")
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr.startswith(
+        f"{rel}: error: is a Git LFS pointer, not the file it stands for: this checkout "
+        "was made without git-lfs (or with GIT_LFS_SKIP_SMUDGE), so it would build other "
+        "bytes than one with it; install git-lfs and run `git lfs pull`, or keep the inputs "
+        "out of LFS (drop their filter=lfs in .gitattributes and commit them again)\n")
+    assert mini.snapshot_tree() == {}
+
+
+def test_git_crypt_ciphertext_is_refused(mini: Project) -> None:
+    """A locked git-crypt checkout holds the ciphertext: refused by name, where it was a
+    control character at line 1."""
+    mini.write("layers/base/magds.yaml", b"\0GITCRYPT\0" + bytes(range(256)))
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr.startswith(
+        "layers/base/magds.yaml: error: is encrypted by git-crypt, and this checkout is "
+        "locked, so it would build other bytes than an unlocked one; run `git-crypt "
+        "unlock` first\n")

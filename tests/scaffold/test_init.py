@@ -477,17 +477,23 @@ def test_yaml_text_reads_back_as_written() -> None:
 def test_a_checkout_converting_line_ends_still_checks_and_verifies(tmp_path: Path) -> None:
     """A clone with ``core.autocrlf=true`` (Windows' default) turned every LF of the
     layers and of generated/ into CRLF: the bytes hashed, and signed, were no longer
-    those in the work tree, and ``build --check`` and ``verify`` failed there alone."""
+    those in the work tree, and ``build --check`` and ``verify`` failed there alone. So
+    did a ``* ident`` line, expanding a layer's ``$Id$`` to the blob's name."""
     from magcfg.signing.keys import generate_key_pair
 
     repo = _repo(tmp_path)
     _committer(repo.root)
-    repo.write(".gitattributes", "* text=auto")  # kept, and overridden below it
+    repo.write(".gitattributes", "* text=auto ident")  # kept, and overridden below it
     assert repo.run("init", "--env", "dev").returncode == 0
+    app = repo.root / "layers/base/app.yaml"
+    app.write_text("# $Id$\n" + app.read_text())
+    assert repo.run("build").returncode == 0
     assert (repo.root / ".gitattributes").read_text() == (
-        "* text=auto\n"
-        "# magcfg hashes and signs these bytes: no line-end conversion on checkout\n"
-        "/magcfg.yaml -text\n/layers/** -text\n/schemas/** -text\n/generated/** -text\n")
+        "* text=auto ident\n"
+        "# magcfg hashes and signs these bytes: no line-end conversion or $Id$ expansion "
+        "on checkout\n"
+        "/magcfg.yaml -text -ident\n/layers/** -text -ident\n/schemas/** -text -ident\n"
+        "/generated/** -text -ident\n")
     generate_key_pair(tmp_path / "keys")
     signed = repo.run("sign", "--key", str(tmp_path / "keys/magcfg.key"))
     assert signed.returncode == 0, signed.stderr
@@ -506,6 +512,7 @@ def test_a_checkout_converting_line_ends_still_checks_and_verifies(tmp_path: Pat
     assert b"\r\n" in (clone / ".github/workflows/magcfg.yml").read_bytes()  # converted
     for rel in ("magcfg.yaml", "layers/base/app.yaml", "generated/dev/configmap.yaml"):
         assert b"\r" not in (clone / rel).read_bytes(), rel
+    assert (clone / "layers/base/app.yaml").read_bytes() == app.read_bytes()
     cloned = Project(clone)
     check = cloned.run("build", "--check")
     assert check.returncode == 0, check.stderr

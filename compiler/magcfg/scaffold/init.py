@@ -65,10 +65,15 @@ CI_FILES = {
 }
 _ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 UNCONVERTED = ("/magcfg.yaml", "/layers/**", "/schemas/**", "/generated/**")
-"""The paths ``.gitattributes`` marks ``-text``: what a build reads and what it writes.
-Their bytes are hashed into the manifest and signed, so a checkout with
-``core.autocrlf=true`` (or a ``* text=auto`` above) that turned LF into CRLF would make
-``build --check`` and ``verify`` fail in that checkout alone."""
+"""The paths ``.gitattributes`` marks ``-text -ident``: what a build reads and what it
+writes. Their bytes are hashed into the manifest and signed, so a checkout with
+``core.autocrlf=true`` (or a ``* text=auto`` above) that turned LF into CRLF, or a
+``* ident`` above that expanded ``$Id$`` to the blob's name, would make ``build --check``
+and ``verify`` fail in that checkout alone. ``filter`` is left as set: ``-filter`` would
+undo a ``filter=git-crypt`` above, and the next ``git add`` would commit in clear what
+was encrypted; a checkout without a filter's driver is refused by the build where it can
+tell (an LFS pointer, a git-crypt file: ``project.Checkout``)."""
+UNCONVERTED_ATTRIBUTES = "-text -ident"
 _MERGED = (".gitignore", ".gitattributes", VSCODE_SETTINGS)
 """Files that ``init`` adds its lines to when they exist, rather than keeping them."""
 
@@ -366,15 +371,18 @@ def _gitignore(current: bytes | None) -> bytes:
 
 
 def _gitattributes(current: bytes | None) -> bytes:
-    """``current`` with ``-text`` on ``UNCONVERTED``, appended: for git the last line that
-    sets an attribute wins, so a ``* text=auto`` kept above does not convert them."""
+    """``current`` with ``UNCONVERTED_ATTRIBUTES`` on ``UNCONVERTED``, appended: for git
+    the last line that sets an attribute wins, so a ``* text=auto`` kept above does not
+    convert them."""
     text = _git_text(current)
     lines = {" ".join(line.split()) for line in text.splitlines()}
-    missing = [f"{path} -text" for path in UNCONVERTED if f"{path} -text" not in lines]
+    missing = [line for path in UNCONVERTED
+               if (line := f"{path} {UNCONVERTED_ATTRIBUTES}") not in lines]
     if not missing:
         return current or b""
     return _appended(text, "# magcfg hashes and signs these bytes: no line-end conversion "
-                     "on checkout\n" + "".join(f"{line}\n" for line in missing))
+                     "or $Id$ expansion on checkout\n"
+                     + "".join(f"{line}\n" for line in missing))
 
 
 def _git_text(current: bytes | None) -> str:
