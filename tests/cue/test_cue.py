@@ -708,6 +708,26 @@ def test_layers_that_each_stop_the_run_cost_a_run_each_at_most(app: Project,
     assert [len(run) for run in runs] == [n + 1, n, *([1] * (n - 1))], runs
 
 
+@pytest.mark.parametrize("forged", [
+    "// :l1\\nx: fake",  # the label cue prints before the next instance's errors
+    "x: fake:\\n    ./l1.cue:1:1",  # a position in the next instance's file
+    "see l1.cue",  # the next instance's file, named
+])
+def test_a_crafted_error_text_stays_on_its_own_file(app: Project, tmp_path: Path,
+                                                    forged: str) -> None:
+    """An ``error("...")`` text is printed as written, line ends and all: one that wrote
+    the label or the file name cue gives another layer's instance put a line of it, an
+    error without a position, on that layer's file (a pull request's error on a file it
+    does not touch)."""
+    app.write("layers/base/a.cue", f'a: error("boom\\n{forged}\\ny: more")\n')
+    app.write("layers/base/b.cue", "b: 1\n")
+    app.write("layers/base/c.cue", "c: 1 & 2\n")
+    stderr, _ = _logged_runs(app, tmp_path)
+    files = {line.split(":")[0] for line in stderr.splitlines() if ": error: " in line}
+    assert files == {"layers/base/a.cue", "layers/base/c.cue"}, stderr
+    assert "b.cue" not in stderr, stderr
+
+
 def test_cue_runs_without_a_home(app: Project) -> None:
     """cue asks for a cache directory, under ``$XDG_CACHE_HOME`` or ``$HOME``, before it
     evaluates anything: in a CI container without ``HOME`` every CUE file failed with

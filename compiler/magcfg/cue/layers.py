@@ -9,11 +9,12 @@ the ``.cue`` file (with the line of the field, found by ``locate_cue``).
 Batching: ``cue`` start-up dominates a small file's cost, so all ``.cue`` files of a
 build that are not in the cache are evaluated by ONE process. ``cue export`` of several
 files would unify them into one value; instead each file is copied into one temporary
-directory as a package of its own (``l0.cue`` is ``package l0``, ...), and
-``cue eval --concrete --ignore --out json .:l0 .:l1 ...`` evaluates those instances
-separately, each once: it prints the JSON document of each instance that passed, in
-order (what ``cue export --out json`` prints for it), and the errors of every one that
-failed, each after a ``// :lN`` line naming it (``cue export`` stops at the first
+directory as a package of its own (``l0_<token>.cue`` is ``package l0_<token>``, the
+token drawn for the run, ...), and ``cue eval --concrete --ignore --out json
+.:l0_<token> .:l1_<token> ...`` evaluates those instances separately, each once: it
+prints the JSON document of each instance that passed, in order (what ``cue export
+--out json`` prints for it), and the errors of every one that failed, each after a
+``// :l0_<token>`` line naming it (``cue export`` stops at the first
 failure, so the errors of the others took a run each). The package clause is renamed in
 place, or added on the first line, so line numbers in cue's errors stay those of the
 real file. (One directory, not one per file: on the build machines' disks each
@@ -30,6 +31,7 @@ import functools
 import hashlib
 import json
 import re
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,17 +116,14 @@ def export(cue: CueBinary, files: dict[str, bytes]) -> dict[str, dict[str, Any]]
     return out
 
 
-_INSTANCE = re.compile(r"^// :(l\d+)$", re.MULTILINE)
-
-
 def _evaluate(cue: CueBinary, files: dict[str, bytes]) -> tuple[list[Any], list[Diagnostic]]:
     """``(documents, errors)`` of one ``cue eval`` of ``files``: every instance is
-    evaluated once, and the errors of each that failed are printed after its ``// :lN``
-    line. An error that stops the run before any instance is evaluated (a reference or
-    an import that is not there) is printed alone: the files it names are left out and
-    the others run again, which evaluates each of them once. Should that run stop too,
-    each file left runs alone: a run of all the rest after each such file would cost
-    as many runs of them as there are (quadratic)."""
+    evaluated once, and the errors of each that failed are printed after its ``// :P``
+    line (P its package). An error that stops the run before any instance is evaluated
+    (a reference or an import that is not there) is printed alone: the files it names
+    are left out and the others run again, which evaluates each of them once. Should
+    that run stop too, each file left runs alone: a run of all the rest after each such
+    file would cost as many runs of them as there are (quadratic)."""
     documents, diagnostics, stopped = _evaluate_once(cue, files)
     if not stopped:
         return documents, diagnostics
@@ -146,21 +145,28 @@ def _unblamed(files: dict[str, bytes], diagnostics: list[Diagnostic]) -> dict[st
 def _evaluate_once(cue: CueBinary, files: dict[str, bytes]
                    ) -> tuple[list[Any], list[Diagnostic], bool]:
     """``_evaluate``'s one run: its documents, its errors and whether cue stopped before
-    it evaluated any of several instances (their errors are not all known)."""
+    it evaluated any of several instances (their errors are not all known).
+
+    Packages and file names carry a token drawn for the run (``l0_<token>``): cue prints
+    an ``error("...")`` text as written, line ends and all, and a text that wrote the
+    label, a position or the file name of another instance put its lines on that file."""
     order = list(files)
-    instance = {}  # "lN.cue" -> project path
+    token = secrets.token_hex(8)
+    packages = [f"l{i}_{token}" for i in range(len(order))]
+    instance = {}  # "lN_<token>.cue" -> project path
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
         base = Path(tmp)
-        for i, path in enumerate(order):
-            raw, name = _as_package(files[path], f"l{i}"), f"l{i}.cue"
-            (base / name).write_bytes(raw)
+        for package, path in zip(packages, order, strict=True):
+            name = f"{package}.cue"
+            (base / name).write_bytes(_as_package(files[path], package))
             instance[name] = path
         done = cue.run(["eval", "--concrete", "--ignore", "--out", "json",
-                        *(f".:l{i}" for i in range(len(order)))], base)
+                        *(f".:{package}" for package in packages)], base)
     if done.returncode != 0:
         # Text before the first label is about no instance in particular (all of it,
         # when the run stopped before evaluating, or when there is one instance).
-        parts = _INSTANCE.split(done.stderr)
+        labels = re.compile(rf"^// :(l\d+_{token})$", re.MULTILINE)
+        parts = labels.split(done.stderr)
         diagnostics = _diagnostics(parts[0], instance, order, None)
         for label, text in zip(parts[1::2], parts[2::2], strict=True):
             diagnostics += _diagnostics(text, instance, order, instance.get(f"{label}.cue"))
@@ -263,7 +269,8 @@ def _diagnostics(stderr: str, instance: dict[str, str], order: list[str],
             file, line = (labelled or (named[0] if named else order[0])), None
         message = e.message
         for key, path in instance.items():
-            message = message.replace(f"./{key}", path).replace(key, path)
+            message = message.replace(f"./{key}", path).replace(key, path).replace(
+                key.removesuffix(CUE_SUFFIX), path)
         out.append(Diagnostic(file, line, format_keypath(e.path) or None,
                               f"cue export: {message}", code="cue"))
     if not out:
