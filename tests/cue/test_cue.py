@@ -728,6 +728,20 @@ def test_a_crafted_error_text_stays_on_its_own_file(app: Project, tmp_path: Path
     assert "b.cue" not in stderr, stderr
 
 
+def test_a_crafted_schema_error_text_stays_in_its_environment(app: Project) -> None:
+    """A line of an ``error("...")`` text (which may hold a config's value) that wrote
+    ``prod.magds.host: ...`` was taken for an error of prod: dev's error was put on
+    prod's key and file, and cached as prod's verdict."""
+    rule = ('\tif #environment == "dev" {\n\t\tmagds: port: <1000 | error("dev port too '
+            'high\\nprod.magds.host: fake\\n    ./app.cue:1:1\\nlogging.level: more")\n\t}\n')
+    app.write("schemas/app.cue", SCHEMA.replace("\tlogging?: level", rule + "\tlogging?: level")
+              .replace("#Config: {", "#Config: {\n\t#environment: string"))
+    stderr = failed_cleanly(app.run("build"))
+    assert stderr.splitlines() == [
+        "layers/base/magds.yaml:3: error: dev port too high prod.magds.host: fake ./app.cue:1:1 "
+        "logging.level: more (CUE: schemas/app.cue:20) (environment dev) [magds.port]"]
+
+
 def test_cue_runs_without_a_home(app: Project) -> None:
     """cue asks for a cache directory, under ``$XDG_CACHE_HOME`` or ``$HOME``, before it
     evaluates anything: in a CI container without ``HOME`` every CUE file failed with

@@ -224,7 +224,8 @@ class CueError(NamedTuple):
 
 _LABEL = r'(?:"(?:[^"\\]|\\.)*"|[^\s".:]+)'
 _HEADER = re.compile(rf"^({_LABEL}(?:\.{_LABEL})*): (.*)$")
-_POSITION = re.compile(r"^\s+(.+?):(\d+):(\d+)$")
+POSITION = re.compile(r"^\s+(.+?):(\d+):(\d+)$")
+"""A line of cue's errors naming a source position: file, line, column."""
 _SEGMENT = re.compile(r'"(?:[^"\\]|\\.)*"|[^.]+')
 
 
@@ -255,7 +256,7 @@ def parse_errors(stderr: str) -> list[CueError]:
     for line in stderr.splitlines():
         if not line.strip():
             continue
-        pos = _POSITION.match(line)
+        pos = POSITION.match(line)
         if pos and line[0].isspace():
             positions.append((pos.group(1), int(pos.group(2)), int(pos.group(3))))
             continue

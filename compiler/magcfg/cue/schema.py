@@ -4,9 +4,11 @@ A project names ``schema: {cue: schemas/x.cue, cue_definition: "#Config"}`` (ins
 of, or besides, ``json:``). The check runs after JSON Schema validation, on the
 environments that compiled, and costs ONE ``cue`` process per build, whatever the
 number of environments: the environments go in as one JSON document
-``{"<env>": <config>, ...}`` vetted against ``[Env=string]: #Config & {#environment:
-Env}`` (a two-line wrapper file in the schema's package), so every error path starts
-with the environment's name, and rules see it as ``#environment``.
+``{"m<token>_<env>": <config>, ...}`` vetted against ``{"m<token>_<env>": #Config &
+{#environment: "<env>"}, ...}`` (a wrapper file in the schema's package), so every
+error path starts with the environment's key, and rules see its name as
+``#environment``. The token is drawn for the run: an ``error("...")`` text cannot write
+an environment's key (``_joined``).
 A single ``cue vet`` with one data file per environment would not do: cue reports the
 errors of only one failing data file. Very large environments are vetted in separate,
 concurrent processes (MAX_BATCH_BYTES).
@@ -23,15 +25,17 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
 from ..pipeline.validate import name_environments
-from .binary import CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
+from .binary import POSITION, CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
 
 if TYPE_CHECKING:
     from ..pipeline.context import CompileContext, Workspace
@@ -43,7 +47,7 @@ ENVIRONMENT_FIELD = "#environment"
 """The environment's name, injected into the definition (a definition field, so it is
 never part of the config and a definition that does not declare it is unaffected):
 rules write ``#environment: string`` and ``if #environment == "production" {...}``."""
-_WRAPPER_FORMAT = "2"  # of the wrapper: 2 injects ENVIRONMENT_FIELD
+_WRAPPER_FORMAT = "3"  # of the wrapper: 2 injects ENVIRONMENT_FIELD, 3 tokens the names
 _WRAPPER_FILE = "magcfg_environments.cue"
 _DATA_FILE = "magcfg_environments.json"
 _PACKAGE = re.compile(r"^\s*(?:(?://[^\n]*|@[^\n]*)?\n\s*)*package\s+([A-Za-z_#][A-Za-z0-9_]*)")
@@ -178,8 +182,14 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
     """One ``cue vet`` for all ``configs`` (env -> config.json bytes): violations per env.
 
     Errors that belong to no environment (the schema itself is broken, the definition
-    does not exist) raise BuildError located in the schema file."""
-    name = PurePosixPath(schema.path).name
+    does not exist) raise BuildError located in the schema file.
+
+    The environments' keys and the files carry a token drawn for the run (``m<token>_``):
+    cue prints an ``error("...")`` text as written, line ends and all (and a text may
+    hold a config's value), so one that wrote ``prod.magds.host: ...`` on a line of its
+    own put an error of another environment on prod's key and file."""
+    tag = f"m{secrets.token_hex(8)}_"
+    name = tag + PurePosixPath(schema.path).name
     package = schema.package
     raw = schema.raw
     if package is None:
@@ -187,28 +197,32 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
         # cue's line numbers stay those of the real file.
         package = "magcfgschema"
         raw = f"package {package}, ".encode() + raw
-    wrapper = (f"package {package}\n{_WRAPPER_DEFINITION}: [Env=string]: "
-               f"{schema.definition} & {{{ENVIRONMENT_FIELD}: Env}}\n")
-    data = b"{" + b",".join(json.dumps(env).encode() + b":" + config
+    fields = "".join(f"\t{json.dumps(tag + env)}: {schema.definition} & "
+                     f"{{{ENVIRONMENT_FIELD}: {json.dumps(env)}}}\n" for env in configs)
+    wrapper = f"package {package}\n{_WRAPPER_DEFINITION}: {{\n{fields}}}\n"
+    data = b"{" + b",".join(json.dumps(tag + env).encode() + b":" + config
                             for env, config in configs.items()) + b"}"
+    wrapper_file, data_file = tag + _WRAPPER_FILE, tag + _DATA_FILE
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
         base = Path(tmp)
         (base / name).write_bytes(raw)
-        (base / _WRAPPER_FILE).write_text(wrapper, encoding="utf-8")
-        (base / _DATA_FILE).write_bytes(data)
-        done = cue.run(["vet", "-c", "-d", _WRAPPER_DEFINITION, name, _WRAPPER_FILE,
-                        _DATA_FILE], base)
+        (base / wrapper_file).write_text(wrapper, encoding="utf-8")
+        (base / data_file).write_bytes(data)
+        done = cue.run(["vet", "-c", "-d", _WRAPPER_DEFINITION, name, wrapper_file,
+                        data_file], base)
     if done.returncode == 0:
         return {}
-    errors = merge_disjunctions(parse_errors(done.stderr))
+    errors = merge_disjunctions(parse_errors(_joined(done.stderr, tag)))
     found: dict[str, list[_Violation]] = {}
     broken: list[Diagnostic] = []
     for e in errors:
-        if e.path and e.path[0] in configs:
-            found.setdefault(e.path[0], []).append(
-                _Violation(e.path[1:], _message(e, name, schema.path)))
+        env = e.path[0].removeprefix(tag) if e.path and e.path[0].startswith(tag) else None
+        if env in configs:
+            found.setdefault(env, []).append(
+                _Violation(e.path[1:], _message(e, name, schema.path).replace(tag, "")))
         else:
-            broken.append(_schema_error(e, name, schema))
+            diagnostic = _schema_error(e, name, schema)
+            broken.append(replace(diagnostic, message=diagnostic.message.replace(tag, "")))
     if broken or not found:
         if not broken:
             text = done.stderr.strip() or f"cue vet exited with status {done.returncode}"
@@ -216,6 +230,28 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
                                      code="cue"))
         raise BuildError(broken)
     return found
+
+
+def _joined(stderr: str, tag: str) -> str:
+    """cue's errors with each line that goes on an environment's error message joined to
+    it: before the error's positions, which name the run's files (``tag``), only a line
+    naming an environment's key (``tag`` again) begins another error. Any other line is
+    the message's (an ``error("...")`` text's line end)."""
+    lines: list[str] = []
+    going_on = False  # an environment's error whose positions have not begun
+    for line in stderr.splitlines():
+        if not line.strip():
+            continue
+        position = POSITION.match(line)
+        if position is not None and position.group(1).removeprefix("./").startswith(tag):
+            going_on = False
+        elif going_on and not line.lstrip('"').startswith(tag):
+            lines[-1] += " " + line.strip()
+            continue
+        else:
+            going_on = line.lstrip('"').startswith(tag)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _in_schema(e: CueError, name: str) -> list[int]:
