@@ -303,6 +303,31 @@ def test_failed_commit_restores_everything(repo: Project) -> None:
     assert not (repo.root / "layers/environments/staging/logging.yaml").exists()
 
 
+def test_a_failed_promotion_removes_the_directories_it_made(repo: Project) -> None:
+    """``git clean`` took back the files of a failed promotion, and left the directory
+    it made for a new layer file: empty, and in no ``git status``."""
+    (repo.root / "magcfg.yaml").write_text((repo.root / "magcfg.yaml").read_text().replace(
+        '    path: "layers/secrets/{env}"\n',
+        '    path: "layers/secrets/{env}"\n  - name: overrides\n'
+        '    path: "layers/overrides/{env}"\n'))
+    (repo.root / "layers/overrides/dev").mkdir(parents=True)
+    git(repo.root, "mv", "layers/environments/dev/logging.yaml", "layers/overrides/dev/")
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "overrides")
+    (repo.root / "layers/overrides/production").mkdir()  # not the promotion's: kept
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    state = _state(repo)
+    result = repo.run("promote", "dev", "staging")
+    assert result.stderr.endswith("error: git failed (git commit): exit status 1; nothing "
+                                  "was changed\n"), result.stderr
+    assert _state(repo) == state
+    assert sorted(p.name for p in (repo.root / "layers/overrides").iterdir()) == [
+        "dev", "production"]
+
+
 def test_the_pr_body_links_the_report_only_where_ci_publishes_it(repo: Project) -> None:
     pr = repo.root.parent / "pr.md"
     done = repo.run("promote", "staging", "production", "--key", "db.pool.max",

@@ -32,9 +32,11 @@ is written: a promotion that would make TO invalid fails and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import stat
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -775,6 +777,8 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
             tree.resolve(rel)
             _regular_target(root, rel)
     original = _head(repo)
+    absent = _absent_directories(root, [*(posixpath.dirname(p) for p in plan.texts),
+                                        generated, snapshots])
     try:
         # In the block: a post-checkout hook that fails leaves the branch made and
         # checked out, and the undo below takes both back.
@@ -797,6 +801,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
             raise BuildError(f"{first}\nand undoing the promotion failed too "
                              f"({_git_failure(undo)}): "
                              f"{_left(repo, root, paths, original, branch)}") from None
+        _remove_empty(absent)
         raise
     written = [*plan.texts, generated]
     if os.path.lexists(root / snapshots):
@@ -827,6 +832,27 @@ def _undo(repo: Any, paths: list[str], original: str, branch: str) -> None:
         git("checkout", "-q", original)
     if branch in [h.name for h in repo.heads]:
         git("branch", "-q", "-D", branch)
+
+
+def _absent_directories(root: Path, directories: list[str]) -> list[Path]:
+    """The directories on the way to ``directories`` (relative to ``root``), themselves
+    included, that are not there: those a promotion makes. Deepest first."""
+    absent: set[Path] = set()
+    for rel in directories:
+        path = root / rel
+        while path != root and root in path.parents and not os.path.lexists(path):
+            absent.add(path)
+            path = path.parent
+    return sorted(absent, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove each of ``directories`` (deepest first) that is empty: ``git clean``
+    removes the files a failed promotion made, not the directories it made for them.
+    One that holds anything was not the promotion's alone, and stays."""
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _left(repo: Any, root: Path, paths: list[str], original: str, branch: str) -> str:
