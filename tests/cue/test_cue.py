@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -740,6 +741,32 @@ def test_a_crafted_schema_error_text_stays_in_its_environment(app: Project) -> N
     assert stderr.splitlines() == [
         "layers/base/magds.yaml:3: error: dev port too high prod.magds.host: fake ./app.cue:1:1 "
         "logging.level: more (CUE: schemas/app.cue:20) (environment dev) [magds.port]"]
+
+
+def test_the_layer_benchmark_names_the_command_it_times(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/cue_bench.py labelled its layer timings ``cue export``, while what it
+    times (``layers.export``, the build's step) runs ``cue eval --concrete --ignore``."""
+    import importlib.util
+
+    from magcfg.cue.binary import CueBinary
+
+    spec = importlib.util.spec_from_file_location("cue_bench", REPO / "benchmarks/cue_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ran: list[str] = []
+    real = CueBinary.run
+
+    def run(self: CueBinary, args: list[str], *rest: Any) -> Any:
+        ran.append(" ".join(["cue", *(a for a in args if not a.startswith(".:"))]))
+        return real(self, args, *rest)
+
+    monkeypatch.setattr(CueBinary, "run", run)
+    bench.bench_layers(REPO, 1)
+    timed = capsys.readouterr().out.splitlines()[-2:]
+    assert set(ran) == {"cue eval --concrete --ignore --out json"}
+    assert [line.split(",")[0] for line in timed] == ["cue eval --concrete --ignore"] * 2
 
 
 def test_cue_runs_without_a_home(app: Project) -> None:

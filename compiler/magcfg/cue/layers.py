@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from ..pipeline.context import Workspace
 
 CUE_SUFFIX = ".cue"
+EVALUATE = ("eval", "--concrete", "--ignore", "--out", "json")
+"""The command (after ``cue``) that evaluates .cue layers, each instance named after it."""
 _PACKAGE = re.compile(r"\A(?:\s|//[^\n]*)*package\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -160,8 +162,7 @@ def _evaluate_once(cue: CueBinary, files: dict[str, bytes]
             name = f"{package}.cue"
             (base / name).write_bytes(_as_package(files[path], package))
             instance[name] = path
-        done = cue.run(["eval", "--concrete", "--ignore", "--out", "json",
-                        *(f".:{package}" for package in packages)], base)
+        done = cue.run([*EVALUATE, *(f".:{package}" for package in packages)], base)
     if done.returncode != 0:
         # Text before the first label is about no instance in particular (all of it,
         # when the run stopped before evaluating, or when there is one instance).
