@@ -476,9 +476,20 @@ class Tree:
         return self.read(rel)
 
     def replace(self, rel: str, data: bytes) -> None:
-        """Write ``rel`` atomically (``replace_file``), creating its directories. The
-        directory must resolve inside the root and out of the fenced areas, and ``rel``
-        itself must be a regular file or absent: a symlink is never written through."""
+        """Write ``rel`` atomically (``replace_file``), creating its directories, where
+        :meth:`writable` allows it."""
+        target = self.writable(rel)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            replace_file(Path(target), data)
+        except OSError as exc:
+            raise PathError([path_problem(rel, f"cannot write: {os_reason(exc)}")]) from None
+
+    def writable(self, rel: str) -> str:
+        """Where :meth:`replace` would write ``rel``, or ``PathError``: the directory must
+        resolve inside the root and out of the fenced areas, and ``rel`` itself must be
+        a regular file or absent (a symlink is never written through). Nothing is
+        created: a caller writing several files asks for each before it writes any."""
         parent_rel, _, name = rel.rpartition("/")
         existing = parent_rel
         missing: list[str] = []
@@ -496,11 +507,7 @@ class Tree:
         if mode is not None and not stat.S_ISREG(mode):
             raise PathError([path_problem(rel, f"is {file_kind(mode)}; magcfg writes only "
                                           "regular files")])
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            replace_file(Path(target), data)
-        except OSError as exc:
-            raise PathError([path_problem(rel, f"cannot write: {os_reason(exc)}")]) from None
+        return target
 
     def list_files(self, directory: str, suffixes: tuple[str, ...]
                    ) -> tuple[list[str], list[Diagnostic]]:

@@ -121,6 +121,26 @@ def test_init_with_inputs_git_ignores_writes_nothing(tmp_path: Path) -> None:
     assert tree_state(repo.root) == before
 
 
+def test_init_with_a_file_it_adds_to_that_it_cannot_write_writes_nothing(
+        tmp_path: Path) -> None:
+    """.gitignore, .gitattributes and the editor settings get init's lines when they
+    exist, and a symlink is never written through: one of them a link stopped init
+    after the project file and the layers were written, and a second init stopped at
+    the project file."""
+    repo = _repo(tmp_path)
+    repo.write("attributes", "* text=auto\n")
+    (repo.root / ".gitattributes").symlink_to("attributes")
+    repo.write(".vscode/real.json", "{}\n")
+    (repo.root / ".vscode/settings.json").symlink_to("real.json")
+    before = tree_state(repo.root)
+    done = repo.run("init", "--env", "dev")
+    assert failed_cleanly(done, 1) == (
+        ".gitattributes: error: is a symbolic link; magcfg writes only regular files\n"
+        ".vscode/settings.json: error: is a symbolic link; magcfg writes only regular "
+        "files\n")
+    assert tree_state(repo.root) == before
+
+
 def test_init_refuses_a_bad_environment_name(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     before = tree_state(repo.root)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compiler import build, compile_environment, ignored_inputs
-from ..durable import Tree, repository_prefix
+from ..durable import PathError, Tree, repository_prefix
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
 from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, load_project
@@ -182,6 +182,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                               anchor).decode())
 
     result = InitResult(root)
+    writes: list[tuple[str, Tree, str, bytes]] = []
     for name, data in files.items():
         where, rel = at_top.get(name, (tree, name))
         if rel not in _MERGED and os.path.lexists(os.path.join(where.root, rel)):
@@ -191,6 +192,17 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
             continue
         if rel in _MERGED and where.read_optional(rel) == data:
             continue
+        writes.append((name, where, rel, data))
+    # Every place asked first: a file init adds to may be one it cannot write (a link).
+    problems: list[Diagnostic] = []
+    for _, where, rel, _ in writes:
+        try:
+            where.writable(rel)
+        except PathError as exc:
+            problems += exc.diagnostics
+    if problems:
+        raise BuildError(problems)
+    for name, where, rel, data in writes:
         where.replace(rel, data)
         result.written.append(name)
     if unmerged:
