@@ -490,6 +490,15 @@ def test_locate_cue() -> None:
     assert locate_cue(text, ("absent",)) is None
 
 
+def test_locate_cue_finds_a_quoted_label_as_written() -> None:
+    """A quoted label is written in UTF-8 (`"my café"`), as cue reads it: it was
+    searched for as JSON spells it, `"my caf\\u00e9"`, and found nowhere."""
+    text = 'a: 1\n"my café": {\n  x: 2\n}\n"naïve": 3\n"caf\\u00e9": 4\n'
+    assert locate_cue(text, ("my café", "x")) == 3
+    assert locate_cue(text, ("naïve",)) == 5
+    assert locate_cue(text, ("café",)) == 6
+
+
 def test_parse_errors_of_real_cue_output(tmp_path: Path) -> None:
     import subprocess
 

@@ -71,7 +71,9 @@ def locate_cue(text: str, keypath: tuple[str, ...]) -> int | None:
             break
         # Bare, a label has no space at either end (an empty one neither): such a label
         # after each of a run of spaces would be tried to the run's end (quadratic).
-        written = re.escape(json.dumps(part))
+        # Quoted in UTF-8 as a file writes it, or with JSON's \u escapes.
+        written = "|".join(dict.fromkeys(
+            re.escape(json.dumps(part, ensure_ascii=escaped)) for escaped in (False, True)))
         if part.strip() == part != "":
             written += "|" + re.escape(part)
         m = re.compile(rf"(?:^|(?<=[\s{{,]))(?:{written})[?!]?\s*:(?!=)",
