@@ -464,6 +464,25 @@ def test_a_localhost_file_uri_names_the_file_on_this_host(bundled: Project) -> N
 
 
 @pytest.mark.asyncio
+async def test_a_document_below_a_symlink_loop_is_no_project_s(
+        client: LanguageClient, bundled: Project, tmp_path: Path) -> None:
+    """A repository may commit a link to itself: the project above a document under it
+    cannot be looked for (Path.resolve raises RuntimeError, not OSError, for a loop),
+    and the request failed in the server, as a new one did before any project opened."""
+    (bundled.root / "layers/base/loop").symlink_to("loop")
+    (tmp_path / "alone").symlink_to("alone")
+    for path in (bundled.root / "layers/base/loop/x.yaml", tmp_path / "alone/x.yaml"):
+        uri = from_fs_path(str(path))
+        assert uri is not None
+        client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
+            uri, "yaml", 1, "magds:\n  pool:\n    max_size: 5000\n")))
+        found = await client.text_document_hover_async(types.HoverParams(
+            types.TextDocumentIdentifier(uri), types.Position(2, 6)))
+        assert found is None, path
+    assert not client.messages
+
+
+@pytest.mark.asyncio
 async def test_the_nearest_project_file_owns_a_file_in_a_nested_project(
         client: LanguageClient, bundled: Project) -> None:
     bundled_uri = open_doc(client, bundled, PROD_MAGDS)

@@ -123,12 +123,12 @@ class MagcfgServer(LanguageServer):
                 best = (session, rel)
         try:
             nearest = nearest_project_file(Path(path).parent)
-        except OSError:  # a path the system cannot resolve (a loop of links)
+        except (OSError, RuntimeError):  # Path.resolve's error for a loop of links
             nearest = None
-        if best is not None and (nearest is None or not _below(
+        if nearest is None or (best is not None and not _below(
                 os.path.realpath(nearest.parent), str(best[0].source.root))):
             return best
-        return self._open_project(Path(path).parent, path)
+        return self._open_project(nearest.parent, path)
 
     def _open_project(self, directory: Path, path: str) -> tuple[Session, str] | None:
         try:
