@@ -538,6 +538,47 @@ OAUTH_TOKEN = "v2_refresh_token"
     assert found == expected
 
 
+def test_a_string_that_goes_on_below_its_line(make_repo: MakeRepo) -> None:
+    """Python's and Kotlin's triple-quoted strings, Go's raw strings and JS's template
+    literals over several lines are read as the one value they hold; prose, a field, a
+    pattern, a string an expression goes on from and a backquote where it quotes nothing
+    are not literals."""
+    repo = make_repo({
+        "app/settings.py": """\
+API_TOKEN = \"\"\" «MAG002»
+    CANARYml1-x9
+\"\"\"
+DB_PASSWORD = b\'\'\'CANARYml2-x9 «MAG002»
+\'\'\'
+SIGNING_KEY = f\"\"\" «MAG002»
+CANARYml3-x9{{x}}\"\"\"
+SESSION_SECRET = f\"\"\"
+{prefix}-CANARY\"\"\"
+PASSWORD_HELP = \"\"\"
+Enter the password
+of the admin account.
+\"\"\"
+API_KEY = r\"\"\"
+[A-Za-z0-9]{32}
+\"\"\"
+JOINED_TOKEN = \"\"\"
+CANARYjoin-x9
+\"\"\" + suffix
+OPEN_TOKEN = \"\"\"
+""" + "\n" * 10 + "CANARYfar\n\"\"\"\n",
+        "app/Config.kt": 'val apiKey = """ «MAG002»\n    CANARYkt1-x9\n    """\n',
+        "cmd/main.go": "package main\n\nconst authToken = ` «MAG002»\nCANARYgo-ml1\n`\n"
+                       "var dbPassword string = ` «MAG002»\n  CANARYgo-ml2`\n",
+        "web/server.js": "const apiToken = ` «MAG002»\nCANARYjs-ml1\n`;\n"
+                         "const sessionSecret = `\n${process.env.PREFIX}-CANARY\n`;\n"
+                         "const dbPassword = `\nEnter your database password\n`;\n",
+        "scripts/run.ps1": "$password = `\nCANARYps1\n`\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -126,14 +126,24 @@ _INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*((?:.*\S)?)\s
 _CODE_STRING = (r"""((?:[rRbBuUfF]{1,2}+(?=["']))?+(?:\"\"\"(?:[^"\\\n]|\\.|"(?!""))*+\"\"\"|"""
                 r"""'''(?:[^'\\\n]|\\.|'(?!''))*+'''|"(?:[^"\\\n]|\\.)*+"|"""
                 r"""'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`))""")
-_CODE_KV = re.compile(  # `$env:` and `$script:` qualify a PowerShell variable
+_CODE_KEY = (  # `$env:` and `$script:` qualify a PowerShell variable
     r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*+)["'`]?"""
-    r"""\s*+(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=)|:)\s*+"""
-    + _CODE_STRING)
+    r"""\s*+(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=)|:)\s*+""")
+_CODE_KV = re.compile(_CODE_KEY + _CODE_STRING)
 # Go's declaration with a type, `const apiKey string = "..."`, whose name _CODE_KV would
 # take to be the type's; in a `var (...)` block without the keyword.
-_GO_TYPED = re.compile(r"""^\s*+(?:(?:const|var)\s++)?([A-Za-z_]\w*+)\s++[A-Za-z_][\w.]*+"""
-                       r"""\s*+=(?!=)\s*+("(?:[^"\\\n]|\\.)*+"|`[^`\n]*+`)""")
+_GO_TYPED_KEY = (r"""^\s*+(?:(?:const|var)\s++)?([A-Za-z_]\w*+)\s++[A-Za-z_][\w.]*+"""
+                 r"""\s*+=(?!=)\s*+""")
+_GO_TYPED = re.compile(_GO_TYPED_KEY + r"""("(?:[^"\\\n]|\\.)*+"|`[^`\n]*+`)""")
+# A string that goes on below its line: triple quotes (Python, Kotlin, Java's text
+# blocks), and where backquotes quote (JS/TS, Go) a template literal or a raw string.
+_OPENS_BELOW = r"""((?:[rRbBuUfF]{1,2}+)?+(?:\"\"\"|''')|`)(.*+)$"""
+_CODE_KV_BELOW = (re.compile(_CODE_KEY + _OPENS_BELOW), re.compile(_GO_TYPED_KEY + _OPENS_BELOW))
+_BACKQUOTED_EXT = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue",
+                   ".svelte", ".go")
+_MAX_STRING_LINES = 8
+"""How far below its line a string is followed: a secret is one word, on a line of its
+own at most, between blank ones."""
 
 # A whole value that is a shell/compose fallback: `${VAR:-default}`, `${VAR-default}`,
 # `${VAR:=default}`, `${VAR=default}`.
@@ -201,6 +211,7 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
     """The key rule, line by line. ``elsewhere`` (YAML and JSON) collects the lines it
     cannot decide alone (``_value_elsewhere``)."""
     lines = src.lines
+    backquoted = src.name.lower().endswith(_BACKQUOTED_EXT)
     for number, line in enumerate(lines, 1):
         if not _has_secret_word(line):
             continue
@@ -236,6 +247,48 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                         and not _not_key_material(var, literal, kind):
                     yield number, Hit(column, f"env var `{var}` falls back to a literal "
                                               f"value ({REDACTED})", 1)
+            for key, value, column in _strings_below(lines, number, backquoted):
+                if key_is_secret(key) and is_literal(value) \
+                        and not _not_key_material(key, value, kind):
+                    # The value is not on its line: it is the fingerprint, with the line.
+                    yield number, Hit(column, f"`{key}` is assigned a literal value "
+                                              f"({REDACTED})", 1, f"{line}\n{value}")
+
+
+def _strings_below(lines: list[str], number: int, backquoted: bool
+                   ) -> Iterator[tuple[str, str, int]]:
+    """A string assigned on line ``number`` that goes on below it, read to its end
+    within ``_MAX_STRING_LINES``: the key, the string as one quoted value, stripped, and
+    its column. Nothing for an f-string with a field (an expression; a template
+    literal's `${...}` is a reference to ``is_literal``), a raw string in regular
+    expression syntax, a string an expression goes on from, or text of more than one
+    word (prose, or a PEM block, which the format detectors read)."""
+    line = lines[number - 1]
+    if not ('"""' in line or "'''" in line or (backquoted and "`" in line)):
+        return
+    for pattern in _CODE_KV_BELOW:
+        m = pattern.search(line)
+        if m is None:
+            continue
+        opener, rest = m.group(2), m.group(3)
+        quote = opener.lstrip("rRbBuUfF")
+        if quote in rest or (quote == "`" and not backquoted):
+            continue  # closed on its line: the line rule's
+        parts = [rest]
+        after: str | None = None
+        for below in lines[number:number + _MAX_STRING_LINES]:
+            end = below.find(quote)
+            if end >= 0:
+                parts.append(below[:end])
+                after = below[end + len(quote):]
+                break
+            parts.append(below)
+        text = "\n".join(parts)
+        if after is None or _JOINED.match(after) or len(text.split()) != 1:
+            continue
+        literal = _code_string(opener + text.strip() + quote)
+        if literal is not None:
+            yield m.group(1).rsplit(".", 1)[-1], literal, m.start(2) + 1
 
 
 def _env_defaults(line: str) -> Iterator[tuple[str, str, int]]:
