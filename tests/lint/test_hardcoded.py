@@ -520,6 +520,22 @@ URL = os.getenv("PUBLIC_URL") or "CANARYnot-secret"
     assert found == expected
 
 
+def test_ruby_and_php_env_reads_with_a_literal_default(make_repo: MakeRepo) -> None:
+    """Ruby's `ENV["X"] || "..."`, `ENV.fetch("X", "...")` and `ENV.fetch("X") { "..." }`,
+    PHP's `getenv('X') ?: '...'` and `$_ENV['X'] ?? '...'` fall back to the literal."""
+    repo = make_repo({
+        "config/app.rb": 'API_TOKEN = ENV["API_TOKEN"] || "CANARYrb1-x9" «MAG002»\n'
+                         'DB_PASSWORD = ENV.fetch("DB_PASSWORD", "CANARYrb2-x9") «MAG002»\n'
+                         'SECRET = ENV.fetch("SESSION_SECRET") { "CANARYrb3-x9" } «MAG002»\n'
+                         'NAME = ENV.fetch("APP_NAME") { "CANARYname" }\n'
+                         'TOKEN = ENV["API_TOKEN"] || ""\n',
+        "web/config.php": "<?php\n$t = getenv('API_TOKEN') ?: 'CANARYphp1-x9'; «MAG002»\n"
+                          "$p = $_ENV['DB_PASSWORD'] ?? 'CANARYphp2-x9'; «MAG002»\n"
+                          "$h = getenv('API_KEY_HEADER') ?: 'X-Api-Key';\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_a_value_whose_words_end_in_a_secret_word_is_no_name_in_code(
         make_repo: MakeRepo) -> None:
     """In code, a string naming a field (`"access_token"`, `"clientSecret"`) is a name;

@@ -152,15 +152,19 @@ _FALLBACK_VALUE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=]([^}]*)\}")
 _JS_ENV_DEFAULT = re.compile(
     r"""(?:process\.env|import\.meta\.env)(?:\.([A-Za-z_$][\w$]*+)|\[\s*+["'`]([A-Za-z_]\w*+)"""
     r"""["'`]\s*+\])\s*+(?:\|\||\?\?)\s*+("(?:[^"\\\n]|\\.)*+"|'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`)""")
-# `os.getenv("API_TOKEN", "...")`, `os.environ.get(...)`, `env.get(...)` with a default.
+# `os.getenv("API_TOKEN", "...")`, `os.environ.get(...)`, `env.get(...)`, Ruby's
+# `ENV.fetch(...)` with a default.
 _GETENV_DEFAULT = re.compile(
-    r"""(?:getenv|environ\.get|env\.get)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
+    r"""(?:getenv|environ\.get|env\.get|ENV\.fetch)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
     r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
-# `os.getenv("API_TOKEN") or "..."`, `os.environ.get(...) or ...`, `os.environ[...] or ...`:
-# the literal is what runs when the variable is unset or empty.
-_GETENV_OR = re.compile(
-    r"""(?:(?:getenv|environ\.get|env\.get)\(\s*+["']([A-Za-z_]\w*+)["']\s*+(?:,[^()\n]*+)?\)"""
-    r"""|environ\[\s*+["']([A-Za-z_]\w*+)["']\s*+\])\s*+or\s++""" + _CODE_STRING)
+# An env var read, then the literal that runs when it is unset or empty: Python's
+# `os.getenv("API_TOKEN") or "..."` (`os.environ.get(...)`, `os.environ[...]`), Ruby's
+# `ENV["API_TOKEN"] || "..."` and `ENV.fetch("API_TOKEN") { "..." }`, PHP's
+# `getenv('API_TOKEN') ?: '...'` and `$_ENV['API_TOKEN'] ?? '...'`.
+_ENV_OR = re.compile(
+    r"""(?:(?:getenv|environ\.get|env\.get|ENV\.fetch)\(\s*+["']([A-Za-z_]\w*+)["']\s*+"""
+    r"""(?:,[^()\n]*+)?\)|(?:environ|ENV|\$_ENV)\[\s*+["']([A-Za-z_]\w*+)["']\s*+\])"""
+    r"""\s*+(?:or\s|\|\||\?\?|\?:|\{)\s*+""" + _CODE_STRING)
 
 # `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties), libpq's
 # `host=db user=app password=...` (after another `key=value` and a space: a keyword
@@ -296,11 +300,11 @@ def _env_defaults(line: str) -> Iterator[tuple[str, str, int]]:
     default: each variable's name, the literal and its column."""
     for m in _GETENV_DEFAULT.finditer(line):
         yield m.group(1), m.group(2), m.start(2) + 1
-    if "env" not in line:
+    if "env" not in line and "ENV" not in line:
         return
     for m in _JS_ENV_DEFAULT.finditer(line):
         yield m.group(1) or m.group(2), m.group(3), m.start(3) + 1
-    for m in _GETENV_OR.finditer(line):
+    for m in _ENV_OR.finditer(line):
         literal = _code_string(m.group(3))
         if literal is not None:
             yield m.group(1) or m.group(2), literal, m.start(3) + 1
