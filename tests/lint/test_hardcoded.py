@@ -595,6 +595,23 @@ OPEN_TOKEN = \"\"\"
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_csharp_verbatim_and_rust_raw_strings(make_repo: MakeRepo) -> None:
+    """C#'s `@"..."` (`""` a quote in it, `$@"..."` with a field an expression) and Rust's
+    `r#"..."#` are string literals, on one line or more."""
+    repo = make_repo({
+        "src/Settings.cs": 'var apiKey = @"CANARYcs1-x9"; «MAG002»\n'
+                           'var authToken = @"CANARY""cs2""-x9"; «MAG002»\n'
+                           'string dbPassword = @" «MAG002»\nCANARYcs3-x9\n";\n'
+                           'var sessionToken = $@"{prefix}-CANARY";\n'
+                           'var apiToken = $@"CANARY{{cs4}}-x9"; «MAG002»\n',
+        "src/main.rs": 'let api_key = r#"CANARYrs1-x9"#; «MAG002»\n'
+                       'let auth_token = br#"CANARYrs2-x9"#; «MAG002»\n'
+                       'let db_password = r#" «MAG002»\nCANARYrs3-x9\n"#;\n'
+                       'let api_token = r#"[a-z]{3}\\d+"#;\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

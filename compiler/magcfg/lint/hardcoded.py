@@ -122,10 +122,12 @@ _ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*(
 _DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s++([A-Za-z_][\w.]*+)\s++([^=\s][^=]*+)$")
 _INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*((?:.*\S)?)\s*$""")
 # A string literal in code: quoted, backquoted, Python's with a prefix (`f"..."`,
-# `rb'...'`) or triple quotes on one line.
+# `rb'...'`) or triple quotes on one line, C#'s verbatim `@"..."` (`""` is a quote in it)
+# and Rust's raw `r#"..."#`.
 _CODE_STRING = (r"""((?:[rRbBuUfF]{1,2}+(?=["']))?+(?:\"\"\"(?:[^"\\\n]|\\.|"(?!""))*+\"\"\"|"""
                 r"""'''(?:[^'\\\n]|\\.|'(?!''))*+'''|"(?:[^"\\\n]|\\.)*+"|"""
-                r"""'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`))""")
+                r"""'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`|"""
+                r"""(?:\$?+@|@\$)"(?:[^"\n]|"")*+"|[bB]?+[rR]#"(?:[^"\n]|"(?!#))*+"#))""")
 _CODE_KEY = (  # `$env:` and `$script:` qualify a PowerShell variable
     r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*+)["'`]?"""
     r"""\s*+(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=)|:)\s*+""")
@@ -136,8 +138,10 @@ _GO_TYPED_KEY = (r"""^\s*+(?:(?:const|var)\s++)?([A-Za-z_]\w*+)\s++[A-Za-z_][\w.
                  r"""\s*+=(?!=)\s*+""")
 _GO_TYPED = re.compile(_GO_TYPED_KEY + r"""("(?:[^"\\\n]|\\.)*+"|`[^`\n]*+`)""")
 # A string that goes on below its line: triple quotes (Python, Kotlin, Java's text
-# blocks), and where backquotes quote (JS/TS, Go) a template literal or a raw string.
-_OPENS_BELOW = r"""((?:[rRbBuUfF]{1,2}+)?+(?:\"\"\"|''')|`)(.*+)$"""
+# blocks), C#'s verbatim and Rust's raw strings, and where backquotes quote (JS/TS, Go) a
+# template literal or a raw string.
+_OPENS_BELOW = (r"""((?:[rRbBuUfF]{1,2}+)?+(?:\"\"\"|''')|`|(?:\$?+@|@\$)"|[bB]?+[rR]#")"""
+                r"""(.*+)$""")
 _CODE_KV_BELOW = (re.compile(_CODE_KEY + _OPENS_BELOW), re.compile(_GO_TYPED_KEY + _OPENS_BELOW))
 _BACKQUOTED_EXT = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue",
                    ".svelte", ".go")
@@ -268,14 +272,15 @@ def _strings_below(lines: list[str], number: int, backquoted: bool
     expression syntax, a string an expression goes on from, or text of more than one
     word (prose, or a PEM block, which the format detectors read)."""
     line = lines[number - 1]
-    if not ('"""' in line or "'''" in line or (backquoted and "`" in line)):
+    if not any(opener in line for opener in ('"""', "'''", '@"', '#"')) \
+            and not (backquoted and "`" in line):
         return
     for pattern in _CODE_KV_BELOW:
         m = pattern.search(line)
         if m is None:
             continue
         opener, rest = m.group(2), m.group(3)
-        quote = opener.lstrip("rRbBuUfF")
+        quote = '"#' if opener.endswith('#"') else opener.lstrip("rRbBuUfF$@")
         if quote in rest or (quote == "`" and not backquoted):
             continue  # closed on its line: the line rule's
         parts = [rest]
@@ -541,11 +546,22 @@ _PATTERN = re.compile(r"\(\?|\\[wdsbWDSB]|\][*+?{]|\)[*+?]|\|\)")
 
 
 def _code_string(literal: str) -> str | None:
-    """A string literal as one quoted value (``rb'x'`` and ``\"\"\"x\"\"\"`` are ``"x"``), or
+    """A string literal as one quoted value (``rb'x'``, ``\"\"\"x\"\"\"``, ``@"x"`` and
+    ``r#"x"#`` are ``"x"``), or
     None for an f-string with a replacement field, which is an expression, and a raw
     string in regular expression syntax, which is a pattern."""
+    if literal[:1] in ("@", "$"):
+        start = literal.index('"')
+        inner = literal[start + 1:-1].replace('""', '"')
+        if "$" in literal[:start]:  # `$@"..."` has fields as an f-string does
+            if "{" in inner.replace("{{", ""):
+                return None
+            inner = inner.replace("{{", "{").replace("}}", "}")
+        return f'"{inner}"'
     body = literal.lstrip("rRbBuUfF")
     prefix = literal[:len(literal) - len(body)].lower()
+    if body.startswith('#"'):
+        body = body[1:-1]  # Rust's raw string: `r#"x"#` is `r"x"`
     if not prefix and body[:3] not in ('"""', "'''"):
         return literal
     quotes = 3 if body[:3] in ('"""', "'''") else 1
