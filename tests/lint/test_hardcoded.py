@@ -612,6 +612,19 @@ def test_csharp_verbatim_and_rust_raw_strings(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_toml_triple_quoted_strings(make_repo: MakeRepo) -> None:
+    """TOML's triple-quoted strings, on one line or more, are the string they hold; prose
+    and an empty string are not literals."""
+    q = "'" * 3
+    repo = make_repo({"config/app.toml": '[db]\npassword = """CANARYtm1-x9""" «MAG002»\n'
+                                         f"api_token = {q}CANARYtm2-x9{q} «MAG002»\n"
+                                         'secret = """ «MAG002»\nCANARYtm3-x9\n"""\n'
+                                         'token = """\nPaste the token here\n"""\n'
+                                         'auth_token = """"""\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

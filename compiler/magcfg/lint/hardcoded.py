@@ -255,6 +255,7 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                         and not _not_key_material(var, literal, kind):
                     yield number, Hit(column, f"env var `{var}` falls back to a literal "
                                               f"value ({REDACTED})", 1)
+        if kind in ("code", "ini"):  # TOML has triple quotes too
             for key, value, column in _strings_below(lines, number, backquoted):
                 if key_is_secret(key) and is_literal(value) \
                         and not _not_key_material(key, value, kind):
@@ -526,7 +527,11 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     if kind == "ini":
         m = _INI_KV.match(line)
         if m:
-            yield m.group(1), _strip_yaml_comment(m.group(2)), m.start(2) + 1
+            value, triple = m.group(2), m.group(2)[:3]
+            end = value.find(triple, 3) if triple in ('"""', "'''") else -1
+            # TOML's `"""..."""` on one line is the string between the triples.
+            value = f'"{value[3:end]}"' if end >= 3 else _strip_yaml_comment(value)
+            yield m.group(1), value, m.start(2) + 1
         return
     for m in _CODE_KV.finditer(line):
         value = _code_string(m.group(2))
