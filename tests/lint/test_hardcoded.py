@@ -625,6 +625,29 @@ def test_toml_triple_quoted_strings(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_property_placeholders_with_a_default(make_repo: MakeRepo) -> None:
+    """Spring's `${name:default}` falls back to its default when the property is unset:
+    in properties, YAML and a Java annotation. An empty default, a nested placeholder, a
+    port and the shell's substring `${TOKEN:0:8}` are not literals."""
+    repo = make_repo({
+        "src/main/resources/application.properties":
+            "jwt.secret=${JWT_SECRET:CANARYsp1-x9} «MAG002»\n"
+            "spring.datasource.password=${DB_PASSWORD:CANARYsp2-x9} «MAG002»\n"
+            "server.port=${PORT:8080}\n"
+            "api.token=${API_TOKEN:}\n"
+            "oauth.client-secret=${CLIENT_SECRET:${VAULT_SECRET}}\n",
+        "src/main/resources/application.yml":
+            "spring:\n  datasource:\n    password: ${DB_PASSWORD:CANARYsp3-x9} «MAG002»\n"
+            'jwt:\n  secret: "${JWT_SECRET:CANARYsp4-x9}" «MAG002»\n'
+            "  short_token: ${GITHUB_TOKEN:0:8}\n",
+        "src/main/java/App.java":
+            'class App {\n  @Value("${jwt.secret:CANARYsp5-x9}") «MAG002»\n'
+            "  private String jwtSecret;\n"
+            '  @Value("${app.name:CANARYname}")\n  private String name;\n}\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

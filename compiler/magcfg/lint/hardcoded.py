@@ -152,6 +152,14 @@ own at most, between blank ones."""
 # A whole value that is a shell/compose fallback: `${VAR:-default}`, `${VAR-default}`,
 # `${VAR:=default}`, `${VAR=default}`.
 _FALLBACK_VALUE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=]([^}]*)\}")
+# Spring's (and Quarkus', Micronaut's) property placeholder with a default,
+# `${jwt.secret:default}`, in properties, YAML, JSON and code; not the shell's substring
+# `${TOKEN:0:8}`, nor its `:-`, `:=`, `:?` and `:+`.
+_PROPERTY_DEFAULT = re.compile(
+    r"\$\{([A-Za-z_][\w.-]*+):(?![-=?+])(?!\s*+-?\d++(?::\s*+-?\d++)?+\})([^}]*+)\}")
+_PROPERTY_KINDS = ("yaml", "json", "ini", "code")
+# The same placeholder as a whole string in code: `@Value("${jwt.secret:...}")`.
+_PROPERTY_DEFAULT_STRING = re.compile(r"""(["'])(""" + _PROPERTY_DEFAULT.pattern + r""")\1""")
 # `process.env.API_TOKEN || "..."` and `?? "..."` (and Vite's `import.meta.env`).
 _JS_ENV_DEFAULT = re.compile(
     r"""(?:process\.env|import\.meta\.env)(?:\.([A-Za-z_$][\w$]*+)|\[\s*+["'`]([A-Za-z_]\w*+)"""
@@ -237,7 +245,9 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
         elif elsewhere is not None and _value_elsewhere(pairs, kind):
             elsewhere.append(number)
         for key, value, col in pairs:
-            fallback = _FALLBACK_VALUE.fullmatch(value.strip().strip("\"'"))
+            whole = value.strip().strip("\"'")
+            fallback = _FALLBACK_VALUE.fullmatch(whole) or (
+                _PROPERTY_DEFAULT.fullmatch(whole) if kind in _PROPERTY_KINDS else None)
             if fallback is not None:
                 # `${API_KEY:-sk-live-...}`: the default is what runs when the variable is
                 # missing, a literal secret like any other.
@@ -250,6 +260,12 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                   and not _not_key_material(key, value, kind)):
                 yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
         if kind == "code":
+            for m in _PROPERTY_DEFAULT_STRING.finditer(line) if "${" in line else ():
+                name, literal = m.group(3), m.group(4)
+                if key_is_secret(name) and is_literal(literal) \
+                        and not _not_key_material(name, literal, kind):
+                    yield number, Hit(m.start(4) + 1, f"property `{name}` falls back to a "
+                                                       f"literal value ({REDACTED})", 1)
             for var, literal, column in _env_defaults(line):
                 if key_is_secret(var) and is_literal(literal) \
                         and not _not_key_material(var, literal, kind):
