@@ -4,9 +4,11 @@ the real local registry behind a token-checking front (a real HTTP server)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +163,63 @@ def test_a_lookup_that_hangs_ends_the_request_at_its_deadline(resolver: Resolver
     assert ends_within(fetch, 10)
     assert (f"registry {Resolver.HANG} unreachable: no whole answer to HEAD "
             f"https://{Resolver.HANG}/v2/acme/cfg/manifests/production within 1 s") in failed[0]
+
+
+@pytest.fixture
+def ftp_drip() -> Iterator[int]:
+    """An FTP server's port that sends its greeting a byte every half second."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            for byte in b"220 a greeting that takes minutes to arrive\r\n" * 20:
+                if stop.wait(0.5):
+                    return
+                conn.sendall(bytes([byte]))
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+
+
+def test_a_redirect_to_ftp_is_refused_within_the_deadline(ftp_drip: int) -> None:
+    # urllib follows it (not file:, which it refuses), with a handler no deadline ends.
+    target = f"ftp://127.0.0.1:{ftp_drip}/x"
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          deadline=2.0, credentials=None)
+        failed: list[str] = []
+
+        def fetch() -> None:
+            with pytest.raises(RegistryError) as info:
+                client.manifest_digest("acme/cfg", "production")
+            failed.append(info.value.format())
+
+        assert ends_within(fetch, 10), "the redirect outlasted the request's deadline"
+        assert f"registry {host} unreachable: " in failed[0], failed[0]
+        assert "redirected to a ftp: URL; only HTTP(S) redirects are followed" in failed[0]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -151,6 +151,20 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
                             context=self._context)  # type: ignore[attr-defined]
 
 
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect to HTTP(S) only. urllib follows one to ``ftp://`` too, opened
+    by a handler whose sockets and name lookup no deadline can end: a registry's
+    answer must not make a request outlast its deadline."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise urllib.error.URLError(f"redirected to a {scheme}: URL; only HTTP(S) "
+                                        "redirects are followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class Registry:
     """One registry host. Methods raise :class:`RegistryError`; ``where`` in errors is
     the ``oci://`` reference being worked on."""
@@ -171,7 +185,8 @@ class Registry:
         that sends a byte now and then never reaches)."""
         self._token: str | None = None
         self._until: tuple[float, float] | None = None  # within(): (monotonic end, seconds)
-        self._opener = urllib.request.build_opener(_HTTPHandler(self), _HTTPSHandler(self))
+        self._opener = urllib.request.build_opener(_HTTPHandler(self), _HTTPSHandler(self),
+                                                   _RedirectHandler())
         self.requests = 0
         """HTTP requests made (for metrics and the benchmark)."""
         self._live: set[Deadline] = set()  # of the requests in progress, for abort()
