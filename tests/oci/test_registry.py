@@ -223,3 +223,43 @@ def test_a_redirect_to_ftp_is_refused_within_the_deadline(ftp_drip: int) -> None
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_credentials_a_registry_quotes_back_are_not_shown() -> None:
+    # A registry (or a proxy before it) that quotes the request's Authorization header
+    # in its error: the message reaches events, logs and the audit log.
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            sent = self.headers.get("Authorization")
+            if sent is None:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+                body = b"{}"
+            else:
+                self.send_response(403)
+                body = json.dumps({"errors": [
+                    {"code": "DENIED", "message": f"{sent} may not read this"},
+                    {"code": "DENIED", "message": f"({USER}:{PASSWORD})"}]}).encode()
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        with pytest.raises(RegistryError) as info:
+            client.manifest("acme/cfg", "production")
+        text = info.value.format()
+        assert PASSWORD not in text and basic not in text, text
+        assert ("HTTP 403 (Basic <redacted> may not read this; (<redacted>))" in text), text
+    finally:
+        server.shutdown()
+        server.server_close()

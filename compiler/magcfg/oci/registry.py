@@ -31,6 +31,7 @@ from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline, connect
+from ..secrets.redaction import Redactor
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
@@ -334,10 +335,22 @@ class Registry:
             detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors[:3])
         except (ValueError, AttributeError, TypeError):
             pass
+        detail = self._masked(detail)
         text = f"{what}: HTTP {status}" + (f" ({detail})" if detail else "")
         if status in (401, 403):
             text += " (credentials: docker login, or $DOCKER_CONFIG/config.json)"
         return RegistryError(str(self.reference), text, status)
+
+    def _masked(self, text: str) -> str:
+        """``text`` (a registry's own words) without the credentials this client sent
+        it: a registry or a proxy that quotes the request's ``Authorization`` in its
+        error would put them in every event, log line and audit record that shows it."""
+        sent: set[str] = {self._token} if self._token else set()
+        if self.credentials is not None:
+            user, password = self.credentials
+            sent |= {password, f"{user}:{password}",
+                     base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
+        return Redactor().text(text, sent)
 
     # -- manifests ------------------------------------------------------------------------
 
