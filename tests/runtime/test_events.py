@@ -3,6 +3,7 @@ checked with the CloudEvents SDK; the names of 0.1 still subscribe, with a warni
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -42,3 +43,35 @@ def test_old_type_names_still_subscribe_with_a_warning() -> None:
     assert [e["type"] for e in seen] == [RELOADED]
     with pytest.raises(ValueError, match=re.escape("unknown event type 'config.reload'")):
         bus.subscribe("config.reload", seen.append)
+
+
+class _Client:
+    """A subscriber object whose repr shows what it holds, as many clients' do."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"_Client(token={self.token!r})"
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        raise RuntimeError("down")
+
+
+def test_a_failing_subscriber_is_logged_by_name_never_by_what_it_holds(
+        caplog: pytest.LogCaptureFixture) -> None:
+    canary = "s3cret-canary-subscriber"
+
+    def notify(event: dict[str, Any], password: str) -> None:
+        raise RuntimeError("down")
+
+    bus = EventBus()
+    bus.subscribe(RELOADED, functools.partial(notify, password=canary))
+    bus.subscribe(RELOADED, _Client(canary))
+    bus.publish(make_event(RELOADED, "prod", {}))
+    assert bus.failures == 2
+    assert canary not in caplog.text
+    assert "subscriber test_a_failing_subscriber_is_logged_by_name_never_by_what_it_holds." \
+           "<locals>.notify failed on io.magflock.magcfg.config.reloaded: RuntimeError" \
+        in caplog.text
+    assert "subscriber _Client failed on" in caplog.text

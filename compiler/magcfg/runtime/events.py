@@ -159,7 +159,11 @@ class EventBus:
 
     def _failed(self, callback: Subscriber, event: Event, exc: BaseException) -> None:
         self.failures += 1
-        # The exception type only: its message may quote config values.
+        # The exception type only: its message may quote config values. The callback by
+        # its name, never its repr: a functools.partial's shows the arguments bound to
+        # it (a password, a client holding a token).
+        named = getattr(callback, "__qualname__", None) or getattr(
+            getattr(callback, "func", None), "__qualname__", None)
         log.error("magcfg subscriber %s failed on %s: %s",
-                  getattr(callback, "__qualname__", repr(callback)), event["type"],
-                  type(exc).__name__)
+                  named if isinstance(named, str) else type(callback).__qualname__,
+                  event["type"], type(exc).__name__)
