@@ -434,6 +434,29 @@ def test_sigterm_ends_a_wait_on_a_slow_registry_at_once(setup: Setup, moment: st
         registry.stop()
 
 
+@pytest.mark.parametrize("moment", ["start", "reload"])
+def test_sigterm_ends_an_exec_command_that_runs_on(setup: Setup, moment: str) -> None:
+    # The command (a reload script that hangs) runs for as long as it likes: the sidecar
+    # ends it and exits at once, well within Kubernetes' 30 s grace period.
+    setup.write(1)
+    started = setup.root / "exec-started"
+    hangs_on = 1 if moment == "start" else 2
+    script = (f"echo $MAGCFG_VERSION >> {started}; "
+              f"[ $MAGCFG_VERSION = {hangs_on} ] && exec sleep 600; true")
+    sidecar = setup.start("--exec", f"sh -c '{script}'")
+    if moment == "reload":
+        assert wait_for(lambda: bool(sidecar.events(PUBLISHED)), timeout=30)
+        setup.write(2)
+    assert wait_for(lambda: started.exists()
+                    and started.read_text().split()[-1] == str(hangs_on), timeout=30)
+    begun = time.monotonic()
+    code = sidecar.terminate()
+    assert (code, time.monotonic() - begun < 8) == (0, True), sidecar.stderr
+    assert "Traceback" not in sidecar.stderr
+    ended = sidecar.events(PUBLISHED)[-1]["data"]
+    assert ended["exec"] == {"ok": False, "exit_code": -signal.SIGTERM}
+
+
 def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:
     setup.write(1)
     sidecar = setup.start()

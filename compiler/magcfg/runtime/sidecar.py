@@ -13,6 +13,7 @@ rather than leave it serving a config that no longer follows deploys.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -115,6 +116,9 @@ class Sidecar:
         self._changed = False
         self._stop = threading.Event()
         self._recheck = threading.Event()
+        # The --exec command running, if one is: a stop ends it rather than wait for it.
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()
         self.start_error: str | None = None
         self.watch_error: str | None = None
         registry = None
@@ -166,15 +170,10 @@ class Sidecar:
         # Whatever happens, the outcome goes into config.published: never raise here.
         if self._exec_argv is not None:
             try:
-                result = subprocess.run(self._exec_argv,
-                                        stdin=subprocess.DEVNULL, stdout=sys.stderr,
-                                        stderr=sys.stderr, check=False, timeout=300,
-                                        env={**os.environ, "MAGCFG_VERSION":
-                                             str(self.kernel.version),
-                                             "MAGCFG_CONFIG_DIR": str(self.options.out)})
+                code = self._exec(self._exec_argv)
             except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 return {"exec": {"ok": False, "error": type(exc).__name__}}
-            return {"exec": {"ok": result.returncode == 0, "exit_code": result.returncode}}
+            return {"exec": {"ok": code == 0, "exit_code": code}}
         if self.options.signal_target is not None:
             pid, sig = self.options.signal_target
             try:
@@ -185,6 +184,43 @@ class Sidecar:
                                    or type(exc).__name__}}
             return {"signal": {"ok": True, "pid": pid, "signal": sig.name}}
         return {}
+
+    def _exec(self, argv: list[str]) -> int:
+        """Run the --exec command for at most 300 s, or until the sidecar stops; its exit
+        code (negative: the signal that ended it)."""
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                                 stderr=sys.stderr,
+                                 env={**os.environ, "MAGCFG_VERSION": str(self.kernel.version),
+                                      "MAGCFG_CONFIG_DIR": str(self.options.out)})
+        with self._child_lock:
+            self._child = child
+            stopping = self._stop.is_set()
+        try:
+            if stopping:
+                child.terminate()
+            try:
+                return child.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                raise
+        finally:
+            with self._child_lock:
+                self._child = None
+
+    def _end_exec(self) -> None:
+        """End the --exec command running, if one is: SIGTERM and SIGINT end the sidecar at
+        once, and the publish that ran it (at start, or on the watcher's thread, which
+        stop() joins) would otherwise hold the exit for as long as the command runs."""
+        with self._child_lock:
+            child = self._child
+        if child is not None:
+            with contextlib.suppress(OSError):
+                child.terminate()
+
+    def _stopping(self) -> None:
+        self._end_exec()
+        self.kernel.stop()
 
     def emit(self, event: Event) -> None:
         line = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
@@ -206,6 +242,7 @@ class Sidecar:
         try:
             return self._serve(stop)
         finally:
+            self._end_exec()
             self.kernel.stop()
 
     def _serve(self, stop: threading.Event | None) -> int:
@@ -224,7 +261,7 @@ class Sidecar:
                 # A start or a re-check waiting on the registry ends now, not at its
                 # deadline: stop() ends its requests. On a thread of its own, as the
                 # handler may have interrupted the main thread holding a lock stop() takes.
-                threading.Thread(target=self.kernel.stop, name="magcfg-stop",
+                threading.Thread(target=self._stopping, name="magcfg-stop",
                                  daemon=True).start()
 
             for sig in (signal.SIGTERM, signal.SIGINT):
