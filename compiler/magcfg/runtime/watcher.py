@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import errno
 import logging
+import math
 import os
 import select
 import threading
@@ -158,15 +159,27 @@ class DirectoryWatcher:
     def _wait(self, timeout: float) -> tuple[bool, bool]:
         """(stop requested, filesystem events seen) after waiting at most ``timeout``."""
         fds = [self._stop_r] + ([self._inotify.fd] if self._inotify is not None else [])
+        # poll, not select: select refuses a descriptor numbered 1024 or more, which a
+        # kernel started in a process holding that many (a busy server's connections)
+        # is given, and the watcher would die at its first wait.
+        waiting = select.poll()
+        for fd in fds:
+            waiting.register(fd, select.POLLIN)
         try:
-            ready, _, _ = select.select(fds, [], [], max(timeout, 0.0))
+            found = waiting.poll(math.ceil(max(timeout, 0.0) * 1000))
         except InterruptedError:
             return self._stopping, False
-        except (OSError, ValueError):
-            if self._stopping:  # fds closed by stop() called from a callback
+        except OSError:
+            if self._stopping:
                 return True, False
             raise
-        if self._stop_r in ready or self._stopping:
+        if self._stopping:
+            return True, False
+        if any(flags & select.POLLNVAL for _, flags in found):
+            # A descriptor closed under the watcher, and not by stop(): an error of its own.
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        ready = [fd for fd, _ in found]
+        if self._stop_r in ready:
             return True, False
         inotify = self._inotify
         try:

@@ -1,0 +1,57 @@
+"""The directory watcher on its own: what a process around it may be like."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from magcfg.runtime.watcher import DirectoryWatcher
+
+from .fixtures import wait_for
+
+
+@pytest.fixture
+def many_descriptors() -> Iterator[None]:
+    """1100 descriptors held open, as by a server's connections: the watcher's own are
+    numbered above 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit of open files ({hard}) is below 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "poll"])
+def test_a_watcher_with_descriptors_above_1024_watches(
+        tmp_path: Path, many_descriptors: None, use_inotify: bool) -> None:
+    seen: list[str] = []
+    changed = threading.Event()
+
+    def on_change(trigger: str) -> None:
+        seen.append(trigger)
+        changed.set()
+
+    watcher = DirectoryWatcher(tmp_path, on_change, poll_interval=0.2,
+                               use_inotify=use_inotify)
+    assert watcher._stop_r > 1024
+    watcher.start()
+    try:
+        (tmp_path / "config.json").write_text("{}\n")
+        assert changed.wait(30), "no change seen"
+        assert watcher.failure is None and watcher.mode == (
+            "inotify" if use_inotify else "poll")
+    finally:
+        watcher.stop()
+    assert wait_for(lambda: watcher._thread is not None and not watcher._thread.is_alive())
+    assert watcher.failure is None
