@@ -462,3 +462,30 @@ def test_importing_the_direct_vault_module_loads_no_http_stack() -> None:
             "print(sorted(m for m in ('hvac', 'requests', 'urllib3') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
+
+
+class _Cancelled(BaseException):
+    """Not an Exception, as asyncio's CancelledError: no handler for errors catches it."""
+
+
+def test_an_event_callback_that_raises_what_is_not_an_exception_leaves_the_upkeep_running(
+        dev_vault: DevVault, kv: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    path, token = kv
+    root = dev_vault.client()
+    versions: list[int] = []
+
+    def cancelled(kind: str, data: dict[str, Any]) -> None:
+        if kind == SECRET_ROTATED:
+            versions.append(data["version"])
+            raise _Cancelled
+
+    reference = ref(f"vault+direct://secret/{path}#api_key")
+    with direct(dev_vault, token, refresh_interval=0.3, on_event=cancelled).start() as vault:
+        assert vault.value(reference) == CANARY + "-v1"
+        for version in (2, 3):  # each rotation seen by the upkeep thread, not by value()
+            root.secrets.kv.v2.create_or_update_secret(
+                path, secret={"api_key": f"{CANARY}-v{version}", "region": "eu-west-1"},
+                mount_point="secret")
+            assert wait_for(lambda v=version: v in versions, timeout=15), versions
+    assert "Direct-Vault event sink failed: _Cancelled" in caplog.text
+    assert "upkeep stopped" not in caplog.text

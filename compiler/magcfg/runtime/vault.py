@@ -42,7 +42,7 @@ from ..secrets.vault import (
     VaultTokenRefused,
     vault_config,
 )
-from .events import SECRET_FAILED, SECRET_RENEWED, SECRET_ROTATED
+from .events import SECRET_FAILED, SECRET_RENEWED, SECRET_ROTATED, passes_on
 
 __all__ = ["SECRET_FAILED", "SECRET_RENEWED", "SECRET_ROTATED", "DirectVault",
            "DirectVaultError"]
@@ -210,6 +210,15 @@ class DirectVault:
         return max(_MIN_WAIT, min(wait, self.refresh_interval))
 
     def _run(self) -> None:
+        try:
+            self._upkeep()
+        except BaseException as exc:  # not an Exception: the thread ends; say so
+            if not self._closed:
+                log.error("magcfg: Direct-Vault upkeep stopped: %s; leases and the login "
+                          "token are no longer renewed in the background",
+                          type(exc).__name__)
+
+    def _upkeep(self) -> None:
         while not self._closed:
             # Cleared before the round: a secret read (or a login) meanwhile, with a
             # deadline sooner than the one computed, wakes the thread at once.
@@ -371,7 +380,9 @@ class DirectVault:
             return
         try:
             self.on_event(kind, data)
-        except Exception as exc:
+        except BaseException as exc:  # a callback's SystemExit must not end the upkeep
+            if passes_on(exc):
+                raise
             log.error("magcfg: Direct-Vault event sink failed: %s", type(exc).__name__)
 
 
