@@ -955,6 +955,37 @@ def test_a_watcher_ended_by_an_exception_without_text_is_loud(
     assert registry.get_sample_value("magcfg_config_watching") == 0
 
 
+def test_what_a_subscriber_changes_in_an_event_reaches_no_record_of_the_kernel(
+        rig: Rig) -> None:
+    # A subscriber that enriches the event it is given for its own use (a password for
+    # a downstream call, another version) must not write into the audit log, the
+    # metrics, status() or the caller's result.
+    registry = CollectorRegistry()
+    rig.write(1)
+    kernel = rig.kernel(watch=False, metrics=registry)
+
+    def enriches(event: dict[str, Any]) -> None:
+        event["data"]["password"] = CANARY
+        event["data"]["version"] = event["data"].get("version", 0) + 1000
+        event["data"]["error"] = CANARY
+        for change in event["data"].get("changes", ()):
+            change["new"] = CANARY
+
+    kernel.subscribe("*", enriches)
+    rig.write(2, hot_change(2))
+    applied = kernel.reload()
+    assert applied.status == "applied" and applied.event is not None
+    assert applied.event["data"]["version"] == 2 and "password" not in applied.event["data"]
+    rig.write(3, hot_change(3), key=Ed25519PrivateKey.generate())  # refused: bad signature
+    refused = kernel.reload()
+    assert refused.status == "refused" and refused.event is not None
+    assert CANARY not in json.dumps([applied.event, refused.event])
+    assert CANARY not in json.dumps(kernel.status())
+    assert CANARY not in rig.audit.read_text()
+    assert registry.get_sample_value("magcfg_config_info",
+                                     {"env": "production", "version": "2"}) == 1
+
+
 def test_a_data_link_out_of_the_volume_is_refused(rig: Rig) -> None:
     rig.write(1)
     kernel = rig.kernel(watch=False)

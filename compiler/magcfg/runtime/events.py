@@ -19,6 +19,7 @@ main thread (an application calling ``reload()``) are ``SystemExit`` and
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -142,9 +143,16 @@ class EventBus:
             return [*self._subscribers.get(event_type, ()), *self._subscribers.get(ALL, ())]
 
     def publish(self, event: Event, *, rejectable: bool = False) -> ConfigRejected | None:
-        """Deliver ``event``. With ``rejectable``, the first :class:`ConfigRejected` stops
-        delivery and is returned; any other exception is logged and counted."""
-        for callback in self.subscribers(event["type"]):
+        """Deliver a copy of ``event``. With ``rejectable``, the first
+        :class:`ConfigRejected` stops delivery and is returned; any other exception is
+        logged and counted."""
+        callbacks = self.subscribers(event["type"])
+        if callbacks:
+            # Subscribers may change what they are given (enrich it for their own use):
+            # the publisher's event stays what the audit log, the metrics, status() and
+            # a caller's result record.
+            event = copy.deepcopy(event)
+        for callback in callbacks:
             try:
                 callback(event)
             except ConfigRejected as exc:
