@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ..conftest import Project, failed_cleanly, tree_state
@@ -43,8 +44,8 @@ def test_init_in_an_empty_repository_builds_and_checks_green(tmp_path: Path) -> 
         "app": {"environment": "prod", "log_level": "info", "name": "repo"}}
     # The pipeline and hook files are what their tools read; they run the check.
     ci = yaml.safe_load((repo.root / ".github/workflows/magcfg.yml").read_text())
-    assert ci["jobs"]["config"]["steps"][-2:] == [{"run": "magcfg build --check"},
-                                                  {"run": "magcfg lint"}]
+    assert [s for s in ci["jobs"]["config"]["steps"] if "run" in s][1:3] == [
+        {"run": "magcfg build --check"}, {"run": "magcfg lint"}]
     hook = yaml.safe_load((repo.root / ".pre-commit-config.yaml").read_text())
     assert [h["entry"] for h in hook["repos"][0]["hooks"]] == [
         "magcfg build --check --quiet", "magcfg lint"]
@@ -236,7 +237,7 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
         f"{ODD}/schemas/magcfg-project.schema.json": [f"{ODD}/magcfg.yaml",
                                                       f"{ODD}/magcfg.yml"]}
     steps = yaml.safe_load((top / workflow).read_text())["jobs"]["config"]["steps"]
-    run, lint = steps[-2]["run"], steps[-1]["run"]
+    run, lint = steps[-4]["run"], steps[-3]["run"]
     assert run == "magcfg build --check --project 'odd/my dir#1: x/magcfg.yaml'"
     assert lint == "magcfg lint --project 'odd/my dir#1: x/magcfg.yaml'"
     hook = yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"][0]
@@ -327,14 +328,14 @@ def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
     env = _tool_env(tmp_path)
     assert Project(top).run("init", "a", "--ci", "woodpecker").returncode == 0
     steps = yaml.safe_load((top / ".woodpecker/magcfg-a.yml").read_text())["steps"]
-    assert steps[0]["commands"][-2:] == ["magcfg build --check --project a/magcfg.yaml",
+    assert steps[0]["commands"][1:3] == ["magcfg build --check --project a/magcfg.yaml",
                                          "magcfg lint --project a/magcfg.yaml"]
-    for command in steps[0]["commands"][-2:]:
+    for command in steps[0]["commands"][1:3]:
         assert _shell(top, command, env).returncode == 0
     assert Project(top).run("init", "a/../" + ODD, "--ci", "gitlab").returncode == 0
     jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
     assert list(jobs) == ["magcfg-odd-my%20dir%231%3A%20x"]
-    for command in jobs["magcfg-odd-my%20dir%231%3A%20x"]["script"][-2:]:
+    for command in jobs["magcfg-odd-my%20dir%231%3A%20x"]["script"][1:3]:
         assert shlex.split(command)[-2:] == ["--project", f"{ODD}/magcfg.yaml"]
         assert _shell(top, command, env).returncode == 0
     (top / ODD / "magcfg.yaml").unlink()
@@ -355,7 +356,7 @@ def _pipelines(top: Path, order: tuple[str, ...], ci: str) -> dict[str, str]:
         done = Project(top).run("init", project, "--ci", ci)
         assert done.returncode == 0, done.stderr
     return {path.relative_to(top).as_posix(): shlex.split(
-        re.findall(r"magcfg build --check .*", path.read_text())[-1])[-1]
+        re.findall(r"magcfg build --check .*", path.read_text())[0])[-1]
         for path in sorted((top / ".github/workflows").glob("*.yml"))}
 
 
@@ -378,7 +379,7 @@ def test_projects_whose_paths_differ_only_in_slashes_and_dashes_get_their_own_pi
     with (top / ".gitlab-ci.yml").open("a") as ci:
         ci.write(note.split("to check ")[0])
     jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
-    assert {name: shlex.split(job["script"][-2])[-1] for name, job in jobs.items()} == {
+    assert {name: shlex.split(job["script"][1])[-1] for name, job in jobs.items()} == {
         "magcfg-a-b": f"{ab}/magcfg.yaml", "magcfg-a--b": f"{a_dash_b}/magcfg.yaml"}
 
 
@@ -434,7 +435,8 @@ def test_init_at_the_top_or_outside_git_writes_the_files_as_before(tmp_path: Pat
             assert Project(root).run("init", "--ci", ci).returncode == 0
             assert (root / path).read_text() == CI_PIPELINES[ci]
             assert "magcfg build --check\n" in CI_PIPELINES[ci]
-            assert CI_PIPELINES[ci].endswith("magcfg lint\n")
+            assert "magcfg lint\n" in CI_PIPELINES[ci]
+            assert "magcfg build --check --since " in CI_PIPELINES[ci]
             states.append({k: v for k, v in tree_state(root).items()
                            if not k.startswith((".git", ".magcfg-cache"))})
         assert states[0] == states[1]
@@ -573,3 +575,82 @@ def test_the_first_promotion_keeps_each_environment_s_name(tmp_path: Path) -> No
     assert "- `app.environment`: intended difference" in done.stdout
     assert json.loads((repo.root / "generated/prod/config.json").read_text()) == {
         "app": {"environment": "prod", "log_level": "debug", "name": "repo"}}
+
+
+def _ci_commands(top: Path, ci: str, workflow: str) -> list[str]:
+    """The shell scripts the scaffolded pipeline runs for a pull request into main, as
+    its runner would: GitHub each step in a shell of its own, GitLab and Woodpecker a
+    job's commands in one, stopping at the first that fails (the install aside: magcfg
+    is on PATH already)."""
+    pipeline = yaml.safe_load((top / workflow).read_text())
+    if ci == "github":
+        runs = [s["run"] for s in pipeline["jobs"]["config"]["steps"] if "run" in s
+                and s.get("if", "github.event_name == 'pull_request'")
+                == "github.event_name == 'pull_request'"]
+    elif ci == "gitlab":
+        (runs,) = [job["script"] for job in pipeline.values()]
+    else:  # Woodpecker substitutes `$$` with `$` before the shell sees the command
+        runs = [c.replace("$$", "$") for c in pipeline["steps"][0]["commands"]]
+    runs = [c for c in runs if not c.startswith("pip install")]
+    return runs if ci == "github" else ["set -e\n" + "\n".join(runs)]
+
+
+@pytest.mark.parametrize(("ci", "workflow", "where"), [
+    ("github", ".github/workflows/magcfg.yml", "."),
+    ("gitlab", ".gitlab-ci.yml", "."),
+    ("woodpecker", ".woodpecker/magcfg-config.yml", "config"),
+    ("github", ".github/workflows/magcfg-config.yml", "config"),
+])
+def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
+        tmp_path: Path, ci: str, workflow: str, where: str) -> None:
+    # A plain `git revert` of a built change brings back generated/'s older version: the
+    # tree is consistent, so `build --check` passes, but every running service refuses an
+    # artifact older than the one it runs (docs/versioning.md). The pipeline `init`
+    # writes compares the pull request's versions with its target branch.
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    (top / where).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    env = {**_tool_env(tmp_path), "GITHUB_EVENT_NAME": "pull_request",
+           "GITHUB_BASE_REF": "main", "CI_DEFAULT_BRANCH": "main",
+           "CI_PIPELINE_SOURCE": "merge_request_event",
+           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
+           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main"}
+    assert Project(top / where).run("init", "--env", "dev", "--ci", ci).returncode == 0
+    assert _commit(top, env, "init").returncode == 0
+    layer = top / where / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    assert Project(top / where).run("build", "-q").returncode == 0
+    assert _commit(top, env, "debug logs").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+
+    def ci_run(branch: str) -> list[subprocess.CompletedProcess[str]]:
+        clone = tmp_path / f"ci-{branch}"
+        _git(tmp_path, "clone", "-q", "--depth", "1", "-b", branch,
+             f"file://{origin}", str(clone))
+        return [_shell(clone, command, env)
+                for command in _ci_commands(clone, ci, workflow)]
+
+    _git(top, "switch", "-qc", "fine")
+    layer.write_text(layer.read_text() + "  region: eu\n")
+    schema = top / where / "schemas/config.schema.json"
+    document = json.loads(schema.read_text())
+    document["properties"]["app"]["properties"]["region"] = {"type": "string"}
+    schema.write_text(json.dumps(document, indent=2) + "\n")
+    assert Project(top / where).run("build", "-q").returncode == 0
+    assert _commit(top, env, "region").returncode == 0
+    _git(top, "push", "-q", "origin", "fine")
+    fine = ci_run("fine")
+    assert [r.returncode for r in fine] == [0] * len(fine), [r.stderr for r in fine]
+
+    _git(top, "switch", "-qc", "back", "main")
+    _git(top, "revert", "--no-edit", "HEAD")
+    _git(top, "push", "-q", "origin", "back")
+    back = ci_run("back")
+    assert back[-1].returncode == 1, [r.stderr for r in back]
+    assert ("generated/dev/manifest.json: error: version 1 after 2 at origin/main: "
+            "rollback_refused") in back[-1].stderr
+    assert "Traceback" not in back[-1].stderr

@@ -298,30 +298,12 @@ def pre_commit_config(prefix: str) -> str:
 
 
 def _gitlab_job(prefix: str) -> str:
-    return (f"magcfg-{project_slug(prefix)}:\n"
-            "  image: python:3.12\n"
-            "  script:\n"
-            f"    - {_INSTALL}\n"
-            f"    - {yaml_text(_check_command(prefix))}\n"
-            f"    - {yaml_text(_lint_command(prefix))}\n")
+    return _job("gitlab", prefix)
 
 
 def ci_pipeline(ci: str, prefix: str) -> str:
     """The ``ci`` pipeline of the project at ``prefix``, run from the repository's top."""
-    command = yaml_text(_check_command(prefix))
-    lint = yaml_text(_lint_command(prefix))
-    head = ("# Every change must leave the project's generated/ matching its layers "
-            "(magcfg build --check)\n# and pass the secrets rules (magcfg lint).\n")
-    if ci == "gitlab":
-        return head + _gitlab_job(prefix)
-    if ci == "woodpecker":
-        return CI_PIPELINES["woodpecker"].replace(
-            "- magcfg build --check\n", f"- {command}\n").replace(
-            "- magcfg lint\n", f"- {lint}\n")
-    return CI_PIPELINES["github"].replace(
-        "name: magcfg\n", f"name: {yaml_text(f'magcfg {prefix}')}\n").replace(
-        "- run: magcfg build --check\n", f"- run: {command}\n").replace(
-        "- run: magcfg lint\n", f"- run: {lint}\n")
+    return ci_text(ci, prefix)
 
 
 def _to_add(name: str, rel: str, prefix: str, ci: str) -> list[str]:
@@ -454,11 +436,51 @@ repos:
 """
 
 _INSTALL = f"pip install 'magcfg[compiler]=={__version__}'"
-CI_PIPELINES = {
-    "github": f"""\
-# Every change must leave generated/ matching the layers (magcfg build --check) and
-# pass the secrets rules (magcfg lint).
-name: magcfg
+_HEAD = ("# Every change must leave generated/ matching the layers (magcfg build --check) and\n"
+         "# pass the secrets rules (magcfg lint); a change must not take an environment's\n"
+         "# version back, as a plain revert of generated/ would: every running service\n"
+         "# refuses an older artifact (docs/versioning.md).\n")
+# The branch a change goes into: the pull request's target, else the default branch
+# (whose own pipeline compares it with itself). Each CI names it in its own variables;
+# GitLab and Woodpecker run a job's commands in one shell, GitHub each step in its own.
+_TARGET = {
+    "gitlab": '"${CI_MERGE_REQUEST_TARGET_BRANCH_NAME:-$CI_DEFAULT_BRANCH}"',
+    "woodpecker": '"$${CI_COMMIT_TARGET_BRANCH:-$$CI_REPO_DEFAULT_BRANCH}"',
+}
+
+
+def _ci_commands(ci: str, prefix: str | None) -> list[str]:
+    """The pipeline's commands, as YAML scalars, for the project at ``prefix`` (None: at
+    the top of the repository)."""
+    check = "magcfg build --check" if prefix is None else _check_command(prefix)
+    lint = "magcfg lint" if prefix is None else _lint_command(prefix)
+    # The target's tree is all `--since` reads: a shallow fetch of one branch will do.
+    target = "$GITHUB_BASE_REF" if ci == "github" else "$TARGET"
+    dollar = "$$" if ci == "woodpecker" else "$"
+    target = target.replace("$", dollar)
+    fetch = (f'git fetch --no-tags --depth=1 origin "+refs/heads/{target}:refs/remotes/origin/'
+             f'{target}"')
+    since = f'{check} --since "origin/{target}"'
+    commands = [_INSTALL, check, lint, fetch, since]
+    if ci != "github":
+        commands.insert(3, f"TARGET={_TARGET[ci]}")
+    return [yaml_text(c) if c != _INSTALL else c for c in commands]
+
+
+def ci_text(ci: str, prefix: str | None) -> str:
+    """The ``ci`` pipeline of the project at ``prefix`` (None: at the top), run from the
+    repository's top."""
+    return _HEAD + _job(ci, prefix)
+
+
+def _job(ci: str, prefix: str | None) -> str:
+    """``ci_text`` without its heading comment: what a kept ``.gitlab-ci.yml`` gets."""
+    install, check, lint, *rest = _ci_commands(ci, prefix)
+    if ci == "github":
+        fetch, since = rest
+        name = "magcfg" if prefix is None else yaml_text(f"magcfg {prefix}")
+        return f"""\
+name: {name}
 on: [push, pull_request]
 permissions:
   contents: read
@@ -470,29 +492,20 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
-      - run: {_INSTALL}
-      - run: magcfg build --check
-      - run: magcfg lint
-""",
-    "gitlab": f"""\
-# Every change must leave generated/ matching the layers (magcfg build --check) and
-# pass the secrets rules (magcfg lint).
-magcfg:
-  image: python:3.12
-  script:
-    - {_INSTALL}
-    - magcfg build --check
-    - magcfg lint
-""",
-    "woodpecker": f"""\
-# Every change must leave generated/ matching the layers (magcfg build --check) and
-# pass the secrets rules (magcfg lint).
-steps:
-  - name: magcfg
-    image: python:3.12
-    commands:
-      - {_INSTALL}
-      - magcfg build --check
-      - magcfg lint
-""",
-}
+      - run: {install}
+      - run: {check}
+      - run: {lint}
+      - if: github.event_name == 'pull_request'
+        run: {fetch}
+      - if: github.event_name == 'pull_request'
+        run: {since}
+"""
+    if ci == "gitlab":
+        name = "magcfg" if prefix is None else f"magcfg-{project_slug(prefix)}"
+        return f"{name}:\n  image: python:3.12\n  script:\n" + "".join(
+            f"    - {c}\n" for c in (install, check, lint, *rest))
+    return "steps:\n  - name: magcfg\n    image: python:3.12\n    commands:\n" + "".join(
+        f"      - {c}\n" for c in (install, check, lint, *rest))
+
+
+CI_PIPELINES = {ci: ci_text(ci, None) for ci in ("github", "gitlab", "woodpecker")}
