@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from magcfg.review.yamledit import EditRefused, set_values
 
 from ..conftest import Project
-from .promotion_repo import CANARIES, FILES, git, make_repo, no_canary, tree
+from .promotion_repo import CANARIES, FILES, GIT_ENV, git, make_repo, no_canary, tree
 
 
 @pytest.fixture
@@ -764,3 +766,35 @@ def test_a_value_to_sets_in_a_cue_file_is_skipped_by_name(repo: Project) -> None
     assert config["db"]["pool"]["max"] == 20
     assert config["logging"]["level"] == "warn"
     assert repo.run("build", "--check").returncode == 0
+
+
+def test_a_promotion_rebased_over_a_concurrent_change_is_rebuilt_above_both(
+        repo: Project) -> None:
+    # The runbook's recipe for a promotion PR that main moved under: rebase, rebuild the
+    # conflicted artifact, continue. The result checks clean and its version is above
+    # main's, as CI's `build --check --since main` asks.
+    def version(ref: str) -> int:
+        manifest = git(repo.root, "show", f"{ref}:generated/production/manifest.json")
+        return int(json.loads(manifest)["version"])
+
+    assert repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--branch", "promote-pool").returncode == 0
+    git(repo.root, "switch", "-q", "main")
+    base = repo.root / "layers/base/db.yaml"
+    base.write_text(base.read_text().replace("port: 5432", "port: 6432"))
+    assert repo.run("build", "-q").returncode == 0
+    git(repo.root, "commit", "-qam", "Base: port 6432")
+    git(repo.root, "switch", "-q", "promote-pool")
+    rebase = subprocess.run(["git", "rebase", "main"], cwd=repo.root, capture_output=True,
+                            text=True, env={**os.environ, **GIT_ENV}, check=False)
+    assert rebase.returncode == 1
+    assert "CONFLICT (content): Merge conflict in generated/production/manifest.json" in (
+        rebase.stdout)
+    assert repo.run("build", "-q").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "-c", "core.editor=true", "rebase", "--continue")
+    assert repo.run("build", "--check").returncode == 0
+    assert repo.run("build", "--check", "--since", "main").returncode == 0
+    assert version("HEAD") == version("main") + 1
+    config = json.loads((repo.root / "generated/production/config.json").read_text())
+    assert (config["db"]["port"], config["db"]["pool"]["max"]) == (6432, 15)
