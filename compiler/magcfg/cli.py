@@ -1073,8 +1073,10 @@ def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
         for name in result.pushed:
             _stderr(f"pushed {name}")
         state = "published" if result.pushed else "already published"
+        same = (": the registry holds this version's files, under a manifest that differs "
+                "only in what the build read" if result.rebuilt else "")
         _stderr(f"{state} {proj.output}/{env} (version {result.version}, key {result.key_id}, "
-                f"revision {result.revision})")
+                f"revision {result.revision}){same}")
     print(f"{result.reference.name}@{result.reference.digest}")
 
 

@@ -255,3 +255,30 @@ def test_publish_options_belong_to_one_destination(signed: Project, args: list[s
     err = failed_cleanly(signed.run("publish", *args), 2)
     assert err == f"error: {message}\n"
     assert tree_state(signed.root) == before
+
+
+def test_a_rebuild_that_changes_no_file_is_the_version_already_published(
+        signed: Project, registry: LocalRegistry) -> None:
+    # A comment in a layer changes the manifest (its inputs digest) but no file a service
+    # loads, so the version stays (docs/versioning.md) and CI signs the new manifest: the
+    # publish step that follows on main finds that version there, with the same files.
+    repo = registry.repository()
+    first = _publish(signed, f"oci://{repo}:production")
+    assert first.returncode == 0, first.stderr
+    before = {tag: crane("digest", f"{repo}:{tag}") for tag in crane("ls", repo).split()}
+    layer = signed.root / "layers/environments/production/kernel.yaml"
+    layer.write_text("# Reviewed for the audit.\n" + layer.read_text())
+    manifest = signed.root / "generated/production/manifest.json"
+    old = manifest.read_bytes()
+    assert signed.run("build", "-q").returncode == 0
+    assert signed.run("sign", "-q", "--key", _key(signed)).returncode == 0
+    assert manifest.read_bytes() != old
+    _git(signed.root, "commit", "-qam", "a comment")
+    again = _publish(signed, f"oci://{repo}:production")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "already published" in again.stderr and "pushed" not in again.stderr
+    assert again.stderr.endswith(": the registry holds this version's files, under a "
+                                 "manifest that differs only in what the build read\n")
+    after = {tag: crane("digest", f"{repo}:{tag}") for tag in crane("ls", repo).split()}
+    assert after == before

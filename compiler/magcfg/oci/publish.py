@@ -14,14 +14,15 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..artifact import MANIFEST, size_limit, written_names
+from ..artifact import MANIFEST, SIGNATURE, size_limit, written_names
 from ..durable import read_if_present, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..project import Project, git_env
 from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
+from ..signing.signatures import VerificationError, VerifiedArtifact, verify_files
 from ..signing.trust import project_public_keys
 from . import cosign, flux
 from .reference import Reference
@@ -45,6 +46,10 @@ class Published:
     key_id: str
     revision: str
     pushed: tuple[str, ...] = field(default=())
+    rebuilt: bool = False
+    """The registry holds this version with the same files under another manifest, which
+    differs only in what the build read (a layer's comment, a reload policy): that
+    changes no version (docs/versioning.md), so there is nothing new to publish."""
 
 
 def source_revision(root: Path) -> str:
@@ -111,8 +116,10 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     version_tag = str(verified.version)
 
     existing = client.manifest(repo, version_tag)
+    rebuilt = False
     if existing is not None:
-        digest = _same_artifact(existing, annotations, target, version_tag)
+        digest, rebuilt = _same_artifact(client, existing, annotations, target, version_tag,
+                                         verified, keys)
     else:
         layer = flux.pack(files)
         manifest = flux.image_manifest(layer, annotations)
@@ -129,29 +136,54 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     signature = cosign.signature_layer(target.name, digest, private_key)
     attestation = cosign.attestation_layer(target.name, digest, verified.manifest_bytes,
                                            verified.files, private_key)
-    for suffix, (blob, descriptor) in (("sig", signature), ("att", attestation)):
+    # The attestation describes the manifest inside the artifact: a rebuilt manifest's
+    # would not describe the one held.
+    layers = (("sig", signature),) if rebuilt else (("sig", signature), ("att", attestation))
+    for suffix, (blob, descriptor) in layers:
         if _attach(client, repo, cosign.tag_for(digest, suffix), blob, descriptor):
             pushed.append(f"{target.name}:{cosign.tag_for(digest, suffix)}")
     return Published(Reference(target.host, repo, target.tag or version_tag, digest),
-                     verified.version, signer, rev, tuple(pushed))
+                     verified.version, signer, rev, tuple(pushed), rebuilt)
 
 
-def _same_artifact(existing: Manifest, annotations: dict[str, str], target: Reference,
-                   tag: str) -> str:
-    """The digest of what ``tag`` holds if it is this very artifact; else refuse: a
-    version is published once."""
+def _same_artifact(client: Registry, existing: Manifest, annotations: dict[str, str],
+                   target: Reference, tag: str, verified: VerifiedArtifact,
+                   keys: list[Ed25519PublicKey]) -> tuple[str, bool]:
+    """The digest of what ``tag`` holds if it is this very artifact (False), or this
+    version of the same files under a manifest rebuilt since (True: the held artifact
+    verifies with the trusted keys, for this environment, and lists the same files with
+    the same digests, as a running service sees it: docs/runtime.md, "same version, same
+    config_digest"); else refuse: a version is published once."""
     try:
         held = existing.json().get("annotations") or {}
-        flux.content_layer(existing.json())
+        layer = flux.content_layer(existing.json())
     except (ValueError, flux.ArtifactFormatError):
-        held = {}
+        held, layer = {}, {}
     ours = annotations[flux.ANNOTATION_MANIFEST]
-    if not isinstance(held, dict) or held.get(flux.ANNOTATION_MANIFEST) != ours:
-        raise PublishError([Diagnostic(f"{target.name}:{tag}", None, None,
-                                       f"already holds another artifact ({existing.digest}, "
-                                       f"not manifest {ours}): a version is published once; "
-                                       "build a new version")])
-    return existing.digest
+    if isinstance(held, dict) and held.get(flux.ANNOTATION_MANIFEST) == ours:
+        return existing.digest, False
+    if layer and _held_files(client, target.repository, layer, keys,
+                             verified.environment) == verified.manifest["files"]:
+        return existing.digest, True
+    raise PublishError([Diagnostic(f"{target.name}:{tag}", None, None,
+                                   f"already holds another artifact ({existing.digest}, "
+                                   f"not manifest {ours}): a version is published once; "
+                                   "build a new version")])
+
+
+def _held_files(client: Registry, repo: str, layer: dict[str, object],
+                keys: list[Ed25519PublicKey], environment: str) -> object:
+    """The ``files`` table of the artifact a content layer holds, verified as a service
+    would verify it; None when it does not verify."""
+    digest, size = layer["digest"], layer["size"]
+    assert isinstance(digest, str) and isinstance(size, int)  # checked by content_layer
+    try:
+        files = flux.unpack(client.blob(repo, digest, size))
+        held = verify_files(files.get(MANIFEST) or b"", files.get(SIGNATURE) or b"", files,
+                            keys, environment=environment)
+    except (flux.ArtifactFormatError, VerificationError):
+        return None
+    return held.manifest["files"]
 
 
 def _attach(client: Registry, repo: str, tag: str, blob: bytes,
