@@ -240,6 +240,20 @@ def test_publish_unreachable_registry(signed: Project) -> None:
     assert err.startswith("oci://127.0.0.1:9/magcfg: error: registry 127.0.0.1:9 unreachable: ")
 
 
+def test_a_plain_http_registry_without_insecure_says_so(signed: Project,
+                                                        registry: LocalRegistry) -> None:
+    # The local registry the delivery docs use answers plain HTTP: TLS's own words for
+    # that ("wrong version number") do not tell what to do.
+    repo = registry.repository()
+    done = signed.run("publish", "--env", "production", "--key", _key(signed),
+                      f"oci://{repo}:production")
+    err = failed_cleanly(done, 1)
+    assert err.startswith(f"oci://{repo}:production: error: registry {registry.host} "
+                          "unreachable: ")
+    assert err.endswith(": it answers plain HTTP, not HTTPS (plain HTTP only for a registry "
+                        "on this machine: publish --insecure, watch --insecure-registry)\n")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--env", "dev", "--env", "staging", "oci://127.0.0.1:9/magcfg"],
      "an oci:// reference publishes one environment: pass --env once"),

@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import ssl
 import threading
 import time
 import urllib.error
@@ -53,6 +54,19 @@ class RegistryError(MagcfgError):
     def __init__(self, where: str, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__([Diagnostic(where, None, None, message, code="registry")])
+
+
+_PLAIN_HTTP = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+"""What OpenSSL calls an answer in plain HTTP to a TLS handshake, by version."""
+
+
+def _plain_http(reason: object) -> str:
+    """What to do when a TLS connection found a plain HTTP registry: OpenSSL's own words
+    for it ("wrong version number") do not say."""
+    if isinstance(reason, ssl.SSLError) and reason.reason in _PLAIN_HTTP:
+        return (": it answers plain HTTP, not HTTPS (plain HTTP only for a registry on this "
+                "machine: publish --insecure, watch --insecure-registry)")
+    return ""
 
 
 def digest_of(data: bytes) -> str:
@@ -253,8 +267,9 @@ class Registry:
                     data = b""
             except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
                 if not timer.expired:
+                    reason = getattr(exc, "reason", exc)
                     raise RegistryError(str(self.reference),
-                                        f"{failed}: {getattr(exc, 'reason', exc)}") from None
+                                        f"{failed}: {reason}{_plain_http(reason)}") from None
             finally:
                 with self._live_lock:
                     self._live.discard(timer)
