@@ -7,6 +7,8 @@ are errors so a typo never silently disables a rule.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import difflib
 import hashlib
 import json
@@ -441,19 +443,24 @@ MAX_SYMLINK_TARGET = 4096
 
 class Checkout:
     """Whether a file a build reads holds what the commit holds, or what a checkout
-    lacking a git feature put there instead: a Git LFS pointer (no git-lfs, or
-    ``GIT_LFS_SKIP_SMUDGE``), git-crypt's ciphertext (a locked checkout), or the target
-    of a committed symlink as text (``core.symlinks=false``, as on Windows). Each would
-    build other bytes than a checkout with the feature, signed all the same.
+    lacking a git feature, or converting on checkout, put there instead: a Git LFS
+    pointer (no git-lfs, or ``GIT_LFS_SKIP_SMUDGE``), git-crypt's ciphertext (a locked
+    checkout), the target of a committed symlink as text (``core.symlinks=false``, as
+    on Windows), or the commit's bytes converted (CRLF line ends, a
+    ``working-tree-encoding``, an expanded ``$Id$``: a ``.gitattributes`` deeper than
+    init's, or ``core.autocrlf``). Each would build other bytes than the commit's,
+    signed all the same.
 
     git's index is asked (one ``git ls-files`` for every file below ``root``) only when a
-    file could be such a link: a target is one line without a line end, which a layer
-    or schema almost never is, so a build asks nothing. ``git check-ignore``, which every
-    build runs, answers only after parsing and says nothing of modes."""
+    file could be such a link or conversion: one line without a line end, a CRLF, a NUL
+    or BOM, a ``$Id:``, which a layer or schema almost never holds, so a build asks
+    nothing. A file that differs from the commit in more than git's conversion is an
+    edit, and builds. ``git check-ignore``, which every build runs, answers only after
+    parsing and says nothing of modes or objects."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._symlinks: frozenset[str] | None = None
+        self._index: dict[str, tuple[str, str]] | None = None
         self._lock = threading.Lock()
 
     def problem(self, rel: str, raw: bytes) -> str | None:
@@ -469,36 +476,85 @@ class Checkout:
             return ("is encrypted by git-crypt, and this checkout is locked, so it would "
                     "build other bytes than an unlocked one; run `git-crypt unlock` first")
         if raw and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw \
-                and rel in self.symlinks():
+                and self.index().get(rel, ("", ""))[0] == SYMLINK_MODE:
             return ("is a symlink in git (mode 120000) but a regular file in this checkout, "
                     "holding the link's target as text: the checkout lacks symlink support "
                     "(core.symlinks=false, as on Windows), so it would build other bytes "
                     "than a clone with links; run `git config core.symlinks true` and check "
                     "the file out again (on Windows, with Developer Mode on)")
+        committed = _as_checked_in(raw)
+        if committed:
+            entry = self.index().get(rel)
+            if entry is not None and entry[1] != _object_id(raw, entry[1]) \
+                    and any(entry[1] == _object_id(c, entry[1]) for c in committed):
+                return ("holds the commit's bytes with only their line ends, encoding or "
+                        "$Id$ changed (git's checkout conversion, by a .gitattributes or "
+                        "core.autocrlf, or an editor's), so it would build other bytes than "
+                        "the commit's; give its path `-text -ident -working-tree-encoding` "
+                        "in the deepest .gitattributes that sets them and check it out "
+                        "again, or commit the change")
         return None
 
-    def symlinks(self) -> frozenset[str]:
-        """The paths (relative to the root) git's index holds as symlinks; none outside
-        a work tree or without git."""
+    def index(self) -> dict[str, tuple[str, str]]:
+        """(mode, object id) of each path (relative to the root) in git's index; none
+        outside a work tree or without git."""
         with self._lock:
-            if self._symlinks is None:
-                self._symlinks = _index_symlinks(self.root)
-            return self._symlinks
+            if self._index is None:
+                self._index = _index_entries(self.root)
+            return self._index
 
 
-def _index_symlinks(root: Path) -> frozenset[str]:
+SYMLINK_MODE = "120000"
+_IDENT = re.compile(rb"\$Id: [^$\n]*\$")
+_WIDE = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _as_checked_in(raw: bytes) -> list[bytes]:
+    """What git's checkin conversions could make of ``raw``, where any applies: UTF-16
+    or UTF-32 (a ``working-tree-encoding``) as UTF-8, CRLF as LF, ``$Id: ...$`` as
+    ``$Id$``."""
+    forms = [raw]
+    if b"\0" in raw or raw.startswith(tuple(bom for bom, _ in _WIDE)):
+        for bom, codec in _WIDE:
+            with contextlib.suppress(UnicodeError):
+                forms.append(raw.removeprefix(bom).decode(codec).encode("utf-8"))
+    out = []
+    for form in forms:
+        if b"\r\n" in form:
+            form = form.replace(b"\r\n", b"\n")
+        if b"$Id:" in form:
+            form = _IDENT.sub(b"$Id$", form)
+        if form != raw:
+            out.append(form)
+    return out
+
+
+def _object_id(data: bytes, like: str) -> str:
+    """git's id of a blob of ``data``, in the object format of the id ``like``."""
+    digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
+    return digest(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _index_entries(root: Path) -> dict[str, tuple[str, str]]:
     import subprocess
 
     try:
         out = subprocess.run(["git", "ls-files", "--stage", "-z"], cwd=root, env=git_env(),
                              capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return frozenset()
+        return {}
     if out.returncode != 0:
-        return frozenset()
-    # Each entry: "<mode> <object> <stage>\t<path>", the path relative to root.
-    return frozenset(os.fsdecode(entry.partition(b"\t")[2])
-                     for entry in out.stdout.split(b"\0") if entry.startswith(b"120000 "))
+        return {}
+    entries = {}
+    for entry in out.stdout.split(b"\0"):
+        # "<mode> <object> <stage>\t<path>", the path relative to root.
+        head, _, path = entry.partition(b"\t")
+        fields = head.split(b" ")
+        if len(fields) == 3 and path:
+            entries[os.fsdecode(path)] = (fields[0].decode("ascii", "replace"),
+                                          fields[1].decode("ascii", "replace"))
+    return entries
 
 
 def find_project_file(start: Path | None = None) -> Path:

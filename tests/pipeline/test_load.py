@@ -177,3 +177,55 @@ def test_git_crypt_ciphertext_is_refused(mini: Project) -> None:
         "layers/base/magds.yaml: error: is encrypted by git-crypt, and this checkout is "
         "locked, so it would build other bytes than an unlocked one; run `git-crypt "
         "unlock` first\n")
+
+
+CONVERTED = "holds the commit's bytes with only their line ends, encoding or $Id$ changed " \
+    "(git's checkout conversion, by a .gitattributes or core.autocrlf, or an editor's), so " \
+    "it would build other bytes than the commit's; give its path `-text -ident " \
+    "-working-tree-encoding` in the deepest .gitattributes that sets them and check it out " \
+    "again, or commit the change"
+
+
+@pytest.mark.parametrize(("attributes", "converted"), [
+    ("layers/base/.gitattributes", "* text eol=crlf\n"),
+    ("layers/base/.gitattributes", "* ident\n"),
+    ("schemas/.gitattributes", "*.json text working-tree-encoding=UTF-16\n"),
+])
+def test_inputs_git_converts_on_checkout_are_refused(
+        tmp_path: Path, attributes: str, converted: str) -> None:
+    """A ``.gitattributes`` in a layer directory wins over init's ``/layers/** -text``
+    above it: a pull request adding one made every clone (CI) hold CRLF line ends, UTF-16
+    or an expanded ``$Id$`` where the committer's checkout held the commit's bytes, and
+    build, and sign, other bytes. An edit beside it still builds."""
+    top = tmp_path / "origin"
+    project = Project(top)
+    project.write("magcfg.yaml", MINI_PROJECT)
+    project.write(".gitattributes", "/magcfg.yaml -text -ident\n/layers/** -text -ident\n"
+                  "/schemas/** -text -ident\n")
+    project.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+    for rel, text in MINI_BASE.items():
+        project.write(rel, text)
+    project.write("layers/base/logging.yaml", "# $Id$\n" + MINI_BASE["layers/base/logging.yaml"])
+    project.write(attributes, converted)
+    if "UTF-16" in converted:  # git converts to UTF-8 when it is added
+        text = (top / "schemas/schema.json").read_text()
+        (top / "schemas/schema.json").write_bytes(text.encode("utf-16"))
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run(["git", "init", "-q"], cwd=top)
+    run(["git", "add", "-A"], cwd=top)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
+        cwd=top)
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(top), str(clone.root)])
+    rel = "schemas/schema.json" if "UTF-16" in converted else "layers/base/logging.yaml"
+    assert (clone.root / rel).read_bytes() != run(
+        ["git", "cat-file", "blob", f"HEAD:{rel}"], cwd=clone.root).stdout
+    stderr = failed_cleanly(clone.run("build"))
+    assert f"{rel}: error: {CONVERTED}\n" in stderr
+    assert clone.snapshot_tree() == {}
+    # Changed beyond the conversion: an edit, not refused.
+    raw = (clone.root / rel).read_bytes()
+    edited = raw.decode("utf-16").replace("level", "Level").encode("utf-16") \
+        if "UTF-16" in converted else raw.replace(b"info", b"warn")
+    clone.write(rel, edited)
+    assert f"{rel}: error: {CONVERTED}" not in clone.run("build").stderr
