@@ -106,29 +106,50 @@ def path_problem(display: str, message: str) -> Diagnostic:
     return Diagnostic(display, None, None, message, code="path")
 
 
+_HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F),
+                              *range(0x206A, 0x2070), 0xFEFF])
+"""Code points HFS+ leaves out of a file name when it compares two (the joiners,
+direction marks and BOM git's ``is_hfs_dotgit`` skips too)."""
+
+
+def _windows_name(path: str) -> str:
+    """``path`` as Windows opens it: each name without its trailing dots and spaces."""
+    return "/".join(part.rstrip(". ") or part for part in path.split("/"))
+
+
 def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
-    """A problem for each of ``paths`` that differs from another only in case or in
-    Unicode normalization (``é`` as one code point or as ``e`` and a combining accent):
-    macOS and Windows file systems hold one file for both, so a checkout there would
-    build from other bytes than one on Linux. The later path in byte order is named."""
+    """A problem for each of ``paths`` that differs from another only in case, in
+    Unicode normalization (``é`` as one code point or as ``e`` and a combining accent),
+    in a trailing dot or space of a name (Windows drops them) or in a code point HFS+
+    ignores (a zero-width joiner): macOS or Windows file systems hold one file for both,
+    so a checkout there would build from other bytes than one on Linux. The later path
+    in byte order is named."""
     import unicodedata
 
     first: dict[str, str] = {}
     problems = []
     for path in sorted(set(paths), key=lambda p: p.encode("utf-8", "surrogateescape")):
         # Lower case letter by letter, not casefold(): no file system takes ß for ss.
-        folded = path.lower() if path.isascii() else unicodedata.normalize(
-            "NFC", unicodedata.normalize("NFD", path).lower())
+        name = _windows_name(path).translate(_HFS_IGNORED)
+        folded = name.lower() if name.isascii() else unicodedata.normalize(
+            "NFC", unicodedata.normalize("NFD", name).lower())
         other = first.setdefault(folded, path)
         if other == path:
             continue
-        if unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", path):
+        where = "on macOS and Windows they are one file"
+        if _windows_name(other) == _windows_name(path):
+            how = "in a trailing dot or space of a name, which Windows drops"
+            where = "on Windows they are one file"
+        elif other.translate(_HFS_IGNORED) == path.translate(_HFS_IGNORED):
+            how = (f"in code points macOS (HFS+) ignores ({other!a} and {path!a})")
+            where = "on macOS they are one file"
+        elif unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", path):
             how = (f"in Unicode normalization ({other!a} and {path!a}: NFC and "
                    "NFD spell the same name)")
         else:
             how = "in case"
-        problems.append(path_problem(path, f"differs from {other} only {how}: on macOS "
-                                     "and Windows they are one file; rename or merge them"))
+        problems.append(path_problem(path, f"differs from {other} only {how}: {where}; "
+                                     "rename or merge them"))
     return problems
 
 
