@@ -162,6 +162,31 @@ def test_output_overlapping_what_magcfg_reads_is_refused(mini: Project, output: 
     kept.check()
 
 
+@pytest.mark.parametrize(("old", "new", "line"), [
+    ("path: layers/base", "path: 'layers/base.'",
+     "magcfg.yaml:5: error: layer paths must stay inside the project: {why} [layers.0.path]"),
+    ('path: "layers/environments/{env}"', 'path: "layers/environments /{env}"',
+     "magcfg.yaml:7: error: layer paths must stay inside the project: {why} [layers.1.path]"),
+    ("json: schemas/schema.json", "json: 'schemas/schema.json '",
+     "magcfg.yaml:9: error: schema paths are files inside the project: {why} [schema.json]"),
+    ("output: generated", "output: generated.",
+     "magcfg.yaml:10: error: output must be a directory of its own inside the project for "
+     "artifacts: {why} [output]"),
+])
+def test_a_name_ending_in_a_dot_or_space_is_refused(mini: Project, old: str, new: str,
+                                                    line: str) -> None:
+    """Windows drops a name's trailing dots and spaces: ``layers/base.`` is an empty layer
+    on Linux (nothing is there) and ``layers/base`` on Windows, so the two built, and
+    signed, other bytes."""
+    build(mini)
+    project_with(mini, old, new)
+    kept = Untouched(mini.root)
+    refused(run(mini, "build"), line.format(
+        why="a name in it ends in a dot or space, which Windows drops: a checkout there "
+            "would use another path"))
+    kept.check()
+
+
 @pytest.mark.parametrize(("cache", "message"), [
     (".git/magcfg", "it is inside .git"),
     ("generated/dev", "it overlaps generated, where magcfg writes too"),

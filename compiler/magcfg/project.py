@@ -819,6 +819,9 @@ def _path_problem(relative: str) -> str | None:
         return "it leads outside the project"
     if any(part.casefold() == GIT_DIR for part in parts):
         return "it is inside .git"
+    if any(part.endswith((".", " ")) for part in parts):
+        return ("a name in it ends in a dot or space, which Windows drops: a checkout "
+                "there would use another path")
     return None
 
 
