@@ -461,6 +461,7 @@ class Checkout:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._index: dict[str, tuple[str, str]] | None = None
+        self._refused: str | None = None
         self._lock = threading.Lock()
 
     def problem(self, rel: str, raw: bytes) -> str | None:
@@ -475,14 +476,21 @@ class Checkout:
         if raw.startswith(GIT_CRYPT_HEADER):
             return ("is encrypted by git-crypt, and this checkout is locked, so it would "
                     "build other bytes than an unlocked one; run `git-crypt unlock` first")
-        if raw and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw \
-                and self.index().get(rel, ("", ""))[0] == SYMLINK_MODE:
+        link = bool(raw) and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw
+        committed = _as_checked_in(raw)
+        if (link or committed) and self.index() == {} and self._refused is not None:
+            # Where git will not answer for the repository (owned by another user, as
+            # in a CI container), a changed checkout cannot be told from the commit.
+            return ("could hold what a checkout changed (a symlink's target, or the "
+                    "commit's bytes with other line ends, encoding or $Id$), and git, which "
+                    "would tell, refuses this repository: it belongs to another user; run "
+                    f"`{self._refused}` where magcfg runs")
+        if link and self.index().get(rel, ("", ""))[0] == SYMLINK_MODE:
             return ("is a symlink in git (mode 120000) but a regular file in this checkout, "
                     "holding the link's target as text: the checkout lacks symlink support "
                     "(core.symlinks=false, as on Windows), so it would build other bytes "
                     "than a clone with links; run `git config core.symlinks true` and check "
                     "the file out again (on Windows, with Developer Mode on)")
-        committed = _as_checked_in(raw)
         if committed:
             entry = self.index().get(rel)
             if entry is not None and entry[1] != _object_id(raw, entry[1]) \
@@ -500,7 +508,7 @@ class Checkout:
         outside a work tree or without git."""
         with self._lock:
             if self._index is None:
-                self._index = _index_entries(self.root)
+                self._index, self._refused = _index_entries(self.root)
             return self._index
 
 
@@ -536,16 +544,24 @@ def _object_id(data: bytes, like: str) -> str:
     return digest(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _index_entries(root: Path) -> dict[str, tuple[str, str]]:
+_SAFE_DIRECTORY = re.compile(rb"^\s*(git config --global --add safe\.directory .+?)\s*$",
+                             re.MULTILINE)
+
+
+def _index_entries(root: Path) -> tuple[dict[str, tuple[str, str]], str | None]:
+    """The index's entries (``Checkout.index``), and the command git asks for when it
+    refuses a repository another user owns (``safe.directory``), or None."""
     import subprocess
 
     try:
         out = subprocess.run(["git", "ls-files", "--stage", "-z"], cwd=root, env=git_env(),
                              capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return {}
+        return {}, None
     if out.returncode != 0:
-        return {}
+        asked = _SAFE_DIRECTORY.search(out.stderr) if b"dubious ownership" in out.stderr \
+            else None
+        return {}, os.fsdecode(asked.group(1)) if asked else None
     entries = {}
     for entry in out.stdout.split(b"\0"):
         # "<mode> <object> <stage>\t<path>", the path relative to root.
@@ -554,7 +570,7 @@ def _index_entries(root: Path) -> dict[str, tuple[str, str]]:
         if len(fields) == 3 and path:
             entries[os.fsdecode(path)] = (fields[0].decode("ascii", "replace"),
                                           fields[1].decode("ascii", "replace"))
-    return entries
+    return entries, None
 
 
 def find_project_file(start: Path | None = None) -> Path:

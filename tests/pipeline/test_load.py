@@ -229,3 +229,23 @@ def test_inputs_git_converts_on_checkout_are_refused(
         if "UTF-16" in converted else raw.replace(b"info", b"warn")
     clone.write(rel, edited)
     assert f"{rel}: error: {CONVERTED}" not in clone.run("build").stderr
+
+
+def test_a_file_git_could_have_changed_is_refused_where_git_refuses_the_repository(
+        mini: Project) -> None:
+    """git refuses a repository another user owns (a CI container's checkout): the
+    index could not be read, and a converted or linked input built as if committed."""
+    run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    run(["git", "add", "-A"])
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"])
+    other = {"GIT_TEST_ASSUME_DIFFERENT_OWNER": "1"}  # git's own stand-in for another owner
+    done = mini.run("build", env=other)
+    assert done.returncode == 0, done.stderr  # nothing a checkout could have changed
+    mini.write("layers/base/logging.yaml", "logging:\r\n  level: info\r\n")
+    stderr = failed_cleanly(mini.run("build", env=other))
+    assert stderr == (
+        "layers/base/logging.yaml: error: could hold what a checkout changed (a symlink's "
+        "target, or the commit's bytes with other line ends, encoding or $Id$), and git, "
+        "which would tell, refuses this repository: it belongs to another user; run `git "
+        f"config --global --add safe.directory {mini.root}` where magcfg runs\n")
