@@ -96,6 +96,8 @@ def _committed_with_links(tmp_path: Path) -> Path:
     project.write("shared/magds.yaml", MINI_BASE["layers/base/magds.yaml"])
     (top / "layers/base/magds.yaml").symlink_to("../../shared/magds.yaml")
     (top / "linked.yaml").symlink_to("magcfg.yaml")
+    (top / "layers/environments/prod").rename(top / "shared/prod")
+    (top / "layers/environments/prod").symlink_to("../../shared/prod")
     (top / "schemas").mkdir()
     (top / "schemas/schema.json").symlink_to("../shared/schema.json")
     run = functools.partial(subprocess.run, cwd=top, check=True, capture_output=True)
@@ -116,10 +118,15 @@ def test_symlinks_checked_out_as_files_are_refused(tmp_path: Path) -> None:
     assert (clone / "layers/base/magds.yaml").read_text() == "../../shared/magds.yaml"
     project = Project(clone)
     stderr = failed_cleanly(project.run("build"))
-    assert stderr.startswith(f"layers/base/magds.yaml: error: {LINK_HELD}\n")
+    assert stderr == (f"layers/base/magds.yaml: error: {LINK_HELD}\n"
+                      f"layers/environments/prod: error: {LINK_HELD}\n")
     assert project.snapshot_tree() == {}
-    # The schema, once the layer is a file again.
+    # The layer directory, once the layer file is a file again.
     project.write("layers/base/magds.yaml", MINI_BASE["layers/base/magds.yaml"])
+    stderr = failed_cleanly(project.run("build"))
+    assert f"layers/environments/prod: error: {LINK_HELD}\n" in stderr
+    (clone / "layers/environments/prod").unlink()
+    # The schema, once the layer directory is gone.
     assert f"schemas/schema.json: error: {LINK_HELD}\n" in failed_cleanly(project.run("build"))
     # The project file.
     assert failed_cleanly(project.run("build", "--project", "linked.yaml")).startswith(
@@ -128,7 +135,7 @@ def test_symlinks_checked_out_as_files_are_refused(tmp_path: Path) -> None:
     # Checked out with links, the same commit builds.
     subprocess.run(["git", "config", "core.symlinks", "true"], cwd=clone, check=True)
     subprocess.run(["git", "checkout", "--", "."], cwd=clone, check=True)
-    for rel in ("schemas/schema.json", "layers/base/magds.yaml"):
+    for rel in ("schemas/schema.json", "layers/base/magds.yaml", "layers/environments/prod"):
         assert (clone / rel).is_symlink()
     done = project.run("build")
     assert done.returncode == 0, done.stderr

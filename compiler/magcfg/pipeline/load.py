@@ -122,7 +122,20 @@ class FileSource:
                    ) -> tuple[list[str], list[Diagnostic]]:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
         entries skipped), and the problems found. A missing directory is an empty layer."""
-        return self._tree.list_files(directory, suffixes)
+        files, problems = self._tree.list_files(directory, suffixes)
+        return files, [self._linked(d) if d.file == directory.strip("/") else d
+                       for d in problems]
+
+    def _linked(self, problem: Diagnostic) -> Diagnostic:
+        """``problem`` (a layer directory that is a file), or what the file is: a
+        committed symlink to a directory that a checkout without symlinks wrote as
+        a file (``project.Checkout``)."""
+        try:
+            raw = self._tree.read(problem.file)
+        except PathError:
+            return problem
+        found = self._checkout.problem(self._tree.real_relative(problem.file), raw)
+        return problem if found is None else path_problem(problem.file, found)
 
     def real_relative(self, path: str) -> str:
         """Where below the root ``path`` really is (``durable.Tree.real_relative``)."""
