@@ -778,6 +778,26 @@ def test_the_layer_benchmark_names_the_command_it_times(
     assert [line.split(",")[0] for line in timed] == ["cue eval --concrete --ignore"] * 2
 
 
+def test_a_cue_module_above_the_temporary_directory_is_refused(app: Project,
+                                                              tmp_path: Path) -> None:
+    """cue takes the nearest ``cue.mod`` above the directory it runs in for its module:
+    with one above ``TMPDIR`` (a ``/tmp/cue.mod`` left on a shared runner), a layer's
+    ``import "example.com/x/planted"`` read files no commit holds, and built."""
+    temp = tmp_path / "tmp"
+    (temp / "cue.mod").mkdir(parents=True)
+    (temp / "cue.mod/module.cue").write_text(
+        'module: "example.com/x@v0"\nlanguage: version: "v0.14.0"\n')
+    (temp / "planted").mkdir()
+    (temp / "planted/p.cue").write_text('package planted\nport: 7000\n')
+    app.write("layers/environments/prod/port.cue",
+              'import "example.com/x/planted"\n\nmagds: port: planted.port\n')
+    stderr = failed_cleanly(app.run("build", env={"TMPDIR": str(temp)}))
+    assert stderr == (f"error: {temp}/cue.mod is above the temporary directory cue runs in "
+                      f"({temp}), and cue would read imports from it: remove it, or set TMPDIR "
+                      "to a directory outside any CUE module\n")
+    assert app.snapshot_tree() == {}
+
+
 def test_cue_runs_without_a_home(app: Project) -> None:
     """cue asks for a cache directory, under ``$XDG_CACHE_HOME`` or ``$HOME``, before it
     evaluates anything: in a CI container without ``HOME`` every CUE file failed with

@@ -21,7 +21,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -99,6 +100,24 @@ class CueBinary(NamedTuple):
                                  f"{TIMEOUT_SECONDS} s") from None
         out, err = (bytes(b).decode("utf-8", errors="replace") for b in streams.values())
         return subprocess.CompletedProcess(proc.args, code, out, err)
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    """A temporary directory for the files of one cue run. cue takes the nearest
+    directory above its own holding a ``cue.mod`` for the module it evaluates in, and
+    resolves a file's imports from there: one above the temporary directory (a
+    ``/tmp/cue.mod`` left on a shared runner, a ``TMPDIR`` inside a CUE module) would
+    give a layer's ``import "example.com/x"`` files no commit holds, so it is refused."""
+    with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
+        base = Path(tmp)
+        module = next((p / "cue.mod" for p in base.parents if os.path.lexists(p / "cue.mod")),
+                      None)
+        if module is not None:
+            raise BuildError(f"{module} is above the temporary directory cue runs in "
+                             f"({base.parent}), and cue would read imports from it: remove "
+                             "it, or set TMPDIR to a directory outside any CUE module")
+        yield base
 
 
 def hermetic_env(cache: str | None = None) -> dict[str, str]:

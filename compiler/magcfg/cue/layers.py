@@ -32,9 +32,7 @@ import hashlib
 import json
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import BuildError, Diagnostic
@@ -44,7 +42,7 @@ from ..pipeline.load import ParsedFile
 from ..syntax.locate import locate_cue
 from ..syntax.scalars import Refusal, json_number
 from ..syntax.strict_yaml import MAX_DEPTH
-from .binary import CueBinary, find_cue, merge_disjunctions, parse_errors
+from .binary import CueBinary, find_cue, merge_disjunctions, parse_errors, workdir
 
 if TYPE_CHECKING:
     from ..pipeline.context import Workspace
@@ -156,8 +154,7 @@ def _evaluate_once(cue: CueBinary, files: dict[str, bytes]
     token = secrets.token_hex(8)
     packages = [f"l{i}_{token}" for i in range(len(order))]
     instance = {}  # "lN_<token>.cue" -> project path
-    with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
-        base = Path(tmp)
+    with workdir() as base:
         for package, path in zip(packages, order, strict=True):
             name = f"{package}.cue"
             (base / name).write_bytes(_as_package(files[path], package))

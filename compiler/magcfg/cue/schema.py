@@ -26,16 +26,23 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
 from ..pipeline.validate import name_environments
-from .binary import POSITION, CueBinary, CueError, find_cue, merge_disjunctions, parse_errors
+from .binary import (
+    POSITION,
+    CueBinary,
+    CueError,
+    find_cue,
+    merge_disjunctions,
+    parse_errors,
+    workdir,
+)
 
 if TYPE_CHECKING:
     from ..pipeline.context import CompileContext, Workspace
@@ -203,8 +210,7 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
     data = b"{" + b",".join(json.dumps(tag + env).encode() + b":" + config
                             for env, config in configs.items()) + b"}"
     wrapper_file, data_file = tag + _WRAPPER_FILE, tag + _DATA_FILE
-    with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
-        base = Path(tmp)
+    with workdir() as base:
         (base / name).write_bytes(raw)
         (base / wrapper_file).write_text(wrapper, encoding="utf-8")
         (base / data_file).write_bytes(data)
