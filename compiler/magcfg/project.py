@@ -322,8 +322,9 @@ GIT_PATH_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for every git command magcfg runs: ``base`` (default: ours) with
-    each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, and, when
-    ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there.
+    each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, when
+    ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there,
+    and replace refs ignored (``GIT_NO_REPLACE_OBJECTS``).
 
     A hook gets them relative to the top of the work tree (``GIT_INDEX_FILE=.git/index``;
     ``GIT_DIR=.git`` and ``GIT_WORK_TREE=.`` under ``git --git-dir``), or ``GIT_DIR`` alone
@@ -331,6 +332,9 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     run in a project below the top would find no repository, or the project's directory
     as the work tree, and number versions from manifests that are not there."""
     env = dict(os.environ if base is None else base)
+    # A replace ref (`git replace`) is this repository's alone, never fetched: objects
+    # are read as committed, or a replaced manifest numbered versions here alone.
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"
     for name in GIT_PATH_VARIABLES:
         value = env.get(name)
         if value and not os.path.isabs(value):

@@ -322,3 +322,18 @@ def test_relative_git_variables_are_read_from_where_magcfg_was_started(
                           env=variables)
         assert done.returncode == 0, done.stderr
         assert versions(root) == {"dev": 1, "prod": 2}
+
+
+def test_a_replace_ref_does_not_number_versions(repo: Path, tmp_path: Path) -> None:
+    """``git replace`` stands one object for another in this repository alone (replace
+    refs are not fetched): a replacement for a committed manifest numbered the build
+    from it, and the same commit built other bytes here than in CI."""
+    committed = (repo / "generated/dev/manifest.json").read_bytes()
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({**manifest(repo, "dev"), "version": 99}))
+    blob = git(repo, "hash-object", "-w", str(forged)).stdout.strip()
+    git(repo, "replace", git(repo, "rev-parse", "HEAD:generated/dev/manifest.json").stdout.strip(),
+        blob)
+    (repo / "generated/dev/manifest.json").unlink()
+    build(repo)
+    assert (repo / "generated/dev/manifest.json").read_bytes() == committed
