@@ -157,3 +157,18 @@ def test_only_what_may_be_a_key_store_keeps_its_bytes() -> None:
     assert source("app.yaml", b"password: x\n").raw is None
     assert source("key", key).raw == key
     assert source("ptr.p12", b"version https://git-lfs.github.com/spec/v1\n").raw is not None
+
+
+def test_a_der_key_with_bytes_after_it_is_one() -> None:
+    """OpenSSL reads a DER key and ignores what follows it (`openssl pkey -inform DER`):
+    a newline or any bytes appended hid it, as only a SEQUENCE that was all of the file
+    was tried. A certificate with bytes after it stays public."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    for tail in (b"\n", b"\0" * 100, b"\xff" * MAX_BINARY_BYTES):
+        assert key_store("x.bin", der + tail) == "DER private key", tail[:4]
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    cert = _certificate(ec_key).public_bytes(serialization.Encoding.DER)
+    assert key_store("x.bin", cert + b"\n") is None
+    assert key_store("x.bin", der[:-1]) is None  # cut short: no key

@@ -109,12 +109,14 @@ def _pkcs12(data: bytes) -> bool:
 
 
 def _der_private_key(data: bytes) -> bool:
-    """Whether ``data`` is one DER private key (PKCS#8, encrypted or not, PKCS#1 RSA,
-    SEC 1 EC), as ``cryptography`` reads it; only a single SEQUENCE that is all of
-    ``data`` is tried."""
+    """Whether ``data`` begins with a DER private key (PKCS#8, encrypted or not, PKCS#1
+    RSA, SEC 1 EC), as ``cryptography`` reads it: the SEQUENCE it begins with is tried,
+    and what follows it left out, as OpenSSL reads a key (a newline after it, or any
+    bytes, leave it a key)."""
     outer = _der_header(data, 0)
-    if outer is None or outer[0] != 0x30 or outer[2] is None or outer[1] + outer[2] != len(data):
+    if outer is None or outer[0] != 0x30 or outer[2] is None or outer[1] + outer[2] > len(data):
         return False
+    data = data[:outer[1] + outer[2]]
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import load_der_private_key
 
