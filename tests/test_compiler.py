@@ -697,6 +697,33 @@ def test_inputs_a_negated_rule_takes_back_are_not_ignored(mini: Project) -> None
     magcfg.build(load(mini))
 
 
+def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_path: Path) -> None:
+    """git refuses a path in a submodule (`fatal: Pathspec ... is in submodule`) and
+    answered nothing for the whole build: one layer directory shared as a submodule
+    hid every ignored input. Its files are the submodule's, left out of the question."""
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    shared = tmp_path / "shared"
+    (shared / "layer").mkdir(parents=True)
+    (shared / "layer/pool.yaml").write_text("magds:\n  pool:\n    max: 7\n")
+    run(["git", "init", "-q"], cwd=shared)
+    run(["git", "add", "-A"], cwd=shared)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"], cwd=shared)
+    run(["git", "init", "-q"], cwd=mini.root)
+    run(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(shared),
+         "layers/shared"], cwd=mini.root)
+    mini.write("magcfg.yaml", MINI_PROJECT.replace(
+        "    path: layers/base\n", "    path: layers/base\n  - name: shared\n"
+        "    path: layers/shared/layer\n"))
+    mini.write(".gitignore", "*.local.yaml\n")
+    mini.write("layers/environments/dev/mine.local.yaml", "logging:\n  level: debug\n")
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    assert [d.format() for d in raised.value.diagnostics] == [
+        "layers/environments/dev/mine.local.yaml: error: is ignored by git (.gitignore:1:"
+        "*.local.yaml), so a clone of the repository, as CI builds, lacks it: commit it "
+        "with `git add -f`, or take it out of that rule"]
+
+
 def test_inputs_reached_through_symlinks_are_checked_where_they_are(
         mini: Project) -> None:
     """git refuses a path beyond a symlink (``fatal: ... is beyond a symbolic link``) and

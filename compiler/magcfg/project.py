@@ -389,6 +389,7 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     import subprocess
     import tempfile
 
+    paths = _outside_submodules(root, paths)
     if not paths:
         return dict
     with tempfile.TemporaryFile() as asked:
@@ -575,6 +576,25 @@ def _index_entries(root: Path) -> tuple[dict[str, tuple[str, str]], str | None]:
             entries[os.fsdecode(path)] = (fields[0].decode("ascii", "replace"),
                                           fields[1].decode("ascii", "replace"))
     return entries, None
+
+
+def _outside_submodules(root: Path, paths: Sequence[str]) -> list[str]:
+    """``paths`` (relative to ``root``) but those below a directory holding a ``.git``
+    entry, a submodule's work tree (or a repository of its own): git refuses to answer
+    for a path in a submodule, and then answers for none of the others."""
+    nested: dict[str, bool] = {}
+
+    def below_one(path: str) -> bool:
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            directory = "/".join(parts[:depth])
+            if directory not in nested:
+                nested[directory] = os.path.lexists(os.path.join(root, directory, ".git"))
+            if nested[directory]:
+                return True
+        return False
+
+    return [path for path in paths if not below_one(path)]
 
 
 def find_project_file(start: Path | None = None) -> Path:
