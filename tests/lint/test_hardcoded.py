@@ -536,6 +536,24 @@ def test_ruby_and_php_env_reads_with_a_literal_default(make_repo: MakeRepo) -> N
     assert found == expected
 
 
+def test_java_kotlin_csharp_and_rust_env_reads_with_a_literal_default(
+        make_repo: MakeRepo) -> None:
+    """Java's `getOrDefault`, Kotlin's `?:`, C#'s `??` and Rust's `unwrap_or` after an env
+    var read fall back to the literal; a variable that is not secret-like does not."""
+    repo = make_repo({
+        "src/App.java": 'String t = System.getenv().getOrDefault("API_TOKEN", "CANARYjv1-x9"); «MAG002»\n'
+                        'String n = System.getenv().getOrDefault("APP_NAME", "CANARYname");\n',
+        "src/Main.kt": 'val p = System.getenv("DB_PASSWORD") ?: "CANARYkt1-x9" «MAG002»\n',
+        "src/Settings.cs": 'var p = Environment.GetEnvironmentVariable("DB_PASSWORD") '
+                           '?? "CANARYcs1-x9"; «MAG002»\n',
+        "src/main.rs": 'let t = std::env::var("API_TOKEN").unwrap_or("CANARYrs1-x9".into()); «MAG002»\n'
+                       'let s = env::var("SESSION_SECRET")'
+                       '.unwrap_or_else(|_| "CANARYrs2-x9".to_string()); «MAG002»\n'
+                       'let h = env::var("DB_HOST").unwrap_or("CANARYhost".into());\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_a_value_whose_words_end_in_a_secret_word_is_no_name_in_code(
         make_repo: MakeRepo) -> None:
     """In code, a string naming a field (`"access_token"`, `"clientSecret"`) is a name;

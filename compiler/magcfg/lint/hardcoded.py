@@ -165,18 +165,22 @@ _JS_ENV_DEFAULT = re.compile(
     r"""(?:process\.env|import\.meta\.env)(?:\.([A-Za-z_$][\w$]*+)|\[\s*+["'`]([A-Za-z_]\w*+)"""
     r"""["'`]\s*+\])\s*+(?:\|\||\?\?)\s*+("(?:[^"\\\n]|\\.)*+"|'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`)""")
 # `os.getenv("API_TOKEN", "...")`, `os.environ.get(...)`, `env.get(...)`, Ruby's
-# `ENV.fetch(...)` with a default.
+# `ENV.fetch(...)`, Java's `System.getenv().getOrDefault(...)` with a default.
 _GETENV_DEFAULT = re.compile(
-    r"""(?:getenv|environ\.get|env\.get|ENV\.fetch)\(\s*["']([A-Za-z_]\w*)["']\s*,\s*"""
-    r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
+    r"""(?:getenv|environ\.get|env\.get|ENV\.fetch|getenv\(\)\.getOrDefault)\(\s*["']"""
+    r"""([A-Za-z_]\w*)["']\s*,\s*("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
 # An env var read, then the literal that runs when it is unset or empty: Python's
 # `os.getenv("API_TOKEN") or "..."` (`os.environ.get(...)`, `os.environ[...]`), Ruby's
 # `ENV["API_TOKEN"] || "..."` and `ENV.fetch("API_TOKEN") { "..." }`, PHP's
-# `getenv('API_TOKEN') ?: '...'` and `$_ENV['API_TOKEN'] ?? '...'`.
+# `getenv('API_TOKEN') ?: '...'` and `$_ENV['API_TOKEN'] ?? '...'`, Kotlin's
+# `System.getenv("API_TOKEN") ?: "..."`, C#'s `Environment.GetEnvironmentVariable(...) ??`
+# and Rust's `env::var("API_TOKEN").unwrap_or("...")` (`unwrap_or_else(|_| "...")`).
 _ENV_OR = re.compile(
-    r"""(?:(?:getenv|environ\.get|env\.get|ENV\.fetch)\(\s*+["']([A-Za-z_]\w*+)["']\s*+"""
-    r"""(?:,[^()\n]*+)?\)|(?:environ|ENV|\$_ENV)\[\s*+["']([A-Za-z_]\w*+)["']\s*+\])"""
-    r"""\s*+(?:or\s|\|\||\?\?|\?:|\{)\s*+""" + _CODE_STRING)
+    r"""(?:(?:getenv|environ\.get|env\.get|ENV\.fetch|GetEnvironmentVariable|env::var)\("""
+    r"""\s*+["']([A-Za-z_]\w*+)["']\s*+(?:,[^()\n]*+)?\)"""
+    r"""|(?:environ|ENV|\$_ENV)\[\s*+["']([A-Za-z_]\w*+)["']\s*+\])"""
+    r"""\s*+(?:or\s|\|\||\?\?|\?:|\{|\.unwrap_or(?:_else)?+\(\s*+(?:\|_\|)?+)\s*+"""
+    + _CODE_STRING)
 
 # `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties), libpq's
 # `host=db user=app password=...` (after another `key=value` and a space: a keyword
@@ -322,7 +326,7 @@ def _env_defaults(line: str) -> Iterator[tuple[str, str, int]]:
     default: each variable's name, the literal and its column."""
     for m in _GETENV_DEFAULT.finditer(line):
         yield m.group(1), m.group(2), m.start(2) + 1
-    if "env" not in line and "ENV" not in line:
+    if "env" not in line.lower():
         return
     for m in _JS_ENV_DEFAULT.finditer(line):
         yield m.group(1) or m.group(2), m.group(3), m.start(3) + 1
