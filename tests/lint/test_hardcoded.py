@@ -666,6 +666,17 @@ def test_property_placeholders_with_a_default(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_yaml_s_string_tag_is_the_string(make_repo: MakeRepo) -> None:
+    """`!!str` is YAML's tag for a plain string: the value after it is the literal; a
+    custom tag (`!vault`) is a reference."""
+    repo = make_repo({"config/app.yaml": "db:\n  password: !!str CANARYtag1-x9 «MAG002»\n"
+                                         "  token: !!str 'CANARYtag2-x9' «MAG002»\n"
+                                         "  secret: !vault secret/app#key\n"
+                                         "  api_key: !!str ${API_KEY}\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -529,8 +529,12 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
             return
         m = _YAML_KV.match(line)
         if m:
-            value = _strip_yaml_comment(m.group(3))
-            yield m.group(2), value, m.start(3) + 1
+            raw, at = m.group(3), m.start(3)
+            if raw.startswith("!!str "):
+                # YAML's own string tag: the string itself, not a custom tag (`!vault`).
+                rest = raw[len("!!str "):].lstrip()
+                raw, at = rest, at + len(raw) - len(rest)
+            yield m.group(2), _strip_yaml_comment(raw), at + 1
         return
     if kind == "json":
         for m in _JSON_KV.finditer(line):
