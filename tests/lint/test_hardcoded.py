@@ -677,6 +677,42 @@ def test_yaml_s_string_tag_is_the_string(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_credentials_on_a_command_line(make_repo: MakeRepo) -> None:
+    """A password, token or key passed as a command's option, in a script, a CI step, a
+    compose command and a JSON script; a reference, a metavariable, an option that takes
+    none (`--password-stdin`) and an option's declaration in code are not."""
+    repo = make_repo({
+        "deploy.sh": """\
+mysql -u root --password=CANARYcl1-x9 app «MAG002»
+deploy --api-key CANARYcl2-x9 --region eu «MAG002»
+docker login -u ci -p CANARYcl3-x9 registry.example.com «MAG002»
+curl -u deploy:CANARYcl4-x9 https://api.example.com «MAG002»
+sshpass -p CANARYcl5-x9 ssh host «MAG002»
+redis-cli -h cache -a CANARYcl6-x9 ping «MAG002»
+mysqldump -uroot -pCANARYcl7-x9 app «MAG002»
+echo "usage: $0 --password PASSWORD --api-key KEY"
+deploy --token "$TOKEN" --password="${DB_PASSWORD}" --api-key <key>
+docker login -u ci --password-stdin registry.example.com
+case "$1" in --password) PW="$2";; esac
+cli --token-file /run/secrets/token --secret-name db-creds
+initdb -U postgres --auth=trust
+curl -u "$USER:$PASS" https://api.example.com
+""",
+        ".github/workflows/ci.yml": "jobs:\n  d:\n    steps:\n"
+                                    "      - run: deploy --token=CANARYci1-x9 «MAG002»\n"
+                                    "      - run: deploy --token=${{ secrets.TOKEN }}\n",
+        "compose.yaml": 'services:\n  db:\n    command: ["postgres", "--password=CANARYdc1-x9"] «MAG002»\n',
+        "package.json": '{"scripts": {"pub": "npm publish --auth-token CANARYjs1-x9"}} «MAG002»\n',
+        "tool.py": 'parser.add_argument("--password", help="the password")\n'
+                   'subprocess.run(["mysql", "--password=CANARYpy1-x9"]) «MAG002»\n'
+                   'subprocess.run(["mysql", "--password=" + pw])\n'
+                   'subprocess.run(["mysql", f"--password={pw}"])\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -520,6 +520,65 @@ def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                                                f"({REDACTED})", 1)
 
 
+# A command line's words: quotes, commas and brackets apart (a compose `command:` or a
+# JSON array lists them one string each).
+_COMMAND_WORD = re.compile(r"""[^\s"',\[\]]++""")
+_LONG_FLAG = re.compile(r"--([A-Za-z][\w-]*+)(?:=(.*+))?+")
+# A word an option's value cannot be: another option, a metavariable (`--token TOKEN`).
+_NOT_AN_OPTION_VALUE = re.compile(r"-.*|[A-Z][A-Z0-9_]*+")
+_SECRET_FLAG_LAST = _SECRET_TOKENS | _CREDENTIAL_LAST | {"key"}
+# Short options that take a password, by the command they belong to: `docker login -p`,
+# `sshpass -p`, `redis-cli -a`, and `mysql -p<password>` written as one word.
+_SHORT_PASSWORD_FLAGS = {"login": "-p", "sshpass": "-p", "redis-cli": "-a"}
+_MYSQL = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb"})
+# What a line with any of the above has: most lines and files have none.
+_COMMAND_TRIGGERS = ("--", "login", "curl", "sshpass", "redis-cli", "mysql", "mariadb")
+
+
+def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
+    """A credential given as a command's option: `--password=...`, `--api-key ...` (any
+    option whose last word is secret-like), `docker login -p ...`, `curl -u user:...`,
+    `sshpass -p`, `redis-cli -a`, `mysql -p...`, in shell scripts, YAML (CI steps, compose
+    commands, container args) and JSON. In code only `--option=...` within one string
+    counts: `add_argument("--password", help=...)` declares an option, it passes none."""
+    if not any(trigger in src.text for trigger in _COMMAND_TRIGGERS):
+        return
+    for number, line in enumerate(src.lines, 1):
+        if not any(trigger in line for trigger in _COMMAND_TRIGGERS) \
+                or line.lstrip().startswith(("#", "//", "/*", "*")):
+            continue
+        words = [(m.group(), m.start()) for m in _COMMAND_WORD.finditer(line)]
+        names = {word.rsplit("/", 1)[-1] for word, _ in words}
+        for i, (word, at) in enumerate(words):
+            following = words[i + 1] if i + 1 < len(words) else None
+            value: tuple[str, int] | None = None
+            flag = _LONG_FLAG.fullmatch(word)
+            name = flag.group(1) if flag is not None else "password"
+            if flag is not None and key_is_secret(name) and _words(name)[-1] in _SECRET_FLAG_LAST:
+                if flag.group(2) is not None:
+                    value = (flag.group(2), at + flag.start(2))
+                elif kind != "code" and following is not None \
+                        and not _NOT_AN_OPTION_VALUE.fullmatch(following[0]):
+                    value = following
+            elif kind == "code":
+                continue
+            elif word in ("-u", "--user") and "curl" in names and following is not None \
+                    and ":" in following[0]:
+                user, _, password = following[0].partition(":")
+                name, value = "password", (password, following[1] + len(user) + 1)
+            elif following is not None and any(
+                    word == short and command in names
+                    for command, short in _SHORT_PASSWORD_FLAGS.items()):
+                value = following
+            elif word.startswith("-p") and len(word) > 2 and names & _MYSQL:
+                value = (word[2:], at + 2)
+            if value is not None and is_literal(value[0]) \
+                    and not _not_key_material(name, value[0], "shell"):
+                yield number, Hit(value[1] + 1, f"a credential on a command line "
+                                                f"({REDACTED})", 1)
+                break
+
+
 def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     if kind == "yaml":
         m = _YAML_LIST_ENV.match(line)
@@ -811,6 +870,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                     keep(number, hit)
         for number, hit in _connection_hits(src):
             keep(number, hit)
+        if kind in ("shell", "yaml", "json", "code") and not example:
+            for number, hit in _command_line_hits(src, kind):
+                keep(number, hit)
     for number, verdict in verdicts:
         old = hits.get(number)
         if old is None or old.priority > 0:
