@@ -713,6 +713,20 @@ curl -u "$USER:$PASS" https://api.example.com
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_helm_set_values_on_a_command_line(make_repo: MakeRepo) -> None:
+    """Helm's `--set` and `--set-string` pairs: a literal under a secret-like last key
+    is a credential; a chart's existing-Secret name and a reference are not."""
+    repo = make_repo({"ci/deploy.sh": """\
+helm upgrade app ./chart --set image.tag=1.2,postgresql.auth.password=CANARYhm1-x9 «MAG002»
+helm upgrade app ./chart --set-string auth.apiKey=CANARYhm2-x9 «MAG002»
+helm upgrade app ./chart --set=redis.auth.password=CANARYhm3-x9 «MAG002»
+helm upgrade app ./chart --set auth.existingSecret=app-db --set auth.password=$DB_PASSWORD
+helm upgrade app ./chart --set image.tag=CANARYtag
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -531,6 +531,7 @@ _SECRET_FLAG_LAST = _SECRET_TOKENS | _CREDENTIAL_LAST | {"key"}
 # `sshpass -p`, `redis-cli -a`, and `mysql -p<password>` written as one word.
 _SHORT_PASSWORD_FLAGS = {"login": "-p", "sshpass": "-p", "redis-cli": "-a"}
 _MYSQL = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb"})
+_HELM_SET_VALUE = re.compile(r"""[^\s"'\]]++""")
 # What a line with any of the above has: most lines and files have none.
 _COMMAND_TRIGGERS = ("--", "login", "curl", "sshpass", "redis-cli", "mysql", "mariadb")
 
@@ -538,9 +539,10 @@ _COMMAND_TRIGGERS = ("--", "login", "curl", "sshpass", "redis-cli", "mysql", "ma
 def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     """A credential given as a command's option: `--password=...`, `--api-key ...` (any
     option whose last word is secret-like), `docker login -p ...`, `curl -u user:...`,
-    `sshpass -p`, `redis-cli -a`, `mysql -p...`, in shell scripts, YAML (CI steps, compose
-    commands, container args) and JSON. In code only `--option=...` within one string
-    counts: `add_argument("--password", help=...)` declares an option, it passes none."""
+    `sshpass -p`, `redis-cli -a`, `mysql -p...`, Helm's `--set auth.password=...`, in
+    shell scripts, YAML (CI steps, compose commands, container args) and JSON. In code
+    only `--option=...` within one string counts: `add_argument("--password", help=...)`
+    declares an option, it passes none."""
     if not any(trigger in src.text for trigger in _COMMAND_TRIGGERS):
         return
     for number, line in enumerate(src.lines, 1):
@@ -562,6 +564,19 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                     value = following
             elif kind == "code":
                 continue
+            elif flag is not None and name in ("set", "set-string"):
+                # Helm's `--set a.b=x,auth.password=y`: a value of a secret-like last key.
+                start = at + flag.start(2) if flag.group(2) is not None else \
+                    following[1] if following is not None else len(line)
+                # The pairs run on past the commas a command word stops at.
+                given = _HELM_SET_VALUE.match(line, start)
+                offset = start
+                for pair in given.group().split(",") if given is not None else ():
+                    key, equals, assigned = pair.partition("=")
+                    if equals and key_is_secret(key.rsplit(".", 1)[-1]):
+                        name, value = key.rsplit(".", 1)[-1], (assigned, offset + len(key) + 1)
+                        break
+                    offset += len(pair) + 1
             elif word in ("-u", "--user") and "curl" in names and following is not None \
                     and ":" in following[0]:
                 user, _, password = following[0].partition(":")
