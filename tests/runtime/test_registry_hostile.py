@@ -509,3 +509,18 @@ def test_a_symlink_where_the_mirror_goes_is_removed_never_followed(
         served.stop()
     assert sorted(os.listdir(elsewhere)) == before
     assert mirror.is_dir() and not mirror.is_symlink()
+
+
+def test_reload_during_a_poll_on_a_slow_registry_waits_one_timeout_in_all(
+        hostile: HostileRegistry, tmp_path: Path) -> None:
+    # The poller's own poll waits on a registry that drips its answer: a reload() (the
+    # sidecar's SIGHUP) waits for it within its own registry_timeout, not after it.
+    hostile.publish(1)
+    kernel, _ = _polling_kernel(hostile, tmp_path, registry_timeout=5)
+    try:
+        asked = hostile.drip_manifest(hostile.publish(2))
+        assert asked.wait(30)  # the poller waits on the answer, for up to 5 s
+        assert ends_within(kernel.reload, 8), "reload() waited for two timeouts"
+        assert kernel.version == 1
+    finally:
+        kernel.stop()

@@ -220,11 +220,12 @@ class Registry:
     # -- HTTP ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def within(self, seconds: float) -> Iterator[None]:
-        """Every request made in the block ends ``seconds`` from now at the latest (one
-        pull: its requests together)."""
+    def within(self, seconds: float, *, since: float | None = None) -> Iterator[None]:
+        """Every request made in the block ends ``seconds`` after ``since`` (a
+        ``time.monotonic()``; by default now) at the latest (one pull: its requests
+        together)."""
         previous = self._until
-        self._until = (time.monotonic() + seconds, seconds)
+        self._until = ((time.monotonic() if since is None else since) + seconds, seconds)
         try:
             yield
         finally:

@@ -108,10 +108,15 @@ class RegistrySource:
 
     def poll(self) -> bool:
         """Check the tag now; pull and mirror a new digest. Whether the mirror changed.
-        Never raises for the registry's sake: failures are recorded and reported."""
-        with self._lock:
+        Never raises for the registry's sake: failures are recorded and reported. Ends
+        within ``timeout`` of the call, a poll in progress (the poller's, when
+        ``reload()`` asks) waited for included."""
+        started = time.monotonic()
+        if not self._lock.acquire(timeout=self.timeout):
+            return False  # held past its deadline: by a slow listener of its events
+        try:
             try:
-                with self.client.within(self.timeout):
+                with self.client.within(self.timeout, since=started):
                     changed = self._pull()
             except (RegistryError, SourceRefused) as exc:
                 if not self._stop.is_set():  # a poll ended by stop() is no outage
@@ -119,6 +124,8 @@ class RegistrySource:
                 return False
             self._succeeded()
             return changed
+        finally:
+            self._lock.release()
 
     def _pull(self) -> bool:
         with self._writing:
