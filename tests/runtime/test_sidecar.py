@@ -726,6 +726,34 @@ def test_the_sidecar_exits_1_when_its_watcher_dies_and_stdout_is_gone(setup: Set
             out.close()
 
 
+def test_the_application_is_told_of_a_publish_when_stdout_is_gone(setup: Setup) -> None:
+    from magcfg.runtime.sidecar import Sidecar as InProcess
+    from magcfg.runtime.sidecar import SidecarOptions
+
+    setup.write(1)
+    told = setup.root / "told"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # whoever read the events has gone: every line fails (EPIPE)
+    out = os.fdopen(write_end, "w")
+    sidecar = InProcess(SidecarOptions(
+        artifact=setup.art, public_keys=[setup.pub], out=setup.out, environment="production",
+        poll_interval=0.2, exec_command=f"sh -c 'echo $MAGCFG_VERSION >> {told}'"),
+        stdout=out)
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: sidecar.run(stop), daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: told.exists() and told.read_text() == "1\n", timeout=30)
+        setup.write(2)
+        assert wait_for(lambda: told.read_text() == "1\n2\n", timeout=30), told.read_text()
+        assert setup.published_version() == 2
+    finally:
+        stop.set()
+        runner.join(30)
+        with contextlib.suppress(OSError):
+            out.close()
+
+
 @pytest.mark.parametrize(("option", "message"), [
     ("--audit-log", "cannot open the audit log: is a FIFO, not a regular file"),
     ("--schema", "cannot read the schema: is a FIFO, not a regular file"),

@@ -159,12 +159,15 @@ class Sidecar:
             # must not keep a sidecar that follows no deploys running.
             self.watch_error = str(event["data"]["error"])
             self._stop.set()
-        self.emit(event)
-        if event["type"] in (LOADED, RELOADED) and self._changed:
-            self._changed = False
-            self.emit(make_event(PUBLISHED, event["subject"], {
-                "version": event["data"]["version"], "out": str(self.options.out),
-                **self._notify()}, WATCH_SOURCE))
+        try:
+            self.emit(event)
+        finally:
+            # The application is told of a publish whether or not the line was printed.
+            if event["type"] in (LOADED, RELOADED) and self._changed:
+                self._changed = False
+                self.emit(make_event(PUBLISHED, event["subject"], {
+                    "version": event["data"]["version"], "out": str(self.options.out),
+                    **self._notify()}, WATCH_SOURCE))
 
     def _notify(self) -> dict[str, Any]:
         # Whatever happens, the outcome goes into config.published: never raise here.
