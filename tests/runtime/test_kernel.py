@@ -27,6 +27,7 @@ from magcfg.runtime import (
     Kernel,
     KernelStartError,
 )
+from magcfg.runtime.kernel import MAX_HANDED_OUT
 from magcfg.runtime.state import STATE_FILE
 from magcfg.signing.keys import Ed25519PrivateKey
 
@@ -821,6 +822,28 @@ def test_secret_keys_with_dots_are_redacted_in_restart_events(rig: Rig) -> None:
     assert shown["apps.plain.dsn"]["old"] == shown["apps.plain.dsn"]["new"] == "<redacted>"
     assert "apps.eu\\.west.dsn" in data["restart_keys"]
     assert CANARY not in rig.everything_said()
+
+
+def test_values_handed_out_are_kept_to_mask_only_the_most_recent(rig: Rig) -> None:
+    # A secret that changes at every read (a lease of seconds): each value is kept to
+    # mask, and every event is masked with all of them, for the life of the process.
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    for i in range(3 * MAX_HANDED_OUT):
+        assert kernel.secret("magds.password",
+                             {"MAGCFG_MAGDS_PASSWORD": f"{CANARY}-{i:05d}"}) is not None
+    assert len(kernel._handed_texts()) == MAX_HANDED_OUT
+    latest = f"{CANARY}-{3 * MAX_HANDED_OUT - 1:05d}"
+
+    def quotes(config: Any) -> None:
+        raise ValueError(f"login refused for password {latest}")
+
+    kernel.validators.append(quotes)
+    rig.write(2, hot_change(2))
+    refused = kernel.reload()
+    assert refused.event is not None
+    assert refused.event["data"]["error"].endswith("quotes: login refused for password "
+                                                   "<redacted>")
 
 
 def test_delivered_secret_values_are_masked_everywhere(rig: Rig,

@@ -92,6 +92,8 @@ Validator = Callable[[Mapping[str, Any]], None]
 
 _Reference = tuple[tuple[str, ...], "SecretRef"]
 _MAX_CHANGES = 1000
+MAX_HANDED_OUT = 1024
+"""The most values handed out by :meth:`Kernel.secret` kept to mask: the most recent."""
 
 
 class KernelStartError(MagcfgError):
@@ -247,9 +249,10 @@ class Kernel:
         self._watcher: DirectoryWatcher | None = None
         self._stopped = False
         self._stop_lock = threading.Lock()
-        # Values secret() handed out: kept in memory only, to mask them wherever text
-        # leaves the kernel (a validator's message may quote one).
-        self._handed_out: set[str] = set()
+        # Values secret() handed out, the most recent last: kept in memory only, to mask
+        # them wherever text leaves the kernel (a validator's message may quote one).
+        self._handed_out: dict[str, None] = {}
+        self._handed_lock = threading.Lock()
         self._direct_vault: DirectVault | None = None
         if direct_vault is True:
             from .vault import DirectVault
@@ -327,12 +330,22 @@ class Kernel:
             raise KeyError(f"{format_keypath(keypath)} does not hold a secret reference")
         if ref.direct and self._direct_vault is not None:
             direct = self._direct_vault.value(ref)
-            self._handed_out.add(direct)
+            self._hand_out(direct)
             return direct
         found = resolve(keypath, ref, os.environ if environ is None else environ)
         if found:
-            self._handed_out.add(found)
+            self._hand_out(found)
         return found
+
+    def _hand_out(self, value: str) -> None:
+        """Remember ``value`` for masking; only the last :data:`MAX_HANDED_OUT` distinct
+        ones: a secret that changes at every read (leases of seconds) would otherwise
+        grow the set, and the time every event takes to mask, for the process's life."""
+        with self._handed_lock:
+            self._handed_out.pop(value, None)
+            self._handed_out[value] = None
+            while len(self._handed_out) > MAX_HANDED_OUT:
+                del self._handed_out[next(iter(self._handed_out))]
 
     def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
         """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
@@ -967,7 +980,8 @@ class Kernel:
     def _handed_texts(self) -> set[str]:
         """The values ``secret()`` handed out, and every value the Direct-Vault client
         read (the password of a dynamic secret whose username alone was asked for)."""
-        texts = set(self._handed_out)
+        with self._handed_lock:
+            texts = set(self._handed_out)
         if self._direct_vault is not None:
             texts |= self._direct_vault.values()
         return texts
