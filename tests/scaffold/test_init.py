@@ -654,3 +654,40 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     assert ("generated/dev/manifest.json: error: version 1 after 2 at origin/main: "
             "rollback_refused") in back[-1].stderr
     assert "Traceback" not in back[-1].stderr
+
+
+def test_a_repository_s_own_hooks_and_pipeline_come_with_what_to_add(tmp_path: Path) -> None:
+    # `cd your-repo && magcfg init`: a repository that has its own pre-commit hooks or
+    # GitLab pipeline keeps them, and is told what gates the project, as a monorepo is;
+    # kept silently, commits and CI went ungated.
+    repo = _repo(tmp_path)
+    _committer(repo.root)
+    env = _tool_env(tmp_path)
+    own = "repos:\n  - repo: local\n    hooks:\n      - id: own\n        name: own\n" \
+          "        entry: 'true'\n        language: system\n"
+    repo.write(".pre-commit-config.yaml", own)
+    repo.write(".gitlab-ci.yml", "test:\n  script:\n    - 'true'\n")
+    done = repo.run("init", "--env", "dev", "--ci", "gitlab")
+    assert done.returncode == 0, done.stderr
+    assert (repo.root / ".pre-commit-config.yaml").read_text() == own
+    assert "kept .gitlab-ci.yml (exists)\nkept .pre-commit-config.yaml (exists)\n" in (
+        done.stderr)
+    job_head = ("to check this project in CI, add this job to .gitlab-ci.yml (docs/cli.md, "
+                "init):\n")
+    hooks_head = ("to check this project before each commit, add this under `repos:` in "
+                  ".pre-commit-config.yaml (docs/cli.md, init):\n")
+    job, hooks = done.stderr.split(job_head)[1].split(hooks_head)
+    hooks = hooks.split("built ")[0]
+    # Added as told, the hooks gate a commit whose generated/ is stale.
+    (repo.root / ".pre-commit-config.yaml").write_text(own + hooks)
+    jobs = yaml.safe_load(job)
+    assert jobs["magcfg"]["script"][1:3] == ["magcfg build --check", "magcfg lint"]
+    install = subprocess.run([str(Path(sys.executable).with_name("pre-commit")), "install"],
+                             cwd=repo.root, env=env, capture_output=True, text=True, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert _commit(repo.root, env, "init").returncode == 0
+    layer = repo.root / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    stale = _commit(repo.root, env, "layer edit, no build")
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert "stale: generated/dev/config.json" in stale.stdout + stale.stderr

@@ -187,7 +187,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         where, rel = at_top.get(name, (tree, name))
         if rel not in _MERGED and os.path.lexists(os.path.join(where.root, rel)):
             result.kept.append(name)
-            if prefix is not None and name in at_top:
+            if prefix is None or name in at_top:
                 result.notes += _to_add(name, rel, prefix, ci)
             continue
         if rel in _MERGED and where.read_optional(rel) == data:
@@ -297,25 +297,23 @@ def pre_commit_config(prefix: str) -> str:
     return PRE_COMMIT.split("repos:\n")[0] + "repos:\n" + _pre_commit_hook(prefix)
 
 
-def _gitlab_job(prefix: str) -> str:
-    return _job("gitlab", prefix)
-
-
 def ci_pipeline(ci: str, prefix: str) -> str:
     """The ``ci`` pipeline of the project at ``prefix``, run from the repository's top."""
     return ci_text(ci, prefix)
 
 
-def _to_add(name: str, rel: str, prefix: str, ci: str) -> list[str]:
-    """For a kept file that all the repository's projects share: what to add to it."""
+def _to_add(name: str, rel: str, prefix: str | None, ci: str) -> list[str]:
+    """For a kept file that the repository's projects and tools share (its own hooks, its
+    GitLab pipeline): what to add to it, for the project at ``prefix`` (None: at the
+    top)."""
+    which = "this project" if prefix is None else printable(prefix)
     if rel == ".pre-commit-config.yaml":
-        return [f"to check {printable(prefix)} before each commit, add this under `repos:` "
-                f"in {printable(name)} (docs/cli.md, init):\n"
-                + _pre_commit_hook(prefix)]
+        hooks = PRE_COMMIT.split("repos:\n", 1)[1] if prefix is None else _pre_commit_hook(prefix)
+        return [f"to check {which} before each commit, add this under `repos:` "
+                f"in {printable(name)} (docs/cli.md, init):\n" + hooks]
     if rel == CI_FILES["gitlab"] and ci == "gitlab":
-        return [f"to check {printable(prefix)} in CI, add this job to {printable(name)} "
-                "(docs/cli.md, init):\n"
-                + _gitlab_job(prefix)]
+        return [f"to check {which} in CI, add this job to {printable(name)} "
+                "(docs/cli.md, init):\n" + _job("gitlab", prefix)]
     return []
 
 
