@@ -724,6 +724,25 @@ def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_pat
         "with `git add -f`, or take it out of that rule"]
 
 
+def test_an_output_git_ignores_is_a_warning_naming_the_rule(mini: Project) -> None:
+    """generated/ is committed: CI's `build --check` and every delivery read it from a
+    clone. A rule that ignores it kept it out of every commit, and the clone's check
+    said only that the files were stale."""
+    run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    mini.write(".gitignore", "generated/\n")
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
+    assert ("generated/dev/manifest.json: warning: is ignored by git (.gitignore:1:"
+            "generated/): the build writes it to be committed, and a clone of the "
+            "repository, as CI checks and delivers it, lacks it: take it out of that rule "
+            "(a `!` rule after it)\n") in done.stderr
+    strict = mini.run("build", "--strict")
+    assert strict.returncode == 1 and "Traceback" not in strict.stderr
+    mini.write(".gitignore", "generated/\n!generated/\n")
+    assert "ignored by git" not in mini.run("build").stderr
+
+
 def test_inputs_reached_through_symlinks_are_checked_where_they_are(
         mini: Project) -> None:
     """git refuses a path beyond a symlink (``fatal: ... is beyond a symbolic link``) and

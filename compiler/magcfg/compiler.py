@@ -20,13 +20,22 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from .artifact import CONFIG, MANIFEST, MAX_FILE_BYTES, SIGNED_FILES, size_limit, written_names
+from .artifact import (
+    CONFIG,
+    CONFIGMAP,
+    KUSTOMIZATION,
+    MANIFEST,
+    MAX_FILE_BYTES,
+    SIGNED_FILES,
+    size_limit,
+    written_names,
+)
 from .cue.layers import CUE_SUFFIX, load_cue_layers
 from .durable import (
     DirectoryUpdate,
@@ -1102,7 +1111,8 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     stacks = compiler.load_stacks(chosen, jobs)
     read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
     ignored = ignored_inputs(compiler.source, [
-        *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))])
+        *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))],
+        [f"{project.output}/{env}/{name}" for env in chosen for name in OUTPUT_FILES])
     try:
         return _compile_and_write(compiler, chosen, check, strict, jobs, stacks, ignored)
     finally:
@@ -1131,7 +1141,8 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
             artifacts[env] = artifact
     errors.extend(name_environments(errors_of, stacks.values()))
     errors.extend(compiler.build_checks(list(artifacts.values())))
-    errors.extend(ignored())
+    for found in ignored():
+        (warnings if found.severity == "warning" else errors).append(found)
     if strict:
         errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
                                  "are errors)", "error", d.code) for d in warnings)
@@ -1152,12 +1163,20 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
     return result
 
 
-def ignored_inputs(source: Source, paths: list[str]) -> Callable[[], list[Diagnostic]]:
+OUTPUT_FILES = (CONFIG, CONFIGMAP, KUSTOMIZATION, MANIFEST)
+"""The files every build writes in ``<output>/<env>/``, committed for CI and delivery."""
+
+
+def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
+                   ) -> Callable[[], list[Diagnostic]]:
     """Asks git (``ignored_by_git``, which answers while the caller works) about the files
     a build reads, ``paths``; returns what waits for an error for each that git ignores
     and does not track: a clone lacks it, so CI would build other bytes, or fail, where
     this checkout passes. Asked where it is and where a symlink on its way leads: git
-    commits a link apart from its target, and answers nothing for a path beyond a link."""
+    commits a link apart from its target, and answers nothing for a path beyond a link.
+    ``outputs``, files the build writes, are asked too: one git ignores is never
+    committed, so a clone's ``build --check`` fails and delivery from git lacks it (a
+    warning: the build itself is sound)."""
     if not isinstance(source, FileSource):
         return list  # read from git objects: committed
     real = {path: source.real_relative(path) for path in paths}
@@ -1167,6 +1186,10 @@ def ignored_inputs(source: Source, paths: list[str]) -> Callable[[], list[Diagno
         if real[path] == path or source.real_relative(parent) == parent:
             asked[path] = None  # not beyond a symlink: itself committed, or not
         asked[real[path]] = None
+    # Only outputs git can answer for: a path beyond a symlink would void its whole answer.
+    outputs = [p for p in outputs
+               if source.real_relative(posixpath.dirname(p)) == posixpath.dirname(p)]
+    asked.update(dict.fromkeys(outputs))
     answer = ignored_by_git(source.root, list(asked))
 
     def errors() -> list[Diagnostic]:
@@ -1181,6 +1204,13 @@ def ignored_inputs(source: Source, paths: list[str]) -> Callable[[], list[Diagno
                     path, None, None, f"is ignored by git ({rule}), so a clone of the "
                     "repository, as CI builds, lacks it: commit it with `git add -f`, or "
                     "take it out of that rule", code="ignored"))
+        for path in outputs:
+            if path in rules:
+                found.append(Diagnostic(
+                    path, None, None, f"is ignored by git ({rules[path]}): the build writes "
+                    "it to be committed, and a clone of the repository, as CI checks and "
+                    "delivers it, lacks it: take it out of that rule (a `!` rule after it)",
+                    "warning", code="ignored"))
         return found
 
     return errors

@@ -115,7 +115,12 @@ def test_init_with_inputs_git_ignores_writes_nothing(tmp_path: Path) -> None:
     done = repo.run("init", "--env", "dev")
     tail = ("so a clone of the repository, as CI builds, lacks it: commit it with `git add "
             "-f`, or take it out of that rule\n")
+    out = ("is ignored by git (.gitignore:1:*.json): the build writes it to be committed, "
+           "and a clone of the repository, as CI checks and delivers it, lacks it: take it "
+           "out of that rule (a `!` rule after it)\n")
     assert failed_cleanly(done, 1) == (
+        f"generated/dev/config.json: error: {out}"
+        f"generated/dev/manifest.json: error: {out}"
         "layers/base/db.local.yaml: error: is ignored by git (layers/.gitignore:1:"
         f"*.local.yaml), {tail}"
         f"schemas/config.schema.json: error: is ignored by git (.gitignore:1:*.json), {tail}")
@@ -139,6 +144,18 @@ def test_init_with_a_file_it_adds_to_that_it_cannot_write_writes_nothing(
         ".gitattributes: error: is a symbolic link; magcfg writes only regular files\n"
         ".vscode/settings.json: error: is a symbolic link; magcfg writes only regular "
         "files\n")
+    assert tree_state(repo.root) == before
+
+
+def test_init_where_git_ignores_the_output_writes_nothing(tmp_path: Path) -> None:
+    # A repository that ignores generated/ would never commit the artifact: its first CI
+    # run failed `build --check` with "stale", which `magcfg build` could not mend.
+    repo = _repo(tmp_path)
+    repo.write(".gitignore", "generated/\n")
+    before = tree_state(repo.root)
+    err = failed_cleanly(repo.run("init", "--env", "dev"))
+    assert err.startswith("generated/dev/config.json: error: is ignored by git "
+                          "(.gitignore:1:generated/): the build writes it to be committed")
     assert tree_state(repo.root) == before
 
 

@@ -33,10 +33,10 @@ import posixpath
 import re
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..compiler import build, compile_environment, ignored_inputs
+from ..compiler import OUTPUT_FILES, build, compile_environment, ignored_inputs
 from ..durable import PathError, Tree, repository_prefix
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
@@ -138,9 +138,11 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         compile_environment(project, env, source=overlay)
     layer_files = {p for spec in LAYERS for env in envs
                    for p in overlay.list_layer(spec.directory(env))[0]}
-    ignored = ignored_inputs(overlay, ["magcfg.yaml", SCHEMA_PATH, *sorted(layer_files)])()
-    if ignored:  # the build would refuse them once everything is written
-        raise BuildError(ignored)
+    ignored = ignored_inputs(overlay, ["magcfg.yaml", SCHEMA_PATH, *sorted(layer_files)],
+                             [f"generated/{env}/{name}" for env in envs
+                              for name in OUTPUT_FILES])()
+    if ignored:  # the build would refuse the inputs, and a clone would lack the output
+        raise BuildError([replace(d, severity="error") for d in ignored])
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore"))
     files[".gitattributes"] = _gitattributes(tree.read_optional(".gitattributes"))
     if prefix is None:
