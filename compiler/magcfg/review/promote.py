@@ -1081,7 +1081,7 @@ def report_link(project: Project) -> list[str]:
 
 def _ci_publishes_report(project: Project) -> bool:
     """Whether a CI file of the project writes ``REPORT_ARTIFACT`` (``magcfg init``'s do
-    not: they run the build check only)."""
+    not: they run the build checks and lint)."""
     from ..durable import Tree
 
     tree = Tree(project.root, project.fenced)
