@@ -726,8 +726,8 @@ def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_pat
 
 def test_an_output_git_ignores_is_a_warning_naming_the_rule(mini: Project) -> None:
     """generated/ is committed: CI's `build --check` and every delivery read it from a
-    clone. A rule that ignores it kept it out of every commit, and the clone's check
-    said only that the files were stale."""
+    clone. A rule that ignores it keeps it out of every commit, and the clone's check
+    would say only that the files are stale."""
     run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
     run(["git", "init", "-q"])
     mini.write(".gitignore", "generated/\n")

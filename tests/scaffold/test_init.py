@@ -149,7 +149,7 @@ def test_init_with_a_file_it_adds_to_that_it_cannot_write_writes_nothing(
 
 def test_init_where_git_ignores_the_output_writes_nothing(tmp_path: Path) -> None:
     # A repository that ignores generated/ would never commit the artifact: its first CI
-    # run failed `build --check` with "stale", which `magcfg build` could not mend.
+    # run would fail `build --check` with "stale", which `magcfg build` cannot mend.
     repo = _repo(tmp_path)
     repo.write(".gitignore", "generated/\n")
     before = tree_state(repo.root)
@@ -675,8 +675,8 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
 
 def test_a_repository_s_own_hooks_and_pipeline_come_with_what_to_add(tmp_path: Path) -> None:
     # `cd your-repo && magcfg init`: a repository that has its own pre-commit hooks or
-    # GitLab pipeline keeps them, and is told what gates the project, as a monorepo is;
-    # kept silently, commits and CI went ungated.
+    # GitLab pipeline keeps them, and is told what gates the project, as a monorepo is:
+    # kept silently, commits and CI would go ungated.
     repo = _repo(tmp_path)
     _committer(repo.root)
     env = _tool_env(tmp_path)
