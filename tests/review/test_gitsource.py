@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -274,10 +276,15 @@ def test_a_ref_a_shallow_clone_lacks_says_so_and_how_to_fetch_it(
         assert stderr == (
             f"error: unknown git ref {ref!r}: this clone is shallow (fetched to a depth), so "
             "the commit it names may not have been fetched; fetch the history (`git fetch "
-            "--unshallow`, and `git fetch origin BRANCH` for another branch; GitHub Actions: "
+            "--unshallow`, and `git fetch origin BRANCH:refs/remotes/origin/BRANCH` for "
+            "another branch: a shallow clone fetches its own branch alone; GitHub Actions: "
             "`actions/checkout` with `fetch-depth: 0`; GitLab: `GIT_DEPTH: 0`), or give a "
             "commit, branch or tag the clone has\n")
-    git(clone.root, "fetch", "-q", "--unshallow", "origin", "main:refs/remotes/origin/main")
+    # The commands the message gives, as given.
+    fetches = re.findall(r"`(git fetch [^`]*)`", stderr)
+    assert len(fetches) == 2
+    for fetch in fetches:
+        git(clone.root, *shlex.split(fetch.replace("BRANCH", "main"))[1:])
     assert clone.run("diff", "--env", "dev", "--against", "HEAD~1").returncode == 0
     done = clone.run("build", "--check", "--since", "origin/main")
     assert done.returncode == 0, done.stderr
