@@ -4,11 +4,14 @@ It writes the project file, a layer directory per layer and environment (a start
 when the repository has no ``layers/`` yet), a starting JSON Schema inferred from those
 layers (``scaffold.infer``), the ``.gitignore`` entry for the build cache, the
 ``.gitattributes`` lines that keep git from converting line ends of inputs and outputs,
-a CI pipeline and a pre-commit hook that run ``magcfg build --check``, then runs the
-first build. Every environment is compiled in memory first: if anything fails, nothing
-is written. Files that exist already are kept (and reported), except the project file,
-whose presence stops ``init``, and ``.gitignore``, ``.gitattributes`` and the editor
-settings, which get the lines they lack.
+a CI pipeline and a pre-commit hook that run ``magcfg build --check`` and ``magcfg
+lint`` (the pipeline also ``build --check --since`` the branch a change goes into), then
+runs the first build. Every environment is compiled in memory first: if anything fails
+(an input or an output git would ignore included), nothing is written. Files that exist
+already are kept (and reported; a kept ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml``
+with the hooks or job to add), except the project file, whose presence stops ``init``,
+and ``.gitignore``, ``.gitattributes`` and the editor settings, which get the lines they
+lack.
 
 A project below the top of its git work tree (a monorepo's ``platform/config``) gets its
 CI pipeline, pre-commit hook and editor settings where those tools look for them, at the
