@@ -770,6 +770,33 @@ def test_inputs_reached_through_symlinks_are_checked_where_they_are(
     ]
 
 
+def test_layer_files_a_sparse_checkout_left_out_are_named(mini: Project) -> None:
+    """A sparse checkout (a CI fetching part of a monorepo) leaves committed files out of
+    the work tree: a layer file of an environment built went missing, and the build went
+    on without its values, signing other bytes than a full clone."""
+    mini.write("layers/environments/prod/magds.yaml", "magds:\n  port: 6000\n")
+    run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    run(["git", "add", "-A"])
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"])
+    run(["git", "sparse-checkout", "set", "--no-cone", "/*",
+         "!/layers/environments/prod/magds.yaml"])
+    assert not (mini.root / "layers/environments/prod/magds.yaml").exists()
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr == (
+        "layers/environments/prod/magds.yaml: error: is committed but left out of this "
+        "sparse checkout (skip-worktree), so the build would go without it where a full "
+        "clone has it: run `git sparse-checkout disable`, or add its directory to the "
+        "sparse checkout\n")
+    assert mini.snapshot_tree() == {}
+    # An environment not built, or a file kept in the work tree: nothing to say.
+    assert mini.run("build", "--env", "dev").returncode == 0
+    run(["git", "sparse-checkout", "disable"])
+    run(["git", "update-index", "--skip-worktree", "layers/environments/prod/magds.yaml"])
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
+
+
 def test_git_answers_about_ignored_inputs_while_the_build_compiles(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """``git check-ignore`` takes ~15 ms for a large repository, a one-file rebuild's

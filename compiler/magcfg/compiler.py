@@ -58,11 +58,11 @@ from .pipeline.emit import (
     manifest_bytes,
     sha256,
 )
-from .pipeline.load import FileSource, ParsedFile
+from .pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .project import Project, git_env, ignored_by_git
+from .project import Project, git_env, ignored_by_git, skipped_by_git
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
@@ -1112,7 +1112,8 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
     read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
     ignored = ignored_inputs(compiler.source, [
         *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))],
-        [f"{project.output}/{env}/{name}" for env in chosen for name in OUTPUT_FILES])
+        [f"{project.output}/{env}/{name}" for env in chosen for name in OUTPUT_FILES],
+        project, chosen)
     try:
         return _compile_and_write(compiler, chosen, check, strict, jobs, stacks, ignored)
     finally:
@@ -1167,7 +1168,8 @@ OUTPUT_FILES = (CONFIG, CONFIGMAP, KUSTOMIZATION, MANIFEST)
 """The files every build writes in ``<output>/<env>/``, committed for CI and delivery."""
 
 
-def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
+def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = (),
+                   project: Project | None = None, envs: Sequence[str] = ()
                    ) -> Callable[[], list[Diagnostic]]:
     """Asks git (``ignored_by_git``, which answers while the caller works) about the files
     a build reads, ``paths``; returns what waits for an error for each that git ignores
@@ -1176,7 +1178,11 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
     commits a link apart from its target, and answers nothing for a path beyond a link.
     ``outputs``, files the build writes, are asked too: one git ignores is never
     committed, so a clone's ``build --check`` fails and delivery from git lacks it (a
-    warning: the build itself is sound)."""
+    warning: the build itself is sound).
+
+    With the ``project`` and the environments built, ``envs``, git is asked too for the
+    committed layer files of theirs that a sparse checkout left out (``skipped_by_git``):
+    the build would go without them where a full clone has them."""
     if not isinstance(source, FileSource):
         return list  # read from git objects: committed
     real = {path: source.real_relative(path) for path in paths}
@@ -1191,10 +1197,19 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                if source.real_relative(posixpath.dirname(p)) == posixpath.dirname(p)]
     asked.update(dict.fromkeys(outputs))
     answer = ignored_by_git(source.root, list(asked))
+    skipped = skipped_by_git(source.root, sorted({
+        spec.directory(env) for env in envs for spec in project.layers})) \
+        if project is not None else list
 
     def errors() -> list[Diagnostic]:
         rules = answer()
-        found = []
+        found = [Diagnostic(path, None, None, "is committed but left out of this sparse "
+                            "checkout (skip-worktree), so the build would go without it "
+                            "where a full clone has it: run `git sparse-checkout disable`, "
+                            "or add its directory to the sparse checkout", code="ignored")
+                 for path in skipped() if project is not None
+                 and _layer_file(project, path, envs)
+                 and not os.path.lexists(source.root / path)]
         for path in paths:
             rule = rules.get(path)
             if rule is None and real[path] in rules:
@@ -1214,6 +1229,15 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
         return found
 
     return errors
+
+
+def _layer_file(project: Project, path: str, envs: Sequence[str]) -> bool:
+    """``path`` is a file a layer of one of ``envs`` reads (``LayerSpec.key_prefix``;
+    listed as a layer directory is: a layer suffix, no hidden name)."""
+    if not path.endswith(LAYER_SUFFIXES) or any(part.startswith(".")
+                                                 for part in path.split("/")):
+        return False
+    return any(env in envs for env, _spec, _prefix in project.mapping(path))
 
 
 def _updates(project: Project, artifacts: dict[str, Artifact],

@@ -436,6 +436,45 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     return wait
 
 
+def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[str]]:
+    """Starts one ``git ls-files -t`` for ``directories`` (relative to ``root``) and
+    returns what waits for its answer: the files below them that git's index marks
+    skip-worktree (a sparse checkout leaves them out of the work tree), relative to
+    ``root``; none outside a work tree or without git. As ``ignored_by_git``, the caller
+    works meanwhile."""
+    import subprocess
+    import tempfile
+
+    if not directories:
+        return list
+    answer = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by wait)
+    try:
+        git = subprocess.Popen(["git", "--literal-pathspecs", "ls-files", "-t", "-z", "--",
+                                *directories], cwd=root, stdin=subprocess.DEVNULL,
+                               stdout=answer, stderr=subprocess.DEVNULL, env=git_env())
+    except OSError:
+        answer.close()
+        return list
+
+    @lru_cache(maxsize=1)
+    def wait() -> list[str]:
+        with answer:
+            try:
+                code = git.wait(60)
+            except subprocess.TimeoutExpired:
+                git.kill()
+                git.wait()
+                return []
+            answer.seek(0)
+            entries = answer.read().split(b"\0")
+        if code != 0:
+            return []  # not a work tree, or a directory beyond a symlink
+        # Each entry: a tag, a space, the path; "S" is skip-worktree.
+        return [os.fsdecode(entry[2:]) for entry in entries if entry.startswith(b"S ")]
+
+    return wait
+
+
 LFS_POINTERS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
 """How a Git LFS pointer file begins (its first line names the spec; hawser is LFS's
 first name)."""
