@@ -117,6 +117,18 @@ def _windows_name(path: str) -> str:
     return "/".join(part.rstrip(". ") or part for part in path.split("/"))
 
 
+def one_file_name(path: str) -> str:
+    """``path`` as macOS and Windows file systems compare names: two paths with one
+    answer are one file there (case, Unicode normalization, a trailing dot or space, a
+    code point HFS+ ignores)."""
+    import unicodedata
+
+    # Lower case letter by letter, not casefold(): no file system takes ß for ss.
+    name = _windows_name(path).translate(_HFS_IGNORED)
+    return name.lower() if name.isascii() else unicodedata.normalize(
+        "NFC", unicodedata.normalize("NFD", name).lower())
+
+
 def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
     """A problem for each of ``paths`` that differs from another only in case, in
     Unicode normalization (``é`` as one code point or as ``e`` and a combining accent),
@@ -129,11 +141,7 @@ def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
     first: dict[str, str] = {}
     problems = []
     for path in sorted(set(paths), key=lambda p: p.encode("utf-8", "surrogateescape")):
-        # Lower case letter by letter, not casefold(): no file system takes ß for ss.
-        name = _windows_name(path).translate(_HFS_IGNORED)
-        folded = name.lower() if name.isascii() else unicodedata.normalize(
-            "NFC", unicodedata.normalize("NFD", name).lower())
-        other = first.setdefault(folded, path)
+        other = first.setdefault(one_file_name(path), path)
         if other == path:
             continue
         where = "on macOS and Windows they are one file"

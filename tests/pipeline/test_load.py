@@ -256,3 +256,18 @@ def test_a_file_git_could_have_changed_is_refused_where_git_refuses_the_reposito
         "target, or the commit's bytes with other line ends, encoding or $Id$), and git, "
         "which would tell, refuses this repository: it belongs to another user; run `git "
         f"config --global --add safe.directory {mini.root}` where magcfg runs\n")
+
+
+def test_a_layer_directory_named_in_another_case_is_refused(mini: Project) -> None:
+    """``layers/environments/Prod`` where the project reads ``.../prod``: an empty layer
+    on Linux, and Prod's files on macOS and Windows, which open it for that name: the
+    two built, and signed, other bytes."""
+    (mini.root / "layers/environments/prod").rename(mini.root / "layers/environments/Prod")
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr == (
+        "layers/environments/prod: error: is not here, but layers/environments/Prod is, "
+        "which macOS or Windows would read for it (names there differ only in case, "
+        "normalization, a trailing dot or space); write the name as it is\n")
+    assert mini.snapshot_tree() == {}
+    (mini.root / "layers/environments/Prod").rename(mini.root / "layers/environments/other")
+    assert mini.run("build").returncode == 0  # nothing there: an empty layer

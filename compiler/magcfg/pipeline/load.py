@@ -8,11 +8,12 @@ keeps one ``ParsedFile`` per path for every environment of a build, and the pars
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..durable import PathError, Tree, path_problem
+from ..durable import PathError, Tree, one_file_name, path_problem
 from ..errors import Diagnostic
 from ..project import LAYER_SUFFIXES, Checkout
 from ..syntax.keylines import Indexed, line_in, simple_lines
@@ -123,8 +124,34 @@ class FileSource:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
         entries skipped), and the problems found. A missing directory is an empty layer."""
         files, problems = self._tree.list_files(directory, suffixes)
+        if not files and not problems:
+            problems = self._elsewhere_there(directory.strip("/"))
         return files, [self._linked(d) if d.file == directory.strip("/") else d
                        for d in problems]
+
+    def _elsewhere_there(self, directory: str) -> list[Diagnostic]:
+        """A problem when ``directory`` is not here but macOS or Windows would open an
+        entry that is for it (``layers/Base`` for ``layers/base``): an empty layer here,
+        that directory's files there."""
+        parent = ""
+        for part in directory.split("/"):
+            path = f"{parent}/{part}" if parent else part
+            if not os.path.lexists(os.path.join(self.root, path)):
+                try:
+                    names = os.listdir(os.path.join(self.root, parent))
+                except OSError:
+                    return []
+                found = next((n for n in sorted(names)
+                              if one_file_name(n) == one_file_name(part)), None)
+                if found is None:
+                    return []
+                other = f"{parent}/{found}" if parent else found
+                return [path_problem(directory, f"is not here, but {other} is, which macOS "
+                                     "or Windows would read for it (names there differ "
+                                     "only in case, normalization, a trailing dot or "
+                                     "space); write the name as it is")]
+            parent = path
+        return []
 
     def _linked(self, problem: Diagnostic) -> Diagnostic:
         """``problem`` (a layer directory that is a file), or what the file is: a
