@@ -481,8 +481,9 @@ first name)."""
 GIT_CRYPT_HEADER = b"\0GITCRYPT\0"
 """How a file git-crypt encrypted begins, as a locked checkout holds it."""
 
-MAX_SYMLINK_TARGET = 4096
-"""The longest target a symlink checked out as a file may hold (Linux's PATH_MAX)."""
+MAX_SYMLINK_TARGET = 4095
+"""The longest target a symlink holds (PATH_MAX less its NUL: no symlink on disk holds a
+longer one), at a git ref and in a file a checkout without symlinks wrote for one."""
 
 
 class Checkout:

@@ -44,7 +44,7 @@ from ..durable import (
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
-from ..project import GIT_PATH_VARIABLES, Project, git_env, load_project
+from ..project import GIT_PATH_VARIABLES, MAX_SYMLINK_TARGET, Project, git_env, load_project
 
 MAX_ENTRIES = 100_000
 """Tree entries one source lists, for all its layer directories together: a hundred
@@ -54,11 +54,10 @@ entries each name a million paths."""
 
 MAX_STEPS = 1_000_000
 """Path components one source resolves, symlink targets included, all paths together:
-each link target may be ``_MAX_TARGET`` bytes long and a walk may meet ``MAX_ENTRIES``
-links; a repository without symlinks spends a few per layer directory."""
+each link target may be ``MAX_SYMLINK_TARGET`` bytes long and a walk may meet
+``MAX_ENTRIES`` links; a repository without symlinks spends a few per layer directory."""
 
 _MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: what the working tree could follow
-_MAX_TARGET = 4095  # PATH_MAX less its NUL: no symlink on disk holds a longer target
 # A tree object of MAX_ENTRIES entries with names of 255 bytes (NAME_MAX) is ~28 MB: a
 # larger one names more than a walk would list.
 _MAX_TREE = 32 * 1024 * 1024
@@ -307,7 +306,7 @@ class GitSource:
                 if hops > _MAX_LINK_HOPS:
                     raise _Refused(os_reason(OSError(errno.ELOOP, os.strerror(errno.ELOOP))))
                 try:
-                    target = self._object(child.sha, b"blob", _MAX_TARGET).decode(
+                    target = self._object(child.sha, b"blob", MAX_SYMLINK_TARGET).decode(
                         "utf-8", "surrogateescape")
                 except _Oversized:  # as the working tree's readlink would say
                     raise _Refused(os_reason(OSError(errno.ENAMETOOLONG,
