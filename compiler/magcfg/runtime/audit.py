@@ -2,7 +2,8 @@
 
 Events are already redacted when they are built, so the log holds versions, stages,
 reasons, changed key paths and non-secret values only. Lines are appended with
-``O_APPEND`` and flushed one by one, so concurrent writers and a crash leave whole lines.
+``O_APPEND`` and flushed one by one, so concurrent writers and a crash leave whole lines;
+a line a full disk cut short is ended before the next one is written.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ class AuditLog:
             raise NotRegularFile(self.path, file_kind(mode))
         os.set_blocking(fd, True)
         self._fd = fd
+        self._torn = False
 
     def write(self, event: Event) -> None:
         line = (json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
                 + "\n").encode()
         with self._lock:
-            if self._fd >= 0:
-                os.write(self._fd, line)
+            if self._fd < 0:
+                return
+            # A line cut short (the disk filled up in its middle) is ended first: the
+            # next one starts a line of its own rather than run on from it.
+            view = memoryview(b"\n" + line if self._torn else line)
+            while view:
+                written = os.write(self._fd, view)  # may take part of what it is given
+                view = view[written:]
+                self._torn = bool(view)  # whether the file now ends inside a line
 
     def close(self) -> None:
         with self._lock:
