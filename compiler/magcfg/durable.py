@@ -360,16 +360,21 @@ def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool,
 
 
 def read_member(directory: str | os.PathLike[str], name: str,
-                limit: int | None = None) -> bytes:
+                limit: int | None = None, *, dir_fd: int | None = None) -> bytes:
     """:func:`read_regular` of ``directory/name``, where ``name`` (an artifact's listed
     file) may name sub-directories: each is opened without following a symlink, so a
     planted link in the middle of the name cannot lead out of ``directory``. Raises
     :class:`NotRegularFile` for such a link (or a file where a directory belongs) and
-    whatever ``read_regular`` raises."""
+    whatever ``read_regular`` raises. ``dir_fd``: ``directory`` open already (its path
+    then only names it in errors), so that reads of several members stay in the one
+    directory it was when opened, whatever is renamed in its place meanwhile."""
     head, _, last = name.rpartition("/")
     if not head:
+        if dir_fd is not None:
+            return read_regular(name, limit, dir_fd=dir_fd)
         return read_regular(os.path.join(directory, name), limit)
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = (os.dup(dir_fd) if dir_fd is not None
+          else os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
     try:
         for part in head.split("/"):
             try:

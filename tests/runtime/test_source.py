@@ -91,3 +91,21 @@ def test_a_listed_file_below_a_symlinked_directory_is_unreadable(
     (version_dir / "sub/extra.json").write_bytes(b"{}\n")
     raw = read_artifact(volume, lambda manifest, signature: ("config.json", "sub/extra.json"))
     assert raw.files["sub/extra.json"] == b"{}\n" and raw.unreadable == {}
+
+
+def test_a_version_directory_swapped_for_a_link_mid_read_leads_nowhere_else(
+        volume: Path, tmp_path: Path) -> None:
+    # Whoever writes the volume replaces the version directory ..data names with a link
+    # elsewhere between the read of the manifest and that of the files it lists.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text('{"read": "from elsewhere"}\n')
+    version = volume / os.readlink(volume / "..data")
+
+    def swaps(manifest: bytes, signature: bytes) -> tuple[str, ...]:
+        version.rename(tmp_path / "moved")
+        os.symlink(elsewhere, version)
+        return ("config.json",)
+
+    raw = read_artifact(volume, swaps)
+    assert raw.files["config.json"] == (tmp_path / "moved/config.json").read_bytes()

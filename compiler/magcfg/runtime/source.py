@@ -16,6 +16,7 @@ The files a manifest lists are read only once its signature verified.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from ..durable import FileTooLarge, NotRegularFile, read_member
 from ..signing.signatures import MANIFEST_NAME, SIGNATURE_NAME
 
 __all__ = ["RawArtifact", "read_artifact", "stat_signature"]
+
+_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,12 @@ class RawArtifact:
             other.manifest_bytes, other.signature, other.files, other.unreadable)
 
 
-def _read(root: Path, name: str, unreadable: dict[str, str]) -> bytes | None:
+def _read(root: Path, root_fd: int, name: str, unreadable: dict[str, str]) -> bytes | None:
     # Regular files only: a FIFO would block the kernel's thread for good; and no
     # larger than the kind allows, checked before a byte is read (a planted huge
     # manifest would be read whole, before its signature is checked).
     try:
-        return read_member(root, name, size_limit(name))
+        return read_member(root, name, size_limit(name), dir_fd=root_fd)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (NotRegularFile, FileTooLarge) as exc:
@@ -77,12 +80,32 @@ def read_artifact(directory: Path,
         root = data_root(directory, volume=True)
     except DataLinkError as exc:
         return RawArtifact(directory, None, None, {}, {DATA_LINK: exc.message})
-    manifest = _read(root, MANIFEST_NAME, unreadable)
-    signature = _read(root, SIGNATURE_NAME, unreadable)
-    files: dict[str, bytes | None] = {}
-    if manifest is not None and signature is not None:
-        files = {name: _read(root, name, unreadable) for name in sorted(listed(manifest,
-                                                                               signature))}
+    # Opened once, and every file read from that descriptor: a version directory swapped
+    # for a link elsewhere after data_root() checked it leads no read out of the volume.
+    # The artifact directory itself is the operator's, and may be a link. O_PATH: a
+    # directory that may be searched but not listed is read as by its path.
+    try:
+        root_fd = os.open(root, _PATH | os.O_DIRECTORY | os.O_CLOEXEC
+                          | (os.O_NOFOLLOW if root != directory else 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return RawArtifact(root, None, None, {}, {})
+    except OSError as exc:
+        why = (f"links to {root.name!r}, which is a symbolic link; it must be a directory"
+               if exc.errno == errno.ELOOP else
+               f"links to {root.name!r}, which cannot be read: {exc.strerror}")
+        if root == directory:
+            return RawArtifact(root, None, None, {}, {MANIFEST_NAME: f"cannot read: "
+                                                      f"{exc.strerror}"})
+        return RawArtifact(directory, None, None, {}, {DATA_LINK: why})
+    try:
+        manifest = _read(root, root_fd, MANIFEST_NAME, unreadable)
+        signature = _read(root, root_fd, SIGNATURE_NAME, unreadable)
+        files: dict[str, bytes | None] = {}
+        if manifest is not None and signature is not None:
+            files = {name: _read(root, root_fd, name, unreadable)
+                     for name in sorted(listed(manifest, signature))}
+    finally:
+        os.close(root_fd)
     return RawArtifact(root, manifest, signature, files, unreadable)
 
 
