@@ -80,6 +80,11 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
       f"{DEV}:1: error: '.inf' is not representable in JSON [magds]"]),
     ("top-level-marker", "!replace {magds: {port: 1}}\n",
      [f"{DEV}:1: error: !replace marks the value of a key; it cannot stand as the top level"]),
+    # A rebase or merge left git's markers: YAML's own words ("could not find expected
+    # ':'", a line below them) do not say what to do.
+    ("merge-conflict", "magds:\n<<<<<<< HEAD\n  port: 1\n=======\n  port: 2\n>>>>>>> x\n",
+     [f"{DEV}:2: error: an unresolved merge conflict (git's <<<<<<< marker): resolve it, "
+      "then build again"]),
     ("directive", "%YAML 1.1\n---\nmagds: {port: 1}\n",
      [f"{DEV}:1: error: directives (%YAML, %TAG) are not supported: magcfg reads YAML 1.2; "
       "remove the directive"]),

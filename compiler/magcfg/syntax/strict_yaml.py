@@ -348,7 +348,18 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
 
-def _syntax_error(path: str, exc: Any) -> LoadFailed:
+_CONFLICT = re.compile(r"^<{7}(?: |$)", re.MULTILINE)
+"""The first line of a conflict git leaves in a file it could not merge."""
+
+
+def _syntax_error(path: str, exc: Any, text: str = "") -> LoadFailed:
+    conflict = _CONFLICT.search(text)
+    if conflict is not None:
+        # YAML's words for git's markers name a line below them and say nothing of a merge.
+        return LoadFailed([Diagnostic(
+            path, text.count("\n", 0, conflict.start()) + 1, None,
+            "an unresolved merge conflict (git's <<<<<<< marker): resolve it, then build "
+            "again", code="syntax")])
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else None
     problem = exc.problem or "syntax error"
@@ -367,6 +378,7 @@ class _Composer:
         import yaml
 
         self.path = path
+        self.text = text
         self.parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         self.tags: dict[int, str] = {}
         self.anchors: dict[str, Any] = {}
@@ -394,7 +406,7 @@ class _Composer:
                                 "YAML syntax error: several documents in one file "
                                 "(expected a single document in the stream)", "syntax")
         except yaml.MarkedYAMLError as exc:
-            raise _syntax_error(self.path, exc) from None
+            raise _syntax_error(self.path, exc, self.text) from None
         except yaml.YAMLError as exc:
             raise LoadFailed([Diagnostic(self.path, None, None, f"YAML error: {exc}",
                                          code="syntax")]) from None
