@@ -522,17 +522,19 @@ def test_a_checkout_converting_line_ends_still_checks_and_verifies(tmp_path: Pat
 
     repo = _repo(tmp_path)
     _committer(repo.root)
-    repo.write(".gitattributes", "* text=auto ident")  # kept, and overridden below it
+    # Kept, and overridden below it.
+    repo.write(".gitattributes",
+               "* text=auto ident\n/schemas/*.json working-tree-encoding=UTF-16\n")
     assert repo.run("init", "--env", "dev").returncode == 0
     app = repo.root / "layers/base/app.yaml"
     app.write_text("# $Id$\n" + app.read_text())
     assert repo.run("build").returncode == 0
     assert (repo.root / ".gitattributes").read_text() == (
-        "* text=auto ident\n"
-        "# magcfg hashes and signs these bytes: no line-end conversion or $Id$ expansion "
+        "* text=auto ident\n/schemas/*.json working-tree-encoding=UTF-16\n"
+        "# magcfg hashes and signs these bytes: no line-end, $Id$ or encoding conversion "
         "on checkout\n"
-        "/magcfg.yaml -text -ident\n/layers/** -text -ident\n/schemas/** -text -ident\n"
-        "/generated/** -text -ident\n")
+        + "".join(f"{path} -text -ident -working-tree-encoding\n" for path in (
+            "/magcfg.yaml", "/layers/**", "/schemas/**", "/generated/**")))
     generate_key_pair(tmp_path / "keys")
     signed = repo.run("sign", "--key", str(tmp_path / "keys/magcfg.key"))
     assert signed.returncode == 0, signed.stderr
@@ -552,6 +554,8 @@ def test_a_checkout_converting_line_ends_still_checks_and_verifies(tmp_path: Pat
     for rel in ("magcfg.yaml", "layers/base/app.yaml", "generated/dev/configmap.yaml"):
         assert b"\r" not in (clone / rel).read_bytes(), rel
     assert (clone / "layers/base/app.yaml").read_bytes() == app.read_bytes()
+    schema = "schemas/config.schema.json"
+    assert (clone / schema).read_bytes() == (repo.root / schema).read_bytes()
     cloned = Project(clone)
     check = cloned.run("build", "--check")
     assert check.returncode == 0, check.stderr

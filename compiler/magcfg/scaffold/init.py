@@ -68,15 +68,16 @@ CI_FILES = {
 }
 _ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 UNCONVERTED = ("/magcfg.yaml", "/layers/**", "/schemas/**", "/generated/**")
-"""The paths ``.gitattributes`` marks ``-text -ident``: what a build reads and what it
-writes. Their bytes are hashed into the manifest and signed, so a checkout with
-``core.autocrlf=true`` (or a ``* text=auto`` above) that turned LF into CRLF, or a
-``* ident`` above that expanded ``$Id$`` to the blob's name, would make ``build --check``
-and ``verify`` fail in that checkout alone. ``filter`` is left as set: ``-filter`` would
+"""The paths ``.gitattributes`` marks ``UNCONVERTED_ATTRIBUTES``: what a build reads and
+what it writes. Their bytes are hashed into the manifest and signed, so a checkout with
+``core.autocrlf=true`` (or a ``* text=auto`` above) that turned LF into CRLF, a ``*
+ident`` above that expanded ``$Id$`` to the blob's name, or a ``working-tree-encoding``
+above that wrote UTF-16, would make ``build --check`` and ``verify`` fail in that
+checkout alone. ``filter`` is left as set: ``-filter`` would
 undo a ``filter=git-crypt`` above, and the next ``git add`` would commit in clear what
 was encrypted; a checkout without a filter's driver is refused by the build where it can
 tell (an LFS pointer, a git-crypt file: ``project.Checkout``)."""
-UNCONVERTED_ATTRIBUTES = "-text -ident"
+UNCONVERTED_ATTRIBUTES = "-text -ident -working-tree-encoding"
 _MERGED = (".gitignore", ".gitattributes", VSCODE_SETTINGS)
 """Files that ``init`` adds its lines to when they exist, rather than keeping them."""
 
@@ -377,8 +378,8 @@ def _gitattributes(current: bytes | None) -> bytes:
                if (line := f"{path} {UNCONVERTED_ATTRIBUTES}") not in lines]
     if not missing:
         return current or b""
-    return _appended(text, "# magcfg hashes and signs these bytes: no line-end conversion "
-                     "or $Id$ expansion on checkout\n"
+    return _appended(text, "# magcfg hashes and signs these bytes: no line-end, $Id$ or "
+                     "encoding conversion on checkout\n"
                      + "".join(f"{line}\n" for line in missing))
 
 
