@@ -727,6 +727,25 @@ helm upgrade app ./chart --set image.tag=CANARYtag
     assert found == expected
 
 
+def test_client_credential_files(make_repo: MakeRepo) -> None:
+    """`.netrc`, `.pgpass`, `.npmrc` and `.pypirc` hold logins in their own shapes; a
+    reference and the other fields are not findings."""
+    repo = make_repo({
+        ".netrc": "machine api.example.com\n  login deploy\n  password CANARYnrc1-x9 «MAG002»\n"
+                  "machine b.example.com login u password CANARYnrc2-x9 «MAG002»\n"
+                  "machine c.example.com login u password $NETRC_PASSWORD\n",
+        ".pgpass": "db.internal:5432:app:app:CANARYpg1-x9 «MAG002»\n"
+                   "# db.internal:5432:app:app:CANARYcomment\n"
+                   "*:*:*:replicator:CANARY\\:pg2-x9 «MAG002»\n",
+        ".npmrc": "//npm.internal/:_password=Q0FOQVJZbnBtMS14OQ== «MAG002»\n"
+                  "//npm.internal/:_authToken=${NPM_TOKEN}\n"
+                  "//npm.internal/:username=CANARYuser\nregistry=https://npm.internal/\n",
+        ".pypirc": "[internal]\nrepository = https://pypi.internal/\nusername = ci\n"
+                   "password = CANARYpypi1-x9 «MAG002»\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -218,7 +218,7 @@ def _kind(name: str) -> str | None:
         return "env"
     if lower.endswith(_CODE_EXT):
         return "code"
-    if lower.endswith(_INI_EXT):
+    if lower.endswith(_INI_EXT) or name == ".pypirc":
         return "ini"
     if lower.endswith(_SHELL_EXT) or name.startswith(("Dockerfile", "Containerfile")) \
             or lower.endswith((".dockerfile", ".envrc")):
@@ -594,6 +594,37 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                 break
 
 
+# The files clients keep their logins in, each in its own shape: `.netrc`'s `password
+# <p>` (curl, git, ftp), `.pgpass`' `host:port:db:user:<p>` (libpq; `\:` is a colon),
+# `.npmrc`'s `//registry/:_password=<base64>`, `_auth=` and `_authToken=`.
+_NETRC_PASSWORD = re.compile(r"(?:^|\s)password\s++(\S++)")
+_PGPASS_FIELDS = re.compile(r"(?:[^:\\]|\\.)*+")
+_NPMRC_CREDENTIAL = re.compile(r"^\s*+(?:\S*?:)?(_authToken|_auth|_password)\s*+=\s*+(.*+)")
+
+
+def _credential_file_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """A login in a client's credential file (``_NETRC_PASSWORD`` and below)."""
+    name = src.name
+    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc"):
+        return
+    for number, line in enumerate(src.lines, 1):
+        if line.lstrip().startswith("#"):
+            continue
+        found: tuple[str, int] | None = None
+        if name == ".npmrc":
+            m = _NPMRC_CREDENTIAL.match(line)
+            found = (m.group(2).rstrip(), m.start(2)) if m is not None else None
+        elif name == ".pgpass":
+            fields = [f for f in _PGPASS_FIELDS.finditer(line) if f.start() == 0
+                      or line[f.start() - 1] == ":"]
+            found = (fields[4].group(), fields[4].start()) if len(fields) == 5 else None
+        else:
+            m = _NETRC_PASSWORD.search(line)
+            found = (m.group(1), m.start(1)) if m is not None else None
+        if found is not None and is_literal(found[0]):
+            yield number, Hit(found[1] + 1, f"a login in {name} ({REDACTED})", 1)
+
+
 def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     if kind == "yaml":
         m = _YAML_LIST_ENV.match(line)
@@ -862,6 +893,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
 
     for number, hit in itertools.chain(format_hits(src), encoded_private_key_hits(src)):
         keep(number, hit)
+    if not example:
+        for number, hit in _credential_file_hits(src):
+            keep(number, hit)
     store = key_store(src.name, src.raw) if src.raw is not None else None
     if store is not None:
         # Bytes have no line to fingerprint: the baseline knows the store by its digest.
