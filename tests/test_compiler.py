@@ -826,3 +826,28 @@ def test_git_answers_about_ignored_inputs_while_the_build_compiles(
     magcfg.build(load(mini))
     ignore = [e for e in events if e.endswith("check-ignore") or e == "compile"]
     assert ignore == ["start check-ignore", "compile", "compile", "wait check-ignore"]
+
+
+def test_a_secret_reached_through_an_alias_is_masked_in_another_keys_error(
+        tmp_path: Path) -> None:
+    """``port: *p`` quotes the password the anchor ``&p`` set: a diagnostic under a key
+    that is not secret masks the text of every literal under a secret key."""
+    canary = "canary-Yt7r-alias"
+    project = Project(tmp_path / "p")
+    project.write("magcfg.yaml", "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n"
+                  "    path: layers/base\nschema:\n  json: schemas/s.json\n")
+    project.write("schemas/s.json", json.dumps({"type": "object", "properties": {"db": {
+        "type": "object", "properties": {
+            "password": {"type": "string", "x-magcfg-secret": True},
+            "port": {"type": "integer"}}}}}))
+    project.write("layers/base/a.yaml", f"db:\n  password: &p {canary}\n  port: *p\n")
+    for args in (("build",), ("build", "--format", "json"), ("build", "--check")):
+        result = project.run(*args)
+        assert result.returncode == 1, args
+        assert "<redacted>" in result.stdout + result.stderr
+        assert canary not in result.stdout + result.stderr
+    assert 'layers/base/a.yaml:3: error: "<redacted>" is not of type "integer"' \
+        in project.run("build").stderr
+    for path in project.root.rglob("*"):
+        if path.is_file() and path.name != "a.yaml":
+            assert canary.encode() not in path.read_bytes(), path

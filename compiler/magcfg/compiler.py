@@ -36,7 +36,7 @@ from .artifact import (
     size_limit,
     written_names,
 )
-from .cue.layers import CUE_SUFFIX, load_cue_layers
+from .cue.layers import CUE_SUFFIX, load_cue_layers, written_literals
 from .durable import (
     DirectoryUpdate,
     changed_entries,
@@ -231,6 +231,10 @@ class Compiler:
             cache = BuildCache.for_project(project)
         self.cache = cache
         self._parsed: dict[str, ParsedFile] = {}
+        # Each layer file loaded -> the key paths its content sits under; and the texts
+        # of the literals under their secret keys (``_secret_texts``), once asked for.
+        self._prefixes: dict[str, set[tuple[str, ...]]] = {}
+        self._secrets_written: set[str] | None = None
         self._schema: Schema | None = None
         # (digest, size) or the error of the schema file, hashed by a thread while the
         # layers were read (``_schema_hashed_meanwhile``).
@@ -408,6 +412,10 @@ class Compiler:
             for env in envs:
                 listing[env], problems = self.layer_files(env)
                 errors.extend(problems)
+                for _, files in listing[env]:
+                    for path, prefix in files:
+                        self._prefixes.setdefault(path, set()).add(prefix)
+            self._secrets_written = None
             wanted = sorted({p for layers in listing.values() for _, files in layers
                              for p, _prefix in files})
             for path in wanted:
@@ -451,6 +459,7 @@ class Compiler:
         unsaved buffer). Fragments keep their cache entries, which are keyed by digest."""
         for path in paths:
             self._parsed.pop(path, None)
+        self._secrets_written = None
 
     def _load_file(self, path: str, raw: bytes, digest: str) -> ParsedFile:
         """``path``, read as ``raw`` (of SHA-256 ``digest``): its top-level keys from the
@@ -831,12 +840,40 @@ class Compiler:
 
     def _redacted(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         """Diagnostics with quoted values of secret keys masked (the load stage quotes
-        scalars before anyone knows which keys are secret)."""
+        scalars before anyone knows which keys are secret), and any text of a literal
+        under a secret key of a layer masked wherever a message quotes it (cue's errors
+        quote the values an expression of another key reached)."""
         try:
             redactor = self.redactor()
         except BuildError:  # an unreadable schema is reported on its own
             redactor = Redactor(None, self.project.settings.get("redact") or ())
-        return redact_diagnostics(redactor, diagnostics)
+        return redact_diagnostics(redactor, diagnostics, self._secret_texts(redactor))
+
+    def _secret_texts(self, redactor: Redactor) -> set[str]:
+        """The text of every literal under a secret key in the layer files loaded: from
+        a file's data, or, for a ``.cue`` file cue could not evaluate, as written."""
+        if self._secrets_written is not None:
+            return self._secrets_written
+        found: set[str] = set()
+        for path, prefixes in sorted(self._prefixes.items()):
+            parsed = self._parsed.get(path)
+            for prefix in sorted(prefixes):
+                if parsed is not None:
+                    # A file that cannot be read again has its own error reported.
+                    with suppress(BuildError, LoadFailed):
+                        found |= redactor.secret_texts(parsed.data, prefix)
+                elif path.endswith(CUE_SUFFIX):
+                    try:
+                        text = self.source.read(path).decode("utf-8", errors="replace")
+                    except BuildError:
+                        continue
+                    for keypath, literal in written_literals(text):
+                        full = (*prefix, *keypath)
+                        if literal and any(redactor.is_secret(full[:i])
+                                           for i in range(1, len(full) + 1)):
+                            found.add(literal)
+        self._secrets_written = found
+        return found
 
     def schema_summary(self) -> dict[str, Any] | None:
         """What every build needs from the JSON Schema, cached by the schema's digest:

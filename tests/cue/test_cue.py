@@ -26,6 +26,7 @@ from magcfg.cue.binary import (
     parse_errors,
     split_path,
 )
+from magcfg.cue.layers import written_literals
 from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
@@ -185,6 +186,32 @@ def test_secret_values_never_appear_in_cue_errors(app: Project) -> None:
     assert "layers/environments/dev/secret.yaml:2: error:" in result.stderr
     assert "<redacted>" in result.stderr
     assert canary not in result.stderr + result.stdout
+
+
+def test_a_cue_error_under_another_key_masks_the_secret_it_quotes(app: Project) -> None:
+    """cue's error about ``port`` quotes the value ``password`` gave it: every text of
+    a literal under a secret key is masked in every message, whoever's key it is under."""
+    canary = "canary-Wm3qP-in-cue"
+    app.write("layers/environments/dev/magds.cue",
+              f'magds: {{\n\tpassword: "{canary}"\n\tport: password & 1\n}}\n')
+    app.write("layers/environments/prod/magds.cue",
+              f'magds: password: "{canary}-prod"\nmagds: port: int & "x\\(magds.password)"\n')
+    before = app.snapshot_tree()
+    plain = app.run("build")
+    report = app.run("build", "--format", "json")
+    assert plain.returncode == report.returncode == 1
+    assert "layers/environments/dev/magds.cue:2: error: cue export: conflicting values 1 " \
+           'and "<redacted>"' in plain.stderr
+    assert "layers/environments/prod/magds.cue:2: error: cue export: conflicting values int " \
+           'and "x<redacted>"' in plain.stderr
+    assert "<redacted>" in report.stdout
+    for result in (plain, report):
+        assert canary not in result.stdout + result.stderr
+    assert app.snapshot_tree() == before
+    layers = app.root / "layers/environments"
+    for path in app.root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts and layers not in path.parents:
+            assert canary.encode() not in path.read_bytes(), path
 
 
 def test_broken_schema_is_located_in_the_schema_file(app: Project) -> None:
@@ -477,6 +504,16 @@ def test_build_with_cue_is_deterministic(app: Project, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def test_written_literals_names_each_literal_with_its_fields() -> None:
+    text = ('package x\n// a: "commented"\nmagds: {\n\tpassword: "p\\u0041" // "c"\n'
+            '\tport: password & 1\n}\nl: [1, {k: #"raw"#}]\n"q x": b: 2.5\n'
+            'm: """\n\tmulti\n\t"""\n')
+    found = list(written_literals(text))
+    assert found == [(("magds", "password"), "p\\u0041"), (("magds", "password"), "pA"),
+                     (("magds", "port"), "1"), (("l",), "1"), (("l", "k"), "raw"),
+                     (("q x", "b"), "2.5"), (("m",), "\n\tmulti\n\t")]
 
 
 def test_locate_cue() -> None:

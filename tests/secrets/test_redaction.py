@@ -90,6 +90,16 @@ def test_redactor_works_on_key_paths() -> None:
     assert (change.old, change.new, change.secret) == (REDACTED, REDACTED, True)
 
 
+def test_secret_texts_are_the_scalars_under_secret_keys_but_references() -> None:
+    r = Redactor(None, ["db.password", "tokens"])
+    tree = {"db": {"password": "hunter2", "host": "h"},
+            "tokens": ["t1", {"deep": 42}, "vault://kv/app#token", None, True],
+            "other": ("!replace", {"x": "shown"})}
+    assert r.secret_texts(tree) == {"hunter2", "t1", "42"}
+    assert r.secret_texts({"password": ("!replace", "p")}, ("db",)) == {"p"}
+    assert r.secret_texts({"password": ("!unset",)}, ("db",)) == set()
+
+
 def test_masked_replaces_secret_values_in_every_string() -> None:
     data = {"error": f"login with {DOTTED} failed", "changes": [{"key": "k", "new": PLAIN}],
             f"{PLAIN}": 1, "version": 3}

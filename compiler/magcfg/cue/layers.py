@@ -275,3 +275,88 @@ def _diagnostics(stderr: str, instance: dict[str, str], order: list[str],
         out.append(Diagnostic(labelled or order[0], None, None,
                               f"cue export failed: {stderr.strip()[:500]}", code="cue"))
     return out
+
+
+# A token of a .cue file as written_literals reads it: a comment, a string's opening
+# (raw with any number of #, multi-line, or one-line: its end is looked for apart), a
+# number, an identifier, or one character.
+_NUMBER = (r"(?<![\w$#.])[-+]?(?:0[xXoObB][0-9a-fA-F_]+"
+           r"|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?[KMGTP]?i?)(?![\w$#])")
+_TOKEN = re.compile(r"""(?P<comment>//[^\n]*)|(?P<open>#*(?:"{3}|'{3}|"|'))"""
+                    rf"|(?P<number>{_NUMBER})|(?P<ident>[A-Za-z_$#][\w$#]*)|(?P<char>\S)")
+_LABEL_END = re.compile(r"\s*[?!]?\s*:(?![=:])")
+
+
+def written_literals(text: str) -> Iterator[tuple[tuple[str, ...], str]]:
+    """``(key path, text)`` of each string or number literal written in a ``.cue`` file,
+    under the labels of the fields around it (a list's items under the list's field; a
+    one-line ``"..."`` string also as its value). Read from the text, for a file cue
+    could not evaluate: its errors may quote any of its literals, and the build masks
+    those under secret keys (``Compiler._secret_texts``). Linear in the text: a string
+    with no end ends the reading."""
+    stack: list[tuple[str, ...]] = [()]
+    chain: tuple[str, ...] = ()
+    pos = 0
+    while (m := _TOKEN.search(text, pos)) is not None:
+        if "\n" in text[pos:m.start()]:  # a field ends at its line's end
+            chain = ()
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "open":
+            opening = m.group(0)
+            hashes = len(opening) - len(opening.lstrip("#"))
+            closing = opening[hashes:] + "#" * hashes
+            end = _string_end(text, pos, closing, raw=hashes > 0)
+            if end is None:
+                return
+            body, pos = text[pos:end], end + len(closing)
+            decoded = _decoded(opening, body)
+            if _LABEL_END.match(text, pos):
+                chain = (*chain, decoded)[:MAX_DEPTH]
+                continue
+            yield (*stack[-1], *chain), body
+            if decoded != body:
+                yield (*stack[-1], *chain), decoded
+        elif kind == "ident":
+            if _LABEL_END.match(text, pos):
+                chain = (*chain, m.group(0))[:MAX_DEPTH]
+        elif kind == "number":
+            yield (*stack[-1], *chain), m.group(0)
+        elif kind == "char":
+            char = m.group(0)
+            if char in "{[(":
+                stack.append((*stack[-1], *chain)[:MAX_DEPTH])
+                chain = ()
+            elif char in "}])":
+                if len(stack) > 1:
+                    stack.pop()
+                chain = ()
+            elif char == ",":
+                chain = ()
+
+
+def _string_end(text: str, start: int, closing: str, raw: bool) -> int | None:
+    """Where the string whose body begins at ``start`` closes with ``closing``: on its
+    line for a one-line string, never after an escaping backslash unless ``raw``."""
+    limit = len(text)
+    if closing[:3] not in ('"""', "'''"):
+        newline = text.find("\n", start)
+        limit = newline if newline >= 0 else limit
+    at = start
+    while (end := text.find(closing, at, limit)) >= 0:
+        backslashes = 0 if raw else end - start - len(text[start:end].rstrip("\\"))
+        if backslashes % 2 == 0:
+            return end
+        at = end + 1
+    return None
+
+
+def _decoded(opening: str, body: str) -> str:
+    """A ``"..."`` string's value (its escapes read as JSON's); any other body as is."""
+    if opening != '"':
+        return body
+    try:
+        value = json.loads(f'"{body}"')
+    except ValueError:
+        return body
+    return value if isinstance(value, str) else body

@@ -290,34 +290,9 @@ def _schema_error(e: CueError, name: str, schema: CueSchema) -> Diagnostic:
 
 
 def _locate(ctx: CompileContext, violations: list[_Violation]) -> list[Diagnostic]:
-    secrets = _secret_values(ctx)
+    secrets = ctx.redactor.secret_texts(ctx.config)
     out = []
     for v in violations:
         message = ctx.redactor.text(v.message, secrets) if secrets else v.message
         out.append(ctx.locate(v.keypath, message, "cue"))
     return out
-
-
-def _secret_values(ctx: CompileContext) -> list[str]:
-    out: list[str] = []
-
-    def walk(node: Any, keypath: tuple[str, ...]) -> None:
-        if ctx.redactor.is_secret(keypath):
-            out.extend(str(x) for x in _leaves(node))
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, (*keypath, k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, (*keypath, str(i)))
-
-    walk(ctx.config, ())
-    return [s for s in out if s]
-
-
-def _leaves(node: Any) -> list[Any]:
-    if isinstance(node, dict):
-        return [x for v in node.values() for x in _leaves(v)]
-    if isinstance(node, list):
-        return [x for v in node for x in _leaves(v)]
-    return [] if node is None else [node]

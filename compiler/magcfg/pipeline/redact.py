@@ -2,7 +2,9 @@
 
 The load and merge stages quote offending scalars (``'0755' is octal in YAML 1.1``)
 before anyone knows which keys are secret; this stage masks every quoted value in a
-diagnostic whose key the project's redactor (``magcfg.secrets.redaction``) calls secret.
+diagnostic whose key the project's redactor (``magcfg.secrets.redaction``) calls secret,
+and masks in every diagnostic the text of each literal the layers hold under a secret
+key (the compiler gathers them: ``Compiler._secret_texts``).
 The schema validator and the secret rules mask their own messages and are left as
 they are.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
@@ -43,5 +46,17 @@ def redact_diagnostic(redactor: Redactor, d: Diagnostic) -> Diagnostic:
     return d if message == d.message else dataclasses.replace(d, message=message)
 
 
-def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    return [redact_diagnostic(redactor, d) for d in diagnostics]
+def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic],
+                       secret_texts: Collection[str] = ()) -> list[Diagnostic]:
+    """``diagnostics`` each masked by its own key (``redact_diagnostic``), and with every
+    occurrence of ``secret_texts`` (the literals under the layers' secret keys) masked
+    in every message: an error under one key may quote another key's value."""
+    out = []
+    for d in diagnostics:
+        d = redact_diagnostic(redactor, d)
+        if secret_texts:
+            message = redactor.text(d.message, secret_texts)
+            if message != d.message:
+                d = dataclasses.replace(d, message=message)
+        out.append(d)
+    return out

@@ -125,6 +125,31 @@ class Redactor:
                       or self.contains_secret(keypath, old if added else new),
                       added, removed)
 
+    def secret_texts(self, tree: Any, keypath: tuple[str, ...] = ()) -> set[str]:
+        """The text of every scalar at or under a secret key of ``tree`` (which sits at
+        ``keypath``), to mask wherever a message may quote it (:meth:`text`). A
+        well-formed reference is not secret (:meth:`shown` shows it) and is left out."""
+        out: set[str] = set()
+
+        def walk(node: Any, at: tuple[str, ...], secret: bool) -> None:
+            secret = secret or self.is_secret(at)
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    walk(v, (*at, str(k)), secret)
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, (*at, str(i)), secret)
+            elif isinstance(node, tuple):  # a layer marker: its tag, then any value
+                for v in node[1:]:
+                    walk(v, at, secret)
+            elif secret and node is not None and not isinstance(node, bool):
+                text = str(node)
+                if text and not (isinstance(node, str) and parse_reference(node) is not None):
+                    out.add(text)
+
+        walk(tree, keypath, False)
+        return out
+
     def text(self, text: str, values: Iterable[str]) -> str:
         """``text`` with every occurrence of the given secret strings masked (for error
         messages that may quote input)."""
