@@ -697,6 +697,28 @@ def test_inputs_a_negated_rule_takes_back_are_not_ignored(mini: Project) -> None
     magcfg.build(load(mini))
 
 
+@pytest.mark.parametrize("name", [":(exclude)extra", ":!extra", ":/extra"])
+def test_a_layer_path_that_reads_as_pathspec_magic_leaves_the_ignore_check_on(
+        mini: Project, name: str) -> None:
+    """git reads a path beginning with ":" as pathspec magic, and refused the whole
+    question for it: every other input went unchecked, an ignored one built as well."""
+    mini.write("magcfg.yaml", MINI_PROJECT.replace(
+        "schema:", f"  - name: extra\n    path: '{name}'\nschema:"))
+    mini.write(f"{name}/extra.yaml", "logging:\n  level: warn\n")
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    mini.write(".gitignore", "layers/base/magds.yaml\n")
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    assert [d.format() for d in raised.value.diagnostics] == [
+        "layers/base/magds.yaml: error: is ignored by git (.gitignore:1:layers/base/"
+        "magds.yaml), so a clone of the repository, as CI builds, lacks it: commit it "
+        "with `git add -f`, or take it out of that rule"]
+    mini.write(".gitignore", f"/{name}/\n".replace("!", "\\!"))
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    assert [d.file for d in raised.value.diagnostics] == [f"{name}/extra.yaml"]
+
+
 def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_path: Path) -> None:
     """git refuses a path in a submodule (`fatal: Pathspec ... is in submodule`) and
     answered nothing for the whole build: one layer directory shared as a submodule

@@ -324,7 +324,9 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for every git command magcfg runs: ``base`` (default: ours) with
     each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, when
     ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there,
-    and replace refs ignored (``GIT_NO_REPLACE_OBJECTS``).
+    replace refs ignored (``GIT_NO_REPLACE_OBJECTS``), and every pathspec read as the
+    path it spells (``GIT_LITERAL_PATHSPECS``): a layer file named ``:(exclude)x.yaml``
+    is that file, never git's pathspec magic for every other file.
 
     A hook gets them relative to the top of the work tree (``GIT_INDEX_FILE=.git/index``;
     ``GIT_DIR=.git`` and ``GIT_WORK_TREE=.`` under ``git --git-dir``), or ``GIT_DIR`` alone
@@ -335,6 +337,7 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     # A replace ref (`git replace`) is this repository's alone, never fetched: objects
     # are read as committed, or a replaced manifest numbered versions here alone.
     env["GIT_NO_REPLACE_OBJECTS"] = "1"
+    env["GIT_LITERAL_PATHSPECS"] = "1"
     for name in GIT_PATH_VARIABLES:
         value = env.get(name)
         if value and not os.path.isabs(value):
@@ -392,8 +395,12 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     paths = _outside_submodules(root, paths)
     if not paths:
         return dict
+    # check-ignore refuses literal pathspecs outright; "./" in front of each path keeps
+    # a leading ":" from reading as pathspec magic, which voided the whole answer.
+    env = git_env()
+    del env["GIT_LITERAL_PATHSPECS"]
     with tempfile.TemporaryFile() as asked:
-        asked.write(b"".join(os.fsencode(p) + b"\0" for p in paths))
+        asked.write(b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths))
         asked.seek(0)
         answer = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by wait)
         try:
@@ -401,7 +408,7 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
             # empty for a path no rule ignores.
             git = subprocess.Popen(["git", "check-ignore", "--stdin", "-z", "-v", "-n"],
                                    cwd=root, stdin=asked, stdout=answer,
-                                   stderr=subprocess.DEVNULL, env=git_env())
+                                   stderr=subprocess.DEVNULL, env=env)
         except OSError:
             answer.close()
             return dict
@@ -449,7 +456,7 @@ def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[
         return list
     answer = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by wait)
     try:
-        git = subprocess.Popen(["git", "--literal-pathspecs", "ls-files", "-t", "-z", "--",
+        git = subprocess.Popen(["git", "ls-files", "-t", "-z", "--",
                                 *directories], cwd=root, stdin=subprocess.DEVNULL,
                                stdout=answer, stderr=subprocess.DEVNULL, env=git_env())
     except OSError:

@@ -79,9 +79,11 @@ def open_repo(root: Path) -> Any:
         repo = git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise UsageError(f"{root} is not inside a git repository") from None
-    # GitPython passes our environment on to the git it runs in the work tree's top.
+    # GitPython passes our environment on to the git it runs in the work tree's top;
+    # the paths a promotion adds, resets and cleans are paths, never pathspec magic.
     env = git_env()
-    repo.git.update_environment(**{name: env[name] for name in GIT_PATH_VARIABLES
+    repo.git.update_environment(**{name: env[name]
+                                   for name in (*GIT_PATH_VARIABLES, "GIT_LITERAL_PATHSPECS")
                                    if env.get(name)})
     return repo
 
