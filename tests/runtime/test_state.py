@@ -3,6 +3,7 @@ removes (real processes, real kill -9); a state file larger than any the kernel 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,11 +17,12 @@ import pytest
 import magcfg
 from magcfg.durable import FileTooLarge
 from magcfg.runtime import Kernel, state
-from magcfg.runtime.events import STATE_CORRUPT
+from magcfg.runtime.events import RELOADED, STATE_CORRUPT, ConfigRejected
 from magcfg.runtime.kernel import KernelStartError
 from magcfg.runtime.state import (
     MAX_STATE_BYTES,
     STATE_FILE,
+    load_state,
     remove_stale_state_temps,
     save_state,
 )
@@ -160,34 +162,95 @@ def test_a_state_larger_than_the_bound_is_not_written(tmp_path: Path,
     assert path.read_bytes() == kept  # what load_state() would refuse is never written
 
 
-def test_a_state_that_cannot_be_saved_names_its_file(tmp_path: Path,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_a_state_that_cannot_be_saved_names_its_file(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
     state_dir = tmp_path / "state"
     (state_dir / STATE_FILE).mkdir(parents=True)  # no file can be renamed over it
     kernel = Kernel(tmp_path / "artifact", [key.public_key()], state_dir, watch=False,
-                    environment="production").start()
-    try:
-        assert kernel.version == 1  # served all the same
-        assert (f"magcfg: {state_dir / STATE_FILE}: cannot save the last known-good state: "
-                "is a directory") in caplog.text
-        assert not [name for name in os.listdir(state_dir) if name != STATE_FILE]
-    finally:
-        kernel.stop()
+                    environment="production")
+    with pytest.raises(KernelStartError) as info:
+        kernel.start()
+    assert (f"(state_unwritable: {state_dir / STATE_FILE}: cannot save the last known-good "
+            "state: is a directory: version 1 is not served until its version floor is "
+            "saved)") in info.value.format()
+    assert not [name for name in os.listdir(state_dir) if name != STATE_FILE]
 
 
-def test_a_state_directory_that_cannot_be_made_is_named(tmp_path: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_state_directory_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
     (tmp_path / "file").write_text("a file where the state's parent goes\n")
     state_dir = tmp_path / "file/state"
     kernel = Kernel(tmp_path / "artifact", [key.public_key()], state_dir, watch=False,
+                    environment="production")
+    with pytest.raises(KernelStartError) as info:
+        kernel.start()
+    assert (f"{state_dir}: cannot save the last known-good state: not a directory"
+            in info.value.format())
+
+
+def test_a_version_whose_floor_cannot_be_saved_is_not_served(tmp_path: Path) -> None:
+    """A save that failed was only logged, the new version served and published with
+    the state's floor below it: after a restart the older signed artifact was accepted."""
+    key = Ed25519PrivateKey.generate()
+    artifact, state_dir = tmp_path / "artifact", tmp_path / "state"
+    rename_write(artifact, artifact_files(base_config(1), 1, key))
+    kernel = Kernel(artifact, [key.public_key()], state_dir, watch=False,
                     environment="production").start()
+    seen: list[int] = []
+    kernel.subscribe(RELOADED, lambda event: seen.append(event["data"]["version"]))
     try:
-        assert kernel.version == 1
-        assert (f"magcfg: {state_dir}: cannot save the last known-good state: "
-                "not a directory") in caplog.text
+        (state_dir / STATE_FILE).unlink()
+        (state_dir / STATE_FILE).mkdir()  # as a full disk: no state can be written
+        rename_write(artifact, artifact_files(base_config(2), 2, key))
+        result = kernel.reload()
+        assert (result.status, result.reason, kernel.version) == (
+            "refused", "state_unwritable", 1)
+        assert result.event is not None and result.event["data"]["stage"] == "persist"
+        assert seen == []  # no subscriber (the sidecar's publish) saw version 2
+        (state_dir / STATE_FILE).rmdir()
+        assert kernel.reload().status == "applied"  # retried once the state can be saved
+        assert seen == [2]
+    finally:
+        kernel.stop()
+    rename_write(artifact, artifact_files(base_config(1), 1, key))
+    restarted = Kernel(artifact, [key.public_key()], state_dir, watch=False,
+                       environment="production").start()
+    try:
+        assert (restarted.version, restarted.booted_from) == (2, "last_known_good")
+    finally:
+        restarted.stop()
+
+
+def test_the_floor_is_saved_before_subscribers_see_a_version(tmp_path: Path) -> None:
+    """The state was written after the subscribers ran: a crash while they ran (the
+    sidecar's publish done) left the floor of the version before."""
+    key = Ed25519PrivateKey.generate()
+    artifact, state_dir = tmp_path / "artifact", tmp_path / "state"
+    rename_write(artifact, artifact_files(base_config(1), 1, key))
+    kernel = Kernel(artifact, [key.public_key()], state_dir, watch=False,
+                    environment="production").start()
+    floors: list[int] = []
+
+    def reloaded(event: dict[str, object]) -> None:
+        saved = load_state(state_dir)
+        assert saved is not None
+        floors.append(saved.highest_version)
+        if len(floors) == 2:
+            raise ConfigRejected("not this one")
+
+    kernel.subscribe(RELOADED, reloaded)
+    try:
+        rename_write(artifact, artifact_files(base_config(2), 2, key))
+        assert kernel.reload().status == "applied"
+        rename_write(artifact, artifact_files(base_config(3), 3, key))
+        assert kernel.reload().reason == "subscriber_rejected"
+        assert floors == [2, 3]
+        saved = load_state(state_dir)
+        assert saved is not None
+        # The version served again is the last known-good; the floor stays at the
+        # version that was served while its subscribers ran.
+        assert (json.loads(saved.manifest_bytes)["version"], saved.highest_version) == (2, 3)
     finally:
         kernel.stop()

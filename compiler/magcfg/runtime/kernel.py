@@ -4,9 +4,11 @@ last known-good one and say why.
 Pipeline, on start and on every change of the artifact directory::
 
     read -> verify (signature, digests) -> version (no rollback, no conflict)
-         -> parse -> validate -> reload policy -> snapshot -> swap -> subscribers
+         -> parse -> validate -> reload policy -> snapshot -> persist (the floor)
+         -> swap -> subscribers
 
-A failure before the swap leaves the served snapshot untouched. A ``config.reloaded``
+A failure before the swap leaves the served snapshot untouched; so does a last
+known-good (with its version floor) that cannot be saved. A ``config.reloaded``
 subscriber that raises :class:`ConfigRejected` gets the previous snapshot restored.
 A change to a ``restart`` key is not applied: it becomes :attr:`Kernel.pending`.
 
@@ -244,6 +246,8 @@ class Kernel:
         self._pending: Snapshot | None = None
         self._pending_keys: tuple[str, ...] = ()
         self._highest = 0
+        # The highest version the state file holds: what a restart refuses to go below.
+        self._saved_floor = 0
         self._last_raw: RawArtifact | None = None
         self._last_stat: tuple[object, ...] | None = None
         self._watcher: DirectoryWatcher | None = None
@@ -429,6 +433,18 @@ class Kernel:
             booted_from = "artifact" if outage is None else "registry_mirror"
             try:
                 snapshot = self._candidate(raw, saved, boot=True, source=booted_from)
+                assert snapshot is not None  # at boot "same" still yields the snapshot
+                if outage is not None and saved is None and not self.allow_rollback:
+                    # The mirror holds the last pull, not the last version accepted: a
+                    # tag moved back to an older digest is pulled, then refused. Only the
+                    # last known-good's highest version tells the two apart.
+                    raise KernelStartError(
+                        f"{outage}; and the registry mirror {self.artifact_dir} holds "
+                        f"version {snapshot.version}, not served without a trusted last "
+                        f"known-good state in {self.state_dir}: the highest version "
+                        "accepted before is unknown, so it may be an older one refused "
+                        "as a rollback")
+                self._persist(snapshot)
             except _Refused as refused:
                 self._last_raw = raw
                 if saved is None:
@@ -450,23 +466,11 @@ class Kernel:
                 self._publish_final(self._failed_event(refused, saved.version, "start", started))
                 self._publish_final(self._loaded_event(saved, started, refused))
             else:
-                assert snapshot is not None  # at boot "same" still yields the snapshot
-                if outage is not None and saved is None and not self.allow_rollback:
-                    # The mirror holds the last pull, not the last version accepted: a
-                    # tag moved back to an older digest is pulled, then refused. Only the
-                    # last known-good's highest version tells the two apart.
-                    raise KernelStartError(
-                        f"{outage}; and the registry mirror {self.artifact_dir} holds "
-                        f"version {snapshot.version}, not served without a trusted last "
-                        f"known-good state in {self.state_dir}: the highest version "
-                        "accepted before is unknown, so it may be an older one refused "
-                        "as a rollback")
                 self._install(snapshot)
                 self._last_raw = raw
                 self.booted_from = booted_from
                 if self._registry is not None:
                     self._registry.served(pulled)
-                self._persist(snapshot)
                 self._publish_final(self._loaded_event(snapshot, started, None))
             # stop() takes no _lock (it ends a poll this holds it through): what it
             # stops is started under _stop_lock, and not at all once it has run.
@@ -781,6 +785,10 @@ class Kernel:
                            candidate.version, restart_keys=blocked,
                            changes=_change_data(changed, policy), key_id=candidate.key_id,
                            inputs_digest=_inputs_digest(candidate))
+        # The floor is durable before any reader or subscriber (the sidecar's publish
+        # into --out) sees the version: a crash after that, or a state that cannot be
+        # written, must not let a restart accept an older version than one served.
+        self._persist(candidate)
         self._install(candidate)
         event = self._scrubbed(make_event(RELOADED, candidate.environment, {
             "previous_version": current.version,
@@ -797,18 +805,17 @@ class Kernel:
         try:
             rejected = self._bus.publish(event, rejectable=True)
         except BaseException:  # Ctrl-C or sys.exit() in a subscriber on the main thread
-            self._install(current)
+            self._restore(current)
             self._last_raw = None  # not applied: try again next time
             raise
         if rejected is not None:
-            self._install(current)
+            self._restore(current)
             raise _Refused("subscriber", "subscriber_rejected",
                            self._mask(f"a subscriber rejected version {candidate.version}: "
                                       f"{rejected}", policy, candidate.config, current.config),
                            candidate.version, rolled_back=True)
         self._pending = None
         self.last_error = None
-        self._persist(candidate)
         for sink in self._sinks:
             _safe(sink, event)
         return ReloadResult("applied", candidate.version, None, event)
@@ -825,12 +832,26 @@ class Kernel:
         self._subtree_refs = {k: v for k, v in self._subtree_refs.items()
                               if config.get(k[0], MISSING) is v[0]}
 
+    def _restore(self, current: Snapshot) -> None:
+        """Serve ``current`` again in place of a version its subscribers did not take,
+        and make it the last known-good again; the floor stays where the refused version
+        raised it (it was served, however briefly)."""
+        self._install(current)
+        self._persist(current)
+
     def _persist(self, snapshot: Snapshot) -> None:
+        """Save ``snapshot`` as the last known-good, with the highest version accepted.
+
+        Raises :class:`_Refused` (``state_unwritable``) if it cannot be saved and its
+        version is above the floor the state file holds: served, it would leave a floor
+        under which a restart accepts (and the sidecar republishes) an older version.
+        Otherwise a failure is only logged: the saved floor already covers it."""
         if self.state_dir is None:
             return
+        highest = max(self._highest, snapshot.version)
         try:
             save_state(self.state_dir, snapshot.manifest_bytes, snapshot.signature,
-                       dict(snapshot.files), snapshot.version, self._highest)
+                       dict(snapshot.files), snapshot.version, highest)
         except OSError as exc:
             # The state file (its temp file is the writer's own detail), unless what
             # failed is the directory itself or above it (made, or fsynced).
@@ -838,8 +859,14 @@ class Kernel:
                      else None)
             where = (named if named is not None and Path(named).parent != self.state_dir
                      else self.state_dir / STATE_FILE)
-            log.error("magcfg: %s: cannot save the last known-good state: %s", where,
-                      os_reason(exc))
+            error = f"{where}: cannot save the last known-good state: {os_reason(exc)}"
+            if snapshot.version > self._saved_floor:
+                raise _Refused("persist", "state_unwritable",
+                               f"{error}: version {snapshot.version} is not served until "
+                               "its version floor is saved", snapshot.version) from None
+            log.error("magcfg: %s", error)
+            return
+        self._saved_floor = max(self._saved_floor, highest)
 
     def _load_saved(self) -> Snapshot | None:
         if self.state_dir is None:
@@ -866,6 +893,7 @@ class Kernel:
                                 f"({type(exc).__name__})")
             return None
         self._highest = max(saved.highest_version, verified.version)
+        self._saved_floor = self._highest
         return Snapshot(frozen, freeze(verified.manifest), saved.manifest_bytes,
                         saved.signature, freeze_bytes(verified.files), verified.key_id,
                         source="last_known_good", _members=members)

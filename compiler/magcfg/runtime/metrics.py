@@ -33,7 +33,7 @@ from .events import (
     Event,
 )
 
-STAGES = ("read", "verify", "version", "parse", "validate", "policy", "subscriber")
+STAGES = ("read", "verify", "version", "parse", "validate", "policy", "persist", "subscriber")
 
 
 class KernelMetrics:
