@@ -385,6 +385,34 @@ def test_rejecting_subscriber_rolls_back(rig: Rig) -> None:
     assert kernel.version == 3
 
 
+def test_a_subscribers_reload_runs_after_the_attempt_that_called_it(rig: Rig) -> None:
+    """A reload() from a subscriber ran nested: it served version 3, then a later
+    subscriber's rejection of version 2 restored version 1 over it."""
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    nested: list[str] = []
+
+    def reloading(event: dict[str, Any]) -> None:
+        if event["data"]["version"] == 2:
+            rig.write(3, hot_change(3, "warn"))
+            nested.append(kernel.reload().status)
+
+    def rejecting(event: dict[str, Any]) -> None:
+        if event["data"]["version"] == 2:
+            raise ConfigRejected("not version 2")
+
+    kernel.subscribe(RELOADED, reloading)
+    kernel.subscribe(RELOADED, rejecting)
+    rig.write(2, hot_change(2))
+    result = kernel.reload()
+    assert kernel.version == 3 and kernel.get("logging.level") == "warn"
+    assert (result.status, result.reason, nested) == (
+        "refused", "subscriber_rejected", ["deferred"])
+    # Version 2's delivery stopped at its rejection; version 3's reached every subscriber.
+    assert [e["data"]["version"] for e in rig.of_type(RELOADED)] == [3]
+    assert [e["data"]["attempted_version"] for e in rig.of_type(RELOAD_FAILED)] == [2]
+
+
 # ---------------------------------------------------------------- last known-good
 
 def test_bad_deploy_after_restart_boots_from_last_known_good(rig: Rig) -> None:

@@ -113,7 +113,9 @@ class _Refused(Exception):
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """What one reload attempt did: ``applied``, ``unchanged`` or ``refused``."""
+    """What one reload attempt did: ``applied``, ``unchanged`` or ``refused``; or
+    ``deferred``: asked for by a subscriber while an attempt delivers its event, it runs
+    once that attempt is done (its outcome comes as events)."""
 
     status: str
     version: int
@@ -253,6 +255,8 @@ class Kernel:
         self._watcher: DirectoryWatcher | None = None
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._attempting = False
+        self._deferred: tuple[str, bool] | None = None
         # Values secret() handed out, the most recent last: kept in memory only, to mask
         # them wherever text leaves the kernel (a validator's message may quote one).
         self._handed_out: dict[str, None] = {}
@@ -585,6 +589,26 @@ class Kernel:
         self._publish_final(make_event(WATCH_FAILED, self.environment, data, self.source))
 
     def _attempt(self, trigger: str, force: bool = False) -> ReloadResult:
+        with self._lock:
+            if self._attempting:
+                # A subscriber's reload() (the lock is this thread's): run nested, it
+                # would serve a version that a later subscriber's rejection of the outer
+                # one then replaces with an older one. It runs once the outer is done.
+                deferred = self._deferred
+                self._deferred = (trigger, force or (deferred is not None and deferred[1]))
+                return ReloadResult("deferred", self.snapshot.version)
+            self._attempting = True
+            try:
+                result = self._attempt_once(trigger, force)
+                while self._deferred is not None:
+                    again, self._deferred = self._deferred, None
+                    self._attempt_once(*again)
+            finally:
+                self._attempting = False
+                self._deferred = None
+            return result
+
+    def _attempt_once(self, trigger: str, force: bool) -> ReloadResult:
         with self._lock:
             current = self.snapshot
             started = time.perf_counter()
