@@ -55,3 +55,22 @@ def test_a_watcher_with_descriptors_above_1024_watches(
         watcher.stop()
     assert wait_for(lambda: watcher._thread is not None and not watcher._thread.is_alive())
     assert watcher.failure is None
+
+
+def test_a_directory_inotify_cannot_watch_is_reported_as_polled(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A watch that could not be added (the watch limit, a directory not there yet) was
+    ignored: mode said inotify while only the poll saw changes."""
+    directory = tmp_path / "later"
+    watcher = DirectoryWatcher(directory, lambda trigger: None, poll_interval=0.05)
+    if watcher.mode != "inotify":
+        pytest.skip("no inotify here")
+    watcher.start()
+    try:
+        assert watcher.mode == "poll"
+        assert f"{directory}: cannot watch it with inotify (No such file or directory)" \
+            in caplog.text
+        directory.mkdir()
+        assert wait_for(lambda: watcher.mode == "inotify")  # the poll adds it again
+    finally:
+        watcher.stop()

@@ -63,8 +63,12 @@ class _Inotify:
             raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
         self.fd = fd
 
-    def add(self, path: Path) -> bool:
-        return bool(self._add(self.fd, os.fsencode(path), _MASK) >= 0)
+    def add(self, path: Path) -> int:
+        """0 once ``path`` is watched, else the errno (``ENOSPC``: the user's watch limit,
+        ``fs.inotify.max_user_watches``, is reached; ``ENOENT``: no such directory)."""
+        if self._add(self.fd, os.fsencode(path), _MASK) >= 0:
+            return 0
+        return ctypes.get_errno() or errno.EIO
 
     def drain(self) -> bool:
         """Read all pending events; True if there were any."""
@@ -115,6 +119,9 @@ class DirectoryWatcher:
         self.max_delay = max_delay
         self.poll_interval = poll_interval
         self._inotify: _Inotify | None = None
+        # The errno of the watch that could not be added (0 while it holds): without
+        # the watch, the inotify descriptor sees nothing and only the poll sees changes.
+        self._unwatched = 0
         if use_inotify:
             try:
                 self._inotify = _Inotify()
@@ -126,11 +133,12 @@ class DirectoryWatcher:
 
     @property
     def mode(self) -> str:
-        """``inotify`` or ``poll``: how changes are noticed; ``dead`` once the thread has
-        ended without :meth:`stop`."""
+        """``inotify`` or ``poll``: how changes are noticed (``poll`` too while the
+        directory's inotify watch cannot be added); ``dead`` once the thread has ended
+        without :meth:`stop`."""
         if self.failure is not None:
             return "dead"
-        return "inotify" if self._inotify is not None else "poll"
+        return "inotify" if self._inotify is not None and not self._unwatched else "poll"
 
     def start(self) -> None:
         self._watch()
@@ -153,8 +161,16 @@ class DirectoryWatcher:
     def _watch(self) -> None:
         # The directory sees the ..data swap and rename-writes. A directory that is itself
         # replaced is caught by the poll, which re-adds the watch on the new inode.
-        if self._inotify is not None:
-            self._inotify.add(self.directory)
+        if self._inotify is None:
+            return
+        failed = self._inotify.add(self.directory)
+        if failed and failed != self._unwatched:
+            log.warning("magcfg: %s: cannot watch it with inotify (%s); changes are seen "
+                        "by the poll every %s s", self.directory, os.strerror(failed),
+                        self.poll_interval)
+        elif not failed and self._unwatched:
+            log.warning("magcfg: %s: watched with inotify again", self.directory)
+        self._unwatched = failed
 
     def _wait(self, timeout: float) -> tuple[bool, bool]:
         """(stop requested, filesystem events seen) after waiting at most ``timeout``."""
