@@ -27,6 +27,7 @@ from magcfg.runtime import (
     Kernel,
     KernelStartError,
 )
+from magcfg.runtime import kernel as kernel_module
 from magcfg.runtime.kernel import MAX_HANDED_OUT
 from magcfg.runtime.state import STATE_FILE
 from magcfg.signing.keys import Ed25519PrivateKey
@@ -689,6 +690,38 @@ def test_a_subscriber_may_stop_the_kernel(rig: Rig) -> None:
     assert wait_for(lambda: bool(rig.of_type(RELOADED)))
     assert wait_for(lambda: kernel.status()["watch"] is None)
     assert kernel.version == 2 and kernel.get("logging.level") == "debug"
+
+
+def test_a_subscriber_that_never_returns_does_not_hold_stop(
+        rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() joined the watcher's thread with no limit: a subscriber that hangs there
+    hung stop(), and with it the sidecar's SIGTERM."""
+    rig.write(1)
+    kernel = rig.kernel()
+    entered, release = threading.Event(), threading.Event()
+    done: list[int] = []
+
+    def hanging(event: dict[str, Any]) -> None:
+        entered.set()
+        release.wait(60)
+        done.append(event["data"]["version"])
+
+    kernel.subscribe(RELOADED, hanging)
+    rig.write(2, hot_change(2))
+    try:
+        assert entered.wait(30)
+        monkeypatch.setattr(kernel_module, "STOP_TIMEOUT", 0.2)
+        stopping = threading.Thread(target=kernel.stop)
+        stopping.start()
+        stopping.join(10)
+        assert not stopping.is_alive()
+        assert kernel.status()["watch"] is None
+        assert "still in a callback after 0.2 s" in caplog.text
+    finally:
+        release.set()
+    watching = [t for t in threading.enumerate() if t.name == "magcfg-watch"]
+    assert wait_for(lambda: not any(t.is_alive() for t in watching))
+    assert done == [2]
 
 
 def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,6 +94,9 @@ Validator = Callable[[Mapping[str, Any]], None]
 
 _Reference = tuple[tuple[str, ...], "SecretRef"]
 _MAX_CHANGES = 1000
+STOP_TIMEOUT = 5.0
+"""The seconds :meth:`Kernel.stop` waits, by default, for the watcher's (or the registry
+poller's) thread: a subscriber that does not return holds it no longer."""
 MAX_HANDED_OUT = 1024
 """The most values handed out by :meth:`Kernel.secret` kept to mask: the most recent."""
 
@@ -508,25 +511,33 @@ class Kernel:
             if self.metrics is not None:
                 self.metrics.watching(True)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop watching, close the audit log and remove the registry mirror the kernel
         made itself (the served config stays readable). A :meth:`start` in progress on
         another thread raises :class:`KernelStartError` (once its poll has ended), having
-        started no watcher, poller or Vault refresh."""
+        started no watcher, poller or Vault refresh. Waits at most ``timeout`` seconds
+        (:data:`STOP_TIMEOUT` unless given) for the watcher's thread: a subscriber
+        running there that does not return is left running (logged), and its thread
+        ends when it returns, checking nothing more."""
         self._stopped = True
         with self._stop_lock:  # two at once (a signal's and the caller's): one after the other
-            self._stop()
+            self._stop(STOP_TIMEOUT if timeout is None else timeout)
 
-    def _stop(self) -> None:
+    def _stop(self, timeout: float) -> None:
+        ended = True
         if self._registry is not None:
-            self._registry.stop()
+            ended = self._registry.stop(timeout)
             if self.metrics is not None:
                 self.metrics.watching(False)
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
-            watcher.stop()
+            ended = watcher.stop(timeout)
             if self.metrics is not None:
                 self.metrics.watching(False)
+        if not ended:
+            log.warning("magcfg: stopped without waiting for the watcher's thread, still in "
+                        "a callback after %s s (a subscriber that does not return); it "
+                        "ends when that returns", timeout)
         if self._direct_vault is not None:
             self._direct_vault.close()
         if self._audit is not None:
@@ -600,7 +611,7 @@ class Kernel:
             self._attempting = True
             try:
                 result = self._attempt_once(trigger, force)
-                while self._deferred is not None:
+                while self._deferred is not None and not self._stopped:
                     again, self._deferred = self._deferred, None
                     self._attempt_once(*again)
             finally:

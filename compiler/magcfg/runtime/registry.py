@@ -251,9 +251,11 @@ class RegistrySource:
         """Poll at once (SIGHUP, ``Kernel.reload()``)."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> bool:
         """Stop polling, ending a poll in progress (its requests) at once; on return no
-        write of the mirror is in progress, and none starts."""
+        write of the mirror is in progress, and none starts. Waits at most ``timeout``
+        seconds for the poller's thread (a subscriber that does not return holds it);
+        returns whether it has ended."""
         self._stop.set()
         self._wake.set()
         self.client.abort()
@@ -261,7 +263,9 @@ class RegistrySource:
             pass
         # Not from the poller's own thread (a subscriber stopping the kernel runs there).
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def _run(self) -> None:
         try:

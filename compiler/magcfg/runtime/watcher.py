@@ -145,18 +145,25 @@ class DirectoryWatcher:
         self._thread = threading.Thread(target=self._run, name="magcfg-watch", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop watching; wait at most ``timeout`` seconds (``None``: as long as it
+        takes) for the thread, which a callback that does not return holds. Returns
+        whether the thread has ended: one left running ends when its callback returns,
+        calling nothing more."""
         self._stopping = True
         with contextlib.suppress(OSError):
             os.write(self._stop_w, b"x")
+        ended = True
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+            self._thread.join(timeout)
+            ended = not self._thread.is_alive()
         for fd in (self._stop_r, self._stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         if self._inotify is not None:
             self._inotify.close()
             self._inotify = None
+        return ended
 
     def _watch(self) -> None:
         # The directory sees the ..data swap and rename-writes. A directory that is itself
