@@ -336,8 +336,9 @@ def test_the_pr_body_links_the_report_only_where_ci_publishes_it(repo: Project) 
                     "--pr-body", str(pr))
     assert done.returncode == 0, done.stderr
     git(repo.root, "checkout", "-q", "main")
+    # No remote: the branch the promotion was made from is what it is reviewed against.
     assert ("### Config matrix\n\nEvery key by environment, with this change highlighted: "
-            "`magcfg report --html report.html --against origin/main` (docs/report.md).\n"
+            "`magcfg report --html report.html --against main` (docs/report.md).\n"
             ) in pr.read_text()
     assert "ci-artifacts" not in pr.read_text()
     workflows = repo.root / ".github/workflows"
@@ -349,7 +350,40 @@ def test_the_pr_body_links_the_report_only_where_ci_publishes_it(repo: Project) 
     assert done.returncode == 0, done.stderr
     assert ("highlighted: [`report.html`](ci-artifacts/report.html), published by CI for this "
             "pull request next to `diff.md` (locally: `magcfg report --html report.html "
-            "--against origin/main`).\n") in pr.read_text()
+            "--against main`).\n") in pr.read_text()
+
+
+def test_the_pr_body_names_the_branch_the_promotion_goes_into(repo: Project) -> None:
+    """A clone of an origin whose default branch is not main: the PR body's base and its
+    report command name origin's branch, from that branch and from a detached HEAD."""
+    origin = repo.root.parent / "origin.git"
+    git(repo.root.parent, "clone", "-q", "--bare", str(repo.root), str(origin))
+    git(origin, "branch", "-m", "main", "trunk")
+    git(origin, "symbolic-ref", "HEAD", "refs/heads/trunk")
+    git(origin, "branch", "release", "trunk")
+    clone = Project(repo.root.parent / "clone")
+    git(repo.root.parent, "clone", "-q", str(origin), str(clone.root))
+    git(clone.root, "config", "user.name", "Dana Dev")
+    git(clone.root, "config", "user.email", "dana@example.com")
+    pr = repo.root.parent / "pr.md"
+
+    def promoted(*args: str) -> str:
+        done = clone.run("promote", "staging", "production", "--key", "db.pool.max",
+                         "--pr-body", str(pr), *args)
+        assert done.returncode == 0, done.stderr
+        return pr.read_text()
+
+    body = promoted()
+    assert "for a pull request into `origin/trunk`." in body
+    assert "`magcfg report --html report.html --against origin/trunk`" in body
+    assert "origin/main" not in body
+    git(clone.root, "checkout", "-q", "-b", "release", "origin/release")
+    body = promoted("--branch", "promote/release")
+    assert "for a pull request into `origin/release`." in body
+    assert "--against origin/release`" in body
+    git(clone.root, "checkout", "-q", "--detach", "origin/trunk")
+    body = promoted("--branch", "promote/detached")
+    assert "--against origin/trunk`" in body
 
 
 def test_a_failed_rollback_says_what_failed_and_what_is_left(repo: Project) -> None:

@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import posixpath
+import shlex
 import stat
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -676,6 +677,8 @@ class Promotion:
     branch: str
     commit: str
     files: tuple[str, ...]
+    base: str
+    """The ref the pull request goes into, as a reviewer's clone names it (``review_base``)."""
 
 
 def default_branch(plan: Plan) -> str:
@@ -777,6 +780,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
             tree.resolve(rel)
             _regular_target(root, rel)
     original = _head(repo)
+    base = review_base(repo)
     absent = _absent_directories(root, [*(posixpath.dirname(p) for p in plan.texts),
                                         generated, snapshots])
     try:
@@ -807,7 +811,36 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     if os.path.lexists(root / snapshots):
         written.append(snapshots)
     files = tuple(sorted(written))
-    return Promotion(plan, branch, repo.head.commit.hexsha, files)
+    return Promotion(plan, branch, repo.head.commit.hexsha, files, base)
+
+
+def review_base(repo: Any) -> str:
+    """The ref a promotion made from the current HEAD is reviewed against: the upstream
+    of the branch HEAD is on, else that branch on ``origin``, else ``origin``'s default
+    branch, else the branch itself (a repository with no remote) or HEAD's commit."""
+    import git
+
+    def ask(*args: str) -> str:
+        try:
+            return str(repo.git.rev_parse(*args)).strip()
+        except git.GitCommandError:
+            return ""
+
+    if not repo.head.is_detached:
+        name = str(repo.head.ref.name)
+        upstream = ask("--abbrev-ref", "--symbolic-full-name", f"refs/heads/{name}@{{upstream}}")
+        if upstream:
+            return upstream
+        if ask("--verify", "-q", f"refs/remotes/origin/{name}"):
+            return f"origin/{name}"
+    try:
+        default = str(repo.git.symbolic_ref("-q", "--short", "refs/remotes/origin/HEAD"))
+    except git.GitCommandError:
+        default = ""
+    if default.strip():
+        return default.strip()
+    return str(repo.head.ref.name) if not repo.head.is_detached \
+        else str(repo.head.commit.hexsha)[:12]
 
 
 def _head(repo: Any) -> str:
@@ -1018,7 +1051,8 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
               + (f", {removals} override(s) of `{t}` removed (`{f}` leaves them to the "
                  "shared layers)" if removals else "")
               + f"; {len(plan.skipped)} skipped."
-              + (f" Branch {md_code(promotion.branch)}." if promotion else ""), ""]
+              + (f" Branch {md_code(promotion.branch)}, for a pull request into "
+                 f"{md_code(promotion.base)}." if promotion else ""), ""]
     if plan.texts:
         lines += ["Files changed:", ""] + [f"- {md_code(p)}" for p in sorted(plan.texts)]
         lines += [f"- {md_code(f'{project.output}/{t}/')} (rebuilt)", ""]
@@ -1027,7 +1061,7 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
         lines += [f"`{t}`'s compiled config does not change.", ""]
     else:
         lines += [*markdown_table(plan.diff), ""]
-    lines += [*report_link(project), ""]
+    lines += [*report_link(project, promotion.base if promotion else None), ""]
     lines += ["### Restart-only changes", ""]
     restart = [c for c in plan.diff.changes if c.restart]
     if restart:
@@ -1065,10 +1099,14 @@ REPORT_ARTIFACT = "ci-artifacts/report.html"
 _CI_FILES = (".woodpecker.yml", ".woodpecker.yaml", ".gitlab-ci.yml")
 
 
-def report_link(project: Project) -> list[str]:
+def report_link(project: Project, base: str | None) -> list[str]:
     """The PR body's pointer to the config matrix: a link where the project's CI
-    publishes it beside ``diff.md`` (as magcfg's own does), else how to make it."""
-    local = "`magcfg report --html report.html --against origin/main`"
+    publishes it beside ``diff.md`` (as magcfg's own does), else how to make it, against
+    ``base`` (the pull request's target; None: the command without ``--against``)."""
+    command = "magcfg report --html report.html"
+    if base is not None:
+        command += f" --against {shlex.quote(base)}"
+    local = md_code(command)
     if not _ci_publishes_report(project):
         return ["### Config matrix", "",
                 f"Every key by environment, with this change highlighted: {local} "
