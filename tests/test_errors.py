@@ -77,3 +77,13 @@ def test_md_code_fences_past_the_longest_run_of_backticks() -> None:
     # A backslash in a code span outside a table is shown as written: no escape there.
     assert md_code("a|b\nc") == "`a|b\\x0ac`"
     assert md_cell("a|b\nc") == "`a\\|b\\x0ac`"
+
+
+def test_a_located_diagnostic_says_where_and_what_without_a_severity() -> None:
+    """The text a diagnostic gives inside another message (an event's error, a start
+    error): that message says "error:" once itself."""
+    assert Diagnostic("a.yaml", 3, "db.port", "bad\x1b[31m").located() == \
+        r"a.yaml:3: bad\x1b[31m [db.port]"
+    assert Diagnostic("a.yaml", None, None, "gone").located() == "a.yaml: gone"
+    assert Diagnostic("", None, None, "no file").located() == "no file"
+    assert Diagnostic("a.yaml", 3, None, "bad").format() == "a.yaml:3: error: bad"

@@ -137,10 +137,21 @@ class Diagnostic:
 
     def format(self) -> str:
         """``file:line: severity: message [key]``, every part escaped for a terminal."""
+        return f"{self._where()}: {self.severity}: {self._said()}"
+
+    def located(self) -> str:
+        """``file:line: message [key]`` (no severity; the message alone without a file),
+        escaped as ``format``: the diagnostic inside another message (an event's
+        ``error``, a start error), which says ``error:`` once itself."""
+        return f"{self._where()}: {self._said()}" if self.file else self._said()
+
+    def _where(self) -> str:
         file = printable(self.file)
-        where = file if self.line is None else f"{file}:{self.line}"
+        return file if self.line is None else f"{file}:{self.line}"
+
+    def _said(self) -> str:
         key = f" [{printable(self.key)}]" if self.key else ""
-        return f"{where}: {self.severity}: {printable(self.message, lines=True)}{key}"
+        return f"{printable(self.message, lines=True)}{key}"
 
 
 class MagcfgError(Exception):

@@ -788,7 +788,7 @@ def test_another_environments_artifact_is_refused_without_state(rig: Rig) -> Non
         rig.kernel()
     assert info.value.format() == (
         f"error: {rig.art}: cannot load the config (environment_mismatch: {rig.art}/..data/manifest.json: "
-        "error: is for environment 'staging', not 'production': another environment's "
+        "is for environment 'staging', not 'production': another environment's "
         f"artifact) and there is no last known-good state in {rig.state}")
     assert not (rig.state / STATE_FILE).exists()
 
@@ -824,7 +824,7 @@ def test_a_signed_huge_version_is_refused_and_blocks_nothing(rig: Rig) -> None:
     rig.write(10**30, hot_change(2))
     data = _refusal(rig, kernel)
     assert (data["stage"], data["reason"]) == ("verify", "malformed_manifest")
-    assert data["error"] == (f"{rig.art}/..data/manifest.json: error: version: must be from 1 to "
+    assert data["error"] == (f"{rig.art}/..data/manifest.json: version: must be from 1 to "
                              "9007199254740991, not a 31-digit number")
     rig.write(2, hot_change(2))
     assert kernel.reload().status == "applied" and kernel.version == 2

@@ -325,7 +325,7 @@ def test_a_huge_file_in_the_registry_mirror_is_refused_unread(
         failed = _of(events, RELOAD_FAILED)[0]["data"]
         assert (failed["reason"], failed["error"]) == (
             "unreadable_file",
-            f"{mirror}/..data/config.json: error: is larger than {MAX_FILE_BYTES} bytes")
+            f"{mirror}/..data/config.json: is larger than {MAX_FILE_BYTES} bytes")
     finally:
         last.stop()
 

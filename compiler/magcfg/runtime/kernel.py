@@ -1094,7 +1094,7 @@ def _change_data(changed: list[Change], policy: ReloadPolicy) -> list[dict[str, 
 
 
 def _message(exc: MagcfgError) -> str:
-    return "; ".join(d.format() for d in exc.diagnostics)
+    return "; ".join(d.located() for d in exc.diagnostics)
 
 
 def _describe(exc: BaseException) -> str:

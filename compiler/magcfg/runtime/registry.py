@@ -214,7 +214,8 @@ class RegistrySource:
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
         reason = exc.reason if isinstance(exc, SourceRefused) else "unreachable"
-        text = exc.format() if isinstance(exc, MagcfgError) else str(exc)
+        text = ("; ".join(d.located() for d in exc.diagnostics)
+                if isinstance(exc, MagcfgError) else str(exc))
         first = self.last_error is None
         self.last_error = text
         if first:
