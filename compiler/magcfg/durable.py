@@ -123,10 +123,20 @@ def one_file_name(path: str) -> str:
     code point HFS+ ignores)."""
     import unicodedata
 
-    # Lower case letter by letter, not casefold(): no file system takes ß for ss.
     name = _windows_name(path).translate(_HFS_IGNORED)
     return name.lower() if name.isascii() else unicodedata.normalize(
-        "NFC", unicodedata.normalize("NFD", name).lower())
+        "NFC", "".join(map(_simple_fold, unicodedata.normalize("NFD", name))))
+
+
+def _simple_fold(char: str) -> str:
+    """``char`` case-folded one letter to one, as file systems fold names (Unicode's
+    simple folding): final sigma is sigma, capital sharp s is ``ß``, but ``ß`` stays
+    ``ß`` and a ligature stays one (full folding, ``casefold()``, makes ``ß`` ``ss``)."""
+    folded = char.casefold()
+    if len(folded) == 1:
+        return folded
+    lower = char.lower()
+    return lower if len(lower) == 1 else char
 
 
 def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:

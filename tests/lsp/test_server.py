@@ -461,6 +461,8 @@ def test_a_localhost_file_uri_names_the_file_on_this_host(bundled: Project) -> N
     path = str(bundled.root / PROD_MAGDS)
     assert document_path(f"file://localhost{path}") == path
     assert document_path(f"file://LocalHost{path}") == path
+    assert document_path("file:tmp/x.yaml") is None  # relative, whatever the host
+    assert document_path("file://localhost") is None
 
 
 @pytest.mark.asyncio

@@ -224,6 +224,7 @@ def test_a_poller_ended_by_an_exception_that_is_not_an_exception_is_loud(
         assert kernel.version == 1  # still served
     finally:
         kernel.stop()
+    assert (kernel.status()["watch"], kernel.status()["watch_error"]) == (None, None)
 
 
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])

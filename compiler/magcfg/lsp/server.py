@@ -39,7 +39,8 @@ def document_path(uri: Any) -> str | None:
     if not isinstance(uri, str) or "\0" in unquote(uri):
         return None
     parts = urlsplit(uri)
-    if parts.scheme.lower() != "file" or parts.netloc.lower() not in ("", "localhost"):
+    if parts.scheme.lower() != "file" or parts.netloc.lower() not in ("", "localhost") \
+            or not parts.path.startswith("/"):
         return None
     # localhost is this host (RFC 8089): pygls would keep it, as `//localhost/...`.
     path = to_fs_path(urlunsplit(parts._replace(netloc="")))

@@ -579,7 +579,10 @@ class Kernel:
         return tuple(sorted(self._last_raw.files)) if self._last_raw else (CONFIG,)
 
     def _watch_failure(self) -> BaseException | None:
-        """What ended the watcher's (or the registry poller's) thread, if anything did."""
+        """What ended the watcher's (or the registry poller's) thread, if anything did;
+        ``None`` once stopped, when nothing watches."""
+        if self._stopped:
+            return None
         watcher = self._watcher
         if watcher is not None and watcher.failure is not None:
             return watcher.failure
