@@ -723,6 +723,41 @@ def test_a_layer_path_that_reads_as_pathspec_magic_leaves_the_ignore_check_on(
     assert [d.file for d in raised.value.diagnostics] == [f"{name}/extra.yaml"]
 
 
+def test_a_git_that_cannot_answer_about_the_inputs_fails_the_build(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ignored-input check fails closed: git hung (a FIFO .gitignore), failed, or
+    answered more than is read is a located error, never a check silently skipped."""
+    import os
+
+    import magcfg.project
+
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    os.mkfifo(mini.root / ".gitignore")
+    monkeypatch.setattr(magcfg.project, "GIT_ANSWER_SECONDS", 1)
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    [d] = raised.value.diagnostics
+    assert d.format().startswith(
+        "magcfg.yaml: error: git could not say whether the files the build reads are "
+        "ignored or left out of this checkout (`git check-ignore` gave no answer in 1 s: "
+        "is something it reads, such as a .gitignore, a FIFO")
+    assert mini.snapshot_tree() == {}
+    (mini.root / ".gitignore").unlink()
+    (mini.root / ".git/index").write_bytes(b"DIRC not an index")
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    [d] = raised.value.diagnostics
+    assert "(`git check-ignore` failed with exit status 128: fatal: " in d.message
+    (mini.root / ".git/index").unlink()
+    monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64)
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    assert "(`git check-ignore` answered more than 64 bytes)" in \
+        raised.value.diagnostics[0].message
+    monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64 << 20)
+    magcfg.build(load(mini))
+
+
 def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_path: Path) -> None:
     """git refuses a path in a submodule (`fatal: Pathspec ... is in submodule`) and
     answered nothing for the whole build: one layer directory shared as a submodule

@@ -62,7 +62,7 @@ from .pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .project import Project, git_env, ignored_by_git, skipped_by_git
+from .project import GitUnanswered, Project, git_env, ignored_by_git, skipped_by_git
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
@@ -1239,12 +1239,19 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
         if project is not None else list
 
     def errors() -> list[Diagnostic]:
-        rules = answer()
+        try:
+            rules, left_out = answer(), skipped()
+        except GitUnanswered as exc:  # a check that cannot run fails the build
+            return [Diagnostic((paths or ["."])[0], None, None, "git could not say whether "
+                               "the files the build reads are ignored or left out of this "
+                               f"checkout ({exc}), so a clone of the repository, as CI builds, may "
+                               "lack some of them: fix what stops git, then build again",
+                               code="ignored")]
         found = [Diagnostic(path, None, None, "is committed but left out of this sparse "
                             "checkout (skip-worktree), so the build would go without it "
                             "where a full clone has it: run `git sparse-checkout disable`, "
                             "or add its directory to the sparse checkout", code="ignored")
-                 for path in skipped() if project is not None
+                 for path in left_out if project is not None
                  and _layer_file(project, path, envs)
                  and not os.path.lexists(source.root / path)]
         for path in paths:

@@ -380,16 +380,98 @@ def git_root(start: Path) -> Path | None:
     return Path(out.stdout.removesuffix("\n"))
 
 
+GIT_ANSWER_SECONDS = 30
+"""How long a build waits for git's answer about its inputs (``ignored_by_git``,
+``skipped_by_git``): git answers in milliseconds, and one that has not in this long
+waits on something that may never come (a FIFO where a ``.gitignore`` is, a hung
+mount)."""
+MAX_GIT_ANSWER = 64 << 20
+"""The most bytes of git's answer about a build's inputs read into memory: a path and a
+rule per input, megabytes for the largest repositories."""
+
+
+class GitUnanswered(Exception):
+    """git could not answer a build's question about its inputs; the text says why."""
+
+
+class _Asked:
+    """One git command started by ``_ask``, its answer and its errors in files."""
+
+    def __init__(self, command: list[str], root: Path, env: dict[str, str],
+                 question: Any) -> None:
+        import subprocess
+        import tempfile
+
+        self.command = command
+        self.root = root
+        self.answer = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result)
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result)
+        try:
+            self.git: subprocess.Popen[bytes] | None = subprocess.Popen(
+                command, cwd=root, stdin=question, stdout=self.answer, stderr=self.errors,
+                env=env)
+        except OSError:  # no git: nothing to ask
+            self.git = None
+            self.answer.close()
+            self.errors.close()
+
+    def result(self, codes: tuple[int, ...]) -> bytes | GitUnanswered | None:
+        """git's answer, or why there is none (``GitUnanswered``); None outside a work
+        tree or without git. An exit status other than ``codes`` is a failure. Waited
+        for once."""
+        if not hasattr(self, "_result"):
+            self._result = self._wait(codes)
+        return self._result
+
+    def _wait(self, codes: tuple[int, ...]) -> bytes | GitUnanswered | None:
+        import subprocess
+
+        if self.git is None:
+            return None
+        name = " ".join(self.command[:2])
+        with self.answer, self.errors:
+            try:
+                code = self.git.wait(GIT_ANSWER_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.git.kill()
+                self.git.wait()
+                return GitUnanswered(f"`{name}` gave no answer in {GIT_ANSWER_SECONDS} s: "
+                                     "is something it reads, such as a .gitignore, a FIFO or "
+                                     "on a mount that hangs?")
+            self.answer.seek(0)
+            data = self.answer.read(MAX_GIT_ANSWER + 1)
+            self.errors.seek(0)
+            said = self.errors.read(4096).decode("utf-8", errors="replace").strip()
+        if code in codes:
+            if len(data) > MAX_GIT_ANSWER:
+                return GitUnanswered(f"`{name}` answered more than {MAX_GIT_ANSWER} bytes")
+            return data
+        if git_root(self.root) is None:
+            return None  # not a work tree: nothing is committed here to check against
+        last = said.splitlines()[-1] if said else ""
+        return GitUnanswered(f"`{name}` failed with exit status {code}"
+                             + (f": {last}" if last else ""))
+
+
+def _answer(asked: _Asked, codes: tuple[int, ...]) -> bytes | None:
+    """``asked``'s answer (None: no git, or not a work tree); ``GitUnanswered`` if git
+    failed, hung or answered too much."""
+    found = asked.result(codes)
+    if isinstance(found, GitUnanswered):
+        raise found
+    return found
+
+
 def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
     """Starts one ``git check-ignore`` for ``paths`` (relative to ``root``) and returns
     what waits for its answer: each path git ignores and does not track, with the rule,
     ``source:line:pattern``, the source relative to ``root`` (or absolute: a global
-    excludes file); nothing outside a work tree or without git. The caller works
+    excludes file); nothing outside a work tree or without git, and ``GitUnanswered``
+    when git fails or hangs (a check that cannot run says so). The caller works
     meanwhile: git takes ~15 ms for the 1,500 files of a large repository, which a
     rebuild (~0.24 s) would otherwise wait for. The question and the answer are files,
     not pipes: nothing has to read or write them while git runs, and no thread is
     started (a build forks its workers only while it runs none)."""
-    import subprocess
     import tempfile
 
     paths = _outside_submodules(root, paths)
@@ -399,33 +481,23 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     # a leading ":" from reading as pathspec magic, which voided the whole answer.
     env = git_env()
     del env["GIT_LITERAL_PATHSPECS"]
-    with tempfile.TemporaryFile() as asked:
-        asked.write(b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths))
-        asked.seek(0)
-        answer = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by wait)
-        try:
-            # -n answers every path, in order: four NUL-ended fields each, the source
-            # empty for a path no rule ignores.
-            git = subprocess.Popen(["git", "check-ignore", "--stdin", "-z", "-v", "-n"],
-                                   cwd=root, stdin=asked, stdout=answer,
-                                   stderr=subprocess.DEVNULL, env=env)
-        except OSError:
-            answer.close()
-            return dict
+    with tempfile.TemporaryFile() as question:
+        question.write(b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths))
+        question.seek(0)
+        # -n answers every path, in order: four NUL-ended fields each, the source
+        # empty for a path no rule ignores.
+        asked = _Asked(["git", "check-ignore", "--stdin", "-z", "-v", "-n"], root, env,
+                       question)
 
     @lru_cache(maxsize=1)
     def wait() -> dict[str, str]:
-        with answer:
-            try:
-                code = git.wait(60)
-            except subprocess.TimeoutExpired:
-                git.kill()
-                git.wait()
-                return {}
-            answer.seek(0)
-            fields = answer.read().split(b"\0")
-        if code not in (0, 1) or len(fields) < 4 * len(paths):
-            return {}  # not a work tree, or a path git refuses to answer for
+        answer = _answer(asked, (0, 1))
+        if answer is None:
+            return {}
+        fields = answer.split(b"\0")
+        if len(fields) < 4 * len(paths):
+            raise GitUnanswered(f"`git check-ignore` answered for {len(fields) // 4} of "
+                                f"{len(paths)} paths")
         found = {}
         for i, path in enumerate(paths):
             source, line, pattern = (os.fsdecode(f) for f in fields[4 * i:4 * i + 3])
@@ -447,37 +519,23 @@ def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[
     """Starts one ``git ls-files -t`` for ``directories`` (relative to ``root``) and
     returns what waits for its answer: the files below them that git's index marks
     skip-worktree (a sparse checkout leaves them out of the work tree), relative to
-    ``root``; none outside a work tree or without git. As ``ignored_by_git``, the caller
-    works meanwhile."""
+    ``root``; none outside a work tree or without git, ``GitUnanswered`` when git fails
+    or hangs. As ``ignored_by_git``, the caller works meanwhile."""
     import subprocess
-    import tempfile
 
     if not directories:
         return list
-    answer = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by wait)
-    try:
-        git = subprocess.Popen(["git", "ls-files", "-t", "-z", "--",
-                                *directories], cwd=root, stdin=subprocess.DEVNULL,
-                               stdout=answer, stderr=subprocess.DEVNULL, env=git_env())
-    except OSError:
-        answer.close()
-        return list
+    asked = _Asked(["git", "ls-files", "-t", "-z", "--", *directories], root, git_env(),
+                   subprocess.DEVNULL)
 
     @lru_cache(maxsize=1)
     def wait() -> list[str]:
-        with answer:
-            try:
-                code = git.wait(60)
-            except subprocess.TimeoutExpired:
-                git.kill()
-                git.wait()
-                return []
-            answer.seek(0)
-            entries = answer.read().split(b"\0")
-        if code != 0:
-            return []  # not a work tree, or a directory beyond a symlink
+        answer = _answer(asked, (0,))
+        if answer is None:
+            return []
         # Each entry: a tag, a space, the path; "S" is skip-worktree.
-        return [os.fsdecode(entry[2:]) for entry in entries if entry.startswith(b"S ")]
+        return [os.fsdecode(entry[2:]) for entry in answer.split(b"\0")
+                if entry.startswith(b"S ")]
 
     return wait
 
