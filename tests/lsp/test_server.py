@@ -582,3 +582,67 @@ async def test_the_fixes_of_every_finding_in_a_selection_are_answered_at_once(
     assert isinstance(last, types.CodeAction) and last.edit and last.edit.changes
     assert last.edit.changes[uri][0].range == types.Range(types.Position(n, 0),
                                                           types.Position(n + 1, 0))
+
+
+def _in_process_server(root: Path) -> tuple[Any, list[str]]:
+    """The server without a client: the workspace of ``root``, and the messages it
+    would show (each published set of diagnostics is dropped)."""
+    from pygls.workspace import Workspace
+
+    from magcfg.lsp.server import MagcfgServer
+
+    ls = MagcfgServer()
+    ls.protocol._workspace = Workspace(from_fs_path(str(root)), types.TextDocumentSyncKind.Full)
+    shown: list[str] = []
+    ls.window_show_message = lambda params: shown.append(params.message)  # type: ignore[method-assign]
+    ls.text_document_publish_diagnostics = lambda params: None  # type: ignore[method-assign]
+    return ls, shown
+
+
+def test_a_buffer_is_bounded_in_bytes_as_a_file_is(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A buffer of multi-byte characters fewer than the bound but more bytes than it is
+    refused when it opens, and one already open when its project is first opened is
+    refused there too (FileTooLarge escaped the request)."""
+    import magcfg.lsp.overlay
+    import magcfg.lsp.server
+    from magcfg.lsp.overlay import buffer_bytes
+
+    assert buffer_bytes("é€😀a") == 2 + 3 + 4 + 1
+    monkeypatch.setattr(magcfg.lsp.server, "MAX_INPUT_BYTES", 100)
+    monkeypatch.setattr(magcfg.lsp.overlay, "MAX_INPUT_BYTES", 100)
+    ls, shown = _in_process_server(mini.root)
+    text = "# " + "é" * 60 + "\n"  # 63 characters, 123 bytes
+    uri = uri_of(mini, "layers/base/logging.yaml")
+    item = types.TextDocumentItem(uri, "yaml", 1, text)
+    list(ls.protocol.lsp_text_document__did_open(types.DidOpenTextDocumentParams(item)))
+    assert uri not in ls.workspace.text_documents
+    ls.workspace.put_text_document(item)  # as an earlier bound let it in
+    found = ls.session_of(uri)
+    assert found is not None and found[1] == "layers/base/logging.yaml"
+    assert shown == ["magcfg: layers/base/logging.yaml is larger than 100 bytes: checked "
+                     "as saved, not as typed"]
+    assert uri not in ls.workspace.text_documents
+
+
+def test_a_project_file_that_fails_to_load_is_loaded_again_once_it_changes(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import magcfg.lsp.server
+
+    loads: list[Path] = []
+    load = magcfg.lsp.server.load_project
+
+    def counted(file: Path) -> Any:
+        loads.append(file)
+        return load(file)
+
+    monkeypatch.setattr(magcfg.lsp.server, "load_project", counted)
+    ls, _ = _in_process_server(mini.root)
+    mini.write("magcfg.yaml", MINI_PROJECT + "layres: []\n")
+    uri = uri_of(mini, "layers/base/logging.yaml")
+    for _ in range(3):
+        assert ls.session_of(uri) is None
+    assert len(loads) == 1
+    mini.write("magcfg.yaml", MINI_PROJECT)
+    found = ls.session_of(uri)
+    assert found is not None and len(loads) == 2

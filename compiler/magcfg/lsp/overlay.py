@@ -21,6 +21,12 @@ from ..errors import Diagnostic
 from ..pipeline.load import LAYER_SUFFIXES
 
 
+def buffer_bytes(text: str) -> int:
+    """The bytes of ``text`` as a buffer is kept (UTF-8), which ``MAX_INPUT_BYTES``
+    bounds as it bounds a file: a character may be up to four of them."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 class OverlaySource:
     """Layer and schema files below ``root``; open buffers win over the disk."""
 

@@ -25,6 +25,7 @@ from ..durable import MAX_INPUT_BYTES, FileTooLarge
 from ..errors import BuildError, UsageError, printable
 from ..project import find_project_file, load_project, nearest_project_file
 from ..version import __version__
+from .overlay import buffer_bytes
 from .session import Finding, Place, Session
 
 _SEVERITY = {"error": types.DiagnosticSeverity.Error,
@@ -78,7 +79,7 @@ class MagcfgProtocol(LanguageServerProtocol):
                                     ) -> Iterator[Any]:
         if document_path(params.text_document.uri) is None:
             return
-        if len(params.text_document.text) > MAX_INPUT_BYTES:
+        if buffer_bytes(params.text_document.text) > MAX_INPUT_BYTES:
             # Not kept: the handler finds no document, and reports the buffer refused.
             handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)
             if handler is not None:
@@ -91,7 +92,8 @@ class MagcfgProtocol(LanguageServerProtocol):
                                       ) -> Iterator[Any]:
         if unquote(params.text_document.uri) not in self.workspace.text_documents:
             return  # never opened (or refused): there is nothing to change
-        if any(len(change.text) > MAX_INPUT_BYTES for change in params.content_changes):
+        if any(buffer_bytes(change.text) > MAX_INPUT_BYTES
+               for change in params.content_changes):
             # Closed, not changed: the handler finds no document, as for didOpen.
             self.workspace.remove_text_document(params.text_document.uri)
             params.content_changes = []
@@ -106,6 +108,9 @@ class MagcfgServer(LanguageServer):
         self.sessions: dict[str, Session] = {}
         # project root -> file -> what was last published for it (files with findings)
         self.published: dict[str, dict[str, list[Finding]]] = {}
+        # project file -> its stat when it failed to load: not loaded again until it
+        # changes (a request in its tree would otherwise load it each time).
+        self.unloadable: dict[str, tuple[int, int, int, int]] = {}
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -137,22 +142,31 @@ class MagcfgServer(LanguageServer):
         except UsageError:
             return None  # no project above this file: not ours
         root = Path(os.path.realpath(file.parent))
+        stamp = _stamp(file)
+        if stamp is not None and self.unloadable.get(str(file)) == stamp:
+            return None  # its errors are shown on it already
         try:
             project = load_project(file)
         except BuildError as exc:
-            # Shown on the project file until it loads (checked again when it is saved).
+            # Shown on the project file until it loads (checked again when it changes).
+            if stamp is not None:
+                self.unloadable[str(file)] = stamp
             found: dict[str, list[Finding]] = {}
             for d in exc.diagnostics:
                 found.setdefault(d.file or file.name, []).append(Finding(d, (), 0, 0))
             self._publish_all(root, found, lambda _rel: None)
             return None
+        self.unloadable.pop(str(file), None)
         session = Session(project)
         self.sessions[str(session.source.root)] = session
-        for document in self.workspace.text_documents.values():
+        for uri, document in list(self.workspace.text_documents.items()):
             doc_path = document_path(document.uri)
             rel = session.relative(doc_path) if doc_path else None
             if rel is not None:
-                session.source.open(rel, document.source)
+                try:
+                    session.source.open(rel, document.source)
+                except FileTooLarge as exc:
+                    refused(self, uri, rel, exc)
         session.full_check()
         self.publish(session)
         rel = session.relative(path)
@@ -237,6 +251,24 @@ class MagcfgServer(LanguageServer):
         return types.Location(uri=uri, range=rng)
 
 
+def _stamp(file: Path) -> tuple[int, int, int, int] | None:
+    """What changes when ``file`` is written (None: it cannot be read)."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def refused(ls: MagcfgServer, uri: str, rel: str, exc: FileTooLarge) -> None:
+    """The buffer of ``uri`` (``rel``) is larger than a file may be: it is not kept
+    (memory), and the file counts as saved, as once the buffer closes."""
+    ls.workspace.remove_text_document(uri)
+    ls.window_show_message(types.ShowMessageParams(
+        types.MessageType.Warning,
+        f"magcfg: {printable(rel)} {exc.message}: checked as saved, not as typed"))
+
+
 def _below(path: str, root: str) -> bool:
     """Whether ``path`` lies strictly inside the directory ``root``."""
     return path.startswith(root + os.sep)
@@ -256,12 +288,8 @@ def _changed(ls: MagcfgServer, uri: str) -> None:
             raise FileTooLarge(rel, 0, MAX_INPUT_BYTES)
         session.edit(rel, document.source)
     except FileTooLarge as exc:
-        # The buffer is not kept (memory); the file counts, as once the buffer closes.
-        ls.workspace.remove_text_document(uri)
+        refused(ls, uri, rel, exc)
         session.edit(rel, None)
-        ls.window_show_message(types.ShowMessageParams(
-            types.MessageType.Warning,
-            f"magcfg: {printable(rel)} {exc.message}: checked as saved, not as typed"))
     ls.publish(session, rel)
 
 
@@ -287,6 +315,7 @@ def did_close(ls: MagcfgServer, params: types.DidCloseTextDocumentParams) -> Non
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: MagcfgServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.unloadable.clear()  # what a project file failed on may be the file just saved
     found = ls.session_of(params.text_document.uri)
     if found is None:
         return
