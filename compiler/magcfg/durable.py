@@ -500,12 +500,11 @@ class Tree:
         # A prefix test, not _inside: asked for every file of every build.
         return real[self._cut:] if real.startswith(os.path.join(self.root, "")) else rel
 
-    def read(self, rel: str) -> bytes:
+    def read(self, rel: str, limit: int = MAX_INPUT_BYTES) -> bytes:
         """The bytes of the regular file ``rel`` (relative to the root), at most
-        :data:`MAX_INPUT_BYTES`."""
+        ``limit``."""
         real = self._real.get(rel)
-        return read_located(real if real is not None else self.resolve(rel), rel,
-                            MAX_INPUT_BYTES)
+        return read_located(real if real is not None else self.resolve(rel), rel, limit)
 
     def sha256(self, rel: str) -> tuple[str, int]:
         """The hex SHA-256 and size of what ``read(rel)`` returns, not held in memory."""
@@ -513,11 +512,11 @@ class Tree:
         return sha256_located(real if real is not None else self.resolve(rel), rel,
                               MAX_INPUT_BYTES)
 
-    def read_optional(self, rel: str) -> bytes | None:
+    def read_optional(self, rel: str, limit: int = MAX_INPUT_BYTES) -> bytes | None:
         """``read``, or None if nothing is at ``rel``."""
         if not os.path.lexists(os.path.join(self.root, rel)):
             return None
-        return self.read(rel)
+        return self.read(rel, limit)
 
     def replace(self, rel: str, data: bytes) -> None:
         """Write ``rel`` atomically (``replace_file``), creating its directories, where

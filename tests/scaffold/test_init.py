@@ -712,3 +712,18 @@ def test_a_repository_s_own_hooks_and_pipeline_come_with_what_to_add(tmp_path: P
     stale = _commit(repo.root, env, "layer edit, no build")
     assert stale.returncode == 1, stale.stdout + stale.stderr
     assert "stale: generated/dev/config.json" in stale.stdout + stale.stderr
+
+
+@pytest.mark.parametrize("name", [".gitignore", ".gitattributes", ".vscode/settings.json"])
+def test_init_refuses_a_file_it_adds_to_that_is_larger_than_it_reads(
+        tmp_path: Path, name: str) -> None:
+    """A file init adds lines to is read whole and split: one past MAX_MERGED_BYTES is
+    a located error, read no further, and nothing is written."""
+    from magcfg.scaffold.init import MAX_MERGED_BYTES
+
+    repo = _repo(tmp_path)
+    repo.write(name, "#" * MAX_MERGED_BYTES + "\n")
+    before = tree_state(repo.root)
+    done = repo.run("init", "--env", "dev")
+    assert failed_cleanly(done, 1) == f"{name}: error: is larger than {MAX_MERGED_BYTES} bytes\n"
+    assert tree_state(repo.root) == before

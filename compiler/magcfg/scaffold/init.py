@@ -80,6 +80,9 @@ tell (an LFS pointer, a git-crypt file: ``project.Checkout``)."""
 UNCONVERTED_ATTRIBUTES = "-text -ident -working-tree-encoding"
 _MERGED = (".gitignore", ".gitattributes", VSCODE_SETTINGS)
 """Files that ``init`` adds its lines to when they exist, rather than keeping them."""
+MAX_MERGED_BYTES = 4 << 20
+"""The most bytes of a file of ``_MERGED`` init reads (and splits into lines, or parses):
+the largest such files of real repositories are kilobytes."""
 
 
 @dataclass
@@ -147,8 +150,9 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                               for name in OUTPUT_FILES])()
     if ignored:  # the build would refuse the inputs, and a clone would lack the output
         raise BuildError([replace(d, severity="error") for d in ignored])
-    files[".gitignore"] = _gitignore(tree.read_optional(".gitignore"))
-    files[".gitattributes"] = _gitattributes(tree.read_optional(".gitattributes"))
+    files[".gitignore"] = _gitignore(tree.read_optional(".gitignore", MAX_MERGED_BYTES))
+    files[".gitattributes"] = _gitattributes(
+        tree.read_optional(".gitattributes", MAX_MERGED_BYTES))
     if prefix is None:
         if ci != "none":
             files[CI_FILES[ci]] = CI_PIPELINES[ci].encode()
@@ -167,7 +171,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     # VS Code reads the settings of the folder it opened alone: a monorepo's, at its top.
     settings_name = VSCODE_SETTINGS if prefix is None else posixpath.relpath(VSCODE_SETTINGS,
                                                                              prefix)
-    current = top.read_optional(VSCODE_SETTINGS)
+    current = top.read_optional(VSCODE_SETTINGS, MAX_MERGED_BYTES)
     try:
         settings = json.loads(current) if current else None
     except ValueError:  # JSON with comments: the user's to edit (docs/editors.md)
@@ -196,7 +200,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
             if prefix is None or name in at_top:
                 result.notes += _to_add(name, rel, prefix, ci)
             continue
-        if rel in _MERGED and where.read_optional(rel) == data:
+        if rel in _MERGED and where.read_optional(rel, MAX_MERGED_BYTES) == data:
             continue
         writes.append((name, where, rel, data))
     # Every place asked first: a file init adds to may be one it cannot write (a link).
