@@ -543,6 +543,18 @@ def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[
 LFS_POINTERS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
 """How a Git LFS pointer file begins (its first line names the spec; hawser is LFS's
 first name)."""
+_LFS_POINTER = re.compile(
+    rb"version https://(?:git-lfs|hawser)\.github\.com/spec/v[0-9]+\n"
+    rb"(?:ext-[0-9]-[a-z0-9]+ [a-z0-9]+:[0-9a-f]+\n)*oid sha256:[0-9a-f]{64}\nsize [0-9]+\n")
+"""A whole pointer file as git-lfs writes one (its spec): the version line, any
+extensions, the object's id and size, each line ended, nothing else."""
+
+
+def lfs_pointer(data: bytes) -> bool:
+    """Whether ``data`` is all of a Git LFS pointer file: less than 1,024 bytes (git-lfs
+    reads no larger one as a pointer) holding only a pointer's lines. A file that only
+    begins like one may hold anything after its first line."""
+    return len(data) < 1024 and _LFS_POINTER.fullmatch(data) is not None
 GIT_CRYPT_HEADER = b"\0GITCRYPT\0"
 """How a file git-crypt encrypted begins, as a locked checkout holds it."""
 

@@ -24,6 +24,8 @@ from ..conftest import failed_cleanly
 from .conftest import MakeRepo, run_cli
 
 BASELINE = ".magcfg-lint-baseline.json"
+POINTER = ("version https://git-lfs.github.com/spec/v1\n"
+           f"oid sha256:{'4d7a' * 16}\nsize 12345\n")
 
 
 def _certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
@@ -55,8 +57,7 @@ def _stores(root: Path) -> None:
     (root / "tls/cert.der").write_bytes(cert.public_bytes(der))
     (root / "tls/pub.der").write_bytes(key.public_key().public_bytes(
         der, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (root / "tls/big.p12").write_text("version https://git-lfs.github.com/spec/v1\n"
-                                      "oid sha256:4d7a\nsize 12345\n")
+    (root / "tls/big.p12").write_text(POINTER)
     (root / "android").mkdir()
     (root / "android/release.bks").write_bytes(b"\x00\x00\x00\x02" + bytes(range(40)))
 
@@ -172,3 +173,19 @@ def test_a_der_key_with_bytes_after_it_is_one() -> None:
     cert = _certificate(ec_key).public_bytes(serialization.Encoding.DER)
     assert key_store("x.bin", cert + b"\n") is None
     assert key_store("x.bin", der[:-1]) is None  # cut short: no key
+
+
+def test_a_store_after_an_lfs_pointer_line_is_still_a_key_store() -> None:
+    """Only a file that is all of a well-formed pointer is one: a real store after a
+    pointer's first line (or its lines) passed as a pointer."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    store = pkcs12.serialize_key_and_certificates(
+        b"client", key, _certificate(key), None, serialization.NoEncryption())
+    assert key_store("big.p12", POINTER.encode()) is None
+    assert key_store("big.pfx", POINTER.replace("spec/v1", "spec/v2").encode()) is None
+    for planted in (POINTER.encode() + store, POINTER.splitlines(True)[0].encode() + store,
+                    POINTER.encode() + b"x" * 2000,
+                    POINTER.replace("size 12345", "size 12345 and more").encode(),
+                    POINTER.replace("\n", "\r\n").encode()):
+        assert key_store("big.p12", planted) == "key store (by its file name)", planted[:60]
+        assert key_store("big.pfx", planted) == "key store (by its file name)"

@@ -19,7 +19,6 @@ _JCEKS_MAGIC = b"\xce\xce\xce\xce"
 # PKCS#12's PFX: SEQUENCE { INTEGER 3, ContentInfo { OID pkcs7-data or pkcs7-signedData ...
 _PKCS7_DATA = bytes.fromhex("06092a864886f70d010701")
 _PKCS7_SIGNED = bytes.fromhex("06092a864886f70d010702")
-_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
 def named_key_store(name: str) -> bool:
@@ -40,7 +39,7 @@ def key_store(name: str, data: bytes) -> str | None:
     or None. A JKS or JCEKS store of certificates only (a trust store) holds nothing
     secret; one cut short at ``MAX_BINARY_BYTES`` before a key is seen counts as a key
     store. A file named as a key store is one unless its content says otherwise (a
-    trust store, a Git LFS pointer, nothing at all)."""
+    trust store, all of it a Git LFS pointer, nothing at all)."""
     head = data[:MAX_BINARY_BYTES]
     for magic, kind in ((_JKS_MAGIC, "JKS"), (_JCEKS_MAGIC, "JCEKS")):
         if head.startswith(magic):
@@ -49,8 +48,11 @@ def key_store(name: str, data: bytes) -> str | None:
         return "PKCS#12 key store"
     if _der_private_key(head):
         return "DER private key"
-    if named_key_store(name) and head.strip() and not head.startswith(_LFS_POINTER):
-        return "key store (by its file name)"
+    if named_key_store(name) and head.strip():
+        from ..project import lfs_pointer  # here: lint's start-up does without it
+
+        if not lfs_pointer(data):
+            return "key store (by its file name)"
     return None
 
 
