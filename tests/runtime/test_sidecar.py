@@ -457,6 +457,57 @@ def test_sigterm_ends_an_exec_command_that_runs_on(setup: Setup, moment: str) ->
     assert ended["exec"] == {"ok": False, "exit_code": -signal.SIGTERM}
 
 
+@pytest.mark.parametrize("moment", ["start", "reload"])
+def test_sigterm_ends_a_sidecar_whose_stdout_nobody_reads(setup: Setup, moment: str) -> None:
+    """A line written to a pipe that nobody reads blocks for ever: on the main thread (a
+    start) SIGTERM never ended the sidecar; on the watcher's, the exit's flush of
+    stdout waited on it."""
+    import fcntl
+
+    setup.write(1)
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+
+    def fill() -> None:  # as a reader that stopped reading leaves it
+        os.set_blocking(write_end, False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(write_end, b"x" * 4096)
+        os.set_blocking(write_end, True)
+
+    if moment == "start":
+        fill()
+    proc = subprocess.Popen(_watch(["--artifact", str(setup.art), "--env", "production",
+                                    "--public-key", str(setup.pub), "--out", str(setup.out),
+                                    "--poll-interval", "0.2"], None),
+                            cwd=setup.root, env=ENV, stdout=write_end,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: setup.published_version() == 1, timeout=30)
+        if moment == "reload":
+            said = b""
+            while PUBLISHED.encode() not in said:  # the start's lines are out
+                said += os.read(read_end, 65536)
+            fill()
+            setup.write(2)
+            assert wait_for(lambda: setup.published_version() == 2, timeout=30)
+        time.sleep(0.3)  # the event line of that publish is being written
+        begun = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert (code, time.monotonic() - begun < 10) == (0, True)
+        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_secrets_never_reach_stdout_or_stderr(setup: Setup) -> None:
     setup.write(1)
     sidecar = setup.start()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shlex
 import shutil
 import signal
@@ -82,6 +83,21 @@ def parse_exec(command: str) -> list[str]:
     return argv
 
 
+class _Line:
+    """One event line on its way to stdout; ``done`` once written, or failed."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.done = threading.Event()
+        self.error: Exception | None = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]  # a pipe may take part of it
+
+
 @dataclass
 class SidecarOptions:
     """What ``magcfg watch`` was asked to do."""
@@ -113,6 +129,10 @@ class Sidecar:
         self.stdout = stdout if stdout is not None else sys.stdout
         self._exec_argv = parse_exec(options.exec_command) if options.exec_command else None
         self._print_lock = threading.Lock()
+        # Event lines are written by a thread of their own: see emit().
+        self._lines: queue.SimpleQueue[_Line] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._stalled = False
         self._changed = False
         self._stop = threading.Event()
         self._recheck = threading.Event()
@@ -226,10 +246,48 @@ class Sidecar:
         self.kernel.stop()
 
     def emit(self, event: Event) -> None:
-        line = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+        """Write ``event`` as one line on stdout and wait until it is written (raising
+        what the write raised), as a plain write would; but once the sidecar stops, wait
+        at most a second more: a reader that stalls (a pipe nobody reads) blocks the
+        write for ever, and SIGTERM would wait on it."""
+        line = _Line(json.dumps(event, sort_keys=True, separators=(",", ":"),
+                                default=str) + "\n")
         with self._print_lock:
-            self.stdout.write(line + "\n")
-            self.stdout.flush()
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_lines,
+                                                name="magcfg-stdout", daemon=True)
+                self._writer.start()
+        self._lines.put(line)
+        while not line.done.wait(0.1):
+            # Stopping: a second more for the line, none once one has not gone out.
+            if self._stop.is_set() and (self._stalled or not line.done.wait(1.0)):
+                self._stalled = True
+                return
+        if line.error is not None:
+            raise line.error
+
+    def _write_lines(self) -> None:
+        # Straight to the descriptor where there is one: a write blocked in the stream's
+        # buffer would hold its lock, and the CLI's flush of stdout at exit with it.
+        try:
+            fd: int | None = self.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # a StringIO, pytest's capture
+            fd = None
+        else:
+            with contextlib.suppress(OSError, ValueError):
+                self.stdout.flush()  # anything written to the stream before, first
+        while True:
+            line = self._lines.get()
+            try:
+                if fd is None:
+                    self.stdout.write(line.text)
+                    self.stdout.flush()
+                else:
+                    _write_all(fd, line.text.encode())
+            except Exception as exc:  # EPIPE, a closed stream: the emitter raises it
+                line.error = exc
+            finally:
+                line.done.set()
 
     def _stderr(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
