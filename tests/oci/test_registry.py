@@ -9,6 +9,7 @@ import http.client
 import http.server
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from magcfg.errors import UsageError
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry, RegistryError, docker_credentials
 from tests.conftest import Project, failed_cleanly
-from tests.net.slow import Resolver, ends_within
+from tests.net.slow import Resolver, ends_within, self_signed
 from tests.oci.conftest import LocalRegistry, crane
 from tests.oci.test_publish import _publish, signed  # noqa: F401  (fixture)
 
@@ -30,6 +31,7 @@ class _AuthFront(http.server.BaseHTTPRequestHandler):
     """Bearer-token auth in front of a registry, as Docker Hub, GHCR and Harbor do it."""
 
     upstream = ""
+    realm = ""  # the token service named in the challenge: by default this server's /token
     seen: list[str]
 
     def log_message(self, *args: object) -> None:
@@ -49,7 +51,8 @@ class _AuthFront(http.server.BaseHTTPRequestHandler):
         self.seen.append(self.headers.get("Authorization") or "")
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             host = self.server.server_address  # type: ignore[attr-defined]
-            challenge = (f'Bearer realm="http://127.0.0.1:{host[1]}/token",'
+            realm = self.realm or f"http://127.0.0.1:{host[1]}/token"
+            challenge = (f'Bearer realm="{realm}",'
                          'service="front",scope="repository:x:pull,push"')
             self._reply(401, {"WWW-Authenticate": challenge},
                         b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')
@@ -88,6 +91,67 @@ def front(registry: LocalRegistry) -> Iterator[tuple[str, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler],
+           tls: ssl.SSLContext | None = None) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_credentials_go_to_no_plain_http_token_service_of_an_https_registry(
+        scheme: str, registry: LocalRegistry, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's leniency: a registry reached over HTTPS that named an http:// realm had
+    the credentials sent there in clear text."""
+    heard: list[str] = []
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            heard.append(self.headers.get("Authorization") or "")
+            self.send_response(200)
+            body = json.dumps({"token": TOKEN}).encode()
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert, key = self_signed(tmp_path)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what the client trusts
+    plain = _serve(Plain)
+    seen: list[str] = []
+    front_handler = type("Front", (_AuthFront,), {"upstream": registry.host, "seen": seen})
+    front = _serve(front_handler, context)
+    port = front.server_address[1]
+    front_handler.realm = (f"http://127.0.0.1:{plain.server_address[1]}/token"
+                           if scheme == "http" else f"https://127.0.0.1:{port}/token")
+    try:
+        client = Registry(parse_reference(f"oci://127.0.0.1:{port}/magcfg/auth:production"),
+                          credentials=(USER, PASSWORD))
+        if scheme == "https":
+            assert client.manifest("magcfg/auth", "production") is None  # the real registry's 404
+            assert f"Bearer {TOKEN}" in seen
+            return
+        with pytest.raises(RegistryError) as info:
+            client.manifest("magcfg/auth", "production")
+        assert heard == []
+        message = info.value.format()
+        assert (f"the token service http://127.0.0.1:{plain.server_address[1]}/token that "
+                f"the registry names is plain HTTP, and 127.0.0.1:{port} is reached over "
+                "HTTPS: its credentials are not sent there") in message, message
+        assert PASSWORD not in message
+    finally:
+        for server in (front, plain):
+            server.shutdown()
+            server.server_close()
 
 
 def _docker_config(tmp_path: Path, host: str, auth: dict[str, str]) -> Path:

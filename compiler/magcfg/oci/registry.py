@@ -326,6 +326,12 @@ class Registry:
         realm = params.pop("realm", "")
         if not realm.startswith(("https://", "http://")):
             return False
+        if self.credentials and realm.startswith("http://") and self.base.startswith("https://"):
+            # Docker sends them all the same; over plain HTTP anyone on the path reads
+            # them, and the registry's HTTPS protects nothing.
+            raise RegistryError(str(self.reference), f"the token service {realm} that the "
+                                f"registry names is plain HTTP, and {self.reference.host} "
+                                "is reached over HTTPS: its credentials are not sent there")
         query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
         request = urllib.request.Request(realm + ("?" + query if query else ""))
         if self.credentials:
