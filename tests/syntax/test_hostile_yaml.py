@@ -5,6 +5,8 @@ change what its numbers meant)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from ..conftest import Project, failed_cleanly, tree_state
@@ -85,6 +87,29 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
     ("merge-conflict", "magds:\n<<<<<<< HEAD\n  port: 1\n=======\n  port: 2\n>>>>>>> x\n",
      [f"{DEV}:2: error: an unresolved merge conflict (git's <<<<<<< marker): resolve it, "
       "then build again"]),
+    # Between the markers of a conflict inside a quoted string or a flow collection is
+    # text YAML accepts: it built, and was signed, with both sides in the value.
+    ("merge-conflict-in-a-quoted-string",
+     'magds:\n  host: "db\n<<<<<<< HEAD\n    .ours\n=======\n    .theirs\n>>>>>>> x\n    "\n',
+     [f"{DEV}:3: error: an unresolved merge conflict (git's <<<<<<< marker): resolve it, "
+      "then build again"]),
+    ("merge-conflict-in-a-flow-list",
+     "magds:\n  tags: [a,\n<<<<<<< HEAD\n    b,\n=======\n    c,\n>>>>>>> x\n    d]\n",
+     [f"{DEV}:3: error: an unresolved merge conflict (git's <<<<<<< marker): resolve it, "
+      "then build again"]),
+    # Half resolved: the top of the conflict removed, the rest left.
+    ("merge-conflict-half-resolved",
+     "magds:\n  tags: [a,\n    b,\n=======\n    c,\n>>>>>>> x\n    d]\n",
+     [f"{DEV}:4: error: an unresolved merge conflict (git's ======= marker): resolve it, "
+      "then build again"]),
+    ("merge-conflict-diff3-crlf",
+     b"magds:\r\n  host: 'db\r\n||||||| base\r\n    .x'\r\n",
+     [f"{DEV}:3: error: an unresolved merge conflict (git's ||||||| marker): resolve it, "
+      "then build again"]),
+    ("merge-conflict-end-marker",
+     'magds:\n  host: "db\n>>>>>>>\n  "\n',
+     [f"{DEV}:3: error: an unresolved merge conflict (git's >>>>>>> marker): resolve it, "
+      "then build again"]),
     ("directive", "%YAML 1.1\n---\nmagds: {port: 1}\n",
      [f"{DEV}:1: error: directives (%YAML, %TAG) are not supported: magcfg reads YAML 1.2; "
       "remove the directive"]),
@@ -160,3 +185,45 @@ def test_a_deep_project_file_is_refused_located(mini: Project) -> None:
     mini.write("magcfg.yaml", "version: 1\nx:\n  " + "- " * 20_000 + "1\n")
     assert failed_cleanly(mini.run("build")) == (
         "magcfg.yaml:3: error: nesting deeper than 64 levels\n")
+
+
+def test_a_marker_line_inside_a_block_scalar_is_text(mini: Project) -> None:
+    """Git writes its markers from the first column, where no line of a block scalar of
+    a layer starts: an indented marker-like line is the scalar's text, and a line of
+    seven characters that is not one of git's markers is no conflict."""
+    mini.write(DEV, "magds:\n  host: localhost\n  tags:\n    - |\n      above\n      =======\n"
+                    "      <<<<<<< HEAD\n    - \"x\n  =======\n  <<<<<<<<\"\n")
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
+    config = (mini.root / "generated/dev/config.json").read_text()
+    assert '"above\\n=======\\n<<<<<<< HEAD\\n"' in config
+    assert '"x ======= <<<<<<<<"' in config
+
+
+def test_a_conflict_git_leaves_in_a_quoted_string_is_refused(mini: Project) -> None:
+    """The real flow: two branches change the same line of a multi-line string, git
+    merges what it can and leaves the rest between its markers, which YAML reads as
+    text; the build refuses the layer at the first marker and writes nothing."""
+    from ..review.promotion_repo import git
+
+    mini.write(DEV, 'magds:\n  host: "db\n    .internal\n    .example"\n')
+    git(mini.root, "init", "-q", "-b", "main")
+    git(mini.root, "config", "user.name", "Dana Dev")
+    git(mini.root, "config", "user.email", "dana@example.com")
+    assert mini.run("build").returncode == 0
+    git(mini.root, "add", "-A")
+    git(mini.root, "commit", "-qm", "base")
+    git(mini.root, "checkout", "-qb", "other")
+    mini.write(DEV, 'magds:\n  host: "db\n    .corp\n    .example"\n')
+    git(mini.root, "commit", "-qam", "theirs")
+    git(mini.root, "checkout", "-q", "main")
+    mini.write(DEV, 'magds:\n  host: "db\n    .lan\n    .example"\n')
+    git(mini.root, "commit", "-qam", "ours")
+    with pytest.raises(subprocess.CalledProcessError):
+        git(mini.root, "merge", "-q", "other")
+    assert "<<<<<<< HEAD\n" in (mini.root / DEV).read_text()
+    before = tree_state(mini.root / "generated")
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr == (f"{DEV}:3: error: an unresolved merge conflict (git's <<<<<<< marker): "
+                      "resolve it, then build again\n")
+    assert tree_state(mini.root / "generated") == before

@@ -77,10 +77,11 @@ if TYPE_CHECKING:
 
 __all__ = ["KEY_FILE_NAME", "MAX_PACKS", "NO_CACHE_ENV", "BuildCache", "cache_key_file"]
 
-_FORMAT = 4
+_FORMAT = 5
 """The format of the entries and what a cached fragment vouches for: bumped when either
 changes, so that no entry an older magcfg wrote (a fragment that passed fewer checks, 3:
-before layer files' literal secrets were checked) is taken as this one's."""
+before layer files' literal secrets were checked, 4: before git's conflict markers in a
+quoted string were refused) is taken as this one's."""
 _SALT = f"magcfg-{__version__}-{_FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}".encode()
 MAX_PACKS = 8
 NO_CACHE_ENV = "MAGCFG_NO_CACHE"

@@ -91,6 +91,9 @@ def parse_layer(path: str, raw: bytes, document: str = "layer file"
 
     Raises ``LoadFailed`` with located diagnostics."""
     text = decode_text(path, raw)
+    conflict = conflict_marker(path, text)
+    if conflict is not None:
+        raise conflict
     if fast_path_eligible(raw, text):
         data = _parse_fast(text)
         if data is not None:
@@ -348,18 +351,34 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
 
-_CONFLICT = re.compile(r"^<{7}(?: |$)", re.MULTILINE)
-"""The first line of a conflict git leaves in a file it could not merge."""
+_CONFLICT = re.compile(r"^(<{7}|\|{7}|>{7})(?: [^\n]*)?\r?$|^={7}\r?$", re.MULTILINE)
+"""A line git writes where it could not merge, from the first column: ``<<<<<<< ours``,
+``||||||| base`` (diff3), ``=======``, ``>>>>>>> theirs``."""
+
+
+def conflict_marker(path: str, text: str) -> LoadFailed | None:
+    """The error for the first of git's conflict markers in ``text``, if it holds one.
+    Git writes them from the first column, where no line of a layer's block scalar
+    (``|``, ``>``) starts: only a multi-line quoted string or flow collection could hold
+    such a line as text, and there it may be indented, to the same value."""
+    if not any(m in text for m in ("<<<<<<<", "|||||||", "=======", ">>>>>>>")):
+        return None  # the search below looks at every line; most files hold none of them
+    found = _CONFLICT.search(text)
+    if found is None:
+        return None
+    marker = found.group()[:7]
+    # YAML's words for git's markers name a line below them and say nothing of a merge,
+    # and text between markers a parser accepts builds, and is signed, with both sides.
+    return LoadFailed([Diagnostic(
+        path, text.count("\n", 0, found.start()) + 1, None,
+        f"an unresolved merge conflict (git's {marker} marker): resolve it, then build "
+        "again", code="syntax")])
 
 
 def _syntax_error(path: str, exc: Any, text: str = "") -> LoadFailed:
-    conflict = _CONFLICT.search(text)
+    conflict = conflict_marker(path, text)
     if conflict is not None:
-        # YAML's words for git's markers name a line below them and say nothing of a merge.
-        return LoadFailed([Diagnostic(
-            path, text.count("\n", 0, conflict.start()) + 1, None,
-            "an unresolved merge conflict (git's <<<<<<< marker): resolve it, then build "
-            "again", code="syntax")])
+        return conflict
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else None
     problem = exc.problem or "syntax error"
