@@ -6,6 +6,8 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
+import contextlib
+import dataclasses
 import inspect
 import os
 import re
@@ -66,6 +68,54 @@ def _help(text: str) -> str:
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+class _FromTop:
+    """File names as ``build`` prints them: from the top of the project's repository, as
+    ``lint`` names them, so that its hook and ``lint``'s, which pre-commit and CI run from
+    the top, name the same file alike (a project at the top, or outside git: as they
+    are). Git is asked once, only when a name is printed."""
+
+    def __init__(self, proj: "Project | None", project: Path | None) -> None:
+        self.proj, self.project = proj, project
+        self._prefix: str | None = None
+
+    def _directory(self) -> Path | None:
+        if self.proj is not None:
+            return self.proj.root
+        from .project import find_project_file
+
+        try:  # the project file failed to load: its directory is known all the same
+            file = self.project if self.project is not None else find_project_file()
+        except MagcfgError:
+            return None
+        return Path(os.path.realpath(file.parent))
+
+    def prefix(self) -> str:
+        if self._prefix is None:
+            from .project import git_root
+
+            self._prefix = ""
+            directory = self._directory()
+            top = git_root(directory) if directory is not None and directory.is_dir() else None
+            if top is not None and directory is not None:
+                with contextlib.suppress(ValueError):
+                    relative = directory.relative_to(os.path.realpath(top)).as_posix()
+                    self._prefix = "" if relative == "." else f"{relative}/"
+        return self._prefix
+
+    def name(self, rel: str) -> str:
+        """``rel`` (relative to the project directory, or absolute) from the top."""
+        return rel if not rel or os.path.isabs(rel) else self.prefix() + rel
+
+    def diagnostic(self, d: Diagnostic) -> Diagnostic:
+        return dataclasses.replace(d, file=self.name(d.file))
+
+    def fail(self, exc: MagcfgError) -> NoReturn:
+        """``_fail``, the files named from the top."""
+        print(MagcfgError([self.diagnostic(d) for d in exc.diagnostics]).format(),
+              file=sys.stderr)
+        raise typer.Exit(exc.exit_code)
 
 
 # ---------------------------------------------------------------- conventions: reports, version
@@ -178,7 +228,8 @@ def build(
             known = env or (list(proj.environments) if proj is not None else [])
             _print_report("build_report", known, None, check, exc.diagnostics)
             raise typer.Exit(1) from None
-        _fail(exc)
+        _FromTop(proj, project).fail(exc)
+    top = _FromTop(proj, project)
     problems = []
     if since is not None:
         from .review.succession import check_since
@@ -190,7 +241,7 @@ def build(
                 _print_report("build_report", result.environments, result, check,
                               [*result.warnings, *exc.diagnostics])
                 raise typer.Exit(1) from None
-            _fail(exc)
+            top.fail(exc)
     if as_json:
         _print_report("build_report", result.environments, result, check,
                       [*result.warnings, *problems])
@@ -200,9 +251,9 @@ def build(
     with reporting:
         if not quiet:
             for d in result.warnings:
-                _stderr(d.format())
+                _stderr(top.diagnostic(d).format())
     for d in problems:
-        _stderr(d.format())
+        _stderr(top.diagnostic(d).format())
     if problems:
         raise typer.Exit(1)
     if timings and result.timings is not None:
@@ -213,7 +264,7 @@ def build(
     if check:
         if result.stale:
             for name in result.stale:
-                _stderr(f"stale: {printable(name)}")
+                _stderr(f"stale: {printable(top.name(name))}")
             _stderr("generated/ does not match the layers: run `magcfg build`")
             raise typer.Exit(1)
         if not quiet:
@@ -223,7 +274,7 @@ def build(
         for name in result.written:
             # A stale signature or attestation is removed with the manifest it signed.
             gone = not os.path.lexists(proj.root / name)
-            _stderr(f"{'removed' if gone else 'wrote'} {printable(name)}")
+            _stderr(f"{'removed' if gone else 'wrote'} {printable(top.name(name))}")
         _stderr(f"built {', '.join(result.environments)} "
                 f"({len(result.written)} file(s) changed)")
 

@@ -272,9 +272,11 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     stale = _commit(top, env, "layer edit, no build")
     assert stale.returncode == 1, stale.stdout + stale.stderr
     said = stale.stdout + stale.stderr  # git passes on the hook's output
-    assert "Failed" in said and "stale: generated/dev/config.json" in said, said
+    # Named from the top, where the hook and CI run, as lint names files.
+    assert "Failed" in said and f"stale: {ODD}/generated/dev/config.json" in said, said
     ci = _shell(top, run, env)
-    assert ci.returncode == 1 and "stale: generated/dev/config.json" in ci.stderr, ci.stderr
+    assert ci.returncode == 1 and f"stale: {ODD}/generated/dev/config.json" in ci.stderr, \
+        ci.stderr
 
     built = _shell(top, "magcfg build -q --project 'odd/my dir#1: x/magcfg.yaml'", env)
     assert built.returncode == 0, built.stderr
@@ -296,6 +298,54 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     ci = _shell(top, lint, env)
     assert ci.returncode == 1 and "app/prod.env:2:13: MAG002" in ci.stdout, ci.stdout
     assert "CANARYinit1" not in said + ci.stdout + ci.stderr
+
+
+def test_the_build_names_files_from_the_top_as_lint_does(tmp_path: Path) -> None:
+    """In a monorepo the build's errors, warnings and file names are from the repository's
+    top, wherever it runs, as lint's are: the same file named alike by both hooks, and a
+    name the user at the top (pre-commit, CI) can open. At the top, names are as
+    written."""
+    top = tmp_path / "mono"
+    (top / "platform/config").mkdir(parents=True)
+    _git(top, "init", "-q")
+    _committer(top)
+    done = Project(top).run("init", "platform/config", "--ci", "none")
+    assert done.returncode == 0, done.stderr
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "init")
+    below = Project(top / "platform/config")
+    layer = below.root / "layers/base/app.yaml"
+    layer.write_text(layer.read_text() + "  password: hunter2-CANARYtop\n")
+    expected = [f"platform/config/layers/base/app.yaml:{len(layer.read_text().splitlines())}"]
+    lint = Project(top).run("lint", "--project", "platform/config/magcfg.yaml")
+    assert lint.returncode == 1 and lint.stdout.startswith(expected[0] + ":"), lint.stdout
+    for where, project in ((Project(top), "platform/config/magcfg.yaml"), (below, "magcfg.yaml")):
+        built = where.run("build", "--check", "--quiet", "--project", project)
+        assert built.returncode == 1, built.stderr
+        assert built.stderr.startswith(expected[0] + ": error: unknown key 'password'"), \
+            built.stderr
+        assert "CANARYtop" not in built.stderr
+    layer.write_text(layer.read_text().replace("  password: hunter2-CANARYtop\n", "")
+                     .replace("log_level: info", "log_level: debug"))
+    stale = Project(top).run("build", "--check", "--project", "platform/config/magcfg.yaml")
+    assert "stale: platform/config/generated/dev/config.json\n" in stale.stderr, stale.stderr
+    built = below.run("build", "--env", "dev")
+    assert built.returncode == 0, built.stderr
+    assert "wrote platform/config/generated/dev/config.json\n" in built.stderr, built.stderr
+    # The project file itself, when it does not load.
+    project_file = below.root / "magcfg.yaml"
+    project_file.write_text(project_file.read_text() + "bogus: 1\n")
+    failed = Project(top).run("build", "--project", "platform/config/magcfg.yaml")
+    assert failed.stderr.startswith("platform/config/magcfg.yaml:"), failed.stderr
+    # A project at the top: its names as written.
+    mini = Project(tmp_path / "alone")
+    (mini.root).mkdir()
+    _git(mini.root, "init", "-q")
+    assert mini.run("init", "--ci", "none").returncode == 0
+    app = mini.root / "layers/base/app.yaml"
+    app.write_text(app.read_text().replace("log_level: info", "log_level: debug"))
+    stale = mini.run("build", "--check")
+    assert "stale: generated/dev/config.json\n" in stale.stderr, stale.stderr
 
 
 def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Path) -> None:
