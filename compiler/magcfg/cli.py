@@ -252,6 +252,14 @@ def build(
         if not quiet:
             for d in result.warnings:
                 _stderr(top.diagnostic(d).format())
+            for env_name, artifact in result.artifacts.items():
+                if artifact.policy_only:  # not a warning: nothing is wrong (--strict)
+                    manifest = top.name(f"{proj.output}/{env_name}/manifest.json")
+                    _stderr(f"{printable(manifest)}: note: only the reload policy changed "
+                            "(hot_keys, restart_keys): the version stays, as no file a "
+                            "service loads changed; a running service has nothing to "
+                            "apply, and judges its next version's changes by that "
+                            "version's policy (docs/runtime.md)")
     for d in problems:
         _stderr(top.diagnostic(d).format())
     if problems:

@@ -81,6 +81,9 @@ class Artifact:
     warnings: list[Diagnostic]
     stack: LayerStack
     context: CompileContext | None = field(default=None, repr=False, compare=False)
+    policy_only: bool = False
+    """Its manifest's reload policy is all that changed: the version stays
+    (``emit.manifest_bytes``)."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -808,7 +811,7 @@ class Compiler:
             hot, restart = self.reload_partition()
             inputs = [(self.project.file, self.project.build_digest(env))]
             inputs += [(f.path, f.digest) for f in stack.files()]
-            manifest = manifest_bytes(
+            manifest, policy_only = manifest_bytes(
                 env=env, files=files, inputs_digest=inputs_digest(inputs),
                 input_count=len(inputs), schema_path=schema.path if schema else None,
                 schema_digest=f"sha256:{schema.digest}" if schema else None,
@@ -824,7 +827,7 @@ class Compiler:
             for delivery in extensions.delivery_emitters:
                 files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
-                        stack, context), diagnostics
+                        stack, context, policy_only), diagnostics
 
     def build_checks(self, artifacts: list[Artifact]) -> list[Diagnostic]:
         """Errors of the build checks (e.g. CUE) over the compiled environments."""

@@ -33,6 +33,7 @@ from magcfg.runtime.state import STATE_FILE
 from magcfg.signing.keys import Ed25519PrivateKey
 
 from .fixtures import (
+    HOT,
     KubeletWriter,
     artifact_files,
     base_config,
@@ -1108,3 +1109,21 @@ def test_a_catastrophic_pattern_cannot_hang_the_kernels_check_env(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout == ("[('MAGCFG_MAGDS_PASSWORD', (('pattern', \"does not match pattern "
                            "'^(.+)+Z'\"),))]\n")
+
+
+def test_a_policy_only_rebuild_changes_nothing_and_the_next_version_is_judged_by_its_own(
+        rig: Rig) -> None:
+    """What ``build`` says of a change of reload policy alone (the version stays): the
+    running service has nothing to apply, and a later version's changes are judged by
+    the policy that version's manifest carries, not by the one running."""
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    hot_port = {"hot_keys": [*HOT, "maggate.port"], "restart_keys": ["logging.format", "magds"]}
+    rig.write(1, extra_manifest=hot_port)  # same version, same config, another policy
+    assert kernel.reload().status == "unchanged" and kernel.version == 1
+    config = base_config(2)
+    config["maggate"]["port"] = 9443  # restart-only under the running manifest's policy
+    rig.write(2, config, extra_manifest=hot_port)
+    result = kernel.reload()
+    assert (result.status, kernel.version) == ("applied", 2), result
+    assert kernel.get("maggate.port") == 9443

@@ -337,3 +337,35 @@ def test_a_replace_ref_does_not_number_versions(repo: Path, tmp_path: Path) -> N
     (repo / "generated/dev/manifest.json").unlink()
     build(repo)
     assert (repo / "generated/dev/manifest.json").read_bytes() == committed
+
+
+def test_a_reload_policy_change_alone_keeps_the_version_and_says_so(repo: Path) -> None:
+    """``x-magcfg-reload`` changed and nothing a service loads: the version stays (a new
+    one would reload services for nothing), and the build says why, as a note that
+    ``--strict`` does not refuse: nothing is wrong."""
+    schema = repo / "schemas/schema.json"
+    schema.write_text(schema.read_text().replace('"x-magcfg-reload": "hot"',
+                                                 '"x-magcfg-reload": "restart"'))
+    before = {env: manifest(repo, env) for env in ("dev", "prod")}
+    done = run_magcfg(repo, "build", "--strict")
+    assert done.returncode == 0, done.stderr
+    assert versions(repo) == {"dev": 1, "prod": 1}
+    after = manifest(repo, "prod")
+    assert (after["hot_keys"], after["restart_keys"]) != (before["prod"]["hot_keys"],
+                                                          before["prod"]["restart_keys"])
+    assert after["config_digest"] == before["prod"]["config_digest"]
+    note = ("generated/{env}/manifest.json: note: only the reload policy changed (hot_keys, "
+            "restart_keys): the version stays, as no file a service loads changed; a running "
+            "service has nothing to apply, and judges its next version's changes by that "
+            "version's policy (docs/runtime.md)\n")
+    assert note.format(env="dev") in done.stderr and note.format(env="prod") in done.stderr
+    assert "warning" not in done.stderr
+    assert run_magcfg(repo, "build", "--quiet").stderr == ""
+    # Committed, the policy is the base's: nothing more to say; a change of config with
+    # it is a new version as any.
+    git(repo, "commit", "-qam", "logging restarts")
+    assert "note:" not in run_magcfg(repo, "build").stderr
+    (repo / "layers/environments/prod/logging.yaml").write_text("logging:\n  level: error\n")
+    done = run_magcfg(repo, "build")
+    assert done.returncode == 0 and "note:" not in done.stderr, done.stderr
+    assert versions(repo) == {"dev": 1, "prod": 2}

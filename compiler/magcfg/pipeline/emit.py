@@ -74,14 +74,17 @@ def manifest_bytes(
     secret_keys: list[str] | None = None,
     manifest_path: str,
     digests: Mapping[str, str] | None = None,
-) -> bytes:
-    """manifest.json (docs/artifact.md). ``version`` is the previous manifest's version if
-    the emitted files are unchanged, else one more (docs/versioning.md). ``digests``:
-    the ``sha256`` of some of ``files``, already known."""
+) -> tuple[bytes, bool]:
+    """manifest.json (docs/artifact.md), and whether its reload policy (``hot_keys``,
+    ``restart_keys``) is all that changed from the previous manifest's: ``version`` is
+    the previous manifest's version if the emitted files are unchanged, else one more
+    (docs/versioning.md). ``digests``: the ``sha256`` of some of ``files``, already
+    known."""
     known = digests or {}
     file_digests = {name: known.get(name) or sha256(data)
                     for name, data in sorted(files.items())}
     version = 1
+    policy_only = False
     if previous is not None:
         try:
             old = load_manifest(previous)
@@ -93,6 +96,8 @@ def manifest_bytes(
                 code="manifest")]) from None
         old_version = old["version"]
         version = old_version if old["files"] == file_digests else old_version + 1
+        policy_only = version == old_version and (
+            old["hot_keys"], old["restart_keys"]) != (hot_keys, restart_keys)
         if version > MAX_VERSION:
             raise BuildError([Diagnostic(
                 manifest_path, None, "version",
@@ -124,7 +129,7 @@ def manifest_bytes(
             manifest_path, None, None,
             f"would be {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} every reader of "
             "an artifact accepts (too many files or reload keys)", code="manifest")])
-    return data
+    return data, policy_only
 
 
 def inputs_digest(entries: Iterable[tuple[str, str]]) -> str:
