@@ -632,6 +632,28 @@ def test_layer_files_one_file_on_macos_or_windows_are_refused(
     assert mini.snapshot_tree() == {}
 
 
+@pytest.mark.parametrize(("rel", "device"), [
+    ("layers/base/con.yaml", "con.yaml"), ("layers/base/NUL.yaml", "NUL.yaml"),
+    ("layers/base/Com1.tar.yaml", "Com1.tar.yaml"), ("layers/base/aux/logging.yaml", "aux"),
+    ("layers/base/lpt\u00b9.yaml", "lpt\u00b9.yaml"), ("layers/base/prn .yaml", "prn .yaml"),
+    ("layers/base/console.yaml", None), ("layers/base/com10.yaml", None),
+])
+def test_a_layer_file_named_as_a_windows_device_is_refused(
+        mini: Project, rel: str, device: str | None) -> None:
+    """``con.yaml`` is no file on Windows (CON, PRN, AUX, NUL, COM0-9, LPT0-9, any case,
+    any extension): a checkout there lacks it and builds, and signs, other bytes."""
+    mini.write(rel, "magds:\n  tags: [a]\n")
+    done = mini.run("build")
+    if device is None:
+        assert done.returncode == 0, done.stderr
+        return
+    assert failed_cleanly(done) == (
+        f"{rel}: error: has the name '{device}', which Windows keeps for a device (CON, "
+        "PRN, AUX, NUL, COM0-9, LPT0-9, with any extension): a checkout on Windows cannot "
+        "hold it; rename it\n")
+    assert mini.snapshot_tree() == {}
+
+
 @pytest.mark.parametrize("names", [("stra\u00dfe", "strasse"), ("\ufb01le", "file")])
 def test_layer_files_only_full_case_folding_makes_one_are_two(
         mini: Project, names: tuple[str, str]) -> None:

@@ -139,18 +139,40 @@ def _simple_fold(char: str) -> str:
     return lower if len(lower) == 1 else char
 
 
+WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                             *(f"{port}{n}" for port in ("COM", "LPT")
+                               for n in "0123456789\u00b9\u00b2\u00b3")})
+"""Names Windows keeps for devices, in any case and with any extension (``nul.yaml``,
+``Com1.tar.gz``): a file or directory of such a name cannot be checked out there."""
+
+
+def windows_device(path: str) -> str | None:
+    """The first name in ``path`` that Windows keeps for a device, or None."""
+    for part in path.split("/"):
+        if part.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICES:
+            return part
+    return None
+
+
 def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
     """A problem for each of ``paths`` that differs from another only in case, in
     Unicode normalization (``é`` as one code point or as ``e`` and a combining accent),
     in a trailing dot or space of a name (Windows drops them) or in a code point HFS+
     ignores (a zero-width joiner): macOS or Windows file systems hold one file for both,
     so a checkout there would build from other bytes than one on Linux. The later path
-    in byte order is named."""
+    in byte order is named. So is each path with a name Windows keeps for a device
+    (``WINDOWS_DEVICES``): a checkout there lacks the file, and builds without it."""
     import unicodedata
 
     first: dict[str, str] = {}
     problems = []
     for path in sorted(set(paths), key=lambda p: p.encode("utf-8", "surrogateescape")):
+        device = windows_device(path)
+        if device is not None:
+            problems.append(path_problem(path, f"has the name {device!r}, which Windows "
+                                         "keeps for a device (CON, PRN, AUX, NUL, COM0-9, "
+                                         "LPT0-9, with any extension): a checkout on "
+                                         "Windows cannot hold it; rename it"))
         other = first.setdefault(one_file_name(path), path)
         if other == path:
             continue
