@@ -462,6 +462,20 @@ def test_cue_layer_errors_are_located(app: Project) -> None:
     assert app.snapshot_tree() == before
 
 
+def test_a_conflict_left_in_a_cue_layer_is_refused_at_its_marker(app: Project) -> None:
+    """A multi-line string closed in the first column holds git's markers as text: cue
+    exports both sides; the build refuses the file at the first marker."""
+    app.write("layers/environments/prod/notes.cue",
+              'magds: host: """\ndb\n<<<<<<< HEAD\n.ours\n=======\n.theirs\n'
+              '>>>>>>> other\n"""\n')
+    before = app.snapshot_tree()
+    result = app.run("build")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == ("layers/environments/prod/notes.cue:3: error: an unresolved merge "
+                             "conflict (git's <<<<<<< marker): resolve it, then build again\n")
+    assert app.snapshot_tree() == before
+
+
 def test_cue_layer_must_be_a_struct(app: Project) -> None:
     app.write("layers/environments/dev/list.cue", "[1, 2]\n")
     result = app.run("build")

@@ -41,7 +41,7 @@ from ..pipeline.cache import BuildCache
 from ..pipeline.load import ParsedFile
 from ..syntax.locate import locate_cue
 from ..syntax.scalars import Refusal, json_number
-from ..syntax.strict_yaml import MAX_DEPTH
+from ..syntax.strict_yaml import MAX_DEPTH, conflict_marker
 from .binary import CueBinary, find_cue, merge_disjunctions, parse_errors, workdir
 
 if TYPE_CHECKING:
@@ -59,6 +59,12 @@ def load_cue_layers(compiler: Workspace, paths: list[str]) -> dict[str, ParsedFi
     if not paths:
         return {}
     raws = {p: compiler.source.read(p) for p in paths}
+    # As for a YAML layer: a conflict inside a multi-line string evaluates, both sides.
+    conflicts = [d for p in paths
+                 if (found := conflict_marker(p, raws[p].decode("utf-8", errors="replace")))
+                 for d in found.diagnostics]
+    if conflicts:
+        raise BuildError(conflicts)
     cue = find_cue(paths[0], compiler.project.root, compiler.cache)
     digests = {p: hashlib.sha256(raws[p]).hexdigest() for p in paths}
     names = {p: BuildCache.fragment_key("cue-export", cue.version, digests[p]) for p in paths}
