@@ -603,6 +603,39 @@ def test_a_failed_publish_names_its_file_and_leaves_out_as_it_was(setup: Setup) 
     assert list(fresh.iterdir()) == []
 
 
+def test_a_version_whose_state_cannot_be_saved_is_not_published(setup: Setup) -> None:
+    """A full disk under --state-dir was only logged: version 2 went into --out with the
+    state's floor at 1, and a restart took the older signed artifact and published it."""
+    setup.write(1)
+    args = ["--artifact", str(setup.art), "--env", "production", "--public-key",
+            str(setup.pub), "--out", str(setup.out), "--state-dir", str(setup.state),
+            "--poll-interval", "0.2"]
+    limit = 9000  # version 1's state is smaller; version 2's state is not, its files are
+    sidecar = Sidecar(args, setup.root, fsize=limit)
+    setup.sidecars.append(sidecar)
+    assert wait_for(lambda: bool(sidecar.events(PUBLISHED)))
+    config = base_config(2)
+    config["features"]["note"] = "x" * 6000
+    setup.write(2, config)
+    assert wait_for(lambda: bool(sidecar.events(RELOAD_FAILED)))
+    data = sidecar.events(RELOAD_FAILED)[0]["data"]
+    assert (data["stage"], data["reason"], data["active_version"]) == (
+        "persist", "state_unwritable", 1)
+    assert data["error"] == (f"{setup.state}/last-known-good.json: cannot save the last "
+                             "known-good state: file too large: version 2 is not served "
+                             "until its version floor is saved")
+    assert setup.check_published() == 1 and not sidecar.events(RELOADED)
+    assert sidecar.terminate() == 0 and "Traceback" not in sidecar.stderr
+    # At start: the last known-good is served and published, not version 2.
+    again = Sidecar(args, setup.root, fsize=limit)
+    setup.sidecars.append(again)
+    assert wait_for(lambda: bool(again.events(LOADED)))
+    assert again.events(LOADED)[0]["data"]["source"] == "last_known_good"
+    assert again.events(RELOAD_FAILED)[0]["data"]["reason"] == "state_unwritable"
+    assert setup.check_published() == 1
+    assert again.terminate() == 0 and "Traceback" not in again.stderr
+
+
 def test_leftovers_it_cannot_remove_at_start_are_a_clear_error(setup: Setup) -> None:
     # An --out whose entries cannot be removed: the leftover link of an interrupted
     # publish stays. Root passes over permissions, so there it is made immutable

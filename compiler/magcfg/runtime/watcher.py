@@ -176,7 +176,7 @@ class DirectoryWatcher:
                         "by the poll every %s s", self.directory, os.strerror(failed),
                         self.poll_interval)
         elif not failed and self._unwatched:
-            log.warning("magcfg: %s: watched with inotify again", self.directory)
+            log.info("magcfg: %s: watched with inotify again", self.directory)
         self._unwatched = failed
 
     def _wait(self, timeout: float) -> tuple[bool, bool]:
