@@ -447,8 +447,9 @@ def test_sigterm_ends_an_exec_command_that_runs_on(setup: Setup, moment: str) ->
     if moment == "reload":
         assert wait_for(lambda: bool(sidecar.events(PUBLISHED)), timeout=30)
         setup.write(2)
+    # The file is there, empty, before the shell writes the version into it.
     assert wait_for(lambda: started.exists()
-                    and started.read_text().split()[-1] == str(hangs_on), timeout=30)
+                    and started.read_text().split()[-1:] == [str(hangs_on)], timeout=30)
     begun = time.monotonic()
     code = sidecar.terminate()
     assert (code, time.monotonic() - begun < 8) == (0, True), sidecar.stderr
