@@ -665,6 +665,15 @@ def test_layer_files_only_full_case_folding_makes_one_are_two(
     assert done.returncode == 0, done.stderr
 
 
+_IGNORED_TAIL = ("so a clone of the repository, as CI builds, lacks it: commit it with "
+                 "`git add -f`, or take it out of that rule")
+
+
+def _ignored(path: str, rule: str) -> str:
+    """The build's error for an input git ignores by ``rule``."""
+    return f"{path}: error: is ignored by git ({rule}), {_IGNORED_TAIL}"
+
+
 def test_inputs_git_ignores_are_named_with_the_rule(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A layer or schema that git ignores is never committed: this checkout built with
@@ -691,8 +700,7 @@ def test_inputs_git_ignores_are_named_with_the_rule(
     spawned = calls(monkeypatch, subprocess, "Popen")
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(project))
-    tail = "so a clone of the repository, as CI builds, lacks it: commit it with `git add " \
-           "-f`, or take it out of that rule"
+    tail = _IGNORED_TAIL
     assert [d.format() for d in raised.value.diagnostics] == [
         f"layers/environments/dev/mine.local.yaml: error: is ignored by git "
         f"(layers/.gitignore:1:*.local.yaml), {tail}",
@@ -716,9 +724,7 @@ def test_inputs_a_negated_rule_takes_back_are_not_ignored(mini: Project) -> None
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(mini))
     assert [d.format() for d in raised.value.diagnostics] == [
-        "layers/base/magds.yaml: error: is ignored by git (.gitignore:4:layers/base/"
-        "magds.yaml), so a clone of the repository, as CI builds, lacks it: commit it "
-        "with `git add -f`, or take it out of that rule"]
+        _ignored("layers/base/magds.yaml", ".gitignore:4:layers/base/magds.yaml")]
     mini.write(".gitignore", "*.yaml\n!layers/**\n!magcfg.yaml\n")
     magcfg.build(load(mini))
 
@@ -736,9 +742,7 @@ def test_a_layer_path_that_reads_as_pathspec_magic_leaves_the_ignore_check_on(
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(mini))
     assert [d.format() for d in raised.value.diagnostics] == [
-        "layers/base/magds.yaml: error: is ignored by git (.gitignore:1:layers/base/"
-        "magds.yaml), so a clone of the repository, as CI builds, lacks it: commit it "
-        "with `git add -f`, or take it out of that rule"]
+        _ignored("layers/base/magds.yaml", ".gitignore:1:layers/base/magds.yaml")]
     mini.write(".gitignore", f"/{name}/\n".replace("!", "\\!"))
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(mini))
@@ -802,9 +806,7 @@ def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_pat
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(mini))
     assert [d.format() for d in raised.value.diagnostics] == [
-        "layers/environments/dev/mine.local.yaml: error: is ignored by git (.gitignore:1:"
-        "*.local.yaml), so a clone of the repository, as CI builds, lacks it: commit it "
-        "with `git add -f`, or take it out of that rule"]
+        _ignored("layers/environments/dev/mine.local.yaml", ".gitignore:1:*.local.yaml")]
 
 
 def test_an_output_git_ignores_is_a_warning_naming_the_rule(mini: Project) -> None:
@@ -843,8 +845,7 @@ def test_inputs_reached_through_symlinks_are_checked_where_they_are(
     mini.write("shared-prod/.gitignore", "ignored.yaml\n")
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(mini))
-    tail = "so a clone of the repository, as CI builds, lacks it: commit it with `git add " \
-           "-f`, or take it out of that rule"
+    tail = _IGNORED_TAIL
     assert [d.format() for d in raised.value.diagnostics] == [
         "layers/environments/dev/magds.yaml: error: is ignored by git (.gitignore:1:"
         f"private/, at private/magds.yaml, where it leads), {tail}",

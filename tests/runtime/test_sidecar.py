@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,6 +35,9 @@ from tests.conftest import failed_cleanly
 
 from .fixtures import KubeletWriter, artifact_files, base_config, wait_for
 from .hostile import HostileRegistry
+
+if TYPE_CHECKING:
+    from magcfg.runtime.sidecar import Sidecar as InProcessSidecar
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
@@ -756,6 +759,23 @@ def test_another_environments_artifact_is_not_served(setup: Setup) -> None:
     assert not setup.out.exists()
 
 
+def _break_the_watcher(setup: Setup, sidecar: InProcessSidecar, runner: threading.Thread,
+                       timeout: float) -> None:
+    """Once ``sidecar`` (run in process by ``runner``) watches with inotify, makes its
+    watcher's next read fail for real (a directory where the inotify descriptor was),
+    writes version 2 and waits up to ``timeout`` for ``runner`` to end."""
+    assert wait_for(lambda: sidecar.kernel.status()["watch"] == "inotify")
+    watcher = sidecar.kernel._watcher
+    assert watcher is not None and watcher._inotify is not None
+    directory = os.open(setup.root, os.O_RDONLY)
+    try:
+        os.dup2(directory, watcher._inotify.fd)
+        setup.write(2)
+        runner.join(timeout)
+    finally:
+        os.close(directory)
+
+
 def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     from magcfg.runtime.sidecar import Sidecar as InProcess
@@ -769,16 +789,7 @@ def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
     codes: list[int] = []
     runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
     runner.start()
-    assert wait_for(lambda: sidecar.kernel.status()["watch"] == "inotify")
-    watcher = sidecar.kernel._watcher
-    assert watcher is not None and watcher._inotify is not None
-    directory = os.open(setup.root, os.O_RDONLY)  # a real fault: reading it fails
-    try:
-        os.dup2(directory, watcher._inotify.fd)
-        setup.write(2)
-        runner.join(90)
-    finally:
-        os.close(directory)
+    _break_the_watcher(setup, sidecar, runner, 90)
     assert codes == [1]
     kinds = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
     assert "io.magflock.magcfg.config.watch_failed" in kinds, kinds
@@ -802,16 +813,7 @@ def test_the_sidecar_exits_1_when_its_watcher_dies_and_stdout_is_gone(setup: Set
     runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
     runner.start()
     try:
-        assert wait_for(lambda: sidecar.kernel.status()["watch"] == "inotify")
-        watcher = sidecar.kernel._watcher
-        assert watcher is not None and watcher._inotify is not None
-        directory = os.open(setup.root, os.O_RDONLY)  # a real fault: reading it fails
-        try:
-            os.dup2(directory, watcher._inotify.fd)
-            setup.write(2)
-            runner.join(30)
-        finally:
-            os.close(directory)
+        _break_the_watcher(setup, sidecar, runner, 30)
         assert codes == [1], "the sidecar went on with a dead watcher"
     finally:
         sidecar._stop.set()
