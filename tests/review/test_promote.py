@@ -12,7 +12,7 @@ import pytest
 
 from magcfg.review.yamledit import EditRefused, set_values
 
-from ..conftest import Project
+from ..conftest import MAGCFG, Project
 from .promotion_repo import CANARIES, FILES, GIT_ENV, git, make_repo, no_canary, tree
 
 
@@ -832,3 +832,38 @@ def test_a_promotion_rebased_over_a_concurrent_change_is_rebuilt_above_both(
     assert version("HEAD") == version("main") + 1
     config = json.loads((repo.root / "generated/production/config.json").read_text())
     assert (config["db"]["port"], config["db"]["pool"]["max"]) == (6432, 15)
+
+
+def test_what_a_failed_undo_leaves_is_named_from_where_promote_runs(repo: Project) -> None:
+    """git's porcelain names a file from the top of the work tree, octal-escaped and
+    quoted when it is not plain ASCII; the messages name each as written, from the
+    directory promote runs in."""
+    git(repo.root, "mv", "layers/environments/staging/db.yaml",
+        "layers/environments/staging/db café.yaml")
+    git(repo.root, "commit", "-q", "-m", "rename")
+
+    def promote() -> str:
+        done = subprocess.run([str(MAGCFG), "promote", "dev", "staging"],
+                              cwd=repo.root / "layers", capture_output=True, text=True,
+                              env={**os.environ, **GIT_ENV}, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        return done.stderr
+
+    edited = repo.root / "layers/environments/staging/db café.yaml"
+    edited.write_text(edited.read_text() + "# mine\n")
+    assert promote() == ("error: uncommitted changes in files the promotion reads or "
+                         "writes:\n M environments/staging/db café.yaml\ncommit or stash "
+                         "them first\n")
+    git(repo.root, "checkout", "--", ".")
+    # The hook refuses the commit and holds the index's lock: the undo cannot reset.
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\n: > \"$(git rev-parse --git-dir)/index.lock\"\nexit 1\n")
+    hook.chmod(0o755)
+    last = promote().splitlines()[-1]
+    assert (
+        "; ../generated/staging/config.json, ../generated/staging/configmap.yaml, "
+        "../generated/staging/manifest.json, environments/staging/db café.yaml, "
+        "environments/staging/logging.yaml changed; restore it with `git checkout -f main "
+        "&& git branch -D promote/dev-to-staging-") in last and "\\303" not in last, last
+    hook.unlink()
+    (repo.root / ".git/index.lock").unlink()

@@ -770,10 +770,11 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     inputs = [project.file, project.json_schema, project.cue_schema,
               *(spec.directory(plan.to_env) for spec in project.layers)]
     watched = paths + [str(root / p) for p in inputs if p]
-    dirty = repo.git.status("--porcelain", "--untracked-files=all", "--", *watched)
+    dirty = _status(repo, watched)
     if dirty:
-        raise BuildError(f"uncommitted changes in files the promotion reads or writes:\n"
-                         f"{dirty}\ncommit or stash them first")
+        raise BuildError("uncommitted changes in files the promotion reads or writes:\n"
+                         + "".join(f"{code} {path}\n" for code, path in dirty)
+                         + "commit or stash them first")
     tree = Tree(root, project.fenced)
     for rel in plan.texts:  # a refused target stops the promotion before any git change
         if os.path.lexists(root / rel):
@@ -804,7 +805,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
                      else f"{type(exc).__name__}: {exc}")
             raise BuildError(f"{first}\nand undoing the promotion failed too "
                              f"({_git_failure(undo)}): "
-                             f"{_left(repo, root, paths, original, branch)}") from None
+                             f"{_left(repo, paths, original, branch)}") from None
         _remove_empty(absent)
         raise
     written = [*plan.texts, generated]
@@ -888,7 +889,26 @@ def _remove_empty(directories: list[Path]) -> None:
             directory.rmdir()
 
 
-def _left(repo: Any, root: Path, paths: list[str], original: str, branch: str) -> str:
+def _status(repo: Any, paths: list[str]) -> list[tuple[str, str]]:
+    """``git status`` of ``paths``: each changed file's two-letter code and its path from
+    where magcfg runs, as written (``-z``: porcelain quotes and octal-escapes a name
+    that is not plain ASCII, and gives it from the top of the work tree)."""
+    out = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *paths,
+                          strip_newline_in_stdout=False)
+    top = str(repo.working_tree_dir)
+    entries = iter(out.split("\0"))
+    found = []
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        if "R" in code or "C" in code:
+            next(entries, None)  # the name it had: the entry after it
+        found.append((code, os.path.relpath(os.path.join(top, path))))
+    return found
+
+
+def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
     """What a failed undo left, as git tells it now, and how to restore the rest; what
     it may have left when git cannot tell."""
     import git
@@ -897,25 +917,24 @@ def _left(repo: Any, root: Path, paths: list[str], original: str, branch: str) -
     try:
         head = _head(repo)
         made = branch in [h.name for h in repo.heads]
-        status = repo.git.status("--porcelain", "--untracked-files=all", "--",
-                                 *paths).splitlines()
+        status = _status(repo, paths)
     except (git.GitCommandError, ValueError, TypeError):
         return (f"the repository may be left on branch {branch!r} with changes in "
-                f"{', '.join(os.path.relpath(p, root) for p in paths)}; restore it with "
+                f"{', '.join(os.path.relpath(p) for p in paths)}; restore it with "
                 f"`{restore} && git branch -D {branch}`")
     left = []
     if head != original:
         left.append(f"HEAD is on {head!r}, not {original!r}")
     if made:
         left.append(f"branch {branch!r} exists")
-    changed = [line[3:] for line in status]
+    changed = [path for _, path in status]
     if changed:
         left.append(f"{', '.join(changed)} changed")
     if not left:
         return "git shows nothing left of it"
     steps = [restore] if head != original or changed else []
     # A checkout leaves files git does not track: the promotion's new ones.
-    untracked = [line[3:] for line in status if line.startswith("??")]
+    untracked = [shlex.quote(path) for code, path in status if code == "??"]
     steps += [f"git clean -f -- {' '.join(untracked)}"] if untracked else []
     steps += [f"git branch -D {branch}"] if made else []
     return f"{'; '.join(left)}; restore it with `{' && '.join(steps)}`"
