@@ -854,12 +854,15 @@ class Compiler:
 
     def _secret_texts(self, redactor: Redactor) -> set[str]:
         """The text of every literal under a secret key in the layer files loaded: from
-        a file's data, or, for a ``.cue`` file cue could not evaluate, as written."""
+        a file's data, or, for a ``.cue`` file cue could not evaluate or whose data the
+        build did not need (a ``cue`` process to get it), as written."""
         if self._secrets_written is not None:
             return self._secrets_written
         found: set[str] = set()
         for path, prefixes in sorted(self._prefixes.items()):
             parsed = self._parsed.get(path)
+            if parsed is not None and path.endswith(CUE_SUFFIX) and not parsed.loaded:
+                parsed = None
             for prefix in sorted(prefixes):
                 if parsed is not None:
                     # A file that cannot be read again has its own error reported.

@@ -448,6 +448,24 @@ def test_cached_cue_layer_is_exported_again_when_its_fragment_is_merged(app: Pro
     assert cold.stale == []
 
 
+def test_a_warning_beside_a_cached_cue_layer_runs_no_cue_export(app: Project,
+                                                                 tmp_path: Path) -> None:
+    """A warning's message is masked of the layers' secret literals: a cached .cue
+    layer's are read from its text, not exported by a cue process."""
+    app.write("layers/environments/prod/magds.cue", CUE_LAYER)
+    shim, log = _counting_cue(tmp_path / "shim")
+    os.environ["MAGCFG_CUE"] = str(shim)
+    try:
+        _build(app)
+        log.unlink()
+        app.write("layers/base/logging.yaml", "logging:\n  level: warn\n")
+        result = _build(app)
+        assert _calls(log) == ["vet"]
+    finally:
+        del os.environ["MAGCFG_CUE"]
+    assert [d.code for d in result.artifacts["prod"].warnings] == ["redundant"]
+
+
 def test_cue_layer_errors_are_located(app: Project) -> None:
     app.write("layers/environments/prod/magds.cue", CUE_LAYER.replace("min: 4", "min: 4 & string"))
     app.write("layers/environments/dev/bad.cue", "package dev\n\nx: int\n")

@@ -82,6 +82,11 @@ class ParsedFile:
         return line_in(self.path, raw, found[1], self.file_keypath(keypath))
 
     @property
+    def loaded(self) -> bool:
+        """Whether ``data`` is at hand (not yet to be loaded from the file)."""
+        return self._data is not None
+
+    @property
     def data(self) -> dict[str, Any]:
         if self._data is None:
             assert self._loader is not None
