@@ -935,3 +935,32 @@ def test_a_secret_reached_through_an_alias_is_masked_in_another_keys_error(
     for path in project.root.rglob("*"):
         if path.is_file() and path.name != "a.yaml":
             assert canary.encode() not in path.read_bytes(), path
+
+
+def test_masking_a_rebuild_s_diagnostics_walks_the_changed_file_alone(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secret literals of each layer file are kept by its digest: an editor's
+    keystroke, which loads the layers again, walks the file it changed alone."""
+    from magcfg.compiler import Compiler
+    from magcfg.errors import Diagnostic
+    from magcfg.secrets.redaction import Redactor
+
+    walked: list[Any] = []
+    secret_texts = Redactor.secret_texts
+
+    def counted(self: Redactor, tree: Any, keypath: tuple[str, ...] = ()) -> set[str]:
+        walked.append(tree)
+        return secret_texts(self, tree, keypath)
+
+    monkeypatch.setattr(Redactor, "secret_texts", counted)
+    compiler = Compiler(load(mini))
+    warning = [Diagnostic("layers/base/logging.yaml", 1, "logging", "x", "warning", "t")]
+    compiler.load_stacks(["dev", "prod"])
+    compiler._redacted(warning)
+    files = len(walked)
+    assert files == len(compiler._prefixes) > 1
+    mini.write("layers/base/logging.yaml", "logging:\n  level: debug\n")
+    compiler.forget(["layers/base/logging.yaml"])
+    compiler.load_stacks(["dev", "prod"])
+    compiler._redacted(warning)
+    assert walked[files:] == [{"logging": {"level": "debug"}}]

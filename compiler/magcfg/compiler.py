@@ -238,6 +238,7 @@ class Compiler:
         # of the literals under their secret keys (``_secret_texts``), once asked for.
         self._prefixes: dict[str, set[tuple[str, ...]]] = {}
         self._secrets_written: set[str] | None = None
+        self._secrets_of: dict[tuple[str, str, tuple[str, ...]], frozenset[str]] = {}
         self._schema: Schema | None = None
         # (digest, size) or the error of the schema file, hashed by a thread while the
         # layers were read (``_schema_hashed_meanwhile``).
@@ -855,30 +856,43 @@ class Compiler:
     def _secret_texts(self, redactor: Redactor) -> set[str]:
         """The text of every literal under a secret key in the layer files loaded: from
         a file's data, or, for a ``.cue`` file cue could not evaluate or whose data the
-        build did not need (a ``cue`` process to get it), as written."""
+        build did not need (a ``cue`` process to get it), as written. Each file's are
+        kept by its digest: an editor's keystroke walks the file it changed alone."""
         if self._secrets_written is not None:
             return self._secrets_written
         found: set[str] = set()
+        known, self._secrets_of = self._secrets_of, {}
         for path, prefixes in sorted(self._prefixes.items()):
             parsed = self._parsed.get(path)
-            if parsed is not None and path.endswith(CUE_SUFFIX) and not parsed.loaded:
-                parsed = None
             for prefix in sorted(prefixes):
+                key = (path, parsed.digest if parsed is not None else "", prefix)
+                texts = known.get(key) if parsed is not None else None
+                if texts is None:
+                    texts = frozenset(self._file_secret_texts(redactor, path, parsed, prefix))
                 if parsed is not None:
-                    # A file that cannot be read again has its own error reported.
-                    with suppress(BuildError, LoadFailed):
-                        found |= redactor.secret_texts(parsed.data, prefix)
-                elif path.endswith(CUE_SUFFIX):
-                    try:
-                        text = self.source.read(path).decode("utf-8", errors="replace")
-                    except BuildError:
-                        continue
-                    for keypath, literal in written_literals(text):
-                        full = (*prefix, *keypath)
-                        if literal and any(redactor.is_secret(full[:i])
-                                           for i in range(1, len(full) + 1)):
-                            found.add(literal)
+                    self._secrets_of[key] = texts
+                found |= texts
         self._secrets_written = found
+        return found
+
+    def _file_secret_texts(self, redactor: Redactor, path: str, parsed: ParsedFile | None,
+                           prefix: tuple[str, ...]) -> set[str]:
+        if parsed is not None and (parsed.loaded or not path.endswith(CUE_SUFFIX)):
+            try:
+                return redactor.secret_texts(parsed.data, prefix)
+            except (BuildError, LoadFailed):  # its own error is reported
+                return set()
+        if not path.endswith(CUE_SUFFIX):
+            return set()  # not loaded: its own error is reported, and no data to quote
+        try:
+            text = self.source.read(path).decode("utf-8", errors="replace")
+        except BuildError:
+            return set()
+        found = set()
+        for keypath, literal in written_literals(text):
+            full = (*prefix, *keypath)
+            if literal and any(redactor.is_secret(full[:i]) for i in range(1, len(full) + 1)):
+                found.add(literal)
         return found
 
     def schema_summary(self) -> dict[str, Any] | None:
