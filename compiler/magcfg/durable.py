@@ -522,11 +522,12 @@ class Tree:
         # A prefix test, not _inside: asked for every file of every build.
         return real[self._cut:] if real.startswith(os.path.join(self.root, "")) else rel
 
-    def read(self, rel: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    def read(self, rel: str, limit: int | None = None) -> bytes:
         """The bytes of the regular file ``rel`` (relative to the root), at most
-        ``limit``."""
+        ``limit`` (:data:`MAX_INPUT_BYTES` unless given)."""
         real = self._real.get(rel)
-        return read_located(real if real is not None else self.resolve(rel), rel, limit)
+        return read_located(real if real is not None else self.resolve(rel), rel,
+                            MAX_INPUT_BYTES if limit is None else limit)
 
     def sha256(self, rel: str) -> tuple[str, int]:
         """The hex SHA-256 and size of what ``read(rel)`` returns, not held in memory."""
@@ -534,7 +535,7 @@ class Tree:
         return sha256_located(real if real is not None else self.resolve(rel), rel,
                               MAX_INPUT_BYTES)
 
-    def read_optional(self, rel: str, limit: int = MAX_INPUT_BYTES) -> bytes | None:
+    def read_optional(self, rel: str, limit: int | None = None) -> bytes | None:
         """``read``, or None if nothing is at ``rel``."""
         if not os.path.lexists(os.path.join(self.root, rel)):
             return None
