@@ -847,6 +847,8 @@ class Compiler:
         scalars before anyone knows which keys are secret), and any text of a literal
         under a secret key of a layer masked wherever a message quotes it (cue's errors
         quote the values an expression of another key reached)."""
+        if not diagnostics:
+            return []  # nothing to mask, and no schema or layer to read for it
         try:
             redactor = self.redactor()
         except BuildError:  # an unreadable schema is reported on its own
