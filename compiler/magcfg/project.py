@@ -479,15 +479,14 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
         return dict
     # check-ignore refuses literal pathspecs outright; "./" in front of each path keeps
     # a leading ":" from reading as pathspec magic, which voided the whole answer.
-    env = git_env()
-    del env["GIT_LITERAL_PATHSPECS"]
     with tempfile.TemporaryFile() as question:
         question.write(b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths))
         question.seek(0)
         # -n answers every path, in order: four NUL-ended fields each, the source
         # empty for a path no rule ignores.
-        asked = _Asked(["git", "check-ignore", "--stdin", "-z", "-v", "-n"], root, env,
-                       question)
+        asked = _Asked(["git", "check-ignore", "--stdin", "-z", "-v", "-n"], root,
+                       env={k: v for k, v in git_env().items()
+                            if k != "GIT_LITERAL_PATHSPECS"}, question=question)
 
     @lru_cache(maxsize=1)
     def wait() -> dict[str, str]:
@@ -525,8 +524,8 @@ def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[
 
     if not directories:
         return list
-    asked = _Asked(["git", "ls-files", "-t", "-z", "--", *directories], root, git_env(),
-                   subprocess.DEVNULL)
+    asked = _Asked(["git", "ls-files", "-t", "-z", "--", *directories], root,
+                   env=git_env(), question=subprocess.DEVNULL)
 
     @lru_cache(maxsize=1)
     def wait() -> list[str]:

@@ -46,11 +46,21 @@ def redact_diagnostic(redactor: Redactor, d: Diagnostic) -> Diagnostic:
     return d if message == d.message else dataclasses.replace(d, message=message)
 
 
+MIN_QUOTED_SECRET = 8
+"""Characters a literal under a secret key needs to be masked in messages about other
+keys. A shorter text is in most messages by chance (an app's name, ``x``, a port) and
+masking it there leaves them unreadable; such a literal is refused in its own file
+anyway (a secret key takes a reference), under its own key masked. GitLab's masked
+variables have the same minimum."""
+
+
 def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic],
                        secret_texts: Collection[str] = ()) -> list[Diagnostic]:
     """``diagnostics`` each masked by its own key (``redact_diagnostic``), and with every
-    occurrence of ``secret_texts`` (the literals under the layers' secret keys) masked
-    in every message: an error under one key may quote another key's value."""
+    occurrence of ``secret_texts`` (the literals under the layers' secret keys) of at
+    least ``MIN_QUOTED_SECRET`` characters masked in every message: an error under one
+    key may quote another key's value."""
+    secret_texts = [t for t in secret_texts if len(t) >= MIN_QUOTED_SECRET]
     out = []
     for d in diagnostics:
         d = redact_diagnostic(redactor, d)
