@@ -58,13 +58,14 @@ def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic],
                        secret_texts: Collection[str] = ()) -> list[Diagnostic]:
     """``diagnostics`` each masked by its own key (``redact_diagnostic``), and with every
     occurrence of ``secret_texts`` (the literals under the layers' secret keys) of at
-    least ``MIN_QUOTED_SECRET`` characters masked in every message: an error under one
-    key may quote another key's value."""
+    least ``MIN_QUOTED_SECRET`` characters masked in every message but the secret rules'
+    (they quote well-formed references alone, whose app names a redacted value may
+    spell): an error under one key may quote another key's value."""
     secret_texts = [t for t in secret_texts if len(t) >= MIN_QUOTED_SECRET]
     out = []
     for d in diagnostics:
         d = redact_diagnostic(redactor, d)
-        if secret_texts:
+        if secret_texts and not d.code.startswith("secret-"):
             message = redactor.text(d.message, secret_texts)
             if message != d.message:
                 d = dataclasses.replace(d, message=message)
