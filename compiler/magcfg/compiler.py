@@ -847,13 +847,20 @@ class Compiler:
         scalars before anyone knows which keys are secret), and any text of a literal
         under a secret key of a layer masked wherever a message quotes it (cue's errors
         quote the values an expression of another key reached)."""
-        if not diagnostics:
-            return []  # nothing to mask, and no schema or layer to read for it
+        if not any(d.key or not self._written_here(d.file) for d in diagnostics):
+            # Nothing that can quote a layer's value (a ConfigMap too large to write,
+            # which every no-op build reports again): no schema or layer to read for it.
+            return list(diagnostics)
         try:
             redactor = self.redactor()
         except BuildError:  # an unreadable schema is reported on its own
             redactor = Redactor(None, self.project.settings.get("redact") or ())
         return redact_diagnostics(redactor, diagnostics, self._secret_texts(redactor))
+
+    def _written_here(self, path: str) -> bool:
+        """Whether ``path`` (relative to the project) is below the output directory."""
+        output = self.project.output.rstrip("/")
+        return path == output or path.startswith(f"{output}/")
 
     def _secret_texts(self, redactor: Redactor) -> set[str]:
         """The text of every literal under a secret key in the layer files loaded: from
