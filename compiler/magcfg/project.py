@@ -650,9 +650,11 @@ def _as_checked_in(raw: bytes) -> list[bytes]:
                 forms.append(raw.removeprefix(bom).decode(codec).encode("utf-8"))
     out = []
     for form in forms:
-        if b"\r\n" in form:
+        # Every input of every build comes here: one byte is looked for at memchr's
+        # speed (~0.6 ms for 8.6 MB), two or four bytes ten times slower.
+        if b"\r" in form and b"\r\n" in form:
             form = form.replace(b"\r\n", b"\n")
-        if b"$Id:" in form:
+        if b"$" in form and b"$Id:" in form:
             form = _IDENT.sub(b"$Id$", form)
         if form != raw:
             out.append(form)
