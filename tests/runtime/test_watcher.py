@@ -20,8 +20,8 @@ def many_descriptors() -> Iterator[None]:
     """1100 descriptors held open, as by a server's connections: the watcher's own are
     numbered above 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 2048:
-        pytest.skip(f"the hard limit of open files ({hard}) is below 2048")
+    # The machines this runs on allow far more; a lower hard limit fails, not skips.
+    assert hard == resource.RLIM_INFINITY or hard >= 2048, f"open files limited to {hard}"
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
     held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     try:
@@ -63,8 +63,7 @@ def test_a_directory_inotify_cannot_watch_is_reported_as_polled(
     ignored: mode said inotify while only the poll saw changes."""
     directory = tmp_path / "later"
     watcher = DirectoryWatcher(directory, lambda trigger: None, poll_interval=0.05)
-    if watcher.mode != "inotify":
-        pytest.skip("no inotify here")
+    assert watcher.mode == "inotify"  # Linux, where the sidecar runs
     watcher.start()
     try:
         assert watcher.mode == "poll"
