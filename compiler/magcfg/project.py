@@ -453,6 +453,16 @@ class _Asked:
                              + (f": {last}" if last else ""))
 
 
+def git_answer(args: list[str], root: Path) -> bytes | None:
+    """What ``git ARGS`` run in ``root`` prints, bounded as the build's questions are
+    (``GIT_ANSWER_SECONDS``, ``MAX_GIT_ANSWER``); None without git or outside a work
+    tree; ``GitUnanswered`` if git failed, hung or answered too much."""
+    import subprocess
+
+    return _answer(_Asked(["git", *args], root, env=git_env(), question=subprocess.DEVNULL),
+                   (0,))
+
+
 def _answer(asked: _Asked, codes: tuple[int, ...]) -> bytes | None:
     """``asked``'s answer (None: no git, or not a work tree); ``GitUnanswered`` if git
     failed, hung or answered too much."""
@@ -539,14 +549,12 @@ def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[
     return wait
 
 
-LFS_POINTERS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
-"""How a Git LFS pointer file begins (its first line names the spec; hawser is LFS's
-first name)."""
 _LFS_POINTER = re.compile(
     rb"version https://(?:git-lfs|hawser)\.github\.com/spec/v[0-9]+\n"
     rb"(?:ext-[0-9]-[a-z0-9]+ [a-z0-9]+:[0-9a-f]+\n)*oid sha256:[0-9a-f]{64}\nsize [0-9]+\n")
 """A whole pointer file as git-lfs writes one (its spec): the version line, any
-extensions, the object's id and size, each line ended, nothing else."""
+extensions, the object's id and size, each line ended, nothing else (hawser is LFS's
+first name)."""
 
 
 def lfs_pointer(data: bytes) -> bool:
@@ -554,6 +562,8 @@ def lfs_pointer(data: bytes) -> bool:
     reads no larger one as a pointer) holding only a pointer's lines. A file that only
     begins like one may hold anything after its first line."""
     return len(data) < 1024 and _LFS_POINTER.fullmatch(data) is not None
+
+
 GIT_CRYPT_HEADER = b"\0GITCRYPT\0"
 """How a file git-crypt encrypted begins, as a locked checkout holds it."""
 
@@ -588,7 +598,7 @@ class Checkout:
     def problem(self, rel: str, raw: bytes) -> str | None:
         """Why the bytes ``raw`` of ``rel`` (relative to the root, where the file really
         is) are not what the commit holds, or None."""
-        if raw.startswith(LFS_POINTERS):
+        if lfs_pointer(raw):
             return ("is a Git LFS pointer, not the file it stands for: this checkout was "
                     "made without git-lfs (or with GIT_LFS_SKIP_SMUDGE), so it would build "
                     "other bytes than one with it; install git-lfs and run `git lfs pull`, "

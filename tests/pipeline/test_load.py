@@ -175,6 +175,18 @@ def test_git_lfs_pointers_are_refused(mini: Project, rel: str) -> None:
     assert mini.snapshot_tree() == {}
 
 
+def test_a_file_that_only_begins_like_an_lfs_pointer_is_read_as_itself(
+        mini: Project) -> None:
+    """Only a whole pointer is one (``project.lfs_pointer``, as lint reads a key store):
+    a layer that begins with a pointer's first line and goes on is a layer, refused for
+    what it holds, not named a pointer."""
+    mini.write("layers/base/magds.yaml", "version https://git-lfs.github.com/spec/v1\n"
+               "magds: {port: 1}\n")
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr.startswith("layers/base/magds.yaml:") and "LFS" not in stderr, stderr
+    assert mini.snapshot_tree() == {}
+
+
 def test_git_crypt_ciphertext_is_refused(mini: Project) -> None:
     """A locked git-crypt checkout holds the ciphertext: refused by name, where it was a
     control character at line 1."""
