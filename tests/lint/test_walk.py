@@ -45,3 +45,26 @@ def test_a_baselined_file_too_large_to_check_is_reported_once_edited(
         f.write(b"ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V")
     assert os.path.getsize(big) == MAX_FILE_BYTES + 10
     assert [f.rule for f in lint(repo.root, baseline=baseline).findings] == ["MAG007"]
+
+
+def test_a_git_that_cannot_list_the_files_fails_the_gate(
+        make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FIFO `.gitignore` held `git ls-files` for ever, and with it the CI gate; a git
+    that failed was a traceback. Both are an error saying why, as the build's are."""
+    from magcfg import project
+    from magcfg.errors import BuildError
+
+    repo = make_repo({"app.py": "x = 1\n"})
+    monkeypatch.setattr(project, "GIT_ANSWER_SECONDS", 1)
+    os.mkfifo(repo.root / ".gitignore")
+    with pytest.raises(BuildError) as raised:
+        lint(repo.root)
+    assert [d.format() for d in raised.value.diagnostics] == [
+        ".: error: git could not list the repository's files (`git ls-files` gave no answer "
+        "in 1 s: is something it reads, such as a .gitignore, a FIFO or on a mount that "
+        "hangs?): fix what stops git, then lint again"]
+    (repo.root / ".gitignore").unlink()
+    (repo.root / ".git/index").write_bytes(b"DIRC broken")
+    done = run_cli(repo.root, "lint")
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "git could not list the repository's files (`git ls-files` failed" in done.stderr

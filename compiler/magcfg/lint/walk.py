@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..durable import (
     read_regular,
     sha256_regular,
 )
-from ..errors import printable
+from ..errors import BuildError, Diagnostic, printable
 from .keystores import MAX_BINARY_BYTES, may_be_key_store, named_key_store
 
 # Directories never worth linting when walking a tree outside git.
@@ -102,12 +101,19 @@ def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
     git: every regular file, minus VCS and tool directories. ``paths`` (absolute or relative
     to the current directory) narrow the set to those files and directories.
     """
-    from ..project import git_env, git_root  # lazily, as lint's other uses of the module
+    # lazily, as lint's other uses of the module
+    from ..project import GitUnanswered, git_answer, git_root
 
+    listed = None
     if git_root(root) is not None:
-        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
-                             cwd=root, capture_output=True, check=True, env=git_env())
-        names = sorted({n for n in out.stdout.decode("utf-8", "surrogateescape").split("\0")
+        try:
+            listed = git_answer(["ls-files", "-co", "--exclude-standard", "-z"], root)
+        except GitUnanswered as exc:  # the gate cannot say which files it checked
+            raise BuildError([Diagnostic(
+                ".", None, None, f"git could not list the repository's files ({exc}): fix "
+                "what stops git, then lint again", code="git")]) from None
+    if listed is not None:
+        names = sorted({n for n in listed.decode("utf-8", "surrogateescape").split("\0")
                         if n})
     else:
         names = sorted(_walk_tree(root))
