@@ -759,6 +759,22 @@ def test_another_environments_artifact_is_not_served(setup: Setup) -> None:
     assert not setup.out.exists()
 
 
+def _run_in_process(setup: Setup, stdout: Any
+                    ) -> tuple[InProcessSidecar, threading.Thread, list[int]]:
+    """A sidecar of ``setup``'s artifact run on a thread of this process, printing to
+    ``stdout``; the list gets its exit code."""
+    from magcfg.runtime.sidecar import Sidecar as InProcess
+    from magcfg.runtime.sidecar import SidecarOptions
+
+    sidecar = InProcess(SidecarOptions(artifact=setup.art, public_keys=[setup.pub],
+                                       out=setup.out, environment="production",
+                                       poll_interval=0.2), stdout=stdout)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
+    runner.start()
+    return sidecar, runner, codes
+
+
 def _break_the_watcher(setup: Setup, sidecar: InProcessSidecar, runner: threading.Thread,
                        timeout: float) -> None:
     """Once ``sidecar`` (run in process by ``runner``) watches with inotify, makes its
@@ -778,17 +794,9 @@ def _break_the_watcher(setup: Setup, sidecar: InProcessSidecar, runner: threadin
 
 def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from magcfg.runtime.sidecar import Sidecar as InProcess
-    from magcfg.runtime.sidecar import SidecarOptions
-
     setup.write(1)
     out = io.StringIO()
-    sidecar = InProcess(SidecarOptions(artifact=setup.art, public_keys=[setup.pub],
-                                       out=setup.out, environment="production",
-                                       poll_interval=0.2), stdout=out)
-    codes: list[int] = []
-    runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
-    runner.start()
+    sidecar, runner, codes = _run_in_process(setup, out)
     _break_the_watcher(setup, sidecar, runner, 90)
     assert codes == [1]
     kinds = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
@@ -799,19 +807,11 @@ def test_the_sidecar_exits_1_when_its_watcher_dies(setup: Setup,
 
 
 def test_the_sidecar_exits_1_when_its_watcher_dies_and_stdout_is_gone(setup: Setup) -> None:
-    from magcfg.runtime.sidecar import Sidecar as InProcess
-    from magcfg.runtime.sidecar import SidecarOptions
-
     setup.write(1)
     read_end, write_end = os.pipe()
     os.close(read_end)  # whoever read the events (a log collector) has gone: EPIPE
     out = os.fdopen(write_end, "w")
-    sidecar = InProcess(SidecarOptions(artifact=setup.art, public_keys=[setup.pub],
-                                       out=setup.out, environment="production",
-                                       poll_interval=0.2), stdout=out)
-    codes: list[int] = []
-    runner = threading.Thread(target=lambda: codes.append(sidecar.run()), daemon=True)
-    runner.start()
+    sidecar, runner, codes = _run_in_process(setup, out)
     try:
         _break_the_watcher(setup, sidecar, runner, 30)
         assert codes == [1], "the sidecar went on with a dead watcher"

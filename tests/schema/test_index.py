@@ -193,6 +193,15 @@ def test_editing_one_keys_schema_recompiles_only_that_key(
     assert mini.snapshot_tree() == reference
 
 
+def _refuse_schema_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes parsing the schema, or compiling a validator, fail the test."""
+    def refused(*args: Any) -> Any:
+        raise AssertionError("the schema was parsed")
+
+    monkeypatch.setattr(magcfg.schema.index, "_parse_schema", refused)
+    monkeypatch.setattr(magcfg.compiler, "Validator", refused)
+
+
 def test_nothing_changed_does_no_schema_work(
         mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A redundant override: its warning is cached, and reported again without reading
@@ -201,11 +210,7 @@ def test_nothing_changed_does_no_schema_work(
     first = magcfg.build(load(mini))
     assert [d.code for d in first.warnings] == ["redundant"]
 
-    def refused(*args: Any) -> Any:
-        raise AssertionError("the schema was parsed")
-
-    monkeypatch.setattr(magcfg.schema.index, "_parse_schema", refused)
-    monkeypatch.setattr(magcfg.compiler, "Validator", refused)
+    _refuse_schema_work(monkeypatch)
     again = magcfg.build(load(mini))
     assert again.warnings == first.warnings
 
@@ -219,11 +224,7 @@ def test_a_warning_about_an_output_reads_no_schema_to_mask_it(
     first = magcfg.build(load(mini))
     assert {d.code for d in first.warnings} == {"configmap_too_large"}
 
-    def refused(*args: Any) -> Any:
-        raise AssertionError("the schema was parsed")
-
-    monkeypatch.setattr(magcfg.schema.index, "_parse_schema", refused)
-    monkeypatch.setattr(magcfg.compiler, "Validator", refused)
+    _refuse_schema_work(monkeypatch)
     again = magcfg.build(load(mini))
     assert again.warnings == first.warnings
 
