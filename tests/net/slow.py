@@ -11,6 +11,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from magcfg.net import deadline
 
 
 def serve(handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None
@@ -98,3 +101,9 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     yield fake
     fake.release.set()
+    # A lookup of a name of ours ends on its own thread after the release; one still in
+    # magcfg's table would be shared by the next test's request (answered 127.0.0.1).
+    waited = time.monotonic() + 10
+    while any(host.endswith(".resolver.test") for host, _ in deadline._lookups):
+        assert time.monotonic() < waited, "a lookup of the fake resolver did not end"
+        time.sleep(0.01)
