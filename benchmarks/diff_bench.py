@@ -142,8 +142,9 @@ def main() -> int:
                                          compiler.redactor(), schema.index if schema else None))
     print(f"describe (provenance, redaction, reload) of {len(changes):,} changes: {ms:,.0f} ms")
     result = ConfigDiff(Side("staging"), Side("production"), changes)
-    for name, fmt in (("text", lambda: format_text(result)), ("json", lambda: format_json(result)),
-                      ("markdown", lambda: format_markdown(result))):
+    for name, fmt in (("text", lambda: format_text(result, str)),
+                      ("json", lambda: format_json(result, str)),
+                      ("markdown", lambda: format_markdown(result, str))):
         ms, out = timed(fmt)
         print(f"format {name}: {ms:,.0f} ms ({len(out) / 1e6:.1f} MB)")
 
@@ -195,7 +196,7 @@ def promote_bench(root: Path, env: dict[str, str]) -> None:
         ms, done = timed(lambda: apply_promotion(project, plan, "promote/bench"))
         print(f"promote 100 keys: write + rebuild production + branch + commit: {ms:,.0f} ms "
               f"(commit {done.commit[:10]})")
-        ms, body = timed(lambda: pr_body(project, plan, done))
+        ms, body = timed(lambda: pr_body(project, plan, str, done))
         print(f"promote 100 keys: PR body (git blame per file): {ms:,.0f} ms "
               f"({len(body):,} bytes)")
 

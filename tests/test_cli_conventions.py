@@ -3,14 +3,26 @@ build/verify/explain, a quiet --quiet and --strict."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from magcfg.version import __version__
 
-from .conftest import MAGCFG, Project, failed_cleanly, tree_state
+from .conftest import (
+    MAGCFG,
+    MINI_BASE,
+    MINI_PROJECT,
+    MINI_SCHEMA,
+    Project,
+    failed_cleanly,
+    tree_state,
+)
 
 
 def test_version(mini: Project) -> None:
@@ -220,3 +232,190 @@ def test_every_json_report_names_its_format_and_command(mini: Project) -> None:
         assert (report["format"], report["command"], report["ok"]) == (1, command, code == 0)
     same = json.loads(mini.run("diff", "dev", "dev", "-f", "json").stdout)
     assert (same["identical"], same["ok"]) == (True, True)
+
+
+# ------------------------------------------------------------------ file names in messages
+# docs/cli.md, "File names in messages": every command names a file of the project from
+# the top of its repository, where CI and the hooks run, in its text and in its JSON and
+# SARIF reports alike: joined with the top, each name is the file.
+
+LAYOUTS = {"single": ("", ""), "monorepo, from the top": ("config/", ""),
+           "monorepo, from config/": ("config/", "config")}
+
+
+class Layout:
+    """The mini project, built and committed on ``main`` in a real repository: at its
+    top, or in ``config/`` of a monorepo run from the top (``--project``) or from
+    ``config/``."""
+
+    def __init__(self, tmp_path: Path, layout: str) -> None:
+        self.prefix, here = LAYOUTS[layout]
+        self.top = tmp_path / "repo"
+        self.project = Project(self.top / self.prefix)
+        self.project.write("magcfg.yaml", MINI_PROJECT)
+        self.project.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+        self.project.write(".gitignore", ".magcfg-cache/\n")
+        for rel, text in MINI_BASE.items():
+            self.project.write(rel, text)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.email", "dana@example.com")
+        self.git("config", "user.name", "Dana")
+        self.where = Project(self.top / here)
+        self.given = (("--project", f"{self.prefix}magcfg.yaml") if self.prefix and not here
+                      else ())
+        assert self.run("build", "-q").returncode == 0
+        self.commit("init")
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.top, check=True, capture_output=True,
+                              text=True, timeout=60).stdout
+
+    def commit(self, message: str) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-qm", message)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``magcfg ARGS`` where the layout runs it; ``--project`` after the command's
+        words (the options before it)."""
+        words = list(itertools.takewhile(lambda a: not a.startswith("-"), args))
+        return self.where.run(*words, *self.given, *args[len(words):])
+
+    def named(self, rel: str) -> str:
+        """``rel`` of the project as every command names it; asserting it is a file (or
+        directory) at the top."""
+        name = self.prefix + rel
+        assert os.path.lexists(self.top / name.split("@")[0]), name
+        return name
+
+
+@pytest.fixture(params=list(LAYOUTS))
+def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Layout:
+    return Layout(tmp_path, request.param)
+
+
+def _located(layout: Layout, *args: str) -> str:
+    """The stderr of a text run that failed on a layer, without a traceback."""
+    return failed_cleanly(layout.run(*args))
+
+
+def _diagnostics(layout: Layout, *args: str) -> list[str]:
+    done = layout.run(*args, "-f", "json")
+    failed_cleanly(done)
+    return [f"{d['file']}:{d['line']}" for d in json.loads(done.stdout)["diagnostics"]]
+
+
+def test_every_command_names_a_layer_error_from_the_top(layout: Layout) -> None:
+    layout.project.write("layers/base/magds.yaml", "magds:\n  host: db\n  host: x\n")
+    where = f"{layout.named('layers/base/magds.yaml')}:3"
+    for args in (("build",), ("explain", "magds.host", "-e", "dev"), ("diff", "dev", "prod"),
+                 ("diff", "-e", "dev", "--against", "main"), ("promote", "dev", "prod", "-n"),
+                 ("report", "--html", str(layout.top.parent / "r.html")),
+                 ("schema", "infer"), ("secrets", "verify", "-e", "dev")):
+        assert _located(layout, *args).startswith(f"{where}: error: "), args
+    for args in (("build",), ("explain", "magds.host", "-e", "dev"), ("diff", "dev", "prod"),
+                 ("secrets", "verify", "-e", "dev")):
+        assert _diagnostics(layout, *args) == [where], args
+    # The project file itself, and the schema.
+    layout.project.write("schemas/schema.json", "{\n")
+    schema = f"{layout.named('schemas/schema.json')}:2: error: invalid JSON"
+    for args in (("docs",), ("schema", "layer"), ("build",)):
+        assert _located(layout, *args).startswith(schema), args
+    project_file = layout.project.root / "magcfg.yaml"
+    project_file.write_text(project_file.read_text() + "bogus: 1\n")
+    for args in (("build",), ("explain", "magds.host", "-e", "dev"), ("docs",),
+                 ("check-env", "-e", "dev"), ("verify",)):
+        assert _located(layout, *args).startswith(f"{layout.named('magcfg.yaml')}:"), args
+
+
+def test_every_command_names_where_a_value_was_set_from_the_top(layout: Layout) -> None:
+    dev, base = (f"{layout.named(f'layers/{rel}/magds.yaml')}:2"
+                 for rel in ("environments/dev", "base"))
+    explained = layout.run("explain", "magds.host", "-e", "dev")
+    assert f"=> {dev}  (environment)" in explained.stdout, explained.stdout
+    report = json.loads(layout.run("explain", "magds.host", "-e", "dev", "-f", "json").stdout)
+    assert [f"{p['file']}:{p['line']}" for p in report["provenance"]] == [base, dev]
+    diff = layout.run("diff", "dev", "prod", "--color", "never").stdout
+    assert f'- dev   "localhost"  {dev} (environment)' in diff, diff
+    assert f'+ prod  "db"  {base} (base)' in diff, diff
+    markdown = layout.run("diff", "dev", "prod", "-f", "markdown").stdout
+    assert f"| `{dev}` | `{base}` |" in markdown, markdown
+    changed = json.loads(layout.run("diff", "dev", "prod", "-f", "json").stdout)["changed"]
+    assert [(f"{c['old_source']['file']}:{c['old_source']['line']}",
+             f"{c['new_source']['file']}:{c['new_source']['line']}")
+            for c in changed if c["key"] == "magds.host"] == [(dev, base)]
+    page = layout.top.parent / "r.html"
+    assert layout.run("report", "--html", str(page)).returncode == 0
+    files = json.loads(re.findall(r'"files":(\[[^]]*\])', page.read_text())[0])
+    assert base.removesuffix(":2") in files and all(map(layout.named, (
+        f.removeprefix(layout.prefix) for f in files)))
+
+    prod = layout.named("layers/environments/prod") + "/magds.yaml"
+    plan = layout.run("promote", "dev", "prod", "-n", "--key", "magds.host").stdout
+    assert f"from {dev} (environment)\n      into {prod} (new file); replaces" in plan, plan
+    assert f"files:\n  {prod}\n" in plan, plan
+    done = layout.run("promote", "dev", "prod", "--key", "magds.host")
+    assert done.returncode == 0, done.stderr
+    assert f"| `magds.host` | `\"localhost\"` | `{dev}` |" in done.stdout, done.stdout
+    assert f"- `{layout.named('generated/prod')}/` (rebuilt)" in done.stdout, done.stdout
+    message = layout.git("log", "-1", "--format=%B")
+    assert f"from {dev}, into {layout.named('layers/environments/prod/magds.yaml')}" \
+        in message, message
+    # Against the commit before: the new file, named from the top, at the working tree.
+    against = layout.run("diff", "-e", "prod", "--against", "main", "--color", "never").stdout
+    assert '+ prod@main   "localhost"' not in against  # the ref is the old side
+    assert f"{layout.named('layers/environments/prod/magds.yaml')}:2 (environment)" \
+        in against, against
+
+
+def test_every_command_names_an_artifact_from_the_top(layout: Layout,
+                                                      tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert layout.where.run("keys", "generate", "--out", str(keys)).returncode == 0
+    signed = layout.run("sign", "--key", str(keys / "magcfg.key"), "-e", "dev")
+    assert f"wrote {layout.named('generated/dev/manifest.json.sig')}\n" in signed.stderr
+    assert f"signed {layout.named('generated/dev')} (version 1)" in signed.stderr
+    public = ("-k", str(keys / "magcfg.pub"))
+    verified = layout.run("verify", "-e", "dev", *public)
+    assert verified.stderr.startswith(f"verified {layout.named('generated/dev')}: version 1")
+    config = layout.named("generated/dev/config.json")
+    (layout.top / config).write_text("[]\n")
+    assert _located(layout, "verify", "-e", "dev", *public).startswith(
+        f"{config}: error: sha256 does not match")
+    report = json.loads(layout.run("verify", "-e", "dev", *public, "-f", "json").stdout)
+    assert [a["directory"] for a in report["artifacts"]] == [layout.named("generated/dev")]
+    assert [d["file"] for d in report["diagnostics"]] == [config]
+    assert _located(layout, "check-env", "-e", "dev").startswith(
+        f"{config}: error: artifact files must be JSON objects")
+    assert [d.split(":")[0] for d in _diagnostics(layout, "check-env", "-e", "dev")] == [config]
+    # A file the operator names is named as given, from where magcfg runs.
+    assert _located(layout, "verify", "-e", "dev", "-k", "nosuch.pub").startswith(
+        "nosuch.pub: error: ")
+    assert failed_cleanly(layout.where.run("check-env", "-e", "dev", "-a", "nosuch"),
+                          1).startswith("nosuch/manifest.json: error: ")
+    # build's JSON report names what it writes, and what is stale, as its text does.
+    (layout.project.root / "layers/base/logging.yaml").write_text("logging:\n  level: warn\n")
+    configmap = layout.named("generated/dev/configmap.yaml")
+    stale = json.loads(layout.run("build", "--check", "-f", "json").stdout)["stale"]
+    assert {config, configmap} <= set(stale), stale
+    written = json.loads(layout.run("build", "-e", "dev", "-f", "json").stdout)["written"]
+    assert {config, configmap} <= set(written), written
+
+
+def test_lint_and_build_name_a_secret_alike_in_text_json_and_sarif(layout: Layout) -> None:
+    layer = layout.project.write("layers/base/magds.yaml",
+                                 "magds:\n  host: db\n  password: hunter2-CANARYnames\n")
+    where = f"{layout.named('layers/base/magds.yaml')}:3"
+    built = _located(layout, "build")
+    linted = layout.run("lint")
+    assert built.startswith(f"{where}: error: ") and linted.stdout.startswith(f"{where}:"), \
+        (built, linted.stdout)
+    assert _diagnostics(layout, "build") == [where]
+    found = json.loads(layout.run("lint", "-f", "json").stdout)["findings"]
+    assert {f"{f['file']}:{f['line']}" for f in found} == {where}
+    sarif = json.loads(layout.run("lint", "-f", "sarif").stdout)
+    assert {(loc["physicalLocation"]["artifactLocation"]["uri"],
+             loc["physicalLocation"]["region"]["startLine"])
+            for result in sarif["runs"][0]["results"] for loc in result["locations"]} == {
+        (where.split(":")[0], 3)}
+    assert "CANARYnames" not in built + linted.stdout + linted.stderr
+    assert layer.is_file()

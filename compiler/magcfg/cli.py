@@ -6,8 +6,6 @@ without a traceback. Heavy modules are imported inside the commands so that ``--
 and small commands start fast.
 """
 
-import contextlib
-import dataclasses
 import inspect
 import os
 import re
@@ -27,7 +25,7 @@ from .errors import Diagnostic, MagcfgError, UsageError, printable
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from .project import Project
+    from .project import FromTop, Project
 
 app = typer.Typer(
     name="magcfg",
@@ -49,8 +47,11 @@ EnvsOption = Annotated[
 ]
 
 
-def _fail(exc: MagcfgError) -> NoReturn:
-    print(exc.format(), file=sys.stderr)
+def _fail(exc: MagcfgError, top: "FromTop | None" = None) -> NoReturn:
+    """``exc`` on stderr; with ``top``, its files (the project's) named from the
+    repository's top as every command of a project names them (``FromTop``); without,
+    as given (a file the operator named, relative to where magcfg runs)."""
+    print((exc if top is None else top.error(exc)).format(), file=sys.stderr)
     raise typer.Exit(exc.exit_code)
 
 
@@ -70,54 +71,6 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-class _FromTop:
-    """File names as ``build`` prints them: from the top of the project's repository, as
-    ``lint`` names them, so that its hook and ``lint``'s, which pre-commit and CI run from
-    the top, name the same file alike (a project at the top, or outside git: as they
-    are). Git is asked once, only when a name is printed."""
-
-    def __init__(self, proj: "Project | None", project: Path | None) -> None:
-        self.proj, self.project = proj, project
-        self._prefix: str | None = None
-
-    def _directory(self) -> Path | None:
-        if self.proj is not None:
-            return self.proj.root
-        from .project import find_project_file
-
-        try:  # the project file failed to load: its directory is known all the same
-            file = self.project if self.project is not None else find_project_file()
-        except MagcfgError:
-            return None
-        return Path(os.path.realpath(file.parent))
-
-    def prefix(self) -> str:
-        if self._prefix is None:
-            from .project import git_root
-
-            self._prefix = ""
-            directory = self._directory()
-            top = git_root(directory) if directory is not None and directory.is_dir() else None
-            if top is not None and directory is not None:
-                with contextlib.suppress(ValueError):
-                    relative = directory.relative_to(os.path.realpath(top)).as_posix()
-                    self._prefix = "" if relative == "." else f"{relative}/"
-        return self._prefix
-
-    def name(self, rel: str) -> str:
-        """``rel`` (relative to the project directory, or absolute) from the top."""
-        return rel if not rel or os.path.isabs(rel) else self.prefix() + rel
-
-    def diagnostic(self, d: Diagnostic) -> Diagnostic:
-        return dataclasses.replace(d, file=self.name(d.file))
-
-    def fail(self, exc: MagcfgError) -> NoReturn:
-        """``_fail``, the files named from the top."""
-        print(MagcfgError([self.diagnostic(d) for d in exc.diagnostics]).format(),
-              file=sys.stderr)
-        raise typer.Exit(exc.exit_code)
-
-
 # ---------------------------------------------------------------- conventions: reports, version
 
 ReportFormatOption = Annotated[
@@ -132,24 +85,35 @@ def _report_format(value: str) -> bool:
     return value == "json"
 
 
-def _print_report(kind: str, *args: Any, **fields: Any) -> None:
+def _top(proj: "Project | None", project: Path | None) -> "FromTop":
+    """How a command of the project names files: ``proj`` when it loaded, else the
+    project file given (``project``) or found."""
+    from .project import FromTop
+
+    return FromTop(proj, project)
+
+
+def _print_report(kind: str, top: "FromTop", *args: Any, **fields: Any) -> None:
     from .review import reports
 
-    sys.stdout.write(reports.render({**getattr(reports, kind)(*args), **fields}))
+    sys.stdout.write(reports.render({**getattr(reports, kind)(*args, name=top.name),
+                                     **fields}))
 
 
-def _fail_report(command: str, exc: MagcfgError, **fields: Any) -> NoReturn:
+def _fail_report(command: str, exc: MagcfgError, top: "FromTop | None",
+                 **fields: Any) -> NoReturn:
     """``exc`` as the ``--format json`` report of a run that failed before it had one of
-    its own to print: ``format``, ``command``, ``ok`` false and the diagnostics, with
-    ``fields`` (the rest of the command's report, empty). A usage error stays a plain
-    message (docs/cli.md)."""
+    its own to print: ``format``, ``command``, ``ok`` false and the diagnostics (named
+    as ``_fail`` names them), with ``fields`` (the rest of the command's report, empty).
+    A usage error stays a plain message (docs/cli.md)."""
     if exc.exit_code != 1:
-        _fail(exc)
+        _fail(exc, top)
     from .review import reports
 
     sys.stdout.write(reports.render({
         "format": reports.REPORT_FORMAT, "command": command, **fields, "ok": False,
-        "diagnostics": reports.diagnostic_list(exc.diagnostics)}))
+        "diagnostics": reports.diagnostic_list(exc.diagnostics,
+                                               str if top is None else top.name)}))
     raise typer.Exit(1)
 
 
@@ -226,10 +190,11 @@ def build(
     except MagcfgError as exc:
         if as_json and exc.exit_code == 1:
             known = env or (list(proj.environments) if proj is not None else [])
-            _print_report("build_report", known, None, check, exc.diagnostics)
+            _print_report("build_report", _top(proj, project), known, None, check,
+                          exc.diagnostics)
             raise typer.Exit(1) from None
-        _FromTop(proj, project).fail(exc)
-    top = _FromTop(proj, project)
+        _fail(exc, _top(proj, project))
+    top = _top(proj, project)
     problems = []
     if since is not None:
         from .review.succession import check_since
@@ -238,12 +203,12 @@ def build(
             problems = check_since(proj, result, since)
         except MagcfgError as exc:  # a usage error (no repository, unknown ref) is plain
             if as_json and exc.exit_code == 1:  # a file at the ref that cannot be read
-                _print_report("build_report", result.environments, result, check,
+                _print_report("build_report", top, result.environments, result, check,
                               [*result.warnings, *exc.diagnostics])
                 raise typer.Exit(1) from None
-            top.fail(exc)
+            _fail(exc, top)
     if as_json:
-        _print_report("build_report", result.environments, result, check,
+        _print_report("build_report", top, result.environments, result, check,
                       [*result.warnings, *problems])
         raise typer.Exit(1 if problems or result.stale else 0)
     reporting: AbstractContextManager[None] = (result.timings.stage("report") if result.timings
@@ -304,17 +269,18 @@ def explain(
     if key and "" in parse_keypath(key):
         # Empty segments would be dropped, and the answer would be about another key.
         _fail(UsageError(f"{key!r} has an empty segment: give a dotted key, e.g. magds.port"))
+    top = _top(None, project)
     try:
         proj = load_project(project)
         explanation = run_explain(proj, env, key)
     except MagcfgError as exc:
         if as_json:
-            _fail_report("explain", exc)
-        _fail(exc)
+            _fail_report("explain", exc, top)
+        _fail(exc, top)
     if as_json:
-        _print_report("explain_report", explanation, ok=True)
+        _print_report("explain_report", top, explanation, ok=True)
         return
-    print(format_explanation(explanation))
+    print(format_explanation(explanation, top.name))
 
 
 # ---------------------------------------------------------------- docs (core)
@@ -332,15 +298,17 @@ def docs(
     from .project import load_project
     from .schema.reference import render_reference
 
+    top = _top(None, project)
     try:
         proj = load_project(project)
         schema = Compiler(proj).schema()
+        # The index is read when first asked for: a schema that does not load fails here.
+        text = render_reference(schema.index) if schema is not None else None
     except MagcfgError as exc:
-        _fail(exc)
-    if schema is None:
+        _fail(exc, top)
+    if text is None:
         _stderr("error: the project names no JSON Schema")
         raise typer.Exit(1)
-    text = render_reference(schema.index)
     if out is None:
         print(text, end="")
         return
@@ -383,6 +351,8 @@ def check_env(
     if output_format not in ("text", "json"):
         _stderr(f"error: unknown format {output_format!r} (text or json)")
         raise typer.Exit(2)
+    # An artifact given is named as given; the project's, as the project's files.
+    top = _top(None, project) if artifact is None else None
     try:
         if artifact is None:
             from .durable import real_directory
@@ -390,14 +360,15 @@ def check_env(
 
             proj = load_project(project)
             proj.check_envs([env])
-            result = run_check(real_directory(proj.root, f"{proj.output}/{env}"), env=env,
-                               volume=False)
+            display = f"{proj.output}/{env}"
+            result = run_check(real_directory(proj.root, display), env=env, volume=False,
+                               display=display)
         else:
             result = run_check(artifact, env=env)
     except MagcfgError as exc:
         if output_format == "json":
-            _fail_report("check-env", exc)
-        _fail(exc)
+            _fail_report("check-env", exc, top)
+        _fail(exc, top)
     if output_format == "json":
         _print_json("check-env", result.as_json())
     elif result.ok:
@@ -439,16 +410,17 @@ def secrets_verify(
     if output_format not in ("text", "json"):
         _stderr(f"error: unknown format {output_format!r} (text or json)")
         raise typer.Exit(2)
+    top = _top(None, project)
     try:
         report = verify_secrets(load_project(project), env, os.environ)
     except MagcfgError as exc:
         if output_format == "json":
-            _fail_report("secrets verify", exc)
-        _fail(exc)
+            _fail_report("secrets verify", exc, top)
+        _fail(exc, top)
     if output_format == "json":
-        _print_json("secrets verify", report.as_json())
+        _print_json("secrets verify", report.as_json(top.name))
     else:
-        for line in format_report(report):
+        for line in format_report(report, top.name):
             _stderr(line)
     if not report.ok:
         raise typer.Exit(1)
@@ -500,7 +472,7 @@ def sign(
     from .signing.directory import sign_artifact
     from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
-    try:
+    try:  # the key file as the operator named it
         if key is not None:
             private_key = load_private_key(key)
             if key.stat().st_mode & 0o077:
@@ -510,6 +482,10 @@ def sign(
             private_key = private_key_from_env()
         else:
             raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+    except MagcfgError as exc:
+        _fail(exc)
+    top = _top(None, project)
+    try:
         proj = load_project(project)
         envs = proj.check_envs(env)
         results = [(e, sign_artifact(real_directory(proj.root, f"{proj.output}/{e}"), e,
@@ -517,13 +493,13 @@ def sign(
                                      display=f"{proj.output}/{e}", attestation=attestation))
                    for e in envs]
     except MagcfgError as exc:
-        _fail(exc)
+        _fail(exc, top)
     if not quiet:
         for e, result in results:
             for name in result.written:
-                _stderr(f"wrote {printable(name)}")
-            _stderr(f"signed {proj.output}/{e} (version {result.version}) "
-                    f"with key {result.key_id}")
+                _stderr(f"wrote {printable(top.name(name))}")
+            _stderr(f"signed {printable(top.name(f'{proj.output}/{e}'))} "
+                    f"(version {result.version}) with key {result.key_id}")
 
 
 def _trusted_keys(proj: "Project", public_key: list[Path] | None
@@ -559,17 +535,21 @@ def verify(
     from .durable import real_directory
     from .project import load_project
     from .signing.directory import verify_artifact
+    from .signing.keys import KeyLoadError
     from .signing.signatures import VerifiedArtifact
 
     as_json = _report_format(output_format)
+    top = _top(None, project)
     try:
         proj = load_project(project)
         envs = proj.check_envs(env)
         keys = _trusted_keys(proj, public_key)
     except MagcfgError as exc:
+        # A --public-key file as the operator named it; the project's keys are its files.
+        named = None if public_key and isinstance(exc, KeyLoadError) else top
         if as_json:
-            _fail_report("verify", exc, artifacts=[])
-        _fail(exc)
+            _fail_report("verify", exc, named, artifacts=[])
+        _fail(exc, named)
     failed = False
     verified: list[tuple[str, str, VerifiedArtifact | None]] = []
     problems: list[Diagnostic] = []
@@ -580,7 +560,7 @@ def verify(
                                      display=display)
         except MagcfgError as exc:
             if not as_json:
-                print(exc.format(), file=sys.stderr)
+                print(top.error(exc).format(), file=sys.stderr)
             failed = True
             verified.append((e, display, None))
             problems.extend(exc.diagnostics)
@@ -588,10 +568,10 @@ def verify(
         verified.append((e, display, result))
         if not quiet and not as_json:
             extra = ", attestation ok" if result.attestation_checked else ""
-            _stderr(f"verified {display}: version {result.version}, "
+            _stderr(f"verified {printable(top.name(display))}: version {result.version}, "
                     f"{len(result.files)} file(s), key {result.key_id}{extra}")
     if as_json:
-        _print_report("verify_report", verified, problems)
+        _print_report("verify_report", top, verified, problems)
     if failed:
         raise typer.Exit(1)
 
@@ -641,6 +621,7 @@ def diff(
     # As for build: two large environments are millions of objects, none in a cycle,
     # which the collector would scan again and again; the process ends through os._exit.
     gc.disable()
+    top = _top(None, project)
     try:
         if output_format not in ("text", "json", "markdown"):
             raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
@@ -662,7 +643,8 @@ def diff(
         if against is None and output_format == "text":
             assert old is not None and new is not None
             # Formatted by the processes that describe the changes.
-            identical, text = diffs.diff_environments_text(proj, old, new, color=use_color)
+            identical, text = diffs.diff_environments_text(proj, old, new, top.name,
+                                                           color=use_color)
             sys.stdout.write(text)
             raise typer.Exit(0 if identical else 1)
         if against is not None:
@@ -673,16 +655,16 @@ def diff(
             result = diffs.diff_environments(proj, old, new)
     except MagcfgError as exc:
         if output_format == "json":
-            _fail_report("diff", exc)
-        _fail(exc)
+            _fail_report("diff", exc, top)
+        _fail(exc, top)
     for d in result.warnings:
-        _stderr(d.format())
+        _stderr(top.diagnostic(d).format())
     if output_format == "json":
-        sys.stdout.write(diffs.format_json(result))
+        sys.stdout.write(diffs.format_json(result, top.name))
     elif output_format == "markdown":
-        sys.stdout.write(diffs.format_markdown(result))
+        sys.stdout.write(diffs.format_markdown(result, top.name))
     else:
-        sys.stdout.write(diffs.format_text(result, color=use_color))
+        sys.stdout.write(diffs.format_text(result, top.name, color=use_color))
     raise typer.Exit(0 if result.identical else 1)
 
 
@@ -716,29 +698,40 @@ def promote(
     from .project import load_project
     from .review import promote as promotion
 
+    top = _top(None, project)
     try:
         proj = load_project(project)
-        if pr_body_file is not None and not dry_run:
+    except MagcfgError as exc:
+        _fail(exc, top)
+    if pr_body_file is not None and not dry_run:
+        try:  # the operator's file, as named
             check_operator_target(pr_body_file, proj.root, "--pr-body")
+        except MagcfgError as exc:
+            _fail(exc)
+    try:
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
         plan.command = promotion.rerun_command(from_env, to_env, key or (), include_secrets)
         if dry_run:
-            sys.stdout.write(promotion.format_plan(plan))
+            sys.stdout.write(promotion.format_plan(plan, top.name))
             if not plan.diff.identical:
                 from .review.diff import format_text
 
-                sys.stdout.write("\n" + format_text(plan.diff, color=_use_color("auto")))
+                sys.stdout.write("\n" + format_text(plan.diff, top.name,
+                                                    color=_use_color("auto")))
             return
         if plan.empty:
-            sys.stdout.write(promotion.format_plan(plan))
+            sys.stdout.write(promotion.format_plan(plan, top.name))
             _stderr("nothing to promote: no branch or commit created")
             return
         done = promotion.apply_promotion(proj, plan, branch)
-        body = promotion.pr_body(proj, plan, done)
-        if pr_body_file is not None:
-            promotion.write_text(pr_body_file, body, proj.root)
+        body = promotion.pr_body(proj, plan, top.name, done)
     except MagcfgError as exc:
-        _fail(exc)
+        _fail(exc, top)
+    if pr_body_file is not None:
+        try:
+            promotion.write_text(pr_body_file, body, proj.root)
+        except MagcfgError as exc:
+            _fail(exc)
     if pr_body_file is not None:
         _stderr(f"wrote the PR body to {pr_body_file}")
     else:
@@ -768,15 +761,25 @@ def report(
     from .project import load_project
     from .review import report as reports
 
+    top = _top(None, project)
     try:
         proj = load_project(project)
+    except MagcfgError as exc:
+        _fail(exc, top)
+    try:  # the operator's file, as named
         check_operator_target(html_out, proj.root, "--html")
+    except MagcfgError as exc:
+        _fail(exc)
+    try:
         result = reports.build_report(proj, env, against)
+    except MagcfgError as exc:
+        _fail(exc, top)
+    try:
         reports.write_output(html_out, result.html, proj.root)
     except MagcfgError as exc:
         _fail(exc)
     for d in result.warnings:
-        _stderr(d.format())
+        _stderr(top.diagnostic(d).format())
     _stderr(f"wrote {html_out}: {result.keys} keys, {len(result.environments)} environments"
             + (f", {result.changes} change(s) since {against}" if against is not None else "")
             + f" ({len(result.html)} bytes)")
@@ -945,11 +948,12 @@ def schema_infer(
     from .project import load_project
     from .scaffold.infer import infer_schema, schema_bytes
 
+    top = _top(None, project)
     try:
         proj = load_project(project)
         data = schema_bytes(infer_schema(proj))
     except MagcfgError as exc:
-        _fail(exc)
+        _fail(exc, top)
     _write_output(out, data, proj.root)
 
 
@@ -975,6 +979,7 @@ def schema_layer(
     from .scaffold.editors import layer_schema_of
     from .scaffold.infer import schema_bytes
 
+    top = _top(None, project)
     try:
         proj = load_project(project)
         schema = Compiler(proj).schema()
@@ -982,7 +987,7 @@ def schema_layer(
             raise UsageError("the project names no JSON Schema (schema.json)")
         data = schema_bytes(layer_schema_of(schema, key))
     except MagcfgError as exc:
-        _fail(exc)
+        _fail(exc, top)
     _write_output(out, data, proj.root)
 
 

@@ -17,14 +17,14 @@ import posixpath
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from .artifact import ENVIRONMENT_NAME
 from .durable import MAX_INPUT_BYTES, PathError, path_problem, read_located, real_directory
-from .errors import BuildError, Diagnostic, UsageError
+from .errors import BuildError, Diagnostic, MagcfgError, UsageError
 from .syntax.locate import locate
 from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
 
@@ -378,6 +378,60 @@ def git_root(start: Path) -> Path | None:
         return None
     # One line end taken off, not stripped: a directory's name may end in a space.
     return Path(out.stdout.removesuffix("\n"))
+
+
+class FromTop:
+    """The one rule for a file's name in what any command prints (docs/cli.md, "File
+    names in messages"): from the top of the git repository the project is in, as
+    ``lint`` names files, so that a name in CI's or a hook's output (both run at the
+    top) and a JSON or SARIF report's ``file`` open the file there. A project at the top
+    of its repository, or outside git: names as they are. ``project`` is the loaded
+    project; ``project_file`` the one a command was given, for the names in the errors
+    of a project file that does not load. Git is asked once, only when a name is
+    printed."""
+
+    def __init__(self, project: Project | None, project_file: Path | None = None) -> None:
+        self.project, self.project_file = project, project_file
+        self._prefix: str | None = None
+
+    def _directory(self) -> Path | None:
+        if self.project is not None:
+            return Path(os.path.realpath(self.project.root))
+        try:  # the project file failed to load: its directory is known all the same
+            file = (self.project_file if self.project_file is not None
+                    else find_project_file())
+        except MagcfgError:
+            return None
+        return Path(os.path.realpath(file.parent))
+
+    def prefix(self) -> str:
+        """The project directory from the top, ``/``-terminated (empty at the top)."""
+        if self._prefix is None:
+            self._prefix = ""
+            directory = self._directory()
+            top = git_root(directory) if directory is not None and directory.is_dir() else None
+            if top is not None and directory is not None:
+                with contextlib.suppress(ValueError):
+                    relative = directory.relative_to(os.path.realpath(top)).as_posix()
+                    self._prefix = "" if relative == "." else f"{relative}/"
+        return self._prefix
+
+    def name(self, rel: str) -> str:
+        """``rel`` (relative to the project directory, or absolute) from the top."""
+        if not rel or os.path.isabs(rel) or not self.prefix():
+            return rel
+        if rel == ".." or rel.startswith("../"):  # a file outside the project's directory
+            return posixpath.normpath(self.prefix() + rel)
+        return self.prefix() + rel
+
+    def diagnostic(self, d: Diagnostic) -> Diagnostic:
+        return d if not d.file else replace(d, file=self.name(d.file))
+
+    def error(self, exc: MagcfgError) -> MagcfgError:
+        """``exc`` of the same kind (its exit code), its files named from the top."""
+        named = MagcfgError([self.diagnostic(d) for d in exc.diagnostics])
+        named.exit_code = exc.exit_code
+        return named
 
 
 GIT_ANSWER_SECONDS = 30

@@ -128,7 +128,7 @@ def test_diff_same_with_and_without_line_reader(generated: Path,
     slow = diffs.diff_environments(load_project(generated / "magcfg.yaml"), "staging",
                                    "production")
     for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
-        assert fmt(fast) == fmt(slow)
+        assert fmt(fast, str) == fmt(slow, str)
 
 
 def test_diff_in_two_processes_is_the_diff_in_one(generated: Path,
@@ -148,7 +148,7 @@ def test_diff_in_two_processes_is_the_diff_in_one(generated: Path,
     assert len(described) == 1 and 0 < described[0] < len(one.changes)  # half was forked
     assert two == one
     for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
-        assert fmt(two) == fmt(one)
+        assert fmt(two, str) == fmt(one, str)
 
 
 def test_a_describing_process_that_dies_is_made_up_for(
@@ -166,7 +166,7 @@ def test_text_formatted_where_described_is_format_text(
         generated: Path, monkeypatch: pytest.MonkeyPatch, jobs: int, color: bool) -> None:
     project = load_project(generated / "magcfg.yaml")
     expected = diffs.diff_environments(project, "staging", "production", jobs=1)
-    text = diffs.format_text(expected, color=color)
+    text = diffs.format_text(expected, str, color=color)
     monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
     formatted: list[int] = []  # changes formatted in this process
     real = diffs._text_body
@@ -183,12 +183,13 @@ def test_text_formatted_where_described_is_format_text(
 
     parent = os.getpid()
     monkeypatch.setattr(diffs, "_text_body", counted)
-    got = diffs.diff_environments_text(project, "staging", "production", color=color,
+    got = diffs.diff_environments_text(project, "staging", "production", str, color=color,
                                        jobs=jobs)
     assert got == (False, text)
     assert sum(formatted) == len(expected.changes) if jobs == 1 else (
         0 < sum(formatted) < len(expected.changes))  # the other half formatted elsewhere
-    assert diffs.diff_environments_text(project, "dev", "dev", color=color, jobs=jobs) == (
+    assert diffs.diff_environments_text(project, "dev", "dev", str, color=color,
+                                        jobs=jobs) == (
         True, "dev and dev are identical\n")
 
 
@@ -196,10 +197,10 @@ def test_a_formatting_process_that_dies_is_made_up_for(
         generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = load_project(generated / "magcfg.yaml")
     expected = diffs.format_text(diffs.diff_environments(project, "staging", "production",
-                                                         jobs=1))
+                                                         jobs=1), str)
     monkeypatch.setattr(diffs, "MIN_PARALLEL_BYTES", 0)
     dies_in_a_child(monkeypatch, diffs, "show")
-    assert diffs.diff_environments_text(project, "staging", "production", jobs=2) == (
+    assert diffs.diff_environments_text(project, "staging", "production", str, jobs=2) == (
         False, expected)
 
 
@@ -360,7 +361,7 @@ def test_diff_same_with_and_without_policy_tables(generated: Path,
                                    "production")
     assert any(c.secret for c in slow.changes)
     for fmt in (diffs.format_json, diffs.format_markdown, diffs.format_text):
-        assert fmt(fast) == fmt(slow)
+        assert fmt(fast, str) == fmt(slow, str)
 
 
 def test_line_reader_agrees_on_hostile_documents() -> None:

@@ -118,8 +118,10 @@ def test_a_config_that_is_not_a_json_object_is_refused(built: Project, text: str
     result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
     located = {'{"magds": ': "1: error: artifact is not valid JSON at column 11",
                '{"magds": NaN}': "1: error: artifact is not valid JSON at column 11"}
-    message = (f"{config}: error: artifact files must be JSON objects" if text.startswith("[")
-               else f"{config}:{located[text]}: JSONDecodeError")
+    # The project's artifact, named as every command names the project's files.
+    name = "generated/prod/config.json"
+    message = (f"{name}: error: artifact files must be JSON objects" if text.startswith("[")
+               else f"{name}:{located[text]}: JSONDecodeError")
     assert failed_cleanly(result) == f"{message}\n"
 
 
@@ -175,7 +177,8 @@ def test_a_fifo_in_the_artifact_is_refused_not_waited_on(built: Project, name: s
     os.mkfifo(path)
     result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
     assert failed_cleanly(result, 1) == (
-        f"{path}: error: cannot read the artifact: is a FIFO, not a regular file\n")
+        f"generated/prod/{name}: error: cannot read the artifact: is a FIFO, not a regular "
+        "file\n")
 
 
 def test_a_huge_manifest_or_constraints_file_is_refused_unread(
@@ -189,7 +192,7 @@ def test_a_huge_manifest_or_constraints_file_is_refused_unread(
         result = run(strict.root, "check-env", "--env", "prod",
                      env=clean_env(**CONSTRAINED_VARS))
         assert failed_cleanly(result, 1) == (
-            f"{path}: error: is larger than {MAX_MANIFEST_BYTES} bytes\n")
+            f"generated/prod/{name}: error: is larger than {MAX_MANIFEST_BYTES} bytes\n")
 
 
 def test_another_environments_or_a_malformed_manifest_is_refused(built: Project) -> None:
@@ -203,7 +206,7 @@ def test_another_environments_or_a_malformed_manifest_is_refused(built: Project)
     manifest.write_text(manifest.read_text().replace('"version": 1', '"version": "1"'))
     result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
     assert failed_cleanly(result, 1) == (
-        f"{manifest}: error: must be an integer, not a string [version]\n")
+        "generated/prod/manifest.json: error: must be an integer, not a string [version]\n")
 
 
 def test_delivered_values_are_what_resolve_returns_for_every_reference() -> None:
@@ -263,7 +266,7 @@ def test_a_data_link_in_the_repositorys_output_is_refused(built: Project, tmp_pa
     os.symlink(pristine, built.root / "generated/prod/..data")
     result = run(built.root, "check-env", "--env", "prod", env=clean_env(**PROD_VARS))
     assert failed_cleanly(result, 1) == (
-        f"{built.root}/generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
+        "generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
         "an artifact directory given explicitly (a ConfigMap volume)\n")
 
 
@@ -430,7 +433,8 @@ def test_tampered_constraints_are_refused(strict: Project, how: str) -> None:
     assert result.returncode == 1
     if how == "weakened":
         assert failed_cleanly(result, 1) == (
-            f"{path}: error: value-constraints.json does not match the digest in manifest.json "
+            "generated/prod/value-constraints.json: error: value-constraints.json does not "
+            "match the digest in manifest.json "
             "(torn or tampered artifact)\n")
     elif how == "removed":
         assert "cannot read the artifact" in result.stderr
@@ -461,7 +465,7 @@ def test_malformed_constraints_are_refused_clearly(strict: Project) -> None:
     path = edit_constraints(strict, '"minLength": 32', '"minLength": "32"')
     result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
     assert failed_cleanly(result, 1) == (
-        f"{path}: error: must be an integer, not a string "
+        f"{path.relative_to(strict.root)}: error: must be an integer, not a string "
         '[keys["magds.password"].minLength]\n')
 
 
@@ -535,7 +539,8 @@ def test_a_backtracking_pattern_in_an_edited_artifact_is_refused(strict: Project
     path = edit_constraints(strict, '"^CANARY-[A-Za-z0-9]+$"', '"^(a)\\\\1$"')
     result = run(strict.root, "check-env", "--env", "prod", env=clean_env(**CONSTRAINED_VARS))
     assert failed_cleanly(result, 1) == (
-        f"{path}: error: is not a regular expression magcfg can check (uses a backreference, "
+        f"{path.relative_to(strict.root)}: error: is not a regular expression magcfg can "
+        "check (uses a backreference, "
         "which magcfg does not check (secret values are checked without backtracking)) "
         '[keys["magds.password"].pattern]\n')
 

@@ -308,8 +308,8 @@ def test_verify_checks_the_role_and_never_reads_credentials(
                             {"VAULT_ADDR": dev_vault.addr,
                              "VAULT_TOKEN": dev_vault.token_with_policies(name)})
     assert report.ok and len(report.skipped) == 1
-    lines = format_report(report)
+    lines = format_report(report, str)
     assert lines[0].startswith("note: magbackup.creds.username: vault+direct://database/creds/"
                                "no-such-role#username: dynamic secret not checked")
     assert lines[-1].endswith("(1 secret(s) at " + dev_vault.addr + ", 1 not checked)")
-    assert report.as_json()["skipped"] == list(report.skipped)
+    assert report.as_json(str)["skipped"] == list(report.skipped)

@@ -390,7 +390,7 @@ class Session:
             lines = [f"- **{env}**{named}: {shown}"]
             for i, p in enumerate(reversed(chain)):
                 verb = "set at" if i == 0 else "overrides"
-                lines.append(f"  - {verb} `{printable(p.where())}` ({printable(p.layer)}): "
+                lines.append(f"  - {verb} `{printable(p.where(str))}` ({printable(p.layer)}): "
                              f"`{_show(self._provenance_value(here, p, secret_here))}`")
             parts.append("\n".join(lines))
         return "\n\n".join(parts)

@@ -72,9 +72,10 @@ class Provenance:
     layer: str
     value: Any
 
-    def where(self) -> str:
-        """``file:line`` for people (a control character in the name escaped)."""
-        file = printable(self.file)
+    def where(self, name: Callable[[str], str]) -> str:
+        """``file:line`` for people, the file named by ``name`` (``project.FromTop.name``,
+        or ``str`` for its name in the project), a control character in it escaped."""
+        file = printable(name(self.file))
         return file if self.line is None else f"{file}:{self.line}"
 
 

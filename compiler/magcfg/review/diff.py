@@ -224,13 +224,14 @@ class Origin(NamedTuple):
     line: int | None
     layer: str
 
-    def where(self) -> str:
-        """``file:line`` for people (a control character in the name escaped)."""
-        file = _printable_file(self.file)
+    def where(self, name: Callable[[str], str]) -> str:
+        """``file:line`` for people, the file named by ``name`` (``project.FromTop.name``,
+        or ``str`` for its name in the project), a control character in it escaped."""
+        file = _printable_file(name(self.file))
         return file if self.line is None else f"{file}:{self.line}"
 
-    def as_json(self) -> dict[str, Any]:
-        return {"file": self.file, "layer": self.layer, "line": self.line}
+    def as_json(self, name: Callable[[str], str]) -> dict[str, Any]:
+        return {"file": name(self.file), "layer": self.layer, "line": self.line}
 
 
 class Change(NamedTuple):
@@ -251,13 +252,13 @@ class Change(NamedTuple):
     def restart(self) -> bool:
         return self.reload == "restart"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, name: Callable[[str], str]) -> dict[str, Any]:
         return {
             "key": self.key,
             "new": None if self.kind == "removed" else self.new,
-            "new_source": self.new_source.as_json() if self.new_source else None,
+            "new_source": self.new_source.as_json(name) if self.new_source else None,
             "old": None if self.kind == "added" else self.old,
-            "old_source": self.old_source.as_json() if self.old_source else None,
+            "old_source": self.old_source.as_json(name) if self.old_source else None,
             "reload": self.reload,
             "secret": self.secret,
         }
@@ -541,18 +542,19 @@ def diff_environments(project: Project, old_env: str, new_env: str,
 
 
 def diff_environments_text(project: Project, old_env: str, new_env: str,
-                           color: bool = False, jobs: int | None = None) -> tuple[bool, str]:
+                           name: Callable[[str], str], color: bool = False,
+                           jobs: int | None = None) -> tuple[bool, str]:
     """Whether the two environments are identical, and
-    ``format_text(diff_environments(project, old_env, new_env), color)``. Each process
-    formats the changes it described: no change crosses between processes."""
+    ``format_text(diff_environments(project, old_env, new_env), name, color)``. Each
+    process formats the changes it described: no change crosses between processes."""
     old, new = Side(old_env).label, Side(new_env).label
-    body = _text_body(old, new, color)
+    body = _text_body(old, new, color, name)
     parts = _compared(project, old_env, new_env, jobs, _Outcome(
         lambda changes: (change_counts(changes), body(changes)), _as_is, _as_is))
     counts = change_counts(())
     for part_counts, _ in parts:
-        for name, n in part_counts.items():
-            counts[name] += n
+        for kind, n in part_counts.items():
+            counts[kind] += n
     if not (counts["added"] or counts["changed"] or counts["removed"]):
         return True, _identical_text(old, new)
     return False, "".join([_text_head(old, new, counts, color), *(part[1] for part in parts)])
@@ -699,12 +701,14 @@ def _summary_text(s: dict[str, int]) -> str:
     return text
 
 
-def format_text(d: ConfigDiff, color: bool = False) -> str:
-    """Human-readable diff; ANSI colours when ``color``."""
+def format_text(d: ConfigDiff, name: Callable[[str], str], color: bool = False) -> str:
+    """Human-readable diff, files named by ``name`` (``Origin.where``); ANSI colours when
+    ``color``."""
     old, new = d.old.label, d.new.label
     if d.identical:
         return _identical_text(old, new)
-    return _text_head(old, new, d.summary(), color) + _text_body(old, new, color)(d.changes)
+    return (_text_head(old, new, d.summary(), color)
+            + _text_body(old, new, color, name)(d.changes))
 
 
 def _identical_text(old: str, new: str) -> str:
@@ -716,7 +720,8 @@ def _text_head(old: str, new: str, counts: dict[str, int], color: bool) -> str:
     return f"{bold}--- {old}{close}\n{bold}+++ {new}{close}\n{_summary_text(counts)}\n\n"
 
 
-def _text_body(old: str, new: str, color: bool) -> Callable[[Sequence[Change]], str]:
+def _text_body(old: str, new: str, color: bool, name: Callable[[str], str]
+               ) -> Callable[[Sequence[Change]], str]:
     """The text of changes, one after the other (any run of them: a change's lines
     depend on it alone)."""
     width = max(len(old), len(new))
@@ -729,7 +734,7 @@ def _text_body(old: str, new: str, color: bool) -> Callable[[Sequence[Change]], 
     dim = close + opened["dim"]
 
     def where(origin: Origin | None) -> str:
-        return f"  {origin.where()} ({origin.layer})" if origin is not None else ""
+        return f"  {origin.where(name)} ({origin.layer})" if origin is not None else ""
 
     def body(changes: Sequence[Change]) -> str:
         lines = []
@@ -747,25 +752,26 @@ def _text_body(old: str, new: str, color: bool) -> Callable[[Sequence[Change]], 
     return body
 
 
-def format_json(d: ConfigDiff) -> str:
+def format_json(d: ConfigDiff, name: Callable[[str], str]) -> str:
     """The documented, stable JSON shape (module docstring), with the fields every
-    command's report has (``command``; ``ok``: identical, exit 0; docs/cli.md)."""
+    command's report has (``command``; ``ok``: identical, exit 0; docs/cli.md); files
+    named by ``name`` as the text names them."""
     doc = {
-        "added": [c.as_json() for c in d.of_kind("added")],
-        "changed": [c.as_json() for c in d.of_kind("changed")],
+        "added": [c.as_json(name) for c in d.of_kind("added")],
+        "changed": [c.as_json(name) for c in d.of_kind("changed")],
         "command": "diff",
         "format": 1,
         "identical": d.identical,
         "ok": d.identical,
         "new": d.new.as_json(),
         "old": d.old.as_json(),
-        "removed": [c.as_json() for c in d.of_kind("removed")],
+        "removed": [c.as_json(name) for c in d.of_kind("removed")],
         "summary": d.summary(),
     }
     return json_bytes(doc).decode("utf-8")
 
 
-def markdown_table(d: ConfigDiff) -> list[str]:
+def markdown_table(d: ConfigDiff, name: Callable[[str], str]) -> list[str]:
     """The change table (also used inside promotion PR bodies)."""
     lines = [f"| | Key | {md_cell(d.old.label)} | {md_cell(d.new.label)} | Reload "
              f"| Set in {md_cell(d.old.label)} | Set in {md_cell(d.new.label)} |",
@@ -774,14 +780,14 @@ def markdown_table(d: ConfigDiff) -> list[str]:
         old = md_cell(show(c.old)) if c.kind != "added" else "—"
         new = md_cell(show(c.new)) if c.kind != "removed" else "—"
         reload = "**restart**" if c.restart else c.reload
-        src_old = md_cell(c.old_source.where()) if c.old_source else ""
-        src_new = md_cell(c.new_source.where()) if c.new_source else ""
+        src_old = md_cell(c.old_source.where(name)) if c.old_source else ""
+        src_new = md_cell(c.new_source.where(name)) if c.new_source else ""
         lines.append(f"| {_STYLE[c.kind]} | {md_cell(c.key)} | {old} | {new} | {reload} "
                      f"| {src_old} | {src_new} |")
     return lines
 
 
-def format_markdown(d: ConfigDiff) -> str:
+def format_markdown(d: ConfigDiff, name: Callable[[str], str]) -> str:
     """A PR comment: summary, restart-only warning, and the change table."""
     title = f"### Config diff: {md_code(d.old.label)} → {md_code(d.new.label)}"
     if d.identical:
@@ -792,5 +798,5 @@ def format_markdown(d: ConfigDiff) -> str:
         lines += [f"> [!WARNING]\n> {len(restart)} change(s) take effect only after a restart: "
                   + ", ".join(md_code(c.key) for c in restart[:20])
                   + (", …" if len(restart) > 20 else ""), ""]
-    lines += markdown_table(d)
+    lines += markdown_table(d, name)
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,8 @@ def explain(project: Project, env: str, key: str) -> Explanation:
         secret=secret)
 
 
-def format_explanation(e: Explanation) -> str:
+def format_explanation(e: Explanation, name: Callable[[str], str]) -> str:
+    """The text of ``explain``, each file named by ``name`` (``Provenance.where``)."""
     import json
 
     def show(v: Any) -> str:
@@ -89,5 +91,5 @@ def format_explanation(e: Explanation) -> str:
              f"    [{e.env}; reload: {e.reload}{'; secret' if e.secret else ''}]"]
     for i, p in enumerate(e.chain):
         mark = "=>" if i == len(e.chain) - 1 and e.present else "  "
-        lines.append(f"  {mark} {p.where()}  ({p.layer})  {show(p.value)}")
+        lines.append(f"  {mark} {p.where(name)}  ({p.layer})  {show(p.value)}")
     return "\n".join(lines)

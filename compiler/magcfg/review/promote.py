@@ -39,7 +39,7 @@ import os
 import posixpath
 import shlex
 import stat
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, m
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
-from ..project import LayerSpec, Project
+from ..project import FromTop, LayerSpec, Project
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import UNSET_TAG, is_unset_item, iter_leaves
 from .diff import (
@@ -131,13 +131,18 @@ class Skip:
     key: str
     reason: str
     names: tuple[str, ...] = ()
+    file: bool = False
+    """True: ``names[0]`` is a file of the project, named by ``name`` when shown."""
 
-    def text(self) -> str:
-        return self.reason.format(*self.names)
+    def _names(self, name: Callable[[str], str]) -> tuple[str, ...]:
+        return (name(self.names[0]), *self.names[1:]) if self.file else self.names
 
-    def markdown(self) -> str:
+    def text(self, name: Callable[[str], str]) -> str:
+        return self.reason.format(*self._names(name))
+
+    def markdown(self, name: Callable[[str], str]) -> str:
         # Code needs no quotes of its own (``{!r}`` quotes a name in text).
-        return self.reason.replace("{!r}", "{}").format(*map(md_code, self.names))
+        return self.reason.replace("{!r}", "{}").format(*map(md_code, self._names(name)))
 
 
 @dataclass
@@ -220,7 +225,7 @@ def _in_cue(key: str, path: str) -> Skip | None:
     if not path.endswith(CUE_SUFFIX):
         return None
     return Skip(key, "set in {}, a CUE file: promote writes YAML only, so change it there "
-                     "by hand", (path,))
+                     "by hand", (path,), file=True)
 
 
 def _not_promoted(settings: PromoteSettings, keypath: KeyPath, withheld_secret: bool,
@@ -702,7 +707,8 @@ def _what(plan: Plan) -> str:
     return " and ".join(parts) or f"changed nothing in {plan.to_env}'s layers"
 
 
-def commit_message(plan: Plan) -> str:
+def commit_message(plan: Plan, name: Callable[[str], str]) -> str:
+    """The promotion's commit message, each file named by ``name``."""
     keys = [e.key for e in plan.edits]
     subject = f"Promote {plan.from_env} -> {plan.to_env}: "
     listed = ", ".join(keys)
@@ -712,8 +718,8 @@ def commit_message(plan: Plan) -> str:
         old = show(e.replaces) if e.replaces_source else "(unset)"
         flag = " [restart]" if e.reload == "restart" else ""
         lines.append(f"  {e.key}: {old} -> {show(e.shown)}{flag}")
-        lines.append(f"    removed from {e.target}, inherits {e.source.where()}" if e.removes
-                     else f"    from {e.source.where()}, into {e.target}")
+        lines.append(f"    removed from {name(e.target)}, inherits {e.source.where(name)}"
+                     if e.removes else f"    from {e.source.where(name)}, into {name(e.target)}")
     return "\n".join(map(printable, lines)) + "\n"
 
 
@@ -794,7 +800,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
         build(project, envs=[plan.to_env])
         refresh_snapshots(project, [plan.to_env])
         repo.git.add("-A", "--", *paths)
-        repo.git.commit("-q", "-m", commit_message(plan))
+        repo.git.commit("-q", "-m", commit_message(plan, FromTop(project).name))
     except BaseException as exc:
         try:
             _undo(repo, paths, original, branch)
@@ -1021,8 +1027,9 @@ def rerun_command(from_env: str, to_env: str, keys: Sequence[str],
     return " ".join(words)
 
 
-def format_plan(plan: Plan) -> str:
-    """The plan as text (``--dry-run``)."""
+def format_plan(plan: Plan, name: Callable[[str], str]) -> str:
+    """The plan as text (``--dry-run``), each file named by ``name``
+    (``project.FromTop.name``)."""
     lines = [f"promote {plan.from_env} -> {plan.to_env}: {len(plan.edits)} value(s) to write, "
              f"{len(plan.skipped)} skipped"]
     if plan.edits:
@@ -1031,32 +1038,35 @@ def format_plan(plan: Plan) -> str:
         flag = "  [restart]" if e.reload == "restart" else ""
         value = "(deleted: - !unset)" if e.deletes else show(e.shown)
         lines.append(f"  {e.key} = {value}{flag}")
-        lines.append(f"      from {e.source.where()} ({e.source.layer})")
+        lines.append(f"      from {e.source.where(name)} ({e.source.layer})")
         if e.removes:
             assert e.replaces_source is not None
             lines.append(f"      by removing {show(e.replaces)} set in "
-                         f"{e.replaces_source.where()} ({to_inherit(plan)})")
+                         f"{e.replaces_source.where(name)} ({to_inherit(plan)})")
             continue
-        was = (f"replaces {show(e.replaces)} set in {e.replaces_source.where()}"
+        was = (f"replaces {show(e.replaces)} set in {e.replaces_source.where(name)}"
                if e.replaces_source else "new key")
-        lines.append(f"      into {printable(e.target)}{' (new file)' if e.new_file else ''}; {was}")
+        lines.append(f"      into {printable(name(e.target))}"
+                     f"{' (new file)' if e.new_file else ''}; {was}")
     if plan.kept:
         lines += ["", "kept:"]
         lines += [f"  {k}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "skipped:"]
-        lines += [f"  {s.key}: {s.text()}" for s in plan.skipped]
+        lines += [f"  {s.key}: {s.text(name)}" for s in plan.skipped]
     if plan.texts:
         lines += ["", "files:"]
-        lines += [f"  {p}" for p in sorted(plan.texts)]
+        lines += [f"  {name(p)}" for p in sorted(plan.texts)]
     # Keys, layer names and paths come from the repository: a terminal escape in one
     # must reach the terminal as text.
     return "\n".join(map(printable, lines)) + "\n"
 
 
-def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) -> str:
+def pr_body(project: Project, plan: Plan, name: Callable[[str], str],
+            promotion: Promotion | None = None) -> str:
     """Markdown PR body: summary, the semantic diff of TO, restart-only changes, and who
-    set each promoted value. Secrets appear only as ``<redacted>``."""
+    set each promoted value, each file named by ``name``. Secrets appear only as
+    ``<redacted>``."""
     f, t = plan.from_env, plan.to_env
     lines = [f"## Promote `{f}` → `{t}`", ""]
     if plan.command:
@@ -1073,13 +1083,13 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
               + (f" Branch {md_code(promotion.branch)}, for a pull request into "
                  f"{md_code(promotion.base)}." if promotion else ""), ""]
     if plan.texts:
-        lines += ["Files changed:", ""] + [f"- {md_code(p)}" for p in sorted(plan.texts)]
-        lines += [f"- {md_code(f'{project.output}/{t}/')} (rebuilt)", ""]
+        lines += ["Files changed:", ""] + [f"- {md_code(name(p))}" for p in sorted(plan.texts)]
+        lines += [f"- {md_code(name(f'{project.output}/{t}/'))} (rebuilt)", ""]
     lines += ["### Semantic diff", ""]
     if plan.diff.identical:
         lines += [f"`{t}`'s compiled config does not change.", ""]
     else:
-        lines += [*markdown_table(plan.diff), ""]
+        lines += [*markdown_table(plan.diff, name), ""]
     lines += [*report_link(project, promotion.base if promotion else None), ""]
     lines += ["### Restart-only changes", ""]
     restart = [c for c in plan.diff.changes if c.restart]
@@ -1096,18 +1106,18 @@ def pr_body(project: Project, plan: Plan, promotion: Promotion | None = None) ->
     for e in plan.edits:
         shown = "(deleted)" if e.deletes else show(e.shown)
         lines.append(f"| {md_cell(e.key)} | {md_cell(shown)} "
-                     f"| {md_cell(e.source.where())} | {md_cell(who[e.source])} |")
+                     f"| {md_cell(e.source.where(name))} | {md_cell(who[e.source])} |")
     if removed:
         lines += ["", f"### Overrides removed from `{t}`", ""]
         lines += [f"- {md_code(e.key)} (was {md_code(show(e.replaces))} in "
-                  f"{md_code(e.replaces_source.where() if e.replaces_source else '')}): "
+                  f"{md_code(e.replaces_source.where(name) if e.replaces_source else '')}): "
                   f"{to_inherit(plan)}" for e in removed]
     if plan.kept:
         lines += ["", f"### Kept in `{t}`", ""]
         lines += [f"- {md_code(k)}" for k in plan.kept]
     if plan.skipped:
         lines += ["", "### Not promoted", ""]
-        lines += [f"- {md_code(s.key)}: {s.markdown()}" for s in plan.skipped]
+        lines += [f"- {md_code(s.key)}: {s.markdown(name)}" for s in plan.skipped]
     return "\n".join(map(printable, lines)) + "\n"
 
 

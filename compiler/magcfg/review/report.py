@@ -28,6 +28,7 @@ import html
 import json
 import marshal
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from json.encoder import encode_basestring as encode_string
@@ -39,7 +40,7 @@ from ..durable import write_operator_file
 from ..errors import BuildError, Diagnostic
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.merge import LayerStack
-from ..project import Project
+from ..project import FromTop, Project
 from ..secrets.redaction import REDACTED, Redactor
 from ..secrets.references import parse_reference
 from ..syntax.keylines import KeyLines
@@ -167,8 +168,9 @@ def build_report(project: Project, envs: list[str] | None = None,
             if sum(weight.values()) >= MIN_PARALLEL_ROWS else [keys])
     sections = matrix.sections_of(runs)
     compiler.cache.flush(only=KEY_LINES)
-    return _page(chosen, [spec.name for spec in project.layers], matrix.files, sections,
-                 diffs, against)
+    name = FromTop(project).name
+    return _page(chosen, [spec.name for spec in project.layers],
+                 [name(file) for file in matrix.files], sections, diffs, against, name)
 
 
 MIN_PARALLEL_ROWS = 20_000
@@ -362,7 +364,7 @@ def _cells_json(cells: list[_Cell | None], files: dict[str, int]) -> list[Any]:
     return out
 
 
-def _changes_table(diffs: dict[str, ConfigDiff], ref: str) -> str:
+def _changes_table(diffs: dict[str, ConfigDiff], ref: str, name: Callable[[str], str]) -> str:
     e = html.escape
     total = sum(len(d.changes) for d in diffs.values())
     commit = next((d.old.commit for d in diffs.values() if d.old.commit), None)
@@ -384,14 +386,16 @@ def _changes_table(diffs: dict[str, ConfigDiff], ref: str) -> str:
                 f'<tr class="{c.kind}"><td>{e(env)}</td><td>{mark[c.kind]}</td>'
                 f"<td><code>{e(c.key)}</code></td><td><code>{before}</code></td>"
                 f"<td><code>{after}</code></td><td>{reload}</td>"
-                f"<td>{e(src.where()) if src else ''}</td></tr>")
+                f"<td>{e(src.where(name)) if src else ''}</td></tr>")
     parts.append("</tbody></table></section>")
     return "".join(parts)
 
 
 def _page(envs: tuple[str, ...], layer_names: list[str], files: list[str],
-          sections: list[_Section], diffs: dict[str, ConfigDiff], against: str | None
-          ) -> Report:
+          sections: list[_Section], diffs: dict[str, ConfigDiff], against: str | None,
+          file_name: Callable[[str], str]) -> Report:
+    """The page; ``files`` and the files of ``diffs`` named by ``file_name``, as every command
+    names files (``project.FromTop``)."""
     e = html.escape
     rows = sum(count for _, _, count, _ in sections)
     open_all = rows < OPEN_BELOW
@@ -421,7 +425,7 @@ def _page(envs: tuple[str, ...], layer_names: list[str], files: list[str],
     if against is not None:
         legend += (f'<span class="cell changed">changed since {e(against)}</span>'
                    f'<span class="cell added">added since {e(against)}</span>')
-    changes = _changes_table(diffs, against) if against is not None else ""
+    changes = _changes_table(diffs, against, file_name) if against is not None else ""
     title = f"magcfg report: {', '.join(envs)}"
     slots = {
         "TITLE": e(title), "CSS": _asset("report.css"), "JS": _asset("report.js"),

@@ -3,13 +3,16 @@
 Every report is one JSON object with ``"format": 1`` (the version of its shape: a field
 is only ever added within a version; a change of meaning or a removal bumps it) and
 ``"command"``; ``diagnostics`` are ``{file, line, key, severity, code, message}`` as the
-text output prints them (redacted like it). docs/cli.md documents each shape.
+text output prints them (redacted like it). Every file is named as the text names it,
+by ``name`` (``project.FromTop.name``: from the repository's top). docs/cli.md documents
+each shape.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Diagnostic
@@ -26,9 +29,11 @@ __all__ = ["REPORT_FORMAT", "build_report", "diagnostic_list", "explain_report",
 REPORT_FORMAT = 1
 
 
-def diagnostic_list(found: Iterable[Diagnostic]) -> list[dict[str, Any]]:
+def diagnostic_list(found: Iterable[Diagnostic], name: Callable[[str], str]
+                    ) -> list[dict[str, Any]]:
     """The diagnostics of a report: each once, in order."""
-    return [d.as_dict() for d in sorted(set(found))]
+    return [replace(d, file=name(d.file)).as_dict() if d.file else d.as_dict()
+            for d in sorted(set(found))]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -37,39 +42,41 @@ def render(report: dict[str, Any]) -> str:
 
 
 def build_report(environments: Iterable[str], result: BuildResult | None, check: bool,
-                 diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
+                 diagnostics: Iterable[Diagnostic], *, name: Callable[[str], str]
+                 ) -> dict[str, Any]:
     """``ok`` is what the exit code says: no error, and with ``check`` nothing stale."""
-    found = diagnostic_list(diagnostics)
-    stale = list(result.stale) if result is not None else []
+    found = diagnostic_list(diagnostics, name)
+    stale = [name(file) for file in result.stale] if result is not None else []
     return {
         "format": REPORT_FORMAT, "command": "build", "check": check,
         "environments": list(environments),
         "ok": result is not None and not stale
               and not any(d["severity"] == "error" for d in found),
-        "written": list(result.written) if result is not None else [],
+        "written": [name(file) for file in result.written] if result is not None else [],
         "stale": stale,
         "diagnostics": found,
     }
 
 
 def verify_report(artifacts: list[tuple[str, str, VerifiedArtifact | None]],
-                  diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
+                  diagnostics: Iterable[Diagnostic], *, name: Callable[[str], str]
+                  ) -> dict[str, Any]:
     """``artifacts``: (environment, directory, result or None when it failed)."""
     return {
         "format": REPORT_FORMAT, "command": "verify",
         "ok": all(result is not None for _, _, result in artifacts),
         "artifacts": [{
-            "environment": env, "directory": directory, "ok": result is not None,
+            "environment": env, "directory": name(directory), "ok": result is not None,
             "version": result.version if result else None,
             "files": sorted(result.files) if result else [],
             "key_id": result.key_id if result else None,
             "attestation": result.attestation_checked if result else False,
         } for env, directory, result in artifacts],
-        "diagnostics": diagnostic_list(diagnostics),
+        "diagnostics": diagnostic_list(diagnostics, name),
     }
 
 
-def explain_report(e: Explanation) -> dict[str, Any]:
+def explain_report(e: Explanation, *, name: Callable[[str], str]) -> dict[str, Any]:
     """Values as the text output shows them (secrets masked); an ``!unset`` is
     ``{"unset": true, "value": null}``."""
     def value(v: Any) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def explain_report(e: Explanation) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT, "command": "explain", "environment": e.env, "key": e.key,
         "present": e.present, "value": e.value, "reload": e.reload, "secret": e.secret,
-        "provenance": [{"file": p.file, "line": p.line, "layer": p.layer, **value(p.value),
+        "provenance": [{"file": name(p.file), "line": p.line, "layer": p.layer, **value(p.value),
                         "in_effect": i == len(e.chain) - 1 and e.present}
                        for i, p in enumerate(e.chain)],
     }

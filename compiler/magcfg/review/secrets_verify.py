@@ -16,8 +16,8 @@ not read the role, or the path has another shape, the reference is skipped with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..compiler import compile_environment
@@ -53,7 +53,8 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.unresolved
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, name: Callable[[str], str]) -> dict[str, Any]:
+        """The JSON report, each file named by ``name`` as the text names it."""
         return {
             "environment": self.environment,
             "vault": self.addr,
@@ -61,7 +62,7 @@ class VerifyReport:
             "references": self.checked,
             "secrets": self.secrets,
             "unresolved": [{"key": u.key, "reference": u.reference, "problem": u.problem,
-                            "file": u.diagnostic.file, "line": u.diagnostic.line,
+                            "file": name(u.diagnostic.file), "line": u.diagnostic.line,
                             "message": u.diagnostic.message} for u in self.unresolved],
             "skipped": list(self.skipped),
         }
@@ -139,9 +140,11 @@ def _problem(ref: SecretRef, found: KvRead) -> tuple[str | None, str]:
     return None, ""
 
 
-def format_report(report: VerifyReport) -> list[str]:
-    """The text report: one located line per unresolved reference, then a summary."""
-    lines = [u.diagnostic.format() for u in report.unresolved]
+def format_report(report: VerifyReport, name: Callable[[str], str]) -> list[str]:
+    """The text report: one located line per unresolved reference (its file named by
+    ``name``), then a summary."""
+    lines = [replace(u.diagnostic, file=name(u.diagnostic.file)).format()
+             for u in report.unresolved]
     lines += [f"note: {note}" for note in report.skipped]
     if report.addr is None:
         lines.append(f"secrets verify: {report.environment}: no Vault references to check")

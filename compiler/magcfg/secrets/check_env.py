@@ -171,7 +171,8 @@ def read_config(artifact_dir: str | os.PathLike[str], env: str | None = None, *,
 
 
 def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, *,
-                  volume: bool = True) -> tuple[str, Any, Constraints]:
+                  volume: bool = True, display: str | None = None
+                  ) -> tuple[str, Any, Constraints]:
     """(environment, config, constraints) of an artifact directory; config.json (and
     value-constraints.json, when the manifest lists it) must match the digests in
     manifest.json, and the manifest's environment must be ``env`` when given. Only
@@ -179,7 +180,8 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     With ``volume`` (the default: a directory given explicitly, such as a mounted
     ConfigMap) the files are read through ``..data``, which must name a version
     directory beside it; without it (the repository's output) a ``..data`` entry is
-    refused (:func:`magcfg.artifact.data_root`)."""
+    refused (:func:`magcfg.artifact.data_root`). ``display`` is how ``artifact_dir`` is
+    named in errors (default: the path as given)."""
     base = Path(artifact_dir)
 
     def fail(file: Path, message: str, key: str | None = None,
@@ -189,9 +191,9 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     try:
         root = data_root(base, volume=volume)
     except DataLinkError as exc:
-        raise fail(base / DATA_LINK, exc.message) from None
+        raise fail(Path(display or base) / DATA_LINK, exc.message) from None
     # Errors name the file read: through the link, not the visible name beside it.
-    shown = base if root == base else base / DATA_LINK
+    shown = Path(display or base) if root == base else Path(display or base) / DATA_LINK
 
     raw: dict[str, bytes] = {}
     for name in (MANIFEST, CONFIG):
@@ -261,10 +263,13 @@ def check_config(environment: str, config: Any, environ: Mapping[str, str],
 
 
 def check_env(artifact_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
-              env: str | None = None, *, volume: bool = True) -> EnvCheck:
+              env: str | None = None, *, volume: bool = True,
+              display: str | None = None) -> EnvCheck:
     """Is every secret of the artifact in ``artifact_dir`` resolvable from ``environ``
     (default: ``os.environ``), and does it meet its constraints? Raises
-    ``ArtifactError`` for an unreadable artifact; ``volume`` as :func:`read_artifact`."""
-    environment, config, constraints = read_artifact(artifact_dir, env, volume=volume)
+    ``ArtifactError`` for an unreadable artifact; ``volume`` and ``display`` as
+    :func:`read_artifact`."""
+    environment, config, constraints = read_artifact(artifact_dir, env, volume=volume,
+                                                     display=display)
     return check_config(environment, config, os.environ if environ is None else environ,
                         constraints)
