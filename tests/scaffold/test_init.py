@@ -722,9 +722,74 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     _git(top, "push", "-q", "origin", "back")
     back = ci_run("back")
     assert back[-1].returncode == 1, [r.stderr for r in back]
-    assert ("generated/dev/manifest.json: error: version 1 after 2 at origin/main: "
+    # GitHub's checkout is the merge into the target; the others compare their merge base.
+    at = "origin/main" if ci == "github" else _git(top, "rev-parse", "main").strip()
+    assert (f"generated/dev/manifest.json: error: version 1 after 2 at {at}: "
             "rollback_refused") in back[-1].stderr
     assert "Traceback" not in back[-1].stderr
+
+
+@pytest.mark.parametrize(("ci", "workflow"), [("gitlab", ".gitlab-ci.yml"),
+                                              ("woodpecker", ".woodpecker/magcfg.yml")])
+def test_the_scaffolded_ci_compares_a_commit_with_where_it_left_the_target(
+        tmp_path: Path, ci: str, workflow: str) -> None:
+    """A push pipeline of a commit that the default branch has since moved past (a slow
+    runner, a pipeline run again), and a merge request whose target moved on, pass: the
+    newer version there is no step back of theirs. Compared with the target's tip, both
+    failed ("version 2 after 3 at origin/main")."""
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    top.mkdir()
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    push = {**_tool_env(tmp_path), "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "push",
+            "CI_PIPELINE_EVENT": "push", "CI_REPO_DEFAULT_BRANCH": "main"}
+    request = {**push, "CI_PIPELINE_SOURCE": "merge_request_event",
+               "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+               "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request"}
+    assert Project(top).run("init", "--env", "dev", "--ci", ci).returncode == 0
+    assert _commit(top, push, "init").returncode == 0
+    layer = top / "layers/base/app.yaml"
+
+    def change(level: str) -> str:
+        layer.write_text(re.sub(r"log_level: \w+", f"log_level: {level}", layer.read_text()))
+        assert Project(top).run("build", "-q").returncode == 0
+        assert _commit(top, push, level).returncode == 0
+        return _git(top, "rev-parse", "HEAD").strip()
+
+    def ci_run(commit: str, env: dict[str, str], depth: int) -> list[str]:
+        """The pipeline of ``commit`` in a clone as the runners make one: shallow, at the
+        commit."""
+        clone = tmp_path / f"ci-{commit[:8]}-{depth}"
+        _git(tmp_path, "init", "-q", str(clone))
+        _git(clone, "remote", "add", "origin", f"file://{origin}")
+        _git(clone, "fetch", "-q", f"--depth={depth}", "origin", commit)
+        _git(clone, "checkout", "-q", commit)
+        done = [_shell(clone, command, env) for command in _ci_commands(clone, ci, workflow)]
+        assert "Traceback" not in "".join(d.stderr for d in done)
+        return [d.stderr for d in done if d.returncode]
+
+    older = change("debug")
+    _git(top, "switch", "-qc", "feature")
+    feature = change("warn")
+    _git(top, "switch", "-q", "main")
+    newer = change("error")
+    _git(top, "push", "-q", "origin", "main", "feature")
+    for depth in (1, 50):
+        assert ci_run(older, push, depth) == []
+        assert ci_run(newer, push, depth) == []
+        assert ci_run(feature, request, depth) == []
+    # A step back from where it left the target still fails, however shallow the clone.
+    _git(top, "switch", "-qc", "back")
+    _git(top, "revert", "--no-edit", "HEAD")
+    _git(top, "push", "-q", "origin", "back")
+    back = _git(top, "rev-parse", "HEAD").strip()
+    for depth in (1, 50):
+        (failed,) = ci_run(back, request, depth)
+        assert f"generated/dev/manifest.json: error: version 2 after 3 at {newer}: " \
+               "rollback_refused" in failed, failed
 
 
 def test_a_repository_s_own_hooks_and_pipeline_come_with_what_to_add(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ when the repository has no ``layers/`` yet), a starting JSON Schema inferred fro
 layers (``scaffold.infer``), the ``.gitignore`` entry for the build cache, the
 ``.gitattributes`` lines that keep git from converting line ends of inputs and outputs,
 a CI pipeline and a pre-commit hook that run ``magcfg build --check`` and ``magcfg
-lint`` (the pipeline also ``build --check --since`` the branch a change goes into), then
+lint`` (the pipeline also ``build --check --since`` where a change left its target), then
 runs the first build. Every environment is compiled in memory first: if anything fails
 (an input or an output git would ignore included), nothing is written. Files that exist
 already are kept (and reported; a kept ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml``
@@ -462,16 +462,27 @@ def _ci_commands(ci: str, prefix: str | None) -> list[str]:
     the top of the repository)."""
     check = "magcfg build --check" if prefix is None else _check_command(prefix)
     lint = "magcfg lint" if prefix is None else _lint_command(prefix)
-    # The target's tree is all `--since` reads: a shallow fetch of one branch will do.
-    target = "$GITHUB_BASE_REF" if ci == "github" else "$TARGET"
-    dollar = "$$" if ci == "woodpecker" else "$"
-    target = target.replace("$", dollar)
-    fetch = (f'git fetch --no-tags --depth=1 origin "+refs/heads/{target}:refs/remotes/origin/'
-             f'{target}"')
-    since = f'{check} --since "origin/{target}"'
-    commands = [_INSTALL, check, lint, fetch, since]
-    if ci != "github":
-        commands.insert(3, f"TARGET={_TARGET[ci]}")
+    if ci == "github":
+        # A pull request's checkout is its merge into the target: the target's tree is
+        # all `--since` reads, and a shallow fetch of one branch will do.
+        fetch = ('git fetch --no-tags --depth=1 origin "+refs/heads/$GITHUB_BASE_REF:'
+                 'refs/remotes/origin/$GITHUB_BASE_REF"')
+        since = f'{check} --since "origin/$GITHUB_BASE_REF"'
+        commands = [_INSTALL, check, lint, fetch, since]
+    else:
+        # The commit is compared with where it left the target, their merge base, as a
+        # pull request's merge into its target is on GitHub. The target's tip would
+        # fail the pipeline of a commit the default branch has since moved past (a newer
+        # version there is no step back of this commit's), and a merge request whose
+        # target moved on. The target is fetched down to the commits the clone has; a
+        # clone too shallow to hold the merge base is deepened, only then.
+        shell = ['git fetch --no-tags origin "+refs/heads/$TARGET:refs/remotes/origin/$TARGET"',
+                 'BASE="$(git merge-base HEAD "origin/$TARGET" || { git fetch -q --no-tags '
+                 '--unshallow origin && git merge-base HEAD "origin/$TARGET"; })"',
+                 f'{check} --since "$BASE"']
+        if ci == "woodpecker":  # Woodpecker substitutes `$$` with `$` before the shell runs
+            shell = [c.replace("$", "$$") for c in shell]
+        commands = [_INSTALL, check, lint, f"TARGET={_TARGET[ci]}", *shell]
     return [yaml_text(c) if c != _INSTALL else c for c in commands]
 
 
