@@ -8,6 +8,7 @@ a line a full disk cut short is ended before the next one is written.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -25,7 +26,11 @@ class AuditLog:
         """Open (or create) the log; ``OSError`` if it cannot, or is not a regular file
         (a FIFO would block every reload until someone reads it)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # what mkdir says of a file where the directory would be
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR),
+                                     str(self.path.parent)) from None
         self._lock = threading.Lock()
         try:
             mode = os.stat(self.path).st_mode
