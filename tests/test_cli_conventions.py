@@ -384,12 +384,16 @@ def test_every_command_names_an_artifact_from_the_top(layout: Layout,
     report = json.loads(layout.run("verify", "-e", "dev", *public, "-f", "json").stdout)
     assert [a["directory"] for a in report["artifacts"]] == [layout.named("generated/dev")]
     assert [d["file"] for d in report["diagnostics"]] == [config]
+    layout.commit("tampered")  # publish delivers what HEAD holds
+    assert _located(layout, "publish", "-e", "dev", "--public-key", public[1]).startswith(
+        f"{config}: error: sha256 does not match")
     assert _located(layout, "check-env", "-e", "dev").startswith(
         f"{config}: error: artifact files must be JSON objects")
     assert [d.split(":")[0] for d in _diagnostics(layout, "check-env", "-e", "dev")] == [config]
     # A file the operator names is named as given, from where magcfg runs.
-    assert _located(layout, "verify", "-e", "dev", "-k", "nosuch.pub").startswith(
-        "nosuch.pub: error: ")
+    for command in ("verify", "publish"):
+        assert _located(layout, command, "-e", "dev", "--public-key", "nosuch.pub").startswith(
+            "nosuch.pub: error: "), command
     assert failed_cleanly(layout.where.run("check-env", "-e", "dev", "-a", "nosuch"),
                           1).startswith("nosuch/manifest.json: error: ")
     # build's JSON report names what it writes, and what is stale, as its text does.

@@ -1089,17 +1089,23 @@ def publish(
             raise UsageError("an oci:// reference publishes one environment: pass --env once")
         _publish_oci(project, env[0], target, key, revision, source, insecure, quiet)
     except MagcfgError as exc:
-        _fail(exc)
+        _fail(exc, _top(None, project))
 
 
 def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
                     push: str | None, public_key: list[Path] | None, quiet: bool) -> None:
     from .project import load_project
     from .signing.deploy_branch import publish as publish_artifacts
+    from .signing.keys import KeyLoadError
 
     proj = load_project(project)
     envs = proj.check_envs(env)
-    keys = _trusted_keys(proj, public_key)
+    try:
+        keys = _trusted_keys(proj, public_key)
+    except KeyLoadError as exc:
+        if not public_key:  # the project's keys: its files
+            raise
+        _fail(exc)  # the operator's, as named
     done = publish_artifacts(proj, envs, keys, branch, remote=push)
     versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
     if done.commit is None:
@@ -1123,12 +1129,15 @@ def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
     from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
     reference = parse_reference(target)
-    if key is not None:
-        private_key = load_private_key(key)
-    elif os.environ.get(SIGNING_KEY_ENV):
-        private_key = private_key_from_env()
-    else:
-        raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+    try:  # the operator's key file, as named
+        if key is not None:
+            private_key = load_private_key(key)
+        elif os.environ.get(SIGNING_KEY_ENV):
+            private_key = private_key_from_env()
+        else:
+            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+    except MagcfgError as exc:
+        _fail(exc)
     proj = load_project(project)
     proj.check_envs([env])
     result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
@@ -1139,7 +1148,8 @@ def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
         state = "published" if result.pushed else "already published"
         same = (": the registry holds this version's files, under a manifest that differs "
                 "only in what the build read" if result.rebuilt else "")
-        _stderr(f"{state} {proj.output}/{env} (version {result.version}, key {result.key_id}, "
+        directory = printable(_top(proj, project).name(f"{proj.output}/{env}"))
+        _stderr(f"{state} {directory} (version {result.version}, key {result.key_id}, "
                 f"revision {result.revision}){same}")
     print(f"{result.reference.name}@{result.reference.digest}")
 
