@@ -109,3 +109,46 @@ def test_a_version_directory_swapped_for_a_link_mid_read_leads_nowhere_else(
 
     raw = read_artifact(volume, swaps)
     assert raw.files["config.json"] == (tmp_path / "moved/config.json").read_bytes()
+
+
+def test_a_kubelet_swap_that_overtakes_the_read_is_read_again_from_the_new_version(
+        tmp_path: Path) -> None:
+    # The kubelet's swap to version 2 lands between the read of version 1's manifest
+    # and that of its config, and removes version 1's directory: a read that ended
+    # there found no config.json, and the kernel refused a version nobody had torn.
+    key = Ed25519PrivateKey.generate()
+    writer = KubeletWriter(tmp_path / "volume")
+    writer.write(artifact_files(base_config(1), 1, key))
+    second = artifact_files(base_config(2), 2, key)
+    reads: list[bytes] = []
+
+    def swapped_meanwhile(manifest: bytes, signature: bytes) -> tuple[str, ...]:
+        reads.append(manifest)
+        if len(reads) == 1:
+            writer.write(second)
+        return ("config.json",)
+
+    raw = read_artifact(writer.directory, swapped_meanwhile)
+    assert (raw.manifest_bytes, raw.signature, raw.files, raw.unreadable) == (
+        second["manifest.json"], second["manifest.json.sig"],
+        {"config.json": second["config.json"]}, {})
+    assert raw.root == writer.directory / os.readlink(writer.directory / "..data")
+
+
+def test_a_volume_swapped_at_every_read_is_read_a_bounded_number_of_times(
+        tmp_path: Path) -> None:
+    from magcfg.runtime.source import SWAP_READS
+
+    key = Ed25519PrivateKey.generate()
+    writer = KubeletWriter(tmp_path / "volume")
+    writer.write(artifact_files(base_config(1), 1, key))
+    reads: list[bytes] = []
+
+    def swapped_every_time(manifest: bytes, signature: bytes) -> tuple[str, ...]:
+        reads.append(manifest)
+        writer.write(artifact_files(base_config(len(reads) + 1), len(reads) + 1, key))
+        return ("config.json",)
+
+    raw = read_artifact(writer.directory, swapped_every_time)
+    assert len(reads) == SWAP_READS
+    assert raw.files == {"config.json": None}  # the last read stands, torn: refused

@@ -68,13 +68,41 @@ def _read(root: Path, root_fd: int, name: str, unreadable: dict[str, str]) -> by
     return None
 
 
+SWAP_READS = 4
+"""How many times a read is made while a volume's ``..data`` moves under it; the last
+one stands (and fails verification if torn)."""
+
+
+def _data_link(directory: Path) -> str | None:
+    """Where ``directory``'s ``..data`` link points, ``None`` without one."""
+    try:
+        return os.readlink(directory / DATA_LINK)
+    except OSError:
+        return None
+
+
 def read_artifact(directory: Path,
                   listed: Callable[[bytes, bytes], Iterable[str]]) -> RawArtifact:
     """Read the manifest, its signature and every file the manifest lists.
 
     ``listed(manifest_bytes, signature)`` returns the names to read, and nothing unless
     the signature verifies: an unverified manifest names no file to open.
+
+    The kubelet swaps ``..data`` to a new version, then removes the old version's
+    directory: a read of the old one that it overtakes finds files gone, which is no
+    refusal of either version. A read during which ``..data`` moved is made again from
+    its new target, up to :data:`SWAP_READS` reads in all.
     """
+    for _ in range(SWAP_READS - 1):
+        before = _data_link(directory)
+        raw = _read_once(directory, listed)
+        if before is None or _data_link(directory) == before:
+            return raw
+    return _read_once(directory, listed)
+
+
+def _read_once(directory: Path,
+               listed: Callable[[bytes, bytes], Iterable[str]]) -> RawArtifact:
     unreadable: dict[str, str] = {}
     try:
         root = data_root(directory, volume=True)
