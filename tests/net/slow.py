@@ -104,6 +104,13 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
     # A lookup of a name of ours ends on its own thread after the release; one still in
     # magcfg's table would be shared by the next test's request (answered 127.0.0.1).
     waited = time.monotonic() + 10
-    while any(host.endswith(".resolver.test") for host, _ in deadline._lookups):
+    while _lookups_of_ours():
         assert time.monotonic() < waited, "a lookup of the fake resolver did not end"
         time.sleep(0.01)
+
+
+def _lookups_of_ours() -> bool:
+    # Under the table's lock: a lookup's thread removes its entry as it ends, and a dict
+    # that changes size while it is walked raises RuntimeError.
+    with deadline._lookups_lock:
+        return any(host.endswith(".resolver.test") for host, _ in deadline._lookups)
