@@ -765,7 +765,8 @@ def test_a_git_that_cannot_answer_about_the_inputs_fails_the_build(
     [d] = raised.value.diagnostics
     assert d.format().startswith(
         "magcfg.yaml: error: git could not say whether the files the build reads are "
-        "ignored or left out of this checkout (`git check-ignore` gave no answer in 1 s: "
+        "ignored, left out of this checkout or converted in it (`git check-ignore` gave no "
+        "answer in 1 s: "
         "is something it reads, such as a .gitignore, a FIFO")
     assert mini.snapshot_tree() == {}
     (mini.root / ".gitignore").unlink()
@@ -782,6 +783,48 @@ def test_a_git_that_cannot_answer_about_the_inputs_fails_the_build(
         raised.value.diagnostics[0].message
     monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64 << 20)
     magcfg.build(load(mini))
+
+
+@pytest.mark.parametrize(("encoding", "committed", "read"), [
+    ("UTF-7", "db-café+x", b"db-caf+AOkAKw-x"),
+    ("ISO-8859-1", "dbÃ©", "dbé".encode()),
+])
+def test_inputs_git_checks_out_in_another_encoding_are_refused(
+        tmp_path: Path, encoding: str, committed: str, read: bytes) -> None:
+    """A ``working-tree-encoding`` that writes text which reads as UTF-8 (UTF-7, or
+    Latin-1 for a file of Latin-1's letters) leaves no mark in the bytes: a pull request
+    adding one in a layer directory had every clone build, and sign, other values than
+    the commit holds. The attribute is asked; a value git converts nothing for builds."""
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    commit = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "c"]
+    top = Project(tmp_path / "origin")
+    top.write("magcfg.yaml", MINI_PROJECT)
+    top.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+    for rel, text in MINI_BASE.items():
+        top.write(rel, text)
+    top.write("layers/base/magds.yaml", f"magds:\n  host: {committed}\n")
+    run(["git", "init", "-q"], cwd=top.root)
+    run(["git", "add", "-A"], cwd=top.root)
+    run(commit, cwd=top.root)
+    # Added after the file: git would convert the file from that encoding if added with it.
+    top.write("layers/base/.gitattributes", f"magds.yaml working-tree-encoding={encoding}\n")
+    run(["git", "add", "layers/base/.gitattributes"], cwd=top.root)
+    run(commit, cwd=top.root)
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(top.root), str(clone.root)])
+    assert (clone.root / "layers/base/magds.yaml").read_bytes() == \
+        f"magds:\n  host: {read.decode()}\n".encode()
+    stderr = failed_cleanly(clone.run("build"))
+    assert stderr == (
+        f"layers/base/magds.yaml: error: is checked out in {encoding} (a "
+        "working-tree-encoding in .gitattributes), not the UTF-8 the commit holds, so the "
+        "build may read other bytes than the commit's; give its path "
+        "`-working-tree-encoding` in the deepest .gitattributes that sets it and check it "
+        "out again\n")
+    assert clone.snapshot_tree() == {}
+    clone.write("layers/base/.gitattributes", "magds.yaml working-tree-encoding=utf8\n")
+    done = clone.run("build")
+    assert done.returncode == 0, done.stderr
 
 
 def test_inputs_are_checked_beside_a_layer_in_a_submodule(mini: Project, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ from .pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .project import GitUnanswered, Project, git_env, ignored_by_git, skipped_by_git
+from .project import GitUnanswered, Project, encoded_by_git, git_env, ignored_by_git, skipped_by_git
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
@@ -1263,18 +1263,20 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                if source.real_relative(posixpath.dirname(p)) == posixpath.dirname(p)]
     asked.update(dict.fromkeys(outputs))
     answer = ignored_by_git(source.root, list(asked))
+    encoded = encoded_by_git(source.root, list(dict.fromkeys(real[p] for p in paths)))
     skipped = skipped_by_git(source.root, sorted({
         spec.directory(env) for env in envs for spec in project.layers})) \
         if project is not None else list
 
     def errors() -> list[Diagnostic]:
         try:
-            rules, left_out = answer(), skipped()
+            rules, left_out, encodings = answer(), skipped(), encoded()
         except GitUnanswered as exc:  # a check that cannot run fails the build
             return [Diagnostic((paths or ["."])[0], None, None, "git could not say whether "
-                               "the files the build reads are ignored or left out of this "
-                               f"checkout ({exc}), so a clone of the repository, as CI builds, may "
-                               "lack some of them: fix what stops git, then build again",
+                               "the files the build reads are ignored, left out of this "
+                               f"checkout or converted in it ({exc}), so a clone of the "
+                               "repository, as CI builds, may lack some of them or hold "
+                               "other bytes: fix what stops git, then build again",
                                code="ignored")]
         found = [Diagnostic(path, None, None, "is committed but left out of this sparse "
                             "checkout (skip-worktree), so the build would go without it "
@@ -1283,6 +1285,13 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                  for path in left_out if project is not None
                  and _layer_file(project, path, envs)
                  and not os.path.lexists(source.root / path)]
+        found += [Diagnostic(path, None, None, f"is checked out in {encodings[real[path]]} "
+                             "(a working-tree-encoding in .gitattributes), not the UTF-8 the "
+                             "commit holds, so the build may read other bytes than the "
+                             "commit's; give its path `-working-tree-encoding` in the deepest "
+                             ".gitattributes that sets it and check it out again",
+                             code="path")
+                  for path in paths if real[path] in encodings]
         for path in paths:
             rule = rules.get(path)
             if rule is None and real[path] in rules:

@@ -603,6 +603,49 @@ def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[
     return wait
 
 
+def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
+    """Starts one ``git check-attr working-tree-encoding`` for ``paths`` (relative to
+    ``root``) and returns what waits for its answer: each path git writes to the work
+    tree in another encoding than the UTF-8 it commits, with that encoding; none outside
+    a work tree or without git, ``GitUnanswered`` when git fails or hangs. As
+    ``ignored_by_git``, the caller works meanwhile.
+
+    The attribute is asked, not the bytes judged (``Checkout``): an encoding such as
+    UTF-7, or Latin-1 for a file of Latin-1's letters, writes text that reads as UTF-8
+    and parses, holding other values than the commit."""
+    import tempfile
+
+    paths = _outside_submodules(root, paths)
+    if not paths:
+        return dict
+    with tempfile.TemporaryFile() as question:
+        question.write(b"".join(os.fsencode(p) + b"\0" for p in paths))
+        question.seek(0)
+        # Three NUL-ended fields a path, in order: the path, the attribute, its value.
+        asked = _Asked(["git", "check-attr", "--stdin", "-z", "working-tree-encoding"],
+                       root, env=git_env(), question=question)
+
+    @lru_cache(maxsize=1)
+    def wait() -> dict[str, str]:
+        answer = _answer(asked, (0,))
+        if answer is None:
+            return {}
+        fields = answer.split(b"\0")
+        if len(fields) < 3 * len(paths):
+            raise GitUnanswered(f"`git check-attr` answered for {len(fields) // 3} of "
+                                f"{len(paths)} paths")
+        found = {}
+        for i, path in enumerate(paths):
+            value = os.fsdecode(fields[3 * i + 2])
+            # git converts nothing for these (convert.c): no value, UTF-8 itself, and
+            # set or unset (set stops the checkout).
+            if value.casefold() not in ("", "unspecified", "unset", "set", "utf-8", "utf8"):
+                found[path] = value
+        return found
+
+    return wait
+
+
 _LFS_POINTER = re.compile(
     rb"version https://(?:git-lfs|hawser)\.github\.com/spec/v[0-9]+\n"
     rb"(?:ext-[0-9]-[a-z0-9]+ [a-z0-9]+:[0-9a-f]+\n)*oid sha256:[0-9a-f]{64}\nsize [0-9]+\n")
