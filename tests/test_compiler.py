@@ -980,6 +980,33 @@ def test_a_secret_reached_through_an_alias_is_masked_in_another_keys_error(
             assert canary.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.parametrize("written", [
+    '"canary\\\\Yt7r-alias"', '"canary\\nYt7r-alias"', '"canary\\u200bYt7r-alias"',
+    '"' + "canary-Yt7r-" * 30 + '"',
+])
+def test_a_secret_another_key_s_error_quotes_escaped_or_cut_is_masked(
+        tmp_path: Path, written: str) -> None:
+    """The schema's message quotes a value as a JSON string (a backslash doubled, a
+    newline or a zero-width space escaped) and is cut at 240 characters: the password
+    reached through ``port: *p`` was shown, or its first 230 characters, where the
+    literal's text matched nothing."""
+    project = Project(tmp_path / "p")
+    project.write("magcfg.yaml", "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n"
+                  "    path: layers/base\nschema:\n  json: schemas/s.json\n")
+    project.write("schemas/s.json", json.dumps({"type": "object", "properties": {"db": {
+        "type": "object", "properties": {
+            "password": {"type": "string", "x-magcfg-secret": True},
+            "port": {"type": "integer"}}}}}))
+    project.write("layers/base/a.yaml", f"db:\n  password: &p {written}\n  port: *p\n")
+    for args in (("build",), ("build", "--format", "json")):
+        result = project.run(*args)
+        assert result.returncode == 1, args
+        assert "Yt7r" not in result.stdout + result.stderr
+    assert project.run("build").stderr.startswith(
+        'layers/base/a.yaml:3: error: "<redacted>" is not of type "integer"'
+        if len(written) < 200 else 'layers/base/a.yaml:3: error: "... (schema: type)')
+
+
 def test_masking_a_rebuild_s_diagnostics_walks_the_changed_file_alone(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """The secret literals of each layer file are kept by its digest: an editor's

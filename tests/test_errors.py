@@ -11,7 +11,15 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from magcfg.errors import BuildError, Diagnostic, md_cell, md_code, printable
+from magcfg.errors import (
+    MAX_QUOTING_MESSAGE,
+    BuildError,
+    Diagnostic,
+    cut,
+    md_cell,
+    md_code,
+    printable,
+)
 
 from .conftest import code_span, table_cells
 
@@ -87,3 +95,16 @@ def test_a_located_diagnostic_says_where_and_what_without_a_severity() -> None:
     assert Diagnostic("a.yaml", None, None, "gone").located() == "a.yaml: gone"
     assert Diagnostic("", None, None, "no file").located() == "no file"
     assert Diagnostic("a.yaml", 3, None, "bad").format() == "a.yaml:3: error: bad"
+
+
+def test_a_cut_message_keeps_no_start_of_a_quoted_value() -> None:
+    """A value cut inside its quotes may be a secret's start, which masking the whole
+    secret misses: it is left out from its opening quote."""
+    assert cut("short") == "short"
+    whole = "x" * MAX_QUOTING_MESSAGE
+    assert cut(whole) == whole and cut(whole + "y") == whole + "..."
+    assert cut('"' + "s" * 300 + '" is not') == '"...'
+    escaped = '{"k": "v\\"x", "p": "' + "s" * 300
+    assert cut(escaped) == '{"k": "v\\"x", "p": "...'
+    closed = '"' + "a" * 100 + '" then ' + "b" * 200
+    assert cut(closed) == closed[:MAX_QUOTING_MESSAGE] + "..."

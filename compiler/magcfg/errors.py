@@ -56,6 +56,26 @@ def printable(text: str, *, lines: bool = False) -> str:
     return _unprintable(lines).sub(_escape, text)
 
 
+MAX_QUOTING_MESSAGE = 240
+"""The most characters of a message that quotes input (a schema's or cue's error) kept
+(``cut``): the engines quote a value of megabytes whole."""
+_QUOTE_OR_ESCAPE = re.compile(r'\\.|"')
+
+
+def cut(message: str) -> str:
+    """``message``, or its first ``MAX_QUOTING_MESSAGE`` characters and ``...``; a
+    quoted value the cut would end inside is left out from its opening quote on, as the
+    start of a secret it may be is masked by no whole secret (``Redactor.text``)."""
+    if len(message) <= MAX_QUOTING_MESSAGE:
+        return message
+    kept = message[:MAX_QUOTING_MESSAGE]
+    opened = None
+    for found in _QUOTE_OR_ESCAPE.finditer(kept):
+        if found.group() == '"':
+            opened = found.start() if opened is None else None
+    return (kept if opened is None else kept[:opened + 1]) + "..."
+
+
 _HINT_LENGTH = 100
 """The longest name a "did you mean" hint is looked for (a typo of a real name is short)."""
 _HINT_WORK = 250_000

@@ -214,6 +214,24 @@ def test_a_cue_error_under_another_key_masks_the_secret_it_quotes(app: Project) 
             assert canary.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.parametrize("written", [
+    '"canary\\\\Wm3qP-in-cue"', '"canary\\nWm3qP-in-cue"', '"' + "canary-Wm3qP-" * 30 + '"',
+])
+def test_a_cue_schema_error_masks_a_secret_it_quotes_escaped_or_cut(
+        app: Project, written: str) -> None:
+    """cue quotes a string as Go does (a backslash doubled, a newline escaped), and its
+    message is cut at 240 characters: the password ``port: *p`` reached was shown, or
+    its start, where the literal's text matched nothing."""
+    app.write("layers/environments/prod/magds.yaml",
+              f"magds:\n  password: &p {written}\n  port: *p\n")
+    result = app.run("build")
+    assert result.returncode == 1
+    assert "Wm3qP" not in result.stdout + result.stderr
+    assert "layers/environments/prod/magds.yaml:3: error: conflicting values " + (
+        '"<redacted>" and int' if len(written) < 200 else '"... (CUE: schemas/app.cue:') \
+        in result.stderr
+
+
 def test_broken_schema_is_located_in_the_schema_file(app: Project) -> None:
     app.write("schemas/app.cue", "package app\n\n#Config: {\n\tenv: string\n")
     result = app.run("build")

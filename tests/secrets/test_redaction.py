@@ -100,6 +100,18 @@ def test_secret_texts_are_the_scalars_under_secret_keys_but_references() -> None
     assert r.secret_texts({"password": ("!unset",)}, ("db",)) == set()
 
 
+def test_text_masks_a_secret_as_messages_quote_it() -> None:
+    """The schema engine and cue quote a string escaped as JSON or Go do; printable()
+    escapes what a terminal must not get raw."""
+    r = Redactor()
+    for secret, quoted in [("a\\b-long-secret", '"a\\\\b-long-secret"'),
+                           ("a\nb-long-secret", '"a\\nb-long-secret"'),
+                           ('a"b-long-secret', '"a\\"b-long-secret"'),
+                           ("a\u200bb-long-secret", '"a\\u200bb-long-secret"'),
+                           ("é-long-secret", '"\\u00e9-long-secret"')]:
+        assert r.text(f"x {quoted} y", [secret]) == f'x "{REDACTED}" y', secret
+
+
 def test_masked_replaces_secret_values_in_every_string() -> None:
     data = {"error": f"login with {DOTTED} failed", "changes": [{"key": "k", "new": PLAIN}],
             f"{PLAIN}": 1, "version": 3}

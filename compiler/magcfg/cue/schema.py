@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import BuildError, Diagnostic
+from ..errors import BuildError, Diagnostic, cut
 from ..pipeline.cache import BuildCache
 from ..pipeline.validate import name_environments
 from .binary import (
@@ -58,7 +58,6 @@ _WRAPPER_FORMAT = "3"  # of the wrapper: 2 injects ENVIRONMENT_FIELD, 3 tokens t
 _WRAPPER_FILE = "magcfg_environments.cue"
 _DATA_FILE = "magcfg_environments.json"
 _PACKAGE = re.compile(r"^\s*(?:(?://[^\n]*|@[^\n]*)?\n\s*)*package\s+([A-Za-z_#][A-Za-z0-9_]*)")
-_MAX_MESSAGE = 240
 MAX_BATCH_BYTES = 8_000_000
 """Environments are vetted together while their configs add up to at most this. cue
 needs ~60 bytes of memory per byte of JSON (1.9 GB for the 30 MB of the large
@@ -268,8 +267,7 @@ def _message(e: CueError, name: str, schema_path: str) -> str:
     message = e.message
     if message.startswith("incomplete value"):
         message = f"required by the CUE schema but not set ({message})"
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "..."
+    message = cut(message)
     lines = _in_schema(e, name)
     if lines:
         message += f" (CUE: {schema_path}:{lines[0]})"

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
-from ..errors import BuildError, close_match, printable
+from ..errors import BuildError, close_match, cut, printable
 from .dialect import dangling_ref, located, refuse_retrieval
 from .index import Schema, fragment_safe, fragment_schema
 
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 MASK = "<redacted>"
 MAX_VIOLATIONS = 20
-_MAX_MESSAGE = 240
 
 
 class SchemaViolation(NamedTuple):
@@ -163,9 +162,7 @@ class Validator:
                                           index.is_secret(keypath))
             # The engine quotes the schema's own strings (a pattern) as they are: a
             # newline there would print a line of the schema's choosing into a CI log.
-            message = printable(message)
-            if len(message) > _MAX_MESSAGE:
-                message = message[:_MAX_MESSAGE] + "..."
+            message = cut(printable(message))
             out.append(SchemaViolation(keypath, f"{message} (schema: {name})", f"schema-{name}"))
         if rest:
             out.append(more_violations(rest_path or (), rest))

@@ -11,13 +11,26 @@ Build, review commands and the runtime kernel all use this one class.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
+from ..errors import printable
 from ..keyglob import KeyGlobs, format_keypath
 from .references import parse_reference
 
 REDACTED = "<redacted>"
+
+
+def quoted_forms(value: str) -> set[str]:
+    """``value`` as a message may quote it: as it is, as the body of a JSON string (the
+    schema engine's and cue's quotes, which escape a backslash, a quote, a newline or a
+    control character; non-ASCII kept or escaped), and as ``printable`` shows it."""
+    forms = {value, printable(value)}
+    for ascii_only in (False, True):
+        body = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {body, printable(body)}
+    return forms
 
 
 class Change(NamedTuple):
@@ -152,9 +165,13 @@ class Redactor:
 
     def text(self, text: str, values: Iterable[str]) -> str:
         """``text`` with every occurrence of the given secret strings masked (for error
-        messages that may quote input)."""
-        for v in sorted({v for v in values if v}, key=len, reverse=True):
-            text = text.replace(v, REDACTED)
+        messages that may quote input), as written or as a message quotes one
+        (``quoted_forms``). A message cut to its bound keeps no start of a quoted value
+        (``errors.cut``), which no whole secret would match."""
+        for form in sorted({f for v in values if v for f in quoted_forms(v)}, key=len,
+                           reverse=True):
+            if form in text:
+                text = text.replace(form, REDACTED)
         return text
 
     def masked(self, data: Any, values: Iterable[str]) -> Any:
