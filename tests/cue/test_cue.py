@@ -885,6 +885,29 @@ def test_a_cue_module_above_the_temporary_directory_is_refused(app: Project,
     assert app.snapshot_tree() == {}
 
 
+def test_a_cue_module_above_the_real_temporary_directory_is_refused(
+        app: Project, tmp_path: Path) -> None:
+    """A ``TMPDIR`` that is a symlink into a CUE module: cue, in the real directory,
+    took the module above it for its own and a layer's import read its planted files,
+    where the parents of the path as spelt held no ``cue.mod``."""
+    real = tmp_path / "real"
+    (real / "cue.mod").mkdir(parents=True)
+    (real / "cue.mod/module.cue").write_text(
+        'module: "example.com/x@v0"\nlanguage: version: "v0.14.0"\n')
+    (real / "planted").mkdir()
+    (real / "planted/p.cue").write_text('package planted\nport: 7000\n')
+    (real / "inner").mkdir()
+    temp = tmp_path / "tmp"
+    temp.symlink_to(real / "inner")
+    app.write("layers/environments/prod/port.cue",
+              'import "example.com/x/planted"\n\nmagds: port: planted.port\n')
+    stderr = failed_cleanly(app.run("build", env={"TMPDIR": str(temp)}))
+    assert stderr == (f"error: {real}/cue.mod is above the temporary directory cue runs in "
+                      f"({temp}, really {real}/inner), and cue would read imports from it: "
+                      "remove it, or set TMPDIR to a directory outside any CUE module\n")
+    assert app.snapshot_tree() == {}
+
+
 def test_cue_runs_without_a_home(app: Project) -> None:
     """cue asks for a cache directory, under ``$XDG_CACHE_HOME`` or ``$HOME``, before it
     evaluates anything: in a CI container without ``HOME`` every CUE file failed with

@@ -111,11 +111,15 @@ def workdir() -> Iterator[Path]:
     give a layer's ``import "example.com/x"`` files no commit holds, so it is refused."""
     with tempfile.TemporaryDirectory(prefix="magcfg-cue-") as tmp:
         base = Path(tmp)
-        module = next((p / "cue.mod" for p in base.parents if os.path.lexists(p / "cue.mod")),
-                      None)
+        # cue searches from the directory the system names its working directory, the
+        # real one: a TMPDIR that is a symlink has other parents there than as spelt.
+        real = Path(os.path.realpath(base))
+        module = next((p / "cue.mod" for p in (*base.parents, *real.parents)
+                       if os.path.lexists(p / "cue.mod")), None)
         if module is not None:
+            where = base.parent if real == base else f"{base.parent}, really {real.parent}"
             raise BuildError(f"{module} is above the temporary directory cue runs in "
-                             f"({base.parent}), and cue would read imports from it: remove "
+                             f"({where}), and cue would read imports from it: remove "
                              "it, or set TMPDIR to a directory outside any CUE module")
         yield base
 
