@@ -19,6 +19,7 @@ import pytest
 from magcfg.errors import UsageError
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry, RegistryError, docker_credentials
+from magcfg.secrets.redaction import REDACTED
 from tests.conftest import Project, failed_cleanly
 from tests.net.slow import Resolver, ends_within, self_signed
 from tests.oci.conftest import LocalRegistry, crane
@@ -324,6 +325,43 @@ def test_credentials_a_registry_quotes_back_are_not_shown() -> None:
         text = info.value.format()
         assert PASSWORD not in text and basic not in text, text
         assert ("HTTP 403 (Basic <redacted> may not read this; (<redacted>))" in text), text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_credentials_a_registry_writes_into_a_malformed_answer_are_not_shown() -> None:
+    # http.client's error quotes the status line it could not read: a registry that
+    # writes the request's Authorization header there put the docker password, as
+    # base64, into the error every event, log line and audit record shows.
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            sent = self.headers.get("Authorization")
+            if sent is None:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            else:
+                self.wfile.write(f"HTTP/1.1 abc {sent} {USER}:{PASSWORD}\r\n\r\n".encode())
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        with pytest.raises(RegistryError) as info:
+            client.manifest("acme/cfg", "production")
+        text = info.value.format()
+        assert PASSWORD not in text and basic not in text, text
+        assert f"unreachable: HTTP/1.1 abc Basic {REDACTED} {REDACTED}" in text, text
     finally:
         server.shutdown()
         server.server_close()

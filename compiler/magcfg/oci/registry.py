@@ -268,9 +268,12 @@ class Registry:
                     data = b""
             except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
                 if not timer.expired:
+                    # http.client quotes a malformed answer's status line, which a
+                    # registry may write the request's Authorization header into.
                     reason = getattr(exc, "reason", exc)
-                    raise RegistryError(str(self.reference),
-                                        f"{failed}: {reason}{_plain_http(reason)}") from None
+                    raise RegistryError(str(self.reference), f"{failed}: "
+                                        f"{self._masked(str(reason))}{_plain_http(reason)}"
+                                        ) from None
             finally:
                 with self._live_lock:
                     self._live.discard(timer)
