@@ -283,3 +283,22 @@ def test_a_layer_directory_named_in_another_case_is_refused(mini: Project) -> No
     assert mini.snapshot_tree() == {}
     (mini.root / "layers/environments/Prod").rename(mini.root / "layers/environments/other")
     assert mini.run("build").returncode == 0  # nothing there: an empty layer
+
+
+def test_a_layer_directory_beside_one_named_in_another_case_is_refused(mini: Project) -> None:
+    """``layers/environments/Prod`` beside the ``prod`` the project reads (a pull request
+    adding ``Prod/magds.yaml``, or a ``prod/.gitkeep`` init left): Linux built prod's
+    files alone, and a checkout on macOS or Windows, one directory for both, Prod's
+    too: the two built, and signed, other bytes."""
+    mini.write("layers/environments/Prod/magds.yaml", "magds:\n  host: planted\n")
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr == (
+        "layers/environments/prod: error: differs from layers/environments/Prod only in "
+        "case: on macOS and Windows they are one file; rename or merge them\n")
+    assert mini.snapshot_tree() == {}
+    (mini.root / "layers/environments/prod/logging.yaml").unlink()
+    mini.write("layers/environments/prod/.gitkeep", "")
+    assert failed_cleanly(mini.run("build")) == stderr
+    (mini.root / "layers/Environments").mkdir()
+    assert "layers/environments: error: differs from layers/Environments only in case" \
+        in failed_cleanly(mini.run("build"))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..durable import PathError, Tree, one_file_name, path_problem
+from ..durable import PathError, Tree, colliding_paths, one_file_name, path_problem
 from ..errors import Diagnostic
 from ..project import LAYER_SUFFIXES, Checkout
 from ..syntax.keylines import Indexed, line_in, simple_lines
@@ -129,32 +129,36 @@ class FileSource:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
         entries skipped), and the problems found. A missing directory is an empty layer."""
         files, problems = self._tree.list_files(directory, suffixes)
-        if not files and not problems:
+        if not problems:
             problems = self._elsewhere_there(directory.strip("/"))
         return files, [self._linked(d) if d.file == directory.strip("/") else d
                        for d in problems]
 
     def _elsewhere_there(self, directory: str) -> list[Diagnostic]:
-        """A problem when ``directory`` is not here but macOS or Windows would open an
-        entry that is for it (``layers/Base`` for ``layers/base``): an empty layer here,
-        that directory's files there."""
+        """A problem when an entry on the way to ``directory`` has a sibling that macOS
+        or Windows would open for it (``layers/Base`` for ``layers/base``): with
+        ``directory`` not here, an empty layer here and that directory's files there;
+        with both here, this layer's files here and both's there, one directory."""
         parent = ""
         for part in directory.split("/"):
             path = f"{parent}/{part}" if parent else part
-            if not os.path.lexists(os.path.join(self.root, path)):
-                try:
-                    names = os.listdir(os.path.join(self.root, parent))
-                except OSError:
-                    return []
-                found = next((n for n in sorted(names)
-                              if one_file_name(n) == one_file_name(part)), None)
-                if found is None:
-                    return []
+            try:
+                names = os.listdir(os.path.join(self.root, parent))
+            except OSError:
+                return []
+            key = one_file_name(part)
+            found = next((n for n in sorted(names)
+                          if n != part and one_file_name(n) == key), None)
+            if found is not None:
                 other = f"{parent}/{found}" if parent else found
+                if part in names:
+                    return colliding_paths([path, other])
                 return [path_problem(directory, f"is not here, but {other} is, which macOS "
                                      "or Windows would read for it (names there differ "
                                      "only in case, normalization, a trailing dot or "
                                      "space); write the name as it is")]
+            if part not in names:
+                return []
             parent = path
         return []
 
