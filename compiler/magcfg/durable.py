@@ -121,6 +121,8 @@ def one_file_name(path: str) -> str:
     """``path`` as macOS and Windows file systems compare names: two paths with one
     answer are one file there (case, Unicode normalization, a trailing dot or space, a
     code point HFS+ ignores)."""
+    if path.isascii() and "/" not in path:  # one name of every file a walk lists
+        return (path.rstrip(". ") or path).lower()
     import unicodedata
 
     name = _windows_name(path).translate(_HFS_IGNORED)
@@ -650,6 +652,30 @@ class _Walk:
                                                       "regular file"))
             except OSError as exc:
                 self.problems.append(path_problem(rel, os_reason(exc)))
+        self.collisions(entries, rel_dir)
+
+    def collisions(self, entries: list[os.DirEntry[str]], rel_dir: str) -> None:
+        """A problem for two entries of one directory that macOS or Windows hold as one
+        (``one_file_name``) where that one is a layer file or a directory: only the walk
+        sees them, as a name whose suffix matches in another case alone (``DB.YAML``
+        beside ``db.yaml``) is no layer file here, and a directory's files are listed
+        under two names here (``Sub/a.yaml``, ``sub/b.yaml``), one there."""
+        first: dict[str, os.DirEntry[str]] = {}
+        for entry in entries:
+            if entry.name.startswith(".") or (not entry.name.isascii()
+                                              and not utf8_name(entry.name)):
+                continue
+            key = one_file_name(entry.name)
+            other = first.setdefault(key, entry)
+            if other is entry:
+                continue
+            try:
+                listed = key.endswith(self.suffixes) or entry.is_dir() or other.is_dir()
+            except OSError:
+                listed = True
+            if listed:
+                self.problems += colliding_paths([f"{rel_dir}/{other.name}",
+                                                  f"{rel_dir}/{entry.name}"])
 
     def link(self, rel: str, real_dir: str, wanted: bool) -> None:
         """A symlink met in the walk (in ``real_dir``): followed if it stays inside;

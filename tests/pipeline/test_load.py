@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -302,3 +303,28 @@ def test_a_layer_directory_beside_one_named_in_another_case_is_refused(mini: Pro
     (mini.root / "layers/Environments").mkdir()
     assert "layers/environments: error: differs from layers/Environments only in case" \
         in failed_cleanly(mini.run("build"))
+
+
+@pytest.mark.parametrize(("written", "named"), [
+    ("layers/base/MAGDS.YAML", "layers/base/magds.yaml: error: differs from "
+     "layers/base/MAGDS.YAML only in case"),
+    ("layers/base/Pool/max.yaml", "layers/base/pool: error: differs from layers/base/Pool "
+     "only in case"),
+])
+def test_an_entry_of_a_layer_directory_one_with_a_layer_file_elsewhere_is_refused(
+        mini: Project, written: str, named: str) -> None:
+    """``MAGDS.YAML`` beside ``magds.yaml`` is no layer file on Linux and the same file
+    on macOS and Windows (whichever git wrote last); ``Pool/`` beside ``pool/`` is one
+    directory there: a checkout there built other files, or the same under other
+    names, and signed other bytes."""
+    mini.write("layers/base/pool/tags.yaml", "magds:\n  tags: [a]\n")
+    mini.write(written, "logging:\n  format: json\n")
+    stderr = failed_cleanly(mini.run("build"))
+    assert named in stderr
+    assert mini.snapshot_tree() == {}
+    mini.write("layers/base/README.md", "")
+    mini.write("layers/base/readme.md", "")  # no layer file: not the build's
+    shutil.rmtree(mini.root / "layers/base/Pool", ignore_errors=True)
+    (mini.root / "layers/base/MAGDS.YAML").unlink(missing_ok=True)
+    done = mini.run("build")
+    assert done.returncode == 0, done.stderr
