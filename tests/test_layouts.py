@@ -95,6 +95,11 @@ def test_mapping_api(services: Project) -> None:
     assert plain.key_prefix("dev", "layers/base/a.yaml") == ()
     assert plain.file_for("dev", ("magds", "port")) == ("layers/base/magds.yaml",
                                                       ("magds", "port"))
+    # A key that is no file name names no file: ../x would be another layer's, .x one
+    # no layer lists.
+    for key in ("../../base/x", "a/b", "..", ".", ".hidden", ""):
+        assert plain.file_for("dev", (key, "port")) is None, key
+        assert environment.file_for("prod", (key, "tls")) is None, key
 
 
 def test_build_explain_and_provenance(services: Project) -> None:

@@ -103,7 +103,8 @@ class LayerSpec(NamedTuple):
         when no file of the layer sets it yet; None when the pattern cannot name one
         (a ``*`` in it, or a key path outside the key prefix)."""
         if self.files is None:
-            return (f"{self.directory(env)}/{keypath[0]}.yaml", keypath) if keypath else None
+            return (f"{self.directory(env)}/{keypath[0]}.yaml", keypath) \
+                if keypath and file_name(keypath[0]) else None
         parts = _key_parts(self.key)
         if "*" in self.files or len(keypath) <= len(parts):
             return None
@@ -113,8 +114,8 @@ class LayerSpec(NamedTuple):
             if placeholder is None:
                 if template != actual:
                     return None
-            elif values.setdefault(placeholder.group(1), actual) != actual or "/" in actual \
-                    or actual in (".", ".."):
+            elif values.setdefault(placeholder.group(1), actual) != actual \
+                    or not file_name(actual):
                 return None
         try:
             path = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.files)
@@ -124,6 +125,13 @@ class LayerSpec(NamedTuple):
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def file_name(key: str) -> bool:
+    """Whether a key can name a layer's file or directory (``LayerSpec.file_for``): one
+    name, not hidden (a layer lists no hidden entry, so a value written there would be
+    lost); ``..`` or a ``/`` would name a file of another layer or environment."""
+    return bool(key) and "/" not in key and "\0" not in key and not key.startswith(".")
 
 
 def _key_parts(key: str | None) -> tuple[str, ...]:

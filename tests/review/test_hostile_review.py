@@ -392,3 +392,31 @@ def test_the_command_to_run_again_reads_back_as_given(glob: str) -> None:
                                     "--key", glob, "--key", "db", "--include-secrets"]
     assert promote.rerun_command("dev", "staging", ["maggate.*"]) == (
         "magcfg promote dev staging --key 'maggate.*'")
+
+
+def test_a_key_that_is_no_file_name_is_not_promoted_into_a_file_it_would_name(
+        tmp_path: Path) -> None:
+    """A directory layer writes a new key to ``<directory>/<key>.yaml``: the key
+    ``../../base/planted`` (a schema that allows any key) was written into the base layer,
+    every environment's, by a promotion into production, and ``.hidden`` into a file no
+    layer lists, its value lost."""
+    repo = make_repo(tmp_path / "shop")
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["additionalProperties"] = {"type": "object"}
+    repo.write("schemas/schema.json", json.dumps(schema, indent=2) + "\n")
+    repo.write("layers/environments/staging/extra.yaml",
+               '"../../base/planted":\n  x: 1\n".hidden":\n  z: 2\n')
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "keys that are no file names")
+    pr = tmp_path / "pr.md"
+    done = repo.run("promote", "staging", "production", "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    changed = git(repo.root, "show", "--name-only", "--format=", "HEAD").split()
+    assert not any("planted" in p or ".hidden" in p for p in changed), changed
+    assert not (repo.root / "layers/base/planted.yaml").exists()
+    not_promoted = pr.read_text().split("### Not promoted\n")[1]
+    for key in ("../../base/planted", ".hidden"):
+        assert (f"layer `environment` of production has no file for it and the key "
+                f"{md_code(key)} names none (a name: no /, not hidden): add it by hand"
+                ) in not_promoted, not_promoted

@@ -299,9 +299,14 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     continue
                 found = _target(project.layers[i], stacks[to_env], i, keypath, per_file)
                 if found is None:
+                    patterned = project.layers[i].files is not None
                     skipped.append(Skip(key, f"layer {{!r}} of {to_env} has no file for it "
-                                             "and its files pattern names none: add it by hand",
-                                        (from_layer.name,)))
+                                             "and " + ("its files pattern names none"
+                                                       if patterned else "the key {!r} names "
+                                                       "none (a name: no /, not hidden)")
+                                        + ": add it by hand",
+                                        (from_layer.name,) if patterned
+                                        else (from_layer.name, keypath[0])))
                     continue
                 target, inside, is_new = found
                 in_cue = _in_cue(key, target)
