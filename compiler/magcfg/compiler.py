@@ -60,7 +60,7 @@ from .pipeline.emit import (
 )
 from .pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
-from .pipeline.redact import redact_diagnostics
+from .pipeline.redact import quotable_secret_texts, redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
 from .project import GitUnanswered, Project, encoded_by_git, git_env, ignored_by_git, skipped_by_git
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
@@ -856,6 +856,15 @@ class Compiler:
         except BuildError:  # an unreadable schema is reported on its own
             redactor = Redactor(None, self.project.settings.get("redact") or ())
         return redact_diagnostics(redactor, diagnostics, self._secret_texts(redactor))
+
+    def masked_literals(self, value: Any) -> Any:
+        """``value``, shown where a key's value is (``explain``, an editor's hover), with
+        the text of each literal under a secret key masked in its strings, as in every
+        diagnostic: a key that is not secret may hold one through an alias
+        (``host: *password``)."""
+        redactor = self.redactor()
+        texts = quotable_secret_texts(self._secret_texts(redactor))
+        return redactor.masked(value, texts) if texts else value
 
     def _written_here(self, path: str) -> bool:
         """Whether ``path`` (relative to the project) is below the output directory."""

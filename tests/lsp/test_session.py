@@ -271,3 +271,15 @@ def test_the_fixes_of_every_finding_of_a_file_read_it_once(mini: Project) -> Non
         "print(len(fixes), fixes[0][0].title, fixes[-1][0].first_line, fixes[-1][0].end_line)\n")
     assert finishes_in_a_child(script) == (
         "20000 Remove the redundant override of magds.k19999 1 2\n")
+
+
+def test_a_hover_masks_a_secret_literal_its_key_reaches_by_an_alias(mini: Project) -> None:
+    """As explain: ``host: *p`` shows no text of the literal ``&p`` wrote under a
+    secret key, in any environment or its provenance."""
+    canary = "canary-Wb2hunter2-hover"
+    mini.write(BASE_MAGDS, f"magds:\n  password: &p {canary}\n  host: *p\n  port: 5433\n")
+    session = session_of(mini)
+    text = session.hover(BASE_MAGDS, 2, 3)
+    assert text is not None and "magds.host" in text
+    assert canary not in text
+    assert "- **prod**: `\"<redacted>\"`" in text, text

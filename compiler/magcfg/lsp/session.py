@@ -396,15 +396,19 @@ class Session:
         return "\n\n".join(parts)
 
     def _safe(self, keypath: tuple[str, ...], value: Any, secret: bool) -> Any:
-        """``value`` fit to show: under a secret key only references, else redacted."""
+        """``value`` fit to show: under a secret key only references, else redacted,
+        and no literal of a secret key's in it (``Compiler.masked_literals``)."""
+        return self.compiler.masked_literals(self._shown(keypath, value, secret))
+
+    def _shown(self, keypath: tuple[str, ...], value: Any, secret: bool) -> Any:
         redactor = self.compiler.redactor()
         if secret:
             return _references_only(value)
         if isinstance(value, dict):
-            return {k: self._safe((*keypath, k), v, redactor.is_secret((*keypath, k)))
+            return {k: self._shown((*keypath, k), v, redactor.is_secret((*keypath, k)))
                     for k, v in value.items()}
         if isinstance(value, list):
-            return [self._safe((*keypath, str(i)), v, redactor.is_secret((*keypath, str(i))))
+            return [self._shown((*keypath, str(i)), v, redactor.is_secret((*keypath, str(i))))
                     for i, v in enumerate(value)]
         return value
 

@@ -54,6 +54,12 @@ anyway (a secret key takes a reference), under its own key masked. GitLab's mask
 variables have the same minimum."""
 
 
+def quotable_secret_texts(secret_texts: Collection[str]) -> list[str]:
+    """The texts of ``secret_texts`` masked wherever they appear: those of at least
+    ``MIN_QUOTED_SECRET`` characters."""
+    return [t for t in secret_texts if len(t) >= MIN_QUOTED_SECRET]
+
+
 def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic],
                        secret_texts: Collection[str] = ()) -> list[Diagnostic]:
     """``diagnostics`` each masked by its own key (``redact_diagnostic``), and with every
@@ -61,7 +67,7 @@ def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic],
     least ``MIN_QUOTED_SECRET`` characters masked in every message but the secret rules'
     (they quote well-formed references alone, whose app names a redacted value may
     spell): an error under one key may quote another key's value."""
-    secret_texts = [t for t in secret_texts if len(t) >= MIN_QUOTED_SECRET]
+    secret_texts = quotable_secret_texts(secret_texts)
     out = []
     for d in diagnostics:
         d = redact_diagnostic(redactor, d)

@@ -57,12 +57,13 @@ def explain(project: Project, env: str, key: str) -> Explanation:
         raise UsageError(f"no layer of {env} sets {key!r}{extra}")
     secret = redactor.is_secret(keypath)
     shown = tuple(
-        Provenance(p.file, p.line, p.layer,
-                   p.value if p.value == UNSET else redactor.shown(keypath, p.value))
+        Provenance(p.file, p.line, p.layer, p.value if p.value == UNSET
+                   else compiler.masked_literals(redactor.shown(keypath, p.value)))
         for p in chain)
     return Explanation(
         env=env, key=key,
-        value=None if value is ABSENT else redactor.shown(keypath, value),
+        value=None if value is ABSENT
+        else compiler.masked_literals(redactor.shown(keypath, value)),
         present=value is not ABSENT, chain=shown,
         reload=policies.reload_policy(keypath) if policies else "restart",
         secret=secret)

@@ -192,8 +192,10 @@ class Redactor:
                 return mask(value)
             if isinstance(value, dict):
                 return {mask(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
+            if isinstance(value, list):
                 return [walk(v) for v in value]
+            if isinstance(value, tuple):  # a layer's marker (!unset) stays one
+                return tuple(walk(v) for v in value)
             return value
 
         return walk(data)
