@@ -16,6 +16,7 @@ Findings show ``<redacted>`` where the value would be: the value is never printe
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import re
 from collections.abc import Iterator
@@ -95,6 +96,8 @@ def _words(name: str) -> list[str]:
 
 def key_is_secret(key: str) -> bool:
     """Whether a key name says its value is a secret (``DB_PASSWORD``, ``apiKey``, ...)."""
+    if not _has_secret_word(key):
+        return False  # each secret-like name has one of its words: the cheap test first
     tokens = _words(key)
     if not tokens or tokens[-1] in _NOT_SECRET_LAST or tokens[0] in _NOT_SECRET_FIRST:
         return False
@@ -207,6 +210,8 @@ _EXAMPLE = re.compile(r"(?:^|[._-])(?:example|sample|dist)(?:$|[._-])|\.(?:templ
 
 
 def _kind(name: str) -> str | None:
+    if "." not in name and not name.startswith(("Dockerfile", "Containerfile")):
+        return None  # every other kind is told by a dot (a Secret's `password` key has none)
     name = _TEMPLATE_SUFFIX.sub("", name)
     lower = name.lower()
     if lower.endswith((".yaml", ".yml")):
@@ -884,23 +889,26 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
         if verdict is not None:
             verdicts.append((entry.line, verdict))
 
+    def in_encoded(number: int, column: int) -> bool:
+        # A line's spans are in the text's order and apart: the one starting last at or
+        # before the place is the only one that can hold it (a minified JSON Secret has
+        # all its entries on one line, and each hit there was asked of them all).
+        spans = encoded.get(number)
+        if spans is None:
+            return False
+        place = (number, column)
+        at = bisect.bisect_right(spans, place, key=lambda span: span[0]) - 1
+        return at >= 0 and place <= spans[at][1]
+
     def keep(number: int, hit: Hit) -> None:
-        if any(start <= (number, hit.column) <= end for start, end in encoded.get(number, ())):
+        if in_encoded(number, hit.column):
             return
         old = hits.get(number)
         if old is None or (hit.priority, hit.column) < (old.priority, old.column):
             hits[number] = hit
 
-    for number, hit in itertools.chain(format_hits(src), encoded_private_key_hits(src)):
+    for number, hit in _any_file_hits(src, example):
         keep(number, hit)
-    if not example:
-        for number, hit in _credential_file_hits(src):
-            keep(number, hit)
-    store = key_store(src.name, src.raw) if src.raw is not None else None
-    if store is not None:
-        # Bytes have no line to fingerprint: the baseline knows the store by its digest.
-        keep(1, Hit(1, f"{store} in a committed file ({REDACTED})", 0,
-                    f"sha256:{src.raw_digest}", KEY_STORE_FIX))
     if kind is not None:
         ciphertext = sealed_lines(src) if structured else frozenset()
         elsewhere: list[int] = []
@@ -909,7 +917,7 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
             found.append(_key_hits(src, kind, elsewhere if structured else None))
             if src.name.endswith((".tf", ".hcl")):
                 found.append(_variable_default_hits(src))
-        found.append(entropy_hits(src))
+        found.append(entropy_hits(src, in_encoded if encoded else None))
         for number, hit in itertools.chain.from_iterable(found):
             if number not in ciphertext:
                 keep(number, hit)
@@ -929,15 +937,32 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
     return hits
 
 
+def _any_file_hits(src: SourceFile, example: bool) -> Iterator[tuple[int, Hit]]:
+    """The hits of the detectors that read a file of any kind: token formats, private
+    keys, client credential files, key stores."""
+    yield from format_hits(src)
+    yield from encoded_private_key_hits(src)
+    if not example:
+        yield from _credential_file_hits(src)
+    store = key_store(src.name, src.raw) if src.raw is not None else None
+    if store is not None:
+        # Bytes have no line to fingerprint: the baseline knows the store by its digest.
+        yield 1, Hit(1, f"{store} in a committed file ({REDACTED})", 0,
+                     f"sha256:{src.raw_digest}", KEY_STORE_FIX)
+
+
 def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None:
     """What a Secret's ``data`` entry decodes to, read as the file its key names
     (``.dockerconfigjson``, ``app.env``, ``tls.key``, ``keystore.p12``) or, for a key
     naming no kind of file, as the key's value (``password``), at the key's line."""
     inner = source(entry.key, entry.data)
     kind = _kind(entry.key)
-    found = sorted(_hits(inner, kind, example, False).items(),
-                   key=lambda item: (item[1].priority, item[0]))
-    message, fix = (found[0][1].message, found[0][1].fix) if found else (None, None)
+    # A value of no kind of file (most are: `password`, `host`) is read by the detectors
+    # of any file alone, without the rest of _hits' work (a Secret has up to 200,000).
+    found = min(_hits(inner, kind, example, False).items() if kind is not None
+                else _any_file_hits(inner, example),
+                key=lambda item: (item[1].priority, item[0], item[1].column), default=None)
+    message, fix = (found[1].message, found[1].fix) if found is not None else (None, None)
     # Bytes that are not text (a random key) read as U+FFFD, which would look like a
     # placeholder (`xxxx`): their base64 is the literal.
     binary = "\0" in inner.text or "\ufffd" in inner.text

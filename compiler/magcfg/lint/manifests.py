@@ -154,9 +154,9 @@ def _offset(mark: Any) -> int:
     return int(mark.index)
 
 
-def _entry_lines(src: SourceFile, key_at: int, end: int) -> range:
-    first, _ = src.position(key_at)
-    last, column = src.position(end)
+def _entry_lines(first: int, end: tuple[int, int]) -> range:
+    """The lines from an entry's key's, ``first``, to where its value ends, ``end``."""
+    last, column = end
     # A block scalar ends at the start of the line after its last.
     return range(first, max(first, last - (column == 1)) + 1)
 
@@ -169,7 +169,7 @@ def sealed_lines(src: SourceFile) -> frozenset[int]:
         return frozenset()
     lines: set[int] = set()
     for _, key_at, _, end, _ in _entries(src, "SealedSecret", ("spec", "encryptedData")):
-        lines.update(_entry_lines(src, key_at, end))
+        lines.update(_entry_lines(src.position(key_at)[0], src.position(end)))
     return frozenset(lines)
 
 
@@ -189,5 +189,6 @@ def secret_data(src: SourceFile) -> Iterator[DataEntry]:
         except (binascii.Error, ValueError):
             continue
         line, column = src.position(key_at)
-        yield DataEntry(key, line, column, _entry_lines(src, key_at, end), value or "",
-                        decoded, src.position(start), src.position(end))
+        ends = src.position(end)
+        yield DataEntry(key, line, column, _entry_lines(line, ends), value or "", decoded,
+                        src.position(start), ends)

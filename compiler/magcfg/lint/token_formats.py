@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -56,6 +56,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "AWSKeyDetector": ("AKIA", "ASIA", "ABIA", "ACCA", "A3T", "aws", "AWS", "Aws"),
     "AzureStorageKeyDetector": ("AccountKey=",),
     "BasicAuthDetector": ("://",),
+    "DiscordBotTokenDetector": (".",),  # a token's three parts are dot-separated
     "GitHubTokenDetector": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
     "GitLabTokenDetector": ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "GR1348941",
                             "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-"),
@@ -69,6 +70,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "SlackDetector": ("xox", "XOX", "hooks.slack.com", "HOOKS.SLACK.COM"),
     "SquareOAuthDetector": ("sq0csp-",),
     "StripeDetector": ("k_live_",),
+    "TelegramBotTokenDetector": (":",),  # the bot's id, a colon, its key
     "TwilioKeyDetector": ("AC", "SK"),
 }
 
@@ -118,6 +120,10 @@ _DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|
 _PUBLIC_SIGNATURE = re.compile(r"""(?:^|[\s{,"'])(?:sig|signature|[\w-]*_signature)["']?\s*[:=]\s*$""",
                                re.IGNORECASE)
 _DSSE_PAYLOAD = re.compile(r"""^\s*"payload"\s*:\s*$""")
+_CONTEXT = 80
+"""How far before a string its key is looked for: the context patterns end at the string,
+and searched from the line's start they made a minified JSON line of n strings take
+n times its length."""
 _CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|cookie|session|"
                              r"credential|bearer", re.IGNORECASE)
 
@@ -167,24 +173,44 @@ def _trigger_index() -> tuple[tuple[str, int], ...]:
     return tuple((trigger, i) for i, triggers in enumerate(detectors) for trigger in triggers)
 
 
+_SHORT_TEXT = 4096
+"""Up to this length one search for any trigger costs less than a test for each (over a
+long text with none, the search costs as much as the tests)."""
+
+
+@lru_cache(maxsize=1)
+def _untriggered() -> frozenset[int]:
+    """The detectors that run on every text: plugins ``_TRIGGERS`` does not know."""
+    return frozenset(i for i, (_, triggers) in enumerate(_format_plugins(), len(_FORMATS))
+                     if triggers is None)
+
+
+@lru_cache(maxsize=1)
+def _any_trigger() -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, {trigger for trigger, _ in _trigger_index()})))
+
+
 def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     text = src.text
     locate = src.position
 
-    # One pass over every trigger: a generator per detector cost more than its checks.
-    present = {i for trigger, i in _trigger_index() if trigger in text}
-    for i, fmt in enumerate(_FORMATS):
-        if i not in present:
+    # One pass over every trigger: a generator per detector cost more than its checks. A
+    # short text (a Secret's decoded value, of which a Secret may have 200,000) is first
+    # asked whether it holds any trigger at all, in one search.
+    present = set() if len(text) <= _SHORT_TEXT and not _any_trigger().search(text) \
+        else {i for trigger, i in _trigger_index() if trigger in text}
+    plugins = _format_plugins()
+    for i in sorted(present.union(_untriggered())):
+        if i < len(_FORMATS):
+            fmt = _FORMATS[i]
+            for m in fmt.pattern.finditer(text):
+                group = m.lastindex or 0
+                if _entropy_plugins()[0].calculate_shannon_entropy(m.group(group)) < fmt.entropy:
+                    continue
+                number, column = locate(m.start(group))
+                yield number, Hit(column, f"{fmt.name} in a committed file ({REDACTED})", 0)
             continue
-        for m in fmt.pattern.finditer(text):
-            group = m.lastindex or 0
-            if _entropy_plugins()[0].calculate_shannon_entropy(m.group(group)) < fmt.entropy:
-                continue
-            number, column = locate(m.start(group))
-            yield number, Hit(column, f"{fmt.name} in a committed file ({REDACTED})", 0)
-    for i, (plugin, triggers) in enumerate(_format_plugins(), len(_FORMATS)):
-        if triggers is not None and i not in present:
-            continue
+        plugin = plugins[i - len(_FORMATS)][0]
         numbers: set[int] = set()
         for regex in plugin.denylist:
             for m in regex.finditer(text):
@@ -236,43 +262,75 @@ def encoded_private_key_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 yield number, Hit(m.start() + 1, f"base64-encoded private key ({REDACTED})", 0)
 
 
-def _looks_generated(value: str, line: str) -> bool:
-    # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, `..._id = ...`.
-    from detect_secrets.filters.heuristic import (
-        is_likely_id_string,
-        is_potential_uuid,
-        is_sequential_string,
-    )
+def _looks_generated(value: str, after_an_id: bool) -> bool:
+    # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, and its
+    # is_likely_id_string (`..._id = ...`: ``after_an_id``), which searched the line up to
+    # the string for each string, asked of a ``_Before`` here.
+    from detect_secrets.filters.heuristic import is_potential_uuid, is_sequential_string
 
-    return (is_sequential_string(value) or is_potential_uuid(value)
-            or is_likely_id_string(value, line))
+    return is_sequential_string(value) or is_potential_uuid(value) or after_an_id
 
 
-def entropy_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+class _Before:
+    """Whether a pattern matches a line before a place in it, asked for each string of
+    the line in turn: the line is searched once, not from its start again for each
+    string (a minified JSON line of n strings took n times its length of work)."""
+
+    def __init__(self, pattern: re.Pattern[str], line: str) -> None:
+        self.pattern, self.line = pattern, line
+        self.first: re.Match[str] | bool | None = False  # False: not searched yet
+
+    def __call__(self, at: int) -> bool:
+        """Whether a match lies wholly in ``line[:at]``. None starts before the first
+        match, and the patterns asked are of bounded length: past the first match's end
+        there is one; before it, one search of the few characters from its start decides."""
+        if self.first is False:
+            self.first = self.pattern.search(self.line)
+        first = self.first
+        if not isinstance(first, re.Match) or at <= first.start():
+            return False
+        return first.end() <= at or self.pattern.search(self.line, first.start(), at) is not None
+
+
+def entropy_hits(src: SourceFile, decided: Callable[[int, int], bool] | None = None
+                 ) -> Iterator[tuple[int, Hit]]:
+    """High-entropy quoted strings. ``decided(line, column)``: whether the string there
+    is one another check decides for (a Secret's base64, by what it decodes to), and is
+    not measured (a measure is a hundred counts of its characters)."""
     if src.name in _LOCK_FILES or src.name.endswith((".lock", ".min.js", ".svg", ".map")):
         return
     if not _QUOTED_LONG.search(src.text):
         return
     b64, hexa = _entropy_plugins()
     dsse = '"payloadType"' in src.text
+    from detect_secrets.filters.heuristic import _get_id_detector_regex
+
     for number, line in enumerate(src.lines, 1):
+        credential_before = _Before(_CREDENTIAL_KEY, line)
+        id_before = _Before(_get_id_detector_regex(), line)
         for m in _QUOTED_LONG.finditer(line):
             value = m.group(2)
-            before = line[:m.start()]
-            if _DIGEST_CONTEXT.search(before) or "data:" in before[-12:]:
+            if decided is not None and decided(number, m.start(2) + 1):
                 continue
-            if _PUBLIC_SIGNATURE.search(before) or (dsse and _DSSE_PAYLOAD.match(before)):
+            # Each context is looked for within _CONTEXT before the string, not from the
+            # line's start: see _CONTEXT.
+            at = m.start()
+            near = max(0, at - _CONTEXT)
+            if _DIGEST_CONTEXT.search(line, near, at) or "data:" in line[max(0, at - 12):at]:
+                continue
+            if _PUBLIC_SIGNATURE.search(line, near, at) \
+                    or (dsse and _DSSE_PAYLOAD.match(line, 0, at)):
                 continue
             if re.fullmatch(r"[0-9a-fA-F]+", value):
                 # Hex strings are mostly digests and ids: only under a credential-like key.
                 if (hexa.calculate_shannon_entropy(value) > hexa.entropy_limit
-                        and _CREDENTIAL_KEY.search(before)):
+                        and credential_before(at)):
                     yield number, Hit(m.start(2) + 1,
                                        f"high-entropy hex string under a credential-like key "
                                        f"({REDACTED})", 2)
             elif (b64.calculate_shannon_entropy(value) > b64.entropy_limit
                   and re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)
-                  and not _looks_generated(value, line)):
+                  and not _looks_generated(value, id_before(m.start(2)))):
                 yield number, Hit(m.start(2) + 1,
                                    f"high-entropy string that looks like a secret ({REDACTED})",
                                    2)
