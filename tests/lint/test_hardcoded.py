@@ -791,3 +791,58 @@ def test_a_value_written_as_its_key_is_a_literal_outside_code(make_repo: MakeRep
                         'PASSWORD_FIELD = "password"\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
+
+
+def test_a_value_below_its_key_in_parentheses_or_after_a_backslash(make_repo: MakeRepo) -> None:
+    """Python's `PASSWORD = (` over its literal, a backslash before it, literals joined
+    across lines, a dict's value below its key and JS's `=` at the end of a line: each a
+    finding at its literal's line; prose, an expression, an f-string with a field, a
+    tuple and a block under `class Password:` are not."""
+    repo = make_repo({
+        "app/settings.py": """\
+PASSWORD = (
+    "CANARYpar1-x9" «MAG002»
+)
+API_TOKEN = \\
+    "CANARYbs1-x9" «MAG002»
+SECRET_KEY = (
+    "CANARYcat1-" «MAG002»
+    # the second half
+    "CANARYcat2"
+)
+DB_PASSWORD: str = (
+    # from the vendor's console
+    "CANARYpar2-x9"  # rotated yearly «MAG002»
+)
+SETTINGS = {
+    "api_key":
+        "CANARYdict-x9", «MAG002»
+}
+PASSWORD_HELP = (
+    "Enter the password "
+    "of the admin account"
+)
+AUTH_TOKEN = (
+    os.environ["AUTH_TOKEN"]
+)
+SESSION_TOKEN = (
+    "CANARYnear1" + suffix
+)
+SIGNING_KEY = (
+    f"{prefix}-CANARYnear2"
+)
+ADMIN_PASSWORD = (
+    "CANARYtuple1",
+    "CANARYtuple2",
+)
+class Password:
+    \"\"\"Secret.\"\"\"
+if token:
+    "CANARYnear3"
+""",
+        "web/app.js": 'const apiToken =\n  "CANARYjs-x9"; «MAG002»\n'
+                      "const dbPassword =\n  process.env.DB_PASSWORD;\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr

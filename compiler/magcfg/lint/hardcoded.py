@@ -287,6 +287,78 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                     # The value is not on its line: it is the fingerprint, with the line.
                     yield number, Hit(column, f"`{key}` is assigned a literal value "
                                               f"({REDACTED})", 1, f"{line}\n{value}")
+        if kind == "code":
+            continued = _value_below(lines, number)
+            if continued is not None:
+                key, value, at, fingerprint = continued
+                if key_is_secret(key) and is_literal(value) \
+                        and not _not_key_material(key, value, kind):
+                    yield at[0], Hit(at[1], f"`{key}` is assigned a literal value "
+                                            f"({REDACTED})", 1, fingerprint)
+
+
+# A key assigned on a line that ends before its value: at `=` where a newline may follow
+# it (JS, Go, Java, a Python dict's `"key":`), at an opening parenthesis (Python's
+# `PASSWORD = (`) or at a backslash that continues the line.
+_CODE_KEY_ENDS = re.compile(_CODE_KEY + r"(\(|\\)?+$")
+_STRING_LITERAL = re.compile(_CODE_STRING)
+# What may follow the string literals of a line of such a value: a backslash, the closing
+# parenthesis, the end of a statement or an item, a comment.
+_AFTER_STRINGS = re.compile(r"[ \t]*+(\\)?+[ \t]*+(\))?+[ \t]*+([;,])?+[ \t]*+(?:(?:#|//).*+)?+$")
+
+
+def _value_below(lines: list[str], number: int
+                 ) -> tuple[str, str, tuple[int, int], str | None] | None:
+    """A value of string literals that begins below the line of its key, ``number``
+    (``PASSWORD = (`` over ``"abc"`` and ``)``, ``API_TOKEN = \\`` over ``"abc"``), the
+    literals one after another joined as Python and C join them: the key, the value as one
+    quoted string, the first literal's line and column, and what the baseline knows the
+    finding by when the value is on more than the first literal's line. None when the
+    value is anything else: an expression, an f-string with a field, a tuple."""
+    line = lines[number - 1]
+    m = _CODE_KEY_ENDS.search(line)
+    if m is None:
+        return None
+    opened = m.group(2) == "("
+    if m.group(2) is None and line.rstrip().endswith(":") and not line.rstrip().endswith(":=") \
+            and line[m.end(1):m.end(1) + 1] not in ("'", '"', "`"):
+        return None  # `class Password:`, `if token:`: a block, not a dict's key
+    parts: list[str] = []
+    first: tuple[int, int] | None = None
+    last = number
+    for index in range(number, min(number + _MAX_STRING_LINES, len(lines))):
+        below = lines[index]
+        at = len(below) - len(below.lstrip())
+        strings = 0
+        while (string := _STRING_LITERAL.match(below, at)) is not None:
+            literal = _code_string(string.group(1))
+            if literal is None:
+                return None
+            parts.append(literal[1:-1])
+            first = first or (index + 1, at + 1)
+            strings += 1
+            at = string.end()
+            at += len(below) - at - len(below[at:].lstrip(" \t"))
+        after = _AFTER_STRINGS.match(below, at)
+        if after is None:
+            return None  # an expression
+        continued, closed, separator = after.groups()
+        if not strings and not closed:
+            if at == len(below) or below[at:].lstrip().startswith(("#", "//")):
+                continue  # a blank line or a comment within the value
+            return None
+        last = index + 1
+        if opened and separator == "," and not closed:
+            return None  # a tuple
+        if closed or not (opened or continued):
+            break
+    else:
+        return None
+    if first is None:
+        return None
+    value = "".join(parts)
+    return (m.group(1).rsplit(".", 1)[-1], f'"{value}"', first,
+            f"{lines[first[0] - 1]}\n{value}" if last > first[0] else None)
 
 
 def _strings_below(lines: list[str], number: int, backquoted: bool
