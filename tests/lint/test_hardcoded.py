@@ -846,3 +846,60 @@ if token:
     assert found == expected
     done = run_cli(repo.root, "lint")
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_ci_defaults_in_expressions_steps_and_expanded_variables(make_repo: MakeRepo) -> None:
+    """A GitHub Actions expression's literal default (`secrets.X || '...'`, whatever X is
+    called), an expression that is a literal, the shell's `${TOKEN:-...}` within a step
+    or a script line, GitLab's expanded variable's `value` and a workflow input's
+    `default` under secret-like names: each a finding at the literal's line. Another
+    expression, a name that is no secret's, an empty default, `:?` and compose's `$${`
+    are not."""
+    repo = make_repo({
+        ".github/workflows/ci.yml": """\
+on:
+  workflow_dispatch:
+    inputs:
+      api_token:
+        description: the token to deploy with
+        default: 'CANARYin1-x9' «MAG002»
+      environment:
+        default: staging
+env:
+  DB_PASSWORD: ${{ 'CANARYgh1-x9' }} «MAG002»
+  REGION: ${{ 'eu-west-1' }}
+jobs:
+  d:
+    env:
+      API_TOKEN: ${{ secrets.API_TOKEN || 'CANARYgh2-x9' }} «MAG002»
+      NPM_TOKEN: ${{ secrets.NPM_TOKEN || github.token }}
+      STAGE: ${{ inputs.stage || 'dev' }}
+      SMTP_PASSWORD: ${{ secrets.SMTP_PASSWORD || '' }}
+    steps:
+      - run: psql "password=${DB_PASSWORD:-CANARYgh3-x9}" «MAG002»
+      - run: deploy ${{ secrets.DEPLOY || 'CANARYgh4-x9' }} «MAG002»
+      - run: deploy ${{ vars.DEPLOY_TOKEN || 'CANARYgh5-x9' }} «MAG002»
+      - if: ${{ secrets.DEPLOY_KEY != '' }}
+        run: echo "${LOG_LEVEL:-info} ${API_KEY:?is required} ${TOKEN:-$CI_TOKEN}"
+""",
+        ".gitlab-ci.yml": """\
+variables:
+  DB_PASSWORD:
+    value: "CANARYgl1-x9" «MAG002»
+    description: the database's password
+  API_TOKEN: {value: CANARYgl2-x9, description: the API's token} «MAG002»
+  DB_HOST:
+    value: db.internal
+  SIGNING_KEY:
+    value: ""
+deploy:
+  script:
+    - deploy --x "${API_TOKEN:-CANARYgl3-x9}" «MAG002»
+""",
+        "scripts/run.sh": 'curl -H "Authorization: ${AUTH_TOKEN:-CANARYsh1-x9}" x «MAG002»\n'
+                          'echo "${REGION:-eu-west-1}"\n',
+        "compose.yaml": "services:\n  a:\n    command: run $${DB_PASSWORD:-CANARYesc}\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr

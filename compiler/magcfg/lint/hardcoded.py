@@ -268,6 +268,10 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
             elif (key_is_secret(key) and is_literal(value) and not _flow_collection(value, kind)
                   and not _not_key_material(key, value, kind)):
                 yield number, Hit(col, f"`{key}` is assigned a literal value ({REDACTED})", 1)
+        if kind in ("yaml", "shell", "env") and "${" in line:
+            for var, literal, column, message in _defaults_within(line, pairs, kind):
+                if is_literal(literal) and not _not_key_material(var, literal, kind):
+                    yield number, Hit(column, message, 1)
         if kind == "code":
             for m in _PROPERTY_DEFAULT_STRING.finditer(line) if "${" in line else ():
                 name, literal = m.group(3), m.group(4)
@@ -295,6 +299,44 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                         and not _not_key_material(key, value, kind):
                     yield at[0], Hit(at[1], f"`{key}` is assigned a literal value "
                                             f"({REDACTED})", 1, fingerprint)
+
+
+# A GitHub Actions expression, `${{ ... }}`; in it, a string literal (quoted with `'`, a
+# quote doubled) that an operand falls back to, `secrets.API_TOKEN || '...'`, or that is
+# the whole expression, `${{ '...' }}`.
+_EXPRESSION = re.compile(r"\$\{\{((?:[^}]|\}(?!\}))*+)\}\}")
+_EXPRESSION_OR = re.compile(r"([A-Za-z_][\w.-]*+)\s*+\|\|\s*+'((?:[^']|'')*+)'")
+_EXPRESSION_LITERAL = re.compile(r"\s*+'((?:[^']|'')*+)'\s*+")
+
+
+def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
+                     ) -> Iterator[tuple[str, str, int, str]]:
+    """The literal defaults a line's value falls back to where they are part of it: the
+    shell's `${DB_PASSWORD:-...}` anywhere in a line (a CI step's `run:`, a command in a
+    script), and in YAML a GitHub Actions expression's literal, `${{ secrets.X || '...' }}`
+    (whatever `X` is called: it is a secret) or `${{ '...' }}` under a secret-like key:
+    each as its name, the literal, its column and the finding's message. The whole
+    value's fallback is the key rule's."""
+    for m in _FALLBACK_VALUE.finditer(line):
+        if line[m.start() - 1:m.start()] != "$" and key_is_secret(m.group(1)):
+            yield m.group(1), m.group(2), m.start(2) + 1, \
+                f"`{m.group(1)}` falls back to a literal value ({REDACTED})"
+    if kind != "yaml" or "${{" not in line:
+        return
+    keys = [key for key, _, _ in pairs if key_is_secret(key)]
+    for expression in _EXPRESSION.finditer(line):
+        inner, at = expression.group(1), expression.start(1)
+        whole = _EXPRESSION_LITERAL.fullmatch(inner)
+        if whole is not None and keys:
+            yield keys[0], whole.group(1), at + whole.start(1) + 1, \
+                f"`{keys[0]}` is assigned a literal value ({REDACTED})"
+            continue
+        for m in _EXPRESSION_OR.finditer(inner):
+            context, _, name = m.group(1).rpartition(".")
+            if context == "secrets" or key_is_secret(name) or keys:
+                shown = name if context == "secrets" or key_is_secret(name) else keys[0]
+                yield shown, m.group(2), at + m.start(2) + 1, \
+                    f"`{shown}` falls back to a literal value ({REDACTED})"
 
 
 # A key assigned on a line that ends before its value: at `=` where a newline may follow
@@ -471,6 +513,8 @@ class _Open:
     """A mapping's ``name`` and ``value`` (with its event), read as an env entry:
     Kubernetes' ``env`` and ECS's ``environment`` list ``{name: ..., value: ...}`` in any
     order."""
+    under: str | None = None
+    """A mapping's: the key it is the value of (None: no plain string key)."""
 
 
 def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
@@ -536,8 +580,14 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
             if under is not None and value is not None and secret_value(under, value):
                 yield hit(event, value, f"`{printable(under)}` is assigned a literal value "
                                         f"({REDACTED})")
+            elif under in _VALUE_KEYS and value is not None and top is not None \
+                    and top.under is not None and secret_value(top.under, value):
+                # GitLab's `DB_PASSWORD: {value: ..., description: ...}`, a GitHub
+                # workflow input's `api_token: {default: ...}`: the key's value.
+                yield hit(event, value, f"`{printable(top.under)}` is assigned a literal "
+                                        f"value ({REDACTED})")
             if isinstance(event, yaml.MappingStartEvent):
-                stack.append(_Open(mapping=True))
+                stack.append(_Open(mapping=True, under=under))
             elif isinstance(event, yaml.SequenceStartEvent):
                 # `[redacted]` is a placeholder in any file kind, not a list of one value.
                 stack.append(_Open(mapping=False, key=None if event.flow_style else under))
@@ -546,6 +596,8 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+# The keys of a mapping that hold the value of the key the mapping is under.
+_VALUE_KEYS = frozenset({"value", "default"})
 
 
 # Terraform's (and Packer's) `variable "db_password" { default = "..." }`: the default is
