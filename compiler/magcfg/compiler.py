@@ -857,13 +857,16 @@ class Compiler:
             redactor = Redactor(None, self.project.settings.get("redact") or ())
         return redact_diagnostics(redactor, diagnostics, self._secret_texts(redactor))
 
-    def masked_literals(self, value: Any) -> Any:
+    def masked_literals(self, value: Any, files: Collection[str]) -> Any:
         """``value``, shown where a key's value is (``explain``, an editor's hover), with
         the text of each literal under a secret key masked in its strings, as in every
         diagnostic: a key that is not secret may hold one through an alias
-        (``host: *password``)."""
+        (``host: *password``). ``files``, the layer files ``value`` comes from (its
+        provenance), are the ones whose literals it can hold: a YAML alias names an
+        anchor of its own file, and a ``.cue`` file, which may refer to any other, brings
+        every ``.cue`` file's. One key's value costs its files, not the repository's."""
         redactor = self.redactor()
-        texts = quotable_secret_texts(self._secret_texts(redactor))
+        texts = quotable_secret_texts(self._secret_texts(redactor, files))
         return redactor.masked(value, texts) if texts else value
 
     def _written_here(self, path: str) -> bool:
@@ -871,26 +874,36 @@ class Compiler:
         output = self.project.output.rstrip("/")
         return path == output or path.startswith(f"{output}/")
 
-    def _secret_texts(self, redactor: Redactor) -> set[str]:
-        """The text of every literal under a secret key in the layer files loaded: from
-        a file's data, or, for a ``.cue`` file cue could not evaluate or whose data the
-        build did not need (a ``cue`` process to get it), as written. Each file's are
-        kept by its digest: an editor's keystroke walks the file it changed alone."""
-        if self._secrets_written is not None:
+    def _secret_texts(self, redactor: Redactor, files: Collection[str] | None = None
+                      ) -> set[str]:
+        """The text of every literal under a secret key in the layer files loaded (or in
+        ``files`` and every ``.cue`` file: ``masked_literals``): from a file's data, or,
+        for a ``.cue`` file cue could not evaluate or whose data the build did not need
+        (a ``cue`` process to get it), as written. Each file's are kept by its digest:
+        an editor's keystroke walks the file it changed alone."""
+        if files is None and self._secrets_written is not None:
             return self._secrets_written
+        known = self._secrets_of
+        if files is None:
+            self._secrets_of = {}  # what a file held before its edit is dropped
         found: set[str] = set()
-        known, self._secrets_of = self._secrets_of, {}
         for path, prefixes in sorted(self._prefixes.items()):
+            if files is not None and path not in files and not path.endswith(CUE_SUFFIX):
+                continue
             parsed = self._parsed.get(path)
             for prefix in sorted(prefixes):
                 key = (path, parsed.digest if parsed is not None else "", prefix)
                 texts = known.get(key) if parsed is not None else None
                 if texts is None:
                     texts = frozenset(self._file_secret_texts(redactor, path, parsed, prefix))
+                    if files is not None:  # an earlier edit's entry of this file goes
+                        for stale in [k for k in known if k[0] == path and k[2] == prefix]:
+                            del known[stale]
                 if parsed is not None:
                     self._secrets_of[key] = texts
                 found |= texts
-        self._secrets_written = found
+        if files is None:
+            self._secrets_written = found
         return found
 
     def _file_secret_texts(self, redactor: Redactor, path: str, parsed: ParsedFile | None,

@@ -304,6 +304,25 @@ def test_explain_after_a_build_indexes_no_schema(generated: Path,
     assert fast == slow
 
 
+def test_explain_after_a_build_parses_only_the_files_of_its_key(
+        generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``explain`` after a build parses the layer files that set the key's top-level key
+    and no other, masking of secret literals included (a YAML alias quotes its own
+    file's anchors alone): one key costs its files, not the repository's."""
+    import magcfg.compiler
+    from magcfg.compiler import build
+    from magcfg.review.explain import explain
+
+    project = load_project(generated / "magcfg.yaml")
+    build(project)
+    service, env = overridden_keyed_list(generated)
+    parsed = calls(monkeypatch, magcfg.compiler, "parse_layer")
+    explain(project, env, f"{service}.endpoints")
+    layers = sorted(str(p.relative_to(generated)) for p in (generated / "layers").rglob("*.yaml"))
+    setting = [f for f in layers if f.rsplit("/", 1)[-1].startswith(service)]
+    assert parsed and set(parsed) <= set(setting) and len(layers) > 3 * len(setting)
+
+
 def test_explain_typo_suggestion(generated: Path) -> None:
     from magcfg.errors import UsageError
     from magcfg.review.explain import explain

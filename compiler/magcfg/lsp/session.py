@@ -24,7 +24,7 @@ import gc
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -385,20 +385,23 @@ class Session:
                 continue
             # Another environment's key path may be a secret by a glob of its own.
             secret_here = secret or redactor.is_secret(here)
+            files = {p.file for p in chain}
             shown = "not set" if value is ABSENT else (
-                f"`{_show(self._safe(here, value, secret_here))}`")
+                f"`{_show(self._safe(here, value, secret_here, files))}`")
             lines = [f"- **{env}**{named}: {shown}"]
             for i, p in enumerate(reversed(chain)):
                 verb = "set at" if i == 0 else "overrides"
                 lines.append(f"  - {verb} `{printable(p.where(str))}` ({printable(p.layer)}): "
-                             f"`{_show(self._provenance_value(here, p, secret_here))}`")
+                             f"`{_show(self._provenance_value(here, p, secret_here, files))}`")
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
 
-    def _safe(self, keypath: tuple[str, ...], value: Any, secret: bool) -> Any:
-        """``value`` fit to show: under a secret key only references, else redacted,
-        and no literal of a secret key's in it (``Compiler.masked_literals``)."""
-        return self.compiler.masked_literals(self._shown(keypath, value, secret))
+    def _safe(self, keypath: tuple[str, ...], value: Any, secret: bool,
+              files: Collection[str]) -> Any:
+        """``value``, from ``files``, fit to show: under a secret key only references,
+        else redacted, and no literal of a secret key's in it
+        (``Compiler.masked_literals``)."""
+        return self.compiler.masked_literals(self._shown(keypath, value, secret), files)
 
     def _shown(self, keypath: tuple[str, ...], value: Any, secret: bool) -> Any:
         redactor = self.compiler.redactor()
@@ -412,11 +415,12 @@ class Session:
                     for i, v in enumerate(value)]
         return value
 
-    def _provenance_value(self, keypath: tuple[str, ...], p: Provenance, secret: bool) -> Any:
+    def _provenance_value(self, keypath: tuple[str, ...], p: Provenance, secret: bool,
+                          files: Collection[str]) -> Any:
         if p.value == UNSET:
             return "!unset"
         value = p.value[1] if type(p.value) is tuple else p.value
-        return self._safe(keypath, value, secret)
+        return self._safe(keypath, value, secret, files)
 
     def _entry(self, keypath: tuple[str, ...]) -> SchemaEntry | None:
         try:

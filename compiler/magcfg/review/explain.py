@@ -56,14 +56,15 @@ def explain(project: Project, env: str, key: str) -> Explanation:
                  else "")
         raise UsageError(f"no layer of {env} sets {key!r}{extra}")
     secret = redactor.is_secret(keypath)
+    files = {p.file for p in chain}
     shown = tuple(
         Provenance(p.file, p.line, p.layer, p.value if p.value == UNSET
-                   else compiler.masked_literals(redactor.shown(keypath, p.value)))
+                   else compiler.masked_literals(redactor.shown(keypath, p.value), files))
         for p in chain)
     return Explanation(
         env=env, key=key,
         value=None if value is ABSENT
-        else compiler.masked_literals(redactor.shown(keypath, value)),
+        else compiler.masked_literals(redactor.shown(keypath, value), files),
         present=value is not ABSENT, chain=shown,
         reload=policies.reload_policy(keypath) if policies else "restart",
         secret=secret)

@@ -145,7 +145,9 @@ class Redactor:
         out: set[str] = set()
 
         def walk(node: Any, at: tuple[str, ...], secret: bool) -> None:
-            secret = secret or self.is_secret(at)
+            # The root is no key (as ``secret_subtrees`` has it), and asking a policy
+            # index about it would index the whole schema, which a cached build avoids.
+            secret = secret or (bool(at) and self.is_secret(at))
             if isinstance(node, dict):
                 for k, v in node.items():
                     walk(v, (*at, str(k)), secret)
