@@ -21,7 +21,7 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -62,7 +62,14 @@ from .pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import quotable_secret_texts, redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
-from .project import GitUnanswered, Project, encoded_by_git, git_env, ignored_by_git, skipped_by_git
+from .project import (
+    GitUnanswered,
+    Project,
+    committed_blobs,
+    encoded_by_git,
+    ignored_by_git,
+    skipped_by_git,
+)
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
 from .secrets.redaction import Redactor
@@ -1089,7 +1096,7 @@ def version_bases(project: Project, envs: Iterable[str],
     revisions = ("HEAD", "MERGE_HEAD", "")  # "" is the index (stage 0)
     request = [f"{rev}:./{rels[env]}" for env in envs for rev in revisions]
     try:
-        answers = iter(_committed_blobs(project.root, request, MAX_MANIFEST_BYTES))
+        answers = iter(committed_blobs(project.root, request, MAX_MANIFEST_BYTES))
     except OSError:
         return {env: VersionBase(working[env], rels[env]) for env in envs}
     bases: dict[str, VersionBase] = {}
@@ -1114,61 +1121,6 @@ def version_bases(project: Project, envs: Iterable[str],
                 best = (version, candidate)
         bases[env] = best[1] if best else VersionBase(None, f"HEAD:{rels[env]}")
     return bases
-
-
-def _committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | int | None]:
-    """What ``git cat-file --batch`` answers for each of ``names`` (``REV:PATH``): the
-    blob's bytes, None if there is no blob there, and the size of an object of more
-    than ``limit`` bytes, never read (a commit may hold a blob of any size), after
-    which nothing more is asked.
-    ``OSError`` if git cannot answer (not a work tree, no git, a minute spent)."""
-    import subprocess
-
-    # Each answer starts "<type> <size>", never the name asked (a path may hold spaces);
-    # a name with nothing there is answered "<name> missing".
-    git = subprocess.Popen(["git", "cat-file", "--batch=%(objecttype) %(objectsize)"],
-                           cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=git_env())
-    stdin, stdout = git.stdin, git.stdout
-    assert stdin is not None and stdout is not None
-
-    def ask() -> None:
-        # From another thread: with many environments git's answers fill its pipe
-        # before it has read every name.
-        with suppress(OSError):  # git stopped (not a work tree, or told to)
-            stdin.write("".join(f"{name}\n" for name in names).encode())
-            stdin.close()
-
-    asking = threading.Thread(target=ask, name="magcfg-cat-file", daemon=True)
-    asking.start()
-    timer = threading.Timer(60, git.kill)
-    timer.start()
-    answers: list[bytes | int | None] = []
-    try:
-        for _ in names:
-            line = stdout.readline()
-            if not line:  # not a work tree: git said so on stderr and stopped
-                raise OSError("git cat-file stopped answering")
-            kind, _, size_text = line.rstrip(b"\n").partition(b" ")
-            if kind not in (b"blob", b"tree", b"commit", b"tag") or not size_text.isdigit():
-                answers.append(None)  # "<name> missing"
-                continue
-            size = int(size_text)
-            if size > limit:
-                answers.append(size)
-                break  # the build stops at this one: the rest is never looked at
-            data = stdout.read(size + 1)[:size]
-            # A tree or a commit at the path is no manifest.
-            answers.append(data if kind == b"blob" else None)
-    finally:
-        timer.cancel()
-        git.kill()
-        stdout.close()
-        git.wait()
-        asking.join()
-        with suppress(OSError):
-            stdin.close()
-    return answers + [None] * (len(names) - len(answers))
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,

@@ -654,6 +654,61 @@ def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     return wait
 
 
+def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | int | None]:
+    """What ``git cat-file --batch`` answers for each of ``names`` (``REV:PATH``): the
+    blob's bytes, None if there is no blob there, and the size of an object of more
+    than ``limit`` bytes, never read (a commit may hold a blob of any size), after
+    which nothing more is asked.
+    ``OSError`` if git cannot answer (not a work tree, no git, a minute spent)."""
+    import subprocess
+
+    # Each answer starts "<type> <size>", never the name asked (a path may hold spaces);
+    # a name with nothing there is answered "<name> missing".
+    git = subprocess.Popen(["git", "cat-file", "--batch=%(objecttype) %(objectsize)"],
+                           cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, env=git_env())
+    stdin, stdout = git.stdin, git.stdout
+    assert stdin is not None and stdout is not None
+
+    def ask() -> None:
+        # From another thread: with many environments git's answers fill its pipe
+        # before it has read every name.
+        with contextlib.suppress(OSError):  # git stopped (not a work tree, or told to)
+            stdin.write("".join(f"{name}\n" for name in names).encode())
+            stdin.close()
+
+    asking = threading.Thread(target=ask, name="magcfg-cat-file", daemon=True)
+    asking.start()
+    timer = threading.Timer(60, git.kill)
+    timer.start()
+    answers: list[bytes | int | None] = []
+    try:
+        for _ in names:
+            line = stdout.readline()
+            if not line:  # not a work tree: git said so on stderr and stopped
+                raise OSError("git cat-file stopped answering")
+            kind, _, size_text = line.rstrip(b"\n").partition(b" ")
+            if kind not in (b"blob", b"tree", b"commit", b"tag") or not size_text.isdigit():
+                answers.append(None)  # "<name> missing"
+                continue
+            size = int(size_text)
+            if size > limit:
+                answers.append(size)
+                break  # the build stops at this one: the rest is never looked at
+            data = stdout.read(size + 1)[:size]
+            # A tree or a commit at the path is no manifest.
+            answers.append(data if kind == b"blob" else None)
+    finally:
+        timer.cancel()
+        git.kill()
+        stdout.close()
+        git.wait()
+        asking.join()
+        with contextlib.suppress(OSError):
+            stdin.close()
+    return answers + [None] * (len(names) - len(answers))
+
+
 _LFS_POINTER = re.compile(
     rb"version https://(?:git-lfs|hawser)\.github\.com/spec/v[0-9]+\n"
     rb"(?:ext-[0-9]-[a-z0-9]+ [a-z0-9]+:[0-9a-f]+\n)*oid sha256:[0-9a-f]{64}\nsize [0-9]+\n")

@@ -4,13 +4,14 @@ file too large to check is fingerprinted by."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from magcfg.lint import lint
 from magcfg.lint.walk import MAX_FILE_BYTES, SourceFile
 
-from .conftest import MakeRepo, run_cli
+from .conftest import MakeRepo, git, run_cli
 
 
 @pytest.mark.parametrize(("text", "lines"), [
@@ -68,3 +69,40 @@ def test_a_git_that_cannot_list_the_files_fails_the_gate(
     done = run_cli(repo.root, "lint")
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     assert "git could not list the repository's files (`git ls-files` failed" in done.stderr
+
+
+@pytest.mark.parametrize("encoding", ["IBM037", "UTF-7"])
+def test_a_file_git_checks_out_in_another_encoding_is_read_as_committed(
+        make_repo: MakeRepo, tmp_path: Path, encoding: str) -> None:
+    """A pull request's ``.gitattributes`` giving a file ``working-tree-encoding=IBM037``
+    (EBCDIC) after it was committed: CI's clone held it converted, lint read no secret
+    there, and the gate passed a commit holding two in the open. The index's bytes,
+    what is committed, are read."""
+    repo = make_repo({"app.env": "DB_PASSWORD=Zx8!qLm2#pR7vT4w+\n"
+                                 "GITHUB_TOKEN=ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V\n"})
+    (repo.root / ".gitattributes").write_text(f"app.env working-tree-encoding={encoding}\n")
+    git(repo.root, "add", ".gitattributes")
+    git(repo.root, "commit", "-q", "-m", "attributes")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo.root), str(clone))
+    assert b"DB_PASSWORD=Zx8!qLm2#pR7vT4w+" not in (clone / "app.env").read_bytes()
+    assert [(f.file, f.line) for f in lint(clone).findings] == [("app.env", 1), ("app.env", 2)]
+    done = run_cli(clone, "lint")
+    assert done.returncode == 1 and "magcfg lint: 2 finding(s)" in done.stderr, done.stderr
+
+
+def test_a_converted_file_whose_name_holds_a_line_end_is_not_read_as_another(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """git reads a batch of names a line each, a CR before the LF dropped: the committed
+    bytes asked for ``app.env<CR>`` were ``app.env``'s, and its own secrets passed."""
+    repo = make_repo({"app.env": "LOG_LEVEL=info\n",
+                      "app.env\r": "GITHUB_TOKEN=ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V\n",
+                      "a\nb": "x\n"})
+    (repo.root / ".gitattributes").write_text("app.env* working-tree-encoding=IBM037\n"
+                                              "a* working-tree-encoding=IBM037\n")
+    git(repo.root, "add", ".gitattributes")
+    git(repo.root, "commit", "-q", "-m", "attributes")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo.root), str(clone))
+    found = {(f.file, f.rule) for f in lint(clone).findings}
+    assert found == {("app.env\\x0d", "MAG007"), ("a\\x0ab", "MAG007")}, found

@@ -250,11 +250,11 @@ def test_many_names_asked_of_git_at_once_do_not_stall_it(repo: Path) -> None:
     """git answers each name as it reads it: thousands of names (~120 KB) outgrow the
     pipe while its answers fill the other one, so the names are written beside the
     reading (written first, both sides waited on each other until the minute's end)."""
-    from magcfg.compiler import _committed_blobs
+    from magcfg.project import committed_blobs
 
     blob = (repo / "generated/dev/manifest.json").read_bytes()
     names = ["HEAD:./generated/dev/manifest.json"] * 3000
-    assert _committed_blobs(repo, names, 1 << 20) == [blob] * 3000
+    assert committed_blobs(repo, names, 1 << 20) == [blob] * 3000
 
 
 def _hooked_monorepo(tmp_path: Path) -> tuple[Path, dict[str, str]]:

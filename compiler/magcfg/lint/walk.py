@@ -161,10 +161,22 @@ def read_files(root: Path, names: Sequence[str]
 
     Each file comes with its name as listed: the source's ``path`` is ``display_name``,
     so a name with a terminal escape or bytes that are not UTF-8 is linted and reported,
-    never printed raw, and the listed name is what to compare with other listings."""
+    never printed raw, and the listed name is what to compare with other listings.
+
+    A file git checks out in another encoding than UTF-8 (``working-tree-encoding``) is
+    read as git's index holds it, the bytes committed: the work tree's (EBCDIC, UTF-7)
+    showed lint no secret that the commit holds in the open."""
+    committed = _committed_encoded(root, names)
     for name in names:
         full = root / name
         shown = display_name(name)
+        blob = committed.get(name)
+        if isinstance(blob, str):
+            yield name, UncheckedFile(shown, blob)
+            continue
+        if blob is not None:
+            yield name, source(shown, blob)
+            continue
         try:
             info = full.lstat()
         except FileNotFoundError:
@@ -190,6 +202,42 @@ def read_files(root: Path, names: Sequence[str]
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
         yield name, source(shown, data)
+
+
+def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | str | None]:
+    """For each of ``names`` that git checks out in another encoding than UTF-8, what
+    the index holds (``project.committed_blobs``): its bytes, None when it holds nothing
+    (an untracked file), or why it is not read (too large; a name holding a line end,
+    which git's batch of names would read as another name). Fails the gate as
+    ``list_files`` does when git cannot say."""
+    from ..project import GitUnanswered, committed_blobs, encoded_by_git
+
+    try:
+        encoded = sorted(encoded_by_git(root, names)())
+    except GitUnanswered as exc:  # the gate cannot say what it would read
+        raise BuildError([Diagnostic(
+            ".", None, None, f"git could not say which files it checks out converted "
+            f"({exc}): fix what stops git, then lint again", code="git")]) from None
+    found: dict[str, bytes | str | None] = {
+        name: "is checked out converted, and its name holds a line end, for which git "
+              "cannot be asked what is committed" for name in encoded
+        if "\n" in name or "\r" in name}
+    encoded = [name for name in encoded if name not in found]
+    while encoded:
+        try:
+            blobs = committed_blobs(root, [f":./{name}" for name in encoded], MAX_FILE_BYTES)
+        except OSError as exc:
+            raise BuildError([Diagnostic(
+                ".", None, None, f"git could not give the committed bytes of {encoded[0]}, "
+                f"which it checks out converted ({exc}): fix what stops git, then lint "
+                "again", code="git")]) from None
+        found.update((name, f"is {blob} bytes, more than the {MAX_FILE_BYTES} lint checks"
+                      if isinstance(blob, int) else blob)
+                     for name, blob in zip(encoded, blobs, strict=True))
+        # git is asked nothing past a blob too large to read: the rest, again.
+        large = next((i for i, blob in enumerate(blobs) if isinstance(blob, int)), None)
+        encoded = encoded[large + 1:] if large is not None else []
+    return found
 
 
 def source(path: str, data: bytes) -> SourceFile:
