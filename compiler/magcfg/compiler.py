@@ -420,6 +420,10 @@ class Compiler:
         read: dict[str, tuple[bytes, str]] = {}
         loaders = self._layer_loaders()
         with self._schema_hashed_meanwhile(), self.timings.stage("load"):
+            if isinstance(self.source, FileSource):
+                for path in filter(None, (self.project.file, self.project.json_schema,
+                                          self.project.cue_schema)):
+                    errors.extend(self.source.elsewhere_there(path))
             for env in envs:
                 listing[env], problems = self.layer_files(env)
                 errors.extend(problems)

@@ -328,3 +328,20 @@ def test_an_entry_of_a_layer_directory_one_with_a_layer_file_elsewhere_is_refuse
     (mini.root / "layers/base/MAGDS.YAML").unlink(missing_ok=True)
     done = mini.run("build")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("written", "named"), [
+    ("schemas/Schema.json", "schemas/schema.json: error: differs from schemas/Schema.json "
+     "only in case"),
+    ("Magcfg.yaml", "magcfg.yaml: error: differs from Magcfg.yaml only in case"),
+])
+def test_a_file_the_build_reads_beside_one_named_in_another_case_is_refused(
+        mini: Project, written: str, named: str) -> None:
+    """``schemas/Schema.json`` beside the ``schema.json`` the project names: Linux read
+    the one, and a checkout on macOS or Windows the file git wrote last, one file
+    there, each building, and signing, its own."""
+    mini.write(written, (mini.root / written.lower()).read_text().replace("5433", "1"))
+    stderr = failed_cleanly(mini.run("build"))
+    assert f"{named}: on macOS and Windows they are one file; rename or merge them\n" \
+        in stderr
+    assert mini.snapshot_tree() == {}

@@ -130,15 +130,17 @@ class FileSource:
         entries skipped), and the problems found. A missing directory is an empty layer."""
         files, problems = self._tree.list_files(directory, suffixes)
         if not problems:
-            problems = self._elsewhere_there(directory.strip("/"))
+            problems = self.elsewhere_there(directory.strip("/"))
         return files, [self._linked(d) if d.file == directory.strip("/") else d
                        for d in problems]
 
-    def _elsewhere_there(self, directory: str) -> list[Diagnostic]:
-        """A problem when an entry on the way to ``directory`` has a sibling that macOS
-        or Windows would open for it (``layers/Base`` for ``layers/base``): with
+    def elsewhere_there(self, directory: str) -> list[Diagnostic]:
+        """A problem when an entry on the way to ``directory`` (a layer directory, or a
+        file the build reads: the project file, a schema) has a sibling that macOS or
+        Windows would open for it (``layers/Base`` for ``layers/base``): with
         ``directory`` not here, an empty layer here and that directory's files there;
-        with both here, this layer's files here and both's there, one directory."""
+        with both here, this layer's files here and both's there, one directory (or the
+        file git wrote last)."""
         parent = ""
         for part in directory.split("/"):
             path = f"{parent}/{part}" if parent else part
