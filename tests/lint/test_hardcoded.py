@@ -903,3 +903,52 @@ deploy:
     assert found == expected
     done = run_cli(repo.root, "lint")
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_here_documents_and_sql_passwords(make_repo: MakeRepo) -> None:
+    """A here-document's lines are the file they write (`key: value` and `key = value`
+    as well as `KEY=value`), in a shell script, a Dockerfile, Ruby and PHP; a password an
+    SQL statement sets is a finding wherever the statement is (a here-document, a `.sql`
+    file, a Ruby string). A reference, a psql variable, a path, prose, a here-string,
+    `<<` as a shift and `SELECT password` are not."""
+    repo = make_repo({
+        "scripts/setup.sh": """\
+cat > config.yml <<-'EOF'
+\tdb:
+\t  password: CANARYhd1-x9 «MAG002»
+\t  password_file: /run/secrets/db
+\t  token: "{{ vault_token }}"
+EOF
+cat <<EOF > .env
+PASSWORD=${DB_PASSWORD}
+EOF
+psql -v pw="$PW" <<'SQL'
+CREATE ROLE app WITH LOGIN PASSWORD :'pw';
+ALTER USER app WITH PASSWORD '${APP_PASSWORD}';
+ALTER ROLE app PASSWORD NULL;
+GRANT SELECT ON TABLE password TO app;
+CREATE ROLE reporter WITH
+  LOGIN
+  PASSWORD 'CANARYsq1-x9'; «MAG002»
+SQL
+echo $((1<<3))
+cat <<< "password: CANARYherestring"
+""",
+        "db/init.sql": "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY "
+                       "'CANARYsq2-x9'; «MAG002»\n"
+                       "SET PASSWORD FOR 'app'@'%' = 'CANARYsq3-x9'; «MAG002»\n"
+                       "CREATE LOGIN app WITH PASSWORD = 'CANARYsq4-x9'; «MAG002»\n"
+                       "CREATE USER scott IDENTIFIED BY CANARYtiger; «MAG002»\n"
+                       "CREATE USER ops IDENTIFIED EXTERNALLY;\n"
+                       "SELECT password FROM users WHERE id = 1;\n",
+        "Dockerfile": "FROM alpine\nCOPY <<EOF /app/config.ini\n[db]\n"
+                      "password = CANARYdf1-x9 «MAG002»\nuser = app\nEOF\n",
+        "app/setup.php": "<?php\n$ini = <<<'INI'\napi_key = CANARYphp1-x9 «MAG002»\n"
+                         "api_key_file = /run/secrets/api\nINI;\n$shift = 1 << 3;\n",
+        "app/setup.rb": "sql = <<~SQL\n  CREATE USER app IDENTIFIED BY 'CANARYrb1-x9'; «MAG002»\n"
+                        "SQL\nitems << ITEM\nhelp = <<~MSG\n  Your password: please reset it\n"
+                        "MSG\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr

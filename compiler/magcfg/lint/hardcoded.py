@@ -723,6 +723,85 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                 break
 
 
+# Where a here-document begins, by the language: the shell's `<<EOF` and `<<-'EOF'` (not
+# `<<<`, a here-string), Ruby's `<<~SQL`, `<<-EOS` and `<<EOS` (a name in capitals: `<<`
+# is also Ruby's append), PHP's `<<<EOT` and `<<<'EOT'`.
+_HEREDOC_SHELL = re.compile(r"""(?<!<)<<-?+[ \t]*+(['"]?+)([A-Za-z_]\w*+)\1(?!<)""")
+_HEREDOC_CODE = (".rb", ".php")
+_HEREDOC_IN_CODE = re.compile(r"""<<[~-]?+(['"`]?+)([A-Z_][A-Z0-9_]*+)\1(?!\w)|<<<[ \t]*+"""
+                              r"""(['"]?+)([A-Za-z_]\w*+)\3(?!\w)""")
+
+
+def _heredoc_bodies(src: SourceFile, kind: str | None) -> Iterator[int]:
+    """The numbers of the lines of the here-documents of a shell script, a Dockerfile or
+    a Ruby or PHP file: text a program writes or reads (an env file, a config, SQL), not
+    the program's code. A here-document whose end is not in the file is none."""
+    opener = _HEREDOC_SHELL if kind == "shell" else _HEREDOC_IN_CODE
+    if "<<" not in src.text:
+        return
+    lines = src.lines
+    number = 0
+    while number < len(lines):
+        m = opener.search(lines[number]) if "<<" in lines[number] else None
+        number += 1
+        if m is None or lines[number - 1].lstrip().startswith("#"):
+            continue
+        name = m.group(2) or m.group(4)
+        end = next((i for i in range(number, len(lines)) if _ends_heredoc(lines[i], name)),
+                   None)
+        if end is not None:
+            yield from range(number + 1, end + 1)
+            number = end + 1
+
+
+def _ends_heredoc(line: str, name: str) -> bool:
+    """Whether ``line`` ends a here-document named ``name``: the name alone, indented
+    (`<<-`, `<<~`, PHP 7.3's), or followed by what ends PHP's statement (`EOT;`)."""
+    rest = line.strip()
+    return rest.startswith(name) and rest[len(name):].lstrip()[:1] in ("", ";", ",", ")")
+
+
+def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]]:
+    """A secret-like key given a literal in a here-document, in the shapes of the files
+    they write: `KEY=value`, `key = value`, `key: value`."""
+    for number in _heredoc_bodies(src, kind):
+        line = src.lines[number - 1]
+        if not _has_secret_word(line) or line.lstrip().startswith(("#", ";", "//")):
+            continue
+        m = _INI_KV.match(line)
+        if m is None:
+            continue
+        key, value = m.group(1), _strip_yaml_comment(m.group(2))
+        if key_is_secret(key) and is_literal(value) and not _not_key_material(key, value, "env"):
+            yield number, Hit(m.start(2) + 1, f"`{key}` is assigned a literal value "
+                                               f"({REDACTED})", 1)
+
+
+# A password an SQL statement sets: `CREATE USER app WITH PASSWORD '...'` (PostgreSQL,
+# and over several lines), `CREATE USER 'app'@'%' IDENTIFIED BY '...'` (MySQL; `IDENTIFIED
+# WITH plugin BY`, `BY PASSWORD`), Oracle's `IDENTIFIED BY tiger`, SQL Server's `CREATE
+# LOGIN app WITH PASSWORD = '...'`, MySQL's `SET PASSWORD FOR ... = '...'`: within the
+# statement, to its `;`.
+_SQL_VALUE = r"""('(?:[^'\\\n]|''|\\.)*+'|"(?:[^"\\\n]|\\.)*+"|[A-Za-z0-9_$#]++)"""
+_SQL_PASSWORD = re.compile(
+    r"""(?i)\b(?:CREATE|ALTER)\s++(?:USER|ROLE|LOGIN)\b[^;]{0,2000}?\b(?:IDENTIFIED\s++"""
+    r"""(?:WITH\s++\w++\s++)?+BY(?:\s++PASSWORD)?+\s++|PASSWORD\s*+=\s*+|PASSWORD\s++)"""
+    + _SQL_VALUE
+    + r"""|\bGRANT\b[^;]{0,2000}?\bIDENTIFIED\s++BY(?:\s++PASSWORD)?+\s++""" + _SQL_VALUE
+    + r"""|\bSET\s++PASSWORD\b[^;=]{0,200}=\s*+(?:PASSWORD\s*+\(\s*+)?+""" + _SQL_VALUE)
+
+
+def _sql_password_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    low = src.text.lower()
+    if "password" not in low and "identified" not in low:
+        return
+    for m in _SQL_PASSWORD.finditer(src.text):
+        group = m.lastindex or 0
+        if is_literal(m.group(group)):
+            number, column = src.position(m.start(group))
+            yield number, Hit(column, f"a password set by an SQL statement ({REDACTED})", 1)
+
+
 # The files clients keep their logins in, each in its own shape: `.netrc`'s `password
 # <p>` (curl, git, ftp), `.pgpass`' `host:port:db:user:<p>` (libpq; `\:` is a colon),
 # `.npmrc`'s `//registry/:_password=<base64>`, `_auth=` and `_authToken=`.
@@ -1054,6 +1133,12 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
         if kind in ("shell", "yaml", "json", "code") and not example:
             for number, hit in _command_line_hits(src, kind):
                 keep(number, hit)
+        if not example and (kind == "shell" or src.name.endswith(_HEREDOC_CODE)):
+            for number, hit in _heredoc_hits(src, kind):
+                keep(number, hit)
+    if not example and (kind is not None or src.name.lower().endswith(".sql")):
+        for number, hit in _sql_password_hits(src):
+            keep(number, hit)
     for number, verdict in verdicts:
         old = hits.get(number)
         if old is None or old.priority > 0:
