@@ -952,3 +952,40 @@ cat <<< "password: CANARYherestring"
     assert found == expected
     done = run_cli(repo.root, "lint")
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_env_values_that_go_on_below_their_line(make_repo: MakeRepo) -> None:
+    """A quoted env value over several lines is what dotenv reads: one word under a
+    secret-like key is a finding at the key's line, and a PEM private key of any kind
+    under any key is one at its BEGIN line; a certificate, prose (whose first line alone
+    reads as one word) and a reference are not."""
+    repo = make_repo({
+        "config/app.env": """\
+DB_PASSWORD=" «MAG002»
+CANARYenv1-x9
+"
+API_TOKEN=' «MAG002»
+CANARYenv2-x9'
+SSL_KEY="
+-----BEGIN ENCRYPTED PRIVATE KEY----- «MAG002»
+MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIp1cKQk2Gg2gCAggA
+-----END ENCRYPTED PRIVATE KEY-----
+"
+TLS_CERT="
+-----BEGIN CERTIFICATE-----
+MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIp1cKQk2Gg2gCAggA
+-----END CERTIFICATE-----
+"
+WELCOME_TOKEN_TEXT="Hello
+your token expires soon"
+SESSION_SECRET="
+${SESSION_SECRET_FROM_VAULT}
+"
+""",
+        "deploy/signing.env": 'SIGNING_KEY="-----BEGIN OPENSSH PRIVATE KEY----- «MAG002»\n'
+                'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n'
+                '-----END OPENSSH PRIVATE KEY-----"\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr

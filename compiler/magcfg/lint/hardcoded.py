@@ -254,6 +254,11 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
         elif elsewhere is not None and _value_elsewhere(pairs, kind):
             elsewhere.append(number)
         for key, value, col in pairs:
+            below = _quoted_below(lines, number, key, value, col, kind) \
+                if kind in ("env", "shell") else None
+            if below is not None:
+                yield from below  # the whole value decides, not its first line's part
+                continue
             whole = value.strip().strip("\"'")
             fallback = _FALLBACK_VALUE.fullmatch(whole) or (
                 _PROPERTY_DEFAULT.fullmatch(whole) if kind in _PROPERTY_KINDS else None)
@@ -299,6 +304,53 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                         and not _not_key_material(key, value, kind):
                     yield at[0], Hit(at[1], f"`{key}` is assigned a literal value "
                                             f"({REDACTED})", 1, fingerprint)
+
+
+# A PEM private key's first line, of any kind (`ENCRYPTED`, `OPENSSH`, PGP's `BLOCK`).
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?+-----")
+
+
+def _quoted_below(lines: list[str], number: int, key: str, value: str, column: int,
+                  kind: str) -> list[tuple[int, Hit]] | None:
+    """An env file's (or a script's) quoted value that goes on below its line, as dotenv
+    and the shell read it (`KEY="` over its lines and the closing quote), read whole: a
+    PEM private key in it is a finding whatever the key is called, at its BEGIN line
+    (where the format detectors' is when they know its kind); else the value is the
+    key's, at the key's line. None for a value on its line, or not closed within
+    ``_MAX_STRING_LINES`` (its first line's part is the key's value then)."""
+    quote = value[:1]
+    if quote not in ('"', "'", "`") or _closing_quote(value, 1, quote) >= 0:
+        return None
+    parts = [value[1:]]
+    closed = False
+    for below in lines[number:number + _MAX_STRING_LINES]:
+        end = _closing_quote(below, 0, quote)
+        parts.append(below if end < 0 else below[:end])
+        if end >= 0:
+            closed = True
+            break
+    for offset, part in enumerate(parts):
+        pem = _PEM_PRIVATE_KEY.search(part)
+        if pem is not None:
+            at = column + 1 + pem.start() if offset == 0 else pem.start() + 1
+            return [(number + offset, Hit(at, f"`{key}` holds a private key ({REDACTED})", 1,
+                                          "\n".join(lines[number - 1:number + len(parts)])))]
+    if not closed:
+        return None
+    text = "\n".join(parts).strip()
+    if key_is_secret(key) and is_literal(text) and not _not_key_material(key, text, kind):
+        return [(number, Hit(column, f"`{key}` is assigned a literal value ({REDACTED})", 1,
+                             f"{lines[number - 1]}\n{text}"))]
+    return []
+
+
+def _closing_quote(text: str, start: int, quote: str) -> int:
+    """Where ``quote`` closes a string in ``text`` from ``start`` (a double quote or a
+    backquote escaped with a backslash does not), or -1."""
+    at = text.find(quote, start)
+    while at > 0 and quote != "'" and text[at - 1] == "\\":
+        at = text.find(quote, at + 1)
+    return at
 
 
 # A GitHub Actions expression, `${{ ... }}`; in it, a string literal (quoted with `'`, a
