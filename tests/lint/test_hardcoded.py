@@ -989,3 +989,26 @@ ${SESSION_SECRET_FROM_VAULT}
     assert found == expected
     done = run_cli(repo.root, "lint")
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_lines_of_unclosed_fallbacks_statements_and_here_documents_end(
+        make_repo: MakeRepo) -> None:
+    """40,000 `${` or `${{` that no brace closes on a line, `CREATE USER` with no `;`, and
+    `<<N` openers with no end: each was read again from each one (the rest of the line,
+    statement or file), hours of work. The run must end, well within the timeout, and
+    still find what the files hold."""
+    n = 40_000
+    repo = make_repo({
+        "run.sh": "echo " + "${DB_PASSWORD:-" * n + "\nexport TOKEN=${TOKEN:-CANARYh1-x9}\n",
+        "ci.yml": "run: echo " + "${{ secrets.TOKEN " * n
+                  + "\nenv:\n  API_TOKEN: ${{ secrets.X || 'CANARYh2-x9' }}\n",
+        "init.sql": "CREATE USER a " * n + "\nCREATE USER b PASSWORD 'CANARYh3-x9';\n",
+        "shift.sh": "".join(f"x=$((1<<N{i}))\n" for i in range(n))
+                    + "cat <<EOF\npassword: CANARYh4-x9\nEOF\n"})
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    done = subprocess.run([sys.executable, "-m", "magcfg", "lint"], cwd=repo.root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    found = {line.split(":")[0] + ":" + line.split(":")[1]
+             for line in done.stdout.splitlines()[0::2]}
+    assert {"run.sh:2", "ci.yml:3", "init.sql:2", f"shift.sh:{n + 2}"} <= found, done.stdout
+    assert "CANARY" not in done.stdout + done.stderr

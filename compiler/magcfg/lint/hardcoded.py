@@ -356,9 +356,13 @@ def _closing_quote(text: str, start: int, quote: str) -> int:
 # A GitHub Actions expression, `${{ ... }}`; in it, a string literal (quoted with `'`, a
 # quote doubled) that an operand falls back to, `secrets.API_TOKEN || '...'`, or that is
 # the whole expression, `${{ '...' }}`.
-_EXPRESSION = re.compile(r"\$\{\{((?:[^}]|\}(?!\}))*+)\}\}")
+_EXPRESSION = re.compile(r"\$\{\{((?:[^}$]|\}(?!\})|\$(?!\{\{))*+)\}\}")
 _EXPRESSION_OR = re.compile(r"([A-Za-z_][\w.-]*+)\s*+\|\|\s*+'((?:[^']|'')*+)'")
 _EXPRESSION_LITERAL = re.compile(r"\s*+'((?:[^']|'')*+)'\s*+")
+# The shell's fallback within a line. Neither pattern reads past where another would
+# begin (a `$`): each tried the rest of the line from each `${` or `${{` that no brace
+# closed, and a line of 40,000 of them held the gate for hours.
+_FALLBACK_WITHIN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*+):?+[-=]([^}$\n]*+)\}")
 
 
 def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
@@ -369,7 +373,7 @@ def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
     (whatever `X` is called: it is a secret) or `${{ '...' }}` under a secret-like key:
     each as its name, the literal, its column and the finding's message. The whole
     value's fallback is the key rule's."""
-    for m in _FALLBACK_VALUE.finditer(line):
+    for m in _FALLBACK_WITHIN.finditer(line):
         if line[m.start() - 1:m.start()] != "$" and key_is_secret(m.group(1)):
             yield m.group(1), m.group(2), m.start(2) + 1, \
                 f"`{m.group(1)}` falls back to a literal value ({REDACTED})"
@@ -792,25 +796,31 @@ def _heredoc_bodies(src: SourceFile, kind: str | None) -> Iterator[int]:
     if "<<" not in src.text:
         return
     lines = src.lines
+    ends: dict[str, list[int]] | None = None
     number = 0
     while number < len(lines):
         m = opener.search(lines[number]) if "<<" in lines[number] else None
         number += 1
         if m is None or lines[number - 1].lstrip().startswith("#"):
             continue
-        name = m.group(2) or m.group(4)
-        end = next((i for i in range(number, len(lines)) if _ends_heredoc(lines[i], name)),
-                   None)
-        if end is not None:
-            yield from range(number + 1, end + 1)
-            number = end + 1
+        if ends is None:
+            # Every line that could end one, by the name, read once: looking below each
+            # opener for its end read the rest of the file for each `$((1<<N))`.
+            ends = {}
+            for index, line in enumerate(lines):
+                end = _HEREDOC_END.match(line)
+                if end is not None:
+                    ends.setdefault(end.group(1), []).append(index)
+        candidates = ends.get(m.group(2) or m.group(4), [])
+        at = bisect.bisect_left(candidates, number)
+        if at < len(candidates):
+            yield from range(number + 1, candidates[at] + 1)
+            number = candidates[at] + 1
 
 
-def _ends_heredoc(line: str, name: str) -> bool:
-    """Whether ``line`` ends a here-document named ``name``: the name alone, indented
-    (`<<-`, `<<~`, PHP 7.3's), or followed by what ends PHP's statement (`EOT;`)."""
-    rest = line.strip()
-    return rest.startswith(name) and rest[len(name):].lstrip()[:1] in ("", ";", ",", ")")
+# A line that ends a here-document: its name alone, indented (`<<-`, `<<~`, PHP 7.3's),
+# or followed by what ends PHP's statement (`EOT;`).
+_HEREDOC_END = re.compile(r"\s*+([A-Za-z_]\w*+)\s*+(?:[;,)].*+)?+$")
 
 
 def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]]:
@@ -835,11 +845,15 @@ def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]
 # LOGIN app WITH PASSWORD = '...'`, MySQL's `SET PASSWORD FOR ... = '...'`: within the
 # statement, to its `;`.
 _SQL_VALUE = r"""('(?:[^'\\\n]|''|\\.)*+'|"(?:[^"\\\n]|\\.)*+"|[A-Za-z0-9_$#]++)"""
+# A statement's text is read to its `;` or the next statement's start, which bounds the
+# reading of text that has no `;` (a file of `CREATE USER a` repeated).
+_SQL_STATEMENT = r"""(?:(?!\b(?:CREATE|ALTER|GRANT)\b)[^;]){0,1000}?"""
 _SQL_PASSWORD = re.compile(
-    r"""(?i)\b(?:CREATE|ALTER)\s++(?:USER|ROLE|LOGIN)\b[^;]{0,2000}?\b(?:IDENTIFIED\s++"""
-    r"""(?:WITH\s++\w++\s++)?+BY(?:\s++PASSWORD)?+\s++|PASSWORD\s*+=\s*+|PASSWORD\s++)"""
+    r"""(?i)\b(?:CREATE|ALTER)\s++(?:USER|ROLE|LOGIN)\b""" + _SQL_STATEMENT
+    + r"""\b(?:IDENTIFIED\s++(?:WITH\s++\w++\s++)?+BY(?:\s++PASSWORD)?+\s++"""
+    r"""|PASSWORD\s*+=\s*+|PASSWORD\s++)""" + _SQL_VALUE
+    + r"""|\bGRANT\b""" + _SQL_STATEMENT + r"""\bIDENTIFIED\s++BY(?:\s++PASSWORD)?+\s++"""
     + _SQL_VALUE
-    + r"""|\bGRANT\b[^;]{0,2000}?\bIDENTIFIED\s++BY(?:\s++PASSWORD)?+\s++""" + _SQL_VALUE
     + r"""|\bSET\s++PASSWORD\b[^;=]{0,200}=\s*+(?:PASSWORD\s*+\(\s*+)?+""" + _SQL_VALUE)
 
 
