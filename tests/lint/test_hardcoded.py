@@ -944,6 +944,7 @@ cat <<< "password: CANARYherestring"
         "Dockerfile": "FROM alpine\nCOPY <<EOF /app/config.ini\n[db]\n"
                       "password = CANARYdf1-x9 «MAG002»\nuser = app\nEOF\n",
         "app/setup.php": "<?php\n$ini = <<<'INI'\napi_key = CANARYphp1-x9 «MAG002»\n"
+                         "export DB_PASSWORD=CANARYphp2-x9 «MAG002»\n"
                          "api_key_file = /run/secrets/api\nINI;\n$shift = 1 << 3;\n",
         "app/setup.rb": "sql = <<~SQL\n  CREATE USER app IDENTIFIED BY 'CANARYrb1-x9'; «MAG002»\n"
                         "SQL\nitems << ITEM\nhelp = <<~MSG\n  Your password: please reset it\n"

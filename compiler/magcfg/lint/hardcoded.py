@@ -825,12 +825,12 @@ _HEREDOC_END = re.compile(r"\s*+([A-Za-z_]\w*+)\s*+(?:[;,)].*+)?+$")
 
 def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]]:
     """A secret-like key given a literal in a here-document, in the shapes of the files
-    they write: `KEY=value`, `key = value`, `key: value`."""
+    they write: `KEY=value` (`export KEY=value`), `key = value`, `key: value`."""
     for number in _heredoc_bodies(src, kind):
         line = src.lines[number - 1]
         if not _has_secret_word(line) or line.lstrip().startswith(("#", ";", "//")):
             continue
-        m = _INI_KV.match(line)
+        m = _ENV_KV.match(line) or _INI_KV.match(line)
         if m is None:
             continue
         key, value = m.group(1), _strip_yaml_comment(m.group(2))
