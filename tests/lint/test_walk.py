@@ -106,3 +106,26 @@ def test_a_converted_file_whose_name_holds_a_line_end_is_not_read_as_another(
     git(tmp_path, "clone", "-q", str(repo.root), str(clone))
     found = {(f.file, f.rule) for f in lint(clone).findings}
     assert found == {("app.env\\x0d", "MAG007"), ("a\\x0ab", "MAG007")}, found
+
+
+def test_a_committed_file_the_work_tree_lacks_is_read_as_committed(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A sparse checkout (CI checking out one directory of a monorepo) leaves committed
+    files out of the work tree: lint passed them over unread, and the gate passed the
+    secrets they hold. git's index holds them; so does a file deleted but not yet
+    ``git rm``-ed, which is committed all the same."""
+    repo = make_repo({"config/app.yaml": "level: info\n",
+                      "services/api/.env": "GITHUB_TOKEN=ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V\n",
+                      "old.env": "DB_PASSWORD=Zx8!qLm2#pR7vT4w\n"})
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--no-checkout", str(repo.root), str(clone))
+    git(clone, "sparse-checkout", "set", "--no-cone", "/config/")
+    git(clone, "checkout", "-q", "main")
+    assert not (clone / "services").exists() and not (clone / "old.env").exists()
+    found = {(f.file, f.rule) for f in lint(clone).findings}
+    assert found == {("old.env", "MAG002"), ("services/api/.env", "MAG002"),
+                     ("services/api/.env", "MAG003")}, found
+    (repo.root / "old.env").unlink()  # deleted, not git rm-ed: committed all the same
+    assert "old.env" in {f.file for f in lint(repo.root).findings}
+    git(repo.root, "rm", "-q", "--cached", "old.env")
+    assert "old.env" not in {f.file for f in lint(repo.root).findings}

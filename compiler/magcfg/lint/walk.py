@@ -165,8 +165,15 @@ def read_files(root: Path, names: Sequence[str]
 
     A file git checks out in another encoding than UTF-8 (``working-tree-encoding``) is
     read as git's index holds it, the bytes committed: the work tree's (EBCDIC, UTF-7)
-    showed lint no secret that the commit holds in the open."""
+    showed lint no secret that the commit holds in the open. So is a file git lists that
+    the work tree lacks (a sparse checkout's, or one deleted but not yet ``git rm``-ed):
+    it is committed all the same, and was passed over unread."""
+    from ..project import git_root
+
     committed = _committed_encoded(root, names)
+    gone = [n for n in names if n not in committed and not os.path.lexists(root / n)]
+    if gone and git_root(root) is not None:  # outside git a name gone is gone
+        committed.update(_committed(root, gone))
     for name in names:
         full = root / name
         shown = display_name(name)
@@ -180,7 +187,7 @@ def read_files(root: Path, names: Sequence[str]
         try:
             info = full.lstat()
         except FileNotFoundError:
-            continue  # listed by git, gone since: nothing to check
+            continue  # gone since it was listed, and not in git's index: nothing to check
         except OSError as exc:
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
@@ -205,12 +212,9 @@ def read_files(root: Path, names: Sequence[str]
 
 
 def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | str | None]:
-    """For each of ``names`` that git checks out in another encoding than UTF-8, what
-    the index holds (``project.committed_blobs``): its bytes, None when it holds nothing
-    (an untracked file), or why it is not read (too large; a name holding a line end,
-    which git's batch of names would read as another name). Fails the gate as
-    ``list_files`` does when git cannot say."""
-    from ..project import GitUnanswered, committed_blobs, encoded_by_git
+    """``_committed`` for each of ``names`` that git checks out in another encoding than
+    UTF-8. Fails the gate as ``list_files`` does when git cannot say which."""
+    from ..project import GitUnanswered, encoded_by_git
 
     try:
         encoded = sorted(encoded_by_git(root, names)())
@@ -218,25 +222,35 @@ def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | st
         raise BuildError([Diagnostic(
             ".", None, None, f"git could not say which files it checks out converted "
             f"({exc}): fix what stops git, then lint again", code="git")]) from None
+    return _committed(root, encoded)
+
+
+def _committed(root: Path, names: list[str]) -> dict[str, bytes | str | None]:
+    """What git's index holds for each of ``names`` (``project.committed_blobs``): its
+    bytes, None when it holds no file there (an untracked file), or why it is not read
+    (too large; a name holding a line end, which git's batch of names would read as
+    another name). Fails the gate when git cannot answer."""
+    from ..project import committed_blobs
+
     found: dict[str, bytes | str | None] = {
-        name: "is checked out converted, and its name holds a line end, for which git "
-              "cannot be asked what is committed" for name in encoded
-        if "\n" in name or "\r" in name}
-    encoded = [name for name in encoded if name not in found]
-    while encoded:
+        name: "holds a line end in its name, for which git cannot be asked what is "
+              "committed, and the work tree holds it converted or not at all"
+        for name in names if "\n" in name or "\r" in name}
+    names = [name for name in names if name not in found]
+    while names:
         try:
-            blobs = committed_blobs(root, [f":./{name}" for name in encoded], MAX_FILE_BYTES)
+            blobs = committed_blobs(root, [f":./{name}" for name in names], MAX_FILE_BYTES)
         except OSError as exc:
             raise BuildError([Diagnostic(
-                ".", None, None, f"git could not give the committed bytes of {encoded[0]}, "
-                f"which it checks out converted ({exc}): fix what stops git, then lint "
-                "again", code="git")]) from None
+                ".", None, None, f"git could not give the committed bytes of {names[0]}, "
+                f"which the work tree holds converted or not at all ({exc}): fix what "
+                "stops git, then lint again", code="git")]) from None
         found.update((name, f"is {blob} bytes, more than the {MAX_FILE_BYTES} lint checks"
                       if isinstance(blob, int) else blob)
-                     for name, blob in zip(encoded, blobs, strict=True))
+                     for name, blob in zip(names, blobs, strict=True))
         # git is asked nothing past a blob too large to read: the rest, again.
         large = next((i for i, blob in enumerate(blobs) if isinstance(blob, int)), None)
-        encoded = encoded[large + 1:] if large is not None else []
+        names = names[large + 1:] if large is not None else []
     return found
 
 
