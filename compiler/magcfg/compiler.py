@@ -1213,7 +1213,8 @@ OUTPUT_FILES = (CONFIG, CONFIGMAP, KUSTOMIZATION, MANIFEST)
 
 
 def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = (),
-                   project: Project | None = None, envs: Sequence[str] = ()
+                   project: Project | None = None, envs: Sequence[str] = (),
+                   encoding_decided: Callable[[str], bool] = lambda path: False,
                    ) -> Callable[[], list[Diagnostic]]:
     """Asks git (``ignored_by_git``, which answers while the caller works) about the files
     a build reads, ``paths``; returns what waits for an error for each that git ignores
@@ -1226,7 +1227,11 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
 
     With the ``project`` and the environments built, ``envs``, git is asked too for the
     committed layer files of theirs that a sparse checkout left out (``skipped_by_git``):
-    the build would go without them where a full clone has them."""
+    the build would go without them where a full clone has them.
+
+    Each is asked too whether git checks it out in another encoding than UTF-8
+    (``encoded_by_git``), but for the paths ``encoding_decided`` names: those whose
+    encoding lines the caller is about to write decide (``init``'s)."""
     if not isinstance(source, FileSource):
         return list  # read from git objects: committed
     real = {path: source.real_relative(path) for path in paths}
@@ -1269,7 +1274,8 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                              "commit's; give its path `-working-tree-encoding` in the deepest "
                              ".gitattributes that sets it and check it out again",
                              code="path")
-                  for path in paths if real[path] in encodings]
+                  for path in paths if real[path] in encodings
+                  and not encoding_decided(real[path])]
         for path in paths:
             rule = rules.get(path)
             if rule is None and real[path] in rules:

@@ -694,9 +694,9 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
             size = int(size_text)
             if size > limit:
                 answers.append(size)
-                break  # the build stops at this one: the rest is never looked at
+                break  # the caller stops at this one, or asks for the rest again
             data = stdout.read(size + 1)[:size]
-            # A tree or a commit at the path is no manifest.
+            # A tree or a commit at the path is no file.
             answers.append(data if kind == b"blob" else None)
     finally:
         timer.cancel()

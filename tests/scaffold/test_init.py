@@ -842,3 +842,23 @@ def test_init_refuses_a_file_it_adds_to_that_is_larger_than_it_reads(
     done = repo.run("init", "--env", "dev")
     assert failed_cleanly(done, 1) == f"{name}: error: is larger than {MAX_MERGED_BYTES} bytes\n"
     assert tree_state(repo.root) == before
+
+
+def test_a_layer_encoding_its_own_gitattributes_decides_stops_init(tmp_path: Path) -> None:
+    """A ``.gitattributes`` in a layer directory wins over the lines init appends at
+    the top: one giving the layers ``working-tree-encoding=UTF-7`` stops init before it
+    writes anything, as the build it runs would refuse them; one in the top file, which
+    init's lines override, does not."""
+    repo = _repo(tmp_path)
+    repo.write("layers/base/app.yaml", "app:\n  name: café\n")
+    repo.write("layers/base/.gitattributes", "*.yaml working-tree-encoding=UTF-7\n")
+    before = tree_state(repo.root)
+    done = repo.run("init", "--env", "dev")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("layers/base/app.yaml: error: is checked out in UTF-7 "), \
+        done.stderr
+    assert tree_state(repo.root) == before
+    (repo.root / "layers/base/.gitattributes").unlink()
+    repo.write(".gitattributes", "*.yaml working-tree-encoding=UTF-7\n")
+    done = repo.run("init", "--env", "dev")
+    assert done.returncode == 0, done.stderr

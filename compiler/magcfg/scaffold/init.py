@@ -147,7 +147,8 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                    for p in overlay.list_layer(spec.directory(env))[0]}
     ignored = ignored_inputs(overlay, ["magcfg.yaml", SCHEMA_PATH, *sorted(layer_files)],
                              [f"generated/{env}/{name}" for env in envs
-                              for name in OUTPUT_FILES])()
+                              for name in OUTPUT_FILES],
+                             encoding_decided=lambda path: _attributes_decide(root, path))()
     if ignored:  # the build would refuse the inputs, and a clone would lack the output
         raise BuildError([replace(d, severity="error") for d in ignored])
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore", MAX_MERGED_BYTES))
@@ -361,6 +362,15 @@ def _starter_layers(name: str, envs: tuple[str, ...]) -> dict[str, bytes]:
     for env in envs:
         files[f"{LAYERS[1].directory(env)}/app.yaml"] = f"app:\n  environment: {env}\n".encode()
     return files
+
+
+def _attributes_decide(root: Path, path: str) -> bool:
+    """Whether the ``.gitattributes`` lines init appends in ``root`` (``UNCONVERTED``)
+    decide how git checks out ``path``: no ``.gitattributes`` between them and it, which
+    would win over them (one above, or earlier in init's file, loses)."""
+    parts = path.split("/")[:-1]
+    return not any(os.path.lexists(os.path.join(root, *parts[:depth], ".gitattributes"))
+                   for depth in range(1, len(parts) + 1))
 
 
 def _gitignore(current: bytes | None) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 from ..errors import printable
@@ -20,6 +21,14 @@ from ..keyglob import KeyGlobs, format_keypath
 from .references import parse_reference
 
 REDACTED = "<redacted>"
+
+
+@lru_cache(maxsize=8)
+def _forms(values: frozenset[str]) -> tuple[str, ...]:
+    """Every ``quoted_forms`` of ``values``, the longest first (a secret that holds
+    another is masked whole). Kept for the last few sets: a build masks each of its
+    diagnostics, and the runtime each event, with one set."""
+    return tuple(sorted({f for v in values for f in quoted_forms(v)}, key=len, reverse=True))
 
 
 def quoted_forms(value: str) -> set[str]:
@@ -170,8 +179,7 @@ class Redactor:
         messages that may quote input), as written or as a message quotes one
         (``quoted_forms``). A message cut to its bound keeps no start of a quoted value
         (``errors.cut``), which no whole secret would match."""
-        for form in sorted({f for v in values if v for f in quoted_forms(v)}, key=len,
-                           reverse=True):
+        for form in _forms(frozenset(v for v in values if v)):
             if form in text:
                 text = text.replace(form, REDACTED)
         return text
