@@ -360,8 +360,8 @@ _EXPRESSION = re.compile(r"\$\{\{((?:[^}$]|\}(?!\})|\$(?!\{\{))*+)\}\}")
 _EXPRESSION_OR = re.compile(r"([A-Za-z_][\w.-]*+)\s*+\|\|\s*+'((?:[^']|'')*+)'")
 _EXPRESSION_LITERAL = re.compile(r"\s*+'((?:[^']|'')*+)'\s*+")
 # The shell's fallback within a line. Neither pattern reads past where another would
-# begin (a `$`): each tried the rest of the line from each `${` or `${{` that no brace
-# closed, and a line of 40,000 of them held the gate for hours.
+# begin (a `$`): reading on, each would try the rest of the line from each `${` or `${{`
+# that no brace closes, hours of work for a line of 40,000 of them.
 _FALLBACK_WITHIN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*+):?+[-=]([^}$\n]*+)\}")
 
 
@@ -805,7 +805,7 @@ def _heredoc_bodies(src: SourceFile, kind: str | None) -> Iterator[int]:
             continue
         if ends is None:
             # Every line that could end one, by the name, read once: looking below each
-            # opener for its end read the rest of the file for each `$((1<<N))`.
+            # opener for its end would read the rest of the file for each `$((1<<N))`.
             ends = {}
             for index, line in enumerate(lines):
                 end = _HEREDOC_END.match(line)
@@ -1161,7 +1161,7 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
     def in_encoded(number: int, column: int) -> bool:
         # A line's spans are in the text's order and apart: the one starting last at or
         # before the place is the only one that can hold it (a minified JSON Secret has
-        # all its entries on one line, and each hit there was asked of them all).
+        # all its entries on one line, too many to ask each of them for each hit).
         spans = encoded.get(number)
         if spans is None:
             return False

@@ -122,8 +122,8 @@ _PUBLIC_SIGNATURE = re.compile(r"""(?:^|[\s{,"'])(?:sig|signature|[\w-]*_signatu
 _DSSE_PAYLOAD = re.compile(r"""^\s*"payload"\s*:\s*$""")
 _CONTEXT = 80
 """How far before a string its key is looked for: the context patterns end at the string,
-and searched from the line's start they made a minified JSON line of n strings take
-n times its length."""
+and searched from the line's start they would make a minified JSON line of n strings
+take n times its length."""
 _CREDENTIAL_KEY = re.compile(r"key|auth|secret|token|pass|salt|signature|hmac|cookie|session|"
                              r"credential|bearer", re.IGNORECASE)
 
@@ -274,7 +274,8 @@ def _looks_generated(value: str, after_an_id: bool) -> bool:
 class _Before:
     """Whether a pattern matches a line before a place in it, asked for each string of
     the line in turn: the line is searched once, not from its start again for each
-    string (a minified JSON line of n strings took n times its length of work)."""
+    string (which would make a minified JSON line of n strings n times its length of
+    work)."""
 
     def __init__(self, pattern: re.Pattern[str], line: str) -> None:
         self.pattern, self.line = pattern, line
