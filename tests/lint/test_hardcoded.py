@@ -795,7 +795,8 @@ def test_a_value_written_as_its_key_is_a_literal_outside_code(make_repo: MakeRep
 
 def test_a_value_below_its_key_in_parentheses_or_after_a_backslash(make_repo: MakeRepo) -> None:
     """Python's `PASSWORD = (` over its literal, a backslash before it, literals joined
-    across lines, a dict's value below its key and JS's `=` at the end of a line: each a
+    across lines, a dict's value below its key (an object's, a hash's, unquoted) and
+    JS's `=` at the end of a line: each a
     finding at its literal's line; prose, an expression, an f-string with a field, a
     tuple and a block under `class Password:` are not."""
     repo = make_repo({
@@ -841,7 +842,11 @@ if token:
     "CANARYnear3"
 """,
         "web/app.js": 'const apiToken =\n  "CANARYjs-x9"; «MAG002»\n'
-                      "const dbPassword =\n  process.env.DB_PASSWORD;\n"})
+                      "const dbPassword =\n  process.env.DB_PASSWORD;\n"
+                      'const config = {\n  apiKey:\n    "CANARYjs2-x9", «MAG002»\n'
+                      "  authToken:\n    readToken(),\n};\n"
+                      'switch (kind) {\n  case token:\n    return "CANARYjs3";\n}\n',
+        "app/config.rb": 'CONFIG = {\n  password:\n    "CANARYrb2-x9", «MAG002»\n}\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
     done = run_cli(repo.root, "lint")

@@ -297,7 +297,7 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
                     yield number, Hit(column, f"`{key}` is assigned a literal value "
                                               f"({REDACTED})", 1, f"{line}\n{value}")
         if kind == "code":
-            continued = _value_below(lines, number)
+            continued = _value_below(lines, number, src.name.endswith((".py", ".pyi")))
             if continued is not None:
                 key, value, at, fingerprint = continued
                 if key_is_secret(key) and is_literal(value) \
@@ -405,21 +405,22 @@ _STRING_LITERAL = re.compile(_CODE_STRING)
 _AFTER_STRINGS = re.compile(r"[ \t]*+(\\)?+[ \t]*+(\))?+[ \t]*+([;,])?+[ \t]*+(?:(?:#|//).*+)?+$")
 
 
-def _value_below(lines: list[str], number: int
+def _value_below(lines: list[str], number: int, python: bool
                  ) -> tuple[str, str, tuple[int, int], str | None] | None:
     """A value of string literals that begins below the line of its key, ``number``
     (``PASSWORD = (`` over ``"abc"`` and ``)``, ``API_TOKEN = \\`` over ``"abc"``), the
     literals one after another joined as Python and C join them: the key, the value as one
     quoted string, the first literal's line and column, and what the baseline knows the
     finding by when the value is on more than the first literal's line. None when the
-    value is anything else: an expression, an f-string with a field, a tuple."""
+    value is anything else: an expression, an f-string with a field, a tuple. In Python a
+    name and a colon end a block's first line, not a key's."""
     line = lines[number - 1]
     m = _CODE_KEY_ENDS.search(line)
     if m is None:
         return None
     opened = m.group(2) == "("
-    if m.group(2) is None and line.rstrip().endswith(":") and not line.rstrip().endswith(":=") \
-            and line[m.end(1):m.end(1) + 1] not in ("'", '"', "`"):
+    if python and m.group(2) is None and line.rstrip().endswith(":") \
+            and line[m.end(1):m.end(1) + 1] not in ("'", '"'):
         return None  # `class Password:`, `if token:`: a block, not a dict's key
     parts: list[str] = []
     first: tuple[int, int] | None = None
