@@ -794,7 +794,8 @@ def test_a_value_written_as_its_key_is_a_literal_outside_code(make_repo: MakeRep
 
 
 def test_a_value_below_its_key_in_parentheses_or_after_a_backslash(make_repo: MakeRepo) -> None:
-    """Python's `PASSWORD = (` over its literal, a backslash before it, literals joined
+    """Python's `PASSWORD = (` over its literal (or with it, `API_KEY = ("..."`), a
+    backslash before it, literals joined
     across lines, a dict's value below its key (an object's, a hash's, unquoted) and
     JS's `=` at the end of a line: each a
     finding at its literal's line; prose, an expression, an f-string with a field, a
@@ -840,6 +841,14 @@ class Password:
     \"\"\"Secret.\"\"\"
 if token:
     "CANARYnear3"
+API_KEY = ("CANARYone-x9") «MAG002»
+SIGNING_SECRET = ("CANARYopen-x9" «MAG002»
+                  "CANARYopen-b")
+JWT_SECRET = (  # the vendor's
+    "CANARYcmt-x9" «MAG002»
+)
+SESSION_PASSWORD = ("%s-%s" % (a, b))
+AUTH_TOKEN_PAIR = ("CANARYnear4", "CANARYnear5")
 """,
         "web/app.js": 'const apiToken =\n  "CANARYjs-x9"; «MAG002»\n'
                       "const dbPassword =\n  process.env.DB_PASSWORD;\n"

@@ -399,6 +399,8 @@ def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
 # it (JS, Go, Java, a Python dict's `"key":`), at an opening parenthesis (Python's
 # `PASSWORD = (`) or at a backslash that continues the line.
 _CODE_KEY_ENDS = re.compile(_CODE_KEY + r"(\(|\\)?+$")
+# A key given a value in parentheses that begins on its line: `API_KEY = ("..."`.
+_CODE_KEY_OPENS = re.compile(_CODE_KEY + r"\(")
 _STRING_LITERAL = re.compile(_CODE_STRING)
 # What may follow the string literals of a line of such a value: a backslash, the closing
 # parenthesis, the end of a statement or an item, a comment.
@@ -408,7 +410,8 @@ _AFTER_STRINGS = re.compile(r"[ \t]*+(\\)?+[ \t]*+(\))?+[ \t]*+([;,])?+[ \t]*+(?
 def _value_below(lines: list[str], number: int, python: bool
                  ) -> tuple[str, str, tuple[int, int], str | None] | None:
     """A value of string literals that begins below the line of its key, ``number``
-    (``PASSWORD = (`` over ``"abc"`` and ``)``, ``API_TOKEN = \\`` over ``"abc"``), the
+    (``PASSWORD = (`` over ``"abc"`` and ``)``, ``API_TOKEN = \\`` over ``"abc"``), or in
+    parentheses on it (``API_KEY = ("abc"``, to its ``)`` there or below), the
     literals one after another joined as Python and C join them: the key, the value as one
     quoted string, the first literal's line and column, and what the baseline knows the
     finding by when the value is on more than the first literal's line. None when the
@@ -416,18 +419,22 @@ def _value_below(lines: list[str], number: int, python: bool
     name and a colon end a block's first line, not a key's."""
     line = lines[number - 1]
     m = _CODE_KEY_ENDS.search(line)
-    if m is None:
-        return None
-    opened = m.group(2) == "("
-    if python and m.group(2) is None and line.rstrip().endswith(":") \
-            and line[m.end(1):m.end(1) + 1] not in ("'", '"'):
-        return None  # `class Password:`, `if token:`: a block, not a dict's key
+    if m is not None:
+        opened, start = m.group(2) == "(", len(line)
+        if python and m.group(2) is None and line.rstrip().endswith(":") \
+                and line[m.end(1):m.end(1) + 1] not in ("'", '"'):
+            return None  # `class Password:`, `if token:`: a block, not a dict's key
+    else:
+        m = _CODE_KEY_OPENS.search(line) if "(" in line else None
+        if m is None:
+            return None
+        opened, start = True, m.end()
     parts: list[str] = []
     first: tuple[int, int] | None = None
     last = number
-    for index in range(number, min(number + _MAX_STRING_LINES, len(lines))):
+    for index in range(number - 1, min(number + _MAX_STRING_LINES, len(lines))):
         below = lines[index]
-        at = len(below) - len(below.lstrip())
+        at = start if index == number - 1 else len(below) - len(below.lstrip())
         strings = 0
         while (string := _STRING_LITERAL.match(below, at)) is not None:
             literal = _code_string(string.group(1))
