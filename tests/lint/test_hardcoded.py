@@ -954,6 +954,7 @@ cat <<< "password: CANARYherestring"
                        "CREATE LOGIN app WITH PASSWORD = 'CANARYsq4-x9'; «MAG002»\n"
                        "CREATE USER scott IDENTIFIED BY CANARYtiger; «MAG002»\n"
                        "CREATE USER ops IDENTIFIED EXTERNALLY;\n"
+                       "ALTER USER app WITH PASSWORD $1;\n"
                        "SELECT password FROM users WHERE id = 1;\n",
         "Dockerfile": "FROM alpine\nCOPY <<EOF /app/config.ini\n[db]\n"
                       "password = CANARYdf1-x9 «MAG002»\nuser = app\nEOF\n",

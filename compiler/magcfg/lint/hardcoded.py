@@ -852,7 +852,8 @@ def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]
 # WITH plugin BY`, `BY PASSWORD`), Oracle's `IDENTIFIED BY tiger`, SQL Server's `CREATE
 # LOGIN app WITH PASSWORD = '...'`, MySQL's `SET PASSWORD FOR ... = '...'`: within the
 # statement, to its `;`.
-_SQL_VALUE = r"""('(?:[^'\\\n]|''|\\.)*+'|"(?:[^"\\\n]|\\.)*+"|[A-Za-z0-9_$#]++)"""
+# Unquoted, a password is a name (Oracle's); `$1` and `?` are a statement's parameters.
+_SQL_VALUE = r"""('(?:[^'\\\n]|''|\\.)*+'|"(?:[^"\\\n]|\\.)*+"|[A-Za-z_][A-Za-z0-9_$#]*+)"""
 # A statement's text is read to its `;` or the next statement's start, which bounds the
 # reading of text that has no `;` (a file of `CREATE USER a` repeated).
 _SQL_STATEMENT = r"""(?:(?!\b(?:CREATE|ALTER|GRANT)\b)[^;]){0,1000}?"""
@@ -866,6 +867,7 @@ _SQL_PASSWORD = re.compile(
 
 
 def _sql_password_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """The passwords SQL statements set (``_SQL_PASSWORD``), each at its line."""
     low = src.text.lower()
     if "password" not in low and "identified" not in low:
         return
