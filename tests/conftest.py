@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -217,6 +218,19 @@ def code_span(text: str, in_table: bool = True) -> str:
     if shown.startswith(" ") and shown.endswith(" ") and shown.strip(" "):
         shown = shown[1:-1]
     return shown
+
+
+def descriptors_on(target: Callable[[str], bool]) -> int:
+    """How many of this process's descriptors are open on what ``target`` accepts (what
+    /proc names: a path, ``socket:[inode]``). Never all of them: the worker's other
+    threads (a server of an earlier test still ending, a lookup) open and close
+    descriptors of their own at any time."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        # Closed meanwhile: the listing's own descriptor, or another thread's.
+        with contextlib.suppress(OSError):
+            count += target(os.readlink(f"/proc/self/fd/{fd}"))
+    return count
 
 
 def finishes_in_a_child(script: str, timeout: float = 60) -> str:

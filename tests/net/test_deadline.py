@@ -12,12 +12,14 @@ import time
 import pytest
 
 from magcfg.net.deadline import Deadline, connect, watch
+from tests.conftest import descriptors_on
 
 from .slow import Resolver, ends_within
 
 
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _descriptors_of(sock: socket.socket) -> int:
+    held = os.readlink(f"/proc/self/fd/{sock.fileno()}")
+    return descriptors_on(lambda target: target == held)
 
 
 def test_a_blocked_read_ends_at_the_deadline() -> None:
@@ -46,12 +48,12 @@ def test_the_socket_ends_after_a_wrapper_took_its_descriptor() -> None:
 def test_a_request_within_its_deadline_is_untouched_and_leaves_no_descriptor() -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        before = _fds()
         with Deadline(30) as deadline:
             watch(ours)
+            assert _descriptors_of(ours) == 2  # the duplicate the deadline would shut
             theirs.sendall(b"x")
             assert ours.recv(1) == b"x"
-        assert not deadline.expired and _fds() == before
+        assert not deadline.expired and _descriptors_of(ours) == 1
         theirs.sendall(b"y")  # the connection outlives the request (keep-alive)
         assert ours.recv(1) == b"y"
 
