@@ -60,6 +60,10 @@ _NOT_YAML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800
                             "\ufffe\uffff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 GIT_DIR = ".git"
+SNAPSHOT_FILE = "__snapshots__/magcfg.ambr"
+"""The snapshot tests' file (syrupy's, of the magcfg pytest plugin), beside the project
+file: ``review.snapshots`` reads and writes it, the pipelines ``init`` writes run the tests
+when it exists."""
 
 
 class LayerSpec(NamedTuple):

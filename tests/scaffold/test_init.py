@@ -254,7 +254,7 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
         f"{ODD}/schemas/magcfg-project.schema.json": [f"{ODD}/magcfg.yaml",
                                                       f"{ODD}/magcfg.yml"]}
     steps = yaml.safe_load((top / workflow).read_text())["jobs"]["config"]["steps"]
-    run, lint = steps[-4]["run"], steps[-3]["run"]
+    run, lint = steps[-5]["run"], steps[-4]["run"]
     assert run == "magcfg build --check --project 'odd/my dir#1: x/magcfg.yaml'"
     assert lint == "magcfg lint --project 'odd/my dir#1: x/magcfg.yaml'"
     hook = yaml.safe_load((top / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"][0]
@@ -862,3 +862,88 @@ def test_a_layer_encoding_its_own_gitattributes_decides_stops_init(tmp_path: Pat
     repo.write(".gitattributes", "*.yaml working-tree-encoding=UTF-7\n")
     done = repo.run("init", "--env", "dev")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab", "woodpecker"])
+@pytest.mark.parametrize("where", [".", "config"])
+def test_the_scaffolded_ci_runs_the_project_s_snapshot_tests(
+        tmp_path: Path, ci: str, where: str) -> None:
+    """A hand edit that changes an environment's config, rebuilt but with its snapshot
+    left as it was, passed every step of the pipeline though the repository's own
+    ``pytest`` failed. The pipeline runs the snapshot tests where the project keeps them,
+    those added after ``init`` too; a promotion, which updates its entry, passes."""
+    from magcfg.scaffold.init import CI_FILES, ci_file
+
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    (top / where).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    # The runner's pytest is a process of its own, not this one's.
+    env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
+           "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
+           "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "merge_request_event",
+           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
+           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main",
+           "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@b.c", "GIT_COMMITTER_NAME": "A",
+           "GIT_COMMITTER_EMAIL": "a@b.c"}
+    project = Project(top / where)
+    assert project.run("init", "--env", "dev", "--env", "prod", "--ci", ci).returncode == 0
+    workflow = CI_FILES[ci] if where == "." else ci_file(ci, where)
+    # A repository's own conftest.py, needing what the pipeline does not install.
+    (top / "conftest.py").write_text("import a_package_the_pipeline_lacks  # noqa\n")
+    assert _commit(top, env, "init").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    named = "magcfg.yaml" if where == "." else f"{where}/magcfg.yaml"
+
+    def ci_run(branch: str) -> list[subprocess.CompletedProcess[str]]:
+        clone = tmp_path / f"ci-{branch.replace('/', '-')}"
+        _git(tmp_path, "clone", "-q", "--depth", "1", "-b", branch,
+             f"file://{origin}", str(clone))
+        done = [_shell(clone, command, env) for command in _ci_commands(clone, ci, workflow)]
+        assert "Traceback" not in "".join(d.stdout + d.stderr for d in done)
+        return done
+
+    # (c) No snapshots: nothing to run, the pipeline passes.
+    plain = ci_run("main")
+    assert [r.returncode for r in plain] == [0] * len(plain), [r.stderr for r in plain]
+    assert "test_compiled_config" not in "".join(r.stdout for r in plain)
+
+    # Snapshots added after init, with the command the pipeline's comment names.
+    written = _shell(top, f"pytest --noconftest -p no:cacheprovider --snapshot-update {named}",
+                     env)
+    assert written.returncode == 0 and "2 snapshots generated" in written.stdout, \
+        written.stdout
+    layer = top / where / "layers/environments/dev/app.yaml"
+    layer.write_text(layer.read_text() + "  log_level: debug\n")
+    assert project.run("build", "-q").returncode == 0
+    assert _shell(top, f"pytest --noconftest -p no:cacheprovider --snapshot-update {named}",
+                  env).returncode == 0
+    assert _commit(top, env, "snapshots, debug logs in dev").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+
+    # (a) A promotion's commit updates prod's entry: its pipeline passes, having run them.
+    promoted = project.run("promote", "dev", "prod", "--branch", "promote/logs", env=env)
+    assert promoted.returncode == 0, promoted.stderr
+    _git(top, "push", "-q", "origin", "promote/logs")
+    promotion = ci_run("promote/logs")
+    assert [r.returncode for r in promotion] == [0] * len(promotion), [
+        r.stdout + r.stderr for r in promotion]
+    assert "2 passed" in "".join(r.stdout for r in promotion)
+
+    # (b) A hand edit of prod's layer, built, its snapshot not updated: the pipeline fails
+    # naming the environment.
+    _git(top, "switch", "-qc", "hand", "main")
+    prod = top / where / "layers/environments/prod/app.yaml"
+    prod.write_text(prod.read_text() + "  log_level: warn\n")
+    assert project.run("build", "-q").returncode == 0
+    assert _commit(top, env, "warn in prod").returncode == 0
+    _git(top, "push", "-q", "origin", "hand")
+    hand = ci_run("hand")
+    (failed,) = [r for r in hand if r.returncode]
+    assert failed.returncode == 1
+    assert f"FAILED {named}::test_compiled_config[prod]" in failed.stdout, failed.stdout
+    assert "test_compiled_config[dev]" not in failed.stdout.split("short test summary")[-1]
+    assert f"#   pytest --snapshot-update {named}\n" in (top / workflow).read_text()

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..durable import Tree
-from ..project import Project
+from ..project import SNAPSHOT_FILE, Project
 
-SNAPSHOT_FILE = "__snapshots__/magcfg.ambr"
 TEST_NAME = "test_compiled_config"
 _HEADER = "# serializer version: "
 _NAME = "# name: "

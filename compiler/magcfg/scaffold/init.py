@@ -5,9 +5,10 @@ when the repository has no ``layers/`` yet), a starting JSON Schema inferred fro
 layers (``scaffold.infer``), the ``.gitignore`` entry for the build cache, the
 ``.gitattributes`` lines that keep git from converting line ends of inputs and outputs,
 a CI pipeline and a pre-commit hook that run ``magcfg build --check`` and ``magcfg
-lint`` (the pipeline also ``build --check --since`` where a change left its target), then
-runs the first build. Every environment is compiled in memory first: if anything fails
-(an input or an output git would ignore included), nothing is written. Files that exist
+lint`` (the pipeline also the project's snapshot tests where it keeps them, and ``build
+--check --since`` where a change left its target), then runs the first build. Every
+environment is compiled in memory first: if anything fails (an input or an output git
+would ignore included), nothing is written. Files that exist
 already are kept (and reported; a kept ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml``
 with the hooks or job to add), except the project file, whose presence stops ``init``,
 and ``.gitignore``, ``.gitattributes`` and the editor settings, which get the lines they
@@ -43,7 +44,14 @@ from ..compiler import OUTPUT_FILES, build, compile_environment, ignored_inputs
 from ..durable import PathError, Tree, repository_prefix
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
-from ..project import GIT_DIR, PROJECT_FILE_NAMES, LayerSpec, Project, load_project
+from ..project import (
+    GIT_DIR,
+    PROJECT_FILE_NAMES,
+    SNAPSHOT_FILE,
+    LayerSpec,
+    Project,
+    load_project,
+)
 from ..version import __version__
 from .editors import editor_settings, layer_schema, project_schema
 from .infer import infer_schema, schema_bytes
@@ -255,17 +263,27 @@ def ci_file(ci: str, prefix: str) -> str:
     return CI_FILES[ci].replace("magcfg.yml", f"magcfg-{project_slug(prefix)}.yml")
 
 
+def _snapshot_file(prefix: str | None) -> str:
+    """The project's snapshot file, from the repository's top."""
+    return SNAPSHOT_FILE if prefix is None else f"{prefix}/{SNAPSHOT_FILE}"
+
+
+def _project_file(prefix: str | None) -> str:
+    """The project file init writes, from the repository's top."""
+    return "magcfg.yaml" if prefix is None else f"{prefix}/magcfg.yaml"
+
+
 def _check_command(prefix: str, *options: str) -> str:
     """``magcfg build --check`` for the project at ``prefix``, as a shell command run
     from the top of the repository."""
     return shlex.join(["magcfg", "build", "--check", *options, "--project",
-                       f"{prefix}/magcfg.yaml"])
+                       _project_file(prefix)])
 
 
 def _lint_command(prefix: str) -> str:
     """``magcfg lint`` of the whole repository with the settings of the project at
     ``prefix``, run from the top (every project's layers are checked, docs/lint.md)."""
-    return shlex.join(["magcfg", "lint", "--project", f"{prefix}/magcfg.yaml"])
+    return shlex.join(["magcfg", "lint", "--project", _project_file(prefix)])
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_^][A-Za-z0-9_./@+=()^|?\\-]*(?: [A-Za-z0-9_./@+=()^|?\\-]+)*")
@@ -453,7 +471,8 @@ repos:
         require_serial: true
 """
 
-_INSTALL = f"pip install 'magcfg[compiler]=={__version__}'"
+# The test extra is the compiler with pytest and syrupy, which the snapshot step runs.
+_INSTALL = f"pip install 'magcfg[test]=={__version__}'"
 _HEAD = ("# Every change must leave generated/ matching the layers (magcfg build --check) and\n"
          "# pass the secrets rules (magcfg lint); a change must not take an environment's\n"
          "# version back, as a plain revert of generated/ would: every running service\n"
@@ -467,18 +486,40 @@ _TARGET = {
 }
 
 
+def _snapshot_command(prefix: str | None) -> str:
+    """The project's snapshot tests (README, "Snapshot tests of the compiled config"),
+    where it keeps a snapshot file. The file is looked for by the pipeline's shell, so
+    that a repository adding snapshots after ``init`` has them run with no new pipeline.
+    No ``conftest.py`` is loaded: the snapshot tests need none, and a repository's own (a
+    monorepo's Python application's) may import what the pipeline does not install."""
+    return (f"if [ -f {shlex.quote(_snapshot_file(prefix))} ]; then "
+            f"{shlex.join(['pytest', '--noconftest', _project_file(prefix)])}; fi")
+
+
+def _snapshot_comment(prefix: str | None, indent: str) -> str:
+    """What the pipeline says above its snapshot step: how to write the snapshots."""
+    update = printable(shlex.join(["pytest", "--snapshot-update", _project_file(prefix)]))
+    return (f"{indent}# The snapshot tests of each environment's compiled config run where the\n"
+            f"{indent}# project keeps {printable(_snapshot_file(prefix))}. After a deliberate change,\n"
+            f"{indent}#   {update}\n"
+            f"{indent}# writes or updates them: commit them. `magcfg promote` updates the entry\n"
+            f"{indent}# of the environment it changes.\n")
+
+
 def _ci_commands(ci: str, prefix: str | None) -> list[str]:
     """The pipeline's commands, as YAML scalars, for the project at ``prefix`` (None: at
-    the top of the repository)."""
+    the top of the repository): install, check, lint, snapshot tests, then the
+    comparison with the target."""
     check = "magcfg build --check" if prefix is None else _check_command(prefix)
     lint = "magcfg lint" if prefix is None else _lint_command(prefix)
+    snapshots = _snapshot_command(prefix)
     if ci == "github":
         # A pull request's checkout is its merge into the target: the target's tree is
         # all `--since` reads, and a shallow fetch of one branch will do.
         fetch = ('git fetch --no-tags --depth=1 origin "+refs/heads/$GITHUB_BASE_REF:'
                  'refs/remotes/origin/$GITHUB_BASE_REF"')
         since = f'{check} --since "origin/$GITHUB_BASE_REF"'
-        commands = [_INSTALL, check, lint, fetch, since]
+        commands = [_INSTALL, check, lint, snapshots, fetch, since]
     else:
         # The commit is compared with where it left the target, their merge base, as a
         # pull request's merge into its target is on GitHub. The target's tip would
@@ -492,7 +533,7 @@ def _ci_commands(ci: str, prefix: str | None) -> list[str]:
                  f'{check} --since "$BASE"']
         if ci == "woodpecker":  # Woodpecker substitutes `$$` with `$` before the shell runs
             shell = [c.replace("$", "$$") for c in shell]
-        commands = [_INSTALL, check, lint, f"TARGET={_TARGET[ci]}", *shell]
+        commands = [_INSTALL, check, lint, snapshots, f"TARGET={_TARGET[ci]}", *shell]
     return [yaml_text(c) if c != _INSTALL else c for c in commands]
 
 
@@ -504,7 +545,7 @@ def ci_text(ci: str, prefix: str | None) -> str:
 
 def _job(ci: str, prefix: str | None) -> str:
     """``ci_text`` without its heading comment: what a kept ``.gitlab-ci.yml`` gets."""
-    install, check, lint, *rest = _ci_commands(ci, prefix)
+    install, check, lint, snapshots, *rest = _ci_commands(ci, prefix)
     if ci == "github":
         fetch, since = rest
         name = "magcfg" if prefix is None else yaml_text(f"magcfg {prefix}")
@@ -524,6 +565,8 @@ jobs:
       - run: {install}
       - run: {check}
       - run: {lint}
+{_snapshot_comment(prefix, "      ")}\
+      - run: {snapshots}
       - if: github.event_name == 'pull_request'
         run: {fetch}
       - if: github.event_name == 'pull_request'
@@ -531,10 +574,14 @@ jobs:
 """
     if ci == "gitlab":
         name = "magcfg" if prefix is None else f"magcfg-{project_slug(prefix)}"
-        return f"{name}:\n  image: python:3.12\n  script:\n" + "".join(
-            f"    - {c}\n" for c in (install, check, lint, *rest))
-    return "steps:\n  - name: magcfg\n    image: python:3.12\n    commands:\n" + "".join(
-        f"      - {c}\n" for c in (install, check, lint, *rest))
+        return (f"{name}:\n  image: python:3.12\n  script:\n"
+                + "".join(f"    - {c}\n" for c in (install, check, lint))
+                + _snapshot_comment(prefix, "    ")
+                + "".join(f"    - {c}\n" for c in (snapshots, *rest)))
+    return ("steps:\n  - name: magcfg\n    image: python:3.12\n    commands:\n"
+            + "".join(f"      - {c}\n" for c in (install, check, lint))
+            + _snapshot_comment(prefix, "      ")
+            + "".join(f"      - {c}\n" for c in (snapshots, *rest)))
 
 
 CI_PIPELINES = {ci: ci_text(ci, None) for ci in ("github", "gitlab", "woodpecker")}
