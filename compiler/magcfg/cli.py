@@ -918,7 +918,7 @@ def init(
     """Start a project that builds: project file, layers, a starting schema, .gitignore,
     CI pipeline and pre-commit hook (at the top of the git repository, for a project
     below it), then the first build."""
-    from .scaffold.init import DEFAULT_ENVIRONMENTS, SCHEMA_PATH, init_project
+    from .scaffold.init import DEFAULT_ENVIRONMENTS, init_project
 
     try:
         result = init_project(directory, env or DEFAULT_ENVIRONMENTS, ci)
@@ -930,7 +930,7 @@ def init(
         _stderr(f"kept {printable(name)} (exists)")
     for note in result.notes:
         _stderr(printable(note.rstrip("\n"), lines=True))
-    _stderr(f"built {', '.join(result.built)}: refine {SCHEMA_PATH}, then commit")
+    _stderr(f"built {', '.join(result.built)}: refine {printable(result.schema)}, then commit")
 
 
 schema_app = typer.Typer(name="schema", help="Write JSON Schemas: from layers, for editors.",

@@ -241,12 +241,12 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     done = Project(top).run("init", ODD, "--env", "dev", "--env", "prod")
     assert done.returncode == 0, done.stderr
     workflow = ".github/workflows/magcfg-odd-my%20dir%231%3A%20x.yml"
-    assert f"wrote ../../{workflow}\n" in done.stderr
-    assert "wrote ../../.pre-commit-config.yaml\n" in done.stderr
+    assert f"wrote {workflow}\n" in done.stderr
+    assert "wrote .pre-commit-config.yaml\n" in done.stderr
     assert not (top / ODD / ".github").exists()
     assert not (top / ODD / ".pre-commit-config.yaml").exists()
     # VS Code opened at the top reads the settings there, and resolves paths from there.
-    assert "wrote ../../.vscode/settings.json\n" in done.stderr
+    assert "wrote .vscode/settings.json\n" in done.stderr
     assert not (top / ODD / ".vscode").exists()
     assert json.loads((top / ".vscode/settings.json").read_text())["yaml.schemas"] == {
         f"{ODD}/schemas/layer.schema.json": [f"{ODD}/layers/{layer}/**/*.yaml" for layer in (
@@ -348,6 +348,45 @@ def test_the_build_names_files_from_the_top_as_lint_does(tmp_path: Path) -> None
     assert "stale: generated/dev/config.json\n" in stale.stderr, stale.stderr
 
 
+def test_init_below_the_top_names_files_from_the_top(tmp_path: Path) -> None:
+    """init names what it writes and keeps, and its errors' files, from the repository's
+    top as every other command does (project.FromTop), wherever it runs: a name opens
+    the file there. It named them from the project directory
+    (``../../.pre-commit-config.yaml``, ``magcfg.yaml``)."""
+    top = tmp_path / "mono"
+    for project in ("platform/config", "svc", "other"):
+        (top / project).mkdir(parents=True)
+    _git(top, "init", "-q")
+    done = Project(top / "platform").run("init", "config", "--env", "dev", "--ci", "gitlab")
+    assert done.returncode == 0, done.stderr
+    written = [line.removeprefix("wrote ") for line in done.stderr.splitlines()
+               if line.startswith("wrote ")]
+    assert {"platform/config/magcfg.yaml", "platform/config/layers/base/app.yaml",
+            "platform/config/generated/dev/config.json", ".gitlab-ci.yml",
+            ".pre-commit-config.yaml", ".vscode/settings.json"} <= set(written)
+    assert all((top / name).is_file() for name in written), written
+    assert done.stderr.endswith("built dev: refine platform/config/schemas/config.schema.json,"
+                                " then commit\n")
+    again = Project(top).run("init", "platform/config")
+    assert failed_cleanly(again) == ("platform/config/magcfg.yaml: error: a project file "
+                                     "exists already: magcfg init starts a new project only\n")
+    Project(top).write("svc/layers/base/a.yaml", "db:\n  host: a\n")
+    Project(top).write("svc/layers/base/b.yaml", "db:\n  host: b\n")
+    before = tree_state(top)
+    # The file of each error from the top; paths in its text, as the build says them.
+    assert failed_cleanly(Project(top / "svc").run("init")) == (
+        "svc/layers/base/b.yaml:2: error: set twice in layer 'base' (layers/base/a.yaml, "
+        "layers/base/b.yaml): one file per value [db.host]\n")
+    assert tree_state(top) == before
+    # A file at the top it cannot add to: named from the top, not as the project's.
+    (top / ".vscode/settings.json").unlink()
+    (top / ".vscode/settings.json").symlink_to("nowhere.json")
+    before = tree_state(top)
+    assert failed_cleanly(Project(top / "other").run("init")) == (
+        ".vscode/settings.json: error: dangling symlink: its target does not exist\n")
+    assert tree_state(top) == before
+
+
 def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Path) -> None:
     top = tmp_path / "mono"
     for project in ("platform/config", ODD):
@@ -358,19 +397,19 @@ def test_a_second_project_gets_its_own_pipeline_and_the_hook_to_add(tmp_path: Pa
     done = Project(top / "platform").run("init", f"../{ODD}")
     assert done.returncode == 0, done.stderr
     assert (top / ".github/workflows/magcfg-platform-config.yml").is_file()
-    assert "wrote ../../.github/workflows/magcfg-odd-my%20dir%231%3A%20x.yml\n" in done.stderr
-    assert "kept ../../.pre-commit-config.yaml (exists)\n" in done.stderr
+    assert "wrote .github/workflows/magcfg-odd-my%20dir%231%3A%20x.yml\n" in done.stderr
+    assert "kept .pre-commit-config.yaml (exists)\n" in done.stderr
     assert (top / ".pre-commit-config.yaml").read_bytes() == config
     # The editor settings, at the top too, are merged: each project's schemas on its files.
-    assert "wrote ../../.vscode/settings.json\n" in done.stderr
+    assert "wrote .vscode/settings.json\n" in done.stderr
     schemas = json.loads((top / ".vscode/settings.json").read_text())["yaml.schemas"]
     assert schemas[f"{ODD}/schemas/layer.schema.json"][0] == f"{ODD}/layers/base/**/*.yaml"
     assert schemas["platform/config/schemas/magcfg-project.schema.json"] == [
         "platform/config/magcfg.yaml", "platform/config/magcfg.yml"]
     assert len(schemas) == 4
-    note = done.stderr.split("kept ../../.pre-commit-config.yaml (exists)\n")[1]
+    note = done.stderr.split("kept .pre-commit-config.yaml (exists)\n")[1]
     assert note.startswith("to check odd/my dir#1: x before each commit, add this under "
-                           "`repos:` in ../../.pre-commit-config.yaml (docs/cli.md, init):\n")
+                           "`repos:` in .pre-commit-config.yaml (docs/cli.md, init):\n")
     # The block, added as told, gives the repository both projects' hooks.
     block = note.split(":\n", 1)[1].split("built ")[0]
     (top / ".pre-commit-config.yaml").write_bytes(config + block.encode())
@@ -407,9 +446,9 @@ def test_gitlab_and_woodpecker_in_a_monorepo_run_the_project_from_the_top(
         assert _shell(top, command, env).returncode == 0
     (top / ODD / "magcfg.yaml").unlink()
     again = Project(top).run("init", ODD, "--ci", "gitlab")
-    assert "kept ../../.gitlab-ci.yml (exists)\nkept ../../.pre-commit-config.yaml" in (
+    assert "kept .gitlab-ci.yml (exists)\nkept .pre-commit-config.yaml" in (
         again.stderr)
-    assert ("to check odd/my dir#1: x in CI, add this job to ../../.gitlab-ci.yml "
+    assert ("to check odd/my dir#1: x in CI, add this job to .gitlab-ci.yml "
             "(docs/cli.md, init):\nmagcfg-odd-my%20dir%231%3A%20x:\n") in again.stderr
 
 
@@ -442,7 +481,7 @@ def test_projects_whose_paths_differ_only_in_slashes_and_dashes_get_their_own_pi
     _pipelines(top, (ab,), "gitlab")
     (top / a_dash_b).mkdir()
     done = Project(top).run("init", a_dash_b, "--ci", "gitlab")
-    note = done.stderr.split("add this job to ../.gitlab-ci.yml (docs/cli.md, init):\n")[1]
+    note = done.stderr.split("add this job to .gitlab-ci.yml (docs/cli.md, init):\n")[1]
     with (top / ".gitlab-ci.yml").open("a") as ci:
         ci.write(note.split("to check ")[0])
     jobs = yaml.safe_load((top / ".gitlab-ci.yml").read_text())
@@ -473,9 +512,9 @@ def test_a_kept_settings_file_at_the_top_comes_with_the_settings_to_add(
     assert done.returncode == 0, done.stderr
     assert (top / ".vscode/settings.json").read_bytes() == mine
     assert not (top / "platform/config/.vscode").exists()
-    assert "kept ../../.vscode/settings.json (exists)\n" in done.stderr
+    assert "kept .vscode/settings.json (exists)\n" in done.stderr
     note = done.stderr.split("to give editors the schemas of platform/config, add these "
-                             "settings to ../../.vscode/settings.json (docs/editors.md):\n")[1]
+                             "settings to .vscode/settings.json (docs/editors.md):\n")[1]
     settings = json.loads(note.split("built ")[0])
     assert settings["yaml.schemas"]["platform/config/schemas/layer.schema.json"] == [
         f"platform/config/layers/{layer}/**/*.yaml" for layer in (

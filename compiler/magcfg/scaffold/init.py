@@ -23,9 +23,10 @@ project (``magcfg-<slug>.yml``, ``project_slug``); GitLab has one ``.gitlab-ci.y
 the editor settings are merged into the top's (each project adds its schemas). A kept
 ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml`` there, or a settings file that is not
 plain JSON (comments), comes with the hook, job or settings to add
-(``InitResult.notes``). Every name reported is relative to the project directory
-(``../../.pre-commit-config.yaml``). At the top of a work tree, or outside git, the files
-are those of a project at the top.
+(``InitResult.notes``). Every name reported, in ``InitResult`` and in errors, is from
+the repository's top (``project.FromTop``): ``.pre-commit-config.yaml``,
+``platform/config/magcfg.yaml``. At the top of a work tree, or outside git, the files are
+those of a project at the top.
 """
 
 from __future__ import annotations
@@ -36,18 +37,20 @@ import os
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..compiler import OUTPUT_FILES, build, compile_environment, ignored_inputs
 from ..durable import PathError, Tree, repository_prefix
-from ..errors import BuildError, Diagnostic, UsageError, printable
+from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
 from ..project import (
     GIT_DIR,
     PROJECT_FILE_NAMES,
     SNAPSHOT_FILE,
+    FromTop,
     LayerSpec,
     Project,
     load_project,
@@ -101,13 +104,16 @@ class InitResult:
     built: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What to add by hand to a kept file shared by the repository's projects."""
+    schema: str = SCHEMA_PATH
+    """The starting schema, to refine."""
 
 
 def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                  ci: str = "github") -> InitResult:
     """Scaffold a project in ``root`` and build it. Raises ``UsageError`` for bad
-    arguments or an existing project file, ``BuildError`` if the layers found do not
-    build; in both cases nothing is written."""
+    arguments, ``MagcfgError`` for an existing project file or layers that do not build;
+    in both cases nothing is written. The files reported and those of errors are named
+    from the repository's top (``project.FromTop``)."""
     envs = tuple(dict.fromkeys(environments))
     bad = [e for e in envs if not _ENV_NAME.match(e)]
     if not envs or bad:
@@ -123,6 +129,21 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         raise UsageError(f"{given} does not exist: create it first (git init {given})")
     if not root.is_dir():
         raise UsageError(f"{given} is not a directory")
+    # Named from the repository's top, as every command names the project's files.
+    named = FromTop(None, root / PROJECT_FILE_NAMES[0])
+    try:
+        result = _scaffold(root, envs, ci, named)
+    except MagcfgError as exc:
+        raise named.error(exc) from None
+    result.written = [named.name(name) for name in result.written]
+    result.kept = [named.name(name) for name in result.kept]
+    result.schema = named.name(SCHEMA_PATH)
+    return result
+
+
+def _scaffold(root: Path, envs: tuple[str, ...], ci: str, named: FromTop) -> InitResult:
+    """``init_project`` in the real directory ``root``, its names (and its errors')
+    relative to it; ``named``: for the names in the notes' text."""
     for name in PROJECT_FILE_NAMES:
         if os.path.lexists(root / name):
             raise BuildError([Diagnostic(name, None, None, "a project file exists already: "
@@ -180,7 +201,8 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     # VS Code reads the settings of the folder it opened alone: a monorepo's, at its top.
     settings_name = VSCODE_SETTINGS if prefix is None else posixpath.relpath(VSCODE_SETTINGS,
                                                                              prefix)
-    current = top.read_optional(VSCODE_SETTINGS, MAX_MERGED_BYTES)
+    with _at_top(prefix):
+        current = top.read_optional(VSCODE_SETTINGS, MAX_MERGED_BYTES)
     try:
         settings = json.loads(current) if current else None
     except ValueError:  # JSON with comments: the user's to edit (docs/editors.md)
@@ -196,7 +218,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     elif prefix is not None:
         unmerged.append(
             f"to give editors the schemas of {printable(prefix)}, add these settings to "
-            f"{printable(settings_name)} (docs/editors.md):\n"
+            f"{printable(named.name(settings_name))} (docs/editors.md):\n"
             + editor_settings(globs, LAYER_SCHEMA_PATH, PROJECT_SCHEMA_PATH, None,
                               anchor).decode())
 
@@ -207,10 +229,11 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         if rel not in _MERGED and os.path.lexists(os.path.join(where.root, rel)):
             result.kept.append(name)
             if prefix is None or name in at_top:
-                result.notes += _to_add(name, rel, prefix, ci)
+                result.notes += _to_add(named.name(name), rel, prefix, ci)
             continue
-        if rel in _MERGED and where.read_optional(rel, MAX_MERGED_BYTES) == data:
-            continue
+        with _at_top(prefix if where is not tree else None):
+            if rel in _MERGED and where.read_optional(rel, MAX_MERGED_BYTES) == data:
+                continue
         writes.append((name, where, rel, data))
     # Every place asked first: a file init adds to may be one it cannot write (a link).
     problems: list[Diagnostic] = []
@@ -218,11 +241,13 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         try:
             where.writable(rel)
         except PathError as exc:
-            problems += exc.diagnostics
+            problems += (exc.diagnostics if where is tree
+                         else _from_project(exc.diagnostics, prefix))
     if problems:
         raise BuildError(problems)
     for name, where, rel, data in writes:
-        where.replace(rel, data)
+        with _at_top(prefix if where is not tree else None):
+            where.replace(rel, data)
         result.written.append(name)
     if unmerged:
         result.kept.append(settings_name)
@@ -231,6 +256,29 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     result.built = list(done.environments)
     result.written += done.written
     return result
+
+
+def _from_project(diagnostics: Iterable[Diagnostic], prefix: str | None
+                  ) -> list[Diagnostic]:
+    """``diagnostics`` of files at the repository's top (the tree above the project at
+    ``prefix``) named from the project directory (``../../.vscode/settings.json``), as
+    every other of ``_scaffold``'s: ``init_project`` names them all from the top."""
+    return [d if not d.file or prefix is None
+            else replace(d, file=posixpath.relpath(d.file, prefix)) for d in diagnostics]
+
+
+@contextmanager
+def _at_top(prefix: str | None) -> Iterator[None]:
+    """Errors of files at the repository's top, named as ``_from_project`` names them
+    (``prefix`` None: the files are the project's, named as they are)."""
+    try:
+        yield
+    except MagcfgError as exc:
+        if prefix is None:
+            raise
+        named = BuildError(_from_project(exc.diagnostics, prefix))
+        named.exit_code = exc.exit_code
+        raise named from None
 
 
 def project_slug(prefix: str) -> str:
