@@ -288,3 +288,15 @@ def test_a_ref_a_shallow_clone_lacks_says_so_and_how_to_fetch_it(
     assert clone.run("diff", "--env", "dev", "--against", "HEAD~1").returncode == 0
     done = clone.run("build", "--check", "--since", "origin/main")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_project_whose_path_holds_a_dollar_is_read_at_a_ref(tmp_path: Path) -> None:
+    """A directory named with ``$HOME`` or ``${X}`` is that directory: GitPython expanded
+    the variables in the path it was given, and ``build --check --since`` (and every
+    command reading a ref) said the project was not inside a git repository."""
+    project = make_repo(tmp_path / "co$HOME ${X}")
+    done = project.run("build", "--check", "--since", "HEAD", env={"X": "elsewhere"})
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stderr
+    diff = project.run("diff", "--env", "dev", "--against", "HEAD")
+    assert diff.returncode == 0, diff.stderr

@@ -76,7 +76,10 @@ def open_repo(root: Path) -> Any:
     import git
 
     try:
-        repo = git.Repo(root, search_parent_directories=True)
+        # A path as it is: GitPython would expand a `$HOME` or `${X}` in a directory's name
+        # (and a leading `~`), and open another directory, or none.
+        repo = git.Repo(os.path.abspath(root), search_parent_directories=True,
+                        expand_vars=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise UsageError(f"{root} is not inside a git repository") from None
     # GitPython passes our environment on to the git it runs in the work tree's top;
