@@ -687,20 +687,31 @@ def test_the_first_promotion_keeps_each_environment_s_name(tmp_path: Path) -> No
         "app": {"environment": "prod", "log_level": "debug", "name": "repo"}}
 
 
+def _woodpecker_substituted(text: str) -> str:
+    """A Woodpecker pipeline's text as Woodpecker reads it: each ``$NAME`` or ``${NAME}``
+    (with an operator, ``${NAME:-default}``) replaced by the variable's value before the
+    YAML is parsed, ``$$`` standing for ``$`` (woodpecker-ci.org/docs/usage/environment).
+    None of the variables is set here (a runner's values are the pipeline's metadata):
+    each is replaced by nothing, so a ``$`` left unescaped shows."""
+    return re.sub(r"\$(\$|\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)",
+                  lambda m: "$" if m.group(1) == "$" else "", text)
+
+
 def _ci_commands(top: Path, ci: str, workflow: str) -> list[str]:
     """The shell scripts the scaffolded pipeline runs for a pull request into main, as
     its runner would: GitHub each step in a shell of its own, GitLab and Woodpecker a
     job's commands in one, stopping at the first that fails (the install aside: magcfg
     is on PATH already)."""
-    pipeline = yaml.safe_load((top / workflow).read_text())
+    text = (top / workflow).read_text()
+    pipeline = yaml.safe_load(_woodpecker_substituted(text) if ci == "woodpecker" else text)
     if ci == "github":
         runs = [s["run"] for s in pipeline["jobs"]["config"]["steps"] if "run" in s
                 and s.get("if", "github.event_name == 'pull_request'")
                 == "github.event_name == 'pull_request'"]
     elif ci == "gitlab":
         (runs,) = [job["script"] for job in pipeline.values()]
-    else:  # Woodpecker substitutes `$$` with `$` before the shell sees the command
-        runs = [c.replace("$$", "$") for c in pipeline["steps"][0]["commands"]]
+    else:
+        runs = pipeline["steps"][0]["commands"]
     runs = [c for c in runs if not c.startswith("pip install")]
     return runs if ci == "github" else ["set -e\n" + "\n".join(runs)]
 
@@ -986,3 +997,53 @@ def test_the_scaffolded_ci_runs_the_project_s_snapshot_tests(
     assert f"FAILED {named}::test_compiled_config[prod]" in failed.stdout, failed.stdout
     assert "test_compiled_config[dev]" not in failed.stdout.split("short test summary")[-1]
     assert f"#   pytest --snapshot-update {named}\n" in (top / workflow).read_text()
+
+
+def test_woodpecker_runs_a_project_whose_path_holds_a_dollar(tmp_path: Path) -> None:
+    """Woodpecker substitutes ``$NAME`` and ``${NAME}`` in the pipeline's text before its
+    shell runs a command: a project path's ``$`` is escaped (``$$``) in every line. The
+    check and lint lines left it as it was, and the pipeline checked a project that was
+    not there."""
+    from magcfg.scaffold.init import ci_file
+
+    where = "svc$HOME/a ${TAG}"
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    (top / where).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
+           "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request",
+           "CI_REPO_DEFAULT_BRANCH": "main"}
+    project = Project(top / where)
+    assert project.run("init", "--env", "dev", "--ci", "woodpecker").returncode == 0
+    workflow = ci_file("woodpecker", where)
+    assert workflow == ".woodpecker/magcfg-svc%24HOME-a%20%24%7BTAG%7D.yml"
+    # Snapshots, so that the snapshot step runs on the path too.
+    assert _shell(top, f"pytest -p no:cacheprovider --snapshot-update {shlex.quote(where)}",
+                  env).returncode == 0
+    assert _commit(top, env, "init").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+
+    def ci_run(branch: str) -> subprocess.CompletedProcess[str]:
+        clone = tmp_path / f"ci-{branch}"
+        _git(tmp_path, "clone", "-q", "--depth", "1", "-b", branch,
+             f"file://{origin}", str(clone))
+        (script,) = _ci_commands(clone, "woodpecker", workflow)
+        assert shlex.quote(f"{where}/magcfg.yaml") in script
+        return _shell(clone, script, env)
+
+    fine = ci_run("main")
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    assert "1 passed" in fine.stdout
+    # A layer edited, not built: the check of that project fails, naming its file.
+    _git(top, "switch", "-qc", "stale")
+    layer = top / where / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    assert _commit(top, env, "no build").returncode == 0
+    _git(top, "push", "-q", "origin", "stale")
+    stale = ci_run("stale")
+    assert stale.returncode == 1
+    assert f"stale: {where}/generated/dev/config.json" in stale.stderr, stale.stderr

@@ -530,7 +530,7 @@ _HEAD = ("# Every change must leave generated/ matching the layers (magcfg build
 # GitLab and Woodpecker run a job's commands in one shell, GitHub each step in its own.
 _TARGET = {
     "gitlab": '"${CI_MERGE_REQUEST_TARGET_BRANCH_NAME:-$CI_DEFAULT_BRANCH}"',
-    "woodpecker": '"$${CI_COMMIT_TARGET_BRANCH:-$$CI_REPO_DEFAULT_BRANCH}"',
+    "woodpecker": '"${CI_COMMIT_TARGET_BRANCH:-$CI_REPO_DEFAULT_BRANCH}"',
 }
 
 
@@ -579,8 +579,6 @@ def _ci_commands(ci: str, prefix: str | None) -> list[str]:
                  'BASE="$(git merge-base HEAD "origin/$TARGET" || { git fetch -q --no-tags '
                  '--unshallow origin && git merge-base HEAD "origin/$TARGET"; })"',
                  f'{check} --since "$BASE"']
-        if ci == "woodpecker":  # Woodpecker substitutes `$$` with `$` before the shell runs
-            shell = [c.replace("$", "$$") for c in shell]
         commands = [_INSTALL, check, lint, snapshots, f"TARGET={_TARGET[ci]}", *shell]
     return [yaml_text(c) if c != _INSTALL else c for c in commands]
 
@@ -626,10 +624,12 @@ jobs:
                 + "".join(f"    - {c}\n" for c in (install, check, lint))
                 + _snapshot_comment(prefix, "    ")
                 + "".join(f"    - {c}\n" for c in (snapshots, *rest)))
+    # Woodpecker substitutes its variables (`$NAME`, `${NAME}`) in the pipeline's text
+    # before it parses it, `$$` standing for `$`: every `$` is the shell's, or a path's.
     return ("steps:\n  - name: magcfg\n    image: python:3.12\n    commands:\n"
             + "".join(f"      - {c}\n" for c in (install, check, lint))
             + _snapshot_comment(prefix, "      ")
-            + "".join(f"      - {c}\n" for c in (snapshots, *rest)))
+            + "".join(f"      - {c}\n" for c in (snapshots, *rest))).replace("$", "$$")
 
 
 CI_PIPELINES = {ci: ci_text(ci, None) for ci in ("github", "gitlab", "woodpecker")}
