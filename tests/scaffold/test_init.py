@@ -57,6 +57,25 @@ def test_init_in_an_empty_repository_builds_and_checks_green(tmp_path: Path) -> 
     assert (repo.root / ".magcfg-cache").is_dir()
 
 
+def test_init_writes_names_yaml_would_read_otherwise_as_text(tmp_path: Path) -> None:
+    """A directory named ``yes`` and environments named ``on``, ``n`` or ``1`` are text:
+    written plain, the first three are refused (YAML 1.1 reads a boolean, 1.2 text) and
+    ``1`` is a number. init stopped on its own starter layers, or wrote the project file
+    and stopped at the first build, so that a second init refused the project file."""
+    top = tmp_path / "repo"
+    (top / "yes").mkdir(parents=True)
+    _git(top, "init", "-q")
+    done = Project(top / "yes").run("init", "--env", "on", "--env", "1", "--env", "n",
+                                    "--env", "dev", "--ci", "none")
+    assert done.returncode == 0, done.stderr
+    for env in ("on", "1", "n", "dev"):
+        assert json.loads((top / f"yes/generated/{env}/config.json").read_text()) == {
+            "app": {"environment": env, "log_level": "info", "name": "yes"}}
+    text = (top / "yes/magcfg.yaml").read_text()
+    assert 'environments: ["on", "1", "n", dev]\n' in text
+    assert Project(top / "yes").run("build", "--check").returncode == 0
+
+
 def test_init_infers_the_schema_of_existing_layers(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     repo.write(".gitignore", "node_modules/")

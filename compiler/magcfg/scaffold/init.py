@@ -55,6 +55,7 @@ from ..project import (
     Project,
     load_project,
 )
+from ..syntax.scalars import resolve_plain
 from ..version import __version__
 from .editors import editor_settings, layer_schema, project_schema
 from .infer import infer_schema, schema_bytes
@@ -406,7 +407,7 @@ def project_file(environments: tuple[str, ...], starter: bool = False) -> str:
         "# magcfg project file (https://github.com/magflock/magcfg, docs/layers.md).\n"
         "# Layers are merged in the order listed (lowest first); {env} is the environment.\n"
         "version: 1\n"
-        f"environments: [{', '.join(environments)}]\n"
+        f"environments: [{', '.join(map(_name_text, environments))}]\n"
         f"layers:\n{layers}"
         "# A strict starting schema inferred from the layers (`magcfg schema infer`):\n"
         "# add descriptions, ranges, enums and x-magcfg-reload, mark secrets x-magcfg-secret.\n"
@@ -424,9 +425,10 @@ def _starter_layers(name: str, envs: tuple[str, ...]) -> dict[str, bytes]:
     app = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "app"
     files = {f"{LAYERS[0].path}/app.yaml": (
         "# A starter key: replace it with your own configuration.\n"
-        f"app:\n  name: {app}\n  log_level: info\n").encode()}
+        f"app:\n  name: {_name_text(app)}\n  log_level: info\n").encode()}
     for env in envs:
-        files[f"{LAYERS[1].directory(env)}/app.yaml"] = f"app:\n  environment: {env}\n".encode()
+        files[f"{LAYERS[1].directory(env)}/app.yaml"] = (
+            f"app:\n  environment: {_name_text(env)}\n".encode())
     return files
 
 
@@ -437,6 +439,14 @@ def _attributes_decide(root: Path, path: str) -> bool:
     parts = path.split("/")[:-1]
     return not any(os.path.lexists(os.path.join(root, *parts[:depth], ".gitattributes"))
                    for depth in range(1, len(parts) + 1))
+
+
+def _name_text(name: str) -> str:
+    """An environment's or the application's name (letters, digits, ``-``, ``_``) as a
+    YAML scalar that magcfg reads as that text: plain, else double-quoted. A plain
+    ``yes``, ``on`` or ``n`` is refused (YAML 1.1 and 1.2 read it differently), and a
+    plain ``1`` is a number."""
+    return name if resolve_plain(name) == (name, None) else json.dumps(name)
 
 
 def _gitignore(current: bytes | None) -> bytes:
