@@ -808,13 +808,17 @@ def lint(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the report to this file instead of stdout.",
         show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Also check each file a commit in REF..HEAD added or changed, as "
+        "that commit holds it (a pull request's history, not only its result).",
+        metavar="REF", show_default=False)] = None,
     project: ProjectOption = None,
 ) -> None:
     """Check the repository for the secrets rules (MAG001-MAG007); exit 1 on findings."""
     from .lint.cli import run_lint
 
     code = run_lint(paths or [], fmt=fmt, baseline=baseline, write_baseline=write_baseline,
-                    output=output, project=project, exclude=exclude or [])
+                    output=output, project=project, exclude=exclude or [], since=since)
     if code:
         raise typer.Exit(code)
 

@@ -519,14 +519,23 @@ class _Asked:
                              + (f": {last}" if last else ""))
 
 
-def git_answer(args: list[str], root: Path) -> bytes | None:
-    """What ``git ARGS`` run in ``root`` prints, bounded as the build's questions are
-    (``GIT_ANSWER_SECONDS``, ``MAX_GIT_ANSWER``); None without git or outside a work
-    tree; ``GitUnanswered`` if git failed, hung or answered too much."""
+def git_answer(args: list[str], root: Path, question: bytes | None = None) -> bytes | None:
+    """What ``git ARGS`` run in ``root`` prints, given ``question`` on its standard input
+    (None: nothing), bounded as the build's questions are (``GIT_ANSWER_SECONDS``,
+    ``MAX_GIT_ANSWER``); None without git or outside a work tree; ``GitUnanswered`` if
+    git failed, hung or answered too much."""
     import subprocess
+    import tempfile
 
-    return _answer(_Asked(["git", *args], root, env=git_env(), question=subprocess.DEVNULL),
-                   (0,))
+    if question is None:
+        return _answer(_Asked(["git", *args], root, env=git_env(),
+                              question=subprocess.DEVNULL), (0,))
+    # A file, not a pipe, as ``ignored_by_git``'s: nothing has to write it while git runs.
+    with tempfile.TemporaryFile() as asked:
+        asked.write(question)
+        asked.seek(0)
+        started = _Asked(["git", *args], root, env=git_env(), question=asked)
+    return _answer(started, (0,))
 
 
 def _answer(asked: _Asked, codes: tuple[int, ...]) -> bytes | None:

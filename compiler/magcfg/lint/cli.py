@@ -16,10 +16,13 @@ from .formats import FORMATS, render, render_report
 
 def run_lint(paths: list[Path], *, fmt: str, baseline: Path | None,
              write_baseline: bool, output: Path | None,
-             project: Path | None, exclude: list[str] | None = None) -> int:
-    """Run the lint command; returns the exit code (0 clean, 1 findings, 2 usage error)."""
+             project: Path | None, exclude: list[str] | None = None,
+             since: str | None = None) -> int:
+    """Run the lint command; returns the exit code (0 clean, 1 findings, 2 usage error).
+    ``since``: a git revision whose commits up to HEAD are checked too."""
     try:
-        return _run(paths, fmt, baseline, write_baseline, output, project, exclude or [])
+        return _run(paths, fmt, baseline, write_baseline, output, project, exclude or [],
+                    since)
     except MagcfgError as exc:
         if fmt == "json" and exc.exit_code == 1:  # as every command's JSON (docs/cli.md)
             sys.stdout.write(render_report({
@@ -31,7 +34,8 @@ def run_lint(paths: list[Path], *, fmt: str, baseline: Path | None,
 
 
 def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: bool,
-         output: Path | None, project: Path | None, exclude: list[str]) -> int:
+         output: Path | None, project: Path | None, exclude: list[str],
+         since: str | None) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     for p in paths:
@@ -47,12 +51,12 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         config = replace(config, exclude=(*config.exclude, *exclude))
     if write_baseline:
         target = baseline if baseline is not None else root / DEFAULT_BASELINE
-        result = lint(root, paths, config=config, baseline=None)
+        result = lint(root, paths, config=config, baseline=None, since=since)
         baseline_mod.write(target, result.all_findings, root)
         print(f"magcfg lint: wrote {len(result.all_findings)} finding(s) to {target}",
               file=sys.stderr)
         return 0
-    result = lint(root, paths, config=config, baseline=baseline)
+    result = lint(root, paths, config=config, baseline=baseline, since=since)
     report = render(result.findings, fmt, result.summary)
     if output is not None:
         # CI writes the report into the checkout that the pull request controls.
@@ -61,7 +65,8 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         sys.stdout.write(report)
     if fmt == "text":  # a machine format holds its summary and leaves stderr empty
         s = result.summary
-        extra = "".join(f", {s[k]} {k}" for k in ("suppressed", "baselined") if s[k])
+        extra = "".join(f", {s[k]} {k}" for k in ("suppressed", "baselined", "commits")
+                        if s.get(k))
         print(f"magcfg lint: {s['findings']} finding(s) in {s['files']} file(s){extra}",
               file=sys.stderr)
     return 1 if result.findings else 0

@@ -16,6 +16,7 @@ from . import (
     envfiles,
     fallbacks,
     hardcoded,
+    history,
     layer_secrets,
     suppress,
     unchecked_files,
@@ -25,7 +26,7 @@ from . import (
 from .config import LintConfig, load_config
 from .context import LintContext
 from .findings import Finding
-from .walk import SourceFile, UncheckedFile, list_files, read_files
+from .walk import SourceFile, UncheckedFile, list_files, narrowed, read_files
 
 Check = Callable[[SourceFile, LintContext], Iterator[Finding]]
 CHECKS: dict[str, Check] = {
@@ -58,11 +59,16 @@ class LintResult:
     files: int
     suppressed: int
     baselined: int
+    commits: int | None = None
+    """How many commits ``since`` brought (None: the work tree alone was checked)."""
 
     @property
     def summary(self) -> dict[str, int]:
-        return {"files": self.files, "findings": len(self.findings),
-                "suppressed": self.suppressed, "baselined": self.baselined}
+        counts = {"files": self.files, "findings": len(self.findings),
+                  "suppressed": self.suppressed, "baselined": self.baselined}
+        if self.commits is not None:
+            counts["commits"] = self.commits
+        return counts
 
 
 def find_root(start: Path) -> Path:
@@ -74,10 +80,13 @@ def find_root(start: Path) -> Path:
 
 
 def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = None,
-         baseline: Path | None = None, jobs: int | None = None) -> LintResult:
+         baseline: Path | None = None, jobs: int | None = None,
+         since: str | None = None) -> LintResult:
     """Lint the repository at ``root`` (narrowed to ``paths`` if given). ``jobs``:
     processes to check files in (``workers.available_jobs``); the result is the
-    same with any number."""
+    same with any number. ``since``: a git revision; each file a commit in
+    ``since..HEAD`` added or changed is checked too, as that commit holds it
+    (``history``)."""
     from ..project import git_root
 
     config = config if config is not None else load_config(root)
@@ -126,12 +135,59 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
         suppressed += more
     checked = len(todo)
     found = sorted(set(found))
+    commits = None
+    if since is not None:
+        commits, more_files, more_found, more_suppressed = _history(
+            root, since, paths, skip, checks, ctx)
+        checked += more_files
+        suppressed += more_suppressed
+        found = _once(found, more_found)
     if accepted is not None:
         new, matched = baseline_mod.new_findings(found, accepted)
     else:
         new, matched = found, 0
     return LintResult(findings=new, all_findings=found, files=checked, suppressed=suppressed,
-                      baselined=matched)
+                      baselined=matched, commits=commits)
+
+
+def _history(root: Path, since: str, paths: Sequence[Path], skip: set[str],
+             checks: Sequence[Check], ctx: LintContext
+             ) -> tuple[int, int, list[Finding], int]:
+    """The commits of ``since..HEAD``, the files of theirs checked, their findings (each
+    naming its commit), and how many were suppressed: by the rules, excludes and
+    suppressions of the work tree's files."""
+    commits = history.commits_since(root, since)
+    changed = [f for f in history.changed_files(root, commits)
+               if f.name not in skip and not _excluded(f.name, ctx.config.exclude)]
+    if paths:
+        chosen = set(narrowed(root, [f.name for f in changed], paths))
+        changed = [f for f in changed if f.name in chosen]
+    found: list[Finding] = []
+    suppressed = 0
+    checked = 0
+    skipped = unchecked_files.RULE in ctx.config.disable
+    for f, src in history.read_commit_files(root, changed):
+        if isinstance(src, UncheckedFile):
+            theirs = [] if skipped else [unchecked_files.finding(src)]
+        else:
+            checked += 1
+            theirs, more = _check([src], checks, ctx)
+            suppressed += more
+        found += [dataclasses.replace(x, commit=f.short) for x in theirs]
+    return len(commits), checked, found, suppressed
+
+
+def _once(found: list[Finding], more: list[Finding]) -> list[Finding]:
+    """``found`` (the work tree's) with each of ``more`` (the commits', oldest first)
+    whose rule, file and line none before it had: a secret several commits hold is
+    reported once, in the work tree if it is there, else in the first commit."""
+    seen = {(f.rule, f.file, f.line_hash) for f in found}
+    out = list(found)
+    for f in more:
+        if (f.rule, f.file, f.line_hash) not in seen:
+            seen.add((f.rule, f.file, f.line_hash))
+            out.append(f)
+    return out
 
 
 def _check(sources: Sequence[SourceFile], checks: Sequence[Check], ctx: LintContext

@@ -59,6 +59,8 @@ class Finding:
     ``line`` and ``column`` are 1-based. ``message`` and ``fix`` never contain a secret value.
     ``line_hash`` is a digest of the whitespace-normalised source line, so a baseline can
     recognise the finding after the line moves without storing the line (or a secret).
+    ``commit`` is the short id of the commit that holds the finding (``lint --since``),
+    empty for the work tree's.
     """
 
     file: str
@@ -69,6 +71,7 @@ class Finding:
     fix: str
     severity: Severity = "error"
     line_hash: str = ""
+    commit: str = ""
 
     @property
     def rule_name(self) -> str:

@@ -31,15 +31,19 @@ def render(findings: Sequence[Finding], fmt: str, summary: dict[str, int]) -> st
 def render_text(findings: Sequence[Finding]) -> str:
     out = []
     for f in findings:
-        out.append(f"{f.file}:{f.line}:{f.column}: {f.rule} {f.severity}: {f.message}\n"
-                   f"    fix: {f.fix}\n")
+        where = f" (commit {f.commit})" if f.commit else ""
+        out.append(f"{f.file}:{f.line}:{f.column}:{where} {f.rule} {f.severity}: "
+                   f"{f.message}\n    fix: {f.fix}\n")
     return "".join(out)
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
-    return {"rule": f.rule, "name": f.rule_name, "severity": f.severity, "file": f.file,
-            "line": f.line, "column": f.column, "message": f.message, "fix": f.fix,
-            "fingerprint": fingerprint(f)}
+    found = {"rule": f.rule, "name": f.rule_name, "severity": f.severity, "file": f.file,
+             "line": f.line, "column": f.column, "message": f.message, "fix": f.fix,
+             "fingerprint": fingerprint(f)}
+    if f.commit:  # a file as a commit since `--since` holds it, not the work tree's
+        found["commit"] = f.commit
+    return found
 
 
 def render_json(findings: Sequence[Finding], summary: dict[str, int]) -> str:
@@ -64,13 +68,14 @@ def render_sarif(findings: Sequence[Finding]) -> str:
         "ruleId": f.rule,
         "ruleIndex": index[f.rule],
         "level": _SARIF_LEVEL[f.severity],
-        "message": {"text": f"{f.message}. Fix: {f.fix}"},
+        "message": {"text": f"{f.message}{f' (commit {f.commit})' if f.commit else ''}. "
+                            f"Fix: {f.fix}"},
         "locations": [{"physicalLocation": {
             "artifactLocation": {"uri": quote(f.file), "uriBaseId": "%SRCROOT%"},
             "region": {"startLine": f.line, "startColumn": f.column},
         }}],
         "partialFingerprints": {"magcfgLineHash/v1": fingerprint(f)},
-        "properties": {"fix": f.fix},
+        "properties": {"fix": f.fix, **({"commit": f.commit} if f.commit else {})},
     } for f in findings]
     doc = {
         "$schema": SARIF_SCHEMA,

@@ -117,10 +117,16 @@ def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
                         if n})
     else:
         names = sorted(_walk_tree(root))
-    if paths:
-        prefixes = [_relative(root, p) for p in paths]
-        names = [n for n in names if any(_under(n, pre) for pre in prefixes)]
-    return names
+    return narrowed(root, names, paths)
+
+
+def narrowed(root: Path, names: list[str], paths: Sequence[str | Path]) -> list[str]:
+    """Those of ``names`` (relative to ``root``) in the files and directories ``paths``
+    (absolute or relative to the current directory) name; all of them without ``paths``."""
+    if not paths:
+        return names
+    prefixes = [_relative(root, Path(p)) for p in paths]
+    return [n for n in names if any(_under(n, pre) for pre in prefixes)]
 
 
 def _relative(root: Path, p: Path) -> str:
@@ -230,27 +236,39 @@ def _committed(root: Path, names: list[str]) -> dict[str, bytes | str | None]:
     bytes, None when it holds no file there (an untracked file), or why it is not read
     (too large; a name holding a line end, which git's batch of names would read as
     another name). Fails the gate when git cannot answer."""
-    from ..project import committed_blobs
-
     found: dict[str, bytes | str | None] = {
         name: "holds a line end in its name, for which git cannot be asked what is "
               "committed, and the work tree holds it converted or not at all"
         for name in names if "\n" in name or "\r" in name}
     names = [name for name in names if name not in found]
-    while names:
+    found.update(zip(names, read_blobs(
+        root, [f":./{name}" for name in names], names,
+        "which the work tree holds converted or not at all"), strict=True))
+    return found
+
+
+def read_blobs(root: Path, objects: list[str], shown: list[str], what: str
+               ) -> list[bytes | str | None]:
+    """What git holds for each of ``objects`` (``committed_blobs``' names), shown as
+    ``shown``: its bytes, None when git holds no file there, or why it is not read (too
+    large). Fails the gate, naming the file and ``what`` it is, when git cannot answer."""
+    from ..project import committed_blobs
+
+    found: list[bytes | str | None] = []
+    while len(found) < len(objects):
+        todo = objects[len(found):]
         try:
-            blobs = committed_blobs(root, [f":./{name}" for name in names], MAX_FILE_BYTES)
+            blobs = committed_blobs(root, todo, MAX_FILE_BYTES)
         except OSError as exc:
             raise BuildError([Diagnostic(
-                ".", None, None, f"git could not give the committed bytes of {names[0]}, "
-                f"which the work tree holds converted or not at all ({exc}): fix what "
-                "stops git, then lint again", code="git")]) from None
-        found.update((name, f"is {blob} bytes, more than the {MAX_FILE_BYTES} lint checks"
-                      if isinstance(blob, int) else blob)
-                     for name, blob in zip(names, blobs, strict=True))
+                ".", None, None, f"git could not give the committed bytes of "
+                f"{shown[len(found)]}, {what} ({exc}): fix what stops git, then lint "
+                "again", code="git")]) from None
         # git is asked nothing past a blob too large to read: the rest, again.
         large = next((i for i, blob in enumerate(blobs) if isinstance(blob, int)), None)
-        names = names[large + 1:] if large is not None else []
+        found.extend(f"is {blob} bytes, more than the {MAX_FILE_BYTES} lint checks"
+                     if isinstance(blob, int) else blob
+                     for blob in (blobs if large is None else blobs[:large + 1]))
     return found
 
 

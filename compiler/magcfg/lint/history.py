@@ -1,0 +1,117 @@
+"""The commits a change brings (``magcfg lint --since REF``): each file a commit in
+``REF..HEAD`` added or changed, as that commit holds it. A secret added in one commit and
+removed in the next is gone from the work tree, but not from the history merged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BuildError, Diagnostic, UsageError
+from .walk import SourceFile, UncheckedFile, display_name, read_blobs, source
+
+_EMPTY = frozenset({"0" * 40, "0" * 64})
+_NOT_FILES = ("120000", "160000")
+"""The modes of a symbolic link and of a submodule: no file's content (the work tree's
+walk passes both over)."""
+
+
+@dataclass(frozen=True)
+class CommitFile:
+    """A file as one commit holds it: ``name`` as git lists it, ``blob`` its object."""
+
+    commit: str
+    short: str
+    name: str
+    blob: str
+
+
+def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
+    """The commits of ``ref..HEAD``, oldest first: each one's id and short id. A ``ref``
+    git does not know is a usage error naming it."""
+    from ..project import GitUnanswered, git_answer
+
+    try:
+        # --end-of-options: a REF such as `--output=x` is a name, never an option.
+        found = git_answer(["rev-parse", "--verify", "--quiet", "--end-of-options",
+                            f"{ref}^{{commit}}"], root)
+    except GitUnanswered:
+        raise UsageError(f"--since {ref!r}: git knows no commit by that name") from None
+    if found is None:
+        raise UsageError(f"--since {ref!r}: the lint root is not in a git repository")
+    base = found.decode("ascii", "replace").strip()
+    answer = _git(["rev-list", "--reverse", "--format=%h", "--end-of-options",
+                   f"^{base}", "HEAD"], root, "list the commits since " + ref)
+    lines = answer.decode("ascii", "replace").split("\n")
+    # Each commit: "commit <id>", then its short id.
+    return [(lines[i].removeprefix("commit "), lines[i + 1])
+            for i in range(0, len(lines) - 1, 2) if lines[i].startswith("commit ")]
+
+
+def changed_files(root: Path, commits: Sequence[tuple[str, str]]) -> list[CommitFile]:
+    """Each file that each of ``commits`` added or changed (a merge: against its first
+    parent), in their order; links and submodules left out."""
+    if not commits:
+        return []
+    shorts = dict(commits)
+    asked = "".join(f"{c}\n" for c, _ in commits).encode("ascii")
+    answer = _git(["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames",
+                   "--diff-filter=d", "--diff-merges=first-parent", "--raw"], root,
+                  "list the files the commits changed", asked)
+    fields = answer.split(b"\0")
+    out: list[CommitFile] = []
+    commit = ""
+    i = 0
+    # A commit's id, NUL, then per file ":<mode> <mode> <blob> <blob> <status>", NUL,
+    # its path, NUL: a path follows its record, whatever it spells.
+    while i < len(fields):
+        field = fields[i].decode("utf-8", "surrogateescape")
+        if field.startswith(":") and i + 1 < len(fields):
+            _, mode, _, blob, _ = field[1:].split(" ", 4)
+            name = fields[i + 1].decode("utf-8", "surrogateescape")
+            if mode not in _NOT_FILES and blob not in _EMPTY and commit in shorts:
+                out.append(CommitFile(commit, shorts[commit], name, blob))
+            i += 2
+            continue
+        if field:
+            commit = field
+        i += 1
+    return out
+
+
+def read_commit_files(root: Path, files: Sequence[CommitFile]
+                      ) -> Iterator[tuple[CommitFile, SourceFile | UncheckedFile]]:
+    """Each of ``files`` read once per name and content (a file two commits hold alike is
+    read for the first), as the work tree's files are read (``walk.source``)."""
+    todo: list[CommitFile] = []
+    seen: set[tuple[str, str]] = set()
+    for f in files:
+        if (f.blob, f.name) not in seen:  # rules read the name too (`.env`, `.pem`)
+            seen.add((f.blob, f.name))
+            todo.append(f)
+    blobs = read_blobs(root, [f.blob for f in todo],
+                       [f"{display_name(f.name)} in commit {f.short}" for f in todo],
+                       "which a commit since the base holds")
+    for f, blob in zip(todo, blobs, strict=True):
+        shown = display_name(f.name)
+        if isinstance(blob, str):
+            yield f, UncheckedFile(shown, blob)
+        elif blob is not None:
+            yield f, source(shown, blob)
+
+
+def _git(args: list[str], root: Path, what: str, question: bytes | None = None) -> bytes:
+    from ..project import GitUnanswered, git_answer
+
+    try:
+        answer = git_answer(args, root, question)
+    except GitUnanswered as exc:
+        answer = None
+        reason = str(exc)
+    else:
+        reason = "not a git repository"
+    if answer is None:
+        raise BuildError([Diagnostic(".", None, None, f"git could not {what} ({reason}): "
+                                     "fix what stops git, then lint again", code="git")])
+    return answer

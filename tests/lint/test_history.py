@@ -1,0 +1,137 @@
+"""``magcfg lint --since REF`` (lint/history.py): each file a commit in ``REF..HEAD``
+added or changed is checked as that commit holds it, in real git repositories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import MakeRepo, git, run_cli
+
+CANARY = "CANARYhist5151"
+SECRET = f'DB_PASSWORD = "{CANARY}"\n'
+CLEAN = 'DB_PASSWORD = os.environ["DB_PASSWORD"]\n'
+
+
+def _commit(root: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "--short=7", "HEAD").strip()
+
+
+def _added_then_removed(make_repo: MakeRepo, name: str = "app/settings.py") -> tuple[Path, str]:
+    """A repository whose branch adds a secret in one commit and removes it in the
+    next; the short id of the commit that holds it."""
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    added = _commit(root, {name: SECRET}, "add settings")
+    _commit(root, {name: CLEAN}, "read it from the environment")
+    return root, added
+
+
+def _no_canary(*outputs: str) -> None:
+    for out in outputs:
+        assert CANARY not in out
+
+
+def test_a_secret_added_then_removed_is_found_naming_its_commit(make_repo: MakeRepo) -> None:
+    root, added = _added_then_removed(make_repo)
+    assert run_cli(root, "lint").returncode == 0  # the work tree alone is clean
+    proc = run_cli(root, "lint", "--since", "base")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = proc.stdout.splitlines()[0]
+    assert line.startswith("app/settings.py:1:")
+    assert f"(commit {added[:7]}" in line
+    assert "MAG002" in line
+    assert "2 commits" in proc.stderr
+    _no_canary(proc.stdout, proc.stderr)
+
+
+def test_the_commit_is_named_in_json_and_sarif(make_repo: MakeRepo) -> None:
+    root, added = _added_then_removed(make_repo)
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    [found] = doc["findings"]
+    assert (found["file"], found["line"], found["rule"]) == ("app/settings.py", 1, "MAG002")
+    assert found["commit"].startswith(added[:7])
+    assert doc["summary"]["commits"] == 2
+    sarif = run_cli(root, "lint", "--since", "base", "-f", "sarif")
+    assert sarif.returncode == 1, sarif.stderr
+    [result] = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert result["properties"]["commit"] == found["commit"]
+    assert found["commit"] in result["message"]["text"]
+    _no_canary(proc.stdout, proc.stderr, sarif.stdout, sarif.stderr)
+
+
+def test_a_line_several_commits_hold_is_reported_once(make_repo: MakeRepo) -> None:
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    first = _commit(root, {"app/settings.py": SECRET}, "add")
+    _commit(root, {"app/settings.py": "# settings\n" + SECRET}, "move it down")
+    _commit(root, {"app/settings.py": CLEAN}, "remove")
+    doc = json.loads(run_cli(root, "lint", "--since", "base", "-f", "json").stdout)
+    assert [(f["file"], f["line"], f["commit"][:7]) for f in doc["findings"]] == [
+        ("app/settings.py", 1, first)]
+
+
+def test_a_secret_still_in_the_work_tree_is_reported_there_once(make_repo: MakeRepo) -> None:
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    _commit(root, {"app/settings.py": SECRET}, "add")
+    doc = json.loads(run_cli(root, "lint", "--since", "base", "-f", "json").stdout)
+    assert [(f["file"], "commit" in f) for f in doc["findings"]] == [
+        ("app/settings.py", False)]
+
+
+def test_a_merge_is_checked_against_its_first_parent(make_repo: MakeRepo) -> None:
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    git(root, "checkout", "-q", "-b", "side")
+    _commit(root, {"side.py": SECRET}, "side")
+    _commit(root, {"side.py": CLEAN}, "side clean")
+    git(root, "checkout", "-q", "main")
+    _commit(root, {"other.txt": "x\n"}, "main")
+    git(root, "merge", "-q", "--no-edit", "side")
+    doc = json.loads(run_cli(root, "lint", "--since", "base", "-f", "json").stdout)
+    assert [f["file"] for f in doc["findings"]] == ["side.py"]  # from side's own commit
+
+
+def test_a_file_lint_exclude_names_is_not_checked_in_history(make_repo: MakeRepo) -> None:
+    root, _ = _added_then_removed(make_repo, "fixtures/settings.py")
+    proc = run_cli(root, "lint", "--since", "base", "-x", "fixtures/")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    _no_canary(proc.stdout, proc.stderr)
+
+
+def test_a_baseline_entry_suppresses_a_finding_in_history(make_repo: MakeRepo) -> None:
+    root, _ = _added_then_removed(make_repo)
+    accepted = str(root.parent / "accepted.json")
+    wrote = run_cli(root, "lint", "--since", "base", "--write-baseline", "-b", accepted)
+    assert wrote.returncode == 0, wrote.stderr
+    proc = run_cli(root, "lint", "--since", "base", "-b", accepted)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 baselined" in proc.stderr
+    _no_canary(proc.stdout, proc.stderr, (root.parent / "accepted.json").read_text())
+
+
+def test_an_unknown_ref_is_a_usage_error_naming_it(make_repo: MakeRepo) -> None:
+    root, _ = _added_then_removed(make_repo)
+    for ref in ("no-such-branch", "--output=x"):
+        proc = run_cli(root, "lint", f"--since={ref}")
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert f"--since '{ref}'" in proc.stderr
+        assert proc.stdout == ""
+    assert not (root / "x").exists()
+
+
+def test_since_head_checks_the_work_tree_alone(make_repo: MakeRepo) -> None:
+    root, _ = _added_then_removed(make_repo)
+    proc = run_cli(root, "lint", "--since", "HEAD")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
