@@ -562,6 +562,7 @@ def test_init_at_the_top_or_outside_git_writes_the_files_as_before(tmp_path: Pat
             assert "magcfg build --check\n" in CI_PIPELINES[ci]
             assert "magcfg lint\n" in CI_PIPELINES[ci]
             assert "magcfg build --check --since " in CI_PIPELINES[ci]
+            assert "magcfg lint --since " in CI_PIPELINES[ci]
             states.append({k: v for k, v in tree_state(root).items()
                            if not k.startswith((".git", ".magcfg-cache"))})
         assert states[0] == states[1]
@@ -790,12 +791,63 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     _git(top, "revert", "--no-edit", "HEAD")
     _git(top, "push", "-q", "origin", "back")
     back = ci_run("back")
-    assert back[-1].returncode == 1, [r.stderr for r in back]
+    # The build's step (GitHub runs each in a shell of its own; lint's passes after it).
+    failed = [r for r in back if r.returncode]
+    assert [r.returncode for r in failed] == [1], [r.stderr for r in back]
     # GitHub's checkout is the merge into the target; the others compare their merge base.
     at = "origin/main" if ci == "github" else _git(top, "rev-parse", "main").strip()
     assert (f"generated/dev/manifest.json: error: version 1 after 2 at {at}: "
-            "rollback_refused") in back[-1].stderr
-    assert "Traceback" not in back[-1].stderr
+            "rollback_refused") in failed[0].stderr
+    assert "Traceback" not in "".join(r.stderr for r in back)
+
+
+@pytest.mark.parametrize(("ci", "workflow", "where"), [
+    ("github", ".github/workflows/magcfg.yml", "."),
+    ("gitlab", ".gitlab-ci.yml", "."),
+    ("woodpecker", ".woodpecker/magcfg-config.yml", "config"),
+])
+def test_the_scaffolded_ci_lints_each_commit_of_a_pull_request(
+        tmp_path: Path, ci: str, workflow: str, where: str) -> None:
+    # A secret one commit adds and the next removes is in the history merged; the
+    # pipeline passes `lint` the ref `build --check --since` compares with.
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    (top / where).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    env = {**_tool_env(tmp_path), "GITHUB_EVENT_NAME": "pull_request",
+           "GITHUB_BASE_REF": "main", "CI_DEFAULT_BRANCH": "main",
+           "CI_PIPELINE_SOURCE": "merge_request_event",
+           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
+           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main"}
+    assert Project(top / where).run("init", "--env", "dev", "--ci", ci).returncode == 0
+    assert _commit(top, env, "init").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    _git(top, "switch", "-qc", "leak")
+    (top / "app").mkdir()
+    (top / "app/settings.py").write_text('DB_PASSWORD = "CANARYci7070"\n')
+    assert _commit(top, env, "settings").returncode == 0
+    added = _git(top, "rev-parse", "--short=7", "HEAD").strip()
+    (top / "app/settings.py").write_text('DB_PASSWORD = os.environ["DB_PASSWORD"]\n')
+    assert _commit(top, env, "settings from the environment").returncode == 0
+    _git(top, "push", "-q", "origin", "leak")
+    # GitHub's checkout fetches the whole history (fetch-depth: 0); the others' runners
+    # clone shallow, and their pipeline deepens it to the merge base.
+    clone = tmp_path / "ci-leak"
+    _git(tmp_path, "clone", "-q", *(() if ci == "github" else ("--depth", "1")), "-b", "leak",
+         f"file://{origin}", str(clone))
+    done = [_shell(clone, command, env) for command in _ci_commands(clone, ci, workflow)]
+    assert done[-1].returncode == 1, [d.stderr for d in done]
+    assert [d.returncode for d in done[:-1]] == [0] * (len(done) - 1), [d.stderr for d in done]
+    said = "".join(d.stdout + d.stderr for d in done)
+    assert f"app/settings.py:1:15: (commit {added}" in said, said
+    assert "CANARYci7070" not in said
+    if ci == "github":
+        steps = yaml.safe_load((clone / workflow).read_text())["jobs"]["config"]["steps"]
+        assert steps[0] == {"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}}
+        assert steps[-1]["run"] == 'magcfg lint --since "origin/$GITHUB_BASE_REF"'
 
 
 @pytest.mark.parametrize(("ci", "workflow"), [("gitlab", ".gitlab-ci.yml"),

@@ -5,10 +5,10 @@ when the repository has no ``layers/`` yet), a starting JSON Schema inferred fro
 layers (``scaffold.infer``), the ``.gitignore`` entry for the build cache, the
 ``.gitattributes`` lines that keep git from converting line ends of inputs and outputs,
 a CI pipeline and a pre-commit hook that run ``magcfg build --check`` and ``magcfg
-lint`` (the pipeline also the project's snapshot tests where it keeps them, and ``build
---check --since`` where a change left its target), then runs the first build. Every
-environment is compiled in memory first: if anything fails (an input or an output git
-would ignore included), nothing is written. Files that exist
+lint`` (the pipeline also the project's snapshot tests where it keeps them, and
+``build --check --since`` and ``lint --since`` where a change left its target), then
+runs the first build. Every environment is compiled in memory first: if anything fails
+(an input or an output git would ignore included), nothing is written. Files that exist
 already are kept (and reported; a kept ``.pre-commit-config.yaml`` or ``.gitlab-ci.yml``
 with the hooks or job to add), except the project file, whose presence stops ``init``,
 and ``.gitignore``, ``.gitattributes`` and the editor settings, which get the lines they
@@ -573,11 +573,15 @@ def _ci_commands(ci: str, prefix: str | None) -> list[str]:
     snapshots = _snapshot_command(prefix)
     if ci == "github":
         # A pull request's checkout is its merge into the target: the target's tree is
-        # all `--since` reads, and a shallow fetch of one branch will do.
-        fetch = ('git fetch --no-tags --depth=1 origin "+refs/heads/$GITHUB_BASE_REF:'
+        # all `build --since` reads, while `lint --since` reads each commit the pull
+        # request brings, which the checkout fetches whole (`fetch-depth: 0`). A
+        # shallow fetch of the target here would cut the history below its tip, and
+        # every older commit would read as the pull request's.
+        fetch = ('git fetch --no-tags origin "+refs/heads/$GITHUB_BASE_REF:'
                  'refs/remotes/origin/$GITHUB_BASE_REF"')
         since = f'{check} --since "origin/$GITHUB_BASE_REF"'
-        commands = [_INSTALL, check, lint, snapshots, fetch, since]
+        history = f'{lint} --since "origin/$GITHUB_BASE_REF"'
+        commands = [_INSTALL, check, lint, snapshots, fetch, since, history]
     else:
         # The commit is compared with where it left the target, their merge base, as a
         # pull request's merge into its target is on GitHub. The target's tip would
@@ -588,7 +592,10 @@ def _ci_commands(ci: str, prefix: str | None) -> list[str]:
         shell = ['git fetch --no-tags origin "+refs/heads/$TARGET:refs/remotes/origin/$TARGET"',
                  'BASE="$(git merge-base HEAD "origin/$TARGET" || { git fetch -q --no-tags '
                  '--unshallow origin && git merge-base HEAD "origin/$TARGET"; })"',
-                 f'{check} --since "$BASE"']
+                 f'{check} --since "$BASE"',
+                 # A secret a commit added and a later one removed is in the history
+                 # merged: every commit since the merge base is checked.
+                 f'{lint} --since "$BASE"']
         commands = [_INSTALL, check, lint, snapshots, f"TARGET={_TARGET[ci]}", *shell]
     return [yaml_text(c) if c != _INSTALL else c for c in commands]
 
@@ -603,7 +610,7 @@ def _job(ci: str, prefix: str | None) -> str:
     """``ci_text`` without its heading comment: what a kept ``.gitlab-ci.yml`` gets."""
     install, check, lint, snapshots, *rest = _ci_commands(ci, prefix)
     if ci == "github":
-        fetch, since = rest
+        fetch, since, history = rest
         name = "magcfg" if prefix is None else yaml_text(f"magcfg {prefix}")
         return f"""\
 name: {name}
@@ -615,6 +622,8 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
@@ -627,6 +636,8 @@ jobs:
         run: {fetch}
       - if: github.event_name == 'pull_request'
         run: {since}
+      - if: github.event_name == 'pull_request'
+        run: {history}
 """
     if ci == "gitlab":
         name = "magcfg" if prefix is None else f"magcfg-{project_slug(prefix)}"
