@@ -56,3 +56,41 @@ def test_a_long_line_of_strings_is_searched_once_for_their_context(
         return sum(p.chars for p in (*counted.values(), ids)) - before
 
     assert work(800) < 2.3 * work(400)
+
+
+_ENCRYPTED_KEY = ("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+                  "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIk0rX2WqvD8ACAggA\n"
+                  "-----END ENCRYPTED PRIVATE KEY-----\n")
+
+
+@pytest.mark.parametrize(("name", "text", "at"), [
+    ("client.pem", _ENCRYPTED_KEY, (1, 6)),
+    ("values.yaml", "ingress:\n  bundle: |\n"
+     + "".join(f"    {line}\n" for line in _ENCRYPTED_KEY.splitlines()), (3, 10)),
+])
+def test_an_encrypted_private_key_is_found_as_any_other(
+        name: str, text: str, at: tuple[int, int]) -> None:
+    """PKCS#8's `BEGIN ENCRYPTED PRIVATE KEY`, which detect-secrets' list lacks, is a
+    private key in any file, not in an env file's quoted value alone; its fingerprint is
+    the key's block, as an RSA key's is."""
+    src = source(name, text.encode())
+    hits = list(token_formats.format_hits(src))
+    assert [(number, hit.column, hit.message) for number, hit in hits] == [
+        (*at, "Private Key in a committed file (<redacted>)")]
+    other = source(name, text.replace("k0rX2Wqv", "Zz9yXw8v").encode())
+    assert hits[0][1].fingerprint != next(iter(token_formats.format_hits(other)))[1].fingerprint
+
+
+@pytest.mark.parametrize("text", [
+    "A PEM key (`-----BEGIN ENCRYPTED PRIVATE KEY-----` too) is a finding.\n",
+    "| `-----BEGIN ENCRYPTED PRIVATE KEY-----` | the BEGIN line |\n",
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----\n-----END ENCRYPTED PRIVATE KEY-----\n",
+])
+def test_text_naming_the_encrypted_key_s_begin_line_holds_no_key(text: str) -> None:
+    assert list(token_formats.format_hits(source("docs/lint.md", text.encode()))) == []
+
+
+def test_an_encrypted_private_key_in_json_is_found() -> None:
+    text = '{"key": "' + _ENCRYPTED_KEY.replace("\n", "\\n") + '"}\n'
+    hits = list(token_formats.format_hits(source("creds.json", text.encode())))
+    assert [(number, hit.column) for number, hit in hits] == [(1, 15)]
