@@ -135,3 +135,19 @@ def test_since_head_checks_the_work_tree_alone(make_repo: MakeRepo) -> None:
     root, _ = _added_then_removed(make_repo)
     proc = run_cli(root, "lint", "--since", "HEAD")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_file_too_large_in_a_commit_is_reported_and_the_rest_still_read(
+        make_repo: MakeRepo) -> None:
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    big = _commit(root, {"a/padding.txt": "x" * (4 * 1024 * 1024 + 1),
+                         "b/settings.py": SECRET}, "padding beside a secret")
+    _commit(root, {"b/settings.py": CLEAN}, "remove")
+    git(root, "rm", "-q", "a/padding.txt")
+    git(root, "commit", "-q", "-m", "no padding")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    doc = json.loads(proc.stdout)
+    assert [(f["file"], f["rule"], f["commit"][:7]) for f in doc["findings"]] == [
+        ("a/padding.txt", "MAG007", big), ("b/settings.py", "MAG002", big)]
+    _no_canary(proc.stdout, proc.stderr)
