@@ -23,7 +23,10 @@ except ImportError:  # the slim install: the runtime kernel only
 from .errors import Diagnostic, MagcfgError, UsageError, printable
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
     from .project import FromTop, Project
 
@@ -98,6 +101,27 @@ def _print_report(kind: str, top: "FromTop", *args: Any, **fields: Any) -> None:
 
     sys.stdout.write(reports.render({**getattr(reports, kind)(*args, name=top.name),
                                      **fields}))
+
+
+def _signing_key(key: Path | None) -> "Ed25519PrivateKey":
+    """The private key of ``sign`` and ``publish``: the file the operator named (named
+    as given in errors, with a warning when others may read it), else the one in the
+    environment; a usage error for neither."""
+    from .errors import UsageError
+    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
+
+    try:
+        if key is not None:
+            private_key = load_private_key(key)
+            if key.stat().st_mode & 0o077:
+                _stderr(f"{key}: warning: private key is readable by group or others "
+                        f"(chmod 600 {key})")
+            return private_key
+        if os.environ.get(SIGNING_KEY_ENV):
+            return private_key_from_env()
+        raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+    except MagcfgError as exc:
+        _fail(exc)
 
 
 def _fail_report(command: str, exc: MagcfgError, top: "FromTop | None",
@@ -467,23 +491,10 @@ def sign(
 ) -> None:
     """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
     from .durable import real_directory
-    from .errors import UsageError
     from .project import load_project
     from .signing.directory import sign_artifact
-    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
-    try:  # the key file as the operator named it
-        if key is not None:
-            private_key = load_private_key(key)
-            if key.stat().st_mode & 0o077:
-                _stderr(f"{key}: warning: private key is readable by group or others "
-                        f"(chmod 600 {key})")
-        elif os.environ.get(SIGNING_KEY_ENV):
-            private_key = private_key_from_env()
-        else:
-            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
-    except MagcfgError as exc:
-        _fail(exc)
+    private_key = _signing_key(key)
     top = _top(None, project)
     try:
         proj = load_project(project)
@@ -1126,22 +1137,12 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
 def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
                  revision: str | None, source: str | None, insecure: bool,
                  quiet: bool) -> None:
-    from .errors import UsageError
     from .oci.publish import publish as publish_artifact
     from .oci.reference import parse_reference
     from .project import load_project
-    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
     reference = parse_reference(target)
-    try:  # the operator's key file, as named
-        if key is not None:
-            private_key = load_private_key(key)
-        elif os.environ.get(SIGNING_KEY_ENV):
-            private_key = private_key_from_env()
-        else:
-            raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
-    except MagcfgError as exc:
-        _fail(exc)
+    private_key = _signing_key(key)
     proj = load_project(project)
     proj.check_envs([env])
     result = publish_artifact(proj, env, reference, private_key, insecure=insecure,

@@ -268,3 +268,14 @@ def test_sign_warns_about_a_readable_private_key(project: Path, keys: Path) -> N
     loud = run_magcfg(project, "sign", "-q", "--key", str(key))
     assert loud.returncode == 0
     assert f"{key}: warning: private key is readable by group or others" in loud.stderr
+
+
+def test_publish_warns_about_a_readable_private_key_as_sign_does(project: Path,
+                                                                  keys: Path) -> None:
+    """``publish`` signs too, and reads its key through the one helper ``sign`` does."""
+    key = keys / "magcfg.key"
+    key.chmod(0o644)
+    done = run_magcfg(project, "publish", "oci://127.0.0.1:1/magcfg/dev:1", "--env", "dev",
+                      "--key", str(key), "--insecure")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{key}: warning: private key is readable by group or others" in done.stderr
