@@ -525,17 +525,11 @@ def git_answer(args: list[str], root: Path, question: bytes | None = None) -> by
     ``MAX_GIT_ANSWER``); None without git or outside a work tree; ``GitUnanswered`` if
     git failed, hung or answered too much."""
     import subprocess
-    import tempfile
 
     if question is None:
         return _answer(_Asked(["git", *args], root, env=git_env(),
                               question=subprocess.DEVNULL), (0,))
-    # A file, not a pipe, as ``ignored_by_git``'s: nothing has to write it while git runs.
-    with tempfile.TemporaryFile() as asked:
-        asked.write(question)
-        asked.seek(0)
-        started = _Asked(["git", *args], root, env=git_env(), question=asked)
-    return _answer(started, (0,))
+    return _answer(_asked_about(args, root, question), (0,))
 
 
 def _answer(asked: _Asked, codes: tuple[int, ...]) -> bytes | None:
@@ -545,6 +539,35 @@ def _answer(asked: _Asked, codes: tuple[int, ...]) -> bytes | None:
     if isinstance(found, GitUnanswered):
         raise found
     return found
+
+
+def _asked_about(args: list[str], root: Path, question: bytes, unset: tuple[str, ...] = ()
+                 ) -> _Asked:
+    """Starts ``git ARGS`` in ``root`` (``git_env``, but the variables ``unset``) with
+    ``question`` on its standard input, from a file rather than a pipe: nothing has to
+    write it while git runs."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as asked:
+        asked.write(question)
+        asked.seek(0)
+        return _Asked(["git", *args], root, question=asked,
+                      env={k: v for k, v in git_env().items() if k not in unset})
+
+
+def _fields_of_paths(asked: _Asked, codes: tuple[int, ...], name: str, count: int,
+                     per_path: int) -> list[bytes] | None:
+    """The NUL-ended fields of ``asked``'s answer for ``count`` paths, ``per_path`` each
+    (None: no git, or not a work tree); ``GitUnanswered`` when git failed, hung, or
+    answered for fewer paths."""
+    answer = _answer(asked, codes)
+    if answer is None:
+        return None
+    fields = answer.split(b"\0")
+    if len(fields) < per_path * count:
+        raise GitUnanswered(f"`git {name}` answered for {len(fields) // per_path} of "
+                            f"{count} paths")
+    return fields
 
 
 def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
@@ -557,31 +580,22 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     rebuild (~0.24 s) would otherwise wait for. The question and the answer are files,
     not pipes: nothing has to read or write them while git runs, and no thread is
     started (a build forks its workers only while it runs none)."""
-    import tempfile
-
     paths = _outside_submodules(root, paths)
     if not paths:
         return dict
     # check-ignore refuses literal pathspecs outright; "./" in front of each path keeps
     # a leading ":" from reading as pathspec magic, which voided the whole answer.
-    with tempfile.TemporaryFile() as question:
-        question.write(b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths))
-        question.seek(0)
-        # -n answers every path, in order: four NUL-ended fields each, the source
-        # empty for a path no rule ignores.
-        asked = _Asked(["git", "check-ignore", "--stdin", "-z", "-v", "-n"], root,
-                       env={k: v for k, v in git_env().items()
-                            if k != "GIT_LITERAL_PATHSPECS"}, question=question)
+    # -n answers every path, in order: four NUL-ended fields each, the source empty for
+    # a path no rule ignores.
+    asked = _asked_about(["check-ignore", "--stdin", "-z", "-v", "-n"], root,
+                         b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths),
+                         unset=("GIT_LITERAL_PATHSPECS",))
 
     @lru_cache(maxsize=1)
     def wait() -> dict[str, str]:
-        answer = _answer(asked, (0, 1))
-        if answer is None:
+        fields = _fields_of_paths(asked, (0, 1), "check-ignore", len(paths), 4)
+        if fields is None:
             return {}
-        fields = answer.split(b"\0")
-        if len(fields) < 4 * len(paths):
-            raise GitUnanswered(f"`git check-ignore` answered for {len(fields) // 4} of "
-                                f"{len(paths)} paths")
         found = {}
         for i, path in enumerate(paths):
             source, line, pattern = (os.fsdecode(f) for f in fields[4 * i:4 * i + 3])
@@ -634,27 +648,18 @@ def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     The attribute is asked, not the bytes judged (``Checkout``): an encoding such as
     UTF-7, or Latin-1 for a file of Latin-1's letters, writes text that reads as UTF-8
     and parses, holding other values than the commit."""
-    import tempfile
-
     paths = _outside_submodules(root, paths)
     if not paths:
         return dict
-    with tempfile.TemporaryFile() as question:
-        question.write(b"".join(os.fsencode(p) + b"\0" for p in paths))
-        question.seek(0)
-        # Three NUL-ended fields a path, in order: the path, the attribute, its value.
-        asked = _Asked(["git", "check-attr", "--stdin", "-z", "working-tree-encoding"],
-                       root, env=git_env(), question=question)
+    # Three NUL-ended fields a path, in order: the path, the attribute, its value.
+    asked = _asked_about(["check-attr", "--stdin", "-z", "working-tree-encoding"], root,
+                         b"".join(os.fsencode(p) + b"\0" for p in paths))
 
     @lru_cache(maxsize=1)
     def wait() -> dict[str, str]:
-        answer = _answer(asked, (0,))
-        if answer is None:
+        fields = _fields_of_paths(asked, (0,), "check-attr", len(paths), 3)
+        if fields is None:
             return {}
-        fields = answer.split(b"\0")
-        if len(fields) < 3 * len(paths):
-            raise GitUnanswered(f"`git check-attr` answered for {len(fields) // 3} of "
-                                f"{len(paths)} paths")
         found = {}
         for i, path in enumerate(paths):
             value = os.fsdecode(fields[3 * i + 2])
