@@ -170,3 +170,12 @@ def test_a_baseline_file_not_in_use_is_linted(make_repo: MakeRepo) -> None:
     assert run_cli(clean.root, "lint", "--write-baseline").returncode == 0
     found = run_cli(clean.root, "lint")
     assert found.returncode == 1 and BASELINE not in found.stdout, found.stdout
+
+
+def test_a_baseline_nested_past_the_parser_s_depth_is_refused(make_repo: MakeRepo) -> None:
+    """JSON nested 100,000 deep exhausts Python's recursion: a located error, exit 1,
+    not a traceback."""
+    deep = "[" * 100_000 + "]" * 100_000 + "\n"
+    repo = make_repo({"README.md": "x\n", BASELINE: deep})
+    proc = run_cli(repo.root, "lint", "--baseline", BASELINE)
+    _refused(proc, f"{BASELINE}: error: not a magcfg lint baseline", "nested too deep")

@@ -64,13 +64,24 @@ def load(path: Path, root: Path) -> Counter[str]:
     shown = os.path.relpath(real, real_root).replace(os.sep, "/") if inside else str(path)
     raw = read_located(real, shown, MAX_BASELINE_BYTES)
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BuildError([Diagnostic(shown, None, None,
                                      "baseline is not UTF-8 text")]) from None
+    return parse(text, shown)
+
+
+def parse(text: str, shown: str) -> Counter[str]:
+    """The accepted fingerprints of a baseline's ``text`` (``load``); its errors name
+    the file ``shown``."""
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BuildError([Diagnostic(shown, exc.lineno, None,
                                      f"baseline is not valid JSON: {exc.msg}")]) from None
+    except RecursionError:  # three levels make a baseline: thousands are planted
+        raise BuildError([Diagnostic(shown, None, None, "not a magcfg lint baseline "
+                                     f"(format {FORMAT}): nested too deep")]) from None
     entries = doc.get("findings") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or doc.get("format") != FORMAT:
         raise BuildError([Diagnostic(shown, None, None,
