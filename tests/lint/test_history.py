@@ -151,3 +151,25 @@ def test_a_file_too_large_in_a_commit_is_reported_and_the_rest_still_read(
     assert [(f["file"], f["rule"], f["commit"][:7]) for f in doc["findings"]] == [
         ("a/padding.txt", "MAG007", big), ("b/settings.py", "MAG002", big)]
     _no_canary(proc.stdout, proc.stderr)
+
+
+def test_a_secret_a_commit_put_in_the_baseline_in_use_is_found(make_repo: MakeRepo) -> None:
+    """The baseline in use is read strictly, not linted: a version of it that a commit
+    since the base holds, and that is no baseline, is checked as any file. A token
+    there, gone from the baseline the run reads, stayed in the history merged."""
+    token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
+    name = ".magcfg-lint-baseline.json"
+    root = make_repo({"README.md": "demo\n", name: '{"format": 1, "findings": []}\n'}).root
+    git(root, "branch", "base")
+    planted = _commit(root, {name: json.dumps({"format": 1, "findings": [],
+                                               "note": token}) + "\n"}, "plant")
+    _commit(root, {name: '{"format": 1, "tool": "magcfg lint", "findings": []}\n'},
+            "restore")
+    proc = run_cli(root, "lint", "--since", "base", "-b", name, "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["commit"][:7]) for f in json.loads(proc.stdout)["findings"]] == [
+        (name, planted)]
+    assert token not in proc.stdout + proc.stderr
+    # The versions that are baselines, as --write-baseline writes them, report nothing.
+    clean = run_cli(root, "lint", "--since", "HEAD~1", "-b", name)
+    assert clean.returncode == 0, clean.stdout + clean.stderr

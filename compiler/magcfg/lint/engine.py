@@ -155,10 +155,12 @@ def _history(root: Path, since: str, paths: Sequence[Path], skip: set[str],
              ) -> tuple[int, int, list[Finding], int]:
     """The commits of ``since..HEAD``, the files of theirs checked, their findings (each
     naming its commit), and how many were suppressed: by the rules, excludes and
-    suppressions of the work tree's files."""
+    suppressions of the work tree's files. A version of the baseline in use (``skip``)
+    is passed over only if it is one (``baseline.holds_only_fingerprints``): the work
+    tree's is read strictly, a commit's is not read as a baseline at all."""
     commits = history.commits_since(root, since)
     changed = [f for f in history.changed_files(root, commits)
-               if f.name not in skip and not _excluded(f.name, ctx.config.exclude)]
+               if not _excluded(f.name, ctx.config.exclude)]
     if paths:
         chosen = set(narrowed(root, [f.name for f in changed], paths))
         changed = [f for f in changed if f.name in chosen]
@@ -169,6 +171,8 @@ def _history(root: Path, since: str, paths: Sequence[Path], skip: set[str],
     for f, src in history.read_commit_files(root, changed):
         if isinstance(src, UncheckedFile):
             theirs = [] if skipped else [unchecked_files.finding(src)]
+        elif f.name in skip and baseline_mod.holds_only_fingerprints(src.text):
+            continue
         else:
             checked += 1
             theirs, more = _check([src], checks, ctx)
