@@ -143,6 +143,8 @@ def test_a_baseline_holds_only_what_write_baseline_writes(make_repo: MakeRepo) -
     token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
     cases = {
         json.dumps({"format": 1, "findings": [], "note": {"token": token}}): "note",
+        json.dumps({"format": 1, "findings": [], "tool": {"token": token}}): "tool",
+        json.dumps({"format": 1, "findings": [], "tool": token}): "tool",
         _entry(fingerprint=token): "findings[0]",
         _entry(note=token): "findings[0]",
         _entry(rule="MAG999"): "findings[0]",

@@ -21,6 +21,8 @@ from ..errors import BuildError, Diagnostic, UsageError, printable
 from .findings import RULES, Finding
 
 FORMAT = 1
+TOOL = "magcfg lint"
+"""What a baseline's ``tool`` says: the one text ``parse`` accepts there."""
 MAX_BASELINE_BYTES = 16 << 20
 """Largest baseline read: ~100,000 accepted findings, far more than any repository adopts
 the gate with; a larger one is planted to exhaust memory."""
@@ -38,7 +40,7 @@ def render(findings: Iterable[Finding]) -> str:
         (f.file, f.rule, fingerprint(f)) for f in findings)
     entries = [{"file": file, "rule": rule, "fingerprint": fp, "count": n}
                for (file, rule, fp), n in sorted(counts.items())]
-    doc = {"format": FORMAT, "tool": "magcfg lint", "findings": entries}
+    doc = {"format": FORMAT, "tool": TOOL, "findings": entries}
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -103,6 +105,9 @@ def parse(text: str, shown: str) -> Counter[str]:
         raise BuildError([Diagnostic(shown, None, _shown_key(extra[0]),
                                      "unknown field: a baseline holds format, tool and "
                                      "findings only (rewrite it with --write-baseline)")])
+    if doc.get("tool", TOOL) != TOOL:
+        raise BuildError([Diagnostic(shown, None, "tool", f"tool is {TOOL!r} or left out, "
+                                     "nothing else (rewrite it with --write-baseline)")])
     accepted: Counter[str] = Counter()
     for i, entry in enumerate(entries):
         if not (isinstance(entry, dict) and set(entry) <= _ENTRY_KEYS
