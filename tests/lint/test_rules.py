@@ -321,6 +321,17 @@ def test_messages_do_not_depend_on_the_checkout_directory(make_repo: MakeRepo) -
     assert "path: svc" in fa[0].fix
 
 
+def test_a_package_json_nested_too_deep_names_no_app(make_repo: MakeRepo) -> None:
+    """A package.json of 100,000 nested arrays names no app, as one that is no JSON:
+    the client is still found, and lint exits 1 without a RecursionError traceback."""
+    repo = make_repo({"svc/package.json": "[" * 100_000 + "]" * 100_000 + "\n",
+                      "svc/i.js": "require('node-vault')\n"})
+    proc = run_cli(repo.root, "lint")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("svc/i.js:1:"), proc.stdout
+
+
 def test_direct_vault_declared_by_path(make_repo: MakeRepo) -> None:
     repo = make_repo({
         "magcfg.yaml": "secrets:\n  direct_vault:\n"

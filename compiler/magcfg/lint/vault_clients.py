@@ -128,7 +128,7 @@ def _describe(d: str, prefix: str, ctx: LintContext) -> App:
             if isinstance(data, dict) and isinstance(data.get("name"), str):
                 names.add(data["name"])
                 shown.add(data["name"])
-        except ValueError:
+        except (ValueError, RecursionError):  # no JSON, or nested past Python's limit
             pass
     gomod = ctx.files.get(prefix + "go.mod")
     if gomod is not None:
