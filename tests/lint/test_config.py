@@ -50,3 +50,15 @@ def test_known_lint_keys_pass_the_build(mini: Project, tmp_path: Path) -> None:
     project.write_text(project.read_text() + "lint:\n  exclude: [x]\n  disable: [MAG004]\n"
                        "  deploy_paths: [k8s]\n")
     assert mini.run("build").returncode == 0
+
+
+def test_lint_refuses_a_project_file_nested_too_deep(make_repo: MakeRepo) -> None:
+    """PyYAML composes recursively: 20,000 nested flow sequences are a located error,
+    exit 1, not a RecursionError traceback."""
+    repo = make_repo({"magcfg.yaml": "lint: " + "[" * 20_000 + "]" * 20_000 + "\n"})
+    proc = run_cli(repo.root, "lint")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "magcfg.yaml: error: project file is not valid YAML: nested too deep" in \
+        proc.stderr, proc.stderr
+    assert proc.stdout == ""

@@ -69,6 +69,9 @@ def load_config(root: Path, project_file: Path | None = None,
         raise BuildError([Diagnostic(str(path), line, None,
                                      "project file is not valid YAML: "
                                      f"{getattr(exc, 'problem', None) or exc}")]) from None
+    except RecursionError:  # PyYAML composes recursively; the build bounds the depth
+        raise BuildError([Diagnostic(str(path), None, None, "project file is not valid "
+                                     "YAML: nested too deep")]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
