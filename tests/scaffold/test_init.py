@@ -1118,3 +1118,49 @@ def test_woodpecker_runs_a_project_whose_path_holds_a_dollar(tmp_path: Path) -> 
     stale = ci_run("stale")
     assert stale.returncode == 1
     assert f"stale: {where}/generated/dev/config.json" in stale.stderr, stale.stderr
+
+
+@pytest.mark.parametrize(("where", "config", "text"), [
+    (".", "pytest.ini", "[pytest]\naddopts = --cov=app\n"),
+    ("config", "pyproject.toml", '[tool.pytest.ini_options]\naddopts = "-p no:magcfg"\n'),
+    (".", "setup.cfg", "[tool:pytest]\naddopts = --snapshot-update\n"),
+    ("config", "config/tox.ini",
+     "[pytest]\naddopts = --snapshot-update\nusefixtures = db\nrequired_plugins = pytest-django\n"),
+])
+def test_the_scaffolded_snapshot_step_reads_no_pytest_configuration_of_the_repository(
+        tmp_path: Path, where: str, config: str, text: str) -> None:
+    """The snapshot step ran ``pytest`` with the repository's own configuration, found
+    from the project's directory up: an application's ``addopts = --cov`` (pytest-cov
+    not installed by the pipeline) or ``required_plugins`` failed every pipeline, ``-p
+    no:magcfg`` collected nothing, and ``--snapshot-update`` rewrote the snapshot of a
+    hand edit and passed it. The step reads none of it, and names the tests from the
+    repository's top all the same."""
+    from magcfg.scaffold.init import CI_FILES, ci_file
+
+    top = tmp_path / "repo"
+    (top / where).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    env = {k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")}
+    project = Project(top / where)
+    assert project.run("init", "--env", "dev", "--env", "prod", "--ci", "github").returncode == 0
+    named = "magcfg.yaml" if where == "." else f"{where}/magcfg.yaml"
+    assert _shell(top, f"pytest --noconftest -p no:cacheprovider --snapshot-update {named}",
+                  env).returncode == 0
+    workflow = CI_FILES["github"] if where == "." else ci_file("github", where)
+    (step,) = [c for c in _ci_commands(top, "github", workflow) if "pytest" in c]
+    (top / config).write_text(text)
+
+    clean = _shell(top, step, env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "2 passed" in clean.stdout, clean.stdout
+
+    prod = top / where / "layers/environments/prod/app.yaml"
+    prod.write_text(prod.read_text() + "  log_level: warn\n")
+    assert project.run("build", "-q").returncode == 0
+    snapshots = top / where / "__snapshots__/magcfg.ambr"
+    kept = snapshots.read_bytes()
+    edited = _shell(top, step, env)
+    assert edited.returncode == 1, edited.stdout + edited.stderr
+    assert f"FAILED {named}::test_compiled_config[prod]" in edited.stdout, edited.stdout
+    assert snapshots.read_bytes() == kept
+

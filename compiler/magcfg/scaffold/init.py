@@ -551,7 +551,20 @@ def _snapshot_command(prefix: str | None) -> str:
     No ``conftest.py`` is loaded: the snapshot tests need none, and a repository's own (a
     monorepo's Python application's) may import what the pipeline does not install."""
     return (f"if [ -f {shlex.quote(_snapshot_file(prefix))} ]; then "
-            f"{shlex.join(['pytest', '--noconftest', _project_file(prefix)])}; fi")
+            f"{shlex.join(['pytest', *_SNAPSHOT_OPTIONS, _project_file(prefix)])}; fi")
+
+
+_SNAPSHOT_OPTIONS = ("-c", "/dev/null", "--rootdir", ".", "--noconftest",
+                     "-p", "magcfg", "-p", "syrupy")
+"""pytest's options in the pipeline's snapshot step. The repository's own pytest
+configuration (``pytest.ini``, ``pyproject.toml``, ``setup.cfg``, ``tox.ini``, found from
+the project's directory up) is not read, an empty file's in its place (``-c``; the
+runners are Linux, whatever system init ran on): its ``addopts`` would break the step
+(``--cov`` without pytest-cov; so would a ``required_plugins`` or ``usefixtures`` of the
+application's), disable it (``-p no:magcfg``) or defeat it (``--snapshot-update``
+rewrites every snapshot and passes). Test names stay those from the repository's top,
+where the step runs (``--rootdir``), and the plugins the step needs are loaded by name,
+even where a runner turns their automatic loading off."""
 
 
 def _snapshot_comment(prefix: str | None, indent: str) -> str:
