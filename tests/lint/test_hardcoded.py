@@ -923,8 +923,8 @@ def test_here_documents_and_sql_passwords(make_repo: MakeRepo) -> None:
     """A here-document's lines are the file they write (`key: value` and `key = value`
     as well as `KEY=value`), in a shell script, a Dockerfile, Ruby and PHP; a password an
     SQL statement sets is a finding wherever the statement is (a here-document, a `.sql`
-    file, a Ruby string). A reference, a psql variable, a path, prose, a here-string,
-    `<<` as a shift and `SELECT password` are not."""
+    file, a Ruby string). A reference, a psql variable, a path, prose, `<<` as a shift
+    and `SELECT password` are not."""
     repo = make_repo({
         "scripts/setup.sh": """\
 cat > config.yml <<-'EOF'
@@ -946,7 +946,7 @@ CREATE ROLE reporter WITH
   PASSWORD 'CANARYsq1-x9'; «MAG002»
 SQL
 echo $((1<<3))
-cat <<< "password: CANARYherestring"
+cat <<< "password: CANARYherestring" «MAG002»
 """,
         "db/init.sql": "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY "
                        "'CANARYsq2-x9'; «MAG002»\n"
@@ -964,6 +964,46 @@ cat <<< "password: CANARYherestring"
         "app/setup.rb": "sql = <<~SQL\n  CREATE USER app IDENTIFIED BY 'CANARYrb1-x9'; «MAG002»\n"
                         "SQL\nitems << ITEM\nhelp = <<~MSG\n  Your password: please reset it\n"
                         "MSG\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_here_strings_are_the_text_they_feed(make_repo: MakeRepo) -> None:
+    """A here-string's word is the input of its command, read as a here-document's lines
+    are (quoted, unquoted, over several lines, ANSI-C's `$'...\\n...'`), in a script and
+    a CI step; given to `--password-stdin` or `--with-token`, the word is the credential.
+    A reference, a path and a here-string read by a command that takes no credential from
+    its input are not."""
+    repo = make_repo({
+        "scripts/db.sh": """\
+psql <<< password=CANARYhs1-x9 «MAG002»
+cat <<<'DB_PASSWORD=CANARYhs2-x9' > .env «MAG002»
+mysql -p"$x" -e status <<< "[client]"
+cat > app.env <<< $'LOG_LEVEL=info\\nAPI_TOKEN=CANARYhs3-x9' «MAG002»
+cat > app.env <<< "
+LOG_LEVEL=info
+SESSION_SECRET=CANARYhs4-x9 «MAG002»
+"
+docker login -u ci --password-stdin r.example.com <<< "CANARYhs5-x9" «MAG002»
+gh auth login --with-token <<< 'CANARYhs6-x9' «MAG002»
+docker login -u ci --password-stdin r.example.com <<< "$REGISTRY_PASSWORD"
+cat > .env <<< "DB_PASSWORD=$DB_PASSWORD"
+cat <<< "password_file: /run/secrets/db"
+read -r user token <<< "$CREDENTIALS"
+base64 -d <<< "CANARYnear1-x9" > token.bin
+# cat <<< "API_TOKEN=CANARYnear2-x9"
+""",
+        ".github/workflows/ci.yml": """\
+jobs:
+  d:
+    steps:
+      - run: cat > .env <<< 'DB_PASSWORD=CANARYhs7-x9' «MAG002»
+      - run: |
+          helm registry login r.example.com --password-stdin <<< "CANARYhs8-x9" «MAG002»
+          helm registry login r.example.com --password-stdin <<< "${{ secrets.HELM_PW }}"
+"""})
     expected, found = expected_and_found(repo)
     assert found == expected
     done = run_cli(repo.root, "lint")

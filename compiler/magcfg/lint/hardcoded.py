@@ -835,16 +835,90 @@ def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]
     """A secret-like key given a literal in a here-document, in the shapes of the files
     they write: `KEY=value` (`export KEY=value`), `key = value`, `key: value`."""
     for number in _heredoc_bodies(src, kind):
-        line = src.lines[number - 1]
-        if not _has_secret_word(line) or line.lstrip().startswith(("#", ";", "//")):
+        hit = _written_line_hit(src.lines[number - 1], 0)
+        if hit is not None:
+            yield number, hit
+
+
+def _written_line_hit(line: str, offset: int) -> Hit | None:
+    """A line of text a program is given to read (a here-document's, a here-string's),
+    ``offset`` characters into its line of the file, as the files it stands for write a
+    secret-like key's literal: `KEY=value` (`export KEY=value`), `key = value`,
+    `key: value`."""
+    if not _has_secret_word(line) or line.lstrip().startswith(("#", ";", "//")):
+        return None
+    m = _ENV_KV.match(line) or _INI_KV.match(line)
+    if m is None:
+        return None
+    key, value = m.group(1), _strip_yaml_comment(m.group(2))
+    if key_is_secret(key) and is_literal(value) and not _not_key_material(key, value, "env"):
+        return Hit(offset + m.start(2) + 1, f"`{key}` is assigned a literal value ({REDACTED})", 1)
+    return None
+
+
+# A here-string, `<<< word`: the shell gives the word, and a newline, to the command as
+# its input, the text of a file it reads (`psql <<< "password=..."`, `cat <<<'KEY=...'`).
+_HERESTRING = re.compile(r"<<<[ \t]*+(\$?+['\"]|(?=[^\s;|&<>()]))")
+_HERESTRING_WORD = re.compile(r"""[^\s;|&<>()'"]++""")
+# An option that has a command read a credential from its input (`docker login
+# --password-stdin`, `gh auth login --with-token`): the here-string is the credential.
+_STDIN_CREDENTIAL = re.compile(r"(?:^|\s)--(?:([A-Za-z][\w-]*?)-stdin|(with-token))(?=\s)")
+
+
+def _herestring_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """The here-strings of a script or a CI step read as the text they feed a command:
+    each of their lines as a here-document's (``_written_line_hit``), and the whole word
+    given to an option that reads a credential from the input (``_STDIN_CREDENTIAL``).
+    A quoted word goes on below its line to its closing quote, within
+    ``_MAX_STRING_LINES``; ANSI-C quoting's (``$'...'``) ``\\n`` breaks its lines."""
+    lines = src.lines
+    for number, line in enumerate(lines, 1):
+        if "<<<" not in line or line.lstrip().startswith("#"):
             continue
-        m = _ENV_KV.match(line) or _INI_KV.match(line)
-        if m is None:
-            continue
-        key, value = m.group(1), _strip_yaml_comment(m.group(2))
-        if key_is_secret(key) and is_literal(value) and not _not_key_material(key, value, "env"):
-            yield number, Hit(m.start(2) + 1, f"`{key}` is assigned a literal value "
-                                               f"({REDACTED})", 1)
+        for m in _HERESTRING.finditer(line):
+            parts = _herestring_parts(lines, number, m.end(1), m.group(1))
+            if not parts:
+                continue
+            credential = any(key_is_secret(option.group(1) or option.group(2))
+                             for option in _STDIN_CREDENTIAL.finditer(line, 0, m.start()))
+            word = "\n".join(text for _, _, text in parts).strip()
+            if credential and "\n" not in word and is_literal(word) \
+                    and not _not_key_material("password", word, "shell"):
+                at, offset, text = parts[0]
+                column = offset + len(text) - len(text.lstrip()) + 1
+                yield at, Hit(column, f"a credential given on a command's input ({REDACTED})", 1)
+                continue
+            for at, offset, text in parts:
+                hit = _written_line_hit(text, offset)
+                if hit is not None:
+                    yield at, hit
+
+
+def _herestring_parts(lines: list[str], number: int, start: int, quote: str
+                      ) -> list[tuple[int, int, str]]:
+    """The lines of the word of a here-string that starts at ``start`` of line ``number``
+    after ``quote`` (empty: unquoted), each as its line, where it starts there and its
+    text; none for a quoted word not closed within ``_MAX_STRING_LINES``."""
+    if not quote:
+        word = _HERESTRING_WORD.match(lines[number - 1], start)
+        return [(number, start, word.group())] if word is not None else []
+    mark = quote[-1]
+    parts: list[tuple[int, int, str]] = []
+    for at in range(number, min(number + _MAX_STRING_LINES, len(lines) + 1)):
+        line = lines[at - 1]
+        begin = start if at == number else 0
+        end = _closing_quote(line, begin, mark) if mark == '"' else line.find(mark, begin)
+        text = line[begin:] if end < 0 else line[begin:end]
+        if quote == "$'":
+            offset = begin
+            for piece in text.split("\\n"):
+                parts.append((at, offset, piece))
+                offset += len(piece) + 2
+        else:
+            parts.append((at, begin, text))
+        if end >= 0:
+            return parts
+    return []
 
 
 # A password an SQL statement sets: `CREATE USER app WITH PASSWORD '...'` (PostgreSQL,
@@ -1211,6 +1285,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and (kind == "shell" or src.name.endswith(_HEREDOC_CODE)):
             for number, hit in _heredoc_hits(src, kind):
+                keep(number, hit)
+        if not example and kind in ("shell", "yaml") and "<<<" in src.text:
+            for number, hit in _herestring_hits(src):
                 keep(number, hit)
     if not example and (kind is not None or src.name.lower().endswith(".sql")):
         for number, hit in _sql_password_hits(src):
