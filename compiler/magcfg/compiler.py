@@ -63,12 +63,15 @@ from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import quotable_secret_texts, redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
 from .project import (
+    LINK_HELD,
     GitUnanswered,
+    IndexAnswer,
     Project,
     committed_blobs,
     encoded_by_git,
     ignored_by_git,
-    skipped_by_git,
+    indexed_by_git,
+    link_checked_out,
 )
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
 from .schema.validator import SchemaViolation, Validator
@@ -1225,9 +1228,11 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
     committed, so a clone's ``build --check`` fails and delivery from git lacks it (a
     warning: the build itself is sound).
 
-    With the ``project`` and the environments built, ``envs``, git is asked too for the
-    committed layer files of theirs that a sparse checkout left out (``skipped_by_git``):
-    the build would go without them where a full clone has them.
+    With the ``project`` and the environments built, ``envs``, git's index is asked too
+    (``indexed_by_git``) for the committed layer files of theirs that a sparse checkout
+    left out, which the build would go without where a full clone has them, and for the
+    paths committed as symlinks that this checkout holds as files of their targets
+    (``link_checked_out``): any text, YAML or JSON too, may be a link's target.
 
     Each is asked too whether git checks it out in another encoding than UTF-8
     (``encoded_by_git``), but for the paths ``encoding_decided`` names: those whose
@@ -1247,13 +1252,13 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
     asked.update(dict.fromkeys(outputs))
     answer = ignored_by_git(source.root, list(asked))
     encoded = encoded_by_git(source.root, list(dict.fromkeys(real[p] for p in paths)))
-    skipped = skipped_by_git(source.root, sorted({
-        spec.directory(env) for env in envs for spec in project.layers})) \
-        if project is not None else list
+    indexed = indexed_by_git(source.root, sorted({
+        spec.directory(env) for env in envs for spec in project.layers}), list(real.values())) \
+        if project is not None else lambda: IndexAnswer([], {})
 
     def errors() -> list[Diagnostic]:
         try:
-            rules, left_out, encodings = answer(), skipped(), encoded()
+            rules, index, encodings = answer(), indexed(), encoded()
         except GitUnanswered as exc:  # a check that cannot run fails the build
             return [Diagnostic((paths or ["."])[0], None, None, "git could not say whether "
                                "the files the build reads are ignored, left out of this "
@@ -1265,9 +1270,12 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                             "checkout (skip-worktree), so the build would go without it "
                             "where a full clone has it: run `git sparse-checkout disable`, "
                             "or add its directory to the sparse checkout", code="ignored")
-                 for path in left_out if project is not None
+                 for path in index.skipped if project is not None
                  and _layer_file(project, path, envs)
                  and not os.path.lexists(source.root / path)]
+        found += [Diagnostic(path, None, None, LINK_HELD, code="path") for path in paths
+                  if real[path] in index.links
+                  and link_checked_out(source.root, real[path], index.links[real[path]])]
         found += [Diagnostic(path, None, None, f"is checked out in {encodings[real[path]]} "
                              "(a working-tree-encoding in .gitattributes), not the UTF-8 the "
                              "commit holds, so the build may read other bytes than the "

@@ -448,7 +448,7 @@ class FromTop:
 
 GIT_ANSWER_SECONDS = 30
 """How long a build waits for git's answer about its inputs (``ignored_by_git``,
-``skipped_by_git``): git answers in milliseconds, and one that has not in this long
+``indexed_by_git``): git answers in milliseconds, and one that has not in this long
 waits on something that may never come (a FIFO where a ``.gitignore`` is, a hung
 mount)."""
 MAX_GIT_ANSWER = 64 << 20
@@ -613,29 +613,68 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     return wait
 
 
-def skipped_by_git(root: Path, directories: Sequence[str]) -> Callable[[], list[str]]:
-    """Starts one ``git ls-files -t`` for ``directories`` (relative to ``root``) and
-    returns what waits for its answer: the files below them that git's index marks
-    skip-worktree (a sparse checkout leaves them out of the work tree), relative to
-    ``root``; none outside a work tree or without git, ``GitUnanswered`` when git fails
+class IndexAnswer(NamedTuple):
+    """What git's index says of the files a build reads (``indexed_by_git``)."""
+
+    skipped: list[str]
+    """Files marked skip-worktree (a sparse checkout leaves them out of the work tree)."""
+    links: dict[str, str]
+    """The object id of each file committed as a symlink (mode 120000)."""
+
+
+def indexed_by_git(root: Path, directories: Sequence[str], files: Sequence[str] = ()
+                   ) -> Callable[[], IndexAnswer]:
+    """Starts one ``git ls-files -t -s`` for ``directories`` and ``files`` (relative to
+    ``root``) and returns what waits for its answer (``IndexAnswer``), paths relative to
+    ``root``; nothing outside a work tree or without git, ``GitUnanswered`` when git fails
     or hangs. As ``ignored_by_git``, the caller works meanwhile."""
     import subprocess
 
-    if not directories:
-        return list
-    asked = _Asked(["git", "ls-files", "-t", "-z", "--", *directories], root,
+    # A file below a directory asked is in its answer: named apart, the project file at
+    # the top of a large repository beside its layer directories would be listed twice.
+    asked_for = list(dict.fromkeys([*directories, *(
+        file for file in files if not any(_below(file, d) for d in directories))]))
+    if not asked_for:
+        return lambda: IndexAnswer([], {})
+    asked = _Asked(["git", "ls-files", "-t", "-s", "-z", "--", *asked_for], root,
                    env=git_env(), question=subprocess.DEVNULL)
 
     @lru_cache(maxsize=1)
-    def wait() -> list[str]:
+    def wait() -> IndexAnswer:
         answer = _answer(asked, (0,))
-        if answer is None:
-            return []
-        # Each entry: a tag, a space, the path; "S" is skip-worktree.
-        return [os.fsdecode(entry[2:]) for entry in answer.split(b"\0")
-                if entry.startswith(b"S ")]
+        found = IndexAnswer([], {})
+        for entry in (answer or b"").split(b"\0"):
+            # "<tag> <mode> <object> <stage>\t<path>"; tag "S" is skip-worktree.
+            head, _, name = entry.partition(b"\t")
+            fields = head.split(b" ")
+            if len(fields) != 4 or not name:
+                continue
+            path = os.fsdecode(name)
+            if fields[0] == b"S":
+                found.skipped.append(path)
+            if fields[1] == SYMLINK_MODE.encode():
+                found.links[path] = fields[2].decode("ascii", "replace")
+        return found
 
     return wait
+
+
+def link_checked_out(root: Path, rel: str, object_id: str) -> bool:
+    """Whether ``rel`` (relative to ``root``), committed as a symlink whose target has
+    ``object_id``, is a regular file holding that target: what a checkout without
+    symlink support writes. Other bytes there are an edit."""
+    import stat
+
+    path = os.path.join(root, rel)
+    try:
+        found = os.lstat(path)
+        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_SYMLINK_TARGET:
+            return False
+        with open(path, "rb") as file:
+            held = file.read(MAX_SYMLINK_TARGET + 1)
+    except OSError:
+        return False
+    return _object_id(held, object_id) == object_id
 
 
 def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
@@ -764,8 +803,9 @@ class Checkout:
     file could be such a link or conversion: one line without a line end, a CRLF, a NUL
     or BOM, a ``$Id:``, which a layer or schema almost never holds, so a build asks
     nothing. A file that differs from the commit in more than git's conversion is an
-    edit, and builds. ``git check-ignore``, which every build runs, answers only after
-    parsing and says nothing of modes or objects."""
+    edit, and builds. A link's target of more lines is found by the build alone, which
+    asks git's index about every file it reads (``indexed_by_git``, answered after
+    parsing)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -794,12 +834,11 @@ class Checkout:
                     "commit's bytes with other line ends, encoding or $Id$), and git, which "
                     "would tell, refuses this repository: it belongs to another user; run "
                     f"`{self._refused}` where magcfg runs")
-        if link and self.index().get(rel, ("", ""))[0] == SYMLINK_MODE:
-            return ("is a symlink in git (mode 120000) but a regular file in this checkout, "
-                    "holding the link's target as text: the checkout lacks symlink support "
-                    "(core.symlinks=false, as on Windows), so it would build other bytes "
-                    "than a clone with links; run `git config core.symlinks true` and check "
-                    "the file out again (on Windows, with Developer Mode on)")
+        if link:
+            entry = self.index().get(rel)
+            if entry is not None and entry[0] == SYMLINK_MODE \
+                    and entry[1] == _object_id(raw, entry[1]):
+                return LINK_HELD
         if committed:
             entry = self.index().get(rel)
             if entry is not None and entry[1] != _object_id(raw, entry[1]) \
@@ -822,6 +861,13 @@ class Checkout:
 
 
 SYMLINK_MODE = "120000"
+LINK_HELD = ("is a symlink in git (mode 120000) but a regular file in this checkout, "
+             "holding the link's target as text: the checkout lacks symlink support "
+             "(core.symlinks=false, as on Windows), so it would build other bytes than a "
+             "clone with links; run `git config core.symlinks true` and check the file out "
+             "again (on Windows, with Developer Mode on)")
+"""Why an input that a checkout without symlinks wrote for a committed link is refused
+(``Checkout``, ``link_checked_out``)."""
 _IDENT = re.compile(rb"\$Id: [^$\n]*\$")
 _WIDE = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))

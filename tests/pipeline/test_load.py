@@ -142,6 +142,42 @@ def test_symlinks_checked_out_as_files_are_refused(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_symlinks_whose_target_holds_a_line_end_checked_out_as_files_are_refused(
+        tmp_path: Path) -> None:
+    """A target is any bytes but NUL: one holding a line end (or YAML, or JSON) was built
+    as the layer, schema or project file it spells where a checkout lacks symlinks, as
+    only a file of one line was taken for a possible link. git's index knows the mode."""
+    top = tmp_path / "origin"
+    origin = Project(top)
+    origin.write("magcfg.yaml", MINI_PROJECT)
+    for rel, text in MINI_BASE.items():
+        origin.write(rel, text)
+    (top / "schemas").mkdir()
+    (top / "schemas/schema.json").symlink_to(json.dumps(MINI_SCHEMA, indent=1) + "\n")
+    (top / "layers/base/magds.yaml").unlink()
+    (top / "layers/base/magds.yaml").symlink_to("magds:\n  host: planted\n")
+    (top / "linked.yaml").symlink_to(MINI_PROJECT)
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run(["git", "init", "-q"], cwd=top)
+    run(["git", "add", "-A"], cwd=top)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
+        cwd=top)
+    clone = Project(tmp_path / "clone")
+    run(["git", "-c", "core.symlinks=false", "clone", "-q", str(top), str(clone.root)])
+    assert (clone.root / "layers/base/magds.yaml").read_text() == "magds:\n  host: planted\n"
+    stderr = failed_cleanly(clone.run("build"))
+    assert stderr == (f"layers/base/magds.yaml: error: {LINK_HELD}\n"
+                      f"schemas/schema.json: error: {LINK_HELD}\n")
+    assert failed_cleanly(clone.run("build", "--project", "linked.yaml")).startswith(
+        f"layers/base/magds.yaml: error: {LINK_HELD}\nlinked.yaml: error: {LINK_HELD}\n")
+    assert clone.snapshot_tree() == {}
+    # A regular file of other bytes where the link was: an edit, which builds.
+    clone.write("layers/base/magds.yaml", "magds:\n  host: edited\n")
+    clone.write("schemas/schema.json", json.dumps(MINI_SCHEMA))
+    done = clone.run("build")
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """git's index is listed only for a file that could be a link's target (one line,
