@@ -744,6 +744,13 @@ def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> None:
         os.close(fd)
 
 
+MAX_NAME_BYTES = 255
+"""The longest name of a file or directory Linux holds (NAME_MAX), in bytes."""
+MAX_REPLACED_NAME_BYTES = MAX_NAME_BYTES - len("..tmp-") - 10
+"""The longest name of a file :func:`replace_file` writes: its :func:`temp_path` (a
+pid of up to ten digits) is a name too."""
+
+
 def temp_path(path: Path) -> Path:
     """Where :func:`replace_file` writes ``path`` before the rename: ``.<name>.tmp-<pid>``."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")

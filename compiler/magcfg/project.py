@@ -23,7 +23,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from .artifact import ENVIRONMENT_NAME
-from .durable import MAX_INPUT_BYTES, PathError, path_problem, read_located, real_directory
+from .durable import (
+    MAX_INPUT_BYTES,
+    MAX_REPLACED_NAME_BYTES,
+    PathError,
+    path_problem,
+    read_located,
+    real_directory,
+)
 from .errors import BuildError, Diagnostic, MagcfgError, UsageError
 from .syntax.locate import locate
 from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
@@ -125,17 +132,31 @@ class LayerSpec(NamedTuple):
             path = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.files)
         except KeyError:  # a placeholder of the file name that the key does not hold
             return None
+        if any(_name_bytes(part) > MAX_REPLACED_NAME_BYTES for part in path.split("/")):
+            return None  # a key's text with the pattern's own is too long a name
         return path, keypath[len(parts):]
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+MAX_KEY_NAME_BYTES = MAX_REPLACED_NAME_BYTES - len(".yaml")
+"""The longest key that names a file (``file_name``): ``<key>.yaml`` is a name that
+``durable.replace_file`` can write."""
+
+
 def file_name(key: str) -> bool:
     """Whether a key can name a layer's file or directory (``LayerSpec.file_for``): one
     name, not hidden (a layer lists no hidden entry, so a value written there would be
-    lost); ``..`` or a ``/`` would name a file of another layer or environment."""
-    return bool(key) and "/" not in key and "\0" not in key and not key.startswith(".")
+    lost), of at most ``MAX_KEY_NAME_BYTES``; ``..`` or a ``/`` would name a file of
+    another layer or environment, and a longer one no file the system can create."""
+    return (bool(key) and "/" not in key and "\0" not in key and not key.startswith(".")
+            and _name_bytes(key) <= MAX_KEY_NAME_BYTES)
+
+
+def _name_bytes(name: str) -> int:
+    """The length of ``name`` as the file system stores it (UTF-8)."""
+    return len(name.encode("utf-8", "surrogatepass"))
 
 
 def _key_parts(key: str | None) -> tuple[str, ...]:

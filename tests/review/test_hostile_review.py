@@ -418,5 +418,33 @@ def test_a_key_that_is_no_file_name_is_not_promoted_into_a_file_it_would_name(
     not_promoted = pr.read_text().split("### Not promoted\n")[1]
     for key in ("../../base/planted", ".hidden"):
         assert (f"layer `environment` of production has no file for it and the key "
-                f"{md_code(key)} names none (a name: no /, not hidden): add it by hand"
+                f"{md_code(key)} names none (a name of at most 234 bytes: no /, not "
+                "hidden): add it by hand"
                 ) in not_promoted, not_promoted
+
+
+def test_a_key_too_long_for_a_file_name_is_left_for_a_hand_edit(tmp_path: Path) -> None:
+    """A new key of a directory layer is written to ``<key>.yaml``, through
+    ``.<key>.yaml.tmp-<pid>``: a key of 235 bytes or more can name no file written so
+    (Linux holds 255 bytes a name, a pid is up to ten digits), and one of 300 stopped
+    promote with a traceback and the file's absolute path; one of 234 is promoted."""
+    repo = make_repo(tmp_path / "shop")
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["additionalProperties"] = {"type": "object"}
+    repo.write("schemas/schema.json", json.dumps(schema, indent=2) + "\n")
+    fits, too_long = "k" * 234, "é" * 117 + "k"  # 235 bytes in UTF-8, 118 characters
+    repo.write("layers/environments/staging/extra.yaml",
+               f'"{fits}":\n  x: 1\n"{too_long}":\n  z: 2\n"{"q" * 300}":\n  w: 3\n')
+    assert repo.run("build").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "long keys")
+    pr = tmp_path / "pr.md"
+    done = repo.run("promote", "staging", "production", "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    changed = git(repo.root, "show", "--name-only", "--format=", "HEAD").split()
+    assert f"layers/environments/production/{fits}.yaml" in changed, changed
+    not_promoted = pr.read_text().split("### Not promoted\n")[1]
+    for key in (too_long, "q" * 300):
+        assert (f"the key {md_code(key)} names none (a name of at most 234 bytes: no /, "
+                "not hidden): add it by hand") in not_promoted, not_promoted

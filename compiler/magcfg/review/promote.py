@@ -50,7 +50,7 @@ from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, m
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
-from ..project import FromTop, LayerSpec, Project
+from ..project import MAX_KEY_NAME_BYTES, FromTop, LayerSpec, Project
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import UNSET_TAG, is_unset_item, iter_leaves
 from .diff import (
@@ -303,7 +303,9 @@ def plan_promotion(project: Project, from_env: str, to_env: str, keys: list[str]
                     skipped.append(Skip(key, f"layer {{!r}} of {to_env} has no file for it "
                                              "and " + ("its files pattern names none"
                                                        if patterned else "the key {!r} names "
-                                                       "none (a name: no /, not hidden)")
+                                                       "none (a name of at most "
+                                                       f"{MAX_KEY_NAME_BYTES} bytes: no /, "
+                                                       "not hidden)")
                                         + ": add it by hand",
                                         (from_layer.name,) if patterned
                                         else (from_layer.name, keypath[0])))
