@@ -216,12 +216,15 @@ def test_a_cue_error_under_another_key_masks_the_secret_it_quotes(app: Project) 
 
 @pytest.mark.parametrize("written", [
     '"canary\\\\Wm3qP-in-cue"', '"canary\\nWm3qP-in-cue"', '"' + "canary-Wm3qP-" * 30 + '"',
+    '"canary\\aWm3qP-in-cue"', '"canary\\vWm3qP-in-cue"', '"canaryé\\u0085Wm3qP-in-cue"',
+    '"canaryé\\x7fWm3qP-in-cue"', '"canaryé\\u00a0Wm3qP-in-cue"',
 ])
 def test_a_cue_schema_error_masks_a_secret_it_quotes_escaped_or_cut(
         app: Project, written: str) -> None:
-    """cue quotes a string as Go does (a backslash doubled, a newline escaped), and its
-    message is cut at 240 characters: the password ``port: *p`` reached was shown, or
-    its start, where the literal's text matched nothing."""
+    """cue quotes a string as Go does (a backslash doubled, a newline escaped, a bell
+    ``\\a``, a vertical tab ``\\v``, a DEL, C1 control or no-break space ``\\u007f``
+    beside ``é``), and its message is cut at 240 characters: the password ``port: *p``
+    reached was shown, or its start, where the literal's text matched nothing."""
     app.write("layers/environments/prod/magds.yaml",
               f"magds:\n  password: &p {written}\n  port: *p\n")
     result = app.run("build")

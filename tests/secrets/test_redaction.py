@@ -108,7 +108,9 @@ def test_text_masks_a_secret_as_messages_quote_it() -> None:
                            ("a\nb-long-secret", '"a\\nb-long-secret"'),
                            ('a"b-long-secret', '"a\\"b-long-secret"'),
                            ("a\u200bb-long-secret", '"a\\u200bb-long-secret"'),
-                           ("é-long-secret", '"\\u00e9-long-secret"')]:
+                           ("é-long-secret", '"\\u00e9-long-secret"'),
+                           ("a\ab-long-secret", '"a\\ab-long-secret"'),
+                           ("é\x7fb-long-secret", '"é\\u007fb-long-secret"')]:
         assert r.text(f"x {quoted} y", [secret]) == f'x "{REDACTED}" y', secret
 
 

@@ -33,13 +33,30 @@ def _forms(values: frozenset[str]) -> tuple[str, ...]:
 
 def quoted_forms(value: str) -> set[str]:
     """``value`` as a message may quote it: as it is, as the body of a JSON string (the
-    schema engine's and cue's quotes, which escape a backslash, a quote, a newline or a
-    control character; non-ASCII kept or escaped), and as ``printable`` shows it."""
-    forms = {value, printable(value)}
+    schema engine's quotes, which escape a backslash, a quote, a newline or a control
+    character; non-ASCII kept or escaped), as the body of a CUE string (``_cue_body``),
+    and as ``printable`` shows it."""
+    forms = {value, printable(value), _cue_body(value)}
     for ascii_only in (False, True):
         body = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
         forms |= {body, printable(body)}
     return forms
+
+
+_CUE_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f",
+                "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _cue_body(value: str) -> str:
+    """``value`` as cue quotes a string in its messages: Go's escapes (a bell ``\\a``, a
+    vertical tab ``\\v``, which JSON writes ``\\u0007`` and ``\\u000b``), and any other
+    character that is not printable as ``\\uNNNN`` whatever the rest (DEL, a C1 control,
+    a no-break space, which JSON keeps raw beside non-ASCII text)."""
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return value
+    return "".join(_CUE_ESCAPES.get(char) or (
+        char if char.isprintable() else f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF
+        else f"\\U{ord(char):08x}") for char in value)
 
 
 class Change(NamedTuple):
