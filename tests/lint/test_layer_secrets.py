@@ -28,3 +28,27 @@ def test_a_literal_under_replace_is_a_finding(tmp_path: Path) -> None:
     assert found == ["layers/secrets/production/magws.yaml:2:15: MAG006",
                      "layers/secrets/staging/magds.yaml:3:15: MAG006"]
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_a_project_whose_directory_holds_a_line_end_or_a_backslash_is_checked(
+        tmp_path: Path) -> None:
+    """Findings name such a file escaped (``display_name``), and MAG006 opened the
+    project file by that name: ``project file ... not found`` failed lint on every such
+    project, and none of its layer files was checked against its schema."""
+    root = tmp_path / "repo"
+    where = "conf\\ig\nx"
+    for name in ("magcfg.yaml", "schemas", "layers"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        (root / where).mkdir(parents=True, exist_ok=True)
+        copy(REPO / name, root / where / name)
+    git(root, "init", "-q")
+    project = f"{where}/magcfg.yaml"
+    clean = run_cli(root, "lint", "--project", project)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    (root / where / "layers/secrets/staging/magds.yaml").write_text(
+        "magds:\n  connection:\n    password: CANARYdir1\n")
+    done = run_cli(root, "lint", "--project", project)
+    assert done.returncode == 1, done.stderr
+    found = [line.split(" error:")[0] for line in done.stdout.splitlines()[0::2]]
+    assert found == ["conf\\\\ig\\x0ax/layers/secrets/staging/magds.yaml:3:15: MAG006"]
+    assert "CANARY" not in done.stdout + done.stderr

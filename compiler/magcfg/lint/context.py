@@ -21,6 +21,10 @@ class LintContext:
     config: LintConfig
     files: dict[str, SourceFile]
     in_git: bool
+    listed: dict[str, str] = field(default_factory=dict)
+    """Each checked file's name as findings show it (``SourceFile.path``, ``display_name``)
+    -> its name as listed, the one to open it by: they differ for a name with a control
+    character or a backslash (a project's directory holding a line end)."""
     flux_files: frozenset[str] = frozenset()
     flux_dirs: tuple[str, ...] = ()
     caches: dict[str, Any] = field(default_factory=dict)

@@ -101,6 +101,8 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     files = {src.path: src for _, src in read if isinstance(src, SourceFile)}
     flux_files, flux_dirs = fallbacks.flux_contexts(files)
     ctx = LintContext(root=root, config=config, files=files, in_git=in_git,
+                      listed={src.path: name for name, src in read
+                              if isinstance(src, SourceFile)},
                       flux_files=flux_files, flux_dirs=flux_dirs)
     wanted = set(list_files(root, paths)) if paths else None
     rules = [rule for rule in CHECKS if rule not in config.disable]

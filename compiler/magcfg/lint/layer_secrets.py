@@ -16,7 +16,7 @@ from typing import Any
 
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
-from .walk import SourceFile
+from .walk import SourceFile, display_name
 
 RULE = "MAG006"
 
@@ -58,7 +58,9 @@ def _load_layers(ctx: LintContext) -> _Layers:
 
     files: dict[str, tuple[frozenset[tuple[str, ...]], _Project]] = {}
     unread: dict[str, str] = {}
-    found = {name for name in ctx.files if name.rsplit("/", 1)[-1] in PROJECT_FILE_NAMES}
+    # Project and layer files by the names they are opened by (``LintContext.listed``).
+    found = {ctx.listed.get(name, name) for name in ctx.files
+             if name.rsplit("/", 1)[-1] in PROJECT_FILE_NAMES}
     configured = ctx.config.project_file
     for rel in sorted(found | ({configured} if configured is not None else set())):
         try:
@@ -91,7 +93,7 @@ def _project(ctx: LintContext, rel: str
         import yaml
 
         try:
-            raw = yaml.safe_load(ctx.files[rel].text)
+            raw = yaml.safe_load(ctx.files[display_name(rel)].text)
         except yaml.YAMLError as exc:  # its problem only: the context quotes the file
             raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
                              ) from None
@@ -168,14 +170,15 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     if not src.name.endswith((".yaml", ".yml", ".cue")):
         return
     layers = _layers(ctx)
-    unread = layers.unread.get(src.path)
+    listed = ctx.listed.get(src.path, src.path)
+    unread = layers.unread.get(listed)
     if unread is not None:  # fail closed, as for CUE below
         yield finding(src, 1, 1, RULE, f"layers not checked for literal secrets: {unread}",
                       "fix the project file (`magcfg build` names the problem)")
         return
-    if src.path not in layers.files:
+    if listed not in layers.files:
         return
-    prefixes, project = layers.files[src.path]
+    prefixes, project = layers.files[listed]
     index = project.index
     from ..secrets.references import looks_like_reference, parse_reference
     from ..syntax.locate import locate
@@ -184,7 +187,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     raw = src.text.encode("utf-8")
     data: Any
     if src.name.endswith(".cue"):
-        data = _cue(ctx).get(src.path)
+        data = _cue(ctx).get(listed)
         if isinstance(data, str):  # fail closed: a gate that cannot read says so
             yield finding(src, 1, 1, RULE, f"not checked for literal secrets: {data}",
                           "install the cue CLI where lint runs (docs/cue.md)")
