@@ -1164,3 +1164,109 @@ def test_the_scaffolded_snapshot_step_reads_no_pytest_configuration_of_the_repos
     assert f"FAILED {named}::test_compiled_config[prod]" in edited.stdout, edited.stdout
     assert snapshots.read_bytes() == kept
 
+
+HOSTILE = "*a &b !c: d #e/q'\"x\ny $HOME ${X} `id` %P {f} ]g"
+"""A project path YAML and the shell read otherwise: a leading ``*`` (an alias), ``&``
+(an anchor), ``!`` (a tag), ``: `` (a key), `` #`` (a comment), both quotes, a line end,
+``$`` (a variable to a shell and to Woodpecker), a backquote, ``{`` and ``]`` (flow
+collections), ``%`` (a directive, and the slug's escape)."""
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab", "woodpecker"])
+def test_every_pipeline_runs_a_project_whose_path_yaml_and_the_shell_read_otherwise(
+        tmp_path: Path, ci: str) -> None:
+    """Each pipeline, parsed as YAML (Woodpecker's after its substitution) and its
+    commands run by a shell as the runner runs them, checks, lints and runs the snapshot
+    tests of the project at that exact path: a fresh checkout passes (the snapshot step
+    ran, not skipped for a file it looked for elsewhere), a stale one fails naming the
+    project's file."""
+    from magcfg.errors import printable
+    from magcfg.scaffold.init import ci_file
+
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    (top / HOSTILE).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
+           "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
+           "CI_DEFAULT_BRANCH": "main", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+           "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request",
+           "CI_REPO_DEFAULT_BRANCH": "main", "X": "x", "HOME": str(tmp_path)}
+    project = Project(top / HOSTILE)
+    assert project.run("init", "--env", "dev", "--ci", ci).returncode == 0
+    workflow = ci_file(ci, HOSTILE)
+    assert _shell(top, "pytest -p no:cacheprovider --snapshot-update "
+                  + shlex.quote(f"{HOSTILE}/magcfg.yaml"), env).returncode == 0
+    assert _commit(top, env, "init").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+
+    def ci_run(branch: str) -> list[subprocess.CompletedProcess[str]]:
+        clone = tmp_path / f"ci-{branch}"
+        _git(tmp_path, "clone", "-q", "--depth", "1", "-b", branch,
+             f"file://{origin}", str(clone))
+        commands = _ci_commands(clone, ci, workflow)
+        assert shlex.quote(f"{HOSTILE}/magcfg.yaml") in "".join(commands)
+        done = [_shell(clone, command, env) for command in commands]
+        assert "Traceback" not in "".join(d.stdout + d.stderr for d in done)
+        return done
+
+    fine = ci_run("main")
+    assert [r.returncode for r in fine] == [0] * len(fine), [r.stdout + r.stderr for r in fine]
+    assert "1 passed" in "".join(r.stdout for r in fine)
+    _git(top, "switch", "-qc", "stale")
+    layer = top / HOSTILE / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    assert _commit(top, env, "no build").returncode == 0
+    _git(top, "push", "-q", "origin", "stale")
+    stale = ci_run("stale")
+    assert 1 in [r.returncode for r in stale]
+    assert (f"stale: {printable(HOSTILE)}/generated/dev/config.json"
+            in "".join(r.stderr for r in stale)), [r.stderr for r in stale]
+
+
+@pytest.mark.parametrize(("ci", "where", "token", "why"), [
+    ("github", "svc/${{ github.sha }}", "${{",
+     "GitHub replaces it in the pipeline's text, with no escape"),
+    ("gitlab", "svc/${{ job.inputs.x }}", "${{",
+     "GitLab replaces it in the pipeline's text, with no escape"),
+    ("gitlab", "$[[ inputs.x ]]/svc", "$[[",
+     "GitLab replaces it in the pipeline's text, with no escape"),
+    ("woodpecker", "svc/[g]", "[",
+     "pytest refuses it in the snapshot step's argument, where it reads a test's parameters"),
+    ("github", "h::i/svc", "::",
+     "pytest reads the snapshot step's argument there as a test's name"),
+])
+def test_init_refuses_a_path_its_pipeline_cannot_name(
+        tmp_path: Path, ci: str, where: str, token: str, why: str) -> None:
+    """GitHub evaluates ``${{ }}`` anywhere in a workflow, ``run:`` included, and GitLab
+    interpolates ``$[[ ]]`` and ``${{ }}``, none with an escape: the pipeline would check
+    another path, or run what the path spells. pytest refuses a ``[`` in the snapshot
+    step's argument and splits it at ``::``. Refused, naming the path, nothing written;
+    with ``--ci none`` no pipeline names it."""
+    repo = _repo(tmp_path)
+    (repo.root / where).mkdir(parents=True)
+    before = tree_state(repo.root)
+    name = {"github": "GitHub", "gitlab": "GitLab", "woodpecker": "Woodpecker"}[ci]
+    assert failed_cleanly(Project(repo.root / where).run("init", "--ci", ci), 2) == (
+        f"error: {where}: a project path holding `{token}` cannot be named in a {name} "
+        f"pipeline ({why}): rename the directory, or use --ci none and write the "
+        "pipeline's steps yourself (docs/cli.md, init)\n")
+    assert tree_state(repo.root) == before
+    assert Project(repo.root / where).run("init", "--ci", "none").returncode == 0
+
+
+def test_woodpecker_names_a_path_that_github_and_gitlab_would_replace(tmp_path: Path) -> None:
+    """Woodpecker's substitution is escaped (``$$``): a ``${{`` is no reason to
+    refuse its pipeline."""
+    from magcfg.scaffold.init import ci_file
+
+    repo = _repo(tmp_path)
+    where = "svc/${{ a }}"
+    (repo.root / where).mkdir(parents=True)
+    assert Project(repo.root / where).run("init", "--ci", "woodpecker").returncode == 0
+    text = _woodpecker_substituted((repo.root / ci_file("woodpecker", where)).read_text())
+    assert shlex.quote(f"{where}/magcfg.yaml") in "".join(
+        yaml.safe_load(text)["steps"][0]["commands"])

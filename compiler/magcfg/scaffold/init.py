@@ -132,6 +132,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         raise UsageError(f"{given} is not a directory")
     # Named from the repository's top, as every command names the project's files.
     named = FromTop(None, root / PROJECT_FILE_NAMES[0])
+    _refuse_unnameable(repository_prefix(str(root)), ci)
     try:
         result = _scaffold(root, envs, ci, named)
     except MagcfgError as exc:
@@ -140,6 +141,36 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     result.kept = [named.name(name) for name in result.kept]
     result.schema = named.name(SCHEMA_PATH)
     return result
+
+
+_CI_NAMES = {"github": "GitHub", "gitlab": "GitLab", "woodpecker": "Woodpecker"}
+_UNNAMEABLE = (
+    ("${{", ("github", "gitlab"), "{ci} replaces it in the pipeline's text, with no escape"),
+    ("$[[", ("gitlab",), "{ci} replaces it in the pipeline's text, with no escape"),
+    ("[", tuple(CI_FILES), "pytest refuses it in the snapshot step's argument, where it "
+                           "reads a test's parameters"),
+    ("::", tuple(CI_FILES), "pytest reads the snapshot step's argument there as a test's "
+                            "name"),
+)
+"""What a project path cannot hold for the pipelines that name it, each with why (none
+has an escape): GitHub evaluates a ``${{ }}`` expression anywhere in a workflow, a step's
+``run:`` included; GitLab interpolates ``$[[ ]]`` (``spec: inputs``, in a kept
+``.gitlab-ci.yml`` the job is added to) and its runner ``${{ }}`` (job inputs) in a
+script; pytest takes its arguments for test names. A ``$`` alone is the shell's, which
+reads the path single-quoted, and Woodpecker's ``$NAME`` is escaped (``$$``)."""
+
+
+def _refuse_unnameable(prefix: str, ci: str) -> None:
+    """A project whose path (from the repository's top, where the pipeline names it) holds
+    what the ``ci`` pipeline cannot name (``_UNNAMEABLE``) is refused: the pipeline would
+    check a path that is not there, or run what the path spells."""
+    for token, cis, why in _UNNAMEABLE:
+        if ci in cis and token in prefix:
+            raise UsageError(
+                f"{printable(prefix)}: a project path holding `{token}` cannot be named in "
+                f"a {_CI_NAMES[ci]} pipeline ({why.format(ci=_CI_NAMES[ci])}): rename the "
+                "directory, or use --ci none and write the pipeline's steps yourself "
+                "(docs/cli.md, init)")
 
 
 def _scaffold(root: Path, envs: tuple[str, ...], ci: str, named: FromTop) -> InitResult:
