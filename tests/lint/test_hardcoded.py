@@ -798,8 +798,8 @@ def test_a_value_below_its_key_in_parentheses_or_after_a_backslash(make_repo: Ma
     backslash before it, literals joined
     across lines, a dict's value below its key (an object's, a hash's, unquoted) and
     JS's `=` at the end of a line: each a
-    finding at its literal's line; prose, an expression, an f-string with a field, a
-    tuple and a block under `class Password:` are not."""
+    finding at its literal's line; prose, an expression, an f-string with a field and a
+    block under `class Password:` are not (a tuple's strings are, each one)."""
     repo = make_repo({
         "app/settings.py": """\
 PASSWORD = (
@@ -834,8 +834,8 @@ SIGNING_KEY = (
     f"{prefix}-CANARYnear2"
 )
 ADMIN_PASSWORD = (
-    "CANARYtuple1",
-    "CANARYtuple2",
+    "CANARYtuple1", «MAG002»
+    "CANARYtuple2", «MAG002»
 )
 class Password:
     \"\"\"Secret.\"\"\"
@@ -856,6 +856,53 @@ AUTH_TOKEN_PAIR = ("CANARYnear4", "CANARYnear5")
                       "  authToken:\n    readToken(),\n};\n"
                       'switch (kind) {\n  case token:\n    return "CANARYjs3";\n}\n',
         "app/config.rb": 'CONFIG = {\n  password:\n    "CANARYrb2-x9", «MAG002»\n}\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_collections_of_strings_under_a_secret_name_or_its_plural(make_repo: MakeRepo) -> None:
+    """In Python, each string of a tuple, a list, a set or a dict's values under a
+    secret-like name or its plural (assigned, annotated, an attribute's or a subscript's,
+    a keyword argument, a dict's key) is a finding at its line, and so are those of a
+    collection within one. Strings that read as names or numbers (field names, env var
+    names, a blocklist of weak passwords, a lexer's token kinds), placeholders,
+    expressions, collections under a name of what is done with secrets
+    (`PASSWORD_HASHERS`) and of no secret, and a file Python cannot parse are not."""
+    repo = make_repo({
+        "app/settings.py": """\
+PASSWORDS = ("CANARYtp1-x9", "CANARYtp2-x9") «MAG002»
+API_KEYS = [
+    "sk-live-CANARYl1x9", «MAG002»
+    # the staging key
+    "sk-live-CANARYl2x9",  # rotated «MAG002»
+]
+TOKENS = {"CANARYset1-x9"} «MAG002»
+SECRET_KEY = ("CANARYone1-x9",) «MAG002»
+CREDENTIALS = {"prod": ("admin", "CANARYdct1-x9"), «MAG002»
+               "stage": ("admin", os.environ["STAGE_PW"])}
+SERVICES = {"db": {"password": ("CANARYnest1-x9", "CANARYnest2-x9")}} «MAG002»
+settings["api_keys"] = ("CANARYsub1-x9",) «MAG002»
+self.passwords: tuple[str, ...] = ("CANARYann1-x9",) «MAG002»
+session = requests.Session(auth=("deploy", "CANARYkw1-x9")) «MAG002»
+PASSWORD_FIELDS = ("password", "password_confirmation")
+SECRET_KEYS = ("DB_PASSWORD", "API_TOKEN")
+SECRETS = ["db-credentials", "tls-cert"]
+COMMON_PASSWORDS = ("password", "123456", "qwerty", "letmein")
+tokens = ("NUMBER", "PLUS", "LPAREN")
+SPECIAL_TOKENS = ["[CLS]", "<pad>", "</s>"]
+API_TOKENS = [f"{prefix}-CANARYnear1", os.environ["API_TOKEN"], "..."]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+TOKEN_TYPES = ("Bearer", "MAC")
+HOSTS = ("CANARYnear2-x9", "CANARYnear3-x9")
+""",
+        "scripts/legacy.py": 'print "hi"\nPASSWORDS = ("CANARYnear4-x9",)\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
     done = run_cli(repo.root, "lint")

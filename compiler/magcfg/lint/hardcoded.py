@@ -15,6 +15,7 @@ Findings show ``<redacted>`` where the value would be: the value is never printe
 
 from __future__ import annotations
 
+import ast
 import base64
 import bisect
 import itertools
@@ -502,6 +503,129 @@ def _strings_below(lines: list[str], number: int, backquoted: bool
         literal = _code_string(opener + text.strip() + quote)
         if literal is not None:
             yield m.group(1).rsplit(".", 1)[-1], literal, m.start(2) + 1
+
+
+# A Python name's value that opens a collection: a tuple, a list, a set or a dict.
+_PY_COLLECTION = re.compile(_CODE_KEY + r"[(\[{]")
+# The last words that name several secrets of the kind their singular names one.
+_SECRET_PLURALS = frozenset({"passwords", "passwds", "pwds", "passphrases", "secrets",
+                             "tokens", "keys"})
+
+
+def _names_secrets(key: str) -> bool:
+    """Whether a name says its collection holds secrets: a secret-like name whose last
+    word is the secret's (``DB_PASSWORD``, ``auth``, ``SECRET_KEY``), or its plural
+    (``PASSWORDS``, ``api_keys``); not a name of what is done with them
+    (``PASSWORD_HASHERS``, ``TOKEN_TYPES``), whose collection lists classes or kinds."""
+    words = _words(key)
+    if not words:
+        return False
+    if words[-1] in _SECRET_PLURALS:
+        key = key.rstrip("0123456789")[:-1]
+        words[-1] = words[-1][:-1]
+    return key_is_secret(key) and (words[-1] in _SECRET_FLAG_LAST
+                                   or words[-1].endswith(_SECRET_ENDINGS))
+
+
+def _collection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """Python's string literals in a tuple, a list, a set or a dict's values (and in such
+    collections within them) under a secret-like name or its plural (``PASSWORDS = (...)``,
+    ``API_KEYS = [...]``, ``auth=("user", "...")``, ``{"password": ("...", "...")}``), each
+    at its line. A string that reads as a name (``_reads_as_name``) is not key material
+    in a collection, which lists names more often than secrets; an expression, an
+    f-string with a field and a mapping within a mapping are not literals (a mapping's own
+    keys are the key rule's). The file is read as Python parses it, once, and only when a
+    line opens a collection under such a name; a file Python cannot parse has the line
+    rule's findings only."""
+    if not any(_has_secret_word(line) and _opens_a_secret_collection(line) for line in src.lines):
+        return
+    try:
+        tree = ast.parse(src.text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return
+    for name, value in _named_values(tree):
+        if not isinstance(value, (ast.Tuple, ast.List, ast.Set, ast.Dict)) \
+                or not _names_secrets(name):
+            continue
+        for node, text in _collection_values(value):
+            if node.lineno > len(src.lines) or not is_literal(text) or _reads_as_name(text) \
+                    or _not_key_material(name, text, "code"):
+                continue
+            # ast counts a line's columns in UTF-8 bytes.
+            line = src.lines[node.lineno - 1]
+            column = len(line.encode()[:node.col_offset].decode(errors="replace")) + 1
+            yield node.lineno, Hit(column, f"`{name}` holds a literal value ({REDACTED})", 1)
+
+
+def _opens_a_secret_collection(line: str) -> bool:
+    """Whether a line of Python gives a collection to a secret-like name or its plural."""
+    if "(" not in line and "[" not in line and "{" not in line:
+        return False
+    at = 0
+    # Each search from the last one's bracket, which may be the next key's start.
+    while (m := _PY_COLLECTION.search(line, at)) is not None:
+        if _names_secrets(m.group(1).rsplit(".", 1)[-1]):
+            return True
+        at = m.end() - 1
+    return False
+
+
+def _reads_as_name(value: str) -> bool:
+    """Whether a string reads as a name or a number, not key material: words in one case
+    (``db-password``, ``NUMBER``, ``qwerty``) or digits (``123456``)."""
+    return value.isdigit() or ((value.islower() or value.isupper())
+                               and _names_a_key(value.lower()))
+
+
+def _named_values(tree: ast.AST) -> Iterator[tuple[str, ast.expr]]:
+    """Each value a Python module gives a name: assigned (``X = ``, ``x.y = ``,
+    ``x["y"] = ``, annotated or not), as a keyword argument, and under a dict's key (a
+    string or a name)."""
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.keyword) and node.arg is not None:
+            yield node.arg, node.value
+        elif isinstance(node, ast.Dict):
+            for key, item in zip(node.keys, node.values, strict=True):
+                name = _name_of(key) if key is not None else None
+                if name is not None:
+                    yield name, item
+        for target in targets:
+            name = _name_of(target)
+            if name is not None:
+                yield name, value
+
+
+def _name_of(node: ast.expr) -> str | None:
+    """The name an expression stands for as a target or a key: a name's, an attribute's,
+    a string's, a subscript's string."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Subscript):
+        return _name_of(node.slice) if isinstance(node.slice, ast.Constant) else None
+    return None
+
+
+def _collection_values(node: ast.expr) -> Iterator[tuple[ast.Constant, str]]:
+    """The string literals of a tuple, a list or a set, and of a dict's values, and of
+    such collections within them, each with its text."""
+    items = node.values if isinstance(node, ast.Dict) else \
+        node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
+    for item in items:
+        if isinstance(item, ast.Constant) and isinstance(item.value, str):
+            yield item, item.value
+        elif isinstance(item, ast.Constant) and isinstance(item.value, bytes):
+            yield item, item.value.decode(errors="replace")
+        elif isinstance(item, (ast.Tuple, ast.List, ast.Set)):
+            yield from _collection_values(item)
 
 
 def _env_defaults(line: str) -> Iterator[tuple[str, str, int]]:
@@ -1270,6 +1394,8 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
             found.append(_key_hits(src, kind, elsewhere if structured else None))
             if src.name.endswith((".tf", ".hcl")):
                 found.append(_variable_default_hits(src))
+            if src.name.endswith((".py", ".pyi")):
+                found.append(_collection_hits(src))
         found.append(entropy_hits(src, in_encoded if encoded else None))
         for number, hit in itertools.chain.from_iterable(found):
             if number not in ciphertext:
