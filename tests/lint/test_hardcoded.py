@@ -862,6 +862,47 @@ AUTH_TOKEN_PAIR = ("CANARYnear4", "CANARYnear5")
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_dict_s_value_below_a_name_as_its_key_or_before_its_brace(make_repo: MakeRepo) -> None:
+    """A Python dict's key that is a name (a constant's, `AUTH_TOKEN:`), alone on its
+    line or after the dict's brace or another item, has its value below it, and a value
+    below its key may end the dict or the object (`"..."}`): each a finding at its
+    literal's line. A name and a colon after a keyword (`if token:`, `for t in tokens:`,
+    `except E as secret:`, `case token:`) or in a slice begin no value."""
+    repo = make_repo({
+        "app/settings.py": """\
+HEADERS = {
+    AUTH_TOKEN:
+        "CANARYuk1-x9", «MAG002»
+}
+CONFIG = {"db_password":
+          "CANARYbr1-x9"} «MAG002»
+CONFIG = {"region": "eu", SECRET_KEY:
+          "CANARYuk2-x9"} «MAG002»
+OTHER = {
+    DB_PASSWORD:
+        os.environ["DB_PASSWORD"],
+}
+if token:
+    "CANARYnear1-x9"
+for t in tokens:
+    "CANARYnear2-x9"
+try:
+    pass
+except KeyError as secret:
+    "CANARYnear3-x9"
+match kind:
+    case token:
+        "CANARYnear4-x9"
+part = values[token:
+              "CANARYnear5-x9"]
+""",
+        "web/app.js": 'const config = {region: "eu", apiKey:\n  "CANARYjs1-x9"}; «MAG002»\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_collections_of_strings_under_a_secret_name_or_its_plural(make_repo: MakeRepo) -> None:
     """In Python, each string of a tuple, a list, a set or a dict's values under a
     secret-like name or its plural (assigned, annotated, an attribute's or a subscript's,

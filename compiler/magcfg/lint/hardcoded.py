@@ -404,8 +404,9 @@ _CODE_KEY_ENDS = re.compile(_CODE_KEY + r"(\(|\\)?+$")
 _CODE_KEY_OPENS = re.compile(_CODE_KEY + r"\(")
 _STRING_LITERAL = re.compile(_CODE_STRING)
 # What may follow the string literals of a line of such a value: a backslash, the closing
-# parenthesis, the end of a statement or an item, a comment.
-_AFTER_STRINGS = re.compile(r"[ \t]*+(\\)?+[ \t]*+(\))?+[ \t]*+([;,])?+[ \t]*+(?:(?:#|//).*+)?+$")
+# parenthesis (or the dict's brace, the list's bracket, the value its last item), the
+# end of a statement or an item, a comment.
+_AFTER_STRINGS = re.compile(r"[ \t]*+(\\)?+[ \t]*+([)}\]])?+[ \t]*+([;,])?+[ \t]*+(?:(?:#|//).*+)?+$")
 
 
 def _value_below(lines: list[str], number: int, python: bool
@@ -417,14 +418,18 @@ def _value_below(lines: list[str], number: int, python: bool
     quoted string, the first literal's line and column, and what the baseline knows the
     finding by when the value is on more than the first literal's line. None when the
     value is anything else: an expression, an f-string with a field, a tuple. In Python a
-    name and a colon end a block's first line, not a key's."""
+    name and a colon after a keyword or a name end a block's first line, not a key's."""
     line = lines[number - 1]
     m = _CODE_KEY_ENDS.search(line)
     if m is not None:
         opened, start = m.group(2) == "(", len(line)
+        before = line[:m.start(1)].rstrip()
         if python and m.group(2) is None and line.rstrip().endswith(":") \
-                and line[m.end(1):m.end(1) + 1] not in ("'", '"'):
-            return None  # `class Password:`, `if token:`: a block, not a dict's key
+                and line[m.end(1):m.end(1) + 1] not in ("'", '"') \
+                and before and not before.endswith(("{", ",")):
+            # `class Password:`, `if token:`: a block, not a dict's key, which begins its
+            # line or follows the dict's brace or another item (`AUTH_TOKEN:`)
+            return None
     else:
         m = _CODE_KEY_OPENS.search(line) if "(" in line else None
         if m is None:
