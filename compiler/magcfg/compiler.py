@@ -314,12 +314,41 @@ class Compiler:
             if isinstance(known, Exception):
                 raise known
             digest, size = known or self._from_schema_file(path, self.source.sha256)
-            schema = Schema.of_file(path, digest, size,
-                                    lambda: self._from_schema_file(path, self.source.read))
+            schema = Schema.of_file(path, digest, size, lambda: self._from_schema_file(
+                path, lambda rel: self._schema_bytes(rel, digest)))
         else:
             schema = load_schema(path, self._from_schema_file(path, self.source.read))
         schema.use_store(_PieceCache(self.cache))
         return schema
+
+    def _schema_bytes(self, path: str, digest: str) -> bytes:
+        """The bytes of the schema file of ``digest``: bytes no checkout could have
+        written for others (``FileSource.read_examined``) are remembered so by their
+        digest (``schema_as_committed``)."""
+        source: Source = self.source
+        if not isinstance(source, FileSource):
+            return source.read(path)
+        raw, plain = source.read_examined(path)
+        if plain:  # bytes of another digest fail the schema's own check, and the build
+            self.cache.put_fragment(f"schema-as-committed:{digest}", True)
+        return raw
+
+    def schema_as_committed(self) -> list[Diagnostic]:
+        """Why the JSON schema file is not what the commit holds, as reading it finds
+        (``FileSource.read``: ``project.Checkout``), or nothing. A rebuild hashes the
+        schema and reads it only for what the cache lacks: it is read here unless the
+        cache knows its digest for bytes no checkout could have written for others, or
+        a schema the checkout holds converted would be refused by a cold build alone,
+        CI's, and built by a warm one."""
+        schema = self._schema
+        if schema is None or not isinstance(self.source, FileSource) \
+                or self.cache.fragment(f"schema-as-committed:{schema.digest}") is True:
+            return []
+        try:
+            schema.raw  # noqa: B018 (read for its check)
+        except BuildError as exc:
+            return exc.diagnostics
+        return []
 
     @contextmanager
     def _schema_hashed_meanwhile(self) -> Iterator[None]:
@@ -1189,6 +1218,7 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
             artifacts[env] = artifact
     errors.extend(name_environments(errors_of, stacks.values()))
     errors.extend(compiler.build_checks(list(artifacts.values())))
+    errors.extend(compiler.schema_as_committed())
     for found in ignored():
         (warnings if found.severity == "warning" else errors).append(found)
     if strict:

@@ -837,17 +837,29 @@ class Checkout:
     def problem(self, rel: str, raw: bytes) -> str | None:
         """Why the bytes ``raw`` of ``rel`` (relative to the root, where the file really
         is) are not what the commit holds, or None."""
+        return self.examine(rel, raw)[0]
+
+    def examine(self, rel: str, raw: bytes) -> tuple[str | None, bool]:
+        """``problem``, and whether ``raw`` is none of the forms named above, so that no
+        checkout could have written it for other bytes whatever git's index holds (a
+        digest of such bytes may be trusted without reading them again)."""
         if lfs_pointer(raw):
             return ("is a Git LFS pointer, not the file it stands for: this checkout was "
                     "made without git-lfs (or with GIT_LFS_SKIP_SMUDGE), so it would build "
                     "other bytes than one with it; install git-lfs and run `git lfs pull`, "
                     "or keep the inputs out of LFS (drop their filter=lfs in .gitattributes "
-                    "and commit them again)")
+                    "and commit them again)"), False
         if raw.startswith(GIT_CRYPT_HEADER):
             return ("is encrypted by git-crypt, and this checkout is locked, so it would "
-                    "build other bytes than an unlocked one; run `git-crypt unlock` first")
-        link = bool(raw) and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw
-        committed = _as_checked_in(raw)
+                    "build other bytes than an unlocked one; run `git-crypt unlock` first"
+                    ), False
+        link, committed = _link_shaped(raw), _as_checked_in(raw)
+        return self._changed(rel, raw, link, committed), not (link or committed)
+
+    def _changed(self, rel: str, raw: bytes, link: bool, committed: list[bytes]
+                 ) -> str | None:
+        """Why ``raw``, which could be a link's target (``link``) or hold ``committed``
+        by git's checkout conversion, is what a checkout made of other bytes, or None."""
         if (link or committed) and self.index() == {} and self._refused is not None:
             # Where git will not answer for the repository (owned by another user, as
             # in a CI container), a changed checkout cannot be told from the commit.
@@ -892,6 +904,12 @@ LINK_HELD = ("is a symlink in git (mode 120000) but a regular file in this check
 _IDENT = re.compile(rb"\$Id: [^$\n]*\$")
 _WIDE = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _link_shaped(raw: bytes) -> bool:
+    """Whether ``raw`` could be a symlink's target as a checkout without symlinks writes
+    it, by the shape most targets have: one line, no line end."""
+    return bool(raw) and len(raw) <= MAX_SYMLINK_TARGET and b"\n" not in raw
 
 
 def _as_checked_in(raw: bytes) -> list[bytes]:

@@ -287,6 +287,43 @@ def test_inputs_git_converts_on_checkout_are_refused(
     assert f"{rel}: error: {CONVERTED}" not in clone.run("build").stderr
 
 
+def test_a_converted_schema_is_refused_where_the_cache_knows_its_bytes(mini: Project) -> None:
+    """A rebuild hashes the schema and reads it only when the cache lacks what it gives:
+    a schema the checkout holds converted (CRLF here, the commit LF) was refused by a
+    cold build, CI's, and built by a warm one, the committer's. Bytes no checkout could
+    have changed are remembered as such, and not read again."""
+    run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
+    schema = mini.root / "schemas/schema.json"
+    schema.write_bytes(schema.read_bytes().replace(b"\n", b"\r\n"))
+    run(["git", "init", "-q"])
+    done = mini.run("build")  # not yet in the index: an edit, and the cache is warm
+    assert done.returncode == 0, done.stderr
+    mini.write(".gitattributes", "*.json text eol=crlf\n")
+    run(["git", "add", "-A"])
+    assert run(["git", "cat-file", "blob", ":schemas/schema.json"]).stdout == \
+        schema.read_bytes().replace(b"\r\n", b"\n")
+    stderr = failed_cleanly(mini.run("build"))
+    assert stderr == f"schemas/schema.json: error: {CONVERTED}\n"
+    shutil.rmtree(mini.root / ".magcfg-cache")
+    assert failed_cleanly(mini.run("build")) == stderr
+
+
+def test_a_schema_no_checkout_could_change_is_read_once(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import magcfg
+    from magcfg.project import Checkout
+
+    examined = calls(monkeypatch, Checkout, "examine", arg=1)
+    project = magcfg.load_project(mini.root / "magcfg.yaml")
+    magcfg.build(project)
+    assert "schemas/schema.json" in examined
+    examined.clear()
+    mini.write("layers/base/logging.yaml", "logging:\n  level: warn\n")
+    magcfg.build(project)
+    assert "layers/base/logging.yaml" in examined
+    assert "schemas/schema.json" not in examined
+
+
 def test_a_file_git_could_have_changed_is_refused_where_git_refuses_the_repository(
         mini: Project) -> None:
     """git refuses a repository another user owns (a CI container's checkout): the

@@ -112,11 +112,16 @@ class FileSource:
     def read(self, path: str) -> bytes:
         """The bytes of ``path``, refused when they are not what the commit holds
         (``project.Checkout``)."""
+        return self.read_examined(path)[0]
+
+    def read_examined(self, path: str) -> tuple[bytes, bool]:
+        """``read``, and whether the bytes are such that no checkout could have written
+        them for others (``project.Checkout.examine``)."""
         raw = self._tree.read(path)
-        problem = self._checkout.problem(self._tree.real_relative(path), raw)
+        problem, plain = self._checkout.examine(self._tree.real_relative(path), raw)
         if problem is not None:
             raise PathError([path_problem(path, problem)])
-        return raw
+        return raw, plain
 
     def sha256(self, path: str) -> tuple[str, int]:
         """The hex SHA-256 and size of what ``read(path)`` returns, without holding the

@@ -525,8 +525,9 @@ class _Overlay(FileSource):
         super().__init__(root, (GIT_DIR, "generated", CACHE_DIR))
         self.files = files
 
-    def read(self, path: str) -> bytes:
-        return self.files[path] if path in self.files else super().read(path)
+    def read_examined(self, path: str) -> tuple[bytes, bool]:
+        return (self.files[path], False) if path in self.files \
+            else super().read_examined(path)
 
     def sha256(self, path: str) -> tuple[str, int]:
         if path in self.files:
