@@ -699,8 +699,10 @@ def link_checked_out(root: Path, rel: str, object_id: str) -> bool:
 
 
 def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
-    """Starts one ``git check-attr working-tree-encoding`` for ``paths`` (relative to
-    ``root``) and returns what waits for its answer: each path git writes to the work
+    """Starts ``git check-attr working-tree-encoding`` for ``paths`` (relative to
+    ``root``; one for each part of them whose answer could come near ``MAX_GIT_ANSWER``,
+    the first at once, the others in turn while waiting) and returns what waits for its
+    answer: each path git writes to the work
     tree in another encoding than the UTF-8 it commits, with that encoding; none outside
     a work tree or without git, ``GitUnanswered`` when git fails or hangs. As
     ``ignored_by_git``, the caller works meanwhile.
@@ -711,25 +713,55 @@ def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     paths = _outside_submodules(root, paths)
     if not paths:
         return dict
-    # Three NUL-ended fields a path, in order: the path, the attribute, its value.
-    asked = _asked_about(["check-attr", "--stdin", "-z", "working-tree-encoding"], root,
-                         b"".join(os.fsencode(p) + b"\0" for p in paths))
+    parts = _parts(paths, ATTRIBUTE_ANSWER_BYTES)
+
+    def ask(part: list[str]) -> _Asked:
+        return _asked_about(["check-attr", "--stdin", "-z", "working-tree-encoding"], root,
+                            b"".join(os.fsencode(p) + b"\0" for p in part))
+
+    first = ask(parts[0])
 
     @lru_cache(maxsize=1)
     def wait() -> dict[str, str]:
-        fields = _fields_of_paths(asked, (0,), "check-attr", len(paths), 3)
-        if fields is None:
-            return {}
         found = {}
-        for i, path in enumerate(paths):
-            value = os.fsdecode(fields[3 * i + 2])
-            # git converts nothing for these (convert.c): no value, UTF-8 itself, and
-            # set or unset (set stops the checkout).
-            if value.casefold() not in ("", "unspecified", "unset", "set", "utf-8", "utf8"):
-                found[path] = value
+        for n, part in enumerate(parts):
+            # Three NUL-ended fields a path, in order: the path, the attribute, its value.
+            fields = _fields_of_paths(first if n == 0 else ask(part), (0,), "check-attr",
+                                      len(part), 3)
+            if fields is None:
+                return {}
+            for i, path in enumerate(part):
+                value = os.fsdecode(fields[3 * i + 2])
+                # git converts nothing for these (convert.c): no value, UTF-8 itself,
+                # and set or unset (set stops the checkout).
+                if value.casefold() not in ("", "unspecified", "unset", "set", "utf-8",
+                                            "utf8"):
+                    found[path] = value
         return found
 
     return wait
+
+
+ATTRIBUTE_ANSWER_BYTES = 64
+"""The bytes of ``git check-attr working-tree-encoding``'s answer for a path besides the
+path itself: the attribute's name, a value as long as any encoding's name, three NULs."""
+
+
+def _parts(paths: Sequence[str], answer_bytes: int) -> list[list[str]]:
+    """``paths`` in parts, in order, each asked of git apart: for each part, its paths
+    and ``answer_bytes`` a path come to at most ``MAX_GIT_ANSWER``, the bound of one
+    answer. A repository of a million files would otherwise fail a check for its size
+    alone, while each answer stays bounded against a git that says more than asked."""
+    parts: list[list[str]] = [[]]
+    size = 0
+    for path in paths:
+        cost = len(os.fsencode(path)) + answer_bytes
+        if parts[-1] and size + cost > MAX_GIT_ANSWER:
+            parts.append([])
+            size = 0
+        parts[-1].append(path)
+        size += cost
+    return parts
 
 
 def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | int | None]:

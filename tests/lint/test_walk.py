@@ -91,6 +91,35 @@ def test_a_file_git_checks_out_in_another_encoding_is_read_as_committed(
     assert done.returncode == 1 and "magcfg lint: 2 finding(s)" in done.stderr, done.stderr
 
 
+def test_a_repository_whose_attributes_answer_is_over_the_bound_is_asked_in_parts(
+        make_repo: MakeRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``git check-attr``'s answer for every file is bounded (``MAX_GIT_ANSWER``, 64 MiB;
+    lowered here): a monorepo of a million files failed the gate, closed, for its size
+    alone. Its paths are asked in parts, each answer bounded, and a converted file in
+    the last is still read as committed. A part whose answer is over the bound (a
+    value longer than any encoding's name) fails the gate as before."""
+    from magcfg import project
+    from magcfg.errors import BuildError
+
+    files = {f"services/svc{i:04}/config.yaml": "level: info\n" for i in range(200)}
+    repo = make_repo({**files, "zz/app.env": "DB_PASSWORD=Zx8!qLm2#pR7vT4w+\n"})
+    (repo.root / ".gitattributes").write_text("zz/app.env working-tree-encoding=IBM037\n")
+    git(repo.root, "add", ".gitattributes")
+    git(repo.root, "commit", "-q", "-m", "attributes")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo.root), str(clone))
+    listed = len(git(clone, "ls-files", "-z").encode())
+    monkeypatch.setattr(project, "MAX_GIT_ANSWER", listed + 1024)
+    assert [(f.file, f.line) for f in lint(clone).findings] == [("zz/app.env", 1)]
+    # git reads no longer line of a .gitattributes than 2,048 bytes.
+    (clone / ".gitattributes").write_text(f"services/** working-tree-encoding={'x' * 1900}\n")
+    with pytest.raises(BuildError) as raised:
+        lint(clone)
+    assert [d.format() for d in raised.value.diagnostics] == [
+        ".: error: git could not say which files it checks out converted (`git check-attr` "
+        f"answered more than {listed + 1024} bytes): fix what stops git, then lint again"]
+
+
 def test_a_converted_file_whose_name_holds_a_line_end_is_not_read_as_another(
         make_repo: MakeRepo, tmp_path: Path) -> None:
     """git reads a batch of names a line each, a CR before the LF dropped: the committed
