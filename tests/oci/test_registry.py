@@ -365,3 +365,46 @@ def test_credentials_a_registry_writes_into_a_malformed_answer_are_not_shown() -
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_credentials_a_registry_writes_into_a_token_realm_are_not_shown() -> None:
+    # The realm of a bearer challenge is the registry's own words too: one that writes
+    # the Authorization header it was sent into it, then has its token service fail,
+    # put the docker password, as base64, into the error naming the token service.
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            sent = self.headers.get("Authorization")
+            host = f"127.0.0.1:{self.server.server_address[1]}"
+            self.send_response(500 if self.path.startswith("/token") else 401)
+            if sent is None:
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+            elif not self.path.startswith("/token"):
+                self.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token/'
+                                 f'{sent.split()[-1]}/{USER}:{PASSWORD}",service="r"')
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        texts = []
+        for _ in range(2):  # the first sends the credentials the second's realm quotes
+            with pytest.raises(RegistryError) as info:
+                client.manifest("acme/cfg", "production")
+            texts.append(info.value.format())
+        assert f"token request to http://{host}/token/{REDACTED}/{REDACTED}: HTTP 500" in \
+            texts[1], texts
+        for text in texts:
+            assert PASSWORD not in text and basic not in text, text
+    finally:
+        server.shutdown()
+        server.server_close()

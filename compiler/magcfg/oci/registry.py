@@ -280,8 +280,9 @@ class Registry:
         if self._aborted:
             raise RegistryError(str(self.reference), f"{failed}: the client was stopped")
         if timer.expired:  # whatever was read before the sockets were shut is not the answer
+            asked = self._masked(request.full_url)  # a token service's, the registry's words
             raise RegistryError(str(self.reference), f"{failed}: no whole answer to "
-                                f"{request.get_method()} {request.full_url} within {span}")
+                                f"{request.get_method()} {asked} within {span}")
         return status, got, data
 
     def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
@@ -329,27 +330,29 @@ class Registry:
         realm = params.pop("realm", "")
         if not realm.startswith(("https://", "http://")):
             return False
+        # The registry's words, as any it says: it may write there what it was sent.
+        shown = self._masked(realm)
         if self.credentials and realm.startswith("http://") and self.base.startswith("https://"):
             # Docker sends them all the same; over plain HTTP anyone on the path reads
             # them, and the registry's HTTPS protects nothing.
-            raise RegistryError(str(self.reference), f"the token service {realm} that the "
+            raise RegistryError(str(self.reference), f"the token service {shown} that the "
                                 f"registry names is plain HTTP, and {self.reference.host} "
                                 "is reached over HTTPS: its credentials are not sent there")
         query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
         request = urllib.request.Request(realm + ("?" + query if query else ""))
         if self.credentials:
             request.add_unredirected_header("Authorization", self._basic_header())
-        status, _, data = self._exchange(request, 1024 * 1024, f"token request to {realm} failed")
+        status, _, data = self._exchange(request, 1024 * 1024, f"token request to {shown} failed")
         if status != 200:
-            raise self._fail(f"token request to {realm}", status, data)
+            raise self._fail(f"token request to {shown}", status, data)
         try:
             answer = parse_json(data)
         except ValueError as exc:
-            raise RegistryError(str(self.reference), f"token request to {realm} failed: "
+            raise RegistryError(str(self.reference), f"token request to {shown} failed: "
                                 f"{exc}") from None
         token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
-            raise RegistryError(str(self.reference), f"token service {realm} sent no token")
+            raise RegistryError(str(self.reference), f"token service {shown} sent no token")
         self._token = token
         return True
 
