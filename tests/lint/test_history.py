@@ -173,3 +173,30 @@ def test_a_secret_a_commit_put_in_the_baseline_in_use_is_found(make_repo: MakeRe
     # The versions that are baselines, as --write-baseline writes them, report nothing.
     clean = run_cli(root, "lint", "--since", "HEAD~1", "-b", name)
     assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_a_shallow_clone_whose_history_stops_since_the_base_fails_the_gate(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A clone of depth 2 lacks the commit that added a secret and the one that took it
+    out: git lists the oldest commit it has as a first one, and lint passed, having
+    checked 2 commits of 4. The gate says which commit the history stops at."""
+    root, _ = _added_then_removed(make_repo)
+    _commit(root, {"c.txt": "c\n"}, "c")
+    _commit(root, {"d.txt": "d\n"}, "d")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{root}", str(clone))
+    git(clone, "fetch", "-q", "origin", "base:base")
+    cut = git(clone, "rev-parse", "--short=7", "HEAD~1").strip()
+    proc = run_cli(clone, "lint", "--since", "base")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (f"the commits since base are not all in this clone: it is shallow, and its "
+            f"history stops at commit {cut}") in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+    _no_canary(proc.stdout, proc.stderr)
+    # A shallow clone that holds every commit since the base is read as a whole one.
+    assert run_cli(clone, "lint", "--since", "HEAD~1").returncode == 0
+    git(clone, "fetch", "-q", "--unshallow", "origin")
+    whole = run_cli(clone, "lint", "--since", "base")
+    assert whole.returncode == 1 and "MAG002" in whole.stdout, whole.stdout + whole.stderr
+    _no_canary(whole.stdout, whole.stderr)

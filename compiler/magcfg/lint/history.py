@@ -45,8 +45,37 @@ def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
                    f"^{base}", "HEAD"], root, "list the commits since " + ref)
     lines = answer.decode("ascii", "replace").split("\n")
     # Each commit: "commit <id>", then its short id.
-    return [(lines[i].removeprefix("commit "), lines[i + 1])
-            for i in range(0, len(lines) - 1, 2) if lines[i].startswith("commit ")]
+    commits = [(lines[i].removeprefix("commit "), lines[i + 1])
+               for i in range(0, len(lines) - 1, 2) if lines[i].startswith("commit ")]
+    cut = _shallow(root) & {commit for commit, _ in commits}
+    if cut:
+        short = next(s for commit, s in commits if commit in cut)
+        raise BuildError([Diagnostic(".", None, None, f"the commits since {ref} are not all "
+                                     f"in this clone: it is shallow, and its history stops at "
+                                     f"commit {short}, whose parents it lacks (git lists no "
+                                     "commit below it, nor any file they changed); fetch them "
+                                     "(`git fetch --unshallow`, or the whole history in CI: "
+                                     "`fetch-depth: 0`), then lint again", code="git")])
+    return commits
+
+
+MAX_SHALLOW_BYTES = 64 << 20
+"""The most bytes of a shallow clone's list of cut commits read (41 or 65 a commit)."""
+
+
+def _shallow(root: Path) -> set[str]:
+    """The commits of a shallow clone whose parents it lacks (``.git/shallow``); none in
+    a whole one. A commit listed since the base that is one stands for commits, and
+    their files, that were never fetched: git lists it as if it were a first commit."""
+    from ..durable import read_located
+
+    answer = _git(["rev-parse", "--is-shallow-repository", "--git-path", "shallow"], root,
+                  "say whether the clone is shallow").decode("utf-8", "surrogateescape")
+    shallow, _, path = answer.partition("\n")
+    if shallow.strip() != "true":
+        return set()
+    listed = read_located(root / path.removesuffix("\n"), ".git/shallow", MAX_SHALLOW_BYTES)
+    return set(listed.decode("ascii", "replace").split())
 
 
 def changed_files(root: Path, commits: Sequence[tuple[str, str]]) -> list[CommitFile]:
