@@ -94,3 +94,36 @@ def test_an_encrypted_private_key_in_json_is_found() -> None:
     text = '{"key": "' + _ENCRYPTED_KEY.replace("\n", "\\n") + '"}\n'
     hits = list(token_formats.format_hits(source("creds.json", text.encode())))
     assert [(number, hit.column) for number, hit in hits] == [(1, 15)]
+
+
+_PUTTY_V3 = ("PuTTY-User-Key-File-3: ssh-ed25519\n"
+             "Encryption: none\n"
+             "Comment: deploy@ci\n"
+             "Public-Lines: 2\n"
+             "AAAAC3NzaC1lZDI1NTE5AAAAIFj7Xq0Jx1k2b3c4d5e6f7g8h9i0j1k2l3m4n5o6p7q8\n"
+             "r9s0\n"
+             "Private-Lines: 1\n"
+             "AAAAIE1k2l3m4n5o6p7q8r9s0t1u2v3w4x5y6z7A8B9C0D1E2F3G\n"
+             "Private-MAC: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n")
+
+
+@pytest.mark.parametrize(("name", "text", "at"), [
+    ("deploy.ppk", _PUTTY_V3, (1, 1)),
+    ("values.yaml", "ssh:\n  key: |\n"
+     + "".join(f"    {line}\n" for line in _PUTTY_V3.splitlines()), (3, 5)),
+    ("creds.json", '{"key": "' + _PUTTY_V3.replace("\n", "\\n") + '"}\n', (1, 10)),
+])
+def test_a_putty_key_of_format_3_is_found_as_one_of_format_2(
+        name: str, text: str, at: tuple[int, int]) -> None:
+    """PuTTY 0.75 and later write `PuTTY-User-Key-File-3`, which detect-secrets' list
+    lacks (it has format 2's line): a .ppk key, unencrypted here, passed the gate."""
+    hits = list(token_formats.format_hits(source(name, text.encode())))
+    assert [(number, hit.column, hit.message) for number, hit in hits] == [
+        (*at, "Private Key in a committed file (<redacted>)")]
+    format_2 = text.replace("PuTTY-User-Key-File-3", "PuTTY-User-Key-File-2")
+    assert len(list(token_formats.format_hits(source(name, format_2.encode())))) == 1
+
+
+def test_text_naming_the_putty_header_holds_no_key() -> None:
+    text = "PuTTY 0.75 writes `PuTTY-User-Key-File-3: ssh-ed25519` on a key's first line.\n"
+    assert list(token_formats.format_hits(source("docs/keys.md", text.encode()))) == []

@@ -169,6 +169,11 @@ _FORMATS = tuple(_Format(name, triggers, re.compile(pattern, re.ASCII), entropy)
     # the BEGIN line (`-----BEGIN ENCRYPTED PRIVATE KEY-----` in a doc) holds no key.
     ("Private Key", ("ENCRYPTED PRIVATE KEY",),
      r"-----(BEGIN ENCRYPTED PRIVATE KEY)-----(?:\\[nr]|\s)*+[A-Za-z0-9+/]{16}", 0),
+    # PuTTY's key file of format 3 (PuTTY 0.75 on), which the plugin's list lacks (it
+    # has format 2's line); its `Encryption:` line follows, where a text naming the
+    # first line holds no key.
+    ("Private Key", ("PuTTY-User-Key-File-",),
+     r"(PuTTY-User-Key-File-[3-9]): [^\s\\]++(?:\\[nr]|\s)++Encryption: ", 0),
 ))
 
 
