@@ -819,6 +819,37 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
     return answers + [None] * (len(names) - len(answers))
 
 
+def blob_sha256(root: Path, name: str, limit: int) -> str | None:
+    """The hex SHA-256 of the blob git holds at ``name`` (an object id, or ``REV:PATH``
+    as ``committed_blobs`` asks), hashed as git streams it, never held whole: what
+    ``durable.sha256_regular`` gives for a file. None past ``limit`` bytes, or when git
+    does not answer (no blob there, not a work tree, a minute spent)."""
+    import subprocess
+
+    git = subprocess.Popen(["git", "cat-file", "blob", name], cwd=root,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, env=git_env())
+    stdout = git.stdout
+    assert stdout is not None
+    timer = threading.Timer(60, git.kill)
+    timer.start()
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        while chunk := stdout.read(1 << 18):
+            size += len(chunk)
+            if size > limit:
+                git.kill()
+                return None
+            digest.update(chunk)
+        # A git the timer stopped ended its output early: no digest of part of a blob.
+        return digest.hexdigest() if git.wait() == 0 else None
+    finally:
+        timer.cancel()
+        stdout.close()
+        git.wait()
+
+
 _LFS_POINTER = re.compile(
     rb"version https://(?:git-lfs|hawser)\.github\.com/spec/v[0-9]+\n"
     rb"(?:ext-[0-9]-[a-z0-9]+ [a-z0-9]+:[0-9a-f]+\n)*oid sha256:[0-9a-f]{64}\nsize [0-9]+\n")

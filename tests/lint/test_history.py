@@ -200,3 +200,25 @@ def test_a_shallow_clone_whose_history_stops_since_the_base_fails_the_gate(
     whole = run_cli(clone, "lint", "--since", "base")
     assert whole.returncode == 1 and "MAG002" in whole.stdout, whole.stdout + whole.stderr
     _no_canary(whole.stdout, whole.stderr)
+
+
+def test_a_commit_s_file_too_large_is_known_to_the_baseline_by_its_content(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A commit's file too large to check is MAG007, its fingerprint the digest of its
+    content, as the work tree's: by its size alone, a baseline entry that accepted the
+    file accepted any content of that size, and a commit swapping in other bytes of the
+    size, undone by the next, passed the gate."""
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    size = 4 * 1024 * 1024 + 1
+    _commit(root, {"vendor/big.js": "x" * size}, "vendor")
+    accepted = str(tmp_path / "accepted.json")
+    wrote = run_cli(root, "lint", "--since", "base", "--write-baseline", "-b", accepted)
+    assert wrote.returncode == 0, wrote.stderr
+    assert run_cli(root, "lint", "--since", "base", "-b", accepted).returncode == 0
+    swapped = _commit(root, {"vendor/big.js": "y" * size}, "other bytes, one size")
+    _commit(root, {"vendor/big.js": "x" * size}, "back")
+    proc = run_cli(root, "lint", "--since", "base", "-b", accepted, "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["rule"], f["commit"][:7]) for f in json.loads(proc.stdout)[
+        "findings"]] == [("vendor/big.js", "MAG007", swapped)]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError, Diagnostic, UsageError
-from .walk import SourceFile, UncheckedFile, display_name, read_blobs, source
+from .walk import SourceFile, UncheckedFile, Unread, display_name, read_blobs, source
 
 _EMPTY = frozenset({"0" * 40, "0" * 64})
 _NOT_FILES = ("120000", "160000")
@@ -124,8 +124,8 @@ def read_commit_files(root: Path, files: Sequence[CommitFile]
                        "which a commit since the base holds")
     for f, blob in zip(todo, blobs, strict=True):
         shown = display_name(f.name)
-        if isinstance(blob, str):
-            yield f, UncheckedFile(shown, blob)
+        if isinstance(blob, Unread):
+            yield f, UncheckedFile(shown, *blob)
         elif blob is not None:
             yield f, source(shown, blob)
 

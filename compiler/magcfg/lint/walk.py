@@ -11,6 +11,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..durable import (
     MAX_INPUT_BYTES,
@@ -73,6 +74,15 @@ class SourceFile:
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+class Unread(NamedTuple):
+    """A committed file ``read_blobs`` does not read: why, without a byte of it, and the
+    SHA-256 of its content (None past ``MAX_INPUT_BYTES``), as a work tree's file too
+    large to check has (``UncheckedFile.digest``)."""
+
+    reason: str
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,8 +194,8 @@ def read_files(root: Path, names: Sequence[str]
         full = root / name
         shown = display_name(name)
         blob = committed.get(name)
-        if isinstance(blob, str):
-            yield name, UncheckedFile(shown, blob)
+        if isinstance(blob, Unread):
+            yield name, UncheckedFile(shown, *blob)
             continue
         if blob is not None:
             yield name, source(shown, blob)
@@ -217,7 +227,7 @@ def read_files(root: Path, names: Sequence[str]
         yield name, source(shown, data)
 
 
-def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | str | None]:
+def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | Unread | None]:
     """``_committed`` for each of ``names`` that git checks out in another encoding than
     UTF-8. Fails the gate as ``list_files`` does when git cannot say which."""
     from ..project import GitUnanswered, encoded_by_git
@@ -231,14 +241,14 @@ def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | st
     return _committed(root, encoded)
 
 
-def _committed(root: Path, names: list[str]) -> dict[str, bytes | str | None]:
+def _committed(root: Path, names: list[str]) -> dict[str, bytes | Unread | None]:
     """What git's index holds for each of ``names`` (``project.committed_blobs``): its
     bytes, None when it holds no file there (an untracked file), or why it is not read
     (too large; a name holding a line end, which git's batch of names would read as
     another name). Fails the gate when git cannot answer."""
-    found: dict[str, bytes | str | None] = {
-        name: "holds a line end in its name, for which git cannot be asked what is "
-              "committed, and the work tree holds it converted or not at all"
+    found: dict[str, bytes | Unread | None] = {
+        name: Unread("holds a line end in its name, for which git cannot be asked what is "
+                     "committed, and the work tree holds it converted or not at all")
         for name in names if "\n" in name or "\r" in name}
     names = [name for name in names if name not in found]
     found.update(zip(names, read_blobs(
@@ -248,13 +258,14 @@ def _committed(root: Path, names: list[str]) -> dict[str, bytes | str | None]:
 
 
 def read_blobs(root: Path, objects: list[str], shown: list[str], what: str
-               ) -> list[bytes | str | None]:
+               ) -> list[bytes | Unread | None]:
     """What git holds for each of ``objects`` (``committed_blobs``' names), shown as
     ``shown``: its bytes, None when git holds no file there, or why it is not read (too
-    large). Fails the gate, naming the file and ``what`` it is, when git cannot answer."""
-    from ..project import committed_blobs
+    large), with its content's digest. Fails the gate, naming the file and ``what`` it
+    is, when git cannot answer."""
+    from ..project import blob_sha256, committed_blobs
 
-    found: list[bytes | str | None] = []
+    found: list[bytes | Unread | None] = []
     while len(found) < len(objects):
         todo = objects[len(found):]
         try:
@@ -266,9 +277,10 @@ def read_blobs(root: Path, objects: list[str], shown: list[str], what: str
                 "again", code="git")]) from None
         # git is asked nothing past a blob too large to read: the rest, again.
         large = next((i for i, blob in enumerate(blobs) if isinstance(blob, int)), None)
-        found.extend(f"is {blob} bytes, more than the {MAX_FILE_BYTES} lint checks"
-                     if isinstance(blob, int) else blob
-                     for blob in (blobs if large is None else blobs[:large + 1]))
+        for i, blob in enumerate(blobs if large is None else blobs[:large + 1]):
+            found.append(Unread(f"is {blob} bytes, more than the {MAX_FILE_BYTES} lint "
+                                "checks", blob_sha256(root, todo[i], MAX_INPUT_BYTES))
+                         if isinstance(blob, int) else blob)
     return found
 
 
