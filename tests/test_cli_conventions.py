@@ -405,6 +405,24 @@ def test_every_command_names_an_artifact_from_the_top(layout: Layout,
     assert {config, configmap} <= set(written), written
 
 
+def test_a_registry_is_named_by_its_reference_in_every_layout(layout: Layout,
+                                                              tmp_path: Path) -> None:
+    """An oci:// reference is no file of the project: a monorepo's publish named the
+    registry it could not reach ``config/oci://...``."""
+    keys = tmp_path / "keys"
+    assert layout.where.run("keys", "generate", "--out", str(keys)).returncode == 0
+    layout.project.write("keys.pub", (keys / "magcfg.pub").read_text())
+    with (layout.project.root / "magcfg.yaml").open("a") as project:
+        project.write("signing:\n  public_keys: [keys.pub]\n")
+    assert layout.run("build", "-q").returncode == 0
+    assert layout.run("sign", "--key", str(keys / "magcfg.key"), "-e", "dev").returncode == 0
+    reference = "oci://127.0.0.1:1/acme/cfg:dev"
+    assert _located(layout, "publish", reference, "-e", "dev", "--key",
+                    str(keys / "magcfg.key"), "--insecure", "--revision",
+                    "main@sha1:" + "0" * 40).startswith(
+        f"{reference}: error: registry 127.0.0.1:1 unreachable")
+
+
 def test_lint_and_build_name_a_secret_alike_in_text_json_and_sarif(layout: Layout) -> None:
     layer = layout.project.write("layers/base/magds.yaml",
                                  "magds:\n  host: db\n  password: hunter2-CANARYnames\n")

@@ -450,8 +450,10 @@ class FromTop:
         return self._prefix
 
     def name(self, rel: str) -> str:
-        """``rel`` (relative to the project directory, or absolute) from the top."""
-        if not rel or os.path.isabs(rel) or not self.prefix():
+        """``rel`` (relative to the project directory, or absolute) from the top; a
+        registry's reference (``oci://...``, which a normalized path never spells) as
+        it is."""
+        if not rel or os.path.isabs(rel) or "://" in rel or not self.prefix():
             return rel
         if rel == ".." or rel.startswith("../"):  # a file outside the project's directory
             return posixpath.normpath(self.prefix() + rel)
