@@ -646,3 +646,45 @@ def test_a_project_file_that_fails_to_load_is_loaded_again_once_it_changes(
     mini.write("magcfg.yaml", MINI_PROJECT)
     found = ls.session_of(uri)
     assert found is not None and len(loads) == 2
+
+
+@pytest.fixture
+def monorepo(tmp_path: Path) -> Project:
+    """The small project below the top of a git repository (``platform/config``)."""
+    top = tmp_path / "mono"
+    project = Project(top / "platform/config")
+    project.write("magcfg.yaml", MINI_PROJECT)
+    project.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+    for rel, text in MINI_BASE.items():
+        project.write(rel, text)
+    subprocess.run(["git", "init", "-q"], cwd=top, check=True)
+    return project
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def monorepo_client(lsp_client: LanguageClient, monorepo: Project) -> Any:
+    top = monorepo.root.parents[1]  # the folder an editor opens: the repository
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(),
+        workspace_folders=[types.WorkspaceFolder(from_fs_path(str(top)) or "", "mono")],
+        root_uri=from_fs_path(str(top))))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_hover_names_files_from_the_repository_s_top_as_every_command_does(
+        monorepo_client: LanguageClient, monorepo: Project) -> None:
+    """In a monorepo, hover named the layer files from the project directory
+    (``layers/base/magds.yaml``), a name that opens no file in the repository an editor
+    has open, nor where ``explain`` and CI name it."""
+    uri = open_doc(monorepo_client, monorepo, "layers/environments/dev/magds.yaml")
+    text = await hover(monorepo_client, uri, 1, 3)  # host
+    top = monorepo.root.parents[1]
+    assert ("  - set at `platform/config/layers/environments/dev/magds.yaml:2` (environment): "
+            "`\"localhost\"`\n"
+            "  - overrides `platform/config/layers/base/magds.yaml:2` (base): `\"db\"`"
+            ) in text, text
+    assert (top / "platform/config/layers/base/magds.yaml").is_file()
+    explained = monorepo.run("explain", "magds.host", "--env", "dev")
+    assert "platform/config/layers/base/magds.yaml:2" in explained.stdout, explained

@@ -35,7 +35,7 @@ from ..heap import gc_paused
 from ..keyglob import format_keypath, parse_keypath
 from ..pipeline.cache import BuildCache
 from ..pipeline.merge import ABSENT, LayerStack, Provenance
-from ..project import Project
+from ..project import FromTop, Project
 from ..schema.index import SchemaEntry
 from ..secrets.redaction import REDACTED
 from ..secrets.references import parse_reference
@@ -128,6 +128,8 @@ class Session:
 
     def __init__(self, project: Project) -> None:
         self.project = project
+        # The files a hover names, named as every command names them.
+        self.named = FromTop(project)
         self.source = OverlaySource(project.root, project.fenced)
         self.compiler = self._compiler()
         # env -> top-level key (or DOCUMENT) -> findings of the last check of it
@@ -391,7 +393,7 @@ class Session:
             lines = [f"- **{env}**{named}: {shown}"]
             for i, p in enumerate(reversed(chain)):
                 verb = "set at" if i == 0 else "overrides"
-                lines.append(f"  - {verb} `{printable(p.where(str))}` ({printable(p.layer)}): "
+                lines.append(f"  - {verb} `{p.where(self.named.name)}` ({printable(p.layer)}): "
                              f"`{_show(self._provenance_value(here, p, secret_here, files))}`")
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
