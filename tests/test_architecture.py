@@ -84,7 +84,7 @@ def test_code_speaks_of_itself_not_of_its_history() -> None:
 
 
 def test_every_git_command_runs_with_the_callers_git_variables_made_absolute() -> None:
-    """``project.git_env`` is the one place that reads ``GIT_DIR``, ``GIT_WORK_TREE``
+    """``durable.git_env`` is the one place that reads ``GIT_DIR``, ``GIT_WORK_TREE``
     and ``GIT_INDEX_FILE`` as git does from where magcfg was started (a hook's are
     relative): a git command run without it in a project below the top numbers
     versions from the wrong repository or work tree."""

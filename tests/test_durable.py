@@ -186,18 +186,26 @@ def test_a_deeply_nested_tree_is_listed_without_recursion(tmp_path: Path) -> Non
     (None, "proj", "leads outside the repository"),
     ("", "", "leads outside the repository"),
     ("", ".config/magcfg", "leads outside the project (.config/magcfg/)"),
+    # An empty .git is no repository to git, which every command names files by.
+    ("", "a/b", "leads outside the project (a/b/)"),
 ])
 def test_a_link_out_of_the_project_names_what_it_leaves(
         tmp_path: Path, git_at: str | None, project: str, message: str) -> None:
     """A project at the top of its repository (or in none) is the repository; one below
-    it (a monorepo's ``config/``) is named, since the link may stay in the repository."""
+    it (a monorepo's ``config/``) is named, since the link may stay in the repository,
+    as git places it: a ``.git`` that is no repository (an empty directory here) was
+    taken for the top, and the project named from there (``b/``)."""
+    import subprocess
+
     top = tmp_path / "repo"
     root = top / project
     (root / "layers").mkdir(parents=True)
     (top / "other.yaml").write_text("a: 1\n")
     (tmp_path / "away.yaml").write_text("a: 1\n")
     if git_at is not None:
-        (top / git_at / ".git").mkdir()
+        subprocess.run(["git", "init", "-q", str(top / git_at)], check=True)
+    if project == "a/b":
+        (top / "a/.git").mkdir()
     os.symlink(top / "other.yaml", root / "layers/in-repo.yaml")
     os.symlink(tmp_path / "away.yaml", root / "layers/away.yaml")
     files, problems = Tree(root).list_files("layers", (".yaml",))

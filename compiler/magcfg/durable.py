@@ -49,6 +49,7 @@ T = TypeVar("T")
 __all__ = [
     "DANGLING",
     "FAULT_ENV",
+    "GIT_PATH_VARIABLES",
     "LOOP",
     "MAX_INPUT_BYTES",
     "NOT_UTF8",
@@ -65,6 +66,8 @@ __all__ = [
     "fenced_problem",
     "file_kind",
     "fsync_dir",
+    "git_env",
+    "git_root",
     "listed_already",
     "outside_project",
     "read_if_present",
@@ -212,15 +215,87 @@ def outside_project(prefix: str) -> str:
     return f"leads outside the project ({prefix}/)" if prefix else OUTSIDE
 
 
+GIT_PATH_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                      "GIT_COMMON_DIR")
+"""git's variables that hold a path, which git reads relative to its working directory."""
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for every git command magcfg runs: ``base`` (default: ours) with
+    each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, when
+    ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there,
+    replace refs ignored (``GIT_NO_REPLACE_OBJECTS``), and every pathspec read as the
+    path it spells (``GIT_LITERAL_PATHSPECS``): a layer file named ``:(exclude)x.yaml``
+    is that file, never git's pathspec magic for every other file.
+
+    A hook gets them relative to the top of the work tree (``GIT_INDEX_FILE=.git/index``;
+    ``GIT_DIR=.git`` and ``GIT_WORK_TREE=.`` under ``git --git-dir``), or ``GIT_DIR`` alone
+    (in a linked worktree), which makes git take its working directory for the top: git
+    run in a project below the top would find no repository, or the project's directory
+    as the work tree, and number versions from manifests that are not there."""
+    env = dict(os.environ if base is None else base)
+    # A replace ref (`git replace`) is this repository's alone, never fetched: objects
+    # are read as committed, or a replaced manifest numbered versions here alone.
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"
+    env["GIT_LITERAL_PATHSPECS"] = "1"
+    for name in GIT_PATH_VARIABLES:
+        value = env.get(name)
+        if value and not os.path.isabs(value):
+            env[name] = os.path.abspath(value)
+    if env.get("GIT_DIR") and not env.get("GIT_WORK_TREE"):
+        top = _work_tree_here(env["GIT_DIR"], os.getcwd())
+        if top is not None:
+            env["GIT_WORK_TREE"] = top
+    return env
+
+
+@functools.lru_cache(maxsize=4)
+def _work_tree_here(git_dir: str, cwd: str) -> str | None:
+    """The top of the work tree that git run in ``cwd`` with ``GIT_DIR=git_dir`` uses
+    (None for a bare repository, or without git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd,
+                             env={**os.environ, "GIT_DIR": git_dir}, capture_output=True,
+                             text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.removesuffix("\n") if out.returncode == 0 and out.stdout.strip() else None
+
+
+def git_root(start: Path) -> Path | None:
+    """The top of the git work tree containing ``start``, or None outside git (or without
+    git). Here, below every command, because the name of any file it prints depends on
+    it (``repository_prefix``)."""
+    import subprocess  # only the commands that ask pay for it at startup
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
+                             capture_output=True, text=True, check=False, env=git_env())
+    except FileNotFoundError:
+        return None
+    if out.returncode != 0:
+        return None
+    # One line end taken off, not stripped: a directory's name may end in a space.
+    return Path(out.stdout.removesuffix("\n"))
+
+
 def repository_prefix(root: str) -> str:
-    """Where the real directory ``root`` is in the git work tree around it (the nearest
-    directory holding a ``.git`` entry), ``/``-separated; ``""`` at its top or outside
-    any: the file system is asked, not git, since a build runs no git."""
-    for top in (root, *map(str, Path(root).parents)):
-        if os.path.lexists(os.path.join(top, ".git")):
-            prefix = Path(root).relative_to(top).as_posix()
-            return "" if prefix == "." else prefix
-    return ""
+    """Where the directory ``root`` is in the git work tree around it, ``/``-separated;
+    ``""`` at its top, or outside any (or without git). git is asked (``git_root``), as
+    for every other question about the repository: ``lint`` names files from the top git
+    answers, and a ``.git`` git does not take for a repository (an empty directory, a
+    dead worktree's file) is no top."""
+    real = os.path.realpath(root)
+    top = git_root(Path(real)) if os.path.isdir(real) else None
+    if top is None:
+        return ""
+    try:
+        prefix = Path(real).relative_to(os.path.realpath(top)).as_posix()
+    except ValueError:  # a work tree elsewhere (GIT_WORK_TREE): not the project's top
+        return ""
+    return "" if prefix == "." else prefix
 
 
 def fenced_problem(fence: str) -> str:

@@ -16,7 +16,7 @@ import os
 import posixpath
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -27,9 +27,12 @@ from .durable import (
     MAX_INPUT_BYTES,
     MAX_REPLACED_NAME_BYTES,
     PathError,
+    git_env,
+    git_root,
     path_problem,
     read_located,
     real_directory,
+    repository_prefix,
 )
 from .errors import BuildError, Diagnostic, MagcfgError, UsageError
 from .syntax.locate import locate
@@ -348,71 +351,6 @@ def unknown_key(key: object, known: Sequence[str]) -> str:
                                      else f"; known: {', '.join(known)}")
 
 
-GIT_PATH_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                      "GIT_COMMON_DIR")
-"""git's variables that hold a path, which git reads relative to its working directory."""
-
-
-def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for every git command magcfg runs: ``base`` (default: ours) with
-    each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, when
-    ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there,
-    replace refs ignored (``GIT_NO_REPLACE_OBJECTS``), and every pathspec read as the
-    path it spells (``GIT_LITERAL_PATHSPECS``): a layer file named ``:(exclude)x.yaml``
-    is that file, never git's pathspec magic for every other file.
-
-    A hook gets them relative to the top of the work tree (``GIT_INDEX_FILE=.git/index``;
-    ``GIT_DIR=.git`` and ``GIT_WORK_TREE=.`` under ``git --git-dir``), or ``GIT_DIR`` alone
-    (in a linked worktree), which makes git take its working directory for the top: git
-    run in a project below the top would find no repository, or the project's directory
-    as the work tree, and number versions from manifests that are not there."""
-    env = dict(os.environ if base is None else base)
-    # A replace ref (`git replace`) is this repository's alone, never fetched: objects
-    # are read as committed, or a replaced manifest numbered versions here alone.
-    env["GIT_NO_REPLACE_OBJECTS"] = "1"
-    env["GIT_LITERAL_PATHSPECS"] = "1"
-    for name in GIT_PATH_VARIABLES:
-        value = env.get(name)
-        if value and not os.path.isabs(value):
-            env[name] = os.path.abspath(value)
-    if env.get("GIT_DIR") and not env.get("GIT_WORK_TREE"):
-        top = _work_tree_here(env["GIT_DIR"], os.getcwd())
-        if top is not None:
-            env["GIT_WORK_TREE"] = top
-    return env
-
-
-@lru_cache(maxsize=4)
-def _work_tree_here(git_dir: str, cwd: str) -> str | None:
-    """The top of the work tree that git run in ``cwd`` with ``GIT_DIR=git_dir`` uses
-    (None for a bare repository, or without git)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd,
-                             env={**os.environ, "GIT_DIR": git_dir}, capture_output=True,
-                             text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.removesuffix("\n") if out.returncode == 0 and out.stdout.strip() else None
-
-
-def git_root(start: Path) -> Path | None:
-    """The top of the git work tree containing ``start``, or None outside git (or without
-    git). Here, below lint and scaffold, because both ask."""
-    import subprocess  # only the commands that ask pay for it at startup
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
-                             capture_output=True, text=True, check=False, env=git_env())
-    except FileNotFoundError:
-        return None
-    if out.returncode != 0:
-        return None
-    # One line end taken off, not stripped: a directory's name may end in a space.
-    return Path(out.stdout.removesuffix("\n"))
-
-
 class FromTop:
     """The one rule for a file's name in what any command prints (docs/cli.md, "File
     names in messages"): from the top of the git repository the project is in, as
@@ -440,13 +378,9 @@ class FromTop:
     def prefix(self) -> str:
         """The project directory from the top, ``/``-terminated (empty at the top)."""
         if self._prefix is None:
-            self._prefix = ""
             directory = self._directory()
-            top = git_root(directory) if directory is not None and directory.is_dir() else None
-            if top is not None and directory is not None:
-                with contextlib.suppress(ValueError):
-                    relative = directory.relative_to(os.path.realpath(top)).as_posix()
-                    self._prefix = "" if relative == "." else f"{relative}/"
+            prefix = repository_prefix(str(directory)) if directory is not None else ""
+            self._prefix = f"{prefix}/" if prefix else ""
         return self._prefix
 
     def name(self, rel: str) -> str:

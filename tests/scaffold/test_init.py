@@ -1270,3 +1270,20 @@ def test_woodpecker_names_a_path_that_github_and_gitlab_would_replace(tmp_path: 
     text = _woodpecker_substituted((repo.root / ci_file("woodpecker", where)).read_text())
     assert shlex.quote(f"{where}/magcfg.yaml") in "".join(
         yaml.safe_load(text)["steps"][0]["commands"])
+
+
+def test_init_writes_the_pipeline_at_the_top_git_works_in(tmp_path: Path) -> None:
+    """The pipeline and the hook go where git's top is, the checkout CI runs in, and are
+    named from there as every command names files: a ``.git`` git takes for no
+    repository (an empty directory) between the top and the project was taken for the
+    top, and they were written below it, where no CI looks."""
+    top = tmp_path / "mono"
+    (top / "a/b").mkdir(parents=True)
+    _git(top, "init", "-q")
+    (top / "a/.git").mkdir()
+    done = Project(top / "a/b").run("init", "--env", "dev", "--ci", "github")
+    assert done.returncode == 0, done.stderr
+    assert "wrote .github/workflows/magcfg-a-b.yml\n" in done.stderr
+    assert "wrote .pre-commit-config.yaml\n" in done.stderr
+    assert (top / ".github/workflows/magcfg-a-b.yml").is_file()
+    assert not (top / "a/.github").exists() and not (top / "a/.pre-commit-config.yaml").exists()

@@ -26,10 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from ..durable import MAX_INPUT_BYTES
+from ..durable import MAX_INPUT_BYTES, git_env
 from ..errors import BuildError, Diagnostic
 from ..pipeline.cache import BuildCache
-from ..project import git_env
 
 LOCAL_CUE = ".tools/bin/cue"
 """Where ``./scripts/dev setup`` installs cue; used only while git does not track it."""

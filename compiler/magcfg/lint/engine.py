@@ -73,7 +73,7 @@ class LintResult:
 
 def find_root(start: Path) -> Path:
     """The lint root: the git work tree containing ``start``, else ``start`` itself."""
-    from ..project import git_root
+    from ..durable import git_root
 
     start = start if start.is_dir() else start.parent
     return git_root(start) or start.resolve()
@@ -87,7 +87,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     same with any number. ``since``: a git revision; each file a commit in
     ``since..HEAD`` added or changed is checked too, as that commit holds it
     (``history``)."""
-    from ..project import git_root
+    from ..durable import git_root
 
     config = config if config is not None else load_config(root)
     accepted = baseline_mod.load(baseline, root) if baseline is not None else None

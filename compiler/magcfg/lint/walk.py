@@ -112,7 +112,8 @@ def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
     to the current directory) narrow the set to those files and directories.
     """
     # lazily, as lint's other uses of the module
-    from ..project import GitUnanswered, git_answer, git_root
+    from ..durable import git_root
+    from ..project import GitUnanswered, git_answer
 
     listed = None
     if git_root(root) is not None:
@@ -184,7 +185,7 @@ def read_files(root: Path, names: Sequence[str]
     showed lint no secret that the commit holds in the open. So is a file git lists that
     the work tree lacks (a sparse checkout's, or one deleted but not yet ``git rm``-ed):
     it is committed all the same, and was passed over unread."""
-    from ..project import git_root
+    from ..durable import git_root
 
     committed = _committed_encoded(root, names)
     gone = [n for n in names if n not in committed and not os.path.lexists(root / n)]

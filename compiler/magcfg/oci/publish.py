@@ -17,9 +17,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..artifact import MANIFEST, SIGNATURE, size_limit, written_names
-from ..durable import read_if_present, real_directory
+from ..durable import git_env, read_if_present, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
-from ..project import Project, git_env
+from ..project import Project
 from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
 from ..signing.signatures import VerificationError, VerifiedArtifact, verify_files

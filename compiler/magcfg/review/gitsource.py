@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from ..durable import (
     DANGLING,
+    GIT_PATH_VARIABLES,
     LOOP,
     MAX_INPUT_BYTES,
     NOT_UTF8,
@@ -36,6 +37,7 @@ from ..durable import (
     PathError,
     fenced_problem,
     file_kind,
+    git_env,
     listed_already,
     os_reason,
     outside_project,
@@ -44,7 +46,7 @@ from ..durable import (
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
-from ..project import GIT_PATH_VARIABLES, MAX_SYMLINK_TARGET, Project, git_env, load_project
+from ..project import MAX_SYMLINK_TARGET, Project, load_project
 
 MAX_ENTRIES = 100_000
 """Tree entries one source lists, for all its layer directories together: a hundred

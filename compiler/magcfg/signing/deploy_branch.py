@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..durable import real_directory
+from ..durable import git_env, real_directory
 from ..errors import BuildError, UsageError
-from ..project import Project, git_env
+from ..project import Project
 from .directory import verify_artifact
 
 SKIP_CI = "[CI SKIP]"
