@@ -721,7 +721,8 @@ def promote(
             _fail(exc)
     try:
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
-        plan.command = promotion.rerun_command(from_env, to_env, key or (), include_secrets)
+        plan.command = promotion.rerun_command(from_env, to_env, key or (), include_secrets,
+                                               promotion.project_option(proj, top.name))
         if dry_run:
             sys.stdout.write(promotion.format_plan(plan, top.name))
             if not plan.diff.identical:

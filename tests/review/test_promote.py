@@ -353,6 +353,45 @@ def test_the_pr_body_links_the_report_only_where_ci_publishes_it(repo: Project) 
             "--against main`).\n") in pr.read_text()
 
 
+def test_the_pr_body_s_commands_run_at_the_top_of_a_monorepo(tmp_path: Path) -> None:
+    """The PR body names files from the repository's top, and its commands are run there
+    (by a reviewer, as by CI): for a project below it they name the project. They had no
+    ``--project``, and at the top found no project file."""
+    import shlex
+    import shutil
+
+    top = tmp_path / "mono"
+    repo = make_repo(top / "platform/config")
+    shutil.rmtree(repo.root / ".git")
+    git(top, "init", "-q", "-b", "main")
+    git(top, "config", "user.name", "Dana Dev")
+    git(top, "config", "user.email", "dana@example.com")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "Initial config")
+    pr = tmp_path / "pr.md"
+    done = repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--pr-body", str(pr))
+    assert done.returncode == 0, done.stderr
+    body = pr.read_text()
+    assert "- `platform/config/layers/environments/production/db.yaml`" in body, body
+    rerun = ("magcfg promote staging production --key 'db.pool.max' "
+             "--project platform/config/magcfg.yaml")
+    report = ("magcfg report --html report.html --against main "
+              "--project platform/config/magcfg.yaml")
+    assert f"```\n{rerun}\n```\n" in body, body
+    assert f"`{report}`" in body, body
+    git(top, "checkout", "-q", "main")
+    env = {**os.environ, "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ['PATH']}"}
+    again = subprocess.run([*shlex.split(rerun), "--dry-run"], cwd=top, env=env,
+                           capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("promote staging -> production: 1 value(s) to write")
+    made = subprocess.run(shlex.split(report), cwd=top, env=env, capture_output=True,
+                          text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    assert (top / "report.html").is_file()
+
+
 def test_the_pr_body_names_the_branch_the_promotion_goes_into(repo: Project) -> None:
     """A clone of an origin whose default branch is not main: the PR body's base and its
     report command name origin's branch, from that branch and from a detached HEAD."""

@@ -1022,16 +1022,25 @@ def to_inherit(plan: Plan) -> str:
 
 
 def rerun_command(from_env: str, to_env: str, keys: Sequence[str],
-                  include_secrets: bool = False) -> str:
+                  include_secrets: bool = False, project: str = "") -> str:
     """The ``magcfg promote`` command line a PR body shows, to run again: each ``--key``
-    glob single-quoted as the docs write it, a quote in one escaped as a shell reads it."""
+    glob single-quoted as the docs write it, a quote in one escaped as a shell reads it;
+    ``project``: ``project_option``'s."""
     import shlex
 
     words = ["magcfg", "promote", shlex.quote(from_env), shlex.quote(to_env)]
     words += ["--key '" + k.replace("'", "'\\''") + "'" for k in keys]
     if include_secrets:
         words.append("--include-secrets")
-    return " ".join(words)
+    return " ".join(words) + project
+
+
+def project_option(project: Project, name: Callable[[str], str]) -> str:
+    """What a command a PR body shows needs to find the project where its names are from
+    (``name``, ``project.FromTop.name``): at the repository's top, where a reviewer runs
+    it, as CI does, a project below it (a monorepo's) is found by ``--project`` alone."""
+    named = name(project.file)
+    return "" if named == project.file else f" --project {shlex.quote(named)}"
 
 
 def format_plan(plan: Plan, name: Callable[[str], str]) -> str:
@@ -1097,7 +1106,7 @@ def pr_body(project: Project, plan: Plan, name: Callable[[str], str],
         lines += [f"`{t}`'s compiled config does not change.", ""]
     else:
         lines += [*markdown_table(plan.diff, name), ""]
-    lines += [*report_link(project, promotion.base if promotion else None), ""]
+    lines += [*report_link(project, promotion.base if promotion else None, name), ""]
     lines += ["### Restart-only changes", ""]
     restart = [c for c in plan.diff.changes if c.restart]
     if restart:
@@ -1135,13 +1144,16 @@ REPORT_ARTIFACT = "ci-artifacts/report.html"
 _CI_FILES = (".woodpecker.yml", ".woodpecker.yaml", ".gitlab-ci.yml")
 
 
-def report_link(project: Project, base: str | None) -> list[str]:
+def report_link(project: Project, base: str | None, name: Callable[[str], str]
+                ) -> list[str]:
     """The PR body's pointer to the config matrix: a link where the project's CI
     publishes it beside ``diff.md`` (as magcfg's own does), else how to make it, against
-    ``base`` (the pull request's target; None: the command without ``--against``)."""
+    ``base`` (the pull request's target; None: the command without ``--against``), from
+    where ``name`` names files."""
     command = "magcfg report --html report.html"
     if base is not None:
         command += f" --against {shlex.quote(base)}"
+    command += project_option(project, name)
     local = md_code(command)
     if not _ci_publishes_report(project):
         return ["### Config matrix", "",
