@@ -50,6 +50,12 @@ def test_promotion_commit_passes_its_snapshot_tests(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     changed = git(repo.root, "diff", "--name-only", "main", "HEAD").split()
     assert "__snapshots__/magcfg.ambr" in changed
+    # The PR body lists every file the commit changes (it left the snapshots out).
+    listed = [line.split("`")[1] for line in
+              done.stdout.split("Files changed:\n\n")[1].split("\n\n")[0].splitlines()]
+    assert all(any(c == f or c.startswith(f) for f in listed) for c in changed), (
+        changed, listed)
+    assert "- `__snapshots__/magcfg.ambr` (`production`'s snapshot refreshed)\n" in done.stdout
     assert git(repo.root, "status", "--porcelain") == ""
     after = snapshot_file.read_text()
     # Only production's entry changed.

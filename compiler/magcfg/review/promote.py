@@ -1100,7 +1100,15 @@ def pr_body(project: Project, plan: Plan, name: Callable[[str], str],
                  f"{md_code(promotion.base)}." if promotion else ""), ""]
     if plan.texts:
         lines += ["Files changed:", ""] + [f"- {md_code(name(p))}" for p in sorted(plan.texts)]
-        lines += [f"- {md_code(name(f'{project.output}/{t}/'))} (rebuilt)", ""]
+        lines += [f"- {md_code(name(f'{project.output}/{t}/'))} (rebuilt)"]
+        # The commit's every file (Promotion.files): the snapshots where the project
+        # keeps them, whose refreshed entry the review reads beside the rebuilt config.
+        from .snapshots import snapshot_path
+
+        snapshots = snapshot_path(project)
+        if promotion is not None and snapshots in promotion.files:
+            lines += [f"- {md_code(name(snapshots))} (`{t}`'s snapshot refreshed)"]
+        lines += [""]
     lines += ["### Semantic diff", ""]
     if plan.diff.identical:
         lines += [f"`{t}`'s compiled config does not change.", ""]
