@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..compiler import OUTPUT_FILES, build, compile_environment, ignored_inputs
-from ..durable import PathError, Tree, repository_prefix
+from ..durable import PathError, Tree
 from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, printable
 from ..pipeline.load import LAYER_SUFFIXES, FileSource
 from ..project import (
@@ -132,7 +132,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
         raise UsageError(f"{given} is not a directory")
     # Named from the repository's top, as every command names the project's files.
     named = FromTop(None, root / PROJECT_FILE_NAMES[0])
-    _refuse_unnameable(repository_prefix(str(root)), ci)
+    _refuse_unnameable(named.prefix().removesuffix("/"), ci)
     try:
         result = _scaffold(root, envs, ci, named)
     except MagcfgError as exc:
@@ -175,14 +175,15 @@ def _refuse_unnameable(prefix: str, ci: str) -> None:
 
 def _scaffold(root: Path, envs: tuple[str, ...], ci: str, named: FromTop) -> InitResult:
     """``init_project`` in the real directory ``root``, its names (and its errors')
-    relative to it; ``named``: for the names in the notes' text."""
+    relative to it; ``named``: where the project is in its repository, as every command
+    places it, and the names in the notes' text."""
     for name in PROJECT_FILE_NAMES:
         if os.path.lexists(root / name):
             raise BuildError([Diagnostic(name, None, None, "a project file exists already: "
                                          "magcfg init starts a new project only",
                                          code="init")])
     tree = Tree(root, (GIT_DIR,))
-    prefix = repository_prefix(str(root)) or None  # None: at the top, or outside git
+    prefix = named.prefix().removesuffix("/") or None  # None: at the top, or outside git
     top = tree if prefix is None else Tree(root.parents[prefix.count("/")], (GIT_DIR,))
     # Files the repository's tools read at its top: name reported -> (tree, path in it).
     at_top: dict[str, tuple[Tree, str]] = {}
