@@ -1067,7 +1067,7 @@ def test_the_scaffolded_ci_runs_the_project_s_snapshot_tests(
     assert failed.returncode == 1
     assert f"FAILED {named}::test_compiled_config[prod]" in failed.stdout, failed.stdout
     assert "test_compiled_config[dev]" not in failed.stdout.split("short test summary")[-1]
-    assert f"#   pytest --snapshot-update {named}\n" in (top / workflow).read_text()
+    assert f"#   pytest --snapshot-update ./{named}\n" in (top / workflow).read_text()
 
 
 def test_woodpecker_runs_a_project_whose_path_holds_a_dollar(tmp_path: Path) -> None:
@@ -1287,3 +1287,32 @@ def test_init_writes_the_pipeline_at_the_top_git_works_in(tmp_path: Path) -> Non
     assert "wrote .pre-commit-config.yaml\n" in done.stderr
     assert (top / ".github/workflows/magcfg-a-b.yml").is_file()
     assert not (top / "a/.github").exists() and not (top / "a/.pre-commit-config.yaml").exists()
+
+
+def test_the_snapshot_step_runs_a_project_whose_path_begins_with_a_dash(
+        tmp_path: Path) -> None:
+    """pytest read the step's argument ``-svc/magcfg.yaml`` as its option ``-s``, and the
+    step failed on every change; so did the update command the pipeline's comment gives.
+    Both name the file from ``./``."""
+    from magcfg.scaffold.init import CI_FILES
+
+    top = tmp_path / "repo"
+    (top / "-svc").mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    env = {k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")}
+    project = Project(top / "-svc")
+    assert Project(top).run("init", "./-svc", "--env", "dev", "--ci", "gitlab"
+                            ).returncode == 0
+    text = (top / CI_FILES["gitlab"]).read_text()
+    (update,) = re.findall(r"#   (pytest --snapshot-update .*)\n", text)
+    written = _shell(top, update + " -p no:cacheprovider", env)
+    assert written.returncode == 0 and "1 snapshot generated" in written.stdout, written.stdout
+    (step,) = [c for c in yaml.safe_load(text)["magcfg-%2Dsvc"]["script"] if "pytest" in c]
+    clean = _shell(top, step, env)
+    assert clean.returncode == 0 and "1 passed" in clean.stdout, clean.stdout + clean.stderr
+    layer = top / "-svc/layers/environments/dev/app.yaml"
+    layer.write_text(layer.read_text() + "  log_level: warn\n")
+    assert project.run("build", "-q").returncode == 0
+    edited = _shell(top, step, env)
+    assert edited.returncode == 1
+    assert "FAILED -svc/magcfg.yaml::test_compiled_config[dev]" in edited.stdout, edited.stdout

@@ -354,6 +354,12 @@ def _project_file(prefix: str | None) -> str:
     return "magcfg.yaml" if prefix is None else f"{prefix}/magcfg.yaml"
 
 
+def _pytest_argument(prefix: str | None) -> str:
+    """The project file as pytest's argument: from ``./``, since pytest reads an argument
+    that begins with a ``-`` (a directory's name may) as its options."""
+    return f"./{_project_file(prefix)}"
+
+
 def _check_command(prefix: str, *options: str) -> str:
     """``magcfg build --check`` for the project at ``prefix``, as a shell command run
     from the top of the repository."""
@@ -584,7 +590,7 @@ def _snapshot_command(prefix: str | None) -> str:
     No ``conftest.py`` is loaded: the snapshot tests need none, and a repository's own (a
     monorepo's Python application's) may import what the pipeline does not install."""
     return (f"if [ -f {shlex.quote(_snapshot_file(prefix))} ]; then "
-            f"{shlex.join(['pytest', *_SNAPSHOT_OPTIONS, _project_file(prefix)])}; fi")
+            f"{shlex.join(['pytest', *_SNAPSHOT_OPTIONS, _pytest_argument(prefix)])}; fi")
 
 
 _SNAPSHOT_OPTIONS = ("-c", "/dev/null", "--rootdir", ".", "--noconftest",
@@ -602,7 +608,7 @@ even where a runner turns their automatic loading off."""
 
 def _snapshot_comment(prefix: str | None, indent: str) -> str:
     """What the pipeline says above its snapshot step: how to write the snapshots."""
-    update = printable(shlex.join(["pytest", "--snapshot-update", _project_file(prefix)]))
+    update = printable(shlex.join(["pytest", "--snapshot-update", _pytest_argument(prefix)]))
     return (f"{indent}# The snapshot tests of each environment's compiled config run where the\n"
             f"{indent}# project keeps {printable(_snapshot_file(prefix))}. After a deliberate change,\n"
             f"{indent}#   {update}\n"
