@@ -329,6 +329,28 @@ def test_token_formats_detect_secrets_lacks(make_repo: MakeRepo) -> None:
     assert "CANARY" not in out and not any(token in out for token in TOKENS.values())
 
 
+def test_passwords_in_a_url_s_query_and_oracle_s_thin_logins(make_repo: MakeRepo) -> None:
+    """A password in a URL's query (`?user=app&password=...`: JDBC's PostgreSQL and
+    MySQL URLs) and Oracle's `jdbc:oracle:thin:user/<password>@host` are findings at
+    their line; a reference, a format field and a URL without a login are not."""
+    repo = make_repo({
+        "config/application.yaml": """\
+spring:
+  datasource:
+    url: jdbc:postgresql://db:5432/app?user=app&password=CANARYjq1-x9 «MAG002»
+    mysql: "jdbc:mysql://db:3306/app?password=CANARYjq2-x9&useSSL=true" «MAG002»
+    oracle: jdbc:oracle:thin:app/CANARYjo1-x9@db:1521/XE «MAG002»
+    ref: jdbc:postgresql://db:5432/app?user=app&password=${DB_PASSWORD}
+    field: jdbc:postgresql://db:5432/app?user=app&password={password}
+    oracle_ref: jdbc:oracle:thin:app/${DB_PASSWORD}@db:1521/XE
+    oracle_wallet: jdbc:oracle:thin:@//db:1521/XE
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_names_run_together_and_libpq_connection_strings(make_repo: MakeRepo) -> None:
     repo = make_repo({
         "ops/pg.env": "PGPASSWORD=CANARYpg1 «MAG002»\nDBPASSWORD=CANARYdb1 «MAG002»\n"

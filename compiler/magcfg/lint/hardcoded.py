@@ -186,14 +186,17 @@ _ENV_OR = re.compile(
     r"""\s*+(?:or\s|\|\||\?\?|\?:|\{|\.unwrap_or(?:_else)?+\(\s*+(?:\|_\|)?+)\s*+"""
     + _CODE_STRING)
 
-# `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties), libpq's
-# `host=db user=app password=...` (after another `key=value` and a space: a keyword
-# argument `f(user=u, password=p)` is code) and a URL with a password but no user name
-# (`redis://:<password>@host`; detect-secrets' basic-auth plugin needs a user).
+# `Server=db;User Id=app;Password=...;` (ADO.NET, ODBC, JDBC properties), a URL's query
+# (`jdbc:postgresql://db/app?user=app&password=...`), libpq's `host=db user=app
+# password=...` (after another `key=value` and a space: a keyword argument `f(user=u,
+# password=p)` is code), a URL with a password but no user name (`redis://:<password>@host`;
+# detect-secrets' basic-auth plugin needs a user) and Oracle's `jdbc:oracle:thin:user/
+# <password>@host`.
 _CONNECTION_PASSWORD = re.compile(
-    r"""(?i)(?:[;"']|\b\w+=[^\s;,()"']+\s+)(?:password|pwd)=([^;"'\s]+)""")
+    r"""(?i)(?:[;"'?&]|\b\w+=[^\s;,()"']+\s+)(?:password|pwd)=([^;"'\s&]+)""")
 _URL_PASSWORD_ONLY = re.compile(r"\b[a-z][a-z0-9+.-]*://:([\w.~!&*+,;=%-]+)@")
-_CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=", re.IGNORECASE)
+_ORACLE_LOGIN = re.compile(r"""(?i)\bjdbc:oracle:(?:thin|oci\d*+):[\w$#]++/([^@\s"'/]++)@""")
+_CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=|jdbc:oracle:", re.IGNORECASE)
 
 # HCL (Terraform, Terragrunt, Nomad, Packer) assigns as code does: `password = "..."`.
 _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
@@ -830,13 +833,14 @@ def _variable_default_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 def _connection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     text = src.text
     # Plain substring tests first (`Password=`, `PWD=`, `://:`): most files have none.
-    if not any(t in text for t in ("rd=", "RD=", "wd=", "WD=", "://:")) \
+    if not any(t in text for t in ("rd=", "RD=", "wd=", "WD=", "://:", "oracle:")) \
             or not _CONNECTION_TRIGGER.search(text):
         return
     for number, line in enumerate(src.lines, 1):
         if line.lstrip().startswith(("#", "//", "--", ";", "/*", "*")):
             continue
-        m = _CONNECTION_PASSWORD.search(line) or _URL_PASSWORD_ONLY.search(line)
+        m = _CONNECTION_PASSWORD.search(line) or _URL_PASSWORD_ONLY.search(line) \
+            or _ORACLE_LOGIN.search(line)
         if m is not None and is_literal(m.group(1)):
             yield number, Hit(m.start(1) + 1, f"a password in a connection string or URL "
                                                f"({REDACTED})", 1)
