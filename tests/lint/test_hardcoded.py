@@ -768,6 +768,29 @@ def test_client_credential_files(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_an_aws_credentials_file_and_a_secret_holding_one(make_repo: MakeRepo) -> None:
+    """The AWS CLI's `credentials`, an INI file without an extension, holds a secret
+    access key and a session token, under its name in the repository (`.aws/credentials`)
+    and as a Secret's `credentials` entry; the key's id, the region and the command
+    `credential_process` runs are not secrets."""
+    import base64
+
+    ini = ("[default]\naws_access_key_id = CANARYKEYID\n"
+           "aws_secret_access_key = CANARYaws1/x9Kq2zLm7Wt4Rv8Bn3Hs6Dp0Fy5Gj1Xc MARK\n"
+           "region = eu-west-1\n[ci]\naws_session_token = CANARYaws2+x9Kq2zLm7Wt4Rv8Bn3Hs6 MARK\n"
+           "credential_process = /usr/local/bin/aws-vault exec ci --json\n"
+           "[old]\naws_secret_access_key = ${AWS_SECRET_ACCESS_KEY}\n")
+    encoded = base64.b64encode(ini.replace(" MARK", "").encode()).decode()
+    repo = make_repo({
+        "ops/.aws/credentials": ini.replace("MARK", "«MAG002»"),
+        "k8s/aws.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws\ndata:\n"
+                        f"  credentials: {encoded} «MAG002»\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -1087,7 +1087,9 @@ def _sql_password_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 
 # The files clients keep their logins in, each in its own shape: `.netrc`'s `password
 # <p>` (curl, git, ftp), `.pgpass`' `host:port:db:user:<p>` (libpq; `\:` is a colon),
-# `.npmrc`'s `//registry/:_password=<base64>`, `_auth=` and `_authToken=`.
+# `.npmrc`'s `//registry/:_password=<base64>`, `_auth=` and `_authToken=`, and the AWS
+# CLI's and SDKs' `credentials`, an INI file (`aws_secret_access_key = <p>`), which has
+# no extension to be read as one by.
 _NETRC_PASSWORD = re.compile(r"(?:^|\s)password\s++(\S++)")
 _PGPASS_FIELDS = re.compile(r"(?:[^:\\]|\\.)*+")
 _NPMRC_CREDENTIAL = re.compile(r"^\s*+(?:\S*?:)?(_authToken|_auth|_password)\s*+=\s*+(.*+)")
@@ -1096,13 +1098,20 @@ _NPMRC_CREDENTIAL = re.compile(r"^\s*+(?:\S*?:)?(_authToken|_auth|_password)\s*+
 def _credential_file_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     """A login in a client's credential file (``_NETRC_PASSWORD`` and below)."""
     name = src.name
-    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc"):
+    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc", "credentials"):
         return
     for number, line in enumerate(src.lines, 1):
-        if line.lstrip().startswith("#"):
+        if line.lstrip().startswith(("#", ";")):
             continue
         found: tuple[str, int] | None = None
-        if name == ".npmrc":
+        if name == "credentials":
+            # A secret's own name, not a setting about one (`credential_process` runs
+            # the command that gives the keys).
+            m = _INI_KV.match(line)
+            found = (m.group(2), m.start(2)) if m is not None and key_is_secret(m.group(1)) \
+                and _words(m.group(1))[-1] in _SECRET_FLAG_LAST \
+                and not _not_key_material(m.group(1), m.group(2), "ini") else None
+        elif name == ".npmrc":
             m = _NPMRC_CREDENTIAL.match(line)
             found = (m.group(2).rstrip(), m.start(2)) if m is not None else None
         elif name == ".pgpass":
