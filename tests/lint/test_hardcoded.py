@@ -791,6 +791,32 @@ def test_an_aws_credentials_file_and_a_secret_holding_one(make_repo: MakeRepo) -
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_option_files_and_kubeconfigs_are_read_by_their_names(make_repo: MakeRepo) -> None:
+    """MySQL's option files (`my.cnf`, `.my.cnf`) and s3cmd's `.s3cfg` are INI files, and
+    a kubeconfig (`kubeconfig`, `*.kubeconfig`, a Secret's `kubeconfig` entry) is YAML:
+    their secret-like keys' literals are findings; a reference, a path and the other
+    settings are not."""
+    import base64
+
+    kubeconfig = ("apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n"
+                  "    token: CANARYkc1-x9Kq2zLm7Wt4Rv8Bn3 MARK\n- name: ci\n  user:\n"
+                  "    exec: {command: aws, args: [eks, get-token]}\n")
+    encoded = base64.b64encode(kubeconfig.replace(" MARK", "").encode()).decode()
+    repo = make_repo({
+        "db/my.cnf": "[client]\nuser=app\npassword=CANARYcnf1-x9 «MAG002»\n"
+                     "!includedir /etc/mysql/conf.d/\n",
+        "ops/.my.cnf": "[client]\npassword = ${MYSQL_PASSWORD}\n",
+        "ops/.s3cfg": "[default]\naccess_key = CANARYKEYID\nsecret_key = CANARYs3c1-x9 «MAG002»\n",
+        "clusters/kubeconfig": kubeconfig.replace("MARK", "«MAG002»"),
+        "clusters/prod.kubeconfig": kubeconfig.replace("MARK", "«MAG002»"),
+        "k8s/cluster.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: prod\ndata:\n"
+                            f"  kubeconfig: {encoded} «MAG002»\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -202,7 +202,8 @@ _CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=|jdbc:oracle:", re.IGNO
 _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
              ".vue", ".svelte", ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift",
              ".scala", ".ps1", ".psm1", ".tf", ".tfvars", ".hcl")
-_INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties")
+# MySQL's option files (`my.cnf`, `.my.cnf`) and s3cmd's `.s3cfg` are INI files too.
+_INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties", ".cnf", ".s3cfg")
 _SHELL_EXT = (".sh", ".bash", ".zsh")
 # A template renders to the file its name has without the suffix (`values.yaml.gotmpl`).
 _TEMPLATE_SUFFIX = re.compile(r"\.(?:gotmpl|tmpl|j2|jinja2?|erb)$", re.IGNORECASE)
@@ -214,11 +215,13 @@ _EXAMPLE = re.compile(r"(?:^|[._-])(?:example|sample|dist)(?:$|[._-])|\.(?:templ
 
 
 def _kind(name: str) -> str | None:
+    if name == "kubeconfig":
+        return "yaml"  # kubectl's config (`--kubeconfig`, an Argo CD cluster's Secret)
     if "." not in name and not name.startswith(("Dockerfile", "Containerfile")):
         return None  # every other kind is told by a dot (a Secret's `password` key has none)
     name = _TEMPLATE_SUFFIX.sub("", name)
     lower = name.lower()
-    if lower.endswith((".yaml", ".yml")):
+    if lower.endswith((".yaml", ".yml", ".kubeconfig")):
         return "yaml"
     if lower.endswith((".json", ".tfstate", ".tfstate.backup", ".dockerconfigjson",
                        ".dockercfg")):
