@@ -817,6 +817,64 @@ def test_option_files_and_kubeconfigs_are_read_by_their_names(make_repo: MakeRep
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_xml_settings_elements_attributes_and_key_value_pairs(make_repo: MakeRepo) -> None:
+    """XML files (`.xml`, `.config`) hold settings as an element's text (Maven's
+    `<password>`), an attribute (tomcat-users.xml) and a `key`'s or `name`'s `value`
+    (NuGet, .NET's appSettings, Spring's beans), and connection strings: each a finding
+    at its line. A reference (`${env.X}`, `%X%`), Maven's encrypted password, a schema's
+    element declaration and other settings are not."""
+    repo = make_repo({
+        ".mvn/settings.xml": """\
+<settings>
+  <servers>
+    <server>
+      <id>nexus</id>
+      <username>deploy</username>
+      <password>CANARYmvn1-x9</password> «MAG002»
+      <password>${env.NEXUS_PASSWORD}</password>
+      <password>{COQLCE6DU6GtcS5P=}</password>
+      <privateKey>${user.home}/.ssh/id_rsa</privateKey>
+    </server>
+  </servers>
+</settings>
+""",
+        "NuGet.config": """\
+<configuration>
+  <packageSourceCredentials>
+    <internal>
+      <add key="Username" value="ci" />
+      <add key="ClearTextPassword" value="CANARYnuget1-x9" /> «MAG002»
+      <add key="ClearTextPassword" value="%NUGET_PASSWORD%" />
+    </internal>
+  </packageSourceCredentials>
+</configuration>
+""",
+        "web/Web.config": """\
+<configuration>
+  <appSettings><add key="ApiKey" value="CANARYweb1-x9" /></appSettings> «MAG002»
+  <connectionStrings>
+    <add name="db" connectionString="Server=db;User Id=app;Password=CANARYweb2-x9;" /> «MAG002»
+  </connectionStrings>
+</configuration>
+""",
+        "conf/tomcat-users.xml": '<tomcat-users>\n  <user username="admin" '
+                                 'password="CANARYtc1-x9" roles="manager-gui"/> «MAG002»\n'
+                                 "</tomcat-users>\n",
+        "src/main/resources/beans.xml": """\
+<beans>
+  <bean id="ds" class="org.apache.commons.dbcp2.BasicDataSource">
+    <property name="password" value="CANARYspr1-x9"/> «MAG002»
+    <property name="password" value="${db.password}"/>
+  </bean>
+  <xs:element name="password" type="xs:string"/>
+</beans>
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

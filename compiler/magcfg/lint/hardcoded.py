@@ -232,6 +232,8 @@ def _kind(name: str) -> str | None:
         return "code"
     if lower.endswith(_INI_EXT) or name == ".pypirc":
         return "ini"
+    if lower.endswith((".xml", ".config")):
+        return "xml"  # Maven's settings.xml, NuGet.config, web.config, tomcat-users.xml
     if lower.endswith(_SHELL_EXT) or name.startswith(("Dockerfile", "Containerfile")) \
             or lower.endswith((".dockerfile", ".envrc")):
         return "shell"
@@ -1144,6 +1146,16 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
                 raw, at = rest, at + len(raw) - len(rest)
             yield m.group(2), _strip_yaml_comment(raw), at + 1
         return
+    if kind == "xml":
+        for m in _XML_ELEMENT.finditer(line):
+            text = m.group(2)
+            if not _MAVEN_ENCRYPTED.fullmatch(text.strip()):
+                yield m.group(1), text.strip(), m.start(2) + 1 + len(text) - len(text.lstrip())
+        for m in _XML_ATTRIBUTE.finditer(line):
+            yield m.group(1), m.group(2), m.start(2) + 1
+        for m in _XML_PAIR.finditer(line):
+            yield m.group(2), m.group(3), m.start(3) + 1
+        return
     if kind == "json":
         for m in _JSON_KV.finditer(line):
             yield m.group(1), m.group(2), m.start(2) + 1
@@ -1172,6 +1184,20 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     m = _GO_TYPED.match(line)
     if m:
         yield m.group(1), m.group(2), m.start(2) + 1
+
+
+# XML's settings: an element's text (Maven's `<password>...</password>`), an attribute
+# (`<user password="..."/>`, tomcat-users.xml), and a `key`'s or `name`'s `value`
+# (`<add key="ClearTextPassword" value="..."/>`, NuGet's and .NET's appSettings; Spring's
+# `<property name="password" value="..."/>`). A namespace prefix is not the name.
+_XML_ELEMENT = re.compile(r"<(?:[\w.-]++:)?+([A-Za-z_][\w.-]*+)(?:\s[^<>]*+)?+>([^<]*+)</")
+_XML_ATTRIBUTE = re.compile(
+    r"""(?<![\w.:-])(?:[\w.-]++:)?+([A-Za-z_][\w.-]*+)\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')""")
+_XML_PAIR = re.compile(
+    r"""\b(?:key|name)\s*+=\s*+(["'])([^"'<\n]*+)\1\s++value\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')""")
+# Maven's encrypted password (`mvn --encrypt-password`): ciphertext whose key is the
+# master password, kept outside the repository.
+_MAVEN_ENCRYPTED = re.compile(r"\{[A-Za-z0-9+/]++=*+\}")
 
 
 # A literal that an expression goes on from: `"Basic " + creds`, `"{x}".format(...)`,

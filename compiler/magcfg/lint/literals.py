@@ -8,6 +8,7 @@ _REFERENCE = re.compile(
     r"^(?:vault|env|ref|secretref|awssm|gcpsm|azkv|op|sops)://"  # secret references
     r"|\$\{|\$\(|\{\{|\{%|%\(|#\{|<%"                            # substitution, templates
     r"|^\$[A-Za-z_]"                                              # $VAR
+    r"|^%[A-Za-z_][\w.]*%$"                                       # %VAR% (cmd, NuGet)
     r"|^!",                                                       # YAML tags (!unset, !vault)
     re.IGNORECASE)
 # <your-token>, xxxx / ****, [redacted], ..., and a bare format field (%s, {}, {0},
