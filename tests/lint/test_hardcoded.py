@@ -1039,7 +1039,9 @@ def test_collections_of_strings_under_a_secret_name_or_its_plural(make_repo: Mak
     collection within one. Strings that read as names or numbers (field names, env var
     names, a blocklist of weak passwords, a lexer's token kinds), placeholders,
     expressions, collections under a name of what is done with secrets
-    (`PASSWORD_HASHERS`) and of no secret, and a file Python cannot parse are not."""
+    (`PASSWORD_HASHERS`) and of no secret, a dict's values under keys that say what
+    they are about a secret (a JSON schema's `type`, `description`, `$ref`) and a file
+    Python cannot parse are not."""
     repo = make_repo({
         "app/settings.py": """\
 PASSWORDS = ("CANARYtp1-x9", "CANARYtp2-x9") «MAG002»
@@ -1071,6 +1073,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 TOKEN_TYPES = ("Bearer", "MAC")
 HOSTS = ("CANARYnear2-x9", "CANARYnear3-x9")
+SCHEMA = {"credentials": {"type": "object", "description": "Secret references.",
+                          "x-magcfg-secret": {"$ref": "#/$defs/magcfg-secret"},
+                          "password": {"type": "string", "pattern": "^(vault|env)://"}}}
 """,
         "scripts/legacy.py": 'print "hi"\nPASSWORDS = ("CANARYnear4-x9",)\n'})
     expected, found = expected_and_found(repo)

@@ -95,14 +95,19 @@ def _words(name: str) -> list[str]:
     return [w for w in words if w]
 
 
+def _about_a_secret(words: list[str]) -> bool:
+    """Whether a name's words say its value is something about a secret, not the secret:
+    where it is, its type, its ``ttl``, its ``description``."""
+    return bool(words) and (words[-1] in _NOT_SECRET_LAST
+                            or any(w in _NOT_SECRET_ANY for w in words))
+
+
 def key_is_secret(key: str) -> bool:
     """Whether a key name says its value is a secret (``DB_PASSWORD``, ``apiKey``, ...)."""
     if not _has_secret_word(key):
         return False  # each secret-like name has one of its words: the cheap test first
     tokens = _words(key)
-    if not tokens or tokens[-1] in _NOT_SECRET_LAST or tokens[0] in _NOT_SECRET_FIRST:
-        return False
-    if any(t in _NOT_SECRET_ANY for t in tokens):
+    if not tokens or tokens[0] in _NOT_SECRET_FIRST or _about_a_secret(tokens):
         return False
     if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
         return False  # `passwordKey: db-password` names the key of a k8s Secret
@@ -629,9 +634,14 @@ def _name_of(node: ast.expr) -> str | None:
 
 def _collection_values(node: ast.expr) -> Iterator[tuple[ast.Constant, str]]:
     """The string literals of a tuple, a list or a set, and of a dict's values, and of
-    such collections within them, each with its text."""
-    items = node.values if isinstance(node, ast.Dict) else \
-        node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
+    such collections within them, each with its text. A dict's value under a key that
+    names what it is about a secret (`"type"`, `"description"`, `"$ref"`: a schema's, a
+    setting's) is not one."""
+    if isinstance(node, ast.Dict):
+        items = [item for key, item in zip(node.keys, node.values, strict=True)
+                 if not _about_a_secret(_words(_name_of(key) or "") if key is not None else [])]
+    else:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
     for item in items:
         if isinstance(item, ast.Constant) and isinstance(item.value, str):
             yield item, item.value
