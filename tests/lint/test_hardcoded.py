@@ -1040,8 +1040,9 @@ def test_collections_of_strings_under_a_secret_name_or_its_plural(make_repo: Mak
     names, a blocklist of weak passwords, a lexer's token kinds), placeholders,
     expressions, collections under a name of what is done with secrets
     (`PASSWORD_HASHERS`) and of no secret, a dict's values under keys that say what
-    they are about a secret (a JSON schema's `type`, `description`, `$ref`) and a file
-    Python cannot parse are not."""
+    they are about a secret (a JSON schema's `type`, `description`, `$ref`), prose,
+    records (a lexer's `(r"...", Name)`), a test table's `pass` cases and a file Python
+    cannot parse are not."""
     repo = make_repo({
         "app/settings.py": """\
 PASSWORDS = ("CANARYtp1-x9", "CANARYtp2-x9") «MAG002»
@@ -1076,6 +1077,10 @@ HOSTS = ("CANARYnear2-x9", "CANARYnear3-x9")
 SCHEMA = {"credentials": {"type": "object", "description": "Secret references.",
                           "x-magcfg-secret": {"$ref": "#/$defs/magcfg-secret"},
                           "password": {"type": "string", "pattern": "^(vault|env)://"}}}
+tokens = {"root": [(r"\\s+", Whitespace), (r"[a-z]CANARYnear5+", Name)]}
+_ARCH_TOKENS = {"x86_64": "amd64", "arm64": "arm64"}
+cases = {"pass": ["runf()", "In [1]: runf()"], "fail": ["CANARYnear6-x9"]}
+API_KEYS = ["Paste your key here", "sk-live-CANARYl3x9"] «MAG002»
 """,
         "scripts/legacy.py": 'print "hi"\nPASSWORDS = ("CANARYnear4-x9",)\n'})
     expected, found = expected_and_found(repo)

@@ -541,8 +541,9 @@ def _names_secrets(key: str) -> bool:
     if words[-1] in _SECRET_PLURALS:
         key = key.rstrip("0123456789")[:-1]
         words[-1] = words[-1][:-1]
-    return key_is_secret(key) and (words[-1] in _SECRET_FLAG_LAST
-                                   or words[-1].endswith(_SECRET_ENDINGS))
+    # `pass` names an outcome beside `fail` as often (a test's table of cases).
+    return key_is_secret(key) and words[-1] != "pass" and (
+        words[-1] in _SECRET_FLAG_LAST or words[-1].endswith(_SECRET_ENDINGS))
 
 
 def _collection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
@@ -566,8 +567,9 @@ def _collection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 or not _names_secrets(name):
             continue
         for node, text in _collection_values(value):
-            if node.lineno > len(src.lines) or not is_literal(text) or _reads_as_name(text) \
-                    or _not_key_material(name, text, "code"):
+            # Words apart are prose or code, not key material, as in a YAML value.
+            if node.lineno > len(src.lines) or len(text.split()) != 1 or not is_literal(text) \
+                    or _reads_as_name(text) or _not_key_material(name, text, "code"):
                 continue
             # ast counts a line's columns in UTF-8 bytes.
             line = src.lines[node.lineno - 1]
@@ -590,9 +592,12 @@ def _opens_a_secret_collection(line: str) -> bool:
 
 def _reads_as_name(value: str) -> bool:
     """Whether a string reads as a name or a number, not key material: words in one case
-    (``db-password``, ``NUMBER``, ``qwerty``) or digits (``123456``)."""
+    (``db-password``, ``NUMBER``, ``qwerty``), words each perhaps with a few digits
+    after it, as a mechanism's (``amd64``, ``x86_64``, ``Password1``), or digits
+    (``123456``)."""
     return value.isdigit() or ((value.islower() or value.isupper())
-                               and _names_a_key(value.lower()))
+                               and _names_a_key(value.lower())) \
+        or (len(value) <= 32 and bool(_MECHANISM.fullmatch(value)))
 
 
 def _named_values(tree: ast.AST) -> Iterator[tuple[str, ast.expr]]:
@@ -633,15 +638,18 @@ def _name_of(node: ast.expr) -> str | None:
 
 
 def _collection_values(node: ast.expr) -> Iterator[tuple[ast.Constant, str]]:
-    """The string literals of a tuple, a list or a set, and of a dict's values, and of
-    such collections within them, each with its text. A dict's value under a key that
-    names what it is about a secret (`"type"`, `"description"`, `"$ref"`: a schema's, a
-    setting's) is not one."""
+    """The string literals of a tuple, a list or a set of string literals alone, and of a
+    dict's values, and of such collections within them, each with its text. A
+    collection holding anything else is a record (a lexer's `(r"...", Name)`), not
+    secrets; a dict's value under a key that names what it is about a secret (`"type"`,
+    `"description"`, `"$ref"`: a schema's, a setting's) is not one."""
     if isinstance(node, ast.Dict):
         items = [item for key, item in zip(node.keys, node.values, strict=True)
                  if not _about_a_secret(_words(_name_of(key) or "") if key is not None else [])]
+    elif isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(map(_of_strings, node.elts)):
+        items = node.elts
     else:
-        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
+        return
     for item in items:
         if isinstance(item, ast.Constant) and isinstance(item.value, str):
             yield item, item.value
@@ -649,6 +657,13 @@ def _collection_values(node: ast.expr) -> Iterator[tuple[ast.Constant, str]]:
             yield item, item.value.decode(errors="replace")
         elif isinstance(item, (ast.Tuple, ast.List, ast.Set)):
             yield from _collection_values(item)
+
+
+def _of_strings(node: ast.expr) -> bool:
+    """Whether ``node`` is a string literal, or a tuple, a list or a set of them alone."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (str, bytes))
+    return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(map(_of_strings, node.elts))
 
 
 def _env_defaults(line: str) -> Iterator[tuple[str, str, int]]:
