@@ -1185,9 +1185,8 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
            jobs: int = 1) -> BuildResult:
     project = compiler.project
     stacks = compiler.load_stacks(chosen, jobs)
-    read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
-    ignored = ignored_inputs(compiler.source, [
-        *read, *sorted({f.path for stack in stacks.values() for f in stack.files()} - set(read))],
+    ignored = ignored_inputs(
+        compiler.source, build_inputs(project, stacks),
         [f"{project.output}/{env}/{name}" for env in chosen for name in OUTPUT_FILES],
         project, chosen)
     try:
@@ -1243,6 +1242,14 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
 
 OUTPUT_FILES = (CONFIG, CONFIGMAP, KUSTOMIZATION, MANIFEST)
 """The files every build writes in ``<output>/<env>/``, committed for CI and delivery."""
+
+
+def build_inputs(project: Project, stacks: Mapping[str, LayerStack]) -> list[str]:
+    """The files a build of ``stacks`` reads: the project file, the schemas, then the
+    layer files."""
+    read = [project.file, *filter(None, (project.json_schema, project.cue_schema))]
+    return [*read, *sorted({f.path for stack in stacks.values() for f in stack.files()}
+                           - set(read))]
 
 
 def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = (),

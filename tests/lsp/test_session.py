@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,65 @@ def test_a_hover_masks_a_secret_literal_its_key_reaches_by_an_alias(mini: Projec
     assert text is not None and "magds.host" in text
     assert canary not in text
     assert "- **prod**: `\"<redacted>\"`" in text, text
+
+
+def _commit_all(root: Path) -> None:
+    for args in (["init", "-q"], ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def _lfs_pointer(mini: Project) -> None:
+    mini.write(BASE_MAGDS, "version https://git-lfs.github.com/spec/v1\noid sha256:"
+               + "ab" * 32 + "\nsize 1234\n")
+
+
+def _directory_twin(mini: Project) -> None:
+    mini.write("layers/environments/Dev/magds.yaml", "magds:\n  port: 7\n")
+
+
+def _expanded_ident(mini: Project) -> None:
+    mini.write("layers/base/logging.yaml", "# $Id$\nlogging:\n  level: info\n")
+    mini.write("layers/base/.gitattributes", "* ident\n")
+    _commit_all(mini.root)
+    (mini.root / "layers/base/logging.yaml").unlink()
+    subprocess.run(["git", "checkout", "--", "."], cwd=mini.root, check=True)
+
+
+def _latin1_encoding(mini: Project) -> None:
+    _commit_all(mini.root)
+    mini.write("layers/base/.gitattributes", "magds.yaml working-tree-encoding=ISO-8859-1\n")
+
+
+def _link_held_as_a_file(mini: Project) -> None:
+    (mini.root / BASE_MAGDS).unlink()
+    (mini.root / BASE_MAGDS).symlink_to("magds:\n  host: planted\n")
+    _commit_all(mini.root)
+    subprocess.run(["git", "config", "core.symlinks", "false"], cwd=mini.root, check=True)
+    (mini.root / BASE_MAGDS).unlink()
+    subprocess.run(["git", "checkout", "--", "."], cwd=mini.root, check=True)
+    assert not (mini.root / BASE_MAGDS).is_symlink()
+
+
+@pytest.mark.parametrize("planted", [_lfs_pointer, _directory_twin, _expanded_ident,
+                                     _latin1_encoding, _link_held_as_a_file])
+@pytest.mark.parametrize("opened", [False, True])
+def test_what_the_build_refuses_in_the_checkout_the_editor_reports(
+        mini: Project, planted: Any, opened: bool) -> None:
+    """The editor's buffer stands for the file, and the checkout's checks were the
+    build's alone: an LFS pointer, a layer directory beside its case twin, a file git
+    converted on checkout (an expanded ``$Id$``, a ``working-tree-encoding``) or a
+    committed symlink held as a file of its target was checked as a layer, found sound
+    or refused for something else, where the build refuses it saying why. The open
+    buffer of such a file, unedited, is refused alike."""
+    planted(mini)
+    refused = {tuple(line.split(": error: ", 1))
+               for line in failed_cleanly(mini.run("build")).splitlines()}
+    assert refused
+    session = Session(load_project(mini.root / "magcfg.yaml"))
+    if opened and (mini.root / BASE_MAGDS).exists():
+        session.edit(BASE_MAGDS, (mini.root / BASE_MAGDS).read_bytes().decode("latin-1"))
+    session.full_check()
+    found = {(file, f.diagnostic.message) for file, findings in session.findings().items()
+             for f in findings if f.diagnostic.severity == "error"}
+    assert found == refused

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from ..compiler import Compiler
+from ..compiler import Compiler, build_inputs, ignored_inputs
 from ..durable import PathError
 from ..errors import BuildError, Diagnostic, printable
 from ..heap import gc_paused
@@ -136,6 +136,7 @@ class Session:
         self._found: dict[str, dict[str, list[Diagnostic]]] = {}
         self._build_checks: list[Diagnostic] = []
         self._load_problems: list[Diagnostic] = []
+        self._checkout_problems: list[Diagnostic] = []
         self._stacks: dict[str, LayerStack] | None = None
         self._lines: dict[str, list[str]] = {}  # of files with findings, for columns
 
@@ -229,6 +230,7 @@ class Session:
         self._lines = {}
         self._found = {}
         self._build_checks = []
+        self._checkout_problems = []
         envs = self.project.environments
         try:
             stacks = self.compiler.load_stacks(envs)
@@ -237,6 +239,10 @@ class Session:
             return
         self._load_problems = []
         self._stacks = stacks
+        # What the build asks git about its inputs (ignored, left out of a sparse
+        # checkout, converted, a symlink held as a file), asked as the build asks it.
+        self._checkout_problems = ignored_inputs(self.source, build_inputs(
+            self.project, stacks), (), self.project, envs)()
         artifacts = []
         for env in envs:
             found: dict[str, list[Diagnostic]] = {}
@@ -317,7 +323,7 @@ class Session:
                 for d in diagnostics:
                     envs_by.setdefault(d, set()).add(env)
         everywhere = set(self.project.environments)
-        for d in (*self._load_problems, *self._build_checks):
+        for d in (*self._load_problems, *self._checkout_problems, *self._build_checks):
             envs_by.setdefault(d, set()).update(everywhere)
         holders: dict[str, set[str]] = {}
         if self._stacks is not None:

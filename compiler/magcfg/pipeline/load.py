@@ -117,7 +117,11 @@ class FileSource:
     def read_examined(self, path: str) -> tuple[bytes, bool]:
         """``read``, and whether the bytes are such that no checkout could have written
         them for others (``project.Checkout.examine``)."""
-        raw = self._tree.read(path)
+        return self.examined(path, self._tree.read(path))
+
+    def examined(self, path: str, raw: bytes) -> tuple[bytes, bool]:
+        """``raw``, which ``path`` holds (or a buffer standing for it), as ``read_examined``
+        gives it."""
         problem, plain = self._checkout.examine(self._tree.real_relative(path), raw)
         if problem is not None:
             raise PathError([path_problem(path, problem)])
