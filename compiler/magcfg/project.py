@@ -631,7 +631,7 @@ def link_checked_out(root: Path, rel: str, object_id: str) -> bool:
             held = file.read(MAX_SYMLINK_TARGET + 1)
     except OSError:
         return False
-    return _object_id(held, object_id) == object_id
+    return git_object_id(held, object_id) == object_id
 
 
 def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
@@ -869,12 +869,12 @@ class Checkout:
         if link:
             entry = self.index().get(rel)
             if entry is not None and entry[0] == SYMLINK_MODE \
-                    and entry[1] == _object_id(raw, entry[1]):
+                    and entry[1] == git_object_id(raw, entry[1]):
                 return LINK_HELD
         if committed:
             entry = self.index().get(rel)
-            if entry is not None and entry[1] != _object_id(raw, entry[1]) \
-                    and any(entry[1] == _object_id(c, entry[1]) for c in committed):
+            if entry is not None and entry[1] != git_object_id(raw, entry[1]) \
+                    and any(entry[1] == git_object_id(c, entry[1]) for c in committed):
                 return ("holds the commit's bytes with only their line ends, encoding or "
                         "$Id$ changed (git's checkout conversion, by a .gitattributes or "
                         "core.autocrlf, or an editor's), so it would build other bytes than "
@@ -933,7 +933,7 @@ def _as_checked_in(raw: bytes) -> list[bytes]:
     return out
 
 
-def _object_id(data: bytes, like: str) -> str:
+def git_object_id(data: bytes, like: str) -> str:
     """git's id of a blob of ``data``, in the object format of the id ``like``."""
     digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
     return digest(b"blob %d\0" % len(data) + data).hexdigest()

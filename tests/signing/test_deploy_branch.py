@@ -215,3 +215,37 @@ def test_publish_refuses_a_committed_data_link_and_commits_nothing(tmp_path: Pat
         "generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
         "an artifact directory given explicitly (a ConfigMap volume)\n")
     assert git(root, "branch", "--list", "deploy") == ""
+
+
+def test_a_file_git_would_commit_converted_is_not_published(tmp_path: Path) -> None:
+    """``git add`` applies the clean side of ``.gitattributes``: a pull request's
+    ``generated/** ident`` had the deploy branch hold ``$Id$`` where the signed
+    config.json holds ``$Id: abc $``, published as verified all the same. The deploy
+    branch holds the bytes verified, or nothing is published."""
+    from magcfg.signing.keys import generate_key_pair
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    (root / "layers/base/magds.yaml").write_text('magds:\n  host: "db $Id: abc $"\n')
+    git(root, "init", "-q", "-b", "main")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    (root / ".gitattributes").write_text("generated/** ident\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "c")
+    done = run_magcfg(root, "publish", "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        f"generated/prod/{name}: error: git would commit other bytes than the verified "
+        "ones, converted by a .gitattributes (ident, text or eol, working-tree-encoding, or "
+        "a filter), so the deploy branch would not hold the signed artifact: give "
+        "generated/** `-text -ident -working-tree-encoding -filter` in the deepest "
+        ".gitattributes that sets them" for name in ("config.json", "configmap.yaml")]
+    assert not git(root, "branch", "--list", "deploy")
+    (root / ".gitattributes").write_text("generated/** ident\ngenerated/** -ident\n")
+    done = run_magcfg(root, "publish", "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 0, done.stderr
+    assert git(root, "show", "deploy:generated/prod/config.json").encode() == \
+        (root / "generated/prod/config.json").read_bytes()

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..durable import git_env, real_directory
-from ..errors import BuildError, UsageError
-from ..project import Project
+from ..errors import BuildError, Diagnostic, UsageError
+from ..project import SYMLINK_MODE, Project, git_object_id
 from .directory import verify_artifact
 
 SKIP_CI = "[CI SKIP]"
@@ -46,6 +46,43 @@ def _git(root: str, *args: str, env: dict[str, str] | None = None,
     if check and done.returncode != 0:
         raise BuildError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done
+
+
+def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
+    """A ``BuildError`` naming each file below ``output`` that the ``index`` holds other
+    bytes of than the work tree, where the artifacts were verified: ``git add`` applies
+    the clean side of ``.gitattributes`` (``ident``, ``text``, ``working-tree-encoding``,
+    a filter), which a pull request may set for ``generated/`` below init's lines."""
+    # As bytes: a name below the output need not be UTF-8.
+    listed = subprocess.run(["git", "ls-files", "-s", "-z", "--", output], cwd=root,
+                            capture_output=True, env=git_env({**os.environ, **index}),
+                            timeout=300, check=False)
+    if listed.returncode != 0:
+        raise BuildError(f"git ls-files failed: {os.fsdecode(listed.stderr).strip()}")
+    changed = []
+    for entry in filter(None, listed.stdout.split(b"\0")):
+        # "<mode> <object> <stage>\t<path>", the path relative to root.
+        head, _, name = entry.partition(b"\t")
+        mode, object_id = head.decode("ascii", "replace").split(" ")[:2]
+        path = os.fsdecode(name)
+        full = os.path.join(root, path)
+        try:
+            if mode == SYMLINK_MODE:
+                held = os.fsencode(os.readlink(full))
+            else:
+                with open(full, "rb") as file:
+                    held = file.read()
+        except OSError:
+            continue  # not in the work tree: git add took nothing from there
+        if object_id != git_object_id(held, object_id):
+            changed.append(path)
+    if changed:
+        raise BuildError([Diagnostic(
+            path, None, None, "git would commit other bytes than the verified ones, "
+            "converted by a .gitattributes (ident, text or eol, working-tree-encoding, or a "
+            "filter), so the deploy branch would not hold the signed artifact: give "
+            f"{output}/** `-text -ident -working-tree-encoding -filter` in the deepest "
+            ".gitattributes that sets them", code="path") for path in changed])
 
 
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
@@ -77,6 +114,7 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
         _git(root, "read-tree", source, env=index)
         # -f: a deploy branch carries generated/ even where .gitignore would skip a file.
         _git(root, "add", "-A", "-f", "--", project.output, env=index)
+        _as_verified(root, project.output, index)
         tree = _git(root, "write-tree", env=index).stdout.strip()
     if tip is not None and _git(root, "rev-parse", f"{tip}^{{tree}}").stdout.strip() == tree:
         return Published(branch, None, source, versions, pushed=False)
