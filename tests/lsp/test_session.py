@@ -335,8 +335,18 @@ def _link_held_as_a_file(mini: Project) -> None:
     assert not (mini.root / BASE_MAGDS).is_symlink()
 
 
+def _schema_converted_in_a_warm_cache(mini: Project) -> None:
+    schema = mini.root / "schemas/schema.json"
+    schema.write_bytes(schema.read_bytes().replace(b"\n", b"\r\n"))
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    assert mini.run("build").returncode == 0  # not yet in the index: an edit
+    mini.write(".gitattributes", "*.json text eol=crlf\n")
+    subprocess.run(["git", "add", "-A"], cwd=mini.root, check=True)
+
+
 @pytest.mark.parametrize("planted", [_lfs_pointer, _directory_twin, _expanded_ident,
-                                     _latin1_encoding, _link_held_as_a_file])
+                                     _latin1_encoding, _link_held_as_a_file,
+                                     _schema_converted_in_a_warm_cache])
 @pytest.mark.parametrize("opened", [False, True])
 def test_what_the_build_refuses_in_the_checkout_the_editor_reports(
         mini: Project, planted: Any, opened: bool) -> None:

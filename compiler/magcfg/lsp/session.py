@@ -240,9 +240,9 @@ class Session:
         self._load_problems = []
         self._stacks = stacks
         # What the build asks git about its inputs (ignored, left out of a sparse
-        # checkout, converted, a symlink held as a file), asked as the build asks it.
-        self._checkout_problems = ignored_inputs(self.source, build_inputs(
-            self.project, stacks), (), self.project, envs)()
+        # checkout, converted, a symlink held as a file), answered while compiling.
+        asked = ignored_inputs(self.source, build_inputs(self.project, stacks), (),
+                               self.project, envs)
         artifacts = []
         for env in envs:
             found: dict[str, list[Diagnostic]] = {}
@@ -259,6 +259,7 @@ class Session:
             self._build_checks = self.compiler.build_checks(artifacts)
         except BuildError as exc:
             self._build_checks = list(exc.diagnostics)
+        self._checkout_problems = [*asked(), *self.compiler.schema_as_committed()]
 
     def files_changed(self, paths: list[str]) -> None:
         """Files changed, appeared or vanished on disk: read them (and the layer
