@@ -505,6 +505,51 @@ def test_a_schema_hashed_meanwhile_is_refused_as_read_in_turn(mini: Project) -> 
     assert again.value.diagnostics == raised.value.diagnostics
 
 
+def test_a_rebuild_takes_the_digest_of_an_unchanged_schema_from_the_cache(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    from magcfg.pipeline import cache as cache_module
+    from magcfg.pipeline.load import FileSource
+
+    # The fixture wrote the schema a moment ago: a shorter settling time than a real
+    # build's, still longer than any tick of the file system's clock, is waited out.
+    monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)
+    time.sleep(0.1)
+    hashed = calls(monkeypatch, FileSource, "sha256", 1)
+    schema = mini.root / "schemas/schema.json"
+
+    def schema_digest() -> str:
+        manifest = json.loads((mini.root / "generated/dev/manifest.json").read_bytes())
+        digest: str = manifest["schema"]["digest"]
+        return digest
+
+    magcfg.build(load(mini))
+    magcfg.build(load(mini))
+    assert hashed == ["schemas/schema.json"]  # once: the rebuild took it from the cache
+    assert schema_digest() == "sha256:" + hashlib.sha256(schema.read_bytes()).hexdigest()
+    # Edited in place to the same size, its times put back: its change time tells.
+    before = schema.stat()
+    edited = schema.read_bytes().replace(b'"description": "host"', b'"description": "HOST"')
+    assert len(edited) == before.st_size
+    schema.write_bytes(edited)
+    os.utime(schema, ns=(before.st_atime_ns, before.st_mtime_ns))
+    magcfg.build(load(mini))
+    assert hashed == ["schemas/schema.json"] * 2
+    assert schema_digest() == "sha256:" + hashlib.sha256(edited).hexdigest()
+
+
+def test_a_schema_changed_just_before_a_build_is_hashed_by_the_next_one_too(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magcfg.pipeline.load import FileSource
+
+    hashed = calls(monkeypatch, FileSource, "sha256", 1)
+    magcfg.build(load(mini))  # the fixture wrote it a moment ago: it may change again
+    magcfg.build(load(mini))  # within the same tick of the file system's clock
+    assert hashed == ["schemas/schema.json"] * 2
+
+
 @pytest.mark.parametrize("damage", [
     lambda text: text.replace('"type": "object"', '"type": "objekt"', 1),
     lambda text: text[:-2],

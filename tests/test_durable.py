@@ -19,13 +19,14 @@ from magcfg.durable import (
     PathError,
     Tree,
     read_regular,
+    regular_status,
     replace_directories,
     sha256_regular,
 )
 
 from .conftest import calls
 
-READERS = [read_regular, sha256_regular]
+READERS = [read_regular, sha256_regular, regular_status]
 
 
 def test_reads_a_regular_file(tmp_path: Path) -> None:
@@ -66,11 +67,20 @@ def test_refuses_a_device_without_opening_it(reader: Callable[[str], object]) ->
         reader("/dev/zero")  # opened, it would never end
 
 
-def test_refuses_more_than_the_limit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", [read_regular, regular_status])
+def test_refuses_more_than_the_limit(tmp_path: Path, reader: Callable[..., object]) -> None:
     path = tmp_path / "big"
     path.write_bytes(b"x" * 1025)
     with pytest.raises(FileTooLarge, match="is larger than 1024 bytes"):
-        read_regular(path, limit=1024)
+        reader(path, limit=1024)
+
+
+def test_the_status_is_of_the_file_it_would_hash(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 1024)
+    status = regular_status(path, limit=1024)
+    assert (status.st_ino, status.st_size, status.st_ctime_ns) == (
+        os.stat(path).st_ino, 1024, os.stat(path).st_ctime_ns)
 
 
 @pytest.mark.parametrize("reader", READERS)

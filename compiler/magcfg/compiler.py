@@ -355,10 +355,19 @@ class Compiler:
         """Run the block (reading the layer files) while a thread hashes the schema
         file. Both wait on the disk and on SHA-256, which let go of the GIL, so a
         rebuild pays for the longer of the two rather than their sum. The thread is
-        over when the block is; ``_read_schema`` takes what it found."""
+        over when the block is; ``_read_schema`` takes what it found. No thread when
+        the cache knows the digest of the file as it stands (``BuildCache.file_sha256``:
+        its status unchanged since a build hashed it)."""
         path = self.project.json_schema
         source = self.source
         if self._schema is not None or not path or not isinstance(source, HashingSource):
+            yield
+            return
+        began = time.time_ns()
+        before = self._disk_status(path)
+        known = self.cache.file_sha256(path, before) if before is not None else None
+        if known is not None:  # unchanged since a build hashed it (BuildCache.file_sha256)
+            self._schema_digest = known
             yield
             return
         found: list[tuple[str, int] | Exception] = []
@@ -377,6 +386,19 @@ class Compiler:
             thread.join()
         if found:
             self._schema_digest = found[0]
+            after = self._disk_status(path) if before is not None else None
+            if after is not None and before is not None and isinstance(found[0], tuple):
+                self.cache.put_file_sha256(path, before, after, began, found[0])
+
+    def _disk_status(self, path: str) -> os.stat_result | None:
+        """The status of the file ``path`` on disk when that is what the source hashes
+        (a ``FileSource``, not one that lays other bytes over the disk's), else None."""
+        if type(self.source) is not FileSource:
+            return None
+        try:
+            return self.source.status(path)
+        except BuildError:  # hashed anyway, to be refused as the file is read
+            return None
 
     def _from_schema_file(self, path: str, read: Callable[[str], T]) -> T:
         """``read(path)``, its ``OSError`` a located error about the project's schema."""

@@ -76,12 +76,14 @@ __all__ = [
     "read_regular",
     "real_directory",
     "recover_directories",
+    "regular_status",
     "remove_stale_temps",
     "replace_directories",
     "replace_file",
     "repository_prefix",
     "sha256_located",
     "sha256_regular",
+    "status_located",
     "temp_path",
     "write_all",
     "write_new",
@@ -442,6 +444,19 @@ def sha256_regular(path: str | os.PathLike[str], limit: int | None = None
     return digest.hexdigest(), size
 
 
+def regular_status(path: str | os.PathLike[str], limit: int | None = None) -> os.stat_result:
+    """The status of the file :func:`sha256_regular` would hash, with its checks
+    (``limit`` included), taken from the descriptor it would read."""
+    fd, _size = _open_regular(path, False, None)
+    try:
+        status = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if limit is not None and status.st_size > limit:
+        raise FileTooLarge(path, status.st_size, limit)
+    return status
+
+
 def _open_regular(path: str | os.PathLike[str], follow_symlinks: bool,
                   dir_fd: int | None) -> tuple[int, int]:
     """A descriptor open for reading on ``path`` if it is a regular file (see
@@ -515,6 +530,12 @@ def sha256_located(path: str | os.PathLike[str], display: str,
                    limit: int | None = None) -> tuple[str, int]:
     """:func:`sha256_regular` with the errors of :func:`read_located`."""
     return _located(display, lambda p: sha256_regular(p, limit), path)
+
+
+def status_located(path: str | os.PathLike[str], display: str,
+                   limit: int | None = None) -> os.stat_result:
+    """:func:`regular_status` with the errors of :func:`read_located`."""
+    return _located(display, lambda p: regular_status(p, limit), path)
 
 
 def _located(display: str, reader: Callable[[str | os.PathLike[str]], T],
@@ -610,6 +631,12 @@ class Tree:
         """The hex SHA-256 and size of what ``read(rel)`` returns, not held in memory."""
         real = self._real.get(rel)
         return sha256_located(real if real is not None else self.resolve(rel), rel,
+                              MAX_INPUT_BYTES)
+
+    def status(self, rel: str) -> os.stat_result:
+        """The status of the file ``sha256(rel)`` hashes, with its checks."""
+        real = self._real.get(rel)
+        return status_located(real if real is not None else self.resolve(rel), rel,
                               MAX_INPUT_BYTES)
 
     def read_optional(self, rel: str, limit: int | None = None) -> bytes | None:

@@ -672,3 +672,25 @@ def test_config_digest_of_cached_fragments_comes_from_the_cache(
     magcfg.build(load(mini))
     assert sorted(hashed) == sorted(configs)
     manifest_names_its_config()
+
+
+def test_a_file_digest_is_kept_only_for_a_file_that_held_still(tmp_path: Path) -> None:
+    from magcfg.pipeline.cache import RACY_NS
+
+    cache = BuildCache(None)
+    path = tmp_path / "schema.json"
+    path.write_bytes(b"{}")
+    before = os.stat(path)
+    settled = max(before.st_mtime_ns, before.st_ctime_ns) + RACY_NS + 1  # hashed after
+    found = (hashlib.sha256(b"{}").hexdigest(), 2)
+    # Changed less than RACY_NS before the hashing: a later write may keep its status.
+    cache.put_file_sha256("schema.json", before, before, settled - 1, found)
+    assert cache.file_sha256("schema.json", before) is None
+    path.write_bytes(b"{ }")  # changed while it was hashed
+    after = os.stat(path)
+    cache.put_file_sha256("schema.json", before, after, settled, found)
+    assert cache.file_sha256("schema.json", before) is None
+    cache.put_file_sha256("schema.json", before, before, settled, found)
+    assert cache.file_sha256("schema.json", before) == found
+    assert cache.file_sha256("schema.json", after) is None  # another status
+    assert cache.file_sha256("other.json", before) is None  # another path

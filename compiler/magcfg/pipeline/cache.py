@@ -43,6 +43,14 @@ the key anyway; anyone else can only replace the file, which gives it another in
 not match (restored from a CI cache, copied, edited, on a file system without
 sub-millisecond change times) has every entry it serves checked.
 
+The same stat data spares a rebuild hashing the schema file (40 MB, ~28 ms of CPU on the
+large realistic repo, every build): its SHA-256 and size are kept under the file's path
+and fingerprint (``file_sha256``), recorded only for a file that held still, the same
+before and after the hashing, and last changed ``RACY_NS`` before the hashing began.
+A write after that moves the change time past the recorded one, however coarsely the
+file system's clock ticks (git's racy-timestamp rule, which ``git status`` trusts), and
+the file is hashed again; so is any file of another inode, size, owner or mode.
+
 Storage: an entry is its tag, a ``marshal`` head and a raw body (a compiled fragment's
 bytes, read back into the bytes object the build keeps); entries are appended to *pack*
 files, one new pack per build, with one index file mapping lookup keys to (pack, offset,
@@ -98,6 +106,11 @@ _TEMP = re.compile(r"\.(?:index|pack-[0-9a-f]{20})\.bin\.[0-9]+\.[0-9a-f]{8}\.tm
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+RACY_NS = 2_000_000_000
+"""How long before it is hashed a file must have last changed for its digest to be kept
+by its fingerprint (``put_file_sha256``): longer than any clock tick of a file system
+with sub-millisecond change times."""
 
 Location = tuple[str, int, int, int]  # pack, offset, head size, body size
 LayerKeys = tuple[tuple[str, ...], bool]
@@ -226,6 +239,36 @@ class BuildCache:
             self._used.add(f"f-{fragment}")
         if serialized is not None:
             self._used.add(f"s-{serialized}")
+
+    # -- digests of files by their status ------------------------------------------------
+
+    def file_sha256(self, path: str, status: os.stat_result) -> tuple[str, int] | None:
+        """The (hex SHA-256, size) recorded for the file ``path`` while it has
+        ``status`` (``put_file_sha256``), or None."""
+        name = self._status_name(path, status)
+        found = self.fragment(name) if name is not None else None
+        if (isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], str)
+                and isinstance(found[1], int)):
+            return found[0], found[1]
+        return None
+
+    def put_file_sha256(self, path: str, before: os.stat_result, after: os.stat_result,
+                        began_ns: int, found: tuple[str, int]) -> None:
+        """Keep ``found``, the (hex SHA-256, size) of the file ``path``, hashed after
+        ``began_ns`` (``time.time_ns``) between its statuses ``before`` and ``after``, if
+        it held still: the two the same, and its last change ``RACY_NS`` before
+        ``began_ns`` (a later write could fall in the same tick of the file system's
+        clock and leave the change time as it was)."""
+        name = self._status_name(path, before)
+        if (name is not None and _fingerprint(after) == _fingerprint(before)
+                and max(before.st_mtime_ns, before.st_ctime_ns) < began_ns - RACY_NS):
+            self.put_fragment(name, found)
+
+    def _status_name(self, path: str, status: os.stat_result) -> str | None:
+        fingerprint = _fingerprint(status)
+        if not fingerprint:  # a coarse file system: two writes may leave the same status
+            return None
+        return self.fragment_key("file-sha256", path, *map(str, fingerprint))
 
     # -- authentication -------------------------------------------------------------------
 
@@ -512,7 +555,8 @@ class BuildCache:
 
 
 def _fingerprint(st: os.stat_result) -> Fingerprint:
-    """What identifies a pack as the file this user wrote, unchanged. A change time
+    """What identifies a file as the one whose bytes were checked or hashed, unchanged
+    (a pack this user wrote, a file ``file_sha256`` knows). A change time
     without sub-millisecond digits (a coarse file system) never matches: such a file
     system cannot tell two writes apart."""
     if st.st_ctime_ns % 1_000_000 == 0:

@@ -133,6 +133,13 @@ class FileSource:
         subclass that changes ``read`` changes this too."""
         return self._tree.sha256(path)
 
+    def status(self, path: str) -> os.stat_result:
+        """The status of the file ``sha256(path)`` hashes, with its checks: what tells the
+        file unchanged since it was hashed (``BuildCache.file_sha256``). Only of the
+        disk's file: a subclass that changes ``read`` has no status for what it lays
+        over it."""
+        return self._tree.status(path)
+
     def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
                    ) -> tuple[list[str], list[Diagnostic]]:
         """Layer files under ``directory`` (recursive, sorted by path bytes, hidden
