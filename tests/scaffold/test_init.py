@@ -852,6 +852,51 @@ def test_the_scaffolded_ci_lints_each_commit_of_a_pull_request(
 
 @pytest.mark.parametrize(("ci", "workflow"), [("gitlab", ".gitlab-ci.yml"),
                                               ("woodpecker", ".woodpecker/magcfg.yml")])
+def test_the_scaffolded_ci_deepens_a_clone_whose_history_stops_after_the_merge_base(
+        tmp_path: Path, ci: str, workflow: str) -> None:
+    """A merge request whose last commit merges its target in: a shallow clone holds the
+    target's tip, so the merge base is found, but not the commits before the merge. The
+    pipeline deepens the clone, and lint reads them (lint alone fails, naming the commit
+    where the clone's history stops)."""
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    top.mkdir()
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    env = {**_tool_env(tmp_path), "CI_DEFAULT_BRANCH": "main",
+           "CI_PIPELINE_SOURCE": "merge_request_event",
+           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
+           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main"}
+    assert Project(top).run("init", "--env", "dev", "--ci", ci).returncode == 0
+    assert _commit(top, env, "init").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    _git(top, "switch", "-qc", "leak")
+    (top / "app").mkdir()
+    (top / "app/settings.py").write_text('DB_PASSWORD = "CANARYci8080"\n')
+    assert _commit(top, env, "settings").returncode == 0
+    added = _git(top, "rev-parse", "--short=7", "HEAD").strip()
+    (top / "app/settings.py").write_text('DB_PASSWORD = os.environ["DB_PASSWORD"]\n')
+    assert _commit(top, env, "settings from the environment").returncode == 0
+    _git(top, "switch", "-q", "main")
+    (top / "NOTES.md").write_text("notes\n")
+    assert _commit(top, env, "notes").returncode == 0
+    _git(top, "switch", "-q", "leak")
+    _git(top, "merge", "-q", "--no-edit", "main")
+    _git(top, "push", "-q", "origin", "main", "leak")
+    clone = tmp_path / "ci-leak"
+    _git(tmp_path, "clone", "-q", "--depth", "2", "-b", "leak", f"file://{origin}",
+         str(clone))
+    done = [_shell(clone, command, env) for command in _ci_commands(clone, ci, workflow)]
+    said = "".join(d.stdout + d.stderr for d in done)
+    assert done[-1].returncode == 1, said
+    assert f"app/settings.py:1:15: (commit {added}" in said, said
+    assert "CANARYci8080" not in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize(("ci", "workflow"), [("gitlab", ".gitlab-ci.yml"),
+                                              ("woodpecker", ".woodpecker/magcfg.yml")])
 def test_the_scaffolded_ci_compares_a_commit_with_where_it_left_the_target(
         tmp_path: Path, ci: str, workflow: str) -> None:
     """A push pipeline of a commit that the default branch has since moved past (a slow

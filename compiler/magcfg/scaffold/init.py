@@ -644,6 +644,11 @@ def _ci_commands(ci: str, prefix: str | None) -> list[str]:
         shell = ['git fetch --no-tags origin "+refs/heads/$TARGET:refs/remotes/origin/$TARGET"',
                  'BASE="$(git merge-base HEAD "origin/$TARGET" || { git fetch -q --no-tags '
                  '--unshallow origin && git merge-base HEAD "origin/$TARGET"; })"',
+                 # A merge request that merged its target in has the merge base near its
+                 # tip, and its own older commits may lie below where the clone stops
+                 # (a commit of .git/shallow since the base): deepened then too.
+                 'if git rev-list "$BASE..HEAD" | grep -qxFf "$(git rev-parse --git-path '
+                 'shallow)" 2>/dev/null; then git fetch -q --no-tags --unshallow origin; fi',
                  f'{check} --since "$BASE"',
                  # A secret a commit added and a later one removed is in the history
                  # merged: every commit since the merge base is checked.
