@@ -875,6 +875,20 @@ def test_xml_settings_elements_attributes_and_key_value_pairs(make_repo: MakeRep
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_secret_s_arn_names_where_it_is(make_repo: MakeRepo) -> None:
+    """An ARN under a secret's name ending in `arn` (`db_password_arn`,
+    `apiTokenArn`) says where AWS keeps the secret, in any file kind; the secret's own
+    name beside it still counts."""
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:CANARYarn-x9"
+    repo = make_repo({
+        "infra/prod.auto.tfvars": f'db_password_arn = "{arn}"\n'
+                                  'db_password = "CANARYtfv1-x9" «MAG002»\n',
+        "deploy/values.yaml": f"apiTokenArn: {arn}\n",
+        "deploy/app.env": f"DB_PASSWORD_ARN={arn}\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -71,7 +71,7 @@ _NOT_SECRET_LAST = frozenset({
     "passwords", "mount", "key_ref", "location", "annotation", "audience", "issuer",
     "scope", "scopes", "realm", "selector", "manager", "generator", "check", "validator",
     "algorithm", "algo", "scheme", "strategy", "cipher", "pub", "public", "re", "rx",
-    "regexp"})
+    "regexp", "arn"})
 # Anywhere in a key, these make it a setting about a secret (`access_token_ttl_seconds`).
 _NOT_SECRET_ANY = frozenset({"ttl", "timeout", "expiry", "expires", "lifetime", "interval",
                              "seconds", "secs", "ms", "minutes", "hours", "days", "length",
