@@ -889,6 +889,22 @@ def test_a_secret_s_arn_names_where_it_is(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_php_constants_and_concatenation(make_repo: MakeRepo) -> None:
+    """PHP's `define('DB_PASSWORD', '...')` (wp-config.php) gives a constant a literal,
+    a finding at its line; an expression (`getenv(...)`, a string PHP's `.` goes on from)
+    and a constant of no secret's name are not."""
+    repo = make_repo({"wp-config.php": """\
+<?php
+define('DB_NAME', 'wordpress');
+define( 'DB_PASSWORD', 'CANARYwp1-x9' ); «MAG002»
+define("API_TOKEN", getenv("API_TOKEN"));
+define("SIGNING_SECRET", "CANARYnear1" . $suffix);
+$password = "CANARYnear2" . $suffix;
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

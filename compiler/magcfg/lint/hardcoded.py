@@ -1209,6 +1209,14 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     m = _GO_TYPED.match(line)
     if m:
         yield m.group(1), m.group(2), m.start(2) + 1
+    for m in _PHP_DEFINE.finditer(line) if "define" in line else ():
+        value = _code_string(m.group(3))
+        if value is not None and not _JOINED.match(line, m.end()):
+            yield m.group(2), value, m.start(3) + 1
+
+
+# PHP's constant, `define('DB_PASSWORD', '...')` (WordPress' wp-config.php).
+_PHP_DEFINE = re.compile(r"""\bdefine\(\s*+(["'])([A-Za-z_]\w*+)\1\s*+,\s*+""" + _CODE_STRING)
 
 
 # XML's settings: an element's text (Maven's `<password>...</password>`), an attribute
@@ -1226,8 +1234,8 @@ _MAVEN_ENCRYPTED = re.compile(r"\{[A-Za-z0-9+/]++=*+\}")
 
 
 # A literal that an expression goes on from: `"Basic " + creds`, `"{x}".format(...)`,
-# `"%s" % x`; only its other operands could be the secret.
-_JOINED = re.compile(r"\s*+(?:\+|%|\.format\()")
+# `"%s" % x`, PHP's `"..." . $x`; only its other operands could be the secret.
+_JOINED = re.compile(r"\s*+(?:\+|%|\.format\(|\.\s)")
 # Regular expression syntax in a raw string (`r'(?:key|token)'`, `r'[a-z]{24}'`): a
 # pattern, not a value.
 _PATTERN = re.compile(r"\(\?|\\[wdsbWDSB]|\][*+?{]|\)[*+?]|\|\)")
