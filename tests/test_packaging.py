@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, Project
-from .vault_dev import free_port
+from .ports import PortTaken, on_a_free_port
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +130,28 @@ def test_the_sidecar_install_runs_magcfg_watch(dist: Path, mini: Project, tmp_pa
     assert build.stderr.startswith("magcfg: this command needs the compiler: pip install "
                                    "'magcfg[compiler]' (this installation lacks ")
     out = tmp_path / "out"
-    port = free_port()
-    sidecar = subprocess.Popen(
-        [str(venv / "bin/magcfg"), "watch", "--artifact", str(mini.root / "generated/dev"),
-         "--env", "dev", "--public-key", str(mini.root / "keys/magcfg.pub"), "--out", str(out),
-         "--metrics-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+
+    def start(port: int) -> tuple[subprocess.Popen[str], str, int]:
+        # The metrics server binds its port before the kernel starts: no first event
+        # and an exit saying the port is taken start the sidecar again on another one.
+        sidecar = subprocess.Popen(
+            [str(venv / "bin/magcfg"), "watch", "--artifact", str(mini.root / "generated/dev"),
+             "--env", "dev", "--public-key", str(mini.root / "keys/magcfg.pub"), "--out",
+             str(out), "--metrics-port", str(port)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        assert sidecar.stdout is not None
+        line = sidecar.stdout.readline()
+        if not line:
+            _, err = sidecar.communicate(timeout=60)
+            if "Address already in use" in err:
+                raise PortTaken(err)
+            pytest.fail(f"the sidecar exited {sidecar.returncode}: {err}")
+        return sidecar, line, port
+
+    sidecar, line, port = on_a_free_port(start)
     try:
         assert sidecar.stdout is not None
-        first = json.loads(sidecar.stdout.readline())
+        first = json.loads(line)
         assert first["type"].endswith("config.loaded"), first
         published = json.loads(sidecar.stdout.readline())
         assert published["type"].endswith("config.published"), published

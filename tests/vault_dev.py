@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,14 +21,9 @@ from pathlib import Path
 import hvac
 import pytest
 
+from .ports import PortTaken, on_a_free_port
+
 BAO = Path(sys.executable).with_name("bao")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -78,41 +72,51 @@ def dev_vault_tls() -> Iterator[DevVault]:
 @contextlib.contextmanager
 def _dev_server(tls: bool) -> Iterator[DevVault]:
     bao = BAO if BAO.exists() else Path(shutil.which("bao") or "bao")
-    port = free_port()
     token = "root-" + secrets.token_hex(12)
     workdir = Path(tempfile.mkdtemp(prefix="magcfg-bao-"))
     log = workdir / "bao.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env["HOME"] = str(workdir)  # the dev server writes ~/.vault-token
     tls_options = ["-dev-tls", f"-dev-tls-cert-dir={workdir}"] if tls else []
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(bao), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
-             f"-dev-root-token-id={token}", *tls_options],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
-    server = DevVault(f"http{'s' if tls else ''}://127.0.0.1:{port}", token, log,
-                      workdir / "vault-ca.pem" if tls else None)
-    try:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(port: int) -> DevVault:
+        # The dev server does not say which port it bound for 0: it is given one.
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(bao), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
+                 f"-dev-root-token-id={token}", *tls_options],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+                start_new_session=True)
+        procs.append(proc)
+        server = DevVault(f"http{'s' if tls else ''}://127.0.0.1:{port}", token, log,
+                          workdir / "vault-ca.pem" if tls else None)
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"bao server exited: {log.read_text(errors='replace')}")
-            try:
-                if server.client().sys.is_initialized() and not server.client().sys.is_sealed():
-                    break
-            except Exception:
-                pass
+                said = log.read_text(errors="replace")
+                if "address already in use" in said:
+                    raise PortTaken(said)
+                raise RuntimeError(f"bao server exited: {said}")
+            # Its own root token is the proof that the server answering is this one,
+            # not another that took the port first.
+            with contextlib.suppress(Exception):
+                if server.client().auth.token.lookup_self()["data"]["id"] == token:
+                    return server
             if time.monotonic() > deadline:
                 raise RuntimeError(f"bao server did not become healthy: {log.read_text()}")
             time.sleep(0.1)
-        yield server
+
+    try:
+        yield on_a_free_port(start)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -155,19 +159,29 @@ def dev_postgres() -> Iterator[DevPostgres]:
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr}")
-        port = free_port()
         log = workdir / "postgres.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                 "-k", str(workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while b"ready to accept connections" not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"postgres did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.05)
-        yield DevPostgres(port)
+
+        def start(port: int) -> DevPostgres:
+            nonlocal proc
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                     "-k", str(workdir), "-c", "listen_addresses=127.0.0.1", "-c",
+                     "fsync=off"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 60
+            while b"ready to accept connections" not in log.read_bytes():
+                if proc.poll() is not None:
+                    said = log.read_text(errors="replace")
+                    if "Address already in use" in said:
+                        proc = None
+                        raise PortTaken(said)
+                    raise RuntimeError(f"postgres did not start: {said}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"postgres did not start: {log.read_text()}")
+                time.sleep(0.05)
+            return DevPostgres(port)
+
+        yield on_a_free_port(start)
     finally:
         if proc is not None:
             # runuser passes SIGTERM on to postgres (a "smart" shutdown waits for

@@ -7,6 +7,7 @@ import http.client
 import http.server
 import itertools
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -118,19 +119,32 @@ class _Forward(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _any
 
 
+class _SharedPortServer(http.server.ThreadingHTTPServer):
+    allow_reuse_port = True
+
+
 class Front:
     """An address in front of a registry that can go away and come back (same port,
-    same content behind it): a registry outage, as its clients see it."""
+    same content behind it): a registry outage, as its clients see it.
+
+    Its port stays bound while it is away, by a socket that never listens (connections
+    are refused, as by a registry that is down): no other process can take the port
+    before it comes back. Only sockets that share the port (SO_REUSEPORT, this user)
+    can bind it too, as the server does. :meth:`close` lets the port go."""
 
     def __init__(self, upstream: str) -> None:
         self.handler = type("Forward", (_Forward,), {"upstream": upstream})
-        self.port = 0
+        self.held = socket.socket()
+        self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.held.bind(("127.0.0.1", 0))
+        self.port: int = self.held.getsockname()[1]
         self.server: http.server.ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
 
     def start(self) -> Front:
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = _SharedPortServer(("127.0.0.1", self.port), self.handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
         return self
 
     def stop(self) -> None:
@@ -138,6 +152,13 @@ class Front:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.held.close()
 
     @property
     def host(self) -> str:

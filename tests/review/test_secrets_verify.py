@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from ..conftest import MAGCFG, failed_cleanly, tree_state
-from ..vault_dev import DevVault, free_port
+from ..ports import refusing_port
+from ..vault_dev import DevVault
 from ..vault_project import vault_project
 
 CANARY = "CANARY-vault-5e1d"
@@ -173,9 +174,10 @@ def test_wrong_token(tmp_path: Path, dev_vault: DevVault) -> None:
 
 def test_unreachable_server(tmp_path: Path) -> None:
     project, _ = vault_project(tmp_path / "p")
-    addr = f"http://127.0.0.1:{free_port()}"
-    done = project.run("secrets", "verify", "--env", "prod",
-                       env={"VAULT_ADDR": addr, "VAULT_TOKEN": "t"})
+    with refusing_port() as port:
+        addr = f"http://127.0.0.1:{port}"
+        done = project.run("secrets", "verify", "--env", "prod",
+                           env={"VAULT_ADDR": addr, "VAULT_TOKEN": "t"})
     assert failed_cleanly(done, 1) == (f"error: cannot reach Vault at {addr}: connection refused "
                                        "or no route (check VAULT_ADDR)\n")
 

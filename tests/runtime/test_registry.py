@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ def local() -> Any:
     served = LocalRegistry().start()
     yield served
     served.stop()
+
+
+@pytest.fixture
+def front(local: LocalRegistry) -> Iterator[Front]:
+    """A front to ``local``, not started; its port is held until the test ends."""
+    served = Front(local.host)
+    yield served
+    served.close()
 
 
 def _publish(project: Project, target: str) -> str:
@@ -106,8 +115,8 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
 
 
 def test_an_outage_keeps_the_config_and_is_visible(
-        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
-    front = Front(local.host).start()
+        signed: Project, front: Front, tmp_path: Path) -> None:  # noqa: F811
+    front.start()
     target = f"oci://{front.host}/magcfg/outage:production"
     _publish(signed, target)
     metrics = CollectorRegistry()
@@ -136,23 +145,22 @@ def test_an_outage_keeps_the_config_and_is_visible(
         assert wait_for(lambda: kernel.version == newer)
     finally:
         kernel.stop()
-        front.stop()
 
 
-def _mirrored(project: Project, local: LocalRegistry, tmp_path: Path) -> tuple[Front, str, str]:
-    """A front to ``local`` holding a published artifact that a kernel with its state in
-    ``tmp_path/state`` has pulled into its mirror once and stopped; (front, target, digest)."""
-    front = Front(local.host).start()
+def _mirrored(project: Project, front: Front, tmp_path: Path) -> tuple[str, str]:
+    """``front`` started, holding a published artifact that a kernel with its state in
+    ``tmp_path/state`` has pulled into its mirror once and stopped; (target, digest)."""
+    front.start()
     target = f"oci://{front.host}/magcfg/mirror:production"
     digest = _publish(project, target)
     kernel, _ = _kernel(project, target, tmp_path)
     kernel.stop()
-    return front, target, digest
+    return target, digest
 
 
 def test_a_registry_down_at_start_boots_the_verified_mirror(
-        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
-    front, target, _ = _mirrored(signed, local, tmp_path)
+        signed: Project, front: Front, tmp_path: Path) -> None:  # noqa: F811
+    target, _ = _mirrored(signed, front, tmp_path)
     front.stop()
     state = tmp_path / "state"
     mirror = state / "registry-mirror"
@@ -187,8 +195,8 @@ def test_a_registry_down_at_start_boots_the_verified_mirror(
 
 
 def test_the_registry_back_after_a_mirror_boot_is_reported_as_served(
-        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
-    front, target, digest = _mirrored(signed, local, tmp_path)
+        signed: Project, front: Front, tmp_path: Path) -> None:  # noqa: F811
+    target, digest = _mirrored(signed, front, tmp_path)
     front.stop()
     kernel, events = _kernel(signed, target, tmp_path)
     try:
@@ -214,7 +222,6 @@ def test_the_registry_back_after_a_mirror_boot_is_reported_as_served(
         assert kernel.status()["source"] == "artifact"
     finally:
         kernel.stop()
-        front.stop()
 
 
 def test_an_unsigned_artifact_at_the_tag_is_not_loaded(

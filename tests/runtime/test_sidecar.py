@@ -32,6 +32,7 @@ from magcfg.runtime.publish import (
 from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 from magcfg.signing.signatures import verify_files
 from tests.conftest import failed_cleanly
+from tests.ports import PortTaken, on_a_free_port
 
 from .fixtures import KubeletWriter, artifact_files, base_config, wait_for
 from .hostile import HostileRegistry
@@ -674,15 +675,29 @@ def test_help_lists_the_options() -> None:
         assert option in result.stdout
 
 
+def _serving_metrics(setup: Setup) -> tuple[Sidecar, int]:
+    """A sidecar serving its metrics, and their port. The sidecar binds the port it is
+    given before its kernel starts: its first event says it bound it, and an exit
+    saying the port is taken starts it again on another one."""
+
+    def start(port: int) -> tuple[Sidecar, int]:
+        sidecar = setup.start("--metrics-port", str(port))
+        assert wait_for(lambda: sidecar.lines or sidecar.proc.poll() is not None)
+        if not sidecar.lines:
+            code = sidecar.terminate()
+            if "Address already in use" in sidecar.stderr:
+                raise PortTaken(sidecar.stderr)
+            pytest.fail(f"the sidecar exited {code}: {sidecar.stderr}")
+        return sidecar, port
+
+    return on_a_free_port(start)
+
+
 def test_metrics_endpoint(setup: Setup) -> None:
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     setup.write(1)
-    sidecar = setup.start("--metrics-port", str(port))
+    sidecar, port = _serving_metrics(setup)
     assert wait_for(lambda: setup.published_version() == 1)
     setup.write(2, key=Ed25519PrivateKey.generate())
     assert wait_for(lambda: bool(sidecar.events("io.magflock.magcfg.config.reload_failed")))
@@ -890,14 +905,10 @@ def test_sighup_rechecks_the_source_at_once(setup: Setup) -> None:
 
 
 def test_a_pending_restart_is_its_own_state_in_the_metrics(setup: Setup) -> None:
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     setup.write(1)
-    sidecar = setup.start("--metrics-port", str(port))
+    sidecar, port = _serving_metrics(setup)
     assert wait_for(lambda: setup.published_version() == 1)
     setup.write(2, {**base_config(2), "magds": {**base_config(2)["magds"], "port": 1}})
     assert wait_for(lambda: bool(sidecar.events("io.magflock.magcfg.config.reload_failed")))

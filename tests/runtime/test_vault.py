@@ -6,6 +6,7 @@ a file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,8 @@ from magcfg.secrets.vault import (
 )
 from magcfg.signing.keys import Ed25519PrivateKey
 
-from ..vault_dev import DevPostgres, DevVault, database_engine, free_port, kubernetes_auth
+from ..ports import refusing_port
+from ..vault_dev import DevPostgres, DevVault, database_engine, kubernetes_auth
 from .fixtures import artifact_files, base_config, rename_write, wait_for
 
 CANARY = "CANARY-direct-vault-3e9b77"
@@ -391,27 +393,24 @@ def test_bad_input_is_a_clear_bounded_error_without_values(
     path, token = kv
     addr, timeout = dev_vault.addr, "2"
     reference = ref(f"vault+direct://secret/{path}#api_key")
-    hang: socket.socket | None = None
+    held = contextlib.ExitStack()  # what the case's address needs while it is asked
     if case == "unreachable":
-        addr = f"http://127.0.0.1:{free_port()}"
+        addr = f"http://127.0.0.1:{held.enter_context(refusing_port())}"
     elif case == "wrong-token":
         token = CANARY + "-not-a-token"
     elif case == "denied":
         reference = ref("vault+direct://secret/k3s/someone-else#api_key")
     elif case == "hangs":
         hang, addr = hanging_server()
+        held.callback(hang.close)
     elif case == "tls":
         addr = addr.replace("http://", "https://")
     events = Recorder()
     config = vault_config({"VAULT_ADDR": addr, "VAULT_TOKEN": token, "VAULT_CLIENT_TIMEOUT": timeout})
     started = time.monotonic()
-    try:
-        with DirectVault(config, on_event=events, background=False) as vault, \
-                pytest.raises(VaultError) as info:
-            vault.value(reference)
-    finally:
-        if hang is not None:
-            hang.close()
+    with held, DirectVault(config, on_event=events, background=False) as vault, \
+            pytest.raises(VaultError) as info:
+        vault.value(reference)
     took = time.monotonic() - started
     message = info.value.format()
     expected = {
