@@ -45,6 +45,12 @@ WRITER = textwrap.dedent("""
 """)
 
 
+NO_PID = 2**22
+"""A pid no process has: Linux gives pids below PID_MAX_LIMIT (2**22) whatever pid_max
+says. A dead writer's own pid may be given to a new process before start looks at its
+temp file, and a temp file of a live pid is rightly kept."""
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -70,8 +76,9 @@ def _kill_mid_write(state: Path) -> str:
 
 def test_kill_9_mid_write_leaves_a_temp_file_that_start_removes(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    temp = _kill_mid_write(state)
-    assert (state / temp).stat().st_size > 0
+    left = state / f".{STATE_FILE}.tmp-{NO_PID}"  # as if no process took the writer's pid
+    (state / _kill_mid_write(state)).rename(left)
+    assert left.stat().st_size > 0
     key = Ed25519PrivateKey.generate()
     rename_write(tmp_path / "artifact", artifact_files(base_config(1), 1, key))
     kernel = Kernel(tmp_path / "artifact", [key.public_key()], state, watch=False,
@@ -89,11 +96,9 @@ def test_only_dead_writers_temp_files_are_removed(tmp_path: Path) -> None:
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     alive, stuck = subprocess.Popen(sleeper), subprocess.Popen(sleeper)
     try:
-        dead = subprocess.Popen([sys.executable, "-c", "pass"])
-        dead.wait()
         live_temp = state / f".{STATE_FILE}.tmp-{alive.pid}"
         live_temp.write_bytes(b"being written")
-        dead_temp = state / f".{STATE_FILE}.tmp-{dead.pid}"
+        dead_temp = state / f".{STATE_FILE}.tmp-{NO_PID}"
         dead_temp.write_bytes(b"left behind")
         # Its pid lives, but no write takes an hour: another process got the dead one's pid.
         old_temp = state / f".{STATE_FILE}.tmp-{stuck.pid}"
@@ -102,10 +107,10 @@ def test_only_dead_writers_temp_files_are_removed(tmp_path: Path) -> None:
         os.utime(old_temp, (an_hour_ago, an_hour_ago))
         outside = tmp_path / "precious"
         outside.write_bytes(b"not ours")
-        link = state / f".{STATE_FILE}.tmp-{dead.pid + 1}"
+        link = state / f".{STATE_FILE}.tmp-{NO_PID + 1}"
         link.symlink_to(outside)
-        others = [state / f".{STATE_FILE}.tmp-x{dead.pid}", state / "notes.txt",
-                  state / f".other.json.tmp-{dead.pid}"]
+        others = [state / f".{STATE_FILE}.tmp-x{NO_PID}", state / "notes.txt",
+                  state / f".other.json.tmp-{NO_PID}"]
         for path in others:
             path.write_bytes(b"keep")
         removed = remove_stale_state_temps(state)
