@@ -18,11 +18,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from magcfg.runtime import Kernel
+from magcfg.runtime import vault as direct_vault_module
 from magcfg.runtime.vault import (
     SECRET_FAILED,
     SECRET_RENEWED,
@@ -254,20 +256,38 @@ def test_kv_rotation_is_picked_up_on_the_interval_and_on_demand(
 # ---------------------------------------------------------------- leases (dynamic secrets)
 
 
+SPEED = 10
+"""How many times faster than real time Direct-Vault's clock runs in the lease tests."""
+
+
 @pytest.fixture
-def database(dev_vault: DevVault, dev_postgres: DevPostgres) -> Iterator[tuple[str, str]]:
-    """The database engine on a real PostgreSQL: a role with 6 s leases (max 60 s) and
-    a token whose policy reads its credentials and renews leases."""
+def fast_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct-Vault's clock runs SPEED times real time; the server's does not. A lease of
+    60 s is due for renewal after 4 real seconds and stays valid on the server for a
+    minute, so that a renewal a loaded machine runs late still reaches a live lease."""
+    started = time.monotonic()
+    clock = SimpleNamespace(monotonic=lambda: started + (time.monotonic() - started) * SPEED)
+    monkeypatch.setattr(direct_vault_module, "time", clock)
+
+
+@pytest.fixture
+def database(dev_vault: DevVault, dev_postgres: DevPostgres,
+             fast_clock: None) -> Iterator[tuple[str, str]]:
+    """The database engine on a real PostgreSQL: a role with 60 s leases (max 10 min),
+    6 s of Direct-Vault's clock (:func:`fast_clock`), and a token whose policy reads its
+    credentials and renews leases."""
     root = dev_vault.client()
     database_engine(root, dev_postgres)
     role = unique("magbackup")
-    root.write(f"database/roles/{role}", db_name="pg", default_ttl="6s", max_ttl="60s",
+    root.write(f"database/roles/{role}", db_name="pg", default_ttl="60s", max_ttl="10m",
                creation_statements=["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD "
                                     "'{{password}}' VALID UNTIL '{{expiration}}';"])
     policy = unique("db")
     root.sys.create_or_update_policy(policy, f'path "database/creds/{role}" {{ capabilities = ["read"] }}\n'
                                      'path "sys/leases/renew" { capabilities = ["update"] }\n')
-    yield role, dev_vault.token_with_policies(policy)
+    # The token outlives the test on the fast clock: its renewal (which its policy does
+    # not grant) is never due.
+    yield role, dev_vault.token_with_policies(policy, ttl="2h")
     # Revoked while PostgreSQL still runs: else the server retries it at shutdown.
     root.sys.revoke_prefix(f"database/creds/{role}")
 
@@ -280,24 +300,27 @@ def test_dynamic_credentials_are_leased_renewed_and_read_again_after_revocation(
     events = Recorder()
     user_ref = ref(f"vault+direct://database/creds/{role}#username")
     password_ref = ref(f"vault+direct://database/creds/{role}#password")
-    with direct(dev_vault, token, on_event=events).start() as vault:
+    # The upkeep thread waits in real seconds: it wakes at least every half second.
+    with direct(dev_vault, token, on_event=events, refresh_interval=0.5).start() as vault:
         user = vault.value(user_ref)
         password = vault.value(password_ref)  # the same lease: one read, one credential pair
         assert user.startswith("v-") and password
         entry = vault._cache["database", f"creds/{role}"]
-        assert (entry.kv, entry.renewable, entry.lease_duration) == (False, True, 6)
-        # Renewed in the background at two thirds of the lease; same credentials.
-        assert wait_for(lambda: events.of(SECRET_RENEWED) != [], timeout=20)
+        assert (entry.kv, entry.renewable, entry.lease_duration) == (False, True, 60)
+        # Renewed in the background at two thirds of the lease; same credentials (the
+        # entry renewed in place, none read again, however late this thread looks).
+        assert wait_for(lambda: events.of(SECRET_RENEWED) != [], timeout=60)
         assert events.of(SECRET_RENEWED)[0] == {
-            "reference": f"vault+direct://database/creds/{role}", "lease_duration": 6}
-        assert vault.value(user_ref) == user
+            "reference": f"vault+direct://database/creds/{role}", "lease_duration": 60}
+        assert vault._cache["database", f"creds/{role}"] is entry
+        assert not events.of(SECRET_ROTATED) and not events.of(SECRET_FAILED)
         # The lease is revoked on the server (the credentials are dropped): the next
         # renewal fails, and new credentials are read.
         root.sys.revoke_lease(entry.lease_id)
-        assert wait_for(lambda: events.of(SECRET_FAILED) != [], timeout=20)
+        assert wait_for(lambda: events.of(SECRET_FAILED) != [], timeout=60)
         assert events.of(SECRET_FAILED)[0]["stage"] == "renew"
         assert "refused to renew the lease" in events.of(SECRET_FAILED)[0]["error"]
-        assert wait_for(lambda: events.of(SECRET_ROTATED) != [], timeout=20)
+        assert wait_for(lambda: events.of(SECRET_ROTATED) != [], timeout=60)
         assert vault.value(user_ref) != user
         said = events.text() + caplog.text
     assert user not in said and password not in said
@@ -311,7 +334,7 @@ def test_a_leased_value_is_never_served_past_its_lease(
     with direct(dev_vault, token, background=False) as vault:
         user = vault.value(user_ref)
         assert vault.value(user_ref) == user
-        time.sleep(6)
+        time.sleep(60 / SPEED)  # the lease's 60 s on Direct-Vault's clock
         assert vault.value(user_ref) != user
 
 
