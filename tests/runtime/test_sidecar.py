@@ -865,6 +865,22 @@ def test_the_application_is_told_of_a_publish_when_stdout_is_gone(setup: Setup) 
             out.close()
 
 
+def test_a_sidecar_run_in_process_ends_the_thread_writing_its_events(setup: Setup) -> None:
+    """run() returns with the thread that writes the event lines ended: a process that
+    goes on (an application's, a test's) keeps no thread per sidecar it ran, none
+    holding the descriptor of an output closed after it."""
+    setup.write(1)
+    out = io.StringIO()
+    sidecar, runner, codes = _run_in_process(setup, out)
+    assert wait_for(lambda: PUBLISHED in out.getvalue())
+    writer = sidecar._writer
+    assert writer is not None and writer.is_alive()
+    sidecar._stop.set()
+    runner.join(30)
+    assert codes == [0]
+    assert not writer.is_alive()
+
+
 @pytest.mark.parametrize(("option", "message"), [
     ("--audit-log", "cannot open the audit log: is a FIFO, not a regular file"),
     ("--schema", "cannot read the schema: is a FIFO, not a regular file"),

@@ -129,8 +129,8 @@ class Sidecar:
         self.stdout = stdout if stdout is not None else sys.stdout
         self._exec_argv = parse_exec(options.exec_command) if options.exec_command else None
         self._print_lock = threading.Lock()
-        # Event lines are written by a thread of their own: see emit().
-        self._lines: queue.SimpleQueue[_Line] = queue.SimpleQueue()
+        # Event lines are written by a thread of their own: see emit(). None ends it.
+        self._lines: queue.SimpleQueue[_Line | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._stalled = False
         self._changed = False
@@ -278,6 +278,8 @@ class Sidecar:
                 self.stdout.flush()  # anything written to the stream before, first
         while True:
             line = self._lines.get()
+            if line is None:
+                return
             try:
                 if fd is None:
                     self.stdout.write(line.text)
@@ -305,6 +307,18 @@ class Sidecar:
         finally:
             self._end_exec()
             self.kernel.stop()
+            self._end_writer()
+
+    def _end_writer(self) -> None:
+        """End the thread that writes the event lines, the kernel's last line written:
+        a sidecar run in a process that goes on (an application's, a test's) leaves no
+        thread behind. Waits as emit() does once stopping: one blocked on a reader that
+        stalled is left to the process's exit, as its line is."""
+        with self._print_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._lines.put(None)
+            writer.join(0 if self._stalled else 1.0)
 
     def _serve(self, stop: threading.Event | None) -> int:
         if self.options.out.is_dir():
