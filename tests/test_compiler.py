@@ -969,6 +969,32 @@ def test_layer_files_a_sparse_checkout_left_out_are_named(mini: Project) -> None
     assert done.returncode == 0, done.stderr
 
 
+def test_the_index_is_asked_for_the_layer_files_of_a_directory_holding_others(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monorepo's layer directory (``services`` for ``services/{service}/config.yaml``)
+    holds its code too: git listed every file below it, each with its mode and object
+    (``git ls-files -t -s``), and the answer's bound (``MAX_GIT_ANSWER``) failed the
+    build for the code's size. Only what could be a layer file is asked about; a layer
+    directory named as glob syntax is that directory."""
+    mini.write("magcfg.yaml", MINI_PROJECT.replace("path: layers/base", "path: 'layers/b*se'"))
+    (mini.root / "layers/base").rename(mini.root / "layers/b*se")
+    for i in range(300):
+        mini.write(f"layers/b*se/src/module{i:03}.py", "x = 1\n")
+    mini.write("layers/base/decoy.yaml", "logging:\n  level: nonsense\n")
+    run = functools.partial(subprocess.run, cwd=mini.root, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    run(["git", "add", "-A"])
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"])
+    run(["git", "sparse-checkout", "set", "--no-cone", "/*", "!/layers/b*se/magds.yaml",
+         "!/layers/base/decoy.yaml"])
+    monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 8192)
+    with pytest.raises(magcfg.BuildError) as raised:
+        magcfg.build(load(mini))
+    found = {d.file: d.message for d in raised.value.diagnostics}
+    assert "left out of this sparse checkout" in found["layers/b*se/magds.yaml"], found
+    assert not {"magcfg.yaml", "layers/base/decoy.yaml"} & set(found), found
+
+
 def test_git_answers_about_ignored_inputs_while_the_build_compiles(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """``git check-ignore`` takes ~15 ms for a large repository, a one-file rebuild's

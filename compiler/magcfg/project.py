@@ -570,6 +570,17 @@ def ignored_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, s
     return wait
 
 
+_GLOB_SPECIAL = re.compile(r"[*?\[\\]")
+"""What git's glob pathspec reads as other than itself, each itself after a backslash."""
+
+
+def _layer_files_below(directory: str, suffix: str) -> str:
+    """git's pathspec for the files ending in ``suffix`` at any depth below
+    ``directory`` (``.``: the root), its name read as it is spelt."""
+    escaped = "" if directory == "." else _GLOB_SPECIAL.sub(r"\\\g<0>", directory) + "/"
+    return f":(glob){escaped}**/*{suffix}"
+
+
 class IndexAnswer(NamedTuple):
     """What git's index says of the files a build reads (``indexed_by_git``)."""
 
@@ -581,20 +592,26 @@ class IndexAnswer(NamedTuple):
 
 def indexed_by_git(root: Path, directories: Sequence[str], files: Sequence[str] = ()
                    ) -> Callable[[], IndexAnswer]:
-    """Starts one ``git ls-files -t -s`` for ``directories`` and ``files`` (relative to
-    ``root``) and returns what waits for its answer (``IndexAnswer``), paths relative to
-    ``root``; nothing outside a work tree or without git, ``GitUnanswered`` when git fails
-    or hangs. As ``ignored_by_git``, the caller works meanwhile."""
+    """Starts one ``git ls-files -t -s`` for the layer files (``LAYER_SUFFIXES``) below
+    ``directories`` and for ``files`` (relative to ``root``) and returns what waits for
+    its answer (``IndexAnswer``), paths relative to ``root``; nothing outside a work tree
+    or without git, ``GitUnanswered`` when git fails or hangs. As ``ignored_by_git``, the
+    caller works meanwhile."""
     import subprocess
 
-    # A file below a directory asked is in its answer: named apart, the project file at
-    # the top of a large repository beside its layer directories would be listed twice.
-    asked_for = list(dict.fromkeys([*directories, *(
-        file for file in files if not any(_below(file, d) for d in directories))]))
+    # Below a directory, only what could be a layer file: a monorepo's layer directory
+    # (`services`, for services/{service}/config.yaml) holds its code too, and git's
+    # answer is bounded. A file a directory's pattern names is in its answer already.
+    outside = [file for file in files if not (file.endswith(LAYER_SUFFIXES) and any(
+        _below(file, d) or d == "." for d in directories))]
+    asked_for = [*dict.fromkeys(_layer_files_below(d, suffix) for d in directories
+                                for suffix in LAYER_SUFFIXES),
+                 *(f":(literal){file}" for file in dict.fromkeys(outside))]
     if not asked_for:
         return lambda: IndexAnswer([], {})
     asked = _Asked(["git", "ls-files", "-t", "-s", "-z", "--", *asked_for], root,
-                   env=git_env(), question=subprocess.DEVNULL)
+                   env={k: v for k, v in git_env().items() if k != "GIT_LITERAL_PATHSPECS"},
+                   question=subprocess.DEVNULL)
 
     @lru_cache(maxsize=1)
     def wait() -> IndexAnswer:
