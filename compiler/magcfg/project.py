@@ -779,9 +779,12 @@ def blob_sha256(root: Path, name: str, limit: int) -> str | None:
     does not answer (no blob there, not a work tree, a minute spent)."""
     import subprocess
 
-    git = subprocess.Popen(["git", "cat-file", "blob", name], cwd=root,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=git_env())
+    try:
+        git = subprocess.Popen(["git", "cat-file", "blob", name], cwd=root,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, env=git_env())
+    except OSError:  # no git
+        return None
     stdout = git.stdout
     assert stdout is not None
     timer = threading.Timer(60, git.kill)

@@ -769,9 +769,11 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     _git(top, "push", "-q", "origin", "main")
 
     def ci_run(branch: str) -> list[subprocess.CompletedProcess[str]]:
+        # GitHub's checkout fetches the whole history (fetch-depth: 0), the others'
+        # runners clone shallow.
         clone = tmp_path / f"ci-{branch}"
-        _git(tmp_path, "clone", "-q", "--depth", "1", "-b", branch,
-             f"file://{origin}", str(clone))
+        _git(tmp_path, "clone", "-q", *(() if ci == "github" else ("--depth", "1")),
+             "-b", branch, f"file://{origin}", str(clone))
         return [_shell(clone, command, env)
                 for command in _ci_commands(clone, ci, workflow)]
 
