@@ -5,6 +5,7 @@ bound a test waits for a call that must end at its deadline, and a resolver that
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import http.server
 import ipaddress
@@ -25,15 +26,59 @@ from cryptography.x509.oid import NameOID
 from magcfg.net import deadline
 
 
+class Server(http.server.ThreadingHTTPServer):
+    """Answers each connection in a thread of its own, and ends them all when it closes:
+    ``server_close()`` shuts the connections still open (one kept alive for a next
+    request its client never sends, one a handler still answers) and joins the threads.
+    A test's server leaves no thread behind to answer, or to fail, in a later test."""
+
+    daemon_threads = True  # the process's exit never waits on a handler
+    block_on_close = False  # server_close() joins them itself, after shutting their sockets
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self._lock = threading.Lock()
+        self._open: set[Any] = set()
+        self._answering: list[threading.Thread] = []
+        self.serving: threading.Thread | None = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self._answer, args=(request, client_address),
+                                  daemon=True)
+        with self._lock:
+            self._open.add(request)
+            self._answering = [t for t in self._answering if t.is_alive()] + [thread]
+        thread.start()
+
+    def _answer(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open.discard(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.serving is not None:
+            self.serving.join(30)
+        with self._lock:
+            still_open, threads = list(self._open), list(self._answering)
+        for conn in still_open:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(30)
+
+
 def serve(handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None
-          ) -> http.server.ThreadingHTTPServer:
+          ) -> Server:
     """A server on a free port of 127.0.0.1, over TLS with ``tls``, answering in threads
-    of its own (``shutdown()`` it when done)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    of its own (``shutdown()`` and ``server_close()`` it when done)."""
+    server = Server(handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.serving = threading.Thread(target=server.serve_forever, daemon=True)
+    server.serving.start()
     return server
 
 

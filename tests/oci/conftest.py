@@ -31,6 +31,7 @@ class LocalRegistry:
         self.disk = disk
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.reader: threading.Thread | None = None
 
     def start(self) -> LocalRegistry:
         if self.disk is not None:
@@ -48,7 +49,8 @@ class LocalRegistry:
             seen += line
         self.port = int(found.group(1))
         # Keep reading its log, so that a full pipe never blocks it.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        self.reader = threading.Thread(target=self.process.stdout.read, daemon=True)
+        self.reader.start()
         return self
 
     def stop(self) -> None:
@@ -56,6 +58,9 @@ class LocalRegistry:
             self.process.terminate()
             self.process.wait(timeout=30)
             self.process = None
+        if self.reader is not None:
+            self.reader.join(30)  # the log's end: the registry has exited
+            self.reader = None
 
     @property
     def host(self) -> str:

@@ -235,6 +235,7 @@ def ftp_drip() -> Iterator[int]:
     """An FTP server's port that sends its greeting a byte every half second."""
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
+    dripping: list[threading.Thread] = []
 
     def drip(conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
@@ -247,12 +248,19 @@ def ftp_drip() -> Iterator[int]:
         with contextlib.suppress(OSError):
             while True:
                 conn, _ = server.accept()
-                threading.Thread(target=drip, args=(conn,), daemon=True).start()
+                dripping.append(threading.Thread(target=drip, args=(conn,), daemon=True))
+                dripping[-1].start()
 
-    threading.Thread(target=accept, daemon=True).start()
+    accepting = threading.Thread(target=accept, daemon=True)
+    accepting.start()
     yield server.getsockname()[1]
     stop.set()
+    # A close() alone leaves accept() waiting for ever on Linux: shutdown() ends it.
+    server.shutdown(socket.SHUT_RDWR)
+    accepting.join(30)
     server.close()
+    for thread in dripping:
+        thread.join(30)
 
 
 def test_a_redirect_to_ftp_is_refused_within_the_deadline(ftp_drip: int) -> None:

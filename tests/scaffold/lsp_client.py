@@ -23,7 +23,8 @@ class LspClient:
         self._next_id = 0
         self._settings = settings or (lambda _params: None)
         self.notifications: list[Message] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         stream = self.proc.stdout
@@ -89,3 +90,4 @@ class LspClient:
         except Exception:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(10)  # the server's output has ended with it
