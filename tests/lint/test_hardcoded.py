@@ -905,6 +905,30 @@ $password = "CANARYnear2" . $suffix;
     assert found == expected
 
 
+def test_an_environment_variable_set_to_a_literal(make_repo: MakeRepo) -> None:
+    """Code that sets a secret-like environment variable (or a Java system property) to
+    a literal commits the secret: `os.environ["..."] =`, `setdefault`, `putenv`,
+    pytest's `monkeypatch.setenv`, JS's `process.env["..."] =`, Go's `os.Setenv`, Java's
+    `System.setProperty`, each a finding at its line. A comparison, an expression, an
+    f-string with a field and a variable of no secret's name are not."""
+    repo = make_repo({
+        "tests/conftest.py": """\
+os.environ["DB_PASSWORD"] = "CANARYenv1-x9" «MAG002»
+os.environ.setdefault("API_TOKEN", "CANARYenv2-x9") «MAG002»
+monkeypatch.setenv("SECRET_KEY", "CANARYenv3-x9") «MAG002»
+os.putenv("DB_PASSWORD", "CANARYenv4-x9") «MAG002»
+os.environ["DB_PASSWORD"] = vault.read("db")
+os.environ["LOG_LEVEL"] = "CANARYnear1-x9"
+if os.environ["DB_PASSWORD"] == "CANARYnear2-x9":
+    monkeypatch.setenv("API_TOKEN", f"{prefix}-CANARYnear3")
+""",
+        "web/setup.js": 'process.env["API_TOKEN"] = "CANARYenv5-x9"; «MAG002»\n',
+        "cmd/main.go": 'os.Setenv("DB_PASSWORD", "CANARYenv6-x9") «MAG002»\n',
+        "src/App.java": 'System.setProperty("db.password", "CANARYenv7-x9"); «MAG002»\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

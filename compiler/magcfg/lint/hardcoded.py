@@ -1213,8 +1213,21 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
         value = _code_string(m.group(3))
         if value is not None and not _JOINED.match(line, m.end()):
             yield m.group(2), value, m.start(3) + 1
+    for m in _ENV_SET.finditer(line) if "nv" in line or "etProperty" in line else ():
+        value = _code_string(m.group(5))
+        if value is not None and not _JOINED.match(line, m.end()):
+            yield m.group(2) or m.group(4), value, m.start(5) + 1
 
 
+# An environment variable (or a Java system property) set to a literal, by name in
+# quotes: Python's `os.environ["API_TOKEN"] = "..."`, `os.environ.setdefault(...)`,
+# `os.putenv(...)` and pytest's `monkeypatch.setenv(...)`, JS's `process.env["..."] =`,
+# Ruby's `ENV["..."] =`, Go's `os.Setenv(...)`, Java's `System.setProperty(...)`, C#'s
+# `Environment.SetEnvironmentVariable(...)`.
+_ENV_SET = re.compile(
+    r"""(?:(?:environ|env|ENV)\[\s*+(["'])([A-Za-z_][\w.]*+)\1\s*+\]\s*+=(?!=)"""
+    r"""|(?:setdefault|setenv|putenv|Setenv|setProperty|SetEnvironmentVariable)\(\s*+"""
+    r"""(["'])([A-Za-z_][\w.]*+)\3\s*+,)\s*+""" + _CODE_STRING)
 # PHP's constant, `define('DB_PASSWORD', '...')` (WordPress' wp-config.php).
 _PHP_DEFINE = re.compile(r"""\bdefine\(\s*+(["'])([A-Za-z_]\w*+)\1\s*+,\s*+""" + _CODE_STRING)
 
