@@ -281,6 +281,15 @@ def test_any_sequence_of_edits_builds_what_a_full_build_builds(
         edits: list[tuple[str, str, Any]]) -> None:
     """Two copies of a project take the same edits; after each, one builds with its
     cache (kept across the builds) and the other with none: same messages, same bytes."""
+    import time
+
+    from magcfg.pipeline import cache as cache_module
+
+    # So that the cache vouches for the files by their status between edits
+    # (``BuildCache.held_digests``, ``file_sha256``): a settling time longer than any
+    # tick of the file system's clock, waited out before each build with the cache.
+    monkeypatch.setattr(cache_module, "RACY_NS", 20_000_000)
+    settle = functools.partial(time.sleep, 0.03)
     base = tmp_path_factory.mktemp("edits")
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
     monkeypatch.delenv("MAGCFG_NO_CACHE", raising=False)
@@ -293,10 +302,12 @@ def test_any_sequence_of_edits_builds_what_a_full_build_builds(
             project.write(rel, text)
         copies.append((project, copy.deepcopy(MINI_SCHEMA)))
     (cached, cached_schema), (full, full_schema) = copies
+    settle()
     assert _outcome(cached, None) == _outcome(full, BuildCache(None))
     for edit in edits:
         _apply(cached, cached_schema, edit)
         _apply(full, full_schema, edit)
+        settle()
         assert _outcome(cached, None) == _outcome(full, BuildCache(None)), edit
     assert (cached.root / ".magcfg-cache").is_dir()
 
@@ -538,6 +549,70 @@ def test_a_rebuild_takes_the_digest_of_an_unchanged_schema_from_the_cache(
     magcfg.build(load(mini))
     assert hashed == ["schemas/schema.json"] * 2
     assert schema_digest() == "sha256:" + hashlib.sha256(edited).hexdigest()
+
+
+def test_a_rebuild_reads_no_layer_file_whose_status_is_unchanged(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    from magcfg.pipeline import cache as cache_module
+    from magcfg.pipeline.load import FileSource
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)  # as in the test above
+    time.sleep(0.1)
+    magcfg.build(load(mini))
+    read = calls(monkeypatch, FileSource, "read", 1)
+    built = mini.snapshot_tree()
+    magcfg.build(load(mini))
+    assert read == []  # every digest from the cache, every fragment too
+    assert mini.snapshot_tree() == built
+    # Edited in place to the same size, its times put back: read again, and built.
+    magds = mini.root / "layers/environments/dev/magds.yaml"
+    before = magds.stat()
+    text = magds.read_bytes()
+    edited = text.replace(b"localhost", b"127.0.0.1")
+    assert len(edited) == len(text) and edited != text
+    magds.write_bytes(edited)
+    os.utime(magds, ns=(before.st_atime_ns, before.st_mtime_ns))
+    magcfg.build(load(mini))
+    assert "layers/environments/dev/magds.yaml" in read
+    assert mini.snapshot_tree() != built
+    fresh = magcfg.build(load(mini), check=True, cache=BuildCache(None))
+    assert fresh.stale == []
+
+
+def test_a_layer_file_whose_verdict_asks_git_is_read_by_every_build(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from magcfg.pipeline import cache as cache_module
+    from magcfg.pipeline.load import FileSource
+
+    # One line without a line end: a symlink's target that a checkout without symlinks
+    # wrote as a file, or not, as git's index says (project.Checkout), which may change
+    # while the file does not.
+    mini.write("layers/environments/dev/logging.yaml", "logging: {level: warn}")
+    monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)
+    time.sleep(0.1)
+    magcfg.build(load(mini))
+    read = calls(monkeypatch, FileSource, "read", 1)
+    magcfg.build(load(mini))
+    assert read == ["layers/environments/dev/logging.yaml"]
+
+
+def test_a_layer_file_read_late_must_hold_the_bytes_of_its_digest(mini: Project) -> None:
+    from magcfg.compiler import Compiler
+
+    compiler = Compiler(load(mini), cache=BuildCache(None))
+    raw = (mini.root / "layers/base/logging.yaml").read_bytes()
+    assert compiler._read_as("layers/base/logging.yaml",
+                             hashlib.sha256(raw).hexdigest()) == raw
+    with pytest.raises(magcfg.BuildError) as raised:
+        compiler._read_as("layers/base/logging.yaml", hashlib.sha256(b"other").hexdigest())
+    assert [(d.file, d.message) for d in raised.value.diagnostics] == [
+        ("layers/base/logging.yaml", "the file changed while magcfg was reading it; "
+         "build again")]
 
 
 def test_a_schema_changed_just_before_a_build_is_hashed_by_the_next_one_too(

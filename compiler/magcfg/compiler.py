@@ -49,7 +49,7 @@ from .durable import (
 from .errors import BuildError, Diagnostic
 from .heap import gc_paused
 from .keyglob import format_keypath
-from .pipeline.cache import BuildCache
+from .pipeline.cache import BuildCache, Fingerprint, fingerprint
 from .pipeline.context import CompileContext, Extensions, LayerLoader
 from .pipeline.emit import (
     config_bytes,
@@ -101,6 +101,15 @@ class Artifact:
 
         result: dict[str, Any] = orjson.loads(self.files[CONFIG])
         return result
+
+
+@dataclass
+class _HeldDigests:
+    """The layer files' digests by their status (``BuildCache.held_digests``), and
+    whether this build changed them."""
+
+    digests: dict[str, tuple[Fingerprint, str]]
+    changed: bool = False
 
 
 @dataclass
@@ -466,13 +475,17 @@ class Compiler:
     def load_stacks(self, envs: Iterable[str], jobs: int = 1) -> dict[str, LayerStack]:
         """The LayerStack of each of ``envs``; raises BuildError with every load error.
 
-        Every layer file is read and hashed first (the schema hashed meanwhile), then
-        what the cache does not know is parsed. With ``jobs`` > 1 the schema is split in
-        another process while this one parses (``schema_aside``)."""
+        Every layer file is read and hashed first (the schema hashed meanwhile), but
+        those whose digest the cache knows by their unchanged status
+        (``BuildCache.held_digests``), then what the cache does not know is parsed.
+        With ``jobs`` > 1 the schema is split in another process while this one parses
+        (``schema_aside``)."""
+        envs = list(envs)
         listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
-        read: dict[str, tuple[bytes, str]] = {}
+        read: dict[str, tuple[bytes | None, str]] = {}  # None: not read, its digest held
         loaders = self._layer_loaders()
+        began = time.time_ns()
         with self._schema_hashed_meanwhile(), self.timings.stage("load"):
             if isinstance(self.source, FileSource):
                 for path in filter(None, (self.project.file, self.project.json_schema,
@@ -487,15 +500,21 @@ class Compiler:
             self._secrets_written = None
             wanted = sorted({p for layers in listing.values() for _, files in layers
                              for p, _prefix in files})
+            held = self._held_layer_files()
             for path in wanted:
                 if path in self._parsed or path.endswith(tuple(loaders)):
                     continue
                 try:
-                    raw = self.source.read(path)
+                    read[path] = self._layer_file(path, began, held)
                 except BuildError as exc:  # unreadable
                     errors.extend(exc.diagnostics)
-                    continue
-                read[path] = (raw, hashlib.sha256(raw).hexdigest())
+            if held is not None and set(envs) == set(self.project.environments):
+                # Every layer file was listed: those gone need no record.
+                for path in set(held.digests) - set(wanted):
+                    del held.digests[path]
+                    held.changed = True
+            if held is not None and held.changed:
+                self.cache.put_held_digests("layers", held.digests)
         with self.schema_aside(jobs), self.timings.stage("load"):
             for suffix, loader in sorted(loaders.items()):
                 todo = [p for p in wanted if p.endswith(suffix) and p not in self._parsed]
@@ -507,7 +526,7 @@ class Compiler:
             for path, (raw, digest) in read.items():
                 try:
                     self._load_file(path, raw, digest)
-                except LoadFailed as exc:
+                except (LoadFailed, BuildError) as exc:  # BuildError: read, it changed
                     errors.extend(exc.diagnostics)
         if errors:
             raise BuildError(sorted(set(self._redacted(errors))))
@@ -523,6 +542,49 @@ class Compiler:
             stacks[env] = LayerStack(env, stack_layers, self.source, merge_key)
         return stacks
 
+    def _held_layer_files(self) -> _HeldDigests | None:
+        """The digests of the layer files the cache knows by their status
+        (``BuildCache.held_digests``), when the source is the disk's own files (not one
+        that lays other bytes over them)."""
+        if type(self.source) is not FileSource:
+            return None
+        return _HeldDigests(self.cache.held_digests("layers"))
+
+    def _layer_file(self, path: str, began: int, held: _HeldDigests | None
+                    ) -> tuple[bytes | None, str]:
+        """The bytes of the layer file ``path`` and their digest; ``None`` for the bytes
+        when ``held`` knows the digest of the file as it stands (its status unchanged
+        since a build read it: the bytes are read, and checked against the digest,
+        only if the file must be parsed)."""
+        if held is None:
+            raw = self.source.read(path)
+            return raw, hashlib.sha256(raw).hexdigest()
+        assert isinstance(self.source, FileSource)
+        try:
+            found = fingerprint(self.source.status(path))
+        except BuildError:
+            found = ()
+        known = held.digests.get(path)
+        if found and known is not None and tuple(known[0]) == found:
+            return None, known[1]
+        raw, status = self.source.read_settled(path, began)
+        digest = hashlib.sha256(raw).hexdigest()
+        if status is not None:
+            held.digests[path] = (fingerprint(status), digest)
+            held.changed = True
+        elif held.digests.pop(path, None) is not None:
+            held.changed = True
+        return raw, digest
+
+    def _read_as(self, path: str, digest: str) -> bytes:
+        """The bytes of ``path``, which must be those of ``digest``: what the build
+        knows of the file (its keys, its fragments) is keyed by it."""
+        raw: bytes = self.source.read(path)
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise BuildError([Diagnostic(path, None, None, "the file changed while magcfg "
+                                         "was reading it; build again", code="path")])
+        return raw
+
     def forget(self, paths: Iterable[str]) -> None:
         """Parse ``paths`` again on the next load: their bytes changed (an editor's
         unsaved buffer). Fragments keep their cache entries, which are keyed by digest."""
@@ -530,19 +592,20 @@ class Compiler:
             self._parsed.pop(path, None)
         self._secrets_written = None
 
-    def _load_file(self, path: str, raw: bytes, digest: str) -> ParsedFile:
-        """``path``, read as ``raw`` (of SHA-256 ``digest``): its top-level keys from the
-        cache when it knows the digest, else parsed."""
+    def _load_file(self, path: str, raw: bytes | None, digest: str) -> ParsedFile:
+        """``path``, read as ``raw`` (of SHA-256 ``digest``; None: not read yet): its
+        top-level keys from the cache when it knows the digest, else parsed."""
         known = self.cache.layer_keys(digest)
         parsed: ParsedFile | None = None
         if known is not None:
             # Only the keys are cached, never a layer's values: the data is parsed again
             # if a fragment it contributes to has to be merged.
             keys, markers = known
-            parsed = ParsedFile(path, digest, keys, markers,
-                                loader=lambda: parse_layer(path, raw)[0])
+            parsed = ParsedFile(path, digest, keys, markers, loader=lambda: parse_layer(
+                path, raw if raw is not None else self._read_as(path, digest))[0])
         else:
-            data, markers = parse_layer(path, raw)
+            data, markers = parse_layer(path, raw if raw is not None
+                                        else self._read_as(path, digest))
             self.cache.put_layer_keys(digest, tuple(data), markers)
             parsed = ParsedFile(path, digest, tuple(data), markers, data=data)
         self._parsed[path] = parsed

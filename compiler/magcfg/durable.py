@@ -446,12 +446,11 @@ def sha256_regular(path: str | os.PathLike[str], limit: int | None = None
 
 def regular_status(path: str | os.PathLike[str], limit: int | None = None) -> os.stat_result:
     """The status of the file :func:`sha256_regular` would hash, with its checks
-    (``limit`` included), taken from the descriptor it would read."""
-    fd, _size = _open_regular(path, False, None)
-    try:
-        status = os.fstat(fd)
-    finally:
-        os.close(fd)
+    (``limit`` included; a symlink is not followed). Nothing is opened: a thousand
+    layer files are asked about on every build."""
+    status = os.stat(path, follow_symlinks=False)
+    if not stat.S_ISREG(status.st_mode):
+        raise NotRegularFile(path, file_kind(status.st_mode))
     if limit is not None and status.st_size > limit:
         raise FileTooLarge(path, status.st_size, limit)
     return status

@@ -49,7 +49,9 @@ and fingerprint (``file_sha256``), recorded only for a file that held still, the
 before and after the hashing, and last changed ``RACY_NS`` before the hashing began.
 A write after that moves the change time past the recorded one, however coarsely the
 file system's clock ticks (git's racy-timestamp rule, which ``git status`` trusts), and
-the file is hashed again; so is any file of another inode, size, owner or mode.
+the file is hashed again; so is any file of another inode, size, owner or mode. The
+layer files' digests are kept so too, in one entry (``held_digests``), for the files
+whose checkout verdict is their bytes' alone (``project.Checkout.examine``).
 
 Storage: an entry is its tag, a ``marshal`` head and a raw body (a compiled fragment's
 bytes, read back into the bytes object the build keeps); entries are appended to *pack*
@@ -83,7 +85,8 @@ from ..version import __version__
 if TYPE_CHECKING:
     from ..project import Project
 
-__all__ = ["KEY_FILE_NAME", "MAX_PACKS", "NO_CACHE_ENV", "BuildCache", "cache_key_file"]
+__all__ = ["KEY_FILE_NAME", "MAX_PACKS", "NO_CACHE_ENV", "RACY_NS", "BuildCache",
+           "cache_key_file", "fingerprint", "settled"]
 
 _FORMAT = 5
 """The format of the entries and what a cached fragment vouches for: bumped when either
@@ -256,19 +259,29 @@ class BuildCache:
                         began_ns: int, found: tuple[str, int]) -> None:
         """Keep ``found``, the (hex SHA-256, size) of the file ``path``, hashed after
         ``began_ns`` (``time.time_ns``) between its statuses ``before`` and ``after``, if
-        it held still: the two the same, and its last change ``RACY_NS`` before
-        ``began_ns`` (a later write could fall in the same tick of the file system's
-        clock and leave the change time as it was)."""
+        it held still (``settled``)."""
         name = self._status_name(path, before)
-        if (name is not None and _fingerprint(after) == _fingerprint(before)
-                and max(before.st_mtime_ns, before.st_ctime_ns) < began_ns - RACY_NS):
+        if name is not None and settled(before, after, began_ns):
             self.put_fragment(name, found)
 
+    def held_digests(self, kind: str) -> dict[str, tuple[Fingerprint, str]]:
+        """Path -> (fingerprint, hex SHA-256) of the files of ``kind`` (the layer files)
+        as ``put_held_digests`` recorded them: one entry for a thousand files, read
+        once."""
+        found = self.fragment(self.fragment_key("held-digests", kind))
+        return found if isinstance(found, dict) else {}
+
+    def put_held_digests(self, kind: str, digests: dict[str, tuple[Fingerprint, str]]
+                         ) -> None:
+        """Record ``digests`` (``held_digests``), each of a file that held still while
+        it was read (``settled``) and whose bytes alone vouch for it."""
+        self.put_fragment(self.fragment_key("held-digests", kind), digests)
+
     def _status_name(self, path: str, status: os.stat_result) -> str | None:
-        fingerprint = _fingerprint(status)
-        if not fingerprint:  # a coarse file system: two writes may leave the same status
+        found = fingerprint(status)
+        if not found:  # a coarse file system: two writes may leave the same status
             return None
-        return self.fragment_key("file-sha256", path, *map(str, fingerprint))
+        return self.fragment_key("file-sha256", path, *map(str, found))
 
     # -- authentication -------------------------------------------------------------------
 
@@ -375,7 +388,7 @@ class BuildCache:
             else:
                 recorded = self._fingerprints.get(name)
                 try:
-                    unchanged = bool(recorded) and _fingerprint(os.fstat(fd)) == recorded
+                    unchanged = bool(recorded) and fingerprint(os.fstat(fd)) == recorded
                 except OSError:
                     unchanged = False
                 self._packs[name] = (fd, unchanged)
@@ -484,7 +497,7 @@ class BuildCache:
             self._locations[key] = (name, offset, head_size, len(body))
             offset += len(front) + len(body)
             parts += (front, body)
-        self._fingerprints[name] = _fingerprint(self._write_atomic(name, parts,
+        self._fingerprints[name] = fingerprint(self._write_atomic(name, parts,
                                                                    durable=True))
 
     def _compact(self) -> None:
@@ -554,7 +567,17 @@ class BuildCache:
         self.close()
 
 
-def _fingerprint(st: os.stat_result) -> Fingerprint:
+def settled(before: os.stat_result, after: os.stat_result, began_ns: int) -> bool:
+    """Whether a file read or hashed after ``began_ns`` (``time.time_ns``), between its
+    statuses ``before`` and ``after``, held still: the two the same, and its last change
+    ``RACY_NS`` before ``began_ns`` (a later write could fall in the same tick of the
+    file system's clock and leave the change time as it was)."""
+    found = fingerprint(before)
+    return (bool(found) and fingerprint(after) == found
+            and max(before.st_mtime_ns, before.st_ctime_ns) < began_ns - RACY_NS)
+
+
+def fingerprint(st: os.stat_result) -> Fingerprint:
     """What identifies a file as the one whose bytes were checked or hashed, unchanged
     (a pack this user wrote, a file ``file_sha256`` knows). A change time
     without sub-millisecond digits (a coarse file system) never matches: such a file

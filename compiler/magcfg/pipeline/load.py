@@ -17,6 +17,7 @@ from ..durable import PathError, Tree, colliding_paths, one_file_name, path_prob
 from ..errors import Diagnostic
 from ..project import LAYER_SUFFIXES, Checkout
 from ..syntax.keylines import Indexed, line_in, simple_lines
+from .cache import settled
 
 __all__ = ["LAYER_SUFFIXES", "FileSource", "ParsedFile"]
 
@@ -132,6 +133,24 @@ class FileSource:
         bytes (a rebuild needs only the digest of a schema of tens of megabytes). A
         subclass that changes ``read`` changes this too."""
         return self._tree.sha256(path)
+
+    def read_settled(self, path: str, began_ns: int) -> tuple[bytes, os.stat_result | None]:
+        """``read(path)``, and the file's status if it vouches for these bytes while it
+        lasts (``BuildCache.held_digests``): the file held still while it was read,
+        which began after ``began_ns`` (``cache.settled``), and the verdict on its bytes
+        was theirs alone, not git's index's (``read_examined``)."""
+        try:
+            before = self.status(path)
+        except PathError:  # read says what is wrong, as it says it without a status
+            return self.read(path), None
+        raw, plain = self.read_examined(path)
+        if not plain:
+            return raw, None
+        try:
+            after = self.status(path)
+        except PathError:  # gone since: it did not hold still
+            return raw, None
+        return raw, before if settled(before, after, began_ns) else None
 
     def status(self, path: str) -> os.stat_result:
         """The status of the file ``sha256(path)`` hashes, with its checks: what tells the
