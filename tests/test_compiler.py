@@ -562,7 +562,7 @@ def test_a_rebuild_reads_no_layer_file_whose_status_is_unchanged(
     monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)  # as in the test above
     time.sleep(0.1)
     magcfg.build(load(mini))
-    read = calls(monkeypatch, FileSource, "read", 1)
+    read = calls(monkeypatch, FileSource, "read_examined", 1)
     built = mini.snapshot_tree()
     magcfg.build(load(mini))
     assert read == []  # every digest from the cache, every fragment too
@@ -596,7 +596,7 @@ def test_a_layer_file_whose_verdict_asks_git_is_read_by_every_build(
     monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)
     time.sleep(0.1)
     magcfg.build(load(mini))
-    read = calls(monkeypatch, FileSource, "read", 1)
+    read = calls(monkeypatch, FileSource, "read_examined", 1)
     magcfg.build(load(mini))
     assert read == ["layers/environments/dev/logging.yaml"]
 
