@@ -1291,6 +1291,24 @@ jobs:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_an_sql_password_in_escaped_quotes_is_found(make_repo: MakeRepo) -> None:
+    """A statement inside a double-quoted string quotes MySQL's password `\\"...\\"`: in a
+    shell script's `mysql -e "..."` and in code's strings it passed the gate; a variable
+    there, and an escaped identifier, are not findings."""
+    repo = make_repo({
+        "scripts/users.sh": 'mysql -e "CREATE USER app IDENTIFIED BY \\"CANARYsq5-x9\\"" '
+                            "«MAG002»\n"
+                            'mysql -e "CREATE USER ci IDENTIFIED BY \\"$CI_DB_PASSWORD\\""\n'
+                            'mysql -e "SET PASSWORD FOR app = \\"CANARYsq6-x9\\"" «MAG002»\n',
+        "app/db.py": 'cursor.execute("ALTER USER app IDENTIFIED BY \\"CANARYsq7-x9\\"") '
+                     "«MAG002»\n"
+                     'cursor.execute("GRANT SELECT ON \\"password\\" TO app")\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_env_values_that_go_on_below_their_line(make_repo: MakeRepo) -> None:
     """A quoted env value over several lines is what dotenv reads: one word under a
     secret-like key is a finding at the key's line, and a PEM private key of any kind

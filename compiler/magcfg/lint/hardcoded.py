@@ -1090,7 +1090,10 @@ def _herestring_parts(lines: list[str], number: int, start: int, quote: str
 # LOGIN app WITH PASSWORD = '...'`, MySQL's `SET PASSWORD FOR ... = '...'`: within the
 # statement, to its `;`.
 # Unquoted, a password is a name (Oracle's); `$1` and `?` are a statement's parameters.
-_SQL_VALUE = r"""('(?:[^'\\\n]|''|\\.)*+'|"(?:[^"\\\n]|\\.)*+"|[A-Za-z_][A-Za-z0-9_$#]*+)"""
+# A statement in a double-quoted string (a shell's `mysql -e "..."`, code's) escapes
+# MySQL's double quotes: `\"...\"`.
+_SQL_VALUE = (r"""('(?:[^'\\\n]|''|\\.)*+'|"(?:[^"\\\n]|\\.)*+"|"""
+              r'\\"[^"\\\n]*+\\"' r"""|[A-Za-z_][A-Za-z0-9_$#]*+)""")
 # A statement's text is read to its `;` or the next statement's start, which bounds the
 # reading of text that has no `;` (a file of `CREATE USER a` repeated).
 _SQL_STATEMENT = r"""(?:(?!\b(?:CREATE|ALTER|GRANT)\b)[^;]){0,1000}?"""
@@ -1110,7 +1113,9 @@ def _sql_password_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
         return
     for m in _SQL_PASSWORD.finditer(src.text):
         group = m.lastindex or 0
-        if is_literal(m.group(group)):
+        value = m.group(group)
+        # `\"...\"` is the quoted value its string stands for.
+        if is_literal(value[1:-2] + '"' if value.startswith('\\"') else value):
             number, column = src.position(m.start(group))
             yield number, Hit(column, f"a password set by an SQL statement ({REDACTED})", 1)
 
