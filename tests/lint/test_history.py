@@ -131,6 +131,36 @@ def test_an_unknown_ref_is_a_usage_error_naming_it(make_repo: MakeRepo) -> None:
     assert not (root / "x").exists()
 
 
+def _shallow_clone(origin: Path, depth: int) -> Path:
+    """A clone of ``origin``'s branch of ``depth`` commits, as CI's checkout makes it,
+    with the ``base`` branch fetched at depth 1 as ``origin/base``."""
+    clone = origin.parent / f"{origin.name}-depth{depth}"
+    git(origin.parent, "clone", "-q", f"--depth={depth}", origin.resolve().as_uri(), str(clone))
+    git(clone, "fetch", "-q", "--depth=1", "origin", "base:refs/remotes/origin/base")
+    return clone
+
+
+def test_a_shallow_clone_that_holds_the_range_is_checked(make_repo: MakeRepo) -> None:
+    """A clone deep enough to reach the base (its history stops at or below it) holds
+    every commit of the range: they are checked, with no error."""
+    origin, added = _added_then_removed(make_repo)
+    clone = _shallow_clone(origin, 3)
+    proc = run_cli(clone, "lint", "--since", "origin/base")
+    assert proc.returncode == 1, proc.stderr
+    assert f"(commit {added[:7]}" in proc.stdout
+    assert "shallow" not in proc.stderr
+
+
+def test_a_ref_a_shallow_clone_lacks_is_a_usage_error_saying_what_to_fetch(
+        make_repo: MakeRepo) -> None:
+    origin, _ = _added_then_removed(make_repo)
+    proc = run_cli(_shallow_clone(origin, 1), "lint", "--since", "origin/release")
+    assert proc.returncode == 2, proc.stderr
+    assert "--since 'origin/release': git knows no commit by that name; this clone is " \
+        "shallow" in proc.stderr
+    assert "git fetch --unshallow" in proc.stderr and "fetch-depth: 0" in proc.stderr
+
+
 def test_since_head_checks_the_work_tree_alone(make_repo: MakeRepo) -> None:
     root, _ = _added_then_removed(make_repo)
     proc = run_cli(root, "lint", "--since", "HEAD")

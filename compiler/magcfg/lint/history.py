@@ -37,7 +37,10 @@ def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
         found = git_answer(["rev-parse", "--verify", "--quiet", "--end-of-options",
                             f"{ref}^{{commit}}"], root)
     except GitUnanswered:
-        raise UsageError(f"--since {ref!r}: git knows no commit by that name") from None
+        from ..review.gitsource import SHALLOW_UNKNOWN_REF
+
+        why = f"; {SHALLOW_UNKNOWN_REF}" if _shallow(root) else ""
+        raise UsageError(f"--since {ref!r}: git knows no commit by that name{why}") from None
     if found is None:
         raise UsageError(f"--since {ref!r}: the lint root is not in a git repository")
     base = found.decode("ascii", "replace").strip()

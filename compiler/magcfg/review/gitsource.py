@@ -104,12 +104,17 @@ def unknown_ref(repo: Any, ref: str) -> str:
         shallow = False
     if not shallow:
         return f"unknown git ref {ref!r} (give a commit, branch or tag)"
-    return (f"unknown git ref {ref!r}: this clone is shallow (fetched to a depth), so the "
-            "commit it names may not have been fetched; fetch the history (`git fetch "
-            "--unshallow`, and `git fetch origin BRANCH:refs/remotes/origin/BRANCH` for "
-            "another branch: a shallow clone fetches its own branch alone; GitHub "
-            "Actions: `actions/checkout` with `fetch-depth: 0`; GitLab: "
-            "`GIT_DEPTH: 0`), or give a commit, branch or tag the clone has")
+    return (f"unknown git ref {ref!r}: {SHALLOW_UNKNOWN_REF}, or give a commit, branch or "
+            "tag the clone has")
+
+
+SHALLOW_UNKNOWN_REF = (
+    "this clone is shallow (fetched to a depth), so the commit it names may not have been "
+    "fetched; fetch the history (`git fetch --unshallow`, and `git fetch origin "
+    "BRANCH:refs/remotes/origin/BRANCH` for another branch: a shallow clone fetches its "
+    "own branch alone; GitHub Actions: `actions/checkout` with `fetch-depth: 0`; GitLab: "
+    "`GIT_DEPTH: 0`)")
+"""Why a shallow clone may lack the commit a ref names, and what to fetch."""
 
 
 class _Entry(NamedTuple):
