@@ -912,6 +912,15 @@ class Checkout:
             return self._index
 
 
+SHALLOW_UNKNOWN_REF = (
+    "this clone is shallow (fetched to a depth), so the commit it names may not have been "
+    "fetched; fetch the history (`git fetch --unshallow`, and `git fetch origin "
+    "BRANCH:refs/remotes/origin/BRANCH` for another branch: a shallow clone fetches its "
+    "own branch alone; GitHub Actions: `actions/checkout` with `fetch-depth: 0`; GitLab: "
+    "`GIT_DEPTH: 0`)")
+"""Why a shallow clone may lack the commit a ref names, and what to fetch."""
+
+
 SYMLINK_MODE = "120000"
 LINK_HELD = ("is a symlink in git (mode 120000) but a regular file in this checkout, "
              "holding the link's target as text: the checkout lacks symlink support "

@@ -30,15 +30,13 @@ class CommitFile:
 def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
     """The commits of ``ref..HEAD``, oldest first: each one's id and short id. A ``ref``
     git does not know is a usage error naming it."""
-    from ..project import GitUnanswered, git_answer
+    from ..project import SHALLOW_UNKNOWN_REF, GitUnanswered, git_answer
 
     try:
         # --end-of-options: a REF such as `--output=x` is a name, never an option.
         found = git_answer(["rev-parse", "--verify", "--quiet", "--end-of-options",
                             f"{ref}^{{commit}}"], root)
     except GitUnanswered:
-        from ..review.gitsource import SHALLOW_UNKNOWN_REF
-
         why = f"; {SHALLOW_UNKNOWN_REF}" if _shallow(root) else ""
         raise UsageError(f"--since {ref!r}: git knows no commit by that name{why}") from None
     if found is None:

@@ -46,7 +46,7 @@ from ..durable import (
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
-from ..project import MAX_SYMLINK_TARGET, Project, load_project
+from ..project import MAX_SYMLINK_TARGET, SHALLOW_UNKNOWN_REF, Project, load_project
 
 MAX_ENTRIES = 100_000
 """Tree entries one source lists, for all its layer directories together: a hundred
@@ -107,14 +107,6 @@ def unknown_ref(repo: Any, ref: str) -> str:
     return (f"unknown git ref {ref!r}: {SHALLOW_UNKNOWN_REF}, or give a commit, branch or "
             "tag the clone has")
 
-
-SHALLOW_UNKNOWN_REF = (
-    "this clone is shallow (fetched to a depth), so the commit it names may not have been "
-    "fetched; fetch the history (`git fetch --unshallow`, and `git fetch origin "
-    "BRANCH:refs/remotes/origin/BRANCH` for another branch: a shallow clone fetches its "
-    "own branch alone; GitHub Actions: `actions/checkout` with `fetch-depth: 0`; GitLab: "
-    "`GIT_DEPTH: 0`)")
-"""Why a shallow clone may lack the commit a ref names, and what to fetch."""
 
 
 class _Entry(NamedTuple):
