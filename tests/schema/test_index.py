@@ -313,7 +313,7 @@ def _schema_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths whose bytes the build reads through the working tree."""
     from magcfg.pipeline.load import FileSource
 
-    return calls(monkeypatch, FileSource, "read", arg=1)
+    return calls(monkeypatch, FileSource, "read_examined", arg=1)
 
 
 def test_a_rebuild_hashes_the_schema_without_reading_it(
