@@ -51,6 +51,13 @@ def test_a_secret_added_then_removed_is_found_naming_its_commit(make_repo: MakeR
     _no_canary(proc.stdout, proc.stderr)
 
 
+def test_the_summary_counts_one_commit_as_one(make_repo: MakeRepo) -> None:
+    root, _ = _added_then_removed(make_repo)
+    proc = run_cli(root, "lint", "--since", "HEAD~1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.rstrip().endswith(", 1 commit"), proc.stderr
+
+
 def test_the_commit_is_named_in_json_and_sarif(make_repo: MakeRepo) -> None:
     root, added = _added_then_removed(make_repo)
     proc = run_cli(root, "lint", "--since", "base", "-f", "json")

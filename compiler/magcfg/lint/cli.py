@@ -65,8 +65,8 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         sys.stdout.write(report)
     if fmt == "text":  # a machine format holds its summary and leaves stderr empty
         s = result.summary
-        extra = "".join(f", {s[k]} {k}" for k in ("suppressed", "baselined", "commits")
-                        if s.get(k))
+        extra = "".join(f", {s[k]} {'commit' if k == 'commits' and s[k] == 1 else k}"
+                        for k in ("suppressed", "baselined", "commits") if s.get(k))
         print(f"magcfg lint: {s['findings']} finding(s) in {s['files']} file(s){extra}",
               file=sys.stderr)
     return 1 if result.findings else 0
