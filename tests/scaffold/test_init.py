@@ -220,6 +220,19 @@ def test_the_overlay_hashes_what_it_reads(tmp_path: Path) -> None:
 ODD = "odd/my dir#1: x"  # a space, a ` #` and a `: `: YAML comments and keys, shell words
 
 
+def _repo_with_origin(tmp_path: Path, where: str = ".") -> tuple[Path, Path]:
+    """A bare origin and a work tree whose remote it is, with ``where`` made below the
+    top, as a CI runner's repository has them."""
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    top = tmp_path / "repo"
+    (top / where).mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    _git(top, "remote", "add", "origin", str(origin))
+    return origin, top
+
+
 def _committer(root: Path) -> None:
     _git(root, "config", "user.email", "a@b.c")
     _git(root, "config", "user.name", "A")
@@ -748,13 +761,7 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     # tree is consistent, so `build --check` passes, but every running service refuses an
     # artifact older than the one it runs (docs/versioning.md). The pipeline `init`
     # writes compares the pull request's versions with its target branch.
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    (top / where).mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path, where)
     env = {**_tool_env(tmp_path), "GITHUB_EVENT_NAME": "pull_request",
            "GITHUB_BASE_REF": "main", "CI_DEFAULT_BRANCH": "main",
            "CI_PIPELINE_SOURCE": "merge_request_event",
@@ -812,13 +819,7 @@ def test_the_scaffolded_ci_lints_each_commit_of_a_pull_request(
         tmp_path: Path, ci: str, workflow: str, where: str) -> None:
     # A secret one commit adds and the next removes is in the history merged; the
     # pipeline passes `lint` the ref `build --check --since` compares with.
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    (top / where).mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path, where)
     env = {**_tool_env(tmp_path), "GITHUB_EVENT_NAME": "pull_request",
            "GITHUB_BASE_REF": "main", "CI_DEFAULT_BRANCH": "main",
            "CI_PIPELINE_SOURCE": "merge_request_event",
@@ -860,13 +861,7 @@ def test_the_scaffolded_ci_deepens_a_clone_whose_history_stops_after_the_merge_b
     target's tip, so the merge base is found, but not the commits before the merge. The
     pipeline deepens the clone, and lint reads them (lint alone fails, naming the commit
     where the clone's history stops)."""
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    top.mkdir()
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path)
     env = {**_tool_env(tmp_path), "CI_DEFAULT_BRANCH": "main",
            "CI_PIPELINE_SOURCE": "merge_request_event",
            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
@@ -905,13 +900,7 @@ def test_the_scaffolded_ci_compares_a_commit_with_where_it_left_the_target(
     runner, a pipeline run again), and a merge request whose target moved on, pass: the
     newer version there is no step back of theirs. Compared with the target's tip, both
     failed ("version 2 after 3 at origin/main")."""
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    top.mkdir()
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path)
     push = {**_tool_env(tmp_path), "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "push",
             "CI_PIPELINE_EVENT": "push", "CI_REPO_DEFAULT_BRANCH": "main"}
     request = {**push, "CI_PIPELINE_SOURCE": "merge_request_event",
@@ -1042,13 +1031,7 @@ def test_the_scaffolded_ci_runs_the_project_s_snapshot_tests(
     those added after ``init`` too; a promotion, which updates its entry, passes."""
     from magcfg.scaffold.init import CI_FILES, ci_file
 
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    (top / where).mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path, where)
     # The runner's pytest is a process of its own, not this one's.
     env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
            "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
@@ -1127,13 +1110,7 @@ def test_woodpecker_runs_a_project_whose_path_holds_a_dollar(tmp_path: Path) -> 
     from magcfg.scaffold.init import ci_file
 
     where = "svc$HOME/a ${TAG}"
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    (top / where).mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path, where)
     env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
            "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request",
            "CI_REPO_DEFAULT_BRANCH": "main"}
@@ -1232,13 +1209,7 @@ def test_every_pipeline_runs_a_project_whose_path_yaml_and_the_shell_read_otherw
     from magcfg.errors import printable
     from magcfg.scaffold.init import ci_file
 
-    origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    top = tmp_path / "repo"
-    (top / HOSTILE).mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    _git(top, "remote", "add", "origin", str(origin))
+    origin, top = _repo_with_origin(tmp_path, HOSTILE)
     env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
            "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
            "CI_DEFAULT_BRANCH": "main", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
