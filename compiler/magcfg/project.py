@@ -31,6 +31,7 @@ from .durable import (
     git_root,
     path_problem,
     read_located,
+    read_regular,
     real_directory,
     repository_prefix,
 )
@@ -637,15 +638,8 @@ def link_checked_out(root: Path, rel: str, object_id: str) -> bool:
     """Whether ``rel`` (relative to ``root``), committed as a symlink whose target has
     ``object_id``, is a regular file holding that target: what a checkout without
     symlink support writes. Other bytes there are an edit."""
-    import stat
-
-    path = os.path.join(root, rel)
-    try:
-        found = os.lstat(path)
-        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_SYMLINK_TARGET:
-            return False
-        with open(path, "rb") as file:
-            held = file.read(MAX_SYMLINK_TARGET + 1)
+    try:  # a link, a FIFO or a file longer than any target holds no target
+        held = read_regular(os.path.join(root, rel), MAX_SYMLINK_TARGET)
     except OSError:
         return False
     return git_object_id(held, object_id) == object_id

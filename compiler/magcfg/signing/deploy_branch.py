@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..durable import git_env, real_directory
+from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import SYMLINK_MODE, Project, git_object_id
 from .directory import verify_artifact
@@ -67,11 +67,8 @@ def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
         path = os.fsdecode(name)
         full = os.path.join(root, path)
         try:
-            if mode == SYMLINK_MODE:
-                held = os.fsencode(os.readlink(full))
-            else:
-                with open(full, "rb") as file:
-                    held = file.read()
+            held = (os.fsencode(os.readlink(full)) if mode == SYMLINK_MODE
+                    else read_regular(full))
         except OSError:
             continue  # not in the work tree: git add took nothing from there
         if object_id != git_object_id(held, object_id):
