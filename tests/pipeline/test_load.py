@@ -84,6 +84,16 @@ LINK_HELD = "is a symlink in git (mode 120000) but a regular file in this checko
     "Mode on)"
 
 
+def _committed(top: Path) -> functools.partial[subprocess.CompletedProcess[bytes]]:
+    """Commit everything under ``top`` into a new repository; what runs git on."""
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run(["git", "init", "-q"], cwd=top)
+    run(["git", "add", "-A"], cwd=top)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
+        cwd=top)
+    return run
+
+
 def _committed_with_links(tmp_path: Path) -> Path:
     """A repository whose schema, a layer file and a second project file are committed
     symlinks."""
@@ -101,10 +111,7 @@ def _committed_with_links(tmp_path: Path) -> Path:
     (top / "layers/environments/prod").symlink_to("../../shared/prod")
     (top / "schemas").mkdir()
     (top / "schemas/schema.json").symlink_to("../shared/schema.json")
-    run = functools.partial(subprocess.run, cwd=top, check=True, capture_output=True)
-    run(["git", "init", "-q"])
-    run(["git", "add", "-A"])
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"])
+    _committed(top)
     return top
 
 
@@ -157,11 +164,7 @@ def test_symlinks_whose_target_holds_a_line_end_checked_out_as_files_are_refused
     (top / "layers/base/magds.yaml").unlink()
     (top / "layers/base/magds.yaml").symlink_to("magds:\n  host: planted\n")
     (top / "linked.yaml").symlink_to(MINI_PROJECT)
-    run = functools.partial(subprocess.run, check=True, capture_output=True)
-    run(["git", "init", "-q"], cwd=top)
-    run(["git", "add", "-A"], cwd=top)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
-        cwd=top)
+    run = _committed(top)
     clone = Project(tmp_path / "clone")
     run(["git", "-c", "core.symlinks=false", "clone", "-q", str(top), str(clone.root)])
     assert (clone.root / "layers/base/magds.yaml").read_text() == "magds:\n  host: planted\n"
@@ -266,11 +269,7 @@ def test_inputs_git_converts_on_checkout_are_refused(
     if "UTF-16" in converted:  # git converts to UTF-8 when it is added
         text = (top / "schemas/schema.json").read_text()
         (top / "schemas/schema.json").write_bytes(text.encode("utf-16"))
-    run = functools.partial(subprocess.run, check=True, capture_output=True)
-    run(["git", "init", "-q"], cwd=top)
-    run(["git", "add", "-A"], cwd=top)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
-        cwd=top)
+    run = _committed(top)
     clone = Project(tmp_path / "clone")
     run(["git", "clone", "-q", str(top), str(clone.root)])
     rel = "schemas/schema.json" if "UTF-16" in converted else "layers/base/logging.yaml"
