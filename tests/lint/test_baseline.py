@@ -137,8 +137,8 @@ def _entry(**fields: object) -> str:
 
 
 def test_a_baseline_holds_only_what_write_baseline_writes(make_repo: MakeRepo) -> None:
-    """The baseline in use is not linted, so no field of it may hold anything but what
-    --write-baseline writes: a secret in an extra field or in place of a fingerprint is
+    """No field of the baseline in use may hold anything but what --write-baseline
+    writes: a secret in an extra field or in place of a fingerprint is
     refused, located, and never printed."""
     token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
     cases = {
@@ -172,6 +172,19 @@ def test_a_baseline_file_not_in_use_is_linted(make_repo: MakeRepo) -> None:
     assert run_cli(clean.root, "lint", "--write-baseline").returncode == 0
     found = run_cli(clean.root, "lint")
     assert found.returncode == 1 and BASELINE not in found.stdout, found.stdout
+
+
+def test_a_secret_in_a_baseline_entry_s_file_is_found(make_repo: MakeRepo) -> None:
+    """An entry's ``file`` is text of any form: the baseline in use is linted too, so a
+    token committed there, in a baseline that is otherwise what --write-baseline
+    writes, is a finding (it passed the gate, and the history merged held it)."""
+    token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
+    repo = make_repo({"README.md": "x\n", BASELINE: _entry(file=token) + "\n"})
+    proc = run_cli(repo.root, "lint", "--baseline", BASELINE, "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["rule"]) for f in json.loads(proc.stdout)["findings"]] == [
+        (BASELINE, "MAG002")]
+    assert token not in proc.stdout + proc.stderr
 
 
 def test_a_baseline_nested_past_the_parser_s_depth_is_refused(make_repo: MakeRepo) -> None:

@@ -191,8 +191,8 @@ def test_a_file_too_large_in_a_commit_is_reported_and_the_rest_still_read(
 
 
 def test_a_secret_a_commit_put_in_the_baseline_in_use_is_found(make_repo: MakeRepo) -> None:
-    """The baseline in use is read strictly, not linted: a version of it that a commit
-    since the base holds, and that is no baseline, is checked as any file. A token
+    """A version of the baseline in use that a commit since the base holds, and that
+    is no baseline, is checked as any file. A token
     there, gone from the baseline the run reads, stayed in the history merged."""
     token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
     name = ".magcfg-lint-baseline.json"
@@ -210,6 +210,26 @@ def test_a_secret_a_commit_put_in_the_baseline_in_use_is_found(make_repo: MakeRe
     # The versions that are baselines, as --write-baseline writes them, report nothing.
     clean = run_cli(root, "lint", "--since", "HEAD~1", "-b", name)
     assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_a_secret_in_a_commit_s_baseline_entry_is_found(make_repo: MakeRepo) -> None:
+    """A commit's version of the baseline in use is checked as any file, a baseline as
+    --write-baseline writes it too: a token as an entry's ``file``, gone from the
+    baseline the run reads, stayed in the history merged."""
+    token = "ghp_" + "Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
+    name = ".magcfg-lint-baseline.json"
+    empty = '{"format": 1, "tool": "magcfg lint", "findings": []}\n'
+    root = make_repo({"README.md": "demo\n", name: empty}).root
+    git(root, "branch", "base")
+    entry = {"file": token, "rule": "MAG002", "fingerprint": "0" * 32, "count": 1}
+    planted = _commit(root, {name: json.dumps({"format": 1, "tool": "magcfg lint",
+                                               "findings": [entry]}) + "\n"}, "plant")
+    _commit(root, {name: empty}, "restore")
+    proc = run_cli(root, "lint", "--since", "base", "-b", name, "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["commit"][:7]) for f in json.loads(proc.stdout)["findings"]] == [
+        (name, planted)]
+    assert token not in proc.stdout + proc.stderr
 
 
 def test_a_shallow_clone_whose_history_stops_since_the_base_fails_the_gate(

@@ -15,10 +15,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from ..durable import operator_path_to_read, read_located, write_operator_file
 from ..errors import BuildError, Diagnostic, UsageError, printable
 from .findings import RULES, Finding
+from .walk import SourceFile, display_name, source
 
 FORMAT = 1
 TOOL = "magcfg lint"
@@ -50,8 +52,19 @@ def write(path: Path, findings: Iterable[Finding], checkout: Path) -> None:
     write_operator_file(path, render(findings).encode("utf-8"), checkout=checkout)
 
 
-def load(path: Path, root: Path) -> Counter[str]:
-    """The accepted fingerprints (with counts) of a baseline file.
+class Loaded(NamedTuple):
+    """A baseline as ``load`` read it."""
+
+    accepted: Counter[str]
+    """The accepted fingerprints, with their counts."""
+    committed: tuple[str, SourceFile] | None
+    """A baseline in the repository: its name as listed, and its text as lint checks
+    any file's. Its entries' ``file`` is text of any form, so it is checked as every
+    other committed file is (one that ``--write-baseline`` wrote reports nothing)."""
+
+
+def load(path: Path, root: Path) -> Loaded:
+    """The baseline file ``path``.
 
     A baseline in the repository at ``root`` is committed, so a pull request controls it:
     it is read as the build reads its inputs (a regular file, no symlink out of the
@@ -70,17 +83,8 @@ def load(path: Path, root: Path) -> Counter[str]:
     except UnicodeDecodeError:
         raise BuildError([Diagnostic(shown, None, None,
                                      "baseline is not UTF-8 text")]) from None
-    return parse(text, shown)
-
-
-def holds_only_fingerprints(text: str) -> bool:
-    """Whether ``text`` is a baseline as ``parse`` reads one: what ``--write-baseline``
-    writes, the only file lint reads unlinted."""
-    try:
-        parse(text, "")
-    except BuildError:
-        return False
-    return True
+    accepted = parse(text, shown)
+    return Loaded(accepted, (shown, source(display_name(shown), raw)) if inside else None)
 
 
 def parse(text: str, shown: str) -> Counter[str]:

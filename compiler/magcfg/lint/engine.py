@@ -90,14 +90,17 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     from ..durable import git_root
 
     config = config if config is not None else load_config(root)
-    accepted = baseline_mod.load(baseline, root) if baseline is not None else None
+    loaded = baseline_mod.load(baseline, root) if baseline is not None else None
+    accepted = loaded.accepted if loaded is not None else None
     in_git = git_root(root) is not None
     names = list_files(root, ())
-    # The baseline in use is read strictly (baseline.load) and holds digests only; any
-    # other file by its name is a file like the rest.
+    # The baseline in use is checked as baseline.load read it, whatever its size.
     skip = {_rel(root, baseline)} if baseline is not None else set()
     names = [n for n in names if n not in skip and not _excluded(n, config.exclude)]
-    read = list(read_files(root, names))
+    read: list[tuple[str, SourceFile | UncheckedFile]] = list(read_files(root, names))
+    if loaded is not None and loaded.committed is not None \
+            and not _excluded(loaded.committed[0], config.exclude):
+        read.append(loaded.committed)
     files = {src.path: src for _, src in read if isinstance(src, SourceFile)}
     flux_files, flux_dirs = fallbacks.flux_contexts(files)
     ctx = LintContext(root=root, config=config, files=files, in_git=in_git,
@@ -140,7 +143,7 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     commits = None
     if since is not None:
         commits, more_files, more_found, more_suppressed = _history(
-            root, since, paths, skip, checks, ctx)
+            root, since, paths, checks, ctx)
         checked += more_files
         suppressed += more_suppressed
         found = _once(found, more_found)
@@ -152,14 +155,12 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
                       baselined=matched, commits=commits)
 
 
-def _history(root: Path, since: str, paths: Sequence[Path], skip: set[str],
-             checks: Sequence[Check], ctx: LintContext
-             ) -> tuple[int, int, list[Finding], int]:
+def _history(root: Path, since: str, paths: Sequence[Path], checks: Sequence[Check],
+             ctx: LintContext) -> tuple[int, int, list[Finding], int]:
     """The commits of ``since..HEAD``, the files of theirs checked, their findings (each
     naming its commit), and how many were suppressed: by the rules, excludes and
-    suppressions of the work tree's files. A version of the baseline in use (``skip``)
-    is passed over only if it is one (``baseline.holds_only_fingerprints``): the work
-    tree's is read strictly, a commit's is not read as a baseline at all."""
+    suppressions of the work tree's files. A commit's version of the baseline in use is
+    checked as any file: a commit's is not read as a baseline at all."""
     commits = history.commits_since(root, since)
     changed = [f for f in history.changed_files(root, commits)
                if not _excluded(f.name, ctx.config.exclude)]
@@ -173,8 +174,6 @@ def _history(root: Path, since: str, paths: Sequence[Path], skip: set[str],
     for f, src in history.read_commit_files(root, changed):
         if isinstance(src, UncheckedFile):
             theirs = [] if skipped else [unchecked_files.finding(src)]
-        elif f.name in skip and baseline_mod.holds_only_fingerprints(src.text):
-            continue
         else:
             checked += 1
             theirs, more = _check([src], checks, ctx)
