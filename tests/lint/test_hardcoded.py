@@ -875,6 +875,49 @@ def test_xml_settings_elements_attributes_and_key_value_pairs(make_repo: MakeRep
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_xml_text_in_cdata_or_over_lines_and_a_value_before_its_key(
+        make_repo: MakeRepo) -> None:
+    """An element's text is what an XML reader gives, in a CDATA section or over
+    lines (Maven trims it), and a `value` may come before its `key` or `name` (XML's
+    attributes have no order): each passed the gate. A reference and Maven's encrypted
+    password stay silent in those shapes too."""
+    repo = make_repo({
+        ".mvn/settings.xml": """\
+<settings>
+  <servers>
+    <server>
+      <password><![CDATA[CANARYmvn2-x9]]></password> «MAG002»
+      <password>
+        CANARYmvn3-x9 «MAG002»
+      </password>
+      <password><![CDATA[${env.NEXUS_PASSWORD}]]></password>
+      <password>
+        {COQLCE6DU6GtcS5P=}
+      </password>
+      <description>
+        the password of the deploy user, kept in Vault
+      </description>
+    </server>
+  </servers>
+</settings>
+""",
+        "NuGet.config": """\
+<configuration>
+  <packageSourceCredentials>
+    <internal>
+      <add value="CANARYnuget2-x9" key="ClearTextPassword" /> «MAG002»
+      <add value="%NUGET_PASSWORD%" key="ClearTextPassword" />
+      <add value="ci" key="Username" />
+    </internal>
+  </packageSourceCredentials>
+</configuration>
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_secret_s_arn_names_where_it_is(make_repo: MakeRepo) -> None:
     """An ARN under a secret's name ending in `arn` (`db_password_arn`,
     `apiTokenArn`) says where AWS keeps the secret, in any file kind; the secret's own

@@ -1185,6 +1185,8 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
             yield m.group(1), m.group(2), m.start(2) + 1
         for m in _XML_PAIR.finditer(line):
             yield m.group(2), m.group(3), m.start(3) + 1
+        for m in _XML_PAIR_VALUE_FIRST.finditer(line):
+            yield m.group(3), m.group(1), m.start(1) + 1
         return
     if kind == "json":
         for m in _JSON_KV.finditer(line):
@@ -1246,9 +1248,35 @@ _XML_ATTRIBUTE = re.compile(
     r"""(?<![\w.:-])(?:[\w.-]++:)?+([A-Za-z_][\w.-]*+)\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')""")
 _XML_PAIR = re.compile(
     r"""\b(?:key|name)\s*+=\s*+(["'])([^"'<\n]*+)\1\s++value\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')""")
+# The same pair with its `value` first: XML's attributes have no order.
+_XML_PAIR_VALUE_FIRST = re.compile(
+    r"""\bvalue\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')\s++(?:key|name)\s*+=\s*+(["'])([^"'<\n]*+)\2""")
 # Maven's encrypted password (`mvn --encrypt-password`): ciphertext whose key is the
 # master password, kept outside the repository.
 _MAVEN_ENCRYPTED = re.compile(r"\{[A-Za-z0-9+/]++=*+\}")
+# An element's text that a line alone does not show: in a CDATA section, or on lines of
+# its own between the tags (an XML reader gives both as the text; Maven trims it).
+_XML_TEXT = re.compile(
+    r"<(?:[\w.-]++:)?+([A-Za-z_][\w.-]*+)(?:\s[^<>]*+)?+>"
+    r"(?:\s*+<!\[CDATA\[((?:(?!\]\]>)[^\n])*+)\]\]>\s*+|((?=[^<\n]*+\n)[^<]*+))</")
+
+
+def _xml_text_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """A secret-like element's literal text in a CDATA section or between lines of its
+    tags (``_XML_TEXT``), at the text's line: what the key rule, line by line, does not
+    read as an element's text."""
+    if "<" not in src.text:
+        return
+    for m in _XML_TEXT.finditer(src.text):
+        group = 2 if m.group(2) is not None else 3
+        raw = m.group(group)
+        value = raw.strip()
+        if not value or "\n" in value or not key_is_secret(m.group(1)) \
+                or _MAVEN_ENCRYPTED.fullmatch(value) or not is_literal(value) \
+                or _not_key_material(m.group(1), value, "xml"):
+            continue
+        number, column = src.position(m.start(group) + len(raw) - len(raw.lstrip()))
+        yield number, Hit(column, f"`{m.group(1)}` is assigned a literal value ({REDACTED})", 1)
 
 
 # A literal that an expression goes on from: `"Basic " + creds`, `"{x}".format(...)`,
@@ -1512,6 +1540,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and kind in ("shell", "yaml") and "<<<" in src.text:
             for number, hit in _herestring_hits(src):
+                keep(number, hit)
+        if not example and kind == "xml" and _has_secret_word(src.text):
+            for number, hit in _xml_text_hits(src):
                 keep(number, hit)
     if not example and (kind is not None or src.name.lower().endswith(".sql")):
         for number, hit in _sql_password_hits(src):
