@@ -638,8 +638,9 @@ def link_checked_out(root: Path, rel: str, object_id: str) -> bool:
     """Whether ``rel`` (relative to ``root``), committed as a symlink whose target has
     ``object_id``, is a regular file holding that target: what a checkout without
     symlink support writes. Other bytes there are an edit."""
-    try:  # a link, a FIFO or a file longer than any target holds no target
-        held = read_regular(os.path.join(root, rel), MAX_SYMLINK_TARGET)
+    try:  # a link or a FIFO holds no target; a file holds one of any length (git
+        # keeps a target as a blob, and writes it whole where it makes no link)
+        held = read_regular(os.path.join(root, rel), MAX_INPUT_BYTES)
     except OSError:
         return False
     return git_object_id(held, object_id) == object_id
@@ -820,7 +821,9 @@ GIT_CRYPT_HEADER = b"\0GITCRYPT\0"
 
 MAX_SYMLINK_TARGET = 4095
 """The longest target a symlink holds (PATH_MAX less its NUL: no symlink on disk holds a
-longer one), at a git ref and in a file a checkout without symlinks wrote for one."""
+longer one), at a git ref and in a one-line file taken for one a checkout without
+symlinks wrote (``_link_shaped``), before git's index is asked (``link_checked_out``
+bounds nothing by it: git writes a longer target whole where it makes no link)."""
 
 
 class Checkout:

@@ -181,6 +181,36 @@ def test_symlinks_whose_target_holds_a_line_end_checked_out_as_files_are_refused
     assert done.returncode == 0, done.stderr
 
 
+def test_a_symlink_whose_target_is_longer_than_a_path_checked_out_as_a_file_is_refused(
+        tmp_path: Path) -> None:
+    """git holds a link's target as a blob of any size, and a checkout without symlinks
+    writes it whole, however long: a target of more than the 4,095 bytes a link on disk
+    holds was built as the layer it spells, read as no link for its length."""
+    top = tmp_path / "origin"
+    origin = Project(top)
+    origin.write("magcfg.yaml", MINI_PROJECT)
+    for rel, text in MINI_BASE.items():
+        origin.write(rel, text)
+    origin.write("schemas/schema.json", json.dumps(MINI_SCHEMA))
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run(["git", "init", "-q"], cwd=top)
+    run(["git", "add", "-A"], cwd=top)
+    target = "magds:\n  host: planted\n" + "# padding\n" * 500
+    assert len(target) > 4095
+    blob = run(["git", "hash-object", "-w", "--stdin"], cwd=top, input=target.encode()
+               ).stdout.decode().strip()
+    run(["git", "update-index", "--cacheinfo", f"120000,{blob},layers/base/magds.yaml"],
+        cwd=top)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
+        cwd=top)
+    clone = Project(tmp_path / "clone")
+    run(["git", "-c", "core.symlinks=false", "clone", "-q", str(top), str(clone.root)])
+    assert (clone.root / "layers/base/magds.yaml").read_text() == target
+    stderr = failed_cleanly(clone.run("build"))
+    assert stderr == f"layers/base/magds.yaml: error: {LINK_HELD}\n"
+    assert clone.snapshot_tree() == {}
+
+
 def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """git's index is listed only for a file that could be a link's target (one line,
