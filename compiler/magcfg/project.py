@@ -712,12 +712,19 @@ def _parts(paths: Sequence[str], answer_bytes: int) -> list[list[str]]:
     return parts
 
 
+GIT_BLOB_SECONDS = 60
+"""How long ``committed_blobs`` and ``blob_sha256`` let git stream blobs before it is
+stopped: a repository's largest blobs come in seconds, and a git that has not answered
+in this long waits on something that may never come."""
+
+
 def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | int | None]:
     """What ``git cat-file --batch`` answers for each of ``names`` (``REV:PATH``): the
     blob's bytes, None if there is no blob there, and the size of an object of more
     than ``limit`` bytes, never read (a commit may hold a blob of any size), after
     which nothing more is asked.
-    ``OSError`` if git cannot answer (not a work tree, no git, a minute spent)."""
+    ``OSError`` if git cannot answer (not a work tree, no git, ``GIT_BLOB_SECONDS``
+    spent), or stops in the middle of an answer: part of a blob is never taken for it."""
     import subprocess
 
     # Each answer starts "<type> <size>", never the name asked (a path may hold spaces);
@@ -737,14 +744,22 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
 
     asking = threading.Thread(target=ask, name="magcfg-cat-file", daemon=True)
     asking.start()
-    timer = threading.Timer(60, git.kill)
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()  # before the kill: the reader looks as soon as git's output ends
+        git.kill()
+
+    timer = threading.Timer(GIT_BLOB_SECONDS, stop)
     timer.start()
     answers: list[bytes | int | None] = []
     try:
-        for _ in names:
+        for name in names:
             line = stdout.readline()
-            if not line:  # not a work tree: git said so on stderr and stopped
-                raise OSError("git cat-file stopped answering")
+            if not line.endswith(b"\n"):
+                # Nothing: not a work tree (git said so on stderr). Part of a line: git
+                # was stopped (by the timer, or from outside) while it wrote it.
+                raise OSError("git cat-file stopped answering" + _cut_short(expired))
             kind, _, size_text = line.rstrip(b"\n").partition(b" ")
             if kind not in (b"blob", b"tree", b"commit", b"tag") or not size_text.isdigit():
                 answers.append(None)  # "<name> missing"
@@ -753,9 +768,13 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
             if size > limit:
                 answers.append(size)
                 break  # the caller stops at this one, or asks for the rest again
-            data = stdout.read(size + 1)[:size]
+            data = stdout.read(size + 1)
+            if len(data) <= size or data[size:] != b"\n":
+                raise OSError(f"git cat-file stopped in its answer for {name}, after "
+                              f"{min(len(data), size)} of its {size} bytes"
+                              + _cut_short(expired))
             # A tree or a commit at the path is no file.
-            answers.append(data if kind == b"blob" else None)
+            answers.append(data[:size] if kind == b"blob" else None)
     finally:
         timer.cancel()
         git.kill()
@@ -767,11 +786,16 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
     return answers + [None] * (len(names) - len(answers))
 
 
+def _cut_short(expired: threading.Event) -> str:
+    """Why git's answer ended early, when the timer stopped it (``expired``)."""
+    return f" (stopped after {GIT_BLOB_SECONDS} s)" if expired.is_set() else ""
+
+
 def blob_sha256(root: Path, name: str, limit: int) -> str | None:
     """The hex SHA-256 of the blob git holds at ``name`` (an object id, or ``REV:PATH``
     as ``committed_blobs`` asks), hashed as git streams it, never held whole: what
     ``durable.sha256_regular`` gives for a file. None past ``limit`` bytes, or when git
-    does not answer (no blob there, not a work tree, a minute spent)."""
+    does not answer (no blob there, not a work tree, ``GIT_BLOB_SECONDS`` spent)."""
     import subprocess
 
     try:
@@ -782,7 +806,7 @@ def blob_sha256(root: Path, name: str, limit: int) -> str | None:
         return None
     stdout = git.stdout
     assert stdout is not None
-    timer = threading.Timer(60, git.kill)
+    timer = threading.Timer(GIT_BLOB_SECONDS, git.kill)
     timer.start()
     digest = hashlib.sha256()
     size = 0

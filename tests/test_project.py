@@ -1,0 +1,91 @@
+"""``project``'s readers of what git streams: ``committed_blobs`` and ``blob_sha256``
+take a blob only as git gave it whole, on a real git stopped in the middle."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from magcfg import project
+
+BLOB = bytes(range(256)) * 400
+"""A blob larger than a pipe holds (64 KiB): git is still writing it when it is cut."""
+HEADER = f"blob {len(BLOB)}\n".encode()
+
+_CUT_GIT = f"""#!{sys.executable}
+import os, subprocess, sys, time
+# git's answer, passed on up to GIT_CUT_AT bytes; then this git ends, or hangs.
+real = subprocess.Popen([os.environ["REAL_GIT"], *sys.argv[1:]], stdout=subprocess.PIPE)
+os.write(1, real.stdout.read(int(os.environ["GIT_CUT_AT"])))
+if not real.stdout.read(1):  # all of it passed on: git's own end
+    sys.exit(real.wait())
+if os.environ["GIT_CUT_THEN"] == "hang":
+    time.sleep(600)
+real.kill()
+os._exit(1)
+"""
+
+
+@pytest.fixture
+def cut_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository holding ``BLOB`` as ``blob.bin``, and a ``git`` first on PATH that
+    passes the real git's answer on only as far as ``GIT_CUT_AT`` says."""
+    real = shutil.which("git")
+    assert real is not None
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "blob.bin").write_bytes(BLOB)
+    for args in (["init", "-q"], ["add", "blob.bin"],
+                 ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"]):
+        subprocess.run([real, *args], cwd=repo, check=True, capture_output=True)
+    wrapper = tmp_path / "bin/git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(_CUT_GIT)
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("REAL_GIT", real)
+    monkeypatch.setenv("GIT_CUT_THEN", "end")
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{sys.prefix}/bin:/usr/bin:/bin")
+    return repo
+
+
+@pytest.mark.parametrize("cut", [
+    3,  # in the line naming the object's type and size
+    len(HEADER) + len(BLOB) // 2,
+    len(HEADER) + len(BLOB),  # all of the blob, not the line end after it
+])
+def test_a_blob_git_stops_in_the_middle_of_is_no_blob(
+        cut_git: Path, cut: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A git stopped while it streams (its timer's kill, or one from outside) ends its
+    output early: part of a blob was taken for the blob (lint's gate read the half it
+    got), and a cut line for a name with nothing there."""
+    monkeypatch.setenv("GIT_CUT_AT", str(cut))
+    with pytest.raises(OSError, match=r"^git cat-file stopped"):
+        project.committed_blobs(cut_git, ["HEAD:blob.bin"], 1 << 20)
+
+
+def test_a_blob_git_gives_whole_is_the_blob(cut_git: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same git, cut after all of its answer: the blob it holds."""
+    monkeypatch.setenv("GIT_CUT_AT", str(len(HEADER) + len(BLOB) + 1))
+    assert project.committed_blobs(cut_git, ["HEAD:blob.bin"], 1 << 20) == [BLOB]
+    assert project.blob_sha256(cut_git, "HEAD:blob.bin", 1 << 20) \
+        == hashlib.sha256(BLOB).hexdigest()
+
+
+def test_a_git_that_hangs_in_the_middle_of_a_blob_is_stopped_and_no_blob(
+        cut_git: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(project, "GIT_BLOB_SECONDS", 1)
+    monkeypatch.setenv("GIT_CUT_THEN", "hang")
+    monkeypatch.setenv("GIT_CUT_AT", str(len(HEADER) + len(BLOB) // 2))
+    with pytest.raises(OSError, match=rf"^git cat-file stopped in its answer for "
+                                      rf"HEAD:blob.bin, after {len(BLOB) // 2} "
+                                      rf"of its {len(BLOB)} bytes \(stopped after 1 s\)$"):
+        project.committed_blobs(cut_git, ["HEAD:blob.bin"], 1 << 20)
+    # Hashed as it streams: no digest of the part it gave.
+    monkeypatch.setenv("GIT_CUT_AT", str(len(BLOB) // 2))
+    assert project.blob_sha256(cut_git, "HEAD:blob.bin", 1 << 20) is None
