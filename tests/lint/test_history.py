@@ -279,3 +279,26 @@ def test_a_commit_s_file_too_large_is_known_to_the_baseline_by_its_content(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert [(f["file"], f["rule"], f["commit"][:7]) for f in json.loads(proc.stdout)[
         "findings"]] == [("vendor/big.js", "MAG007", swapped)]
+
+
+def test_a_secret_committed_as_a_symlink_target_is_found_in_history(
+        make_repo: MakeRepo) -> None:
+    """A link whose target is a token, added and then removed since the base: its blob
+    is the target (``walk.link_source``), passed over as no file's content."""
+    from .test_walk import ORDINARY_LINKS, PLANTED_LINKS, _linked
+
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    _linked(root, {**PLANTED_LINKS, **ORDINARY_LINKS})
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "links")
+    added = git(root, "rev-parse", "--short=7", "HEAD").strip()
+    git(root, "rm", "-q", *PLANTED_LINKS)
+    git(root, "commit", "-qm", "no links")
+    proc = run_cli(root, "lint", "--since", "base")
+    assert proc.returncode == 1, proc.stderr
+    found = sorted(line.split(":")[0] for line in proc.stdout.splitlines()
+                   if f"(commit {added}" in line)
+    assert found == sorted(PLANTED_LINKS), proc.stdout
+    assert "Zx8qLm2pR7vT4w" not in proc.stdout + proc.stderr
+    assert "MAG002" in proc.stdout and "Traceback" not in proc.stderr

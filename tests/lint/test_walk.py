@@ -158,3 +158,38 @@ def test_a_committed_file_the_work_tree_lacks_is_read_as_committed(
     assert "old.env" in {f.file for f in lint(repo.root).findings}
     git(repo.root, "rm", "-q", "--cached", "old.env")
     assert "old.env" not in {f.file for f in lint(repo.root).findings}
+
+
+TOKEN = "ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V"
+PLANTED_LINKS = {"deploy/token": TOKEN, "app/db.env": "password=Zx8qLm2pR7vT4w",
+                 "mirror": "https://ci:Zx8qLm2pR7vT4w@git.example.com/x.git"}
+"""Committed symbolic links whose targets are secrets, each found at line 1 of the link."""
+ORDINARY_LINKS = {
+    "layers/base/magds.yaml": "../../shared/magds.yaml", ".env": "config/dev.env",
+    "certs/server.p12": "../vault/server.p12", "kustomization.yaml": "base/kustomization.yaml",
+    "id_rsa": "/home/ci/.ssh/id_rsa", "secret.env": "/run/secrets/db_password",
+    "current": "releases/2026-12-03", "policy.hcl": "../policies/app.hcl"}
+"""Committed symbolic links as repositories hold them: paths, nothing to find."""
+
+
+def _linked(root: Path, links: dict[str, str]) -> None:
+    for name, target in links.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, root / name)
+
+
+def test_a_secret_committed_as_a_symlink_target_is_found_naming_the_link(
+        make_repo: MakeRepo) -> None:
+    """git commits a link's target as its blob (mode 120000), and a checkout without
+    links writes it as a file: lint passed a link over, and a token planted as one
+    passed the gate. Its target is linted as the link's one line; a path stays silent."""
+    repo = make_repo({"README.md": "demo\n"})
+    _linked(repo.root, {**PLANTED_LINKS, **ORDINARY_LINKS})
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "links")
+    found = {(f.file, f.line, f.rule) for f in lint(repo.root).findings}
+    assert found == {(name, 1, "MAG002") for name in PLANTED_LINKS}, found
+    proc = run_cli(repo.root, "lint")
+    assert proc.returncode == 1
+    assert "Zx8qLm2pR7vT4w" not in proc.stdout + proc.stderr
+    assert TOKEN not in proc.stdout + proc.stderr

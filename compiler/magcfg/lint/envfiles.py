@@ -42,7 +42,9 @@ def deploy_path_of(path: str, deploy_paths: tuple[str, ...]) -> str | None:
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     """Yield a finding if ``src`` is a ``.env`` in a deploy path or not git-ignored."""
-    if not is_dotenv(src.name):
+    # A link holds no values: a `.env -> config/dev.env` commits a path, and the file it
+    # leads to is linted under its own name.
+    if not is_dotenv(src.name) or src.link:
         return
     deploy = deploy_path_of(src.path, ctx.config.deploy_paths)
     if deploy is not None:

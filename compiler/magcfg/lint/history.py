@@ -9,12 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError, Diagnostic, UsageError
-from .walk import SourceFile, UncheckedFile, Unread, display_name, read_blobs, source
+from .walk import (
+    SourceFile,
+    UncheckedFile,
+    Unread,
+    display_name,
+    link_source,
+    read_blobs,
+    source,
+)
 
 _EMPTY = frozenset({"0" * 40, "0" * 64})
-_NOT_FILES = ("120000", "160000")
-"""The modes of a symbolic link and of a submodule: no file's content (the work tree's
-walk passes both over)."""
+_SUBMODULE = "160000"
+"""A submodule's mode: its object is a commit of another repository, no content here."""
+_LINK = "120000"
+"""A symbolic link's mode: its blob is the target's text, read as the work tree's walk
+reads a link (``walk.link_source``)."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,8 @@ class CommitFile:
     short: str
     name: str
     blob: str
+    link: bool = False
+    """Whether the commit holds a symbolic link there (``blob`` its target)."""
 
 
 def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
@@ -81,7 +93,7 @@ def _shallow(root: Path) -> set[str]:
 
 def changed_files(root: Path, commits: Sequence[tuple[str, str]]) -> list[CommitFile]:
     """Each file that each of ``commits`` added or changed (a merge: against its first
-    parent), in their order; links and submodules left out."""
+    parent), in their order, symbolic links among them; submodules left out."""
     if not commits:
         return []
     shorts = dict(commits)
@@ -100,8 +112,8 @@ def changed_files(root: Path, commits: Sequence[tuple[str, str]]) -> list[Commit
         if field.startswith(":") and i + 1 < len(fields):
             _, mode, _, blob, _ = field[1:].split(" ", 4)
             name = fields[i + 1].decode("utf-8", "surrogateescape")
-            if mode not in _NOT_FILES and blob not in _EMPTY and commit in shorts:
-                out.append(CommitFile(commit, shorts[commit], name, blob))
+            if mode != _SUBMODULE and blob not in _EMPTY and commit in shorts:
+                out.append(CommitFile(commit, shorts[commit], name, blob, mode == _LINK))
             i += 2
             continue
         if field:
@@ -128,7 +140,7 @@ def read_commit_files(root: Path, files: Sequence[CommitFile]
         if isinstance(blob, Unread):
             yield f, UncheckedFile(shown, *blob)
         elif blob is not None:
-            yield f, source(shown, blob)
+            yield f, link_source(shown, blob) if f.link else source(shown, blob)
 
 
 def _git(args: list[str], root: Path, what: str, question: bytes | None = None) -> bytes:

@@ -45,6 +45,8 @@ class SourceFile:
     raw_digest: str | None = None
     """The SHA-256 of the whole file whose ``raw`` is kept: a baseline entry accepts the
     key store by it."""
+    link: bool = False
+    """A symbolic link, ``text`` its target (``link_source``)."""
     _lines: list[str] | None = field(default=None, repr=False)
     _starts: list[int] | None = field(default=None, repr=False)
 
@@ -170,8 +172,9 @@ def _walk_tree(root: Path) -> Iterator[str]:
 
 def read_files(root: Path, names: Sequence[str]
                ) -> Iterator[tuple[str, SourceFile | UncheckedFile]]:
-    """Read each regular file once; symlinks (a link is not content), FIFOs and other
-    non-regular files are passed over. Whatever its bytes, a file is checked as text: a
+    """Read each regular file once, and each symbolic link's target (``link_source``;
+    a link is never followed); FIFOs and other non-regular files are passed over.
+    Whatever its bytes, a file is checked as text: a
     NUL byte or bytes that are not UTF-8 (read as U+FFFD) must not hide the secret on
     the next line from the gate. A file too large to check, or that cannot be read,
     comes back as an ``UncheckedFile``.
@@ -207,6 +210,16 @@ def read_files(root: Path, names: Sequence[str]
             continue  # gone since it was listed, and not in git's index: nothing to check
         except OSError as exc:
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            try:
+                target = os.readlink(os.fsencode(full))
+            except FileNotFoundError:
+                continue  # gone since the lstat: as above
+            except OSError as exc:
+                yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
+                continue
+            yield name, link_source(shown, target)
             continue
         if not stat.S_ISREG(info.st_mode):
             continue
@@ -294,6 +307,14 @@ def source(path: str, data: bytes) -> SourceFile:
                                          or named_key_store(path)):
         return SourceFile(path, text, data[:MAX_BINARY_BYTES], hashlib.sha256(data).hexdigest())
     return SourceFile(path, text)
+
+
+def link_source(path: str, target: bytes) -> SourceFile:
+    """A symbolic link as lint reads it at ``path``: its target's text, which git commits
+    as the link's blob (mode 120000) and a checkout without links writes as a file. A
+    token committed as a target is committed all the same. Never a key store, whatever
+    the link's name: ``cert.p12 -> ../certs/cert.p12`` holds a path."""
+    return SourceFile(path, decode(target), link=True)
 
 
 def _digest(path: Path) -> str | None:
