@@ -193,3 +193,29 @@ def test_a_secret_committed_as_a_symlink_target_is_found_naming_the_link(
     assert proc.returncode == 1
     assert "Zx8qLm2pR7vT4w" not in proc.stdout + proc.stderr
     assert TOKEN not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("checked_out_last", ["secret.env", "SECRET.env"])
+def test_names_a_case_insensitive_checkout_holds_as_one_file_are_each_read_as_committed(
+        make_repo: MakeRepo, tmp_path: Path, checked_out_last: str) -> None:
+    """macOS's and Windows' file systems hold ``secret.env`` and ``SECRET.env`` as one
+    file, the twin git wrote last: lint read it under both names, the secret twice or
+    not at all. Simulated here (Linux's file systems tell case, and this kernel mounts
+    none that folds it): a clone with ``core.ignorecase=true``, as git sets it on such a
+    file system, whose two names are one file (a hard link), as ``lstat`` shows them."""
+    repo = make_repo({"secret.env": "DB_PASSWORD=Zx8qLm2pR7vT4w\n",
+                      "SECRET.env": "LOG_LEVEL=info\n"})
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-c", "core.ignorecase=true", str(repo.root), str(clone))
+    other = ({"secret.env", "SECRET.env"} - {checked_out_last}).pop()
+    (clone / other).unlink()
+    os.link(clone / checked_out_last, clone / other)
+    found = [(f.file, f.line, f.rule) for f in lint(clone).findings]
+    assert found == [("secret.env", 1, "MAG002")]
+    # Two files, as a file system that tells case holds them: read from the work tree,
+    # their edits with them.
+    (clone / other).unlink()
+    (clone / "SECRET.env").write_text("API_TOKEN=Qw3rT7yU1iO5pA9s\n")
+    (clone / "secret.env").write_text("DB_PASSWORD=Zx8qLm2pR7vT4w\n")
+    found = [(f.file, f.line, f.rule) for f in lint(clone).findings]
+    assert found == [("SECRET.env", 1, "MAG002"), ("secret.env", 1, "MAG002")]

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,13 +188,17 @@ def read_files(root: Path, names: Sequence[str]
     read as git's index holds it, the bytes committed: the work tree's (EBCDIC, UTF-7)
     showed lint no secret that the commit holds in the open. So is a file git lists that
     the work tree lacks (a sparse checkout's, or one deleted but not yet ``git rm``-ed):
-    it is committed all the same, and was passed over unread."""
+    it is committed all the same, and was passed over unread. So is each of two names a
+    case-insensitive file system holds as one file (``case_twins``): each is read once,
+    under its own name."""
     from ..durable import git_root
 
     committed = _committed_encoded(root, names)
     gone = [n for n in names if n not in committed and not os.path.lexists(root / n)]
-    if gone and git_root(root) is not None:  # outside git a name gone is gone
-        committed.update(_committed(root, gone))
+    if git_root(root) is not None:  # outside git a name gone is gone, and twins one file
+        unread = gone + [n for n in case_twins(root, names) if n not in committed]
+        if unread:
+            committed.update(_committed(root, unread))
     for name in names:
         full = root / name
         shown = display_name(name)
@@ -239,6 +244,29 @@ def read_files(root: Path, names: Sequence[str]
             yield name, UncheckedFile(shown, f"cannot be read: {os_reason(exc)}")
             continue
         yield name, source(shown, data)
+
+
+def case_twins(root: Path, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` that are one file with another of them, the two names differing
+    in case alone: a case-insensitive file system (macOS's, Windows') holds git's
+    ``secret.env`` and ``SECRET.env`` as one, whichever was checked out last, so the
+    work tree shows one twin's bytes under both names and the other's under none."""
+    by_folded: dict[str, list[str]] = {}
+    for name in names:
+        by_folded.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
+    twins: list[str] = []
+    for group in by_folded.values():
+        if len(group) < 2:
+            continue
+        files: dict[tuple[int, int], list[str]] = {}
+        for name in group:
+            try:
+                info = (root / name).lstat()
+            except OSError:
+                continue  # not there: read as committed or passed over, as any other
+            files.setdefault((info.st_dev, info.st_ino), []).append(name)
+        twins += [name for same in files.values() if len(same) > 1 for name in same]
+    return twins
 
 
 def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | Unread | None]:
