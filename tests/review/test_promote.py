@@ -873,10 +873,12 @@ def test_a_promotion_rebased_over_a_concurrent_change_is_rebuilt_above_both(
     assert (config["db"]["port"], config["db"]["pool"]["max"]) == (6432, 15)
 
 
-def test_what_a_failed_undo_leaves_is_named_from_where_promote_runs(repo: Project) -> None:
+def test_what_a_failed_undo_leaves_is_named_from_the_top(repo: Project) -> None:
     """git's porcelain names a file from the top of the work tree, octal-escaped and
-    quoted when it is not plain ASCII; the messages name each as written, from the
-    directory promote runs in."""
+    quoted when it is not plain ASCII; the messages name each as written, from the top
+    of the repository as every command names files (docs/cli.md), wherever promote
+    runs; only a path in a command to paste is given from where it runs, as git reads
+    it there."""
     git(repo.root, "mv", "layers/environments/staging/db.yaml",
         "layers/environments/staging/db café.yaml")
     git(repo.root, "commit", "-q", "-m", "rename")
@@ -891,8 +893,8 @@ def test_what_a_failed_undo_leaves_is_named_from_where_promote_runs(repo: Projec
     edited = repo.root / "layers/environments/staging/db café.yaml"
     edited.write_text(edited.read_text() + "# mine\n")
     assert promote() == ("error: uncommitted changes in files the promotion reads or "
-                         "writes:\n M environments/staging/db café.yaml\ncommit or stash "
-                         "them first\n")
+                         "writes:\n M layers/environments/staging/db café.yaml\ncommit or "
+                         "stash them first\n")
     git(repo.root, "checkout", "--", ".")
     # The hook refuses the commit and holds the index's lock: the undo cannot reset.
     hook = repo.root / ".git/hooks/pre-commit"
@@ -900,9 +902,9 @@ def test_what_a_failed_undo_leaves_is_named_from_where_promote_runs(repo: Projec
     hook.chmod(0o755)
     last = promote().splitlines()[-1]
     assert (
-        "; ../generated/staging/config.json, ../generated/staging/configmap.yaml, "
-        "../generated/staging/manifest.json, environments/staging/db café.yaml, "
-        "environments/staging/logging.yaml changed; restore it with `git checkout -f main "
-        "&& git branch -D promote/dev-to-staging-") in last and "\\303" not in last, last
+        "; generated/staging/config.json, generated/staging/configmap.yaml, "
+        "generated/staging/manifest.json, layers/environments/staging/db café.yaml, "
+        "layers/environments/staging/logging.yaml changed; restore it with `git checkout "
+        "-f main && git branch -D promote/dev-to-staging-") in last and "\\303" not in last, last
     hook.unlink()
     (repo.root / ".git/index.lock").unlink()

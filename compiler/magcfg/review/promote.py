@@ -904,11 +904,10 @@ def _remove_empty(directories: list[Path]) -> None:
 
 def _status(repo: Any, paths: list[str]) -> list[tuple[str, str]]:
     """``git status`` of ``paths``: each changed file's two-letter code and its path from
-    where magcfg runs, as written (``-z``: porcelain quotes and octal-escapes a name
-    that is not plain ASCII, and gives it from the top of the work tree)."""
+    the top of the work tree, as every command names files (``FromTop``), and as written
+    (``-z``: porcelain quotes and octal-escapes a name that is not plain ASCII)."""
     out = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *paths,
                           strip_newline_in_stdout=False)
-    top = str(repo.working_tree_dir)
     entries = iter(out.split("\0"))
     found = []
     for entry in entries:
@@ -917,7 +916,7 @@ def _status(repo: Any, paths: list[str]) -> list[tuple[str, str]]:
         code, path = entry[:2], entry[3:]
         if "R" in code or "C" in code:
             next(entries, None)  # the name it had: the entry after it
-        found.append((code, os.path.relpath(os.path.join(top, path))))
+        found.append((code, path))
     return found
 
 
@@ -932,8 +931,10 @@ def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
         made = branch in [h.name for h in repo.heads]
         status = _status(repo, paths)
     except (git.GitCommandError, ValueError, TypeError):
+        top = os.path.realpath(str(repo.working_tree_dir))
         return (f"the repository may be left on branch {branch!r} with changes in "
-                f"{', '.join(os.path.relpath(p) for p in paths)}; restore it with "
+                f"{', '.join(os.path.relpath(os.path.realpath(p), top) for p in paths)}; "
+                f"restore it with "
                 f"`{restore} && git branch -D {branch}`")
     left = []
     if head != original:
@@ -946,8 +947,11 @@ def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
     if not left:
         return "git shows nothing left of it"
     steps = [restore] if head != original or changed else []
-    # A checkout leaves files git does not track: the promotion's new ones.
-    untracked = [shlex.quote(path) for code, path in status if code == "??"]
+    # A checkout leaves files git does not track: the promotion's new ones. git reads a
+    # path in a command from where it runs, where the operator pastes it.
+    top = str(repo.working_tree_dir)
+    untracked = [shlex.quote(os.path.relpath(os.path.join(top, path)))
+                 for code, path in status if code == "??"]
     steps += [f"git clean -f -- {' '.join(untracked)}"] if untracked else []
     steps += [f"git branch -D {branch}"] if made else []
     return f"{'; '.join(left)}; restore it with `{' && '.join(steps)}`"
