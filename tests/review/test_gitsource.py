@@ -300,3 +300,28 @@ def test_a_project_whose_path_holds_a_dollar_is_read_at_a_ref(tmp_path: Path) ->
     assert "up to date" in done.stderr
     diff = project.run("diff", "--env", "dev", "--against", "HEAD")
     assert diff.returncode == 0, diff.stderr
+
+
+def test_a_ref_is_read_in_the_repository_git_finds(tmp_path: Path) -> None:
+    """The repository top is git's answer for every command (``durable.git_root``):
+    with the git directory apart from the work tree (``GIT_DIR`` and ``GIT_WORK_TREE``,
+    a CI exporting a checkout, ``git --git-dir``), a project below the top reads a ref
+    where ``build`` and ``explain`` find the repository, and from the same place
+    (``FromTop``'s prefix); GitPython, looking for a ``.git`` above the project, said
+    it was not inside a git repository."""
+    outer = tmp_path / "mono repo"
+    project = make_repo(outer / "platform/config")
+    (project.root / ".git").rename(tmp_path / "repo.git")
+    git(outer, "--git-dir", str(tmp_path / "repo.git"), "--work-tree", str(outer), "add", "-A")
+    git(outer, "--git-dir", str(tmp_path / "repo.git"), "--work-tree", str(outer), "commit",
+        "-qm", "the project below the top")
+    env = {"GIT_DIR": str(tmp_path / "repo.git"), "GIT_WORK_TREE": str(outer)}
+    explained = project.run("explain", "--env", "dev", "db.port", env=env)
+    assert explained.returncode == 0 and "platform/config/layers/" in explained.stdout, (
+        explained.stderr)
+    diff = project.run("diff", "--env", "dev", "--against", "HEAD", env=env)
+    assert diff.returncode == 0, diff.stderr
+    project.write("layers/environments/dev/db.yaml", "db:\n  port: 7777\n")
+    diff = project.run("diff", "--env", "dev", "--against", "HEAD", env=env)
+    assert diff.returncode == 1 and "7777" in diff.stdout, diff.stderr
+    assert "platform/config/layers/environments/dev/db.yaml" in diff.stdout

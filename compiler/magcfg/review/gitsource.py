@@ -38,10 +38,12 @@ from ..durable import (
     fenced_problem,
     file_kind,
     git_env,
+    git_root,
     listed_already,
     os_reason,
     outside_project,
     path_problem,
+    repository_prefix,
     utf8_name,
 )
 from ..errors import BuildError, Diagnostic, UsageError
@@ -74,19 +76,26 @@ BAD_TREE = ("git tree holds an entry git refuses (a name such as '..' or '.git',
 
 
 def open_repo(root: Path) -> Any:
-    """The git repository containing ``root`` (a usage error if there is none)."""
+    """The git repository containing ``root``, the one git finds from there as for every
+    other command (``durable.git_root``); a usage error if there is none."""
     import git
 
+    outside = UsageError(f"{root} is not inside a git repository")
+    top = git_root(Path(os.path.abspath(root)))
+    if top is None:
+        raise outside
+    env = git_env()
     try:
-        # A path as it is: GitPython would expand a `$HOME` or `${X}` in a directory's name
-        # (and a leading `~`), and open another directory, or none.
-        repo = git.Repo(os.path.abspath(root), search_parent_directories=True,
-                        expand_vars=False)
+        # The git directory git was given (GIT_DIR, which may be apart from the work
+        # tree), else the one at the top git names: GitPython looks for a `.git` above
+        # the path it is given and finds none for a GIT_DIR elsewhere. A path as it is:
+        # GitPython would expand a `$HOME` or `${X}` in a directory's name (and a leading
+        # `~`), and open another directory, or none.
+        repo = git.Repo(env.get("GIT_DIR") or top, expand_vars=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{root} is not inside a git repository") from None
+        raise outside from None
     # GitPython passes our environment on to the git it runs in the work tree's top;
     # the paths a promotion adds, resets and cleans are paths, never pathspec magic.
-    env = git_env()
     repo.git.update_environment(**{name: env[name]
                                    for name in (*GIT_PATH_VARIABLES, "GIT_LITERAL_PATHSPECS")
                                    if env.get(name)})
@@ -163,9 +172,7 @@ class GitSource:
 
         self._owns_repo = repo is None
         self.repo = repo if repo is not None else open_repo(project_root)
-        top = Path(self.repo.working_tree_dir).resolve()
-        prefix = Path(project_root).resolve().relative_to(top).as_posix()
-        self.prefix = "" if prefix == "." else prefix
+        self.prefix = repository_prefix(os.fspath(project_root))
         self._outside = outside_project(self.prefix)
         self.ref = ref
         # git resolves the name (GitPython's own parser fails on `HEAD:../..`, `@{-1}`,
