@@ -948,6 +948,40 @@ $password = "CANARYnear2" . $suffix;
     assert found == expected
 
 
+def test_wordpress_keys_and_salts_and_django_s_fallback_keys(make_repo: MakeRepo) -> None:
+    """WordPress' eight keys and salts (`AUTH_KEY`, ..., `NONCE_SALT`) are secrets by
+    their names, whose last words are `key` and `salt`; Django's `SECRET_KEY_FALLBACKS`
+    lists old secret keys, each a finding at its line. WordPress' placeholder text, an
+    env read, a cache key's salt (`WP_CACHE_KEY_SALT`, a prefix) and an empty or computed
+    list of fallbacks are not."""
+    repo = make_repo({
+        "wp-config.php": """\
+<?php
+define('AUTH_KEY',         'CANARYwk1-x9:t^Zq'); «MAG002»
+define( 'SECURE_AUTH_KEY', 'CANARYwk2-x9:t^Zq' ); «MAG002»
+define('LOGGED_IN_KEY',    'CANARYwk3-x9:t^Zq'); «MAG002»
+define('NONCE_KEY',        'CANARYwk4-x9:t^Zq'); «MAG002»
+define('AUTH_SALT',        'CANARYws1-x9:t^Zq'); «MAG002»
+define('SECURE_AUTH_SALT', 'CANARYws2-x9:t^Zq'); «MAG002»
+define('LOGGED_IN_SALT',   'CANARYws3-x9:t^Zq'); «MAG002»
+define('NONCE_SALT',       'CANARYws4-x9:t^Zq'); «MAG002»
+define('AUTH_KEY',         'put your unique phrase here');
+define('NONCE_SALT',       getenv('NONCE_SALT'));
+define('WP_CACHE_KEY_SALT', 'CANARYnear1_');
+""",
+        "app/settings.py": """\
+SECRET_KEY = os.environ["SECRET_KEY"]
+SECRET_KEY_FALLBACKS = ["CANARYdj1-x9Kq2z", «MAG002»
+                        "CANARYdj2-x9Kq2z"] «MAG002»
+OTHER_SECRET_KEY_FALLBACKS = []
+LAST_SECRET_KEY_FALLBACKS = [os.environ["OLD_SECRET_KEY"]]
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_an_environment_variable_set_to_a_literal(make_repo: MakeRepo) -> None:
     """Code that sets a secret-like environment variable (or a Java system property) to
     a literal commits the secret: `os.environ["..."] =`, `setdefault`, `putenv`,

@@ -48,7 +48,8 @@ def _has_secret_word(text: str) -> bool:
     Substring tests on the lowered text are several times faster than a regex here."""
     low = text.lower()
     return ("pass" in low or "pwd" in low or "secret" in low or "token" in low
-            or "credential" in low or "key" in low or "auth" in low or "bearer" in low)
+            or "credential" in low or "key" in low or "auth" in low or "bearer" in low
+            or "salt" in low)
 _SECRET_TOKENS = frozenset({
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
     "credentials", "privatekey", "secretkey", "accesstoken", "authtoken", "clientsecret",
@@ -56,6 +57,11 @@ _SECRET_TOKENS = frozenset({
 _SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("signing", "key"),
                            ("encryption", "key"), ("master", "key"), ("ssh", "key"),
                            ("hmac", "key")})
+# WordPress' keys and salts (wp-config.php), secrets by these whole names alone: a
+# `NONCE_SALT` signs cookies, while `WP_CACHE_KEY_SALT` prefixes cache keys.
+_WORDPRESS_SECRETS = frozenset(
+    (*prefix, last) for prefix in (("auth",), ("secure", "auth"), ("logged", "in"), ("nonce",))
+    for last in ("key", "salt"))
 # Secret-like only as a name's last word: `basic_auth` and `bearer` hold a credential,
 # `auth_method` and `bearer_format` say how one is used.
 _CREDENTIAL_LAST = frozenset({"auth", "bearer"})
@@ -112,7 +118,7 @@ def key_is_secret(key: str) -> bool:
     if len(tokens) > 1 and tokens[-1] == "key" and tokens[-2] in _NAMES_A_KEY:
         return False  # `passwordKey: db-password` names the key of a k8s Secret
     if any(t in _SECRET_TOKENS for t in tokens) or tokens[-1].endswith(_SECRET_ENDINGS) \
-            or tokens[-1] in _CREDENTIAL_LAST:
+            or tokens[-1] in _CREDENTIAL_LAST or tuple(tokens) in _WORDPRESS_SECRETS:
         return True
     return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(tokens))
 
@@ -530,12 +536,18 @@ _SECRET_PLURALS = frozenset({"passwords", "passwds", "pwds", "passphrases", "sec
                              "tokens", "keys"})
 
 
+_FALLBACK_LAST = frozenset({"fallback", "fallbacks"})
+
+
 def _names_secrets(key: str) -> bool:
     """Whether a name says its collection holds secrets: a secret-like name whose last
     word is the secret's (``DB_PASSWORD``, ``auth``, ``SECRET_KEY``), or its plural
     (``PASSWORDS``, ``api_keys``); not a name of what is done with them
     (``PASSWORD_HASHERS``, ``TOKEN_TYPES``), whose collection lists classes or kinds."""
     words = _words(key)
+    if len(words) > 1 and words[-1] in _FALLBACK_LAST:
+        words.pop()  # Django's `SECRET_KEY_FALLBACKS`: old keys, each the key it follows
+        key = "_".join(words)
     if not words:
         return False
     if words[-1] in _SECRET_PLURALS:
