@@ -1220,6 +1220,47 @@ API_KEYS = ["Paste your key here", "sk-live-CANARYl3x9"] «MAG002»
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_js_and_ts_arrays_under_a_secret_name_or_its_plural(make_repo: MakeRepo) -> None:
+    """In JS, TS and JSON5 an array of string literals under a secret-like name or its
+    plural (`const API_KEYS = [...]`, an object's `tokens: [...]`, an array within one)
+    holds secrets, each a finding at its line, as Python's collections do; names,
+    placeholders, expressions, a template literal with a field, an array of objects and
+    an array under a name of no secret are not."""
+    repo = make_repo({
+        "src/keys.ts": """\
+export const API_KEYS: string[] = ["CANARYjs1-x9Kq", "CANARYjs2-x9Kq"]; «MAG002»
+const PASSWORDS = [
+  "CANARYjs3-x9Kq", // staging «MAG002»
+  /* rotated */ 'CANARYjs4-x9Kq', «MAG002»
+  ["CANARYjs5-x9Kq"], «MAG002»
+];
+const SECRETS = ["db-credentials", "tls-cert"];
+const TOKENS = [TOKEN_A, process.env.API_TOKEN, "CANARYnear1-x9Kq"];
+const API_TOKENS = [`${prefix}-CANARYnear2`, "<your-token>"];
+const CLIENT_KEYS = [{ id: "a", secret: process.env.S }];
+const HOSTS = ["CANARYnear3-x9Kq"];
+const passwords = [];
+""",
+        "next.config.js": """\
+module.exports = {
+  serverRuntimeConfig: { webhookSecrets: ['CANARYjs6-x9Kq'] }, «MAG002»
+  env: { STRIPE_SECRET: 'CANARYjs7-x9Kq' }, «MAG002»
+};
+""",
+        "config.json5": """\
+{
+  // the deploy settings
+  password: 'CANARYj51-x9Kq', «MAG002»
+  tokens: ["CANARYj52-x9Kq",], «MAG002»
+  tokenNames: ["CANARYnear4-x9Kq"],
+}
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_ci_defaults_in_expressions_steps_and_expanded_variables(make_repo: MakeRepo) -> None:
     """A GitHub Actions expression's literal default (`secrets.X || '...'`, whatever X is
     called), an expression that is a literal, the shell's `${TOKEN:-...}` within a step

@@ -211,7 +211,7 @@ _CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=|jdbc:oracle:", re.IGNO
 
 # HCL (Terraform, Terragrunt, Nomad, Packer) assigns as code does: `password = "..."`.
 _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
-             ".vue", ".svelte", ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift",
+             ".vue", ".svelte", ".json5", ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift",
              ".scala", ".ps1", ".psm1", ".tf", ".tfvars", ".hcl")
 # MySQL's option files (`my.cnf`, `.my.cnf`) and s3cmd's `.s3cfg` are INI files too.
 _INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties", ".cnf", ".s3cfg")
@@ -579,14 +579,90 @@ def _collection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 or not _names_secrets(name):
             continue
         for node, text in _collection_values(value):
-            # Words apart are prose or code, not key material, as in a YAML value.
-            if node.lineno > len(src.lines) or len(text.split()) != 1 or not is_literal(text) \
-                    or _reads_as_name(text) or _not_key_material(name, text, "code"):
+            if node.lineno > len(src.lines) or not _collection_secret(name, text):
                 continue
             # ast counts a line's columns in UTF-8 bytes.
             line = src.lines[node.lineno - 1]
             column = len(line.encode()[:node.col_offset].decode(errors="replace")) + 1
             yield node.lineno, Hit(column, f"`{name}` holds a literal value ({REDACTED})", 1)
+
+
+def _collection_secret(name: str, text: str) -> bool:
+    """Whether a string of a collection under a name that says it holds secrets
+    (``_names_secrets``) is one: one word (words apart are prose or code, not key
+    material, as in a YAML value), a literal, and not a name (``_reads_as_name``)."""
+    return len(text.split()) == 1 and is_literal(text) and not _reads_as_name(text) \
+        and not _not_key_material(name, text, "code")
+
+
+# JS's and TS's arrays (and JSON5's, which is JS's object syntax): `const API_KEYS = [`,
+# an object's `tokens: [`, a typed `const KEYS: string[] = [`.
+_JS_ARRAY_EXT = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue",
+                 ".svelte", ".json5")
+_JS_ARRAY = re.compile(_CODE_KEY + r"\[")
+_MAX_ARRAY_LINES = 50
+"""How far below its line an array is read: one of more lines than that is data."""
+
+
+def _array_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """The strings of a JS or TS array of string literals alone (and of arrays within
+    it) under a secret-like name or its plural, each at its line, judged as Python's
+    collections' are (``_collection_secret``). An array holding anything else (an
+    expression, an object, a template literal with a field) is a record, not secrets."""
+    if "[" not in src.text:
+        return
+    lines = src.lines
+    for number, line in enumerate(lines, 1):
+        if "[" not in line or not _has_secret_word(line) \
+                or line.lstrip().startswith(("//", "/*", "*")):
+            continue
+        at = 0
+        # Each search from the last one's bracket, which may be the next key's start.
+        while (m := _JS_ARRAY.search(line, at)) is not None:
+            at = m.end() - 1
+            name = m.group(1).rsplit(".", 1)[-1]
+            if not _names_secrets(name):
+                continue
+            for item, column, literal in _array_strings(lines, number, m.end()) or ():
+                if _collection_secret(name, literal[1:-1]):
+                    yield item, Hit(column, f"`{name}` holds a literal value ({REDACTED})", 1)
+
+
+def _array_strings(lines: list[str], number: int, start: int
+                   ) -> list[tuple[int, int, str]] | None:
+    """The string literals of the array that opens before ``start`` of line ``number``,
+    each as its line, its column and the literal (``_code_string``); None when the
+    array holds anything but strings, arrays of them, commas and comments, or does not
+    close within ``_MAX_ARRAY_LINES``."""
+    strings: list[tuple[int, int, str]] = []
+    depth = 1
+    for index in range(number - 1, min(number - 1 + _MAX_ARRAY_LINES, len(lines))):
+        line = lines[index]
+        at = start if index == number - 1 else 0
+        while at < len(line):
+            char = line[at]
+            if char in " \t,":
+                at += 1
+            elif line.startswith("//", at):
+                break
+            elif line.startswith("/*", at):
+                end = line.find("*/", at + 2)
+                if end < 0:
+                    return None
+                at = end + 2
+            elif char in "[]":
+                depth += 1 if char == "[" else -1
+                if depth == 0:
+                    return strings
+                at += 1
+            else:
+                string = _STRING_LITERAL.match(line, at)
+                literal = _code_string(string.group(1)) if string is not None else None
+                if string is None or literal is None:
+                    return None
+                strings.append((index + 1, at + 1, literal))
+                at = string.end()
+    return None
 
 
 def _opens_a_secret_collection(line: str) -> bool:
@@ -1534,6 +1610,8 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 found.append(_variable_default_hits(src))
             if src.name.endswith((".py", ".pyi")):
                 found.append(_collection_hits(src))
+            elif src.name.lower().endswith(_JS_ARRAY_EXT):
+                found.append(_array_hits(src))
         found.append(entropy_hits(src, in_encoded if encoded else None))
         for number, hit in itertools.chain.from_iterable(found):
             if number not in ciphertext:
