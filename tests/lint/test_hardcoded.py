@@ -1261,6 +1261,36 @@ module.exports = {
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_one_word_passwords_in_a_collection_under_a_password_name(make_repo: MakeRepo) -> None:
+    """Under a password's name (`PASSWORDS`, `db_passwords`), a collection's one-word
+    string is a password whatever it looks like (`hunter2`, `letmein`), as the same string
+    assigned to the name alone is, and as detect-secrets' keyword plugin judges
+    `password = "hunter2"`: by the name. Under a name of secrets, tokens or keys such
+    words are names (`SECRETS = ["db-credentials"]`); a blocklist's name
+    (`COMMON_PASSWORDS`, `WEAK_PASSWORDS`) lists passwords to refuse; a field's name
+    (`"password_confirmation"`) is none."""
+    repo = make_repo({
+        "app/settings.py": """\
+PASSWORDS = ["hunter2", "letmein"] «MAG002»
+DB_PASSWORDS = {"prod": "admin"} «MAG002»
+ADMIN_PASSWORD_FALLBACKS = ("qwerty",) «MAG002»
+WEAK_PASSWORDS = ["hunter2", "letmein"]
+BANNED_PASSWORDS = ("hunter2",)
+SECRETS = ["credentials", "tls-cert"]
+TOKENS = ("access", "refresh")
+PASSWORDS = ("password", "password_confirmation")
+""",
+        "src/users.js": """\
+const PASSWORDS = ["qwerty"]; «MAG002»
+const COMMON_PASSWORDS = ["qwerty"];
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert not {"hunter2", "letmein", "admin", "qwerty"} & set(
+        (done.stdout + done.stderr).replace("`", " ").split())
+
+
 def test_ci_defaults_in_expressions_steps_and_expanded_variables(make_repo: MakeRepo) -> None:
     """A GitHub Actions expression's literal default (`secrets.X || '...'`, whatever X is
     called), an expression that is a literal, the shell's `${TOKEN:-...}` within a step

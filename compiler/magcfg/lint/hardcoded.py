@@ -590,9 +590,34 @@ def _collection_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 def _collection_secret(name: str, text: str) -> bool:
     """Whether a string of a collection under a name that says it holds secrets
     (``_names_secrets``) is one: one word (words apart are prose or code, not key
-    material, as in a YAML value), a literal, and not a name (``_reads_as_name``)."""
-    return len(text.split()) == 1 and is_literal(text) and not _reads_as_name(text) \
+    material, as in a YAML value), a literal, and not a name (``_reads_as_name``) unless
+    the name is a password's (``_names_passwords``)."""
+    return len(text.split()) == 1 and is_literal(text) \
+        and (not _reads_as_name(text) or _names_passwords(name)) \
         and not _not_key_material(name, text, "code")
+
+
+_PASSWORD_LAST = frozenset({"password", "passwd", "pwd", "passphrase", "passwords",
+                            "passwds", "pwds", "passphrases"})
+# What a blocklist of passwords a service refuses is called (`COMMON_PASSWORDS`).
+_REFUSED_FIRST = frozenset({"common", "weak", "banned", "forbidden", "blocked", "blocklisted",
+                            "blacklisted", "denied", "disallowed", "rejected", "leaked",
+                            "breached", "compromised", "pwned", "bad", "invalid", "insecure"})
+
+
+def _names_passwords(name: str) -> bool:
+    """Whether a collection's name says it holds passwords (``PASSWORDS``,
+    ``db_passwords``, ``ADMIN_PASSWORD_FALLBACKS``), whose one word is a password
+    whatever it looks like (``hunter2``, ``letmein``): as the key rule judges
+    ``password = "letmein"``, and as detect-secrets' keyword plugin does, by the name.
+    Words that read as names are names under a name of secrets, tokens or keys
+    (``SECRETS = ["db-credentials"]``), and a blocklist's name (``COMMON_PASSWORDS``)
+    lists passwords to refuse."""
+    words = _words(name)
+    if len(words) > 1 and words[-1] in _FALLBACK_LAST:
+        words.pop()
+    return bool(words) and words[-1] in _PASSWORD_LAST \
+        and not any(word in _REFUSED_FIRST for word in words)
 
 
 # JS's and TS's arrays (and JSON5's, which is JS's object syntax): `const API_KEYS = [`,
