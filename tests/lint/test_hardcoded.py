@@ -817,6 +817,34 @@ def test_option_files_and_kubeconfigs_are_read_by_their_names(make_repo: MakeRep
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_kubeconfig_is_known_by_its_shape_or_its_place(make_repo: MakeRepo) -> None:
+    """kubectl's config committed where it keeps it (`.kube/config`) or under a name
+    without an extension (`config`, `prod-cluster`) is read as YAML when its text has a
+    kubeconfig's shape (`apiVersion: v1`, `kind: Config`, `users:`), and so is a Secret's
+    entry holding one. A git config and an SSH config are not."""
+    import base64
+
+    kubeconfig = ("apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster:\n"
+                  "    server: https://k8s.example.com\nusers:\n- name: admin\n  user:\n"
+                  "    token: CANARYkc1-x9Kq2zLm7Wt4Rv8Bn3 MARK\n    password: CANARYkc2-x9Kq MARK\n"
+                  "- name: ci\n  user:\n    tokenFile: /var/run/secrets/token\n")
+    encoded = base64.b64encode(kubeconfig.replace(" MARK", "").encode()).decode()
+    marked = kubeconfig.replace("MARK", "«MAG002»")
+    repo = make_repo({
+        "home/.kube/config": marked,
+        "ops/config": marked,
+        "clusters/prod-cluster": marked,
+        "k8s/cluster.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: prod\ndata:\n"
+                            f"  config: {encoded} «MAG002»\n",
+        "repo/config": "[core]\n\tbare = false\n[credential]\n\thelper = store\n"
+                       "[user]\n\tsigningkey = 3AA5C34371567BD2\n",
+        "ssh/config": "Host bastion\n  IdentityFile ~/.ssh/id_ed25519\n  User deploy\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_xml_settings_elements_attributes_and_key_value_pairs(make_repo: MakeRepo) -> None:
     """XML files (`.xml`, `.config`) hold settings as an element's text (Maven's
     `<password>`), an attribute (tomcat-users.xml) and a `key`'s or `name`'s `value`

@@ -251,6 +251,26 @@ def _kind(name: str) -> str | None:
     return None
 
 
+# A kubeconfig's top-level lines (`kind: Config`, `apiVersion: v1`, `users:`).
+_KUBECONFIG_LINES = (re.compile(r"^kind:[ \t]*+([\"']?+)Config\1[ \t]*+$", re.MULTILINE),
+                     re.compile(r"^apiVersion:[ \t]*+([\"']?+)v1\1[ \t]*+$", re.MULTILINE),
+                     re.compile(r"^users:", re.MULTILINE))
+
+
+def _kind_of(src: SourceFile) -> str | None:
+    """``_kind`` of a file's name, or YAML for kubectl's config committed where kubectl
+    keeps it (``.kube/config``) or under a name without an extension (``config``,
+    ``prod-cluster``) that has a kubeconfig's top-level lines."""
+    kind = _kind(src.name)
+    if kind is not None or "." in src.name:
+        return kind
+    if src.path == ".kube/config" or src.path.endswith("/.kube/config"):
+        return "yaml"
+    if "Config" in src.text and all(line.search(src.text) for line in _KUBECONFIG_LINES):
+        return "yaml"
+    return None
+
+
 def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
               ) -> Iterator[tuple[int, Hit]]:
     """The key rule, line by line. ``elsewhere`` (YAML and JSON) collects the lines it
@@ -1578,7 +1598,7 @@ def prepare(ctx: LintContext) -> None:
 
 def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     """Yield at most one MAG002 finding per line (the most specific detector wins)."""
-    hits = _hits(src, _kind(src.name), bool(_EXAMPLE.search(src.name)), True)
+    hits = _hits(src, _kind_of(src), bool(_EXAMPLE.search(src.name)), True)
     for number in sorted(hits):
         hit = hits[number]
         yield finding(src, number, hit.column, RULE, hit.message, hit.fix or FIX,
@@ -1688,7 +1708,7 @@ def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None
     (``.dockerconfigjson``, ``app.env``, ``tls.key``, ``keystore.p12``) or, for a key
     naming no kind of file, as the key's value (``password``), at the key's line."""
     inner = source(entry.key, entry.data)
-    kind = _kind(entry.key)
+    kind = _kind_of(inner)
     # A value of no kind of file (most are: `password`, `host`) is read by the detectors
     # of any file alone, without the rest of _hits' work (a Secret has up to 200,000).
     found = min(_hits(inner, kind, example, False).items() if kind is not None
