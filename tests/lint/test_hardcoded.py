@@ -1467,6 +1467,22 @@ jobs:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_here_string_against_its_option_is_the_credential(make_repo: MakeRepo) -> None:
+    """The shell ends a word at `<<<`: `--password-stdin<<<"..."` gives the option's
+    command the word as its input as `--password-stdin <<< "..."` does (it passed the
+    gate); an option that goes on past the name is another option."""
+    repo = make_repo({"scripts/login.sh": """\
+docker login -u ci --password-stdin<<<"CANARYhs9-x9" «MAG002»
+gh auth login --with-token<<<CANARYhs10-x9 «MAG002»
+docker login -u ci --password-stdin<<<"$REGISTRY_PASSWORD"
+tool --password-stdin-file x <<< "CANARYnear3-x9"
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_an_sql_password_in_escaped_quotes_is_found(make_repo: MakeRepo) -> None:
     """A statement inside a double-quoted string quotes MySQL's password `\\"...\\"`: in a
     shell script's `mysql -e "..."` and in code's strings it passed the gate; a variable

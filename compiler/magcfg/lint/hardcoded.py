@@ -1158,7 +1158,8 @@ _HERESTRING = re.compile(r"<<<[ \t]*+(\$?+['\"]|(?=[^\s;|&<>()]))")
 _HERESTRING_WORD = re.compile(r"""[^\s;|&<>()'"]++""")
 # An option that has a command read a credential from its input (`docker login
 # --password-stdin`, `gh auth login --with-token`): the here-string is the credential.
-_STDIN_CREDENTIAL = re.compile(r"(?:^|\s)--(?:([A-Za-z][\w-]*?)-stdin|(with-token))(?=\s)")
+# Searched up to the here-string, whose `<<<` ends a word as a space does.
+_STDIN_CREDENTIAL = re.compile(r"(?:^|\s)--(?:([A-Za-z][\w-]*?)-stdin|(with-token))(?=\s|\Z)")
 
 
 def _herestring_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
