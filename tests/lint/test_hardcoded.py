@@ -845,6 +845,20 @@ def test_a_kubeconfig_is_known_by_its_shape_or_its_place(make_repo: MakeRepo) ->
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_kubectl_s_own_config_file_is_a_kubeconfig(make_repo: MakeRepo) -> None:
+    """kubectl's default file, `.kube/config`, is a kubeconfig by its path (its name has
+    no extension: its token passed the gate); a file named `config` elsewhere is not."""
+    repo = make_repo({
+        "ci/.kube/config": "apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n"
+                           "    token: CANARYkc2-x9Kq2zLm7Wt4Rv8Bn3 «MAG002»\n",
+        ".kube/config": "users:\n- name: ci\n  user:\n    password: CANARYkc3-x9 «MAG002»\n",
+        "git/config": "[user]\n  token: CANARYnear4-x9\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_xml_settings_elements_attributes_and_key_value_pairs(make_repo: MakeRepo) -> None:
     """XML files (`.xml`, `.config`) hold settings as an element's text (Maven's
     `<password>`), an attribute (tomcat-users.xml) and a `key`'s or `name`'s `value`
