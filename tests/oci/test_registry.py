@@ -416,3 +416,54 @@ def test_credentials_a_registry_writes_into_a_token_realm_are_not_shown() -> Non
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_not_shown(
+        ) -> None:
+    # A realm is a URL: a registry that writes what it was sent into its query encodes
+    # it there (`+`, `/` and `=` of base64 and of an ECR password as `%2B`, `%2F`, `%3D`).
+    import urllib.parse
+
+    password = "eyJwYXlsb2FkIjoi+Zk9/Qw==:s3cret canary@7f3a"
+    basic = base64.b64encode(f"{USER}:{password}".encode()).decode()
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            sent = self.headers.get("Authorization")
+            host = f"127.0.0.1:{self.server.server_address[1]}"
+            self.send_response(500 if self.path.startswith("/token") else 401)
+            if sent is None:
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+            elif not self.path.startswith("/token"):
+                query = urllib.parse.urlencode({"basic": sent.split()[-1], "pw": password,
+                                                "login": f"{USER}:{password}"})
+                self.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token'
+                                 f'?{query}",service="r"')
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, password))
+        texts = []
+        for _ in range(2):  # the first sends the credentials the second's realm quotes
+            with pytest.raises(RegistryError) as info:
+                client.manifest("acme/cfg", "production")
+            texts.append(info.value.format())
+        assert "HTTP 500" in texts[1], texts
+        for text in texts:
+            for form in (password, basic, f"{USER}:{password}"):
+                for shown in (form, urllib.parse.quote(form, safe=""),
+                              urllib.parse.quote_plus(form, safe="")):
+                    assert shown not in text, text
+            assert "%2B" not in text and "Zk9" not in text, text
+    finally:
+        server.shutdown()
+        server.server_close()

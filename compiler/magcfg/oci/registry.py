@@ -378,6 +378,9 @@ class Registry:
             user, password = self.credentials
             sent |= {password, f"{user}:{password}",
                      base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
+        # A realm is a URL, whose query holds what a registry writes there encoded.
+        sent |= {quoted(form, safe="") for form in sent for quoted in (
+            urllib.parse.quote, urllib.parse.quote_plus)}
         return Redactor().text(text, sent)
 
     # -- manifests ------------------------------------------------------------------------
