@@ -302,3 +302,59 @@ def test_a_secret_committed_as_a_symlink_target_is_found_in_history(
     assert found == sorted(PLANTED_LINKS), proc.stdout
     assert "Zx8qLm2pR7vT4w" not in proc.stdout + proc.stderr
     assert "MAG002" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_a_layer_file_a_commit_added_and_the_next_removed_is_checked_against_the_schema(
+        make_repo: MakeRepo) -> None:
+    """MAG006 knew a layer file by the work tree's listing alone: one a commit since the
+    base added, with a literal under a key the schema marks secret (no secret-like name
+    that MAG002 reads), and the next commit removed, was checked as no layer file."""
+    from . import fixtures as fx
+
+    root = make_repo({name: fx.LAYER_SECRETS[name] for name in (
+        "magcfg.yaml", "schemas/app.schema.json", "layers/base/db.yaml")}).root
+    git(root, "branch", "base")
+    added = _commit(root, {"layers/env/prod/extra.yaml":
+                           f'api_keys:\n  stripe: "{CANARY}"\n'}, "add a key")
+    git(root, "rm", "-q", "layers/env/prod/extra.yaml")
+    git(root, "commit", "-q", "-m", "take it out")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["line"], f["rule"], f["commit"][:7])
+            for f in json.loads(proc.stdout)["findings"]] == [
+        ("layers/env/prod/extra.yaml", 2, "MAG006", added)]
+    _no_canary(proc.stdout, proc.stderr)
+    # A file of a layer's name that no layer lists (hidden, or of another suffix) is none.
+    _commit(root, {"layers/env/prod/.extra.yaml": f'api_keys:\n  stripe: "{CANARY}"\n',
+                   "layers/env/prod/extra.txt": f'api_keys:\n  stripe: "{CANARY}"\n',
+                   "layers/env/staging/extra.yaml": f'api_keys:\n  stripe: "{CANARY}"\n'},
+            "not layers")
+    assert run_cli(root, "lint", "--since", "HEAD~1").returncode == 0
+
+
+def test_a_commit_s_cue_layer_is_checked_as_that_commit_holds_it(
+        make_repo: MakeRepo) -> None:
+    """MAG006 exported the work tree's CUE layers: a commit's version of one (a literal
+    set in one commit and taken out in the next) was checked as the work tree holds it,
+    and a commit's CUE layer file the work tree lacks not at all."""
+    from . import fixtures as fx
+
+    clean = 'db: {\n\thost:     "db.internal"\n\tpassword: "vault://secret/app#db"\n}\n'
+    files = {name: fx.LAYER_SECRETS[name] for name in ("magcfg.yaml",
+                                                        "schemas/app.schema.json")}
+    root = make_repo({**files, "layers/base/db.cue": clean}).root
+    git(root, "branch", "base")
+    literal = _commit(root, {"layers/base/db.cue": clean.replace("vault://secret/app#db",
+                                                                 CANARY)}, "literal")
+    _commit(root, {"layers/base/db.cue": clean}, "reference")
+    added = _commit(root, {"layers/env/prod/extra.cue": f'api_keys: stripe: "{CANARY}"\n'},
+                    "add")
+    git(root, "rm", "-q", "layers/env/prod/extra.cue")
+    git(root, "commit", "-q", "-m", "take it out")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert sorted((f["file"], f["line"], f["rule"], f["commit"][:7])
+                  for f in json.loads(proc.stdout)["findings"]) == [
+        ("layers/base/db.cue", 3, "MAG006", literal),
+        ("layers/env/prod/extra.cue", 1, "MAG006", added)]
+    _no_canary(proc.stdout, proc.stderr)

@@ -29,6 +29,30 @@ class _Project:
     index: Any  # its schema's PolicyIndex
     compiler: Any  # its Compiler, which reads its CUE layer files (``_cue``)
 
+    def key_prefixes(self, path: str) -> frozenset[tuple[str, ...]]:
+        """The key paths a file at ``path`` (from the lint root) would sit under as a
+        layer file of this project, as the build lists one (a layer's suffix, no hidden
+        name below its directory): none for a file of no layer. What a commit's file
+        that the work tree lacks is checked as (``lint --since``)."""
+        from ..project import LAYER_SUFFIXES
+
+        rel = path.removeprefix(self.here)
+        if (self.here and rel == path) or not rel.endswith(LAYER_SUFFIXES):
+            return frozenset()
+        project = self.compiler.project
+        found = set()
+        for env in project.environments:
+            for spec in project.layers:
+                directory = spec.directory(env).rstrip("/")
+                below = rel.removeprefix(f"{directory}/") if directory != "." else rel
+                if (directory != "." and below == rel) or any(
+                        part.startswith(".") for part in below.split("/")):
+                    continue
+                prefix = spec.key_prefix(env, rel)
+                if prefix is not None:
+                    found.add(prefix)
+        return frozenset(found)
+
 
 @dataclass(frozen=True)
 class _Layers:
@@ -38,6 +62,20 @@ class _Layers:
     files: dict[str, tuple[frozenset[tuple[str, ...]], _Project]]
     # A project file found in the repository that cannot be read -> why.
     unread: dict[str, str]
+    # Every project read, in the order its layer files were taken (``files``).
+    projects: tuple[_Project, ...] = ()
+
+    def of(self, path: str) -> tuple[frozenset[tuple[str, ...]], _Project] | None:
+        """What ``files`` holds for ``path``, or for a file the work tree lacks (a
+        commit's), what it would hold for one there: the first project's that takes it."""
+        known = self.files.get(path)
+        if known is not None:
+            return known
+        for project in self.projects:
+            prefixes = project.key_prefixes(path)
+            if prefixes:
+                return prefixes, project
+        return None
 
 
 def _layers(ctx: LintContext) -> _Layers:
@@ -58,6 +96,7 @@ def _load_layers(ctx: LintContext) -> _Layers:
 
     files: dict[str, tuple[frozenset[tuple[str, ...]], _Project]] = {}
     unread: dict[str, str] = {}
+    projects: list[_Project] = []
     # Project and layer files by the names they are opened by (``LintContext.listed``).
     found = {ctx.listed.get(name, name) for name in ctx.files
              if name.rsplit("/", 1)[-1] in PROJECT_FILE_NAMES}
@@ -73,9 +112,10 @@ def _load_layers(ctx: LintContext) -> _Layers:
         if loaded is None:
             continue
         project, listed = loaded
+        projects.append(project)
         for path, keys in listed.items():
             files.setdefault(path, (keys, project))  # two projects' file: the first's
-    return _Layers(files, unread)
+    return _Layers(files, unread, tuple(projects))
 
 
 def _project(ctx: LintContext, rel: str
@@ -159,6 +199,27 @@ def _exported(compiler: Any, paths: list[str]) -> dict[str, dict[str, Any] | str
         return {path: data for one in paths for path, data in _exported(compiler, [one]).items()}
 
 
+def _cue_data(ctx: LintContext, src: SourceFile, listed: str, project: _Project
+              ) -> dict[str, Any] | str | None:
+    """The data of the CUE layer file ``src`` (``listed`` from the lint root), as
+    ``_cue`` gives it: the work tree's from its one export, and a version a commit holds
+    that the work tree does not (``lint --since``), exported alone."""
+    from ..cue.binary import find_cue
+    from ..cue.layers import export
+    from ..errors import BuildError
+
+    work_tree = ctx.files.get(src.path)
+    if work_tree is not None and work_tree.text == src.text:
+        return _cue(ctx).get(listed)
+    path = listed.removeprefix(project.here)
+    try:
+        cue = find_cue(path, project.compiler.project.root, project.compiler.cache)
+        return export(cue, {path: src.text.encode("utf-8")}).get(path)
+    except BuildError as exc:
+        unusable = [d.message for d in exc.diagnostics if d.code in ("cue-missing", "cue-version")]
+        return unusable[0] if unusable else None  # `magcfg build` reports export errors
+
+
 def prepare(ctx: LintContext) -> None:
     """Load what every layer file's check reads (the project, its layer files, the
     schema's secret keys, the CUE layers' data) once."""
@@ -176,9 +237,10 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
         yield finding(src, 1, 1, RULE, f"layers not checked for literal secrets: {unread}",
                       "fix the project file (`magcfg build` names the problem)")
         return
-    if listed not in layers.files:
+    known = layers.of(listed)
+    if known is None:
         return
-    prefixes, project = layers.files[listed]
+    prefixes, project = known
     index = project.index
     from ..secrets.references import looks_like_reference, parse_reference
     from ..syntax.locate import locate
@@ -187,7 +249,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     raw = src.text.encode("utf-8")
     data: Any
     if src.name.endswith(".cue"):
-        data = _cue(ctx).get(listed)
+        data = _cue_data(ctx, src, listed, project)
         if isinstance(data, str):  # fail closed: a gate that cannot read says so
             yield finding(src, 1, 1, RULE, f"not checked for literal secrets: {data}",
                           "install the cue CLI where lint runs (docs/cue.md)")
