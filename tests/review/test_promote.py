@@ -392,6 +392,28 @@ def test_the_pr_body_s_commands_run_at_the_top_of_a_monorepo(tmp_path: Path) -> 
     assert (top / "report.html").is_file()
 
 
+def test_the_pr_body_s_commands_name_a_project_file_of_another_name(repo: Project) -> None:
+    """At the top, a project file that is not magcfg.yaml (or .yml) is found by
+    ``--project`` alone: the PR body's commands left it out, and found no project."""
+    import shlex
+
+    git(repo.root, "mv", "magcfg.yaml", "deploy.yaml")
+    git(repo.root, "commit", "-qm", "rename the project file")
+    pr = repo.root.parent / "pr.md"
+    done = repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--pr-body", str(pr), "--project", "deploy.yaml")
+    assert done.returncode == 0, done.stderr
+    body = pr.read_text()
+    rerun = "magcfg promote staging production --key 'db.pool.max' --project deploy.yaml"
+    assert f"```\n{rerun}\n```\n" in body, body
+    assert "magcfg report --html report.html --against main --project deploy.yaml" in body
+    git(repo.root, "checkout", "-q", "main")
+    env = {**os.environ, "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ['PATH']}"}
+    again = subprocess.run([*shlex.split(rerun), "--dry-run"], cwd=repo.root, env=env,
+                           capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+
+
 def test_the_pr_body_names_the_branch_the_promotion_goes_into(repo: Project) -> None:
     """A clone of an origin whose default branch is not main: the PR body's base and its
     report command name origin's branch, from that branch and from a detached HEAD."""
