@@ -864,9 +864,9 @@ class Checkout:
     file could be such a link or conversion: one line without a line end, a CRLF, a NUL
     or BOM, a ``$Id:``, which a layer or schema almost never holds, so a build asks
     nothing. A file that differs from the commit in more than git's conversion is an
-    edit, and builds. A link's target of more lines is found by the build alone, which
-    asks git's index about every file it reads (``indexed_by_git``, answered after
-    parsing)."""
+    edit, and builds. A link's target of more lines is found by the build, which asks
+    git's index about every file it reads (``indexed_by_git``, answered after parsing),
+    and by ``problem_asked`` for the files every command reads first."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -923,6 +923,25 @@ class Checkout:
                         "in the deepest .gitattributes that sets them and check it out "
                         "again, or commit the change")
         return None
+
+    def problem_asked(self, rel: str, raw: bytes) -> str | None:
+        """``problem``, and for bytes of any shape whether ``rel`` is a committed symlink
+        held as a file of its target, git's index asked about ``rel`` alone: for a file
+        that the build's question to the index (``indexed_by_git``) does not reach, or
+        only after it is used (the project file, which every command reads; a layer
+        directory held as a file). A target of several lines is no shape ``problem``
+        asks about, and a target may be any text, the project file's too."""
+        found = self.problem(rel, raw)
+        if found is not None or _link_shaped(raw) or not raw \
+                or len(raw) > MAX_SYMLINK_TARGET or b"\0" in raw:
+            return found  # asked already, or no target: none holds these
+        try:
+            link = indexed_by_git(self.root, [], [rel])().links.get(rel)
+        except GitUnanswered as exc:
+            return ("may be a symlink in git held as a file of its target (a checkout "
+                    f"without symlink support), and git, which would tell, did not answer "
+                    f"({exc}): fix what stops git, then run magcfg again")
+        return LINK_HELD if link is not None and git_object_id(raw, link) == link else None
 
     def index(self) -> dict[str, tuple[str, str]]:
         """(mode, object id) of each path (relative to the root) in git's index; none
@@ -1077,7 +1096,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     root = Path(os.path.realpath(file.parent))
     name = file.name
     raw = read_located(root / name, name, MAX_INPUT_BYTES)
-    problem = Checkout(root).problem(name, raw)
+    problem = Checkout(root).problem_asked(name, raw)
     if problem is not None:
         raise PathError([path_problem(name, problem)])
     try:

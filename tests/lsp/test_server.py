@@ -688,3 +688,18 @@ async def test_hover_names_files_from_the_repository_s_top_as_every_command_does
     assert (top / "platform/config/layers/base/magds.yaml").is_file()
     explained = monorepo.run("explain", "magds.host", "--env", "dev")
     assert "platform/config/layers/base/magds.yaml:2" in explained.stdout, explained
+
+
+def test_a_project_file_held_for_a_symlink_is_refused_on_it_as_every_command_does(
+        tmp_path: Path) -> None:
+    """A project file committed as a link whose target is a project, where a checkout
+    lacks symlinks: the server checked the files against the project it spells."""
+    from tests.pipeline.test_load import LINK_HELD, _cloned_without_links
+
+    clone = _cloned_without_links(tmp_path, {"magcfg.yaml": MINI_PROJECT})
+    ls, _ = _in_process_server(clone.root)
+    published: list[types.PublishDiagnosticsParams] = []
+    ls.text_document_publish_diagnostics = published.append
+    assert ls.session_of(uri_of(clone, "layers/base/logging.yaml")) is None
+    assert [(p.uri, [d.message for d in p.diagnostics]) for p in published] == [
+        (uri_of(clone, "magcfg.yaml"), [LINK_HELD])]

@@ -171,8 +171,9 @@ def test_symlinks_whose_target_holds_a_line_end_checked_out_as_files_are_refused
     stderr = failed_cleanly(clone.run("build"))
     assert stderr == (f"layers/base/magds.yaml: error: {LINK_HELD}\n"
                       f"schemas/schema.json: error: {LINK_HELD}\n")
-    assert failed_cleanly(clone.run("build", "--project", "linked.yaml")).startswith(
-        f"layers/base/magds.yaml: error: {LINK_HELD}\nlinked.yaml: error: {LINK_HELD}\n")
+    # The project file is refused as it is read, before any file it names.
+    assert failed_cleanly(clone.run("build", "--project", "linked.yaml")) \
+        == f"linked.yaml: error: {LINK_HELD}\n"
     assert clone.snapshot_tree() == {}
     # A regular file of other bytes where the link was: an edit, which builds.
     clone.write("layers/base/magds.yaml", "magds:\n  host: edited\n")
@@ -209,6 +210,61 @@ def test_a_symlink_whose_target_is_longer_than_a_path_checked_out_as_a_file_is_r
     stderr = failed_cleanly(clone.run("build"))
     assert stderr == f"layers/base/magds.yaml: error: {LINK_HELD}\n"
     assert clone.snapshot_tree() == {}
+
+
+def _cloned_without_links(tmp_path: Path, links: dict[str, str]) -> Project:
+    """The small project with ``links`` (path -> target) committed as symlinks in place
+    of what it holds there, cloned with ``core.symlinks=false``: each a file of its
+    target."""
+    top = tmp_path / "origin"
+    origin = Project(top)
+    origin.write("schemas/schema.json", json.dumps(MINI_SCHEMA))
+    for rel, text in {"magcfg.yaml": MINI_PROJECT, **MINI_BASE}.items():
+        if not any(rel == link or rel.startswith(f"{link}/") for link in links):
+            origin.write(rel, text)
+    for rel, target in links.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).symlink_to(target)
+    run = _committed(top)
+    clone = Project(tmp_path / "clone")
+    run(["git", "-c", "core.symlinks=false", "clone", "-q", str(top), str(clone.root)])
+    return clone
+
+
+COMMANDS = {"build": ["build"], "diff": ["diff", "dev", "prod"],
+            "explain": ["explain", "magds.host", "--env", "prod"],
+            "promote": ["promote", "dev", "prod"], "verify": ["verify"],
+            "check-env": ["check-env", "--env", "dev"], "lint": ["lint"]}
+"""A run of each command that loads the project."""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_project_file_held_for_a_symlink_of_several_lines_is_refused_by_every_command(
+        tmp_path: Path, command: str) -> None:
+    """A project file committed as a link whose target is a project (any text may be a
+    target) is that project's text where a checkout lacks symlinks: the build alone
+    refused it, when it asked git about the files it read; every other command ran
+    the project it spells."""
+    clone = _cloned_without_links(tmp_path, {"magcfg.yaml": MINI_PROJECT})
+    assert (clone.root / "magcfg.yaml").read_text() == MINI_PROJECT
+    before = clone.snapshot_tree("")
+    stderr = failed_cleanly(clone.run(*COMMANDS[command]))
+    assert stderr.startswith(f"magcfg.yaml: error: {LINK_HELD}\n"), stderr
+    assert clone.snapshot_tree("") == before
+
+
+@pytest.mark.parametrize("command", ["build", "diff", "explain", "promote"])
+def test_a_layer_directory_held_for_a_symlink_of_several_lines_is_refused_naming_it(
+        tmp_path: Path, command: str) -> None:
+    """A layer directory committed as a link whose target holds a line end was "is not
+    a directory", where a target of one line was named a link held as a file."""
+    clone = _cloned_without_links(tmp_path, {"layers/environments/prod": "../prod\nlayers"})
+    stderr = failed_cleanly(clone.run(*COMMANDS[command]))
+    assert stderr.startswith(f"layers/environments/prod: error: {LINK_HELD}\n"), stderr
+    # A file of other text there is no link's: what it is.
+    (clone.root / "layers/environments/prod").write_text("../prod\n")
+    stderr = failed_cleanly(clone.run(*COMMANDS[command]))
+    assert stderr.startswith("layers/environments/prod: error: is not a directory\n"), stderr
 
 
 def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(

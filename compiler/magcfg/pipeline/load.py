@@ -207,7 +207,7 @@ class FileSource:
             raw = self._tree.read(problem.file)
         except PathError:
             return problem
-        found = self._checkout.problem(self._tree.real_relative(problem.file), raw)
+        found = self._checkout.problem_asked(self._tree.real_relative(problem.file), raw)
         return problem if found is None else path_problem(problem.file, found)
 
     def real_relative(self, path: str) -> str:
