@@ -932,9 +932,10 @@ class Checkout:
         directory held as a file). A target of several lines is no shape ``problem``
         asks about, and a target may be any text, the project file's too."""
         found = self.problem(rel, raw)
-        if found is not None or _link_shaped(raw) or not raw \
-                or len(raw) > MAX_SYMLINK_TARGET or b"\0" in raw:
-            return found  # asked already, or no target: none holds these
+        if found is not None or _link_shaped(raw) or not raw:
+            # Asked already, or no target. A target of any length or bytes is a blob
+            # git writes whole where it makes no link (``link_checked_out``).
+            return found
         try:
             link = indexed_by_git(self.root, [], [rel])().links.get(rel)
         except GitUnanswered as exc:

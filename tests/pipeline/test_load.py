@@ -503,3 +503,32 @@ def test_a_file_the_build_reads_beside_one_named_in_another_case_is_refused(
     assert f"{named}: on macOS and Windows they are one file; rename or merge them\n" \
         in stderr
     assert mini.snapshot_tree() == {}
+
+
+@pytest.mark.parametrize("command", ["diff", "explain", "lint"])
+def test_a_project_file_held_for_a_symlink_longer_than_a_link_on_disk_is_refused(
+        tmp_path: Path, command: str) -> None:
+    """git writes a link's target whole where it makes no link, however long: a project
+    of more than the 4,095 bytes a link on disk holds was read as the project by every
+    command but the build, asked about git's index for short texts alone."""
+    top = tmp_path / "origin"
+    origin = Project(top)
+    for rel, text in MINI_BASE.items():
+        origin.write(rel, text)
+    origin.write("schemas/schema.json", json.dumps(MINI_SCHEMA))
+    run = _committed(top)
+    target = MINI_PROJECT + "# padding\n" * 500
+    assert len(target) > 4095
+    blob = run(["git", "hash-object", "-w", "--stdin"], cwd=top, input=target.encode()
+               ).stdout.decode().strip()
+    run(["git", "update-index", "--add", "--cacheinfo", f"120000,{blob},magcfg.yaml"],
+        cwd=top)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm",
+         "link"], cwd=top)
+    clone = Project(tmp_path / "clone")
+    run(["git", "-c", "core.symlinks=false", "clone", "-q", str(top), str(clone.root)])
+    assert (clone.root / "magcfg.yaml").read_text() == target
+    before = clone.snapshot_tree("")
+    stderr = failed_cleanly(clone.run(*COMMANDS[command]))
+    assert stderr.startswith(f"magcfg.yaml: error: {LINK_HELD}\n"), stderr
+    assert clone.snapshot_tree("") == before
