@@ -1086,6 +1086,17 @@ def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
     return None
 
 
+def check_project_bytes(file: Path, raw: bytes, shown: str) -> None:
+    """``PathError`` naming ``shown`` when ``raw``, the bytes of the project file
+    ``file``, are not what the commit holds (``Checkout.problem_asked``: an LFS pointer,
+    a committed symlink's target, ...): every reader of a project file asks, before it
+    takes a setting from it."""
+    directory = Path(os.path.realpath(file.parent))
+    problem = Checkout(directory).problem_asked(file.name, raw)
+    if problem is not None:
+        raise PathError([path_problem(shown, problem)])
+
+
 def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     """Read and check a project file (default: ``magcfg.yaml`` here or in a parent).
 
@@ -1097,9 +1108,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     root = Path(os.path.realpath(file.parent))
     name = file.name
     raw = read_located(root / name, name, MAX_INPUT_BYTES)
-    problem = Checkout(root).problem_asked(name, raw)
-    if problem is not None:
-        raise PathError([path_problem(name, problem)])
+    check_project_bytes(root / name, raw, name)
     try:
         _check_text(name, raw)
         data, _ = parse_layer(name, raw, "project file")

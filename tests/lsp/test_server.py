@@ -703,3 +703,22 @@ def test_a_project_file_held_for_a_symlink_is_refused_on_it_as_every_command_doe
     assert ls.session_of(uri_of(clone, "layers/base/logging.yaml")) is None
     assert [(p.uri, [d.message for d in p.diagnostics]) for p in published] == [
         (uri_of(clone, "magcfg.yaml"), [LINK_HELD])]
+
+
+def test_a_git_lfs_pointer_is_refused_on_it_as_every_command_does(mini: Project) -> None:
+    """A layer file a checkout without git-lfs holds as its pointer: shown on it, never
+    checked as the layer it is not."""
+    from tests.pipeline.test_load import LFS_POINTER
+
+    mini.write("layers/base/magds.yaml", LFS_POINTER)
+    ls, _ = _in_process_server(mini.root)
+    published: list[types.PublishDiagnosticsParams] = []
+    ls.text_document_publish_diagnostics = published.append
+    assert ls.session_of(uri_of(mini, "layers/base/logging.yaml")) is not None
+    shown = {(p.uri, d.message) for p in published for d in p.diagnostics}
+    assert (uri_of(mini, "layers/base/magds.yaml"),
+            "is a Git LFS pointer, not the file it stands for: this checkout was made "
+            "without git-lfs (or with GIT_LFS_SKIP_SMUDGE), so it would build other bytes "
+            "than one with it; install git-lfs and run `git lfs pull`, or keep the inputs "
+            "out of LFS (drop their filter=lfs in .gitattributes and commit them again)"
+            ) in shown, shown

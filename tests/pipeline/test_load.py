@@ -286,19 +286,56 @@ def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(
         ["git", "ls-files", "--stage", "-z"]]
 
 
-@pytest.mark.parametrize("rel", ["layers/base/magds.yaml", "schemas/schema.json"])
-def test_git_lfs_pointers_are_refused(mini: Project, rel: str) -> None:
-    """Checked out without git-lfs (or with GIT_LFS_SKIP_SMUDGE) an LFS file is its
-    pointer: CI would build from other bytes than a checkout with git-lfs."""
-    mini.write(rel, "version https://git-lfs.github.com/spec/v1\noid sha256:"
-               + "ab" * 32 + "\nsize 1234\n")
-    stderr = failed_cleanly(mini.run("build"))
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 \
+    + "\nsize 1234\n"
+"""A whole Git LFS pointer, as a checkout without git-lfs writes the file it stands for."""
+LFS_READ = [("layers/base/magds.yaml", "build"), ("schemas/schema.json", "build"),
+            ("layers/environments/prod/logging.yaml", "build"),
+            *((rel, command) for rel in ("layers/base/magds.yaml", "schemas/schema.json")
+              for command in ("diff", "explain", "promote")),
+            ("schemas/schema.json", "docs"), ("magcfg.yaml", "verify"),
+            ("magcfg.yaml", "check-env"), ("magcfg.yaml", "lint")]
+"""Each command that reads an input, with an input it reads: the project file for the
+commands that read no layer."""
+
+
+@pytest.mark.parametrize(("rel", "command"), LFS_READ)
+def test_git_lfs_pointers_are_refused(mini: Project, rel: str, command: str) -> None:
+    """Checked out without git-lfs (or with GIT_LFS_SKIP_SMUDGE; GitHub's checkout has
+    `lfs: false`) an LFS file is its pointer: CI would build from other bytes than a
+    checkout with git-lfs. Refused by each command that reads it, never built."""
+    mini.write(rel, LFS_POINTER)
+    before = mini.snapshot_tree("")
+    stderr = failed_cleanly(mini.run(*COMMANDS.get(command, [command])))
     assert stderr.startswith(
         f"{rel}: error: is a Git LFS pointer, not the file it stands for: this checkout "
         "was made without git-lfs (or with GIT_LFS_SKIP_SMUDGE), so it would build other "
         "bytes than one with it; install git-lfs and run `git lfs pull`, or keep the inputs "
-        "out of LFS (drop their filter=lfs in .gitattributes and commit them again)\n")
-    assert mini.snapshot_tree() == {}
+        "out of LFS (drop their filter=lfs in .gitattributes and commit them again)\n"), stderr
+    assert mini.snapshot_tree("") == before
+
+
+def test_git_lfs_pointers_at_a_commit_are_refused(mini: Project) -> None:
+    """At a commit every LFS file is its pointer, whatever the checkout holds: `diff
+    --against` and `report --against` parsed it as the layer or schema it is not (a
+    string where a mapping belongs, JSON that does not parse)."""
+    run = _committed(mini.root)
+    for rel in ("layers/base/magds.yaml", "schemas/schema.json"):
+        mini.write(rel, LFS_POINTER)
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam",
+             "lfs"], cwd=mini.root)
+        run(["git", "checkout", "-q", "HEAD~1", "--", rel], cwd=mini.root)
+        for args in (["diff", "prod", "--against", "HEAD"],
+                     ["report", "--html", "out.html", "--against", "HEAD"]):
+            stderr = failed_cleanly(mini.run(*args))
+            assert stderr.startswith(
+                f"{rel}@HEAD: error: is a Git LFS pointer at this commit: git holds the "
+                "file's bytes in LFS storage, which magcfg does not read, and a pointer is "
+                "no input; keep the inputs out of LFS (drop their filter=lfs in "
+                ".gitattributes and commit them again)\n"), stderr
+            assert not (mini.root / "out.html").exists()
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam",
+             "out of lfs"], cwd=mini.root)
 
 
 def test_a_file_that_only_begins_like_an_lfs_pointer_is_read_as_itself(

@@ -59,6 +59,9 @@ def load_config(root: Path, project_file: Path | None = None,
     if path is None:
         return LintConfig()
     raw = read_located(path, str(path), MAX_INPUT_BYTES)
+    from ..project import check_project_bytes
+
+    check_project_bytes(path, raw, _rel(root, path))
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

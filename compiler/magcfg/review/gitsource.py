@@ -48,7 +48,13 @@ from ..durable import (
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..pipeline.load import LAYER_SUFFIXES
-from ..project import MAX_SYMLINK_TARGET, SHALLOW_UNKNOWN_REF, Project, load_project
+from ..project import (
+    MAX_SYMLINK_TARGET,
+    SHALLOW_UNKNOWN_REF,
+    Project,
+    lfs_pointer,
+    load_project,
+)
 
 MAX_ENTRIES = 100_000
 """Tree entries one source lists, for all its layer directories together: a hundred
@@ -69,6 +75,12 @@ _GITLINK = 0o160000
 _TREE = stat.S_IFDIR
 _NOT_OTHER_REPOSITORIES = "magcfg reads no layer files from other repositories"
 SUBMODULE = f"is a git submodule; {_NOT_OTHER_REPOSITORIES}"
+LFS_AT_COMMIT = ("is a Git LFS pointer at this commit: git holds the file's bytes in LFS "
+                 "storage, which magcfg does not read, and a pointer is no input; keep the "
+                 "inputs out of LFS (drop their filter=lfs in .gitattributes and commit them "
+                 "again)")
+"""Why a file whose blob is an LFS pointer is refused (``project.lfs_pointer``): at a
+commit every LFS file is its pointer, whatever a checkout holds."""
 TOO_MANY = (f"the layer directories at this commit hold more than {MAX_ENTRIES} files and "
             "directories (git names that many with a few objects); magcfg stops listing here")
 BAD_TREE = ("git tree holds an entry git refuses (a name such as '..' or '.git', or a bad "
@@ -413,12 +425,15 @@ class GitSource:
             raise PathError([path_problem(path, f"is {file_kind(entry.mode)}, not a regular "
                                           "file")])
         try:
-            return self._object(entry.sha, b"blob", MAX_INPUT_BYTES)
+            data = self._object(entry.sha, b"blob", MAX_INPUT_BYTES)
         except _Oversized:
             raise PathError([path_problem(path, f"is larger than {MAX_INPUT_BYTES} bytes")]
                             ) from None
         except ValueError as exc:  # a blob the commit names but the repository lacks
             raise PathError([path_problem(path, f"cannot read: {exc}")]) from None
+        if lfs_pointer(data):
+            raise PathError([path_problem(path, LFS_AT_COMMIT)])
+        return data
 
     def list_layer(self, directory: str, suffixes: tuple[str, ...] = LAYER_SUFFIXES
                    ) -> tuple[list[str], list[Diagnostic]]:
