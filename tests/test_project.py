@@ -19,10 +19,16 @@ HEADER = f"blob {len(BLOB)}\n".encode()
 
 _CUT_GIT = f"""#!{sys.executable}
 import os, subprocess, sys, time
-# git's answer, passed on up to GIT_CUT_AT bytes; then this git ends, or hangs.
+# git's answer passed on as it comes, up to GIT_CUT_AT bytes; then this git ends, or hangs.
 real = subprocess.Popen([os.environ["REAL_GIT"], *sys.argv[1:]], stdout=subprocess.PIPE)
-os.write(1, real.stdout.read(int(os.environ["GIT_CUT_AT"])))
-if not real.stdout.read(1):  # all of it passed on: git's own end
+left = int(os.environ["GIT_CUT_AT"])
+while left > 0:
+    chunk = os.read(real.stdout.fileno(), min(left, 1 << 16))
+    if not chunk:  # all of it passed on: git's own end
+        sys.exit(real.wait())
+    os.write(1, chunk)
+    left -= len(chunk)
+if not real.stdout.read(1):
     sys.exit(real.wait())
 if os.environ["GIT_CUT_THEN"] == "hang":
     time.sleep(600)
@@ -31,25 +37,32 @@ os._exit(1)
 """
 
 
-@pytest.fixture
-def cut_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A repository holding ``BLOB`` as ``blob.bin``, and a ``git`` first on PATH that
-    passes the real git's answer on only as far as ``GIT_CUT_AT`` says."""
+def cut_git_on_path(directory: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Puts a ``git`` first on PATH, in ``directory``, that passes the real git's answer
+    on only as far as ``GIT_CUT_AT`` bytes (``GIT_CUT_THEN``: ``end`` or ``hang``
+    after); the real git's path."""
     real = shutil.which("git")
     assert real is not None
+    directory.mkdir()
+    (directory / "git").write_text(_CUT_GIT)
+    (directory / "git").chmod(0o755)
+    monkeypatch.setenv("REAL_GIT", real)
+    monkeypatch.setenv("GIT_CUT_THEN", "end")
+    monkeypatch.setenv("GIT_CUT_AT", str(1 << 30))
+    monkeypatch.setenv("PATH", f"{directory}:{sys.prefix}/bin:/usr/bin:/bin")
+    return real
+
+
+@pytest.fixture
+def cut_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository holding ``BLOB`` as ``blob.bin``, with ``cut_git_on_path``."""
+    real = cut_git_on_path(tmp_path / "bin", monkeypatch)
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "blob.bin").write_bytes(BLOB)
     for args in (["init", "-q"], ["add", "blob.bin"],
                  ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"]):
         subprocess.run([real, *args], cwd=repo, check=True, capture_output=True)
-    wrapper = tmp_path / "bin/git"
-    wrapper.parent.mkdir()
-    wrapper.write_text(_CUT_GIT)
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("REAL_GIT", real)
-    monkeypatch.setenv("GIT_CUT_THEN", "end")
-    monkeypatch.setenv("PATH", f"{wrapper.parent}:{sys.prefix}/bin:/usr/bin:/bin")
     return repo
 
 

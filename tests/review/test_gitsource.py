@@ -325,3 +325,26 @@ def test_a_ref_is_read_in_the_repository_git_finds(tmp_path: Path) -> None:
     diff = project.run("diff", "--env", "dev", "--against", "HEAD", env=env)
     assert diff.returncode == 1 and "7777" in diff.stdout, diff.stderr
     assert "platform/config/layers/environments/dev/db.yaml" in diff.stdout
+
+
+def test_an_object_git_stops_in_the_middle_of_is_not_read_as_the_object(
+        repo: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitPython's stream of ``git cat-file --batch`` counts the bytes it read, not the
+    ones git sent: a git that ended in the middle of an object (killed, out of memory)
+    gave part of a layer file as the file (49,093 of its 110,000 bytes here). Here git
+    ends after 50,000 bytes, every answer before the layer's whole (a commit, trees of a
+    few entries)."""
+    from tests.test_project import cut_git_on_path
+
+    text = "".join(f"k{i:05}: {i}\n" for i in range(10_000))  # 110,000 bytes
+    repo.write("layers/base/big.yaml", text)
+    _committed(repo.root)
+    cut_git_on_path(tmp_path / "bin", monkeypatch)
+    with GitSource(repo.root, "HEAD") as whole:
+        assert whole.read("layers/base/big.yaml") == text.encode()
+    monkeypatch.setenv("GIT_CUT_AT", "50000")
+    with GitSource(repo.root, "HEAD") as cut, pytest.raises(PathError) as raised:
+        cut.read("layers/base/big.yaml")
+    assert [d.format() for d in raised.value.diagnostics] == [
+        "layers/base/big.yaml: error: cannot read: git stopped in the middle of the "
+        "object"]

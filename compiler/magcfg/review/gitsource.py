@@ -265,6 +265,11 @@ class GitSource:
             raise _Oversized(size)
         stream = self.repo.odb.stream(sha)
         data: bytes = stream.read()  # to the end: a stream left half read garbles git's next answer
+        if len(data) != size:  # the stream ends where git's output did, short of the size
+            # Dropped here, while git's output is open: GitPython reads the rest when a
+            # stream goes, and the error's frames would keep it past the repository's close.
+            del stream
+            raise ValueError("git stopped in the middle of the object")
         if stream.type != kind:
             raise ValueError(f"a {stream.type.decode()} where git expects a {kind.decode()}")
         return data
