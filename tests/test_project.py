@@ -19,6 +19,8 @@ HEADER = f"blob {len(BLOB)}\n".encode()
 
 _CUT_GIT = f"""#!{sys.executable}
 import os, subprocess, sys, time
+if os.environ.get("GIT_CUT_ONLY", sys.argv[1]) != sys.argv[1]:  # another command: git's own
+    os.execv(os.environ["REAL_GIT"], [os.environ["REAL_GIT"], *sys.argv[1:]])
 # git's answer passed on as it comes, up to GIT_CUT_AT bytes; then this git ends, or hangs.
 real = subprocess.Popen([os.environ["REAL_GIT"], *sys.argv[1:]], stdout=subprocess.PIPE)
 left = int(os.environ["GIT_CUT_AT"])
@@ -40,7 +42,8 @@ os._exit(1)
 def cut_git_on_path(directory: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Puts a ``git`` first on PATH, in ``directory``, that passes the real git's answer
     on only as far as ``GIT_CUT_AT`` bytes (``GIT_CUT_THEN``: ``end`` or ``hang``
-    after); the real git's path."""
+    after), for every git command or the one ``GIT_CUT_ONLY`` names; the real git's
+    path."""
     real = shutil.which("git")
     assert real is not None
     directory.mkdir()

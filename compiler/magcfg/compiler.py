@@ -41,6 +41,7 @@ from .durable import (
     DirectoryUpdate,
     changed_entries,
     colliding_paths,
+    git_root,
     read_if_present,
     real_directory,
     recover_directories,
@@ -1218,8 +1219,15 @@ def version_bases(project: Project, envs: Iterable[str],
     request = [f"{rev}:./{rels[env]}" for env in envs for rev in revisions]
     try:
         answers = iter(committed_blobs(project.root, request, MAX_MANIFEST_BYTES))
-    except OSError:
-        return {env: VersionBase(working[env], rels[env]) for env in envs}
+    except OSError as exc:
+        if git_root(project.root) is None:  # no repository (or no git): nothing committed
+            return {env: VersionBase(working[env], rels[env]) for env in envs}
+        # A git that stopped answering is no empty repository: the versions HEAD holds
+        # would go unseen, and one already signed be numbered again.
+        raise BuildError([Diagnostic(
+            rels[envs[0]] if envs else ".", None, None, "git could not give the manifests "
+            f"committed here, from which versions are numbered ({exc}): fix what stops "
+            "git, then build again", code="git")]) from None
     bases: dict[str, VersionBase] = {}
     for env in envs:
         best: tuple[int, VersionBase] | None = None

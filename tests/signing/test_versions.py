@@ -369,3 +369,32 @@ def test_a_reload_policy_change_alone_keeps_the_version_and_says_so(repo: Path) 
     done = run_magcfg(repo, "build")
     assert done.returncode == 0 and "note:" not in done.stderr, done.stderr
     assert versions(repo) == {"dev": 1, "prod": 2}
+
+
+def test_a_git_that_stops_in_the_middle_of_a_committed_manifest_fails_the_build(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version is numbered from the manifest HEAD holds: a git that stopped while it
+    gave it (killed, out of memory, its minute spent) was taken for no repository, and
+    the version numbered from the work tree's manifest, or from 1 where it has none,
+    below a version already signed."""
+    from magcfg.errors import BuildError
+    from tests.test_project import cut_git_on_path
+
+    (repo / "layers/environments/prod/logging.yaml").write_text("logging:\n  level: error\n")
+    build(repo)
+    git(repo, "commit", "-qam", "prod 2")
+    (repo / "generated/prod/manifest.json").unlink()  # the work tree's: none
+    cut_git_on_path(tmp_path / "bin", monkeypatch)
+    monkeypatch.setenv("GIT_CUT_ONLY", "cat-file")
+    monkeypatch.setenv("GIT_CUT_AT", "3")
+    with pytest.raises(BuildError) as raised:
+        build(repo)
+    assert [d.format() for d in raised.value.diagnostics] == [
+        "generated/dev/manifest.json: error: git could not give the manifests committed "
+        "here, from which versions are numbered (git cat-file stopped answering): fix "
+        "what stops git, then build again"]
+    assert not (repo / "generated/prod/manifest.json").exists()
+    monkeypatch.delenv("GIT_CUT_ONLY")
+    monkeypatch.setenv("GIT_CUT_AT", str(1 << 30))
+    build(repo)
+    assert versions(repo) == {"dev": 1, "prod": 2}
