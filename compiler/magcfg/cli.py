@@ -359,7 +359,7 @@ def docs(
 @app.command("check-env")
 def check_env(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment the service runs as.")],
-    artifact: Annotated[Path | None, typer.Option(
+    artifact: Annotated[str | None, typer.Option(
         "--artifact", "-a", envvar="MAGCFG_ARTIFACT", show_default=False,
         help="Directory with config.json and manifest.json (default: generated/<env>/ of "
              "the project).")] = None,
@@ -388,7 +388,7 @@ def check_env(
             result = run_check(real_directory(proj.root, display), env=env, volume=False,
                                display=display)
         else:
-            result = run_check(artifact, env=env)
+            result = run_check(_artifact_directory(artifact), env=env)
     except MagcfgError as exc:
         if output_format == "json":
             _fail_report("check-env", exc, top)
@@ -411,6 +411,20 @@ def check_env(
                         + "; ".join(message for _, message in r.failed))
     if not result.ok:
         raise typer.Exit(1)
+
+def _artifact_directory(given: str) -> Path:
+    """``check-env --artifact``'s directory; a usage error for a registry reference
+    (``oci://``, or cosign's form where no such directory is), which a directory's path
+    would mangle (``oci:/...``) and report as a missing manifest."""
+    from .errors import UsageError
+    from .oci.reference import bare_reference
+
+    if given.startswith("oci://") or (not os.path.lexists(given) and bare_reference(given)):
+        raise UsageError(f"--artifact {given}: check-env reads an artifact directory (the "
+                         "--out of magcfg watch, a ConfigMap volume, or one pulled with "
+                         "crane or oras), not a registry")
+    return Path(given)
+
 
 # ---------------------------------------------------------------- secrets: verify (live Vault)
 
@@ -1086,8 +1100,10 @@ def publish(
 
     With OCI_REFERENCE: push generated/<env>/ of one --env to an OCI registry (Flux
     OCIRepository format) with a cosign signature and attestation; prints the digest
-    reference. Without: commit the signed generated/ of HEAD onto --branch (message
-    carries [CI SKIP]) and push it with --push; prints the deploy commit.
+    reference in cosign's form (stderr names the oci:// ones watch --artifact and the
+    Kernel take: the tag to follow, the digest pinned). Without: commit the signed
+    generated/ of HEAD onto --branch (message carries [CI SKIP]) and push it with
+    --push; prints the deploy commit.
     """
     from .errors import UsageError
 
@@ -1139,7 +1155,7 @@ def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
                  revision: str | None, source: str | None, insecure: bool,
                  quiet: bool) -> None:
     from .oci.publish import publish as publish_artifact
-    from .oci.reference import parse_reference
+    from .oci.reference import Reference, parse_reference
     from .project import load_project
 
     reference = parse_reference(target)
@@ -1157,6 +1173,15 @@ def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
         directory = printable(_top(proj, project).name(f"{proj.output}/{env}"))
         _stderr(f"{state} {directory} (version {result.version}, key {result.key_id}, "
                 f"revision {result.revision}){same}")
+        # stdout is cosign's form (cosign, crane, oras and docker take no scheme); what
+        # magcfg watch --artifact and the Kernel take is oci://, named here with what
+        # each form is for. A version tag is published once: no deployment follows it.
+        ref = result.reference
+        if reference.tag and reference.tag != str(result.version):
+            _stderr(f"follow: {Reference(ref.host, ref.repository, reference.tag)} "
+                    "(watch --artifact, Kernel: each version published to the tag)")
+        _stderr(f"pinned: {Reference(ref.host, ref.repository, None, ref.digest)} "
+                "(this version only); cosign's form on stdout")
     print(f"{result.reference.name}@{result.reference.digest}")
 
 

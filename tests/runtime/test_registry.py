@@ -286,6 +286,50 @@ def test_watch_from_a_registry_that_is_not_there(signed: Project, tmp_path: Path
         "oci://REGISTRY/REPOSITORY[:TAG])\n")
 
 
+def test_what_publish_prints_is_what_the_kernel_and_watch_take(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    """publish prints cosign's form on stdout and, labelled on stderr, the oci://
+    references a deployment follows (the tag) and pins (the digest): each, pasted as
+    printed, is one the Kernel loads, the followed one reloading the next publish. Cosign's
+    form pasted where magcfg wants a reference says which to give, not that no such
+    directory exists."""
+    repo = local.repository()
+    done = signed.run("publish", "--env", "production", "--key",
+                      str(signed.root.parent / "keys/magcfg.key"), "--insecure",
+                      f"oci://{repo}:production")
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.strip()
+    labelled = dict(line.split(": ", 1) for line in done.stderr.splitlines()
+                    if line.startswith(("follow: ", "pinned: ")))
+    follow, pinned = (labelled[label].split(" ", 1)[0] for label in ("follow", "pinned"))
+    assert (follow, pinned) == (f"oci://{repo}:production", f"oci://{printed}")
+    kernel, _ = _kernel(signed, follow, tmp_path)
+    held = Kernel(pinned, [signed.root / "keys/magcfg.pub"], environment="production",
+                  insecure_registry=True, watch=False).start()
+    try:
+        first = kernel.version
+        assert held.version == first
+        assert held.status()["registry"]["digest"] == printed.split("@")[1]
+        newer = _new_version(signed, "info")
+        _publish(signed, f"oci://{repo}:production")
+        assert wait_for(lambda: kernel.version == newer)
+        held.reload()
+        assert held.version == first
+    finally:
+        kernel.stop()
+        held.stop()
+    with pytest.raises(ValueError, match=f"no such directory; .*\\(oci://{printed}\\)"):
+        Kernel(printed, [signed.root / "keys/magcfg.pub"], environment="production")
+    watched = subprocess.run(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", printed, "--env", "production",
+         "--public-key", str(signed.root / "keys/magcfg.pub"), "--out", str(tmp_path / "out"),
+         "--insecure-registry"], capture_output=True, text=True, timeout=60)
+    assert failed_cleanly(watched, 2) == (
+        f"error: {printed}: no such directory; a registry artifact is named with oci:// "
+        f"(oci://{printed}), as publish names it beside cosign's form\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_polls_back_off_on_errors(tmp_path: Path) -> None:
     source = RegistrySource("oci://127.0.0.1:9/m:t", tmp_path, [], insecure=True,
                             interval=1.0, max_backoff=30.0)

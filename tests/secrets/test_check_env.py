@@ -125,6 +125,20 @@ def test_a_config_that_is_not_a_json_object_is_refused(built: Project, text: str
     assert failed_cleanly(result) == f"{message}\n"
 
 
+def test_a_registry_reference_is_no_artifact_directory(built: Project) -> None:
+    """check-env reads a directory: a registry reference, with oci:// or in cosign's form
+    (what publish prints), is a usage error saying so, not a missing manifest in a
+    directory named after it (``oci:/...``, as a path reads it)."""
+    pinned = "127.0.0.1:5000/acme/cfg@sha256:" + "a" * 64
+    for given in (f"oci://{pinned}", pinned, "oci://127.0.0.1:5000/acme/cfg:production"):
+        result = run(built.root, "check-env", "--env", "prod", "--artifact", given,
+                     env=clean_env())
+        assert failed_cleanly(result, 2) == (
+            f"error: --artifact {given}: check-env reads an artifact directory (the --out of "
+            "magcfg watch, a ConfigMap volume, or one pulled with crane or oras), not a "
+            "registry\n")
+
+
 def test_missing_artifact_and_usage_errors(built: Project, tmp_path: Path) -> None:
     result = run(built.root, "check-env", "--env", "prod", "--artifact", str(tmp_path / "nope"),
                  env=clean_env())

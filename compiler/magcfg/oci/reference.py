@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 
-__all__ = ["LOOPBACK", "Reference", "parse_reference"]
+__all__ = ["LOOPBACK", "Reference", "bare_reference", "parse_reference"]
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
 """Hosts that may be reached over plain HTTP (``--insecure``): this machine only."""
@@ -80,3 +80,20 @@ def parse_reference(text: str) -> Reference:
             or len(path) > 255:
         raise bad("the repository must be lowercase path components")
     return Reference(host, path, tag, digest)
+
+
+def bare_reference(text: str) -> Reference | None:
+    """The registry reference ``text`` spells without ``oci://`` (cosign's and docker's
+    form, ``HOST[:PORT]/REPO[:TAG][@sha256:HEX]``, as ``publish`` prints it on stdout),
+    or None. Its first component must name a host as docker tells one from a repository
+    (a ``.`` or a port in it, or ``localhost``): for an option that takes a directory or
+    an ``oci://`` reference, to say which form to give rather than that no such
+    directory exists."""
+    host = text.split("/", 1)[0]
+    if text.startswith(_SCHEME) or "/" not in text or not (
+            "." in host or ":" in host or host == "localhost" or host.startswith("[")):
+        return None
+    try:
+        return parse_reference(_SCHEME + text)
+    except UsageError:
+        return None

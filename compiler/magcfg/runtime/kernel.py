@@ -201,6 +201,7 @@ class Kernel:
         # A mirror directory the kernel made for itself: removed on stop(), or when the
         # kernel is collected or the process exits (a start() that failed is never stopped).
         self._own_mirror: tempfile.TemporaryDirectory[str] | None = None
+        _refuse_bare_reference(artifact_dir)
         if isinstance(artifact_dir, str) and artifact_dir.startswith("oci://"):
             from .registry import RegistrySource
 
@@ -1066,6 +1067,21 @@ class Kernel:
         if texts:
             event["data"] = Redactor().masked(event["data"], texts)
         return event
+
+
+def _refuse_bare_reference(artifact_dir: str | os.PathLike[str]) -> None:
+    """A ``ValueError`` for a registry reference given without ``oci://`` (cosign's form,
+    which ``publish`` prints on stdout) where no such directory is: read as a directory,
+    it would fail only at start, as a missing manifest."""
+    from ..oci.reference import bare_reference
+
+    given = os.fspath(artifact_dir)
+    if os.path.lexists(given):
+        return
+    reference = bare_reference(given)
+    if reference is not None:
+        raise ValueError(f"{given}: no such directory; a registry artifact is named with "
+                         f"oci:// ({reference}), as publish names it beside cosign's form")
 
 
 def _holds(raw: RawArtifact, snapshot: Snapshot) -> bool:

@@ -1,0 +1,31 @@
+"""``oci.reference``: what names an artifact in a registry, with and without ``oci://``."""
+
+from __future__ import annotations
+
+import pytest
+
+from magcfg.oci.reference import Reference, bare_reference
+
+DIGEST = "sha256:" + "0" * 64
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (f"127.0.0.1:5000/acme/cfg@{DIGEST}", Reference("127.0.0.1:5000", "acme/cfg", None, DIGEST)),
+    ("ghcr.io/acme/cfg:production", Reference("ghcr.io", "acme/cfg", "production")),
+    ("localhost/cfg", Reference("localhost", "cfg")),
+    (f"[::1]:5000/cfg@{DIGEST}", Reference("[::1]:5000", "cfg", None, DIGEST)),
+])
+def test_cosigns_form_reads_as_the_reference_it_names(text: str, expected: Reference) -> None:
+    assert bare_reference(text) == expected
+    assert str(bare_reference(text)) == f"oci://{text}"
+
+
+@pytest.mark.parametrize("text", [
+    # Directories as an artifact option is given them: no host first.
+    "generated/production", "/config/live", "./generated/production", "../out", "config",
+    "acme/cfg@" + DIGEST,  # docker's own hub, which magcfg does not assume
+    "oci://ghcr.io/acme/cfg",  # already a reference
+    "ghcr.io/Acme/cfg", "ghcr.io/acme/cfg@sha256:short",  # not one
+])
+def test_what_names_no_registry_is_no_reference(text: str) -> None:
+    assert bare_reference(text) is None
