@@ -1497,6 +1497,65 @@ tool --password-stdin-file x <<< "CANARYnear3-x9"
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_chpasswd_logins_and_ci_steps_read_as_shell_scripts(make_repo: MakeRepo) -> None:
+    """`user:password` lines given to `chpasswd` (piped from `echo` or `printf`, in a
+    here-string or a here-document) are findings, in a script, a Dockerfile and a CI
+    step; so is what a CI step's script (GitHub's `run:`, GitLab's `script:` and
+    `before_script:`, a block or a list's items) sets or writes as a shell script does:
+    `export KEY=...`, a here-document's lines. A reference, a command substitution, a
+    hash given to `chpasswd -e`, a comment and a value that is no step's script are not."""
+    repo = make_repo({
+        "scripts/users.sh": """\
+echo "root:CANARYcp1-x9" | chpasswd «MAG002»
+printf 'ops:CANARYcp2-x9\\n' | sudo -n chpasswd «MAG002»
+chpasswd <<EOF
+backup:CANARYcp3-x9 «MAG002»
+EOF
+echo "$USER:$(cat /run/secrets/pw)" | chpasswd
+echo "app:${APP_PASSWORD}" | chpasswd
+echo 'app:$6$rounds=5000$CANARYnear1' | chpasswd -e
+# echo 'x:CANARYnear2-x9' | chpasswd
+""",
+        "Dockerfile": "FROM debian\nRUN echo 'root:CANARYcp4-x9' | chpasswd «MAG002»\n",
+        ".github/workflows/ci.yml": """\
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          chpasswd <<< "admin:CANARYcp5-x9" «MAG002»
+          cat > .env <<EOF
+          DB_PASSWORD=CANARYrb1-x9 «MAG002»
+          LOG_LEVEL=debug
+          EOF
+          export API_TOKEN=CANARYrb2-x9 «MAG002»
+          export API_TOKEN=${{ secrets.API_TOKEN }}
+      - run: export SESSION_SECRET=CANARYrb3-x9 «MAG002»
+      - name: export DEPLOY_TOKEN=CANARYnear3-x9
+        with:
+          args: export DEPLOY_TOKEN=CANARYnear4-x9
+""",
+        ".gitlab-ci.yml": """\
+deploy:
+  before_script:
+    - export REGISTRY_PASSWORD=CANARYgl1-x9 «MAG002»
+    - export REGISTRY_USER=deploy
+  script:
+  - |
+    cat > creds.ini <<END
+    password = CANARYgl2-x9 «MAG002»
+    password_file = /run/secrets/db
+    END
+  - export DB_PASSWORD="$CI_DB_PASSWORD"
+  variables:
+    NOTE: "export API_TOKEN=CANARYnear5-x9"
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_an_sql_password_in_escaped_quotes_is_found(make_repo: MakeRepo) -> None:
     """A statement inside a double-quoted string quotes MySQL's password `\\"...\\"`: in a
     shell script's `mysql -e "..."` and in code's strings it passed the gate; a variable

@@ -1218,6 +1218,126 @@ def _herestring_parts(lines: list[str], number: int, start: int, quote: str
     return []
 
 
+# `chpasswd` reads `user:password` lines from its input: piped from `echo` or `printf`
+# (`echo 'root:...' | sudo chpasswd`), a here-string (`chpasswd <<< 'root:...'`) or a
+# here-document. With `-e` (`--encrypted`) the line holds a hash, not the password.
+_CHPASSWD_PIPE = re.compile(
+    r"""\b(?:echo|printf)(?:[ \t]++-[A-Za-z]++)*+[ \t]++(["']?+)([^\s"'|:]++):([^\s"'|]++)\1"""
+    r"""[ \t]*+\|[ \t]*+(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?+chpasswd\b(?![ \t]++-(?:e|-encrypted)\b)""")
+_CHPASSWD_INPUT = re.compile(
+    r"""\bchpasswd\b(?![ \t]++-(?:e|-encrypted)\b)[^<\n]*+<<(?:<[ \t]*+(["']?+)([^\s"':]++):"""
+    r"""([^\s"']++)\1|-?+[ \t]*+(["']?+)([A-Za-z_]\w*+)\4)""")
+_CHPASSWD_LOGIN = re.compile(r"[ \t]*+([^\s:]++):(\S++)[ \t]*+$")
+_MAX_CHPASSWD_LINES = 50
+"""How far below its line a here-document given to chpasswd is read for its end."""
+
+
+def _chpasswd_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """The passwords of the ``user:password`` lines a script or a CI step gives
+    ``chpasswd`` (``_CHPASSWD_PIPE``, ``_CHPASSWD_INPUT``), each at its line."""
+    lines = src.lines
+    for number, line in enumerate(lines, 1):
+        if "chpasswd" not in line or line.lstrip().startswith("#"):
+            continue
+        # Both patterns' third group is a one-line login's password.
+        m = _CHPASSWD_PIPE.search(line) or _CHPASSWD_INPUT.search(line)
+        if m is not None and m.group(3) is not None:
+            if is_literal(m.group(3)):
+                yield number, Hit(m.start(3) + 1, f"a password given to chpasswd "
+                                                  f"({REDACTED})", 1)
+        elif m is not None:
+            # A here-document's lines to the one that ends it: its name alone.
+            for at in range(number, min(number + _MAX_CHPASSWD_LINES, len(lines))):
+                if lines[at].strip() == m.group(5):
+                    break
+                login = _CHPASSWD_LOGIN.match(lines[at])
+                if login is not None and is_literal(login.group(2)):
+                    yield at + 1, Hit(login.start(2) + 1, f"a password given to chpasswd "
+                                                          f"({REDACTED})", 1)
+
+
+# A CI step's shell script: GitHub's `run:`, GitLab's `script:`, `before_script:` and
+# `after_script:`, CircleCI's and Buildkite's `command:`/`commands:`; as a block scalar,
+# a plain scalar on the key's line, or a list's items (each a block or a plain line).
+_CI_SCRIPT_KEY = re.compile(
+    r"^([ \t]*+)(?:-[ \t]++)?+(?:run|script|before_script|after_script|commands?+)[ \t]*+:"
+    r"(?:[ \t]++(.*+))?+$")
+_CI_SCRIPT_WORDS = ("run:", "script:", "command")
+_BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*+[ \t]*+(?:#.*+)?+")
+
+
+def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """A YAML file's CI step scripts (``_CI_SCRIPT_KEY``) read as the shell script they
+    are: ``export KEY=...`` and the other assignments of the key rule, here-documents
+    and ``chpasswd``'s input, each at its line of the YAML file (the command lines and
+    here-strings are read in every YAML line)."""
+    text = src.text
+    if not any(word in text for word in _CI_SCRIPT_WORDS) \
+            or not (_has_secret_word(text) or "<<" in text):
+        return
+    script = _ci_scripts(src.lines)
+    if script is None:
+        return
+    view = SourceFile(src.path, "\n".join(script))
+    yield from _key_hits(view, "shell")
+    yield from _heredoc_hits(view, "shell")
+    if "chpasswd" in text:
+        yield from _chpasswd_hits(view)
+
+
+def _ci_scripts(lines: list[str]) -> list[str] | None:
+    """The lines of a YAML file with its CI step scripts' text where it is, each other
+    line empty and each character before a script's text on its line a space (so that
+    a hit's line and column are the YAML file's); None when it has no script."""
+    script = [""] * len(lines)
+    found = False
+    number = 0
+    while number < len(lines):
+        line = lines[number]
+        m = _CI_SCRIPT_KEY.match(line) if ":" in line else None
+        number += 1
+        if m is None:
+            continue
+        indent, value = len(m.group(1)), (m.group(2) or "").strip()
+        if _BLOCK_SCALAR.fullmatch(value):
+            number = _script_block(lines, number, indent, script)
+            found = True
+        elif value and value[0] not in "\"'[{&*!#":
+            script[number - 1] = " " * m.start(2) + m.group(2)
+            found = True
+        elif not value:
+            # A list of steps: its items at the key's indent or deeper.
+            while number < len(lines):
+                item = lines[number]
+                stripped = item.lstrip()
+                depth = len(item) - len(stripped)
+                if stripped and (depth < indent or (depth == indent
+                                                    and not stripped.startswith("-"))):
+                    break
+                number += 1
+                if not stripped.startswith("- "):
+                    continue
+                rest = stripped[2:].strip()
+                if _BLOCK_SCALAR.fullmatch(rest):
+                    number = _script_block(lines, number, depth, script)
+                elif rest and rest[0] not in "\"'[{&*!#":
+                    script[number - 1] = " " * (depth + 2) + stripped[2:]
+                found = True
+    return script if found else None
+
+
+def _script_block(lines: list[str], number: int, indent: int, script: list[str]) -> int:
+    """Copy the block scalar below line ``number`` (its lines deeper than ``indent``,
+    blank ones within it) into ``script``; where the block ends."""
+    while number < len(lines):
+        line = lines[number]
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        script[number] = line
+        number += 1
+    return number
+
+
 # A password an SQL statement sets: `CREATE USER app WITH PASSWORD '...'` (PostgreSQL,
 # and over several lines), `CREATE USER 'app'@'%' IDENTIFIED BY '...'` (MySQL; `IDENTIFIED
 # WITH plugin BY`, `BY PASSWORD`), Oracle's `IDENTIFIED BY tiger`, SQL Server's `CREATE
@@ -1679,6 +1799,12 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and kind == "xml" and _has_secret_word(src.text):
             for number, hit in _xml_text_hits(src):
+                keep(number, hit)
+        if not example and kind in ("shell", "yaml") and "chpasswd" in src.text:
+            for number, hit in _chpasswd_hits(src):
+                keep(number, hit)
+        if not example and kind == "yaml":
+            for number, hit in _ci_script_hits(src):
                 keep(number, hit)
     if not example and (kind is not None or src.name.lower().endswith(".sql")):
         for number, hit in _sql_password_hits(src):
