@@ -960,6 +960,37 @@ def test_xml_text_in_cdata_or_over_lines_and_a_value_before_its_key(
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_xml_comments_are_not_settings(make_repo: MakeRepo) -> None:
+    """Maven's own settings.xml template holds its sample servers in comments, `<!--`
+    to `-->` over many lines: their `<password>repopwd</password>` were three findings
+    in every settings.xml made from it. A setting after a comment on its line is read."""
+    repo = make_repo({".mvn/settings.xml": """\
+<settings>
+  <servers>
+    <!-- server
+     | Specifies the authentication information to use when connecting to a server.
+    <server>
+      <id>deploymentRepo</id>
+      <username>repouser</username>
+      <password>CANARYnear5-x9</password>
+    </server>
+    -->
+    <!-- <password>CANARYnear6-x9</password> -->
+    <server>
+      <id>nexus</id>
+      <!-- from Vault --> <password>CANARYmvn4-x9</password> «MAG002»
+      <password><!-- CANARYnear7-x9 -->
+      </password>
+    </server>
+  </servers>
+</settings>
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_secret_s_arn_names_where_it_is(make_repo: MakeRepo) -> None:
     """An ARN under a secret's name ending in `arn` (`db_password_arn`,
     `apiTokenArn`) says where AWS keeps the secret, in any file kind; the secret's own

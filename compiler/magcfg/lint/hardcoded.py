@@ -1515,6 +1515,32 @@ _XML_TEXT = re.compile(
     r"(?:\s*+<!\[CDATA\[((?:(?!\]\]>)[^\n])*+)\]\]>\s*+|((?=[^<\n]*+\n)[^<]*+))</")
 
 
+def _xml_uncommented(src: SourceFile) -> SourceFile:
+    """``src`` with each XML comment (``<!--`` to ``-->``, over lines too) blanked, every
+    character but a line end a space, the rest where it was: what the key rule reads of
+    an XML file (a template's commented samples, Maven's `<password>repopwd</password>`,
+    are no settings). Found by plain searches: one pass, however many comments."""
+    text = src.text
+    start = text.find("<!--")
+    if start < 0:
+        return src
+    parts: list[str] = []
+    done = 0
+    while start >= 0:
+        end = text.find("-->", start + 4)
+        if end < 0:
+            break  # an unclosed comment: no XML reader gets past it, nor is it blanked
+        end += 3
+        parts += [text[done:start], _BLANKED.sub(" ", text[start:end])]
+        done = end
+        start = text.find("<!--", end)
+    parts.append(text[done:])
+    return SourceFile(src.path, "".join(parts))
+
+
+_BLANKED = re.compile(r"[^\r\n]")
+
+
 def _xml_text_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     """A secret-like element's literal text in a CDATA section or between lines of its
     tags (``_XML_TEXT``), at the text's line: what the key rule, line by line, does not
@@ -1770,8 +1796,10 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
         ciphertext = sealed_lines(src) if structured else frozenset()
         elsewhere: list[int] = []
         found: list[Iterator[tuple[int, Hit]]] = []
+        # An XML file's key rule reads no comment (``_xml_uncommented``).
+        keyed = _xml_uncommented(src) if kind == "xml" else src
         if not example and _has_secret_word(src.text):
-            found.append(_key_hits(src, kind, elsewhere if structured else None))
+            found.append(_key_hits(keyed, kind, elsewhere if structured else None))
             if src.name.endswith((".tf", ".hcl")):
                 found.append(_variable_default_hits(src))
             if src.name.endswith((".py", ".pyi")):
@@ -1798,7 +1826,7 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
             for number, hit in _herestring_hits(src):
                 keep(number, hit)
         if not example and kind == "xml" and _has_secret_word(src.text):
-            for number, hit in _xml_text_hits(src):
+            for number, hit in _xml_text_hits(keyed):
                 keep(number, hit)
         if not example and kind in ("shell", "yaml") and "chpasswd" in src.text:
             for number, hit in _chpasswd_hits(src):
