@@ -309,7 +309,40 @@ TOKENS = {
     "anthropic": _token("sk-ant-api03-", _MIXED, 93, "AA"),
     "digitalocean": _token("dop_v1_", "0123456789abcdef", 64),
     "shopify": _token("shpat_", "0123456789abcdef", 32),
+    "slack_workflow": _token("https://hooks.slack.com/workflows/T0CANARY/A0CANARY/",
+                             "0123456789", 18, "/" + _token("", _MIXED, 24)),
+    "stripe_test": _token("sk_test_", _MIXED.replace("_", ""), 24),
+    "stripe_restricted_test": _token("rk_test_", _MIXED.replace("_", ""), 99),
+    "age": _token("AGE-SECRET-KEY-1", "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58),
+    "vault_service": _token("hvs.", _MIXED + "-", 95),
+    "vault_batch": _token("hvb.", _MIXED + "-", 140),
+    "terraform_cloud": _token("canary0abc1def.atlasv1.", _MIXED.lower(), 67),
+    "npm": _token("npm_", _MIXED.replace("_", ""), 36),
+    "pulumi": _token("pul-", "0123456789abcdef", 40),
+    "doppler": _token("dp.pt.", _MIXED.replace("_", ""), 43),
+    "grafana": _token("glsa_", _MIXED.replace("_", ""), 32, "_0a1b2c3d"),
+    "databricks": _token("dapi", "0123456789abcdef", 32),
+    "heroku": _token("HRKU-AA", _MIXED, 58),
+    "linear": _token("lin_api_", _MIXED.replace("_", ""), 40),
+    "postman": _token("PMAK-", "0123456789abcdef", 24, "-" + _token("", "fedcba9876543210", 34)),
+    "dynatrace": _token("dt0c01.", "CANARY0123456789", 24,
+                        "." + _token("", _MIXED.replace("_", ""), 64)),
+    "onepassword": _token("ops_eyJ", _MIXED.replace("_", "+"), 260),
+    "azure_ad": _token("Ca_8Q~", _MIXED + "~.-", 34),
+    "azure_service_bus": _token("SharedAccessKey=", _MIXED.replace("_", "+"), 43, "="),
+    "teams": "https://canary.webhook.office.com/webhookb2/0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f"
+             "@0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f/IncomingWebhook/"
+             + _token("", "0123456789abcdef", 32) + "/0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f",
+    "sentry": _token("sntryu_", "0123456789abcdef", 64),
 }
+# Each format's placeholder, whose characters are too few to be a token's.
+PLACEHOLDERS = ["AIza" + "x" * 35, "sk_test_" + "x" * 24, "AGE-SECRET-KEY-1" + "Q" * 58,
+                "hvs." + "x" * 95, "npm_" + "x" * 36, "dapi" + "0" * 32,
+                "SharedAccessKey=" + "x" * 43 + "=", "sntryu_" + "0" * 64,
+                "https://hooks.slack.com/triggers/T00000000/0000000000000/" + "X" * 32,
+                "https://acme.webhook.office.com/webhookb2/" + "0" * 8 + "-0000" * 3 + "-" + "0" * 12
+                + "@" + "0" * 8 + "-0000" * 3 + "-" + "0" * 12 + "/IncomingWebhook/" + "0" * 32
+                + "/" + "0" * 8 + "-0000" * 3 + "-" + "0" * 12]
 
 
 def test_token_formats_detect_secrets_lacks(make_repo: MakeRepo) -> None:
@@ -317,7 +350,7 @@ def test_token_formats_detect_secrets_lacks(make_repo: MakeRepo) -> None:
     (here prose, where the key rule does not look); a low-entropy placeholder is none."""
     lines = [f"{name}: {token}" for name, token in TOKENS.items()]
     repo = make_repo({"docs/leak.md": "\n".join(lines) + "\n"
-                      + "placeholder: AIza" + "x" * 35 + "\n"})
+                      + "".join(f"placeholder: {text}\n" for text in PLACEHOLDERS)})
     done = run_cli(repo.root, "lint")
     found = [line.split(": ", 1) for line in done.stdout.splitlines()[0::2]]
     assert [where for where, _ in found] == [f"docs/leak.md:{n}:{len(name) + 3}"

@@ -143,7 +143,8 @@ class _Format:
 _END = r"""(?:[\x60'"\s;]|\\[nr]|$)"""
 # Token formats detect-secrets 1.5 has no plugin for (a fine-grained GitHub token, a Google
 # API key, ... passed the gate), as gitleaks v8.30.1's default rules match them, with their
-# least entropy (its config/gitleaks.toml; the rule id after each).
+# least entropy (its config/gitleaks.toml; the rule id after each, where the name does not
+# say it).
 _FORMATS = tuple(_Format(name, triggers, re.compile(pattern, re.ASCII), entropy) for
                  name, triggers, pattern, entropy in (
     ("GitHub Fine-Grained Token", ("github_pat_",),  # github-fine-grained-pat
@@ -162,6 +163,46 @@ _FORMATS = tuple(_Format(name, triggers, re.compile(pattern, re.ASCII), entropy)
     ("DigitalOcean Token", ("dop_v1_",),  # digitalocean-pat
      rf"\b(dop_v1_[a-f0-9]{{64}}){_END}", 3),
     ("Shopify Token", ("shpat_",), r"shpat_[a-fA-F0-9]{32}", 2),  # shopify-access-token
+    # The Slack plugin knows a webhook of `services/` alone (slack-webhook-url). The least
+    # entropy of this and of Teams' webhook is ours, of the whole URL: a real one's is
+    # above 4.3, a placeholder's (`T00000000/.../XXXX`) below 3.2.
+    ("Slack Webhook", ("hooks.slack.com/workflows/", "hooks.slack.com/triggers/"),
+     r"((?:https?://)?hooks\.slack\.com/(?:workflows|triggers)/[A-Za-z0-9+/]{43,56})", 4),
+    # The Stripe plugin knows live keys alone (stripe-access-token).
+    ("Stripe Key", ("k_test_", "k_prod_"), rf"\b((?:sk|rk)_(?:test|prod)_[a-zA-Z0-9]{{10,99}}){_END}",
+     2),
+    # age's identity, which decrypts a SOPS file's values (age-secret-key); the least
+    # entropy is ours: a placeholder of one letter repeated is no key.
+    ("Age Secret Key", ("AGE-SECRET-KEY-1",),
+     r"(AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})", 3),
+    ("Vault Token", ("hvs.",), rf"\b(hvs\.[\w-]{{90,120}}){_END}", 3.5),  # vault-service-token
+    ("Vault Token", ("hvb.",), rf"\b(hvb\.[\w-]{{138,300}}){_END}", 4),  # vault-batch-token
+    ("Terraform Cloud Token", (".atlasv1.",),  # hashicorp-tf-api-token
+     r"((?i:[a-z0-9]{14})\.atlasv1\.(?i:[a-z0-9_=-]{60,70}))", 3.5),
+    ("npm Token", ("npm_",), rf"\b(npm_[A-Za-z0-9]{{36}}){_END}", 2),  # npm-access-token
+    ("Pulumi Token", ("pul-",), rf"\b(pul-[a-f0-9]{{40}}){_END}", 2),  # pulumi-api-token
+    ("Doppler Token", ("dp.pt.",), r"(dp\.pt\.(?i:[a-z0-9]{43}))", 2),  # doppler-api-token
+    ("Grafana Service Account Token", ("glsa_",),  # grafana-service-account-token
+     rf"\b(glsa_[A-Za-z0-9]{{32}}_[A-Fa-f0-9]{{8}}){_END}", 3),
+    ("Databricks Token", ("dapi",), rf"\b(dapi[a-f0-9]{{32}}(?:-\d)?+){_END}", 3),
+    ("Heroku Token", ("HRKU-AA",), rf"\b(HRKU-AA[0-9a-zA-Z_-]{{58}}){_END}", 4),
+    ("Linear API Key", ("lin_api_",), r"(lin_api_(?i:[a-z0-9]{40}))", 2),
+    ("Postman API Key", ("PMAK-",), rf"\b(PMAK-(?i:[a-f0-9]{{24}}-[a-f0-9]{{34}})){_END}", 3),
+    ("Dynatrace Token", ("dt0c01.",), r"(dt0c01\.(?i:[a-z0-9]{24}\.[a-z0-9]{64}))", 4),
+    ("1Password Service Account Token", ("ops_eyJ",), r"(ops_eyJ[a-zA-Z0-9+/]{250,}+={0,3})",
+     4),
+    ("Azure AD Client Secret", ("Q~",),  # azure-ad-client-secret
+     r"""(?:^|[\\'"\x60\s>=:(,)])([a-zA-Z0-9_~.]{3}\dQ~[a-zA-Z0-9_~.-]{31,34})"""
+     r"""(?:$|[\\'"\x60\s<),])""", 3),
+    # A Service Bus', Event Hubs' or IoT Hub's connection string: the Azure plugin knows a
+    # storage account's `AccountKey=...` alone, and gitleaks' generic rule finds this one.
+    ("Azure Shared Access Key", ("SharedAccessKey=",),
+     r"(SharedAccessKey=[A-Za-z0-9+/]{42,43}=)", 3),
+    ("Microsoft Teams Webhook", (".webhook.office.com/webhookb2/",),  # microsoft-teams-webhook
+     r"(https://[a-z0-9]+\.webhook\.office\.com/webhookb2/[a-z0-9]{8}-(?:[a-z0-9]{4}-){3}"
+     r"[a-z0-9]{12}@[a-z0-9]{8}-(?:[a-z0-9]{4}-){3}[a-z0-9]{12}/IncomingWebhook/[a-z0-9]{32}/"
+     r"[a-z0-9]{8}-(?:[a-z0-9]{4}-){3}[a-z0-9]{12})", 4),
+    ("Sentry Token", ("sntryu_",), rf"\b(sntryu_[a-f0-9]{{64}}){_END}", 3.5),  # sentry-user-token
     # PKCS#8's encrypted key, which PrivateKeyDetector's list of BEGIN lines lacks: a
     # passphrase guards it, and a weak one is guessed offline (private-key). Named and
     # placed as the plugin's hits are, so a key's finding reads alike whatever its kind.
