@@ -768,6 +768,40 @@ curl -u "$USER:$PASS" https://api.example.com
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_passwords_openssl_keytool_htpasswd_and_smbclient_take(make_repo: MakeRepo) -> None:
+    """A password given to OpenSSL (`-passin pass:...`, `-passout`, `-pass`, `enc -k`,
+    `passwd`), keytool (`-storepass`, `-keypass`, `-srcstorepass`, ...), `htpasswd -b`
+    (its last argument) and Samba's clients (`-U user%...`) is a finding, in a script and
+    a CI step; OpenSSL's `env:` and `file:` sources, keytool's `:env` and `:file`, a
+    reference, `htpasswd` without `-b` (it asks) and a user alone are not."""
+    repo = make_repo({
+        "tls.sh": """\
+openssl pkcs12 -export -in c.pem -inkey k.pem -out c.p12 -passout pass:CANARYos1-x9 «MAG002»
+openssl rsa -in k.pem -passin 'pass:CANARYos2-x9' -out plain.pem «MAG002»
+openssl enc -aes-256-cbc -k CANARYos3-x9 -in a -out b «MAG002»
+openssl passwd -6 -salt CANARYnear1 CANARYos4-x9 «MAG002»
+keytool -genkey -alias app -keystore ks.jks -storepass CANARYkt1-x9 -dname CN=app «MAG002»
+keytool -importkeystore -srckeystore a.p12 -srcstorepass CANARYkt2-x9 -destkeystore b.jks «MAG002»
+htpasswd -bc .htpasswd admin CANARYht1-x9 «MAG002»
+htpasswd -b -B -C 12 /etc/nginx/htpasswd ops CANARYht2-x9 «MAG002»
+htpasswd -nb ops CANARYht3-x9 «MAG002»
+smbclient //srv/share -U deploy%CANARYsm1-x9 -c ls «MAG002»
+openssl pkcs12 -export -in c.pem -out c.p12 -passout env:P12_PASSWORD -passin file:pw.txt
+openssl rsa -in k.pem -passin "pass:$KEY_PASSWORD"
+keytool -list -keystore ks.jks -storepass:env STORE_PASSWORD -keypass:file kp.txt
+htpasswd -c .htpasswd admin
+smbclient //srv/share -U deploy -c ls
+smbclient //srv/share -U "deploy%$SMB_PASSWORD" -c ls
+""",
+        ".github/workflows/ci.yml": "jobs:\n  d:\n    steps:\n"
+                                    "      - run: keytool -list -keystore ks.jks -storepass "
+                                    "CANARYci1-x9 «MAG002»\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_helm_set_values_on_a_command_line(make_repo: MakeRepo) -> None:
     """Helm's `--set` and `--set-string` pairs: a literal under a secret-like last key
     is a credential; a chart's existing-Secret name and a reference are not."""

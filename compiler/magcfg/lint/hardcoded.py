@@ -1021,8 +1021,17 @@ _SECRET_FLAG_LAST = _SECRET_TOKENS | _CREDENTIAL_LAST | {"key"}
 _SHORT_PASSWORD_FLAGS = {"login": "-p", "sshpass": "-p", "redis-cli": "-a"}
 _MYSQL = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb"})
 _HELM_SET_VALUE = re.compile(r"""[^\s"'\]]++""")
+# OpenSSL's options that take a password source: `pass:<password>` is the password
+# itself (`env:VAR`, `file:path`, `fd:N` and `stdin` say where it is).
+_OPENSSL_PASSWORD_FLAGS = frozenset({"-passin", "-passout", "-pass"})
+# keytool's options that take a password (`-storepass:env VAR` and `:file` say where it is).
+_KEYTOOL_PASSWORD_FLAGS = frozenset({"-storepass", "-keypass", "-srcstorepass",
+                                     "-deststorepass", "-srckeypass", "-destkeypass", "-new"})
+# Samba's clients take `-U user%password`.
+_SAMBA = frozenset({"smbclient", "rpcclient"})
 # What a line with any of the above has: most lines and files have none.
-_COMMAND_TRIGGERS = ("--", "login", "curl", "sshpass", "redis-cli", "mysql", "mariadb")
+_COMMAND_TRIGGERS = ("--", "login", "curl", "sshpass", "redis-cli", "mysql", "mariadb",
+                     "openssl", "keytool", "htpasswd", "smbclient", "rpcclient")
 
 
 def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
@@ -1076,11 +1085,42 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                 value = following
             elif word.startswith("-p") and len(word) > 2 and names & _MYSQL:
                 value = (word[2:], at + 2)
+            elif word in _OPENSSL_PASSWORD_FLAGS and "openssl" in names \
+                    and following is not None and following[0].startswith("pass:"):
+                value = (following[0][5:], following[1] + 5)
+            elif word == "-k" and "openssl" in names and following is not None:
+                value = following  # `openssl enc -k <password>`
+            elif word in _KEYTOOL_PASSWORD_FLAGS and "keytool" in names and following is not None:
+                value = following
+            elif word == "-U" and names & _SAMBA and following is not None \
+                    and "%" in following[0]:
+                user, _, password = following[0].partition("%")
+                value = (password, following[1] + len(user) + 1)
+            elif (word == "passwd" and "openssl" in names) or word == "htpasswd":
+                value = _password_argument(words[i + 1:], word == "htpasswd")
             if value is not None and is_literal(value[0]) \
                     and not _not_key_material(name, value[0], "shell"):
                 yield number, Hit(value[1] + 1, f"a credential on a command line "
                                                 f"({REDACTED})", 1)
                 break
+
+
+def _password_argument(words: list[tuple[str, int]], htpasswd: bool) -> tuple[str, int] | None:
+    """The password among a command's ``words`` after its name: ``openssl passwd``'s first
+    argument (none with ``-stdin`` or ``-in``, which read it), ``htpasswd -b``'s last, after
+    the file's (none with ``-n``) and the user's (none without ``-b``: it asks)."""
+    flags = {word for word, _ in words if word.startswith("-")}
+    arguments = []
+    after = ""
+    for word, at in words:
+        if not word.startswith("-") and after not in ("-salt", "-C", "-in"):
+            arguments.append((word, at))
+        after = word
+    if not htpasswd:
+        return arguments[0] if arguments and not flags & {"-stdin", "-in"} else None
+    short = "".join(flag[1:] for flag in flags if not flag.startswith("--"))
+    wanted = 2 if "n" in short else 3
+    return arguments[wanted - 1] if "b" in short and len(arguments) >= wanted else None
 
 
 # Where a here-document begins, by the language: the shell's `<<EOF` and `<<-'EOF'` (not
