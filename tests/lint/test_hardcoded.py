@@ -835,6 +835,27 @@ def test_client_credential_files(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_htpasswd_files_hold_logins(make_repo: MakeRepo) -> None:
+    """Each `user:hash` line of an `.htpasswd` (`htpasswd`, `*.htpasswd`) is a finding:
+    the hash of a password, MD5's `$apr1$` and `{SHA}` guessed offline in moments, bcrypt's
+    too for a weak one. A comment, a template's reference and a file of another name are
+    not."""
+    repo = make_repo({
+        "nginx/.htpasswd": "# metrics scrapers\n"
+                           "admin:$apr1$CANARY01$Kq2zLm9Wt4Rv8Bn3Xc1Ey. «MAG002»\n"
+                           "ops:{SHA}CANARYW6ph5Mm5Pz8GgiULbPg= «MAG002»\n"
+                           "ci:$2y$10$CANARYaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa «MAG002»\n"
+                           "tmpl:${METRICS_HASH}\n"
+                           "tmpl2:{{ metrics_hash }}\n",
+        "apache/site.htpasswd": "bob:$6$CANARYsalt$Kq2zLm9Wt4Rv8Bn3Xc1Ey7 «MAG002»\n",
+        "htpasswd": "alice:CANARYplain1-x9 «MAG002»\n",
+        "docs/users.txt": "admin:$apr1$CANARY02$Kq2zLm9Wt4Rv8Bn3Xc1Ey.\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_an_aws_credentials_file_and_a_secret_holding_one(make_repo: MakeRepo) -> None:
     """The AWS CLI's `credentials`, an INI file without an extension, holds a secret
     access key and a session token, under its name in the repository (`.aws/credentials`)

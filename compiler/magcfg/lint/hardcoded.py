@@ -1422,12 +1422,19 @@ def _sql_password_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 _NETRC_PASSWORD = re.compile(r"(?:^|\s)password\s++(\S++)")
 _PGPASS_FIELDS = re.compile(r"(?:[^:\\]|\\.)*+")
 _NPMRC_CREDENTIAL = re.compile(r"^\s*+(?:\S*?:)?(_authToken|_auth|_password)\s*+=\s*+(.*+)")
+# `.htpasswd`'s `user:<hash>` (Apache's and nginx's basic auth): the hash a password is
+# guessed from offline, MD5's `$apr1$` and `{SHA}` in moments; crypt's `$id$` form is a
+# hash, not the `$VAR` reference it would read as.
+_HTPASSWD_LOGIN = re.compile(r"^[^:\s#][^:\s]*+:(\S++)\s*+$")
+_CRYPT_HASH = re.compile(r"\$(?:apr1|2[abxy]|[1567]|y|gy)\$")
 
 
 def _credential_file_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
-    """A login in a client's credential file (``_NETRC_PASSWORD`` and below)."""
+    """A login in a client's credential file or a server's ``.htpasswd``
+    (``_NETRC_PASSWORD`` and below)."""
     name = src.name
-    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc", "credentials"):
+    htpasswd = name in (".htpasswd", "htpasswd") or name.endswith(".htpasswd")
+    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc", "credentials") and not htpasswd:
         return
     for number, line in enumerate(src.lines, 1):
         if line.lstrip().startswith(("#", ";")):
@@ -1443,6 +1450,12 @@ def _credential_file_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
         elif name == ".npmrc":
             m = _NPMRC_CREDENTIAL.match(line)
             found = (m.group(2).rstrip(), m.start(2)) if m is not None else None
+        elif htpasswd:
+            m = _HTPASSWD_LOGIN.match(line)
+            found = (m.group(1), m.start(1)) if m is not None else None
+            if found is not None and _CRYPT_HASH.match(found[0]):
+                yield number, Hit(found[1] + 1, f"a login in {name} ({REDACTED})", 1)
+                continue
         elif name == ".pgpass":
             fields = [f for f in _PGPASS_FIELDS.finditer(line) if f.start() == 0
                       or line[f.start() - 1] == ":"]
