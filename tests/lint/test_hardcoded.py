@@ -947,6 +947,38 @@ def test_kubectl_s_own_config_file_is_a_kubeconfig(make_repo: MakeRepo) -> None:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_json_without_an_extension_is_read_as_json(make_repo: MakeRepo) -> None:
+    """A file without an extension that holds a JSON object, and a Secret's entry that
+    decodes to one (Argo CD's cluster Secret keeps its `bearerToken` in `config`), is read
+    as JSON; its settings that hold no secret are not findings."""
+    import base64
+
+    config = ('{"bearerToken": "CANARYar1-x9Kq2zLm7Wt4", MARK\n'
+              ' "tlsClientConfig": {"insecure": false, "caData": "LS0tCg=="},\n'
+              ' "awsAuthConfig": {"clusterName": "prod", "roleARN": "arn:aws:iam::1:role/argo"}}\n')
+    encoded = base64.b64encode(config.replace(" MARK", "").encode()).decode()
+    settings = ('{"awsAuthConfig": {"clusterName": "prod", '
+                '"roleARN": "arn:aws:iam::1:role/argo"}}\n')
+    repo = make_repo({
+        "argocd/prod-cluster.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: prod\n"
+                                    "  labels:\n    argocd.argoproj.io/secret-type: cluster\n"
+                                    "data:\n  name: cHJvZA==\n"
+                                    f"  config: {encoded} «MAG002»\n"
+                                    "  server: aHR0cHM6Ly9rOHMuZXhhbXBsZS5jb20=\n",
+        "clusters/prod/config": config.replace("MARK", "«MAG002»"),
+        "clusters/stage/config": settings,
+        "argocd/stage-cluster.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: stage\n"
+                                     "data:\n"
+                                     f"  config: {base64.b64encode(settings.encode()).decode()}\n"
+                                     # Spring's `{noop}` names the encoder of a password.
+                                     "  password: "
+                                     f"{base64.b64encode(b'{noop}CANARYsp1-x9').decode()} «MAG002»\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_xml_settings_elements_attributes_and_key_value_pairs(make_repo: MakeRepo) -> None:
     """XML files (`.xml`, `.config`) hold settings as an element's text (Maven's
     `<password>`), an attribute (tomcat-users.xml) and a `key`'s or `name`'s `value`

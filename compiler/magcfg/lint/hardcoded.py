@@ -258,9 +258,10 @@ _KUBECONFIG_LINES = (re.compile(r"^kind:[ \t]*+([\"']?+)Config\1[ \t]*+$", re.MU
 
 
 def _kind_of(src: SourceFile) -> str | None:
-    """``_kind`` of a file's name, or YAML for kubectl's config committed where kubectl
-    keeps it (``.kube/config``) or under a name without an extension (``config``,
-    ``prod-cluster``) that has a kubeconfig's top-level lines."""
+    """``_kind`` of a file's name, or for a name without an extension (``config``,
+    ``prod-cluster``, a Secret's entry) what its text is: YAML for kubectl's config
+    committed where kubectl keeps it (``.kube/config``) or with a kubeconfig's top-level
+    lines, JSON for an object (Argo CD's cluster Secret's ``config``)."""
     kind = _kind(src.name)
     if kind is not None or "." in src.name:
         return kind
@@ -268,7 +269,14 @@ def _kind_of(src: SourceFile) -> str | None:
         return "yaml"
     if "Config" in src.text and all(line.search(src.text) for line in _KUBECONFIG_LINES):
         return "yaml"
+    # A whole object: a value that only begins with a brace is none (`{noop}...`, Spring's
+    # password with its encoder's name).
+    if _OBJECT_START.match(src.text) and src.text.rstrip().endswith("}"):
+        return "json"
     return None
+
+
+_OBJECT_START = re.compile(r"\s*+\{")
 
 
 def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
