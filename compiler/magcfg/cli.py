@@ -210,7 +210,10 @@ def build(
     gc.disable()
     try:
         proj = load_project(project)
-        result = run_build(proj, envs=env or None, check=check, strict=strict, jobs=jobs)
+        # Only --since reads the artifacts (their manifests): without it, a build whose
+        # outputs are what it would write need not compile them (BuildResult.reused).
+        result = run_build(proj, envs=env or None, check=check, strict=strict, jobs=jobs,
+                           artifacts=since is not None)
     except MagcfgError as exc:
         if as_json and exc.exit_code == 1:
             known = env or (list(proj.environments) if proj is not None else [])
@@ -241,14 +244,13 @@ def build(
         if not quiet:
             for d in result.warnings:
                 _stderr(top.diagnostic(d).format())
-            for env_name, artifact in result.artifacts.items():
-                if artifact.policy_only:  # not a warning: nothing is wrong (--strict)
-                    manifest = top.name(f"{proj.output}/{env_name}/manifest.json")
-                    _stderr(f"{printable(manifest)}: note: only the reload policy changed "
-                            "(hot_keys, restart_keys): the version stays, as no file a "
-                            "service loads changed; a running service has nothing to "
-                            "apply, and judges its next version's changes by that "
-                            "version's policy (docs/runtime.md)")
+            for env_name in result.policy_only:  # not a warning: nothing is wrong (--strict)
+                manifest = top.name(f"{proj.output}/{env_name}/manifest.json")
+                _stderr(f"{printable(manifest)}: note: only the reload policy changed "
+                        "(hot_keys, restart_keys): the version stays, as no file a "
+                        "service loads changed; a running service has nothing to "
+                        "apply, and judges its next version's changes by that "
+                        "version's policy (docs/runtime.md)")
     for d in problems:
         _stderr(top.diagnostic(d).format())
     if problems:

@@ -45,7 +45,9 @@ from .durable import (
     read_if_present,
     real_directory,
     recover_directories,
+    regular_entries,
     replace_directories,
+    sha256_regular,
 )
 from .errors import BuildError, Diagnostic
 from .heap import gc_paused
@@ -121,6 +123,13 @@ class BuildResult:
     written: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     timings: Timings | None = None
+    policy_only: list[str] = field(default_factory=list)
+    """Environments whose manifest's reload policy is all that changed
+    (``Artifact.policy_only``)."""
+    reused: bool = False
+    """The outputs were found to be what this build would write, by the record of the
+    build that wrote them (``Compiler.recorded_outputs``): nothing was compiled, and
+    ``artifacts`` is empty."""
 
 
 class Timings:
@@ -186,6 +195,9 @@ _SUMMARY_FORMAT = 6
 are cached beside the piece's summary (a build reads the summaries of every piece, and
 the tables only for the keys it asks about); 6: a table's rows carry the merge key
 (``x-magcfg-merge-key``), which merging asks for."""
+
+_RECORD_FORMAT = "1"
+"""Of the record of a build's outputs (``Compiler.record_build``)."""
 
 LAYER_LOADERS = {CUE_SUFFIX: load_cue_layers}
 """The standard layer loaders besides YAML: every command loads layers."""
@@ -959,6 +971,106 @@ class Compiler:
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
                         stack, context, policy_only), diagnostics
 
+    # -- the record of a build's outputs --------------------------------------------------
+
+    def record_name(self, chosen: Sequence[str], stacks: Mapping[str, LayerStack],
+                    bases: Mapping[str, VersionBase]) -> str | None:
+        """The cache key of the record of what a build of ``chosen`` writes
+        (``record_build``): a digest of everything the outputs are made from, so that a
+        record is found only for exactly these inputs, and one planted or moved under
+        another key fails the cache's tag. It binds magcfg's version (the cache's salt),
+        the project file's bytes, the JSON schema's path and digest, the environments,
+        each one's layers (name, directory, and each file's path, digest and key prefix)
+        and the manifest its version is numbered from. None where a build depends on
+        more than that: another source than the disk's files, other extensions, a build
+        of some of the environments (the build checks compile the others), or CUE (a
+        schema or layer files that ``cue``, of whatever version is installed, evaluates)."""
+        project = self.project
+        if (type(self.source) is not FileSource or self._extensions is not None
+                or not self.judge_layers or project.cue_schema
+                or set(chosen) != set(project.environments)):
+            return None
+        schema = self.schema()
+        parts = ["build-record", _RECORD_FORMAT, project.file, project.digest,
+                 project.json_schema or "", schema.digest if schema is not None else "",
+                 "\0".join(chosen)]
+        for env in chosen:
+            base = bases[env]
+            parts += [env, base.display, hashlib.sha256(base.manifest).hexdigest()
+                      if base.manifest is not None else ""]
+            for layer in stacks[env].layers:
+                parts.append(f"{layer.name}\0{layer.directory}")
+                for f in layer.files:
+                    if f.path.endswith(CUE_SUFFIX):
+                        return None
+                    parts.append(f"{f.path}\0{f.digest}\0{format_keypath(f.prefix)}")
+        return self.cache.fragment_key(*parts)
+
+    def record_build(self, name: str, artifacts: Mapping[str, Artifact]) -> None:
+        """Record under ``name`` (``record_name``) what this build writes: each
+        environment's files by name (SHA-256 and size), its warnings (redacted, as
+        reported) and whether only its reload policy changed."""
+        record: dict[str, Any] = {}
+        for env, artifact in artifacts.items():
+            files = {}
+            for file, data in artifact.files.items():
+                known = (artifact.context._config_sha256
+                         if file == CONFIG and artifact.context is not None else "")
+                files[file] = (known or hashlib.sha256(data).hexdigest(), len(data))
+            record[env] = (files, [(d.file, d.line, d.key, d.message, d.severity, d.code)
+                                   for d in artifact.warnings], artifact.policy_only)
+        if self.cache.fragment(name) != record:  # a build that changed nothing writes nothing
+            self.cache.put_fragment(name, record)
+
+    def recorded_outputs(self, name: str, chosen: Sequence[str]
+                         ) -> dict[str, tuple[list[Diagnostic], bool]] | None:
+        """Each environment's (warnings, policy only) as recorded under ``name``
+        (``record_build``), when each output directory holds what that build wrote, so
+        what a build would write now: exactly the recorded files, each of its recorded
+        SHA-256, besides the signature and attestation (kept while the manifest they sign
+        is unchanged). A file's digest comes from the cache while its status is what it
+        was when a build hashed it (``BuildCache.file_sha256``), else it is hashed. None
+        if anything differs or cannot be told: the build then compiles and writes."""
+        found = self.cache.fragment(name)
+        if not isinstance(found, dict) or set(found) != set(chosen):
+            return None
+        out: dict[str, tuple[list[Diagnostic], bool]] = {}
+        for env in chosen:
+            files, warnings, policy_only = found[env]
+            rel = f"{self.project.output}/{env}"
+            try:
+                directory = real_directory(self.project.root, rel)
+            except BuildError:
+                return None
+            entries = regular_entries(directory)
+            if (entries is None or not set(files) <= set(entries)
+                    or not set(entries) - set(files) <= set(SIGNED_FILES)):
+                return None
+            for file, (digest, size) in files.items():
+                if entries[file].st_size != size \
+                        or self._output_sha256(f"{rel}/{file}", directory / file,
+                                               entries[file], size) != digest:
+                    return None
+            out[env] = ([Diagnostic(*w) for w in warnings], policy_only)
+        return out
+
+    def _output_sha256(self, rel: str, path: Path, status: os.stat_result, size: int
+                       ) -> str | None:
+        """The SHA-256 of the output file ``path`` of ``status`` (``rel`` from the root),
+        from the cache by its status or hashed (no more than ``size`` bytes); None when
+        it cannot be read."""
+        known = self.cache.file_sha256(rel, status)
+        if known is not None:
+            return known[0]
+        began = time.time_ns()
+        try:
+            found = sha256_regular(path, size)
+            after = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        self.cache.put_file_sha256(rel, status, after, began, found)
+        return found[0]
+
     def build_checks(self, artifacts: list[Artifact]) -> list[Diagnostic]:
         """Errors of the build checks (e.g. CUE) over the compiled environments."""
         contexts = [a.context for a in artifacts if a.context is not None]
@@ -1253,29 +1365,34 @@ def version_bases(project: Project, envs: Iterable[str],
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
-          cache: BuildCache | None = None, strict: bool = False, jobs: int | None = None
-          ) -> BuildResult:
+          cache: BuildCache | None = None, strict: bool = False, jobs: int | None = None,
+          artifacts: bool = True) -> BuildResult:
     """Compile the environments (default: all) into ``project.output``.
 
     With ``check``, write nothing and report in ``stale`` the files that differ; with
     ``strict``, warnings are errors. Raises ``BuildError`` with every error of every
     environment; then nothing is written. ``jobs``: processes to compile in (default
     ``$MAGCFG_JOBS``, else the cores this process may use); the output is the same
-    with any number.
+    with any number. Without ``artifacts``, a build whose outputs are what it would
+    write, by the record of the build that wrote them (``Compiler.recorded_outputs``),
+    compiles nothing and returns no artifacts (``BuildResult.reused``); its warnings,
+    errors and exit are those of a build that compiles.
     """
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
     with gc_paused():
-        result = _build(compiler, chosen, check, strict, available_jobs(jobs))
+        result = _build(compiler, chosen, check, strict, available_jobs(jobs), artifacts)
         # Only a build that succeeded is cached: a failed one may have merged a literal
-        # secret into a fragment (the secret rules reject it after the merge).
+        # secret into a fragment (the secret rules reject it after the merge). One that
+        # compiled nothing writes only the digests it learnt, and never compacts: that
+        # would drop every fragment the next build that compiles needs.
         with compiler.timings.stage("cache"):
-            compiler.cache.flush()
+            compiler.cache.flush(only="" if result.reused else None)
         return result
 
 
 def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False,
-           jobs: int = 1) -> BuildResult:
+           jobs: int = 1, artifacts: bool = True) -> BuildResult:
     project = compiler.project
     stacks = compiler.load_stacks(chosen, jobs)
     ignored = ignored_inputs(
@@ -1283,24 +1400,33 @@ def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: boo
         [f"{project.output}/{env}/{name}" for env in chosen for name in OUTPUT_FILES],
         project, chosen)
     try:
-        return _compile_and_write(compiler, chosen, check, strict, jobs, stacks, ignored)
+        return _compile_and_write(compiler, chosen, check, strict, jobs, stacks, ignored,
+                                  not artifacts)
     finally:
         ignored()  # git is waited for whatever happened meanwhile (a second call is free)
 
 
 def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool,
                        jobs: int, stacks: dict[str, LayerStack],
-                       ignored: Callable[[], list[Diagnostic]]) -> BuildResult:
+                       ignored: Callable[[], list[Diagnostic]], reusable: bool = False
+                       ) -> BuildResult:
     project = compiler.project
-    compiler.prepare(stacks, jobs)
-    artifacts: dict[str, Artifact] = {}
-    errors: list[Diagnostic] = []
-    warnings: list[Diagnostic] = []
     with compiler.timings.stage("write"):
         if not check:
             recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
         previous = {env: _read_previous(project, env) for env in chosen}
         bases = version_bases(project, chosen, previous)
+    with compiler.timings.stage("cache"):
+        record = compiler.record_name(chosen, stacks, bases)
+    if record is not None and reusable:
+        with compiler.timings.stage("write"):
+            recorded = compiler.recorded_outputs(record, chosen)
+        if recorded is not None:
+            return _reused(compiler, chosen, strict, recorded, ignored)
+    compiler.prepare(stacks, jobs)
+    artifacts: dict[str, Artifact] = {}
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
     errors_of: dict[str, list[Diagnostic]] = {}
     for env in chosen:
         artifact, diagnostics = compiler.compile(env, stacks[env], bases[env])
@@ -1324,13 +1450,35 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
     # entry stops the build (durable.replace_directories).
     with compiler.timings.stage("write"):
         updates = _updates(project, artifacts, previous)
-    result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings)
+    result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings,
+                         policy_only=[env for env, a in artifacts.items() if a.policy_only])
     with compiler.timings.stage("write"):
         if check:
             result.stale = changed_entries(project.root, updates)
         else:
             result.written = replace_directories(project.root, updates)
+    if record is not None:
+        compiler.record_build(record, artifacts)
     return result
+
+
+def _reused(compiler: Compiler, chosen: tuple[str, ...], strict: bool,
+            recorded: dict[str, tuple[list[Diagnostic], bool]],
+            ignored: Callable[[], list[Diagnostic]]) -> BuildResult:
+    """The result of a build whose outputs are what it would write
+    (``Compiler.recorded_outputs``): the recorded warnings, and every check that asks
+    more than the inputs' bytes (git's verdicts, the schema as committed) made again."""
+    warnings = [w for env in chosen for w in recorded[env][0]]
+    errors = compiler.schema_as_committed()
+    for found in ignored():
+        (warnings if found.severity == "warning" else errors).append(found)
+    if strict:
+        errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
+                                 "are errors)", "error", d.code) for d in warnings)
+    if errors:
+        raise BuildError(sorted(set(errors)))
+    return BuildResult(chosen, {}, sorted(set(warnings)), timings=compiler.timings,
+                       policy_only=[env for env in chosen if recorded[env][1]], reused=True)
 
 
 OUTPUT_FILES = (CONFIG, CONFIGMAP, KUSTOMIZATION, MANIFEST)

@@ -76,6 +76,7 @@ __all__ = [
     "read_regular",
     "real_directory",
     "recover_directories",
+    "regular_entries",
     "regular_status",
     "remove_stale_temps",
     "replace_directories",
@@ -1180,6 +1181,29 @@ def _changes(directory: Path, update: DirectoryUpdate) -> list[str]:
             changed.append(name)
     changed += [name for name in entries if name not in update.files]
     return sorted(changed)
+
+
+def regular_entries(directory: Path) -> dict[str, os.stat_result] | None:
+    """The status of each entry of ``directory`` (magcfg's own temp files left out, as
+    ``replace_directories`` leaves them), or None when it cannot be listed or holds
+    anything but regular files: what a caller that vouches for the directory's bytes
+    without writing them must see (``compiler.Compiler.recorded_outputs``)."""
+    try:
+        scanned = list(os.scandir(directory))
+    except OSError:
+        return None
+    found: dict[str, os.stat_result] = {}
+    for entry in scanned:
+        if _TEMP_FILE.match(entry.name):
+            continue
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            return None
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        found[entry.name] = status
+    return found
 
 
 def changed_entries(root: str | os.PathLike[str], updates: Sequence[DirectoryUpdate]
