@@ -597,6 +597,45 @@ def test_compaction_copies_only_entries_that_still_check_out(tmp_path: Path) -> 
     assert after.fragment("k0") is None
 
 
+def test_compaction_keeps_the_largest_pack_while_the_build_used_most_of_it(
+        tmp_path: Path) -> None:
+    """The fragments of a cold build, then small packs of one build each: the compaction
+    copies what the build used of the small packs and leaves the large pack as it is
+    (rewriting it cost as much as the whole cache, once every MAX_PACKS builds). Once a
+    build uses less than half of it, it is compacted with the rest."""
+    directory, key = tmp_path / "repo" / CACHE, tmp_path / "state" / KEY_FILE_NAME
+    big = [f"fragment-{i}" for i in range(100)]
+    cache = BuildCache(directory, key)
+    for name in big:
+        cache.put_serialized(name, name.encode() * 100, None)
+    cache.flush()
+    cache.close()
+    (large,) = directory.glob("pack-*.bin")
+    inode = large.stat().st_ino
+    for i in range(MAX_PACKS):  # the last one compacts
+        cache = BuildCache(directory, key)
+        assert all(cache.serialized(name) is not None for name in big)
+        assert i < 2 or cache.fragment(f"k{i - 1}") == i - 1  # used: kept
+        cache.put_fragment(f"k{i}", i)
+        cache.flush()
+        cache.close()
+    packs = sorted(directory.glob("pack-*.bin"))
+    assert len(packs) == 2 and large in packs and large.stat().st_ino == inode
+    cache = BuildCache(directory, key)
+    assert cache.fragment("k0") is None  # unused by the compacting build: dropped
+    assert [cache.fragment(f"k{i}") for i in range(MAX_PACKS - 2, MAX_PACKS)] == [
+        MAX_PACKS - 2, MAX_PACKS - 1]
+    for i in range(MAX_PACKS):  # builds that use a third of it
+        assert all(cache.serialized(name) is not None for name in big[:33])
+        cache.put_fragment(f"m{i}", i)
+        cache.flush()
+        cache.close()
+        cache = BuildCache(directory, key)
+    assert not large.exists()
+    assert all(cache.serialized(name) is not None for name in big[:33])
+    assert cache.serialized(big[50]) is None
+
+
 def test_build_error_is_the_same_with_a_cache(mini: Project, state_home: Path) -> None:
     warm(mini)
     mini.write("layers/environments/prod/magds.yaml", "magds:\n  port: 70000\n")

@@ -61,7 +61,8 @@ benchmark repo. Packs and the index are replaced atomically, through the directo
 file descriptor, never through a symlink and never into anything but a regular file;
 an unreadable entry is a miss, never an error; writes are best effort (a read-only
 checkout still builds). When more than ``MAX_PACKS`` packs exist, the entries the last
-build used are compacted into one pack; a pack the index does not name is deleted.
+build used are compacted into one pack (the largest pack kept as it is while that build
+used most of it: ``_compact``); a pack the index does not name is deleted.
 """
 
 from __future__ import annotations
@@ -501,20 +502,44 @@ class BuildCache:
                                                                    durable=True))
 
     def _compact(self) -> None:
-        """Keep only what this build used (hits and new entries), in one pack."""
+        """Keep only what this build used (hits and new entries), in one new pack; but
+        the largest pack stays as it is, all it holds still named, while it is the file
+        this user wrote and this build used at least half of its bytes. Rewriting it
+        would copy the whole cache (the 37 MB of fragments of the large benchmark repo)
+        once every ``MAX_PACKS`` builds, however little each of them changed."""
+        kept = self._kept_pack()
         live: dict[str, tuple[int, bytes, bytes]] = {}
         for key in sorted(self._used):
             if key in self._pending:
                 live[key] = self._entry(key, *self._pending[key])
+            elif kept is not None and self._locations.get(key, ("",))[0] == kept:
+                continue
             elif (stored := self._read(key)) is not None:
                 # Checked again unless its pack is unchanged: the new pack is trusted.
                 tag, head, body, unchanged = stored
                 if unchanged or hmac.compare_digest(tag, self._tag(b"E", key, head, body)):
                     live[key] = len(head), bytes(tag) + bytes(head), body
-        self._locations = {}
+        self._locations = {k: v for k, v in self._locations.items() if v[0] == kept}
         self._layer_keys = {k: v for k, v in self._layer_keys.items()
                             if k in self._layer_keys_used}
         self._write_pack(live)
+
+    def _kept_pack(self) -> str | None:
+        """The pack ``_compact`` keeps as it is (see there), or None."""
+        size: dict[str, int] = {}
+        used: dict[str, int] = {}
+        for key, (name, _offset, head_size, body_size) in self._locations.items():
+            entry = _TAG_BYTES + head_size + body_size
+            size[name] = size.get(name, 0) + entry
+            if key in self._used:
+                used[name] = used.get(name, 0) + entry
+        if not size:
+            return None
+        largest = max(size, key=lambda name: (size[name], name))
+        pack = self._pack(largest)
+        if pack is None or not pack[1] or 2 * used.get(largest, 0) < size[largest]:
+            return None
+        return largest
 
     def _delete_leftovers(self, named: set[str]) -> None:
         """Remove the packs the index does not name (compacted, or not ours) and temp
