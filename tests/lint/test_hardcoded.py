@@ -879,6 +879,25 @@ def test_an_aws_credentials_file_and_a_secret_holding_one(make_repo: MakeRepo) -
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_the_aws_cli_s_config_file_holds_keys_as_its_credentials_file_does(
+        make_repo: MakeRepo) -> None:
+    """The AWS CLI reads a secret access key and a session token from `.aws/config` too,
+    under a `[profile ...]`: they passed the gate there, its name having no extension;
+    its region, role and the command `credential_process` runs are not secrets, nor is a
+    file named `config` elsewhere."""
+    repo = make_repo({
+        "ops/.aws/config": "[default]\nregion = eu-west-1\naws_access_key_id = CANARYKEYID\n"
+                           "aws_secret_access_key = CANARYaws3/x9Kq2zLm7Wt4Rv8Bn3Hs6Dp0Fy5Gj1 "
+                           "«MAG002»\n[profile ci]\nrole_arn = arn:aws:iam::123456789012:role/ci\n"
+                           "aws_session_token = CANARYaws4+x9Kq2zLm7Wt4Rv8Bn3Hs6 «MAG002»\n"
+                           "credential_process = /usr/local/bin/aws-vault exec ci --json\n",
+        "tools/config": "[auth]\naws_session_token = CANARYnear8+x9Kq2zLm7Wt4Rv8\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_option_files_and_kubeconfigs_are_read_by_their_names(make_repo: MakeRepo) -> None:
     """MySQL's option files (`my.cnf`, `.my.cnf`) and s3cmd's `.s3cfg` are INI files, and
     a kubeconfig (`kubeconfig`, `*.kubeconfig`, a Secret's `kubeconfig` entry) is YAML:

@@ -1442,13 +1442,16 @@ def _credential_file_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     (``_NETRC_PASSWORD`` and below)."""
     name = src.name
     htpasswd = name in (".htpasswd", "htpasswd") or name.endswith(".htpasswd")
-    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc", "credentials") and not htpasswd:
+    # The AWS CLI reads keys from its `config` too, under a `[profile ...]`.
+    aws = name == "credentials" or src.path == ".aws/config" \
+        or src.path.endswith("/.aws/config")
+    if name not in (".netrc", "_netrc", ".pgpass", ".npmrc") and not aws and not htpasswd:
         return
     for number, line in enumerate(src.lines, 1):
         if line.lstrip().startswith(("#", ";")):
             continue
         found: tuple[str, int] | None = None
-        if name == "credentials":
+        if aws:
             # A secret's own name, not a setting about one (`credential_process` runs
             # the command that gives the keys).
             m = _INI_KV.match(line)
