@@ -955,11 +955,20 @@ def test_a_git_that_cannot_answer_about_the_inputs_fails_the_build(
         "is something it reads, such as a .gitignore, a FIFO")
     assert mini.snapshot_tree() == {}
     (mini.root / ".gitignore").unlink()
+    project = load(mini)
     (mini.root / ".git/index").write_bytes(b"DIRC not an index")
     with pytest.raises(magcfg.BuildError) as raised:
-        magcfg.build(load(mini))
+        magcfg.build(project)
+    # The first question git cannot answer stops the build (the committed manifests are
+    # asked for before the ignored inputs).
     [d] = raised.value.diagnostics
-    assert "(`git check-ignore` failed with exit status 128: fatal: " in d.message
+    assert d.severity == "error" and d.message.startswith("git could not "), d.message
+    assert mini.snapshot_tree() == {}
+    # Loading the project asks the index first (whether the file is a link's target).
+    with pytest.raises(magcfg.MagcfgError) as failed:
+        load(mini)
+    assert "git, which would tell, did not answer (`git ls-files` failed with exit " \
+        "status 128: fatal: " in str(failed.value)
     (mini.root / ".git/index").unlink()
     monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64)
     with pytest.raises(magcfg.BuildError) as raised:
