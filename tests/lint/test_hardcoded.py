@@ -1726,6 +1726,34 @@ deploy:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_credential_echoed_into_a_command_that_reads_it_is_found(
+        make_repo: MakeRepo) -> None:
+    """`echo "..." | docker login --password-stdin` is Docker's own way to give a
+    password, and gives it on the command's input as a here-string does: a literal
+    there passed the gate, as it did through `printf`. A variable, a command that reads
+    no credential from its input, and a pipe's second command are not findings."""
+    repo = make_repo({
+        "scripts/login.sh": """\
+echo "CANARYpipe1-x9" | docker login -u ci --password-stdin r.example.com «MAG002»
+printf '%s' 'CANARYpipe2-x9' | gh auth login --with-token «MAG002»
+echo -n CANARYpipe3-x9|helm registry login r.example.com --password-stdin «MAG002»
+echo "$REGISTRY_PASSWORD" | docker login -u ci --password-stdin r.example.com
+printf '%s\\n' "${{ secrets.TOKEN }}" | gh auth login --with-token
+echo "CANARYnear9-x9" | base64 -d > token.bin
+echo "CANARYnear10-x9" | tee a.txt | docker login -u ci --password-stdin r
+""",
+        ".github/workflows/ci.yml": """\
+jobs:
+  d:
+    steps:
+      - run: echo 'CANARYpipe4-x9' | docker login ghcr.io -u ci --password-stdin «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_an_sql_password_in_escaped_quotes_is_found(make_repo: MakeRepo) -> None:
     """A statement inside a double-quoted string quotes MySQL's password `\\"...\\"`: in a
     shell script's `mysql -e "..."` and in code's strings it passed the gate; a variable

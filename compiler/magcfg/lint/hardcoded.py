@@ -1239,6 +1239,32 @@ def _herestring_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                     yield at, hit
 
 
+# A word `echo` or `printf` (its format `%s`, perhaps with a line end) writes into a
+# pipe, and the command the pipe feeds, to the end of its statement.
+_PIPED_WORD = re.compile(
+    r"""(?:^|[\s;&|(])(?:echo|printf)(?:[ \t]++-[A-Za-z]++)*+"""
+    r"""(?:[ \t]++(["']?+)%s(?:\\n)?+\1(?=[ \t]))?+[ \t]++"""
+    r"""("[^"\n]*+"|'[^'\n]*+'|[^\s|;&<>()'"]++)[ \t]*+\|(?!\|)([^|;&\n]*+)""")
+
+
+def _piped_credential_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """A word ``echo`` or ``printf`` pipes into a command that reads a credential from
+    its input (``_STDIN_CREDENTIAL``: `echo "..." | docker login --password-stdin`, as
+    Docker's documentation gives it): the word is the credential, as a here-string's is."""
+    for number, line in enumerate(src.lines, 1):
+        if "|" not in line or line.lstrip().startswith("#"):
+            continue
+        for m in _PIPED_WORD.finditer(line):
+            if not any(key_is_secret(option.group(1) or option.group(2))
+                       for option in _STDIN_CREDENTIAL.finditer(m.group(3) + " ")):
+                continue
+            word = m.group(2)
+            if is_literal(word) and not _not_key_material("password", word, "shell"):
+                column = m.start(2) + (2 if word[:1] in ("'", '"') else 1)
+                yield number, Hit(column, f"a credential given on a command's input "
+                                          f"({REDACTED})", 1)
+
+
 def _herestring_parts(lines: list[str], number: int, start: int, quote: str
                       ) -> list[tuple[int, int, str]]:
     """The lines of the word of a here-string that starts at ``start`` of line ``number``
@@ -1888,6 +1914,10 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and kind in ("shell", "yaml") and "<<<" in src.text:
             for number, hit in _herestring_hits(src):
+                keep(number, hit)
+        if not example and kind in ("shell", "yaml") and "|" in src.text \
+                and ("-stdin" in src.text or "--with-token" in src.text):
+            for number, hit in _piped_credential_hits(src):
                 keep(number, hit)
         if not example and kind == "xml" and _has_secret_word(src.text):
             for number, hit in _xml_text_hits(keyed):
