@@ -1754,6 +1754,31 @@ jobs:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_here_document_fed_to_a_command_that_reads_a_credential_is_found(
+        make_repo: MakeRepo) -> None:
+    """A here-document's one line given to `--password-stdin` or `--with-token` is the
+    credential, as a here-string's word is (it passed the gate); a reference, and a
+    here-document of another command, are not findings."""
+    repo = make_repo({"scripts/login.sh": """\
+docker login -u ci --password-stdin r.example.com <<EOF
+CANARYdoc1-x9 «MAG002»
+EOF
+gh auth login --with-token<<-'TOKEN'
+\tCANARYdoc2-x9 «MAG002»
+\tTOKEN
+docker login -u ci --password-stdin r.example.com <<EOF
+$REGISTRY_PASSWORD
+EOF
+base64 -d > token.bin <<EOF
+CANARYnear11-x9
+EOF
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_an_sql_password_in_escaped_quotes_is_found(make_repo: MakeRepo) -> None:
     """A statement inside a double-quoted string quotes MySQL's password `\\"...\\"`: in a
     shell script's `mysql -e "..."` and in code's strings it passed the gate; a variable

@@ -1140,10 +1140,11 @@ _HEREDOC_IN_CODE = re.compile(r"""<<[~-]?+(['"`]?+)([A-Z_][A-Z0-9_]*+)\1(?!\w)|<
                               r"""(['"]?+)([A-Za-z_]\w*+)\3(?!\w)""")
 
 
-def _heredoc_bodies(src: SourceFile, kind: str | None) -> Iterator[int]:
-    """The numbers of the lines of the here-documents of a shell script, a Dockerfile or
-    a Ruby or PHP file: text a program writes or reads (an env file, a config, SQL), not
-    the program's code. A here-document whose end is not in the file is none."""
+def _heredoc_bodies(src: SourceFile, kind: str | None) -> Iterator[tuple[int, range]]:
+    """The here-documents of a shell script, a Dockerfile or a Ruby or PHP file, each as
+    the number of the line that opens it and the numbers of its lines: text a program
+    writes or reads (an env file, a config, SQL), not the program's code. A
+    here-document whose end is not in the file is none."""
     opener = _HEREDOC_SHELL if kind == "shell" else _HEREDOC_IN_CODE
     if "<<" not in src.text:
         return
@@ -1166,7 +1167,7 @@ def _heredoc_bodies(src: SourceFile, kind: str | None) -> Iterator[int]:
         candidates = ends.get(m.group(2) or m.group(4), [])
         at = bisect.bisect_left(candidates, number)
         if at < len(candidates):
-            yield from range(number + 1, candidates[at] + 1)
+            yield number, range(number + 1, candidates[at] + 1)
             number = candidates[at] + 1
 
 
@@ -1177,11 +1178,23 @@ _HEREDOC_END = re.compile(r"\s*+([A-Za-z_]\w*+)\s*+(?:[;,)].*+)?+$")
 
 def _heredoc_hits(src: SourceFile, kind: str | None) -> Iterator[tuple[int, Hit]]:
     """A secret-like key given a literal in a here-document, in the shapes of the files
-    they write: `KEY=value` (`export KEY=value`), `key = value`, `key: value`."""
-    for number in _heredoc_bodies(src, kind):
-        hit = _written_line_hit(src.lines[number - 1], 0)
-        if hit is not None:
-            yield number, hit
+    they write: `KEY=value` (`export KEY=value`), `key = value`, `key: value`; and a
+    here-document of one line given to an option that reads a credential from the input
+    (``_STDIN_CREDENTIAL``), which is the credential, as a here-string's word is."""
+    for opener, body in _heredoc_bodies(src, kind):
+        if len(body) == 1 and any(
+                key_is_secret(option.group(1) or option.group(2))
+                for option in _STDIN_CREDENTIAL.finditer(src.lines[opener - 1])):
+            line = src.lines[body[0] - 1]
+            word = line.strip()
+            if word and is_literal(word) and not _not_key_material("password", word, "shell"):
+                yield body[0], Hit(len(line) - len(line.lstrip()) + 1, "a credential given "
+                                   f"on a command's input ({REDACTED})", 1)
+                continue
+        for number in body:
+            hit = _written_line_hit(src.lines[number - 1], 0)
+            if hit is not None:
+                yield number, hit
 
 
 def _written_line_hit(line: str, offset: int) -> Hit | None:
@@ -1206,8 +1219,9 @@ _HERESTRING = re.compile(r"<<<[ \t]*+(\$?+['\"]|(?=[^\s;|&<>()]))")
 _HERESTRING_WORD = re.compile(r"""[^\s;|&<>()'"]++""")
 # An option that has a command read a credential from its input (`docker login
 # --password-stdin`, `gh auth login --with-token`): the here-string is the credential.
-# Searched up to the here-string, whose `<<<` ends a word as a space does.
-_STDIN_CREDENTIAL = re.compile(r"(?:^|\s)--(?:([A-Za-z][\w-]*?)-stdin|(with-token))(?=\s|\Z)")
+# Its word ends where the shell's does (a space, a redirection, the statement's end).
+_STDIN_CREDENTIAL = re.compile(
+    r"(?:^|\s)--(?:([A-Za-z][\w-]*?)-stdin|(with-token))(?=[\s<|;&)]|\Z)")
 
 
 def _herestring_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
