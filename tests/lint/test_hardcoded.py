@@ -1218,6 +1218,21 @@ if os.environ["DB_PASSWORD"] == "CANARYnear2-x9":
     assert found == expected
 
 
+def test_an_environment_variable_set_to_a_literal_in_ruby_and_php(
+        make_repo: MakeRepo) -> None:
+    """Ruby's `ENV["..."] =` and PHP's `$_ENV['...'] =` set a variable as Python's
+    `os.environ[...] =` does: they passed the gate, the line first asked for a lower-case
+    `nv` (found only in a value that held one). A comparison and a variable of no
+    secret's name are not findings."""
+    repo = make_repo({
+        "config/boot.rb": 'ENV["API_TOKEN"] = "CANARYset1-x9" «MAG002»\n'
+                          'ENV["LOG_LEVEL"] = "CANARYnear4-x9"\n'
+                          'raise if ENV["API_TOKEN"] == "CANARYnear5-x9"\n',
+        "public/setup.php": "<?php\n$_ENV['DB_PASSWORD'] = 'CANARYset2-x9'; «MAG002»\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_terraform_variable_defaults(make_repo: MakeRepo) -> None:
     """A secret-like variable's literal default is committed; its nested blocks, an
     expression, an empty default and other variables are not."""

@@ -1578,7 +1578,9 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
         value = _code_string(m.group(3))
         if value is not None and not _JOINED.match(line, m.end()):
             yield m.group(2), value, m.start(3) + 1
-    for m in _ENV_SET.finditer(line) if "nv" in line or "etProperty" in line else ():
+    # `environ`, `env`, `Setenv`, `SetEnvironmentVariable`, or Ruby's and PHP's `ENV`.
+    for m in _ENV_SET.finditer(line) if "nv" in line or "NV" in line \
+            or "etProperty" in line else ():
         value = _code_string(m.group(5))
         if value is not None and not _JOINED.match(line, m.end()):
             yield m.group(2) or m.group(4), value, m.start(5) + 1
