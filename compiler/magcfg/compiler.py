@@ -485,14 +485,17 @@ class Compiler:
         stacks = self.load_stacks([env])
         return stacks[env]
 
-    def load_stacks(self, envs: Iterable[str], jobs: int = 1) -> dict[str, LayerStack]:
+    def load_stacks(self, envs: Iterable[str], jobs: int = 1, links_asked: bool = False
+                    ) -> dict[str, LayerStack]:
         """The LayerStack of each of ``envs``; raises BuildError with every load error.
 
         Every layer file is read and hashed first (the schema hashed meanwhile), but
         those whose digest the cache knows by their unchanged status
         (``BuildCache.held_digests``), then what the cache does not know is parsed.
         With ``jobs`` > 1 the schema is split in another process while this one parses
-        (``schema_aside``)."""
+        (``schema_aside``). git's index is asked meanwhile which of the files read are
+        symlinks this checkout holds as files of their targets (``held_links``), but
+        where the caller asks it (``links_asked``: ``ignored_inputs``, the build's)."""
         envs = list(envs)
         listing: dict[str, list[tuple[str, list[tuple[str, tuple[str, ...]]]]]] = {}
         errors: list[Diagnostic] = []
@@ -513,6 +516,8 @@ class Compiler:
             self._secrets_written = None
             wanted = sorted({p for layers in listing.values() for _, files in layers
                              for p, _prefix in files})
+            links = (lambda: []) if links_asked else held_links(self.source, [
+                *filter(None, (self.project.json_schema, self.project.cue_schema)), *wanted])
             held = self._held_layer_files()
             for path in wanted:
                 if path in self._parsed or path.endswith(tuple(loaders)):
@@ -541,6 +546,10 @@ class Compiler:
                     self._load_file(path, raw, digest)
                 except (LoadFailed, BuildError) as exc:  # BuildError: read, it changed
                     errors.extend(exc.diagnostics)
+        links_found = links()
+        if links_found:  # what a file's text said is no matter: it is a link's target
+            held_paths = {d.file for d in links_found}
+            errors = [*links_found, *(d for d in errors if d.file not in held_paths)]
         if errors:
             raise BuildError(sorted(set(self._redacted(errors))))
         policies = self.policies()
@@ -1394,7 +1403,7 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
 def _build(compiler: Compiler, chosen: tuple[str, ...], check: bool, strict: bool = False,
            jobs: int = 1, artifacts: bool = True) -> BuildResult:
     project = compiler.project
-    stacks = compiler.load_stacks(chosen, jobs)
+    stacks = compiler.load_stacks(chosen, jobs, links_asked=True)
     ignored = ignored_inputs(
         compiler.source, build_inputs(project, stacks),
         [f"{project.output}/{env}/{name}" for env in chosen for name in OUTPUT_FILES],
@@ -1493,6 +1502,39 @@ def build_inputs(project: Project, stacks: Mapping[str, LayerStack]) -> list[str
                            - set(read))]
 
 
+def held_links(source: Source, paths: list[str]) -> Callable[[], list[Diagnostic]]:
+    """Asks git's index (``indexed_by_git``, which answers while the caller works) about
+    ``paths``, files the caller reads; returns what waits for a ``LINK_HELD`` for each
+    committed as a symlink that this checkout holds as a file of its target
+    (``link_checked_out``): any text, YAML or JSON of several lines too, may be a
+    target, which ``Checkout`` judges by its shape alone. Nothing to ask of a commit's
+    objects (not a ``FileSource``)."""
+    if not isinstance(source, FileSource) or not paths:
+        return list
+    real = {path: source.real_relative(path) for path in paths}
+    indexed = indexed_by_git(source.root, [], list(dict.fromkeys(real.values())))
+
+    def found() -> list[Diagnostic]:
+        try:
+            index = indexed()
+        except GitUnanswered as exc:  # a check that cannot run fails the command
+            return [Diagnostic(paths[0], None, None, "git could not say whether the files "
+                               f"read are symlinks this checkout holds as files ({exc}): fix "
+                               "what stops git, then run magcfg again", code="path")]
+        return _links_held(source, paths, real, index)
+
+    return found
+
+
+def _links_held(source: FileSource, paths: Sequence[str], real: Mapping[str, str],
+                index: IndexAnswer) -> list[Diagnostic]:
+    """``LINK_HELD`` for each of ``paths`` (where it really is: ``real``) that ``index``
+    holds as a symlink and this checkout as a file of its target."""
+    return [Diagnostic(path, None, None, LINK_HELD, code="path") for path in paths
+            if real[path] in index.links
+            and link_checked_out(source.root, real[path], index.links[real[path]])]
+
+
 def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = (),
                    project: Project | None = None, envs: Sequence[str] = (),
                    encoding_decided: Callable[[str], bool] = lambda path: False,
@@ -1551,9 +1593,7 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                  for path in index.skipped if project is not None
                  and _layer_file(project, path, envs)
                  and not os.path.lexists(source.root / path)]
-        found += [Diagnostic(path, None, None, LINK_HELD, code="path") for path in paths
-                  if real[path] in index.links
-                  and link_checked_out(source.root, real[path], index.links[real[path]])]
+        found += _links_held(source, paths, real, index)
         found += [Diagnostic(path, None, None, f"is checked out in {encodings[real[path]]} "
                              "(a working-tree-encoding in .gitattributes), not the UTF-8 the "
                              "commit holds, so the build may read other bytes than the "

@@ -218,8 +218,9 @@ def _cloned_without_links(tmp_path: Path, links: dict[str, str]) -> Project:
     target."""
     top = tmp_path / "origin"
     origin = Project(top)
-    origin.write("schemas/schema.json", json.dumps(MINI_SCHEMA))
-    for rel, text in {"magcfg.yaml": MINI_PROJECT, **MINI_BASE}.items():
+    files = {"magcfg.yaml": MINI_PROJECT, "schemas/schema.json": json.dumps(MINI_SCHEMA),
+             **MINI_BASE}
+    for rel, text in files.items():
         if not any(rel == link or rel.startswith(f"{link}/") for link in links):
             origin.write(rel, text)
     for rel, target in links.items():
@@ -265,6 +266,23 @@ def test_a_layer_directory_held_for_a_symlink_of_several_lines_is_refused_naming
     (clone.root / "layers/environments/prod").write_text("../prod\n")
     stderr = failed_cleanly(clone.run(*COMMANDS[command]))
     assert stderr.startswith("layers/environments/prod: error: is not a directory\n"), stderr
+
+
+@pytest.mark.parametrize("command", ["diff", "explain", "promote", "report"])
+@pytest.mark.parametrize(("rel", "target"), [
+    ("layers/environments/prod/logging.yaml", "logging:\n  level: debug\n"),
+    ("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=1))])
+def test_an_input_held_for_a_symlink_of_several_lines_is_refused_by_every_command(
+        tmp_path: Path, command: str, rel: str, target: str) -> None:
+    """A layer file or schema committed as a link whose target is YAML or JSON of several
+    lines: the build refused it (asking git's index about every file it read), while
+    `diff`, `explain`, `promote` and `report` read the target as the file."""
+    clone = _cloned_without_links(tmp_path, {rel: target})
+    args = ["report", "--html", "matrix.html"] if command == "report" else COMMANDS[command]
+    before = clone.snapshot_tree("")
+    stderr = failed_cleanly(clone.run(*args))
+    assert stderr == f"{rel}: error: {LINK_HELD}\n", stderr
+    assert clone.snapshot_tree("") == before
 
 
 def test_a_file_without_a_line_end_asks_git_nothing_unless_it_may_be_a_link(

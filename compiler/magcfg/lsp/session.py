@@ -233,7 +233,7 @@ class Session:
         self._checkout_problems = []
         envs = self.project.environments
         try:
-            stacks = self.compiler.load_stacks(envs)
+            stacks = self.compiler.load_stacks(envs, links_asked=True)
         except BuildError as exc:
             self._load_problems = list(exc.diagnostics)
             return
@@ -290,7 +290,7 @@ class Session:
         before = self._stacks
         envs = self.project.environments
         try:
-            stacks = self.compiler.load_stacks(envs)
+            stacks = self.compiler.load_stacks(envs, links_asked=True)
         except BuildError as exc:
             # The last stacks that loaded stand; their findings stay until this loads.
             self._load_problems = list(exc.diagnostics)
