@@ -219,3 +219,21 @@ def test_names_a_case_insensitive_checkout_holds_as_one_file_are_each_read_as_co
     (clone / "secret.env").write_text("DB_PASSWORD=Zx8qLm2pR7vT4w\n")
     found = [(f.file, f.line, f.rule) for f in lint(clone).findings]
     assert found == [("SECRET.env", 1, "MAG002"), ("secret.env", 1, "MAG002")]
+
+
+def test_a_committed_symlink_the_work_tree_lacks_is_read_as_a_link(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A link a sparse checkout leaves out is read from git's index, its blob the target:
+    read as a file's content, `certs/server.p12 -> ../vault/server.p12` was a key store
+    by its name and `.env -> config/dev.env` a `.env` file."""
+    repo = make_repo({"config/app.yaml": "level: info\n"})
+    _linked(repo.root / "links", {**PLANTED_LINKS, **ORDINARY_LINKS})
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "links")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--no-checkout", str(repo.root), str(clone))
+    git(clone, "sparse-checkout", "set", "--no-cone", "/config/")
+    git(clone, "checkout", "-q", "main")
+    assert not (clone / "links").exists()
+    found = {(f.file, f.line, f.rule) for f in lint(clone).findings}
+    assert found == {(f"links/{name}", 1, "MAG002") for name in PLANTED_LINKS}, found

@@ -194,11 +194,13 @@ def read_files(root: Path, names: Sequence[str]
     from ..durable import git_root
 
     committed = _committed_encoded(root, names)
+    links: set[str] = set()  # of the names read as committed, the symbolic links
     gone = [n for n in names if n not in committed and not os.path.lexists(root / n)]
     if git_root(root) is not None:  # outside git a name gone is gone, and twins one file
         unread = gone + [n for n in case_twins(root, names) if n not in committed]
         if unread:
             committed.update(_committed(root, unread))
+            links = _committed_links(root, unread)
     for name in names:
         full = root / name
         shown = display_name(name)
@@ -207,7 +209,7 @@ def read_files(root: Path, names: Sequence[str]
             yield name, UncheckedFile(shown, *blob)
             continue
         if blob is not None:
-            yield name, source(shown, blob)
+            yield name, link_source(shown, blob) if name in links else source(shown, blob)
             continue
         try:
             info = full.lstat()
@@ -267,6 +269,20 @@ def case_twins(root: Path, names: Sequence[str]) -> list[str]:
             files.setdefault((info.st_dev, info.st_ino), []).append(name)
         twins += [name for same in files.values() if len(same) > 1 for name in same]
     return twins
+
+
+def _committed_links(root: Path, names: list[str]) -> set[str]:
+    """Those of ``names`` that git's index holds as symbolic links (mode 120000), whose
+    blobs are targets (``link_source``). Fails the gate as ``list_files`` does when git
+    cannot say."""
+    from ..project import GitUnanswered, indexed_by_git
+
+    try:
+        return set(indexed_by_git(root, [], names)().links)
+    except GitUnanswered as exc:
+        raise BuildError([Diagnostic(
+            ".", None, None, f"git could not say which committed files are symbolic links "
+            f"({exc}): fix what stops git, then lint again", code="git")]) from None
 
 
 def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | Unread | None]:
