@@ -194,6 +194,15 @@ def test_init_refuses_a_directory_that_does_not_exist(tmp_path: Path) -> None:
     assert failed_cleanly(done, 2) == (
         "error: no/such does not exist: create it first (git init no/such)\n")
     assert not (tmp_path / "no").exists()
+    # In a repository, the project goes below its top, as README's `magcfg init
+    # platform/config`: git init there would make another repository.
+    repo = _repo(tmp_path)
+    done = repo.run("init", "team a/config")
+    assert failed_cleanly(done, 2) == (
+        "error: team a/config does not exist: create it first (mkdir -p 'team a/config')\n")
+    assert _shell(repo.root, "mkdir -p 'team a/config'", dict(os.environ)).returncode == 0
+    assert repo.run("init", "team a/config", "--ci", "none").returncode == 0
+    assert (repo.root / ".pre-commit-config.yaml").exists()
     (tmp_path / "file").write_text("")
     assert failed_cleanly(Project(tmp_path).run("init", "file"), 2) == (
         "error: file is not a directory\n")

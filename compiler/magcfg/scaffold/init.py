@@ -109,6 +109,20 @@ class InitResult:
     """The starting schema, to refine."""
 
 
+def _making(given: Path) -> str:
+    """The command that makes the missing project directory ``given``, pasted where init
+    ran: below an existing repository's top a directory of it (``git init`` there would
+    make another repository, and put the CI pipeline and the hook at its top, which no
+    CI runs), else the repository."""
+    from ..durable import git_root
+
+    above = Path(os.path.abspath(given)).parent
+    while not above.is_dir() and above != above.parent:
+        above = above.parent
+    command = "mkdir -p" if git_root(above) is not None else "git init"
+    return f"{command} {shlex.quote(os.fspath(given))}"
+
+
 def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
                  ci: str = "github") -> InitResult:
     """Scaffold a project in ``root`` and build it. Raises ``UsageError`` for bad
@@ -127,7 +141,7 @@ def init_project(root: Path, environments: Iterable[str] = DEFAULT_ENVIRONMENTS,
     if not root.exists():
         # Not created: a mistyped path would leave a stray directory behind, and the
         # repository the project lives in is git's to make.
-        raise UsageError(f"{given} does not exist: create it first (git init {given})")
+        raise UsageError(f"{given} does not exist: create it first ({_making(given)})")
     if not root.is_dir():
         raise UsageError(f"{given} is not a directory")
     # Named from the repository's top, as every command names the project's files.
