@@ -802,6 +802,47 @@ smbclient //srv/share -U "deploy%$SMB_PASSWORD" -c ls
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_secret_variables_and_keys_given_to_a_command(make_repo: MakeRepo) -> None:
+    """A secret-like `KEY=value` given to a command is a finding wherever it is on the
+    line: `docker run -e`, `--env`, `--build-arg`, `kubectl create secret
+    --from-literal`, `vault kv put`, `env KEY=...`, `terraform -var`, gcloud's
+    `--set-env-vars=A=1,KEY=...`, quoted or not; so are `gh secret set --body ...` and
+    `aws configure set aws_secret_access_key ...`, and such steps of Azure Pipelines
+    (`bash:`) and Taskfiles (`cmds:`). A reference, a command's output, a format field,
+    a comparison and a key of no secret are not."""
+    repo = make_repo({
+        "ops.sh": """\
+docker run -e DB_PASSWORD=CANARYkv1-x9 -e LOG_LEVEL=info app «MAG002»
+docker run --env "API_TOKEN=CANARYkv2-x9" app «MAG002»
+docker build --build-arg NPM_TOKEN='CANARYkv3-x9' . «MAG002»
+kubectl create secret generic db --from-literal=password=CANARYkv4-x9 «MAG002»
+kubectl create secret generic api --from-literal api-token=CANARYkv5-x9 «MAG002»
+vault kv put secret/app db_password=CANARYkv6-x9 user=app «MAG002»
+env API_KEY=CANARYkv7-x9 ./run «MAG002»
+terraform apply -var db_password=CANARYkv8-x9 «MAG002»
+gcloud run deploy api --set-env-vars=LOG=info,SIGNING_SECRET=CANARYkv9-x9 «MAG002»
+gh secret set DEPLOY_TOKEN --body "CANARYgh1-x9" «MAG002»
+aws configure set aws_secret_access_key CANARYaw1-x9 «MAG002»
+docker run -e DB_PASSWORD="$DB_PASSWORD" -e API_TOKEN=${API_TOKEN} app
+kubectl create secret generic db --from-literal=password="$(pwgen 32 1)"
+env API_KEY=`cat /run/secrets/api` ./run
+printf 'API_TOKEN=%s' "$pw" >> .env
+[ "$API_TOKEN" = "" ] && exit 1
+vault kv put secret/app user=app region=eu
+gh secret set DEPLOY_TOKEN --body "$DEPLOY_TOKEN"
+aws configure set region eu-west-1
+""",
+        "azure-pipelines.yml": "steps:\n- bash: |\n    export API_TOKEN=CANARYaz1-x9 «MAG002»\n"
+                               "- bash: export API_TOKEN=$(API_TOKEN)\n",
+        "Taskfile.yml": "tasks:\n  deploy:\n    cmds:\n"
+                        "      - export DEPLOY_TOKEN=CANARYtf1-x9 «MAG002»\n"
+                        "      - docker run -e DEPLOY_TOKEN={{.DEPLOY_TOKEN}} app\n"})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_helm_set_values_on_a_command_line(make_repo: MakeRepo) -> None:
     """Helm's `--set` and `--set-string` pairs: a literal under a secret-like last key
     is a credential; a chart's existing-Secret name and a reference are not."""

@@ -1039,20 +1039,25 @@ _KEYTOOL_PASSWORD_FLAGS = frozenset({"-storepass", "-keypass", "-srcstorepass",
 _SAMBA = frozenset({"smbclient", "rpcclient"})
 # What a line with any of the above has: most lines and files have none.
 _COMMAND_TRIGGERS = ("--", "login", "curl", "sshpass", "redis-cli", "mysql", "mariadb",
-                     "openssl", "keytool", "htpasswd", "smbclient", "rpcclient")
+                     "openssl", "keytool", "htpasswd", "smbclient", "rpcclient", "configure")
 
 
 def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     """A credential given as a command's option: `--password=...`, `--api-key ...` (any
     option whose last word is secret-like), `docker login -p ...`, `curl -u user:...`,
     `sshpass -p`, `redis-cli -a`, `mysql -p...`, Helm's `--set auth.password=...`, in
-    shell scripts, YAML (CI steps, compose commands, container args) and JSON. In code
+    shell scripts, YAML (CI steps, compose commands, container args) and JSON; and in
+    shell scripts a secret-like `KEY=value` word (``_given_pair``). In code
     only `--option=...` within one string counts: `add_argument("--password", help=...)`
     declares an option, it passes none."""
-    if not any(trigger in src.text for trigger in _COMMAND_TRIGGERS):
+    # A YAML or JSON value is no command line but where a script is (_ci_script_hits):
+    # `name: set API_TOKEN=...` describes one.
+    pairs = kind == "shell" and "=" in src.text
+    if not pairs and not any(trigger in src.text for trigger in _COMMAND_TRIGGERS):
         return
     for number, line in enumerate(src.lines, 1):
-        if not any(trigger in line for trigger in _COMMAND_TRIGGERS) \
+        if not (any(trigger in line for trigger in _COMMAND_TRIGGERS)
+                or (pairs and "=" in line and _has_secret_word(line))) \
                 or line.lstrip().startswith(("#", "//", "/*", "*")):
             continue
         words = [(m.group(), m.start()) for m in _COMMAND_WORD.finditer(line)]
@@ -1106,11 +1111,47 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
                 value = (password, following[1] + len(user) + 1)
             elif (word == "passwd" and "openssl" in names) or word == "htpasswd":
                 value = _password_argument(words[i + 1:], word == "htpasswd")
+            elif word in ("--body", "-b") and {"gh", "secret"} <= names and following is not None:
+                value = following  # `gh secret set NAME --body ...`
+            elif i and words[i - 1][0] == "set" and "configure" in names and key_is_secret(word) \
+                    and following is not None:
+                name, value = word, following  # `aws configure set aws_secret_access_key ...`
+            elif "=" in word:
+                assigned_pair = _given_pair(line, word, at, flag)
+                if assigned_pair is not None:
+                    name, value = assigned_pair[0], assigned_pair[1:]
             if value is not None and is_literal(value[0]) \
                     and not _not_key_material(name, value[0], "shell"):
                 yield number, Hit(value[1] + 1, f"a credential on a command line "
                                                 f"({REDACTED})", 1)
                 break
+
+
+# A secret-like `KEY=value` a command is given: a variable (`docker run -e KEY=...`,
+# `env KEY=...`, `terraform -var KEY=...`) or a key (`vault kv put path KEY=...`,
+# `kubectl create secret --from-literal=KEY=...`); not a comparison (`KEY==...`).
+_KEY_VALUE_WORD = re.compile(r"([A-Za-z_][\w.-]*+)=(?!=)")
+
+
+def _given_pair(line: str, word: str, at: int, flag: re.Match[str] | None
+                ) -> tuple[str, str, int] | None:
+    """The secret-like key, its value and the value's column (0-based) of a `KEY=value`
+    word of a command line that starts at ``at``, or of an option's value that is one
+    (``--from-literal=KEY=...``, ``flag``); a value in quotes is the quoted text. None
+    for any other word, and for a value a command makes (`` `...` ``)."""
+    text, offset = (flag.group(2), at + flag.start(2)) if flag is not None \
+        and flag.group(2) is not None else (word, at)
+    m = _KEY_VALUE_WORD.match(text)
+    if m is None or not key_is_secret(m.group(1).rsplit(".", 1)[-1]):
+        return None
+    value, column = text[m.end():], offset + m.end()
+    quote = line[offset + len(text):offset + len(text) + 1]
+    if not value and quote in ("'", '"'):
+        end = _closing_quote(line, column + 1, quote)
+        value, column = (line[column + 1:end], column + 1) if end > 0 else ("", column)
+    if not value or value.startswith("`"):
+        return None
+    return m.group(1).rsplit(".", 1)[-1], value, column
 
 
 def _password_argument(words: list[tuple[str, int]], htpasswd: bool) -> tuple[str, int] | None:
@@ -1345,20 +1386,21 @@ def _chpasswd_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 
 
 # A CI step's shell script: GitHub's `run:`, GitLab's `script:`, `before_script:` and
-# `after_script:`, CircleCI's and Buildkite's `command:`/`commands:`; as a block scalar,
+# `after_script:`, CircleCI's and Buildkite's `command:`/`commands:`, Azure Pipelines'
+# `bash:` and a Taskfile's `cmds:`; as a block scalar,
 # a plain scalar on the key's line, or a list's items (each a block or a plain line).
 _CI_SCRIPT_KEY = re.compile(
-    r"^([ \t]*+)(?:-[ \t]++)?+(?:run|script|before_script|after_script|commands?+)[ \t]*+:"
-    r"(?:[ \t]++(.*+))?+$")
-_CI_SCRIPT_WORDS = ("run:", "script:", "command")
+    r"^([ \t]*+)(?:-[ \t]++)?+(?:run|script|before_script|after_script|commands?+|bash|cmds)"
+    r"[ \t]*+:(?:[ \t]++(.*+))?+$")
+_CI_SCRIPT_WORDS = ("run:", "script:", "command", "bash:", "cmds:")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*+[ \t]*+(?:#.*+)?+")
 
 
 def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     """A YAML file's CI step scripts (``_CI_SCRIPT_KEY``) read as the shell script they
-    are: ``export KEY=...`` and the other assignments of the key rule, here-documents
-    and ``chpasswd``'s input, each at its line of the YAML file (the command lines and
-    here-strings are read in every YAML line)."""
+    are: ``export KEY=...`` and the other assignments of the key rule, the `KEY=value`
+    words commands are given, here-documents and ``chpasswd``'s input, each at its line
+    of the YAML file (options and here-strings are read in every YAML line)."""
     text = src.text
     if not any(word in text for word in _CI_SCRIPT_WORDS) \
             or not (_has_secret_word(text) or "<<" in text):
@@ -1368,6 +1410,7 @@ def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
         return
     view = SourceFile(src.path, "\n".join(script))
     yield from _key_hits(view, "shell")
+    yield from _command_line_hits(view, "shell")
     yield from _heredoc_hits(view, "shell")
     if "chpasswd" in text:
         yield from _chpasswd_hits(view)
