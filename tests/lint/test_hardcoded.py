@@ -393,7 +393,11 @@ def test_names_run_together_and_libpq_connection_strings(make_repo: MakeRepo) ->
                      'OTHER = "dbname=app password=CANARYdsn2" «MAG002»\n'
                      "conn = connect(user=user, password=password)\n"
                      'TEMPLATE = f"host={host} user={user} password={password}"\n'
-                     'PERCENT = "host=%s user=%s password=%s"\n',
+                     'PERCENT = "host=%s user=%s password=%s"\n'
+                     # A format field before an escaped line end is no password.
+                     'LINE = "host=%s user=%s password=%s\\n"\n'
+                     'ESCAPED = "host=db user=app password=CANARY\\\\dsn3" «MAG002»\n',
+        "ops/env.sh": "printf 'PASSWORD=%s\\n' \"$pw\" >> .env\n",
     })
     expected, found = expected_and_found(repo)
     assert found == expected

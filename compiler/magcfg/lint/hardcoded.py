@@ -202,9 +202,10 @@ _ENV_OR = re.compile(
 # password=...` (after another `key=value` and a space: a keyword argument `f(user=u,
 # password=p)` is code), a URL with a password but no user name (`redis://:<password>@host`;
 # detect-secrets' basic-auth plugin needs a user) and Oracle's `jdbc:oracle:thin:user/
-# <password>@host`.
+# <password>@host`. A string's escaped line end ends the value (`password=%s\n` is a
+# format field).
 _CONNECTION_PASSWORD = re.compile(
-    r"""(?i)(?:[;"'?&]|\b\w+=[^\s;,()"']+\s+)(?:password|pwd)=([^;"'\s&]+)""")
+    r"""(?i)(?:[;"'?&]|\b\w+=[^\s;,()"']+\s+)(?:password|pwd)=((?:[^;"'\s&\\]|\\(?![nrt]))++)""")
 _URL_PASSWORD_ONLY = re.compile(r"\b[a-z][a-z0-9+.-]*://:([\w.~!&*+,;=%-]+)@")
 _ORACLE_LOGIN = re.compile(r"""(?i)\bjdbc:oracle:(?:thin|oci\d*+):[\w$#]++/([^@\s"'/]++)@""")
 _CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=|jdbc:oracle:", re.IGNORECASE)
@@ -1149,9 +1150,14 @@ def _given_pair(line: str, word: str, at: int, flag: re.Match[str] | None
     if not value and quote in ("'", '"'):
         end = _closing_quote(line, column + 1, quote)
         value, column = (line[column + 1:end], column + 1) if end > 0 else ("", column)
+    # As in a connection string, an escaped line end ends the value (`KEY=%s\n`).
+    value = _ESCAPED_LINE_END.split(value, 1)[0]
     if not value or value.startswith("`"):
         return None
     return m.group(1).rsplit(".", 1)[-1], value, column
+
+
+_ESCAPED_LINE_END = re.compile(r"\\[nrt]")
 
 
 def _password_argument(words: list[tuple[str, int]], htpasswd: bool) -> tuple[str, int] | None:
