@@ -672,6 +672,44 @@ OPEN_TOKEN = \"\"\"
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_build_and_config_languages_have_the_key_rule(make_repo: MakeRepo) -> None:
+    """Makefiles (`Makefile`, `*.mk`: `:=`, `?=`, `=`, `export`, and their recipes'
+    command lines), Jenkinsfiles, Groovy and Gradle (`storePassword "..."` as well as
+    `=`), Kotlin scripts, Jsonnet (`::` fields), CUE, Nix, Bicep (`param x string = ...`)
+    and Elixir configs have the key rule; a reference, a make function, Jenkins'
+    `credentials(...)`, a file's path and a hash are not literals."""
+    repo = make_repo({
+        "Makefile": "export API_TOKEN := CANARYmk1-x9 «MAG002»\n"
+                    "DB_PASSWORD ?= CANARYmk2-x9 «MAG002»\n"
+                    "SIGNING_KEY_FILE := /run/secrets/signing\n"
+                    "VAULT_TOKEN ?= $(shell cat ~/.vault-token)\n"
+                    "deploy:\n\tdocker login -u ci -p CANARYmk3-x9 r.example.com «MAG002»\n"
+                    "\tdocker run -e API_TOKEN=$(API_TOKEN) app\n",
+        "build/vars.mk": "DB_PASSWORD = CANARYmk4-x9 «MAG002»\n",
+        "Jenkinsfile": "pipeline {\n  environment {\n    API_TOKEN = 'CANARYjk1-x9' «MAG002»\n"
+                       "    DEPLOY_TOKEN = credentials('deploy-token')\n  }\n}\n",
+        "app/build.gradle": "signingConfigs {\n  release {\n"
+                            "    storePassword \"CANARYgr1-x9\" «MAG002»\n"
+                            "    keyPassword = 'CANARYgr2-x9' «MAG002»\n"
+                            "    storePassword System.getenv(\"STORE_PASSWORD\")\n  }\n}\n",
+        "app/build.gradle.kts": 'val apiToken = "CANARYkt1-x9" «MAG002»\n',
+        "ci/Deploy.groovy": 'def password = "CANARYgy1-x9" «MAG002»\n',
+        "env/prod.libsonnet": '{\n  db: { password: "CANARYjs1-x9" }, «MAG002»\n'
+                              '  apiToken:: "CANARYjs2-x9", «MAG002»\n'
+                              '  token: std.extVar("token"),\n}\n',
+        "env/main.jsonnet": 'local x = { token: "CANARYjs3-x9" }; «MAG002»\nx\n',
+        "cue/values.cue": 'db: password: "CANARYcu1-x9" «MAG002»\ndb: passwordFile: "/run/x"\n',
+        "nix/configuration.nix": '{\n  users.users.root.password = "CANARYnx1-x9"; «MAG002»\n'
+                                 '  users.users.ops.hashedPassword = "$6$CANARYnear1$x";\n}\n',
+        "infra/main.bicep": "param adminPassword string = 'CANARYbc1-x9' «MAG002»\n"
+                            "param adminUser string = 'azureuser'\n",
+        "config/prod.exs": 'config :app, App.Repo, password: "CANARYex1-x9" «MAG002»\n'})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_csharp_verbatim_and_rust_raw_strings(make_repo: MakeRepo) -> None:
     """C#'s `@"..."` (`""` a quote in it, `$@"..."` with a field an expression) and Rust's
     `r#"..."#` are string literals, on one line or more."""

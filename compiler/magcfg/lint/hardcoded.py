@@ -134,6 +134,10 @@ _YAML_NAME = re.compile(r"""^(\s*)-\s+name:\s*["']?([A-Za-z_][\w.-]*)["']?\s*$""
 _YAML_VALUE = re.compile(r"^(\s*)(value|valueFrom):(.*)$")
 _JSON_KV = re.compile(r'"([A-Za-z_][\w.-]*)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _ENV_KV = re.compile(r"^\s*(?:export\s+|ENV\s+|ARG\s+)?([A-Za-z_][\w.]*)\s*=\s*((?:.*\S)?)\s*$")
+# make's `VAR = value`, `VAR := value`, `VAR ?= value`, `VAR += value` (`export`,
+# `override`); a recipe's line begins with a tab.
+_MAKE_KV = re.compile(r"^(?:(?:export|override)[ \t]++)*+([A-Za-z_][\w.]*+)[ \t]*+(?:[:?+!]|::)?+="
+                      r"[ \t]*+((?:.*\S)?)")
 _DOCKER_ENV_SPACE = re.compile(r"^\s*ENV\s++([A-Za-z_][\w.]*+)\s++([^=\s][^=]*+)$")
 _INI_KV = re.compile(r"""^\s*["']?([A-Za-z_][\w.-]*)["']?\s*[=:]\s*((?:.*\S)?)\s*$""")
 # A string literal in code: quoted, backquoted, Python's with a prefix (`f"..."`,
@@ -143,15 +147,22 @@ _CODE_STRING = (r"""((?:[rRbBuUfF]{1,2}+(?=["']))?+(?:\"\"\"(?:[^"\\\n]|\\.|"(?!
                 r"""'''(?:[^'\\\n]|\\.|'(?!''))*+'''|"(?:[^"\\\n]|\\.)*+"|"""
                 r"""'(?:[^'\\\n]|\\.)*+'|`[^`\n]*+`|"""
                 r"""(?:\$?+@|@\$)"(?:[^"\n]|"")*+"|[bB]?+[rR]#"(?:[^"\n]|"(?!#))*+"#))""")
+# A type annotation comes before `=` (`const x: string = `, `val x: String = `), never
+# before a colon: `db: password: "..."` (CUE) and `config :app, password: "..."` (Elixir)
+# are keys. Jsonnet's hidden fields are `key::` and `key:::`.
 _CODE_KEY = (  # `$env:` and `$script:` qualify a PowerShell variable
     r"""(?:^|[\s,({\[;])["'`]?(?:\$[A-Za-z]+:)?([A-Za-z_$][\w$.-]*+)["'`]?"""
-    r"""\s*+(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=)|:)\s*+""")
+    r"""\s*+(?:(?::\s*[A-Za-z_][\w\[\], .|]*+)?\s*+(?::=|(?<![=!<>:])=(?!=))|:{1,3}+)\s*+""")
 _CODE_KV = re.compile(_CODE_KEY + _CODE_STRING)
+# A DSL's call with one string, a line of its own: Gradle's and Groovy's `storePassword
+# "..."`, Ruby's (Chef's, Vagrant's) `password "..."`.
+_DSL_CALL = re.compile(r"^\s*+([A-Za-z_]\w*+)[ \t]++" + _CODE_STRING + r"\s*+;?+\s*+$")
 # Go's declaration with a type, `const apiKey string = "..."`, whose name _CODE_KV would
-# take to be the type's; in a `var (...)` block without the keyword.
-_GO_TYPED_KEY = (r"""^\s*+(?:(?:const|var)\s++)?([A-Za-z_]\w*+)\s++[A-Za-z_][\w.]*+"""
+# take to be the type's; in a `var (...)` block without the keyword; and Bicep's
+# `param adminPassword string = '...'`.
+_GO_TYPED_KEY = (r"""^\s*+(?:(?:const|var|param)\s++)?([A-Za-z_]\w*+)\s++[A-Za-z_][\w.]*+"""
                  r"""\s*+=(?!=)\s*+""")
-_GO_TYPED = re.compile(_GO_TYPED_KEY + r"""("(?:[^"\\\n]|\\.)*+"|`[^`\n]*+`)""")
+_GO_TYPED = re.compile(_GO_TYPED_KEY + r"""("(?:[^"\\\n]|\\.)*+"|`[^`\n]*+`|'(?:[^'\\\n]|\\.)*+')""")
 # A string that goes on below its line: triple quotes (Python, Kotlin, Java's text
 # blocks), C#'s verbatim and Rust's raw strings, and where backquotes quote (JS/TS, Go) a
 # template literal or a raw string.
@@ -210,10 +221,16 @@ _URL_PASSWORD_ONLY = re.compile(r"\b[a-z][a-z0-9+.-]*://:([\w.~!&*+,;=%-]+)@")
 _ORACLE_LOGIN = re.compile(r"""(?i)\bjdbc:oracle:(?:thin|oci\d*+):[\w$#]++/([^@\s"'/]++)@""")
 _CONNECTION_TRIGGER = re.compile(r"://:|(?:pwd|password)=|jdbc:oracle:", re.IGNORECASE)
 
-# HCL (Terraform, Terragrunt, Nomad, Packer) assigns as code does: `password = "..."`.
+# HCL (Terraform, Terragrunt, Nomad, Packer) assigns as code does: `password = "..."`; so
+# do the build and configuration languages (Groovy and Gradle, Kotlin scripts, Jsonnet,
+# CUE, Nix, Bicep, Elixir).
 _CODE_EXT = (".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx",
-             ".vue", ".svelte", ".json5", ".go", ".java", ".kt", ".rb", ".php", ".cs", ".rs", ".swift",
-             ".scala", ".ps1", ".psm1", ".tf", ".tfvars", ".hcl")
+             ".vue", ".svelte", ".json5", ".go", ".java", ".kt", ".kts", ".rb", ".php", ".cs",
+             ".rs", ".swift", ".scala", ".groovy", ".gradle", ".ps1", ".psm1", ".tf", ".tfvars",
+             ".hcl", ".jsonnet", ".libsonnet", ".cue", ".nix", ".bicep", ".ex", ".exs")
+# Files named for what they are: a Jenkinsfile is Groovy, a Makefile make's.
+_NAMED_KINDS = {"Jenkinsfile": "code", "Makefile": "make", "makefile": "make",
+                "GNUmakefile": "make"}
 # MySQL's option files (`my.cnf`, `.my.cnf`) and s3cmd's `.s3cfg` are INI files too.
 _INI_EXT = (".toml", ".ini", ".cfg", ".conf", ".properties", ".cnf", ".s3cfg")
 _SHELL_EXT = (".sh", ".bash", ".zsh")
@@ -229,6 +246,8 @@ _EXAMPLE = re.compile(r"(?:^|[._-])(?:example|sample|dist)(?:$|[._-])|\.(?:templ
 def _kind(name: str) -> str | None:
     if name == "kubeconfig":
         return "yaml"  # kubectl's config (`--kubeconfig`, an Argo CD cluster's Secret)
+    if name in _NAMED_KINDS:
+        return _NAMED_KINDS[name]
     if "." not in name and not name.startswith(("Dockerfile", "Containerfile")):
         return None  # every other kind is told by a dot (a Secret's `password` key has none)
     name = _TEMPLATE_SUFFIX.sub("", name)
@@ -242,6 +261,8 @@ def _kind(name: str) -> str | None:
         return "env"
     if lower.endswith(_CODE_EXT):
         return "code"
+    if lower.endswith(".mk"):
+        return "make"
     if lower.endswith(_INI_EXT) or name == ".pypirc":
         return "ini"
     if lower.endswith((".xml", ".config")):
@@ -1053,7 +1074,7 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     declares an option, it passes none."""
     # A YAML or JSON value is no command line but where a script is (_ci_script_hits):
     # `name: set API_TOKEN=...` describes one.
-    pairs = kind == "shell" and "=" in src.text
+    pairs = kind in ("shell", "make") and "=" in src.text
     if not pairs and not any(trigger in src.text for trigger in _COMMAND_TRIGGERS):
         return
     for number, line in enumerate(src.lines, 1):
@@ -1599,6 +1620,11 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
         for m in _JSON_KV.finditer(line):
             yield m.group(1), m.group(2), m.start(2) + 1
         return
+    if kind == "make":
+        m = _MAKE_KV.match(line)
+        if m:
+            yield m.group(1), _strip_yaml_comment(m.group(2)), m.start(2) + 1
+        return
     if kind in ("env", "shell"):
         m = _ENV_KV.match(line) or _DOCKER_ENV_SPACE.match(line)
         if m:
@@ -1623,6 +1649,11 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     m = _GO_TYPED.match(line)
     if m:
         yield m.group(1), m.group(2), m.start(2) + 1
+    m = _DSL_CALL.match(line)
+    if m:
+        value = _code_string(m.group(2))
+        if value is not None:
+            yield m.group(1), value, m.start(2) + 1
     for m in _PHP_DEFINE.finditer(line) if "define" in line else ():
         value = _code_string(m.group(3))
         if value is not None and not _JOINED.match(line, m.end()):
@@ -1971,7 +2002,7 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                     keep(number, hit)
         for number, hit in _connection_hits(src):
             keep(number, hit)
-        if kind in ("shell", "yaml", "json", "code") and not example:
+        if kind in ("shell", "make", "yaml", "json", "code") and not example:
             for number, hit in _command_line_hits(src, kind):
                 keep(number, hit)
         if not example and (kind == "shell" or src.name.endswith(_HEREDOC_CODE)):
