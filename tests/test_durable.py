@@ -18,6 +18,7 @@ from magcfg.durable import (
     NotRegularFile,
     PathError,
     Tree,
+    changed_entries,
     read_regular,
     regular_status,
     replace_directories,
@@ -227,3 +228,34 @@ def test_a_link_out_of_the_project_names_what_it_leaves(
         assert sorted(d.format() for d in problems) == [
             f"layers/away.yaml: error: symlink {message}",
             f"layers/in-repo.yaml: error: symlink {message}"]
+
+
+def test_a_changed_file_is_read_only_up_to_its_first_difference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild compares each file it would write with the one there: one of another
+    size is not read at all, one that differs early is not read to its end (the 8 MB
+    config.json of a one-file rebuild was read whole, twice), and one that differs only
+    in its last byte is still found."""
+    old = b"0123456789abcdef" * (1 << 18)  # 4 MB
+    replace_directories(tmp_path, [DirectoryUpdate("out/dev", {"config.json": old})])
+    real = os.read
+    read: list[int] = []
+
+    def counted(fd: int, n: int) -> bytes:
+        data = real(fd, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counted)
+    for new, expected in [(b"X" + old[1:], ["out/dev/config.json"]),
+                          (old + b"\n", ["out/dev/config.json"]),
+                          (old[:-1] + b"X", ["out/dev/config.json"]), (old, [])]:
+        read.clear()
+        assert changed_entries(tmp_path, [DirectoryUpdate("out/dev", {"config.json": new})]
+                               ) == expected
+        if new[:1] == b"X":
+            assert 0 < sum(read) <= 1 << 20
+        elif len(new) != len(old):
+            assert read == []
+        else:
+            assert sum(read) == len(old)
