@@ -45,6 +45,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 256 * 1024 * 1024
 """Largest blob read into memory (an artifact is a few MiB at most)."""
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+_PERCENT_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
 class RegistryError(MagcfgError):
@@ -378,9 +379,12 @@ class Registry:
             user, password = self.credentials
             sent |= {password, f"{user}:{password}",
                      base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
-        # A realm is a URL, whose query holds what a registry writes there encoded.
-        sent |= {quoted(form, safe="") for form in sent for quoted in (
+        # A realm is a URL, whose query holds what a registry writes there encoded, its
+        # hex digits in either case (RFC 3986 makes them equivalent).
+        encoded = {quoted(form, safe="") for form in sent for quoted in (
             urllib.parse.quote, urllib.parse.quote_plus)}
+        sent |= encoded | {_PERCENT_HEX.sub(lambda m: m.group().lower(), form)
+                           for form in encoded}
         return Redactor().text(text, sent)
 
     # -- manifests ------------------------------------------------------------------------
