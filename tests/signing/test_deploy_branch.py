@@ -249,3 +249,33 @@ def test_a_file_git_would_commit_converted_is_not_published(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert git(root, "show", "deploy:generated/prod/config.json").encode() == \
         (root / "generated/prod/config.json").read_bytes()
+
+
+def test_a_file_the_commit_holds_as_a_symlink_is_not_published(tmp_path: Path) -> None:
+    """A commit holding ``generated/prod/config.json`` as a symlink whose target is the
+    signed file's text: a checkout without symlinks (``core.symlinks=false``) writes the
+    file, which verifies, and ``git add`` keeps the link's mode, so the deploy branch
+    held a link (its target the JSON text) where consumers read the artifact."""
+    from magcfg.signing.keys import generate_key_pair
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    git(root, "add", "-A")
+    config = root / "generated/prod/config.json"
+    blob = git(root, "hash-object", "-w", str(config)).strip()
+    git(root, "update-index", "--cacheinfo", f"120000,{blob},generated/prod/config.json")
+    git(root, "commit", "-q", "-m", "c")
+    git(root, "config", "core.symlinks", "false")
+    assert not config.is_symlink() and git(root, "status", "--porcelain") == ""
+    done = run_magcfg(root, "publish", "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == (
+        "generated/prod/config.json: error: git would commit a symlink (mode 120000, as "
+        "the commit holds it) where a verified file is, so the deploy branch would not "
+        "hold the signed artifact: commit the file itself\n")
+    assert not git(root, "branch", "--list", "deploy")

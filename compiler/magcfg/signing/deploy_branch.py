@@ -60,26 +60,36 @@ def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
     if listed.returncode != 0:
         raise BuildError(f"git ls-files failed: {os.fsdecode(listed.stderr).strip()}")
     changed = []
+    links = []
     for entry in filter(None, listed.stdout.split(b"\0")):
         # "<mode> <object> <stage>\t<path>", the path relative to root.
         head, _, name = entry.partition(b"\t")
         mode, object_id = head.decode("ascii", "replace").split(" ")[:2]
         path = os.fsdecode(name)
-        full = os.path.join(root, path)
+        if mode == SYMLINK_MODE:
+            # A verified artifact holds no link. Where the commit holds one and the
+            # checkout has no symlinks (core.symlinks=false) the work tree holds a file
+            # of the target's text, which git adds as the link it was.
+            links.append(path)
+            continue
         try:
-            held = (os.fsencode(os.readlink(full)) if mode == SYMLINK_MODE
-                    else read_regular(full))
+            held = read_regular(os.path.join(root, path))
         except OSError:
             continue  # not in the work tree: git add took nothing from there
         if object_id != git_object_id(held, object_id):
             changed.append(path)
-    if changed:
-        raise BuildError([Diagnostic(
-            path, None, None, "git would commit other bytes than the verified ones, "
-            "converted by a .gitattributes (ident, text or eol, working-tree-encoding, or a "
-            "filter), so the deploy branch would not hold the signed artifact: give "
-            f"{output}/** `-text -ident -working-tree-encoding -filter` in the deepest "
-            ".gitattributes that sets them", code="path") for path in changed])
+    problems = [Diagnostic(
+        path, None, None, "git would commit a symlink (mode 120000, as the commit holds "
+        "it) where a verified file is, so the deploy branch would not hold the signed "
+        "artifact: commit the file itself", code="path") for path in links]
+    problems += [Diagnostic(
+        path, None, None, "git would commit other bytes than the verified ones, "
+        "converted by a .gitattributes (ident, text or eol, working-tree-encoding, or a "
+        "filter), so the deploy branch would not hold the signed artifact: give "
+        f"{output}/** `-text -ident -working-tree-encoding -filter` in the deepest "
+        ".gitattributes that sets them", code="path") for path in changed]
+    if problems:
+        raise BuildError(sorted(problems))
 
 
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
