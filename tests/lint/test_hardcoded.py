@@ -984,8 +984,8 @@ def test_the_aws_cli_s_config_file_holds_keys_as_its_credentials_file_does(
 def test_option_files_and_kubeconfigs_are_read_by_their_names(make_repo: MakeRepo) -> None:
     """MySQL's option files (`my.cnf`, `.my.cnf`) and s3cmd's `.s3cfg` are INI files, and
     a kubeconfig (`kubeconfig`, `*.kubeconfig`, a Secret's `kubeconfig` entry) is YAML:
-    their secret-like keys' literals are findings; a reference, a path and the other
-    settings are not."""
+    their secret-like keys' literals are findings; a reference, a path, a comment and the
+    other settings are not."""
     import base64
 
     kubeconfig = ("apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n"
@@ -996,6 +996,10 @@ def test_option_files_and_kubeconfigs_are_read_by_their_names(make_repo: MakeRep
         "db/my.cnf": "[client]\nuser=app\npassword=CANARYcnf1-x9 «MAG002»\n"
                      "!includedir /etc/mysql/conf.d/\n",
         "ops/.my.cnf": "[client]\npassword = ${MYSQL_PASSWORD}\n",
+        # OpenSSL 3's own openssl.cnf: `#` begins a comment anywhere in a .cnf file.
+        "ssl/openssl.cnf": "[pbm]\nsecret = # disable PBM\nsecret2 = pass:CANARYos1-x9 «MAG002»\n",
+        # In a .properties file a `#` after `=` is the value's first character.
+        "app/db.properties": "db.password=#CANARYpr1-x9 «MAG002»\n",
         "ops/.s3cfg": "[default]\naccess_key = CANARYKEYID\nsecret_key = CANARYs3c1-x9 «MAG002»\n",
         "clusters/kubeconfig": kubeconfig.replace("MARK", "«MAG002»"),
         "clusters/prod.kubeconfig": kubeconfig.replace("MARK", "«MAG002»"),

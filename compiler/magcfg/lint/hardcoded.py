@@ -307,6 +307,9 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
     cannot decide alone (``_value_elsewhere``)."""
     lines = src.lines
     backquoted = src.name.lower().endswith(_BACKQUOTED_EXT)
+    # OpenSSL's and MySQL's option files begin a comment at `#` anywhere on a line
+    # (`secret = # disable PBM`); in .properties, INI and TOML it is the value's.
+    hash_comments = src.name.lower().endswith(".cnf")
     for number, line in enumerate(lines, 1):
         if not _has_secret_word(line):
             continue
@@ -314,6 +317,8 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
         if stripped.startswith(("#", "//", "--", ";", "/*", "*")) and kind != "json":
             continue
         pairs = list(_assignments(line, kind))
+        if hash_comments:
+            pairs = [p for p in pairs if not p[1].startswith("#")]
         entry = _YAML_NAME.match(line) if kind == "yaml" else None
         if entry is not None and key_is_secret(entry.group(2)):
             decided, at = _k8s_env_value(lines, number, len(entry.group(1)), entry.group(2))
