@@ -955,20 +955,25 @@ def test_a_git_that_cannot_answer_about_the_inputs_fails_the_build(
         "is something it reads, such as a .gitignore, a FIFO")
     assert mini.snapshot_tree() == {}
     (mini.root / ".gitignore").unlink()
-    project = load(mini)
+    loaded = load(mini)
     (mini.root / ".git/index").write_bytes(b"DIRC not an index")
     with pytest.raises(magcfg.BuildError) as raised:
-        magcfg.build(project)
-    # The first question git cannot answer stops the build (the committed manifests are
-    # asked for before the ignored inputs).
-    [d] = raised.value.diagnostics
-    assert d.severity == "error" and d.message.startswith("git could not "), d.message
-    assert mini.snapshot_tree() == {}
-    # Loading the project asks the index first (whether the file is a link's target).
-    with pytest.raises(magcfg.MagcfgError) as failed:
+        magcfg.build(loaded)
+    # The versions' base is asked of git too, and fails as closed, with the rest.
+    manifests, ignored = raised.value.diagnostics
+    assert manifests.format() == (
+        "generated/dev/manifest.json: error: git could not give the manifests committed "
+        "here, from which versions are numbered (git cat-file stopped answering): fix "
+        "what stops git, then build again")
+    assert "(`git check-ignore` failed with exit status 128: fatal: " in ignored.message
+    # Loading the project asks git's index about the project file: as closed.
+    with pytest.raises(magcfg.BuildError) as raised:
         load(mini)
-    assert "git, which would tell, did not answer (`git ls-files` failed with exit " \
-        "status 128: fatal: " in str(failed.value)
+    [d] = raised.value.diagnostics
+    assert d.format().startswith(
+        "magcfg.yaml: error: may be a symlink in git held as a file of its target (a "
+        "checkout without symlink support), and git, which would tell, did not answer "
+        "(`git ls-files` failed with exit status 128: fatal: "), d.format()
     (mini.root / ".git/index").unlink()
     monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64)
     with pytest.raises(magcfg.BuildError) as raised:

@@ -1342,7 +1342,7 @@ def version_bases(project: Project, envs: Iterable[str],
         answers = iter(committed_blobs(project.root, request, MAX_MANIFEST_BYTES))
     except OSError as exc:
         if git_root(project.root) is None:  # no repository (or no git): nothing committed
-            return {env: VersionBase(working[env], rels[env]) for env in envs}
+            return working_bases(project, working)
         # A git that stopped answering is no empty repository: the versions HEAD holds
         # would go unseen, and one already signed be numbered again.
         raise BuildError([Diagnostic(
@@ -1371,6 +1371,14 @@ def version_bases(project: Project, envs: Iterable[str],
                 best = (version, candidate)
         bases[env] = best[1] if best else VersionBase(None, f"HEAD:{rels[env]}")
     return bases
+
+
+def working_bases(project: Project, working: Mapping[str, bytes | None]
+                  ) -> dict[str, VersionBase]:
+    """The base of each environment of ``working`` outside git: its manifest in the
+    working tree (``working``'s bytes)."""
+    return {env: VersionBase(manifest, f"{project.output}/{env}/{MANIFEST}")
+            for env, manifest in working.items()}
 
 
 def build(project: Project, envs: list[str] | None = None, check: bool = False,
@@ -1424,9 +1432,14 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
         if not check:
             recover_directories(project.root, [f"{project.output}/{env}" for env in chosen])
         previous = {env: _read_previous(project, env) for env in chosen}
-        bases = version_bases(project, chosen, previous)
+        try:
+            bases = version_bases(project, chosen, previous)
+            errors: list[Diagnostic] = []
+        except BuildError as exc:  # failed whatever else is found, and reported with it
+            errors = list(exc.diagnostics)
+            bases = working_bases(project, previous)
     with compiler.timings.stage("cache"):
-        record = compiler.record_name(chosen, stacks, bases)
+        record = compiler.record_name(chosen, stacks, bases) if not errors else None
     if record is not None and reusable:
         with compiler.timings.stage("write"):
             recorded = compiler.recorded_outputs(record, chosen)
@@ -1434,7 +1447,6 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
             return _reused(compiler, chosen, strict, recorded, ignored)
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
-    errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     errors_of: dict[str, list[Diagnostic]] = {}
     for env in chosen:
