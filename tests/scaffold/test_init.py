@@ -1108,7 +1108,8 @@ def test_the_scaffolded_ci_runs_the_project_s_snapshot_tests(
     assert failed.returncode == 1
     assert f"FAILED {named}::test_compiled_config[prod]" in failed.stdout, failed.stdout
     assert "test_compiled_config[dev]" not in failed.stdout.split("short test summary")[-1]
-    assert f"#   pytest --snapshot-update ./{named}\n" in (top / workflow).read_text()
+    assert (f"#   pytest -c /dev/null --rootdir . --noconftest -p magcfg -p syrupy "
+            f"--snapshot-update ./{named}\n") in (top / workflow).read_text()
 
 
 def test_woodpecker_runs_a_project_whose_path_holds_a_dollar(tmp_path: Path) -> None:
@@ -1198,6 +1199,15 @@ def test_the_scaffolded_snapshot_step_reads_no_pytest_configuration_of_the_repos
     assert edited.returncode == 1, edited.stdout + edited.stderr
     assert f"FAILED {named}::test_compiled_config[prod]" in edited.stdout, edited.stdout
     assert snapshots.read_bytes() == kept
+    # The update the pipeline's comment names reads none of it either, nor a conftest.py
+    # that needs what the pipeline does not install: it writes what the step compares.
+    (top / where / "conftest.py").write_text("import the_applications_settings\n")
+    (update,) = [line.split("#   ", 1)[1] for line in (top / workflow).read_text().splitlines()
+                 if "--snapshot-update" in line]
+    updated = _shell(top, update, env)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "1 snapshot updated" in updated.stdout, updated.stdout
+    assert _shell(top, step, env).returncode == 0
 
 
 HOSTILE = "*a &b !c: d #e/q'\"x\ny $HOME ${X} `id` %P {f} ]g"
@@ -1333,7 +1343,7 @@ def test_the_snapshot_step_runs_a_project_whose_path_begins_with_a_dash(
     assert Project(top).run("init", "./-svc", "--env", "dev", "--ci", "gitlab"
                             ).returncode == 0
     text = (top / CI_FILES["gitlab"]).read_text()
-    (update,) = re.findall(r"#   (pytest --snapshot-update .*)\n", text)
+    (update,) = re.findall(r"#   (pytest .*--snapshot-update .*)\n", text)
     written = _shell(top, update + " -p no:cacheprovider", env)
     assert written.returncode == 0 and "1 snapshot generated" in written.stdout, written.stdout
     (step,) = [c for c in yaml.safe_load(text)["magcfg-%2Dsvc"]["script"] if "pytest" in c]

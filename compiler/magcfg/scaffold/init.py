@@ -621,8 +621,12 @@ even where a runner turns their automatic loading off."""
 
 
 def _snapshot_comment(prefix: str | None, indent: str) -> str:
-    """What the pipeline says above its snapshot step: how to write the snapshots."""
-    update = printable(shlex.join(["pytest", "--snapshot-update", _pytest_argument(prefix)]))
+    """What the pipeline says above its snapshot step: how to write the snapshots, with
+    the step's options (``_SNAPSHOT_OPTIONS``), so that the snapshots are written where
+    the step compares them, and with none of the repository's pytest configuration or
+    ``conftest.py``, which break, empty or defeat the step's run (and so the update)."""
+    update = printable(shlex.join(["pytest", *_SNAPSHOT_OPTIONS, "--snapshot-update",
+                                   _pytest_argument(prefix)]))
     return (f"{indent}# The snapshot tests of each environment's compiled config run where the\n"
             f"{indent}# project keeps {printable(_snapshot_file(prefix))}. After a deliberate change,\n"
             f"{indent}#   {update}\n"
