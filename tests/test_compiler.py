@@ -610,6 +610,7 @@ def test_a_rebuild_whose_outputs_are_as_recorded_compiles_nothing(
     import os
     import time
 
+    from magcfg.artifact import SIGNATURE, size_limit
     from magcfg.compiler import Compiler
     from magcfg.pipeline import cache as cache_module
 
@@ -642,6 +643,14 @@ def test_a_rebuild_whose_outputs_are_as_recorded_compiles_nothing(
         "generated/dev/config.json"]
     assert not magcfg.build(load(mini), artifacts=False).reused
     assert compiled and mini.snapshot_tree() == built
+    # A signature a build would keep, but one no reader accepts: refused as a build
+    # that writes refuses it.
+    signature = mini.root / "generated/dev" / SIGNATURE
+    signature.write_bytes(b"x" * (size_limit(SIGNATURE) + 1))
+    with pytest.raises(magcfg.BuildError, match="larger than"):
+        magcfg.build(load(mini), artifacts=False)
+    signature.unlink()
+    assert magcfg.build(load(mini), artifacts=False).reused
     (mini.root / "generated/dev/notes.txt").write_text("mine\n")
     with pytest.raises(magcfg.BuildError, match="not written by magcfg"):
         magcfg.build(load(mini), artifacts=False)

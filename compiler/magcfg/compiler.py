@@ -1045,22 +1045,31 @@ class Compiler:
             return None
         out: dict[str, tuple[list[Diagnostic], bool]] = {}
         for env in chosen:
-            files, warnings, policy_only = found[env]
+            try:  # authenticated, so this magcfg's: only another layout could fail here
+                files, warnings, policy_only = found[env]
+                sizes = {file: (str(digest), int(size)) for file, (digest, size) in files.items()}
+                out[env] = ([Diagnostic(*w) for w in warnings], bool(policy_only))
+            except (TypeError, ValueError, AttributeError):
+                return None
             rel = f"{self.project.output}/{env}"
             try:
                 directory = real_directory(self.project.root, rel)
             except BuildError:
                 return None
             entries = regular_entries(directory)
-            if (entries is None or not set(files) <= set(entries)
-                    or not set(entries) - set(files) <= set(SIGNED_FILES)):
+            if (entries is None or not set(sizes) <= set(entries)
+                    or not set(entries) - set(sizes) <= set(SIGNED_FILES)):
                 return None
-            for file, (digest, size) in files.items():
+            for file, (digest, size) in sizes.items():
                 if entries[file].st_size != size \
                         or self._output_sha256(f"{rel}/{file}", directory / file,
                                                entries[file], size) != digest:
                     return None
-            out[env] = ([Diagnostic(*w) for w in warnings], policy_only)
+            try:  # read as a build that writes keeps them (``_updates``), with its checks
+                for file in set(entries) - set(sizes):
+                    read_if_present(directory / file, f"{rel}/{file}", size_limit(file))
+            except BuildError:
+                return None
         return out
 
     def _output_sha256(self, rel: str, path: Path, status: os.stat_result, size: int
