@@ -257,6 +257,29 @@ def _tool_env(tmp_path: Path) -> dict[str, str]:
             "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+_EVENTS = {
+    "push": {"GITHUB_EVENT_NAME": "push", "CI_DEFAULT_BRANCH": "main",
+             "CI_PIPELINE_SOURCE": "push", "CI_PIPELINE_EVENT": "push",
+             "CI_REPO_DEFAULT_BRANCH": "main"},
+    "pull_request": {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
+                     "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "merge_request_event",
+                     "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+                     "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request",
+                     "CI_REPO_DEFAULT_BRANCH": "main"},
+}
+"""What GitHub, GitLab and Woodpecker set for a pipeline of a push to main or of a pull
+(merge) request into main (each runner reads only its own)."""
+
+
+def _runner_env(tmp_path: Path, event: str | None = "pull_request", **extra: str
+                ) -> dict[str, str]:
+    """The environment a runner gives a pipeline of ``event`` (none: a user's shell),
+    over ``_tool_env``'s. The pytest it runs is a process of its own: none of this
+    pytest's ``PYTEST_`` variables reach it."""
+    own = {k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")}
+    return {**own, **(_EVENTS[event] if event else {}), **extra}
+
+
 def _commit(root: Path, env: dict[str, str], message: str) -> subprocess.CompletedProcess[str]:
     _git(root, "add", "-A")
     return subprocess.run(["git", "commit", "-qm", message], cwd=root, env=env,
@@ -771,11 +794,7 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     # artifact older than the one it runs (docs/versioning.md). The pipeline `init`
     # writes compares the pull request's versions with its target branch.
     origin, top = _repo_with_origin(tmp_path, where)
-    env = {**_tool_env(tmp_path), "GITHUB_EVENT_NAME": "pull_request",
-           "GITHUB_BASE_REF": "main", "CI_DEFAULT_BRANCH": "main",
-           "CI_PIPELINE_SOURCE": "merge_request_event",
-           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
-           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main"}
+    env = _runner_env(tmp_path)
     assert Project(top / where).run("init", "--env", "dev", "--ci", ci).returncode == 0
     assert _commit(top, env, "init").returncode == 0
     layer = top / where / "layers/base/app.yaml"
@@ -829,11 +848,7 @@ def test_the_scaffolded_ci_lints_each_commit_of_a_pull_request(
     # A secret one commit adds and the next removes is in the history merged; the
     # pipeline passes `lint` the ref `build --check --since` compares with.
     origin, top = _repo_with_origin(tmp_path, where)
-    env = {**_tool_env(tmp_path), "GITHUB_EVENT_NAME": "pull_request",
-           "GITHUB_BASE_REF": "main", "CI_DEFAULT_BRANCH": "main",
-           "CI_PIPELINE_SOURCE": "merge_request_event",
-           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
-           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main"}
+    env = _runner_env(tmp_path)
     assert Project(top / where).run("init", "--env", "dev", "--ci", ci).returncode == 0
     assert _commit(top, env, "init").returncode == 0
     _git(top, "push", "-q", "origin", "main")
@@ -871,10 +886,7 @@ def test_the_scaffolded_ci_deepens_a_clone_whose_history_stops_after_the_merge_b
     pipeline deepens the clone, and lint reads them (lint alone fails, naming the commit
     where the clone's history stops)."""
     origin, top = _repo_with_origin(tmp_path)
-    env = {**_tool_env(tmp_path), "CI_DEFAULT_BRANCH": "main",
-           "CI_PIPELINE_SOURCE": "merge_request_event",
-           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
-           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main"}
+    env = _runner_env(tmp_path)
     assert Project(top).run("init", "--env", "dev", "--ci", ci).returncode == 0
     assert _commit(top, env, "init").returncode == 0
     _git(top, "push", "-q", "origin", "main")
@@ -910,11 +922,7 @@ def test_the_scaffolded_ci_compares_a_commit_with_where_it_left_the_target(
     newer version there is no step back of theirs. Compared with the target's tip, both
     failed ("version 2 after 3 at origin/main")."""
     origin, top = _repo_with_origin(tmp_path)
-    push = {**_tool_env(tmp_path), "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "push",
-            "CI_PIPELINE_EVENT": "push", "CI_REPO_DEFAULT_BRANCH": "main"}
-    request = {**push, "CI_PIPELINE_SOURCE": "merge_request_event",
-               "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-               "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request"}
+    push, request = _runner_env(tmp_path, "push"), _runner_env(tmp_path)
     assert Project(top).run("init", "--env", "dev", "--ci", ci).returncode == 0
     assert _commit(top, push, "init").returncode == 0
     layer = top / "layers/base/app.yaml"
@@ -1041,14 +1049,8 @@ def test_the_scaffolded_ci_runs_the_project_s_snapshot_tests(
     from magcfg.scaffold.init import CI_FILES, ci_file
 
     origin, top = _repo_with_origin(tmp_path, where)
-    # The runner's pytest is a process of its own, not this one's.
-    env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
-           "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
-           "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "merge_request_event",
-           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_COMMIT_TARGET_BRANCH": "main",
-           "CI_PIPELINE_EVENT": "pull_request", "CI_REPO_DEFAULT_BRANCH": "main",
-           "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@b.c", "GIT_COMMITTER_NAME": "A",
-           "GIT_COMMITTER_EMAIL": "a@b.c"}
+    env = _runner_env(tmp_path, GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@b.c",
+                      GIT_COMMITTER_NAME="A", GIT_COMMITTER_EMAIL="a@b.c")
     project = Project(top / where)
     assert project.run("init", "--env", "dev", "--env", "prod", "--ci", ci).returncode == 0
     workflow = CI_FILES[ci] if where == "." else ci_file(ci, where)
@@ -1121,9 +1123,7 @@ def test_woodpecker_runs_a_project_whose_path_holds_a_dollar(tmp_path: Path) -> 
 
     where = "svc$HOME/a ${TAG}"
     origin, top = _repo_with_origin(tmp_path, where)
-    env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
-           "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request",
-           "CI_REPO_DEFAULT_BRANCH": "main"}
+    env = _runner_env(tmp_path)
     project = Project(top / where)
     assert project.run("init", "--env", "dev", "--ci", "woodpecker").returncode == 0
     workflow = ci_file("woodpecker", where)
@@ -1176,7 +1176,7 @@ def test_the_scaffolded_snapshot_step_reads_no_pytest_configuration_of_the_repos
     top = tmp_path / "repo"
     (top / where).mkdir(parents=True)
     _git(top, "init", "-q", "-b", "main")
-    env = {k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")}
+    env = _runner_env(tmp_path, None)
     project = Project(top / where)
     assert project.run("init", "--env", "dev", "--env", "prod", "--ci", "github").returncode == 0
     named = "magcfg.yaml" if where == "." else f"{where}/magcfg.yaml"
@@ -1229,11 +1229,7 @@ def test_every_pipeline_runs_a_project_whose_path_yaml_and_the_shell_read_otherw
     from magcfg.scaffold.init import ci_file
 
     origin, top = _repo_with_origin(tmp_path, HOSTILE)
-    env = {**{k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")},
-           "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main",
-           "CI_DEFAULT_BRANCH": "main", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-           "CI_COMMIT_TARGET_BRANCH": "main", "CI_PIPELINE_EVENT": "pull_request",
-           "CI_REPO_DEFAULT_BRANCH": "main", "X": "x", "HOME": str(tmp_path)}
+    env = _runner_env(tmp_path, X="x", HOME=str(tmp_path))
     project = Project(top / HOSTILE)
     assert project.run("init", "--env", "dev", "--ci", ci).returncode == 0
     workflow = ci_file(ci, HOSTILE)
@@ -1338,7 +1334,7 @@ def test_the_snapshot_step_runs_a_project_whose_path_begins_with_a_dash(
     top = tmp_path / "repo"
     (top / "-svc").mkdir(parents=True)
     _git(top, "init", "-q", "-b", "main")
-    env = {k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")}
+    env = _runner_env(tmp_path, None)
     project = Project(top / "-svc")
     assert Project(top).run("init", "./-svc", "--env", "dev", "--ci", "gitlab"
                             ).returncode == 0
