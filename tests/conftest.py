@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,22 @@ def failed_cleanly(done: subprocess.CompletedProcess[str], code: int = 1) -> str
     assert done.returncode == code, (done.returncode, text)
     assert "Traceback" not in text, text
     return done.stderr
+
+
+# What `pip install magcfg[test]` brings pytest: a repository's CI and its users have
+# these plugins and no others.
+_TEST_EXTRA_PLUGINS = frozenset({"magcfg", "syrupy"})
+
+
+def own_pytest_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a pytest process of its own, as a repository's pipeline or user runs
+    it: none of this pytest's ``PYTEST_`` variables, and of the plugins installed here
+    only those of magcfg's ``test`` extra. The others (Hypothesis, pytest-lsp: ~2 s of
+    imports a process) are not where it runs; blocked, the process starts as it would
+    there, and a command that would need them there fails here too."""
+    others = sorted({ep.name for ep in entry_points(group="pytest11")} - _TEST_EXTRA_PLUGINS)
+    return {**{k: v for k, v in env.items() if not k.startswith("PYTEST_")},
+            "PYTEST_ADDOPTS": " ".join(f"-p no:{name}" for name in others)}
 
 
 def table_cells(row: str) -> list[str]:

@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import Project
+from ..conftest import Project, own_pytest_env
 from .promotion_repo import git, make_repo
 
 
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-W", "ignore::DeprecationWarning", *args], cwd=root, env=env,
+                           "-W", "ignore::DeprecationWarning", *args], cwd=root,
+                          env=own_pytest_env(os.environ),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -65,3 +65,13 @@ def test_promotion_commit_passes_its_snapshot_tests(tmp_path: Path) -> None:
         assert before.split(entry)[1].split("# ---")[0] == after.split(entry)[1].split("# ---")[0]
     tests = pytest_in(repo.root)
     assert tests.returncode == 0, tests.stdout
+
+
+def test_the_pytest_these_tests_start_has_the_plugins_of_magcfg_s_test_extra(
+        tmp_path: Path) -> None:
+    """A repository that installs ``magcfg[test]`` has magcfg's plugin and syrupy, none of
+    the others this suite's environment holds (Hypothesis, pytest-lsp, xdist)."""
+    done = pytest_in(tmp_path, "--version", "--version")
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split("registered third-party plugins:\n")[1].splitlines()
+    assert sorted(line.split()[0].rsplit("-", 1)[0] for line in listed) == ["magcfg", "syrupy"]

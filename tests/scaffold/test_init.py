@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import Project, failed_cleanly, tree_state
+from ..conftest import Project, failed_cleanly, own_pytest_env, tree_state
 
 
 def _git(root: Path, *args: str) -> str:
@@ -274,10 +274,9 @@ _EVENTS = {
 def _runner_env(tmp_path: Path, event: str | None = "pull_request", **extra: str
                 ) -> dict[str, str]:
     """The environment a runner gives a pipeline of ``event`` (none: a user's shell),
-    over ``_tool_env``'s. The pytest it runs is a process of its own: none of this
-    pytest's ``PYTEST_`` variables reach it."""
-    own = {k: v for k, v in _tool_env(tmp_path).items() if not k.startswith("PYTEST_")}
-    return {**own, **(_EVENTS[event] if event else {}), **extra}
+    over ``_tool_env``'s; the pytest it runs is a process of its own."""
+    return {**own_pytest_env(_tool_env(tmp_path)), **(_EVENTS[event] if event else {}),
+            **extra}
 
 
 def _commit(root: Path, env: dict[str, str], message: str) -> subprocess.CompletedProcess[str]:
