@@ -851,7 +851,8 @@ def test_secret_variables_and_keys_given_to_a_command(make_repo: MakeRepo) -> No
     `--set-env-vars=A=1,KEY=...`, quoted or not; so are `gh secret set --body ...` and
     `aws configure set aws_secret_access_key ...`, and such steps of Azure Pipelines
     (`bash:`) and Taskfiles (`cmds:`). A reference, a command's output, a format field,
-    a comparison and a key of no secret are not."""
+    a comparison, a key of no secret and the file `--from-file=KEY=path` reads the key
+    from are not."""
     repo = make_repo({
         "ops.sh": """\
 docker run -e DB_PASSWORD=CANARYkv1-x9 -e LOG_LEVEL=info app «MAG002»
@@ -873,6 +874,8 @@ printf 'API_TOKEN=%s' "$pw" >> .env
 vault kv put secret/app user=app region=eu
 gh secret set DEPLOY_TOKEN --body "$DEPLOY_TOKEN"
 aws configure set region eu-west-1
+echo -n $MYSQL_PASS | kubectl create secret generic mysql --from-file=mysql-password=/dev/stdin
+kubectl create secret generic db --from-file password=./db-password.txt
 """,
         "azure-pipelines.yml": "steps:\n- bash: |\n    export API_TOKEN=CANARYaz1-x9 «MAG002»\n"
                                "- bash: export API_TOKEN=$(API_TOKEN)\n",

@@ -1143,7 +1143,9 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
             elif i and words[i - 1][0] == "set" and "configure" in names and key_is_secret(word) \
                     and following is not None:
                 name, value = word, following  # `aws configure set aws_secret_access_key ...`
-            elif "=" in word:
+            elif "=" in word and name != "from-file" \
+                    and (not i or words[i - 1][0] != "--from-file"):
+                # `kubectl create secret --from-file=KEY=path` names a file the key is read from.
                 assigned_pair = _given_pair(line, word, at, flag)
                 if assigned_pair is not None:
                     name, value = assigned_pair[0], assigned_pair[1:]
