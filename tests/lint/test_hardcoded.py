@@ -677,7 +677,8 @@ def test_build_and_config_languages_have_the_key_rule(make_repo: MakeRepo) -> No
     command lines), Jenkinsfiles, Groovy and Gradle (`storePassword "..."` as well as
     `=`), Kotlin scripts, Jsonnet (`::` fields), CUE, Nix, Bicep (`param x string = ...`)
     and Elixir configs have the key rule; a reference, a make function, Jenkins'
-    `credentials(...)`, a file's path and a hash are not literals."""
+    `credentials(...)`, CUE's interpolation `\\(...)`, a file's path and a hash are not
+    literals."""
     repo = make_repo({
         "Makefile": "export API_TOKEN := CANARYmk1-x9 «MAG002»\n"
                     "DB_PASSWORD ?= CANARYmk2-x9 «MAG002»\n"
@@ -698,7 +699,9 @@ def test_build_and_config_languages_have_the_key_rule(make_repo: MakeRepo) -> No
                               '  apiToken:: "CANARYjs2-x9", «MAG002»\n'
                               '  token: std.extVar("token"),\n}\n',
         "env/main.jsonnet": 'local x = { token: "CANARYjs3-x9" }; «MAG002»\nx\n',
-        "cue/values.cue": 'db: password: "CANARYcu1-x9" «MAG002»\ndb: passwordFile: "/run/x"\n',
+        "cue/values.cue": 'db: password: "CANARYcu1-x9" «MAG002»\ndb: passwordFile: "/run/x"\n'
+                          'db: token: "\\(#token)"\n'
+                          'step: run: "\\(#cueCommand) login --token=\\(#tokenExpression)"\n',
         "nix/configuration.nix": '{\n  users.users.root.password = "CANARYnx1-x9"; «MAG002»\n'
                                  '  users.users.ops.hashedPassword = "$6$CANARYnear1$x";\n}\n',
         "infra/main.bicep": "param adminPassword string = 'CANARYbc1-x9' «MAG002»\n"

@@ -7,6 +7,7 @@ import re
 _REFERENCE = re.compile(
     r"^(?:vault|env|ref|secretref|awssm|gcpsm|azkv|op|sops)://"  # secret references
     r"|\$\{|\$\(|\{\{|\{%|%\(|#\{|<%"                            # substitution, templates
+    r"|\\\("                                                     # CUE's, Swift's \(x)
     r"|^\$[A-Za-z_]"                                              # $VAR
     r"|^%[A-Za-z_][\w.]*%$"                                       # %VAR% (cmd, NuGet)
     r"|^!",                                                       # YAML tags (!unset, !vault)
