@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from magcfg.runtime.kernel import Kernel
@@ -278,4 +279,38 @@ def test_a_file_the_commit_holds_as_a_symlink_is_not_published(tmp_path: Path) -
         "generated/prod/config.json: error: git would commit a symlink (mode 120000, as "
         "the commit holds it) where a verified file is, so the deploy branch would not "
         "hold the signed artifact: commit the file itself\n")
+    assert not git(root, "branch", "--list", "deploy")
+
+
+def test_a_git_that_hangs_stops_publish_with_a_located_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A git command that gives no answer (a remote that hangs, a lock held) ended the
+    publish with a ``TimeoutExpired`` traceback; it is an error naming the command, and
+    the deploy branch is not moved."""
+    import magcfg
+    from magcfg.signing import deploy_branch
+    from magcfg.signing.keys import generate_key_pair, load_public_key
+    from tests.test_project import cut_git_on_path
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "c")
+    cut_git_on_path(tmp_path / "bin", monkeypatch)
+    monkeypatch.setenv("GIT_CUT_ONLY", "write-tree")
+    monkeypatch.setenv("GIT_CUT_AT", "0")
+    monkeypatch.setenv("GIT_CUT_THEN", "hang")
+    monkeypatch.setattr(deploy_branch, "GIT_SECONDS", 2)
+    project = magcfg.load_project(root / "magcfg.yaml")
+    with pytest.raises(magcfg.BuildError) as raised:
+        deploy_branch.publish(project, ["dev", "prod"],
+                              [load_public_key(tmp_path / "keys/magcfg.pub")], "deploy")
+    assert [d.message for d in raised.value.diagnostics] == [
+        "git write-tree gave no answer in 2 s: nothing was published past it; fix "
+        "what stops git, then publish again"]
     assert not git(root, "branch", "--list", "deploy")

@@ -39,10 +39,21 @@ class Published:
     pushed: bool
 
 
+GIT_SECONDS = 300
+"""How long one git command may take (a push to a slow remote included) before publish
+fails, naming it."""
+
+
 def _git(root: str, *args: str, env: dict[str, str] | None = None,
          check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                          env=git_env({**os.environ, **(env or {})}), timeout=300, check=False)
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              env=git_env({**os.environ, **(env or {})}),
+                              timeout=GIT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"git {args[0]} gave no answer in {GIT_SECONDS} s: nothing was "
+                         "published past it; fix what stops git, then publish again"
+                         ) from None
     if check and done.returncode != 0:
         raise BuildError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done
@@ -54,9 +65,13 @@ def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
     the clean side of ``.gitattributes`` (``ident``, ``text``, ``working-tree-encoding``,
     a filter), which a pull request may set for ``generated/`` below init's lines."""
     # As bytes: a name below the output need not be UTF-8.
-    listed = subprocess.run(["git", "ls-files", "-s", "-z", "--", output], cwd=root,
-                            capture_output=True, env=git_env({**os.environ, **index}),
-                            timeout=300, check=False)
+    try:
+        listed = subprocess.run(["git", "ls-files", "-s", "-z", "--", output], cwd=root,
+                                capture_output=True, env=git_env({**os.environ, **index}),
+                                timeout=GIT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"git ls-files gave no answer in {GIT_SECONDS} s: fix what stops "
+                         "git, then publish again") from None
     if listed.returncode != 0:
         raise BuildError(f"git ls-files failed: {os.fsdecode(listed.stderr).strip()}")
     changed = []
