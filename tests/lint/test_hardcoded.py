@@ -713,6 +713,24 @@ def test_build_and_config_languages_have_the_key_rule(make_repo: MakeRepo) -> No
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_key_in_a_strings_prose_is_no_key(make_repo: MakeRepo) -> None:
+    """A key a string's prose names, after a word and a space, is text the program prints
+    (golang.org/x/oauth2's `fmt.Errorf("... JSON credentials: 'type' field is %q", ...)`);
+    YAML or JSON a string holds, and a key in code, are keys."""
+    repo = make_repo({"google.go": """\
+package google
+func f(t string) error {
+\treturn fmt.Errorf("google: read JWT from JSON credentials: 'type' field is %q", t)
+}
+var m = map[string]string{"token": "CANARYpr2-x9"} «MAG002»
+var n = f("user: 'u'", "token: 'CANARYpr3-x9'") «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_csharp_verbatim_and_rust_raw_strings(make_repo: MakeRepo) -> None:
     """C#'s `@"..."` (`""` a quote in it, `$@"..."` with a field an expression) and Rust's
     `r#"..."#` are string literals, on one line or more."""

@@ -1649,9 +1649,11 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
             value = f'"{value[3:end]}"' if end >= 3 else _strip_yaml_comment(value)
             yield m.group(1), value, m.start(2) + 1
         return
+    prose = _Prose(line)
     for m in _CODE_KV.finditer(line):
         value = _code_string(m.group(2))
-        if value is not None and not _JOINED.match(line, m.end()):
+        if value is not None and not _JOINED.match(line, m.end()) \
+                and not prose.holds(m.start(1)):
             yield m.group(1).rsplit(".", 1)[-1], value, m.start(2) + 1
     m = _GO_TYPED.match(line)
     if m:
@@ -1750,6 +1752,38 @@ def _xml_text_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
             continue
         number, column = src.position(m.start(group) + len(raw) - len(raw.lstrip()))
         yield number, Hit(column, f"`{m.group(1)}` is assigned a literal value ({REDACTED})", 1)
+
+
+class _Prose:
+    """Whether a key of a line is a word of a string's prose (`fmt.Errorf("read JSON
+    credentials: 'type' field is %q", ...)`): inside a string that opens before it, and
+    after a word and a space, where YAML or JSON that a string holds begins its line.
+    Keys are asked for from left to right, and the line is read once for them all."""
+
+    __slots__ = ("_at", "_line", "_quote")
+
+    def __init__(self, line: str) -> None:
+        self._line = line
+        self._at = 0
+        self._quote: str | None = None
+
+    def holds(self, at: int) -> bool:
+        line = self._line
+        i, quote = self._at, self._quote
+        while i < at:
+            c = line[i]
+            if quote is None:
+                quote = c if c in "\"'`" else None
+            elif c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+            i += 1
+        self._at, self._quote = i, quote
+        word = at
+        while word > 0 and line[word - 1] in " \t":
+            word -= 1
+        return quote is not None and 0 < word < at and line[word - 1].isalpha()
 
 
 # A literal that an expression goes on from: `"Basic " + creds`, `"{x}".format(...)`,
