@@ -480,7 +480,9 @@ def test_findings_are_numbered_as_the_file_s_lines_whatever_counted_them(
 
 def test_credential_names_auth_bearer_ssh_and_hmac_keys(make_repo: MakeRepo) -> None:
     """`auth` and `bearer` as a name's last word hold a credential; as another word, or
-    over a mechanism's name, they do not. `ssh_key` and `hmac_key` are key material, but
+    over a mechanism's name, they do not, nor over a mapping that sets one up (the
+    registry's `REGISTRY_AUTH="{htpasswd: {realm: ..., path: ...}}"`) unless a
+    secret-like key in it holds a value. `ssh_key` and `hmac_key` are key material, but
     not over an SSH public key or a key file's path."""
     repo = make_repo({"deploy/values.yaml": """\
 registry:
@@ -497,6 +499,9 @@ registry:
   enable_auth: 1
   proxy_auth: 42
   registry_auth: 4096CANARY «MAG002»
+  REGISTRY_AUTH: "{htpasswd: {realm: localhost, path: /auth/htpasswd}}"
+  TOKEN_AUTH: '{token: {realm: "https://auth.example.com/token", service: registry}}'
+  PROXY_AUTH: '{"user": "ci", "password": "CANARYauth8-x9"}' «MAG002»
 git:
   ssh_key: CANARYssh4-x9 «MAG002»
   ssh_key_path: /home/ci/CANARY
@@ -508,7 +513,10 @@ webhooks:
   HMAC_KEY_ID: CANARYhmac6
 """, "app/settings.py": 'SSH_KEY = "CANARYssh7-x9" «MAG002»\nBASIC_AUTH = "basic"\n'
                           'TOKEN_RE = r"ghp_[A-Za-z0-9]{36}"\nAPI_KEY_RX = r"sk-[a-z]+"\n'
-                          'connect(password="CANARY-trust-auth") «MAG002»\n'})
+                          'connect(password="CANARY-trust-auth") «MAG002»\n',
+        "ci/registry.sh": 'docker run -e REGISTRY_AUTH="{htpasswd: {realm: localhost, path: '
+                          '/auth/htpasswd}}" -p 5000:5000 registry:2\n'
+                          'docker run -e PROXY_AUTH=\'{"password": "CANARYauth9-x9"}\' app «MAG002»\n'})
     expected, found = expected_and_found(repo)
     assert found == expected
 

@@ -1883,8 +1883,22 @@ def _about_a_credential(key: str, value: str) -> bool:
     last = _words(key)[-1:]
     if last and last[0] in _CREDENTIAL_LAST:
         return (len(value) <= 32 and bool(_MECHANISM.fullmatch(value))
-                and not _basic_credentials(value))
+                and not _basic_credentials(value)) or _auth_settings(value)
     return last == ["key"] and bool(_KEY_FILE_PATH.fullmatch(value))
+
+
+
+def _auth_settings(value: str) -> bool:
+    """Whether a mapping on one line under an auth name sets the mechanism up, as the
+    registry's ``REGISTRY_AUTH={htpasswd: {realm: ..., path: ...}}`` does: no secret-like
+    key in it holds a value but a mapping of its own (``token: {realm: ...}`` names a
+    mechanism; ``{"password": "..."}`` is the credential)."""
+    if not (value.startswith("{") and value.endswith("}")):
+        return False
+    keys = list(_FLOW_KEY.finditer(value))
+    return bool(keys) and not any(key_is_secret(k.group(1))
+                                  and not value[k.end():].lstrip().startswith("{")
+                                  for k in keys)
 
 
 def _basic_credentials(value: str) -> bool:
