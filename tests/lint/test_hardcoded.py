@@ -806,7 +806,8 @@ def test_yaml_s_string_tag_is_the_string(make_repo: MakeRepo) -> None:
 def test_credentials_on_a_command_line(make_repo: MakeRepo) -> None:
     """A password, token or key passed as a command's option, in a script, a CI step, a
     compose command and a JSON script; a reference, a metavariable, an option that takes
-    none (`--password-stdin`) and an option's declaration in code are not."""
+    none (`--password-stdin`, `adduser --disabled-password`) and an option's declaration
+    in code are not."""
     repo = make_repo({
         "deploy.sh": """\
 mysql -u root --password=CANARYcl1-x9 app «MAG002»
@@ -822,6 +823,8 @@ docker login -u ci --password-stdin registry.example.com
 case "$1" in --password) PW="$2";; esac
 cli --token-file /run/secrets/token --secret-name db-creds
 initdb -U postgres --auth=trust
+adduser --uid ${UID} --disabled-password myuser
+pgbench --no-password -h db app
 curl -u "$USER:$PASS" https://api.example.com
 """,
         ".github/workflows/ci.yml": "jobs:\n  d:\n    steps:\n"

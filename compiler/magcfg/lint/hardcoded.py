@@ -1051,6 +1051,9 @@ _LONG_FLAG = re.compile(r"--([A-Za-z][\w-]*+)(?:=(.*+))?+")
 # A word an option's value cannot be: another option, a metavariable (`--token TOKEN`).
 _NOT_AN_OPTION_VALUE = re.compile(r"-.*|[A-Z][A-Z0-9_]*+")
 _SECRET_FLAG_LAST = _SECRET_TOKENS | _CREDENTIAL_LAST | {"key"}
+# An option's first word that makes it a switch: `adduser --disabled-password NAME`,
+# `--no-password`, `--without-password`, `--skip-password` take no password.
+_SWITCH_FLAG_FIRST = frozenset({"disabled", "disable", "no", "without", "skip"})
 # Short options that take a password, by the command they belong to: `docker login -p`,
 # `sshpass -p`, `redis-cli -a`, and `mysql -p<password>` written as one word.
 _SHORT_PASSWORD_FLAGS = {"login": "-p", "sshpass": "-p", "redis-cli": "-a"}
@@ -1094,7 +1097,8 @@ def _command_line_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
             value: tuple[str, int] | None = None
             flag = _LONG_FLAG.fullmatch(word)
             name = flag.group(1) if flag is not None else "password"
-            if flag is not None and key_is_secret(name) and _words(name)[-1] in _SECRET_FLAG_LAST:
+            if flag is not None and key_is_secret(name) and _words(name)[-1] in _SECRET_FLAG_LAST \
+                    and _words(name)[0] not in _SWITCH_FLAG_FIRST:
                 if flag.group(2) is not None:
                     value = (flag.group(2), at + flag.start(2))
                 elif kind != "code" and following is not None \
