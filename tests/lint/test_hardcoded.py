@@ -1645,8 +1645,8 @@ def test_ci_defaults_in_expressions_steps_and_expanded_variables(make_repo: Make
     called), an expression that is a literal, the shell's `${TOKEN:-...}` within a step
     or a script line, GitLab's expanded variable's `value` and a workflow input's
     `default` under secret-like names: each a finding at the literal's line. Another
-    expression, a name that is no secret's, an empty default, `:?` and compose's `$${`
-    are not."""
+    expression, a name that is no secret's, the shell's working directory (`${PWD:-.}`),
+    an empty default, `:?` and compose's `$${` are not."""
     repo = make_repo({
         ".github/workflows/ci.yml": """\
 on:
@@ -1689,7 +1689,9 @@ deploy:
     - deploy --x "${API_TOKEN:-CANARYgl3-x9}" «MAG002»
 """,
         "scripts/run.sh": 'curl -H "Authorization: ${AUTH_TOKEN:-CANARYsh1-x9}" x «MAG002»\n'
-                          'echo "${REGION:-eu-west-1}"\n',
+                          'echo "${REGION:-eu-west-1}"\n'
+                          'ASSET_DIR=${PWD:-"./"}\ncd "${OLDPWD:-/tmp}"\n'
+                          'export DB_PWD=${DB_PWD:-CANARYsh2-x9} «MAG002»\n',
         "compose.yaml": "services:\n  a:\n    command: run $${DB_PASSWORD:-CANARYesc}\n"})
     expected, found = expected_and_found(repo)
     assert found == expected

@@ -340,7 +340,7 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
             if fallback is not None:
                 # `${API_KEY:-sk-live-...}`: the default is what runs when the variable is
                 # missing, a literal secret like any other.
-                if (key_is_secret(key) or key_is_secret(fallback.group(1))) \
+                if (key_is_secret(key) or _secret_variable(fallback.group(1))) \
                         and is_literal(fallback.group(2)) \
                         and not _not_key_material(key, fallback.group(2), kind):
                     yield number, Hit(col, f"`{key}` falls back to a literal value "
@@ -440,6 +440,16 @@ _EXPRESSION_LITERAL = re.compile(r"\s*+'((?:[^']|'')*+)'\s*+")
 _FALLBACK_WITHIN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*+):?+[-=]([^}$\n]*+)\}")
 
 
+# The shell's working directories, whose names read as a password's abbreviation.
+_SHELL_DIRECTORIES = frozenset({"PWD", "OLDPWD"})
+
+
+def _secret_variable(name: str) -> bool:
+    """Whether the variable a fallback (`${NAME:-...}`) reads holds a secret by its name:
+    not the shell's ``PWD`` and ``OLDPWD``."""
+    return name not in _SHELL_DIRECTORIES and key_is_secret(name)
+
+
 def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
                      ) -> Iterator[tuple[str, str, int, str]]:
     """The literal defaults a line's value falls back to where they are part of it: the
@@ -449,7 +459,7 @@ def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
     each as its name, the literal, its column and the finding's message. The whole
     value's fallback is the key rule's."""
     for m in _FALLBACK_WITHIN.finditer(line):
-        if line[m.start() - 1:m.start()] != "$" and key_is_secret(m.group(1)):
+        if line[m.start() - 1:m.start()] != "$" and _secret_variable(m.group(1)):
             yield m.group(1), m.group(2), m.start(2) + 1, \
                 f"`{m.group(1)}` falls back to a literal value ({REDACTED})"
     if kind != "yaml" or "${{" not in line:
