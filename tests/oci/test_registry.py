@@ -419,7 +419,7 @@ def test_credentials_a_registry_writes_into_a_token_realm_are_not_shown() -> Non
         server.server_close()
 
 
-@pytest.mark.parametrize("hex_case", ["upper", "lower"])
+@pytest.mark.parametrize("hex_case", ["upper", "lower", "mixed", "every byte"])
 def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_not_shown(
         hex_case: str) -> None:
     # A realm is a URL: a registry that writes what it was sent into its query encodes
@@ -444,6 +444,14 @@ def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_no
                                                 "login": f"{USER}:{password}"})
                 if hex_case == "lower":  # RFC 3986: %2b is %2B
                     query = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), query)
+                elif hex_case == "mixed":  # %2b%3D: each escape's case its own
+                    cases = iter([str.lower, str.upper] * len(query))
+                    query = re.sub(r"%[0-9A-F]{2}", lambda m: next(cases)(m.group()), query)
+                elif hex_case == "every byte":  # an unreserved byte may be escaped too
+                    query = "&".join(f"{name}={''.join(f'%{b:02X}' for b in value.encode())}"
+                                     for name, value in (("basic", sent.split()[-1]),
+                                                         ("pw", password),
+                                                         ("login", f"{USER}:{password}")))
                 self.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token'
                                  f'?{query}",service="r"')
             self.send_header("Content-Length", "2")
@@ -467,6 +475,8 @@ def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_no
                 for shown in (form, urllib.parse.quote(form, safe=""),
                               urllib.parse.quote_plus(form, safe="")):
                     assert shown not in text and shown.lower() not in text.lower(), text
+            decoded = urllib.parse.unquote_plus(text)
+            assert password not in decoded and basic not in decoded, text
             assert "%2b" not in text.lower() and "Zk9" not in text, text
     finally:
         server.shutdown()

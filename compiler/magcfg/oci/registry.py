@@ -32,7 +32,7 @@ from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline, connect
-from ..secrets.redaction import Redactor
+from ..secrets.redaction import REDACTED, Redactor
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
@@ -45,7 +45,25 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 256 * 1024 * 1024
 """Largest blob read into memory (an artifact is a few MiB at most)."""
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-_PERCENT_HEX = re.compile(r"%[0-9A-F]{2}")
+
+
+@functools.lru_cache(maxsize=4)
+def _percent_encoded(values: frozenset[str]) -> re.Pattern[str]:
+    """Each of ``values`` as a URL may hold it, a realm's query: any of its bytes may be
+    percent-encoded, the hex digits in either case (RFC 3986 makes ``%2b``, ``%2B`` and
+    an escaped unreserved byte equivalent), and a space as ``+``. What a registry
+    encodes is its choice: one form per encoder would miss the others."""
+    alternatives = []
+    for value in sorted(values, key=len, reverse=True):
+        parts = []
+        for char in value:
+            escaped = "".join(f"%{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+            forms = [re.escape(char), escaped] + ([r"\+"] if char == " " else [])
+            parts.append(f"(?:{'|'.join(forms)})")
+        alternatives.append("".join(parts))
+    # Case folded throughout: a secret's letters in another case masked too costs
+    # nothing, and the hex digits must match in any case.
+    return re.compile("|".join(alternatives) or r"(?!)", re.IGNORECASE)
 
 
 class RegistryError(MagcfgError):
@@ -379,13 +397,7 @@ class Registry:
             user, password = self.credentials
             sent |= {password, f"{user}:{password}",
                      base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
-        # A realm is a URL, whose query holds what a registry writes there encoded, its
-        # hex digits in either case (RFC 3986 makes them equivalent).
-        encoded = {quoted(form, safe="") for form in sent for quoted in (
-            urllib.parse.quote, urllib.parse.quote_plus)}
-        sent |= encoded | {_PERCENT_HEX.sub(lambda m: m.group().lower(), form)
-                           for form in encoded}
-        return Redactor().text(text, sent)
+        return _percent_encoded(frozenset(sent)).sub(REDACTED, Redactor().text(text, sent))
 
     # -- manifests ------------------------------------------------------------------------
 
