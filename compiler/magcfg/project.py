@@ -963,6 +963,8 @@ SHALLOW_UNKNOWN_REF = (
 
 
 SYMLINK_MODE = "120000"
+GITLINK_MODE = "160000"
+"""A submodule's entry in git's index and trees: a commit of another repository."""
 LINK_HELD = ("is a symlink in git (mode 120000) but a regular file in this checkout, "
              "holding the link's target as text: the checkout lacks symlink support "
              "(core.symlinks=false, as on Windows), so it would build other bytes than a "

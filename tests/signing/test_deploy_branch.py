@@ -277,8 +277,38 @@ def test_a_file_the_commit_holds_as_a_symlink_is_not_published(tmp_path: Path) -
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr == (
         "generated/prod/config.json: error: git would commit a symlink (mode 120000, as "
-        "the commit holds it) where a verified file is, so the deploy branch would not "
-        "hold the signed artifact: commit the file itself\n")
+        "the commit holds it) where verified files are, so the deploy branch would not "
+        "hold the signed artifact: commit the files themselves\n")
+    assert not git(root, "branch", "--list", "deploy")
+
+
+def test_a_directory_the_commit_holds_as_a_submodule_is_not_published(tmp_path: Path) -> None:
+    """A commit holding ``generated/prod`` as a gitlink (mode 160000) over the directory
+    the build writes: ``git add`` keeps the gitlink, so the deploy branch held a pointer
+    to another commit (a controller that fetches submodules reads an older signed
+    artifact, or any) where the verified files were."""
+    from magcfg.signing.keys import generate_key_pair
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "signed")
+    older = git(root, "rev-parse", "HEAD").strip()
+    git(root, "rm", "-rq", "--cached", "generated/prod")
+    git(root, "update-index", "--add", "--cacheinfo", f"160000,{older},generated/prod")
+    git(root, "commit", "-q", "-m", "c")
+    assert (root / "generated/prod/manifest.json.sig").is_file()
+    done = run_magcfg(root, "publish", "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == (
+        "generated/prod: error: git would commit a submodule (mode 160000, as the commit "
+        "holds it) where verified files are, so the deploy branch would not hold the "
+        "signed artifact: commit the files themselves\n")
     assert not git(root, "branch", "--list", "deploy")
 
 

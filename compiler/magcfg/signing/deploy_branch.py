@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
-from ..project import SYMLINK_MODE, Project, git_object_id
+from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
 from .directory import verify_artifact
 
 SKIP_CI = "[CI SKIP]"
+_NOT_FILES = {SYMLINK_MODE: "a symlink", GITLINK_MODE: "a submodule"}
+"""What git's index may hold below the output besides files, as ``git add`` keeps it."""
 _IDENTITY = {"GIT_AUTHOR_NAME": "magcfg publish", "GIT_AUTHOR_EMAIL": "magcfg@localhost",
              "GIT_COMMITTER_NAME": "magcfg publish", "GIT_COMMITTER_EMAIL": "magcfg@localhost"}
 
@@ -81,11 +83,12 @@ def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
         head, _, name = entry.partition(b"\t")
         mode, object_id = head.decode("ascii", "replace").split(" ")[:2]
         path = os.fsdecode(name)
-        if mode == SYMLINK_MODE:
-            # A verified artifact holds no link. Where the commit holds one and the
-            # checkout has no symlinks (core.symlinks=false) the work tree holds a file
-            # of the target's text, which git adds as the link it was.
-            links.append(path)
+        if mode in _NOT_FILES:
+            # A verified artifact holds regular files alone. Where the commit holds a
+            # link and the checkout has no symlinks (core.symlinks=false) the work tree
+            # holds a file of the target's text, and where it holds a submodule the
+            # directory the build wrote: git adds each as the commit holds it.
+            links.append((path, mode))
             continue
         try:
             held = read_regular(os.path.join(root, path))
@@ -94,9 +97,9 @@ def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
         if object_id != git_object_id(held, object_id):
             changed.append(path)
     problems = [Diagnostic(
-        path, None, None, "git would commit a symlink (mode 120000, as the commit holds "
-        "it) where a verified file is, so the deploy branch would not hold the signed "
-        "artifact: commit the file itself", code="path") for path in links]
+        path, None, None, f"git would commit {_NOT_FILES[mode]} (mode {mode}, as the commit "
+        "holds it) where verified files are, so the deploy branch would not hold the "
+        "signed artifact: commit the files themselves", code="path") for path, mode in links]
     problems += [Diagnostic(
         path, None, None, "git would commit other bytes than the verified ones, "
         "converted by a .gitattributes (ident, text or eol, working-tree-encoding, or a "
