@@ -1573,7 +1573,8 @@ def test_js_and_ts_arrays_under_a_secret_name_or_its_plural(make_repo: MakeRepo)
     """In JS, TS and JSON5 an array of string literals under a secret-like name or its
     plural (`const API_KEYS = [...]`, an object's `tokens: [...]`, an array within one)
     holds secrets, each a finding at its line, as Python's collections do; names,
-    placeholders, expressions, a template literal with a field, an array of objects and
+    placeholders, a mark alone (llhttp's `STRICT_TOKEN = ['!', '\\'', ...]`, an escaped
+    quote a quote), expressions, a template literal with a field, an array of objects and
     an array under a name of no secret are not."""
     repo = make_repo({
         "src/keys.ts": """\
@@ -1589,6 +1590,11 @@ const API_TOKENS = [`${prefix}-CANARYnear2`, "<your-token>"];
 const CLIENT_KEYS = [{ id: "a", secret: process.env.S }];
 const HOSTS = ["CANARYnear3-x9Kq"];
 const passwords = [];
+exports.STRICT_TOKEN = [
+  '!', '#', '$', '%', '&', '\\'',
+  '*', '+', '-', '.', '\\\\',
+].concat(exports.ALPHANUM);
+const DEPLOY_TOKENS = ['CANARY\\'js8-x9Kq']; «MAG002»
 """,
         "next.config.js": """\
 module.exports = {

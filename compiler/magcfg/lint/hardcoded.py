@@ -692,6 +692,8 @@ _JS_ARRAY_EXT = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", "
 _JS_ARRAY = re.compile(_CODE_KEY + r"\[")
 _MAX_ARRAY_LINES = 50
 """How far below its line an array is read: one of more lines than that is data."""
+# A mark escaped in a JS string is the mark (`'\''` is a quote, as `'!'` is a `!`).
+_JS_ESCAPED_MARK = re.compile(r"\\([^\w\s])")
 
 
 def _array_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
@@ -714,7 +716,7 @@ def _array_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
             if not _names_secrets(name):
                 continue
             for item, column, literal in _array_strings(lines, number, m.end()) or ():
-                if _collection_secret(name, literal[1:-1]):
+                if _collection_secret(name, _JS_ESCAPED_MARK.sub(r"\1", literal[1:-1])):
                     yield item, Hit(column, f"`{name}` holds a literal value ({REDACTED})", 1)
 
 
