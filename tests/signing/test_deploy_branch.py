@@ -344,3 +344,32 @@ def test_a_git_that_hangs_stops_publish_with_a_located_error(
         "git write-tree gave no answer in 2 s: nothing was published past it; fix "
         "what stops git, then publish again"]
     assert not git(root, "branch", "--list", "deploy")
+
+
+def test_an_environment_not_published_stays_as_the_commit_holds_it(tmp_path: Path) -> None:
+    """``publish --env prod`` verifies prod alone: dev, built again and not signed since
+    (its signature removed with the manifest it signed), stays on the deploy branch as
+    the source commit holds it, signed, where the work tree's unverified build was
+    committed."""
+    from magcfg.signing.keys import generate_key_pair
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "signed")
+    (root / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: elsewhere\n")
+    build_in_process(root)
+    assert not (root / "generated/dev/manifest.json.sig").exists()
+    done = run_magcfg(root, "publish", "--env", "prod",
+                      "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 0, done.stderr
+    for name in ("config.json", "manifest.json", "manifest.json.sig"):
+        assert git(root, "show", f"deploy:generated/dev/{name}") == \
+            git(root, "show", f"HEAD:generated/dev/{name}"), name
+    assert git(root, "show", "deploy:generated/prod/config.json").encode() == \
+        (root / "generated/prod/config.json").read_bytes()

@@ -2,12 +2,12 @@
 "Delivery").
 
 CI on ``main`` builds, signs and then publishes: one commit on the deploy branch whose
-tree is the source commit's tree with ``generated/`` as signed in the workspace. Every
-environment is verified first with the project's trusted keys, so the deploy branch
-never holds a build without its signature. The private key is not needed here (and never
-reaches git): only what ``sign`` wrote is committed. The commit message carries
-``[CI SKIP]`` and the deploy branch is not a branch CI runs on, so publishing does not
-trigger CI again.
+tree is the source commit's tree with each environment's ``generated/<env>/`` as signed
+in the workspace. Every environment published is verified first with the project's
+trusted keys, so the deploy branch never holds a build without its signature. The
+private key is not needed here (and never reaches git): only what ``sign`` wrote is
+committed. The commit message carries ``[CI SKIP]`` and the deploy branch is not a
+branch CI runs on, so publishing does not trigger CI again.
 """
 
 from __future__ import annotations
@@ -61,14 +61,16 @@ def _git(root: str, *args: str, env: dict[str, str] | None = None,
     return done
 
 
-def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
-    """A ``BuildError`` naming each file below ``output`` that the ``index`` holds other
-    bytes of than the work tree, where the artifacts were verified: ``git add`` applies
+def _as_verified(root: str, output: str, verified: list[str], index: dict[str, str]
+                 ) -> None:
+    """A ``BuildError`` naming each file below the ``verified`` directories (of
+    ``output``) that the ``index`` holds other bytes of than the work tree, where the
+    artifacts were verified: ``git add`` applies
     the clean side of ``.gitattributes`` (``ident``, ``text``, ``working-tree-encoding``,
     a filter), which a pull request may set for ``generated/`` below init's lines."""
     # As bytes: a name below the output need not be UTF-8.
     try:
-        listed = subprocess.run(["git", "ls-files", "-s", "-z", "--", output], cwd=root,
+        listed = subprocess.run(["git", "ls-files", "-s", "-z", "--", *verified], cwd=root,
                                 capture_output=True, env=git_env({**os.environ, **index}),
                                 timeout=GIT_SECONDS, check=False)
     except subprocess.TimeoutExpired:
@@ -112,15 +114,18 @@ def _as_verified(root: str, output: str, index: dict[str, str]) -> None:
 
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
             branch: str, remote: str | None = None) -> Published:
-    """Verify every environment's artifact, commit ``<output>/`` as it is in the work tree
-    onto ``branch`` (its previous tip and HEAD are the parents), and push it to
-    ``remote`` when given. Nothing is committed unless every environment verifies."""
+    """Verify the artifact of each of ``envs``, commit each ``<output>/<env>/`` as it is in
+    the work tree onto ``branch`` (its previous tip and HEAD are the parents; the rest
+    of the tree as HEAD holds it), and push it to ``remote`` when given. Nothing is
+    committed unless every environment verifies."""
     root = str(project.root)
     if _git(root, "check-ref-format", "--branch", branch, check=False).returncode != 0:
         raise UsageError(f"{branch!r} is not a valid branch name")
     versions = {}
+    verified = []
     for env in envs:
         display = f"{project.output}/{env}"
+        verified.append(display)
         result = verify_artifact(real_directory(project.root, display), public_keys,
                                  environment=env, display=display)
         versions[env] = result.version
@@ -138,8 +143,10 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         _git(root, "read-tree", source, env=index)
         # -f: a deploy branch carries generated/ even where .gitignore would skip a file.
-        _git(root, "add", "-A", "-f", "--", project.output, env=index)
-        _as_verified(root, project.output, index)
+        # Only what was verified: the rest of the output stays as the source commit
+        # holds it (the work tree may hold an environment built since, and not signed).
+        _git(root, "add", "-A", "-f", "--", *verified, env=index)
+        _as_verified(root, project.output, verified, index)
         tree = _git(root, "write-tree", env=index).stdout.strip()
     if tip is not None and _git(root, "rev-parse", f"{tip}^{{tree}}").stdout.strip() == tree:
         return Published(branch, None, source, versions, pushed=False)
