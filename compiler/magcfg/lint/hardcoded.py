@@ -1771,10 +1771,11 @@ def _xml_text_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 
 
 class _Prose:
-    """Whether a key of a line is a word of a string's prose (`fmt.Errorf("read JSON
-    credentials: 'type' field is %q", ...)`): inside a string that opens before it, and
-    after a word and a space, where YAML or JSON that a string holds begins its line.
-    Keys are asked for from left to right, and the line is read once for them all."""
+    """Whether a key of a line is a word of a string's prose (Go's `fmt.Errorf` text
+    naming a field after "read JSON credentials" and a colon): inside a string that
+    opens before it, and after a word and a space, where YAML or JSON that a string
+    holds begins its line. Keys are asked for from left to right, and the line is read
+    once for them all."""
 
     __slots__ = ("_at", "_line", "_quote")
 
