@@ -656,6 +656,43 @@ def test_a_rebuild_whose_outputs_are_as_recorded_compiles_nothing(
         magcfg.build(load(mini), artifacts=False)
 
 
+def test_a_record_written_by_magcfg_of_other_code_is_not_reused(
+        mini: Project, tmp_path: Path) -> None:
+    """A record vouches for every check the build that wrote it made: a magcfg of other
+    code under the same ``__version__`` (here a copy with one more secret rule) found
+    the last build's record and passed, build and ``build --check`` alike, what a cold
+    build of its own fails."""
+    import time
+
+    package = tmp_path / "other"
+    shutil.copytree(Path(magcfg.__file__).parent, package / "magcfg",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(package), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MAGCFG_NO_CACHE", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "magcfg", *args], cwd=mini.root, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    for _ in range(2):  # the second numbers from the first's manifests, and records
+        assert run("build").returncode == 0
+    time.sleep(2.2)  # the outputs settle (cache.RACY_NS): the record is all that is read
+    again = run("build")
+    assert again.returncode == 0 and "(0 file(s) changed)" in again.stderr, again.stderr
+    rules = package / "magcfg/secrets/rules.py"
+    text = rules.read_text()
+    assert text.count("    settings, errors = load_secret_settings(context.project)\n") == 1
+    rules.write_text(text.replace(
+        "    settings, errors = load_secret_settings(context.project)\n",
+        "    settings, errors = load_secret_settings(context.project)\n"
+        "    errors = [*errors, Diagnostic(context.project.file, None, 'magds',\n"
+        "                                  'a rule this magcfg has', code='secret')]\n"))
+    for args in (("build",), ("build", "--check")):
+        done = run(*args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "a rule this magcfg has" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_layer_file_whose_verdict_asks_git_is_read_by_every_build(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
