@@ -1498,14 +1498,7 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
             artifacts[env] = artifact
     errors.extend(name_environments(errors_of, stacks.values()))
     errors.extend(compiler.build_checks(list(artifacts.values())))
-    errors.extend(compiler.schema_as_committed())
-    for found in ignored():
-        (warnings if found.severity == "warning" else errors).append(found)
-    if strict:
-        errors.extend(Diagnostic(d.file, d.line, d.key, f"{d.message} (--strict: warnings "
-                                 "are errors)", "error", d.code) for d in warnings)
-    if errors:
-        raise BuildError(sorted(set(errors)))
+    _settle(compiler, errors, warnings, ignored, strict)
     # Each generated/<env>/ is replaced as a whole: the files built now, plus the
     # signature and attestation while the manifest they sign is unchanged. Besides those,
     # only files magcfg wrote before (the previous manifest's) are removed; any other
@@ -1524,14 +1517,13 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
     return result
 
 
-def _reused(compiler: Compiler, chosen: tuple[str, ...], strict: bool,
-            recorded: dict[str, tuple[list[Diagnostic], bool]],
-            ignored: Callable[[], list[Diagnostic]]) -> BuildResult:
-    """The result of a build whose outputs are what it would write
-    (``Compiler.recorded_outputs``): the recorded warnings, and every check that asks
-    more than the inputs' bytes (git's verdicts, the schema as committed) made again."""
-    warnings = [w for env in chosen for w in recorded[env][0]]
-    errors = compiler.schema_as_committed()
+def _settle(compiler: Compiler, errors: list[Diagnostic], warnings: list[Diagnostic],
+            ignored: Callable[[], list[Diagnostic]], strict: bool) -> None:
+    """The checks every build makes last, whether it compiled or reused its outputs:
+    the schema as committed and git's answers about the inputs (``ignored``), added to
+    ``errors`` and ``warnings``; ``strict`` makes warnings errors. Raises
+    ``BuildError`` with every error."""
+    errors.extend(compiler.schema_as_committed())
     for found in ignored():
         (warnings if found.severity == "warning" else errors).append(found)
     if strict:
@@ -1539,6 +1531,16 @@ def _reused(compiler: Compiler, chosen: tuple[str, ...], strict: bool,
                                  "are errors)", "error", d.code) for d in warnings)
     if errors:
         raise BuildError(sorted(set(errors)))
+
+
+def _reused(compiler: Compiler, chosen: tuple[str, ...], strict: bool,
+            recorded: dict[str, tuple[list[Diagnostic], bool]],
+            ignored: Callable[[], list[Diagnostic]]) -> BuildResult:
+    """The result of a build whose outputs are what it would write
+    (``Compiler.recorded_outputs``): the recorded warnings, and every check that asks
+    more than the inputs' bytes (git's verdicts, the schema as committed) made again."""
+    warnings = [w for env in chosen for w in recorded[env][0]]
+    _settle(compiler, [], warnings, ignored, strict)
     return BuildResult(chosen, {}, sorted(set(warnings)), timings=compiler.timings,
                        policy_only=[env for env in chosen if recorded[env][1]], reused=True)
 
