@@ -724,7 +724,8 @@ def test_build_and_config_languages_have_the_key_rule(make_repo: MakeRepo) -> No
 def test_a_key_in_a_strings_prose_is_no_key(make_repo: MakeRepo) -> None:
     """A key a string's prose names, after a word and a space, is text the program prints
     (golang.org/x/oauth2's `fmt.Errorf("... JSON credentials: 'type' field is %q", ...)`);
-    YAML or JSON a string holds, and a key in code, are keys."""
+    YAML or JSON a string holds (its keys quoted, even after a word), and a key in code,
+    are keys."""
     repo = make_repo({"google.go": """\
 package google
 func f(t string) error {
@@ -732,6 +733,9 @@ func f(t string) error {
 }
 var m = map[string]string{"token": "CANARYpr2-x9"} «MAG002»
 var n = f("user: 'u'", "token: 'CANARYpr3-x9'") «MAG002»
+var samples = []string{
+\t`{"facebook access_token":"CANARYpr4-x9Kq7","token_type":"bearer"}`, «MAG002»
+}
 """})
     expected, found = expected_and_found(repo)
     assert found == expected

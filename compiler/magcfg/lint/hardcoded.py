@@ -1669,7 +1669,7 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
     for m in _CODE_KV.finditer(line):
         value = _code_string(m.group(2))
         if value is not None and not _JOINED.match(line, m.end()) \
-                and not prose.holds(m.start(1)):
+                and not (line[m.end(1)] not in "\"'`" and prose.holds(m.start(1))):
             yield m.group(1).rsplit(".", 1)[-1], value, m.start(2) + 1
     m = _GO_TYPED.match(line)
     if m:
@@ -1771,11 +1771,11 @@ def _xml_text_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 
 
 class _Prose:
-    """Whether a key of a line is a word of a string's prose (Go's `fmt.Errorf` text
-    naming a field after "read JSON credentials" and a colon): inside a string that
-    opens before it, and after a word and a space, where YAML or JSON that a string
-    holds begins its line. Keys are asked for from left to right, and the line is read
-    once for them all."""
+    """Whether a key of a line is a word of a string's prose (golang.org/x/oauth2's
+    error naming the `type` field of the JSON credentials, the key and its value quoted
+    in it): inside a string that opens before it, and after a word and a space (the
+    keys of YAML or JSON a string holds begin the string or a line of it, or are quoted).
+    Keys are asked for from left to right, and the line is read once for them all."""
 
     __slots__ = ("_at", "_line", "_quote")
 
@@ -1902,7 +1902,6 @@ def _about_a_credential(key: str, value: str) -> bool:
         return (len(value) <= 32 and bool(_MECHANISM.fullmatch(value))
                 and not _basic_credentials(value)) or _auth_settings(value)
     return last == ["key"] and bool(_KEY_FILE_PATH.fullmatch(value))
-
 
 
 def _auth_settings(value: str) -> bool:
