@@ -192,6 +192,22 @@ def test_the_gitops_loop(tmp_path: Path) -> None:
     assert done.returncode == 0 and "nothing to publish" in done.stderr, done.stderr
 
 
+def _signed_and_added(tmp_path: Path) -> Path:
+    """The small project in a new repository under ``tmp_path``, built, signed with a key
+    made in ``tmp_path / "keys"``, and added to git's index (not committed)."""
+    from magcfg.signing.keys import generate_key_pair
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    git(root, "add", "-A")
+    return root
+
+
 def test_publish_refuses_a_committed_data_link_and_commits_nothing(tmp_path: Path) -> None:
     from magcfg.signing.keys import generate_key_pair
     from tests.conftest import failed_cleanly
@@ -257,16 +273,10 @@ def test_a_file_the_commit_holds_as_a_symlink_is_not_published(tmp_path: Path) -
     signed file's text: a checkout without symlinks (``core.symlinks=false``) writes the
     file, which verifies, and ``git add`` keeps the link's mode, so the deploy branch
     held a link (its target the JSON text) where consumers read the artifact."""
-    from magcfg.signing.keys import generate_key_pair
 
-    from .fixtures import build_in_process, make_project, run_magcfg
+    from .fixtures import run_magcfg
 
-    root = make_project(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    build_in_process(root)
-    generate_key_pair(tmp_path / "keys")
-    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
-    git(root, "add", "-A")
+    root = _signed_and_added(tmp_path)
     config = root / "generated/prod/config.json"
     blob = git(root, "hash-object", "-w", str(config)).strip()
     git(root, "update-index", "--cacheinfo", f"120000,{blob},generated/prod/config.json")
@@ -287,16 +297,10 @@ def test_a_directory_the_commit_holds_as_a_submodule_is_not_published(tmp_path: 
     the build writes: ``git add`` keeps the gitlink, so the deploy branch held a pointer
     to another commit (a controller that fetches submodules reads an older signed
     artifact, or any) where the verified files were."""
-    from magcfg.signing.keys import generate_key_pair
 
-    from .fixtures import build_in_process, make_project, run_magcfg
+    from .fixtures import run_magcfg
 
-    root = make_project(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    build_in_process(root)
-    generate_key_pair(tmp_path / "keys")
-    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
-    git(root, "add", "-A")
+    root = _signed_and_added(tmp_path)
     git(root, "commit", "-q", "-m", "signed")
     older = git(root, "rev-parse", "HEAD").strip()
     git(root, "rm", "-rq", "--cached", "generated/prod")
@@ -319,17 +323,11 @@ def test_a_git_that_hangs_stops_publish_with_a_located_error(
     the deploy branch is not moved."""
     import magcfg
     from magcfg.signing import deploy_branch
-    from magcfg.signing.keys import generate_key_pair, load_public_key
+    from magcfg.signing.keys import load_public_key
     from tests.test_project import cut_git_on_path
 
-    from .fixtures import build_in_process, make_project, run_magcfg
 
-    root = make_project(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    build_in_process(root)
-    generate_key_pair(tmp_path / "keys")
-    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
-    git(root, "add", "-A")
+    root = _signed_and_added(tmp_path)
     git(root, "commit", "-q", "-m", "c")
     cut_git_on_path(tmp_path / "bin", monkeypatch)
     monkeypatch.setenv("GIT_CUT_ONLY", "write-tree")
@@ -351,16 +349,10 @@ def test_an_environment_not_published_stays_as_the_commit_holds_it(tmp_path: Pat
     (its signature removed with the manifest it signed), stays on the deploy branch as
     the source commit holds it, signed, where the work tree's unverified build was
     committed."""
-    from magcfg.signing.keys import generate_key_pair
 
-    from .fixtures import build_in_process, make_project, run_magcfg
+    from .fixtures import build_in_process, run_magcfg
 
-    root = make_project(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    build_in_process(root)
-    generate_key_pair(tmp_path / "keys")
-    assert run_magcfg(root, "sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
-    git(root, "add", "-A")
+    root = _signed_and_added(tmp_path)
     git(root, "commit", "-q", "-m", "signed")
     (root / "layers/environments/dev/magds.yaml").write_text("magds:\n  host: elsewhere\n")
     build_in_process(root)
