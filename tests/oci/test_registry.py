@@ -339,6 +339,28 @@ def test_credentials_a_registry_quotes_back_are_not_shown() -> None:
         server.server_close()
 
 
+def _realm_errors(handler: type[http.server.BaseHTTPRequestHandler], password: str
+                  ) -> tuple[str, list[str]]:
+    """The registry's host and the errors of two manifest requests to a server of
+    ``handler`` with ``password``: the first sends the credentials the second's token
+    realm quotes."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, password))
+        texts = []
+        for _ in range(2):
+            with pytest.raises(RegistryError) as info:
+                client.manifest("acme/cfg", "production")
+            texts.append(info.value.format())
+        return host, texts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_credentials_a_registry_writes_into_a_malformed_answer_are_not_shown() -> None:
     # http.client's error quotes the status line it could not read: a registry that
     # writes the request's Authorization header there put the docker password, as
@@ -399,24 +421,11 @@ def test_credentials_a_registry_writes_into_a_token_realm_are_not_shown() -> Non
             self.end_headers()
             self.wfile.write(b"{}")
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        host = f"127.0.0.1:{server.server_address[1]}"
-        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
-                          credentials=(USER, PASSWORD))
-        texts = []
-        for _ in range(2):  # the first sends the credentials the second's realm quotes
-            with pytest.raises(RegistryError) as info:
-                client.manifest("acme/cfg", "production")
-            texts.append(info.value.format())
-        assert f"token request to http://{host}/token/{REDACTED}/{REDACTED}: HTTP 500" in \
-            texts[1], texts
-        for text in texts:
-            assert PASSWORD not in text and basic not in text, text
-    finally:
-        server.shutdown()
-        server.server_close()
+    host, texts = _realm_errors(Quoting, PASSWORD)
+    assert f"token request to http://{host}/token/{REDACTED}/{REDACTED}: HTTP 500" in \
+        texts[1], texts
+    for text in texts:
+        assert PASSWORD not in text and basic not in text, text
 
 
 @pytest.mark.parametrize("hex_case", ["upper", "lower", "mixed", "every byte"])
@@ -458,26 +467,13 @@ def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_no
             self.end_headers()
             self.wfile.write(b"{}")
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        host = f"127.0.0.1:{server.server_address[1]}"
-        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
-                          credentials=(USER, password))
-        texts = []
-        for _ in range(2):  # the first sends the credentials the second's realm quotes
-            with pytest.raises(RegistryError) as info:
-                client.manifest("acme/cfg", "production")
-            texts.append(info.value.format())
-        assert "HTTP 500" in texts[1], texts
-        for text in texts:
-            for form in (password, basic, f"{USER}:{password}"):
-                for shown in (form, urllib.parse.quote(form, safe=""),
-                              urllib.parse.quote_plus(form, safe="")):
-                    assert shown not in text and shown.lower() not in text.lower(), text
-            decoded = urllib.parse.unquote_plus(text)
-            assert password not in decoded and basic not in decoded, text
-            assert "%2b" not in text.lower() and "Zk9" not in text, text
-    finally:
-        server.shutdown()
-        server.server_close()
+    _, texts = _realm_errors(Quoting, password)
+    assert "HTTP 500" in texts[1], texts
+    for text in texts:
+        for form in (password, basic, f"{USER}:{password}"):
+            for shown in (form, urllib.parse.quote(form, safe=""),
+                          urllib.parse.quote_plus(form, safe="")):
+                assert shown not in text and shown.lower() not in text.lower(), text
+        decoded = urllib.parse.unquote_plus(text)
+        assert password not in decoded and basic not in decoded, text
+        assert "%2b" not in text.lower() and "Zk9" not in text, text
