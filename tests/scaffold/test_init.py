@@ -837,6 +837,27 @@ def test_the_scaffolded_ci_refuses_a_pull_request_that_takes_a_version_back(
     assert "Traceback" not in "".join(r.stderr for r in back)
 
 
+def _leaked_and_removed(tmp_path: Path, ci: str, canary: str, where: str = "."
+                        ) -> tuple[Path, Path, dict[str, str], str]:
+    """A repository with an origin whose project (at ``where``) ``init --ci ci`` made,
+    pushed on main, and a branch ``leak`` whose first commit sets ``canary`` as a
+    password and whose second takes it out: (origin, work tree, the runner's
+    environment, the first commit's short id)."""
+    origin, top = _repo_with_origin(tmp_path, where)
+    env = _runner_env(tmp_path)
+    assert Project(top / where).run("init", "--env", "dev", "--ci", ci).returncode == 0
+    assert _commit(top, env, "init").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    _git(top, "switch", "-qc", "leak")
+    (top / "app").mkdir()
+    (top / "app/settings.py").write_text(f'DB_PASSWORD = "{canary}"\n')
+    assert _commit(top, env, "settings").returncode == 0
+    added = _git(top, "rev-parse", "--short=7", "HEAD").strip()
+    (top / "app/settings.py").write_text('DB_PASSWORD = os.environ["DB_PASSWORD"]\n')
+    assert _commit(top, env, "settings from the environment").returncode == 0
+    return origin, top, env, added
+
+
 @pytest.mark.parametrize(("ci", "workflow", "where"), [
     ("github", ".github/workflows/magcfg.yml", "."),
     ("gitlab", ".gitlab-ci.yml", "."),
@@ -846,18 +867,7 @@ def test_the_scaffolded_ci_lints_each_commit_of_a_pull_request(
         tmp_path: Path, ci: str, workflow: str, where: str) -> None:
     # A secret one commit adds and the next removes is in the history merged; the
     # pipeline passes `lint` the ref `build --check --since` compares with.
-    origin, top = _repo_with_origin(tmp_path, where)
-    env = _runner_env(tmp_path)
-    assert Project(top / where).run("init", "--env", "dev", "--ci", ci).returncode == 0
-    assert _commit(top, env, "init").returncode == 0
-    _git(top, "push", "-q", "origin", "main")
-    _git(top, "switch", "-qc", "leak")
-    (top / "app").mkdir()
-    (top / "app/settings.py").write_text('DB_PASSWORD = "CANARYci7070"\n')
-    assert _commit(top, env, "settings").returncode == 0
-    added = _git(top, "rev-parse", "--short=7", "HEAD").strip()
-    (top / "app/settings.py").write_text('DB_PASSWORD = os.environ["DB_PASSWORD"]\n')
-    assert _commit(top, env, "settings from the environment").returncode == 0
+    origin, top, env, added = _leaked_and_removed(tmp_path, ci, "CANARYci7070", where)
     _git(top, "push", "-q", "origin", "leak")
     # GitHub's checkout fetches the whole history (fetch-depth: 0); the others' runners
     # clone shallow, and their pipeline deepens it to the merge base.
@@ -884,18 +894,7 @@ def test_the_scaffolded_ci_deepens_a_clone_whose_history_stops_after_the_merge_b
     target's tip, so the merge base is found, but not the commits before the merge. The
     pipeline deepens the clone, and lint reads them (lint alone fails, naming the commit
     where the clone's history stops)."""
-    origin, top = _repo_with_origin(tmp_path)
-    env = _runner_env(tmp_path)
-    assert Project(top).run("init", "--env", "dev", "--ci", ci).returncode == 0
-    assert _commit(top, env, "init").returncode == 0
-    _git(top, "push", "-q", "origin", "main")
-    _git(top, "switch", "-qc", "leak")
-    (top / "app").mkdir()
-    (top / "app/settings.py").write_text('DB_PASSWORD = "CANARYci8080"\n')
-    assert _commit(top, env, "settings").returncode == 0
-    added = _git(top, "rev-parse", "--short=7", "HEAD").strip()
-    (top / "app/settings.py").write_text('DB_PASSWORD = os.environ["DB_PASSWORD"]\n')
-    assert _commit(top, env, "settings from the environment").returncode == 0
+    origin, top, env, added = _leaked_and_removed(tmp_path, ci, "CANARYci8080")
     _git(top, "switch", "-q", "main")
     (top / "NOTES.md").write_text("notes\n")
     assert _commit(top, env, "notes").returncode == 0
