@@ -656,6 +656,37 @@ def test_a_rebuild_whose_outputs_are_as_recorded_compiles_nothing(
         magcfg.build(load(mini), artifacts=False)
 
 
+def test_a_signature_added_or_removed_beside_recorded_outputs_is_built_again(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``configmap.yaml`` carries the signature beside an unchanged manifest
+    (``delivery.emitter.configmap_emitter``), so the signature is an input of the
+    build: one copied in beside the recorded outputs, or deleted, makes the ConfigMap a
+    build writes another, and a build that reused the record passed ``build --check``
+    where a cold one names configmap.yaml stale."""
+    import time
+
+    from magcfg.artifact import SIGNATURE
+    from magcfg.pipeline import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)  # as in the tests above
+    magcfg.build(load(mini))
+    magcfg.build(load(mini))  # numbered from the first's manifests: recorded
+    time.sleep(0.1)
+    assert magcfg.build(load(mini), artifacts=False).reused
+    signature = mini.root / "generated/dev" / SIGNATURE
+    configmap = "generated/dev/configmap.yaml"
+    for change in (lambda: signature.write_bytes(b"c2lnbmF0dXJl\n"), signature.unlink):
+        change()
+        cold = magcfg.build(load(mini), check=True, cache=BuildCache(None))
+        assert cold.stale == [configmap]
+        warm = magcfg.build(load(mini), check=True, artifacts=False)
+        assert (warm.reused, warm.stale) == (False, [configmap])
+        magcfg.build(load(mini), artifacts=False)
+        assert magcfg.build(load(mini), check=True, cache=BuildCache(None)).stale == []
+        time.sleep(0.1)
+        assert magcfg.build(load(mini), artifacts=False).reused
+
+
 def test_a_record_written_by_magcfg_of_other_code_is_not_reused(
         mini: Project, tmp_path: Path) -> None:
     """A record vouches for every check the build that wrote it made: a magcfg of other

@@ -196,8 +196,9 @@ are cached beside the piece's summary (a build reads the summaries of every piec
 the tables only for the keys it asks about); 6: a table's rows carry the merge key
 (``x-magcfg-merge-key``), which merging asks for."""
 
-_RECORD_FORMAT = "1"
-"""Of the record of a build's outputs (``Compiler.record_build``)."""
+_RECORD_FORMAT = "2"
+"""Of the record of a build's outputs (``Compiler.record_build``); 2: the signature and
+attestation kept beside the outputs are recorded with them."""
 
 
 @functools.cache
@@ -1047,14 +1048,17 @@ class Compiler:
                     parts.append(f"{f.path}\0{f.digest}\0{format_keypath(f.prefix)}")
         return self.cache.fragment_key(*parts)
 
-    def record_build(self, name: str, artifacts: Mapping[str, Artifact]) -> None:
+    def record_build(self, name: str, artifacts: Mapping[str, Artifact],
+                     updates: Sequence[DirectoryUpdate]) -> None:
         """Record under ``name`` (``record_name``) what this build writes: each
-        environment's files by name (SHA-256 and size), its warnings (redacted, as
-        reported) and whether only its reload policy changed."""
+        environment's files by name (SHA-256 and size), the signature and attestation
+        it keeps among them (``updates``: ``configmap.yaml`` carries the signature), its
+        warnings (redacted, as reported) and whether only its reload policy changed."""
         record: dict[str, Any] = {}
+        kept = {update.rel: update.files for update in updates}
         for env, artifact in artifacts.items():
             files = {}
-            for file, data in artifact.files.items():
+            for file, data in kept[f"{self.project.output}/{env}"].items():
                 known = (artifact.context._config_sha256
                          if file == CONFIG and artifact.context is not None else "")
                 files[file] = (known or hashlib.sha256(data).hexdigest(), len(data))
@@ -1067,11 +1071,12 @@ class Compiler:
                          ) -> dict[str, tuple[list[Diagnostic], bool]] | None:
         """Each environment's (warnings, policy only) as recorded under ``name``
         (``record_build``), when each output directory holds what that build wrote, so
-        what a build would write now: exactly the recorded files, each of its recorded
-        SHA-256, besides the signature and attestation (kept while the manifest they sign
-        is unchanged). A file's digest comes from the cache while its status is what it
-        was when a build hashed it (``BuildCache.file_sha256``), else it is hashed. None
-        if anything differs or cannot be told: the build then compiles and writes."""
+        what a build would write now: exactly the recorded files, the signature and
+        attestation it kept included (a signature added or removed since is another
+        ``configmap.yaml``), each of its recorded SHA-256. A file's digest comes from the
+        cache while its status is what it was when a build hashed it
+        (``BuildCache.file_sha256``), else it is hashed. None if anything differs or
+        cannot be told: the build then compiles and writes."""
         found = self.cache.fragment(name)
         if not isinstance(found, dict) or set(found) != set(chosen):
             return None
@@ -1089,19 +1094,13 @@ class Compiler:
             except BuildError:
                 return None
             entries = regular_entries(directory)
-            if (entries is None or not set(sizes) <= set(entries)
-                    or not set(entries) - set(sizes) <= set(SIGNED_FILES)):
+            if entries is None or set(entries) != set(sizes):
                 return None
             for file, (digest, size) in sizes.items():
                 if entries[file].st_size != size \
                         or self._output_sha256(f"{rel}/{file}", directory / file,
                                                entries[file], size) != digest:
                     return None
-            try:  # read as a build that writes keeps them (``_updates``), with its checks
-                for file in set(entries) - set(sizes):
-                    read_if_present(directory / file, f"{rel}/{file}", size_limit(file))
-            except BuildError:
-                return None
         return out
 
     def _output_sha256(self, rel: str, path: Path, status: os.stat_result, size: int
@@ -1513,7 +1512,7 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
         else:
             result.written = replace_directories(project.root, updates)
     if record is not None:
-        compiler.record_build(record, artifacts)
+        compiler.record_build(record, artifacts, updates)
     return result
 
 
