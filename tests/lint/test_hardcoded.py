@@ -1875,6 +1875,56 @@ deploy:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_ci_step_anchored_tagged_quoted_or_below_its_key_is_read_as_a_shell_script(
+        make_repo: MakeRepo) -> None:
+    """A step's script behind an anchor or a tag (GitLab's `before_script: &setup`, the
+    way a job's setup is shared), quoted on its line (a list item quoted for a colon in
+    it), a plain scalar on the lines below its key, and the steps of CircleCI's
+    `commands:` mapping are scripts as any other: each passed the gate. An alias, a
+    `!reference` and a quoted reference are not findings."""
+    repo = make_repo({
+        ".gitlab-ci.yml": """\
+.setup:
+  before_script: &setup
+    - export REGISTRY_PASSWORD=CANARYan1-x9 «MAG002»
+  after_script: !!seq
+    - 'export API_TOKEN=CANARYan2-x9' «MAG002»
+deploy:
+  before_script: *setup
+  script: !reference [.setup, before_script]
+  after_script:
+    - "export DB_PASSWORD=CANARYan3-x9" «MAG002»
+    - "export DB_PASSWORD=$CI_DB_PASSWORD"
+    - 'curl -H "Accept: text/plain" https://example.com'
+""",
+        ".github/workflows/ci.yml": """\
+jobs:
+  d:
+    steps:
+      - run: &login |
+          export SESSION_SECRET=CANARYan4-x9 «MAG002»
+      - run: "export VAULT_TOKEN=CANARYan5-x9" «MAG002»
+      - run:
+          export DEPLOY_TOKEN=CANARYan6-x9 «MAG002»
+      - run: *login
+""",
+        ".circleci/config.yml": """\
+version: 2.1
+commands:
+  login:
+    steps:
+      - run: |
+          export NPM_TOKEN=CANARYan7-x9 «MAG002»
+      - run:
+          name: setup
+          command: export SLACK_TOKEN=CANARYan8-x9 «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_credential_echoed_into_a_command_that_reads_it_is_found(
         make_repo: MakeRepo) -> None:
     """`echo "..." | docker login --password-stdin` is Docker's own way to give a

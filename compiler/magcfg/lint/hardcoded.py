@@ -1437,13 +1437,17 @@ def _chpasswd_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 
 # A CI step's shell script: GitHub's `run:`, GitLab's `script:`, `before_script:` and
 # `after_script:`, CircleCI's and Buildkite's `command:`/`commands:`, Azure Pipelines'
-# `bash:` and a Taskfile's `cmds:`; as a block scalar,
-# a plain scalar on the key's line, or a list's items (each a block or a plain line).
+# `bash:` and a Taskfile's `cmds:`; as a block scalar, a plain or quoted scalar on the
+# key's line or below it, or a list's items (each a block, a plain or a quoted line),
+# behind an anchor or a tag or not (GitLab's `before_script: &setup` is shared so).
 _CI_SCRIPT_KEY = re.compile(
     r"^([ \t]*+)(?:-[ \t]++)?+(?:run|script|before_script|after_script|commands?+|bash|cmds)"
     r"[ \t]*+:(?:[ \t]++(.*+))?+$")
 _CI_SCRIPT_WORDS = ("run:", "script:", "command", "bash:", "cmds:")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*+[ \t]*+(?:#.*+)?+")
+_MAPPING_KEY = re.compile(r"[ \t]*+[\w.-]++[ \t]*+:(?:[ \t]|\Z)")
+# A node's properties before its value: an anchor (`&name`) and a tag (`!tag`, `!!str`).
+_NODE_PROPERTIES = re.compile(r"(?:[&!][^ \t]*+(?:[ \t]++|\Z))*+")
 
 
 def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
@@ -1479,14 +1483,22 @@ def _ci_scripts(lines: list[str]) -> list[str] | None:
         number += 1
         if m is None:
             continue
-        indent, value = len(m.group(1)), (m.group(2) or "").strip()
+        indent = len(m.group(1))
+        at, value = _script_value(line, m.start(2) if m.group(2) else len(line))
         if _BLOCK_SCALAR.fullmatch(value):
             number = _script_block(lines, number, indent, script)
             found = True
-        elif value and value[0] not in "\"'[{&*!#":
-            script[number - 1] = " " * m.start(2) + m.group(2)
-            found = True
-        elif not value:
+        elif value:
+            found = _script_line(line, at, value, number - 1, script) or found
+        else:
+            below = _next_text(lines, number)
+            if below is not None and not lines[below].lstrip().startswith("-") \
+                    and len(lines[below]) - len(lines[below].lstrip()) > indent:
+                if not _MAPPING_KEY.match(lines[below]):
+                    # A plain scalar on the lines below the key (a one-step `run:`).
+                    number = _script_block(lines, number, indent, script)
+                    found = True
+                continue  # a mapping (CircleCI's `commands:`): its keys are read as any
             # A list of steps: its items at the key's indent or deeper.
             while number < len(lines):
                 item = lines[number]
@@ -1498,13 +1510,55 @@ def _ci_scripts(lines: list[str]) -> list[str] | None:
                 number += 1
                 if not stripped.startswith("- "):
                     continue
-                rest = stripped[2:].strip()
+                at, rest = _script_value(item, depth + 2)
                 if _BLOCK_SCALAR.fullmatch(rest):
                     number = _script_block(lines, number, depth, script)
-                elif rest and rest[0] not in "\"'[{&*!#":
-                    script[number - 1] = " " * (depth + 2) + stripped[2:]
+                elif rest:
+                    _script_line(item, at, rest, number - 1, script)
                 found = True
     return script if found else None
+
+
+def _script_value(line: str, start: int) -> tuple[int, str]:
+    """Where the value that starts at ``start`` of ``line`` begins past its properties
+    (an anchor, a tag: ``_NODE_PROPERTIES``), and its text from there, stripped."""
+    while start < len(line) and line[start] in " \t":
+        start += 1
+    properties = _NODE_PROPERTIES.match(line, start)
+    at = properties.end() if properties is not None else start
+    return at, line[at:].strip()
+
+
+def _script_line(line: str, at: int, value: str, number: int, script: list[str]) -> bool:
+    """Put the script a scalar on one line holds (``value``, at ``at`` of ``line``) at
+    its place in ``script``'s line ``number``: a plain scalar as written, a quoted one
+    as YAML reads it; whether it is a script (not a flow collection, an alias or a
+    comment, nor a quoted scalar that goes on to another line)."""
+    if value[0] in "\"'":
+        import yaml
+
+        try:
+            text = yaml.safe_load(value)
+        except yaml.YAMLError:  # a quoted scalar over several lines: not read here
+            return False
+        if not isinstance(text, str) or "\n" in text:
+            return False
+        script[number] = " " * (at + 1) + text
+        return True
+    if value[0] in "[{*#":
+        return False
+    script[number] = " " * at + line[at:]
+    return True
+
+
+def _next_text(lines: list[str], number: int) -> int | None:
+    """The number of the first line from ``number`` on that holds more than blanks and
+    a comment, or None."""
+    for at in range(number, len(lines)):
+        stripped = lines[at].strip()
+        if stripped and not stripped.startswith("#"):
+            return at
+    return None
 
 
 def _script_block(lines: list[str], number: int, indent: int, script: list[str]) -> int:
