@@ -358,3 +358,77 @@ def test_a_commit_s_cue_layer_is_checked_as_that_commit_holds_it(
         ("layers/base/db.cue", 3, "MAG006", literal),
         ("layers/env/prod/extra.cue", 1, "MAG006", added)]
     _no_canary(proc.stdout, proc.stderr)
+
+
+def _layer_project(make_repo: MakeRepo) -> Path:
+    from . import fixtures as fx
+
+    root = make_repo({name: fx.LAYER_SECRETS[name] for name in (
+        "magcfg.yaml", "schemas/app.schema.json", "layers/base/db.yaml")}).root
+    git(root, "branch", "base")
+    return root
+
+
+def test_a_commit_s_files_are_judged_by_that_commit_s_project_file(
+        make_repo: MakeRepo) -> None:
+    """The work tree's project file said which files were layers: a commit that listed
+    a layer directory and put a literal under a secret key in it, undone by the next
+    commit, was checked as no layer at all."""
+    from . import fixtures as fx
+
+    root = _layer_project(make_repo)
+    listed = fx.LAYER_SECRETS["magcfg.yaml"].replace(
+        "schema:", "  - name: extra\n    path: extra\nschema:")
+    added = _commit(root, {"magcfg.yaml": listed,
+                           "extra/keys.yaml": f'api_keys:\n  stripe: "{CANARY}"\n'},
+                    "an extra layer")
+    git(root, "rm", "-q", "extra/keys.yaml")
+    _commit(root, {"magcfg.yaml": fx.LAYER_SECRETS["magcfg.yaml"]}, "no extra layer")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["line"], f["rule"], f["commit"][:7])
+            for f in json.loads(proc.stdout)["findings"]] == [
+        ("extra/keys.yaml", 2, "MAG006", added)]
+    _no_canary(proc.stdout, proc.stderr)
+
+
+def test_a_commit_s_files_are_judged_by_that_commit_s_schema(make_repo: MakeRepo) -> None:
+    """A key the commit's schema marks secret is one in that commit's layers, whatever
+    the work tree's schema says of it."""
+    from . import fixtures as fx
+
+    root = _layer_project(make_repo)
+    marked = fx.LAYER_SCHEMA.replace('"notes": {"type": "string"}',
+                                     '"notes": {"type": "string", "x-magcfg-secret": true}')
+    added = _commit(root, {"schemas/app.schema.json": marked,
+                           "layers/base/notes.yaml": f'notes: "{CANARY}"\n'}, "a secret note")
+    git(root, "rm", "-q", "layers/base/notes.yaml")
+    _commit(root, {"schemas/app.schema.json": fx.LAYER_SCHEMA}, "notes are no secret")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["line"], f["rule"], f["commit"][:7])
+            for f in json.loads(proc.stdout)["findings"]] == [
+        ("layers/base/notes.yaml", 1, "MAG006", added)]
+    _no_canary(proc.stdout, proc.stderr)
+
+
+def test_a_commit_whose_project_file_does_not_load_fails_the_gate_naming_it(
+        make_repo: MakeRepo) -> None:
+    """Its layers cannot be told from other files: the gate says so, at that commit's
+    project file, rather than pass what it could not judge."""
+    from . import fixtures as fx
+
+    root = _layer_project(make_repo)
+    broken = fx.LAYER_SECRETS["magcfg.yaml"].replace("environments:", "environmentz:")
+    added = _commit(root, {"magcfg.yaml": broken,
+                           "layers/base/more.yaml": f'api_keys:\n  stripe: "{CANARY}"\n'},
+                    "broken")
+    git(root, "rm", "-q", "layers/base/more.yaml")
+    _commit(root, {"magcfg.yaml": fx.LAYER_SECRETS["magcfg.yaml"]}, "mended")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = json.loads(proc.stdout)["findings"]
+    assert ("magcfg.yaml", "MAG006", added) in [
+        (f["file"], f["rule"], f["commit"][:7]) for f in found], found
+    assert "Traceback" not in proc.stderr
+    _no_canary(proc.stdout, proc.stderr)

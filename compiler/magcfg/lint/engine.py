@@ -3,6 +3,7 @@ suppressions and the baseline."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import marshal
@@ -160,7 +161,8 @@ def _history(root: Path, since: str, paths: Sequence[Path], checks: Sequence[Che
     """The commits of ``since..HEAD``, the files of theirs checked, their findings (each
     naming its commit), and how many were suppressed: by the rules, excludes and
     suppressions of the work tree's files. A commit's version of the baseline in use is
-    checked as any file: a commit's is not read as a baseline at all."""
+    checked as any file: a commit's is not read as a baseline at all. MAG006 reads the
+    layers of each commit's own project files and schemas (``layer_secrets.CommitLayers``)."""
     commits = history.commits_since(root, since)
     changed = [f for f in history.changed_files(root, commits)
                if not _excluded(f.name, ctx.config.exclude)]
@@ -171,14 +173,20 @@ def _history(root: Path, since: str, paths: Sequence[Path], checks: Sequence[Che
     suppressed = 0
     checked = 0
     skipped = unchecked_files.RULE in ctx.config.disable
-    for f, src in history.read_commit_files(root, changed):
-        if isinstance(src, UncheckedFile):
-            theirs = [] if skipped else [unchecked_files.finding(src)]
-        else:
-            checked += 1
-            theirs, more = _check([src], checks, ctx)
-            suppressed += more
-        found += [dataclasses.replace(x, commit=f.short) for x in theirs]
+    with contextlib.ExitStack() as stack:
+        layers = None if layer_secrets.RULE in ctx.config.disable else stack.enter_context(
+            layer_secrets.CommitLayers(ctx, [c for c, _ in commits], changed))
+        if layers is not None:
+            found += [x for c, short in commits for x in layers.problems(c, short)]
+        for f, src in history.read_commit_files(root, changed):
+            if isinstance(src, UncheckedFile):
+                theirs = [] if skipped else [unchecked_files.finding(src)]
+            else:
+                checked += 1
+                theirs, more = _check([src], checks,
+                                      ctx if layers is None else layers.context(f.commit))
+                suppressed += more
+            found += [dataclasses.replace(x, commit=f.short) for x in theirs]
     return len(commits), checked, found, suppressed
 
 

@@ -54,7 +54,7 @@ def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
     if found is None:
         raise UsageError(f"--since {ref!r}: the lint root is not in a git repository")
     base = found.decode("ascii", "replace").strip()
-    answer = _git(["rev-list", "--reverse", "--format=%h", "--end-of-options",
+    answer = git_output(["rev-list", "--reverse", "--format=%h", "--end-of-options",
                    f"^{base}", "HEAD"], root, "list the commits since " + ref)
     lines = answer.decode("ascii", "replace").split("\n")
     # Each commit: "commit <id>", then its short id.
@@ -82,7 +82,7 @@ def _shallow(root: Path) -> set[str]:
     their files, that were never fetched: git lists it as if it were a first commit."""
     from ..durable import read_located
 
-    answer = _git(["rev-parse", "--is-shallow-repository", "--git-path", "shallow"], root,
+    answer = git_output(["rev-parse", "--is-shallow-repository", "--git-path", "shallow"], root,
                   "say whether the clone is shallow").decode("utf-8", "surrogateescape")
     shallow, _, path = answer.partition("\n")
     if shallow.strip() != "true":
@@ -98,7 +98,7 @@ def changed_files(root: Path, commits: Sequence[tuple[str, str]]) -> list[Commit
         return []
     shorts = dict(commits)
     asked = "".join(f"{c}\n" for c, _ in commits).encode("ascii")
-    answer = _git(["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames",
+    answer = git_output(["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames",
                    "--diff-filter=d", "--diff-merges=first-parent", "--raw"], root,
                   "list the files the commits changed", asked)
     fields = answer.split(b"\0")
@@ -143,7 +143,10 @@ def read_commit_files(root: Path, files: Sequence[CommitFile]
             yield f, link_source(shown, blob) if f.link else source(shown, blob)
 
 
-def _git(args: list[str], root: Path, what: str, question: bytes | None = None) -> bytes:
+def git_output(args: list[str], root: Path, what: str, question: bytes | None = None
+               ) -> bytes:
+    """What ``git ARGS`` prints in ``root`` (``project.git_answer``); an error failing
+    the gate, saying it could not ``what``, when git gives no answer."""
     from ..project import GitUnanswered, git_answer
 
     try:
@@ -154,6 +157,11 @@ def _git(args: list[str], root: Path, what: str, question: bytes | None = None) 
     else:
         reason = "not a git repository"
     if answer is None:
-        raise BuildError([Diagnostic(".", None, None, f"git could not {what} ({reason}): "
-                                     "fix what stops git, then lint again", code="git")])
+        raise git_failed(what, reason)
     return answer
+
+
+def git_failed(what: str, reason: str) -> BuildError:
+    """The gate's error for a git that could not ``what``."""
+    return BuildError([Diagnostic(".", None, None, f"git could not {what} ({reason}): "
+                                  "fix what stops git, then lint again", code="git")])

@@ -9,13 +9,15 @@ file at once, with its line, before anyone runs a build.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .context import LintContext, finding
 from .findings import REDACTED, Finding
+from .history import CommitFile
 from .walk import SourceFile, display_name
 
 RULE = "MAG006"
@@ -210,7 +212,9 @@ def _cue_data(ctx: LintContext, src: SourceFile, listed: str, project: _Project
 
     work_tree = ctx.files.get(src.path)
     if work_tree is not None and work_tree.text == src.text:
-        return _cue(ctx).get(listed)
+        exported = _cue(ctx)
+        if listed in exported:  # a commit's layers (``CommitLayers``) export none at once
+            return exported[listed]
     path = listed.removeprefix(project.here)
     try:
         cue = find_cue(path, project.compiler.project.root, project.compiler.cache)
@@ -218,6 +222,176 @@ def _cue_data(ctx: LintContext, src: SourceFile, listed: str, project: _Project
     except BuildError as exc:
         unusable = [d.message for d in exc.diagnostics if d.code in ("cue-missing", "cue-version")]
         return unusable[0] if unusable else None  # `magcfg build` reports export errors
+
+
+class CommitLayers:
+    """MAG006 of ``lint --since``: each commit's files judged by the layers its own
+    project files and schemas list and mark, read from git at that commit (a commit
+    that lists a layer directory and puts a literal in it, both undone by the next, is
+    judged by what it listed, not by the work tree). Each project is loaded once per
+    distinct project file and schema blob, whatever the number of commits."""
+
+    def __init__(self, ctx: LintContext, commits: Sequence[str],
+                 changed: Sequence[CommitFile]) -> None:
+        from ..project import PROJECT_FILE_NAMES
+
+        self._ctx = ctx
+        self._changed: dict[str, list[str]] = {}
+        for f in changed:
+            self._changed.setdefault(f.commit, []).append(f.name)
+        configured = ctx.config.project_file
+        names = {ctx.listed.get(name, name) for name in ctx.files}
+        names |= {f.name for f in changed}
+        # Git's batch questions are lines: a name holding a line end is asked of nobody.
+        self._names = sorted(name for name in names | ({configured} if configured else set())
+                             if name.rsplit("/", 1)[-1] in PROJECT_FILE_NAMES
+                             and "\n" not in name)
+        files = self._objects([f"{c}:{name}" for c in commits for name in self._names])
+        self._files = {c: files[i * len(self._names):(i + 1) * len(self._names)]
+                       for i, c in enumerate(commits)}
+        self._loaded: dict[tuple[str, str], Any] = {}  # (name, blob) -> Project or why not
+        self._schemas = self._schema_objects(commits)
+        self._projects: dict[tuple[str, str, str], _Project | str | None] = {}
+        self._contexts: dict[tuple[tuple[str, str, str], ...], LintContext] = {}
+        self._repo: Any = None
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    def __enter__(self) -> CommitLayers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _objects(self, names: list[str]) -> list[str]:
+        """The object git holds at each ``REV:PATH`` of ``names``, "" where none is."""
+        from .history import git_output
+
+        if not names:
+            return []
+        answer = git_output(["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+                            self._ctx.root, "find the project files of the commits",
+                            "".join(f"{n}\n" for n in names).encode())
+        lines = answer.decode("utf-8", "surrogateescape").split("\n")
+        return [line.split(" ")[0] if line.endswith(" blob") else ""
+                for line in lines[:len(names)]] + [""] * (len(names) - len(lines))
+
+    def _schema_objects(self, commits: Sequence[str]) -> dict[tuple[str, str], str]:
+        """(commit, project file) -> the blob of that project's JSON schema there."""
+        from ..durable import MAX_INPUT_BYTES
+        from ..project import committed_blobs
+        from ..review.gitsource import committed_project
+        from .history import git_failed
+
+        wanted = sorted({(name, blob) for c in commits
+                         for name, blob in zip(self._names, self._files[c], strict=True)
+                         if blob})
+        try:
+            raws = committed_blobs(self._ctx.root, [blob for _, blob in wanted], MAX_INPUT_BYTES)
+        except OSError as exc:
+            raise git_failed("read the project files of the commits", str(exc)) from None
+        from ..errors import MagcfgError
+
+        for (name, blob), raw in zip(wanted, raws, strict=True):
+            here = name.rpartition("/")[0]
+            try:
+                if not isinstance(raw, bytes):
+                    raise MagcfgError(f"is more than {MAX_INPUT_BYTES} bytes")
+                self._loaded[name, blob] = committed_project(
+                    name.rpartition("/")[2], raw, self._ctx.root / here)
+            except MagcfgError as exc:
+                self._loaded[name, blob] = _why(exc)
+        asked = [(c, name, f"{name.rpartition('/')[0]}/{project.json_schema}".lstrip("/"))
+                 for c in commits
+                 for name, blob in zip(self._names, self._files[c], strict=True)
+                 if blob and not isinstance(project := self._loaded[name, blob], str)
+                 and project.json_schema]
+        found = self._objects([f"{c}:{path}" for c, _, path in asked])
+        return {(c, name): blob for (c, name, _), blob in zip(asked, found, strict=True)}
+
+    def context(self, commit: str) -> LintContext:
+        """``ctx`` as MAG006 reads it for a file of ``commit``: its layers that commit's."""
+        key = tuple((name, blob, self._schemas.get((commit, name), ""))
+                    for name, blob in zip(self._names, self._files[commit], strict=True)
+                    if blob)
+        found = self._contexts.get(key)
+        if found is None:
+            projects = [self._project(commit, *one) for one in key]
+            layers = _Layers({}, {}, tuple(p for p in projects if isinstance(p, _Project)))
+            found = dataclasses.replace(self._ctx, caches={**self._ctx.caches,
+                                                           "layers": layers})
+            self._contexts[key] = found
+        return found
+
+    def problems(self, commit: str, short: str) -> list[Finding]:
+        """A finding at each project file of ``commit`` that does not load there, when
+        the commit changed a file that could be a layer file of it: those files cannot
+        be told from others, and the gate fails closed."""
+        from ..project import LAYER_SUFFIXES
+        from .context import line_hash
+        from .findings import RULES
+
+        out = []
+        for name, blob in zip(self._names, self._files[commit], strict=True):
+            here = name.rpartition("/")[0]
+            touched = [n for n in self._changed.get(commit, ())
+                       if n.endswith(LAYER_SUFFIXES) and (not here or n.startswith(here + "/"))]
+            project = self._project(commit, name, blob, self._schemas.get((commit, name), "")
+                                    ) if blob and touched else None
+            if isinstance(project, str):
+                out.append(Finding(
+                    display_name(name), 1, 1, RULE,
+                    f"layers of this commit not checked for literal secrets: {project}",
+                    "mend the project file or its schema in a new commit, or rewrite the "
+                    "branch's history (`magcfg build` at that commit names the problem)",
+                    RULES[RULE].severity, line_hash(f"{name}: {project}"), short))
+        return out
+
+    def _project(self, commit: str, name: str, blob: str, schema: str) -> _Project | str | None:
+        """The project of ``name`` at ``commit`` as MAG006 reads it, or why it cannot be
+        read; None for no layer project (no layers, no JSON schema)."""
+        from ..compiler import Compiler
+        from ..errors import MagcfgError
+        from ..review.gitsource import GitSource, open_repo
+
+        key = (name, blob, schema)
+        if key in self._projects:
+            return self._projects[key]
+        project = self._loaded[name, blob]
+        found: _Project | str | None = None
+        if isinstance(project, str):
+            found = project
+        elif project.layers and project.json_schema:
+            here = name.rpartition("/")[0]
+            try:
+                if self._repo is None:
+                    self._repo = open_repo(self._ctx.root)
+                source = GitSource(project.root, commit, self._repo)
+                source.fence(project.fenced)
+                compiler = Compiler(project, source, judge_layers=False)
+                with source.errors_at_ref():
+                    schema_file = compiler.schema()
+                    if schema_file is not None:
+                        schema_file.document  # noqa: B018 (read for its check)
+                found = _Project(f"{here}/" if here else "", compiler.policies(), compiler)
+            except MagcfgError as exc:
+                found = _why(exc)
+        self._projects[key] = found
+        return found
+
+
+def _why(exc: Exception) -> str:
+    """Why a project of a commit cannot be read: its first diagnostic, located."""
+    from ..errors import MagcfgError
+
+    diagnostics = exc.diagnostics if isinstance(exc, MagcfgError) else []
+    if not diagnostics:
+        return str(exc)
+    d = diagnostics[0]
+    where = f"{d.file}:{d.line}: " if d.file and d.line else f"{d.file}: " if d.file else ""
+    return f"{where}{d.message}"
 
 
 def prepare(ctx: LintContext) -> None:

@@ -562,8 +562,15 @@ def project_at(project: Project, source: GitSource) -> Project:
         return project
     if raw == project.raw:
         return project
+    return committed_project(project.file, raw, project.root)
+
+
+def committed_project(file: str, raw: bytes, root: Path) -> Project:
+    """The project of a project file a commit holds as ``raw`` (``file`` from the project
+    root), checked as ``load_project`` checks one and rooted at ``root``: what git holds
+    is read, never a checkout of it."""
     with tempfile.TemporaryDirectory(prefix="magcfg-ref-") as tmp:
-        copy = Path(tmp) / project.file
+        copy = Path(tmp) / file
         copy.write_bytes(raw)
         loaded = load_project(copy)
-    return dataclasses.replace(loaded, root=project.root)
+    return dataclasses.replace(loaded, root=root)
