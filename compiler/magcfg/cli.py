@@ -23,6 +23,8 @@ except ImportError:  # the slim install: the runtime kernel only
 from .errors import Diagnostic, MagcfgError, UsageError, printable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,
@@ -103,41 +105,51 @@ def _print_report(kind: str, top: "FromTop", *args: Any, **fields: Any) -> None:
                                      **fields}))
 
 
-def _signing_key(key: Path | None) -> "Ed25519PrivateKey":
+def _private_key(key: Path | None) -> "tuple[Ed25519PrivateKey, Diagnostic | None]":
     """The private key of ``sign`` and ``publish``: the file the operator named (named
     as given in errors, with a warning when others may read it), else the one in the
     environment; a usage error for neither."""
-    from .errors import UsageError
     from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
+    if key is not None:
+        private_key = load_private_key(key)
+        warning = None
+        if key.stat().st_mode & 0o077:
+            warning = Diagnostic(str(key), None, None, "private key is readable by group or "
+                                 f"others (chmod 600 {key})", severity="warning",
+                                 code="key-permissions")
+        return private_key, warning
+    if os.environ.get(SIGNING_KEY_ENV):
+        return private_key_from_env(), None
+    raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+
+
+def _signing_key(key: Path | None) -> "Ed25519PrivateKey":
+    """``_private_key``, its warning on stderr and its error the command's end."""
     try:
-        if key is not None:
-            private_key = load_private_key(key)
-            if key.stat().st_mode & 0o077:
-                _stderr(f"{key}: warning: private key is readable by group or others "
-                        f"(chmod 600 {key})")
-            return private_key
-        if os.environ.get(SIGNING_KEY_ENV):
-            return private_key_from_env()
-        raise UsageError(f"no signing key: pass --key FILE or set {SIGNING_KEY_ENV}")
+        private_key, warning = _private_key(key)
     except MagcfgError as exc:
         _fail(exc)
+    if warning is not None:
+        _stderr(warning.format())
+    return private_key
 
 
 def _fail_report(command: str, exc: MagcfgError, top: "FromTop | None",
-                 **fields: Any) -> NoReturn:
+                 given: "Iterable[Diagnostic]" = (), **fields: Any) -> NoReturn:
     """``exc`` as the ``--format json`` report of a run that failed before it had one of
     its own to print: ``format``, ``command``, ``ok`` false and the diagnostics (named
-    as ``_fail`` names them), with ``fields`` (the rest of the command's report, empty).
-    A usage error stays a plain message (docs/cli.md)."""
+    as ``_fail`` names them, and ``given``'s, of files the operator named, as given),
+    with ``fields`` (the rest of the command's report, empty). A usage error stays a
+    plain message (docs/cli.md)."""
     if exc.exit_code != 1:
         _fail(exc, top)
     from .review import reports
 
+    found = exc.diagnostics if top is None else top.error(exc).diagnostics
     sys.stdout.write(reports.render({
         "format": reports.REPORT_FORMAT, "command": command, **fields, "ok": False,
-        "diagnostics": reports.diagnostic_list(exc.diagnostics,
-                                               str if top is None else top.name)}))
+        "diagnostics": reports.diagnostic_list([*found, *given], str)}))
     raise typer.Exit(1)
 
 
@@ -1097,6 +1109,7 @@ def publish(
                                            "mirrors).")] = False,
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    output_format: ReportFormatOption = "text",
 ) -> None:
     """Deliver signed, verified artifacts; nothing leaves unless it verifies.
 
@@ -1105,42 +1118,62 @@ def publish(
     reference in cosign's form (stderr names the oci:// ones watch --artifact and the
     Kernel take: the tag to follow, the digest pinned). Without: commit the signed
     generated/ of HEAD onto --branch (message carries [CI SKIP]) and push it with
-    --push; prints the deploy commit.
+    --push; prints the deploy commit. --format json: every form in one report.
     """
-    from .errors import UsageError
+    as_json = _report_format(output_format)
+    top = _top(None, project)
+
+    warnings: list[Diagnostic] = []  # of files the operator named: named as given
+
+    def failed(exc: MagcfgError, named: "FromTop | None") -> NoReturn:
+        if as_json:
+            _fail_report("publish", exc, named, warnings, target=target,
+                         branch=None if target else branch, artifacts=[])
+        _fail(exc, named)
 
     try:
         if target is None:
             if key or revision or source or insecure:
                 raise UsageError("--key, --revision, --source and --insecure go with an "
                                  "oci:// reference")
-            _publish_branch(project, env, branch, push, public_key, quiet)
-            return
-        if push is not None or public_key or branch != "deploy":
-            raise UsageError("--branch, --push and --public-key go without an oci:// "
-                             "reference")
-        if not env or len(env) != 1:
-            raise UsageError("an oci:// reference publishes one environment: pass --env once")
-        _publish_oci(project, env[0], target, key, revision, source, insecure, quiet)
+        else:
+            if push is not None or public_key or branch != "deploy":
+                raise UsageError("--branch, --push and --public-key go without an oci:// "
+                                 "reference")
+            if not env or len(env) != 1:
+                raise UsageError("an oci:// reference publishes one environment: pass "
+                                 "--env once")
     except MagcfgError as exc:
-        _fail(exc, _top(None, project))
+        failed(exc, top)
+    if target is None:
+        _publish_branch(project, env, branch, push, public_key, quiet, as_json, failed)
+        return
+    assert env is not None  # one --env, checked above
+    _publish_oci(project, env[0], target, key, revision, source, insecure, quiet, as_json,
+                 failed, warnings)
 
 
 def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
-                    push: str | None, public_key: list[Path] | None, quiet: bool) -> None:
+                    push: str | None, public_key: list[Path] | None, quiet: bool,
+                    as_json: bool, failed: "Callable[[MagcfgError, FromTop | None], NoReturn]"
+                    ) -> None:
     from .project import load_project
     from .signing.deploy_branch import publish as publish_artifacts
     from .signing.keys import KeyLoadError
 
-    proj = load_project(project)
-    envs = proj.check_envs(env)
+    top = _top(None, project)
     try:
+        proj = load_project(project)
+        top = _top(proj, project)
+        envs = proj.check_envs(env)
         keys = _trusted_keys(proj, public_key)
-    except KeyLoadError as exc:
-        if not public_key:  # the project's keys: its files
-            raise
-        _fail(exc)  # the operator's, as named
-    done = publish_artifacts(proj, envs, keys, branch, remote=push)
+        done = publish_artifacts(proj, envs, keys, branch, remote=push)
+    except MagcfgError as exc:
+        # A --public-key file as the operator named it; the project's keys are its files.
+        failed(exc, None if public_key and isinstance(exc, KeyLoadError) else top)
+    if as_json:
+        _print_report("branch_publish_report", top, proj.output, done, push)
+        return
     versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
     if done.commit is None:
         if not quiet:
@@ -1155,36 +1188,55 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
 
 def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
                  revision: str | None, source: str | None, insecure: bool,
-                 quiet: bool) -> None:
+                 quiet: bool, as_json: bool,
+                 failed: "Callable[[MagcfgError, FromTop | None], NoReturn]",
+                 warnings: list[Diagnostic]) -> None:
     from .oci.publish import publish as publish_artifact
-    from .oci.reference import Reference, parse_reference
+    from .oci.reference import parse_reference
     from .project import load_project
 
-    reference = parse_reference(target)
-    private_key = _signing_key(key)
-    proj = load_project(project)
-    proj.check_envs([env])
-    result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
-                              revision=revision, source=source)
+    top = _top(None, project)
+    try:
+        reference = parse_reference(target)
+    except MagcfgError as exc:
+        failed(exc, top)
+    try:
+        private_key, warning = _private_key(key)
+    except MagcfgError as exc:
+        failed(exc, None)  # the operator's file, as named
+    if warning is not None:
+        if not as_json:
+            _stderr(warning.format())
+        warnings.append(warning)
+    try:
+        proj = load_project(project)
+        top = _top(proj, project)
+        proj.check_envs([env])
+        result = publish_artifact(proj, env, reference, private_key, insecure=insecure,
+                                  revision=revision, source=source)
+    except MagcfgError as exc:
+        failed(exc, top)
+    directory = f"{proj.output}/{env}"
+    if as_json:
+        _print_report("oci_publish_report", top, str(reference), env, directory, result,
+                      warnings)
+        return
     if not quiet:
         for name in result.pushed:
             _stderr(f"pushed {name}")
         state = "published" if result.pushed else "already published"
         same = (": the registry holds this version's files, under a manifest that differs "
                 "only in what the build read" if result.rebuilt else "")
-        directory = printable(_top(proj, project).name(f"{proj.output}/{env}"))
-        _stderr(f"{state} {directory} (version {result.version}, key {result.key_id}, "
-                f"revision {result.revision}){same}")
+        _stderr(f"{state} {printable(top.name(directory))} (version {result.version}, key "
+                f"{result.key_id}, revision {result.revision}){same}")
         # stdout is cosign's form (cosign, crane, oras and docker take no scheme); what
         # magcfg watch --artifact and the Kernel take is oci://, named here with what
-        # each form is for. A version tag is published once: no deployment follows it.
-        ref = result.reference
-        if reference.tag and reference.tag != str(result.version):
-            _stderr(f"follow: {Reference(ref.host, ref.repository, reference.tag)} "
+        # each form is for.
+        if result.follow is not None:
+            _stderr(f"follow: {result.follow} "
                     "(watch --artifact, Kernel: each version published to the tag)")
-        _stderr(f"pinned: {Reference(ref.host, ref.repository, None, ref.digest)} "
-                "(this version only); cosign's form on stdout")
-    print(f"{result.reference.name}@{result.reference.digest}")
+        _stderr(f"pinned: {result.pinned} (this version only); cosign's form on stdout")
+    print(result.cosign_form)
 
 
 # ---------------------------------------------------------------- lsp

@@ -298,3 +298,73 @@ def test_a_rebuild_that_changes_no_file_is_the_version_already_published(
                           "that differs only in what the build read")
     after = {tag: crane("digest", f"{repo}:{tag}") for tag in crane("ls", repo).split()}
     assert after == before
+
+
+def test_a_ci_script_takes_every_reference_from_the_json_report(
+        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
+    """What a CI script does with ``publish -f json``: one report on stdout, nothing on
+    stderr; its cosign form goes to crane and cosign, its oci:// forms to watch
+    --artifact. Publishing again reports nothing pushed; a refused artifact is a report
+    naming the file, nothing pushed."""
+    import sys
+
+    from tests.oci.conftest import wait_for
+
+    repo = registry.repository()
+    done = _publish(signed, f"oci://{repo}:latest", "--format", "json")
+    assert (done.returncode, done.stderr) == (0, "")
+    report = json.loads(done.stdout)
+    version = json.loads((signed.root / "generated/production/manifest.json").read_text())[
+        "version"]
+    digest = crane("digest", f"{repo}:latest").strip()
+    (artifact,) = report["artifacts"]
+    assert {k: report[k] for k in ("format", "command", "ok", "target", "branch",
+                                   "diagnostics")} == {
+        "format": 1, "command": "publish", "ok": True, "target": f"oci://{repo}:latest",
+        "branch": None, "diagnostics": []}
+    head = _git(signed.root, "rev-parse", "HEAD")
+    assert {k: v for k, v in artifact.items() if k not in ("key_id", "pushed")} == {
+        "environment": "production", "directory": "generated/production",
+        "version": version, "revision": f"main@sha1:{head}", "published": True,
+        "rebuilt": False, "digest": digest, "reference": f"{repo}@{digest}",
+        "pinned": f"oci://{repo}@{digest}", "follow": f"oci://{repo}:latest"}
+    sig = f"{repo}:{digest.replace(':', '-')}"
+    assert artifact["pushed"] == [f"{repo}:{version}", f"{repo}:latest", f"{sig}.sig",
+                                  f"{sig}.att"]
+    assert crane("digest", artifact["reference"]).strip() == digest
+    pub = str(signed.root / "keys/magcfg.pub")
+    verified = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", artifact["reference"],
+                       home=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)[0]["critical"]["identity"]["docker-reference"] == repo
+    for form in ("pinned", "follow"):
+        out = tmp_path / form
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "magcfg", "watch", "--artifact", artifact[form], "--env",
+             "production", "--public-key", pub, "--out", str(out), "--insecure-registry"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: (out / "manifest.json").is_file())  # noqa: B023
+        finally:
+            watcher.terminate()
+            watcher.communicate(timeout=30)
+        assert (out / "config.json").read_bytes() == (
+            signed.root / "generated/production/config.json").read_bytes()
+
+    again = json.loads(_publish(signed, f"oci://{repo}:latest", "-f", "json").stdout)
+    assert (again["artifacts"][0]["published"], again["artifacts"][0]["pushed"]) == (False, [])
+    assert again["artifacts"][0]["reference"] == artifact["reference"]
+
+    config = signed.root / "generated/production/config.json"
+    config.write_bytes(config.read_bytes() + b"\n")
+    other = registry.repository()
+    refused = _publish(signed, f"oci://{other}", "-f", "json")
+    failed_cleanly(refused, 1)
+    assert refused.stderr == ""
+    report = json.loads(refused.stdout)
+    assert {k: v for k, v in report.items() if k != "diagnostics"} == {
+        "format": 1, "command": "publish", "ok": False, "target": f"oci://{other}",
+        "branch": None, "artifacts": []}
+    assert [(d["file"], d["severity"]) for d in report["diagnostics"]] == [
+        ("generated/production/config.json", "error")]
+    assert subprocess.run([tool("crane"), "ls", other], capture_output=True).returncode != 0

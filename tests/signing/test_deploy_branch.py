@@ -231,6 +231,13 @@ def test_publish_refuses_a_committed_data_link_and_commits_nothing(tmp_path: Pat
     assert stderr == (
         "generated/prod/..data: error: not written by magcfg: a ..data link is read only in "
         "an artifact directory given explicitly (a ConfigMap volume)\n")
+    refused = run_magcfg(root, "publish", "--env", "prod", "--public-key",
+                         str(keys / "magcfg.pub"), "--format", "json")
+    assert (failed_cleanly(refused, 1), json.loads(refused.stdout)) == ("", {
+        "format": 1, "command": "publish", "ok": False, "target": None, "branch": "deploy",
+        "artifacts": [], "diagnostics": [{
+            "file": "generated/prod/..data", "line": None, "key": None, "severity": "error",
+            "code": "unreadable_file", "message": stderr.split(": error: ", 1)[1].rstrip("\n")}]})
     assert git(root, "branch", "--list", "deploy") == ""
 
 
@@ -358,8 +365,15 @@ def test_an_environment_not_published_stays_as_the_commit_holds_it(tmp_path: Pat
     build_in_process(root)
     assert not (root / "generated/dev/manifest.json.sig").exists()
     done = run_magcfg(root, "publish", "--env", "prod",
-                      "--public-key", str(tmp_path / "keys/magcfg.pub"))
-    assert done.returncode == 0, done.stderr
+                      "--public-key", str(tmp_path / "keys/magcfg.pub"), "-f", "json")
+    assert (done.returncode, done.stderr) == (0, "")
+    version = json.loads((root / "generated/prod/manifest.json").read_bytes())["version"]
+    assert json.loads(done.stdout) == {
+        "format": 1, "command": "publish", "ok": True, "target": None, "branch": "deploy",
+        "commit": git(root, "rev-parse", "deploy").strip(),
+        "source": git(root, "rev-parse", "HEAD").strip(), "remote": None,
+        "artifacts": [{"environment": "prod", "directory": "generated/prod",
+                       "version": version}], "diagnostics": []}
     for name in ("config.json", "manifest.json", "manifest.json.sig"):
         assert git(root, "show", f"deploy:generated/dev/{name}") == \
             git(root, "show", f"HEAD:generated/dev/{name}"), name

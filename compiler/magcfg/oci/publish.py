@@ -51,6 +51,28 @@ class Published:
     differs only in what the build read (a layer's comment, a reload policy): that
     changes no version (docs/versioning.md), so there is nothing new to publish."""
 
+    @property
+    def cosign_form(self) -> str:
+        """``HOST/REPO@sha256:...``: the digest as cosign, crane, oras and docker take it
+        (no scheme)."""
+        return f"{self.reference.name}@{self.reference.digest}"
+
+    @property
+    def pinned(self) -> Reference:
+        """``oci://HOST/REPO@sha256:...``: this version only, for watch and the Kernel."""
+        ref = self.reference
+        return Reference(ref.host, ref.repository, None, ref.digest)
+
+    @property
+    def follow(self) -> Reference | None:
+        """``oci://HOST/REPO:TAG``: the tag a deployment follows, each version published
+        to it; None for the version's own tag alone, which is published once and never
+        moves."""
+        ref = self.reference
+        if ref.tag is None or ref.tag == str(self.version):
+            return None
+        return Reference(ref.host, ref.repository, ref.tag)
+
 
 def source_revision(root: Path) -> str:
     """The checkout's revision in Flux's form: ``<branch>@sha1:<commit>`` (``sha1:<commit>``

@@ -20,11 +20,13 @@ from ..syntax.strict_yaml import UNSET
 
 if TYPE_CHECKING:
     from ..compiler import BuildResult
+    from ..oci.publish import Published as PublishedOci
+    from ..signing.deploy_branch import Published as PublishedBranch
     from ..signing.signatures import VerifiedArtifact
     from .explain import Explanation
 
-__all__ = ["REPORT_FORMAT", "build_report", "diagnostic_list", "explain_report", "render",
-           "verify_report"]
+__all__ = ["REPORT_FORMAT", "branch_publish_report", "build_report", "diagnostic_list",
+           "explain_report", "oci_publish_report", "render", "verify_report"]
 
 REPORT_FORMAT = 1
 
@@ -73,6 +75,43 @@ def verify_report(artifacts: list[tuple[str, str, VerifiedArtifact | None]],
             "attestation": result.attestation_checked if result else False,
         } for env, directory, result in artifacts],
         "diagnostics": diagnostic_list(diagnostics, name),
+    }
+
+
+def oci_publish_report(target: str, environment: str, directory: str,
+                       published: PublishedOci, given: Iterable[Diagnostic], *,
+                       name: Callable[[str], str]) -> dict[str, Any]:
+    """``publish OCI_REFERENCE``: where the artifact of ``environment`` (in
+    ``directory``) is, in each form its consumers take, and what was pushed;
+    ``given``: warnings about files the operator named, named as given."""
+    follow = published.follow
+    return {
+        "format": REPORT_FORMAT, "command": "publish", "ok": True, "target": target,
+        "branch": None,
+        "artifacts": [{
+            "environment": environment, "directory": name(directory),
+            "version": published.version, "key_id": published.key_id,
+            "revision": published.revision, "published": bool(published.pushed),
+            "rebuilt": published.rebuilt, "pushed": list(published.pushed),
+            "digest": published.reference.digest, "reference": published.cosign_form,
+            "pinned": str(published.pinned),
+            "follow": str(follow) if follow is not None else None,
+        }],
+        "diagnostics": diagnostic_list(given, str),
+    }
+
+
+def branch_publish_report(output: str, published: PublishedBranch, remote: str | None, *,
+                          name: Callable[[str], str]) -> dict[str, Any]:
+    """``publish`` to a deploy branch: the commit (None when the branch held these
+    artifacts already), its source commit, and each environment's version."""
+    return {
+        "format": REPORT_FORMAT, "command": "publish", "ok": True, "target": None,
+        "branch": published.branch, "commit": published.commit, "source": published.source,
+        "remote": remote if published.pushed else None,
+        "artifacts": [{"environment": env, "directory": name(f"{output}/{env}"),
+                       "version": version} for env, version in published.versions.items()],
+        "diagnostics": [],
     }
 
 
