@@ -1925,6 +1925,46 @@ commands:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_line_a_backslash_continues_is_read_as_the_shell_joins_it(
+        make_repo: MakeRepo) -> None:
+    """The shell removes a backslash and the line end after it: `export DB_PASSWORD=\\`
+    above the value, and `docker login -u ci \\` above `-p ...`, in a script, a
+    Dockerfile's RUN and a CI step, set and give the credential as one line does (each
+    passed the gate). Each finding is at the line and column of the value; a reference
+    and an escaped backslash (no continuation) are not findings."""
+    repo = make_repo({
+        "scripts/deploy.sh": """\
+export DB_PASSWORD=\\
+CANARYbs1-x9 «MAG002»
+docker login -u ci \\
+  -p CANARYbs2-x9 r.example.com «MAG002»
+docker login -u ci \\
+  -p "$REGISTRY_PASSWORD" r.example.com
+echo done \\\\
+-p CANARYnear1-x9
+""",
+        "Dockerfile": """\
+FROM debian
+RUN curl -fsS https://example.com/setup \\
+ && mysql -u root \\
+      --password=CANARYbs3-x9 -e status «MAG002»
+""",
+        ".github/workflows/ci.yml": """\
+jobs:
+  d:
+    steps:
+      - run: |
+          helm registry login r.example.com -u ci \\
+            --password CANARYbs4-x9 «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    lines = {(f.file, f.line): f.column for f in lint(repo.root).findings}
+    assert lines[("scripts/deploy.sh", 2)] == 1 and lines[("scripts/deploy.sh", 4)] == 6
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_credential_echoed_into_a_command_that_reads_it_is_found(
         make_repo: MakeRepo) -> None:
     """`echo "..." | docker login --password-stdin` is Docker's own way to give a

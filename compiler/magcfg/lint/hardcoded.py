@@ -21,7 +21,7 @@ import bisect
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import printable
@@ -1466,8 +1466,52 @@ def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     yield from _key_hits(view, "shell")
     yield from _command_line_hits(view, "shell")
     yield from _heredoc_hits(view, "shell")
+    yield from _continued_hits(view)
     if "chpasswd" in text:
         yield from _chpasswd_hits(view)
+
+
+def _continued_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """The key rule's and the command line rule's hits in a shell script whose lines a
+    backslash at their end continues, read as the shell reads them: one line, the
+    backslash and the line end gone (`export DB_PASSWORD=\\` above the value, `docker
+    login -u ci \\` above `-p ...`, passed the gate); each at the line and column of
+    the file where it is."""
+    lines = src.lines
+    if not any(line.endswith("\\") for line in lines):
+        return
+    joined = [""] * len(lines)
+    # For each joined line (by its first line's index): where each of its lines begins
+    # in it, and that line's number.
+    pieces: dict[int, list[tuple[int, int]]] = {}
+    number = 0
+    while number < len(lines):
+        first, text = number, lines[number]
+        starts = [(0, number + 1)]
+        while _continues(text) and number + 1 < len(lines):
+            text = text[:-1]
+            number += 1
+            starts.append((len(text), number + 1))
+            text += lines[number]
+        if len(starts) > 1:  # a line no backslash continues is read as it is already
+            joined[first] = text
+            pieces[first] = starts
+        number += 1
+    if not pieces:
+        return
+    view = SourceFile(src.path, "\n".join(joined))
+    for found, hit in itertools.chain(_key_hits(view, "shell"),
+                                      _command_line_hits(view, "shell")):
+        starts = pieces.get(found - 1, [(0, found)])
+        at = bisect.bisect_right(starts, hit.column - 1, key=lambda start: start[0]) - 1
+        offset, line = starts[at]
+        yield line, replace(hit, column=hit.column - offset)
+
+
+def _continues(line: str) -> bool:
+    """Whether the shell joins the next line to ``line``: it ends in a backslash that
+    no other escapes."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
 def _ci_scripts(lines: list[str]) -> list[str] | None:
@@ -2132,6 +2176,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and (kind == "shell" or src.name.endswith(_HEREDOC_CODE)):
             for number, hit in _heredoc_hits(src, kind):
+                keep(number, hit)
+        if not example and kind == "shell":
+            for number, hit in _continued_hits(src):
                 keep(number, hit)
         if not example and kind in ("shell", "yaml") and "<<<" in src.text:
             for number, hit in _herestring_hits(src):
