@@ -1652,7 +1652,8 @@ const COMMON_PASSWORDS = ["qwerty"];
 
 def test_ci_defaults_in_expressions_steps_and_expanded_variables(make_repo: MakeRepo) -> None:
     """A GitHub Actions expression's literal default (`secrets.X || '...'`, whatever X is
-    called), an expression that is a literal, the shell's `${TOKEN:-...}` within a step
+    called), an expression that is a literal (in a step's script too, which GitHub
+    evaluates before the shell runs it), the shell's `${TOKEN:-...}` within a step
     or a script line, GitLab's expanded variable's `value` and a workflow input's
     `default` under secret-like names: each a finding at the literal's line. Another
     expression, a name that is no secret's, the shell's working directory (`${PWD:-.}`),
@@ -1681,6 +1682,9 @@ jobs:
       - run: psql "password=${DB_PASSWORD:-CANARYgh3-x9}" «MAG002»
       - run: deploy ${{ secrets.DEPLOY || 'CANARYgh4-x9' }} «MAG002»
       - run: deploy ${{ vars.DEPLOY_TOKEN || 'CANARYgh5-x9' }} «MAG002»
+      - run: |
+          export DEPLOY_TOKEN=${{ 'CANARYgh6-x9' }} «MAG002»
+          export REGION=${{ 'eu-west-1' }}
       - if: ${{ secrets.DEPLOY_KEY != '' }}
         run: echo "${LOG_LEVEL:-info} ${API_KEY:?is required} ${TOKEN:-$CI_TOKEN}"
 """,

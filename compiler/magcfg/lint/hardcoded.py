@@ -454,15 +454,16 @@ def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
                      ) -> Iterator[tuple[str, str, int, str]]:
     """The literal defaults a line's value falls back to where they are part of it: the
     shell's `${DB_PASSWORD:-...}` anywhere in a line (a CI step's `run:`, a command in a
-    script), and in YAML a GitHub Actions expression's literal, `${{ secrets.X || '...' }}`
-    (whatever `X` is called: it is a secret) or `${{ '...' }}` under a secret-like key:
-    each as its name, the literal, its column and the finding's message. The whole
-    value's fallback is the key rule's."""
+    script), and in YAML and a shell script (a CI step's, which GitHub evaluates the
+    expressions of before the shell runs it) a GitHub Actions expression's literal,
+    `${{ secrets.X || '...' }}` (whatever `X` is called: it is a secret) or `${{ '...' }}`
+    under a secret-like key: each as its name, the literal, its column and the finding's
+    message. The whole value's fallback is the key rule's."""
     for m in _FALLBACK_WITHIN.finditer(line):
         if line[m.start() - 1:m.start()] != "$" and _secret_variable(m.group(1)):
             yield m.group(1), m.group(2), m.start(2) + 1, \
                 f"`{m.group(1)}` falls back to a literal value ({REDACTED})"
-    if kind != "yaml" or "${{" not in line:
+    if kind not in ("yaml", "shell") or "${{" not in line:
         return
     keys = [key for key, _, _ in pairs if key_is_secret(key)]
     for expression in _EXPRESSION.finditer(line):
