@@ -177,6 +177,19 @@ def test_publish_refuses_a_tampered_artifact(signed: Project, registry: LocalReg
     assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
 
 
+def test_publish_refuses_a_file_the_manifest_does_not_list(
+        signed: Project, registry: LocalRegistry) -> None:
+    """The kustomization Flux applies is no listed file: one edited after signing was
+    pushed, and signed in cosign's format with the rest."""
+    repo = registry.repository()
+    kustomization = signed.root / "generated/production/kustomization.yaml"
+    kustomization.write_bytes(kustomization.read_bytes() + b"  - https://example.com/x.yaml\n")
+    err = failed_cleanly(_publish(signed, f"oci://{repo}"), 1)
+    assert err.startswith("generated/production/kustomization.yaml: error: is not what magcfg "
+                          "makes of the signed files"), err
+    assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
+
+
 def test_publish_refuses_a_data_link_to_a_signed_copy_outside(
         signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
     repo = registry.repository()

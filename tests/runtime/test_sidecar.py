@@ -168,6 +168,23 @@ def test_publishes_with_the_data_swap_and_runs_the_command(setup: Setup) -> None
         DATA_LINK, current_target(setup.out).name])  # type: ignore[union-attr]
 
 
+def test_a_file_the_manifest_does_not_list_is_never_read_nor_published(setup: Setup) -> None:
+    """The runtime's side of an artifact directory's unlisted files (``magcfg verify``
+    and ``publish`` refuse them): the kernel reads the manifest's files alone, so the
+    service gets the signed files and nothing else."""
+    config = base_config(1)
+    files = artifact_files(config, 1, setup.key)
+    setup.writer.write({**files, ".config.json.tmp-1": b'{"planted": true}\n',
+                        "extra.yaml": b"kind: Secret\n"})
+    sidecar = setup.start()
+    assert wait_for(lambda: setup.published_version() == 1)
+    assert setup.check_published() == 1
+    target = current_target(setup.out)
+    assert target is not None
+    assert sorted(p.name for p in target.iterdir()) == sorted(files)
+    assert sidecar.terminate() == 0
+
+
 def test_signals_the_application(setup: Setup) -> None:
     marker = setup.root / "hups"
     app = subprocess.Popen([sys.executable, "-c",

@@ -323,6 +323,21 @@ def test_a_directory_the_commit_holds_as_a_submodule_is_not_published(tmp_path: 
     assert not git(root, "branch", "--list", "deploy")
 
 
+def test_a_file_the_manifest_does_not_list_is_not_published(tmp_path: Path) -> None:
+    """``git add`` takes the whole directory: a file named like the build's temporary
+    files, which the build passes over, went to the deploy branch unsigned."""
+    from .fixtures import run_magcfg
+
+    root = _signed_and_added(tmp_path)
+    git(root, "commit", "-q", "-m", "signed")
+    (root / "generated/prod/.config.json.tmp-1").write_text("kind: Secret\n")
+    done = run_magcfg(root, "publish", "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(
+        "generated/prod/.config.json.tmp-1: error: is not listed in manifest.json"), done.stderr
+    assert not git(root, "branch", "--list", "deploy")
+
+
 def test_a_git_that_hangs_stops_publish_with_a_located_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A git command that gives no answer (a remote that hangs, a lock held) ended the

@@ -169,7 +169,9 @@ def test_a_listed_file_below_a_symlinked_directory_is_refused(
     manifest["files"]["sub/extra.json"] = ("sha256:ca3d163bab055381827226140568f3bef7eaac187cebd"
                                            "76878e0b63e9e442356")
     _resign(signed, keys, json.dumps(manifest, indent=2).encode())
-    (signed / "generated/prod/attestation.dsse.json").unlink(missing_ok=True)  # of the old one
+    # Made of the old manifest, and the kustomization that lists that ConfigMap.
+    for old in ("attestation.dsse.json", "configmap.yaml", "kustomization.yaml"):
+        (signed / "generated/prod" / old).unlink(missing_ok=True)
     (signed / "generated/prod/sub").symlink_to(outside)
     assert verify(signed, keys) == (
         "generated/prod/sub/extra.json: error: is below a symbolic link (sub), not a "
@@ -198,6 +200,43 @@ def test_a_public_key_mounted_from_a_volume_is_followed(signed: Path, keys: Path
     assert (mounted / "magcfg.pub").is_symlink()
     done = run_magcfg(signed, "verify", "--public-key", str(mounted / "magcfg.pub"))
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------- what the manifest does not list
+
+UNLISTED = ("is not listed in manifest.json, so no signature covers it, and the artifact "
+            "directory goes out as a whole (publish commits and pushes it): delete it "
+            "(magcfg writes no such file here)")
+
+
+@pytest.mark.parametrize("name", [".config.json.tmp-1", "extra.yaml", ".hidden"])
+def test_a_file_the_manifest_does_not_list_is_refused_by_name(
+        signed: Path, keys: Path, name: str) -> None:
+    """Named like the build's temporary files or not, a file the manifest does not list
+    passed verify, and publish carried it, unsigned, to the deploy branch."""
+    (signed / "generated/prod" / name).write_text("kind: Secret\n")
+    assert verify(signed, keys) == f"generated/prod/{name}: error: {UNLISTED}\n"
+
+
+def test_a_directory_no_listed_file_is_below_is_refused_by_name(
+        signed: Path, keys: Path) -> None:
+    (signed / "generated/prod/extra").mkdir()
+    (signed / "generated/prod/extra/x.yaml").write_text("kind: Secret\n")
+    assert verify(signed, keys) == f"generated/prod/extra: error: {UNLISTED}\n"
+
+
+@pytest.mark.parametrize("name", ["kustomization.yaml", "configmap.yaml"])
+def test_a_delivery_file_that_is_not_made_of_the_signed_files_is_refused(
+        signed: Path, keys: Path, name: str) -> None:
+    """``kustomization.yaml`` and ``configmap.yaml`` are made of the signed files and are
+    not listed: what a controller applies (a resource or a patch added to the
+    kustomization) passed verify unsigned."""
+    path = signed / "generated/prod" / name
+    path.write_bytes(path.read_bytes() + b"  - https://example.com/more.yaml\n")
+    assert verify(signed, keys) == (
+        f"generated/prod/{name}: error: is not what magcfg makes of the signed files, and "
+        "no signature covers it otherwise: run `magcfg sign` again, which writes it from "
+        "them\n")
 
 
 # ---------------------------------------------------------------- ..data in the output

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..artifact import MANIFEST, SIGNATURE, size_limit, written_names
-from ..durable import git_env, read_if_present, real_directory
+from ..artifact import MANIFEST, SIGNATURE
+from ..durable import git_env, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..project import Project
 from ..signing.directory import verify_artifact
@@ -111,17 +111,10 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
                                        "project's trusted keys: nothing signed with it would "
                                        "verify")])
     directory = real_directory(project.root, display)
-    # The repository's output: verify refuses a ..data link there, so the files beside
-    # the manifest are the ones it verified.
+    # The repository's output: verify refuses a ..data link there and every file the
+    # signature does not cover, so what goes out is the bytes it verified.
     verified = verify_artifact(directory, keys, environment=env, display=display)
-    files: dict[str, bytes] = {}
-    for name in sorted(written_names(verified.manifest_bytes)):
-        data = verified.files.get(name)
-        if data is None:
-            data = (verified.manifest_bytes if name == MANIFEST
-                    else read_if_present(directory / name, f"{display}/{name}", size_limit(name)))
-        if data is not None:
-            files[name] = data
+    files = dict(sorted(verified.members.items()))
     rev = revision if revision is not None else source_revision(project.root)
     annotations = {
         flux.ANNOTATION_REVISION: rev,

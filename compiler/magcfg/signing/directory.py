@@ -7,6 +7,7 @@ that carries the signature, each only if its bytes change.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,8 +97,73 @@ def verify_artifact(env_dir: str | os.PathLike[str],
 
         verify_attestation(envelope, {MANIFEST_NAME: manifest_bytes, **checked}, keys,
                            file=prefix + ATTESTATION_NAME)
+    members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
+    if envelope is not None:
+        members[ATTESTATION_NAME] = envelope
+    _only_listed(directory, manifest_bytes, prefix)
+    members.update(_made_of_signed(directory, environment, members, prefix))
     return VerifiedArtifact(kid, manifest, manifest_bytes, checked,
-                            attestation_checked=envelope is not None)
+                            attestation_checked=envelope is not None, members=members)
+
+
+_UNLISTED = ("is not listed in manifest.json, so no signature covers it, and the artifact "
+             "directory goes out as a whole (publish commits and pushes it): delete it "
+             "(magcfg writes no such file here)")
+
+
+def _only_listed(directory: Path, manifest_bytes: bytes, prefix: str) -> None:
+    """Refuse, by name, the first entry of ``directory`` (its subdirectories too) that is
+    neither a file the manifest lists nor one magcfg writes beside them
+    (``written_names``), nor a directory a listed file is below: a controller reads the
+    kustomization's list, but a deploy branch and a registry carry the directory, and a
+    consumer of either expects nothing unsigned in it. A temporary file of a build
+    (``.<name>.tmp-<pid>``, which a build passes over) is one of them."""
+    names = written_names(manifest_bytes)
+    listed = json.loads(manifest_bytes)["files"]  # parsed and checked already
+    directories = {name.rsplit("/", i)[0] for name in listed
+                   for i in range(1, name.count("/") + 1)}
+    todo = [""]
+    while todo:
+        below = todo.pop()
+        try:
+            entries = sorted(os.scandir(directory / below), key=lambda e: e.name)
+        except OSError as exc:
+            raise VerificationError(prefix + below, f"cannot list: {exc.strerror}",
+                                    "unreadable_file") from None
+        for entry in entries:
+            rel = f"{below}{entry.name}"
+            if rel in directories and entry.is_dir(follow_symlinks=False):
+                todo.append(rel + "/")
+            elif rel not in listed and (below or rel not in names):
+                raise VerificationError(prefix + rel, _UNLISTED, "unlisted_file")
+
+
+def _made_of_signed(directory: Path, environment: str, members: dict[str, bytes],
+                    prefix: str) -> dict[str, bytes]:
+    """``configmap.yaml`` and ``kustomization.yaml`` where the directory holds them, each
+    refused by name unless it is what ``sign`` and the build make of the signed
+    ``members``: no signature covers them, and a controller applies them."""
+    from ..delivery.configmap import CONFIGMAP_NAME, configmap_files, render_configmap
+    from ..delivery.kustomization import render_kustomization
+    from ..errors import MagcfgError
+
+    found: dict[str, bytes] = {}
+    for name in (CONFIGMAP_NAME, KUSTOMIZATION):
+        held = _read_member(directory, name, prefix)
+        if held is None:
+            continue
+        try:
+            made = (render_configmap(environment, configmap_files(members))
+                    if name == CONFIGMAP_NAME
+                    else render_kustomization(environment, {**members, **found}))
+        except MagcfgError:  # made of no such files: the ConfigMap's own checks refused them
+            made = None
+        if held != made:
+            raise VerificationError(prefix + name, "is not what magcfg makes of the signed "
+                                    "files, and no signature covers it otherwise: run `magcfg "
+                                    "sign` again, which writes it from them", "unlisted_file")
+        found[name] = held
+    return found
 
 
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:

@@ -21,7 +21,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -51,7 +51,8 @@ class VerificationError(MagcfgError):
     ``reason`` is machine-readable and matches the runtime's ``config.reload_failed``
     reasons: ``unsigned``, ``bad_signature``, ``digest_mismatch``, ``missing_file``,
     ``unreadable_file``, ``malformed_manifest``, ``environment_mismatch``,
-    ``bad_attestation``, ``no_trusted_key``.
+    ``bad_attestation``, ``no_trusted_key``; and, of an artifact directory alone
+    (``directory.verify_artifact``), ``unlisted_file``.
     """
 
     def __init__(self, file: str, message: str, reason: str) -> None:
@@ -141,6 +142,10 @@ class VerifiedArtifact:
     manifest_bytes: bytes
     files: dict[str, bytes]
     attestation_checked: bool = False
+    members: dict[str, bytes] = field(default_factory=dict)
+    """Of an artifact directory (``directory.verify_artifact``): every file it holds, as
+    verified (the manifest, its signature, the attestation, the listed files, and the
+    ConfigMap and kustomization checked to be made of them): what goes out with it."""
 
     @property
     def version(self) -> int:
