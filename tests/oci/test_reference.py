@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from magcfg.oci.reference import Reference, bare_reference
+from magcfg.oci.reference import Reference, bare_reference, collapsed_reference, parse_reference
 
 DIGEST = "sha256:" + "0" * 64
 
@@ -29,3 +32,14 @@ def test_cosigns_form_reads_as_the_reference_it_names(text: str, expected: Refer
 ])
 def test_what_names_no_registry_is_no_reference(text: str) -> None:
     assert bare_reference(text) is None
+
+
+@pytest.mark.parametrize("reference", [
+    f"oci://127.0.0.1:5000/acme/cfg@{DIGEST}", "oci://ghcr.io/acme/cfg:production"])
+def test_a_path_made_of_a_reference_reads_as_the_reference(reference: str) -> None:
+    """``Path`` collapses ``oci://`` to ``oci:/``: what it spells is still told apart,
+    for an option that takes a directory to say which form to give."""
+    assert collapsed_reference(os.fspath(Path(reference))) == parse_reference(reference)
+    assert collapsed_reference(reference) is None
+    for directory in ("oci:", "oci:/", "oci:/host/Not-a-repository", "generated/production"):
+        assert collapsed_reference(directory) is None

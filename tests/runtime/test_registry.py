@@ -330,6 +330,26 @@ def test_what_publish_prints_is_what_the_kernel_and_watch_take(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_path_made_of_a_reference_is_refused_naming_the_string(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Path("oci://...")`` is ``oci:/...``, a relative directory: where none is, the
+    Kernel says to give the reference as a string rather than fail at start on a
+    missing manifest; a directory of that name is one."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    monkeypatch.chdir(tmp_path)
+    key = Ed25519PrivateKey.generate().public_key()
+    reference = "oci://127.0.0.1:5000/magcfg@sha256:" + "0" * 64
+    with pytest.raises(ValueError) as raised:
+        Kernel(Path(reference), [key], environment="production")
+    assert str(raised.value) == (
+        f"oci:/{reference[6:]}: no such directory; a registry artifact is named by the "
+        f"string '{reference}', not a path (a path keeps one of oci://'s two slashes)")
+    (tmp_path / Path(reference)).mkdir(parents=True)
+    kernel = Kernel(Path(reference), [key], environment="production", watch=False)
+    assert kernel.artifact_dir == Path(reference) and kernel.status()["watch"] is None
+
+
 def test_polls_back_off_on_errors(tmp_path: Path) -> None:
     source = RegistrySource("oci://127.0.0.1:9/m:t", tmp_path, [], insecure=True,
                             interval=1.0, max_backoff=30.0)

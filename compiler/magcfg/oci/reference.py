@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 
-__all__ = ["LOOPBACK", "Reference", "bare_reference", "parse_reference"]
+__all__ = ["LOOPBACK", "Reference", "bare_reference", "collapsed_reference",
+           "parse_reference"]
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
 """Hosts that may be reached over plain HTTP (``--insecure``): this machine only."""
@@ -95,5 +96,17 @@ def bare_reference(text: str) -> Reference | None:
         return None
     try:
         return parse_reference(_SCHEME + text)
+    except UsageError:
+        return None
+
+
+def collapsed_reference(text: str) -> Reference | None:
+    """The registry reference ``text`` spells as a path keeps ``oci://HOST/REPO...``
+    (``oci:/HOST/REPO...``: ``pathlib`` collapses ``//``), or None."""
+    collapsed = _SCHEME[:-1]
+    if not text.startswith(collapsed) or text.startswith(_SCHEME):
+        return None
+    try:
+        return parse_reference(_SCHEME + text[len(collapsed):])
     except UsageError:
         return None

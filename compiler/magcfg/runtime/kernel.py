@@ -1070,14 +1070,22 @@ class Kernel:
 
 
 def _refuse_bare_reference(artifact_dir: str | os.PathLike[str]) -> None:
-    """A ``ValueError`` for a registry reference given without ``oci://`` (cosign's form,
-    which ``publish`` prints on stdout) where no such directory is: read as a directory,
-    it would fail only at start, as a missing manifest."""
-    from ..oci.reference import bare_reference
+    """A ``ValueError`` for a registry reference given without ``oci://`` where no such
+    directory is: cosign's form, which ``publish`` prints on stdout, or ``oci:/...``, what
+    a path made of an ``oci://`` reference keeps (``Path`` collapses ``//``, so the
+    reference itself is lost: ``Path("oci://h/r")`` is ``Path("oci:/h/r")``, a relative
+    directory). Read as a directory, either would fail only at start, as a missing
+    manifest."""
+    from ..oci.reference import bare_reference, collapsed_reference
 
     given = os.fspath(artifact_dir)
     if os.path.lexists(given):
         return
+    reference = collapsed_reference(given)
+    if reference is not None:
+        raise ValueError(f"{given}: no such directory; a registry artifact is named by the "
+                         f"string {str(reference)!r}, not a path (a path keeps one of "
+                         "oci://'s two slashes)")
     reference = bare_reference(given)
     if reference is not None:
         raise ValueError(f"{given}: no such directory; a registry artifact is named with "
