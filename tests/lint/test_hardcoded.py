@@ -362,6 +362,25 @@ def test_token_formats_detect_secrets_lacks(make_repo: MakeRepo) -> None:
     assert "CANARY" not in out and not any(token in out for token in TOKENS.values())
 
 
+def test_vault_s_legacy_service_token(make_repo: MakeRepo) -> None:
+    """Vault's service token before 1.10 (`s.` and 24 letters and digits) is found where it
+    begins a word, as gitleaks' vault-service-token finds it; 24 letters alone (a dotted
+    name), a placeholder and `s.` inside a word are none."""
+    token = _token("s.", _MIXED.replace("_", ""), 24)
+    repo = make_repo({"deploy/vault.sh": f"""\
+export VAULT_TOKEN="$(cat token)"
+curl -H "X-Vault-Token: {token}" https://vault:8200/v1/secret/app «MAG002»
+vault login {token} «MAG002»
+x = this.s.RenameClientCapabilities
+y = s.000000000000000000000000
+z = status.{token[2:]}
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_passwords_in_a_url_s_query_and_oracle_s_thin_logins(make_repo: MakeRepo) -> None:
     """A password in a URL's query (`?user=app&password=...`: JDBC's PostgreSQL and
     MySQL URLs) and Oracle's `jdbc:oracle:thin:user/<password>@host` are findings at
