@@ -253,6 +253,45 @@ def test_hcl_powershell_vue_and_templates_have_the_key_rule(make_repo: MakeRepo)
     assert found == expected
 
 
+def test_powershell_steps_and_secure_strings(make_repo: MakeRepo) -> None:
+    """A PowerShell step of a CI file (GitHub's `shell: pwsh` run, `pwsh:` and
+    `powershell:` steps) assigns as PowerShell does, and a secure string made of a literal
+    (`ConvertTo-SecureString '...' -AsPlainText`) is a finding there and in a `.ps1` file;
+    a variable, an expression and an encrypted standard string are none."""
+    repo = make_repo({
+        ".github/workflows/win.yml": """\
+on: push
+jobs:
+  deploy:
+    runs-on: windows-latest
+    steps:
+      - shell: pwsh
+        run: |
+          $env:DB_PASSWORD = 'CANARYpw1' «MAG002»
+          $cred = ConvertTo-SecureString 'CANARYpw2' -AsPlainText -Force «MAG002»
+          $env:API_TOKEN = "${{ secrets.API_TOKEN }}"
+          $pw = ConvertTo-SecureString $env:DB_PASSWORD -AsPlainText -Force
+      - pwsh: $env:API_TOKEN = 'CANARYpw3' «MAG002»
+      - powershell: |
+          $script:password = "CANARYpw4" «MAG002»
+          $password = $env:PASSWORD
+      - run: |
+          [ "$PASSWORD" = "expected" ] || exit 1
+""",
+        "ops/login.ps1": """\
+$a = ConvertTo-SecureString -String "CANARYpw5" -AsPlainText -Force «MAG002»
+$b = convertto-securestring -AsPlainText -Force 'CANARYpw6' «MAG002»
+$c = ConvertTo-SecureString "$($secret.Value)" -AsPlainText -Force
+$d = ConvertTo-SecureString $encrypted -Key $key
+# $e = ConvertTo-SecureString 'not-code' -AsPlainText
+""",
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_env_entries_in_any_shape(make_repo: MakeRepo) -> None:
     """A Kubernetes or ECS env entry with a secret-like name and a literal value, however
     it is written: flow, value before name, folded, anchored or aliased, ECS's JSON."""

@@ -1442,13 +1442,38 @@ def _chpasswd_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
 # key's line or below it, or a list's items (each a block, a plain or a quoted line),
 # behind an anchor or a tag or not (GitLab's `before_script: &setup` is shared so).
 _CI_SCRIPT_KEY = re.compile(
-    r"^([ \t]*+)(?:-[ \t]++)?+(?:run|script|before_script|after_script|commands?+|bash|cmds)"
-    r"[ \t]*+:(?:[ \t]++(.*+))?+$")
-_CI_SCRIPT_WORDS = ("run:", "script:", "command", "bash:", "cmds:")
+    r"^([ \t]*+)(?:-[ \t]++)?+(?:run|script|before_script|after_script|commands?+|bash|cmds"
+    r"|pwsh|powershell)[ \t]*+:(?:[ \t]++(.*+))?+$")
+_CI_SCRIPT_WORDS = ("run:", "script:", "command", "bash:", "cmds:", "pwsh:", "powershell:")
+# A PowerShell assignment, `$name = ...` or `$env:NAME = ...`, which no POSIX shell reads
+# as one (it runs the command the variable names): a script's line of this shape is
+# PowerShell, whatever shell the step names (GitHub's `shell: pwsh`, Azure's `pwsh:`).
+_POWERSHELL_ASSIGNMENT = re.compile(r"[ \t]*+\$(?:[A-Za-z]++:)?+[A-Za-z_]\w*+[ \t]*+=(?!=)")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*+[ \t]*+(?:#.*+)?+")
 _MAPPING_KEY = re.compile(r"[ \t]*+[\w.-]++[ \t]*+:(?:[ \t]|\Z)")
 # A node's properties before its value: an anchor (`&name`) and a tag (`!tag`, `!!str`).
 _NODE_PROPERTIES = re.compile(r"(?:[&!][^ \t]*+(?:[ \t]++|\Z))*+")
+
+
+# PowerShell's secure string made of a literal (`ConvertTo-SecureString '...' -AsPlainText
+# -Force`, `-String "..."`): a credential's password, whatever the variable is called.
+# PowerShell's names are of any case; its double-quoted strings escape with a backquote.
+_SECURE_STRING = re.compile(
+    r"""(?i)\bConvertTo-SecureString(?:[ \t]++-(?:AsPlainText|Force)\b)*+[ \t]++"""
+    r"""(?:-String[ \t]++)?+('(?:[^'\n]|'')*+'|"(?:[^"`\n]|`.)*+")""")
+_SECURE_STRING_WORDS = ("SecureString", "securestring", "Securestring", "SECURESTRING")
+
+
+def _secure_string_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    if not any(word in src.text for word in _SECURE_STRING_WORDS):
+        return
+    for number, line in enumerate(src.lines, 1):
+        if "-asplaintext" not in line.lower() or line.lstrip().startswith("#"):
+            continue
+        for m in _SECURE_STRING.finditer(line):
+            if is_literal(m.group(1)):
+                yield number, Hit(m.start(1) + 1, "a secure string is made of a literal "
+                                                  f"value ({REDACTED})", 1)
 
 
 def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
@@ -1465,6 +1490,9 @@ def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
         return
     view = SourceFile(src.path, "\n".join(script))
     yield from _key_hits(view, "shell")
+    if "$" in text:
+        powershell = [line if _POWERSHELL_ASSIGNMENT.match(line) else "" for line in script]
+        yield from _key_hits(SourceFile(src.path, "\n".join(powershell)), "code")
     yield from _command_line_hits(view, "shell")
     yield from _heredoc_hits(view, "shell")
     yield from _continued_hits(view)
@@ -2196,6 +2224,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and kind == "yaml":
             for number, hit in _ci_script_hits(src):
+                keep(number, hit)
+        if not example and kind in ("code", "yaml", "shell"):
+            for number, hit in _secure_string_hits(src):
                 keep(number, hit)
     if not example and (kind is not None or src.name.lower().endswith(".sql")):
         for number, hit in _sql_password_hits(src):
