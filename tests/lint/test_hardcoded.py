@@ -292,6 +292,36 @@ $d = ConvertTo-SecureString $encrypted -Key $key
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_xml_text_named_by_its_name_or_key_attribute(make_repo: MakeRepo) -> None:
+    """An element's text its `name` or `key` attribute names is that key's value: Android's
+    string resources and Java's properties as XML; a UI label (prose, the key's last word
+    capitalised) and a positional format field are none."""
+    repo = make_repo({
+        "app/src/main/res/values/strings.xml": """\
+<?xml version="1.0" encoding="utf-8"?>
+<resources>
+    <string name="app_name">Shop</string>
+    <string name="db_password">CANARYand1</string> «MAG002»
+    <string name="api_key" translatable="false">CANARYand2</string> «MAG002»
+    <string name="password_hint">Enter your password</string>
+    <string name="prompt_password">Password</string>
+    <string name="pref_password_summary">%1$s</string>
+    <string name="auth_token">@string/app_name</string>
+</resources>
+""",
+        "conf/app.properties.xml": """\
+<properties>
+  <entry key="db.user">shop</entry>
+  <entry key="db.password">CANARYprop1</entry> «MAG002»
+</properties>
+""",
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_env_entries_in_any_shape(make_repo: MakeRepo) -> None:
     """A Kubernetes or ECS env entry with a secret-like name and a literal value, however
     it is written: flow, value before name, folded, anchored or aliased, ECS's JSON."""

@@ -1763,6 +1763,9 @@ def _assignments(line: str, kind: str) -> Iterator[tuple[str, str, int]]:
             yield m.group(1), m.group(2), m.start(2) + 1
         for m in _XML_PAIR.finditer(line):
             yield m.group(2), m.group(3), m.start(3) + 1
+        for m in _XML_NAMED_TEXT.finditer(line) if "</" in line else ():
+            text = m.group(3)
+            yield m.group(2), text.strip(), m.start(3) + 1 + len(text) - len(text.lstrip())
         for m in _XML_PAIR_VALUE_FIRST.finditer(line):
             yield m.group(3), m.group(1), m.start(1) + 1
         return
@@ -1840,6 +1843,12 @@ _XML_ATTRIBUTE = re.compile(
     r"""(?<![\w.:-])(?:[\w.-]++:)?+([A-Za-z_][\w.-]*+)\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')""")
 _XML_PAIR = re.compile(
     r"""\b(?:key|name)\s*+=\s*+(["'])([^"'<\n]*+)\1\s++value\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')""")
+# An element's text its `name` or `key` names: Android's string resources (`<string
+# name="db_password">...</string>`) and Java's properties as XML (`<entry
+# key="db.password">...</entry>`).
+_XML_NAMED_TEXT = re.compile(
+    r"""<(?:[\w.-]++:)?+[A-Za-z_][\w.-]*+\s(?:[^<>]*?\s)?(?:name|key)\s*+=\s*+(["'])"""
+    r"""([^"'<\n]*+)\1[^<>]*+>([^<]*+)</""")
 # The same pair with its `value` first: XML's attributes have no order.
 _XML_PAIR_VALUE_FIRST = re.compile(
     r"""\bvalue\s*+=\s*+("[^"<\n]*+"|'[^'<\n]*+')\s++(?:key|name)\s*+=\s*+(["'])([^"'<\n]*+)\2""")
@@ -2055,7 +2064,8 @@ def _basic_credentials(value: str) -> bool:
 
 def _is_text(key: str, value: str) -> bool:
     """Prose or a label: two or more words of letters only (``"Invalid or expired token"``,
-    UI and i18n strings), or the key's own words (``"password": "Password"``). A
+    UI and i18n strings), or the key's own words (``"password": "Password"``), or its last
+    ones as a capitalised label (Android's ``<string name="prompt_password">Password``). A
     passphrase of plain words (``correct horse battery staple``) reads as prose too and is
     missed: the price of not flagging every message about a password. A value written
     exactly as its key (``password: password``) is no label but the key's name made its
@@ -2065,7 +2075,11 @@ def _is_text(key: str, value: str) -> bool:
     words = text.split()
     if len(words) >= 2 and all(w.isalpha() for w in words):
         return True
-    return text != key and _words(value) == _words(key)
+    if text == key:
+        return False
+    said, named = _words(value), _words(key)
+    return said == named or (text[:1].isupper() and bool(said)
+                             and named[len(named) - len(said):] == said)
 
 
 def _self_named(key: str, value: str, kind: str) -> bool:

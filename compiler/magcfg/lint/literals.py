@@ -10,11 +10,12 @@ _REFERENCE = re.compile(
     r"|\\\("                                                     # CUE's, Swift's \(x)
     r"|^\$[A-Za-z_]"                                              # $VAR
     r"|^%[A-Za-z_][\w.]*%$"                                       # %VAR% (cmd, NuGet)
+    r"|^@(?:[\w.]+:)?[a-z]+/\w+$"                                  # Android's @string/name
     r"|^!",                                                       # YAML tags (!unset, !vault)
     re.IGNORECASE)
 # <your-token>, xxxx / ****, [redacted], ..., and a bare format field (%s, {}, {0},
-# {password}).
-_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%[sdr]$|^\{\w*\}$")
+# {password}, Java's and Android's positional %1$s).
+_PLACEHOLDER = re.compile(r"^<[^<>]*>$|^(.)\1*$|^\[[^\]]*\]$|^\.\.\.$|^%(?:\d+\$)?[sdr]$|^\{\w*\}$")
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "nil",
                          "~", "|", ">", "|-", ">-", "|+", ">+", "{}", "[]", '""', "''",
                          "undefined"})
