@@ -1313,6 +1313,34 @@ def test_xml_text_in_cdata_or_over_lines_and_a_value_before_its_key(
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_xml_cdata_section_over_lines(make_repo: MakeRepo) -> None:
+    """A CDATA section whose text is on a line of its own, or that opens on its tags'
+    line and closes below, is the element's text, at the text's line; a reference there
+    and a section of several lines (a script, prose) are no value."""
+    repo = make_repo({"conf/app.xml": """\
+<config>
+  <password><![CDATA[
+    CANARYcd1-x9 «MAG002»
+  ]]></password>
+  <secret>
+    <![CDATA[CANARYcd2-x9 «MAG002»
+    ]]>
+  </secret>
+  <password><![CDATA[
+    ${env.DB_PASSWORD}
+  ]]></password>
+  <token><![CDATA[
+    if (token) { refresh(token); }
+    return token;
+  ]]></token>
+</config>
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_xml_comments_are_not_settings(make_repo: MakeRepo) -> None:
     """Maven's own settings.xml template holds its sample servers in comments, `<!--`
     to `-->` over many lines: their `<password>repopwd</password>` were three findings

@@ -1855,11 +1855,12 @@ _XML_PAIR_VALUE_FIRST = re.compile(
 # Maven's encrypted password (`mvn --encrypt-password`): ciphertext whose key is the
 # master password, kept outside the repository.
 _MAVEN_ENCRYPTED = re.compile(r"\{[A-Za-z0-9+/]++=*+\}")
-# An element's text that a line alone does not show: in a CDATA section, or on lines of
-# its own between the tags (an XML reader gives both as the text; Maven trims it).
+# An element's text that a line alone does not show: in a CDATA section (on its tags'
+# line or its own), or on lines of its own between the tags (an XML reader gives both as
+# the text; Maven trims it).
 _XML_TEXT = re.compile(
     r"<(?:[\w.-]++:)?+([A-Za-z_][\w.-]*+)(?:\s[^<>]*+)?+>"
-    r"(?:\s*+<!\[CDATA\[((?:(?!\]\]>)[^\n])*+)\]\]>\s*+|((?=[^<\n]*+\n)[^<]*+))</")
+    r"(?:\s*+<!\[CDATA\[((?:(?!\]\]>)[\s\S])*+)\]\]>\s*+|((?=[^<\n]*+\n)[^<]*+))</")
 
 
 def _xml_uncommented(src: SourceFile) -> SourceFile:
