@@ -691,6 +691,44 @@ def test_ruby_and_php_env_reads_with_a_literal_default(make_repo: MakeRepo) -> N
     assert found == expected
 
 
+def test_define_and_setenv_with_arguments_over_lines(make_repo: MakeRepo) -> None:
+    """PHP's `define(` and the calls that set an environment variable by name, with their
+    arguments over lines, are read as their one-line forms: the literal is a finding at
+    its line; a call, a concatenation and a name of no secret are none."""
+    repo = make_repo({
+        "web/wp-config.php": """\
+<?php
+define(
+    'DB_PASSWORD',
+    'CANARYdef1-x9' «MAG002»
+);
+define( 'SECURE_AUTH_KEY',
+        'CANARYdef2-x9' ); «MAG002»
+define(
+    'DB_PASSWORD',
+    getenv( 'DB_PASSWORD' )
+);
+define(
+    'DB_HOST',
+    'db.internal'
+);
+""",
+        "app/settings.py": """\
+import os
+os.environ.setdefault(
+    "DJANGO_SECRET_KEY",
+    "CANARYenv1-x9", «MAG002»
+)
+os.environ.setdefault(
+    "API_TOKEN",
+    "CANARYpre-" + os.environ["SUFFIX"],
+)
+""",
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_java_kotlin_csharp_and_rust_env_reads_with_a_literal_default(
         make_repo: MakeRepo) -> None:
     """Java's `getOrDefault`, Kotlin's `?:`, C#'s `??` and Rust's `unwrap_or` after an env

@@ -1832,6 +1832,32 @@ _ENV_SET = re.compile(
     r"""(["'])([A-Za-z_][\w.]*+)\3\s*+,)\s*+""" + _CODE_STRING)
 # PHP's constant, `define('DB_PASSWORD', '...')` (WordPress' wp-config.php).
 _PHP_DEFINE = re.compile(r"""\bdefine\(\s*+(["'])([A-Za-z_]\w*+)\1\s*+,\s*+""" + _CODE_STRING)
+_SETTING_CALLS = ("define(", "setdefault(", "setenv(", "putenv(", "Setenv(", "setProperty(",
+                  "SetEnvironmentVariable(")
+
+
+def _calls_over_lines(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    """``define(``, ``setenv(`` and the other calls that set a key by name (``_PHP_DEFINE``,
+    ``_ENV_SET``) with their arguments over lines, each on its own: the key rule reads a
+    line, where the call's one-line form is."""
+    text = src.text
+    if not any(call in text for call in _SETTING_CALLS):
+        return
+    patterns: list[tuple[re.Pattern[str], int, int]] = []
+    if "define(" in text:
+        patterns.append((_PHP_DEFINE, 2, 3))
+    if any(call in text for call in _SETTING_CALLS[1:]):
+        patterns.append((_ENV_SET, 4, 5))
+    for pattern, key_group, value_group in patterns:
+        for m in pattern.finditer(text):
+            key, literal = m.group(key_group), m.group(value_group)
+            if key is None or "\n" not in m.group(0) or _JOINED.match(text, m.end()):
+                continue
+            value = _code_string(literal)
+            if value is not None and key_is_secret(key) and is_literal(value) \
+                    and not _not_key_material(key, value, "code"):
+                number, column = src.position(m.start(value_group))
+                yield number, Hit(column, f"`{key}` is assigned a literal value ({REDACTED})", 1)
 
 
 # XML's settings: an element's text (Maven's `<password>...</password>`), an attribute
@@ -2201,6 +2227,8 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
             found.append(_key_hits(keyed, kind, elsewhere if structured else None))
             if src.name.endswith((".tf", ".hcl")):
                 found.append(_variable_default_hits(src))
+            if kind == "code":
+                found.append(_calls_over_lines(src))
             if src.name.endswith((".py", ".pyi")):
                 found.append(_collection_hits(src))
             elif src.name.lower().endswith(_JS_ARRAY_EXT):
