@@ -972,6 +972,45 @@ curl -u "$USER:$PASS" https://api.example.com
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_an_htpasswd_file_of_several_logins_in_a_secret(make_repo: MakeRepo) -> None:
+    """A Secret's `auth` of several htpasswd logins (ingress-nginx's basic auth), in a
+    `stringData` block or base64-encoded in `data`, is a finding at its key; prose of
+    several lines under the key is none."""
+    import base64
+
+    logins = "admin:$apr1$CANARYa1$IgXLP6ewTrSuBkTrqE8wj/\nbob:$2y$05$CANARYb2" + "x" * 45 + "\n"
+    repo = make_repo({"k8s/basic-auth.yaml": f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: basic-auth
+stringData:
+  auth: | «MAG002»
+    admin:$apr1$CANARYs1$IgXLP6ewTrSuBkTrqE8wj/
+    bob:$2y$05$CANARYs2{"x" * 45}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: basic-auth-encoded
+data:
+  auth: {base64.b64encode(logins.encode()).decode()} «MAG002»
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: notes
+stringData:
+  auth: |
+    basic auth for the admin UI,
+    see the runbook
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_passwords_openssl_keytool_htpasswd_and_smbclient_take(make_repo: MakeRepo) -> None:
     """A password given to OpenSSL (`-passin pass:...`, `-passout`, `-pass`, `enc -k`,
     `passwd`), keytool (`-storepass`, `-keypass`, `-srcstorepass`, ...), `htpasswd -b`

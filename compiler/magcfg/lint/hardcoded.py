@@ -932,10 +932,11 @@ def _parsed_hits(src: SourceFile, kind: str) -> Iterator[tuple[int, Hit]]:
     import yaml
 
     def secret_value(key: str, value: str) -> bool:
-        # Words apart are prose (`private_key: |` over "see vault"), not key material; a
-        # key block in PEM is the format detectors'.
-        return (key_is_secret(key) and len(value.split()) == 1 and is_literal(value)
-                and not _not_key_material(key, value, kind))
+        # Words apart are prose (`private_key: |` over "see vault"), not key material,
+        # unless they are an htpasswd file's logins; a key block in PEM is the format
+        # detectors'.
+        return (key_is_secret(key) and (len(value.split()) == 1 or _htpasswd_logins(value))
+                and is_literal(value) and not _not_key_material(key, value, kind))
 
     def hit(event: Any, value: str, message: str) -> tuple[int, Hit]:
         """A finding at the value's event; a value not all on that line (a block, folded
@@ -1697,6 +1698,16 @@ _HTPASSWD_LOGIN = re.compile(r"^[^:\s#][^:\s]*+:(\S++)\s*+$")
 _CRYPT_HASH = re.compile(r"\$(?:apr1|2[abxy]|[1567]|y|gy)\$")
 
 
+def _htpasswd_logins(text: str) -> bool:
+    """Whether ``text`` is an htpasswd file's lines, each a login with its crypt hash
+    (ingress-nginx's basic auth reads a Secret's ``auth`` as one): one secret however
+    many lines it has, unlike prose."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(
+        (m := _HTPASSWD_LOGIN.match(line.strip())) is not None and _CRYPT_HASH.match(m.group(1))
+        for line in lines)
+
+
 def _credential_file_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     """A login in a client's credential file or a server's ``.htpasswd``
     (``_NETRC_PASSWORD`` and below)."""
@@ -2311,7 +2322,8 @@ def _decoded_hit(src: SourceFile, entry: DataEntry, example: bool) -> Hit | None
     # placeholder (`xxxx`): their base64 is the literal.
     binary = "\0" in inner.text or "\ufffd" in inner.text
     value = "".join(entry.encoded.split()) if binary else inner.text.strip()
-    if message is None and kind is None and not example and "\n" not in value \
+    if message is None and kind is None and not example \
+            and ("\n" not in value or _htpasswd_logins(value)) \
             and key_is_secret(entry.key) and is_literal(value) \
             and not _not_key_material(entry.key, value, "yaml"):
         message = f"`{printable(entry.key)}` is a literal value ({REDACTED})"
