@@ -124,6 +124,36 @@ def test_many_directories_are_staged_by_a_few_threads(
     assert 1 <= len(started) <= 8
 
 
+def test_a_staged_directory_is_written_whole_before_its_files_are_fsynced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One journal commit for the files of a directory, not one each; each file is
+    durable before its directory is, and the directory before it is swapped in."""
+    import magcfg.durable as durable
+
+    events: list[tuple[str, str]] = []
+    write_all, fsync = durable.write_all, os.fsync
+
+    def writing(fd: int, data: bytes) -> None:
+        events.append(("write", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        write_all(fd, data)
+
+    def syncing(fd: int) -> None:
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        fsync(fd)
+
+    monkeypatch.setattr(durable, "write_all", writing)
+    monkeypatch.setattr(os, "fsync", syncing)
+    files = {"a.json": b"a" * 100_000, "b": b"b", "c.yaml": b"c: 1\n"}
+    assert replace_directories(tmp_path, [DirectoryUpdate("out/dev", files)]) == [
+        "out/dev/a.json", "out/dev/b", "out/dev/c.yaml"]
+    staged = [name for kind, name in events if kind == "fsync" and ".magcfg-new-" in name]
+    assert events[:7] == [("write", "a.json"), ("write", "b"), ("write", "c.yaml"),
+                          ("fsync", "a.json"), ("fsync", "b"), ("fsync", "c.yaml"),
+                          ("fsync", staged[0])]
+    assert events[7:] == [("fsync", "out")]  # the swap's parent, once
+    assert {name: (tmp_path / "out/dev" / name).read_bytes() for name in files} == files
+
+
 def test_one_directory_that_cannot_be_staged_changes_none(tmp_path: Path) -> None:
     replace_directories(tmp_path, [DirectoryUpdate(f"out/{env}", {"a": b"old"})
                                    for env in ("dev", "staging", "prod")])

