@@ -289,3 +289,30 @@ def test_a_changed_file_is_read_only_up_to_its_first_difference(
             assert read == []
         else:
             assert sum(read) == len(old)
+
+
+def test_a_changed_directory_is_read_to_its_big_difference_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before its lock, a replacement asks only whether a directory changed, and the
+    small file that changes with any other (a manifest naming the config's digest) tells
+    it; the big file is compared once, under the lock, for the paths reported."""
+    old = b"0123456789abcdef" * (1 << 18)  # 4 MB
+    files = {"config.json": old, "manifest.json": b'{"version": 1}\n'}
+    replace_directories(tmp_path, [DirectoryUpdate("out/dev", files)])
+    real = os.read
+    read: list[int] = []
+
+    def counted(fd: int, n: int) -> bytes:
+        data = real(fd, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counted)
+    new = {"config.json": old[:-1] + b"X", "manifest.json": b'{"version": 2}\n'}
+    assert replace_directories(tmp_path, [DirectoryUpdate("out/dev", new)]) == [
+        "out/dev/config.json", "out/dev/manifest.json"]
+    assert len(old) <= sum(read) < 2 * len(old)
+    assert (tmp_path / "out/dev/config.json").read_bytes() == new["config.json"]
+    read.clear()
+    assert replace_directories(tmp_path, [DirectoryUpdate("out/dev", new)]) == []
+    assert sum(read) == len(old) + len(new["manifest.json"])  # unchanged: read whole, once
