@@ -1673,7 +1673,8 @@ def test_a_dict_s_value_below_a_name_as_its_key_or_before_its_brace(make_repo: M
     line or after the dict's brace or another item, has its value below it, and a value
     below its key may end the dict or the object (`"..."}`): each a finding at its
     literal's line. A name and a colon after a keyword (`if token:`, `for t in tokens:`,
-    `except E as secret:`, `case token:`) or in a slice begin no value."""
+    `except E as secret:`, `case token:`), in a slice or in a function's return annotation
+    (`-> "PrivateKey":` above its docstring) begin no value."""
     repo = make_repo({
         "app/settings.py": """\
 HEADERS = {
@@ -1701,6 +1702,8 @@ match kind:
         "CANARYnear4-x9"
 part = values[token:
               "CANARYnear5-x9"]
+def signing_key(path) -> "Ed25519PrivateKey":
+    "CANARYnear6-x9 is the function's docstring"
 """,
         "web/app.js": 'const config = {region: "eu", apiKey:\n  "CANARYjs1-x9"}; «MAG002»\n'})
     expected, found = expected_and_found(repo)

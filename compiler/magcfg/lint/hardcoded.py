@@ -515,6 +515,8 @@ def _value_below(lines: list[str], number: int, python: bool
             # `class Password:`, `if token:`: a block, not a dict's key, which begins its
             # line or follows the dict's brace or another item (`AUTH_TOKEN:`)
             return None
+        if python and line[:m.start()].rstrip().endswith("->"):
+            return None  # `def f() -> "PrivateKey":`: a return annotation, not a key
     else:
         m = _CODE_KEY_OPENS.search(line) if "(" in line else None
         if m is None:
