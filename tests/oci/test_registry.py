@@ -477,3 +477,57 @@ def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_no
         decoded = urllib.parse.unquote_plus(text)
         assert password not in decoded and basic not in decoded, text
         assert "%2b" not in text.lower() and "Zk9" not in text, text
+
+
+@pytest.mark.parametrize("nesting", ["url in a url", "json in a url"])
+def test_credentials_a_token_realm_holds_encoded_twice_are_not_shown(nesting: str) -> None:
+    # A realm's query may carry a URL (`?next=https%3A%2F%2Fuser%3Apw%40host`), the
+    # credential then encoded for the inner URL's userinfo and again for the outer
+    # query (`%2540` for `@`), or JSON a Go service wrote (`&` and `<` as `\u0026`,
+    # `\u003c`; `/` as `\/`), then percent-encoded: each of its bytes escaped or not.
+    import urllib.parse
+
+    password = "Xq7&k<9/p@ss+w0rd=é"
+    basic = base64.b64encode(f"{USER}:{password}".encode()).decode()
+
+    def go_json(value: str) -> str:
+        body = json.dumps(value)[1:-1]
+        return (body.replace("&", "\\u0026").replace("<", "\\u003c")
+                .replace(">", "\\u003e").replace("/", "\\/"))
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            sent = self.headers.get("Authorization")
+            host = f"127.0.0.1:{self.server.server_address[1]}"
+            self.send_response(500 if self.path.startswith("/token") else 401)
+            if sent is None:
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+            elif not self.path.startswith("/token"):
+                if nesting == "url in a url":
+                    inner = (f"https://{urllib.parse.quote(USER, safe='')}:"
+                             f"{urllib.parse.quote(password, safe='')}@auth.example/"
+                             f"?basic={urllib.parse.quote(sent.split()[-1], safe='')}")
+                else:
+                    inner = (f'{{"pw":"{go_json(password)}",'
+                             f'"basic":"{go_json(sent.split()[-1])}"}}')
+                query = urllib.parse.urlencode({"next": inner})
+                self.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token'
+                                 f'?{query}",service="r"')
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    _, texts = _realm_errors(Quoting, password)
+    assert "HTTP 500" in texts[1], texts
+    for text in texts:
+        shown = text
+        for _ in range(3):  # each layer of encoding undone
+            shown = urllib.parse.unquote(shown)
+        shown = re.sub(r"\\u([0-9a-f]{4})", lambda m: chr(int(m.group(1), 16)), shown)
+        shown = shown.replace("\\/", "/")
+        for form in (password, basic):
+            assert form not in shown, text
+        assert "Xq7" not in text and "WHE3" not in text, text
