@@ -2165,6 +2165,38 @@ jobs:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_ci_step_yaml_folds_is_read_as_the_one_line_the_shell_runs(
+        make_repo: MakeRepo) -> None:
+    """YAML joins the lines of a folded block (`run: >`) and of a plain scalar below
+    its key with a space: a long command split over them, its credential on a line of
+    its own (`docker login -u bot -p` above the password), is one command line (it
+    passed the gate). A literal block keeps its lines, and a folded block its more
+    indented ones: no line there gives the next its value."""
+    repo = make_repo({".github/workflows/ci.yml": """\
+jobs:
+  d:
+    steps:
+      - run: >
+          docker login ghcr.io -u bot -p
+          CANARYfold1-x9 «MAG002»
+      - run:
+          helm registry login r.example.com --password
+          CANARYfold2-x9 «MAG002»
+      - run: |
+          docker login -u bot -p
+          echo CANARYnear1-x9
+      - run: >-
+          curl --token
+            CANARYnear2-x9
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    lines = {(f.file, f.line): f.column for f in lint(repo.root).findings}
+    assert lines == {(".github/workflows/ci.yml", 6): 11, (".github/workflows/ci.yml", 9): 11}
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_credential_echoed_into_a_command_that_reads_it_is_found(
         make_repo: MakeRepo) -> None:
     """`echo "..." | docker login --password-stdin` is Docker's own way to give a

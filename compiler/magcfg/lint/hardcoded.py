@@ -20,7 +20,7 @@ import base64
 import bisect
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -1488,9 +1488,10 @@ def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     if not any(word in text for word in _CI_SCRIPT_WORDS) \
             or not (_has_secret_word(text) or "<<" in text):
         return
-    script = _ci_scripts(src.lines)
-    if script is None:
+    found = _ci_scripts(src.lines)
+    if found is None:
         return
+    script, folded = found
     view = SourceFile(src.path, "\n".join(script))
     yield from _key_hits(view, "shell")
     if "$" in text:
@@ -1498,19 +1499,21 @@ def _ci_script_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
         yield from _key_hits(SourceFile(src.path, "\n".join(powershell)), "code")
     yield from _command_line_hits(view, "shell")
     yield from _heredoc_hits(view, "shell")
-    yield from _continued_hits(view)
+    yield from _continued_hits(view, folded)
     if "chpasswd" in text:
         yield from _chpasswd_hits(view)
 
 
-def _continued_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+def _continued_hits(src: SourceFile, folded: Collection[int] = ()
+                    ) -> Iterator[tuple[int, Hit]]:
     """The key rule's and the command line rule's hits in a shell script whose lines a
     backslash at their end continues, read as the shell reads them: one line, the
     backslash and the line end gone (`export DB_PASSWORD=\\` above the value, `docker
     login -u ci \\` above `-p ...`, passed the gate); each at the line and column of
-    the file where it is."""
+    the file where it is. A line of ``folded`` (by its index) goes on in the next after a
+    space: YAML folds a CI step's `>` block and its plain scalar so."""
     lines = src.lines
-    if not any(line.endswith("\\") for line in lines):
+    if not folded and not any(line.endswith("\\") for line in lines):
         return
     joined = [""] * len(lines)
     # For each joined line (by its first line's index): where each of its lines begins
@@ -1520,8 +1523,9 @@ def _continued_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
     while number < len(lines):
         first, text = number, lines[number]
         starts = [(0, number + 1)]
-        while _continues(text) and number + 1 < len(lines):
-            text = text[:-1]
+        while number + 1 < len(lines) and ((continued := _continues(text))
+                                           or number in folded):
+            text = text[:-1] if continued else text + " "
             number += 1
             starts.append((len(text), number + 1))
             text += lines[number]
@@ -1546,11 +1550,13 @@ def _continues(line: str) -> bool:
     return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
-def _ci_scripts(lines: list[str]) -> list[str] | None:
+def _ci_scripts(lines: list[str]) -> tuple[list[str], set[int]] | None:
     """The lines of a YAML file with its CI step scripts' text where it is, each other
     line empty and each character before a script's text on its line a space (so that
-    a hit's line and column are the YAML file's); None when it has no script."""
+    a hit's line and column are the YAML file's), and the lines YAML folds into the next
+    (``_script_block``); None when it has no script."""
     script = [""] * len(lines)
+    folded: set[int] = set()
     found = False
     number = 0
     while number < len(lines):
@@ -1562,7 +1568,8 @@ def _ci_scripts(lines: list[str]) -> list[str] | None:
         indent = len(m.group(1))
         at, value = _script_value(line, m.start(2) if m.group(2) else len(line))
         if _BLOCK_SCALAR.fullmatch(value):
-            number = _script_block(lines, number, indent, script)
+            number = _script_block(lines, number, indent, script,
+                                   folded if value.startswith(">") else None)
             found = True
         elif value:
             found = _script_line(line, at, value, number - 1, script) or found
@@ -1572,7 +1579,7 @@ def _ci_scripts(lines: list[str]) -> list[str] | None:
                     and len(lines[below]) - len(lines[below].lstrip()) > indent:
                 if not _MAPPING_KEY.match(lines[below]):
                     # A plain scalar on the lines below the key (a one-step `run:`).
-                    number = _script_block(lines, number, indent, script)
+                    number = _script_block(lines, number, indent, script, folded)
                     found = True
                 continue  # a mapping (CircleCI's `commands:`): its keys are read as any
             # A list of steps: its items at the key's indent or deeper.
@@ -1588,11 +1595,12 @@ def _ci_scripts(lines: list[str]) -> list[str] | None:
                     continue
                 at, rest = _script_value(item, depth + 2)
                 if _BLOCK_SCALAR.fullmatch(rest):
-                    number = _script_block(lines, number, depth, script)
+                    number = _script_block(lines, number, depth, script,
+                                           folded if rest.startswith(">") else None)
                 elif rest:
                     _script_line(item, at, rest, number - 1, script)
                 found = True
-    return script if found else None
+    return (script, folded) if found else None
 
 
 def _script_value(line: str, start: int) -> tuple[int, str]:
@@ -1637,15 +1645,25 @@ def _next_text(lines: list[str], number: int) -> int | None:
     return None
 
 
-def _script_block(lines: list[str], number: int, indent: int, script: list[str]) -> int:
+def _script_block(lines: list[str], number: int, indent: int, script: list[str],
+                  folded: set[int] | None = None) -> int:
     """Copy the block scalar below line ``number`` (its lines deeper than ``indent``,
-    blank ones within it) into ``script``; where the block ends."""
+    blank ones within it) into ``script``; where the block ends. With ``folded``, a
+    folded block or a plain scalar: each line YAML joins to the next with a space (two
+    lines of text at the block's indentation) is added to it."""
+    start = number
     while number < len(lines):
         line = lines[number]
         if line.strip() and len(line) - len(line.lstrip()) <= indent:
             break
         script[number] = line
         number += 1
+    if folded is not None:
+        depths = [len(line) - len(line.lstrip()) if line.strip() else -1
+                  for line in lines[start:number]]
+        base = next((depth for depth in depths if depth >= 0), -1)
+        folded.update(start + i for i in range(len(depths) - 1)
+                      if depths[i] == depths[i + 1] == base)
     return number
 
 
