@@ -724,6 +724,52 @@ def test_a_record_written_by_magcfg_of_other_code_is_not_reused(
         assert "a rule this magcfg has" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_record_written_by_magcfg_of_other_code_from_an_archive_is_not_reused(
+        mini: Project, tmp_path: Path) -> None:
+    """Imported from an archive (a zipapp), magcfg's files are in no directory
+    ``code_identity`` can list: every archive had one identity, so one of other code
+    under the same ``__version__`` found the last build's record and passed, build and
+    ``build --check`` alike, what a cold build of its own fails."""
+    import time
+    import zipfile
+
+    def archive(name: str, edit: bool) -> Path:
+        package = Path(magcfg.__file__).parent
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zipped:
+            for file in sorted(package.rglob("*.py")) + sorted(package.rglob("*.json")):
+                if "__pycache__" in file.parts:
+                    continue
+                text = file.read_bytes()
+                if edit and file.name == "rules.py" and file.parent.name == "secrets":
+                    line = b"    settings, errors = load_secret_settings(context.project)\n"
+                    assert text.count(line) == 1
+                    text = text.replace(line, line + (
+                        b"    errors = [*errors, Diagnostic(context.project.file, None, "
+                        b"'magds', 'a rule this magcfg has', code='secret')]\n"))
+                zipped.writestr(f"magcfg/{file.relative_to(package).as_posix()}", text)
+        return path
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MAGCFG_NO_CACHE", None)
+
+    def run(zipped: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "magcfg", *args], cwd=mini.root,
+                              env={**env, "PYTHONPATH": str(zipped)}, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    ours, other = archive("ours.zip", False), archive("other.zip", True)
+    for _ in range(2):  # the second numbers from the first's manifests, and records
+        assert run(ours, "build").returncode == 0
+    time.sleep(2.2)  # the outputs settle (cache.RACY_NS): the record is all that is read
+    again = run(ours, "build", "--timings")
+    assert again.returncode == 0 and '"merge": 0.0,' in again.stderr, again.stderr
+    for args in (("build",), ("build", "--check")):
+        done = run(other, *args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "a rule this magcfg has" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_layer_file_whose_verdict_asks_git_is_read_by_every_build(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     import time

@@ -18,6 +18,7 @@ import hashlib
 import marshal
 import os
 import posixpath
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -207,9 +208,24 @@ def code_identity() -> str:
     modification and change times (~1 ms for the package's ~130 files). A record of a
     build vouches for every check magcfg made (``Compiler.record_name``), and a magcfg
     of other code under the same ``__version__`` (an install from a branch, an edited
-    checkout) checks otherwise: its build compiles, as a cold one would."""
+    checkout) checks otherwise: its build compiles, as a cold one would. Imported from
+    an archive (a zipapp), whose files no directory lists, the archive's path and status
+    stand for them; code that cannot be told by either is this process's alone."""
     digest = hashlib.sha256()
     package = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.isdir(package):
+        archive = package
+        while not os.path.lexists(archive) and os.path.dirname(archive) != archive:
+            archive = os.path.dirname(archive)
+        try:
+            st = os.stat(archive)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return os.urandom(32).hex()
+        digest.update(f"{archive}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0"
+                      f"{os.path.relpath(package, archive)}".encode())
+        return digest.hexdigest()
     pending = [package]
     while pending:
         directory = pending.pop()
