@@ -1095,13 +1095,15 @@ def test_a_git_that_cannot_answer_about_the_inputs_fails_the_build(
     [d] = raised.value.diagnostics
     assert d.format().startswith(
         "magcfg.yaml: error: may be a symlink in git held as a file of its target (a "
-        "checkout without symlink support), and git, which would tell, did not answer "
+        "checkout without symlink support), or in Git LFS, and git, which would tell, "
+        "did not answer "
         "(`git ls-files` failed with exit status 128: fatal: "), d.format()
     (mini.root / ".git/index").unlink()
-    monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64)
+    # Room for git's answers about the project file alone (index, attributes).
+    monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 128)
     with pytest.raises(magcfg.BuildError) as raised:
         magcfg.build(load(mini))
-    assert "(`git check-ignore` answered more than 64 bytes)" in \
+    assert "(`git check-ignore` answered more than 128 bytes)" in \
         raised.value.diagnostics[0].message
     monkeypatch.setattr(magcfg.project, "MAX_GIT_ANSWER", 64 << 20)
     magcfg.build(load(mini))

@@ -332,16 +332,24 @@ def docs(
     project: ProjectOption = None,
 ) -> None:
     """Render a Markdown reference of every configuration key from the schema."""
-    from .compiler import Compiler
+    from .compiler import Compiler, held_links
+    from .errors import BuildError
     from .project import load_project
     from .schema.reference import render_reference
 
     top = _top(None, project)
     try:
         proj = load_project(project)
-        schema = Compiler(proj).schema()
+        compiler = Compiler(proj)
+        # Asked of git as every command asks of the files it reads (a symlink held as
+        # a file, Git LFS), answered while the schema loads.
+        held = held_links(compiler.source, [proj.json_schema] if proj.json_schema else [])
+        schema = compiler.schema()
         # The index is read when first asked for: a schema that does not load fails here.
         text = render_reference(schema.index) if schema is not None else None
+        problems = held()
+        if problems:
+            raise BuildError(problems)
     except MagcfgError as exc:
         _fail(exc, top)
     if text is None:

@@ -67,12 +67,14 @@ from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .pipeline.redact import quotable_secret_texts, redact_diagnostics
 from .pipeline.validate import ViolationLocator, name_environments
 from .project import (
+    LFS_TRACKED,
     LINK_HELD,
+    CheckoutAttributes,
     GitUnanswered,
     IndexAnswer,
     Project,
+    attributes_by_git,
     committed_blobs,
-    encoded_by_git,
     ignored_by_git,
     indexed_by_git,
     link_checked_out,
@@ -1577,23 +1579,35 @@ def held_links(source: Source, paths: list[str]) -> Callable[[], list[Diagnostic
     ``paths``, files the caller reads; returns what waits for a ``LINK_HELD`` for each
     committed as a symlink that this checkout holds as a file of its target
     (``link_checked_out``): any text, YAML or JSON of several lines too, may be a
-    target, which ``Checkout`` judges by its shape alone. Nothing to ask of a commit's
-    objects (not a ``FileSource``)."""
+    target, which ``Checkout`` judges by its shape alone. Asks git's attributes too
+    (``attributes_by_git``) for each that Git LFS tracks (``_in_lfs``), as a build does.
+    Nothing to ask of a commit's objects (not a ``FileSource``)."""
     if not isinstance(source, FileSource) or not paths:
         return list
     real = {path: source.real_relative(path) for path in paths}
     indexed = indexed_by_git(source.root, [], list(dict.fromkeys(real.values())))
+    attributes = attributes_by_git(source.root, list(dict.fromkeys(real.values())))
 
     def found() -> list[Diagnostic]:
         try:
-            index = indexed()
+            index, attributed = indexed(), attributes()
         except GitUnanswered as exc:  # a check that cannot run fails the command
             return [Diagnostic(paths[0], None, None, "git could not say whether the files "
-                               f"read are symlinks this checkout holds as files ({exc}): fix "
-                               "what stops git, then run magcfg again", code="path")]
-        return _links_held(source, paths, real, index)
+                               f"read are symlinks this checkout holds as files, or in Git "
+                               f"LFS ({exc}): fix what stops git, then run magcfg again",
+                               code="path")]
+        return [*_in_lfs(paths, real, attributed), *_links_held(source, paths, real, index)]
 
     return found
+
+
+def _in_lfs(paths: Sequence[str], real: Mapping[str, str], attributes: CheckoutAttributes
+            ) -> list[Diagnostic]:
+    """``LFS_TRACKED`` for each of ``paths`` (where it really is: ``real``) that Git LFS
+    tracks: the bytes read are not the commit's, whichever the checkout holds."""
+    lfs = set(attributes.lfs)
+    return [Diagnostic(path, None, None, LFS_TRACKED, code="path") for path in paths
+            if real[path] in lfs]
 
 
 def _links_held(source: FileSource, paths: Sequence[str], real: Mapping[str, str],
@@ -1625,8 +1639,9 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
     (``link_checked_out``): any text, YAML or JSON too, may be a link's target.
 
     Each is asked too whether git checks it out in another encoding than UTF-8
-    (``encoded_by_git``), but for the paths ``encoding_decided`` names: those whose
-    encoding lines the caller is about to write decide (``init``'s)."""
+    (``attributes_by_git``), but for the paths ``encoding_decided`` names: those whose
+    encoding lines the caller is about to write decide (``init``'s), and whether Git LFS
+    tracks it (``_in_lfs``)."""
     if not isinstance(source, FileSource):
         return list  # read from git objects: committed
     real = {path: source.real_relative(path) for path in paths}
@@ -1641,14 +1656,14 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                if source.real_relative(posixpath.dirname(p)) == posixpath.dirname(p)]
     asked.update(dict.fromkeys(outputs))
     answer = ignored_by_git(source.root, list(asked))
-    encoded = encoded_by_git(source.root, list(dict.fromkeys(real[p] for p in paths)))
+    attributes = attributes_by_git(source.root, list(dict.fromkeys(real[p] for p in paths)))
     indexed = indexed_by_git(source.root, sorted({
         spec.directory(env) for env in envs for spec in project.layers}), list(real.values())) \
         if project is not None else lambda: IndexAnswer([], {})
 
     def errors() -> list[Diagnostic]:
         try:
-            rules, index, encodings = answer(), indexed(), encoded()
+            rules, index, attributed = answer(), indexed(), attributes()
         except GitUnanswered as exc:  # a check that cannot run fails the build
             return [Diagnostic((paths or ["."])[0], None, None, "git could not say whether "
                                "the files the build reads are ignored, left out of this "
@@ -1664,6 +1679,8 @@ def ignored_inputs(source: Source, paths: list[str], outputs: Sequence[str] = ()
                  and _layer_file(project, path, envs)
                  and not os.path.lexists(source.root / path)]
         found += _links_held(source, paths, real, index)
+        found += _in_lfs(paths, real, attributed)
+        encodings = attributed.encodings
         found += [Diagnostic(path, None, None, f"is checked out in {encodings[real[path]]} "
                              "(a working-tree-encoding in .gitattributes), not the UTF-8 the "
                              "commit holds, so the build may read other bytes than the "

@@ -646,64 +646,89 @@ def link_checked_out(root: Path, rel: str, object_id: str) -> bool:
     return git_object_id(held, object_id) == object_id
 
 
-def encoded_by_git(root: Path, paths: Sequence[str]) -> Callable[[], dict[str, str]]:
-    """Starts ``git check-attr working-tree-encoding`` for ``paths`` (relative to
+class CheckoutAttributes(NamedTuple):
+    """What ``.gitattributes`` says git does to the files a command reads
+    (``attributes_by_git``), paths relative to the root asked from."""
+
+    encodings: dict[str, str]
+    """Each path git writes to the work tree in another encoding than the UTF-8 it
+    commits, with that encoding."""
+    lfs: list[str]
+    """Each path Git LFS tracks (``filter=lfs``): a commit holds its pointer."""
+
+
+LFS_TRACKED = ("is tracked by Git LFS (filter=lfs in .gitattributes): a commit holds its "
+               "pointer, and the bytes a checkout with git-lfs reads come from LFS storage, "
+               "which no commit pins (`diff --against` and a clone without git-lfs read the "
+               "pointer); keep the inputs out of LFS (drop their filter=lfs in "
+               ".gitattributes and commit them again)")
+"""Why an input ``.gitattributes`` hands to Git LFS is refused, whatever the checkout
+holds (the pointer is refused by its bytes: ``Checkout``)."""
+
+
+def attributes_by_git(root: Path, paths: Sequence[str]) -> Callable[[], CheckoutAttributes]:
+    """Starts ``git check-attr working-tree-encoding filter`` for ``paths`` (relative to
     ``root``; one for each part of them whose answer could come near ``MAX_GIT_ANSWER``,
     the first at once, the others in turn while waiting) and returns what waits for its
-    answer: each path git writes to the work
-    tree in another encoding than the UTF-8 it commits, with that encoding; none outside
-    a work tree or without git, ``GitUnanswered`` when git fails or hangs. As
-    ``ignored_by_git``, the caller works meanwhile.
+    answer (``CheckoutAttributes``); nothing outside a work tree or without git,
+    ``GitUnanswered`` when git fails or hangs. As ``ignored_by_git``, the caller works
+    meanwhile.
 
-    The attribute is asked, not the bytes judged (``Checkout``): an encoding such as
+    The attributes are asked, not the bytes judged (``Checkout``): an encoding such as
     UTF-7, or Latin-1 for a file of Latin-1's letters, writes text that reads as UTF-8
-    and parses, holding other values than the commit."""
+    and parses, holding other values than the commit; and git-lfs writes the file a
+    pointer stands for, any bytes, where the commit holds the pointer."""
     paths = _outside_submodules(root, paths)
     if not paths:
-        return dict
-    parts = _parts(paths, ATTRIBUTE_ANSWER_BYTES)
+        return lambda: CheckoutAttributes({}, [])
+    parts = _parts(paths, ATTRIBUTE_ANSWER_BYTES, named=2)
 
     def ask(part: list[str]) -> _Asked:
-        return _asked_about(["check-attr", "--stdin", "-z", "working-tree-encoding"], root,
-                            b"".join(os.fsencode(p) + b"\0" for p in part))
+        return _asked_about(["check-attr", "--stdin", "-z", "working-tree-encoding",
+                             "filter"], root, b"".join(os.fsencode(p) + b"\0" for p in part))
 
     first = ask(parts[0])
 
     @lru_cache(maxsize=1)
-    def wait() -> dict[str, str]:
-        found = {}
+    def wait() -> CheckoutAttributes:
+        found = CheckoutAttributes({}, [])
         for n, part in enumerate(parts):
-            # Three NUL-ended fields a path, in order: the path, the attribute, its value.
+            # Three NUL-ended fields a path and attribute, in order: the path, the
+            # attribute, its value; the attributes of a path in the order asked.
             fields = _fields_of_paths(first if n == 0 else ask(part), (0,), "check-attr",
-                                      len(part), 3)
+                                      len(part), 6)
             if fields is None:
-                return {}
+                return found
             for i, path in enumerate(part):
-                value = os.fsdecode(fields[3 * i + 2])
+                encoding = os.fsdecode(fields[6 * i + 2])
                 # git converts nothing for these (convert.c): no value, UTF-8 itself,
                 # and set or unset (set stops the checkout).
-                if value.casefold() not in ("", "unspecified", "unset", "set", "utf-8",
-                                            "utf8"):
-                    found[path] = value
+                if encoding.casefold() not in ("", "unspecified", "unset", "set", "utf-8",
+                                               "utf8"):
+                    found.encodings[path] = encoding
+                if fields[6 * i + 5] == b"lfs":
+                    found.lfs.append(path)
         return found
 
     return wait
 
 
-ATTRIBUTE_ANSWER_BYTES = 64
-"""The bytes of ``git check-attr working-tree-encoding``'s answer for a path besides the
-path itself: the attribute's name, a value as long as any encoding's name, three NULs."""
+ATTRIBUTE_ANSWER_BYTES = 2 * 64
+"""The bytes of ``git check-attr working-tree-encoding filter``'s answer for a path
+besides the path, which it names twice: the attributes' names, values as long as any
+encoding's or filter's name, six NULs."""
 
 
-def _parts(paths: Sequence[str], answer_bytes: int) -> list[list[str]]:
+def _parts(paths: Sequence[str], answer_bytes: int, named: int = 1) -> list[list[str]]:
     """``paths`` in parts, in order, each asked of git apart: for each part, its paths
-    and ``answer_bytes`` a path come to at most ``MAX_GIT_ANSWER``, the bound of one
-    answer. A repository of a million files would otherwise fail a check for its size
-    alone, while each answer stays bounded against a git that says more than asked."""
+    (each ``named`` times in the answer) and ``answer_bytes`` a path come to at most
+    ``MAX_GIT_ANSWER``, the bound of one answer. A repository of a million files would
+    otherwise fail a check for its size alone, while each answer stays bounded against a
+    git that says more than asked."""
     parts: list[list[str]] = [[]]
     size = 0
     for path in paths:
-        cost = len(os.fsencode(path)) + answer_bytes
+        cost = named * len(os.fsencode(path)) + answer_bytes
         if parts[-1] and size + cost > MAX_GIT_ANSWER:
             parts.append([])
             size = 0
@@ -925,23 +950,31 @@ class Checkout:
         return None
 
     def problem_asked(self, rel: str, raw: bytes) -> str | None:
-        """``problem``, and for bytes of any shape whether ``rel`` is a committed symlink
-        held as a file of its target, git's index asked about ``rel`` alone: for a file
+        """``problem``, whether Git LFS tracks ``rel`` (``LFS_TRACKED``), and for bytes of
+        any shape whether it is a committed symlink held as a file of its target, git's
+        index and attributes asked about ``rel`` alone: for a file
         that the build's question to the index (``indexed_by_git``) does not reach, or
         only after it is used (the project file, which every command reads; a layer
         directory held as a file). A target of several lines is no shape ``problem``
         asks about, and a target may be any text, the project file's too."""
         found = self.problem(rel, raw)
-        if found is not None or _link_shaped(raw) or not raw:
-            # Asked already, or no target. A target of any length or bytes is a blob
-            # git writes whole where it makes no link (``link_checked_out``).
+        if found is not None:
             return found
+        attributes = attributes_by_git(self.root, [rel])  # answered while the index is
+        link = None
         try:
-            link = indexed_by_git(self.root, [], [rel])().links.get(rel)
+            # A link-shaped file is asked already, and an empty one holds no target. A
+            # target of any length or bytes is a blob git writes whole where it makes
+            # no link (``link_checked_out``).
+            if not _link_shaped(raw) and raw:
+                link = indexed_by_git(self.root, [], [rel])().links.get(rel)
+            lfs = attributes().lfs
         except GitUnanswered as exc:
             return ("may be a symlink in git held as a file of its target (a checkout "
-                    f"without symlink support), and git, which would tell, did not answer "
-                    f"({exc}): fix what stops git, then run magcfg again")
+                    "without symlink support), or in Git LFS, and git, which would tell, "
+                    f"did not answer ({exc}): fix what stops git, then run magcfg again")
+        if rel in lfs:
+            return LFS_TRACKED
         return LINK_HELD if link is not None and git_object_id(raw, link) == link else None
 
     def index(self) -> dict[str, tuple[str, str]]:

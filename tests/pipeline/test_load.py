@@ -333,6 +333,29 @@ def test_git_lfs_pointers_are_refused(mini: Project, rel: str, command: str) -> 
     assert mini.snapshot_tree("") == before
 
 
+@pytest.mark.parametrize(("rel", "command"), LFS_READ)
+def test_inputs_git_lfs_tracks_are_refused_whatever_the_checkout_holds(
+        mini: Project, rel: str, command: str) -> None:
+    """With git-lfs a checkout holds the file an LFS pointer stands for: the build read
+    it, though the commit holds the pointer (`diff --against` refuses it there) and the
+    bytes come from LFS storage, which no commit pins. The attribute is asked: every
+    command refuses an input `.gitattributes` gives `filter=lfs`, whatever it holds."""
+    run = _committed(mini.root)
+    mini.write(".gitattributes", f"{rel} filter=lfs diff=lfs merge=lfs -text\n")
+    run(["git", "add", ".gitattributes"], cwd=mini.root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "lfs"],
+        cwd=mini.root)
+    before = mini.snapshot_tree("")
+    stderr = failed_cleanly(mini.run(*COMMANDS.get(command, [command])))
+    assert stderr.startswith(
+        f"{rel}: error: is tracked by Git LFS (filter=lfs in .gitattributes): a commit "
+        "holds its pointer, and the bytes a checkout with git-lfs reads come from LFS "
+        "storage, which no commit pins (`diff --against` and a clone without git-lfs read "
+        "the pointer); keep the inputs out of LFS (drop their filter=lfs in .gitattributes "
+        "and commit them again)\n"), stderr
+    assert mini.snapshot_tree("") == before
+
+
 def test_git_lfs_pointers_at_a_commit_are_refused(mini: Project) -> None:
     """At a commit every LFS file is its pointer, whatever the checkout holds: `diff
     --against` and `report --against` parsed it as the layer or schema it is not (a

@@ -288,10 +288,10 @@ def _committed_links(root: Path, names: list[str]) -> set[str]:
 def _committed_encoded(root: Path, names: Sequence[str]) -> dict[str, bytes | Unread | None]:
     """``_committed`` for each of ``names`` that git checks out in another encoding than
     UTF-8. Fails the gate as ``list_files`` does when git cannot say which."""
-    from ..project import GitUnanswered, encoded_by_git
+    from ..project import GitUnanswered, attributes_by_git
 
     try:
-        encoded = sorted(encoded_by_git(root, names)())
+        encoded = sorted(attributes_by_git(root, names)().encodings)
     except GitUnanswered as exc:  # the gate cannot say what it would read
         raise BuildError([Diagnostic(
             ".", None, None, f"git could not say which files it checks out converted "
