@@ -316,3 +316,38 @@ def test_a_changed_directory_is_read_to_its_big_difference_once(
     read.clear()
     assert replace_directories(tmp_path, [DirectoryUpdate("out/dev", new)]) == []
     assert sum(read) == len(old) + len(new["manifest.json"])  # unchanged: read whole, once
+
+
+@pytest.mark.parametrize("command", [["build"], ["diff", "dev", "prod"],
+                                     ["explain", "magds.host", "--env", "prod"], ["lint"]])
+def test_a_repository_s_fsmonitor_command_is_never_run(
+        tmp_path: Path, command: list[str]) -> None:
+    """git runs ``core.fsmonitor`` for a command that reads the index (``ls-files``),
+    from the repository's own config: every command ran it, a command of whoever made
+    the ``.git`` (a repository handed over whole, a runner's cache), and waited on it.
+    magcfg's git reads the work tree itself."""
+    import json
+    import subprocess
+
+    from .conftest import MINI_BASE, MINI_PROJECT, MINI_SCHEMA, Project
+
+    project = Project(tmp_path / "proj")
+    project.write("magcfg.yaml", MINI_PROJECT)
+    project.write("schemas/schema.json", json.dumps(MINI_SCHEMA, indent=2))
+    for rel, text in MINI_BASE.items():
+        project.write(rel, text)
+    ran = tmp_path / "ran"
+    monitor = tmp_path / "monitor"
+    monitor.write_text(f"#!/bin/sh\necho \"$@\" >> {ran}\n")
+    monitor.chmod(0o755)
+    for args in (["init", "-q"], ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "i"],
+                 ["config", "core.fsmonitor", str(monitor)]):
+        subprocess.run(["git", *args], cwd=project.root, check=True, capture_output=True)
+    subprocess.run(["git", "status", "--porcelain"], cwd=project.root, check=True,
+                   capture_output=True)
+    assert ran.exists()  # git itself runs it
+    ran.unlink()
+    done = project.run(*command)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not ran.exists(), ran.read_text()

@@ -241,6 +241,7 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     # are read as committed, or a replaced manifest numbered versions here alone.
     env["GIT_NO_REPLACE_OBJECTS"] = "1"
     env["GIT_LITERAL_PATHSPECS"] = "1"
+    _set_config(env, GIT_CONFIG_SET)
     for name in GIT_PATH_VARIABLES:
         value = env.get(name)
         if value and not os.path.isabs(value):
@@ -250,6 +251,34 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
         if top is not None:
             env["GIT_WORK_TREE"] = top
     return env
+
+
+GIT_CONFIG_SET = (("core.fsmonitor", "false"),)
+"""git settings every git command magcfg runs is given, over the repository's own:
+``core.fsmonitor`` names a command git runs, and waits on, whenever it reads the index
+(``git ls-files``, every command's question), taken from the ``.git/config`` of
+whoever made the repository (one handed over whole, a CI runner's cache). Without it
+git looks at the work tree itself, as a clone's first command does."""
+
+
+def _set_config(env: dict[str, str], settings: Sequence[tuple[str, str]]) -> None:
+    """``settings`` added to ``env``'s ``GIT_CONFIG_COUNT`` list (git 2.31), after any
+    it holds: the last value of a key is the one git takes. Once: a list that ends with
+    them already (an environment made by ``git_env``) is left as it is."""
+    count = env.get("GIT_CONFIG_COUNT", "0")
+    if not count.isdigit():
+        return  # git refuses every command so, saying why: nothing to add to
+    n = int(count)
+    if n >= len(settings) and all(
+            (env.get(f"GIT_CONFIG_KEY_{n - len(settings) + i}"),
+             env.get(f"GIT_CONFIG_VALUE_{n - len(settings) + i}")) == setting
+            for i, setting in enumerate(settings)):
+        return
+    for key, value in settings:
+        env[f"GIT_CONFIG_KEY_{n}"] = key
+        env[f"GIT_CONFIG_VALUE_{n}"] = value
+        n += 1
+    env["GIT_CONFIG_COUNT"] = str(n)
 
 
 @functools.lru_cache(maxsize=4)

@@ -108,10 +108,21 @@ def open_repo(root: Path) -> Any:
         raise outside from None
     # GitPython passes our environment on to the git it runs in the work tree's top;
     # the paths a promotion adds, resets and cleans are paths, never pathspec magic.
+    # The settings every git magcfg runs is given (``GIT_CONFIG_SET``) too: a promotion's
+    # status, add and commit read the index.
     repo.git.update_environment(**{name: env[name]
-                                   for name in (*GIT_PATH_VARIABLES, "GIT_LITERAL_PATHSPECS")
+                                   for name in (*GIT_PATH_VARIABLES, "GIT_LITERAL_PATHSPECS",
+                                                *_config_variables(env))
                                    if env.get(name)})
     return repo
+
+
+def _config_variables(env: dict[str, str]) -> list[str]:
+    """The names of ``env``'s ``GIT_CONFIG_COUNT`` list (``durable.git_env``)."""
+    count = env.get("GIT_CONFIG_COUNT", "0")
+    n = int(count) if count.isdigit() else 0
+    return ["GIT_CONFIG_COUNT", *(f"GIT_CONFIG_{part}_{i}" for i in range(n)
+                                  for part in ("KEY", "VALUE"))]
 
 
 def unknown_ref(repo: Any, ref: str) -> str:
