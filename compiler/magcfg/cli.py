@@ -410,7 +410,7 @@ def check_env(
             result = run_check(real_directory(proj.root, display), env=env, volume=False,
                                display=display)
         else:
-            result = run_check(_artifact_directory(artifact), env=env)
+            result = run_check(_artifact_directory(artifact, "check-env"), env=env)
     except MagcfgError as exc:
         if output_format == "json":
             _fail_report("check-env", exc, top)
@@ -434,15 +434,21 @@ def check_env(
     if not result.ok:
         raise typer.Exit(1)
 
-def _artifact_directory(given: str) -> Path:
-    """``check-env --artifact``'s directory; a usage error for a registry reference
-    (``oci://``, or cosign's form where no such directory is), which a directory's path
-    would mangle (``oci:/...``) and report as a missing manifest."""
+def _artifact_directory(given: str, command: str) -> Path:
+    """``--artifact``'s directory; a usage error for a registry reference (``oci://``
+    for a ``command`` that reads none, or cosign's form where no such directory is),
+    which a directory's path would mangle (``oci:/...``) and report as a missing
+    manifest."""
     from .errors import UsageError
     from .oci.reference import bare_reference
 
-    if given.startswith("oci://") or (not os.path.lexists(given) and bare_reference(given)):
-        raise UsageError(f"--artifact {given}: check-env reads an artifact directory (the "
+    reference = bare_reference(given) if not os.path.lexists(given) else None
+    if command == "verify" and reference is not None:
+        raise UsageError(f"--artifact {given}: no such directory; a registry artifact is "
+                         f"named with oci:// ({reference}), as publish names it beside "
+                         "cosign's form")
+    if given.startswith("oci://") or reference is not None:
+        raise UsageError(f"--artifact {given}: {command} reads an artifact directory (the "
                          "--out of magcfg watch, a ConfigMap volume, or one pulled with "
                          "crane or oras), not a registry")
     return Path(given)
@@ -572,12 +578,23 @@ def verify(
     project: ProjectOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
     output_format: ReportFormatOption = "text",
+    artifact: Annotated[str | None, typer.Option(
+        "--artifact", "-a", help="Verify this artifact instead of the project's: a directory "
+        "(pulled with crane or oras, a ConfigMap volume, watch's --out) or "
+        "oci://REGISTRY/REPO[:TAG|@sha256:...]; needs one --env and --public-key.",
+        show_default=False)] = None,
+    insecure_registry: Annotated[bool, typer.Option(
+        "--insecure-registry", help="With --artifact oci://...: plain HTTP, to a registry on "
+        "127.0.0.1 only.")] = False,
 ) -> None:
     """Check each artifact's signature, that its manifest is well formed and made for that
     environment, and the sha256 of every file it lists.
 
     Exit 1 naming the file on any mismatch, a missing signature, an untrusted signer,
-    another environment's artifact or a file that is not a regular file.
+    another environment's artifact or a file that is not a regular file. With
+    --artifact, also a file the artifact should not hold, a configmap.yaml or
+    kustomization.yaml that is not the one its signed files make, and for oci:// a
+    missing or untrusted cosign signature.
     """
     from .durable import real_directory
     from .project import load_project
@@ -586,6 +603,11 @@ def verify(
     from .signing.signatures import VerifiedArtifact
 
     as_json = _report_format(output_format)
+    if artifact is not None:
+        _verify_given(artifact, env, public_key, project, insecure_registry, quiet, as_json)
+        return
+    if insecure_registry:
+        _fail(UsageError("--insecure-registry goes with --artifact oci://..."))
     top = _top(None, project)
     try:
         proj = load_project(project)
@@ -621,6 +643,79 @@ def verify(
         _print_report("verify_report", top, verified, problems)
     if failed:
         raise typer.Exit(1)
+
+
+def _verify_given(artifact: str, env: list[str] | None, public_key: list[Path] | None,
+                  project: Path | None, insecure: bool, quiet: bool, as_json: bool) -> None:
+    """``verify --artifact``: an artifact the operator names, every file of it, against
+    the keys named (named as given, as the artifact is)."""
+    from .review import reports
+    from .signing.directory import read_whole, verify_whole
+    from .signing.keys import load_public_key
+
+    if not env or len(env) != 1:
+        _fail(UsageError("--artifact is the artifact of one environment: pass --env once"))
+    if not public_key:
+        _fail(UsageError("--artifact needs the keys you trust: pass --public-key FILE"))
+    if project is not None:
+        _fail(UsageError("--project and --artifact are exclusive: an artifact is verified "
+                         "by itself"))
+    (environment,) = env
+    display = artifact
+    try:
+        keys = [load_public_key(p) for p in public_key]
+    except MagcfgError as exc:
+        if as_json:
+            _fail_report("verify", exc, None, artifacts=[])
+        _fail(exc)
+    try:
+        if artifact.startswith("oci://"):
+            members, prefix = _pulled(artifact, keys, insecure)
+            display = prefix.rstrip("/")
+        else:
+            if insecure:
+                raise UsageError("--insecure-registry goes with --artifact oci://...")
+            _artifact_directory(artifact, "verify")
+            members, prefix = read_whole(artifact)
+        result = verify_whole(members, keys, environment=environment, prefix=prefix)
+    except MagcfgError as exc:
+        if not as_json or exc.exit_code != 1:
+            _fail(exc)
+        sys.stdout.write(reports.render(reports.verify_report(
+            [(environment, display, None)], exc.diagnostics, name=str)))
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(reports.render(reports.verify_report(
+            [(environment, display, result)], [], name=str)))
+    elif not quiet:
+        extra = ", attestation ok" if result.attestation_checked else ""
+        _stderr(f"verified {printable(display)}: version {result.version}, "
+                f"{len(result.files)} file(s), key {result.key_id}{extra}")
+
+
+def _pulled(text: str, keys: "list[Ed25519PublicKey]", insecure: bool
+            ) -> tuple[dict[str, bytes], str]:
+    """The files of the artifact an ``oci://`` reference names, pulled as the Kernel
+    pulls it (a cosign signature by one of ``keys`` over its digest), and the prefix that
+    names them: ``oci://REGISTRY/REPO@sha256:.../``."""
+    from .errors import Diagnostic
+    from .oci.reference import Reference, parse_reference
+    from .oci.registry import Registry
+    from .runtime.registry import SourceRefused, pull
+
+    reference = parse_reference(text)
+    tag = reference.tag or ("latest" if not reference.digest else None)
+    client = Registry(reference, insecure=insecure)
+    digest = reference.digest or client.manifest_digest(reference.repository, str(tag))
+    if digest is None:
+        raise MagcfgError([Diagnostic(text, None, None, "no such tag in the registry",
+                                      code="missing_file")])
+    try:
+        _, members = pull(client, Reference(reference.host, reference.repository), digest,
+                          keys)
+    except SourceRefused as exc:
+        raise MagcfgError([Diagnostic("", None, None, str(exc), code=exc.reason)]) from None
+    return members, f"{Reference(reference.host, reference.repository, None, digest)}/"
 
 
 # ---------------------------------------------------------------- diff / promote

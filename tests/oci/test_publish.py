@@ -264,7 +264,8 @@ def test_a_plain_http_registry_without_insecure_says_so(signed: Project,
     assert err.startswith(f"oci://{repo}:production: error: registry {registry.host} "
                           "unreachable: ")
     assert err.endswith(": it answers plain HTTP, not HTTPS (plain HTTP only for a registry "
-                        "on this machine: publish --insecure, watch --insecure-registry)\n")
+                        "on this machine: publish --insecure, watch and verify "
+                        "--insecure-registry)\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -350,6 +351,25 @@ def test_a_ci_script_takes_every_reference_from_the_json_report(
                        home=tmp_path)
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)[0]["critical"]["identity"]["docker-reference"] == repo
+    # Pulled with crane (the artifact's one layer, untarred), or named by reference:
+    # verify --artifact checks it as a service would take it.
+    layer = json.loads(crane("manifest", artifact["reference"]))["layers"][0]["digest"]
+    pulled = tmp_path / "pulled"
+    pulled.mkdir()
+    blob = subprocess.run([tool("crane"), "blob", f"{repo}@{layer}"], capture_output=True,
+                          check=True).stdout
+    subprocess.run(["tar", "-xz", "-C", str(pulled)], input=blob, check=True)
+    for given, extra in ((str(pulled), ()), (artifact["pinned"], ("--insecure-registry",)),
+                         (artifact["follow"], ("--insecure-registry",))):
+        checked = signed.run("verify", "--artifact", given, "-e", "production", "-k", pub,
+                             *extra)
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stderr.startswith(f"verified {given.split(':latest')[0]}"), checked.stderr
+    assert signed.run("keys", "generate", "--out", str(tmp_path / "other")).returncode == 0
+    untrusted = signed.run("verify", "--artifact", artifact["pinned"], "-e", "production", "-k",
+                           str(tmp_path / "other/magcfg.pub"), "--insecure-registry")
+    assert failed_cleanly(untrusted, 1) == (
+        f"error: {artifact['pinned']}: no cosign signature by a trusted key over this digest\n")
     for form in ("pinned", "follow"):
         out = tmp_path / form
         watcher = subprocess.Popen(

@@ -136,7 +136,7 @@ def _plain_http(reason: object) -> str:
     for it ("wrong version number") do not say."""
     if isinstance(reason, ssl.SSLError) and reason.reason in _PLAIN_HTTP:
         return (": it answers plain HTTP, not HTTPS (plain HTTP only for a registry on this "
-                "machine: publish --insecure, watch --insecure-registry)")
+                "machine: publish --insecure, watch and verify --insecure-registry)")
     return ""
 
 

@@ -42,7 +42,7 @@ from ..oci.registry import Registry, RegistryError, is_digest
 from .events import SOURCE_FAILED, SOURCE_RESTORED
 from .publish import failure, own_directory, publish
 
-__all__ = ["RegistrySource", "SourceRefused"]
+__all__ = ["RegistrySource", "SourceRefused", "pull"]
 
 log = logging.getLogger("magcfg.runtime")
 
@@ -53,6 +53,56 @@ class SourceRefused(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def pull(client: Registry, reference: Reference, digest: str,
+         public_keys: Sequence[Ed25519PublicKey]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The OCI manifest and the files of the artifact ``reference`` names at ``digest``:
+    a Flux artifact whose cosign signature, by one of ``public_keys``, is over exactly
+    that digest (its files are for the caller to verify). Raises :class:`SourceRefused`
+    or the registry's error."""
+    repo = reference.repository
+    found = client.manifest(repo, digest)
+    if found is None:
+        raise SourceRefused("missing_file", f"{reference}: {digest} vanished while pulled")
+    try:
+        manifest = found.json()
+        layer = flux.content_layer(manifest)
+    except (ValueError, flux.ArtifactFormatError) as exc:
+        raise SourceRefused("malformed_manifest", f"{reference}@{digest}: {exc}") from None
+    _check_signature(client, reference, digest, public_keys)
+    size = layer["size"]
+    assert isinstance(size, int)  # flux.content_layer checked it
+    blob = client.blob(repo, str(layer["digest"]), size)
+    try:
+        files = flux.unpack(blob)
+    except flux.ArtifactFormatError as exc:
+        raise SourceRefused("malformed_manifest", f"{reference}@{digest}: {exc}") from None
+    return manifest, files
+
+
+def _check_signature(client: Registry, reference: Reference, digest: str,
+                     public_keys: Sequence[Ed25519PublicKey]) -> None:
+    repo = reference.repository
+    signatures = client.manifest(repo, cosign.tag_for(digest, "sig"))
+    if signatures is None:
+        raise SourceRefused("unsigned", f"{reference}@{digest}: no cosign signature "
+                            "(publish it with `magcfg publish`)")
+    try:
+        doc = signatures.json()
+    except ValueError:
+        doc = {}
+    layers = doc.get("layers")
+    payloads: dict[str, bytes] = {}
+    # The .sig image is fetched by tag: the registry controls all of it. A layer of
+    # another shape (no digest, a digest that is not sha256:HEX) holds no signature.
+    for layer in layers[:16] if isinstance(layers, list) else []:
+        if isinstance(layer, dict) and layer.get("mediaType") == cosign.SIMPLE_SIGNING_MEDIA_TYPE \
+                and is_digest(found := layer.get("digest")):
+            payloads[found] = client.blob(repo, found, 64 * 1024)
+    if not cosign.verify_signatures(doc, payloads, digest, public_keys):
+        raise SourceRefused("bad_signature", f"{reference}@{digest}: no cosign "
+                            "signature by a trusted key over this digest")
 
 
 class RegistrySource:
@@ -148,22 +198,7 @@ class RegistrySource:
             raise SourceRefused("missing_file", f"{self.reference}: no such tag in the registry")
         if self.pulled is not None and digest == self.pulled[0]:
             return False
-        found = self.client.manifest(repo, digest)
-        if found is None:
-            raise SourceRefused("missing_file", f"{self.reference}: {digest} vanished while pulled")
-        try:
-            manifest = found.json()
-            layer = flux.content_layer(manifest)
-        except (ValueError, flux.ArtifactFormatError) as exc:
-            raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
-        self._check_signature(digest)
-        size = layer["size"]
-        assert isinstance(size, int)  # flux.content_layer checked it
-        blob = self.client.blob(repo, str(layer["digest"]), size)
-        try:
-            files = flux.unpack(blob)
-        except flux.ArtifactFormatError as exc:
-            raise SourceRefused("malformed_manifest", f"{self.reference}@{digest}: {exc}") from None
+        manifest, files = pull(self.client, self.reference, digest, self.public_keys)
         with self._writing:
             if self._stop.is_set():
                 # A stopped source writes nothing: its kernel may have removed the mirror.
@@ -188,28 +223,6 @@ class RegistrySource:
         with self._lock:
             if pulled is not None and pulled == self.pulled:
                 self.digest, self.revision = pulled
-
-    def _check_signature(self, digest: str) -> None:
-        repo = self.reference.repository
-        signatures = self.client.manifest(repo, cosign.tag_for(digest, "sig"))
-        if signatures is None:
-            raise SourceRefused("unsigned", f"{self.reference}@{digest}: no cosign signature "
-                                "(publish it with `magcfg publish`)")
-        try:
-            doc = signatures.json()
-        except ValueError:
-            doc = {}
-        layers = doc.get("layers")
-        payloads: dict[str, bytes] = {}
-        # The .sig image is fetched by tag: the registry controls all of it. A layer of
-        # another shape (no digest, a digest that is not sha256:HEX) holds no signature.
-        for layer in layers[:16] if isinstance(layers, list) else []:
-            if isinstance(layer, dict) and layer.get("mediaType") == cosign.SIMPLE_SIGNING_MEDIA_TYPE \
-                    and is_digest(found := layer.get("digest")):
-                payloads[found] = self.client.blob(repo, found, 64 * 1024)
-        if not cosign.verify_signatures(doc, payloads, digest, self.public_keys):
-            raise SourceRefused("bad_signature", f"{self.reference}@{digest}: no cosign "
-                                "signature by a trusted key over this digest")
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

@@ -1,15 +1,17 @@
 """An artifact directory (``generated/<env>/``) signed and verified as a whole.
 
 ``verify_artifact`` checks the manifest's signature, every listed file's digest and the
-attestation; ``sign_artifact`` writes the signature, the attestation and the ConfigMap
-that carries the signature, each only if its bytes change.
+attestation; ``verify_whole`` checks an artifact held with every file of it (pulled from
+a registry) as strictly, and that it holds nothing else; ``sign_artifact`` writes the
+signature, the attestation and the ConfigMap that carries the signature, each only if
+its bytes change.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ..artifact import (
+    CONFIGMAP,
     DATA_LINK,
     KUSTOMIZATION,
     DataLinkError,
@@ -34,7 +37,7 @@ from ..durable import (
     read_member,
     replace_directories,
 )
-from ..errors import Diagnostic
+from ..errors import Diagnostic, MagcfgError
 from .keys import SigningError, key_id
 from .signatures import (
     ATTESTATION_NAME,
@@ -46,10 +49,11 @@ from .signatures import (
     check_environment,
     parse_manifest,
     sign_manifest,
+    verify_files,
     verify_manifest,
 )
 
-__all__ = ["SignedArtifact", "sign_artifact", "verify_artifact"]
+__all__ = ["SignedArtifact", "read_whole", "sign_artifact", "verify_artifact", "verify_whole"]
 
 
 def verify_artifact(env_dir: str | os.PathLike[str],
@@ -164,6 +168,93 @@ def _made_of_signed(directory: Path, environment: str, members: dict[str, bytes]
                                     "sign` again, which writes it from them", "unlisted_file")
         found[name] = held
     return found
+
+
+def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519PublicKey], *,
+                 environment: str, prefix: str = "") -> VerifiedArtifact:
+    """Verify an artifact held with every file of it (``read_whole`` of a directory
+    pulled with crane or oras, a registry's layer) as ``verify_artifact`` verifies a
+    directory, and besides: it holds no file but the ones magcfg writes there, and its
+    ``configmap.yaml`` and ``kustomization.yaml``, which no signature covers and which
+    ``kustomize build`` applies, are the ones magcfg derives from the signed files.
+    ``prefix`` is put before file names in errors."""
+    keys = list(public_keys)
+    manifest_bytes = members.get(MANIFEST_NAME)
+    if manifest_bytes is None:
+        raise VerificationError(prefix + MANIFEST_NAME, "not found: not an artifact of magcfg",
+                                "missing_file")
+    signature = members.get(SIGNATURE_NAME)
+    if signature is None:
+        raise VerificationError(prefix + SIGNATURE_NAME,
+                                "not found: the artifact is not signed (run `magcfg sign`)",
+                                "unsigned")
+    verified = verify_files(manifest_bytes, signature, members, keys, environment=environment,
+                            prefix=prefix)
+    envelope = members.get(ATTESTATION_NAME)
+    if envelope is not None:
+        from .attestation import verify_attestation
+
+        verify_attestation(envelope, {MANIFEST_NAME: manifest_bytes, **verified.files}, keys,
+                           file=prefix + ATTESTATION_NAME)
+    known = written_names(manifest_bytes)
+    for name in sorted(members):
+        if name not in known:
+            raise VerificationError(prefix + name, "not a file of the signed artifact: the "
+                                    "manifest lists none of this name and magcfg writes none "
+                                    "(added after signing?)", "extra_file")
+    for name, derived in _derived(environment, members, verified).items():
+        if members.get(name) not in (None, derived):
+            raise VerificationError(prefix + name, "not what magcfg derives from the signed "
+                                    "files (edited after signing?): kustomize would apply "
+                                    "what no signature covers", "digest_mismatch")
+    return VerifiedArtifact(verified.key_id, verified.manifest, manifest_bytes,
+                            verified.files, attestation_checked=envelope is not None)
+
+
+def _derived(environment: str, members: Mapping[str, bytes],
+             verified: VerifiedArtifact) -> dict[str, bytes | None]:
+    """``configmap.yaml`` and ``kustomization.yaml`` as ``sign`` and the build write
+    them for the verified files (None: none can be made of them)."""
+    from ..delivery.configmap import configmap_files, render_configmap
+    from ..delivery.kustomization import render_kustomization
+
+    objects: dict[str, bytes] = dict(verified.files)
+    derived: dict[str, bytes | None] = {}
+    if CONFIGMAP in members:
+        signed = {MANIFEST_NAME: verified.manifest_bytes,
+                  SIGNATURE_NAME: members[SIGNATURE_NAME], **verified.files}
+        try:
+            derived[CONFIGMAP] = objects[CONFIGMAP] = render_configmap(
+                environment, configmap_files(signed))
+        except MagcfgError:
+            derived[CONFIGMAP] = None
+    derived[KUSTOMIZATION] = render_kustomization(environment, objects)
+    return derived
+
+
+def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
+               ) -> tuple[dict[str, bytes], str]:
+    """Every file of an artifact directory given explicitly (pulled, a ConfigMap volume:
+    read through its ``..data``), for ``verify_whole``, and the prefix its errors name
+    them by. A directory or anything but a regular file in it is refused."""
+    prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
+    try:
+        directory = data_root(Path(env_dir), volume=True)
+    except DataLinkError as exc:
+        raise VerificationError(prefix + DATA_LINK, exc.message, "unreadable_file") from None
+    if directory != Path(env_dir):
+        prefix += DATA_LINK + "/"
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory))
+    except OSError as exc:
+        raise VerificationError(prefix.rstrip("/"), f"cannot read: {exc.strerror}",
+                                "unreadable_file") from None
+    members: dict[str, bytes] = {}
+    for name in names:
+        data = _read_member(directory, name, prefix)
+        if data is not None:
+            members[name] = data
+    return members, prefix
 
 
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
