@@ -440,7 +440,7 @@ def _artifact_directory(given: str, command: str) -> Path:
     which a directory's path would mangle (``oci:/...``) and report as a missing
     manifest."""
     from .errors import UsageError
-    from .oci.reference import bare_reference
+    from .oci.reference import bare_reference, parse_reference
 
     reference = bare_reference(given) if not os.path.lexists(given) else None
     if command == "verify" and reference is not None:
@@ -448,9 +448,15 @@ def _artifact_directory(given: str, command: str) -> Path:
                          f"named with oci:// ({reference}), as publish names it beside "
                          "cosign's form")
     if given.startswith("oci://") or reference is not None:
+        try:
+            named = str(reference or parse_reference(given)).removeprefix("oci://")
+        except UsageError:
+            named = "REGISTRY/REPO:TAG"
+        # oras pulls only layers that carry a file name, which a Flux artifact's does not.
         raise UsageError(f"--artifact {given}: {command} reads an artifact directory (the "
-                         "--out of magcfg watch, a ConfigMap volume, or one pulled with "
-                         "crane or oras), not a registry")
+                         "--out of magcfg watch, a ConfigMap volume, or a registry's "
+                         f"artifact pulled into one: crane export {named} - | tar -x -C "
+                         "DIR), not a registry")
     return Path(given)
 
 
@@ -580,7 +586,7 @@ def verify(
     output_format: ReportFormatOption = "text",
     artifact: Annotated[str | None, typer.Option(
         "--artifact", "-a", help="Verify this artifact instead of the project's: a directory "
-        "(pulled with crane or oras, a ConfigMap volume, watch's --out) or "
+        "(pulled with crane export, a ConfigMap volume, watch's --out) or "
         "oci://REGISTRY/REPO[:TAG|@sha256:...]; needs one --env and --public-key.",
         show_default=False)] = None,
     insecure_registry: Annotated[bool, typer.Option(

@@ -130,13 +130,15 @@ def test_a_registry_reference_is_no_artifact_directory(built: Project) -> None:
     (what publish prints), is a usage error saying so, not a missing manifest in a
     directory named after it (``oci:/...``, as a path reads it)."""
     pinned = "127.0.0.1:5000/acme/cfg@sha256:" + "a" * 64
-    for given in (f"oci://{pinned}", pinned, "oci://127.0.0.1:5000/acme/cfg:production"):
+    tagged = "127.0.0.1:5000/acme/cfg:production"
+    for given, pulled in ((f"oci://{pinned}", pinned), (pinned, pinned),
+                          (f"oci://{tagged}", tagged), ("oci://Bad", "REGISTRY/REPO:TAG")):
         result = run(built.root, "check-env", "--env", "prod", "--artifact", given,
                      env=clean_env())
         assert failed_cleanly(result, 2) == (
             f"error: --artifact {given}: check-env reads an artifact directory (the --out of "
-            "magcfg watch, a ConfigMap volume, or one pulled with crane or oras), not a "
-            "registry\n")
+            "magcfg watch, a ConfigMap volume, or a registry's artifact pulled into one: "
+            f"crane export {pulled} - | tar -x -C DIR), not a registry\n")
 
 
 def test_missing_artifact_and_usage_errors(built: Project, tmp_path: Path) -> None:

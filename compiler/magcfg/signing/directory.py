@@ -173,7 +173,7 @@ def _made_of_signed(directory: Path, environment: str, members: dict[str, bytes]
 def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519PublicKey], *,
                  environment: str, prefix: str = "") -> VerifiedArtifact:
     """Verify an artifact held with every file of it (``read_whole`` of a directory
-    pulled with crane or oras, a registry's layer) as ``verify_artifact`` verifies a
+    pulled with ``crane export``, a registry's layer) as ``verify_artifact`` verifies a
     directory, and besides: it holds no file but the ones magcfg writes there, and its
     ``configmap.yaml`` and ``kustomization.yaml``, which no signature covers and which
     ``kustomize build`` applies, are the ones magcfg derives from the signed files.
