@@ -105,26 +105,6 @@ def test_publishing_twice_creates_nothing(signed: Project, registry: LocalRegist
     assert after == before
 
 
-def test_stock_cosign_verifies_signature_and_attestation(
-        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
-    repo = registry.repository()
-    done = _publish(signed, f"oci://{repo}:latest")
-    assert done.returncode == 0, done.stderr
-    ref = done.stdout.strip()
-    pub = str(signed.root / "keys/magcfg.pub")
-    verified = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", ref, home=tmp_path)
-    assert verified.returncode == 0, verified.stderr
-    payload = json.loads(verified.stdout)[0]
-    assert payload["critical"]["image"]["docker-manifest-digest"] == ref.split("@")[1]
-    attested = _cosign("verify-attestation", "--key", pub, "--insecure-ignore-tlog",
-                       "--type", "slsaprovenance1", ref, home=tmp_path)
-    assert attested.returncode == 0, attested.stderr
-    statement = json.loads(__import__("base64").b64decode(json.loads(attested.stdout)["payload"]))
-    assert statement["subject"] == [{"name": repo, "digest": {"sha256": ref.split(":")[-1]}}]
-    assert statement["predicate"]["buildDefinition"]["externalParameters"] == {
-        "environment": "production"}
-
-
 def test_cosign_refuses_a_retagged_or_tampered_artifact(
         signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
     repo = registry.repository()
@@ -317,11 +297,13 @@ def test_a_rebuild_that_changes_no_file_is_the_version_already_published(
 def test_a_ci_script_takes_every_reference_from_the_json_report(
         signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
     """What a CI script does with ``publish -f json``: one report on stdout, nothing on
-    stderr; its cosign form goes to crane and cosign, its oci:// forms to watch
-    --artifact. Publishing again reports nothing pushed; a refused artifact is a report
-    naming the file, nothing pushed."""
+    stderr; its cosign form goes to stock cosign (signature and attestation) and crane,
+    its oci:// forms to verify and watch --artifact. Publishing again reports nothing
+    pushed; a refused artifact is a report naming the file, nothing pushed."""
+    import base64
     import sys
 
+    from magcfg.signing.keys import generate_key_pair
     from tests.oci.conftest import wait_for
 
     repo = registry.repository()
@@ -345,46 +327,55 @@ def test_a_ci_script_takes_every_reference_from_the_json_report(
     sig = f"{repo}:{digest.replace(':', '-')}"
     assert artifact["pushed"] == [f"{repo}:{version}", f"{repo}:latest", f"{sig}.sig",
                                   f"{sig}.att"]
-    assert crane("digest", artifact["reference"]).strip() == digest
+
+    ref = artifact["reference"]
     pub = str(signed.root / "keys/magcfg.pub")
-    verified = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", artifact["reference"],
-                       home=tmp_path)
+    verified = _cosign("verify", "--key", pub, "--insecure-ignore-tlog", ref, home=tmp_path)
     assert verified.returncode == 0, verified.stderr
-    assert json.loads(verified.stdout)[0]["critical"]["identity"]["docker-reference"] == repo
+    payload = json.loads(verified.stdout)[0]
+    assert payload["critical"]["image"]["docker-manifest-digest"] == digest
+    assert payload["critical"]["identity"]["docker-reference"] == repo
+    attested = _cosign("verify-attestation", "--key", pub, "--insecure-ignore-tlog",
+                       "--type", "slsaprovenance1", ref, home=tmp_path)
+    assert attested.returncode == 0, attested.stderr
+    statement = json.loads(base64.b64decode(json.loads(attested.stdout)["payload"]))
+    assert statement["subject"] == [{"name": repo, "digest": {"sha256": ref.split(":")[-1]}}]
+    assert statement["predicate"]["buildDefinition"]["externalParameters"] == {
+        "environment": "production"}
+
     # Pulled as the docs and check-env's error give it, or named by reference: verify
     # --artifact checks it as a service would take it.
     pulled = tmp_path / "pulled"
     pulled.mkdir()
-    subprocess.run(f"{tool('crane')} export {artifact['reference']} - | tar -x -C {pulled}",
-                   shell=True, check=True)
+    subprocess.run(f"{tool('crane')} export {ref} - | tar -x -C {pulled}", shell=True,
+                   check=True)
     for given, extra in ((str(pulled), ()), (artifact["pinned"], ("--insecure-registry",)),
                          (artifact["follow"], ("--insecure-registry",))):
         checked = signed.run("verify", "--artifact", given, "-e", "production", "-k", pub,
                              *extra)
         assert checked.returncode == 0, checked.stderr
         assert checked.stderr.startswith(f"verified {given.split(':latest')[0]}"), checked.stderr
-    assert signed.run("keys", "generate", "--out", str(tmp_path / "other")).returncode == 0
+    generate_key_pair(tmp_path / "other")
     untrusted = signed.run("verify", "--artifact", artifact["pinned"], "-e", "production", "-k",
                            str(tmp_path / "other/magcfg.pub"), "--insecure-registry")
     assert failed_cleanly(untrusted, 1) == (
         f"error: {artifact['pinned']}: no cosign signature by a trusted key over this digest\n")
-    for form in ("pinned", "follow"):
-        out = tmp_path / form
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "magcfg", "watch", "--artifact", artifact[form], "--env",
-             "production", "--public-key", pub, "--out", str(out), "--insecure-registry"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            wait_for(lambda: (out / "manifest.json").is_file())  # noqa: B023
-        finally:
-            watcher.terminate()
-            watcher.communicate(timeout=30)
-        assert (out / "config.json").read_bytes() == (
-            signed.root / "generated/production/config.json").read_bytes()
+    out = tmp_path / "out"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", artifact["follow"], "--env",
+         "production", "--public-key", pub, "--out", str(out), "--insecure-registry"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (out / "manifest.json").is_file())
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=30)
+    assert (out / "config.json").read_bytes() == (
+        signed.root / "generated/production/config.json").read_bytes()
 
     again = json.loads(_publish(signed, f"oci://{repo}:latest", "-f", "json").stdout)
     assert (again["artifacts"][0]["published"], again["artifacts"][0]["pushed"]) == (False, [])
-    assert again["artifacts"][0]["reference"] == artifact["reference"]
+    assert again["artifacts"][0]["reference"] == ref
 
     config = signed.root / "generated/production/config.json"
     config.write_bytes(config.read_bytes() + b"\n")
