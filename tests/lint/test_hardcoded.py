@@ -322,6 +322,32 @@ def test_xml_text_named_by_its_name_or_key_attribute(make_repo: MakeRepo) -> Non
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_an_example_file_s_key_material_is_a_finding(make_repo: MakeRepo) -> None:
+    """An example file (`.env.example`, `setup-sample.sh`) is read as gitleaks reads it:
+    a value under a secret-like key that is key material (random, as gitleaks asks of a
+    generic secret) is a finding; a placeholder of words, a short one and AWS's
+    documented `...EXAMPLEKEY` are none."""
+    repo = make_repo({
+        "scripts/setup-sample.sh": """\
+export DB_PASSWORD=CANARYq8rT2vLm9pXw4Z «MAG002»
+export API_TOKEN="CANARYk2mQ7xR4-tY8wPz3L" «MAG002»
+export DB_PASSWORD=changeme
+export API_TOKEN=your-api-token-here
+export SESSION_SECRET=my-super-secret-key-change-in-production
+""",
+        ".env.example": """\
+AWS_SECRET_ACCESS_KEY=CANARYXUtnFEMI/K7MDENG/bPxRfiCYzQWERTYKEY «MAG002»
+AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+DB_PASSWORD=s3cr3t
+SECRET_KEY=<generate-one>
+""",
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_env_entries_in_any_shape(make_repo: MakeRepo) -> None:
     """A Kubernetes or ECS env entry with a secret-like name and a literal value, however
     it is written: flow, value before name, folded, anchored or aliased, ECS's JSON."""

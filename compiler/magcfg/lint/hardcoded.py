@@ -30,7 +30,14 @@ from .findings import REDACTED, Finding
 from .keystores import key_store
 from .literals import is_literal
 from .manifests import DataEntry, sealed_lines, secret_data
-from .token_formats import Hit, encoded_private_key_hits, entropy_hits, format_hits, load_plugins
+from .token_formats import (
+    Hit,
+    encoded_private_key_hits,
+    entropy_hits,
+    format_hits,
+    load_plugins,
+    shannon_entropy,
+)
 from .walk import SourceFile, source
 
 RULE = "MAG002"
@@ -2254,7 +2261,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
         found: list[Iterator[tuple[int, Hit]]] = []
         # An XML file's key rule reads no comment (``_xml_uncommented``).
         keyed = _xml_uncommented(src) if kind == "xml" else src
-        if not example and _has_secret_word(src.text):
+        if example and _has_secret_word(src.text):
+            found.append(_key_material_hits(keyed, _key_hits(keyed, kind)))
+        elif _has_secret_word(src.text):
             found.append(_key_hits(keyed, kind, elsewhere if structured else None))
             if src.name.endswith((".tf", ".hcl")):
                 found.append(_variable_default_hits(src))
@@ -2310,6 +2319,30 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
         if old is None or old.priority > 0:
             hits[number] = verdict
     return hits
+
+
+# A hit's value, where the key rule puts its column: quoted, or a word.
+_VALUE_AT = re.compile(r"""(["'`])([^\n]*?)\1|([^\s"'`;,]++)""")
+_SAMPLE_ENTROPY = 3.5
+"""gitleaks' least entropy of a generic secret (generic-api-key), which reads an example
+file as any other."""
+
+
+def _key_material_hits(src: SourceFile, found: Iterator[tuple[int, Hit]]
+                       ) -> Iterator[tuple[int, Hit]]:
+    """Of the key rule's hits in an example file (``.env.example``, ``setup-sample.sh``),
+    those whose value is key material, not a placeholder: as random as gitleaks asks of a
+    generic secret, not words (``your-api-token-here``, ``changeme``, ``s3cr3t``) and not
+    marked as an example (AWS's documented ``...EXAMPLEKEY``). A sample holding a real
+    key is the key's leak, whatever the file is called, as gitleaks reads it."""
+    for number, hit in found:
+        line = src.lines[number - 1] if number <= len(src.lines) else ""
+        m = _VALUE_AT.match(line, hit.column - 1)
+        value = (m.group(2) if m.group(1) else m.group(3)) if m is not None else ""
+        if len(value) >= 10 and not _reads_as_name(value) \
+                and "example" not in value.lower() \
+                and shannon_entropy(value) >= _SAMPLE_ENTROPY:
+            yield number, hit
 
 
 def _any_file_hits(src: SourceFile, example: bool) -> Iterator[tuple[int, Hit]]:

@@ -106,6 +106,11 @@ def _entropy_plugins() -> tuple[Any, Any]:
     return Base64HighEntropyString(), HexHighEntropyString()
 
 
+def shannon_entropy(text: str) -> float:
+    """detect-secrets' (and gitleaks') Shannon entropy of ``text``, in bits a character."""
+    return float(_entropy_plugins()[0].calculate_shannon_entropy(text))
+
+
 def load_plugins() -> None:
     """Import and instantiate detect-secrets' plugins (what the first file's check would)."""
     _format_plugins()
@@ -269,7 +274,7 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 group = m.lastindex or 0
                 if fmt.starts_a_word and m.start(group) and _WORD.match(text, m.start(group) - 1):
                     continue
-                if _entropy_plugins()[0].calculate_shannon_entropy(m.group(group)) < fmt.entropy:
+                if shannon_entropy(m.group(group)) < fmt.entropy:
                     continue
                 number, column = locate(m.start(group))
                 yield number, Hit(column, f"{fmt.name} in a committed file ({REDACTED})", 0,
