@@ -59,7 +59,11 @@ def test_signatures_and_dsse_payload_are_not_secrets(make_repo: MakeRepo) -> Non
     payload = "eyJfdHlwZSI6Imh0dHBzOi8vaW4tdG90by5pby9TdGF0ZW1lbnQvdjEiLCJwcmVkaWNhdGUiOnt9fQ=="
     envelope = (f'{{\n  "payload": "{payload}",\n  "payloadType": "application/vnd.in-toto+json",'
                 f'\n  "signatures": [{{"keyid": "9172892a21666d30", "sig": "{sig}"}}]\n}}\n')
-    repo = make_repo({"attestation.dsse.json": envelope,
+    # A Sigstore bundle's envelope is one JSON line, its `payload` within it.
+    bundle = ('{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": '
+              f'{{"payloadType": "application/vnd.in-toto+json", "payload": "{payload}", '
+              f'"signatures": [{{"keyid": "", "sig": "{sig}"}}]}}}}\n')
+    repo = make_repo({"attestation.dsse.json": envelope, "app.sigstore.json": bundle,
                       # Outside a DSSE envelope a high-entropy `payload` still counts, and
                       # so does a `webhook_sig` that only ends in `sig`.
                       "other.json": f'{{"payload": "{payload}",\n "webhook_sig": "{sig}"}}\n'})

@@ -124,7 +124,9 @@ _DIGEST_CONTEXT = re.compile(r"(?:sha\d+|md5|integrity|digest|checksum|hash|sum|
 # `payload` is the base64 of the statement it signs: magcfg's own attestation.dsse.json.
 _PUBLIC_SIGNATURE = re.compile(r"""(?:^|[\s{,"'])(?:sig|signature|[\w-]*_signature)["']?\s*[:=]\s*$""",
                                re.IGNORECASE)
-_DSSE_PAYLOAD = re.compile(r"""^\s*"payload"\s*:\s*$""")
+# The envelope's `payload` key, on a line of its own or within the line (a Sigstore
+# bundle's or an `.intoto.jsonl`'s envelope is one JSON line).
+_DSSE_PAYLOAD = re.compile(r"""(?:^|[\s{,])"payload"\s*:\s*$""")
 _CONTEXT = 80
 """How far before a string its key is looked for: the context patterns end at the string,
 and searched from the line's start they would make a minified JSON line of n strings
@@ -390,7 +392,7 @@ def entropy_hits(src: SourceFile, decided: Callable[[int, int], bool] | None = N
             if _DIGEST_CONTEXT.search(line, near, at) or "data:" in line[max(0, at - 12):at]:
                 continue
             if _PUBLIC_SIGNATURE.search(line, near, at) \
-                    or (dsse and _DSSE_PAYLOAD.match(line, 0, at)):
+                    or (dsse and _DSSE_PAYLOAD.search(line, near, at)):
                 continue
             if re.fullmatch(r"[0-9a-fA-F]+", value):
                 # Hex strings are mostly digests and ids: only under a credential-like key.
