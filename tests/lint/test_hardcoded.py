@@ -71,6 +71,28 @@ def test_signatures_and_dsse_payload_are_not_secrets(make_repo: MakeRepo) -> Non
         ("other.json", 1), ("other.json", 2)]
 
 
+def test_a_google_cloud_resource_name_is_no_secret(make_repo: MakeRepo) -> None:
+    """A workload identity provider's resource name (`projects/<number>/locations/...`),
+    which GitHub's Google auth action is given, names what IAM grants: no entropy finding,
+    where a random string of its length beside it is one."""
+    provider = ("projects/123456789012/locations/global/workloadIdentityPools/gh7Pool2x/"
+                "providers/gh9Prov4k")
+    repo = make_repo({".github/workflows/deploy.yml": f"""\
+jobs:
+  deploy:
+    steps:
+      - uses: google-github-actions/auth@v2
+        with:
+          workload_identity_provider: '{provider}'
+          service_account: 'deployer@shop-123.iam.gserviceaccount.com'
+      - run: ./deploy.sh
+        env:
+          BLOB: "CANARYk2mQ7xR4tY8wPz3LkT5nVb9" «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 YAML_SHAPES = """\
 block:
   password: |

@@ -127,6 +127,12 @@ _PUBLIC_SIGNATURE = re.compile(r"""(?:^|[\s{,"'])(?:sig|signature|[\w-]*_signatu
 # The envelope's `payload` key, on a line of its own or within the line (a Sigstore
 # bundle's or an `.intoto.jsonl`'s envelope is one JSON line).
 _DSSE_PAYLOAD = re.compile(r"""(?:^|[\s{,])"payload"\s*:\s*$""")
+# A Google Cloud resource's name (AIP-122: collections and ids from a project, an
+# organization or a folder), which names what IAM grants, never grants it: a GitHub
+# workflow's `workload_identity_provider: projects/123.../providers/github`.
+_RESOURCE_NAME = re.compile(
+    r"(?:projects|organizations|folders|billingAccounts)/[\w-]++(?:/[a-z][A-Za-z]*+/[\w-]++)++")
+_RESOURCE_PREFIXES = ("projects/", "organizations/", "folders/", "billingAccounts/")
 _CONTEXT = 80
 """How far before a string its key is looked for: the context patterns end at the string,
 and searched from the line's start they would make a minified JSON line of n strings
@@ -393,6 +399,8 @@ def entropy_hits(src: SourceFile, decided: Callable[[int, int], bool] | None = N
                 continue
             if _PUBLIC_SIGNATURE.search(line, near, at) \
                     or (dsse and _DSSE_PAYLOAD.search(line, near, at)):
+                continue
+            if value.startswith(_RESOURCE_PREFIXES) and _RESOURCE_NAME.fullmatch(value):
                 continue
             if re.fullmatch(r"[0-9a-fA-F]+", value):
                 # Hex strings are mostly digests and ids: only under a credential-like key.
