@@ -93,6 +93,25 @@ jobs:
     assert found == expected
 
 
+def test_a_syntax_highlighter_s_token_types_are_no_tokens(make_repo: MakeRepo) -> None:
+    """ace's and CodeMirror's rules name a token type (`token: "constant.numeric"`, ace's
+    `defaultToken: "text"`): lower-case words, no credential; a token of another shape
+    under the same key is one."""
+    repo = make_repo({"web/mode-shop.js": """\
+var rules = {
+    start: [
+        { token: "keyword", regex: "\\\\b(?:if|else)\\\\b" },
+        { token : "constant.numeric", regex : "0[xX][0-9a-fA-F]+" },
+        { token: "empty_line", regex: "^$" },
+        { defaultToken: "text" },
+    ]
+};
+var session = { token: "CANARYk2mQ7xR4tY8" }; «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 YAML_SHAPES = """\
 block:
   password: |

@@ -2074,7 +2074,16 @@ def _words_of_a_name(value: str) -> bool:
 def _not_key_material(key: str, value: str, kind: str) -> bool:
     """Whether a literal under a secret-like key is a name or text, not the secret."""
     return (_self_named(key, value, kind) or _is_text(key, value)
-            or _about_a_credential(key, value.strip().strip("\"'`").strip()))
+            or _about_a_credential(key, value.strip().strip("\"'`").strip())
+            or (kind == "code" and key in _LEXER_TOKEN_KEYS
+                and bool(_LEXER_TOKEN.fullmatch(value.strip().strip("\"'`")))))
+
+
+# A syntax highlighter's token type, lower-case words joined by dots (ace's and
+# CodeMirror's rules, `{token: "constant.numeric", regex: ...}`, ace's `defaultToken:
+# "text"`): a class of text, where a credential is never words.
+_LEXER_TOKEN = re.compile(r"[a-z]++(?:[._-][a-z]++)*+")
+_LEXER_TOKEN_KEYS = frozenset({"token", "defaultToken"})
 
 
 # How a credential is used, not the credential: `auth: basic`, `auth: scram-sha-256`,
