@@ -300,8 +300,27 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 if not secret or not is_literal(str(secret)):
                     continue
                 col = line.find(str(secret)) + 1
+                if plugin.secret_type == _BASIC_AUTH and _illustrated_login(line, str(secret)):
+                    continue
                 yield number, Hit(max(col, 1), f"{plugin.secret_type} in a committed file "
                                                 f"({REDACTED})", 0, _key_block(src, number))
+
+
+_BASIC_AUTH = "Basic Auth Credentials"
+# A URL's login that shows the shape of one, a generic name for its user and for its
+# password (`https://user:pass@...`, `scheme://username:password@host` in a comment or a
+# doc). A real login in a comment is a finding, as in code: it works wherever the URL's
+# host is.
+_ILLUSTRATED_LOGIN = re.compile(
+    r"(?i)://(?:user(?:name)?|login|name):(?:pass(?:word|wd)?|pwd|secret)@")
+
+
+def _illustrated_login(line: str, secret: str) -> bool:
+    """Whether the URL of ``line`` whose password is ``secret`` illustrates a login
+    (``_ILLUSTRATED_LOGIN``)."""
+    at = line.find(f":{secret}@")
+    start = line.rfind("://", 0, at)
+    return start >= 0 and _ILLUSTRATED_LOGIN.match(line, start) is not None
 
 
 # Where a private key's block ends: PEM's END line, PuTTY's MAC line.
