@@ -131,6 +131,29 @@ curl "https://${REGISTRY_USER}:${REGISTRY_PASSWORD}@registry.internal/v2/_catalo
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_an_openssl_config_s_password_sources(make_repo: MakeRepo) -> None:
+    """An OpenSSL config's `secret` takes a password source as its options do: `pass:`'s
+    password is a finding; `env:VAR` and `file:path` say where it is, and the Insta Demo
+    CA's `pass:insta`, in OpenSSL's own openssl.cnf as distributions ship it, is a demo
+    password OpenSSL publishes."""
+    repo = make_repo({"etc/ssl/openssl.cnf": """\
+[insta] # CMP using Insta Demo CA
+server = pki.certificate.fi:8700
+ref = 3078 # user identification
+secret = pass:insta # can be used for both client and server side
+[shop]
+secret = pass:CANARYssl1-x9 «MAG002»
+[ci]
+secret = env:CMP_SECRET
+[prod]
+secret = file:/run/secrets/cmp
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 YAML_SHAPES = """\
 block:
   password: |

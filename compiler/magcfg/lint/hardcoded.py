@@ -325,7 +325,7 @@ def _key_hits(src: SourceFile, kind: str, elsewhere: list[int] | None = None
             continue
         pairs = list(_assignments(line, kind))
         if hash_comments:
-            pairs = [p for p in pairs if not p[1].startswith("#")]
+            pairs = [_openssl_source(p) for p in pairs if not p[1].startswith("#")]
         entry = _YAML_NAME.match(line) if kind == "yaml" else None
         if entry is not None and key_is_secret(entry.group(2)):
             decided, at = _k8s_env_value(lines, number, len(entry.group(1)), entry.group(2))
@@ -1085,6 +1085,24 @@ _HELM_SET_VALUE = re.compile(r"""[^\s"'\]]++""")
 # OpenSSL's options that take a password source: `pass:<password>` is the password
 # itself (`env:VAR`, `file:path`, `fd:N` and `stdin` say where it is).
 _OPENSSL_PASSWORD_FLAGS = frozenset({"-passin", "-passout", "-pass"})
+_OPENSSL_SOURCES = re.compile(r"(?:env|file|fd):\S|stdin$")
+# Demo credentials their publisher ships for anyone to use, no repository's secret:
+# the Insta Demo CA's shared secret, in OpenSSL's own openssl.cnf (Debian's
+# /etc/ssl/openssl.cnf: `secret = pass:insta`), which OpenSSL's CMP docs publish.
+_PUBLISHED_DEMO_PASSWORDS = frozenset({"insta"})
+
+
+def _openssl_source(pair: tuple[str, str, int]) -> tuple[str, str, int]:
+    """An OpenSSL config's password source (`secret = pass:...`, as its options take
+    one) read as what it is: `pass:`'s password, and a source elsewhere (`env:VAR`,
+    `file:path`) or a published demo password as no value."""
+    key, value, column = pair
+    if _OPENSSL_SOURCES.match(value):
+        return key, "", column
+    if value.startswith("pass:"):
+        password = value[5:]
+        return key, "" if password in _PUBLISHED_DEMO_PASSWORDS else password, column + 5
+    return pair
 # keytool's options that take a password (`-storepass:env VAR` and `:file` say where it is).
 _KEYTOOL_PASSWORD_FLAGS = frozenset({"-storepass", "-keypass", "-srcstorepass",
                                      "-deststorepass", "-srckeypass", "-destkeypass", "-new"})
