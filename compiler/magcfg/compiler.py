@@ -58,6 +58,7 @@ from .pipeline.context import CompileContext, Extensions, LayerLoader
 from .pipeline.emit import (
     config_bytes,
     fragment_bytes,
+    fragment_views,
     inputs_digest,
     manifest_bytes,
     sha256,
@@ -702,7 +703,8 @@ class Compiler:
               + (f"\0{format_keypath(f.prefix)}" if f.prefix else "")
               for f in stack.contributors(key)))
 
-    def _config_sha256(self, by_key: dict[str, tuple[str, bytes]], config: bytes) -> str:
+    def _config_sha256(self, by_key: dict[str, tuple[str, bytes | memoryview]], config: bytes
+                       ) -> str:
         """config.json's ``sha256``, kept in the cache under the names of the fragments it
         is joined from (in order): a build where they are all cached does not hash the
         megabytes again."""
@@ -932,8 +934,8 @@ class Compiler:
                  ) -> tuple[Artifact | None, list[Diagnostic]]:
         schema = self.schema()
         diagnostics: list[Diagnostic] = []
-        fragments: list[bytes] = []
-        by_key: dict[str, tuple[str, bytes]] = {}
+        fragments: list[bytes | memoryview] = []
+        by_key: dict[str, tuple[str, bytes | memoryview]] = {}
         present: dict[str, Any] = {}
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
@@ -946,7 +948,7 @@ class Compiler:
             fkey = (names.get((env, key))
                     or self._fragment_name(stack, key, layer_of, redact))
             with self.timings.stage("cache"):
-                cached = self.cache.serialized(fkey)
+                cached = self.cache.serialized_view(fkey)
             if cached is not None:
                 data, (warnings, absent) = cached
                 for w in warnings:
@@ -972,6 +974,11 @@ class Compiler:
             return None, diagnostics + violations_at.not_shown()
         with self.timings.stage("emit"):
             config = config_bytes(fragments)
+        # What the checks below read of a fragment is what config.json holds, and no
+        # view of the cache's packs outlives the join.
+        views = fragment_views(config, [len(data) for _, data in by_key.values()])
+        by_key = {key: (fkey, next(views)) for key, (fkey, _) in by_key.items()}
+        fragments.clear()
         files = {CONFIG: config}
         summary = self.schema_summary()
         context = CompileContext(self.project, env, stack, schema, config, self.redactor(),

@@ -251,6 +251,37 @@ def test_pack_edited_in_place_with_its_times_restored_is_checked(
     assert checked and compiled == ["magds"]
 
 
+def test_fragments_of_our_own_packs_are_joined_from_the_mapped_pack(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild copies a cached fragment of a pack this user wrote once, into its
+    config.json, from the pack mapped into memory: no read into a copy of its own. A
+    copied pack's (not provably ours) are read and checked as before; both build the
+    bytes a build without a cache builds."""
+    reference = warm(mini)
+    real = os.pread
+    read: list[bytes] = []
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        data = real(fd, n, offset)
+        read.append(data)
+        return data
+
+    monkeypatch.setattr(os, "pread", counted)
+    compiled = counting_fragments(monkeypatch)
+    for host, copied in (("edited", False), ("again", True)):
+        if copied:  # other inodes: not provably ours, every entry read is checked
+            restore(mini, cache_files(mini))
+        mini.write("layers/environments/dev/magds.yaml", f"magds:\n  host: {host}\n")
+        magcfg.build(load(mini), cache=BuildCache(None))
+        reference = mini.snapshot_tree()
+        compiled.clear()
+        read.clear()
+        magcfg.build(load(mini))
+        assert compiled == ["magds"]  # dev's; prod's and both logging fragments cached
+        assert bool([data for data in read if b'"logging":' in data]) == copied
+        assert_like_no_cache(mini, reference)
+
+
 def test_cache_copied_elsewhere_is_checked_entry_by_entry(
         mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A restored CI cache: the same files, copied (new inodes). Every entry read is

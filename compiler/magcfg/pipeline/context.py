@@ -92,7 +92,7 @@ class CompileContext:
     schema: Schema | None
     config_json: bytes
     redactor: Redactor
-    fragments: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    fragments: dict[str, tuple[str, bytes | memoryview]] = field(default_factory=dict)
     cache: BuildCache | None = None
     merged: dict[str, Any] = field(default_factory=dict)  # values merged in this build
     schema_summary: dict[str, Any] | None = None  # Compiler.schema_summary()

@@ -12,7 +12,7 @@ succeeded, and each environment's directory changes as a whole or not at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -38,9 +38,9 @@ def fragment_bytes(key: str, value: Any) -> bytes:
     return whole[2:-2]  # strip "{\n" and "\n}"
 
 
-def config_bytes(fragments: Iterable[bytes]) -> bytes:
+def config_bytes(fragments: Iterable[bytes | memoryview]) -> bytes:
     """config.json from fragments given in sorted key order."""
-    pieces = [b"{\n"]
+    pieces: list[bytes | memoryview] = [b"{\n"]
     for fragment in fragments:
         pieces.append(fragment)
         pieces.append(b",\n")
@@ -48,6 +48,16 @@ def config_bytes(fragments: Iterable[bytes]) -> bytes:
         return b"{}\n"
     pieces[-1] = b"\n}\n"
     return b"".join(pieces)  # one copy of the ~10 MB, not three
+
+
+def fragment_views(config: bytes, sizes: Iterable[int]) -> Iterator[memoryview]:
+    """The fragments ``config_bytes`` joined into ``config``, of ``sizes`` in order, each
+    a view of ``config`` (no copy)."""
+    view = memoryview(config)
+    at = 2  # after b"{\n"
+    for size in sizes:
+        yield view[at:at + size]
+        at += size + 2  # and b",\n"
 
 
 def json_bytes(value: Any) -> bytes:
