@@ -154,6 +154,37 @@ def test_a_staged_directory_is_written_whole_before_its_files_are_fsynced(
     assert {name: (tmp_path / "out/dev" / name).read_bytes() for name in files} == files
 
 
+def test_the_old_directories_are_deleted_together_once_all_are_swapped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting an old directory waits on the disk: the old ones are deleted at once,
+    after the last swap, and none is left behind."""
+    import magcfg.durable as durable
+
+    envs = ("dev", "staging", "prod")
+    replace_directories(tmp_path, [DirectoryUpdate(f"out/{env}", {"a": b"old", "b": b"1"})
+                                   for env in envs])
+    events: list[str] = []
+    exchange, rmdir = durable.exchange, os.rmdir
+
+    def exchanging(a: Path, b: Path) -> bool:
+        events.append("swap")
+        return exchange(a, b)
+
+    def removing(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        events.append("remove")
+        rmdir(path)
+
+    monkeypatch.setattr(durable, "exchange", exchanging)
+    monkeypatch.setattr(os, "rmdir", removing)
+    assert replace_directories(tmp_path, [DirectoryUpdate(f"out/{env}", {"a": b"new"},
+                                                          frozenset({"a", "b"}))
+                                          for env in envs]) == [
+        f"out/{env}/{name}" for env in envs for name in ("a", "b")]
+    assert events == ["swap"] * 3 + ["remove"] * 3
+    assert sorted(os.listdir(tmp_path / "out")) == ["dev", "prod", "staging"]
+    assert all(os.listdir(tmp_path / "out" / env) == ["a"] for env in envs)
+
+
 def test_one_directory_that_cannot_be_staged_changes_none(tmp_path: Path) -> None:
     replace_directories(tmp_path, [DirectoryUpdate(f"out/{env}", {"a": b"old"})
                                    for env in ("dev", "staging", "prod")])
