@@ -332,15 +332,14 @@ def test_verify_artifact_checks_every_file_of_a_pulled_directory(
         ("config.json", lambda path: path.write_text(path.read_text() + "\n"),
          "config.json: error: sha256 does not match the signed manifest"),
         ("extra.yaml", lambda path: path.write_text("kind: Secret\n"),
-         "extra.yaml: error: not a file of the signed artifact: the manifest lists none of "
-         "this name and magcfg writes none (added after signing?)"),
+         "extra.yaml: error: is not listed in manifest.json, so no signature covers it"),
         ("kustomization.yaml",
          lambda path: path.write_text(path.read_text() + "  - https://example.com/x.yaml\n"),
-         "kustomization.yaml: error: not what magcfg derives from the signed files (edited "
-         "after signing?): kustomize would apply what no signature covers"),
+         "kustomization.yaml: error: is not what magcfg makes of the signed files, and no "
+         "signature covers it otherwise: run `magcfg sign` again, which writes it from them"),
         ("configmap.yaml",
          lambda path: path.write_text(path.read_text().replace("magcfg-prod", "magcfg-x")),
-         "configmap.yaml: error: not what magcfg derives from the signed files"),
+         "configmap.yaml: error: is not what magcfg makes of the signed files"),
     ]
     for number, (name, edit, message) in enumerate(edits):
         changed = tmp_path / f"changed {number}"

@@ -105,7 +105,9 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     if envelope is not None:
         members[ATTESTATION_NAME] = envelope
     _only_listed(directory, manifest_bytes, prefix)
-    members.update(_made_of_signed(directory, environment, members, prefix))
+    members.update(_made_of_signed({name: _read_member(directory, name, prefix)
+                                    for name in (CONFIGMAP, KUSTOMIZATION)},
+                                   environment, members, prefix))
     return VerifiedArtifact(kid, manifest, manifest_bytes, checked,
                             attestation_checked=envelope is not None, members=members)
 
@@ -142,31 +144,30 @@ def _only_listed(directory: Path, manifest_bytes: bytes, prefix: str) -> None:
                 raise VerificationError(prefix + rel, _UNLISTED, "unlisted_file")
 
 
-def _made_of_signed(directory: Path, environment: str, members: dict[str, bytes],
-                    prefix: str) -> dict[str, bytes]:
-    """``configmap.yaml`` and ``kustomization.yaml`` where the directory holds them, each
-    refused by name unless it is what ``sign`` and the build make of the signed
-    ``members``: no signature covers them, and a controller applies them."""
-    from ..delivery.configmap import CONFIGMAP_NAME, configmap_files, render_configmap
+def _made_of_signed(held: Mapping[str, bytes | None], environment: str,
+                    members: dict[str, bytes], prefix: str) -> dict[str, bytes]:
+    """``configmap.yaml`` and ``kustomization.yaml`` where the artifact holds them
+    (``held``), each refused by name unless it is what ``sign`` and the build make of the
+    signed ``members``: no signature covers them, and a controller applies them."""
+    from ..delivery.configmap import configmap_files, render_configmap
     from ..delivery.kustomization import render_kustomization
-    from ..errors import MagcfgError
 
     found: dict[str, bytes] = {}
-    for name in (CONFIGMAP_NAME, KUSTOMIZATION):
-        held = _read_member(directory, name, prefix)
-        if held is None:
+    for name in (CONFIGMAP, KUSTOMIZATION):
+        kept = held.get(name)
+        if kept is None:
             continue
         try:
             made = (render_configmap(environment, configmap_files(members))
-                    if name == CONFIGMAP_NAME
+                    if name == CONFIGMAP
                     else render_kustomization(environment, {**members, **found}))
         except MagcfgError:  # made of no such files: the ConfigMap's own checks refused them
             made = None
-        if held != made:
+        if kept != made:
             raise VerificationError(prefix + name, "is not what magcfg makes of the signed "
                                     "files, and no signature covers it otherwise: run `magcfg "
                                     "sign` again, which writes it from them", "unlisted_file")
-        found[name] = held
+        found[name] = kept
     return found
 
 
@@ -196,40 +197,17 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
 
         verify_attestation(envelope, {MANIFEST_NAME: manifest_bytes, **verified.files}, keys,
                            file=prefix + ATTESTATION_NAME)
-    known = written_names(manifest_bytes)
+    names = written_names(manifest_bytes)
     for name in sorted(members):
-        if name not in known:
-            raise VerificationError(prefix + name, "not a file of the signed artifact: the "
-                                    "manifest lists none of this name and magcfg writes none "
-                                    "(added after signing?)", "extra_file")
-    for name, derived in _derived(environment, members, verified).items():
-        if members.get(name) not in (None, derived):
-            raise VerificationError(prefix + name, "not what magcfg derives from the signed "
-                                    "files (edited after signing?): kustomize would apply "
-                                    "what no signature covers", "digest_mismatch")
+        if name not in verified.files and name not in names:
+            raise VerificationError(prefix + name, _UNLISTED, "unlisted_file")
+    signed = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **verified.files}
+    if envelope is not None:
+        signed[ATTESTATION_NAME] = envelope
+    signed.update(_made_of_signed(members, environment, signed, prefix))
     return VerifiedArtifact(verified.key_id, verified.manifest, manifest_bytes,
-                            verified.files, attestation_checked=envelope is not None)
-
-
-def _derived(environment: str, members: Mapping[str, bytes],
-             verified: VerifiedArtifact) -> dict[str, bytes | None]:
-    """``configmap.yaml`` and ``kustomization.yaml`` as ``sign`` and the build write
-    them for the verified files (None: none can be made of them)."""
-    from ..delivery.configmap import configmap_files, render_configmap
-    from ..delivery.kustomization import render_kustomization
-
-    objects: dict[str, bytes] = dict(verified.files)
-    derived: dict[str, bytes | None] = {}
-    if CONFIGMAP in members:
-        signed = {MANIFEST_NAME: verified.manifest_bytes,
-                  SIGNATURE_NAME: members[SIGNATURE_NAME], **verified.files}
-        try:
-            derived[CONFIGMAP] = objects[CONFIGMAP] = render_configmap(
-                environment, configmap_files(signed))
-        except MagcfgError:
-            derived[CONFIGMAP] = None
-    derived[KUSTOMIZATION] = render_kustomization(environment, objects)
-    return derived
+                            verified.files, attestation_checked=envelope is not None,
+                            members=signed)
 
 
 def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
