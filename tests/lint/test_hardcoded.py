@@ -1961,10 +1961,12 @@ const COMMON_PASSWORDS = ["qwerty"];
 
 def test_ci_defaults_in_expressions_steps_and_expanded_variables(make_repo: MakeRepo) -> None:
     """A GitHub Actions expression's literal default (`secrets.X || '...'`, whatever X is
-    called), an expression that is a literal (in a step's script too, which GitHub
-    evaluates before the shell runs it), the shell's `${TOKEN:-...}` within a step
-    or a script line, GitLab's expanded variable's `value` and a workflow input's
-    `default` under secret-like names: each a finding at the literal's line. Another
+    called), a literal it gives as its value (GitHub's conditional `cond && '...' ||
+    ...`, an argument of `format()`), an expression that is a literal (in a step's
+    script too, which GitHub evaluates before the shell runs it), the shell's
+    `${TOKEN:-...}` within a step or a script line, GitLab's expanded variable's `value`
+    and a workflow input's `default` under secret-like names: each a finding at the
+    literal's line. Another
     expression, a name that is no secret's, the shell's working directory (`${PWD:-.}`),
     an empty default, `:?` and compose's `$${` are not."""
     repo = make_repo({
@@ -1987,6 +1989,10 @@ jobs:
       NPM_TOKEN: ${{ secrets.NPM_TOKEN || github.token }}
       STAGE: ${{ inputs.stage || 'dev' }}
       SMTP_PASSWORD: ${{ secrets.SMTP_PASSWORD || '' }}
+      DEPLOY_TOKEN: ${{ github.ref == 'refs/heads/main' && 'CANARYgh7-x9' || secrets.DEV }} «MAG002»
+      SIGNING_KEY: ${{ format('{0}', 'CANARYgh8-x9') }} «MAG002»
+      RELEASE_TOKEN: ${{ github.ref == 'refs/heads/main' && secrets.PROD || secrets.DEV }}
+      STAGE_TOKEN: ${{ format('{0}', inputs.stage) == 'prod' && secrets.PROD || github.token }}
     steps:
       - run: psql "password=${DB_PASSWORD:-CANARYgh3-x9}" «MAG002»
       - run: deploy ${{ secrets.DEPLOY || 'CANARYgh4-x9' }} «MAG002»

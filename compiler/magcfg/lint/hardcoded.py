@@ -441,6 +441,12 @@ def _closing_quote(text: str, start: int, quote: str) -> int:
 _EXPRESSION = re.compile(r"\$\{\{((?:[^}$]|\}(?!\})|\$(?!\{\{))*+)\}\}")
 _EXPRESSION_OR = re.compile(r"([A-Za-z_][\w.-]*+)\s*+\|\|\s*+'((?:[^']|'')*+)'")
 _EXPRESSION_LITERAL = re.compile(r"\s*+'((?:[^']|'')*+)'\s*+")
+# A string literal an expression may give as its value: an operand of `&&` or `||` that
+# no comparison follows (GitHub's conditional, `cond && '...' || '...'`), and an argument
+# of `format()` after its format string.
+_EXPRESSION_RESULT = re.compile(
+    r"(?:&&|\|\||\bformat\(\s*+'(?:[^']|'')*+'\s*+(?:,\s*+'(?:[^']|'')*+'\s*+)*?,)\s*+"
+    r"'((?:[^']|'')*+)'(?!\s*+[=!<>])")
 # The shell's fallback within a line. Neither pattern reads past where another would
 # begin (a `$`): reading on, each would try the rest of the line from each `${` or `${{`
 # that no brace closes, hours of work for a line of 40,000 of them.
@@ -480,12 +486,18 @@ def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
             yield keys[0], whole.group(1), at + whole.start(1) + 1, \
                 f"`{keys[0]}` is assigned a literal value ({REDACTED})"
             continue
+        given: set[int] = set()
         for m in _EXPRESSION_OR.finditer(inner):
             context, _, name = m.group(1).rpartition(".")
             if context == "secrets" or key_is_secret(name) or keys:
                 shown = name if context == "secrets" or key_is_secret(name) else keys[0]
+                given.add(m.start(2))
                 yield shown, m.group(2), at + m.start(2) + 1, \
                     f"`{shown}` falls back to a literal value ({REDACTED})"
+        for m in _EXPRESSION_RESULT.finditer(inner) if keys else ():
+            if m.start(1) not in given:
+                yield keys[0], m.group(1), at + m.start(1) + 1, \
+                    f"`{keys[0]}` is assigned a literal value ({REDACTED})"
 
 
 # A key assigned on a line that ends before its value: at `=` where a newline may follow
