@@ -348,3 +348,33 @@ def test_an_object_git_stops_in_the_middle_of_is_not_read_as_the_object(
     assert [d.format() for d in raised.value.diagnostics] == [
         "layers/base/big.yaml: error: cannot read: git stopped in the middle of the "
         "object"]
+
+
+def test_an_object_file_that_is_a_fifo_stops_the_read_with_a_located_error(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git waits for good on a loose object that is a FIFO (a repository handed over
+    whole), and GitPython's ``cat-file`` with it: `diff --against` hung. The read is
+    given ``GIT_BLOB_SECONDS``, as every other read of git's objects is."""
+    import time
+
+    import magcfg.project
+    from magcfg.errors import BuildError
+
+    project = load_project(repo.root / "magcfg.yaml")
+    with GitSource(project.root, "HEAD") as there:
+        there.fence(project.fenced)
+        path = there.list_layer("layers/base")[0][0]
+    blob = git(repo.root, "rev-parse", f"HEAD:{path}").strip()
+    loose = repo.root / ".git/objects" / blob[:2] / blob[2:]
+    assert loose.is_file()  # a new repository's objects are loose
+    loose.unlink()
+    os.mkfifo(loose)
+    monkeypatch.setattr(magcfg.project, "GIT_BLOB_SECONDS", 1)
+    began = time.monotonic()
+    with GitSource(project.root, "HEAD") as there, pytest.raises(BuildError) as raised:
+        there.fence(project.fenced)
+        there.read(path)
+    assert time.monotonic() - began < 10
+    assert raised.value.diagnostics[0].message.startswith(
+        "git gave no answer in 1 s reading the objects of HEAD (is an object file of the "
+        "repository a FIFO, or on a mount that hangs?)")

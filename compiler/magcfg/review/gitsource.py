@@ -23,6 +23,8 @@ import os
 import posixpath
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -187,6 +189,65 @@ def _inside(path: str, root: str) -> bool:
     return not root or path == root or path.startswith(root + "/")
 
 
+class _Watchdog:
+    """Stops the ``git cat-file`` processes GitPython keeps for ``repo`` when one answer
+    takes more than ``project.GIT_BLOB_SECONDS``: git waits for good on an object file
+    that is a FIFO (a repository handed over whole), and GitPython with it."""
+
+    def __init__(self, repo: Any, ref: str) -> None:
+        self._repo = repo
+        self._ref = ref
+        self._since: float | None = None
+        self._seconds = 0.0
+        self.expired = False
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Run the block, which asks GitPython's ``cat-file`` for objects, watched: a
+        located error if it was stopped, whatever the block raised then."""
+        from ..project import GIT_BLOB_SECONDS
+
+        if self._thread is None:
+            self._seconds = GIT_BLOB_SECONDS
+            self._thread = threading.Thread(target=self._run, name="magcfg-git-watchdog",
+                                            daemon=True)
+            self._thread.start()
+        self._since = time.monotonic()
+        try:
+            yield
+        except Exception:
+            if self.expired:
+                raise self._unanswered() from None
+            raise
+        finally:
+            self._since = None
+        if self.expired:
+            raise self._unanswered()
+
+    def _unanswered(self) -> BuildError:
+        return BuildError([Diagnostic(".", None, None, f"git gave no answer in "
+                                      f"{self._seconds:g} s reading the objects of {self._ref} "
+                                      "(is an object file of the repository a FIFO, or on a "
+                                      "mount that hangs?): fix what stops git, then run "
+                                      "magcfg again", code="git")])
+
+    def _run(self) -> None:
+        while not self._stopped.wait(min(1.0, self._seconds / 4)):
+            since = self._since
+            if since is not None and time.monotonic() - since > self._seconds:
+                self.expired = True
+                for name in ("cat_file_header", "cat_file_all"):
+                    process: Any = getattr(self._repo.git, name, None)
+                    with contextlib.suppress(Exception):  # gone already
+                        process.proc.kill()
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class GitSource:
     """Files of the project at commit ``ref`` of the repository around ``project_root``."""
 
@@ -201,15 +262,23 @@ class GitSource:
         # git resolves the name (GitPython's own parser fails on `HEAD:../..`, `@{-1}`,
         # ...); `^{commit}` refuses what names no commit, `--end-of-options` a ref
         # that looks like an option.
+        from ..project import GIT_BLOB_SECONDS
+
+        self._watchdog = _Watchdog(self.repo, ref)
         try:
-            sha = self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
-                                          f"{ref}^{{commit}}")
-            self.commit = self.repo.commit(sha)
-            self._top = _Entry(self.commit.tree.binsha, _TREE)
+            with self._watchdog.watching():
+                sha = self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
+                                              f"{ref}^{{commit}}",
+                                              kill_after_timeout=GIT_BLOB_SECONDS)
+                self.commit = self.repo.commit(sha)
+                self._top = _Entry(self.commit.tree.binsha, _TREE)
         except (git.GitCommandError, git.BadName, git.BadObject, ValueError):
             why = unknown_ref(self.repo, ref)
             self.close()
             raise UsageError(why) from None
+        except BuildError:
+            self.close()
+            raise
         self._fenced: tuple[str, ...] = ()
         # Each tree's entries by name, by object: GitPython parses a tree object again
         # for every lookup by name, and a layer file's path crosses three or four trees
@@ -224,6 +293,7 @@ class GitSource:
     def close(self) -> None:
         """Stop the git processes GitPython keeps running for a repository this source
         opened (``git cat-file``): a long-lived caller would collect them otherwise."""
+        self._watchdog.stop()
         if self._owns_repo:
             self.repo.close()
 
@@ -269,6 +339,10 @@ class GitSource:
         """The content of object ``sha`` if it is a ``kind``; ``ValueError`` if it is
         not (or is missing), ``_Oversized`` if it holds more than ``limit`` bytes, never
         read (a commit may hold a blob of any size)."""
+        with self._watchdog.watching():
+            return self._watched_object(sha, kind, limit)
+
+    def _watched_object(self, sha: bytes, kind: bytes, limit: int) -> bytes:
         # Asked apart (~60 us): an object streamed but not read would be read whole when
         # GitPython drops the stream, to keep git's next answer in step.
         size = self.repo.odb.info(sha).size
