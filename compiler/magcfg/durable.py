@@ -227,7 +227,8 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for every git command magcfg runs: ``base`` (default: ours) with
     each of ``GIT_PATH_VARIABLES`` made absolute from our working directory, when
     ``GIT_DIR`` is given without ``GIT_WORK_TREE``, the work tree git finds from there,
-    replace refs ignored (``GIT_NO_REPLACE_OBJECTS``), and every pathspec read as the
+    replace refs and grafts ignored (``GIT_NO_REPLACE_OBJECTS``, ``GIT_GRAFT_FILE``),
+    ``GIT_CONFIG_SET`` over the repository's config, and every pathspec read as the
     path it spells (``GIT_LITERAL_PATHSPECS``): a layer file named ``:(exclude)x.yaml``
     is that file, never git's pathspec magic for every other file.
 
@@ -240,6 +241,10 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     # A replace ref (`git replace`) is this repository's alone, never fetched: objects
     # are read as committed, or a replaced manifest numbered versions here alone.
     env["GIT_NO_REPLACE_OBJECTS"] = "1"
+    # A graft (.git/info/grafts) is as much this repository's alone: one hid commits
+    # from a walk (`lint --since`). A file that cannot exist holds none, and git says
+    # nothing of it (an empty one it reads, and warns that grafts are deprecated).
+    env["GIT_GRAFT_FILE"] = os.path.join(os.devnull, "no-grafts")
     env["GIT_LITERAL_PATHSPECS"] = "1"
     _set_config(env, GIT_CONFIG_SET)
     for name in GIT_PATH_VARIABLES:

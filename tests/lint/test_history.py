@@ -51,6 +51,21 @@ def test_a_secret_added_then_removed_is_found_naming_its_commit(make_repo: MakeR
     _no_canary(proc.stdout, proc.stderr)
 
 
+def test_a_graft_hides_no_commit_since_the_base(make_repo: MakeRepo) -> None:
+    """A graft (``.git/info/grafts``) is this repository's alone, never fetched, as a
+    replace ref is: one that made the last commit's parent the base hid the commit that
+    added the secret from ``--since``."""
+    root, added = _added_then_removed(make_repo)
+    head, base = (git(root, "rev-parse", rev).strip() for rev in ("HEAD", "base"))
+    (root / ".git/info").mkdir(exist_ok=True)
+    (root / ".git/info/grafts").write_text(f"{head} {base}\n")
+    proc = run_cli(root, "lint", "--since", "base")
+    assert proc.returncode == 1, proc.stderr
+    assert f"(commit {added[:7]}" in proc.stdout
+    assert "2 commits" in proc.stderr and "grafts" not in proc.stderr
+    _no_canary(proc.stdout, proc.stderr)
+
+
 def test_the_summary_counts_one_commit_as_one(make_repo: MakeRepo) -> None:
     root, _ = _added_then_removed(make_repo)
     proc = run_cli(root, "lint", "--since", "HEAD~1")
