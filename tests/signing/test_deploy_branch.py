@@ -394,3 +394,66 @@ def test_an_environment_not_published_stays_as_the_commit_holds_it(tmp_path: Pat
             git(root, "show", f"HEAD:generated/dev/{name}"), name
     assert git(root, "show", "deploy:generated/prod/config.json").encode() == \
         (root / "generated/prod/config.json").read_bytes()
+
+
+def test_an_artifact_signed_on_the_branch_is_not_replaced_by_its_unsigned_commit(
+        tmp_path: Path) -> None:
+    """CI signs in its workspace and commits no signature: the source commit holds each
+    artifact unsigned. Two projects of one repository (one in a directory with a space)
+    publishing to one deploy branch, each in its own CI run, and then one environment
+    published alone: the branch keeps what it holds signed and the source unsigned, and
+    verifies whole after each publish."""
+    from magcfg.signing.directory import sign_artifact, verify_artifact
+    from magcfg.signing.keys import generate_key_pair, load_private_key, load_public_key
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    repo = tmp_path / "repo"
+    projects = [make_project(repo / "a"), make_project(repo / "team b")]
+    for root in projects:
+        build_in_process(root)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two projects")
+    generate_key_pair(tmp_path / "keys")
+    key, pub = str(tmp_path / "keys/magcfg.key"), str(tmp_path / "keys/magcfg.pub")
+
+    def ci(root: Path, *envs: str) -> None:
+        """A CI run: sign, publish, and leave the workspace as the commit holds it."""
+        for env in envs or ("dev", "prod"):
+            sign_artifact(root / "generated" / env, env, load_private_key(key))
+        done = run_magcfg(root, "publish", "--public-key", pub,
+                          *[part for env in envs for part in ("--env", env)])
+        assert done.returncode == 0, done.stderr
+        git(repo, "checkout", "-q", "--", ".")
+        git(repo, "clean", "-fdq")
+
+    def deployed() -> dict[str, str]:
+        shown = git(repo, "ls-tree", "-r", "--name-only", "deploy").split("\n")
+        return {name: git(repo, "show", f"deploy:{name}") for name in shown
+                if name.endswith("manifest.json.sig")}
+
+    ci(projects[0])
+    signed_a = deployed()
+    assert sorted(signed_a) == ["a/generated/dev/manifest.json.sig",
+                                "a/generated/prod/manifest.json.sig"]
+    ci(projects[1])
+    both = deployed()
+    assert {k: v for k, v in both.items() if k.startswith("a/")} == signed_a
+    assert sorted(both) == [*sorted(signed_a), "team b/generated/dev/manifest.json.sig",
+                            "team b/generated/prod/manifest.json.sig"]
+    (projects[0] / "layers/environments/prod/logging.yaml").write_text("logging:\n  level: error\n")
+    build_in_process(projects[0])
+    git(repo, "commit", "-qam", "a: prod logs errors only")
+    ci(projects[0], "prod")
+    after = deployed()
+    assert after.keys() == both.keys()
+    assert after["a/generated/prod/manifest.json.sig"] != both["a/generated/prod/manifest.json.sig"]
+    assert {k: v for k, v in after.items() if "/prod/" not in k or k.startswith("team")} == {
+        k: v for k, v in both.items() if "/prod/" not in k or k.startswith("team")}
+    synced = tmp_path / "synced"
+    git(tmp_path, "clone", "-q", "--branch", "deploy", str(repo), str(synced))
+    for name in ("a", "team b"):
+        for env in ("dev", "prod"):
+            verify_artifact(synced / name / "generated" / env, [load_public_key(pub)],
+                            environment=env)

@@ -4,7 +4,10 @@
 CI on ``main`` builds, signs and then publishes: one commit on the deploy branch whose
 tree is the source commit's tree with each environment's ``generated/<env>/`` as signed
 in the workspace. Every environment published is verified first with the project's
-trusted keys, so the deploy branch never holds a build without its signature. The
+trusted keys, so the deploy branch never holds a build without its signature; an
+artifact directory the branch holds signed and the source commit unsigned (another
+environment, another project of the repository, signed in CI and never committed) is
+kept as the branch holds it. The
 private key is not needed here (and never reaches git): only what ``sign`` wrote is
 committed. The commit message carries ``[CI SKIP]`` and the deploy branch is not a
 branch CI runs on, so publishing does not trigger CI again.
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..artifact import MANIFEST, SIGNATURE
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
@@ -112,11 +116,61 @@ def _as_verified(root: str, output: str, verified: list[str], index: dict[str, s
         raise BuildError(sorted(problems))
 
 
+def _git_bytes(top: str, *args: str, env: dict[str, str] | None = None,
+               data: bytes | None = None) -> bytes:
+    """``git args`` at the repository's ``top``, its paths literal and its output bytes
+    (a path of the tree need not be UTF-8)."""
+    try:
+        done = subprocess.run(["git", "--literal-pathspecs", *args], cwd=top, input=data,
+                              capture_output=True, env=git_env({**os.environ, **(env or {})}),
+                              timeout=GIT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"git {args[0]} gave no answer in {GIT_SECONDS} s: nothing was "
+                         "published past it; fix what stops git, then publish again"
+                         ) from None
+    if done.returncode != 0:
+        raise BuildError(f"git {args[0]} failed: {os.fsdecode(done.stderr).strip()}")
+    return done.stdout
+
+
+def _artifact_directories(top: str, commit: str) -> tuple[set[bytes], set[bytes]]:
+    """The directories of ``commit``'s tree that hold a ``manifest.json``, and those of
+    them that hold its signature, as paths from the top."""
+    names = _git_bytes(top, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
+    found: dict[bytes, set[bytes]] = {}
+    for name in filter(None, names.split(b"\0")):
+        head, _, last = name.rpartition(b"/")
+        if last in (MANIFEST.encode(), SIGNATURE.encode()):
+            found.setdefault(head, set()).add(last)
+    return ({d for d, held in found.items() if MANIFEST.encode() in held},
+            {d for d, held in found.items() if held == {MANIFEST.encode(), SIGNATURE.encode()}})
+
+
+def _keep_signed(root: str, tip: str, source: str, verified: list[str],
+                 index: dict[str, str]) -> None:
+    """In the ``index`` of the deploy commit (the source's tree), each artifact directory
+    that the branch's ``tip`` holds signed and the source commit unsigned, and that is
+    not published now (``verified``, from ``root``), as the tip holds it: CI signs
+    without committing the signatures, so the source holds every artifact it does not
+    publish unsigned, and the branch would lose the signed one a controller syncs."""
+    top = _git(root, "rev-parse", "--show-toplevel").stdout.rstrip("\n")
+    prefix = os.fsencode(_git(root, "rev-parse", "--show-prefix").stdout.rstrip("\n"))
+    published = {prefix + os.fsencode(os.path.normpath(path)) for path in verified}
+    held, signed_held = _artifact_directories(top, source)
+    _, signed = _artifact_directories(top, tip)
+    for directory in sorted((signed & held) - signed_held - published):
+        path = os.fsdecode(directory)
+        _git_bytes(top, "rm", "-r", "-q", "--cached", "--", path, env=index)
+        entries = _git_bytes(top, "ls-tree", "-r", "-z", "--full-tree", tip, "--", path)
+        _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=entries)
+
+
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
             branch: str, remote: str | None = None) -> Published:
     """Verify the artifact of each of ``envs``, commit each ``<output>/<env>/`` as it is in
     the work tree onto ``branch`` (its previous tip and HEAD are the parents; the rest
-    of the tree as HEAD holds it), and push it to ``remote`` when given. Nothing is
+    of the tree as HEAD holds it, but for an artifact the branch holds signed and HEAD
+    unsigned: ``_keep_signed``), and push it to ``remote`` when given. Nothing is
     committed unless every environment verifies."""
     root = str(project.root)
     if _git(root, "check-ref-format", "--branch", branch, check=False).returncode != 0:
@@ -142,6 +196,8 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
     with tempfile.TemporaryDirectory(prefix="magcfg-publish-") as tmp:
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         _git(root, "read-tree", source, env=index)
+        if tip is not None:
+            _keep_signed(root, tip, source, verified, index)
         # -f: a deploy branch carries generated/ even where .gitignore would skip a file.
         # Only what was verified: the rest of the output stays as the source commit
         # holds it (the work tree may hold an environment built since, and not signed).
