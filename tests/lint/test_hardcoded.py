@@ -154,6 +154,20 @@ secret = file:/run/secrets/cmp
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_an_aws_key_id_within_base64_data_is_none(make_repo: MakeRepo) -> None:
+    """An access key id is a whole word, as gitleaks reads one: base64 data that holds
+    `AKIA` and 16 capitals by chance (a wasm module inlined in a JS bundle) is none, the
+    same id standing alone is one."""
+    key_id = "AKIAQ3EGUK7ZXTW2MN4B"
+    blob = "AGFzbQEAAAAB" + "AAAAAAAAAAAAAAAA" + key_id + "ABIAAAAAAAAAAAAAAAA" + "A" * 40
+    repo = make_repo({"web/llhttp-wasm.js": f"""\
+module.exports = Buffer.from("{blob}", "base64");
+const deployKey = ["{key_id}"]; «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 YAML_SHAPES = """\
 block:
   password: |
