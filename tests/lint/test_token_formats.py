@@ -58,6 +58,17 @@ def test_a_long_line_of_strings_is_searched_once_for_their_context(
     assert work(800) < 2.3 * work(400)
 
 
+def test_an_alphabet_is_no_secret() -> None:
+    """A string of characters each once, an encoder's or an id generator's alphabet
+    (nanoid's in postcss, GitPython's short options in class order), is no entropy
+    finding; a random string of the same characters is one."""
+    text = ('url_alphabet = "useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict"\n'
+            'short_options = "46abceflmnpqrstuvwzBCDMNRW"\n'
+            'session_blob = "q8RzW2mLx7Kv4Tn9PbY3cHs6Jd5Fq8"\n')
+    found = [number for number, _ in entropy_hits(source("web/ids.py", text.encode()))]
+    assert found == [3]
+
+
 _ENCRYPTED_KEY = ("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
                   "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIk0rX2WqvD8ACAggA\n"
                   "-----END ENCRYPTED PRIVATE KEY-----\n")

@@ -11,6 +11,7 @@ That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -388,7 +389,26 @@ def _looks_generated(value: str, after_an_id: bool) -> bool:
     # the string for each string, asked of a ``_Before`` here.
     from detect_secrets.filters.heuristic import is_potential_uuid, is_sequential_string
 
-    return is_sequential_string(value) or is_potential_uuid(value) or after_an_id
+    return is_sequential_string(value) or is_potential_uuid(value) or after_an_id \
+        or _an_alphabet(value)
+
+
+_SHUFFLED_ALPHABET = 40
+"""Characters, each once, that make an alphabet whatever their order: of 40 drawn at
+random from base64's 64, some repeat but once in 200,000."""
+
+
+def _an_alphabet(value: str) -> bool:
+    """Whether ``value`` is a set of characters, each once, as an encoder's or an id
+    generator's alphabet is (nanoid's `useandom-26T198340PX75px...`, in postcss; GitPython's
+    `clusterable_short_options="46abcef..."`): in their code points' order, or too many
+    to be drawn at random without a repeat (``_SHUFFLED_ALPHABET``). In order is each
+    class of character in order, one class after another (digits, then lower case,
+    then upper case): at most three rising runs."""
+    if len(set(value)) != len(value):
+        return False
+    return len(value) >= _SHUFFLED_ALPHABET \
+        or sum(a > b for a, b in itertools.pairwise(value)) <= 2
 
 
 class _Before:
