@@ -168,6 +168,28 @@ const deployKey = ["{key_id}"]; «MAG002»
     assert found == expected
 
 
+def test_a_pygments_style_of_its_root_token_is_no_token(make_repo: MakeRepo) -> None:
+    """Pygments' styles give the root token type its style (`Token: "#f8f8f2"`, `"bold
+    bg:#000 #fff"`), as every style Pygments ships does: no token; a token of another shape
+    under the name is one."""
+    repo = make_repo({"docs/_themes/shop_style.py": """\
+from pygments.style import Style
+from pygments.token import Keyword, Token
+
+
+class ShopStyle(Style):
+    styles = {
+        Token:                  '#f8f8f2',
+        Keyword:                'bold #66d9ef',
+    }
+    background = {Token: "bold bg:#272822 #f8f8f2"}
+
+Token = "CANARYk2mQ7xR4tY8" «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 YAML_SHAPES = """\
 block:
   password: |

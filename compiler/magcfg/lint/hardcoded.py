@@ -2105,8 +2105,7 @@ def _not_key_material(key: str, value: str, kind: str) -> bool:
     """Whether a literal under a secret-like key is a name or text, not the secret."""
     return (_self_named(key, value, kind) or _is_text(key, value)
             or _about_a_credential(key, value.strip().strip("\"'`").strip())
-            or (kind == "code" and key in _LEXER_TOKEN_KEYS
-                and bool(_LEXER_TOKEN.fullmatch(value.strip().strip("\"'`")))))
+            or (kind == "code" and _highlighted(key, value.strip().strip("\"'`"))))
 
 
 # A syntax highlighter's token type, lower-case words joined by dots (ace's and
@@ -2114,6 +2113,19 @@ def _not_key_material(key: str, value: str, kind: str) -> bool:
 # "text"`): a class of text, where a credential is never words.
 _LEXER_TOKEN = re.compile(r"[a-z]++(?:[._-][a-z]++)*+")
 _LEXER_TOKEN_KEYS = frozenset({"token", "defaultToken"})
+# A word of Pygments' style of its root token type (`Token: "#f8f8f2"`, `"bold bg:#000
+# #fff"`): style words and colours.
+_PYGMENTS_STYLE_WORD = re.compile(
+    r"(?:no)?(?:bold|italic|underline|inherit)|roman|sans|mono"
+    r"|(?:bg:|border:)?(?:#[0-9A-Fa-f]{3}(?:[0-9A-Fa-f]{3})?|ansi\w+)")
+
+
+def _highlighted(key: str, value: str) -> bool:
+    """Whether ``value`` is a syntax highlighter's token type or style, not a token."""
+    if key in _LEXER_TOKEN_KEYS:
+        return bool(_LEXER_TOKEN.fullmatch(value))
+    return key == "Token" and bool(value) \
+        and all(_PYGMENTS_STYLE_WORD.fullmatch(word) for word in value.split())
 
 
 # How a credential is used, not the credential: `auth: basic`, `auth: scram-sha-256`,
