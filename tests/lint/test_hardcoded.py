@@ -2352,6 +2352,24 @@ jobs:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_ci_step_quoted_with_escaped_line_ends_is_read_as_its_commands(
+        make_repo: MakeRepo) -> None:
+    """A double-quoted step holds its script's line ends escaped (`"set -e\\nexport
+    ..."`): each ends a command, and an assignment after one is a finding (it passed the
+    gate); a reference after one is not."""
+    repo = make_repo({".github/workflows/ci.yml": """\
+jobs:
+  d:
+    steps:
+      - run: "set -e\\nexport API_TOKEN=CANARYqn1-x9\\n./deploy.sh" «MAG002»
+      - run: "echo 'API_TOKEN is set'\\nexport API_TOKEN=$CI_TOKEN"
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_credential_echoed_into_a_command_that_reads_it_is_found(
         make_repo: MakeRepo) -> None:
     """`echo "..." | docker login --password-stdin` is Docker's own way to give a

@@ -1653,8 +1653,8 @@ def _script_value(line: str, start: int) -> tuple[int, str]:
 def _script_line(line: str, at: int, value: str, number: int, script: list[str]) -> bool:
     """Put the script a scalar on one line holds (``value``, at ``at`` of ``line``) at
     its place in ``script``'s line ``number``: a plain scalar as written, a quoted one
-    as YAML reads it; whether it is a script (not a flow collection, an alias or a
-    comment, nor a quoted scalar that goes on to another line)."""
+    as YAML reads it, on one line; whether it is a script (not a flow collection, an
+    alias or a comment, nor a quoted scalar that goes on to another line)."""
     if value[0] in "\"'":
         import yaml
 
@@ -1662,9 +1662,10 @@ def _script_line(line: str, at: int, value: str, number: int, script: list[str])
             text = yaml.safe_load(value)
         except yaml.YAMLError:  # a quoted scalar over several lines: not read here
             return False
-        if not isinstance(text, str) or "\n" in text:
+        if not isinstance(text, str):
             return False
-        script[number] = " " * (at + 1) + text
+        # Its escaped line ends (`"a\\nexport ..."`) end commands, as `;` does.
+        script[number] = " " * (at + 1) + text.replace("\n", "; ")
         return True
     if value[0] in "[{*#":
         return False
