@@ -2370,6 +2370,22 @@ jobs:
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_ci_step_list_in_flow_style_is_read_as_its_commands(make_repo: MakeRepo) -> None:
+    """GitLab reads `script: ["...", "..."]` as it reads a block list: each item is a
+    command, and an assignment of a literal there is a finding (it passed the gate); a
+    reference is not, nor a flow list under a key that holds no script."""
+    repo = make_repo({".gitlab-ci.yml": """\
+deploy:
+  script: ["export API_TOKEN=CANARYfl1-x9", "./deploy.sh"] «MAG002»
+  before_script: ['echo hi', "export DB_PASSWORD=$CI_DB_PASSWORD"]
+  tags: ["export SESSION_SECRET=CANARYnear1-x9"]
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_credential_echoed_into_a_command_that_reads_it_is_found(
         make_repo: MakeRepo) -> None:
     """`echo "..." | docker login --password-stdin` is Docker's own way to give a

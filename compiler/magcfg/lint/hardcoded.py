@@ -1653,21 +1653,24 @@ def _script_value(line: str, start: int) -> tuple[int, str]:
 def _script_line(line: str, at: int, value: str, number: int, script: list[str]) -> bool:
     """Put the script a scalar on one line holds (``value``, at ``at`` of ``line``) at
     its place in ``script``'s line ``number``: a plain scalar as written, a quoted one
-    as YAML reads it, on one line; whether it is a script (not a flow collection, an
-    alias or a comment, nor a quoted scalar that goes on to another line)."""
-    if value[0] in "\"'":
+    and a flow sequence's items (`script: ["...", "..."]`) as YAML reads them, on one
+    line; whether it is a script (not a flow mapping, an alias or a comment, nor a
+    quoted scalar or a sequence that goes on to another line)."""
+    if value[0] in "\"'[":
         import yaml
 
         try:
-            text = yaml.safe_load(value)
-        except yaml.YAMLError:  # a quoted scalar over several lines: not read here
+            found = yaml.safe_load(value)
+        except yaml.YAMLError:  # over several lines: not read here
             return False
-        if not isinstance(text, str):
+        items = found if isinstance(found, list) and value[0] == "[" else [found]
+        if not items or not all(isinstance(item, str) for item in items):
             return False
-        # Its escaped line ends (`"a\\nexport ..."`) end commands, as `;` does.
-        script[number] = " " * (at + 1) + text.replace("\n", "; ")
+        # Its escaped line ends (`"a\\nexport ..."`) and its items end commands, as
+        # `;` does.
+        script[number] = " " * (at + 1) + "; ".join(items).replace("\n", "; ")
         return True
-    if value[0] in "[{*#":
+    if value[0] in "{*#":
         return False
     script[number] = " " * at + line[at:]
     return True
