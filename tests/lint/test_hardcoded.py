@@ -190,6 +190,23 @@ Token = "CANARYk2mQ7xR4tY8" «MAG002»
     assert found == expected
 
 
+def test_the_shell_s_working_directory_set_by_name_is_no_password(
+        make_repo: MakeRepo) -> None:
+    """`PWD` and `OLDPWD` set to a directory's path (GitPython's
+    `update_environment(PWD='/tmp')`, a Dockerfile's `ENV PWD=/app`) are the shell's
+    working directory; `PWD` set to anything else, and `DB_PWD`, stay passwords."""
+    repo = make_repo({
+        "lib/run.py": "old = self.update_environment(PWD='/tmp')\n"
+                      "env = dict(os.environ, OLDPWD=\"./build\")\n"
+                      "login(PWD='CANARYpwd1-x9') «MAG002»\n",
+        "Dockerfile": "FROM alpine\nENV PWD=/app\nENV DB_PWD=/CANARYpwd2-x9 «MAG002»\n",
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 YAML_SHAPES = """\
 block:
   password: |

@@ -2109,7 +2109,14 @@ def _not_key_material(key: str, value: str, kind: str) -> bool:
     """Whether a literal under a secret-like key is a name or text, not the secret."""
     return (_self_named(key, value, kind) or _is_text(key, value)
             or _about_a_credential(key, value.strip().strip("\"'`").strip())
-            or (kind == "code" and _highlighted(key, value.strip().strip("\"'`"))))
+            or (kind == "code" and _highlighted(key, value.strip().strip("\"'`")))
+            or _working_directory(key, value.strip().strip("\"'`")))
+
+
+def _working_directory(key: str, value: str) -> bool:
+    """Whether ``key`` is the shell's ``PWD`` or ``OLDPWD`` set to a directory's path
+    (GitPython's ``update_environment(PWD='/tmp')``), not a password's abbreviation."""
+    return key in _SHELL_DIRECTORIES and value.startswith(("/", "~/", "./", "../", "$"))
 
 
 # A syntax highlighter's token type, lower-case words joined by dots (ace's and
