@@ -69,6 +69,27 @@ def test_an_alphabet_is_no_secret() -> None:
     assert found == [3]
 
 
+def test_a_public_key_s_base64_is_no_secret() -> None:
+    """The base64 of a DER public key (SubjectPublicKeyInfo: npm's registry keys in
+    corepack) is no entropy finding; the same key pair's private key, PKCS#8 in base64,
+    is one."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    private = base64.b64encode(key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())).decode()
+    text = f'keys: [{{keyid: "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA", key: "{public}"}}]\n' \
+           f'signer: {{key: "{private}"}}\n'
+    found = [number for number, _ in entropy_hits(source("corepack.cjs", text.encode()))]
+    assert found == [2]
+
+
 _ENCRYPTED_KEY = ("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
                   "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIk0rX2WqvD8ACAggA\n"
                   "-----END ENCRYPTED PRIVATE KEY-----\n")

@@ -383,6 +383,38 @@ def encoded_private_key_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 yield number, Hit(m.start() + 1, f"base64-encoded private key ({REDACTED})", 0)
 
 
+def _der_length(data: bytes, at: int) -> tuple[int, int] | None:
+    """A DER length at ``data[at]``: the length and where its content starts."""
+    if at >= len(data):
+        return None
+    first = data[at]
+    if first < 0x80:
+        return first, at + 1
+    size = first & 0x7F
+    if not 0 < size <= 4 or at + 1 + size > len(data):
+        return None
+    return int.from_bytes(data[at + 1:at + 1 + size], "big"), at + 1 + size
+
+
+def _public_key(value: str) -> bool:
+    """Whether ``value`` is the base64 of a public key, DER's SubjectPublicKeyInfo (a
+    SEQUENCE of the algorithm's SEQUENCE and the key's BIT STRING, what a PEM `PUBLIC KEY`
+    block holds): npm's registry signing keys in corepack, `MFkwEwYHKoZIzj0...`. A
+    private key's PKCS#8 has a version INTEGER first and is no such thing."""
+    try:
+        data = base64.b64decode(value[:4 * 64], validate=True)
+    except ValueError:
+        return False
+    outer = _der_length(data, 1) if data[:1] == b"\x30" else None
+    if outer is None or data[outer[1]:outer[1] + 1] != b"\x30":
+        return False
+    algorithm = _der_length(data, outer[1] + 1)
+    if algorithm is None or data[algorithm[1]:algorithm[1] + 1] != b"\x06":
+        return False
+    key_at = algorithm[1] + algorithm[0]
+    return data[key_at:key_at + 1] == b"\x03"
+
+
 def _looks_generated(value: str, after_an_id: bool) -> bool:
     # detect-secrets' own false-positive heuristics: alphabet runs, UUIDs, and its
     # is_likely_id_string (`..._id = ...`: ``after_an_id``), which searched the line up to
@@ -463,6 +495,8 @@ def entropy_hits(src: SourceFile, decided: Callable[[int, int], bool] | None = N
                     or (dsse and _DSSE_PAYLOAD.search(line, near, at)):
                 continue
             if value.startswith(_RESOURCE_PREFIXES) and _RESOURCE_NAME.fullmatch(value):
+                continue
+            if value.startswith("M") and _public_key(value):
                 continue
             if re.fullmatch(r"[0-9a-fA-F]+", value):
                 # Hex strings are mostly digests and ids: only under a credential-like key.
