@@ -90,6 +90,28 @@ def test_a_public_key_s_base64_is_no_secret() -> None:
     assert found == [2]
 
 
+def test_a_bundle_s_names_and_inlined_binaries_are_no_secrets() -> None:
+    """Minified JS holds names of joined words (TypeScript's diagnostics) and binaries
+    inlined as base64 (a wasm module): neither is an entropy finding; a long base64 whose
+    bytes are text (a credentials file's JSON) or DER (a private key) still is one."""
+    import base64
+    import json
+
+    draw = random.Random(7)
+    wasm = base64.b64encode(b"\0asm\1\0\0\0" + bytes(draw.randrange(256) for _ in range(900)))
+    credentials = base64.b64encode(json.dumps({
+        "type": "service_account", "private_key_id": "".join(draw.choices("0123456789abcdef", k=40)),
+        "private_key": "".join(draw.choices(string.ascii_letters + string.digits, k=600)),
+    }).encode())
+    name = ("ECMAScript_imports_and_exports_cannot_be_written_in_a_CommonJS_file_under_"
+            "verbatimModuleSyntax_Adjus_1295")
+    text = (f'var d={{{name}:"{name}"}};\n'
+            f'module.exports=Buffer.from("{wasm.decode()}","base64");\n'
+            f'const creds="{credentials.decode()}";\n')
+    found = [number for number, _ in entropy_hits(source("dist/bundle.js", text.encode()))]
+    assert found == [3]
+
+
 _ENCRYPTED_KEY = ("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
                   "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIk0rX2WqvD8ACAggA\n"
                   "-----END ENCRYPTED PRIVATE KEY-----\n")

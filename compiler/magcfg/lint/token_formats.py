@@ -422,7 +422,44 @@ def _looks_generated(value: str, after_an_id: bool) -> bool:
     from detect_secrets.filters.heuristic import is_potential_uuid, is_sequential_string
 
     return is_sequential_string(value) or is_potential_uuid(value) or after_an_id \
-        or _an_alphabet(value)
+        or _an_alphabet(value) or _joined_words(value) or _binary_data(value)
+
+
+_DATA_LENGTH = 512
+"""The base64 of 384 bytes: longer than a token or a symmetric key, which is where an
+inlined binary's base64 (a wasm module, a font, a search index) is told apart."""
+
+
+def _binary_data(value: str) -> bool:
+    """Whether ``value`` is the base64 of a binary that is no key: ``_DATA_LENGTH`` or
+    longer, its bytes not text (a credentials file's JSON in base64 is one) and not DER
+    (a private key's PKCS#8 is one), as undici's llhttp wasm and rustdoc's search index
+    inline in JS."""
+    if len(value) < _DATA_LENGTH:
+        return False
+    try:
+        head = base64.b64decode(value[:_DATA_LENGTH], validate=True)
+    except ValueError:
+        try:
+            head = base64.urlsafe_b64decode(value[:_DATA_LENGTH])
+        except ValueError:
+            return False
+    if head[:1] == b"\x30":
+        return False
+    controls = sum(byte < 0x20 and byte not in b"\t\n\r" for byte in head)
+    return controls * 100 > len(head)
+
+
+_JOINED_WORDS = 4
+
+
+def _joined_words(value: str) -> bool:
+    """Whether ``value`` is ``_JOINED_WORDS`` or more words joined by ``_`` or ``-``, each
+    of letters or of digits alone: a name (TypeScript's diagnostic
+    `ECMAScript_imports_and_exports_cannot_be_written_in_a_CommonJS_file_1295`), where
+    random text mixes letters and digits within its parts."""
+    parts = re.split(r"[_-]", value)
+    return len(parts) >= _JOINED_WORDS and all(p.isalpha() or p.isdigit() for p in parts)
 
 
 _SHUFFLED_ALPHABET = 40
