@@ -338,6 +338,19 @@ def test_prose_and_labels_are_not_secrets(make_repo: MakeRepo) -> None:
     assert found == expected
 
 
+def test_prose_of_sentences_is_not_a_secret(make_repo: MakeRepo) -> None:
+    """Words that end a sentence or a clause (`expression.`, `side,`) are prose's words:
+    babel's messages under names that hold `Token`; a value of one word with a mark, or
+    a word that mixes in digits, is not prose."""
+    repo = make_repo({"dist/babel.js": """\
+var m={UnexpectedTokenUnaryExponentiation:"Illegal expression. Wrap it in parentheses.",
+InvalidTokenType:"Unexpected token, expected one of: string, number!"};
+var s={sessionToken:"CANARYtk7. done", apiToken:"CANARYtk8."}; «MAG002»
+"""})
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_a_flow_collection_is_read_by_the_parser(make_repo: MakeRepo) -> None:
     """A flow mapping under a secret-like key holds settings, not the secret (cert-manager's
     privateKey); what is in it, and a block sequence's items under a secret-like key, are

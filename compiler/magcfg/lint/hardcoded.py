@@ -2189,6 +2189,11 @@ def _basic_credentials(value: str) -> bool:
     return ":" in text and text.isprintable()
 
 
+# What ends a sentence's word: babel's `UnexpectedTokenUnaryExponentiation: "Illegal
+# expression. Wrap left hand side ..."` is prose.
+_SENTENCE_MARKS = ".,;:!?"
+
+
 def _is_text(key: str, value: str) -> bool:
     """Prose or a label: two or more words of letters only (``"Invalid or expired token"``,
     UI and i18n strings), or the key's own words (``"password": "Password"``), or its last
@@ -2199,7 +2204,7 @@ def _is_text(key: str, value: str) -> bool:
     value, a default credential; in code a name (``_self_named``: an enum member
     ``password = "password"``)."""
     text = value.strip().strip("\"'`")
-    words = text.split()
+    words = [word.rstrip(_SENTENCE_MARKS) for word in text.split()]
     if len(words) >= 2 and all(w.isalpha() for w in words):
         return True
     if text == key:
