@@ -770,6 +770,39 @@ def test_a_record_written_by_magcfg_of_other_code_from_an_archive_is_not_reused(
         assert "a rule this magcfg has" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_build_that_reuses_its_outputs_imports_nothing_of_compiling(
+        mini: Project, tmp_path: Path) -> None:
+    """A build whose outputs are as recorded compiles nothing, and its process imports
+    nothing that only compiling uses (the validator, the emitters, the redaction, CUE:
+    ~15 ms of a ~150 ms no-op), nor collects garbage while it imports the build's
+    modules (it ends through os._exit). It still prints and exits as a build."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MAGCFG_NO_CACHE", None)
+    compiling = ["magcfg.cue.binary", "magcfg.cue.layers", "magcfg.pipeline.context",
+                 "magcfg.pipeline.emit", "magcfg.pipeline.redact", "magcfg.pipeline.validate",
+                 "magcfg.schema.validator", "magcfg.secrets.redaction", "jsonschema_rs",
+                 "orjson"]
+    probe = (
+        "import gc, sys\n"
+        "collected = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start'\n"
+        "                    and collected.append('magcfg.project' in sys.modules))\n"
+        "from magcfg.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        f"print(code, [m for m in {compiling!r} if m in sys.modules], any(collected))\n")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", probe, *args], cwd=mini.root, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    for _ in range(2):  # the second numbers from the first's manifests, and records
+        assert run("build").stdout.startswith("0 ")
+    for args in (("build",), ("build", "--check")):
+        done = run(*args)
+        assert done.stdout == "0 [] False\n", (args, done.stdout, done.stderr)
+        assert done.stderr.endswith(("(0 file(s) changed)\n", "up to date: dev, prod\n"))
+
+
 def test_a_layer_file_whose_verdict_asks_git_is_read_by_every_build(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     import time

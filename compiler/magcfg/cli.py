@@ -212,14 +212,15 @@ def build(
     """Compile the layers of each environment into generated/<env>/."""
     import gc
 
+    # The process ends through os._exit: nothing the build allocated needs collecting,
+    # and the first collection after it would scan its millions of objects (1-2 s); nor
+    # do the modules imported next (a collection every few hundred of their objects).
+    gc.disable()
     from .compiler import build as run_build
     from .project import load_project
 
     as_json = _report_format(output_format)
     proj = None
-    # The process ends through os._exit: nothing the build allocated needs collecting,
-    # and the first collection after it would scan its millions of objects (1-2 s).
-    gc.disable()
     try:
         proj = load_project(project)
         # Only --since reads the artifacts (their manifests): without it, a build whose

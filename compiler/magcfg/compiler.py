@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .artifact import (
     CONFIG,
@@ -37,7 +37,7 @@ from .artifact import (
     size_limit,
     written_names,
 )
-from .cue.layers import CUE_SUFFIX, load_cue_layers, written_literals
+from .cue import CUE_SUFFIX
 from .durable import (
     DirectoryUpdate,
     changed_entries,
@@ -54,19 +54,8 @@ from .errors import BuildError, Diagnostic
 from .heap import gc_paused
 from .keyglob import format_keypath
 from .pipeline.cache import BuildCache, Fingerprint, fingerprint
-from .pipeline.context import CompileContext, Extensions, LayerLoader
-from .pipeline.emit import (
-    config_bytes,
-    fragment_bytes,
-    fragment_views,
-    inputs_digest,
-    manifest_bytes,
-    sha256,
-)
 from .pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
-from .pipeline.redact import quotable_secret_texts, redact_diagnostics
-from .pipeline.validate import ViolationLocator, name_environments
 from .project import (
     LFS_TRACKED,
     LINK_HELD,
@@ -81,10 +70,17 @@ from .project import (
     link_checked_out,
 )
 from .schema.index import PolicyIndex, PolicyTable, Schema, load_schema
-from .schema.validator import SchemaViolation, Validator
-from .secrets.redaction import Redactor
 from .syntax.strict_yaml import LoadFailed, parse_layer
 from .workers import Forked, available_jobs
+
+if TYPE_CHECKING:
+    # What only compiling uses, imported where it does (the functions below): a build
+    # whose outputs are what it would write (``BuildResult.reused``) compiles nothing,
+    # and its process does not import them (~15 ms of a ~150 ms no-op).
+    from .pipeline.context import CompileContext, Extensions, LayerLoader, Workspace
+    from .pipeline.validate import ViolationLocator
+    from .schema.validator import SchemaViolation, Validator
+    from .secrets.redaction import Redactor
 
 T = TypeVar("T")
 
@@ -250,7 +246,15 @@ def code_identity() -> str:
                           f"{st.st_mtime_ns}\0{st.st_ctime_ns}\0".encode())
     return digest.hexdigest()
 
-LAYER_LOADERS = {CUE_SUFFIX: load_cue_layers}
+
+def _load_cue_layers(workspace: Workspace, paths: list[str]) -> dict[str, ParsedFile]:
+    """``cue.layers.load_cue_layers``, imported when a build has CUE layer files."""
+    from .cue.layers import load_cue_layers
+
+    return load_cue_layers(workspace, paths)
+
+
+LAYER_LOADERS = {CUE_SUFFIX: _load_cue_layers}
 """The standard layer loaders besides YAML: every command loads layers."""
 
 
@@ -262,6 +266,7 @@ def standard_extensions() -> Extensions:
     from .cue.schema import check_environments, manifest_entry
     from .delivery.emitter import configmap_emitter, configmap_size_check
     from .delivery.kustomization import kustomization_emitter
+    from .pipeline.context import Extensions
     from .secrets.isolation import check_isolation
     from .secrets.manifests import emit_secret_manifests
     from .secrets.rules import check_layer_literals, check_secrets
@@ -485,6 +490,8 @@ class Compiler:
     def redactor(self) -> Redactor:
         """The project's one redactor (schema secrets + the project's ``redact`` globs)."""
         if self._redactor is None:
+            from .secrets.redaction import Redactor
+
             self._redactor = Redactor(self.policies(), self.redact_globs())
         return self._redactor
 
@@ -507,6 +514,8 @@ class Compiler:
     def _validator_of(self, target: Schema) -> Validator:
         found = self._validators.get(target.digest)
         if found is None:
+            from .schema.validator import Validator
+
             with self.timings.stage("schema"):
                 found = self._validators[target.digest] = Validator(target, self.redactor())
         return found
@@ -712,6 +721,8 @@ class Compiler:
         found = self.cache.fragment(name)
         if isinstance(found, str) and found.startswith("sha256:"):
             return found
+        from .pipeline.emit import sha256
+
         digest = sha256(config)
         self.cache.put_fragment(name, digest)
         return digest
@@ -744,6 +755,8 @@ class Compiler:
     def _store_fragment(self, fkey: str, key: str, value: Any, diags: list[Diagnostic]
                         ) -> bytes:
         """Cache a fragment that merged and validated; returns its bytes."""
+        from .pipeline.emit import fragment_bytes
+
         with self.timings.stage("emit"):
             data = fragment_bytes(key, value) if value is not ABSENT else b""
         # Cached as reported: redacted, so the cache never quotes a secret value.
@@ -845,6 +858,8 @@ class Compiler:
             shares[i].append(key)
             loads[i] += cost[key]
 
+        from .pipeline.validate import ViolationLocator
+
         def compile_share(keys: list[str]) -> None:
             locators = {env: ViolationLocator(stack, self.project.file)
                         for env, stack in stacks.items()}
@@ -932,6 +947,11 @@ class Compiler:
     def _compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
                  only: Collection[str] | None = None
                  ) -> tuple[Artifact | None, list[Diagnostic]]:
+        from .pipeline.context import CompileContext
+        from .pipeline.emit import config_bytes, fragment_views, inputs_digest, manifest_bytes
+        from .pipeline.validate import ViolationLocator
+        from .schema.validator import SchemaViolation
+
         schema = self.schema()
         diagnostics: list[Diagnostic] = []
         fragments: list[bytes | memoryview] = []
@@ -1166,6 +1186,9 @@ class Compiler:
             # Nothing that can quote a layer's value (a ConfigMap too large to write,
             # which every no-op build reports again): no schema or layer to read for it.
             return list(diagnostics)
+        from .pipeline.redact import redact_diagnostics
+        from .secrets.redaction import Redactor
+
         try:
             redactor = self.redactor()
         except BuildError:  # an unreadable schema is reported on its own
@@ -1180,6 +1203,8 @@ class Compiler:
         provenance), are the ones whose literals it can hold: a YAML alias names an
         anchor of its own file, and a ``.cue`` file, which may refer to any other, brings
         every ``.cue`` file's. One key's value costs its files, not the repository's."""
+        from .pipeline.redact import quotable_secret_texts
+
         redactor = self.redactor()
         texts = quotable_secret_texts(self._secret_texts(redactor, files))
         return redactor.masked(value, texts) if texts else value
@@ -1234,6 +1259,8 @@ class Compiler:
             text = self.source.read(path).decode("utf-8", errors="replace")
         except BuildError:
             return set()
+        from .cue.layers import written_literals
+
         found = set()
         for keypath, literal in written_literals(text):
             full = (*prefix, *keypath)
@@ -1510,6 +1537,8 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
             recorded = compiler.recorded_outputs(record, chosen)
         if recorded is not None:
             return _reused(compiler, chosen, strict, recorded, ignored)
+    from .pipeline.validate import name_environments
+
     compiler.prepare(stacks, jobs)
     artifacts: dict[str, Artifact] = {}
     warnings: list[Diagnostic] = []

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import magcfg
-import magcfg.compiler
+import magcfg.pipeline.emit
 from magcfg.errors import BuildError
 from magcfg.pipeline.cache import KEY_FILE_NAME, MAX_PACKS, NO_CACHE_ENV, BuildCache
 
@@ -65,13 +65,13 @@ def assert_like_no_cache(project: Project, reference: dict[str, str]) -> None:
 def counting_fragments(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Top-level keys serialized (that is: compiled, not taken from the cache)."""
     calls: list[str] = []
-    real = magcfg.compiler.fragment_bytes
+    real = magcfg.pipeline.emit.fragment_bytes
 
     def counted(key: str, value: Any) -> bytes:
         calls.append(key)
         return real(key, value)
 
-    monkeypatch.setattr(magcfg.compiler, "fragment_bytes", counted)
+    monkeypatch.setattr(magcfg.pipeline.emit, "fragment_bytes", counted)
     return calls
 
 
@@ -305,13 +305,13 @@ def test_foreign_cache_made_with_another_key_is_a_miss(mini: Project, state_home
     pool size poisoned. It steers a build with their key, never one with ours."""
     reference = warm(mini)
     attacker_key = tmp_path / "attacker" / KEY_FILE_NAME
-    real = magcfg.compiler.fragment_bytes
+    real = magcfg.pipeline.emit.fragment_bytes
 
     def poisoned(key: str, value: Any) -> bytes:
         return real(key, value).replace(b'"max": 5', b'"max": 7')
 
     with monkeypatch.context() as patch:
-        patch.setattr(magcfg.compiler, "fragment_bytes", poisoned)
+        patch.setattr(magcfg.pipeline.emit, "fragment_bytes", poisoned)
         magcfg.build(load(mini), check=True,
                      cache=BuildCache(mini.root / CACHE, attacker_key))
     # The poisoned cache would steer a build that trusts the attacker's key ...
@@ -731,7 +731,7 @@ def test_config_digest_of_cached_fragments_comes_from_the_cache(
     magcfg.build(load(mini))
     manifest_names_its_config()
     mini.write("layers/environments/dev/magds.yaml", original)
-    hashed = calls(monkeypatch, magcfg.compiler, "sha256")
+    hashed = calls(monkeypatch, magcfg.pipeline.emit, "sha256")
     magcfg.build(load(mini))
     manifest_names_its_config()
     configs = [(mini.root / "generated" / env / "config.json").read_bytes()

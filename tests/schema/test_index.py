@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import magcfg
-import magcfg.compiler
 import magcfg.schema.index
+import magcfg.schema.validator
 from magcfg.pipeline.cache import MAX_PACKS, NO_CACHE_ENV, BuildCache
 from magcfg.schema.index import Schema, load_schema
 
@@ -37,13 +37,13 @@ def load(project: Project) -> magcfg.Project:
 def compiled_pieces(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The top-level keys whose schema piece a build compiles (in order)."""
     compiled: list[str] = []
-    real = magcfg.compiler.Validator
+    real = magcfg.schema.validator.Validator
 
     def counted(schema: Schema, redactor: Any) -> Any:
         compiled.append(",".join(schema.document.get("properties") or ()))
         return real(schema, redactor)
 
-    monkeypatch.setattr(magcfg.compiler, "Validator", counted)
+    monkeypatch.setattr(magcfg.schema.validator, "Validator", counted)
     return compiled
 
 
@@ -199,7 +199,7 @@ def _refuse_schema_work(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the schema was parsed")
 
     monkeypatch.setattr(magcfg.schema.index, "_parse_schema", refused)
-    monkeypatch.setattr(magcfg.compiler, "Validator", refused)
+    monkeypatch.setattr(magcfg.schema.validator, "Validator", refused)
 
 
 def test_nothing_changed_does_no_schema_work(

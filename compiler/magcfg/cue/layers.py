@@ -42,12 +42,12 @@ from ..pipeline.load import ParsedFile
 from ..syntax.locate import locate_cue
 from ..syntax.scalars import Refusal, json_number
 from ..syntax.strict_yaml import MAX_DEPTH, conflict_marker
+from . import CUE_SUFFIX
 from .binary import CueBinary, find_cue, merge_disjunctions, parse_errors, workdir
 
 if TYPE_CHECKING:
     from ..pipeline.context import Workspace
 
-CUE_SUFFIX = ".cue"
 EVALUATE = ("eval", "--concrete", "--ignore", "--out", "json")
 """The command (after ``cue``) that evaluates .cue layers, each instance named after it."""
 _PACKAGE = re.compile(r"\A(?:\s|//[^\n]*)*package\s+([A-Za-z_][A-Za-z0-9_]*)")

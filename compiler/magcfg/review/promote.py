@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import Compiler
-from ..cue.layers import CUE_SUFFIX
+from ..cue import CUE_SUFFIX
 from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, md_code, printable
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
