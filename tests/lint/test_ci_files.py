@@ -149,25 +149,44 @@ def test_pre_commit_hook_runs_on_the_staged_files(make_repo: MakeRepo) -> None:
     assert proc.returncode == 1 and "MAG005" in proc.stdout
 
 
+def _this_checkout_committed(dest: Path) -> str:
+    """A clone of this repository at ``dest`` with its tracked files as the work tree
+    holds them, committed on top of HEAD (what ``pre-commit try-repo`` hands pre-commit),
+    and that commit's name."""
+    git(dest.parent, "clone", "-q", str(REPO), str(dest))
+    changes = subprocess.run(["git", "diff", "--binary", "HEAD"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    if changes:
+        subprocess.run(["git", "apply", "--index"], cwd=dest, input=changes, check=True,
+                       capture_output=True)
+        git(dest, "commit", "-qm", "the work tree's changes")
+    return git(dest, "rev-parse", "HEAD").strip()
+
+
 def test_the_published_hook_runs_under_pre_commit(tmp_path: Path) -> None:
-    # The real pre-commit, as another repository uses the hook: it installs this
-    # repository into a virtualenv of its own (from PyPI's packages) and runs the entry.
+    # The real pre-commit, as another repository uses the hook: its config names this
+    # repository at a commit, and pre-commit installs that into a virtualenv of its own
+    # (from PyPI's packages) once, then runs the entry at each commit.
     # Installed without the compiler's extra, the entry failed every commit.
+    source = tmp_path / "magcfg"
+    rev = _this_checkout_committed(source)
     repo = tmp_path / "other"
     repo.mkdir()
     git(repo, "init", "-q")
     (repo / "ok.yaml").write_text("a: 1\n")
     (repo / "policy.hcl").write_text(
         'path "secret/data/k3s/magds/*" {\n  capabilities = ["read"]\n}\n')
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(
+        {"repos": [{"repo": str(source), "rev": rev, "hooks": [{"id": "magcfg-lint"}]}]}))
     git(repo, "add", "-A")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
            "PRE_COMMIT_COLOR": "never"}
     tool = Path(sys.executable).with_name("pre-commit")
 
     def run(*files: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(tool), "try-repo", str(REPO), "magcfg-lint", "--files",
-                               *files], cwd=repo, env=env, capture_output=True, text=True,
-                              timeout=600, check=False)
+        return subprocess.run([str(tool), "run", "magcfg-lint", "--files", *files], cwd=repo,
+                              env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
 
     clean = run("ok.yaml")
     assert clean.returncode == 0, clean.stdout + clean.stderr
