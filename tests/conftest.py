@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -79,6 +80,37 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
         shutil.rmtree(private, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the longest files first
+
+LONGEST_FILES = (
+    "tests/scaffold/test_init.py",
+    "tests/test_cli_conventions.py",
+    "tests/signing/test_deploy_branch.py",
+    "tests/test_packaging.py",
+    "tests/syntax/test_differential.py",
+    "tests/lint/test_ci_files.py",
+    "tests/review/test_snapshots.py",
+    "tests/pipeline/test_cache.py",
+)
+"""The test files whose tests take longest, longest first (``--durations`` of the whole
+suite on two cores, summed by file). With ``--dist loadfile`` a worker runs a file whole;
+xdist's own order, by number of tests, gave test_packaging.py's three and
+test_deploy_branch.py's seven long tests out last, and one worker ran them while the
+other had nothing left (scripts/dev passes ``--no-loadscope-reorder`` so that this order
+holds)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    rank = {path: n for n, path in enumerate(LONGEST_FILES)}
+    tests_in = Counter(file_of(item) for item in items)
+    # The rest by number of tests, as xdist orders them; a stable sort keeps each file's
+    # tests together and in their order.
+    items.sort(key=lambda item: (rank.get(file_of(item), len(rank)), -tests_in[file_of(item)]))
 
 
 MINI_SCHEMA = {

@@ -15,6 +15,7 @@ import check_jsonschema
 import jsonschema
 import yaml
 
+from ..conftest import LONGEST_FILES
 from . import fixtures as fx
 from .conftest import REPO, MakeRepo, git, run_cli
 
@@ -118,6 +119,12 @@ def test_the_repository_passes_its_own_lint_gate() -> None:
     args = shlex.split(lint_cmd)[1:]
     proc = run_cli(REPO, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_files_the_suite_runs_first_are_test_files() -> None:
+    # A file renamed or removed would drop out of the order silently.
+    assert [p for p in LONGEST_FILES if not (REPO / p).is_file()] == []
+    assert len(set(LONGEST_FILES)) == len(LONGEST_FILES)
 
 
 def hook() -> dict[str, Any]:
