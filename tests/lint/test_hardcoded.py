@@ -351,6 +351,28 @@ var s={sessionToken:"CANARYtk7. done", apiToken:"CANARYtk8."}; «MAG002»
     assert found == expected
 
 
+def test_an_http_authorization_header_s_credential(make_repo: MakeRepo) -> None:
+    """An Authorization header's credential a command sends or code sets (gitleaks'
+    curl-auth-header) is a finding; a variable, an expression, a placeholder and a name
+    are none."""
+    repo = make_repo({
+        "scripts/call.sh": """\
+curl -H "Authorization: Bearer CANARYq8vR2mX9wLt4Zn7" https://api.internal/v1 «MAG002»
+curl --header 'Authorization: token CANARYw8vR2mX9wLt4Zn' https://api.internal/v1 «MAG002»
+curl -H "Authorization: Bearer $API_TOKEN" https://api.internal/v1
+curl -H "Authorization: Bearer ${{ secrets.API_TOKEN }}" https://api.internal/v1
+curl -H "Authorization: Bearer <token>" https://api.internal/v1
+curl -H "Authorization: Bearer YOUR_API_TOKEN" https://api.internal/v1
+""",
+        "app/client.py": 'HEADERS = {"Authorization": "Bearer CANARYp8vR2mX9wLt4Zn"} «MAG002»\n'
+                         'AUTH = {"Authorization": f"Bearer {token}"}\n',
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+    done = run_cli(repo.root, "lint")
+    assert "CANARY" not in done.stdout + done.stderr
+
+
 def test_a_flow_collection_is_read_by_the_parser(make_repo: MakeRepo) -> None:
     """A flow mapping under a secret-like key holds settings, not the secret (cert-manager's
     privateKey); what is in it, and a block sequence's items under a secret-like key, are

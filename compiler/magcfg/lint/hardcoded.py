@@ -1759,6 +1759,29 @@ _HTPASSWD_LOGIN = re.compile(r"^[^:\s#][^:\s]*+:(\S++)\s*+$")
 _CRYPT_HASH = re.compile(r"\$(?:apr1|2[abxy]|[1567]|y|gy)\$")
 
 
+# An HTTP Authorization header's credential, as a command sends it (`curl -H
+# "Authorization: Bearer ..."`) or code sets it (`{"Authorization": "Bearer ..."}`):
+# gitleaks' curl-auth-header, whose least entropy is 2.75.
+_AUTH_HEADER = re.compile(
+    r"""(?i)\bauthorization["']?+[ \t]*+[:=][ \t]*+["']?+(?:bearer|basic|(?:api-)?token)[ \t]++"""
+    r"""([\w=~@.+/-]{8,}+)(?![\w$={}<])""")
+_AUTH_HEADER_ENTROPY = 2.75
+
+
+def _auth_header_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
+    if "uthorization" not in src.text and "UTHORIZATION" not in src.text:
+        return
+    for number, line in enumerate(src.lines, 1):
+        if "uthorization" not in line and "UTHORIZATION" not in line:
+            continue
+        for m in _AUTH_HEADER.finditer(line):
+            value = m.group(1)
+            if is_literal(value) and not _reads_as_name(value) \
+                    and shannon_entropy(value) >= _AUTH_HEADER_ENTROPY:
+                yield number, Hit(m.start(1) + 1, "an HTTP Authorization header's credential "
+                                                  f"({REDACTED})", 1)
+
+
 def _htpasswd_logins(text: str) -> bool:
     """Whether ``text`` is an htpasswd file's lines, each a login with its crypt hash
     (ingress-nginx's basic auth reads a Secret's ``auth`` as one): one secret however
@@ -2377,6 +2400,9 @@ def _hits(src: SourceFile, kind: str | None, example: bool, manifests: bool
                 keep(number, hit)
         if not example and kind in ("code", "yaml", "shell"):
             for number, hit in _secure_string_hits(src):
+                keep(number, hit)
+        if not example:
+            for number, hit in _auth_header_hits(src):
                 keep(number, hit)
     if not example and (kind is not None or src.name.lower().endswith(".sql")):
         for number, hit in _sql_password_hits(src):
