@@ -373,6 +373,23 @@ curl -H "Authorization: Bearer YOUR_API_TOKEN" https://api.internal/v1
     assert "CANARY" not in done.stdout + done.stderr
 
 
+def test_a_secret_s_name_as_a_value_names_it(make_repo: MakeRepo) -> None:
+    """In YAML and JSON a variable mapped to the name of the secret it is read from
+    (Buildkite's secrets, `MY_APP_ACCESS_TOKEN: API_ACCESS_TOKEN`) names it; a value in
+    capitals that names no secret, or is not a name, is one."""
+    repo = make_repo({
+        ".buildkite/pipeline.yml": """\
+secrets:
+  MY_APP_ACCESS_TOKEN: API_ACCESS_TOKEN
+  DB_PASSWORD: PROD_DB_PASSWORD
+  DEPLOY_TOKEN: CANARY_DEPLOY_7QX «MAG002»
+""",
+        "schema/example.json": '{"env": {"MY_APP_ACCESS_TOKEN": "API_ACCESS_TOKEN"}}\n',
+    })
+    expected, found = expected_and_found(repo)
+    assert found == expected
+
+
 def test_a_flow_collection_is_read_by_the_parser(make_repo: MakeRepo) -> None:
     """A flow mapping under a secret-like key holds settings, not the secret (cert-manager's
     privateKey); what is in it, and a block sequence's items under a secret-like key, are

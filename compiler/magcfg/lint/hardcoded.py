@@ -2249,7 +2249,9 @@ def _self_named(key: str, value: str, kind: str) -> bool:
             or (kind != "code" and (v.islower() or v.isupper()) and _names_a_key(v.lower()))):
         return True
     if kind != "code":
-        return False
+        # `MY_APP_ACCESS_TOKEN: API_ACCESS_TOKEN` (Buildkite's secrets, a CI's mapping of
+        # a variable to the secret it is read from) names the secret it holds.
+        return bool(_ENV_VAR_NAME.fullmatch(v)) and key_is_secret(v)
     # In code, `PASSWORD_FIELD = "password"`-style constants name a field, and
     # `EXTERNAL_SECRET = "externalsecret.yaml"` a file, not a secret.
     if _FILE_NAME.fullmatch(v):
