@@ -23,7 +23,7 @@ except ImportError:  # the slim install: the runtime kernel only
 from .errors import Diagnostic, MagcfgError, UsageError, printable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
@@ -675,6 +675,7 @@ def _verify_given(artifact: str, env: list[str] | None, public_key: list[Path] |
         if as_json:
             _fail_report("verify", exc, None, artifacts=[])
         _fail(exc)
+    members: Mapping[str, bytes]
     try:
         if artifact.startswith("oci://"):
             members, prefix = _pulled(artifact, keys, insecure)

@@ -376,3 +376,25 @@ def test_verify_artifact_checks_every_file_of_a_pulled_directory(
         "error: --artifact 127.0.0.1:5000/cfg:prod: no such directory; a registry artifact "
         "is named with oci:// (oci://127.0.0.1:5000/cfg:prod), as publish names it beside "
         "cosign's form\n")
+
+
+def test_verify_artifact_names_a_planted_file_without_reading_it(
+        signed: Path, keys: Path, tmp_path: Path) -> None:
+    """A directory handed over may hold any number of files up to the size bound each:
+    ``verify --artifact`` names an unlisted one without reading it (a file past the bound,
+    sparse here, would otherwise be refused as too large, and a hundred under it read
+    whole into memory), and checks the signature before reading any file it lists."""
+    pulled = _pulled(signed, tmp_path)
+    with open(pulled / "planted.bin", "wb") as planted:
+        planted.truncate(300 * 1024 * 1024)
+    generate_key_pair(tmp_path / "other")
+    for pub, message in [
+        (keys / "magcfg.pub", "planted.bin: error: is not listed in manifest.json, so no "
+         "signature covers it"),
+        (tmp_path / "other/magcfg.pub", "manifest.json.sig: error: signature does not "
+         "match the manifest under any trusted key"),
+    ]:
+        done = run_magcfg(tmp_path, "verify", "--artifact", str(pulled), "--env", "prod",
+                          "--public-key", str(pub))
+        stderr = failed_cleanly(done, 1)
+        assert stderr.startswith(f"{pulled}/{message}"), stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,10 +211,11 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
 
 
 def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
-               ) -> tuple[dict[str, bytes], str]:
+               ) -> tuple[Mapping[str, bytes], str]:
     """Every file of an artifact directory given explicitly (pulled, a ConfigMap volume:
     read through its ``..data``), for ``verify_whole``, and the prefix its errors name
-    them by. A directory or anything but a regular file in it is refused."""
+    them by. Its entries are listed here and each is read when ``verify_whole`` first
+    asks for it (:class:`_Entries`); anything but a regular file is refused then."""
     prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
     try:
         directory = data_root(Path(env_dir), volume=True)
@@ -227,12 +228,38 @@ def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
     except OSError as exc:
         raise VerificationError(prefix.rstrip("/"), f"cannot read: {exc.strerror}",
                                 "unreadable_file") from None
-    members: dict[str, bytes] = {}
-    for name in names:
-        data = _read_member(directory, name, prefix)
-        if data is not None:
-            members[name] = data
-    return members, prefix
+    return _Entries(directory, names, prefix), prefix
+
+
+class _Entries(Mapping[str, bytes]):
+    """An artifact directory's entries by name, each read (``_read_member``) when first
+    looked up and kept. ``verify_whole`` looks up the manifest and its signature, then,
+    once the signature holds, the files the signed manifest names: a directory the
+    operator was handed may hold any number of planted files up to the size bound each,
+    which are refused by name and never read into memory."""
+
+    def __init__(self, directory: Path, names: Iterable[str], prefix: str) -> None:
+        self._directory = directory
+        self._names = tuple(names)
+        self._known = frozenset(self._names)
+        self._prefix = prefix
+        self._read: dict[str, bytes | None] = {}
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._known:
+            raise KeyError(name)
+        if name not in self._read:
+            self._read[name] = _read_member(self._directory, name, self._prefix)
+        data = self._read[name]
+        if data is None:  # gone since it was listed
+            raise KeyError(name)
+        return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _read_member(directory: Path, name: str, prefix: str) -> bytes | None:
