@@ -238,7 +238,7 @@ class BuildCache:
             return None
         try:
             value = marshal.loads(mapped[offset + _TAG_BYTES:start])
-        except (ValueError, EOFError, TypeError):  # ours (checked): another format
+        except (ValueError, EOFError, TypeError):  # ours (its pack unchanged): another format
             return None
         self._used.add(name)
         return mapped[start:start + body_size], value
