@@ -382,3 +382,27 @@ def test_a_repository_s_fsmonitor_command_is_never_run(
     done = project.run(*command)
     assert "Traceback" not in done.stderr, done.stderr
     assert not ran.exists(), ran.read_text()
+
+
+def test_a_git_that_hangs_reading_its_config_is_a_located_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git reads its config at every command: an ``include.path`` that is a FIFO (a
+    repository handed over whole) held ``git rev-parse --show-toplevel``, which every
+    command asks first, and the command with it, for good."""
+    import subprocess
+
+    import magcfg.project
+    from magcfg.durable import git_root
+    from magcfg.errors import BuildError
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    fifo = tmp_path / "included"
+    os.mkfifo(fifo)
+    subprocess.run(["git", "config", "include.path", str(fifo)], cwd=tmp_path, check=True)
+    monkeypatch.setattr(magcfg.project, "GIT_ANSWER_SECONDS", 1)
+    with pytest.raises(BuildError) as raised:
+        git_root(tmp_path)
+    assert raised.value.diagnostics[0].message == (
+        "`git rev-parse --show-toplevel` gave no answer in 1 s: is something it reads, such "
+        "as a config file git includes, a FIFO or on a mount that hangs? Fix what stops "
+        "git, then run magcfg again")

@@ -307,11 +307,20 @@ def git_root(start: Path) -> Path | None:
     it (``repository_prefix``)."""
     import subprocess  # only the commands that ask pay for it at startup
 
+    from .project import GIT_ANSWER_SECONDS
+
     try:
         out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,
-                             capture_output=True, text=True, check=False, env=git_env())
+                             capture_output=True, text=True, check=False, env=git_env(),
+                             timeout=GIT_ANSWER_SECONDS)
     except FileNotFoundError:
         return None
+    except subprocess.TimeoutExpired:
+        raise BuildError([Diagnostic(
+            "", None, None, f"`git rev-parse --show-toplevel` gave no answer in "
+            f"{GIT_ANSWER_SECONDS} s: is something it reads, such as a config file git "
+            "includes, a FIFO or on a mount that hangs? Fix what stops git, then run magcfg "
+            "again", code="git")]) from None
     if out.returncode != 0:
         return None
     # One line end taken off, not stripped: a directory's name may end in a space.
