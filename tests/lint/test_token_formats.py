@@ -112,6 +112,16 @@ def test_a_bundle_s_names_and_inlined_binaries_are_no_secrets() -> None:
     assert found == [3]
 
 
+def test_a_telegram_token_of_zeros_is_none() -> None:
+    """A Telegram bot token's shape in data (`000000000:1000...0` in rustdoc's search
+    index) is below a token's least entropy; a real-shaped token is one."""
+    zeros = "000000000:1" + "0" * 34
+    token = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
+    text = f'r_("{zeros}Ba[9331,13]");\nconst bot = "{token}";\n'
+    found = [number for number, _ in token_formats.format_hits(source("search.js", text.encode()))]
+    assert found == [2]
+
+
 _ENCRYPTED_KEY = ("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
                   "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIk0rX2WqvD8ACAggA\n"
                   "-----END ENCRYPTED PRIVATE KEY-----\n")

@@ -303,6 +303,8 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                 col = line.find(str(secret)) + 1
                 if plugin.secret_type == _BASIC_AUTH and _illustrated_login(line, str(secret)):
                     continue
+                if shannon_entropy(str(secret)) < _PLUGIN_ENTROPY.get(plugin.secret_type, 0):
+                    continue
                 if plugin.secret_type == _AWS_KEY and _AWS_KEY_ID_SHAPE.fullmatch(str(secret)):
                     col = _whole_word(line, str(secret)) + 1
                     if not col:
@@ -330,6 +332,10 @@ def _whole_word(line: str, key_id: str) -> int:
     return -1
 
 
+# The least entropy of a plugin's token where the plugin asks none: a Telegram bot's id
+# and key are digits, a colon and 35 random characters (above 4), where zeros in a
+# search index's data (rustdoc's, `000000000:1000...0`) are below 1.
+_PLUGIN_ENTROPY = {"Telegram Bot Token": 3.0}
 _BASIC_AUTH = "Basic Auth Credentials"
 # A URL's login that shows the shape of one, a generic name for its user and for its
 # password (`https://user:pass@...`, `scheme://username:password@host` in a comment or a
