@@ -378,3 +378,26 @@ def test_an_object_file_that_is_a_fifo_stops_the_read_with_a_located_error(
     assert raised.value.diagnostics[0].message.startswith(
         "git gave no answer in 1 s reading the objects of HEAD (is an object file of the "
         "repository a FIFO, or on a mount that hangs?)")
+
+
+def test_a_ref_is_read_as_committed_whatever_replace_refs_and_grafts_say(
+        repo: Project) -> None:
+    """A replace ref (``git replace``) and a graft (``.git/info/grafts``) are this
+    repository's alone, never fetched, as every git magcfg runs reads them (``git_env``):
+    ``diff --against`` and ``lint --since`` read a commit's files through GitPython,
+    which must not see a layer file's bytes swapped or a commit's parent changed."""
+    root = repo.root
+    path = "layers/base/app.yaml"
+    committed = (root / path).read_bytes()
+    first = git(root, "rev-parse", "HEAD").strip()
+    (root / path).write_text("app:\n  name: \"other\"\n")
+    _committed(root)
+    second = git(root, "rev-parse", "HEAD").strip()
+    other = git(root, "hash-object", "-w", "--stdin", given="app:\n  name: \"planted\"\n")
+    git(root, "replace", git(root, "rev-parse", f"{first}:{path}").strip(), other.strip())
+    project = load_project(root / "magcfg.yaml")
+    with GitSource(project.root, first) as there:
+        assert there.read(path) == committed
+    (root / ".git/info/grafts").write_text(f"{second}\n")  # HEAD made a root commit
+    with GitSource(project.root, "HEAD~1") as parent:
+        assert parent.commit.hexsha == first

@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 
 from ..durable import (
     DANGLING,
-    GIT_PATH_VARIABLES,
     LOOP,
     MAX_INPUT_BYTES,
     NOT_UTF8,
@@ -108,23 +107,14 @@ def open_repo(root: Path) -> Any:
         repo = git.Repo(env.get("GIT_DIR") or top, expand_vars=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise outside from None
-    # GitPython passes our environment on to the git it runs in the work tree's top;
-    # the paths a promotion adds, resets and cleans are paths, never pathspec magic.
-    # The settings every git magcfg runs is given (``GIT_CONFIG_SET``) too: a promotion's
-    # status, add and commit read the index.
-    repo.git.update_environment(**{name: env[name]
-                                   for name in (*GIT_PATH_VARIABLES, "GIT_LITERAL_PATHSPECS",
-                                                *_config_variables(env))
-                                   if env.get(name)})
+    # GitPython passes our environment on to the git it runs in the work tree's top:
+    # what ``git_env`` sets or changes in it goes on top, for every git it runs (the
+    # paths a promotion adds, resets and cleans are paths, never pathspec magic; its
+    # status, add and commit read the index; a ref's objects are read as committed,
+    # whatever replace refs and grafts say).
+    repo.git.update_environment(**{name: value for name, value in env.items()
+                                   if os.environ.get(name) != value})
     return repo
-
-
-def _config_variables(env: dict[str, str]) -> list[str]:
-    """The names of ``env``'s ``GIT_CONFIG_COUNT`` list (``durable.git_env``)."""
-    count = env.get("GIT_CONFIG_COUNT", "0")
-    n = int(count) if count.isdigit() else 0
-    return ["GIT_CONFIG_COUNT", *(f"GIT_CONFIG_{part}_{i}" for i in range(n)
-                                  for part in ("KEY", "VALUE"))]
 
 
 def unknown_ref(repo: Any, ref: str) -> str:
