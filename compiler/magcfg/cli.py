@@ -1228,7 +1228,7 @@ def publish(
     OCIRepository format) with a cosign signature and attestation; prints the digest
     reference in cosign's form (stderr names the oci:// ones watch --artifact and the
     Kernel take: the tag to follow, the digest pinned). Without: commit the signed
-    generated/ of HEAD onto --branch (message carries [CI SKIP]) and push it with
+    generated/ of HEAD onto --branch (message carries [skip ci]) and push it with
     --push; prints the deploy commit. --format json: every form in one report.
     """
     as_json = _report_format(output_format)

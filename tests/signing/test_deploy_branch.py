@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -156,7 +157,7 @@ def test_the_gitops_loop(tmp_path: Path) -> None:
     ci(origin, "main", MAIN_STEPS, "push", runs, env={"MAGCFG_SIGNING_KEY": pem})
     main_head = git(origin, "rev-parse", "main").strip()
     message = git(origin, "log", "-1", "--format=%B", "deploy")
-    assert "[CI SKIP]" in message and main_head[:12] in message
+    assert "[skip ci]" in message and main_head[:12] in message
     # The deploy commit's parent is the main commit it was built from (a first publish).
     assert git(origin, "rev-list", "--parents", "-n", "1", "deploy").split()[1:] == [main_head]
 
@@ -457,3 +458,34 @@ def test_an_artifact_signed_on_the_branch_is_not_replaced_by_its_unsigned_commit
         for env in ("dev", "prod"):
             verify_artifact(synced / name / "generated" / env, [load_public_key(pub)],
                             environment=env)
+
+
+# What each CI documents as the marker that skips the pipeline of a pushed commit:
+# GitHub Actions lists its strings in lowercase; GitLab takes `[ci skip]`/`[skip ci]` in any
+# capitalization; Woodpecker matches `\[(?i:ci *skip|skip *ci)\]`; Azure Pipelines takes
+# `[skip ci]`, `[ci skip]`, `***NO_CI***` and more.
+SKIP_MARKERS = {
+    "github": lambda m: any(s in m for s in ("[skip ci]", "[ci skip]", "[no ci]",
+                                              "[skip actions]", "[actions skip]")),
+    "gitlab": lambda m: "[skip ci]" in m.lower() or "[ci skip]" in m.lower(),
+    "woodpecker": lambda m: re.search(r"\[(?i:ci *skip|skip *ci)\]", m) is not None,
+    "azure": lambda m: any(s in m.lower() for s in ("[skip ci]", "[ci skip]", "***no_ci***")),
+}
+
+
+def test_no_scaffolded_pipeline_runs_on_the_deploy_branch_s_commit() -> None:
+    from magcfg.scaffold.init import CI_PIPELINES
+    from magcfg.signing.deploy_branch import SKIP_CI
+
+    assert all(skips(f"magcfg publish: ...\n\n{SKIP_CI}\n") for skips in SKIP_MARKERS.values())
+    # Each scaffolded pipeline runs on every push, the deploy branch's included: the marker
+    # is what keeps it from the deploy commit, which it skips only on the events it
+    # documents it for (GitHub: push and pull_request, not pull_request_target) and with
+    # no rule of the pipeline's own deciding instead.
+    github = yaml.safe_load(CI_PIPELINES["github"])
+    assert github[True] == ["push", "pull_request"]  # YAML 1.1 reads `on` as true
+    gitlab = yaml.safe_load(CI_PIPELINES["gitlab"])
+    assert "workflow" not in gitlab and all(
+        not {"rules", "only", "except"} & set(job) for job in gitlab.values())
+    woodpecker = yaml.safe_load(CI_PIPELINES["woodpecker"].replace("$$", "$"))
+    assert "when" not in woodpecker and all("when" not in s for s in woodpecker["steps"])

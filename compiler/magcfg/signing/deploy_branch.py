@@ -9,8 +9,8 @@ artifact directory the branch holds signed and the source commit unsigned (anoth
 environment, another project of the repository, signed in CI and never committed) is
 kept as the branch holds it. The
 private key is not needed here (and never reaches git): only what ``sign`` wrote is
-committed. The commit message carries ``[CI SKIP]`` and the deploy branch is not a
-branch CI runs on, so publishing does not trigger CI again.
+committed. The commit message carries ``[skip ci]`` (``SKIP_CI``), so publishing does not
+trigger CI again, on a deploy branch CI runs on too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
 from .directory import verify_artifact
 
-SKIP_CI = "[CI SKIP]"
+SKIP_CI = "[skip ci]"
+"""The marker every CI a project runs documents as skipping the pipeline of the commit
+that carries it: GitHub Actions (in lowercase only), GitLab, Woodpecker and Azure
+Pipelines; the pipelines ``init --ci`` writes run on every push, the deploy branch's too."""
 _NOT_FILES = {SYMLINK_MODE: "a symlink", GITLINK_MODE: "a submodule"}
 """What git's index may hold below the output besides files, as ``git add`` keeps it."""
 _IDENTITY = {"GIT_AUTHOR_NAME": "magcfg publish", "GIT_AUTHOR_EMAIL": "magcfg@localhost",
