@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from magcfg.pipeline import load
 from magcfg.pipeline.load import ParsedFile
+from magcfg.syntax import keylines
 from magcfg.syntax.keylines import line_of
 from magcfg.syntax.strict_yaml import parse_layer
 
@@ -26,15 +26,17 @@ def test_line_answers_as_line_of_reading_the_file_once(
         text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = text.encode()
     data, markers = parse_layer("x.yaml", raw)
-    read = calls(monkeypatch, load, "simple_lines", arg=1)
-    parsed = ParsedFile("x.yaml", "digest", tuple(data), markers, data)
-    for keypath in _asked(data):
-        assert parsed.line(raw, keypath) == line_of("x.yaml", raw, keypath), keypath
-    assert read == [raw]
     # Other bytes (the file edited in memory, as a promotion does) are read again.
     edited = b"# edited\n" + raw
+    expected = {(content, keypath): line_of("x.yaml", content, keypath)
+                for content in (raw, edited) for keypath in _asked(data)}
+    read = calls(monkeypatch, keylines, "simple_lines", arg=1)
+    parsed = ParsedFile("x.yaml", "digest", tuple(data), markers, data)
     for keypath in _asked(data):
-        assert parsed.line(edited, keypath) == line_of("x.yaml", edited, keypath), keypath
+        assert parsed.line(raw, keypath) == expected[raw, keypath], keypath
+    assert read == [raw]
+    for keypath in _asked(data):
+        assert parsed.line(edited, keypath) == expected[edited, keypath], keypath
     assert read == [raw, edited]
 
 

@@ -76,7 +76,6 @@ import marshal
 import mmap
 import os
 import re
-import secrets
 import stat
 import sys
 from collections.abc import Collection
@@ -534,6 +533,8 @@ class BuildCache:
     def _write_pack(self, entries: dict[str, tuple[int, bytes, bytes]]) -> None:
         """A new pack of ``entries`` (lookup key -> head size, tag and head, body), named
         in the index with its fingerprint."""
+        import secrets  # here, not at import: a build that writes nothing needs none
+
         name = f"pack-{secrets.token_hex(10)}.bin"
         offset = 0
         parts: list[bytes] = []
@@ -604,6 +605,8 @@ class BuildCache:
         fails its tag and is a miss. The bytes come in parts (a pack is tens of megabytes:
         written part by part, never joined into one more copy)."""
         assert self._dir_fd is not None
+        import secrets
+
         tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600,
                      dir_fd=self._dir_fd)
@@ -690,6 +693,8 @@ def _read_key(path: Path) -> bytes | None:
 def _create_key(path: Path) -> bytes | None:
     """A new random key in ``path`` (mode 0600, created exclusively); the existing one
     if another process won the race; None if no key can be kept there."""
+    import secrets
+
     key = secrets.token_bytes(_KEY_BYTES)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..durable import PathError, Tree, colliding_paths, one_file_name, path_problem
 from ..errors import Diagnostic
 from ..project import LAYER_SUFFIXES, Checkout
-from ..syntax.keylines import Indexed, line_in, simple_lines
 from .cache import settled
+
+if TYPE_CHECKING:
+    # Imported by ``ParsedFile.line``, when a line is asked for (an error, a warning,
+    # ``explain``): a build that asks none imports nothing of the line index.
+    from ..syntax.keylines import Indexed
 
 __all__ = ["LAYER_SUFFIXES", "FileSource", "ParsedFile"]
 
@@ -73,6 +77,8 @@ class ParsedFile:
         """The line of ``keypath`` (of the merged document) in the file's bytes ``raw``,
         or of its deepest ancestor written there (``syntax.locate``). The file's lines
         are read once for all the key paths asked about (a promotion asks hundreds)."""
+        from ..syntax.keylines import line_in, simple_lines
+
         found = self._lines
         if found is None or found[0] is not raw:
             # Equal bytes read anew keep the index, and are kept so that the next
