@@ -764,3 +764,39 @@ def test_a_file_digest_is_kept_only_for_a_file_that_held_still(tmp_path: Path) -
     assert cache.file_sha256("schema.json", before) == found
     assert cache.file_sha256("schema.json", after) is None  # another status
     assert cache.file_sha256("other.json", before) is None  # another path
+
+
+def test_a_cache_written_with_other_libraries_is_not_read(mini: Project, tmp_path: Path) -> None:
+    """What the cache holds is what the libraries a build reads its inputs with made of
+    them (yaml-rs, PyYAML, jsonschema-rs, orjson): with another version of one (here a
+    yaml-rs that reads a host otherwise), the fragments and the record of the last build
+    were taken, and build --check passed where a cold build writes other bytes."""
+    import sys
+    import time
+
+    import yaml_rs
+
+    shim = tmp_path / "shim"
+    shutil.copytree(Path(yaml_rs.__file__).parent, shim / "yaml_rs",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with (shim / "yaml_rs/__init__.py").open("a") as init:
+        init.write("\n_loads = loads\n\n\ndef loads(text, **options):  # noqa\n"
+                   "    return _loads(text.replace('localhost', 'elsewhere'), **options)\n")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop(NO_CACHE_ENV, None)
+
+    def run(*args: str, other: bool = False) -> subprocess.CompletedProcess[str]:
+        path = os.pathsep.join([*([str(shim)] if other else []), env["PYTHONPATH"]])
+        return subprocess.run([sys.executable, "-m", "magcfg", *args], cwd=mini.root,
+                              env={**env, "PYTHONPATH": path}, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    for _ in range(2):  # the second numbers from the first's manifests, and records
+        assert run("build").returncode == 0
+    time.sleep(2.2)  # the outputs settle (cache.RACY_NS): the record is all that is read
+    assert run("build", "--check").returncode == 0
+    done = run("build", "--check", other=True)
+    assert done.returncode == 1 and "stale: generated/dev/config.json" in done.stderr, \
+        done.stderr
+    assert run("build", other=True).returncode == 0
+    assert b"elsewhere" in (mini.root / "generated/dev/config.json").read_bytes()

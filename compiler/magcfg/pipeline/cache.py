@@ -1,10 +1,11 @@
 """Content-hash cache of compiled fragments, authenticated so it can never steer a build.
 
 What is cached: a fragment (one top-level key of one environment, merged, validated and
-serialized) under a digest of everything it was made from: compiler version, schema
-digest, the key, and the path, layer and content digest of each file that contributed
-to it; results computed from a fragment (``CompileContext.memo``), CUE verdicts, the
-schema summary; per layer file digest, the file's top-level keys; and, per layer file
+serialized) under a digest of everything it was made from: compiler version, the
+libraries it reads and writes with as installed (``_LIBRARIES``), schema digest, the
+key, and the path, layer and content digest of each file that contributed to it;
+results computed from a fragment (``CompileContext.memo``), CUE verdicts, the schema
+summary; per layer file digest, the file's top-level keys; and, per layer file
 content, the line of each key path it writes (``syntax.keylines``, kept by ``magcfg
 diff``). An entry can therefore only be reused for exactly the same inputs. The
 *values* of layer files are never written to disk: a layer may hold a literal secret
@@ -96,7 +97,33 @@ _FORMAT = 5
 changes, so that no entry an older magcfg wrote (a fragment that passed fewer checks, 3:
 before layer files' literal secrets were checked, 4: before git's conflict markers in a
 quoted string were refused) is taken as this one's."""
-_SALT = f"magcfg-{__version__}-{_FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}".encode()
+_LIBRARIES = ("yaml_rs", "yaml", "jsonschema_rs", "orjson")
+"""The libraries a build reads its inputs and writes its outputs with: what the cache
+holds is what they made of the inputs (a parse, a verdict, a serialization)."""
+
+
+def _libraries() -> str:
+    """The files of ``_LIBRARIES`` as installed: each one's path, size, modification and
+    change times (an upgrade writes them anew), found without importing it (~0.1 ms
+    each). An entry another version of one wrote is then a miss, as one another magcfg
+    version wrote is."""
+    import importlib.util
+
+    parts = []
+    for name in _LIBRARIES:
+        try:
+            spec = importlib.util.find_spec(name)
+            origin = spec.origin if spec is not None else None
+            st = os.stat(origin) if origin else None
+        except (ImportError, ValueError, OSError):
+            origin, st = None, None
+        parts.append(f"{name}\0{origin}\0" + (f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                                             if st is not None else ""))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+_SALT = (f"magcfg-{__version__}-{_FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}-"
+         f"{_libraries()}").encode()
 MAX_PACKS = 8
 NO_CACHE_ENV = "MAGCFG_NO_CACHE"
 KEY_FILE_NAME = "cache.key"
