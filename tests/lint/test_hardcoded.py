@@ -376,13 +376,15 @@ curl -H "Authorization: Bearer YOUR_API_TOKEN" https://api.internal/v1
 def test_a_secret_s_name_as_a_value_names_it(make_repo: MakeRepo) -> None:
     """In YAML and JSON a variable mapped to the name of the secret it is read from
     (Buildkite's secrets, `MY_APP_ACCESS_TOKEN: API_ACCESS_TOKEN`) names it; a value in
-    capitals that names no secret, or is not a name, is one."""
+    capitals that names no secret, or is not a name, is one, and so is the key's own name
+    (a default credential)."""
     repo = make_repo({
         ".buildkite/pipeline.yml": """\
 secrets:
   MY_APP_ACCESS_TOKEN: API_ACCESS_TOKEN
   DB_PASSWORD: PROD_DB_PASSWORD
   DEPLOY_TOKEN: CANARY_DEPLOY_7QX «MAG002»
+  SEARCH_TOKEN: SEARCH_TOKEN «MAG002»
 """,
         "schema/example.json": '{"env": {"MY_APP_ACCESS_TOKEN": "API_ACCESS_TOKEN"}}\n',
     })

@@ -2250,8 +2250,9 @@ def _self_named(key: str, value: str, kind: str) -> bool:
         return True
     if kind != "code":
         # `MY_APP_ACCESS_TOKEN: API_ACCESS_TOKEN` (Buildkite's secrets, a CI's mapping of
-        # a variable to the secret it is read from) names the secret it holds.
-        return bool(_ENV_VAR_NAME.fullmatch(v)) and key_is_secret(v)
+        # a variable to the secret it is read from) names the secret it holds; the key's
+        # own name as its value (`DB_PASSWORD=DB_PASSWORD`) is a default credential.
+        return v != key and bool(_ENV_VAR_NAME.fullmatch(v)) and key_is_secret(v)
     # In code, `PASSWORD_FIELD = "password"`-style constants name a field, and
     # `EXTERNAL_SECRET = "externalsecret.yaml"` a file, not a secret.
     if _FILE_NAME.fullmatch(v):
