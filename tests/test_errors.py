@@ -108,3 +108,18 @@ def test_a_cut_message_keeps_no_start_of_a_quoted_value() -> None:
     assert cut(escaped) == '{"k": "v\\"x", "p": "...'
     closed = '"' + "a" * 100 + '" then ' + "b" * 200
     assert cut(closed) == closed[:MAX_QUOTING_MESSAGE] + "..."
+
+
+def test_a_json_report_is_utf8_whatever_names_it_holds() -> None:
+    """A name that is not UTF-8 (``os.fsdecode``'s surrogates) and a lone surrogate of a
+    JSON input are written as ``printable`` shows them: the report stays UTF-8 that a
+    JSON reader takes, and reads back as the text form names them."""
+    import json
+
+    from magcfg.errors import report_json
+
+    name = os.fsdecode(b"layers/bad\xff\xfe.yaml")
+    text = report_json({"file": name, "key": "a\ud800b", "message": "caf\u00e9 \x1b"})
+    assert json.loads(text.encode("utf-8")) == {
+        "file": "layers/bad\\xff\\xfe.yaml", "key": "a\\ud800b", "message": "caf\u00e9 \x1b"}
+    assert json.loads(text)["file"] == printable(name)

@@ -56,6 +56,25 @@ def printable(text: str, *, lines: bool = False) -> str:
     return _unprintable(lines).sub(_escape, text)
 
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def report_json(document: Any) -> str:
+    """``document`` as every JSON report prints it (sorted keys, two-space indent, one
+    newline), valid UTF-8 whatever it holds: a lone surrogate (a byte of a file name
+    that is not UTF-8, as ``os.fsdecode`` keeps it, or a ``\\ud800`` escape of a JSON
+    input) is written as ``printable`` shows it (``bad\\xff.yaml``), where the raw
+    byte would make the report no UTF-8 a JSON reader takes, or stop the writing."""
+    import json
+
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if text.isascii():
+        return text
+    # Each surrogate stands inside a JSON string: its escape's backslash is escaped too.
+    return _SURROGATE.sub(lambda m: _escape(m).replace("\\", "\\\\"), text)
+
+
 MAX_QUOTING_MESSAGE = 240
 """The most characters of a message that quotes input (a schema's or cue's error) kept
 (``cut``): the engines quote a value of megabytes whole."""

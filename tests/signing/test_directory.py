@@ -398,3 +398,23 @@ def test_verify_artifact_names_a_planted_file_without_reading_it(
                           "--public-key", str(pub))
         stderr = failed_cleanly(done, 1)
         assert stderr.startswith(f"{pulled}/{message}"), stderr
+
+
+def test_verify_artifact_reports_a_name_that_is_not_utf8_in_utf8_json(
+        signed: Path, keys: Path, tmp_path: Path) -> None:
+    """A file of a handed-over directory whose name is not UTF-8 is named in the JSON
+    report as the text names it (``bad\\xff``): the raw byte made the report no JSON a
+    CI script's reader takes."""
+    import subprocess
+    import sys
+
+    pulled = _pulled(signed, tmp_path)
+    (Path(os.fsdecode(os.fsencode(pulled) + b"/bad\xff"))).write_text("kind: Secret\n")
+    args = ["verify", "--artifact", str(pulled), "-e", "prod", "-k", str(keys / "magcfg.pub")]
+    text = failed_cleanly(run_magcfg(tmp_path, *args), 1)
+    assert text.startswith(f"{pulled}/bad\\xff: error: is not listed in manifest.json")
+    done = subprocess.run([sys.executable, "-m", "magcfg", *args, "-f", "json"], cwd=tmp_path,
+                          capture_output=True, check=False, timeout=120)
+    assert (done.returncode, done.stderr) == (1, b"")
+    report = json.loads(done.stdout.decode("utf-8"))
+    assert [d["file"] for d in report["diagnostics"]] == [f"{pulled}/bad\\xff"]

@@ -3,11 +3,11 @@ code-scanning UIs. All deterministic (same findings, same bytes)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from ..errors import report_json
 from .baseline import fingerprint
 from .findings import RULES, Finding, Rule
 
@@ -55,7 +55,7 @@ def render_json(findings: Sequence[Finding], summary: dict[str, int]) -> str:
 
 def render_report(doc: dict[str, Any]) -> str:
     """A JSON report as every magcfg command prints one (sorted keys, one newline)."""
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return report_json(doc)
 
 
 def render_sarif(findings: Sequence[Finding]) -> str:
@@ -88,7 +88,7 @@ def render_sarif(findings: Sequence[Finding]) -> str:
             "results": results,
         }],
     }
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return report_json(doc)
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:

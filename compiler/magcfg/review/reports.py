@@ -10,12 +10,11 @@ each shape.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, report_json
 from ..syntax.strict_yaml import UNSET
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ def diagnostic_list(found: Iterable[Diagnostic], name: Callable[[str], str]
 
 def render(report: dict[str, Any]) -> str:
     """Deterministic text of a report (sorted keys, one trailing newline)."""
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return report_json(report)
 
 
 def build_report(environments: Iterable[str], result: BuildResult | None, check: bool,
