@@ -531,3 +531,46 @@ def test_credentials_a_token_realm_holds_encoded_twice_are_not_shown(nesting: st
         for form in (password, basic):
             assert form not in shown, text
         assert "Xq7" not in text and "WHE3" not in text, text
+
+
+@pytest.mark.parametrize("header", ["sha256:" + "0" * 64 + "/../../../v2/other/manifests/x",
+                                    "../../v2/other/manifests/latest", "latest"])
+def test_a_tag_answered_with_no_digest_is_refused_before_it_is_asked_for(header: str) -> None:
+    """The digest a registry answers a tag with (``Docker-Content-Digest``) is the
+    registry's word: one that is no ``sha256:HEX`` goes into no further request (a path
+    of its choosing, a manifest fetched by tag where its bytes are checked by digest) and
+    is refused, naming the tag, as every other answer that is no digest is."""
+    asked: list[str] = []
+
+    class Lying(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            asked.append(f"HEAD {self.path}")
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", header)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            asked.append(f"GET {self.path}")
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Lying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=None)
+        with pytest.raises(RegistryError) as info:
+            client.manifest_digest("acme/cfg", "production")
+        assert info.value.format() == (
+            f"oci://{host}/acme/cfg:production: error: the registry answered tag production "
+            f"with digest {header!r}, which is no sha256 digest")
+        assert asked == ["HEAD /v2/acme/cfg/manifests/production"]
+    finally:
+        server.shutdown()
+        server.server_close()

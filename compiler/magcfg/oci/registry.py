@@ -487,6 +487,11 @@ class Registry:
         if digest is None:  # some registries omit it on HEAD: fall back to reading it
             found = self.manifest(repository, ref)
             return found.digest if found else None
+        if not is_digest(digest):
+            # Asked for next by it: a path of the registry's choosing, and bytes no
+            # digest checks (``manifest`` checks a ``sha256:`` reference alone).
+            raise RegistryError(str(self.reference), f"the registry answered tag {ref} with "
+                                f"digest {digest!r}, which is no sha256 digest")
         return digest
 
     def put_manifest(self, repository: str, ref: str, data: bytes,
