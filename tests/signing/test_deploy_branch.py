@@ -489,3 +489,34 @@ def test_no_scaffolded_pipeline_runs_on_the_deploy_branch_s_commit() -> None:
         not {"rules", "only", "except"} & set(job) for job in gitlab.values())
     woodpecker = yaml.safe_load(CI_PIPELINES["woodpecker"].replace("$$", "$"))
     assert "when" not in woodpecker and all("when" not in s for s in woodpecker["steps"])
+
+
+def test_a_manifest_at_the_top_of_the_repository_stops_no_publish(tmp_path: Path) -> None:
+    """A ``manifest.json`` and its signature at the top, committed, then the signature
+    deleted: the top is no artifact directory to keep as the branch holds it (its path
+    is the empty one, which git refuses as a pathspec), and publish goes on as for any
+    other file of the source."""
+    from magcfg.signing.directory import sign_artifact
+    from magcfg.signing.keys import generate_key_pair, load_private_key
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    key, pub = str(tmp_path / "keys/magcfg.key"), str(tmp_path / "keys/magcfg.pub")
+    (root / "manifest.json").write_text("{}\n")
+    (root / "manifest.json.sig").write_text("not a signature\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "a manifest at the top")
+    sign_artifact(root / "generated/dev", "dev", load_private_key(key))
+    done = run_magcfg(root, "publish", "--env", "dev", "--public-key", pub)
+    assert done.returncode == 0, done.stderr
+    git(root, "checkout", "-q", "--", ".")
+    git(root, "rm", "-q", "manifest.json.sig")
+    git(root, "commit", "-qm", "no signature at the top")
+    sign_artifact(root / "generated/dev", "dev", load_private_key(key))
+    done = run_magcfg(root, "publish", "--env", "dev", "--public-key", pub)
+    assert done.returncode == 0, done.stderr
+    assert git(root, "ls-tree", "--name-only", "deploy", "--", "manifest.json.sig") == ""

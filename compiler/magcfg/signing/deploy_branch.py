@@ -138,12 +138,14 @@ def _git_bytes(top: str, *args: str, env: dict[str, str] | None = None,
 
 def _artifact_directories(top: str, commit: str) -> tuple[set[bytes], set[bytes]]:
     """The directories of ``commit``'s tree that hold a ``manifest.json``, and those of
-    them that hold its signature, as paths from the top."""
+    them that hold its signature, as paths from the top. The top itself is none: an
+    artifact directory is ``<output>/<env>`` below a project (and the empty path is no
+    pathspec git takes), so its files go to the branch as the source commit holds them."""
     names = _git_bytes(top, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
     found: dict[bytes, set[bytes]] = {}
     for name in filter(None, names.split(b"\0")):
         head, _, last = name.rpartition(b"/")
-        if last in (MANIFEST.encode(), SIGNATURE.encode()):
+        if head and last in (MANIFEST.encode(), SIGNATURE.encode()):
             found.setdefault(head, set()).add(last)
     return ({d for d, held in found.items() if MANIFEST.encode() in held},
             {d for d, held in found.items() if held == {MANIFEST.encode(), SIGNATURE.encode()}})
