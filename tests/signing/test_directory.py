@@ -418,3 +418,31 @@ def test_verify_artifact_reports_a_name_that_is_not_utf8_in_utf8_json(
     assert (done.returncode, done.stderr) == (1, b"")
     report = json.loads(done.stdout.decode("utf-8"))
     assert [d["file"] for d in report["diagnostics"]] == [f"{pulled}/bad\\xff"]
+
+
+def test_verify_artifact_of_a_volume_refuses_a_file_beside_its_data_link(
+        signed: Path, keys: Path, tmp_path: Path) -> None:
+    """A directory with a ``..data`` link is read through it, as a ConfigMap volume is:
+    what else the directory itself holds is what a consumer of it reads (``kustomize
+    build DIR`` applies its kustomization.yaml), so anything there but the kubelet's
+    links into ``..data`` and its ``..`` entries is refused by name, unread."""
+    from tests.runtime.fixtures import KubeletWriter
+
+    prod = signed / "generated/prod"
+    volume = tmp_path / "volume"
+    KubeletWriter(volume).write({p.name: p.read_bytes() for p in prod.iterdir() if p.is_file()})
+    args = ["verify", "--artifact", str(volume), "-e", "prod", "-k", str(keys / "magcfg.pub")]
+    assert run_magcfg(tmp_path, *args).returncode == 0
+    planted = {
+        "kustomization.yaml": lambda path: (path.unlink(), path.write_text(
+            "resources:\n  - https://example.com/x.yaml\n")),
+        "extra.yaml": lambda path: path.write_text("kind: Secret\n"),
+        "config.json": lambda path: (path.unlink(), os.symlink("../elsewhere.json", path)),
+    }
+    for name, plant in planted.items():
+        changed = tmp_path / f"changed {name}"
+        shutil.copytree(volume, changed, symlinks=True)
+        plant(changed / name)
+        stderr = failed_cleanly(run_magcfg(tmp_path, *args[:2], str(changed), *args[3:]), 1)
+        assert stderr.startswith(f"{changed}/{name}: error: is not a link into ..data, as the "
+                                 "kubelet writes each file of a ConfigMap volume"), stderr

@@ -213,15 +213,17 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
 def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
                ) -> tuple[Mapping[str, bytes], str]:
     """Every file of an artifact directory given explicitly (pulled, a ConfigMap volume:
-    read through its ``..data``), for ``verify_whole``, and the prefix its errors name
-    them by. Its entries are listed here and each is read when ``verify_whole`` first
-    asks for it (:class:`_Entries`); anything but a regular file is refused then."""
+    read through its ``..data``, beside which it holds the kubelet's links alone:
+    ``_only_data_links``), for ``verify_whole``, and the prefix its errors name them by.
+    Its entries are listed here and each is read when ``verify_whole`` first asks for it
+    (:class:`_Entries`); anything but a regular file is refused then."""
     prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
     try:
         directory = data_root(Path(env_dir), volume=True)
     except DataLinkError as exc:
         raise VerificationError(prefix + DATA_LINK, exc.message, "unreadable_file") from None
     if directory != Path(env_dir):
+        _only_data_links(Path(env_dir), prefix)
         prefix += DATA_LINK + "/"
     try:
         names = sorted(entry.name for entry in os.scandir(directory))
@@ -229,6 +231,33 @@ def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
         raise VerificationError(prefix.rstrip("/"), f"cannot read: {exc.strerror}",
                                 "unreadable_file") from None
     return _Entries(directory, names, prefix), prefix
+
+
+_BESIDE_DATA = ("is not a link into ..data, as the kubelet writes each file of a ConfigMap "
+                "volume: the directory is verified through ..data, so no signature covers "
+                "it, and a consumer of the directory reads it (kustomize build applies its "
+                "kustomization.yaml): delete it")
+
+
+def _only_data_links(volume: Path, prefix: str) -> None:
+    """Refuse, by name and unread, an entry of ``volume`` (a directory read through its
+    ``..data``) that is not what the kubelet writes there: ``..`` entries (the link, the
+    version directories, ``..data_tmp``) and, for each file, a link ``NAME ->
+    ..data/NAME``. Whatever else it holds a consumer of the directory reads unverified."""
+    try:
+        entries = sorted(os.scandir(volume), key=lambda e: e.name)
+    except OSError as exc:
+        raise VerificationError(prefix.rstrip("/"), f"cannot read: {exc.strerror}",
+                                "unreadable_file") from None
+    for entry in entries:
+        if entry.name.startswith(".."):
+            continue
+        try:
+            target = os.readlink(entry.path) if entry.is_symlink() else None
+        except OSError:
+            target = None
+        if target != f"{DATA_LINK}/{entry.name}":
+            raise VerificationError(prefix + entry.name, _BESIDE_DATA, "unlisted_file")
 
 
 class _Entries(Mapping[str, bytes]):
