@@ -43,3 +43,24 @@ def test_a_path_made_of_a_reference_reads_as_the_reference(reference: str) -> No
     assert collapsed_reference(reference) is None
     for directory in ("oci:", "oci:/", "oci:/host/Not-a-repository", "generated/production"):
         assert collapsed_reference(directory) is None
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("oci://bot:s3cretPass@127.0.0.1:5000/acme/cfg:prod", "oci://<redacted>@127.0.0.1:5000/acme/cfg:prod"),
+    ("oci://bot:s3/cretPass@ghcr.io/acme/cfg", "oci://<redacted>@ghcr.io/acme/cfg"),
+    ("oci://bot:s3@cretPass@ghcr.io/acme/cfg", "oci://<redacted>@ghcr.io/acme/cfg"),
+    (f"oci://bot:s3cretPass@ghcr.io/acme/cfg@{DIGEST}", f"oci://<redacted>@{DIGEST}"),
+])
+def test_credentials_written_into_a_reference_are_refused_unshown(text: str, shown: str) -> None:
+    """``oci://USER:PASSWORD@HOST/...``, the form of a URL with its login: the refusal
+    names the reference without them (it goes to CI's log, the Kernel's events), and
+    says where credentials go."""
+    from magcfg.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        parse_reference(text)
+    message = info.value.diagnostics[0].message
+    assert "cretPass" not in message and "s3" not in message, message
+    assert message == (f"{shown!r} is not an OCI reference: it holds credentials before its "
+                       "host, which go in the docker configuration (docker login), never in "
+                       "a reference (expected oci://REGISTRY/REPOSITORY[:TAG])")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..secrets.redaction import REDACTED
 
 __all__ = ["LOOPBACK", "Reference", "bare_reference", "collapsed_reference",
            "parse_reference"]
@@ -63,6 +64,13 @@ def parse_reference(text: str) -> Reference:
     if not text.startswith(_SCHEME):
         raise bad("it does not start with oci://")
     rest = text[len(_SCHEME):]
+    _, at, after = rest.rpartition("@")
+    if at and ("@" in rest.split("/", 1)[0] or "/" in after):
+        # USER:PASSWORD@ as a URL holds its login: the refusal goes to CI's log and the
+        # Kernel's events, so what comes before the host is not shown.
+        text = f"{_SCHEME}{REDACTED}@{after}"
+        raise bad("it holds credentials before its host, which go in the docker "
+                  "configuration (docker login), never in a reference")
     digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
