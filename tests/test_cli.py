@@ -235,3 +235,45 @@ def test_the_command_runs_itself_again_once(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-X", "utf8", "-X", "utf8=0",
                                            "-m", "magcfg", "build"])
     assert utf8_command() is None
+
+
+# An interpreter without the compiler's libraries, as `pip install 'magcfg[sidecar]'`
+# leaves it: importing one of them fails as a missing module does.
+_WITHOUT_THE_COMPILER = """
+import sys
+from magcfg.cli import _COMPILER_MODULES, main
+
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in _COMPILER_MODULES:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Absent())
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_sidecar_install_verifies_a_given_artifact_and_names_what_it_runs(
+        mini: Project) -> None:
+    """An init container or an operator in the sidecar's image verifies what it is handed
+    with `verify --artifact`, which imports nothing of the compiler; a command that needs
+    the compiler names the install that has it, and what this one runs."""
+    assert mini.run("build").returncode == 0
+    assert mini.run("keys", "generate", "--out", "keys").returncode == 0
+    assert mini.run("sign", "--key", "keys/magcfg.key", "--env", "dev").returncode == 0
+
+    def sidecar(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _WITHOUT_THE_COMPILER, *args],
+                              cwd=mini.root, capture_output=True, text=True, timeout=120)
+
+    given = sidecar("verify", "--artifact", "generated/dev", "--env", "dev",
+                    "--public-key", "keys/magcfg.pub")
+    assert given.returncode == 0 and given.stderr.startswith("verified generated/dev: "), \
+        given.stderr
+    project = sidecar("verify", "--env", "dev", "--public-key", "keys/magcfg.pub")
+    assert project.returncode == 2 and "Traceback" not in project.stderr
+    assert project.stderr.startswith("magcfg: this command needs the compiler: pip install "
+                                     "'magcfg[compiler]' (this installation lacks ")
+    assert project.stderr.endswith("; it runs `magcfg watch` and `magcfg verify "
+                                   "--artifact`)\n"), project.stderr

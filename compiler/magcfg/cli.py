@@ -1416,7 +1416,8 @@ def main(argv: list[str] | None = None) -> int:
         if exc.name is None or exc.name.split(".")[0] not in _COMPILER_MODULES:
             raise
         print(f"magcfg: this command needs the compiler: pip install 'magcfg[compiler]' "
-              f"(this installation lacks {exc.name}; it runs `magcfg watch`)", file=sys.stderr)
+              f"(this installation lacks {exc.name}; it runs `magcfg watch` and "
+              f"`magcfg verify --artifact`)", file=sys.stderr)
         code = 2
     return code
 
