@@ -437,17 +437,16 @@ def check_env(
 
 def _artifact_directory(given: str, command: str) -> Path:
     """``--artifact``'s directory; a usage error for a registry reference (``oci://``
-    for a ``command`` that reads none, or cosign's form where no such directory is),
-    which a directory's path would mangle (``oci:/...``) and report as a missing
-    manifest."""
+    for a ``command`` that reads none, or one spelled as a directory that does not
+    exist: cosign's form, ``oci:/...``), which a directory's path would mangle
+    (``oci:/...``) and report as a missing manifest."""
     from .errors import UsageError
-    from .oci.reference import bare_reference, parse_reference
+    from .oci.reference import misspelled_reference, parse_reference
 
-    reference = bare_reference(given) if not os.path.lexists(given) else None
-    if command == "verify" and reference is not None:
-        raise UsageError(f"--artifact {given}: no such directory; a registry artifact is "
-                         f"named with oci:// ({reference}), as publish names it beside "
-                         "cosign's form")
+    misspelled = misspelled_reference(given)
+    if command == "verify" and misspelled is not None:
+        raise UsageError(f"--artifact {given}: {misspelled[1]}")
+    reference = misspelled[0] if misspelled is not None else None
     if given.startswith("oci://") or reference is not None:
         try:
             named = str(reference or parse_reference(given)).removeprefix("oci://")

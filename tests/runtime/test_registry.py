@@ -335,6 +335,7 @@ def test_a_path_made_of_a_reference_is_refused_naming_the_string(
     """``Path("oci://...")`` is ``oci:/...``, a relative directory: where none is, the
     Kernel says to give the reference as a string rather than fail at start on a
     missing manifest; a directory of that name is one."""
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     monkeypatch.chdir(tmp_path)
@@ -345,6 +346,18 @@ def test_a_path_made_of_a_reference_is_refused_naming_the_string(
     assert str(raised.value) == (
         f"oci:/{reference[6:]}: no such directory; a registry artifact is named by the "
         f"string '{reference}', not a path (a path keeps one of oci://'s two slashes)")
+    # verify --artifact, which pulls an oci:// reference as the Kernel does, says the same.
+    pem = tmp_path / "trusted.pub"
+    pem.write_bytes(key.public_bytes(serialization.Encoding.PEM,
+                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    verified = subprocess.run(
+        [sys.executable, "-m", "magcfg", "verify", "--artifact", str(Path(reference)), "--env",
+         "production", "--public-key", str(pem)],
+        capture_output=True, text=True, timeout=60)
+    assert failed_cleanly(verified, 2) == (
+        f"error: --artifact oci:/{reference[6:]}: no such directory; a registry artifact is "
+        f"named by the string '{reference}', not a path (a path keeps one of oci://'s two "
+        "slashes)\n")
     (tmp_path / Path(reference)).mkdir(parents=True)
     kernel = Kernel(Path(reference), [key], environment="production", watch=False)
     assert kernel.artifact_dir == Path(reference) and kernel.status()["watch"] is None

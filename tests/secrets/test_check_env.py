@@ -127,12 +127,14 @@ def test_a_config_that_is_not_a_json_object_is_refused(built: Project, text: str
 
 def test_a_registry_reference_is_no_artifact_directory(built: Project) -> None:
     """check-env reads a directory: a registry reference, with oci:// or in cosign's form
-    (what publish prints), is a usage error saying so, not a missing manifest in a
-    directory named after it (``oci:/...``, as a path reads it)."""
+    (what publish prints), or made a path (``oci:/...``, ``//`` collapsed), is a usage
+    error saying so, not a missing manifest in a directory named after it."""
     pinned = "127.0.0.1:5000/acme/cfg@sha256:" + "a" * 64
     tagged = "127.0.0.1:5000/acme/cfg:production"
     for given, pulled in ((f"oci://{pinned}", pinned), (pinned, pinned),
-                          (f"oci://{tagged}", tagged), ("oci://Bad", "REGISTRY/REPO:TAG")):
+                          (f"oci://{tagged}", tagged), ("oci://Bad", "REGISTRY/REPO:TAG"),
+                          # as a shell's or Path's collapsing of // leaves it
+                          (f"oci:/{tagged}", tagged)):
         result = run(built.root, "check-env", "--env", "prod", "--artifact", given,
                      env=clean_env())
         assert failed_cleanly(result, 2) == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from ..errors import UsageError
 from ..secrets.redaction import REDACTED
 
 __all__ = ["LOOPBACK", "Reference", "bare_reference", "collapsed_reference",
-           "parse_reference"]
+           "misspelled_reference", "parse_reference"]
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
 """Hosts that may be reached over plain HTTP (``--insecure``): this machine only."""
@@ -118,3 +119,24 @@ def collapsed_reference(text: str) -> Reference | None:
         return parse_reference(_SCHEME + text[len(collapsed):])
     except UsageError:
         return None
+
+
+def misspelled_reference(given: str) -> tuple[Reference, str] | None:
+    """(reference, what to say) for ``given``, a directory that does not exist, where it
+    spells a registry reference without ``oci://``: cosign's form, which ``publish``
+    prints on stdout, or ``oci:/...``, what a path made of an ``oci://`` reference keeps
+    (``Path`` collapses ``//``, so the reference itself is lost: ``Path("oci://h/r")`` is
+    ``Path("oci:/h/r")``, a relative directory). Read as a directory, either would fail
+    as a missing manifest. None where ``given`` exists or spells no reference."""
+    if os.path.lexists(given):
+        return None
+    reference = collapsed_reference(given)
+    if reference is not None:
+        return reference, (f"no such directory; a registry artifact is named by the string "
+                           f"{str(reference)!r}, not a path (a path keeps one of oci://'s "
+                           "two slashes)")
+    reference = bare_reference(given)
+    if reference is not None:
+        return reference, (f"no such directory; a registry artifact is named with oci:// "
+                           f"({reference}), as publish names it beside cosign's form")
+    return None

@@ -1070,26 +1070,14 @@ class Kernel:
 
 
 def _refuse_bare_reference(artifact_dir: str | os.PathLike[str]) -> None:
-    """A ``ValueError`` for a registry reference given without ``oci://`` where no such
-    directory is: cosign's form, which ``publish`` prints on stdout, or ``oci:/...``, what
-    a path made of an ``oci://`` reference keeps (``Path`` collapses ``//``, so the
-    reference itself is lost: ``Path("oci://h/r")`` is ``Path("oci:/h/r")``, a relative
-    directory). Read as a directory, either would fail only at start, as a missing
-    manifest."""
-    from ..oci.reference import bare_reference, collapsed_reference
+    """A ``ValueError`` for a registry reference given as a directory that does not
+    exist (:func:`magcfg.oci.reference.misspelled_reference`)."""
+    from ..oci.reference import misspelled_reference
 
     given = os.fspath(artifact_dir)
-    if os.path.lexists(given):
-        return
-    reference = collapsed_reference(given)
-    if reference is not None:
-        raise ValueError(f"{given}: no such directory; a registry artifact is named by the "
-                         f"string {str(reference)!r}, not a path (a path keeps one of "
-                         "oci://'s two slashes)")
-    reference = bare_reference(given)
-    if reference is not None:
-        raise ValueError(f"{given}: no such directory; a registry artifact is named with "
-                         f"oci:// ({reference}), as publish names it beside cosign's form")
+    misspelled = misspelled_reference(given)
+    if misspelled is not None:
+        raise ValueError(f"{given}: {misspelled[1]}")
 
 
 def _holds(raw: RawArtifact, snapshot: Snapshot) -> bool:
