@@ -712,7 +712,7 @@ def _pulled(text: str, keys: "list[Ed25519PublicKey]", insecure: bool
 
     reference = parse_reference(text)
     tag = reference.tag or ("latest" if not reference.digest else None)
-    client = Registry(reference, insecure=insecure)
+    client = Registry(reference, insecure=insecure, insecure_option="--insecure-registry")
     digest = reference.digest or client.manifest_digest(reference.repository, str(tag))
     if digest is None:
         raise MagcfgError([Diagnostic(text, None, None, "no such tag in the registry",

@@ -244,8 +244,13 @@ def test_a_plain_http_registry_without_insecure_says_so(signed: Project,
     assert err.startswith(f"oci://{repo}:production: error: registry {registry.host} "
                           "unreachable: ")
     assert err.endswith(": it answers plain HTTP, not HTTPS (plain HTTP only for a registry "
-                        "on this machine: publish --insecure, watch and verify "
-                        "--insecure-registry)\n")
+                        "on this machine: --insecure)\n")
+    # Each command that talks to a registry names its own flag.
+    done = signed.run("verify", "--artifact", f"oci://{repo}:production", "--env",
+                      "production", "--public-key", "keys/magcfg.pub")
+    err = failed_cleanly(done, 1)
+    assert err.endswith(": it answers plain HTTP, not HTTPS (plain HTTP only for a registry "
+                        "on this machine: --insecure-registry)\n"), err
 
 
 @pytest.mark.parametrize(("args", "message"), [

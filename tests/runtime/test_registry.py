@@ -274,8 +274,13 @@ def test_watch_from_a_registry_that_is_not_there(signed: Project, tmp_path: Path
          "--out", str(tmp_path / "out"), "--insecure-registry"], capture_output=True, text=True,
         timeout=60)
     assert failed_cleanly(remote, 2) == (
-        "error: --insecure (plain HTTP) is allowed for a registry on this machine only "
-        "(127.0.0.1, localhost), not registry.example.com\n")
+        "error: --insecure-registry (plain HTTP) is allowed for a registry on this machine "
+        "only (127.0.0.1, localhost), not registry.example.com\n")
+    verified = subprocess.run(
+        [sys.executable, "-m", "magcfg", "verify", "--artifact", "oci://registry.example.com/m:p",
+         "--env", "production", "--public-key", str(signed.root / "keys/magcfg.pub"),
+         "--insecure-registry"], capture_output=True, text=True, timeout=60)
+    assert failed_cleanly(verified, 2) == failed_cleanly(remote, 2)
     # A reference that does not parse: one message, said once.
     bad = subprocess.run(
         [sys.executable, "-m", "magcfg", "watch", "--artifact", "oci://",

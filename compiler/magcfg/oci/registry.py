@@ -131,12 +131,12 @@ _PLAIN_HTTP = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TO
 """What OpenSSL calls an answer in plain HTTP to a TLS handshake, by version."""
 
 
-def _plain_http(reason: object) -> str:
+def _plain_http(reason: object, insecure_option: str) -> str:
     """What to do when a TLS connection found a plain HTTP registry: OpenSSL's own words
     for it ("wrong version number") do not say."""
     if isinstance(reason, ssl.SSLError) and reason.reason in _PLAIN_HTTP:
         return (": it answers plain HTTP, not HTTPS (plain HTTP only for a registry on this "
-                "machine: publish --insecure, watch and verify --insecure-registry)")
+                f"machine: {insecure_option})")
     return ""
 
 
@@ -257,10 +257,14 @@ class Registry:
 
     def __init__(self, reference: Reference, *, insecure: bool = False, timeout: float = 30.0,
                  deadline: float = 300.0,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 credentials: tuple[str, str] | None = None,
+                 insecure_option: str = "--insecure") -> None:
+        # The option that asks for plain HTTP is named as the command the user ran names
+        # it (publish --insecure; verify and watch --insecure-registry).
+        self.insecure_option = insecure_option
         if insecure and not reference.loopback:
-            raise UsageError(f"--insecure (plain HTTP) is allowed for a registry on this "
-                             f"machine only (127.0.0.1, localhost), not {reference.host}")
+            raise UsageError(f"{insecure_option} (plain HTTP) is allowed for a registry on "
+                             f"this machine only (127.0.0.1, localhost), not {reference.host}")
         self.reference = reference
         self.base = ("http://" if insecure else "https://") + reference.host
         self.timeout = timeout
@@ -343,7 +347,8 @@ class Registry:
                     # registry may write the request's Authorization header into.
                     reason = getattr(exc, "reason", exc)
                     raise RegistryError(str(self.reference), f"{failed}: "
-                                        f"{self._masked(str(reason))}{_plain_http(reason)}"
+                                        f"{self._masked(str(reason))}"
+                                        f"{_plain_http(reason, self.insecure_option)}"
                                         ) from None
             finally:
                 with self._live_lock:

@@ -128,7 +128,9 @@ class RegistrySource:
             raise ValueError("the registry timeout is a number of seconds above 0")
         self.timeout = timeout
         """Most seconds one poll may take, all its requests together."""
-        self.client = Registry(self.reference, insecure=insecure, deadline=timeout)
+        # The Kernel's insecure_registry, which watch gives as --insecure-registry.
+        self.client = Registry(self.reference, insecure=insecure, deadline=timeout,
+                               insecure_option="--insecure-registry")
         self.interval = interval
         self.max_backoff = max(max_backoff, interval)
         self.on_change = on_change
