@@ -1269,6 +1269,7 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
                     ) -> None:
     from .project import load_project
     from .signing.deploy_branch import publish as publish_artifacts
+    from .signing.deploy_branch import shown_remote
     from .signing.keys import KeyLoadError
 
     top = _top(None, project)
@@ -1282,7 +1283,8 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
         # A --public-key file as the operator named it; the project's keys are its files.
         failed(exc, None if public_key and isinstance(exc, KeyLoadError) else top)
     if as_json:
-        _print_report("branch_publish_report", top, proj.output, done, push)
+        _print_report("branch_publish_report", top, proj.output, done,
+                      shown_remote(push) if push else None)
         return
     versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
     if done.commit is None:
@@ -1292,7 +1294,8 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
         return
     if not quiet:
         _stderr(f"published {versions} of {done.source[:12]} to {branch}"
-                + (f" and pushed it to {push}" if done.pushed else ""))
+                + (f" and pushed it to {printable(shown_remote(push))}"
+                   if push and done.pushed else ""))
     print(done.commit)
 
 

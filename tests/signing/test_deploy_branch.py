@@ -520,3 +520,38 @@ def test_a_manifest_at_the_top_of_the_repository_stops_no_publish(tmp_path: Path
     done = run_magcfg(root, "publish", "--env", "dev", "--public-key", pub)
     assert done.returncode == 0, done.stderr
     assert git(root, "ls-tree", "--name-only", "deploy", "--", "manifest.json.sig") == ""
+
+
+def test_a_remote_given_as_a_url_with_its_login_is_named_without_it(tmp_path: Path) -> None:
+    """``--push https://USER:TOKEN@HOST/REPO.git`` (CI's way to push with a token) is
+    named without the login in what publish prints, text and JSON: CI keeps its log.
+    The URL leads to a bare repository here through git's own ``insteadOf``."""
+    from magcfg.signing.directory import sign_artifact
+    from magcfg.signing.keys import generate_key_pair, load_private_key
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    build_in_process(root)
+    generate_key_pair(tmp_path / "keys")
+    key, pub = str(tmp_path / "keys/magcfg.key"), str(tmp_path / "keys/magcfg.pub")
+    for env in ("dev", "prod"):
+        sign_artifact(root / "generated" / env, env, load_private_key(key))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "signed")
+    url = "https://ci-bot:s3cretTok3n@git.example.invalid/acme/deploy.git"
+    for number, fmt in enumerate(("text", "json")):
+        bare = tmp_path / f"remote{number}.git"
+        git(tmp_path, "init", "-q", "--bare", str(bare))
+        git(root, "config", f"url.{bare}.insteadOf", url)
+        done = run_magcfg(root, "publish", "--public-key", pub, "--push", url, "-f", fmt)
+        assert done.returncode == 0, done.stderr
+        assert "s3cretTok3n" not in done.stdout + done.stderr, (done.stdout, done.stderr)
+        assert git(bare, "rev-parse", "deploy").strip() == git(root, "rev-parse", "deploy").strip()
+        shown = "https://<redacted>@git.example.invalid/acme/deploy.git"
+        if fmt == "json":
+            assert json.loads(done.stdout)["remote"] == shown
+        else:
+            assert done.stderr.endswith(f" and pushed it to {shown}\n"), done.stderr
+        git(root, "config", "--unset", f"url.{bare}.insteadOf")

@@ -16,6 +16,7 @@ trigger CI again, on a deploy branch CI runs on too.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from ..artifact import MANIFEST, SIGNATURE
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
+from ..secrets.redaction import REDACTED
 from .directory import verify_artifact
 
 SKIP_CI = "[skip ci]"
@@ -168,6 +170,16 @@ def _keep_signed(root: str, tip: str, source: str, verified: list[str],
         _git_bytes(top, "rm", "-r", "-q", "--cached", "--", path, env=index)
         entries = _git_bytes(top, "ls-tree", "-r", "-z", "--full-tree", tip, "--", path)
         _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=entries)
+
+
+_URL_LOGIN = re.compile(r"\A([A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
+
+
+def shown_remote(remote: str) -> str:
+    """``remote`` as publish names it in what it prints: a URL's login
+    (``https://USER:TOKEN@HOST/...``, the way CI pushes with a token) as ``<redacted>``,
+    up to the URL's last ``@`` (a token may hold ``/``)."""
+    return _URL_LOGIN.sub(lambda m: f"{m.group(1)}{REDACTED}@", remote, count=1)
 
 
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
