@@ -555,3 +555,33 @@ def test_a_remote_given_as_a_url_with_its_login_is_named_without_it(tmp_path: Pa
         else:
             assert done.stderr.endswith(f" and pushed it to {shown}\n"), done.stderr
         git(root, "config", "--unset", f"url.{bare}.insteadOf")
+
+
+def test_a_remote_given_as_a_url_is_published_to_again(tmp_path: Path) -> None:
+    """``--push URL`` names no remote-tracking ref to fetch the branch into: each publish
+    after the first builds on the tip the URL holds, fetched then, and pushes on top."""
+    from magcfg.signing.directory import sign_artifact
+    from magcfg.signing.keys import generate_key_pair, load_private_key
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    generate_key_pair(tmp_path / "keys")
+    key, pub = str(tmp_path / "keys/magcfg.key"), str(tmp_path / "keys/magcfg.pub")
+    git(root, "init", "-q", "-b", "main")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    url = "https://git.example.invalid/acme/deploy.git"
+    git(root, "config", f"url.{bare}.insteadOf", url)
+    pushed = []
+    for level in ("info", "debug"):
+        (root / "layers/base/logging.yaml").write_text(f"logging:\n  level: {level}\n")
+        build_in_process(root)
+        for env in ("dev", "prod"):
+            sign_artifact(root / "generated" / env, env, load_private_key(key))
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", f"logs at {level}")
+        done = run_magcfg(root, "publish", "--public-key", pub, "--push", url)
+        assert done.returncode == 0, done.stderr
+        pushed.append(git(bare, "rev-parse", "deploy").strip())
+    assert git(bare, "rev-parse", "deploy^1").strip() == pushed[0]

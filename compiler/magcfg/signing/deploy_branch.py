@@ -201,14 +201,21 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
                                  environment=env, display=display)
         versions[env] = result.version
     source = _git(root, "rev-parse", "--verify", "HEAD^{commit}").stdout.strip()
+    ref: str | None = f"refs/heads/{branch}"
     if remote is not None:
-        _git(root, "fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/"
-             f"{branch}", check=False)  # a first publish has no branch to fetch yet
-        ref = f"refs/remotes/{remote}/{branch}"
-    else:
-        ref = f"refs/heads/{branch}"
-    tip = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
-               check=False).stdout.strip() or None
+        # A first publish has no branch to fetch yet: a fetch that fails leaves no tip.
+        tracking = f"refs/remotes/{remote}/{branch}"
+        if _git(root, "check-ref-format", tracking, check=False).returncode == 0:
+            _git(root, "fetch", "--quiet", remote, f"+refs/heads/{branch}:{tracking}",
+                 check=False)
+            ref = tracking
+        else:
+            # A URL or a path names no remote-tracking ref: the tip as fetched just now.
+            fetched = _git(root, "fetch", "--quiet", remote, f"refs/heads/{branch}",
+                           check=False)
+            ref = "FETCH_HEAD" if fetched.returncode == 0 else None
+    tip = (_git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
+                check=False).stdout.strip() or None) if ref is not None else None
 
     with tempfile.TemporaryDirectory(prefix="magcfg-publish-") as tmp:
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
