@@ -108,4 +108,4 @@ def test_every_git_command_runs_with_the_callers_git_variables_made_absolute() -
     assert without == []
     # GitPython runs git with the environment its repository is given in open_repo.
     assert [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
-            if "git.Repo(" in p.read_text(encoding="utf-8")] == ["review/gitsource.py"]
+            if "git.Repo(" in p.read_text(encoding="utf-8")] == ["pipeline/gitsource.py"]

@@ -391,7 +391,7 @@ def test_a_git_that_hangs_reading_its_config_is_a_located_error(
     command asks first, and the command with it, for good."""
     import subprocess
 
-    import magcfg.project
+    import magcfg.durable
     from magcfg.durable import git_root
     from magcfg.errors import BuildError
 
@@ -399,7 +399,7 @@ def test_a_git_that_hangs_reading_its_config_is_a_located_error(
     fifo = tmp_path / "included"
     os.mkfifo(fifo)
     subprocess.run(["git", "config", "include.path", str(fifo)], cwd=tmp_path, check=True)
-    monkeypatch.setattr(magcfg.project, "GIT_ANSWER_SECONDS", 1)
+    monkeypatch.setattr(magcfg.durable, "GIT_ANSWER_SECONDS", 1)
     with pytest.raises(BuildError) as raised:
         git_root(tmp_path)
     assert raised.value.diagnostics[0].message == (

@@ -201,7 +201,7 @@ def colliding_paths(paths: Iterable[str]) -> list[Diagnostic]:
     return problems
 
 
-# What a read is refused for, worded once: ``review.gitsource`` refuses the same things in
+# What a read is refused for, worded once: ``pipeline.gitsource`` refuses the same things in
 # a git commit's tree and must say so in the same words.
 OUTSIDE = "leads outside the repository"
 DANGLING = "dangling symlink: its target does not exist"
@@ -301,13 +301,18 @@ def _work_tree_here(git_dir: str, cwd: str) -> str | None:
     return out.stdout.removesuffix("\n") if out.returncode == 0 and out.stdout.strip() else None
 
 
+GIT_ANSWER_SECONDS = 30
+"""How long magcfg waits for git's answer to a question (the repository's top,
+``project.ignored_by_git``, ``project.indexed_by_git``): git answers in milliseconds,
+and one that has not in this long waits on something that may never come (a FIFO where
+a ``.gitignore`` or an included config file is, a hung mount)."""
+
+
 def git_root(start: Path) -> Path | None:
     """The top of the git work tree containing ``start``, or None outside git (or without
     git). Here, below every command, because the name of any file it prints depends on
     it (``repository_prefix``)."""
     import subprocess  # only the commands that ask pay for it at startup
-
-    from .project import GIT_ANSWER_SECONDS
 
     try:
         out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start,

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from .artifact import ENVIRONMENT_NAME
 from .durable import (
+    GIT_ANSWER_SECONDS,
     MAX_INPUT_BYTES,
     MAX_REPLACED_NAME_BYTES,
     PathError,
@@ -404,11 +405,6 @@ class FromTop:
         return named
 
 
-GIT_ANSWER_SECONDS = 30
-"""How long a build waits for git's answer about its inputs (``ignored_by_git``,
-``indexed_by_git``): git answers in milliseconds, and one that has not in this long
-waits on something that may never come (a FIFO where a ``.gitignore`` is, a hung
-mount)."""
 MAX_GIT_ANSWER = 64 << 20
 """The most bytes of git's answer about a build's inputs read into memory: a path and a
 rule per input, megabytes for the largest repositories."""

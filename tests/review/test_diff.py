@@ -194,9 +194,9 @@ def test_against_ref_of_several_environments_reads_shared_files_once(
     per environment, and each diff is the one a diff of that environment alone gives."""
     from collections import Counter
 
+    from magcfg.pipeline.gitsource import GitSource
     from magcfg.project import load_project
     from magcfg.review.diff import diff_against, diffs_against
-    from magcfg.review.gitsource import GitSource
 
     repo.write("layers/environments/dev/db.yaml",
                (repo.root / "layers/environments/dev/db.yaml").read_text()

@@ -191,7 +191,7 @@ def test_against_refuses_symlink_loops_as_the_working_tree_does(repo: Project,
 
 
 def test_against_refuses_a_tree_naming_a_million_files(repo: Project, tmp_path: Path) -> None:
-    from magcfg.review.gitsource import TOO_MANY
+    from magcfg.pipeline.gitsource import TOO_MANY
 
     ref = tree_bomb(repo.root, "layers/base/zbomb")
     state = _state(repo)

@@ -281,8 +281,8 @@ class CommitLayers:
     def _schema_objects(self, commits: Sequence[str]) -> dict[tuple[str, str], str]:
         """(commit, project file) -> the blob of that project's JSON schema there."""
         from ..durable import MAX_INPUT_BYTES
+        from ..pipeline.gitsource import committed_project
         from ..project import committed_blobs
-        from ..review.gitsource import committed_project
         from .history import git_failed
 
         wanted = sorted({(name, blob) for c in commits
@@ -354,7 +354,7 @@ class CommitLayers:
         read; None for no layer project (no layers, no JSON schema)."""
         from ..compiler import Compiler
         from ..errors import MagcfgError
-        from ..review.gitsource import GitSource, open_repo
+        from ..pipeline.gitsource import GitSource, open_repo
 
         key = (name, blob, schema)
         if key in self._projects:

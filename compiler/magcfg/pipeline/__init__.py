@@ -9,6 +9,7 @@
    atomically.
 
 ``context`` holds what capabilities see (the compile context, the extension points);
-``cache`` the content-hash cache of parsed files and compiled fragments. The stages
+``cache`` the content-hash cache of parsed files and compiled fragments; ``gitsource``
+the source ``load`` reads at a git ref (``diff --against``, ``lint --since``). The stages
 are run by ``magcfg.compiler``.
 """

@@ -60,7 +60,7 @@ from ..syntax.keylines import Indexed, KeyLines
 from ..workers import available_jobs, run_shares, weighted_runs
 
 if TYPE_CHECKING:
-    from .gitsource import GitSource
+    from ..pipeline.gitsource import GitSource
 
 Kind = Literal["added", "removed", "changed"]
 KeyPath = tuple[str, ...]
@@ -600,7 +600,7 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
     ``compiler``, if given: its owner then flushes its cache). The ref side is read
     from git once for all of them: a file two environments share is read and parsed
     once on each side."""
-    from .gitsource import GitSource
+    from ..pipeline.gitsource import GitSource
 
     chosen = project.check_envs(list(envs))
     with GitSource(project.root, ref) as source:
@@ -609,8 +609,8 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
 
 def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
               compiler: Compiler | None) -> dict[str, ConfigDiff]:
+    from ..pipeline.gitsource import project_at
     from ..secrets.rules import LITERAL_CODE
-    from .gitsource import project_at
 
     ref = source.ref
     with source.errors_at_ref():

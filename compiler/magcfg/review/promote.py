@@ -759,7 +759,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
 
     from ..compiler import build
     from ..durable import Tree
-    from .gitsource import open_repo
+    from ..pipeline.gitsource import open_repo
     from .snapshots import refresh_snapshots, snapshot_path
 
     if plan.empty:
@@ -976,7 +976,7 @@ def _blame(project: Project, origins: list[Origin]) -> dict[Origin, str]:
     file."""
     import git
 
-    from .gitsource import open_repo
+    from ..pipeline.gitsource import open_repo
 
     out: dict[Origin, str] = {o: "(line unknown)" for o in origins if o.line is None}
     by_file: dict[str, list[Origin]] = {}

@@ -19,14 +19,14 @@ from ..errors import Diagnostic
 from ..project import Project
 
 if TYPE_CHECKING:
-    from .gitsource import GitSource
+    from ..pipeline.gitsource import GitSource
 
 
 def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
     """Compare each built environment's manifest with the one committed at ``ref``."""
+    from ..pipeline.gitsource import GitSource
     from ..signing.signatures import VerificationError
     from ..signing.versions import SuccessionError, check_succession
-    from .gitsource import GitSource
 
     with GitSource(Path(project.root), ref) as source:
         committed = {env: _committed(source, f"{project.output}/{env}/{MANIFEST}")

@@ -15,13 +15,13 @@ import pytest
 
 from magcfg.durable import PathError, path_problem
 from magcfg.errors import Diagnostic
+from magcfg.pipeline.gitsource import GitSource
 from magcfg.pipeline.load import FileSource
 from magcfg.project import Project as Loaded
 from magcfg.project import load_project
-from magcfg.review.gitsource import GitSource
 
 from ..conftest import Project
-from .promotion_repo import git, graft, make_repo, tree_bomb
+from ..review.promotion_repo import git, graft, make_repo, tree_bomb
 
 # Symlinks planted in layers/base, each something a pull request can commit.
 LINKS = {
@@ -172,7 +172,7 @@ def test_a_file_larger_than_magcfg_reads_is_refused_unread_on_both_sides(
     megabyte): refused by its size, as the working tree refuses a file, and git's next
     answer is still right. The real bound is 256 MiB (tests/test_durable.py)."""
     from magcfg import durable
-    from magcfg.review import gitsource
+    from magcfg.pipeline import gitsource
 
     for module in (durable, gitsource):
         monkeypatch.setattr(module, "MAX_INPUT_BYTES", 1000)
@@ -191,7 +191,7 @@ def test_a_file_larger_than_magcfg_reads_is_refused_unread_on_both_sides(
 
 def test_a_tree_object_larger_than_a_walk_lists_is_refused_unread(
         repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    from magcfg.review import gitsource
+    from magcfg.pipeline import gitsource
 
     monkeypatch.setattr(gitsource, "_MAX_TREE", 200)
     for n in range(10):
@@ -209,7 +209,7 @@ def test_symlink_resolution_is_bounded(repo: Project, monkeypatch: pytest.Monkey
                                        ) -> None:
     """Every link may be followed, but not without end: a walk meeting many links of
     long targets stops at ``MAX_STEPS`` with a located error."""
-    from magcfg.review import gitsource
+    from magcfg.pipeline import gitsource
 
     monkeypatch.setattr(gitsource, "MAX_STEPS", 20)
     os.symlink("/".join(["../base"] * 10) + "/app.yaml", repo.root / "layers/base/long.yaml")
@@ -224,7 +224,7 @@ def test_symlink_resolution_is_bounded(repo: Project, monkeypatch: pytest.Monkey
 def test_a_tree_naming_a_million_paths_is_refused_at_the_bound(repo: Project) -> None:
     """Git stores a tree once however often it is named: six small objects name a
     million layer files. The listing stops at ``MAX_ENTRIES`` with a located error."""
-    from magcfg.review import gitsource
+    from magcfg.pipeline import gitsource
 
     ref = tree_bomb(repo.root, "layers/base/zbomb")
     project = load_project(repo.root / "magcfg.yaml")
@@ -239,7 +239,7 @@ def test_a_tree_naming_a_million_paths_is_refused_at_the_bound(repo: Project) ->
 def test_the_project_file_at_a_ref_is_a_regular_file(repo: Project) -> None:
     """As in the working tree: its directory is the project's boundary, so a symlinked
     project file is refused, not followed."""
-    from magcfg.review.gitsource import project_at
+    from magcfg.pipeline.gitsource import project_at
 
     project = load_project(repo.root / "magcfg.yaml")
     (repo.root / "shared").mkdir()

@@ -48,7 +48,6 @@ from ..durable import (
     utf8_name,
 )
 from ..errors import BuildError, Diagnostic, UsageError
-from ..pipeline.load import LAYER_SUFFIXES
 from ..project import (
     MAX_SYMLINK_TARGET,
     SHALLOW_UNKNOWN_REF,
@@ -56,6 +55,7 @@ from ..project import (
     lfs_pointer,
     load_project,
 )
+from .load import LAYER_SUFFIXES
 
 MAX_ENTRIES = 100_000
 """Tree entries one source lists, for all its layer directories together: a hundred
