@@ -116,13 +116,15 @@ def test_a_url_login_in_a_comment_is_one_unless_it_shows_a_login_s_shape(
         make_repo: MakeRepo) -> None:
     """A comment leaks a URL's login as code does (detect-secrets reads comments; the
     login works wherever its host is); a login of generic words, `user:pass`,
-    `username:password`, shows the shape of one and is none, in a comment or a string."""
+    `username:password`, `USER:TOKEN`, shows the shape of one and is none, in a comment
+    or a string."""
     repo = make_repo({"scripts/catalog.sh": """\
 #!/bin/sh
 # curl https://admin:CANARYu1-x9@registry.internal/v2/_catalog «MAG002»
 # curl https://user:pass@registry.internal/v2/_catalog
 # the URL's shape: https://username:password@host/path
 echo "usage: $0 https://USER:PASSWORD@host"
+# a URL's login, as CI pushes with a token: https://USER:TOKEN@HOST/org/repo.git
 curl "https://${REGISTRY_USER}:${REGISTRY_PASSWORD}@registry.internal/v2/_catalog"
 """})
     expected, found = expected_and_found(repo)

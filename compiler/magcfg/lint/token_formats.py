@@ -338,11 +338,11 @@ def _whole_word(line: str, key_id: str) -> int:
 _PLUGIN_ENTROPY = {"Telegram Bot Token": 3.0}
 _BASIC_AUTH = "Basic Auth Credentials"
 # A URL's login that shows the shape of one, a generic name for its user and for its
-# password (`https://user:pass@...`, `scheme://username:password@host` in a comment or a
-# doc). A real login in a comment is a finding, as in code: it works wherever the URL's
-# host is.
+# password (`https://user:pass@...`, `scheme://username:password@host`,
+# `https://USER:TOKEN@HOST/...` in a comment or a doc). A real login in a comment is a
+# finding, as in code: it works wherever the URL's host is.
 _ILLUSTRATED_LOGIN = re.compile(
-    r"(?i)://(?:user(?:name)?|login|name):(?:pass(?:word|wd)?|pwd|secret)@")
+    r"(?i)://(?:user(?:name)?|login|name):(?:pass(?:word|wd)?|pwd|secret|token)@")
 
 
 def _illustrated_login(line: str, secret: str) -> bool:
