@@ -72,13 +72,7 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     version directory beside it, and errors name them ``..data/<file>``; without it (the
     repository's output) a ``..data`` entry is refused (:func:`magcfg.artifact.data_root`).
     """
-    prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
-    try:
-        directory = data_root(Path(env_dir), volume=volume)
-    except DataLinkError as exc:
-        raise VerificationError(prefix + DATA_LINK, exc.message, "unreadable_file") from None
-    if directory != Path(env_dir):
-        prefix += DATA_LINK + "/"  # the file read, not the visible link beside it
+    directory, prefix = _read_from(env_dir, display, volume=volume)
     keys = list(public_keys)
     manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
     if manifest_bytes is None:
@@ -110,6 +104,21 @@ def verify_artifact(env_dir: str | os.PathLike[str],
                                    environment, members, prefix))
     return VerifiedArtifact(kid, manifest, manifest_bytes, checked,
                             attestation_checked=envelope is not None, members=members)
+
+
+def _read_from(env_dir: str | os.PathLike[str], display: str | None, *, volume: bool
+               ) -> tuple[Path, str]:
+    """The directory an artifact's files are read from (through ``..data`` for a
+    ``volume``: :func:`magcfg.artifact.data_root`) and the prefix errors name them by:
+    the file read, ``..data/<file>``, not the visible link beside it."""
+    prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
+    try:
+        directory = data_root(Path(env_dir), volume=volume)
+    except DataLinkError as exc:
+        raise VerificationError(prefix + DATA_LINK, exc.message, "unreadable_file") from None
+    if directory != Path(env_dir):
+        prefix += DATA_LINK + "/"
+    return directory, prefix
 
 
 _UNLISTED = ("is not listed in manifest.json, so no signature covers it, and the artifact "
@@ -217,14 +226,9 @@ def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
     ``_only_data_links``), for ``verify_whole``, and the prefix its errors name them by.
     Its entries are listed here and each is read when ``verify_whole`` first asks for it
     (:class:`_Entries`); anything but a regular file is refused then."""
-    prefix = (display if display is not None else Path(env_dir).as_posix()).rstrip("/") + "/"
-    try:
-        directory = data_root(Path(env_dir), volume=True)
-    except DataLinkError as exc:
-        raise VerificationError(prefix + DATA_LINK, exc.message, "unreadable_file") from None
+    directory, prefix = _read_from(env_dir, display, volume=True)
     if directory != Path(env_dir):
-        _only_data_links(Path(env_dir), prefix)
-        prefix += DATA_LINK + "/"
+        _only_data_links(Path(env_dir), prefix.removesuffix(DATA_LINK + "/"))
     try:
         names = sorted(entry.name for entry in os.scandir(directory))
     except OSError as exc:
