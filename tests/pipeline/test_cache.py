@@ -786,7 +786,8 @@ def test_a_cache_written_with_other_libraries_is_not_read(mini: Project, tmp_pat
     env.pop(NO_CACHE_ENV, None)
 
     def run(*args: str, other: bool = False) -> subprocess.CompletedProcess[str]:
-        path = os.pathsep.join([*([str(shim)] if other else []), env["PYTHONPATH"]])
+        given = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+        path = os.pathsep.join([*([str(shim)] if other else []), *given])
         return subprocess.run([sys.executable, "-m", "magcfg", *args], cwd=mini.root,
                               env={**env, "PYTHONPATH": path}, capture_output=True,
                               text=True, timeout=120, check=False)
