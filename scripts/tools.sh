@@ -10,9 +10,10 @@
 #
 # Layout under ROOT/.tools:
 #     bin/             Go binaries (GOBIN) + relative symlinks to yaml-language-server,
-#                      sarif-multitool (native binary), trufflehog3, kapitan
+#                      sarif-multitool (native binary), trufflehog3
 #     node/            npm --prefix (package.json, node_modules)
-#     kapitan-venv/    separate venv for the Kapitan benchmark
+#     kapitan-venv/    the Kapitan benchmark's venv, made by benchmarks/bench_build.py
+#                      --kapitan when asked (no test runs Kapitan)
 #     trufflehog3-venv/ separate venv (its hard pins clash with the project's)
 #     crds/            CustomResourceDefinitions (Flux, Argo CD) copied out of their Go
 #                      modules, + .versions (the pins they came from)
@@ -70,7 +71,6 @@ TOOLS_PY_PINS=(
 #   "name  pin  bin..."
 TOOLS_PY_SOLO=(
   "trufflehog3 trufflehog3==3.0.10 trufflehog3"
-  "kapitan kapitan==0.36.3 kapitan"
 )
 
 TOOLS_NPM_PINS=(
@@ -308,7 +308,7 @@ tools_chromium() {
   rm -rf "$u"; return $rc
 }
 
-# ---- Python tools in venvs of their own (trufflehog3, kapitan) --------------
+# ---- Python tools in venvs of their own (trufflehog3) ------------------------
 tools_install_py_solo() { # ROOT NAME PIN BIN...
   local root name=$2 pin=$3 venv t0 b
   root=$(_tools_root "$1") || return 1
@@ -339,14 +339,6 @@ tools_install_py_solos() { # ROOT
     tools_install_py_solo "$1" $e || rc=1
   done
   return $rc
-}
-
-tools_install_kapitan() { # ROOT  (kept as a name for callers)
-  local e
-  for e in "${TOOLS_PY_SOLO[@]}"; do
-    # shellcheck disable=SC2086
-    case $e in kapitan\ *) tools_install_py_solo "$1" $e ;; esac
-  done
 }
 
 # ---- everything -------------------------------------------------------------
