@@ -585,3 +585,51 @@ def test_a_remote_given_as_a_url_is_published_to_again(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         pushed.append(git(bare, "rev-parse", "deploy").strip())
     assert git(bare, "rev-parse", "deploy^1").strip() == pushed[0]
+
+
+@pytest.mark.parametrize("planted", ["another key", "changed config", "a link beside it"])
+def test_an_artifact_on_the_branch_no_trusted_key_verifies_stops_publish(
+        tmp_path: Path, planted: str) -> None:
+    """The deploy branch's tip holds dev signed, the source commit unsigned (CI signs
+    without committing): publish keeps the branch's dev only if it verifies with the
+    trusted keys. One signed by another key, one whose config was changed after signing,
+    or one holding a symlink beside the signed files stops the publish, naming it, and
+    the branch is left as it was."""
+    from magcfg.signing.directory import sign_artifact
+    from magcfg.signing.keys import generate_key_pair, load_private_key
+
+    from .fixtures import build_in_process, make_project, run_magcfg
+
+    root = make_project(tmp_path / "repo")
+    build_in_process(root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "unsigned, as CI commits it")
+    generate_key_pair(tmp_path / "keys")
+    generate_key_pair(tmp_path / "other")
+    pub = str(tmp_path / "keys/magcfg.pub")
+    # What a writer of the branch other than publish commits there: dev, signed.
+    git(root, "checkout", "-q", "-b", "deploy")
+    if planted == "another key":
+        sign_artifact(root / "generated/dev", "dev",
+                      load_private_key(str(tmp_path / "other/magcfg.key")))
+    else:
+        sign_artifact(root / "generated/dev", "dev",
+                      load_private_key(str(tmp_path / "keys/magcfg.key")))
+    if planted == "changed config":
+        config = root / "generated/dev/config.json"
+        config.write_bytes(config.read_bytes().replace(b"{", b'{"planted": 1, ', 1))
+    elif planted == "a link beside it":
+        os.symlink("/etc/passwd", root / "generated/dev/secrets.json")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "planted")
+    tip = git(root, "rev-parse", "deploy").strip()
+    git(root, "checkout", "-q", "main")
+    sign_artifact(root / "generated/prod", "prod",
+                  load_private_key(str(tmp_path / "keys/magcfg.key")))
+    done = run_magcfg(root, "publish", "--env", "prod", "--public-key", pub)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "deploy:generated/dev/" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "only if it verifies with the trusted keys" in done.stderr
+    assert git(root, "rev-parse", "deploy").strip() == tip

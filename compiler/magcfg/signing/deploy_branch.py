@@ -7,7 +7,7 @@ in the workspace. Every environment published is verified first with the project
 trusted keys, so the deploy branch never holds a build without its signature; an
 artifact directory the branch holds signed and the source commit unsigned (another
 environment, another project of the repository, signed in CI and never committed) is
-kept as the branch holds it. The
+kept as the branch holds it if it verifies with the same keys. The
 private key is not needed here (and never reaches git): only what ``sign`` wrote is
 committed. The commit message carries ``[skip ci]`` (``SKIP_CI``), so publishing does not
 trigger CI again, on a deploy branch CI runs on too.
@@ -19,17 +19,18 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..artifact import MANIFEST, SIGNATURE
+from ..artifact import MANIFEST, SIGNATURE, size_limit
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
 from ..secrets.redaction import REDACTED
-from .directory import verify_artifact
+from .directory import verify_artifact, verify_whole
+from .signatures import VerificationError
 
 SKIP_CI = "[skip ci]"
 """The marker every CI a project runs documents as skipping the pipeline of the commit
@@ -153,13 +154,57 @@ def _artifact_directories(top: str, commit: str) -> tuple[set[bytes], set[bytes]
             {d for d, held in found.items() if held == {MANIFEST.encode(), SIGNATURE.encode()}})
 
 
+_BLOB_MODES = (b"100644", b"100755")
+"""The modes of a file git's tree holds as bytes (not a symlink, not a submodule)."""
+
+
+class _TreeArtifact(Mapping[str, bytes]):
+    """The files of one artifact directory of a commit's tree by name (below the
+    directory), each read from git when ``verify_whole`` first asks for it, and only if
+    no larger than its kind allows (``size_limit``): a commit of the deploy branch may
+    hold anything its writer put there. ``entries``: ``git ls-tree -r -l -z`` of the
+    directory; ``prefix`` names its files in errors."""
+
+    def __init__(self, top: str, directory: bytes, entries: bytes, prefix: str) -> None:
+        self._top = top
+        self._prefix = prefix
+        self._objects: dict[str, tuple[str, int]] = {}
+        for entry in filter(None, entries.split(b"\0")):
+            # "<mode> <type> <object> <size>\t<path>", the path from the top.
+            head, _, path = entry.partition(b"\t")
+            mode, _, object_id, size = head.split(maxsplit=3)
+            name = os.fsdecode(path[len(directory) + 1:])
+            if mode not in _BLOB_MODES:
+                raise VerificationError(prefix + name, f"is no file (mode {mode.decode()}) "
+                                        "but a symlink or a submodule", "unreadable_file")
+            self._objects[name] = (object_id.decode("ascii"), int(size))
+
+    def __getitem__(self, name: str) -> bytes:
+        object_id, size = self._objects[name]
+        if size > size_limit(name):
+            raise VerificationError(self._prefix + name,
+                                    f"is larger than {size_limit(name)} bytes",
+                                    "unreadable_file")
+        return _git_bytes(self._top, "cat-file", "blob", object_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._objects))
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
 def _keep_signed(root: str, tip: str, source: str, verified: list[str],
-                 index: dict[str, str]) -> None:
+                 index: dict[str, str], public_keys: list[Ed25519PublicKey],
+                 branch: str) -> None:
     """In the ``index`` of the deploy commit (the source's tree), each artifact directory
     that the branch's ``tip`` holds signed and the source commit unsigned, and that is
     not published now (``verified``, from ``root``), as the tip holds it: CI signs
     without committing the signatures, so the source holds every artifact it does not
-    publish unsigned, and the branch would lose the signed one a controller syncs."""
+    publish unsigned, and the branch would lose the signed one a controller syncs. Each
+    is kept only if it verifies with ``public_keys`` for the environment its directory
+    names, as a published one does: whoever else writes to the branch is trusted no more
+    than a pull request is, and publish would carry what it planted forward."""
     top = _git(root, "rev-parse", "--show-toplevel").stdout.rstrip("\n")
     prefix = os.fsencode(_git(root, "rev-parse", "--show-prefix").stdout.rstrip("\n"))
     published = {prefix + os.fsencode(os.path.normpath(path)) for path in verified}
@@ -167,9 +212,23 @@ def _keep_signed(root: str, tip: str, source: str, verified: list[str],
     _, signed = _artifact_directories(top, tip)
     for directory in sorted((signed & held) - signed_held - published):
         path = os.fsdecode(directory)
+        entries = _git_bytes(top, "ls-tree", "-r", "-l", "-z", "--full-tree", tip, "--", path)
+        shown = f"{branch}:{path}/"
+        try:
+            verify_whole(_TreeArtifact(top, directory, entries, shown), public_keys,
+                         environment=os.path.basename(path), prefix=shown)
+        except VerificationError as exc:
+            raise BuildError([Diagnostic(
+                d.file, d.line, d.key, f"{d.message}; the deploy branch holds this artifact "
+                "signed and the source commit unsigned, and publish keeps it only if it "
+                "verifies with the trusted keys: publish its environment (--env) with its "
+                "project's key trusted (--public-key), or remove it from the branch",
+                code=d.code) for d in exc.diagnostics]) from None
         _git_bytes(top, "rm", "-r", "-q", "--cached", "--", path, env=index)
-        entries = _git_bytes(top, "ls-tree", "-r", "-z", "--full-tree", tip, "--", path)
-        _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=entries)
+        info = b"".join(head.rsplit(b" ", 1)[0].rstrip(b" ") + b"\t" + name + b"\0"
+                        for head, _, name in (entry.partition(b"\t")
+                                              for entry in filter(None, entries.split(b"\0"))))
+        _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=info)
 
 
 _URL_LOGIN = re.compile(r"\A([A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
@@ -221,7 +280,7 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         _git(root, "read-tree", source, env=index)
         if tip is not None:
-            _keep_signed(root, tip, source, verified, index)
+            _keep_signed(root, tip, source, verified, index, public_keys, branch)
         # -f: a deploy branch carries generated/ even where .gitignore would skip a file.
         # Only what was verified: the rest of the output stays as the source commit
         # holds it (the work tree may hold an environment built since, and not signed).
