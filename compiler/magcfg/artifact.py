@@ -32,6 +32,7 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MAX_ATTESTATION_BYTES",
+    "MAX_FILES",
     "MAX_FILE_BYTES",
     "MAX_MANIFEST_BYTES",
     "MAX_SIGNATURE_BYTES",
@@ -99,6 +100,13 @@ and the build writes: ~30 times the 8 MB ``config.json`` of the large benchmark
 repository (200 services of ~1,000 keys). Only its signed digest says a file is the
 right one, and that needs every byte: without a bound a planted file of any size would
 be read whole first."""
+
+MAX_FILES = 1000
+"""The most entries an artifact directory, or an artifact layer pulled from a registry,
+may hold: a build writes a handful (the manifest, its signature and attestation, the
+ConfigMap and kustomization, and the four files it lists). Past it the directory is
+refused before its entries are listed whole: one of a million planted entries would cost
+a second and ~130 MB to list and sort first."""
 
 MANIFEST_FORMAT = 1
 """The ``format`` this module reads and the build writes."""

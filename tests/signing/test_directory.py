@@ -446,3 +446,38 @@ def test_verify_artifact_of_a_volume_refuses_a_file_beside_its_data_link(
         stderr = failed_cleanly(run_magcfg(tmp_path, *args[:2], str(changed), *args[3:]), 1)
         assert stderr.startswith(f"{changed}/{name}: error: is not a link into ..data, as the "
                                  "kubelet writes each file of a ConfigMap volume"), stderr
+
+
+@pytest.mark.parametrize("form", ["project", "pulled", "volume", "volume's version"])
+def test_a_directory_of_more_entries_than_any_artifact_is_refused_unlisted(
+        signed: Path, keys: Path, tmp_path: Path, form: str) -> None:
+    """An artifact directory holds a handful of files: one filled with more than
+    ``MAX_FILES`` entries is refused, naming the directory, once that many are listed
+    (a million planted ones took 1.4 s and 163 MB to list and sort before the first was
+    named), in a project's output, a pulled directory, and either level of a volume."""
+    from magcfg.artifact import DATA_LINK, MAX_FILES
+    from tests.runtime.fixtures import KubeletWriter
+
+    prod = signed / "generated/prod"
+    if form == "project":
+        filled = directory = prod
+        args = ["verify", "--env", "prod"]
+    elif form == "pulled":
+        filled = directory = _pulled(signed, tmp_path)
+        args = ["verify", "--artifact", str(directory), "--env", "prod"]
+    else:
+        directory = tmp_path / "volume"
+        KubeletWriter(directory).write({p.name: p.read_bytes() for p in prod.iterdir()})
+        filled = directory if form == "volume" else directory / os.readlink(
+            directory / DATA_LINK)
+        args = ["verify", "--artifact", str(directory), "--env", "prod"]
+    for number in range(MAX_FILES + 1):
+        (filled / f"planted-{number:04d}").touch()
+    done = run_magcfg(signed, *args, "--public-key", str(keys / "magcfg.pub"))
+    shown = "generated/prod" if form == "project" else str(filled)
+    if form == "volume's version":
+        shown = f"{directory}/{DATA_LINK}"
+    assert failed_cleanly(done, 1) == (
+        f"{shown}: error: holds more than {MAX_FILES} entries, more than any artifact "
+        "(magcfg writes a handful): the rest are not listed, and none is read; delete what "
+        "magcfg did not write\n")

@@ -17,6 +17,7 @@ import tarfile
 import zlib
 from collections.abc import Mapping
 
+from ..artifact import MAX_FILES
 from .registry import MAX_BLOB_BYTES, OCI_MANIFEST, digest_of, is_digest
 
 __all__ = ["ANNOTATION_ENVIRONMENT", "ANNOTATION_KEY_ID", "ANNOTATION_MANIFEST",
@@ -36,7 +37,6 @@ ANNOTATION_MANIFEST = "dev.magcfg.manifest-digest"
 ANNOTATION_KEY_ID = "dev.magcfg.key-id"
 """The signer's key id (docs/signing.md)."""
 CONFIG_BLOB = b"{}"
-_MAX_FILES = 1000
 
 
 class ArtifactFormatError(ValueError):
@@ -72,8 +72,8 @@ def unpack(layer: bytes) -> dict[str, bytes]:
                     raise ArtifactFormatError(f"{info.name!r} in the layer is not a plain file name")
                 if name in files:
                     raise ArtifactFormatError(f"{name!r} is twice in the layer")
-                if len(files) >= _MAX_FILES:
-                    raise ArtifactFormatError(f"the layer has more than {_MAX_FILES} files")
+                if len(files) >= MAX_FILES:
+                    raise ArtifactFormatError(f"the layer has more than {MAX_FILES} files")
                 handle = tar.extractfile(info)
                 assert handle is not None
                 files[name] = handle.read()

@@ -24,6 +24,7 @@ from ..artifact import (
     CONFIGMAP,
     DATA_LINK,
     KUSTOMIZATION,
+    MAX_FILES,
     DataLinkError,
     data_root,
     size_limit,
@@ -121,6 +122,27 @@ def _read_from(env_dir: str | os.PathLike[str], display: str | None, *, volume: 
     return directory, prefix
 
 
+def _entries(directory: Path, shown: str) -> list[os.DirEntry[str]]:
+    """The entries of an artifact's ``directory`` (named ``shown`` in errors) by name,
+    refused past :data:`~magcfg.artifact.MAX_FILES` before the rest is listed: a
+    directory a pull request or a handed-over artifact fills costs no more than that."""
+    entries: list[os.DirEntry[str]] = []
+    try:
+        with os.scandir(directory) as listing:
+            for entry in listing:
+                if len(entries) == MAX_FILES:
+                    raise VerificationError(
+                        shown.rstrip("/") or ".", f"holds more than {MAX_FILES} entries, "
+                        "more than any artifact (magcfg writes a handful): the rest are not "
+                        "listed, and none is read; delete what magcfg did not write",
+                        "unlisted_file")
+                entries.append(entry)
+    except OSError as exc:
+        raise VerificationError(shown.rstrip("/") or ".", f"cannot list: {exc.strerror}",
+                                "unreadable_file") from None
+    return sorted(entries, key=lambda e: e.name)
+
+
 _UNLISTED = ("is not listed in manifest.json, so no signature covers it, and the artifact "
              "directory goes out as a whole (publish commits and pushes it): delete it "
              "(magcfg writes no such file here)")
@@ -140,12 +162,7 @@ def _only_listed(directory: Path, manifest_bytes: bytes, prefix: str) -> None:
     todo = [""]
     while todo:
         below = todo.pop()
-        try:
-            entries = sorted(os.scandir(directory / below), key=lambda e: e.name)
-        except OSError as exc:
-            raise VerificationError(prefix + below, f"cannot list: {exc.strerror}",
-                                    "unreadable_file") from None
-        for entry in entries:
+        for entry in _entries(directory / below, prefix + below):
             rel = f"{below}{entry.name}"
             if rel in directories and entry.is_dir(follow_symlinks=False):
                 todo.append(rel + "/")
@@ -229,11 +246,7 @@ def read_whole(env_dir: str | os.PathLike[str], *, display: str | None = None
     directory, prefix = _read_from(env_dir, display, volume=True)
     if directory != Path(env_dir):
         _only_data_links(Path(env_dir), prefix.removesuffix(DATA_LINK + "/"))
-    try:
-        names = sorted(entry.name for entry in os.scandir(directory))
-    except OSError as exc:
-        raise VerificationError(prefix.rstrip("/"), f"cannot read: {exc.strerror}",
-                                "unreadable_file") from None
+    names = [entry.name for entry in _entries(directory, prefix)]
     return _Entries(directory, names, prefix), prefix
 
 
@@ -248,12 +261,7 @@ def _only_data_links(volume: Path, prefix: str) -> None:
     ``..data``) that is not what the kubelet writes there: ``..`` entries (the link, the
     version directories, ``..data_tmp``) and, for each file, a link ``NAME ->
     ..data/NAME``. Whatever else it holds a consumer of the directory reads unverified."""
-    try:
-        entries = sorted(os.scandir(volume), key=lambda e: e.name)
-    except OSError as exc:
-        raise VerificationError(prefix.rstrip("/"), f"cannot read: {exc.strerror}",
-                                "unreadable_file") from None
-    for entry in entries:
+    for entry in _entries(volume, prefix):
         if entry.name.startswith(".."):
             continue
         try:
