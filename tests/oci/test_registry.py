@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import http.client
 import http.server
 import json
@@ -574,3 +575,54 @@ def test_a_tag_answered_with_no_digest_is_refused_before_it_is_asked_for(header:
     finally:
         server.shutdown()
         server.server_close()
+
+
+_ECHOED = "Pw&<canary>?7f3a-x1"
+"""A password whose ``user:password`` is padded in base64 and holds a ``/`` there, with
+characters HTML escapes."""
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("echoed", [
+    _base64(f"{USER}:{_ECHOED}").rstrip("="),  # the Authorization header, unpadded
+    _base64(_ECHOED),  # the password alone
+    _base64(_ECHOED).rstrip("="),
+    base64.urlsafe_b64encode(f"{USER}:{_ECHOED}".encode()).decode(),
+    "token" + _base64(json.dumps({"user": USER, "password": _ECHOED})),  # glued, in a document
+    _base64(f"{USER}:{_ECHOED}")[:12] + "\r\n    " + _base64(f"{USER}:{_ECHOED}")[12:],
+    html.escape(_ECHOED),  # a proxy's HTML error page: &amp;&lt;
+    "".join(f"&#{ord(char)};" for char in _ECHOED),
+    "".join(f"&#X{ord(char):02X};" for char in _ECHOED),
+    _ECHOED[:8] + "\n" + _ECHOED[8:],  # a long message wrapped
+    _ECHOED[:2] + "\n  %26%3C" + _ECHOED[4:],
+], ids=["basic unpadded", "password", "password unpadded", "base64url", "glued document",
+        "wrapped base64", "html named", "html decimal", "html hex", "wrapped", "wrapped url"])
+def test_credentials_a_registry_quotes_back_encoded_are_not_shown(echoed: str) -> None:
+    """A registry (or a proxy before it) quotes the credentials in its error in a form of
+    its own: base64 padded or not, of the password alone or of a document holding it,
+    HTML character references, a line break inside. Each is masked; each showed whole."""
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") is None:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+                body = b"{}"
+            else:
+                self.send_response(403)
+                body = json.dumps({"errors": [{"code": "DENIED",
+                                               "message": f"denied: {echoed} (sent)"}]}).encode()
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    _, texts = _realm_errors(Quoting, _ECHOED)
+    for text in texts:
+        assert f"HTTP 403 (denied: {REDACTED} (sent))" in text, text
+        for form in (_ECHOED, echoed, *echoed.split("\n")):
+            assert form.strip() not in text, text
