@@ -130,7 +130,9 @@ def _examples() -> list[dict[str, Any]]:
     return docs
 
 
-def _by_kind(kind: str) -> dict[str, Any]:
+def example_of_kind(kind: str) -> dict[str, Any]:
+    """The one example of docs/delivery.md of that kind (tests/signing's GitOps loop
+    syncs the Argo CD Application's revision and path)."""
     (found,) = [d for d in _examples() if d["kind"] == kind]
     return found
 
@@ -161,7 +163,7 @@ def test_the_docs_name_the_crd_versions_checked() -> None:
 
 
 def _changed(kind: str, path: tuple[str, ...], value: object) -> dict[str, Any]:
-    doc = copy.deepcopy(_by_kind(kind))
+    doc = copy.deepcopy(example_of_kind(kind))
     target = doc
     for key in path[:-1]:
         target = target[key]
@@ -213,16 +215,16 @@ def test_preserve_unknown_fields_accepts_anything() -> None:
 
 
 def test_the_examples_agree_with_publish() -> None:
-    source = _by_kind("OCIRepository")
+    source = example_of_kind("OCIRepository")
     assert source["spec"]["layerSelector"]["mediaType"] == flux.CONTENT_MEDIA_TYPE
     assert source["spec"]["verify"] == {"provider": "cosign",
-                                        "secretRef": {"name": _by_kind("Secret")["metadata"]["name"]}}
-    kustomization = _by_kind("Kustomization")
+                                        "secretRef": {"name": example_of_kind("Secret")["metadata"]["name"]}}
+    kustomization = example_of_kind("Kustomization")
     assert kustomization["spec"]["sourceRef"] == {"kind": "OCIRepository",
                                                   "name": source["metadata"]["name"]}
     assert kustomization["spec"]["path"] == "./"  # the files are at the layer's root
-    (pem,) = _by_kind("Secret")["stringData"].values()
+    (pem,) = example_of_kind("Secret")["stringData"].values()
     assert isinstance(load_pem_public_key(pem.encode()), Ed25519PublicKey)
-    application = _by_kind("Application")
+    application = example_of_kind("Application")
     assert application["spec"]["source"]["path"] == "generated/production"
     assert (REPO / "generated/production/kustomization.yaml").is_file()

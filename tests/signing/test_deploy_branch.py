@@ -28,6 +28,8 @@ import yaml
 from magcfg.runtime.kernel import Kernel
 
 from ..conftest import REPO
+from ..delivery.tools import tool
+from ..oci.test_examples import example_of_kind
 
 PR_STEPS = ("lint", "build-check", "diff")
 MAIN_STEPS = ("build-check", "sign", "publish")
@@ -161,9 +163,11 @@ def test_the_gitops_loop(tmp_path: Path) -> None:
     # The deploy commit's parent is the main commit it was built from (a first publish).
     assert git(origin, "rev-list", "--parents", "-n", "1", "deploy").split()[1:] == [main_head]
 
-    # 4. What the GitOps controller syncs: complete, verified artifacts per environment.
+    # 4. What the GitOps controller syncs (docs/delivery.md's Argo CD Application, its
+    # revision of origin): complete, verified artifacts per environment.
+    source = example_of_kind("Application")["spec"]["source"]
     synced = tmp_path / "synced"
-    git(tmp_path, "clone", "-q", "--branch", "deploy", str(origin), str(synced))
+    git(tmp_path, "clone", "-q", "--branch", source["targetRevision"], str(origin), str(synced))
     verified = sh(synced, "magcfg verify")
     assert verified.returncode == 0, verified.stderr
     for env in ("dev", "staging", "production"):
@@ -180,6 +184,18 @@ def test_the_gitops_loop(tmp_path: Path) -> None:
             assert kernel.version == json.loads((art / "manifest.json").read_text())["version"]
         finally:
             kernel.stop()
+    # The ConfigMap Argo CD applies from the Application's path, mounted as the sidecar
+    # of docs/runtime.md reads it.
+    applied = subprocess.run([tool("kustomize"), "build", str(synced / source["path"])],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+    (configmap,) = [d for d in yaml.safe_load_all(applied) if d and d["kind"] == "ConfigMap"]
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    for name, text in configmap["data"].items():
+        (volume / name).write_bytes(text.encode("utf-8"))
+    watched = sh(tmp_path, f"magcfg verify --artifact {volume} --env production "
+                           f"--public-key {keys / 'ci.pub'}")
+    assert watched.returncode == 0, watched.stderr
     production = json.loads((synced / "generated/production/config.json").read_text())
     assert production["maggate"]["rate_limits"] == {"requests_per_minute": 450, "burst": 50}
     # Versions count commits: production went from 2 to 3 once, for the promotion.
