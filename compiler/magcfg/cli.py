@@ -721,7 +721,8 @@ def _pulled(text: str, keys: "list[Ed25519PublicKey]", insecure: bool
         _, members = pull(client, Reference(reference.host, reference.repository), digest,
                           keys)
     except SourceRefused as exc:
-        raise MagcfgError([Diagnostic("", None, None, str(exc), code=exc.reason)]) from None
+        raise MagcfgError([Diagnostic(exc.where or text, None, None, exc.what,
+                                      code=exc.reason)]) from None
     return members, f"{Reference(reference.host, reference.repository, None, digest)}/"
 
 

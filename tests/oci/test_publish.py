@@ -360,11 +360,21 @@ def test_a_ci_script_takes_every_reference_from_the_json_report(
                              *extra)
         assert checked.returncode == 0, checked.stderr
         assert checked.stderr.startswith(f"verified {given.split(':latest')[0]}"), checked.stderr
-    generate_key_pair(tmp_path / "other")
+    # Checked with a key publish did not sign with: the artifact is the file of the error,
+    # in the text and the JSON report, and the keys trusted are named.
+    other = generate_key_pair(tmp_path / "other")
+    refusal = (f"no cosign signature by a trusted key over this digest (trusted: "
+               f"{other.key_id}): it was published with another key (trust that key's "
+               "public half), or is not what `magcfg publish` signed")
     untrusted = signed.run("verify", "--artifact", artifact["pinned"], "-e", "production", "-k",
                            str(tmp_path / "other/magcfg.pub"), "--insecure-registry")
-    assert failed_cleanly(untrusted, 1) == (
-        f"error: {artifact['pinned']}: no cosign signature by a trusted key over this digest\n")
+    assert failed_cleanly(untrusted, 1) == f"{artifact['pinned']}: error: {refusal}\n"
+    reported = signed.run("verify", "--artifact", artifact["pinned"], "-e", "production", "-k",
+                          str(tmp_path / "other/magcfg.pub"), "--insecure-registry", "-f", "json")
+    assert failed_cleanly(reported, 1) == ""
+    assert json.loads(reported.stdout)["diagnostics"] == [{
+        "file": artifact["pinned"], "line": None, "key": None, "severity": "error",
+        "code": "bad_signature", "message": refusal}]
     out = tmp_path / "out"
     watcher = subprocess.Popen(
         [sys.executable, "-m", "magcfg", "watch", "--artifact", artifact["follow"], "--env",

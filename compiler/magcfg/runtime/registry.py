@@ -39,6 +39,7 @@ from ..errors import MagcfgError
 from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
 from ..oci.registry import Registry, RegistryError, is_digest
+from ..signing.keys import key_id
 from .events import SOURCE_FAILED, SOURCE_RESTORED
 from .publish import failure, own_directory, publish
 
@@ -48,11 +49,17 @@ log = logging.getLogger("magcfg.runtime")
 
 
 class SourceRefused(Exception):
-    """The registry answered, but with nothing the kernel may load (``reason``)."""
+    """The registry answered, but with nothing the kernel may load (``reason``).
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    ``where`` names what was refused (``oci://REGISTRY/REPO@sha256:...``), ``what`` says
+    why: a report names the one as its file and gives the other as its message; the
+    exception's text is both, for an event."""
+
+    def __init__(self, reason: str, what: str, *, where: str | None = None) -> None:
+        super().__init__(f"{where}: {what}" if where else what)
         self.reason = reason
+        self.where = where
+        self.what = what
 
 
 def pull(client: Registry, reference: Reference, digest: str,
@@ -64,12 +71,13 @@ def pull(client: Registry, reference: Reference, digest: str,
     repo = reference.repository
     found = client.manifest(repo, digest)
     if found is None:
-        raise SourceRefused("missing_file", f"{reference}: {digest} vanished while pulled")
+        raise SourceRefused("missing_file", f"{digest} vanished while pulled",
+                            where=str(reference))
     try:
         manifest = found.json()
         layer = flux.content_layer(manifest)
     except (ValueError, flux.ArtifactFormatError) as exc:
-        raise SourceRefused("malformed_manifest", f"{reference}@{digest}: {exc}") from None
+        raise SourceRefused("malformed_manifest", str(exc), where=f"{reference}@{digest}") from None
     _check_signature(client, reference, digest, public_keys)
     size = layer["size"]
     assert isinstance(size, int)  # flux.content_layer checked it
@@ -77,7 +85,7 @@ def pull(client: Registry, reference: Reference, digest: str,
     try:
         files = flux.unpack(blob)
     except flux.ArtifactFormatError as exc:
-        raise SourceRefused("malformed_manifest", f"{reference}@{digest}: {exc}") from None
+        raise SourceRefused("malformed_manifest", str(exc), where=f"{reference}@{digest}") from None
     return manifest, files
 
 
@@ -86,8 +94,8 @@ def _check_signature(client: Registry, reference: Reference, digest: str,
     repo = reference.repository
     signatures = client.manifest(repo, cosign.tag_for(digest, "sig"))
     if signatures is None:
-        raise SourceRefused("unsigned", f"{reference}@{digest}: no cosign signature "
-                            "(publish it with `magcfg publish`)")
+        raise SourceRefused("unsigned", "no cosign signature (publish it with `magcfg "
+                            "publish`)", where=f"{reference}@{digest}")
     try:
         doc = signatures.json()
     except ValueError:
@@ -101,8 +109,11 @@ def _check_signature(client: Registry, reference: Reference, digest: str,
                 and is_digest(found := layer.get("digest")):
             payloads[found] = client.blob(repo, found, 64 * 1024)
     if not cosign.verify_signatures(doc, payloads, digest, public_keys):
-        raise SourceRefused("bad_signature", f"{reference}@{digest}: no cosign "
-                            "signature by a trusted key over this digest")
+        trusted = ", ".join(key_id(key) for key in public_keys)
+        raise SourceRefused("bad_signature", "no cosign signature by a trusted key over this "
+                            f"digest (trusted: {trusted}): it was published with another key "
+                            "(trust that key's public half), or is not what `magcfg publish` "
+                            "signed", where=f"{reference}@{digest}")
 
 
 class RegistrySource:
@@ -197,7 +208,8 @@ class RegistrySource:
         ref = self.reference.digest or str(self.reference.tag)
         digest = self.client.manifest_digest(repo, ref)
         if digest is None:
-            raise SourceRefused("missing_file", f"{self.reference}: no such tag in the registry")
+            raise SourceRefused("missing_file", "no such tag in the registry",
+                                where=str(self.reference))
         if self.pulled is not None and digest == self.pulled[0]:
             return False
         manifest, files = pull(self.client, self.reference, digest, self.public_keys)
@@ -316,8 +328,8 @@ class RegistrySource:
                           type(exc).__name__)
                 with self._lock:
                     self._failed(SourceRefused(
-                        "internal_error", f"{self.reference}: the poll failed unexpectedly "
-                        f"({type(exc).__name__}); the poller goes on"))
+                        "internal_error", "the poll failed unexpectedly "
+                        f"({type(exc).__name__}); the poller goes on", where=str(self.reference)))
 
     def status(self) -> dict[str, Any]:
         return {"reference": str(self.reference), "digest": self.digest,
