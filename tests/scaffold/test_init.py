@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import Project, failed_cleanly, own_pytest_env, tree_state
+from ..conftest import REPO, Project, failed_cleanly, own_pytest_env, tree_state
 
 
 def _git(root: Path, *args: str) -> str:
@@ -962,6 +962,100 @@ def test_the_scaffolded_ci_compares_a_commit_with_where_it_left_the_target(
         (failed,) = ci_run(back, request, depth)
         assert f"generated/dev/manifest.json: error: version 2 after 3 at {newer}: " \
                "rollback_refused" in failed, failed
+
+
+def _signing_jobs() -> dict[str, str]:
+    """docs/signing.md's jobs that sign and publish on main, as the page gives them to
+    add to the pipeline ``init`` writes: GitHub's (a job under ``jobs:``) and
+    Woodpecker's (a step under ``steps:``)."""
+    text = (REPO / "docs/signing.md").read_text()
+    section = text[text.index("## Signing in CI\n"):text.index("## Delivery: the deploy branch")]
+    github, woodpecker = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    return {"github": github, "woodpecker": woodpecker}
+
+
+@pytest.mark.parametrize(("ci", "workflow"), [
+    ("github", ".github/workflows/magcfg.yml"),
+    ("woodpecker", ".woodpecker/magcfg.yml"),
+])
+def test_the_signing_job_of_the_docs_publishes_what_a_controller_verifies(
+        tmp_path: Path, ci: str, workflow: str) -> None:
+    """A project ``init`` made, with docs/signing.md's job added to its pipeline as the
+    page says: the job's commands, run as the runner runs them on two pushes to main
+    (a shallow checkout, the key in the variable the secret fills), leave a deploy
+    branch whose artifacts verify with the trusted key, the second publish on the first."""
+    from magcfg.signing.keys import generate_key_pair
+
+    origin, top = _repo_with_origin(tmp_path)
+    push = _runner_env(tmp_path, "push")
+    assert Project(top).run("init", "--env", "dev", "--env", "prod", "--ci", ci).returncode == 0
+    generate_key_pair(tmp_path / "keys", "ci")
+    (top / "keys").mkdir()
+    (top / "keys/ci.pub").write_bytes((tmp_path / "keys/ci.pub").read_bytes())
+    with open(top / "magcfg.yaml", "a") as fh:
+        fh.write("signing:\n  public_keys: [keys/ci.pub]\n")
+    # Added as the page says, at the end of the file: jobs: (steps:) is its last key.
+    text = (top / workflow).read_text()
+    (top / workflow).write_text(text + _signing_jobs()[ci])
+    pipeline = yaml.safe_load((top / workflow).read_text())
+    if ci == "github":
+        (name,) = set(pipeline["jobs"]) - set(yaml.safe_load(text)["jobs"])
+        job = pipeline["jobs"][name]
+        assert job["needs"] in pipeline["jobs"]
+        assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    else:
+        *checks, job = pipeline["steps"]
+        name = job["name"]
+        assert set(job["depends_on"]) == {s["name"] for s in checks}
+        assert job["when"] == [{"event": "push", "branch": "main"}]
+    assert _commit(top, push, "init, CI's key trusted").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    pem = (tmp_path / "keys/ci.key").read_text()
+
+    def ci_run(commit: str) -> None:
+        clone = tmp_path / f"ci-{commit[:8]}"
+        _git(tmp_path, "clone", "-q", "--depth=1", "-b", "main", f"file://{origin}", str(clone))
+        assert _git(clone, "rev-parse", "HEAD").strip() == commit
+        added = yaml.safe_load((clone / workflow).read_text())
+        if ci == "github":
+            secrets = {"${{ secrets.MAGCFG_SIGNING_KEY }}": pem}
+            commands = [(s["run"], {k: secrets[v] for k, v in s.get("env", {}).items()})
+                        for s in added["jobs"][name]["steps"] if "run" in s]
+        else:
+            (step,) = [s for s in added["steps"] if s["name"] == name]
+            secrets = {"magcfg_signing_key": pem}
+            variables = {k: secrets[v["from_secret"]] for k, v in step["environment"].items()}
+            commands = [(c, variables) for c in step["commands"]]
+        for command, variables in commands:
+            if command.startswith("pip install"):
+                continue  # magcfg is on PATH already
+            done = _shell(clone, command, {**push, **variables})
+            assert done.returncode == 0, (command, done.stderr)
+            assert "PRIVATE KEY" not in done.stdout + done.stderr
+
+    ci_run(_git(top, "rev-parse", "HEAD").strip())
+    layer = top / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    assert Project(top).run("build", "-q").returncode == 0
+    assert _commit(top, push, "debug logs").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    second = _git(top, "rev-parse", "HEAD").strip()
+    ci_run(second)
+    # What a GitOps controller syncs: main's second commit, signed; the first publish its
+    # other parent. main holds no signature.
+    assert _git(origin, "rev-list", "--parents", "-n", "1", "deploy").split()[2:] == [second]
+    assert "[skip ci]" in _git(origin, "log", "-1", "--format=%B", "deploy")
+    synced = tmp_path / "synced"
+    _git(tmp_path, "clone", "-q", "-b", "deploy", f"file://{origin}", str(synced))
+    for env in ("dev", "prod"):
+        verified = Project(synced).run("verify", "--artifact", f"generated/{env}", "--env", env,
+                                       "--public-key", str(tmp_path / "keys/ci.pub"))
+        assert verified.returncode == 0, verified.stderr
+    assert json.loads((synced / "generated/dev/config.json").read_text())["app"][
+        "log_level"] == "debug"
+    assert _git(origin, "ls-tree", "-r", "--name-only", "main", "generated/").split() == [
+        f"generated/{env}/{name}" for env in ("dev", "prod")
+        for name in ("config.json", "configmap.yaml", "kustomization.yaml", "manifest.json")]
 
 
 def test_a_repository_s_own_hooks_and_pipeline_come_with_what_to_add(tmp_path: Path) -> None:
