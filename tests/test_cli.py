@@ -13,7 +13,7 @@ import typer.main
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from magcfg.cli import app, app_for
+from magcfg.cli.commands import app, app_for
 
 from .conftest import REPO, Project
 

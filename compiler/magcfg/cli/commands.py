@@ -1,26 +1,19 @@
-"""The ``magcfg`` command line: a thin typer shell over the Python API.
-
-Exit codes everywhere: 0 ok, 1 a check failed (bad input, stale output, findings,
-differences), 2 usage error. Errors are printed as ``file:line: error: message [key]``
-without a traceback. Heavy modules are imported inside the commands so that ``--help``
-and small commands start fast.
+"""The commands of ``magcfg``, declared for typer: each parses its options and calls the
+Python API (``cli.main`` runs a plain ``magcfg build`` without this module: ``build``).
 """
 
 import inspect
 import os
 import re
 import sys
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-try:
-    import typer
-except ImportError:  # the slim install: the runtime kernel only
-    sys.exit("magcfg: the command line needs the compiler: pip install 'magcfg[compiler]' "
-             "(this installation has the runtime kernel only)")
+import typer
 
-from .errors import Diagnostic, MagcfgError, UsageError, printable
+from ..errors import Diagnostic, MagcfgError, UsageError, printable
+from .build import build_command
+from .common import _fail, _print_report, _report_format, _stderr, _top
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -30,7 +23,7 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-    from .project import FromTop, Project
+    from ..project import FromTop, Project
 
 app = typer.Typer(
     name="magcfg",
@@ -52,14 +45,6 @@ EnvsOption = Annotated[
 ]
 
 
-def _fail(exc: MagcfgError, top: "FromTop | None" = None) -> NoReturn:
-    """``exc`` on stderr; with ``top``, its files (the project's) named from the
-    repository's top as every command of a project names them (``FromTop``); without,
-    as given (a file the operator named, relative to where magcfg runs)."""
-    print((exc if top is None else top.error(exc)).format(), file=sys.stderr)
-    raise typer.Exit(exc.exit_code)
-
-
 # What rich markup reads as a style tag (rich.markup.RE_TAGS), and drops from the help
 # screen: "magcfg[lsp]" would tell users to install "magcfg".
 _RICH_TAG = re.compile(r"(?<!\\)\[(?=[a-z#/@][^\[]*?\])")
@@ -72,10 +57,6 @@ def _help(text: str) -> str:
     return _RICH_TAG.sub(r"\\[", text) if HAS_RICH else text
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 # ---------------------------------------------------------------- conventions: reports, version
 
 ReportFormatOption = Annotated[
@@ -83,33 +64,11 @@ ReportFormatOption = Annotated[
                       "report on stdout, docs/cli.md).")]
 
 
-def _report_format(value: str) -> bool:
-    """True for json; a usage error for anything but text and json."""
-    if value not in ("text", "json"):
-        _fail(UsageError(f"--format must be text or json, not {value!r}"))
-    return value == "json"
-
-
-def _top(proj: "Project | None", project: Path | None) -> "FromTop":
-    """How a command of the project names files: ``proj`` when it loaded, else the
-    project file given (``project``) or found."""
-    from .project import FromTop
-
-    return FromTop(proj, project)
-
-
-def _print_report(kind: str, top: "FromTop", *args: Any, **fields: Any) -> None:
-    from .review import reports
-
-    sys.stdout.write(reports.render({**getattr(reports, kind)(*args, name=top.name),
-                                     **fields}))
-
-
 def _private_key(key: Path | None) -> "tuple[Ed25519PrivateKey, Diagnostic | None]":
     """The private key of ``sign`` and ``publish``: the file the operator named (named
     as given in errors, with a warning when others may read it), else the one in the
     environment; a usage error for neither."""
-    from .signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
+    from ..signing.keys import SIGNING_KEY_ENV, load_private_key, private_key_from_env
 
     if key is not None:
         private_key = load_private_key(key)
@@ -144,7 +103,7 @@ def _fail_report(command: str, exc: MagcfgError, top: "FromTop | None",
     plain message (docs/cli.md)."""
     if exc.exit_code != 1:
         _fail(exc, top)
-    from .review import reports
+    from ..review import reports
 
     found = exc.diagnostics if top is None else top.error(exc).diagnostics
     sys.stdout.write(reports.render({
@@ -158,7 +117,7 @@ def _print_json(command: str, report: dict[str, Any]) -> None:
     with the fields every report has."""
     import json
 
-    from .review.reports import REPORT_FORMAT
+    from ..review.reports import REPORT_FORMAT
 
     print(json.dumps({"format": REPORT_FORMAT, "command": command, **report}, indent=2,
                      sort_keys=True))
@@ -166,7 +125,7 @@ def _print_json(command: str, report: dict[str, Any]) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        from .version import __version__
+        from ..version import __version__
 
         print(f"magcfg {__version__}")
         raise typer.Exit()
@@ -210,85 +169,8 @@ def build(
                                              "number.", show_default=False)] = None,
 ) -> None:
     """Compile the layers of each environment into generated/<env>/."""
-    import gc
-
-    # The process ends through os._exit: nothing the build allocated needs collecting,
-    # and the first collection after it would scan its millions of objects (1-2 s); nor
-    # do the modules imported next (a collection every few hundred of their objects).
-    gc.disable()
-    from .compiler import build as run_build
-    from .project import load_project
-
-    as_json = _report_format(output_format)
-    proj = None
-    try:
-        proj = load_project(project)
-        # Only --since reads the artifacts (their manifests): without it, a build whose
-        # outputs are what it would write need not compile them (BuildResult.reused).
-        result = run_build(proj, envs=env or None, check=check, strict=strict, jobs=jobs,
-                           artifacts=since is not None)
-    except MagcfgError as exc:
-        if as_json and exc.exit_code == 1:
-            known = env or (list(proj.environments) if proj is not None else [])
-            _print_report("build_report", _top(proj, project), known, None, check,
-                          exc.diagnostics)
-            raise typer.Exit(1) from None
-        _fail(exc, _top(proj, project))
-    top = _top(proj, project)
-    problems = []
-    if since is not None:
-        from .review.succession import check_since
-
-        try:
-            problems = check_since(proj, result, since)
-        except MagcfgError as exc:  # a usage error (no repository, unknown ref) is plain
-            if as_json and exc.exit_code == 1:  # a file at the ref that cannot be read
-                _print_report("build_report", top, result.environments, result, check,
-                              [*result.warnings, *exc.diagnostics])
-                raise typer.Exit(1) from None
-            _fail(exc, top)
-    if as_json:
-        _print_report("build_report", top, result.environments, result, check,
-                      [*result.warnings, *problems])
-        raise typer.Exit(1 if problems or result.stale else 0)
-    reporting: AbstractContextManager[None] = (result.timings.stage("report") if result.timings
-                                               else nullcontext())
-    with reporting:
-        if not quiet:
-            for d in result.warnings:
-                _stderr(top.diagnostic(d).format())
-            for env_name in result.policy_only:  # not a warning: nothing is wrong (--strict)
-                manifest = top.name(f"{proj.output}/{env_name}/manifest.json")
-                _stderr(f"{printable(manifest)}: note: only the reload policy changed "
-                        "(hot_keys, restart_keys): the version stays, as no file a "
-                        "service loads changed; a running service has nothing to "
-                        "apply, and judges its next version's changes by that "
-                        "version's policy (docs/runtime.md)")
-    for d in problems:
-        _stderr(top.diagnostic(d).format())
-    if problems:
-        raise typer.Exit(1)
-    if timings and result.timings is not None:
-        import json
-
-        _stderr("timings: " + json.dumps({k: round(v, 4)
-                                          for k, v in result.timings.report().items()}))
-    if check:
-        if result.stale:
-            for name in result.stale:
-                _stderr(f"stale: {printable(top.name(name))}")
-            _stderr("generated/ does not match the layers: run `magcfg build`")
-            raise typer.Exit(1)
-        if not quiet:
-            _stderr(f"up to date: {', '.join(result.environments)}")
-        return
-    if not quiet:
-        for name in result.written:
-            # A stale signature or attestation is removed with the manifest it signed.
-            gone = not os.path.lexists(proj.root / name)
-            _stderr(f"{'removed' if gone else 'wrote'} {printable(top.name(name))}")
-        _stderr(f"built {', '.join(result.environments)} "
-                f"({len(result.written)} file(s) changed)")
+    build_command(env=env, check=check, project=project, quiet=quiet, strict=strict,
+                  output_format=output_format, since=since, timings=timings, jobs=jobs)
 
 
 @app.command()
@@ -299,10 +181,10 @@ def explain(
     output_format: ReportFormatOption = "text",
 ) -> None:
     """Print KEY's value and every layer that set it, as file:line, lowest first."""
-    from .keyglob import parse_keypath
-    from .project import load_project
-    from .review.explain import explain as run_explain
-    from .review.explain import format_explanation
+    from ..keyglob import parse_keypath
+    from ..project import load_project
+    from ..review.explain import explain as run_explain
+    from ..review.explain import format_explanation
 
     as_json = _report_format(output_format)
     if key and "" in parse_keypath(key):
@@ -333,10 +215,10 @@ def docs(
     project: ProjectOption = None,
 ) -> None:
     """Render a Markdown reference of every configuration key from the schema."""
-    from .compiler import Compiler, held_links
-    from .errors import BuildError
-    from .project import load_project
-    from .schema.reference import render_reference
+    from ..compiler import Compiler, held_links
+    from ..errors import BuildError
+    from ..project import load_project
+    from ..schema.reference import render_reference
 
     top = _top(None, project)
     try:
@@ -359,7 +241,7 @@ def docs(
     if out is None:
         print(text, end="")
         return
-    from .durable import operator_path_to_read, read_regular
+    from ..durable import operator_path_to_read, read_regular
 
     try:
         # Read as it would be written (no committed link out of the checkout), and one
@@ -393,7 +275,7 @@ def check_env(
     """Container entrypoint check: exit 1 listing the env vars of secrets that are missing
     or empty, or whose values fail the schema's x-magcfg-secret-value constraints (names
     only, never values)."""
-    from .secrets.check_env import check_env as run_check
+    from ..secrets.check_env import check_env as run_check
 
     if output_format not in ("text", "json"):
         _stderr(f"error: unknown format {output_format!r} (text or json)")
@@ -402,8 +284,8 @@ def check_env(
     top = _top(None, project) if artifact is None else None
     try:
         if artifact is None:
-            from .durable import real_directory
-            from .project import load_project
+            from ..durable import real_directory
+            from ..project import load_project
 
             proj = load_project(project)
             proj.check_envs([env])
@@ -440,8 +322,8 @@ def _artifact_directory(given: str, command: str) -> Path:
     for a ``command`` that reads none, or one spelled as a directory that does not
     exist: cosign's form, ``oci:/...``), which a directory's path would mangle
     (``oci:/...``) and report as a missing manifest."""
-    from .errors import UsageError
-    from .oci.reference import misspelled_reference, parse_reference
+    from ..errors import UsageError
+    from ..oci.reference import misspelled_reference, parse_reference
 
     misspelled = misspelled_reference(given)
     if command == "verify" and misspelled is not None:
@@ -476,8 +358,8 @@ def secrets_verify(
     """Check on a live Vault/OpenBao (VAULT_ADDR, VAULT_TOKEN or AppRole/Kubernetes auth)
     that every Vault reference of ENV resolves; exit 1 locating each that does not.
     Never prints a value."""
-    from .project import load_project
-    from .review.secrets_verify import format_report, verify_secrets
+    from ..project import load_project
+    from ..review.secrets_verify import format_report, verify_secrets
 
     if output_format not in ("text", "json"):
         _stderr(f"error: unknown format {output_format!r} (text or json)")
@@ -513,7 +395,7 @@ def keys_generate(
     = False,
 ) -> None:
     """Write a new Ed25519 key pair (PKCS#8 / SPKI PEM) and print the public key's id."""
-    from .signing.keys import generate_key_pair
+    from ..signing.keys import generate_key_pair
 
     try:
         pair = generate_key_pair(out, name, overwrite=force)
@@ -538,9 +420,9 @@ def sign(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
 ) -> None:
     """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
-    from .durable import real_directory
-    from .project import load_project
-    from .signing.directory import sign_artifact
+    from ..durable import real_directory
+    from ..project import load_project
+    from ..signing.directory import sign_artifact
 
     private_key = _signing_key(key)
     top = _top(None, project)
@@ -564,8 +446,8 @@ def sign(
 def _trusted_keys(proj: "Project", public_key: list[Path] | None
                   ) -> "list[Ed25519PublicKey]":
     """The keys ``--public-key`` names, else the project file's ``signing.public_keys``."""
-    from .signing.keys import load_public_key
-    from .signing.trust import project_public_keys
+    from ..signing.keys import load_public_key
+    from ..signing.trust import project_public_keys
 
     keys = ([load_public_key(p) for p in public_key] if public_key
             else project_public_keys(proj))
@@ -602,11 +484,11 @@ def verify(
     kustomization.yaml that is not the one its signed files make, and for oci:// a
     missing or untrusted cosign signature.
     """
-    from .durable import real_directory
-    from .project import load_project
-    from .signing.directory import verify_artifact
-    from .signing.keys import KeyLoadError
-    from .signing.signatures import VerifiedArtifact
+    from ..durable import real_directory
+    from ..project import load_project
+    from ..signing.directory import verify_artifact
+    from ..signing.keys import KeyLoadError
+    from ..signing.signatures import VerifiedArtifact
 
     as_json = _report_format(output_format)
     if artifact is not None:
@@ -655,9 +537,9 @@ def _verify_given(artifact: str, env: list[str] | None, public_key: list[Path] |
                   project: Path | None, insecure: bool, quiet: bool, as_json: bool) -> None:
     """``verify --artifact``: an artifact the operator names, every file of it, against
     the keys named (named as given, as the artifact is)."""
-    from .review import reports
-    from .signing.directory import read_whole, verify_whole
-    from .signing.keys import load_public_key
+    from ..review import reports
+    from ..signing.directory import read_whole, verify_whole
+    from ..signing.keys import load_public_key
 
     if not env or len(env) != 1:
         _fail(UsageError("--artifact is the artifact of one environment: pass --env once"))
@@ -705,10 +587,10 @@ def _pulled(text: str, keys: "list[Ed25519PublicKey]", insecure: bool
     """The files of the artifact an ``oci://`` reference names, pulled as the Kernel
     pulls it (a cosign signature by one of ``keys`` over its digest), and the prefix that
     names them: ``oci://REGISTRY/REPO@sha256:.../``."""
-    from .errors import Diagnostic
-    from .oci.reference import Reference, parse_reference
-    from .oci.registry import Registry
-    from .runtime.registry import SourceRefused, pull
+    from ..errors import Diagnostic
+    from ..oci.reference import Reference, parse_reference
+    from ..oci.registry import Registry
+    from ..runtime.registry import SourceRefused, pull
 
     reference = parse_reference(text)
     tag = reference.tag or ("latest" if not reference.digest else None)
@@ -734,7 +616,7 @@ FormatOption = Annotated[
 
 def _use_color(mode: str) -> bool:
     if mode not in ("auto", "always", "never"):
-        from .errors import UsageError
+        from ..errors import UsageError
 
         raise UsageError(f"--color must be auto, always or never, not {mode!r}")
     if mode == "auto":
@@ -766,7 +648,7 @@ def diff(
     """
     import gc
 
-    from .errors import UsageError
+    from ..errors import UsageError
 
     # As for build: two large environments are millions of objects, none in a cycle,
     # which the collector would scan again and again; the process ends through os._exit.
@@ -786,8 +668,8 @@ def diff(
             raise UsageError("--env needs --against REF (or give two environments: A B)")
         elif old is None or new is None:
             raise UsageError("give two environments (magcfg diff A B) or --env E --against REF")
-        from .project import load_project
-        from .review import diff as diffs
+        from ..project import load_project
+        from ..review import diff as diffs
 
         proj = load_project(project)
         if against is None and output_format == "text":
@@ -844,9 +726,9 @@ def promote(
     a new branch and prints a pull-request body. Secret references and the project's
     promote.allow_differences are never copied.
     """
-    from .durable import check_operator_target
-    from .project import load_project
-    from .review import promote as promotion
+    from ..durable import check_operator_target
+    from ..project import load_project
+    from ..review import promote as promotion
 
     top = _top(None, project)
     try:
@@ -865,7 +747,7 @@ def promote(
         if dry_run:
             sys.stdout.write(promotion.format_plan(plan, top.name))
             if not plan.diff.identical:
-                from .review.diff import format_text
+                from ..review.diff import format_text
 
                 sys.stdout.write("\n" + format_text(plan.diff, top.name,
                                                     color=_use_color("auto")))
@@ -908,9 +790,9 @@ def report(
     """Write the config matrix as one HTML page: every key by environment, coloured by the
     layer that set it, with differences, redundant overrides, restart-only and
     allow-listed keys marked, and with --against what a change alters where."""
-    from .durable import check_operator_target
-    from .project import load_project
-    from .review import report as reports
+    from ..durable import check_operator_target
+    from ..project import load_project
+    from ..review import report as reports
 
     top = _top(None, project)
     try:
@@ -966,7 +848,7 @@ def lint(
     project: ProjectOption = None,
 ) -> None:
     """Check the repository for the secrets rules (MAG001-MAG007); exit 1 on findings."""
-    from .lint.cli import run_lint
+    from ..lint.cli import run_lint
 
     code = run_lint(paths or [], fmt=fmt, baseline=baseline, write_baseline=write_baseline,
                     output=output, project=project, exclude=exclude or [], since=since)
@@ -1020,10 +902,10 @@ def watch(
                                                     min=0.05)] = 120.0,
 ) -> None:
     """Sidecar: verify the artifact, publish it into --out, notify the app; JSON events on stdout."""
-    from .artifact import ENVIRONMENT_NAME
-    from .errors import UsageError
-    from .runtime.kernel import KernelStartError
-    from .runtime.sidecar import Sidecar, SidecarOptions, parse_exec, parse_signal
+    from ..artifact import ENVIRONMENT_NAME
+    from ..errors import UsageError
+    from ..runtime.kernel import KernelStartError
+    from ..runtime.sidecar import Sidecar, SidecarOptions, parse_exec, parse_signal
 
     # Every option is checked before anything is served: a bad one found at the first
     # publish would leave the app un-notified behind a sidecar that looks healthy.
@@ -1073,7 +955,7 @@ def init(
     """Start a project that builds: project file, layers, a starting schema, .gitignore,
     CI pipeline and pre-commit hook (at the top of the git repository, for a project
     below it), then the first build."""
-    from .scaffold.init import DEFAULT_ENVIRONMENTS, init_project
+    from ..scaffold.init import DEFAULT_ENVIRONMENTS, init_project
 
     try:
         result = init_project(directory, env or DEFAULT_ENVIRONMENTS, ci)
@@ -1100,8 +982,8 @@ def schema_infer(
     project: ProjectOption = None,
 ) -> None:
     """Infer a strict starting JSON Schema from the layers of every environment."""
-    from .project import load_project
-    from .scaffold.infer import infer_schema, schema_bytes
+    from ..project import load_project
+    from ..scaffold.infer import infer_schema, schema_bytes
 
     top = _top(None, project)
     try:
@@ -1129,10 +1011,10 @@ def schema_layer(
 ) -> None:
     """Write the JSON Schema one layer file must satisfy (every key optional, !unset and
     !replace allowed), for yaml-language-server and editors."""
-    from .compiler import Compiler
-    from .project import load_project
-    from .scaffold.editors import layer_schema_of
-    from .scaffold.infer import schema_bytes
+    from ..compiler import Compiler
+    from ..project import load_project
+    from ..scaffold.editors import layer_schema_of
+    from ..scaffold.infer import schema_bytes
 
     top = _top(None, project)
     try:
@@ -1152,7 +1034,7 @@ def schema_project(
                                              "(default: stdout).")] = None,
 ) -> None:
     """Write the JSON Schema of magcfg.yaml itself, for editors."""
-    from .scaffold.editors import project_schema
+    from ..scaffold.editors import project_schema
 
     _write_output(out, project_schema(), Path.cwd())
 
@@ -1166,7 +1048,7 @@ def _write_output(out: Path | None, data: bytes, checkout: Path) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
-    from .durable import write_operator_file
+    from ..durable import write_operator_file
 
     try:
         write_operator_file(out, data, checkout=checkout, create_directories=True)
@@ -1268,10 +1150,10 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
                     push: str | None, public_key: list[Path] | None, quiet: bool,
                     as_json: bool, failed: "Callable[[MagcfgError, FromTop | None], NoReturn]"
                     ) -> None:
-    from .project import load_project
-    from .signing.deploy_branch import publish as publish_artifacts
-    from .signing.deploy_branch import shown_remote
-    from .signing.keys import KeyLoadError
+    from ..project import load_project
+    from ..signing.deploy_branch import publish as publish_artifacts
+    from ..signing.deploy_branch import shown_remote
+    from ..signing.keys import KeyLoadError
 
     top = _top(None, project)
     try:
@@ -1305,9 +1187,9 @@ def _publish_oci(project: Path | None, env: str, target: str, key: Path | None,
                  quiet: bool, as_json: bool,
                  failed: "Callable[[MagcfgError, FromTop | None], NoReturn]",
                  warnings: list[Diagnostic]) -> None:
-    from .oci.publish import publish as publish_artifact
-    from .oci.reference import parse_reference
-    from .project import load_project
+    from ..oci.publish import publish as publish_artifact
+    from ..oci.reference import parse_reference
+    from ..project import load_project
 
     top = _top(None, project)
     try:
@@ -1364,7 +1246,7 @@ def lsp(
     """Language server for layer files (diagnostics as you type, hover, definition,
     references, completion, quick fixes); needs magcfg[lsp]."""
     try:
-        from .lsp.server import serve
+        from ..lsp.server import serve
     except ImportError as exc:
         _fail(MagcfgError(f"magcfg lsp needs the lsp extra: pip install 'magcfg[lsp]' ({exc})"))
     serve()
@@ -1400,79 +1282,3 @@ def app_for(args: list[str]) -> typer.Typer:
     one = copy(app)
     one.registered_commands, one.registered_groups = commands, groups
     return one
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point. Returns the exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        app_for(args)(args=args, prog_name="magcfg", standalone_mode=True)
-        code = 0
-    except SystemExit as exc:  # click's standalone mode: usage errors are 2
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except MagcfgError as exc:
-        print(exc.format(), file=sys.stderr)
-        code = exc.exit_code
-    except ModuleNotFoundError as exc:
-        # `magcfg[sidecar]` has the command line but not the compiler's libraries, which
-        # the commands import when they run: say which install they need.
-        if exc.name is None or exc.name.split(".")[0] not in _COMPILER_MODULES:
-            raise
-        print(f"magcfg: this command needs the compiler: pip install 'magcfg[compiler]' "
-              f"(this installation lacks {exc.name}; it runs `magcfg watch` and "
-              f"`magcfg verify --artifact`)", file=sys.stderr)
-        code = 2
-    return code
-
-
-_COMPILER_MODULES = frozenset({"yaml", "yaml_rs", "jsonschema", "jsonschema_rs", "orjson",
-                               "deepdiff", "git", "ruamel", "detect_secrets", "hvac"})
-"""What the ``compiler`` extra installs (pyproject.toml), by import name."""
-
-
-def _utf8_mode() -> bool:
-    """Whether Python runs in UTF-8 mode (a function: ``sys.flags`` cannot be set)."""
-    return bool(sys.flags.utf8_mode)
-
-
-def utf8_command() -> list[str] | None:
-    """This command line run again in Python's UTF-8 mode (``-X utf8``), or None when it
-    runs in it or the locale is UTF-8 anyway. Under another locale (``LC_ALL=C`` with
-    ``PYTHONUTF8=0``, a latin-1 one) Python decodes file names and arguments, and reads
-    text, in the locale's encoding: a non-ASCII layer file name would be refused as not
-    UTF-8, and a build's bytes would depend on the caller's locale."""
-    import codecs
-    import locale
-
-    # Run again already (and a later `-X utf8=0` won): once only.
-    if _utf8_mode() or not sys.executable or sys.orig_argv[1:3] == ["-X", "utf8"]:
-        return None
-    encodings = (sys.getfilesystemencoding(), locale.getpreferredencoding(False))
-    if all(codecs.lookup(name).name == "utf-8" for name in encodings):
-        return None
-    return [sys.executable, "-X", "utf8", *sys.orig_argv[1:]]
-
-
-def run() -> NoReturn:
-    """``python -m magcfg`` and the console script: exit without tearing down the heap.
-
-    After a large build the interpreter spends 0.6-1.1 s freeing objects at shutdown
-    (docs/performance.md); everything has been written and flushed by then.
-    """
-    again = utf8_command()
-    if again is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        if os.name == "nt":  # no exec there: a child, whose exit code is ours
-            import subprocess
-
-            os._exit(subprocess.call(again))
-        os.execv(again[0], again)
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    run()
