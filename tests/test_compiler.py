@@ -770,6 +770,30 @@ def test_a_record_written_by_magcfg_of_other_code_from_an_archive_is_not_reused(
         assert "a rule this magcfg has" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_build_outside_git_asks_where_the_top_is_once(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a work tree each git question fails and then asks whether there is one,
+    a process each: loading the project asks git's top once for its two questions, and
+    a build once for its three and the versions; it builds as before."""
+    import time
+
+    import magcfg.durable
+    from magcfg.pipeline import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)  # as in the tests above
+    magcfg.build(load(mini))
+    built = magcfg.build(load(mini))
+    time.sleep(0.1)  # the outputs settle: the next build finds the record
+    asked = calls(monkeypatch, magcfg.durable, "_ask_git_root")
+    project = load(mini)
+    assert asked == [mini.root]
+    again = magcfg.build(project, artifacts=False)
+    assert asked == [mini.root, mini.root]
+    assert again.reused and again.warnings == built.warnings
+    magcfg.build(project)
+    assert asked == [mini.root] * 3
+
+
 def test_a_build_that_reuses_its_outputs_imports_nothing_of_compiling(
         mini: Project, tmp_path: Path) -> None:
     """A build whose outputs are as recorded compiles nothing, and its process imports

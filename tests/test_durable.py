@@ -406,3 +406,28 @@ def test_a_git_that_hangs_reading_its_config_is_a_located_error(
         "`git rev-parse --show-toplevel` gave no answer in 1 s: is something it reads, such "
         "as a config file git includes, a FIFO or on a mount that hangs? Fix what stops "
         "git, then run magcfg again")
+
+
+def test_git_root_asks_once_per_directory_while_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within ``git_tops_held`` each directory's top is asked of git once and answered
+    again as git answered, a work tree or not, even after it changes; outside, git is
+    asked every time."""
+    import subprocess
+
+    import magcfg.durable
+    from magcfg.durable import git_root, git_tops_held
+
+    plain, tree = tmp_path / "plain", tmp_path / "tree"
+    plain.mkdir()
+    tree.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
+    asked = calls(monkeypatch, magcfg.durable, "_ask_git_root")
+    with git_tops_held():
+        with git_tops_held():
+            assert [git_root(plain), git_root(tree)] == [None, tree]
+        subprocess.run(["git", "init", "-q"], cwd=plain, check=True)
+        assert [git_root(plain), git_root(tree), git_root(plain)] == [None, tree, None]
+    assert asked == [plain, tree]
+    assert git_root(plain) == git_root(plain) == plain
+    assert asked == [plain, tree, plain, plain]

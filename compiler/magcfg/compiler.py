@@ -43,6 +43,7 @@ from .durable import (
     changed_entries,
     colliding_paths,
     git_root,
+    git_tops_held,
     read_if_present,
     real_directory,
     recover_directories,
@@ -1489,7 +1490,7 @@ def build(project: Project, envs: list[str] | None = None, check: bool = False,
     """
     chosen = project.check_envs(envs)
     compiler = Compiler(project, cache=cache)
-    with gc_paused():
+    with gc_paused(), git_tops_held():
         result = _build(compiler, chosen, check, strict, available_jobs(jobs), artifacts)
         # Only a build that succeeded is cached: a failed one may have merged a literal
         # secret into a fragment (the secret rules reject it after the merge). One that

@@ -308,10 +308,42 @@ and one that has not in this long waits on something that may never come (a FIFO
 a ``.gitignore`` or an included config file is, a hung mount)."""
 
 
+_held_tops: dict[str, Path | None] | None = None
+"""``git_root``'s answers while ``git_tops_held`` holds them, by directory."""
+
+
+@contextlib.contextmanager
+def git_tops_held() -> Iterator[None]:
+    """Within, ``git_root`` asks git once per directory and answers again as it did.
+    A build asks of its project's root up to four times (outside a work tree, each of
+    its git questions fails and then asks whether there is one; the versions ask where
+    the top is), a process each, in turn; one answer serves all of them, as the files
+    it reads are read once. Nested, the outermost holds."""
+    global _held_tops
+    if _held_tops is not None:
+        yield
+        return
+    _held_tops = {}
+    try:
+        yield
+    finally:
+        _held_tops = None
+
+
 def git_root(start: Path) -> Path | None:
     """The top of the git work tree containing ``start``, or None outside git (or without
     git). Here, below every command, because the name of any file it prints depends on
-    it (``repository_prefix``)."""
+    it (``repository_prefix``). Once per directory within ``git_tops_held``."""
+    held = _held_tops
+    if held is not None and str(start) in held:
+        return held[str(start)]
+    top = _ask_git_root(start)
+    if held is not None:
+        held[str(start)] = top
+    return top
+
+
+def _ask_git_root(start: Path) -> Path | None:
     import subprocess  # only the commands that ask pay for it at startup
 
     try:

@@ -30,6 +30,7 @@ from .durable import (
     PathError,
     git_env,
     git_root,
+    git_tops_held,
     path_problem,
     read_located,
     read_regular,
@@ -1139,7 +1140,8 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     root = Path(os.path.realpath(file.parent))
     name = file.name
     raw = read_located(root / name, name, MAX_INPUT_BYTES)
-    check_project_bytes(root / name, raw, name)
+    with git_tops_held():  # each of its questions that fails asks where the top is
+        check_project_bytes(root / name, raw, name)
     try:
         _check_text(name, raw)
         data, _ = parse_layer(name, raw, "project file")
