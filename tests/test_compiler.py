@@ -64,6 +64,45 @@ def test_manifest_fields(mini: Project) -> None:
     assert manifest["inputs"]["files"] == 4  # project file + 3 layer files of prod
 
 
+def test_a_config_is_hashed_by_a_thread_while_the_next_environment_is_joined(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each environment's config.json is hashed beside the main thread (SHA-256 lets go
+    of the GIL), which joins every environment's config before it waits for the first
+    digest (``Compiler.compile_each``), and each manifest names its config's digest."""
+    import threading
+
+    from magcfg.compiler import _Digest
+    from magcfg.pipeline import emit
+
+    events: list[str] = []
+    join, hashed, result = emit.config_bytes, emit.sha256, _Digest.result
+
+    def joining(fragments: Any) -> bytes:
+        events.append("join")
+        return join(fragments)
+
+    def hashing(data: bytes) -> str:
+        if data.startswith(b"{\n"):
+            events.append(f"hash in {threading.current_thread().name}")
+        return hashed(data)
+
+    def waiting(self: _Digest) -> str:
+        events.append("wait")
+        return result(self)
+
+    monkeypatch.setattr(emit, "config_bytes", joining)
+    monkeypatch.setattr(emit, "sha256", hashing)
+    monkeypatch.setattr(_Digest, "result", waiting)
+    magcfg.build(load(mini))
+    hashes = [e for e in events if e.startswith("hash")]
+    assert hashes == ["hash in magcfg config digest"] * 2, events
+    assert [e for e in events if not e.startswith("hash")][:3] == ["join", "join", "wait"]
+    for env in ("dev", "prod"):
+        out = mini.root / "generated" / env
+        digest = "sha256:" + hashlib.sha256((out / "config.json").read_bytes()).hexdigest()
+        assert json.loads((out / "manifest.json").read_bytes())["config_digest"] == digest
+
+
 def test_same_tree_same_bytes_anywhere(mini: Project, tmp_path: Path) -> None:
     magcfg.build(load(mini))
     first = mini.snapshot_tree()
@@ -625,7 +664,7 @@ def test_a_rebuild_whose_outputs_are_as_recorded_compiles_nothing(
     built = mini.snapshot_tree()
     time.sleep(0.1)  # the outputs settle, so that their digests can be kept by status
     read = calls(monkeypatch, BuildCache, "serialized", 1)
-    compiled = calls(monkeypatch, Compiler, "compile", 1)
+    compiled = calls(monkeypatch, Compiler, "compile_each", 1)
     for _ in range(2):  # the first hashes the outputs, the second takes their digests
         again = magcfg.build(load(mini), artifacts=False)
         assert (again.reused, again.artifacts, again.written) == (True, {}, [])
@@ -1347,7 +1386,8 @@ def test_git_answers_about_ignored_inputs_while_the_build_compiles(
 
     subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
     events: list[str] = []
-    init, wait, compile_ = subprocess.Popen.__init__, subprocess.Popen.wait, Compiler.compile
+    init, wait, compile_ = (subprocess.Popen.__init__, subprocess.Popen.wait,
+                            Compiler.compile_each)
 
     def started(self: subprocess.Popen[bytes], args: list[str], *rest: Any, **kw: Any) -> None:
         events.append(f"start {args[1]}")
@@ -1364,10 +1404,10 @@ def test_git_answers_about_ignored_inputs_while_the_build_compiles(
 
     monkeypatch.setattr(subprocess.Popen, "__init__", started)
     monkeypatch.setattr(subprocess.Popen, "wait", waited)
-    monkeypatch.setattr(Compiler, "compile", compiling)
+    monkeypatch.setattr(Compiler, "compile_each", compiling)
     magcfg.build(load(mini))
     ignore = [e for e in events if e.endswith("check-ignore") or e == "compile"]
-    assert ignore == ["start check-ignore", "compile", "compile", "wait check-ignore"]
+    assert ignore == ["start check-ignore", "compile", "wait check-ignore"]
 
 
 def test_a_secret_reached_through_an_alias_is_masked_in_another_keys_error(

@@ -21,7 +21,15 @@ import posixpath
 import stat
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +177,37 @@ class Timings:
     def report(self) -> dict[str, float]:
         """Every stage, and ``total``: the process's age now."""
         return {**self.seconds, "total": time.perf_counter() - self._born}
+
+
+class _Digest:
+    """The ``sha256:`` digest of ``data``, computed by a thread meanwhile (SHA-256 lets
+    go of the GIL); ``result`` waits for it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+        self._found = ""
+        self._thread = threading.Thread(target=self._digest, name="magcfg config digest",
+                                        daemon=True)
+        self._thread.start()
+
+    def _digest(self) -> None:
+        from .pipeline.emit import sha256
+
+        data = self._data
+        if data is not None:
+            self._found = sha256(data)
+
+    def result(self) -> str:
+        self._thread.join()
+        if not self._found and self._data is not None:  # the thread failed (no memory)
+            self._digest()
+        self._data = None
+        return self._found
+
+
+_CompileSteps = Generator[bytes, Callable[[], str], "tuple[Artifact | None, list[Diagnostic]]"]
+"""``Compiler._compile_steps``: it yields a config.json to hash, and is sent the function
+that returns the digest."""
 
 
 def process_age() -> float:
@@ -713,20 +752,14 @@ class Compiler:
               + (f"\0{format_keypath(f.prefix)}" if f.prefix else "")
               for f in stack.contributors(key)))
 
-    def _config_sha256(self, by_key: dict[str, tuple[str, bytes | memoryview]], config: bytes
-                       ) -> str:
-        """config.json's ``sha256``, kept in the cache under the names of the fragments it
-        is joined from (in order): a build where they are all cached does not hash the
-        megabytes again."""
+    def _known_config_sha256(self, by_key: dict[str, tuple[str, bytes | memoryview]]
+                             ) -> tuple[str, str | None]:
+        """The cache key of config.json's ``sha256``, kept under the names of the
+        fragments it is joined from (in order), and the digest if it is there: a build
+        where they are all cached does not hash the megabytes again."""
         name = self.cache.fragment_key("config-sha256", *(fkey for fkey, _ in by_key.values()))
         found = self.cache.fragment(name)
-        if isinstance(found, str) and found.startswith("sha256:"):
-            return found
-        from .pipeline.emit import sha256
-
-        digest = sha256(config)
-        self.cache.put_fragment(name, digest)
-        return digest
+        return name, found if isinstance(found, str) and found.startswith("sha256:") else None
 
     def _merge_fragment(self, key: str, stack: LayerStack, violations_at: ViolationLocator
                         ) -> tuple[Any, list[Diagnostic], bool]:
@@ -930,7 +963,49 @@ class Compiler:
         the document checks see a document of only them; nothing is emitted (an editor
         re-checking what a keystroke touched). Checks of the whole document (required
         keys, schema rules across fragments, build checks) need a full compile."""
-        artifact, diagnostics = self._compile(env, stack, version_base, only)
+        return self.compile_each([(env, stack, version_base)], only)[0]
+
+    def compile_each(self, todo: Sequence[tuple[str, LayerStack, VersionBase | None]],
+                     only: Collection[str] | None = None
+                     ) -> list[tuple[Artifact | None, list[Diagnostic]]]:
+        """``compile`` of each (environment, stack, version base) of ``todo``, in order.
+        Each environment's config.json is hashed by a thread while this one joins the
+        next environment's (SHA-256 lets go of the GIL; the join of views of the cache's
+        pack does not): a rebuild of several environments pays for the hashing of
+        megabytes beside the rest rather than after it."""
+        begun: list[tuple[_CompileSteps, _Digest | None,
+                          tuple[Artifact | None, list[Diagnostic]] | None]] = []
+        try:
+            for env, stack, version_base in todo:
+                steps = self._compile_steps(env, stack, version_base, only)
+                try:
+                    begun.append((steps, _Digest(next(steps)), None))
+                except StopIteration as done:  # failed, or needs no digest
+                    begun.append((steps, None, done.value))
+            return [self._redacted_result(*self._finished(steps, digest, done))
+                    for steps, digest, done in begun]
+        finally:
+            for _, digest, _ in begun:  # no thread outlives the compile, whatever happened
+                if digest is not None:
+                    digest.result()
+            self._from_cache.clear()
+
+    def _finished(self, steps: _CompileSteps, digest: _Digest | None,
+                  done: tuple[Artifact | None, list[Diagnostic]] | None
+                  ) -> tuple[Artifact | None, list[Diagnostic]]:
+        """What ``steps`` return once handed ``digest``, their config.json's."""
+        if done is not None:
+            return done
+        assert digest is not None
+        try:
+            steps.send(digest.result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        raise AssertionError("compile steps ask for one digest")
+
+    def _redacted_result(self, artifact: Artifact | None, diagnostics: list[Diagnostic]
+                         ) -> tuple[Artifact | None, list[Diagnostic]]:
+        """``compile``'s (artifact, diagnostics) with the fresh diagnostics redacted."""
         if diagnostics:
             # Cached diagnostics were redacted when cached, under the same redact globs
             # (they are part of the fragment key): masking them again would mean
@@ -940,14 +1015,16 @@ class Compiler:
                 masked = iter(self._redacted(fresh))
             diagnostics = [d if id(d) in self._from_cache else next(masked)
                            for d in diagnostics]
-            self._from_cache.clear()
             if artifact is not None:
                 artifact.warnings = [d for d in diagnostics if d.severity == "warning"]
         return artifact, diagnostics
 
-    def _compile(self, env: str, stack: LayerStack, version_base: VersionBase | None,
-                 only: Collection[str] | None = None
-                 ) -> tuple[Artifact | None, list[Diagnostic]]:
+    def _compile_steps(self, env: str, stack: LayerStack, version_base: VersionBase | None,
+                       only: Collection[str] | None = None) -> _CompileSteps:
+        """Merge, validate and emit one environment (``compile``, unredacted). Once its
+        config.json is joined, if its digest is not cached, the steps yield its bytes
+        and go on (the document checks, the emitters) until they need the digest: they
+        are sent the function that waits for it (``compile_each``)."""
         from .pipeline.context import CompileContext
         from .pipeline.emit import config_bytes, fragment_views, inputs_digest, manifest_bytes
         from .pipeline.validate import ViolationLocator
@@ -1000,6 +1077,11 @@ class Compiler:
         views = fragment_views(config, [len(data) for _, data in by_key.values()])
         by_key = {key: (fkey, next(views)) for key, (fkey, _) in by_key.items()}
         fragments.clear()
+        digest_name, known_digest = (self._known_config_sha256(by_key) if only is None
+                                     else ("", None))
+        config_digest: Callable[[], str] = lambda: known_digest or ""  # noqa: E731
+        if only is None and not known_digest:
+            config_digest = yield config
         files = {CONFIG: config}
         summary = self.schema_summary()
         context = CompileContext(self.project, env, stack, schema, config, self.redactor(),
@@ -1036,7 +1118,11 @@ class Compiler:
                          for name, data in sorted(files.items()) if len(data) > MAX_FILE_BYTES]
             if too_large:
                 return None, diagnostics + too_large
-            config_digest = self._config_sha256(by_key, config)
+            if known_digest:
+                digest = known_digest
+            else:
+                digest = config_digest()
+                self.cache.put_fragment(digest_name, digest)
             hot, restart = self.reload_partition()
             inputs = [(self.project.file, self.project.build_digest(env))]
             inputs += [(f.path, f.digest) for f in stack.files()]
@@ -1050,9 +1136,9 @@ class Compiler:
                 secret_keys=self.secret_keys(),
                 manifest_path=(version_base.display if version_base
                                else f"{self.project.output}/{env}/{MANIFEST}"),
-                digests={CONFIG: config_digest})
+                digests={CONFIG: digest})
             files[MANIFEST] = manifest
-            context._config_sha256 = config_digest.removeprefix("sha256:")
+            context._config_sha256 = digest.removeprefix("sha256:")
             for delivery in extensions.delivery_emitters:
                 files.update(delivery(context, files))
         return Artifact(env, files, [d for d in diagnostics if d.severity == "warning"],
@@ -1544,8 +1630,8 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
     artifacts: dict[str, Artifact] = {}
     warnings: list[Diagnostic] = []
     errors_of: dict[str, list[Diagnostic]] = {}
-    for env in chosen:
-        artifact, diagnostics = compiler.compile(env, stacks[env], bases[env])
+    compiled = compiler.compile_each([(env, stacks[env], bases[env]) for env in chosen])
+    for env, (artifact, diagnostics) in zip(chosen, compiled, strict=True):
         errors_of[env] = [d for d in diagnostics if d.severity == "error"]
         warnings.extend(d for d in diagnostics if d.severity == "warning")
         if artifact is not None:
