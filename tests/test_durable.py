@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from magcfg.durable import (
     DirectoryUpdate,
@@ -431,3 +433,20 @@ def test_git_root_asks_once_per_directory_while_held(
     assert asked == [plain, tree]
     assert git_root(plain) == git_root(plain) == plain
     assert asked == [plain, tree, plain, plain]
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("aZ09._ -$/\u00e9\u200d\u00df\u0130"),
+                        min_size=1, max_size=6), min_size=1, max_size=4))
+def test_an_ascii_path_has_the_one_file_name_of_the_general_rule(parts: list[str]) -> None:
+    """An ASCII path takes a short way (no code point HFS+ drops, no Unicode folding):
+    it names the file the general rule names, for every name a walk lists and every
+    path ``colliding_paths`` compares."""
+    import unicodedata
+
+    from magcfg import durable
+
+    path = "/".join(parts)
+    name = durable._windows_name(path).translate(durable._HFS_IGNORED)
+    general = name.lower() if name.isascii() else unicodedata.normalize(
+        "NFC", "".join(map(durable._simple_fold, unicodedata.normalize("NFD", name))))
+    assert durable.one_file_name(path) == general

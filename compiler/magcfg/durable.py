@@ -127,8 +127,10 @@ def one_file_name(path: str) -> str:
     """``path`` as macOS and Windows file systems compare names: two paths with one
     answer are one file there (case, Unicode normalization, a trailing dot or space, a
     code point HFS+ ignores)."""
-    if path.isascii() and "/" not in path:  # one name of every file a walk lists
-        return (path.rstrip(". ") or path).lower()
+    if path.isascii():  # every name of a walk and most paths: no code point HFS+ drops
+        if "/" not in path:
+            return (path.rstrip(". ") or path).lower()
+        return _windows_name(path).lower()
     import unicodedata
 
     name = _windows_name(path).translate(_HFS_IGNORED)
