@@ -603,14 +603,16 @@ def test_a_remote_given_as_a_url_is_published_to_again(tmp_path: Path) -> None:
     assert git(bare, "rev-parse", "deploy^1").strip() == pushed[0]
 
 
-@pytest.mark.parametrize("planted", ["another key", "changed config", "a link beside it"])
+@pytest.mark.parametrize("planted", ["another key", "changed config", "a link beside it",
+                                     "more files than any artifact"])
 def test_an_artifact_on_the_branch_no_trusted_key_verifies_stops_publish(
         tmp_path: Path, planted: str) -> None:
     """The deploy branch's tip holds dev signed, the source commit unsigned (CI signs
     without committing): publish keeps the branch's dev only if it verifies with the
     trusted keys. One signed by another key, one whose config was changed after signing,
-    or one holding a symlink beside the signed files stops the publish, naming it, and
-    the branch is left as it was."""
+    one holding a symlink beside the signed files, or more entries than any artifact
+    (``MAX_FILES``, not read one by one) stops the publish, naming it, and the branch is
+    left as it was."""
     from magcfg.signing.directory import sign_artifact
     from magcfg.signing.keys import generate_key_pair, load_private_key
 
@@ -637,6 +639,11 @@ def test_an_artifact_on_the_branch_no_trusted_key_verifies_stops_publish(
         config.write_bytes(config.read_bytes().replace(b"{", b'{"planted": 1, ', 1))
     elif planted == "a link beside it":
         os.symlink("/etc/passwd", root / "generated/dev/secrets.json")
+    elif planted == "more files than any artifact":
+        from magcfg.artifact import MAX_FILES
+
+        for number in range(MAX_FILES):
+            (root / f"generated/dev/planted-{number:04d}").touch()
     git(root, "add", "-A")
     git(root, "commit", "-qm", "planted")
     tip = git(root, "rev-parse", "deploy").strip()
@@ -645,7 +652,11 @@ def test_an_artifact_on_the_branch_no_trusted_key_verifies_stops_publish(
                   load_private_key(str(tmp_path / "keys/magcfg.key")))
     done = run_magcfg(root, "publish", "--env", "prod", "--public-key", pub)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "deploy:generated/dev/" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
+    named = {"another key": "deploy:generated/dev/manifest.json.sig: error: signature does "
+             "not match", "changed config": "deploy:generated/dev/config.json: error: sha256 "
+             "does not match", "a link beside it": "deploy:generated/dev/secrets.json: error: "
+             "is no file (mode 120000)", "more files than any artifact": "deploy:generated/dev: "
+             "error: holds more than 1000 entries"}[planted]
+    assert done.stderr.startswith(named) and "Traceback" not in done.stderr, done.stderr
     assert "only if it verifies with the trusted keys" in done.stderr
     assert git(root, "rev-parse", "deploy").strip() == tip

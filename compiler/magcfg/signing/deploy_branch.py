@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..artifact import MANIFEST, SIGNATURE, size_limit
+from ..artifact import MANIFEST, MAX_FILES, SIGNATURE, size_limit
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
 from ..secrets.redaction import REDACTED
-from .directory import verify_artifact, verify_whole
+from .directory import too_many_entries, verify_artifact, verify_whole
 from .signatures import VerificationError
 
 SKIP_CI = "[skip ci]"
@@ -169,6 +169,8 @@ class _TreeArtifact(Mapping[str, bytes]):
         self._top = top
         self._prefix = prefix
         self._objects: dict[str, tuple[str, int]] = {}
+        if entries.count(b"\0") > MAX_FILES:
+            raise too_many_entries(prefix)
         for entry in filter(None, entries.split(b"\0")):
             # "<mode> <type> <object> <size>\t<path>", the path from the top.
             head, _, path = entry.partition(b"\t")

@@ -54,7 +54,8 @@ from .signatures import (
     verify_manifest,
 )
 
-__all__ = ["SignedArtifact", "read_whole", "sign_artifact", "verify_artifact", "verify_whole"]
+__all__ = ["SignedArtifact", "read_whole", "sign_artifact", "too_many_entries", "verify_artifact",
+           "verify_whole"]
 
 
 def verify_artifact(env_dir: str | os.PathLike[str],
@@ -122,6 +123,15 @@ def _read_from(env_dir: str | os.PathLike[str], display: str | None, *, volume: 
     return directory, prefix
 
 
+def too_many_entries(shown: str) -> VerificationError:
+    """The refusal of an artifact directory (named ``shown``) of more than
+    :data:`~magcfg.artifact.MAX_FILES` entries, however it is listed."""
+    return VerificationError(shown.rstrip("/") or ".", f"holds more than {MAX_FILES} "
+                             "entries, more than any artifact (magcfg writes a handful): the "
+                             "rest are not listed, and none is read; delete what magcfg did "
+                             "not write", "unlisted_file")
+
+
 def _entries(directory: Path, shown: str) -> list[os.DirEntry[str]]:
     """The entries of an artifact's ``directory`` (named ``shown`` in errors) by name,
     refused past :data:`~magcfg.artifact.MAX_FILES` before the rest is listed: a
@@ -131,11 +141,7 @@ def _entries(directory: Path, shown: str) -> list[os.DirEntry[str]]:
         with os.scandir(directory) as listing:
             for entry in listing:
                 if len(entries) == MAX_FILES:
-                    raise VerificationError(
-                        shown.rstrip("/") or ".", f"holds more than {MAX_FILES} entries, "
-                        "more than any artifact (magcfg writes a handful): the rest are not "
-                        "listed, and none is read; delete what magcfg did not write",
-                        "unlisted_file")
+                    raise too_many_entries(shown)
                 entries.append(entry)
     except OSError as exc:
         raise VerificationError(shown.rstrip("/") or ".", f"cannot list: {exc.strerror}",
