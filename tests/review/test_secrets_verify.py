@@ -296,3 +296,33 @@ def test_ci_step_is_guarded_by_vault_addr() -> None:
     assert (done.returncode, done.stdout) == (0, "VAULT_ADDR not set: skipping secrets verify\n")
     done = subprocess.run(["sh", "-c", guard + "; exit 7"], env=clean | {"VAULT_ADDR": "http://v"})
     assert done.returncode == 7
+
+
+def test_a_login_in_the_address_is_shown_redacted(tmp_path: Path, dev_vault: DevVault) -> None:
+    """``VAULT_ADDR=https://USER:PASSWORD@HOST`` (a Vault behind a proxy's basic auth,
+    which requests sends from the URL) is named without its login in every message and
+    report: the password went whole into CI's log with the address."""
+    project, prefix = vault_project(tmp_path / "p")
+    _seed_all(dev_vault, prefix)
+    password = _canary()
+    scheme, _, host = dev_vault.addr.partition("://")
+    addr, shown = f"{scheme}://ci:{password}@{host}", f"{scheme}://<redacted>@{host}"
+    done = project.run("secrets", "verify", "--env", "prod",
+                       env=dev_vault.env(VAULT_ADDR=addr, VAULT_TOKEN=dev_vault.root_token))
+    assert (done.returncode, done.stderr) == (0, "secrets verify: prod: all 3 Vault "
+                                              f"reference(s) resolve (3 secret(s) at {shown})\n")
+    done = project.run("secrets", "verify", "--env", "prod", "--format", "json",
+                       env=dev_vault.env(VAULT_ADDR=addr, VAULT_TOKEN=dev_vault.root_token))
+    assert json.loads(done.stdout)["vault"] == shown
+    done = project.run("secrets", "verify", "--env", "prod",
+                       env=dev_vault.env(VAULT_ADDR=addr, VAULT_TOKEN=_canary()))
+    assert failed_cleanly(done, 1) == (f"error: Vault at {shown} refused the token "
+                                       "(VAULT_TOKEN): it is wrong, expired or revoked\n")
+    with refusing_port() as port:
+        done = project.run("secrets", "verify", "--env", "prod",
+                           env={"VAULT_ADDR": f"http://ci:{password}@127.0.0.1:{port}",
+                                "VAULT_TOKEN": "t"})
+    assert failed_cleanly(done, 1) == (f"error: cannot reach Vault at http://<redacted>@127.0.0"
+                                       f".1:{port}: connection refused or no route (check "
+                                       "VAULT_ADDR)\n")
+    _no_canary(done.stdout + done.stderr, project.root)

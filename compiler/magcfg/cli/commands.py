@@ -1151,8 +1151,8 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
                     as_json: bool, failed: "Callable[[MagcfgError, FromTop | None], NoReturn]"
                     ) -> None:
     from ..project import load_project
+    from ..secrets.redaction import without_login
     from ..signing.deploy_branch import publish as publish_artifacts
-    from ..signing.deploy_branch import shown_remote
     from ..signing.keys import KeyLoadError
 
     top = _top(None, project)
@@ -1167,7 +1167,7 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
         failed(exc, None if public_key and isinstance(exc, KeyLoadError) else top)
     if as_json:
         _print_report("branch_publish_report", top, proj.output, done,
-                      shown_remote(push) if push else None)
+                      without_login(push) if push else None)
         return
     versions = ", ".join(f"{e} v{v}" for e, v in done.versions.items())
     if done.commit is None:
@@ -1177,7 +1177,7 @@ def _publish_branch(project: Path | None, env: list[str] | None, branch: str,
         return
     if not quiet:
         _stderr(f"published {versions} of {done.source[:12]} to {branch}"
-                + (f" and pushed it to {printable(shown_remote(push))}"
+                + (f" and pushed it to {printable(without_login(push))}"
                    if push and done.pushed else ""))
     print(done.commit)
 

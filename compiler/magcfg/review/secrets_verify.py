@@ -117,7 +117,7 @@ def verify_secrets(project: Project, env: str, environ: Mapping[str, str]) -> Ve
             continue
         unresolved.append(Unresolved(format_keypath(keypath), str(ref), problem,
                                      context.locate(keypath, f"{ref}: {message}", "vault-verify")))
-    return VerifyReport(env, config.addr, len(refs), len(reads) + len(roles), tuple(unresolved),
+    return VerifyReport(env, config.shown, len(refs), len(reads) + len(roles), tuple(unresolved),
                         tuple(skipped))
 
 

@@ -12,6 +12,7 @@ Build, review commands and the runtime kernel all use this one class.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
@@ -21,6 +22,15 @@ from ..keyglob import KeyGlobs, format_keypath
 from .references import parse_reference
 
 REDACTED = "<redacted>"
+
+_URL_LOGIN = re.compile(r"\A([A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
+
+
+def without_login(url: str) -> str:
+    """``url`` as magcfg names it in what it prints: its login (``https://USER:TOKEN@HOST/
+    ...``, the way CI pushes with a token and reaches a server behind a proxy's basic
+    auth) as ``REDACTED``, up to the URL's last ``@`` (a token may hold ``/``)."""
+    return _URL_LOGIN.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
 
 
 @lru_cache(maxsize=8)

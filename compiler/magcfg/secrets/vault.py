@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline
+from .redaction import without_login
 
 if TYPE_CHECKING:
     import hvac  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
@@ -95,6 +96,12 @@ class VaultConfig:
     namespace: str | None = None
     verify: bool | str = True
     timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def shown(self) -> str:
+        """``addr`` as messages and reports name it: without a login it may hold
+        (``https://USER:PASSWORD@proxy``, which requests sends as basic auth)."""
+        return without_login(self.addr)
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
@@ -260,7 +267,7 @@ class VaultSession:
                 # policy's denial, which is not a credentials problem.
                 if exc.plain:
                     raise VaultTokenRefused(_problem(
-                        f"Vault at {config.addr} refused the token (VAULT_TOKEN): it is wrong, "
+                        f"Vault at {config.shown} refused the token (VAULT_TOKEN): it is wrong, "
                         "expired or revoked")) from None
             self._client = client
             return
@@ -289,7 +296,7 @@ class VaultSession:
             self._call(where, login)
         except (_Forbidden, _Status) as exc:
             raise VaultError(_problem(
-                f"Vault at {config.addr} refused {what}: HTTP {exc.status} on {where}")) from None
+                f"Vault at {config.shown} refused {what}: HTTP {exc.status} on {where}")) from None
         self._client = client
 
     def read(self, path: str) -> Leased:
@@ -304,10 +311,10 @@ class VaultSession:
         except _Status as exc:
             what = "no secret there" if exc.status in (404, 405) else f"HTTP {exc.status}"
             raise VaultError(_problem(
-                f"Vault at {self.config.addr} answered {what} reading {path}")) from None
+                f"Vault at {self.config.shown} answered {what} reading {path}")) from None
         if not isinstance(found, dict) or not isinstance(found.get("data"), dict):
             raise VaultError(_problem(
-                f"Vault at {self.config.addr} returned no data reading {path}"))
+                f"Vault at {self.config.shown} returned no data reading {path}"))
         duration = found.get("lease_duration")
         return Leased(path, found["data"], str(found.get("lease_id") or ""),
                       duration if isinstance(duration, int) and duration > 0 else 0,
@@ -326,7 +333,7 @@ class VaultSession:
             if exc.status in (404, 405):
                 return False
             raise VaultError(_problem(
-                f"Vault at {self.config.addr} answered HTTP {exc.status} reading {path}")) from None
+                f"Vault at {self.config.shown} answered HTTP {exc.status} reading {path}")) from None
         return True
 
     def renew_lease(self, lease_id: str, increment: int) -> int:
@@ -338,7 +345,7 @@ class VaultSession:
             found = self._call(where, lambda: client.sys.renew_lease(lease_id, increment))
         except (_Forbidden, _Status) as exc:
             raise VaultError(_problem(
-                f"Vault at {self.config.addr} refused to renew the lease (HTTP {exc.status} "
+                f"Vault at {self.config.shown} refused to renew the lease (HTTP {exc.status} "
                 f"on {where}): it is revoked, expired or not renewable")) from None
         duration = found.get("lease_duration") if isinstance(found, dict) else None
         return duration if isinstance(duration, int) else 0
@@ -354,11 +361,11 @@ class VaultSession:
             if not exc.plain:
                 return 0, False
             raise VaultTokenRefused(_problem(
-                f"Vault at {self.config.addr} refused the token (HTTP {exc.status} on "
+                f"Vault at {self.config.shown} refused the token (HTTP {exc.status} on "
                 "auth/token/lookup-self): it is wrong, expired or revoked")) from None
         except _Status as exc:
             raise VaultTokenRefused(_problem(
-                f"Vault at {self.config.addr} refused the token (HTTP {exc.status} on "
+                f"Vault at {self.config.shown} refused the token (HTTP {exc.status} on "
                 "auth/token/lookup-self): it is wrong, expired or revoked")) from None
         data = found.get("data") if isinstance(found, dict) else None
         ttl = data.get("ttl") if isinstance(data, dict) else None
@@ -373,7 +380,7 @@ class VaultSession:
             found = self._call(where, client.auth.token.renew_self)
         except (_Forbidden, _Status) as exc:
             raise VaultError(_problem(
-                f"Vault at {self.config.addr} refused to renew the token (HTTP {exc.status} "
+                f"Vault at {self.config.shown} refused to renew the token (HTTP {exc.status} "
                 f"on {where})")) from None
         auth = found.get("auth") if isinstance(found, dict) else None
         ttl = auth.get("lease_duration") if isinstance(auth, dict) else None
@@ -417,7 +424,7 @@ class VaultSession:
         except _Status as exc:
             if exc.status != 404:
                 raise VaultError(_problem(
-                    f"Vault at {self.config.addr} answered HTTP {exc.status} reading {where}")) from None
+                    f"Vault at {self.config.shown} answered HTTP {exc.status} reading {where}")) from None
             # A 404 for a destroyed version still carries its metadata; a 404 body of
             # another shape is a plain "no secret there".
             data = exc.body.get("data") if isinstance(exc.body, dict) else None
@@ -439,7 +446,7 @@ class VaultSession:
 
     def _not_json(self, where: str) -> VaultError:
         return VaultError(_problem(
-            f"Vault at {self.config.addr} sent an answer to {where} that is not Vault's JSON"))
+            f"Vault at {self.config.shown} sent an answer to {where} that is not Vault's JSON"))
 
     def _object(self, found: Any, where: str, name: str) -> dict[str, Any]:
         """``found[name]`` when ``found`` is a JSON object and that is an object or absent
@@ -465,14 +472,14 @@ class VaultSession:
 
     def _too_slow(self, where: str) -> VaultError:
         return VaultError(_problem(
-            f"Vault at {self.config.addr} did not answer {where} within "
+            f"Vault at {self.config.shown} did not answer {where} within "
             f"{self.config.timeout:g} s (VAULT_CLIENT_TIMEOUT)"))
 
     def _attempt(self, where: str, call: Any) -> Any:
         import hvac.exceptions  # magcfg: ignore[MAG004] reason: magcfg's own Vault client
         import requests
 
-        addr = self.config.addr
+        addr = self.config.shown
         try:
             return call()
         except _TooLarge:

@@ -16,7 +16,6 @@ trigger CI again, on a deploy branch CI runs on too.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,7 +27,6 @@ from ..artifact import MANIFEST, MAX_FILES, SIGNATURE, size_limit
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
-from ..secrets.redaction import REDACTED
 from .directory import too_many_entries, verify_artifact, verify_whole
 from .signatures import VerificationError
 
@@ -231,16 +229,6 @@ def _keep_signed(root: str, tip: str, source: str, verified: list[str],
                         for head, _, name in (entry.partition(b"\t")
                                               for entry in filter(None, entries.split(b"\0"))))
         _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=info)
-
-
-_URL_LOGIN = re.compile(r"\A([A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
-
-
-def shown_remote(remote: str) -> str:
-    """``remote`` as publish names it in what it prints: a URL's login
-    (``https://USER:TOKEN@HOST/...``, the way CI pushes with a token) as ``<redacted>``,
-    up to the URL's last ``@`` (a token may hold ``/``)."""
-    return _URL_LOGIN.sub(lambda m: f"{m.group(1)}{REDACTED}@", remote, count=1)
 
 
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
