@@ -105,3 +105,45 @@ def test_a_git_that_hangs_in_the_middle_of_a_blob_is_stopped_and_no_blob(
     # Hashed as it streams: no digest of the part it gave.
     monkeypatch.setenv("GIT_CUT_AT", str(len(BLOB) // 2))
     assert project.blob_sha256(cut_git, "HEAD:blob.bin", 1 << 20) is None
+
+
+def _children() -> list[str]:
+    """The command lines of this process's running children."""
+    import glob
+    import os
+
+    found = []
+    for listed in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with open(listed) as fh:
+            for child in fh.read().split():
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                        found.append(cmdline.read().replace(b"\0", b" ").decode())
+                except FileNotFoundError:
+                    continue
+    return found
+
+
+def test_no_git_asked_outlives_a_question_that_failed_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository handed over whole whose index is a FIFO: loading the project asks git
+    two questions at once, and the first to give no answer fails the load; the other git,
+    blocked on the FIFO as well, was left running for good (one more in a language server
+    at each try, and after the command's exit)."""
+    import gc
+    import os
+
+    from magcfg.errors import MagcfgError
+
+    (tmp_path / "layers/base").mkdir(parents=True)
+    (tmp_path / "layers/base/a.yaml").write_text("a: 1\n")
+    (tmp_path / "magcfg.yaml").write_text(
+        "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n    path: layers/base\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    os.mkfifo(tmp_path / ".git/index")
+    monkeypatch.setattr(project, "GIT_ANSWER_SECONDS", 1)
+    before = _children()
+    with pytest.raises(MagcfgError, match="gave no answer in 1 s"):
+        project.load_project(tmp_path / "magcfg.yaml")
+    gc.collect()
+    assert [c for c in _children() if c not in before and c.startswith("git ")] == []

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -435,6 +436,12 @@ class _Asked:
             self.git = None
             self.answer.close()
             self.errors.close()
+        else:
+            # A question whose answer nobody waits for (another question failed first)
+            # may have git blocked for good on what it reads (a FIFO index): stopped when
+            # dropped, or at exit, so no process outlives the command or piles up in a
+            # language server.
+            weakref.finalize(self, _stop, self.git)
 
     def result(self, codes: tuple[int, ...]) -> bytes | GitUnanswered | None:
         """git's answer, or why there is none (``GitUnanswered``); None outside a work
@@ -472,6 +479,13 @@ class _Asked:
         last = said.splitlines()[-1] if said else ""
         return GitUnanswered(f"`{name}` failed with exit status {code}"
                              + (f": {last}" if last else ""))
+
+
+def _stop(git: Any) -> None:
+    """Kill ``git`` (a ``subprocess.Popen``) if it is still running, and reap it."""
+    if git.poll() is None:
+        git.kill()
+        git.wait()
 
 
 def git_answer(args: list[str], root: Path, question: bytes | None = None) -> bytes | None:
