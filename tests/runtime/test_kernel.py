@@ -1127,3 +1127,37 @@ def test_a_policy_only_rebuild_changes_nothing_and_the_next_version_is_judged_by
     result = kernel.reload()
     assert (result.status, kernel.version) == ("applied", 2), result
     assert kernel.get("maggate.port") == 9443
+
+
+@pytest.mark.parametrize("quoted", ["basic", "password", "html"])
+def test_a_secret_a_subscriber_quotes_encoded_is_masked(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, quoted: str) -> None:
+    """A subscriber's error that quotes a secret it was handed in a form of its own: an
+    HTTP client's ``Authorization: Basic`` header (base64 of ``user:password``), the
+    password's own base64, or its HTML escape (a server's error page): each is masked
+    in the event, the status and the log, as the secret itself is."""
+    import base64
+    import html
+
+    password = CANARY + "-&<delivered>-x"
+    monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", password)
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    forms = {"basic": "Basic " + base64.b64encode(f"app:{password}".encode()).decode(),
+             "password": base64.b64encode(password.encode()).decode().rstrip("="),
+             "html": html.escape(password)}
+
+    def can_connect(config: Any) -> None:
+        secret = kernel.secret("magds.password")
+        assert secret == password
+        raise ValueError(f"401 from upstream: {forms[quoted]} refused")
+
+    kernel.validators.append(can_connect)
+    rig.write(2, hot_change(2))
+    result = kernel.reload()
+    assert result.status == "refused" and result.event is not None
+    error = result.event["data"]["error"]
+    assert error.endswith("401 from upstream: " + ("Basic " if quoted == "basic" else "")
+                          + "<redacted> refused"), error
+    said = rig.everything_said() + json.dumps(kernel.status())
+    assert CANARY not in said and forms[quoted] not in said

@@ -33,7 +33,7 @@ from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline, connect
-from ..secrets.redaction import REDACTED, Redactor
+from ..secrets.redaction import LINE_WRAP, REDACTED, Redactor
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
@@ -67,7 +67,7 @@ def _percent_encoded(values: frozenset[str]) -> re.Pattern[str]:
                      + ["".join(map(_in_url, escape)) for escape in _json_escapes(char)]
                      + [re.escape(escape) for escape in _html_escapes(char)])
             parts.append(f"(?:{'|'.join(forms)})")
-        alternatives.append(f"(?:{_WRAP})?".join(parts))
+        alternatives.append(f"(?:{LINE_WRAP})?".join(parts))
     # Case folded throughout: a secret's letters in another case masked too costs
     # nothing, and the hex digits must match in any case.
     return re.compile("|".join(alternatives) or r"(?!)", re.IGNORECASE)
@@ -99,10 +99,7 @@ def _json_escapes(char: str) -> list[str]:
     return forms
 
 
-_WRAP = r"\r?\n[ \t]*"
-"""A line break inside a value a message quotes: a long line wrapped, the next one
-indented or not."""
-_WRAPPED = re.compile(_WRAP)
+_WRAPPED = re.compile(LINE_WRAP)
 
 
 def _html_escapes(char: str) -> list[str]:
@@ -130,39 +127,6 @@ def _decoded(text: str) -> list[str]:
             break
         found.append(step)
     return found
-
-
-_BASE64_RUN = re.compile(f"[A-Za-z0-9+/_-]+(?:{_WRAP}[A-Za-z0-9+/_-]+)*=*")
-"""A run of base64 (or base64url) text, padded or not, wrapped or not (MIME wraps it at 76
-characters)."""
-
-
-def _base64_masked(text: str, values: set[str]) -> str:
-    """``text`` with each run of base64 that decodes to bytes holding one of ``values``
-    masked whole: the Authorization header's ``user:password`` padded or not, or the
-    password alone, or a document holding it, encoded by the registry, from wherever in
-    the run the encoding starts (a run may begin with other letters glued to it)."""
-    wanted = [value.encode("utf-8", "surrogatepass") for value in values if value]
-    if not wanted:
-        return text
-    shortest = min(map(len, wanted))
-
-    def masked(match: re.Match[str]) -> str:
-        run = re.sub(r"\s", "", match.group()).rstrip("=").translate(_URL_SAFE)
-        if len(run) * 3 // 4 < shortest:
-            return match.group()
-        for start in range(4):
-            body = run[start:]
-            body = body[:len(body) - (len(body) % 4 == 1)]
-            decoded = base64.b64decode(body + "=" * (-len(body) % 4))
-            if any(value in decoded for value in wanted):
-                return REDACTED
-        return match.group()
-
-    return _BASE64_RUN.sub(masked, text)
-
-
-_URL_SAFE = str.maketrans("-_", "+/")
 
 
 def _folded(text: str) -> str:
@@ -507,7 +471,7 @@ class Registry:
             user, password = self.credentials
             sent |= {password, f"{user}:{password}",
                      base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
-        text = _base64_masked(Redactor().text(text, sent), sent)
+        text = Redactor().text(text, sent)
         # The pattern of every encoding costs ~0.08 s per KB of credentials to compile
         # (0.3 s for an ECR login's 4 KB): made only when the text, its escapes decoded,
         # holds one (a hostile registry).

@@ -11,9 +11,11 @@ Build, review commands and the runtime kernel all use this one class.
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
@@ -45,12 +47,59 @@ def quoted_forms(value: str) -> set[str]:
     """``value`` as a message may quote it: as it is, as the body of a JSON string (the
     schema engine's quotes, which escape a backslash, a quote, a newline or a control
     character; non-ASCII kept or escaped), as the body of a CUE string (``_cue_body``),
-    and as ``printable`` shows it."""
-    forms = {value, printable(value), _cue_body(value)}
+    as ``printable`` shows it, and HTML-escaped (a server's error page an HTTP client
+    quotes: ``&amp;``, ``&lt;``)."""
+    forms = {value, printable(value), _cue_body(value),
+             html.escape(value), html.escape(value, quote=False)}
     for ascii_only in (False, True):
         body = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
         forms |= {body, printable(body)}
     return forms
+
+
+LINE_WRAP = r"\r?\n[ \t]*"
+"""A line break inside a value a message quotes: a long line wrapped, the next one
+indented or not."""
+_BASE64_RUN = re.compile(f"[A-Za-z0-9+/_-]+(?:{LINE_WRAP}[A-Za-z0-9+/_-]+)*=*")
+"""A run of base64 (or base64url) text, padded or not, wrapped or not (MIME wraps it at 76
+characters)."""
+_URL_SAFE = str.maketrans("-_", "+/")
+_MIN_ENCODED = 4
+"""The fewest bytes of a secret looked for inside base64: a shorter one is found by
+chance in the bytes a digest or a random token decodes to."""
+
+
+def base64_masked(text: str, values: Iterable[str]) -> str:
+    """``text`` with each run of base64 that decodes to bytes holding one of ``values``
+    masked whole: an ``Authorization: Basic`` header's ``user:password`` padded or not,
+    the password alone, or a document holding it, from wherever in the run the encoding
+    starts (a run may begin with other letters glued to it)."""
+    return _base64_masker(frozenset(values))(text)
+
+
+@lru_cache(maxsize=8)
+def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
+    """``base64_masked`` for one set of values, made once for the many strings of an
+    event or a report (the runtime masks with up to ``MAX_HANDED_OUT`` values)."""
+    wanted = [encoded for encoded in (value.encode("utf-8", "surrogatepass")
+                                      for value in values) if len(encoded) >= _MIN_ENCODED]
+    if not wanted:
+        return lambda text: text
+    shortest = min(map(len, wanted))
+
+    def masked(match: re.Match[str]) -> str:
+        run = re.sub(r"\s", "", match.group()).rstrip("=").translate(_URL_SAFE)
+        if len(run) * 3 // 4 < shortest:
+            return match.group()
+        for start in range(4):
+            body = run[start:]
+            body = body[:len(body) - (len(body) % 4 == 1)]
+            decoded = base64.b64decode(body + "=" * (-len(body) % 4))
+            if any(value in decoded for value in wanted):
+                return REDACTED
+        return match.group()
+
+    return lambda text: _BASE64_RUN.sub(masked, text)
 
 
 _CUE_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f",
@@ -204,12 +253,14 @@ class Redactor:
     def text(self, text: str, values: Iterable[str]) -> str:
         """``text`` with every occurrence of the given secret strings masked (for error
         messages that may quote input), as written or as a message quotes one
-        (``quoted_forms``). A message cut to its bound keeps no start of a quoted value
-        (``errors.cut``), which no whole secret would match."""
-        for form in _forms(frozenset(v for v in values if v)):
+        (``quoted_forms``), and every run of base64 holding one (``base64_masked``). A
+        message cut to its bound keeps no start of a quoted value (``errors.cut``), which
+        no whole secret would match."""
+        given = frozenset(v for v in values if v)
+        for form in _forms(given):
             if form in text:
                 text = text.replace(form, REDACTED)
-        return text
+        return base64_masked(text, given)
 
     def masked(self, data: Any, values: Iterable[str]) -> Any:
         """``data`` (JSON-like: mappings, lists, scalars) with every occurrence of the
@@ -218,11 +269,13 @@ class Redactor:
         if not ordered:
             return data
 
+        encoded = _base64_masker(frozenset(ordered))
+
         def mask(text: str) -> str:
             for v in ordered:
                 if v in text:
                     text = text.replace(v, REDACTED)
-            return text
+            return encoded(text)
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):
