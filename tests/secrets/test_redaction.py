@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -155,3 +156,43 @@ def test_shown_secret_is_shown_and_contains_secret_in_one_walk(
     if r.is_secret(keypath):
         assert "CANARY" not in json.dumps(shown)
     assert secret or shown == value
+
+
+
+_ENCODED_SECRET = "hunter2-Zq8v&<x>"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("shown", [
+    _b64(f"app:{_ENCODED_SECRET}"),
+    _b64(f"app:{_ENCODED_SECRET}").rstrip("="),
+    base64.urlsafe_b64encode(f"{_ENCODED_SECRET}?".encode()).decode(),
+    "xyz" + _b64(json.dumps({"pw": _ENCODED_SECRET})),
+    _b64(f"hunter{_ENCODED_SECRET}")[:8] + "\n    " + _b64(f"hunter{_ENCODED_SECRET}")[8:],
+], ids=["basic", "unpadded", "base64url", "glued document", "wrapped"])
+def test_a_secret_quoted_in_base64_is_masked(shown: str) -> None:
+    """The forms an HTTP client or server quotes a secret in: base64 of it alone, of a
+    login or of a document holding it; padded or not, base64url, wrapped, glued to
+    letters before it. Masked in a message and in every string of an event alike."""
+    text = f"refused: {shown} (sent)"
+    assert Redactor().text(text, [_ENCODED_SECRET]) == f"refused: {REDACTED} (sent)"
+    assert Redactor().masked({"error": [text]}, [_ENCODED_SECRET]) == {
+        "error": [f"refused: {REDACTED} (sent)"]}
+
+
+def test_a_secret_quoted_html_escaped_is_masked() -> None:
+    assert Redactor().text("refused: hunter2-Zq8v&amp;&lt;x&gt; (sent)", [_ENCODED_SECRET]
+                           ) == f"refused: {REDACTED} (sent)"
+
+
+def test_base64_that_holds_no_secret_is_left_as_it_is() -> None:
+    """A digest, a random token and a secret too short to tell from chance are shown."""
+    import hashlib
+
+    digest = hashlib.sha256(b"x").hexdigest()
+    token = base64.b64encode(bytes(range(40))).decode()
+    text = f"sha256:{digest} token {token} {base64.b64encode(b'app:abc').decode()}"
+    assert Redactor().text(text, ["hunter2-Zq8v", "abc"]) == text
