@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import report_json
+from . import suppress as suppression
 from .baseline import fingerprint
 from .findings import RULES, Finding, Rule
 
@@ -97,7 +98,12 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
     from ..version import PROJECT_URL
 
     anchor = f"{rule.id}-{rule.name}".lower()
-    suppress = f"suppress one line with `magcfg: ignore[{rule.id}] reason: <why>`."
+    # An invalid suppression is fixed, never suppressed (one naming MAG000 is itself
+    # invalid): advice to suppress it would be wrong, and, as the syntax, a MAG000
+    # finding in a report written into the checkout that the next lint reads.
+    suppress = ("fix the suppression: name the rules it ignores and say why; this rule "
+                "cannot be suppressed." if rule.id == suppression.RULE else
+                f"suppress one line with `magcfg: ignore[{rule.id}] reason: <why>`.")
     tags = ["security", f"external/cwe/cwe-{rule.cwe}"] if rule.cwe else ["maintainability"]
     properties: dict[str, Any] = {"tags": tags, "precision": "high",
                                   "problem.severity": rule.severity}
