@@ -228,6 +228,29 @@ def test_publish_usage_errors(signed: Project, target: str, message: str) -> Non
     assert tree_state(signed.root) == before
 
 
+def test_a_source_url_holding_a_login_is_refused_without_showing_it(
+        signed: Project, registry: LocalRegistry) -> None:
+    """CI's clone URL (GitLab's $CI_REPOSITORY_URL) holds the job's token: as --source it
+    went into the artifact's annotation, for everyone who can pull it."""
+    repo = registry.repository()
+    before = tree_state(signed.root)
+    for report in ((), ("-f", "json")):
+        done = _publish(signed, f"oci://{repo}:latest", "--source",
+                        "https://gitlab-ci-token:CANARYsrc7070@git.example.com/acme/cfg.git",
+                        *report)
+        assert failed_cleanly(done, 2) == (
+            "error: --source 'https://<redacted>@git.example.com/acme/cfg.git' holds a login, "
+            "which the artifact's annotation would show to everyone who can pull it: give the "
+            "repository's URL without it (GitLab: $CI_PROJECT_URL)\n")
+        assert done.stdout == ""
+    assert tree_state(signed.root) == before
+    assert subprocess.run([tool("crane"), "ls", repo], capture_output=True).returncode != 0
+    source = "https://git.example.com/acme/cfg"
+    assert _publish(signed, f"oci://{repo}:latest", "--source", source).returncode == 0
+    manifest = json.loads(crane("manifest", f"{repo}:latest"))
+    assert manifest["annotations"]["org.opencontainers.image.source"] == source
+
+
 def test_publish_unreachable_registry(signed: Project) -> None:
     err = failed_cleanly(_publish(signed, "oci://127.0.0.1:9/magcfg"), 1)
     assert err.startswith("oci://127.0.0.1:9/magcfg: error: registry 127.0.0.1:9 unreachable: ")
