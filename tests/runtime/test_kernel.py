@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from magcfg.errors import UsageError
 from magcfg.runtime import (
     LOADED,
     RELOAD_FAILED,
@@ -732,6 +733,12 @@ def test_undelivered_secrets_are_reported_by_name(rig: Rig, monkeypatch: pytest.
     assert kernel.secret("magds.password") is None
     check = kernel.check_env()
     assert not check.ok and check.missing_names == ["MAGCFG_MAGDS_PASSWORD"]
+    # A service that reads other keys is not asked for magds's secret (its pod is given
+    # its own app's Secret alone); a glob that covers no key is a mistake, said so.
+    assert kernel.check_env(keys=["maggate"]).ok
+    assert not kernel.check_env(keys=["magds.*"]).ok
+    with pytest.raises(UsageError, match="--key magsd: covers no key of "):
+        kernel.check_env(keys=["magsd"])
 
 
 def _constrained(rig: Rig, constraints: bytes) -> dict[str, bytes]:

@@ -571,3 +571,71 @@ def test_a_pattern_needing_backtracking_is_a_located_build_error(tmp_path: Path)
         f"schemas/schema.json:{line}: error: pattern '^(?=[a-z])\\\\w+$' is not a regular "
         "expression magcfg can check (uses a lookaround, which magcfg does not check (secret "
         "values are checked without backtracking))")
+
+
+def test_the_deployment_of_the_docs_starts_with_its_own_app_s_secret_alone(
+        tmp_path: Path) -> None:
+    """docs/secrets.md's Deployment, as Kubernetes runs it: the ConfigMap it names mounted
+    where it says (the kubelet's layout), the env vars its secretKeyRefs take from the
+    Secret ESO makes of that app's ExternalSecret, and its container's command. The
+    entrypoint's check-env passes and execs the app; it asked for every secret of the
+    environment, the other apps' Secrets too, and the pod never started."""
+    import re
+
+    import yaml
+
+    from ..conftest import REPO
+    from ..runtime.fixtures import KubeletWriter
+
+    text = (REPO / "docs/secrets.md").read_text()
+    (deployment,) = [doc for block in re.findall(r"```yaml\n(.*?)```", text, re.S)
+                     for doc in yaml.safe_load_all(block)
+                     if isinstance(doc, dict) and doc.get("kind") == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (volume,) = pod["volumes"]
+    (mount,) = container["volumeMounts"]
+    assert mount["name"] == volume["name"]
+    environment = volume["configMap"]["name"].removeprefix("magcfg-")
+    generated = REPO / "generated" / environment
+    configmap = yaml.safe_load((generated / "configmap.yaml").read_text())
+    assert configmap["metadata"]["name"] == volume["configMap"]["name"]
+    mounted = tmp_path / "volume"
+    KubeletWriter(mounted).write({name: data.encode() for name, data in configmap["data"].items()})
+    secrets = {doc["spec"]["target"]["name"]: {item["secretKey"]: f"CANARYdeploy{n}x{i}"
+                                               for i, item in enumerate(doc["spec"]["data"])}
+               for n, doc in enumerate(yaml.safe_load_all((generated / "externalsecret.yaml")
+                                                          .read_text())) if doc}
+    given = {var["name"]: secrets[ref["name"]][ref["key"]] for var in container["env"]
+             for ref in [var["valueFrom"]["secretKeyRef"]]}
+    assert len(secrets) > 1 and len(given) == 1  # the app's own Secret, of several
+    app = tmp_path / "bin" / container["name"]
+    app.parent.mkdir()
+    app.write_text(f"#!/bin/sh\necho {container['name']} started\n")
+    app.chmod(0o755)
+    *shell, script = container["command"]
+    command = [*shell, script.replace(mount["mountPath"], str(mounted))]
+    path = f"{app.parent}{os.pathsep}{MAGCFG.parent}{os.pathsep}{os.environ['PATH']}"
+    started = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                             env=clean_env(PATH=path, **given))
+    assert (started.returncode, started.stdout) == (0, f"{container['name']} started\n"), \
+        started.stderr
+    assert "CANARY" not in started.stderr
+    # Its own secret not delivered: the entrypoint stops the pod, naming the variable.
+    (name,) = given
+    stopped = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                             env=clean_env(PATH=path))
+    assert stopped.returncode == 1 and stopped.stdout == ""
+    assert f"  {name}  (for " in stopped.stderr
+
+
+def test_a_key_that_covers_no_key_of_the_config_is_a_usage_error(built: Project) -> None:
+    result = run(built.root, "check-env", "--env", "prod", "--key", "magsd", "--key", "magds",
+                 env=clean_env(**PROD_VARS))
+    assert failed_cleanly(result, 2) == (
+        "error: --key magsd: covers no key of prod's config (a key path or glob: magds, "
+        "'magds.*'; a key covers the keys below it)\n")
+    only = run(built.root, "check-env", "--env", "prod", "--key", "magws", "--format", "json",
+               env=clean_env(MAGCFG_MAGWS_APP_SECRET="CANARY-pw-3"))
+    assert only.returncode == 0, only.stderr
+    assert json.loads(only.stdout)["required"] == 1

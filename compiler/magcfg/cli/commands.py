@@ -268,13 +268,17 @@ def check_env(
         "--artifact", "-a", envvar="MAGCFG_ARTIFACT", show_default=False,
         help="Directory with config.json and manifest.json (default: generated/<env>/ of "
              "the project).")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", show_default=False,
+        help="Key or glob the service reads (repeatable; default: every key): only the "
+             "secrets it covers are checked, e.g. --key magds in magds's pod.")] = None,
     output_format: Annotated[str, typer.Option("--format", "-f",
                                                help="text or json.")] = "text",
     project: ProjectOption = None,
 ) -> None:
     """Container entrypoint check: exit 1 listing the env vars of secrets that are missing
     or empty, or whose values fail the schema's x-magcfg-secret-value constraints (names
-    only, never values)."""
+    only, never values). --key: only the secrets of the keys the service reads."""
     from ..secrets.check_env import check_env as run_check
 
     if output_format not in ("text", "json"):
@@ -291,9 +295,10 @@ def check_env(
             proj.check_envs([env])
             display = f"{proj.output}/{env}"
             result = run_check(real_directory(proj.root, display), env=env, volume=False,
-                               display=display)
+                               display=display, keys=key or ())
         else:
-            result = run_check(_artifact_directory(artifact, "check-env"), env=env)
+            result = run_check(_artifact_directory(artifact, "check-env"), env=env,
+                               keys=key or ())
     except MagcfgError as exc:
         if output_format == "json":
             _fail_report("check-env", exc, top)

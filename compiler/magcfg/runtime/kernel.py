@@ -359,10 +359,12 @@ class Kernel:
             while len(self._handed_out) > MAX_HANDED_OUT:
                 del self._handed_out[next(iter(self._handed_out))]
 
-    def check_env(self, environ: Mapping[str, str] | None = None) -> EnvCheck:
+    def check_env(self, environ: Mapping[str, str] | None = None,
+                  keys: Sequence[str] = ()) -> EnvCheck:
         """``magcfg check-env`` for the served config: an ``EnvCheck`` whose ``ok`` says
-        whether every secret it references is delivered and meets the constraints of
-        its ``value-constraints.json`` (names only, never values)."""
+        whether every secret it references (under ``keys``, the key globs this service
+        reads, when given) is delivered and meets the constraints of its
+        ``value-constraints.json`` (names only, never values)."""
         from ..secrets.check_env import check_config, parse_constraints
         from .snapshot import thaw
 
@@ -371,7 +373,7 @@ class Kernel:
         constraints = (parse_constraints(data, f"{self.artifact_dir}/{VALUE_CONSTRAINTS}")
                        if data is not None else None)
         return check_config(snapshot.environment, thaw(snapshot.config),
-                            os.environ if environ is None else environ, constraints)
+                            os.environ if environ is None else environ, constraints, keys)
 
     def subscribe(self, event_type: str, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` on every event of ``event_type`` (``config.loaded``,

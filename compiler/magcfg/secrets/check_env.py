@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from ..artifact import (
     value_pattern,
 )
 from ..durable import FileTooLarge, read_regular
-from ..errors import Diagnostic, MagcfgError
+from ..errors import Diagnostic, MagcfgError, UsageError
 from ..keyglob import KeyGlobs, format_keypath
 from .references import SecretRef, env_var_name, reference_paths, references
 
@@ -243,13 +243,42 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
     return environment, config, constraints
 
 
+def _key_paths(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every key path of a parsed config, lists' items by index, parents first."""
+    children = (node.items() if isinstance(node, dict)
+                else enumerate(node) if isinstance(node, list) else ())
+    for name, child in children:
+        path = (*prefix, str(name))
+        yield path
+        yield from _key_paths(child, path)
+
+
 def check_config(environment: str, config: Any, environ: Mapping[str, str],
-                 constraints: Mapping[str, Mapping[str, Any]] | None = None) -> EnvCheck:
+                 constraints: Mapping[str, Mapping[str, Any]] | None = None,
+                 keys: Sequence[str] = ()) -> EnvCheck:
     """Check a loaded config against ``environ`` (no files read): every secret is
-    delivered, and meets the ``constraints`` (key glob -> constraints) that cover its key."""
+    delivered, and meets the ``constraints`` (key glob -> constraints) that cover its key.
+    ``keys``: key globs of what the service reads (``magds``: its keys and below); only
+    the secrets they cover are checked, as a pod is given its own app's secrets alone.
+    A glob that covers no key of the config is a ``UsageError`` (a misspelt app would
+    pass with nothing checked)."""
+    wanted = KeyGlobs(keys)
+    if wanted:
+        unused = set(wanted.patterns)
+        for path in _key_paths(config):
+            unused.difference_update(wanted.matching(path))
+            if not unused:
+                break
+        if unused:
+            named = ", ".join(f"--key {glob}" for glob in sorted(unused))
+            raise UsageError(f"{named}: {'covers' if len(unused) == 1 else 'cover'} no key "
+                             f"of {environment}'s config (a key path or glob: magds, "
+                             "'magds.*'; a key covers the keys below it)")
     globs = [(KeyGlobs([glob]), rules) for glob, rules in sorted((constraints or {}).items())]
     required = []
     for keypath, ref in references(config):
+        if wanted and not wanted.matches(keypath):
+            continue
         name = delivery_name(keypath, ref)
         value = resolve(keypath, ref, environ)
         failed: list[tuple[str, str]] = []
@@ -264,12 +293,12 @@ def check_config(environment: str, config: Any, environ: Mapping[str, str],
 
 def check_env(artifact_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
               env: str | None = None, *, volume: bool = True,
-              display: str | None = None) -> EnvCheck:
-    """Is every secret of the artifact in ``artifact_dir`` resolvable from ``environ``
-    (default: ``os.environ``), and does it meet its constraints? Raises
-    ``ArtifactError`` for an unreadable artifact; ``volume`` and ``display`` as
-    :func:`read_artifact`."""
+              display: str | None = None, keys: Sequence[str] = ()) -> EnvCheck:
+    """Is every secret of the artifact in ``artifact_dir`` (of the ``keys`` given, as
+    :func:`check_config`) resolvable from ``environ`` (default: ``os.environ``), and does
+    it meet its constraints? Raises ``ArtifactError`` for an unreadable artifact;
+    ``volume`` and ``display`` as :func:`read_artifact`."""
     environment, config, constraints = read_artifact(artifact_dir, env, volume=volume,
                                                      display=display)
     return check_config(environment, config, os.environ if environ is None else environ,
-                        constraints)
+                        constraints, keys)
