@@ -341,7 +341,10 @@ def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) ->
     assert ci.returncode == 1 and f"stale: {ODD}/generated/dev/config.json" in ci.stderr, \
         ci.stderr
 
-    built = _shell(top, "magcfg build -q --project 'odd/my dir#1: x/magcfg.yaml'", env)
+    # The command the hook says to run, run where the hook runs: at the top.
+    (command,) = re.findall(r"does not match the layers: run `(.*)`", said)
+    assert command == "magcfg build --project 'odd/my dir#1: x/magcfg.yaml'"
+    built = _shell(top, command, env)
     assert built.returncode == 0, built.stderr
     assert _commit(top, env, "layer edit, built").returncode == 0
     assert _shell(top, run, env).returncode == 0

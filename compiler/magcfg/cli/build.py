@@ -159,7 +159,12 @@ def build_command(
         if result.stale:
             for name in result.stale:
                 _stderr(f"stale: {printable(top.name(name))}")
-            _stderr("generated/ does not match the layers: run `magcfg build`")
+            from ..review.promote import project_option
+
+            # Said to whoever runs it at the top, as the hook and CI do: a project below
+            # it (a monorepo's) is found there by --project alone.
+            _stderr(f"{printable(top.name(proj.output))}/ does not match the layers: run "
+                    f"`magcfg build{project_option(proj, top.name)}`")
             raise SystemExit(1)
         if not quiet:
             _stderr(f"up to date: {', '.join(result.environments)}")
