@@ -889,6 +889,42 @@ def test_the_scaffolded_ci_lints_each_commit_of_a_pull_request(
         assert steps[-1]["run"] == 'magcfg lint --since "origin/$GITHUB_BASE_REF"'
 
 
+@pytest.mark.parametrize(("ci", "workflow"), [
+    ("github", ".github/workflows/magcfg.yml"),
+    ("woodpecker", ".woodpecker/magcfg.yml"),
+    ("gitlab", ".gitlab-ci.yml"),
+])
+def test_the_pull_request_that_adds_the_project_passes_the_pipeline_it_adds(
+        tmp_path: Path, ci: str, workflow: str) -> None:
+    """A new user's first pull request: ``init`` on a branch of a repository whose main
+    has no project yet, its pipeline run for the request. GitHub's and Woodpecker's
+    pipelines are files named magcfg.yml, as a project file is: lint --since read the
+    commit's workflow as a project and failed it (MAG006: "key 'on' means different
+    things in YAML 1.1 and 1.2"), as it did every later commit that edits the workflow."""
+    origin, top = _repo_with_origin(tmp_path)
+    env = _runner_env(tmp_path)
+    (top / "README.md").write_text("# the application\n")
+    assert _commit(top, env, "readme").returncode == 0
+    _git(top, "push", "-q", "origin", "main")
+    _git(top, "switch", "-qc", "magcfg")
+    assert Project(top).run("init", "--env", "dev", "--ci", ci).returncode == 0
+    assert _commit(top, env, "magcfg init").returncode == 0
+    # A later commit of the request edits the pipeline (a job added: docs/signing.md).
+    with open(top / workflow, "a") as fh:
+        fh.write("# signed and published on main: docs/signing.md\n")
+    layer = top / "layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    assert Project(top).run("build", "-q").returncode == 0
+    assert _commit(top, env, "debug logs, a note in the pipeline").returncode == 0
+    _git(top, "push", "-q", "origin", "magcfg")
+    clone = tmp_path / "ci"
+    _git(tmp_path, "clone", "-q", *(() if ci == "github" else ("--depth", "1")), "-b",
+         "magcfg", f"file://{origin}", str(clone))
+    done = [_shell(clone, command, env) for command in _ci_commands(clone, ci, workflow)]
+    assert [d.returncode for d in done] == [0] * len(done), [d.stdout + d.stderr for d in done]
+    assert "2 commit" in done[-1].stderr, done[-1].stderr
+
+
 @pytest.mark.parametrize(("ci", "workflow"), [("gitlab", ".gitlab-ci.yml"),
                                               ("woodpecker", ".woodpecker/magcfg.yml")])
 def test_the_scaffolded_ci_deepens_a_clone_whose_history_stops_after_the_merge_base(

@@ -120,27 +120,37 @@ def _load_layers(ctx: LintContext) -> _Layers:
     return _Layers(files, unread, tuple(projects))
 
 
+def _lists_layers(text: str, rel: str) -> bool:
+    """Whether ``text``, of a file named as a project file is (``rel``), is a magcfg layer
+    project: a mapping that lists ``layers``. A CI pipeline of that name (init's
+    ``.github/workflows/magcfg.yml``) is none. Raises ``BuildError`` for text that is
+    not YAML: whether it is a project cannot be told."""
+    import yaml
+
+    from ..errors import BuildError
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # its problem only: the context quotes the file
+        raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
+                         ) from None
+    return isinstance(raw, dict) and bool(raw.get("layers"))
+
+
 def _project(ctx: LintContext, rel: str
              ) -> tuple[_Project, dict[str, frozenset[tuple[str, ...]]]] | None:
     """The project of the project file ``rel`` and its layer files with their key
     prefixes (from the lint root); None when it lists no layers or has no JSON schema,
     or lies outside the linted tree."""
     from ..compiler import Compiler
-    from ..errors import BuildError
     from ..project import load_project
 
     if rel == ctx.config.project_file:
         raw: Any = ctx.config.raw_project
-    else:
-        import yaml
-
-        try:
-            raw = yaml.safe_load(ctx.files[display_name(rel)].text)
-        except yaml.YAMLError as exc:  # its problem only: the context quotes the file
-            raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
-                             ) from None
-    if not isinstance(raw, dict) or not raw.get("layers"):
-        return None  # not a magcfg layer project
+        if not isinstance(raw, dict) or not raw.get("layers"):
+            return None  # not a magcfg layer project
+    elif not _lists_layers(ctx.files[display_name(rel)].text, rel):
+        return None
     project = load_project(ctx.root / rel)
     if project.json_schema is None:
         return None
@@ -249,7 +259,8 @@ class CommitLayers:
         files = self._objects([f"{c}:{name}" for c in commits for name in self._names])
         self._files = {c: files[i * len(self._names):(i + 1) * len(self._names)]
                        for i, c in enumerate(commits)}
-        self._loaded: dict[tuple[str, str], Any] = {}  # (name, blob) -> Project or why not
+        # (name, blob) -> Project, why it cannot be read, or None: no layer project.
+        self._loaded: dict[tuple[str, str], Any] = {}
         self._schemas = self._schema_objects(commits)
         self._projects: dict[tuple[str, str, str], _Project | str | None] = {}
         self._contexts: dict[tuple[tuple[str, str, str], ...], LintContext] = {}
@@ -299,15 +310,20 @@ class CommitLayers:
             try:
                 if not isinstance(raw, bytes):
                     raise MagcfgError(f"is more than {MAX_INPUT_BYTES} bytes")
-                self._loaded[name, blob] = committed_project(
-                    name.rpartition("/")[2], raw, self._ctx.root / here)
+                # As the work tree's files are told: a file of a project file's name that
+                # lists no layers (a CI pipeline) is no project of the commit's.
+                if _lists_layers(raw.decode("utf-8", "replace"), name):
+                    self._loaded[name, blob] = committed_project(
+                        name.rpartition("/")[2], raw, self._ctx.root / here)
+                else:
+                    self._loaded[name, blob] = None
             except MagcfgError as exc:
                 self._loaded[name, blob] = _why(exc)
         asked = [(c, name, f"{name.rpartition('/')[0]}/{project.json_schema}".lstrip("/"))
                  for c in commits
                  for name, blob in zip(self._names, self._files[c], strict=True)
-                 if blob and not isinstance(project := self._loaded[name, blob], str)
-                 and project.json_schema]
+                 if blob and (project := self._loaded[name, blob]) is not None
+                 and not isinstance(project, str) and project.json_schema]
         found = self._objects([f"{c}:{path}" for c, _, path in asked])
         return {(c, name): blob for (c, name, _), blob in zip(asked, found, strict=True)}
 
@@ -363,7 +379,7 @@ class CommitLayers:
         found: _Project | str | None = None
         if isinstance(project, str):
             found = project
-        elif project.layers and project.json_schema:
+        elif project is not None and project.layers and project.json_schema:
             here = name.rpartition("/")[0]
             try:
                 if self._repo is None:
