@@ -21,7 +21,7 @@ from ..artifact import MANIFEST, SIGNATURE
 from ..durable import git_env, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..project import Project
-from ..signing.deploy_branch import shown_remote
+from ..secrets.redaction import without_login
 from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
 from ..signing.signatures import VerificationError, VerifiedArtifact, verify_files
@@ -113,7 +113,7 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     if source is not None and _holds_login(source):
         # The annotation goes to everyone who can pull the artifact; CI's clone URL holds
         # the job's token (GitLab's $CI_REPOSITORY_URL).
-        raise UsageError(f"--source {shown_remote(source)!r} holds a login, which the "
+        raise UsageError(f"--source {without_login(source)!r} holds a login, which the "
                          "artifact's annotation would show to everyone who can pull it: "
                          "give the repository's URL without it (GitLab: $CI_PROJECT_URL)")
     display = f"{project.output}/{env}"
