@@ -7,7 +7,9 @@
 Each version gets its own copy of the repo (its own cache, generated/ and cache key).
 Every round runs, for A and B in alternating order: a cold build (no cache, no
 generated/), a build after one base file changed (a different file each round) and a
-no-op build. Prints the median wall and CPU (user + system) times and the ratios B/A.
+no-op build; with ``--settled``, then once the outputs settled (2 s: until then a build
+hashes them again, ``cache.RACY_NS``) another no-op build, which takes their digests
+from the cache. Prints the median wall and CPU (user + system) times and the ratios B/A.
 On a shared machine compare ratios from one run, not figures from different runs.
 """
 
@@ -25,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-KINDS = ("cold", "one-file", "no-op")
+KINDS = ("cold", "one-file", "no-op", "settled")
+SETTLE_SECONDS = 2.1
+"""Longer than ``cache.RACY_NS``: a file last changed within it is hashed again."""
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--a", required=True, help="baseline: directory holding magcfg/")
     parser.add_argument("--b", required=True, help="candidate: directory holding magcfg/")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--settled", action="store_true",
+                        help="also time a no-op build once the outputs settled")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="magcfg-ab-"))
@@ -79,9 +85,14 @@ def main(argv: list[str] | None = None) -> int:
             target.write_text(re.sub(r"weight: \d+", f"weight: {r % 90 + 1}", text, count=1))
             samples.setdefault(("one-file", name), []).append(run(build, repo, env))
             samples.setdefault(("no-op", name), []).append(run(build, repo, env))
+        if args.settled:
+            time.sleep(SETTLE_SECONDS)
+            for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
+                samples.setdefault(("settled", name), []).append(
+                    run(build, repos[name], envs[name]))
     print(f"{args.rounds} rounds; A = {args.a}; B = {args.b}; {os.cpu_count()} CPUs")
     print(f"{'':9} {'wall A':>8} {'wall B':>8} {'B/A':>6}   {'cpu A':>8} {'cpu B':>8} {'B/A':>6}")
-    for kind in KINDS:
+    for kind in (k for k in KINDS if (k, "A") in samples):
         wall = [statistics.median(s[0] for s in samples[(kind, n)]) for n in ("A", "B")]
         cpu = [statistics.median(s[1] for s in samples[(kind, n)]) for n in ("A", "B")]
         print(f"{kind:9} {wall[0] * 1000:6.0f}ms {wall[1] * 1000:6.0f}ms {wall[1] / wall[0]:6.3f}"
