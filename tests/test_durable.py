@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magcfg.durable import (
@@ -435,18 +435,51 @@ def test_git_root_asks_once_per_directory_while_held(
     assert asked == [plain, tree, plain, plain]
 
 
-@given(st.lists(st.text(alphabet=st.sampled_from("aZ09._ -$/\u00e9\u200d\u00df\u0130"),
-                        min_size=1, max_size=6), min_size=1, max_size=4))
-def test_an_ascii_path_has_the_one_file_name_of_the_general_rule(parts: list[str]) -> None:
-    """An ASCII path takes a short way (no code point HFS+ drops, no Unicode folding):
-    it names the file the general rule names, for every name a walk lists and every
-    path ``colliding_paths`` compares."""
+def _windows_name_of_each(path: str) -> str:
+    return "/".join(part.rstrip(". ") or part for part in path.split("/"))
+
+
+_NAME_LETTERS = "aAcCoOnNuUlLpPrRxX0129$¹é. \n\u200d"
+
+
+def _a_name(device: str, cases: list[bool], spaces: int, rest: str) -> str:
+    """``device`` in the case ``cases`` say, ``spaces`` after it, then ``rest``."""
+    return "".join(c.lower() if lower else c for c, lower in zip(device, cases, strict=False)
+                   ) + device[len(cases):] + " " * spaces + rest
+
+
+_NAMES = st.one_of(
+    st.text(_NAME_LETTERS, max_size=9),
+    st.builds(_a_name, st.sampled_from(sorted(__import__("magcfg.durable").durable
+                                              .WINDOWS_DEVICES)),
+              st.lists(st.booleans(), max_size=6), st.integers(0, 2),
+              st.text(_NAME_LETTERS, max_size=5)))
+
+
+@given(st.lists(_NAMES, min_size=1, max_size=4).map("/".join))
+@settings(max_examples=3000, deadline=None)
+def test_a_paths_file_name_and_device_are_read_name_by_name(path: str) -> None:
+    """``one_file_name`` and ``windows_device`` answer for a path of ASCII names alone
+    (the names a build lists) as they do name by name for any: each name without its
+    trailing dots and spaces, case folded (``é`` and a joiner take the general way), and
+    the first name whose part before its first dot, trailing spaces aside, is a
+    device's in any case."""
     import unicodedata
 
-    from magcfg import durable
+    from magcfg.durable import (
+        _HFS_IGNORED,
+        WINDOWS_DEVICES,
+        _simple_fold,
+        one_file_name,
+        windows_device,
+    )
 
-    path = "/".join(parts)
-    name = durable._windows_name(path).translate(durable._HFS_IGNORED)
-    general = name.lower() if name.isascii() else unicodedata.normalize(
-        "NFC", "".join(map(durable._simple_fold, unicodedata.normalize("NFD", name))))
-    assert durable.one_file_name(path) == general
+    name = _windows_name_of_each(path).translate(_HFS_IGNORED)
+    folded = name.lower() if name.isascii() else unicodedata.normalize(
+        "NFC", "".join(map(_simple_fold, unicodedata.normalize("NFD", name))))
+    if path.isascii() and "/" not in path:
+        folded = (path.rstrip(". ") or path).lower()
+    assert one_file_name(path) == folded
+    device = next((part for part in path.split("/")
+                   if part.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICES), None)
+    assert windows_device(path) == device

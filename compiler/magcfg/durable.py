@@ -120,6 +120,8 @@ direction marks and BOM git's ``is_hfs_dotgit`` skips too)."""
 
 def _windows_name(path: str) -> str:
     """``path`` as Windows opens it: each name without its trailing dots and spaces."""
+    if not path.endswith((".", " ")) and "./" not in path and " /" not in path:
+        return path  # no name ends in either
     return "/".join(part.rstrip(". ") or part for part in path.split("/"))
 
 
@@ -156,8 +158,18 @@ WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
 ``Com1.tar.gz``): a file or directory of such a name cannot be checked out there."""
 
 
+_ASCII_DEVICE = re.compile(
+    r"(?:^|/)(?:" + "|".join(re.escape(name) for name in sorted(WINDOWS_DEVICES)
+                            if name.isascii()) + r") *(?:\.[^/]*)?(?=/|\Z)",
+    re.IGNORECASE | re.ASCII)
+"""A name of ``WINDOWS_DEVICES`` in an ASCII path, as ``windows_device`` reads names:
+what precedes the first dot, trailing spaces aside, in any case."""
+
+
 def windows_device(path: str) -> str | None:
     """The first name in ``path`` that Windows keeps for a device, or None."""
+    if path.isascii() and _ASCII_DEVICE.search(path) is None:
+        return None  # what a build lists, a path at a time
     for part in path.split("/"):
         if part.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICES:
             return part
