@@ -147,3 +147,27 @@ def test_no_git_asked_outlives_a_question_that_failed_before_it(
         project.load_project(tmp_path / "magcfg.yaml")
     gc.collect()
     assert [c for c in _children() if c not in before and c.startswith("git ")] == []
+
+
+def test_paths_below_a_work_tree_of_their_own_are_left_out_at_any_depth(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_outside_submodules`` leaves out each path below a directory holding ``.git``
+    (a file, as a submodule's, or a directory), asking the file system once per
+    directory, however many paths share it and however deep it is."""
+    import os
+
+    from .conftest import calls
+
+    (tmp_path / "a/b").mkdir(parents=True)
+    (tmp_path / "a/b/.git").write_text("gitdir: ../../.git/modules/b\n")
+    (tmp_path / "c/d").mkdir(parents=True)
+    (tmp_path / "c/d/.git").mkdir()
+    deep = "e/" * 2000 + "f.yaml"
+    paths = ["a/b/c/x.yaml", "a/y.yaml", "a/b/z.yaml", "c/d.yaml", "c/d/e/f.yaml", "top.yaml",
+             "a/b2/w.yaml", deep]
+    asked = calls(monkeypatch, os.path, "lexists")
+    assert project._outside_submodules(tmp_path, paths) == [
+        "a/y.yaml", "c/d.yaml", "top.yaml", "a/b2/w.yaml", deep]
+    directories = ["a", "a/b", "c", "c/d", "a/b2",
+                   *(("e/" * depth).rstrip("/") for depth in range(1, 2001))]
+    assert sorted(asked) == sorted(os.path.join(tmp_path, d, ".git") for d in directories)

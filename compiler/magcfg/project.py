@@ -614,8 +614,9 @@ def indexed_by_git(root: Path, directories: Sequence[str], files: Sequence[str] 
     # Below a directory, only what could be a layer file: a monorepo's layer directory
     # (`services`, for services/{service}/config.yaml) holds its code too, and git's
     # answer is bounded. A file a directory's pattern names is in its answer already.
-    outside = [file for file in files if not (file.endswith(LAYER_SUFFIXES) and any(
-        _below(file, d) or d == "." for d in directories))]
+    listed = ("",) if "." in directories else tuple(d.rstrip("/") + "/" for d in directories)
+    outside = [file for file in files
+               if not (file.endswith(LAYER_SUFFIXES) and file.startswith(listed))]
     asked_for = [*dict.fromkeys(_layer_files_below(d, suffix) for d in directories
                                 for suffix in LAYER_SUFFIXES),
                  *(f":(literal){file}" for file in dict.fromkeys(outside))]
@@ -1088,19 +1089,20 @@ def _outside_submodules(root: Path, paths: Sequence[str]) -> list[str]:
     """``paths`` (relative to ``root``) but those below a directory holding a ``.git``
     entry, a submodule's work tree (or a repository of its own): git refuses to answer
     for a path in a submodule, and then answers for none of the others."""
-    nested: dict[str, bool] = {}
+    nested: dict[str, bool] = {"": False}  # by directory: the paths of one share it
 
-    def below_one(path: str) -> bool:
-        parts = path.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            directory = "/".join(parts[:depth])
-            if directory not in nested:
-                nested[directory] = os.path.lexists(os.path.join(root, directory, ".git"))
-            if nested[directory]:
-                return True
-        return False
+    def below_one(directory: str) -> bool:
+        unknown = []  # from this directory up to the first one known (a loop: any depth)
+        while directory not in nested:
+            unknown.append(directory)
+            directory = directory.rpartition("/")[0]
+        found = nested[directory]
+        for directory in reversed(unknown):
+            found = found or os.path.lexists(os.path.join(root, directory, ".git"))
+            nested[directory] = found
+        return found
 
-    return [path for path in paths if not below_one(path)]
+    return [path for path in paths if not below_one(path.rpartition("/")[0])]
 
 
 def find_project_file(start: Path | None = None) -> Path:
