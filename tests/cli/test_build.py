@@ -52,6 +52,9 @@ COMMAND_LINES: list[tuple[list[str], bool]] = [
     (["build", "--env", "--help"], True),
     (["build", "--env", "-q"], True),
     (["build", "--env", "nope"], True),
+    (["build", "-e", "--"], True),  # the environment "--"
+    (["build", "--env", "-"], True),
+    (["build", "--project", "--", "--check"], True),
     (["build", "--format", "json"], True),
     (["build", "-f", "json", "--check", "-e", "prod"], True),
     (["build", "-fjson", "--env", "nope"], True),
