@@ -103,6 +103,35 @@ def test_a_config_is_hashed_by_a_thread_while_the_next_environment_is_joined(
         assert json.loads((out / "manifest.json").read_bytes())["config_digest"] == digest
 
 
+def test_a_config_the_last_manifest_names_otherwise_is_written_unread(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed config.json of the size of the one it replaces is not read up to its
+    first difference when the manifest beside it names another digest: it differs
+    (``DirectoryUpdate.differs``). ``build --check`` still compares the bytes, and so
+    does a build where the manifest names the digest it makes."""
+    from magcfg import durable
+
+    magcfg.build(load(mini))
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhosu\n")
+    config = mini.root / "generated/dev/config.json"
+    size = config.stat().st_size
+    read = calls(monkeypatch, durable, "_holds", 0)
+    changed = [f"generated/dev/{name}"
+               for name in ("config.json", "configmap.yaml", "manifest.json")]
+    assert magcfg.build(load(mini), check=True).stale == changed
+    assert str(config) in map(str, read)
+    read.clear()
+    assert magcfg.build(load(mini)).written == changed
+    assert config.stat().st_size == size and b"localhosu" in config.read_bytes()
+    assert str(config) not in map(str, read)
+    # Edited where the manifest names the digest a build makes: compared, and built.
+    built = config.read_bytes()
+    config.write_bytes(built.replace(b"localhosu", b"localhost"))
+    read.clear()
+    assert magcfg.build(load(mini)).written == ["generated/dev/config.json"]
+    assert str(config) in map(str, read) and config.read_bytes() == built
+
+
 def test_same_tree_same_bytes_anywhere(mini: Project, tmp_path: Path) -> None:
     magcfg.build(load(mini))
     first = mini.snapshot_tree()

@@ -49,6 +49,7 @@ __all__ = [
     "check_secret_constraints",
     "data_root",
     "is_version",
+    "listed_files",
     "load_manifest",
     "load_secret_constraints",
     "parse_config",
@@ -397,15 +398,22 @@ def written_names(manifest: bytes | None) -> frozenset[str]:
     the files it lists, the manifest, and what ``sign`` and delivery add. A build or
     ``sign`` replaces or deletes these and no others. Only plain names count (a
     manifest is hostile input: ``../x`` or ``a/b`` names nothing here)."""
-    names = {MANIFEST, CONFIGMAP, KUSTOMIZATION, *SIGNED_FILES}
+    return frozenset({MANIFEST, CONFIGMAP, KUSTOMIZATION, *SIGNED_FILES,
+                      *listed_files(manifest)})
+
+
+def listed_files(manifest: bytes | None) -> dict[str, object]:
+    """The files a manifest lists, each with what it says of it (a digest, if the
+    manifest is one magcfg wrote): only plain names (a manifest is hostile input:
+    ``../x`` or ``a/b`` names nothing here); none if it cannot be read."""
     try:
         listed = json.loads(manifest or b"{}").get("files")
     except (ValueError, AttributeError, RecursionError):
         listed = None
-    if isinstance(listed, dict):
-        names.update(name for name in listed if isinstance(name, str) and name
-                     and "/" not in name and "\0" not in name and name not in (".", ".."))
-    return frozenset(names)
+    if not isinstance(listed, dict):
+        return {}
+    return {name: said for name, said in listed.items() if isinstance(name, str) and name
+            and "/" not in name and "\0" not in name and name not in (".", "..")}
 
 
 # -- value-constraints.json ---------------------------------------------------------------

@@ -42,6 +42,7 @@ from .artifact import (
     MANIFEST,
     MAX_FILE_BYTES,
     SIGNED_FILES,
+    listed_files,
     size_limit,
     written_names,
 )
@@ -1844,7 +1845,9 @@ def _layer_file(project: Project, path: str, envs: Sequence[str]) -> bool:
 
 def _updates(project: Project, artifacts: dict[str, Artifact],
              previous: dict[str, bytes | None]) -> list[DirectoryUpdate]:
-    """What to write: each environment's files, and what to keep of the last build's."""
+    """What to write: each environment's files, and what to keep of the last build's.
+    A config.json whose digest the last build's manifest names otherwise is known to
+    differ (``DirectoryUpdate.differs``): it is written without being read first."""
     updates = []
     for env, artifact in artifacts.items():
         rel = f"{project.output}/{env}"
@@ -1855,5 +1858,11 @@ def _updates(project: Project, artifacts: dict[str, Artifact],
                 signed = read_if_present(directory / name, f"{rel}/{name}", size_limit(name))
                 if signed is not None:
                     files[name] = signed
-        updates.append(DirectoryUpdate(rel, files, written_names(previous[env])))
+        listed = listed_files(previous[env])
+        digest = artifact.context._config_sha256 if artifact.context is not None else None
+        differs = frozenset({CONFIG} if digest and CONFIG in listed
+                            and listed[CONFIG] != f"sha256:{digest}" else ())
+        # written_names(previous[env]), from the one reading of the manifest above
+        owned = written_names(None) | frozenset(listed)
+        updates.append(DirectoryUpdate(rel, files, owned, differs=differs))
     return updates

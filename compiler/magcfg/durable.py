@@ -1225,6 +1225,10 @@ class DirectoryUpdate(NamedTuple):
     owned: Collection[str] = frozenset()
     display: str = ""
     """How errors name the directory (default: ``rel``)."""
+    differs: Collection[str] = frozenset()
+    """Names of ``files`` the caller knows to differ from the directory's (the manifest
+    it wrote there names other bytes): written without being compared, where a changed
+    8 MB ``config.json`` of the same size is otherwise read up to its first difference."""
 
     @property
     def shown(self) -> str:
@@ -1301,7 +1305,7 @@ def _changes(directory: Path, update: DirectoryUpdate, first: bool = False) -> l
     for name, data in sorted(update.files.items(), key=lambda item: len(item[1])) if first \
             else update.files.items():
         mode = entries.get(name)
-        if mode is None or not stat.S_ISREG(mode) or not _located(
+        if mode is None or not stat.S_ISREG(mode) or name in update.differs or not _located(
                 f"{update.shown}/{name}", functools.partial(_holds, data=data), directory / name):
             changed.append(name)
             if first:
@@ -1338,7 +1342,8 @@ def changed_entries(root: str | os.PathLike[str], updates: Sequence[DirectoryUpd
     ``PathError`` for what would stop the write (symlinks, unknown entries)."""
     out = []
     for update in updates:
-        names = _changes(real_directory(root, update.rel), update)
+        # What is stale is told by the bytes, not by what the last manifest says.
+        names = _changes(real_directory(root, update.rel), update._replace(differs=()))
         out += [f"{update.shown}/{name}" for name in names]
     return out
 
