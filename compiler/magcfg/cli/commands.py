@@ -1100,7 +1100,8 @@ def publish(
                                                  "<branch>@sha1:<commit> of the checkout).",
                                                  show_default=False)] = None,
     source: Annotated[str | None, typer.Option("--source", help="With OCI_REFERENCE: source "
-                                               "repository URL to annotate.",
+                                               "repository URL to annotate (a login in "
+                                               "it left out).",
                                                show_default=False)] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="With OCI_REFERENCE: plain HTTP, "
                                            "for a registry on 127.0.0.1 only (tests, local "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -21,7 +20,7 @@ from ..artifact import MANIFEST, SIGNATURE
 from ..durable import git_env, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..project import Project
-from ..secrets.redaction import without_login
+from ..secrets.redaction import login_dropped
 from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
 from ..signing.signatures import VerificationError, VerifiedArtifact, verify_files
@@ -96,26 +95,12 @@ def source_revision(root: Path) -> str:
     return f"{name}@{sha}" if name else sha
 
 
-def _holds_login(url: str) -> bool:
-    """Whether ``url`` names a login (``https://USER:TOKEN@HOST/...``) before its host."""
-    try:
-        return "@" in urlsplit(url).netloc
-    except ValueError:  # not a URL at all (an unclosed [ of an IPv6 host): no login read
-        return False
-
-
 def publish(project: Project, env: str, target: Reference, private_key: Ed25519PrivateKey, *,
             insecure: bool = False, revision: str | None = None, source: str | None = None,
             registry: Registry | None = None) -> Published:
     """Verify ``generated/<env>/`` and publish it to ``target`` (see the module)."""
     if target.digest:
         raise UsageError(f"{target}: publish to a repository or a tag, not a digest")
-    if source is not None and _holds_login(source):
-        # The annotation goes to everyone who can pull the artifact; CI's clone URL holds
-        # the job's token (GitLab's $CI_REPOSITORY_URL).
-        raise UsageError(f"--source {without_login(source)!r} holds a login, which the "
-                         "artifact's annotation would show to everyone who can pull it: "
-                         "give the repository's URL without it (GitLab: $CI_PROJECT_URL)")
     display = f"{project.output}/{env}"
     keys = project_public_keys(project)
     if not keys:
@@ -140,7 +125,9 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
         flux.ANNOTATION_KEY_ID: verified.key_id,
     }
     if source:
-        annotations[flux.ANNOTATION_SOURCE] = source
+        # `git config --get remote.origin.url`, Flux's idiom for it, holds the job's
+        # token in GitLab CI: the annotation goes to whoever may pull the artifact.
+        annotations[flux.ANNOTATION_SOURCE] = login_dropped(source)
     client = registry or Registry(target, insecure=insecure)
     repo = target.repository
     pushed: list[str] = []

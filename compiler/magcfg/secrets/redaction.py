@@ -35,6 +35,12 @@ def without_login(url: str) -> str:
     return _URL_LOGIN.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
 
 
+def login_dropped(url: str) -> str:
+    """``url`` with no login at all (as ``without_login`` finds it): where the URL is
+    data others read and parse, such as an artifact's source annotation."""
+    return _URL_LOGIN.sub(lambda m: m.group(1), url, count=1)
+
+
 @lru_cache(maxsize=8)
 def _forms(values: frozenset[str]) -> tuple[str, ...]:
     """Every ``quoted_forms`` of ``values``, the longest first (a secret that holds
