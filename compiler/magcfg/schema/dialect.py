@@ -28,12 +28,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from functools import cache
-from types import ModuleType
 from typing import Any, NoReturn
 
 from ..errors import BuildError, Diagnostic
@@ -117,61 +113,13 @@ def _nesting(levels: int) -> dict[str, Any]:
     return defs
 
 
-def engine() -> ModuleType:
-    """jsonschema-rs, imported without ``email.utils``. Its extension dates its own build
-    when imported (``email.utils.parsedate_to_datetime`` of one RFC 2822 date), and
-    ``email.utils`` imports ``socket``, ``calendar``, ``random`` and ``urllib.parse``:
-    ~6 of the import's ~9 ms (``-X importtime``), in every build that compiles a piece
-    of the schema (a one-file rebuild compiles one). While the extension is imported,
-    ``email.utils`` is a stand-in that reads the one form it dates in (any other goes to
-    the real function, imported then); afterwards ``email.utils`` is the real module
-    for whoever imports it."""
-    found = sys.modules.get("jsonschema_rs")
-    if found is not None:
-        return found
-    stand_in = None
-    if "email.utils" not in sys.modules:
-        stand_in = ModuleType("email.utils")
-        stand_in.parsedate_to_datetime = _build_date  # type: ignore[attr-defined]
-        sys.modules["email.utils"] = stand_in
-    try:
-        import jsonschema_rs
-    finally:
-        if stand_in is not None and sys.modules.get("email.utils") is stand_in:
-            del sys.modules["email.utils"]
-    return jsonschema_rs
-
-
-_BUILD_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) "
-                         r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) "
-                         r"(\d{2}):(\d{2}):(\d{2}) \+0000")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _build_date(text: Any) -> datetime:
-    """``email.utils.parsedate_to_datetime`` of the form jsonschema-rs dates its build in
-    (``Thu, 12 Nov 2026 07:50:16 +0000``); anything else is the real function's."""
-    found = _BUILD_DATE.fullmatch(text) if isinstance(text, str) else None
-    if found is not None:
-        day, month, year, hour, minute, second = found.groups()
-        try:
-            return datetime(int(year), _MONTHS.index(month) + 1, int(day), int(hour),
-                            int(minute), int(second), tzinfo=UTC)
-        except ValueError:  # 31 Feb: the real function words the error
-            pass
-    if getattr(sys.modules.get("email.utils"), "parsedate_to_datetime", None) is _build_date:
-        del sys.modules["email.utils"]  # the stand-in: the real module is imported now
-    import email.utils
-
-    return email.utils.parsedate_to_datetime(text)
-
-
 @cache
 def _dialect_validator() -> Any:
     """The schema file's check: ``DIALECT``, and JSON nested at most ``MAX_DEPTH`` levels
     (in the same pass: converting a 26 MB document for jsonschema-rs is most of the
     cost, and a Python walk to measure depth would cost more than the check)."""
-    jsonschema_rs = engine()
+    import jsonschema_rs
+
     check = {
         "$schema": DIALECT_URI,
         "$id": "https://magcfg.invalid/schema/check",

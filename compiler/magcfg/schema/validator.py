@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from ..errors import BuildError, close_match, cut, printable
-from .dialect import dangling_ref, engine, located, refuse_retrieval
+from .dialect import dangling_ref, located, refuse_retrieval
 from .index import Schema, fragment_safe, fragment_schema
 
 if TYPE_CHECKING:
@@ -72,7 +72,8 @@ class Validator:
 
     def _validator(self, *, whole: bool, masked: bool) -> Any:
         """Compiled on first use: most builds need only the fragment validator."""
-        jsonschema_rs = engine()
+        import jsonschema_rs
+
         key = (whole, masked)
         if key not in self._compiled:
             document = self.schema.document if whole else self._relaxed
