@@ -333,6 +333,23 @@ def test_what_publish_prints_is_what_the_kernel_and_watch_take(
         f"error: {printed}: no such directory; a registry artifact is named with oci:// "
         f"(oci://{printed}), as publish names it beside cosign's form\n")
     assert not (tmp_path / "out").exists()
+    # The tag followed for another environment: the error names the pull as verify
+    # --artifact oci:// does, not the temporary mirror it went into (gone once watch exits).
+    other = subprocess.run(
+        [sys.executable, "-m", "magcfg", "watch", "--artifact", follow, "--env", "staging",
+         "--public-key", str(signed.root / "keys/magcfg.pub"), "--out", str(tmp_path / "out"),
+         "--insecure-registry"], capture_output=True, text=True, timeout=60)
+    manifest = f"oci://{repo}@{crane('digest', f'{repo}:production').strip()}/manifest.json"
+    refused = (f"{manifest}: is for environment 'production', not 'staging': another "
+               "environment's artifact")
+    assert failed_cleanly(other, 1) == (
+        f"error: {follow}: cannot load the config (environment_mismatch: {refused}) and "
+        "there is no last known-good state (no state_dir given)\n")
+    assert json.loads(other.stdout.splitlines()[0])["data"]["error"] == refused
+    verified = signed.run("verify", "--artifact", follow, "--env", "staging", "--public-key",
+                          str(signed.root / "keys/magcfg.pub"), "--insecure-registry")
+    assert failed_cleanly(verified, 1) == f"{manifest}: error: is for environment " \
+        "'production', not 'staging': another environment's artifact\n"
 
 
 def test_a_path_made_of_a_reference_is_refused_naming_the_string(

@@ -467,9 +467,14 @@ class Kernel:
                     self._publish_final(self._failed_event(refused, None, "start", started))
                     what = ("the registry mirror holds no config it can serve" if outage
                             else "cannot load the config")
+                    # A registry's pull is named by the reference followed; the mirror,
+                    # read with the registry down, as the directory it is.
+                    subject = (self._registry.reference
+                               if self._registry is not None and outage is None
+                               else self.artifact_dir)
                     raise KernelStartError(
                         (f"{outage}; and " if outage else "")
-                        + f"{self.artifact_dir}: {what} ({refused.reason}: {refused.error}) "
+                        + f"{subject}: {what} ({refused.reason}: {refused.error}) "
                         f"and {no_state}") from None
                 self._install(saved)
                 self.booted_from = "last_known_good"
@@ -694,8 +699,12 @@ class Kernel:
             raise _Refused("read", "unreadable_file",
                            f"{self.artifact_dir}/{DATA_LINK}: {raw.unreadable[DATA_LINK]}")
         # The files read, as `magcfg verify` names them: through a volume's link, not
-        # the visible names beside it.
-        prefix = (f"{self.artifact_dir}/" if raw.root == self.artifact_dir
+        # the visible names beside it; a registry's pull, as `verify --artifact oci://`
+        # names it, not the mirror it was written into (a temporary directory without
+        # state_dir, gone when the sidecar exits).
+        pulled = self._registry.pulled_as(raw.root) if self._registry is not None else None
+        prefix = (f"{pulled}/" if pulled is not None
+                  else f"{self.artifact_dir}/" if raw.root == self.artifact_dir
                   else f"{self.artifact_dir}/{DATA_LINK}/")
         for name in (MANIFEST, SIGNATURE):
             if name in raw.unreadable:

@@ -41,7 +41,7 @@ from ..oci.reference import Reference, parse_reference
 from ..oci.registry import Registry, RegistryError, is_digest
 from ..signing.keys import key_id
 from .events import SOURCE_FAILED, SOURCE_RESTORED
-from .publish import failure, own_directory, publish
+from .publish import current_target, failure, own_directory, publish
 
 __all__ = ["RegistrySource", "SourceRefused", "pull"]
 
@@ -152,6 +152,9 @@ class RegistrySource:
         # What the mirror holds (pulled, not yet accepted) and what the kernel serves: a
         # pulled artifact the kernel refuses must not be reported as served.
         self.pulled: tuple[str, str | None] | None = None
+        # The mirror's version directory this source wrote last and the digest pulled
+        # into it: what the files the kernel reads there are named after.
+        self._pulled_into: tuple[str, str] | None = None
         self.digest: str | None = None
         self.revision: str | None = None
         self.failures = 0
@@ -218,16 +221,31 @@ class RegistrySource:
                 # A stopped source writes nothing: its kernel may have removed the mirror.
                 return False
             self.pulled = None  # while the mirror changes, nothing is known of what it holds
+            self._pulled_into = None
             try:
                 publish(self.mirror, files)
+                target = current_target(self.mirror)
             except OSError as exc:
                 # The state directory's trouble (a full disk, a file where the mirror
                 # goes), not the registry's: the same outage, reported, and the config kept.
                 raise SourceRefused("mirror_unwritable", failure(self.mirror, exc)) from None
+            if target is not None:
+                self._pulled_into = (target.name, digest)
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
         self.pulled = (digest, revision if isinstance(revision, str) else None)
         return True
+
+    def pulled_as(self, version_directory: Path) -> str | None:
+        """``oci://REGISTRY/REPO@sha256:...``, the pull this source wrote into the mirror's
+        ``version_directory`` (the one a read of the mirror went through), or None: a
+        mirror left by an earlier process, read while the registry is down, is named as
+        the mirror it is."""
+        found = self._pulled_into
+        if found is None or version_directory.name != found[0]:
+            return None
+        ref = self.reference
+        return str(Reference(ref.host, ref.repository, None, found[1]))
 
     def served(self, pulled: tuple[str, str | None] | None) -> None:
         """The kernel serves what it read from the mirror when ``pulled`` was what the
