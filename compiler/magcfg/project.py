@@ -1115,6 +1115,22 @@ def find_project_file(start: Path | None = None) -> Path:
     return found
 
 
+def may_be_project_text(text: str, name: str) -> bool:
+    """Whether ``text``, of a file named as a project file is (``name``), may be a magcfg
+    project file: anything but a YAML mapping none of whose keys is a section of one. A
+    CI pipeline of that name (the ``.github/workflows/magcfg.yml`` and
+    ``.woodpecker/magcfg.yml`` that init writes: ``name``, ``on``, ``jobs``; ``steps``)
+    is none; a project file with a misspelt section, or that is not YAML, may be one,
+    and is loaded, to fail as such."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return True
+    return not isinstance(raw, dict) or any(str(key) in KNOWN_SECTIONS for key in raw)
+
+
 def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
     """The nearest ``magcfg.yaml`` in ``start`` or a parent, none above ``top`` (a
     repository's root; ``start`` outside it starts there). Any entry of that name counts

@@ -1,10 +1,13 @@
 """``magcfg lint --since REF`` (lint/history.py): each file a commit in ``REF..HEAD``
 added or changed is checked as that commit holds it, in real git repositories."""
 
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from .conftest import MakeRepo, git, run_cli
 
@@ -427,14 +430,18 @@ def test_a_commit_s_files_are_judged_by_that_commit_s_schema(make_repo: MakeRepo
     _no_canary(proc.stdout, proc.stderr)
 
 
+@pytest.mark.parametrize("section", ["environments", "layers"])
 def test_a_commit_whose_project_file_does_not_load_fails_the_gate_naming_it(
-        make_repo: MakeRepo) -> None:
+        make_repo: MakeRepo, section: str) -> None:
     """Its layers cannot be told from other files: the gate says so, at that commit's
-    project file, rather than pass what it could not judge."""
+    project file, rather than pass what it could not judge; a project file whose
+    ``layers`` is misspelt is one, not a file of that name that is no project (a CI
+    pipeline: tests/scaffold/test_init.py)."""
     from . import fixtures as fx
 
     root = _layer_project(make_repo)
-    broken = fx.LAYER_SECRETS["magcfg.yaml"].replace("environments:", "environmentz:")
+    assert f"\n{section}:" in fx.LAYER_SECRETS["magcfg.yaml"]
+    broken = fx.LAYER_SECRETS["magcfg.yaml"].replace(f"\n{section}:", f"\n{section[:-1]}z:")
     added = _commit(root, {"magcfg.yaml": broken,
                            "layers/base/more.yaml": f'api_keys:\n  stripe: "{CANARY}"\n'},
                     "broken")

@@ -120,37 +120,27 @@ def _load_layers(ctx: LintContext) -> _Layers:
     return _Layers(files, unread, tuple(projects))
 
 
-def _lists_layers(text: str, rel: str) -> bool:
-    """Whether ``text``, of a file named as a project file is (``rel``), is a magcfg layer
-    project: a mapping that lists ``layers``. A CI pipeline of that name (init's
-    ``.github/workflows/magcfg.yml``) is none. Raises ``BuildError`` for text that is
-    not YAML: whether it is a project cannot be told."""
-    import yaml
-
-    from ..errors import BuildError
-
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # its problem only: the context quotes the file
-        raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
-                         ) from None
-    return isinstance(raw, dict) and bool(raw.get("layers"))
-
-
 def _project(ctx: LintContext, rel: str
              ) -> tuple[_Project, dict[str, frozenset[tuple[str, ...]]]] | None:
     """The project of the project file ``rel`` and its layer files with their key
     prefixes (from the lint root); None when it lists no layers or has no JSON schema,
     or lies outside the linted tree."""
     from ..compiler import Compiler
+    from ..errors import BuildError
     from ..project import load_project
 
     if rel == ctx.config.project_file:
         raw: Any = ctx.config.raw_project
-        if not isinstance(raw, dict) or not raw.get("layers"):
-            return None  # not a magcfg layer project
-    elif not _lists_layers(ctx.files[display_name(rel)].text, rel):
-        return None
+    else:
+        import yaml
+
+        try:
+            raw = yaml.safe_load(ctx.files[display_name(rel)].text)
+        except yaml.YAMLError as exc:  # its problem only: the context quotes the file
+            raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
+                             ) from None
+    if not isinstance(raw, dict) or not raw.get("layers"):
+        return None  # not a magcfg layer project
     project = load_project(ctx.root / rel)
     if project.json_schema is None:
         return None
@@ -293,7 +283,7 @@ class CommitLayers:
         """(commit, project file) -> the blob of that project's JSON schema there."""
         from ..durable import MAX_INPUT_BYTES
         from ..pipeline.gitsource import committed_project
-        from ..project import committed_blobs
+        from ..project import committed_blobs, may_be_project_text
         from .history import git_failed
 
         wanted = sorted({(name, blob) for c in commits
@@ -310,9 +300,10 @@ class CommitLayers:
             try:
                 if not isinstance(raw, bytes):
                     raise MagcfgError(f"is more than {MAX_INPUT_BYTES} bytes")
-                # As the work tree's files are told: a file of a project file's name that
-                # lists no layers (a CI pipeline) is no project of the commit's.
-                if _lists_layers(raw.decode("utf-8", "replace"), name):
+                # A file of a project file's name that holds none of its sections (a CI
+                # pipeline) is no project of the commit's; any other is loaded, and
+                # one that does not load fails the gate.
+                if may_be_project_text(raw.decode("utf-8", "replace"), name):
                     self._loaded[name, blob] = committed_project(
                         name.rpartition("/")[2], raw, self._ctx.root / here)
                 else:
