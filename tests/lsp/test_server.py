@@ -722,3 +722,25 @@ def test_a_git_lfs_pointer_is_refused_on_it_as_every_command_does(mini: Project)
             "than one with it; install git-lfs and run `git lfs pull`, or keep the inputs "
             "out of LFS (drop their filter=lfs in .gitattributes and commit them again)"
             ) in shown, shown
+
+
+@pytest.mark.asyncio
+async def test_a_pipeline_named_as_a_project_file_is_no_project(client: LanguageClient,
+                                                                bundled: Project) -> None:
+    """``magcfg init`` writes its GitHub pipeline as .github/workflows/magcfg.yml (its
+    Woodpecker one as .woodpecker/magcfg.yml). An editor's client starts the server for
+    every YAML file: opened, the pipeline was the nearest file of a project file's name
+    to itself, loaded as a project, and its lines marked with the project file's errors
+    ("unknown section 'jobs'"). It lists no layers: no project, as lint tells it."""
+    workflow = ".github/workflows/magcfg.yml"
+    bundled.write(workflow, "name: magcfg\non: [push, pull_request]\npermissions:\n"
+                            "  contents: read\njobs:\n  config:\n    runs-on: ubuntu-latest\n"
+                            "    steps:\n      - run: magcfg build --check\n")
+    bundled.write(".github/workflows/release.yml", "name: release\non: [push]\njobs: {}\n")
+    uris = [open_doc(client, bundled, rel) for rel in (workflow, ".github/workflows/release.yml")]
+    prod = open_doc(client, bundled, PROD_MAGDS)
+    for uri in (*uris, prod):
+        await barrier(client, uri)
+    assert all(not client.diagnostics.get(uri) for uri in uris), client.diagnostics
+    # The project's own files are served as before.
+    assert "- **production**: `50`" in await hover(client, prod, 7, 6)

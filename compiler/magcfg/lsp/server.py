@@ -21,9 +21,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
-from ..durable import MAX_INPUT_BYTES, FileTooLarge
-from ..errors import BuildError, UsageError, printable
-from ..project import find_project_file, load_project, nearest_project_file
+from ..durable import MAX_INPUT_BYTES, FileTooLarge, read_regular
+from ..errors import BuildError, MagcfgError, UsageError, printable
+from ..project import (
+    find_project_file,
+    load_project,
+    may_be_project_text,
+    nearest_project_file,
+)
 from ..version import __version__
 from .overlay import buffer_bytes
 from .session import Finding, Place, Session
@@ -151,6 +156,8 @@ class MagcfgServer(LanguageServer):
             # Shown on the project file until it loads (checked again when it changes).
             if stamp is not None:
                 self.unloadable[str(file)] = stamp
+            if not _may_be_a_project(file):
+                return None  # a CI pipeline of that name (init's): nothing of ours
             found: dict[str, list[Finding]] = {}
             for d in exc.diagnostics:
                 found.setdefault(d.file or file.name, []).append(Finding(d, (), 0, 0))
@@ -267,6 +274,18 @@ def refused(ls: MagcfgServer, uri: str, rel: str, exc: FileTooLarge) -> None:
     ls.window_show_message(types.ShowMessageParams(
         types.MessageType.Warning,
         f"magcfg: {printable(rel)} {exc.message}: checked as saved, not as typed"))
+
+
+def _may_be_a_project(file: Path) -> bool:
+    """Whether a file of a project file's name that does not load may be a project whose
+    errors are shown on it: not a mapping of none of its sections, as the pipelines
+    ``magcfg init`` writes (``.github/workflows/magcfg.yml``) are, which lint --since
+    tells apart alike."""
+    try:
+        text = read_regular(file, MAX_INPUT_BYTES).decode("utf-8")
+    except (OSError, MagcfgError, UnicodeDecodeError):
+        return True  # what cannot be read is reported as the project's error
+    return may_be_project_text(text, file.name)
 
 
 def _below(path: str, root: str) -> bool:
