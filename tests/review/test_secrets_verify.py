@@ -266,17 +266,52 @@ def test_unknown_environment_and_format(tmp_path: Path) -> None:
         "error: unknown format 'xml' (text or json)\n")
 
 
-def test_the_project_names_the_environments_vault(tmp_path: Path, dev_vault: DevVault) -> None:
+def test_the_project_file_s_vault_gets_no_credentials(tmp_path: Path,
+                                                     dev_vault: DevVault) -> None:
+    """A pull request writes the project file: where it names the environment's Vault
+    and ``VAULT_ADDR`` is unset, the token was sent there (a server of the pull
+    request's choosing, in CI or on a reviewer's machine). The address is named, and
+    nothing is sent; ``VAULT_ADDR`` says where to verify."""
+    import http.server
+
+    heard: list[str] = []
+
+    class Recording(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            heard.append(self.headers.get("X-Vault-Token") or "")
+            self.send_response(403)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_POST = do_GET
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    planted = f"http://127.0.0.1:{server.server_address[1]}"
     project, prefix = vault_project(tmp_path / "p")
     text = (project.root / "magcfg.yaml").read_text()
     project.write("magcfg.yaml", text.replace(
-        "    path_prefixes:", f"    addresses: {{prod: \"{dev_vault.addr}\"}}\n    path_prefixes:"))
+        "    path_prefixes:", f"    addresses: {{prod: \"{planted}\"}}\n    path_prefixes:"))
     _seed_all(dev_vault, prefix)
-    env = dev_vault.env(VAULT_TOKEN=dev_vault.root_token)
+    env = dev_vault.env(VAULT_TOKEN=_canary())
     del env["VAULT_ADDR"]
-    done = project.run("secrets", "verify", "--env", "prod", env=env)
+    try:
+        done = project.run("secrets", "verify", "--env", "prod", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failed_cleanly(done, 2) == (
+        f"error: no Vault address: set VAULT_ADDR (or BAO_ADDR); the project file names "
+        f"{planted} for this environment, but the credentials go only to the server the "
+        "environment names (a pull request writes the project file)\n")
+    assert heard == []
+    done = project.run("secrets", "verify", "--env", "prod",
+                       env=dev_vault.env(VAULT_TOKEN=dev_vault.root_token))
     assert done.returncode == 0, done.stderr
-    assert dev_vault.addr in done.stderr
 
 
 def test_ci_step_is_guarded_by_vault_addr() -> None:

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from magcfg.errors import UsageError
-from magcfg.secrets.vault import VaultConfig, VaultError, VaultSession, vault_config
+from magcfg.secrets.vault import (
+    VaultConfig,
+    VaultError,
+    VaultSession,
+    VaultUsageError,
+    vault_config,
+)
 
 from ..net.slow import ends_within
 from ..runtime.test_vault_hostile import FakeVault
@@ -39,7 +45,9 @@ def test_settings_from_the_environment() -> None:
     assert (k8s.auth, k8s.k8s_mount, k8s.k8s_token_path) == (
         "kubernetes", "kubernetes", "/var/run/secrets/kubernetes.io/serviceaccount/token")
     # Project address when the environment names none; the environment wins.
-    assert vault_config({"VAULT_TOKEN": "t"}, "https://p:1").addr == "https://p:1"
+    # The project file's address is a pull request's to write: named, never used.
+    with pytest.raises(VaultUsageError, match="the project file names https://p:1 for"):
+        vault_config({"VAULT_TOKEN": "t"}, "https://p:1")
     assert vault_config({"VAULT_TOKEN": "t", "VAULT_ADDR": "https://e:1"}, "https://p:1").addr == "https://e:1"
     with pytest.raises(UsageError):
         vault_config({"VAULT_ADDR": "http://v:1", "VAULT_TOKEN": "t", "VAULT_CLIENT_TIMEOUT": "0"})

@@ -127,10 +127,18 @@ def _get_or_file(environ: Mapping[str, str], name: str) -> str | None:
     return text or None
 
 
-def vault_config(environ: Mapping[str, str], default_addr: str | None = None) -> VaultConfig:
-    """The connection the environment describes. ``default_addr`` (the project's address
-    for the environment) is used when ``VAULT_ADDR``/``BAO_ADDR`` is unset."""
-    addr = _get(environ, "ADDR") or default_addr
+def vault_config(environ: Mapping[str, str], project_addr: str | None = None) -> VaultConfig:
+    """The connection the environment describes. ``project_addr`` (the project file's
+    address for the environment) is named when ``VAULT_ADDR``/``BAO_ADDR`` is unset, never
+    used: the credentials come from the environment, and a pull request writes the
+    project file, which would have them sent to a server of its choosing."""
+    addr = _get(environ, "ADDR")
+    if not addr and project_addr:
+        raise VaultUsageError(_problem(
+            "no Vault address: set VAULT_ADDR (or BAO_ADDR); the project file names "
+            f"{without_login(project_addr)} for this environment, but the credentials go "
+            "only to the server the environment names (a pull request writes the project "
+            "file)"))
     if not addr:
         raise VaultUsageError(_problem(
             "no Vault address: set VAULT_ADDR (or BAO_ADDR), e.g. https://vault.example:8200"))
