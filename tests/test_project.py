@@ -171,3 +171,20 @@ def test_paths_below_a_work_tree_of_their_own_are_left_out_at_any_depth(
     directories = ["a", "a/b", "c", "c/d", "a/b2",
                    *(("e/" * depth).rstrip("/") for depth in range(1, 2001))]
     assert sorted(asked) == sorted(os.path.join(tmp_path, d, ".git") for d in directories)
+
+
+def test_git_is_waited_for_until_it_exits_and_not_past_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A git question's answer is taken as git exits (its pidfd wakes the wait), where
+    ``Popen.wait(timeout)`` slept 1, 2, 4 ms... between looks and overshot it; a git
+    that hangs is still given up after ``GIT_ANSWER_SECONDS`` (tests/lint/test_walk.py)."""
+    import time
+
+    from .conftest import calls
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    slept = calls(monkeypatch, time, "sleep")
+    for _ in range(5):
+        top = project.git_answer(["rev-parse", "--show-toplevel"], tmp_path)
+        assert top is not None and top.endswith(b"\n")
+    assert slept == []
