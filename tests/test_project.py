@@ -4,6 +4,7 @@ take a blob only as git gave it whole, on a real git stopped in the middle."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -188,3 +189,9 @@ def test_git_is_waited_for_until_it_exits_and_not_past_it(
         top = project.git_answer(["rev-parse", "--show-toplevel"], tmp_path)
         assert top is not None and top.endswith(b"\n")
     assert slept == []
+    # A process reaped already is not looked for by its pid, which a process started
+    # since may hold.
+    done = subprocess.Popen(["git", "--version"], stdout=subprocess.DEVNULL)
+    assert done.wait() == 0
+    opened = calls(monkeypatch, os, "pidfd_open")
+    assert project._exit_status(done, 1) == 0 and opened == []

@@ -500,6 +500,8 @@ def _exit_status(process: subprocess.Popen[bytes], seconds: float) -> int:
     import select
     import subprocess
 
+    if process.returncode is not None:  # reaped: its pid may be another process's
+        return process.returncode
     try:
         exited = os.pidfd_open(process.pid)
     except (AttributeError, OSError):
