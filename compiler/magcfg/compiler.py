@@ -1530,6 +1530,8 @@ def version_bases(project: Project, envs: Iterable[str],
             f"committed here, from which versions are numbered ({exc}): fix what stops "
             "git, then build again", code="git")]) from None
     bases: dict[str, VersionBase] = {}
+    # The index holds HEAD's manifest until a manifest is staged: each one read once.
+    read: dict[bytes, int] = {}
     for env in envs:
         best: tuple[int, VersionBase] | None = None
         for rev in revisions:
@@ -1543,10 +1545,12 @@ def version_bases(project: Project, envs: Iterable[str],
                     f"{MAX_MANIFEST_BYTES} a manifest may have; restore it from git",
                     code="manifest")])
             candidate = VersionBase(blob, display)
-            try:
-                version = int(load_manifest(blob)["version"])
-            except ManifestError:
-                version = 1 << 62  # unreadable: the build names it and stops
+            if blob not in read:
+                try:
+                    read[blob] = int(load_manifest(blob)["version"])
+                except ManifestError:
+                    read[blob] = 1 << 62  # unreadable: the build names it and stops
+            version = read[blob]
             if best is None or version > best[0]:
                 best = (version, candidate)
         bases[env] = best[1] if best else VersionBase(None, f"HEAD:{rels[env]}")

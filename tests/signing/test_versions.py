@@ -398,3 +398,25 @@ def test_a_git_that_stops_in_the_middle_of_a_committed_manifest_fails_the_build(
     monkeypatch.setenv("GIT_CUT_AT", str(1 << 30))
     build(repo)
     assert versions(repo) == {"dev": 1, "prod": 2}
+
+
+def test_a_manifest_committed_and_staged_alike_is_read_once(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions are numbered from the manifests in HEAD and in the index, which hold the
+    same bytes until one is staged: each is read once, and the versions are as ever."""
+    from magcfg import artifact
+
+    from ..conftest import calls
+
+    read = calls(monkeypatch, artifact, "load_manifest")
+    build(repo)
+    assert versions(repo) == {"dev": 1, "prod": 1}
+    assert len(read) == 2  # dev's and prod's, each in HEAD and in the index
+    layer = repo / "layers/environments/prod/logging.yaml"
+    layer.write_text("logging:\n  level: error\n")
+    build(repo)
+    git(repo, "add", "-A")  # the index holds prod's version 2, HEAD its version 1
+    read.clear()
+    build(repo)
+    assert versions(repo) == {"dev": 1, "prod": 2}
+    assert sorted(json.loads(m)["version"] for m in read) == [1, 1, 2]
