@@ -207,6 +207,21 @@ def test_the_gitops_loop(tmp_path: Path) -> None:
     again = ci(origin, "main", ("sign",), "push", runs, env={"MAGCFG_SIGNING_KEY": pem})
     done = sh(again, "magcfg publish --branch deploy --push origin")
     assert done.returncode == 0 and "nothing to publish" in done.stderr, done.stderr
+    # The pipeline of main's commit before the promotion, run after (a slow runner, a run
+    # again): its production artifact is older than deploy's, which every running service
+    # would refuse and a new pod without state serve. Nothing is published.
+    deployed = git(origin, "rev-parse", "deploy").strip()
+    git(dev, "push", "-q", "origin", "main~1:refs/heads/older")
+    older = ci(origin, "older", ("sign",), "push", runs, env={"MAGCFG_SIGNING_KEY": pem})
+    late = sh(older, "magcfg publish --branch deploy --push origin")
+    held = json.loads(git(origin, "show", "deploy:generated/production/manifest.json"))
+    assert late.returncode == 1, late.stderr
+    assert late.stderr == (
+        f"generated/production/manifest.json: error: version {held['version'] - 1} after "
+        f"{held['version']} on deploy: rollback_refused; deploy holds a newer artifact, "
+        "published from a later commit (this is an older one's pipeline, run after it): "
+        "nothing was published [version]\n")
+    assert git(origin, "rev-parse", "deploy").strip() == deployed
 
 
 def _signed_and_added(tmp_path: Path) -> Path:

@@ -15,6 +15,7 @@ trigger CI again, on a deploy branch CI runs on too.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ from ..errors import BuildError, Diagnostic, UsageError
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
 from .directory import too_many_entries, verify_artifact, verify_whole
 from .signatures import VerificationError
+from .versions import SuccessionError, check_succession
 
 SKIP_CI = "[skip ci]"
 """The marker every CI a project runs documents as skipping the pipeline of the commit
@@ -231,6 +233,46 @@ def _keep_signed(root: str, tip: str, source: str, verified: list[str],
         _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=info)
 
 
+def _no_step_back(root: str, tip: str, branch: str,
+                  manifests: Mapping[str, Mapping[str, object]]) -> None:
+    """A ``BuildError`` naming each manifest to publish (by its directory, from ``root``)
+    whose version is older than the one the branch's ``tip`` holds there, or the same
+    version with another config: the pipeline of an older commit run after a newer one's
+    (a slow runner, a run again). The controller would sync it, every running service
+    refuse it (``rollback_refused``) and a new pod without state serve it, as the runtime
+    and ``build --check --since`` judge (``versions.check_succession``). A manifest the
+    branch holds that cannot be read as one (none yet, too large, not JSON) is replaced."""
+    problems = []
+    for directory, after in sorted(manifests.items()):
+        path = f"{directory}/{MANIFEST}"
+        held = f"{tip}:./{path}"
+        size = _git(root, "cat-file", "-s", held, check=False)
+        if size.returncode != 0 or not size.stdout.strip().isdigit() \
+                or int(size.stdout) > size_limit(MANIFEST):
+            continue
+        try:
+            before = json.loads(_git_bytes(root, "cat-file", "blob", held))
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(before, dict):
+            continue
+        try:
+            check_succession(before, after, file=path)
+        except SuccessionError as exc:
+            if exc.reason == "environment_mismatch":
+                continue  # not this environment's artifact: replaced
+            problems.append(Diagnostic(
+                path, None, "version",
+                f"version {after.get('version')} after {before.get('version')} on {branch}: "
+                f"{exc.reason}; {branch} holds a newer artifact, published from a later "
+                "commit (this is an older one's pipeline, run after it): nothing was "
+                "published", code=exc.reason))
+        except VerificationError:
+            continue  # no version there to go back from
+    if problems:
+        raise BuildError(problems)
+
+
 def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519PublicKey],
             branch: str, remote: str | None = None) -> Published:
     """Verify the artifact of each of ``envs``, commit each ``<output>/<env>/`` as it is in
@@ -243,12 +285,14 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
         raise UsageError(f"{branch!r} is not a valid branch name")
     versions = {}
     verified = []
+    manifests: dict[str, Mapping[str, object]] = {}
     for env in envs:
         display = f"{project.output}/{env}"
         verified.append(display)
         result = verify_artifact(real_directory(project.root, display), public_keys,
                                  environment=env, display=display)
         versions[env] = result.version
+        manifests[display] = result.manifest
     source = _git(root, "rev-parse", "--verify", "HEAD^{commit}").stdout.strip()
     ref: str | None = f"refs/heads/{branch}"
     if remote is not None:
@@ -265,6 +309,8 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
             ref = "FETCH_HEAD" if fetched.returncode == 0 else None
     tip = (_git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
                 check=False).stdout.strip() or None) if ref is not None else None
+    if tip is not None:
+        _no_step_back(root, tip, branch, manifests)
 
     with tempfile.TemporaryDirectory(prefix="magcfg-publish-") as tmp:
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
