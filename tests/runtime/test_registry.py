@@ -93,6 +93,8 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
         assert kernel.status()["registry"]["digest"] == first
         assert kernel.status()["registry"]["revision"].startswith("main@sha1:")
         assert kernel.status()["watch"] == "registry"
+        artifact = signed.root / "generated/production"
+        shutil.copytree(artifact, tmp_path / "first")
         newer = _new_version(signed, "info")
         second = _publish(signed, target)
         # Events reach subscribers after the swap (and after metrics and audit): wait
@@ -102,6 +104,17 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
         assert kernel.version == newer
         assert kernel.get("logging.level") == "info"
         assert _of(events, RELOADED)[-1]["data"]["trigger"] == "registry"
+        # The pipeline of the first commit, run after (a slow runner, a run again): its
+        # older artifact would move the tag back. Nothing is pushed.
+        shutil.rmtree(artifact)
+        shutil.copytree(tmp_path / "first", artifact)
+        late = signed.run("publish", "--env", "production", "--key",
+                          str(signed.root.parent / "keys/magcfg.key"), "--insecure", target)
+        assert failed_cleanly(late, 1) == (
+            f"{target[6:]}: error: holds version {newer}, and this is version {old}: "
+            "rollback_refused; it was published from a later commit (this is an older "
+            "one's pipeline, run after it): nothing was pushed\n")
+        assert crane("digest", target[6:]).strip() == second
         # Someone moves the tag back to the older digest: a validly signed older version.
         crane("tag", f"{target[6:].rsplit(':', 1)[0]}@{first}", "production")
         assert wait_for(lambda: bool(_of(events, RELOAD_FAILED)))

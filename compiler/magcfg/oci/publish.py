@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -25,6 +26,7 @@ from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
 from ..signing.signatures import VerificationError, VerifiedArtifact, verify_files
 from ..signing.trust import project_public_keys
+from ..signing.versions import SuccessionError, check_succession
 from . import cosign, flux
 from .reference import Reference
 from .registry import OCI_MANIFEST, Manifest, Registry, digest_of
@@ -133,6 +135,8 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     pushed: list[str] = []
     version_tag = str(verified.version)
 
+    if target.tag and target.tag != version_tag:
+        _no_step_back(client, target, verified, keys)
     existing = client.manifest(repo, version_tag)
     rebuilt = False
     if existing is not None:
@@ -193,6 +197,14 @@ def _held_files(client: Registry, repo: str, layer: dict[str, object],
                 keys: list[Ed25519PublicKey], environment: str) -> object:
     """The ``files`` table of the artifact a content layer holds, verified as a service
     would verify it; None when it does not verify."""
+    held = _held_manifest(client, repo, layer, keys, environment)
+    return held["files"] if held is not None else None
+
+
+def _held_manifest(client: Registry, repo: str, layer: dict[str, object],
+                   keys: list[Ed25519PublicKey], environment: str) -> dict[str, Any] | None:
+    """The manifest of the artifact a content layer holds, verified as a service would
+    verify it (signature, digests, environment); None when it does not verify."""
     digest, size = layer["digest"], layer["size"]
     assert isinstance(digest, str) and isinstance(size, int)  # checked by content_layer
     try:
@@ -201,7 +213,36 @@ def _held_files(client: Registry, repo: str, layer: dict[str, object],
                             keys, environment=environment)
     except (flux.ArtifactFormatError, VerificationError):
         return None
-    return held.manifest["files"]
+    return held.manifest
+
+
+def _no_step_back(client: Registry, target: Reference, verified: VerifiedArtifact,
+                  keys: list[Ed25519PublicKey]) -> None:
+    """A ``PublishError`` when the tag a deployment follows holds a newer version of this
+    environment's artifact (or its version with another config): the pipeline of an
+    older commit run after a newer one's (a slow runner, a run again) would move it
+    back, which every service following it refuses and a new one without state serves
+    (``versions.check_succession``, as the runtime judges). What the tag holds that does
+    not verify as this environment's artifact is replaced."""
+    held = client.manifest(target.repository, str(target.tag))
+    if held is None:
+        return
+    try:
+        layer = flux.content_layer(held.json())
+    except (ValueError, flux.ArtifactFormatError):
+        return
+    before = _held_manifest(client, target.repository, layer, keys, verified.environment)
+    if before is None:
+        return
+    shown = f"{target.name}:{target.tag}"
+    try:
+        check_succession(before, verified.manifest, file=shown)
+    except SuccessionError as exc:
+        raise PublishError([Diagnostic(
+            shown, None, None,
+            f"holds version {before.get('version')}, and this is version "
+            f"{verified.version}: {exc.reason}; it was published from a later commit (this "
+            "is an older one's pipeline, run after it): nothing was pushed")]) from None
 
 
 def _attach(client: Registry, repo: str, tag: str, blob: bytes,
