@@ -78,6 +78,8 @@ COMMAND_LINES: list[tuple[list[str], bool]] = [
     (["build", "--jobs", "x"], False),
     (["build", "--jobs", "+1"], False),
     (["build", "-j", "\u0661"], False),  # a digit to int(), not to the plain build
+    (["build", "-j", "1" * 5000], False),  # more digits than int() reads
+    (["build", "-j", "0" * 5000 + "1"], False),
     (["build", "--jobs"], False),
     (["build", "--env"], False),
     (["build", "-e"], False),
@@ -136,7 +138,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @pytest.mark.parametrize(("args", "plain"), COMMAND_LINES,
-                         ids=[" ".join(args) or "(none)" for args, _ in COMMAND_LINES])
+                         ids=[" ".join(word if len(word) < 40 else f"{word[:4]}...({len(word)})"
+                                       for word in args) or "(none)"
+                              for args, _ in COMMAND_LINES])
 def test_a_command_line_prints_and_exits_as_typers_path(
         built: Project, args: list[str], plain: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(built.root)

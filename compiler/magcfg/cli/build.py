@@ -65,9 +65,13 @@ def build_options(args: list[str]) -> dict[str, Any] | None:
             given[parameter] = value
     jobs = given.get("jobs")
     if jobs is not None:
-        if not _JOBS.fullmatch(jobs) or int(jobs) < 1:
+        try:
+            count = int(jobs) if _JOBS.fullmatch(jobs) else 0
+        except ValueError:  # more digits than int() reads: click says so, as for "x"
+            count = 0
+        if count < 1:
             return None
-        given["jobs"] = int(jobs)
+        given["jobs"] = count
     project = given.get("project")
     if project is not None:
         # click's Path refuses a path that exists but cannot be read, before the command
