@@ -79,7 +79,8 @@ def test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
         assert int(done.stdout) == expected, setting
 
 
-@pytest.mark.parametrize("setting", ["abc", "0", "-1", "2.5", "\u00b2"])
+@pytest.mark.parametrize("setting", ["abc", "0", "-1", "2.5", "\u00b2", "9" * 5000],
+                         ids=["abc", "0", "-1", "2.5", "superscript", "5000 digits"])
 def test_a_bad_jobs_setting_is_a_usage_error(mini: Project, setting: str) -> None:
     """As ``--jobs abc`` is: the build does not run on some other number."""
     done = mini.run("build", env={"MAGCFG_JOBS": setting})

@@ -48,10 +48,14 @@ def available_jobs(requested: int | None = None) -> int:
     if setting:
         # Refused as --jobs refuses it: ignoring it would run on some other number, and
         # str.isdigit alone also takes digits int() does not read ("²").
-        if not (setting.isascii() and setting.isdigit()) or int(setting) < 1:
+        try:
+            jobs = int(setting) if setting.isascii() and setting.isdigit() else 0
+        except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
+            jobs = 0
+        if jobs < 1:
             raise UsageError(f"{JOBS_ENV}={os.environ[JOBS_ENV]!r}: give a whole number "
                              "of processes, 1 or more")
-        return int(setting)
+        return jobs
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
