@@ -92,6 +92,19 @@ def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
     if not wanted:
         return lambda text: text
     shortest = min(map(len, wanted))
+    by_start: dict[bytes, list[bytes]] = {}
+    for value in wanted:
+        by_start.setdefault(value[:_MIN_ENCODED], []).append(value)
+
+    def holds(decoded: bytes) -> bool:
+        # A run of a few words' length decodes to fewer bytes than there are values
+        # (up to MAX_HANDED_OUT): the values that start at each of its bytes are looked
+        # up, so that every word of a long text costs its length, not every value.
+        if len(decoded) - shortest < len(wanted):
+            return any(decoded.startswith(value, at)
+                       for at in range(len(decoded) - shortest + 1)
+                       for value in by_start.get(decoded[at:at + _MIN_ENCODED], ()))
+        return any(value in decoded for value in wanted)
 
     def masked(match: re.Match[str]) -> str:
         run = re.sub(r"\s", "", match.group()).rstrip("=").translate(_URL_SAFE)
@@ -100,8 +113,7 @@ def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
         for start in range(4):
             body = run[start:]
             body = body[:len(body) - (len(body) % 4 == 1)]
-            decoded = base64.b64decode(body + "=" * (-len(body) % 4))
-            if any(value in decoded for value in wanted):
+            if holds(base64.b64decode(body + "=" * (-len(body) % 4))):
                 return REDACTED
         return match.group()
 
