@@ -842,13 +842,15 @@ def test_a_build_outside_git_asks_where_the_top_is_once(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside a work tree each git question fails and then asks whether there is one,
     a process each: loading the project asks git's top once for its two questions, and
-    a build once for its three and the versions; it builds as before."""
+    a build once for its three and the versions; it builds as before. (A ``.git`` that
+    is no repository: without one above, git is not asked at all.)"""
     import time
 
     import magcfg.durable
     from magcfg.pipeline import cache as cache_module
 
     monkeypatch.setattr(cache_module, "RACY_NS", 50_000_000)  # as in the tests above
+    mini.write(".git", "gitdir: nowhere\n")
     magcfg.build(load(mini))
     built = magcfg.build(load(mini))
     time.sleep(0.1)  # the outputs settle: the next build finds the record
@@ -1405,6 +1407,27 @@ def test_the_index_is_asked_for_the_layer_files_of_a_directory_holding_others(
     found = {d.file: d.message for d in raised.value.diagnostics}
     assert "left out of this sparse checkout" in found["layers/b*se/magds.yaml"], found
     assert not {"magcfg.yaml", "layers/base/decoy.yaml"} & set(found), found
+
+
+def test_a_build_outside_any_repository_starts_no_git(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each question a build asks git about its inputs fails outside a work tree, and
+    then asks git whether it is in one: eight processes of ~4 ms in a build outside
+    git. Where no repository can be found (``outside_any_repository``) none is
+    started; the build writes the same, its versions numbered from generated/."""
+    from magcfg.durable import outside_any_repository
+
+    if not outside_any_repository(mini.root):
+        pytest.skip("the temporary directory is below a git repository")
+    magcfg.build(load(mini))
+    built = mini.snapshot_tree()
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: db.local\n")
+    started = calls(monkeypatch, subprocess.Popen, "__init__", 1)
+    result = magcfg.build(load(mini))
+    assert started == []
+    assert result.written and mini.snapshot_tree() != built
+    version = json.loads((mini.root / "generated/dev/manifest.json").read_bytes())["version"]
+    assert version == 2  # numbered from the manifest in generated/, as outside git
 
 
 def test_git_answers_about_ignored_inputs_while_the_build_compiles(

@@ -483,3 +483,32 @@ def test_a_paths_file_name_and_device_are_read_name_by_name(path: str) -> None:
     device = next((part for part in path.split("/")
                    if part.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICES), None)
     assert windows_device(path) == device
+
+
+def test_git_is_not_asked_for_the_top_where_no_repository_can_be_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``GIT_DIR``, and with no ``.git`` or ``HEAD`` in a directory or above it,
+    git finds no repository: ``git_root`` says so without starting git (~4 ms each
+    time). Anything else is git's answer: a ``.git`` that is no repository, a
+    ``GIT_DIR``, a work tree."""
+    import subprocess
+
+    from magcfg.durable import git_root, outside_any_repository
+
+    if not outside_any_repository(tmp_path):
+        pytest.skip("the temporary directory is below a git repository")
+    asked = calls(monkeypatch, subprocess, "run", 0)
+    below = tmp_path / "a" / "b"
+    below.mkdir(parents=True)
+    assert git_root(below) is None and asked == []
+    (tmp_path / "a" / ".git").write_text("gitdir: nowhere\n")
+    assert git_root(below) is None and asked
+    (tmp_path / "a" / ".git").unlink()
+    asked.clear()
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "nowhere"))
+    assert git_root(below) is None and asked
+    monkeypatch.delenv("GIT_DIR")
+    subprocess.run(["git", "init", "-q", str(tmp_path / "a")], check=True)
+    asked.clear()
+    assert git_root(below) == (tmp_path / "a").resolve() and asked
+

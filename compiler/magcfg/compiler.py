@@ -53,6 +53,7 @@ from .durable import (
     colliding_paths,
     git_root,
     git_tops_held,
+    outside_any_repository,
     read_if_present,
     real_directory,
     recover_directories,
@@ -1518,6 +1519,8 @@ def version_bases(project: Project, envs: Iterable[str],
     rels = {env: f"{project.output}/{env}/{MANIFEST}" for env in envs}
     revisions = ("HEAD", "MERGE_HEAD", "")  # "" is the index (stage 0)
     request = [f"{rev}:./{rels[env]}" for env in envs for rev in revisions]
+    if outside_any_repository(project.root):  # git would fail, and find no repository
+        return working_bases(project, working)
     try:
         answers = iter(committed_blobs(project.root, request, MAX_MANIFEST_BYTES))
     except OSError as exc:

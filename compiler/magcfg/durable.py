@@ -69,6 +69,7 @@ __all__ = [
     "git_env",
     "git_root",
     "listed_already",
+    "outside_any_repository",
     "outside_project",
     "read_if_present",
     "read_located",
@@ -358,6 +359,8 @@ def git_root(start: Path) -> Path | None:
 
 
 def _ask_git_root(start: Path) -> Path | None:
+    if outside_any_repository(start):
+        return None
     import subprocess  # only the commands that ask pay for it at startup
 
     try:
@@ -376,6 +379,28 @@ def _ask_git_root(start: Path) -> Path | None:
         return None
     # One line end taken off, not stripped: a directory's name may end in a space.
     return Path(out.stdout.removesuffix("\n"))
+
+
+def outside_any_repository(start: Path) -> bool:
+    """Whether git finds no repository from the directory ``start``, told without
+    running it: no ``GIT_DIR``, and neither ``start`` nor a directory above it holds a
+    ``.git`` or a ``HEAD`` (a git directory itself). Anything else is git's to answer.
+    git takes ~4 ms to start and say so, and a build outside git would start it eight
+    times: each question about its inputs (``project._Asked``, the manifests committed)
+    fails there, and the top is asked for the project file and the build."""
+    if "GIT_DIR" in os.environ:
+        return False
+    here = os.path.realpath(start)
+    if not os.path.isdir(here):
+        return False
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")) \
+                or os.path.lexists(os.path.join(here, "HEAD")):
+            return False
+        parent = os.path.dirname(here)
+        if parent == here:
+            return True
+        here = parent
 
 
 def repository_prefix(root: str) -> str:

@@ -32,6 +32,7 @@ from .durable import (
     git_env,
     git_root,
     git_tops_held,
+    outside_any_repository,
     path_problem,
     read_located,
     read_regular,
@@ -431,8 +432,13 @@ class _Asked:
         self.root = root
         self.answer = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result)
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result)
+        self.git: subprocess.Popen[bytes] | None = None
+        if outside_any_repository(root):  # git would fail: no work tree, nothing to ask
+            self.answer.close()
+            self.errors.close()
+            return
         try:
-            self.git: subprocess.Popen[bytes] | None = subprocess.Popen(
+            self.git = subprocess.Popen(
                 command, cwd=root, stdin=question, stdout=self.answer, stderr=self.errors,
                 env=env)
         except OSError:  # no git: nothing to ask
