@@ -11,11 +11,20 @@ no-op build; with ``--settled``, then once the outputs settled (2 s: until then 
 hashes them again, ``cache.RACY_NS``) another no-op build, which takes their digests
 from the cache. Prints the median wall and CPU (user + system) times and the ratios B/A.
 On a shared machine compare ratios from one run, not figures from different runs.
+
+    python benchmarks/ab_build.py /tmp/large --a /tmp/main/compiler --b compiler --one-file
+
+``--one-file``: only builds after one base file changed, each version's copy built cold
+once first and the edit made ``SETTLE_SECONDS`` before the build, as an editor saves
+before a build is asked for (the one-file build of a round above follows a cold build,
+whose outputs and cache are still being settled); with the median seconds of each stage
+``magcfg build --timings`` names, and whether both versions wrote the same outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -34,6 +43,13 @@ SETTLE_SECONDS = 2.1
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU seconds of one process."""
+    wall, cpu, _ = run_timed(cmd, cwd, env)
+    return wall, cpu
+
+
+def run_timed(cmd: list[str], cwd: Path, env: dict[str, str]
+              ) -> tuple[float, float, dict[str, float]]:
+    """Wall and CPU seconds of one process, and the stages it printed (``--timings``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
@@ -42,7 +58,21 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} in {cwd} failed:\n{proc.stderr[-2000:]}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return wall, cpu
+    stages = {}
+    for line in proc.stderr.splitlines():
+        if line.startswith("timings: "):
+            stages = {k: float(v) for k, v in json.loads(line[len("timings: "):]).items()}
+    return wall, cpu, stages
+
+
+def touch_base_file(repo: Path, r: int) -> None:
+    """Change one value of one base file, a different file for each round ``r``."""
+    base = sorted((repo / "layers/base").glob("*.yaml"))
+    target = base[(r * 37) % len(base)]
+    text = target.read_text() + f"# touched {r}\n"
+    text = re.sub(r"key_000: \d+", f"key_000: {50_000 + r}", text, count=1)
+    # the realistic shape (synth.py --shape realistic) has no key_000
+    target.write_text(re.sub(r"weight: \d+", f"weight: {r % 90 + 1}", text, count=1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--settled", action="store_true",
                         help="also time a no-op build once the outputs settled")
+    parser.add_argument("--one-file", action="store_true",
+                        help="only one-file rebuilds of warm copies, with each stage's median")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="magcfg-ab-"))
@@ -70,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         envs[name] = env
         run([sys.executable, "-m", "magcfg", "--help"], repos[name], env)
     build = [sys.executable, "-m", "magcfg", "build", "-q"]
+    if args.one_file:
+        one_file(args, repos, envs, build)
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in range(args.rounds):
         for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
@@ -77,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(repo / ".magcfg-cache", ignore_errors=True)
             shutil.rmtree(repo / "generated", ignore_errors=True)
             samples.setdefault(("cold", name), []).append(run(build, repo, env))
-            base = sorted((repo / "layers/base").glob("*.yaml"))
-            target = base[(r * 37) % len(base)]
-            text = target.read_text() + f"# touched {r}\n"
-            text = re.sub(r"key_000: \d+", f"key_000: {50_000 + r}", text, count=1)
-            # the realistic shape (synth.py --shape realistic) has no key_000
-            target.write_text(re.sub(r"weight: \d+", f"weight: {r % 90 + 1}", text, count=1))
+            touch_base_file(repo, r)
             samples.setdefault(("one-file", name), []).append(run(build, repo, env))
             samples.setdefault(("no-op", name), []).append(run(build, repo, env))
         if args.settled:
@@ -99,6 +130,39 @@ def main(argv: list[str] | None = None) -> int:
               f"   {cpu[0] * 1000:6.0f}ms {cpu[1] * 1000:6.0f}ms {cpu[1] / cpu[0]:6.3f}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def one_file(args: argparse.Namespace, repos: dict[str, Path], envs: dict[str, dict[str, str]],
+             build: list[str]) -> None:
+    """``--one-file``: one-file rebuilds of warm copies, A and B in alternating order;
+    the medians of wall and CPU time and of each stage, and whether the outputs agree."""
+    for name in ("A", "B"):
+        run(build, repos[name], envs[name])  # cold, once
+    samples: dict[str, list[tuple[float, float, dict[str, float]]]] = {"A": [], "B": []}
+    for r in range(args.rounds):
+        order = ("A", "B") if r % 2 == 0 else ("B", "A")
+        for name in order:
+            touch_base_file(repos[name], r)
+        time.sleep(SETTLE_SECONDS)
+        for name in order:
+            samples[name].append(run_timed([*build, "--timings"], repos[name], envs[name]))
+    written = {name: sorted(p.relative_to(repos[name]) for p in (repos[name] / "generated").rglob("*"))
+               for name in ("A", "B")}
+    same = written["A"] == written["B"] and all(
+        (repos["A"] / rel).read_bytes() == (repos["B"] / rel).read_bytes()
+        for rel in written["A"] if (repos["A"] / rel).is_file())
+    print(f"{args.rounds} rounds of one file changed; A = {args.a}; B = {args.b}; "
+          f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}; outputs equal: {same}")
+    print(f"{'':13} {'A':>9} {'B':>9} {'B/A':>6}")
+    rows: list[tuple[str, list[float]]] = [
+        ("wall", [statistics.median(s[0] for s in samples[n]) for n in ("A", "B")]),
+        ("cpu", [statistics.median(s[1] for s in samples[n]) for n in ("A", "B")])]
+    stages = dict.fromkeys(k for n in ("A", "B") for s in samples[n] for k in s[2])
+    rows += [(stage, [statistics.median(s[2].get(stage, 0.0) for s in samples[n])
+                      for n in ("A", "B")]) for stage in stages]
+    for label, (a, b) in rows:
+        ratio = f"{b / a:6.3f}" if a else "     -"
+        print(f"{label:13} {a * 1000:7.1f}ms {b * 1000:7.1f}ms {ratio}")
 
 
 if __name__ == "__main__":
