@@ -207,6 +207,52 @@ def test_refuses_uncommitted_input(repo: Project) -> None:
     assert _state(repo) == state
 
 
+def test_a_local_signing_is_dropped_as_the_refusal_says_then_the_promotion_passes_ci(
+        repo: Project, tmp_path: Path) -> None:
+    """The runbook signs by hand (step 5), and main never holds the signatures: the
+    refusal of the next promotion said to commit them. It says to drop them, with the
+    command that does, from where promote runs; run there, the promotion goes through and
+    its branch passes CI's build check."""
+    from magcfg.signing.keys import generate_key_pair
+
+    generate_key_pair(tmp_path / "keys")
+    assert repo.run("sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    where = repo.root / "layers"
+    env = {**os.environ, **GIT_ENV}
+
+    def promote() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(MAGCFG), "promote", "staging", "production", "--key",
+                               "db.pool.max"], cwd=where, capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    refused = promote()
+    assert refused.returncode == 1, refused.stderr
+    lines = refused.stderr.splitlines()
+    assert lines[:4] == ["error: uncommitted changes in files the promotion reads or writes:",
+                         " M generated/production/configmap.yaml",
+                         "?? generated/production/attestation.dsse.json",
+                         "?? generated/production/manifest.json.sig"]
+    command = ("git checkout -- ../generated/production/configmap.yaml && git clean -f -- "
+               "../generated/production/attestation.dsse.json "
+               "../generated/production/manifest.json.sig")
+    assert lines[4:] == [f"drop what a local `magcfg sign` wrote (CI signs and publishes, and "
+                         f"main holds each artifact unsigned) with `{command}`"]
+    dropped = subprocess.run(["sh", "-c", command], cwd=where, capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert dropped.returncode == 0, dropped.stderr
+    done = promote()
+    assert done.returncode == 0, done.stderr
+    assert repo.run("build", "--check", "--since", "main").returncode == 0
+    # A change of one's own beside the signatures is still one's to commit or stash.
+    promoted = git(repo.root, "branch", "--show-current").strip()
+    git(repo.root, "switch", "-q", "main")
+    git(repo.root, "branch", "-q", "-D", promoted)
+    assert repo.run("sign", "--key", str(tmp_path / "keys/magcfg.key")).returncode == 0
+    layer = repo.root / "layers/environments/production/db.yaml"
+    layer.write_text(layer.read_text() + "# mine\n")
+    assert promote().stderr.endswith("; commit or stash the rest first\n")
+
+
 def test_refuses_existing_branch(repo: Project) -> None:
     git(repo.root, "branch", "promote/taken")
     state = _state(repo)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifact import ATTESTATION, CONFIGMAP, SIGNATURE
 from ..compiler import Compiler
 from ..cue import CUE_SUFFIX
 from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, md_code, printable
@@ -787,7 +788,7 @@ def _apply(project: Project, plan: Plan, branch: str | None) -> Promotion:
     if dirty:
         raise BuildError("uncommitted changes in files the promotion reads or writes:\n"
                          + "".join(f"{code} {path}\n" for code, path in dirty)
-                         + "commit or stash them first")
+                         + _what_to_do(dirty, str(repo.working_tree_dir)))
     tree = Tree(root, project.fenced)
     for rel in plan.texts:  # a refused target stops the promotion before any git change
         if os.path.lexists(root / rel):
@@ -918,6 +919,30 @@ def _status(repo: Any, paths: list[str]) -> list[tuple[str, str]]:
             next(entries, None)  # the name it had: the entry after it
         found.append((code, path))
     return found
+
+
+def _what_to_do(dirty: list[tuple[str, str]], top: str) -> str:
+    """What to do about the uncommitted ``dirty`` files (``_status``'s, from ``top``):
+    what a local ``magcfg sign`` wrote into an artifact directory (its signature and
+    attestation, added; its ConfigMap, changed) is dropped, not committed, as CI signs
+    and publishes and main holds each artifact unsigned (docs/ops/
+    Runbook_ConfigPromotion.md, step 7); the rest is committed or stashed."""
+    signing = [(code, path) for code, path in dirty
+               if (code == "??" and posixpath.basename(path) in (SIGNATURE, ATTESTATION))
+               or (code == " M" and posixpath.basename(path) == CONFIGMAP)]
+    if not signing:
+        return "commit or stash them first"
+
+    def shown(code: str) -> str:
+        # git reads a path in a command from where it runs, where the operator pastes it.
+        return " ".join(shlex.quote(os.path.relpath(os.path.join(top, path)))
+                        for found, path in signing if found == code)
+
+    steps = [f"git checkout -- {shown(' M')}"] if any(c == " M" for c, _ in signing) else []
+    steps += [f"git clean -f -- {shown('??')}"] if any(c == "??" for c, _ in signing) else []
+    drop = (f"drop what a local `magcfg sign` wrote (CI signs and publishes, and main holds "
+            f"each artifact unsigned) with `{' && '.join(steps)}`")
+    return drop if len(signing) == len(dirty) else f"{drop}; commit or stash the rest first"
 
 
 def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
