@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -13,7 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+import magcfg
 from magcfg.signing.keys import generate_key_pair
+from tests.conftest import MAGCFG, REPO
 from tests.signing.fixtures import build_in_process, make_project, run_magcfg
 
 OPENSSL = "/usr/bin/openssl"
@@ -279,3 +283,24 @@ def test_publish_warns_about_a_readable_private_key_as_sign_does(project: Path,
                       "--key", str(key), "--insecure")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert f"{key}: warning: private key is readable by group or others" in done.stderr
+
+
+def test_the_readme_s_signing_block_runs_as_written(tmp_path: Path) -> None:
+    """The commands of the README's "Signing and verification", in order, in a project,
+    as a shell runs them: the key pair in the user's home, the public half committed
+    where verify is told to read it (it was not: verify found no keys/magcfg.pub)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Signing and verification"):]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)[:1]
+    root = make_project(tmp_path / "repo")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MAGCFG_SIGNING_KEY"}
+    env.update(HOME=str(home), PATH=f"{MAGCFG.parent}{os.pathsep}{env['PATH']}",
+               PYTHONPATH=str(Path(magcfg.__file__).resolve().parents[1]))
+    done = subprocess.run(["sh", "-e", "-c", block], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified generated/prod: version 1" in done.stderr
+    assert (root / "keys/magcfg.pub").read_bytes() == (home / ".magcfg-keys/magcfg.pub").read_bytes()
+    assert "PRIVATE KEY" not in done.stdout + done.stderr
