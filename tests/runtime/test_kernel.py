@@ -1136,15 +1136,17 @@ def test_a_policy_only_rebuild_changes_nothing_and_the_next_version_is_judged_by
     assert kernel.get("maggate.port") == 9443
 
 
-@pytest.mark.parametrize("quoted", ["basic", "password", "html"])
+@pytest.mark.parametrize("quoted", ["basic", "password", "html", "url", "go json"])
 def test_a_secret_a_subscriber_quotes_encoded_is_masked(
         rig: Rig, monkeypatch: pytest.MonkeyPatch, quoted: str) -> None:
     """A subscriber's error that quotes a secret it was handed in a form of its own: an
     HTTP client's ``Authorization: Basic`` header (base64 of ``user:password``), the
-    password's own base64, or its HTML escape (a server's error page): each is masked
-    in the event, the status and the log, as the secret itself is."""
+    password's own base64, its HTML escape (a server's error page), percent-encoded in
+    a URL (a driver's DSN) or as Go's JSON escapes it (``\\u0026``): each is masked in
+    the event, the status and the log, as the secret itself is."""
     import base64
     import html
+    import urllib.parse
 
     password = CANARY + "-&<delivered>-x"
     monkeypatch.setenv("MAGCFG_MAGDS_PASSWORD", password)
@@ -1152,7 +1154,10 @@ def test_a_secret_a_subscriber_quotes_encoded_is_masked(
     kernel = rig.kernel(watch=False)
     forms = {"basic": "Basic " + base64.b64encode(f"app:{password}".encode()).decode(),
              "password": base64.b64encode(password.encode()).decode().rstrip("="),
-             "html": html.escape(password)}
+             "html": html.escape(password),
+             "url": urllib.parse.quote(password, safe=""),
+             "go json": json.dumps(password)[1:-1].replace("&", "\\u0026")
+             .replace("<", "\\u003c").replace(">", "\\u003e")}
 
     def can_connect(config: Any) -> None:
         secret = kernel.secret("magds.password")

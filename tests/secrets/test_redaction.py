@@ -192,6 +192,30 @@ def test_a_secret_quoted_html_escaped_is_masked() -> None:
                            ) == f"refused: {REDACTED} (sent)"
 
 
+@pytest.mark.parametrize("shown", [
+    "postgres://app:hunter2-Zq8v%26%3Cx%3E@db/app",  # urllib.parse.quote(..., safe="")
+    "hunter2-Zq8v%26%3cx%3e",  # lower-case hex
+    "next=%2Flogin%3Fpw%3Dhunter2-Zq8v%2526%253Cx%253E",  # a URL inside a URL
+    "hunter2-Zq8v\\u0026\\u003cx\\u003e",  # Go's encoding/json
+    "hunter2-Zq8v&#38;&#x3c;x&gt;",  # HTML character references
+    "hunter2-Zq8v%26\n    %3Cx%3E",  # wrapped
+], ids=["url", "lower hex", "url in url", "go json", "html references", "wrapped"])
+def test_a_secret_quoted_escaped_is_masked(shown: str) -> None:
+    """What a driver's or a server's error quotes a secret as: percent-encoded in a
+    URL, escaped in JSON or HTML, wrapped; in a message and in every string of an
+    event alike, and the rest of the text kept."""
+    text = f"refused: {shown} (sent)"
+    for masked in (Redactor().text(text, [_ENCODED_SECRET]),
+                   Redactor().masked({"error": [text]}, [_ENCODED_SECRET])["error"][0]):
+        assert "hunter2" not in masked and masked.startswith("refused: ")
+        assert masked.endswith(" (sent)") and REDACTED in masked
+
+
+def test_escaped_text_that_holds_no_secret_is_left_as_it_is() -> None:
+    text = "GET /v2/x?scope=repository%3Aapp%3Apull&service=r \\u0026 a\n  b + c"
+    assert Redactor().text(text, [_ENCODED_SECRET, "repository:app:push"]) == text
+
+
 def test_base64_that_holds_no_secret_is_left_as_it_is() -> None:
     """A digest, a random token and a secret too short to tell from chance are shown."""
     import hashlib

@@ -15,7 +15,6 @@ import base64
 import contextlib
 import functools
 import hashlib
-import html
 import http.client
 import json
 import os
@@ -33,7 +32,7 @@ from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline, connect
-from ..secrets.redaction import LINE_WRAP, REDACTED, Redactor
+from ..secrets.redaction import Redactor
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
@@ -46,93 +45,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 256 * 1024 * 1024
 """Largest blob read into memory (an artifact is a few MiB at most)."""
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-
-
-@functools.lru_cache(maxsize=4)
-def _percent_encoded(values: frozenset[str]) -> re.Pattern[str]:
-    """Each of ``values`` as a URL may hold it, a realm's query: any of its bytes may be
-    percent-encoded, the hex digits in either case (RFC 3986 makes ``%2b``, ``%2B`` and
-    an escaped unreserved byte equivalent), a space as ``+``, and encoded again where
-    the realm carries a URL (``%2540``: the inner URL's ``%40``); each character may be
-    a JSON escape too (``\\u0026``, ``\\/``: a Go service's JSON carried in the
-    query), itself so encoded, or an HTML character reference (``&amp;``, ``&#38;``,
-    ``&#x26;``: a proxy's error page); and a line break may come between any two (a long
-    message wrapped). What a registry encodes is its choice: one form per encoder would
-    miss the others."""
-    alternatives = []
-    for value in sorted(values, key=len, reverse=True):
-        parts = []
-        for char in value:
-            forms = ([_in_url(char)]
-                     + ["".join(map(_in_url, escape)) for escape in _json_escapes(char)]
-                     + [re.escape(escape) for escape in _html_escapes(char)])
-            parts.append(f"(?:{'|'.join(forms)})")
-        alternatives.append(f"(?:{LINE_WRAP})?".join(parts))
-    # Case folded throughout: a secret's letters in another case masked too costs
-    # nothing, and the hex digits must match in any case.
-    return re.compile("|".join(alternatives) or r"(?!)", re.IGNORECASE)
-
-
-def _in_url(char: str) -> str:
-    """A pattern of ``char`` as a URL may hold it: itself, or its UTF-8 bytes each
-    percent-encoded any number of times (``%2B``, ``%252B``); a space as ``+`` too."""
-    escaped = "".join(f"%(?:25)*{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
-    return f"(?:{'|'.join([re.escape(char), escaped] + ([r'[+]'] if char == ' ' else []))})"
-
-
-_JSON_ESCAPED = frozenset("\"\\/<>&'")
-"""The printable ASCII characters a JSON encoder escapes: JSON's own, and Go's and
-others' for HTML (``\\u0026``); none escapes a letter or a digit."""
-
-
-def _json_escapes(char: str) -> list[str]:
-    """How a JSON string may escape ``char``: ``\\uXXXX`` (a surrogate pair beyond
-    the BMP), and ``\\/``, ``\\"`` or ``\\\\`` for those three; nothing for
-    the printable ASCII no encoder escapes (a pattern of every form of each letter would
-    cost twenty times as much to compile)."""
-    if char.isascii() and char.isprintable() and char not in _JSON_ESCAPED:
-        return []
-    units = char.encode("utf-16-be", "surrogatepass")
-    forms = ["".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))]
-    if char in '/"\\':
-        forms.append("\\" + char)
-    return forms
-
-
-_WRAPPED = re.compile(LINE_WRAP)
-
-
-def _html_escapes(char: str) -> list[str]:
-    """How HTML may write ``char``: a decimal or hexadecimal character reference (any
-    leading zeros: ``_in_url``'s case folding takes ``&#X26;`` too), and the named one of
-    the five characters HTML escapes."""
-    named = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
-    return [f"&#{ord(char)};", f"&#x{ord(char):x};", *([named[char]] if char in named else [])]
-
-
-_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\([/\"\\])")
-
-
-def _decoded(text: str) -> list[str]:
-    """``text`` and what it reads as with its line breaks, percent-encoding, JSON escapes
-    and HTML character references undone, layer after layer (a URL in a URL, JSON in a
-    URL), a few layers at most."""
-    found = [text]
-    for _ in range(4):
-        step = urllib.parse.unquote(_WRAPPED.sub("", found[-1]))
-        step = _JSON_ESCAPE.sub(lambda m: m.group(2) or chr(int(m.group(1), 16)), step)
-        step = html.unescape(step)
-        step = step.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        if step == found[-1]:
-            break
-        found.append(step)
-    return found
-
-
-def _folded(text: str) -> str:
-    """``text`` as ``_percent_encoded`` tells its forms apart: case folded, a space and a
-    ``+`` alike."""
-    return text.replace("+", " ").casefold()
 
 
 class RegistryError(MagcfgError):
@@ -471,14 +383,7 @@ class Registry:
             user, password = self.credentials
             sent |= {password, f"{user}:{password}",
                      base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
-        text = Redactor().text(text, sent)
-        # The pattern of every encoding costs ~0.08 s per KB of credentials to compile
-        # (0.3 s for an ECR login's 4 KB): made only when the text, its escapes decoded,
-        # holds one (a hostile registry).
-        decoded = [_folded(layer) for layer in _decoded(text)]
-        if any(_folded(form) in layer for form in sent if form for layer in decoded):
-            text = _percent_encoded(frozenset(sent)).sub(REDACTED, text)
-        return text
+        return Redactor().text(text, sent)
 
     # -- manifests ------------------------------------------------------------------------
 

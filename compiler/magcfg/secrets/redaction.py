@@ -15,6 +15,7 @@ import base64
 import html
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
@@ -118,6 +119,120 @@ def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
         return match.group()
 
     return lambda text: _BASE64_RUN.sub(masked, text)
+
+
+@lru_cache(maxsize=4)
+def _percent_encoded(values: frozenset[str]) -> re.Pattern[str]:
+    """Each of ``values`` as a URL may hold it (a registry's token realm, a driver's
+    DSN): any of its bytes may be percent-encoded, the hex digits in either case (RFC
+    3986 makes ``%2b``, ``%2B`` and an escaped unreserved byte equivalent), a space as
+    ``+``, and encoded again where the URL carries a URL (``%2540``: the inner URL's
+    ``%40``); each character may be a JSON escape too (``\\u0026``, ``\\/``: a Go
+    service's JSON carried in the query), itself so encoded, or an HTML character
+    reference (``&amp;``, ``&#38;``, ``&#x26;``: a proxy's error page); and a line break
+    may come between any two (a long message wrapped). What a server or a client
+    encodes is its choice: one form per encoder would miss the others."""
+    alternatives = []
+    for value in sorted(values, key=len, reverse=True):
+        parts = []
+        for char in value:
+            forms = ([_in_url(char)]
+                     + ["".join(map(_in_url, escape)) for escape in _json_escapes(char)]
+                     + [re.escape(escape) for escape in _html_escapes(char)])
+            parts.append(f"(?:{'|'.join(forms)})")
+        alternatives.append(f"(?:{LINE_WRAP})?".join(parts))
+    # Case folded throughout: a secret's letters in another case masked too costs
+    # nothing, and the hex digits must match in any case.
+    return re.compile("|".join(alternatives) or r"(?!)", re.IGNORECASE)
+
+
+def _in_url(char: str) -> str:
+    """A pattern of ``char`` as a URL may hold it: itself, or its UTF-8 bytes each
+    percent-encoded any number of times (``%2B``, ``%252B``); a space as ``+`` too."""
+    escaped = "".join(f"%(?:25)*{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+    return f"(?:{'|'.join([re.escape(char), escaped] + ([r'[+]'] if char == ' ' else []))})"
+
+
+_JSON_ESCAPED = frozenset("\"\\/<>&'")
+"""The printable ASCII characters a JSON encoder escapes: JSON's own, and Go's and
+others' for HTML (``\\u0026``); none escapes a letter or a digit."""
+
+
+def _json_escapes(char: str) -> list[str]:
+    """How a JSON string may escape ``char``: ``\\uXXXX`` (a surrogate pair beyond
+    the BMP), and ``\\/``, ``\\"`` or ``\\\\`` for those three; nothing for
+    the printable ASCII no encoder escapes (a pattern of every form of each letter would
+    cost twenty times as much to compile)."""
+    if char.isascii() and char.isprintable() and char not in _JSON_ESCAPED:
+        return []
+    units = char.encode("utf-16-be", "surrogatepass")
+    forms = ["".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))]
+    if char in '/"\\':
+        forms.append("\\" + char)
+    return forms
+
+
+_WRAPPED = re.compile(LINE_WRAP)
+
+
+def _html_escapes(char: str) -> list[str]:
+    """How HTML may write ``char``: a decimal or hexadecimal character reference (any
+    leading zeros: ``_in_url``'s case folding takes ``&#X26;`` too), and the named one of
+    the five characters HTML escapes."""
+    named = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+    return [f"&#{ord(char)};", f"&#x{ord(char):x};", *([named[char]] if char in named else [])]
+
+
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\([/\"\\])")
+
+
+def _decoded(text: str) -> list[str]:
+    """``text`` and what it reads as with its line breaks, percent-encoding, JSON escapes
+    and HTML character references undone, layer after layer (a URL in a URL, JSON in a
+    URL), a few layers at most."""
+    found = [text]
+    for _ in range(4):
+        step = urllib.parse.unquote(_WRAPPED.sub("", found[-1]))
+        step = _JSON_ESCAPE.sub(lambda m: m.group(2) or chr(int(m.group(1), 16)), step)
+        step = html.unescape(step)
+        step = step.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        if step == found[-1]:
+            break
+        found.append(step)
+    return found
+
+
+def _folded(text: str) -> str:
+    """``text`` as ``_percent_encoded`` tells its forms apart: case folded, a space and a
+    ``+`` alike."""
+    return text.replace("+", " ").casefold()
+
+
+_ESCAPE_MARKS = ("%", "\\", "&", "\n", "+")
+"""What a text holds where a value in it may be escaped or wrapped (``_decoded``)."""
+
+
+def escapes_masked(text: str, values: Iterable[str]) -> str:
+    """``text`` with each of ``values`` masked where it is percent-encoded, JSON- or
+    HTML-escaped or wrapped over lines, any mix of them, its letters in any case
+    (``_percent_encoded``): a URL a driver's error quotes (``%40`` for ``@``), Go's
+    JSON (``\\u0026``), a registry's token realm."""
+    if not any(mark in text for mark in _ESCAPE_MARKS):
+        return text
+    # The pattern of every encoding costs ~0.08 s per KB of values to compile (0.3 s
+    # for an ECR login's 4 KB): made for the values the text, its escapes decoded,
+    # holds, and only then.
+    layers = [_folded(layer) for layer in _decoded(text)]
+    found = frozenset(value for value, folded in _folded_values(frozenset(values))
+                      if any(folded in layer for layer in layers))
+    return _percent_encoded(found).sub(REDACTED, text) if found else text
+
+
+@lru_cache(maxsize=8)
+def _folded_values(values: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """Each of ``values`` with its ``_folded`` form, made once for the many strings of
+    an event."""
+    return tuple((value, _folded(value)) for value in values if value)
 
 
 _CUE_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f",
@@ -278,7 +393,7 @@ class Redactor:
         for form in _forms(given):
             if form in text:
                 text = text.replace(form, REDACTED)
-        return base64_masked(text, given)
+        return base64_masked(escapes_masked(text, given), given)
 
     def masked(self, data: Any, values: Iterable[str]) -> Any:
         """``data`` (JSON-like: mappings, lists, scalars) with every occurrence of the
@@ -287,13 +402,14 @@ class Redactor:
         if not ordered:
             return data
 
-        encoded = _base64_masker(frozenset(ordered))
+        given = frozenset(ordered)
+        encoded = _base64_masker(given)
 
         def mask(text: str) -> str:
             for v in ordered:
                 if v in text:
                     text = text.replace(v, REDACTED)
-            return encoded(text)
+            return encoded(escapes_masked(text, given))
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):
