@@ -265,3 +265,22 @@ def test_each_word_of_a_text_costs_little_however_many_secrets_are_masked() -> N
 
 
 PER_WORD_LINES = 200  # 82 at the time of writing
+
+
+@pytest.mark.parametrize(("url", "dropped"), [
+    ("https://gitlab-ci-token:glcbt-x@gitlab.example/acme/cfg.git",
+     "https://gitlab.example/acme/cfg.git"),
+    ("https://forge.example/@team/cfg", "https://forge.example/@team/cfg"),
+    ("https://u:t@forge.example/@team/cfg", "https://forge.example/@team/cfg"),
+    ("https://forge.example/cfg?by=ops@example.org", "https://forge.example/cfg?by=ops@example.org"),
+    ("ssh://git@[2001:db8::1]:22/cfg@v1", "ssh://[2001:db8::1]:22/cfg@v1"),
+    ("https://a@b@forge.example:8443/cfg", "https://forge.example:8443/cfg"),
+    ("https://u:to/ken@forge.example/cfg", "https://forge.example/cfg"),
+    ("git@forge.example:acme/cfg.git", "git@forge.example:acme/cfg.git"),
+])
+def test_login_dropped_drops_the_login_of_the_authority_alone(url: str, dropped: str) -> None:
+    """An ``@`` of the path or the query stays where it is: the annotation names the
+    repository's own host; a token holding ``/`` still goes whole."""
+    from magcfg.secrets.redaction import login_dropped
+
+    assert login_dropped(url) == dropped

@@ -36,9 +36,22 @@ def without_login(url: str) -> str:
     return _URL_LOGIN.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
 
 
+_AUTHORITY = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Za-z:.]+\]|[^\s:@\[\]]+)(?::[0-9]*)?")
+
+
 def login_dropped(url: str) -> str:
-    """``url`` with no login at all (as ``without_login`` finds it): where the URL is
-    data others read and parse, such as an artifact's source annotation."""
+    """``url`` with no login at all: where the URL is data others read and parse, such
+    as an artifact's source annotation. The login is what comes before the last ``@``
+    of the authority, as git and curl read it, so that an ``@`` of the path stays
+    (``https://forge.example/@team/repo``); an authority that is no host and port with
+    what comes before (``https://USER:TO/KEN@HOST``) loses everything up to the URL's last
+    ``@``, as ``without_login`` masks it."""
+    authority = _AUTHORITY.match(url)
+    if authority is not None:
+        host = authority.group(1).rpartition("@")[2]
+        if _HOST_PORT.fullmatch(host):
+            return url[:authority.start(1)] + host + url[authority.end(1):]
     return _URL_LOGIN.sub(lambda m: m.group(1), url, count=1)
 
 
