@@ -277,3 +277,25 @@ def test_the_sidecar_install_verifies_a_given_artifact_and_names_what_it_runs(
                                      "'magcfg[compiler]' (this installation lacks ")
     assert project.stderr.endswith("; it runs `magcfg watch` and `magcfg verify "
                                    "--artifact`)\n"), project.stderr
+
+
+@pytest.mark.parametrize("closed", [0, 1, 2], ids=["stdin", "stdout", "stderr"])
+def test_a_build_with_a_standard_descriptor_closed_runs_as_any_other(
+        mini: Project, closed: int) -> None:
+    """``magcfg build >&-``: Python starts with that stream None; a good build exited 1
+    with a traceback, its JSON report failing to be written, or its summary went to
+    stdout where stderr was closed."""
+    from .conftest import MAGCFG
+
+    def run(*args: str) -> tuple[int, str, str]:
+        done = subprocess.run([str(MAGCFG), *args], cwd=mini.root, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120,
+                              preexec_fn=lambda: os.close(closed), check=False)
+        return done.returncode, done.stdout, done.stderr
+
+    code, out, err = run("build", "--format", "json")
+    assert (code, err) == (0, "")
+    assert out == "" if closed == 1 else json.loads(out)["ok"]
+    code, out, err = run("build")
+    assert (code, out) == (0, "")
+    assert err == "" if closed == 2 else err.startswith("built ")

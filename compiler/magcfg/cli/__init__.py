@@ -145,6 +145,7 @@ def run() -> NoReturn:
     After a large build the interpreter spends 0.6-1.1 s freeing objects at shutdown
     (docs/performance.md); everything has been written and flushed by then.
     """
+    _standard_streams_held()
     again = utf8_command()
     if again is not None:
         sys.stdout.flush()
@@ -158,6 +159,25 @@ def run() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _standard_streams_held() -> None:
+    """Each standard descriptor closed at start (``magcfg build >&-``) opened on the null
+    device. Python leaves its stream None, where writing a report is a traceback and
+    ``print(file=sys.stderr)`` writes to stdout; and the next file opened would take the
+    descriptor, which a child process inherits as its own stdout."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if held != fd:  # a lower one was closed too, and is taken by now
+                os.dup2(held, fd)
+                os.close(held)
+            os.set_inheritable(fd, True)
+            if getattr(sys, name) is None:
+                stream = open(fd, mode, encoding="utf-8", closefd=False)  # noqa: SIM115
+                setattr(sys, name, stream)  # the process's own, open until it exits
 
 
 if __name__ == "__main__":
