@@ -1160,7 +1160,7 @@ def may_be_project_text(text: str, name: str) -> bool:
 
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # RecursionError: nested past the parser
         return True
     return not isinstance(raw, dict) or any(str(key) in KNOWN_SECTIONS for key in raw)
 

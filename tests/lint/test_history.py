@@ -454,3 +454,22 @@ def test_a_commit_whose_project_file_does_not_load_fails_the_gate_naming_it(
         (f["file"], f["rule"], f["commit"][:7]) for f in found], found
     assert "Traceback" not in proc.stderr
     _no_canary(proc.stdout, proc.stderr)
+
+
+def test_a_commit_s_file_of_a_project_file_s_name_nested_past_the_parser_fails_closed(
+        make_repo: MakeRepo) -> None:
+    """Whether a magcfg.yml is a project is asked of its YAML: one nested deeper than
+    the parser goes (a pull request's), in the work tree and at a commit, fails the gate
+    as a project file that does not load, not the command (lint, --since or not, ended
+    in a RecursionError's traceback)."""
+    root = _layer_project(make_repo)
+    added = _commit(root, {"deep/magcfg.yml": "[" * 100_000, "deep/app.yaml": "a: 1\n"},
+                    "deep")
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    found = json.loads(proc.stdout)["findings"]
+    # The work tree's file, and the commit's.
+    assert sorted((f["file"], f["rule"], f.get("commit", "")[:7]) for f in found) == [
+        ("deep/magcfg.yml", "MAG006", ""), ("deep/magcfg.yml", "MAG006", added)], found
+    assert "layers not checked for literal secrets: deep/magcfg.yml: not valid YAML: " \
+           "nested too deeply to read" in [f["message"] for f in found]

@@ -139,6 +139,8 @@ def _project(ctx: LintContext, rel: str
         except yaml.YAMLError as exc:  # its problem only: the context quotes the file
             raise BuildError(f"{rel}: not valid YAML: {getattr(exc, 'problem', None) or '?'}"
                              ) from None
+        except RecursionError:  # a pull request's file, nested past the parser
+            raise BuildError(f"{rel}: not valid YAML: nested too deeply to read") from None
     if not isinstance(raw, dict) or not raw.get("layers"):
         return None  # not a magcfg layer project
     project = load_project(ctx.root / rel)
