@@ -5,11 +5,12 @@ real projects."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import Project, own_pytest_env
+from ..conftest import MAGCFG, REPO, Project, own_pytest_env
 from .promotion_repo import git, make_repo
 
 
@@ -75,3 +76,46 @@ def test_the_pytest_these_tests_start_has_the_plugins_of_magcfg_s_test_extra(
     assert done.returncode == 0, done.stderr
     listed = done.stdout.split("registered third-party plugins:\n")[1].splitlines()
     assert sorted(line.split()[0].rsplit("-", 1)[0] for line in listed) == ["magcfg", "syrupy"]
+
+
+def test_the_runbook_s_recipe_for_a_promotion_main_moved_under_passes_the_snapshots(
+        tmp_path: Path) -> None:
+    """The runbook's commands for a promotion PR that main moved under, run as written
+    where the snapshot tests run: the rebase conflicts in the artifact (the snapshots
+    merged or not), and after the recipe the branch passes the snapshot tests and CI's
+    build check, its version above main's."""
+    text = (REPO / "docs/ops/Runbook_ConfigPromotion.md").read_text()
+    section = text[text.index("### A promotion PR that main moved under"):]
+    (block,) = re.findall(r"```console\n(.*?)```", section, re.S)[:1]
+    commands = [line[2:].split("  #")[0].strip() for line in block.splitlines()
+                if line.startswith("$ ")]
+    assert commands[0].startswith("git switch -q promote/")
+    repo = make_repo(tmp_path / "shop")
+    env = {**own_pytest_env(os.environ), "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@b.c",
+           "GIT_COMMITTER_NAME": "A", "GIT_COMMITTER_EMAIL": "a@b.c",
+           "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ['PATH']}"}
+    assert pytest_in(repo.root, "--snapshot-update").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "snapshots")
+    assert repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--branch", "promote-pool").returncode == 0
+    git(repo.root, "switch", "-q", "main")
+    base = repo.root / "layers/base/db.yaml"
+    base.write_text(base.read_text().replace("port: 5432", "port: 6432"))
+    assert repo.run("build", "-q").returncode == 0
+    assert pytest_in(repo.root, "--snapshot-update").returncode == 0
+    git(repo.root, "commit", "-qam", "Base: port 6432")
+    git(repo.root, "switch", "-q", "promote-pool")
+    conflicted = ""
+    for command in commands[1:]:
+        done = subprocess.run(["sh", "-c", command], cwd=repo.root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        if command == "git rebase main":
+            assert done.returncode == 1, done.stdout + done.stderr
+            conflicted = done.stdout
+            continue
+        assert done.returncode == 0, (command, done.stdout + done.stderr)
+    assert "Merge conflict in generated/production/manifest.json" in conflicted, conflicted
+    assert git(repo.root, "status", "--porcelain") == ""
+    tests = pytest_in(repo.root)
+    assert tests.returncode == 0, tests.stdout
