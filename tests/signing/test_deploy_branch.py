@@ -428,6 +428,38 @@ def test_an_environment_not_published_stays_as_the_commit_holds_it(tmp_path: Pat
         (root / "generated/prod/config.json").read_bytes()
 
 
+def test_a_branch_tip_whose_tree_names_a_billion_paths_stops_publish_at_the_bound(
+        tmp_path: Path) -> None:
+    """Git stores a tree once however often it is named: eleven small objects on the
+    deploy branch name ten billion paths, which publish listed whole into memory (30 GB
+    in a minute and a half). The listing stops at ``MAX_TREE_PATHS``, naming the commit,
+    and the branch is left as it was."""
+    from magcfg.signing.deploy_branch import MAX_TREE_PATHS
+
+    from .fixtures import run_magcfg
+
+    root = _signed_and_added(tmp_path)
+    git(root, "commit", "-q", "-m", "signed")
+    blob = sh(root, "echo x | git hash-object -w --stdin").stdout.strip()
+    entry = f"100644 blob {blob}"
+    for _ in range(10):
+        listing = "".join(f"{entry}\tn{number}\n" for number in range(10))
+        entry = "040000 tree " + subprocess.run(
+            ["git", "mktree"], cwd=root, input=listing, capture_output=True, text=True,
+            check=True).stdout.strip()
+    tree = subprocess.run(["git", "mktree"], cwd=root, capture_output=True, text=True,
+                          check=True, input=git(root, "ls-tree", "HEAD") + f"{entry}\tbomb\n"
+                          ).stdout.strip()
+    tip = git(root, "commit-tree", "-m", "planted", tree).strip()
+    git(root, "update-ref", "refs/heads/deploy", tip)
+    done = run_magcfg(root, "publish", "--env", "prod",
+                      "--public-key", str(tmp_path / "keys/magcfg.pub"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"error: the tree of commit {tip} names more than "
+                                  f"{MAX_TREE_PATHS} paths"), done.stderr
+    assert git(root, "rev-parse", "deploy").strip() == tip
+
+
 def test_an_artifact_signed_on_the_branch_is_not_replaced_by_its_unsigned_commit(
         tmp_path: Path) -> None:
     """CI signs in its workspace and commits no signature: the source commit holds each

@@ -15,11 +15,14 @@ trigger CI again, on a deploy branch CI runs on too.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -139,17 +142,67 @@ def _git_bytes(top: str, *args: str, env: dict[str, str] | None = None,
     return done.stdout
 
 
+MAX_TREE_PATHS = 5_000_000
+"""The most paths the tree of a commit publish reads (the source's, the deploy branch's
+tip) may name: git stores a tree once however often it is named, and a few objects
+name more paths than memory holds (a listing of a billion, 30 GB, in a minute and a
+half)."""
+
+
+def _git_listed(top: str, *args: str) -> Generator[bytes, None, None]:
+    """Each NUL-ended entry ``git args`` lists (``-z``), run as ``_git_bytes`` runs it,
+    read as git writes it: a caller that stops early stops git, and no more of the
+    listing than one chunk is held at once."""
+    with tempfile.TemporaryFile() as errors:
+        try:
+            git = subprocess.Popen(["git", "--literal-pathspecs", *args], cwd=top,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=errors, env=git_env())
+        except OSError as exc:
+            raise BuildError(f"git {args[0]} failed: {exc.strerror or exc}") from None
+        stdout = git.stdout
+        assert stdout is not None
+        timer = threading.Timer(GIT_SECONDS, git.kill)
+        timer.start()
+        try:
+            rest = b""
+            while chunk := stdout.read(1 << 20):
+                *entries, rest = (rest + chunk).split(b"\0")
+                yield from entries
+            code = git.wait()
+            if not timer.is_alive():  # it stopped git
+                raise BuildError(f"git {args[0]} gave no answer in {GIT_SECONDS} s: nothing "
+                                 "was published past it; fix what stops git, then publish "
+                                 "again")
+            if code != 0:
+                errors.seek(0)
+                raise BuildError(f"git {args[0]} failed: "
+                                 f"{os.fsdecode(errors.read(1 << 16)).strip()}")
+        finally:
+            timer.cancel()
+            git.kill()
+            stdout.close()
+            git.wait()
+
+
 def _artifact_directories(top: str, commit: str) -> tuple[set[bytes], set[bytes]]:
     """The directories of ``commit``'s tree that hold a ``manifest.json``, and those of
     them that hold its signature, as paths from the top. The top itself is none: an
     artifact directory is ``<output>/<env>`` below a project (and the empty path is no
-    pathspec git takes), so its files go to the branch as the source commit holds them."""
-    names = _git_bytes(top, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
+    pathspec git takes), so its files go to the branch as the source commit holds them.
+    A tree of more than ``MAX_TREE_PATHS`` paths is refused once they are listed."""
     found: dict[bytes, set[bytes]] = {}
-    for name in filter(None, names.split(b"\0")):
-        head, _, last = name.rpartition(b"/")
-        if head and last in (MANIFEST.encode(), SIGNATURE.encode()):
-            found.setdefault(head, set()).add(last)
+    with contextlib.closing(_git_listed(top, "ls-tree", "-r", "-z", "--name-only",
+                                        "--full-tree", commit)) as listed:
+        for count, name in enumerate(listed, 1):
+            if count > MAX_TREE_PATHS:
+                raise BuildError(f"the tree of commit {commit} names more than "
+                                 f"{MAX_TREE_PATHS} paths (a tree that names its subtrees "
+                                 "again and again): publish reads no more of it; remove it "
+                                 "from the branch that holds it")
+            head, _, last = name.rpartition(b"/")
+            if head and last in (MANIFEST.encode(), SIGNATURE.encode()):
+                found.setdefault(head, set()).add(last)
     return ({d for d, held in found.items() if MANIFEST.encode() in held},
             {d for d, held in found.items() if held == {MANIFEST.encode(), SIGNATURE.encode()}})
 
@@ -162,16 +215,16 @@ class _TreeArtifact(Mapping[str, bytes]):
     """The files of one artifact directory of a commit's tree by name (below the
     directory), each read from git when ``verify_whole`` first asks for it, and only if
     no larger than its kind allows (``size_limit``): a commit of the deploy branch may
-    hold anything its writer put there. ``entries``: ``git ls-tree -r -l -z`` of the
-    directory; ``prefix`` names its files in errors."""
+    hold anything its writer put there. ``entries``: ``git ls-tree -r -l -z``'s of the
+    directory, up to one more than ``MAX_FILES``; ``prefix`` names its files in errors."""
 
-    def __init__(self, top: str, directory: bytes, entries: bytes, prefix: str) -> None:
+    def __init__(self, top: str, directory: bytes, entries: list[bytes], prefix: str) -> None:
         self._top = top
         self._prefix = prefix
         self._objects: dict[str, tuple[str, int]] = {}
-        if entries.count(b"\0") > MAX_FILES:
+        if len(entries) > MAX_FILES:
             raise too_many_entries(prefix)
-        for entry in filter(None, entries.split(b"\0")):
+        for entry in entries:
             # "<mode> <type> <object> <size>\t<path>", the path from the top.
             head, _, path = entry.partition(b"\t")
             mode, _, object_id, size = head.split(maxsplit=3)
@@ -214,8 +267,11 @@ def _keep_signed(root: str, tip: str, source: str, verified: list[str],
     _, signed = _artifact_directories(top, tip)
     for directory in sorted((signed & held) - signed_held - published):
         path = os.fsdecode(directory)
-        entries = _git_bytes(top, "ls-tree", "-r", "-l", "-z", "--full-tree", tip, "--", path)
         shown = f"{branch}:{path}/"
+        with contextlib.closing(_git_listed(top, "ls-tree", "-r", "-l", "-z", "--full-tree",
+                                            tip, "--", path)) as listed:
+            # One more than any artifact holds is refused: no more is listed.
+            entries = list(itertools.islice(listed, MAX_FILES + 1))
         try:
             verify_whole(_TreeArtifact(top, directory, entries, shown), public_keys,
                          environment=os.path.basename(path), prefix=shown)
@@ -228,8 +284,7 @@ def _keep_signed(root: str, tip: str, source: str, verified: list[str],
                 code=d.code) for d in exc.diagnostics]) from None
         _git_bytes(top, "rm", "-r", "-q", "--cached", "--", path, env=index)
         info = b"".join(head.rsplit(b" ", 1)[0].rstrip(b" ") + b"\t" + name + b"\0"
-                        for head, _, name in (entry.partition(b"\t")
-                                              for entry in filter(None, entries.split(b"\0"))))
+                        for head, _, name in (entry.partition(b"\t") for entry in entries))
         _git_bytes(top, "update-index", "-z", "--index-info", env=index, data=info)
 
 
