@@ -299,3 +299,37 @@ def test_a_build_with_a_standard_descriptor_closed_runs_as_any_other(
     code, out, err = run("build")
     assert (code, out) == (0, "")
     assert err == "" if closed == 2 else err.startswith("built ")
+
+
+def test_no_git_a_failed_command_asked_outlives_it(tmp_path: Path) -> None:
+    """A repository whose index is a FIFO: the build fails on the first git question to
+    give no answer, and the other, blocked on the FIFO too, ran on for good after the
+    console script's exit, which runs no exit handler (``os._exit``), with the garbage
+    collector off."""
+    import signal
+
+    (tmp_path / "layers/base").mkdir(parents=True)
+    (tmp_path / "layers/base/a.yaml").write_text("a: 1\n")
+    (tmp_path / "magcfg.yaml").write_text(
+        "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n    path: layers/base\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    os.mkfifo(tmp_path / ".git/index")
+    # The console script as it runs, with git given 1 s rather than 30 to answer.
+    script = ("import sys\nfrom magcfg import project\nproject.GIT_ANSWER_SECONDS = 1\n"
+              "sys.argv = ['magcfg', 'build']\nfrom magcfg.cli import run\nrun()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "gave no answer in 1 s" in done.stderr, done.stderr
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            here = os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                command = cmdline.read().split(b"\0")[0]
+        except OSError:  # gone meanwhile
+            continue
+        if here and command.endswith(b"git"):
+            left.append(int(pid))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

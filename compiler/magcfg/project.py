@@ -448,9 +448,10 @@ class _Asked:
         else:
             # A question whose answer nobody waits for (another question failed first)
             # may have git blocked for good on what it reads (a FIFO index): stopped when
-            # dropped, or at exit, so no process outlives the command or piles up in a
-            # language server.
+            # dropped, or at exit (``stop_unasked``), so no process outlives the command
+            # or piles up in a language server.
             weakref.finalize(self, _stop, self.git)
+            _ASKED.add(self)
 
     def result(self, codes: tuple[int, ...]) -> bytes | GitUnanswered | None:
         """git's answer, or why there is none (``GitUnanswered``); None outside a work
@@ -520,6 +521,20 @@ def _exit_status(process: subprocess.Popen[bytes], seconds: float) -> int:
     finally:
         os.close(exited)
     return process.wait()
+
+
+_ASKED: weakref.WeakSet[_Asked] = weakref.WeakSet()
+"""Every git question not yet dropped (``_Asked``)."""
+
+
+def stop_unasked() -> None:
+    """Stop every git question still running: what ``weakref.finalize`` does at exit, for
+    a process that ends by ``os._exit`` (``cli.run``), which runs no exit handler, with
+    the garbage collector off (``build_command``), which drops no question held in a
+    cycle (an exception's traceback)."""
+    for asked in list(_ASKED):
+        if asked.git is not None:
+            _stop(asked.git)
 
 
 def git_answer(args: list[str], root: Path, question: bytes | None = None) -> bytes | None:

@@ -156,6 +156,9 @@ def run() -> NoReturn:
             os._exit(subprocess.call(again))
         os.execv(again[0], again)
     code = main()
+    project = sys.modules.get(f"{__name__.rpartition('.')[0]}.project")
+    if project is not None:  # a command that loaded a project may have git running
+        project.stop_unasked()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
