@@ -20,7 +20,7 @@ import pytest
 
 from magcfg.errors import UsageError
 from magcfg.oci.reference import parse_reference
-from magcfg.oci.registry import Registry, RegistryError, docker_credentials
+from magcfg.oci.registry import MAX_MANIFEST_BYTES, Registry, RegistryError, docker_credentials
 from magcfg.secrets.redaction import REDACTED
 from tests.conftest import Project, failed_cleanly
 from tests.net.slow import Resolver, ends_within, self_signed
@@ -626,3 +626,84 @@ def test_credentials_a_registry_quotes_back_encoded_are_not_shown(echoed: str) -
         assert f"HTTP 403 (denied: {REDACTED} (sent))" in text, text
         for form in (_ECHOED, echoed, *echoed.split("\n")):
             assert form.strip() not in text, text
+
+
+def test_credentials_a_registry_writes_into_an_upload_location_are_not_shown() -> None:
+    # The upload's URL is the registry's (its Location): one that writes the request's
+    # Authorization header there, then answers the upload with more than a manifest's
+    # bound, put the docker password, as base64, into the error naming that URL.
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            sent = self.headers.get("Authorization")
+            self._answer(404 if sent else 401,
+                         {} if sent else {"WWW-Authenticate": 'Basic realm="registry"'})
+
+        def do_POST(self) -> None:
+            sent = self.headers.get("Authorization") or ""
+            self._answer(202, {"Location": f"/upload?auth={sent.split()[-1]}"})
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self._answer(201, {}, b"x" * (MAX_MANIFEST_BYTES + 1))
+
+    server = _serve(Quoting)
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        with pytest.raises(RegistryError) as info:
+            client.put_blob("acme/cfg", b"layer")
+        message = info.value.format()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"PUT http://{host}/upload?auth={REDACTED}&digest=" in message, message
+    assert basic not in message and PASSWORD not in message
+
+
+def test_credentials_a_registry_writes_into_a_digest_header_are_not_shown() -> None:
+    # A tag's digest is the registry's words (Docker-Content-Digest), quoted when it is
+    # no digest: one that writes the request's Authorization header there.
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            sent = self.headers.get("Authorization")
+            self.send_response(200 if sent else 401)
+            if sent:
+                self.send_header("Docker-Content-Digest", f"sha256:{sent}")
+            else:
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = _serve(Quoting)
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        with pytest.raises(RegistryError) as info:
+            client.manifest_digest("acme/cfg", "production")
+        message = info.value.format()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"with digest 'sha256:Basic {REDACTED}', which is no sha256 digest" in message, \
+        message
+    assert basic not in message and PASSWORD not in message

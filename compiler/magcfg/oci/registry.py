@@ -300,8 +300,9 @@ class Registry:
         status, got, data = self._exchange(request, limit,
                                            f"registry {self.reference.host} unreachable")
         if len(data) > limit:
-            raise RegistryError(str(self.reference), f"{method} {url}: response larger than "
-                                f"{limit} bytes", status)
+            # The URL may be the registry's words (an upload's Location), as any it says.
+            raise RegistryError(str(self.reference), f"{method} {self._masked(url)}: response "
+                                f"larger than {limit} bytes", status)
         return status, got, data
 
     _basic = False
@@ -419,7 +420,8 @@ class Registry:
             # Asked for next by it: a path of the registry's choosing, and bytes no
             # digest checks (``manifest`` checks a ``sha256:`` reference alone).
             raise RegistryError(str(self.reference), f"the registry answered tag {ref} with "
-                                f"digest {digest!r}, which is no sha256 digest")
+                                f"digest {self._masked(repr(digest))}, which is no sha256 "
+                                "digest")
         return digest
 
     def put_manifest(self, repository: str, ref: str, data: bytes,
