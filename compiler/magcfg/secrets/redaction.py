@@ -399,7 +399,8 @@ class Redactor:
     def text(self, text: str, values: Iterable[str]) -> str:
         """``text`` with every occurrence of the given secret strings masked (for error
         messages that may quote input), as written or as a message quotes one
-        (``quoted_forms``), and every run of base64 holding one (``base64_masked``). A
+        (``quoted_forms``), percent-encoded, escaped or wrapped (``escapes_masked``), and
+        every run of base64 holding one (``base64_masked``). A
         message cut to its bound keeps no start of a quoted value (``errors.cut``), which
         no whole secret would match."""
         given = frozenset(v for v in values if v)
@@ -410,7 +411,9 @@ class Redactor:
 
     def masked(self, data: Any, values: Iterable[str]) -> Any:
         """``data`` (JSON-like: mappings, lists, scalars) with every occurrence of the
-        given secret strings masked in every string, keys included."""
+        given secret strings masked in every string, keys included: as written,
+        percent-encoded, escaped or wrapped (``escapes_masked``), and inside base64
+        (``base64_masked``)."""
         ordered = sorted({v for v in values if v}, key=len, reverse=True)
         if not ordered:
             return data
