@@ -195,3 +195,10 @@ def test_git_is_waited_for_until_it_exits_and_not_past_it(
     assert done.wait() == 0
     opened = calls(monkeypatch, os, "pidfd_open")
     assert project._exit_status(done, 1) == 0 and opened == []
+
+
+def test_a_file_nested_past_pyyamls_depth_may_be_a_project() -> None:
+    """And so is loaded, to fail as a project file (PyYAML's RecursionError went out of
+    lint --since and the language server as a traceback)."""
+    assert project.may_be_project_text("[" * 2000 + "]" * 2000, "magcfg.yml")
+    assert project.may_be_project_text("on: " + "[" * 2000, "magcfg.yml")

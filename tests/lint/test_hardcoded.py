@@ -2588,3 +2588,11 @@ def test_lines_of_unclosed_fallbacks_statements_and_here_documents_end(
              for line in done.stdout.splitlines()[0::2]}
     assert {"run.sh:2", "ci.yml:3", "init.sql:2", f"shift.sh:{n + 2}"} <= found, done.stdout
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_a_ci_step_nested_past_pyyamls_depth_is_no_script(make_repo: MakeRepo) -> None:
+    """A step's one-line flow sequence nested 2,000 deep is read as no script (YAML no
+    parser reads so deep): PyYAML's RecursionError went out of lint as a traceback."""
+    repo = make_repo({".gitlab-ci.yml": "job:\n  script: " + "[" * 2000 + "]" * 2000
+                      + "\n  variables:\n    password_file: /run/secrets/db\n"})
+    assert lint(repo.root).findings == []

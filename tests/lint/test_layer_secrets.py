@@ -52,3 +52,22 @@ def test_a_project_whose_directory_holds_a_line_end_or_a_backslash_is_checked(
     found = [line.split(" error:")[0] for line in done.stdout.splitlines()[0::2]]
     assert found == ["conf\\\\ig\\x0ax/layers/secrets/staging/magds.yaml:3:15: MAG006"]
     assert "CANARY" not in done.stdout + done.stderr
+
+
+def test_a_project_file_nested_past_pyyamls_depth_is_a_finding(tmp_path: Path) -> None:
+    """A file of a project file's name (``ci/magcfg.yml``) nested 2,000 deep: PyYAML's
+    RecursionError went out of lint, and of lint --since, as a traceback; each is the
+    project file that cannot be read, and its layers not checked."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "commit", "-q", "--allow-empty", "-m", "empty")
+    (root / "ci").mkdir()
+    (root / "ci/magcfg.yml").write_text("[" * 2000 + "]" * 2000 + "\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "deep")
+    for args in ((), ("--since", "HEAD~1")):
+        done = run_cli(root, "lint", *args)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stdout.startswith("ci/magcfg.yml:1:1: "), done.stdout
+        assert "MAG006 error: layers " in done.stdout, done.stdout

@@ -1661,8 +1661,8 @@ def _script_line(line: str, at: int, value: str, number: int, script: list[str])
 
         try:
             found = yaml.safe_load(value)
-        except yaml.YAMLError:  # over several lines: not read here
-            return False
+        except (yaml.YAMLError, RecursionError):  # over several lines, or nested past
+            return False  # any parser's depth: not read here
         items = found if isinstance(found, list) and value[0] == "[" else [found]
         if not items or not all(isinstance(item, str) for item in items):
             return False
