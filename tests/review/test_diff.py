@@ -226,6 +226,50 @@ def test_against_ref_sees_files_added_since(repo: Project) -> None:
     assert doc["changed"][0]["new_source"]["file"] == "layers/environments/staging/logging.yaml"
 
 
+def test_against_a_ref_without_the_project_everything_is_added(repo: Project) -> None:
+    """A new user's first pull request adds the project: the target branch holds none.
+    It is the empty config there, as for a commit of no layers, and the diff lists every
+    key as added (the working tree's project file was read at the ref, whose schema the
+    ref lacks: `magcfg.yaml@main: error: cannot read schema ...`)."""
+    empty = git(repo.root, "hash-object", "-t", "tree", "/dev/null").strip()
+    start = git(repo.root, "commit-tree", empty, "-m", "readme").strip()
+    git(repo.root, "branch", "start", start)
+    result = repo.run("diff", "--env", "dev", "--against", "start", "-f", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["changed"], doc["removed"]) == ([], [])
+    added = {c["key"]: c for c in doc["added"]}
+    assert added["db.pool.max"]["new"] == 20 and added["db.pool.max"]["old_source"] is None
+    assert added["db.password"]["new"] == "vault://secret/k3s/shop#db_password_dev"
+    assert added["db.user"]["new"] == REDACTED
+    assert doc["old"]["label"] == "dev@start" and doc["old"]["commit"] == start
+    report = repo.run("report", "--html", "report.html", "--against", "start")
+    assert report.returncode == 0, report.stderr
+    assert "change(s) since start" in report.stderr
+    for done in (result, report):
+        assert no_canary(done.stdout, done.stderr)
+
+
+def test_against_a_ref_without_the_environment_everything_is_added(repo: Project) -> None:
+    """A pull request that adds an environment: the ref's project has none of its name
+    (an unknown environment to it), and the new one is compared with an empty config."""
+    repo.write("magcfg.yaml", (repo.root / "magcfg.yaml").read_text().replace(
+        "environments: [dev, staging, production]",
+        "environments: [dev, staging, production, qa]"))
+    repo.write("layers/environments/qa/db.yaml", "db:\n  host: \"db.qa.internal\"\n")
+    repo.write("layers/secrets/qa/db.yaml",
+               "db:\n  password: \"vault://secret/k3s/shop#db_password_qa\"\n")
+    result = repo.run("diff", "--env", "qa", "--against", "HEAD", "-f", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["changed"], doc["removed"]) == ([], [])
+    assert {c["key"]: c["new"] for c in doc["added"]}["db.host"] == "db.qa.internal"
+    report = repo.run("report", "--html", "report.html", "--against", "HEAD")
+    assert report.returncode == 0, report.stderr
+    same = repo.run("diff", "--env", "dev", "--against", "HEAD")
+    assert (same.returncode, same.stdout) == (0, "dev@HEAD and dev are identical\n")
+
+
 def test_against_identical_ref_exits_zero(repo: Project) -> None:
     result = repo.run("diff", "--env", "production", "--against", "HEAD")
     assert result.returncode == 0

@@ -627,14 +627,15 @@ class _Walk:
             self.real[rel] = entry
 
 
-def project_at(project: Project, source: GitSource) -> Project:
+def project_at(project: Project, source: GitSource) -> Project | None:
     """The project file as it is in ``source``'s commit, rooted at the working project's
-    root (so layer paths resolve the same way). The working file is used when the commit
-    has none under that name. It must be a regular file there, as in the working tree."""
+    root (so layer paths resolve the same way); None where the commit has none under
+    that name (a pull request that starts the project: it has nothing there to compare
+    with). It must be a regular file there, as in the working tree."""
     try:
         raw = source.read(project.file, follow_symlinks=False)
     except FileNotFoundError:
-        return project
+        return None
     if raw == project.raw:
         return project
     return committed_project(project.file, raw, project.root)

@@ -615,29 +615,41 @@ def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
     ref = source.ref
     with source.errors_at_ref():
         old_project = project_at(project, source)
-    source.fence(old_project.fenced)
-    old_project.check_envs(list(chosen))
+    # An environment the ref does not hold (all of them where it holds no project: the
+    # pull request that starts it) is compared with an empty config, every key added,
+    # as `build --since` takes it for a new environment.
+    there = () if old_project is None else tuple(e for e in chosen
+                                                 if e in old_project.environments)
     owned = compiler is None
     if compiler is None:
         compiler = Compiler(project)
-    # The ref side reads the build cache too: fragments are named by their inputs'
-    # contents, so every file the ref shares with the working tree is a hit. Of what it
-    # computes, nothing is written (the flush below keeps only key lines). It does not
-    # judge what its layer files commit (its own build's to judge): that would refuse
-    # the very change that mends the ref.
-    old_compiler = Compiler(old_project, source, compiler.cache, judge_layers=False)
-    with source.errors_at_ref():
-        old_stacks = old_compiler.load_stacks(chosen)
+    old_stacks = {env: LayerStack(env, (), source) for env in chosen}
+    old_compiler: Compiler | None = None
+    if old_project is not None:
+        source.fence(old_project.fenced)
+        # The ref side reads the build cache too: fragments are named by their inputs'
+        # contents, so every file the ref shares with the working tree is a hit. Of what
+        # it computes, nothing is written (the flush below keeps only key lines). It does
+        # not judge what its layer files commit (its own build's to judge): that would
+        # refuse the very change that mends the ref.
+        old_compiler = Compiler(old_project, source, compiler.cache, judge_layers=False)
+        if there:
+            with source.errors_at_ref():
+                old_stacks.update(old_compiler.load_stacks(there))
     stacks = compiler.load_stacks(chosen)
     index = compiler.policies()
     out: dict[str, ConfigDiff] = {}
     for env in chosen:
-        with source.errors_at_ref():
-            old_side, warnings = _compiled(old_compiler, env, old_stacks[env])
+        old_doc: dict[str, Any] = {}
+        warnings: list[Diagnostic] = []
+        if old_compiler is not None and env in there:
+            with source.errors_at_ref():
+                old_side, warnings = _compiled(old_compiler, env, old_stacks[env])
+            old_doc = old_side.config
         new_doc = _compile(compiler, env, stacks[env]).config
         # One process: the ref side reads its blobs through one git process, which a
         # forked process would share.
-        changes = describe(compare(old_side.config, new_doc), old_stacks[env], stacks[env],
+        changes = describe(compare(old_doc, new_doc), old_stacks[env], stacks[env],
                            compiler.redactor(), index, jobs=1, cache=compiler.cache)
         judged = [d for d in warnings if d.code == LITERAL_CODE]
         out[env] = ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes,
