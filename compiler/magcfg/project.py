@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import shlex
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -1197,6 +1198,20 @@ def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
         if directory == top:
             break
     return None
+
+
+def project_option(project: Project, name: Callable[[str], str] | None = None) -> str:
+    """What a command magcfg advises (a PR body's, an error's "run `magcfg sign`") needs
+    to find the project where its names are from (``name``, ``FromTop.name``): at the
+    repository's top, where a reviewer runs it, as the hook and CI do, a project below
+    it (a monorepo's), or of a file that is not the one a command finds there by itself
+    (``deploy.yaml``), is found by ``--project`` alone. ``name`` defaults to a
+    ``FromTop`` of ``project``."""
+    named = (name or FromTop(project).name)(project.file)
+    own = project.root / project.file
+    if "/" not in named and nearest_project_file(project.root) in (own, own.resolve()):
+        return ""
+    return f" --project {shlex.quote(named)}"
 
 
 def check_project_bytes(file: Path, raw: bytes, shown: str) -> None:

@@ -414,6 +414,68 @@ def test_the_build_names_files_from_the_top_as_lint_does(tmp_path: Path) -> None
     assert "stale: generated/dev/config.json\n" in stale.stderr, stale.stderr
 
 
+def test_in_a_monorepo_the_commands_errors_advise_run_at_the_top(tmp_path: Path) -> None:
+    """Where the hook and CI run, at the top, a project below it is found by --project
+    alone: each command an error advises (sign, build, docs; verify's, sign's, publish's
+    and build --since's) names it, and works run there as said. They said `magcfg sign`,
+    which at the top finds no project."""
+    top = tmp_path / "mono"
+    (top / "platform/config").mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    assert Project(top).run("init", "platform/config", "--env", "dev", "--ci",
+                            "none").returncode == 0
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "init")
+    keys = tmp_path / "keys"
+    assert Project(top).run("keys", "generate", "--out", str(keys)).returncode == 0
+    env = {**_tool_env(tmp_path), "MAGCFG_SIGNING_KEY": (keys / "magcfg.key").read_text()}
+    project = ("--project", "platform/config/magcfg.yaml")
+    found_by = " --project platform/config/magcfg.yaml"
+    advice = re.compile(r"run `([^`]*)`")
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return Project(top).run("verify", *project, "--public-key", str(keys / "magcfg.pub"))
+
+    unsigned = verify()
+    assert unsigned.returncode == 1
+    assert advice.findall(unsigned.stderr) == [f"magcfg sign{found_by}"], unsigned.stderr
+    published = Project(top).run("publish", *project, "--branch", "deploy", "--public-key",
+                                 str(keys / "magcfg.pub"))
+    assert published.returncode == 1
+    assert advice.findall(published.stderr) == [f"magcfg sign{found_by}"], published.stderr
+    signed = _shell(top, advice.findall(unsigned.stderr)[0], env)
+    assert signed.returncode == 0, signed.stderr
+    assert verify().returncode == 0
+    manifest = top / "platform/config/generated/dev/manifest.json"
+    manifest.unlink()
+    for failed in (verify(), _shell(top, f"magcfg sign{found_by}", env)):
+        assert failed.returncode == 1
+        assert advice.findall(failed.stderr)[0] == f"magcfg build{found_by}", failed.stderr
+    assert _shell(top, f"magcfg build{found_by}", env).returncode == 0
+    # docs --check names the page as given (the operator's file).
+    stale = Project(top).run("docs", "--check", "--out", "platform/config/keys.md", *project)
+    assert stale.returncode == 1
+    assert advice.findall(stale.stderr) == [
+        f"magcfg docs{found_by} --out platform/config/keys.md"], stale.stderr
+    written = _shell(top, advice.findall(stale.stderr)[0], env)
+    assert written.returncode == 0, written.stderr
+    assert Project(top).run("docs", "--check", "--out", "platform/config/keys.md",
+                            *project).returncode == 0
+    # build --check --since: a branch whose version is below the target's.
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "keys")
+    _git(top, "switch", "-qc", "behind")
+    layer = top / "platform/config/layers/base/app.yaml"
+    layer.write_text(layer.read_text().replace("log_level: info", "log_level: debug"))
+    assert Project(top).run("build", *project).returncode == 0
+    _git(top, "commit", "-qam", "debug")
+    _git(top, "switch", "-q", "main")
+    back = Project(top).run("build", "--check", *project, "--since", "behind")
+    assert back.returncode == 1
+    assert f"(`magcfg build{found_by}`)" in back.stderr, back.stderr
+
+
 def test_init_below_the_top_names_files_from_the_top(tmp_path: Path) -> None:
     """init names what it writes and keeps, and its errors' files, from the repository's
     top as every other command does (project.FromTop), wherever it runs: a name opens

@@ -163,7 +163,7 @@ def build_command(
         if result.stale:
             for name in result.stale:
                 _stderr(f"stale: {printable(top.name(name))}")
-            from ..review.promote import project_option
+            from ..project import project_option
 
             # Said to whoever runs it at the top, as the hook and CI do: a project below
             # it (a monorepo's) is found there by --project alone.

@@ -215,9 +215,11 @@ def docs(
     project: ProjectOption = None,
 ) -> None:
     """Render a Markdown reference of every configuration key from the schema."""
+    import shlex
+
     from ..compiler import Compiler, held_links
     from ..errors import BuildError
-    from ..project import load_project
+    from ..project import load_project, project_option
     from ..schema.reference import render_reference
 
     top = _top(None, project)
@@ -252,7 +254,11 @@ def docs(
         current = None
     if check:
         if current != text.encode("utf-8"):
-            _stderr(f"stale: {out} (run `magcfg docs --out {out}`)")
+            # Said to whoever runs it at the top, as the hook and CI do: a project below
+            # it (a monorepo's) is found there by --project alone. The page is the
+            # operator's file, named as given.
+            _stderr(f"stale: {printable(str(out))} (run `magcfg docs"
+                    f"{project_option(proj, top.name)} --out {printable(shlex.quote(str(out)))}`)")
             raise typer.Exit(1)
         return
     if current != text.encode("utf-8"):
@@ -426,7 +432,7 @@ def sign(
 ) -> None:
     """Sign generated/<env>/manifest.json (writes manifest.json.sig and configmap.yaml)."""
     from ..durable import real_directory
-    from ..project import load_project
+    from ..project import load_project, project_option
     from ..signing.directory import sign_artifact
 
     private_key = _signing_key(key)
@@ -434,9 +440,11 @@ def sign(
     try:
         proj = load_project(project)
         envs = proj.check_envs(env)
+        # The commands its errors advise, said to whoever runs it at the top, as CI does.
+        found_by = project_option(proj, top.name)
         results = [(e, sign_artifact(real_directory(proj.root, f"{proj.output}/{e}"), e,
-                                     private_key,
-                                     display=f"{proj.output}/{e}", attestation=attestation))
+                                     private_key, display=f"{proj.output}/{e}",
+                                     attestation=attestation, project=found_by))
                    for e in envs]
     except MagcfgError as exc:
         _fail(exc, top)
@@ -490,7 +498,7 @@ def verify(
     missing or untrusted cosign signature.
     """
     from ..durable import real_directory
-    from ..project import load_project
+    from ..project import load_project, project_option
     from ..signing.directory import verify_artifact
     from ..signing.keys import KeyLoadError
     from ..signing.signatures import VerifiedArtifact
@@ -519,7 +527,8 @@ def verify(
         display = f"{proj.output}/{e}"
         try:
             result = verify_artifact(real_directory(proj.root, display), keys, environment=e,
-                                     display=display)
+                                     display=display,
+                                     project=project_option(proj, top.name))
         except MagcfgError as exc:
             if not as_json:
                 print(top.error(exc).format(), file=sys.stderr)
@@ -732,7 +741,7 @@ def promote(
     promote.allow_differences are never copied.
     """
     from ..durable import check_operator_target
-    from ..project import load_project
+    from ..project import load_project, project_option
     from ..review import promote as promotion
 
     top = _top(None, project)
@@ -748,7 +757,7 @@ def promote(
     try:
         plan = promotion.plan_promotion(proj, from_env, to_env, key or None, include_secrets)
         plan.command = promotion.rerun_command(from_env, to_env, key or (), include_secrets,
-                                               promotion.project_option(proj, top.name))
+                                               project_option(proj, top.name))
         if dry_run:
             sys.stdout.write(promotion.format_plan(plan, top.name))
             if not plan.diff.identical:

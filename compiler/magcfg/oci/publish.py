@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ..artifact import MANIFEST, SIGNATURE
 from ..durable import git_env, real_directory
 from ..errors import Diagnostic, MagcfgError, UsageError
-from ..project import Project
+from ..project import Project, project_option
 from ..secrets.redaction import login_dropped
 from ..signing.directory import verify_artifact
 from ..signing.keys import key_id
@@ -116,7 +116,8 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     directory = real_directory(project.root, display)
     # The repository's output: verify refuses a ..data link there and every file the
     # signature does not cover, so what goes out is the bytes it verified.
-    verified = verify_artifact(directory, keys, environment=env, display=display)
+    verified = verify_artifact(directory, keys, environment=env, display=display,
+                               project=project_option(project))
     files = dict(sorted(verified.members.items()))
     rev = revision if revision is not None else source_revision(project.root)
     annotations = {

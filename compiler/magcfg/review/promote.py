@@ -51,7 +51,7 @@ from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, md_cell, m
 from ..keyglob import KeyGlobs, format_keypath
 from ..pipeline.load import LAYER_SUFFIXES, FileSource, ParsedFile
 from ..pipeline.merge import ABSENT, LayerStack
-from ..project import MAX_KEY_NAME_BYTES, FromTop, LayerSpec, Project, nearest_project_file
+from ..project import MAX_KEY_NAME_BYTES, FromTop, LayerSpec, Project, project_option
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import UNSET_TAG, is_unset_item, iter_leaves
 from .diff import (
@@ -1062,18 +1062,6 @@ def rerun_command(from_env: str, to_env: str, keys: Sequence[str],
     if include_secrets:
         words.append("--include-secrets")
     return " ".join(words) + project
-
-
-def project_option(project: Project, name: Callable[[str], str]) -> str:
-    """What a command a PR body shows needs to find the project where its names are from
-    (``name``, ``project.FromTop.name``): at the repository's top, where a reviewer runs
-    it, as CI does, a project below it (a monorepo's), or of a file that is not the one
-    a command finds there by itself (``deploy.yaml``), is found by ``--project`` alone."""
-    named = name(project.file)
-    own = project.root / project.file
-    if "/" not in named and nearest_project_file(project.root) in (own, own.resolve()):
-        return ""
-    return f" --project {shlex.quote(named)}"
 
 
 def format_plan(plan: Plan, name: Callable[[str], str]) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..artifact import MANIFEST, MAX_MANIFEST_BYTES
 from ..compiler import BuildResult
 from ..errors import Diagnostic
-from ..project import Project
+from ..project import Project, project_option
 
 if TYPE_CHECKING:
     from ..pipeline.gitsource import GitSource
@@ -53,7 +53,8 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
             problems.append(Diagnostic(
                 path, None, "version",
                 f"version {after.get('version')} after {before.get('version')} at {ref}: "
-                f"{reason}; rebuild on top of {ref} (`magcfg build`) so the version only goes up",
+                f"{reason}; rebuild on top of {ref} (`magcfg build{project_option(project)}`) "
+                "so the version only goes up",
                 code="version"))
     return problems
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..artifact import MANIFEST, MAX_FILES, SIGNATURE, size_limit
 from ..durable import git_env, read_regular, real_directory
 from ..errors import BuildError, Diagnostic, UsageError
-from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id
+from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id, project_option
 from .directory import too_many_entries, verify_artifact, verify_whole
 from .signatures import VerificationError
 from .versions import SuccessionError, check_succession
@@ -345,7 +345,8 @@ def publish(project: Project, envs: Iterable[str], public_keys: list[Ed25519Publ
         display = f"{project.output}/{env}"
         verified.append(display)
         result = verify_artifact(real_directory(project.root, display), public_keys,
-                                 environment=env, display=display)
+                                 environment=env, display=display,
+                                 project=project_option(project))
         versions[env] = result.version
         manifests[display] = result.manifest
     source = _git(root, "rev-parse", "--verify", "HEAD^{commit}").stdout.strip()

@@ -61,7 +61,7 @@ __all__ = ["SignedArtifact", "read_whole", "sign_artifact", "too_many_entries", 
 def verify_artifact(env_dir: str | os.PathLike[str],
                     public_keys: Iterable[Ed25519PublicKey], *, environment: str,
                     display: str | None = None, attestation: bool = True,
-                    volume: bool = False) -> VerifiedArtifact:
+                    volume: bool = False, project: str = "") -> VerifiedArtifact:
     """Verify ``env_dir``: the manifest signature, that the manifest is made for
     ``environment``, then the sha256 of every listed file.
 
@@ -73,18 +73,19 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     volume given explicitly) the files are read through ``..data``, which must name a
     version directory beside it, and errors name them ``..data/<file>``; without it (the
     repository's output) a ``..data`` entry is refused (:func:`magcfg.artifact.data_root`).
+    ``project`` is what the commands an error advises need to find the project
+    (``project.project_option``'s).
     """
     directory, prefix = _read_from(env_dir, display, volume=volume)
     keys = list(public_keys)
     manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
     if manifest_bytes is None:
-        raise VerificationError(prefix + MANIFEST_NAME, "not found (run `magcfg build`)",
-                                "missing_file")
+        raise VerificationError(prefix + MANIFEST_NAME,
+                                f"not found (run `magcfg build{project}`)", "missing_file")
     signature = _read_member(directory, SIGNATURE_NAME, prefix)
     if signature is None:
-        raise VerificationError(prefix + SIGNATURE_NAME,
-                                "not found: the artifact is not signed (run `magcfg sign`)",
-                                "unsigned")
+        raise VerificationError(prefix + SIGNATURE_NAME, "not found: the artifact is not "
+                                f"signed (run `magcfg sign{project}`)", "unsigned")
     kid = verify_manifest(manifest_bytes, signature, keys,
                           signature_file=prefix + SIGNATURE_NAME)
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
@@ -96,14 +97,14 @@ def verify_artifact(env_dir: str | os.PathLike[str],
         from .attestation import verify_attestation
 
         verify_attestation(envelope, {MANIFEST_NAME: manifest_bytes, **checked}, keys,
-                           file=prefix + ATTESTATION_NAME)
+                           file=prefix + ATTESTATION_NAME, project=project)
     members = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **checked}
     if envelope is not None:
         members[ATTESTATION_NAME] = envelope
     _only_listed(directory, manifest_bytes, prefix)
     members.update(_made_of_signed({name: _read_member(directory, name, prefix)
                                     for name in (CONFIGMAP, KUSTOMIZATION)},
-                                   environment, members, prefix))
+                                   environment, members, prefix, project))
     return VerifiedArtifact(kid, manifest, manifest_bytes, checked,
                             attestation_checked=envelope is not None, members=members)
 
@@ -177,10 +178,12 @@ def _only_listed(directory: Path, manifest_bytes: bytes, prefix: str) -> None:
 
 
 def _made_of_signed(held: Mapping[str, bytes | None], environment: str,
-                    members: dict[str, bytes], prefix: str) -> dict[str, bytes]:
+                    members: dict[str, bytes], prefix: str, project: str = ""
+                    ) -> dict[str, bytes]:
     """``configmap.yaml`` and ``kustomization.yaml`` where the artifact holds them
     (``held``), each refused by name unless it is what ``sign`` and the build make of the
-    signed ``members``: no signature covers them, and a controller applies them."""
+    signed ``members``: no signature covers them, and a controller applies them.
+    ``project``: as ``verify_artifact``'s."""
     from ..delivery.configmap import configmap_files, render_configmap
     from ..delivery.kustomization import render_kustomization
 
@@ -198,7 +201,8 @@ def _made_of_signed(held: Mapping[str, bytes | None], environment: str,
         if kept != made:
             raise VerificationError(prefix + name, "is not what magcfg makes of the signed "
                                     "files, and no signature covers it otherwise: run `magcfg "
-                                    "sign` again, which writes it from them", "unlisted_file")
+                                    f"sign{project}` again, which writes it from them",
+                                    "unlisted_file")
         found[name] = kept
     return found
 
@@ -337,14 +341,14 @@ class SignedArtifact:
 
 def sign_artifact(env_dir: str | os.PathLike[str], env: str,
                   private_key: Ed25519PrivateKey, *, display: str | None = None,
-                  attestation: bool = True) -> SignedArtifact:
+                  attestation: bool = True, project: str = "") -> SignedArtifact:
     """Sign the built artifact in ``env_dir``.
 
     Refuses (naming the file) if a file the manifest lists is missing or differs from
     its digest: only what the build produced gets signed. Writes ``manifest.json.sig``,
     the DSSE attestation (unless ``attestation`` is false) and ``configmap.yaml`` with
     the new signature (unless the artifact is too large for a ConfigMap), each
-    atomically and only if its bytes change.
+    atomically and only if its bytes change. ``project``: as ``verify_artifact``'s.
     """
     from ..delivery.configmap import CONFIGMAP_NAME, configmap_files, render_configmap
     from ..delivery.emitter import fits_configmap
@@ -354,7 +358,8 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
     manifest_bytes = _read_member(directory, MANIFEST_NAME, prefix)
     if manifest_bytes is None:
         raise SigningError([Diagnostic(prefix + MANIFEST_NAME, None, None,
-                                       "not found: run `magcfg build` before `magcfg sign`")])
+                                       f"not found: run `magcfg build{project}` before "
+                                       f"`magcfg sign{project}`")])
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
     try:
         check_environment(manifest, env, prefix + MANIFEST_NAME)
@@ -366,7 +371,8 @@ def sign_artifact(env_dir: str | os.PathLike[str], env: str,
     except VerificationError as exc:
         raise SigningError([Diagnostic(exc.file, None, None,
                                        "does not match manifest.json (edited after the "
-                                       "build?); run `magcfg build` before signing")]) from None
+                                       f"build?); run `magcfg build{project}` before "
+                                       "signing")]) from None
 
     signature = sign_manifest(manifest_bytes, private_key)
     outputs: dict[str, bytes] = {SIGNATURE_NAME: signature}
