@@ -14,6 +14,8 @@ import pytest
 
 from magcfg import project
 
+from .conftest import Project
+
 BLOB = bytes(range(256)) * 400
 """A blob larger than a pipe holds (64 KiB): git is still writing it when it is cut."""
 HEADER = f"blob {len(BLOB)}\n".encode()
@@ -202,3 +204,35 @@ def test_a_file_nested_past_pyyamls_depth_may_be_a_project() -> None:
     lint --since and the language server as a traceback)."""
     assert project.may_be_project_text("[" * 2000 + "]" * 2000, "magcfg.yml")
     assert project.may_be_project_text("on: " + "[" * 2000, "magcfg.yml")
+
+
+def test_magcfg_run_in_init_s_workflow_directory_finds_the_project_above(
+        tmp_path: Path) -> None:
+    """A user runs magcfg where the file they edit is: in ``.github/workflows/``, whose
+    ``magcfg.yml`` init wrote is the nearest file of a project file's name, and no
+    project (a mapping of none of its sections). It was taken for the project:
+    ``.github/workflows/magcfg.yml:6: error: key 'on' means different things ...``."""
+    repo = Project(tmp_path / "repo")
+    repo.root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo.root, check=True)
+    assert repo.run("init", "--env", "dev").returncode == 0
+    workflows = repo.root / ".github/workflows"
+    done = Project(workflows).run("build", "--check")
+    assert (done.returncode, done.stderr) == (0, "up to date: dev\n")
+    assert project.find_project_file(workflows) == repo.root / "magcfg.yaml"
+    # A pipeline's keys in any YAML spelling, and Woodpecker's, are no project either.
+    for text in ("{name: magcfg, on: [push], jobs: {}}\n", "steps:\n  - name: build\n"):
+        (workflows / "magcfg.yml").write_text(text)
+        assert project.nearest_project_file(workflows) == repo.root / "magcfg.yaml"
+    # What may be a project file is found, to fail as one: a misspelt section, no
+    # mapping, not YAML, a symlink (never followed to decide).
+    (workflows / "pipeline.yml").write_text("jobs: {}\n")
+    for text in ("verison: 1\nenvironments: [dev]\n", "- dev\n", "a: [\n", None):
+        (workflows / "magcfg.yml").unlink()
+        if text is None:
+            (workflows / "magcfg.yml").symlink_to("pipeline.yml")
+        else:
+            (workflows / "magcfg.yml").write_text(text)
+        assert project.nearest_project_file(workflows) == workflows / "magcfg.yml", text
+    failed = Project(workflows).run("build", "--check")
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr

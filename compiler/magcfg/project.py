@@ -1184,7 +1184,9 @@ def may_be_project_text(text: str, name: str) -> bool:
 def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
     """The nearest ``magcfg.yaml`` in ``start`` or a parent, none above ``top`` (a
     repository's root; ``start`` outside it starts there). Any entry of that name counts
-    (a symlink or FIFO is refused when read, never skipped for one further up)."""
+    (a symlink or FIFO is refused when read, never skipped for one further up) but a
+    file that is certainly no project (``_no_project``): the pipeline ``magcfg init``
+    writes as ``.github/workflows/magcfg.yml``, where a user runs magcfg to check it."""
     here = start.resolve()
     if top is not None:
         top = top.resolve()
@@ -1193,11 +1195,29 @@ def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
     for directory in (here, *here.parents):
         for name in PROJECT_FILE_NAMES:
             candidate = directory / name
-            if os.path.lexists(candidate):
+            if os.path.lexists(candidate) and not _no_project(candidate):
                 return candidate
         if directory == top:
             break
     return None
+
+
+_SECTION_LINE = re.compile(
+    rf"^(?:{'|'.join(sorted(KNOWN_SECTIONS))})[ \t]*:", re.MULTILINE)
+"""A line that starts a project file's section: a file that holds one may be a project
+file, without parsing it (every command finds its project file so)."""
+
+
+def _no_project(file: Path) -> bool:
+    """Whether ``file``, of a project file's name, is certainly no project file: a
+    regular file whose text is a YAML mapping of none of its sections
+    (``may_be_project_text``). Anything else may be one, and is loaded, to fail as such:
+    a symlink or FIFO, a file too large, unreadable or not UTF-8."""
+    try:
+        text = read_regular(file, MAX_INPUT_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return _SECTION_LINE.search(text) is None and not may_be_project_text(text, file.name)
 
 
 def project_option(project: Project, name: Callable[[str], str] | None = None) -> str:
