@@ -109,3 +109,34 @@ def test_a_manifest_nested_past_the_parser_is_not_json(mini: Project) -> None:
     assert gate.returncode == 1 and "Traceback" not in gate.stderr, gate.stderr
     assert gate.stderr.splitlines() == [
         "generated/dev/manifest.json: error: the manifest at deep is not JSON [version]"]
+
+
+def test_a_version_jumped_far_ahead_is_caught_and_the_advice_fixes_it(mini: Project) -> None:
+    """A pull request that hand-edits a manifest's version near the highest a manifest
+    may have, stages it and rebuilds leaves a consistent tree (`build --check` passes);
+    two changes after it merged, every build would be refused, and every kernel refuses
+    any lower version."""
+    first_commit(mini)
+    manifest = mini.root / "generated/dev/manifest.json"
+    text = manifest.read_text()
+    assert '"version": 1' in text
+    manifest.write_text(text.replace('"version": 1', f'"version": {2**53 - 2}', 1))
+    git(mini, "add", "generated/dev/manifest.json")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "jump")
+    assert json.loads(manifest.read_text())["version"] == 2**53 - 2
+    assert mini.run("build", "--check").returncode == 0  # consistent...
+    gate = mini.run("build", "--check", "--since", "HEAD~1")  # ...but no build made it
+    assert gate.returncode == 1
+    assert (f"generated/dev/manifest.json: error: version {2**53 - 2} after 1 at HEAD~1: "
+            f"a jump of {2**53 - 3}, more than the 1000000") in gate.stderr
+    assert "generated/prod" not in gate.stderr
+    # The advice, as given.
+    git(mini, "checkout", "HEAD~1", "--", "generated/dev/")
+    commit_all(mini, "restore dev")
+    assert mini.run("build").returncode == 0
+    if git(mini, "status", "--porcelain"):
+        commit_all(mini, "rebuild")
+    fixed = mini.run("build", "--check", "--since", "HEAD~2")
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(manifest.read_text())["version"] <= 2

@@ -4,7 +4,9 @@ config under the same version, relative to a git ref (the target branch).
 A plain ``git revert`` of a commit that touched ``generated/`` brings back an older
 ``version``, which ``build --check`` accepts (the tree is consistent) but every
 running kernel refuses as a rollback. ``magcfg build --check --since origin/main``
-catches it before it merges.
+catches it before it merges, and a version that jumps far ahead as well: a manifest
+hand-edited to a version near ``MAX_VERSION`` and rebuilt is consistent too, and after
+it every build would soon be refused while every kernel refuses any lower version.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from ..project import Project, project_option
 
 if TYPE_CHECKING:
     from ..pipeline.gitsource import GitSource
+
+
+MAX_VERSION_STEP = 1_000_000
+"""The most an environment's version may rise over the ref's in one pull request: a
+build raises it by one over what git holds (``compiler.version_bases``), so no history
+of builds comes near, and at this step ``MAX_VERSION`` is 9 * 10^9 pull requests away."""
 
 
 def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
@@ -48,6 +56,16 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
         after = json.loads(artifact.files[MANIFEST])
         try:
             check_succession(before, after, file=path)
+            step = after["version"] - before["version"]
+            if step > MAX_VERSION_STEP:
+                problems.append(Diagnostic(
+                    path, None, "version",
+                    f"version {after['version']} after {before['version']} at {ref}: a "
+                    f"jump of {step}, more than the {MAX_VERSION_STEP} any history of builds "
+                    "makes (a build raises it by one), as a hand-edited manifest does: "
+                    f"restore the environment from {ref} (`git checkout {ref} -- "
+                    f"{project.output}/{env}/`), commit it, then rebuild "
+                    f"(`magcfg build{project_option(project)}`)", code="version"))
         except (SuccessionError, VerificationError) as exc:
             reason = getattr(exc, "reason", "version")
             problems.append(Diagnostic(
