@@ -702,8 +702,9 @@ def test_an_artifact_on_the_branch_no_trusted_key_verifies_stops_publish(
     named = {"another key": "deploy:generated/dev/manifest.json.sig: error: signature does "
              "not match", "changed config": "deploy:generated/dev/config.json: error: sha256 "
              "does not match", "a link beside it": "deploy:generated/dev/secrets.json: error: "
-             "is no file (mode 120000)", "more files than any artifact": "deploy:generated/dev: "
-             "error: holds more than 1000 entries"}[planted]
+             "is not a plain file (mode 120000, where git writes 100644 or 100755)",
+             "more files than any artifact": "deploy:generated/dev: error: holds more than "
+             "1000 entries"}[planted]
     assert done.stderr.startswith(named) and "Traceback" not in done.stderr, done.stderr
     assert "only if it verifies with the trusted keys" in done.stderr
     assert git(root, "rev-parse", "deploy").strip() == tip

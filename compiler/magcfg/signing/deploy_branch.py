@@ -230,8 +230,10 @@ class _TreeArtifact(Mapping[str, bytes]):
             mode, _, object_id, size = head.split(maxsplit=3)
             name = os.fsdecode(path[len(directory) + 1:])
             if mode not in _BLOB_MODES:
-                raise VerificationError(prefix + name, f"is no file (mode {mode.decode()}) "
-                                        "but a symlink or a submodule", "unreadable_file")
+                # 120000 a symlink, 160000 a submodule, 100664 a mode only old gits wrote
+                raise VerificationError(prefix + name, f"is not a plain file (mode "
+                                        f"{mode.decode()}, where git writes 100644 or "
+                                        "100755)", "unreadable_file")
             self._objects[name] = (object_id.decode("ascii"), int(size))
 
     def __getitem__(self, name: str) -> bytes:
