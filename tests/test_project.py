@@ -227,12 +227,15 @@ def test_magcfg_run_in_init_s_workflow_directory_finds_the_project_above(
     # What may be a project file is found, to fail as one: a misspelt section, no
     # mapping, not YAML, a symlink (never followed to decide).
     (workflows / "pipeline.yml").write_text("jobs: {}\n")
-    for text in ("verison: 1\nenvironments: [dev]\n", "- dev\n", "a: [\n", None):
+    large = "jobs:\n" + "".join(f"  k{i}: [a]\n" for i in range(
+        project.MAX_PIPELINE_BYTES // 10))
+    for text in ("verison: 1\nenvironments: [dev]\n", "- dev\n", "a: [\n", large, None):
         (workflows / "magcfg.yml").unlink()
         if text is None:
             (workflows / "magcfg.yml").symlink_to("pipeline.yml")
         else:
             (workflows / "magcfg.yml").write_text(text)
-        assert project.nearest_project_file(workflows) == workflows / "magcfg.yml", text
+        assert project.nearest_project_file(workflows) == workflows / "magcfg.yml", \
+            (text or "")[:40]
     failed = Project(workflows).run("build", "--check")
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr

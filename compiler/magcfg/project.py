@@ -1208,13 +1208,21 @@ _SECTION_LINE = re.compile(
 file, without parsing it (every command finds its project file so)."""
 
 
+MAX_PIPELINE_BYTES = 64 * 1024
+"""The largest file of a project file's name that the search for the project file reads
+to tell a pipeline from a project (``_no_project``; init's is under 3 KB): PyYAML reads
+about 200 KB a second, and a command run in that directory pays it. A larger one is
+taken for the project, to fail as one."""
+
+
 def _no_project(file: Path) -> bool:
     """Whether ``file``, of a project file's name, is certainly no project file: a
     regular file whose text is a YAML mapping of none of its sections
     (``may_be_project_text``). Anything else may be one, and is loaded, to fail as such:
-    a symlink or FIFO, a file too large, unreadable or not UTF-8."""
+    a symlink or FIFO, a file larger than ``MAX_PIPELINE_BYTES``, unreadable or not
+    UTF-8."""
     try:
-        text = read_regular(file, MAX_INPUT_BYTES).decode("utf-8")
+        text = read_regular(file, MAX_PIPELINE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return False
     return _SECTION_LINE.search(text) is None and not may_be_project_text(text, file.name)
