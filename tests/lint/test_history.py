@@ -473,3 +473,5 @@ def test_a_commit_s_file_of_a_project_file_s_name_nested_past_the_parser_fails_c
         ("deep/magcfg.yml", "MAG006", ""), ("deep/magcfg.yml", "MAG006", added)], found
     assert "layers not checked for literal secrets: deep/magcfg.yml: not valid YAML: " \
            "nested too deeply to read" in [f["message"] for f in found]
+    # The command each names, as run where lint runs: the project below is named.
+    assert {f["fix"].split("`")[1] for f in found} == {"magcfg build --project deep/magcfg.yml"}

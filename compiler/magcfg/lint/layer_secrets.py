@@ -354,7 +354,7 @@ class CommitLayers:
                     display_name(name), 1, 1, RULE,
                     f"layers of this commit not checked for literal secrets: {project}",
                     "mend the project file or its schema in a new commit, or rewrite the "
-                    "branch's history (`magcfg build` at that commit names the problem)",
+                    f"branch's history ({_build_of(name)} at that commit names the problem)",
                     RULES[RULE].severity, line_hash(f"{name}: {project}"), short))
         return out
 
@@ -403,6 +403,20 @@ def _why(exc: Exception) -> str:
     return f"{where}{d.message}"
 
 
+def _build_of(project_file: str) -> str:
+    """`magcfg build` of ``project_file`` (from lint's root, where the hook and CI run
+    lint): a project below it, or of another name, is found there by ``--project`` alone
+    (``project.project_option``'s rule, for a project that did not load)."""
+    import shlex
+
+    from ..errors import printable
+    from ..project import PROJECT_FILE_NAMES
+
+    if project_file == PROJECT_FILE_NAMES[0]:
+        return "`magcfg build`"
+    return f"`magcfg build --project {printable(shlex.quote(project_file))}`"
+
+
 def prepare(ctx: LintContext) -> None:
     """Load what every layer file's check reads (the project, its layer files, the
     schema's secret keys, the CUE layers' data) once."""
@@ -418,7 +432,7 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
     unread = layers.unread.get(listed)
     if unread is not None:  # fail closed, as for CUE below
         yield finding(src, 1, 1, RULE, f"layers not checked for literal secrets: {unread}",
-                      "fix the project file (`magcfg build` names the problem)")
+                      f"fix the project file ({_build_of(listed)} names the problem)")
         return
     known = layers.of(listed)
     if known is None:
