@@ -191,3 +191,54 @@ def test_a_putty_key_of_format_3_is_found_as_one_of_format_2(
 def test_text_naming_the_putty_header_holds_no_key() -> None:
     text = "PuTTY 0.75 writes `PuTTY-User-Key-File-3: ssh-ed25519` on a key's first line.\n"
     assert list(token_formats.format_hits(source("docs/keys.md", text.encode()))) == []
+
+
+class _Searched:
+    """A plugin's regex that counts the texts it is given to search."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.texts = 0
+
+    def finditer(self, text: str) -> Any:
+        self.texts += 1
+        return self.pattern.finditer(text)
+
+
+_GATED = ("ArtifactoryDetector", "DiscordBotTokenDetector", "TelegramBotTokenDetector")
+
+
+def test_a_text_of_common_triggers_skips_the_plugins_gated_by_a_literal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest holds `:`, `.` and `AP` (the triggers of the Telegram, Discord and
+    Artifactory plugins), but nothing their tokens' literal parts lead: their regexes,
+    which begin with no literal and are tried at every place, never read it."""
+    plugins = {type(p).__name__: p for p, _ in token_formats._format_plugins()}
+    searched = {}
+    for name in _GATED:
+        cls = type(plugins[name])
+        searched[name] = [_Searched(r) for r in cls.denylist]
+        monkeypatch.setattr(cls, "denylist", searched[name])
+    text = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: APP.frontend}\n"
+            "spec:\n  image: registry.local/APIGW:1.2.3\n  port: 8080\n")
+    assert list(token_formats.format_hits(source("deploy.yaml", text.encode()))) == []
+    assert {name: sum(r.texts for r in regexes) for name, regexes in searched.items()} \
+        == dict.fromkeys(_GATED, 0)
+
+
+@pytest.mark.parametrize("token", [
+    "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",  # Telegram, 9 digits
+    "11020154:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",  # 8 digits
+    "1102015433:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",  # 10 digits
+    "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs",  # Discord, 24 and 27
+    "NzkyNzE1NDU0MTk2MDg4ODQ0.X-hvzA.Ovy4MCQywSkoMRRclStW4xAYK7I",
+    "OTQ2NDE4NzYzMTc2OTY1NDUw0.YhLxBw.d8fXo0pOQw3LcuTQhUzzCx1Gd1s",  # 25 before the dot
+    "AKCp8jQ8vC6K3t2HfNwq7RxyZb4LmT9sD2e",  # Artifactory API key
+    "AP6xDxZqrN3hVw7pLkT2mQ9eF4",  # Artifactory reference token
+])
+def test_a_gated_plugin_s_token_is_found(token: str) -> None:
+    """The gate of a plugin (a pattern led by a literal that every match of its regexes
+    matches) passes each of its tokens' shapes on to the plugin: none is lost."""
+    text = f"name: bot\nsettings:\n  value: {token}\n"
+    found = list(token_formats.format_hits(source("bot.yaml", text.encode())))
+    assert [number for number, _ in found] == [3]

@@ -74,6 +74,18 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "TelegramBotTokenDetector": (":",),  # the bot's id, a colon, its key
     "TwilioKeyDetector": ("AC", "SK"),
 }
+# A pattern every text some regex of a plugin's matches also matches, for the plugins
+# whose triggers most texts hold (`:`, `.`, `AP`) and whose regexes begin with no
+# literal, which ``re`` then tries at every place: this one begins with a literal
+# (looking back from it), found by a fast search, and a text without a match skips the
+# plugin's regexes. The lines the plugin reads are its own regexes' still.
+_GATES: dict[str, re.Pattern[str]] = {
+    "ArtifactoryDetector": re.compile(r"AKC[a-zA-Z0-9]{10}|AP[\dABCDEF][a-zA-Z0-9]{8}"),
+    # [MNO] is one of the class's: a token has 24 of them at least before its first dot.
+    "DiscordBotTokenDetector": re.compile(
+        r"\.(?<=[a-zA-Z\d_-]{24}\.)[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}"),
+    "TelegramBotTokenDetector": re.compile(r":(?<=\d{8}:)[0-9A-Za-z_-]{35}"),
+}
 
 
 @lru_cache(maxsize=1)
@@ -262,6 +274,12 @@ def _untriggered() -> frozenset[int]:
 
 
 @lru_cache(maxsize=1)
+def _plugin_gates() -> tuple[re.Pattern[str] | None, ...]:
+    """Each plugin's gate (``_GATES``), in ``_format_plugins()``' order."""
+    return tuple(_GATES.get(type(plugin).__name__) for plugin, _ in _format_plugins())
+
+
+@lru_cache(maxsize=1)
 def _any_trigger() -> re.Pattern[str]:
     return re.compile("|".join(map(re.escape, {trigger for trigger, _ in _trigger_index()})))
 
@@ -290,6 +308,9 @@ def format_hits(src: SourceFile) -> Iterator[tuple[int, Hit]]:
                                   _key_block(src, number))
             continue
         plugin = plugins[i - len(_FORMATS)][0]
+        gate = _plugin_gates()[i - len(_FORMATS)]
+        if gate is not None and gate.search(text) is None:
+            continue
         numbers: set[int] = set()
         for regex in plugin.denylist:
             for m in regex.finditer(text):
