@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
-from magcfg.lint import lint
+from magcfg.lint import hardcoded, lint
+from magcfg.lint.walk import source
 
 from ..conftest import failed_cleanly, tree_state
 from .conftest import REPO, Fixture, MakeRepo, run_cli
@@ -2186,6 +2189,37 @@ cat <<< "password: CANARYherestring" «MAG002»
     assert found == expected
     done = run_cli(repo.root, "lint")
     assert "CANARY" not in done.stdout + done.stderr
+
+
+class _Searched:
+    """A pattern that counts the texts it is given to search."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.texts = 0
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        self.texts += 1
+        return self.pattern.finditer(text)
+
+
+def test_a_text_without_an_sql_verb_is_not_searched_for_statements(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQL pattern, led by no literal, is tried at every place of the text it reads:
+    a manifest naming `DB_PASSWORD` holds no statement's verb and is not read by it. A
+    statement of each verb, in any case, is still found."""
+    searched = _Searched(hardcoded._SQL_PASSWORD)
+    monkeypatch.setattr(hardcoded, "_SQL_PASSWORD", searched)
+    manifest = ("env:\n  - name: DB_PASSWORD\n    valueFrom:\n"
+                "      secretKeyRef: {name: app, key: db_password}\n")
+    assert list(hardcoded._sql_password_hits(source("deploy.yaml", manifest.encode()))) == []
+    assert searched.texts == 0
+    for statement in ("grant all on app.* to 'app'@'%' identified by 'CANARYgr1-x9';",
+                      "ALTER LOGIN app WITH PASSWORD = 'CANARYal1-x9';",
+                      "Create User app Password 'CANARYcr1-x9';",
+                      "set password = 'CANARYse1-x9';"):
+        found = list(hardcoded._sql_password_hits(source("db/init.sql", statement.encode())))
+        assert [number for number, _ in found] == [1], statement
 
 
 def test_here_strings_are_the_text_they_feed(make_repo: MakeRepo) -> None:
