@@ -23,6 +23,14 @@ def test_lines_break_where_git_and_editors_break_them(text: str, lines: list[str
     assert SourceFile("x", text).lines == lines
 
 
+def test_a_file_s_name_is_taken_from_its_path_once() -> None:
+    """The rules ask each file's name dozens of times: it is cut from the path once."""
+    src = SourceFile("deploy/prod/values.yaml", "a: 1\n")
+    assert src.name == "values.yaml"
+    assert src.name is src.name
+    assert SourceFile("values.yaml", "").name == "values.yaml"
+
+
 def test_a_form_feed_between_a_key_and_its_value_hides_nothing(make_repo: MakeRepo) -> None:
     """Python reads a form feed as a space; ``str.splitlines`` broke the line there."""
     repo = make_repo({"a.py": 'import os\nDB_PASSWORD =\x0c"CANARYff1"\n'})

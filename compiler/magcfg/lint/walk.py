@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import functools
 import hashlib
 import os
 import re
@@ -74,8 +75,10 @@ class SourceFile:
         number = bisect.bisect_right(self._starts, offset)
         return number, offset - self._starts[number - 1] + 1
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
+        """The file's own name (its path's last part): the rules ask it of each file
+        dozens of times."""
         return self.path.rsplit("/", 1)[-1]
 
 
