@@ -2192,7 +2192,7 @@ cat <<< "password: CANARYherestring" «MAG002»
 
 
 class _Searched:
-    """A pattern that counts the texts it is given to search."""
+    """A pattern that counts the texts (or lines) it is given to search."""
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
@@ -2201,6 +2201,10 @@ class _Searched:
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         self.texts += 1
         return self.pattern.finditer(text)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        self.texts += 1
+        return self.pattern.search(text)
 
 
 def test_a_text_without_an_sql_verb_is_not_searched_for_statements(
@@ -2220,6 +2224,21 @@ def test_a_text_without_an_sql_verb_is_not_searched_for_statements(
                       "set password = 'CANARYse1-x9';"):
         found = list(hardcoded._sql_password_hits(source("db/init.sql", statement.encode())))
         assert [number for number, _ in found] == [1], statement
+
+
+def test_a_code_line_ending_in_no_key_s_end_is_not_searched_for_one_below(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a key's value begins below its line is asked, with a pattern led by no
+    literal, of lines ending in `=`, `:`, `(` or `\\` alone; such values are still
+    found, whatever whitespace ends the line."""
+    searched = _Searched(hardcoded._CODE_KEY_ENDS)
+    monkeypatch.setattr(hardcoded, "_CODE_KEY_ENDS", searched)
+    assert hardcoded._value_below(['token = os.environ["TOKEN"]  # the API token'], 1,
+                                  True) is None
+    assert searched.texts == 0
+    for line in ("API_TOKEN = (", "API_TOKEN = \\", "const apiToken =\t", "\"token\":\u2003"):
+        found = hardcoded._value_below([line, '    "CANARYvb1-x9"', ")"], 1, True)
+        assert found is not None and found[1] == '"CANARYvb1-x9"', line
 
 
 def test_here_strings_are_the_text_they_feed(make_repo: MakeRepo) -> None:

@@ -504,6 +504,8 @@ def _defaults_within(line: str, pairs: list[tuple[str, str, int]], kind: str
 # it (JS, Go, Java, a Python dict's `"key":`), at an opening parenthesis (Python's
 # `PASSWORD = (`) or at a backslash that continues the line.
 _CODE_KEY_ENDS = re.compile(_CODE_KEY + r"(\(|\\)?+$")
+_KEY_LINE_ENDS = ("=", ":", "(", "\\")
+"""The characters a line ``_CODE_KEY_ENDS`` matches ends in, before its whitespace."""
 # A key given a value in parentheses that begins on its line: `API_KEY = ("..."`.
 _CODE_KEY_OPENS = re.compile(_CODE_KEY + r"\(")
 _STRING_LITERAL = re.compile(_CODE_STRING)
@@ -524,7 +526,9 @@ def _value_below(lines: list[str], number: int, python: bool
     value is anything else: an expression, an f-string with a field, a tuple. In Python a
     name and a colon after a keyword or a name end a block's first line, not a key's."""
     line = lines[number - 1]
-    m = _CODE_KEY_ENDS.search(line)
+    # The pattern, led by no literal, is tried at every place of the line: a line ending
+    # in none of its last characters is not searched.
+    m = _CODE_KEY_ENDS.search(line) if line.rstrip().endswith(_KEY_LINE_ENDS) else None
     if m is not None:
         opened, start = m.group(2) == "(", len(line)
         before = line[:m.start(1)].rstrip()
