@@ -7,8 +7,13 @@ seeded findings, then times, in one run, on the same tree:
 * `magcfg lint` (all rules, a real process, as CI runs it);
 * `detect-secrets scan` (the alternative users would run for the secret rule alone).
 
-Usage: python benchmarks/lint_bench.py [--files 10000] [--runs 3] [--keep DIR]
+Usage: python benchmarks/lint_bench.py [--files 10000] [--runs 3] [--keep DIR] [--ab BASE]
 Prints wall-clock medians and the ratio. Not a test: never asserts times.
+
+With ``--ab BASE`` (a ``compiler/`` directory of another commit, e.g. from ``git archive
+COMMIT compiler | tar -x -C /tmp/base``), only ``magcfg lint`` is timed, BASE and this
+tree alternating, ``--runs`` runs each on the same repository: CPU (user+sys) medians, the
+ratio, and whether the two reports are identical.
 """
 
 from __future__ import annotations
@@ -210,14 +215,14 @@ def generate(root: Path, n: int) -> None:
         subprocess.run(["git", *args], cwd=root, env=env, check=True)
 
 
-def timed(cmd: list[str], cwd: Path, runs: int
+def timed(cmd: list[str], cwd: Path, runs: int, compiler: Path = ROOT / "compiler"
           ) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Median wall-clock and CPU (user+sys) seconds of ``runs`` runs, and the last run.
     CPU time is the steadier figure on a loaded machine."""
     times = []
     cpu = []
     proc = None
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "compiler")}
+    env = {**os.environ, "PYTHONPATH": str(compiler)}
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -229,11 +234,32 @@ def timed(cmd: list[str], cwd: Path, runs: int
     return statistics.median(times), statistics.median(cpu), proc
 
 
+def lint_ab(root: Path, base: Path, runs: int) -> None:
+    """``magcfg lint``'s CPU with BASE's compiler and this tree's, one run of each in
+    turn (a change of the machine's load falls on both alike)."""
+    trees = {"before": base, "after": ROOT / "compiler"}
+    cpu: dict[str, list[float]] = {side: [] for side in trees}
+    reports: dict[str, str] = {}
+    for _ in range(runs):
+        for side, tree in trees.items():
+            _, seconds, proc = timed([sys.executable, "-m", "magcfg", "lint", "-f", "json"],
+                                     root, 1, tree)
+            cpu[side].append(seconds)
+            reports[side] = proc.stdout
+    before, after = (statistics.median(cpu[side]) for side in trees)
+    print(f"magcfg lint CPU, median of {runs}: before {before:.3f} s, after {after:.3f} s, "
+          f"ratio {after / before:.3f}; reports "
+          f"{'identical' if reports['before'] == reports['after'] else 'DIFFER'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="generate here and keep the repository")
+    ap.add_argument("--ab", type=Path, metavar="BASE",
+                    help="another commit's compiler/ directory: time lint alone, BASE and "
+                         "this tree alternating")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="magcfg-lint-bench-"))
     try:
@@ -244,6 +270,9 @@ def main() -> int:
         size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
         print(f"repository: {nfiles} files, {size / 1e6:.1f} MB (generated in "
               f"{time.perf_counter() - t0:.1f} s)")
+        if args.ab is not None:
+            lint_ab(root, args.ab.resolve(), args.runs)
+            return 0
         lint_s, lint_cpu, lint = timed([sys.executable, "-m", "magcfg", "lint", "-f", "json"], root,
                              args.runs)
         import json
