@@ -242,3 +242,18 @@ def test_a_gated_plugin_s_token_is_found(token: str) -> None:
     text = f"name: bot\nsettings:\n  value: {token}\n"
     found = list(token_formats.format_hits(source("bot.yaml", text.encode())))
     assert [number for number, _ in found] == [3]
+
+
+def test_each_gate_is_of_the_plugin_s_patterns_it_was_written_for() -> None:
+    """A gate must match whatever its plugin's patterns match: a detect-secrets version
+    whose patterns differ fails here, for its gate to be written again."""
+    plugins = {type(p).__name__: p for p, _ in token_formats._format_plugins()}
+    assert {name: [(r.pattern, r.flags) for r in plugins[name].denylist] for name in _GATED} == {
+        "ArtifactoryDetector": [
+            (r'(?:\s|=|:|"|^)AKC[a-zA-Z0-9]{10,}(?:\s|"|$)', re.UNICODE),
+            (r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)', re.UNICODE)],
+        "DiscordBotTokenDetector": [
+            (r"[MNO][a-zA-Z\d_-]{23,25}\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}", re.UNICODE)],
+        "TelegramBotTokenDetector": [(r"\d{8,10}:[0-9A-Za-z_-]{35}", re.UNICODE)],
+    }
+    assert sorted(token_formats._GATES) == sorted(_GATED)
