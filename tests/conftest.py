@@ -223,6 +223,17 @@ def tree_state(base: Path) -> dict[str, str]:
     return out
 
 
+def fifo_index_project(root: Path) -> None:
+    """A one-layer project in a new git repository at ``root`` whose index is a FIFO (a
+    repository handed over whole): every git question about the index waits for good."""
+    (root / "layers/base").mkdir(parents=True)
+    (root / "layers/base/a.yaml").write_text("a: 1\n")
+    (root / "magcfg.yaml").write_text(
+        "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n    path: layers/base\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    os.mkfifo(root / ".git/index")
+
+
 def failed_cleanly(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
     """Assert a CLI run failed with ``code`` and a plain message (no Python traceback);
     returns its stderr for the caller's own assertions."""

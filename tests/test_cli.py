@@ -308,12 +308,9 @@ def test_no_git_a_failed_command_asked_outlives_it(tmp_path: Path) -> None:
     collector off."""
     import signal
 
-    (tmp_path / "layers/base").mkdir(parents=True)
-    (tmp_path / "layers/base/a.yaml").write_text("a: 1\n")
-    (tmp_path / "magcfg.yaml").write_text(
-        "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n    path: layers/base\n")
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    os.mkfifo(tmp_path / ".git/index")
+    from .conftest import fifo_index_project
+
+    fifo_index_project(tmp_path)
     # The console script as it runs, with git given 1 s rather than 30 to answer.
     script = ("import sys\nfrom magcfg import project\nproject.GIT_ANSWER_SECONDS = 1\n"
               "sys.argv = ['magcfg', 'build']\nfrom magcfg.cli import run\nrun()\n")

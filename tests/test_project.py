@@ -134,16 +134,12 @@ def test_no_git_asked_outlives_a_question_that_failed_before_it(
     blocked on the FIFO as well, was left running for good (one more in a language server
     at each try, and after the command's exit)."""
     import gc
-    import os
 
     from magcfg.errors import MagcfgError
 
-    (tmp_path / "layers/base").mkdir(parents=True)
-    (tmp_path / "layers/base/a.yaml").write_text("a: 1\n")
-    (tmp_path / "magcfg.yaml").write_text(
-        "version: 1\nenvironments: [dev]\nlayers:\n  - name: base\n    path: layers/base\n")
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    os.mkfifo(tmp_path / ".git/index")
+    from .conftest import fifo_index_project
+
+    fifo_index_project(tmp_path)
     monkeypatch.setattr(project, "GIT_ANSWER_SECONDS", 1)
     before = _children()
     with pytest.raises(MagcfgError, match="gave no answer in 1 s"):
