@@ -495,11 +495,15 @@ def test_git_is_not_asked_for_the_top_where_no_repository_can_be_found(
 
     from magcfg.durable import git_root, outside_any_repository
 
-    if not outside_any_repository(tmp_path):
-        pytest.skip("the temporary directory is below a git repository")
-    asked = calls(monkeypatch, subprocess, "run", 0)
     below = tmp_path / "a" / "b"
     below.mkdir(parents=True)
+    # Git looks in no directory of GIT_CEILING_DIRECTORIES nor above, wherever the
+    # temporary directory is: what tmp_path holds is not looked at either.
+    (tmp_path / "HEAD").write_text("ref: refs/heads/main\n")
+    assert not outside_any_repository(below)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert outside_any_repository(below)
+    asked = calls(monkeypatch, subprocess, "run", 0)
     assert git_root(below) is None and asked == []
     (tmp_path / "a" / ".git").write_text("gitdir: nowhere\n")
     assert git_root(below) is None and asked

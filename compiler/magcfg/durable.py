@@ -384,21 +384,26 @@ def _ask_git_root(start: Path) -> Path | None:
 def outside_any_repository(start: Path) -> bool:
     """Whether git finds no repository from the directory ``start``, told without
     running it: no ``GIT_DIR``, and neither ``start`` nor a directory above it holds a
-    ``.git`` or a ``HEAD`` (a git directory itself). Anything else is git's to answer.
-    git takes ~4 ms to start and say so, and a build outside git would start it eight
-    times: each question about its inputs (``project._Asked``, the manifests committed)
-    fails there, and the top is asked for the project file and the build."""
+    ``.git`` or a ``HEAD`` (a git directory itself), up to a directory of
+    ``GIT_CEILING_DIRECTORIES``, which git does not look in either. Anything else is
+    git's to answer. git takes ~4 ms to start and say so, and a build outside git would
+    start it eight times: each question about its inputs (``project._Asked``, the
+    manifests committed) fails there, and the top is asked for the project file and the
+    build."""
     if "GIT_DIR" in os.environ:
         return False
     here = os.path.realpath(start)
     if not os.path.isdir(here):
         return False
+    ceilings = {os.path.realpath(entry) for entry
+                in os.environ.get("GIT_CEILING_DIRECTORIES", "").split(os.pathsep)
+                if os.path.isabs(entry)}
     while True:
         if os.path.lexists(os.path.join(here, ".git")) \
                 or os.path.lexists(os.path.join(here, "HEAD")):
             return False
         parent = os.path.dirname(here)
-        if parent == here:
+        if parent == here or parent in ceilings:
             return True
         here = parent
 
