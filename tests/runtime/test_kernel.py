@@ -35,6 +35,7 @@ from magcfg.signing.keys import Ed25519PrivateKey
 
 from .fixtures import (
     HOT,
+    SECRET_KEYS,
     KubeletWriter,
     artifact_files,
     base_config,
@@ -551,6 +552,45 @@ def test_canary_secrets_never_appear_in_events_or_logs(rig: Rig,
                                           "restart_keys": []})
     assert kernel.reload().reason == "subscriber_rejected"
     said = rig.everything_said() + caplog.text
+    assert CANARY not in said and "<redacted>" in said
+
+
+
+def test_a_value_the_served_manifest_keeps_secret_stays_masked_when_the_next_drops_it(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    # Version 1 declares two literal values secret (a project's redact globs); later
+    # versions remove the keys together with their declarations, as a change that
+    # drops a setting from the schema and the layers does.
+    served = base_config(1)
+    served["features"]["license"] = CANARY
+    served["magds"]["license"] = CANARY + "-restart"
+    declared = [*SECRET_KEYS, "features.license", "magds.license"]
+    rig.write(1, served, extra_manifest={"secret_keys": declared})
+    kernel = rig.kernel(watch=False)
+    without_restart_secret = base_config(2)  # magds is a restart key
+    without_restart_secret["features"]["license"] = CANARY
+    rig.write(2, without_restart_secret,
+              extra_manifest={"secret_keys": [*SECRET_KEYS, "features.license"]})
+    held = kernel.reload()
+    assert held.reason == "restart_required" and held.event is not None
+    assert [c["key"] for c in held.event["data"]["changes"]] == ["features.counter",
+                                                                 "magds.license"]
+
+    def reject(event: dict[str, Any]) -> None:
+        raise ConfigRejected(f"will not drop the license {kernel.get('features.license')}")
+
+    unsubscribe = kernel.subscribe(RELOADED, reject)
+    dropped = base_config(3)
+    dropped["magds"]["license"] = CANARY + "-restart"
+    rig.write(3, dropped, extra_manifest={"secret_keys": [*SECRET_KEYS, "magds.license"]})
+    assert kernel.reload().reason == "subscriber_rejected"
+    unsubscribe()
+    applied = kernel.reload()
+    assert applied.status == "applied" and applied.event is not None
+    changes = {c["key"]: c for c in applied.event["data"]["changes"]}
+    assert changes["features.license"] == {"key": "features.license", "policy": "hot",
+                                           "old": "<redacted>"}
+    said = rig.everything_said() + caplog.text + json.dumps(kernel.status())
     assert CANARY not in said and "<redacted>" in said
 
 

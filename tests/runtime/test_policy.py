@@ -66,6 +66,18 @@ def test_changes_are_leaf_paths_with_redacted_values() -> None:
     assert changed[0].old is MISSING
 
 
+
+def test_a_value_secret_under_either_policy_is_redacted() -> None:
+    # The served version declared s.license secret; the next drops it, key and rule.
+    served = ReloadPolicy({"secret_keys": ["s.license"]})
+    changed = changes(freeze({"s": {"license": "old-canary", "n": 1}}), freeze({"s": {"n": 2}}))
+    assert changed[0].redacted(POLICY) == {"key": "s.license", "policy": "restart",
+                                           "old": "old-canary"}
+    assert changed[0].redacted(POLICY, served)["old"] == REDACTED
+    whole = changes(freeze({"s": {"license": "old-canary"}}), freeze({}))
+    assert whole[0].redacted(POLICY, served)["old"] == {"license": REDACTED}
+
+
 def test_type_changes_count_even_when_equal() -> None:
     assert [c.key for c in changes(freeze({"a": 1}), freeze({"a": True}))] == ["a"]
 

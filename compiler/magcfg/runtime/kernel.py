@@ -277,7 +277,9 @@ class Kernel:
         self._verified: tuple[bytes, bytes, str, dict[str, Any]] | None = None
         self._delivered_refs: tuple[Snapshot, list[_Reference]] | None = None
         self._subtree_refs: dict[tuple[str, int], tuple[Any, list[_Reference]]] = {}
-        self._policy_memo: tuple[tuple[Any, ...], ReloadPolicy] | None = None
+        # The rules of the served version and of the last candidate, by the manifest
+        # fields they are made of (_policy_for).
+        self._policy_memo: dict[tuple[Any, ...], ReloadPolicy] = {}
         self.last_error: Event | None = None
         """The last ``config.reload_failed`` event (``None`` after a successful reload)."""
         self.booted_from: str | None = None
@@ -755,7 +757,7 @@ class Kernel:
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not a JSON object",
                            version)
         policy = self._policy_for(manifest)
-        self._validate(config, policy, version, prefix + config_name)
+        self._validate(config, policy, running, version, prefix + config_name)
         return Snapshot(frozen, freeze(manifest), raw.manifest_bytes,
                         raw.signature, freeze_bytes(verified.files), verified.key_id,
                         source=source, _members=members)
@@ -765,16 +767,20 @@ class Kernel:
         if self._schema_secrets:
             manifest = {**manifest, "secret_keys": [*manifest.get("secret_keys", ()),
                                                     *self._schema_secrets]}
-        # Successive versions nearly always carry the same rules: the last policy is kept,
-        # under the fields it is made of (a large manifest lists thousands of keys, and
+        # Successive versions nearly always carry the same rules: the last two policies
+        # (a reload asks for the served version's and the candidate's) are kept, under
+        # the fields they are made of (a large manifest lists thousands of keys, and
         # parsing them is ~30 ms).
         key = _policy_key(manifest)
         memo = self._policy_memo
-        if key is not None and memo is not None and memo[0] == key:
-            return memo[1]
+        found = memo.get(key) if key is not None else None
+        if found is not None:
+            return found
         policy = ReloadPolicy(manifest)
         if key is not None:
-            self._policy_memo = (key, policy)
+            while len(memo) >= 2:
+                del memo[next(iter(memo))]
+            memo[key] = policy
         return policy
 
     def _load_schema(self) -> None:
@@ -798,16 +804,23 @@ class Kernel:
 
         self._schema_check = check
 
-    def _validate(self, config: Mapping[str, Any], policy: ReloadPolicy, version: int,
-                  file: str) -> None:
-        # Secret values are collected (a walk of the whole config) only to mask an error.
+    def _validate(self, config: Mapping[str, Any], policy: ReloadPolicy,
+                  running: Snapshot | None, version: int, file: str) -> None:
+        # Secret values are collected (a walk of the whole config) only to mask an error:
+        # the candidate's under its rules, and the running version's under its own.
+        def held() -> list[tuple[ReloadPolicy, Mapping[str, Any]]]:
+            pairs = [(policy, config)]
+            if running is not None:
+                pairs.append((self._policy_for(running.manifest), running.config))
+            return pairs
+
         if self._schema_check is not None:
             problems = self._schema_check(config)
             if problems:
                 shown = "; ".join(problems[:5]) + (
                     f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
                 raise _Refused("validate", "invalid", self._mask(
-                    f"{file}: {shown}", policy, config), version)
+                    f"{file}: {shown}", *held()), version)
         for check in self.validators:
             try:
                 check(config)
@@ -817,11 +830,14 @@ class Kernel:
                 text = str(exc) if isinstance(exc, Exception) else type(exc).__name__
                 raise _Refused("validate", "invalid", self._mask(
                     f"{file}: {getattr(check, '__name__', 'validator')}: {text}",
-                    policy, config), version) from None
+                    *held()), version) from None
 
     def _apply(self, current: Snapshot, candidate: Snapshot, trigger: str,
                started: float) -> ReloadResult:
         policy = self._policy_for(candidate.manifest)
+        # The served version's rules too: a value its manifest keeps secret is masked in
+        # what this attempt says, though the candidate no longer declares it.
+        previous = self._policy_for(current.manifest)
         # Same config.json bytes (a version bump of other files): nothing to compare.
         changed = [] if candidate.config_digest == current.config_digest else changes(
             current.config, candidate.config)
@@ -833,7 +849,8 @@ class Kernel:
                            f"{len(blocked)} changed key(s) take effect only after a restart: "
                            + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""),
                            candidate.version, restart_keys=blocked,
-                           changes=_change_data(changed, policy), key_id=candidate.key_id,
+                           changes=_change_data(changed, policy, previous),
+                           key_id=candidate.key_id,
                            inputs_digest=_inputs_digest(candidate))
         # The floor is durable before any reader or subscriber (the sidecar's publish
         # into --out) sees the version: a crash after that, or a state that cannot be
@@ -848,7 +865,7 @@ class Kernel:
             "inputs_digest": _inputs_digest(candidate),
             "trigger": trigger,
             "changed_keys": [c.key for c in changed[:_MAX_CHANGES]],
-            "changes": _change_data(changed, policy),
+            "changes": _change_data(changed, policy, previous),
             "changes_truncated": max(0, len(changed) - _MAX_CHANGES),
             "duration_ms": _ms(started),
         }, self.source), thorough=False)
@@ -862,7 +879,8 @@ class Kernel:
             self._restore(current)
             raise _Refused("subscriber", "subscriber_rejected",
                            self._mask(f"a subscriber rejected version {candidate.version}: "
-                                      f"{rejected}", policy, candidate.config, current.config),
+                                      f"{rejected}", (policy, candidate.config),
+                                      (previous, current.config)),
                            candidate.version, rolled_back=True)
         self._pending = None
         self.last_error = None
@@ -1039,16 +1057,15 @@ class Kernel:
         self._subtree_refs = found  # holds the subtrees, so their ids stay theirs
         return out
 
-    def _secret_texts(self, policy: ReloadPolicy | None,
-                      *configs: Mapping[str, Any]) -> set[str]:
+    def _secret_texts(self, *held: tuple[ReloadPolicy, Mapping[str, Any]]) -> set[str]:
         """Every secret string known: the values ``secret()`` handed out, the values the
-        environment delivers for the references of ``configs`` and of the served
-        config, and (with ``policy``) the values at secret keys of ``configs``."""
+        environment delivers for the references of the configs ``held`` and of the
+        served config, and the values at the secret keys of each config ``held`` under
+        the policy given with it."""
         texts = self._handed_texts()
         current = self._current
-        for config in configs:
-            if policy is not None:
-                texts |= policy.secret_values(config)
+        for policy, config in held:
+            texts |= policy.secret_values(config)
             if current is None or config is not current.config:
                 texts |= self._delivered(config)
         if current is not None:
@@ -1064,17 +1081,16 @@ class Kernel:
             texts |= self._direct_vault.values()
         return texts
 
-    def _mask(self, text: str, policy: ReloadPolicy | None = None,
-              *configs: Mapping[str, Any]) -> str:
-        """``text`` with every string of :meth:`_secret_texts` masked."""
-        return Redactor().text(text, self._secret_texts(policy, *configs))
+    def _mask(self, text: str, *held: tuple[ReloadPolicy, Mapping[str, Any]]) -> str:
+        """``text`` with every string of :meth:`_secret_texts` of ``held`` masked."""
+        return Redactor().text(text, self._secret_texts(*held))
 
     def _scrubbed(self, event: Event, thorough: bool) -> Event:
         """``event`` with every secret value masked in its data. Events that carry free
         text (an ``error``) are masked ``thorough``-ly, with everything :meth:`_mask`
         knows; the others (keys, versions, values of non-secret keys, which the policy
         redacted already) with the values handed out, without a walk of the config."""
-        texts = self._secret_texts(None) if thorough else self._handed_texts()
+        texts = self._secret_texts() if thorough else self._handed_texts()
         if texts:
             event["data"] = Redactor().masked(event["data"], texts)
         return event
@@ -1115,8 +1131,11 @@ def _policy_key(manifest: Mapping[str, Any]) -> tuple[Any, ...] | None:
     return key
 
 
-def _change_data(changed: list[Change], policy: ReloadPolicy) -> list[dict[str, Any]]:
-    return [c.redacted(policy) for c in changed[:_MAX_CHANGES]]
+def _change_data(changed: list[Change], policy: ReloadPolicy,
+                 previous: ReloadPolicy) -> list[dict[str, Any]]:
+    """The first :data:`_MAX_CHANGES` changes as event data, masked under the
+    candidate's rules and the served version's (``previous``)."""
+    return [c.redacted(policy, previous) for c in changed[:_MAX_CHANGES]]
 
 
 def _message(exc: MagcfgError) -> str:

@@ -48,23 +48,27 @@ class Change:
         """The key path in its text form (what events carry)."""
         return format_keypath(self.path)
 
-    def redacted(self, policy: ReloadPolicy) -> dict[str, Any]:
-        """The change as event data; values of secret keys are replaced by ``<redacted>``."""
-        secret = policy.is_secret(self.path, self.old, self.new)
+    def redacted(self, policy: ReloadPolicy, *others: ReloadPolicy) -> dict[str, Any]:
+        """The change as event data; values of keys secret under ``policy`` or any of
+        ``others`` are replaced by ``<redacted>``. The kernel gives the served version's
+        rules as ``others``: a value its manifest keeps secret stays masked when the next
+        version removes the key together with its ``secret_keys`` entry."""
+        rules = (policy, *(other for other in others if other is not policy))
+        secret = any(rule.is_secret(self.path, self.old, self.new) for rule in rules)
         out: dict[str, Any] = {"key": self.key, "policy": policy.policy_of(self.path)}
         for side, value in (("old", self.old), ("new", self.new)):
             if value is MISSING:
                 continue
-            out[side] = REDACTED if secret else _redact_tree(policy, self.path, value)
+            out[side] = REDACTED if secret else _redact_tree(rules, self.path, value)
         return out
 
 
-def _redact_tree(policy: ReloadPolicy, path: KeyPath, value: Any) -> Any:
+def _redact_tree(rules: tuple[ReloadPolicy, ...], path: KeyPath, value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _redact_tree(policy, (*path, k), v) for k, v in value.items()}
+        return {k: _redact_tree(rules, (*path, k), v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_tree(policy, (*path, str(i)), v) for i, v in enumerate(value)]
-    if policy.is_secret(path, value, MISSING):
+        return [_redact_tree(rules, (*path, str(i)), v) for i, v in enumerate(value)]
+    if any(rule.is_secret(path, value, MISSING) for rule in rules):
         return REDACTED
     return value
 
