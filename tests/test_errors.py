@@ -4,10 +4,14 @@ exactly the controls and the surrogates."""
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
+import subprocess
 import sys
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +25,7 @@ from magcfg.errors import (
     printable,
 )
 
-from .conftest import code_span, table_cells
+from .conftest import REPO, code_span, table_cells
 
 
 def test_missing_line_and_key_sort_first() -> None:
@@ -33,6 +37,48 @@ def test_missing_line_and_key_sort_first() -> None:
     assert sorted([other, later, keyed, unlocated, unkeyed]) == [
         unlocated, unkeyed, keyed, later, other]
     assert BuildError([keyed, unkeyed]).diagnostics == [unkeyed, keyed]
+
+
+
+def test_a_diagnostic_is_a_value_compared_hashed_and_shown_by_its_fields() -> None:
+    d = Diagnostic("a.yaml", 3, "db.port", "bad", "warning", "schema")
+    same = Diagnostic(file="a.yaml", line=3, key="db.port", message="bad",
+                      severity="warning", code="schema")
+    assert d == same and hash(d) == hash(same) and len({d, same}) == 1
+    assert d != d.replace(code="other") and d != ("a.yaml", 3, "db.port", "bad")
+    assert repr(d) == ("Diagnostic(file='a.yaml', line=3, key='db.port', message='bad', "
+                       "severity='warning', code='schema')")
+    assert Diagnostic("a", None, None, "m").severity == "error"
+    assert Diagnostic("a", None, None, "m").code == "error"
+    later = Diagnostic("a.yaml", 4, None, "x")
+    assert d < later and d <= later and later > d and later >= d and d <= same >= d
+    assert not d < same and not later <= d
+
+
+def test_a_diagnostic_cannot_change_and_replace_makes_a_changed_copy() -> None:
+    d = Diagnostic("a.yaml", 3, "db.port", "bad")
+    for name in ("file", "line", "message", "other"):
+        with pytest.raises(AttributeError):
+            setattr(d, name, "x")
+        with pytest.raises(AttributeError):
+            delattr(d, name)
+    moved = d.replace(file="b.yaml", line=None)
+    assert moved == Diagnostic("b.yaml", None, "db.port", "bad") and d.file == "a.yaml"
+    assert d.replace() == d and d.replace(key=None).key is None
+    assert d.replace(severity="warning", code="c").as_dict()["severity"] == "warning"
+    for copied in (copy.copy(d), copy.deepcopy(d), pickle.loads(pickle.dumps(d))):
+        assert copied == d and copied is not d
+
+
+def test_importing_errors_loads_no_other_module() -> None:
+    """The runtime kernel imports this module at its own import: what it loads, every
+    service pays at start."""
+    code = ("import sys; before = set(sys.modules); import magcfg.errors; "
+            "print(sorted(set(sys.modules) - before))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
+    # __future__: the annotations import of every module (a few hundred bytes of code).
+    assert done.stdout.strip() == "['__future__', 'magcfg', 'magcfg.errors', 'magcfg.version']"
 
 
 def _escaped(code: int) -> str:

@@ -10,9 +10,11 @@ change. The runtime kernel lives in ``magcfg.runtime`` and imports none of this.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .version import __version__
+
+# ``typing`` is a quarter of the runtime kernel's import time (every import of
+# ``magcfg.runtime`` runs this module first): mypy reads TYPE_CHECKING as true.
+TYPE_CHECKING = False
 
 __all__ = [
     "Artifact",
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .compiler import Artifact, BuildResult, build, compile_environment
     from .errors import BuildError, Diagnostic, MagcfgError
     from .pipeline.merge import LayerStack, Provenance

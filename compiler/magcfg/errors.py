@@ -6,15 +6,15 @@ a build can collect all of them before it fails.
 
 from __future__ import annotations
 
-import difflib
-import functools
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import total_ordering
-from typing import Any, Literal
+# This module is imported by the runtime kernel at its own import (its errors are
+# MagcfgErrors): it imports no module at its top, and ``re`` only where a message needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Iterable
+    from typing import Any, Literal
 
-Severity = Literal["error", "warning"]
+    Severity = Literal["error", "warning"]
 
 
 _FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
@@ -27,13 +27,22 @@ a name or value can read as another (Trojan Source). Written out: deriving the c
 ``unicodedata`` at run time takes ~0.2 s."""
 
 
-@functools.cache
+_UNPRINTABLE: dict[bool, re.Pattern[str]] = {}
+
+
 def _unprintable(lines: bool) -> re.Pattern[str]:
     """C0 and C1 controls, DEL, format characters, and the lone surrogates that stand for
     bytes of a file name that is not valid UTF-8 (os.fsdecode): none may reach a terminal
-    raw. Compiled on first use (~1 ms of every command's start-up otherwise)."""
-    controls = "\x00-\x08\x0b-\x1f" if lines else "\x00-\x1f"
-    return re.compile(f"[{controls}\x7f-\x9f{_FORMAT}\ud800-\udfff]")
+    raw. Compiled on first use (~1 ms of every command's start-up otherwise) and kept
+    (``re``'s own cache may drop it)."""
+    found = _UNPRINTABLE.get(lines)
+    if found is None:
+        import re
+
+        controls = "\x00-\x08\x0b-\x1f" if lines else "\x00-\x1f"
+        found = _UNPRINTABLE[lines] = re.compile(
+            f"[{controls}\x7f-\x9f{_FORMAT}\ud800-\udfff]")
+    return found
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -57,8 +66,6 @@ def printable(text: str, *, lines: bool = False) -> str:
 
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def report_json(document: Any) -> str:
     """``document`` as every JSON report prints it (sorted keys, two-space indent, one
@@ -72,13 +79,14 @@ def report_json(document: Any) -> str:
     if text.isascii():
         return text
     # Each surrogate stands inside a JSON string: its escape's backslash is escaped too.
-    return _SURROGATE.sub(lambda m: _escape(m).replace("\\", "\\\\"), text)
+    import re
+
+    return re.sub("[\ud800-\udfff]", lambda m: _escape(m).replace("\\", "\\\\"), text)
 
 
 MAX_QUOTING_MESSAGE = 240
 """The most characters of a message that quotes input (a schema's or cue's error) kept
 (``cut``): the engines quote a value of megabytes whole."""
-_QUOTE_OR_ESCAPE = re.compile(r'\\.|"')
 
 
 def cut(message: str) -> str:
@@ -87,9 +95,11 @@ def cut(message: str) -> str:
     start of a secret it may be is masked by no whole secret (``Redactor.text``)."""
     if len(message) <= MAX_QUOTING_MESSAGE:
         return message
+    import re
+
     kept = message[:MAX_QUOTING_MESSAGE]
     opened = None
-    for found in _QUOTE_OR_ESCAPE.finditer(kept):
+    for found in re.finditer(r'\\.|"', kept):
         if found.group() == '"':
             opened = found.start() if opened is None else None
     return (kept if opened is None else kept[:opened + 1]) + "..."
@@ -111,6 +121,8 @@ def close_match(name: str, known: Iterable[str]) -> str | None:
     candidates = [k for k in known if 3 * max(len(k), len(name)) <= 7 * min(len(k), len(name))]
     if sum(len(k) for k in candidates) * len(name) > _HINT_WORK:
         return None
+    import difflib
+
     found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return found[0] if found else None
 
@@ -123,6 +135,8 @@ def md_code(text: str, *, in_table: bool = False) -> str:
     removes the backslash); elsewhere a backslash in code is shown as written."""
     if not text:
         return ""  # two backticks alone are not a span but text
+    import re
+
     text = printable(text)
     if in_table:
         text = text.replace("|", "\\|")
@@ -147,18 +161,69 @@ def md_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
 
 
-@total_ordering
-@dataclass(frozen=True)
+_FIELDS = ("file", "line", "key", "message", "severity", "code")
+_KEEP: Any = object()
+
+
 class Diagnostic:
     """One finding. ``file`` is relative to the project root, with ``/`` separators.
-    Ordered by file, line and key, a missing line or key first."""
+    Ordered by file, line and key, a missing line or key first. Immutable; equal,
+    hashed and shown by its fields.
+
+    A plain class rather than a frozen dataclass: ``dataclasses`` (with ``inspect``) is
+    a third of the runtime kernel's import time, which imports this module."""
+
+    __slots__ = _FIELDS
 
     file: str
     line: int | None
     key: str | None
     message: str
-    severity: Severity = "error"
-    code: str = "error"
+    severity: Severity
+    code: str
+
+    def __init__(self, file: str, line: int | None, key: str | None, message: str,
+                 severity: Severity = "error", code: str = "error") -> None:
+        for name, value in zip(_FIELDS, (file, line, key, message, severity, code),
+                               strict=True):
+            object.__setattr__(self, name, value)
+
+    def replace(self, *, file: str = _KEEP, line: int | None = _KEEP, key: str | None = _KEEP,
+                message: str = _KEEP, severity: Severity = _KEEP, code: str = _KEEP,
+                ) -> Diagnostic:
+        """A copy with the fields given changed (as ``dataclasses.replace`` does)."""
+        return Diagnostic(self.file if file is _KEEP else file,
+                          self.line if line is _KEEP else line,
+                          self.key if key is _KEEP else key,
+                          self.message if message is _KEEP else message,
+                          self.severity if severity is _KEEP else severity,
+                          self.code if code is _KEEP else code)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.file, self.line, self.key, self.message, self.severity, self.code)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a Diagnostic is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a Diagnostic is immutable")
+
+    def __reduce__(self) -> tuple[type[Diagnostic], tuple[Any, ...]]:
+        # pickle and copy: the constructor, as __setattr__ refuses the default's setattr.
+        return Diagnostic, self._fields()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(
+            _FIELDS, self._fields(), strict=True))
+        return f"Diagnostic({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Diagnostic) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
 
     def _order(self) -> tuple[Any, ...]:
         return (self.file, self.line is not None, self.line or 0, self.key is not None,
@@ -168,6 +233,21 @@ class Diagnostic:
         if not isinstance(other, Diagnostic):
             return NotImplemented
         return self._order() < other._order()
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Diagnostic):
+            return NotImplemented
+        return self._order() <= other._order()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Diagnostic):
+            return NotImplemented
+        return self._order() > other._order()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Diagnostic):
+            return NotImplemented
+        return self._order() >= other._order()
 
     def as_dict(self) -> dict[str, Any]:
         """The diagnostic in a JSON report (docs/cli.md): the fields, unescaped."""

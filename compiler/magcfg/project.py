@@ -19,7 +19,7 @@ import shlex
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -403,7 +403,7 @@ class FromTop:
         return self.prefix() + rel
 
     def diagnostic(self, d: Diagnostic) -> Diagnostic:
-        return d if not d.file else replace(d, file=self.name(d.file))
+        return d if not d.file else d.replace(file=self.name(d.file))
 
     def error(self, exc: MagcfgError) -> MagcfgError:
         """``exc`` of the same kind (its exit code), its files named from the top."""

@@ -27,7 +27,6 @@ import os
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -227,7 +226,7 @@ def vet(cue: CueBinary, schema: CueSchema, configs: dict[str, bytes]) -> dict[st
                 _Violation(e.path[1:], _message(e, name, schema.path).replace(tag, "")))
         else:
             diagnostic = _schema_error(e, name, schema)
-            broken.append(replace(diagnostic, message=diagnostic.message.replace(tag, "")))
+            broken.append(diagnostic.replace(message=diagnostic.message.replace(tag, "")))
     if broken or not found:
         if not broken:
             text = done.stderr.strip() or f"cue vet exited with status {done.returncode}"

@@ -311,8 +311,8 @@ class GitSource:
         """``diagnostics`` about files of this commit, each naming it (``file@REF``, as
         ``diff`` names its side ``env@REF``): their lines are the commit's, which the
         working-tree file of that name need not have."""
-        return [dataclasses.replace(d, file=f"{d.file}@{self.ref}") if d.file
-                else dataclasses.replace(d, message=f"{d.message} (at {self.ref})")
+        return [d.replace(file=f"{d.file}@{self.ref}") if d.file
+                else d.replace(message=f"{d.message} (at {self.ref})")
                 for d in diagnostics]
 
     @contextlib.contextmanager

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
-from ..errors import Diagnostic, Severity, printable
+from ..errors import Diagnostic, printable
 from ..keyglob import format_keypath
 from ..syntax.locate import locate
 from ..syntax.strict_yaml import REPLACE_TAG, UNSET, is_unset_item
 from .load import ParsedFile
+
+if TYPE_CHECKING:
+    from ..errors import Severity
 
 
 class Source(Protocol):

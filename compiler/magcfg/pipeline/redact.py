@@ -11,7 +11,6 @@ they are.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Collection
 from typing import TYPE_CHECKING
@@ -43,7 +42,7 @@ def redact_diagnostic(redactor: Redactor, d: Diagnostic) -> Diagnostic:
     message = _QUOTED.sub(lambda m: m.group(0) if m.group(0) in own else REDACTED, d.message)
     if d.code == "float":
         message = REDACTED + message[message.find(" is not representable"):]
-    return d if message == d.message else dataclasses.replace(d, message=message)
+    return d if message == d.message else d.replace(message=message)
 
 
 MIN_QUOTED_SECRET = 8
@@ -74,6 +73,6 @@ def redact_diagnostics(redactor: Redactor, diagnostics: list[Diagnostic],
         if secret_texts and not d.code.startswith("secret-"):
             message = redactor.text(d.message, secret_texts)
             if message != d.message:
-                d = dataclasses.replace(d, message=message)
+                d = d.replace(message=message)
         out.append(d)
     return out

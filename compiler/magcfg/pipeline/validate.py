@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic
@@ -58,7 +57,7 @@ def name_environments(found: Mapping[str, Iterable[Diagnostic]], stacks: Iterabl
     for d, envs in envs_of.items():
         if d.severity == "error" and readers[d.file] > 1:
             plural = "s" if len(envs) > 1 else ""
-            d = replace(d, message=f"{d.message} (environment{plural} {', '.join(envs)})")
+            d = d.replace(message=f"{d.message} (environment{plural} {', '.join(envs)})")
         out.append(d)
     return out
 

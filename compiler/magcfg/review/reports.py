@@ -11,7 +11,6 @@ each shape.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Diagnostic, report_json
@@ -33,7 +32,7 @@ REPORT_FORMAT = 1
 def diagnostic_list(found: Iterable[Diagnostic], name: Callable[[str], str]
                     ) -> list[dict[str, Any]]:
     """The diagnostics of a report: each once, in order."""
-    return [replace(d, file=name(d.file)).as_dict() if d.file else d.as_dict()
+    return [d.replace(file=name(d.file)).as_dict() if d.file else d.as_dict()
             for d in sorted(set(found))]
 
 

@@ -17,7 +17,7 @@ not read the role, or the path has another shape, the reference is skipped with 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..compiler import compile_environment
@@ -143,7 +143,7 @@ def _problem(ref: SecretRef, found: KvRead) -> tuple[str | None, str]:
 def format_report(report: VerifyReport, name: Callable[[str], str]) -> list[str]:
     """The text report: one located line per unresolved reference (its file named by
     ``name``), then a summary."""
-    lines = [replace(u.diagnostic, file=name(u.diagnostic.file)).format()
+    lines = [u.diagnostic.replace(file=name(u.diagnostic.file)).format()
              for u in report.unresolved]
     lines += [f"note: {note}" for note in report.skipped]
     if report.addr is None:

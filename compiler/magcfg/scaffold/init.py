@@ -39,7 +39,7 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compiler import OUTPUT_FILES, build, compile_environment, ignored_inputs
@@ -226,7 +226,7 @@ def _scaffold(root: Path, envs: tuple[str, ...], ci: str, named: FromTop) -> Ini
                               for name in OUTPUT_FILES],
                              encoding_decided=lambda path: _attributes_decide(root, path))()
     if ignored:  # the build would refuse the inputs, and a clone would lack the output
-        raise BuildError([replace(d, severity="error") for d in ignored])
+        raise BuildError([d.replace(severity="error") for d in ignored])
     files[".gitignore"] = _gitignore(tree.read_optional(".gitignore", MAX_MERGED_BYTES))
     files[".gitattributes"] = _gitattributes(
         tree.read_optional(".gitattributes", MAX_MERGED_BYTES))
@@ -311,7 +311,7 @@ def _from_project(diagnostics: Iterable[Diagnostic], prefix: str | None
     ``prefix``) named from the project directory (``../../.vscode/settings.json``), as
     every other of ``_scaffold``'s: ``init_project`` names them all from the top."""
     return [d if not d.file or prefix is None
-            else replace(d, file=posixpath.relpath(d.file, prefix)) for d in diagnostics]
+            else d.replace(file=posixpath.relpath(d.file, prefix)) for d in diagnostics]
 
 
 @contextmanager
