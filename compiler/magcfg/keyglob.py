@@ -17,12 +17,12 @@ and a pattern also matches everything below what it names (``magds.pool`` covers
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+TYPE_CHECKING = False  # the runtime kernel imports this module at its own import
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["KeyGlobs", "format_keypath", "parse_keypath"]
 
-_ESCAPE = re.compile(r"([\\.*])")
 _SPECIAL = frozenset("\\.*")
 # A glob's segment (``_tokens``): ``None`` for an unescaped ``*``, a string for one
 # literal character.
@@ -31,7 +31,10 @@ _DOUBLE_STAR: _Tokens = [None, None]
 
 
 def _escape(segment: str) -> str:
-    return _ESCAPE.sub(r"\\\1", segment) if _SPECIAL.intersection(segment) else segment
+    if not _SPECIAL.intersection(segment):
+        return segment
+    # The backslash first: the others' escapes add backslashes.
+    return segment.replace("\\", "\\\\").replace(".", "\\.").replace("*", "\\*")
 
 
 def format_keypath(keypath: Iterable[str], wildcard: str | None = None) -> str:

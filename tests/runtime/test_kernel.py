@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+import magcfg.runtime
 from magcfg.errors import UsageError
 from magcfg.runtime import (
     LOADED,
@@ -27,11 +28,12 @@ from magcfg.runtime import (
     ConfigRejected,
     Kernel,
     KernelStartError,
+    ReloadResult,
 )
 from magcfg.runtime import kernel as kernel_module
 from magcfg.runtime.kernel import MAX_HANDED_OUT
 from magcfg.runtime.state import STATE_FILE
-from magcfg.signing.keys import Ed25519PrivateKey
+from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
 
 from .fixtures import (
     HOT,
@@ -660,6 +662,79 @@ def test_runtime_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
     assert out.stdout.strip() == "[]"
+
+
+# What loading, verifying and watching a config need, imported by the first Kernel:
+# every service pays what importing the runtime imports at its start.
+DEFERRED_TO_THE_FIRST_KERNEL = (
+    "cryptography", "orjson", "json", "hashlib", "base64", "pathlib", "threading",
+    "typing", "dataclasses", "inspect", "re", "copy", "contextlib", "difflib", "html",
+    "urllib", "magcfg.artifact", "magcfg.durable", "magcfg.heap", "magcfg.secrets",
+    "magcfg.signing", "magcfg.runtime.audit", "magcfg.runtime.policy",
+    "magcfg.runtime.source", "magcfg.runtime.state")
+
+
+def test_importing_the_runtime_leaves_what_loading_needs_to_the_first_kernel() -> None:
+    names = [n for n in magcfg.runtime.__all__ if n not in ("Event", "Validator")]
+    code = ("import sys\n"
+            f"from magcfg.runtime import {', '.join(names)}\n"
+            f"deferred = {DEFERRED_TO_THE_FIRST_KERNEL!r}\n"
+            "print(sorted(m for m in sys.modules if any(m == d or m.startswith(d + '.') "
+            "for d in deferred)))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('magcfg')))\n"
+            # The type aliases (typing's Any) when asked for, and the same as mypy's.
+            "from magcfg.runtime import Event, Validator\n"
+            "print(Event, 'typing' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
+    loaded, ours, aliases = done.stdout.splitlines()
+    assert loaded == "[]"
+    assert ours == str(["magcfg", "magcfg.errors", "magcfg.keyglob", "magcfg.runtime",
+                        "magcfg.runtime.events", "magcfg.runtime.kernel",
+                        "magcfg.runtime.snapshot", "magcfg.version"])
+    assert aliases == "dict[str, typing.Any] True"
+
+
+def test_the_first_kernel_imports_what_loading_needs(rig: Rig) -> None:
+    """The list above names modules a load does use (else it proves nothing)."""
+    rig.write(1)
+    public = rig.root / "magcfg.pub"
+    public.write_bytes(public_key_pem(rig.key.public_key()))
+    code = ("import sys\n"
+            "from magcfg.runtime import Kernel\n"
+            f"kernel = Kernel({str(rig.art)!r}, [{str(public)!r}], {str(rig.state)!r}, "
+            f"audit_log={str(rig.audit)!r}, environment='production').start()\n"
+            "kernel.stop()\n"
+            f"deferred = {DEFERRED_TO_THE_FIRST_KERNEL!r}\n"
+            "print(sorted(d for d in deferred if not any(m == d or m.startswith(d + '.') "
+            "for m in sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
+    # difflib: "did you mean" hints only; html: the redactor's encoded forms of a secret.
+    assert done.stdout.strip() == "['difflib']"
+
+
+def test_results_and_snapshots_are_immutable_values(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    result = kernel.reload()
+    assert result == ReloadResult("unchanged", 1) == ReloadResult("unchanged", 1, None, None)
+    assert result != ReloadResult("unchanged", 2) and hash(result) == hash(
+        ReloadResult("unchanged", 1))
+    assert repr(result) == "ReloadResult(status='unchanged', version=1, reason=None, event=None)"
+    snapshot = kernel.snapshot
+    for thing in (result, snapshot):
+        with pytest.raises(AttributeError):
+            thing.version = 3  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            del thing.source  # type: ignore[union-attr]
+    assert kernel.get("logging.level") == "info"
+    named = snapshot.with_source("last_known_good")
+    assert (named.source, snapshot.source) == ("last_known_good", "artifact")
+    assert named.config is snapshot.config and named._memo is snapshot._memo
+    assert named != snapshot and snapshot == snapshot  # the same object only
+    assert repr(snapshot).startswith("Snapshot(config=mappingproxy(")
+    assert "_memo" not in repr(snapshot) and "source='artifact'" in repr(snapshot)
 
 
 def test_one_registry_per_kernel_and_no_restart_after_stop(rig: Rig) -> None:

@@ -9,7 +9,9 @@
 
 This package imports only the standard library, ``cryptography`` (signatures) and, if
 present, ``orjson``; schema validation (jsonschema-rs) and metrics (prometheus-client)
-are imported only when asked for. See docs/runtime.md.
+are imported only when asked for. Importing it loads a few standard modules only; what
+loading and verifying a config need is imported by the first ``Kernel`` made. See
+docs/runtime.md and docs/performance.md.
 """
 
 from __future__ import annotations
@@ -25,11 +27,28 @@ from .events import (
     STATE_CORRUPT,
     WATCH_FAILED,
     ConfigRejected,
-    Event,
     make_event,
 )
-from .kernel import Kernel, KernelStartError, ReloadResult, Validator
+from .kernel import Kernel, KernelStartError, ReloadResult
 from .snapshot import Snapshot, freeze, thaw
+
+# The two type aliases are made of typing's Any: given when asked for, as typing is a
+# quarter of this package's import time (mypy reads TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .events import Event
+    from .kernel import Validator
+else:
+    def __getattr__(name: str) -> object:
+        if name == "Event":
+            from .events import Event
+
+            return Event
+        if name == "Validator":
+            from .kernel import Validator
+
+            return Validator
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "LOADED",

@@ -19,12 +19,16 @@ main thread (an application calling ``reload()``) are ``SystemExit`` and
 
 from __future__ import annotations
 
-import copy
 import os
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
+
+# What a process pays to import magcfg.runtime, every service pays at start: typing,
+# threading and copy are imported where they are first needed (mypy reads TYPE_CHECKING
+# as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 TYPE_PREFIX = "io.magflock.magcfg."
 """Reverse-DNS prefix of every event type, as the CloudEvents spec recommends."""
@@ -52,9 +56,20 @@ RUNTIME_SOURCE = "urn:magcfg:runtime"
 WATCH_SOURCE = "urn:magcfg:watch"
 """Event sources: absolute URIs (URNs), as the spec recommends."""
 
-Event = dict[str, Any]
-Subscriber = Callable[[Event], Any]
+if TYPE_CHECKING:
+    Event = dict[str, Any]
+    Subscriber = Callable[[Event], Any]
+else:
+    def __getattr__(name: str) -> object:
+        # The type aliases, made when first asked for (annotations never evaluate them).
+        if name not in ("Event", "Subscriber"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from collections.abc import Callable
+        from typing import Any
 
+        event = dict[str, Any]
+        globals().update(Event=event, Subscriber=Callable[[event], Any])
+        return globals()[name]
 
 
 class _LazyLogger:
@@ -83,8 +98,11 @@ class ConfigRejected(Exception):
 def passes_on(exc: BaseException) -> bool:
     """Whether a callback's ``exc`` must reach the caller rather than be contained:
     ``SystemExit`` and ``KeyboardInterrupt`` on the main thread only."""
-    return (isinstance(exc, (SystemExit, KeyboardInterrupt))
-            and threading.current_thread() is threading.main_thread())
+    if not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        return False
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def make_event(event_type: str, subject: str, data: dict[str, Any],
@@ -110,6 +128,8 @@ class EventBus:
     """Subscribers by event type (``*`` for all); publishing isolates their failures."""
 
     def __init__(self) -> None:
+        import threading
+
         self._lock = threading.Lock()
         self._subscribers: dict[str, list[Subscriber]] = {}
         self.failures = 0
@@ -151,6 +171,8 @@ class EventBus:
             # Subscribers may change what they are given (enrich it for their own use):
             # the publisher's event stays what the audit log, the metrics, status() and
             # a caller's result record.
+            import copy
+
             event = copy.deepcopy(event)
         for callback in callbacks:
             try:

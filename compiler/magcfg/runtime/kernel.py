@@ -19,41 +19,11 @@ and it must be made for the environment the kernel is configured with.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
-from ..artifact import (
-    CONFIG,
-    DATA_LINK,
-    ENVIRONMENT_NAME,
-    MANIFEST,
-    SIGNATURE,
-    VALUE_CONSTRAINTS,
-    parse_config,
-)
-from ..durable import os_reason, read_regular
 from ..errors import MagcfgError
-from ..heap import gc_paused
-from ..keyglob import format_keypath, parse_keypath
-from ..secrets.redaction import Redactor
-from ..signing.keys import Ed25519PublicKey, load_public_key
-from ..signing.signatures import (
-    VerificationError,
-    VerifiedArtifact,
-    check_digests,
-    check_environment,
-    parse_manifest,
-    verify_files,
-    verify_manifest,
-)
-from ..signing.versions import SuccessionError, check_succession
-from .audit import AuditLog
 from .events import (
     LOADED,
     RELOAD_FAILED,
@@ -61,38 +31,51 @@ from .events import (
     RUNTIME_SOURCE,
     STATE_CORRUPT,
     WATCH_FAILED,
-    Event,
     EventBus,
-    Subscriber,
     log,
     make_event,
     passes_on,
 )
-from .policy import Change, ReloadPolicy, changes, restart_keys
-from .snapshot import MISSING, Member, Snapshot, build_config, freeze
-from .source import RawArtifact, read_artifact, stat_signature
-from .state import (
-    STATE_FILE,
-    StateCorrupt,
-    load_state,
-    remove_stale_state_temps,
-    save_state,
-)
+from .snapshot import MISSING, Snapshot
 
+# Every service pays this module's import at start, before it has a config to load:
+# what only loading, verifying and watching need (cryptography, json, hashlib, pathlib,
+# threading, typing, the signing and reading modules) is imported by the methods that
+# use it, the first time a Kernel is made or started (docs/performance.md, "Runtime
+# kernel"). mypy reads TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import tempfile
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
     from ..secrets.check_env import EnvCheck
     from ..secrets.references import SecretRef
+    from ..signing.keys import Ed25519PublicKey
+    from .events import Event, Subscriber
     from .metrics import KernelMetrics
+    from .policy import Change, ReloadPolicy
     from .registry import RegistrySource
+    from .snapshot import Member
+    from .source import RawArtifact
     from .vault import DirectVault
     from .watcher import DirectoryWatcher
 
-Validator = Callable[[Mapping[str, Any]], None]
-"""A user check of a candidate config: raise (any exception) to refuse it."""
+    Validator = Callable[[Mapping[str, Any]], None]
+    """A user check of a candidate config: raise (any exception) to refuse it."""
 
-_Reference = tuple[tuple[str, ...], "SecretRef"]
+    _Reference = tuple[tuple[str, ...], SecretRef]
+else:
+    def __getattr__(name: str) -> object:
+        # The type alias, made when first asked for (annotations never evaluate it).
+        if name != "Validator":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from collections.abc import Callable
+        from typing import Any
+
+        globals()["Validator"] = validator = Callable[[Mapping[str, Any]], None]
+        return validator
+
 _MAX_CHANGES = 1000
 STOP_TIMEOUT = 5.0
 """The seconds :meth:`Kernel.stop` waits, by default, for the watcher's (or the registry
@@ -114,16 +97,45 @@ class _Refused(Exception):
         self.extra = extra
 
 
-@dataclass(frozen=True)
 class ReloadResult:
     """What one reload attempt did: ``applied``, ``unchanged`` or ``refused``; or
     ``deferred``: asked for by a subscriber while an attempt delivers its event, it runs
-    once that attempt is done (its outcome comes as events)."""
+    once that attempt is done (its outcome comes as events). Immutable; equal when its
+    fields are."""
+
+    __slots__ = ("event", "reason", "status", "version")
 
     status: str
     version: int
-    reason: str | None = None
-    event: Event | None = None
+    reason: str | None
+    event: Event | None
+
+    def __init__(self, status: str, version: int, reason: str | None = None,
+                 event: Event | None = None) -> None:
+        for name, value in (("status", status), ("version", version), ("reason", reason),
+                            ("event", event)):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.status, self.version, self.reason, self.event)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a ReloadResult is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a ReloadResult is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReloadResult) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"ReloadResult(status={self.status!r}, version={self.version!r}, "
+                f"reason={self.reason!r}, event={self.event!r})")
 
 
 SHARE_SUBTREES = True
@@ -138,6 +150,10 @@ def _build(body: bytes, previous: Snapshot | None, plain: bool,
     is a plain dict when ``plain`` or when the layout does not split (the frozen config
     otherwise). Raises ``ValueError``/``RecursionError`` for invalid JSON; a parsed
     value that is not an object is returned for the caller to refuse."""
+    from ..artifact import parse_config
+    from ..heap import gc_paused
+    from .snapshot import build_config, freeze
+
     with gc_paused():
         built = build_config(body, parse_config, previous) if SHARE_SUBTREES else None
         if built is None:
@@ -186,6 +202,13 @@ class Kernel:
                  registry_max_backoff: float = 300.0,
                  registry_timeout: float = 120.0,
                  direct_vault: DirectVault | bool | None = None) -> None:
+        import threading
+        from pathlib import Path
+
+        from ..artifact import ENVIRONMENT_NAME
+        from ..signing.keys import Ed25519PublicKey, load_public_key
+        from .audit import AuditLog
+
         if not isinstance(environment, str) or not ENVIRONMENT_NAME.fullmatch(environment):
             raise ValueError(f"environment {environment!r} is not an environment name "
                              f"({ENVIRONMENT_NAME.pattern})")
@@ -334,6 +357,7 @@ class Kernel:
         cannot give it), else ``None``. ``None`` too if it is not delivered. The value
         is never written, logged or put in an event: the kernel keeps it in memory only
         to mask it in every event, log line and result."""
+        from ..keyglob import format_keypath, parse_keypath
         from ..secrets.check_env import resolve
         from ..secrets.references import parse_reference
 
@@ -367,6 +391,7 @@ class Kernel:
         whether every secret it references (under ``keys``, the key globs this service
         reads, when given) is delivered and meets the constraints of its
         ``value-constraints.json`` (names only, never values)."""
+        from ..artifact import VALUE_CONSTRAINTS
         from ..secrets.check_env import check_config, parse_constraints
         from .snapshot import thaw
 
@@ -414,6 +439,10 @@ class Kernel:
 
         Raises :class:`KernelStartError` if there is nothing trustworthy to serve.
         """
+        from ..artifact import CONFIG
+        from .source import read_artifact, stat_signature
+        from .state import remove_stale_state_temps
+
         with self._lock:
             if self._stopped:
                 raise RuntimeError("a stopped Kernel cannot be started again; create a new one")
@@ -577,6 +606,8 @@ class Kernel:
     # ---------------------------------------------------------------- pipeline
 
     def _on_change(self, trigger: str) -> None:
+        from .source import stat_signature
+
         if trigger == "poll":
             with self._lock:
                 if stat_signature(self.artifact_dir, self._names()) == self._last_stat:
@@ -586,6 +617,8 @@ class Kernel:
     def _names(self) -> tuple[str, ...]:
         # The files of the last read; stat data is taken *before* each read, so a change
         # during the read still differs at the next poll.
+        from ..artifact import CONFIG
+
         return tuple(sorted(self._last_raw.files)) if self._last_raw else (CONFIG,)
 
     def _watch_failure(self) -> BaseException | None:
@@ -633,6 +666,8 @@ class Kernel:
             return result
 
     def _attempt_once(self, trigger: str, force: bool) -> ReloadResult:
+        from .source import read_artifact, stat_signature
+
         with self._lock:
             current = self.snapshot
             started = time.perf_counter()
@@ -667,7 +702,7 @@ class Kernel:
         self._registry.served(pulled)
         if current.source != "artifact" and self._registry.digest == pulled[0]:
             # The same config, named after the source that serves it: no swap, no event.
-            self._current = dataclasses.replace(current, source="artifact")
+            self._current = current.with_source("artifact")
 
     def _verify_manifest(self, manifest_bytes: bytes, signature: bytes,
                          prefix: str = "") -> tuple[str, dict[str, Any]]:
@@ -675,6 +710,9 @@ class Kernel:
         format, for this kernel's environment; the last one is remembered, so the read
         and the check of one attempt verify once. Errors name the files ``prefix``
         + name."""
+        from ..artifact import MANIFEST, SIGNATURE
+        from ..signing.signatures import check_environment, parse_manifest, verify_manifest
+
         memo = self._verified
         if memo is not None and memo[0] == manifest_bytes and memo[1] == signature:
             return memo[2], memo[3]
@@ -687,6 +725,8 @@ class Kernel:
 
     def _listed(self, manifest_bytes: bytes, signature: bytes) -> tuple[str, ...]:
         # The files to read: none until the manifest's signature verifies.
+        from ..signing.signatures import VerificationError
+
         try:
             _, manifest = self._verify_manifest(manifest_bytes, signature)
         except VerificationError:
@@ -697,6 +737,11 @@ class Kernel:
                    boot: bool, source: str = "artifact") -> Snapshot | None:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
         running config already. ``source`` is where the snapshot says it came from."""
+        from ..artifact import CONFIG, DATA_LINK, MANIFEST, SIGNATURE
+        from ..signing.signatures import VerificationError, VerifiedArtifact, check_digests
+        from ..signing.versions import SuccessionError, check_succession
+        from .snapshot import freeze
+
         if DATA_LINK in raw.unreadable:
             raise _Refused("read", "unreadable_file",
                            f"{self.artifact_dir}/{DATA_LINK}: {raw.unreadable[DATA_LINK]}")
@@ -763,6 +808,8 @@ class Kernel:
                         source=source, _members=members)
 
     def _policy_for(self, manifest: Mapping[str, Any]) -> ReloadPolicy:
+        from .policy import ReloadPolicy
+
         self._load_schema()
         if self._schema_secrets:
             manifest = {**manifest, "secret_keys": [*manifest.get("secret_keys", ()),
@@ -786,8 +833,11 @@ class Kernel:
     def _load_schema(self) -> None:
         if self._schema_path is None or self._schema_check is not None:
             return
+        from ..durable import read_regular
+        from ..keyglob import format_keypath
         from ..schema.index import load_schema
         from ..schema.validator import Validator as SchemaValidator
+        from ..secrets.redaction import Redactor
 
         schema = load_schema(str(self._schema_path),
                              read_regular(self._schema_path, follow_symlinks=True))
@@ -834,6 +884,8 @@ class Kernel:
 
     def _apply(self, current: Snapshot, candidate: Snapshot, trigger: str,
                started: float) -> ReloadResult:
+        from .policy import changes, restart_keys
+
         policy = self._policy_for(candidate.manifest)
         # The served version's rules too: a value its manifest keeps secret is masked in
         # what this attempt says, though the candidate no longer declares it.
@@ -916,6 +968,11 @@ class Kernel:
         Otherwise a failure is only logged: the saved floor already covers it."""
         if self.state_dir is None:
             return
+        from pathlib import Path
+
+        from ..durable import os_reason
+        from .state import STATE_FILE, save_state
+
         highest = max(self._highest, snapshot.version)
         try:
             save_state(self.state_dir, snapshot.manifest_bytes, snapshot.signature,
@@ -939,6 +996,11 @@ class Kernel:
     def _load_saved(self) -> Snapshot | None:
         if self.state_dir is None:
             return None
+        from ..artifact import CONFIG
+        from ..signing.signatures import VerificationError, verify_files
+        from .snapshot import freeze
+        from .state import StateCorrupt, load_state
+
         try:
             saved = load_state(self.state_dir)
             if saved is None:
@@ -1083,6 +1145,8 @@ class Kernel:
 
     def _mask(self, text: str, *held: tuple[ReloadPolicy, Mapping[str, Any]]) -> str:
         """``text`` with every string of :meth:`_secret_texts` of ``held`` masked."""
+        from ..secrets.redaction import Redactor
+
         return Redactor().text(text, self._secret_texts(*held))
 
     def _scrubbed(self, event: Event, thorough: bool) -> Event:
@@ -1092,6 +1156,8 @@ class Kernel:
         redacted already) with the values handed out, without a walk of the config."""
         texts = self._secret_texts() if thorough else self._handed_texts()
         if texts:
+            from ..secrets.redaction import Redactor
+
             event["data"] = Redactor().masked(event["data"], texts)
         return event
 
@@ -1122,6 +1188,8 @@ def freeze_bytes(files: Mapping[str, bytes]) -> Mapping[str, bytes]:
 def _policy_key(manifest: Mapping[str, Any]) -> tuple[Any, ...] | None:
     """The manifest fields a :class:`ReloadPolicy` is made of, hashable (``None`` if a
     field cannot be)."""
+    from .policy import ReloadPolicy
+
     key = tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in (
         manifest.get(name) for name in ReloadPolicy.FIELDS))
     try:

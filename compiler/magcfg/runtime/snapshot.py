@@ -20,12 +20,19 @@ same object, ``is``); only changed members are parsed and frozen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from ..keyglob import parse_keypath
+
+TYPE_CHECKING = False  # typing costs more than the rest of this module: see kernel.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Member = tuple[int, int, str, Any]
+    """A top-level member of a config: its byte span in ``config.json`` (start, end),
+    its key and its frozen value."""
 
 MISSING: Any = object()
 """Returned by :meth:`Snapshot.lookup` for a path that is not in the config."""
@@ -35,10 +42,6 @@ _CONTAINERS = (dict, list)
 _SEPARATOR = b',\n  "'  # before every top-level member but the first, in the compiler's layout
 _HINT = 96
 _SPACE = b" \t\r\n"
-
-Member = tuple[int, int, str, Any]
-"""A top-level member of a config: its byte span in ``config.json`` (start, end), its
-key and its frozen value."""
 
 
 def freeze(value: Any) -> Any:
@@ -159,13 +162,19 @@ def thaw(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, eq=False)
+_FIELDS = ("config", "manifest", "manifest_bytes", "signature", "files", "key_id", "source",
+           "_members", "_memo")
+
+
 class Snapshot:
     """One accepted config: its frozen tree, the verified manifest and where it came from.
 
     ``files`` holds the exact verified bytes of every file the manifest lists, so the
     snapshot can be persisted or republished without reading the artifact again.
+    Immutable; two snapshots are equal only if they are the same object.
     """
+
+    __slots__ = _FIELDS
 
     config: Mapping[str, Any]
     manifest: Mapping[str, Any]
@@ -173,9 +182,34 @@ class Snapshot:
     signature: bytes
     files: Mapping[str, bytes]
     key_id: str
-    source: str = "artifact"
-    _members: tuple[Member, ...] | None = field(default=None, repr=False)
-    _memo: dict[str | tuple[str, ...], Any] = field(default_factory=dict, repr=False)
+    source: str
+    _members: tuple[Member, ...] | None
+    _memo: dict[str | tuple[str, ...], Any]
+
+    def __init__(self, config: Mapping[str, Any], manifest: Mapping[str, Any],
+                 manifest_bytes: bytes, signature: bytes, files: Mapping[str, bytes],
+                 key_id: str, source: str = "artifact",
+                 _members: tuple[Member, ...] | None = None,
+                 _memo: dict[str | tuple[str, ...], Any] | None = None) -> None:
+        values = (config, manifest, manifest_bytes, signature, files, key_id, source,
+                  _members, {} if _memo is None else _memo)
+        for name, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def with_source(self, source: str) -> Snapshot:
+        """The same snapshot (tree, files, memo) named as coming from ``source``."""
+        return Snapshot(self.config, self.manifest, self.manifest_bytes, self.signature,
+                        self.files, self.key_id, source, self._members, self._memo)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a Snapshot is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a Snapshot is immutable")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS[:7])
+        return f"Snapshot({shown})"
 
     @property
     def version(self) -> int:
