@@ -282,6 +282,39 @@ def test_fragments_of_our_own_packs_are_joined_from_the_mapped_pack(
         assert_like_no_cache(mini, reference)
 
 
+def test_every_entry_of_our_own_packs_is_read_from_the_mapped_pack(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild takes each entry of a pack this user wrote (the fragments, the results
+    cached with each of them, the config's digest) from the pack mapped into memory,
+    with no read of its own: thousands of look-ups in a large repository. A copied
+    pack's entries are read and checked; the cached results are hits either way."""
+    reference = warm(mini)
+    real_pread = os.pread
+    read: list[int] = []
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        read.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counted)
+    real_put = BuildCache.put_fragment
+    computed: list[str] = []
+
+    def put(self: BuildCache, key: str, value: Any) -> None:
+        computed.append(key.partition(":")[0])
+        real_put(self, key, value)
+
+    monkeypatch.setattr(BuildCache, "put_fragment", put)
+    for copied in (False, True):
+        if copied:  # other inodes: not provably ours, every entry read is checked
+            restore(mini, cache_files(mini))
+        read.clear()
+        computed.clear()
+        assert_like_no_cache(mini, reference)
+        assert bool(read) == copied
+        assert "secret-scan" not in computed  # each fragment's scan was cached
+
+
 def test_cache_copied_elsewhere_is_checked_entry_by_entry(
         mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A restored CI cache: the same files, copied (new inodes). Every entry read is

@@ -146,6 +146,8 @@ by its fingerprint (``put_file_sha256``): longer than any clock tick of a file s
 with sub-millisecond change times."""
 
 Location = tuple[str, int, int, int]  # pack, offset, head size, body size
+_MISS = object()
+"""``BuildCache._get_mapped``'s value of an entry of a mapped pack that cannot be taken."""
 LayerKeys = tuple[tuple[str, ...], bool]
 Fingerprint = tuple[int, ...]
 
@@ -253,21 +255,11 @@ class BuildCache:
         and copying). A pack truncated in place while it is mapped, which only this
         user or root can do, ends the process with SIGBUS."""
         name = f"s-{key}"
-        self._load_index()
-        location = self._locations.get(name)
-        mapped = self._mapped(location[0]) if name not in self._pending and location else None
-        if mapped is None or location is None:
+        found = self._get_mapped(name) if name not in self._pending else None
+        if found is None:
             return self.serialized(key)
-        _, offset, head_size, body_size = location
-        start = offset + _TAG_BYTES + head_size
-        if start + body_size > len(mapped):
-            return None
-        try:
-            value = marshal.loads(mapped[offset + _TAG_BYTES:start])
-        except (ValueError, EOFError, TypeError):  # ours (its pack unchanged): another format
-            return None
-        self._used.add(name)
-        return mapped[start:start + body_size], value
+        value, view = found
+        return (view, value) if value is not _MISS else None
 
     def _mapped(self, name: str) -> memoryview | None:
         """The pack ``name`` mapped into memory, read-only, if it is the very file this
@@ -412,6 +404,10 @@ class BuildCache:
         pending = self._pending.get(key)
         if pending is not None:
             return marshal.loads(pending[0]), pending[1]
+        mapped = self._get_mapped(key)
+        if mapped is not None:
+            found, view = mapped
+            return (found, bytes(view)) if found is not _MISS else None
         stored = self._read(key)
         if stored is None:
             return None
@@ -424,6 +420,28 @@ class BuildCache:
             return None
         self._used.add(key)
         return value, body
+
+    def _get_mapped(self, key: str) -> tuple[Any, memoryview] | None:
+        """(value, body) of ``key``'s entry read from its pack mapped into memory, where
+        the pack is the file this user wrote (its tags unchecked: see the module
+        docstring): no read into a copy, where a build looks up a cached result of each
+        of its thousands of fragments (``CompileContext.memo``). ``_MISS`` for the value
+        when the entry cannot be taken; None when its pack is not mapped."""
+        self._load_index()
+        location = self._locations.get(key)
+        mapped = self._mapped(location[0]) if location is not None else None
+        if mapped is None or location is None:
+            return None
+        _, offset, head_size, body_size = location
+        start = offset + _TAG_BYTES + head_size
+        if start + body_size > len(mapped):
+            return _MISS, mapped[:0]
+        try:
+            value = marshal.loads(mapped[offset + _TAG_BYTES:start])
+        except (ValueError, EOFError, TypeError):  # ours (its pack unchanged): another format
+            return _MISS, mapped[:0]
+        self._used.add(key)
+        return value, mapped[start:start + body_size]
 
     def _read(self, key: str) -> tuple[memoryview, memoryview, bytes, bool] | None:
         """Tag, head and body of ``key``'s entry as stored, and whether its pack is
