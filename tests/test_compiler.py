@@ -46,6 +46,31 @@ def test_config_json_format(mini: Project) -> None:
                     "magds": {"host": "localhost", "port": 5433, "pool": {"max": 5, "min": 1}}}
 
 
+def test_a_stage_is_one_object_that_counts_its_outermost_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Timings.stage`` hands out one context per stage (a build of a large repository
+    enters stages thousands of times: no generator is made per entry); held within
+    itself it counts the outermost hold once, and a stage held inside another counts
+    in both."""
+    from magcfg import compiler as compiler_module
+
+    timings = compiler_module.Timings()
+    assert timings.stage("cache") is timings.stage("cache")
+    clock = iter(range(100, 200))  # each reading of the clock a second later
+    monkeypatch.setattr(compiler_module.time, "perf_counter", lambda: float(next(clock)))
+    with timings.stage("cache"):  # 100 .. 103
+        with timings.stage("cache"):
+            pass
+        with timings.stage("schema"):  # 101 .. 102
+            pass
+    with timings.stage("cache"):  # 104 .. 105
+        pass
+    with timings.stage("load"), timings.stage("load"), timings.stage("load"):  # 106 .. 107
+        pass
+    assert (timings.seconds["cache"], timings.seconds["schema"]) == (4.0, 1.0)
+    assert timings.seconds["load"] == 1.0
+
+
 def test_manifest_fields(mini: Project) -> None:
     magcfg.build(load(mini))
     out = mini.root / "generated/prod"
