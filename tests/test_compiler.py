@@ -71,6 +71,31 @@ def test_a_stage_is_one_object_that_counts_its_outermost_hold(
     assert timings.seconds["load"] == 1.0
 
 
+def test_a_build_lists_each_layer_directory_once(mini: Project,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The base layer is one directory in every environment: a build lists it once (a
+    walk of all the base files of a large repository per environment), and what a
+    listing finds wrong is reported once."""
+    from magcfg.pipeline.load import FileSource
+
+    listed: list[str] = []
+    real = FileSource.list_layer
+
+    def counted(self: FileSource, directory: str, *rest: Any) -> Any:
+        listed.append(directory)
+        return real(self, directory, *rest)
+
+    monkeypatch.setattr(FileSource, "list_layer", counted)
+    magcfg.build(load(mini), cache=BuildCache(None))
+    assert sorted(listed) == ["layers/base", "layers/environments/dev",
+                              "layers/environments/prod"]
+    os.symlink("/etc/hostname", mini.root / "layers/base/outside.yaml")
+    with pytest.raises(magcfg.BuildError) as failed:
+        magcfg.build(load(mini), cache=BuildCache(None))
+    assert [(d.file, d.message) for d in failed.value.diagnostics] == [
+        ("layers/base/outside.yaml", "symlink leads outside the repository")]
+
+
 def test_manifest_fields(mini: Project) -> None:
     magcfg.build(load(mini))
     out = mini.root / "generated/prod"

@@ -584,15 +584,24 @@ class Compiler:
 
     # -- load -------------------------------------------------------------------------
 
-    def layer_files(self, env: str) -> tuple[list[tuple[str, list[tuple[str, tuple[str, ...]]]]],
-                                             list[Diagnostic]]:
+    def layer_files(self, env: str,
+                    listed: dict[str, tuple[list[str], list[Diagnostic]]] | None = None
+                    ) -> tuple[list[tuple[str, list[tuple[str, tuple[str, ...]]]]],
+                               list[Diagnostic]]:
         """Each layer's (name, [(file, key prefix)]) in ``env``, and the listing's problems
-        (the mapping of files to key paths: ``LayerSpec.key_prefix``)."""
+        (the mapping of files to key paths: ``LayerSpec.key_prefix``). ``listed``: the
+        listings of directories already made for the other environments of one load,
+        by directory (a layer without ``{env}`` in its path, all of a repository's base
+        files, is the same directory in each environment), and where this one's go."""
         out: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = []
         problems: list[Diagnostic] = []
         no_prefix: tuple[str, ...] = ()
         for spec in self.project.layers:
-            files, found = self.source.list_layer(spec.directory(env))
+            directory = spec.directory(env)
+            known = listed.get(directory) if listed is not None else None
+            files, found = known or self.source.list_layer(directory)
+            if listed is not None:
+                listed[directory] = (files, found)
             if spec.files is None:
                 out.append((spec.name, [(p, no_prefix) for p in files]))
             else:
@@ -629,8 +638,9 @@ class Compiler:
                 for path in filter(None, (self.project.file, self.project.json_schema,
                                           self.project.cue_schema)):
                     errors.extend(self.source.elsewhere_there(path))
+            listed: dict[str, tuple[list[str], list[Diagnostic]]] = {}
             for env in envs:
-                listing[env], problems = self.layer_files(env)
+                listing[env], problems = self.layer_files(env, listed)
                 errors.extend(problems)
                 for _, files in listing[env]:
                     for path, prefix in files:
