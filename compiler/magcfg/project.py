@@ -1242,6 +1242,32 @@ def project_option(project: Project, name: Callable[[str], str] | None = None) -
     return f" --project {shlex.quote(named)}"
 
 
+def output_project_option(directory: str) -> str | None:
+    """What a command magcfg advises about the artifact directory ``directory``, named as
+    the operator gave it, needs to find the project whose ``<output>/<env>`` it is, run
+    where magcfg runs: ``project_option``'s, the project file named as ``directory`` is
+    (relative to here, or absolute). ``None`` where it is no output of the nearest
+    project file at or above it (an artifact pulled from a registry), or that project
+    does not load."""
+    found = nearest_project_file(Path(directory))
+    if found is None:
+        return None
+    try:
+        project = load_project(found)
+    except MagcfgError:
+        return None
+    real = Path(os.path.realpath(directory))
+    if real.name not in project.environments or \
+            real.parent != Path(os.path.realpath(project.root / project.output)):
+        return None
+
+    def named(file: str) -> str:
+        path = project.root / file
+        return str(path) if os.path.isabs(directory) else os.path.relpath(path)
+
+    return project_option(project, named)
+
+
 def check_project_bytes(file: Path, raw: bytes, shown: str) -> None:
     """``PathError`` naming ``shown`` when ``raw``, the bytes of the project file
     ``file``, are not what the commit holds (``Checkout.problem_asked``: an LFS pointer,

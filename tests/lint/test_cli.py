@@ -4,6 +4,9 @@ error naming the file, and nothing is left half-written or written elsewhere."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 from . import fixtures as fx
@@ -77,3 +80,41 @@ def test_output_replaces_a_file_whole(make_repo: MakeRepo) -> None:
     assert report.read_text().startswith("policies/magds.hcl:1:")
     assert "old report" not in report.read_text()
     assert os.listdir(report.parent) == ["lint.txt"]
+
+
+def test_a_missing_baseline_is_written_by_the_command_it_advises(tmp_path: Path) -> None:
+    """The command that writes a missing baseline is the run that reads it with
+    --write-baseline, where it runs: the file as given, the project given that is not
+    the one found there (a monorepo's, at the top, where the hook and CI run lint) and
+    the --exclude globs, all of which decide what it records. It advised
+    `magcfg lint --write-baseline`, which writes .magcfg-lint-baseline.json at the top
+    with no project's settings, and the run still found no baseline."""
+    top = tmp_path / "mono"
+    (top / "svc").mkdir(parents=True)
+    committer = ["git", "-c", "user.email=a@b.c", "-c", "user.name=A"]
+    subprocess.run(["git", "init", "-q"], cwd=top, check=True)
+    assert run_cli(top, "init", "svc", "--env", "dev", "--ci", "none").returncode == 0
+    layer = top / "svc/layers/base/app.yaml"
+    layer.write_text(layer.read_text() + '  password: "hunter2-CANARYbase"\n')
+    (top / "scratch").mkdir()
+    (top / "scratch/notes.env").write_text("API_PASSWORD=hunter2-CANARYnote\n")
+    subprocess.run(["git", "add", "-A"], cwd=top, check=True)
+    subprocess.run([*committer, "commit", "-qm", "init"], cwd=top, check=True)
+    run = ("lint", "--project", "svc/magcfg.yaml", "--exclude", "scratch/*",
+           "--baseline", "svc/accepted lint.json")
+    missing = run_cli(top, *run)
+    assert missing.returncode == 2, missing.stderr
+    command = re.findall(r"create it with `([^`]*)`", missing.stderr)
+    assert command == ["magcfg lint --project svc/magcfg.yaml --exclude 'scratch/*' "
+                       "--baseline 'svc/accepted lint.json' --write-baseline"], missing.stderr
+    written = run_cli(top, *shlex.split(command[0])[1:])
+    assert written.returncode == 0, written.stderr
+    accepted = run_cli(top, *run)
+    assert (accepted.returncode, accepted.stdout) == (0, ""), accepted.stderr
+    assert accepted.stderr.endswith(", 1 baselined\n"), accepted.stderr
+    for done in (missing, written, accepted):
+        assert "CANARY" not in done.stdout + done.stderr
+    # Run where the project is the one found: no --project.
+    below = run_cli(top / "svc", "lint", "--baseline", "none.json")
+    assert "(create it with `magcfg lint --baseline none.json --write-baseline`)" in \
+        below.stderr, below.stderr

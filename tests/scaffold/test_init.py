@@ -476,6 +476,53 @@ def test_in_a_monorepo_the_commands_errors_advise_run_at_the_top(tmp_path: Path)
     assert f"(`magcfg build{found_by}`)" in back.stderr, back.stderr
 
 
+def test_verify_artifact_advises_the_sign_of_the_project_it_is_the_output_of(
+        tmp_path: Path) -> None:
+    """``verify --artifact DIR`` names DIR as given, from where it runs: the command it
+    advises finds, run there, the project whose output DIR is, by ``--project`` where
+    that is not the project found there (a monorepo's, at the top); an artifact of no
+    project found here (pulled from a registry) is signed in the project that built it.
+    It advised `magcfg sign`, which at the top finds no project."""
+    top = tmp_path / "mono"
+    (top / "platform/config").mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    assert Project(top).run("init", "platform/config", "--env", "dev", "--ci",
+                            "none").returncode == 0
+    keys = tmp_path / "keys"
+    assert Project(top).run("keys", "generate", "--out", str(keys)).returncode == 0
+    env = {**_tool_env(tmp_path), "MAGCFG_SIGNING_KEY": (keys / "magcfg.key").read_text()}
+    advice = re.compile(r"run `([^`]*)`")
+    pulled = tmp_path / "pulled"
+    (top / "platform/config/generated/dev").rename(pulled)
+    (top / "platform/config/generated/dev").symlink_to(pulled)  # where sign writes
+
+    def verify(where: Path, artifact: str) -> subprocess.CompletedProcess[str]:
+        return Project(where).run("verify", "--artifact", artifact, "--env", "dev",
+                                  "--public-key", str(keys / "magcfg.pub"))
+
+    unsigned = verify(tmp_path, str(pulled))
+    assert unsigned.stderr == (f"{pulled}/manifest.json.sig: error: not found: the artifact "
+                               "is not signed (run `magcfg sign` in the project that built "
+                               "it)\n"), unsigned.stderr
+    (top / "platform/config/generated/dev").unlink()
+    pulled.rename(top / "platform/config/generated/dev")
+    for where, artifact, command in (
+            (top, "platform/config/generated/dev",
+             "magcfg sign --project platform/config/magcfg.yaml"),
+            (top / "platform/config", "generated/dev", "magcfg sign"),
+            (top / "platform", "config/generated/dev",
+             "magcfg sign --project config/magcfg.yaml"),
+            (tmp_path, str(top / "platform/config/generated/dev"),
+             f"magcfg sign --project {top}/platform/config/magcfg.yaml")):
+        unsigned = verify(where, artifact)
+        assert unsigned.returncode == 1, unsigned.stderr
+        assert advice.findall(unsigned.stderr) == [command], unsigned.stderr
+    signed = _shell(top, "magcfg sign --project platform/config/magcfg.yaml", env)
+    assert signed.returncode == 0, signed.stderr
+    assert verify(top, "platform/config/generated/dev").returncode == 0
+
+
 def test_init_below_the_top_names_files_from_the_top(tmp_path: Path) -> None:
     """init names what it writes and keeps, and its errors' files, from the repository's
     top as every other command does (project.FromTop), wherever it runs: a name opens

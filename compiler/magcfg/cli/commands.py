@@ -571,6 +571,7 @@ def _verify_given(artifact: str, env: list[str] | None, public_key: list[Path] |
             _fail_report("verify", exc, None, artifacts=[])
         _fail(exc)
     members: Mapping[str, bytes]
+    built_by: str | None = None
     try:
         if artifact.startswith("oci://"):
             members, prefix = _pulled(artifact, keys, insecure)
@@ -580,7 +581,9 @@ def _verify_given(artifact: str, env: list[str] | None, public_key: list[Path] |
                 raise UsageError("--insecure-registry goes with --artifact oci://...")
             _artifact_directory(artifact, "verify")
             members, prefix = read_whole(artifact)
-        result = verify_whole(members, keys, environment=environment, prefix=prefix)
+            built_by = _built_by(artifact)
+        result = verify_whole(members, keys, environment=environment, prefix=prefix,
+                              project=built_by)
     except MagcfgError as exc:
         if not as_json or exc.exit_code != 1:
             _fail(exc)
@@ -594,6 +597,22 @@ def _verify_given(artifact: str, env: list[str] | None, public_key: list[Path] |
         extra = ", attestation ok" if result.attestation_checked else ""
         _stderr(f"verified {printable(display)}: version {result.version}, "
                 f"{len(result.files)} file(s), key {result.key_id}{extra}")
+
+
+def _built_by(directory: str) -> str | None:
+    """``project.output_project_option`` of the artifact directory ``directory``: None
+    in the sidecar's install, which lacks the libraries that read a project file and
+    has no project to sign."""
+    from . import _COMPILER_MODULES
+
+    try:
+        from ..project import output_project_option
+
+        return output_project_option(directory)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in _COMPILER_MODULES:
+            raise
+        return None
 
 
 def _pulled(text: str, keys: "list[Ed25519PublicKey]", insecure: bool

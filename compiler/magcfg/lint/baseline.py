@@ -63,8 +63,10 @@ class Loaded(NamedTuple):
     other committed file is (one that ``--write-baseline`` wrote reports nothing)."""
 
 
-def load(path: Path, root: Path) -> Loaded:
-    """The baseline file ``path``.
+def load(path: Path, root: Path, *,
+         written_by: str = "magcfg lint --write-baseline") -> Loaded:
+    """The baseline file ``path``; ``written_by``, the command that writes it, is what
+    an error for a missing one advises.
 
     A baseline in the repository at ``root`` is committed, so a pull request controls it:
     it is read as the build reads its inputs (a regular file, no symlink out of the
@@ -72,7 +74,7 @@ def load(path: Path, root: Path) -> Loaded:
     a symlink, to a regular file. Either is at most ``MAX_BASELINE_BYTES``."""
     if not os.path.lexists(path):
         raise UsageError(f"baseline file {path} does not exist "
-                         "(create it with `magcfg lint --write-baseline`)")
+                         f"(create it with `{written_by}`)")
     real_root = os.path.realpath(root)
     real = operator_path_to_read(path, real_root)
     inside = os.path.commonpath((real, real_root)) == real_root

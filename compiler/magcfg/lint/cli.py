@@ -9,7 +9,7 @@ from pathlib import Path
 from ..durable import write_operator_file
 from ..errors import MagcfgError, UsageError
 from . import baseline as baseline_mod
-from .config import DEFAULT_BASELINE, load_config
+from .config import DEFAULT_BASELINE, find_project_file, load_config
 from .engine import find_root, lint
 from .formats import FORMATS, render, render_report
 
@@ -56,7 +56,8 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         print(f"magcfg lint: wrote {len(result.all_findings)} finding(s) to {target}",
               file=sys.stderr)
         return 0
-    result = lint(root, paths, config=config, baseline=baseline, since=since)
+    result = lint(root, paths, config=config, baseline=baseline, since=since,
+                  baseline_written_by=_written_by(baseline, project, exclude, root))
     report = render(result.findings, fmt, result.summary)
     if output is not None:
         # CI writes the report into the checkout that the pull request controls.
@@ -70,3 +71,21 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
         print(f"magcfg lint: {s['findings']} finding(s) in {s['files']} file(s){extra}",
               file=sys.stderr)
     return 1 if result.findings else 0
+
+
+def _written_by(baseline: Path | None, project: Path | None, exclude: list[str],
+                root: Path) -> str:
+    """The command that writes ``baseline`` as this run reads it, run where this one runs:
+    its file as given (``--write-baseline`` alone writes the default one), the project
+    whose ``lint:`` settings and the ``--exclude`` globs that decide the findings it
+    records (a project given that is not the one found here: a monorepo's, run at the
+    top, as the hook and CI run lint)."""
+    import shlex
+
+    options = []
+    if project is not None and find_project_file(root, Path.cwd()) != project.resolve():
+        options.append(f"--project {shlex.quote(str(project))}")
+    options += [f"--exclude {shlex.quote(glob)}" for glob in exclude]
+    if baseline is not None:
+        options.append(f"--baseline {shlex.quote(str(baseline))}")
+    return " ".join(["magcfg lint", *options, "--write-baseline"])

@@ -82,16 +82,19 @@ def find_root(start: Path) -> Path:
 
 def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = None,
          baseline: Path | None = None, jobs: int | None = None,
-         since: str | None = None) -> LintResult:
+         since: str | None = None,
+         baseline_written_by: str = "magcfg lint --write-baseline") -> LintResult:
     """Lint the repository at ``root`` (narrowed to ``paths`` if given). ``jobs``:
     processes to check files in (``workers.available_jobs``); the result is the
     same with any number. ``since``: a git revision; each file a commit in
     ``since..HEAD`` added or changed is checked too, as that commit holds it
-    (``history``)."""
+    (``history``). ``baseline_written_by``: the command that writes ``baseline``, which
+    an error for a missing one advises (``baseline.load``)."""
     from ..durable import git_root
 
     config = config if config is not None else load_config(root)
-    loaded = baseline_mod.load(baseline, root) if baseline is not None else None
+    loaded = (baseline_mod.load(baseline, root, written_by=baseline_written_by)
+              if baseline is not None else None)
     accepted = loaded.accepted if loaded is not None else None
     in_git = git_root(root) is not None
     names = list_files(root, ())

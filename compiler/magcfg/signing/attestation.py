@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from .keys import key_id
-from .signatures import MANIFEST_NAME, VerificationError
+from .signatures import MANIFEST_NAME, VerificationError, sign_advice
 
 __all__ = [
     "BUILDER_ID",
@@ -137,12 +137,11 @@ def _b64(value: object) -> bytes | None:
 
 def verify_attestation(envelope_bytes: bytes, subjects: Mapping[str, bytes],
                        public_keys: Iterable[Ed25519PublicKey], *,
-                       file: str = "attestation.dsse.json", project: str = ""
+                       file: str = "attestation.dsse.json", project: str | None = ""
                        ) -> dict[str, Any]:
     """Check a DSSE envelope: a trusted signature over the PAE, and subjects that are
     exactly ``subjects`` (names and sha256). Returns the statement. ``project`` is what
-    the command an error advises needs to find the project
-    (``project.project_option``'s)."""
+    the command an error advises needs to find the project (``signatures.sign_advice``'s)."""
 
     def fail(message: str) -> VerificationError:
         return VerificationError(file, message, "bad_attestation")
@@ -194,7 +193,7 @@ def verify_attestation(envelope_bytes: bytes, subjects: Mapping[str, bytes],
         if name not in actual:
             raise fail(f"names subject {name!r}, which the artifact does not have")
         if name not in claimed:
-            raise fail(f"does not cover {name} (stale attestation: run `magcfg sign{project}`)")
+            raise fail(f"does not cover {name} (stale attestation: {sign_advice(project)})")
         if claimed[name] != actual[name]:
             raise fail(f"sha256 of {name} does not match the attested subject")
     return statement

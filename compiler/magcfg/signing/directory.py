@@ -49,6 +49,7 @@ from .signatures import (
     check_digests,
     check_environment,
     parse_manifest,
+    sign_advice,
     sign_manifest,
     verify_files,
     verify_manifest,
@@ -85,7 +86,7 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     signature = _read_member(directory, SIGNATURE_NAME, prefix)
     if signature is None:
         raise VerificationError(prefix + SIGNATURE_NAME, "not found: the artifact is not "
-                                f"signed (run `magcfg sign{project}`)", "unsigned")
+                                f"signed ({sign_advice(project)})", "unsigned")
     kid = verify_manifest(manifest_bytes, signature, keys,
                           signature_file=prefix + SIGNATURE_NAME)
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
@@ -178,12 +179,12 @@ def _only_listed(directory: Path, manifest_bytes: bytes, prefix: str) -> None:
 
 
 def _made_of_signed(held: Mapping[str, bytes | None], environment: str,
-                    members: dict[str, bytes], prefix: str, project: str = ""
+                    members: dict[str, bytes], prefix: str, project: str | None = ""
                     ) -> dict[str, bytes]:
     """``configmap.yaml`` and ``kustomization.yaml`` where the artifact holds them
     (``held``), each refused by name unless it is what ``sign`` and the build make of the
     signed ``members``: no signature covers them, and a controller applies them.
-    ``project``: as ``verify_artifact``'s."""
+    ``project``: as ``verify_whole``'s."""
     from ..delivery.configmap import configmap_files, render_configmap
     from ..delivery.kustomization import render_kustomization
 
@@ -200,21 +201,25 @@ def _made_of_signed(held: Mapping[str, bytes | None], environment: str,
             made = None
         if kept != made:
             raise VerificationError(prefix + name, "is not what magcfg makes of the signed "
-                                    "files, and no signature covers it otherwise: run `magcfg "
-                                    f"sign{project}` again, which writes it from them",
+                                    "files, and no signature covers it otherwise: "
+                                    f"{sign_advice(project)}, which writes it from them",
                                     "unlisted_file")
         found[name] = kept
     return found
 
 
 def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519PublicKey], *,
-                 environment: str, prefix: str = "") -> VerifiedArtifact:
+                 environment: str, prefix: str = "", project: str | None = None
+                 ) -> VerifiedArtifact:
     """Verify an artifact held with every file of it (``read_whole`` of a directory
     pulled with ``crane export``, a registry's layer) as ``verify_artifact`` verifies a
     directory, and besides: it holds no file but the ones magcfg writes there, and its
     ``configmap.yaml`` and ``kustomization.yaml``, which no signature covers and which
     ``kustomize build`` applies, are the ones magcfg derives from the signed files.
-    ``prefix`` is put before file names in errors."""
+    ``prefix`` is put before file names in errors. ``project`` is what the command an
+    error advises needs to find the project that built the artifact
+    (``project.project_option``'s), ``None`` for one of no project found here
+    (``signatures.sign_advice``)."""
     keys = list(public_keys)
     manifest_bytes = members.get(MANIFEST_NAME)
     if manifest_bytes is None:
@@ -223,8 +228,8 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
     signature = members.get(SIGNATURE_NAME)
     if signature is None:
         raise VerificationError(prefix + SIGNATURE_NAME,
-                                "not found: the artifact is not signed (run `magcfg sign`)",
-                                "unsigned")
+                                "not found: the artifact is not signed "
+                                f"({sign_advice(project)})", "unsigned")
     verified = verify_files(manifest_bytes, signature, members, keys, environment=environment,
                             prefix=prefix)
     envelope = members.get(ATTESTATION_NAME)
@@ -232,7 +237,7 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
         from .attestation import verify_attestation
 
         verify_attestation(envelope, {MANIFEST_NAME: manifest_bytes, **verified.files}, keys,
-                           file=prefix + ATTESTATION_NAME)
+                           file=prefix + ATTESTATION_NAME, project=project)
     names = written_names(manifest_bytes)
     for name in sorted(members):
         if name not in verified.files and name not in names:
@@ -240,7 +245,7 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
     signed = {MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: signature, **verified.files}
     if envelope is not None:
         signed[ATTESTATION_NAME] = envelope
-    signed.update(_made_of_signed(members, environment, signed, prefix))
+    signed.update(_made_of_signed(members, environment, signed, prefix, project))
     return VerifiedArtifact(verified.key_id, verified.manifest, manifest_bytes,
                             verified.files, attestation_checked=envelope is not None,
                             members=signed)
