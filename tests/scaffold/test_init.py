@@ -521,6 +521,16 @@ def test_verify_artifact_advises_the_sign_of_the_project_it_is_the_output_of(
     signed = _shell(top, "magcfg sign --project platform/config/magcfg.yaml", env)
     assert signed.returncode == 0, signed.stderr
     assert verify(top, "platform/config/generated/dev").returncode == 0
+    # Not made of the signed files: the command that writes it, sign the ConfigMap, the
+    # build the kustomization.
+    for name, command in (("configmap.yaml", "sign"), ("kustomization.yaml", "build")):
+        changed = top / "platform/config/generated/dev" / name
+        changed.write_text(changed.read_text() + "# changed\n")
+        refused = verify(top, "platform/config/generated/dev")
+        assert advice.findall(refused.stderr) == [
+            f"magcfg {command} --project platform/config/magcfg.yaml"], refused.stderr
+        assert _shell(top, advice.findall(refused.stderr)[0], env).returncode == 0
+        assert verify(top, "platform/config/generated/dev").returncode == 0, name
 
 
 def test_init_below_the_top_names_files_from_the_top(tmp_path: Path) -> None:

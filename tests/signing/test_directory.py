@@ -233,9 +233,11 @@ def test_a_delivery_file_that_is_not_made_of_the_signed_files_is_refused(
     kustomization) passed verify unsigned."""
     path = signed / "generated/prod" / name
     path.write_bytes(path.read_bytes() + b"  - https://example.com/more.yaml\n")
+    writer = "sign" if name == "configmap.yaml" else "build"
     assert verify(signed, keys) == (
         f"generated/prod/{name}: error: is not what magcfg makes of the signed files, and "
-        "no signature covers it otherwise: run `magcfg sign`, which writes it from them\n")
+        f"no signature covers it otherwise: run `magcfg {writer}`, which writes it from "
+        "them\n")
 
 
 # ---------------------------------------------------------------- ..data in the output
@@ -335,7 +337,7 @@ def test_verify_artifact_checks_every_file_of_a_pulled_directory(
         ("kustomization.yaml",
          lambda path: path.write_text(path.read_text() + "  - https://example.com/x.yaml\n"),
          "kustomization.yaml: error: is not what magcfg makes of the signed files, and no "
-         "signature covers it otherwise: run `magcfg sign` in the project that built it, "
+         "signature covers it otherwise: run `magcfg build` in the project that built it, "
          "which writes it from them"),
         ("configmap.yaml",
          lambda path: path.write_text(path.read_text().replace("magcfg-prod", "magcfg-x")),

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from .keys import key_id
-from .signatures import MANIFEST_NAME, VerificationError, sign_advice
+from .signatures import MANIFEST_NAME, VerificationError, run_advice
 
 __all__ = [
     "BUILDER_ID",
@@ -141,7 +141,7 @@ def verify_attestation(envelope_bytes: bytes, subjects: Mapping[str, bytes],
                        ) -> dict[str, Any]:
     """Check a DSSE envelope: a trusted signature over the PAE, and subjects that are
     exactly ``subjects`` (names and sha256). Returns the statement. ``project`` is what
-    the command an error advises needs to find the project (``signatures.sign_advice``'s)."""
+    the command an error advises needs to find the project (``signatures.run_advice``'s)."""
 
     def fail(message: str) -> VerificationError:
         return VerificationError(file, message, "bad_attestation")
@@ -193,7 +193,8 @@ def verify_attestation(envelope_bytes: bytes, subjects: Mapping[str, bytes],
         if name not in actual:
             raise fail(f"names subject {name!r}, which the artifact does not have")
         if name not in claimed:
-            raise fail(f"does not cover {name} (stale attestation: {sign_advice(project)})")
+            advice = run_advice("sign", project)
+            raise fail(f"does not cover {name} (stale attestation: {advice})")
         if claimed[name] != actual[name]:
             raise fail(f"sha256 of {name} does not match the attested subject")
     return statement

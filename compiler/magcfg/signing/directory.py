@@ -49,7 +49,7 @@ from .signatures import (
     check_digests,
     check_environment,
     parse_manifest,
-    sign_advice,
+    run_advice,
     sign_manifest,
     verify_files,
     verify_manifest,
@@ -86,7 +86,7 @@ def verify_artifact(env_dir: str | os.PathLike[str],
     signature = _read_member(directory, SIGNATURE_NAME, prefix)
     if signature is None:
         raise VerificationError(prefix + SIGNATURE_NAME, "not found: the artifact is not "
-                                f"signed ({sign_advice(project)})", "unsigned")
+                                f"signed ({run_advice('sign', project)})", "unsigned")
     kid = verify_manifest(manifest_bytes, signature, keys,
                           signature_file=prefix + SIGNATURE_NAME)
     manifest = parse_manifest(manifest_bytes, prefix + MANIFEST_NAME)
@@ -200,10 +200,12 @@ def _made_of_signed(held: Mapping[str, bytes | None], environment: str,
         except MagcfgError:  # made of no such files: the ConfigMap's own checks refused them
             made = None
         if kept != made:
+            # sign writes configmap.yaml (it carries the signature), the build the other.
+            writer = "sign" if name == CONFIGMAP else "build"
             raise VerificationError(prefix + name, "is not what magcfg makes of the signed "
                                     "files, and no signature covers it otherwise: "
-                                    f"{sign_advice(project)}, which writes it from them",
-                                    "unlisted_file")
+                                    f"{run_advice(writer, project)}, which writes it from "
+                                    "them", "unlisted_file")
         found[name] = kept
     return found
 
@@ -219,7 +221,7 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
     ``prefix`` is put before file names in errors. ``project`` is what the command an
     error advises needs to find the project that built the artifact
     (``project.project_option``'s), ``None`` for one of no project found here
-    (``signatures.sign_advice``)."""
+    (``signatures.run_advice``)."""
     keys = list(public_keys)
     manifest_bytes = members.get(MANIFEST_NAME)
     if manifest_bytes is None:
@@ -229,7 +231,7 @@ def verify_whole(members: Mapping[str, bytes], public_keys: Iterable[Ed25519Publ
     if signature is None:
         raise VerificationError(prefix + SIGNATURE_NAME,
                                 "not found: the artifact is not signed "
-                                f"({sign_advice(project)})", "unsigned")
+                                f"({run_advice('sign', project)})", "unsigned")
     verified = verify_files(manifest_bytes, signature, members, keys, environment=environment,
                             prefix=prefix)
     envelope = members.get(ATTESTATION_NAME)

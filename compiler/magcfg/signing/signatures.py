@@ -36,7 +36,7 @@ from .keys import key_id
 
 __all__ = ["ATTESTATION_NAME", "MANIFEST_NAME", "SIGNATURE_LENGTH", "SIGNATURE_NAME",
            "VerificationError", "VerifiedArtifact", "check_digests", "check_environment",
-           "parse_manifest", "sha256_digest", "sign_advice",
+           "parse_manifest", "run_advice", "sha256_digest",
            "sign_manifest", "verify_files", "verify_manifest"]
 
 MANIFEST_NAME = MANIFEST
@@ -63,15 +63,15 @@ class VerificationError(MagcfgError):
 
 
 
-def sign_advice(project: str | None) -> str:
-    """What an error says to do to sign an artifact (again): run ``magcfg sign`` with
-    what it needs to find the project (``project``: ``project.project_option``'s), or,
-    for an artifact of no project found here (``None``: pulled from a registry, a deploy
-    branch's), in the project that built it: ``magcfg sign`` run where it is read finds
-    no project, or another one."""
+def run_advice(command: str, project: str | None) -> str:
+    """What an error says to run to make an artifact's file again: ``magcfg COMMAND``
+    with what it needs to find the project (``project``: ``project.project_option``'s),
+    or, for an artifact of no project found here (``None``: pulled from a registry, a
+    deploy branch's), in the project that built it: ``magcfg COMMAND`` run where it is
+    read finds no project, or another one."""
     if project is None:
-        return "run `magcfg sign` in the project that built it"
-    return f"run `magcfg sign{project}`"
+        return f"run `magcfg {command}` in the project that built it"
+    return f"run `magcfg {command}{project}`"
 
 
 def sha256_digest(data: bytes) -> str:
