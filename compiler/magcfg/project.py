@@ -1222,10 +1222,21 @@ def _no_project(file: Path) -> bool:
     a symlink or FIFO, a file larger than ``MAX_PIPELINE_BYTES``, unreadable or not
     UTF-8."""
     try:
-        text = read_regular(file, MAX_PIPELINE_BYTES).decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+        raw = read_regular(file, MAX_PIPELINE_BYTES)
+    except OSError:
         return False
-    return _SECTION_LINE.search(text) is None and not may_be_project_text(text, file.name)
+    return no_project_bytes(raw, file.name)
+
+
+def no_project_bytes(raw: bytes, name: str) -> bool:
+    """Whether ``raw``, the bytes of a regular file named ``name`` (a project file's
+    name), are certainly no project file (``_no_project``): UTF-8 text of no section's
+    line that is a YAML mapping of none of its sections."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return _SECTION_LINE.search(text) is None and not may_be_project_text(text, name)
 
 
 def project_option(project: Project, name: Callable[[str], str] | None = None) -> str:

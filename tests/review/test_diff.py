@@ -270,6 +270,66 @@ def test_against_a_ref_without_the_environment_everything_is_added(repo: Project
     assert (same.returncode, same.stdout) == (0, "dev@HEAD and dev are identical\n")
 
 
+def _changed_since(repo: Project, where: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """``diff --env dev --against HEAD`` run in ``where``: its stderr and JSON."""
+    done = Project(where).run("diff", "--env", "dev", "--against", "HEAD", "-f", "json", *args)
+    assert done.returncode == 1, done.stderr
+    assert no_canary(done.stdout, done.stderr)
+    return done.stderr, json.loads(done.stdout)
+
+
+def test_against_a_ref_before_the_project_file_was_renamed(repo: Project) -> None:
+    """A pull request that renames magcfg.yaml to magcfg.yml (and changes a value): the
+    ref's project is the file of the other name, and the diff is the one change, with a
+    warning naming the file it compared with. Every key was added: the ref holds no
+    magcfg.yml."""
+    git(repo.root, "mv", "magcfg.yaml", "magcfg.yml")
+    layer = repo.root / "layers/environments/dev/db.yaml"
+    layer.write_text(layer.read_text().replace("max: 20", "max: 21"))
+    for staged in (True, False):  # a plain mv, not added: git holds the old name alone
+        if not staged:
+            git(repo.root, "rm", "-q", "--cached", "magcfg.yml")
+        stderr, doc = _changed_since(repo, repo.root)
+        assert (doc["added"], doc["removed"]) == ([], [])
+        assert [(c["key"], c["old"], c["new"], c["old_source"]["file"])
+                for c in doc["changed"]] == [
+            ("db.pool.max", 20, 21, "layers/environments/dev/db.yaml")]
+        assert stderr == ("magcfg.yml: warning: the project at HEAD is magcfg.yaml (renamed "
+                          "or moved since): each environment is compared with its build\n")
+    report = repo.run("report", "--html", "report.html", "--against", "HEAD")
+    assert report.returncode == 0, report.stderr
+    assert "1 change(s) since HEAD" in report.stderr
+    assert report.stderr.count("the project at HEAD is magcfg.yaml") == 1, report.stderr
+
+
+def test_against_a_ref_before_the_project_moved_into_a_directory(repo: Project) -> None:
+    """A monorepo's first pull request moves the project from the top into ``shop/``:
+    the ref's project is the one at the top, read where it was, and the ref side's files
+    are named where the ref holds them (from the top), the working tree's where it does."""
+    names = [n for n in git(repo.root, "ls-files").split() if n != ".gitignore"]
+    (repo.root / "shop").mkdir()
+    git(repo.root, "mv", *sorted({n.split("/")[0] for n in names}), "shop/")
+    layer = repo.root / "shop/layers/environments/dev/db.yaml"
+    layer.write_text(layer.read_text().replace("max: 20", "max: 21"))
+    for where, args in ((repo.root, ("--project", "shop/magcfg.yaml")),
+                        (repo.root / "shop", ())):
+        stderr, doc = _changed_since(repo, where, *args)
+        assert (doc["added"], doc["removed"]) == ([], [])
+        assert [(c["key"], c["old_source"]["file"], c["new_source"]["file"])
+                for c in doc["changed"]] == [
+            ("db.pool.max", "layers/environments/dev/db.yaml",
+             "shop/layers/environments/dev/db.yaml")]
+        assert stderr == ("shop/magcfg.yaml: warning: the project at HEAD is ../magcfg.yaml "
+                          "(renamed or moved since): each environment is compared with its "
+                          "build\n")
+    # A project file the working tree still holds is another project, never this one's.
+    (repo.root / "magcfg.yaml").write_text(git(repo.root, "show", "HEAD:magcfg.yaml"))
+    stderr, doc = _changed_since(repo, repo.root / "shop")
+    assert doc["changed"] == [] and doc["added"], doc
+    assert stderr.startswith("shop/magcfg.yaml: warning: HEAD holds no project file here"), \
+        stderr
+
+
 def test_against_identical_ref_exits_zero(repo: Project) -> None:
     result = repo.run("diff", "--env", "production", "--against", "HEAD")
     assert result.returncode == 0

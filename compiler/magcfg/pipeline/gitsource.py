@@ -49,11 +49,14 @@ from ..durable import (
 )
 from ..errors import BuildError, Diagnostic, UsageError
 from ..project import (
+    MAX_PIPELINE_BYTES,
     MAX_SYMLINK_TARGET,
+    PROJECT_FILE_NAMES,
     SHALLOW_UNKNOWN_REF,
     Project,
     lfs_pointer,
     load_project,
+    no_project_bytes,
 )
 from .load import LAYER_SUFFIXES
 
@@ -239,14 +242,18 @@ class _Watchdog:
 
 
 class GitSource:
-    """Files of the project at commit ``ref`` of the repository around ``project_root``."""
+    """Files of the project at commit ``ref`` of the repository around ``project_root``:
+    in the directory ``prefix`` from the top where given (the project there at the
+    commit, moved since: ``project_file_at``), else the project root's."""
 
-    def __init__(self, project_root: Path, ref: str, repo: Any | None = None) -> None:
+    def __init__(self, project_root: Path, ref: str, repo: Any | None = None,
+                 prefix: str | None = None) -> None:
         import git
 
         self._owns_repo = repo is None
         self.repo = repo if repo is not None else open_repo(project_root)
-        self.prefix = repository_prefix(os.fspath(project_root))
+        self._here = repository_prefix(os.fspath(project_root))
+        self.prefix = self._here if prefix is None else prefix
         self._outside = outside_project(self.prefix)
         self.ref = ref
         # git resolves the name (GitPython's own parser fails on `HEAD:../..`, `@{-1}`,
@@ -307,11 +314,20 @@ class GitSource:
 
     # -- naming the revision ------------------------------------------------------------
 
+    def name(self, rel: str) -> str:
+        """``rel``, a path of this source's project directory, named from the project
+        root's in the working tree, as every name there is: the same, but for a project
+        in another directory at the commit (``../layers/base/app.yaml`` where the
+        commit's project was at the top and the working tree's is below it)."""
+        if self.prefix == self._here:
+            return rel
+        return posixpath.relpath(posixpath.join(self.prefix, rel), self._here or ".")
+
     def at_ref(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         """``diagnostics`` about files of this commit, each naming it (``file@REF``, as
         ``diff`` names its side ``env@REF``): their lines are the commit's, which the
         working-tree file of that name need not have."""
-        return [d.replace(file=f"{d.file}@{self.ref}") if d.file
+        return [d.replace(file=f"{self.name(d.file)}@{self.ref}") if d.file
                 else d.replace(message=f"{d.message} (at {self.ref})")
                 for d in diagnostics]
 
@@ -475,6 +491,17 @@ class GitSource:
             return False
         return entries is not None and name in entries
 
+    def _entry_at_top(self, path: str) -> _Entry | None:
+        """The entry at ``path`` from the top of the commit's tree, not followed if it
+        is a symlink (the directories above it are); None if there is none."""
+        parent, _, name = path.rpartition("/")
+        try:
+            _, nodes, _ = self._walk(parent.split("/"), ("", [self._top]))
+            entries = self._tree(nodes[-1]) if stat.S_ISDIR(nodes[-1].mode) else None
+        except (_Missing, _Refused, _TooMuch):
+            return None
+        return None if entries is None else entries.get(name)
+
     def _located(self, rel: str, follow_last: bool = True) -> tuple[str, _Entry]:
         """``_resolve`` with its refusals as the working tree's ``PathError``; a path
         with nothing there is ``FileNotFoundError``, a dangling link a ``PathError``."""
@@ -627,18 +654,56 @@ class _Walk:
             self.real[rel] = entry
 
 
-def project_at(project: Project, source: GitSource) -> Project | None:
-    """The project file as it is in ``source``'s commit, rooted at the working project's
-    root (so layer paths resolve the same way); None where the commit has none under
-    that name (a pull request that starts the project: it has nothing there to compare
-    with). It must be a regular file there, as in the working tree."""
+def project_file_at(project: Project, source: GitSource) -> str | None:
+    """Where ``project``'s file is at ``source``'s commit, from the top: at its own path;
+    else, where the working tree holds nothing, at the nearest of the project file's
+    names in its directory and then in each one above it to the top (the project file
+    renamed, ``magcfg.yaml`` to ``magcfg.yml``, or the project moved into a directory
+    below, since the commit). A file there that is certainly no project (a pipeline of
+    that name, ``no_project_bytes``) is passed over, as the search for the project file
+    passes over it. None where the commit holds none of these: a pull request that
+    starts the project, or one that moved it from elsewhere."""
+    own = posixpath.join(source.prefix, project.file)
+    if source._lexists(project.file):
+        return own  # read as the working tree's is, and refused as such if need be
+    top = git_root(Path(os.path.realpath(project.root)))
+    if top is None:
+        return None
+    directories = [source.prefix]
+    while directories[-1]:
+        directories.append(posixpath.dirname(directories[-1]))
+    for directory in directories:
+        for name in PROJECT_FILE_NAMES:
+            path = posixpath.join(directory, name)
+            if path == own or os.path.lexists(os.path.join(top, path)):
+                continue  # the working tree's own project file, or another project's
+            entry = source._entry_at_top(path)
+            if entry is None or not stat.S_ISREG(entry.mode):
+                continue
+            try:
+                raw = source._object(entry.sha, b"blob", MAX_PIPELINE_BYTES)
+            except (_Oversized, ValueError):
+                return path  # may be one: loaded, to fail as such
+            if not no_project_bytes(raw, name):
+                return path
+    return None
+
+
+def project_at(project: Project, source: GitSource, file: str | None = None
+               ) -> Project | None:
+    """The project file ``file`` (default: the working tree's name of it) as it is in
+    ``source``'s commit, rooted at the working project's root (so layer paths resolve
+    the same way); None where the commit has none under that name (a pull request that
+    starts the project: it has nothing there to compare with). It must be a regular file
+    there, as in the working tree."""
+    name = project.file if file is None else file
     try:
-        raw = source.read(project.file, follow_symlinks=False)
+        raw = source.read(name, follow_symlinks=False)
     except FileNotFoundError:
         return None
-    if raw == project.raw:
+    if raw == project.raw and name == project.file:
         return project
-    return committed_project(project.file, raw, project.root)
+    return committed_project(name, raw, project.root)
 
 
 def committed_project(file: str, raw: bytes, root: Path) -> Project:

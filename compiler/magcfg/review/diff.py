@@ -41,6 +41,7 @@ import functools
 import itertools
 import json
 import marshal
+import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
@@ -600,21 +601,32 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
     ``compiler``, if given: its owner then flushes its cache). The ref side is read
     from git once for all of them: a file two environments share is read and parsed
     once on each side."""
-    from ..pipeline.gitsource import GitSource
+    from ..pipeline.gitsource import GitSource, project_file_at
 
     chosen = project.check_envs(list(envs))
     with GitSource(project.root, ref) as source:
-        return _diffs_at(project, chosen, source, compiler)
+        with source.errors_at_ref():
+            found = project_file_at(project, source)
+        directory, file = posixpath.split(found) if found is not None else (source.prefix, None)
+        if directory == source.prefix:
+            return _diffs_at(project, chosen, source, compiler, file)
+        with GitSource(project.root, ref, source.repo, directory) as moved:
+            return _diffs_at(project, chosen, moved, compiler, file)
 
 
 def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
-              compiler: Compiler | None) -> dict[str, ConfigDiff]:
+              compiler: Compiler | None, file: str | None) -> dict[str, ConfigDiff]:
+    """``diffs_against`` with the project at the ref read from ``file`` in ``source``'s
+    directory (``project_file_at``), None where the ref holds none."""
     from ..pipeline.gitsource import project_at
     from ..secrets.rules import LITERAL_CODE
 
     ref = source.ref
-    with source.errors_at_ref():
-        old_project = project_at(project, source)
+    old_project = None
+    if file is not None:
+        with source.errors_at_ref():
+            old_project = project_at(project, source, file)
+    noted = _project_noted(project, source, file)
     # An environment the ref does not hold (all of them where it holds no project: the
     # pull request that starts it) is compared with an empty config, every key added,
     # as `build --since` takes it for a new environment.
@@ -651,12 +663,38 @@ def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,
         # forked process would share.
         changes = describe(compare(old_doc, new_doc), old_stacks[env], stacks[env],
                            compiler.redactor(), index, jobs=1, cache=compiler.cache)
+        if source.name(".") != ".":  # named from the working project's directory
+            changes = tuple(c._replace(old_source=c.old_source._replace(
+                file=source.name(c.old_source.file))) if c.old_source is not None else c
+                for c in changes)
         judged = [d for d in warnings if d.code == LITERAL_CODE]
         out[env] = ConfigDiff(Side(env, ref, source.hexsha), Side(env), changes,
-                              tuple(source.at_ref(judged)))
+                              (*noted, *source.at_ref(judged)))
     if owned:
         compiler.cache.flush(only=KEY_LINES)
     return out
+
+
+def _project_noted(project: Project, source: GitSource, file: str | None
+                   ) -> tuple[Diagnostic, ...]:
+    """A warning naming the project file the ref side is built from where it is not the
+    working tree's (renamed or moved since), or saying the ref holds none, every key
+    added: a reviewer reads what the diff compares with. A name in its text is from the
+    project's directory, as the working tree's names are."""
+    ref = source.ref
+    if file is None:
+        return (Diagnostic(project.file, None, None, f"{ref} holds no project file here, "
+                           "nor one of its names here or in a directory above that the "
+                           "working tree no longer holds (a project moved from elsewhere "
+                           "is not matched): each environment is compared with an empty "
+                           "config, every key added", severity="warning",
+                           code="against_no_project"),)
+    if file == project.file and source.name(".") == ".":
+        return ()
+    return (Diagnostic(project.file, None, None, f"the project at {ref} is "
+                       f"{source.name(file)} (renamed or moved since): each environment "
+                       "is compared with its build", severity="warning",
+                       code="against_project_moved"),)
 
 
 # ------------------------------------------------------------------ output
