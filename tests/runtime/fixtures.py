@@ -117,8 +117,10 @@ class KubeletWriter:
             visible = self.directory / name
             if not visible.is_symlink():
                 os.symlink(f"..data/{name}", visible)
-        if old is not None:
-            shutil.rmtree(self.directory / old)
+        # Only a version directory this writer made goes, as the kubelet removes only its
+        # own: a test that points ``..data`` elsewhere (``/etc``) must not have it removed.
+        if old is not None and os.path.basename(old) == old and old.startswith(".."):
+            shutil.rmtree(self.directory / old, ignore_errors=True)
         for entry in self.directory.iterdir():
             if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in files:
                 entry.unlink()
