@@ -1165,9 +1165,13 @@ class Kernel:
 def _refuse_bare_reference(artifact_dir: str | os.PathLike[str]) -> None:
     """A ``ValueError`` for a registry reference given as a directory that does not
     exist (:func:`magcfg.oci.reference.misspelled_reference`)."""
+    given = os.fspath(artifact_dir)
+    if os.path.lexists(given):
+        # What names an existing directory (or file) is no misspelled reference: the
+        # registry modules (~10 ms) are imported for a missing one only.
+        return
     from ..oci.reference import misspelled_reference
 
-    given = os.fspath(artifact_dir)
     misspelled = misspelled_reference(given)
     if misspelled is not None:
         raise ValueError(f"{given}: {misspelled[1]}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import logging
 import math
 import os
 import select
@@ -28,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger("magcfg.runtime")
+from .events import log
 
 _IN_MODIFY = 0x002
 _IN_ATTRIB = 0x004

@@ -11,8 +11,6 @@ Build, review commands and the runtime kernel all use this one class.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import re
 import urllib.parse
@@ -69,6 +67,8 @@ def quoted_forms(value: str) -> set[str]:
     character; non-ASCII kept or escaped), as the body of a CUE string (``_cue_body``),
     as ``printable`` shows it, and HTML-escaped (a server's error page an HTTP client
     quotes: ``&amp;``, ``&lt;``)."""
+    import html  # here: its entity tables are a fifth of the runtime kernel's first start
+
     forms = {value, printable(value), _cue_body(value),
              html.escape(value), html.escape(value, quote=False)}
     for ascii_only in (False, True):
@@ -119,6 +119,8 @@ def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
                        for at in range(len(decoded) - shortest + 1)
                        for value in by_start.get(decoded[at:at + _MIN_ENCODED], ()))
         return any(value in decoded for value in wanted)
+
+    import base64  # here, as html is
 
     def masked(match: re.Match[str]) -> str:
         run = re.sub(r"\s", "", match.group()).rstrip("=").translate(_URL_SAFE)
@@ -203,6 +205,8 @@ def _decoded(text: str) -> list[str]:
     """``text`` and what it reads as with its line breaks, percent-encoding, JSON escapes
     and HTML character references undone, layer after layer (a URL in a URL, JSON in a
     URL), a few layers at most."""
+    import html
+
     found = [text]
     for _ in range(4):
         step = urllib.parse.unquote(_WRAPPED.sub("", found[-1]))
