@@ -67,7 +67,7 @@ def quoted_forms(value: str) -> set[str]:
     character; non-ASCII kept or escaped), as the body of a CUE string (``_cue_body``),
     as ``printable`` shows it, and HTML-escaped (a server's error page an HTTP client
     quotes: ``&amp;``, ``&lt;``)."""
-    import html  # here: its entity tables are a fifth of the runtime kernel's first start
+    import html  # here: its entity tables cost a runtime kernel's start, which masks nothing
 
     forms = {value, printable(value), _cue_body(value),
              html.escape(value), html.escape(value, quote=False)}

@@ -192,9 +192,9 @@ _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 def _canonical_public_key(data: bytes) -> Ed25519PublicKey | None:
     """The key of a PEM exactly as :func:`public_key_pem` writes it (three lines, the
     DER of an Ed25519 SubjectPublicKeyInfo), else ``None`` for ``cryptography``'s PEM
-    loader to read. The loader's module pulls in SSH, PKCS#12 and every cipher (~35 ms
-    of the runtime kernel's first start, most of it); the form it would parse here is
-    one fixed byte string and the key."""
+    loader to read. The loader's module pulls in SSH, PKCS#12 and every cipher, more
+    than Ed25519's own import (the runtime kernel loads its keys at its first start); the
+    form it would parse here is one fixed byte string and the key."""
     lines = data.split(b"\n")
     if len(lines) != 4 or lines[0] != b"-----BEGIN PUBLIC KEY-----" or lines[2] != \
             b"-----END PUBLIC KEY-----" or lines[3] != b"":
