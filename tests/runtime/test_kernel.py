@@ -5,8 +5,10 @@ Everything is real: signed artifacts on disk, inotify, threads, the state file.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -742,6 +744,10 @@ def test_results_and_snapshots_are_immutable_values(rig: Rig) -> None:
     assert named != snapshot and snapshot == snapshot  # the same object only
     assert repr(snapshot).startswith("Snapshot(config=mappingproxy(")
     assert "_memo" not in repr(snapshot) and "source='artifact'" in repr(snapshot)
+    for copied in (copy.copy(result), copy.deepcopy(result), pickle.loads(pickle.dumps(result))):
+        assert copied == result
+    shallow = copy.copy(snapshot)
+    assert shallow.config is snapshot.config and shallow.source == snapshot.source
 
 
 def test_one_registry_per_kernel_and_no_restart_after_stop(rig: Rig) -> None:

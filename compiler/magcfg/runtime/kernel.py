@@ -125,6 +125,10 @@ class ReloadResult:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r}: a ReloadResult is immutable")
 
+    def __reduce__(self) -> tuple[type[ReloadResult], tuple[Any, ...]]:
+        # pickle and copy: the constructor, as __setattr__ refuses the default's setattr.
+        return ReloadResult, self._fields()
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReloadResult) or other.__class__ is not self.__class__:
             return NotImplemented

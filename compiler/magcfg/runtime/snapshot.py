@@ -207,6 +207,10 @@ class Snapshot:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r}: a Snapshot is immutable")
 
+    def __reduce__(self) -> tuple[type[Snapshot], tuple[Any, ...]]:
+        # copy: the constructor, as __setattr__ refuses the default's setattr.
+        return Snapshot, tuple(getattr(self, name) for name in _FIELDS)
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS[:7])
         return f"Snapshot({shown})"
