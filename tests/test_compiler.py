@@ -89,7 +89,9 @@ def test_a_build_lists_each_layer_directory_once(mini: Project,
     magcfg.build(load(mini), cache=BuildCache(None))
     assert sorted(listed) == ["layers/base", "layers/environments/dev",
                               "layers/environments/prod"]
-    os.symlink("/etc/hostname", mini.root / "layers/base/outside.yaml")
+    outside = mini.root.parent / "outside.yaml"
+    outside.write_text("magds:\n  host: elsewhere\n")
+    os.symlink(outside, mini.root / "layers/base/outside.yaml")
     with pytest.raises(magcfg.BuildError) as failed:
         magcfg.build(load(mini), cache=BuildCache(None))
     assert [(d.file, d.message) for d in failed.value.diagnostics] == [
