@@ -184,6 +184,37 @@ def test_a_config_the_last_manifest_names_otherwise_is_written_unread(
     assert str(config) in map(str, read) and config.read_bytes() == built
 
 
+def test_a_config_the_manifest_names_as_it_is_is_known_by_its_status(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment a change leaves as it was: its config.json, which the manifest
+    beside it names as it is, is hashed once, then known by its status
+    (``Compiler.holds_file``), not read again to be compared, build after build. One
+    edited by hand is hashed again (its status changed), compared and built again;
+    ``build --check`` compares the bytes."""
+    from magcfg import durable
+    from magcfg.pipeline import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)  # a written file settles at once
+    magcfg.build(load(mini))
+    config = mini.root / "generated/prod/config.json"
+    built = config.read_bytes()
+    opened = calls(monkeypatch, durable, "_open_regular", 0)
+    for round, host in enumerate(("localhosu", "localhosv", "localhosw")):
+        opened.clear()
+        mini.write("layers/environments/dev/magds.yaml", f"magds:\n  host: {host}\n")
+        assert magcfg.build(load(mini)).written == [
+            f"generated/dev/{name}" for name in ("config.json", "configmap.yaml",
+                                                 "manifest.json")]
+        assert [str(p) for p in opened].count(str(config)) == (1 if round == 0 else 0)
+    opened.clear()
+    assert magcfg.build(load(mini), check=True).stale == []
+    assert str(config) in map(str, opened)
+    config.write_bytes(built.replace(b'"level": "warn"', b'"level": "WARN"'))
+    assert magcfg.build(load(mini), check=True).stale == ["generated/prod/config.json"]
+    assert magcfg.build(load(mini)).written == ["generated/prod/config.json"]
+    assert config.read_bytes() == built
+
+
 def test_same_tree_same_bytes_anywhere(mini: Project, tmp_path: Path) -> None:
     magcfg.build(load(mini))
     first = mini.snapshot_tree()

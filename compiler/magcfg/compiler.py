@@ -1267,6 +1267,17 @@ class Compiler:
                     return None
         return out
 
+    def holds_file(self, rel: str, path: Path, digest: str, size: int) -> bool:
+        """Whether the output file ``path`` (``rel`` from the root) is a regular file of
+        ``size`` bytes of hex SHA-256 ``digest``, by the digest the cache keeps for its
+        status, else hashed (``_output_sha256``)."""
+        try:
+            status = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (stat.S_ISREG(status.st_mode) and status.st_size == size
+                and self._output_sha256(rel, path, status, size) == digest)
+
     def _output_sha256(self, rel: str, path: Path, status: os.stat_result, size: int
                        ) -> str | None:
         """The SHA-256 of the output file ``path`` of ``status`` (``rel`` from the root),
@@ -1682,7 +1693,7 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
     # only files magcfg wrote before (the previous manifest's) are removed; any other
     # entry stops the build (durable.replace_directories).
     with compiler.timings.stage("write"):
-        updates = _updates(project, artifacts, previous)
+        updates = _updates(compiler, artifacts, previous, compared=check)
     result = BuildResult(chosen, artifacts, sorted(set(warnings)), timings=compiler.timings,
                          policy_only=[env for env, a in artifacts.items() if a.policy_only])
     with compiler.timings.stage("write"):
@@ -1880,26 +1891,37 @@ def _layer_file(project: Project, path: str, envs: Sequence[str]) -> bool:
     return any(env in envs for env, _spec, _prefix in project.mapping(path))
 
 
-def _updates(project: Project, artifacts: dict[str, Artifact],
-             previous: dict[str, bytes | None]) -> list[DirectoryUpdate]:
+def _updates(compiler: Compiler, artifacts: dict[str, Artifact],
+             previous: dict[str, bytes | None], compared: bool = False
+             ) -> list[DirectoryUpdate]:
     """What to write: each environment's files, and what to keep of the last build's.
     A config.json whose digest the last build's manifest names otherwise is known to
-    differ (``DirectoryUpdate.differs``): it is written without being read first."""
+    differ (``DirectoryUpdate.differs``): it is written without being read first. One
+    the manifest there names as it is (the manifest unchanged), whose digest the cache
+    keeps for the file's status (``Compiler._output_sha256``), is known to be the same
+    (``DirectoryUpdate.same``): an environment a change left as it was is not read whole
+    to be compared, but the first time its config is hashed. ``compared``: the updates
+    are compared byte by byte (``build --check``), none is known the same."""
+    project = compiler.project
     updates = []
     for env, artifact in artifacts.items():
         rel = f"{project.output}/{env}"
         files = dict(artifact.files)
+        digest = artifact.context._config_sha256 if artifact.context is not None else None
+        same: frozenset[str] = frozenset()
         if previous[env] == files[MANIFEST]:
             directory = real_directory(project.root, rel)
             for name in SIGNED_FILES:
                 signed = read_if_present(directory / name, f"{rel}/{name}", size_limit(name))
                 if signed is not None:
                     files[name] = signed
+            if digest and not compared and compiler.holds_file(
+                    f"{rel}/{CONFIG}", directory / CONFIG, digest, len(files[CONFIG])):
+                same = frozenset({CONFIG})
         listed = listed_files(previous[env])
-        digest = artifact.context._config_sha256 if artifact.context is not None else None
         differs = frozenset({CONFIG} if digest and CONFIG in listed
                             and listed[CONFIG] != f"sha256:{digest}" else ())
         # written_names(previous[env]), from the one reading of the manifest above
         owned = written_names(None) | frozenset(listed)
-        updates.append(DirectoryUpdate(rel, files, owned, differs=differs))
+        updates.append(DirectoryUpdate(rel, files, owned, differs=differs, same=same))
     return updates

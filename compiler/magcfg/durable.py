@@ -1259,6 +1259,10 @@ class DirectoryUpdate(NamedTuple):
     """Names of ``files`` the caller knows to differ from the directory's (the manifest
     it wrote there names other bytes): written without being compared, where a changed
     8 MB ``config.json`` of the same size is otherwise read up to its first difference."""
+    same: Collection[str] = frozenset()
+    """Names of ``files`` the caller knows the directory to hold as they are (the
+    digest of the file as it stands, kept by its status, is theirs): not read to be
+    compared, where an unchanged 8 MB ``config.json`` is otherwise read whole."""
 
     @property
     def shown(self) -> str:
@@ -1335,6 +1339,8 @@ def _changes(directory: Path, update: DirectoryUpdate, first: bool = False) -> l
     for name, data in sorted(update.files.items(), key=lambda item: len(item[1])) if first \
             else update.files.items():
         mode = entries.get(name)
+        if mode is not None and stat.S_ISREG(mode) and name in update.same:
+            continue
         if mode is None or not stat.S_ISREG(mode) or name in update.differs or not _located(
                 f"{update.shown}/{name}", functools.partial(_holds, data=data), directory / name):
             changed.append(name)
@@ -1373,7 +1379,8 @@ def changed_entries(root: str | os.PathLike[str], updates: Sequence[DirectoryUpd
     out = []
     for update in updates:
         # What is stale is told by the bytes, not by what the last manifest says.
-        names = _changes(real_directory(root, update.rel), update._replace(differs=()))
+        names = _changes(real_directory(root, update.rel),
+                         update._replace(differs=(), same=()))
         out += [f"{update.shown}/{name}" for name in names]
     return out
 
