@@ -51,6 +51,39 @@ def test_plain_revert_is_caught_and_rebuild_fixes_it(mini: Project) -> None:
     assert fixed.returncode == 0, fixed.stderr
 
 
+def test_a_revert_is_caught_where_the_project_or_its_output_moved(mini: Project) -> None:
+    """The manifests the built ones succeed are where the ref's project held them: a pull
+    request that reverts a change and moves the project into a directory below, or
+    renames its output directory, compared nothing (the ref held no manifest at the new
+    path: a new environment to the gate) and passed."""
+    first_commit(mini)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v2")
+    git(mini, "revert", "--no-edit", "HEAD")
+    git(mini, "switch", "-q", "-c", "renamed")
+    project = mini.root / "magcfg.yaml"
+    project.write_text(project.read_text().replace("output: generated", "output: out"))
+    git(mini, "mv", "generated", "out")
+    assert mini.run("build").returncode == 0  # the project file is an input of each
+    commit_all(mini, "out")
+    gate = mini.run("build", "--check", "--since", "HEAD~2")
+    assert gate.returncode == 1, gate.stderr
+    assert "out/dev/manifest.json: error: version 1 after 2 at HEAD~2: rollback_refused" \
+        in gate.stderr
+    git(mini, "switch", "-q", "-")
+    git(mini, "switch", "-q", "-c", "moved")
+    (mini.root / "svc").mkdir()
+    git(mini, "mv", "magcfg.yaml", "layers", "schemas", "generated", "svc/")
+    commit_all(mini, "moved")
+    top = Project(mini.root)
+    assert top.run("build", "--check", "--project", "svc/magcfg.yaml").returncode == 0
+    gate = top.run("build", "--check", "--project", "svc/magcfg.yaml", "--since", "HEAD~2")
+    assert gate.returncode == 1, gate.stderr
+    assert "svc/generated/dev/manifest.json: error: version 1 after 2 at HEAD~2: " \
+        "rollback_refused" in gate.stderr
+
+
 def test_same_version_other_config_is_caught(mini: Project) -> None:
     git(mini, "init", "-q", "-b", "main")
     git(mini, "config", "user.email", "ci@example.com")

@@ -689,6 +689,22 @@ def project_file_at(project: Project, source: GitSource) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def ref_project_source(project: Project, ref: str) -> Iterator[tuple[GitSource, str | None]]:
+    """A ``GitSource`` of ``ref`` in the directory of ``project``'s file there
+    (``project_file_at``: renamed or moved since, where it was), and the file's name in
+    it; None, and the project root's directory, where the ref holds none."""
+    with GitSource(project.root, ref) as source:
+        with source.errors_at_ref():
+            found = project_file_at(project, source)
+        directory, file = posixpath.split(found) if found is not None else (source.prefix, None)
+        if directory == source.prefix:
+            yield source, file
+            return
+        with GitSource(project.root, ref, source.repo, directory) as moved:
+            yield moved, file
+
+
 def project_at(project: Project, source: GitSource, file: str | None = None
                ) -> Project | None:
     """The project file ``file`` (default: the working tree's name of it) as it is in

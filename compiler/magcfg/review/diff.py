@@ -41,7 +41,6 @@ import functools
 import itertools
 import json
 import marshal
-import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
@@ -601,17 +600,11 @@ def diffs_against(project: Project, envs: Sequence[str], ref: str,
     ``compiler``, if given: its owner then flushes its cache). The ref side is read
     from git once for all of them: a file two environments share is read and parsed
     once on each side."""
-    from ..pipeline.gitsource import GitSource, project_file_at
+    from ..pipeline.gitsource import ref_project_source
 
     chosen = project.check_envs(list(envs))
-    with GitSource(project.root, ref) as source:
-        with source.errors_at_ref():
-            found = project_file_at(project, source)
-        directory, file = posixpath.split(found) if found is not None else (source.prefix, None)
-        if directory == source.prefix:
-            return _diffs_at(project, chosen, source, compiler, file)
-        with GitSource(project.root, ref, source.repo, directory) as moved:
-            return _diffs_at(project, chosen, moved, compiler, file)
+    with ref_project_source(project, ref) as (source, file):
+        return _diffs_at(project, chosen, source, compiler, file)
 
 
 def _diffs_at(project: Project, chosen: Sequence[str], source: GitSource,

@@ -12,7 +12,6 @@ it every build would soon be refused while every kernel refuses any lower versio
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifact import MANIFEST, MAX_MANIFEST_BYTES
@@ -32,12 +31,13 @@ of builds comes near, and at this step ``MAX_VERSION`` is 9 * 10^9 pull requests
 
 def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
     """Compare each built environment's manifest with the one committed at ``ref``."""
-    from ..pipeline.gitsource import GitSource
+    from ..pipeline.gitsource import ref_project_source
     from ..signing.signatures import VerificationError
     from ..signing.versions import SuccessionError, check_succession
 
-    with GitSource(Path(project.root), ref) as source:
-        committed = {env: _committed(source, f"{project.output}/{env}/{MANIFEST}")
+    with ref_project_source(project, ref) as (source, file):
+        output = _output_at(project, source, file)
+        committed = {env: _committed(source, f"{output}/{env}/{MANIFEST}")
                      for env in result.artifacts}
     problems = []
     for env, artifact in sorted(result.artifacts.items()):
@@ -75,6 +75,25 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
                 "so the version only goes up",
                 code="version"))
     return problems
+
+
+def _output_at(project: Project, source: GitSource, file: str | None) -> str:
+    """The output directory of the project at the source's commit (``file`` in its
+    directory, renamed or moved since, or none): where that commit holds the manifests
+    the built ones succeed, whatever the working tree's project file says (a pull
+    request that moves the project, or renames its output, compared nothing). The
+    working tree's where the ref holds no project, or one that does not load there: its
+    build's to judge, and a pull request mends it."""
+    from ..errors import MagcfgError
+    from ..pipeline.gitsource import project_at
+
+    if file is None:
+        return project.output
+    try:
+        at_ref = project_at(project, source, file)
+    except MagcfgError:
+        return project.output
+    return project.output if at_ref is None else at_ref.output
 
 
 def _committed(source: GitSource, path: str) -> bytes | None:
