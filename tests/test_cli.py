@@ -241,11 +241,12 @@ def test_the_command_runs_itself_again_once(monkeypatch: pytest.MonkeyPatch) -> 
 # leaves it: importing one of them fails as a missing module does.
 _WITHOUT_THE_COMPILER = """
 import sys
-from magcfg.cli import _COMPILER_MODULES, main
+from magcfg.cli import main
+from magcfg.version import COMPILER_MODULES
 
 class Absent:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in _COMPILER_MODULES:
+        if name.split(".")[0] in COMPILER_MODULES:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 

@@ -13,6 +13,7 @@ import sys
 from typing import IO, Any, NoReturn, TextIO, cast
 
 from ..errors import MagcfgError
+from ..version import COMPILER_MODULES
 
 _SLIM = ("magcfg: the command line needs the compiler: pip install 'magcfg[compiler]' "
          "(this installation has the runtime kernel only)")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         # `magcfg[sidecar]` has the command line but not the compiler's libraries, which
         # the commands import when they run: say which install they need.
-        if exc.name is None or exc.name.split(".")[0] not in _COMPILER_MODULES:
+        if exc.name is None or exc.name.split(".")[0] not in COMPILER_MODULES:
             raise
         print(f"magcfg: this command needs the compiler: pip install 'magcfg[compiler]' "
               f"(this installation lacks {exc.name}; it runs `magcfg watch` and "
@@ -109,11 +110,6 @@ class _PipeGone:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
-
-
-_COMPILER_MODULES = frozenset({"yaml", "yaml_rs", "jsonschema", "jsonschema_rs", "orjson",
-                               "deepdiff", "git", "ruamel", "detect_secrets", "hvac"})
-"""What the ``compiler`` extra installs (pyproject.toml), by import name."""
 
 
 def _utf8_mode() -> bool:

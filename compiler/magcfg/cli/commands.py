@@ -603,14 +603,14 @@ def _built_by(directory: str) -> str | None:
     """``project.output_project_option`` of the artifact directory ``directory``: None
     in the sidecar's install, which lacks the libraries that read a project file and
     has no project to sign."""
-    from . import _COMPILER_MODULES
+    from ..version import COMPILER_MODULES
 
     try:
         from ..project import output_project_option
 
         return output_project_option(directory)
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] not in _COMPILER_MODULES:
+        if exc.name is None or exc.name.split(".")[0] not in COMPILER_MODULES:
             raise
         return None
 
