@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import stat
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,50 @@ def finishes_in_a_child(script: str, timeout: float = 60) -> str:
         raise AssertionError(f"did not finish in {timeout} s") from None
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def threadless() -> None:
+    """A ``preexec_fn`` after which the process starts no thread and still starts
+    processes: each new thread's stack is as large as ``RLIMIT_STACK``, set larger than
+    all the address space the process may map (``RLIMIT_AS``, which leaves a Python and
+    a git room enough)."""
+    resource.setrlimit(resource.RLIMIT_STACK, (4 << 30, 4 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+@contextlib.contextmanager
+def no_more_tasks() -> Iterator[Callable[[], None]]:
+    """A ``preexec_fn`` after which the process starts no thread nor process, as where
+    the limit on processes is reached: ``RLIMIT_NPROC`` of 1 for a user other than root
+    (whom it does not bind), for root a pids cgroup of one task, as a container's pids
+    limit. Skips the test where root can make no such cgroup."""
+    if os.geteuid() != 0:
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        yield lambda: resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))
+        return
+    group = None
+    for parent in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        candidate = parent / f"magcfg-test-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            candidate.mkdir()
+        except OSError:
+            continue
+        if (candidate / "pids.max").exists():
+            group = candidate
+            break
+        candidate.rmdir()
+    if group is None:
+        pytest.skip("root here can make no pids cgroup to limit a process's tasks")
+    try:
+        (group / "pids.max").write_text("1")
+        yield lambda: (group / "cgroup.procs").write_text(str(os.getpid()))
+    finally:
+        for _ in range(100):  # empty once its process is reaped
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
 
 
 def dies_in_a_child(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:

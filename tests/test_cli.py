@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from magcfg.cli.commands import app, app_for
 
-from .conftest import REPO, Project
+from .conftest import MAGCFG, REPO, Project, no_more_tasks, threadless, tree_state
 
 
 def test_help_lists_commands(mini: Project) -> None:
@@ -331,3 +331,23 @@ def test_no_git_a_failed_command_asked_outlives_it(tmp_path: Path) -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+def test_a_command_that_can_start_no_thread_or_process_says_so(mini: Project) -> None:
+    """Where the system starts no more processes (the limit on processes reached), or no
+    more threads, a build in git, which needs both (git's answers, the thread that
+    bounds how long it waits for one), stops with one line that says so, exit 1,
+    nothing written. It ended in a traceback (RuntimeError: can't start new thread,
+    BlockingIOError from subprocess)."""
+    from magcfg.errors import NO_NEW_TASK
+
+    subprocess.run(["git", "init", "-q"], cwd=mini.root, check=True)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    before = tree_state(mini.root)
+    with no_more_tasks() as limit:
+        for preexec in (limit, threadless):
+            done = subprocess.run([str(MAGCFG), "build"], cwd=mini.root, capture_output=True,
+                                  text=True, timeout=120, check=False, preexec_fn=preexec)
+            assert (done.returncode, done.stdout, done.stderr) == (
+                1, "", f"error: {NO_NEW_TASK}\n"), done.stderr
+            assert tree_state(mini.root) == before

@@ -21,6 +21,7 @@ import magcfg
 from magcfg.pipeline.cache import BuildCache
 
 from .conftest import (
+    MAGCFG,
     MINI_BASE,
     MINI_PROJECT,
     MINI_SCHEMA,
@@ -29,6 +30,7 @@ from .conftest import (
     calls,
     dies_in_a_child,
     failed_cleanly,
+    no_more_tasks,
     overridden_keyed_list,
 )
 
@@ -526,6 +528,27 @@ def test_two_processes_build_what_one_builds(realistic: Path, tmp_path: Path, as
     assert "workers" in stages_two and "workers" not in stages_one  # it did fork
     assert tree_one and tree_two == tree_one == tree_plain
     assert said_two == said_one == said_plain
+
+
+def test_a_build_that_can_start_no_thread_nor_process_builds_the_same(
+        realistic: Path, tmp_path: Path) -> None:
+    """Where the system starts no more threads or processes (the limit on processes
+    reached: ``ulimit -u``, a container's pids limit), a build of two processes outside
+    git (nothing to ask git) does each thread's and each child's work itself: the
+    configs' digests, the schema's, the staging of each directory, the other process's
+    share. It failed with a traceback (RuntimeError: can't start new thread)."""
+    trees = []
+    for limited in (False, True):
+        copy = Project(tmp_path / f"limited {limited}")
+        shutil.copytree(realistic, copy.root)
+        with no_more_tasks() as limit:
+            done = subprocess.run([str(MAGCFG), "build"], cwd=copy.root, capture_output=True,
+                                  text=True, timeout=300, check=False,
+                                  env={**os.environ, "MAGCFG_JOBS": "2"},
+                                  preexec_fn=limit if limited else None)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        trees.append(copy.snapshot_tree())
+    assert trees[0] and trees[1] == trees[0]
 
 
 def test_one_process_releases_each_piece_once_compiled(realistic: Path, tmp_path: Path,

@@ -60,6 +60,7 @@ from .durable import (
     regular_entries,
     replace_directories,
     sha256_regular,
+    started,
 )
 from .errors import BuildError, Diagnostic
 from .heap import gc_paused
@@ -210,7 +211,7 @@ class _Digest:
         self._found = ""
         self._thread = threading.Thread(target=self._digest, name="magcfg config digest",
                                         daemon=True)
-        self._thread.start()
+        self._started = started(self._thread)  # else ``result`` hashes it
 
     def _digest(self) -> None:
         from .pipeline.emit import sha256
@@ -220,8 +221,9 @@ class _Digest:
             self._found = sha256(data)
 
     def result(self) -> str:
-        self._thread.join()
-        if not self._found and self._data is not None:  # the thread failed (no memory)
+        if self._started:
+            self._thread.join()
+        if not self._found and self._data is not None:  # no thread, or it failed (memory)
             self._digest()
         self._data = None
         return self._found
@@ -519,11 +521,14 @@ class Compiler:
                 found.append(exc)
 
         thread = threading.Thread(target=digest, name="magcfg schema digest", daemon=True)
-        thread.start()
+        threaded = started(thread)
+        if not threaded:  # no more threads: hashed before the block instead
+            digest()
         try:
             yield
         finally:
-            thread.join()
+            if threaded:
+                thread.join()
         if found:
             self._schema_digest = found[0]
             after = self._disk_status(path) if before is not None else None

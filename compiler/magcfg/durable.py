@@ -40,9 +40,12 @@ import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
-from .errors import BuildError, Diagnostic, UsageError
+from .errors import BuildError, Diagnostic, UsageError, no_new_task
+
+if TYPE_CHECKING:
+    import threading
 
 T = TypeVar("T")
 
@@ -311,7 +314,9 @@ def _work_tree_here(git_dir: str, cwd: str) -> str | None:
         out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd,
                              env={**os.environ, "GIT_DIR": git_dir}, capture_output=True,
                              text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if no_new_task(exc):
+            raise
         return None
     return out.stdout.removesuffix("\n") if out.returncode == 0 and out.stdout.strip() else None
 
@@ -1456,29 +1461,50 @@ _STAGE_THREADS = 8
 a thread for each could not start with a few thousand environments."""
 
 
+def started(thread: threading.Thread) -> bool:
+    """Start ``thread``; False where the system starts no more threads (the limit on
+    processes reached: ``errors.no_new_task``), for the caller to do the thread's work
+    itself, to the same end."""
+    try:
+        thread.start()
+    except RuntimeError as exc:
+        if not no_new_task(exc):
+            raise
+        return False
+    return True
+
+
 def _at_once(work: Callable[[T], Path | None], items: Sequence[T]
              ) -> list[Path | BaseException | None]:
     """``work`` on each of ``items``, up to ``_STAGE_THREADS`` at once (a thread each
     could not start with a few thousand environments): what each returned or raised,
     in order. Their waits on the disk overlap, and the filesystem's journal commits
-    their changes in fewer writes."""
+    their changes in fewer writes. Where the system starts no more threads, the ones
+    that started take what they were given and this thread does the rest."""
     from concurrent.futures import ThreadPoolExecutor
 
     outcomes: list[Path | BaseException | None] = [None] * len(items)
+    done = [False] * len(items)
 
     def one(i: int) -> None:
         try:
             outcomes[i] = work(items[i])
         except BaseException as exc:  # handed to the caller's thread
             outcomes[i] = exc
+        done[i] = True
 
-    if len(items) == 1:
-        one(0)
-    elif items:
-        with ThreadPoolExecutor(min(_STAGE_THREADS, len(items)),
-                                thread_name_prefix="magcfg stage") as pool:
-            for _ in pool.map(one, range(len(items))):
-                pass
+    if len(items) > 1:
+        try:
+            with ThreadPoolExecutor(min(_STAGE_THREADS, len(items)),
+                                    thread_name_prefix="magcfg stage") as pool:
+                for _ in pool.map(one, range(len(items))):
+                    pass
+        except RuntimeError as exc:  # raised by a submit; the pool's threads are done
+            if not no_new_task(exc):
+                raise
+    for i in range(len(items)):
+        if not done[i]:
+            one(i)
     return outcomes
 
 

@@ -161,6 +161,32 @@ def md_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
 
 
+NO_NEW_TASK = ("a thread or process could not start: the limit on processes is reached "
+               "(ulimit -u, RLIMIT_NPROC, a container's pids limit); raise it, or end other "
+               "processes, then run magcfg again")
+"""What magcfg says where the system lets it start no more threads or processes
+(``no_new_task``)."""
+
+
+def no_new_task(exc: BaseException) -> bool:
+    """Whether ``exc`` is the system refusing a new thread (``RuntimeError: can't start
+    new thread``) or process (``fork`` failing with ``EAGAIN`` under ``subprocess``):
+    the limit on a user's processes, or a container's on its tasks, is reached. Neither
+    says that git or a tool is missing, nor that the work failed."""
+    if isinstance(exc, RuntimeError):
+        return str(exc).startswith("can't start new thread")
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno != errno.EAGAIN:
+        return False
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "_execute_child":  # subprocess's fork
+            return True
+        frame = frame.tb_next
+    return False
+
+
 _FIELDS = ("file", "line", "key", "message", "severity", "code")
 _KEEP: Any = object()
 

@@ -40,7 +40,7 @@ from .durable import (
     real_directory,
     repository_prefix,
 )
-from .errors import BuildError, Diagnostic, MagcfgError, UsageError
+from .errors import BuildError, Diagnostic, MagcfgError, UsageError, no_new_task
 from .syntax.locate import locate
 from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
 
@@ -442,7 +442,9 @@ class _Asked:
             self.git = subprocess.Popen(
                 command, cwd=root, stdin=question, stdout=self.answer, stderr=self.errors,
                 env=env)
-        except OSError:  # no git: nothing to ask
+        except OSError as exc:  # no git: nothing to ask
+            if no_new_task(exc):  # git is there, and the answer is needed
+                raise
             self.git = None
             self.answer.close()
             self.errors.close()
@@ -830,7 +832,6 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
             stdin.close()
 
     asking = threading.Thread(target=ask, name="magcfg-cat-file", daemon=True)
-    asking.start()
     expired = threading.Event()
 
     def stop() -> None:
@@ -838,9 +839,11 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
         git.kill()
 
     timer = threading.Timer(GIT_BLOB_SECONDS, stop)
-    timer.start()
     answers: list[bytes | int | None] = []
     try:
+        # Inside: where no thread can start (errors.no_new_task), git is stopped too.
+        asking.start()
+        timer.start()
         for name in names:
             line = stdout.readline()
             if not line.endswith(b"\n"):
@@ -867,7 +870,8 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
         git.kill()
         stdout.close()
         git.wait()
-        asking.join()
+        if asking.ident is not None:  # started
+            asking.join()
         with contextlib.suppress(OSError):
             stdin.close()
     return answers + [None] * (len(names) - len(answers))
@@ -889,7 +893,9 @@ def blob_sha256(root: Path, name: str, limit: int) -> str | None:
         git = subprocess.Popen(["git", "cat-file", "blob", name], cwd=root,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, env=git_env())
-    except OSError:  # no git
+    except OSError as exc:  # no git
+        if no_new_task(exc):
+            raise
         return None
     stdout = git.stdout
     assert stdout is not None
@@ -1118,7 +1124,9 @@ def _index_entries(root: Path) -> tuple[dict[str, tuple[str, str]], str | None]:
     try:
         out = subprocess.run(["git", "ls-files", "--stage", "-z"], cwd=root, env=git_env(),
                              capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if no_new_task(exc):  # an index unread is no empty one
+            raise
         return {}, None
     if out.returncode != 0:
         asked = _SAFE_DIRECTORY.search(out.stderr) if b"dubious ownership" in out.stderr \

@@ -105,7 +105,10 @@ class Forked(Generic[T]):
             theirs = children.results()
 
     ``results()`` gives each share's bytes, or None for a child that failed (raised,
-    was killed, or exited otherwise). Leaving the block early stops the children."""
+    was killed, or exited otherwise) or never started: where the system starts no more
+    processes (``fork`` fails with ``EAGAIN``: the limit on processes reached), the
+    shares from there on are this process's to do, as a failed child's are. Leaving the
+    block early stops the children."""
 
     def __init__(self, shares: Sequence[T], work: Callable[[T], bytes]) -> None:
         self._shares = shares
@@ -116,7 +119,12 @@ class Forked(Generic[T]):
         try:
             for share in self._shares:
                 read_end, write_end = os.pipe()
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except BlockingIOError:  # EAGAIN: no more processes
+                    os.close(read_end)
+                    os.close(write_end)
+                    break
                 if pid == 0:  # the child: never returns into the caller's code
                     os.close(read_end)
                     _run_child(self._work, share, write_end)
@@ -130,7 +138,7 @@ class Forked(Generic[T]):
     def results(self) -> list[bytearray | None]:
         out = [_collect(pid, read_end) for pid, read_end in self._children]
         self._children.clear()
-        return out
+        return out + [None] * (len(self._shares) - len(out))
 
     def __exit__(self, *exc: object) -> None:
         self._stop()

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import IO, Any, NoReturn, TextIO, cast
 
-from ..errors import MagcfgError
+from ..errors import NO_NEW_TASK, MagcfgError, no_new_task
 from ..version import COMPILER_MODULES
 
 _SLIM = ("magcfg: the command line needs the compiler: pip install 'magcfg[compiler]' "
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except MagcfgError as exc:
         print(exc.format(), file=sys.stderr)
         code = exc.exit_code
+    except (RuntimeError, OSError) as exc:
+        if not no_new_task(exc):
+            raise
+        # Every output is written whole or not at all: nothing is left half done.
+        print(f"error: {NO_NEW_TASK}", file=sys.stderr)
+        code = 1
     except ModuleNotFoundError as exc:
         # `magcfg[sidecar]` has the command line but not the compiler's libraries, which
         # the commands import when they run: say which install they need.
