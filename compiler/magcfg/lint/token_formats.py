@@ -11,8 +11,12 @@ That keeps a 10,000-file repository under a second (benchmarks/lint_bench.py).
 from __future__ import annotations
 
 import base64
+import contextlib
+import importlib
 import itertools
 import re
+import sys
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,12 +45,16 @@ class Hit:
     """What to do about it, where MAG002's general fix does not fit (a key store's bytes)."""
 
 
-# KeywordDetector: our key rule replaces it (and sees unquoted KEY=value). IPPublicDetector:
-# an address is not a secret. The IBM Cloud / COS, SoftLayer and Cloudant detectors are
-# keyword-context regexes that cost 5x the rest of the scan together on a 10,000-file repo
-# (benchmarks/lint_bench.py); the key rule covers keyword assignments.
-_SKIPPED_PLUGINS = frozenset({"KeywordDetector", "IPPublicDetector", "IbmCloudIamDetector",
-                              "IbmCosHmacDetector", "SoftlayerDetector", "CloudantDetector"})
+# The plugin modules lint does not import, each with the one detector it defines (a test
+# pins them). KeywordDetector: our key rule replaces it (and sees unquoted KEY=value).
+# IPPublicDetector: an address is not a secret. The IBM Cloud / COS, SoftLayer and
+# Cloudant detectors are keyword-context regexes that cost 5x the rest of the scan together
+# on a 10,000-file repo (benchmarks/lint_bench.py); the key rule covers keyword
+# assignments. The IBM modules' functions are annotated with `requests.Response`, which
+# importing them would ask `requests` for (see _ImportedOnUse).
+_SKIPPED_PLUGINS = {"keyword": "KeywordDetector", "ip_public": "IPPublicDetector",
+                    "ibm_cloud_iam": "IbmCloudIamDetector", "ibm_cos_hmac": "IbmCosHmacDetector",
+                    "softlayer": "SoftlayerDetector", "cloudant": "CloudantDetector"}
 
 
 # Substrings at least one of which a plugin's patterns need (case as the patterns have it):
@@ -90,29 +98,76 @@ _GATES: dict[str, re.Pattern[str]] = {
 }
 
 
+class _ImportedOnUse(types.ModuleType):
+    """A stand-in for the module of its name, which imports that module when first asked
+    for an attribute and answers from it: a module imported while the stand-in is in
+    ``sys.modules`` holds it, and reaches the real module only when it uses it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+_UNUSED_BY_LINT = ("requests",)
+"""What detect-secrets' modules import for what lint never asks of them: `requests`, to
+verify a secret with its issuer (with urllib3, charset_normalizer, idna, ...: ~40 ms of
+each lint run, more than every plugin's import)."""
+
+
+@contextlib.contextmanager
+def _unused_modules_stood_in() -> Iterator[None]:
+    """While open, each module of ``_UNUSED_BY_LINT`` not imported yet is an
+    ``_ImportedOnUse`` in ``sys.modules``; after, ``sys.modules`` holds what it held, and
+    the modules imported meanwhile hold the stand-ins."""
+    stand_ins = {name: _ImportedOnUse(name) for name in _UNUSED_BY_LINT
+                 if name not in sys.modules}
+    sys.modules.update(stand_ins)
+    try:
+        yield
+    finally:
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+
+
+@lru_cache(maxsize=1)
+def _detect_secrets_modules() -> list[types.ModuleType]:
+    """detect-secrets' plugin modules lint reads, sorted by name, ``_SKIPPED_PLUGINS``'
+    left out. Every module of detect-secrets lint uses is imported here (its high-entropy
+    plugins' and its heuristics' too): every other import of one follows a call of this,
+    and finds the module imported."""
+    import pkgutil
+
+    with _unused_modules_stood_in():
+        importlib.import_module("detect_secrets.filters.heuristic")
+        import detect_secrets.plugins as pkg
+
+        return [importlib.import_module(f"{pkg.__name__}.{info.name}")
+                for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
+                if info.name not in _SKIPPED_PLUGINS]
+
+
 @lru_cache(maxsize=1)
 def _format_plugins() -> list[tuple[Any, tuple[str, ...] | None]]:
     """detect-secrets' token-format plugins (sorted by name), each with its triggers."""
-    import importlib
     import inspect
-    import pkgutil
 
-    import detect_secrets.plugins as pkg
+    modules = _detect_secrets_modules()
     from detect_secrets.plugins.base import RegexBasedDetector
 
     plugins: list[tuple[Any, tuple[str, ...] | None]] = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+    for module in modules:
         for _, cls in sorted(inspect.getmembers(module, inspect.isclass)):
             if (issubclass(cls, RegexBasedDetector) and not inspect.isabstract(cls)
-                    and cls.__module__ == module.__name__
-                    and cls.__name__ not in _SKIPPED_PLUGINS):
+                    and cls.__module__ == module.__name__):
                 plugins.append((cls(), _TRIGGERS.get(cls.__name__)))
     return plugins
 
 
 @lru_cache(maxsize=1)
 def _entropy_plugins() -> tuple[Any, Any]:
+    _detect_secrets_modules()
     from detect_secrets.plugins.high_entropy_strings import (
         Base64HighEntropyString,
         HexHighEntropyString,
