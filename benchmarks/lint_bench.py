@@ -12,8 +12,8 @@ Prints wall-clock medians and the ratio. Not a test: never asserts times.
 
 With ``--ab BASE`` (a ``compiler/`` directory of another commit, e.g. from ``git archive
 COMMIT compiler | tar -x -C /tmp/base``), only ``magcfg lint`` is timed, BASE and this
-tree alternating, ``--runs`` runs each on the same repository: CPU (user+sys) medians, the
-ratio, and whether the two reports are identical.
+tree alternating, ``--runs`` runs each on the same repository: CPU (user+sys) and
+wall-clock medians, their ratios, and whether the two reports are identical.
 """
 
 from __future__ import annotations
@@ -235,21 +235,24 @@ def timed(cmd: list[str], cwd: Path, runs: int, compiler: Path = ROOT / "compile
 
 
 def lint_ab(root: Path, base: Path, runs: int) -> None:
-    """``magcfg lint``'s CPU with BASE's compiler and this tree's, one run of each in
-    turn (a change of the machine's load falls on both alike)."""
+    """``magcfg lint``'s CPU and wall-clock time with BASE's compiler and this tree's, one
+    run of each in turn (a change of the machine's load falls on both alike)."""
     trees = {"before": base, "after": ROOT / "compiler"}
     cpu: dict[str, list[float]] = {side: [] for side in trees}
+    wall: dict[str, list[float]] = {side: [] for side in trees}
     reports: dict[str, str] = {}
     for _ in range(runs):
         for side, tree in trees.items():
-            _, seconds, proc = timed([sys.executable, "-m", "magcfg", "lint", "-f", "json"],
-                                     root, 1, tree)
+            elapsed, seconds, proc = timed(
+                [sys.executable, "-m", "magcfg", "lint", "-f", "json"], root, 1, tree)
             cpu[side].append(seconds)
+            wall[side].append(elapsed)
             reports[side] = proc.stdout
-    before, after = (statistics.median(cpu[side]) for side in trees)
-    print(f"magcfg lint CPU, median of {runs}: before {before:.3f} s, after {after:.3f} s, "
-          f"ratio {after / before:.3f}; reports "
-          f"{'identical' if reports['before'] == reports['after'] else 'DIFFER'}")
+    for measure, times in (("CPU", cpu), ("wall-clock", wall)):
+        before, after = (statistics.median(times[side]) for side in trees)
+        print(f"magcfg lint {measure}, median of {runs}: before {before:.3f} s, "
+              f"after {after:.3f} s, ratio {after / before:.3f}")
+    print(f"reports {'identical' if reports['before'] == reports['after'] else 'DIFFER'}")
 
 
 def main() -> int:
