@@ -69,6 +69,61 @@ def test_a_graft_hides_no_commit_since_the_base(make_repo: MakeRepo) -> None:
     _no_canary(proc.stdout, proc.stderr)
 
 
+def _merged_into_target(root: Path) -> str:
+    """HEAD made the pull request's merge into ``main``, as CI checks it out (GitHub's
+    ``refs/pull/N/merge``); the merge's short id."""
+    git(root, "checkout", "-q", "--detach", "main")
+    git(root, "merge", "-q", "--no-ff", "--no-edit", "pr")
+    return git(root, "rev-parse", "--short=7", "HEAD").strip()
+
+
+def test_a_merge_of_the_target_brings_no_finding_of_the_target_s_history(
+        make_repo: MakeRepo) -> None:
+    """A pull request that merged its target while the target held a secret (removed
+    there since, and rotated) failed the gate, the finding naming the pull request's
+    merge, which it cannot mend: a merge was read against its first parent, and the
+    target's files were the change. The target's history is the target's to gate."""
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "checkout", "-qb", "pr")
+    _commit(root, {"feature.txt": "f\n"}, "feature")
+    git(root, "checkout", "-q", "main")
+    _commit(root, {"app/leak.py": SECRET}, "the target leaks")
+    git(root, "checkout", "-q", "pr")
+    git(root, "merge", "-q", "--no-edit", "main")
+    git(root, "checkout", "-q", "main")
+    git(root, "rm", "-q", "app/leak.py")
+    git(root, "commit", "-q", "-m", "the target removes it")
+    _merged_into_target(root)
+    proc = run_cli(root, "lint", "--since", "main")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.rstrip().endswith("3 commits"), proc.stderr
+    _no_canary(proc.stdout, proc.stderr)
+
+
+def test_what_a_merge_holds_unlike_each_of_its_parents_is_checked(
+        make_repo: MakeRepo) -> None:
+    """A merge's own change (a conflict's resolution, a file added while merging) is in
+    no parent: a secret it adds, removed by a later commit, is found naming the merge;
+    what the merge took from a parent is checked where that parent's history is."""
+    root = make_repo({"README.md": "demo\n", "app/settings.py": CLEAN}).root
+    git(root, "checkout", "-qb", "pr")
+    _commit(root, {"feature.txt": "f\n"}, "feature")
+    git(root, "checkout", "-q", "main")
+    _commit(root, {"other.txt": "o\n"}, "the target moves")
+    git(root, "checkout", "-q", "pr")
+    git(root, "merge", "-q", "--no-commit", "main")
+    _commit(root, {"app/settings.py": SECRET}, "merge the target, and a secret")
+    merge = git(root, "rev-parse", "--short=7", "HEAD").strip()
+    _commit(root, {"app/settings.py": CLEAN}, "read it from the environment")
+    _merged_into_target(root)
+    proc = run_cli(root, "lint", "--since", "main", "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(f["file"], f["line"], f["rule"], f["commit"][:7])
+            for f in json.loads(proc.stdout)["findings"]] == [
+        ("app/settings.py", 1, "MAG002", merge)]
+    _no_canary(proc.stdout, proc.stderr)
+
+
 def test_the_summary_counts_one_commit_as_one(make_repo: MakeRepo) -> None:
     root, _ = _added_then_removed(make_repo)
     proc = run_cli(root, "lint", "--since", "HEAD~1")

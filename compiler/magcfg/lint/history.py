@@ -92,25 +92,33 @@ def _shallow(root: Path) -> set[str]:
 
 
 def changed_files(root: Path, commits: Sequence[tuple[str, str]]) -> list[CommitFile]:
-    """Each file that each of ``commits`` added or changed (a merge: against its first
-    parent), in their order, symbolic links among them; submodules left out."""
+    """Each file that each of ``commits`` added or changed, in their order, symbolic
+    links among them; submodules left out. A merge's are those it holds unlike each of
+    its parents (git's combined diff: a conflict's resolution, a file added while
+    merging): what it holds as a parent does came from that parent's history, which is
+    checked where it is in ``commits``, and is the base's own where it is not (a pull
+    request that merged its target brought none of the target's files)."""
     if not commits:
         return []
     shorts = dict(commits)
     asked = "".join(f"{c}\n" for c, _ in commits).encode("ascii")
     answer = git_output(["diff-tree", "--stdin", "-r", "-z", "--root", "--no-renames",
-                   "--diff-filter=d", "--diff-merges=first-parent", "--raw"], root,
+                   "--diff-filter=d", "--diff-merges=combined", "--raw"], root,
                   "list the files the commits changed", asked)
     fields = answer.split(b"\0")
     out: list[CommitFile] = []
     commit = ""
     i = 0
-    # A commit's id, NUL, then per file ":<mode> <mode> <blob> <blob> <status>", NUL,
-    # its path, NUL: a path follows its record, whatever it spells.
+    # A commit's id, NUL, then per file a colon per parent, each parent's mode and the
+    # commit's, each parent's blob and the commit's, the status ("::<mode> <mode>
+    # <mode> <blob> <blob> <blob> <status>" for two parents), NUL, its path, NUL: a
+    # path follows its record, whatever it spells.
     while i < len(fields):
         field = fields[i].decode("utf-8", "surrogateescape")
         if field.startswith(":") and i + 1 < len(fields):
-            _, mode, _, blob, _ = field[1:].split(" ", 4)
+            parents = len(field) - len(field.lstrip(":"))
+            words = field[parents:].split(" ")
+            mode, blob = words[parents], words[2 * parents + 1]
             name = fields[i + 1].decode("utf-8", "surrogateescape")
             if mode != _SUBMODULE and blob not in _EMPTY and commit in shorts:
                 out.append(CommitFile(commit, shorts[commit], name, blob, mode == _LINK))
