@@ -5,11 +5,16 @@ added or changed is checked as that commit holds it, in real git repositories.""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from magcfg.lint.walk import display_name
+
 from .conftest import MakeRepo, git, run_cli
+from .test_output import SARIF_MULTITOOL
 
 CANARY = "CANARYhist5151"
 SECRET = f'DB_PASSWORD = "{CANARY}"\n'
@@ -168,7 +173,7 @@ def test_a_secret_still_in_the_work_tree_is_reported_there_once(make_repo: MakeR
         ("app/settings.py", False)]
 
 
-def test_a_merge_is_checked_against_its_first_parent(make_repo: MakeRepo) -> None:
+def test_a_merged_branch_s_own_commits_are_checked(make_repo: MakeRepo) -> None:
     root = make_repo({"README.md": "demo\n"}).root
     git(root, "branch", "base")
     git(root, "checkout", "-q", "-b", "side")
@@ -530,3 +535,94 @@ def test_a_commit_s_file_of_a_project_file_s_name_nested_past_the_parser_fails_c
            "nested too deeply to read" in [f["message"] for f in found]
     # The command each names, as run where lint runs: the project below is named.
     assert {f["fix"].split("`")[1] for f in found} == {"magcfg build --project deep/magcfg.yml"}
+
+
+_TOKEN_LINE = "API_TOKEN=ghp_CANARYhist5151Zq7Wx2Lk9Xv4Rb8Tn3Yp6Q\n"
+
+
+def _tree(root: Path, commit: str) -> dict[bytes, bytes]:
+    """Each path of ``commit`` with its mode and object."""
+    listed = subprocess.run(["git", "ls-tree", "-r", "-z", "--full-tree", commit], cwd=root,
+                            check=True, capture_output=True).stdout
+    entries = (entry.split(b"\t", 1) for entry in listed.split(b"\0") if entry)
+    return {path: meta.rsplit(b" ", 1)[0] + meta.rsplit(b" ", 1)[1] for meta, path in entries}
+
+
+def _changed(root: Path, commit: str) -> set[str]:
+    """The names ``commit`` holds unlike each of its parents, as lint shows them."""
+    parents = git(root, "rev-list", "--parents", "-n", "1", commit).split()[1:]
+    mine = _tree(root, commit)
+    theirs = [_tree(root, parent) for parent in parents]
+    return {display_name(path.decode("utf-8", "surrogateescape")) for path, entry in mine.items()
+            if all(tree.get(path) != entry for tree in theirs)}
+
+
+def _findings(proc: subprocess.CompletedProcess[str]) -> set[tuple[str, int, int, str, str]]:
+    return {(f["file"], f["line"], f["column"], f["rule"], f["message"])
+            for f in json.loads(proc.stdout)["findings"]}
+
+
+def test_a_pull_request_s_commits_give_what_linting_each_of_them_gives_on_its_changes(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """The gate on a pull request, as CI checks it out (its merge into the target): a
+    file renamed, deleted, changed in mode alone, a binary, a link to a file outside the
+    repository (never read), CRLF, byte order marks, a name that is not UTF-8, and a
+    merge of the target. What ``lint --since`` finds is what ``lint`` finds in the work
+    tree and, at each commit since the base, in the files it changed; exit 1, the SARIF
+    report valid."""
+    assert SARIF_MULTITOOL is not None, "sarif-multitool not found: run ./scripts/dev tools"
+    outside = tmp_path / "outside.env"
+    outside.write_text("PASSWORD=CANARYoutside5151\n", encoding="utf-8")
+    root = make_repo({"README.md": "demo\n", "config/old.env": _TOKEN_LINE,
+                      "config/gone.env": _TOKEN_LINE, "app/settings.py": CLEAN}).root
+    bad_name = b"bad\xff\x1b.env".decode("utf-8", "surrogateescape")
+    git(root, "checkout", "-qb", "pr")
+    git(root, "mv", "config/old.env", "config/new.env")
+    git(root, "commit", "-qm", "rename")
+    git(root, "rm", "-q", "config/gone.env")
+    git(root, "commit", "-qm", "delete")
+    (root / "config/new.env").chmod(0o755)
+    git(root, "commit", "-qam", "mode")
+    (root / "bin").mkdir()
+    (root / "bin/blob.bin").write_bytes(b"\0\1\2PK\3\4\n" + _TOKEN_LINE.encode() + bytes(256))
+    (root / "link.env").symlink_to(outside)
+    (root / "win.py").write_bytes(b"x = 1\r\n" + SECRET.replace("\n", "\r\n").encode())
+    (root / "bom.py").write_bytes(b"\xef\xbb\xbf" + SECRET.encode())
+    (root / "bom16.py").write_bytes(("\ufeffx = 1\n" + SECRET).encode("utf-16-le"))
+    (root / os.fsencode(bad_name).decode("utf-8", "surrogateescape")).write_text(_TOKEN_LINE)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "shapes")
+    git(root, "rm", "-q", "bin/blob.bin", "win.py", "bom.py", "bom16.py", bad_name)
+    git(root, "commit", "-qm", "take the secrets out")
+    git(root, "checkout", "-q", "main")
+    _commit(root, {"app/leak.py": SECRET}, "the target leaks")
+    git(root, "checkout", "-q", "pr")
+    git(root, "merge", "-q", "--no-edit", "main")
+    git(root, "checkout", "-q", "main")
+    git(root, "rm", "-q", "app/leak.py")
+    git(root, "commit", "-qm", "the target removes it")
+    _merged_into_target(root)
+    head = git(root, "rev-parse", "HEAD").strip()
+
+    expected = _findings(run_cli(root, "lint", "-f", "json"))
+    for commit in git(root, "rev-list", "--reverse", f"main..{head}").split():
+        git(root, "checkout", "-q", "--detach", commit)
+        changed = _changed(root, commit)
+        expected |= {f for f in _findings(run_cli(root, "lint", "-f", "json")) if f[0] in changed}
+    git(root, "checkout", "-q", "--detach", head)
+    proc = run_cli(root, "lint", "--since", "main", "-f", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert _findings(proc) == expected
+    assert {f[0] for f in expected} == {
+        "config/new.env", "bin/blob.bin", "win.py", "bom.py", "bom16.py", r"bad\xff\x1b.env"}
+    sarif = run_cli(root, "lint", "--since", "main", "-f", "sarif")
+    assert sarif.returncode == 1, sarif.stderr
+    report, log = tmp_path / "lint.sarif", tmp_path / "validation.sarif"
+    report.write_text(sarif.stdout, encoding="utf-8")
+    subprocess.run([SARIF_MULTITOOL, "validate", "--rule-kind", "Gh;Sarif", "-o", str(log),
+                    str(report)], check=True, capture_output=True, timeout=300)
+    assert [r["ruleId"] for run in json.loads(log.read_text())["runs"]
+            for r in run.get("results", [])] == []
+    assert len(json.loads(sarif.stdout)["runs"][0]["results"]) == len(expected)
+    _no_canary(proc.stdout, proc.stderr, sarif.stdout, sarif.stderr)
+    assert "CANARYoutside" not in proc.stdout + sarif.stdout
