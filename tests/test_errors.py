@@ -84,7 +84,7 @@ def test_importing_errors_loads_no_other_module() -> None:
 def _escaped(code: int) -> str:
     if 0xDC80 <= code <= 0xDCFF:
         return f"\\x{code - 0xDC00:02x}"
-    if code <= 0xFF:
+    if code < 0x80:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
@@ -107,6 +107,9 @@ def test_printable_escapes_exactly_controls_format_characters_and_surrogates() -
     assert printable("evil\u202elmay.txt.yaml") == "evil\\u202elmay.txt.yaml"
     assert printable("\u2066x\u2069\U000e0041", lines=True) == "\\u2066x\\u2069\\U000e0041"
     assert printable(os.fsdecode(b"x\xff\x1b[31m.yaml")) == "x\\xff\\x1b[31m.yaml"
+    # A C1 control, or the soft hyphen, and the byte of its number show differently.
+    for code in (0x85, 0x9B, 0xAD):
+        assert printable(chr(code)) == f"\\u{code:04x}" != printable(os.fsdecode(bytes([code])))
 
 
 @given(st.text(alphabet=st.sampled_from("`| a\n\x1b\u202e![]()@<!-")))

@@ -173,6 +173,18 @@ def test_a_converted_file_whose_name_holds_a_line_end_is_not_read_as_another(
     assert found == {("app.env\\x0d", "MAG007"), ("a\\x0ab", "MAG007")}, found
 
 
+def test_a_name_holding_a_c1_control_and_one_holding_that_byte_are_two_names(
+        make_repo: MakeRepo) -> None:
+    """U+0085 (NEL, UTF-8's C2 85) and the byte 85 that is no UTF-8 both showed as
+    `\\x85`: two files of one repository were reported under one name, and a baseline
+    entry for one accepted the other's line."""
+    nel, byte = "a\u0085.env", os.fsdecode(b"a\x85.env")
+    token = "GITHUB_TOKEN=ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V\n"
+    repo = make_repo({nel: token, byte: token})
+    found = sorted((f.file, f.rule) for f in lint(repo.root).findings)
+    assert found == [("a\\u0085.env", "MAG002"), ("a\\x85.env", "MAG002")], found
+
+
 def test_a_committed_file_the_work_tree_lacks_is_read_as_committed(
         make_repo: MakeRepo, tmp_path: Path) -> None:
     """A sparse checkout (CI checking out one directory of a monorepo) leaves committed
