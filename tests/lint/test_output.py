@@ -4,9 +4,11 @@ determinism, and no secret in any output."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import jsonschema
 import pytest
@@ -112,6 +114,23 @@ def test_sarif_is_valid_sarif_2_1_0(make_repo: MakeRepo) -> None:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         assert result["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
     assert len(run["results"]) == len(repo.expected)
+
+
+def test_a_sarif_location_names_the_file_by_its_bytes(make_repo: MakeRepo) -> None:
+    """A finding shows a name escaped (`bad\\xff\\x1b.env`); its SARIF location named a
+    file of that escaped name (`bad%5Cxff%5Cx1b.env`), which a code-scanning UI finds in
+    no repository, where the file's own bytes, percent-encoded, name it."""
+    token = "GITHUB_TOKEN=ghp_Zq8XwT4vB7nM2kLp9RsD3fGh6JcY1aEoUi5V\n"
+    names = {os.fsdecode(b"bad\xff\x1b.env"): "bad%FF%1B.env",
+             "nel\u0085.env": "nel%C2%85.env", "back\\x1bslash.env": "back%5Cx1bslash.env",
+             "deploy/caf\u00e9 \u202e.env": "deploy/caf%C3%A9%20%E2%80%AE.env"}
+    repo = make_repo(dict.fromkeys(names, token))
+    proc = run_cli(repo.root, "lint", "-f", "sarif")
+    assert proc.returncode == 1, proc.stderr
+    uris = {result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for result in json.loads(proc.stdout)["runs"][0]["results"]}
+    assert uris == set(names.values())
+    assert {unquote_to_bytes(uri) for uri in uris} == {os.fsencode(name) for name in names}
 
 
 def test_sarif_schema_rejects_what_sarif_forbids() -> None:

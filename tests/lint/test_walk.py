@@ -7,9 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from magcfg.lint import lint
-from magcfg.lint.walk import MAX_FILE_BYTES, SourceFile, list_files, read_files
+from magcfg.lint.walk import (
+    MAX_FILE_BYTES,
+    SourceFile,
+    display_name,
+    list_files,
+    listed_name,
+    read_files,
+)
 
 from .conftest import MakeRepo, git, run_cli
 
@@ -183,6 +192,13 @@ def test_a_name_holding_a_c1_control_and_one_holding_that_byte_are_two_names(
     repo = make_repo({nel: token, byte: token})
     found = sorted((f.file, f.rule) for f in lint(repo.root).findings)
     assert found == [("a\\u0085.env", "MAG002"), ("a\\x85.env", "MAG002")], found
+
+
+@given(st.binary(max_size=40) | st.text(max_size=40).filter(lambda t: not any(
+    0xD800 <= ord(c) <= 0xDFFF for c in t)))
+def test_the_name_a_display_name_shows_is_the_name(name: bytes | str) -> None:
+    listed = os.fsdecode(name) if isinstance(name, bytes) else name
+    assert listed_name(display_name(listed)) == listed
 
 
 def test_a_committed_file_the_work_tree_lacks_is_read_as_committed(

@@ -11,6 +11,7 @@ from ..errors import report_json
 from . import suppress as suppression
 from .baseline import fingerprint
 from .findings import RULES, Finding, Rule
+from .walk import listed_name
 
 FORMATS = ("text", "json", "sarif")
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
@@ -72,7 +73,7 @@ def render_sarif(findings: Sequence[Finding]) -> str:
         "message": {"text": f"{f.message}{f' (commit {f.commit})' if f.commit else ''}. "
                             f"Fix: {f.fix}"},
         "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": quote(f.file), "uriBaseId": "%SRCROOT%"},
+            "artifactLocation": {"uri": _uri(f.file), "uriBaseId": "%SRCROOT%"},
             "region": {"startLine": f.line, "startColumn": f.column},
         }}],
         "partialFingerprints": {"magcfgLineHash/v1": fingerprint(f)},
@@ -90,6 +91,16 @@ def render_sarif(findings: Sequence[Finding]) -> str:
         }],
     }
     return report_json(doc)
+
+
+def _uri(file: str) -> str:
+    """The relative URI of the file a finding shows as ``file``: its name's bytes, each
+    that a URI cannot hold as it is percent-encoded (a name that is not UTF-8,
+    ``bad%FF.env``), never the escapes it is shown with."""
+    try:
+        return quote(listed_name(file).encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a surrogate that stands for no byte: no listed name
+        return quote(file)
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:

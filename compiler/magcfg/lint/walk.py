@@ -110,6 +110,26 @@ def display_name(name: str) -> str:
     return printable(name.replace("\\", "\\\\"))
 
 
+_SHOWN_ESCAPE = re.compile(
+    r"\\(?:\\|x([0-9a-f]{2})|u([0-9a-f]{4})|U(00(?:0[0-9a-f]|10)[0-9a-f]{4}))")
+
+
+def listed_name(shown: str) -> str:
+    """The name ``display_name`` shows as ``shown`` (a byte that is not UTF-8 as
+    ``os.fsdecode`` keeps it), which is one name only: what a SARIF report's location
+    names, so that a code-scanning UI finds the file. An escape ``display_name`` never
+    writes is left as it stands."""
+
+    def unescaped(match: re.Match[str]) -> str:
+        byte, char, wide = match.groups()
+        if byte is None and char is None and wide is None:
+            return "\\"
+        code = int(byte or char or wide, 16)
+        return chr(0xDC00 + code) if byte is not None and code >= 0x80 else chr(code)
+
+    return _SHOWN_ESCAPE.sub(unescaped, shown)
+
+
 def list_files(root: Path, paths: Sequence[Path] = ()) -> list[str]:
     """Relative paths of the files to lint under ``root``, sorted.
 
