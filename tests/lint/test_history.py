@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from magcfg.lint.walk import display_name
 
-from .conftest import MakeRepo, git, run_cli
+from .conftest import REPO, MakeRepo, git, run_cli
 from .test_output import SARIF_MULTITOOL
 
 CANARY = "CANARYhist5151"
@@ -357,6 +358,29 @@ def test_a_commit_s_file_too_large_is_known_to_the_baseline_by_its_content(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert [(f["file"], f["rule"], f["commit"][:7]) for f in json.loads(proc.stdout)[
         "findings"]] == [("vendor/big.js", "MAG007", swapped)]
+
+
+def test_a_link_out_of_the_repository_is_never_followed(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A pull request's link to a file outside the checkout (a runner's secret, a FIFO
+    that blocks whoever opens it), in the work tree and in a commit since the base: lint
+    reads the target's text, never the file it names."""
+    fifo = tmp_path / "blocks"
+    os.mkfifo(fifo)
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    for name in ("kept.env", "dropped.env"):
+        (root / name).symlink_to(fifo)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "links")
+    git(root, "rm", "-q", "dropped.env")
+    git(root, "commit", "-qm", "one link")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    done = subprocess.run([sys.executable, "-m", "magcfg", "lint", "--since", "base"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert done.stderr == "magcfg lint: 0 finding(s) in 4 file(s), 2 commits\n"
 
 
 def test_a_secret_committed_as_a_symlink_target_is_found_in_history(
