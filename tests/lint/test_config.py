@@ -62,3 +62,29 @@ def test_lint_refuses_a_project_file_nested_too_deep(make_repo: MakeRepo) -> Non
     assert "magcfg.yaml: error: project file is not valid YAML: nested too deep" in \
         proc.stderr, proc.stderr
     assert proc.stdout == ""
+
+
+def test_lint_names_a_project_file_it_cannot_read_from_the_lint_root(
+        make_repo: MakeRepo, tmp_path: Path) -> None:
+    """As every finding and the build name a file: a project file that is not UTF-8 was a
+    usage error, exit 2, naming the absolute path and Python's codec, and one that does
+    not parse, or is a link (to a file outside: its target resolved), was named by its
+    absolute path, the target's for a link. Exit 1, line and file as the build gives."""
+    outside = tmp_path / "runner-secret.yaml"
+    outside.write_text("lint: {}\n", encoding="utf-8")
+    cases = {"lint:\n  exclude: [a]\n\xff\n".encode("latin-1"):
+             "magcfg.yaml:3: error: invalid UTF-8 (byte 0xff at column 1)\n",
+             b"lint: [\n": "magcfg.yaml:2: error: project file is not valid YAML: expected "
+                          "the node content, but found '<stream end>'\n",
+             b"- lint\n": "magcfg.yaml:1: error: project file must be a mapping\n",
+             b"": "magcfg.yaml: error: is a symlink here; magcfg reads only regular files\n"}
+    for raw, error in cases.items():
+        repo = make_repo({"README.md": "demo\n", "app/main.py": "x = 1\n"})
+        project = repo.root / "magcfg.yaml"
+        if raw:
+            project.write_bytes(raw)
+        else:
+            project.symlink_to(outside)
+        for cwd in (repo.root, repo.root / "app"):
+            proc = run_cli(cwd, "lint")
+            assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", error)

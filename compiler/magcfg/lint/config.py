@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..durable import MAX_INPUT_BYTES, read_located
-from ..errors import BuildError, Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic
 from .findings import RULES
 
 DEFAULT_DEPLOY_PATHS = ("deploy", "k8s", "kubernetes", "docker", "helm", "charts", "manifests")
@@ -58,28 +58,30 @@ def load_config(root: Path, project_file: Path | None = None,
     path = project_file or find_project_file(root, start)
     if path is None:
         return LintConfig()
-    raw = read_located(path, str(path), MAX_INPUT_BYTES)
+    # Named as every finding names a file, from the lint root, as the build names it.
+    rel = _rel(root, path)
+    raw = read_located(path, rel, MAX_INPUT_BYTES)
     from ..project import check_project_bytes
+    from ..syntax.strict_yaml import LoadFailed, decode_text
 
-    check_project_bytes(path, raw, _rel(root, path))
+    check_project_bytes(path, raw, rel)
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"cannot read project file {path}: {exc}") from None
+        data = yaml.safe_load(decode_text(rel, raw))
+    except LoadFailed as exc:
+        raise BuildError(exc.diagnostics) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise BuildError([Diagnostic(str(path), line, None,
+        raise BuildError([Diagnostic(rel, line, None,
                                      "project file is not valid YAML: "
                                      f"{getattr(exc, 'problem', None) or exc}")]) from None
     except RecursionError:  # PyYAML composes recursively; the build bounds the depth
-        raise BuildError([Diagnostic(str(path), None, None, "project file is not valid "
+        raise BuildError([Diagnostic(rel, None, None, "project file is not valid "
                                      "YAML: nested too deep")]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise BuildError([Diagnostic(str(path), 1, None, "project file must be a mapping")])
-    rel = _rel(root, path)
+        raise BuildError([Diagnostic(rel, 1, None, "project file must be a mapping")])
     from ..project import LINT_KEYS, unknown_key
     from ..syntax.locate import locate
 
@@ -120,8 +122,9 @@ def _config(data: dict[str, Any], rel: str) -> LintConfig:
 
 
 def _rel(root: Path, path: Path) -> str:
+    # The directory resolved, not the file: a link is named as itself, where it is.
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return (path.parent.resolve() / path.name).relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
 
