@@ -209,6 +209,11 @@ def test_promote_writes_back_to_the_mapped_files(services: Project) -> None:
      "'services/{env}/../*.yaml' [layers.0.files]"),
     ('  - name: base\n    path: layers/base\n    key: app\n',
      "magcfg.yaml:6: error: key needs files (a pattern) [layers.0.key]"),
+    ('  - name: base\n    files: "services/{service}/base.yaml"\n    key: "'
+     + "x." * 64 + '{service}"\n',
+     "magcfg.yaml:6: error: key may have at most 64 parts (a file below it nests up to 64 "
+     "levels, and config.json at most 128, the most the runtime kernel serves): "
+     "'x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.'... [layers.0.key]"),
     ('  - name: base\n    files: "services/*a*a*a*a*a*a*a*a*a*.yaml"\n',
      "magcfg.yaml:5: error: files may hold at most 2 wildcards (* or {name}) in a path "
      "segment, '*a*a*a*a*a*a*a*a*a*.yaml' has more: 'services/*a*a*a*a*a*a*a*a*a*.yaml' "

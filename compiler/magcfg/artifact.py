@@ -32,6 +32,7 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MAX_ATTESTATION_BYTES",
+    "MAX_CONFIG_DEPTH",
     "MAX_FILES",
     "MAX_FILE_BYTES",
     "MAX_MANIFEST_BYTES",
@@ -108,6 +109,15 @@ may hold: a build writes a handful (the manifest, its signature and attestation,
 ConfigMap and kustomization, and the four files it lists). Past it the directory is
 refused before its entries are listed whole: one of a million planted entries would cost
 a second and ~130 MB to list and sort first."""
+
+MAX_CONFIG_DEPTH = 128
+"""The deepest nesting of ``config.json`` (its top-level object is level 1) that the
+runtime kernel serves: twice the nesting a layer file may have
+(``syntax.strict_yaml.MAX_DEPTH``), so every build's config is served. The kernel's
+walks of a config (freezing, the diff, redaction, the copy of an event for each
+subscriber) recurse a few frames per level: a config past this bound is refused before
+the first of them, where a deeper one ran out of Python's recursion limit half-way
+through a reload, the version served but no event sent."""
 
 MANIFEST_FORMAT = 1
 """The ``format`` this module reads and the build writes."""

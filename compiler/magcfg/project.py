@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .artifact import ENVIRONMENT_NAME
+from .artifact import ENVIRONMENT_NAME, MAX_CONFIG_DEPTH
 from .durable import (
     GIT_ANSWER_SECONDS,
     MAX_INPUT_BYTES,
@@ -42,7 +42,7 @@ from .durable import (
 )
 from .errors import BuildError, Diagnostic, MagcfgError, UsageError, no_new_task
 from .syntax.locate import locate
-from .syntax.strict_yaml import LoadFailed, decode_text, parse_layer
+from .syntax.strict_yaml import MAX_DEPTH, LoadFailed, decode_text, parse_layer
 
 if TYPE_CHECKING:
     import subprocess
@@ -1484,6 +1484,13 @@ def _files_problem(files: str, key: Any) -> tuple[str, str] | None:
         return None
     if not isinstance(key, str) or not key:
         return "key", "key must be a dotted key path, e.g. '{service}'"
+    # A file's content sits below its key and nests up to MAX_DEPTH levels itself: with
+    # this bound config.json never nests deeper than the runtime kernel serves.
+    most = MAX_CONFIG_DEPTH - MAX_DEPTH
+    if key.count(".") >= most:
+        return "key", (f"key may have at most {most} parts (a file below it nests up to "
+                       f"{MAX_DEPTH} levels, and config.json at most {MAX_CONFIG_DEPTH}, "
+                       f"the most the runtime kernel serves): {key[:40]!r}...")
     for part in key.split("."):
         placeholder = _PLACEHOLDER.fullmatch(part)
         if not part or ("{" in part and placeholder is None):

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import magcfg.runtime
+from magcfg.artifact import MAX_CONFIG_DEPTH
 from magcfg.errors import UsageError
 from magcfg.runtime import (
     LOADED,
@@ -199,6 +200,48 @@ def _refusal(rig: Rig, kernel: Kernel) -> dict[str, Any]:
     assert result.status == "refused" and result.event is not None
     assert kernel.version == 1 and kernel.get("logging.level") == "info"
     return result.event["data"]
+
+
+
+def _nested(version: int, levels: int) -> bytes:
+    """config.json of ``base_config(version)`` nested ``levels`` deep (the top-level
+    object is level 1): ``features.beta`` holds ``levels - 2`` lists, one in another."""
+    lists = levels - 2
+    text = json.dumps(base_config(version), indent=2, sort_keys=True)
+    return (text.replace('"beta": false', '"beta": ' + "[" * lists + "]" * lists)
+            + "\n").encode()
+
+
+def test_a_config_nested_to_the_bound_is_served_and_announced(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    rig.write(2, config_bytes=_nested(2, MAX_CONFIG_DEPTH))
+    result = kernel.reload()
+    assert result.status == "applied" and rig.of_type(RELOADED)[-1]["data"]["version"] == 2
+    lists = kernel.get("features.beta")
+    for _ in range(MAX_CONFIG_DEPTH - 3):
+        lists = lists[0]
+    assert lists == ()
+    restarted = rig.kernel(watch=False)
+    assert (restarted.booted_from, restarted.version) == ("artifact", 2)
+
+
+def test_a_config_nested_past_the_bound_is_refused_at_every_depth(rig: Rig) -> None:
+    # Deeper configs ran out of the recursion limit somewhere in the reload: past a
+    # few hundred levels the version was saved and served with no event, or its floor
+    # saved though the previous version stayed served.
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+    for version, levels in enumerate(range(MAX_CONFIG_DEPTH + 1, 1100), start=2):
+        rig.write(version, config_bytes=_nested(version, levels))
+        result = kernel.reload()
+        assert (result.status, kernel.version) == ("refused", 1), levels
+        assert result.event is not None and result.event["data"]["stage"] == "parse"
+        assert result.event["data"]["error"] in (
+            f"{rig.art}/..data/config.json: nested deeper than {MAX_CONFIG_DEPTH} levels",
+            f"{rig.art}/..data/config.json: not valid JSON (JSONDecodeError)")
+    assert [e["type"] for e in rig.events].count(RELOADED) == 0
+    assert rig.kernel(watch=False).version == 1  # the floor saved is still version 1
 
 
 def test_truncated_config_is_refused_and_the_old_config_kept(rig: Rig) -> None:

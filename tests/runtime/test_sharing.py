@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from magcfg.artifact import MAX_CONFIG_DEPTH
 from magcfg.runtime import RELOADED, Kernel, Snapshot, freeze
 from magcfg.runtime import kernel as kernel_module
-from magcfg.runtime.snapshot import build_config
+from magcfg.runtime.snapshot import NestedTooDeep, build_config
 from magcfg.signing.keys import Ed25519PrivateKey
 
 from .fixtures import KubeletWriter, artifact_files, base_config
@@ -175,6 +176,44 @@ def test_invalid_json_is_refused_with_the_same_message(rig: Rig) -> None:
         assert result.status == "refused" and result.reason == "invalid"
         assert result.event is not None and why in result.event["data"]["error"]
     assert kernel.version == 1
+
+
+
+def _lists(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_freeze_takes_values_nested_to_the_bound_and_no_deeper() -> None:
+    assert freeze(_lists(MAX_CONFIG_DEPTH)) == freeze(_lists(MAX_CONFIG_DEPTH))
+    with pytest.raises(NestedTooDeep, match=f"nested deeper than {MAX_CONFIG_DEPTH} levels"):
+        freeze(_lists(MAX_CONFIG_DEPTH + 1))
+    # A member's value sits one level below the config's top-level object.
+    member = (b'{\n  "a": ' + json.dumps(_lists(MAX_CONFIG_DEPTH - 1)).encode()
+              + b',\n  "b": 1\n}\n')
+    built = build_config(member, orjson.loads)
+    assert built is not None and len(built[1]) == 2
+    with pytest.raises(NestedTooDeep):
+        build_config(member.replace(b'"a": [', b'"a": [[').replace(b'],', b']],'),
+                     orjson.loads)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_a_config_nested_past_the_bound_is_refused_split_or_whole(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, share: bool) -> None:
+    monkeypatch.setattr(kernel_module, "SHARE_SUBTREES", share)
+    rig.write(1, base_config(1))
+    kernel = rig.kernel()
+    config = base_config(2)
+    config["features"]["beta"] = _lists(MAX_CONFIG_DEPTH - 1)  # level 3 to level 129
+    rig.write(2, config)
+    result = kernel.reload()
+    assert (result.status, kernel.version) == ("refused", 1)
+    assert result.event is not None
+    assert result.event["data"]["error"].endswith(
+        f"config.json: nested deeper than {MAX_CONFIG_DEPTH} levels")
 
 
 def test_sharing_off_builds_an_equal_tree(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:

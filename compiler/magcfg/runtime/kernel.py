@@ -36,7 +36,7 @@ from .events import (
     make_event,
     passes_on,
 )
-from .snapshot import MISSING, Snapshot
+from .snapshot import MISSING, NestedTooDeep, Snapshot
 
 # Every service pays this module's import at start, before it has a config to load:
 # what only loading, verifying and watching need (cryptography, json, hashlib, pathlib,
@@ -152,7 +152,8 @@ def _build(body: bytes, previous: Snapshot | None, plain: bool,
            ) -> tuple[Any, Mapping[str, Any] | Any, tuple[Member, ...] | None]:
     """(parsed config, frozen config, top-level members) of ``body``; the parsed config
     is a plain dict when ``plain`` or when the layout does not split (the frozen config
-    otherwise). Raises ``ValueError``/``RecursionError`` for invalid JSON; a parsed
+    otherwise). Raises :class:`NestedTooDeep` for a config nested deeper than
+    ``MAX_CONFIG_DEPTH``, ``ValueError``/``RecursionError`` for invalid JSON; a parsed
     value that is not an object is returned for the caller to refuse."""
     from ..artifact import parse_config
     from ..heap import gc_paused
@@ -799,6 +800,9 @@ class Kernel:
         plain = bool(self.validators) or self._schema_check is not None
         try:
             config, frozen, members = _build(verified.files[config_name], running, plain)
+        except NestedTooDeep as exc:
+            raise _Refused("parse", "invalid", f"{prefix}{config_name}: {exc}",
+                           version) from None
         except (ValueError, RecursionError) as exc:
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not valid JSON "
                            f"({type(exc).__name__})", version) from None

@@ -44,15 +44,41 @@ _HINT = 96
 _SPACE = b" \t\r\n"
 
 
-def freeze(value: Any) -> Any:
-    """A deeply immutable copy of parsed JSON: dicts as read-only mappings, lists as tuples."""
+def _max_depth() -> int:
+    """``artifact.MAX_CONFIG_DEPTH``, read when a config is loaded: ``artifact`` (json,
+    pathlib, re) is not for this module's import, which every service pays at start."""
+    from ..artifact import MAX_CONFIG_DEPTH
+
+    return MAX_CONFIG_DEPTH
+
+
+class NestedTooDeep(ValueError):
+    """A value nested deeper than :func:`freeze` takes (``MAX_CONFIG_DEPTH`` levels)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"nested deeper than {_max_depth()} levels")
+
+
+def freeze(value: Any, depth: int | None = None) -> Any:
+    """A deeply immutable copy of parsed JSON: dicts as read-only mappings, lists as
+    tuples. Raises :class:`NestedTooDeep` if a dict or list in ``value`` (``value``
+    itself at level 1) lies more than ``depth`` levels down (``MAX_CONFIG_DEPTH`` if
+    ``None``)."""
+    if depth is None:
+        depth = _max_depth()
     kind = type(value)
     if kind is dict:
+        if depth < 1:
+            raise NestedTooDeep()
+        below = depth - 1
         # Scalars (most values) are taken as they are, without a call per value.
-        return MappingProxyType({k: freeze(v) if type(v) in _CONTAINERS else v
+        return MappingProxyType({k: freeze(v, below) if type(v) in _CONTAINERS else v
                                  for k, v in value.items()})
     if kind is list:
-        return tuple([freeze(v) if type(v) in _CONTAINERS else v for v in value])
+        if depth < 1:
+            raise NestedTooDeep()
+        below = depth - 1
+        return tuple([freeze(v, below) if type(v) in _CONTAINERS else v for v in value])
     return value
 
 
@@ -75,8 +101,9 @@ def build_config(body: bytes, parse: Callable[[bytes], Any],
 
     ``None`` if ``body`` is not an object in that layout, a piece does not parse on its
     own, or a key repeats: the caller then parses (and reports errors on) the whole
-    document as before.
+    document as before. Raises :class:`NestedTooDeep` as :func:`freeze` does.
     """
+    below_top = _max_depth() - 1
     end = len(body)
     while end and body[end - 1] in _SPACE:
         end -= 1
@@ -133,7 +160,8 @@ def build_config(body: bytes, parse: Callable[[bytes], Any],
             if type(parsed) is not dict or len(parsed) != 1:
                 return None
             key, value = next(iter(parsed.items()))
-            frozen = freeze(value) if type(value) in _CONTAINERS else value
+            # A member's value is level 2 of the config.
+            frozen = freeze(value, below_top) if type(value) in _CONTAINERS else value
         if key in config:
             return None
         config[key] = frozen
