@@ -169,7 +169,7 @@ def test_a_config_the_last_manifest_names_otherwise_is_written_unread(
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhosu\n")
     config = mini.root / "generated/dev/config.json"
     size = config.stat().st_size
-    read = calls(monkeypatch, durable, "_holds", 0)
+    read = calls(monkeypatch, durable, "_held_by", 0)
     changed = [f"generated/dev/{name}"
                for name in ("config.json", "configmap.yaml", "manifest.json")]
     assert magcfg.build(load(mini), check=True).stale == changed

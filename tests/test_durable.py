@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -291,6 +292,38 @@ def test_a_link_out_of_the_project_names_what_it_leaves(
         assert sorted(d.format() for d in problems) == [
             f"layers/away.yaml: error: symlink {message}",
             f"layers/in-repo.yaml: error: symlink {message}"]
+
+
+@pytest.mark.parametrize("other", ["none", "mode 0600", "linked elsewhere", "small"])
+def test_a_big_file_a_directory_holds_as_it_is_is_linked_not_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other: str) -> None:
+    """A directory replaced because its manifest changed, its config.json of megabytes
+    as it was (a change of another environment's, or one only the manifest names): the
+    staged copy links the file there rather than writing, fsyncing and then unlinking
+    its bytes again; a file that is not what a write would make (another mode, another
+    link to it), or a small one, is written."""
+    import magcfg.durable as durable
+
+    config = b"0123456789abcdef" * (1 << 16) if other != "small" else b"{}\n"  # 1 MB
+    replace_directories(tmp_path, [DirectoryUpdate("out/dev", {
+        "config.json": config, "manifest.json": b'{"version": 1}\n'})])
+    there = tmp_path / "out/dev/config.json"
+    if other == "mode 0600":
+        there.chmod(0o600)
+    if other == "linked elsewhere":
+        os.link(there, tmp_path / "elsewhere.json")
+    before = there.stat()
+    written = calls(monkeypatch, durable, "write_all", 1)
+    assert replace_directories(tmp_path, [DirectoryUpdate("out/dev", {
+        "config.json": config, "manifest.json": b'{"version": 2}\n'})]) == [
+        "out/dev/manifest.json"]
+    after = there.stat()
+    assert there.read_bytes() == config
+    assert (tmp_path / "out/dev/manifest.json").read_bytes() == b'{"version": 2}\n'
+    assert (stat.S_IMODE(after.st_mode), after.st_nlink) == (0o644, 1)
+    assert (after.st_ino == before.st_ino) == (other == "none")
+    assert (config in written) == (other != "none")
+    assert sorted(os.listdir(tmp_path / "out")) == ["dev"]
 
 
 def test_a_changed_file_is_read_only_up_to_its_first_difference(

@@ -49,6 +49,7 @@ from .artifact import (
 from .cue import CUE_SUFFIX
 from .durable import (
     DirectoryUpdate,
+    FileIdentity,
     changed_entries,
     colliding_paths,
     git_root,
@@ -1272,16 +1273,19 @@ class Compiler:
                     return None
         return out
 
-    def holds_file(self, rel: str, path: Path, digest: str, size: int) -> bool:
-        """Whether the output file ``path`` (``rel`` from the root) is a regular file of
-        ``size`` bytes of hex SHA-256 ``digest``, by the digest the cache keeps for its
-        status, else hashed (``_output_sha256``)."""
+    def output_holding(self, rel: str, path: Path, digest: str, size: int
+                       ) -> FileIdentity | None:
+        """The identity of the output file ``path`` (``rel`` from the root) if it is a
+        regular file of ``size`` bytes of hex SHA-256 ``digest``, by the digest the cache
+        keeps for its status, else hashed (``_output_sha256``); None if it is not."""
         try:
             status = os.stat(path, follow_symlinks=False)
         except OSError:
-            return False
-        return (stat.S_ISREG(status.st_mode) and status.st_size == size
-                and self._output_sha256(rel, path, status, size) == digest)
+            return None
+        if (not stat.S_ISREG(status.st_mode) or status.st_size != size
+                or self._output_sha256(rel, path, status, size) != digest):
+            return None
+        return status.st_dev, status.st_ino
 
     def _output_sha256(self, rel: str, path: Path, status: os.stat_result, size: int
                        ) -> str | None:
@@ -1913,16 +1917,18 @@ def _updates(compiler: Compiler, artifacts: dict[str, Artifact],
         rel = f"{project.output}/{env}"
         files = dict(artifact.files)
         digest = artifact.context._config_sha256 if artifact.context is not None else None
-        same: frozenset[str] = frozenset()
+        same: dict[str, FileIdentity] = {}
         if previous[env] == files[MANIFEST]:
             directory = real_directory(project.root, rel)
             for name in SIGNED_FILES:
                 signed = read_if_present(directory / name, f"{rel}/{name}", size_limit(name))
                 if signed is not None:
                     files[name] = signed
-            if digest and not compared and compiler.holds_file(
-                    f"{rel}/{CONFIG}", directory / CONFIG, digest, len(files[CONFIG])):
-                same = frozenset({CONFIG})
+            held = compiler.output_holding(f"{rel}/{CONFIG}", directory / CONFIG, digest,
+                                           len(files[CONFIG])) \
+                if digest and not compared else None
+            if held is not None:
+                same[CONFIG] = held
         listed = listed_files(previous[env])
         differs = frozenset({CONFIG} if digest and CONFIG in listed
                             and listed[CONFIG] != f"sha256:{digest}" else ())

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
 from .errors import BuildError, Diagnostic, UsageError, no_new_task
@@ -59,6 +60,7 @@ __all__ = [
     "OUTSIDE",
     "SYMLINK_HERE",
     "DirectoryUpdate",
+    "FileIdentity",
     "FileTooLarge",
     "NotRegularFile",
     "PathError",
@@ -1250,6 +1252,10 @@ def real_directory(root: str | os.PathLike[str], rel: str) -> Path:
     return Path(base, *[p for p in rel.split("/") if p])
 
 
+FileIdentity = tuple[int, int]
+"""A file's device and inode numbers: which file a name led to when it was read."""
+
+
 class DirectoryUpdate(NamedTuple):
     """The complete new content of one output directory (``rel``, relative to the
     root): ``files`` by name. ``owned`` names the files magcfg may replace or delete
@@ -1264,18 +1270,19 @@ class DirectoryUpdate(NamedTuple):
     """Names of ``files`` the caller knows to differ from the directory's (the manifest
     it wrote there names other bytes): written without being compared, where a changed
     8 MB ``config.json`` of the same size is otherwise read up to its first difference."""
-    same: Collection[str] = frozenset()
-    """Names of ``files`` the caller knows the directory to hold as they are (the
-    digest of the file as it stands, kept by its status, is theirs): not read to be
-    compared, where an unchanged 8 MB ``config.json`` is otherwise read whole."""
+    same: Mapping[str, FileIdentity] = MappingProxyType({})
+    """Names of ``files`` the caller knows the directory to hold as they are, each with
+    the identity of the file it vouches for (the digest of the file as it stands, kept
+    by its status, is theirs): not read to be compared while that file is the one
+    there, where an unchanged 8 MB ``config.json`` is otherwise read whole."""
 
     @property
     def shown(self) -> str:
         return self.display or self.rel
 
 
-def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, int]:
-    """Name -> ``lstat`` mode of every entry (magcfg's own temp files left out);
+def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, os.stat_result]:
+    """Name -> ``lstat`` status of every entry (magcfg's own temp files left out);
     ``PathError`` naming each entry magcfg did not write."""
     try:
         scanned = list(os.scandir(directory))
@@ -1283,23 +1290,23 @@ def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, int]:
         return {}
     except OSError as exc:
         raise PathError([path_problem(update.shown, f"cannot list: {os_reason(exc)}")]) from None
-    found: dict[str, int] = {}
+    found: dict[str, os.stat_result] = {}
     unknown: list[Diagnostic] = []
     for entry in scanned:
         name = entry.name
         if _TEMP_FILE.match(name):
             continue
-        mode = entry.stat(follow_symlinks=False).st_mode
+        status = entry.stat(follow_symlinks=False)
         if name not in update.files and name not in update.owned:
             unknown.append(path_problem(
                 f"{update.shown}/{name}",
                 "not written by magcfg: move or delete it yourself (magcfg replaces "
                 f"{update.shown} as a whole and deletes only the files it wrote)"))
-        elif stat.S_ISDIR(mode):
+        elif stat.S_ISDIR(status.st_mode):
             unknown.append(path_problem(f"{update.shown}/{name}",
                                         "is a directory where magcfg writes a file: "
                                         "move or delete it yourself"))
-        found[name] = mode
+        found[name] = status
     if unknown:
         raise PathError(unknown)
     return found
@@ -1307,50 +1314,60 @@ def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, int]:
 
 _COMPARED_CHUNK = 1 << 20
 
-
-def _holds(path: str | os.PathLike[str], data: bytes) -> bool:
-    """Whether the regular file ``path`` (see :func:`read_regular`: no symlink followed,
-    no FIFO opened) holds exactly ``data``. Not read when its size differs (a planted
-    multi-gigabyte file is never read), else read a chunk at a time and only up to its
-    first difference: the changed ``config.json`` of a rebuild, 8 MB on the large
-    benchmark repo, is read that far once, under ``replace_directories``'s lock (asked
-    before the lock only whether its directory changed, the manifest beside it tells:
-    ``_changes``)."""
+def _held_by(path: str | os.PathLike[str], data: bytes) -> FileIdentity | None:
+    """The identity of the regular file ``path`` (see :func:`read_regular`: no symlink
+    followed, no FIFO opened) if it holds exactly ``data``, else None. Not read when its
+    size differs (a planted multi-gigabyte file is never read), else read a chunk at a
+    time and only up to its first difference: the changed ``config.json`` of a rebuild,
+    8 MB on the large benchmark repo, is read that far once, under
+    ``replace_directories``'s lock (asked before the lock only whether its directory
+    changed, the manifest beside it tells: ``_changes``)."""
     fd, size = _open_regular(path, False, None)
     try:
         if size != len(data):
-            return False
+            return None
         at = 0
         while chunk := os.read(fd, _COMPARED_CHUNK):
             if not data.startswith(chunk, at):  # compared in place, no slice copied
-                return False
+                return None
             at += len(chunk)
-        return at == len(data)
+        if at != len(data):
+            return None
+        status = os.fstat(fd)
+        return status.st_dev, status.st_ino
     finally:
         os.close(fd)
 
 
-def _changes(directory: Path, update: DirectoryUpdate, first: bool = False) -> list[str]:
+def _changes(directory: Path, update: DirectoryUpdate, first: bool = False,
+             equal: dict[str, FileIdentity] | None = None) -> list[str]:
     """Names whose bytes differ from ``update.files``, or that a write would remove.
 
     With ``first``, only whether anything does: the first such name found, the files
     compared smallest first. A build's manifest names every other file's digest, so it
     changes with any of them and is read before the config beside it (148 KB before
-    ~4 MB, on average, of an 8 MB ``config.json`` read up to its first difference)."""
+    ~4 MB, on average, of an 8 MB ``config.json`` read up to its first difference).
+    ``equal`` is given the identity of each file found to hold its bytes."""
     entries = _entries(directory, update)
     changed = [name for name in entries if name not in update.files]
     if first and changed:
         return changed[:1]
     for name, data in sorted(update.files.items(), key=lambda item: len(item[1])) if first \
             else update.files.items():
-        mode = entries.get(name)
-        if mode is not None and stat.S_ISREG(mode) and name in update.same:
-            continue
-        if mode is None or not stat.S_ISREG(mode) or name in update.differs or not _located(
-                f"{update.shown}/{name}", functools.partial(_holds, data=data), directory / name):
+        status = entries.get(name)
+        held: FileIdentity | None = None
+        if status is not None and stat.S_ISREG(status.st_mode):
+            if update.same.get(name) == (status.st_dev, status.st_ino):
+                held = status.st_dev, status.st_ino
+            elif name not in update.differs:
+                held = _located(f"{update.shown}/{name}",
+                                functools.partial(_held_by, data=data), directory / name)
+        if held is None:
             changed.append(name)
             if first:
                 break
+        elif equal is not None:
+            equal[name] = held
     return sorted(changed)
 
 
@@ -1385,7 +1402,7 @@ def changed_entries(root: str | os.PathLike[str], updates: Sequence[DirectoryUpd
     for update in updates:
         # What is stale is told by the bytes, not by what the last manifest says.
         names = _changes(real_directory(root, update.rel),
-                         update._replace(differs=(), same=()))
+                         update._replace(differs=(), same={}))
         out += [f"{update.shown}/{name}" for name in names]
     return out
 
@@ -1401,7 +1418,7 @@ def replace_directories(root: str | os.PathLike[str], updates: Sequence[Director
     if not todo:
         return []
     changed: list[str] = []
-    wanted: list[tuple[str, Path, DirectoryUpdate]] = []
+    wanted: list[tuple[str, Path, DirectoryUpdate, dict[str, FileIdentity]]] = []
     staged: list[tuple[str, Path, Path]] = []  # (rel, directory, its staged copy)
     with contextlib.ExitStack() as locks:
         locked: list[Path] = []
@@ -1415,9 +1432,11 @@ def replace_directories(root: str | os.PathLike[str], updates: Sequence[Director
                     locks.enter_context(_locked(parent))
                     locked.append(parent)
                 _recover(parent, directory.name, rel)
-                names = _changes(directory, update)  # again: under the lock, recovered
+                equal: dict[str, FileIdentity] = {}
+                # again: under the lock, recovered
+                names = _changes(directory, update, equal=equal)
                 if names:
-                    wanted.append((rel, directory, update))
+                    wanted.append((rel, directory, update, equal))
                     changed += [f"{rel}/{name}" for name in names]
             staged, failed = _stage_all(wanted)
             if failed is not None:
@@ -1508,17 +1527,18 @@ def _at_once(work: Callable[[T], Path | None], items: Sequence[T]
     return outcomes
 
 
-def _stage_all(wanted: list[tuple[str, Path, DirectoryUpdate]]
+def _stage_all(wanted: list[tuple[str, Path, DirectoryUpdate, dict[str, FileIdentity]]]
                ) -> tuple[list[tuple[str, Path, Path]], tuple[str, BaseException] | None]:
-    """``_stage`` each of ``wanted`` (rel, directory, update), several at once
-    (``_at_once``: staging three 8 MB environments took 0.7x the time of one after the
-    other). Returns [(rel, directory, staged copy)] and None; or, if one failed, [] and
-    (its rel, the error) of the first in order, the others' copies removed."""
-    copies = _at_once(lambda item: _stage(item[1], item[2]), wanted)
+    """``_stage`` each of ``wanted`` (rel, directory, update, the files it holds as they
+    are), several at once (``_at_once``: staging three 8 MB environments took 0.7x the
+    time of one after the other). Returns [(rel, directory, staged copy)] and None; or,
+    if one failed, [] and (its rel, the error) of the first in order, the others'
+    copies removed."""
+    copies = _at_once(lambda item: _stage(item[1], item[2], item[3]), wanted)
     outcomes = list(zip(wanted, copies, strict=True))
-    staged = [(rel, directory, copy) for (rel, directory, _), copy in outcomes
+    staged = [(rel, directory, copy) for (rel, directory, _, _), copy in outcomes
               if isinstance(copy, Path)]
-    for (rel, _, _), copy in outcomes:
+    for (rel, _, _, _), copy in outcomes:
         if isinstance(copy, BaseException):
             for _, _, done in staged:
                 _remove_staged(done)
@@ -1564,8 +1584,19 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _stage(directory: Path, update: DirectoryUpdate) -> Path:
-    """A sibling of ``directory`` holding ``update.files``, written and fsynced.
+MIN_LINKED_BYTES = 1 << 20
+"""The smallest file ``_stage`` links from the directory it replaces rather than writes,
+where the directory holds it as it is: a config.json of megabytes a change left as it
+was (another environment's change, one only its manifest names) is then neither
+written, fsynced and unlinked whole, nor held twice on disk."""
+
+
+def _stage(directory: Path, update: DirectoryUpdate,
+           equal: Mapping[str, FileIdentity] | None = None) -> Path:
+    """A sibling of ``directory`` holding ``update.files``, written and fsynced. A file
+    of ``MIN_LINKED_BYTES`` or more that ``directory`` holds as it is (``equal``: the
+    identity of the file found to hold its bytes) is a hard link to that file instead
+    (``_linked``), where it is the file magcfg would write.
 
     Every file is written before the first is fsynced: the first fsync then commits
     the journal transaction that holds all of them, where a fsync after each write
@@ -1581,7 +1612,10 @@ def _stage(directory: Path, update: DirectoryUpdate) -> Path:
         try:
             for name, data in sorted(update.files.items()):
                 _fault("write")
-                written.append(_written(copy / name, data))
+                held = (equal or {}).get(name) if len(data) >= MIN_LINKED_BYTES else None
+                linked = _linked(directory / name, copy / name, held, len(data)) \
+                    if held is not None else None
+                written.append(linked if linked is not None else _written(copy / name, data))
             for fd in written:
                 os.fsync(fd)
         finally:
@@ -1593,6 +1627,31 @@ def _stage(directory: Path, update: DirectoryUpdate) -> Path:
         _remove_staged(copy)
         raise
     return copy
+
+
+def _linked(source: Path, target: Path, held: FileIdentity, size: int) -> int | None:
+    """A read descriptor of ``target``, made a hard link to ``source``, if the link leads
+    to the file of identity ``held`` (the one found to hold the bytes: not one renamed
+    into its place since) and that file is what :func:`_written` would write: a regular
+    file of ``size`` bytes, mode 0644, of this user, with no other link; else None, and
+    no link. The caller fsyncs the descriptor (the file may never have been)."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # no hard links on this file system, too many links: written instead
+        return None
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        os.unlink(target)
+        return None
+    status = os.fstat(fd)
+    if ((status.st_dev, status.st_ino) == held and stat.S_ISREG(status.st_mode)
+            and stat.S_IMODE(status.st_mode) == 0o644 and status.st_uid == os.geteuid()
+            and status.st_nlink == 2 and status.st_size == size):
+        return fd
+    os.close(fd)
+    os.unlink(target)
+    return None
 
 
 def _swap(directory: Path, copy: Path) -> Path | None:
