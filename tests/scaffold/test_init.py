@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -1124,17 +1125,47 @@ def test_the_scaffolded_ci_compares_a_commit_with_where_it_left_the_target(
 
 def _signing_jobs() -> dict[str, str]:
     """docs/signing.md's jobs that sign and publish on main, as the page gives them to
-    add to the pipeline ``init`` writes: GitHub's (a job under ``jobs:``) and
-    Woodpecker's (a step under ``steps:``)."""
+    add to the pipeline ``init`` writes: GitHub's (a job under ``jobs:``), Woodpecker's
+    (a step under ``steps:``) and GitLab's (two jobs, at the top of the file)."""
     text = (REPO / "docs/signing.md").read_text()
     section = text[text.index("## Signing in CI\n"):text.index("## Delivery: the deploy branch")]
-    github, woodpecker = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    return {"github": github, "woodpecker": woodpecker}
+    github, woodpecker, gitlab = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    return {"github": github, "woodpecker": woodpecker, "gitlab": gitlab}
+
+
+def _gitlab_schema_errors(pipeline: dict[str, Any]) -> list[str]:
+    """Where ``pipeline`` breaks GitLab's published schema of ``.gitlab-ci.yml``
+    (check-jsonschema's vendored copy: ``--builtin-schema vendor.gitlab-ci``)."""
+    import check_jsonschema
+    import jsonschema
+
+    schema = json.loads((Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor"
+                         / "gitlab-ci.json").read_text(encoding="utf-8"))
+    return sorted(f"{list(e.absolute_path)}: {e.message}"
+                  for e in jsonschema.Draft7Validator(schema).iter_errors(pipeline))
+
+
+def test_the_gitlab_signing_jobs_of_the_docs_are_what_gitlab_reads(tmp_path: Path) -> None:
+    """GitLab's jobs of docs/signing.md, added to the pipeline ``init`` writes, are valid
+    against GitLab's schema (which does refuse a misspelt key), sign on pushes to the
+    default branch only and verify on merge requests only."""
+    repo = _repo(tmp_path)
+    assert repo.run("init", "--env", "dev", "--ci", "gitlab").returncode == 0
+    text = (repo.root / ".gitlab-ci.yml").read_text() + _signing_jobs()["gitlab"]
+    pipeline = yaml.safe_load(text)
+    assert _gitlab_schema_errors(pipeline) == []
+    assert _gitlab_schema_errors({**pipeline, "verify": {**pipeline["verify"], "scripts": []}})
+    assert pipeline["publish"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'}]
+    assert pipeline["verify"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert pipeline["publish"]["needs"] == pipeline["verify"]["needs"] == ["magcfg"]
 
 
 @pytest.mark.parametrize(("ci", "workflow"), [
     ("github", ".github/workflows/magcfg.yml"),
     ("woodpecker", ".woodpecker/magcfg.yml"),
+    ("gitlab", ".gitlab-ci.yml"),
 ])
 def test_the_signing_job_of_the_docs_publishes_what_a_controller_verifies(
         tmp_path: Path, ci: str, workflow: str) -> None:
@@ -1161,6 +1192,8 @@ def test_the_signing_job_of_the_docs_publishes_what_a_controller_verifies(
         job = pipeline["jobs"][name]
         assert job["needs"] in pipeline["jobs"]
         assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    elif ci == "gitlab":
+        name = "publish"  # its rules: test_the_gitlab_signing_jobs_of_the_docs_are_...
     else:
         *checks, job = pipeline["steps"]
         name = job["name"]
@@ -1179,6 +1212,10 @@ def test_the_signing_job_of_the_docs_publishes_what_a_controller_verifies(
             secrets = {"${{ secrets.MAGCFG_SIGNING_KEY }}": pem}
             commands = [(s["run"], {k: secrets[v] for k, v in s.get("env", {}).items()})
                         for s in added["jobs"][name]["steps"] if "run" in s]
+        elif ci == "gitlab":
+            # Its CI/CD variable; the runner's origin is this test's: no token to set.
+            commands = [(c, {"MAGCFG_SIGNING_KEY": pem}) for c in added[name]["script"]
+                        if not c.startswith("git remote set-url")]
         else:
             (step,) = [s for s in added["steps"] if s["name"] == name]
             secrets = {"magcfg_signing_key": pem}
@@ -1214,6 +1251,20 @@ def test_the_signing_job_of_the_docs_publishes_what_a_controller_verifies(
     assert _git(origin, "ls-tree", "-r", "--name-only", "main", "generated/").split() == [
         f"generated/{env}/{name}" for env in ("dev", "prod")
         for name in ("config.json", "configmap.yaml", "kustomization.yaml", "manifest.json")]
+    if ci == "gitlab":
+        # A merge request's pipeline, which sees no protected variable: its job signs
+        # with a key of its own and verifies, in one shell, stopping at the first failure.
+        _git(top, "switch", "-qc", "request")
+        layer.write_text(layer.read_text().replace("log_level: debug", "log_level: warn"))
+        assert Project(top).run("build", "-q").returncode == 0
+        assert _commit(top, push, "warn logs").returncode == 0
+        script = [c for c in yaml.safe_load((top / workflow).read_text())["verify"]["script"]
+                  if not c.startswith("pip install")]
+        request = {k: v for k, v in _runner_env(tmp_path).items() if k != "MAGCFG_SIGNING_KEY"}
+        done = _shell(top, "set -e\n" + "\n".join(script), request)
+        assert done.returncode == 0, done.stderr
+        assert "PRIVATE KEY" not in done.stdout + done.stderr
+        assert "verified generated/dev: version 3" in done.stderr, done.stderr
 
 
 def test_a_repository_s_own_hooks_and_pipeline_come_with_what_to_add(tmp_path: Path) -> None:
