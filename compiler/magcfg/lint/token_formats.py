@@ -109,10 +109,11 @@ class _ImportedOnUse(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), name)
 
 
-_UNUSED_BY_LINT = ("requests",)
+_UNUSED_BY_LINT = ("requests", "multiprocessing")
 """What detect-secrets' modules import for what lint never asks of them: `requests`, to
 verify a secret with its issuer (with urllib3, charset_normalizer, idna, ...: ~40 ms of
-each lint run, more than every plugin's import)."""
+each lint run, more than every plugin's import), and `multiprocessing`, to scan files in
+a pool (with pickle and socket: ~4 ms)."""
 
 
 @contextlib.contextmanager
