@@ -36,7 +36,8 @@ from magcfg.runtime import (
 from magcfg.runtime import kernel as kernel_module
 from magcfg.runtime.kernel import MAX_HANDED_OUT
 from magcfg.runtime.state import STATE_FILE
-from magcfg.signing.keys import Ed25519PrivateKey, public_key_pem
+from magcfg.signing.keys import Ed25519PrivateKey, key_id, public_key_pem
+from magcfg.signing.signatures import sign_manifest
 
 from .fixtures import (
     HOT,
@@ -484,6 +485,33 @@ def test_rollback_is_refused_across_restarts(rig: Rig) -> None:
     kernel = rig.kernel(watch=False)
     assert kernel.version == 3 and kernel.booted_from == "last_known_good"
     assert rig.of_type(RELOAD_FAILED)[-1]["data"]["reason"] == "rollback_refused"
+
+
+
+def test_a_key_rotation_leaves_a_last_known_good_the_new_key_verifies(rig: Rig) -> None:
+    # docs/signing.md: trust both keys, re-sign every environment with the new one,
+    # then trust the new key alone. The re-signed artifact is the same manifest.
+    new_key = Ed25519PrivateKey.generate()
+    served = rig.write(3)
+    kernel = Kernel(rig.art, [rig.key.public_key(), new_key.public_key()], rig.state,
+                    environment="production", watch=False).start()
+    rig.writer.write({**served, "manifest.json.sig": sign_manifest(served["manifest.json"],
+                                                                  new_key)})
+    result = kernel.reload()
+    assert result.status == "applied" and result.event is not None
+    data = result.event["data"]
+    assert (data["previous_version"], data["version"], data["changed_keys"]) == (3, 3, [])
+    assert data["key_id"] == key_id(new_key.public_key()) == kernel.snapshot.key_id
+    assert kernel.reload().status == "unchanged"  # taken once
+    kernel.stop()
+    # The next restart trusts the new key alone, and meets a broken deploy.
+    rig.write(4, hot_change(4), key=Ed25519PrivateKey.generate())
+    restarted = Kernel(rig.art, [new_key.public_key()], rig.state, environment="production",
+                       watch=False)
+    restarted.subscribe("*", rig.events.append)
+    rig.kernels.append(restarted.start())
+    assert (restarted.booted_from, restarted.version) == ("last_known_good", 3)
+    assert rig.of_type(STATE_CORRUPT) == []
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "resign"])

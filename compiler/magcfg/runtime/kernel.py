@@ -786,7 +786,11 @@ class Kernel:
                 raise _Refused("version", exc.reason, _message(exc), version) from None
             except VerificationError as exc:
                 raise _Refused("verify", exc.reason, _message(exc), version) from None
-            if verdict == "same" and not boot:
+            # The same manifest signed by another trusted key (a key rotation re-signs
+            # each environment) is taken, so that the last known-good holds a signature
+            # the next restart, trusting the new key alone, verifies.
+            if verdict == "same" and not boot and (
+                    kid == running.key_id or raw.manifest_bytes != running.manifest_bytes):
                 return None
         if not self.allow_rollback and version < self._highest:
             raise _Refused("version", "rollback_refused",
