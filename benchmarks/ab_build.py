@@ -19,6 +19,15 @@ once first and the edit made ``SETTLE_SECONDS`` before the build, as an editor s
 before a build is asked for (the one-file build of a round above follows a cold build,
 whose outputs and cache are still being settled); with the median seconds of each stage
 ``magcfg build --timings`` names, and whether both versions wrote the same outputs.
+
+    python benchmarks/ab_build.py /tmp/large --larger /tmp/xlarge --a /tmp/main/compiler \
+        --b compiler --one-file --rounds 15
+
+``--larger``: the same for a larger repo of the same shape, its copies built in the same
+rounds (all four in alternating order), and what it costs more than the first repo: a
+one-file rebuild should cost what changed, not what the repository holds.
+``--comment``: the edit is a comment line alone (the configs stay as they are; each
+manifest names the new input digest).
 """
 
 from __future__ import annotations
@@ -75,9 +84,20 @@ def touch_base_file(repo: Path, r: int) -> None:
     target.write_text(re.sub(r"weight: \d+", f"weight: {r % 90 + 1}", text, count=1))
 
 
+def touch_comment(repo: Path, r: int) -> None:
+    """Add a comment line to one base file, a different file for each round ``r``."""
+    base = sorted((repo / "layers/base").glob("*.yaml"))
+    target = base[(r * 37) % len(base)]
+    target.write_text(target.read_text() + f"# touched {r}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A/B timings of magcfg build")
     parser.add_argument("repo", type=Path, help="a repo made by benchmarks/synth.py")
+    parser.add_argument("--larger", type=Path,
+                        help="with --one-file: a larger repo of the same shape, timed alike")
+    parser.add_argument("--comment", action="store_true",
+                        help="with --one-file: the edit is a comment line alone")
     parser.add_argument("--a", required=True, help="baseline: directory holding magcfg/")
     parser.add_argument("--b", required=True, help="candidate: directory holding magcfg/")
     parser.add_argument("--rounds", type=int, default=9)
@@ -86,19 +106,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one-file", action="store_true",
                         help="only one-file rebuilds of warm copies, with each stage's median")
     args = parser.parse_args(argv)
+    if (args.larger or args.comment) and not args.one_file:
+        parser.error("--larger and --comment go with --one-file")
 
     work = Path(tempfile.mkdtemp(prefix="magcfg-ab-"))
     repos: dict[str, Path] = {}
     envs: dict[str, dict[str, str]] = {}
-    for name, src in (("A", args.a), ("B", args.b)):
-        repos[name] = work / name
-        shutil.copytree(args.repo, repos[name],
+    copies = [("A", args.a, args.repo), ("B", args.b, args.repo)]
+    if args.larger:
+        copies += [("A+", args.a, args.larger), ("B+", args.b, args.larger)]
+    for name, src, source in copies:
+        repos[name] = work / name.replace("+", "-larger")
+        shutil.copytree(source, repos[name],
                         ignore=shutil.ignore_patterns(".magcfg-cache", "generated"))
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONDONTWRITEBYTECODE", "MAGCFG_NO_CACHE")}
         env["PYTHONPATH"] = str(Path(src).resolve())
-        env["PYTHONPYCACHEPREFIX"] = str(work / f"pycache-{name}")  # bytecode, as installed
-        env["XDG_STATE_HOME"] = str(work / f"state-{name}")  # the cache key
+        version = name.rstrip("+")
+        env["PYTHONPYCACHEPREFIX"] = str(work / f"pycache-{version}")  # bytecode, as installed
+        env["XDG_STATE_HOME"] = str(work / f"state-{version}")  # the cache key
         envs[name] = env
         run([sys.executable, "-m", "magcfg", "--help"], repos[name], env)
     build = [sys.executable, "-m", "magcfg", "build", "-q"]
@@ -134,35 +160,60 @@ def main(argv: list[str] | None = None) -> int:
 
 def one_file(args: argparse.Namespace, repos: dict[str, Path], envs: dict[str, dict[str, str]],
              build: list[str]) -> None:
-    """``--one-file``: one-file rebuilds of warm copies, A and B in alternating order;
-    the medians of wall and CPU time and of each stage, and whether the outputs agree."""
-    for name in ("A", "B"):
+    """``--one-file``: one-file rebuilds of warm copies, A and B (and their copies of the
+    larger repo) in alternating order; the medians of wall and CPU time and of each
+    stage, whether the outputs agree, and what the larger repo costs more."""
+    names = list(repos)
+    touch = touch_comment if args.comment else touch_base_file
+    for name in names:
         run(build, repos[name], envs[name])  # cold, once
-    samples: dict[str, list[tuple[float, float, dict[str, float]]]] = {"A": [], "B": []}
+    samples: dict[str, list[tuple[float, float, dict[str, float]]]] = {n: [] for n in names}
     for r in range(args.rounds):
-        order = ("A", "B") if r % 2 == 0 else ("B", "A")
+        order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            touch_base_file(repos[name], r)
+            touch(repos[name], r)
         time.sleep(SETTLE_SECONDS)
         for name in order:
             samples[name].append(run_timed([*build, "--timings"], repos[name], envs[name]))
-    written = {name: sorted(p.relative_to(repos[name]) for p in (repos[name] / "generated").rglob("*"))
-               for name in ("A", "B")}
-    same = written["A"] == written["B"] and all(
-        (repos["A"] / rel).read_bytes() == (repos["B"] / rel).read_bytes()
-        for rel in written["A"] if (repos["A"] / rel).is_file())
-    print(f"{args.rounds} rounds of one file changed; A = {args.a}; B = {args.b}; "
-          f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}; outputs equal: {same}")
-    print(f"{'':13} {'A':>9} {'B':>9} {'B/A':>6}")
-    rows: list[tuple[str, list[float]]] = [
-        ("wall", [statistics.median(s[0] for s in samples[n]) for n in ("A", "B")]),
-        ("cpu", [statistics.median(s[1] for s in samples[n]) for n in ("A", "B")])]
-    stages = dict.fromkeys(k for n in ("A", "B") for s in samples[n] for k in s[2])
-    rows += [(stage, [statistics.median(s[2].get(stage, 0.0) for s in samples[n])
-                      for n in ("A", "B")]) for stage in stages]
-    for label, (a, b) in rows:
-        ratio = f"{b / a:6.3f}" if a else "     -"
-        print(f"{label:13} {a * 1000:7.1f}ms {b * 1000:7.1f}ms {ratio}")
+    print(f"{args.rounds} rounds of one file changed ({'a comment' if args.comment else 'a value'}"
+          f"); A = {args.a}; B = {args.b}; {os.cpu_count()} CPUs; "
+          f"load {os.getloadavg()[0]:.1f}")
+    medians = {name: _medians(samples[name]) for name in names}
+    tables = [(args.repo, "A", "B")]
+    if args.larger:
+        tables.append((args.larger, "A+", "B+"))
+    for repo, a, b in tables:
+        print(f"{repo.name}: outputs equal: {_same_outputs(repos[a], repos[b])}")
+        _table(medians[a], medians[b], "A", "B")
+    if args.larger:
+        print(f"what {args.larger.name} costs more than {args.repo.name}")
+        _table({k: v - medians["A"].get(k, 0.0) for k, v in medians["A+"].items()},
+               {k: v - medians["B"].get(k, 0.0) for k, v in medians["B+"].items()}, "A", "B")
+
+
+def _medians(samples: list[tuple[float, float, dict[str, float]]]) -> dict[str, float]:
+    """The median wall and CPU seconds of ``samples``, and of each stage they name."""
+    stages = dict.fromkeys(k for s in samples for k in s[2])
+    return {"wall": statistics.median(s[0] for s in samples),
+            "cpu": statistics.median(s[1] for s in samples),
+            **{stage: statistics.median(s[2].get(stage, 0.0) for s in samples)
+               for stage in stages}}
+
+
+def _same_outputs(a: Path, b: Path) -> bool:
+    written = {repo: sorted(p.relative_to(repo) for p in (repo / "generated").rglob("*"))
+               for repo in (a, b)}
+    return written[a] == written[b] and all(
+        (a / rel).read_bytes() == (b / rel).read_bytes() for rel in written[a]
+        if (a / rel).is_file())
+
+
+def _table(a: dict[str, float], b: dict[str, float], label_a: str, label_b: str) -> None:
+    print(f"{'':13} {label_a:>9} {label_b:>9} {'B/A':>6}")
+    for label in dict.fromkeys([*a, *b]):
+        va, vb = a.get(label, 0.0), b.get(label, 0.0)
+        ratio = f"{vb / va:6.3f}" if va > 0 else "     -"
+        print(f"{label:13} {va * 1000:7.1f}ms {vb * 1000:7.1f}ms {ratio}")
 
 
 if __name__ == "__main__":
