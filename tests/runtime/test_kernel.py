@@ -349,6 +349,43 @@ def test_user_validator_refuses(rig: Rig) -> None:
     assert data["reason"] == "invalid" and "not allowed" in data["error"]
 
 
+
+class _Untellable(Exception):
+    """An exception whose own text fails, as a ``__str__`` reading an attribute never set."""
+
+    def __str__(self) -> str:
+        raise AttributeError("detail")
+
+
+class _UntellableRejection(ConfigRejected):
+    def __str__(self) -> str:
+        raise AttributeError("detail")
+
+
+def test_a_refusal_whose_exception_cannot_be_told_is_still_reported(rig: Rig) -> None:
+    def validator(config: Any) -> None:
+        if config["features"]["counter"] == 2:
+            raise _Untellable()
+
+    rig.write(1)
+    kernel = rig.kernel(validators=[validator])  # watched: the watcher's attempt too
+    rig.write(2, hot_change(2))
+    assert wait_for(lambda: rig.of_type(RELOAD_FAILED) != [], timeout=30)
+    data = rig.of_type(RELOAD_FAILED)[-1]["data"]
+    assert data["error"] == f"{rig.art}/..data/config.json: validator: _Untellable"
+    assert kernel.status()["state"] == "reload_failed" and kernel.version == 1
+
+    def reject(event: dict[str, Any]) -> None:
+        raise _UntellableRejection()
+
+    kernel.subscribe(RELOADED, reject)
+    rig.write(3, hot_change(3))
+    result = kernel.reload()
+    assert (result.status, result.reason, kernel.version) == ("refused", "subscriber_rejected", 1)
+    assert result.event is not None
+    assert result.event["data"]["error"] == "a subscriber rejected version 3: _UntellableRejection"
+
+
 def test_restart_only_change_is_pending_not_applied(rig: Rig) -> None:
     rig.write(1)
     kernel = rig.kernel()

@@ -889,9 +889,10 @@ class Kernel:
             except BaseException as exc:  # a validator's SystemExit must not end the watcher
                 if passes_on(exc):
                     raise
-                text = str(exc) if isinstance(exc, Exception) else type(exc).__name__
+                text = _text_of(exc) if isinstance(exc, Exception) else ""
                 raise _Refused("validate", "invalid", self._mask(
-                    f"{file}: {getattr(check, '__name__', 'validator')}: {text}",
+                    f"{file}: {getattr(check, '__name__', 'validator')}: "
+                    f"{text or type(exc).__name__}",
                     *held()), version) from None
 
     def _apply(self, current: Snapshot, candidate: Snapshot, trigger: str,
@@ -943,7 +944,8 @@ class Kernel:
             self._restore(current)
             raise _Refused("subscriber", "subscriber_rejected",
                            self._mask(f"a subscriber rejected version {candidate.version}: "
-                                      f"{rejected}", (policy, candidate.config),
+                                      f"{_text_of(rejected) or type(rejected).__name__}",
+                                      (policy, candidate.config),
                                       (previous, current.config)),
                            candidate.version, rolled_back=True)
         self._pending = None
@@ -1226,11 +1228,18 @@ def _message(exc: MagcfgError) -> str:
     return "; ".join(d.located() for d in exc.diagnostics)
 
 
-def _describe(exc: BaseException) -> str:
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or ``""`` for an exception whose own text fails (a ``__str__`` that
+    raises): a validator's or a subscriber's, which must not stop the attempt from
+    being reported."""
     try:
-        text = str(exc)
-    except Exception:  # an exception whose own text fails: its type says enough
-        text = ""
+        return str(exc)
+    except Exception:
+        return ""
+
+
+def _describe(exc: BaseException) -> str:
+    text = _text_of(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
