@@ -946,6 +946,31 @@ def test_sighup_rechecks_the_source_at_once(setup: Setup) -> None:
     assert all(line["data"]["inputs_digest"].startswith("sha256:") for line in lines)
 
 
+
+def test_a_sighup_storm_neither_ends_nor_wedges_the_sidecar(setup: Setup) -> None:
+    # A handler that took a lock the main thread held (a threading.Event's) waited for
+    # ever, and every further SIGHUP nested one more: the sidecar died of a
+    # RecursionError, or sat deaf to SIGTERM until Kubernetes killed it.
+    setup.write(1)
+    sidecar = setup.start()
+    assert wait_for(lambda: setup.published_version() == 1, timeout=30)
+    version, sent = 1, 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and sidecar.proc.poll() is None:
+        sidecar.proc.send_signal(signal.SIGHUP)
+        sent += 1
+        if sent % 100 == 0:  # deploys meanwhile, applied by the watcher's thread
+            version += 1
+            setup.write(version)
+    assert sidecar.proc.poll() is None, sidecar.proc.stderr and sidecar.proc.stderr.read()
+    assert wait_for(lambda: setup.published_version() == version, timeout=30)
+    assert setup.check_published() == version
+    started = time.monotonic()
+    code = sidecar.terminate()
+    assert (code, time.monotonic() - started < 8) == (0, True), sidecar.stderr
+    assert sidecar.stderr == ""
+
+
 def test_a_pending_restart_is_its_own_state_in_the_metrics(setup: Setup) -> None:
     import urllib.request
 

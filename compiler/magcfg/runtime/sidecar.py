@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -83,6 +84,62 @@ def parse_exec(command: str) -> list[str]:
     return argv
 
 
+class _Signals:
+    """SIGTERM, SIGINT and SIGHUP for the sidecar on the main thread: each handler only
+    sets a flag and writes a byte to a pipe, and a thread of its own does the work.
+
+    A handler runs on the main thread between any two of its bytecodes, in the middle
+    of a ``threading.Event``'s own (not reentrant) lock included: one that takes a lock
+    (``Event.set()``, starting a thread) waits there on the main thread for ever, and
+    each further signal nests another handler waiting the same way. A byte written to
+    a pipe takes no lock."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self, on_stop: Callable[[], None], on_recheck: Callable[[], None]) -> None:
+        self._on_stop = on_stop
+        self._on_recheck = on_recheck
+        self._stopping = False
+        self._rechecking = False
+        self._read, self._write = os.pipe()
+        # Never blocks a handler: a full pipe holds wake-ups enough, and the flags say what.
+        os.set_blocking(self._write, False)
+        self._previous = {sig: signal.getsignal(sig) for sig in self._SIGNALS}
+        self._thread = threading.Thread(target=self._run, name="magcfg-signals", daemon=True)
+        self._thread.start()
+        for sig in self._SIGNALS:
+            signal.signal(sig, self._caught)
+
+    def _caught(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self._rechecking = True
+        else:
+            self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"\0")
+
+    def _run(self) -> None:
+        try:
+            while os.read(self._read, 4096):
+                # The flags are read after the bytes: a signal caught meanwhile writes
+                # another byte, and is seen at the next read at the latest.
+                if self._rechecking:
+                    self._rechecking = False
+                    self._on_recheck()
+                if self._stopping:
+                    self._stopping = False
+                    self._on_stop()
+        finally:
+            os.close(self._read)
+
+    def close(self) -> None:
+        """Put the previous handlers back, then end the thread (it finishes a stop in
+        progress first)."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        os.close(self._write)
+
+
 class _Line:
     """One event line on its way to stdout; ``done`` once written, or failed."""
 
@@ -141,6 +198,7 @@ class Sidecar:
         self._child_lock = threading.Lock()
         self.start_error: str | None = None
         self.watch_error: str | None = None
+        self._signals: _Signals | None = None
         registry = None
         if options.metrics_port is not None:
             try:
@@ -305,6 +363,9 @@ class Sidecar:
         try:
             return self._serve(stop)
         finally:
+            if self._signals is not None:
+                self._signals.close()
+                self._signals = None
             self._end_exec()
             self.kernel.stop()
             self._end_writer()
@@ -330,20 +391,16 @@ class Sidecar:
         stop = stop or self._stop
         self._stop = stop
         if threading.current_thread() is threading.main_thread():
-            def stopping(*_: object) -> None:
+            def stopping() -> None:
                 stop.set()
                 self._recheck.set()  # wakes the serving loop
                 # A start or a re-check waiting on the registry ends now, not at its
-                # deadline: stop() ends its requests. On a thread of its own, as the
-                # handler may have interrupted the main thread holding a lock stop() takes.
-                threading.Thread(target=self._stopping, name="magcfg-stop",
-                                 daemon=True).start()
+                # deadline: stop() ends its requests.
+                self._stopping()
 
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, stopping)
             # SIGHUP: re-check the source now (a retry of what failed, a poll of a
             # registry) without a restart; the serving loop below does it.
-            signal.signal(signal.SIGHUP, lambda *_: self.recheck())
+            self._signals = _Signals(stopping, self.recheck)
         if self.options.metrics_port is not None and self.kernel.metrics is not None:
             from prometheus_client import start_http_server
 
