@@ -515,6 +515,25 @@ def test_bad_deploy_after_restart_boots_from_last_known_good(rig: Rig) -> None:
     assert rig.of_type(RELOAD_FAILED)[-1]["data"]["active_version"] == 1
 
 
+
+def test_a_version_below_the_floor_is_refused_naming_its_manifest(rig: Rig) -> None:
+    rig.write(1)
+    kernel = rig.kernel(watch=False)
+
+    def reject(event: dict[str, Any]) -> None:
+        raise ConfigRejected("not now")
+
+    unsubscribe = kernel.subscribe(RELOADED, reject)
+    rig.write(3, hot_change(3))
+    assert kernel.reload().reason == "subscriber_rejected"  # served a moment: the floor is 3
+    unsubscribe()
+    rig.write(2, hot_change(2))  # above the version served, below the floor
+    data = _refusal(rig, kernel)
+    assert (data["stage"], data["reason"]) == ("version", "rollback_refused")
+    assert data["error"] == (f"{rig.art}/..data/manifest.json: version 2 is older than "
+                             "version 3, the highest ever accepted here: refused as a rollback")
+
+
 def test_rollback_is_refused_across_restarts(rig: Rig) -> None:
     rig.write(3)
     rig.kernel(watch=False).stop()

@@ -794,8 +794,9 @@ class Kernel:
                 return None
         if not self.allow_rollback and version < self._highest:
             raise _Refused("version", "rollback_refused",
-                           f"version {version} is older than version {self._highest}, the "
-                           "highest ever accepted here: refused as a rollback", version)
+                           f"{prefix}{MANIFEST}: version {version} is older than version "
+                           f"{self._highest}, the highest ever accepted here: refused as a "
+                           "rollback", version)
         config_name = CONFIG  # always listed: the manifest format requires it
         self._load_schema()  # loaded by start() already: a no-op here
         # Validators and the schema see a plain parsed dict, as they always have: the whole
