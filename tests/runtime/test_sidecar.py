@@ -971,6 +971,32 @@ def test_a_sighup_storm_neither_ends_nor_wedges_the_sidecar(setup: Setup) -> Non
     assert sidecar.stderr == ""
 
 
+
+def test_the_signal_thread_outlives_a_failing_stop(caplog: pytest.LogCaptureFixture) -> None:
+    from magcfg.runtime.sidecar import _Signals
+
+    stops: list[int] = []
+    rechecks = threading.Event()
+
+    def stop() -> None:
+        stops.append(len(stops))
+        if len(stops) == 1:
+            raise OSError("the first stop fails")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    signals = _Signals(stop, rechecks.set)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert wait_for(lambda: stops == [0], timeout=10)
+        os.kill(os.getpid(), signal.SIGTERM)  # the second is handled too
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert wait_for(lambda: stops == [0, 1] and rechecks.is_set(), timeout=10)
+    finally:
+        signals.close()
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert "handling a signal failed: OSError" in caplog.text
+
+
 def test_a_pending_restart_is_its_own_state_in_the_metrics(setup: Setup) -> None:
     import urllib.request
 

@@ -36,6 +36,7 @@ from .events import (
     WATCH_SOURCE,
     ConfigRejected,
     Event,
+    log,
     make_event,
 )
 from .kernel import Kernel, KernelStartError
@@ -125,12 +126,20 @@ class _Signals:
                 # another byte, and is seen at the next read at the latest.
                 if self._rechecking:
                     self._rechecking = False
-                    self._on_recheck()
+                    self._call(self._on_recheck)
                 if self._stopping:
                     self._stopping = False
-                    self._on_stop()
+                    self._call(self._on_stop)
         finally:
             os.close(self._read)
+
+    @staticmethod
+    def _call(work: Callable[[], None]) -> None:
+        # The thread outlives what fails: a later SIGTERM must still be handled.
+        try:
+            work()
+        except Exception as exc:
+            log.error("magcfg: handling a signal failed: %s", type(exc).__name__)
 
     def close(self) -> None:
         """Put the previous handlers back, then end the thread (it finishes a stop in
