@@ -551,6 +551,8 @@ def test_a_key_rotation_leaves_a_last_known_good_the_new_key_verifies(rig: Rig) 
     served = rig.write(3)
     kernel = Kernel(rig.art, [rig.key.public_key(), new_key.public_key()], rig.state,
                     environment="production", watch=False).start()
+    reloads: list[dict[str, Any]] = []
+    kernel.subscribe(RELOADED, reloads.append)
     rig.writer.write({**served, "manifest.json.sig": sign_manifest(served["manifest.json"],
                                                                   new_key)})
     result = kernel.reload()
@@ -559,6 +561,12 @@ def test_a_key_rotation_leaves_a_last_known_good_the_new_key_verifies(rig: Rig) 
     assert (data["previous_version"], data["version"], data["changed_keys"]) == (3, 3, [])
     assert data["key_id"] == key_id(new_key.public_key()) == kernel.snapshot.key_id
     assert kernel.reload().status == "unchanged"  # taken once
+    # Flipped back and forth between the two signatures, it is taken no more.
+    for signed_by in (rig.key, new_key, rig.key):
+        rig.writer.write({**served, "manifest.json.sig": sign_manifest(served["manifest.json"],
+                                                                      signed_by)})
+        assert kernel.reload().status == "unchanged"
+    assert kernel.snapshot.key_id == key_id(new_key.public_key()) and len(reloads) == 1
     kernel.stop()
     # The next restart trusts the new key alone, and meets a broken deploy.
     rig.write(4, hot_change(4), key=Ed25519PrivateKey.generate())

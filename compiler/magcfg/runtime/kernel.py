@@ -283,6 +283,8 @@ class Kernel:
         # The highest version the state file holds: what a restart refuses to go below.
         self._saved_floor = 0
         self._last_raw: RawArtifact | None = None
+        # The keys whose signatures of the served manifest were served (_candidate).
+        self._signed_by: set[str] = set()
         self._last_stat: tuple[object, ...] | None = None
         self._watcher: DirectoryWatcher | None = None
         self._stopped = False
@@ -788,9 +790,10 @@ class Kernel:
                 raise _Refused("verify", exc.reason, _message(exc), version) from None
             # The same manifest signed by another trusted key (a key rotation re-signs
             # each environment) is taken, so that the last known-good holds a signature
-            # the next restart, trusting the new key alone, verifies.
+            # the next restart, trusting the new key alone, verifies. Once per key: a
+            # directory flipped between two signatures of it is no stream of reloads.
             if verdict == "same" and not boot and (
-                    kid == running.key_id or raw.manifest_bytes != running.manifest_bytes):
+                    kid in self._signed_by or raw.manifest_bytes != running.manifest_bytes):
                 return None
         if not self.allow_rollback and version < self._highest:
             raise _Refused("version", "rollback_refused",
@@ -959,8 +962,10 @@ class Kernel:
 
     def _install(self, snapshot: Snapshot) -> None:
         # The swap: one reference assignment, atomic for every reader.
-        self._current = snapshot
+        previous, self._current = self._current, snapshot
         self._highest = max(self._highest, snapshot.version)
+        same = previous is not None and previous.manifest_bytes == snapshot.manifest_bytes
+        self._signed_by = (self._signed_by if same else set()) | {snapshot.key_id}
         # Keep the references found in the subtrees this snapshot shares, and no others
         # (they would keep the replaced snapshot's subtrees alive).
         config = snapshot.config
