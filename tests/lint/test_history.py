@@ -565,11 +565,11 @@ _TOKEN_LINE = "API_TOKEN=ghp_CANARYhist5151Zq7Wx2Lk9Xv4Rb8Tn3Yp6Q\n"
 
 
 def _tree(root: Path, commit: str) -> dict[bytes, bytes]:
-    """Each path of ``commit`` with its mode and object."""
+    """Each path of ``commit`` with its mode, type and object."""
     listed = subprocess.run(["git", "ls-tree", "-r", "-z", "--full-tree", commit], cwd=root,
                             check=True, capture_output=True).stdout
     entries = (entry.split(b"\t", 1) for entry in listed.split(b"\0") if entry)
-    return {path: meta.rsplit(b" ", 1)[0] + meta.rsplit(b" ", 1)[1] for meta, path in entries}
+    return {path: meta for meta, path in entries}
 
 
 def _changed(root: Path, commit: str) -> set[str]:
