@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
@@ -82,43 +82,159 @@ LINE_WRAP = r"\r?\n[ \t]*"
 indented or not."""
 _BASE64_RUN = re.compile(f"[A-Za-z0-9+/_-]+(?:{LINE_WRAP}[A-Za-z0-9+/_-]+)*=*")
 """A run of base64 (or base64url) text, padded or not, wrapped or not (MIME wraps it at 76
-characters)."""
+characters); hex digits are such a run too."""
 _URL_SAFE = str.maketrans("-_", "+/")
 _MIN_ENCODED = 4
-"""The fewest bytes of a secret looked for inside base64: a shorter one is found by
-chance in the bytes a digest or a random token decodes to."""
+"""The fewest bytes of a secret looked for inside base64 or hex: a shorter one is found
+by chance in the bytes a digest or a random token decodes to."""
 
 
-def base64_masked(text: str, values: Iterable[str]) -> str:
+class _Needle(NamedTuple):
+    """What a run of base64 or hex holds where it encodes ``value``: ``text``, the part
+    of the encoding its bytes alone decide. For base64, ``value`` starts ``align`` bytes
+    into a group of three, whose four characters start ``lead`` characters before
+    ``text``; for hex (``lead`` -1), ``text`` is its lower-case hex, whole."""
+
+    text: str
+    lead: int
+    align: int
+    value: bytes
+
+
+def _needles(value: bytes) -> list[_Needle]:
+    """``value``'s base64 at each of the three places it may start in a group of three
+    bytes (the characters that take bits of the bytes around it left out), and its hex."""
+    found = [_Needle(value.hex(), -1, 0, value)]
+    for align in range(3):
+        encoded = base64.b64encode(bytes(align) + value + bytes(2)).decode("ascii")
+        first = -(-8 * align // 6)  # the first character of the value's bits alone
+        found.append(_Needle(encoded[first:8 * (align + len(value)) // 6], first, align, value))
+    return found
+
+
+def _decodes_to_it(run: str, at: int, needle: _Needle) -> bool:
+    """Whether base64 ``run`` decodes to ``needle``'s value where its text stands at
+    ``at``: the groups of four that hold it, whole or cut short at the run's end."""
+    start = at - needle.lead
+    if start < 0:  # the group's first characters are not in the run
+        return False
+    body = run[start:start + 4 * -(-(needle.align + len(needle.value)) // 3)]
+    body = body[:len(body) - (len(body) % 4 == 1)]
+    decoded = base64.b64decode(body + "=" * (-len(body) % 4))
+    return decoded[needle.align:needle.align + len(needle.value)] == needle.value
+
+
+_GRAM = 8
+"""The characters of a text looked up at once, every ``_GRAM``-th place (``_Finder``)."""
+
+
+class _Finder:
+    """Where a text holds any of many strings, at a cost of the text's length, not of
+    its length times their number: the text is looked up every ``_GRAM`` places,
+    ``_GRAM`` characters at a time, in the table of each long string's first ``_GRAM``
+    windows of ``_GRAM`` characters (an occurrence of ``2 * _GRAM - 1`` or more covers
+    one such place); a shorter string is looked up at each place by its first
+    ``_MIN_ENCODED`` characters, one shorter still searched for. A few strings, or a
+    short text, are searched for each in turn, which then costs less."""
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        self.long: list[str] = []
+        self.windows: dict[str, list[tuple[int, str]]] = {}
+        self.short: list[str] = []
+        self.by_start: dict[str, list[str]] = {}
+        self.tiny: list[str] = []
+        for string in set(strings):
+            if len(string) >= 2 * _GRAM - 1:
+                self.long.append(string)
+                for offset in range(_GRAM):
+                    self.windows.setdefault(string[offset:offset + _GRAM], []).append(
+                        (offset, string))
+            elif len(string) >= _MIN_ENCODED:
+                self.short.append(string)
+                self.by_start.setdefault(string[:_MIN_ENCODED], []).append(string)
+            elif string:
+                self.tiny.append(string)
+
+    def found(self, text: str) -> Iterator[tuple[int, str]]:
+        """Each (place, string) of the text's occurrences; a few may come twice."""
+        n = len(text)
+        # One search (str.find) of a text costs about as much as looking up a place of
+        # it 4096 times over.
+        searches = 1 + n // 4096
+        yield from _each_found(text, self.tiny)
+        if len(self.long) * searches < n // _GRAM:
+            yield from _each_found(text, self.long)
+        elif self.long:
+            windows = self.windows
+            for place in range(0, n - _GRAM + 1, _GRAM):
+                for offset, string in windows.get(text[place:place + _GRAM], ()):
+                    at = place - offset
+                    if at >= 0 and text.startswith(string, at):
+                        yield at, string
+        if len(self.short) * searches < n:
+            yield from _each_found(text, self.short)
+            return
+        by_start = self.by_start
+        for at in range(n - _MIN_ENCODED + 1):
+            for string in by_start.get(text[at:at + _MIN_ENCODED], ()):
+                if text.startswith(string, at):
+                    yield at, string
+
+    def present(self, text: str) -> set[str]:
+        """The strings ``text`` holds."""
+        return {string for _, string in self.found(text)}
+
+
+@lru_cache(maxsize=16)
+def _finder(strings: frozenset[str]) -> _Finder:
+    """The ``_Finder`` of ``strings``, made once for the many strings of an event or a
+    report (a set of forms, of values, of folded values)."""
+    return _Finder(strings)
+
+
+def _each_found(text: str, strings: list[str]) -> Iterator[tuple[int, str]]:
+    """Each (place, string) of ``strings`` in ``text``, each searched for in turn."""
+    for string in strings:
+        at = text.find(string)
+        while at >= 0:
+            yield at, string
+            at = text.find(string, at + 1)
+
+
+def encoded_masked(text: str, values: Iterable[str]) -> str:
     """``text`` with each run of base64 that decodes to bytes holding one of ``values``
     masked whole: an ``Authorization: Basic`` header's ``user:password`` padded or not,
     the password alone, or a document holding it, from wherever in the run the encoding
-    starts (a run may begin with other letters glued to it)."""
-    return _base64_masker(frozenset(values))(text)
+    starts (a run may begin with other letters glued to it); and each run holding one in
+    hex, in either case (a client's dump of what it sent). Its cost is the text's
+    length, however many the values."""
+    return _encoded_masker(frozenset(values))(text)
 
 
 @lru_cache(maxsize=8)
-def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
-    """``base64_masked`` for one set of values, made once for the many strings of an
+def _encoded_masker(values: frozenset[str]) -> Callable[[str], str]:
+    """``encoded_masked`` for one set of values, made once for the many strings of an
     event or a report (the runtime masks with up to ``MAX_HANDED_OUT`` values)."""
     wanted = [encoded for encoded in (value.encode("utf-8", "surrogatepass")
                                       for value in values) if len(encoded) >= _MIN_ENCODED]
     if not wanted:
         return lambda text: text
-    shortest = min(map(len, wanted))
-    by_start: dict[bytes, list[bytes]] = {}
+    cores: dict[str, list[_Needle]] = {}
+    hexes = []
     for value in wanted:
-        by_start.setdefault(value[:_MIN_ENCODED], []).append(value)
+        for needle in _needles(value):
+            if needle.lead < 0:
+                hexes.append(needle.text)
+            else:
+                cores.setdefault(needle.text, []).append(needle)
+    in_base64, in_hex = _Finder(cores), _Finder(hexes)
+    shortest = min(map(len, wanted))
 
-    def holds(decoded: bytes) -> bool:
-        # A run of a few words' length decodes to fewer bytes than there are values
-        # (up to MAX_HANDED_OUT): the values that start at each of its bytes are looked
-        # up, so that every word of a long text costs its length, not every value.
-        if len(decoded) - shortest < len(wanted):
-            return any(decoded.startswith(value, at)
-                       for at in range(len(decoded) - shortest + 1)
-                       for value in by_start.get(decoded[at:at + _MIN_ENCODED], ()))
-        return any(value in decoded for value in wanted)
+    def holds(run: str) -> bool:
+        if any(_decodes_to_it(run, at, needle)
+               for at, core in in_base64.found(run) for needle in cores[core]):
+            return True
+        return any(True for _ in in_hex.found(run.lower()))
 
     import base64  # here, as html is
 
@@ -126,12 +242,7 @@ def _base64_masker(values: frozenset[str]) -> Callable[[str], str]:
         run = re.sub(r"\s", "", match.group()).rstrip("=").translate(_URL_SAFE)
         if len(run) * 3 // 4 < shortest:
             return match.group()
-        for start in range(4):
-            body = run[start:]
-            body = body[:len(body) - (len(body) % 4 == 1)]
-            if holds(base64.b64decode(body + "=" * (-len(body) % 4))):
-                return REDACTED
-        return match.group()
+        return REDACTED if holds(run) else match.group()
 
     return lambda text: _BASE64_RUN.sub(masked, text)
 
@@ -239,9 +350,10 @@ def escapes_masked(text: str, values: Iterable[str]) -> str:
     # The pattern of every encoding costs ~0.08 s per KB of values to compile (0.3 s
     # for an ECR login's 4 KB): made for the values the text, its escapes decoded,
     # holds, and only then.
-    layers = [_folded(layer) for layer in _decoded(text)]
-    found = frozenset(value for value, folded in _folded_values(frozenset(values))
-                      if any(folded in layer for layer in layers))
+    pairs = _folded_values(frozenset(values))
+    finder = _finder(frozenset(folded for _, folded in pairs))
+    held = set().union(*(finder.present(_folded(layer)) for layer in _decoded(text)))
+    found = frozenset(value for value, folded in pairs if folded in held)
     return _percent_encoded(found).sub(REDACTED, text) if found else text
 
 
@@ -404,30 +516,33 @@ class Redactor:
         """``text`` with every occurrence of the given secret strings masked (for error
         messages that may quote input), as written or as a message quotes one
         (``quoted_forms``), percent-encoded, escaped or wrapped (``escapes_masked``), and
-        every run of base64 holding one (``base64_masked``). A
+        every run of base64 or hex holding one (``encoded_masked``). A
         message cut to its bound keeps no start of a quoted value (``errors.cut``), which
         no whole secret would match."""
         given = frozenset(v for v in values if v)
-        for form in _forms(given):
-            if form in text:
+        forms = _forms(given)
+        held = _finder(frozenset(forms)).present(text)  # one pass, however many
+        for form in forms:
+            if form in held and form in text:  # not inside a longer one masked already
                 text = text.replace(form, REDACTED)
-        return base64_masked(escapes_masked(text, given), given)
+        return encoded_masked(escapes_masked(text, given), given)
 
     def masked(self, data: Any, values: Iterable[str]) -> Any:
         """``data`` (JSON-like: mappings, lists, scalars) with every occurrence of the
         given secret strings masked in every string, keys included: as written,
-        percent-encoded, escaped or wrapped (``escapes_masked``), and inside base64
-        (``base64_masked``)."""
+        percent-encoded, escaped or wrapped (``escapes_masked``), and inside base64 or hex
+        (``encoded_masked``)."""
         ordered = sorted({v for v in values if v}, key=len, reverse=True)
         if not ordered:
             return data
 
         given = frozenset(ordered)
-        encoded = _base64_masker(given)
+        encoded, finder = _encoded_masker(given), _finder(given)
 
         def mask(text: str) -> str:
+            held = finder.present(text)  # one pass, however many
             for v in ordered:
-                if v in text:
+                if v in held and v in text:
                     text = text.replace(v, REDACTED)
             return encoded(escapes_masked(text, given))
 
