@@ -1261,6 +1261,8 @@ def test_the_signing_job_of_the_docs_publishes_what_a_controller_verifies(
         script = [c for c in yaml.safe_load((top / workflow).read_text())["verify"]["script"]
                   if not c.startswith("pip install")]
         request = {k: v for k, v in _runner_env(tmp_path).items() if k != "MAGCFG_SIGNING_KEY"}
+        (tmp_path / "runner-tmp").mkdir()  # the runner's, gone with its job
+        request["TMPDIR"] = str(tmp_path / "runner-tmp")
         done = _shell(top, "set -e\n" + "\n".join(script), request)
         assert done.returncode == 0, done.stderr
         assert "PRIVATE KEY" not in done.stdout + done.stderr
