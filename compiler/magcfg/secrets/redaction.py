@@ -104,6 +104,8 @@ class _Needle(NamedTuple):
 def _needles(value: bytes) -> list[_Needle]:
     """``value``'s base64 at each of the three places it may start in a group of three
     bytes (the characters that take bits of the bytes around it left out), and its hex."""
+    import base64  # here: a runtime kernel's start masks nothing (as html, above)
+
     found = [_Needle(value.hex(), -1, 0, value)]
     for align in range(3):
         encoded = base64.b64encode(bytes(align) + value + bytes(2)).decode("ascii")
@@ -120,6 +122,8 @@ def _decodes_to_it(run: str, at: int, needle: _Needle) -> bool:
         return False
     body = run[start:start + 4 * -(-(needle.align + len(needle.value)) // 3)]
     body = body[:len(body) - (len(body) % 4 == 1)]
+    import base64
+
     decoded = base64.b64decode(body + "=" * (-len(body) % 4))
     return decoded[needle.align:needle.align + len(needle.value)] == needle.value
 
@@ -235,8 +239,6 @@ def _encoded_masker(values: frozenset[str]) -> Callable[[str], str]:
                for at, core in in_base64.found(run) for needle in cores[core]):
             return True
         return any(True for _ in in_hex.found(run.lower()))
-
-    import base64  # here, as html is
 
     def masked(match: re.Match[str]) -> str:
         run = re.sub(r"\s", "", match.group()).rstrip("=").translate(_URL_SAFE)
