@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..keyglob import format_keypath, parse_keypath
 from ..secrets.redaction import REDACTED, Redactor
@@ -35,8 +34,7 @@ _CREDENTIAL_NAME = re.compile(
     r"credentials?|client[_-]secret)$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One changed leaf (or a whole subtree added/removed), by key path."""
 
     path: KeyPath

@@ -19,8 +19,8 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..artifact import DATA_LINK, DataLinkError, data_root, size_limit
 from ..durable import FileTooLarge, NotRegularFile, read_member
@@ -31,8 +31,7 @@ __all__ = ["RawArtifact", "read_artifact", "stat_signature"]
 _PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
-@dataclass(frozen=True)
-class RawArtifact:
+class RawArtifact(NamedTuple):
     """The bytes of one read of the artifact directory (nothing verified yet).
 
     ``files`` holds the files a verified manifest lists (``None`` for a missing one);
@@ -44,7 +43,7 @@ class RawArtifact:
     manifest_bytes: bytes | None
     signature: bytes | None
     files: dict[str, bytes | None]
-    unreadable: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[str, str]
 
     def same_content(self, other: RawArtifact | None) -> bool:
         """Byte-for-byte the same manifest, signature and files (a memcmp, no hashing)."""

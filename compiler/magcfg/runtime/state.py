@@ -16,9 +16,8 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..artifact import (
     MAX_FILE_BYTES,
@@ -51,9 +50,9 @@ class StateCorrupt(Exception):
     """The state file exists but cannot be trusted; the message says why."""
 
 
-@dataclass(frozen=True)
-class SavedState:
-    """What :func:`load_state` read back."""
+class SavedState(NamedTuple):
+    """What :func:`load_state` read back. A named tuple, as the others a start makes:
+    ``dataclasses`` (with ``inspect``) would be a fifth of a first start's imports."""
 
     manifest_bytes: bytes
     signature: bytes

@@ -11,8 +11,8 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
@@ -68,8 +68,7 @@ class KeyLoadError(SigningError):
 
 
 
-@dataclass(frozen=True)
-class GeneratedKeyPair:
+class GeneratedKeyPair(NamedTuple):
     """Where :func:`generate_key_pair` wrote the keys, and the public key's id."""
 
     private_key_path: Path

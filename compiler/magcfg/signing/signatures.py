@@ -21,8 +21,8 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -140,8 +140,7 @@ def verify_manifest(manifest_bytes: bytes, signature_text: bytes | str,
     return kid
 
 
-@dataclass(frozen=True)
-class VerifiedArtifact:
+class VerifiedArtifact(NamedTuple):
     """An artifact whose signature and file digests were checked.
 
     ``files`` holds the exact bytes that were verified (manifest excluded), keyed by the
@@ -153,7 +152,7 @@ class VerifiedArtifact:
     manifest_bytes: bytes
     files: dict[str, bytes]
     attestation_checked: bool = False
-    members: dict[str, bytes] = field(default_factory=dict)
+    members: Mapping[str, bytes] = MappingProxyType({})
     """Of an artifact directory (``directory.verify_artifact``): every file it holds, as
     verified (the manifest, its signature, the attestation, the listed files, and the
     ConfigMap and kustomization checked to be made of them): what goes out with it."""
