@@ -173,6 +173,8 @@ def bench_import(tmp: Path, key: Ed25519PrivateKey, baseline: Path | None = None
 # "<import ms> <first load ms>".
 _FIRST_LOAD = """\
 import sys, time
+if sys.argv[4] == "no-orjson":
+    sys.modules["orjson"] = None  # a runtime-only install (cryptography alone): json parses
 started = time.perf_counter()
 from magcfg.runtime import RELOADED, Kernel
 imported = time.perf_counter()
@@ -221,33 +223,38 @@ def bench_import_against(env: dict[str, str], baseline: Path, tmp: Path,
     KubeletSwap(tmp / "first-load").write(_artifact(data, 1, key))
     public = tmp / "first-load.pub"
     public.write_bytes(public_key_pem(key.public_key()))
-    starts: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
-    parts: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    installs = {"with orjson": "orjson", "without orjson": "no-orjson"}
+    rows = [(tree, install) for install in installs for tree in trees]
+    starts: dict[tuple[str, str], list[float]] = {row: [] for row in rows}
+    parts: dict[tuple[str, str], list[tuple[float, float]]] = {row: [] for row in rows}
+    bares: list[float] = []
     for n in range(runs + 1):
         bare_ms = wall("pass", None)
-        for name, tree in trees.items():
+        for name, install in rows:
             # Each tree its own state dir: the first start saves the last known-good,
             # the others load it too, as a restarted service does.
-            argv = [str(tmp / "first-load"), str(public), str(tmp / f"state-{name}")]
+            argv = [str(tmp / "first-load"), str(public), str(tmp / f"state-{name}"),
+                    installs[install]]
             begun = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", _FIRST_LOAD, *argv],
-                                 env=run_env(tree), check=True, capture_output=True,
+                                 env=run_env(trees[name]), check=True, capture_output=True,
                                  text=True).stdout.split()
             if n:  # the first round warms the caches and makes the state files
-                starts[name].append((time.perf_counter() - begun) * 1000)
-                parts[name].append((float(out[0]), float(out[1])))
+                starts[name, install].append((time.perf_counter() - begun) * 1000)
+                parts[name, install].append((float(out[0]), float(out[1])))
         if n:
-            starts["bare"].append(bare_ms)
-    bare = statistics.median(starts["bare"])
+            bares.append(bare_ms)
+    bare = statistics.median(bares)
     print(f"\n## a service's start: import + the first Kernel (made, started on the bundled "
           f"config with a state dir, watching, stopped); ms, median of {runs} alternating "
-          "fresh processes")
-    for name in trees:
-        whole = statistics.median(starts[name]) - bare
-        imported = statistics.median(p[0] for p in parts[name])
-        loaded = statistics.median(p[1] for p in parts[name])
-        print(f"  {name:12s} process over bare {whole:7.1f}   in it: import {imported:6.1f}"
-              f"   first Kernel().start() {loaded:6.1f}")
+          "fresh processes; without orjson as a runtime-only install (json parses)")
+    for row in rows:
+        whole = statistics.median(starts[row]) - bare
+        imported = statistics.median(p[0] for p in parts[row])
+        loaded = statistics.median(p[1] for p in parts[row])
+        print(f"  {row[0]:10s} {row[1]:15s} process over bare {whole:6.1f}   in it: import "
+              f"{imported:5.1f}   first Kernel().start() {loaded:5.1f}   both "
+              f"{imported + loaded:5.1f}")
 
 
 def bench_latency(tmp: Path, key: Ed25519PrivateKey, changes: int, inotify: bool) -> None:
