@@ -610,6 +610,24 @@ def test_corrupted_state_is_detected_and_never_trusted(rig: Rig, damage: str) ->
         rig.kernel(watch=False)
 
 
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("poll_interval", float("nan"), "the poll interval is a finite number of seconds above 0, "
+                                    "not nan"),
+    ("poll_interval", float("inf"), "the poll interval is a finite number of seconds above 0, "
+                                    "not inf"),
+    ("poll_interval", 0, "the poll interval is a finite number of seconds above 0, not 0"),
+    ("debounce", -0.5, "the debounce is a finite number of seconds of at least 0, not -0.5"),
+    ("registry_interval", float("nan"), "the registry interval is a finite number"),
+    ("registry_timeout", float("inf"), "the registry timeout is a finite number"),
+])
+def test_intervals_that_are_no_number_of_seconds_are_refused_at_once(
+        rig: Rig, option: str, value: float, message: str) -> None:
+    rig.write(1)
+    with pytest.raises(ValueError, match=f"^{message}"):
+        rig.kernel(start=False, **{option: value})
+
+
 def test_no_artifact_and_no_state_fails_to_start(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     with pytest.raises(KernelStartError, match=r"manifest\.json not found"):

@@ -598,6 +598,21 @@ def test_unreadable_key_and_unwritable_out_are_clear_errors(setup: Setup) -> Non
     assert "Traceback" not in blocked.stderr and blocker.read_text() == "not a directory\n"
 
 
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_poll_interval_of_no_number_is_a_usage_error_before_serving(
+        setup: Setup, value: str) -> None:
+    # It passes --poll-interval's min=0.05: served, the watcher then died at its first wait.
+    setup.write(1)
+    done = subprocess.run([sys.executable, "-m", "magcfg", "watch", "--artifact",
+                           str(setup.art), "--env", "production", "--public-key",
+                           str(setup.pub), "--out", str(setup.out), "--poll-interval", value],
+                          env=ENV, capture_output=True, text=True, timeout=30)
+    assert failed_cleanly(done, 2) == (f"error: the poll interval is a finite number of "
+                                       f"seconds above 0, not {value}\n")
+    assert done.stdout == "" and not setup.out.exists()
+
+
 def test_a_failed_publish_names_its_file_and_leaves_out_as_it_was(setup: Setup) -> None:
     setup.write(1)
     args = ["--artifact", str(setup.art), "--env", "production", "--public-key",

@@ -19,6 +19,7 @@ and it must be made for the environment the kernel is configured with.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -218,6 +219,14 @@ class Kernel:
             raise ValueError(f"environment {environment!r} is not an environment name "
                              f"({ENVIRONMENT_NAME.pattern})")
         self.environment = environment
+        # Checked here, before anything is served: a NaN or an infinity passes a bound
+        # (`--poll-interval nan` passes min=0.05) and ends the watcher at its first wait.
+        for what, seconds, least in (("debounce", debounce, 0.0),
+                                     ("poll interval", poll_interval, None),
+                                     ("registry interval", registry_interval, None),
+                                     ("registry backoff", registry_max_backoff, None),
+                                     ("registry timeout", registry_timeout, None)):
+            _check_seconds(what, seconds, least)
         if isinstance(public_keys, (str, os.PathLike, Ed25519PublicKey)):
             public_keys = [public_keys]  # one key given bare: not a sequence of characters
         self.public_keys = [k if isinstance(k, Ed25519PublicKey) else load_public_key(k)
@@ -1180,6 +1189,17 @@ class Kernel:
 
             event["data"] = Redactor().masked(event["data"], texts)
         return event
+
+
+def _check_seconds(what: str, seconds: float, least: float | None) -> None:
+    """A ``ValueError`` unless ``seconds`` is a finite number above 0 (or at least
+    ``least``)."""
+    fine = (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+            and math.isfinite(seconds)
+            and (seconds > 0 if least is None else seconds >= least))
+    if not fine:
+        bound = "above 0" if least is None else f"of at least {least:g}"
+        raise ValueError(f"the {what} is a finite number of seconds {bound}, not {seconds!r}")
 
 
 def _refuse_bare_reference(artifact_dir: str | os.PathLike[str]) -> None:
