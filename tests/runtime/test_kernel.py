@@ -400,6 +400,8 @@ def test_restart_only_change_is_pending_not_applied(rig: Rig) -> None:
     assert (data["stage"], data["reason"]) == ("policy", "restart_required")
     assert data["restart_keys"] == ["magds.port"] and data["attempted_version"] == 2
     assert data["key_id"] == kernel.snapshot.key_id
+    assert data["error"] == (f"{rig.art}/..data/config.json: 1 changed key(s) take effect "
+                             "only after a restart: magds.port")
     status = kernel.status()
     assert (status["state"], status["pending_version"]) == ("restart_pending", 2)
     assert status["pending_restart_keys"] == ["magds.port"] and status["last_error"] is None

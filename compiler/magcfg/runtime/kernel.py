@@ -700,7 +700,8 @@ class Kernel:
                 if candidate is None:
                     self._confirmed(current, pulled)
                     return ReloadResult("unchanged", current.version)
-                result = self._apply(current, candidate, trigger, started)
+                result = self._apply(current, candidate, trigger, started,
+                                     self._prefix(raw) + CONFIG)
                 if result.status == "applied" and self._registry is not None:
                     self._registry.served(pulled)
                 return result
@@ -749,6 +750,16 @@ class Kernel:
             return ()
         return tuple(manifest["files"])
 
+    def _prefix(self, raw: RawArtifact) -> str:
+        """What the files of ``raw`` are named after in errors, as `magcfg verify` names
+        them: through a volume's link, not the visible names beside it; a registry's
+        pull, as `verify --artifact oci://` names it, not the mirror it was written into
+        (a temporary directory without state_dir, gone when the sidecar exits)."""
+        pulled = self._registry.pulled_as(raw.root) if self._registry is not None else None
+        return (f"{pulled}/" if pulled is not None
+                else f"{self.artifact_dir}/" if raw.root == self.artifact_dir
+                else f"{self.artifact_dir}/{DATA_LINK}/")
+
     def _candidate(self, raw: RawArtifact, running: Snapshot | None,
                    boot: bool, source: str = "artifact") -> Snapshot | None:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
@@ -761,14 +772,7 @@ class Kernel:
         if DATA_LINK in raw.unreadable:
             raise _Refused("read", "unreadable_file",
                            f"{self.artifact_dir}/{DATA_LINK}: {raw.unreadable[DATA_LINK]}")
-        # The files read, as `magcfg verify` names them: through a volume's link, not
-        # the visible names beside it; a registry's pull, as `verify --artifact oci://`
-        # names it, not the mirror it was written into (a temporary directory without
-        # state_dir, gone when the sidecar exits).
-        pulled = self._registry.pulled_as(raw.root) if self._registry is not None else None
-        prefix = (f"{pulled}/" if pulled is not None
-                  else f"{self.artifact_dir}/" if raw.root == self.artifact_dir
-                  else f"{self.artifact_dir}/{DATA_LINK}/")
+        prefix = self._prefix(raw)
         for name in (MANIFEST, SIGNATURE):
             if name in raw.unreadable:
                 raise _Refused("read", "unreadable_file",
@@ -909,7 +913,7 @@ class Kernel:
                     *held()), version) from None
 
     def _apply(self, current: Snapshot, candidate: Snapshot, trigger: str,
-               started: float) -> ReloadResult:
+               started: float, file: str) -> ReloadResult:
         from .policy import changes, restart_keys
 
         policy = self._policy_for(candidate.manifest)
@@ -924,7 +928,8 @@ class Kernel:
             self._pending = candidate
             self._pending_keys = tuple(blocked)
             raise _Refused("policy", "restart_required",
-                           f"{len(blocked)} changed key(s) take effect only after a restart: "
+                           f"{file}: {len(blocked)} changed key(s) take effect only after "
+                           "a restart: "
                            + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""),
                            candidate.version, restart_keys=blocked,
                            changes=_change_data(changed, policy, previous),
