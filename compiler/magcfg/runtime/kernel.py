@@ -682,6 +682,7 @@ class Kernel:
             return result
 
     def _attempt_once(self, trigger: str, force: bool) -> ReloadResult:
+        from ..artifact import CONFIG
         from .source import read_artifact, stat_signature
 
         with self._lock:
@@ -755,6 +756,8 @@ class Kernel:
         them: through a volume's link, not the visible names beside it; a registry's
         pull, as `verify --artifact oci://` names it, not the mirror it was written into
         (a temporary directory without state_dir, gone when the sidecar exits)."""
+        from ..artifact import DATA_LINK
+
         pulled = self._registry.pulled_as(raw.root) if self._registry is not None else None
         return (f"{pulled}/" if pulled is not None
                 else f"{self.artifact_dir}/" if raw.root == self.artifact_dir
