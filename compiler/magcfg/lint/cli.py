@@ -48,7 +48,7 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
     # files in any order), bounded by the repository.
     config = load_config(root, project, Path.cwd())
     if exclude:
-        config = replace(config, exclude=(*config.exclude, *exclude))
+        config = replace(config, command_exclude=tuple(exclude))
     if write_baseline:
         target = baseline if baseline is not None else root / DEFAULT_BASELINE
         result = lint(root, paths, config=config, baseline=None, since=since)

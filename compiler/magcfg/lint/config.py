@@ -6,8 +6,10 @@ too). Only the keys lint needs are read here, leniently typed but strictly check
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,30 @@ class LintConfig:
 
     deploy_paths: tuple[str, ...] = DEFAULT_DEPLOY_PATHS
     exclude: tuple[str, ...] = ()
+    """The project file's globs (``lint.exclude``)."""
+    command_exclude: tuple[str, ...] = ()
+    """The globs of ``--exclude``: the operator's, honoured whatever ``--since`` REF holds
+    (``target``)."""
     disable: tuple[str, ...] = ()
     direct_vault: tuple[DirectVault, ...] = ()
     project_file: str | None = None
+    project_outside: bool = False
+    """A project file outside the repository (``--project /etc/ci/magcfg.yaml``): the
+    operator's, whose settings apply whatever ``--since`` REF holds (``target``)."""
     raw_project: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    project_bytes: bytes = field(default=b"", compare=False, repr=False)
+    """The project file as read: where a setting's line is found (``syntax.locate``)."""
+
+    def excludes(self, name: str) -> bool:
+        """Whether a glob of the project file's or of ``--exclude`` names ``name``."""
+        return excluded(name, self.command_exclude) or excluded(name, self.exclude)
+
+
+def excluded(name: str, patterns: Sequence[str]) -> bool:
+    """Whether one of the globs ``patterns`` names ``name``, a path from the lint root,
+    or a directory above it."""
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip("/") + "/")
+               for p in patterns)
 
 
 def find_project_file(root: Path, start: Path | None = None) -> Path | None:
@@ -53,18 +75,26 @@ def load_config(root: Path, project_file: Path | None = None,
                 start: Path | None = None) -> LintConfig:
     """Read lint settings from ``project_file`` (default: the nearest magcfg.yaml from
     ``start`` up to ``root``)."""
-    import yaml
-
     path = project_file or find_project_file(root, start)
     if path is None:
         return LintConfig()
     # Named as every finding names a file, from the lint root, as the build names it.
-    rel = _rel(root, path)
+    inside = _from_root(root, path)
+    rel = inside if inside is not None else str(path)
     raw = read_located(path, rel, MAX_INPUT_BYTES)
     from ..project import check_project_bytes
-    from ..syntax.strict_yaml import LoadFailed, decode_text
 
     check_project_bytes(path, raw, rel)
+    return replace(parse_config(raw, rel), project_outside=inside is None)
+
+
+def parse_config(raw: bytes, rel: str) -> LintConfig:
+    """The lint settings of a project file's bytes ``raw``, named ``rel`` in errors (a
+    ``BuildError``, located)."""
+    import yaml
+
+    from ..syntax.strict_yaml import LoadFailed, decode_text
+
     try:
         data = yaml.safe_load(decode_text(rel, raw))
     except LoadFailed as exc:
@@ -97,7 +127,7 @@ def load_config(root: Path, project_file: Path | None = None,
     if unknown:
         raise BuildError(unknown)
     try:
-        return _config(data, rel)
+        return replace(_config(data, rel), project_bytes=raw)
     except _Bad as exc:
         raise BuildError([located(exc.key, exc.message)]) from None
 
@@ -121,12 +151,13 @@ def _config(data: dict[str, Any], rel: str) -> LintConfig:
     )
 
 
-def _rel(root: Path, path: Path) -> str:
+def _from_root(root: Path, path: Path) -> str | None:
+    """``path`` from the lint root; None outside it."""
     # The directory resolved, not the file: a link is named as itself, where it is.
     try:
         return (path.parent.resolve() / path.name).relative_to(root.resolve()).as_posix()
     except ValueError:
-        return str(path)
+        return None
 
 
 class _Bad(Exception):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 import marshal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from . import (
     history,
     layer_secrets,
     suppress,
+    target,
     unchecked_files,
     vault_clients,
     vault_policy,
@@ -92,18 +92,22 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     an error for a missing one advises (``baseline.load``)."""
     from ..durable import git_root
 
-    config = config if config is not None else load_config(root)
+    own = config if config is not None else load_config(root)
     loaded = (baseline_mod.load(baseline, root, written_by=baseline_written_by)
               if baseline is not None else None)
     accepted = loaded.accepted if loaded is not None else None
+    # A pull request's own exemptions apply once merged (``target``).
+    held = target.read(root, since, own, baseline) if since is not None else None
+    config = held.applied() if held is not None else own
+    excludes = held.excludes if held is not None else own.excludes
     in_git = git_root(root) is not None
     names = list_files(root, ())
     # The baseline in use is checked as baseline.load read it, whatever its size.
     skip = {_rel(root, baseline)} if baseline is not None else set()
-    names = [n for n in names if n not in skip and not _excluded(n, config.exclude)]
+    names = [n for n in names if n not in skip and not excludes(n)]
     read: list[tuple[str, SourceFile | UncheckedFile]] = list(read_files(root, names))
     if loaded is not None and loaded.committed is not None \
-            and not _excluded(loaded.committed[0], config.exclude):
+            and not excludes(loaded.committed[0]):
         read.append(loaded.committed)
     files = {src.path: src for _, src in read if isinstance(src, SourceFile)}
     flux_files, flux_dirs = fallbacks.flux_contexts(files)
@@ -147,28 +151,35 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     commits = None
     if since is not None:
         commits, more_files, more_found, more_suppressed = _history(
-            root, since, paths, checks, ctx)
+            root, since, paths, checks, ctx, excludes)
         checked += more_files
         suppressed += more_suppressed
         found = _once(found, more_found)
     if accepted is not None:
-        new, matched = baseline_mod.new_findings(found, accepted)
+        new, matched = baseline_mod.new_findings(
+            found, accepted if held is None else held.held(accepted))
     else:
         new, matched = found, 0
+    if held is not None:
+        own_new = (set(baseline_mod.new_findings(found, accepted)[0])
+                   if accepted is not None else set(found))
+        new = held.noted(new, own_new, loaded.committed[1] if loaded is not None
+                         and loaded.committed is not None else None)
     return LintResult(findings=new, all_findings=found, files=checked, suppressed=suppressed,
                       baselined=matched, commits=commits)
 
 
 def _history(root: Path, since: str, paths: Sequence[Path], checks: Sequence[Check],
-             ctx: LintContext) -> tuple[int, int, list[Finding], int]:
+             ctx: LintContext, excludes: Callable[[str], bool]
+             ) -> tuple[int, int, list[Finding], int]:
     """The commits of ``since..HEAD``, the files of theirs checked, their findings (each
-    naming its commit), and how many were suppressed: by the rules, excludes and
-    suppressions of the work tree's files. A commit's version of the baseline in use is
-    checked as any file: a commit's is not read as a baseline at all. MAG006 reads the
-    layers of each commit's own project files and schemas (``layer_secrets.CommitLayers``)."""
+    naming its commit), and how many were suppressed: by the rules and suppressions of
+    the work tree's files, ``excludes`` passing over a file by its name. A commit's
+    version of the baseline in use is checked as any file: a commit's is not read as a
+    baseline at all. MAG006 reads the layers of each commit's own project files and
+    schemas (``layer_secrets.CommitLayers``)."""
     commits = history.commits_since(root, since)
-    changed = [f for f in history.changed_files(root, commits)
-               if not _excluded(f.name, ctx.config.exclude)]
+    changed = [f for f in history.changed_files(root, commits) if not excludes(f.name)]
     if paths:
         chosen = set(narrowed(root, [f.name for f in changed], paths))
         changed = [f for f in changed if f.name in chosen]
@@ -256,7 +267,3 @@ def _rel(root: Path, path: Path) -> str:
     except ValueError:
         return str(path)
 
-
-def _excluded(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p.rstrip("/") + "/")
-               for p in patterns)

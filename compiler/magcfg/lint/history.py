@@ -39,9 +39,9 @@ class CommitFile:
     """Whether the commit holds a symbolic link there (``blob`` its target)."""
 
 
-def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
-    """The commits of ``ref..HEAD``, oldest first: each one's id and short id. A ``ref``
-    git does not know is a usage error naming it."""
+def resolve(root: Path, ref: str) -> str:
+    """The id of the commit ``ref`` names. A ``ref`` git does not know is a usage error
+    naming it."""
     from ..project import SHALLOW_UNKNOWN_REF, GitUnanswered, git_answer
 
     try:
@@ -53,7 +53,13 @@ def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
         raise UsageError(f"--since {ref!r}: git knows no commit by that name{why}") from None
     if found is None:
         raise UsageError(f"--since {ref!r}: the lint root is not in a git repository")
-    base = found.decode("ascii", "replace").strip()
+    return found.decode("ascii", "replace").strip()
+
+
+def commits_since(root: Path, ref: str) -> list[tuple[str, str]]:
+    """The commits of ``ref..HEAD``, oldest first: each one's id and short id. A ``ref``
+    git does not know is a usage error naming it."""
+    base = resolve(root, ref)
     answer = git_output(["rev-list", "--reverse", "--format=%h", "--end-of-options",
                    f"^{base}", "HEAD"], root, "list the commits since " + ref)
     lines = answer.decode("ascii", "replace").split("\n")

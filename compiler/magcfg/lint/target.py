@@ -1,0 +1,199 @@
+"""What the target of a pull request accepted (``lint --since REF``): the exemptions that
+come from the repository's files, the ``lint:`` settings of the project file and the
+baseline in use, as REF holds them.
+
+A pull request controls its own versions of both files: an exemption honoured as it
+holds it would let a pull request pass its own secret (``lint.exclude: ["**"]``, an
+entry for its new token in the baseline). The gate honours an exemption that both REF
+and the pull request hold: one the pull request adds applies once it is merged, to the
+next pull request; one it takes away (an entry removed, a glob narrowed, a rule enabled)
+applies at once. Where REF holds no such file (a project's first pull request), the pull
+request's own apply: nothing was accepted to compare with. ``--exclude`` and a project
+file or baseline outside the repository are the operator's, and apply as given. Inline
+suppressions sit on the line they cover, in the diff a reviewer reads, and apply as
+written (docs/lint.md, "A pull request's exemptions")."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from ..errors import BuildError, printable
+from . import baseline as baseline_mod
+from . import history
+from .config import LintConfig, excluded, parse_config
+from .findings import Finding
+from .walk import SourceFile, listed_name
+
+AFTER_MERGE = "exemptions apply after merge"
+"""What a finding an exemption of the pull request's alone would pass says of it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The exemptions REF holds, for a run whose own are ``own`` (the work tree's project
+    file, with ``--exclude``)."""
+
+    ref: str
+    """REF as given: what the notes name."""
+    own: LintConfig
+    config: LintConfig | None
+    """The settings of REF's version of the project file (those of no setting where it
+    does not load, or is too large to read); None where REF holds none, or the project
+    file is outside the repository: the pull request's own apply."""
+    accepted: Counter[str] | None
+    """REF's version of the baseline in use (none accepted where it does not load);
+    None where REF holds none, or none in the repository is in use."""
+
+    def excludes(self, name: str) -> bool:
+        """Whether the gate passes over ``name`` (as listed): ``--exclude`` names it, or
+        a glob of the project file's that REF's version has one naming it too."""
+        if excluded(name, self.own.command_exclude):
+            return True
+        if not excluded(name, self.own.exclude):
+            return False
+        return self.config is None or excluded(name, self.config.exclude)
+
+    def applied(self) -> LintConfig:
+        """``own`` with the rules disabled that REF disables too. Its other settings
+        exempt nothing: a tracked ``.env`` is MAG003 in a deploy path or not, and a
+        Direct-Vault declaration is the project's, reviewed with its justification."""
+        if self.config is None:
+            return self.own
+        return replace(self.own, disable=tuple(r for r in self.own.disable
+                                               if r in self.config.disable))
+
+    def held(self, accepted: Counter[str]) -> Counter[str]:
+        """Of the fingerprints the baseline in use accepts, as many of each as REF's
+        version accepts too."""
+        return accepted if self.accepted is None else accepted & self.accepted
+
+    def noted(self, findings: Sequence[Finding], own_new: set[Finding],
+              baseline: SourceFile | None) -> list[Finding]:
+        """``findings`` (those failing the gate), each that an exemption of the pull
+        request's alone would pass saying which, where, and that it applies after merge.
+        ``own_new``: those the pull request's baseline fails (all without one);
+        ``baseline``: that baseline, as read."""
+        out = []
+        for f in findings:
+            notes = []
+            name = listed_name(f.file)
+            if excluded(name, self.own.exclude) and not self.excludes(name):
+                index = next(i for i, glob in enumerate(self.own.exclude)
+                             if excluded(name, [glob]))
+                notes.append(f"excluded by lint.exclude in the pull request "
+                             f"({self._where(('lint', 'exclude', str(index)))})")
+            if f.rule in self.own.disable and self.config is not None \
+                    and f.rule not in self.config.disable:
+                where = self._where(("lint", "disable", str(self.own.disable.index(f.rule))))
+                notes.append(f"{f.rule} is disabled by lint.disable in the pull request "
+                             f"({where})")
+            if baseline is not None and f not in own_new:
+                notes.append(f"accepted by the baseline in the pull request "
+                             f"({_entry(baseline, baseline_mod.fingerprint(f))})")
+            if notes:
+                f = replace(f, message=f"{f.message} ({'; '.join(notes)}, not in "
+                                       f"{printable(self.ref)}: {AFTER_MERGE})")
+            out.append(f)
+        return out
+
+    def _where(self, key: tuple[str, ...]) -> str:
+        """``file:line`` of the setting ``key`` in the pull request's project file."""
+        from ..syntax.locate import locate
+
+        rel = self.own.project_file or ""
+        line = locate(rel, self.own.project_bytes, key)
+        return f"{printable(rel)}:{line}" if line is not None else printable(rel)
+
+
+def _entry(baseline: SourceFile, fingerprint: str) -> str:
+    """``file:line`` of the entry of ``fingerprint`` in ``baseline``."""
+    line = next((n for n, text in enumerate(baseline.lines, 1) if fingerprint in text), None)
+    return f"{baseline.path}:{line}" if line is not None else baseline.path
+
+
+def read(root: Path, ref: str, own: LintConfig, baseline: Path | None) -> Target:
+    """The exemptions REF holds: its versions of the project file of ``own`` and of the
+    baseline file ``baseline``, where they are in the repository at ``root``."""
+    commit = history.resolve(root, ref)
+    project = own.project_file
+    config = None
+    if project is not None and not own.project_outside:
+        config = _project_at(root, commit, project)
+    accepted = None
+    rel = _in_repository(root, baseline) if baseline is not None else None
+    if rel is not None:
+        accepted = _baseline_at(root, commit, rel)
+    return Target(ref, own, config, accepted)
+
+
+def _project_at(root: Path, commit: str, rel: str) -> LintConfig | None:
+    """The settings of the project file ``rel`` as ``commit`` holds it, or under the
+    other name a project file has in its directory (a pull request renaming
+    ``magcfg.yaml`` to ``magcfg.yml`` brings no project of its own); None where it
+    holds neither."""
+    from ..durable import MAX_INPUT_BYTES
+    from ..project import PROJECT_FILE_NAMES, may_be_project_text
+
+    path = PurePosixPath(rel)
+    names = [rel, *(str(path.with_name(n)) for n in PROJECT_FILE_NAMES if n != path.name)]
+    for name, blob in zip(names, _blobs(root, commit, names, MAX_INPUT_BYTES), strict=True):
+        if blob is None:
+            continue
+        if isinstance(blob, int):
+            return LintConfig()  # too large to read: nothing it holds is accepted
+        text = blob.decode("utf-8", "replace")
+        if name != rel and not may_be_project_text(text, path.name):
+            continue
+        try:
+            return parse_config(blob, name)
+        except BuildError:
+            return LintConfig()  # does not load: nothing it holds is accepted
+    return None
+
+
+def _baseline_at(root: Path, commit: str, rel: str) -> Counter[str] | None:
+    """The fingerprints the baseline ``rel`` accepts as ``commit`` holds it (none where it
+    does not load); None where it holds none."""
+    blob, = _blobs(root, commit, [rel], baseline_mod.MAX_BASELINE_BYTES)
+    if blob is None:
+        return None
+    if isinstance(blob, int):
+        return Counter()
+    try:
+        return baseline_mod.parse(blob.decode("utf-8"), rel)
+    except (UnicodeDecodeError, BuildError):
+        return Counter()
+
+
+def _blobs(root: Path, commit: str, names: list[str], limit: int) -> list[bytes | int | None]:
+    """What ``commit`` holds at each of ``names`` (``project.committed_blobs``): a name
+    git cannot be asked for (a line end in it) is answered as too large, so that
+    nothing is accepted from it."""
+    from ..project import committed_blobs
+
+    asked = [n for n in names if "\n" not in n and "\r" not in n]
+    answers: list[bytes | int | None] = []
+    while len(answers) < len(asked):  # git is asked nothing past a blob too large
+        try:
+            answers += committed_blobs(root, [f"{commit}:{n}" for n in asked[len(answers):]],
+                                       limit)
+        except OSError as exc:
+            raise history.git_failed(f"read the exemptions {commit[:7]} holds",
+                                     str(exc)) from None
+    found = dict(zip(asked, answers, strict=True))
+    return [found.get(n, limit + 1) for n in names]
+
+
+def _in_repository(root: Path, path: Path) -> str | None:
+    """``path`` from the repository's top, its directory resolved and not the file (the
+    name the operator gave, whatever a link there leads to); None outside it."""
+    real_root = os.path.realpath(root)
+    full = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))),
+                        os.path.basename(path))
+    if os.path.commonpath((full, real_root)) != real_root:
+        return None
+    return os.path.relpath(full, real_root).replace(os.sep, "/")

@@ -1,0 +1,218 @@
+"""``magcfg lint --since REF`` honours the exemptions REF holds (lint/target.py): a pull
+request's own ``lint.exclude``, ``lint.disable`` and baseline entries apply once it is
+merged, in real git repositories of a project ``magcfg init`` started."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .conftest import MakeRepo, git, run_cli
+from .test_history import _commit
+
+TOKEN = "AKIA" + "Q7XK3JZP5WRM2NBT"  # an AWS access key id's form: a canary, no key
+SECRET = f'aws_key = "{TOKEN}"\n'
+BASELINE = ".magcfg-lint-baseline.json"
+AFTER_MERGE = "not in base: exemptions apply after merge"
+
+
+def _project(make_repo: MakeRepo, lint: str = "") -> Path:
+    """A repository whose first commit is a project ``magcfg init`` started, with
+    ``lint`` (a ``lint:`` section) added to its project file; branch ``base`` there,
+    and the pull request's branch checked out."""
+    root = make_repo({"README.md": "demo\n"}).root
+    done = run_cli(root, "init", ".", "--env", "dev", "--ci", "github")
+    assert done.returncode == 0, done.stderr
+    if lint:
+        with (root / "magcfg.yaml").open("a") as project:
+            project.write(lint)
+    _commit(root, {}, "start the project")
+    git(root, "branch", "base")
+    git(root, "checkout", "-q", "-b", "pr")
+    return root
+
+
+def _lint(root: Path, *args: str) -> tuple[int, list[dict[str, str]], str]:
+    """``lint --since base ARGS`` as JSON: the exit code, the findings, and all it wrote,
+    which never holds the token."""
+    proc = run_cli(root, "lint", "--since", "base", "-f", "json", *args)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    findings: list[dict[str, str]] = json.loads(proc.stdout)["findings"]
+    return proc.returncode, findings, proc.stdout + proc.stderr
+
+
+def _line(root: Path, name: str, text: str) -> int:
+    """The line of ``name`` in the work tree that holds ``text``."""
+    lines = (root / name).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if text in line)
+
+
+def test_a_glob_the_pull_request_adds_to_lint_exclude_passes_none_of_its_files(
+        make_repo: MakeRepo) -> None:
+    root = _project(make_repo)
+    _commit(root, {"app/creds.py": SECRET}, "add the key")
+    with (root / "magcfg.yaml").open("a") as project:
+        project.write('lint:\n  exclude:\n    - "docs/**"\n    - "**"\n')
+    _commit(root, {}, "exempt it")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    where = f"magcfg.yaml:{_line(root, 'magcfg.yaml', '- ' + json.dumps('**'))}"
+    assert [(f["file"], f["rule"]) for f in findings] == [("app/creds.py", "MAG002")]
+    assert findings[0]["message"].endswith(
+        f"(excluded by lint.exclude in the pull request ({where}), {AFTER_MERGE})")
+    # SARIF and text say it too.
+    sarif = json.loads(run_cli(root, "lint", "--since", "base", "-f", "sarif").stdout)
+    message = sarif["runs"][0]["results"][0]["message"]["text"]
+    assert f"({where}), {AFTER_MERGE})" in message
+    text = run_cli(root, "lint", "--since", "base")
+    assert text.returncode == 1 and f"({where}), {AFTER_MERGE})" in text.stdout
+    # Merged, the exclusion is the target's: the next pull request's gate honours it.
+    git(root, "branch", "-f", "base", "HEAD")
+    assert _lint(root)[0] == 0
+    # Without --since, the work tree's own settings apply, as they always did.
+    assert run_cli(root, "lint").returncode == 0
+
+
+def test_a_secret_a_pull_request_s_commit_held_is_found_in_a_file_it_excludes(
+        make_repo: MakeRepo) -> None:
+    """A token added, then removed in the commit that adds the glob: the history's
+    files are passed over by the target's globs too."""
+    root = _project(make_repo)
+    added = _commit(root, {"app/creds.py": SECRET}, "add the key")
+    with (root / "magcfg.yaml").open("a") as project:
+        project.write('lint:\n  exclude: ["app/**"]\n')
+    _commit(root, {"app/creds.py": "aws_key = None\n"}, "exempt it, drop the key")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    assert [(f["file"], f.get("commit", "")[:7]) for f in findings] == [
+        ("app/creds.py", added)]
+    assert AFTER_MERGE in findings[0]["message"]
+
+
+def test_a_glob_the_pull_request_narrows_applies_at_once(make_repo: MakeRepo) -> None:
+    root = _project(make_repo, 'lint:\n  exclude: ["fixtures/**"]\n')
+    _commit(root, {"fixtures/bad/creds.py": SECRET, "fixtures/ok/x.py": SECRET}, "fixtures")
+    git(root, "branch", "-f", "base", "HEAD")
+    assert _lint(root)[0] == 0
+    text = (root / "magcfg.yaml").read_text().replace('"fixtures/**"', '"fixtures/ok/**"')
+    _commit(root, {"magcfg.yaml": text}, "narrow")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["fixtures/bad/creds.py"]
+    assert "apply after merge" not in findings[0]["message"]  # no exemption of its own
+
+
+def test_a_rule_the_pull_request_disables_still_fails_its_own_secret(
+        make_repo: MakeRepo) -> None:
+    root = _project(make_repo, 'lint:\n  disable: [MAG004]\n')
+    text = (root / "magcfg.yaml").read_text().replace("[MAG004]", "[MAG004, MAG002]")
+    _commit(root, {"app/creds.py": SECRET, "magcfg.yaml": text}, "add the key, disable")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    where = f"magcfg.yaml:{_line(root, 'magcfg.yaml', 'disable:')}"
+    assert [f["rule"] for f in findings] == ["MAG002"]
+    assert findings[0]["message"].endswith(
+        f"(MAG002 is disabled by lint.disable in the pull request ({where}), {AFTER_MERGE})")
+
+
+def test_a_project_file_renamed_keeps_the_target_s_settings(make_repo: MakeRepo) -> None:
+    root = _project(make_repo)
+    text = (root / "magcfg.yaml").read_text() + 'lint:\n  exclude: ["app/**"]\n'
+    (root / "magcfg.yaml").unlink()
+    _commit(root, {"magcfg.yml": text, "app/creds.py": SECRET}, "rename, exempt")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    assert "excluded by lint.exclude in the pull request (magcfg.yml:" in findings[0]["message"]
+
+
+def test_a_baseline_entry_the_pull_request_adds_applies_after_merge(
+        make_repo: MakeRepo) -> None:
+    root = _project(make_repo)
+    _commit(root, {"old/creds.py": SECRET.replace("aws_key", "old_key")}, "an old key")
+    assert run_cli(root, "lint", "--write-baseline").returncode == 0
+    _commit(root, {}, "accept it")
+    git(root, "branch", "-f", "base", "HEAD")
+    _commit(root, {"app/creds.py": SECRET}, "add the key")
+    assert run_cli(root, "lint", "--write-baseline").returncode == 0
+    _commit(root, {}, "accept it too")
+    code, findings, out = _lint(root, "-b", BASELINE)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["app/creds.py"]  # the old key stays accepted
+    entry = _line(root, BASELINE, findings[0]["fingerprint"])
+    assert findings[0]["message"].endswith(
+        f"(accepted by the baseline in the pull request ({BASELINE}:{entry}), {AFTER_MERGE})")
+    assert '"baselined": 1' in out
+    git(root, "branch", "-f", "base", "HEAD")
+    assert _lint(root, "-b", BASELINE)[0] == 0
+
+
+def test_a_baseline_entry_the_pull_request_removes_applies_at_once(
+        make_repo: MakeRepo) -> None:
+    root = _project(make_repo)
+    _commit(root, {"app/creds.py": SECRET}, "a key")
+    assert run_cli(root, "lint", "--write-baseline").returncode == 0
+    _commit(root, {}, "accept it")
+    git(root, "branch", "-f", "base", "HEAD")
+    assert _lint(root, "-b", BASELINE)[0] == 0
+    _commit(root, {BASELINE: '{"format": 1, "tool": "magcfg lint", "findings": []}\n'},
+            "accept nothing")
+    code, findings, _ = _lint(root, "-b", BASELINE)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["app/creds.py"]
+    assert "apply after merge" not in findings[0]["message"]
+
+
+def test_the_first_pull_request_of_a_project_has_its_own_settings(
+        make_repo: MakeRepo) -> None:
+    """REF holds neither a project file nor a baseline: nothing accepted to compare
+    with, and the pull request that adds the project passes the gate it adds."""
+    root = make_repo({"README.md": "demo\n"}).root
+    git(root, "branch", "base")
+    assert run_cli(root, "init", ".", "--env", "dev", "--ci", "github").returncode == 0
+    with (root / "magcfg.yaml").open("a") as project:
+        project.write('lint:\n  exclude: ["vendor/**"]\n')
+    (root / "vendor").mkdir()
+    (root / "vendor" / "creds.py").write_text(SECRET)
+    (root / "old.py").write_text(SECRET.replace("aws_key", "old_key"))
+    assert run_cli(root, "lint", "--write-baseline").returncode == 0
+    _commit(root, {}, "start the project")
+    assert _lint(root, "-b", BASELINE)[0] == 0
+
+
+def test_the_operator_s_exemptions_apply_as_given(make_repo: MakeRepo) -> None:
+    """``--exclude``, a baseline and a project file outside the repository are CI's own."""
+    root = _project(make_repo)
+    _commit(root, {"app/creds.py": SECRET}, "add the key")
+    assert _lint(root)[0] == 1
+    assert _lint(root, "--exclude", "app/**")[0] == 0
+    outside = root.parent / "accepted.json"
+    assert run_cli(root, "lint", "--write-baseline", "-b", str(outside)).returncode == 0
+    assert _lint(root, "-b", str(outside))[0] == 0
+    project = root.parent / "ci" / "magcfg.yaml"
+    project.parent.mkdir()
+    project.write_text('lint:\n  exclude: ["app/**"]\n')
+    assert _lint(root, "--project", str(project))[0] == 0
+
+
+def test_an_inline_suppression_the_pull_request_adds_applies(make_repo: MakeRepo) -> None:
+    """It sits on the line it covers, in the diff a reviewer reads (docs/lint.md)."""
+    root = _project(make_repo)
+    _commit(root, {"app/creds.py": SECRET.rstrip("\n")
+                   + "  # magcfg: ignore[MAG002] reason: the vendor's documented example\n"},
+            "add an example key")
+    code, findings, out = _lint(root)
+    assert (code, findings) == (0, [])
+    assert re.search(r'"suppressed": [1-9]', out)
+
+
+def test_a_target_s_project_file_that_does_not_load_exempts_nothing(
+        make_repo: MakeRepo) -> None:
+    root = _project(make_repo, 'lint:\n  exclude: ["app/**"]\n  exclud: []\n')
+    text = (root / "magcfg.yaml").read_text().replace("  exclud: []\n", "")
+    _commit(root, {"magcfg.yaml": text, "app/creds.py": SECRET}, "fix the key, add a key")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    assert AFTER_MERGE in findings[0]["message"]
