@@ -216,3 +216,15 @@ def test_a_target_s_project_file_that_does_not_load_exempts_nothing(
     code, findings, _ = _lint(root)
     assert code == 1
     assert AFTER_MERGE in findings[0]["message"]
+
+
+def test_a_target_s_baseline_that_does_not_load_accepts_nothing(make_repo: MakeRepo) -> None:
+    root = _project(make_repo)
+    _commit(root, {"app/creds.py": SECRET, BASELINE: "{not json\n"}, "a key, a broken baseline")
+    git(root, "branch", "-f", "base", "HEAD")
+    assert run_cli(root, "lint", "--write-baseline").returncode == 0
+    _commit(root, {}, "accept the key")
+    code, findings, _ = _lint(root, "-b", BASELINE)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["app/creds.py"]
+    assert "accepted by the baseline in the pull request" in findings[0]["message"]
