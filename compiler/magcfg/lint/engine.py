@@ -88,8 +88,9 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     processes to check files in (``workers.available_jobs``); the result is the
     same with any number. ``since``: a git revision; each file a commit in
     ``since..HEAD`` added or changed is checked too, as that commit holds it
-    (``history``). ``baseline_written_by``: the command that writes ``baseline``, which
-    an error for a missing one advises (``baseline.load``)."""
+    (``history``), and the project file's and a baseline's exemptions are those the
+    commit ``since`` holds too (``target``). ``baseline_written_by``: the command that
+    writes ``baseline``, which an error for a missing one advises (``baseline.load``)."""
     from ..durable import git_root
 
     own = config if config is not None else load_config(root)
@@ -266,4 +267,3 @@ def _rel(root: Path, path: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
-

@@ -49,8 +49,8 @@ class Target:
     None where REF holds none, or none in the repository is in use."""
 
     def excludes(self, name: str) -> bool:
-        """Whether the gate passes over ``name`` (as listed): ``--exclude`` names it, or
-        a glob of the project file's that REF's version has one naming it too."""
+        """Whether the gate passes over ``name`` (as listed): a glob of ``--exclude``
+        names it, or one of the project file's does and one of REF's version does too."""
         if excluded(name, self.own.command_exclude):
             return True
         if not excluded(name, self.own.exclude):
