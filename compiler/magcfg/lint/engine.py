@@ -98,9 +98,9 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
               if baseline is not None else None)
     accepted = loaded.accepted if loaded is not None else None
     # A pull request's own exemptions apply once merged (``target``).
-    held = target.read(root, since, own, baseline) if since is not None else None
-    config = held.applied() if held is not None else own
-    excludes = held.excludes if held is not None else own.excludes
+    at_ref = target.read(root, since, own, baseline) if since is not None else None
+    config = at_ref.applied() if at_ref is not None else own
+    excludes = at_ref.excludes if at_ref is not None else own.excludes
     in_git = git_root(root) is not None
     names = list_files(root, ())
     # The baseline in use is checked as baseline.load read it, whatever its size.
@@ -158,14 +158,14 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
         found = _once(found, more_found)
     if accepted is not None:
         new, matched = baseline_mod.new_findings(
-            found, accepted if held is None else held.held(accepted))
+            found, accepted if at_ref is None else at_ref.held(accepted))
     else:
         new, matched = found, 0
-    if held is not None:
+    if at_ref is not None:
         own_new = (set(baseline_mod.new_findings(found, accepted)[0])
                    if accepted is not None else set(found))
-        new = held.noted(new, own_new, loaded.committed[1] if loaded is not None
-                         and loaded.committed is not None else None)
+        in_repository = loaded.committed if loaded is not None else None
+        new = at_ref.noted(new, own_new, in_repository[1] if in_repository else None)
     return LintResult(findings=new, all_findings=found, files=checked, suppressed=suppressed,
                       baselined=matched, commits=commits)
 
