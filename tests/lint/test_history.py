@@ -83,6 +83,19 @@ def _merged_into_target(root: Path) -> str:
     return git(root, "rev-parse", "--short=7", "HEAD").strip()
 
 
+def _target_leaks_meanwhile(root: Path) -> None:
+    """``main`` commits a secret, the pull request ``pr`` merges ``main``, ``main``
+    removes the secret again; then HEAD is the pull request's merge into ``main``."""
+    git(root, "checkout", "-q", "main")
+    _commit(root, {"app/leak.py": SECRET}, "the target leaks")
+    git(root, "checkout", "-q", "pr")
+    git(root, "merge", "-q", "--no-edit", "main")
+    git(root, "checkout", "-q", "main")
+    git(root, "rm", "-q", "app/leak.py")
+    git(root, "commit", "-q", "-m", "the target removes it")
+    _merged_into_target(root)
+
+
 def test_a_merge_of_the_target_brings_no_finding_of_the_target_s_history(
         make_repo: MakeRepo) -> None:
     """A pull request that merged its target while the target held a secret (removed
@@ -92,14 +105,7 @@ def test_a_merge_of_the_target_brings_no_finding_of_the_target_s_history(
     root = make_repo({"README.md": "demo\n"}).root
     git(root, "checkout", "-qb", "pr")
     _commit(root, {"feature.txt": "f\n"}, "feature")
-    git(root, "checkout", "-q", "main")
-    _commit(root, {"app/leak.py": SECRET}, "the target leaks")
-    git(root, "checkout", "-q", "pr")
-    git(root, "merge", "-q", "--no-edit", "main")
-    git(root, "checkout", "-q", "main")
-    git(root, "rm", "-q", "app/leak.py")
-    git(root, "commit", "-q", "-m", "the target removes it")
-    _merged_into_target(root)
+    _target_leaks_meanwhile(root)
     proc = run_cli(root, "lint", "--since", "main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.rstrip().endswith("3 commits"), proc.stderr
@@ -618,14 +624,7 @@ def test_a_pull_request_s_commits_give_what_linting_each_of_them_gives_on_its_ch
     git(root, "commit", "-qm", "shapes")
     git(root, "rm", "-q", "bin/blob.bin", "win.py", "bom.py", "bom16.py", bad_name)
     git(root, "commit", "-qm", "take the secrets out")
-    git(root, "checkout", "-q", "main")
-    _commit(root, {"app/leak.py": SECRET}, "the target leaks")
-    git(root, "checkout", "-q", "pr")
-    git(root, "merge", "-q", "--no-edit", "main")
-    git(root, "checkout", "-q", "main")
-    git(root, "rm", "-q", "app/leak.py")
-    git(root, "commit", "-qm", "the target removes it")
-    _merged_into_target(root)
+    _target_leaks_meanwhile(root)
     head = git(root, "rev-parse", "HEAD").strip()
 
     expected = _findings(run_cli(root, "lint", "-f", "json"))

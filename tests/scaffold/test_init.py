@@ -248,6 +248,18 @@ def _committer(root: Path) -> None:
     _git(root, "config", "user.name", "A")
 
 
+def _monorepo(tmp_path: Path) -> Path:
+    """A repository (``mono``) whose project ``magcfg init`` made below its top, in
+    ``platform/config``, with environment ``dev`` and no CI files."""
+    top = tmp_path / "mono"
+    (top / "platform/config").mkdir(parents=True)
+    _git(top, "init", "-q", "-b", "main")
+    _committer(top)
+    assert Project(top).run("init", "platform/config", "--env", "dev", "--ci",
+                            "none").returncode == 0
+    return top
+
+
 def _tool_env(tmp_path: Path) -> dict[str, str]:
     # pre-commit offline (a `repo: local` hook of `language: system` installs nothing),
     # and the hook's `magcfg` on PATH, as for a user who installed it.
@@ -420,12 +432,7 @@ def test_in_a_monorepo_the_commands_errors_advise_run_at_the_top(tmp_path: Path)
     alone: each command an error advises (sign, build, docs; verify's, sign's, publish's
     and build --since's) names it, and works run there as said. They said `magcfg sign`,
     which at the top finds no project."""
-    top = tmp_path / "mono"
-    (top / "platform/config").mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    assert Project(top).run("init", "platform/config", "--env", "dev", "--ci",
-                            "none").returncode == 0
+    top = _monorepo(tmp_path)
     _git(top, "add", "-A")
     _git(top, "commit", "-qm", "init")
     keys = tmp_path / "keys"
@@ -484,12 +491,7 @@ def test_verify_artifact_advises_the_sign_of_the_project_it_is_the_output_of(
     that is not the project found there (a monorepo's, at the top); an artifact of no
     project found here (pulled from a registry) is signed in the project that built it.
     It advised `magcfg sign`, which at the top finds no project."""
-    top = tmp_path / "mono"
-    (top / "platform/config").mkdir(parents=True)
-    _git(top, "init", "-q", "-b", "main")
-    _committer(top)
-    assert Project(top).run("init", "platform/config", "--env", "dev", "--ci",
-                            "none").returncode == 0
+    top = _monorepo(tmp_path)
     keys = tmp_path / "keys"
     assert Project(top).run("keys", "generate", "--out", str(keys)).returncode == 0
     env = {**_tool_env(tmp_path), "MAGCFG_SIGNING_KEY": (keys / "magcfg.key").read_text()}
