@@ -6,6 +6,8 @@ a build can collect all of them before it fails.
 
 from __future__ import annotations
 
+from .record import Record
+
 # This module is imported by the runtime kernel at its own import (its errors are
 # MagcfgErrors): it imports no module at its top, and ``re`` only where a message needs it.
 TYPE_CHECKING = False
@@ -194,13 +196,11 @@ _FIELDS = ("file", "line", "key", "message", "severity", "code")
 _KEEP: Any = object()
 
 
-class Diagnostic:
+class Diagnostic(Record):
     """One finding. ``file`` is relative to the project root, with ``/`` separators.
     Ordered by file, line and key, a missing line or key first. Immutable; equal,
-    hashed and shown by its fields.
-
-    A plain class rather than a frozen dataclass: ``dataclasses`` (with ``inspect``) is
-    a third of the runtime kernel's import time, which imports this module."""
+    hashed and shown by its fields (a :class:`~magcfg.record.Record`: the runtime kernel
+    imports this module at its own import)."""
 
     __slots__ = _FIELDS
 
@@ -213,9 +213,7 @@ class Diagnostic:
 
     def __init__(self, file: str, line: int | None, key: str | None, message: str,
                  severity: Severity = "error", code: str = "error") -> None:
-        for name, value in zip(_FIELDS, (file, line, key, message, severity, code),
-                               strict=True):
-            object.__setattr__(self, name, value)
+        self._set_fields((file, line, key, message, severity, code))
 
     def replace(self, *, file: str = _KEEP, line: int | None = _KEEP, key: str | None = _KEEP,
                 message: str = _KEEP, severity: Severity = _KEEP, code: str = _KEEP,
@@ -227,32 +225,6 @@ class Diagnostic:
                           self.message if message is _KEEP else message,
                           self.severity if severity is _KEEP else severity,
                           self.code if code is _KEEP else code)
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.file, self.line, self.key, self.message, self.severity, self.code)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: a Diagnostic is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: a Diagnostic is immutable")
-
-    def __reduce__(self) -> tuple[type[Diagnostic], tuple[Any, ...]]:
-        # pickle and copy: the constructor, as __setattr__ refuses the default's setattr.
-        return Diagnostic, self._fields()
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={value!r}" for name, value in zip(
-            _FIELDS, self._fields(), strict=True))
-        return f"Diagnostic({shown})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Diagnostic) or other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
 
     def _order(self) -> tuple[Any, ...]:
         return (self.file, self.line is not None, self.line or 0, self.key is not None,

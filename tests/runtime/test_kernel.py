@@ -857,8 +857,8 @@ def test_importing_the_runtime_leaves_what_loading_needs_to_the_first_kernel() -
                           check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
     loaded, ours, aliases = done.stdout.splitlines()
     assert loaded == "[]"
-    assert ours == str(["magcfg", "magcfg.errors", "magcfg.keyglob", "magcfg.runtime",
-                        "magcfg.runtime.events", "magcfg.runtime.kernel",
+    assert ours == str(["magcfg", "magcfg.errors", "magcfg.keyglob", "magcfg.record",
+                        "magcfg.runtime", "magcfg.runtime.events", "magcfg.runtime.kernel",
                         "magcfg.runtime.snapshot", "magcfg.version"])
     assert aliases == "dict[str, typing.Any] True"
 

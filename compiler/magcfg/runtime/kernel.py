@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 
 from ..errors import MagcfgError
+from ..record import Record
 from .events import (
     LOADED,
     RELOAD_FAILED,
@@ -98,13 +99,16 @@ class _Refused(Exception):
         self.extra = extra
 
 
-class ReloadResult:
+_RESULT_FIELDS = ("status", "version", "reason", "event")
+
+
+class ReloadResult(Record):
     """What one reload attempt did: ``applied``, ``unchanged`` or ``refused``; or
     ``deferred``: asked for by a subscriber while an attempt delivers its event, it runs
     once that attempt is done (its outcome comes as events). Immutable; equal when its
     fields are."""
 
-    __slots__ = ("event", "reason", "status", "version")
+    __slots__ = _RESULT_FIELDS
 
     status: str
     version: int
@@ -113,34 +117,7 @@ class ReloadResult:
 
     def __init__(self, status: str, version: int, reason: str | None = None,
                  event: Event | None = None) -> None:
-        for name, value in (("status", status), ("version", version), ("reason", reason),
-                            ("event", event)):
-            object.__setattr__(self, name, value)
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.status, self.version, self.reason, self.event)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: a ReloadResult is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: a ReloadResult is immutable")
-
-    def __reduce__(self) -> tuple[type[ReloadResult], tuple[Any, ...]]:
-        # pickle and copy: the constructor, as __setattr__ refuses the default's setattr.
-        return ReloadResult, self._fields()
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReloadResult) or other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (f"ReloadResult(status={self.status!r}, version={self.version!r}, "
-                f"reason={self.reason!r}, event={self.event!r})")
+        self._set_fields((status, version, reason, event))
 
 
 SHARE_SUBTREES = True

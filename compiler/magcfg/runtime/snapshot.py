@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ..keyglob import parse_keypath
+from ..record import Record
 
 TYPE_CHECKING = False  # typing costs more than the rest of this module: see kernel.py
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ _FIELDS = ("config", "manifest", "manifest_bytes", "signature", "files", "key_id
            "_members", "_memo")
 
 
-class Snapshot:
+class Snapshot(Record):
     """One accepted config: its frozen tree, the verified manifest and where it came from.
 
     ``files`` holds the exact verified bytes of every file the manifest lists, so the
@@ -221,27 +222,16 @@ class Snapshot:
                  _memo: dict[str | tuple[str, ...], Any] | None = None) -> None:
         values = (config, manifest, manifest_bytes, signature, files, key_id, source,
                   _members, {} if _memo is None else _memo)
-        for name, value in zip(_FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
+        self._set_fields(values)
 
     def with_source(self, source: str) -> Snapshot:
         """The same snapshot (tree, files, memo) named as coming from ``source``."""
         return Snapshot(self.config, self.manifest, self.manifest_bytes, self.signature,
                         self.files, self.key_id, source, self._members, self._memo)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: a Snapshot is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: a Snapshot is immutable")
-
-    def __reduce__(self) -> tuple[type[Snapshot], tuple[Any, ...]]:
-        # copy: the constructor, as __setattr__ refuses the default's setattr.
-        return Snapshot, tuple(getattr(self, name) for name in _FIELDS)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS[:7])
-        return f"Snapshot({shown})"
+    # Equal only to itself: comparing two configs field by field is not what == asks.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     @property
     def version(self) -> int:
