@@ -169,7 +169,7 @@ def test_a_config_the_last_manifest_names_otherwise_is_written_unread(
     mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: localhosu\n")
     config = mini.root / "generated/dev/config.json"
     size = config.stat().st_size
-    read = calls(monkeypatch, durable, "_held_by", 0)
+    read = calls(monkeypatch, durable, "held_by", 0)
     changed = [f"generated/dev/{name}"
                for name in ("config.json", "configmap.yaml", "manifest.json")]
     assert magcfg.build(load(mini), check=True).stale == changed
@@ -189,10 +189,11 @@ def test_a_config_the_last_manifest_names_otherwise_is_written_unread(
 def test_a_config_the_manifest_names_as_it_is_is_known_by_its_status(
         mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """An environment a change leaves as it was: its config.json, which the manifest
-    beside it names as it is, is hashed once, then known by its status
-    (``Compiler.holds_file``), not read again to be compared, build after build. One
-    edited by hand is hashed again (its status changed), compared and built again;
-    ``build --check`` compares the bytes."""
+    beside it names as it is, is compared once (never hashed: the digest is the one the
+    build made), then known by its status (``Compiler.output_holding``), not read again,
+    build after build. One edited by hand is compared again (its status changed) and
+    built again; ``build --check`` compares the bytes."""
+    from magcfg import compiler as compiler_module
     from magcfg import durable
     from magcfg.pipeline import cache as cache_module
 
@@ -201,6 +202,7 @@ def test_a_config_the_manifest_names_as_it_is_is_known_by_its_status(
     config = mini.root / "generated/prod/config.json"
     built = config.read_bytes()
     opened = calls(monkeypatch, durable, "_open_regular", 0)
+    hashed = calls(monkeypatch, compiler_module, "sha256_regular", 0)
     for round, host in enumerate(("localhosu", "localhosv", "localhosw")):
         opened.clear()
         mini.write("layers/environments/dev/magds.yaml", f"magds:\n  host: {host}\n")
@@ -208,6 +210,7 @@ def test_a_config_the_manifest_names_as_it_is_is_known_by_its_status(
             f"generated/dev/{name}" for name in ("config.json", "configmap.yaml",
                                                  "manifest.json")]
         assert [str(p) for p in opened].count(str(config)) == (1 if round == 0 else 0)
+        assert str(config) not in map(str, hashed)
     opened.clear()
     assert magcfg.build(load(mini), check=True).stale == []
     assert str(config) in map(str, opened)

@@ -54,6 +54,7 @@ from .durable import (
     colliding_paths,
     git_root,
     git_tops_held,
+    held_by,
     outside_any_repository,
     read_if_present,
     real_directory,
@@ -1273,19 +1274,33 @@ class Compiler:
                     return None
         return out
 
-    def output_holding(self, rel: str, path: Path, digest: str, size: int
+    def output_holding(self, rel: str, path: Path, data: bytes, digest: str
                        ) -> FileIdentity | None:
-        """The identity of the output file ``path`` (``rel`` from the root) if it is a
-        regular file of ``size`` bytes of hex SHA-256 ``digest``, by the digest the cache
-        keeps for its status, else hashed (``_output_sha256``); None if it is not."""
+        """The identity of the output file ``path`` (``rel`` from the root) if it holds
+        exactly ``data``, of hex SHA-256 ``digest``: by the digest the cache keeps for
+        its status, else compared byte for byte (``durable.held_by``, as a write would
+        compare it), the digest then kept for that status if the file held still; None
+        if it does not hold them or cannot be read."""
         try:
             status = os.stat(path, follow_symlinks=False)
         except OSError:
             return None
-        if (not stat.S_ISREG(status.st_mode) or status.st_size != size
-                or self._output_sha256(rel, path, status, size) != digest):
+        if not stat.S_ISREG(status.st_mode) or status.st_size != len(data):
             return None
-        return status.st_dev, status.st_ino
+        identity = status.st_dev, status.st_ino
+        known = self.cache.file_sha256(rel, status)
+        if known is not None:
+            return identity if known == (digest, len(data)) else None
+        began = time.time_ns()
+        try:
+            held = held_by(path, data)
+            after = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        if held != identity:
+            return None
+        self.cache.put_file_sha256(rel, status, after, began, (digest, len(data)))
+        return held
 
     def _output_sha256(self, rel: str, path: Path, status: os.stat_result, size: int
                        ) -> str | None:
@@ -1907,9 +1922,9 @@ def _updates(compiler: Compiler, artifacts: dict[str, Artifact],
     A config.json whose digest the last build's manifest names otherwise is known to
     differ (``DirectoryUpdate.differs``): it is written without being read first. One
     the manifest there names as it is (the manifest unchanged), whose digest the cache
-    keeps for the file's status (``Compiler._output_sha256``), is known to be the same
+    keeps for the file's status (``Compiler.output_holding``), is known to be the same
     (``DirectoryUpdate.same``): an environment a change left as it was is not read whole
-    to be compared, but the first time its config is hashed. ``compared``: the updates
+    to be compared, but the first time. ``compared``: the updates
     are compared byte by byte (``build --check``), none is known the same."""
     project = compiler.project
     updates = []
@@ -1924,8 +1939,8 @@ def _updates(compiler: Compiler, artifacts: dict[str, Artifact],
                 signed = read_if_present(directory / name, f"{rel}/{name}", size_limit(name))
                 if signed is not None:
                     files[name] = signed
-            held = compiler.output_holding(f"{rel}/{CONFIG}", directory / CONFIG, digest,
-                                           len(files[CONFIG])) \
+            held = compiler.output_holding(f"{rel}/{CONFIG}", directory / CONFIG,
+                                           files[CONFIG], digest) \
                 if digest and not compared else None
             if held is not None:
                 same[CONFIG] = held

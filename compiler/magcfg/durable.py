@@ -73,6 +73,7 @@ __all__ = [
     "fsync_dir",
     "git_env",
     "git_root",
+    "held_by",
     "listed_already",
     "outside_any_repository",
     "outside_project",
@@ -1314,7 +1315,7 @@ def _entries(directory: Path, update: DirectoryUpdate) -> dict[str, os.stat_resu
 
 _COMPARED_CHUNK = 1 << 20
 
-def _held_by(path: str | os.PathLike[str], data: bytes) -> FileIdentity | None:
+def held_by(path: str | os.PathLike[str], data: bytes) -> FileIdentity | None:
     """The identity of the regular file ``path`` (see :func:`read_regular`: no symlink
     followed, no FIFO opened) if it holds exactly ``data``, else None. Not read when its
     size differs (a planted multi-gigabyte file is never read), else read a chunk at a
@@ -1361,7 +1362,7 @@ def _changes(directory: Path, update: DirectoryUpdate, first: bool = False,
                 held = status.st_dev, status.st_ino
             elif name not in update.differs:
                 held = _located(f"{update.shown}/{name}",
-                                functools.partial(_held_by, data=data), directory / name)
+                                functools.partial(held_by, data=data), directory / name)
         if held is None:
             changed.append(name)
             if first:
