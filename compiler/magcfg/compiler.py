@@ -169,7 +169,7 @@ class Timings:
     def stage(self, name: str) -> _Stage:
         """The context that counts the time spent in it as ``name``'s; one object per
         stage: a build enters stages several times per fragment, thousands of times in a
-        large repository (a generator-based context manager cost ~1 µs each)."""
+        large repository (a generator-based context manager costs ~1 µs an entry)."""
         found = self._stages.get(name)
         if found is None:
             found = self._stages[name] = _Stage(self.seconds, name)
@@ -1924,8 +1924,8 @@ def _updates(compiler: Compiler, artifacts: dict[str, Artifact],
     the manifest there names as it is (the manifest unchanged), whose digest the cache
     keeps for the file's status (``Compiler.output_holding``), is known to be the same
     (``DirectoryUpdate.same``): an environment a change left as it was is not read whole
-    to be compared, but the first time. ``compared``: the updates
-    are compared byte by byte (``build --check``), none is known the same."""
+    to be compared, but the first time. ``compared``: the updates are compared byte by
+    byte (``build --check``), none is known the same."""
     project = compiler.project
     updates = []
     for env, artifact in artifacts.items():
