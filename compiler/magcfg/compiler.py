@@ -791,12 +791,13 @@ class Compiler:
               + (f"\0{format_keypath(f.prefix)}" if f.prefix else "")
               for f in stack.contributors(key)))
 
-    def _known_config_sha256(self, by_key: dict[str, tuple[str, bytes | memoryview]]
-                             ) -> tuple[str, str | None]:
-        """The cache key of config.json's ``sha256``, kept under the names of the
-        fragments it is joined from (in order), and the digest if it is there: a build
-        where they are all cached does not hash the megabytes again."""
-        name = self.cache.fragment_key("config-sha256", *(fkey for fkey, _ in by_key.values()))
+    def _known_config_sha256(self, fragment_digests: list[str]) -> tuple[str, str | None]:
+        """The cache key of config.json's ``sha256``, kept under the digests of the bytes
+        of the fragments it is joined from (in order: they make its bytes), and the
+        digest if it is there: a build whose fragments hold the bytes of an earlier
+        build's does not hash the megabytes again, whether they were cached or merged
+        afresh from files whose edit changed no value (a comment, a reformatting)."""
+        name = self.cache.fragment_key("config-sha256", *fragment_digests)
         found = self.cache.fragment(name)
         return name, found if isinstance(found, str) and found.startswith("sha256:") else None
 
@@ -826,8 +827,9 @@ class Compiler:
         return value, diags, bool(errors or violations)
 
     def _store_fragment(self, fkey: str, key: str, value: Any, diags: list[Diagnostic]
-                        ) -> bytes:
-        """Cache a fragment that merged and validated; returns its bytes."""
+                        ) -> tuple[bytes, str]:
+        """Cache a fragment that merged and validated, with the hex SHA-256 of its bytes;
+        returns both."""
         from .pipeline.emit import fragment_bytes
 
         with self.timings.stage("emit"):
@@ -836,8 +838,9 @@ class Compiler:
         with self.timings.stage("redact"):
             warnings = [(d.file, d.line, d.key, d.message, d.severity, d.code)
                         for d in (self._redacted(diags) if diags else ())]
-        self.cache.put_serialized(fkey, data, (warnings, value is ABSENT))
-        return data
+        digest = hashlib.sha256(data).hexdigest()
+        self.cache.put_serialized(fkey, data, (warnings, value is ABSENT, digest))
+        return data, digest
 
     @contextmanager
     def schema_aside(self, jobs: int) -> Iterator[None]:
@@ -1073,6 +1076,7 @@ class Compiler:
         diagnostics: list[Diagnostic] = []
         fragments: list[bytes | memoryview] = []
         by_key: dict[str, tuple[str, bytes | memoryview]] = {}
+        digests: list[str] = []  # of the fragments of by_key, in order
         present: dict[str, Any] = {}
         failed = False
         layer_of = {f.path: layer.name for layer in stack.layers for f in layer.files}
@@ -1087,7 +1091,7 @@ class Compiler:
             with self.timings.stage("cache"):
                 cached = self.cache.serialized_view(fkey)
             if cached is not None:
-                data, (warnings, absent) = cached
+                data, (warnings, absent, fragment_digest) = cached
                 for w in warnings:
                     diagnostic = Diagnostic(*w)
                     self._from_cache.add(id(diagnostic))
@@ -1096,17 +1100,19 @@ class Compiler:
                     fragments.append(data)
                     present[key] = self._prepared.pop(fkey, True)
                     by_key[key] = (fkey, data)
+                    digests.append(fragment_digest)
                 continue
             value, diags, bad = self._merge_fragment(key, stack, violations_at)
             diagnostics.extend(diags)
             if bad:
                 failed = True
                 continue
-            data = self._store_fragment(fkey, key, value, diags)
+            data, fragment_digest = self._store_fragment(fkey, key, value, diags)
             if value is not ABSENT:
                 fragments.append(data)
                 present[key] = value
                 by_key[key] = (fkey, data)
+                digests.append(fragment_digest)
         if failed:
             return None, diagnostics + violations_at.not_shown()
         with self.timings.stage("emit"):
@@ -1116,7 +1122,7 @@ class Compiler:
         views = fragment_views(config, [len(data) for _, data in by_key.values()])
         by_key = {key: (fkey, next(views)) for key, (fkey, _) in by_key.items()}
         fragments.clear()
-        digest_name, known_digest = (self._known_config_sha256(by_key) if only is None
+        digest_name, known_digest = (self._known_config_sha256(digests) if only is None
                                      else ("", None))
         config_digest: Callable[[], str] = lambda: known_digest or ""  # noqa: E731
         if only is None and not known_digest:

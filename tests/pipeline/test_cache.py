@@ -777,6 +777,31 @@ def test_config_digest_of_cached_fragments_comes_from_the_cache(
     manifest_names_its_config()
 
 
+def test_a_config_joined_from_the_same_fragment_bytes_is_not_hashed_again(
+        mini: Project, state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit that changes no value (a comment) merges the fragments of the keys its
+    file sets again, into the bytes they held: config.json's digest is the one the cache
+    keeps under the digests of its fragments' bytes, not hashed again, and every
+    manifest names the digest of the config beside it, as a build without a cache."""
+    magcfg.build(load(mini))
+    hashed = calls(monkeypatch, magcfg.pipeline.emit, "sha256")
+    compiled = counting_fragments(monkeypatch)
+    rel = "layers/base/magds.yaml"
+    mini.write(rel, (mini.root / rel).read_text() + "# a comment, no value\n")
+    magcfg.build(load(mini))
+    assert compiled == ["magds", "magds"]  # merged again, in both environments
+    configs = {env: (mini.root / "generated" / env / "config.json").read_bytes()
+               for env in ("dev", "prod")}
+    assert not [data for data in hashed if data in configs.values()]
+    for env, config in configs.items():
+        manifest = json.loads((mini.root / "generated" / env / "manifest.json").read_text())
+        assert manifest["files"]["config.json"] == (
+            "sha256:" + hashlib.sha256(config).hexdigest())
+    reference = mini.snapshot_tree()
+    magcfg.build(load(mini), cache=BuildCache(None))
+    assert mini.snapshot_tree() == reference
+
+
 def test_a_file_digest_is_kept_only_for_a_file_that_held_still(tmp_path: Path) -> None:
     from magcfg.pipeline.cache import RACY_NS
 

@@ -92,11 +92,12 @@ if TYPE_CHECKING:
 __all__ = ["KEY_FILE_NAME", "MAX_PACKS", "NO_CACHE_ENV", "RACY_NS", "BuildCache",
            "cache_key_file", "fingerprint", "settled"]
 
-_FORMAT = 5
+_FORMAT = 6
 """The format of the entries and what a cached fragment vouches for: bumped when either
 changes, so that no entry an older magcfg wrote (a fragment that passed fewer checks, 3:
 before layer files' literal secrets were checked, 4: before git's conflict markers in a
-quoted string were refused) is taken as this one's."""
+quoted string were refused; 5: a compiled fragment's entry without the SHA-256 of its
+bytes) is taken as this one's."""
 _LIBRARIES = ("yaml_rs", "yaml", "jsonschema_rs", "orjson")
 """The libraries a build reads its inputs and writes its outputs with: what the cache
 holds is what they made of the inputs (a parse, a verdict, a serialization)."""
