@@ -824,6 +824,30 @@ def test_a_file_digest_is_kept_only_for_a_file_that_held_still(tmp_path: Path) -
     assert cache.file_sha256("other.json", before) is None  # another path
 
 
+def test_the_libraries_reached_through_a_symlink_are_the_same_libraries(
+        tmp_path: Path) -> None:
+    """One installation of the libraries, imported through a symlinked directory (a
+    virtual environment whose path holds a link: the console script's interpreter
+    named by one path, ``python -m magcfg`` run from another), salts the cache as it
+    does imported where it is: the two commands read each other's entries."""
+    import sys
+
+    import yaml_rs
+
+    site = Path(yaml_rs.__file__).resolve().parent.parent
+    (tmp_path / "linked").symlink_to(site, target_is_directory=True)
+    given = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+
+    def salt(*first: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", "from magcfg.pipeline.cache import _SALT; print(_SALT)"],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([*first, *given])},
+            capture_output=True, text=True, timeout=60, check=True)
+        return done.stdout
+
+    assert salt(str(tmp_path / "linked")) == salt()
+
+
 def test_a_cache_written_with_other_libraries_is_not_read(mini: Project, tmp_path: Path) -> None:
     """What the cache holds is what the libraries a build reads its inputs with made of
     them (yaml-rs, PyYAML, jsonschema-rs, orjson): with another version of one (here a

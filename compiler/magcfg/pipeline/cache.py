@@ -104,7 +104,8 @@ holds is what they made of the inputs (a parse, a verdict, a serialization)."""
 
 
 def _libraries() -> str:
-    """The files of ``_LIBRARIES`` as installed: each one's path, size, modification and
+    """The files of ``_LIBRARIES`` as installed: each one's real path (the one file
+    whatever symlinked directory it is imported through), size, modification and
     change times (an upgrade writes them anew), found without importing it (~0.1 ms
     each). An entry another version of one wrote is then a miss, as one another magcfg
     version wrote is."""
@@ -114,7 +115,8 @@ def _libraries() -> str:
     for name in _LIBRARIES:
         try:
             spec = importlib.util.find_spec(name)
-            origin = spec.origin if spec is not None else None
+            origin = (os.path.realpath(spec.origin) if spec is not None and spec.origin
+                      else None)
             st = os.stat(origin) if origin else None
         except (ImportError, ValueError, OSError):
             origin, st = None, None
