@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -401,3 +402,57 @@ def test_a_ref_is_read_as_committed_whatever_replace_refs_and_grafts_say(
     (root / ".git/info/grafts").write_text(f"{second}\n")  # HEAD made a root commit
     with GitSource(project.root, "HEAD~1") as parent:
         assert parent.commit.hexsha == first
+
+
+def test_a_project_moved_sideways_is_found_walking_what_moved_alone(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project moved from ``a/`` to ``b/`` (not committed: the working tree alone) is
+    the project file the ref holds that the working tree does not. The walk for it
+    passes over a directory HEAD holds as the ref does and the working tree holds (its
+    files are where they were), so it spends what moved, not the repository's size; a
+    directory the working tree lacks is walked, and past ``MAX_ENTRIES`` the walk stops
+    with a located error, never taking the project for a new one."""
+    from magcfg.errors import BuildError
+    from magcfg.pipeline import gitsource
+
+    root = repo.root
+    (root / "a").mkdir()
+    git(root, "mv", "magcfg.yaml", "layers", "schemas", "generated", "a/")
+    for index in range(60):
+        (root / "big" / f"d{index % 3}").mkdir(parents=True, exist_ok=True)
+        (root / "big" / f"d{index % 3}" / f"f{index}.txt").write_text(f"{index}\n")
+    _committed(root)
+    moved = len(git(root, "ls-tree", "-r", "-t", "HEAD", "a/").splitlines())
+    git(root, "mv", "a", "b")
+    project = load_project(root / "b/magcfg.yaml")
+    monkeypatch.setattr(gitsource, "MAX_ENTRIES", 3 + moved)  # .gitignore, a, big and a's
+    with gitsource.ref_project_source(project, "HEAD") as (source, file):
+        assert (source.prefix, file) == ("a", "magcfg.yaml")
+        assert gitsource.projects_gone_since(project, source) == ["a/magcfg.yaml"]
+    shutil.rmtree(root / "big")  # gone from the working tree alone: walked, past the bound
+    with pytest.raises(BuildError) as stopped, gitsource.ref_project_source(project, "HEAD"):
+        pass
+    assert [d.format() for d in stopped.value.diagnostics] == [
+        f"magcfg.yaml: error: HEAD and the working tree differ in directories of more than "
+        f"{3 + moved} entries, and HEAD holds no project file where this one is: magcfg "
+        "stops looking for the project this change moved there, and compares nothing; move "
+        "the project in a change of its own, then make the rest in the next"]
+
+
+def test_the_walk_for_a_project_moved_stops_at_a_tree_naming_a_million_paths(
+        repo: Project) -> None:
+    """A ref whose tree names a million paths with a few objects, which the working tree
+    does not hold: the walk for a project moved from there stops at ``MAX_ENTRIES``."""
+    from magcfg.errors import BuildError
+    from magcfg.pipeline import gitsource
+
+    ref = tree_bomb(repo.root, "bomb")
+    (repo.root / "new").mkdir()
+    shutil.copy(repo.root / "magcfg.yaml", repo.root / "new")
+    for name in ("layers", "schemas"):
+        shutil.copytree(repo.root / name, repo.root / "new" / name)
+    project = load_project(repo.root / "new/magcfg.yaml")
+    with pytest.raises(BuildError) as stopped, gitsource.ref_project_source(project, ref):
+        pass
+    assert f"in directories of more than {gitsource.MAX_ENTRIES} entries" in \
+        stopped.value.diagnostics[0].message

@@ -302,6 +302,29 @@ def test_against_a_ref_before_the_project_file_was_renamed(repo: Project) -> Non
     assert report.stderr.count("the project at HEAD is magcfg.yaml") == 1, report.stderr
 
 
+def test_against_a_ref_before_the_project_moved_sideways(repo: Project) -> None:
+    """A pull request moves the project from ``shop/`` to ``platform/shop/``: the ref's
+    project is the one project file it holds that the working tree does not, read where
+    it was, and the diff is the one change, with a warning naming it."""
+    names = [n for n in git(repo.root, "ls-files").split() if n != ".gitignore"]
+    (repo.root / "shop").mkdir()
+    git(repo.root, "mv", *sorted({n.split("/")[0] for n in names}), "shop/")
+    git(repo.root, "commit", "-qm", "into shop/")
+    (repo.root / "platform").mkdir()
+    git(repo.root, "mv", "shop", "platform/")
+    layer = repo.root / "platform/shop/layers/environments/dev/db.yaml"
+    layer.write_text(layer.read_text().replace("max: 20", "max: 21"))
+    stderr, doc = _changed_since(repo, repo.root, "--project", "platform/shop/magcfg.yaml")
+    assert (doc["added"], doc["removed"]) == ([], [])
+    assert [(c["key"], c["old_source"]["file"], c["new_source"]["file"])
+            for c in doc["changed"]] == [
+        ("db.pool.max", "shop/layers/environments/dev/db.yaml",
+         "platform/shop/layers/environments/dev/db.yaml")]
+    assert stderr == ("platform/shop/magcfg.yaml: warning: the project at HEAD is "
+                      "../../shop/magcfg.yaml (renamed or moved since): each environment "
+                      "is compared with its build\n")
+
+
 def test_against_a_ref_before_the_project_moved_into_a_directory(repo: Project) -> None:
     """A monorepo's first pull request moves the project from the top into ``shop/``:
     the ref's project is the one at the top, read where it was, and the ref side's files

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from ..conftest import Project
 
 
@@ -173,3 +175,152 @@ def test_a_version_jumped_far_ahead_is_caught_and_the_advice_fixes_it(mini: Proj
     fixed = mini.run("build", "--check", "--since", "HEAD~2")
     assert fixed.returncode == 0, fixed.stderr
     assert json.loads(manifest.read_text())["version"] <= 2
+
+
+def two_versions_in(mini: Project, directory: str) -> Project:
+    """``mini``'s project moved into ``directory`` of a new repository at ``mini.root``,
+    built and committed twice on ``main`` (dev at version 2); the repository's top as a
+    Project to run magcfg in, as CI does."""
+    top = Project(mini.root)
+    git(top, "init", "-q", "-b", "main")
+    git(top, "config", "user.email", "ci@example.com")
+    git(top, "config", "user.name", "CI")
+    (mini.root / directory).mkdir(parents=True)
+    for name in ("magcfg.yaml", "layers", "schemas"):
+        (mini.root / name).rename(mini.root / directory / name)
+    (mini.root / ".gitignore").write_text(".magcfg-cache/\n")
+    project = f"{directory}/magcfg.yaml"
+    assert top.run("build", "--project", project).returncode == 0
+    commit_all(top, "v1")
+    top.write(f"{directory}/layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    assert top.run("build", "--project", project).returncode == 0
+    commit_all(top, "v2")
+    manifest = json.loads((mini.root / directory / "generated/dev/manifest.json").read_text())
+    assert manifest["version"] == 2
+    return top
+
+
+def moved(top: Project, old: str, new: str) -> None:
+    """``old`` moved to ``new`` with git, parents made as needed."""
+    (top.root / new).parent.mkdir(parents=True, exist_ok=True)
+    git(top, "mv", old, new)
+
+
+@pytest.mark.parametrize(("old", "new"), [("svc", "b"), ("platform/svc", "svc"),
+                                          ("svc", "platform/svc")])
+def test_a_revert_is_caught_where_the_project_moved_up_or_sideways(
+        mini: Project, old: str, new: str) -> None:
+    """A pull request that reverts a version bump and moves the project up or sideways
+    (``svc/`` to ``b/``, ``platform/svc/`` to ``svc/``, ``svc/`` to ``platform/svc/``):
+    the ref's project is the one project file the ref holds that the working tree does
+    not, and the gate compares its manifests, says which, and the fix it gives passes."""
+    top = two_versions_in(mini, old)
+    git(top, "switch", "-q", "-c", "pr")
+    git(top, "revert", "--no-edit", "HEAD")  # dev's manifest back at version 1
+    moved(top, old, new)
+    commit_all(top, "move and revert")
+    project = f"{new}/magcfg.yaml"
+    assert top.run("build", "--check", "--project", project).returncode == 0
+    gate = top.run("build", "--check", "--project", project, "--since", "main")
+    assert gate.returncode == 1, gate.stderr
+    from_new = "../" * new.count("/") + "../" + old
+    lines = gate.stderr.splitlines()
+    assert lines[0] == (
+        f"{project}: warning: the project at main is {from_new}/magcfg.yaml (renamed or "
+        "moved since): each environment's manifest is compared with the one it kept, "
+        f"{from_new}/generated/ENV/manifest.json")
+    assert lines[1].startswith(f"{new}/generated/dev/manifest.json: error: version 1 "
+                               "after 2 at main: rollback_refused;"), lines
+    assert len(lines) == 2, lines
+    # The advice, as given, run at the top.
+    fix = lines[1].split("`")[1]
+    assert fix == (f"git show main:{old}/generated/dev/manifest.json > "
+                   f"{new}/generated/dev/manifest.json && git add "
+                   f"{new}/generated/dev/manifest.json")
+    subprocess.run(["sh", "-c", fix], cwd=top.root, check=True)
+    assert top.run("build", "--project", project).returncode == 0
+    commit_all(top, "rebuilt on top of main")
+    fixed = top.run("build", "--check", "--project", project, "--since", "main")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "warning: the project at main is" in fixed.stderr
+
+
+def test_a_symlink_left_where_the_project_was_does_not_hide_the_move(mini: Project) -> None:
+    top = two_versions_in(mini, "svc")
+    git(top, "revert", "--no-edit", "HEAD")
+    moved(top, "svc", "b")
+    (top.root / "svc").symlink_to("b")  # svc/magcfg.yaml is there, through a link
+    commit_all(top, "move, link and revert")
+    gate = top.run("build", "--check", "--project", "b/magcfg.yaml", "--since", "HEAD~2")
+    assert gate.returncode == 1, gate.stderr
+    assert ("b/generated/dev/manifest.json: error: version 1 after 2 at HEAD~2: "
+            "rollback_refused") in gate.stderr
+
+
+def test_a_project_that_stayed_is_not_the_one_moved(mini: Project) -> None:
+    """The ref held two projects; the pull request moved one: the other, where it was,
+    is another project's, and the moved one is compared."""
+    top = two_versions_in(mini, "a")
+    subprocess.run(["cp", "-r", "a", "c"], cwd=top.root, check=True)
+    assert top.run("build", "--project", "c/magcfg.yaml").returncode == 0
+    commit_all(top, "c")
+    git(top, "revert", "--no-edit", "HEAD~1")
+    moved(top, "a", "b")
+    commit_all(top, "move a, revert")
+    gate = top.run("build", "--check", "--project", "b/magcfg.yaml", "--since", "HEAD~2")
+    assert gate.returncode == 1, gate.stderr
+    assert "the project at HEAD~2 is ../a/magcfg.yaml" in gate.stderr
+    assert "b/generated/dev/manifest.json: error: version 1 after 2" in gate.stderr
+
+
+def test_several_projects_gone_is_refused_naming_them(mini: Project) -> None:
+    """Two projects moved in one pull request: which one the working tree's was cannot
+    be told, and the gate refuses, naming both and the way out; nothing is written."""
+    top = two_versions_in(mini, "a")
+    subprocess.run(["cp", "-r", "a", "c"], cwd=top.root, check=True)
+    commit_all(top, "c")
+    moved(top, "a", "b")
+    moved(top, "c", "d")
+    commit_all(top, "move both")
+    before = top.snapshot_tree("b/generated")
+    for args in (("build", "--check", "--since", "HEAD~1"),
+                 ("diff", "--env", "dev", "--against", "HEAD~1")):
+        gate = top.run(*args, "--project", "b/magcfg.yaml")
+        assert gate.returncode == 1, gate.stderr
+        assert gate.stderr.splitlines() == [
+            "b/magcfg.yaml: error: HEAD~1 holds no project file here, and 2 that the "
+            "working tree no longer holds (../a/magcfg.yaml, ../c/magcfg.yaml): this change "
+            "moved or removed them, and which one this project was cannot be told, so no "
+            "version can be compared with HEAD~1's; move the project in a change of its "
+            "own (every other file as it was), then make the rest in the next"], gate.stderr
+    assert top.snapshot_tree("b/generated") == before
+    # The way out: one move, then the other.
+    git(top, "reset", "-q", "--hard", "HEAD~1")
+    git(top, "clean", "-qfdx")
+    moved(top, "a", "b")
+    commit_all(top, "move a")
+    assert top.run("build", "--check", "--project", "b/magcfg.yaml", "--since",
+                   "HEAD~1").returncode == 0
+
+
+def test_a_new_project_is_compared_with_nothing_and_says_so(mini: Project) -> None:
+    top = two_versions_in(mini, "svc")
+    subprocess.run(["cp", "-r", "svc", "new"], cwd=top.root, check=True)
+    commit_all(top, "a second project")
+    gate = top.run("build", "--check", "--project", "new/magcfg.yaml", "--since", "HEAD~1")
+    assert gate.returncode == 0, gate.stderr
+    assert gate.stderr.splitlines() == [
+        "new/magcfg.yaml: warning: HEAD~1 holds no project file here, nor one this change "
+        "moved or removed: each environment is new to the gate, no version compared with "
+        "HEAD~1's",
+        "up to date: dev, prod"]
+    report = top.run("build", "--check", "--project", "new/magcfg.yaml", "--since", "HEAD~1",
+                     "-f", "json")
+    assert report.returncode == 0, report.stderr
+    doc = json.loads(report.stdout)
+    assert doc["ok"] is True
+    assert [(d["file"], d["severity"], d["code"]) for d in doc["diagnostics"]] == [
+        ("new/magcfg.yaml", "warning", "since_no_project")]
+    quiet = top.run("build", "--check", "--quiet", "--project", "new/magcfg.yaml",
+                    "--since", "HEAD~1")
+    assert (quiet.returncode, quiet.stderr) == (0, "")

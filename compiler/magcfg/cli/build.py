@@ -133,10 +133,13 @@ def build_command(
                               [*result.warnings, *exc.diagnostics])
                 raise SystemExit(1) from None
             _fail(exc, top)
+    # A warning of the gate's names what it compared (the project at the ref, moved
+    # since, or none): no refusal, whatever --strict says of the build's warnings.
+    refused = any(d.severity == "error" for d in problems)
     if as_json:
         _print_report("build_report", top, result.environments, result, check,
                       [*result.warnings, *problems])
-        raise SystemExit(1 if problems or result.stale else 0)
+        raise SystemExit(1 if refused or result.stale else 0)
     reporting: AbstractContextManager[None] = (result.timings.stage("report") if result.timings
                                                else nullcontext())
     with reporting:
@@ -151,8 +154,9 @@ def build_command(
                         "apply, and judges its next version's changes by that "
                         "version's policy (docs/runtime.md)")
     for d in problems:
-        _stderr(top.diagnostic(d).format())
-    if problems:
+        if d.severity == "error" or not quiet:
+            _stderr(top.diagnostic(d).format())
+    if refused:
         raise SystemExit(1)
     if timings and result.timings is not None:
         import json

@@ -321,7 +321,12 @@ class GitSource:
         commit's project was at the top and the working tree's is below it)."""
         if self.prefix == self._here:
             return rel
-        return posixpath.relpath(posixpath.join(self.prefix, rel), self._here or ".")
+        return self.name_from_top(posixpath.join(self.prefix, rel))
+
+    def name_from_top(self, path: str) -> str:
+        """``path``, from the top of the repository, named from the project root's
+        directory in the working tree, as every name there is."""
+        return posixpath.relpath(path, self._here or ".")
 
     def at_ref(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         """``diagnostics`` about files of this commit, each naming it (``file@REF``, as
@@ -662,7 +667,7 @@ def project_file_at(project: Project, source: GitSource) -> str | None:
     below, since the commit). A file there that is certainly no project (a pipeline of
     that name, ``no_project_bytes``) is passed over, as the search for the project file
     passes over it. None where the commit holds none of these: a pull request that
-    starts the project, or one that moved it from elsewhere."""
+    starts the project, or one that moved it from elsewhere (``projects_gone_since``)."""
     own = posixpath.join(source.prefix, project.file)
     if source._lexists(project.file):
         return own  # read as the working tree's is, and refused as such if need be
@@ -675,28 +680,145 @@ def project_file_at(project: Project, source: GitSource) -> str | None:
     for directory in directories:
         for name in PROJECT_FILE_NAMES:
             path = posixpath.join(directory, name)
-            if path == own or os.path.lexists(os.path.join(top, path)):
+            if path == own or _held(top, path):
                 continue  # the working tree's own project file, or another project's
             entry = source._entry_at_top(path)
-            if entry is None or not stat.S_ISREG(entry.mode):
-                continue
-            try:
-                raw = source._object(entry.sha, b"blob", MAX_PIPELINE_BYTES)
-            except (_Oversized, ValueError):
-                return path  # may be one: loaded, to fail as such
-            if not no_project_bytes(raw, name):
+            if entry is not None and _may_be_project(source, entry, name):
                 return path
     return None
+
+
+def _may_be_project(source: GitSource, entry: _Entry, name: str) -> bool:
+    """Whether ``entry``, named ``name`` (a project file's name), may be a project file:
+    a regular file that is not certainly none (``no_project_bytes``), as the search for
+    the project file in the working tree passes one over. One too large or unreadable
+    may be one: loaded, it fails as such."""
+    if not stat.S_ISREG(entry.mode):
+        return False
+    try:
+        raw = source._object(entry.sha, b"blob", MAX_PIPELINE_BYTES)
+    except (_Oversized, ValueError):
+        return True
+    return not no_project_bytes(raw, name)
+
+
+def _held(top: Path, path: str) -> bool:
+    """Whether the working tree holds something at ``path`` (from the top), every
+    directory on the way a directory, not a symlink to one: a commit's tree holds a file
+    below directories alone, and one the working tree reaches through a symlink is
+    moved there (a pull request's symlink in its place would hide a move)."""
+    here = top
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        here = here / part
+        try:
+            mode = os.lstat(here).st_mode
+        except OSError:
+            return False
+        if index < len(parts) - 1 and not stat.S_ISDIR(mode):
+            return False
+    return True
+
+
+def _held_directory(top: Path, path: str) -> bool:
+    """Whether the working tree holds a directory at ``path`` (from the top), every
+    directory on the way one too, none a symlink."""
+    return _held(top, path) and stat.S_ISDIR(os.lstat(top / path).st_mode)
+
+
+def projects_gone_since(project: Project, source: GitSource) -> list[str]:
+    """The project files ``source``'s commit holds where the working tree holds nothing
+    (``_held``), from the top, sorted: the projects a change moved or removed since, one
+    of them the working tree's project where it moved up or sideways (``svc/`` to
+    ``platform/svc/``, ``a/`` to ``b/``), which ``project_file_at`` does not look for.
+    Passed over as there: what is certainly no project, the working tree's own file.
+
+    Read from git objects alone, never a checkout. A directory whose tree HEAD holds at
+    the same path, and the working tree holds as a directory, is not walked: each file
+    below it is where the commit held it (CI checks out HEAD), so the walk costs what
+    the change moved, not the repository's size; a project file removed from such a
+    directory in the working tree alone, not committed, goes unseen. Past
+    ``MAX_ENTRIES`` entries walked it stops with a located error: what it has not walked
+    may hold the project moved, and a gate that compared nothing would pass."""
+    top = git_root(Path(os.path.realpath(project.root)))
+    if top is None:
+        return []
+    own = posixpath.join(source._here, project.file)
+    head = _head_tree(source)
+    found: list[str] = []
+    left = MAX_ENTRIES
+    stack: list[tuple[str, _Entry, _Entry | None]] = [("", source._top, head)]
+    while stack:
+        path, tree, at_head = stack.pop()
+        try:
+            entries = source._tree(tree)
+            head_entries = (source._tree(at_head) if at_head is not None
+                            and stat.S_ISDIR(at_head.mode) else None)
+        except _TooMuch:
+            entries, head_entries = {}, None
+            left = -1
+        if entries is None:
+            continue  # a tree git refuses: no project of a checkout is in it
+        left -= len(entries)
+        if left < 0:
+            raise BuildError([Diagnostic(project.file, None, None, (
+                f"{source.ref} and the working tree differ in directories of more than "
+                f"{MAX_ENTRIES} entries, and {source.ref} holds no project file where "
+                "this one is: magcfg stops looking for the project this change moved "
+                "there, and compares nothing; move the project in a change of its own, "
+                "then make the rest in the next"), code="project_moved")])
+        for name, entry in entries.items():
+            if not utf8_name(name):
+                continue  # no path of the working tree's: nothing moved from there
+            child = f"{path}/{name}" if path else name
+            if stat.S_ISDIR(entry.mode):
+                same = head_entries.get(name) if head_entries is not None else None
+                if same != entry or not _held_directory(top, child):
+                    stack.append((child, entry, same))
+            elif (name in PROJECT_FILE_NAMES and child != own and not _held(top, child)
+                  and _may_be_project(source, entry, name)):
+                found.append(child)
+    return sorted(found)
+
+
+def _head_tree(source: GitSource) -> _Entry | None:
+    """The tree of the repository's HEAD, None where there is none (no commit yet)."""
+    import git
+
+    from ..project import GIT_BLOB_SECONDS
+
+    try:
+        with source._watchdog.watching():
+            sha = source.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
+                                            "HEAD^{tree}", kill_after_timeout=GIT_BLOB_SECONDS)
+        return _Entry(bytes.fromhex(sha.strip()), _TREE)
+    except (git.GitCommandError, ValueError):
+        return None
 
 
 @contextlib.contextmanager
 def ref_project_source(project: Project, ref: str) -> Iterator[tuple[GitSource, str | None]]:
     """A ``GitSource`` of ``ref`` in the directory of ``project``'s file there
-    (``project_file_at``: renamed or moved since, where it was), and the file's name in
-    it; None, and the project root's directory, where the ref holds none."""
+    (``project_file_at``: renamed or moved since, where it was; else the one project
+    file the ref holds that the working tree does not, ``projects_gone_since``: moved up
+    or sideways), and the file's name in it; None, and the project root's directory,
+    where the ref holds none. A located error where the ref holds several such files:
+    which of them this project was cannot be told, and a guess could compare a version
+    with another project's, or nothing."""
     with GitSource(project.root, ref) as source:
         with source.errors_at_ref():
             found = project_file_at(project, source)
+        if found is None:
+            gone = projects_gone_since(project, source)
+            if len(gone) > 1:
+                raise BuildError([Diagnostic(project.file, None, None, (
+                    f"{ref} holds no project file here, and {len(gone)} that the working "
+                    f"tree no longer holds ({', '.join(source.name_from_top(g) for g in gone)}): "
+                    "this change moved or removed them, and which one this project was "
+                    "cannot be told, so no version can be compared with "
+                    f"{ref}'s; move the project in a change of its own (every other file "
+                    "as it was), then make the rest in the next"), code="project_moved")])
+            found = gone[0] if gone else None
         directory, file = posixpath.split(found) if found is not None else (source.prefix, None)
         if directory == source.prefix:
             yield source, file

@@ -677,11 +677,9 @@ def _project_noted(project: Project, source: GitSource, file: str | None
     ref = source.ref
     if file is None:
         return (Diagnostic(project.file, None, None, f"{ref} holds no project file here, "
-                           "nor one of its names here or in a directory above that the "
-                           "working tree no longer holds (a project moved from elsewhere "
-                           "is not matched): each environment is compared with an empty "
-                           "config, every key added", severity="warning",
-                           code="against_no_project"),)
+                           "nor one this change moved or removed: each environment is "
+                           "compared with an empty config, every key added",
+                           severity="warning", code="against_no_project"),)
     if file == project.file and source.name(".") == ".":
         return ()
     return (Diagnostic(project.file, None, None, f"the project at {ref} is "

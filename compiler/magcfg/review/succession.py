@@ -12,6 +12,8 @@ it every build would soon be refused while every kernel refuses any lower versio
 from __future__ import annotations
 
 import json
+import posixpath
+import shlex
 from typing import TYPE_CHECKING
 
 from ..artifact import MANIFEST, MAX_MANIFEST_BYTES
@@ -30,7 +32,10 @@ of builds comes near, and at this step ``MAX_VERSION`` is 9 * 10^9 pull requests
 
 
 def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnostic]:
-    """Compare each built environment's manifest with the one committed at ``ref``."""
+    """Compare each built environment's manifest with the one committed at ``ref``: an
+    error for each that may not follow it, and a warning naming the project at ``ref``
+    compared with where it is not the working tree's (renamed or moved since), or
+    saying ``ref`` holds none (nothing compared)."""
     from ..pipeline.gitsource import ref_project_source
     from ..signing.signatures import VerificationError
     from ..signing.versions import SuccessionError, check_succession
@@ -39,7 +44,12 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
         output = _output_at(project, source, file)
         committed = {env: _committed(source, f"{output}/{env}/{MANIFEST}")
                      for env in result.artifacts}
-    problems = []
+        moved = file is not None and (file != project.file or source.name(".") != ".")
+        ref_manifests = {env: posixpath.normpath(posixpath.join(source.prefix, output, env,
+                                                                MANIFEST))
+                         for env in result.artifacts}
+        problems = _project_noted(project, source, file, output) if moved or file is None \
+            else []
     for env, artifact in sorted(result.artifacts.items()):
         path = f"{project.output}/{env}/{MANIFEST}"
         raw = committed[env]
@@ -58,23 +68,60 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
             check_succession(before, after, file=path)
             step = after["version"] - before["version"]
             if step > MAX_VERSION_STEP:
+                restore = (f"restore the environment from {ref} (`git checkout {ref} -- "
+                           f"{project.output}/{env}/`), commit it" if not moved
+                           else f"{_restore_moved(project, ref, ref_manifests[env], path)}, "
+                           "commit it")
                 problems.append(Diagnostic(
                     path, None, "version",
                     f"version {after['version']} after {before['version']} at {ref}: a "
                     f"jump of {step}, more than the {MAX_VERSION_STEP} any history of builds "
-                    "makes (a build raises it by one), as a hand-edited manifest does: "
-                    f"restore the environment from {ref} (`git checkout {ref} -- "
-                    f"{project.output}/{env}/`), commit it, then rebuild "
-                    f"(`magcfg build{project_option(project)}`)", code="version"))
+                    f"makes (a build raises it by one), as a hand-edited manifest does: "
+                    f"{restore}, then rebuild (`magcfg build{project_option(project)}`)",
+                    code="version"))
         except (SuccessionError, VerificationError) as exc:
             reason = getattr(exc, "reason", "version")
+            # A build numbers the version from the manifest HEAD or the index holds at
+            # the working tree's path (compiler.version_bases), which a move left behind.
+            rebuild = (f"rebuild on top of {ref}" if not moved else
+                       f"{_restore_moved(project, ref, ref_manifests[env], path)}, then rebuild")
             problems.append(Diagnostic(
                 path, None, "version",
                 f"version {after.get('version')} after {before.get('version')} at {ref}: "
-                f"{reason}; rebuild on top of {ref} (`magcfg build{project_option(project)}`) "
+                f"{reason}; {rebuild} (`magcfg build{project_option(project)}`) "
                 "so the version only goes up",
                 code="version"))
     return problems
+
+
+def _restore_moved(project: Project, ref: str, ref_manifest: str, path: str) -> str:
+    """How to put the manifest ``ref`` holds at ``ref_manifest`` (from the top) where
+    the working tree's project keeps it (``path``, in the project), staged: a command
+    run at the top of the repository, as CI and the hook run."""
+    from ..project import FromTop
+
+    here = shlex.quote(FromTop(project).name(path))
+    return (f"put {ref}'s manifest in its place, at the repository's top (`git show "
+            f"{shlex.quote(f'{ref}:{ref_manifest}')} > {here} && git add {here}`)")
+
+
+def _project_noted(project: Project, source: GitSource, file: str | None, output: str
+                   ) -> list[Diagnostic]:
+    """A warning naming the project at the source's commit the manifests are compared
+    with (``file``, renamed or moved since: ``ref_project_source``), or saying the
+    commit holds none, nothing compared: CI's log says what the gate compared. A name
+    in its text is from the project's directory, as the working tree's names are."""
+    ref = source.ref
+    if file is None:
+        return [Diagnostic(project.file, None, None, (
+            f"{ref} holds no project file here, nor one this change moved or removed: "
+            f"each environment is new to the gate, no version compared with {ref}'s"),
+            severity="warning", code="since_no_project")]
+    return [Diagnostic(project.file, None, None, (
+        f"the project at {ref} is {source.name(file)} (renamed or moved since): each "
+        "environment's manifest is compared with the one it kept, "
+        f"{source.name(output)}/ENV/{MANIFEST}"), severity="warning",
+        code="since_project_moved")]
 
 
 def _output_at(project: Project, source: GitSource, file: str | None) -> str:
