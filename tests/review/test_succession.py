@@ -324,3 +324,21 @@ def test_a_new_project_is_compared_with_nothing_and_says_so(mini: Project) -> No
     quiet = top.run("build", "--check", "--quiet", "--project", "new/magcfg.yaml",
                     "--since", "HEAD~1")
     assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_manifests_the_ref_holds_without_a_project_file_are_compared(mini: Project) -> None:
+    """The ref holds the manifests where the working tree keeps them but no project file:
+    they are compared, and no warning says nothing was."""
+    first_commit(mini)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v2")
+    git(mini, "rm", "-q", "--cached", "magcfg.yaml")
+    git(mini, "commit", "-qm", "no project file")
+    git(mini, "checkout", "-q", "HEAD~2", "--", "layers/", "generated/")  # dev at version 1
+    commit_all(mini, "the project file back, dev reverted")
+    gate = mini.run("build", "--check", "--since", "HEAD~1")
+    assert gate.returncode == 1, gate.stderr
+    assert gate.stderr.splitlines() == [
+        "generated/dev/manifest.json: error: version 1 after 2 at HEAD~1: rollback_refused; "
+        "rebuild on top of HEAD~1 (`magcfg build`) so the version only goes up [version]"]

@@ -48,8 +48,10 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
         ref_manifests = {env: posixpath.normpath(posixpath.join(source.prefix, output, env,
                                                                 MANIFEST))
                          for env in result.artifacts}
-        problems = _project_noted(project, source, file, output) if moved or file is None \
-            else []
+        # No project file at the ref, but manifests where the working tree keeps them:
+        # compared, as a project file's rename alone would leave them.
+        unseen = file is None and all(raw is None for raw in committed.values())
+        problems = _project_noted(project, source, file, output) if moved or unseen else []
     for env, artifact in sorted(result.artifacts.items()):
         path = f"{project.output}/{env}/{MANIFEST}"
         raw = committed[env]
