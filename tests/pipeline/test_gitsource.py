@@ -425,7 +425,8 @@ def test_a_project_moved_sideways_is_found_walking_what_moved_alone(
     moved = len(git(root, "ls-tree", "-r", "-t", "HEAD", "a/").splitlines())
     git(root, "mv", "a", "b")
     project = load_project(root / "b/magcfg.yaml")
-    monkeypatch.setattr(gitsource, "MAX_ENTRIES", 3 + moved)  # .gitignore, a, big and a's
+    # .gitignore, a, big and a's, on both sides: HEAD holds them as the ref does.
+    monkeypatch.setattr(gitsource, "MAX_ENTRIES", 2 * (3 + moved))
     with gitsource.ref_project_source(project, "HEAD") as (source, file):
         assert (source.prefix, file) == ("a", "magcfg.yaml")
         assert gitsource.projects_gone_since(project, source) == ["a/magcfg.yaml"]
@@ -434,7 +435,7 @@ def test_a_project_moved_sideways_is_found_walking_what_moved_alone(
         pass
     assert [d.format() for d in stopped.value.diagnostics] == [
         f"magcfg.yaml: error: HEAD and the working tree differ in directories of more than "
-        f"{3 + moved} entries, and HEAD holds no project file where this one is: magcfg "
+        f"{2 * (3 + moved)} entries, and HEAD holds no project file where this one is: magcfg "
         "stops looking for the project this change moved there, and compares nothing; move "
         "the project in a change of its own, then make the rest in the next"]
 
@@ -455,4 +456,29 @@ def test_the_walk_for_a_project_moved_stops_at_a_tree_naming_a_million_paths(
     with pytest.raises(BuildError) as stopped, gitsource.ref_project_source(project, ref):
         pass
     assert f"in directories of more than {gitsource.MAX_ENTRIES} entries" in \
+        stopped.value.diagnostics[0].message
+
+
+def test_the_walk_for_a_project_moved_counts_what_head_holds_too(
+        repo: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEAD is the pull request's: its tree at each directory the walk reads is read and
+    counted as the ref's is, so a pull request that writes a tree larger than the bound
+    there is stopped at it."""
+    from magcfg.errors import BuildError
+    from magcfg.pipeline import gitsource
+
+    root = repo.root
+    (root / "a").mkdir()
+    git(root, "mv", "magcfg.yaml", "layers", "schemas", "generated", "a/")
+    _committed(root)
+    moved = len(git(root, "ls-tree", "-r", "-t", "HEAD", "a/").splitlines())
+    git(root, "mv", "a", "b")
+    for index in range(100):
+        (root / f"f{index}.txt").write_text(f"{index}\n")
+    _committed(root)
+    project = load_project(root / "b/magcfg.yaml")
+    monkeypatch.setattr(gitsource, "MAX_ENTRIES", 2 + moved + 50)  # .gitignore, a and a's
+    with pytest.raises(BuildError) as stopped, gitsource.ref_project_source(project, "HEAD~1"):
+        pass
+    assert f"in directories of more than {2 + moved + 50} entries" in \
         stopped.value.diagnostics[0].message

@@ -738,8 +738,9 @@ def projects_gone_since(project: Project, source: GitSource) -> list[str]:
     below it is where the commit held it (CI checks out HEAD), so the walk costs what
     the change moved, not the repository's size; a project file removed from such a
     directory in the working tree alone, not committed, goes unseen. Past
-    ``MAX_ENTRIES`` entries walked it stops with a located error: what it has not walked
-    may hold the project moved, and a gate that compared nothing would pass."""
+    ``MAX_ENTRIES`` entries walked (the ref's and HEAD's) it stops with a located error:
+    what it has not walked may hold the project moved, and a gate that compared nothing
+    would pass."""
     top = git_root(Path(os.path.realpath(project.root)))
     if top is None:
         return []
@@ -759,7 +760,9 @@ def projects_gone_since(project: Project, source: GitSource) -> list[str]:
             left = -1
         if entries is None:
             continue  # a tree git refuses: no project of a checkout is in it
-        left -= len(entries)
+        # HEAD's side counts too: a pull request writes it, a tree as large as it likes
+        # at every directory walked.
+        left -= len(entries) + len(head_entries or ())
         if left < 0:
             raise BuildError([Diagnostic(project.file, None, None, (
                 f"{source.ref} and the working tree differ in directories of more than "
