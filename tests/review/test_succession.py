@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 
 import pytest
@@ -175,6 +177,32 @@ def test_a_version_jumped_far_ahead_is_caught_and_the_advice_fixes_it(mini: Proj
     fixed = mini.run("build", "--check", "--since", "HEAD~2")
     assert fixed.returncode == 0, fixed.stderr
     assert json.loads(manifest.read_text())["version"] <= 2
+
+
+def test_a_version_jump_below_the_top_is_undone_by_the_advice_run_at_the_top(
+        mini: Project) -> None:
+    """The command the gate gives to restore an environment names its directory from
+    the repository's top, where CI and the hook run (it named it from the project's
+    directory: at the top of a monorepo, a path git matches to nothing)."""
+    top = two_versions_in(mini, "platform/svc")
+    project = "platform/svc/magcfg.yaml"
+    manifest = mini.root / "platform/svc/generated/dev/manifest.json"
+    manifest.write_text(manifest.read_text().replace('"version": 2', '"version": 5000000', 1))
+    git(top, "add", "platform/svc/generated/dev/manifest.json")
+    assert top.run("build", "--project", project).returncode == 0
+    commit_all(top, "jump")
+    gate = top.run("build", "--check", "--project", project, "--since", "HEAD~1")
+    assert gate.returncode == 1
+    advised = re.search(r"\(`(git checkout HEAD~1 -- [^`]*)`\)", gate.stderr)
+    assert advised is not None, gate.stderr
+    assert advised.group(1) == "git checkout HEAD~1 -- platform/svc/generated/dev/"
+    git(top, *shlex.split(advised.group(1))[1:])
+    commit_all(top, "restore dev")
+    assert top.run("build", "--project", project).returncode == 0
+    if git(top, "status", "--porcelain"):
+        commit_all(top, "rebuild")
+    fixed = top.run("build", "--check", "--project", project, "--since", "HEAD~2")
+    assert fixed.returncode == 0, fixed.stderr
 
 
 def two_versions_in(mini: Project, directory: str) -> Project:

@@ -70,8 +70,9 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
             check_succession(before, after, file=path)
             step = after["version"] - before["version"]
             if step > MAX_VERSION_STEP:
-                restore = (f"restore the environment from {ref} (`git checkout {ref} -- "
-                           f"{project.output}/{env}/`), commit it" if not moved
+                restore = (f"restore the environment from {ref} at the repository's top "
+                           f"(`git checkout {ref} -- {_from_top(project, project.output, env)}/`)"
+                           ", commit it" if not moved
                            else f"{_restore_moved(project, ref, ref_manifests[env], path)}, "
                            "commit it")
                 problems.append(Diagnostic(
@@ -96,13 +97,19 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
     return problems
 
 
+def _from_top(project: Project, *parts: str) -> str:
+    """The project's path ``parts`` named from the repository's top, for a command run
+    there, as CI and the hook run (quoted for a shell)."""
+    from ..project import FromTop
+
+    return shlex.quote(FromTop(project).name("/".join(parts)))
+
+
 def _restore_moved(project: Project, ref: str, ref_manifest: str, path: str) -> str:
     """How to put the manifest ``ref`` holds at ``ref_manifest`` (from the top) where
     the working tree's project keeps it (``path``, in the project), staged: a command
     run at the top of the repository, as CI and the hook run."""
-    from ..project import FromTop
-
-    here = shlex.quote(FromTop(project).name(path))
+    here = _from_top(project, path)
     return (f"put {ref}'s manifest in its place, at the repository's top (`git show "
             f"{shlex.quote(f'{ref}:{ref_manifest}')} > {here} && git add {here}`)")
 
