@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .conftest import REPO, git, run_cli
+import pytest
+
+from .conftest import REPO, MakeRepo, git, run_cli
 
 
 def test_a_literal_under_replace_is_a_finding(tmp_path: Path) -> None:
@@ -71,3 +73,22 @@ def test_a_project_file_nested_past_pyyamls_depth_is_a_finding(tmp_path: Path) -
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stdout.startswith("ci/magcfg.yml:1:1: "), done.stdout
         assert "MAG006 error: layers " in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("text", ["lint: {}\n", "", 'version: 1\nlint:\n  exclude: ["docs/**"]\n'
+                                  "secrets:\n  direct_vault: []\n"])
+def test_a_project_file_of_the_secrets_gate_alone_is_judged_alike_at_a_commit(
+        make_repo: MakeRepo, text: str) -> None:
+    """A repository that uses magcfg only as its secrets gate: its project file lists
+    no layers, in the work tree and at each commit since ``--since`` (where it was
+    loaded as a layer project: "environments must be a non-empty list of names")."""
+    root = make_repo({"magcfg.yaml": "lint: {}\n", "app/main.py": "print('hi')\n"}).root
+    (root / "magcfg.yaml").write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--allow-empty", "-m", "the gate's settings")
+    (root / "app/config.yaml").write_text("log_level: info\n")  # what could be a layer
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "a setting")
+    assert run_cli(root, "lint").returncode == 0
+    since = run_cli(root, "lint", "--since", "HEAD~2")
+    assert (since.returncode, since.stdout) == (0, ""), since.stdout + since.stderr

@@ -303,9 +303,10 @@ class CommitLayers:
                 if not isinstance(raw, bytes):
                     raise MagcfgError(f"is more than {MAX_INPUT_BYTES} bytes")
                 # A file of a project file's name that holds none of its sections (a CI
-                # pipeline) is no project of the commit's; any other is loaded, and
-                # one that does not load fails the gate.
-                if may_be_project_text(raw.decode("utf-8", "replace"), name):
+                # pipeline) or those of a secrets gate alone is no layer project of the
+                # commit's; any other is loaded, and one that does not load fails the gate.
+                text = raw.decode("utf-8", "replace")
+                if may_be_project_text(text, name) and not _gate_only(text):
                     self._loaded[name, blob] = committed_project(
                         name.rpartition("/")[2], raw, self._ctx.root / here)
                 else:
@@ -389,6 +390,26 @@ class CommitLayers:
                 found = _why(exc)
         self._projects[key] = found
         return found
+
+
+_GATE_SECTIONS = frozenset({"version", "lint", "secrets"})
+"""The sections of the project file of a repository that uses magcfg only as its secrets
+gate (``lint:``, and ``secrets.direct_vault``, which lint reads): no layer project."""
+
+
+def _gate_only(text: str) -> bool:
+    """Whether a commit's project file ``text`` is a mapping of no section but
+    ``_GATE_SECTIONS`` (or empty): it lists no layers, and is no layer project, as the
+    work tree's is judged (``_project``); one with another section (a misspelt
+    ``layers``) is loaded, to fail as such."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):  # RecursionError: nested past the parser
+        return False
+    raw = {} if raw is None else raw
+    return isinstance(raw, dict) and all(str(key) in _GATE_SECTIONS for key in raw)
 
 
 def _why(exc: Exception) -> str:
