@@ -165,20 +165,90 @@ def test_a_baseline_entry_the_pull_request_removes_applies_at_once(
     assert "apply after merge" not in findings[0]["message"]
 
 
-def test_the_first_pull_request_of_a_project_has_its_own_settings(
-        make_repo: MakeRepo) -> None:
-    """REF holds neither a project file nor a baseline: nothing accepted to compare
-    with, and the pull request that adds the project passes the gate it adds."""
-    root = make_repo({"README.md": "demo\n"}).root
+def _adopting(make_repo: MakeRepo) -> Path:
+    """A repository whose branch ``base`` holds no project file, a token in vendored
+    code and one in an old file; the pull request's branch checked out."""
+    root = make_repo({"README.md": "demo\n", "vendor/creds.py": SECRET,
+                      "old.py": SECRET.replace("aws_key", "old_key")}).root
     git(root, "branch", "base")
+    git(root, "checkout", "-q", "-b", "pr")
+    return root
+
+
+def test_the_pull_request_that_adopts_the_project_exempts_the_files_the_target_holds(
+        make_repo: MakeRepo) -> None:
+    """What the project is adopted over (vendored code, an old file): the pull request
+    that adds the project file and baseline passes the gate it adds."""
+    root = _adopting(make_repo)
     assert run_cli(root, "init", ".", "--env", "dev", "--ci", "github").returncode == 0
     with (root / "magcfg.yaml").open("a") as project:
         project.write('lint:\n  exclude: ["vendor/**"]\n')
-    (root / "vendor").mkdir()
-    (root / "vendor" / "creds.py").write_text(SECRET)
-    (root / "old.py").write_text(SECRET.replace("aws_key", "old_key"))
     assert run_cli(root, "lint", "--write-baseline").returncode == 0
     _commit(root, {}, "start the project")
+    assert _lint(root, "-b", BASELINE)[0] == 0
+
+
+def test_the_pull_request_that_adopts_the_project_file_exempts_none_of_its_own_files(
+        make_repo: MakeRepo) -> None:
+    """A glob of a project file REF lacks passed every file, those the pull request adds
+    or changes too: ``exclude: ["**"]`` beside a token passed it."""
+    root = _adopting(make_repo)
+    _commit(root, {"magcfg.yaml": 'lint: {exclude: ["**"]}\n', "app/creds.py": SECRET,
+                   "README.md": "demo\n" + SECRET.replace("aws_key", "readme_key")},
+            "the gate, a key, a key in the readme")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    # The file it adds and the one it changes; vendored code and the old file are passed.
+    assert [f["file"] for f in findings] == ["README.md", "app/creds.py"]
+    for f in findings:
+        assert f["message"].endswith("(excluded by lint.exclude in the pull request "
+                                     f"(magcfg.yaml:1), {AFTER_MERGE})"), f
+    # A version a commit since REF holds is the pull request's, whatever the work tree
+    # holds: the line REF held is found in it too, a glob telling no line from another.
+    git(root, "branch", "-f", "base", "pr~1")
+    git(root, "reset", "-q", "--hard", "pr~1")
+    added = _commit(root, {"magcfg.yaml": 'lint: {exclude: ["**"]}\n',
+                           "vendor/creds.py": SECRET + SECRET.replace("aws_key", "new_key")},
+                    "the gate, a key in vendored code")
+    _commit(root, {"vendor/creds.py": SECRET}, "the key out again")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    assert [(f["file"], f["line"], f.get("commit", "")[:7]) for f in findings] == [
+        ("vendor/creds.py", 1, added), ("vendor/creds.py", 2, added)]
+    assert all(AFTER_MERGE in f["message"] for f in findings)
+
+
+def test_the_pull_request_that_adopts_the_project_file_disables_no_rule_in_its_own_files(
+        make_repo: MakeRepo) -> None:
+    root = _adopting(make_repo)
+    _commit(root, {"magcfg.yaml": "lint:\n  disable: [MAG002]\n", "app/creds.py": SECRET},
+            "the gate, a key")
+    code, findings, _ = _lint(root)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["app/creds.py"]
+    assert findings[0]["message"].endswith(
+        f"(MAG002 is disabled by lint.disable in the pull request (magcfg.yaml:2), "
+        f"{AFTER_MERGE})")
+
+
+def test_the_pull_request_that_adopts_a_baseline_accepts_none_of_its_own_findings(
+        make_repo: MakeRepo) -> None:
+    """REF holds the project file but no baseline: the pull request's baseline accepts
+    what REF holds (the old key), never the key it adds beside it."""
+    root = _project(make_repo)
+    _commit(root, {"old/creds.py": SECRET.replace("aws_key", "old_key")}, "an old key")
+    git(root, "branch", "-f", "base", "HEAD")
+    _commit(root, {"app/creds.py": SECRET}, "add the key")
+    assert run_cli(root, "lint", "--write-baseline").returncode == 0
+    _commit(root, {}, "accept both")
+    code, findings, out = _lint(root, "-b", BASELINE)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["app/creds.py"]
+    entry = _line(root, BASELINE, findings[0]["fingerprint"])
+    assert findings[0]["message"].endswith(
+        f"(accepted by the baseline in the pull request ({BASELINE}:{entry}), {AFTER_MERGE})")
+    assert '"baselined": 1' in out
+    git(root, "branch", "-f", "base", "HEAD")
     assert _lint(root, "-b", BASELINE)[0] == 0
 
 

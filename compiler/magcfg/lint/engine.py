@@ -8,6 +8,7 @@ import dataclasses
 import marshal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ..workers import available_jobs, run_shares
@@ -152,13 +153,16 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     commits = None
     if since is not None:
         commits, more_files, more_found, more_suppressed = _history(
-            root, since, paths, checks, ctx, excludes)
+            root, since, paths, checks, ctx,
+            own.excludes if at_ref is None else partial(at_ref.excludes, committed=True))
         checked += more_files
         suppressed += more_suppressed
         found = _once(found, more_found)
+    if at_ref is not None:
+        found = [f for f in found if not at_ref.disabled(f)]
     if accepted is not None:
-        new, matched = baseline_mod.new_findings(
-            found, accepted if at_ref is None else at_ref.held(accepted))
+        new, matched = (baseline_mod.new_findings(found, accepted) if at_ref is None
+                        else at_ref.new_findings(found, accepted))
     else:
         new, matched = found, 0
     if at_ref is not None:

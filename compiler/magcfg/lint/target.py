@@ -7,9 +7,13 @@ holds it would let a pull request pass its own secret (``lint.exclude: ["**"]``,
 entry for its new token in the baseline). The gate honours an exemption that both REF
 and the pull request hold: one the pull request adds applies once it is merged, to the
 next pull request; one it takes away (an entry removed, a glob narrowed, a rule enabled)
-applies at once. Where REF holds no such file (a project's first pull request), the pull
-request's own apply: nothing was accepted to compare with. ``--exclude`` and a project
-file or baseline outside the repository are the operator's, and apply as given. Inline
+applies at once. Where REF holds no such file (the pull request adopts the project file
+or the baseline), that file's exemptions reach the files REF holds as the pull request
+leaves them (what the project is adopted over: fixtures, vendored code), never one the
+pull request adds or changes, nor a version a commit since REF holds: a glob or a
+fingerprint cannot tell the lines REF held from those the pull request puts beside them.
+``--exclude`` and a project file or baseline outside the repository are the operator's,
+and apply as given. Inline
 suppressions sit on the line they cover, in the diff a reviewer reads, and apply as
 written (docs/lint.md, "A pull request's exemptions")."""
 
@@ -42,34 +46,67 @@ class Target:
     own: LintConfig
     config: LintConfig | None
     """The settings of REF's version of the project file (those of no setting where it
-    does not load, or is too large to read); None where REF holds none, or the project
-    file is outside the repository: the pull request's own apply."""
+    does not load, is too large to read, or is not there); None where the project file
+    is outside the repository, or none is in use: the run's own apply."""
     accepted: Counter[str] | None
-    """REF's version of the baseline in use (none accepted where it does not load);
-    None where REF holds none, or none in the repository is in use."""
+    """REF's version of the baseline in use (none accepted where it does not load, or is
+    not there); None where none in the repository is in use."""
+    project_adopted: bool = False
+    """REF holds no version of the project file: its exemptions reach ``unchanged``."""
+    baseline_adopted: bool = False
+    """REF holds no version of the baseline: its entries reach ``unchanged``."""
+    unchanged: frozenset[str] = frozenset()
+    """Where a file is adopted: the files (as listed) REF holds as the work tree does."""
 
-    def excludes(self, name: str) -> bool:
-        """Whether the gate passes over ``name`` (as listed): a glob of ``--exclude``
-        names it, or one of the project file's does and one of REF's version does too."""
+    def excludes(self, name: str, committed: bool = False) -> bool:
+        """Whether the gate passes over ``name`` (as listed; ``committed``: a version a
+        commit since REF holds): a glob of ``--exclude`` names it, or one of the project
+        file's does and one of REF's version does too, or REF holds no version and the
+        file is one it holds as the pull request leaves it."""
         if excluded(name, self.own.command_exclude):
             return True
         if not excluded(name, self.own.exclude):
             return False
-        return self.config is None or excluded(name, self.config.exclude)
+        if self.config is None or excluded(name, self.config.exclude):
+            return True
+        return self.project_adopted and self._unchanged(name, committed)
+
+    def _unchanged(self, name: str, committed: bool) -> bool:
+        """Whether ``name`` is a file REF holds as the work tree does, as read here: a
+        version a commit since REF holds is the pull request's, whatever its name."""
+        return not committed and name in self.unchanged
+
+    def disabled(self, finding: Finding) -> bool:
+        """Whether a rule of the project file's ``lint.disable`` passes ``finding`` where
+        REF holds no version of it (``applied`` runs every rule then): in a file REF holds
+        as the pull request leaves it."""
+        return (self.project_adopted and finding.rule in self.own.disable
+                and self._unchanged(listed_name(finding.file), bool(finding.commit)))
 
     def applied(self) -> LintConfig:
-        """``own`` with the rules disabled that REF disables too. Its other settings
-        exempt nothing: a tracked ``.env`` is MAG003 in a deploy path or not, and a
-        Direct-Vault declaration is the project's, reviewed with its justification."""
+        """``own`` with the rules disabled that REF disables too (none where REF holds no
+        version: ``disabled`` passes the findings of the files they reach). Its other
+        settings exempt nothing: a tracked ``.env`` is MAG003 in a deploy path or not,
+        and a Direct-Vault declaration is the project's, reviewed with its
+        justification."""
         if self.config is None:
             return self.own
         return replace(self.own, disable=tuple(r for r in self.own.disable
                                                if r in self.config.disable))
 
-    def held(self, accepted: Counter[str]) -> Counter[str]:
-        """Of the fingerprints the baseline in use accepts, as many of each as REF's
-        version accepts too."""
-        return accepted if self.accepted is None else accepted & self.accepted
+    def new_findings(self, found: Sequence[Finding], accepted: Counter[str]
+                     ) -> tuple[list[Finding], int]:
+        """``baseline.new_findings`` of ``found``, the baseline in use accepting as many
+        of each fingerprint as REF's version accepts too, or, where REF holds no version,
+        those of the files REF holds as the pull request leaves them."""
+        if self.accepted is None:
+            return baseline_mod.new_findings(found, accepted)
+        if not self.baseline_adopted:
+            return baseline_mod.new_findings(found, accepted & self.accepted)
+        reached = [f for f in found if self._unchanged(listed_name(f.file), bool(f.commit))]
+        new, matched = baseline_mod.new_findings(reached, accepted)
+        passed = set(reached).difference(new)
+        return [f for f in found if f not in passed], matched
 
     def noted(self, findings: Sequence[Finding], own_new: set[Finding],
               baseline: SourceFile | None) -> list[Finding]:
@@ -81,7 +118,7 @@ class Target:
         for f in findings:
             notes = []
             name = listed_name(f.file)
-            if excluded(name, self.own.exclude) and not self.excludes(name):
+            if excluded(name, self.own.exclude) and not self.excludes(name, bool(f.commit)):
                 index = next(i for i, glob in enumerate(self.own.exclude)
                              if excluded(name, [glob]))
                 notes.append(f"excluded by lint.exclude in the pull request "
@@ -121,13 +158,39 @@ def read(root: Path, ref: str, own: LintConfig, baseline: Path | None) -> Target
     commit = history.resolve(root, ref)
     project = own.project_file
     config = None
+    project_adopted = False
     if project is not None and not own.project_outside:
         config = _project_at(root, commit, project)
+        if config is None:
+            config, project_adopted = LintConfig(), True
     accepted = None
+    baseline_adopted = False
     rel = _in_repository(root, baseline) if baseline is not None else None
     if rel is not None:
         accepted = _baseline_at(root, commit, rel)
-    return Target(ref, own, config, accepted)
+        if accepted is None:
+            accepted, baseline_adopted = Counter(), True
+    unchanged = (_unchanged_since(root, commit) if project_adopted or baseline_adopted
+                 else frozenset())
+    return Target(ref, own, config, accepted, project_adopted, baseline_adopted, unchanged)
+
+
+def _unchanged_since(root: Path, commit: str) -> frozenset[str]:
+    """The files (as listed) ``commit`` holds as the work tree does: those it holds that
+    git's diff of it with the work tree names none of (a file the work tree lacks, or
+    holds untracked, is named as deleted)."""
+    held = history.git_output(["ls-tree", "-r", "-z", "--full-tree", "--name-only",
+                               "--end-of-options", commit], root,
+                              "list the files " + commit[:7] + " holds")
+    changed = history.git_output(["diff", "--name-only", "-z", "--no-renames", "--no-relative",
+                                  "--no-ext-diff", "--no-textconv", "--ignore-submodules=none",
+                                  commit, "--"], root,
+                                 "list the files changed since " + commit[:7])
+
+    def names(answer: bytes) -> set[str]:
+        return {n for n in answer.decode("utf-8", "surrogateescape").split("\0") if n}
+
+    return frozenset(names(held) - names(changed))
 
 
 def _project_at(root: Path, commit: str, rel: str) -> LintConfig | None:
