@@ -13,9 +13,8 @@ leaves them (what the project is adopted over: fixtures, vendored code), never o
 pull request adds or changes, nor a version a commit since REF holds: a glob or a
 fingerprint cannot tell the lines REF held from those the pull request puts beside them.
 ``--exclude`` and a project file or baseline outside the repository are the operator's,
-and apply as given. Inline
-suppressions sit on the line they cover, in the diff a reviewer reads, and apply as
-written (docs/lint.md, "A pull request's exemptions")."""
+and apply as given. Inline suppressions sit on the line they cover, in the diff a
+reviewer reads, and apply as written (docs/lint.md, "A pull request's exemptions")."""
 
 from __future__ import annotations
 
