@@ -92,3 +92,31 @@ def test_a_project_file_of_the_secrets_gate_alone_is_judged_alike_at_a_commit(
     assert run_cli(root, "lint").returncode == 0
     since = run_cli(root, "lint", "--since", "HEAD~2")
     assert (since.returncode, since.stdout) == (0, ""), since.stdout + since.stderr
+
+
+def test_a_project_file_with_a_misspelt_layers_fails_the_work_tree_as_a_commit(
+        make_repo: MakeRepo) -> None:
+    """A project file with a section beside the gate's that does not load fails the gate
+    in both modes, naming it: the work tree's was passed as no layer project (lint,
+    and the pre-commit hook, passed what ``--since`` failed)."""
+    misspelt = ("version: 1\nenvironments: [dev]\nlayerz:\n  - name: base\n    path: .\n"
+                "schema:\n  json: schema.json\n")
+    root = make_repo({"magcfg.yaml": "lint: {}\n"}).root
+    git(root, "branch", "base")
+    (root / "svc").mkdir()
+    (root / "svc/magcfg.yaml").write_text(misspelt)
+    (root / "svc/app.yaml").write_text("log_level: info\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "a project")
+    for since in ((), ("--since", "base")):
+        done = run_cli(root, "lint", *since)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "svc/magcfg.yaml:1:1: MAG006 error: layers not checked for literal secrets: " \
+               in done.stdout, done.stdout
+    # The project file lint reads its settings from: an error naming its line and key.
+    (root / "magcfg.yaml").write_text(misspelt)
+    done = run_cli(root, "lint")
+    assert done.returncode == 1
+    assert "magcfg.yaml:3: error: unknown section 'layerz' (did you mean 'layers'?)" \
+           in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

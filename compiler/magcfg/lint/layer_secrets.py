@@ -123,8 +123,8 @@ def _load_layers(ctx: LintContext) -> _Layers:
 def _project(ctx: LintContext, rel: str
              ) -> tuple[_Project, dict[str, frozenset[tuple[str, ...]]]] | None:
     """The project of the project file ``rel`` and its layer files with their key
-    prefixes (from the lint root); None when it lists no layers or has no JSON schema,
-    or lies outside the linted tree."""
+    prefixes (from the lint root); None when it lists no layers (``_may_list_layers``) or
+    has no JSON schema, or lies outside the linted tree."""
     from ..compiler import Compiler
     from ..errors import BuildError
     from ..project import load_project
@@ -141,8 +141,8 @@ def _project(ctx: LintContext, rel: str
                              ) from None
         except RecursionError:  # a pull request's file, nested past the parser
             raise BuildError(f"{rel}: not valid YAML: nested too deeply to read") from None
-    if not isinstance(raw, dict) or not raw.get("layers"):
-        return None  # not a magcfg layer project
+    if not _may_list_layers(raw):
+        return None
     project = load_project(ctx.root / rel)
     if project.json_schema is None:
         return None
@@ -285,7 +285,7 @@ class CommitLayers:
         """(commit, project file) -> the blob of that project's JSON schema there."""
         from ..durable import MAX_INPUT_BYTES
         from ..pipeline.gitsource import committed_project
-        from ..project import committed_blobs, may_be_project_text
+        from ..project import committed_blobs
         from .history import git_failed
 
         wanted = sorted({(name, blob) for c in commits
@@ -302,11 +302,9 @@ class CommitLayers:
             try:
                 if not isinstance(raw, bytes):
                     raise MagcfgError(f"is more than {MAX_INPUT_BYTES} bytes")
-                # A file of a project file's name that holds none of its sections (a CI
-                # pipeline) or those of a secrets gate alone is no layer project of the
-                # commit's; any other is loaded, and one that does not load fails the gate.
-                text = raw.decode("utf-8", "replace")
-                if may_be_project_text(text, name) and not _gate_only(text):
+                # Judged as the work tree's (``_project``): one that may list layers is
+                # loaded, and one that does not load fails the gate.
+                if _may_list_layers_text(raw.decode("utf-8", "replace")):
                     self._loaded[name, blob] = committed_project(
                         name.rpartition("/")[2], raw, self._ctx.root / here)
                 else:
@@ -394,22 +392,34 @@ class CommitLayers:
 
 _GATE_SECTIONS = frozenset({"version", "lint", "secrets"})
 """The sections of the project file of a repository that uses magcfg only as its secrets
-gate (``lint:``, and ``secrets.direct_vault``, which lint reads): no layer project."""
+gate (``lint:``, and ``secrets.direct_vault``, which lint reads)."""
 
 
-def _gate_only(text: str) -> bool:
-    """Whether a commit's project file ``text`` is a mapping of no section but
-    ``_GATE_SECTIONS`` (or empty): it lists no layers, and is no layer project, as the
-    work tree's is judged (``_project``); one with another section (a misspelt
-    ``layers``) is loaded, to fail as such."""
+def _may_list_layers(raw: Any) -> bool:
+    """Whether a project file's parsed YAML ``raw`` may be a layer project's, and is
+    loaded (to fail the gate where it does not load): not one that is empty or holds no
+    section but ``_GATE_SECTIONS`` (a secrets gate's), nor a mapping of no section of a
+    project file (a CI pipeline of its name, ``project.may_be_project_text``); one with
+    another section may (a misspelt ``layers``), and so may one that is not a mapping."""
+    from ..project import KNOWN_SECTIONS
+
+    if raw is None:
+        return False
+    if not isinstance(raw, dict):
+        return True
+    keys = {str(key) for key in raw}
+    return bool(keys & KNOWN_SECTIONS) and not keys <= _GATE_SECTIONS
+
+
+def _may_list_layers_text(text: str) -> bool:
+    """``_may_list_layers`` of a commit's project file ``text``; one that is not YAML may."""
     import yaml
 
     try:
         raw = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):  # RecursionError: nested past the parser
-        return False
-    raw = {} if raw is None else raw
-    return isinstance(raw, dict) and all(str(key) in _GATE_SECTIONS for key in raw)
+        return True
+    return _may_list_layers(raw)
 
 
 def _why(exc: Exception) -> str:
