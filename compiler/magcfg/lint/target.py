@@ -10,11 +10,12 @@ next pull request; one it takes away (an entry removed, a glob narrowed, a rule 
 applies at once. Where REF holds no such file (the pull request adopts the project file
 or the baseline), that file's exemptions reach the files REF holds as the pull request
 leaves them (what the project is adopted over: fixtures, vendored code), never one the
-pull request adds or changes, nor a version a commit since REF holds: a glob or a
-fingerprint cannot tell the lines REF held from those the pull request puts beside them.
-``--exclude`` and a project file or baseline outside the repository are the operator's,
-and apply as given. Inline suppressions sit on the line they cover, in the diff a
-reviewer reads, and apply as written (docs/lint.md, "A pull request's exemptions")."""
+pull request adds or changes, nor a version a commit since REF holds: neither a glob nor
+a baseline the pull request writes tells the lines REF held from those it puts beside
+them. ``--exclude`` and a project file or baseline outside the repository are the
+operator's, and apply as given. Inline suppressions sit on the line they cover, in the
+diff a reviewer reads, and apply as written (docs/lint.md, "A pull request's
+exemptions")."""
 
 from __future__ import annotations
 
