@@ -408,6 +408,20 @@ def test_polls_back_off_on_errors(tmp_path: Path) -> None:
     assert 24.0 <= source.delay() <= 36.0
 
 
+@pytest.mark.parametrize("option", ["interval", "max_backoff", "timeout"])
+def test_an_interval_that_is_not_a_finite_number_above_0_is_refused(
+        tmp_path: Path, option: str) -> None:
+    """As the Kernel refuses them: an infinite interval or backoff would end the poller
+    with OverflowError at its first wait."""
+    what = {"interval": "interval", "max_backoff": "backoff", "timeout": "timeout"}[option]
+    for seconds in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ValueError) as info:
+            RegistrySource("oci://127.0.0.1:9/m:t", tmp_path, [], insecure=True,
+                           **{option: seconds})
+        assert str(info.value) == (f"the registry {what} is a finite number of seconds "
+                                   f"above 0, not {seconds!r}")
+
+
 def test_served_claims_only_the_digest_the_kernel_read(tmp_path: Path) -> None:
     # The kernel takes `pulled` before it reads the mirror and hands it back once it
     # serves what it read: a pull in between (an explicit reload beside the poller)

@@ -465,6 +465,18 @@ def test_configuration_errors_name_what_is_missing(tmp_path: Path) -> None:
                                    "No such file or directory")
 
 
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 0, -1.0])
+def test_a_refresh_interval_that_is_not_a_finite_number_above_0_is_refused(
+        seconds: float) -> None:
+    """An infinite interval passes ``> 0``; the upkeep thread's first wait would then die
+    of OverflowError, leaving values to expire with nobody refreshing them."""
+    config = vault_config({"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "t"})
+    with pytest.raises(ValueError) as info:
+        DirectVault(config, refresh_interval=seconds)
+    assert str(info.value) == ("the refresh interval is a finite number of seconds above 0, "
+                               f"not {seconds!r}")
+
+
 def test_without_hvac_the_error_says_which_extra_to_install() -> None:
     code = ("import sys; sys.modules['hvac'] = None\n"
             "from magcfg.runtime.vault import DirectVault\n"

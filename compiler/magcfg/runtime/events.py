@@ -19,6 +19,7 @@ main thread (an application calling ``reload()``) are ``SystemExit`` and
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -103,6 +104,19 @@ def passes_on(exc: BaseException) -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def check_seconds(what: str, seconds: float, least: float | None) -> None:
+    """A ``ValueError`` unless ``seconds`` is a finite number above 0 (or at least
+    ``least``). The kernel, the registry source and Direct-Vault check each interval
+    with it: an infinity passes ``> 0`` and then ends a thread with ``OverflowError``
+    at its first ``Event.wait``, and a NaN passes a bound written as ``< least``."""
+    fine = (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+            and math.isfinite(seconds)
+            and (seconds > 0 if least is None else seconds >= least))
+    if not fine:
+        bound = "above 0" if least is None else f"of at least {least:g}"
+        raise ValueError(f"the {what} is a finite number of seconds {bound}, not {seconds!r}")
 
 
 def make_event(event_type: str, subject: str, data: dict[str, Any],

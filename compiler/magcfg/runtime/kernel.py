@@ -19,7 +19,6 @@ and it must be made for the environment the kernel is configured with.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from .events import (
     STATE_CORRUPT,
     WATCH_FAILED,
     EventBus,
+    check_seconds,
     log,
     make_event,
     passes_on,
@@ -203,7 +203,7 @@ class Kernel:
                                      ("registry interval", registry_interval, None),
                                      ("registry backoff", registry_max_backoff, None),
                                      ("registry timeout", registry_timeout, None)):
-            _check_seconds(what, seconds, least)
+            check_seconds(what, seconds, least)
         if isinstance(public_keys, (str, os.PathLike, Ed25519PublicKey)):
             public_keys = [public_keys]  # one key given bare: not a sequence of characters
         self.public_keys = [k if isinstance(k, Ed25519PublicKey) else load_public_key(k)
@@ -1174,17 +1174,6 @@ class Kernel:
 
             event["data"] = Redactor().masked(event["data"], texts)
         return event
-
-
-def _check_seconds(what: str, seconds: float, least: float | None) -> None:
-    """A ``ValueError`` unless ``seconds`` is a finite number above 0 (or at least
-    ``least``)."""
-    fine = (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
-            and math.isfinite(seconds)
-            and (seconds > 0 if least is None else seconds >= least))
-    if not fine:
-        bound = "above 0" if least is None else f"of at least {least:g}"
-        raise ValueError(f"the {what} is a finite number of seconds {bound}, not {seconds!r}")
 
 
 def _refuse_bare_reference(artifact_dir: str | os.PathLike[str]) -> None:

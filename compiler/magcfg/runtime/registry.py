@@ -40,7 +40,7 @@ from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
 from ..oci.registry import Registry, RegistryError, is_digest
 from ..signing.keys import key_id
-from .events import SOURCE_FAILED, SOURCE_RESTORED
+from .events import SOURCE_FAILED, SOURCE_RESTORED, check_seconds
 from .publish import current_target, failure, own_directory, publish
 
 __all__ = ["RegistrySource", "SourceRefused", "pull"]
@@ -135,8 +135,10 @@ class RegistrySource:
             self.reference = Reference(self.reference.host, self.reference.repository, "latest")
         self.mirror = mirror
         self.public_keys = list(public_keys)
-        if not timeout > 0:
-            raise ValueError("the registry timeout is a number of seconds above 0")
+        for what, seconds in (("registry interval", interval),
+                              ("registry backoff", max_backoff),
+                              ("registry timeout", timeout)):
+            check_seconds(what, seconds, None)
         self.timeout = timeout
         """Most seconds one poll may take, all its requests together."""
         # The Kernel's insecure_registry, which watch gives as --insecure-registry.

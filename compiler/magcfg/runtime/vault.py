@@ -42,7 +42,7 @@ from ..secrets.vault import (
     VaultTokenRefused,
     vault_config,
 )
-from .events import SECRET_FAILED, SECRET_RENEWED, SECRET_ROTATED, passes_on
+from .events import SECRET_FAILED, SECRET_RENEWED, SECRET_ROTATED, check_seconds, passes_on
 
 __all__ = ["SECRET_FAILED", "SECRET_RENEWED", "SECRET_ROTATED", "DirectVault",
            "DirectVaultError"]
@@ -95,8 +95,7 @@ class DirectVault:
                  background: bool = True) -> None:
         if config is None:
             config = vault_config(os.environ if environ is None else environ)
-        if not refresh_interval > 0:
-            raise ValueError("refresh_interval is a number of seconds above 0")
+        check_seconds("refresh interval", refresh_interval, None)
         self.config = config
         self.refresh_interval = float(refresh_interval)
         self.on_event = on_event
