@@ -962,6 +962,40 @@ def test_sighup_rechecks_the_source_at_once(setup: Setup) -> None:
 
 
 
+def _sighup_disposition(pid: int) -> tuple[bool, bool] | None:
+    """Whether the main thread of ``pid`` blocks SIGHUP and whether it catches it
+    (``SigBlk``, ``SigCgt`` of /proc/PID/status); None once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGHUP - 1)
+    return bool(int(masks["SigBlk"], 16) & bit), bool(int(masks["SigCgt"], 16) & bit)
+
+
+def test_a_sighup_sent_before_the_handlers_exist_is_held_not_fatal(setup: Setup) -> None:
+    # Scripts send a config-management sidecar SIGHUP right after starting it; its
+    # default action ended the process during the imports and set-up before the
+    # handlers existed. Sent here at the first moment the process is seen holding it.
+    setup.write(1)
+    sidecar = setup.start()
+    seen: list[tuple[bool, bool] | None] = []
+
+    def held_or_caught() -> bool:
+        seen.append(_sighup_disposition(sidecar.proc.pid))
+        return seen[-1] is None or any(seen[-1])
+
+    assert wait_for(held_or_caught, timeout=30, interval=0.001)
+    assert seen[-1] == (True, False), seen[-1]  # held, and no handler of its own yet
+    sidecar.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: setup.published_version() == 1, timeout=30)
+    assert wait_for(lambda: _sighup_disposition(sidecar.proc.pid) == (False, True))
+    assert sidecar.proc.poll() is None  # the held SIGHUP went to the handler
+    assert sidecar.terminate() == 0, sidecar.stderr
+    assert sidecar.stderr == ""
+
+
 def test_a_sighup_storm_neither_ends_nor_wedges_the_sidecar(setup: Setup) -> None:
     # A handler that took a lock the main thread held (a threading.Event's) waited for
     # ever, and every further SIGHUP nested one more: the sidecar died of a

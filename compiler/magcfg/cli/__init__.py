@@ -148,6 +148,7 @@ def run() -> NoReturn:
     (docs/performance.md); everything has been written and flushed by then.
     """
     _standard_streams_held()
+    _sighup_held_for_watch()
     again = utf8_command()
     if again is not None:
         sys.stdout.flush()
@@ -164,6 +165,21 @@ def run() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _sighup_held_for_watch() -> None:
+    """SIGHUP blocked for ``magcfg watch`` until the sidecar's handlers take it
+    (``runtime.sidecar._Signals`` unblocks it): scripts send a config-management sidecar
+    SIGHUP right after starting it, and its default action would end the process during
+    the ~0.1 s of imports and set-up before the handlers exist. Blocked, not ignored: a
+    SIGHUP that arrives meanwhile stays pending and is handled as a re-check. The mask
+    survives the ``-X utf8`` exec below."""
+    if sys.argv[1:2] != ["watch"]:
+        return
+    import signal
+
+    if hasattr(signal, "pthread_sigmask"):  # POSIX: Windows has no SIGHUP
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
 
 
 def _standard_streams_held() -> None:

@@ -110,6 +110,11 @@ class _Signals:
         self._thread.start()
         for sig in self._SIGNALS:
             signal.signal(sig, self._caught)
+        # `magcfg watch` holds SIGHUP from its first line (cli.run): one sent meanwhile
+        # is delivered here, to the handler. Threads started from now on, and the
+        # commands they run, inherit the mask unblocked.
+        self._held = signal.pthread_sigmask(signal.SIG_UNBLOCK, self._SIGNALS) & set(
+            self._SIGNALS)
 
     def _caught(self, signum: int, frame: object) -> None:
         if signum == signal.SIGHUP:
@@ -142,8 +147,9 @@ class _Signals:
             log.error("magcfg: handling a signal failed: %s", type(exc).__name__)
 
     def close(self) -> None:
-        """Put the previous handlers back, then end the thread (it finishes a stop in
-        progress first)."""
+        """Put the previous signal mask and handlers back, then end the thread (it
+        finishes a stop in progress first)."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, self._held)
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         os.close(self._write)
