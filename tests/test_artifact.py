@@ -17,14 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magcfg.artifact import (
+    MAX_CONFIG_DEPTH,
     MAX_VERSION,
     DataLinkError,
+    JSONRefused,
     ManifestError,
     check_manifest,
     check_secret_constraints,
     data_root,
     is_version,
     load_manifest,
+    parse_config,
     value_pattern,
 )
 
@@ -134,6 +137,108 @@ def test_ambiguous_json_is_refused(text: bytes, message: str) -> None:
     with pytest.raises(ManifestError) as info:
         load_manifest(text)
     assert str(info.value) == message
+
+
+_DISAGREED = "(JSON readers disagree on its value)"
+_TWICE = "appears twice in one object (JSON readers disagree on which one counts)"
+
+
+@pytest.fixture(params=["orjson", "json only"])
+def installed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """parse_config as with orjson, and as a runtime-only install (no orjson) reads."""
+    if request.param == "json only":
+        monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson: ImportError
+    return str(request.param)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b'{"a": NaN}', "NaN is not JSON"),
+    (b'{"a": {"b": [Infinity]}}', "Infinity is not JSON"),
+    (b'{"a": -Infinity}', "-Infinity is not JSON"),
+    (b'{"a": 1e400}', f"a number beyond the range of a double is not JSON {_DISAGREED}"),
+    (b'{"a": -2.5E+999}', f"a number beyond the range of a double is not JSON {_DISAGREED}"),
+    (b'{"a": -9223372036854775809}', f"an integer beyond 64 bits (signed) is refused "
+                                     f"{_DISAGREED}"),
+    (b'{"a": 9223372036854775808}', f"an integer beyond 64 bits (signed) is refused "
+                                    f"{_DISAGREED}"),
+    (b'{"a": [18446744073709551615]}', f"an integer beyond 64 bits (signed) is refused "
+                                       f"{_DISAGREED}"),
+    (b'{"a": 1' + b"0" * 400 + b"}", f"an integer beyond 64 bits (signed) is refused "
+                                      f"{_DISAGREED}"),
+    (b'{"a": 1, "a": 2}', f"the key 'a' {_TWICE}"),
+    (b'{"a": {"b": 1, "c": {"d": [], "d": []}}}', f"the key 'd' {_TWICE}"),
+    (b'{"a": 1, "\\u0061": 2}', f"the key 'a' {_TWICE}"),  # equal once unescaped
+    (b'{"a:": 1, "a\\u003a": 2}', f"the key 'a:' {_TWICE}"),  # ":" written two ways
+    (b'{"a\\u003a": 1, "a\\u003a": 2}', f"the key 'a:' {_TWICE}"),  # as many ":" as read
+    (b"[" * (MAX_CONFIG_DEPTH * 10) + b"]" * (MAX_CONFIG_DEPTH * 10),
+     f"nested deeper than {MAX_CONFIG_DEPTH} levels"),
+])
+def test_what_json_readers_disagree_on_is_refused_whatever_is_installed(
+        installed: str, text: bytes, message: str) -> None:
+    """json reads NaN, Infinity and 1e400 (as inf) and a wide integer exactly; orjson
+    refuses the first three and reads a wide integer as a float; both take the last of
+    two equal keys. A service must not take, or serve, another value by what is
+    installed: each is refused, with the same message either way."""
+    with pytest.raises(JSONRefused) as info:
+        parse_config(text)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    (b'{"a": 9223372036854775807}', {"a": 2**63 - 1}),
+    (b'{"a": -9223372036854775808}', {"a": -(2**63)}),
+    (b'{"a": 0.0012345678901234567}', {"a": 0.0012345678901234567}),  # 19 digits after "."
+    (b'{"a": 1.00000000000000000000001}', {"a": 1.0}),
+    (b'{"a": "12345678901234567890123", "b": "x:y"}', {"a": "12345678901234567890123",
+                                                          "b": "x:y"}),
+    (b'{"a": "\\u003a", "b": 1e-400, "c": -0}', {"a": ":", "b": 0.0, "c": 0}),
+    (b'{"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 1}]}',
+     {"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 1}]}),
+])
+def test_what_every_reader_agrees_on_is_read_exactly_whatever_is_installed(
+        installed: str, text: bytes, value: Any) -> None:
+    parsed = parse_config(text)
+    assert parsed == value
+    assert json.dumps(parsed) == json.dumps(value)  # int stays int, float float, -0.0 kept
+
+
+def _pairs_json(value: Any, escaped: bool) -> str:
+    """JSON text of ``value``, an object given as a list of pairs (a key may repeat),
+    its keys written as ``\\u`` escapes when ``escaped`` ("a:" then holds no ":")."""
+    if isinstance(value, tuple):
+        return "{" + ",".join(
+            ('"' + "".join(f"\\u{ord(c):04x}" for c in k) + '"' if escaped else json.dumps(k))
+            + ":" + _pairs_json(v, escaped) for k, v in value[0]) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_pairs_json(v, escaped) for v in value) + "]"
+    return json.dumps(value)  # NaN, Infinity and 1e400's inf are written as json does
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    | st.sampled_from(["a:b", "\u0000", "é"]),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(st.lists(
+        st.tuples(st.sampled_from(["a", "b", "a:", "\u00e9"]), inner), max_size=4)),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES, st.booleans())
+def test_orjson_and_json_take_and_refuse_the_same_configs(value: Any, escaped: bool) -> None:
+    text = _pairs_json(value, escaped)
+    outcomes = []
+    for hidden in (False, True):
+        saved = sys.modules.get("orjson")
+        if hidden:
+            sys.modules["orjson"] = None  # type: ignore[assignment]
+        try:
+            outcomes.append(("read", json.dumps(parse_config(text.encode()))))
+        except (ValueError, RecursionError) as exc:
+            outcomes.append((type(exc).__name__, str(exc)))
+        finally:
+            if saved is not None:
+                sys.modules["orjson"] = saved
+    assert outcomes[0] == outcomes[1]
 
 
 def test_versions_are_bounded_so_every_json_reader_agrees() -> None:

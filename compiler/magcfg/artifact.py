@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import math
 import os
 import re
 import stat
@@ -44,6 +45,7 @@ __all__ = [
     "VALUE_CONSTRAINTS_FORMAT",
     "VALUE_KEYWORDS",
     "DataLinkError",
+    "JSONRefused",
     "ManifestError",
     "ValuePattern",
     "check_manifest",
@@ -358,30 +360,125 @@ def check_manifest(manifest: object) -> dict[str, Any]:
     return doc
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            _fail(None, f"the key {key!r} appears twice in one object (JSON readers "
-                  "disagree on which one counts)")
-        out[key] = value
+class JSONRefused(ValueError):
+    """JSON that readers disagree on, refused wherever it stands: a key twice in one
+    object, ``NaN`` or ``Infinity`` (by every reader of this module), a number beyond a
+    double or an integer beyond 64 bits, signed (by :func:`strict_json`; the manifest's
+    fields are bounded one by one). The message names no value."""
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+"""The integers config.json holds (the compiler refuses others in a layer): ``json``
+reads wider ones exactly, orjson as a float, JavaScript rounds past 2**53 anyway."""
+
+
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):  # the first key seen twice, named
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONRefused(f"the key {key!r} appears twice in one object (JSON "
+                                  "readers disagree on which one counts)")
+            seen.add(key)
     return out
 
 
 def _no_constant(name: str) -> NoReturn:
-    _fail(None, f"{name} is not JSON")
+    raise JSONRefused(f"{name} is not JSON")
+
+
+def _finite(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise JSONRefused("a number beyond the range of a double is not JSON (JSON readers "
+                          "disagree on its value)")
+    return value
+
+
+def _int64(token: str) -> int:
+    # More digits than any 64-bit integer: refused unconverted (int() of a long one is slow).
+    value = int(token) if len(token) <= 20 else None
+    if value is None or not _INT64[0] <= value <= _INT64[1]:
+        raise JSONRefused("an integer beyond 64 bits (signed) is refused (JSON readers "
+                          "disagree on its value)")
+    return value
+
+
+def strict_json(text: str | bytes) -> Any:
+    """``text`` read by ``json`` with every ambiguity refused (:class:`JSONRefused`):
+    what each JSON reader reads the same way, or an error. Raises ``ValueError``
+    (``json.JSONDecodeError``, :class:`JSONRefused`), ``UnicodeDecodeError`` or
+    ``RecursionError``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text, object_pairs_hook=_one_value_per_key, parse_constant=_no_constant,
+                      parse_float=_finite, parse_int=_int64)
+
+
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_WIDE_NUMBER = b"9" * 19  # 2**63 has 19 digits: a run shorter than this fits in 64 bits
+_NOT_A_DIGIT = re.compile(b"[^9]")
 
 
 def parse_config(data: bytes) -> Any:
-    """The document of config.json: by orjson when it is installed (~3x faster on a
-    large config; magcfg depends on it, a runtime-only install may lack it), else by
-    ``json``. Raises ``ValueError`` (or ``UnicodeDecodeError``, ``RecursionError``) for
-    what is not JSON."""
+    """The document of config.json, as :func:`strict_json` reads it whatever is
+    installed: whether a service takes an artifact, and which values it serves, cannot
+    depend on orjson. Raises ``ValueError`` (:class:`JSONRefused`, ``JSONDecodeError``),
+    ``UnicodeDecodeError`` for what is not JSON, or not JSON every reader agrees on.
+
+    orjson, when installed, reads it first (1.4-5x faster than :func:`strict_json`, which
+    calls Python for every object and number, on 5-12 MB configs): its document is taken
+    where it is :func:`strict_json`'s, which two scans of the bytes show (~2 ms per MB),
+    else (and for an error) :func:`strict_json` reads it again. orjson reads an integer
+    beyond 64 bits as a float and takes the last of two equal keys; the scans find every
+    run of 19 or more digits outside a fraction (strict_json decides on it) and compare
+    the ``:`` of the text with those of orjson's document written back by orjson (one
+    fewer per key that a duplicate replaced)."""
     try:
         import orjson
     except ImportError:
-        return json.loads(data.decode("utf-8"))
-    return orjson.loads(data)
+        return _strict_config(data)
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _strict_config(data)  # its error (or document), as without orjson
+    if _may_hold_a_wide_integer(data):
+        return _strict_config(data)
+    try:
+        written = orjson.dumps(parsed)
+    except orjson.JSONEncodeError:  # nested past orjson's writer: freeze refuses it anyway
+        return _strict_config(data)
+    # A ":" of a string written "\u003a" counts in the document, not in the text (most
+    # configs hold no backslash: one memchr).
+    if data.count(b":") != written.count(b":") or (
+            data.find(b"\\") >= 0 and data.find(b"\\u003") >= 0):
+        return _strict_config(data)
+    return parsed
+
+
+def _may_hold_a_wide_integer(data: bytes) -> bool:
+    """Whether ``data`` holds a run of 19 or more digits that is not the fraction of a
+    number (orjson reads a fraction's digits as ``float`` does: a double either way)."""
+    digits = data.translate(_DIGITS_AS_NINES)
+    at = digits.find(_WIDE_NUMBER)
+    while at >= 0:
+        if at == 0 or digits[at - 1] != 0x2E:  # "."
+            return True
+        after = _NOT_A_DIGIT.search(digits, at)
+        if after is None:
+            return False
+        at = digits.find(_WIDE_NUMBER, after.end())
+    return False
+
+
+def _strict_config(data: bytes) -> Any:
+    try:
+        return strict_json(data)
+    except RecursionError:
+        # Only nesting runs json out of frames, far past what the kernel serves: the
+        # error freezing orjson's document would give.
+        raise JSONRefused(f"nested deeper than {MAX_CONFIG_DEPTH} levels") from None
 
 
 def load_manifest(data: bytes) -> dict[str, Any]:
@@ -392,10 +489,10 @@ def load_manifest(data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         _fail(None, "is not UTF-8")
     try:
-        parsed = json.loads(text, object_pairs_hook=_no_duplicates,
+        parsed = json.loads(text, object_pairs_hook=_one_value_per_key,
                             parse_constant=_no_constant)
-    except ManifestError:
-        raise
+    except JSONRefused as exc:
+        _fail(None, str(exc))
     except RecursionError:
         _fail(None, "is nested too deeply")
     except ValueError as exc:
@@ -718,10 +815,10 @@ def load_secret_constraints(data: bytes) -> dict[str, dict[str, Any]]:
     """Parse ``value-constraints.json`` bytes strictly (as :func:`load_manifest`), then
     :func:`check_secret_constraints`. Raises :class:`ManifestError`."""
     try:
-        parsed = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
+        parsed = json.loads(data.decode("utf-8"), object_pairs_hook=_one_value_per_key,
                             parse_constant=_no_constant)
-    except ManifestError:
-        raise
+    except JSONRefused as exc:
+        _fail(None, str(exc))
     except UnicodeDecodeError:
         _fail(None, "is not UTF-8")
     except RecursionError:

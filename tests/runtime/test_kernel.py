@@ -891,6 +891,60 @@ def test_the_first_start_imports_what_loading_needs_and_no_more(rig: Rig, orjson
     assert loaded == str(sorted(used))
     assert unneeded == "[]"
 
+# Members in the compiler's layout (one per line): each is parsed on its own, then the
+# whole document where a piece fails.
+_DISAGREED_ON = {
+    "nan": (b'  "magds": {"port": NaN}', "NaN is not JSON"),
+    "1e400": (b'  "magds": {"port": 1e400}', "a number beyond the range of a double is not "
+              "JSON (JSON readers disagree on its value)"),
+    "wide": (b'  "magds": {"port": -9223372036854775809}', "an integer beyond 64 bits (signed) "
+             "is refused (JSON readers disagree on its value)"),
+    "twice": (b'  "magds": {"port": 1, "port": 2}', "the key 'port' appears twice in one "
+              "object (JSON readers disagree on which one counts)"),
+    "twice at the top": (b'  "magds": 1,\n  "magds": 2', "the key 'magds' appears twice in "
+                         "one object (JSON readers disagree on which one counts)"),
+    "int64": (b'  "magds": {"port": 9223372036854775807}', None),
+}
+
+
+@pytest.mark.parametrize("orjson", [True, False], ids=["orjson", "runtime-only install"])
+def test_a_signed_config_json_readers_disagree_on_is_refused_with_or_without_orjson(
+        tmp_path: Path, orjson: bool) -> None:
+    """A signed config.json that json and orjson would read differently (json took NaN,
+    1e400 and a wide integer, orjson a wide integer as a float) is refused at start as
+    at a reload, naming the file and what it holds, whatever is installed; an integer
+    within 64 bits is served exact."""
+    key = Ed25519PrivateKey.generate()
+    public = tmp_path / "magcfg.pub"
+    public.write_bytes(public_key_pem(key.public_key()))
+    for name, (member, _) in _DISAGREED_ON.items():
+        body = b'{\n  "logging": {"level": "info"},\n' + member + b'\n}\n'
+        KubeletWriter(tmp_path / name).write(artifact_files({}, 1, key, config_bytes=body))
+    code = ("import sys\n"
+            + ("" if orjson else "sys.modules['orjson'] = None\n")
+            + "from magcfg.runtime import Kernel\n"
+            "from magcfg.runtime.kernel import KernelStartError\n"
+            f"for name in {list(_DISAGREED_ON)!r}:\n"
+            f"    artifact = {str(tmp_path)!r} + '/' + name\n"
+            "    try:\n"
+            f"        kernel = Kernel(artifact, [{str(public)!r}], environment='production',\n"
+            "                        watch=False).start()\n"
+            "    except KernelStartError as exc:\n"
+            "        print(exc.format())\n"
+            "    else:\n"
+            "        print(repr(kernel.get('magds.port')))\n"
+            "        kernel.stop()\n"
+            "assert (sys.modules.get('orjson') is not None) is " + str(orjson) + "\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(REPO / "compiler")})
+    expected = [repr(2**63 - 1) if message is None else
+                f"error: {tmp_path / name}: cannot load the config (invalid: "
+                f"{tmp_path / name}/..data/config.json: {message}) and there is no last "
+                "known-good state (no state_dir given)"
+                for name, (_, message) in _DISAGREED_ON.items()]
+    assert done.stdout.splitlines() == expected
+
+
 def test_results_and_snapshots_are_immutable_values(rig: Rig) -> None:
     rig.write(1)
     kernel = rig.kernel(watch=False)

@@ -744,7 +744,7 @@ class Kernel:
                    boot: bool, source: str = "artifact") -> Snapshot | None:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
         running config already. ``source`` is where the snapshot says it came from."""
-        from ..artifact import CONFIG, DATA_LINK, MANIFEST, SIGNATURE
+        from ..artifact import CONFIG, DATA_LINK, MANIFEST, SIGNATURE, JSONRefused
         from ..signing.signatures import VerificationError, VerifiedArtifact, check_digests
         from ..signing.versions import SuccessionError, check_succession
         from .snapshot import freeze
@@ -801,7 +801,7 @@ class Kernel:
         plain = bool(self.validators) or self._schema_check is not None
         try:
             config, frozen, members = _build(verified.files[config_name], running, plain)
-        except NestedTooDeep as exc:
+        except (NestedTooDeep, JSONRefused) as exc:
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: {exc}",
                            version) from None
         except (ValueError, RecursionError) as exc:

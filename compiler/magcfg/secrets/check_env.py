@@ -39,6 +39,7 @@ from ..artifact import (
     MANIFEST,
     VALUE_CONSTRAINTS,
     DataLinkError,
+    JSONRefused,
     ManifestError,
     data_root,
     load_manifest,
@@ -209,6 +210,8 @@ def read_artifact(artifact_dir: str | os.PathLike[str], env: str | None = None, 
         raise fail(shown / MANIFEST, exc.message, exc.field) from None
     try:
         config = parse_config(raw[CONFIG])
+    except JSONRefused as exc:
+        raise fail(shown / CONFIG, f"artifact is not valid JSON: {exc}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # Where, never what: the text around the error may be a secret's neighbour.
         where = (f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
