@@ -979,7 +979,7 @@ def test_a_sighup_sent_before_the_handlers_exist_is_held_not_fatal(setup: Setup)
     # default action ended the process during the imports and set-up before the
     # handlers existed. Sent here at the first moment the process is seen holding it.
     setup.write(1)
-    sidecar = setup.start()
+    sidecar = setup.start("--exec", "sh -c 'grep SigBlk /proc/self/status >> masks'")
     seen: list[tuple[bool, bool] | None] = []
 
     def held_or_caught() -> bool:
@@ -992,6 +992,12 @@ def test_a_sighup_sent_before_the_handlers_exist_is_held_not_fatal(setup: Setup)
     assert wait_for(lambda: setup.published_version() == 1, timeout=30)
     assert wait_for(lambda: _sighup_disposition(sidecar.proc.pid) == (False, True))
     assert sidecar.proc.poll() is None  # the held SIGHUP went to the handler
+    setup.write(2)  # its command run by the watcher's thread, as the first by the main one
+    masks = setup.root / "masks"
+    assert wait_for(lambda: masks.exists() and len(masks.read_text().splitlines()) == 2)
+    # The application's commands never inherit SIGHUP blocked.
+    assert [int(line.split()[1], 16) & 1 << (signal.SIGHUP - 1)
+            for line in masks.read_text().splitlines()] == [0, 0]
     assert sidecar.terminate() == 0, sidecar.stderr
     assert sidecar.stderr == ""
 
