@@ -370,3 +370,25 @@ def test_manifests_the_ref_holds_without_a_project_file_are_compared(mini: Proje
     assert gate.stderr.splitlines() == [
         "generated/dev/manifest.json: error: version 1 after 2 at HEAD~1: rollback_refused; "
         "rebuild on top of HEAD~1 (`magcfg build`) so the version only goes up [version]"]
+
+
+@pytest.mark.parametrize("decoy", ["", "# moved to b/\n", "version: 1\n", None])
+def test_what_is_no_project_left_where_the_project_was_does_not_hide_the_move(
+        mini: Project, decoy: str | None) -> None:
+    """What is left where the project was under its file's name that loads as no
+    project (an empty file, a comment, a project file that does not load, a directory)
+    is no other project's: the moved project is still the ref's, and its revert is
+    caught."""
+    top = two_versions_in(mini, "svc")
+    git(top, "revert", "--no-edit", "HEAD")
+    moved(top, "svc", "b")
+    if decoy is None:
+        (top.root / "svc" / "magcfg.yaml").mkdir(parents=True)
+        (top.root / "svc" / "magcfg.yaml" / "README").write_text("moved to b/\n")
+    else:
+        top.write("svc/magcfg.yaml", decoy)
+    commit_all(top, "move, leave a file and revert")
+    gate = top.run("build", "--check", "--project", "b/magcfg.yaml", "--since", "HEAD~2")
+    assert gate.returncode == 1, gate.stderr
+    assert ("b/generated/dev/manifest.json: error: version 1 after 2 at HEAD~2: "
+            "rollback_refused") in gate.stderr

@@ -47,7 +47,7 @@ from ..durable import (
     repository_prefix,
     utf8_name,
 )
-from ..errors import BuildError, Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, MagcfgError, UsageError
 from ..project import (
     MAX_PIPELINE_BYTES,
     MAX_SYMLINK_TARGET,
@@ -680,7 +680,7 @@ def project_file_at(project: Project, source: GitSource) -> str | None:
     for directory in directories:
         for name in PROJECT_FILE_NAMES:
             path = posixpath.join(directory, name)
-            if path == own or _held(top, path):
+            if path == own or _held_project(top, path):
                 continue  # the working tree's own project file, or another project's
             entry = source._entry_at_top(path)
             if entry is not None and _may_be_project(source, entry, name):
@@ -717,6 +717,20 @@ def _held(top: Path, path: str) -> bool:
             return False
         if index < len(parts) - 1 and not stat.S_ISDIR(mode):
             return False
+    return True
+
+
+def _held_project(top: Path, path: str) -> bool:
+    """Whether the working tree holds a project at ``path`` (from the top), another
+    project's file where a commit held one (``_held``) that loads as a project: a file
+    left there that is none (empty, a comment, a link) would hide the project moved
+    from there, and the gate would compare nothing."""
+    if not _held(top, path):
+        return False
+    try:
+        load_project(top / path)
+    except MagcfgError:
+        return False
     return True
 
 
@@ -778,8 +792,8 @@ def projects_gone_since(project: Project, source: GitSource) -> list[str]:
                 same = head_entries.get(name) if head_entries is not None else None
                 if same != entry or not _held_directory(top, child):
                     stack.append((child, entry, same))
-            elif (name in PROJECT_FILE_NAMES and child != own and not _held(top, child)
-                  and _may_be_project(source, entry, name)):
+            elif (name in PROJECT_FILE_NAMES and child != own
+                  and not _held_project(top, child) and _may_be_project(source, entry, name)):
                 found.append(child)
     return sorted(found)
 
