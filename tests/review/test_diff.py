@@ -691,3 +691,21 @@ def test_against_ref_follows_symlinks_inside_the_repo(repo: Project) -> None:
     assert outside.returncode == 1
     assert "layers/environments/production/outside@HEAD: error: symlink leads outside the " \
         "repository" in outside.stderr
+
+
+def test_against_a_ref_whose_project_s_name_holds_a_line_end(mini: Project) -> None:
+    """The project moved from a directory whose name holds a line end and an escape
+    sequence: diff --against's warning names it escaped, on one line."""
+    from .test_succession import commit_all, moved, two_versions_in
+
+    old = "a\nsvc/magcfg.yaml: error: forged\x1b[2K"
+    top = two_versions_in(mini, old)
+    moved(top, old, "svc")
+    commit_all(top, "move")
+    done = top.run("diff", "--env", "dev", "--project", "svc/magcfg.yaml", "--against",
+                   "HEAD~1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "svc/magcfg.yaml: warning: the project at HEAD~1 is ../a\\x0asvc/magcfg.yaml: "
+        "error: forged\\x1b[2K/magcfg.yaml (renamed or moved since): each environment is "
+        "compared with its build"]

@@ -392,3 +392,21 @@ def test_what_is_no_project_left_where_the_project_was_does_not_hide_the_move(
     assert gate.returncode == 1, gate.stderr
     assert ("b/generated/dev/manifest.json: error: version 1 after 2 at HEAD~2: "
             "rollback_refused") in gate.stderr
+
+
+def test_a_name_the_ref_holds_with_a_line_end_or_an_escape_forges_no_line(
+        mini: Project) -> None:
+    """The project moved from a directory whose name holds a line end and an escape
+    sequence: the gate's warning and error name it escaped, each on its own line."""
+    old = "a\nsvc/generated/dev/manifest.json: ok\x1b[2K"
+    top = two_versions_in(mini, old)
+    git(top, "revert", "--no-edit", "HEAD")
+    moved(top, old, "svc")
+    commit_all(top, "move and revert")
+    gate = top.run("build", "--check", "--project", "svc/magcfg.yaml", "--since", "HEAD~2")
+    assert gate.returncode == 1, gate.stderr
+    lines = gate.stderr.splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["warning", "error"], lines
+    assert "\x1b" not in gate.stderr
+    assert "the project at HEAD~2 is ../a\\x0asvc/generated/dev/manifest.json: " \
+        "ok\\x1b[2K/magcfg.yaml (renamed or moved since)" in lines[0]

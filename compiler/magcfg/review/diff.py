@@ -683,7 +683,7 @@ def _project_noted(project: Project, source: GitSource, file: str | None
     if file == project.file and source.name(".") == ".":
         return ()
     return (Diagnostic(project.file, None, None, f"the project at {ref} is "
-                       f"{source.name(file)} (renamed or moved since): each environment "
+                       f"{printable(source.name(file))} (renamed or moved since): each environment "
                        "is compared with its build", severity="warning",
                        code="against_project_moved"),)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..artifact import MANIFEST, MAX_MANIFEST_BYTES
 from ..compiler import BuildResult
-from ..errors import Diagnostic
+from ..errors import Diagnostic, printable
 from ..project import Project, project_option
 
 if TYPE_CHECKING:
@@ -109,9 +109,9 @@ def _restore_moved(project: Project, ref: str, ref_manifest: str, path: str) -> 
     """How to put the manifest ``ref`` holds at ``ref_manifest`` (from the top) where
     the working tree's project keeps it (``path``, in the project), staged: a command
     run at the top of the repository, as CI and the hook run."""
-    here = _from_top(project, path)
+    here = printable(_from_top(project, path))
     return (f"put {ref}'s manifest in its place, at the repository's top (`git show "
-            f"{shlex.quote(f'{ref}:{ref_manifest}')} > {here} && git add {here}`)")
+            f"{printable(shlex.quote(f'{ref}:{ref_manifest}'))} > {here} && git add {here}`)")
 
 
 def _project_noted(project: Project, source: GitSource, file: str | None, output: str
@@ -127,9 +127,9 @@ def _project_noted(project: Project, source: GitSource, file: str | None, output
             f"each environment is new to the gate, no version compared with {ref}'s"),
             severity="warning", code="since_no_project")]
     return [Diagnostic(project.file, None, None, (
-        f"the project at {ref} is {source.name(file)} (renamed or moved since): each "
-        "environment's manifest is compared with the one it kept, "
-        f"{source.name(output)}/ENV/{MANIFEST}"), severity="warning",
+        f"the project at {ref} is {printable(source.name(file))} (renamed or moved since): "
+        "each environment's manifest is compared with the one it kept, "
+        f"{printable(source.name(output))}/ENV/{MANIFEST}"), severity="warning",
         code="since_project_moved")]
 
 
