@@ -482,3 +482,22 @@ def test_the_walk_for_a_project_moved_counts_what_head_holds_too(
         pass
     assert f"in directories of more than {2 + moved + 50} entries" in \
         stopped.value.diagnostics[0].message
+
+
+def test_several_projects_gone_are_named_escaped(mini: Project) -> None:
+    """Two projects moved, one from a directory whose name holds a line end: the
+    refusal names it escaped, on its one line."""
+    from ..review.test_succession import commit_all, moved, two_versions_in
+
+    old = "a\nb/magcfg.yaml: warning: ok"
+    top = two_versions_in(mini, old)
+    shutil.copytree(top.root / old, top.root / "c")
+    commit_all(top, "c")
+    moved(top, old, "b")
+    moved(top, "c", "d")
+    commit_all(top, "move both")
+    gate = top.run("build", "--check", "--project", "b/magcfg.yaml", "--since", "HEAD~1")
+    assert gate.returncode == 1, gate.stderr
+    assert len(gate.stderr.splitlines()) == 1, gate.stderr
+    assert "(../a\\x0ab/magcfg.yaml: warning: ok/magcfg.yaml, ../c/magcfg.yaml)" \
+        in gate.stderr

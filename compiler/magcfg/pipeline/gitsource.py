@@ -47,7 +47,7 @@ from ..durable import (
     repository_prefix,
     utf8_name,
 )
-from ..errors import BuildError, Diagnostic, MagcfgError, UsageError
+from ..errors import BuildError, Diagnostic, MagcfgError, UsageError, printable
 from ..project import (
     MAX_PIPELINE_BYTES,
     MAX_SYMLINK_TARGET,
@@ -828,9 +828,10 @@ def ref_project_source(project: Project, ref: str) -> Iterator[tuple[GitSource, 
         if found is None:
             gone = projects_gone_since(project, source)
             if len(gone) > 1:
+                names = ", ".join(printable(source.name_from_top(g)) for g in gone)
                 raise BuildError([Diagnostic(project.file, None, None, (
                     f"{ref} holds no project file here, and {len(gone)} that the working "
-                    f"tree no longer holds ({', '.join(source.name_from_top(g) for g in gone)}): "
+                    f"tree no longer holds ({names}): "
                     "this change moved or removed them, and which one this project was "
                     "cannot be told, so no version can be compared with "
                     f"{ref}'s; move the project in a change of its own (every other file "
