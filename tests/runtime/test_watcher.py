@@ -73,3 +73,31 @@ def test_a_directory_inotify_cannot_watch_is_reported_as_polled(
         assert wait_for(lambda: watcher.mode == "inotify")  # the poll adds it again
     finally:
         watcher.stop()
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("poll_interval", float("inf"), "the poll interval is a finite number of seconds above 0, "
+                                    "not inf"),
+    ("poll_interval", float("nan"), "the poll interval is a finite number of seconds above 0, "
+                                    "not nan"),
+    ("poll_interval", 0, "the poll interval is a finite number of seconds above 0, not 0"),
+    ("poll_interval", -1.0, "the poll interval is a finite number of seconds above 0, "
+                            "not -1.0"),
+    ("debounce", float("nan"), "the debounce is a finite number of seconds of at least 0, "
+                               "not nan"),
+    ("debounce", float("inf"), "the debounce is a finite number of seconds of at least 0, "
+                               "not inf"),
+    ("max_delay", float("inf"), "the debounce's upper bound is a finite number of seconds "
+                                "of at least 0, not inf"),
+    ("max_delay", -0.5, "the debounce's upper bound is a finite number of seconds of at "
+                        "least 0, not -0.5"),
+])
+def test_an_interval_that_is_no_finite_number_of_seconds_is_refused(
+        tmp_path: Path, option: str, value: float, message: str) -> None:
+    """Taken, an infinite or NaN interval ended the watcher's thread at its first wait
+    (OverflowError, ValueError) and one of 0 or below polled in a busy loop."""
+    opened = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError) as info:
+        DirectoryWatcher(tmp_path, lambda trigger: None, **{option: value})
+    assert str(info.value) == message
+    assert len(os.listdir("/proc/self/fd")) == opened  # no pipe nor inotify left open

@@ -108,9 +108,10 @@ def passes_on(exc: BaseException) -> bool:
 
 def check_seconds(what: str, seconds: float, least: float | None) -> None:
     """A ``ValueError`` unless ``seconds`` is a finite number above 0 (or at least
-    ``least``). The kernel, the registry source and Direct-Vault check each interval
-    with it: an infinity passes ``> 0`` and then ends a thread with ``OverflowError``
-    at its first ``Event.wait``, and a NaN passes a bound written as ``< least``."""
+    ``least``). The kernel, the directory watcher, the registry source and Direct-Vault
+    check each interval with it: an infinity passes ``> 0`` and then ends a thread with
+    ``OverflowError`` at its first wait, and a NaN passes a bound written as
+    ``< least``."""
     fine = (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
             and math.isfinite(seconds)
             and (seconds > 0 if least is None else seconds >= least))

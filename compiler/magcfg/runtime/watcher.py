@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .events import log
+from .events import check_seconds, log
 
 _IN_MODIFY = 0x002
 _IN_ATTRIB = 0x004
@@ -109,6 +109,13 @@ class DirectoryWatcher:
                  debounce: float = 0.01, max_delay: float = 0.5,
                  poll_interval: float = 5.0, use_inotify: bool = True,
                  on_failure: Callable[[BaseException], None] | None = None) -> None:
+        # Before a descriptor is opened: an infinity or a NaN ends the thread at its first
+        # wait (OverflowError, ValueError), a poll interval of 0 or below fires the
+        # callback in a busy loop.
+        for what, seconds, least in (("debounce", debounce, 0.0),
+                                     ("debounce's upper bound", max_delay, 0.0),
+                                     ("poll interval", poll_interval, None)):
+            check_seconds(what, seconds, least)
         self.directory = directory
         self.on_change = on_change
         self.on_failure = on_failure
