@@ -28,6 +28,7 @@ from magcfg.artifact import (
     is_version,
     load_manifest,
     parse_config,
+    refused_at,
     value_pattern,
 )
 
@@ -183,6 +184,23 @@ def test_what_json_readers_disagree_on_is_refused_whatever_is_installed(
         parse_config(text)
     assert str(info.value) == message
 
+
+@pytest.mark.parametrize(("text", "refused"), [
+    ('{"a": [1, NaN]}', "NaN]}"),
+    ('{\n  "a": {"b": -Infinity}}', "-Infinity}}"),
+    ('[1, 2, 1e400, 3]', "1e400, 3]"),
+    ('{"a": "99999999999999999999", "b": 99999999999999999999}', "99999999999999999999}"),
+    ('{"a": 1, "b": {"c": 2, "c": 3}}', '{"c": 2, "c": 3}}'),  # the object holding it
+    ('{"a": 1, "a": 2}', '{"a": 1, "a": 2}'),
+    ('  {"a": [{"x": 1}, {"y": 1, "y": 2}]}', '{"y": 1, "y": 2}]}'),
+    ('{"a": 1}', None),  # nothing refused
+    ('{"a": ', None),  # not JSON: json.JSONDecodeError says where
+    ("[" * 10000 + "NaN" + "]" * 10000, None),  # deeper than Python's reader recurses
+])
+def test_refused_at_is_where_strict_json_refuses_a_value(text: str, refused: str | None
+                                                         ) -> None:
+    at = refused_at(text)
+    assert (None if at is None else text[at:]) == refused
 
 @pytest.mark.parametrize(("text", "value"), [
     (b'{"a": 9223372036854775807}', {"a": 2**63 - 1}),

@@ -21,7 +21,7 @@ import stat
 import string
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, NoReturn, TypeGuard
+from typing import Any, ClassVar, NoReturn, TypeGuard
 
 __all__ = [
     "ATTESTATION",
@@ -56,6 +56,7 @@ __all__ = [
     "load_manifest",
     "load_secret_constraints",
     "parse_config",
+    "refused_at",
     "safe_file_name",
     "size_limit",
     "value_pattern",
@@ -414,6 +415,63 @@ def strict_json(text: str | bytes) -> Any:
         text = text.decode("utf-8")
     return json.loads(text, object_pairs_hook=_one_value_per_key, parse_constant=_no_constant,
                       parse_float=_finite, parse_int=_int64)
+
+
+def refused_at(text: str) -> int | None:
+    """Where :func:`strict_json` refuses ``text`` (:class:`JSONRefused`): the index of the
+    number or constant it refuses, or of the object that holds a key twice; ``None``
+    where it refuses nothing, or nests past what Python's reader recurses through.
+
+    ``json``'s reader says where text is not JSON, never where a hook refused what it
+    read: this reads ``text`` again with ``json``'s Python reader (several times slower
+    than its C one), each value read through a guard that notes where it starts. Only
+    for an error's message."""
+    from json import decoder, scanner
+
+    found: list[int] = []
+
+    def guarded(scan: Callable[[str, int], tuple[Any, int]]
+                ) -> Callable[[str, int], tuple[Any, int]]:
+        def scan_at(string: str, at: int) -> tuple[Any, int]:
+            try:
+                return scan(string, at)
+            except JSONRefused:
+                if not found:  # the innermost value that holds what was refused
+                    found.append(at)
+                raise
+
+        return scan_at
+
+    class Context:
+        strict = True
+        parse_string = staticmethod(decoder.scanstring)  # type: ignore[attr-defined]
+        parse_float = staticmethod(_finite)
+        parse_int = staticmethod(_int64)
+        parse_constant = staticmethod(_no_constant)
+        object_hook = None
+        object_pairs_hook = staticmethod(_one_value_per_key)
+        memo: ClassVar[dict[str, str]] = {}
+
+        @staticmethod
+        def parse_object(string_and_end: tuple[str, int], strict: bool,
+                         scan: Callable[[str, int], tuple[Any, int]],
+                         *hooks: Any) -> Any:
+            return decoder.JSONObject(string_and_end, strict,  # type: ignore[attr-defined]
+                                      guarded(scan), *hooks)
+
+        @staticmethod
+        def parse_array(string_and_end: tuple[str, int],
+                        scan: Callable[[str, int], tuple[Any, int]]) -> Any:
+            return decoder.JSONArray(string_and_end, guarded(scan))  # type: ignore[attr-defined]
+
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        guarded(scanner.py_make_scanner(Context))(text, start)  # type: ignore[attr-defined]
+    except JSONRefused:
+        return found[0] if found else None
+    except (ValueError, StopIteration, RecursionError):
+        return None
+    return None
 
 
 _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)

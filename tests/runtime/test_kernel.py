@@ -35,7 +35,7 @@ from magcfg.runtime import (
 )
 from magcfg.runtime import kernel as kernel_module
 from magcfg.runtime.kernel import MAX_HANDED_OUT
-from magcfg.runtime.state import STATE_FILE
+from magcfg.runtime.state import STATE_FILE, save_state
 from magcfg.signing.keys import Ed25519PrivateKey, key_id, public_key_pem
 from magcfg.signing.signatures import sign_manifest
 
@@ -238,9 +238,10 @@ def test_a_config_nested_past_the_bound_is_refused_at_every_depth(rig: Rig) -> N
         result = kernel.reload()
         assert (result.status, kernel.version) == ("refused", 1), levels
         assert result.event is not None and result.event["data"]["stage"] == "parse"
-        assert result.event["data"]["error"] in (
-            f"{rig.art}/..data/config.json: nested deeper than {MAX_CONFIG_DEPTH} levels",
-            f"{rig.art}/..data/config.json: not valid JSON (JSONDecodeError)")
+        # base_config's "beta", on line 3, holds every list.
+        assert result.event["data"]["error"] == (
+            f"{rig.art}/..data/config.json: line 3: nested deeper than {MAX_CONFIG_DEPTH} "
+            "levels")
     assert [e["type"] for e in rig.events].count(RELOADED) == 0
     assert rig.kernel(watch=False).version == 1  # the floor saved is still version 1
 
@@ -612,6 +613,46 @@ def test_corrupted_state_is_detected_and_never_trusted(rig: Rig, damage: str) ->
         rig.kernel(watch=False)
 
 
+_TWICE = "appears twice in one object (JSON readers disagree on which one counts)"
+# Each saved config.json holds the canary beside what is refused in it.
+_SAVED_REFUSED = {
+    "twice": (b'{\n  "db": {"password": "%s", "password": "x"}\n}\n',
+              f"line 2, column 9: the key 'password' {_TWICE}"),
+    "nan": (b'{\n  "password": "%s",\n  "port": NaN\n}\n', "line 3, column 11: NaN is not JSON"),
+    "wide": (b'{\n  "password": "%s", "port": 99999999999999999999\n}\n',
+             "line 2, column 52: an integer beyond 64 bits (signed) is refused (JSON "
+             "readers disagree on its value)"),
+    "not json": (b'{\n  "password": "%s"\n  "port": 1\n}\n',
+                 "line 3, column 3: not valid JSON (Expecting ',' delimiter)"),
+    "not utf-8": (b'{\n  "password": "%s\xff"\n}\n',
+                  "line 2, column 41: not UTF-8 (invalid start byte)"),
+    "nested": (b'{\n  "password": "%s",\n  "deep": ' + b"[" * MAX_CONFIG_DEPTH
+               + b"]" * MAX_CONFIG_DEPTH + b"\n}\n",
+               f"line 3: nested deeper than {MAX_CONFIG_DEPTH} levels"),
+    "not an object": (b'["%s"]\n', "not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(_SAVED_REFUSED))
+def test_a_saved_config_that_is_no_config_is_named_where_and_why_never_what(
+        rig: Rig, caplog: pytest.LogCaptureFixture, case: str) -> None:
+    """A signed last known-good whose config.json the kernel refuses (signed by the
+    trusted key: a compiler's bug, a hand-made artifact) said only the error's type
+    ("the saved artifact is unusable (JSONRefused)"): it names the saved file, the line
+    and column, and the reason, never a byte of the text there."""
+    body, where_and_why = _SAVED_REFUSED[case]
+    body = body.replace(b"%s", CANARY.encode())
+    saved = artifact_files({}, 7, rig.key, config_bytes=body)
+    save_state(rig.state, saved["manifest.json"], saved["manifest.json.sig"],
+               {"config.json": body}, 7, 7)
+    rig.write(8)
+    kernel = rig.kernel(watch=False)
+    assert (kernel.booted_from, kernel.version) == ("artifact", 8)
+    [corrupt] = rig.of_type(STATE_CORRUPT)
+    assert corrupt["data"]["error"] == f"{rig.state / STATE_FILE}:config.json: {where_and_why}"
+    assert CANARY not in rig.everything_said() + caplog.text
+
+
 
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("poll_interval", float("nan"), "the poll interval is a finite number of seconds above 0, "
@@ -894,15 +935,16 @@ def test_the_first_start_imports_what_loading_needs_and_no_more(rig: Rig, orjson
 # Members in the compiler's layout (one per line): each is parsed on its own, then the
 # whole document where a piece fails.
 _DISAGREED_ON = {
-    "nan": (b'  "magds": {"port": NaN}', "NaN is not JSON"),
-    "1e400": (b'  "magds": {"port": 1e400}', "a number beyond the range of a double is not "
-              "JSON (JSON readers disagree on its value)"),
-    "wide": (b'  "magds": {"port": -9223372036854775809}', "an integer beyond 64 bits (signed) "
-             "is refused (JSON readers disagree on its value)"),
-    "twice": (b'  "magds": {"port": 1, "port": 2}', "the key 'port' appears twice in one "
-              "object (JSON readers disagree on which one counts)"),
-    "twice at the top": (b'  "magds": 1,\n  "magds": 2', "the key 'magds' appears twice in "
-                         "one object (JSON readers disagree on which one counts)"),
+    "nan": (b'  "magds": {"port": NaN}', "line 3, column 21: NaN is not JSON"),
+    "1e400": (b'  "magds": {"port": 1e400}', "line 3, column 21: a number beyond the range "
+              "of a double is not JSON (JSON readers disagree on its value)"),
+    "wide": (b'  "magds": {"port": -9223372036854775809}', "line 3, column 21: an integer "
+             "beyond 64 bits (signed) is refused (JSON readers disagree on its value)"),
+    "twice": (b'  "magds": {"port": 1, "port": 2}', "line 3, column 12: the key 'port' "
+              "appears twice in one object (JSON readers disagree on which one counts)"),
+    "twice at the top": (b'  "magds": 1,\n  "magds": 2', "line 1, column 1: the key 'magds' "
+                         "appears twice in one object (JSON readers disagree on which one "
+                         "counts)"),
     "int64": (b'  "magds": {"port": 9223372036854775807}', None),
 }
 

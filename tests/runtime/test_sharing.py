@@ -8,6 +8,7 @@ is checked to give exactly what parsing the whole document gives, whatever its l
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,8 @@ def test_a_config_nested_past_the_bound_is_refused_split_or_whole(
     result = kernel.reload()
     assert (result.status, kernel.version) == ("refused", 1)
     assert result.event is not None
-    assert result.event["data"]["error"].endswith(
-        f"config.json: nested deeper than {MAX_CONFIG_DEPTH} levels")
+    assert re.search(r"/config\.json: line \d+: nested deeper than "
+                     f"{MAX_CONFIG_DEPTH} levels$", result.event["data"]["error"])
 
 
 def test_sharing_off_builds_an_equal_tree(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -259,3 +259,17 @@ def test_the_floor_is_saved_before_subscribers_see_a_version(tmp_path: Path) -> 
         assert (json.loads(saved.manifest_bytes)["version"], saved.highest_version) == (2, 3)
     finally:
         kernel.stop()
+
+
+def test_a_state_of_another_format_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    """Whatever planted a state file chose its values: the format named in it was quoted
+    in the error of config.state_corrupt, its checksum made to match."""
+    canary = "CANARY-51c0e2-do-not-leak"
+    body: dict[str, object] = {"format": canary, "version": 1, "highest_version": 1,
+                               "manifest": "", "signature": "", "files": {}}
+    body["checksum"] = state._checksum(body)
+    (tmp_path / STATE_FILE).write_text(json.dumps(body))
+    with pytest.raises(state.StateCorrupt) as info:
+        load_state(tmp_path)
+    assert str(info.value) == (f"{tmp_path / STATE_FILE}: unreadable state (ValueError: not "
+                               "of format 1)")

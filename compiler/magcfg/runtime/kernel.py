@@ -38,7 +38,7 @@ from .events import (
     make_event,
     passes_on,
 )
-from .snapshot import MISSING, NestedTooDeep, Snapshot
+from .snapshot import MISSING, Snapshot
 
 # Every service pays this module's import at start, before it has a config to load:
 # what only loading, verifying and watching need (cryptography, json, hashlib, pathlib,
@@ -49,7 +49,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import tempfile
     from collections.abc import Callable, Iterable, Sequence
-    from typing import Any
+    from typing import Any, AnyStr
 
     from ..secrets.check_env import EnvCheck
     from ..secrets.references import SecretRef
@@ -744,7 +744,7 @@ class Kernel:
                    boot: bool, source: str = "artifact") -> Snapshot | None:
         """Verify, version-check, parse and validate ``raw``; ``None`` if it is the
         running config already. ``source`` is where the snapshot says it came from."""
-        from ..artifact import CONFIG, DATA_LINK, MANIFEST, SIGNATURE, JSONRefused
+        from ..artifact import CONFIG, DATA_LINK, MANIFEST, SIGNATURE
         from ..signing.signatures import VerificationError, VerifiedArtifact, check_digests
         from ..signing.versions import SuccessionError, check_succession
         from .snapshot import freeze
@@ -799,14 +799,12 @@ class Kernel:
         # document is parsed for them. The frozen tree shares the previous snapshot's
         # unchanged top-level subtrees either way.
         plain = bool(self.validators) or self._schema_check is not None
+        body = verified.files[config_name]
         try:
-            config, frozen, members = _build(verified.files[config_name], running, plain)
-        except (NestedTooDeep, JSONRefused) as exc:
-            raise _Refused("parse", "invalid", f"{prefix}{config_name}: {exc}",
-                           version) from None
+            config, frozen, members = _build(body, running, plain)
         except (ValueError, RecursionError) as exc:
-            raise _Refused("parse", "invalid", f"{prefix}{config_name}: not valid JSON "
-                           f"({type(exc).__name__})", version) from None
+            raise _Refused("parse", "invalid", f"{prefix}{config_name}: "
+                           f"{_not_json(body, exc)}", version) from None
         if not isinstance(config, Mapping):
             raise _Refused("parse", "invalid", f"{prefix}{config_name}: not a JSON object",
                            version)
@@ -1022,9 +1020,13 @@ class Kernel:
             verified = verify_files(saved.manifest_bytes, saved.signature, saved.files,
                                     self.public_keys, environment=self.environment,
                                     prefix=f"{saved.path}:")
-            config, frozen, members = _build(verified.files[CONFIG], None, False)
+            body = verified.files[CONFIG]
+            try:
+                config, frozen, members = _build(body, None, False)
+            except (ValueError, RecursionError) as exc:
+                raise StateCorrupt(f"{saved.path}:{CONFIG}: {_not_json(body, exc)}") from None
             if not isinstance(config, Mapping):
-                raise StateCorrupt(f"{saved.path}: the saved config is not a JSON object")
+                raise StateCorrupt(f"{saved.path}:{CONFIG}: not a JSON object")
         except StateCorrupt as exc:
             self._state_corrupt(str(exc))
             return None
@@ -1236,6 +1238,38 @@ def _text_of(exc: BaseException) -> str:
         return str(exc)
     except Exception:
         return ""
+
+
+def _not_json(body: bytes, exc: ValueError | RecursionError) -> str:
+    """Where and why the config.json ``body`` is not a config, as :func:`_build` refused
+    it with ``exc``: the line and column, and what the reader said of the text there,
+    never the text (a secret may stand beside the error)."""
+    import json
+
+    from ..artifact import MAX_CONFIG_DEPTH, JSONRefused, refused_at
+    from ..schema.json_lines import nesting_line
+
+    if isinstance(exc, UnicodeDecodeError):
+        line, column = _line_and_column(body, exc.start, b"\n")
+        return f"line {line}, column {column}: not UTF-8 ({exc.reason})"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+    text = body.decode("utf-8")
+    at = refused_at(text) if isinstance(exc, JSONRefused) else None
+    if at is not None:
+        line, column = _line_and_column(text, at, "\n")
+        return f"line {line}, column {column}: {exc}"
+    # Deeper than the bound, a config is refused for that whatever else it holds (and
+    # neither reader recurses through it to say where).
+    deep = nesting_line(text, MAX_CONFIG_DEPTH)
+    if deep is not None:
+        return f"line {deep}: nested deeper than {MAX_CONFIG_DEPTH} levels"
+    return str(exc) if isinstance(exc, JSONRefused) else f"not valid JSON ({type(exc).__name__})"
+
+
+def _line_and_column(text: AnyStr, at: int, newline: AnyStr) -> tuple[int, int]:
+    """The line and column (both from 1) of index ``at`` of ``text``."""
+    return text.count(newline, 0, at) + 1, at - text.rfind(newline, 0, at)
 
 
 def _describe(exc: BaseException) -> str:
