@@ -9,11 +9,13 @@ Example files (``.env.example``, ``.sample``, ``.template``, ``.dist``) are fine
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 
+from ..errors import printable
 from .context import LintContext, finding
 from .findings import Finding
-from .walk import SourceFile
+from .walk import SourceFile, listed_name
 
 RULE = "MAG003"
 EXAMPLE_SUFFIXES = frozenset({"example", "sample", "template", "tpl", "dist", "defaults"})
@@ -53,6 +55,9 @@ def check(src: SourceFile, ctx: LintContext) -> Iterator[Finding]:
                       "placeholders and deliver values as secret references "
                       "(ExternalSecret / secretKeyRef)")
     elif ctx.in_git:
+        # The name is the pull request's: quoted, a space or a `$(...)` in it is no
+        # second path or command for whoever runs the advice as it stands.
+        named = printable(shlex.quote(listed_name(src.path)))
         yield finding(src, 1, 1, RULE, f"`{src.path}` is not git-ignored",
-                      f"add `{src.name}` to .gitignore (and `git rm --cached {src.path}` if "
+                      f"add `{src.name}` to .gitignore (and `git rm --cached -- {named}` if "
                       "it is tracked); commit a `.env.example` instead")
