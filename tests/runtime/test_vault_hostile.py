@@ -31,12 +31,15 @@ TOKEN = b'{"data": {"ttl": 0, "renewable": false}}'
 
 
 class FakeVault:
-    """Answers lookup-self and the mount's kind as Vault does, and the secret's read with
-    ``answer`` (bytes, a status and the bytes, or a handler of its own). ``keep_alive``:
-    HTTP/1.1, a connection serves request after request; ``tls``: HTTPS with it."""
+    """Answers lookup-self with ``token`` and the mount's kind as Vault does, a lease's
+    renewal with ``renewal``, and the secret's read with ``answer`` (bytes, a status and
+    the bytes, or a handler of its own). ``keep_alive``: HTTP/1.1, a connection serves
+    request after request; ``tls``: HTTPS with it."""
 
     def __init__(self, keep_alive: bool = False, tls: ssl.SSLContext | None = None) -> None:
         self.answer: Any = b"{}"
+        self.token = TOKEN
+        self.renewal = b"{}"
         self.stopping = threading.Event()
         fake = self
 
@@ -52,7 +55,10 @@ class FakeVault:
                 self.served += 1
                 status, body = 200, fake.answer
                 if "lookup-self" in self.path:
-                    body = TOKEN
+                    body = fake.token
+                elif self.path == "/v1/sys/leases/renew":
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    body = fake.renewal
                 elif "internal/ui/mounts" in self.path:
                     body = MOUNT_V2
                 elif callable(body):
@@ -65,6 +71,8 @@ class FakeVault:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_PUT = do_GET
 
         self.server = serve(Handler, tls)
         self.addr = f"http{'s' if tls else ''}://127.0.0.1:{self.server.server_address[1]}"
@@ -209,6 +217,51 @@ def test_an_answer_larger_than_any_secret_is_a_vault_error_read_no_further(
             "secret/data/app") in message, message
     assert events.of(SECRET_FAILED)[0]["reference"] == "vault+direct://secret/app"
     assert CANARY not in message + events.text()
+
+
+# What no Vault sends for a lease duration or a TTL (a Go time.Duration): a number wider
+# than the float deadlines it is turned into hold, a negative one, a fraction, NaN.
+DURATIONS = {"400 digits": "1" + "0" * 400, "negative": "-60", "a fraction": "60.5",
+             "NaN": "NaN", "true": "true"}
+
+
+def _lease(duration: str) -> bytes:
+    return (f'{{"data": {{"username": "{CANARY}"}}, "lease_id": "database/creds/app/1", '
+            f'"lease_duration": {duration}, "renewable": true}}').encode()
+
+
+@pytest.mark.parametrize("duration", list(DURATIONS))
+@pytest.mark.parametrize("answer", ["lease", "renewal", "token"])
+def test_a_lease_or_ttl_no_vault_sends_is_a_vault_error_naming_where(
+        answer: str, duration: str, fake: FakeVault, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    given = DURATIONS[duration]
+    fake.answer = _lease(given if answer == "lease" else "60")
+    fake.renewal = _lease(given)
+    if answer == "token":
+        fake.token = f'{{"data": {{"ttl": {given}, "renewable": true}}}}'.encode()
+    events = Recorder()
+    where = {"lease": "database/creds/app", "renewal": "sys/leases/renew",
+             "token": "auth/token/lookup-self"}[answer]
+    said = f"Vault at {fake.addr} sent an answer to {where} that is not Vault's JSON"
+    reference = ref("vault+direct://database/creds/app#username")
+    # kv_mounts: no mount is KV v2, the reference is a leased read.
+    with DirectVault(vault_config({"VAULT_ADDR": fake.addr, "VAULT_TOKEN": CANARY + "-token"}),
+                     on_event=events, background=False, kv_mounts=set()) as vault:
+        if answer == "renewal":
+            assert vault.value(reference) == CANARY
+            vault._cache["database", "creds/app"].renew_at = 0.0  # the renewal is due
+            vault.maintain()  # reports, never raises
+            failed = events.of(SECRET_FAILED)[0]
+            assert (failed["stage"], failed["error"]) == ("renew", said)
+            message = failed["error"]
+        else:
+            with pytest.raises(VaultError) as info:
+                vault.value(reference)
+            message = info.value.format()
+            assert said in message, message
+            assert events.of(SECRET_FAILED)[0]["reference"] == "vault+direct://database/creds/app"
+    assert CANARY not in message + events.text() + caplog.text
 
 
 SECRET = json.dumps({"data": {"data": {"password": CANARY}, "metadata": {"version": 1}}}).encode()

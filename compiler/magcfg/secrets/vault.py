@@ -56,6 +56,10 @@ Consul's limit is 512 KiB), so no secret is larger than that plus its JSON (esca
 metadata, lease fields): 4 MiB leaves room for both, and still bounds what a broken or
 hostile server can make the app hold in memory (the client reads with no limit of its
 own)."""
+MAX_LEASE_SECONDS = (2**63 - 1) // 10**9
+"""Longest lease duration or token TTL taken from the server: Vault and OpenBao hold a
+TTL as a Go ``time.Duration`` (at most 2^63 - 1 ns), so none sends a longer one; a
+longer one (a 400-digit integer) would overflow the float deadlines it is turned into."""
 
 KvStatus = Literal["ok", "missing-path", "missing-key", "deleted", "destroyed", "denied"]
 
@@ -323,9 +327,8 @@ class VaultSession:
         if not isinstance(found, dict) or not isinstance(found.get("data"), dict):
             raise VaultError(_problem(
                 f"Vault at {self.config.shown} returned no data reading {path}"))
-        duration = found.get("lease_duration")
         return Leased(path, found["data"], str(found.get("lease_id") or ""),
-                      duration if isinstance(duration, int) and duration > 0 else 0,
+                      self._seconds(found.get("lease_duration"), path),
                       found.get("renewable") is True)
 
     def exists(self, path: str) -> bool | None:
@@ -355,8 +358,8 @@ class VaultSession:
             raise VaultError(_problem(
                 f"Vault at {self.config.shown} refused to renew the lease (HTTP {exc.status} "
                 f"on {where}): it is revoked, expired or not renewable")) from None
-        duration = found.get("lease_duration") if isinstance(found, dict) else None
-        return duration if isinstance(duration, int) else 0
+        return self._seconds(found.get("lease_duration") if isinstance(found, dict) else None,
+                             where)
 
     def token_ttl(self) -> tuple[int, bool]:
         """The token's remaining TTL in seconds (0: never expires) and whether it is
@@ -377,7 +380,7 @@ class VaultSession:
                 "auth/token/lookup-self): it is wrong, expired or revoked")) from None
         data = found.get("data") if isinstance(found, dict) else None
         ttl = data.get("ttl") if isinstance(data, dict) else None
-        return (ttl if isinstance(ttl, int) else 0,
+        return (self._seconds(ttl, "auth/token/lookup-self"),
                 bool(isinstance(data, dict) and data.get("renewable") is True))
 
     def renew_token(self) -> int:
@@ -391,8 +394,8 @@ class VaultSession:
                 f"Vault at {self.config.shown} refused to renew the token (HTTP {exc.status} "
                 f"on {where})")) from None
         auth = found.get("auth") if isinstance(found, dict) else None
-        ttl = auth.get("lease_duration") if isinstance(auth, dict) else None
-        return ttl if isinstance(ttl, int) else 0
+        return self._seconds(auth.get("lease_duration") if isinstance(auth, dict) else None,
+                             where)
 
     def mount_kind(self, mount: str) -> tuple[str, str] | None:
         """The secrets engine type and version option of ``mount`` (``("kv", "2")``), or
@@ -455,6 +458,18 @@ class VaultSession:
     def _not_json(self, where: str) -> VaultError:
         return VaultError(_problem(
             f"Vault at {self.config.shown} sent an answer to {where} that is not Vault's JSON"))
+
+    def _seconds(self, value: Any, where: str) -> int:
+        """A lease duration or TTL of the answer to ``where``: 0 when absent (no lease,
+        a token that never expires); a whole number of seconds from 0 to
+        :data:`MAX_LEASE_SECONDS`, or the answer is not Vault's (a float, NaN, a negative
+        or a wider number: what no Vault sends)."""
+        if value is None:
+            return 0
+        if not isinstance(value, int) or isinstance(value, bool) \
+                or not 0 <= value <= MAX_LEASE_SECONDS:
+            raise self._not_json(where)
+        return value
 
     def _object(self, found: Any, where: str, name: str) -> dict[str, Any]:
         """``found[name]`` when ``found`` is a JSON object and that is an object or absent
