@@ -3,9 +3,13 @@ import, and Kubernetes auth against a real OpenBao dev server."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +22,7 @@ from magcfg.secrets.vault import (
     vault_config,
 )
 
-from ..net.slow import ends_within
+from ..net.slow import Server, ends_within, serve
 from ..runtime.test_vault_hostile import FakeVault
 from ..vault_dev import DevVault, kubernetes_auth
 
@@ -114,3 +118,93 @@ def test_a_read_ends_at_the_timeout_however_slowly_vault_answers() -> None:
                                       "secret/data/app within 1 s (VAULT_CLIENT_TIMEOUT)")
     finally:
         fake.stop()
+
+
+class Redirecting:
+    """A server on 127.0.0.1 that answers every ``/v1/...`` request with a 307 to
+    ``target`` + the path, and a request below ``/moved/`` (a path of its own) as Vault
+    answers a token's lookup and an AppRole login. ``asked`` holds each request it
+    received: (method, path, X-Vault-Token, body)."""
+
+    def __init__(self) -> None:
+        self.target = ""
+        self.asked: list[tuple[str, str, str | None, bytes]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.asked.append((self.command, self.path, self.headers.get("X-Vault-Token"),
+                                    body))
+                if self.path.startswith("/moved/"):
+                    answer = json.dumps({"data": {"ttl": 0, "renewable": False},
+                                         "auth": {"client_token": "t", "lease_duration": 0}})
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer.encode())
+                    return
+                self.send_response(307)
+                self.send_header("Location", outer.target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_PUT = do_GET
+
+        self.server: Server = serve(Handler, None)
+        self.addr = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def redirecting() -> Iterator[tuple[Redirecting, Redirecting]]:
+    """Two redirecting servers: the one VAULT_ADDR names and another."""
+    first, second = Redirecting(), Redirecting()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+CREDENTIAL = "CANARY-vault-redirect-5d21c0"
+LOGINS = {"token": {"VAULT_TOKEN": CREDENTIAL},
+          "approle": {"VAULT_ROLE_ID": "role", "VAULT_SECRET_ID": CREDENTIAL}}
+
+
+@pytest.mark.parametrize("other", ["another port", "another host name"])
+@pytest.mark.parametrize("login", list(LOGINS))
+def test_a_redirect_to_another_server_is_refused_and_nothing_is_sent_there(
+        login: str, other: str, redirecting: tuple[Redirecting, Redirecting]) -> None:
+    vault, elsewhere = redirecting
+    port = elsewhere.server.server_address[1]
+    vault.target = (f"http://127.0.0.1:{port}/moved" if other == "another port"
+                    else f"http://localhost:{port}/moved")
+    session = VaultSession(vault_config({"VAULT_ADDR": vault.addr, **LOGINS[login]}))
+    with pytest.raises(VaultError) as info:
+        session.login()
+    where = "auth/token/lookup-self" if login == "token" else "auth/approle/login"
+    assert info.value.format() == (
+        f"error: Vault at {vault.addr} redirected {where} to another server: the token and "
+        "the login go only to the server VAULT_ADDR names (set VAULT_ADDR to the server "
+        "that answers: its https:// address, or a cluster's active node where the standbys "
+        "do not forward requests)")
+    assert elsewhere.asked == []  # neither the token nor the secret ID went there
+    assert len(vault.asked) == 1
+
+
+@pytest.mark.parametrize("login", list(LOGINS))
+def test_a_redirect_within_the_server_vault_addr_names_is_followed(
+        login: str, redirecting: tuple[Redirecting, Redirecting]) -> None:
+    vault, _ = redirecting
+    vault.target = vault.addr + "/moved"
+    session = VaultSession(vault_config({"VAULT_ADDR": vault.addr, **LOGINS[login]}))
+    session.login()
+    _, path, token, body = vault.asked[-1]
+    assert path.startswith("/moved/v1/auth/")
+    assert CREDENTIAL in (token or "") + body.decode()

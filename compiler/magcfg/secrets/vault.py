@@ -33,6 +33,7 @@ the client's exception text, which may echo a response.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -252,6 +253,7 @@ class VaultSession:
         from ..net.requests_session import session as new_session
 
         session = new_session()
+        session.hooks["response"].append(_ServerOnly(self.config.addr))
         session.hooks["response"].append(_bounded)
         # hvac takes a session's own verify (True unless set) over its verify argument.
         session.verify = self.config.verify
@@ -509,6 +511,12 @@ class VaultSession:
             raise VaultError(_problem(
                 f"Vault at {addr} sent more than {MAX_RESPONSE_BYTES} bytes in answer to "
                 f"{where}: no secret is that large")) from None
+        except _Redirected:
+            raise VaultError(_problem(
+                f"Vault at {addr} redirected {where} to another server: the token and the "
+                "login go only to the server VAULT_ADDR names (set VAULT_ADDR to the server "
+                "that answers: its https:// address, or a cluster's active node where the "
+                "standbys do not forward requests)")) from None
         except hvac.exceptions.Forbidden as exc:
             errors = (exc.json or {}).get("errors") if isinstance(exc.json, dict) else None
             raise _Forbidden(403, plain=errors == ["permission denied"]) from None
@@ -532,6 +540,40 @@ class VaultSession:
             # Not the JSON Vault sends: not JSON, nested too deeply, or of a shape hvac's
             # own reading of it trips over (a list where it expects an object).
             raise self._not_json(where) from None
+
+
+class _Redirected(Exception):
+    """A redirect to another server than ``VAULT_ADDR``'s."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of ``url`` (the scheme's default port filled in); None when
+    it names none."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    return (parts.scheme.lower(), parts.hostname, port) if parts.hostname else None
+
+
+class _ServerOnly:
+    """A ``requests`` response hook: a redirect is followed to the server ``addr`` names
+    only (a path of its own, as a proxy in front of it may send). hvac sends the token as
+    ``X-Vault-Token``, which ``requests`` keeps on a redirect to any host (it drops
+    ``Authorization`` alone), and sends a login's body again on a 307: another server, or
+    the same one over plain HTTP, would be handed them."""
+
+    def __init__(self, addr: str) -> None:
+        self.origin = _origin(addr)
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if response.is_redirect:
+            target = urllib.parse.urljoin(response.url, response.headers["location"])
+            if _origin(target) != self.origin:
+                response.close()
+                raise _Redirected
+        return response
 
 
 class _TooLarge(Exception):
