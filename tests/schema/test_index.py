@@ -463,3 +463,103 @@ def test_secret_subtrees_hold_exactly_the_secret_leaves(mini: Project) -> None:
                    for kp, v in iter_leaves(subtree, path)]
             assert got == expected, (prefix, tree)
     assert secret > 200
+
+
+def _schema_objects() -> Any:
+    """Random schema objects: nested properties, maps, lists, now and then a ``$ref`` to
+    ``#/$defs/d``, and magcfg's annotations anywhere (a secret value rarely: where no
+    ancestor is secret, it is an error)."""
+    from hypothesis import strategies as st
+
+    marks = st.lists(st.sampled_from([
+        ("x-magcfg-secret", True), ("x-magcfg-secret", False), ("x-magcfg-reload", "hot"),
+        ("x-magcfg-reload", "restart"), ("x-magcfg-reload", "hot"),
+        ("x-magcfg-merge-key", "name"), ("x-magcfg-secret-value", {"minLength": 1}),
+        ("description", "plain"), ("description", "plain")]), max_size=2).map(dict)
+    leaf = st.integers(0, 5).flatmap(lambda n: st.just({"$ref": "#/$defs/d"}) if n == 0
+                                     else st.builds(lambda m: {"type": "string", **m}, marks))
+    return st.recursive(leaf, lambda inner: st.one_of(
+        st.builds(lambda props, extra, m: {"type": "object", "properties": props,
+                                           **({"additionalProperties": extra} if extra
+                                              else {}), **m},
+                  st.dictionaries(st.sampled_from("abcde"), inner, max_size=4),
+                  st.none() | inner, marks),
+        st.builds(lambda items, m: {"type": "array", "items": items, **m}, inner, marks)),
+        max_leaves=25)
+
+
+def _summary(index: Any) -> Any:
+    """What a build's summary of the schema reads from ``index``, or the error it meets."""
+    try:
+        return (index.reload_partition(), index.secret_paths(), index.secret_values(),
+                index.policy_table())
+    except magcfg.BuildError as exc:
+        return [d.format() for d in exc.diagnostics]
+
+
+def test_the_summary_walks_only_what_leads_to_an_annotation_yet_finds_all() -> None:
+    """The reload partition, the secret paths and the secret values of a schema read
+    only the keys above an annotation: the same as walking every key, for random
+    schemas (trees, and shared ``$ref`` targets, where every key is walked), errors
+    included."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.dictionaries(st.sampled_from(["svc", "db", "x"]), _schema_objects(),
+                           min_size=1, max_size=3),
+           _schema_objects(), st.sampled_from([None, "hot", "restart"]))
+    def check(properties: dict[str, Any], shared: dict[str, Any], root_reload: str | None
+              ) -> None:
+        document = {"type": "object", "properties": properties, "$defs": {"d": shared},
+                    **({"x-magcfg-reload": root_reload} if root_reload else {})}
+        pruned = Schema(SCHEMA, json.dumps(document, indent=1).encode())
+        walked = Schema(SCHEMA, json.dumps(document, indent=1).encode())
+        try:
+            rows = walked.index._rows()
+        except magcfg.BuildError:
+            return  # no index (a $ref chain too deep, say): no summary either
+        walked.index._walked = rows._replace(parents=None)
+        assert _summary(pruned.index) == _summary(walked.index)
+
+    check()
+
+
+def test_the_summary_of_a_large_plain_shape_reads_few_keys() -> None:
+    """A piece of ~1,000 keys of which one is secret, one hot and one has a secret value:
+    the summary's walks read the few keys above them, not every key (they were most of
+    the cost of a cold build's schema work: docs/performance.md)."""
+    import sys
+
+    def plain(depth: int) -> dict[str, Any]:
+        if depth == 0:
+            return {"type": "integer"}
+        return {"type": "object", "properties": {f"k{i}": plain(depth - 1) for i in range(10)}}
+
+    service = plain(3)
+    service["properties"]["k0"]["properties"]["k0"]["properties"]["k1"] = {
+        "type": "string", "x-magcfg-secret": True,
+        "x-magcfg-secret-value": {"minLength": 8}}
+    service["properties"]["k2"]["x-magcfg-reload"] = "hot"
+    schema = Schema(SCHEMA, json.dumps({"type": "object",
+                                         "properties": {"svc": service}}).encode())
+    assert schema.index.policy_table()  # the index and its rows, made before counting
+    walks = 0
+    here = magcfg.schema.index.__file__
+
+    def count(frame: Any, event: str, _: Any) -> None:
+        nonlocal walks
+        if event == "call" and frame.f_code.co_filename == here and (
+                frame.f_code.co_name in ("walk", "policy_of", "collect")):
+            walks += 1
+
+    sys.setprofile(count)
+    try:
+        summary = (schema.index.reload_partition(), schema.index.secret_paths(),
+                   schema.index.secret_values())
+    finally:
+        sys.setprofile(None)
+    assert summary == (
+        (["svc.k2"], ["svc.k0", "svc.k1", *(f"svc.k{i}" for i in range(3, 10))]),
+        ["svc.k0.k0.k1"], {"svc.k0.k0.k1": {"minLength": 8}})
+    assert 0 < walks < 60, walks

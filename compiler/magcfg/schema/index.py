@@ -218,6 +218,7 @@ class SchemaIndex:
         # needs to parse or walk the schema (a 26 MB schema takes ~2 s to read and walk).
         self._file = schema
         self._tree: _Node | None = None
+        self._walked: _Rows | None = None
         self._failed: BuildError | None = None
         # Nodes are shared between every place that $refs the same definition, so the
         # index stays as small as the schema (200 services referencing one shape cost
@@ -443,19 +444,32 @@ class SchemaIndex:
         first (row 0): what ``is_secret``, ``reload_policy`` and ``merge_key`` read, in a
         form the build cache keeps (``PolicyIndex``). Shared and recursive nodes are one
         row each."""
-        rows: dict[int, int] = {id(self._root): 0}
-        order = [self._root]
-        table: PolicyTable = []
-        for node in order:  # grows while it is walked: breadth first
-            children: dict[str, int] = {}
-            for key, child in node.children.items():
-                row = rows.get(id(child))
-                if row is None:
-                    row = rows[id(child)] = len(order)
-                    order.append(child)
-                children[key] = row
-            table.append((node.secret, node.reload, children, node.merge_key))
-        return table
+        return self._rows().table
+
+    def _rows(self) -> _Rows:
+        """The nodes in rows (``policy_table``), made once: the summary's walks
+        (``secret_paths``, ``secret_values``, ``reload_partition``) read them."""
+        if self._walked is None:
+            root = self._root
+            rows: dict[int, int] = {id(root): 0}
+            order = [root]
+            parents = [-1]
+            tree = True
+            table: PolicyTable = []
+            for number, node in enumerate(order):  # grows while it is walked: breadth first
+                children: dict[str, int] = {}
+                for key, child in node.children.items():
+                    row = rows.get(id(child))
+                    if row is None:
+                        row = rows[id(child)] = len(order)
+                        order.append(child)
+                        parents.append(number)
+                    else:
+                        tree = False  # a shared or recursive node: a row of two parents
+                    children[key] = row
+                table.append((node.secret, node.reload, children, node.merge_key))
+            self._walked = _Rows(table, order, parents if tree else None)
+        return self._walked
 
     def secret_paths(self) -> list[str]:
         """Key paths (text form of ``magcfg.keyglob``, ``*`` for wildcards) of every key
@@ -463,15 +477,20 @@ class SchemaIndex:
         pieces = self._file.pieces()
         if pieces:
             return sorted({p for piece in pieces for p in piece.index.secret_paths()})
+        rows = self._rows()
+        table = rows.table
+        leads = rows.leading(number for number, row in enumerate(table) if row[0])
         memo: dict[int, list[tuple[str, ...]]] = {}
 
-        def walk(node: _Node) -> list[tuple[str, ...]]:
-            if id(node) not in memo:
-                memo[id(node)] = [()] if node.secret else [
-                    (k, *rest) for k, child in node.children.items() for rest in walk(child)]
-            return memo[id(node)]
+        def walk(number: int) -> list[tuple[str, ...]]:
+            if number not in memo:
+                row = table[number]
+                memo[number] = [()] if row[0] else [
+                    (k, *rest) for k, child in row[2].items() if leads(child)
+                    for rest in walk(child)]
+            return memo[number]
 
-        return sorted(format_keypath(p, WILDCARD) for p in walk(self._root) if p)
+        return sorted(format_keypath(p, WILDCARD) for p in walk(0) if p)
 
     def secret_values(self) -> dict[str, dict[str, Any]]:
         """Key path (text form, ``*`` for wildcards) -> the ``x-magcfg-secret-value``
@@ -481,21 +500,25 @@ class SchemaIndex:
         pieces = self._file.pieces()
         if pieces:
             return {k: v for piece in pieces for k, v in piece.index.secret_values().items()}
+        rows = self._rows()
+        table, nodes = rows.table, rows.nodes
+        leads = rows.leading(number for number, node in enumerate(nodes) if node.secret_value)
         memo: dict[int, list[tuple[tuple[str, ...], _Node, bool]]] = {}
 
-        def walk(node: _Node) -> list[tuple[tuple[str, ...], _Node, bool]]:
-            if id(node) not in memo:
-                memo[id(node)] = []  # cycle guard
+        def walk(number: int) -> list[tuple[tuple[str, ...], _Node, bool]]:
+            if number not in memo:
+                memo[number] = []  # cycle guard
+                node, secret, children = nodes[number], table[number][0], table[number][2]
                 found: list[tuple[tuple[str, ...], _Node, bool]] = (
-                    [((), node, node.secret)] if node.secret_value else [])
-                found += [((k, *rest), target, covered or node.secret)
-                          for k, child in node.children.items()
+                    [((), node, secret)] if node.secret_value else [])
+                found += [((k, *rest), target, covered or secret)
+                          for k, child in children.items() if leads(child)
                           for rest, target, covered in walk(child)]
-                memo[id(node)] = found
-            return memo[id(node)]
+                memo[number] = found
+            return memo[number]
 
         out: dict[str, dict[str, Any]] = {}
-        for path, node, covered in walk(self._root):
+        for path, node, covered in walk(0):
             if not covered:
                 where = _sources(node)
                 holder = next((s for s in where if "x-magcfg-secret-value" in s), None)
@@ -527,14 +550,20 @@ class SchemaIndex:
                 hot_keys.update(h)
                 restart_keys.update(r)
             return sorted(hot_keys), sorted(restart_keys)
+        rows = self._rows()
+        table = rows.table
+        # A subtree that states no policy has its parent's throughout.
+        leads = rows.leading(number for number, row in enumerate(table) if row[1] is not None)
         uniform: dict[tuple[int, str], str | None] = {}
 
-        def policy_of(node: _Node, inherited: ReloadPolicy) -> str | None:
-            key = (id(node), inherited)
+        def policy_of(number: int, inherited: ReloadPolicy) -> str | None:
+            if not leads(number):
+                return inherited
+            key = (number, inherited)
             if key not in uniform:
                 uniform[key] = "?"  # cycle guard: a recursive shape counts as mixed
-                own = node.reload or inherited
-                kids = {policy_of(c, own) for c in node.children.values()}
+                own = table[number][1] or inherited
+                kids = {policy_of(c, own) for c in table[number][2].values()}
                 uniform[key] = own if kids <= {own} else None
             result = uniform[key]
             return None if result == "?" else result
@@ -542,18 +571,18 @@ class SchemaIndex:
         hot: list[str] = []
         restart: list[str] = []
 
-        def collect(node: _Node, path: tuple[str, ...], inherited: ReloadPolicy,
+        def collect(number: int, path: tuple[str, ...], inherited: ReloadPolicy,
                     depth: int) -> None:
-            own = node.reload or inherited
-            p = policy_of(node, inherited)
+            own = table[number][1] or inherited
+            p = policy_of(number, inherited)
             if p is not None or depth > 32:
                 (hot if (p or own) == "hot" else restart).append(format_keypath(path, WILDCARD))
                 return
-            for k, child in node.children.items():
+            for k, child in table[number][2].items():
                 collect(child, (*path, k), own, depth + 1)
 
-        default = self._root.reload or DEFAULT_RELOAD
-        for k, child in self._root.children.items():
+        default = table[0][1] or DEFAULT_RELOAD
+        for k, child in table[0][2].items():
             collect(child, (k,), default, 1)
         return sorted(hot), sorted(restart)
 
@@ -613,6 +642,33 @@ def _entries(node: _Node, path: tuple[str, ...], policy: ReloadPolicy, secret: b
 _Row = tuple[bool, ReloadPolicy | None, dict[str, int], str | None]
 PolicyTable = list[_Row]
 """``SchemaIndex.policy_table``: rows of (secret, reload, {child key: row}, merge key)."""
+
+
+class _Rows(NamedTuple):
+    """An index's nodes numbered breadth first (``SchemaIndex.policy_table``)."""
+
+    table: PolicyTable
+    nodes: list[_Node]  # by row
+    parents: list[int] | None  # by row (the root's: -1); None: a row has two parents
+
+    def leading(self, marked: Iterable[int]) -> Callable[[int], bool]:
+        """Whether a row is one of ``marked`` or above one. The walks of the summary
+        follow only such rows: of a tree, a subtree without a marked row adds nothing
+        to what they find (each is a tree of the schema's objects, but for shared and
+        recursive ``$ref`` targets, where every row is followed)."""
+        if self.parents is None:
+            return _every_row
+        parents = self.parents
+        found: set[int] = set()
+        for number in marked:
+            while number >= 0 and number not in found:
+                found.add(number)
+                number = parents[number]
+        return found.__contains__
+
+
+def _every_row(_: int) -> bool:
+    return True
 
 
 class PolicyIndex:
