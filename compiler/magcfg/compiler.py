@@ -324,12 +324,33 @@ LAYER_LOADERS = {CUE_SUFFIX: _load_cue_layers}
 """The standard layer loaders besides YAML: every command loads layers."""
 
 
+def _cue_manifest_entry(workspace: Workspace) -> tuple[str, dict[str, str]] | None:
+    """``cue.schema.manifest_entry``, imported when the project names a CUE schema: what
+    vetting with ``cue`` needs (``cue.binary``: subprocess, tempfile, shutil) is a few
+    ms of a small build's start."""
+    if workspace.project.cue_schema is None:
+        return None
+    from .cue.schema import manifest_entry
+
+    return manifest_entry(workspace)
+
+
+def _cue_check_environments(workspace: Workspace, contexts: Sequence[CompileContext]
+                            ) -> list[Diagnostic]:
+    """``cue.schema.check_environments``, imported when the project names a CUE schema
+    (``_cue_manifest_entry``)."""
+    if workspace.project.cue_schema is None:
+        return []
+    from .cue.schema import check_environments
+
+    return check_environments(workspace, contexts)
+
+
 @functools.cache
 def standard_extensions() -> Extensions:
     """Every capability of magcfg, at its extension point. Imported on first use: a
     command that loads and merges without compiling (``explain``, ``diff``, the editor's
     hover) does not import the build's checks and emitters."""
-    from .cue.schema import check_environments, manifest_entry
     from .delivery.emitter import configmap_emitter, configmap_size_check
     from .delivery.kustomization import kustomization_emitter
     from .pipeline.context import Extensions
@@ -342,9 +363,9 @@ def standard_extensions() -> Extensions:
         fragment_checks=(check_layer_literals,),
         document_checks=(configmap_size_check, check_secrets),
         artifact_emitters=(emit_secret_manifests,),
-        schema_entries=(manifest_entry,),
+        schema_entries=(_cue_manifest_entry,),
         delivery_emitters=(configmap_emitter, kustomization_emitter),
-        build_checks=(check_environments, check_isolation),
+        build_checks=(_cue_check_environments, check_isolation),
     )
 
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import difflib
 import hashlib
 import json
 import os
 import posixpath
 import re
-import shlex
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -307,6 +305,8 @@ class Project:
             return self.environments
         unknown = [e for e in envs if e not in self.environments]
         if unknown:
+            import difflib
+
             prefixed = [e for e in self.environments if e.startswith(unknown[0])]
             hint = prefixed[:1] or difflib.get_close_matches(unknown[0], self.environments, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -355,6 +355,8 @@ def _check_commands_settings(data: dict[str, Any], envs: list[str], root: Path,
 def unknown_key(key: object, known: Sequence[str]) -> str:
     """The message for a key that a section of the project file does not have: the
     known key it most resembles, or all of them."""
+    import difflib
+
     hint = difflib.get_close_matches(str(key), known, n=1)
     return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint
                                      else f"; known: {', '.join(known)}")
@@ -422,25 +424,32 @@ class GitUnanswered(Exception):
 
 
 class _Asked:
-    """One git command started by ``_ask``, its answer and its errors in files."""
+    """One git command started by ``_ask``, its question, answer and errors in files
+    (none outside any repository, where nothing is asked)."""
 
     def __init__(self, command: list[str], root: Path, env: dict[str, str],
-                 question: Any) -> None:
+                 question: bytes | None = None) -> None:
+        """Starts ``command`` in ``root`` with ``question`` on its standard input (None:
+        nothing), from a file rather than a pipe: nothing has to write it while git
+        runs."""
+        self.command = command
+        self.root = root
+        self.git: subprocess.Popen[bytes] | None = None
+        if outside_any_repository(root):  # git would fail: no work tree, nothing to ask
+            return
         import subprocess
         import tempfile
 
-        self.command = command
-        self.root = root
         self.answer = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result)
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result)
-        self.git: subprocess.Popen[bytes] | None = None
-        if outside_any_repository(root):  # git would fail: no work tree, nothing to ask
-            self.answer.close()
-            self.errors.close()
-            return
+        asked: Any = subprocess.DEVNULL
+        if question is not None:
+            asked = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
+            asked.write(question)
+            asked.seek(0)
         try:
             self.git = subprocess.Popen(
-                command, cwd=root, stdin=question, stdout=self.answer, stderr=self.errors,
+                command, cwd=root, stdin=asked, stdout=self.answer, stderr=self.errors,
                 env=env)
         except OSError as exc:  # no git: nothing to ask
             if no_new_task(exc):  # git is there, and the answer is needed
@@ -455,6 +464,9 @@ class _Asked:
             # or piles up in a language server.
             weakref.finalize(self, _stop, self.git)
             _ASKED.add(self)
+        finally:
+            if question is not None:
+                asked.close()
 
     def result(self, codes: tuple[int, ...]) -> bytes | GitUnanswered | None:
         """git's answer, or why there is none (``GitUnanswered``); None outside a work
@@ -465,10 +477,10 @@ class _Asked:
         return self._result
 
     def _wait(self, codes: tuple[int, ...]) -> bytes | GitUnanswered | None:
-        import subprocess
-
         if self.git is None:
             return None
+        import subprocess
+
         name = " ".join(self.command[:2])
         with self.answer, self.errors:
             try:
@@ -545,11 +557,6 @@ def git_answer(args: list[str], root: Path, question: bytes | None = None) -> by
     (None: nothing), bounded as the build's questions are (``GIT_ANSWER_SECONDS``,
     ``MAX_GIT_ANSWER``); None without git or outside a work tree; ``GitUnanswered`` if
     git failed, hung or answered too much."""
-    import subprocess
-
-    if question is None:
-        return _answer(_Asked(["git", *args], root, env=git_env(),
-                              question=subprocess.DEVNULL), (0,))
     return _answer(_asked_about(args, root, question), (0,))
 
 
@@ -562,18 +569,12 @@ def _answer(asked: _Asked, codes: tuple[int, ...]) -> bytes | None:
     return found
 
 
-def _asked_about(args: list[str], root: Path, question: bytes, unset: tuple[str, ...] = ()
-                 ) -> _Asked:
+def _asked_about(args: list[str], root: Path, question: bytes | None,
+                 unset: tuple[str, ...] = ()) -> _Asked:
     """Starts ``git ARGS`` in ``root`` (``git_env``, but the variables ``unset``) with
-    ``question`` on its standard input, from a file rather than a pipe: nothing has to
-    write it while git runs."""
-    import tempfile
-
-    with tempfile.TemporaryFile() as asked:
-        asked.write(question)
-        asked.seek(0)
-        return _Asked(["git", *args], root, question=asked,
-                      env={k: v for k, v in git_env().items() if k not in unset})
+    ``question`` on its standard input (``_Asked``)."""
+    return _Asked(["git", *args], root, question=question,
+                  env={k: v for k, v in git_env().items() if k not in unset})
 
 
 def _fields_of_paths(asked: _Asked, codes: tuple[int, ...], name: str, count: int,
@@ -661,8 +662,6 @@ def indexed_by_git(root: Path, directories: Sequence[str], files: Sequence[str] 
     its answer (``IndexAnswer``), paths relative to ``root``; nothing outside a work tree
     or without git, ``GitUnanswered`` when git fails or hangs. As ``ignored_by_git``, the
     caller works meanwhile."""
-    import subprocess
-
     # Below a directory, only what could be a layer file: a monorepo's layer directory
     # (`services`, for services/{service}/config.yaml) holds its code too, and git's
     # answer is bounded. A file a directory's pattern names is in its answer already.
@@ -675,8 +674,7 @@ def indexed_by_git(root: Path, directories: Sequence[str], files: Sequence[str] 
     if not asked_for:
         return lambda: IndexAnswer([], {})
     asked = _Asked(["git", "ls-files", "-t", "-s", "-z", "--", *asked_for], root,
-                   env={k: v for k, v in git_env().items() if k != "GIT_LITERAL_PATHSPECS"},
-                   question=subprocess.DEVNULL)
+                   env={k: v for k, v in git_env().items() if k != "GIT_LITERAL_PATHSPECS"})
 
     @lru_cache(maxsize=1)
     def wait() -> IndexAnswer:
@@ -1258,6 +1256,8 @@ def project_option(project: Project, name: Callable[[str], str] | None = None) -
     own = project.root / project.file
     if "/" not in named and nearest_project_file(project.root) in (own, own.resolve()):
         return ""
+    import shlex
+
     return f" --project {shlex.quote(named)}"
 
 
@@ -1325,6 +1325,8 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
 
     for key in data:
         if key not in KNOWN_SECTIONS:
+            import difflib
+
             hint = difflib.get_close_matches(key, sorted(KNOWN_SECTIONS), n=1)
             err((key,), f"unknown section {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     for key in MAPPING_SECTIONS:

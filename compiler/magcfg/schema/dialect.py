@@ -26,7 +26,6 @@ retriever makes resolution itself unable to leave the file.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
@@ -216,6 +215,8 @@ def _shown(value: Any) -> str:
 
 
 def _unknown_annotation(name: str) -> str:
+    import difflib
+
     # Compared without the prefix they all share, which would make any two look alike.
     known = {a.removeprefix("x-magcfg-"): a for a in ANNOTATIONS}
     hint = [known[h] for h in difflib.get_close_matches(name.removeprefix("x-magcfg-"), known,
