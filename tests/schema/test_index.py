@@ -563,3 +563,23 @@ def test_the_summary_of_a_large_plain_shape_reads_few_keys() -> None:
         (["svc.k2"], ["svc.k0", "svc.k1", *(f"svc.k{i}" for i in range(3, 10))]),
         ["svc.k0.k0.k1"], {"svc.k0.k0.k1": {"minLength": 8}})
     assert 0 < walks < 60, walks
+
+
+def test_secret_subtrees_without_tables_find_the_schema_once_per_subtree(
+        mini: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the policy tables (a cold build, which asks this of every layer file) the
+    schema's nodes are looked up once along the subtree's own key path, then walked
+    beside it: not once per key below, each from the root."""
+    from magcfg.schema.index import SchemaIndex
+
+    _, fallback = secret_shapes(mini)
+    tree = {"backup": {"cred": {"token": "a", "name": "b"}},
+            "items": {f"item{i}": {"token": str(i), "name": "n"} for i in range(50)},
+            "db": {"host": "h", "dsn": {"beyond": {"deep": 1}}}}
+    looked_up = calls(monkeypatch, SchemaIndex, "_nodes", 1)
+    found = list(fallback.secret_subtrees(tree, ("svc",)))
+    assert found == [(("backup", "cred", "token"), "a"),
+                     *((("items", f"item{i}", "token"), str(i)) for i in range(50)),
+                     (("db", "dsn"), {"beyond": {"deep": 1}})]
+    # (a split schema's index hands the look-up to its piece's: two calls, one path)
+    assert set(looked_up) == {("svc",)} and len(looked_up) <= 2

@@ -427,6 +427,19 @@ class SchemaIndex:
         """True when the key or one of its ancestors is marked ``x-magcfg-secret``."""
         return any(n.secret for n in self._nodes(keypath))
 
+    def secret_subtrees_at(self, at: tuple[str, ...], tree: Any, path: tuple[str, ...]
+                           ) -> Iterator[tuple[tuple[str, ...], Any]]:
+        """``PolicyIndex.secret_subtrees`` of ``tree``, which sits at ``at`` in the
+        configuration and at ``path`` in the tree, from this index's nodes: the nodes
+        along ``at`` found once, then walked down beside the tree (asking ``is_secret``
+        of each key path would walk from the root for each: a cold build asks this of
+        every layer file, before any policy table is cached)."""
+        nodes = list(self._nodes(at))
+        if any(n.secret for n in nodes):
+            yield path, tree
+        elif len(nodes) == len(at) + 1:  # else the schema ends above: nothing is secret
+            yield from _secret_nodes(nodes[-1], tree, path)
+
     def reload_policy(self, keypath: tuple[str, ...]) -> ReloadPolicy:
         policy = DEFAULT_RELOAD
         for n in self._nodes(keypath):
@@ -626,6 +639,25 @@ class SchemaIndex:
         return self._file.piece_digests() if self._file.origin is None else {}
 
 
+def _secret_nodes(node: _Node, tree: Any, path: tuple[str, ...]
+                  ) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, value) of each outermost value below ``tree``, the value of a key whose
+    node ``node`` is not secret, whose own node is secret; below where the schema ends
+    nothing is (``SchemaIndex._nodes`` stops there)."""
+    if type(tree) is not dict:
+        return
+    children = node.children
+    wildcard = children.get(WILDCARD)
+    for key, value in tree.items():
+        child = children.get(key) or wildcard
+        if child is None:
+            continue
+        if child.secret:
+            yield (*path, key), value
+        else:
+            yield from _secret_nodes(child, value, (*path, key))
+
+
 def _entries(node: _Node, path: tuple[str, ...], policy: ReloadPolicy, secret: bool,
              out: list[SchemaEntry]) -> list[SchemaEntry]:
     """``out`` with ``node``'s entry at ``path`` and those of the keys below it, in
@@ -764,11 +796,7 @@ class PolicyIndex:
         and at ``path`` in the tree."""
         table = self._table(at)
         if table is None:
-            if self.fallback.is_secret(at):
-                yield path, node
-            elif type(node) is dict:
-                for key, value in node.items():
-                    yield from self._secret_subtrees((*at, key), value, (*path, key))
+            yield from self.fallback.secret_subtrees_at(at, node, path)
             return
         rows = self._secret_rows.get(at[0])
         if rows is None:
