@@ -22,6 +22,7 @@ from magcfg.durable import (
     PathError,
     Tree,
     changed_entries,
+    operator_name_in_checkout,
     read_regular,
     regular_status,
     replace_directories,
@@ -549,3 +550,20 @@ def test_git_is_not_asked_for_the_top_where_no_repository_can_be_found(
     asked.clear()
     assert git_root(below) == (tmp_path / "a").resolve() and asked
 
+
+def test_a_file_the_operator_names_is_named_through_links_outside_the_checkout_only(
+        tmp_path: Path) -> None:
+    """A link a checkout commits is not followed (``ci`` -> ``evil`` names ``ci/...``);
+    one outside it, the operator's, is; a name that leaves the checkout is none."""
+    checkout = tmp_path / "checkout"
+    (checkout / "evil").mkdir(parents=True)
+    (checkout / "ci").symlink_to("evil")
+    (checkout / "up").symlink_to("..")
+    (tmp_path / "via").symlink_to(checkout / "evil")
+    top = str(checkout)
+    assert operator_name_in_checkout(checkout / "ci" / "b.json", top) == "ci/b.json"
+    assert operator_name_in_checkout(checkout / "up" / "x" / "b.json", top) == "up/x/b.json"
+    assert operator_name_in_checkout(tmp_path / "via" / "b.json", top) == "evil/b.json"
+    assert operator_name_in_checkout(checkout / "ci" / ".." / "b.json", top) == "b.json"
+    assert operator_name_in_checkout(checkout / ".." / "b.json", top) is None
+    assert operator_name_in_checkout(tmp_path / "b.json", top) is None

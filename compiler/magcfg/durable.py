@@ -75,6 +75,7 @@ __all__ = [
     "git_root",
     "held_by",
     "listed_already",
+    "operator_name_in_checkout",
     "outside_any_repository",
     "outside_project",
     "read_if_present",
@@ -1143,6 +1144,32 @@ def operator_path_to_read(path: Path, root: str, fenced: Sequence[str] = (".git"
             raise PathError([path_problem(str(path), LOOP)])
         current = target
     return current
+
+
+def operator_name_in_checkout(path: Path, root: str) -> str | None:
+    """The name, from the top of the checkout ``root`` (real), of a file the operator
+    named, as the operator spelled it below the top: a symlink outside the checkout is
+    the operator's and followed, one inside is committed (a pull request's) and is not,
+    so a directory a pull request makes a link names no other file. None outside it."""
+    current = "/"
+    hops = 0
+    pending = list((path if path.is_absolute() else Path.cwd() / path).parts[1:])
+    while pending:
+        if _inside(current, root):
+            rel = os.path.normpath(os.path.join(os.path.relpath(current, root), *pending))
+            return None if rel == ".." or rel.startswith(f"..{os.sep}") else \
+                rel.replace(os.sep, "/")
+        part = pending.pop(0)
+        step = os.path.dirname(current) if part == ".." else os.path.join(current, part)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(step).st_mode)
+        except OSError:
+            is_link = False
+        hops += is_link
+        if hops > 40:
+            return None
+        current = os.path.realpath(step) if is_link else step
+    return None
 
 
 def check_operator_target(path: Path, checkout: Path, option: str) -> None:

@@ -298,3 +298,96 @@ def test_a_target_s_baseline_that_does_not_load_accepts_nothing(make_repo: MakeR
     assert code == 1
     assert [f["file"] for f in findings] == ["app/creds.py"]
     assert "accepted by the baseline in the pull request" in findings[0]["message"]
+
+
+def test_a_baseline_reached_through_a_directory_the_pull_request_links_is_read_at_ref(
+        make_repo: MakeRepo) -> None:
+    """REF's baseline is the one at the path ``--baseline`` names: a pull request that
+    makes its directory a link to a directory of its own (``ci`` -> ``evil``) compares
+    its baseline with REF's ``ci/baseline.json``, not with an ``evil/baseline.json``
+    REF does not hold (which would let its own entries apply)."""
+    root = _project(make_repo)
+    named = "ci/baseline.json"
+    (root / "ci").mkdir()
+    assert run_cli(root, "lint", "--write-baseline", "-b", named).returncode == 0
+    _commit(root, {}, "adopt a baseline")
+    git(root, "branch", "-f", "base", "HEAD")
+    git(root, "mv", "ci", "evil")
+    (root / "ci").symlink_to("evil")
+    _commit(root, {"app/creds.py": SECRET}, "add the key")
+    assert run_cli(root, "lint", "--write-baseline", "-b", "evil/baseline.json"
+                   ).returncode == 0
+    _commit(root, {}, "accept it")
+    code, findings, _ = _lint(root, "-b", named)
+    assert code == 1
+    assert [f["file"] for f in findings] == ["app/creds.py"]
+    # named as the file that holds the entry
+    assert "accepted by the baseline in the pull request (evil/baseline.json:" \
+        in findings[0]["message"]
+
+
+def test_a_project_file_reached_through_a_directory_the_pull_request_links_is_read_at_ref(
+        make_repo: MakeRepo) -> None:
+    """``--project ci/magcfg.yaml`` where the pull request makes ``ci`` a link to a
+    directory of its own: REF's ``ci/magcfg.yaml`` decides what is excluded."""
+    root = make_repo({"README.md": "demo\n", "ci/magcfg.yaml": "lint:\n  exclude: []\n"}).root
+    git(root, "branch", "base")
+    git(root, "mv", "ci", "evil")
+    (root / "ci").symlink_to("evil")
+    _commit(root, {"evil/magcfg.yaml": 'lint:\n  exclude: ["app/**"]\n',
+                   "app/creds.py": SECRET}, "add the key, exempt it")
+    code, findings, _ = _lint(root, "--project", "ci/magcfg.yaml")
+    assert code == 1
+    # (MAG006 finds the layers of this project of no environment unchecked too)
+    creds = [f for f in findings if f["file"] == "app/creds.py"]
+    assert [f["rule"] for f in creds] == ["MAG002"]
+    assert AFTER_MERGE in creds[0]["message"]
+
+
+def test_a_project_file_the_pull_request_links_out_of_the_repository_is_not_the_operator_s(
+        make_repo: MakeRepo) -> None:
+    """``--project ci/magcfg.yaml`` where the pull request makes ``ci`` a link to a
+    directory outside the repository: the file is named in it, REF's ``ci/magcfg.yaml``
+    decides, not the link's target as an operator's file outside would."""
+    root = make_repo({"README.md": "demo\n", "ci/magcfg.yaml": "lint:\n  exclude: []\n"}).root
+    git(root, "branch", "base")
+    outside = root.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "magcfg.yaml").write_text('lint:\n  exclude: ["app/**"]\n')
+    git(root, "rm", "-q", "ci/magcfg.yaml")
+    (root / "ci").symlink_to(outside)
+    _commit(root, {"app/creds.py": SECRET}, "add the key, exempt it")
+    code, findings, _ = _lint(root, "--project", "ci/magcfg.yaml")
+    assert code == 1
+    creds = [f for f in findings if f["file"] == "app/creds.py"]
+    assert [f["rule"] for f in creds] == ["MAG002"]
+
+
+def test_a_directory_the_pull_request_links_brings_no_first_pull_request_s_exemptions(
+        make_repo: MakeRepo) -> None:
+    """REF holds ``ci/magcfg.yaml`` and ``ci/baseline.json``, neither exempting a key REF
+    holds (one older than the gate, or of a form a newer magcfg finds): a pull request
+    that makes ``ci`` a link to a directory of its own holding no such file at REF is
+    compared with REF's, not let in as the one that adopts them, whose exemptions reach
+    every file REF holds unchanged."""
+    root = make_repo({"README.md": "demo\n", "ci/magcfg.yaml": "lint:\n  exclude: []\n",
+                      "ci/baseline.json": "", "old/creds.py": SECRET}).root
+    (root / "ci" / "baseline.json").unlink()
+    assert run_cli(root, "lint", "--write-baseline", "-b", "ci/baseline.json",
+                   "--exclude", "old/**").returncode == 0
+    _commit(root, {}, "a baseline accepting nothing")
+    git(root, "branch", "base")
+    git(root, "mv", "ci", "evil")
+    (root / "ci").symlink_to("evil")
+    (root / "evil" / "magcfg.yaml").write_text('lint:\n  exclude: ["old/**"]\n')
+    _commit(root, {}, "exempt REF's key")
+    code, findings, _ = _lint(root, "--project", "ci/magcfg.yaml")
+    assert code == 1
+    assert [f["file"] for f in findings if f["rule"] == "MAG002"] == ["old/creds.py"]
+    (root / "evil" / "magcfg.yaml").write_text("lint:\n  exclude: []\n")
+    assert run_cli(root, "lint", "--write-baseline", "-b", "evil/baseline.json"
+                   ).returncode == 0
+    _commit(root, {}, "accept REF's key")
+    code, findings, _ = _lint(root, "--project", "ci/magcfg.yaml", "-b", "ci/baseline.json")
+    assert code == 1
+    assert [f["file"] for f in findings if f["rule"] == "MAG002"] == ["old/creds.py"]

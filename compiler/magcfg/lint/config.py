@@ -43,9 +43,12 @@ class LintConfig:
     disable: tuple[str, ...] = ()
     direct_vault: tuple[DirectVault, ...] = ()
     project_file: str | None = None
-    project_outside: bool = False
-    """A project file outside the repository (``--project /etc/ci/magcfg.yaml``): the
-    operator's, whose settings apply whatever ``--since`` REF holds (``target``)."""
+    project_named: str | None = None
+    """The project file from the repository's top as the operator named it, a link a
+    pull request commits on its way not followed (``durable.operator_name_in_checkout``):
+    where ``--since`` reads REF's version (``target``). None outside the repository
+    (``--project /etc/ci/magcfg.yaml``): the operator's, whose settings apply whatever
+    REF holds."""
     raw_project: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     project_bytes: bytes = field(default=b"", compare=False, repr=False)
     """The project file as read: where a setting's line is found (``syntax.locate``)."""
@@ -85,7 +88,10 @@ def load_config(root: Path, project_file: Path | None = None,
     from ..project import check_project_bytes
 
     check_project_bytes(path, raw, rel)
-    return replace(parse_config(raw, rel), project_outside=inside is None)
+    from ..durable import operator_name_in_checkout
+
+    return replace(parse_config(raw, rel),
+                   project_named=operator_name_in_checkout(path, str(root.resolve())))
 
 
 def parse_config(raw: bytes, rel: str) -> LintConfig:

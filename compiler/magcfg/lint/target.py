@@ -154,18 +154,23 @@ def _entry(baseline: SourceFile, fingerprint: str) -> str:
 
 def read(root: Path, ref: str, own: LintConfig, baseline: Path | None) -> Target:
     """The exemptions REF holds: its versions of the project file of ``own`` and of the
-    baseline file ``baseline``, where they are in the repository at ``root``."""
+    baseline file ``baseline``, where they are in the repository at ``root``, each at the
+    name the operator gave it (a directory the pull request makes a link names REF's
+    file there, not the one the link leads to)."""
+    from ..durable import operator_name_in_checkout
+
     commit = history.resolve(root, ref)
-    project = own.project_file
+    project = own.project_named
     config = None
     project_adopted = False
-    if project is not None and not own.project_outside:
+    if project is not None:
         config = _project_at(root, commit, project)
         if config is None:
             config, project_adopted = LintConfig(), True
     accepted = None
     baseline_adopted = False
-    rel = _in_repository(root, baseline) if baseline is not None else None
+    rel = (operator_name_in_checkout(baseline, os.path.realpath(root))
+           if baseline is not None else None)
     if rel is not None:
         accepted = _baseline_at(root, commit, rel)
         if accepted is None:
@@ -249,14 +254,3 @@ def _blobs(root: Path, commit: str, names: list[str], limit: int) -> list[bytes 
                                      str(exc)) from None
     found = dict(zip(asked, answers, strict=True))
     return [found.get(n, limit + 1) for n in names]
-
-
-def _in_repository(root: Path, path: Path) -> str | None:
-    """``path`` from the repository's top, its directory resolved and not the file (the
-    name the operator gave, whatever a link there leads to); None outside it."""
-    real_root = os.path.realpath(root)
-    full = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))),
-                        os.path.basename(path))
-    if os.path.commonpath((full, real_root)) != real_root:
-        return None
-    return os.path.relpath(full, real_root).replace(os.sep, "/")
