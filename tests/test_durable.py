@@ -22,6 +22,7 @@ from magcfg.durable import (
     PathError,
     Tree,
     changed_entries,
+    operator_cwd,
     operator_name_in_checkout,
     read_regular,
     regular_status,
@@ -567,3 +568,39 @@ def test_a_file_the_operator_names_is_named_through_links_outside_the_checkout_o
     assert operator_name_in_checkout(checkout / "ci" / ".." / "b.json", top) == "b.json"
     assert operator_name_in_checkout(checkout / ".." / "b.json", top) is None
     assert operator_name_in_checkout(tmp_path / "b.json", top) is None
+
+
+def test_the_operator_s_directory_is_the_shell_s_name_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$PWD`` where it names the working directory, through a link the checkout holds
+    that stays in it; the kernel's name where it is stale or spelt with ``..``; a link of
+    the checkout's (or of one nested in it) leading out of it, or into its ``.git``, is
+    refused, naming it; the operator's own links above the checkout are followed."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / "evil" / "deep").mkdir(parents=True)
+    (checkout / "svc").symlink_to("evil")
+    (checkout / "out").symlink_to(tmp_path)
+    (checkout / "git").symlink_to(".git")
+    (checkout / "nested" / ".git").mkdir(parents=True)
+    (checkout / "nested" / "up").symlink_to("..")
+    (tmp_path / "mine").symlink_to(checkout)
+    monkeypatch.chdir(checkout / "svc")
+    for named, found in [(checkout / "svc", checkout / "svc"),
+                         (tmp_path / "mine" / "svc", tmp_path / "mine" / "svc"),
+                         (checkout / "evil", checkout / "evil"),
+                         (checkout / "evil" / "deep", checkout / "evil"),
+                         (checkout / "evil" / "deep" / "..", checkout / "evil")]:
+        monkeypatch.setenv("PWD", str(named))
+        assert operator_cwd() == found
+    monkeypatch.delenv("PWD")
+    assert operator_cwd() == checkout / "evil"
+    for where, link in [(checkout / "out", "out"), (checkout / "git", "git"),
+                        (checkout / "nested" / "up", "up"),
+                        (tmp_path / "mine" / "out" / "checkout" / "out", "out")]:
+        monkeypatch.chdir(where)
+        monkeypatch.setenv("PWD", str(where))
+        with pytest.raises(PathError) as raised:
+            operator_cwd()
+        assert [d.file for d in raised.value.diagnostics] == [link]
+

@@ -75,6 +75,7 @@ __all__ = [
     "git_root",
     "held_by",
     "listed_already",
+    "operator_cwd",
     "operator_name_in_checkout",
     "outside_any_repository",
     "outside_project",
@@ -1108,6 +1109,73 @@ def write_operator_file(path: Path, data: bytes, *, checkout: Path | None = None
         raise PathError([path_problem(str(path), f"cannot write: {os_reason(exc)}")]) from None
 
 
+def operator_cwd() -> Path:
+    """The working directory as the operator named it: ``$PWD``, where that is an
+    absolute name without ``.`` or ``..`` of the directory ``os.getcwd()`` is (a shell's
+    ``cd svc`` keeps ``svc`` where it is a symlink; the kernel names where it leads),
+    else ``os.getcwd()``. A file the operator names and the nearest project file are
+    found from here: a directory a pull request commits as a symlink is named as the
+    operator named it, not as where the pull request points it. ``PathError`` naming
+    the symlink where one a checkout holds on the way leads out of that checkout, or
+    into its ``.git``: what is found there is no file of the repository."""
+    here = os.getcwd()
+    named = os.environ.get("PWD", "")
+    if named == here or not os.path.isabs(named) or {".", ".."} & set(named.split("/")):
+        return Path(here)
+    try:
+        if not os.path.samestat(os.stat(named), os.stat(here)):
+            return Path(here)
+    except OSError:
+        return Path(here)
+    _check_checkout_links(named)
+    return Path(named)
+
+
+def _check_checkout_links(named: str) -> None:
+    """``PathError`` where a symlink on the way of the absolute directory ``named``
+    (without ``.`` or ``..``), below the top of the innermost git checkout entered
+    before it, leads out of that checkout or into its ``.git``. Symlinks above any
+    checkout are the operator's."""
+    current = "/"
+    top: str | None = None
+    below: list[str] = []  # the names walked below ``top``, as the operator gave them
+    crossed = False  # a symlink of the checkout's: no checkout below it is the operator's
+    for part in named.split("/")[1:]:
+        if not part:
+            continue
+        step = os.path.join(current, part)
+        below.append(part)
+        if os.path.islink(step):
+            target = os.path.realpath(step)
+            if top is not None:
+                fence = os.path.join(top, ".git")
+                if not _inside(target, top) or _inside(target, fence):
+                    why = OUTSIDE if not _inside(target, top) else fenced_problem(".git")
+                    raise PathError([path_problem("/".join(below), f"symlink {why}")])
+                crossed = True
+            else:
+                top = _checkout_top(target)
+                below = (os.path.relpath(target, top).split(os.sep)
+                         if top is not None and top != target else [])
+            current = target
+            continue
+        current = step
+        if not crossed and os.path.lexists(os.path.join(current, ".git")):
+            top, below = current, []
+
+
+def _checkout_top(directory: str) -> str | None:
+    """The nearest of the real ``directory`` and the directories above it holding a
+    ``.git``: the top of the git checkout it is in; None in none."""
+    while True:
+        if os.path.lexists(os.path.join(directory, ".git")):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
 def operator_path_to_read(path: Path, root: str, fenced: Sequence[str] = (".git",)) -> str:
     """The real path of a file the operator named that may lie in the checkout ``root``
     (real), walked from ``/`` one component at a time: a symlink inside the checkout
@@ -1117,7 +1185,7 @@ def operator_path_to_read(path: Path, root: str, fenced: Sequence[str] = (".git"
     component is left to the reader (``FileNotFoundError``)."""
     current = "/"
     hops = 0
-    pending = list((path if path.is_absolute() else Path.cwd() / path).parts[1:])
+    pending = list((path if path.is_absolute() else operator_cwd() / path).parts[1:])
     while pending:
         part = pending.pop(0)
         if part == "..":
@@ -1153,7 +1221,7 @@ def operator_name_in_checkout(path: Path, root: str) -> str | None:
     so a directory a pull request makes a link names no other file. None outside it."""
     current = "/"
     hops = 0
-    pending = list((path if path.is_absolute() else Path.cwd() / path).parts[1:])
+    pending = list((path if path.is_absolute() else operator_cwd() / path).parts[1:])
     while pending:
         if _inside(current, root):
             rel = os.path.normpath(os.path.join(os.path.relpath(current, root), *pending))

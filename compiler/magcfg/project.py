@@ -16,7 +16,7 @@ import posixpath
 import re
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -31,6 +31,8 @@ from .durable import (
     git_env,
     git_root,
     git_tops_held,
+    operator_cwd,
+    operator_name_in_checkout,
     outside_any_repository,
     path_problem,
     read_located,
@@ -1162,8 +1164,9 @@ def _outside_submodules(root: Path, paths: Sequence[str]) -> list[str]:
 
 
 def find_project_file(start: Path | None = None) -> Path:
-    """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``)."""
-    here = (start or Path.cwd()).resolve()
+    """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``), here being
+    the directory as the operator named it (``durable.operator_cwd``)."""
+    here = (start or operator_cwd()).resolve()
     found = nearest_project_file(here)
     if found is None:
         raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {here} or its parents "
@@ -1192,13 +1195,27 @@ def nearest_project_file(start: Path, top: Path | None = None) -> Path | None:
     repository's root; ``start`` outside it starts there). Any entry of that name counts
     (a symlink or FIFO is refused when read, never skipped for one further up) but a
     file that is certainly no project (``_no_project``): the pipeline ``magcfg init``
-    writes as ``.github/workflows/magcfg.yml``, where a user runs magcfg to check it."""
-    here = start.resolve()
-    if top is not None:
-        top = top.resolve()
-        if here != top and top not in here.parents:
-            here = top
-    for directory in (here, *here.parents):
+    writes as ``.github/workflows/magcfg.yml``, where a user runs magcfg to check it.
+    Below ``top`` the directories are those ``start`` names, a symlink the repository
+    holds on the way not followed (``durable.operator_name_in_checkout``): run in
+    ``svc``, the file found is ``svc/magcfg.yaml`` whichever directory a pull request
+    makes ``svc`` a link to, and it is named so."""
+    if top is None:
+        here = start.resolve()
+        return _nearest_in((here, *here.parents), None)
+    real_top = Path(os.path.realpath(top))
+    named = operator_name_in_checkout(start, str(real_top))
+    directories = [real_top]
+    if named is not None and named != ".":
+        parts = named.split("/")
+        directories = [real_top.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+    return _nearest_in(directories, real_top)
+
+
+def _nearest_in(directories: Iterable[Path], top: Path | None) -> Path | None:
+    """The first project file of ``directories`` (``nearest_project_file``), none past
+    ``top``."""
+    for directory in directories:
         for name in PROJECT_FILE_NAMES:
             candidate = directory / name
             if os.path.lexists(candidate) and not _no_project(candidate):

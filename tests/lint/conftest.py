@@ -78,7 +78,8 @@ def make_repo(tmp_path: Path) -> MakeRepo:
 
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``magcfg`` as users run it: a real process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    """``magcfg`` as users run it: a real process, started in ``cwd`` as a shell's ``cd``
+    leaves it (``PWD`` names ``cwd`` as given, through any symlink on its way)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler"), "PWD": os.path.abspath(cwd)}
     return subprocess.run([sys.executable, "-m", "magcfg", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False)

@@ -391,3 +391,50 @@ def test_a_directory_the_pull_request_links_brings_no_first_pull_request_s_exemp
     code, findings, _ = _lint(root, "--project", "ci/magcfg.yaml", "-b", "ci/baseline.json")
     assert code == 1
     assert [f["file"] for f in findings if f["rule"] == "MAG002"] == ["old/creds.py"]
+
+
+def test_run_in_a_directory_the_pull_request_links_reads_ref_s_files_there(
+        make_repo: MakeRepo) -> None:
+    """CI runs the gate in ``svc`` (``cd svc``), whose project file and baseline REF
+    holds, exempting nothing; the pull request makes ``svc`` a link to a directory of its
+    own whose files exempt a key REF holds: the nearest project file, and ``-b
+    baseline.json``, are ``svc``'s as the shell names the directory, REF's decide."""
+    root = make_repo({"README.md": "demo\n", "svc/magcfg.yaml": "lint:\n  exclude: []\n",
+                      "old/creds.py": SECRET}).root
+    assert run_cli(root / "svc", "lint", "--write-baseline", "-b", "baseline.json",
+                   "--exclude", "old/**").returncode == 0
+    _commit(root, {}, "a baseline accepting nothing")
+    git(root, "branch", "base")
+    assert _lint(root / "svc", "-b", "baseline.json")[0] == 1
+    git(root, "mv", "svc", "evil")
+    (root / "svc").symlink_to("evil")
+    (root / "evil" / "magcfg.yaml").write_text('lint:\n  exclude: ["old/**"]\n')
+    _commit(root, {}, "exempt REF's key")
+    code, findings, _ = _lint(root / "svc")
+    assert code == 1
+    assert [f["file"] for f in findings if f["rule"] == "MAG002"] == ["old/creds.py"]
+    (root / "evil" / "magcfg.yaml").write_text("lint:\n  exclude: []\n")
+    assert run_cli(root / "svc", "lint", "--write-baseline", "-b", "baseline.json"
+                   ).returncode == 0
+    _commit(root, {}, "accept REF's key")
+    code, findings, _ = _lint(root / "svc", "-b", "baseline.json")
+    assert code == 1
+    assert [f["file"] for f in findings if f["rule"] == "MAG002"] == ["old/creds.py"]
+
+
+def test_run_in_a_directory_the_pull_request_links_out_of_the_repository_is_refused(
+        make_repo: MakeRepo) -> None:
+    """``cd svc`` where the pull request makes ``svc`` a link to another repository's
+    directory (a clean one, with a ``base`` of its own): the gate would check that
+    repository and pass; it refuses, naming the link, and checks nothing."""
+    root = make_repo({"README.md": "demo\n", "svc/magcfg.yaml": "lint:\n  exclude: []\n"}).root
+    git(root, "branch", "base")
+    other = make_repo({"README.md": "other\n", "svc/magcfg.yaml": "lint: {}\n"}).root
+    git(other, "branch", "base")
+    git(root, "rm", "-rq", "svc")
+    (root / "svc").symlink_to(other / "svc")
+    _commit(root, {"app/creds.py": SECRET}, "add the key, leave")
+    proc = run_cli(root / "svc", "lint", "--since", "base")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == "svc: error: symlink leads outside the repository\n"
+    assert "Traceback" not in proc.stderr and TOKEN not in proc.stdout + proc.stderr

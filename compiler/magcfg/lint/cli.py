@@ -6,7 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..durable import write_operator_file
+from ..durable import operator_cwd, write_operator_file
 from ..errors import MagcfgError, UsageError
 from . import baseline as baseline_mod
 from .config import DEFAULT_BASELINE, find_project_file, load_config
@@ -43,10 +43,11 @@ def _run(paths: list[Path], fmt: str, baseline: Path | None, write_baseline: boo
             raise UsageError(f"{p}: no such file or directory")
     if project is not None and not project.is_file():
         raise UsageError(f"{project}: project file not found")
-    root = find_root(paths[0] if paths else Path.cwd())
+    cwd = operator_cwd()
+    root = find_root(paths[0] if paths else cwd)
     # As every command finds its project: from the current directory (pre-commit passes
     # files in any order), bounded by the repository.
-    config = load_config(root, project, Path.cwd())
+    config = load_config(root, project, cwd)
     if exclude:
         config = replace(config, command_exclude=tuple(exclude))
     if write_baseline:
@@ -83,8 +84,10 @@ def _written_by(baseline: Path | None, project: Path | None, exclude: list[str],
     import shlex
 
     options = []
-    if project is not None and find_project_file(root, Path.cwd()) != project.resolve():
-        options.append(f"--project {shlex.quote(str(project))}")
+    if project is not None:
+        found = find_project_file(root, operator_cwd())
+        if found is None or found.resolve() != project.resolve():
+            options.append(f"--project {shlex.quote(str(project))}")
     options += [f"--exclude {shlex.quote(glob)}" for glob in exclude]
     if baseline is not None:
         options.append(f"--baseline {shlex.quote(str(baseline))}")
