@@ -1296,10 +1296,17 @@ def output_project_option(directory: str) -> str | None:
     if real.name not in project.environments or \
             real.parent != Path(os.path.realpath(project.root / project.output)):
         return None
+    return given_project_option(project, directory)
+
+
+def given_project_option(project: Project, given: str) -> str:
+    """``project_option`` for a command advised beside ``given``, a path named as the
+    operator gave it (relative to here, or absolute), run where magcfg runs: the project
+    file named as ``given`` is, so that the command finds both from one place."""
 
     def named(file: str) -> str:
         path = project.root / file
-        return str(path) if os.path.isabs(directory) else os.path.relpath(path)
+        return os.path.abspath(path) if os.path.isabs(given) else os.path.relpath(path)
 
     return project_option(project, named)
 

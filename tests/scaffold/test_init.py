@@ -304,6 +304,31 @@ def _shell(root: Path, command: str, env: dict[str, str]) -> subprocess.Complete
                           text=True, timeout=300, check=False)
 
 
+def test_docs_check_advises_a_command_that_runs_where_it_ran(tmp_path: Path) -> None:
+    """docs --check names the page as given, from where it runs (the project's
+    directory, one below it, the top): the advised command names the project the same
+    way, and run there as said, writes the page the check reads. It named the project
+    from the top and the page from here: run in a directory below the top, neither
+    place had both."""
+    top = _monorepo(tmp_path)
+    advice = re.compile(r"run `([^`]*)`")
+    (top / "platform/config/docs").mkdir()
+    (top / "platform/config/docs/sub").mkdir()
+    for here, page, given in [
+            ("platform/config", "docs/keys.md", ()),
+            ("platform/config/docs/sub", "keys.md", ("--project", "../../magcfg.yaml")),
+            (".", "platform/config/docs/keys.md", ("--project", "platform/config/magcfg.yaml")),
+            ("platform/config/docs/sub", str(tmp_path / "keys.md"), ())]:
+        cwd = top / here
+        (cwd / page).write_text("old\n")
+        stale = Project(cwd).run("docs", "--check", "--out", page, *given)
+        assert stale.returncode == 1, stale.stderr
+        written = _shell(cwd, advice.findall(stale.stderr)[0], _tool_env(tmp_path))
+        assert written.returncode == 0, (here, stale.stderr, written.stderr)
+        assert Project(cwd).run("docs", "--check", "--out", page, *given).returncode == 0, \
+            (here, stale.stderr)
+
+
 def test_init_in_a_monorepo_gates_commits_and_ci_from_the_top(tmp_path: Path) -> None:
     """pre-commit and CI read their files at the repository's top and run from there: the
     hook must match the project's paths and both must name the project. Before, they were

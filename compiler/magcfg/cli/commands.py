@@ -219,7 +219,7 @@ def docs(
 
     from ..compiler import Compiler, held_links
     from ..errors import BuildError
-    from ..project import load_project, project_option
+    from ..project import given_project_option, load_project
     from ..schema.reference import render_reference
 
     top = _top(None, project)
@@ -254,11 +254,12 @@ def docs(
         current = None
     if check:
         if current != text.encode("utf-8"):
-            # Said to whoever runs it at the top, as the hook and CI do: a project below
-            # it (a monorepo's) is found there by --project alone. The page is the
-            # operator's file, named as given.
+            # The page is the operator's file, named as given, so the command runs where
+            # this one ran: the project named as the page is (at the top, where the hook
+            # and CI run, a project below it is found by --project alone).
             _stderr(f"stale: {printable(str(out))} (run `magcfg docs"
-                    f"{project_option(proj, top.name)} --out {printable(shlex.quote(str(out)))}`)")
+                    f"{printable(given_project_option(proj, str(out)))} "
+                    f"--out {printable(shlex.quote(str(out)))}`)")
             raise typer.Exit(1)
         return
     if current != text.encode("utf-8"):
