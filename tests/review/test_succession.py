@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ..conftest import Project
+from ..conftest import MINI_PROJECT, Project
 
 
 def git(project: Project, *args: str) -> str:
@@ -372,13 +372,15 @@ def test_manifests_the_ref_holds_without_a_project_file_are_compared(mini: Proje
         "rebuild on top of HEAD~1 (`magcfg build`) so the version only goes up [version]"]
 
 
-@pytest.mark.parametrize("decoy", ["", "# moved to b/\n", "version: 1\n", None])
+@pytest.mark.parametrize("decoy", ["", "# moved to b/\n", "version: 1\n", None,
+                                   MINI_PROJECT.replace("[dev, prod]", "[qa]")])
 def test_what_is_no_project_left_where_the_project_was_does_not_hide_the_move(
         mini: Project, decoy: str | None) -> None:
     """What is left where the project was under its file's name that loads as no
-    project (an empty file, a comment, a project file that does not load, a directory)
-    is no other project's: the moved project is still the ref's, and its revert is
-    caught."""
+    project (an empty file, a comment, a project file that does not load, a directory),
+    or as a project of other environments than the ref's there, is not the ref's project
+    staying: the moved project is still the ref's, and its revert is caught (a project
+    of other environments put in its place passed the gate, nothing compared)."""
     top = two_versions_in(mini, "svc")
     git(top, "revert", "--no-edit", "HEAD")
     moved(top, "svc", "b")

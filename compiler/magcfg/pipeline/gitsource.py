@@ -680,10 +680,11 @@ def project_file_at(project: Project, source: GitSource) -> str | None:
     for directory in directories:
         for name in PROJECT_FILE_NAMES:
             path = posixpath.join(directory, name)
-            if path == own or _held_project(top, path):
-                continue  # the working tree's own project file, or another project's
+            if path == own:
+                continue  # the working tree's own project file
             entry = source._entry_at_top(path)
-            if entry is not None and _may_be_project(source, entry, name):
+            if entry is not None and _may_be_project(source, entry, name) \
+                    and not _held_project(top, path, source, entry):  # another project's
                 return path
     return None
 
@@ -720,18 +721,25 @@ def _held(top: Path, path: str) -> bool:
     return True
 
 
-def _held_project(top: Path, path: str) -> bool:
-    """Whether the working tree holds a project at ``path`` (from the top), another
-    project's file where a commit held one (``_held``) that loads as a project: a file
-    left there that is none (empty, a comment, a link) would hide the project moved
-    from there, and the gate would compare nothing."""
+def _held_project(top: Path, path: str, source: GitSource, entry: _Entry) -> bool:
+    """Whether the working tree holds the project ``source``'s commit holds at ``path``
+    (from the top, its tree ``entry``): a project file there (``_held``) that loads and
+    lists each environment the commit's lists. A file left there that is none (empty, a
+    comment, a link), or a project of other environments put where the moved one was,
+    would hide the project moved from there, and the gate would compare nothing. A
+    commit's file that does not load as a project is another project's, as it was."""
     if not _held(top, path):
         return False
     try:
-        load_project(top / path)
+        here = load_project(top / path)
     except MagcfgError:
         return False
-    return True
+    try:
+        there = committed_project(path.rpartition("/")[2],
+                                  source._object(entry.sha, b"blob", MAX_INPUT_BYTES), top)
+    except (MagcfgError, _Oversized, ValueError):
+        return True
+    return set(there.environments) <= set(here.environments)
 
 
 def _held_directory(top: Path, path: str) -> bool:
@@ -793,7 +801,8 @@ def projects_gone_since(project: Project, source: GitSource) -> list[str]:
                 if same != entry or not _held_directory(top, child):
                     stack.append((child, entry, same))
             elif (name in PROJECT_FILE_NAMES and child != own
-                  and not _held_project(top, child) and _may_be_project(source, entry, name)):
+                  and _may_be_project(source, entry, name)
+                  and not _held_project(top, child, source, entry)):
                 found.append(child)
     return sorted(found)
 
