@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 
 import pytest
@@ -183,7 +182,8 @@ def test_a_version_jump_below_the_top_is_undone_by_the_advice_run_at_the_top(
         mini: Project) -> None:
     """The command the gate gives to restore an environment names its directory from
     the repository's top, where CI and the hook run (it named it from the project's
-    directory: at the top of a monorepo, a path git matches to nothing)."""
+    directory: at the top of a monorepo, a path git matches to nothing), and the target
+    quoted for a shell, as the moved project's `git show` quotes it."""
     top = two_versions_in(mini, "platform/svc")
     project = "platform/svc/magcfg.yaml"
     manifest = mini.root / "platform/svc/generated/dev/manifest.json"
@@ -191,12 +191,14 @@ def test_a_version_jump_below_the_top_is_undone_by_the_advice_run_at_the_top(
     git(top, "add", "platform/svc/generated/dev/manifest.json")
     assert top.run("build", "--project", project).returncode == 0
     commit_all(top, "jump")
-    gate = top.run("build", "--check", "--project", project, "--since", "HEAD~1")
+    # A target branch's name may hold what a shell reads: `;` ended the command there.
+    git(top, "branch", "base;false", "HEAD~1")
+    gate = top.run("build", "--check", "--project", project, "--since", "base;false")
     assert gate.returncode == 1
-    advised = re.search(r"\(`(git checkout HEAD~1 -- [^`]*)`\)", gate.stderr)
+    advised = re.search(r"\(`(git checkout [^`]*)`\)", gate.stderr)
     assert advised is not None, gate.stderr
-    assert advised.group(1) == "git checkout HEAD~1 -- platform/svc/generated/dev/"
-    git(top, *shlex.split(advised.group(1))[1:])
+    assert advised.group(1) == "git checkout 'base;false' -- platform/svc/generated/dev/"
+    subprocess.run(["sh", "-c", advised.group(1)], cwd=top.root, check=True)
     commit_all(top, "restore dev")
     assert top.run("build", "--project", project).returncode == 0
     if git(top, "status", "--porcelain"):

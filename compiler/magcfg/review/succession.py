@@ -71,7 +71,8 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
             step = after["version"] - before["version"]
             if step > MAX_VERSION_STEP:
                 restore = (f"restore the environment from {ref} at the repository's top "
-                           f"(`git checkout {ref} -- {_from_top(project, project.output, env)}/`)"
+                           f"(`git checkout {printable(shlex.quote(ref))} -- "
+                           f"{_from_top(project, project.output, env)}/`)"
                            ", commit it" if not moved
                            else f"{_restore_moved(project, ref, ref_manifests[env], path)}, "
                            "commit it")
