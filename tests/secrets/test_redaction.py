@@ -221,11 +221,17 @@ def test_a_secret_quoted_html_escaped_is_masked() -> None:
     "hunter2-Zq8v\\u0026\\u003cx\\u003e",  # Go's encoding/json
     "hunter2-Zq8v&#38;&#x3c;x&gt;",  # HTML character references
     "hunter2-Zq8v%26\n    %3Cx%3E",  # wrapped
-], ids=["url", "lower hex", "url in url", "go json", "html references", "wrapped"])
+    "".join(f"\\u{ord(char):04X}" for char in _ENCODED_SECRET),  # every letter escaped
+    "".join(f"&#{ord(char)}" for char in _ENCODED_SECRET),  # references without `;`
+    "hunter2-Zq8v&#37;26&#37;3Cx&#37;3E",  # percent-encoded, its `%` an HTML reference
+], ids=["url", "lower hex", "url in url", "go json", "html references", "wrapped",
+        "json every letter", "html without semicolons", "url in html"])
 def test_a_secret_quoted_escaped_is_masked(shown: str) -> None:
     """What a driver's or a server's error quotes a secret as: percent-encoded in a
     URL, escaped in JSON or HTML, wrapped; in a message and in every string of an
-    event alike, and the rest of the text kept."""
+    event alike, and the rest of the text kept. A form the masking pattern has none of
+    (each letter a JSON escape) is masked in the text decoded: it was found there and
+    shown as it was."""
     text = f"refused: {shown} (sent)"
     for masked in (Redactor().text(text, [_ENCODED_SECRET]),
                    Redactor().masked({"error": [text]}, [_ENCODED_SECRET])["error"][0]):

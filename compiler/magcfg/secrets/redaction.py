@@ -314,14 +314,18 @@ def _html_escapes(char: str) -> list[str]:
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\([/\"\\])")
 
 
+_DECODED_LAYERS = 4
+"""The most layers of escapes undone (``_decoded``): a URL in a URL, JSON in a URL."""
+
+
 def _decoded(text: str) -> list[str]:
     """``text`` and what it reads as with its line breaks, percent-encoding, JSON escapes
     and HTML character references undone, layer after layer (a URL in a URL, JSON in a
-    URL), a few layers at most."""
+    URL), ``_DECODED_LAYERS`` layers at most."""
     import html
 
     found = [text]
-    for _ in range(4):
+    for _ in range(_DECODED_LAYERS):
         step = urllib.parse.unquote(_WRAPPED.sub("", found[-1]))
         step = _JSON_ESCAPE.sub(lambda m: m.group(2) or chr(int(m.group(1), 16)), step)
         step = html.unescape(step)
@@ -354,9 +358,34 @@ def escapes_masked(text: str, values: Iterable[str]) -> str:
     # holds, and only then.
     pairs = _folded_values(frozenset(values))
     finder = _finder(frozenset(folded for _, folded in pairs))
-    held = set().union(*(finder.present(_folded(layer)) for layer in _decoded(text)))
-    found = frozenset(value for value, folded in pairs if folded in held)
-    return _percent_encoded(found).sub(REDACTED, text) if found else text
+
+    def held(layers: list[str]) -> frozenset[str]:
+        present = set().union(*(finder.present(_folded(layer)) for layer in layers))
+        return frozenset(value for value, folded in pairs if folded in present)
+
+    found = held(_decoded(text))
+    if not found:
+        return text
+    text = _percent_encoded(found).sub(REDACTED, text)
+    # What the pattern has no form of, and decoding undoes (each letter a JSON escape,
+    # an HTML reference without its `;`, a percent sign written as `&#37;`), is masked
+    # in the text decoded as far as it shows a value, which is then what is shown.
+    for _ in range(_DECODED_LAYERS):
+        layers = _decoded(text)
+        left = held(layers)
+        if not left:
+            return text
+        layer = next(layer for layer in layers if held([layer]))
+        text = _as_written(left).sub(REDACTED, layer)
+    return REDACTED if held(_decoded(text)) else text
+
+
+def _as_written(values: frozenset[str]) -> re.Pattern[str]:
+    """Each of ``values`` as written, its letters in any case and a space or a ``+``
+    for either (as ``_folded`` tells them)."""
+    return re.compile("|".join(
+        "".join("[ +]" if char in " +" else re.escape(char) for char in value)
+        for value in sorted(values, key=len, reverse=True)), re.IGNORECASE)
 
 
 @lru_cache(maxsize=8)
