@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import html
 import http.client
 import http.server
@@ -707,3 +708,102 @@ def test_credentials_a_registry_writes_into_a_digest_header_are_not_shown() -> N
     assert f"with digest 'sha256:Basic {REDACTED}', which is no sha256 digest" in message, \
         message
     assert basic not in message and PASSWORD not in message
+
+
+class _Uploads(http.server.BaseHTTPRequestHandler):
+    """A registry that asks for basic auth and answers a blob upload's start with
+    ``location``; a PUT it receives (there, or as another server) is recorded in ``put``
+    as (its Authorization header, its body)."""
+
+    location = ""
+    put: list[tuple[str | None, bytes]]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        sent = self.headers.get("Authorization")
+        self._answer(404 if sent else 401,
+                     {} if sent else {"WWW-Authenticate": 'Basic realm="registry"'})
+
+    def do_POST(self) -> None:
+        port = str(self.server.server_address[1])
+        self._answer(202, {"Location": self.location.replace("SELF", port)})
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.put.append((self.headers.get("Authorization"), body))
+        self._answer(201, {})
+
+
+def _uploads(location: str) -> tuple[http.server.ThreadingHTTPServer, list[tuple[str | None, bytes]]]:
+    put: list[tuple[str | None, bytes]] = []
+    return _serve(type("Uploads", (_Uploads,), {"location": location, "put": put})), put
+
+
+@pytest.mark.parametrize("storage", ["another host name", "another port", "the registry"])
+def test_an_upload_goes_where_the_registry_says_with_its_credentials_to_the_registry_only(
+        storage: str) -> None:
+    # docker's rule: an upload's URL may be another server's (the registry's storage);
+    # the registry's credentials go to the registry alone, never to whoever it names.
+    elsewhere, received = _uploads("")
+    port = elsewhere.server_address[1]
+    location = {"another host name": f"http://localhost:{port}/upload?id=1",
+                "another port": f"http://127.0.0.1:{port}/upload?id=1",
+                "the registry": "http://127.0.0.1:SELF/upload?id=1"}[storage]
+    registry, put = _uploads(location)
+    try:
+        host = f"127.0.0.1:{registry.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        assert client.put_blob("acme/cfg", b"layer") == (
+            "sha256:" + hashlib.sha256(b"layer").hexdigest())
+    finally:
+        for server in (registry, elsewhere):
+            server.shutdown()
+            server.server_close()
+    basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    if storage == "the registry":
+        assert (put, received) == ([(basic, b"layer")], [])
+    else:
+        assert (put, received) == ([], [(None, b"layer")])
+
+
+@pytest.mark.parametrize("scheme", ["file", "data", "ftp"])
+def test_an_upload_url_of_no_http_scheme_is_opened_not_at_all(
+        scheme: str, tmp_path: Path, ftp_drip: int) -> None:
+    # urllib's default opener reads file: and data: URLs as answers (a file's JSON
+    # `errors` were quoted as the upload's error) and opens ftp: with sockets no
+    # deadline ends; an upload's URL is the registry's to name.
+    quoted = tmp_path / "errors.json"
+    quoted.write_text(json.dumps({"errors": [{"message": "LOCAL-FILE-CANARY"}]}))
+    location = {"file": f"file://{quoted}#",
+                "data": "data:application/json,%7B%22errors%22%3A%5B%7B%22message%22%3A"
+                        "%22LOCAL-FILE-CANARY%22%7D%5D%7D#",
+                "ftp": f"ftp://127.0.0.1:{ftp_drip}/upload#"}[scheme]
+    registry, put = _uploads(location)
+    failed: list[str] = []
+    try:
+        host = f"127.0.0.1:{registry.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD), deadline=2.0)
+
+        def upload() -> None:
+            with pytest.raises(RegistryError) as info:
+                client.put_blob("acme/cfg", b"layer")
+            failed.append(info.value.format())
+
+        assert ends_within(upload, 10), "the upload outlasted the request's deadline"
+    finally:
+        registry.shutdown()
+        registry.server_close()
+    assert failed[0].endswith(f"error: registry {host} unreachable: unknown url type: "
+                              f"{scheme}"), failed[0]
+    assert "LOCAL-FILE-CANARY" not in failed[0] and put == []

@@ -32,6 +32,7 @@ from typing import Any, TypeGuard
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline, connect
+from ..net.origin import same_server
 from ..secrets.redaction import Redactor
 from .reference import Reference
 
@@ -204,8 +205,16 @@ class Registry:
         that sends a byte now and then never reaches)."""
         self._token: str | None = None
         self._until: tuple[float, float] | None = None  # within(): (monotonic end, seconds)
-        self._opener = urllib.request.build_opener(_HTTPHandler(self), _HTTPSHandler(self),
-                                                   _RedirectHandler())
+        # HTTP(S) alone: build_opener's defaults open file:, data: and ftp: URLs too, and
+        # an upload's URL is the registry's to name (a file's JSON would be quoted as its
+        # error; ftp's sockets no deadline ends). Any other scheme is urllib's "unknown
+        # url type".
+        self._opener = urllib.request.OpenerDirector()
+        for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
+                        _HTTPHandler(self), _HTTPSHandler(self),
+                        urllib.request.HTTPDefaultErrorHandler(), _RedirectHandler(),
+                        urllib.request.HTTPErrorProcessor()):
+            self._opener.add_handler(handler)
         self.requests = 0
         """HTTP requests made (for metrics and the benchmark)."""
         self._live: set[Deadline] = set()  # of the requests in progress, for abort()
@@ -293,10 +302,14 @@ class Registry:
     def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
               limit: int) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        if self._token:
-            request.add_unredirected_header("Authorization", f"Bearer {self._token}")
-        elif self.credentials and self._basic:
-            request.add_unredirected_header("Authorization", self._basic_header())
+        # To the registry only, as docker sends them: an upload's URL may be another
+        # server's (the registry's storage, with a login of its own in the URL, or one a
+        # hostile registry names to collect them).
+        if same_server(url, self.base):
+            if self._token:
+                request.add_unredirected_header("Authorization", f"Bearer {self._token}")
+            elif self.credentials and self._basic:
+                request.add_unredirected_header("Authorization", self._basic_header())
         status, got, data = self._exchange(request, limit,
                                            f"registry {self.reference.host} unreachable")
         if len(data) > limit:

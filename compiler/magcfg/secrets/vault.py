@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import Diagnostic, MagcfgError, UsageError
 from ..net.deadline import Deadline
+from ..net.origin import same_server
 from .redaction import without_login
 
 if TYPE_CHECKING:
@@ -546,17 +547,6 @@ class _Redirected(Exception):
     """A redirect to another server than ``VAULT_ADDR``'s."""
 
 
-def _origin(url: str) -> tuple[str, str, int | None] | None:
-    """Scheme, host and port of ``url`` (the scheme's default port filled in); None when
-    it names none."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    except ValueError:
-        return None
-    return (parts.scheme.lower(), parts.hostname, port) if parts.hostname else None
-
-
 class _ServerOnly:
     """A ``requests`` response hook: a redirect is followed to the server ``addr`` names
     only (a path of its own, as a proxy in front of it may send). hvac sends the token as
@@ -565,12 +555,12 @@ class _ServerOnly:
     the same one over plain HTTP, would be handed them."""
 
     def __init__(self, addr: str) -> None:
-        self.origin = _origin(addr)
+        self.addr = addr
 
     def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
         if response.is_redirect:
             target = urllib.parse.urljoin(response.url, response.headers["location"])
-            if _origin(target) != self.origin:
+            if not same_server(target, self.addr):
                 response.close()
                 raise _Redirected
         return response
