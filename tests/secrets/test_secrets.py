@@ -74,13 +74,16 @@ def test_parse_reference(text: str, expected: SecretRef) -> None:
     "vault://secret/k3s/magds#", "vault://secret/k3s/magds#a#b", "vault://secret/k 3s#k",
     "env://lower", "env://1X", "env://", "env://A-B", "vault+direct://secret#k",
     "hunter2", "", "https://example.com/x#y",
+    "vault://secret/k3s/../x#k", "vault://secret/./x#k", "vault://secret/k3s/..#k",
+    "vault+direct://secret/..#k",
 ])
 def test_malformed_references_are_none(text: str) -> None:
     assert parse_reference(text) is None
 
 
 @given(st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True),
-       st.lists(st.from_regex(r"[A-Za-z0-9._-]{1,8}", fullmatch=True), min_size=1, max_size=4),
+       st.lists(st.from_regex(r"[A-Za-z0-9._-]{1,8}", fullmatch=True).filter(
+           lambda segment: segment not in (".", "..")), min_size=1, max_size=4),
        st.from_regex(r"[A-Za-z0-9._-]{1,8}", fullmatch=True), st.booleans())
 def test_vault_reference_round_trip(mount: str, path: list[str], key: str, direct: bool) -> None:
     scheme = "vault+direct" if direct else "vault"
@@ -188,6 +191,27 @@ def test_reference_rules(sp: Project, ref: str, fragment: str) -> None:
     d = one_error(sp)
     assert (d.file, d.line, d.key) == ("layers/secrets/prod/magws.yaml", 2, "magws.app_secret")
     assert fragment in d.message
+
+
+@pytest.mark.parametrize("ref", [
+    "vault://secret/k3s/magws/../magds#db_password",  # magds's secret, from magws's key
+    "vault://secret/k3s/magws/./x#k", "vault://secret/k3s/magws/..#k",
+    "vault+direct://secret/k3s/magws/../magds#db_password",
+])
+def test_a_path_segment_of_dots_is_refused(sp: Project, ref: str) -> None:
+    # Vault resolves `..` (OpenBao's dev server serves k3s/magds for k3s/magws/../magds):
+    # a store token that reads k3s/* would deliver magds's password into magws's Secret,
+    # past the rule that an app reads only <prefix><app> and below.
+    sp.write("layers/secrets/prod/magws.yaml", f'magws:\n  app_secret: "{ref}"\n')
+    before = sp.snapshot_tree()
+    d = one_error(sp)
+    scheme = ref.split(":", 1)[0]
+    assert (d.file, d.line, d.key, d.code) == (
+        "layers/secrets/prod/magws.yaml", 2, "magws.app_secret", "secret-syntax")
+    assert d.message == (f"a {scheme}:// path has no '.' or '..' segment: Vault reads the "
+                         "path they lead to, not the one written, which the app and "
+                         "isolation rules and the policies judge")
+    assert sp.snapshot_tree() == before
 
 
 def test_env_var_name_clash(sp: Project) -> None:

@@ -24,8 +24,11 @@ SCHEMES = ("vault://", "vault+direct://", "env://")
 ENV_VAR_PREFIX = "MAGCFG_"
 """Prefix of the env var (and Kubernetes Secret key) that carries an ESO-delivered secret."""
 
-_VAULT = re.compile(r"(vault|vault\+direct)://([a-z0-9][a-z0-9_-]*)((?:/[A-Za-z0-9._-]+)+)"
-                    r"#([A-Za-z0-9._-]+)")
+# A path segment is never "." or "..": Vault resolves them (a server's path cleaning),
+# so `k3s/magws/../magds` reads magds's secret, while the app rule, the isolation check
+# and the policies judge the path as written.
+_VAULT = re.compile(r"(vault|vault\+direct)://([a-z0-9][a-z0-9_-]*)"
+                    r"((?:/(?!\.\.?[/#])[A-Za-z0-9._-]+)+)#([A-Za-z0-9._-]+)")
 _ENV = re.compile(r"env://([A-Z_][A-Z0-9_]*)")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
 
@@ -91,6 +94,10 @@ def syntax_problem(text: str) -> str:
         return f"a {scheme}:// reference needs a mount and a path: {scheme}://<mount>/<path>#<key>"
     if not key or "#" in key:
         return "the key after '#' must be one name of A-Z, a-z, 0-9, '.', '_' or '-'"
+    if any(segment in (".", "..") for segment in where.split("/")[1:]):
+        return (f"a {scheme}:// path has no '.' or '..' segment: Vault reads the path they "
+                "lead to, not the one written, which the app and isolation rules and the "
+                "policies judge")
     return (f"malformed {scheme}:// reference: the mount is lower-case [a-z0-9_-], path segments "
             "and the key use A-Z, a-z, 0-9, '.', '_' or '-'")
 
