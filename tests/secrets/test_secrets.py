@@ -246,6 +246,10 @@ def test_direct_vault_opt_in(sp: Project) -> None:
 @pytest.mark.parametrize(("section", "key", "fragment"), [
     ("secrets:\n  vault: {mounts: [Bad!]}\n", "secrets.vault.mounts", "mount names"),
     ("secrets:\n  vault: {path_prefixes: [k3s]}\n", "secrets.vault.path_prefixes", "ending in '/'"),
+    ('secrets:\n  vault: {path_prefixes: ["k3s/{env}/../"]}\n', "secrets.vault.path_prefixes",
+     "is never '.' or '..'"),
+    ('secrets:\n  vault: {path_prefixes: ["./k3s/"]}\n', "secrets.vault.path_prefixes",
+     "is never '.' or '..'"),
     ("secrets:\n  store: {kind: Vault}\n", "secrets.store.kind", "ClusterSecretStore"),
     ("secrets:\n  refresh_interval: hourly\n", "secrets.refresh_interval", "Go duration"),
     ("secrets:\n  target_name: fixed\n", "secrets.target_name", "{app}"),

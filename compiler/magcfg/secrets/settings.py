@@ -38,7 +38,9 @@ from ..project import Project, unknown_key
 from ..syntax.locate import locate
 
 _MOUNT = re.compile(r"(?:[a-z0-9]|\{env\})(?:[a-z0-9_-]|\{env\})*")
-_PREFIX = re.compile(r"(?:(?:[A-Za-z0-9._-]|\{env\})+/)*")
+# No "." or ".." segment, as in a reference's path: Vault resolves them, so the prefix
+# ``k3s/{env}/../`` would isolate nothing while it reads as if it did.
+_PREFIX = re.compile(r"(?:(?!\.\.?/)(?:[A-Za-z0-9._-]|\{env\})+/)*")
 _ADDRESS = re.compile(r"https?://[^\s/?#]+(?:/[^\s?#]*)?")
 ENV_FIELD = "{env}"
 """In a mount or path prefix: the environment's name, so each environment's references
@@ -218,7 +220,7 @@ def load_secret_settings(project: Project) -> tuple[SecretSettings, list[Diagnos
                  "and {env} for the environment's name)"),
                 ("path_prefixes", _PREFIX,
                  "a non-empty list of paths ending in '/' (or \"\"); a segment may contain "
-                 "{env}")):
+                 "{env}, and is never '.' or '..'")):
             if name not in vault:
                 continue
             values = strings(vault[name], ("secrets", "vault", name))
