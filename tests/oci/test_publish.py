@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from magcfg.oci import cosign, flux
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry
 from tests.conftest import Project, failed_cleanly, tree_state
@@ -423,3 +424,27 @@ def test_a_source_url_with_a_login_is_annotated_without_it(
     assert json.loads(manifest)["annotations"]["org.opencontainers.image.source"] == \
         "https://gitlab.example/acme/cfg.git"
     assert token not in manifest + done.stdout + done.stderr
+
+
+def test_a_version_tag_holding_a_lookalike_is_never_signed(
+        signed: Project, registry: LocalRegistry) -> None:
+    # Whoever may push to the repository copies the published artifact's annotations
+    # (its manifest digest among them) onto a layer of their own at the version's tag:
+    # a publish run again took the annotation for the content and signed that layer,
+    # which Flux, verifying with cosign, would then apply.
+    repo = registry.repository()
+    assert _publish(signed, f"oci://{repo}").returncode == 0
+    version = json.loads((signed.root / "generated/production/manifest.json").read_text())["version"]
+    client = Registry(parse_reference(f"oci://{repo}:{version}"), insecure=True)
+    name = client.reference.repository
+    held = json.loads(crane("manifest", f"{repo}:{version}"))
+    layer = flux.pack({"evil.yaml": b"apiVersion: v1\nkind: Namespace\n"})
+    client.put_blob(name, flux.CONFIG_BLOB)
+    client.put_blob(name, layer)
+    lookalike = client.put_manifest(name, str(version),
+                                    flux.image_manifest(layer, held["annotations"]))
+    err = failed_cleanly(_publish(signed, f"oci://{repo}"), 1)
+    assert err.startswith(f"{repo}:{version}: error: already holds another artifact "
+                          f"({lookalike}, not manifest sha256:"), err
+    assert cosign.tag_for(lookalike, "sig") not in crane("ls", repo).split()
+    assert cosign.tag_for(lookalike, "att") not in crane("ls", repo).split()

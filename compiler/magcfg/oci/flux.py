@@ -4,8 +4,8 @@ One OCI image manifest with Flux's config media type (an empty JSON object as co
 and one layer, a gzipped tar of the artifact directory's files at its root. The tar is
 deterministic (sorted names, no times, owners or modes but 0644), so the same files give
 the same layer; gzip output can differ between zlib versions, which is why ``publish``
-recognises an artifact it already pushed by the magcfg manifest's digest (an
-annotation), not by the layer's bytes.
+recognises an artifact it already pushed by the files its layer holds, verified, not by
+the layer's bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ ANNOTATION_SOURCE = "org.opencontainers.image.source"
 ANNOTATION_VERSION = "org.opencontainers.image.version"
 ANNOTATION_ENVIRONMENT = "dev.magcfg.environment"
 ANNOTATION_MANIFEST = "dev.magcfg.manifest-digest"
-"""sha256 of the artifact's ``manifest.json``: what identifies the artifact."""
+"""sha256 of the artifact's ``manifest.json``, for whoever lists the repository: a claim
+of whoever pushed, never what identifies the artifact (its layer, verified, does)."""
 ANNOTATION_KEY_ID = "dev.magcfg.key-id"
 """The signer's key id (docs/signing.md)."""
 CONFIG_BLOB = b"{}"

@@ -173,33 +173,26 @@ def _same_artifact(client: Registry, existing: Manifest, annotations: dict[str, 
                    target: Reference, tag: str, verified: VerifiedArtifact,
                    keys: list[Ed25519PublicKey]) -> tuple[str, bool]:
     """The digest of what ``tag`` holds if it is this very artifact (False), or this
-    version of the same files under a manifest rebuilt since (True: the held artifact
-    verifies with the trusted keys, for this environment, and lists the same files with
-    the same digests, as a running service sees it: docs/runtime.md, "same version, same
-    config_digest"); else refuse: a version is published once."""
+    version of the same files under a manifest rebuilt since (True), judged by what its
+    layer holds, verified as a service would verify it (the trusted keys, this
+    environment) and listing the same files with the same digests, as a running service
+    sees it (docs/runtime.md, "same version, same config_digest"); else refuse: a
+    version is published once. Its annotations are never taken for its content: whoever
+    may push to the repository can copy them onto another layer, which this publish
+    would then sign."""
     try:
-        held = existing.json().get("annotations") or {}
         layer = flux.content_layer(existing.json())
     except (ValueError, flux.ArtifactFormatError):
-        held, layer = {}, {}
+        layer = {}
+    held = (_held_manifest(client, target.repository, layer, keys, verified.environment)
+            if layer else None)
+    if held is not None and held["files"] == verified.manifest["files"]:
+        return existing.digest, held != verified.manifest
     ours = annotations[flux.ANNOTATION_MANIFEST]
-    if isinstance(held, dict) and held.get(flux.ANNOTATION_MANIFEST) == ours:
-        return existing.digest, False
-    if layer and _held_files(client, target.repository, layer, keys,
-                             verified.environment) == verified.manifest["files"]:
-        return existing.digest, True
     raise PublishError([Diagnostic(f"{target.name}:{tag}", None, None,
                                    f"already holds another artifact ({existing.digest}, "
                                    f"not manifest {ours}): a version is published once; "
                                    "build a new version")])
-
-
-def _held_files(client: Registry, repo: str, layer: dict[str, object],
-                keys: list[Ed25519PublicKey], environment: str) -> object:
-    """The ``files`` table of the artifact a content layer holds, verified as a service
-    would verify it; None when it does not verify."""
-    held = _held_manifest(client, repo, layer, keys, environment)
-    return held["files"] if held is not None else None
 
 
 def _held_manifest(client: Registry, repo: str, layer: dict[str, object],
