@@ -371,7 +371,9 @@ def test_manifests_the_ref_holds_without_a_project_file_are_compared(mini: Proje
     assert gate.returncode == 1, gate.stderr
     assert gate.stderr.splitlines() == [
         "generated/dev/manifest.json: error: version 1 after 2 at HEAD~1: rollback_refused; "
-        "rebuild on top of HEAD~1 (`magcfg build`) so the version only goes up [version]"]
+        "restore the environment from HEAD~1 at the repository's top (`git checkout HEAD~1 "
+        "-- generated/dev/`), then rebuild (`magcfg build`) so the version only goes up "
+        "[version]"]
 
 
 @pytest.mark.parametrize("decoy", ["", "# moved to b/\n", "version: 1\n", None,

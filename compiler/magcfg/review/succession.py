@@ -86,8 +86,12 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
         except (SuccessionError, VerificationError) as exc:
             reason = getattr(exc, "reason", "version")
             # A build numbers the version from the manifest HEAD or the index holds at
-            # the working tree's path (compiler.version_bases), which a move left behind.
-            rebuild = (f"rebuild on top of {ref}" if not moved else
+            # the working tree's path (compiler.version_bases): HEAD's is the older one
+            # here, so the ref's goes into the index (where a move left it behind, at
+            # the new path) for the build to number the version above it.
+            rebuild = (f"restore the environment from {ref} at the repository's top "
+                       f"(`git checkout {ref} -- {_from_top(project, project.output, env)}/`)"
+                       ", then rebuild" if not moved else
                        f"{_restore_moved(project, ref, ref_manifests[env], path)}, then rebuild")
             problems.append(Diagnostic(
                 path, None, "version",

@@ -1,0 +1,131 @@
+"""The loop users run, end to end, with the real tools: a project ``magcfg init`` made,
+a bare origin, pull requests gated by the GitHub workflow ``init`` wrote (its commands
+run as written, on the merge GitHub checks out), the advice the gate prints followed
+as written, and what goes out to a registry and the runtime that follows it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from .conftest import MAGCFG, Project
+
+WORKFLOW = ".github/workflows/magcfg.yml"
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True, timeout=120).stdout
+
+
+def shell(root: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """A command as a user or a runner runs it: by a shell, with ``magcfg`` on PATH."""
+    env = {**os.environ, "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main"}
+    return subprocess.run(["sh", "-c", command], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+class Loop:
+    """A bare origin whose ``main`` holds a project ``magcfg init --ci github`` made
+    (environments dev and prod), and a developer's clone of it."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.runs = 0
+        self.origin = tmp_path / "origin.git"
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(self.origin))
+        self.work = tmp_path / "work"
+        git(tmp_path, "clone", "-q", str(self.origin), str(self.work))
+        self.identify(self.work)
+        git(self.work, "switch", "-q", "-c", "main")
+        assert self.magcfg("init", "--env", "dev", "--env", "prod", "--ci",
+                           "github").returncode == 0
+        self.commit("init")
+        git(self.work, "push", "-q", "-u", "origin", "main")
+
+    @staticmethod
+    def identify(root: Path) -> None:
+        git(root, "config", "user.email", "dev@example.com")
+        git(root, "config", "user.name", "Dev")
+
+    def magcfg(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return Project(self.work).run(*args)
+
+    def commit(self, message: str) -> None:
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "-m", message)
+
+    def merge(self, branch: str) -> None:
+        """The pull request of ``branch`` merged into main, as GitHub merges it."""
+        git(self.work, "switch", "-q", "main")
+        git(self.work, "merge", "-q", "--no-ff", branch, "-m", f"Merge {branch}")
+        git(self.work, "push", "-q", "origin", "main")
+
+    def gate(self, branch: str) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
+        """The workflow's steps for the pull request of ``branch`` into main, on the
+        merge GitHub checks out (the whole history: ``fetch-depth: 0``), each in a shell
+        of its own, up to the first that fails (the install aside: magcfg is on PATH)."""
+        git(self.work, "push", "-q", "-f", "origin", branch)
+        self.runs += 1
+        clone = self.tmp / f"ci-{self.runs}"
+        git(self.tmp, "clone", "-q", str(self.origin), str(clone))
+        self.identify(clone)
+        git(clone, "checkout", "-q", "--detach", "origin/main")
+        git(clone, "merge", "-q", "--no-ff", f"origin/{branch}", "-m", f"Merge {branch}")
+        steps = yaml.safe_load((clone / WORKFLOW).read_text())["jobs"]["config"]["steps"]
+        ran = []
+        for step in steps:
+            if "run" not in step or step["run"].startswith("pip install"):
+                continue
+            assert step.get("if", "github.event_name == 'pull_request'") == \
+                "github.event_name == 'pull_request'", step
+            done = shell(clone, step["run"])
+            ran.append((step["run"], done))
+            if done.returncode:
+                break
+        return ran
+
+
+def failures(ran: list[tuple[str, subprocess.CompletedProcess[str]]]) -> list[str]:
+    return [f"{command}: {done.stderr}" for command, done in ran if done.returncode]
+
+
+def test_a_reverted_change_s_pull_request_passes_the_gate_by_the_fix_it_prints(
+        tmp_path: Path) -> None:
+    """A plain ``git revert`` of a merged change takes dev's version back: the gate
+    refuses the pull request and says how to fix it. Its commands, run as printed at
+    the repository's top, give a pull request the gate passes (the fix it gave,
+    ``magcfg build`` alone, rebuilt nothing: HEAD's manifest was the older one)."""
+    loop = Loop(tmp_path)
+    git(loop.work, "switch", "-q", "-c", "debug")
+    layer = loop.work / "layers/environments/dev/app.yaml"
+    layer.write_text(layer.read_text() + "  log_level: debug\n")
+    assert loop.magcfg("build", "-q").returncode == 0
+    loop.commit("dev: debug logs")
+    assert failures(loop.gate("debug")) == []
+    loop.merge("debug")
+
+    git(loop.work, "switch", "-q", "-c", "back")
+    git(loop.work, "revert", "--no-edit", "-m", "1", "HEAD")
+    ran = loop.gate("back")
+    command, refused = ran[-1]
+    assert (command, refused.returncode) == ('magcfg build --check --since '
+                                             '"origin/$GITHUB_BASE_REF"', 1), failures(ran)
+    (message,) = refused.stderr.splitlines()
+    assert message.startswith("generated/dev/manifest.json: error: version 1 after 2 at "
+                              "origin/main: rollback_refused; "), message
+    fix = re.findall(r"`([^`]+)`", message)
+    assert fix == ["git checkout origin/main -- generated/dev/", "magcfg build"], message
+
+    git(loop.work, "fetch", "-q", "origin")
+    for command in fix:
+        done = shell(loop.work, command)
+        assert done.returncode == 0, done.stderr
+    loop.commit("dev: info logs again, as a newer version")
+    assert failures(loop.gate("back")) == []
+    assert '"version": 3' in (loop.work / "generated/dev/manifest.json").read_text()
