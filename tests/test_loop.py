@@ -8,11 +8,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
+from magcfg.runtime import RELOADED, Kernel
+
 from .conftest import MAGCFG, Project
+from .oci.conftest import LocalRegistry
 
 WORKFLOW = ".github/workflows/magcfg.yml"
 
@@ -91,6 +96,13 @@ class Loop:
         return ran
 
 
+@pytest.fixture
+def registry() -> Iterator[LocalRegistry]:
+    served = LocalRegistry().start()
+    yield served
+    served.stop()
+
+
 def failures(ran: list[tuple[str, subprocess.CompletedProcess[str]]]) -> list[str]:
     return [f"{command}: {done.stderr}" for command, done in ran if done.returncode]
 
@@ -129,3 +141,59 @@ def test_a_reverted_change_s_pull_request_passes_the_gate_by_the_fix_it_prints(
     loop.commit("dev: info logs again, as a newer version")
     assert failures(loop.gate("back")) == []
     assert '"version": 3' in (loop.work / "generated/dev/manifest.json").read_text()
+
+
+def test_a_key_rotation_reaches_the_services_that_follow_a_registry_tag(
+        tmp_path: Path, registry: LocalRegistry) -> None:
+    """docs/signing.md's rotation, with prod published to a registry: CI signs with the
+    new key and publishes again; a service trusting both keys takes the re-signed
+    version, and one trusting the new key alone (the rotation's last step, a new pod)
+    starts from the tag. The registry kept the artifact the old key signed (the
+    publish added only a cosign signature beside it): no service could take the new
+    signature, and after the last step every new pod failed to start."""
+    loop = Loop(tmp_path)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    old_key, old_pub = keys / "old.key", loop.work / "keys/old.pub"
+    old_pub.parent.mkdir()
+    for command in (["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(old_key)],
+                    ["openssl", "pkey", "-in", str(old_key), "-pubout", "-out", str(old_pub)]):
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    project_file = loop.work / "magcfg.yaml"
+    text = project_file.read_text()
+    project_file.write_text(text + "signing:\n  public_keys: [keys/old.pub]\n")
+    loop.commit("trust CI's key")
+    target = f"oci://{registry.host}/acme/config:prod"
+
+    def sign_and_publish(key: Path) -> None:
+        for args in (("sign", "--env", "prod", "--key", str(key)),
+                     ("publish", "--env", "prod", "--key", str(key), "--insecure", target)):
+            done = loop.magcfg(*args)
+            assert done.returncode == 0, done.stderr
+
+    sign_and_publish(old_key)
+    new = loop.magcfg("keys", "generate", "--out", str(keys), "--name", "new")
+    assert new.returncode == 0, new.stderr
+    new_id = new.stdout.strip()
+    (loop.work / "keys/new.pub").write_bytes((keys / "new.pub").read_bytes())
+    project_file.write_text(text + "signing:\n  public_keys: [keys/old.pub, keys/new.pub]\n")
+
+    both = Kernel(target, [old_pub, keys / "new.pub"], tmp_path / "state", environment="prod",
+                  insecure_registry=True, registry_interval=3600)
+    reloaded: list[dict[str, object]] = []
+    both.subscribe(RELOADED, reloaded.append)
+    with both:
+        assert both.snapshot.key_id != new_id
+        sign_and_publish(keys / "new.key")
+        result = both.reload()
+        assert (result.status, result.version) == ("applied", 1), result
+        assert [(e["data"]["key_id"], e["data"]["changed_keys"]) for e in reloaded] == [
+            (new_id, [])]
+
+    project_file.write_text(text + "signing:\n  public_keys: [keys/new.pub]\n")
+    with Kernel(target, [keys / "new.pub"], tmp_path / "new-pod", environment="prod",
+                insecure_registry=True, registry_interval=3600) as alone:
+        assert (alone.version, alone.snapshot.key_id) == (1, new_id)
+    checked = loop.magcfg("verify", "--artifact", target, "--env", "prod", "--public-key",
+                          str(keys / "new.pub"), "--insecure-registry")
+    assert checked.returncode == 0, checked.stderr

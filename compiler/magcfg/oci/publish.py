@@ -143,7 +143,12 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     if existing is not None:
         digest, rebuilt = _same_artifact(client, existing, annotations, target, version_tag,
                                          verified, keys)
-    else:
+    if existing is None or _signed_by_another_key(existing, verified.key_id):
+        # This version signed by another key is a key rotation's re-signing: the files
+        # pulled carry the signature a service checks, so the tags move to the artifact
+        # re-signed, which a service trusting both keys takes as the same version
+        # (docs/signing.md), and one trusting the new key alone can pull.
+        rebuilt = False
         layer = flux.pack(files)
         manifest = flux.image_manifest(layer, annotations)
         for blob in (flux.CONFIG_BLOB, layer):
@@ -193,6 +198,13 @@ def _same_artifact(client: Registry, existing: Manifest, annotations: dict[str, 
                                    f"already holds another artifact ({existing.digest}, "
                                    f"not manifest {ours}): a version is published once; "
                                    "build a new version")])
+
+
+def _signed_by_another_key(held: Manifest, signer: str) -> bool:
+    """Whether the artifact ``held`` (this version: ``_same_artifact``) was published
+    signed by a key other than ``signer``, by the key id its annotation records."""
+    annotations = held.json().get("annotations")
+    return not isinstance(annotations, dict) or annotations.get(flux.ANNOTATION_KEY_ID) != signer
 
 
 def _held_manifest(client: Registry, repo: str, layer: dict[str, object],
