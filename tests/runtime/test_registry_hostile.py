@@ -525,3 +525,22 @@ def test_reload_during_a_poll_on_a_slow_registry_waits_one_timeout_in_all(
         assert kernel.version == 1
     finally:
         kernel.stop()
+
+
+@pytest.mark.parametrize("form", ["digest", "tag and digest"])
+def test_a_pinned_digest_is_pulled_whatever_digest_the_registry_names_for_it(
+        form: str, hostile: HostileRegistry, tmp_path: Path) -> None:
+    pinned = hostile.publish(1)
+    other = hostile.publish(2, tag="next")
+    # Asked about the pinned digest, the registry names the other, as signed as it.
+    path = hostile.manifest_path(pinned)
+    route = hostile.routes[path]
+    assert not callable(route)
+    hostile.routes[path] = (route[0], {**route[1], "Docker-Content-Digest": other}, route[2])
+    tag = ":production" if form == "tag and digest" else ""
+    source = RegistrySource(f"oci://{hostile.host}/{hostile.repository}{tag}@{pinned}",
+                            tmp_path / "mirror", [hostile.key.public_key()], insecure=True,
+                            timeout=10)
+    assert source.poll(), source.last_error
+    assert source.pulled is not None and source.pulled[0] == pinned
+    assert json.loads((tmp_path / "mirror/manifest.json").read_bytes())["version"] == 1

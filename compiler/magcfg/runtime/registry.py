@@ -71,8 +71,8 @@ def pull(client: Registry, reference: Reference, digest: str,
     repo = reference.repository
     found = client.manifest(repo, digest)
     if found is None:
-        raise SourceRefused("missing_file", f"{digest} vanished while pulled",
-                            where=str(reference))
+        raise SourceRefused("missing_file", "no such digest in the registry", where=str(
+            Reference(reference.host, repo, reference.tag, digest)))
     try:
         manifest = found.json()
         layer = flux.content_layer(manifest)
@@ -210,8 +210,10 @@ class RegistrySource:
                             "mirror goes: the mirror is never followed elsewhere",
                             self.mirror, planted)
         repo = self.reference.repository
-        ref = self.reference.digest or str(self.reference.tag)
-        digest = self.client.manifest_digest(repo, ref)
+        # A digest the reference pins is the one pulled: the registry's answer to a HEAD
+        # of it names a digest of its choosing (another version, as signed).
+        digest = self.reference.digest or self.client.manifest_digest(
+            repo, str(self.reference.tag))
         if digest is None:
             raise SourceRefused("missing_file", "no such tag in the registry",
                                 where=str(self.reference))
