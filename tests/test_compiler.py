@@ -1676,3 +1676,28 @@ def test_masking_a_rebuild_s_diagnostics_walks_the_changed_file_alone(
     compiler.load_stacks(["dev", "prod"])
     compiler._redacted(warning)
     assert walked[files:] == [{"logging": {"level": "debug"}}]
+
+
+def test_an_artifact_of_no_environment_is_named_escaped_and_links_are_not_followed(
+        mini: Project, tmp_path: Path) -> None:
+    """A directory of the output holding a manifest that no environment of the project
+    builds is a warning naming it, its name escaped in the text and in the command that
+    removes it; a link there, or a directory without a manifest, is no artifact."""
+    assert mini.run("build", "-q").returncode == 0
+    for name in ("gone\nx", "plain"):
+        shutil.copytree(mini.root / "generated/dev", mini.root / "generated" / name)
+    (mini.root / "generated/empty").mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/manifest.json").write_text("{}")
+    (mini.root / "generated/linked").symlink_to(tmp_path / "outside")
+    done = mini.run("build", "--check")
+    assert done.returncode == 0, done.stderr
+    told = ("which is no environment of the project (renamed or removed?): no build "
+            "replaces it, and the deploy branch and whatever reads it keep serving it; "
+            "remove it at the repository's top")
+    assert done.stderr.splitlines() == [
+        f"generated/gone\\x0ax/manifest.json: warning: an artifact of 'gone\\x0ax', {told} "
+        "(`git rm -r -q 'generated/gone\\x0ax'/`)",
+        f"generated/plain/manifest.json: warning: an artifact of 'plain', {told} "
+        "(`git rm -r -q generated/plain/`)",
+        "up to date: dev, prod"]

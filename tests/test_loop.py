@@ -37,9 +37,10 @@ def shell(root: Path, command: str) -> subprocess.CompletedProcess[str]:
 
 class Loop:
     """A bare origin whose ``main`` holds a project ``magcfg init --ci github`` made
-    (environments dev and prod), and a developer's clone of it."""
+    (environments dev and prod unless told), and a developer's clone of it."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, environments: tuple[str, ...] = ("dev", "prod")
+                 ) -> None:
         self.tmp = tmp_path
         self.runs = 0
         self.origin = tmp_path / "origin.git"
@@ -48,8 +49,8 @@ class Loop:
         git(tmp_path, "clone", "-q", str(self.origin), str(self.work))
         self.identify(self.work)
         git(self.work, "switch", "-q", "-c", "main")
-        assert self.magcfg("init", "--env", "dev", "--env", "prod", "--ci",
-                           "github").returncode == 0
+        named = [arg for env in environments for arg in ("--env", env)]
+        assert self.magcfg("init", *named, "--ci", "github").returncode == 0
         self.commit("init")
         git(self.work, "push", "-q", "-u", "origin", "main")
 
@@ -197,3 +198,59 @@ def test_a_key_rotation_reaches_the_services_that_follow_a_registry_tag(
     checked = loop.magcfg("verify", "--artifact", target, "--env", "prod", "--public-key",
                           str(keys / "new.pub"), "--insecure-registry")
     assert checked.returncode == 0, checked.stderr
+
+
+def test_an_environment_renamed_leaves_no_artifact_the_deploy_branch_keeps(
+        tmp_path: Path) -> None:
+    """staging renamed stage in the project file and its layers (`git mv`), its
+    artifact left where it was: the gate says so and how to remove it, and once removed
+    CI's publish leaves the deploy branch without it. Unsaid, every build and the gate
+    passed, and the deploy branch kept the signed artifact of staging for good, which
+    a controller syncing it went on applying."""
+    loop = Loop(tmp_path, ("dev", "staging", "prod"))
+    keys = tmp_path / "keys"
+    assert loop.magcfg("keys", "generate", "--out", str(keys)).returncode == 0
+    (loop.work / "keys").mkdir()
+    (loop.work / "keys/magcfg.pub").write_bytes((keys / "magcfg.pub").read_bytes())
+    project_file = loop.work / "magcfg.yaml"
+    project_file.write_text(project_file.read_text()
+                            + "signing:\n  public_keys: [keys/magcfg.pub]\n")
+    loop.commit("trust CI's key")
+    git(loop.work, "push", "-q", "origin", "main")
+
+    def ci_on_main() -> list[str]:
+        """The publish job of docs/signing.md on a clone of main: the artifacts the
+        deploy branch then holds."""
+        loop.runs += 1
+        clone = tmp_path / f"ci-{loop.runs}"
+        git(tmp_path, "clone", "-q", str(loop.origin), str(clone))
+        loop.identify(clone)
+        for command in (f"magcfg sign --key {keys}/magcfg.key", "magcfg verify",
+                        "magcfg publish --branch deploy --push origin"):
+            done = shell(clone, command)
+            assert done.returncode == 0, done.stderr
+        return git(loop.origin, "ls-tree", "--name-only", "deploy", "generated/").split()
+
+    assert ci_on_main() == ["generated/dev", "generated/prod", "generated/staging"]
+
+    git(loop.work, "switch", "-q", "-c", "rename")
+    for layers in ("layers/environments", "layers/secrets"):
+        git(loop.work, "mv", f"{layers}/staging", f"{layers}/stage")
+    project_file.write_text(project_file.read_text().replace("staging", "stage"))
+    stage = loop.work / "layers/environments/stage/app.yaml"
+    stage.write_text(stage.read_text().replace("staging", "stage"))
+    assert loop.magcfg("build", "-q").returncode == 0
+    loop.commit("staging is stage")
+    ran = loop.gate("rename")
+    assert failures(ran) == []
+    (message,) = [line for line in ran[0][1].stderr.splitlines() if "warning" in line]
+    assert message.startswith("generated/staging/manifest.json: warning: an artifact of "
+                              "'staging', which is no environment of the project"), message
+    (fix,) = re.findall(r"`([^`]+)`", message)
+    done = shell(loop.work, fix)
+    assert done.returncode == 0, done.stderr
+    loop.commit("staging's artifact removed")
+    ran = loop.gate("rename")
+    assert failures(ran) == [] and "warning" not in ran[0][1].stderr, ran[0][1].stderr
+    loop.merge("rename")
+    assert ci_on_main() == ["generated/dev", "generated/prod", "generated/stage"]

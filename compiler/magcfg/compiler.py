@@ -73,6 +73,7 @@ from .pipeline.merge import ABSENT, HashingSource, Layer, LayerStack, Source
 from .project import (
     LFS_TRACKED,
     LINK_HELD,
+    MAX_ENVIRONMENTS,
     CheckoutAttributes,
     GitUnanswered,
     IndexAnswer,
@@ -1757,6 +1758,49 @@ def _compile_and_write(compiler: Compiler, chosen: tuple[str, ...], check: bool,
     return result
 
 
+def artifacts_of_no_environment(project: Project) -> list[Diagnostic]:
+    """A warning for each directory of the output that holds a manifest but is no
+    environment of the project: one renamed or removed, its artifact left behind. No
+    build touches it, and everything downstream goes on serving it: the deploy branch
+    keeps it signed, and a controller syncing it, or a service reading it, never learns
+    that it is gone."""
+    import shlex
+
+    from .errors import printable
+    from .project import FromTop
+
+    output = project.root / project.output
+    try:
+        if not stat.S_ISDIR(os.lstat(output).st_mode):
+            return []
+        names = sorted(os.listdir(output))
+    except OSError:  # no output yet, or one the build itself reports
+        return []
+    known = set(project.environments)
+    found: list[Diagnostic] = []
+    for name in names:
+        if name in known or name.startswith("."):  # a build's own staging entries
+            continue
+        try:
+            held = (stat.S_ISDIR(os.lstat(output / name).st_mode)
+                    and stat.S_ISREG(os.lstat(output / name / MANIFEST).st_mode))
+        except OSError:
+            held = False
+        if not held:
+            continue
+        directory = f"{project.output}/{name}"
+        found.append(Diagnostic(
+            f"{directory}/{MANIFEST}", None, None,
+            f"an artifact of '{printable(name)}', which is no environment of the "
+            "project (renamed or removed?): no build replaces it, and the deploy branch "
+            "and whatever reads it keep serving it; remove it at the repository's top "
+            f"(`git rm -r -q {printable(shlex.quote(FromTop(project).name(directory)))}/`)",
+            severity="warning", code="orphan_artifact"))
+        if len(found) >= MAX_ENVIRONMENTS:  # as many as a project may list: enough to act on
+            break
+    return found
+
+
 def _settle(compiler: Compiler, errors: list[Diagnostic], warnings: list[Diagnostic],
             ignored: Callable[[], list[Diagnostic]], strict: bool) -> None:
     """The checks every build makes last, whether it compiled or reused its outputs:
@@ -1764,6 +1808,7 @@ def _settle(compiler: Compiler, errors: list[Diagnostic], warnings: list[Diagnos
     ``errors`` and ``warnings``; ``strict`` makes warnings errors. Raises
     ``BuildError`` with every error."""
     errors.extend(compiler.schema_as_committed())
+    warnings.extend(artifacts_of_no_environment(compiler.project))
     for found in ignored():
         (warnings if found.severity == "warning" else errors).append(found)
     if strict:
