@@ -416,3 +416,26 @@ def test_a_name_the_ref_holds_with_a_line_end_or_an_escape_forges_no_line(
     assert "\x1b" not in gate.stderr
     assert "the project at HEAD~2 is ../a\\x0asvc/generated/dev/manifest.json: " \
         "ok\\x1b[2K/magcfg.yaml (renamed or moved since)" in lines[0]
+
+
+def test_the_fix_names_a_ref_a_shell_would_run_quoted(mini: Project) -> None:
+    """A branch may be named `base;touch${IFS}pwned`: the command the gate gives, pasted
+    into a shell at the top, restores the environment from that branch and runs
+    nothing else (unquoted, the shell checked out `base` and ran `touch`)."""
+    first_commit(mini)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v2")
+    ref = "base;touch${IFS}pwned"
+    git(mini, "branch", ref)
+    git(mini, "revert", "--no-edit", "HEAD")
+    gate = mini.run("build", "--check", "--since", ref)
+    assert gate.returncode == 1, gate.stderr
+    restore, rebuild = re.findall(r"`([^`]+)`", gate.stderr)
+    assert restore == f"git checkout {shlex.quote(ref)} -- generated/dev/"
+    subprocess.run(["sh", "-c", restore], cwd=mini.root, check=True, timeout=60)
+    assert not (mini.root / "pwned").exists()
+    assert git(mini, "branch", "--show-current").strip() == "main"
+    assert mini.run(*shlex.split(rebuild)[1:]).returncode == 0
+    fixed = mini.run("build", "--check", "--since", ref)
+    assert fixed.returncode == 0, fixed.stderr

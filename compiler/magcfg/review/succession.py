@@ -70,10 +70,7 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
             check_succession(before, after, file=path)
             step = after["version"] - before["version"]
             if step > MAX_VERSION_STEP:
-                restore = (f"restore the environment from {ref} at the repository's top "
-                           f"(`git checkout {printable(shlex.quote(ref))} -- "
-                           f"{_from_top(project, project.output, env)}/`)"
-                           ", commit it" if not moved
+                restore = (f"{_restore(project, ref, env)}, commit it" if not moved
                            else f"{_restore_moved(project, ref, ref_manifests[env], path)}, "
                            "commit it")
                 problems.append(Diagnostic(
@@ -89,9 +86,7 @@ def check_since(project: Project, result: BuildResult, ref: str) -> list[Diagnos
             # the working tree's path (compiler.version_bases): HEAD's is the older one
             # here, so the ref's goes into the index (where a move left it behind, at
             # the new path) for the build to number the version above it.
-            rebuild = (f"restore the environment from {ref} at the repository's top "
-                       f"(`git checkout {ref} -- {_from_top(project, project.output, env)}/`)"
-                       ", then rebuild" if not moved else
+            rebuild = (f"{_restore(project, ref, env)}, then rebuild" if not moved else
                        f"{_restore_moved(project, ref, ref_manifests[env], path)}, then rebuild")
             problems.append(Diagnostic(
                 path, None, "version",
@@ -108,6 +103,14 @@ def _from_top(project: Project, *parts: str) -> str:
     from ..project import FromTop
 
     return shlex.quote(FromTop(project).name("/".join(parts)))
+
+
+def _restore(project: Project, ref: str, env: str) -> str:
+    """How to put back the artifact of ``env`` that ``ref`` holds, at the top of the
+    repository, as CI and the hook run: the ref quoted, as a branch may be named
+    ``a;b`` or ``$(x)``, which a shell would run."""
+    return (f"restore the environment from {ref} at the repository's top (`git checkout "
+            f"{printable(shlex.quote(ref))} -- {_from_top(project, project.output, env)}/`)")
 
 
 def _restore_moved(project: Project, ref: str, ref_manifest: str, path: str) -> str:
