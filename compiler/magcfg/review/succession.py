@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
 from typing import TYPE_CHECKING
 
@@ -109,8 +110,10 @@ def _restore(project: Project, ref: str, env: str) -> str:
     """How to put back the artifact of ``env`` that ``ref`` holds, at the top of the
     repository, as CI and the hook run: the ref quoted, as a branch may be named
     ``a;b`` or ``$(x)``, which a shell would run."""
+    # `HEAD~1` and `origin/main` as written: nothing in them is the shell's.
+    shown = ref if re.fullmatch(r"[\w./@^+-][\w./@^~+-]*", ref) else shlex.quote(ref)
     return (f"restore the environment from {ref} at the repository's top (`git checkout "
-            f"{printable(shlex.quote(ref))} -- {_from_top(project, project.output, env)}/`)")
+            f"{printable(shown)} -- {_from_top(project, project.output, env)}/`)")
 
 
 def _restore_moved(project: Project, ref: str, ref_manifest: str, path: str) -> str:
