@@ -119,3 +119,55 @@ def test_the_runbook_s_recipe_for_a_promotion_main_moved_under_passes_the_snapsh
     assert git(repo.root, "status", "--porcelain") == ""
     tests = pytest_in(repo.root)
     assert tests.returncode == 0, tests.stdout
+
+
+def test_the_runbook_s_roll_back_after_a_later_change_passes_the_snapshots(
+        tmp_path: Path) -> None:
+    """The runbook's roll back (step 7), run as written where the snapshot tests run,
+    of a promotion whose environment a later commit changed too: the revert conflicts
+    in the artifact and in the snapshots, and after the recipe the commit passes the
+    snapshot tests and CI's build check (it committed the snapshots with git's conflict
+    markers, and production's test failed)."""
+    text = (REPO / "docs/ops/Runbook_ConfigPromotion.md").read_text()
+    section = text[text.index("## 7. Roll back by revert"):]
+    (block,) = re.findall(r"```console\n(.*?)```", section, re.S)[:1]
+    commands = [line[2:].split("  #")[0].strip() for line in block.splitlines()
+                if line.startswith("$ ")]
+    repo = make_repo(tmp_path / "shop")
+    env = {**own_pytest_env(os.environ), "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@b.c",
+           "GIT_COMMITTER_NAME": "A", "GIT_COMMITTER_EMAIL": "a@b.c",
+           "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ['PATH']}"}
+    assert pytest_in(repo.root, "--snapshot-update").returncode == 0
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "snapshots")
+    assert repo.run("promote", "staging", "production", "--key", "db.pool.max",
+                    "--branch", "promote-pool").returncode == 0
+    git(repo.root, "switch", "-q", "main")
+    git(repo.root, "merge", "-q", "--no-ff", "promote-pool", "-m", "Merge PR #103")
+    merge = git(repo.root, "rev-parse", "HEAD").strip()
+    # The line beside production's promoted one in its snapshot entry.
+    base = repo.root / "layers/base/db.yaml"
+    base.write_text(base.read_text().replace("min: 1", "min: 3"))
+    assert repo.run("build", "-q").returncode == 0
+    assert pytest_in(repo.root, "--snapshot-update").returncode == 0
+    git(repo.root, "commit", "-qam", "Base: pools of 3 at least")
+    reverted = ""
+    for command in commands:
+        if "magcfg sign" in command:
+            break
+        command = re.sub(r"(git revert --no-commit -m 1) [0-9a-f]{40}", rf"\1 {merge}", command)
+        done = subprocess.run(["sh", "-c", command], cwd=repo.root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        if command.startswith("git revert"):
+            assert done.returncode == 1, done.stdout + done.stderr
+            reverted = done.stdout + done.stderr
+            continue
+        if command.startswith("magcfg diff"):
+            assert done.returncode == 1, done.stdout + done.stderr  # differences
+            continue
+        assert done.returncode == 0, (command, done.stdout + done.stderr)
+    assert "Merge conflict in __snapshots__/magcfg.ambr" in reverted, reverted
+    assert git(repo.root, "status", "--porcelain") == ""
+    tests = pytest_in(repo.root)
+    assert tests.returncode == 0, tests.stdout
+    assert repo.run("build", "--check", "--since", "HEAD~1").returncode == 0
