@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -976,3 +977,27 @@ def test_what_a_failed_undo_leaves_is_named_from_the_top(repo: Project) -> None:
         "-f main && git branch -D promote/dev-to-staging-") in last and "\\303" not in last, last
     hook.unlink()
     (repo.root / ".git/index.lock").unlink()
+
+
+def test_what_a_failed_undo_gives_to_paste_runs_no_branch_name(repo: Project) -> None:
+    """A branch may be named `fix;touch${IFS}pwned`: the restore a failed undo gives,
+    pasted into a shell at the top, checks that branch out again and runs nothing else
+    (unquoted, the shell checked out `fix` and ran `touch`)."""
+    original = "fix;touch${IFS}pwned"
+    git(repo.root, "switch", "-q", "-c", original)
+    # The hook refuses the commit and holds the index's lock: the undo cannot reset.
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\n: > \"$(git rev-parse --git-dir)/index.lock\"\nexit 1\n")
+    hook.chmod(0o755)
+    done = subprocess.run([str(MAGCFG), "promote", "dev", "staging"], cwd=repo.root,
+                          capture_output=True, text=True, env={**os.environ, **GIT_ENV},
+                          timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    hook.unlink()
+    (repo.root / ".git/index.lock").unlink()
+    restore = done.stderr.splitlines()[-1].split("restore it with `")[1].rstrip("`")
+    assert restore.startswith(f"git checkout -f {shlex.quote(original)} && "), restore
+    subprocess.run(["sh", "-c", restore], cwd=repo.root, check=True, capture_output=True,
+                   env={**os.environ, **GIT_ENV}, timeout=60)
+    assert not (repo.root / "pwned").exists()
+    assert git(repo.root, "branch", "--show-current").strip() == original

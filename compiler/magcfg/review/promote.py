@@ -950,7 +950,8 @@ def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
     it may have left when git cannot tell."""
     import git
 
-    restore = f"git checkout -f {original}"
+    # A branch may be named `fix;touch${IFS}x`: the commands are pasted into a shell.
+    restore = f"git checkout -f {shlex.quote(original)}"
     try:
         head = _head(repo)
         made = branch in [h.name for h in repo.heads]
@@ -960,7 +961,7 @@ def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
         return (f"the repository may be left on branch {branch!r} with changes in "
                 f"{', '.join(os.path.relpath(os.path.realpath(p), top) for p in paths)}; "
                 f"restore it with "
-                f"`{restore} && git branch -D {branch}`")
+                f"`{restore} && git branch -D {shlex.quote(branch)}`")
     left = []
     if head != original:
         left.append(f"HEAD is on {head!r}, not {original!r}")
@@ -978,7 +979,7 @@ def _left(repo: Any, paths: list[str], original: str, branch: str) -> str:
     untracked = [shlex.quote(os.path.relpath(os.path.join(top, path)))
                  for code, path in status if code == "??"]
     steps += [f"git clean -f -- {' '.join(untracked)}"] if untracked else []
-    steps += [f"git branch -D {branch}"] if made else []
+    steps += [f"git branch -D {shlex.quote(branch)}"] if made else []
     return f"{'; '.join(left)}; restore it with `{' && '.join(steps)}`"
 
 
