@@ -190,6 +190,10 @@ def test_a_key_rotation_reaches_the_services_that_follow_a_registry_tag(
         assert (result.status, result.version) == ("applied", 1), result
         assert [(e["data"]["key_id"], e["data"]["changed_keys"]) for e in reloaded] == [
             (new_id, [])]
+        again = loop.magcfg("publish", "--env", "prod", "--key", str(keys / "new.key"),
+                            "--insecure", target)
+        assert again.returncode == 0 and again.stderr.startswith("already published"), \
+            again.stderr
 
     project_file.write_text(text + "signing:\n  public_keys: [keys/new.pub]\n")
     with Kernel(target, [keys / "new.pub"], tmp_path / "new-pod", environment="prod",
