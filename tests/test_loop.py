@@ -5,18 +5,20 @@ as written, and what goes out to a registry and the runtime that follows it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from magcfg.runtime import RELOADED, Kernel
 
-from .conftest import MAGCFG, Project
+from .conftest import MAGCFG, Project, own_pytest_env
 from .oci.conftest import LocalRegistry
 
 WORKFLOW = ".github/workflows/magcfg.yml"
@@ -29,7 +31,9 @@ def git(root: Path, *args: str) -> str:
 
 def shell(root: Path, command: str) -> subprocess.CompletedProcess[str]:
     """A command as a user or a runner runs it: by a shell, with ``magcfg`` on PATH."""
-    env = {**os.environ, "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    # The pytest it starts (the workflow's snapshot step) has magcfg's test extra alone.
+    env = {**own_pytest_env(os.environ),
+           "PATH": f"{MAGCFG.parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "GITHUB_EVENT_NAME": "pull_request", "GITHUB_BASE_REF": "main"}
     return subprocess.run(["sh", "-c", command], cwd=root, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
@@ -106,6 +110,79 @@ def registry() -> Iterator[LocalRegistry]:
 
 def failures(ran: list[tuple[str, subprocess.CompletedProcess[str]]]) -> list[str]:
     return [f"{command}: {done.stderr}" for command, done in ran if done.returncode]
+
+
+SNAPSHOTS = ("pytest -c /dev/null --rootdir . --noconftest -p magcfg -p syrupy "
+             "--snapshot-update ./magcfg.yaml")
+"""The update of the snapshot tests the workflow's comment gives."""
+
+
+def test_a_change_goes_from_a_pull_request_to_a_service_that_follows_the_registry(
+        tmp_path: Path, registry: LocalRegistry) -> None:
+    """The loop as the docs give it, on a project ``init`` made, with snapshot tests: a
+    pull request that edits dev's layer, its promotion to prod, each passing the
+    workflow's gate on GitHub's merge; CI on main signing, verifying and publishing to
+    the deploy branch and a registry (docs/signing.md, docs/delivery.md); a service
+    following the registry's tag reloads the promoted value."""
+    loop = Loop(tmp_path)
+    keys = tmp_path / "keys"
+    assert loop.magcfg("keys", "generate", "--out", str(keys)).returncode == 0
+    (loop.work / "keys").mkdir()
+    (loop.work / "keys/magcfg.pub").write_bytes((keys / "magcfg.pub").read_bytes())
+    project_file = loop.work / "magcfg.yaml"
+    project_file.write_text(project_file.read_text()
+                            + "signing:\n  public_keys: [keys/magcfg.pub]\n")
+    schema = loop.work / "schemas/config.schema.json"
+    document = json.loads(schema.read_text())
+    document["properties"]["app"]["properties"]["log_level"]["x-magcfg-reload"] = "hot"
+    schema.write_text(json.dumps(document, indent=2) + "\n")
+    assert loop.magcfg("build", "-q").returncode == 0
+    assert shell(loop.work, SNAPSHOTS).returncode == 0
+    loop.commit("snapshot tests, CI's key, hot log level")
+    git(loop.work, "push", "-q", "origin", "main")
+    target = f"oci://{registry.host}/acme/config:prod"
+
+    def ci_on_main() -> None:
+        loop.runs += 1
+        clone = tmp_path / f"ci-{loop.runs}"
+        git(tmp_path, "clone", "-q", "--depth", "1", f"file://{loop.origin}", str(clone))
+        loop.identify(clone)
+        for command in (f"magcfg sign --key {keys}/magcfg.key", "magcfg verify",
+                        "magcfg publish --branch deploy --push origin",
+                        f"magcfg publish --env prod --key {keys}/magcfg.key --insecure "
+                        f"{target}"):
+            done = shell(clone, command)
+            assert done.returncode == 0, (command, done.stderr)
+
+    ci_on_main()
+    service = Kernel(target, [keys / "magcfg.pub"], tmp_path / "state", environment="prod",
+                     insecure_registry=True, registry_interval=3600)
+    reloaded: list[dict[str, Any]] = []
+    service.subscribe(RELOADED, reloaded.append)
+    with service:
+        assert service.get("app.log_level") == "info"
+        git(loop.work, "switch", "-q", "-c", "debug")
+        layer = loop.work / "layers/environments/dev/app.yaml"
+        layer.write_text(layer.read_text() + "  log_level: debug\n")
+        assert loop.magcfg("build", "-q").returncode == 0
+        assert shell(loop.work, SNAPSHOTS).returncode == 0
+        loop.commit("dev: debug logs")
+        assert failures(loop.gate("debug")) == []
+        loop.merge("debug")
+        done = loop.magcfg("promote", "dev", "prod", "--pr-body", str(tmp_path / "pr.md"))
+        assert done.returncode == 0, done.stderr
+        branch = git(loop.work, "branch", "--show-current").strip()
+        ran = loop.gate(branch)
+        assert failures(ran) == []
+        assert any("2 snapshots passed." in done.stdout for _, done in ran), ran
+        loop.merge(branch)
+        ci_on_main()
+        assert service.reload().status == "applied"
+        assert service.get("app.log_level") == "debug"
+    assert [(e["data"]["version"], e["data"]["changed_keys"]) for e in reloaded] == [
+        (2, ["app.log_level"])]
+    deployed = git(loop.origin, "show", "deploy:generated/prod/manifest.json")
+    assert json.loads(deployed)["version"] == 2
 
 
 def test_a_reverted_change_s_pull_request_passes_the_gate_by_the_fix_it_prints(
