@@ -448,3 +448,36 @@ def test_a_version_tag_holding_a_lookalike_is_never_signed(
                           f"({lookalike}, not manifest sha256:"), err
     assert cosign.tag_for(lookalike, "sig") not in crane("ls", repo).split()
     assert cosign.tag_for(lookalike, "att") not in crane("ls", repo).split()
+
+
+def test_a_rebuild_signed_with_the_next_key_is_published_for_that_key(
+        signed: Project, registry: LocalRegistry, tmp_path: Path) -> None:
+    # A key rotation (docs/signing.md) meets a rebuild that changed no file a service
+    # loads: the registry's artifact of the version, signed with the old key, is
+    # replaced by the one signed with the new key, which a service trusting the new
+    # key alone pulls; that version's files are the same.
+    repo = registry.repository()
+    first = _publish(signed, f"oci://{repo}:production")
+    assert first.returncode == 0, first.stderr
+    new = tmp_path / "new"
+    assert signed.run("keys", "generate", "--out", str(new)).returncode == 0
+    signed.write("keys/new.pub", (new / "magcfg.pub").read_bytes())
+    text = (signed.root / "magcfg.yaml").read_text()
+    signed.write("magcfg.yaml", text.replace("public_keys: [keys/magcfg.pub]",
+                                             "public_keys: [keys/magcfg.pub, keys/new.pub]"))
+    layer = signed.root / "layers/environments/production/kernel.yaml"
+    layer.write_text("# Reviewed for the audit.\n" + layer.read_text())
+    assert signed.run("build", "-q").returncode == 0
+    assert signed.run("sign", "-q", "--key", str(new / "magcfg.key")).returncode == 0
+    _git(signed.root, "add", "-A")
+    _git(signed.root, "commit", "-qm", "a comment, the next key")
+    again = signed.run("publish", "--env", "production", "--key", str(new / "magcfg.key"),
+                       "--insecure", f"oci://{repo}:production")
+    assert again.returncode == 0, again.stderr
+    version = json.loads((signed.root / "generated/production/manifest.json").read_text())[
+        "version"]
+    assert f"pushed {repo}:{version}\n" in again.stderr
+    assert again.stdout != first.stdout
+    checked = signed.run("verify", "--artifact", f"oci://{repo}:production", "-e", "production",
+                         "-k", str(new / "magcfg.pub"), "--insecure-registry")
+    assert checked.returncode == 0, checked.stderr
