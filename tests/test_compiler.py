@@ -1682,11 +1682,14 @@ def test_an_artifact_of_no_environment_is_named_escaped_and_links_are_not_follow
         mini: Project, tmp_path: Path) -> None:
     """A directory of the output holding a manifest that no environment of the project
     builds is a warning naming it, its name escaped in the text and in the command that
-    removes it; a link there, or a directory without a manifest, is no artifact."""
+    removes it; a link there, a directory without a manifest, or one named as an
+    environment but for case, is no artifact."""
     assert mini.run("build", "-q").returncode == 0
     for name in ("gone\nx", "plain"):
         shutil.copytree(mini.root / "generated/dev", mini.root / "generated" / name)
     (mini.root / "generated/empty").mkdir()
+    # prod's own directory where the filesystem folds case (macOS): never to remove.
+    shutil.copytree(mini.root / "generated/prod", mini.root / "generated/PROD")
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside/manifest.json").write_text("{}")
     (mini.root / "generated/linked").symlink_to(tmp_path / "outside")

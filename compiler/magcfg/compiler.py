@@ -1765,6 +1765,7 @@ def artifacts_of_no_environment(project: Project) -> list[Diagnostic]:
     keeps it signed, and a controller syncing it, or a service reading it, never learns
     that it is gone."""
     import shlex
+    import unicodedata
 
     from .errors import printable
     from .project import FromTop
@@ -1776,10 +1777,17 @@ def artifacts_of_no_environment(project: Project) -> list[Diagnostic]:
         names = sorted(os.listdir(output))
     except OSError:  # no output yet, or one the build itself reports
         return []
-    known = set(project.environments)
+
+    def folded(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
+    # A name an environment's differs from in case or normalization alone is that
+    # environment's own directory where the filesystem folds them (macOS, Windows):
+    # the removal the warning gives would delete its artifact.
+    known = {folded(env) for env in project.environments}
     found: list[Diagnostic] = []
     for name in names:
-        if name in known or name.startswith("."):  # a build's own staging entries
+        if folded(name) in known or name.startswith("."):  # a build's own staging entries
             continue
         try:
             held = (stat.S_ISDIR(os.lstat(output / name).st_mode)
