@@ -319,12 +319,15 @@ def threadless() -> None:
 
 
 @contextlib.contextmanager
-def no_more_tasks() -> Iterator[Callable[[], None]]:
+def no_more_tasks(tasks: int = 1) -> Iterator[Callable[[], None]]:
     """A ``preexec_fn`` after which the process starts no thread nor process, as where
     the limit on processes is reached: ``RLIMIT_NPROC`` of 1 for a user other than root
     (whom it does not bind), for root a pids cgroup of one task, as a container's pids
     limit. Fails where root can make no such cgroup: machines of this project's kind
-    can (cgroup v1's pids controller or v2), and the test must run, not skip."""
+    can (cgroup v1's pids controller or v2), and the test must run, not skip. With
+    ``tasks``, root's cgroup holds that many: the process and a child it starts, say,
+    which then starts no thread (a user's limit counts all of its processes, and stays
+    1)."""
     if os.geteuid() != 0:
         hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
         yield lambda: resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))
@@ -342,7 +345,7 @@ def no_more_tasks() -> Iterator[Callable[[], None]]:
         candidate.rmdir()
     assert group is not None, "root here can make no pids cgroup to limit a process's tasks"
     try:
-        (group / "pids.max").write_text("1")
+        (group / "pids.max").write_text(str(tasks))
         yield lambda: (group / "cgroup.procs").write_text(str(os.getpid()))
     finally:
         for _ in range(100):  # empty once its process is reaped

@@ -192,6 +192,20 @@ def no_new_task(exc: BaseException) -> bool:
     return False
 
 
+_GO_NO_THREAD = ("runtime/cgo: pthread_create failed: Resource temporarily unavailable",
+                 "runtime: may need to increase max user processes")
+"""How the Go runtime (cue's) starts the lines it prints before it stops where the
+system starts no more threads (``EAGAIN``), with cgo and without."""
+
+
+def no_new_task_said(stderr: str) -> bool:
+    """Whether a child's ``stderr`` is the Go runtime's, stopping where the system
+    starts no more threads (``no_new_task``): the limit stopped it, not its input. Read
+    at a line's start only, where a message quoting input (cue's, of a layer's string)
+    never puts it."""
+    return any(line.startswith(_GO_NO_THREAD) for line in stderr.splitlines())
+
+
 _FIELDS = ("file", "line", "key", "message", "severity", "code")
 _KEEP: Any = object()
 

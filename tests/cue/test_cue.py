@@ -31,7 +31,15 @@ from magcfg.errors import BuildError
 from magcfg.pipeline.cache import BuildCache
 from magcfg.syntax.locate import locate_cue
 
-from ..conftest import MAGCFG, REPO, Project, failed_cleanly, finishes_in_a_child, tree_state
+from ..conftest import (
+    MAGCFG,
+    REPO,
+    Project,
+    failed_cleanly,
+    finishes_in_a_child,
+    no_more_tasks,
+    tree_state,
+)
 
 # Found the way magcfg finds it: PATH (./scripts/dev test puts .tools/bin first), else
 # the repository's .tools/bin. Missing cue fails the suite loudly; it never skips.
@@ -352,6 +360,33 @@ def test_missing_cue_binary_is_a_clear_error(app: Project, tmp_path: Path) -> No
     assert result.returncode == 1
     assert f"MAGCFG_CUE={tmp_path / 'nowhere/cue'} is not an executable file" in result.stderr
     assert app.snapshot_tree() == before
+
+
+def test_a_cue_that_cannot_start_or_start_a_thread_is_the_limit_said(app: Project) -> None:
+    """Where the system starts no more processes, cue that does not start is no cue
+    missing; where cue starts but can start no thread of its own (the Go runtime stops
+    and prints its stacks), its crash is no error of the schema: either way one line,
+    exit 1, nothing written. The first said to install cue, the second made each line
+    of the crash dump a CUE schema error."""
+    from magcfg.errors import NO_NEW_TASK
+
+    env = {**os.environ, "MAGCFG_CUE": str(REAL_CUE)}
+
+    def limited_build(tasks: int) -> None:
+        before = tree_state(app.root)
+        with no_more_tasks(tasks) as limit:
+            done = subprocess.run([str(MAGCFG), "build"], cwd=app.root, env=env,
+                                  capture_output=True, text=True, timeout=120, check=False,
+                                  preexec_fn=limit)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1, "", f"error: {NO_NEW_TASK}\n"), done.stderr[:2000]
+        assert tree_state(app.root) == before
+
+    limited_build(1)  # cue's version asked: no process starts
+    assert app.run("build", env=env).returncode == 0  # the cache knows cue's version
+    app.write("layers/base/magds.yaml", BASE["layers/base/magds.yaml"].replace("max: 5",
+                                                                                "max: 6"))
+    limited_build(2)  # magcfg and cue, which starts no thread
 
 
 def test_project_local_tools_bin_is_found(app: Project, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..durable import MAX_INPUT_BYTES, git_env
-from ..errors import BuildError, Diagnostic
+from ..errors import NO_NEW_TASK, BuildError, Diagnostic, no_new_task, no_new_task_said
 from ..pipeline.cache import BuildCache
 
 LOCAL_CUE = ".tools/bin/cue"
@@ -68,6 +68,8 @@ class CueBinary(NamedTuple):
             proc = subprocess.Popen([self.path, *args], cwd=cwd, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env)
         except OSError as exc:
+            if no_new_task(exc):
+                raise
             raise BuildError(f"cannot run {self.path}: {exc.strerror}") from None
         with proc:
             assert proc.stdout is not None and proc.stderr is not None
@@ -98,6 +100,8 @@ class CueBinary(NamedTuple):
                 raise BuildError(f"cue {args[0]} did not finish within "
                                  f"{TIMEOUT_SECONDS} s") from None
         out, err = (bytes(b).decode("utf-8", errors="replace") for b in streams.values())
+        if code != 0 and no_new_task_said(err):  # a crash dump, no error of the input
+            raise BuildError(NO_NEW_TASK)
         return subprocess.CompletedProcess(proc.args, code, out, err)
 
 
@@ -183,7 +187,9 @@ def _committed(root: Path) -> str | None:
         done = subprocess.run(["git", "ls-files", "-z", "--", LOCAL_CUE.split("/")[0]],
                               cwd=root, capture_output=True, timeout=30, check=False,
                               env={**git_env(hermetic_env()), "LC_ALL": "C"})
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if no_new_task(exc):
+            raise
         return "git is not available to tell whether the repository commits it"
     if done.returncode == 0 and done.stdout:
         return "the repository commits files under .tools/ (a commit could plant the binary)"
@@ -220,8 +226,12 @@ def _version_of(path: str, cache: BuildCache | None) -> str | None:
         done = subprocess.run([path, "version"], capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=30, check=False,
                               env=hermetic_env())
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if no_new_task(exc):  # cue is there, and could not start
+            raise
         return None
+    if done.returncode != 0 and no_new_task_said(done.stderr):
+        raise BuildError(NO_NEW_TASK)
     first = (done.stdout.strip().splitlines() or [""])[0]
     m = re.match(r"cue version (\S+)", first)
     if done.returncode != 0 or m is None or _VERSION.search(m.group(1)) is None:
