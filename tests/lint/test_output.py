@@ -116,6 +116,37 @@ def test_sarif_is_valid_sarif_2_1_0(make_repo: MakeRepo) -> None:
     assert len(run["results"]) == len(repo.expected)
 
 
+def test_a_sarif_location_of_a_dot_segment_names_no_other_file(make_repo: MakeRepo) -> None:
+    """A commit git stores with an entry named ``..`` (a tree crafted, which no checkout
+    writes) holds a file lint --since reads: its SARIF location, resolved as a URI is
+    against the source root, is not that of the file the name would reach
+    (``deploy/../values.yaml`` and ``values.yaml`` were one)."""
+    from urllib.parse import urljoin
+
+    from .conftest import git
+
+    secret = "db:\n  password: CANARYpw7731\n"
+    repo = make_repo({"values.yaml": secret})
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo.root, input=secret,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+    def tree(entries: str) -> str:
+        return subprocess.run(["git", "mktree"], cwd=repo.root, input=entries,
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    below = tree(f"100644 blob {blob}\tvalues.yaml\n")
+    dots = tree(f"040000 tree {below}\t..\n")
+    top = tree(f"100644 blob {blob}\tvalues.yaml\n040000 tree {dots}\tdeploy\n")
+    crafted = git(repo.root, "commit-tree", top, "-p", "HEAD", "-m", "dots").strip()
+    git(repo.root, "reset", "-q", "--soft", crafted)
+    proc = run_cli(repo.root, "lint", "--since", "HEAD~1", "-f", "sarif")
+    assert proc.returncode == 1, proc.stderr
+    uris = [result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for result in json.loads(proc.stdout)["runs"][0]["results"]]
+    assert sorted(uris) == ["deploy/%2E%2E/values.yaml", "values.yaml"], uris
+    assert len({urljoin("file:///src/", uri) for uri in uris}) == 2
+
+
 def test_a_sarif_location_names_the_file_by_its_bytes(make_repo: MakeRepo) -> None:
     """A finding shows a name escaped (`bad\\xff\\x1b.env`); its SARIF location named a
     file of that escaped name (`bad%5Cxff%5Cx1b.env`), which a code-scanning UI finds in

@@ -98,9 +98,14 @@ def _uri(file: str) -> str:
     that a URI cannot hold as it is percent-encoded (a name that is not UTF-8,
     ``bad%FF.env``), never the escapes it is shown with."""
     try:
-        return quote(listed_name(file).encode("utf-8", "surrogateescape"))
+        quoted = quote(listed_name(file).encode("utf-8", "surrogateescape"))
     except UnicodeEncodeError:  # a surrogate that stands for no byte: no listed name
-        return quote(file)
+        quoted = quote(file)
+    # A commit may hold an entry named `..` or `.` (git stores one, no checkout writes
+    # it), which lint --since reads: as a URI's dot segment it would be resolved away,
+    # naming another file (`deploy/../values.yaml` as `values.yaml`).
+    return "/".join("%2E" * len(segment) if segment in (".", "..") else segment
+                    for segment in quoted.split("/"))
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:
