@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -558,6 +559,30 @@ def test_a_failed_undo_says_what_git_shows_is_left(repo: Project) -> None:
     (repo.root / ".git/HEAD.lock").unlink()
     git(repo.root, "checkout", "-q", "-f", "main")
     git(repo.root, "branch", "-q", "-D", branch)
+    assert _state(repo) == state
+
+
+def test_a_failed_undo_advises_a_restore_that_runs_whatever_the_branch_is_named(
+        repo: Project) -> None:
+    """Promote run on a branch whose name holds what a shell reads (`rel;false`, a name
+    git takes): the restore a failed undo advises, run as it stands by a shell, takes
+    HEAD back to that branch and deletes the promotion's (it named the branch unquoted:
+    `git checkout -f rel` failed, and the `;` ended the command)."""
+    git(repo.root, "checkout", "-q", "-b", "rel;false")
+    state = _state(repo)
+    hook = repo.root / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\n: > \"$(git rev-parse --git-dir)/HEAD.lock\"\nexit 1\n")
+    hook.chmod(0o755)
+    result = repo.run("promote", "dev", "staging")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    advised = re.search(r"restore it with `([^`]*)`", result.stderr.splitlines()[-1])
+    assert advised is not None, result.stderr
+    hook.unlink()
+    (repo.root / ".git/HEAD.lock").unlink()
+    done = subprocess.run(["sh", "-c", advised.group(1)], cwd=repo.root, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, (advised.group(1), done.stderr)
+    assert git(repo.root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "rel;false"
     assert _state(repo) == state
 
 
