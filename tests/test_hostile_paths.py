@@ -475,6 +475,30 @@ def test_names_are_escaped_in_every_message(mini: Project) -> None:
     kept.check()
 
 
+def test_a_project_directory_name_is_escaped_in_the_command_advised(mini: Project,
+                                                                    tmp_path: Path) -> None:
+    """A monorepo's project below a directory whose name holds a line end: the
+    `--project` of the build and the sign that build --check and verify advise names
+    it escaped, as every name in the message is (it printed the line end raw, inside
+    the quotes: a line of CI's log forged)."""
+    top = tmp_path / "mono"
+    below = top / "pl\nsvc/generated/dev/manifest.json: ok"
+    below.parent.mkdir(parents=True)
+    shutil.move(mini.root, below)
+    subprocess.run(["git", "init", "-q"], cwd=top, check=True)
+    project = str(below.relative_to(top) / "magcfg.yaml")
+    assert Project(top).run("build", "--project", project).returncode == 0
+    (below / "layers/base/logging.yaml").write_text("logging:\n  level: debug\n")
+    keys = tmp_path / "keys"
+    generate_key_pair(keys)
+    for args in (("build", "--check"), ("verify", "--public-key", str(keys / "magcfg.pub"))):
+        done = Project(top).run(*args, "--project", project)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert "run `magcfg" in done.stderr, done.stderr
+        assert [line for line in done.stderr.splitlines()
+                if line.startswith("svc/")] == [], done.stderr
+
+
 def test_file_name_that_is_not_utf8(mini: Project) -> None:
     build(mini)
     name = os.fsencode(mini.root / "layers/base") + b"/\xff.yaml"

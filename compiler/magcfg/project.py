@@ -40,7 +40,7 @@ from .durable import (
     real_directory,
     repository_prefix,
 )
-from .errors import BuildError, Diagnostic, MagcfgError, UsageError, no_new_task
+from .errors import BuildError, Diagnostic, MagcfgError, UsageError, no_new_task, printable
 from .syntax.locate import locate
 from .syntax.strict_yaml import MAX_DEPTH, LoadFailed, decode_text, parse_layer
 
@@ -1275,7 +1275,9 @@ def project_option(project: Project, name: Callable[[str], str] | None = None) -
         return ""
     import shlex
 
-    return f" --project {shlex.quote(named)}"
+    # A directory's name is the repository's: a line end in it printed raw would forge a
+    # line of CI's log.
+    return f" --project {printable(shlex.quote(named))}"
 
 
 def output_project_option(directory: str) -> str | None:
