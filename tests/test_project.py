@@ -235,3 +235,36 @@ def test_magcfg_run_in_init_s_workflow_directory_finds_the_project_above(
             (text or "")[:40]
     failed = Project(workflows).run("build", "--check")
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+
+
+def test_a_git_that_cannot_start_for_committed_blobs_is_the_limit_to_each_caller(
+        tmp_path: Path) -> None:
+    """Where the system starts no more processes, the git that would give committed
+    bytes does not start: that is the limit reached, not git failing to answer, for
+    each caller (lint --since's reads of a commit's files and of the target's
+    exemptions), so the command stops with the limit's one line. Each said git could
+    not give the bytes (`[Errno 11] Resource temporarily unavailable`): fix what stops
+    git."""
+    from .conftest import REPO, no_more_tasks
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "a.txt").write_text("a\n")
+    subprocess.run(["git", "add", "a.txt"], cwd=tmp_path, check=True)
+    script = f"""
+from pathlib import Path
+from magcfg.errors import no_new_task
+from magcfg.lint import target, walk
+root = Path({str(tmp_path)!r})
+for read in (lambda: walk.read_blobs(root, [":./a.txt"], ["a.txt"], "committed"),
+             lambda: target._blobs(root, "HEAD", ["a.txt"], 100)):
+    try:
+        read()
+        print("read")
+    except Exception as exc:
+        print(type(exc).__name__, no_new_task(exc))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    with no_more_tasks() as limit:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=60, check=False, preexec_fn=limit)
+    assert done.stdout.splitlines() == ["NoNewTask True"] * 2, done.stdout + done.stderr

@@ -173,11 +173,20 @@ NO_NEW_TASK = ("a thread or process could not start: the limit on processes is r
 (``no_new_task``)."""
 
 
+class NoNewTask(RuntimeError):
+    """A process that could not start (``no_new_task``), raised where the callers take an
+    ``OSError`` for the answer a tool could not give (git stopped, not a work tree), so
+    that none of them reports the limit as that: the command stops with
+    ``NO_NEW_TASK``."""
+
+
 def no_new_task(exc: BaseException) -> bool:
     """Whether ``exc`` is the system refusing a new thread (``RuntimeError: can't start
-    new thread``) or process (``fork`` failing with ``EAGAIN`` under ``subprocess``):
-    the limit on a user's processes, or a container's on its tasks, is reached. Neither
-    says that git or a tool is missing, nor that the work failed."""
+    new thread``) or process (``fork`` failing with ``EAGAIN`` under ``subprocess``, or
+    a ``NoNewTask``): the limit on a user's processes, or a container's on its tasks, is
+    reached. Neither says that git or a tool is missing, nor that the work failed."""
+    if isinstance(exc, NoNewTask):
+        return True
     if isinstance(exc, RuntimeError):
         return str(exc).startswith("can't start new thread")
     import errno

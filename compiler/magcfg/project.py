@@ -40,7 +40,15 @@ from .durable import (
     real_directory,
     repository_prefix,
 )
-from .errors import BuildError, Diagnostic, MagcfgError, UsageError, no_new_task, printable
+from .errors import (
+    BuildError,
+    Diagnostic,
+    MagcfgError,
+    NoNewTask,
+    UsageError,
+    no_new_task,
+    printable,
+)
 from .syntax.locate import locate
 from .syntax.strict_yaml import MAX_DEPTH, LoadFailed, decode_text, parse_layer
 
@@ -818,9 +826,14 @@ def committed_blobs(root: Path, names: list[str], limit: int) -> list[bytes | in
 
     # Each answer starts "<type> <size>", never the name asked (a path may hold spaces);
     # a name with nothing there is answered "<name> missing".
-    git = subprocess.Popen(["git", "cat-file", "--batch=%(objecttype) %(objectsize)"],
-                           cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=git_env())
+    try:
+        git = subprocess.Popen(["git", "cat-file", "--batch=%(objecttype) %(objectsize)"],
+                               cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, env=git_env())
+    except OSError as exc:
+        if no_new_task(exc):  # git is there and could not start: no answer git gave
+            raise NoNewTask(str(exc)) from exc
+        raise
     stdin, stdout = git.stdin, git.stdout
     assert stdin is not None and stdout is not None
 
