@@ -481,3 +481,29 @@ def test_a_rebuild_signed_with_the_next_key_is_published_for_that_key(
     checked = signed.run("verify", "--artifact", f"oci://{repo}:production", "-e", "production",
                          "-k", str(new / "magcfg.pub"), "--insecure-registry")
     assert checked.returncode == 0, checked.stderr
+
+
+def test_a_git_that_cannot_start_for_the_source_revision_is_the_limit(tmp_path: Path) -> None:
+    """Where the system starts no more processes, the git that tells the source
+    revision does not start: that is the limit reached, which the command stops at with
+    its one line, not a revision git could not tell (a usage error, exit 2, that
+    advised --revision)."""
+    import sys
+
+    from tests.conftest import REPO, no_more_tasks
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    script = f"""
+from pathlib import Path
+from magcfg.errors import no_new_task
+from magcfg.oci.publish import source_revision
+try:
+    source_revision(Path({str(tmp_path)!r}))
+except Exception as exc:
+    print(type(exc).__name__, no_new_task(exc))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    with no_more_tasks() as limit:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=60, check=False, preexec_fn=limit)
+    assert done.stdout.split(" ")[-1] == "True\n", done.stdout + done.stderr

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..artifact import MANIFEST, SIGNATURE
 from ..durable import git_env, real_directory
-from ..errors import Diagnostic, MagcfgError, UsageError
+from ..errors import Diagnostic, MagcfgError, UsageError, no_new_task
 from ..project import Project, project_option
 from ..secrets.redaction import login_dropped
 from ..signing.directory import verify_artifact
@@ -88,6 +88,8 @@ def source_revision(root: Path) -> str:
         commit = git("rev-parse", "--verify", "-q", "HEAD^{commit}")
         branch = git("symbolic-ref", "-q", "--short", "HEAD")
     except (OSError, subprocess.TimeoutExpired) as exc:
+        if no_new_task(exc):  # git is there and could not start: --revision is no fix
+            raise
         raise UsageError(f"cannot tell the source revision (git: {exc}); pass --revision") from None
     if commit.returncode != 0:
         raise UsageError(f"cannot tell the source revision: {root} is not a git checkout with "
