@@ -708,3 +708,27 @@ def test_an_artifact_on_the_branch_no_trusted_key_verifies_stops_publish(
     assert done.stderr.startswith(named) and "Traceback" not in done.stderr, done.stderr
     assert "only if it verifies with the trusted keys" in done.stderr
     assert git(root, "rev-parse", "deploy").strip() == tip
+
+
+def test_a_git_that_cannot_start_for_a_listing_is_the_limit(tmp_path: Path) -> None:
+    """Where the system starts no more processes, the git that lists a tree for publish
+    does not start: that is the limit reached, which the command stops at with its one
+    line, not git failing (`git ls-tree failed: Resource temporarily unavailable`)."""
+    import sys
+
+    from ..conftest import REPO, no_more_tasks
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    script = f"""
+from magcfg.errors import no_new_task
+from magcfg.signing.deploy_branch import _git_listed
+try:
+    list(_git_listed({str(tmp_path)!r}, "ls-tree", "-r", "-z", "HEAD"))
+except Exception as exc:
+    print(type(exc).__name__, no_new_task(exc))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    with no_more_tasks() as limit:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=60, check=False, preexec_fn=limit)
+    assert done.stdout.split(" ")[-1] == "True\n", done.stdout + done.stderr

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..artifact import MANIFEST, MAX_FILES, SIGNATURE, size_limit
 from ..durable import git_env, read_regular, real_directory
-from ..errors import BuildError, Diagnostic, UsageError
+from ..errors import BuildError, Diagnostic, UsageError, no_new_task
 from ..project import GITLINK_MODE, SYMLINK_MODE, Project, git_object_id, project_option
 from .directory import too_many_entries, verify_artifact, verify_whole
 from .signatures import VerificationError
@@ -159,6 +159,8 @@ def _git_listed(top: str, *args: str) -> Generator[bytes, None, None]:
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=errors, env=git_env())
         except OSError as exc:
+            if no_new_task(exc):  # git is there and could not start: no failure of git's
+                raise
             raise BuildError(f"git {args[0]} failed: {exc.strerror or exc}") from None
         stdout = git.stdout
         assert stdout is not None
