@@ -114,6 +114,11 @@ def test_a_missing_baseline_is_written_by_the_command_it_advises(tmp_path: Path)
     assert accepted.stderr.endswith(", 1 baselined\n"), accepted.stderr
     for done in (missing, written, accepted):
         assert "CANARY" not in done.stdout + done.stderr
+    # A name holding a line end shows escaped, in the error and its command: no line
+    # of CI's log forged (both printed it raw).
+    forged = run_cli(top, "lint", "--baseline", "x\nsvc/app.yaml:1:1: ok.json")
+    assert forged.returncode == 2 and len(forged.stderr.splitlines()) == 1, forged.stderr
+    assert "--baseline 'x\\x0asvc/app.yaml:1:1: ok.json' --write-baseline" in forged.stderr
     # Run where the project is the one found: no --project.
     below = run_cli(top / "svc", "lint", "--baseline", "none.json")
     assert "(create it with `magcfg lint --baseline none.json --write-baseline`)" in \

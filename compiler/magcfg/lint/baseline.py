@@ -73,8 +73,8 @@ def load(path: Path, root: Path, *,
     repository or into ``.git``); one the operator names outside the repository may be
     a symlink, to a regular file. Either is at most ``MAX_BASELINE_BYTES``."""
     if not os.path.lexists(path):
-        raise UsageError(f"baseline file {path} does not exist "
-                         f"(create it with `{written_by}`)")
+        raise UsageError(f"baseline file {printable(str(path))} does not exist "
+                         f"(create it with `{printable(written_by)}`)")
     real_root = os.path.realpath(root)
     real = operator_path_to_read(path, real_root)
     inside = os.path.commonpath((real, real_root)) == real_root
