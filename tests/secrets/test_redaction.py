@@ -197,11 +197,17 @@ def _hex(text: str) -> str:
     "0x" + _hex(f"app:{_ENCODED_SECRET}"),
     _hex(json.dumps({"pw": _ENCODED_SECRET}))[:40] + "\n    "
     + _hex(json.dumps({"pw": _ENCODED_SECRET}))[40:],
-], ids=["lower", "upper", "glued login", "wrapped document"])
+    " ".join(f"{byte:02x}" for byte in f"app:{_ENCODED_SECRET}".encode()),
+    ":".join(f"{byte:02X}" for byte in _ENCODED_SECRET.encode()),
+    " ".join(_hex(_ENCODED_SECRET)[at:at + 4] for at in range(0, 32, 4)),
+    "".join(f"\\x{byte:02x}" for byte in _ENCODED_SECRET.encode()),
+], ids=["lower", "upper", "glued login", "wrapped document", "bytes apart", "colons",
+        "groups of two bytes", "escaped bytes"])
 def test_a_secret_quoted_in_hex_is_masked(shown: str) -> None:
     """A client's dump of the bytes it sent quotes a secret in hex, in either case, or
-    the login or document that holds it: the run is masked whole, in a message and in
-    every string of an event alike. It was shown as it was."""
+    the login or document that holds it, its bytes together or set apart (a space, a
+    colon, `\\x`: each of those was shown as it was): the run is masked whole, in a
+    message and in every string of an event alike."""
     text = f"refused: {shown} (sent)"
     assert Redactor().text(text, [_ENCODED_SECRET]) == f"refused: {REDACTED} (sent)"
     assert Redactor().masked({"error": [text], _hex(_ENCODED_SECRET): 1},
@@ -250,7 +256,8 @@ def test_base64_that_holds_no_secret_is_left_as_it_is() -> None:
 
     digest = hashlib.sha256(b"x").hexdigest()
     token = base64.b64encode(bytes(range(40))).decode()
-    text = f"sha256:{digest} token {token} {base64.b64encode(b'app:abc').decode()}"
+    text = (f"sha256:{digest} token {token} {base64.b64encode(b'app:abc').decode()} "
+            "mac aa:bb:cc:dd:ee:ff bytes de ad be ef 4869 6e74")
     assert Redactor().text(text, ["hunter2-Zq8v", "abc"]) == text
 
 

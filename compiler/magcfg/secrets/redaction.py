@@ -83,6 +83,13 @@ indented or not."""
 _BASE64_RUN = re.compile(f"[A-Za-z0-9+/_-]+(?:{LINE_WRAP}[A-Za-z0-9+/_-]+)*=*")
 """A run of base64 (or base64url) text, padded or not, wrapped or not (MIME wraps it at 76
 characters); hex digits are such a run too."""
+_HEX_APART = re.compile(rf"[ :]|\\x|{LINE_WRAP}")
+_SPACED_HEX = re.compile(
+    rf"(?<![0-9A-Za-z])(?:\\x)?(?:[0-9A-Fa-f]{{2}})+"
+    rf"(?:(?:{_HEX_APART.pattern})(?:[0-9A-Fa-f]{{2}})+)+(?![0-9A-Za-z])")
+"""Hex digits in bytes or groups of bytes set apart by a space or a colon, or each
+escaped ``\\xNN``, wrapped or not: a dump of bytes (``68 75 6e``, ``68:75:6E``,
+``6875 6e74``, ``\\x68\\x75``), which no run of ``_BASE64_RUN`` holds whole."""
 _URL_SAFE = str.maketrans("-_", "+/")
 _MIN_ENCODED = 4
 """The fewest bytes of a secret looked for inside base64 or hex: a shorter one is found
@@ -210,8 +217,9 @@ def encoded_masked(text: str, values: Iterable[str]) -> str:
     masked whole: an ``Authorization: Basic`` header's ``user:password`` padded or not,
     the password alone, or a document holding it, from wherever in the run the encoding
     starts (a run may begin with other letters glued to it); and each run holding one in
-    hex, in either case (a client's dump of what it sent). Its cost is the text's
-    length, however many the values."""
+    hex, in either case, its bytes together or set apart (a client's dump of what it
+    sent: ``68 75 6e``, ``68:75:6E``). Its cost is the text's length, however many the
+    values."""
     return _encoded_masker(frozenset(values))(text)
 
 
@@ -246,7 +254,13 @@ def _encoded_masker(values: frozenset[str]) -> Callable[[str], str]:
             return match.group()
         return REDACTED if holds(run) else match.group()
 
-    return lambda text: _BASE64_RUN.sub(masked, text)
+    def masked_apart(match: re.Match[str]) -> str:
+        digits = _HEX_APART.sub("", match.group()).lower()
+        if len(digits) // 2 < shortest or not any(True for _ in in_hex.found(digits)):
+            return match.group()
+        return REDACTED
+
+    return lambda text: _BASE64_RUN.sub(masked, _SPACED_HEX.sub(masked_apart, text))
 
 
 @lru_cache(maxsize=4)
