@@ -107,9 +107,13 @@ def test_secret_texts_are_the_scalars_under_secret_keys_but_references() -> None
 
 def test_text_masks_a_secret_as_messages_quote_it() -> None:
     """The schema engine and cue quote a string escaped as JSON or Go do; printable()
-    escapes what a terminal must not get raw."""
+    escapes what a terminal must not get raw. Every string of an event is masked alike
+    (one quoting a secret of a tab or an escape as JSON or printable() writes it showed
+    it)."""
     r = Redactor()
-    for secret, quoted in [("a\\b-long-secret", '"a\\\\b-long-secret"'),
+    for secret, quoted in [("a\tb-long-secret", '"a\\tb-long-secret"'),
+                           ("a\x1bb-long-secret", '"a\\x1bb-long-secret"'),
+                           ("a\\b-long-secret", '"a\\\\b-long-secret"'),
                            ("a\nb-long-secret", '"a\\nb-long-secret"'),
                            ('a"b-long-secret', '"a\\"b-long-secret"'),
                            ("a\u200bb-long-secret", '"a\\u200bb-long-secret"'),
@@ -117,6 +121,8 @@ def test_text_masks_a_secret_as_messages_quote_it() -> None:
                            ("a\ab-long-secret", '"a\\ab-long-secret"'),
                            ("é\x7fb-long-secret", '"é\\u007fb-long-secret"')]:
         assert r.text(f"x {quoted} y", [secret]) == f'x "{REDACTED}" y', secret
+        assert r.masked({"e": [f"x {quoted} y"]}, [secret]) == {"e": [f'x "{REDACTED}" y']}, \
+            secret
 
 
 def test_masked_replaces_secret_values_in_every_string() -> None:

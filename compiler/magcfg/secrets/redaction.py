@@ -212,6 +212,24 @@ def _each_found(text: str, strings: list[str]) -> Iterator[tuple[int, str]]:
             at = text.find(string, at + 1)
 
 
+@lru_cache(maxsize=8)
+def _masker(given: frozenset[str]) -> Callable[[str], str]:
+    """``Redactor.text`` for one set of values, made once for the many strings of an
+    event or a report."""
+    forms = _forms(given)
+    finder = _finder(frozenset(forms))
+    encoded = _encoded_masker(given)
+
+    def mask(text: str) -> str:
+        held = finder.present(text)  # one pass, however many
+        for form in forms:
+            if form in held and form in text:  # not inside a longer one masked already
+                text = text.replace(form, REDACTED)
+        return encoded(escapes_masked(text, given))
+
+    return mask
+
+
 def encoded_masked(text: str, values: Iterable[str]) -> str:
     """``text`` with each run of base64 that decodes to bytes holding one of ``values``
     masked whole: an ``Authorization: Basic`` header's ``user:password`` padded or not,
@@ -564,32 +582,18 @@ class Redactor:
         every run of base64 or hex holding one (``encoded_masked``). A
         message cut to its bound keeps no start of a quoted value (``errors.cut``), which
         no whole secret would match."""
-        given = frozenset(v for v in values if v)
-        forms = _forms(given)
-        held = _finder(frozenset(forms)).present(text)  # one pass, however many
-        for form in forms:
-            if form in held and form in text:  # not inside a longer one masked already
-                text = text.replace(form, REDACTED)
-        return encoded_masked(escapes_masked(text, given), given)
+        return _masker(frozenset(v for v in values if v))(text)
 
     def masked(self, data: Any, values: Iterable[str]) -> Any:
         """``data`` (JSON-like: mappings, lists, scalars) with every occurrence of the
-        given secret strings masked in every string, keys included: as written,
-        percent-encoded, escaped or wrapped (``escapes_masked``), and inside base64 or hex
-        (``encoded_masked``)."""
-        ordered = sorted({v for v in values if v}, key=len, reverse=True)
-        if not ordered:
+        given secret strings masked in every string, keys included, as :meth:`text`
+        masks a message: as written or quoted (``quoted_forms``: a JSON string's ``\\t``
+        too), percent-encoded, escaped or wrapped (``escapes_masked``), and inside base64
+        or hex (``encoded_masked``)."""
+        given = frozenset(v for v in values if v)
+        if not given:
             return data
-
-        given = frozenset(ordered)
-        encoded, finder = _encoded_masker(given), _finder(given)
-
-        def mask(text: str) -> str:
-            held = finder.present(text)  # one pass, however many
-            for v in ordered:
-                if v in held and v in text:
-                    text = text.replace(v, REDACTED)
-            return encoded(escapes_masked(text, given))
+        mask = _masker(given)
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):
