@@ -400,6 +400,28 @@ def test_what_is_no_project_left_where_the_project_was_does_not_hide_the_move(
             "rollback_refused") in gate.stderr
 
 
+def test_a_project_that_stayed_and_dropped_an_environment_is_no_move(mini: Project) -> None:
+    """The ref's project at the top drops an environment the new project below it does
+    not build: the top project stayed, as far as the new one can tell, and the new one
+    is compared with nothing (it was taken for the top project moved, and its dev at
+    version 1 refused after the top's 2)."""
+    first_commit(mini)
+    mini.write("layers/environments/dev/magds.yaml", "magds:\n  host: changed\n")
+    assert mini.run("build").returncode == 0
+    commit_all(mini, "v2")
+    mini.write("magcfg.yaml", MINI_PROJECT.replace("[dev, prod]", "[dev]"))
+    (mini.root / "new").mkdir()
+    for name in ("layers", "schemas"):
+        subprocess.run(["cp", "-r", name, "new/"], cwd=mini.root, check=True)
+    mini.write("new/magcfg.yaml", MINI_PROJECT.replace("[dev, prod]", "[dev]"))
+    assert mini.run("build").returncode == 0
+    assert mini.run("build", "--project", "new/magcfg.yaml").returncode == 0
+    commit_all(mini, "top drops prod, new project below")
+    gate = mini.run("build", "--check", "--project", "new/magcfg.yaml", "--since", "HEAD~1")
+    assert gate.returncode == 0, gate.stderr
+    assert "holds no project file here, nor one this change moved or removed" in gate.stderr
+
+
 def test_a_name_the_ref_holds_with_a_line_end_or_an_escape_forges_no_line(
         mini: Project) -> None:
     """The project moved from a directory whose name holds a line end and an escape

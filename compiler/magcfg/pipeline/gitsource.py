@@ -684,7 +684,7 @@ def project_file_at(project: Project, source: GitSource) -> str | None:
                 continue  # the working tree's own project file
             entry = source._entry_at_top(path)
             if entry is not None and _may_be_project(source, entry, name) \
-                    and not _held_project(top, path, source, entry):  # another project's
+                    and not _held_project(top, path, source, entry, project.environments):
                 return path
     return None
 
@@ -721,13 +721,17 @@ def _held(top: Path, path: str) -> bool:
     return True
 
 
-def _held_project(top: Path, path: str, source: GitSource, entry: _Entry) -> bool:
+def _held_project(top: Path, path: str, source: GitSource, entry: _Entry,
+                  environments: tuple[str, ...]) -> bool:
     """Whether the working tree holds the project ``source``'s commit holds at ``path``
-    (from the top, its tree ``entry``): a project file there (``_held``) that loads and
-    lists each environment the commit's lists. A file left there that is none (empty, a
-    comment, a link), or a project of other environments put where the moved one was,
-    would hide the project moved from there, and the gate would compare nothing. A
-    commit's file that does not load as a project is another project's, as it was."""
+    (from the top, its tree ``entry``), as far as the project of ``environments`` (the
+    one the gate compares) can tell: a project file there (``_held``) that loads and
+    lists each of those environments the commit's lists. A file left there that is none
+    (empty, a comment, a link), or a project of other environments put where the moved
+    one was, would hide the project moved from there, and the gate would compare
+    nothing; an environment neither this project nor the commit's there builds says
+    nothing of a move. A commit's file that does not load as a project is another
+    project's, as it was."""
     if not _held(top, path):
         return False
     try:
@@ -739,7 +743,7 @@ def _held_project(top: Path, path: str, source: GitSource, entry: _Entry) -> boo
                                   source._object(entry.sha, b"blob", MAX_INPUT_BYTES), top)
     except (MagcfgError, _Oversized, ValueError):
         return True
-    return set(there.environments) <= set(here.environments)
+    return set(there.environments) & set(environments) <= set(here.environments)
 
 
 def _held_directory(top: Path, path: str) -> bool:
@@ -802,7 +806,7 @@ def projects_gone_since(project: Project, source: GitSource) -> list[str]:
                     stack.append((child, entry, same))
             elif (name in PROJECT_FILE_NAMES and child != own
                   and _may_be_project(source, entry, name)
-                  and not _held_project(top, child, source, entry)):
+                  and not _held_project(top, child, source, entry, project.environments)):
                 found.append(child)
     return sorted(found)
 
