@@ -169,6 +169,32 @@ def test_publishes_with_the_data_swap_and_runs_the_command(setup: Setup) -> None
         DATA_LINK, current_target(setup.out).name])  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("tasks", [1, 2, 3])
+def test_a_sidecar_that_can_start_no_thread_says_so(setup: Setup, tasks: int) -> None:
+    """Where the system starts no more threads (a pids limit of 1, 2 or 3 tasks: the
+    process, its signal thread, the stdout writer or the watcher, each refused in
+    turn), watch stops with the limit's one line, exit 1: the events it could not write
+    from a thread of their own it writes itself. It said `can't start new thread`, or
+    `cannot join thread before it is started` (a thread that never ran, joined at the
+    stop), which hid the limit."""
+    from magcfg.errors import NO_NEW_TASK
+
+    from ..conftest import no_more_tasks
+
+    setup.write(1)
+    with no_more_tasks(tasks) as limit:
+        done = subprocess.run(
+            _watch(["--artifact", str(setup.art), "--env", "production", "--public-key",
+                    str(setup.pub), "--out", str(setup.out), "--state-dir", str(setup.state)],
+                   None), cwd=setup.root, env=ENV, capture_output=True, text=True,
+            timeout=60, check=False, preexec_fn=limit)
+    assert (done.returncode, done.stderr) == (1, f"error: {NO_NEW_TASK}\n"), done.stderr
+    written = [json.loads(line)["type"] for line in done.stdout.splitlines()]
+    assert written in ([], [LOADED], [LOADED, PUBLISHED]), done.stdout
+    if os.geteuid() == 0 and tasks > 1:  # root's pids limit: the signal thread started
+        assert LOADED in written, done.stdout
+
+
 def test_a_file_the_manifest_does_not_list_is_never_read_nor_published(setup: Setup) -> None:
     """The runtime's side of an artifact directory's unlisted files (``magcfg verify``
     and ``publish`` refuse them): the kernel reads the manifest's files alone, so the

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ..errors import Diagnostic, MagcfgError, UsageError, printable
+from ..errors import Diagnostic, MagcfgError, UsageError, no_new_task, printable
 from .build import build_command
 from .common import _fail, _print_report, _report_format, _stderr, _top
 
@@ -969,6 +969,8 @@ def watch(
     except (KernelStartError, MagcfgError) as exc:
         _fail(exc)
     except RuntimeError as exc:  # optional packages missing
+        if no_new_task(exc):  # the limit on processes: the CLI's one line says it
+            raise
         _fail(MagcfgError(str(exc)))
     except ValueError as exc:  # a bad oci:// reference, --insecure-registry elsewhere
         _fail(UsageError(str(exc)))

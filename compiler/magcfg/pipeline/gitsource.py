@@ -204,9 +204,10 @@ class _Watchdog:
 
         if self._thread is None:
             self._seconds = GIT_BLOB_SECONDS
-            self._thread = threading.Thread(target=self._run, name="magcfg-git-watchdog",
-                                            daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="magcfg-git-watchdog",
+                                      daemon=True)
+            thread.start()
+            self._thread = thread  # a watchdog that did not start is started again
         self._since = time.monotonic()
         try:
             yield

@@ -294,8 +294,9 @@ class RegistrySource:
         return float(base * random.uniform(0.8, 1.2))
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="magcfg-registry", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="magcfg-registry", daemon=True)
+        thread.start()
+        self._thread = thread  # only a thread that runs is ever joined (stop)
 
     def wake(self) -> None:
         """Poll at once (SIGHUP, ``Kernel.reload()``)."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import no_new_task
 from .events import (
     LOADED,
     PUBLISHED,
@@ -327,9 +328,22 @@ class Sidecar:
                                 default=str) + "\n")
         with self._print_lock:
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_lines,
-                                                name="magcfg-stdout", daemon=True)
-                self._writer.start()
+                writer = threading.Thread(target=self._write_lines, name="magcfg-stdout",
+                                          daemon=True)
+                try:
+                    writer.start()
+                except RuntimeError as exc:
+                    if not no_new_task(exc):
+                        raise
+                    # No thread to write with (the limit on processes reached): this one
+                    # writes the line, as the writer does, the lock keeping their order.
+                    self._lines.put(line)
+                    self._lines.put(None)
+                    self._write_lines()
+                    if line.error is not None:
+                        raise line.error from None
+                    return
+                self._writer = writer  # only a thread that runs is ever joined
         self._lines.put(line)
         while not line.done.wait(0.1):
             # Stopping: a second more for the line, none once one has not gone out.

@@ -160,9 +160,10 @@ class DirectVault:
             if self._closed:
                 raise RuntimeError("a closed DirectVault cannot be started again")
             if self._background and self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="magcfg-direct-vault",
-                                                daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="magcfg-direct-vault",
+                                          daemon=True)
+                thread.start()
+                self._thread = thread  # only a thread that runs is ever joined (close)
         return self
 
     def close(self, timeout: float | None = None) -> None:

@@ -148,8 +148,9 @@ class DirectoryWatcher:
 
     def start(self) -> None:
         self._watch()
-        self._thread = threading.Thread(target=self._run, name="magcfg-watch", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="magcfg-watch", daemon=True)
+        thread.start()
+        self._thread = thread  # only a thread that runs is ever joined (stop)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop watching; wait at most ``timeout`` seconds (``None``: as long as it
