@@ -251,6 +251,17 @@ def test_a_secret_quoted_escaped_is_masked(shown: str) -> None:
         assert masked.endswith(" (sent)") and REDACTED in masked
 
 
+@pytest.mark.parametrize("text", ["refused: HUNTER2-ZQ8V-CANARY (sent)",
+                                  "refused: HUNTER2-ZQ8V-CANARY (sent) 100%"])
+def test_a_secret_in_another_case_is_masked_whatever_else_the_text_holds(text: str) -> None:
+    """A secret's letters in another case are masked as its escapes are, in a text of
+    no escape as in one of a `%` elsewhere (it was masked in the second alone)."""
+    secret = "hunter2-Zq8v-canary"
+    for masked in (Redactor().text(text, [secret]),
+                   Redactor().masked({"error": [text]}, [secret])["error"][0]):
+        assert masked.startswith(f"refused: {REDACTED} (sent)"), masked
+
+
 def test_escaped_text_that_holds_no_secret_is_left_as_it_is() -> None:
     text = "GET /v2/x?scope=repository%3Aapp%3Apull&service=r \\u0026 a\n  b + c"
     assert Redactor().text(text, [_ENCODED_SECRET, "repository:app:push"]) == text
