@@ -807,3 +807,57 @@ def test_an_upload_url_of_no_http_scheme_is_opened_not_at_all(
     assert failed[0].endswith(f"error: registry {host} unreachable: unknown url type: "
                               f"{scheme}"), failed[0]
     assert "LOCAL-FILE-CANARY" not in failed[0] and put == []
+
+
+def test_an_expired_token_is_replaced_by_a_new_one_from_the_token_service() -> None:
+    # Docker Hub's and GHCR's tokens last minutes; a Kernel polls its tag for days with
+    # one client. The token the client held was sent again and again after it expired,
+    # each poll an outage until the process restarted.
+    digest = "sha256:" + "c" * 64
+    issued: list[str] = []
+    valid: set[str] = set()
+
+    class Expiring(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:  # the token service
+            issued.append(f"token-{len(issued)}")
+            valid.clear()
+            valid.add(issued[-1])
+            self._answer(200, {"Content-Type": "application/json"},
+                         json.dumps({"token": issued[-1]}).encode())
+
+        def do_HEAD(self) -> None:
+            sent = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if sent in valid:
+                self._answer(200, {"Docker-Content-Digest": digest})
+                return
+            realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+            self._answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="r",'
+                                                   'scope="repository:acme/cfg:pull"'})
+
+    server = _serve(Expiring)
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=None)
+        assert client.manifest_digest("acme/cfg", "production") == digest
+        assert client.manifest_digest("acme/cfg", "production") == digest
+        assert issued == ["token-0"]  # one token while it is good
+        valid.clear()  # it expires
+        assert client.manifest_digest("acme/cfg", "production") == digest
+        assert client.manifest_digest("acme/cfg", "production") == digest
+        assert issued == ["token-0", "token-1"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -204,6 +204,7 @@ class Registry:
         and its body (``timeout`` bounds each wait for the network only, which a registry
         that sends a byte now and then never reaches)."""
         self._token: str | None = None
+        self._refused: str | None = None  # the token sent before, which errors may quote
         self._until: tuple[float, float] | None = None  # within(): (monotonic end, seconds)
         # HTTP(S) alone: build_opener's defaults open file:, data: and ftp: URLs too, and
         # an upload's URL is the registry's to name (a file's JSON would be quoted as its
@@ -336,15 +337,20 @@ class Registry:
         return status, got, data
 
     def _authenticate(self, challenge: str) -> bool:
-        """Answer a 401 challenge; False when there is nothing new to try."""
+        """Answer a 401 challenge; False when there is nothing new to try. A bearer
+        challenge is answered with a new token each time (once per request, which is
+        retried once): the one held has expired (Docker Hub's last minutes, a Kernel
+        polls for days with one client) or is for another scope."""
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if self.credentials is None or self._basic:
                 return False
             self._basic = True
             return True
-        if scheme != "bearer" or self._token is not None:
+        if scheme != "bearer":
             return False
+        if self._token is not None:  # refused: never sent again, still masked
+            self._refused, self._token = self._token, None
         params = dict(_CHALLENGE.findall(challenge))
         realm = params.pop("realm", "")
         if not realm.startswith(("https://", "http://")):
@@ -392,7 +398,7 @@ class Registry:
         """``text`` (a registry's own words) without the credentials this client sent
         it: a registry or a proxy that quotes the request's ``Authorization`` in its
         error would put them in every event, log line and audit record that shows it."""
-        sent: set[str] = {self._token} if self._token else set()
+        sent = {token for token in (self._token, self._refused) if token}
         if self.credentials is not None:
             user, password = self.credentials
             sent |= {password, f"{user}:{password}",
