@@ -64,3 +64,16 @@ def test_credentials_written_into_a_reference_are_refused_unshown(text: str, sho
     assert message == (f"{shown!r} is not an OCI reference: it holds credentials before its "
                        "host, which go in the docker configuration (docker login), never in "
                        "a reference (expected oci://REGISTRY/REPOSITORY[:TAG])")
+
+
+@pytest.mark.parametrize("tag", ["prod\u00fcction", "\u0663", "v1\u00b2"])
+def test_a_tag_of_letters_or_digits_beyond_ascii_is_no_tag(tag: str) -> None:
+    # Read as one, it went as far as the request, refused there as "registry ...
+    # unreachable: ordinal not in range(128)".
+    from magcfg.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        parse_reference(f"oci://127.0.0.1:5000/acme/cfg:{tag}")
+    assert info.value.diagnostics[0].message == (
+        f"'oci://127.0.0.1:5000/acme/cfg:{tag}' is not an OCI reference: the tag {tag!r} is "
+        "not a valid tag (expected oci://REGISTRY/REPOSITORY[:TAG])")
