@@ -507,3 +507,36 @@ except Exception as exc:
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                               text=True, timeout=60, check=False, preexec_fn=limit)
     assert done.stdout.split(" ")[-1] == "True\n", done.stdout + done.stderr
+
+
+def test_a_version_tag_holding_its_manifest_written_otherwise_gets_no_attestation(
+        signed: Project, registry: LocalRegistry) -> None:
+    # The same manifest as JSON, written with other white space (another magcfg's
+    # writer) and signed with the project's key: the attestation, which names the
+    # manifest by its bytes' digest, would describe a manifest the artifact does not hold.
+    from magcfg.artifact import ATTESTATION, MANIFEST, SIGNATURE
+    from magcfg.signing.keys import load_private_key
+    from magcfg.signing.signatures import sign_manifest
+
+    repo = registry.repository()
+    directory = signed.root / "generated/production"
+    ours = (directory / MANIFEST).read_bytes()
+    version = json.loads(ours)["version"]
+    files = {p.name: p.read_bytes() for p in directory.iterdir()
+             if p.name not in (MANIFEST, SIGNATURE, ATTESTATION)}
+    written = json.dumps(json.loads(ours), indent=1).encode()
+    assert written != ours
+    files[MANIFEST] = written
+    files[SIGNATURE] = sign_manifest(written, load_private_key(_key(signed)))
+    client = Registry(parse_reference(f"oci://{repo}:{version}"), insecure=True)
+    name = client.reference.repository
+    layer = flux.pack(files)
+    client.put_blob(name, flux.CONFIG_BLOB)
+    client.put_blob(name, layer)
+    held = client.put_manifest(name, str(version), flux.image_manifest(layer, {}))
+    done = _publish(signed, f"oci://{repo}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{repo}@{held}"
+    assert "differs only in what the build read" in done.stderr
+    tags = crane("ls", repo).split()
+    assert cosign.tag_for(held, "sig") in tags and cosign.tag_for(held, "att") not in tags

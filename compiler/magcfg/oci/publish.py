@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -191,10 +190,11 @@ def _same_artifact(client: Registry, existing: Manifest, annotations: dict[str, 
         layer = flux.content_layer(existing.json())
     except (ValueError, flux.ArtifactFormatError):
         layer = {}
-    held = (_held_manifest(client, target.repository, layer, keys, verified.environment)
+    held = (_held_artifact(client, target.repository, layer, keys, verified.environment)
             if layer else None)
-    if held is not None and held["files"] == verified.manifest["files"]:
-        return existing.digest, held != verified.manifest
+    if held is not None and held.manifest["files"] == verified.manifest["files"]:
+        # The attestation describes the manifest's bytes: they must be these.
+        return existing.digest, held.manifest_bytes != verified.manifest_bytes
     ours = annotations[flux.ANNOTATION_MANIFEST]
     raise PublishError([Diagnostic(f"{target.name}:{tag}", None, None,
                                    f"already holds another artifact ({existing.digest}, "
@@ -209,10 +209,10 @@ def _signed_by_another_key(held: Manifest, signer: str) -> bool:
     return not isinstance(annotations, dict) or annotations.get(flux.ANNOTATION_KEY_ID) != signer
 
 
-def _held_manifest(client: Registry, repo: str, layer: dict[str, object],
-                   keys: list[Ed25519PublicKey], environment: str) -> dict[str, Any] | None:
-    """The manifest of the artifact a content layer holds, verified as a service would
-    verify it (signature, digests, environment); None when it does not verify."""
+def _held_artifact(client: Registry, repo: str, layer: dict[str, object],
+                   keys: list[Ed25519PublicKey], environment: str) -> VerifiedArtifact | None:
+    """The artifact a content layer holds, verified as a service would verify it
+    (signature, digests, environment); None when it does not verify."""
     digest, size = layer["digest"], layer["size"]
     assert isinstance(digest, str) and isinstance(size, int)  # checked by content_layer
     try:
@@ -221,7 +221,7 @@ def _held_manifest(client: Registry, repo: str, layer: dict[str, object],
                             keys, environment=environment)
     except (flux.ArtifactFormatError, VerificationError):
         return None
-    return held.manifest
+    return held
 
 
 def _no_step_back(client: Registry, target: Reference, verified: VerifiedArtifact,
@@ -239,9 +239,11 @@ def _no_step_back(client: Registry, target: Reference, verified: VerifiedArtifac
         layer = flux.content_layer(held.json())
     except (ValueError, flux.ArtifactFormatError):
         return
-    before = _held_manifest(client, target.repository, layer, keys, verified.environment)
-    if before is None:
+    held_artifact = _held_artifact(client, target.repository, layer, keys,
+                                   verified.environment)
+    if held_artifact is None:
         return
+    before = held_artifact.manifest
     shown = f"{target.name}:{target.tag}"
     try:
         check_succession(before, verified.manifest, file=shown)
