@@ -540,3 +540,27 @@ def test_a_version_tag_holding_its_manifest_written_otherwise_gets_no_attestatio
     assert "differs only in what the build read" in done.stderr
     tags = crane("ls", repo).split()
     assert cosign.tag_for(held, "sig") in tags and cosign.tag_for(held, "att") not in tags
+
+
+@pytest.mark.parametrize("layer", [{"mediaType": "x"}, {"digest": 7, "size": "big"}])
+def test_a_signature_image_of_layers_no_descriptor_is_published_over_cleanly(
+        signed: Project, registry: LocalRegistry, layer: dict[str, object]) -> None:
+    # The image at cosign's tag is whoever pushed it last: its other signers' layers are
+    # kept, but one with no sha256 digest and size is no layer, and made publish fail
+    # with a KeyError's traceback (the new image's config lists each layer's digest).
+    repo = registry.repository()
+    first = _publish(signed, f"oci://{repo}")
+    assert first.returncode == 0, first.stderr
+    digest = first.stdout.strip().split("@")[1]
+    client = Registry(parse_reference(f"oci://{repo}"), insecure=True)
+    name = client.reference.repository
+    config, manifest = cosign.image_manifest([])
+    spoiled = json.loads(manifest)
+    spoiled["layers"] = [layer]
+    client.put_blob(name, config)
+    client.put_manifest(name, cosign.tag_for(digest, "sig"), json.dumps(spoiled).encode())
+    again = _publish(signed, f"oci://{repo}")
+    assert again.returncode == 0, again.stderr
+    held = json.loads(crane("manifest", f"{repo}:{cosign.tag_for(digest, 'sig')}"))
+    assert [found["mediaType"] for found in held["layers"]] == [
+        cosign.SIMPLE_SIGNING_MEDIA_TYPE]

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Mapping
 
 from ..artifact import MAX_FILES
-from .registry import MAX_BLOB_BYTES, OCI_MANIFEST, digest_of, is_digest
+from .registry import MAX_BLOB_BYTES, OCI_MANIFEST, digest_of, is_descriptor
 
 __all__ = ["ANNOTATION_ENVIRONMENT", "ANNOTATION_KEY_ID", "ANNOTATION_MANIFEST",
            "ANNOTATION_REVISION", "ANNOTATION_SOURCE", "ANNOTATION_VERSION", "CONFIG_MEDIA_TYPE",
@@ -137,9 +137,7 @@ def content_layer(manifest: Mapping[str, object]) -> dict[str, object]:
     if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict) \
             or layers[0].get("mediaType") != CONTENT_MEDIA_TYPE:
         raise ArtifactFormatError(f"not a Flux artifact (one {CONTENT_MEDIA_TYPE} layer)")
-    layer: dict[str, object] = layers[0]
-    size = layer.get("size")
-    if not is_digest(layer.get("digest")) or not isinstance(size, int) or isinstance(size, bool) \
-            or size < 0:
+    layer = layers[0]
+    if not is_descriptor(layer):
         raise ArtifactFormatError("the content layer's descriptor has no sha256 digest and size")
     return layer

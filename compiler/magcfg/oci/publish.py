@@ -28,7 +28,7 @@ from ..signing.trust import project_public_keys
 from ..signing.versions import SuccessionError, check_succession
 from . import cosign, flux
 from .reference import Reference
-from .registry import OCI_MANIFEST, Manifest, Registry, digest_of
+from .registry import OCI_MANIFEST, Manifest, Registry, digest_of, is_descriptor
 
 __all__ = ["PublishError", "Published", "publish", "source_revision"]
 
@@ -266,7 +266,9 @@ def _attach(client: Registry, repo: str, tag: str, blob: bytes,
             found = current.json().get("layers")
         except ValueError:
             found = None
-        layers = [layer for layer in found if isinstance(layer, dict)] if isinstance(found, list) else []
+        # Whoever pushed the image last wrote it: a layer that is no descriptor is no
+        # other signer's signature, and the new image's config lists each one's digest.
+        layers = [layer for layer in found if is_descriptor(layer)] if isinstance(found, list) else []
         if any(layer == descriptor for layer in layers):
             return False
     client.put_blob(repo, blob)

@@ -37,7 +37,8 @@ from ..secrets.redaction import Redactor
 from .reference import Reference
 
 __all__ = ["MAX_BLOB_BYTES", "MAX_MANIFEST_BYTES", "OCI_MANIFEST", "Manifest", "Registry",
-           "RegistryError", "digest_of", "docker_credentials", "is_digest", "parse_json"]
+           "RegistryError", "digest_of", "docker_credentials", "is_descriptor", "is_digest",
+           "parse_json"]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _ACCEPT = ", ".join([OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"])
@@ -81,6 +82,16 @@ def is_digest(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a digest as :func:`digest_of` writes it (the only form a blob
     is fetched by: anything else in a registry's answer is refused, never a URL part)."""
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def is_descriptor(value: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``value`` (a layer of a registry's manifest) is a descriptor: an object
+    with a media type, a digest as :func:`is_digest` takes it and a size."""
+    if not isinstance(value, dict):
+        return False
+    size = value.get("size")
+    return (isinstance(value.get("mediaType"), str) and is_digest(value.get("digest"))
+            and isinstance(size, int) and not isinstance(size, bool) and size >= 0)
 
 
 def parse_json(data: bytes | str) -> Any:
