@@ -18,7 +18,8 @@ from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry
 from tests.conftest import Project, failed_cleanly, tree_state
 from tests.delivery.tools import tool
-from tests.oci.conftest import LocalRegistry, crane
+from tests.net.slow import serve
+from tests.oci.conftest import LocalRegistry, _Forward, crane
 
 GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
@@ -564,3 +565,34 @@ def test_a_signature_image_of_layers_no_descriptor_is_published_over_cleanly(
     held = json.loads(crane("manifest", f"{repo}:{cosign.tag_for(digest, 'sig')}"))
     assert [found["mediaType"] for found in held["layers"]] == [
         cosign.SIMPLE_SIGNING_MEDIA_TYPE]
+
+
+class _NoManifestByDigest(_Forward):
+    """A registry that serves no manifest by its digest yet (storage that is
+    eventually consistent): a moment after its push, a GET of it is a 404."""
+
+    def _any(self) -> None:
+        if self.command in ("GET", "HEAD") and "/manifests/sha256:" in self.path:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super()._any()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _any
+
+
+def test_the_followed_tag_is_pushed_from_the_manifest_in_hand(
+        signed: Project, registry: LocalRegistry) -> None:
+    # publish asked for the manifest it had just pushed, by its digest, to tag it again,
+    # and took a 404 for an impossibility: an AssertionError's traceback.
+    front = serve(type("Front", (_NoManifestByDigest,), {"upstream": registry.host}), None)
+    try:
+        host = f"127.0.0.1:{front.server_address[1]}"
+        done = _publish(signed, f"oci://{host}/magcfg/lagging:latest")
+    finally:
+        front.shutdown()
+        front.server_close()
+    assert done.returncode == 0, done.stderr
+    digest = done.stdout.strip().split("@")[1]
+    assert crane("digest", f"{registry.host}/magcfg/lagging:latest").strip() == digest

@@ -144,6 +144,7 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     if existing is not None:
         digest, rebuilt = _same_artifact(client, existing, annotations, target, version_tag,
                                          verified, keys)
+        held, media_type = existing.data, existing.media_type or OCI_MANIFEST
     if existing is None or _signed_by_another_key(existing, verified.key_id):
         # This version signed by another key is a key rotation's re-signing: the files
         # pulled carry the signature a service checks, so the tags move to the artifact
@@ -151,15 +152,15 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
         # (docs/signing.md), and one trusting the new key alone can pull.
         rebuilt = False
         layer = flux.pack(files)
-        manifest = flux.image_manifest(layer, annotations)
+        held, media_type = flux.image_manifest(layer, annotations), OCI_MANIFEST
         for blob in (flux.CONFIG_BLOB, layer):
             client.put_blob(repo, blob)
-        digest = client.put_manifest(repo, version_tag, manifest)
+        digest = client.put_manifest(repo, version_tag, held)
         pushed.append(f"{target.name}:{version_tag}")
     if target.tag and target.tag != version_tag and client.manifest_digest(repo, target.tag) != digest:
-        found = client.manifest(repo, digest)
-        assert found is not None
-        client.put_manifest(repo, target.tag, found.data, found.media_type or OCI_MANIFEST)
+        # The bytes of `digest` in hand, not asked for again: a registry that serves a
+        # manifest a moment after its push (eventually consistent storage) may not yet.
+        client.put_manifest(repo, target.tag, held, media_type)
         pushed.append(f"{target.name}:{target.tag}")
 
     signature = cosign.signature_layer(target.name, digest, private_key)
