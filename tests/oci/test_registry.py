@@ -861,3 +861,61 @@ def test_an_expired_token_is_replaced_by_a_new_one_from_the_token_service() -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("auth", ["basic", "bearer"])
+def test_a_redirect_to_another_server_carries_no_credentials(auth: str) -> None:
+    # A blob's GET is redirected to the registry's storage, as S3-backed registries do:
+    # the blob comes from there, checked by its digest; the registry's credentials and
+    # token stay with the registry.
+    data = b"blob"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    heard: list[str | None] = []
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            heard.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    storage = _serve(Storage)
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/token"):
+                self._answer(200, {}, json.dumps({"token": TOKEN}).encode())
+            elif not self.headers.get("Authorization"):
+                realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+                self._answer(401, {"WWW-Authenticate": 'Basic realm="r"' if auth == "basic"
+                                   else f'Bearer realm="{realm}"'})
+            else:
+                port = storage.server_address[1]
+                self._answer(307, {"Location": f"http://localhost:{port}/blob"})
+
+    registry = _serve(Redirecting)
+    try:
+        host = f"127.0.0.1:{registry.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        assert client.blob("acme/cfg", digest) == data
+    finally:
+        for server in (registry, storage):
+            server.shutdown()
+            server.server_close()
+    assert heard == [None]
