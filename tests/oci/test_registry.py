@@ -919,3 +919,85 @@ def test_a_redirect_to_another_server_carries_no_credentials(auth: str) -> None:
             server.shutdown()
             server.server_close()
     assert heard == [None]
+
+
+@pytest.mark.parametrize("way", ["upload", "redirect"])
+def test_a_challenge_of_another_server_is_not_answered_with_the_registrys_credentials(
+        way: str) -> None:
+    # The registry's storage (an upload's URL, a blob's redirect) answers 401 with a
+    # token service of its choosing: docker answers the registry's challenges alone, and
+    # so does this client, or the storage would collect the registry's password.
+    asked: list[str | None] = []
+
+    class TokenService(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            asked.append(self.headers.get("Authorization"))
+            body = json.dumps({"token": TOKEN}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    service = _serve(TokenService)
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _challenge(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            realm = f"http://localhost:{service.server_address[1]}/token"
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer realm="{realm}"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = _challenge
+
+    storage = _serve(Storage)
+    elsewhere = f"http://localhost:{storage.server_address[1]}/storage"
+
+    class Front(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_HEAD(self) -> None:
+            sent = self.headers.get("Authorization")
+            self._answer(404 if sent else 401,
+                         {} if sent else {"WWW-Authenticate": 'Basic realm="registry"'})
+
+        def do_GET(self) -> None:
+            if not self.headers.get("Authorization"):
+                self._answer(401, {"WWW-Authenticate": 'Basic realm="registry"'})
+            else:
+                self._answer(307, {"Location": elsewhere})
+
+        def do_POST(self) -> None:
+            self._answer(202, {"Location": elsewhere})
+
+    registry = _serve(Front)
+    try:
+        host = f"127.0.0.1:{registry.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=(USER, PASSWORD))
+        with pytest.raises(RegistryError) as info:
+            if way == "upload":
+                client.put_blob("acme/cfg", b"layer")
+            else:
+                client.blob("acme/cfg", "sha256:" + hashlib.sha256(b"layer").hexdigest())
+    finally:
+        for server in (registry, storage, service):
+            server.shutdown()
+            server.server_close()
+    assert asked == []
+    assert ": HTTP 401 (credentials: docker login" in info.value.format()

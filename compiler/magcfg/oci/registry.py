@@ -266,10 +266,10 @@ class Registry:
         return connection
 
     def _exchange(self, request: urllib.request.Request, limit: int, failed: str,
-                  ) -> tuple[int, dict[str, str], bytes]:
+                  ) -> tuple[int, dict[str, str], bytes, str]:
         """One request and its answer (at most ``limit + 1`` bytes of body, 64 KiB of an
-        error's), all of it within the deadline. Raises :class:`RegistryError` (its
-        message starts with ``failed``)."""
+        error's), all of it within the deadline, and the URL that answered (a redirect's
+        target). Raises :class:`RegistryError` (its message starts with ``failed``)."""
         seconds, span = self.deadline, f"{self.deadline:g} s"
         if self._until is not None and self._until[0] - time.monotonic() < seconds:
             seconds, span = self._until[0] - time.monotonic(), f"the {self._until[1]:g} s of one pull"
@@ -284,9 +284,11 @@ class Registry:
                     data = response.read(limit + 1)
                     status = response.status
                     got = {k.lower(): v for k, v in response.headers.items()}
+                    answered = response.geturl()
             except urllib.error.HTTPError as exc:
                 status = exc.code
                 got = {k.lower(): v for k, v in exc.headers.items()}
+                answered = exc.geturl()
                 try:
                     data = exc.read(64 * 1024)
                 except (OSError, http.client.HTTPException):
@@ -309,10 +311,10 @@ class Registry:
             asked = self._masked(request.full_url)  # a token service's, the registry's words
             raise RegistryError(str(self.reference), f"{failed}: no whole answer to "
                                 f"{request.get_method()} {asked} within {span}")
-        return status, got, data
+        return status, got, data, answered
 
     def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
-              limit: int) -> tuple[int, dict[str, str], bytes]:
+              limit: int) -> tuple[int, dict[str, str], bytes, str]:
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         # To the registry only, as docker sends them: an upload's URL may be another
         # server's (the registry's storage, with a login of its own in the URL, or one a
@@ -322,13 +324,13 @@ class Registry:
                 request.add_unredirected_header("Authorization", f"Bearer {self._token}")
             elif self.credentials and self._basic:
                 request.add_unredirected_header("Authorization", self._basic_header())
-        status, got, data = self._exchange(request, limit,
-                                           f"registry {self.reference.host} unreachable")
+        status, got, data, answered = self._exchange(
+            request, limit, f"registry {self.reference.host} unreachable")
         if len(data) > limit:
             # The URL may be the registry's words (an upload's Location), as any it says.
             raise RegistryError(str(self.reference), f"{method} {self._masked(url)}: response "
                                 f"larger than {limit} bytes", status)
-        return status, got, data
+        return status, got, data, answered
 
     _basic = False
 
@@ -342,9 +344,13 @@ class Registry:
                  url: str | None = None) -> tuple[int, dict[str, str], bytes]:
         target = url or self.base + path
         sent = dict(headers or {})
-        status, got, data = self._send(method, target, body, sent, limit)
-        if status == 401 and self._authenticate(got.get("www-authenticate", "")):
-            status, got, data = self._send(method, target, body, sent, limit)
+        status, got, data, answered = self._send(method, target, body, sent, limit)
+        # The registry's own challenge only: another server's (its storage's, by an
+        # upload's URL or a redirect) would have the token service it names sent the
+        # registry's credentials.
+        if status == 401 and same_server(answered, self.base) \
+                and self._authenticate(got.get("www-authenticate", "")):
+            status, got, data, _ = self._send(method, target, body, sent, limit)
         return status, got, data
 
     def _authenticate(self, challenge: str) -> bool:
@@ -378,7 +384,8 @@ class Registry:
         request = urllib.request.Request(realm + ("?" + query if query else ""))
         if self.credentials:
             request.add_unredirected_header("Authorization", self._basic_header())
-        status, _, data = self._exchange(request, 1024 * 1024, f"token request to {shown} failed")
+        status, _, data, _ = self._exchange(request, 1024 * 1024,
+                                            f"token request to {shown} failed")
         if status != 200:
             raise self._fail(f"token request to {shown}", status, data)
         try:
