@@ -4,6 +4,8 @@ is decompressed, not after (a gzip bomb never expands in memory)."""
 from __future__ import annotations
 
 import gzip
+import io
+import tarfile
 import tracemalloc
 import zlib
 
@@ -51,3 +53,42 @@ def test_a_layer_that_is_not_gzip_is_refused(layer: bytes | None) -> None:
         layer = flux.pack({"config.json": b"{}" * 1000})[:-12]
     with pytest.raises(flux.ArtifactFormatError, match=r"not gzip|not a tar archive"):
         flux.unpack(layer)
+
+
+def _sparse(form: str, name: str, size: int) -> bytes:
+    """A tar of one sparse member of ``size`` bytes, all of it a hole: a header, and no
+    data at all."""
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    if form == "pax":  # GNU's sparse format 0.1, in a pax header
+        info.pax_headers = {"GNU.sparse.map": "0,0", "GNU.sparse.size": str(size)}
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            tar.addfile(info)
+        return raw.getvalue()
+    info.type = tarfile.GNUTYPE_SPARSE  # GNU's old sparse header: its map and real size
+    header = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    header[386:410] = b"%011o\0" % 0 + b"%011o\0" % 0  # one hole from 0: no data
+    header[483:495] = b"%011o\0" % size
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header) + b"\0" * 1024
+
+
+@pytest.mark.parametrize("form", ["gnu", "pax"])
+def test_a_sparse_member_is_refused_unexpanded(form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sparse member's holes read as zeros up to the size its header claims: a layer
+    # of 100 bytes held a config.json of any size, past the bound on what the layer
+    # unpacks to (and publish unpacks what a followed tag holds before verifying it).
+    monkeypatch.setattr(flux, "MAX_BLOB_BYTES", 1 << 20)
+    layer = gzip.compress(_sparse(form, "config.json", 128 << 20), mtime=0)
+    assert len(layer) < 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(flux.ArtifactFormatError) as info:
+            flux.unpack(layer)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == "'config.json' in the layer is a sparse file, which no artifact is"
+    assert peak < 16 << 20, peak

@@ -60,7 +60,8 @@ def pack(files: Mapping[str, bytes]) -> bytes:
 
 def unpack(layer: bytes) -> dict[str, bytes]:
     """The files of a layer: regular files with plain names at the root, nothing else
-    (a link, a directory, ``..`` or a path is refused, never written anywhere)."""
+    (a link, a directory, a sparse file, ``..`` or a path is refused, never written
+    anywhere)."""
     raw = _gunzip(layer, MAX_BLOB_BYTES)
     files: dict[str, bytes] = {}
     try:
@@ -68,6 +69,11 @@ def unpack(layer: bytes) -> dict[str, bytes]:
             for info in tar:
                 if not info.isreg():
                     raise ArtifactFormatError(f"{info.name!r} in the layer is not a regular file")
+                if info.sparse is not None:
+                    # Its holes read as zeros up to the size its header claims, which
+                    # the bound on what the layer unpacks to never sees.
+                    raise ArtifactFormatError(f"{info.name!r} in the layer is a sparse file, "
+                                              "which no artifact is")
                 name = info.name.removeprefix("./")
                 if not name or "/" in name or name in (".", "..") or "\0" in name:
                     raise ArtifactFormatError(f"{info.name!r} in the layer is not a plain file name")
