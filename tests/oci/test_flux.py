@@ -92,3 +92,50 @@ def test_a_sparse_member_is_refused_unexpanded(form: str, monkeypatch: pytest.Mo
         tracemalloc.stop()
     assert str(info.value) == "'config.json' in the layer is a sparse file, which no artifact is"
     assert peak < 16 << 20, peak
+
+
+def _tar(*members: tuple[str, bytes, str]) -> bytes:
+    """A gzipped tar of (kind, name, link target or data) members."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for kind, name, what in members:
+            info = tarfile.TarInfo(name)
+            info.type = {"file": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE,
+                         "hardlink": tarfile.LNKTYPE, "directory": tarfile.DIRTYPE,
+                         "fifo": tarfile.FIFOTYPE, "device": tarfile.CHRTYPE}[kind]
+            data = what.encode()
+            if kind == "file":
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.linkname = what
+                tar.addfile(info)
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+@pytest.mark.parametrize(("members", "refusal"), [
+    ([("symlink", "config.json", "../../outside")],
+     "'config.json' in the layer is not a regular file"),
+    ([("hardlink", "config.json", "manifest.json")], "is not a regular file"),
+    ([("directory", "sub", "")], "'sub' in the layer is not a regular file"),
+    ([("fifo", "config.json", "")], "is not a regular file"),
+    ([("device", "config.json", "")], "is not a regular file"),
+    ([("file", "../x", "{}")], "'../x' in the layer is not a plain file name"),
+    ([("file", "/tmp/x", "{}")], "'/tmp/x' in the layer is not a plain file name"),
+    ([("file", "sub/config.json", "{}")], "is not a plain file name"),
+    ([("file", "..", "{}")], "is not a plain file name"),
+    ([("file", "config.json", "{}"), ("file", "./config.json", "{}")],
+     "'config.json' is twice in the layer"),
+], ids=["symlink", "hardlink", "directory", "fifo", "device", "dot-dot", "absolute",
+        "subdirectory", "parent", "twice"])
+def test_a_layer_member_other_than_a_plain_regular_file_is_refused(
+        members: list[tuple[str, str, str]], refusal: str) -> None:
+    with pytest.raises(flux.ArtifactFormatError) as info:
+        flux.unpack(_tar(*members))
+    assert refusal in str(info.value), str(info.value)
+
+
+def test_a_layer_of_more_files_than_an_artifact_holds_is_refused() -> None:
+    members = [("file", f"f{i}.json", "{}") for i in range(flux.MAX_FILES + 1)]
+    with pytest.raises(flux.ArtifactFormatError, match=f"more than {flux.MAX_FILES} files"):
+        flux.unpack(_tar(*members))
