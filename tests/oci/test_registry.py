@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -1001,3 +1002,62 @@ def test_a_challenge_of_another_server_is_not_answered_with_the_registrys_creden
             server.server_close()
     assert asked == []
     assert ": HTTP 401 (credentials: docker login" in info.value.format()
+
+
+def test_a_token_of_too_narrow_a_scope_is_replaced_by_one_of_the_scope_challenged() -> None:
+    # Docker Hub answers a blob's HEAD with a challenge for pull, and its upload with one
+    # for push: the pull token, kept, made every first push fail with HTTP 401.
+    scopes: dict[str, str] = {}
+
+    class Scoped(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _needs(self, scope: str) -> bool:
+            sent = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if scope in scopes.get(sent, "").split(","):
+                return True
+            realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+            self._answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="r",'
+                                                   f'scope="repository:acme/cfg:{scope}"'})
+            return False
+
+        def do_GET(self) -> None:  # the token service
+            scope = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["scope"][0]
+            token = f"token-{len(scopes)}"
+            scopes[token] = scope.rsplit(":", 1)[1]
+            self._answer(200, {}, json.dumps({"token": token}).encode())
+
+        def do_HEAD(self) -> None:
+            if self._needs("pull"):
+                self._answer(404, {})
+
+        def do_POST(self) -> None:
+            if self._needs("push"):
+                self._answer(202, {"Location": "/upload"})
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self._needs("push"):
+                self._answer(201, {})
+
+    server = _serve(Scoped)
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = Registry(parse_reference(f"oci://{host}/acme/cfg:production"), insecure=True,
+                          credentials=None)
+        assert client.put_blob("acme/cfg", b"layer") == (
+            "sha256:" + hashlib.sha256(b"layer").hexdigest())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(scopes.values()) == ["pull", "push"]
