@@ -351,3 +351,26 @@ def test_a_command_that_can_start_no_thread_or_process_says_so(mini: Project) ->
             assert (done.returncode, done.stdout, done.stderr) == (
                 1, "", f"error: {NO_NEW_TASK}\n"), done.stderr
             assert tree_state(mini.root) == before
+
+
+_HELD = ("import signal, sys\n"
+         "import magcfg.cli\n"
+         "held = signal.pthread_sigmask(signal.SIG_BLOCK, [])\n"
+         "print(sorted(s.name for s in held & {signal.SIGHUP, signal.SIGINT, signal.SIGTERM}))\n")
+
+
+def test_watch_holds_its_stop_and_recheck_signals_from_the_first_line_only_as_the_command(
+        tmp_path: Path) -> None:
+    """`magcfg watch` holds SIGHUP, SIGINT and SIGTERM when magcfg.cli is first imported,
+    before its imports (the sidecar's handlers take them ~0.1 s later): as the command
+    only, never in a program that imports magcfg.cli and was given `watch` itself."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    as_a_program = subprocess.run([sys.executable, "-c", _HELD, "watch"], env=env,
+                                  capture_output=True, text=True, timeout=60, check=True)
+    assert as_a_program.stdout == "[]\n"
+    # A program named magcfg, as the console script is, is the command.
+    main = tmp_path / "magcfg"
+    main.write_text(_HELD)
+    as_the_command = subprocess.run([sys.executable, str(main), "watch"], env=env,
+                                    capture_output=True, text=True, timeout=60, check=True)
+    assert as_the_command.stdout == "['SIGHUP', 'SIGINT', 'SIGTERM']\n"

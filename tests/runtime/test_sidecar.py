@@ -988,16 +988,24 @@ def test_sighup_rechecks_the_source_at_once(setup: Setup) -> None:
 
 
 
-def _sighup_disposition(pid: int) -> tuple[bool, bool] | None:
-    """Whether the main thread of ``pid`` blocks SIGHUP and whether it catches it
-    (``SigBlk``, ``SigCgt`` of /proc/PID/status); None once the process is gone."""
+def _dispositions(pid: int, *signals: signal.Signals) -> list[tuple[bool, bool]] | None:
+    """Whether the main thread of ``pid`` blocks each of ``signals`` and whether it
+    catches it (``SigBlk``, ``SigCgt`` of one read of /proc/PID/status); None once the
+    process is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-    bit = 1 << (signal.SIGHUP - 1)
-    return bool(int(masks["SigBlk"], 16) & bit), bool(int(masks["SigCgt"], 16) & bit)
+    blocked, caught = int(masks["SigBlk"], 16), int(masks["SigCgt"], 16)
+    return [(bool(blocked & 1 << (sig - 1)), bool(caught & 1 << (sig - 1)))
+            for sig in signals]
+
+
+def _disposition(pid: int) -> tuple[bool, bool] | None:
+    """:func:`_dispositions` of SIGHUP."""
+    found = _dispositions(pid, signal.SIGHUP)
+    return None if found is None else found[0]
 
 
 def test_a_sighup_sent_before_the_handlers_exist_is_held_not_fatal(setup: Setup) -> None:
@@ -1009,23 +1017,65 @@ def test_a_sighup_sent_before_the_handlers_exist_is_held_not_fatal(setup: Setup)
     seen: list[tuple[bool, bool] | None] = []
 
     def held_or_caught() -> bool:
-        seen.append(_sighup_disposition(sidecar.proc.pid))
+        seen.append(_disposition(sidecar.proc.pid))
         return seen[-1] is None or any(seen[-1])
 
     assert wait_for(held_or_caught, timeout=30, interval=0.001)
     assert seen[-1] == (True, False), seen[-1]  # held, and no handler of its own yet
     sidecar.proc.send_signal(signal.SIGHUP)
     assert wait_for(lambda: setup.published_version() == 1, timeout=30)
-    assert wait_for(lambda: _sighup_disposition(sidecar.proc.pid) == (False, True))
+    assert wait_for(lambda: _disposition(sidecar.proc.pid) == (False, True))
     assert sidecar.proc.poll() is None  # the held SIGHUP went to the handler
     setup.write(2)  # its command run by the watcher's thread, as the first by the main one
     masks = setup.root / "masks"
     assert wait_for(lambda: masks.exists() and len(masks.read_text().splitlines()) == 2)
-    # The application's commands never inherit SIGHUP blocked.
-    assert [int(line.split()[1], 16) & 1 << (signal.SIGHUP - 1)
+    # The application's commands never inherit SIGHUP (nor SIGTERM, SIGINT) blocked.
+    held = sum(1 << (sig - 1) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT))
+    assert [int(line.split()[1], 16) & held
             for line in masks.read_text().splitlines()] == [0, 0]
     assert sidecar.terminate() == 0, sidecar.stderr
     assert sidecar.stderr == ""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_a_stop_sent_before_the_handlers_exist_is_held_then_a_clean_stop(
+        setup: Setup, stop: signal.Signals, how: str) -> None:
+    """A supervisor's SIGTERM (or a Ctrl-C) in the ~0.1 s of imports and set-up before
+    the handlers existed ended the process by its default action (a registry mirror
+    left in the temporary directory) or raised KeyboardInterrupt through the imports (a
+    traceback, exit 1): held from the command's first line, it is a stop like any."""
+    setup.write(1)
+    command = ([sys.executable, "-m", "magcfg"] if how == "module"
+               else [str(Path(sys.executable).with_name("magcfg"))])
+    proc = subprocess.Popen(
+        [*command, "watch", "--artifact", str(setup.art), "--env", "production",
+         "--public-key", str(setup.pub), "--out", str(setup.out), "--state-dir",
+         str(setup.state)], cwd=setup.root, env=ENV, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        seen: list[list[tuple[bool, bool]] | None] = []
+
+        def hup_held_or_caught() -> bool:  # the command's first line has run
+            seen.append(_dispositions(proc.pid, signal.SIGHUP, stop))
+            return seen[-1] is None or any(seen[-1][0])
+
+        assert wait_for(hup_held_or_caught, timeout=30, interval=0.001)
+        assert seen[-1] is not None and seen[-1][0] == (True, False), seen[-1]
+        assert seen[-1][1][0], seen[-1]  # the stop is held with SIGHUP
+        proc.send_signal(stop)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, stderr) == (0, "")
+    # Nothing half written: the output holds one whole version or none, the state
+    # directory no temp file.
+    if setup.out.exists():
+        assert recover(setup.out) == [] and setup.check_published() == 1
+    if setup.state.exists():
+        assert [p.name for p in setup.state.iterdir() if ".tmp" in p.name] == []
 
 
 def test_a_sighup_storm_neither_ends_nor_wedges_the_sidecar(setup: Setup) -> None:

@@ -7,13 +7,49 @@ and small commands start fast; typer (``commands``) is imported only for a comma
 line that is not a plain ``magcfg build`` (``build``).
 """
 
-import errno
 import os
 import sys
-from typing import IO, Any, NoReturn, TextIO, cast
 
-from ..errors import NO_NEW_TASK, MagcfgError, no_new_task
-from ..version import COMPILER_MODULES
+
+def _signals_held_for_watch() -> None:
+    """SIGTERM, SIGINT and SIGHUP blocked for ``magcfg watch`` until the sidecar's
+    handlers take them (``runtime.sidecar._Signals`` unblocks them), which exist ~0.1 s
+    after start, past the imports and the set-up. Scripts send a config-management
+    sidecar SIGHUP right after starting it, and a supervisor may stop one as soon as it
+    started: by their default actions SIGHUP ended the process, SIGTERM ended it
+    without the stop's clean-up (a registry mirror left in the temporary directory) and
+    SIGINT raised KeyboardInterrupt through whatever ran (a traceback, exit 1). Blocked,
+    not ignored: one that arrives meanwhile stays pending, and the handlers take it, a
+    SIGHUP as a re-check and the others as a stop (exit 0). The mask survives the
+    ``-X utf8`` exec of :func:`run`."""
+    if sys.argv[1:2] != ["watch"]:
+        return
+    import signal
+
+    if hasattr(signal, "pthread_sigmask"):  # POSIX: Windows has none of this
+        signal.pthread_sigmask(signal.SIG_BLOCK,
+                               {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def _the_command() -> bool:
+    """Whether this process is the ``magcfg`` command (the console script, ``python -m
+    magcfg``) rather than a program that imports this module."""
+    program = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (os.path.basename(program) == "magcfg"
+            or program == os.path.join(package, "__main__.py"))
+
+
+# Before this module's imports (typing alone is ~7 ms): the interpreter's own start is
+# the only time before it that a signal takes its default action.
+if _the_command():
+    _signals_held_for_watch()
+
+import errno  # noqa: E402
+from typing import IO, Any, NoReturn, TextIO, cast  # noqa: E402
+
+from ..errors import NO_NEW_TASK, MagcfgError, no_new_task  # noqa: E402
+from ..version import COMPILER_MODULES  # noqa: E402
 
 _SLIM = ("magcfg: the command line needs the compiler: pip install 'magcfg[compiler]' "
          "(this installation has the runtime kernel only)")
@@ -148,7 +184,7 @@ def run() -> NoReturn:
     (docs/performance.md); everything has been written and flushed by then.
     """
     _standard_streams_held()
-    _sighup_held_for_watch()
+    _signals_held_for_watch()  # held already where it runs as the command (above)
     again = utf8_command()
     if again is not None:
         sys.stdout.flush()
@@ -165,21 +201,6 @@ def run() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _sighup_held_for_watch() -> None:
-    """SIGHUP blocked for ``magcfg watch`` until the sidecar's handlers take it
-    (``runtime.sidecar._Signals`` unblocks it): scripts send a config-management sidecar
-    SIGHUP right after starting it, and its default action would end the process during
-    the ~0.1 s of imports and set-up before the handlers exist. Blocked, not ignored: a
-    SIGHUP that arrives meanwhile stays pending and is handled as a re-check. The mask
-    survives the ``-X utf8`` exec below."""
-    if sys.argv[1:2] != ["watch"]:
-        return
-    import signal
-
-    if hasattr(signal, "pthread_sigmask"):  # POSIX: Windows has no SIGHUP
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
 
 
 def _standard_streams_held() -> None:

@@ -111,9 +111,9 @@ class _Signals:
         self._thread.start()
         for sig in self._SIGNALS:
             signal.signal(sig, self._caught)
-        # `magcfg watch` holds SIGHUP from its first line (cli.run): one sent meanwhile
-        # is delivered here, to the handler. Threads started past this line, and the
-        # commands they run, inherit the mask unblocked.
+        # `magcfg watch` holds these three from its first line (magcfg.cli): one sent
+        # meanwhile is delivered here, to the handler. Threads started past this line,
+        # and the commands they run, inherit the mask unblocked.
         self._held = signal.pthread_sigmask(signal.SIG_UNBLOCK, self._SIGNALS) & set(
             self._SIGNALS)
 
