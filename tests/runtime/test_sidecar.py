@@ -506,6 +506,32 @@ def test_sigterm_ends_an_exec_command_that_runs_on(setup: Setup, moment: str) ->
     assert ended["exec"] == {"ok": False, "exit_code": -signal.SIGTERM}
 
 
+@pytest.mark.parametrize("again", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_second_stop_during_the_stop_is_one_more_stop(setup: Setup,
+                                                        again: signal.Signals) -> None:
+    """The handlers went before the stop's work was done: a second SIGTERM while the
+    stop waited (here on a reload's command that ignores SIGTERM, for 3 s) ended the
+    process by the signal midway (a Ctrl-C there could exit 130)."""
+    setup.write(1)
+    started = setup.root / "exec-started"
+    # The version is written once SIGTERM is ignored.
+    script = ("[ $MAGCFG_VERSION = 2 ] && trap '' TERM; "
+              f"echo $MAGCFG_VERSION >> {started}; [ $MAGCFG_VERSION = 2 ] && sleep 3; true")
+    sidecar = setup.start("--exec", f"sh -c \"{script}\"")
+    assert wait_for(lambda: bool(sidecar.events(PUBLISHED)), timeout=30)
+    setup.write(2)
+    assert wait_for(lambda: started.read_text().split()[-1:] == ["2"], timeout=30)
+    sidecar.proc.send_signal(signal.SIGTERM)
+    # The stop waits on the command: sent once the handlers are gone, if they go before.
+    wait_for(lambda: (_dispositions(sidecar.proc.pid, signal.SIGTERM) or [(0, False)])[0][1]
+             is False, timeout=2)
+    assert sidecar.proc.poll() is None
+    sidecar.proc.send_signal(again)
+    code = sidecar.terminate()  # one more, and the wait for the exit
+    assert (code, sidecar.stderr) == (0, "")
+    assert sidecar.events(PUBLISHED)[-1]["data"]["exec"] == {"ok": True, "exit_code": 0}
+
+
 @pytest.mark.parametrize("moment", ["start", "reload"])
 def test_sigterm_ends_a_sidecar_whose_stdout_nobody_reads(setup: Setup, moment: str) -> None:
     """A line written to a pipe that nobody reads blocks for ever: on the main thread (a

@@ -392,12 +392,15 @@ class Sidecar:
         try:
             return self._serve(stop)
         finally:
-            if self._signals is not None:
-                self._signals.close()
-                self._signals = None
             self._end_exec()
             self.kernel.stop()
             self._end_writer()
+            # Once the stop's work is done: a second SIGTERM or Ctrl-C meanwhile (the
+            # wait for a command or a callback that runs on) is one more stop, not the
+            # default action in the middle of it.
+            if self._signals is not None:
+                self._signals.close()
+                self._signals = None
 
     def _end_writer(self) -> None:
         """End the thread that writes the event lines, the kernel's last line written:
