@@ -1232,6 +1232,33 @@ def test_a_signed_huge_version_is_refused_and_blocks_nothing(rig: Rig) -> None:
     assert rig.kernel(watch=False).version == 2  # the state holds no poisoned version
 
 
+def test_a_served_file_changed_through_another_hard_link_changes_nothing_served(
+        rig: Rig) -> None:
+    """A build hard-links an unchanged config.json of 1 MiB or more into the new version
+    (durable.MIN_LINKED_BYTES): the served file shares its inode with the old version's
+    name, which a writer may change in place, at the size it had, its mtime put back.
+    The kernel serves the bytes it read and verified once, never the file again: what
+    it serves stays, and the file as it now stands is refused."""
+    plain = rig.root / "plain"
+    files = artifact_files(base_config(1), 1, rig.key)
+    rename_write(plain, files)
+    old = rig.root / "old-version"
+    old.mkdir()
+    os.link(plain / "config.json", old / "config.json")
+    kernel = Kernel(plain, [rig.key.public_key()], watch=False, environment="production")
+    rig.kernels.append(kernel.start())
+    served = kernel.snapshot.files["config.json"]
+    before = os.stat(plain / "config.json")
+    with open(old / "config.json", "r+b") as writer:  # in place: the inode both names hold
+        writer.write(files["config.json"].replace(b'"info"', b'"warn"'))
+    os.utime(plain / "config.json", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (plain / "config.json").read_bytes() != served
+    assert kernel.get("logging.level") == "info" and kernel.snapshot.files["config.json"] == served
+    result = kernel.reload()
+    assert (result.status, result.reason) == ("refused", "digest_mismatch")
+    assert kernel.get("logging.level") == "info" and kernel.version == 1
+
+
 @pytest.mark.parametrize("name", ["manifest.json.sig", "manifest.json", "config.json"])
 def test_a_fifo_never_blocks_a_reload(rig: Rig, name: str) -> None:
     plain = rig.root / "plain"
