@@ -1408,8 +1408,84 @@ def test_ctrl_c_in_a_subscriber_on_the_main_thread_reaches_the_caller(rig: Rig) 
     with pytest.raises(KeyboardInterrupt):
         kernel.reload()
     assert kernel.version == 1  # not applied: the previous snapshot is served
+    # The subscribers that heard of version 2 hear that it is gone.
+    failed = rig.of_type(RELOAD_FAILED)[-1]["data"]
+    assert (failed["stage"], failed["reason"], failed["attempted_version"],
+            failed["active_version"], failed["rolled_back"]) == (
+        "internal", "internal_error", 2, 1, True)
+    assert failed["error"] == (f"{rig.art}/..data: the attempt failed unexpectedly "
+                               "(KeyboardInterrupt)")
     unsubscribe()
     assert kernel.reload().status == "applied" and kernel.version == 2
+
+
+# Run in a process of its own: the address-space limit that makes reading the deploy
+# fail for real would hold pytest's too.
+_OUT_OF_MEMORY = """
+import json, resource, sys, time
+from pathlib import Path
+from magcfg.runtime import Kernel
+from magcfg.signing.keys import load_public_key
+
+art, public = Path(sys.argv[1]), load_public_key(sys.argv[2])
+events = []
+kernel = Kernel(art, [public], environment="production", watch=False)
+kernel.subscribe("*", lambda event: events.append(event))
+kernel.start()
+Path(sys.argv[3]).write_text("started")  # the deploy is written now
+while not (art / "deployed").exists():
+    time.sleep(0.01)
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 64 * 2**20, hard))
+try:
+    kernel.reload()
+except MemoryError:
+    raised = True
+else:
+    raised = False
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+kernel._on_change("watch")  # what the watcher does at the next change it sees
+kernel.stop()
+print(json.dumps({"raised": raised, "version": kernel.version,
+                  "events": [[e["type"].rsplit(".", 1)[1], e["data"]] for e in events[1:]]}))
+"""
+
+
+def test_a_deploy_too_large_for_the_memory_left_is_a_failure_said_and_tried_again(
+        rig: Rig) -> None:
+    """A MemoryError reading a deploy (a large config in a small pod) went out of the
+    attempt with no config.reload_failed, and the content was taken as tried: the
+    watcher logged "callback failed" and never tried it again, whatever memory was
+    freed since."""
+    rig.write(1)
+    (rig.root / "magcfg.pub").write_bytes(public_key_pem(rig.key.public_key()))
+    started = rig.root / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _OUT_OF_MEMORY, str(rig.art), str(rig.root / "magcfg.pub"),
+         str(started)], env={**os.environ, "PYTHONPATH": str(REPO / "compiler")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(started.exists, timeout=60)
+        large = hot_change(2)
+        large["features"]["blob"] = [[i] for i in range(800_000)]
+        rig.write(2, large)  # ~10 MB of JSON: more than 64 MB read into objects
+        (rig.art / "deployed").write_text("")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    done = json.loads(out)
+    assert done["raised"] is True  # raised on to the caller, as before
+    (kind, failed), (then, applied) = done["events"]
+    assert (kind, failed["stage"], failed["reason"], failed["attempted_version"],
+            failed["rolled_back"]) == ("reload_failed", "internal", "internal_error", None,
+                                       False)
+    assert failed["error"] == (f"{rig.art}/..data: the attempt failed unexpectedly "
+                               "(MemoryError)")
+    assert (then, applied["version"], done["version"]) == ("reloaded", 2, 2)
 
 
 def test_a_dead_watcher_is_loud(rig: Rig) -> None:

@@ -276,6 +276,8 @@ class Kernel:
         self._stopped = False
         self._stop_lock = threading.Lock()
         self._attempting = False
+        # Whether the attempt in progress served its candidate, then the version before.
+        self._rolled_back = False
         self._deferred: tuple[str, bool] | None = None
         # Values secret() handed out, the most recent last: kept in memory only, to mask
         # them wherever text leaves the kernel (a validator's message may quote one).
@@ -673,6 +675,8 @@ class Kernel:
                     self._confirmed(current, pulled)
                 return ReloadResult("unchanged", current.version)
             self._last_raw = raw
+            self._rolled_back = False
+            candidate: Snapshot | None = None
             try:
                 candidate = self._candidate(raw, current, boot=False)
                 if candidate is None:
@@ -687,6 +691,21 @@ class Kernel:
                 event = self._failed_event(refused, current.version, trigger, started)
                 self._publish_final(event)
                 return ReloadResult("refused", current.version, refused.reason, event)
+            except BaseException as exc:
+                # What no stage refuses by name (a MemoryError reading a large deploy,
+                # an error of the schema validator's own, Ctrl-C in a validator or a
+                # subscriber on the main thread) goes on to the caller (the watcher
+                # logs it), the attempt said to have failed; and the content is tried
+                # again at the next change or poll, not taken as tried.
+                self._last_raw = None
+                unexpected = _Refused(
+                    "internal", "internal_error",
+                    f"{self._prefix(raw).rstrip('/')}: the attempt failed unexpectedly "
+                    f"({type(exc).__name__})", candidate.version if candidate else None,
+                    rolled_back=self._rolled_back)
+                self._publish_final(self._failed_event(unexpected, current.version, trigger,
+                                                       started))
+                raise
 
     def _confirmed(self, current: Snapshot, pulled: tuple[str, str | None] | None) -> None:
         """The mirror, read when the registry's pull ``pulled`` was what it held, holds
@@ -918,6 +937,21 @@ class Kernel:
         # written, must not let a restart accept an older version than one served.
         self._persist(candidate)
         self._install(candidate)
+        try:
+            return self._announce(current, candidate, trigger, started, changed, policy,
+                                  previous)
+        except _Refused:  # a subscriber's rejection: restored already
+            raise
+        except BaseException:  # Ctrl-C or sys.exit() in a subscriber on the main thread
+            self._restore(current)
+            self._rolled_back = True
+            raise
+
+    def _announce(self, current: Snapshot, candidate: Snapshot, trigger: str,
+                  started: float, changed: list[Change], policy: ReloadPolicy,
+                  previous: ReloadPolicy) -> ReloadResult:
+        """Deliver ``config.reloaded`` of ``candidate``, installed in the place of
+        ``current``; restore ``current`` if a subscriber rejects it (:class:`_Refused`)."""
         event = self._scrubbed(make_event(RELOADED, candidate.environment, {
             "previous_version": current.version,
             "version": candidate.version,
@@ -930,12 +964,7 @@ class Kernel:
             "changes_truncated": max(0, len(changed) - _MAX_CHANGES),
             "duration_ms": _ms(started),
         }, self.source), thorough=False)
-        try:
-            rejected = self._bus.publish(event, rejectable=True)
-        except BaseException:  # Ctrl-C or sys.exit() in a subscriber on the main thread
-            self._restore(current)
-            self._last_raw = None  # not applied: try again next time
-            raise
+        rejected = self._bus.publish(event, rejectable=True)
         if rejected is not None:
             self._restore(current)
             raise _Refused("subscriber", "subscriber_rejected",

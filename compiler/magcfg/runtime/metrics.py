@@ -33,7 +33,8 @@ from .events import (
     Event,
 )
 
-STAGES = ("read", "verify", "version", "parse", "validate", "policy", "persist", "subscriber")
+STAGES = ("read", "verify", "version", "parse", "validate", "policy", "persist", "subscriber",
+          "internal")
 
 
 class KernelMetrics:
