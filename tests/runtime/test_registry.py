@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,8 @@ def test_the_kernel_follows_a_tag_and_refuses_a_rollback(
 
 
 def test_an_outage_keeps_the_config_and_is_visible(
-        signed: Project, front: Front, tmp_path: Path) -> None:  # noqa: F811
+        signed: Project, front: Front, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
     front.start()
     target = f"oci://{front.host}/magcfg/outage:production"
     _publish(signed, target)
@@ -147,8 +149,13 @@ def test_an_outage_keeps_the_config_and_is_visible(
         assert len(failed) == 1 and failed[0]["data"]["reason"] == "unreachable"
         assert wait_for(lambda: kernel.status()["registry"]["failed_polls"] >= 3)
         assert len(_of(events, SOURCE_FAILED)) == 1  # one event per outage
+        # The wall clock stepped back an hour meanwhile (an NTP correction): the outage
+        # lasted -3600 s by it.
+        wall = time.time
+        monkeypatch.setattr(time, "time", lambda: wall() - 3600)
         front.start()  # same port, same content
         assert wait_for(lambda: bool(_of(events, SOURCE_RESTORED)))
+        assert 0 < _of(events, SOURCE_RESTORED)[-1]["data"]["down_seconds"] < 600
         assert kernel.status()["registry"]["up"]
         assert _of(events, SOURCE_RESTORED)[-1]["data"]["failed_polls"] >= 3
         assert metrics.get_sample_value("magcfg_config_source_up") == 1

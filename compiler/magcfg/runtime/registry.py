@@ -268,14 +268,15 @@ class RegistrySource:
         first = self.last_error is None
         self.last_error = text
         if first:
-            self._down_since = time.time()
+            # The monotonic clock: the wall clock may be stepped (NTP) during an outage.
+            self._down_since = time.monotonic()
             self.on_event(SOURCE_FAILED, {
                 "reference": str(self.reference), "reason": reason, "error": text,
                 "digest": self.digest})
 
     def _succeeded(self) -> None:
         if self.last_error is not None:
-            down = time.time() - (self._down_since or time.time())
+            down = time.monotonic() - (self._down_since or time.monotonic())
             self.on_event(SOURCE_RESTORED, {
                 "reference": str(self.reference), "digest": self.digest,
                 "down_seconds": round(down, 3), "failed_polls": self.failures})
