@@ -1452,6 +1452,63 @@ print(json.dumps({"raised": raised, "version": kernel.version,
 """
 
 
+_START_OUT_OF_MEMORY = """
+import json, resource, sys
+from pathlib import Path
+import magcfg.runtime.kernel, magcfg.runtime.policy, magcfg.runtime.source
+import magcfg.runtime.state, magcfg.signing.signatures, magcfg.heap
+from magcfg.runtime import Kernel
+from magcfg.runtime.kernel import KernelStartError
+from magcfg.signing.keys import load_public_key
+
+art, public, state = Path(sys.argv[1]), load_public_key(sys.argv[2]), Path(sys.argv[3])
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 64 * 2**20, hard))
+for state_dir in (state, None):
+    events = []
+    kernel = Kernel(art, [public], state_dir, environment="production", watch=False)
+    kernel.subscribe("*", lambda event: events.append(event))
+    try:
+        kernel.start()
+    except KernelStartError as exc:
+        said = exc.format()
+    else:
+        said = [kernel.booted_from, kernel.version]
+        kernel.stop()
+    print(json.dumps([said, [[e["type"].rsplit(".", 1)[1], e["data"]] for e in events]]))
+"""
+
+
+def test_a_deploy_too_large_for_the_memory_left_at_start_is_refused_as_any(
+        rig: Rig) -> None:
+    """A MemoryError reading the deploy at start went out of Kernel.start (magcfg watch:
+    a traceback): refused like any deploy, the last known-good is served, or start says
+    it cannot."""
+    rig.write(1)
+    rig.kernel(watch=False).stop()  # version 1 is the last known-good
+    (rig.root / "magcfg.pub").write_bytes(public_key_pem(rig.key.public_key()))
+    large = hot_change(2)
+    large["features"]["blob"] = [[i] for i in range(800_000)]
+    rig.write(2, large)  # ~10 MB of JSON: more than 64 MB read into objects
+    done = subprocess.run(
+        [sys.executable, "-c", _START_OUT_OF_MEMORY, str(rig.art),
+         str(rig.root / "magcfg.pub"), str(rig.state)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "compiler")}, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    with_state, without = (json.loads(line) for line in done.stdout.splitlines())
+    error = f"{rig.art}/..data: the attempt failed unexpectedly (MemoryError)"
+    assert with_state[0] == ["last_known_good", 1]
+    (kind, failed), (then, loaded) = with_state[1]
+    assert (kind, failed["stage"], failed["reason"], failed["error"], failed["trigger"]) == (
+        "reload_failed", "internal", "internal_error", error, "start")
+    assert (then, loaded["source"], loaded["version"]) == ("loaded", "last_known_good", 1)
+    assert without[0] == (f"error: {rig.art}: cannot load the config (internal_error: "
+                          f"{error}) and there is no last known-good state (no state_dir "
+                          "given)")
+
+
 def test_a_deploy_too_large_for_the_memory_left_is_a_failure_said_and_tried_again(
         rig: Rig) -> None:
     """A MemoryError reading a deploy (a large config in a small pod) went out of the

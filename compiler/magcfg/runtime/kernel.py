@@ -468,7 +468,16 @@ class Kernel:
             raw = read_artifact(self.artifact_dir, self._listed)
             booted_from = "artifact" if outage is None else "registry_mirror"
             try:
-                snapshot = self._candidate(raw, saved, boot=True, source=booted_from)
+                try:
+                    snapshot = self._candidate(raw, saved, boot=True, source=booted_from)
+                except _Refused:
+                    raise
+                except BaseException as exc:
+                    # A refusal like any at start (a deploy too large for the memory
+                    # left): the last known-good is served, or start says why it cannot.
+                    if passes_on(exc):
+                        raise
+                    raise self._unexpected(raw, exc) from None
                 assert snapshot is not None  # at boot "same" still yields the snapshot
                 if outage is not None and saved is None and not self.allow_rollback:
                     # The mirror holds the last pull, not the last version accepted: a
@@ -698,14 +707,19 @@ class Kernel:
                 # logs it), the attempt said to have failed; and the content is tried
                 # again at the next change or poll, not taken as tried.
                 self._last_raw = None
-                unexpected = _Refused(
-                    "internal", "internal_error",
-                    f"{self._prefix(raw).rstrip('/')}: the attempt failed unexpectedly "
-                    f"({type(exc).__name__})", candidate.version if candidate else None,
-                    rolled_back=self._rolled_back)
+                unexpected = self._unexpected(raw, exc, candidate.version if candidate
+                                              else None, rolled_back=self._rolled_back)
                 self._publish_final(self._failed_event(unexpected, current.version, trigger,
                                                        started))
                 raise
+
+    def _unexpected(self, raw: RawArtifact, exc: BaseException, version: int | None = None,
+                    rolled_back: bool = False) -> _Refused:
+        """The refusal of an attempt on ``raw`` that failed on ``exc``, which no stage
+        refuses by name: named by its type only (its text may quote a value)."""
+        return _Refused("internal", "internal_error",
+                        f"{self._prefix(raw).rstrip('/')}: the attempt failed unexpectedly "
+                        f"({type(exc).__name__})", version, rolled_back=rolled_back)
 
     def _confirmed(self, current: Snapshot, pulled: tuple[str, str | None] | None) -> None:
         """The mirror, read when the registry's pull ``pulled`` was what it held, holds
