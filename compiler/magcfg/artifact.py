@@ -436,7 +436,7 @@ def refused_at(text: str) -> int | None:
             try:
                 return scan(string, at)
             except JSONRefused:
-                if not found:  # the innermost value that holds what was refused
+                if not found:  # the innermost value holding what is refused
                     found.append(at)
                 raise
 

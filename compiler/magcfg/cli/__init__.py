@@ -16,9 +16,9 @@ def _signals_held_for_watch() -> None:
     handlers take them (``runtime.sidecar._Signals`` unblocks them), which exist ~0.1 s
     after start, past the imports and the set-up. Scripts send a config-management
     sidecar SIGHUP right after starting it, and a supervisor may stop one as soon as it
-    started: by their default actions SIGHUP ended the process, SIGTERM ended it
-    without the stop's clean-up (a registry mirror left in the temporary directory) and
-    SIGINT raised KeyboardInterrupt through whatever ran (a traceback, exit 1). Blocked,
+    started: by their default actions SIGHUP ends the process, SIGTERM ends it without
+    the stop's clean-up (a registry mirror left in the temporary directory) and SIGINT
+    raises KeyboardInterrupt through whatever runs (a traceback, exit 1). Blocked,
     not ignored: one that arrives meanwhile stays pending, and the handlers take it, a
     SIGHUP as a re-check and the others as a stop (exit 0). The mask survives the
     ``-X utf8`` exec of :func:`run`."""

@@ -110,7 +110,8 @@ def load_state(state_dir: Path) -> SavedState | None:
         if expected != _checksum(body):
             raise StateCorrupt(f"{path}: checksum mismatch (the file was damaged or edited)")
         if body.get("format") != STATE_FORMAT:
-            raise ValueError(f"not of format {STATE_FORMAT}")  # its own, never quoted
+            # Not quoted: whatever planted the file chose the value.
+            raise ValueError(f"not of format {STATE_FORMAT}")
         files = {str(n): base64.b64decode(d, validate=True) for n, d in body["files"].items()}
         highest = body["highest_version"]
         if not is_version(highest):
