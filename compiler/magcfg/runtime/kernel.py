@@ -704,8 +704,8 @@ class Kernel:
                 # What no stage refuses by name (a MemoryError reading a large deploy,
                 # an error of the schema validator's own, Ctrl-C in a validator or a
                 # subscriber on the main thread) goes on to the caller (the watcher
-                # logs it), the attempt said to have failed; and the content is tried
-                # again at the next change or poll, not taken as tried.
+                # logs it), the attempt said to have failed; and the content is not
+                # taken as tried: the next change the watcher sees tries it again.
                 self._last_raw = None
                 unexpected = self._unexpected(raw, exc, candidate.version if candidate
                                               else None, rolled_back=self._rolled_back)
