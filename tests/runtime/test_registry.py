@@ -31,6 +31,7 @@ from magcfg.runtime.kernel import KernelStartError
 from magcfg.runtime.publish import current_target
 from magcfg.runtime.registry import RegistrySource
 from magcfg.runtime.state import STATE_FILE
+from magcfg.signing.keys import load_public_key
 from tests.conftest import Project, failed_cleanly
 from tests.oci.conftest import Front, LocalRegistry, crane
 from tests.oci.test_publish import signed  # noqa: F401  (fixture)
@@ -403,6 +404,35 @@ def test_a_path_made_of_a_reference_is_refused_naming_the_string(
     (tmp_path / Path(reference)).mkdir(parents=True)
     kernel = Kernel(Path(reference), [key], environment="production", watch=False)
     assert kernel.artifact_dir == Path(reference) and kernel.status()["watch"] is None
+
+
+def test_a_pull_that_fails_to_apply_is_no_outage_of_the_registry(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    """The kernel's attempt on a pull failing unexpectedly (a MemoryError reading a large
+    deploy; it reports config.reload_failed itself) was reported as the registry's
+    outage, config.source_failed then config.source_restored at the next poll, though
+    the registry answered every one."""
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    applied: list[int] = []
+
+    def apply() -> None:
+        applied.append(len(applied))
+        raise MemoryError
+
+    events: list[str] = []
+    source = RegistrySource(target, tmp_path / "mirror",
+                            [load_public_key(signed.root / "keys/magcfg.pub")], insecure=True,
+                            interval=0.05, on_change=apply,
+                            on_event=lambda kind, data: events.append(kind))
+    source.start()
+    try:
+        assert wait_for(lambda: applied == [0])
+        polls = source.client.requests
+        assert wait_for(lambda: source.client.requests >= polls + 3)  # polls more
+        assert (events, source.status()["up"], source.failure) == ([], True, None)
+    finally:
+        source.stop()
 
 
 def test_polls_back_off_on_errors(tmp_path: Path) -> None:

@@ -342,8 +342,7 @@ class RegistrySource:
             if self._stop.is_set():
                 return
             try:
-                if self.poll():
-                    self.on_change()
+                changed = self.poll()
             except Exception as exc:
                 # A last resort against a bug (every answer of the registry is handled in
                 # poll()): reported like an outage, and the poller goes on. The exception's
@@ -354,6 +353,15 @@ class RegistrySource:
                     self._failed(SourceRefused(
                         "internal_error", "the poll failed unexpectedly "
                         f"({type(exc).__name__}); the poller goes on", where=str(self.reference)))
+                continue
+            if changed:
+                try:
+                    self.on_change()
+                except Exception as exc:
+                    # The kernel's attempt on the pull, which reports its own failure
+                    # (config.reload_failed): no outage of the registry's, which answered.
+                    log.error("magcfg: applying the pull of %s failed: %s", self.reference,
+                              type(exc).__name__)
 
     def status(self) -> dict[str, Any]:
         return {"reference": str(self.reference), "digest": self.digest,
