@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from magcfg import project
+from magcfg.errors import UsageError
 
 from .conftest import Project
 
@@ -268,3 +269,26 @@ for read in (lambda: walk.read_blobs(root, [":./a.txt"], ["a.txt"], "committed")
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                               text=True, timeout=60, check=False, preexec_fn=limit)
     assert done.stdout.splitlines() == ["NoNewTask True"] * 2, done.stdout + done.stderr
+
+
+def test_the_project_file_found_is_never_above_the_checkout_and_named_as_the_shell_does(
+        tmp_path: Path) -> None:
+    """Run in a git checkout that holds none, no project file above the checkout is
+    taken for its own (one a CI runner's workspace holds); run in ``svc``, a link the
+    checkout holds to ``evil``, the project file is ``svc/magcfg.yaml``, through it."""
+    (tmp_path / "magcfg.yaml").write_text("environments: [dev]\n")
+    checkout = Project(tmp_path / "checkout")
+    (checkout.root / "evil").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=checkout.root, check=True)
+    (checkout.root / "svc").symlink_to("evil")
+    (checkout.root / "evil" / "magcfg.yaml").write_text("environments: [dev]\n")
+    (checkout.root / "app").mkdir()
+    with pytest.raises(UsageError, match=r"no magcfg\.yaml in "):
+        project.find_project_file(checkout.root / "app")
+    done = Project(checkout.root / "app").run("build", "--check")
+    assert done.returncode == 2 and "no magcfg.yaml in " in done.stderr, done.stderr
+    assert project.find_project_file(checkout.root / "svc") == \
+        checkout.root / "svc" / "magcfg.yaml"
+    # Outside any checkout, the search goes up as far as it finds one.
+    (tmp_path / "elsewhere").mkdir()
+    assert project.find_project_file(tmp_path / "elsewhere") == tmp_path / "magcfg.yaml"

@@ -66,6 +66,7 @@ __all__ = [
     "PathError",
     "Tree",
     "changed_entries",
+    "checkout_top",
     "colliding_paths",
     "exchange",
     "fenced_problem",
@@ -1154,7 +1155,7 @@ def _check_checkout_links(named: str) -> None:
                     raise PathError([path_problem("/".join(below), f"symlink {why}")])
                 crossed = True
             else:
-                top = _checkout_top(target)
+                top = checkout_top(target)
                 below = (os.path.relpath(target, top).split(os.sep)
                          if top is not None and top != target else [])
             current = target
@@ -1164,7 +1165,7 @@ def _check_checkout_links(named: str) -> None:
             top, below = current, []
 
 
-def _checkout_top(directory: str) -> str | None:
+def checkout_top(directory: str) -> str | None:
     """The nearest of the real ``directory`` and the directories above it holding a
     ``.git``: the top of the git checkout it is in; None in none."""
     while True:

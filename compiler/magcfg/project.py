@@ -28,6 +28,7 @@ from .durable import (
     MAX_INPUT_BYTES,
     MAX_REPLACED_NAME_BYTES,
     PathError,
+    checkout_top,
     git_env,
     git_root,
     git_tops_held,
@@ -280,6 +281,10 @@ class Project:
     digest: str = ""
     raw: bytes = field(default=b"", repr=False, compare=False)
     """The bytes of the project file as loaded (for locating its keys)."""
+    named_as: str = field(default="", compare=False)
+    """The project file's absolute path as the operator named it (``--project``, or found
+    from the current directory the shell names), symlinks not resolved: where ``--since``
+    looks for the ref's project first (``gitsource.ref_project_source``)."""
 
     def build_digest(self, env: str) -> str:
         """The digest of what in the project file can change ``env``'s artifact: its
@@ -1178,9 +1183,14 @@ def _outside_submodules(root: Path, paths: Sequence[str]) -> list[str]:
 
 def find_project_file(start: Path | None = None) -> Path:
     """The nearest ``magcfg.yaml`` here or above (``nearest_project_file``), here being
-    the directory as the operator named it (``durable.operator_cwd``)."""
-    here = (start or operator_cwd()).resolve()
-    found = nearest_project_file(here)
+    the directory as the operator named it (``durable.operator_cwd``), never above the
+    top of the git checkout it is in, and named from there as the operator named the
+    directory (``svc/magcfg.yaml`` where ``svc`` is a symlink the checkout holds)."""
+    named = start or operator_cwd()
+    here = named.resolve()
+    top = checkout_top(str(here))
+    found = (nearest_project_file(named, Path(top)) if top is not None
+             else nearest_project_file(here))
     if found is None:
         raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {here} or its parents "
                          "(use --project FILE)")
@@ -1345,6 +1355,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     file = Path(path) if path is not None else find_project_file()
     if not os.path.lexists(file):
         raise UsageError(f"project file {file} not found")
+    named_as = str(file if file.is_absolute() else operator_cwd() / file)
     root = Path(os.path.realpath(file.parent))
     name = file.name
     raw = read_located(root / name, name, MAX_INPUT_BYTES)
@@ -1498,6 +1509,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
         settings=data,
         digest=hashlib.sha256(raw).hexdigest(),
         raw=raw,
+        named_as=named_as,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -461,3 +462,31 @@ def test_the_fix_names_a_ref_a_shell_would_run_quoted(mini: Project) -> None:
     assert mini.run(*shlex.split(rebuild)[1:]).returncode == 0
     fixed = mini.run("build", "--check", "--since", ref)
     assert fixed.returncode == 0, fixed.stderr
+
+
+def test_a_project_named_through_a_directory_the_pull_request_links_is_compared_there(
+        mini: Project) -> None:
+    """The ref holds ``svc`` (dev at version 2) and ``evil`` (dev at 1); the pull request
+    makes ``svc`` a link to ``evil``, so ``svc/generated/dev`` serves version 1. Run on
+    ``svc`` (``--project svc/magcfg.yaml``, or ``cd svc``), the gate compares the ref's
+    ``svc`` where the operator named it, not the ``evil`` the link leads to."""
+    top = two_versions_in(mini, "svc")
+    (top.root / "evil").mkdir()
+    subprocess.run("git archive HEAD~1 svc | tar -x -C evil --strip-components=1",
+                   shell=True, cwd=top.root, check=True)
+    commit_all(top, "evil, at svc's first version")
+    git(top, "switch", "-q", "-c", "pr")
+    git(top, "rm", "-rq", "svc")
+    subprocess.run(["rm", "-rf", "svc"], cwd=top.root, check=True)
+    (top.root / "svc").symlink_to("evil")
+    commit_all(top, "svc is evil")
+    svc = Project(top.root / "svc")
+    for gate in (top.run("build", "--check", "--project", "svc/magcfg.yaml", "--since", "main"),
+                 svc.run("build", "--check", "--since", "main", env={"PWD": str(svc.root)})):
+        assert gate.returncode == 1, gate.stderr
+        assert "generated/dev/manifest.json: error: version 1 after 2 at main: " \
+            "rollback_refused" in gate.stderr
+        assert "the project at main is ../svc/magcfg.yaml" in gate.stderr
+    # Named where it is, the project is evil's, which the ref holds as it is.
+    assert top.run("build", "--check", "--project", "evil/magcfg.yaml", "--since", "main"
+                   ).returncode == 0

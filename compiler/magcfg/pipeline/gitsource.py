@@ -41,6 +41,7 @@ from ..durable import (
     git_env,
     git_root,
     listed_already,
+    operator_name_in_checkout,
     os_reason,
     outside_project,
     path_problem,
@@ -660,6 +661,25 @@ class _Walk:
             self.real[rel] = entry
 
 
+def project_named_at(project: Project, source: GitSource) -> str | None:
+    """The project file at ``source``'s commit, from the top, where the operator named
+    ``project``'s (``Project.named_as``) through a symlink the working tree holds that
+    the commit does not (``svc`` a link to ``evil``): the project whose output the
+    operator's name serves, which the pull request has the link's target's take over.
+    None where the name is the project's own, or the commit holds no project file
+    there."""
+    top = git_root(Path(os.path.realpath(project.root)))
+    if not project.named_as or top is None:
+        return None
+    named = operator_name_in_checkout(Path(project.named_as), os.path.realpath(top))
+    if named is None or named == posixpath.join(source._here, project.file):
+        return None
+    entry = source._entry_at_top(named)
+    if entry is None or not _may_be_project(source, entry, posixpath.basename(named)):
+        return None
+    return named
+
+
 def project_file_at(project: Project, source: GitSource) -> str | None:
     """Where ``project``'s file is at ``source``'s commit, from the top: at its own path;
     else, where the working tree holds nothing, at the nearest of the project file's
@@ -838,7 +858,7 @@ def ref_project_source(project: Project, ref: str) -> Iterator[tuple[GitSource, 
     with another project's, or nothing."""
     with GitSource(project.root, ref) as source:
         with source.errors_at_ref():
-            found = project_file_at(project, source)
+            found = project_named_at(project, source) or project_file_at(project, source)
         if found is None:
             gone = projects_gone_since(project, source)
             if len(gone) > 1:
