@@ -237,6 +237,7 @@ def _check(sources: Sequence[SourceFile], checks: Sequence[Check], ctx: LintCont
             else:
                 found.append(f)
         found.extend(sup.invalid)
+        found.extend(sup.not_shown(file_findings))
     return found, suppressed
 
 

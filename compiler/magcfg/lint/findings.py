@@ -25,8 +25,8 @@ RULES: dict[str, Rule] = {
     rule.id: rule
     for rule in (
         Rule("MAG000", "invalid-suppression",
-             "An inline `magcfg: ignore[...]` suppression without a reason, or naming no "
-             "known rule."),
+             "An inline `magcfg: ignore[...]` suppression without a reason, naming no "
+             "known rule, or covering a finding in a file a diff shows as binary."),
         Rule("MAG001", "fallback-default",
              "A `${VAR:-default}`-style fallback hides a missing required value in a compose "
              "file, Kubernetes manifest, Helm values or committed env file.",

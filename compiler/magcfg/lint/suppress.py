@@ -4,7 +4,10 @@ Any comment syntax works (``#``, ``//``, ``/* */``, ``<!-- -->``), in any file. 
 ids may be listed (``ignore[MAG001,MAG002]``). The reason is required: a suppression
 without one, or naming an unknown rule, suppresses nothing and is itself a finding
 (MAG000), except in prose (Markdown, reStructuredText, plain text), where it is taken for
-documentation of the syntax.
+documentation of the syntax. A suppression applies where the diff a reviewer reads shows
+it beside the line it covers: in a file a diff shows as binary (UTF-16's text, a key
+store with a suppression's bytes after it) it suppresses nothing, and each finding it
+would cover brings a MAG000 saying why.
 """
 
 from __future__ import annotations
@@ -29,9 +32,18 @@ class Suppressions:
 
     by_line: dict[int, frozenset[str]] = field(default_factory=dict)
     invalid: list[Finding] = field(default_factory=list)
+    unshown: dict[int, tuple[frozenset[str], Finding]] = field(default_factory=dict)
+    """By line, the suppressions of a file a diff shows as binary, and the MAG000 each
+    brings where it would cover a finding."""
 
     def covers(self, f: Finding) -> bool:
         return f.rule in self.by_line.get(f.line, frozenset())
+
+    def not_shown(self, found: list[Finding]) -> list[Finding]:
+        """The MAG000 of each suppression a diff does not show that would cover one of
+        ``found``."""
+        return [problem for line, (ids, problem) in sorted(self.unshown.items())
+                if any(f.line == line and f.rule in ids for f in found)]
 
 
 def parse(src: SourceFile) -> Suppressions:
@@ -49,7 +61,17 @@ def parse(src: SourceFile) -> Suppressions:
         reason = _REASON.match(line, m.end())
         col = m.start() + 1
         if ids and not unknown and reason is not None and reason.group(1):
-            out.by_line[number] = frozenset(ids)
+            if src.shown_as_text:
+                out.by_line[number] = frozenset(ids)
+                continue
+            out.unshown[number] = (frozenset(ids), finding(
+                src, number, col, RULE,
+                f"suppression of {', '.join(ids)} in a file a diff shows as binary (not "
+                "UTF-8 text, or holding a NUL byte): no reviewer reads it beside its line, "
+                "and it suppresses nothing",
+                "save the file as UTF-8 text, where a diff shows the line and its "
+                "suppression, or accept the finding in the baseline "
+                "(`magcfg lint --write-baseline`)"))
         elif prose:
             continue
         elif not ids or unknown:

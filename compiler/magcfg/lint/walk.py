@@ -49,6 +49,10 @@ class SourceFile:
     key store by it."""
     link: bool = False
     """A symbolic link, ``text`` its target (``link_source``)."""
+    shown_as_text: bool = True
+    """Whether a diff shows the file as the text lint reads, where that text may hold a
+    suppression (``source``): a reviewer reads a suppression beside the line it covers
+    only there (``suppress.parse``)."""
     _lines: list[str] | None = field(default=None, repr=False)
     _starts: list[int] | None = field(default=None, repr=False)
 
@@ -374,10 +378,27 @@ def source(path: str, data: bytes) -> SourceFile:
     key store check reads when it may be one (``keystores.may_be_key_store``) and is not
     text, or is named as one."""
     text = decode(data)
+    shown = "ignore[" not in text or shown_as_text(data)
     if may_be_key_store(path, data) and ("\0" in text or "\ufffd" in text
                                          or named_key_store(path)):
-        return SourceFile(path, text, data[:MAX_BINARY_BYTES], hashlib.sha256(data).hexdigest())
-    return SourceFile(path, text)
+        return SourceFile(path, text, data[:MAX_BINARY_BYTES], hashlib.sha256(data).hexdigest(),
+                          shown_as_text=shown)
+    return SourceFile(path, text, shown_as_text=shown)
+
+
+def shown_as_text(data: bytes) -> bool:
+    """Whether a diff shows the file of ``data`` as text: UTF-8 (after UTF-8's byte order
+    mark) without a NUL byte. git shows a file with a NUL in its first 8,000 bytes as
+    ``Binary files differ``, UTF-16's text among them, and a viewer shows bytes that are
+    not UTF-8 as something other than what lint reads."""
+    body = data.removeprefix(codecs.BOM_UTF8)
+    if b"\0" in body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def link_source(path: str, target: bytes) -> SourceFile:
