@@ -67,3 +67,34 @@ def test_a_suppression_in_a_binary_file_that_covers_nothing_is_no_finding(
     git(repo.root, "add", "-A")
     git(repo.root, "commit", "-q", "-m", "a binary")
     assert lint(repo.root).findings == []
+
+
+def test_a_suppression_in_a_file_git_attributes_diff_as_binary_suppresses_nothing(
+        make_repo: MakeRepo) -> None:
+    """A pull request's ``.gitattributes`` that unsets ``diff`` for a UTF-8 file
+    (``-diff``, ``binary``) has ``git diff`` show it as ``Binary files differ``: its
+    suppressions, in the work tree and in each commit's version, suppress nothing."""
+    repo = make_repo({"README.md": "demo\n"})
+    root = repo.root
+    git(root, "branch", "base")
+    line = LINE.replace("\r\n", "\n")
+    (root / ".gitattributes").write_text("hidden.ps1 -diff\n*.bin.ps1 binary\n")
+    (root / "hidden.ps1").write_text(line)
+    (root / "also.bin.ps1").write_text(line)
+    (root / "shown.ps1").write_text(line)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "suppressed keys")
+    diff = git(root, "diff", "base", "--", "hidden.ps1", "also.bin.ps1")
+    assert SUPPRESSION not in diff and diff.count("Binary files") == 2
+    result = lint(root)
+    assert sorted((f.file, f.rule) for f in result.findings) == [
+        ("also.bin.ps1", "MAG000"), ("also.bin.ps1", "MAG002"),
+        ("hidden.ps1", "MAG000"), ("hidden.ps1", "MAG002")]
+    assert result.suppressed == 1
+    # A commit's version, the work tree's file gone: the same.
+    git(root, "rm", "-q", "hidden.ps1", "also.bin.ps1")
+    git(root, "commit", "-q", "-m", "gone")
+    result = lint(root, since="base")
+    assert sorted((f.file, f.rule) for f in result.findings) == [
+        ("also.bin.ps1", "MAG000"), ("also.bin.ps1", "MAG002"),
+        ("hidden.ps1", "MAG000"), ("hidden.ps1", "MAG002")]

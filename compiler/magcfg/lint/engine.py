@@ -111,6 +111,8 @@ def lint(root: Path, paths: Sequence[Path] = (), *, config: LintConfig | None = 
     if loaded is not None and loaded.committed is not None \
             and not excludes(loaded.committed[0]):
         read.append(loaded.committed)
+    if in_git:
+        suppress.hide_unshown(root, [(n, s) for n, s in read if isinstance(s, SourceFile)])
     files = {src.path: src for _, src in read if isinstance(src, SourceFile)}
     flux_files, flux_dirs = fallbacks.flux_contexts(files)
     ctx = LintContext(root=root, config=config, files=files, in_git=in_git,
@@ -198,6 +200,8 @@ def _history(root: Path, since: str, paths: Sequence[Path], checks: Sequence[Che
         if layers is not None:
             found += [x for c, short in commits for x in layers.problems(c, short)]
         for f, src in history.read_commit_files(root, changed):
+            if isinstance(src, SourceFile):
+                suppress.hide_unshown(root, [(f.name, src)])
             if isinstance(src, UncheckedFile):
                 theirs = [] if skipped else [unchecked_files.finding(src)]
             else:

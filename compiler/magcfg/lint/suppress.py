@@ -6,14 +6,16 @@ without one, or naming an unknown rule, suppresses nothing and is itself a findi
 (MAG000), except in prose (Markdown, reStructuredText, plain text), where it is taken for
 documentation of the syntax. A suppression applies where the diff a reviewer reads shows
 it beside the line it covers: in a file a diff shows as binary (UTF-16's text, a key
-store with a suppression's bytes after it) it suppresses nothing, and each finding it
-would cover brings a MAG000 saying why.
+store with a suppression's bytes after it, a file ``.gitattributes`` marks ``-diff``)
+it suppresses nothing, and each finding it would cover brings a MAG000 saying why.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .context import finding
 from .findings import RULES, Finding
@@ -67,9 +69,9 @@ def parse(src: SourceFile) -> Suppressions:
             out.unshown[number] = (frozenset(ids), finding(
                 src, number, col, RULE,
                 f"suppression of {', '.join(ids)} in a file a diff shows as binary (not "
-                "UTF-8 text, or holding a NUL byte): no reviewer reads it beside its line, "
-                "and it suppresses nothing",
-                "save the file as UTF-8 text, where a diff shows the line and its "
+                "UTF-8 text, holding a NUL byte, or `-diff` in .gitattributes): no "
+                "reviewer reads it beside its line, and it suppresses nothing",
+                "save the file as UTF-8 text a diff shows, with the line and its "
                 "suppression, or accept the finding in the baseline "
                 "(`magcfg lint --write-baseline`)"))
         elif prose:
@@ -85,3 +87,30 @@ def parse(src: SourceFile) -> Suppressions:
                 f"suppression of {', '.join(ids)} has no reason",
                 f"say why: `magcfg: ignore[{','.join(ids)}] reason: <why this is safe>`"))
     return out
+
+
+def diff_as_binary(root: Path, names: Sequence[str]) -> set[str]:
+    """Those of ``names`` (files as listed, from the top of the repository at ``root``)
+    whose ``diff`` attribute git's attributes unset (``-diff``, ``binary``): ``git diff``
+    shows them as ``Binary files differ``, by the work tree's ``.gitattributes``, which
+    a pull request's diff is shown by."""
+    from .history import git_output
+
+    if not names:
+        return set()
+    asked = b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
+    answer = git_output(["check-attr", "-z", "--stdin", "diff"], root,
+                        "read which files a diff shows as binary", asked)
+    fields = answer.split(b"\0")
+    return {fields[i].decode("utf-8", "surrogateescape") for i in range(0, len(fields) - 2, 3)
+            if fields[i + 2] == b"unset"}
+
+
+def hide_unshown(root: Path, sources: Sequence[tuple[str, SourceFile]]) -> None:
+    """Mark each of ``sources`` (by its name as listed) that holds a suppression and that
+    ``diff_as_binary`` names as not shown as text (``SourceFile.shown_as_text``)."""
+    held = {name: src for name, src in sources
+            if src.shown_as_text and not src.link and "ignore[" in src.text}
+    for name in diff_as_binary(root, sorted(held)):
+        held[name].shown_as_text = False
+
