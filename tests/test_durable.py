@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -573,34 +574,40 @@ def test_a_file_the_operator_names_is_named_through_links_outside_the_checkout_o
 def test_the_operator_s_directory_is_the_shell_s_name_of_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``$PWD`` where it names the working directory, through a link the checkout holds
-    that stays in it; the kernel's name where it is stale or spelt with ``..``; a link of
-    the checkout's (or of one nested in it) leading out of it, or into its ``.git``, is
-    refused, naming it; the operator's own links above the checkout are followed."""
+    that stays in it; the kernel's name where it is stale or spelt with ``..``; a link
+    the checkout (or one nested in it) holds leading out of it, or into its ``.git``, is
+    refused, naming it; the operator's own links, above the checkout or that it does not
+    hold, are followed."""
     checkout = tmp_path / "checkout"
-    (checkout / ".git").mkdir(parents=True)
     (checkout / "evil" / "deep").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
     (checkout / "svc").symlink_to("evil")
     (checkout / "out").symlink_to(tmp_path)
+    (checkout / "mine").symlink_to(tmp_path)
     (checkout / "git").symlink_to(".git")
-    (checkout / "nested" / ".git").mkdir(parents=True)
+    (checkout / "nested").mkdir()
+    subprocess.run(["git", "init", "-q", str(checkout / "nested")], check=True)
     (checkout / "nested" / "up").symlink_to("..")
-    (tmp_path / "mine").symlink_to(checkout)
+    subprocess.run(["git", "add", "svc", "out", "git"], cwd=checkout, check=True)
+    subprocess.run(["git", "add", "up"], cwd=checkout / "nested", check=True)
+    (tmp_path / "home").symlink_to(checkout)
     monkeypatch.chdir(checkout / "svc")
     for named, found in [(checkout / "svc", checkout / "svc"),
-                         (tmp_path / "mine" / "svc", tmp_path / "mine" / "svc"),
+                         (tmp_path / "home" / "svc", tmp_path / "home" / "svc"),
                          (checkout / "evil", checkout / "evil"),
                          (checkout / "evil" / "deep", checkout / "evil"),
-                         (checkout / "evil" / "deep" / "..", checkout / "evil")]:
+                         (checkout / "evil" / "deep" / "..", checkout / "evil"),
+                         (checkout / "mine" / "checkout" / "svc",
+                          checkout / "mine" / "checkout" / "svc")]:
         monkeypatch.setenv("PWD", str(named))
         assert operator_cwd() == found
     monkeypatch.delenv("PWD")
     assert operator_cwd() == checkout / "evil"
     for where, link in [(checkout / "out", "out"), (checkout / "git", "git"),
                         (checkout / "nested" / "up", "up"),
-                        (tmp_path / "mine" / "out" / "checkout" / "out", "out")]:
+                        (tmp_path / "home" / "out" / "checkout" / "out", "out")]:
         monkeypatch.chdir(where)
         monkeypatch.setenv("PWD", str(where))
         with pytest.raises(PathError) as raised:
             operator_cwd()
         assert [d.file for d in raised.value.diagnostics] == [link]
-

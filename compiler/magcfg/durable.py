@@ -1135,8 +1135,9 @@ def operator_cwd() -> Path:
 def _check_checkout_links(named: str) -> None:
     """``PathError`` where a symlink on the way of the absolute directory ``named``
     (without ``.`` or ``..``), below the top of the innermost git checkout entered
-    before it, leads out of that checkout or into its ``.git``. Symlinks above any
-    checkout are the operator's."""
+    before it and held in its index (a pull request's), leads out of that checkout or
+    into its ``.git``. Symlinks above any checkout, or that it does not hold (a dotfiles
+    repository's ``~/work`` leading to the operator's checkouts), are the operator's."""
     current = "/"
     top: str | None = None
     below: list[str] = []  # the names walked below ``top``, as the operator gave them
@@ -1148,21 +1149,37 @@ def _check_checkout_links(named: str) -> None:
         below.append(part)
         if os.path.islink(step):
             target = os.path.realpath(step)
-            if top is not None:
-                fence = os.path.join(top, ".git")
-                if not _inside(target, top) or _inside(target, fence):
-                    why = OUTSIDE if not _inside(target, top) else fenced_problem(".git")
-                    raise PathError([path_problem("/".join(below), f"symlink {why}")])
+            outside = top is not None and not _inside(target, top)
+            fenced = top is not None and _inside(target, os.path.join(top, ".git"))
+            if top is not None and (outside or fenced) and _held(top, "/".join(below)):
+                why = OUTSIDE if outside else fenced_problem(".git")
+                raise PathError([path_problem("/".join(below), f"symlink {why}")])
+            if top is not None and not outside and not fenced:
                 crossed = True
             else:
                 top = checkout_top(target)
                 below = (os.path.relpath(target, top).split(os.sep)
                          if top is not None and top != target else [])
+                crossed = False
             current = target
             continue
         current = step
         if not crossed and os.path.lexists(os.path.join(current, ".git")):
             top, below = current, []
+
+
+def _held(top: str, rel: str) -> bool:
+    """Whether the index of the git checkout at ``top`` holds ``rel``: committed, or
+    staged. True where git cannot tell: such a link is taken for a pull request's."""
+    import subprocess  # only a current directory reached through such a link pays for it
+
+    try:
+        listed = subprocess.run(["git", "--literal-pathspecs", "ls-files", "-z", "--", rel],
+                                cwd=top, capture_output=True, check=False, env=git_env(),
+                                timeout=GIT_ANSWER_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return listed.returncode != 0 or bool(listed.stdout)
 
 
 def checkout_top(directory: str) -> str | None:
