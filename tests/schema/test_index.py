@@ -583,3 +583,34 @@ def test_secret_subtrees_without_tables_find_the_schema_once_per_subtree(
                      (("db", "dsn"), {"beyond": {"deep": 1}})]
     # (a split schema's index hands the look-up to its piece's: two calls, one path)
     assert set(looked_up) == {("svc",)} and len(looked_up) <= 2
+
+
+def test_a_piece_is_hashed_once_when_split_and_once_when_read_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Splitting hashes each piece once (its name in the store and its digest), and so
+    does reading it back from the store (checked against the name it is stored under):
+    the pieces of a large schema add up to its tens of megabytes."""
+    import hashlib
+
+    hashed: list[bytes] = []
+
+    class Counting:
+        @staticmethod
+        def sha256(data: bytes) -> Any:
+            hashed.append(bytes(data))
+            return hashlib.sha256(data)
+
+    monkeypatch.setattr(magcfg.schema.index, "hashlib", Counting)
+    raw = json.dumps(MINI_SCHEMA).encode()
+    store = _MemoryStore()
+    split = Schema(SCHEMA, raw)
+    split.use_store(store)
+    digests = split.piece_digests()
+    pieces = {store.values[f"schema-piece:{d}"] for d in digests.values()}
+    assert len(pieces) == 2 and all(hashed.count(p) == 1 for p in pieces), hashed
+    assert [split.piece(key).digest for key in digests] == list(digests.values())
+    hashed.clear()
+    again = Schema(SCHEMA, raw)
+    again.use_store(store)
+    assert [again.piece(key).digest for key in digests] == list(digests.values())
+    assert sorted(hashed) == sorted([*pieces, raw]), hashed  # the file, named by its digest

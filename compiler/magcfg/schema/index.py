@@ -920,12 +920,14 @@ class Schema:
     whose ``file_raw`` is the file's (errors are located in the file)."""
 
     def __init__(self, path: str, raw: bytes, *, origin: Schema | None = None,
-                 document: dict[str, Any] | None = None) -> None:
+                 document: dict[str, Any] | None = None, digest: str | None = None) -> None:
         self.path = path
         self._raw: bytes | None = raw
         self._read: Callable[[], bytes] | None = None
         self.origin = origin
-        self.digest = hashlib.sha256(raw).hexdigest()
+        # ``digest``: the SHA-256 of ``raw`` its caller has just computed (40 MB of pieces
+        # hashed once, not twice, on a cold build's way).
+        self.digest = digest or hashlib.sha256(raw).hexdigest()
         self.size = len(raw)
         self._document: dict[str, Any] | None = document
         self.index = SchemaIndex(self)
@@ -1012,7 +1014,7 @@ class Schema:
                 self._store.put(self._split_name, None)
                 self._piece_digests = self._split(force=True)
                 return self.piece(key)
-            found = self._pieces[key] = Schema(self.path, raw, origin=self)
+            found = self._pieces[key] = Schema(self.path, raw, origin=self, digest=digest)
         return found
 
     def split_stored(self) -> bool:
@@ -1061,7 +1063,7 @@ class Schema:
                 self._store.put_bytes(f"schema-piece:{digest}", raw)
                 keys[key] = digest
                 self._pieces[key] = Schema(self.path, raw, origin=self,
-                                           document=piece_document)
+                                           document=piece_document, digest=digest)
         self._store.put(name, {"format": _PIECES_FORMAT, "keys": keys})
         return keys
 
