@@ -32,6 +32,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import unquote
@@ -461,28 +462,41 @@ class SchemaIndex:
 
     def _rows(self) -> _Rows:
         """The nodes in rows (``policy_table``), made once: the summary's walks
-        (``secret_paths``, ``secret_values``, ``reload_partition``) read them."""
+        (``secret_paths``, ``secret_values``, ``reload_partition``) read them. Of a
+        schema that is a plain tree (``_plain_rows``), read from its document without
+        making the index, which only editors, ``magcfg docs`` and the messages of a
+        failed validation ask for: a cold build summarizes every piece of the schema."""
         if self._walked is None:
-            root = self._root
-            rows: dict[int, int] = {id(root): 0}
-            order = [root]
-            parents = [-1]
-            tree = True
-            table: PolicyTable = []
-            for number, node in enumerate(order):  # grows while it is walked: breadth first
-                children: dict[str, int] = {}
-                for key, child in node.children.items():
-                    row = rows.get(id(child))
-                    if row is None:
-                        row = rows[id(child)] = len(order)
-                        order.append(child)
-                        parents.append(number)
-                    else:
-                        tree = False  # a shared or recursive node: a row of two parents
-                    children[key] = row
-                table.append((node.secret, node.reload, children, node.merge_key))
-            self._walked = _Rows(table, order, parents if tree else None)
+            plain = (_plain_rows(self) if self._tree is None and self._failed is None
+                     and self._shared.failed is None else None)
+            self._walked = plain or self._node_rows()
         return self._walked
+
+    def _node_rows(self) -> _Rows:
+        """The rows of the index's nodes, breadth first."""
+        root = self._root
+        rows: dict[int, int] = {id(root): 0}
+        order = [root]
+        parents = [-1]
+        tree = True
+        table: PolicyTable = []
+        values: dict[int, tuple[dict[str, Any], Any]] = {}
+        for number, node in enumerate(order):  # grows while it is walked: breadth first
+            children: dict[str, int] = {}
+            for key, child in node.children.items():
+                row = rows.get(id(child))
+                if row is None:
+                    row = rows[id(child)] = len(order)
+                    order.append(child)
+                    parents.append(number)
+                else:
+                    tree = False  # a shared or recursive node: a row of two parents
+                children[key] = row
+            table.append((node.secret, node.reload, children, node.merge_key))
+            if node.secret_value:
+                values[number] = (node.secret_value, next(
+                    (s for s in _sources(node) if "x-magcfg-secret-value" in s), None))
+        return _Rows(table, values, parents if tree else None)
 
     def secret_paths(self) -> list[str]:
         """Key paths (text form of ``magcfg.keyglob``, ``*`` for wildcards) of every key
@@ -514,16 +528,16 @@ class SchemaIndex:
         if pieces:
             return {k: v for piece in pieces for k, v in piece.index.secret_values().items()}
         rows = self._rows()
-        table, nodes = rows.table, rows.nodes
-        leads = rows.leading(number for number, node in enumerate(nodes) if node.secret_value)
-        memo: dict[int, list[tuple[tuple[str, ...], _Node, bool]]] = {}
+        table, values = rows.table, rows.values
+        leads = rows.leading(values)
+        memo: dict[int, list[tuple[tuple[str, ...], int, bool]]] = {}
 
-        def walk(number: int) -> list[tuple[tuple[str, ...], _Node, bool]]:
+        def walk(number: int) -> list[tuple[tuple[str, ...], int, bool]]:
             if number not in memo:
                 memo[number] = []  # cycle guard
-                node, secret, children = nodes[number], table[number][0], table[number][2]
-                found: list[tuple[tuple[str, ...], _Node, bool]] = (
-                    [((), node, secret)] if node.secret_value else [])
+                secret, children = table[number][0], table[number][2]
+                found: list[tuple[tuple[str, ...], int, bool]] = (
+                    [((), number, secret)] if number in values else [])
                 found += [((k, *rest), target, covered or secret)
                           for k, child in children.items() if leads(child)
                           for rest, target, covered in walk(child)]
@@ -531,18 +545,16 @@ class SchemaIndex:
             return memo[number]
 
         out: dict[str, dict[str, Any]] = {}
-        for path, node, covered in walk(0):
+        for path, number, covered in walk(0):
+            rules, holder = values[number]
             if not covered:
-                where = _sources(node)
-                holder = next((s for s in where if "x-magcfg-secret-value" in s), None)
                 pointer = (_pointer_of(self.schema, holder) or []) if holder else []
                 raise located(self._file.path, self._file.file_raw, [(
                     [*pointer, "x-magcfg-secret-value"],
                     f"x-magcfg-secret-value on {format_keypath(path, WILDCARD) or 'the root'}, "
                     "which is not secret: mark it (or an ancestor) x-magcfg-secret: true")])
             if path:
-                assert node.secret_value is not None
-                out[format_keypath(path, WILDCARD)] = dict(sorted(node.secret_value.items()))
+                out[format_keypath(path, WILDCARD)] = dict(sorted(rules.items()))
         return dict(sorted(out.items()))
 
     def reload_partition(self) -> tuple[list[str], list[str]]:
@@ -680,7 +692,9 @@ class _Rows(NamedTuple):
     """An index's nodes numbered breadth first (``SchemaIndex.policy_table``)."""
 
     table: PolicyTable
-    nodes: list[_Node]  # by row
+    # Row -> (``x-magcfg-secret-value``'s constraints, the schema object stating them),
+    # for the rows with constraints.
+    values: dict[int, tuple[dict[str, Any], Any]]
     parents: list[int] | None  # by row (the root's: -1); None: a row has two parents
 
     def leading(self, marked: Iterable[int]) -> Callable[[int], bool]:
@@ -701,6 +715,65 @@ class _Rows(NamedTuple):
 
 def _every_row(_: int) -> bool:
     return True
+
+
+_NOT_PLAIN = ("$ref", "allOf", "anyOf", "oneOf", "patternProperties")
+
+
+def _plain_rows(index: SchemaIndex) -> _Rows | None:
+    """The rows ``SchemaIndex._node_rows`` makes, read from the document of a schema
+    that is a tree of plain objects: none holds a ``$ref``, a combinator or
+    ``patternProperties``, nor both ``additionalProperties`` and ``items`` as
+    schemas, nor a key named ``*`` beside them (their nodes combine), nor an
+    ``x-magcfg-secret-value`` the index refuses; and no more than ``MAX_EXPANDED``
+    objects. Else None: the index decides (and words any error). Without ``$ref`` the
+    nesting is the file's, which the dialect holds below ``MAX_FOLLOWED_DEPTH``."""
+    order: list[Any] = [index.schema]
+    parents = [-1]
+    table: PolicyTable = []
+    values: dict[int, tuple[dict[str, Any], Any]] = {}
+    for number, schema in enumerate(order):  # grows while it is walked: breadth first
+        if type(schema) is not dict:
+            table.append((False, None, {}, None))
+            continue
+        for keyword in _NOT_PLAIN:
+            if keyword in schema:
+                return None
+        get = schema.get
+        children: dict[str, int] = {}
+        properties = get("properties")
+        if properties:
+            first = len(order)
+            order += properties.values()
+            children = dict(zip(properties, range(first, len(order)), strict=True))
+            parents += repeat(number, len(properties))
+        extra, items = get("additionalProperties"), get("items")
+        wild = extra if type(extra) is dict else None
+        if type(items) is dict:
+            if wild is not None:
+                return None
+            wild = items
+        if wild is not None:
+            if WILDCARD in children:
+                return None
+            children[WILDCARD] = len(order)
+            order.append(wild)
+            parents.append(number)
+        if len(order) > MAX_EXPANDED:
+            return None
+        reload = get("x-magcfg-reload")
+        merge_key = get("x-magcfg-merge-key")
+        table.append((get("x-magcfg-secret") is True,
+                      reload if reload == "hot" or reload == "restart" else None,
+                      children, merge_key if type(merge_key) is str else None))
+        if type(get("x-magcfg-secret-value")) is dict:
+            try:
+                rules = index._secret_value(schema)
+            except BuildError:
+                return None
+            if rules:
+                values[number] = (rules, schema)
+    return _Rows(table, values, parents)
 
 
 class PolicyIndex:
