@@ -350,3 +350,23 @@ def test_findings_read_their_file_once() -> None:
     assert len(diags) == 500 and {d.code for d in diags} == {"redundant"}
     assert [d.line for d in diags[:3]] == [2, 3, 4]
     assert source.reads == ["l1/f.yaml"]
+
+
+def test_a_key_merged_without_findings_lists_no_files(monkeypatch: Any) -> None:
+    """Merging a top-level key with nothing to report looks up no file (a cold build
+    merges hundreds of keys in stacks of hundreds of files); one with a finding names
+    its file."""
+    stack = stack_of({"a": {"x": 1}, "b": 1}, {"a": {"x": 2}, "b": 1})
+    listed = 0
+    real = LayerStack.files
+
+    def counted(self: LayerStack) -> list[ParsedFile]:
+        nonlocal listed
+        listed += 1
+        return real(self)
+
+    monkeypatch.setattr(LayerStack, "files", counted)
+    assert stack.merge_top("a") == ({"x": 2}, [])
+    assert listed == 0
+    value, diags = stack.merge_top("b")
+    assert value == 1 and [(d.file, d.code) for d in diags] == [("l1/f.yaml", "redundant")]

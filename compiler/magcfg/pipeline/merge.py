@@ -173,6 +173,8 @@ class LayerStack:
         return value
 
     def _locate(self, findings: list[_Finding]) -> list[Diagnostic]:
+        if not findings:  # most keys: no table of the stack's hundreds of files
+            return []
         by_path = {f.path: f for f in self.files()}
         # Each file read once, however many findings it has: the same bytes object also
         # keeps ParsedFile.line's index of its lines (thousands of redundant overrides in
