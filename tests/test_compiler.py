@@ -575,6 +575,20 @@ def test_one_process_releases_each_piece_once_compiled(realistic: Path, tmp_path
     assert depths.count(0) == 0
 
 
+def test_a_cold_build_reads_no_piece_back_for_the_schemas_summary(
+        realistic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary of a split schema is made of its pieces' summaries, which a cold
+    build cached as it compiled each key: it reads back from the cache one piece (the
+    root's ``required``), not every piece it let go of (the 40.7 MB of the realistic
+    large schema's, read and hashed again)."""
+    from magcfg import compiler as compiler_module
+
+    read = calls(monkeypatch, compiler_module._PieceCache, "get_bytes", arg=1)
+    said, tree, _ = _build_in(1, realistic, tmp_path / "one")
+    assert tree and not [s for s in said if ": error:" in s]
+    assert len([name for name in read if name.startswith("schema-piece:")]) == 1
+
+
 def _break(root: Path, services: list[str]) -> None:
     """Give each service, in dev, a string where its schema wants an object."""
     schema = json.loads((root / "schemas" / "platform.schema.json").read_text())

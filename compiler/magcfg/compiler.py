@@ -966,10 +966,8 @@ class Compiler:
                     # The summary first: it caches the piece's policy table, from which
                     # the merge's questions about single keys (is it secret?) are
                     # answered without walking the whole schema's index.
-                    if summaries and schema is not None:
-                        piece = schema.piece(key)
-                        if piece is not schema:
-                            self._piece_summary(piece)
+                    if summaries and schema is not None and key in schema.piece_digests():
+                        self._piece_summary(schema, key)
                     for env, fkey in todo[key]:
                         value, diags, bad = self._merge_fragment(key, stacks[env],
                                                                  locators[env])
@@ -1466,12 +1464,15 @@ class Compiler:
                 found = self.cache.fragment(name)
             if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
                 with self.timings.stage("schema"):
-                    pieces = schema.pieces()
-                if pieces:
-                    parts = [self._piece_summary(piece) for piece in pieces]
+                    keys = list(schema.piece_digests())
+                if keys:
+                    # Each piece is read only if its summary is not cached (the pieces of
+                    # a cold build are, and were let go of once their keys were done).
+                    parts = [self._piece_summary(schema, key) for key in keys]
                     with self.timings.stage("schema"):
+                        root = schema.piece(keys[0]).document  # each piece has the root's
                         found = {"format": _SUMMARY_FORMAT, "fragment_safe": True,
-                                 "required": list(pieces[0].document.get("required") or ()),
+                                 "required": list(root.get("required") or ()),
                                  **{k: sorted({p for part in parts for p in part[k]})
                                     for k in ("hot", "restart", "secret_paths")},
                                  "secret_values": dict(sorted(
@@ -1498,14 +1499,17 @@ class Compiler:
             self._summary = found
         return self._summary
 
-    def _piece_summary(self, piece: Schema) -> dict[str, Any]:
-        """A piece's reload partition and secret paths, once it is known to compile;
-        its policy table (``policies``) is cached beside it, read only by whoever asks
-        about single keys."""
-        name = f"schema-piece-summary:{piece.digest}"
+    def _piece_summary(self, schema: Schema, key: str) -> dict[str, Any]:
+        """The reload partition and secret paths of ``key``'s piece of ``schema``, once
+        the piece is known to compile (it is read only to make them); its policy table
+        (``policies``) is cached beside it, read only by whoever asks about single
+        keys."""
+        name = f"schema-piece-summary:{schema.piece_digest(key)}"
         with self.timings.stage("cache"):
             found = self.cache.fragment(name)
         if not (isinstance(found, dict) and found.get("format") == _SUMMARY_FORMAT):
+            with self.timings.stage("schema"):
+                piece = schema.piece(key)
             self._validator_of(piece)
             with self.timings.stage("schema"):
                 hot, restart = piece.index.reload_partition()
