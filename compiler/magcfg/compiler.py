@@ -1466,8 +1466,9 @@ class Compiler:
                 with self.timings.stage("schema"):
                     keys = list(schema.piece_digests())
                 if keys:
-                    # Each piece is read only if its summary is not cached (the pieces of
-                    # a cold build are, and were let go of once their keys were done).
+                    # Each piece is read only if its summary is not cached: a cold build
+                    # cached each piece's summary and let go of the piece as it compiled
+                    # the piece's key.
                     parts = [self._piece_summary(schema, key) for key in keys]
                     with self.timings.stage("schema"):
                         root = schema.piece(keys[0]).document  # each piece has the root's
