@@ -1035,16 +1035,18 @@ def test_a_cold_build_imports_only_what_compiling_its_project_uses(
         mini: Project, tmp_path: Path) -> None:
     """A cold build of a YAML project with a JSON Schema, outside git, in a fresh
     process: no other command's stack (typer, the linter, review, signing, the runtime,
-    PyYAML, the pure-Python jsonschema), nothing of CUE, no thread pool, no question
-    file for a git that is not there, and no "did you mean" matcher. Each is a few ms of
+    PyYAML, the pure-Python jsonschema, DeepDiff, GitPython, cryptography), nothing of
+    CUE, no thread pool, no question file for a git that is not there, and no "did you
+    mean" matcher. Each is a few ms of
     a small build's ~100, where a plain pipeline of PyYAML, jsonschema-rs and orjson
     takes ~65 (docs/performance.md)."""
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("MAGCFG_NO_CACHE", None)
     unused = ["concurrent.futures", "tempfile", "subprocess", "shutil", "difflib", "shlex",
               "magcfg.cue.binary", "magcfg.cue.layers", "magcfg.cue.schema", "typer",
-              "click", "yaml", "jsonschema", "magcfg.lint", "magcfg.review",
-              "magcfg.signing", "magcfg.runtime", "magcfg.oci"]
+              "click", "yaml", "jsonschema", "deepdiff", "git", "cryptography",
+              "magcfg.lint", "magcfg.review", "magcfg.signing", "magcfg.runtime",
+              "magcfg.oci"]
     probe = ("import sys\n"
              "from magcfg.cli import main\n"
              "code = main(sys.argv[1:])\n"
