@@ -453,6 +453,39 @@ def test_deeply_nested_schema_is_a_located_error(built: Project, levels: int) ->
     assert stderr == f"{SCHEMA}:{line}: error: nesting deeper than 128 levels\n"
 
 
+def test_the_depth_rule_admits_exactly_its_levels_of_any_kind() -> None:
+    """The schema file's check admits JSON nested ``MAX_DEPTH`` levels, of objects,
+    arrays or both, with scalars anywhere, and refuses one level more of either kind;
+    one subschema a level, no ``anyOf`` (twice the time to compile, on every cold
+    build)."""
+    import jsonschema_rs
+
+    from magcfg.schema.dialect import _SCALAR, MAX_DEPTH, _nesting
+
+    rules = _nesting(MAX_DEPTH)
+    assert rules["magcfg-depth-0"] == _SCALAR
+    assert all(set(rule) == {"additionalProperties", "items"}
+               for name, rule in rules.items() if name != "magcfg-depth-0")
+    check = jsonschema_rs.Draft202012Validator(
+        {"$ref": f"#/$defs/magcfg-depth-{MAX_DEPTH}", "$defs": rules})
+
+    def nested(levels: int, kinds: str) -> Any:
+        """``levels`` containers deep, each beside a scalar and (but the innermost) an
+        empty container of the other kind, which is no deeper than the value."""
+        value: Any = "leaf"
+        for level in range(levels):
+            if kinds[level % len(kinds)] == "a":
+                value = [1, value, *([{}] if level else [])]
+            else:
+                value = {"x": 1, "y": value, **({"z": []} if level else {})}
+        return value
+
+    for kinds in ("o", "a", "oa", "aao"):
+        assert check.is_valid(nested(MAX_DEPTH, kinds)), kinds
+        assert not check.is_valid(nested(MAX_DEPTH + 1, kinds)), kinds
+    assert check.is_valid(None) and check.is_valid({"a": [True, 1.5, None]})
+
+
 def test_long_chain_of_refs_is_a_located_error(built: Project) -> None:
     def mutate(s: dict[str, Any]) -> None:
         s["$defs"] = {f"d{i}": {"type": "object", "properties": {"next": {"$ref": f"#/$defs/d{i + 1}"}}}
