@@ -487,32 +487,43 @@ def parse_config(data: bytes) -> Any:
 
     orjson, when installed, reads it first (1.4-5x faster than :func:`strict_json`, which
     calls Python for every object and number, on 5-12 MB configs): its document is taken
-    where it is :func:`strict_json`'s, which two scans of the bytes show (~2 ms per MB),
-    else (and for an error) :func:`strict_json` reads it again. orjson reads an integer
-    beyond 64 bits as a float and takes the last of two equal keys; the scans find every
-    run of 19 or more digits outside a fraction (strict_json decides on it) and compare
-    the ``:`` of the text with those of orjson's document written back by orjson (one
-    fewer per key that a duplicate replaced)."""
+    where it is ``json``'s (:func:`read_as_json_reads`), else (and for an error)
+    :func:`strict_json` reads it again."""
     try:
-        import orjson
+        agreed, parsed = read_as_json_reads(data)
     except ImportError:
         return _strict_config(data)
+    return parsed if agreed else _strict_config(data)
+
+
+def read_as_json_reads(data: bytes) -> tuple[bool, Any]:
+    """``(True, document)``: orjson's document of ``data``, where it is the one ``json``
+    reads, which two scans of the bytes show (~2 ms per MB); else ``(False, None)``,
+    for the caller to read ``data`` with ``json`` and its own checks (and word their
+    errors): orjson refused it, or it may read otherwise. orjson reads an integer
+    beyond 64 bits as a float and takes the last of two equal keys; the scans find
+    every run of 19 or more digits outside a fraction (``json`` reads it exactly) and
+    compare the ``:`` of the text with those of orjson's document written back by
+    orjson (one fewer per key that a duplicate replaced). ``ImportError`` without
+    orjson."""
+    import orjson
+
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return _strict_config(data)  # its error (or document), as without orjson
+        return False, None
     if _may_hold_a_wide_integer(data):
-        return _strict_config(data)
+        return False, None
     try:
         written = orjson.dumps(parsed)
-    except orjson.JSONEncodeError:  # nested past orjson's writer: freeze refuses it anyway
-        return _strict_config(data)
+    except orjson.JSONEncodeError:  # nested past orjson's writer
+        return False, None
     # A ":" of a string written "\u003a" counts in the document, not in the text (most
-    # configs hold no backslash: one memchr).
+    # documents hold no backslash: one memchr).
     if data.count(b":") != written.count(b":") or (
             data.find(b"\\") >= 0 and data.find(b"\\u003") >= 0):
-        return _strict_config(data)
-    return parsed
+        return False, None
+    return True, parsed
 
 
 def _may_hold_a_wide_integer(data: bytes) -> bool:

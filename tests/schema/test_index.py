@@ -444,6 +444,35 @@ def random_trees(count: int) -> list[tuple[tuple[str, ...], Any]]:
     return cases + [(rng.choice(prefixes), _random_tree(rng, 6)) for _ in range(count)]
 
 
+def test_a_schema_file_is_read_by_orjson_where_json_reads_it_alike(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema file's document is orjson's where ``json`` would read the same (~3x
+    faster, and a first build of a schema reads it whole); anything orjson reads
+    otherwise or refuses (a key twice, an integer beyond 64 bits, NaN, a number beyond
+    a double, a lone surrogate) is read by ``json`` with every check, as it was."""
+    from magcfg.errors import BuildError
+    from magcfg.schema.index import _parse_schema
+
+    plain = (b'{"type": "object", "properties": {"a": {"type": "integer", "maximum": 5,\n'
+             b'  "minimum": -922337203685477580, "x": 1.5e3, "s": "a:b", "d": -0.0}}}')
+    expected = json.loads(plain)
+    by_json = calls(monkeypatch, magcfg.schema.index.json, "loads")
+    assert _parse_schema("s.json", plain) == expected
+    assert not by_json
+    wide = b'{"maximum": 123456789012345678901234, "minimum": -9223372036854775809}'
+    assert _parse_schema("s.json", wide) == {"maximum": 123456789012345678901234,
+                                             "minimum": -9223372036854775809}
+    assert _parse_schema("s.json", b'{"\\u003a": 1, "s": "\\ud800"}') == {
+        ":": 1, "s": "\ud800"}
+    assert len(by_json) == 2
+    for raw, message in ((b'{"a": {"b": 1, "b": 2}}', "duplicate key 'b'"),
+                         (b'{"maximum": NaN}', "NaN is not a finite number"),
+                         (b'{"maximum": 1e400}', "1e400 is not a finite number"),
+                         (b'[1]', "a schema must be a JSON object")):
+        with pytest.raises(BuildError, match=message):
+            _parse_schema("s.json", raw)
+
+
 def test_secret_subtrees_hold_exactly_the_secret_leaves(mini: Project) -> None:
     """``PolicyIndex.secret_subtrees`` (what ``magcfg lint`` walks) skips what leads to no
     secret, yet yields every leaf ``is_secret`` names, in order: from the policy tables a

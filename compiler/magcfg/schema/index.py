@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import unquote
 
-from ..artifact import value_pattern
+from ..artifact import read_as_json_reads, value_pattern
 from ..errors import BuildError, Diagnostic
 from ..keyglob import format_keypath
 from .dialect import MAX_DEPTH, TOO_DEEP, check_dialect, dangling_ref, located
@@ -1214,6 +1214,11 @@ def _parse_piece(raw: bytes) -> dict[str, Any] | None:
 
 
 def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
+    # orjson's document where it is json's (about 3x faster than json with the duplicate
+    # check below, ~20 ms of a 2.4 MB schema); else json's, and each error worded.
+    agreed, found = read_as_json_reads(raw)
+    if agreed and isinstance(found, dict):
+        return found
     # ``json`` reads NaN, Infinity and numbers beyond a double (as inf), which are not
     # JSON: each becomes a marker, refused below where it stands.
     not_finite: list[_NotFinite] = []
