@@ -1214,8 +1214,9 @@ def _parse_piece(raw: bytes) -> dict[str, Any] | None:
 
 
 def _parse_schema(path: str, raw: bytes) -> dict[str, Any]:
-    # orjson's document where it is json's (about 3x faster than json with the duplicate
-    # check below, ~20 ms of a 2.4 MB schema); else json's, and each error worded.
+    # orjson's document where it is json's (the 2.1 MB schema of the realistic medium
+    # benchmark: 0.69x the instructions of json with the checks below, CPU 13.6 ms
+    # against 14.7); else json's, and each error worded.
     agreed, found = read_as_json_reads(raw)
     if agreed and isinstance(found, dict):
         return found
