@@ -12,8 +12,9 @@ xlarge 400 x 1,000 (2x large, for linearity); 3 environments each.
 
 Every round runs every tool on every repo before the next round starts, so a change in
 the machine's load hits all of them alike (the machine is shared: compare the ratios of
-one run). Measured as whole processes, wall time and peak RSS (the process and its
-children, from ``wait4``):
+one run). Measured as whole processes, wall time, CPU time (user and system: less
+sensitive to other work on the machine than wall time) and peak RSS (the process and
+its children, from ``wait4``):
 
   * magcfg: cold (no cache, no generated/), also in one process (``MAGCFG_JOBS=1``)
     against the default of one per core, one base file changed (a different file each
@@ -104,12 +105,14 @@ _ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "magcfg-bench-
 class Samples:
     wall: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     stages: list[dict[str, float]] = field(default_factory=list)
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
-        ) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB, the process and its children) and output."""
+        ) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS (MB, the process and its children), output and CPU seconds
+    (user and system, the process and its children)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
@@ -121,7 +124,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
         text = out.read().decode(errors="replace")
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} in {cwd} failed:\n{text[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024, text
+    return elapsed, usage.ru_maxrss / 1024, text, usage.ru_utime + usage.ru_stime
 
 
 def stage_times(output: str) -> dict[str, float]:
@@ -232,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(repo_key: tuple[str, str], what: str, cmd: list[str], cwd: Path,
                env: dict[str, str] | None = None) -> None:
-        elapsed, rss, out = run(cmd, cwd, env)
+        elapsed, rss, out, cpu = run(cmd, cwd, env)
         s = results.setdefault((*repo_key, what), Samples())
         s.wall.append(elapsed)
         s.rss_mb.append(rss)
+        s.cpu.append(cpu)
         if "timings: " in out:
             s.stages.append(stage_times(out))
 
@@ -267,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     med = statistics.median
     print(f"\nload average during the rounds: {min(loads):.2f}-{max(loads):.2f}")
     print(f"\n{'repo':20} {'what':22} {'median':>9} {'min':>8} {'peak RSS':>9} "
-          f"{'ratio':>7} {'timings':>8}")
+          f"{'ratio':>7} {'timings':>8} {'CPU':>8} {'ratio':>7}")
     for (shape, size) in repos:
         base = results.get((shape, size, "cold"))
         for what in ("cold", "cold, 1 process", "one-file", "no-op", *PIPELINES, "kapitan"):
@@ -275,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             if s is None or base is None:
                 continue
             ratio = med(s.wall) / med(base.wall)
+            cpu_ratio = med(s.cpu) / med(base.cpu)
             covered = ""
             if s.stages:
                 shares = [sum(v for k, v in st.items() if k != "total") / w
@@ -282,13 +287,14 @@ def main(argv: list[str] | None = None) -> int:
                 covered = f"{100 * med(shares):6.0f}%"
             print(f"{shape + '-' + size:20} {what:22} {med(s.wall) * 1000:7.0f}ms "
                   f"{min(s.wall) * 1000:6.0f}ms {med(s.rss_mb):7.0f}MB {ratio:6.2f}x "
-                  f"{covered:>8}")
+                  f"{covered:>8} {med(s.cpu) * 1000:6.0f}ms {cpu_ratio:6.2f}x")
         cold = results.get((shape, size, "cold"))
         if cold and cold.stages:
             stages = {k: med(st.get(k, 0.0) for st in cold.stages) for k in cold.stages[0]}
             print(f"{'':20} cold stages: " + ", ".join(f"{k} {v * 1000:.0f}"
                                                        for k, v in stages.items()) + " ms")
-    print("\nratio: median wall / magcfg cold of the same repo (>1: slower than magcfg)")
+    print("\nratio: median wall (CPU: user and system time, which other work on the machine "
+          "slows less) / magcfg cold's of the same repo (>1: slower than magcfg)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
