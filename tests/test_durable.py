@@ -130,6 +130,32 @@ def test_many_directories_are_staged_by_a_few_threads(
     assert 1 <= len(started) <= 8
 
 
+def test_no_staging_thread_outlives_an_interrupted_share_of_the_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the calling thread while it takes its share of the directories to
+    stage: the helper threads finish what they took before the interruption goes on up
+    (what they staged is then removed or recovered, never written into later)."""
+    import time
+
+    import magcfg.durable as durable
+
+    def interrupted(items: object, default: object) -> object:
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        return next(items, default)  # type: ignore[call-overload]
+
+    def slow(item: int) -> None:
+        time.sleep(0.2)
+        finished.append(item)
+
+    finished: list[int] = []
+    monkeypatch.setattr(durable, "next", interrupted, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        durable._at_once(slow, [1, 2, 3])
+    assert not [t for t in threading.enumerate() if t.name == "magcfg stage"]
+    assert sorted(finished) == [1, 2, 3]  # the helpers took what this thread did not
+
+
 def test_a_staged_directory_is_written_whole_before_its_files_are_fsynced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One journal commit for the files of a directory, not one each; each file is

@@ -1644,9 +1644,11 @@ def _at_once(work: Callable[[T], Path | None], items: Sequence[T]
         if not started(helper):
             break
         helpers.append(helper)
-    share()
-    for helper in helpers:
-        helper.join()
+    try:
+        share()
+    finally:  # interrupted or not, no helper outlives the call (it may be staging)
+        for helper in helpers:
+            helper.join()
     for i in range(len(items)):
         if not done[i]:
             one(i)
