@@ -356,6 +356,16 @@ def no_more_tasks(tasks: int = 1) -> Iterator[Callable[[], None]]:
                 time.sleep(0.05)
 
 
+def python_under_limit(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a fresh interpreter of this checkout's magcfg, after which it
+    starts no thread nor process (``no_more_tasks``): what it prints, for the test to
+    read."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
+    with no_more_tasks() as limit:
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=60, check=False, preexec_fn=limit)
+
+
 def dies_in_a_child(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
     """From now on ``owner.name`` ends the process it runs in (exit 3) when that is a
     process forked from this one: a worker that dies mid-way."""

@@ -246,7 +246,7 @@ def test_a_git_that_cannot_start_for_committed_blobs_is_the_limit_to_each_caller
     exemptions), so the command stops with the limit's one line. Each said git could
     not give the bytes (`[Errno 11] Resource temporarily unavailable`): fix what stops
     git."""
-    from .conftest import REPO, no_more_tasks
+    from .conftest import python_under_limit
 
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "a.txt").write_text("a\n")
@@ -264,10 +264,7 @@ for read in (lambda: walk.read_blobs(root, [":./a.txt"], ["a.txt"], "committed")
     except Exception as exc:
         print(type(exc).__name__, no_new_task(exc))
 """
-    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
-    with no_more_tasks() as limit:
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, timeout=60, check=False, preexec_fn=limit)
+    done = python_under_limit(script)
     assert done.stdout.splitlines() == ["NoNewTask True"] * 2, done.stdout + done.stderr
 
 

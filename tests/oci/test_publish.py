@@ -489,9 +489,8 @@ def test_a_git_that_cannot_start_for_the_source_revision_is_the_limit(tmp_path: 
     revision does not start: that is the limit reached, which the command stops at with
     its one line, not a revision git could not tell (a usage error, exit 2, that
     advised --revision)."""
-    import sys
 
-    from tests.conftest import REPO, no_more_tasks
+    from tests.conftest import python_under_limit
 
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     script = f"""
@@ -503,10 +502,7 @@ try:
 except Exception as exc:
     print(type(exc).__name__, no_new_task(exc))
 """
-    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
-    with no_more_tasks() as limit:
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, timeout=60, check=False, preexec_fn=limit)
+    done = python_under_limit(script)
     assert done.stdout.split(" ")[-1] == "True\n", done.stdout + done.stderr
 
 

@@ -714,9 +714,8 @@ def test_a_git_that_cannot_start_for_a_listing_is_the_limit(tmp_path: Path) -> N
     """Where the system starts no more processes, the git that lists a tree for publish
     does not start: that is the limit reached, which the command stops at with its one
     line, not git failing (`git ls-tree failed: Resource temporarily unavailable`)."""
-    import sys
 
-    from ..conftest import REPO, no_more_tasks
+    from ..conftest import python_under_limit
 
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     script = f"""
@@ -727,8 +726,5 @@ try:
 except Exception as exc:
     print(type(exc).__name__, no_new_task(exc))
 """
-    env = {**os.environ, "PYTHONPATH": str(REPO / "compiler")}
-    with no_more_tasks() as limit:
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, timeout=60, check=False, preexec_fn=limit)
+    done = python_under_limit(script)
     assert done.stdout.split(" ")[-1] == "True\n", done.stdout + done.stderr
