@@ -142,10 +142,10 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
     existing = client.manifest(repo, version_tag)
     rebuilt = False
     if existing is not None:
-        digest, rebuilt = _same_artifact(client, existing, annotations, target, version_tag,
-                                         verified, keys)
+        digest, rebuilt, held_signer = _same_artifact(client, existing, annotations, target,
+                                                      version_tag, verified, keys)
         held, media_type = existing.data, existing.media_type or OCI_MANIFEST
-    if existing is None or _signed_by_another_key(existing, verified.key_id):
+    if existing is None or held_signer != verified.key_id:
         # This version signed by another key is a key rotation's re-signing: the files
         # pulled carry the signature a service checks, so the tags move to the artifact
         # re-signed, which a service trusting both keys takes as the same version
@@ -178,15 +178,15 @@ def publish(project: Project, env: str, target: Reference, private_key: Ed25519P
 
 def _same_artifact(client: Registry, existing: Manifest, annotations: dict[str, str],
                    target: Reference, tag: str, verified: VerifiedArtifact,
-                   keys: list[Ed25519PublicKey]) -> tuple[str, bool]:
+                   keys: list[Ed25519PublicKey]) -> tuple[str, bool, str]:
     """The digest of what ``tag`` holds if it is this very artifact (False), or this
-    version of the same files under a manifest rebuilt since (True), judged by what its
-    layer holds, verified as a service would verify it (the trusted keys, this
-    environment) and listing the same files with the same digests, as a running service
-    sees it (docs/runtime.md, "same version, same config_digest"); else refuse: a
-    version is published once. Its annotations are never taken for its content: whoever
-    may push to the repository can copy them onto another layer, which this publish
-    would then sign."""
+    version of the same files under a manifest rebuilt since (True), with the id of the
+    key whose signature over it verified; judged by what its layer holds, verified as a
+    service would verify it (the trusted keys, this environment) and listing the same
+    files with the same digests, as a running service sees it (docs/runtime.md, "same
+    version, same config_digest"); else refuse: a version is published once. Its
+    annotations are never taken for its content or its signer: whoever may push to the
+    repository can copy them onto another layer, which this publish would then sign."""
     try:
         layer = flux.content_layer(existing.json())
     except (ValueError, flux.ArtifactFormatError):
@@ -195,19 +195,12 @@ def _same_artifact(client: Registry, existing: Manifest, annotations: dict[str, 
             if layer else None)
     if held is not None and held.manifest["files"] == verified.manifest["files"]:
         # The attestation describes the manifest's bytes: they must be these.
-        return existing.digest, held.manifest_bytes != verified.manifest_bytes
+        return existing.digest, held.manifest_bytes != verified.manifest_bytes, held.key_id
     ours = annotations[flux.ANNOTATION_MANIFEST]
     raise PublishError([Diagnostic(f"{target.name}:{tag}", None, None,
                                    f"already holds another artifact ({existing.digest}, "
                                    f"not manifest {ours}): a version is published once; "
                                    "build a new version")])
-
-
-def _signed_by_another_key(held: Manifest, signer: str) -> bool:
-    """Whether the artifact ``held`` (this version: ``_same_artifact``) was published
-    signed by a key other than ``signer``, by the key id its annotation records."""
-    annotations = held.json().get("annotations")
-    return not isinstance(annotations, dict) or annotations.get(flux.ANNOTATION_KEY_ID) != signer
 
 
 def _held_artifact(client: Registry, repo: str, layer: dict[str, object],
