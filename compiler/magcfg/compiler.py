@@ -1769,11 +1769,7 @@ def artifacts_of_no_environment(project: Project) -> list[Diagnostic]:
     build touches it, and everything downstream goes on serving it: the deploy branch
     keeps it signed, and a controller syncing it, or a service reading it, never learns
     that it is gone."""
-    import shlex
     import unicodedata
-
-    from .errors import printable
-    from .project import FromTop
 
     output = project.root / project.output
     try:
@@ -1801,6 +1797,12 @@ def artifacts_of_no_environment(project: Project) -> list[Diagnostic]:
             held = False
         if not held:
             continue
+        # Imported here: a build that finds none (nearly every one) loads none of them.
+        import shlex
+
+        from .errors import printable
+        from .project import FromTop
+
         directory = f"{project.output}/{name}"
         found.append(Diagnostic(
             f"{directory}/{MANIFEST}", None, None,
