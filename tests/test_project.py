@@ -15,7 +15,7 @@ import pytest
 from magcfg import project
 from magcfg.errors import UsageError
 
-from .conftest import Project
+from .conftest import MAGCFG, Project
 
 BLOB = bytes(range(256)) * 400
 """A blob larger than a pipe holds (64 KiB): git is still writing it when it is cut."""
@@ -289,3 +289,21 @@ def test_the_project_file_found_is_never_above_the_checkout_and_named_as_the_she
     # Outside any checkout, the search goes up as far as it finds one.
     (tmp_path / "elsewhere").mkdir()
     assert project.find_project_file(tmp_path / "elsewhere") == tmp_path / "magcfg.yaml"
+
+
+def test_a_path_named_in_a_one_line_error_is_escaped(tmp_path: Path) -> None:
+    """A directory a pull request names (a monorepo's CI runs magcfg in each) may hold a
+    line end: the error that names it, missing project or unwritable report, keeps to
+    one line, so nothing it prints reads as a line of its own in CI's log."""
+    forged = tmp_path / "app\n::error::forged"
+    forged.mkdir()
+    for args in (["build"], ["build", "--project", "x\n::error::forged/magcfg.yaml"]):
+        done = subprocess.run([str(MAGCFG), *args], cwd=forged,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "\n::error::forged" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    with pytest.raises(UsageError) as raised:
+        from magcfg.durable import check_operator_target
+        check_operator_target(forged / "no\n::error::dir" / "r.html", tmp_path, "--html")
+    assert "\n" not in raised.value.format(), raised.value.format()

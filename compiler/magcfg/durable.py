@@ -43,7 +43,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
-from .errors import BuildError, Diagnostic, UsageError, no_new_task
+from .errors import BuildError, Diagnostic, UsageError, no_new_task, printable
 
 if TYPE_CHECKING:
     import threading
@@ -1264,20 +1264,23 @@ def check_operator_target(path: Path, checkout: Path, option: str) -> None:
     regular file, in no directory, not writable, or reached through a symlink inside
     the checkout."""
     where = path.parent if str(path.parent) else Path(".")
+    # Named by the operator, perhaps from a directory a pull request named: a line end
+    # printed raw would forge a line of CI's log.
+    shown = f"{option} {printable(str(path))}"
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         mode = None
     except OSError as exc:
-        raise UsageError(f"{option} {path}: {os_reason(exc)}") from None
+        raise UsageError(f"{shown}: {os_reason(exc)}") from None
     if mode is not None and stat.S_ISDIR(mode):
-        raise UsageError(f"{option} {path}: is a directory; give a file name")
+        raise UsageError(f"{shown}: is a directory; give a file name")
     if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
-        raise UsageError(f"{option} {path}: not a regular file")
+        raise UsageError(f"{shown}: not a regular file")
     if not where.is_dir():
-        raise UsageError(f"{option} {path}: directory {where} does not exist")
+        raise UsageError(f"{shown}: directory {printable(str(where))} does not exist")
     if not os.access(where, os.W_OK) or (mode is not None and not os.access(path, os.W_OK)):
-        raise UsageError(f"{option} {path}: not writable")
+        raise UsageError(f"{shown}: not writable")
     operator_path_to_write(path, os.path.realpath(checkout), create=False)
 
 

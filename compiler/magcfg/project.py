@@ -1192,7 +1192,7 @@ def find_project_file(start: Path | None = None) -> Path:
     found = (nearest_project_file(named, Path(top)) if top is not None
              else nearest_project_file(here))
     if found is None:
-        raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {here} or its parents "
+        raise UsageError(f"no {PROJECT_FILE_NAMES[0]} in {printable(str(here))} or its parents "
                          "(use --project FILE)")
     return found
 
@@ -1354,7 +1354,7 @@ def load_project(path: str | os.PathLike[str] | None = None) -> Project:
     the boundary of everything magcfg reads and writes)."""
     file = Path(path) if path is not None else find_project_file()
     if not os.path.lexists(file):
-        raise UsageError(f"project file {file} not found")
+        raise UsageError(f"project file {printable(str(file))} not found")
     named_as = str(file if file.is_absolute() else operator_cwd() / file)
     root = Path(os.path.realpath(file.parent))
     name = file.name
