@@ -318,7 +318,10 @@ def test_docs_check_advises_a_command_that_runs_where_it_ran(tmp_path: Path) -> 
             ("platform/config", "docs/keys.md", ()),
             ("platform/config/docs/sub", "keys.md", ("--project", "../../magcfg.yaml")),
             (".", "platform/config/docs/keys.md", ("--project", "platform/config/magcfg.yaml")),
-            ("platform/config/docs/sub", str(tmp_path / "keys.md"), ())]:
+            ("platform/config/docs/sub", str(tmp_path / "keys.md"), ()),
+            # A page named with `..`, which a write refuses (it would undo a link's
+            # detour): the advice names it by where it is.
+            ("platform/config/docs/sub", "../keys.md", ())]:
         cwd = top / here
         (cwd / page).write_text("old\n")
         stale = Project(cwd).run("docs", "--check", "--out", page, *given)

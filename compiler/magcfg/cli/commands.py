@@ -245,6 +245,7 @@ def docs(
         return
     from ..durable import operator_path_to_read, read_regular
 
+    real: str | None = None
     try:
         # Read as it would be written (no committed link out of the checkout), and one
         # byte more than the page at most: a larger file differs, and is not read whole.
@@ -256,10 +257,13 @@ def docs(
         if current != text.encode("utf-8"):
             # The page is the operator's file, named as given, so the command runs where
             # this one ran: the project named as the page is (at the top, where the hook
-            # and CI run, a project below it is found by --project alone).
+            # and CI run, a project below it is found by --project alone). A write
+            # refuses `..` (it would undo a link's detour): such a page is named by
+            # where the read found it.
+            page = real if real is not None and ".." in out.parts else str(out)
             _stderr(f"stale: {printable(str(out))} (run `magcfg docs"
-                    f"{printable(given_project_option(proj, str(out)))} "
-                    f"--out {printable(shlex.quote(str(out)))}`)")
+                    f"{printable(given_project_option(proj, page))} "
+                    f"--out {printable(shlex.quote(page))}`)")
             raise typer.Exit(1)
         return
     if current != text.encode("utf-8"):
