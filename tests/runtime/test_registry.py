@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from magcfg.oci import cosign
 from magcfg.oci.reference import parse_reference
 from magcfg.oci.registry import Registry
 from magcfg.runtime import Kernel
@@ -29,9 +30,9 @@ from magcfg.runtime.events import (
 )
 from magcfg.runtime.kernel import KernelStartError
 from magcfg.runtime.publish import current_target
-from magcfg.runtime.registry import RegistrySource
+from magcfg.runtime.registry import MAX_SIGNATURE_LAYERS, RegistrySource, SourceRefused, pull
 from magcfg.runtime.state import STATE_FILE
-from magcfg.signing.keys import load_public_key
+from magcfg.signing.keys import Ed25519PrivateKey, load_public_key
 from tests.conftest import Project, failed_cleanly
 from tests.oci.conftest import Front, LocalRegistry, crane
 from tests.oci.test_publish import signed  # noqa: F401  (fixture)
@@ -433,6 +434,65 @@ def test_a_pull_that_fails_to_apply_is_no_outage_of_the_registry(
         assert (events, source.status()["up"], source.failure) == ([], True, None)
     finally:
         source.stop()
+
+
+def _signed_by_others_first(local: LocalRegistry, target: str, digest: str, count: int) -> None:
+    """Put ``count`` signature layers of other keys before magcfg's in the ``.sig`` image
+    of ``digest``, as other signers (anyone who may push) signing before it leave it."""
+    reference = parse_reference(target)
+    client = Registry(reference, insecure=True)
+    repo, tag = reference.repository, cosign.tag_for(digest, "sig")
+    held = client.manifest(repo, tag)
+    assert held is not None
+    others = []
+    for i in range(count):
+        # Each signer's own payload (cosign's -a annotations make theirs differ too).
+        payload, layer = cosign.signature_layer(f"{local.host}/other-{i}", digest,
+                                                Ed25519PrivateKey.generate())
+        client.put_blob(repo, payload)
+        others.append(layer)
+    config, manifest = cosign.image_manifest([*others, *held.json()["layers"]])
+    client.put_blob(repo, config)
+    client.put_manifest(repo, tag, manifest)
+
+
+def test_a_signature_after_many_other_signers_layers_verifies(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    """magcfg's layer after 17 others' was reported bad_signature (16 layers were read)."""
+    target = f"oci://{local.repository()}:production"
+    digest = _publish(signed, target)
+    _signed_by_others_first(local, target, digest, 17)
+    keys = [load_public_key(signed.root / "keys/magcfg.pub")]
+    # The name publish signed, whose layer is checked first; and the same registry named
+    # otherwise, where the others' payloads are fetched to find it.
+    for name in (target, target.replace("127.0.0.1", "localhost")):
+        reference = parse_reference(name)
+        client = Registry(reference, insecure=True)
+        _, files = pull(client, reference, digest, keys)
+        assert "manifest.json" in files
+    kernel, _ = _kernel(signed, target, tmp_path)
+    try:
+        assert kernel.status()["registry"]["digest"] == digest
+    finally:
+        kernel.stop()
+
+
+def test_the_others_layers_searched_for_a_signature_are_bounded(
+        signed: Project, local: LocalRegistry) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    digest = _publish(signed, target)
+    _signed_by_others_first(local, target, digest, MAX_SIGNATURE_LAYERS)
+    keys = [load_public_key(signed.root / "keys/magcfg.pub")]
+    reference = parse_reference(target.replace("127.0.0.1", "localhost"))
+    client = Registry(reference, insecure=True)
+    with pytest.raises(SourceRefused) as refused:
+        pull(client, reference, digest, keys)
+    assert refused.value.reason == "bad_signature"
+    # The manifest, the .sig image and the bound's payloads: magcfg's is not reached.
+    assert client.requests == 2 + MAX_SIGNATURE_LAYERS
+    reference = parse_reference(target)
+    _, files = pull(Registry(reference, insecure=True), reference, digest, keys)
+    assert "manifest.json" in files
 
 
 def test_polls_back_off_on_errors(tmp_path: Path) -> None:

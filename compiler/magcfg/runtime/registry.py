@@ -38,14 +38,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..errors import MagcfgError
 from ..oci import cosign, flux
 from ..oci.reference import Reference, parse_reference
-from ..oci.registry import Registry, RegistryError, is_digest
+from ..oci.registry import Registry, RegistryError, digest_of, is_digest
 from ..signing.keys import key_id
 from .events import SOURCE_FAILED, SOURCE_RESTORED, check_seconds
 from .publish import current_target, failure, own_directory, publish
 
-__all__ = ["RegistrySource", "SourceRefused", "pull"]
+__all__ = ["MAX_SIGNATURE_LAYERS", "RegistrySource", "SourceRefused", "pull"]
 
 log = logging.getLogger("magcfg.runtime")
+
+MAX_SIGNATURE_LAYERS = 256
+"""Signature layers of a digest's cosign ``.sig`` image whose payloads are fetched in the
+search for a trusted signature, besides the one ``magcfg publish`` signs for the
+reference's own name (checked first, with no request). Whoever may push can add layers,
+each a request of the poll, so the search is bounded."""
 
 
 class SourceRefused(Exception):
@@ -100,14 +106,24 @@ def _check_signature(client: Registry, reference: Reference, digest: str,
         doc = signatures.json()
     except ValueError:
         doc = {}
+    # The payload magcfg publish signs for this name is known: a layer of its digest holds
+    # exactly these bytes, so wherever cosign appended it among other signers' layers it
+    # is checked without fetching it, and without fetching theirs.
+    own = cosign.simple_signing_payload(reference.name, digest)
+    payloads = {digest_of(own): own}
+    if cosign.verify_signatures(doc, payloads, digest, public_keys):
+        return
     layers = doc.get("layers")
-    payloads: dict[str, bytes] = {}
+    fetched = 0
     # The .sig image is fetched by tag: the registry controls all of it. A layer of
     # another shape (no digest, a digest that is not sha256:HEX) holds no signature.
-    for layer in layers[:16] if isinstance(layers, list) else []:
+    for layer in layers if isinstance(layers, list) else []:
+        if fetched == MAX_SIGNATURE_LAYERS:
+            break
         if isinstance(layer, dict) and layer.get("mediaType") == cosign.SIMPLE_SIGNING_MEDIA_TYPE \
-                and is_digest(found := layer.get("digest")):
+                and is_digest(found := layer.get("digest")) and found not in payloads:
             payloads[found] = client.blob(repo, found, 64 * 1024)
+            fetched += 1
     if not cosign.verify_signatures(doc, payloads, digest, public_keys):
         trusted = ", ".join(key_id(key) for key in public_keys)
         raise SourceRefused("bad_signature", "no cosign signature by a trusted key over this "
