@@ -1509,6 +1509,41 @@ def test_a_deploy_too_large_for_the_memory_left_at_start_is_refused_as_any(
                           "given)")
 
 
+def test_a_saved_state_too_large_for_the_memory_left_at_start_is_unusable_as_a_corrupt_one(
+        rig: Rig) -> None:
+    """A MemoryError reading the last known-good at start went out of Kernel.start
+    (magcfg watch: a traceback): the state is unusable, as a corrupt one is, and the
+    deploy is served, or start says it cannot."""
+    large = hot_change(1)
+    large["features"]["blob"] = [[i] for i in range(800_000)]
+    rig.write(1, large)  # ~10 MB of JSON: more than 64 MB read into objects
+    rig.kernel(watch=False).stop()  # the large version 1 is the last known-good
+    (rig.root / "magcfg.pub").write_bytes(public_key_pem(rig.key.public_key()))
+
+    def start() -> list[Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", _START_OUT_OF_MEMORY, str(rig.art),
+             str(rig.root / "magcfg.pub"), str(rig.state)],
+            env={**os.environ, "PYTHONPATH": str(REPO / "compiler")}, capture_output=True,
+            text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        with_state: list[Any] = json.loads(done.stdout.splitlines()[0])
+        return with_state
+
+    unusable = ["state_corrupt", {"state_dir": str(rig.state), "error": (
+        f"{rig.state}: the saved artifact is unusable (MemoryError)")}]
+    rig.write(2, key=Ed25519PrivateKey.generate())  # signed by no trusted key
+    said, events = start()
+    assert said.startswith(f"error: {rig.art}: cannot load the config (bad_signature: ")
+    assert said.endswith(f" and there is no last known-good state in {rig.state}")
+    assert events[0] == unusable
+    rig.write(2)
+    said, events = start()
+    assert said == ["artifact", 2]
+    assert events[0] == unusable
+    assert [kind for kind, _ in events[1:]] == ["loaded"]
+
+
 def test_a_deploy_too_large_for_the_memory_left_is_a_failure_said_and_tried_again(
         rig: Rig) -> None:
     """A MemoryError reading a deploy (a large config in a small pod) went out of the

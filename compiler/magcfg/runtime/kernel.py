@@ -1049,6 +1049,21 @@ class Kernel:
         self._saved_floor = max(self._saved_floor, highest)
 
     def _load_saved(self) -> Snapshot | None:
+        """The last known-good, or None: there is none, or it is not trusted (reported)."""
+        try:
+            return self._read_saved()
+        except BaseException as exc:
+            # What no check names (a KeyError of a manifest that verified, a MemoryError
+            # reading a large state in a small pod) leaves the state unusable, as a
+            # corrupt one is: start goes on to the deploy. Reported once out of the
+            # handler, whose traceback holds what the failed read had taken.
+            if passes_on(exc):
+                raise
+            unusable = type(exc).__name__
+        self._state_corrupt(f"{self.state_dir}: the saved artifact is unusable ({unusable})")
+        return None
+
+    def _read_saved(self) -> Snapshot | None:
         if self.state_dir is None:
             return None
         from ..artifact import CONFIG
@@ -1076,10 +1091,6 @@ class Kernel:
         except VerificationError as exc:
             self._state_corrupt(f"{self.state_dir}: the saved artifact fails verification "
                                 f"({exc.reason}): {_message(exc)}")
-            return None
-        except (KeyError, ValueError, RecursionError) as exc:
-            self._state_corrupt(f"{self.state_dir}: the saved artifact is unusable "
-                                f"({type(exc).__name__})")
             return None
         self._highest = max(saved.highest_version, verified.version)
         self._saved_floor = self._highest
