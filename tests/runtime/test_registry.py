@@ -428,10 +428,37 @@ def test_a_pull_that_fails_to_apply_is_no_outage_of_the_registry(
                             on_event=lambda kind, data: events.append(kind))
     source.start()
     try:
-        assert wait_for(lambda: applied == [0])
+        assert wait_for(lambda: applied)
         polls = source.client.requests
         assert wait_for(lambda: source.client.requests >= polls + 3)  # polls more
         assert (events, source.status()["up"], source.failure) == ([], True, None)
+    finally:
+        source.stop()
+
+
+def test_a_pull_whose_attempt_failed_unexpectedly_is_attempted_again_at_the_next_poll(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    """The kernel's attempt on a pull failing unexpectedly (a MemoryError of the moment)
+    left the digest untried until the tag moved, which may be days; an attempt that
+    returns (a refusal by a stage, which reports itself) is not made again."""
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    applied: list[int] = []
+
+    def apply() -> None:
+        applied.append(len(applied))
+        if len(applied) == 1:
+            raise MemoryError
+
+    source = RegistrySource(target, tmp_path / "mirror",
+                            [load_public_key(signed.root / "keys/magcfg.pub")], insecure=True,
+                            interval=0.05, on_change=apply)
+    source.start()
+    try:
+        assert wait_for(lambda: len(applied) == 2)
+        polls = source.client.requests
+        assert wait_for(lambda: source.client.requests >= polls + 5)  # polls more
+        assert applied == [0, 1] and source.failure is None
     finally:
         source.stop()
 
@@ -493,6 +520,29 @@ def test_the_others_layers_searched_for_a_signature_are_bounded(
     reference = parse_reference(target)
     _, files = pull(Registry(reference, insecure=True), reference, digest, keys)
     assert "manifest.json" in files
+
+
+def test_a_pull_a_stage_refuses_is_attempted_once(
+        signed: Project, local: LocalRegistry, tmp_path: Path) -> None:  # noqa: F811
+    target = f"oci://{local.repository()}:production"
+    _publish(signed, target)
+    checked: list[object] = []
+
+    def refuse_info(config: dict[str, Any]) -> None:
+        checked.append(config["logging"]["level"])
+        if config["logging"]["level"] == "info":
+            raise ValueError("info is refused here")
+
+    kernel, events = _kernel(signed, target, tmp_path, validators=[refuse_info])
+    try:
+        _new_version(signed, "info")
+        _publish(signed, target)
+        assert wait_for(lambda: bool(_of(events, RELOAD_FAILED)))
+        polls = kernel.status()["registry"]["requests"]
+        assert wait_for(lambda: kernel.status()["registry"]["requests"] >= polls + 5)
+        assert checked == ["warn", "info"] and len(_of(events, RELOAD_FAILED)) == 1
+    finally:
+        kernel.stop()
 
 
 def test_polls_back_off_on_errors(tmp_path: Path) -> None:

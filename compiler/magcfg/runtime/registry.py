@@ -173,6 +173,10 @@ class RegistrySource:
         # The mirror's version directory this source wrote last and the digest pulled
         # into it: what the files the kernel reads there are named after.
         self._pulled_into: tuple[str, str] | None = None
+        # The pulled digest whose attempt by the kernel failed unexpectedly (on_change
+        # raised: a MemoryError reading a large deploy), given to it again at the next
+        # poll; a refusal by a stage returns, and its digest is attempted once.
+        self._attempt_again: str | None = None
         self.digest: str | None = None
         self.revision: str | None = None
         self.failures = 0
@@ -191,10 +195,12 @@ class RegistrySource:
     # -- one poll ------------------------------------------------------------------------
 
     def poll(self) -> bool:
-        """Check the tag now; pull and mirror a new digest. Whether the mirror changed.
-        Never raises for the registry's sake: failures are recorded and reported. Ends
-        within ``timeout`` of the call, a poll in progress (the poller's, when
-        ``reload()`` asks) waited for included."""
+        """Check the tag now; pull and mirror a new digest. Whether the mirror holds
+        something for the kernel to attempt: a new pull, or the last one again after its
+        attempt failed unexpectedly (:meth:`_attempt_failed`). Never raises for the
+        registry's sake: failures are recorded and reported. Ends within ``timeout`` of
+        the call, a poll in progress (the poller's, when ``reload()`` asks) waited for
+        included."""
         started = time.monotonic()
         if not self._lock.acquire(timeout=self.timeout):
             return False  # held past its deadline: by a slow listener of its events
@@ -234,7 +240,8 @@ class RegistrySource:
             raise SourceRefused("missing_file", "no such tag in the registry",
                                 where=str(self.reference))
         if self.pulled is not None and digest == self.pulled[0]:
-            return False
+            again, self._attempt_again = self._attempt_again == digest, None
+            return again
         manifest, files = pull(self.client, self.reference, digest, self.public_keys)
         with self._writing:
             if self._stop.is_set():
@@ -254,7 +261,17 @@ class RegistrySource:
         annotations = manifest.get("annotations")
         revision = annotations.get(flux.ANNOTATION_REVISION) if isinstance(annotations, dict) else None
         self.pulled = (digest, revision if isinstance(revision, str) else None)
+        self._attempt_again = None
         return True
+
+    def _attempt_failed(self, pulled: tuple[str, str | None] | None) -> None:
+        """The kernel's attempt on ``pulled`` (what the mirror held when it began) failed
+        in a way no stage names: the next poll gives that digest again, unless the tag
+        has moved on. A failure of the moment (memory, a bug's exception) may pass, and
+        the tag may not move for days."""
+        with self._lock:
+            if pulled is not None and pulled == self.pulled:
+                self._attempt_again = pulled[0]
 
     def pulled_as(self, version_directory: Path) -> str | None:
         """``oci://REGISTRY/REPO@sha256:...``, the pull this source wrote into the mirror's
@@ -371,6 +388,7 @@ class RegistrySource:
                         f"({type(exc).__name__}); the poller goes on", where=str(self.reference)))
                 continue
             if changed:
+                pulled = self.pulled
                 try:
                     self.on_change()
                 except Exception as exc:
@@ -378,6 +396,7 @@ class RegistrySource:
                     # (config.reload_failed): no outage of the registry's, which answered.
                     log.error("magcfg: applying the pull of %s failed: %s", self.reference,
                               type(exc).__name__)
+                    self._attempt_failed(pulled)
 
     def status(self) -> dict[str, Any]:
         return {"reference": str(self.reference), "digest": self.digest,
