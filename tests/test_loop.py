@@ -66,6 +66,17 @@ class Loop:
     def magcfg(self, *args: str) -> subprocess.CompletedProcess[str]:
         return Project(self.work).run(*args)
 
+    def trusted_keys(self, keys: Path) -> Path:
+        """A key pair generated into ``keys`` (CI's), its public key committed to the
+        work tree's ``keys/`` and trusted by the project file; ``keys``."""
+        assert self.magcfg("keys", "generate", "--out", str(keys)).returncode == 0
+        (self.work / "keys").mkdir()
+        (self.work / "keys/magcfg.pub").write_bytes((keys / "magcfg.pub").read_bytes())
+        project_file = self.work / "magcfg.yaml"
+        project_file.write_text(project_file.read_text()
+                                + "signing:\n  public_keys: [keys/magcfg.pub]\n")
+        return keys
+
     def commit(self, message: str) -> None:
         git(self.work, "add", "-A")
         git(self.work, "commit", "-q", "-m", message)
@@ -125,13 +136,7 @@ def test_a_change_goes_from_a_pull_request_to_a_service_that_follows_the_registr
     the deploy branch and a registry (docs/signing.md, docs/delivery.md); a service
     following the registry's tag reloads the promoted value."""
     loop = Loop(tmp_path)
-    keys = tmp_path / "keys"
-    assert loop.magcfg("keys", "generate", "--out", str(keys)).returncode == 0
-    (loop.work / "keys").mkdir()
-    (loop.work / "keys/magcfg.pub").write_bytes((keys / "magcfg.pub").read_bytes())
-    project_file = loop.work / "magcfg.yaml"
-    project_file.write_text(project_file.read_text()
-                            + "signing:\n  public_keys: [keys/magcfg.pub]\n")
+    keys = loop.trusted_keys(tmp_path / "keys")
     schema = loop.work / "schemas/config.schema.json"
     document = json.loads(schema.read_text())
     document["properties"]["app"]["properties"]["log_level"]["x-magcfg-reload"] = "hot"
@@ -289,13 +294,7 @@ def test_an_environment_renamed_leaves_no_artifact_the_deploy_branch_keeps(
     passed, and the deploy branch kept the signed artifact of staging for good, which
     a controller syncing it went on applying."""
     loop = Loop(tmp_path, ("dev", "staging", "prod"))
-    keys = tmp_path / "keys"
-    assert loop.magcfg("keys", "generate", "--out", str(keys)).returncode == 0
-    (loop.work / "keys").mkdir()
-    (loop.work / "keys/magcfg.pub").write_bytes((keys / "magcfg.pub").read_bytes())
-    project_file = loop.work / "magcfg.yaml"
-    project_file.write_text(project_file.read_text()
-                            + "signing:\n  public_keys: [keys/magcfg.pub]\n")
+    keys = loop.trusted_keys(tmp_path / "keys")
     loop.commit("trust CI's key")
     git(loop.work, "push", "-q", "origin", "main")
 
@@ -317,6 +316,7 @@ def test_an_environment_renamed_leaves_no_artifact_the_deploy_branch_keeps(
     git(loop.work, "switch", "-q", "-c", "rename")
     for layers in ("layers/environments", "layers/secrets"):
         git(loop.work, "mv", f"{layers}/staging", f"{layers}/stage")
+    project_file = loop.work / "magcfg.yaml"
     project_file.write_text(project_file.read_text().replace("staging", "stage"))
     stage = loop.work / "layers/environments/stage/app.yaml"
     stage.write_text(stage.read_text().replace("staging", "stage"))

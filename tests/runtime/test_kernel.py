@@ -1480,6 +1480,18 @@ for state_dir in (state, None):
 """
 
 
+def _started_out_of_memory(rig: Rig) -> list[Any]:
+    """What ``_START_OUT_OF_MEMORY`` says of starting ``rig``'s kernel, with its state
+    and without, each line parsed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _START_OUT_OF_MEMORY, str(rig.art),
+         str(rig.root / "magcfg.pub"), str(rig.state)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "compiler")}, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
 def test_a_deploy_too_large_for_the_memory_left_at_start_is_refused_as_any(
         rig: Rig) -> None:
     """A MemoryError reading the deploy at start went out of Kernel.start (magcfg watch:
@@ -1491,13 +1503,7 @@ def test_a_deploy_too_large_for_the_memory_left_at_start_is_refused_as_any(
     large = hot_change(2)
     large["features"]["blob"] = [[i] for i in range(800_000)]
     rig.write(2, large)  # ~10 MB of JSON: more than 64 MB read into objects
-    done = subprocess.run(
-        [sys.executable, "-c", _START_OUT_OF_MEMORY, str(rig.art),
-         str(rig.root / "magcfg.pub"), str(rig.state)],
-        env={**os.environ, "PYTHONPATH": str(REPO / "compiler")}, capture_output=True,
-        text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    with_state, without = (json.loads(line) for line in done.stdout.splitlines())
+    with_state, without = _started_out_of_memory(rig)
     error = f"{rig.art}/..data: the attempt failed unexpectedly (MemoryError)"
     assert with_state[0] == ["last_known_good", 1]
     (kind, failed), (then, loaded) = with_state[1]
@@ -1520,25 +1526,15 @@ def test_a_saved_state_too_large_for_the_memory_left_at_start_is_unusable_as_a_c
     rig.kernel(watch=False).stop()  # the large version 1 is the last known-good
     (rig.root / "magcfg.pub").write_bytes(public_key_pem(rig.key.public_key()))
 
-    def start() -> list[Any]:
-        done = subprocess.run(
-            [sys.executable, "-c", _START_OUT_OF_MEMORY, str(rig.art),
-             str(rig.root / "magcfg.pub"), str(rig.state)],
-            env={**os.environ, "PYTHONPATH": str(REPO / "compiler")}, capture_output=True,
-            text=True, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr
-        with_state: list[Any] = json.loads(done.stdout.splitlines()[0])
-        return with_state
-
     unusable = ["state_corrupt", {"state_dir": str(rig.state), "error": (
         f"{rig.state}: the saved artifact is unusable (MemoryError)")}]
     rig.write(2, key=Ed25519PrivateKey.generate())  # signed by no trusted key
-    said, events = start()
+    said, events = _started_out_of_memory(rig)[0]
     assert said.startswith(f"error: {rig.art}: cannot load the config (bad_signature: ")
     assert said.endswith(f" and there is no last known-good state in {rig.state}")
     assert events[0] == unusable
     rig.write(2)
-    said, events = start()
+    said, events = _started_out_of_memory(rig)[0]
     assert said == ["artifact", 2]
     assert events[0] == unusable
     assert [kind for kind, _ in events[1:]] == ["loaded"]
