@@ -32,15 +32,29 @@ from tests.oci.test_publish import _publish, signed  # noqa: F401  (fixture)
 USER, PASSWORD, TOKEN = "ci", "s3cret-canary-7f3a", "token-9c1e"
 
 
-class _AuthFront(http.server.BaseHTTPRequestHandler):
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """A test server's handler: quiet, and ``_answer`` to send a status, headers and a
+    body (none to a HEAD)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+class _AuthFront(_Handler):
     """Bearer-token auth in front of a registry, as Docker Hub, GHCR and Harbor do it."""
 
     upstream = ""
     realm = ""  # the token service named in the challenge: by default this server's /token
     seen: list[str]
-
-    def log_message(self, *args: object) -> None:
-        pass
 
     def _any(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -115,10 +129,7 @@ def test_credentials_go_to_no_plain_http_token_service_of_an_https_registry(
     the credentials sent there in clear text."""
     heard: list[str] = []
 
-    class Plain(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Plain(_Handler):
         def do_GET(self) -> None:
             heard.append(self.headers.get("Authorization") or "")
             self.send_response(200)
@@ -271,10 +282,7 @@ def test_a_redirect_to_ftp_is_refused_within_the_deadline(ftp_drip: int) -> None
     # urllib follows it (not file:, which it refuses), with a handler no deadline ends.
     target = f"ftp://127.0.0.1:{ftp_drip}/x"
 
-    class Redirecting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Redirecting(_Handler):
         def do_HEAD(self) -> None:
             self.send_response(302)
             self.send_header("Location", target)
@@ -307,10 +315,7 @@ def test_credentials_a_registry_quotes_back_are_not_shown() -> None:
     # in its error: the message reaches events, logs and the audit log.
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_GET(self) -> None:
             sent = self.headers.get("Authorization")
             if sent is None:
@@ -370,10 +375,7 @@ def test_credentials_a_registry_writes_into_a_malformed_answer_are_not_shown() -
     # base64, into the error every event, log line and audit record shows.
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_GET(self) -> None:
             sent = self.headers.get("Authorization")
             if sent is None:
@@ -407,10 +409,7 @@ def test_credentials_a_registry_writes_into_a_token_realm_are_not_shown() -> Non
     # put the docker password, as base64, into the error naming the token service.
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_GET(self) -> None:
             sent = self.headers.get("Authorization")
             host = f"127.0.0.1:{self.server.server_address[1]}"
@@ -441,10 +440,7 @@ def test_credentials_a_registry_writes_percent_encoded_into_a_token_realm_are_no
     password = "eyJwYXlsb2FkIjoi+Zk9/Qw==:s3cret canary@7f3a"
     basic = base64.b64encode(f"{USER}:{password}".encode()).decode()
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_GET(self) -> None:
             sent = self.headers.get("Authorization")
             host = f"127.0.0.1:{self.server.server_address[1]}"
@@ -498,10 +494,7 @@ def test_credentials_a_token_realm_holds_encoded_twice_are_not_shown(nesting: st
         return (body.replace("&", "\\u0026").replace("<", "\\u003c")
                 .replace(">", "\\u003e").replace("/", "\\/"))
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_GET(self) -> None:
             sent = self.headers.get("Authorization")
             host = f"127.0.0.1:{self.server.server_address[1]}"
@@ -545,10 +538,7 @@ def test_a_tag_answered_with_no_digest_is_refused_before_it_is_asked_for(header:
     is refused, naming the tag, as every other answer that is no digest is."""
     asked: list[str] = []
 
-    class Lying(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Lying(_Handler):
         def do_HEAD(self) -> None:
             asked.append(f"HEAD {self.path}")
             self.send_response(200)
@@ -606,10 +596,7 @@ def test_credentials_a_registry_quotes_back_encoded_are_not_shown(echoed: str) -
     """A registry (or a proxy before it) quotes the credentials in its error in a form of
     its own: base64 padded or not, of the password alone or of a document holding it,
     HTML character references, a line break inside. Each is masked; each showed whole."""
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_GET(self) -> None:
             if self.headers.get("Authorization") is None:
                 self.send_response(401)
@@ -636,18 +623,7 @@ def test_credentials_a_registry_writes_into_an_upload_location_are_not_shown() -
     # bound, put the docker password, as base64, into the error naming that URL.
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Quoting(_Handler):
         def do_HEAD(self) -> None:
             sent = self.headers.get("Authorization")
             self._answer(404 if sent else 401,
@@ -681,10 +657,7 @@ def test_credentials_a_registry_writes_into_a_digest_header_are_not_shown() -> N
     # no digest: one that writes the request's Authorization header there.
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-    class Quoting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Quoting(_Handler):
         def do_HEAD(self) -> None:
             sent = self.headers.get("Authorization")
             self.send_response(200 if sent else 401)
@@ -711,23 +684,13 @@ def test_credentials_a_registry_writes_into_a_digest_header_are_not_shown() -> N
     assert basic not in message and PASSWORD not in message
 
 
-class _Uploads(http.server.BaseHTTPRequestHandler):
+class _Uploads(_Handler):
     """A registry that asks for basic auth and answers a blob upload's start with
     ``location``; a PUT it receives (there, or as another server) is recorded in ``put``
     as (its Authorization header, its body)."""
 
     location = ""
     put: list[tuple[str | None, bytes]]
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _answer(self, status: int, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
     def do_HEAD(self) -> None:
         sent = self.headers.get("Authorization")
@@ -818,19 +781,7 @@ def test_an_expired_token_is_replaced_by_a_new_one_from_the_token_service() -> N
     issued: list[str] = []
     valid: set[str] = set()
 
-    class Expiring(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
+    class Expiring(_Handler):
         def do_GET(self) -> None:  # the token service
             issued.append(f"token-{len(issued)}")
             valid.clear()
@@ -873,10 +824,7 @@ def test_a_redirect_to_another_server_carries_no_credentials(auth: str) -> None:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     heard: list[str | None] = []
 
-    class Storage(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Storage(_Handler):
         def do_GET(self) -> None:
             heard.append(self.headers.get("Authorization"))
             self.send_response(200)
@@ -886,18 +834,7 @@ def test_a_redirect_to_another_server_carries_no_credentials(auth: str) -> None:
 
     storage = _serve(Storage)
 
-    class Redirecting(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Redirecting(_Handler):
         def do_GET(self) -> None:
             if self.path.startswith("/token"):
                 self._answer(200, {}, json.dumps({"token": TOKEN}).encode())
@@ -930,10 +867,7 @@ def test_a_challenge_of_another_server_is_not_answered_with_the_registrys_creden
     # so does this client, or the storage would collect the registry's password.
     asked: list[str | None] = []
 
-    class TokenService(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class TokenService(_Handler):
         def do_GET(self) -> None:
             asked.append(self.headers.get("Authorization"))
             body = json.dumps({"token": TOKEN}).encode()
@@ -944,10 +878,7 @@ def test_a_challenge_of_another_server_is_not_answered_with_the_registrys_creden
 
     service = _serve(TokenService)
 
-    class Storage(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Storage(_Handler):
         def _challenge(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             realm = f"http://localhost:{service.server_address[1]}/token"
@@ -961,17 +892,7 @@ def test_a_challenge_of_another_server_is_not_answered_with_the_registrys_creden
     storage = _serve(Storage)
     elsewhere = f"http://localhost:{storage.server_address[1]}/storage"
 
-    class Front(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _answer(self, status: int, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
+    class Front(_Handler):
         def do_HEAD(self) -> None:
             sent = self.headers.get("Authorization")
             self._answer(404 if sent else 401,
@@ -1009,19 +930,7 @@ def test_a_token_of_too_narrow_a_scope_is_replaced_by_one_of_the_scope_challenge
     # for push: the pull token, kept, made every first push fail with HTTP 401.
     scopes: dict[str, str] = {}
 
-    class Scoped(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
+    class Scoped(_Handler):
         def _needs(self, scope: str) -> bool:
             sent = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
             if scope in scopes.get(sent, "").split(","):
